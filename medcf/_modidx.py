@@ -27,5 +27,6 @@ d = { 'settings': { 'branch': 'main',
                                 'medcf.phantoms.SCMPhantom.sample': ('phantoms.html#scmphantom.sample', 'medcf/phantoms.py'),
                                 'medcf.phantoms.Variable': ('phantoms.html#variable', 'medcf/phantoms.py'),
                                 'medcf.phantoms.Variable.check': ('phantoms.html#variable.check', 'medcf/phantoms.py'),
+                                'medcf.phantoms.data_path': ('phantoms.html#data_path', 'medcf/phantoms.py'),
                                 'medcf.phantoms.is_full': ('phantoms.html#is_full', 'medcf/phantoms.py'),
                                 'medcf.phantoms.pick': ('phantoms.html#pick', 'medcf/phantoms.py')}}}
