@@ -10,7 +10,7 @@ import os
 import numpy as np, pandas as pd, torch
 
 # %% auto #0
-__all__ = ['is_full', 'pick', 'data_path', 'Variable', 'PhantomBatch', 'SCMPhantom']
+__all__ = ['is_full', 'pick', 'data_path', 'Variable', 'PhantomBatch', 'SCMPhantom', 'BrainPhantom']
 
 # %% ../nbs/00_phantoms.ipynb #e45abf92
 def is_full() -> bool:
@@ -160,3 +160,146 @@ class SCMPhantom:
         "The TRUE counterfactual: same exogenous noise, intervened variables set, descendants recomputed."
         n = len(batch)
         return self._make(batch.noise, n, {**batch.interventions, **self._check_interventions(n, interventions)})
+
+# %% ../nbs/00_phantoms.ipynb #2b283816
+def _sig(x): return 1 / (1 + np.exp(-x))
+
+def _hash_normal(seeds: np.ndarray,  # N integer seeds, one per sample (exogenous pixel noise)
+                 shape: tuple) -> np.ndarray:  # spatial shape of each sample's noise
+    "Standard-normal noise of `shape` per sample from a counter-based hash (splitmix64): vectorised and reproducible per seed."
+    idx = np.arange(int(np.prod(shape)), dtype=np.uint64)
+    def mix(x):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+    base = np.asarray(seeds, dtype=np.uint64)[:, None] * np.uint64(0x9E3779B97F4A7C15)
+    with np.errstate(over='ignore'):
+        u1 = (mix(base + idx * np.uint64(2)) >> np.uint64(11)).astype(np.float64) / 2.0**53
+        u2 = (mix(base + idx * np.uint64(2) + np.uint64(1)) >> np.uint64(11)).astype(np.float64) / 2.0**53
+    z = np.sqrt(-2 * np.log1p(-u1)) * np.cos(2 * np.pi * u2)
+    return z.reshape((len(seeds),) + tuple(shape)).astype(np.float32)
+
+# %% ../nbs/00_phantoms.ipynb #319379ed
+class BrainPhantom(SCMPhantom):
+    "Axial brain MRI (2D slice or 3D volume) with an ADNI-like tabular record with missing values."
+    channels = 1
+    stages = ('CN', 'MCI', 'AD')
+    missing_rates = dict(apoe4=0.02, abeta=0.35, ptau=0.35, tau=0.35, av45=0.45, fdg=0.25, mmse=0.01)  # CSF missing together
+    tabular = ['age', 'sex', 'education', 'apoe4', 'abeta', 'ptau', 'tau', 'av45', 'fdg', 'mmse']  # the record, without the label
+
+    def __init__(self, size: int = 64,  # image side in pixels (use 32 for a 3D volume)
+                 seed: int = 0,  # seed of the sampler's random stream
+                 dim: int = 2):  # 2 for an axial slice (N x 1 x H x W), 3 for a volume (N x 1 x D x H x W)
+        if dim not in (2, 3) or isinstance(dim, bool): raise ValueError(f"dim={dim!r}: expected 2 (axial slice) or 3 (volume)")
+        self.dim = dim
+        super().__init__(size, seed)
+
+    def _variables(self) -> list:
+        st = lambda p: np.asarray(p['stage'])
+        mci = lambda p: (st(p) == 'MCI').astype(float)
+        ad = lambda p: (st(p) == 'AD').astype(float)
+        male = lambda p: (np.asarray(p['sex']) == 'M').astype(float)
+        def stage(p, u):
+            s = p['pathology'] - 0.06 * (np.asarray(p['education'], float) - 16) + u
+            return np.where(s < -0.35, 'CN', np.where(s < 1.45, 'MCI', 'AD'))
+        amy = lambda p: _sig(1.8 * (np.asarray(p['pathology'], float) - 0.3))
+        return [
+            Variable('sex', ['F', 'M'], doc='sex; men have larger heads and proportionally larger ventricles',
+                     mechanism=lambda p, u: np.where(u < 0.53, 'M', 'F')),
+            Variable('age', None, range=(55, 95), doc='age in years; widens ventricles, thins cortex, shrinks hippocampi',
+                     mechanism=lambda p, u: np.clip(73 + 7 * u, 55, 92)),
+            Variable('education', None, ('sex',), range=(0, 30), doc='years of education (cognitive reserve)',
+                     mechanism=lambda p, u: np.clip(np.round(15.6 + 0.6 * male(p) + 2.8 * u), 6, 20)),
+            Variable('apoe4', [0, 1, 2], doc='number of APOE e4 alleles; raises pathology',
+                     mechanism=lambda p, u: np.where(u < 0.53, 0, np.where(u < 0.9, 1, 2))),
+            Variable('pathology', None, ('age', 'apoe4'), observed=False, range=(-20, 20),
+                     doc='hidden amyloid/tau load (z-score); drives stage and CSF/PET biomarkers',
+                     mechanism=lambda p, u: -0.2 + 0.05 * (np.asarray(p['age']) - 73) + 0.8 * np.asarray(p['apoe4']) + u),
+            Variable('stage', list(self.stages), ('pathology', 'education'), doc='clinical stage; shrinks hippocampi, lowers FDG and MMSE',
+                     mechanism=lambda p, u: stage(p, 0.9 * u)),
+            Variable('head_size', None, ('sex',), observed=False, range=(0.5, 1.5), doc='intracranial size relative to the field of view',
+                     mechanism=lambda p, u: 0.86 + 0.035 * male(p) + 0.025 * u),
+            Variable('ventricles', None, ('age', 'sex', 'stage'), observed=False, range=(0.1, 5),
+                     doc='lateral-ventricle size (relative to head)',
+                     mechanism=lambda p, u: np.clip(1 + 0.035 * (np.asarray(p['age']) - 73) + 0.3 * male(p) + 0.08 * mci(p) + 0.16 * ad(p) + 0.07 * u, 0.3, 3)),
+            Variable('cortex', None, ('age', 'stage'), observed=False, range=(0.1, 3),
+                     doc='cortical thickness (relative); thinner cortex leaves a wider CSF gap under the skull',
+                     mechanism=lambda p, u: np.clip(1 - 0.015 * (np.asarray(p['age']) - 73) - 0.08 * ad(p) + 0.1 * u, 0.4, 1.6)),
+            Variable('hippocampus', None, ('age', 'stage'), observed=False, range=(0.1, 3),
+                     doc='hippocampal volume (relative); the temporal horn around it widens as it shrinks',
+                     mechanism=lambda p, u: np.clip(1 - 0.006 * (np.asarray(p['age']) - 73) - 0.12 * mci(p) - 0.3 * ad(p) + 0.09 * u, 0.3, 1.5)),
+            Variable('abeta', None, ('pathology',), range=(200, 1700), doc='CSF amyloid-beta 1-42 (pg/mL; low = amyloid positive; censored at 1700)',
+                     mechanism=lambda p, u: np.clip(1450 - 800 * amy(p) + 180 * u, 200, 1700)),
+            Variable('ptau', None, ('pathology', 'stage'), range=(8, 120), doc='CSF phosphorylated tau (pg/mL)',
+                     mechanism=lambda p, u: np.clip(17 + 14 * amy(p) + 4 * mci(p) + 8 * ad(p) + 5 * u, 8, 120)),
+            Variable('tau', None, ('ptau',), range=(80, 1300), doc='CSF total tau (pg/mL), tracks p-tau',
+                     mechanism=lambda p, u: np.clip(30 + 9.5 * np.asarray(p['ptau']) + 40 * u, 80, 1300)),
+            Variable('av45', None, ('pathology',), range=(0.6, 2.5), doc='florbetapir amyloid-PET SUVR',
+                     mechanism=lambda p, u: np.clip(1.02 + 0.42 * amy(p) + 0.07 * u, 0.8, 2.2)),
+            Variable('fdg', None, ('stage', 'age'), range=(0.5, 2), doc='FDG-PET metabolism; lower with stage and age',
+                     mechanism=lambda p, u: 1.3 - 0.06 * mci(p) - 0.2 * ad(p) - 0.004 * (np.asarray(p['age']) - 73) + 0.09 * u),
+            Variable('mmse', None, ('stage', 'education', 'age'), range=(0, 30), doc='MMSE cognitive score (0-30)',
+                     mechanism=lambda p, u: np.clip(np.round(29 - 1.6 * mci(p) - 5.5 * ad(p) + 0.12 * (np.asarray(p['education']) - 16)
+                                                              - 0.03 * (np.asarray(p['age']) - 73) + 1.3 * u), 0, 30)),
+        ]
+
+    def _draw_noise(self, rng: np.random.Generator, n: int) -> dict:
+        uni = {'sex', 'apoe4'}
+        out = {k: (rng.random(n) if k in uni else rng.standard_normal(n)) for k in self.variables}
+        out.update(shape=rng.standard_normal((n, 4)), gyri=rng.integers(8, 14, n), phase=rng.random(n) * 2 * np.pi,
+                   pixel_seed=rng.integers(0, 2**62, n, dtype=np.int64), bias=rng.standard_normal((n, 2)))
+        csf = rng.random(n)  # one lumbar puncture gives all three CSF values, so they go missing together
+        for k, r in self.missing_rates.items(): out['missing_' + k] = csf if k in ('abeta', 'ptau', 'tau') else rng.random(n)
+        return out
+
+    def _make(self, noise: dict, n: int, interventions: dict) -> PhantomBatch:
+        truth = self._solve(noise, n, interventions)
+        images = self._render(truth, noise)
+        attrs = truth[self.observed].copy()
+        for k, r in self.missing_rates.items():
+            attrs[k] = attrs[k].astype(float).where(~(np.asarray(noise['missing_' + k]) < r))
+        return PhantomBatch(images, attrs, noise, [self._prompt(r) for _, r in attrs.iterrows()], truth, interventions)
+
+    def _prompt(self, row: pd.Series) -> str:
+        sex = {'F': 'female', 'M': 'male'}[row['sex']]
+        return f"axial T1 brain MRI, {int(round(row['age']))}-year-old {sex}, {row['stage']}"
+
+    def _render(self, values: pd.DataFrame, noise: dict) -> torch.Tensor:
+        n, s = len(values), self.size
+        out = np.empty((n,) + (s,) * self.dim, np.float32)
+        for i in range(0, n, 256):  # chunks bound the memory of the vectorised renderer
+            sl = slice(i, i + 256)
+            out[sl] = self._render_chunk(values.iloc[sl], {k: np.asarray(v)[sl] for k, v in noise.items()})
+        return torch.from_numpy(out).unsqueeze(1)
+
+    def _render_chunk(self, v: pd.DataFrame, nz: dict) -> np.ndarray:
+        n, s, d = len(v), self.size, self.dim
+        ax = (np.arange(s, dtype=np.float32) + 0.5) / s * 2 - 1
+        if d == 2: Y, X = np.meshgrid(ax, ax, indexing='ij'); Z = np.zeros_like(X)
+        else: Z, Y, X = np.meshgrid(ax, ax, ax, indexing='ij')
+        X, Y, Z = X[None], Y[None], Z[None]
+        col = lambda a: np.asarray(a, np.float32).reshape((n,) + (1,) * d)
+        hs, sh = col(v['head_size']), nz['shape']
+        a, b, c = hs * col(0.84 + 0.02 * sh[:, 0]), hs * col(1.0 + 0.02 * sh[:, 1]), hs * 0.8
+        r = np.sqrt((X / a) ** 2 + (Y / b) ** 2 + (Z / c) ** 2)  # elliptical radius: 1 at the inner skull
+        theta = np.arctan2(Y, X)
+        gap = col(0.03 + 0.1 * (1.25 - v['cortex']))  # subarachnoid CSF widens as the cortex thins
+        gyr = 1 + 0.6 * np.sin(col(nz['gyri']) * theta + col(nz['phase']) + 4 * Z)
+        r_gm = 1 - gap * gyr
+        r_wm = r_gm - col(0.13 * v['cortex'])
+        img = np.full(r.shape, -1.0, np.float32)
+        img[(r >= 1) & (r < 1.08)] = 0.75  # skull
+        img = np.where(r < 1, -0.7, img)  # CSF
+        img = np.where(r < r_gm, 0.0, img)  # grey matter
+        img = np.where(r < r_wm, 0.45, img)  # white matter
+        def blob(cx, cy, ax_, ay_, az_):  # inside an axis-aligned ellipsoid (centres and axes scale with the head)
+            return ((X - cx * a) / (ax_ * a)) ** 2 + ((Y - cy * b) / (ay_ * b)) ** 2 + (Z / (az_ * c)) ** 2 < 1
+        vs = col(v['ventricles']) * col(1 + 0.04 * sh[:, 2])
+        for sx in (-1, 1):
+            img = np.where(blob(sx * 0.13 * np.sqrt(vs), -0.12, 0.07 * vs, 0.3 * np.sqrt(vs), 0.3), -0.7, img)  # lateral ventricles
+            img = np.where(blob(sx * 0.36, 0.42, 0.16, 0.09, 0.15), -0.7, img)  # temporal horn (CSF)
+            hp = col(v['hippocampus']) * col(1 + 0.03 * sh[:, 3])
+            img = np.where(blob(sx * 0.36, 0.42, 0.14 * hp, 0.075 * hp, 0.13 * hp), 0.05, img)  # hippocampus
+        bias = 1 + 0.08 * (col(nz['bias'][:, 0]) * X + col(nz['bias'][:, 1]) * Y)
+        img = img * bias + 0.04 * _hash_normal(nz['pixel_seed'], (s,) * d)
+        return np.clip(img, -1, 1)
