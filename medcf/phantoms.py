@@ -10,7 +10,8 @@ import os
 import numpy as np, pandas as pd, torch
 
 # %% auto #0
-__all__ = ['is_full', 'pick', 'data_path', 'Variable', 'PhantomBatch', 'SCMPhantom', 'BrainPhantom']
+__all__ = ['MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'data_path', 'Variable', 'PhantomBatch', 'SCMPhantom', 'BrainPhantom',
+           'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #e45abf92
 def is_full() -> bool:
@@ -303,3 +304,240 @@ class BrainPhantom(SCMPhantom):
         bias = 1 + 0.08 * (col(nz['bias'][:, 0]) * X + col(nz['bias'][:, 1]) * Y)
         img = img * bias + 0.04 * _hash_normal(nz['pixel_seed'], (s,) * d)
         return np.clip(img, -1, 1)
+
+# %% ../nbs/00_phantoms.ipynb #8bd8ce1c
+MS_ARMS = ('placebo', 'drug_a', 'drug_b')  # trial arms, in the order used by every (N, arm, ...) array
+MS_TABULAR = ('age', 'sex', 'duration', 'edss0', 'relapses', 'lesion_vol')  # the tabular record, in column order
+
+def ms_arm_index(arm) -> int:
+    "Index of `arm` (a name in `MS_ARMS` or an integer index); raises a ValueError for anything else."
+    if isinstance(arm, (int, np.integer)) and not isinstance(arm, bool):
+        if 0 <= arm < len(MS_ARMS): return int(arm)
+    elif isinstance(arm, str) and arm in MS_ARMS: return MS_ARMS.index(arm)
+    raise ValueError(f"unknown arm {arm!r}; expected one of {list(MS_ARMS)} or an index in 0..{len(MS_ARMS)-1}")
+
+def _ms_sig(x): return 1 / (1 + np.exp(-x))
+
+def _ms_poisson(lam, u, kmax: int):
+    "Poisson(lam) quantile at uniform u (inverse CDF), capped at kmax."
+    k, p = np.zeros_like(lam, dtype=int), np.exp(-lam)
+    cdf = p.copy()
+    for j in range(1, kmax + 1):
+        k = k + (u > cdf); p = p * lam / j; cdf = cdf + p
+    return np.minimum(k, kmax)
+
+# %% ../nbs/00_phantoms.ipynb #65f7934e
+class MSPhantom(SCMPhantom):
+    "Baseline of an MS trial patient: FLAIR-like axial slice with lesions, tabular record, randomized arm."
+    channels = 1
+    max_lesions, max_enhancing = 24, 6
+
+    def _variables(self) -> list:
+        V = Variable
+        return [
+            V('age', range=(18, 65), doc='years', mechanism=lambda p, u: np.clip(38 + 9 * u, 18, 65).round(1)),
+            V('sex', values=('F', 'M'), doc='70% women, as in MS; not rendered', mechanism=lambda p, u: np.where(u < 0.7, 'F', 'M')),
+            V('duration', range=(0, 49), parents=('age',), doc='years since onset',
+              mechanism=lambda p, u: np.minimum(p['age'] - 16, -6 * np.log(u)).round(1)),
+            V('activity', range=(0, 1), parents=('age', 'duration'), observed=False,
+              doc='inflammatory activity: young, early disease is more active; modifies the effect of drug_a',
+              mechanism=lambda p, u: _ms_sig(-0.1 - 0.06 * (p['age'] - 38) - 0.12 * (p['duration'] - 6) + 1.2 * u)),
+            V('burden', range=(-8, 8), parents=('duration',), observed=False,
+              doc='latent disease state x(0) on the logit scale of disability',
+              mechanism=lambda p, u: np.clip(-1.6 + 0.08 * p['duration'] + 0.5 * u, -8, 8)),
+            V('relapses', values=tuple(range(9)), parents=('activity',), doc='relapses in the 2 years before baseline',
+              mechanism=lambda p, u: _ms_poisson(0.3 + 2.7 * p['activity'], u, 8)),
+            V('lesion_vol', range=(0, 80), parents=('burden', 'activity'), doc='T2 lesion volume in ml; rendered as bright lesions',
+              mechanism=lambda p, u: np.clip(np.exp(1.6 + 0.5 * (p['burden'] + 1.6) + 0.8 * p['activity'] + 0.35 * u), 0, 80).round(1)),
+            V('enhancing', values=tuple(range(self.max_enhancing + 1)), parents=('activity',), observed=False,
+              doc='gadolinium-enhancing lesions (rendered as rings, not in the record)',
+              mechanism=lambda p, u: _ms_poisson(4 * p['activity'] ** 2, u, self.max_enhancing)),
+            V('edss0', range=(0, 10), parents=('burden',), doc='baseline EDSS: 10*sigmoid(burden) + noise, in half steps',
+              mechanism=lambda p, u: np.round(2 * np.clip(10 * _ms_sig(p['burden']) + 0.3 * u, 0, 10)) / 2),
+            V('rate', range=(0.02, 2), parents=('age', 'activity'), observed=False,
+              doc='untreated drift of x per year',
+              mechanism=lambda p, u: np.clip(0.08 + 0.3 * p['activity'] + 0.006 * (p['age'] - 38) + 0.04 * u, 0.02, 2)),
+            V('effect_a', range=(0, 1), parents=('activity',), observed=False,
+              doc='fraction of the drift removed by drug_a: large only for active disease (the responders)',
+              mechanism=lambda p, u: 0.9 * _ms_sig(10 * (p['activity'] - 0.55))),
+            V('effect_b', range=(0, 1), parents=('duration',), observed=False,
+              doc='fraction of the drift removed by drug_b: moderate, larger in long disease; drug_b also halves sigma',
+              mechanism=lambda p, u: 0.2 + 0.3 * _ms_sig((p['duration'] - 10) / 2)),
+            V('arm', values=MS_ARMS, doc='randomized 1:1:1, independent of everything else',
+              mechanism=lambda p, u: np.asarray(MS_ARMS)[np.minimum((u * 3).astype(int), 2)]),
+        ]
+
+    def _draw_noise(self, rng: np.random.Generator, n: int) -> dict:
+        K, E = self.max_lesions, self.max_enhancing
+        normal = ('age', 'activity', 'burden', 'lesion_vol', 'edss0', 'rate')
+        d = {k: rng.standard_normal(n) for k in normal}
+        d.update({k: rng.random(n) for k in ('sex', 'duration', 'relapses', 'enhancing', 'arm', 'effect_a', 'effect_b')})
+        d['r_head'] = rng.normal(0, 0.03, n)               # head size jitter
+        d['r_les'] = rng.random((n, K + E, 4))             # lesion angle, radius, size, elongation
+        d['r_pix'] = rng.standard_normal((n, 1, 16, 16))   # low-resolution texture, upsampled
+        return d
+
+    def _render(self, values: pd.DataFrame, noise: dict) -> torch.Tensor:
+        n, S, K, E = len(values), self.size, self.max_lesions, self.max_enhancing
+        y, x = np.meshgrid(np.linspace(-1, 1, S), np.linspace(-1, 1, S), indexing='ij')
+        a = (0.78 + noise['r_head'])[:, None, None]; b = a * 0.82
+        r = np.sqrt((x / b) ** 2 + (y / a) ** 2)
+        img = np.where(r < 1, -0.35, -1.0) + np.where((r > 0.95) & (r < 1.05), 0.3, 0)   # brain + scalp rim
+        img = img + np.where(r < 0.92, 0.15 * np.exp(-((r - 0.85) / 0.06) ** 2), 0)      # cortex ribbon
+        vent = np.exp(-((np.abs(x) - 0.12) ** 2 / 0.004 + y ** 2 / 0.05))                  # butterfly ventricles
+        img = img - 0.5 * vent
+        les = noise['r_les']
+        nles = np.minimum(np.round(values['lesion_vol'].to_numpy() / 1.2), K)
+        for k in range(K + E):       # periventricular ovals, then ring-enhancing lesions
+            ang, rad = 2 * np.pi * les[:, k, 0], 0.2 + 0.25 * les[:, k, 1]
+            cx, cy = (rad * np.cos(ang) * 0.8)[:, None, None], (rad * np.sin(ang))[:, None, None]
+            s = (0.025 + 0.03 * les[:, k, 2])[:, None, None]
+            d2 = ((x - cx) / s) ** 2 + ((y - cy) / (s * (1 + les[:, k, 3, None, None]))) ** 2
+            if k < K:
+                on = (k < nles)[:, None, None]
+                img = img + on * 0.9 * np.exp(-d2 / 2)
+            else:
+                on = (k - K < values['enhancing'].to_numpy())[:, None, None]
+                img = img + on * (1.1 * np.exp(-(np.sqrt(d2 * 0.5) - 1.2) ** 2 / 0.15) - 0.4 * np.exp(-d2))
+        tex = torch.nn.functional.interpolate(torch.as_tensor(noise['r_pix'], dtype=torch.float32), size=(S, S), mode='bilinear', align_corners=False)
+        img = torch.as_tensor(img, dtype=torch.float32)[:, None] + 0.04 * tex * torch.as_tensor(r < 1, dtype=torch.float32)[:, None]
+        return img.clamp(-1, 1)
+
+    def _prompt(self, row: pd.Series) -> str:
+        who = 'woman' if row['sex'] == 'F' else 'man'
+        return (f"axial FLAIR MRI, {row['age']:.0f}-year-old {who} with MS for {row['duration']:.0f} years, "
+                f"EDSS {row['edss0']:.1f}, {row['relapses']} relapses, lesion volume {row['lesion_vol']:.0f} ml")
+
+# %% ../nbs/00_phantoms.ipynb #5505e682
+@dataclass
+class MSTrialData:
+    "A simulated MS trial: baseline, irregular observed visits, and the true potential trajectories under every arm."
+    baseline: PhantomBatch  # baseline images (N x 1 x S x S), tabular record; attrs['arm'] is the assigned arm
+    grid: np.ndarray  # (G,) time grid in years, 0..horizon
+    visit_idx: np.ndarray  # (N, V) grid index of each visit, -1 where there is none (missed or after dropout)
+    visit_y: np.ndarray  # (N, V) observed EDSS at each visit (0..10 in half steps), nan where there is none
+    latent: np.ndarray  # (N, A, G) true latent state x(t) under every arm, one shared Brownian path per patient
+    disability: np.ndarray  # (N, A, G) true noise-free disability 10*sigmoid(x) under every arm
+    expected: np.ndarray  # (N, A, G) E[disability | baseline] under every arm (Monte Carlo over Brownian paths)
+    obs_sd: float = 0.3  # sd of the EDSS measurement noise before rounding
+    arms: tuple = MS_ARMS  # arm names
+
+    def __len__(self): return len(self.visit_idx)
+    @property
+    def horizon(self) -> float: return float(self.grid[-1])
+    @property
+    def arm(self) -> np.ndarray: return np.array([self.arms.index(a) for a in self.baseline.attrs['arm']])
+    @property
+    def visit_t(self) -> np.ndarray: return np.where(self.visit_idx >= 0, self.grid[np.maximum(self.visit_idx, 0)], np.nan)
+    @property
+    def mask(self) -> np.ndarray: return self.visit_idx >= 0
+
+    def tabular(self) -> np.ndarray:
+        "The tabular record as an (N, 6) float32 array in `MS_TABULAR` order (sex: F=0, M=1)."
+        a = self.baseline.attrs
+        return np.stack([a[c].to_numpy() == 'M' if c == 'sex' else a[c].to_numpy() for c in MS_TABULAR], 1).astype(np.float32)
+
+    def _tidx(self, t) -> int:
+        t = self.horizon if t is None else float(t)
+        if not 0 <= t <= self.horizon + 1e-9: raise ValueError(f"t={t} is outside the trial; expected 0 <= t <= {self.horizon}")
+        return int(np.argmin(np.abs(self.grid - t)))
+
+    def cate(self, arm,  # the treated arm (name or index)
+             t: float | None = None) -> np.ndarray:  # time in years (default: the horizon)
+        "True conditional average treatment effect E[D_arm(t) - D_placebo(t) | baseline]; negative = less disability."
+        j, i = ms_arm_index(arm), self._tidx(t)
+        return self.expected[:, j, i] - self.expected[:, 0, i]
+
+    def ite(self, arm, t: float | None = None) -> np.ndarray:
+        "True individual effect D_arm(t) - D_placebo(t) on the patient's own Brownian path."
+        j, i = ms_arm_index(arm), self._tidx(t)
+        return self.disability[:, j, i] - self.disability[:, 0, i]
+
+    def responders(self, arm='drug_a', threshold: float = -0.5) -> np.ndarray:
+        "True responders: CATE at the horizon at most `threshold` EDSS points."
+        return self.cate(arm) <= threshold
+
+    def __getitem__(self, idx) -> MSTrialData:
+        "Select patients (integer array, slice or boolean mask)."
+        ix = np.arange(len(self))[idx]
+        return MSTrialData(self.baseline[list(ix)], self.grid, self.visit_idx[ix], self.visit_y[ix], self.latent[ix],
+                           self.disability[ix], self.expected[ix], self.obs_sd, self.arms)
+
+# %% ../nbs/00_phantoms.ipynb #458f385a
+class MSTrial:
+    "A randomized MS trial: `MSPhantom` baselines, a known latent SDE per arm, irregular visits with dropout."
+    sigma = (0.12, 0.12, 0.06)  # volatility of x per sqrt(year) under each arm (drug_b halves it)
+
+    def __init__(self, size: int = 64,  # baseline image size
+                 seed: int = 0,  # seed of the trial's random stream
+                 horizon: float = 2.0,  # follow-up in years
+                 steps_per_year: int = 24,  # resolution of the simulation grid (visits fall on it)
+                 visit_every: float = 0.25,  # nominal time between visits in years
+                 p_miss: float = 0.15,  # chance a scheduled visit is missed
+                 mc: int = 64):  # Brownian paths for the expected trajectory E[D | baseline]
+        if not (isinstance(horizon, (int, float)) and horizon > 0): raise ValueError(f"horizon={horizon!r}: expected a positive number of years")
+        if not (isinstance(steps_per_year, int) and steps_per_year >= 4): raise ValueError(f"steps_per_year={steps_per_year!r}: expected an integer >= 4")
+        if not 1 / steps_per_year <= visit_every <= horizon: raise ValueError(f"visit_every={visit_every!r}: expected a value in [1/steps_per_year, horizon]")
+        if not 0 <= p_miss < 1: raise ValueError(f"p_miss={p_miss!r}: expected a probability in [0, 1)")
+        if not (isinstance(mc, int) and mc >= 1): raise ValueError(f"mc={mc!r}: expected a positive integer")
+        self.phantom = MSPhantom(size=size, seed=seed)
+        self.seed, self.rng = seed, np.random.default_rng(seed + 10_000)
+        self.grid = np.linspace(0, horizon, int(round(horizon * steps_per_year)) + 1)
+        self.visit_every, self.p_miss, self.mc = visit_every, p_miss, mc
+
+    def drift(self, truth: pd.DataFrame, arm: int) -> np.ndarray:
+        "Drift of the latent SDE under `arm` (it depends on the baseline only), one value per patient."
+        eff = (0., truth['effect_a'].to_numpy(), truth['effect_b'].to_numpy())[ms_arm_index(arm)]
+        return truth['rate'].to_numpy() * (1 - eff)
+
+    def integrate(self, truth: pd.DataFrame, dW: np.ndarray) -> np.ndarray:
+        "Euler-Maruyama paths of x under every arm from Brownian increments dW (N, ..., G-1); returns (N, A, ..., G)."
+        dt = np.diff(self.grid)
+        x0 = truth['burden'].to_numpy().reshape((-1,) + (1,) * (dW.ndim - 2))
+        out = []
+        for a in range(len(MS_ARMS)):
+            steps = self.drift(truth, a).reshape(x0.shape)[..., None] * dt + self.sigma[a] * dW
+            out.append(x0[..., None] + np.concatenate([np.zeros_like(dW[..., :1]), np.cumsum(steps, -1)], -1))
+        return np.stack(out, 1)
+
+    def _visits(self, rng, n: int, disability: np.ndarray, noise: np.ndarray) -> tuple:
+        "Jittered schedule, missed visits, EDSS-dependent dropout. Returns (visit_idx, visit_y) with the baseline first."
+        spy = (len(self.grid) - 1) / self.grid[-1]
+        nominal = np.arange(self.visit_every, self.grid[-1] + 1e-9, self.visit_every)
+        V = len(nominal) + 1
+        idx = np.round(nominal * spy).astype(int)[None] + rng.integers(-1, 2, (n, V - 1))
+        idx = np.clip(idx, 1, len(self.grid) - 1)
+        for j in range(1, V - 1): idx[:, j] = np.maximum(idx[:, j], idx[:, j - 1] + 1)
+        idx = np.minimum(idx, len(self.grid) - 1)
+        idx = np.concatenate([np.zeros((n, 1), int), idx], 1)
+        y = np.round(2 * np.clip(np.take_along_axis(disability, idx, 1) + noise[:, :V], 0, 10)) / 2
+        missed = rng.random((n, V)) < self.p_miss; missed[:, 0] = False
+        hazard = _ms_sig(-3.5 + 0.6 * (y - 4))
+        dropped = np.cumsum(rng.random((n, V)) < hazard, 1) > 0           # gone after the first dropout draw
+        gone = np.concatenate([np.zeros((n, 1), bool), dropped[:, :-1]], 1)
+        keep = ~missed & ~gone
+        dup = np.concatenate([np.zeros((n, 1), bool), np.diff(idx, axis=1) == 0], 1)  # clipped onto the same grid point
+        keep &= ~dup
+        return np.where(keep, idx, -1), np.where(keep, y, np.nan)
+
+    def simulate(self, n: int,  # number of patients (> 0)
+                 seed: int | None = None) -> MSTrialData:  # draw from this seed instead of the trial's own stream
+        "Simulate a trial of `n` randomized patients with their true potential trajectories under every arm."
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
+            raise ValueError(f"n={n!r}: expected a positive integer number of patients")
+        rng = self.rng if seed is None else np.random.default_rng(seed)
+        base = self.phantom.sample(int(n), seed=int(rng.integers(2**31)))
+        G, dt = len(self.grid), np.diff(self.grid)
+        dW = rng.standard_normal((n, G - 1)) * np.sqrt(dt)
+        latent = self.integrate(base.truth, dW)                              # (N, A, G): same dW for every arm
+        mean = np.zeros_like(latent)
+        for c in range(0, self.mc, 16):                                      # E[D | baseline] over fresh paths
+            m = min(16, self.mc - c)
+            xs = self.integrate(base.truth, rng.standard_normal((n, m, G - 1)) * np.sqrt(dt))
+            mean += 10 * _ms_sig(xs).sum(2)
+        disability = 10 * _ms_sig(latent)
+        noise = rng.normal(0, 0.3, (n, 64)); noise[:, 0] = 0               # baseline EDSS already carries its noise
+        factual = disability[np.arange(n), [MS_ARMS.index(a) for a in base.attrs['arm']]]
+        vidx, vy = self._visits(rng, n, factual, noise)
+        vy[:, 0] = base.attrs['edss0'].to_numpy()                          # visit 0 is the baseline record
+        return MSTrialData(base, self.grid.copy(), vidx, vy, latent, disability, mean / self.mc, 0.3, MS_ARMS)
