@@ -1,0 +1,102 @@
+"Tests for medcf.metrics: known values, bad input, and the counterfactual metrics on ideal / do-nothing editors."
+import numpy as np, pandas as pd, pytest, torch
+from medcf import metrics as M
+from medcf.phantoms import SCMPhantom, Variable
+
+class Toy(SCMPhantom):
+    "Binary `bar` (a bright bar); its child `glow` brightens the whole image; `tone` (0/1) shifts the background."
+    channels = 1
+    def _variables(self):
+        return [Variable('bar', [0, 1], mechanism=lambda p, u: (u < 0.5).astype(int)),
+                Variable('tone', [0, 1], mechanism=lambda p, u: (u < 0.5).astype(int))]
+    def _draw_noise(self, rng, n): return dict(bar=rng.uniform(0, 1, n), tone=rng.uniform(0, 1, n), tex=rng.normal(0, .02, (n, 1, self.size, self.size)))
+    def _render(self, v, noise):
+        s = self.size; x = torch.full((len(v), 1, s, s), -0.8) + 0.3 * torch.tensor(v['tone'].to_numpy(), dtype=torch.float32)[:, None, None, None]
+        x[torch.tensor(v['bar'].to_numpy() == 1), :, s // 4: s // 2, :] = 0.9
+        return (x + torch.tensor(noise['tex'], dtype=torch.float32)).clamp(-1, 1)
+    def _prompt(self, row): return 'bar' if row['bar'] else 'no bar'
+
+def reader(images):
+    "A perfect oracle for Toy: reads the bar rows and the background."
+    return pd.DataFrame(dict(bar=(images[:, 0, 4:8].mean((1, 2)) > 0.5).long().numpy(),
+                             tone=(images[:, 0, -4:].mean((1, 2)) > -0.65).long().numpy()))
+
+@pytest.fixture
+def setup():
+    ph = Toy(size=16); b = ph.sample(20, seed=0)
+    return ph, b, {'bar': 1 - b.attrs.bar.to_numpy()}
+
+def test_auroc_known_values():
+    assert M.auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == 0.75
+    assert M.auroc([1, 2, 3, 4], [0, 0, 1, 1]) == 1.0 and M.auroc([4, 3, 2, 1], [0, 0, 1, 1]) == 0.0
+    assert M.auroc([0.5] * 4, [0, 1, 0, 1]) == 0.5  # ties count one half
+    with pytest.raises(ValueError, match='both classes'): M.auroc([0.1, 0.2], [1, 1])
+    with pytest.raises(ValueError, match='only 0 and 1'): M.auroc([0.1, 0.2], [0, 2])
+    with pytest.raises(ValueError, match='empty'): M.auroc([], [])
+    with pytest.raises(ValueError, match='mismatch'): M.auroc([0.1, 0.2, 0.3], [0, 1])
+
+def test_accuracy_and_groups():
+    assert M.accuracy([1, 0, 1], [1, 1, 1]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match='shape'): M.accuracy([1, 0], [1, 0, 1])
+    assert M.worst_group_accuracy([0, 1, 1, 0], [0, 1, 0, 0], ['a', 'a', 'b', 'b']) == 0.5
+    g = M.group_accuracies([0, 1, 1, 0], [0, 1, 0, 0], ['a', 'a', 'b', 'b'])
+    assert g.group.tolist() == ['b', 'a'] and g.n.tolist() == [2, 2]
+
+def test_calibration_known_values():
+    rng = np.random.default_rng(0); p = rng.uniform(0, 1, 50_000); y = (rng.uniform(0, 1, 50_000) < p).astype(int)
+    assert M.expected_calibration_error(p, y) < 0.01  # a calibrated sampler
+    assert M.expected_calibration_error(np.where(p > .5, 1., 0.), y) > 0.2  # an over-confident one
+    assert M.nll([1.0, 0.0], [1, 0]) == pytest.approx(0, abs=1e-9)
+    assert M.nll([[0.5, 0.5]] * 3, [0, 1, 1]) == pytest.approx(np.log(2))
+    with pytest.raises(ValueError, match='logits'): M.nll([1.5, -0.2], [1, 0])
+    with pytest.raises(ValueError, match='sum to 1'): M.nll([[0.5, 0.6]], [0])
+    with pytest.raises(ValueError, match='lie in'): M.nll([[0.5, 0.5]], [2])
+    r = M.reliability_curve(p, y, 10)
+    assert r['count'].sum() == len(p) and (r.confidence >= 0.5).all()
+
+def test_accuracy_rejection_curve():
+    conf = np.array([0.9, 0.8, 0.3, 0.2]); ok = np.array([True, True, False, False])
+    c = M.accuracy_rejection_curve(conf, ok, rates=[0, 0.5])
+    assert c.accuracy.tolist() == [0.5, 1.0] and c.n_kept.tolist() == [4, 2]
+    with pytest.raises(ValueError): M.accuracy_rejection_curve(conf, ok, rates=[1.0])
+
+def test_frechet_distance():
+    rng = np.random.default_rng(0); a = rng.normal(size=(2000, 4))
+    assert M.frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
+    assert M.frechet_distance(a, a + 1) == pytest.approx(4, rel=1e-6)  # mean shift of 1 in 4 dims
+    assert M.frechet_distance(a, 2 * a) == pytest.approx(4 * 1, rel=0.05)  # Tr(S + 4S - 2*2S) = Tr(S) ~ 4
+    with pytest.raises(ValueError, match='same D'): M.frechet_distance(a, a[:, :3])
+    with pytest.raises(ValueError, match='at least 2'): M.frechet_distance(a[:1], a)
+
+def test_true_counterfactual_is_perfect_identity_is_not(setup):
+    ph, b, tgt = setup
+    true_edit = M.true_counterfactual_editor(ph, b)
+    good = M.counterfactual_report(true_edit, ph, b, reader, bar=tgt['bar'])
+    assert good.effectiveness == 1 and good.mae_inside == 0 and good.mae_outside == 0 and good.leakage_max == 0
+    assert good.composition == 0 and good.reversibility == 0 and good.minimality == 1
+    idle = M.counterfactual_report(M.identity_editor, ph, b, reader, bar=tgt['bar'])
+    assert idle.effectiveness == 0 and idle.mae_inside > 0.5 and idle.minimality == 0 and idle.composition == 0
+
+def test_leaky_editor_is_caught(setup):
+    ph, b, tgt = setup
+    def leaky(images, target):  # right bar, but it also brightens the background (changes `tone`)
+        return (ph.counterfactual(b, **target).images + 0.4).clamp(-1, 1)
+    r = M.counterfactual_report(leaky, ph, b, reader, bar=tgt['bar'])
+    assert r.effectiveness == 1 and r.mae_outside > 0.2 and r.leakage_worst == 'tone' and r.composition > 0.2
+
+def test_counterfactual_error_region(setup):
+    ph, b, tgt = setup
+    cf = ph.counterfactual(b, **tgt)
+    reg = M.changed_region(b.images, cf.images)
+    assert reg.shape == (20, 16, 16) and reg[:, 4:8].all() and not reg[:, 10:].any()
+    e = M.counterfactual_error(b.images, cf.images, b.images)
+    assert (e.mae_outside < 0.05).all() and (e.mae_inside > 1).all()
+    with pytest.raises(ValueError, match='shape'): M.counterfactual_error(b.images[:3], cf.images, b.images)
+    with pytest.raises(ValueError, match='channel|rank'): M.changed_region(b.images[:, 0], cf.images[:, 0])
+
+def test_edit_fn_contract(setup):
+    ph, b, tgt = setup
+    with pytest.raises(ValueError, match='shape'): M.composition(lambda x, t: x[:, :, :8], b.images, {'bar': b.attrs.bar.to_numpy()})
+    with pytest.raises(ValueError, match='same attributes'): M.reversibility(M.identity_editor, b.images, {'bar': 0}, {'tone': 1})
+    with pytest.raises(ValueError, match='does not read'): M.effectiveness(reader, b.images, {'size': 1})
+    with pytest.raises(ValueError, match='not observed'): M.counterfactual_report(M.identity_editor, ph, b, reader, hidden=1)

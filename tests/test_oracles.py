@@ -1,0 +1,117 @@
+"Tests for medcf.oracles: input checks, specs, determinism, checkpoint files (sha256), the LiT scores, shipped oracles."
+import json, numpy as np, pandas as pd, pytest, torch
+from medcf.phantoms import SCMPhantom, Variable
+from medcf import oracles as O
+
+torch.set_num_threads(1)
+
+class Toy(SCMPhantom):
+    "A tiny 1-channel SCM: a binary bright square, a 3-valued position and a continuous brightness."
+    channels = 1
+    def _variables(self):
+        return [Variable('square', [0, 1], mechanism=lambda p, u: (u < 0.5).astype(int)),
+                Variable('pos', ['left', 'mid', 'right'], mechanism=lambda p, u: np.array(['left', 'mid', 'right'])[u]),
+                Variable('level', None, range=(0.0, 1.0), parents=('square',), mechanism=lambda p, u: u),
+                Variable('hidden', [0, 1], observed=False, mechanism=lambda p, u: u)]
+    def _draw_noise(self, rng, n):
+        return dict(square=rng.uniform(0, 1, n), pos=rng.integers(0, 3, n), level=rng.uniform(0, 1, n), hidden=rng.integers(0, 2, n))
+    def _render(self, v, noise):
+        s = self.size; x = torch.full((len(v), 1, s, s), -1.0)
+        for i, r in enumerate(v.itertuples()):
+            x[i] += 0.5 * r.level
+            if r.square: c = {'left': 0, 'mid': s // 3, 'right': 2 * s // 3}[r.pos]; x[i, 0, s // 3:2 * s // 3, c:c + s // 3] = 1.0
+        return x.clamp(-1, 1)
+    def _prompt(self, row): return f"{'A square' if row['square'] else 'Nothing'} on the {row['pos']}"
+
+@pytest.fixture(scope='module')
+def toy(): return Toy(size=32)
+
+@pytest.fixture(scope='module')
+def tiny(toy): return O.train_oracle(toy, steps=3, batch_size=8, n_train=32, eval_n=16, seed=0)
+
+def test_check_images_rejects_bad_input():
+    with pytest.raises(TypeError, match='torch.Tensor'): O.check_images([[1.0]])
+    with pytest.raises(ValueError, match='rank 4'): O.check_images(torch.zeros(3, 8, 8))
+    with pytest.raises(ValueError, match='empty'): O.check_images(torch.zeros(0, 1, 8, 8))
+    with pytest.raises(ValueError, match='expected 1'): O.check_images(torch.zeros(2, 3, 8, 8), channels=1)
+    with pytest.raises(TypeError, match='dtype'): O.check_images(torch.zeros(2, 1, 8, 8, dtype=torch.uint8))
+    with pytest.raises(ValueError, match='NaN'): O.check_images(torch.full((1, 1, 8, 8), float('nan')))
+    with pytest.raises(ValueError, match=r'\[-1, 1\]'): O.check_images(torch.full((1, 1, 8, 8), 255.0))
+    assert O.check_images(np.zeros((2, 1, 8, 8), np.float32)).shape == (2, 1, 8, 8)
+
+def test_attr_specs_kinds(toy):
+    specs = {s.name: s for s in O.attr_specs(toy)}
+    assert set(specs) == {'square', 'pos', 'level'}  # the hidden variable is not read
+    assert (specs['square'].kind, specs['pos'].kind, specs['level'].kind) == ('binary', 'categorical', 'continuous')
+    assert specs['pos'].n_out == 3 and specs['square'].n_out == 1
+
+def test_encode_targets_checks_columns_and_values(toy):
+    specs = O.attr_specs(toy)
+    b = toy.sample(4, seed=0)
+    t = O.encode_targets(specs, b.attrs)
+    assert t.shape == (4, 3) and set(t[:, 0].tolist()) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match='lacks'): O.encode_targets(specs, b.attrs.drop(columns='pos'))
+    bad = b.attrs.copy(); bad['pos'] = 'up'
+    with pytest.raises(ValueError, match='not one of'): O.encode_targets(specs, bad)
+
+def test_training_is_deterministic(toy):
+    a = O.train_oracle(toy, steps=2, batch_size=4, n_train=16, eval_n=8, seed=3)
+    b = O.train_oracle(toy, steps=2, batch_size=4, n_train=16, eval_n=8, seed=3)
+    for (k, v), w in zip(a.net.state_dict().items(), b.net.state_dict().values()): assert torch.equal(v, w), k
+    for key in ('data_seed', 'steps', 'wall_time_s', 'hardware', 'heldout'): assert key in a.card
+
+def test_predict_probs_features_shapes(tiny, toy):
+    b = toy.sample(5, seed=1)
+    p = tiny.predict(b.images)
+    assert list(p.columns) == ['square', 'pos', 'level'] and len(p) == 5
+    assert set(p['pos']) <= {'left', 'mid', 'right'} and set(p['square']) <= {0, 1}
+    pr = tiny.probs(b.images)
+    assert np.allclose(pr[['pos=left', 'pos=mid', 'pos=right']].sum(axis=1), 1, atol=1e-5)
+    assert tiny.features(b.images).shape == (5, tiny.net.head.in_features)
+    assert len(tiny.predict(Toy(size=64).sample(2, seed=0).images)) == 2  # other sizes are resized
+    with pytest.raises(ValueError, match='channel'): tiny.predict(torch.zeros(2, 3, 32, 32))
+    with pytest.raises(ValueError, match='rank 4'): tiny.predict(torch.zeros(32, 32))
+
+def test_logits_are_differentiable_on_request(tiny, toy):
+    x = toy.sample(2, seed=2).images.requires_grad_(True)
+    tiny.logits(x, grad=True)['square'].sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+def test_checkpoint_roundtrip_and_corruption(tiny, toy, tmp_path):
+    tiny.save(tmp_path)
+    o2 = O.AttributeOracle.load(tmp_path)
+    b = toy.sample(6, seed=4)
+    assert (o2.predict(b.images)[['square', 'pos']] == tiny.predict(b.images)[['square', 'pos']]).all().all()
+    card = json.loads((tmp_path / 'attributes.json').read_text())
+    assert card['sha256'] == O.file_sha256(tmp_path / 'attributes.safetensors')
+    raw = bytearray((tmp_path / 'attributes.safetensors').read_bytes()); raw[-5] ^= 0xFF
+    (tmp_path / 'attributes.safetensors').write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match='corrupt'): O.AttributeOracle.load(tmp_path)
+    with pytest.raises(FileNotFoundError): O.AttributeOracle.load(tmp_path, 'nothing')
+    (tmp_path / 'attributes.json').write_text('{not json')
+    with pytest.raises(ValueError, match='not valid JSON'): O.AttributeOracle.load(tmp_path)
+
+def test_load_oracle_unknown_name():
+    with pytest.raises(ValueError, match='neither'): O.load_oracle('no-such-oracle')
+    with pytest.raises(TypeError): O.load_oracle(3)
+
+def test_text_tower_cache_and_norm():
+    tt = O.text_tower()
+    e = tt.encode(['Chest X-ray', 'Chest X-ray showing Pleural Effusion', 'Chest X-ray'])
+    assert e.shape == (3, 384) and torch.allclose(e.norm(dim=1), torch.ones(3), atol=1e-5)
+    assert torch.equal(e[0], e[2]) and 'Chest X-ray' in tt.cache
+    with pytest.raises(TypeError): tt.encode([])
+
+def test_lit_scores_and_errors(toy, tmp_path):
+    lit = O.train_lit(toy, steps=2, batch_size=8, n_train=16, eval_n=8)
+    b = toy.sample(4, seed=5)
+    s = lit.image_text_score(b.images, b.prompts)
+    assert s.shape == (4,) and (s.abs() <= 1 + 1e-5).all()
+    d = lit.direction_score(b.images, b.images.flip(-1), 'Nothing on the left', 'A square on the left')
+    assert d.shape == (4,)
+    with pytest.raises(ValueError, match='texts'): lit.image_text_score(b.images, b.prompts[:2])
+    with pytest.raises(ValueError, match='at least two'): lit.zero_shot(b.images, ['one'])
+    lit.save(tmp_path)
+    l2 = O.LiTModel.load(tmp_path)
+    assert torch.allclose(l2.image_embed(b.images), lit.image_embed(b.images), atol=1e-2)
+    with pytest.raises(ValueError, match='not an attribute oracle'): O.AttributeOracle.load(tmp_path, 'lit')
