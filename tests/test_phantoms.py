@@ -1,0 +1,117 @@
+"Bad input, determinism and counterfactual invariants of the chest and skin phantoms."
+import numpy as np, pandas as pd, pytest, torch
+import medcf.phantoms as P
+
+torch.set_num_threads(1)
+PHANTOMS = [getattr(P, n) for n in ('ChestPhantom', 'SkinPhantom') if hasattr(P, n)]
+INTERVENTIONS = {'ChestPhantom': dict(effusion=1), 'SkinPhantom': dict(melanoma=1)}
+
+
+@pytest.fixture(params=PHANTOMS, ids=lambda c: c.__name__)
+def cls(request): return request.param
+
+
+def test_unknown_variable_lists_valid_ones(cls):
+    ph = cls(32, seed=0)
+    b = ph.sample(2)
+    with pytest.raises(ValueError, match='unknown variable') as e: ph.counterfactual(b, not_a_variable=1)
+    assert all(v in str(e.value) for v in ph.variables)
+    with pytest.raises(ValueError, match='unknown variable'): ph.sample(2, nope=0)
+
+
+def test_value_out_of_range(cls):
+    ph = cls(32, seed=0)
+    b = ph.sample(2)
+    binary = next(n for n, v in ph.variables.items() if v.values is not None and list(v.values) == [0, 1] and not v.derived)
+    with pytest.raises(ValueError, match='not an allowed value'): ph.counterfactual(b, **{binary: 2})
+    cont = next(n for n, v in ph.variables.items() if v.range is not None)
+    lo, hi = ph.variables[cont].range
+    with pytest.raises(ValueError, match='out of range'): ph.counterfactual(b, **{cont: hi + 1})
+    with pytest.raises(ValueError, match='one value per sample'): ph.counterfactual(b, **{binary: [0, 1, 1]})
+
+
+def test_derived_variables_refuse_interventions():
+    ph = P.ChestPhantom(32)
+    b = ph.sample(2)
+    with pytest.raises(ValueError, match='intervene on'): ph.counterfactual(b, age_bin='>80')
+    with pytest.raises(ValueError, match='intervene on'): ph.counterfactual(b, no_finding=1)
+
+
+@pytest.mark.parametrize('n', [0, -3, 2.5, True, '4'])
+def test_bad_n(cls, n):
+    with pytest.raises(ValueError, match='positive integer'): cls(32).sample(n)
+
+
+@pytest.mark.parametrize('size', [0, 30, 8, 1024, 64.0, '64', True])
+def test_unsupported_size(cls, size):
+    with pytest.raises(ValueError, match='not supported'): cls(size)
+
+
+@pytest.mark.parametrize('size', [32, 64, 128])
+def test_shapes(cls, size):
+    b = cls(size, seed=1).sample(5)
+    assert b.images.shape == (5, cls.channels, size, size) and b.images.dtype == torch.float32
+    assert b.images.min() >= -1 and b.images.max() <= 1
+    assert len(b.attrs) == len(b.prompts) == len(b.truth) == 5
+    assert list(b.attrs.columns) == cls(size).observed
+
+
+def test_determinism(cls):
+    a, b = cls(64, seed=7).sample(6), cls(64, seed=7).sample(6)
+    assert a.images.numpy().tobytes() == b.images.numpy().tobytes()
+    pd.testing.assert_frame_equal(a.truth, b.truth)
+    assert a.prompts == b.prompts
+    c = cls(64, seed=8).sample(6)
+    assert not torch.equal(a.images, c.images)
+    # an explicit seed overrides the phantom's stream
+    assert torch.equal(cls(64, seed=1).sample(3, seed=5).images, cls(64, seed=2).sample(3, seed=5).images)
+
+
+def test_null_counterfactual_is_bit_exact(cls):
+    ph = cls(64, seed=3)
+    b = ph.sample(7)
+    cf = ph.counterfactual(b)
+    assert cf.images.numpy().tobytes() == b.images.numpy().tobytes()
+    pd.testing.assert_frame_equal(cf.truth, b.truth)
+
+
+def _descendants(ph, names):
+    out, grew = set(names), True
+    while grew:
+        grew = False
+        for n, v in ph.variables.items():
+            if n not in out and out & set(v.parents): out.add(n); grew = True
+    return out
+
+
+def test_intervention_changes_only_descendants(cls):
+    ph = cls(32, seed=4)
+    b = ph.sample(200)
+    do = INTERVENTIONS[cls.__name__]
+    cf = ph.counterfactual(b, **do)
+    desc = _descendants(ph, do)
+    for c in b.truth.columns:
+        if c not in desc: pd.testing.assert_series_equal(cf.truth[c], b.truth[c], obj=c)
+    name, val = next(iter(do.items()))
+    assert (cf.truth[name] == val).all()
+    changed = (b.truth[name] != val).to_numpy()
+    assert changed.any()
+    diff = (cf.images - b.images).abs().flatten(1).amax(1).numpy()
+    assert (diff[changed] > 0.1).all()  # the intervention is visible where the value changed
+    same = (cf.truth == b.truth).all(axis=1).to_numpy()  # rows where no variable moved render identically
+    assert same.any() and (diff[same] == 0).all()
+
+
+def test_counterfactual_of_a_slice_matches(cls):
+    ph = cls(32, seed=5)
+    b = ph.sample(10)
+    do = INTERVENTIONS[cls.__name__]
+    full, part = ph.counterfactual(b, **do), ph.counterfactual(b[2:5], **do)
+    assert torch.equal(full.images[2:5], part.images)
+
+
+def test_chest_calibration_quick():
+    truth = P.ChestPhantom(32, seed=0).sample_truth(20_000, seed=11)
+    f = P.chest_facts(truth)
+    assert abs(f['P(effusion)'] - 0.40) < 0.03 and abs(f['P(devices)'] - 0.56) < 0.03
+    assert abs(f['P(devices | AP)'] - 0.61) < 0.03 and abs(f['P(devices | PA)'] - 0.28) < 0.03
