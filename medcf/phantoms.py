@@ -10,9 +10,10 @@ import os
 import numpy as np, pandas as pd, torch
 
 # %% auto #0
-__all__ = ['AP_MAGNIFICATION', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'data_path', 'Variable', 'PhantomBatch', 'SCMPhantom',
-           'chexpert_counts', 'fit_chest_model', 'ChestPhantom', 'show_grid', 'save_grid', 'chest_titles',
-           'chest_facts', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
+__all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'data_path',
+           'Variable', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'fit_chest_model', 'ChestPhantom', 'show_grid',
+           'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'BrainPhantom', 'ms_arm_index', 'MSPhantom',
+           'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #55f319ad
 def is_full() -> bool:
@@ -180,12 +181,12 @@ class SCMPhantom:
         n = len(batch)
         return self._make(batch.noise, n, {**batch.interventions, **self._check_interventions(n, interventions)})
 
-# %% ../nbs/00_phantoms.ipynb #62c72a5f
+# %% ../nbs/00_phantoms.ipynb #23a5bde1
 def chexpert_counts() -> pd.DataFrame:
     "Joint label counts of the 191,009 frontal CheXpert training studies (data_samples/chexpert_frontal_label_counts.csv)."
     return pd.read_csv(data_path('chexpert_frontal_label_counts.csv'))
 
-# %% ../nbs/00_phantoms.ipynb #e16602e8
+# %% ../nbs/00_phantoms.ipynb #3c8b1c0d
 _AGE_BINS = ('<=40', '41-60', '61-80', '>80')
 _AGE_EDGES = np.array([18., 41., 61., 81., 90.])  # age_bin k covers ages in [edge k, edge k+1): '41-60' is 41.0-60.99
 AP_MAGNIFICATION = 1.10  # heart magnification of an AP view relative to PA (planted, not in the metadata)
@@ -221,7 +222,7 @@ def fit_chest_model(counts: pd.DataFrame,  # CheXpert joint counts, as `chexpert
     return dict(p_stratum=pk, p_severe=ps, p_effusion=pe, p_cardiomegaly=pc, p_opacity=po,
                 p_devices=pd_.reshape(8, 2, 2, 2), p_ap=pv.reshape(8, 2, 2), loglik=float((w * np.log(L.sum(1))).sum()))
 
-# %% ../nbs/00_phantoms.ipynb #5cc9e97a
+# %% ../nbs/00_phantoms.ipynb #57acb4e2
 import math
 from functools import lru_cache
 import torch.nn.functional as F
@@ -245,23 +246,12 @@ def _tube(X, Y, x0, y0, x1, y1, bend, width, w: float) -> torch.Tensor:
     xc = x0 + (x1 - x0) * t + 4 * bend * t * (1 - t)
     return torch.exp(-((X - xc) / width) ** 2) * _soft(torch.minimum(Y - y0, y1 - Y), w)
 
-def _hash_noise(seed: np.ndarray, shape: tuple) -> torch.Tensor:
-    "Deterministic per-sample white noise (standard-normal-ish) from integer seeds: N x H x W, no Python loop."
-    s = torch.as_tensor(np.asarray(seed, dtype=np.int64)).view(-1, 1)
-    i = torch.arange(int(np.prod(shape)), dtype=torch.int64).view(1, -1)
-    x = (s * 2654435761 + i * 40503 + 12345) & 0xFFFFFFFF
-    for _ in range(2):
-        x = ((x >> 16) ^ x) * 0x45D9F3B & 0xFFFFFFFF
-    x = (x >> 16) ^ x
-    u = (x & 0xFFFF).float() / 65535.0 + ((x >> 16) & 0xFFFF).float() / 65535.0  # triangular on [0, 2]
-    return ((u - 1) * 2.45).view(-1, *shape)  # unit variance
-
 def _smooth_field(z: np.ndarray, size: int) -> torch.Tensor:
     "Upsample per-sample low-resolution Gaussian fields (N x k x k) to N x size x size (bilinear)."
     return F.interpolate(torch.as_tensor(np.asarray(z, dtype=np.float32))[:, None], size=(size, size),
                          mode='bilinear', align_corners=False)[:, 0]
 
-# %% ../nbs/00_phantoms.ipynb #88ef6877
+# %% ../nbs/00_phantoms.ipynb #6101e51e
 class ChestPhantom(SCMPhantom):
     """Frontal chest X-ray phantom (1 channel) whose labels follow the joint of 191,009 CheXpert frontal studies.
 
@@ -450,7 +440,7 @@ def _age_bin_index(age_bin) -> np.ndarray:
 @lru_cache(maxsize=1)
 def _chest_fit() -> dict: return fit_chest_model(chexpert_counts())
 
-# %% ../nbs/00_phantoms.ipynb #7cd5e794
+# %% ../nbs/00_phantoms.ipynb #e583f979
 def _to_display(images: torch.Tensor) -> np.ndarray:
     "N x C x H x W in [-1, 1] -> N x H x W (x 3) floats in [0, 1] for imshow; raises on a wrong shape."
     if not isinstance(images, torch.Tensor): images = torch.as_tensor(np.asarray(images))
@@ -500,7 +490,7 @@ def chest_titles(attrs: pd.DataFrame) -> list:
     return [f"{r.sex[0]}{int(r.age)} {r.view} " + ''.join(k for k, c in (('E', 'effusion'), ('C', 'cardiomegaly'), ('D', 'devices')) if r[c])
             for _, r in attrs.iterrows()]
 
-# %% ../nbs/00_phantoms.ipynb #23c06fce
+# %% ../nbs/00_phantoms.ipynb #07b6c9ac
 def chest_facts(df: pd.DataFrame,  # one row per study with columns effusion, devices, cardiomegaly, view, age_bin
                 weights: np.ndarray | None = None,  # optional row weights (counts)
                 ) -> pd.Series:
@@ -517,7 +507,150 @@ def chest_facts(df: pd.DataFrame,  # one row per study with columns effusion, de
     out['P(no finding)'] = rate('no_finding')
     return pd.Series(out)
 
-# %% ../nbs/00_phantoms.ipynb #2b283816
+# %% ../nbs/00_phantoms.ipynb #917b7fe7
+ISIC2019_COUNTS = {'MEL': 4522, 'NV': 12875}  # ISIC 2019 training ground truth (25,331 images in 8 classes)
+FITZPATRICK_RGB = np.array([[236, 208, 186], [222, 184, 150], [196, 150, 112], [160, 112, 76], [112, 74, 50], [70, 46, 32]]) / 255.
+
+class SkinPhantom(SCMPhantom):
+    """Dermoscopy phantom (3 channels): melanoma vs nevus with ABCD signs and artifacts spuriously tied to melanoma.
+
+    Observed: skin_tone (1-6), melanoma (0/1), asymmetry, border, variegation (0/1), diameter (mm), hair, ruler,
+    ink, bubbles, dark_corners (0/1). Hidden: clinic (0/1), a confounder of melanoma, dark corners and bubbles.
+    P(melanoma) follows ISIC 2019 (4,522 MEL vs 12,875 NV); tone and artifact rates are illustrative."""
+    channels = 3
+    fov_mm = 18.0  # the image spans this many millimetres
+    p_tone = (0.22, 0.38, 0.24, 0.11, 0.035, 0.015)  # Fitzpatrick I..VI (illustrative: dark tones rare)
+    p_clinic = 0.36  # share of images from clinic 1
+    p_mel_clinic = (0.15, 0.45)  # P(melanoma | clinic 0/1), giving P(melanoma) ~ 0.26
+    p_signs = {'asymmetry': (0.15, 0.80), 'border': (0.15, 0.75), 'variegation': (0.12, 0.75)}  # P(sign | nevus, melanoma)
+    p_ruler = (0.08, 0.35)  # P(ruler | nevus, melanoma): suspicious lesions get measured
+    p_ink = (0.03, 0.22)  # P(ink | nevus, melanoma): marked for excision
+    p_dark_corners = (0.06, 0.50)  # P(dark corners | clinic 0/1): vignetting dermoscope
+    p_bubbles = (0.08, 0.30)  # P(bubbles | clinic 0/1): immersion gel
+    p_hair = 0.25
+
+    def _variables(self) -> list:
+        V, b01 = Variable, (0, 1)
+        bern = lambda p: (lambda pa, u: (u < p).astype(int))
+        by = lambda par, ps: (lambda pa, u: (u < np.asarray(ps)[np.asarray(pa[par], dtype=int)]).astype(int))
+        cum = np.cumsum(self.p_tone)
+        mel_p = float(self.p_clinic * self.p_mel_clinic[1] + (1 - self.p_clinic) * self.p_mel_clinic[0])
+        signs = [V(k, b01, ('melanoma',), doc=f'{k} of the lesion (ABCD rule)', mechanism=by('melanoma', p)) for k, p in self.p_signs.items()]
+        return [
+            V('clinic', b01, observed=False, doc='acquisition site (hidden confounder)', mechanism=bern(self.p_clinic)),
+            V('skin_tone', (1, 2, 3, 4, 5, 6), doc='Fitzpatrick skin type; sets the skin colour',
+              mechanism=lambda pa, u: np.minimum(np.searchsorted(cum, u, side='right'), 5) + 1),
+            V('melanoma', b01, ('clinic',), doc=f'1 = melanoma, 0 = nevus (P ~ {mel_p:.2f} as MEL/(MEL+NV) in ISIC 2019)',
+              mechanism=by('clinic', self.p_mel_clinic)),
+            *signs,
+            V('diameter', None, ('melanoma',), range=(3.0, 14.0), doc='lesion diameter in mm: 3.5-7.5 nevus, 6-11 melanoma',
+              mechanism=lambda pa, u: np.where(np.asarray(pa['melanoma']) == 1, 6.0 + 5.0 * u, 3.5 + 4.0 * u)),
+            V('hair', b01, doc='dark hairs across the field', mechanism=bern(self.p_hair)),
+            V('ruler', b01, ('melanoma',), doc='ruler markings at an edge', mechanism=by('melanoma', self.p_ruler)),
+            V('ink', b01, ('melanoma',), doc='violet surgical ink marks around the lesion', mechanism=by('melanoma', self.p_ink)),
+            V('bubbles', b01, ('clinic',), doc='immersion-gel bubbles', mechanism=by('clinic', self.p_bubbles)),
+            V('dark_corners', b01, ('clinic',), doc='vignetting: black corners', mechanism=by('clinic', self.p_dark_corners)),
+        ]
+
+    def _draw_noise(self, rng: np.random.Generator, n: int) -> dict:
+        noise = {name: rng.random(n) for name in self.variables}
+        noise['render'] = rng.random((n, 40))
+        noise['field'] = rng.standard_normal((n, 3, 6, 6)).astype(np.float32)  # skin texture and lesion colour zones
+        return noise
+
+    def _prompt(self, row: pd.Series) -> str:
+        sign = {'asymmetry': 'asymmetric', 'border': 'irregular border', 'variegation': 'variegated colour'}
+        s = ', '.join(sign[k] for k in sign if row[k]) or 'symmetric, regular, uniform'
+        arts = ', '.join(k.replace('_', ' ') for k in ('hair', 'ruler', 'ink', 'bubbles', 'dark_corners') if row[k])
+        return (f"dermoscopy of a {'melanoma' if row.melanoma else 'nevus'}, {s}, {row.diameter:.0f} mm, "
+                f"Fitzpatrick skin type {int(row.skin_tone)}" + (f", with {arts}" if arts else ''))
+
+    def _render(self, truth: pd.DataFrame, noise: dict) -> torch.Tensor:
+        step = max(1, 2 ** 17 // self.size ** 2)
+        return torch.cat([self._render_chunk(truth.iloc[i:i + step], {k: v[i:i + step] for k, v in noise.items()})
+                          for i in range(0, len(truth), step)])
+
+    def _render_chunk(self, t: pd.DataFrame, noise: dict) -> torch.Tensor:
+        S = self.size; px = 2.0 / S; w = 0.6 * px
+        g = (torch.arange(S, dtype=torch.float32) + 0.5) * px - 1
+        X, Y = g.view(1, 1, S), g.view(1, S, 1)
+        r = noise['render']; R = lambda j: _p(r[:, j])
+        col = lambda c: t[c].to_numpy()
+        n = len(t)
+        fld = _smooth_field(noise['field'].reshape(n * 3, 6, 6), S).view(n, 3, S, S)
+        # skin: Fitzpatrick colour, jittered, a little texture and the dermoscope's central brightening
+        tone = torch.as_tensor(FITZPATRICK_RGB[col('skin_tone').astype(int) - 1], dtype=torch.float32)  # n x 3
+        skin = tone * torch.as_tensor(0.92 + 0.12 * r[:, 0:1], dtype=torch.float32)
+        rad2 = X ** 2 + Y ** 2
+        img = skin[:, :, None, None] * (1.06 - 0.12 * rad2[None] + 0.03 * fld[:, :1])
+        # lesion: polar radius with low-order lopsidedness (asymmetry) and high-order ragging (border)
+        cx, cy = 0.12 * (R(1) - 0.5), 0.12 * (R(2) - 0.5)
+        R0 = _p(col('diameter') / self.fov_mm)  # radius in grid units (grid spans 2)
+        dx, dy = X - cx, Y - cy
+        rho = torch.sqrt(dx * dx + dy * dy + 1e-9); c1, s1 = dx / rho, dy / rho; c2, s2 = c1 * c1 - s1 * s1, 2 * c1 * s1
+        cosk = lambda c, s, ph: c * torch.cos(ph) + s * torch.sin(ph)  # cos(k theta - ph) from cos/sin(k theta)
+        rel = 1 + 0.04 * cosk(c2, s2, 6.3 * R(5))
+        asym, bord = col('asymmetry') == 1, col('border') == 1
+        if asym.any():  # low-order lopsidedness
+            i = torch.as_tensor(np.nonzero(asym)[0]); q = r[asym]
+            rel[i] = rel[i] + 0.30 * cosk(c1[i], s1[i], _p(6.3 * q[:, 3])) + 0.20 * cosk(c2[i], s2[i], _p(6.3 * q[:, 4]))
+        if bord.any():  # high-order ragging
+            i = torch.as_tensor(np.nonzero(bord)[0]); q = r[bord]; th = torch.atan2(dy[i], dx[i])
+            rel[i] = rel[i] + 0.08 * torch.cos(_p(9 + np.floor(4 * q[:, 6])) * th + _p(6.3 * q[:, 7])) + 0.05 * torch.cos(17 * th + _p(6.3 * q[:, 8]))
+        rr = R0 * rel
+        les = _soft(rr - rho, w + 0.01 * _p(1 - col('border')))  # regular borders are a little softer
+        # lesion colour: darker than the skin; variegation adds black, blue-grey and red zones from a smooth random field
+        depth = (1 - rho / rr).clamp(0, 1)
+        brown = torch.tensor([0.50, 0.32, 0.20]).view(1, 3, 1, 1) * (0.8 + 0.3 * R(9))[:, None]
+        lum = tone.mean(1).view(-1, 1, 1, 1)
+        base = (0.36 * tone[:, :, None, None] + 0.6 * lum * brown) * (1 - 0.3 * depth[:, None])
+        var = _p(col('variegation'))[:, None]
+        z1, z2 = fld[:, 1:2], fld[:, 2:3]
+        black = var * _soft(z1 - 0.3, 0.25); blue = var * _soft(z2 - 0.4, 0.25) * (1 - black); red = var * _soft(-z2 - 0.5, 0.25) * (1 - black)
+        lcol = (base * (1 - black - blue - red) + black * torch.tensor([0.12, 0.08, 0.08]).view(1, 3, 1, 1)
+                + blue * torch.tensor([0.42, 0.46, 0.56]).view(1, 3, 1, 1) + red * torch.tensor([0.62, 0.32, 0.28]).view(1, 3, 1, 1))
+        img = img * (1 - les[:, None]) + lcol * les[:, None]
+        # artifacts, drawn only where present
+        def paint(mask, draw):
+            if mask.any():
+                i = torch.as_tensor(np.nonzero(mask)[0]); a, c = draw(i, r[mask])  # alpha N' x H x W, colour N' x 3 x 1 x 1 or image
+                img[i] = img[i] * (1 - a[:, None]) + c * a[:, None]
+        P = lambda rr_, j: _p(rr_[:, j])
+        def hair(i, q):
+            a = torch.zeros(len(i), S, S)
+            for k in range(4):  # up to four hairs, each a gently curved dark line (x as a function of y, or y of x)
+                x0, x1, bend = 2 * P(q, 10 + 3 * k) - 1, 2 * P(q, 11 + 3 * k) - 1, 0.4 * (P(q, 12 + 3 * k) - 0.5)
+                on = (P(q, 35) * 3 + 1.5 > k).float()  # 2 to 4 hairs
+                a = torch.maximum(a, on * (_tube(X, Y, x0, -1.1, x1, 1.1, bend, 0.8 * px, w) if k % 2 == 0 else _tube(Y, X, x0, -1.1, x1, 1.1, bend, 0.8 * px, w)))
+            return 0.9 * a, torch.tensor([0.08, 0.06, 0.05]).view(1, 3, 1, 1)
+        paint(col('hair') == 1, hair)
+        def ruler(i, q):
+            top = P(q, 22) < 0.5; yy = torch.where(top, -Y, Y)  # band along the bottom or top edge
+            band = _soft(yy - 0.72, w)
+            ticks = band * _soft(0.25 - ((X * S / 8 + 2 * P(q, 23)) % 1 - 0.5).abs() * 2 + 0 * yy, 0.1) * _soft(0.86 - yy, w) \
+                + band * _soft(yy - 0.94, w)
+            return 0.85 * band, (torch.tensor([0.93, 0.90, 0.70]).view(1, 3, 1, 1) * (1 - ticks[:, None]) + 0.1 * ticks[:, None])
+        paint(col('ruler') == 1, ruler)
+        def ink(i, q):
+            rad = R0[i] * 1.6 + 0.12
+            d = (torch.sqrt((X - cx[i]) ** 2 + (Y - cy[i]) ** 2) - rad).abs()
+            arc = torch.exp(-(d / (1.8 * px)) ** 2) * _soft(torch.cos(torch.atan2(Y - cy[i], X - cx[i]) - 6.3 * P(q, 24)) + 0.2, 0.1)
+            return 0.9 * arc, torch.tensor([0.42, 0.18, 0.62]).view(1, 3, 1, 1)
+        paint(col('ink') == 1, ink)
+        def bubbles(i, q):
+            a = torch.zeros(len(i), S, S)
+            for k in range(3):
+                bx, by, br = 1.6 * P(q, 25 + 3 * k) - 0.8, 1.6 * P(q, 26 + 3 * k) - 0.8, 0.07 + 0.08 * P(q, 27 + 3 * k)
+                d = torch.sqrt((X - bx) ** 2 + (Y - by) ** 2)
+                a = torch.maximum(a, torch.exp(-((d - br) / (1.2 * px)) ** 2))
+            return 0.8 * a, torch.tensor([0.97, 0.97, 0.97]).view(1, 3, 1, 1)
+        paint(col('bubbles') == 1, bubbles)
+        def corners(i, q):
+            return _soft(torch.sqrt(rad2) - (1.08 + 0.12 * P(q, 34)), 0.03), torch.zeros(1, 3, 1, 1)
+        paint(col('dark_corners') == 1, corners)
+        return (img * 2 - 1).clamp(-1, 1)
+
+# %% ../nbs/00_phantoms.ipynb #e25ee996
 def _sig(x): return 1 / (1 + np.exp(-x))
 
 def _hash_normal(seeds: np.ndarray,  # N integer seeds, one per sample (exogenous pixel noise)
@@ -535,7 +668,7 @@ def _hash_normal(seeds: np.ndarray,  # N integer seeds, one per sample (exogenou
     z = np.sqrt(-2 * np.log1p(-u1)) * np.cos(2 * np.pi * u2)
     return z.reshape((len(seeds),) + tuple(shape)).astype(np.float32)
 
-# %% ../nbs/00_phantoms.ipynb #319379ed
+# %% ../nbs/00_phantoms.ipynb #a571ecde
 class BrainPhantom(SCMPhantom):
     "Axial brain MRI (2D slice or 3D volume) with an ADNI-like tabular record with missing values."
     channels = 1
@@ -555,9 +688,9 @@ class BrainPhantom(SCMPhantom):
         mci = lambda p: (st(p) == 'MCI').astype(float)
         ad = lambda p: (st(p) == 'AD').astype(float)
         male = lambda p: (np.asarray(p['sex']) == 'M').astype(float)
-        def stage(p, u):
-            s = p['pathology'] - 0.06 * (np.asarray(p['education'], float) - 16) + u
-            return np.where(s < -0.35, 'CN', np.where(s < 1.45, 'MCI', 'AD'))
+        def stage(p, u):  # A/T/N: amyloid/tau pathology and neurodegeneration both push towards dementia, education delays it
+            s = 0.7 * p['pathology'] + 0.9 * p['neurodegeneration'] - 0.06 * (np.asarray(p['education'], float) - 16) + u
+            return np.where(s < -0.45, 'CN', np.where(s < 1.4, 'MCI', 'AD'))
         amy = lambda p: _sig(1.8 * (np.asarray(p['pathology'], float) - 0.3))
         return [
             Variable('sex', ['F', 'M'], doc='sex; men have larger heads and proportionally larger ventricles',
@@ -571,8 +704,11 @@ class BrainPhantom(SCMPhantom):
             Variable('pathology', None, ('age', 'apoe4'), observed=False, range=(-20, 20),
                      doc='hidden amyloid/tau load (z-score); drives stage and CSF/PET biomarkers',
                      mechanism=lambda p, u: -0.2 + 0.05 * (np.asarray(p['age']) - 73) + 0.8 * np.asarray(p['apoe4']) + u),
-            Variable('stage', list(self.stages), ('pathology', 'education'), doc='clinical stage; shrinks hippocampi, lowers FDG and MMSE',
-                     mechanism=lambda p, u: stage(p, 0.9 * u)),
+            Variable('neurodegeneration', None, ('pathology', 'age'), observed=False, range=(-20, 20),
+                     doc='hidden neuronal loss (z-score); shrinks hippocampi, lowers FDG; barely visible in CSF',
+                     mechanism=lambda p, u: 0.3 * np.asarray(p['pathology']) + 0.02 * (np.asarray(p['age']) - 73) + u),
+            Variable('stage', list(self.stages), ('pathology', 'neurodegeneration', 'education'), doc='clinical stage; shrinks hippocampi, lowers FDG and MMSE',
+                     mechanism=lambda p, u: stage(p, 0.4 * u)),
             Variable('head_size', None, ('sex',), observed=False, range=(0.5, 1.5), doc='intracranial size relative to the field of view',
                      mechanism=lambda p, u: 0.86 + 0.035 * male(p) + 0.025 * u),
             Variable('ventricles', None, ('age', 'sex', 'stage'), observed=False, range=(0.1, 5),
@@ -581,9 +717,10 @@ class BrainPhantom(SCMPhantom):
             Variable('cortex', None, ('age', 'stage'), observed=False, range=(0.1, 3),
                      doc='cortical thickness (relative); thinner cortex leaves a wider CSF gap under the skull',
                      mechanism=lambda p, u: np.clip(1 - 0.015 * (np.asarray(p['age']) - 73) - 0.08 * ad(p) + 0.1 * u, 0.4, 1.6)),
-            Variable('hippocampus', None, ('age', 'stage'), observed=False, range=(0.1, 3),
+            Variable('hippocampus', None, ('age', 'neurodegeneration', 'stage'), observed=False, range=(0.1, 3),
                      doc='hippocampal volume (relative); the temporal horn around it widens as it shrinks',
-                     mechanism=lambda p, u: np.clip(1 - 0.006 * (np.asarray(p['age']) - 73) - 0.12 * mci(p) - 0.3 * ad(p) + 0.09 * u, 0.3, 1.5)),
+                     mechanism=lambda p, u: np.clip(1 - 0.005 * (np.asarray(p['age']) - 73) - 0.08 * np.asarray(p['neurodegeneration'])
+                                                    - 0.06 * mci(p) - 0.15 * ad(p) + 0.05 * u, 0.3, 1.5)),
             Variable('abeta', None, ('pathology',), range=(200, 1700), doc='CSF amyloid-beta 1-42 (pg/mL; low = amyloid positive; censored at 1700)',
                      mechanism=lambda p, u: np.clip(1450 - 800 * amy(p) + 180 * u, 200, 1700)),
             Variable('ptau', None, ('pathology', 'stage'), range=(8, 120), doc='CSF phosphorylated tau (pg/mL)',
@@ -592,8 +729,9 @@ class BrainPhantom(SCMPhantom):
                      mechanism=lambda p, u: np.clip(30 + 9.5 * np.asarray(p['ptau']) + 40 * u, 80, 1300)),
             Variable('av45', None, ('pathology',), range=(0.6, 2.5), doc='florbetapir amyloid-PET SUVR',
                      mechanism=lambda p, u: np.clip(1.02 + 0.42 * amy(p) + 0.07 * u, 0.8, 2.2)),
-            Variable('fdg', None, ('stage', 'age'), range=(0.5, 2), doc='FDG-PET metabolism; lower with stage and age',
-                     mechanism=lambda p, u: 1.3 - 0.06 * mci(p) - 0.2 * ad(p) - 0.004 * (np.asarray(p['age']) - 73) + 0.09 * u),
+            Variable('fdg', None, ('neurodegeneration', 'stage', 'age'), range=(0.5, 2), doc='FDG-PET metabolism; lower with neurodegeneration, stage and age',
+                     mechanism=lambda p, u: 1.3 - 0.03 * np.asarray(p['neurodegeneration']) - 0.03 * mci(p) - 0.08 * ad(p)
+                                            - 0.004 * (np.asarray(p['age']) - 73) + 0.1 * u),
             Variable('mmse', None, ('stage', 'education', 'age'), range=(0, 30), doc='MMSE cognitive score (0-30)',
                      mechanism=lambda p, u: np.clip(np.round(29 - 1.6 * mci(p) - 5.5 * ad(p) + 0.12 * (np.asarray(p['education']) - 16)
                                                               - 0.03 * (np.asarray(p['age']) - 73) + 1.3 * u), 0, 30)),
@@ -653,14 +791,14 @@ class BrainPhantom(SCMPhantom):
         vs = col(v['ventricles']) * col(1 + 0.04 * sh[:, 2])
         for sx in (-1, 1):
             img = np.where(blob(sx * 0.13 * np.sqrt(vs), -0.12, 0.07 * vs, 0.3 * np.sqrt(vs), 0.3), -0.7, img)  # lateral ventricles
-            img = np.where(blob(sx * 0.36, 0.42, 0.16, 0.09, 0.15), -0.7, img)  # temporal horn (CSF)
+            img = np.where(blob(sx * 0.36, 0.42, 0.21, 0.12, 0.18), -0.7, img)  # temporal horn (CSF)
             hp = col(v['hippocampus']) * col(1 + 0.03 * sh[:, 3])
-            img = np.where(blob(sx * 0.36, 0.42, 0.14 * hp, 0.075 * hp, 0.13 * hp), 0.05, img)  # hippocampus
+            img = np.where(blob(sx * 0.36, 0.42, 0.19 * hp, 0.1 * hp, 0.16 * hp), 0.05, img)  # hippocampus
         bias = 1 + 0.08 * (col(nz['bias'][:, 0]) * X + col(nz['bias'][:, 1]) * Y)
         img = img * bias + 0.04 * _hash_normal(nz['pixel_seed'], (s,) * d)
         return np.clip(img, -1, 1)
 
-# %% ../nbs/00_phantoms.ipynb #8bd8ce1c
+# %% ../nbs/00_phantoms.ipynb #e9ed8259
 MS_ARMS = ('placebo', 'drug_a', 'drug_b')  # trial arms, in the order used by every (N, arm, ...) array
 MS_TABULAR = ('age', 'sex', 'duration', 'edss0', 'relapses', 'lesion_vol')  # the tabular record, in column order
 
@@ -681,7 +819,7 @@ def _ms_poisson(lam, u, kmax: int):
         k = k + (u > cdf); p = p * lam / j; cdf = cdf + p
     return np.minimum(k, kmax)
 
-# %% ../nbs/00_phantoms.ipynb #65f7934e
+# %% ../nbs/00_phantoms.ipynb #d90a80ed
 class MSPhantom(SCMPhantom):
     "Baseline of an MS trial patient: FLAIR-like axial slice with lesions, tabular record, randomized arm."
     channels = 1
@@ -763,7 +901,7 @@ class MSPhantom(SCMPhantom):
         return (f"axial FLAIR MRI, {row['age']:.0f}-year-old {who} with MS for {row['duration']:.0f} years, "
                 f"EDSS {row['edss0']:.1f}, {row['relapses']} relapses, lesion volume {row['lesion_vol']:.0f} ml")
 
-# %% ../nbs/00_phantoms.ipynb #5505e682
+# %% ../nbs/00_phantoms.ipynb #79b783cb
 @dataclass
 class MSTrialData:
     "A simulated MS trial: baseline, irregular observed visits, and the true potential trajectories under every arm."
@@ -818,7 +956,7 @@ class MSTrialData:
         return MSTrialData(self.baseline[list(ix)], self.grid, self.visit_idx[ix], self.visit_y[ix], self.latent[ix],
                            self.disability[ix], self.expected[ix], self.obs_sd, self.arms)
 
-# %% ../nbs/00_phantoms.ipynb #458f385a
+# %% ../nbs/00_phantoms.ipynb #4c8530d0
 class MSTrial:
     "A randomized MS trial: `MSPhantom` baselines, a known latent SDE per arm, irregular visits with dropout."
     sigma = (0.12, 0.12, 0.06)  # volatility of x per sqrt(year) under each arm (drug_b halves it)
@@ -826,7 +964,7 @@ class MSTrial:
     def __init__(self, size: int = 64,  # baseline image size
                  seed: int = 0,  # seed of the trial's random stream
                  horizon: float = 2.0,  # follow-up in years
-                 steps_per_year: int = 24,  # resolution of the simulation grid (visits fall on it)
+                 steps_per_year: int = 12,  # resolution of the simulation grid (visits fall on it; Euler-Maruyama is exact here)
                  visit_every: float = 0.25,  # nominal time between visits in years
                  p_miss: float = 0.15,  # chance a scheduled visit is missed
                  mc: int = 64):  # Brownian paths for the expected trajectory E[D | baseline]
