@@ -1,0 +1,225 @@
+"Tests for medcf.data: prompts, uncertainty policies, phantom datasets, real-format readers and their fixtures."
+from pathlib import Path
+import shutil
+import numpy as np, pandas as pd, pytest, torch
+from medcf.phantoms import SCMPhantom, Variable
+from medcf.data import *
+
+torch.set_num_threads(1)
+SAMPLES = Path(__file__).resolve().parent.parent / 'data_samples'
+CHEX = SAMPLES / 'chexpert'
+
+
+class Toy(SCMPhantom):
+    "A tiny chest-like phantom, so these tests do not depend on the real phantoms' rendering."
+    channels = 1
+    def _variables(self):
+        return [Variable('sex', ['Female', 'Male'], mechanism=lambda p, u: np.where(u < .5, 'Female', 'Male')),
+                Variable('age', None, range=(18, 90), mechanism=lambda p, u: 18 + 72 * u),
+                Variable('view', ['AP', 'PA'], mechanism=lambda p, u: np.where(u < .5, 'AP', 'PA')),
+                Variable('devices', [0, 1], parents=('view',), mechanism=lambda p, u: (u < np.where(p['view'] == 'AP', .6, .3)).astype(int)),
+                Variable('effusion', [0, 1], parents=('devices',), mechanism=lambda p, u: (u < .3 + .2 * p['devices']).astype(int)),
+                Variable('cardiomegaly', [0, 1], mechanism=lambda p, u: (u < .15).astype(int))]
+    def _draw_noise(self, rng, n): return {**{k: rng.random(n) for k in self.variables}, 'tex': rng.normal(size=(n, 4))}
+    def _render(self, t, noise):
+        yy = torch.linspace(-1, 1, self.size)[:, None].expand(self.size, self.size)
+        tex = torch.as_tensor(noise['tex'][:, :1], dtype=torch.float32)[:, :, None, None]
+        eff = torch.as_tensor(t['effusion'].to_numpy(dtype=np.float32))[:, None, None, None]
+        return (0.3 * tex * yy + 0.5 * eff * (yy > .5) - .3).clamp(-1, 1)
+    def _prompt(self, row): return chest_prompt(row)
+
+
+# --- prompts and policies ---------------------------------------------------------------------------------------------
+def test_chest_prompt_formats():
+    assert chest_prompt({'Support Devices': 1, 'Pleural Effusion': 1.0, 'Path': 'x'}) == 'Chest X-ray showing Pleural Effusion, Support Devices'
+    assert chest_prompt({'Pleural Effusion': 0, 'Cardiomegaly': np.nan}) == 'Normal chest X-ray with no significant findings'
+    assert chest_prompt(pd.Series({'effusion': 1, 'devices': 0, 'cardiomegaly': 1})) == 'Chest X-ray showing Cardiomegaly, Pleural Effusion'
+    u = {'Pleural Effusion': -1, 'Support Devices': 0}
+    assert chest_prompt(u, 'U-zeros') == 'Normal chest X-ray with no significant findings'
+    assert chest_prompt(u, 'U-ones') == 'Chest X-ray showing Pleural Effusion'
+    assert chest_prompt(u, 'ignore') == 'Chest X-ray'
+    with pytest.raises(ValueError, match='no chest finding'): chest_prompt({'Sex': 'Male'})
+
+
+def test_skin_prompt_formats():
+    assert skin_prompt({'melanoma': 1, 'hair': 1, 'ruler': 1, 'ink': 0}) == 'a dermoscopic image with melanoma (MEL) showing hair, ruler'
+    assert skin_prompt({'melanoma': 0}) == 'a dermoscopic image with nevus (NV)'
+    assert skin_prompt({'diagnosis': 'NV', 'dark_corners': 1}) == 'a dermoscopic image with nevus (NV) showing dark corners'
+    assert skin_prompt({'MEL': 1.0, 'NV': 0.0}) == 'a dermoscopic image with melanoma (MEL)'
+    assert skin_diagnosis({'diagnosis': 'lentigo NOS'}) == 'BKL'
+    with pytest.raises(ValueError, match='unknown diagnosis'): skin_prompt({'diagnosis': 'wart'})
+    with pytest.raises(ValueError, match='cannot tell the diagnosis'): skin_prompt({'hair': 1})
+    with pytest.raises(ValueError, match='expected 0 or 1'): skin_prompt({'melanoma': 1, 'hair': 3})
+
+
+def test_policies():
+    vals = [1, 0, -1, np.nan]
+    assert apply_policy(vals, 'U-zeros')[0].tolist() == [1, 0, 0, 0]
+    assert apply_policy(vals, 'U-ones')[0].tolist() == [1, 0, 1, 0]
+    y, m = apply_policy(vals, 'ignore')
+    assert y.tolist() == [1, 0, 0, 0] and m.tolist() == [True, True, False, True]
+    y, m = apply_policy(np.array([[1, -1], [np.nan, 0]]), 'ignore')
+    assert y.shape == m.shape == (2, 2) and m.tolist() == [[True, False], [True, True]]
+
+
+def test_unknown_policy_and_bad_labels():
+    with pytest.raises(ValueError, match="unknown uncertainty policy 'U-maybe'.*U-zeros"): apply_policy([1], 'U-maybe')
+    with pytest.raises(ValueError, match='unknown uncertainty policy'): chest_prompt({'Edema': 1}, policy='zeros')
+    with pytest.raises(ValueError, match='not CheXpert labels'): apply_policy([2, 1])
+    with pytest.raises(ValueError, match='numbers 1, 0, -1 or blank'): apply_policy(['yes'])
+
+
+# --- phantom datasets -------------------------------------------------------------------------------------------------
+def test_split_determinism_and_disjointness():
+    ph = Toy(32, 0)
+    tr, tr2 = PhantomDataset(ph, 24, 'train', seed=3), PhantomDataset(Toy(32, 99), 12, 'train', seed=3)
+    assert torch.equal(tr.images[:12], tr2.images) and tr.prompts[:12] == tr2.prompts  # size and phantom seed do not matter
+    va, te = PhantomDataset(ph, 16, 'val', seed=3), PhantomDataset(ph, 16, 'test', seed=3)
+    f = lambda d: d.images.flatten(1)
+    for a, b in [(tr, va), (tr, te), (va, te)]: assert torch.cdist(f(a), f(b)).min() > 0
+    assert not torch.equal(PhantomDataset(ph, 12, 'train', seed=4).images, tr2.images)
+    s = PhantomStream(ph, split='val', seed=3)
+    for i in (0, 7, 15): assert torch.equal(s[i]['image'], va[i]['image']) and torch.equal(s[i]['attrs'], va[i]['attrs'])
+    assert [it['index'] for it in s.__getitems__([5, 2])] == [5, 2] and torch.equal(s.__getitems__([5, 2])[1]['image'], va[2]['image'])
+
+
+def test_dataset_items_and_collate():
+    ph = Toy(32, 0)
+    ds = PhantomDataset(ph, 10, 'train', seed=0)
+    assert ds.attr_names == ['sex', 'age', 'view', 'devices', 'effusion', 'cardiomegaly']
+    pd.testing.assert_frame_equal(decode_attrs(ds.targets, ds.codebook), ds.attrs, check_dtype=False)
+    batch = collate([ds[i] for i in range(4)])
+    assert batch['image'].shape == (4, 1, 32, 32) and batch['attrs'].shape == (4, 6) and batch['mask'].all()
+    assert isinstance(batch['prompt'], list) and all(isinstance(p, str) for p in batch['prompt'])
+    assert batch['index'].tolist() == [0, 1, 2, 3]
+    dl = torch.utils.data.DataLoader(PhantomStream(ph, 100, 'train', 0), batch_size=5, collate_fn=collate)
+    b = next(iter(dl)); assert torch.equal(b['image'], torch.stack([ds[i]['image'] for i in range(5)]))
+    custom = PhantomDataset(ph, 3, 'test', prompt_fn=lambda r: f"age {r['age']:.0f}")
+    assert all(p.startswith('age ') for p in custom.prompts)
+
+
+def test_dataset_bad_input():
+    ph = Toy(32, 0)
+    with pytest.raises(ValueError, match='unknown split'): PhantomDataset(ph, 4, 'training')
+    with pytest.raises(ValueError, match='non-negative integer'): PhantomStream(ph, split='train', seed=-1)
+    with pytest.raises(ValueError, match='positive integer'): PhantomStream(ph, 0)
+    with pytest.raises(TypeError, match='SCMPhantom'): PhantomStream('chest')
+    with pytest.raises(IndexError): PhantomDataset(ph, 4)[4]
+    with pytest.raises(ValueError, match='empty'): collate([])
+
+
+# --- readers on the fixtures ------------------------------------------------------------------------------------------
+def test_chexpert_round_trip():
+    full = read_chexpert(CHEX, 'train', frontal_only=False)
+    assert list(full.columns[:len(CHEXPERT_HEADER)]) == CHEXPERT_HEADER
+    front = read_chexpert(CHEX / 'CheXpert-v1.0-small', 'train')
+    assert (full['Frontal/Lateral'] == 'Lateral').sum() > 0 and len(front) == (full['Frontal/Lateral'] == 'Frontal').sum()
+    assert (front[CHEXPERT_FINDINGS] == -1).any().any(), 'the fixture should hold uncertain labels'
+    for p in UNCERTAINTY_POLICIES:
+        ds = CheXpertDataset(CHEX, 'train', size=32, policy=p)
+        it = ds[0]
+        assert it['image'].shape == (1, 32, 32) and it['image'].min() >= -1 and it['image'].max() <= 1
+        assert it['attrs'].shape == it['mask'].shape == (14,)
+        assert (~ds.mask).any() == (p == 'ignore')
+    for p in UNCERTAINTY_POLICIES:  # the vectorised captions equal the row-by-row ones
+        assert chest_prompts(full, p) == [chest_prompt(r, p) for _, r in full.iterrows()]
+    valid = read_chexpert(CHEX, 'valid')
+    assert valid[CHEXPERT_FINDINGS].isin([0, 1]).all().all()  # like the real valid.csv: fully labelled
+    assert all(p.startswith(('Chest X-ray showing', 'Normal chest X-ray')) for p in valid['prompt'])
+
+
+def _copy_chexpert(tmp_path) -> Path:
+    shutil.copytree(CHEX, tmp_path / 'chexpert')
+    return tmp_path / 'chexpert' / 'CheXpert-v1.0-small'
+
+
+def test_chexpert_missing_column(tmp_path):
+    f = _copy_chexpert(tmp_path)
+    pd.read_csv(f / 'train.csv').drop(columns=['Pleural Effusion', 'AP/PA']).to_csv(f / 'train.csv', index=False)
+    with pytest.raises(ValueError, match=r"train.csv is missing columns \['AP/PA', 'Pleural Effusion'\]; expected the CheXpert header"):
+        read_chexpert(f)
+
+
+def test_chexpert_missing_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match='no CheXpert train.csv'): read_chexpert(tmp_path)
+    f = _copy_chexpert(tmp_path)
+    (f / 'valid.csv').unlink()
+    with pytest.raises(FileNotFoundError, match='valid.csv not found'): read_chexpert(f, 'valid')
+    first = pd.read_csv(f / 'train.csv')['Path'][0]
+    (tmp_path / 'chexpert' / first).unlink()
+    with pytest.raises(FileNotFoundError, match=r'1 CheXpert image file\(s\).*view1_frontal.jpg'): read_chexpert(f)
+    assert len(read_chexpert(f, check=False)) > 0
+
+
+def test_corrupt_image(tmp_path):
+    f = _copy_chexpert(tmp_path)
+    first = pd.read_csv(f / 'train.csv')['Path'][0]
+    p = tmp_path / 'chexpert' / first
+    p.write_bytes(p.read_bytes()[:200])  # truncated JPEG
+    ds = CheXpertDataset(f, 'train')
+    with pytest.raises(ValueError, match=f'cannot read image file .*{p.name}'): ds[0]
+    (tmp_path / 'x.png').write_text('hello')
+    with pytest.raises(ValueError, match='x.png'): load_image(tmp_path / 'x.png')
+    with pytest.raises(FileNotFoundError, match='nothere.jpg'): load_image(tmp_path / 'nothere.jpg')
+
+
+def test_isic_round_trip_and_errors(tmp_path):
+    i19 = read_isic2019(SAMPLES / 'isic' / '2019')
+    gt = pd.read_csv(SAMPLES / 'isic' / '2019' / 'ISIC_2019_Training_GroundTruth.csv')
+    assert list(gt.columns) == ['image', 'MEL', 'NV', 'BCC', 'AK', 'BKL', 'DF', 'VASC', 'SCC', 'UNK']
+    assert (i19['image'] == gt['image']).all() and (i19['melanoma'] == gt['MEL']).all()
+    i20 = read_isic2020(SAMPLES / 'isic' / '2020')
+    raw = pd.read_csv(SAMPLES / 'isic' / '2020' / 'train.csv')
+    assert list(raw.columns) == ISIC2020_COLUMNS and (i20['melanoma'] == raw['target']).all()
+    ds = ISICDataset(pd.concat([i19, i20], ignore_index=True), size=32)
+    it = ds[len(i19)]
+    assert it['image'].shape == (3, 32, 32) and it['prompt'].startswith('a dermoscopic image with')
+    d = tmp_path / 'i19'; shutil.copytree(SAMPLES / 'isic' / '2019', d)
+    gt.drop(columns=['MEL']).to_csv(d / 'ISIC_2019_Training_GroundTruth.csv', index=False)
+    with pytest.raises(ValueError, match=r"missing columns \['MEL'\]"): read_isic2019(d)
+    with pytest.raises(FileNotFoundError, match='train.csv not found'): read_isic2020(tmp_path)
+
+
+def test_medmnist_round_trip_and_errors(tmp_path):
+    for name, ch in (('chestmnist.npz', 1), ('dermamnist.npz', 3)):
+        p = SAMPLES / 'medmnist' / name
+        with np.load(p) as z: assert sorted(z.files) == sorted(MEDMNIST_KEYS)
+        for split in ('train', 'val', 'test'):
+            x, y = read_medmnist(p, split)
+            ds = MedMNISTDataset(p, split, size=32)
+            assert len(ds) == len(x) == len(y) and ds[0]['image'].shape == (ch, 32, 32)
+            assert torch.equal(ds.targets, torch.from_numpy(y.astype(np.float32)))
+    assert MedMNISTDataset(SAMPLES / 'medmnist' / 'chestmnist.npz').targets.shape[1] == 14
+    bad = tmp_path / 'chestmnist.npz'
+    np.savez(bad, train_images=np.zeros((2, 28, 28), np.uint8), train_labels=np.zeros((2, 14)))
+    with pytest.raises(ValueError, match=r"missing keys \['val_images'"): read_medmnist(bad)
+    with pytest.raises(FileNotFoundError, match='nope.npz'): read_medmnist(tmp_path / 'nope.npz')
+
+
+def test_fixtures_reproducible(tmp_path):
+    "The committed fixtures are what write_data_samples writes (if this fails after a phantom change, rerun it)."
+    write_data_samples(tmp_path)
+    for rel in ['chexpert/CheXpert-v1.0-small/train.csv', 'chexpert/CheXpert-v1.0-small/valid.csv',
+                'isic/2019/ISIC_2019_Training_GroundTruth.csv', 'isic/2019/ISIC_2019_Training_Metadata.csv', 'isic/2020/train.csv']:
+        assert (tmp_path / rel).read_text() == (SAMPLES / rel).read_text(), \
+            f"{rel} differs: rerun `python -c \"from medcf.data import write_data_samples; write_data_samples('data_samples')\"`"
+    for name in ('chestmnist.npz', 'dermamnist.npz'):
+        with np.load(tmp_path / 'medmnist' / name) as a, np.load(SAMPLES / 'medmnist' / name) as b:
+            for k in MEDMNIST_KEYS: assert np.array_equal(a[k], b[k]), f'{name}:{k} differs'
+
+
+def test_writers_round_trip_with_any_phantom(tmp_path):
+    "The fixture writers work for any phantom with the needed columns, and the readers give its labels back."
+    ph = Toy(32, 0)
+    write_chexpert_fixture(tmp_path / 'c', ph, n_train=10, n_valid=6, seed=5)
+    truth = ph.sample(16, seed=5).attrs
+    valid = read_chexpert(tmp_path / 'c', 'valid')
+    assert (valid['Pleural Effusion'].to_numpy() == truth['effusion'][10:].to_numpy()).all()
+    assert (valid['Sex'].to_numpy() == truth['sex'][10:].to_numpy()).all() and (valid['AP/PA'].to_numpy() == truth['view'][10:].to_numpy()).all()
+    train = read_chexpert(tmp_path / 'c', 'train', policy='U-ones')
+    assert ((train['Support Devices'].fillna(0) != 0).to_numpy() == (truth['devices'][:10] == 1).to_numpy()).all()  # -1 only for positives
+    write_medmnist_fixture(tmp_path / 'chestmnist_32.npz', ph, n=(4, 2, 2), seed=1)
+    ds = MedMNISTDataset(tmp_path / 'chestmnist_32.npz', 'val')
+    assert ds.flavor == 'chestmnist' and ds.attr_names[2] == 'Effusion' and len(ds) == 2
+    with pytest.raises(ValueError, match='chestmnist or dermamnist'): write_medmnist_fixture(tmp_path / 'x.npz', ph)
+    with pytest.raises(ValueError, match='cannot tell the diagnosis'): write_isic2019_fixture(tmp_path / 'i', ph, n=2)
