@@ -205,7 +205,8 @@ def test_fixtures_reproducible(tmp_path):
             f"{rel} differs: rerun `python -c \"from medcf.data import write_data_samples; write_data_samples('data_samples')\"`"
     for name in ('chestmnist.npz', 'dermamnist.npz'):
         with np.load(tmp_path / 'medmnist' / name) as a, np.load(SAMPLES / 'medmnist' / name) as b:
-            for k in MEDMNIST_KEYS: assert np.array_equal(a[k], b[k]), f'{name}:{k} differs'
+            for k in MEDMNIST_KEYS:  # images may differ by one grey level if float rounding differs across machines
+                assert a[k].shape == b[k].shape and np.abs(a[k].astype(int) - b[k]).max() <= (1 if 'images' in k else 0), f'{name}:{k} differs'
 
 
 def test_writers_round_trip_with_any_phantom(tmp_path):
