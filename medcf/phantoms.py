@@ -11,9 +11,9 @@ import numpy as np, pandas as pd, torch
 
 # %% auto #0
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'data_path',
-           'Variable', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'fit_chest_model', 'ChestPhantom', 'show_grid',
-           'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'BrainPhantom', 'ms_arm_index', 'MSPhantom',
-           'MSTrialData', 'MSTrial']
+           'Variable', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom',
+           'show_grid', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'BrainPhantom', 'ms_arm_index',
+           'MSPhantom', 'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #55f319ad
 def is_full() -> bool:
@@ -181,13 +181,45 @@ class SCMPhantom:
         n = len(batch)
         return self._make(batch.noise, n, {**batch.interventions, **self._check_interventions(n, interventions)})
 
-# %% ../nbs/00_phantoms.ipynb #23a5bde1
+# %% ../nbs/00_phantoms.ipynb #e3e0d83b
 def chexpert_counts() -> pd.DataFrame:
     "Joint label counts of the 191,009 frontal CheXpert training studies (data_samples/chexpert_frontal_label_counts.csv)."
     return pd.read_csv(data_path('chexpert_frontal_label_counts.csv'))
 
-# %% ../nbs/00_phantoms.ipynb #3c8b1c0d
+# %% ../nbs/00_phantoms.ipynb #336c928e
+def plot_graph(phantom: SCMPhantom,  # any phantom; its `variables` give the graph
+               ax=None,  # matplotlib axes to draw on (a new figure when None)
+               width: float = 11.0,  # figure width in inches when a new figure is made
+               ):
+    "Draw a phantom's causal graph in layers (roots on top); hidden variables grey and dashed. Returns the figure."
+    import matplotlib.pyplot as plt
+    vs = phantom.variables; depth = {}
+    for n in phantom._order: depth[n] = 1 + max((depth[p] for p in vs[n].parents), default=-1)
+    layers = {}
+    for n in phantom._order: layers.setdefault(depth[n], []).append(n)
+    pos = {n: ((i + 1) / (len(ns) + 1), -d) for d, ns in layers.items() for i, n in enumerate(ns)}
+    if ax is None: _, ax = plt.subplots(figsize=(width, 0.9 * (len(layers) + 1)))
+    for n, v in vs.items():
+        for p in v.parents:
+            ax.annotate('', xy=pos[n], xytext=pos[p], arrowprops=dict(arrowstyle='->', color='0.55', lw=0.8, shrinkA=9, shrinkB=9))
+    for n, v in vs.items():
+        ax.text(*pos[n], n, ha='center', va='center', fontsize=8, color='black' if v.observed else '0.35',
+                bbox=dict(boxstyle='round', fc='white' if v.observed else '0.92', ec='black' if v.observed else '0.5', ls='-' if v.observed else '--'))
+    ax.set_xlim(0, 1); ax.set_ylim(-len(layers) + 0.5, 0.5); ax.axis('off')
+    return ax.figure
+
+# %% ../nbs/00_phantoms.ipynb #b7a1602b
 _AGE_BINS = ('<=40', '41-60', '61-80', '>80')
+
+def _monotone_in_effusion(p: np.ndarray, W: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    "Pool P(devices | effusion=0/1) where effusion would lower it (isotonic M-step), so do(effusion=1) never removes devices."
+    den = np.zeros((32, 2)); np.add.at(den, idx, W)
+    p, den = p.reshape(8, 2, 2, 2).copy(), den.reshape(8, 2, 2, 2)  # stratum, effusion, cardiomegaly, severity
+    bad = p[:, 1] < p[:, 0]
+    pooled = (p[:, 0] * den[:, 0] + p[:, 1] * den[:, 1]) / (den[:, 0] + den[:, 1] + 1e-12)
+    p[:, 0] = np.where(bad, pooled, p[:, 0]); p[:, 1] = np.where(bad, pooled, p[:, 1])
+    return p.reshape(32, 2)
+
 _AGE_EDGES = np.array([18., 41., 61., 81., 90.])  # age_bin k covers ages in [edge k, edge k+1): '41-60' is 41.0-60.99
 AP_MAGNIFICATION = 1.10  # heart magnification of an AP view relative to PA (planted, not in the metadata)
 
@@ -214,7 +246,7 @@ def fit_chest_model(counts: pd.DataFrame,  # CheXpert joint counts, as `chexpert
         pk = np.zeros(8); np.add.at(pk, k, w); pk /= pk.sum()
         ps = np.zeros((8, 2)); np.add.at(ps, k, W); ps = ps[:, 1] / ps.sum(1)
         pe, pc, po = cpt(k, 8, e), cpt(k, 8, c), cpt(k, 8, 1 - nf, clear[:, None] * 1.0)
-        pd_ = cpt(k * 4 + e * 2 + c, 32, dv)
+        pd_ = _monotone_in_effusion(cpt(k * 4 + e * 2 + c, 32, dv), W, k * 4 + e * 2 + c)
         pv = cpt(k * 2 + dv, 16, v)
         L = (np.stack([1 - ps[k], ps[k]], 1) * bern(pe[k], e) * bern(pc[k], c) * bern(pd_[k * 4 + e * 2 + c], dv)
              * bern(pv[k * 2 + dv], v) * np.where(clear[:, None], bern(po[k], 1 - nf), 1.0))
@@ -222,7 +254,7 @@ def fit_chest_model(counts: pd.DataFrame,  # CheXpert joint counts, as `chexpert
     return dict(p_stratum=pk, p_severe=ps, p_effusion=pe, p_cardiomegaly=pc, p_opacity=po,
                 p_devices=pd_.reshape(8, 2, 2, 2), p_ap=pv.reshape(8, 2, 2), loglik=float((w * np.log(L.sum(1))).sum()))
 
-# %% ../nbs/00_phantoms.ipynb #57acb4e2
+# %% ../nbs/00_phantoms.ipynb #413b76bf
 import math
 from functools import lru_cache
 import torch.nn.functional as F
@@ -251,7 +283,7 @@ def _smooth_field(z: np.ndarray, size: int) -> torch.Tensor:
     return F.interpolate(torch.as_tensor(np.asarray(z, dtype=np.float32))[:, None], size=(size, size),
                          mode='bilinear', align_corners=False)[:, 0]
 
-# %% ../nbs/00_phantoms.ipynb #6101e51e
+# %% ../nbs/00_phantoms.ipynb #2a99d480
 class ChestPhantom(SCMPhantom):
     """Frontal chest X-ray phantom (1 channel) whose labels follow the joint of 191,009 CheXpert frontal studies.
 
@@ -363,7 +395,7 @@ class ChestPhantom(SCMPhantom):
         TW = (0.73 + 0.09 * male) * (0.97 + 0.06 * R(0))
         yb = 0.52 - 0.07 * ap + 0.06 * (R(1) - 0.5)  # costophrenic angle height (lower inspiration in AP)
         yt = -0.74 + 0.04 * (R(2) - 0.5)
-        bw = TW + 0.13 + 0.05 * male
+        bw = (TW + 0.13 + 0.05 * male) * (1 - 0.10 * (1 - male) * _soft(-0.35 - Y, 0.15))  # narrower shoulders in women
         q = (AX / bw) ** 2; qy = ((Y - 0.2) / 1.3) ** 2
         body = torch.maximum(_soft(1 - q * q - qy * qy, 0.05), _soft(0.2 - AX, w) * _soft(-0.6 - Y, w))
         # lungs, in lung-local coordinates: u lateral (-1 medial, 1 lateral), v from apex (-1) to base (1)
@@ -382,13 +414,20 @@ class ChestPhantom(SCMPhantom):
         # heart, mediastinum, aortic knob
         ctr0 = _p(col('ctr'))
         hw = ctr0 * (1 + (AP_MAGNIFICATION - 1) * ap) * (cxl + a); xh = 0.25 * hw  # heart width / thorax width = ctr
-        hb = 0.28 + 0.4 * (ctr0 - 0.36); hy = ybs.amax(-1, keepdim=True) - 0.02 - hb
-        heart = _ellipse(X, Y, xh, hy, hw, hb, w)
+        # a tilted ellipse (apex down and to the patient's left) whose horizontal half-extent is hw
+        cphi, sphi, ratio = math.cos(0.6), math.sin(0.6), 1.3 + 0.5 * (ctr0 - 0.36)
+        ha = hw / torch.sqrt(cphi ** 2 + (sphi / ratio) ** 2); hb_ = ha / ratio  # long and short half-axes
+        vext = torch.sqrt((ha * sphi) ** 2 + (hb_ * cphi) ** 2)
+        hy = ybs.amax(-1, keepdim=True) + 0.04 - vext
+        du, dv = X - xh, Y - hy
+        heart = _soft(1 - torch.sqrt(((du * cphi + dv * sphi) / ha) ** 2 + ((dv * cphi - du * sphi) / hb_) ** 2 + 1e-9), w / hb_)
+        hb = vext
         med = _soft(0.12 - (X - 0.01).abs(), w) * _soft(hy - Y, 0.05)
         knob = _ellipse(X, Y, 0.12 + 0.03 * agef, -0.42, 0.05 + 0.04 * agef, 0.06 + 0.02 * agef, w)
         # other opacity: a fuzzy patch in the upper or middle zone of one lung
         tex = _smooth_field(noise['texture'], S)
-        air = lung * (1 - heart) * (1 - med) * (1 - knob) * (1 - fluid)
+        hil = torch.exp(-torch.sqrt((AX - 0.22 * TW) ** 2 + (Y - hy + 0.25) ** 2) / 0.22)  # vessels fan out from the hila
+        air = lung * (1 - heart) * (1 - med) * (1 - knob) * (1 - fluid) * (1 - 0.35 * hil * (0.7 + 0.6 * tex).clamp(0, 2))
         opa = col('opacity') == 1
         if opa.any():
             i = torch.as_tensor(np.nonzero(opa)[0]); rr = r[opa]
@@ -406,10 +445,10 @@ class ChestPhantom(SCMPhantom):
         scx = torch.where(ap > 0, 0.80 * TW, 1.05 * TW); sca = torch.where(ap > 0, 0.22 * TW, 0.14 * TW)
         scap = _ellipse(AX, Y, scx, -0.33 + 0 * TW, sca, 0.34 + 0 * TW, w)
         # breast shadows (women): lower-zone soft tissue with a sharp curved inferior margin
-        breast = ((1 - male) * (0.8 + 0.4 * R(11)) * _ellipse(AX, Y, 0.58 * TW, yb - 0.06, 0.42 * TW, 0.30 + 0 * TW, w)
-                  * _soft(Y - yb + 0.22, 0.08))
+        breast = ((1 - male) * (0.8 + 0.4 * R(11)) * _ellipse(AX, Y, 0.62 * TW, yb + 0.02, 0.48 * TW, 0.34 + 0 * TW, w)
+                  * _soft(Y - yb + 0.30, 0.12))
         B = (0.04 + 0.50 * body + 0.06 * heart * body - (0.36 + 0.06 * R(22)) * air * (1 + 0.12 * tex)
-             + bc * (0.9 * ribs + 0.9 * spine + 1.3 * clav) + (0.4 * bc + 0.08) * scap * body + 0.17 * breast)
+             + bc * (0.9 * ribs + 0.9 * spine + 1.3 * clav) + (0.4 * bc + 0.08) * scap * body + 0.11 * breast)
         # devices, drawn only on the samples that have them
         def add(mask, draw):
             if mask.any():
@@ -440,7 +479,7 @@ def _age_bin_index(age_bin) -> np.ndarray:
 @lru_cache(maxsize=1)
 def _chest_fit() -> dict: return fit_chest_model(chexpert_counts())
 
-# %% ../nbs/00_phantoms.ipynb #e583f979
+# %% ../nbs/00_phantoms.ipynb #8340a02b
 def _to_display(images: torch.Tensor) -> np.ndarray:
     "N x C x H x W in [-1, 1] -> N x H x W (x 3) floats in [0, 1] for imshow; raises on a wrong shape."
     if not isinstance(images, torch.Tensor): images = torch.as_tensor(np.asarray(images))
@@ -490,7 +529,7 @@ def chest_titles(attrs: pd.DataFrame) -> list:
     return [f"{r.sex[0]}{int(r.age)} {r.view} " + ''.join(k for k, c in (('E', 'effusion'), ('C', 'cardiomegaly'), ('D', 'devices')) if r[c])
             for _, r in attrs.iterrows()]
 
-# %% ../nbs/00_phantoms.ipynb #07b6c9ac
+# %% ../nbs/00_phantoms.ipynb #ee04d91a
 def chest_facts(df: pd.DataFrame,  # one row per study with columns effusion, devices, cardiomegaly, view, age_bin
                 weights: np.ndarray | None = None,  # optional row weights (counts)
                 ) -> pd.Series:
@@ -507,7 +546,7 @@ def chest_facts(df: pd.DataFrame,  # one row per study with columns effusion, de
     out['P(no finding)'] = rate('no_finding')
     return pd.Series(out)
 
-# %% ../nbs/00_phantoms.ipynb #917b7fe7
+# %% ../nbs/00_phantoms.ipynb #51c53db4
 ISIC2019_COUNTS = {'MEL': 4522, 'NV': 12875}  # ISIC 2019 training ground truth (25,331 images in 8 classes)
 FITZPATRICK_RGB = np.array([[236, 208, 186], [222, 184, 150], [196, 150, 112], [160, 112, 76], [112, 74, 50], [70, 46, 32]]) / 255.
 
@@ -650,7 +689,7 @@ class SkinPhantom(SCMPhantom):
         paint(col('dark_corners') == 1, corners)
         return (img * 2 - 1).clamp(-1, 1)
 
-# %% ../nbs/00_phantoms.ipynb #e25ee996
+# %% ../nbs/00_phantoms.ipynb #a4961b6e
 def _sig(x): return 1 / (1 + np.exp(-x))
 
 def _hash_normal(seeds: np.ndarray,  # N integer seeds, one per sample (exogenous pixel noise)
@@ -668,7 +707,7 @@ def _hash_normal(seeds: np.ndarray,  # N integer seeds, one per sample (exogenou
     z = np.sqrt(-2 * np.log1p(-u1)) * np.cos(2 * np.pi * u2)
     return z.reshape((len(seeds),) + tuple(shape)).astype(np.float32)
 
-# %% ../nbs/00_phantoms.ipynb #a571ecde
+# %% ../nbs/00_phantoms.ipynb #eda842f3
 class BrainPhantom(SCMPhantom):
     "Axial brain MRI (2D slice or 3D volume) with an ADNI-like tabular record with missing values."
     channels = 1
