@@ -1,0 +1,105 @@
+"medcf.fusion: batched hyper-layers equal the per-sample loop, hyperfan-in, imputation, splits, bad input, determinism."
+import numpy as np, pandas as pd, pytest, torch
+from medcf.phantoms import BrainPhantom
+from medcf.fusion import (HyperNet, HyperLinear, HyperConv, FusionNet, TabularMLP, IterativeImputer, encode_record,
+                          stratified_split, balanced_accuracy, macro_auroc, FusionData, make_model, run_fusion, TASKS)
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize('layer,x', [
+    (lambda: HyperLinear(10, 7, 5), lambda: torch.randn(6, 10)),
+    (lambda: HyperConv(3, 4, 3, 5, stride=2, padding=1), lambda: torch.randn(6, 3, 9, 9)),
+    (lambda: HyperConv(2, 3, 3, 5, padding=1, dim=3), lambda: torch.randn(6, 2, 5, 5, 5)),
+])
+def test_batched_equals_loop(layer, x):
+    torch.manual_seed(0)
+    l, x, e = layer(), x(), torch.randn(6, 5)
+    y = l(x, e); y.sum().backward(); g = [p.grad.clone() for p in l.parameters()]
+    l.zero_grad(); y2 = l.forward_loop(x, e); y2.sum().backward()
+    assert torch.allclose(y, y2, atol=1e-5)
+    assert all(torch.allclose(a, p.grad, atol=1e-5) for a, p in zip(g, l.parameters()))
+    assert not torch.allclose(y[0], y[1])  # different samples get different weights
+
+
+def test_hyperfan_in_variance():
+    torch.manual_seed(0)
+    e = torch.randn(2000, 8)
+    for fan_in in (8, 512):
+        h = HyperNet(8, 4 * fan_in, fan_in, 4, hidden=32, gain=2.0)
+        with torch.no_grad(): w, b = h(e)
+        assert abs(float(w.var()) * fan_in - 1) < 0.3  # gain / (2 fan_in) with gain 2
+        assert abs(float(b.var()) - 0.5) < 0.2
+
+
+def test_bad_input():
+    net = FusionNet(5, 3, 'concat', width=4)
+    with pytest.raises(ValueError, match='record batch'): net(torch.randn(2, 1, 32, 32), torch.randn(2, 4))  # width mismatch
+    with pytest.raises(ValueError, match='image batch'): net(torch.randn(2, 32, 32), torch.randn(2, 5))  # wrong rank
+    with pytest.raises(ValueError, match='image batch'): FusionNet(5, 3, 'image', dim=3, width=4)(torch.randn(2, 1, 16, 16), torch.randn(2, 5))
+    t = torch.randn(2, 5); t[0, 1] = float('nan')
+    with pytest.raises(ValueError, match='impute'): net(torch.randn(2, 1, 32, 32), t)  # NaN reaching the network
+    with pytest.raises(ValueError, match='not fitted'): IterativeImputer().transform(np.zeros((2, 3)))  # no imputer fitted
+    imp = IterativeImputer().fit(np.array([[1., np.nan], [2., 3.], [3., 4.]]))
+    with pytest.raises(ValueError, match='fitted on 2'): imp.transform(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match='2-D'): imp.transform(np.zeros(2))
+    with pytest.raises(ValueError, match='entirely missing'): IterativeImputer().fit(np.array([[1., np.nan], [2., np.nan]]))
+    with pytest.raises(ValueError, match='embedding'): HyperLinear(4, 2, 3)(torch.randn(2, 4), torch.randn(2, 2))
+    with pytest.raises(ValueError, match='input'): HyperConv(3, 2, 1, 4)(torch.randn(2, 3, 8), torch.randn(2, 4))
+    with pytest.raises(ValueError, match='fusion'): FusionNet(5, 3, 'attention')
+    with pytest.raises(ValueError, match='tab_encoder'): FusionNet(5, 3, 'hyper_shortcut')
+    with pytest.raises(ValueError, match='lacks'): encode_record(pd.DataFrame(dict(age=[70])), ['age', 'sex'])
+    with pytest.raises(ValueError, match='sex'): encode_record(pd.DataFrame(dict(sex=['Male'])), ['sex'])
+    with pytest.raises(ValueError, match='task'): FusionData('survival', 100)
+
+
+def test_imputer_fitted_on_train_only_and_better_than_mean():
+    b = BrainPhantom().sample(600, seed=4)
+    cols = TASKS['ad']['columns']
+    X, T = encode_record(b.attrs, cols), encode_record(b.truth, cols)
+    imp = IterativeImputer().fit(X[:400])
+    mean_before = imp.mean.copy()
+    Z = imp.transform(X[400:])
+    assert np.array_equal(imp.mean, mean_before) and not np.isnan(Z).any()
+    assert Z.shape == (200, len(cols) + len(imp.incomplete)) and set(np.unique(Z[:, len(cols):])) <= {0, 1}
+    assert np.array_equal(imp.transform(X[400:]), Z)  # deterministic
+    j = cols.index('abeta'); m = np.isnan(X[400:, j])
+    est = Z[m, j] * imp.std[j] + imp.mean[j]
+    assert np.abs(est - T[400:, j][m]).mean() < np.abs(imp.mean[j] - T[400:, j][m]).mean()
+
+
+def test_stratified_split():
+    st = pd.DataFrame(dict(a=np.repeat(['x', 'y'], [300, 100]), b=np.tile([0, 1], 200)))
+    tr, va, te = stratified_split(st, (0.6, 0.2, 0.2), seed=1)
+    assert len(np.concatenate([tr, va, te])) == 400 and len(set(tr) | set(va) | set(te)) == 400
+    assert abs((st.a.iloc[te] == 'y').mean() - 0.25) < 0.03
+    assert [a.tolist() for a in stratified_split(st, seed=1)] == [a.tolist() for a in (tr, va, te)]
+    with pytest.raises(ValueError, match='fractions'): stratified_split(st, (0.5, 0.6))
+
+
+def test_metrics_match_sklearn():
+    skm = pytest.importorskip('sklearn.metrics')
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200); p = rng.dirichlet(np.ones(3), 200); p[np.arange(200), y] += 0.3; p /= p.sum(1, keepdims=True)
+    assert np.isclose(balanced_accuracy(y, p.argmax(1), 3), skm.balanced_accuracy_score(y, p.argmax(1)))
+    assert np.isclose(macro_auroc(y, p), skm.roc_auc_score(y, p, multi_class='ovr', average='macro'))
+
+
+def test_run_is_deterministic_and_complete():
+    kw = dict(seeds=(0,), n=60, epochs=1, size=16, width=2, progress=False)
+    a, ca = run_fusion('ad', **kw)
+    b, _ = run_fusion('ad', **kw)
+    assert set(a.model) == {'image', 'tabular', 'concat', 'film', 'daft', 'hyperfusion'}
+    pd.testing.assert_frame_equal(a.drop(columns='train_s'), b.drop(columns='train_s'))
+    assert a.auroc.between(0, 1).all() and len(ca) == 6
+
+
+def test_hyperfusion_ad_keeps_tabular_model_frozen():
+    d = FusionData('ad', 60, seed=0, size=16)
+    enc = TabularMLP(d.n_tab, 3)
+    before = [p.clone() for p in enc.parameters()]
+    m = make_model('hyperfusion', d, width=2, tab_encoder=enc)
+    m(d.images[:4], d.tab[:4]).sum().backward()
+    assert all(torch.equal(a, p) for a, p in zip(before, enc.parameters()))
+    assert all(p.grad is None for p in m.tab_encoder.parameters())
+    assert any(p.grad is not None for p in m.blocks[-1].short.parameters())
