@@ -272,7 +272,7 @@ def collate(items: list,  # dicts with tensors, strings and ints (as the dataset
         else: out[k] = list(vs)
     return out
 
-# %% ../nbs/01_data.ipynb #f2414c37
+# %% ../nbs/01_data.ipynb #ca996837
 import os
 from PIL import Image, UnidentifiedImageError
 
@@ -317,7 +317,7 @@ def check_files(files,  # paths that must exist
     missing = [str(f) for f in files if not os.path.isfile(f)]
     if missing: raise FileNotFoundError(f"{len(missing)} {what} file(s) listed in the table do not exist, e.g. {missing[:3]}")
 
-# %% ../nbs/01_data.ipynb #7782bdce
+# %% ../nbs/01_data.ipynb #c8623bea
 def chexpert_folder(root: str | Path,  # the CheXpert-v1.0-small folder, or the folder that contains it
                    ) -> Path:
     "Locate the CheXpert folder holding train.csv; raise a FileNotFoundError saying what was looked for."
@@ -369,7 +369,7 @@ class CheXpertDataset(Dataset):
         return dict(image=load_image(self.table['file'][i], self.size, 1), attrs=self.targets[i], mask=self.mask[i],
                     prompt=self.table['prompt'][i], index=int(i))
 
-# %% ../nbs/01_data.ipynb #3808d917
+# %% ../nbs/01_data.ipynb #b2589816
 ISIC2019_GROUND_TRUTH = ['image'] + list(ISIC_DIAGNOSES)
 ISIC2019_METADATA = ['image', 'age_approx', 'anatom_site_general', 'lesion_id', 'sex']
 ISIC2020_COLUMNS = ['image_name', 'patient_id', 'sex', 'age_approx', 'anatom_site_general_challenge', 'diagnosis',
@@ -433,7 +433,7 @@ class ISICDataset(Dataset):
         return dict(image=load_image(self.table['file'][i], self.size, 3), attrs=self.targets[i],
                     mask=torch.ones(2, dtype=torch.bool), prompt=self.table['prompt'][i], index=int(i))
 
-# %% ../nbs/01_data.ipynb #0b1e04b4
+# %% ../nbs/01_data.ipynb #3808b63f
 MEDMNIST_KEYS = [f'{s}_{k}' for s in ('train', 'val', 'test') for k in ('images', 'labels')]
 CHESTMNIST_LABELS = ['Atelectasis', 'Cardiomegaly', 'Effusion', 'Infiltration', 'Mass', 'Nodule', 'Pneumonia',
                      'Pneumothorax', 'Consolidation', 'Edema', 'Emphysema', 'Fibrosis', 'Pleural Thickening', 'Hernia']
@@ -489,7 +489,7 @@ class MedMNISTDataset(Dataset):
         return dict(image=self.images[i], attrs=self.targets[i], mask=torch.ones_like(self.targets[i], dtype=torch.bool),
                     prompt=self.prompts[i], index=int(i))
 
-# %% ../nbs/01_data.ipynb #337eb024
+# %% ../nbs/01_data.ipynb #7e4baa53
 def _save_jpg(img: torch.Tensor, path: Path, size: int | None = None) -> None:
     "Save one C x H x W image in [-1, 1] as a JPEG (grayscale or RGB)."
     a = ((img.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
