@@ -227,3 +227,15 @@ def test_writers_round_trip_with_any_phantom(tmp_path):
     assert ds.flavor == 'chestmnist' and ds.attr_names[2] == 'Effusion' and len(ds) == 2
     with pytest.raises(ValueError, match='chestmnist or dermamnist'): write_medmnist_fixture(tmp_path / 'x.npz', ph)
     with pytest.raises(ValueError, match='cannot tell the diagnosis'): write_isic2019_fixture(tmp_path / 'i', ph, n=2)
+
+
+def test_interventions_make_counterfactual_twins():
+    ph = Toy(32, 0)
+    plain, twin = PhantomDataset(ph, 20, 'val', seed=2), PhantomDataset(ph, 20, 'val', seed=2, effusion=1)
+    assert (twin.attrs['effusion'] == 1).all() and (twin.attrs['sex'] == plain.attrs['sex']).all()
+    same = plain.attrs['effusion'].to_numpy() == 1
+    assert same.any() and (~same).any()
+    assert torch.equal(twin.images[same], plain.images[same]) and not torch.equal(twin.images[~same], plain.images[~same])
+    with pytest.raises(ValueError, match='unknown variable'): PhantomStream(ph, 10, 'train', 0, effusions=1)
+    with pytest.raises(ValueError, match='not an allowed value'): PhantomStream(ph, 10, 'train', 0, effusion=2)
+    assert skin_prompt({'melanoma': 1, 'ruler': 1}, artifacts=False) == 'a dermoscopic image with melanoma (MEL)'
