@@ -181,12 +181,12 @@ class SCMPhantom:
         n = len(batch)
         return self._make(batch.noise, n, {**batch.interventions, **self._check_interventions(n, interventions)})
 
-# %% ../nbs/00_phantoms.ipynb #e3e0d83b
+# %% ../nbs/00_phantoms.ipynb #27d9ebb7
 def chexpert_counts() -> pd.DataFrame:
     "Joint label counts of the 191,009 frontal CheXpert training studies (data_samples/chexpert_frontal_label_counts.csv)."
     return pd.read_csv(data_path('chexpert_frontal_label_counts.csv'))
 
-# %% ../nbs/00_phantoms.ipynb #336c928e
+# %% ../nbs/00_phantoms.ipynb #ee833e60
 def plot_graph(phantom: SCMPhantom,  # any phantom; its `variables` give the graph
                ax=None,  # matplotlib axes to draw on (a new figure when None)
                width: float = 11.0,  # figure width in inches when a new figure is made
@@ -208,7 +208,7 @@ def plot_graph(phantom: SCMPhantom,  # any phantom; its `variables` give the gra
     ax.set_xlim(0, 1); ax.set_ylim(-len(layers) + 0.5, 0.5); ax.axis('off')
     return ax.figure
 
-# %% ../nbs/00_phantoms.ipynb #b7a1602b
+# %% ../nbs/00_phantoms.ipynb #f4fafdba
 _AGE_BINS = ('<=40', '41-60', '61-80', '>80')
 
 def _monotone_in_effusion(p: np.ndarray, W: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -254,7 +254,7 @@ def fit_chest_model(counts: pd.DataFrame,  # CheXpert joint counts, as `chexpert
     return dict(p_stratum=pk, p_severe=ps, p_effusion=pe, p_cardiomegaly=pc, p_opacity=po,
                 p_devices=pd_.reshape(8, 2, 2, 2), p_ap=pv.reshape(8, 2, 2), loglik=float((w * np.log(L.sum(1))).sum()))
 
-# %% ../nbs/00_phantoms.ipynb #413b76bf
+# %% ../nbs/00_phantoms.ipynb #5b54765b
 import math
 from functools import lru_cache
 import torch.nn.functional as F
@@ -283,7 +283,7 @@ def _smooth_field(z: np.ndarray, size: int) -> torch.Tensor:
     return F.interpolate(torch.as_tensor(np.asarray(z, dtype=np.float32))[:, None], size=(size, size),
                          mode='bilinear', align_corners=False)[:, 0]
 
-# %% ../nbs/00_phantoms.ipynb #2a99d480
+# %% ../nbs/00_phantoms.ipynb #011426aa
 class ChestPhantom(SCMPhantom):
     """Frontal chest X-ray phantom (1 channel) whose labels follow the joint of 191,009 CheXpert frontal studies.
 
@@ -409,7 +409,7 @@ class ChestPhantom(SCMPhantom):
         es = col('effusion_side')
         fr, fl = _p(np.isin(es, ('right', 'bilateral'))), _p(np.isin(es, ('left', 'bilateral')))
         sev = _p(col('severity'))
-        h = torch.where(right, fr * (0.28 + 0.22 * R(3) + 0.1 * sev), fl * (0.28 + 0.22 * R(4) + 0.1 * sev))
+        h = torch.where(right, fr * (0.24 + 0.18 * R(3) + 0.08 * sev), fl * (0.24 + 0.18 * R(4) + 0.08 * sev))
         fluid = (h > 0) * _soft((v - (1 - 2 * h - 0.8 * h * u1 ** 3)) * hh, 2 * w)
         # heart, mediastinum, aortic knob
         ctr0 = _p(col('ctr'))
@@ -432,8 +432,9 @@ class ChestPhantom(SCMPhantom):
         if opa.any():
             i = torch.as_tensor(np.nonzero(opa)[0]); rr = r[opa]
             ox = _p(np.where(rr[:, 5] < 0.5, -1.0, 1.0)) * (cxl[i] + 0.3 * a[i] * (_p(rr[:, 6]) - 0.5))
-            blob = torch.exp(-((X - ox) ** 2 + (Y - (yt[i] + 0.4 + 0.5 * _p(rr[:, 7]))) ** 2) / (0.11 + 0.06 * _p(rr[:, 8])) ** 2)
-            air[i] = air[i] * (1 - 0.8 * blob * (1 + 0.4 * tex[i]).clamp(0, 1.25))
+            d2 = ((X - ox) ** 2 + (Y - (yt[i] + 0.4 + 0.45 * _p(rr[:, 7]))) ** 2) / (0.14 + 0.07 * _p(rr[:, 8])) ** 2
+            blob = torch.exp(-d2 * d2)  # flat-topped patch with a fuzzy edge
+            air[i] = air[i] * (1 - 0.9 * blob * (0.85 + 0.3 * tex[i]).clamp(0, 1.1))
         # bones: ribs, spine, clavicles, scapulae
         bc = (0.17 - 0.10 * agef) * (0.85 + 0.3 * R(9))
         thorax = _soft(cxl + a + 0.03 - AX, w) * _soft(Y - yt + 0.06, w) * _soft(ybs + 0.05 - Y, 0.04)
@@ -479,7 +480,7 @@ def _age_bin_index(age_bin) -> np.ndarray:
 @lru_cache(maxsize=1)
 def _chest_fit() -> dict: return fit_chest_model(chexpert_counts())
 
-# %% ../nbs/00_phantoms.ipynb #8340a02b
+# %% ../nbs/00_phantoms.ipynb #fd22fc0b
 def _to_display(images: torch.Tensor) -> np.ndarray:
     "N x C x H x W in [-1, 1] -> N x H x W (x 3) floats in [0, 1] for imshow; raises on a wrong shape."
     if not isinstance(images, torch.Tensor): images = torch.as_tensor(np.asarray(images))
@@ -491,7 +492,7 @@ def _to_display(images: torch.Tensor) -> np.ndarray:
 def show_grid(images: torch.Tensor,  # N x C x H x W in [-1, 1] (C = 1 or 3)
               titles: Sequence[str] | None = None,  # one short title per image
               ncols: int = 8,  # images per row
-              scale: float = 1.6,  # inches per image
+              scale: float = 1.1,  # inches per image
               ):
     "A matplotlib figure showing `images` in a grid (grayscale for 1 channel)."
     import matplotlib.pyplot as plt
@@ -503,7 +504,7 @@ def show_grid(images: torch.Tensor,  # N x C x H x W in [-1, 1] (C = 1 or 3)
     for k, ax in enumerate(axs.flat):
         ax.axis('off')
         if k < n:
-            ax.imshow(x[k], cmap='gray' if x.ndim == 3 else None, vmin=0, vmax=1)
+            ax.imshow(x[k], cmap='gray' if x.ndim == 3 else None, vmin=0, vmax=1, interpolation='nearest')
             if titles is not None: ax.set_title(titles[k], fontsize=7)
     fig.tight_layout(pad=0.3)
     return fig
@@ -529,7 +530,7 @@ def chest_titles(attrs: pd.DataFrame) -> list:
     return [f"{r.sex[0]}{int(r.age)} {r.view} " + ''.join(k for k, c in (('E', 'effusion'), ('C', 'cardiomegaly'), ('D', 'devices')) if r[c])
             for _, r in attrs.iterrows()]
 
-# %% ../nbs/00_phantoms.ipynb #ee04d91a
+# %% ../nbs/00_phantoms.ipynb #1694037c
 def chest_facts(df: pd.DataFrame,  # one row per study with columns effusion, devices, cardiomegaly, view, age_bin
                 weights: np.ndarray | None = None,  # optional row weights (counts)
                 ) -> pd.Series:
@@ -546,7 +547,7 @@ def chest_facts(df: pd.DataFrame,  # one row per study with columns effusion, de
     out['P(no finding)'] = rate('no_finding')
     return pd.Series(out)
 
-# %% ../nbs/00_phantoms.ipynb #51c53db4
+# %% ../nbs/00_phantoms.ipynb #b8f87613
 ISIC2019_COUNTS = {'MEL': 4522, 'NV': 12875}  # ISIC 2019 training ground truth (25,331 images in 8 classes)
 FITZPATRICK_RGB = np.array([[236, 208, 186], [222, 184, 150], [196, 150, 112], [160, 112, 76], [112, 74, 50], [70, 46, 32]]) / 255.
 
@@ -605,7 +606,7 @@ class SkinPhantom(SCMPhantom):
                 f"Fitzpatrick skin type {int(row.skin_tone)}" + (f", with {arts}" if arts else ''))
 
     def _render(self, truth: pd.DataFrame, noise: dict) -> torch.Tensor:
-        step = max(1, 2 ** 17 // self.size ** 2)
+        step = max(1, 2 ** 18 // self.size ** 2)
         return torch.cat([self._render_chunk(truth.iloc[i:i + step], {k: v[i:i + step] for k, v in noise.items()})
                           for i in range(0, len(truth), step)])
 
@@ -615,13 +616,12 @@ class SkinPhantom(SCMPhantom):
         X, Y = g.view(1, 1, S), g.view(1, S, 1)
         r = noise['render']; R = lambda j: _p(r[:, j])
         col = lambda c: t[c].to_numpy()
-        n = len(t)
-        fld = _smooth_field(noise['field'].reshape(n * 3, 6, 6), S).view(n, 3, S, S)
+        fld0 = _smooth_field(noise['field'][:, 0], S)[:, None]  # skin texture
         # skin: Fitzpatrick colour, jittered, a little texture and the dermoscope's central brightening
         tone = torch.as_tensor(FITZPATRICK_RGB[col('skin_tone').astype(int) - 1], dtype=torch.float32)  # n x 3
         skin = tone * torch.as_tensor(0.92 + 0.12 * r[:, 0:1], dtype=torch.float32)
         rad2 = X ** 2 + Y ** 2
-        img = skin[:, :, None, None] * (1.06 - 0.12 * rad2[None] + 0.03 * fld[:, :1])
+        img = skin[:, :, None, None] * (1.06 - 0.12 * rad2[None] + 0.03 * fld0)
         # lesion: polar radius with low-order lopsidedness (asymmetry) and high-order ragging (border)
         cx, cy = 0.12 * (R(1) - 0.5), 0.12 * (R(2) - 0.5)
         R0 = _p(col('diameter') / self.fov_mm)  # radius in grid units (grid spans 2)
@@ -640,15 +640,17 @@ class SkinPhantom(SCMPhantom):
         les = _soft(rr - rho, w + 0.01 * _p(1 - col('border')))  # regular borders are a little softer
         # lesion colour: darker than the skin; variegation adds black, blue-grey and red zones from a smooth random field
         depth = (1 - rho / rr).clamp(0, 1)
-        brown = torch.tensor([0.50, 0.32, 0.20]).view(1, 3, 1, 1) * (0.8 + 0.3 * R(9))[:, None]
-        lum = tone.mean(1).view(-1, 1, 1, 1)
-        base = (0.36 * tone[:, :, None, None] + 0.6 * lum * brown) * (1 - 0.3 * depth[:, None])
-        var = _p(col('variegation'))[:, None]
-        z1, z2 = fld[:, 1:2], fld[:, 2:3]
-        black = var * _soft(z1 - 0.3, 0.25); blue = var * _soft(z2 - 0.4, 0.25) * (1 - black); red = var * _soft(-z2 - 0.5, 0.25) * (1 - black)
-        lcol = (base * (1 - black - blue - red) + black * torch.tensor([0.12, 0.08, 0.08]).view(1, 3, 1, 1)
-                + blue * torch.tensor([0.42, 0.46, 0.56]).view(1, 3, 1, 1) + red * torch.tensor([0.62, 0.32, 0.28]).view(1, 3, 1, 1))
-        img = img * (1 - les[:, None]) + lcol * les[:, None]
+        brown = torch.tensor([[0.50, 0.32, 0.20]]) * torch.as_tensor(0.8 + 0.3 * r[:, 9:10], dtype=torch.float32)
+        colour = 0.36 * tone + 0.6 * tone.mean(1, keepdim=True) * brown  # n x 3: darker than the skin, browner on light skin
+        lcol = colour[:, :, None, None] * (1 - 0.3 * depth[:, None])
+        var = col('variegation') == 1
+        if var.any():  # black, blue-grey and red zones where smooth random fields are high
+            i = torch.as_tensor(np.nonzero(var)[0]); z = _smooth_field(noise['field'][var, 1:].reshape(-1, 6, 6), S).view(-1, 2, S, S)
+            z1, z2 = z[:, :1], z[:, 1:]
+            black = _soft(z1 - 0.3, 0.25); blue = _soft(z2 - 0.4, 0.25) * (1 - black); red = _soft(-z2 - 0.5, 0.25) * (1 - black)
+            lcol[i] = (lcol[i] * (1 - black - blue - red) + black * torch.tensor([0.12, 0.08, 0.08]).view(1, 3, 1, 1)
+                       + blue * torch.tensor([0.42, 0.46, 0.56]).view(1, 3, 1, 1) + red * torch.tensor([0.62, 0.32, 0.28]).view(1, 3, 1, 1))
+        img = img + (lcol - img) * les[:, None]
         # artifacts, drawn only where present
         def paint(mask, draw):
             if mask.any():
