@@ -1,0 +1,173 @@
+"Bad input, determinism, file formats and genericity of medcf.diffusion (tiny untrained models: fast)."
+import json, math
+import pytest, torch
+from medcf import diffusion as D
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope='module')
+def pipe():
+    p = D.build_pipeline(channels=1, size=32, vae_blocks=(8, 8, 16), unet_blocks=(16, 32), seed=0)
+    return p
+
+
+def imgs(n=2, c=1, s=32, seed=0):
+    return torch.rand(n, c, s, s, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def test_anatomy(pipe):
+    from diffusers import StableDiffusionPipeline
+    assert isinstance(pipe, StableDiffusionPipeline)
+    assert D.vae_factor(pipe) == 4 and D.native_size(pipe) == 32
+    assert pipe.unet.config.cross_attention_dim == pipe.text_encoder.config.hidden_size == 384
+
+
+@pytest.mark.parametrize('bad, err', [(imgs(2, 3), 'channels'), (imgs(2, 1, 64), 'expects 32x32'),
+                                      (imgs(2)[0], 'N x C x H x W'), (imgs(2) * 255, r'\[-1, 1\]')])
+def test_bad_images(pipe, bad, err):
+    with pytest.raises(ValueError, match=err): D.encode_images(pipe, bad)
+    with pytest.raises(ValueError, match=err): D.ddim_invert(pipe, bad, 'x', num_inference_steps=2)
+
+
+def test_bad_image_type(pipe):
+    with pytest.raises(TypeError): D.check_images(pipe, imgs(2).numpy())
+    with pytest.raises(TypeError): D.check_images(pipe, (imgs(2) > 0).long())
+
+
+def test_prompt_count(pipe):
+    with pytest.raises(ValueError, match='one prompt per image'): D.ddim_invert(pipe, imgs(3), ['a', 'b'], num_inference_steps=2)
+    with pytest.raises(ValueError, match='one per prompt'): D.generate(pipe, ['a', 'b'], num_inference_steps=2, latents=torch.randn(3, 4, 8, 8))
+    with pytest.raises(ValueError, match='empty'): D.generate(pipe, [], num_inference_steps=2)
+    with pytest.raises(TypeError): D.generate(pipe, [1, 2], num_inference_steps=2)
+    with pytest.raises(ValueError, match='one prompt per image'): D.finetune(pipe, (imgs(3), ['a', 'b']), steps=1, progress=False)
+
+
+def test_bad_settings(pipe):
+    with pytest.raises(ValueError, match='num_inference_steps'): D.generate(pipe, 'a', num_inference_steps=0)
+    with pytest.raises(ValueError, match='cond_drop'): D.finetune(pipe, (imgs(2), ['a', 'b']), steps=1, cond_drop=1.5, progress=False)
+    with pytest.raises(TypeError, match='PhantomBatch'): D.finetune(pipe, 42, steps=1, progress=False)
+
+
+def test_generate_deterministic_and_batch_independent(pipe):
+    ps = ['chest x-ray', 'pleural effusion', 'nevus']
+    a = D.generate(pipe, ps, num_inference_steps=3, seed=1)
+    b = D.generate(pipe, ps, num_inference_steps=3, seed=1, batch_size=2)
+    c = D.generate(pipe, ps, num_inference_steps=3, seed=2)
+    assert a.shape == (3, 1, 32, 32) and a.min() >= -1 and a.max() <= 1
+    assert torch.allclose(a, b, atol=1e-5) and not torch.allclose(a, c)
+    d = D.generate(pipe, ps[:1], num_inference_steps=3, seed=1)  # image j depends only on (seed, j)
+    assert torch.allclose(a[:1], d, atol=1e-5)
+
+
+def test_matches_diffusers_call(pipe):
+    "Our sampler and StableDiffusionPipeline.__call__ agree (same DDIM, same guidance, same prompt encoding)."
+    lat = D.initial_latents(pipe, 2, seed=0)
+    ours = D.generate(pipe, ['a', 'b'], num_inference_steps=4, guidance_scale=2.5, latents=lat)
+    ref = pipe(['a', 'b'], height=32, width=32, num_inference_steps=4, guidance_scale=2.5, latents=lat, output_type='pt').images
+    assert (ours - (ref * 2 - 1)).abs().max() < 1e-4
+
+
+def test_prompt_cache(pipe):
+    e1 = D.encode_prompts(pipe, ['a b', 'c'])
+    e2 = D.encode_prompts(pipe, ['c', 'a b'], cache=False)
+    assert torch.allclose(e1, e2.flip(0), atol=1e-6)
+    ref = pipe.encode_prompt(['a b', 'c'], 'cpu', 1, False)[0]
+    assert torch.allclose(e1, ref, atol=1e-5)
+
+
+def test_ddim_step_logprob():
+    g = torch.Generator().manual_seed(0)
+    x, eps, noise = torch.randn(3, 4, 2, 2, generator=g), torch.randn(3, 4, 2, 2, generator=g), torch.randn(3, 4, 2, 2, generator=g)
+    a, ap = torch.tensor(0.5), torch.tensor(0.7)
+    prev, x0, lp = D.ddim_step(x, eps, a, ap, eta=1.0, noise=noise)
+    std = ((1 - ap) / (1 - a) * (1 - a / ap)).sqrt()
+    mean = ap.sqrt() * x0 + (1 - ap - std ** 2).sqrt() * eps
+    ref = torch.distributions.Normal(mean, std).log_prob(prev).mean((1, 2, 3))
+    assert torch.allclose(lp, ref, atol=1e-5)
+    prev0, _, lp0 = D.ddim_step(x, eps, a, ap, eta=0.0)
+    assert lp0 is None and torch.allclose(prev0, ap.sqrt() * x0 + (1 - ap).sqrt() * eps, atol=1e-6)
+
+
+def test_eta_logprobs_and_callback(pipe):
+    seen = []
+    out, so = D.generate(pipe, ['a', 'b'], num_inference_steps=3, eta=1.0, return_latents=True,
+                         callback=lambda s: seen.append((s.i, s.pred_x0.shape, s.noise_pred_uncond is not None)))
+    assert so.log_probs.shape == (3, 2) and torch.isfinite(so.log_probs).all()
+    assert [s[0] for s in seen] == [0, 1, 2] and all(s[2] for s in seen)
+    again = D.generate(pipe, ['a', 'b'], num_inference_steps=3, eta=1.0)
+    assert torch.allclose(out, again, atol=1e-5)  # eta noise is seeded too
+
+
+def test_gradients_through_sampler(pipe):
+    lat = D.initial_latents(pipe, 1).requires_grad_(True)
+    y = D.generate(pipe, 'a', num_inference_steps=2, latents=lat, grad=True)
+    y.mean().backward()
+    assert lat.grad is not None and lat.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in pipe.unet.parameters())
+
+
+def test_inversion_exact_with_fixed_point(pipe):
+    "A smooth noise predictor (the untrained UNet scaled down) inverts nearly exactly once x_t = F(x_t) is solved."
+    import copy
+    u = copy.deepcopy(pipe.unet)
+    with torch.no_grad(): u.conv_out.weight.mul_(0.1); u.conv_out.bias.mul_(0.1)
+    p = D.assemble_pipeline(pipe.vae, u, pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
+    x = D.vae_roundtrip(p, imgs(2))
+    plain = D.ddim_invert(p, x, 'a', num_inference_steps=20)
+    inv = D.ddim_invert(p, x, 'a', num_inference_steps=20, fixed_point_iters=3)
+    assert inv.latents.shape == inv.z0.shape and inv.image_mae >= 0 and inv.vae_mae >= 0
+    assert inv.latent_error < 0.5 * plain.latent_error and inv.latent_error < 0.2 * inv.z0.abs().mean()
+    assert D.ddim_invert(p, x, 'a', num_inference_steps=20, check=False).image_mae is None
+
+
+def test_finetune_resume_is_exact(pipe, tmp_path):
+    data = (imgs(8), ['a', 'b'] * 4)
+    def mk():
+        torch.manual_seed(0)
+        return D.assemble_pipeline(pipe.vae, D.build_unet(8, 4, (16, 32)), pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
+    p1, p2 = mk(), mk()
+    D.finetune(p1, data, steps=4, batch_size=4, progress=False, warmup=1)
+    D.finetune(p2, data, steps=2, batch_size=4, progress=False, warmup=1, ckpt_dir=tmp_path, ckpt_every=2)
+    D.finetune(p2, data, steps=4, batch_size=4, progress=False, warmup=1, ckpt_dir=tmp_path, ckpt_every=2)
+    # the second run resumed from step 2; results equal the uninterrupted run
+    for a, b in zip(p1.unet.parameters(), p2.unet.parameters()): assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_save_load_roundtrip(pipe, tmp_path):
+    ref = D.generate(pipe, ['a'], num_inference_steps=3)
+    D.save_pipeline(pipe, tmp_path / 'slim', dict(name='t'))
+    D.save_pipeline(pipe, tmp_path / 'full', dict(name='t'), include_text_encoder=True, fp16=False)
+    assert not (tmp_path / 'slim' / 'text_encoder').exists() and (tmp_path / 'full' / 'text_encoder').exists()
+    card = json.loads((tmp_path / 'slim' / D.CARD).read_text())
+    assert card['files'] and all(len(h) == 64 for h in card['files'].values())
+    full = D.load_pipeline(tmp_path / 'full')
+    assert (D.generate(full, ['a'], num_inference_steps=3) - ref).abs().max() < 1e-5
+    slim = D.load_pipeline(tmp_path / 'slim')  # fp16 weights: close, not equal
+    assert (D.generate(slim, ['a'], num_inference_steps=3) - ref).abs().max() < 0.05
+    from diffusers import StableDiffusionPipeline  # a full folder is an ordinary diffusers folder
+    assert isinstance(StableDiffusionPipeline.from_pretrained(tmp_path / 'full', safety_checker=None), StableDiffusionPipeline)
+
+
+def test_corrupt_checkpoint(pipe, tmp_path):
+    d = D.save_pipeline(pipe, tmp_path / 'c', dict(name='t'))
+    f = next((d / 'unet').glob('*.safetensors'))
+    b = bytearray(f.read_bytes()); b[-10] ^= 0xFF; f.write_bytes(bytes(b))
+    with pytest.raises(ValueError, match='corrupt checkpoint.*sha256'): D.load_pipeline(d)
+    f.unlink()
+    with pytest.raises(ValueError, match='missing'): D.load_pipeline(d)
+
+
+def test_unknown_zoo_name():
+    with pytest.raises(ValueError, match='chest, skin'): D.load_pipeline('brain')
+
+
+def test_other_schedulers_and_v_prediction(pipe):
+    "Any SD-style pipeline: a PNDM scheduler is swapped for DDIM with the same betas; v-prediction is honoured."
+    from diffusers import PNDMScheduler
+    import copy
+    p = D.assemble_pipeline(pipe.vae, copy.deepcopy(pipe.unet), PNDMScheduler(**D.SD_BETAS, prediction_type='v_prediction'),
+                            pipe.text_encoder, pipe.tokenizer)
+    out = D.generate(p, ['a'], num_inference_steps=3)
+    assert out.shape == (1, 1, 32, 32) and torch.isfinite(out).all()
+    D.finetune(p, (imgs(4), ['a'] * 4), steps=1, batch_size=2, progress=False, ema_decay=None)
