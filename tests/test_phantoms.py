@@ -115,3 +115,24 @@ def test_chest_calibration_quick():
     f = P.chest_facts(truth)
     assert abs(f['P(effusion)'] - 0.40) < 0.03 and abs(f['P(devices)'] - 0.56) < 0.03
     assert abs(f['P(devices | AP)'] - 0.61) < 0.03 and abs(f['P(devices | PA)'] - 0.28) < 0.03
+
+
+def test_continuous_interventions_are_float():
+    ph = P.ChestPhantom(32)
+    cf = ph.counterfactual(ph.sample(3), age=85)
+    assert cf.truth.age.dtype == float and (cf.truth.age_bin == '>80').all()
+
+
+def test_save_grid_and_show_grid(tmp_path):
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    for cls in PHANTOMS:
+        b = cls(32).sample(5)
+        p = P.save_grid(b.images, tmp_path / f'{cls.__name__}.png', ncols=3)
+        img = plt.imread(p)
+        assert img.shape[:2] == (2 * 32 + 2, 3 * 32 + 4)
+        fig = P.show_grid(b.images, [str(i) for i in range(5)], ncols=3)
+        assert len(fig.axes) == 6; plt.close(fig)
+    with pytest.raises(ValueError, match='N x C x H x W'): P.save_grid(torch.zeros(2, 32, 32), tmp_path / 'x.png')
+    with pytest.raises(ValueError, match='titles'): P.show_grid(torch.zeros(2, 1, 8, 8), ['a'])
+    with pytest.raises(ValueError, match='ncols'): P.show_grid(torch.zeros(2, 1, 8, 8), ncols=0)
