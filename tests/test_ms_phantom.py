@@ -1,0 +1,36 @@
+"MS trial simulator: bad input, determinism, shapes and the ground truth's internal consistency."
+import numpy as np, pytest
+from medcf.phantoms import MSTrial, MSPhantom, MS_ARMS, MS_TABULAR, ms_arm_index
+
+def test_arm_index():
+    assert [ms_arm_index(a) for a in MS_ARMS] == [0, 1, 2]
+    for bad in ('drug_c', 3, -1, True, None, 1.0):
+        with pytest.raises(ValueError, match='unknown arm'): ms_arm_index(bad)
+
+def test_bad_settings():
+    with pytest.raises(ValueError): MSTrial(horizon=0)
+    with pytest.raises(ValueError): MSTrial(p_miss=1.0)
+    with pytest.raises(ValueError): MSTrial(mc=0)
+    with pytest.raises(ValueError): MSTrial().simulate(0)
+    with pytest.raises(ValueError, match='outside the trial'): MSTrial().simulate(3, seed=0).cate('drug_a', t=5)
+    with pytest.raises(ValueError, match='not an allowed value'): MSPhantom().sample(2, seed=0, arm='drug_c')
+
+def test_shapes_and_truth():
+    tr = MSTrial(seed=1).simulate(30, seed=2)
+    G, A = len(tr.grid), len(MS_ARMS)
+    assert tr.latent.shape == tr.disability.shape == tr.expected.shape == (30, A, G)
+    assert tr.tabular().shape == (30, len(MS_TABULAR)) and tr.baseline.images.shape == (30, 1, 64, 64)
+    assert np.all(tr.mask[:, 0]) and np.array_equal(tr.visit_y[:, 0], tr.baseline.attrs['edss0'].to_numpy())
+    y = tr.visit_y[tr.mask]; assert np.all((y >= 0) & (y <= 10) & (y * 2 == np.round(y * 2)))
+    assert np.all(np.isnan(tr.visit_y[~tr.mask]))
+    assert np.allclose(tr.cate('placebo'), 0) and np.all(tr.cate('drug_a') <= 1e-9)   # drugs only slow progression
+    sub = tr[np.arange(5)]
+    assert len(sub) == 5 and np.array_equal(sub.latent, tr.latent[:5])
+
+def test_do_arm_changes_nothing_at_baseline():
+    ph = MSPhantom(seed=0)
+    b = ph.sample(8, seed=3)
+    cf = ph.counterfactual(b, arm='drug_b')
+    assert (cf.attrs['arm'] == 'drug_b').all()
+    assert cf.attrs.drop(columns='arm').equals(b.attrs.drop(columns='arm'))   # randomization: no parents, no children at baseline
+    import torch; assert torch.equal(cf.images, b.images)

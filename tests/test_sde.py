@@ -1,0 +1,91 @@
+"Bad input, determinism and pairing for medcf.sde (fast: tiny trials, one epoch)."
+import numpy as np, pytest, torch
+from medcf.phantoms import MSTrial, MS_ARMS
+from medcf.sde import (trial_tensors, check_visits, BaselineEncoder, CausalSDE, TLearner, GRUBaseline, fit, predict,
+                       evaluate, auroc, enrichment, SharedBrownian)
+import torchsde
+
+@pytest.fixture(scope='module')
+def small():
+    tr = MSTrial(seed=0).simulate(24, seed=1)
+    return tr, trial_tensors(tr)
+
+def test_unknown_arm(small):
+    tr, T = small
+    m = CausalSDE(); m.fit_scaler(T.tab)
+    with pytest.raises(ValueError, match='unknown arm'): m.sample_paths(T[:2], n_paths=2, arms=('placebo', 'drug_c'))
+    for model in (TLearner(), GRUBaseline()):
+        model.fit_scaler(T.tab)
+        with pytest.raises(ValueError, match='unknown arm'): model(T[:2], 'drug_c')
+        with pytest.raises(ValueError, match='unknown arm'): model(T[:2], 3)
+    with pytest.raises(ValueError, match='unknown arm'): tr.cate('aspirin')
+
+def test_visit_times_not_increasing(small):
+    tr, _ = small
+    i = int(np.argmax(tr.mask.all(1)))
+    t = tr.visit_t.copy(); t[i, [2, 3]] = t[i, [3, 2]]
+    with pytest.raises(ValueError, match='not strictly increasing'): check_visits(t)
+    t = tr.visit_t.copy(); t[i, 2] = t[i, 1]                       # a repeated date
+    with pytest.raises(ValueError, match='not strictly increasing'): check_visits(t)
+    bad = tr[:]; bad.visit_idx = bad.visit_idx.copy(); bad.visit_idx[i, [2, 3]] = bad.visit_idx[i, [3, 2]]
+    with pytest.raises(ValueError, match='not strictly increasing'): trial_tensors(bad)
+    check_visits(tr.visit_t)                                        # the simulator's own visits pass
+
+def test_wrong_tabular_width(small):
+    _, T = small
+    enc = BaselineEncoder()
+    with pytest.raises(ValueError, match=r'expected \(N, 6\)'): enc(T.image[:3], T.tab[:3, :5])
+    with pytest.raises(ValueError, match=r'expected \(N, 6\)'): enc.fit_scaler(torch.zeros(4, 7))
+    with pytest.raises(ValueError, match='image has shape'): enc(T.image[:2], T.tab[:3])
+
+def test_bad_settings(small):
+    _, T = small
+    with pytest.raises(ValueError, match='objective'): fit(CausalSDE(), T, epochs=1, objective='vae')
+    with pytest.raises(ValueError, match='epochs'): fit(CausalSDE(), T, epochs=0)
+    with pytest.raises(ValueError, match='level'): predict(GRUBaseline(), T, level=1.5)
+    with pytest.raises(ValueError): auroc(np.ones(3), np.ones(3, bool))   # no negatives
+    with pytest.raises(ValueError): trial_tensors(small[0], img_size=24)   # does not divide 64
+
+def test_simulator_determinism_and_pairing():
+    a, b = MSTrial(seed=3).simulate(10, seed=5), MSTrial(seed=3).simulate(10, seed=5)
+    assert np.array_equal(a.visit_y, b.visit_y, equal_nan=True) and np.array_equal(a.latent, b.latent)
+    assert torch.equal(a.baseline.images, b.baseline.images)
+    c = MSTrial(seed=3).simulate(10, seed=6)
+    assert not np.array_equal(a.latent, c.latent)
+    # same Brownian path for every arm: placebo - drug_a is deterministic drift, so the difference is monotone
+    assert np.all(np.diff(a.latent[:, 0] - a.latent[:, 1], axis=1) >= -1e-12)
+
+def test_training_and_paths_deterministic(small):
+    tr, T = small
+    out = []
+    for _ in range(2):
+        torch.manual_seed(0); m = CausalSDE(); h = fit(m, T, epochs=1, batch_size=12, seed=4)
+        out.append((h, m.sample_paths(T[:3], n_paths=4, seed=2)))
+    assert out[0][0] == out[1][0] and torch.equal(out[0][1], out[1][1])
+    P, P1 = out[0][1], m.sample_paths(T[:3], n_paths=4, seed=2, batched=False)
+    assert P.shape == (4, len(MS_ARMS), 3, len(T.grid)) and torch.allclose(P, P1, atol=1e-5)
+
+def test_elbo_adjoint_gives_encoder_gradients(small):
+    _, T = small
+    m = CausalSDE(); m.fit_scaler(T.tab)
+    m.elbo(T[:6], adjoint=True).backward()
+    assert m.enc.mlp[0].weight.grad.abs().sum() > 0
+
+def test_shared_brownian():
+    bm = torchsde.BrownianInterval(0., 1., (4, 3), entropy=1)
+    W = SharedBrownian(bm, 2)
+    assert W.shape == (8, 3)
+    w = W(0.2, 0.7); assert torch.equal(w[:4], w[4:])
+
+def test_metrics():
+    assert auroc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == 0.75
+    assert auroc(np.array([3., 2., 1.]), np.array([1, 0, 0])) == 1.0
+    e = enrichment(np.array([-3., -2., -1., 0.]), np.array([-1., -1., 0., 0.]), fractions=(0.5,))
+    assert e.top[0] == -1 and e.rest[0] == 0
+
+def test_evaluate_runs(small):
+    tr, T = small
+    m = GRUBaseline(); fit(m, T, epochs=1)
+    r = evaluate(predict(m, T), tr)
+    assert set(r) >= {'mse_final', 'mse_visits', 'pehe_drug_a', 'pehe_drug_b', 'coverage90', 'auroc_resp'}
+    with pytest.raises(ValueError, match='prediction for'): evaluate(predict(m, T[:5]), tr)
