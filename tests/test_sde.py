@@ -89,3 +89,12 @@ def test_evaluate_runs(small):
     r = evaluate(predict(m, T), tr)
     assert set(r) >= {'mse_final', 'mse_visits', 'pehe_drug_a', 'pehe_drug_b', 'coverage90', 'auroc_resp'}
     with pytest.raises(ValueError, match='prediction for'): evaluate(predict(m, T[:5]), tr)
+
+def test_cate_at_any_time(small):
+    tr, T = small
+    m = CausalSDE(); m.fit_scaler(T.tab)
+    p1, p2 = predict(m, T[:4], n_paths=4, t=1.0), predict(m, T[:4], n_paths=4)
+    assert p1.cate.shape == p2.cate.shape == (4, len(MS_ARMS)) and np.allclose(p1.cate[:, 0], 0)
+    with pytest.raises(ValueError, match='expected a time'): predict(m, T[:4], n_paths=4, t=3.0)
+    tl = TLearner(); tl.fit_scaler(T.tab)
+    with pytest.raises(ValueError, match='horizon only'): predict(tl, T[:4], t=1.0)
