@@ -103,3 +103,9 @@ def test_hyperfusion_ad_keeps_tabular_model_frozen():
     assert all(torch.equal(a, p) for a, p in zip(before, enc.parameters()))
     assert all(p.grad is None for p in m.tab_encoder.parameters())
     assert any(p.grad is not None for p in m.blocks[-1].short.parameters())
+
+
+def test_volumes_3d():
+    r, _ = run_fusion('ad', seeds=(0,), n=60, epochs=1, size=16, dim=3, width=2, models=('tabular', 'hyperfusion'), progress=False)
+    assert list(r.model) == ['tabular', 'hyperfusion'] and r.auroc.between(0, 1).all()
+    with pytest.raises(ValueError, match="needs 'tabular'"): run_fusion('ad', models=('hyperfusion',), progress=False)
