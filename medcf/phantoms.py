@@ -182,12 +182,12 @@ class SCMPhantom:
         n = len(batch)
         return self._make(batch.noise, n, {**batch.interventions, **self._check_interventions(n, interventions)})
 
-# %% ../nbs/00_phantoms.ipynb #657aff5e
+# %% ../nbs/00_phantoms.ipynb #c297a581
 def chexpert_counts() -> pd.DataFrame:
     "Joint label counts of the 191,009 frontal CheXpert training studies (data_samples/chexpert_frontal_label_counts.csv)."
     return pd.read_csv(data_path('chexpert_frontal_label_counts.csv'))
 
-# %% ../nbs/00_phantoms.ipynb #6a0bbb6f
+# %% ../nbs/00_phantoms.ipynb #ad61262a
 def plot_graph(phantom: SCMPhantom,  # any phantom; its `variables` give the graph
                ax=None,  # matplotlib axes to draw on (a new figure when None)
                width: float = 11.0,  # figure width in inches when a new figure is made
@@ -209,7 +209,7 @@ def plot_graph(phantom: SCMPhantom,  # any phantom; its `variables` give the gra
     ax.set_xlim(0, 1); ax.set_ylim(-len(layers) + 0.5, 0.5); ax.axis('off')
     return ax.figure
 
-# %% ../nbs/00_phantoms.ipynb #9b1723ae
+# %% ../nbs/00_phantoms.ipynb #0856b790
 _AGE_BINS = ('<=40', '41-60', '61-80', '>80')
 
 def _monotone_in_effusion(p: np.ndarray, W: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -255,7 +255,7 @@ def fit_chest_model(counts: pd.DataFrame,  # CheXpert joint counts, as `chexpert
     return dict(p_stratum=pk, p_severe=ps, p_effusion=pe, p_cardiomegaly=pc, p_opacity=po,
                 p_devices=pd_.reshape(8, 2, 2, 2), p_ap=pv.reshape(8, 2, 2), loglik=float((w * np.log(L.sum(1))).sum()))
 
-# %% ../nbs/00_phantoms.ipynb #a4da31c5
+# %% ../nbs/00_phantoms.ipynb #230927f1
 import math
 from functools import lru_cache
 import torch.nn.functional as F
@@ -284,7 +284,7 @@ def _smooth_field(z: np.ndarray, size: int) -> torch.Tensor:
     return F.interpolate(torch.as_tensor(np.asarray(z, dtype=np.float32))[:, None], size=(size, size),
                          mode='bilinear', align_corners=False)[:, 0]
 
-# %% ../nbs/00_phantoms.ipynb #89923a7f
+# %% ../nbs/00_phantoms.ipynb #48af28c7
 class ChestPhantom(SCMPhantom):
     """Frontal chest X-ray phantom (1 channel) whose labels follow the joint of 191,009 CheXpert frontal studies.
 
@@ -424,7 +424,6 @@ class ChestPhantom(SCMPhantom):
         hy = ybs.amax(-1, keepdim=True) + 0.04 - vext
         du, dv = X - xh, Y - hy
         heart = _soft(1 - torch.sqrt(((du * cphi + dv * sphi) / ha) ** 2 + ((dv * cphi - du * sphi) / hb_) ** 2 + 1e-9), w / hb_)
-        hb = vext
         med = _soft(0.12 - (X - 0.01).abs(), w) * _soft(hy - Y, 0.05)
         knob = _ellipse(X, Y, 0.12 + 0.03 * agef, -0.42, 0.05 + 0.04 * agef, 0.06 + 0.02 * agef, w)
         # other opacity: a fuzzy patch in the upper or middle zone of one lung
@@ -483,7 +482,7 @@ def _age_bin_index(age_bin) -> np.ndarray:
 @lru_cache(maxsize=1)
 def _chest_fit() -> dict: return fit_chest_model(chexpert_counts())
 
-# %% ../nbs/00_phantoms.ipynb #bbc31982
+# %% ../nbs/00_phantoms.ipynb #6bcbfbc0
 def _to_display(images: torch.Tensor) -> np.ndarray:
     "N x C x H x W in [-1, 1] -> N x H x W (x 3) floats in [0, 1] for imshow; raises on a wrong shape."
     if not isinstance(images, torch.Tensor): images = torch.as_tensor(np.asarray(images))
@@ -533,7 +532,7 @@ def chest_titles(attrs: pd.DataFrame) -> list:
     return [f"{r.sex[0]}{int(r.age)} {r.view} " + ''.join(k for k, c in (('E', 'effusion'), ('C', 'cardiomegaly'), ('D', 'devices')) if r[c])
             for _, r in attrs.iterrows()]
 
-# %% ../nbs/00_phantoms.ipynb #55ed377a
+# %% ../nbs/00_phantoms.ipynb #86b4503b
 def chest_facts(df: pd.DataFrame,  # one row per study with columns effusion, devices, cardiomegaly, view, age_bin
                 weights: np.ndarray | None = None,  # optional row weights (counts)
                 ) -> pd.Series:
@@ -550,7 +549,7 @@ def chest_facts(df: pd.DataFrame,  # one row per study with columns effusion, de
     out['P(no finding)'] = rate('no_finding')
     return pd.Series(out)
 
-# %% ../nbs/00_phantoms.ipynb #acf88e40
+# %% ../nbs/00_phantoms.ipynb #e10f376c
 ISIC2019_COUNTS = {'MEL': 4522, 'NV': 12875}  # ISIC 2019 training ground truth (25,331 images in 8 classes)
 FITZPATRICK_RGB = np.array([[236, 208, 186], [222, 184, 150], [196, 150, 112], [160, 112, 76], [112, 74, 50], [70, 46, 32]]) / 255.
 
@@ -635,7 +634,9 @@ class SkinPhantom(SCMPhantom):
         asym, bord = col('asymmetry') == 1, col('border') == 1
         if asym.any():  # low-order lopsidedness
             i = torch.as_tensor(np.nonzero(asym)[0]); q = r[asym]
-            rel[i] = rel[i] + 0.34 * cosk(c1[i], s1[i], _p(6.3 * q[:, 3])) + 0.24 * cosk(c2[i], s2[i], _p(6.3 * q[:, 4]))
+            c3, s3 = c1[i] * (4 * c1[i] ** 2 - 3), s1[i] * (3 - 4 * s1[i] ** 2)  # cos 3theta, sin 3theta
+            rel[i] = (rel[i] + 0.28 * cosk(c1[i], s1[i], _p(6.3 * q[:, 3])) + 0.22 * cosk(c2[i], s2[i], _p(6.3 * q[:, 4]))
+                      + 0.18 * cosk(c3, s3, _p(6.3 * q[:, 38])))
         if bord.any():  # high-order ragging
             i = torch.as_tensor(np.nonzero(bord)[0]); q = r[bord]; th = torch.atan2(dy[i], dx[i])
             rel[i] = rel[i] + 0.11 * torch.cos(_p(9 + np.floor(4 * q[:, 6])) * th + _p(6.3 * q[:, 7])) + 0.06 * torch.cos(17 * th + _p(6.3 * q[:, 8]))
@@ -646,6 +647,10 @@ class SkinPhantom(SCMPhantom):
         brown = torch.tensor([[0.50, 0.32, 0.20]]) * torch.as_tensor(0.8 + 0.3 * r[:, 9:10], dtype=torch.float32)
         colour = 0.36 * tone + 0.6 * tone.mean(1, keepdim=True) * brown  # n x 3: darker than the skin, browner on light skin
         lcol = colour[:, :, None, None] * (1 - 0.3 * depth[:, None])
+        if asym.any():  # asymmetric pigment too: one side darker than the other
+            i = torch.as_tensor(np.nonzero(asym)[0]); phi = _p(6.3 * r[asym, 3])
+            side = ((dx[i] * torch.cos(phi) + dy[i] * torch.sin(phi)) / R0[i]).clamp(-1, 1)
+            lcol[i] = lcol[i] * (1 - 0.3 * side)[:, None]
         var = col('variegation') == 1
         if var.any():  # black, blue-grey and (often) red blotches placed inside the lesion, edges roughened by a random field
             i = torch.as_tensor(np.nonzero(var)[0]); q = r[var]
@@ -683,9 +688,9 @@ class SkinPhantom(SCMPhantom):
             return 0.85 * band, (torch.tensor([0.93, 0.90, 0.70]).view(1, 3, 1, 1) * (1 - ticks[:, None]) + 0.1 * ticks[:, None])
         paint(col('ruler') == 1, ruler)
         def ink(i, q):
-            rad = R0[i] * 1.6 + 0.12
+            rad = (R0[i] * 1.2 + 0.12).clamp(max=0.86)  # a marker circle drawn around the lesion, kept inside the field
             d = (torch.sqrt((X - cx[i]) ** 2 + (Y - cy[i]) ** 2) - rad).abs()
-            arc = torch.exp(-(d / (1.8 * px)) ** 2) * _soft(torch.cos(torch.atan2(Y - cy[i], X - cx[i]) - 6.3 * P(q, 24)) + 0.2, 0.1)
+            arc = torch.exp(-(d / (2.0 * px)) ** 2) * _soft(torch.cos(torch.atan2(Y - cy[i], X - cx[i]) - 6.3 * P(q, 24)) + 0.2, 0.1)
             return 0.9 * arc, torch.tensor([0.42, 0.18, 0.62]).view(1, 3, 1, 1)
         paint(col('ink') == 1, ink)
         def bubbles(i, q):
@@ -849,7 +854,7 @@ class BrainPhantom(SCMPhantom):
         img = img * bias + 0.04 * _hash_normal(nz['pixel_seed'], (s,) * d)
         return np.clip(img, -1, 1)
 
-# %% ../nbs/00_phantoms.ipynb #e9ed8259
+# %% ../nbs/00_phantoms.ipynb #57b1e345
 MS_ARMS = ('placebo', 'drug_a', 'drug_b')  # trial arms, in the order used by every (N, arm, ...) array
 MS_TABULAR = ('age', 'sex', 'duration', 'edss0', 'relapses', 'lesion_vol')  # the tabular record, in column order
 
@@ -870,7 +875,7 @@ def _ms_poisson(lam, u, kmax: int):
         k = k + (u > cdf); p = p * lam / j; cdf = cdf + p
     return np.minimum(k, kmax)
 
-# %% ../nbs/00_phantoms.ipynb #d90a80ed
+# %% ../nbs/00_phantoms.ipynb #75007a79
 class MSPhantom(SCMPhantom):
     "Baseline of an MS trial patient: FLAIR-like axial slice with lesions, tabular record, randomized arm."
     channels = 1
@@ -952,7 +957,7 @@ class MSPhantom(SCMPhantom):
         return (f"axial FLAIR MRI, {row['age']:.0f}-year-old {who} with MS for {row['duration']:.0f} years, "
                 f"EDSS {row['edss0']:.1f}, {row['relapses']} relapses, lesion volume {row['lesion_vol']:.0f} ml")
 
-# %% ../nbs/00_phantoms.ipynb #79b783cb
+# %% ../nbs/00_phantoms.ipynb #1ff3bbde
 @dataclass
 class MSTrialData:
     "A simulated MS trial: baseline, irregular observed visits, and the true potential trajectories under every arm."
@@ -1007,7 +1012,7 @@ class MSTrialData:
         return MSTrialData(self.baseline[list(ix)], self.grid, self.visit_idx[ix], self.visit_y[ix], self.latent[ix],
                            self.disability[ix], self.expected[ix], self.obs_sd, self.arms)
 
-# %% ../nbs/00_phantoms.ipynb #4c8530d0
+# %% ../nbs/00_phantoms.ipynb #f617b4fb
 class MSTrial:
     "A randomized MS trial: `MSPhantom` baselines, a known latent SDE per arm, irregular visits with dropout."
     sigma = (0.12, 0.12, 0.06)  # volatility of x per sqrt(year) under each arm (drug_b halves it)
