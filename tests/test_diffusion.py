@@ -171,3 +171,34 @@ def test_other_schedulers_and_v_prediction(pipe):
     out = D.generate(p, ['a'], num_inference_steps=3)
     assert out.shape == (1, 1, 32, 32) and torch.isfinite(out).all()
     D.finetune(p, (imgs(4), ['a'] * 4), steps=1, batch_size=2, progress=False, ema_decay=None)
+
+
+def test_generate_grid_bad_input():
+    with pytest.raises(ValueError, match='positive integer'): D.generate_grid('chest', 'x', n=0)
+    with pytest.raises(ValueError, match='non-empty'): D.generate_grid('chest', '  ', n=2)
+    with pytest.raises(ValueError, match='chest, skin'): D.generate_grid('lungs', 'x', n=2)
+
+
+def test_zoo_recipe_errors_and_prompts(tmp_path):
+    from medcf import zoo
+    with pytest.raises(ValueError, match='known: chest, skin'): zoo.train_zoo_model('brain', tmp_path)
+    with pytest.raises(ValueError, match='unknown recipe fields'): zoo.train_zoo_model('chest', tmp_path, unet_stpes=3)
+    prompts, asked = zoo.adherence_prompts('chest', 16)
+    assert len(prompts) == 16 and asked.sum().tolist() == [8, 8, 8]  # balanced over the 8 finding combinations
+    assert prompts[0] == 'Normal chest X-ray with no significant findings' and 'Pleural Effusion' in prompts[4]
+
+
+def test_update_card_keeps_hashes(pipe, tmp_path):
+    from medcf import zoo
+    d = D.save_pipeline(pipe, tmp_path / 'k', dict(name='t'))
+    zoo.update_card(d, quality={'x': 1})
+    assert D.verify_checkpoint(d)['quality'] == {'x': 1}
+
+
+def test_dataset_forms():
+    x = imgs(3)
+    ds = [dict(image=x[i], prompt=p) for i, p in enumerate('abc')]
+    for data in ((x, list('abc')), ds, [(x[i], p) for i, p in enumerate('abc')]):
+        im, ps = D.as_images_prompts(data)
+        assert torch.equal(im, x) and ps == list('abc')
+    with pytest.raises(TypeError, match='dataset item 0'): D.as_images_prompts([dict(img=x[0])])
