@@ -115,3 +115,25 @@ def test_lit_scores_and_errors(toy, tmp_path):
     l2 = O.LiTModel.load(tmp_path)
     assert torch.allclose(l2.image_embed(b.images), lit.image_embed(b.images), atol=1e-2)
     with pytest.raises(ValueError, match='not an attribute oracle'): O.AttributeOracle.load(tmp_path, 'lit')
+
+RELIABLE = {'chest': ['sex', 'effusion', 'cardiomegaly', 'devices', 'view'],
+            'skin': ['skin_tone', 'variegation', 'hair', 'ruler', 'ink', 'bubbles', 'dark_corners']}
+
+@pytest.mark.parametrize('name', ['chest', 'skin'])
+def test_shipped_oracle_reads_fresh_phantoms(name):
+    from medcf import phantoms as P
+    cls = {'chest': 'ChestPhantom', 'skin': 'SkinPhantom'}[name]
+    if not hasattr(P, cls): pytest.skip(f"{cls} not available")
+    o = O.load_oracle(name)
+    assert o.card['sha256'] == O.file_sha256(O.data_path('oracles', name, 'attributes.safetensors'))
+    b = getattr(P, cls)().sample(200, seed=7_000_000)
+    acc = o.evaluate(b.images, b.attrs).set_index('attribute').value
+    low = {a: acc[a] for a in RELIABLE[name] if acc[a] < 0.95}
+    assert not low, f"shipped {name} oracle below 95% on fresh phantoms: {low}"
+
+@pytest.mark.parametrize('name', ['chest', 'skin'])
+def test_shipped_lit_loads(name):
+    lit = O.load_lit(name)
+    assert lit.card['kind'] == 'lit' and lit.net.head.out_features == 384
+    x = torch.zeros(2, lit.channels, 64, 64)
+    assert lit.image_embed(x).shape == (2, 384)
