@@ -549,7 +549,7 @@ def chest_facts(df: pd.DataFrame,  # one row per study with columns effusion, de
     out['P(no finding)'] = rate('no_finding')
     return pd.Series(out)
 
-# %% ../nbs/00_phantoms.ipynb #e10f376c
+# %% ../nbs/00_phantoms.ipynb #36a1f9e7
 ISIC2019_COUNTS = {'MEL': 4522, 'NV': 12875}  # ISIC 2019 training ground truth (25,331 images in 8 classes)
 FITZPATRICK_RGB = np.array([[236, 208, 186], [222, 184, 150], [196, 150, 112], [160, 112, 76], [112, 74, 50], [70, 46, 32]]) / 255.
 
@@ -560,7 +560,7 @@ class SkinPhantom(SCMPhantom):
     ink, bubbles, dark_corners (0/1). Hidden: clinic (0/1), a confounder of melanoma, dark corners and bubbles.
     P(melanoma) follows ISIC 2019 (4,522 MEL vs 12,875 NV); tone and artifact rates are illustrative."""
     channels = 3
-    fov_mm = 18.0  # the image spans this many millimetres
+    fov_mm = 19.0  # the image spans this many millimetres
     p_tone = (0.22, 0.38, 0.24, 0.11, 0.035, 0.015)  # Fitzpatrick I..VI (illustrative: dark tones rare)
     p_clinic = 0.36  # share of images from clinic 1
     p_mel_clinic = (0.15, 0.45)  # P(melanoma | clinic 0/1), giving P(melanoma) ~ 0.26
@@ -570,12 +570,13 @@ class SkinPhantom(SCMPhantom):
     p_dark_corners = (0.06, 0.50)  # P(dark corners | clinic 0/1): vignetting dermoscope
     p_bubbles = (0.08, 0.30)  # P(bubbles | clinic 0/1): immersion gel
     p_hair = 0.25
+    diam_nevus, diam_melanoma = (3.5, 6.5), (6.0, 11.0)  # uniform diameter ranges in mm (overlap 6-6.5 mm)
 
     def _variables(self) -> list:
         V, b01 = Variable, (0, 1)
         bern = lambda p: (lambda pa, u: (u < p).astype(int))
         by = lambda par, ps: (lambda pa, u: (u < np.asarray(ps)[np.asarray(pa[par], dtype=int)]).astype(int))
-        cum = np.cumsum(self.p_tone)
+        cum = np.cumsum(self.p_tone); dn, dm = self.diam_nevus, self.diam_melanoma
         mel_p = float(self.p_clinic * self.p_mel_clinic[1] + (1 - self.p_clinic) * self.p_mel_clinic[0])
         signs = [V(k, b01, ('melanoma',), doc=f'{k} of the lesion (ABCD rule)', mechanism=by('melanoma', p)) for k, p in self.p_signs.items()]
         return [
@@ -585,8 +586,8 @@ class SkinPhantom(SCMPhantom):
             V('melanoma', b01, ('clinic',), doc=f'1 = melanoma, 0 = nevus (P ~ {mel_p:.2f} as MEL/(MEL+NV) in ISIC 2019)',
               mechanism=by('clinic', self.p_mel_clinic)),
             *signs,
-            V('diameter', None, ('melanoma',), range=(2.0, 14.0), doc='lesion diameter in mm: 3-6.5 nevus, 6-11 melanoma',
-              mechanism=lambda pa, u: np.where(np.asarray(pa['melanoma']) == 1, 6.0 + 5.0 * u, 3.0 + 3.5 * u)),
+            V('diameter', None, ('melanoma',), range=(2.0, 14.0), doc=f'lesion diameter in mm: {dn} nevus, {dm} melanoma',
+              mechanism=lambda pa, u: np.where(np.asarray(pa['melanoma']) == 1, dm[0] + (dm[1] - dm[0]) * u, dn[0] + (dn[1] - dn[0]) * u)),
             V('hair', b01, doc='dark hairs across the field', mechanism=bern(self.p_hair)),
             V('ruler', b01, ('melanoma',), doc='ruler markings at an edge', mechanism=by('melanoma', self.p_ruler)),
             V('ink', b01, ('melanoma',), doc='violet surgical ink marks around the lesion', mechanism=by('melanoma', self.p_ink)),
@@ -635,8 +636,8 @@ class SkinPhantom(SCMPhantom):
         if asym.any():  # low-order lopsidedness
             i = torch.as_tensor(np.nonzero(asym)[0]); q = r[asym]
             c3, s3 = c1[i] * (4 * c1[i] ** 2 - 3), s1[i] * (3 - 4 * s1[i] ** 2)  # cos 3theta, sin 3theta
-            rel[i] = (rel[i] + 0.28 * cosk(c1[i], s1[i], _p(6.3 * q[:, 3])) + 0.22 * cosk(c2[i], s2[i], _p(6.3 * q[:, 4]))
-                      + 0.18 * cosk(c3, s3, _p(6.3 * q[:, 38])))
+            rel[i] = (rel[i] + 0.32 * cosk(c1[i], s1[i], _p(6.3 * q[:, 3])) + 0.26 * cosk(c2[i], s2[i], _p(6.3 * q[:, 4]))
+                      + 0.20 * cosk(c3, s3, _p(6.3 * q[:, 38])))
         if bord.any():  # high-order ragging
             i = torch.as_tensor(np.nonzero(bord)[0]); q = r[bord]; th = torch.atan2(dy[i], dx[i])
             rel[i] = rel[i] + 0.11 * torch.cos(_p(9 + np.floor(4 * q[:, 6])) * th + _p(6.3 * q[:, 7])) + 0.06 * torch.cos(17 * th + _p(6.3 * q[:, 8]))
@@ -650,7 +651,7 @@ class SkinPhantom(SCMPhantom):
         if asym.any():  # asymmetric pigment too: one side darker than the other
             i = torch.as_tensor(np.nonzero(asym)[0]); phi = _p(6.3 * r[asym, 3])
             side = ((dx[i] * torch.cos(phi) + dy[i] * torch.sin(phi)) / R0[i]).clamp(-1, 1)
-            lcol[i] = lcol[i] * (1 - 0.3 * side)[:, None]
+            lcol[i] = lcol[i] * (1 - 0.45 * side)[:, None]
         var = col('variegation') == 1
         if var.any():  # black, blue-grey and (often) red blotches placed inside the lesion, edges roughened by a random field
             i = torch.as_tensor(np.nonzero(var)[0]); q = r[var]
@@ -674,11 +675,11 @@ class SkinPhantom(SCMPhantom):
         P = lambda rr_, j: _p(rr_[:, j])
         def hair(i, q):
             a = torch.zeros(len(i), S, S)
-            for k in range(4):  # up to four hairs, each a gently curved dark line (x as a function of y, or y of x)
+            for k in range(3):  # up to three hairs, each a gently curved dark line (x as a function of y, or y of x)
                 x0, x1, bend = 2 * P(q, 10 + 3 * k) - 1, 2 * P(q, 11 + 3 * k) - 1, 0.4 * (P(q, 12 + 3 * k) - 0.5)
-                on = (P(q, 35) * 3 + 1.5 > k).float()  # 2 to 4 hairs
-                a = torch.maximum(a, on * (_tube(X, Y, x0, -1.1, x1, 1.1, bend, 0.8 * px, w) if k % 2 == 0 else _tube(Y, X, x0, -1.1, x1, 1.1, bend, 0.8 * px, w)))
-            return 0.9 * a, torch.tensor([0.08, 0.06, 0.05]).view(1, 3, 1, 1)
+                on = (P(q, 35) * 3 + 1 > k).float()  # 1 to 3 hairs
+                a = torch.maximum(a, on * (_tube(X, Y, x0, -1.1, x1, 1.1, bend, 0.7 * px, w) if k % 2 == 0 else _tube(Y, X, x0, -1.1, x1, 1.1, bend, 0.7 * px, w)))
+            return 0.8 * a, torch.tensor([0.08, 0.06, 0.05]).view(1, 3, 1, 1)
         paint(col('hair') == 1, hair)
         def ruler(i, q):
             top = P(q, 22) < 0.5; yy = torch.where(top, -Y, Y)  # band along the bottom or top edge
