@@ -549,7 +549,7 @@ def chest_facts(df: pd.DataFrame,  # one row per study with columns effusion, de
     out['P(no finding)'] = rate('no_finding')
     return pd.Series(out)
 
-# %% ../nbs/00_phantoms.ipynb #36a1f9e7
+# %% ../nbs/00_phantoms.ipynb #af305c5f
 ISIC2019_COUNTS = {'MEL': 4522, 'NV': 12875}  # ISIC 2019 training ground truth (25,331 images in 8 classes)
 FITZPATRICK_RGB = np.array([[236, 208, 186], [222, 184, 150], [196, 150, 112], [160, 112, 76], [112, 74, 50], [70, 46, 32]]) / 255.
 
@@ -570,7 +570,7 @@ class SkinPhantom(SCMPhantom):
     p_dark_corners = (0.06, 0.50)  # P(dark corners | clinic 0/1): vignetting dermoscope
     p_bubbles = (0.08, 0.30)  # P(bubbles | clinic 0/1): immersion gel
     p_hair = 0.25
-    diam_nevus, diam_melanoma = (3.5, 6.5), (6.0, 11.0)  # uniform diameter ranges in mm (overlap 6-6.5 mm)
+    diam_nevus, diam_melanoma = (3.5, 6.5), (6.0, 10.0)  # uniform diameter ranges in mm (overlap 6-6.5 mm)
 
     def _variables(self) -> list:
         V, b01 = Variable, (0, 1)
