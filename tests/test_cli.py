@@ -2,14 +2,14 @@
 import subprocess, sys
 from pathlib import Path
 import pytest
-from medcf.cli import main, readme_text, tour
+from medcf.cli import main, readme_text, tour, page_phantoms, page_generation
 
 def test_tour_writes_a_seeded_report(tmp_path):
-    assert main(['tour', '--out', str(tmp_path / 'a'), '--seed', '1']) == 0
-    html = (tmp_path / 'a' / 'index.html').read_text()
+    a = tour(tmp_path / 'a', seed=1, pages=[page_phantoms])  # the full tour also generates with the zoo (slow)
+    html = a.read_text()
     pngs = sorted(p.name for p in (tmp_path / 'a').glob('*.png'))
     assert len(pngs) >= 5 and all(f'src="{p}"' in html for p in pngs)
-    b = tour(tmp_path / 'b', seed=1)  # same seed, same figures
+    b = tour(tmp_path / 'b', seed=1, pages=[page_phantoms])  # same seed, same figures
     for p in pngs: assert (tmp_path / 'a' / p).read_bytes() == (b.parent / p).read_bytes(), p
 
 def test_unknown_command_and_missing_out():
@@ -23,3 +23,11 @@ def test_readme_in_step():
 def test_console_script_installed():
     r = subprocess.run(['medcf', '--help'], capture_output=True, text=True)
     assert r.returncode == 0 and 'tour' in r.stdout
+
+def test_generation_page_and_command(tmp_path):
+    title, figs = page_generation(tmp_path, seed=0, n=1, num_inference_steps=2)
+    assert len(figs) == 4 and all((tmp_path / f).exists() for _, f in figs)
+    out = tmp_path / 'g.png'
+    assert main(['generate', '--model', 'chest', '--prompt', 'Chest X-ray showing Pleural Effusion', '--n', '2', '--steps', '2', '--out', str(out)]) == 0
+    assert out.exists()
+    with pytest.raises(ValueError, match='zoo'): main(['generate', '--model', 'no_such_model', '--prompt', 'x', '--n', '1', '--steps', '2', '--out', str(out)])
