@@ -143,6 +143,11 @@ class HyperNet(nn.Module):
         return p[:, :self.n_weight], (p[:, self.n_weight:] if self.n_bias else None)
 
 # %% ../nbs/40_fusion.ipynb #1606447a
+def _check_embedding(e: torch.Tensor, n: int, embed_dim: int):
+    "Raise if the conditioning embedding is not n x embed_dim."
+    if e.ndim != 2 or e.shape[1] != embed_dim or len(e) != n:
+        raise ValueError(f"embedding has shape {tuple(e.shape)}; expected ({n}, {embed_dim})")
+
 class HyperLinear(nn.Module):
     "Linear layer whose weight and bias are generated per sample from an embedding; one batched matmul for the batch."
     def __init__(self, in_features: int, out_features: int,
@@ -156,8 +161,7 @@ class HyperLinear(nn.Module):
 
     def _check(self, x, e):
         if x.ndim != 2 or x.shape[1] != self.in_features: raise ValueError(f"input has shape {tuple(x.shape)}; expected (batch, {self.in_features})")
-        if e.ndim != 2 or e.shape[1] != self.embed_dim or len(e) != len(x):
-            raise ValueError(f"embedding has shape {tuple(e.shape)}; expected ({len(x)}, {self.embed_dim})")
+        _check_embedding(e, len(x), self.embed_dim)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         self._check(x, e)
@@ -192,8 +196,7 @@ class HyperConv(nn.Module):
     def _check(self, x, e):
         if x.ndim != self.dim + 2 or x.shape[1] != self.cin:
             raise ValueError(f"input has shape {tuple(x.shape)}; expected (batch, {self.cin}, {', '.join(['size'] * self.dim)})")
-        if e.ndim != 2 or e.shape[1] != self.embed_dim or len(e) != len(x):
-            raise ValueError(f"embedding has shape {tuple(e.shape)}; expected ({len(x)}, {self.embed_dim})")
+        _check_embedding(e, len(x), self.embed_dim)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         self._check(x, e)
