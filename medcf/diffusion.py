@@ -17,8 +17,8 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'text_encoder_dir', 'load_text_encoder', '
            'encode_images', 'decode_latents', 'vae_roundtrip', 'sha256', 'save_pipeline', 'model_card_markdown',
            'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts', 'ddim_scheduler',
            'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents', 'unet_eps', 'sample_latents',
-           'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'train_vae', 'fit_latent_scale', 'finetune',
-           'generate_grid']
+           'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1', 'train_vae', 'fit_latent_scale',
+           'finetune', 'generate_grid']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -66,11 +66,16 @@ def build_unet(latent_size: int = 8,  # latent side (image side / VAE factor)
                block_out_channels: Sequence[int] = (64, 128),  # widths per resolution level
                cross_attention_dim: int = 384,  # text-embedding width (MiniLM: 384; SD 1.x CLIP: 768)
                layers_per_block: int = 1,  # resnet layers per block
-               attention_head_dim: int = 8):  # attention heads
-    "A small `UNet2DConditionModel` with cross-attention to the prompt at every level (latents are tiny)."
+               attention_head_dim: int = 8,  # attention heads
+               attention_levels: Sequence[bool] | None = None):  # per level (finest first): cross-attention there? (None: every level)
+    "A small `UNet2DConditionModel` with cross-attention to the prompt (at every level unless `attention_levels` says otherwise)."
     from diffusers import UNet2DConditionModel
     n = len(block_out_channels)
-    down, up = ('CrossAttnDownBlock2D',) * n, ('CrossAttnUpBlock2D',) * n
+    att = [True] * n if attention_levels is None else [bool(a) for a in attention_levels]
+    if len(att) != n: raise ValueError(f"attention_levels has {len(att)} entries; expected one per level ({n})")
+    if not any(att): raise ValueError("attention_levels: at least one level needs cross-attention, or the prompt is never read")
+    down = tuple('CrossAttnDownBlock2D' if a else 'DownBlock2D' for a in att)
+    up = tuple('CrossAttnUpBlock2D' if a else 'UpBlock2D' for a in reversed(att))
     return UNet2DConditionModel(sample_size=latent_size, in_channels=latent_channels, out_channels=latent_channels,
                                 block_out_channels=tuple(block_out_channels), down_block_types=down, up_block_types=up,
                                 layers_per_block=layers_per_block, cross_attention_dim=cross_attention_dim,
@@ -96,13 +101,14 @@ def build_pipeline(channels: int = 1,  # image channels
                    unet_blocks: Sequence[int] = (64, 128),  # UNet widths
                    latent_channels: int = 4,  # latent channels
                    max_length: int = 48,  # prompt tokens
-                   seed: int = 0):  # seed of the random initialisation
+                   seed: int = 0,  # seed of the random initialisation
+                   unet_attention: Sequence[bool] | None = None):  # cross-attention per UNet level (None: every level)
     "An untrained toy Stable Diffusion: small VAE + small UNet + the frozen MiniLM text encoder + DDIM."
     torch.manual_seed(seed)
     vae = build_vae(channels, size, vae_blocks, latent_channels)
     f = 2 ** (len(vae_blocks) - 1)
     te, tok = load_text_encoder(max_length)
-    unet = build_unet(size // f, latent_channels, unet_blocks, te.config.hidden_size)
+    unet = build_unet(size // f, latent_channels, unet_blocks, te.config.hidden_size, attention_levels=unet_attention)
     for m in (vae, unet): m.eval().requires_grad_(False)  # frozen until trained (train_vae / finetune)
     return assemble_pipeline(vae, unet, build_scheduler(), te, tok)
 
@@ -559,16 +565,24 @@ def _progress(total: int, desc: str, on: bool, initial: int = 0):
     from tqdm.auto import tqdm
     return tqdm(total=total, desc=desc, disable=not on, initial=initial, mininterval=2.0, leave=False)
 
+def edge_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    "Mean L1 distance between the horizontal and vertical finite differences of two image batches."
+    dx = lambda x: x[..., :, 1:] - x[..., :, :-1]
+    dy = lambda x: x[..., 1:, :] - x[..., :-1, :]
+    return 0.5 * ((dx(a) - dx(b)).abs().mean() + (dy(a) - dy(b)).abs().mean())
+
 def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-1, 1]
               steps: int = 2000,  # optimiser steps
               batch_size: int = 32,  # images per step
               lr: float = 1e-3,  # peak learning rate (warm-up + cosine)
               kl_weight: float = 1e-6,  # weight of the KL term (SD's VAE: 1e-6)
+              edge_weight: float = 0.0,  # weight of an L1 loss on image gradients (keeps 1-px lines: hair, ribs, leads)
               crop: int | None = None,  # train on random crops of this side (the VAE is convolutional; SD's VAE trained on 256 px crops)
               seed: int = 0,  # sampling of batches and posterior noise
               progress: bool = True) -> dict:  # show a progress bar
     "Fit the pipeline's `AutoencoderKL` by L1 reconstruction + a small KL term, then set `vae.config.scaling_factor`."
     check_images(pipe, images)
+    if edge_weight < 0: raise ValueError(f"edge_weight={edge_weight}: expected a weight >= 0")
     S, f = images.shape[-1], vae_factor(pipe)
     if crop is not None and (crop % f or not f <= crop <= S): raise ValueError(f"crop={crop}: expected a multiple of {f} in [{f}, {S}]")
     vae, g = pipe.vae, torch.Generator().manual_seed(seed)
@@ -586,6 +600,7 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
         z = post.mean + post.std * torch.randn(post.mean.shape, generator=g).to(x)
         rec = vae.decode(z).sample
         loss = (rec - x).abs().mean() + kl_weight * post.kl().mean()
+        if edge_weight: loss = loss + edge_weight * edge_l1(rec, x)
         opt.zero_grad(set_to_none=True); loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0); opt.step()
         hist.append(loss.item()); bar.update(1)

@@ -18,11 +18,13 @@ __all__ = ['RECIPES', 'zoo_phantom', 'paper_prompts', 'training_captions', 'hard
 
 # %% ../nbs/90_model_zoo.ipynb #884150b5
 RECIPES = {
-    'chest': dict(phantom='ChestPhantom', channels=1, size=64, n_images=20000, data_seed=0, vae_blocks=(16, 32, 64, 64),
-                  unet_blocks=(32, 64), vae_steps=2000, vae_batch=32, vae_crop=32, vae_lr=2e-3, unet_steps=2000, unet_batch=64,
+    'chest': dict(phantom='ChestPhantom', channels=1, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
+                  latent_channels=4, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0,
+                  unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2400, unet_batch=64,
                   unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0),
-    'skin': dict(phantom='SkinPhantom', channels=3, size=64, n_images=20000, data_seed=0, vae_blocks=(16, 32, 64, 64),
-                 unet_blocks=(32, 64), vae_steps=1500, vae_batch=32, vae_crop=32, vae_lr=2e-3, unet_steps=2000, unet_batch=64,
+    'skin': dict(phantom='SkinPhantom', channels=3, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
+                 latent_channels=8, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0,
+                 unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2400, unet_batch=64,
                  unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0),
 }  # the recipe of every shipped checkpoint (full scale)
 
@@ -80,14 +82,16 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
         images, captions = batch.images, training_captions(name, batch, r['prism_share'], r['data_seed'])
         torch.save(dict(images=images, captions=captions), cache)
     times['data_s'] = time.time() - t0
-    pipe = build_pipeline(r['channels'], r['size'], r['vae_blocks'], r['unet_blocks'], seed=r['data_seed'])
+    pipe = build_pipeline(r['channels'], r['size'], r['vae_blocks'], r['unet_blocks'], r['latent_channels'], seed=r['data_seed'],
+                          unet_attention=r['unet_attention'])
     vae_dir = work / 'vae'
     if (vae_dir / 'config.json').exists():  # resume: the VAE is done
         from diffusers import AutoencoderKL
         pipe.register_modules(vae=AutoencoderKL.from_pretrained(vae_dir).eval().requires_grad_(False))
         vh = json.loads((work / 'vae_history.json').read_text())
     else:
-        vh = train_vae(pipe, images, r['vae_steps'], r['vae_batch'], r['vae_lr'], crop=r['vae_crop'], seed=r['data_seed'], progress=progress)
+        vh = train_vae(pipe, images, r['vae_steps'], r['vae_batch'], r['vae_lr'], edge_weight=r['vae_edge_weight'], crop=r['vae_crop'],
+                       seed=r['data_seed'], progress=progress)
         pipe.vae.save_pretrained(vae_dir); (work / 'vae_history.json').write_text(json.dumps(vh))
     times['vae_s'] = vh['seconds']
     t1 = time.time()

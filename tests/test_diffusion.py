@@ -202,3 +202,22 @@ def test_dataset_forms():
         im, ps = D.as_images_prompts(data)
         assert torch.equal(im, x) and ps == list('abc')
     with pytest.raises(TypeError, match='dataset item 0'): D.as_images_prompts([dict(img=x[0])])
+
+
+def test_unet_attention_levels():
+    u = D.build_unet(8, 4, (16, 32), attention_levels=(False, True))
+    assert tuple(u.config.down_block_types) == ('DownBlock2D', 'CrossAttnDownBlock2D')
+    assert tuple(u.config.up_block_types) == ('CrossAttnUpBlock2D', 'UpBlock2D')  # mirrored: coarse first on the way up
+    with pytest.raises(ValueError, match='one per level'): D.build_unet(8, 4, (16, 32), attention_levels=(True,))
+    with pytest.raises(ValueError, match='at least one level'): D.build_unet(8, 4, (16, 32), attention_levels=(False, False))
+    p = D.build_pipeline(channels=1, size=32, vae_blocks=(8, 16), unet_blocks=(16, 32), unet_attention=(False, True), seed=0)
+    a, b = D.generate(p, 'a chest x-ray', num_inference_steps=2), D.generate(p, 'a skin lesion', num_inference_steps=2)
+    assert a.shape == (1, 1, 32, 32) and not torch.allclose(a, b)  # same seed, other prompt: the prompt is still read
+
+
+def test_edge_loss_and_weight_check(pipe):
+    x = imgs(2)
+    assert D.edge_l1(x, x).item() == 0
+    y = x.clone(); y[..., 5, :] += 0.5  # a one-pixel line changes the vertical differences only
+    assert D.edge_l1(x, y).item() > 0
+    with pytest.raises(ValueError, match='edge_weight'): D.train_vae(pipe, x, steps=1, edge_weight=-1, progress=False)
