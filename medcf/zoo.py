@@ -14,7 +14,7 @@ from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load
 
 # %% auto #0
 __all__ = ['RECIPES', 'zoo_phantom', 'paper_prompts', 'training_captions', 'hardware', 'train_zoo_model', 'adherence_prompts',
-           'prompt_adherence', 'vae_agreement', 'evaluate_zoo_model', 'update_card']
+           'prompt_adherence', 'vae_agreement', 'evaluate_zoo_model', 'guidance_sweep', 'update_card']
 
 # %% ../nbs/90_model_zoo.ipynb #884150b5
 RECIPES = {
@@ -157,13 +157,39 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
     gen = generate(pipe, training_captions(name, real_b, r['prism_share'], seed), num_inference_steps, w, seed=seed + 1)
     floor = oracle_frechet_distance(oracle.features, real_a.images, real_b.images)
     fd = oracle_frechet_distance(oracle.features, real_a.images, gen)
-    q['oracle_fd'] = dict(generated_vs_real=round(fd, 4), real_vs_real_floor=round(floor, 4), ratio=round(fd / floor, 3))
+    vfd = oracle_frechet_distance(oracle.features, real_a.images, vae_roundtrip(pipe, real_b.images))  # what the autoencoder alone costs
+    q['oracle_fd'] = dict(generated_vs_real=round(fd, 4), real_vs_real_floor=round(floor, 4), ratio=round(fd / floor, 3),
+                          vae_roundtrip_vs_real=round(vfd, 4), vae_ratio=round(vfd / floor, 3))
     inv = ddim_invert(pipe, real_a.images[:n_invert], training_captions(name, real_a[:n_invert], r['prism_share'], seed),
                       num_inference_steps, 1.0)
     q['inversion'] = dict(image_mae=round(inv.image_mae, 4), vae_floor_mae=round(inv.vae_mae, 4),
                           gap=round(inv.image_mae - inv.vae_mae, 4), latent_mae=round(inv.latent_error, 4))
     q['eval'] = dict(n=n, n_invert=n_invert, steps=num_inference_steps, guidance_scale=w, seed=seed, seconds=round(time.time() - t0, 1))
     return q
+
+def guidance_sweep(name: str,  # 'chest' or 'skin'
+                   pipe=None,  # pipeline to score (default: the shipped checkpoint)
+                   oracle=None,  # attribute oracle (default: medcf.oracles.load_oracle(name))
+                   scales: Sequence[float] = (1.0, 1.5, 2.0, 3.0, 5.0),  # guidance scales to measure
+                   n: int = 256,  # generated / real images per scale
+                   num_inference_steps: int = 50,  # DDIM steps
+                   seed: int = 0) -> pd.DataFrame:
+    "Prompt adherence per attribute and oracle-feature FD / real floor at each guidance scale: the trade-off guidance makes."
+    from medcf.oracles import load_oracle
+    from medcf.metrics import oracle_frechet_distance
+    if not len(scales) or min(scales) < 1: raise ValueError(f"scales={scales}: expected guidance scales >= 1 (1 means no guidance)")
+    pipe = pipe if pipe is not None else load_pipeline(name)
+    oracle = oracle if oracle is not None else load_oracle(name)
+    r = _recipe(name); ph = zoo_phantom(name, 0)
+    real_a, real_b = ph.sample(n, seed=10_000 + seed), ph.sample(n, seed=20_000 + seed)  # the same held-out sets as evaluate_zoo_model
+    floor = oracle_frechet_distance(oracle.features, real_a.images, real_b.images)
+    caps = training_captions(name, real_b, r['prism_share'], seed)
+    rows = []
+    for w in scales:
+        adh = prompt_adherence(pipe, oracle, name, n, num_inference_steps, w, seed)
+        fd = oracle_frechet_distance(oracle.features, real_a.images, generate(pipe, caps, num_inference_steps, w, seed=seed + 1))
+        rows.append(dict(guidance_scale=w, **{f'adherence_{k}': round(v, 4) for k, v in adh.items()}, fd_ratio=round(fd / floor, 3)))
+    return pd.DataFrame(rows)
 
 def update_card(folder: str | Path, **fields) -> dict:
     "Add fields (e.g. quality=...) to a checkpoint's model card, keeping its file hashes; rewrites README.md too."
