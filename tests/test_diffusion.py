@@ -186,6 +186,17 @@ def test_zoo_recipe_errors_and_prompts(tmp_path):
     prompts, asked = zoo.adherence_prompts('chest', 16)
     assert len(prompts) == 16 and asked.sum().tolist() == [8, 8, 8]  # balanced over the 8 finding combinations
     assert prompts[0] == 'Normal chest X-ray with no significant findings' and 'Pleural Effusion' in prompts[4]
+    with pytest.raises(ValueError, match='guidance scales >= 1'): zoo.guidance_sweep('chest', scales=(0.5, 3.0))
+    with pytest.raises(ValueError, match='guidance scales >= 1'): zoo.guidance_sweep('chest', scales=())
+
+
+def test_zoo_recipes_build():
+    "Every shipped recipe builds a pipeline whose latent grid and channels are what the cards say."
+    from medcf import zoo
+    for name, r in zoo.RECIPES.items():
+        p = D.build_pipeline(r['channels'], r['size'], r['vae_blocks'], r['unet_blocks'], r['latent_channels'], unet_attention=r['unet_attention'])
+        assert D.native_size(p) == r['size'] and p.unet.config.in_channels == r['latent_channels'] == p.vae.config.latent_channels
+        assert D.initial_latents(p, 1).shape[1:] == (r['latent_channels'], r['size'] // D.vae_factor(p), r['size'] // D.vae_factor(p))
 
 
 def test_update_card_keeps_hashes(pipe, tmp_path):
