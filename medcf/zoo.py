@@ -134,6 +134,22 @@ def vae_agreement(pipe, oracle, real) -> pd.Series:
     disc = [s.name for s in oracle.specs if s.kind != 'continuous']
     return pd.Series({k: float((a[k].to_numpy() == b[k].to_numpy()).mean()) for k in disc})
 
+def _held_out(name: str, pipe, oracle, n: int, seed: int) -> tuple:
+    "The pipeline and oracle (shipped ones by default), two held-out real sets (training used data_seed) and their FD floor."
+    from medcf.oracles import load_oracle
+    from medcf.metrics import oracle_frechet_distance
+    pipe = pipe if pipe is not None else load_pipeline(name)
+    oracle = oracle if oracle is not None else load_oracle(name)
+    ph = zoo_phantom(name, 0)
+    real_a, real_b = ph.sample(n, seed=10_000 + seed), ph.sample(n, seed=20_000 + seed)
+    return pipe, oracle, real_a, real_b, oracle_frechet_distance(oracle.features, real_a.images, real_b.images)
+
+def _generated_fd(pipe, oracle, name: str, real_a, real_b, num_inference_steps: int, guidance_scale: float, seed: int) -> float:
+    "Oracle-feature FD between real set a and images generated from set b's training-style captions."
+    from medcf.metrics import oracle_frechet_distance
+    caps = training_captions(name, real_b, _recipe(name)['prism_share'], seed)
+    return oracle_frechet_distance(oracle.features, real_a.images, generate(pipe, caps, num_inference_steps, guidance_scale, seed=seed + 1))
+
 def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
                        pipe=None,  # pipeline to score (default: the shipped checkpoint)
                        oracle=None,  # attribute oracle (default: medcf.oracles.load_oracle(name))
@@ -143,20 +159,14 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
                        n_invert: int = 64,  # images for the inversion figure
                        seed: int = 0) -> dict:
     "The model card's quality figures: prompt adherence, VAE attribute agreement, oracle-feature FD, inversion error."
-    from medcf.oracles import load_oracle
     from medcf.metrics import oracle_frechet_distance
-    pipe = pipe if pipe is not None else load_pipeline(name)
-    oracle = oracle if oracle is not None else load_oracle(name)
     r = _recipe(name); w = r['guidance_scale'] if guidance_scale is None else guidance_scale
-    ph = zoo_phantom(name, 0)
-    real_a, real_b = ph.sample(n, seed=10_000 + seed), ph.sample(n, seed=20_000 + seed)  # held out: training used data_seed
+    pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, seed)
     t0 = time.time(); q = {}
     adh = prompt_adherence(pipe, oracle, name, n, num_inference_steps, w, seed)
     q['prompt_adherence'] = {k: round(v, 4) for k, v in adh.items()}
     q['vae_attribute_agreement'] = {k: round(v, 4) for k, v in vae_agreement(pipe, oracle, real_a).items()}
-    gen = generate(pipe, training_captions(name, real_b, r['prism_share'], seed), num_inference_steps, w, seed=seed + 1)
-    floor = oracle_frechet_distance(oracle.features, real_a.images, real_b.images)
-    fd = oracle_frechet_distance(oracle.features, real_a.images, gen)
+    fd = _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, w, seed)
     vfd = oracle_frechet_distance(oracle.features, real_a.images, vae_roundtrip(pipe, real_b.images))  # what the autoencoder alone costs
     q['oracle_fd'] = dict(generated_vs_real=round(fd, 4), real_vs_real_floor=round(floor, 4), ratio=round(fd / floor, 3),
                           vae_roundtrip_vs_real=round(vfd, 4), vae_ratio=round(vfd / floor, 3))
@@ -174,20 +184,13 @@ def guidance_sweep(name: str,  # 'chest' or 'skin'
                    n: int = 256,  # generated / real images per scale
                    num_inference_steps: int = 50,  # DDIM steps
                    seed: int = 0) -> pd.DataFrame:
-    "Prompt adherence per attribute and oracle-feature FD / real floor at each guidance scale: the trade-off guidance makes."
-    from medcf.oracles import load_oracle
-    from medcf.metrics import oracle_frechet_distance
+    "Prompt adherence per attribute and oracle-feature FD / real floor at each guidance scale, on `evaluate_zoo_model`'s sets."
     if not len(scales) or min(scales) < 1: raise ValueError(f"scales={scales}: expected guidance scales >= 1 (1 means no guidance)")
-    pipe = pipe if pipe is not None else load_pipeline(name)
-    oracle = oracle if oracle is not None else load_oracle(name)
-    r = _recipe(name); ph = zoo_phantom(name, 0)
-    real_a, real_b = ph.sample(n, seed=10_000 + seed), ph.sample(n, seed=20_000 + seed)  # the same held-out sets as evaluate_zoo_model
-    floor = oracle_frechet_distance(oracle.features, real_a.images, real_b.images)
-    caps = training_captions(name, real_b, r['prism_share'], seed)
+    pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, seed)
     rows = []
     for w in scales:
         adh = prompt_adherence(pipe, oracle, name, n, num_inference_steps, w, seed)
-        fd = oracle_frechet_distance(oracle.features, real_a.images, generate(pipe, caps, num_inference_steps, w, seed=seed + 1))
+        fd = _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, w, seed)
         rows.append(dict(guidance_scale=w, **{f'adherence_{k}': round(v, 4) for k, v in adh.items()}, fd_ratio=round(fd / floor, 3)))
     return pd.DataFrame(rows)
 
