@@ -18,7 +18,7 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'text_encoder_dir', 'load_text_encoder', '
            'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts', 'ddim_scheduler',
            'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents', 'unet_eps', 'sample_latents',
            'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1', 'train_vae', 'fit_latent_scale',
-           'finetune', 'generate_grid']
+           'check_sample_weights', 'min_snr_weight', 'finetune', 'generate_grid']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -627,6 +627,26 @@ def _posterior(pipe, images: torch.Tensor, batch_size: int = 64) -> tuple:
         mu.append(d.mean * sf); sd.append(d.std * sf)
     return torch.cat(mu), torch.cat(sd)
 
+def check_sample_weights(weights, n: int) -> torch.Tensor | None:
+    "Validate per-example sampling weights: `n` finite non-negative numbers, not all zero (None stays None)."
+    if weights is None: return None
+    w = torch.as_tensor(weights, dtype=torch.float64).flatten()
+    if len(w) != n: raise ValueError(f"weights has {len(w)} entries for {n} examples; expected one weight per example")
+    if not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("weights must be finite, non-negative and not all zero")
+    return w
+
+def min_snr_weight(alpha_bar: torch.Tensor,  # cumulative alphas of the sampled timesteps
+                   gamma: float,  # clamp of the signal-to-noise ratio
+                   prediction_type: str = 'epsilon') -> torch.Tensor:  # the UNet's target
+    "Min-SNR-gamma loss weights (arXiv:2303.09556): each timestep's loss as if its SNR were clamped at `gamma`."
+    snr = alpha_bar / (1 - alpha_bar)
+    w = snr.clamp(max=gamma)
+    if prediction_type == 'epsilon': return w / snr
+    if prediction_type == 'v_prediction': return w / (snr + 1)
+    if prediction_type == 'sample': return w
+    raise ValueError(f"prediction_type={prediction_type!r}: expected 'epsilon', 'v_prediction' or 'sample'")
+
 def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image, prompt)
              steps: int = 1000,  # optimiser steps (total, including resumed ones)
              batch_size: int = 64,  # latents per step
@@ -634,6 +654,8 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
              cond_drop: float = 0.1,  # probability of replacing the prompt by '' (trains the unconditional model for CFG)
              ema_decay: float | None = 0.999,  # exponential moving average of the weights (None: off); EMA weights end in the UNet
              warmup: int = 100,  # warm-up steps
+             weights: Sequence[float] | torch.Tensor | None = None,  # per-example sampling weights (None: uniform), e.g. to train rare captions more often
+             snr_gamma: float | None = None,  # Min-SNR-gamma loss weighting (arXiv:2303.09556; 5 is the paper's); None: plain MSE
              seed: int = 0,  # batches, timesteps, noise, dropout
              ckpt_dir: str | Path | None = None,  # save resumable state here every `ckpt_every` steps
              ckpt_every: int = 500,  # steps between checkpoints
@@ -644,6 +666,8 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     check_images(pipe, images)
     if not 0 <= cond_drop < 1: raise ValueError(f"cond_drop={cond_drop}: expected a probability in [0, 1)")
     if ema_decay is not None and not 0 < ema_decay < 1: raise ValueError(f"ema_decay={ema_decay}: expected None or a number in (0, 1)")
+    w = check_sample_weights(weights, len(images))
+    if snr_gamma is not None and not snr_gamma > 0: raise ValueError(f"snr_gamma={snr_gamma}: expected None or a positive number (5 is usual)")
     unet, dev = pipe.unet, _device(pipe)
     mu, sd = _posterior(pipe, images)
     uniq = sorted(set(prompts)); pix = torch.tensor([uniq.index(p) for p in prompts])
@@ -667,7 +691,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     t0, bar = time.time(), _progress(steps, 'unet', progress, start)
     for step in range(start, steps):
         for grp in opt.param_groups: grp['lr'] = _lr_at(step, steps, lr, warmup)
-        idx = torch.randint(len(mu), (batch_size,), generator=g)
+        idx = torch.randint(len(mu), (batch_size,), generator=g) if w is None else torch.multinomial(w, batch_size, True, generator=g)
         z = mu[idx] + sd[idx] * torch.randn(mu[idx].shape, generator=g).to(mu)
         noise = torch.randn(z.shape, generator=g).to(z)
         t = torch.randint(0, T, (batch_size,), generator=g).to(dev)
@@ -676,7 +700,8 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
         a = acp[t].view(-1, 1, 1, 1).to(z)
         x_t = a.sqrt() * z + (1 - a).sqrt() * noise
         target = {'epsilon': noise, 'v_prediction': a.sqrt() * noise - (1 - a).sqrt() * z, 'sample': z}[pt]
-        loss = F.mse_loss(unet(x_t, t, encoder_hidden_states=c).sample, target)
+        err = (unet(x_t, t, encoder_hidden_states=c).sample - target).pow(2).mean((1, 2, 3))
+        loss = (err * min_snr_weight(a.flatten(), snr_gamma, pt)).mean() if snr_gamma else err.mean()
         opt.zero_grad(set_to_none=True); loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0); opt.step()
         if ema is not None:

@@ -13,19 +13,20 @@ from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load
                              vae_roundtrip, encode_images, ZOO, zoo_names)
 
 # %% auto #0
-__all__ = ['RECIPES', 'zoo_phantom', 'paper_prompts', 'training_captions', 'hardware', 'train_zoo_model', 'adherence_prompts',
-           'prompt_adherence', 'vae_agreement', 'evaluate_zoo_model', 'guidance_sweep', 'update_card']
+__all__ = ['RECIPES', 'zoo_phantom', 'paper_prompts', 'training_captions', 'oversample_weights', 'hardware', 'train_zoo_model',
+           'adherence_prompts', 'prompt_adherence', 'vae_agreement', 'evaluate_zoo_model', 'guidance_sweep',
+           'update_card']
 
 # %% ../nbs/90_model_zoo.ipynb #884150b5
 RECIPES = {
     'chest': dict(phantom='ChestPhantom', channels=1, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
                   latent_channels=4, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0,
                   unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2400, unet_batch=64,
-                  unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0),
+                  unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0, oversample={}, snr_gamma=None),
     'skin': dict(phantom='SkinPhantom', channels=3, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
                  latent_channels=8, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0,
                  unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2400, unet_batch=64,
-                 unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0),
+                 unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0, oversample={}, snr_gamma=None),
 }  # the recipe of every shipped checkpoint (full scale)
 
 def _recipe(name: str) -> dict:
@@ -50,6 +51,18 @@ def training_captions(name: str, batch, share: float = 0.5, seed: int = 0) -> li
     pick_paper = np.random.default_rng(seed).random(len(batch)) < share
     paper = paper_prompts(name, batch.attrs)
     return [p if k else q for k, p, q in zip(pick_paper, paper, batch.prompts)]
+
+def oversample_weights(attrs: pd.DataFrame,  # one row of phantom attributes per training image
+                       factors: dict) -> np.ndarray | None:  # attribute -> how many times more often an image with it set to 1 is drawn
+    "Per-image sampling weights that draw images showing rare captioned attributes more often (None when `factors` is empty)."
+    if not factors: return None
+    missing = [k for k in factors if k not in attrs.columns]
+    if missing: raise ValueError(f"oversample names {missing}, not attributes; expected some of {list(attrs.columns)}")
+    w = np.ones(len(attrs))
+    for k, f in factors.items():
+        if not f >= 1: raise ValueError(f"oversample[{k!r}]={f}: expected a factor >= 1")
+        w = w * np.where(attrs[k].to_numpy() == 1, float(f), 1.0)
+    return w
 
 def hardware() -> str:
     "A one-line description of the machine (CPU model, cores torch uses, GPU if any)."
@@ -76,11 +89,12 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time(); times = {}
     cache = work / f"data_{r['n_images']}_{r['data_seed']}.pt"  # rendered once, reused when a run resumes
-    if cache.exists(): images, captions = torch.load(cache).values()
+    if cache.exists(): images, captions, attrs = torch.load(cache, weights_only=False).values()
     else:
         batch = zoo_phantom(name, r['data_seed']).sample(r['n_images'], seed=r['data_seed'])
-        images, captions = batch.images, training_captions(name, batch, r['prism_share'], r['data_seed'])
-        torch.save(dict(images=images, captions=captions), cache)
+        images, captions, attrs = batch.images, training_captions(name, batch, r['prism_share'], r['data_seed']), batch.attrs
+        torch.save(dict(images=images, captions=captions, attrs=attrs), cache)
+    weights = oversample_weights(attrs, r['oversample'])  # captions name these attributes, so p(image | caption) is unchanged
     times['data_s'] = time.time() - t0
     pipe = build_pipeline(r['channels'], r['size'], r['vae_blocks'], r['unet_blocks'], r['latent_channels'], seed=r['data_seed'],
                           unet_attention=r['unet_attention'])
@@ -96,7 +110,8 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     times['vae_s'] = vh['seconds']
     t1 = time.time()
     uh = finetune(pipe, (images, captions), r['unet_steps'], r['unet_batch'], r['unet_lr'], r['cond_drop'],
-                  r['ema_decay'], seed=r['data_seed'], ckpt_dir=work, ckpt_every=250, progress=progress)
+                  r['ema_decay'], seed=r['data_seed'], ckpt_dir=work, ckpt_every=250, progress=progress, weights=weights,
+                  snr_gamma=r['snr_gamma'])
     times['unet_s'] = time.time() - t1
     times['total_s'] = time.time() - t0
     card = dict(name=name, description=f"Toy Stable Diffusion trained from scratch on {r['phantom']} phantoms (medcf 90_model_zoo).",

@@ -232,3 +232,57 @@ def test_edge_loss_and_weight_check(pipe):
     y = x.clone(); y[..., 5, :] += 0.5  # a one-pixel line changes the vertical differences only
     assert D.edge_l1(x, y).item() > 0
     with pytest.raises(ValueError, match='edge_weight'): D.train_vae(pipe, x, steps=1, edge_weight=-1, progress=False)
+
+
+def test_min_snr_weight_values():
+    "Min-SNR-gamma: weight 1 where SNR <= gamma (epsilon target), gamma / SNR above it; other targets by their formulas."
+    ab = torch.tensor([0.5, 0.9, 0.99])  # SNR = 1, 9, 99
+    snr = ab / (1 - ab)
+    w = D.min_snr_weight(ab, 5.0)
+    assert torch.allclose(w, torch.tensor([1.0, 5 / 9, 5 / 99]))
+    assert torch.allclose(D.min_snr_weight(ab, 5.0, 'v_prediction'), snr.clamp(max=5) / (snr + 1))
+    assert torch.allclose(D.min_snr_weight(ab, 5.0, 'sample'), snr.clamp(max=5))
+    with pytest.raises(ValueError, match='prediction_type'): D.min_snr_weight(ab, 5.0, 'flow')
+
+
+def test_finetune_snr_gamma(pipe):
+    "snr_gamma changes the loss (not only a flag), a huge gamma is plain MSE, and a bad gamma is refused."
+    import copy
+    data = (imgs(4), ['a', 'b', 'a', 'b'])
+    run = lambda **kw: D.finetune(D.assemble_pipeline(pipe.vae, copy.deepcopy(pipe.unet), pipe.scheduler, pipe.text_encoder,
+                                                      pipe.tokenizer), data, steps=2, batch_size=4, warmup=1, progress=False, **kw)['loss']
+    plain, snr5, huge = run(), run(snr_gamma=5.0), run(snr_gamma=1e12)
+    assert plain != snr5
+    assert all(math.isclose(x, y, rel_tol=1e-4) for x, y in zip(plain, huge))
+    with pytest.raises(ValueError, match='snr_gamma'): run(snr_gamma=0)
+
+
+def test_sample_weights(pipe):
+    "finetune draws examples by their weights: a zero weight is never drawn; bad weights are refused with the reason."
+    with pytest.raises(ValueError, match='one weight per example'): D.check_sample_weights([1, 1], 3)
+    with pytest.raises(ValueError, match='non-negative'): D.check_sample_weights([1, -1, 1], 3)
+    with pytest.raises(ValueError, match='not all zero'): D.check_sample_weights([0, 0, 0], 3)
+    with pytest.raises(ValueError, match='finite'): D.check_sample_weights([1, float('nan'), 1], 3)
+    assert D.check_sample_weights(None, 3) is None
+    import copy
+    p = D.assemble_pipeline(pipe.vae, copy.deepcopy(pipe.unet), pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
+    with pytest.raises(ValueError, match='one weight per example'):
+        D.finetune(p, (imgs(4), ['a'] * 4), steps=1, batch_size=2, weights=[1, 1], progress=False)
+    # all weight on example 3 trains exactly as four copies of example 3 would: the weights decide what is drawn
+    x, caps = imgs(4), ['a', 'b', 'c', 'd']
+    run = lambda data, w: D.finetune(D.assemble_pipeline(pipe.vae, copy.deepcopy(pipe.unet), pipe.scheduler, pipe.text_encoder,
+                                                         pipe.tokenizer), data, steps=2, batch_size=4, warmup=1, weights=w, progress=False)['loss']
+    only3 = run((x, caps), [0, 0, 0, 1])
+    assert only3 == run((x[3:4].repeat(4, 1, 1, 1), ['d'] * 4), [1, 1, 1, 1])
+    assert only3 != run((x, caps), [1, 0, 0, 0])
+
+
+def test_oversample_weights():
+    import pandas as pd
+    from medcf import zoo
+    attrs = pd.DataFrame(dict(ink=[0, 1, 0, 1], ruler=[1, 1, 0, 0]))
+    assert zoo.oversample_weights(attrs, {}) is None
+    assert zoo.oversample_weights(attrs, {'ink': 4}).tolist() == [1, 4, 1, 4]
+    assert zoo.oversample_weights(attrs, {'ink': 4, 'ruler': 2}).tolist() == [2, 8, 1, 4]
+    with pytest.raises(ValueError, match='not attributes'): zoo.oversample_weights(attrs, {'hair': 2})
+    with pytest.raises(ValueError, match='>= 1'): zoo.oversample_weights(attrs, {'ink': 0.5})
