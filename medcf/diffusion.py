@@ -659,6 +659,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
              seed: int = 0,  # batches, timesteps, noise, dropout
              ckpt_dir: str | Path | None = None,  # save resumable state here every `ckpt_every` steps
              ckpt_every: int = 500,  # steps between checkpoints
+             snapshot_every: int | None = None,  # also keep a copy of the weights (the EMA ones when on) every this many steps, returned as 'snapshots'
              resume: bool = True,  # continue from the state in `ckpt_dir` when there is one
              progress: bool = True) -> dict:  # progress bar
     "Train/fine-tune the UNet on (image, caption) pairs with the noise-prediction loss (arXiv:2006.11239, 2112.10752)."
@@ -667,6 +668,8 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     if not 0 <= cond_drop < 1: raise ValueError(f"cond_drop={cond_drop}: expected a probability in [0, 1)")
     if ema_decay is not None and not 0 < ema_decay < 1: raise ValueError(f"ema_decay={ema_decay}: expected None or a number in (0, 1)")
     w = check_sample_weights(weights, len(images))
+    if snapshot_every is not None and not (isinstance(snapshot_every, int) and snapshot_every > 0):
+        raise ValueError(f"snapshot_every={snapshot_every!r}: expected None or a positive number of steps")
     if snr_gamma is not None and not snr_gamma > 0: raise ValueError(f"snr_gamma={snr_gamma}: expected None or a positive number (5 is usual)")
     unet, dev = pipe.unet, _device(pipe)
     mu, sd = _posterior(pipe, images)
@@ -677,16 +680,16 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     opt = torch.optim.AdamW([p for p in unet.parameters()], lr=lr, weight_decay=1e-2)
     ema = [p.detach().clone() for p in unet.parameters()] if ema_decay else None
     g = torch.Generator().manual_seed(seed)
-    state, start, hist = Path(ckpt_dir) / 'finetune_state.pt' if ckpt_dir else None, 0, dict(step=[], loss=[])
+    state, start, hist, snaps = Path(ckpt_dir) / 'finetune_state.pt' if ckpt_dir else None, 0, dict(step=[], loss=[]), {}
     if state is not None and resume and state.exists():
         s = torch.load(state, weights_only=False)
         unet.load_state_dict(s['unet']); opt.load_state_dict(s['opt']); g.set_state(s['rng'])
         if ema is not None and s['ema'] is not None: ema = s['ema']
-        start, hist = s['step'], s['hist']
+        start, hist, snaps = s['step'], s['hist'], s.get('snaps', {})
     def save(step):
         if state is None: return
         state.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(dict(unet=unet.state_dict(), opt=opt.state_dict(), rng=g.get_state(), ema=ema, step=step, hist=hist), state)
+        torch.save(dict(unet=unet.state_dict(), opt=opt.state_dict(), rng=g.get_state(), ema=ema, step=step, hist=hist, snaps=snaps), state)
     unet.train().requires_grad_(True)
     t0, bar = time.time(), _progress(steps, 'unet', progress, start)
     for step in range(start, steps):
@@ -709,6 +712,8 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
             with torch.no_grad():
                 for e, p in zip(ema, unet.parameters()): e.lerp_(p.detach(), 1 - d)
         hist['step'].append(step); hist['loss'].append(loss.item()); bar.update(1)
+        if snapshot_every and (step + 1) % snapshot_every == 0:
+            snaps[step + 1] = [q.detach().clone() for q in (ema if ema is not None else unet.parameters())]
         if step % 20 == 0: bar.set_postfix(loss=f"{np.mean(hist['loss'][-50:]):.4f}")
         if (step + 1) % ckpt_every == 0 or step + 1 == steps: save(step + 1)
     bar.close()
@@ -716,7 +721,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
         with torch.no_grad():
             for e, p in zip(ema, unet.parameters()): p.copy_(e)
     unet.eval().requires_grad_(False)
-    return dict(**hist, seconds=time.time() - t0, steps=steps, start=start)
+    return dict(**hist, seconds=time.time() - t0, steps=steps, start=start, snapshots=snaps)
 
 # %% ../nbs/02_diffusion.ipynb #f3a45029
 # CLI: `medcf generate --model M --prompt P --n N --out F` calls generate_grid(model=M, prompt=P, n=N, out=F, seed=0)

@@ -13,20 +13,20 @@ from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load
                              vae_roundtrip, encode_images, ZOO, zoo_names)
 
 # %% auto #0
-__all__ = ['RECIPES', 'zoo_phantom', 'paper_prompts', 'training_captions', 'oversample_weights', 'hardware', 'train_zoo_model',
-           'adherence_prompts', 'prompt_adherence', 'vae_agreement', 'evaluate_zoo_model', 'guidance_sweep',
-           'update_card']
+__all__ = ['RECIPES', 'VALIDATION_SEEDS', 'zoo_phantom', 'paper_prompts', 'training_captions', 'oversample_weights', 'hardware',
+           'validation_fd', 'select_snapshot', 'train_zoo_model', 'adherence_prompts', 'prompt_adherence',
+           'vae_agreement', 'evaluate_zoo_model', 'guidance_sweep', 'update_card']
 
 # %% ../nbs/90_model_zoo.ipynb #884150b5
 RECIPES = {
     'chest': dict(phantom='ChestPhantom', channels=1, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
                   latent_channels=4, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0,
                   unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2400, unet_batch=64,
-                  unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0, oversample={}, snr_gamma=None),
+                  unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0, oversample={}, snr_gamma=None, select_every=None, select_n=256, select_steps=20),
     'skin': dict(phantom='SkinPhantom', channels=3, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
                  latent_channels=8, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0,
                  unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2400, unet_batch=64,
-                 unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0, oversample={}, snr_gamma=None),
+                 unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0, oversample={}, snr_gamma=None, select_every=None, select_n=256, select_steps=20),
 }  # the recipe of every shipped checkpoint (full scale)
 
 def _recipe(name: str) -> dict:
@@ -75,6 +75,49 @@ def hardware() -> str:
     return f"{cpu}; {os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()}; {gpu}"
 
 # %% ../nbs/90_model_zoo.ipynb #9a6874c1
+VALIDATION_SEEDS = (30_000, 40_000)  # real sets for checkpoint selection; the card's figures use 10_000 and 20_000, training 0
+
+def validation_fd(name: str,  # 'chest' or 'skin'
+                  pipe,  # pipeline to score
+                  oracle=None,  # attribute oracle (default: medcf.oracles.load_oracle(name))
+                  n: int = 256,  # real and generated images
+                  num_inference_steps: int = 20,  # DDIM steps
+                  guidance_scale: float = 3.0,  # classifier-free guidance
+                  seed: int = 0) -> float:  # generation seed
+    "Oracle-feature FD of generated vs real images over the real-vs-real floor, on the VALIDATION sets (never the card's)."
+    from medcf.oracles import load_oracle
+    from medcf.metrics import oracle_frechet_distance
+    oracle = oracle if oracle is not None else load_oracle(name)
+    ph = zoo_phantom(name, 0)
+    real_a, real_b = ph.sample(n, seed=VALIDATION_SEEDS[0]), ph.sample(n, seed=VALIDATION_SEEDS[1])
+    floor = oracle_frechet_distance(oracle.features, real_a.images, real_b.images)
+    return _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, guidance_scale, seed) / floor
+
+@torch.no_grad()
+def select_snapshot(name: str,  # 'chest' or 'skin'
+                    pipe,  # the trained pipeline; its UNet ends holding the chosen weights
+                    snapshots: dict,  # step -> list of parameter tensors (`finetune(..., snapshot_every=k)['snapshots']`)
+                    n: int = 256,  # images per validation FD
+                    num_inference_steps: int = 20,  # DDIM steps per validation FD
+                    guidance_scale: float = 3.0,  # guidance of the recipe
+                    oracle=None) -> list:  # attribute oracle (default: the shipped one)
+    "Score every snapshot (and the final weights) by `validation_fd`, load the best into `pipe.unet`; the scores as records."
+    if not snapshots: raise ValueError("no snapshots to choose from: train with snapshot_every=k")
+    params = list(pipe.unet.parameters())
+    for st, ps in snapshots.items():
+        if len(ps) != len(params) or any(a.shape != b.shape for a, b in zip(ps, params)):
+            raise ValueError(f"snapshot of step {st} does not match the UNet's parameters; expected {len(params)} tensors of its shapes")
+    final = [q.detach().clone() for q in params]
+    same = [st for st, ps in snapshots.items() if all(torch.equal(a, b) for a, b in zip(ps, final))]
+    cands = dict(snapshots) if same else {**snapshots, 'final': final}  # the last snapshot is often the final weights
+    rows = []
+    for st, ps in cands.items():
+        for q, v in zip(params, ps): q.copy_(v)
+        rows.append(dict(step=st, validation_fd_ratio=round(validation_fd(name, pipe, oracle, n, num_inference_steps, guidance_scale), 3)))
+    best = min(rows, key=lambda r: r['validation_fd_ratio'])
+    for q, v in zip(params, cands[best['step']]): q.copy_(v)
+    return [dict(r, chosen=r is best) for r in rows]
+
 def train_zoo_model(name: str,  # 'chest' or 'skin'
                     out_dir: str | Path,  # folder to write the checkpoint to (e.g. data_samples/models/chest)
                     work_dir: str | Path | None = None,  # resumable training state (default: out_dir/../_train_<name>)
@@ -111,13 +154,19 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     t1 = time.time()
     uh = finetune(pipe, (images, captions), r['unet_steps'], r['unet_batch'], r['unet_lr'], r['cond_drop'],
                   r['ema_decay'], seed=r['data_seed'], ckpt_dir=work, ckpt_every=250, progress=progress, weights=weights,
-                  snr_gamma=r['snr_gamma'])
+                  snr_gamma=r['snr_gamma'], snapshot_every=r['select_every'])
     times['unet_s'] = time.time() - t1
+    selection = None
+    if r['select_every']:  # keep the EMA snapshot with the lowest oracle-feature FD on validation sets (not the card's held-out ones)
+        t2 = time.time()
+        selection = select_snapshot(name, pipe, uh['snapshots'], n=r['select_n'], num_inference_steps=r['select_steps'],
+                                    guidance_scale=r['guidance_scale'])
+        times['select_s'] = time.time() - t2
     times['total_s'] = time.time() - t0
     card = dict(name=name, description=f"Toy Stable Diffusion trained from scratch on {r['phantom']} phantoms (medcf 90_model_zoo).",
                 recipe=r, vae_final_loss=float(np.mean(vh['loss'][-50:])), unet_final_loss=float(np.mean(uh['loss'][-200:])),
                 scaling_factor=pipe.vae.config.scaling_factor, wall_time_s={k: round(v, 1) for k, v in times.items()},
-                resumed_from_step=uh['start'], hardware=hardware(), torch=torch.__version__,
+                resumed_from_step=uh['start'], snapshot_selection=selection, hardware=hardware(), torch=torch.__version__,
                 trained=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
     save_pipeline(pipe, out, card)
     return json.loads((out / 'model_card.json').read_text())  # as saved, with the files' sha256

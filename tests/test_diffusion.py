@@ -286,3 +286,17 @@ def test_oversample_weights():
     assert zoo.oversample_weights(attrs, {'ink': 4, 'ruler': 2}).tolist() == [2, 8, 1, 4]
     with pytest.raises(ValueError, match='not attributes'): zoo.oversample_weights(attrs, {'hair': 2})
     with pytest.raises(ValueError, match='>= 1'): zoo.oversample_weights(attrs, {'ink': 0.5})
+
+
+def test_snapshots_and_selection_errors(pipe):
+    "finetune keeps (EMA) snapshots when asked; the last one is the final weights; select_snapshot refuses what it cannot use."
+    import copy
+    from medcf import zoo
+    p = D.assemble_pipeline(pipe.vae, copy.deepcopy(pipe.unet), pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
+    h = D.finetune(p, (imgs(4), ['a'] * 4), steps=4, batch_size=2, warmup=1, snapshot_every=2, progress=False)
+    assert sorted(h['snapshots']) == [2, 4]
+    assert all(torch.equal(a, b) for a, b in zip(h['snapshots'][4], p.unet.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(h['snapshots'][2], p.unet.parameters()))
+    with pytest.raises(ValueError, match='snapshot_every'): D.finetune(p, (imgs(4), ['a'] * 4), steps=1, snapshot_every=0, progress=False)
+    with pytest.raises(ValueError, match='no snapshots'): zoo.select_snapshot('chest', p, {})
+    with pytest.raises(ValueError, match='does not match'): zoo.select_snapshot('chest', p, {2: [torch.zeros(3)]})
