@@ -128,6 +128,8 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     bad = set(overrides) - set(r)
     if bad: raise ValueError(f"unknown recipe fields {sorted(bad)}; valid: {sorted(r)}")
     r.update(overrides)
+    if r['select_every'] and not 0 < r['select_every'] <= r['unet_steps']:
+        raise ValueError(f"select_every={r['select_every']}: expected None or a number of steps in [1, unet_steps={r['unet_steps']}]")
     out = Path(out_dir); work = Path(work_dir) if work_dir else out.parent / f'_train_{name}'
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time(); times = {}

@@ -183,6 +183,7 @@ def test_zoo_recipe_errors_and_prompts(tmp_path):
     from medcf import zoo
     with pytest.raises(ValueError, match='known: chest, skin'): zoo.train_zoo_model('brain', tmp_path)
     with pytest.raises(ValueError, match='unknown recipe fields'): zoo.train_zoo_model('chest', tmp_path, unet_stpes=3)
+    with pytest.raises(ValueError, match='select_every'): zoo.train_zoo_model('chest', tmp_path, unet_steps=3, select_every=5)
     prompts, asked = zoo.adherence_prompts('chest', 16)
     assert len(prompts) == 16 and asked.sum().tolist() == [8, 8, 8]  # balanced over the 8 finding combinations
     assert prompts[0] == 'Normal chest X-ray with no significant findings' and 'Pleural Effusion' in prompts[4]
