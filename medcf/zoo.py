@@ -77,6 +77,12 @@ def hardware() -> str:
 # %% ../nbs/90_model_zoo.ipynb #9a6874c1
 VALIDATION_SEEDS = (30_000, 40_000)  # real sets for checkpoint selection; the card's figures use 10_000 and 20_000, training 0
 
+def _generated_fd(pipe, oracle, name: str, real_a, real_b, num_inference_steps: int, guidance_scale: float, seed: int) -> float:
+    "Oracle-feature FD between real set a and images generated from set b's training-style captions."
+    from medcf.metrics import oracle_frechet_distance
+    caps = training_captions(name, real_b, _recipe(name)['prism_share'], seed)
+    return oracle_frechet_distance(oracle.features, real_a.images, generate(pipe, caps, num_inference_steps, guidance_scale, seed=seed + 1))
+
 def validation_fd(name: str,  # 'chest' or 'skin'
                   pipe,  # pipeline to score
                   oracle=None,  # attribute oracle (default: medcf.oracles.load_oracle(name))
@@ -209,12 +215,6 @@ def _held_out(name: str, pipe, oracle, n: int, seed: int) -> tuple:
     ph = zoo_phantom(name, 0)
     real_a, real_b = ph.sample(n, seed=10_000 + seed), ph.sample(n, seed=20_000 + seed)
     return pipe, oracle, real_a, real_b, oracle_frechet_distance(oracle.features, real_a.images, real_b.images)
-
-def _generated_fd(pipe, oracle, name: str, real_a, real_b, num_inference_steps: int, guidance_scale: float, seed: int) -> float:
-    "Oracle-feature FD between real set a and images generated from set b's training-style captions."
-    from medcf.metrics import oracle_frechet_distance
-    caps = training_captions(name, real_b, _recipe(name)['prism_share'], seed)
-    return oracle_frechet_distance(oracle.features, real_a.images, generate(pipe, caps, num_inference_steps, guidance_scale, seed=seed + 1))
 
 def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
                        pipe=None,  # pipeline to score (default: the shipped checkpoint)
