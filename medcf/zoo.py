@@ -77,6 +77,16 @@ def hardware() -> str:
 # %% ../nbs/90_model_zoo.ipynb #9a6874c1
 VALIDATION_SEEDS = (30_000, 40_000)  # real sets for checkpoint selection; the card's figures use 10_000 and 20_000, training 0
 
+def _held_out(name: str, pipe, oracle, n: int, seed: int, seeds: tuple = (10_000, 20_000)) -> tuple:
+    "The pipeline and oracle (shipped ones by default), two real sets drawn at `seeds` + `seed` (training used data_seed) and their FD floor."
+    from medcf.oracles import load_oracle
+    from medcf.metrics import oracle_frechet_distance
+    pipe = pipe if pipe is not None else load_pipeline(name)
+    oracle = oracle if oracle is not None else load_oracle(name)
+    ph = zoo_phantom(name, 0)
+    real_a, real_b = ph.sample(n, seed=seeds[0] + seed), ph.sample(n, seed=seeds[1] + seed)
+    return pipe, oracle, real_a, real_b, oracle_frechet_distance(oracle.features, real_a.images, real_b.images)
+
 def _generated_fd(pipe, oracle, name: str, real_a, real_b, num_inference_steps: int, guidance_scale: float, seed: int) -> float:
     "Oracle-feature FD between real set a and images generated from set b's training-style captions."
     from medcf.metrics import oracle_frechet_distance
@@ -91,12 +101,7 @@ def validation_fd(name: str,  # 'chest' or 'skin'
                   guidance_scale: float = 3.0,  # classifier-free guidance
                   seed: int = 0) -> float:  # generation seed
     "Oracle-feature FD of generated vs real images over the real-vs-real floor, on the VALIDATION sets (never the card's)."
-    from medcf.oracles import load_oracle
-    from medcf.metrics import oracle_frechet_distance
-    oracle = oracle if oracle is not None else load_oracle(name)
-    ph = zoo_phantom(name, 0)
-    real_a, real_b = ph.sample(n, seed=VALIDATION_SEEDS[0]), ph.sample(n, seed=VALIDATION_SEEDS[1])
-    floor = oracle_frechet_distance(oracle.features, real_a.images, real_b.images)
+    pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, 0, seeds=VALIDATION_SEEDS)
     return _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, guidance_scale, seed) / floor
 
 @torch.no_grad()
@@ -205,16 +210,6 @@ def vae_agreement(pipe, oracle, real) -> pd.Series:
     a, b = oracle.predict(real.images), oracle.predict(vae_roundtrip(pipe, real.images))
     disc = [s.name for s in oracle.specs if s.kind != 'continuous']
     return pd.Series({k: float((a[k].to_numpy() == b[k].to_numpy()).mean()) for k in disc})
-
-def _held_out(name: str, pipe, oracle, n: int, seed: int) -> tuple:
-    "The pipeline and oracle (shipped ones by default), two held-out real sets (training used data_seed) and their FD floor."
-    from medcf.oracles import load_oracle
-    from medcf.metrics import oracle_frechet_distance
-    pipe = pipe if pipe is not None else load_pipeline(name)
-    oracle = oracle if oracle is not None else load_oracle(name)
-    ph = zoo_phantom(name, 0)
-    real_a, real_b = ph.sample(n, seed=10_000 + seed), ph.sample(n, seed=20_000 + seed)
-    return pipe, oracle, real_a, real_b, oracle_frechet_distance(oracle.features, real_a.images, real_b.images)
 
 def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
                        pipe=None,  # pipeline to score (default: the shipped checkpoint)
