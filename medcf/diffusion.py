@@ -17,8 +17,8 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'text_encoder_dir', 'load_text_encoder', '
            'encode_images', 'decode_latents', 'vae_roundtrip', 'sha256', 'save_pipeline', 'model_card_markdown',
            'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts', 'ddim_scheduler',
            'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents', 'unet_eps', 'sample_latents',
-           'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1', 'train_vae', 'fit_latent_scale',
-           'check_sample_weights', 'min_snr_weight', 'finetune', 'generate_grid']
+           'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1', 'check_sample_weights', 'train_vae',
+           'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -571,6 +571,15 @@ def edge_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     dy = lambda x: x[..., 1:, :] - x[..., :-1, :]
     return 0.5 * ((dx(a) - dx(b)).abs().mean() + (dy(a) - dy(b)).abs().mean())
 
+def check_sample_weights(weights, n: int) -> torch.Tensor | None:
+    "Validate per-example sampling weights: `n` finite non-negative numbers, not all zero (None stays None)."
+    if weights is None: return None
+    w = torch.as_tensor(weights, dtype=torch.float64).flatten()
+    if len(w) != n: raise ValueError(f"weights has {len(w)} entries for {n} examples; expected one weight per example")
+    if not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("weights must be finite, non-negative and not all zero")
+    return w
+
 def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-1, 1]
               steps: int = 2000,  # optimiser steps
               batch_size: int = 32,  # images per step
@@ -578,11 +587,13 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
               kl_weight: float = 1e-6,  # weight of the KL term (SD's VAE: 1e-6)
               edge_weight: float = 0.0,  # weight of an L1 loss on image gradients (keeps 1-px lines: hair, ribs, leads)
               crop: int | None = None,  # train on random crops of this side (the VAE is convolutional; SD's VAE trained on 256 px crops)
+              weights: Sequence[float] | torch.Tensor | None = None,  # per-image sampling weights (None: uniform), e.g. to see images with rare fine detail more often
               seed: int = 0,  # sampling of batches and posterior noise
               progress: bool = True) -> dict:  # show a progress bar
     "Fit the pipeline's `AutoencoderKL` by L1 reconstruction + a small KL term, then set `vae.config.scaling_factor`."
     check_images(pipe, images)
     if edge_weight < 0: raise ValueError(f"edge_weight={edge_weight}: expected a weight >= 0")
+    w = check_sample_weights(weights, len(images))
     S, f = images.shape[-1], vae_factor(pipe)
     if crop is not None and (crop % f or not f <= crop <= S): raise ValueError(f"crop={crop}: expected a multiple of {f} in [{f}, {S}]")
     vae, g = pipe.vae, torch.Generator().manual_seed(seed)
@@ -592,7 +603,8 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
     bar = _progress(steps, 'vae', progress)
     for step in range(steps):
         for grp in opt.param_groups: grp['lr'] = _lr_at(step, steps, lr, min(100, steps // 10 + 1))
-        x = images[torch.randint(len(images), (batch_size,), generator=g)].to(vae.device)
+        idx = torch.randint(len(images), (batch_size,), generator=g) if w is None else torch.multinomial(w, batch_size, True, generator=g)
+        x = images[idx].to(vae.device)
         if crop is not None and crop < S:
             i, j = torch.randint(0, (S - crop) // f + 1, (2,), generator=g).tolist()
             x = x[..., i * f:i * f + crop, j * f:j * f + crop]
@@ -626,15 +638,6 @@ def _posterior(pipe, images: torch.Tensor, batch_size: int = 64) -> tuple:
         d = pipe.vae.encode(images[i:i + batch_size].to(_device(pipe), pipe.vae.dtype)).latent_dist
         mu.append(d.mean * sf); sd.append(d.std * sf)
     return torch.cat(mu), torch.cat(sd)
-
-def check_sample_weights(weights, n: int) -> torch.Tensor | None:
-    "Validate per-example sampling weights: `n` finite non-negative numbers, not all zero (None stays None)."
-    if weights is None: return None
-    w = torch.as_tensor(weights, dtype=torch.float64).flatten()
-    if len(w) != n: raise ValueError(f"weights has {len(w)} entries for {n} examples; expected one weight per example")
-    if not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-        raise ValueError("weights must be finite, non-negative and not all zero")
-    return w
 
 def min_snr_weight(alpha_bar: torch.Tensor,  # cumulative alphas of the sampled timesteps
                    gamma: float,  # clamp of the signal-to-noise ratio

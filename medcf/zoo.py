@@ -15,16 +15,16 @@ from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load
 # %% auto #0
 __all__ = ['RECIPES', 'VALIDATION_SEEDS', 'zoo_phantom', 'paper_prompts', 'training_captions', 'oversample_weights', 'hardware',
            'validation_fd', 'select_snapshot', 'train_zoo_model', 'adherence_prompts', 'prompt_adherence',
-           'vae_agreement', 'evaluate_zoo_model', 'guidance_sweep', 'update_card']
+           'vae_agreement', 'vae_positive_recall', 'evaluate_zoo_model', 'guidance_sweep', 'update_card']
 
 # %% ../nbs/90_model_zoo.ipynb #884150b5
 RECIPES = {
     'chest': dict(phantom='ChestPhantom', channels=1, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
-                  latent_channels=4, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0,
+                  latent_channels=4, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={},
                   unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2400, unet_batch=64,
                   unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0, oversample={}, snr_gamma=None, select_every=400, select_n=256, select_steps=20),
     'skin': dict(phantom='SkinPhantom', channels=3, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
-                 latent_channels=8, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0,
+                 latent_channels=8, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={},
                  unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2400, unet_batch=64,
                  unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0, oversample={}, snr_gamma=None, select_every=None, select_n=256, select_steps=20),
 }  # the recipe of every shipped checkpoint (full scale)
@@ -151,6 +151,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
         images, captions, attrs = batch.images, training_captions(name, batch, r['prism_share'], r['data_seed']), batch.attrs
         torch.save(dict(images=images, captions=captions, attrs=attrs), cache)
     weights = oversample_weights(attrs, r['oversample'])  # captions name these attributes, so p(image | caption) is unchanged
+    vae_weights = oversample_weights(attrs, r['vae_oversample'])  # the VAE sees no captions: oversampling only buys rare detail more training
     times['data_s'] = time.time() - t0
     pipe = build_pipeline(r['channels'], r['size'], r['vae_blocks'], r['unet_blocks'], r['latent_channels'], seed=r['data_seed'],
                           unet_attention=r['unet_attention'])
@@ -161,7 +162,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
         vh = json.loads((work / 'vae_history.json').read_text())
     else:
         vh = train_vae(pipe, images, r['vae_steps'], r['vae_batch'], r['vae_lr'], edge_weight=r['vae_edge_weight'], crop=r['vae_crop'],
-                       seed=r['data_seed'], progress=progress)
+                       weights=vae_weights, seed=r['data_seed'], progress=progress)
         pipe.vae.save_pretrained(vae_dir); (work / 'vae_history.json').write_text(json.dumps(vh))
     times['vae_s'] = vh['seconds']
     t1 = time.time()
@@ -211,6 +212,17 @@ def vae_agreement(pipe, oracle, real) -> pd.Series:
     disc = [s.name for s in oracle.specs if s.kind != 'continuous']
     return pd.Series({k: float((a[k].to_numpy() == b[k].to_numpy()).mean()) for k in disc})
 
+def vae_positive_recall(pipe, oracle, real) -> pd.DataFrame:
+    "Per binary attribute: of the images that truly show it, the share the oracle reads as showing it, before and after the VAE round trip."
+    a, b = oracle.predict(real.images), oracle.predict(vae_roundtrip(pipe, real.images))
+    rows = {}
+    for s in oracle.specs:
+        if s.kind != 'binary' or s.name not in real.attrs: continue
+        pos = real.attrs[s.name].to_numpy() == 1
+        if pos.any(): rows[s.name] = dict(positives=int(pos.sum()), real=float((a[s.name].to_numpy()[pos] == 1).mean()),
+                                           roundtrip=float((b[s.name].to_numpy()[pos] == 1).mean()))
+    return pd.DataFrame(rows).T
+
 def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
                        pipe=None,  # pipeline to score (default: the shipped checkpoint)
                        oracle=None,  # attribute oracle (default: medcf.oracles.load_oracle(name))
@@ -227,6 +239,8 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
     adh = prompt_adherence(pipe, oracle, name, n, num_inference_steps, w, seed)
     q['prompt_adherence'] = {k: round(v, 4) for k, v in adh.items()}
     q['vae_attribute_agreement'] = {k: round(v, 4) for k, v in vae_agreement(pipe, oracle, real_a).items()}
+    rec = vae_positive_recall(pipe, oracle, real_a)  # agreement hides rare attributes: 95% agreement can mean half the ink lost
+    q['vae_positive_recall'] = {k: dict(positives=int(v.positives), real=round(v.real, 4), roundtrip=round(v.roundtrip, 4)) for k, v in rec.iterrows()}
     fd = _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, w, seed)
     vfd = oracle_frechet_distance(oracle.features, real_a.images, vae_roundtrip(pipe, real_b.images))  # what the autoencoder alone costs
     q['oracle_fd'] = dict(generated_vs_real=round(fd, 4), real_vs_real_floor=round(floor, 4), ratio=round(fd / floor, 3),

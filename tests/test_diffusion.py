@@ -235,6 +235,19 @@ def test_edge_loss_and_weight_check(pipe):
     with pytest.raises(ValueError, match='edge_weight'): D.train_vae(pipe, x, steps=1, edge_weight=-1, progress=False)
 
 
+def test_vae_sample_weights(pipe):
+    "train_vae draws images by their weights (all weight on one image = training on copies of it); bad weights are refused."
+    import copy
+    x = imgs(4)
+    with pytest.raises(ValueError, match='one weight per example'): D.train_vae(copy.deepcopy(pipe), x, steps=1, weights=[1, 1], progress=False)
+    def run(images, w):
+        p = copy.deepcopy(pipe)
+        return D.train_vae(p, images, steps=2, batch_size=4, weights=w, progress=False)['loss']
+    only3 = run(x, [0, 0, 0, 1])
+    assert only3 == run(x[3:4].repeat(4, 1, 1, 1), [1, 1, 1, 1])
+    assert only3 != run(x, [1, 0, 0, 0])
+
+
 def test_min_snr_weight_values():
     "Min-SNR-gamma: weight 1 where SNR <= gamma (epsilon target), gamma / SNR above it; other targets by their formulas."
     ab = torch.tensor([0.5, 0.9, 0.99])  # SNR = 1, 9, 99
