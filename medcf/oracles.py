@@ -15,7 +15,7 @@ from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path
 __all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'encode_targets', 'OracleNet', 'resize_images',
            'file_sha256', 'hardware', 'save_checkpoint', 'load_checkpoint', 'AttributeOracle', 'phantom_pool',
            'oracle_loss', 'train_oracle', 'load_oracle', 'load_lit', 'card_markdown', 'write_oracle_readme',
-           'minilm_path', 'TextTower', 'text_tower', 'LiTModel', 'lit_loss', 'zero_shot_accuracy',
+           'noise_agreement', 'minilm_path', 'TextTower', 'text_tower', 'LiTModel', 'lit_loss', 'zero_shot_accuracy',
            'caption_swap_accuracy', 'train_lit']
 
 # %% ../nbs/03_oracles.ipynb #3ff7b308
@@ -281,12 +281,14 @@ def train_oracle(phantom: SCMPhantom,  # population whose observed attributes th
                  seed: int = 0,  # seeds both the data (pool) and the initialisation / batch order
                  widths: Sequence = (16, 32, 64, 128),  # OracleNet stage widths
                  feat_dim: int = 128,  # penultimate feature size
+                 noise_std: float = 0.0,  # train on images plus Gaussian pixel noise of a random std in [0, noise_std] (0: off): readings that pixel noise cannot flip
                  eval_n: int = 1000,  # held-out samples (data seed 10**6 + seed) for the card's figures
                  log_every: int = 100,  # record the loss every this many steps
                  verbose: bool = False) -> AttributeOracle:  # print the loss while training
     "Train an `AttributeOracle` from scratch on fresh phantom samples; the card records config, seeds, wall time, hardware and held-out figures."
     if not isinstance(phantom, SCMPhantom): raise TypeError(f"phantom must be an SCMPhantom, got {type(phantom).__name__}")
     if steps < 1 or batch_size < 2: raise ValueError(f"steps={steps}, batch_size={batch_size}: expected steps >= 1 and batch_size >= 2")
+    if not 0 <= noise_std < 1: raise ValueError(f"noise_std={noise_std}: expected a pixel-noise std in [0, 1) on [-1, 1] images")
     t0 = time.time()
     specs = attr_specs(phantom)
     n_train = n_train or min(steps * batch_size, 24_000)
@@ -300,7 +302,9 @@ def train_oracle(phantom: SCMPhantom,  # population whose observed attributes th
     for step in range(steps):
         idx = torch.randint(0, n_train, (batch_size,), generator=g)
         _cosine_lr(opt, lr, step, steps, max(1, steps // 20))
-        loss, terms = oracle_loss(specs, net(x_pool[idx].float()), y_pool[idx])
+        x = x_pool[idx].float()
+        if noise_std: x = (x + noise_std * torch.rand(batch_size, 1, 1, 1, generator=g) * torch.randn(x.shape, generator=g)).clamp(-1, 1)
+        loss, terms = oracle_loss(specs, net(x), y_pool[idx])
         opt.zero_grad(); loss.backward(); opt.step()
         if step % log_every == 0 or step == steps - 1:
             curve.append((step, round(loss.item(), 5)))
@@ -308,8 +312,8 @@ def train_oracle(phantom: SCMPhantom,  # population whose observed attributes th
     wall = time.time() - t0
     card = dict(phantom=type(phantom).__name__, phantom_size=phantom.size, data_seed=seed, n_train=n_train,
                 eval_data_seed=10**6 + seed, steps=steps, batch_size=batch_size, lr=lr,
-                recipe=f"train_oracle({type(phantom).__name__}(size={phantom.size}), steps={steps}, batch_size={batch_size}, n_train={n_train}, lr={lr}, seed={seed}, widths={tuple(widths)}, feat_dim={feat_dim})",
-                config=dict(widths=list(widths), feat_dim=feat_dim), n_params=sum(p.numel() for p in net.parameters()),
+                recipe=f"train_oracle({type(phantom).__name__}(size={phantom.size}), steps={steps}, batch_size={batch_size}, n_train={n_train}, lr={lr}, seed={seed}, widths={tuple(widths)}, feat_dim={feat_dim}" + (f", noise_std={noise_std})" if noise_std else ")"),
+                config=dict(widths=list(widths), feat_dim=feat_dim), noise_std=noise_std, n_params=sum(p.numel() for p in net.parameters()),
                 wall_time_s=round(wall, 1), data_time_s=round(t_data, 1), threads=torch.get_num_threads(),
                 hardware=hardware(), loss_curve=curve, trained=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
     oracle = AttributeOracle(net, specs, phantom.size, phantom.channels, card)
@@ -364,6 +368,18 @@ def write_oracle_readme(folder=None) -> Path:  # the oracles folder (default: da
     for p in sorted(root.glob('*/*.json')): parts.append(card_markdown(json.loads(p.read_text())))
     out = root / 'README.md'; out.write_text('\n'.join(parts))
     return out
+
+# %% ../nbs/03_oracles.ipynb #33cfdeed
+def noise_agreement(oracle: AttributeOracle,  # the oracle to test
+                    images: torch.Tensor,  # N x C x H x W in [-1, 1]
+                    noise_std: float,  # std of the added Gaussian pixel noise (on the [-1, 1] scale)
+                    seed: int = 0) -> pd.Series:  # seed of the noise
+    "Per discrete attribute: share of images the oracle reads the same with and without added pixel noise (clamped to [-1, 1])."
+    if not noise_std > 0: raise ValueError(f"noise_std={noise_std}: expected a positive std")
+    x = check_images(images, oracle.channels).float()
+    noisy = (x + noise_std * torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))).clamp(-1, 1)
+    a, b = oracle.predict(x), oracle.predict(noisy)
+    return pd.Series({s.name: float((a[s.name].to_numpy() == b[s.name].to_numpy()).mean()) for s in oracle.specs if s.kind != 'continuous'})
 
 # %% ../nbs/03_oracles.ipynb #cf13c1e6
 def minilm_path() -> Path:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_model_zoo.ipynb #7ca4b63b
 from __future__ import annotations
-import os, json, time, platform, copy
+import os, json, time, platform, copy, math
 from pathlib import Path
 from typing import Sequence
 import numpy as np, pandas as pd, torch
@@ -15,7 +15,8 @@ from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load
 # %% auto #0
 __all__ = ['RECIPES', 'VALIDATION_SEEDS', 'zoo_phantom', 'paper_prompts', 'training_captions', 'oversample_weights', 'hardware',
            'validation_fd', 'select_snapshot', 'train_zoo_model', 'adherence_prompts', 'prompt_adherence',
-           'vae_agreement', 'vae_positive_recall', 'evaluate_zoo_model', 'guidance_sweep', 'update_card']
+           'vae_agreement', 'vae_positive_recall', 'oracle_ceiling', 'evaluate_zoo_model', 'guidance_sweep',
+           'update_card']
 
 # %% ../nbs/90_model_zoo.ipynb #884150b5
 RECIPES = {
@@ -24,7 +25,7 @@ RECIPES = {
                   unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2400, unet_batch=64,
                   unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0, oversample={}, snr_gamma=None, select_every=400, select_n=256, select_steps=20),
     'skin': dict(phantom='SkinPhantom', channels=3, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
-                 latent_channels=8, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={},
+                 latent_channels=8, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={'ink': 4},
                  unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2400, unet_batch=64,
                  unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0, oversample={}, snr_gamma=None, select_every=None, select_n=256, select_steps=20),
 }  # the recipe of every shipped checkpoint (full scale)
@@ -223,6 +224,13 @@ def vae_positive_recall(pipe, oracle, real) -> pd.DataFrame:
                                            roundtrip=float((b[s.name].to_numpy()[pos] == 1).mean()))
     return pd.DataFrame(rows).T
 
+def oracle_ceiling(pipe, oracle, real) -> dict:
+    "The oracle's own repeatability at the VAE's amount of change: agreement with pixel noise of the round trip's mean absolute error."
+    from medcf.oracles import noise_agreement
+    l1 = float((vae_roundtrip(pipe, real.images) - real.images).abs().mean())
+    std = l1 * math.sqrt(math.pi / 2)  # Gaussian noise with E|n| = the round trip's L1
+    return dict(noise_std=round(std, 4), **{k: round(v, 4) for k, v in noise_agreement(oracle, real.images, std).items()})
+
 def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
                        pipe=None,  # pipeline to score (default: the shipped checkpoint)
                        oracle=None,  # attribute oracle (default: medcf.oracles.load_oracle(name))
@@ -241,6 +249,7 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
     q['vae_attribute_agreement'] = {k: round(v, 4) for k, v in vae_agreement(pipe, oracle, real_a).items()}
     rec = vae_positive_recall(pipe, oracle, real_a)  # agreement hides rare attributes: 95% agreement can mean half the ink lost
     q['vae_positive_recall'] = {k: dict(positives=int(v.positives), real=round(v.real, 4), roundtrip=round(v.roundtrip, 4)) for k, v in rec.iterrows()}
+    q['oracle_noise_agreement'] = oracle_ceiling(pipe, oracle, real_a)
     fd = _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, w, seed)
     vfd = oracle_frechet_distance(oracle.features, real_a.images, vae_roundtrip(pipe, real_b.images))  # what the autoencoder alone costs
     q['oracle_fd'] = dict(generated_vs_real=round(fd, 4), real_vs_real_floor=round(floor, 4), ratio=round(fd / floor, 3),

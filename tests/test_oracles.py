@@ -60,6 +60,22 @@ def test_training_is_deterministic(toy):
     for (k, v), w in zip(a.net.state_dict().items(), b.net.state_dict().values()): assert torch.equal(v, w), k
     for key in ('data_seed', 'steps', 'wall_time_s', 'hardware', 'heldout'): assert key in a.card
 
+def test_noise_augmented_training(toy):
+    "noise_std trains on noisy copies (other weights than without it), is recorded in the card, and is range-checked."
+    kw = dict(steps=2, batch_size=4, n_train=16, eval_n=8, seed=3)
+    a, b = O.train_oracle(toy, **kw), O.train_oracle(toy, noise_std=0.05, **kw)
+    assert b.card['noise_std'] == 0.05 and 'noise_std=0.05' in b.card['recipe'] and 'noise_std' not in a.card['recipe']
+    assert any(not torch.equal(v, w) for v, w in zip(a.net.state_dict().values(), b.net.state_dict().values()))
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match='noise_std'): O.train_oracle(toy, noise_std=bad, **kw)
+
+def test_noise_agreement(tiny, toy):
+    x = toy.sample(6, seed=2).images
+    agree = O.noise_agreement(tiny, x, 0.01, seed=0)
+    assert set(agree.index) == {'square', 'pos'} and ((agree >= 0) & (agree <= 1)).all()  # discrete attributes only
+    assert agree.equals(O.noise_agreement(tiny, x, 0.01, seed=0))  # seeded
+    with pytest.raises(ValueError, match='positive std'): O.noise_agreement(tiny, x, 0.0)
+
 def test_predict_probs_features_shapes(tiny, toy):
     b = toy.sample(5, seed=1)
     p = tiny.predict(b.images)
