@@ -369,7 +369,7 @@ def write_oracle_readme(folder=None) -> Path:  # the oracles folder (default: da
     out = root / 'README.md'; out.write_text('\n'.join(parts))
     return out
 
-# %% ../nbs/03_oracles.ipynb #33cfdeed
+# %% ../nbs/03_oracles.ipynb #9e9e98f6
 def noise_agreement(oracle: AttributeOracle,  # the oracle to test
                     images: torch.Tensor,  # N x C x H x W in [-1, 1]
                     noise_std: float,  # std of the added Gaussian pixel noise (on the [-1, 1] scale)
