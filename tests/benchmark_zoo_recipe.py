@@ -1,0 +1,50 @@
+"""How long a zoo recipe takes on this machine, from timed steps at the recipe's own settings (printed, never asserted).
+
+    python tests/benchmark_zoo_recipe.py [--threads 2] [--models chest skin] [--vae-steps 30] [--unet-steps 20]
+
+For each recipe in `medcf.zoo.RECIPES`: seconds per VAE step (its batch and crop), per UNet step (its batch, on
+cached latents) and per generated image-step of the snapshot selection (guidance on), each measured after a warm-up;
+then the recipe's wall time extrapolated from them: VAE steps x VAE step + UNet steps x UNet step + selection. The
+issue's budget is 60 minutes per model on 2 CPU cores; run with nothing else on the machine for that figure.
+Not collected by pytest (the file name does not start with test_)."""
+import argparse, time
+import torch
+from medcf import zoo
+from medcf.diffusion import build_pipeline, train_vae, finetune, generate
+
+
+def per_step(fn, warm: int, n: int) -> float:
+    "Seconds per step of fn(steps) -> seconds, from a run of warm + n steps minus a run of warm steps."
+    return (fn(warm + n) - fn(warm)) / n
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--threads', type=int, default=2); ap.add_argument('--models', nargs='+', default=list(zoo.RECIPES))
+    ap.add_argument('--vae-steps', type=int, default=30); ap.add_argument('--unet-steps', type=int, default=20)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    print(f"{torch.get_num_threads()} threads; {zoo.hardware()}")
+    for name in a.models:
+        r = zoo.RECIPES[name]
+        b = zoo.zoo_phantom(name, 0).sample(512, seed=5)
+        caps = zoo.training_captions(name, b, r['prism_share'], 0)
+        pipe = build_pipeline(r['channels'], r['size'], r['vae_blocks'], r['unet_blocks'], r['latent_channels'], seed=0,
+                              unet_attention=r['unet_attention'])
+        vae = per_step(lambda k: train_vae(pipe, b.images, k, r['vae_batch'], r['vae_lr'], crop=r['vae_crop'], progress=False)['seconds'],
+                       10, a.vae_steps)
+        unet = per_step(lambda k: finetune(pipe, (b.images, caps), k, r['unet_batch'], r['unet_lr'], progress=False)['seconds'],
+                        5, a.unet_steps)
+        def gen(k):
+            t0 = time.perf_counter(); generate(pipe, caps[:16], k, r['guidance_scale']); return time.perf_counter() - t0
+        img_step = per_step(gen, 2, 8) / 16
+        n_snap = r['unet_steps'] // r['select_every'] + 1 if r['select_every'] else 0  # snapshots + the final weights at most
+        sel = n_snap * r['select_n'] * r['select_steps'] * img_step
+        total = r['vae_steps'] * vae + r['unet_steps'] * unet + sel
+        print(f"{name}: VAE {vae:.3f} s/step x {r['vae_steps']} = {r['vae_steps'] * vae / 60:.1f} min; "
+              f"UNet {unet:.3f} s/step x {r['unet_steps']} = {r['unet_steps'] * unet / 60:.1f} min; "
+              f"selection {n_snap} x {r['select_n']} images x {r['select_steps']} steps = {sel / 60:.1f} min; "
+              f"recipe ~{total / 60:.1f} min (data rendering and posterior encoding not included: under a minute each)")
+
+
+if __name__ == '__main__': main()
