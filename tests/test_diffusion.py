@@ -302,6 +302,12 @@ def test_oversample_weights():
     with pytest.raises(ValueError, match='>= 1'): zoo.oversample_weights(attrs, {'ink': 0.5})
 
 
+def test_select_guidance_refuses_bad_scales(pipe):
+    from medcf import zoo
+    for bad in ((), (0.5, 2.0)):
+        with pytest.raises(ValueError, match='guidance scales >= 1'): zoo.select_guidance('chest', pipe, bad, n=2, num_inference_steps=1, oracle=object())
+
+
 def test_snapshots_and_selection_errors(pipe):
     "finetune keeps (EMA) snapshots when asked; the last one is the final weights; select_snapshot refuses what it cannot use."
     import copy
