@@ -588,6 +588,7 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
               edge_weight: float = 0.0,  # weight of an L1 loss on image gradients (keeps 1-px lines: hair, ribs, leads)
               crop: int | None = None,  # train on random crops of this side (the VAE is convolutional; SD's VAE trained on 256 px crops)
               weights: Sequence[float] | torch.Tensor | None = None,  # per-image sampling weights (None: uniform), e.g. to see images with rare fine detail more often
+              decoder_only: bool = False,  # train the decoder alone, encoder frozen: the latents (and any UNet trained on them) stay valid
               seed: int = 0,  # sampling of batches and posterior noise
               progress: bool = True) -> dict:  # show a progress bar
     "Fit the pipeline's `AutoencoderKL` by L1 reconstruction + a small KL term, then set `vae.config.scaling_factor`."
@@ -598,7 +599,11 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
     if crop is not None and (crop % f or not f <= crop <= S): raise ValueError(f"crop={crop}: expected a multiple of {f} in [{f}, {S}]")
     vae, g = pipe.vae, torch.Generator().manual_seed(seed)
     vae.train().requires_grad_(True)
-    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    if decoder_only:  # as Stable Diffusion's ft-MSE/ft-EMA autoencoders were made: same latents, better decoder
+        for m in (vae.encoder, vae.quant_conv):
+            if m is not None: m.requires_grad_(False)
+    params = [q for q in vae.parameters() if q.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     hist, t0 = [], time.time()
     bar = _progress(steps, 'vae', progress)
     for step in range(steps):
@@ -614,11 +619,11 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
         loss = (rec - x).abs().mean() + kl_weight * post.kl().mean()
         if edge_weight: loss = loss + edge_weight * edge_l1(rec, x)
         opt.zero_grad(set_to_none=True); loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0); opt.step()
+        torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
         hist.append(loss.item()); bar.update(1)
         if step % 20 == 0: bar.set_postfix(loss=f"{np.mean(hist[-20:]):.4f}")
     bar.close(); vae.eval().requires_grad_(False)
-    sf = fit_latent_scale(pipe, images[:1024])
+    sf = pipe.vae.config.scaling_factor if decoder_only else fit_latent_scale(pipe, images[:1024])  # the encoder did not change
     return dict(loss=hist, seconds=time.time() - t0, scaling_factor=sf)
 
 @torch.no_grad()

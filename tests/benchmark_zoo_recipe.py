@@ -2,9 +2,9 @@
 
     python tests/benchmark_zoo_recipe.py [--threads 2] [--models chest skin] [--vae-steps 30] [--unet-steps 20]
 
-For each recipe in `medcf.zoo.RECIPES`: seconds per VAE step (its batch and crop), per UNet step (its batch, on
+For each recipe in `medcf.zoo.RECIPES`: seconds per VAE step (its batch and crop), per decoder-only step, per UNet step (its batch, on
 cached latents) and per generated image-step of the snapshot selection (guidance on), each measured after a warm-up;
-then the recipe's wall time extrapolated from them: VAE steps x VAE step + UNet steps x UNet step + selection. The
+then the recipe's wall time extrapolated from them: VAE + decoder + UNet steps x their step times + selection. The
 issue's budget is 60 minutes per model on 2 CPU cores; run with nothing else on the machine for that figure.
 Not collected by pytest (the file name does not start with test_)."""
 import argparse, time
@@ -33,6 +33,8 @@ def main():
                               unet_attention=r['unet_attention'])
         vae = per_step(lambda k: train_vae(pipe, b.images, k, r['vae_batch'], r['vae_lr'], crop=r['vae_crop'], progress=False)['seconds'],
                        10, a.vae_steps)
+        dec = per_step(lambda k: train_vae(pipe, b.images, k, r['vae_batch'], r['vae_decoder_lr'], crop=r['vae_crop'], decoder_only=True,
+                                           progress=False)['seconds'], 10, a.vae_steps) if r['vae_decoder_steps'] else 0.0
         unet = per_step(lambda k: finetune(pipe, (b.images, caps), k, r['unet_batch'], r['unet_lr'], progress=False)['seconds'],
                         5, a.unet_steps)
         def gen(k):
@@ -40,8 +42,9 @@ def main():
         img_step = per_step(gen, 2, 8) / 16
         n_snap = r['unet_steps'] // r['select_every'] + 1 if r['select_every'] else 0  # snapshots + the final weights at most
         sel = n_snap * r['select_n'] * r['select_steps'] * img_step
-        total = r['vae_steps'] * vae + r['unet_steps'] * unet + sel
+        total = r['vae_steps'] * vae + r['vae_decoder_steps'] * dec + r['unet_steps'] * unet + sel
         print(f"{name}: VAE {vae:.3f} s/step x {r['vae_steps']} = {r['vae_steps'] * vae / 60:.1f} min; "
+              f"decoder {dec:.3f} s/step x {r['vae_decoder_steps']} = {r['vae_decoder_steps'] * dec / 60:.1f} min; "
               f"UNet {unet:.3f} s/step x {r['unet_steps']} = {r['unet_steps'] * unet / 60:.1f} min; "
               f"selection {n_snap} x {r['select_n']} images x {r['select_steps']} steps = {sel / 60:.1f} min; "
               f"recipe ~{total / 60:.1f} min (data rendering and posterior encoding not included: under a minute each)")

@@ -248,6 +248,18 @@ def test_vae_sample_weights(pipe):
     assert only3 != run(x, [1, 0, 0, 0])
 
 
+def test_vae_decoder_only(pipe):
+    "decoder_only trains the decoder and leaves encoder, latents and scaling factor exactly as they were."
+    import copy
+    p = copy.deepcopy(pipe); x = imgs(4)
+    enc = [q.clone() for q in p.vae.encoder.parameters()]; dec = [q.clone() for q in p.vae.decoder.parameters()]
+    z0, sf = D.encode_images(p, x), p.vae.config.scaling_factor
+    D.train_vae(p, x, steps=2, batch_size=4, decoder_only=True, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(enc, p.vae.encoder.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(dec, p.vae.decoder.parameters()))
+    assert p.vae.config.scaling_factor == sf and torch.equal(D.encode_images(p, x), z0)
+
+
 def test_min_snr_weight_values():
     "Min-SNR-gamma: weight 1 where SNR <= gamma (epsilon target), gamma / SNR above it; other targets by their formulas."
     ab = torch.tensor([0.5, 0.9, 0.99])  # SNR = 1, 9, 99
