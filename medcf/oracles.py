@@ -15,8 +15,8 @@ from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path
 __all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'encode_targets', 'OracleNet', 'resize_images',
            'file_sha256', 'hardware', 'save_checkpoint', 'load_checkpoint', 'AttributeOracle', 'phantom_pool',
            'oracle_loss', 'train_oracle', 'load_oracle', 'load_lit', 'card_markdown', 'write_oracle_readme',
-           'noise_agreement', 'minilm_path', 'TextTower', 'text_tower', 'LiTModel', 'lit_loss', 'zero_shot_accuracy',
-           'caption_swap_accuracy', 'train_lit']
+           'reading_agreement', 'noise_agreement', 'minilm_path', 'TextTower', 'text_tower', 'LiTModel', 'lit_loss',
+           'zero_shot_accuracy', 'caption_swap_accuracy', 'train_lit']
 
 # %% ../nbs/03_oracles.ipynb #3ff7b308
 def check_images(images,  # N x C x H x W float tensor (or numpy array) in [-1, 1]
@@ -370,6 +370,14 @@ def write_oracle_readme(folder=None) -> Path:  # the oracles folder (default: da
     return out
 
 # %% ../nbs/03_oracles.ipynb #9e9e98f6
+def reading_agreement(oracle: AttributeOracle,  # the oracle that reads both sets
+                      images: torch.Tensor,  # N x C x H x W in [-1, 1]
+                      others: torch.Tensor) -> pd.Series:  # the same N images changed somehow (noise, a VAE round trip)
+    "Per discrete attribute: share of images the oracle reads the same in `images` and in `others`."
+    if len(images) != len(others): raise ValueError(f"{len(images)} images but {len(others)} others; expected one changed copy per image")
+    a, b = oracle.predict(images), oracle.predict(others)
+    return pd.Series({s.name: float((a[s.name].to_numpy() == b[s.name].to_numpy()).mean()) for s in oracle.specs if s.kind != 'continuous'})
+
 def noise_agreement(oracle: AttributeOracle,  # the oracle to test
                     images: torch.Tensor,  # N x C x H x W in [-1, 1]
                     noise_std: float,  # std of the added Gaussian pixel noise (on the [-1, 1] scale)
@@ -378,8 +386,7 @@ def noise_agreement(oracle: AttributeOracle,  # the oracle to test
     if not noise_std > 0: raise ValueError(f"noise_std={noise_std}: expected a positive std")
     x = check_images(images, oracle.channels).float()
     noisy = (x + noise_std * torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))).clamp(-1, 1)
-    a, b = oracle.predict(x), oracle.predict(noisy)
-    return pd.Series({s.name: float((a[s.name].to_numpy() == b[s.name].to_numpy()).mean()) for s in oracle.specs if s.kind != 'continuous'})
+    return reading_agreement(oracle, x, noisy)
 
 # %% ../nbs/03_oracles.ipynb #cf13c1e6
 def minilm_path() -> Path:

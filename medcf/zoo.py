@@ -232,15 +232,16 @@ def prompt_adherence(pipe, oracle, name: str, n: int = 256, num_inference_steps:
     read = oracle.predict(generate(pipe, prompts, num_inference_steps, guidance_scale, seed=seed))
     return pd.Series({k: float((read[k].to_numpy() == asked[k].to_numpy()).mean()) for k in asked.columns})
 
-def vae_agreement(pipe, oracle, real) -> pd.Series:
+def vae_agreement(pipe, oracle, real,
+                  roundtrip: torch.Tensor | None = None) -> pd.Series:  # `vae_roundtrip(pipe, real.images)` if already computed
     "Per discrete attribute: how often the oracle reads the same value on an image and on its VAE round trip."
-    a, b = oracle.predict(real.images), oracle.predict(vae_roundtrip(pipe, real.images))
-    disc = [s.name for s in oracle.specs if s.kind != 'continuous']
-    return pd.Series({k: float((a[k].to_numpy() == b[k].to_numpy()).mean()) for k in disc})
+    from medcf.oracles import reading_agreement
+    return reading_agreement(oracle, real.images, vae_roundtrip(pipe, real.images) if roundtrip is None else roundtrip)
 
-def vae_positive_recall(pipe, oracle, real) -> pd.DataFrame:
+def vae_positive_recall(pipe, oracle, real,
+                        roundtrip: torch.Tensor | None = None) -> pd.DataFrame:  # `vae_roundtrip(pipe, real.images)` if already computed
     "Per binary attribute: of the images that truly show it, the share the oracle reads as showing it, before and after the VAE round trip."
-    a, b = oracle.predict(real.images), oracle.predict(vae_roundtrip(pipe, real.images))
+    a, b = oracle.predict(real.images), oracle.predict(vae_roundtrip(pipe, real.images) if roundtrip is None else roundtrip)
     rows = {}
     for s in oracle.specs:
         if s.kind != 'binary' or s.name not in real.attrs: continue
@@ -249,10 +250,12 @@ def vae_positive_recall(pipe, oracle, real) -> pd.DataFrame:
                                            roundtrip=float((b[s.name].to_numpy()[pos] == 1).mean()))
     return pd.DataFrame(rows).T
 
-def oracle_ceiling(pipe, oracle, real) -> dict:
+def oracle_ceiling(pipe, oracle, real,
+                   roundtrip: torch.Tensor | None = None) -> dict:  # `vae_roundtrip(pipe, real.images)` if already computed
     "The oracle's own repeatability at the VAE's amount of change: agreement with pixel noise of the round trip's mean absolute error."
     from medcf.oracles import noise_agreement
-    l1 = float((vae_roundtrip(pipe, real.images) - real.images).abs().mean())
+    rt = vae_roundtrip(pipe, real.images) if roundtrip is None else roundtrip
+    l1 = float((rt - real.images).abs().mean())
     std = l1 * math.sqrt(math.pi / 2)  # Gaussian noise with E|n| = the round trip's L1
     return dict(noise_std=round(std, 4), **{k: round(v, 4) for k, v in noise_agreement(oracle, real.images, std).items()})
 
@@ -271,10 +274,11 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
     t0 = time.time(); q = {}
     adh = prompt_adherence(pipe, oracle, name, n, num_inference_steps, w, seed)
     q['prompt_adherence'] = {k: round(v, 4) for k, v in adh.items()}
-    q['vae_attribute_agreement'] = {k: round(v, 4) for k, v in vae_agreement(pipe, oracle, real_a).items()}
-    rec = vae_positive_recall(pipe, oracle, real_a)  # agreement hides rare attributes: 95% agreement can mean half the ink lost
+    rt = vae_roundtrip(pipe, real_a.images)  # one round trip for the three autoencoder figures
+    q['vae_attribute_agreement'] = {k: round(v, 4) for k, v in vae_agreement(pipe, oracle, real_a, rt).items()}
+    rec = vae_positive_recall(pipe, oracle, real_a, rt)  # agreement hides rare attributes: 95% agreement can mean half the ink lost
     q['vae_positive_recall'] = {k: dict(positives=int(v.positives), real=round(v.real, 4), roundtrip=round(v.roundtrip, 4)) for k, v in rec.iterrows()}
-    q['oracle_noise_agreement'] = oracle_ceiling(pipe, oracle, real_a)
+    q['oracle_noise_agreement'] = oracle_ceiling(pipe, oracle, real_a, rt)
     fd = _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, w, seed)
     vfd = oracle_frechet_distance(oracle.features, real_a.images, vae_roundtrip(pipe, real_b.images))  # what the autoencoder alone costs
     q['oracle_fd'] = dict(generated_vs_real=round(fd, 4), real_vs_real_floor=round(floor, 4), ratio=round(fd / floor, 3),

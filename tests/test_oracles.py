@@ -75,6 +75,8 @@ def test_noise_agreement(tiny, toy):
     assert set(agree.index) == {'square', 'pos'} and ((agree >= 0) & (agree <= 1)).all()  # discrete attributes only
     assert agree.equals(O.noise_agreement(tiny, x, 0.01, seed=0))  # seeded
     with pytest.raises(ValueError, match='positive std'): O.noise_agreement(tiny, x, 0.0)
+    assert O.reading_agreement(tiny, x, x).eq(1.0).all()  # an image always agrees with itself
+    with pytest.raises(ValueError, match='one changed copy per image'): O.reading_agreement(tiny, x, x[:3])
 
 def test_predict_probs_features_shapes(tiny, toy):
     b = toy.sample(5, seed=1)
