@@ -12,13 +12,13 @@ import numpy as np, torch, torch.nn.functional as F
 from .phantoms import pick, is_full, data_path
 
 # %% auto #0
-__all__ = ['SD_BETAS', 'ZOO', 'CARD', 'text_encoder_dir', 'load_text_encoder', 'build_vae', 'build_unet', 'build_scheduler',
-           'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_size', 'check_images', 'check_prompts',
-           'encode_images', 'decode_latents', 'vae_roundtrip', 'sha256', 'save_pipeline', 'model_card_markdown',
-           'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts', 'ddim_scheduler',
-           'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents', 'unet_eps', 'sample_latents',
-           'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1', 'check_sample_weights', 'train_vae',
-           'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid']
+__all__ = ['SD_BETAS', 'ZOO', 'CARD', 'ALPHA_FLOOR', 'text_encoder_dir', 'load_text_encoder', 'build_vae', 'build_unet',
+           'build_scheduler', 'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_size', 'check_images',
+           'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip', 'sha256', 'save_pipeline',
+           'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts',
+           'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents', 'unet_eps',
+           'sample_latents', 'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1',
+           'check_sample_weights', 'train_vae', 'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -313,9 +313,13 @@ def ddim_scheduler(pipe, num_inference_steps: int = 50):
     s.set_timesteps(int(num_inference_steps))
     return s
 
+ALPHA_FLOOR = 2.0 ** -24  # smallest alpha-bar the sampler divides by (as diffusers' Euler scheduler does for zero-terminal-SNR schedules)
+
 def _alpha(s, t: int) -> torch.Tensor:
-    "alpha-bar at timestep t (t < 0 means the clean end of the chain)."
-    return s.alphas_cumprod[t] if t >= 0 else s.final_alpha_cumprod
+    "alpha-bar at timestep t (t < 0 means the clean end of the chain), floored at `ALPHA_FLOOR`."
+    # A zero-terminal-SNR schedule (`rescale_betas_zero_snr=True`, arXiv:2305.08891) has alpha-bar = 0 at its last timestep,
+    # where the noise prediction says nothing about x0; the floor keeps x0 = (x - sqrt(1 - a) eps) / sqrt(a) finite there.
+    return (s.alphas_cumprod[t] if t >= 0 else s.final_alpha_cumprod).clamp(min=ALPHA_FLOOR)
 
 def split_prediction(model_output: torch.Tensor, x_t: torch.Tensor, alpha_t: torch.Tensor,
                      prediction_type: str = 'epsilon') -> tuple:

@@ -173,6 +173,22 @@ def test_other_schedulers_and_v_prediction(pipe):
     D.finetune(p, (imgs(4), ['a'] * 4), steps=1, batch_size=2, progress=False, ema_decay=None)
 
 
+def test_zero_terminal_snr_schedule(pipe):
+    "A zero-terminal-SNR v-prediction pipeline (alpha-bar = 0 at t = 999) samples, inverts and trains without NaNs."
+    from diffusers import DDIMScheduler
+    import copy
+    s = DDIMScheduler(**D.SD_BETAS, prediction_type='v_prediction', rescale_betas_zero_snr=True, timestep_spacing='trailing')
+    assert s.alphas_cumprod[-1] == 0  # the case the floor is for
+    p = D.assemble_pipeline(pipe.vae, copy.deepcopy(pipe.unet), s, pipe.text_encoder, pipe.tokenizer)
+    assert D.ddim_scheduler(p, 4).timesteps[0] == 999
+    out = D.generate(p, ['a', 'b'], num_inference_steps=4, guidance_scale=2.0)
+    assert out.shape == (2, 1, 32, 32) and torch.isfinite(out).all()
+    inv = D.ddim_invert(p, imgs(2), ['a', 'b'], num_inference_steps=4)
+    assert torch.isfinite(inv.latents).all() and math.isfinite(inv.image_mae)
+    h = D.finetune(p, (imgs(4), ['a'] * 4), steps=2, batch_size=4, progress=False, ema_decay=None)
+    assert all(math.isfinite(l) for l in h['loss'])
+
+
 def test_generate_grid_bad_input():
     with pytest.raises(ValueError, match='positive integer'): D.generate_grid('chest', 'x', n=0)
     with pytest.raises(ValueError, match='non-empty'): D.generate_grid('chest', '  ', n=2)
