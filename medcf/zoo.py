@@ -13,10 +13,10 @@ from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load
                              vae_roundtrip, encode_images, ZOO, zoo_names)
 
 # %% auto #0
-__all__ = ['RECIPES', 'VALIDATION_SEEDS', 'zoo_phantom', 'paper_prompts', 'training_captions', 'oversample_weights', 'hardware',
-           'validation_fd', 'select_snapshot', 'select_guidance', 'train_zoo_model', 'adherence_prompts',
-           'prompt_adherence', 'vae_agreement', 'vae_positive_recall', 'oracle_ceiling', 'evaluate_zoo_model',
-           'guidance_sweep', 'update_card']
+__all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'zoo_phantom', 'paper_prompts', 'training_captions',
+           'oversample_weights', 'hardware', 'validation_fd', 'select_snapshot', 'select_guidance', 'train_zoo_model',
+           'adherence_prompts', 'prompt_adherence', 'vae_agreement', 'vae_positive_recall', 'oracle_ceiling',
+           'evaluate_zoo_model', 'guidance_sweep', 'update_card']
 
 # %% ../nbs/90_model_zoo.ipynb #884150b5
 RECIPES = {
@@ -46,10 +46,14 @@ def paper_prompts(name: str, attrs: pd.DataFrame) -> list:
     if name == 'skin': return [data.skin_prompt(r) for _, r in attrs.iterrows()]
     raise ValueError(f"unknown zoo model {name!r}; known: {', '.join(RECIPES)}")
 
+CAPTION_STREAM = 0xCA97  # mixed into the seed of the caption-style draw, so that it never shares a stream with the phantom's
+
 def training_captions(name: str, batch, share: float = 0.5, seed: int = 0) -> list:
     "Each image's caption: the paper-style one with probability `share`, else the phantom's detailed caption."
     if not 0 <= share <= 1: raise ValueError(f"share={share}: expected a probability in [0, 1]")
-    pick_paper = np.random.default_rng(seed).random(len(batch)) < share
+    # Its own random stream: `phantom.sample(seed=s)` draws its exogenous noise from default_rng(s), and reusing that stream
+    # here made the caption style a function of the first variable drawn (every chest image with a PRISM caption was male).
+    pick_paper = np.random.default_rng([seed, CAPTION_STREAM]).random(len(batch)) < share
     paper = paper_prompts(name, batch.attrs)
     return [p if k else q for k, p, q in zip(pick_paper, paper, batch.prompts)]
 
@@ -166,12 +170,12 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     out = Path(out_dir); work = Path(work_dir) if work_dir else out.parent / f'_train_{name}'
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time(); times = {}
-    cache = work / f"data_{r['n_images']}_{r['data_seed']}.pt"  # rendered once, reused when a run resumes
-    if cache.exists(): images, captions, attrs = torch.load(cache, weights_only=False).values()
+    cache = work / f"images_{r['n_images']}_{r['data_seed']}.pt"  # rendered once, reused when a run resumes (captions are not cached)
+    if cache.exists(): batch = torch.load(cache, weights_only=False)
     else:
         batch = zoo_phantom(name, r['data_seed']).sample(r['n_images'], seed=r['data_seed'])
-        images, captions, attrs = batch.images, training_captions(name, batch, r['prism_share'], r['data_seed']), batch.attrs
-        torch.save(dict(images=images, captions=captions, attrs=attrs), cache)
+        torch.save(batch, cache)
+    images, captions, attrs = batch.images, training_captions(name, batch, r['prism_share'], r['data_seed']), batch.attrs
     weights = oversample_weights(attrs, r['oversample'])  # captions name these attributes, so p(image | caption) is unchanged
     vae_weights = oversample_weights(attrs, r['vae_oversample'])  # the VAE sees no captions: oversampling only buys rare detail more training
     times['data_s'] = time.time() - t0

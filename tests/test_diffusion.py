@@ -1,6 +1,6 @@
 "Bad input, determinism, file formats and genericity of medcf.diffusion (tiny untrained models: fast)."
 import json, math
-import pytest, torch
+import numpy as np, pytest, torch
 from medcf import diffusion as D
 
 torch.set_num_threads(1)
@@ -205,6 +205,16 @@ def test_zoo_recipe_errors_and_prompts(tmp_path):
     assert prompts[0] == 'Normal chest X-ray with no significant findings' and 'Pleural Effusion' in prompts[4]
     with pytest.raises(ValueError, match='guidance scales >= 1'): zoo.guidance_sweep('chest', scales=(0.5, 3.0))
     with pytest.raises(ValueError, match='guidance scales >= 1'): zoo.guidance_sweep('chest', scales=())
+
+
+def test_caption_style_independent_of_the_image():
+    "Which caption style an image gets must not depend on its attributes, even when captions and phantom share a seed."
+    from medcf import zoo
+    for name, col, style in (('chest', 'sex', 'Chest X-ray'), ('skin', 'melanoma', 'a dermoscopic')):
+        b = zoo.zoo_phantom(name).sample(2000, seed=0)  # the training data's seed is also the captions' seed
+        paper = np.array([c.startswith(style) for c in zoo.training_captions(name, b, 0.5, seed=0)])
+        x = (b.attrs[col] == 'Male').to_numpy() if col == 'sex' else b.attrs[col].to_numpy() == 1
+        assert 0.45 < paper.mean() < 0.55 and abs(x[paper].mean() - x[~paper].mean()) < 0.07, (name, x[paper].mean(), x[~paper].mean())
 
 
 def test_zoo_recipes_build():
