@@ -134,6 +134,17 @@ def select_snapshot(name: str,  # 'chest' or 'skin'
     for q, v in zip(params, cands[best['step']]): q.copy_(v)
     return [dict(r, chosen=r is best) for r in rows]
 
+def _per_scale(name: str, pipe, oracle, scales: Sequence[float], n: int, num_inference_steps: int,
+               adherence_seed: int, real_seeds: tuple, fd_seed: int) -> list:
+    "(scale, rounded adherence per attribute, FD / floor) per guidance scale; the real sets and their floor are drawn once."
+    pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, fd_seed, seeds=real_seeds)
+    out = []
+    for w in scales:
+        adh = prompt_adherence(pipe, oracle, name, n, num_inference_steps, w, adherence_seed)
+        fd = _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, w, fd_seed)
+        out.append((w, {f'adherence_{k}': round(v, 4) for k, v in adh.items()}, round(fd / floor, 3)))
+    return out
+
 def select_guidance(name: str,  # 'chest' or 'skin'
                     pipe,  # the trained pipeline
                     scales: Sequence[float] = (2.0, 3.0),  # guidance scales to compare
@@ -143,14 +154,9 @@ def select_guidance(name: str,  # 'chest' or 'skin'
                     seed: int = 7,  # generation seed (the card's figures use 0)
                     min_adherence: float = 0.90) -> list:  # every prompted attribute must reach this
     "Per scale: `validation_fd` and prompt adherence (other generation seed than the card's); the lowest FD whose adherence all reach `min_adherence` is chosen."
-    from medcf.oracles import load_oracle
     if not len(scales) or min(scales) < 1: raise ValueError(f"scales={scales}: expected guidance scales >= 1")
-    oracle = oracle if oracle is not None else load_oracle(name)
-    rows = []
-    for w in scales:
-        adh = prompt_adherence(pipe, oracle, name, n, num_inference_steps, w, seed)
-        rows.append(dict(guidance_scale=w, validation_fd_ratio=round(validation_fd(name, pipe, oracle, n, num_inference_steps, w), 3),
-                         **{f'adherence_{k}': round(v, 4) for k, v in adh.items()}))
+    rows = [dict(guidance_scale=w, validation_fd_ratio=fd, **adh)  # real sets and FD generations as `validation_fd`'s
+            for w, adh, fd in _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, VALIDATION_SEEDS, 0)]
     ok = [r for r in rows if min(v for k, v in r.items() if k.startswith('adherence_')) >= min_adherence] or rows
     best = min(ok, key=lambda r: r['validation_fd_ratio'])
     return [dict(r, chosen=r is best) for r in rows]
@@ -303,13 +309,8 @@ def guidance_sweep(name: str,  # 'chest' or 'skin'
                    seed: int = 0) -> pd.DataFrame:
     "Prompt adherence per attribute and oracle-feature FD / real floor at each guidance scale, on `evaluate_zoo_model`'s sets."
     if not len(scales) or min(scales) < 1: raise ValueError(f"scales={scales}: expected guidance scales >= 1 (1 means no guidance)")
-    pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, seed)
-    rows = []
-    for w in scales:
-        adh = prompt_adherence(pipe, oracle, name, n, num_inference_steps, w, seed)
-        fd = _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, w, seed)
-        rows.append(dict(guidance_scale=w, **{f'adherence_{k}': round(v, 4) for k, v in adh.items()}, fd_ratio=round(fd / floor, 3)))
-    return pd.DataFrame(rows)
+    return pd.DataFrame([dict(guidance_scale=w, **adh, fd_ratio=fd)
+                         for w, adh, fd in _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, (10_000, 20_000), seed)])
 
 def update_card(folder: str | Path, **fields) -> dict:
     "Add fields (e.g. quality=...) to a checkpoint's model card, keeping its file hashes; rewrites README.md too."
