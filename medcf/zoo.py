@@ -10,13 +10,13 @@ from typing import Sequence
 import numpy as np, pandas as pd, torch
 from .phantoms import pick, is_full, data_path
 from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load_pipeline, generate, ddim_invert,
-                             vae_roundtrip, encode_images, ZOO, zoo_names)
+                             vae_roundtrip, encode_images, fit_signal_leak, ZOO, zoo_names)
 
 # %% auto #0
-__all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'zoo_phantom', 'paper_prompts', 'training_captions',
-           'oversample_weights', 'hardware', 'validation_fd', 'select_snapshot', 'select_guidance', 'train_zoo_model',
-           'adherence_prompts', 'prompt_adherence', 'vae_agreement', 'vae_positive_recall', 'oracle_ceiling',
-           'evaluate_zoo_model', 'guidance_sweep', 'update_card']
+__all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'LEAK_N', 'zoo_phantom', 'paper_prompts', 'training_captions',
+           'oversample_weights', 'hardware', 'validation_fd', 'select_snapshot', 'select_guidance', 'decoder_rounds',
+           'train_zoo_model', 'adherence_prompts', 'prompt_adherence', 'vae_agreement', 'vae_positive_recall',
+           'oracle_ceiling', 'evaluate_zoo_model', 'guidance_sweep', 'update_card']
 
 # %% ../nbs/90_model_zoo.ipynb #884150b5
 RECIPES = {
@@ -25,7 +25,7 @@ RECIPES = {
                   unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2400, unet_batch=64,
                   unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=2.0, oversample={}, snr_gamma=None, select_every=400, select_n=256, select_steps=20),
     'skin': dict(phantom='SkinPhantom', channels=3, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
-                 latent_channels=8, vae_steps=5000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={'ink': 4}, vae_decoder_steps=2000, vae_decoder_lr=5e-4,
+                 latent_channels=8, vae_steps=5000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={'ink': 4}, vae_decoder_steps=(2000, 2000), vae_decoder_lr=5e-4,
                  unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2400, unet_batch=64,
                  unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0,
                  oversample={'ink': 4, 'hair': 2, 'ruler': 2, 'bubbles': 2, 'dark_corners': 2}, snr_gamma=None, select_every=None, select_n=256, select_steps=20),
@@ -162,6 +162,15 @@ def select_guidance(name: str,  # 'chest' or 'skin'
     best = min(ok, key=lambda r: r['validation_fd_ratio'])
     return [dict(r, chosen=r is best) for r in rows]
 
+LEAK_N = 4096  # training images whose mean latent is the checkpoint's signal leak
+
+def decoder_rounds(steps: int | Sequence[int]) -> list:
+    "The recipe's `vae_decoder_steps` as a list of decoder-only rounds (0 or an empty list: none)."
+    rounds = [steps] if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) else list(steps) if isinstance(steps, (list, tuple)) else None
+    if rounds is None or any(not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 0 for k in rounds):
+        raise ValueError(f"vae_decoder_steps={steps!r}: expected a number of steps >= 0 or a list of them (one per decoder-only round)")
+    return [int(k) for k in rounds if k]
+
 def train_zoo_model(name: str,  # 'chest' or 'skin'
                     out_dir: str | Path,  # folder to write the checkpoint to (e.g. data_samples/models/chest)
                     work_dir: str | Path | None = None,  # resumable training state (default: out_dir/../_train_<name>)
@@ -172,6 +181,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     bad = set(overrides) - set(r)
     if bad: raise ValueError(f"unknown recipe fields {sorted(bad)}; valid: {sorted(r)}")
     r.update(overrides)
+    decoder_rounds(r['vae_decoder_steps'])  # a bad value fails here, not after the autoencoder trained
     if r['select_every'] and not 0 < r['select_every'] <= r['unet_steps']:
         raise ValueError(f"select_every={r['select_every']}: expected None or a number of steps in [1, unet_steps={r['unet_steps']}]")
     out = Path(out_dir); work = Path(work_dir) if work_dir else out.parent / f'_train_{name}'
@@ -196,12 +206,13 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     else:
         vh = train_vae(pipe, images, r['vae_steps'], r['vae_batch'], r['vae_lr'], edge_weight=r['vae_edge_weight'], crop=r['vae_crop'],
                        weights=vae_weights, seed=r['data_seed'], progress=progress)
-        if r['vae_decoder_steps']:  # then the decoder alone, encoder frozen (SD's ft-MSE recipe): sharper decodes of the same latents
-            dh = train_vae(pipe, images, r['vae_decoder_steps'], r['vae_batch'], r['vae_decoder_lr'], crop=r['vae_crop'], weights=vae_weights,
-                           decoder_only=True, seed=r['data_seed'] + 1, progress=progress)
-            vh = dict(vh, loss=vh['loss'] + dh['loss'], seconds=vh['seconds'] + dh['seconds'], decoder_seconds=dh['seconds'])
+        for k, steps in enumerate(decoder_rounds(r['vae_decoder_steps'])):  # then the decoder alone, encoder frozen (SD's ft-MSE recipe)
+            dh = train_vae(pipe, images, steps, r['vae_batch'], r['vae_decoder_lr'], crop=r['vae_crop'], weights=vae_weights,
+                           decoder_only=True, seed=r['data_seed'] + 1 + k, progress=progress)  # each round: its own warm-up and cosine decay
+            vh = dict(vh, loss=vh['loss'] + dh['loss'], seconds=vh['seconds'] + dh['seconds'], decoder_seconds=vh.get('decoder_seconds', 0) + dh['seconds'])
         pipe.vae.save_pretrained(vae_dir); (work / 'vae_history.json').write_text(json.dumps(vh))
     times['vae_s'] = vh['seconds']
+    pipe.signal_leak = fit_signal_leak(pipe, images[:LEAK_N])  # the mean latent that x_T carries in training; saved with the checkpoint
     t1 = time.time()
     uh = finetune(pipe, (images, captions), r['unet_steps'], r['unet_batch'], r['unet_lr'], r['cond_drop'],
                   r['ema_decay'], seed=r['data_seed'], ckpt_dir=work, ckpt_every=250, progress=progress, weights=weights,

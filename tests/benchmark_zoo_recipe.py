@@ -27,6 +27,7 @@ def main():
     print(f"{torch.get_num_threads()} threads; {zoo.hardware()}")
     for name in a.models:
         r = zoo.RECIPES[name]
+        n_dec = sum(zoo.decoder_rounds(r['vae_decoder_steps']))  # decoder-only steps over all rounds
         b = zoo.zoo_phantom(name, 0).sample(512, seed=5)
         caps = zoo.training_captions(name, b, r['prism_share'], 0)
         pipe = build_pipeline(r['channels'], r['size'], r['vae_blocks'], r['unet_blocks'], r['latent_channels'], seed=0,
@@ -34,7 +35,7 @@ def main():
         vae = per_step(lambda k: train_vae(pipe, b.images, k, r['vae_batch'], r['vae_lr'], crop=r['vae_crop'], progress=False)['seconds'],
                        10, a.vae_steps)
         dec = per_step(lambda k: train_vae(pipe, b.images, k, r['vae_batch'], r['vae_decoder_lr'], crop=r['vae_crop'], decoder_only=True,
-                                           progress=False)['seconds'], 10, a.vae_steps) if r['vae_decoder_steps'] else 0.0
+                                           progress=False)['seconds'], 10, a.vae_steps) if n_dec else 0.0
         unet = per_step(lambda k: finetune(pipe, (b.images, caps), k, r['unet_batch'], r['unet_lr'], progress=False)['seconds'],
                         5, a.unet_steps)
         def gen(k):
@@ -42,9 +43,9 @@ def main():
         img_step = per_step(gen, 2, 8) / 16
         n_snap = r['unet_steps'] // r['select_every'] + 1 if r['select_every'] else 0  # snapshots + the final weights at most
         sel = n_snap * r['select_n'] * r['select_steps'] * img_step
-        total = r['vae_steps'] * vae + r['vae_decoder_steps'] * dec + r['unet_steps'] * unet + sel
+        total = r['vae_steps'] * vae + n_dec * dec + r['unet_steps'] * unet + sel
         print(f"{name}: VAE {vae:.3f} s/step x {r['vae_steps']} = {r['vae_steps'] * vae / 60:.1f} min; "
-              f"decoder {dec:.3f} s/step x {r['vae_decoder_steps']} = {r['vae_decoder_steps'] * dec / 60:.1f} min; "
+              f"decoder {dec:.3f} s/step x {n_dec} = {n_dec * dec / 60:.1f} min; "
               f"UNet {unet:.3f} s/step x {r['unet_steps']} = {r['unet_steps'] * unet / 60:.1f} min; "
               f"selection {n_snap} x {r['select_n']} images x {r['select_steps']} steps = {sel / 60:.1f} min; "
               f"recipe ~{total / 60:.1f} min (data rendering and posterior encoding not included: under a minute each)")
