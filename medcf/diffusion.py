@@ -493,6 +493,7 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
         leak = getattr(pipe, 'signal_leak', None) if signal_leak is True else (None if signal_leak is False else signal_leak)
         if leak is not None: latents = add_signal_leak(pipe, latents, leak, num_inference_steps)
     elif len(latents) != n: raise ValueError(f"{len(latents)} latents for {n} prompts; expected one per prompt")
+    elif isinstance(signal_leak, torch.Tensor): raise ValueError("got both latents and a signal_leak tensor; latents are used as given: add the leak to them with add_signal_leak, or pass only one")
     gens = _seed_generators(seed + 1, n) if eta > 0 else None
     cond = encode_prompts(pipe, prompts)
     uncond = encode_prompts(pipe, [negative_prompt] * n) if guidance_scale != 1 else None

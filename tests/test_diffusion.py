@@ -371,6 +371,7 @@ def test_signal_leak(pipe, tmp_path):
     x = D.add_signal_leak(pipe, noise, leak, 3)
     assert torch.allclose(x, ab.sqrt() * leak + (1 - ab).sqrt() * noise, atol=1e-6) and not torch.allclose(x, noise)
     with pytest.raises(ValueError, match='signal leak of shape'): D.add_signal_leak(pipe, noise, leak[:1], 3)
+    with pytest.raises(ValueError, match='both latents and a signal_leak'): D.generate(pipe, ['a', 'b'], num_inference_steps=3, latents=noise, signal_leak=leak)
     plain = D.generate(pipe, ['a', 'b'], num_inference_steps=3, seed=1)  # this pipeline has no leak: pure noise
     leaked = D.generate(pipe, ['a', 'b'], num_inference_steps=3, seed=1, signal_leak=leak)
     assert torch.allclose(leaked, D.generate(pipe, ['a', 'b'], num_inference_steps=3, latents=x), atol=1e-5)
