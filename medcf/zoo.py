@@ -181,7 +181,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     bad = set(overrides) - set(r)
     if bad: raise ValueError(f"unknown recipe fields {sorted(bad)}; valid: {sorted(r)}")
     r.update(overrides)
-    decoder_rounds(r['vae_decoder_steps'])  # a bad value fails here, not after the autoencoder trained
+    rounds = decoder_rounds(r['vae_decoder_steps'])  # a bad value fails here, not after the autoencoder trained
     if r['select_every'] and not 0 < r['select_every'] <= r['unet_steps']:
         raise ValueError(f"select_every={r['select_every']}: expected None or a number of steps in [1, unet_steps={r['unet_steps']}]")
     out = Path(out_dir); work = Path(work_dir) if work_dir else out.parent / f'_train_{name}'
@@ -206,7 +206,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     else:
         vh = train_vae(pipe, images, r['vae_steps'], r['vae_batch'], r['vae_lr'], edge_weight=r['vae_edge_weight'], crop=r['vae_crop'],
                        weights=vae_weights, seed=r['data_seed'], progress=progress)
-        for k, steps in enumerate(decoder_rounds(r['vae_decoder_steps'])):  # then the decoder alone, encoder frozen (SD's ft-MSE recipe)
+        for k, steps in enumerate(rounds):  # then the decoder alone, encoder frozen (SD's ft-MSE recipe)
             dh = train_vae(pipe, images, steps, r['vae_batch'], r['vae_decoder_lr'], crop=r['vae_crop'], weights=vae_weights,
                            decoder_only=True, seed=r['data_seed'] + 1 + k, progress=progress)  # each round: its own warm-up and cosine decay
             vh = dict(vh, loss=vh['loss'] + dh['loss'], seconds=vh['seconds'] + dh['seconds'], decoder_seconds=vh.get('decoder_seconds', 0) + dh['seconds'])
