@@ -17,9 +17,9 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'ALPHA_FLOOR', 'text_encoder_
            'check_images', 'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip', 'sha256',
            'save_pipeline', 'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline',
            'encode_prompts', 'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput',
-           'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'unet_eps', 'sample_latents', 'generate',
-           'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1', 'check_sample_weights', 'train_vae',
-           'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid']
+           'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'guidance_at',
+           'unet_eps', 'sample_latents', 'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1',
+           'check_sample_weights', 'train_vae', 'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -373,7 +373,7 @@ class StepInfo:
     latents: torch.Tensor  # x_t, the latent entering the step
     noise_pred: torch.Tensor  # guided noise prediction used for the update
     noise_pred_cond: torch.Tensor  # conditional noise prediction
-    noise_pred_uncond: torch.Tensor | None  # unconditional one (None at guidance 1)
+    noise_pred_uncond: torch.Tensor | None  # unconditional one (None at guidance 1 and outside the guidance interval)
     pred_x0: torch.Tensor  # predicted clean latent from the guided noise prediction
     prev_latents: torch.Tensor  # x_{t-1}, the latent leaving the step
     log_prob: torch.Tensor | None  # log p(x_{t-1} | x_t) per sample (eta > 0 only)
@@ -415,6 +415,19 @@ def add_signal_leak(pipe, noise: torch.Tensor,  # N x c x h x w standard normal 
     ab = _alpha(ddim, int(ddim.timesteps[0])).to(noise)  # zero-terminal-SNR schedules: ~0, no leak to add
     return ab.sqrt() * leak.to(noise) + (1 - ab).sqrt() * noise
 
+def check_guidance_interval(interval,  # (t_lo, t_hi) in training timesteps, or None
+                            num_train_timesteps: int = 1000) -> tuple | None:  # the scheduler's T
+    "A valid guidance interval as a (t_lo, t_hi) pair of ints, or None (guidance at every step)."
+    if interval is None: return None
+    ok = isinstance(interval, (tuple, list)) and len(interval) == 2 and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in interval)
+    if not ok or not 0 <= interval[0] <= interval[1] < num_train_timesteps:
+        raise ValueError(f"guidance_interval={interval!r}: expected None or (t_lo, t_hi) with 0 <= t_lo <= t_hi < {num_train_timesteps} (training timesteps)")
+    return int(interval[0]), int(interval[1])
+
+def guidance_at(t: int, guidance_scale: float, interval: tuple | None) -> float:
+    "The guidance weight at timestep `t`: `guidance_scale` inside the interval (or everywhere when None), else 1 (conditional only)."
+    return guidance_scale if interval is None or interval[0] <= t <= interval[1] else 1.0
+
 def unet_eps(pipe, x: torch.Tensor, t: int, cond: torch.Tensor, uncond: torch.Tensor | None,
              guidance_scale: float, ddim=None, checkpoint: bool = False) -> tuple:
     "(guided, conditional, unconditional) noise predictions, one batched UNet call for both halves of the guidance."
@@ -442,9 +455,11 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
                    guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps, to steer the update
                    grad: bool = False,  # keep the graph through the sampler (for gradients w.r.t. latents/weights)
                    checkpoint: bool = False,  # gradient-checkpoint the UNet calls when grad=True
-                   return_trajectory: bool = False) -> SampleOutput:  # keep every x_t
+                   return_trajectory: bool = False,  # keep every x_t
+                   guidance_interval: tuple | None = None) -> SampleOutput:  # (t_lo, t_hi): guide only at timesteps in it, w = 1 elsewhere (arXiv:2404.07724); None: every step
     "The DDIM sampling loop on latents, with per-step callbacks and log-probabilities; works for any SD-style pipeline."
     ddim = ddim_scheduler(pipe, num_inference_steps)
+    interval = check_guidance_interval(guidance_interval, ddim.config.num_train_timesteps)
     ts = [int(t) for t in ddim.timesteps]
     if not 0 <= start_step < len(ts): raise ValueError(f"start_step={start_step}: expected 0 <= start_step < {len(ts)}")
     if len(cond) != len(latents): raise ValueError(f"{len(cond)} prompt embeddings for {len(latents)} latents; expected one per latent")
@@ -457,7 +472,7 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
         for i in range(start_step, len(ts)):
             t = ts[i]
             t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-            eps, ec, eu = unet_eps(pipe, x, t, cond, uncond, guidance_scale, ddim, checkpoint and grad)
+            eps, ec, eu = unet_eps(pipe, x, t, cond, uncond, guidance_at(t, guidance_scale, interval), ddim, checkpoint and grad)
             a, ap = _alpha(ddim, t), _alpha(ddim, t_prev)
             if guidance_fn is not None:
                 eps = guidance_fn(x, t, eps, (x - (1 - a).sqrt() * eps) / a.sqrt())
@@ -481,6 +496,7 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
              batch_size: int = 64,  # images per UNet call (guidance doubles it)
              latents: torch.Tensor | None = None,  # start from these x_T (used as given) instead of seeded noise
              signal_leak: torch.Tensor | bool = True,  # mean training latent put into seeded x_T (`add_signal_leak`); True: the pipeline's own (`pipe.signal_leak`) if it has one; False: pure noise
+             guidance_interval: tuple | None = None,  # (t_lo, t_hi) training timesteps where guidance applies, w = 1 elsewhere (arXiv:2404.07724); None: every step
              callback: Callable | None = None,  # f(StepInfo) per step and per batch (see `sample_latents`)
              guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps
              grad: bool = False,  # keep gradients through sampler and decoder
@@ -488,6 +504,7 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
     "Text-to-image with DDIM + classifier-free guidance: images N x C x H x W in [-1, 1]."
     prompts = check_prompts(prompts)
     n = len(prompts)
+    check_guidance_interval(guidance_interval, pipe.scheduler.config.num_train_timesteps)  # before any work
     if latents is None:
         latents = initial_latents(pipe, n, seed)
         leak = getattr(pipe, 'signal_leak', None) if signal_leak is True else (None if signal_leak is False else signal_leak)
@@ -501,7 +518,8 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
     for i in range(0, n, batch_size):
         sl = slice(i, i + batch_size)
         o = sample_latents(pipe, latents[sl], cond[sl], None if uncond is None else uncond[sl], num_inference_steps,
-                           guidance_scale, eta, gens[sl] if gens else None, callback=callback, guidance_fn=guidance_fn, grad=grad)
+                           guidance_scale, eta, gens[sl] if gens else None, callback=callback, guidance_fn=guidance_fn, grad=grad,
+                           guidance_interval=guidance_interval)
         with torch.set_grad_enabled(grad): imgs.append(decode_latents(pipe, o.latents))
         outs.append(o)
     images = torch.cat(imgs)
@@ -773,6 +791,7 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
                   seed: int = 0,  # image j depends only on (seed, j)
                   num_inference_steps: int = 50,  # DDIM steps
                   guidance_scale: float | None = None,  # default: the checkpoint's recipe (3.0 otherwise)
+                  guidance_interval: tuple | None | str = 'recipe',  # 'recipe': the checkpoint's (every step when it names none); None: every step; or (t_lo, t_hi)
                   ncols: int = 8) -> Path:  # images per row
     "Generate `n` images for one prompt and save them as a PNG grid (what `medcf generate` runs)."
     from medcf.phantoms import save_grid
@@ -780,5 +799,8 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
     if not isinstance(prompt, str) or not prompt.strip(): raise ValueError(f"prompt={prompt!r}: expected a non-empty string")
     pipe = load_pipeline(model)
     w = guidance_scale if guidance_scale is not None else pipe.model_card.get('recipe', {}).get('guidance_scale', 3.0)
-    images = generate(pipe, [prompt] * int(n), num_inference_steps, w, seed=seed)
+    if isinstance(guidance_interval, str) and guidance_interval != 'recipe':
+        raise ValueError(f"guidance_interval={guidance_interval!r}: expected 'recipe', None or (t_lo, t_hi)")
+    gi = pipe.model_card.get('recipe', {}).get('guidance_interval') if guidance_interval == 'recipe' else guidance_interval
+    images = generate(pipe, [prompt] * int(n), num_inference_steps, w, seed=seed, guidance_interval=gi)
     return save_grid(images, out, ncols=ncols)

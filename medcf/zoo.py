@@ -10,30 +10,39 @@ from typing import Sequence
 import numpy as np, pandas as pd, torch
 from .phantoms import pick, is_full, data_path
 from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load_pipeline, generate, ddim_invert,
-                             vae_roundtrip, encode_images, fit_signal_leak, ZOO, zoo_names)
+                             vae_roundtrip, encode_images, fit_signal_leak, check_guidance_interval, ZOO, zoo_names)
 
 # %% auto #0
-__all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'LEAK_N', 'zoo_phantom', 'paper_prompts', 'training_captions',
-           'oversample_weights', 'hardware', 'validation_fd', 'select_snapshot', 'select_guidance', 'decoder_rounds',
-           'train_zoo_model', 'adherence_prompts', 'prompt_adherence', 'vae_agreement', 'vae_positive_recall',
-           'oracle_ceiling', 'evaluate_zoo_model', 'guidance_sweep', 'update_card']
+__all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'LEAK_N', 'recipe_interval', 'zoo_phantom', 'paper_prompts',
+           'training_captions', 'oversample_weights', 'hardware', 'validation_fd', 'select_snapshot', 'select_guidance',
+           'decoder_rounds', 'train_zoo_model', 'adherence_prompts', 'prompt_adherence', 'vae_agreement',
+           'vae_positive_recall', 'oracle_ceiling', 'evaluate_zoo_model', 'guidance_sweep', 'update_card']
 
 # %% ../nbs/90_model_zoo.ipynb #884150b5
 RECIPES = {
     'chest': dict(phantom='ChestPhantom', channels=1, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
                   latent_channels=4, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={}, vae_decoder_steps=0, vae_decoder_lr=5e-4,
                   unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2400, unet_batch=64,
-                  unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=2.0, oversample={}, snr_gamma=None, select_every=400, select_n=256, select_steps=20),
+                  unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=2.0, guidance_interval=None, oversample={}, snr_gamma=None, select_every=400, select_n=256, select_steps=20),
     'skin': dict(phantom='SkinPhantom', channels=3, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
                  latent_channels=8, vae_steps=5000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={'ink': 4}, vae_decoder_steps=(2000, 2000), vae_decoder_lr=5e-4,
                  unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2400, unet_batch=64,
-                 unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0,
+                 unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0, guidance_interval=None,
                  oversample={'ink': 4, 'hair': 2, 'ruler': 2, 'bubbles': 2, 'dark_corners': 2}, snr_gamma=None, select_every=None, select_n=256, select_steps=20),
 }  # the recipe of every shipped checkpoint (full scale)
 
 def _recipe(name: str) -> dict:
     if name not in RECIPES: raise ValueError(f"unknown zoo model {name!r}; known: {', '.join(RECIPES)}")
     return dict(RECIPES[name])
+
+def recipe_interval(name: str,  # 'chest' or 'skin'
+                    guidance_interval: tuple | None | str = 'recipe') -> tuple | None:  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
+    "The guidance interval a zoo figure uses: the recipe's when asked for 'recipe', else the one given (checked)."
+    from medcf.diffusion import check_guidance_interval
+    if isinstance(guidance_interval, str):
+        if guidance_interval != 'recipe': raise ValueError(f"guidance_interval={guidance_interval!r}: expected 'recipe', None or (t_lo, t_hi)")
+        guidance_interval = _recipe(name).get('guidance_interval')
+    return check_guidance_interval(guidance_interval)
 
 def zoo_phantom(name: str, seed: int = 0):
     "The phantom population a zoo model is trained on."
@@ -93,11 +102,13 @@ def _held_out(name: str, pipe, oracle, n: int, seed: int, seeds: tuple = (10_000
     real_a, real_b = ph.sample(n, seed=seeds[0] + seed), ph.sample(n, seed=seeds[1] + seed)
     return pipe, oracle, real_a, real_b, oracle_frechet_distance(oracle.features, real_a.images, real_b.images)
 
-def _generated_fd(pipe, oracle, name: str, real_a, real_b, num_inference_steps: int, guidance_scale: float, seed: int) -> float:
+def _generated_fd(pipe, oracle, name: str, real_a, real_b, num_inference_steps: int, guidance_scale: float, seed: int,
+                  guidance_interval: tuple | None = None) -> float:
     "Oracle-feature FD between real set a and images generated from set b's training-style captions."
     from medcf.metrics import oracle_frechet_distance
     caps = training_captions(name, real_b, _recipe(name)['prism_share'], seed)
-    return oracle_frechet_distance(oracle.features, real_a.images, generate(pipe, caps, num_inference_steps, guidance_scale, seed=seed + 1))
+    return oracle_frechet_distance(oracle.features, real_a.images, generate(pipe, caps, num_inference_steps, guidance_scale, seed=seed + 1,
+                                                                                       guidance_interval=guidance_interval))
 
 def validation_fd(name: str,  # 'chest' or 'skin'
                   pipe,  # pipeline to score
@@ -105,10 +116,11 @@ def validation_fd(name: str,  # 'chest' or 'skin'
                   n: int = 256,  # real and generated images
                   num_inference_steps: int = 20,  # DDIM steps
                   guidance_scale: float = 3.0,  # classifier-free guidance
-                  seed: int = 0) -> float:  # generation seed
+                  seed: int = 0,  # generation seed
+                  guidance_interval: tuple | None = None) -> float:  # (t_lo, t_hi) where guidance applies; None: every step
     "Oracle-feature FD of generated vs real images over the real-vs-real floor, on the VALIDATION sets (never the card's)."
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, 0, seeds=VALIDATION_SEEDS)
-    return _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, guidance_scale, seed) / floor
+    return _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, guidance_scale, seed, guidance_interval) / floor
 
 @torch.no_grad()
 def select_snapshot(name: str,  # 'chest' or 'skin'
@@ -117,7 +129,8 @@ def select_snapshot(name: str,  # 'chest' or 'skin'
                     n: int = 256,  # images per validation FD
                     num_inference_steps: int = 20,  # DDIM steps per validation FD
                     guidance_scale: float = 3.0,  # guidance of the recipe
-                    oracle=None) -> list:  # attribute oracle (default: the shipped one)
+                    oracle=None,  # attribute oracle (default: the shipped one)
+                    guidance_interval: tuple | None = None) -> list:  # guidance interval of the recipe (None: every step)
     "Score every snapshot (and the final weights) by `validation_fd`, load the best into `pipe.unet`; the scores as records."
     if not snapshots: raise ValueError("no snapshots to choose from: train with snapshot_every=k")
     params = list(pipe.unet.parameters())
@@ -130,20 +143,23 @@ def select_snapshot(name: str,  # 'chest' or 'skin'
     rows = []
     for st, ps in cands.items():
         for q, v in zip(params, ps): q.copy_(v)
-        rows.append(dict(step=st, validation_fd_ratio=round(validation_fd(name, pipe, oracle, n, num_inference_steps, guidance_scale), 3)))
+        rows.append(dict(step=st, validation_fd_ratio=round(validation_fd(name, pipe, oracle, n, num_inference_steps, guidance_scale,
+                                                                              guidance_interval=guidance_interval), 3)))
     best = min(rows, key=lambda r: r['validation_fd_ratio'])
     for q, v in zip(params, cands[best['step']]): q.copy_(v)
     return [dict(r, chosen=r is best) for r in rows]
 
 def _per_scale(name: str, pipe, oracle, scales: Sequence[float], n: int, num_inference_steps: int,
-               adherence_seed: int, real_seeds: tuple, fd_seed: int) -> list:
-    "(scale, rounded adherence per attribute, FD / floor) per guidance scale; the real sets and their floor are drawn once."
+               adherence_seed: int, real_seeds: tuple, fd_seed: int, intervals: Sequence = (None,)) -> list:
+    "(scale, interval, rounded adherence per attribute, FD / floor) per guidance scale and interval; the real sets and their floor are drawn once."
+    intervals = [check_guidance_interval(gi) for gi in intervals]  # every one checked before any image is drawn
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, fd_seed, seeds=real_seeds)
     out = []
     for w in scales:
-        adh = prompt_adherence(pipe, oracle, name, n, num_inference_steps, w, adherence_seed)
-        fd = _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, w, fd_seed)
-        out.append((w, {f'adherence_{k}': round(v, 4) for k, v in adh.items()}, round(fd / floor, 3)))
+        for gi in intervals:
+            adh = prompt_adherence(pipe, oracle, name, n, num_inference_steps, w, adherence_seed, gi)
+            fd = _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, w, fd_seed, gi)
+            out.append((w, gi, {f'adherence_{k}': round(v, 4) for k, v in adh.items()}, round(fd / floor, 3)))
     return out
 
 def select_guidance(name: str,  # 'chest' or 'skin'
@@ -153,11 +169,13 @@ def select_guidance(name: str,  # 'chest' or 'skin'
                     num_inference_steps: int = 50,  # DDIM steps
                     oracle=None,  # attribute oracle (default: the shipped one)
                     seed: int = 7,  # generation seed (the card's figures use 0)
-                    min_adherence: float = 0.90) -> list:  # every prompted attribute must reach this
-    "Per scale: `validation_fd` and prompt adherence (other generation seed than the card's); the lowest FD whose adherence all reach `min_adherence` is chosen."
+                    min_adherence: float = 0.90,  # every prompted attribute must reach this
+                    intervals: Sequence = (None,)) -> list:  # guidance intervals to compare at every scale: None (every step) or (t_lo, t_hi)
+    "Per scale and interval: `validation_fd` and prompt adherence (other generation seed than the card's); the lowest FD whose adherence all reach `min_adherence` is chosen."
     if not len(scales) or min(scales) < 1: raise ValueError(f"scales={scales}: expected guidance scales >= 1")
-    rows = [dict(guidance_scale=w, validation_fd_ratio=fd, **adh)  # real sets and FD generations as `validation_fd`'s
-            for w, adh, fd in _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, VALIDATION_SEEDS, 0)]
+    if not len(intervals): raise ValueError("intervals=(): expected at least one guidance interval (None: guidance at every step)")
+    rows = [dict(guidance_scale=w, guidance_interval=None if gi is None else list(gi), validation_fd_ratio=fd, **adh)  # as `validation_fd`'s
+            for w, gi, adh, fd in _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, VALIDATION_SEEDS, 0, intervals)]
     ok = [r for r in rows if min(v for k, v in r.items() if k.startswith('adherence_')) >= min_adherence] or rows
     best = min(ok, key=lambda r: r['validation_fd_ratio'])
     return [dict(r, chosen=r is best) for r in rows]
@@ -222,7 +240,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     if r['select_every']:  # keep the EMA snapshot with the lowest oracle-feature FD on validation sets (not the card's held-out ones)
         t2 = time.time()
         selection = select_snapshot(name, pipe, uh['snapshots'], n=r['select_n'], num_inference_steps=r['select_steps'],
-                                    guidance_scale=r['guidance_scale'])
+                                    guidance_scale=r['guidance_scale'], guidance_interval=r['guidance_interval'])
         times['select_s'] = time.time() - t2
     times['total_s'] = time.time() - t0
     card = dict(name=name, description=f"Toy Stable Diffusion trained from scratch on {r['phantom']} phantoms (medcf 90_model_zoo).",
@@ -248,10 +266,11 @@ def adherence_prompts(name: str, n: int = 256, seed: int = 0) -> tuple:
     raise ValueError(f"unknown zoo model {name!r}; known: {', '.join(RECIPES)}")
 
 def prompt_adherence(pipe, oracle, name: str, n: int = 256, num_inference_steps: int = 50,
-                     guidance_scale: float = 3.0, seed: int = 0) -> pd.Series:
+                     guidance_scale: float = 3.0, seed: int = 0,
+                     guidance_interval: tuple | None = None) -> pd.Series:  # (t_lo, t_hi) where guidance applies; None: every step
     "Share of generated images in which the oracle reads the prompted value, per prompted attribute."
     prompts, asked = adherence_prompts(name, n, seed)
-    read = oracle.predict(generate(pipe, prompts, num_inference_steps, guidance_scale, seed=seed))
+    read = oracle.predict(generate(pipe, prompts, num_inference_steps, guidance_scale, seed=seed, guidance_interval=guidance_interval))
     return pd.Series({k: float((read[k].to_numpy() == asked[k].to_numpy()).mean()) for k in asked.columns})
 
 def vae_agreement(pipe, oracle, real,
@@ -288,20 +307,22 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
                        num_inference_steps: int = 50,  # DDIM steps
                        guidance_scale: float | None = None,  # default: the recipe's
                        n_invert: int = 64,  # images for the inversion figure
-                       seed: int = 0) -> dict:
+                       seed: int = 0,
+                       guidance_interval: tuple | None | str = 'recipe') -> dict:  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
     "The model card's quality figures: prompt adherence, VAE attribute agreement, oracle-feature FD, inversion error."
     from medcf.metrics import oracle_frechet_distance
     r = _recipe(name); w = r['guidance_scale'] if guidance_scale is None else guidance_scale
+    gi = recipe_interval(name, guidance_interval)
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, seed)
     t0 = time.time(); q = {}
-    adh = prompt_adherence(pipe, oracle, name, n, num_inference_steps, w, seed)
+    adh = prompt_adherence(pipe, oracle, name, n, num_inference_steps, w, seed, gi)
     q['prompt_adherence'] = {k: round(v, 4) for k, v in adh.items()}
     rt = vae_roundtrip(pipe, real_a.images)  # one round trip for the three autoencoder figures
     q['vae_attribute_agreement'] = {k: round(v, 4) for k, v in vae_agreement(pipe, oracle, real_a, rt).items()}
     rec = vae_positive_recall(pipe, oracle, real_a, rt)  # agreement hides rare attributes: 95% agreement can mean half the ink lost
     q['vae_positive_recall'] = {k: dict(positives=int(v.positives), real=round(v.real, 4), roundtrip=round(v.roundtrip, 4)) for k, v in rec.iterrows()}
     q['oracle_noise_agreement'] = oracle_ceiling(pipe, oracle, real_a, rt)
-    fd = _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, w, seed)
+    fd = _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, w, seed, gi)
     vfd = oracle_frechet_distance(oracle.features, real_a.images, vae_roundtrip(pipe, real_b.images))  # what the autoencoder alone costs
     q['oracle_fd'] = dict(generated_vs_real=round(fd, 4), real_vs_real_floor=round(floor, 4), ratio=round(fd / floor, 3),
                           vae_roundtrip_vs_real=round(vfd, 4), vae_ratio=round(vfd / floor, 3))
@@ -309,7 +330,7 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
                       num_inference_steps, 1.0)
     q['inversion'] = dict(image_mae=round(inv.image_mae, 4), vae_floor_mae=round(inv.vae_mae, 4),
                           gap=round(inv.image_mae - inv.vae_mae, 4), latent_mae=round(inv.latent_error, 4))
-    q['eval'] = dict(n=n, n_invert=n_invert, steps=num_inference_steps, guidance_scale=w, seed=seed, seconds=round(time.time() - t0, 1))
+    q['eval'] = dict(n=n, n_invert=n_invert, steps=num_inference_steps, guidance_scale=w, guidance_interval=None if gi is None else list(gi), seed=seed, seconds=round(time.time() - t0, 1))
     return q
 
 def guidance_sweep(name: str,  # 'chest' or 'skin'
@@ -318,11 +339,13 @@ def guidance_sweep(name: str,  # 'chest' or 'skin'
                    scales: Sequence[float] = (1.0, 1.5, 2.0, 3.0, 5.0),  # guidance scales to measure
                    n: int = 256,  # generated / real images per scale
                    num_inference_steps: int = 50,  # DDIM steps
-                   seed: int = 0) -> pd.DataFrame:
+                   seed: int = 0,
+                   guidance_interval: tuple | None | str = 'recipe') -> pd.DataFrame:  # at every scale; 'recipe': the recipe's; None: every step
     "Prompt adherence per attribute and oracle-feature FD / real floor at each guidance scale, on `evaluate_zoo_model`'s sets."
     if not len(scales) or min(scales) < 1: raise ValueError(f"scales={scales}: expected guidance scales >= 1 (1 means no guidance)")
+    gi = recipe_interval(name, guidance_interval)
     return pd.DataFrame([dict(guidance_scale=w, **adh, fd_ratio=fd)
-                         for w, adh, fd in _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, (10_000, 20_000), seed)])
+                         for w, _, adh, fd in _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, (10_000, 20_000), seed, (gi,))])
 
 def update_card(folder: str | Path, **fields) -> dict:
     "Add fields (e.g. quality=...) to a checkpoint's model card, keeping its file hashes; rewrites README.md too."

@@ -385,3 +385,34 @@ def test_signal_leak(pipe, tmp_path):
     finally: del pipe.signal_leak
     back = D.load_pipeline(d)
     assert torch.equal(back.signal_leak, leak) and torch.allclose(D.generate(back, ['a', 'b'], num_inference_steps=3, seed=1), leaked, atol=1e-5)
+
+
+def test_guidance_interval(pipe):
+    "Guidance only inside (t_lo, t_hi): an interval covering every step is full guidance, one covering none is w = 1; bad intervals are refused."
+    p = ['a', 'b']
+    ts = [int(t) for t in D.ddim_scheduler(pipe, 4).timesteps]
+    full = D.generate(pipe, p, num_inference_steps=4, guidance_scale=3.0, seed=2)
+    assert torch.allclose(D.generate(pipe, p, num_inference_steps=4, guidance_scale=3.0, seed=2, guidance_interval=(0, 999)), full, atol=1e-6)
+    none = D.generate(pipe, p, num_inference_steps=4, guidance_scale=1.0, seed=2)
+    below = (0, min(ts) - 1)  # no sampler timestep falls inside
+    assert torch.allclose(D.generate(pipe, p, num_inference_steps=4, guidance_scale=3.0, seed=2, guidance_interval=below), none, atol=1e-6)
+    seen = []  # inside the interval both halves of the guidance run, outside only the conditional one
+    D.generate(pipe, p, num_inference_steps=4, guidance_scale=3.0, seed=2, guidance_interval=(0, ts[1]),
+               callback=lambda s: seen.append((s.t, s.noise_pred_uncond is None)))
+    assert seen == [(t, t > ts[1]) for t in ts]
+    part = D.generate(pipe, p, num_inference_steps=4, guidance_scale=3.0, seed=2, guidance_interval=(0, ts[1]))
+    assert not torch.allclose(part, full) and not torch.allclose(part, none)
+    assert D.guidance_at(500, 3.0, (100, 600)) == 3.0 and D.guidance_at(700, 3.0, (100, 600)) == 1.0 and D.guidance_at(700, 3.0, None) == 3.0
+    for bad in [(600, 100), (-1, 10), (0, 1000), (0,), 'all', (0.0, True)]:
+        with pytest.raises(ValueError, match='guidance_interval='): D.generate(pipe, p, num_inference_steps=2, guidance_interval=bad)
+    assert D.check_guidance_interval([100.0, 600]) == (100, 600) and D.check_guidance_interval(None) is None
+
+
+def test_zoo_guidance_interval_checks():
+    "The zoo's figures take 'recipe', None or an interval; anything else is refused before images are drawn."
+    from medcf import zoo
+    assert zoo.recipe_interval('skin') == zoo.RECIPES['skin']['guidance_interval']
+    assert zoo.recipe_interval('chest', None) is None and zoo.recipe_interval('chest', (0, 500)) == (0, 500)
+    with pytest.raises(ValueError, match="expected 'recipe'"): zoo.recipe_interval('chest', 'recipes')
+    with pytest.raises(ValueError, match='guidance_interval='): zoo.recipe_interval('chest', (500, 0))
+    with pytest.raises(ValueError, match='at least one guidance interval'): zoo.select_guidance('chest', None, (2.0,), intervals=())
