@@ -13,17 +13,18 @@ from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load
                              vae_roundtrip, encode_images, fit_signal_leak, check_guidance_interval, ZOO, zoo_names)
 
 # %% auto #0
-__all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'LEAK_N', 'recipe_interval', 'zoo_phantom', 'paper_prompts',
-           'training_captions', 'oversample_weights', 'hardware', 'validation_fd', 'select_snapshot', 'select_guidance',
-           'decoder_rounds', 'train_zoo_model', 'adherence_prompts', 'prompt_adherence', 'vae_agreement',
-           'vae_positive_recall', 'oracle_ceiling', 'evaluate_zoo_model', 'guidance_sweep', 'update_card']
+__all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'GUIDANCE_GRID', 'LEAK_N', 'recipe_interval', 'zoo_phantom',
+           'paper_prompts', 'training_captions', 'oversample_weights', 'hardware', 'validation_fd', 'select_snapshot',
+           'select_guidance', 'decoder_rounds', 'train_zoo_model', 'adherence_prompts', 'prompt_adherence',
+           'vae_agreement', 'vae_positive_recall', 'oracle_ceiling', 'evaluate_zoo_model', 'guidance_sweep',
+           'update_card']
 
 # %% ../nbs/90_model_zoo.ipynb #884150b5
 RECIPES = {
     'chest': dict(phantom='ChestPhantom', channels=1, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
                   latent_channels=4, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={}, vae_decoder_steps=0, vae_decoder_lr=5e-4,
                   unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2400, unet_batch=64,
-                  unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=2.0, guidance_interval=None, oversample={}, snr_gamma=None, select_every=400, select_n=256, select_steps=20),
+                  unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=1.5, guidance_interval=None, oversample={}, snr_gamma=None, select_every=400, select_n=256, select_steps=20),
     'skin': dict(phantom='SkinPhantom', channels=3, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
                  latent_channels=8, vae_steps=5000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={'ink': 4}, vae_decoder_steps=(2000, 2000), vae_decoder_lr=5e-4,
                  unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2400, unet_batch=64,
@@ -161,6 +162,8 @@ def _per_scale(name: str, pipe, oracle, scales: Sequence[float], n: int, num_inf
             fd = _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, w, fd_seed, gi)
             out.append((w, gi, {f'adherence_{k}': round(v, 4) for k, v in adh.items()}, round(fd / floor, 3)))
     return out
+
+GUIDANCE_GRID = dict(scales=(1.5, 2.0, 3.0), intervals=(None, (0, 600)))  # what `select_guidance` compared for the shipped cards
 
 def select_guidance(name: str,  # 'chest' or 'skin'
                     pipe,  # the trained pipeline
