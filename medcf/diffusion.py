@@ -419,9 +419,9 @@ def check_guidance_interval(interval,  # (t_lo, t_hi) in training timesteps, or 
                             num_train_timesteps: int = 1000) -> tuple | None:  # the scheduler's T
     "A valid guidance interval as a (t_lo, t_hi) pair of ints, or None (guidance at every step)."
     if interval is None: return None
-    ok = isinstance(interval, (tuple, list)) and len(interval) == 2 and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in interval)
+    ok = isinstance(interval, (tuple, list)) and len(interval) == 2 and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and float(v).is_integer() for v in interval)
     if not ok or not 0 <= interval[0] <= interval[1] < num_train_timesteps:
-        raise ValueError(f"guidance_interval={interval!r}: expected None or (t_lo, t_hi) with 0 <= t_lo <= t_hi < {num_train_timesteps} (training timesteps)")
+        raise ValueError(f"guidance_interval={interval!r}: expected None or (t_lo, t_hi), whole training timesteps with 0 <= t_lo <= t_hi < {num_train_timesteps}")
     return int(interval[0]), int(interval[1])
 
 def guidance_at(t: int, guidance_scale: float, interval: tuple | None) -> float:

@@ -403,7 +403,7 @@ def test_guidance_interval(pipe):
     part = D.generate(pipe, p, num_inference_steps=4, guidance_scale=3.0, seed=2, guidance_interval=(0, ts[1]))
     assert not torch.allclose(part, full) and not torch.allclose(part, none)
     assert D.guidance_at(500, 3.0, (100, 600)) == 3.0 and D.guidance_at(700, 3.0, (100, 600)) == 1.0 and D.guidance_at(700, 3.0, None) == 3.0
-    for bad in [(600, 100), (-1, 10), (0, 1000), (0,), 'all', (0.0, True)]:
+    for bad in [(600, 100), (-1, 10), (0, 1000), (0,), 'all', (0.0, True), (0, 600.5)]:
         with pytest.raises(ValueError, match='guidance_interval='): D.generate(pipe, p, num_inference_steps=2, guidance_interval=bad)
     assert D.check_guidance_interval([100.0, 600]) == (100, 600) and D.check_guidance_interval(None) is None
 
