@@ -17,9 +17,10 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'ALPHA_FLOOR', 'text_encoder_
            'check_images', 'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip', 'sha256',
            'save_pipeline', 'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline',
            'encode_prompts', 'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput',
-           'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'guidance_at',
-           'unet_eps', 'sample_latents', 'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1',
-           'check_sample_weights', 'train_vae', 'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid']
+           'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
+           'resolve_guidance_interval', 'guidance_at', 'unet_eps', 'sample_latents', 'generate', 'Inversion',
+           'ddim_invert', 'as_images_prompts', 'edge_l1', 'check_sample_weights', 'train_vae', 'fit_latent_scale',
+           'min_snr_weight', 'finetune', 'generate_grid']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -424,6 +425,14 @@ def check_guidance_interval(interval,  # (t_lo, t_hi) in training timesteps, or 
         raise ValueError(f"guidance_interval={interval!r}: expected None or (t_lo, t_hi), whole training timesteps with 0 <= t_lo <= t_hi < {num_train_timesteps}")
     return int(interval[0]), int(interval[1])
 
+def resolve_guidance_interval(guidance_interval,  # 'recipe', None (every step) or (t_lo, t_hi)
+                              recipe: dict) -> tuple | None:  # a checkpoint's recipe (its 'guidance_interval', if any, is used for 'recipe')
+    "The interval to sample with: the recipe's when asked for 'recipe' (every step when it names none), else the one given; checked."
+    if isinstance(guidance_interval, str):
+        if guidance_interval != 'recipe': raise ValueError(f"guidance_interval={guidance_interval!r}: expected 'recipe', None or (t_lo, t_hi)")
+        guidance_interval = recipe.get('guidance_interval')
+    return check_guidance_interval(guidance_interval)
+
 def guidance_at(t: int, guidance_scale: float, interval: tuple | None) -> float:
     "The guidance weight at timestep `t`: `guidance_scale` inside the interval (or everywhere when None), else 1 (conditional only)."
     return guidance_scale if interval is None or interval[0] <= t <= interval[1] else 1.0
@@ -799,8 +808,6 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
     if not isinstance(prompt, str) or not prompt.strip(): raise ValueError(f"prompt={prompt!r}: expected a non-empty string")
     pipe = load_pipeline(model)
     w = guidance_scale if guidance_scale is not None else pipe.model_card.get('recipe', {}).get('guidance_scale', 3.0)
-    if isinstance(guidance_interval, str) and guidance_interval != 'recipe':
-        raise ValueError(f"guidance_interval={guidance_interval!r}: expected 'recipe', None or (t_lo, t_hi)")
-    gi = pipe.model_card.get('recipe', {}).get('guidance_interval') if guidance_interval == 'recipe' else guidance_interval
+    gi = resolve_guidance_interval(guidance_interval, pipe.model_card.get('recipe', {}))
     images = generate(pipe, [prompt] * int(n), num_inference_steps, w, seed=seed, guidance_interval=gi)
     return save_grid(images, out, ncols=ncols)

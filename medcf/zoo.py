@@ -10,7 +10,8 @@ from typing import Sequence
 import numpy as np, pandas as pd, torch
 from .phantoms import pick, is_full, data_path
 from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load_pipeline, generate, ddim_invert,
-                             vae_roundtrip, encode_images, fit_signal_leak, check_guidance_interval, ZOO, zoo_names)
+                             vae_roundtrip, encode_images, fit_signal_leak, check_guidance_interval, resolve_guidance_interval,
+                             ZOO, zoo_names)
 
 # %% auto #0
 __all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'GUIDANCE_GRID', 'LEAK_N', 'recipe_interval', 'zoo_phantom',
@@ -39,11 +40,7 @@ def _recipe(name: str) -> dict:
 def recipe_interval(name: str,  # 'chest' or 'skin'
                     guidance_interval: tuple | None | str = 'recipe') -> tuple | None:  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
     "The guidance interval a zoo figure uses: the recipe's when asked for 'recipe', else the one given (checked)."
-    from medcf.diffusion import check_guidance_interval
-    if isinstance(guidance_interval, str):
-        if guidance_interval != 'recipe': raise ValueError(f"guidance_interval={guidance_interval!r}: expected 'recipe', None or (t_lo, t_hi)")
-        guidance_interval = _recipe(name).get('guidance_interval')
-    return check_guidance_interval(guidance_interval)
+    return resolve_guidance_interval(guidance_interval, _recipe(name))
 
 def zoo_phantom(name: str, seed: int = 0):
     "The phantom population a zoo model is trained on."
