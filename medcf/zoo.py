@@ -18,7 +18,7 @@ __all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'GUIDANCE_GRID', 'LE
            'paper_prompts', 'training_captions', 'oversample_weights', 'hardware', 'validation_fd', 'select_snapshot',
            'select_guidance', 'decoder_rounds', 'train_zoo_model', 'adherence_prompts', 'prompt_adherence',
            'vae_agreement', 'vae_positive_recall', 'oracle_ceiling', 'evaluate_zoo_model', 'guidance_sweep',
-           'update_card']
+           'update_card', 'resample_like', 'attribute_mix_fd']
 
 # %% ../nbs/90_model_zoo.ipynb #884150b5
 RECIPES = {
@@ -100,13 +100,18 @@ def _held_out(name: str, pipe, oracle, n: int, seed: int, seeds: tuple = (10_000
     real_a, real_b = ph.sample(n, seed=seeds[0] + seed), ph.sample(n, seed=seeds[1] + seed)
     return pipe, oracle, real_a, real_b, oracle_frechet_distance(oracle.features, real_a.images, real_b.images)
 
+def _generated(pipe, name: str, real_b, num_inference_steps: int, guidance_scale: float, seed: int,
+               guidance_interval: tuple | None = None) -> torch.Tensor:
+    "Images generated from real set b's training-style captions (the card's generated set at `seed`)."
+    caps = training_captions(name, real_b, _recipe(name)['prism_share'], seed)
+    return generate(pipe, caps, num_inference_steps, guidance_scale, seed=seed + 1, guidance_interval=guidance_interval)
+
 def _generated_fd(pipe, oracle, name: str, real_a, real_b, num_inference_steps: int, guidance_scale: float, seed: int,
                   guidance_interval: tuple | None = None) -> float:
     "Oracle-feature FD between real set a and images generated from set b's training-style captions."
     from medcf.metrics import oracle_frechet_distance
-    caps = training_captions(name, real_b, _recipe(name)['prism_share'], seed)
-    return oracle_frechet_distance(oracle.features, real_a.images, generate(pipe, caps, num_inference_steps, guidance_scale, seed=seed + 1,
-                                                                                       guidance_interval=guidance_interval))
+    return oracle_frechet_distance(oracle.features, real_a.images,
+                                   _generated(pipe, name, real_b, num_inference_steps, guidance_scale, seed, guidance_interval))
 
 def validation_fd(name: str,  # 'chest' or 'skin'
                   pipe,  # pipeline to score
@@ -355,3 +360,49 @@ def update_card(folder: str | Path, **fields) -> dict:
     (folder / CARD).write_text(json.dumps(card, indent=1, default=str))
     (folder / 'README.md').write_text(model_card_markdown(card))
     return card
+
+# %% ../nbs/90_model_zoo.ipynb #52fd7781
+def resample_like(source,  # 1-D values of a pool (e.g. the ages the oracle reads on real images)
+                  target,  # 1-D values whose histogram the draw must follow (e.g. the ages read on generated images)
+                  width: float = 5.0,  # bin width
+                  seed: int = 0) -> np.ndarray:  # one pool index per target value
+    "Indices into `source` whose values, binned by `width`, follow the histogram of `target` (drawn at random within each bin)."
+    s, t = np.asarray(source, dtype=float), np.asarray(target, dtype=float)
+    if s.ndim != 1 or t.ndim != 1: raise ValueError(f"source and target have shapes {s.shape} and {t.shape}; expected 1-D arrays")
+    if not width > 0: raise ValueError(f"width={width}: expected a bin width > 0")
+    sb, tb = np.floor(s / width).astype(int), np.floor(t / width).astype(int)
+    missing = sorted(set(tb.tolist()) - set(sb.tolist()))
+    if missing: raise ValueError(f"target bins starting at {[b * width for b in missing]} hold no source value; widen `width` or draw a larger pool")
+    rng = np.random.default_rng(seed)
+    return np.array([rng.choice(np.flatnonzero(sb == b)) for b in tb], dtype=int)
+
+def attribute_mix_fd(name: str,  # 'chest' or 'skin'
+                     attribute: str,  # a continuous attribute the oracle reads (chest: 'age')
+                     pipe=None,  # pipeline to score (default: the shipped checkpoint)
+                     oracle=None,  # attribute oracle (default: medcf.oracles.load_oracle(name))
+                     n: int = 256,  # images per set (the card's size)
+                     pool_n: int = 4096,  # real images in the pool that is resampled
+                     num_inference_steps: int = 50,  # DDIM steps
+                     seed: int = 0,  # the card's seed: its two real sets, its generated set
+                     draws: int = 5,  # pool draws averaged per figure
+                     width: float = 5.0) -> dict:  # bin width of the resampling
+    "FD / floor of the card's generated set, of random real draws from a pool, and of real draws resampled to the generated set's `attribute`; `share`: how much of the generated excess the resampled draws reproduce."
+    from medcf.metrics import frechet_distance
+    from medcf.oracles import load_oracle
+    r, oracle = _recipe(name), oracle if oracle is not None else load_oracle(name)
+    spec = {s.name: s.kind for s in oracle.specs}
+    if spec.get(attribute) != 'continuous':  # checked before any image is drawn
+        raise ValueError(f"attribute={attribute!r}: expected a continuous attribute the oracle reads; it reads {spec}")
+    if not 2 <= n <= pool_n: raise ValueError(f"n={n}, pool_n={pool_n}: expected 2 <= n <= pool_n (random draws of n from the pool)")
+    pipe, oracle, real_a, real_b, _ = _held_out(name, pipe, oracle, n, seed)
+    gen = _generated(pipe, name, real_b, num_inference_steps, r['guidance_scale'], seed, recipe_interval(name))
+    pool = zoo_phantom(name, 0).sample(pool_n, seed=50_000 + seed)  # seeds no other figure uses
+    f_a, f_b, f_g, f_p = (oracle.features(x).numpy().astype(np.float64) for x in (real_a.images, real_b.images, gen, pool.images))
+    read_p, read_g = oracle.predict(pool.images)[attribute].to_numpy(), oracle.predict(gen)[attribute].to_numpy()
+    rng, floor = np.random.default_rng(seed), frechet_distance(f_a, f_b)
+    out = dict(floor=floor, generated=frechet_distance(f_a, f_g) / floor,
+               pool_random=float(np.mean([frechet_distance(f_a, f_p[rng.choice(pool_n, n, replace=False)]) for _ in range(draws)])) / floor,
+               pool_resampled=float(np.mean([frechet_distance(f_a, f_p[resample_like(read_p, read_g, width, seed + k)]) for k in range(draws)])) / floor)
+    out['share'] = (out['pool_resampled'] - out['pool_random']) / (out['generated'] - out['pool_random'])
+    return dict({k: round(float(v), 3) for k, v in out.items()}, attribute=attribute, sd_generated=round(float(read_g.std()), 2),
+                sd_real=round(float(read_p.std()), 2), n=n, pool_n=pool_n, steps=num_inference_steps, seed=seed)

@@ -416,3 +416,27 @@ def test_zoo_guidance_interval_checks():
     with pytest.raises(ValueError, match="expected 'recipe'"): zoo.recipe_interval('chest', 'recipes')
     with pytest.raises(ValueError, match='guidance_interval='): zoo.recipe_interval('chest', (500, 0))
     with pytest.raises(ValueError, match='at least one guidance interval'): zoo.select_guidance('chest', None, (2.0,), intervals=())
+
+
+def test_resample_like():
+    "A resampled draw follows the target's histogram bin for bin; bad input is refused with what was expected."
+    from medcf import zoo
+    rng = np.random.default_rng(0)
+    source, target = rng.uniform(18, 90, 2000), rng.normal(60, 8, 300).clip(18, 89.9)
+    idx = zoo.resample_like(source, target, width=5.0, seed=1)
+    assert idx.shape == (300,) and idx.dtype.kind == 'i' and idx.max() < len(source)
+    assert np.array_equal(np.bincount((source[idx] // 5).astype(int), minlength=19), np.bincount((target // 5).astype(int), minlength=19))
+    assert np.array_equal(idx, zoo.resample_like(source, target, width=5.0, seed=1))  # seeded
+    with pytest.raises(ValueError, match='1-D'): zoo.resample_like(source.reshape(40, 50), target)
+    with pytest.raises(ValueError, match='bin width > 0'): zoo.resample_like(source, target, width=0)
+    with pytest.raises(ValueError, match='hold no source value'): zoo.resample_like(np.array([20., 21.]), np.array([20., 70.]))
+
+
+def test_attribute_mix_fd_refuses_bad_input():
+    "Only a continuous attribute the oracle reads can be resampled; checked before any image is drawn."
+    from medcf import zoo
+    from medcf.oracles import AttrSpec
+    fake = type('O', (), {'specs': [AttrSpec('sex', 'categorical', ['Female', 'Male']), AttrSpec('age', 'continuous')]})()
+    with pytest.raises(ValueError, match='continuous attribute'): zoo.attribute_mix_fd('chest', 'sex', oracle=fake)
+    with pytest.raises(ValueError, match='continuous attribute'): zoo.attribute_mix_fd('chest', 'weight', oracle=fake)
+    with pytest.raises(ValueError, match='n <= pool_n'): zoo.attribute_mix_fd('chest', 'age', oracle=fake, n=300, pool_n=100)
