@@ -362,8 +362,8 @@ def update_card(folder: str | Path, **fields) -> dict:
     return card
 
 # %% ../nbs/90_model_zoo.ipynb #52fd7781
-def resample_like(source,  # 1-D values of a pool (e.g. the ages the oracle reads on real images)
-                  target,  # 1-D values whose histogram the draw must follow (e.g. the ages read on generated images)
+def resample_like(source: np.ndarray | Sequence[float],  # 1-D values of a pool (e.g. the ages the oracle reads on real images)
+                  target: np.ndarray | Sequence[float],  # 1-D values whose histogram the draw must follow (e.g. the ages read on generated images)
                   width: float = 5.0,  # bin width
                   seed: int = 0) -> np.ndarray:  # one pool index per target value
     "Indices into `source` whose values, binned by `width`, follow the histogram of `target` (drawn at random within each bin)."
