@@ -394,12 +394,12 @@ def attribute_mix_fd(name: str,  # 'chest' or 'skin'
     if spec.get(attribute) != 'continuous':  # checked before any image is drawn
         raise ValueError(f"attribute={attribute!r}: expected a continuous attribute the oracle reads; it reads {spec}")
     if not 2 <= n <= pool_n: raise ValueError(f"n={n}, pool_n={pool_n}: expected 2 <= n <= pool_n (random draws of n from the pool)")
-    pipe, oracle, real_a, real_b, _ = _held_out(name, pipe, oracle, n, seed)
+    pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, seed)  # the card's sets and floor
     gen = _generated(pipe, name, real_b, num_inference_steps, r['guidance_scale'], seed, recipe_interval(name))
     pool = zoo_phantom(name, 0).sample(pool_n, seed=50_000 + seed)  # seeds no other figure uses
-    f_a, f_b, f_g, f_p = (oracle.features(x).numpy().astype(np.float64) for x in (real_a.images, real_b.images, gen, pool.images))
+    f_a, f_g, f_p = (oracle.features(x).numpy().astype(np.float64) for x in (real_a.images, gen, pool.images))
     read_p, read_g = oracle.predict(pool.images)[attribute].to_numpy(), oracle.predict(gen)[attribute].to_numpy()
-    rng, floor = np.random.default_rng(seed), frechet_distance(f_a, f_b)
+    rng = np.random.default_rng(seed)
     out = dict(floor=floor, generated=frechet_distance(f_a, f_g) / floor,
                pool_random=float(np.mean([frechet_distance(f_a, f_p[rng.choice(pool_n, n, replace=False)]) for _ in range(draws)])) / floor,
                pool_resampled=float(np.mean([frechet_distance(f_a, f_p[resample_like(read_p, read_g, width, seed + k)]) for k in range(draws)])) / floor)
