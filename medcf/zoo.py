@@ -394,6 +394,7 @@ def attribute_mix_fd(name: str,  # 'chest' or 'skin'
     if spec.get(attribute) != 'continuous':  # checked before any image is drawn
         raise ValueError(f"attribute={attribute!r}: expected a continuous attribute the oracle reads; it reads {spec}")
     if not 2 <= n <= pool_n: raise ValueError(f"n={n}, pool_n={pool_n}: expected 2 <= n <= pool_n (random draws of n from the pool)")
+    if not (isinstance(draws, (int, np.integer)) and draws >= 1): raise ValueError(f"draws={draws!r}: expected a positive integer (pool draws averaged per figure)")
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, seed)  # the card's sets and floor
     gen = _generated(pipe, name, real_b, num_inference_steps, r['guidance_scale'], seed, recipe_interval(name))
     pool = zoo_phantom(name, 0).sample(pool_n, seed=50_000 + seed)  # seeds no other figure uses

@@ -440,3 +440,4 @@ def test_attribute_mix_fd_refuses_bad_input():
     with pytest.raises(ValueError, match='continuous attribute'): zoo.attribute_mix_fd('chest', 'sex', oracle=fake)
     with pytest.raises(ValueError, match='continuous attribute'): zoo.attribute_mix_fd('chest', 'weight', oracle=fake)
     with pytest.raises(ValueError, match='n <= pool_n'): zoo.attribute_mix_fd('chest', 'age', oracle=fake, n=300, pool_n=100)
+    with pytest.raises(ValueError, match='draws=0'): zoo.attribute_mix_fd('chest', 'age', oracle=fake, draws=0)
