@@ -9,10 +9,11 @@ import numpy as np, pandas as pd, torch
 from .oracles import check_images
 
 # %% auto #0
-__all__ = ['accuracy', 'auroc', 'group_accuracies', 'worst_group_accuracy', 'reliability_curve', 'expected_calibration_error',
-           'nll', 'accuracy_rejection_curve', 'frechet_distance', 'oracle_frechet_distance', 'changed_region',
-           'counterfactual_error', 'minimality', 'effectiveness', 'leakage', 'composition', 'reversibility',
-           'identity_editor', 'true_counterfactual_editor', 'counterfactual_report']
+__all__ = ['accuracy', 'auroc', 'group_accuracies', 'worst_group_accuracy', 'proportion_interval', 'reliability_curve',
+           'expected_calibration_error', 'nll', 'accuracy_rejection_curve', 'frechet_distance',
+           'oracle_frechet_distance', 'changed_region', 'counterfactual_error', 'minimality', 'effectiveness',
+           'leakage', 'composition', 'reversibility', 'identity_editor', 'true_counterfactual_editor',
+           'counterfactual_report']
 
 # %% ../nbs/04_metrics.ipynb #bc40b822
 def _np(x, name: str) -> np.ndarray:
@@ -91,6 +92,20 @@ def group_accuracies(pred,  # N predicted labels
 def worst_group_accuracy(pred, labels, groups) -> float:  # N predictions; N labels; N group ids
     "The lowest per-group accuracy (the Group-DRO headline metric)."
     return float(group_accuracies(pred, labels, groups).accuracy.min())
+
+# %% ../nbs/04_metrics.ipynb #b14af7bf
+def proportion_interval(successes: int,  # events counted (e.g. round trips whose reading agreed)
+                        n: int,  # trials (e.g. images)
+                        level: float = 0.95) -> tuple:  # coverage of the interval
+    "Wilson score interval (lo, hi) of a binomial rate `successes / n`: where the rate of the model behind a finite set may lie."
+    from statistics import NormalDist
+    for v, name in ((successes, 'successes'), (n, 'n')):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)): raise TypeError(f"{name}={v!r}: expected an integer count")
+    if n < 1 or not 0 <= successes <= n: raise ValueError(f"successes={successes}, n={n}: expected counts with 0 <= successes <= n and n >= 1")
+    if not 0 < level < 1: raise ValueError(f"level={level}: expected a coverage in (0, 1), e.g. 0.95")
+    z = NormalDist().inv_cdf((1 + level) / 2); p, k = successes / n, z * z / n
+    centre, half = (p + k / 2) / (1 + k), z * np.sqrt(p * (1 - p) / n + k / (4 * n)) / (1 + k)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 # %% ../nbs/04_metrics.ipynb #f4f3a050
 def reliability_curve(probs,  # N (binary P(y=1)) or N x K probabilities

@@ -100,3 +100,15 @@ def test_edit_fn_contract(setup):
     with pytest.raises(ValueError, match='same attributes'): M.reversibility(M.identity_editor, b.images, {'bar': 0}, {'tone': 1})
     with pytest.raises(ValueError, match='does not read'): M.effectiveness(reader, b.images, {'size': 1})
     with pytest.raises(ValueError, match='not observed'): M.counterfactual_report(M.identity_editor, ph, b, reader, hidden=1)
+
+
+def test_proportion_interval_known_values_and_bad_input():
+    "Wilson intervals against published values (0/10 -> [0, .2775], 5/10 -> [.2366, .7634]); counts are checked."
+    lo, hi = M.proportion_interval(0, 10); assert lo < 1e-12 and abs(hi - 0.27753) < 1e-4
+    lo, hi = M.proportion_interval(5, 10); assert abs(lo - 0.23659) < 1e-4 and abs(hi - 0.76341) < 1e-4
+    lo, hi = M.proportion_interval(10, 10); assert hi == 1.0 and abs(lo - 0.72247) < 1e-4
+    assert M.proportion_interval(50, 100, level=0.99)[0] < M.proportion_interval(50, 100)[0]  # wider at higher coverage
+    with pytest.raises(ValueError, match='0 <= successes <= n'): M.proportion_interval(11, 10)
+    with pytest.raises(ValueError, match='0 <= successes <= n'): M.proportion_interval(0, 0)
+    with pytest.raises(TypeError, match='integer count'): M.proportion_interval(0.5, 10)
+    with pytest.raises(ValueError, match='coverage'): M.proportion_interval(1, 10, level=95)
