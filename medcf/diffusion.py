@@ -348,8 +348,9 @@ def ddim_step(x_t: torch.Tensor,  # current latent
               alpha_t: torch.Tensor,  # alpha-bar at t
               alpha_prev: torch.Tensor,  # alpha-bar at the next (less noisy) timestep
               eta: float = 0.0,  # 0: deterministic DDIM; 1: DDPM-like ancestral noise
-              noise: torch.Tensor | None = None,  # standard normal noise for eta > 0 (drawn if None)
+              noise: torch.Tensor | None = None,  # standard normal noise for eta > 0 (else drawn from `generator`)
               prev_sample: torch.Tensor | None = None,  # score this given next latent instead of sampling one (DDPO)
+              generator: torch.Generator | None = None,  # seeds the drawn noise when eta > 0 and `noise` is None
               ) -> tuple:
     "One DDIM update (arXiv:2010.02502 eq. 12): returns (x_prev, predicted x0, log-probability of x_prev per sample)."
     a, ap = alpha_t.to(x_t.dtype), alpha_prev.to(x_t.dtype)
@@ -357,8 +358,11 @@ def ddim_step(x_t: torch.Tensor,  # current latent
     var = (1 - ap) / (1 - a) * (1 - a / ap)
     std = eta * var.clamp(min=0).sqrt()
     mean = ap.sqrt() * x0 + (1 - ap - std ** 2).clamp(min=0).sqrt() * eps
+    if prev_sample is None and eta > 0 and noise is None:
+        if generator is None: raise ValueError("eta > 0 needs the step's noise: pass noise= (standard normal, shaped like x_t) or a seeded generator=")
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=generator.device).to(mean.device)
     if prev_sample is None:
-        prev_sample = mean if eta == 0 else mean + std * (noise if noise is not None else torch.randn_like(mean))
+        prev_sample = mean if eta == 0 else mean + std * noise
     if eta > 0:  # Gaussian log-density, averaged over latent dimensions as in DDPO (arXiv:2305.13301)
         lp = -((prev_sample.detach() - mean) ** 2) / (2 * std ** 2) - torch.log(std) - 0.5 * math.log(2 * math.pi)
         log_prob = lp.mean(dim=tuple(range(1, lp.ndim)))

@@ -173,10 +173,10 @@ class CausalSDE(nn.Module):
 @patch
 def mc_nll(self: CausalSDE, b: TrialTensors,  # a minibatch of patients
             k: int = 8,  # prior paths per patient
-            entropy: int = 0) -> torch.Tensor:  # seed of the Brownian paths
+            entropy: int = 0) -> torch.Tensor:  # seed of the Brownian paths and of the z0 draws
     "Negative Monte Carlo marginal likelihood -log mean_j p(visits | j-th prior path), averaged over patients."
     e = self.enc(b.image, b.tab)
-    z0 = self._z0_prior(e, k)
+    z0 = self._z0_prior(e, k, torch.Generator().manual_seed(entropy))
     self.sde.cond = self._cond(e, b.arm).repeat(k, 1)
     bm = torchsde.BrownianInterval(b.grid[0], b.grid[-1], (k * len(b), self.d), entropy=entropy)
     zs = torchsde.sdeint(self.sde, z0, b.grid, bm=bm, dt=float(b.grid[1] - b.grid[0]), method='euler', names={'drift': 'h'})
@@ -191,13 +191,13 @@ def mc_nll(self: CausalSDE, b: TrialTensors,  # a minibatch of patients
 def elbo(self: CausalSDE, b: TrialTensors,  # a minibatch of patients
           adjoint: bool = False,  # backpropagate with the adjoint SDE
           beta: float = 1.0,  # weight of the KL terms (annealed from 0 to 1)
-          entropy: int = 0) -> torch.Tensor:  # seed of the Brownian path
+          entropy: int = 0) -> torch.Tensor:  # seed of the Brownian path and of the z0 draw
     "Negative ELBO per patient: -log-lik of the observed visits + beta * (KL[q(z0)||p(z0)] + path KL)."
     e = self.enc(b.image, b.tab)
     visits = torch.stack([b.visit_t, b.visit_y / 10, b.mask.float()], -1) * b.mask[..., None]
     _, hq = self.ctx_rnn(visits); post = hq[0]
     mp, lp = self.z0_prior(e).chunk(2, 1); mq, lq = self.z0_post(torch.cat([e, post], 1)).chunk(2, 1)
-    z0 = mq + torch.exp(0.5 * lq) * torch.randn_like(mq)
+    z0 = mq + torch.exp(0.5 * lq) * torch.randn(mq.shape, generator=torch.Generator().manual_seed(entropy)).to(mq)
     kl0 = 0.5 * (lp - lq + (torch.exp(lq) + (mq - mp) ** 2) / torch.exp(lp) - 1).sum(1)
     self.sde.cond, self.sde.post = self._cond(e, b.arm), post
     bm = torchsde.BrownianInterval(b.grid[0], b.grid[-1], (len(b), self.d + 1), entropy=entropy)  # +1: the logqp channel

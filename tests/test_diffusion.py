@@ -89,6 +89,21 @@ def test_ddim_step_logprob():
     assert lp0 is None and torch.allclose(prev0, ap.sqrt() * x0 + (1 - ap).sqrt() * eps, atol=1e-6)
 
 
+def test_ddim_step_noise_is_seeded():
+    "eta > 0 takes its noise from `noise` or a seeded `generator`, never from the global RNG."
+    g = torch.Generator().manual_seed(0)
+    x, eps = torch.randn(2, 4, 2, 2, generator=g), torch.randn(2, 4, 2, 2, generator=g)
+    a, ap = torch.tensor(0.5), torch.tensor(0.7)
+    with pytest.raises(ValueError, match='noise= .* or a seeded generator='): D.ddim_step(x, eps, a, ap, eta=0.5)
+    p1 = D.ddim_step(x, eps, a, ap, eta=0.5, generator=torch.Generator().manual_seed(3))[0]
+    torch.manual_seed(9)
+    p2 = D.ddim_step(x, eps, a, ap, eta=0.5, generator=torch.Generator().manual_seed(3))[0]
+    p3 = D.ddim_step(x, eps, a, ap, eta=0.5, generator=torch.Generator().manual_seed(4))[0]
+    assert torch.equal(p1, p2) and not torch.equal(p1, p3)
+    prev = D.ddim_step(x, eps, a, ap, eta=0.5, prev_sample=p1)[0]  # scoring a given latent needs no noise
+    assert torch.equal(prev, p1)
+
+
 def test_eta_logprobs_and_callback(pipe):
     seen = []
     out, so = D.generate(pipe, ['a', 'b'], num_inference_steps=3, eta=1.0, return_latents=True,

@@ -71,6 +71,15 @@ def test_elbo_adjoint_gives_encoder_gradients(small):
     m.elbo(T[:6], adjoint=True).backward()
     assert m.enc.mlp[0].weight.grad.abs().sum() > 0
 
+def test_losses_are_functions_of_their_entropy(small):
+    "elbo and mc_nll draw z0 and the Brownian path from `entropy` alone: the global RNG plays no part."
+    _, T = small
+    torch.manual_seed(0); m = CausalSDE(); m.fit_scaler(T.tab)
+    for f in (lambda e: m.elbo(T[:6], entropy=e), lambda e: m.mc_nll(T[:6], k=3, entropy=e)):
+        torch.manual_seed(1); a = f(5).item()
+        torch.manual_seed(2); b = f(5).item()
+        assert a == b and f(6).item() != a
+
 def test_shared_brownian():
     bm = torchsde.BrownianInterval(0., 1., (4, 3), entropy=1)
     W = SharedBrownian(bm, 2)
