@@ -1,7 +1,7 @@
 """Reproduce the chest card's `latent_scale_trial` and `gaussian_leak_trial` (measured 2026-12-03; not a test, not collected by pytest).
 
     python tests/trial_chest_latent_scale.py --work /tmp/chest_sf            # full: ~37 min of UNet training + ~20 min of figures on 2 cores
-    python tests/trial_chest_latent_scale.py --work /tmp/sf --smoke           # the same code, a few steps and 16 images (~2 min)
+    python tests/trial_chest_latent_scale.py --work /tmp/sf --smoke           # the same code, a few steps and 16 images (~30 s)
 
 1. Copy the shipped chest autoencoder with `scaling_factor` set so that the per-image content of the latents has unit variance
    (1 / rms over latent elements of their std across images; the shipped factor, 1 / std over all elements, counts the mean chest
@@ -15,7 +15,7 @@
 """
 import argparse, json, shutil, time
 from pathlib import Path
-import numpy as np, torch
+import torch
 from medcf import zoo
 from medcf.diffusion import load_pipeline, encode_images, initial_latents, ddim_scheduler, generate, zoo_dir, _alpha
 from medcf.oracles import load_oracle
