@@ -9,8 +9,8 @@ import numpy as np, pandas as pd, torch
 from .oracles import check_images
 
 # %% auto #0
-__all__ = ['accuracy', 'auroc', 'group_accuracies', 'worst_group_accuracy', 'proportion_interval', 'reliability_curve',
-           'expected_calibration_error', 'nll', 'accuracy_rejection_curve', 'frechet_distance',
+__all__ = ['accuracy', 'auroc', 'group_accuracies', 'worst_group_accuracy', 'proportion_interval', 'rate_count',
+           'reliability_curve', 'expected_calibration_error', 'nll', 'accuracy_rejection_curve', 'frechet_distance',
            'oracle_frechet_distance', 'changed_region', 'counterfactual_error', 'minimality', 'effectiveness',
            'leakage', 'composition', 'reversibility', 'identity_editor', 'true_counterfactual_editor',
            'counterfactual_report']
@@ -106,6 +106,18 @@ def proportion_interval(successes: int,  # events counted (e.g. round trips whos
     z = NormalDist().inv_cdf((1 + level) / 2); p, k = successes / n, z * z / n
     centre, half = (p + k / 2) / (1 + k), z * np.sqrt(p * (1 - p) / n + k / (4 * n)) / (1 + k)
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+# %% ../nbs/04_metrics.ipynb #e242943e
+def rate_count(rate: float,  # a rate stored rounded, e.g. a card's 0.9727
+               n: int,  # the number of images it was measured on
+               decimals: int = 4) -> int:  # decimals the rate was rounded to
+    "The count k of `n` behind a rate stored rounded to `decimals` (0.9727 of 256 -> 249); ValueError when no k/n rounds to it."
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1: raise ValueError(f"n={n!r}: expected a positive integer count")
+    if not 0 <= rate <= 1: raise ValueError(f"rate={rate!r}: expected a rate in [0, 1]")
+    k = int(round(rate * n))
+    if round(k / n, decimals) != round(rate, decimals):
+        raise ValueError(f"rate={rate} is not a count of n={n} rounded to {decimals} decimals (nearest: {k}/{n} = {k / n:.{decimals + 2}f}); is n the set it was measured on?")
+    return k
 
 # %% ../nbs/04_metrics.ipynb #f4f3a050
 def reliability_curve(probs,  # N (binary P(y=1)) or N x K probabilities

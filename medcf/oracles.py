@@ -351,10 +351,10 @@ def card_markdown(card: dict) -> str:  # a checkpoint's JSON card (e.g. `load_or
            f"- training: {card.get('steps')} steps x {card.get('batch_size')}, {card.get('wall_time_s')} s wall time ({card.get('threads')} thread(s), shared machine) on {card.get('hardware')}, {card.get('trained')}"]
     if card.get('backbone'): out.append(f"- image body: {card['backbone']}")
     if card.get('heldout'):
-        from medcf.metrics import proportion_interval  # an accuracy on n held-out images is a rate: its 95% Wilson interval
+        from medcf.metrics import proportion_interval, rate_count  # an accuracy on n held-out images is a rate: its 95% Wilson interval
         def interval(r: dict) -> str:
             if r['metric'] != 'accuracy' or not r.get('n'): return ''
-            lo, hi = proportion_interval(round(r['value'] * r['n']), r['n']); return f'[{lo:.4f}, {hi:.4f}]'
+            lo, hi = proportion_interval(rate_count(r['value'], r['n']), r['n']); return f'[{lo:.4f}, {hi:.4f}]'
         out += ['', '| attribute | kind | metric | held-out value | 95% interval | n |', '|---|---|---|---|---|---|']
         out += [f"| {r['attribute']} | {r['kind']} | {r['metric']} | {r['value']:.4f} | {interval(r)} | {r.get('n', '')} |" for r in card['heldout']]
     if card.get('zero_shot_caption_swap'):

@@ -112,3 +112,13 @@ def test_proportion_interval_known_values_and_bad_input():
     with pytest.raises(ValueError, match='0 <= successes <= n'): M.proportion_interval(0, 0)
     with pytest.raises(TypeError, match='integer count'): M.proportion_interval(0.5, 10)
     with pytest.raises(ValueError, match='coverage'): M.proportion_interval(1, 10, level=95)
+
+
+def test_rate_count_recovers_counts_and_refuses_other_rates():
+    "Every k/256 rounded to 4 decimals comes back as k; a rate that is no count of n, a bad n or a rate outside [0, 1] raises."
+    assert [M.rate_count(round(k / 256, 4), 256) for k in range(257)] == list(range(257))
+    assert M.rate_count(0.944, 1000) == 944 and M.rate_count(2 / 3, 3, decimals=6) == 2
+    with pytest.raises(ValueError, match='not a count of n=100'): M.rate_count(0.9727, 100)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match='positive integer'): M.rate_count(0.5, bad)
+    with pytest.raises(ValueError, match=r'in \[0, 1\]'): M.rate_count(1.2, 10)
