@@ -299,8 +299,11 @@ class ChestPhantom(SCMPhantom):
     _n_render = 24  # uniform rendering-noise columns per sample
 
     def __init__(self, size: int = 64,  # square image size in pixels (multiple of 8, 16-512)
-                 seed: int = 0):  # seed of the sampler's random stream
-        self.fit = _chest_fit()
+                 seed: int = 0,  # seed of the sampler's random stream
+                 grain: float = 0.015):  # film-grain (white noise) std on the [0, 1] density scale; 0 renders grain-free images. The zoo and oracles were trained at the default
+        if isinstance(grain, bool) or not isinstance(grain, (int, float, np.floating)) or not 0 <= grain < 1:
+            raise ValueError(f"grain={grain!r}: expected a noise std in [0, 1) (default 0.015; 0 for grain-free images)")
+        self.fit, self.grain = _chest_fit(), float(grain)
         super().__init__(size, seed)
 
     def _variables(self) -> list:
@@ -468,7 +471,7 @@ class ChestPhantom(SCMPhantom):
         ct = col('chest_tube')
         add(ct != 'none', lambda i, rr: 0.5 * _tube(X * _p(np.where(ct[i.numpy()] == 'left', 1.0, -1.0)), Y, 0.38 * TW[i], -0.45 + 0.1 * P(rr, 21),
                                                   0.92 * TW[i], yb[i] - 0.1, 0.06, 1.6 * px, w))
-        B = B + 0.015 * self._grain()[torch.as_tensor(noise['grain'] % 64)]
+        if self.grain: B = B + self.grain * self._grain()[torch.as_tensor(noise['grain'] % 64)]
         B = B * (0.94 + 0.12 * R(23))
         return (B * 2 - 1).clamp(-1, 1)
 

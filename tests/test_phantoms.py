@@ -136,3 +136,15 @@ def test_save_grid_and_show_grid(tmp_path):
     with pytest.raises(ValueError, match='N x C x H x W'): P.save_grid(torch.zeros(2, 32, 32), tmp_path / 'x.png')
     with pytest.raises(ValueError, match='titles'): P.show_grid(torch.zeros(2, 1, 8, 8), ['a'])
     with pytest.raises(ValueError, match='ncols'): P.show_grid(torch.zeros(2, 1, 8, 8), ncols=0)
+
+
+def test_chest_grain_knob_changes_only_the_noise():
+    "ChestPhantom(grain=) scales the film grain alone: the default is the shipped rendering, 0 keeps every label and drops only white noise."
+    from medcf.phantoms import ChestPhantom
+    a, b, c = (ChestPhantom(**kw).sample(32, seed=7) for kw in ({}, dict(grain=0.015), dict(grain=0.0)))
+    assert torch.equal(a.images, b.images) and a.attrs.equals(c.attrs)
+    d = a.images - c.images
+    assert 0.015 < float(d.abs().mean()) < 0.035  # about E|N(0, 2 x 0.015)| = 0.024 on the [-1, 1] scale
+    assert abs(float(torch.corrcoef(torch.stack([d[..., :-1].flatten(), d[..., 1:].flatten()]))[0, 1])) < 0.1  # white: neighbours uncorrelated
+    for bad in (-0.01, 1.0, True, '0.01'):
+        with pytest.raises(ValueError, match='grain='): ChestPhantom(grain=bad)
