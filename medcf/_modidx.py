@@ -458,6 +458,7 @@ d = { 'settings': { 'branch': 'main',
                            'medcf.zoo.training_captions': ('model_zoo.html#training_captions', 'medcf/zoo.py'),
                            'medcf.zoo.update_card': ('model_zoo.html#update_card', 'medcf/zoo.py'),
                            'medcf.zoo.vae_agreement': ('model_zoo.html#vae_agreement', 'medcf/zoo.py'),
+                           'medcf.zoo.vae_for_recipe': ('model_zoo.html#vae_for_recipe', 'medcf/zoo.py'),
                            'medcf.zoo.vae_positive_recall': ('model_zoo.html#vae_positive_recall', 'medcf/zoo.py'),
                            'medcf.zoo.validation_fd': ('model_zoo.html#validation_fd', 'medcf/zoo.py'),
                            'medcf.zoo.zoo_phantom': ('model_zoo.html#zoo_phantom', 'medcf/zoo.py')}}}

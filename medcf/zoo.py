@@ -16,9 +16,9 @@ from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load
 # %% auto #0
 __all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'GUIDANCE_GRID', 'LEAK_N', 'recipe_interval', 'zoo_phantom',
            'paper_prompts', 'training_captions', 'oversample_weights', 'hardware', 'validation_fd', 'select_snapshot',
-           'select_guidance', 'decoder_rounds', 'train_zoo_model', 'adherence_prompts', 'prompt_adherence',
-           'vae_agreement', 'vae_positive_recall', 'oracle_ceiling', 'evaluate_zoo_model', 'guidance_sweep',
-           'update_card', 'resample_like', 'attribute_mix_fd']
+           'select_guidance', 'vae_for_recipe', 'decoder_rounds', 'train_zoo_model', 'adherence_prompts',
+           'prompt_adherence', 'vae_agreement', 'vae_positive_recall', 'oracle_ceiling', 'evaluate_zoo_model',
+           'guidance_sweep', 'update_card', 'resample_like', 'attribute_mix_fd']
 
 # %% ../nbs/90_model_zoo.ipynb #884150b5
 RECIPES = {
@@ -187,6 +187,20 @@ def select_guidance(name: str,  # 'chest' or 'skin'
 
 LEAK_N = 4096  # training images whose mean latent is the checkpoint's signal leak
 
+def vae_for_recipe(r: dict,  # a recipe (with its overrides), e.g. zoo.RECIPES['chest']
+                    folder: str | Path) -> 'AutoencoderKL':  # an AutoencoderKL folder (config.json + weights), e.g. data_samples/models/chest/vae
+    "Load an autoencoder to stand in for a recipe's VAE stage, refusing one whose shape is not the recipe's."
+    from diffusers import AutoencoderKL
+    folder = Path(folder)
+    if not (folder / 'config.json').exists():
+        raise FileNotFoundError(f"vae_from={str(folder)!r}: no config.json there; expected an AutoencoderKL folder such as data_samples/models/chest/vae")
+    vae = AutoencoderKL.from_pretrained(folder).eval().requires_grad_(False)
+    c = vae.config
+    got = dict(in_channels=c.in_channels, latent_channels=c.latent_channels, block_out_channels=list(c.block_out_channels))
+    want = dict(in_channels=r['channels'], latent_channels=r['latent_channels'], block_out_channels=list(r['vae_blocks']))
+    if got != want: raise ValueError(f"vae_from={str(folder)!r} is an autoencoder with {got}; this recipe needs {want}")
+    return vae
+
 def decoder_rounds(steps: int | Sequence[int]) -> list:
     "The recipe's `vae_decoder_steps` as a list of decoder-only rounds (0 or an empty list: none)."
     rounds = [steps] if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) else list(steps) if isinstance(steps, (list, tuple)) else None
@@ -198,6 +212,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
                     out_dir: str | Path,  # folder to write the checkpoint to (e.g. data_samples/models/chest)
                     work_dir: str | Path | None = None,  # resumable training state (default: out_dir/../_train_<name>)
                     progress: bool = True,  # progress bars
+                    vae_from: str | Path | None = None,  # an autoencoder folder to use instead of the whole VAE stage, decoder rounds included (its scaling_factor too); the card names it
                     **overrides) -> dict:  # recipe fields to change (e.g. unet_steps=5 for a smoke run)
     "Train a zoo checkpoint from scratch (phantom data -> VAE -> UNet) and save it with its model card."
     r = _recipe(name)
@@ -205,6 +220,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     if bad: raise ValueError(f"unknown recipe fields {sorted(bad)}; valid: {sorted(r)}")
     r.update(overrides)
     rounds = decoder_rounds(r['vae_decoder_steps'])  # a bad value fails here, not after the autoencoder trained
+    given_vae = vae_for_recipe(r, vae_from) if vae_from is not None else None  # so does a missing or misshapen vae_from
     if r['select_every'] and not 0 < r['select_every'] <= r['unet_steps']:
         raise ValueError(f"select_every={r['select_every']}: expected None or a number of steps in [1, unet_steps={r['unet_steps']}]")
     out = Path(out_dir); work = Path(work_dir) if work_dir else out.parent / f'_train_{name}'
@@ -222,7 +238,10 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     pipe = build_pipeline(r['channels'], r['size'], r['vae_blocks'], r['unet_blocks'], r['latent_channels'], seed=r['data_seed'],
                           unet_attention=r['unet_attention'])
     vae_dir = work / 'vae'
-    if (vae_dir / 'config.json').exists():  # resume: the VAE is done
+    if given_vae is not None:  # the caller's autoencoder; written to work/vae so that a resumed run keeps the latents the UNet saw
+        pipe.register_modules(vae=given_vae); vh = dict(loss=[], seconds=0.0, vae_from=str(vae_from))
+        given_vae.save_pretrained(vae_dir); (work / 'vae_history.json').write_text(json.dumps(vh))
+    elif (vae_dir / 'config.json').exists():  # resume: the VAE is done
         from diffusers import AutoencoderKL
         pipe.register_modules(vae=AutoencoderKL.from_pretrained(vae_dir).eval().requires_grad_(False))
         vh = json.loads((work / 'vae_history.json').read_text())
@@ -249,10 +268,11 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
         times['select_s'] = time.time() - t2
     times['total_s'] = time.time() - t0
     card = dict(name=name, description=f"Toy Stable Diffusion trained from scratch on {r['phantom']} phantoms (medcf 90_model_zoo).",
-                recipe=r, vae_final_loss=float(np.mean(vh['loss'][-50:])), unet_final_loss=float(np.mean(uh['loss'][-200:])),
+                recipe=r, vae_final_loss=float(np.mean(vh['loss'][-50:])) if vh['loss'] else None, unet_final_loss=float(np.mean(uh['loss'][-200:])),
                 scaling_factor=pipe.vae.config.scaling_factor, wall_time_s={k: round(v, 1) for k, v in times.items()},
                 resumed_from_step=uh['start'], snapshot_selection=selection, hardware=hardware(), torch=torch.__version__,
                 trained=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
+    if vh.get('vae_from'): card['vae_from'] = vh['vae_from']  # not trained here: vae_s is 0 and the autoencoder's own card has its cost
     save_pipeline(pipe, out, card)
     return json.loads((out / 'model_card.json').read_text())  # as saved, with the files' sha256
 

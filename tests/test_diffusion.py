@@ -456,3 +456,18 @@ def test_attribute_mix_fd_refuses_bad_input():
     with pytest.raises(ValueError, match='continuous attribute'): zoo.attribute_mix_fd('chest', 'weight', oracle=fake)
     with pytest.raises(ValueError, match='n <= pool_n'): zoo.attribute_mix_fd('chest', 'age', oracle=fake, n=300, pool_n=100)
     with pytest.raises(ValueError, match='draws=0'): zoo.attribute_mix_fd('chest', 'age', oracle=fake, draws=0)
+
+
+def test_train_zoo_model_from_a_given_autoencoder(tmp_path):
+    "vae_from= skips the VAE stage with that autoencoder (scaling factor included), keeps it for a resume, names it on the card; a wrong folder fails first."
+    from medcf import zoo
+    src = D.zoo_dir() / 'chest' / 'vae'
+    with pytest.raises(FileNotFoundError, match='no config.json'): zoo.train_zoo_model('chest', tmp_path / 'a', vae_from=tmp_path)
+    with pytest.raises(ValueError, match='latent_channels'): zoo.train_zoo_model('chest', tmp_path / 'a', vae_from=D.zoo_dir() / 'skin' / 'vae')
+    card = zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=tmp_path / 'work', progress=False, vae_from=src, n_images=32,
+                               vae_steps=10**6, unet_steps=2, unet_batch=4, select_every=None)  # vae_steps would take days if the stage ran
+    assert card['vae_from'] == str(src) and card['wall_time_s']['vae_s'] == 0 and card['vae_final_loss'] is None
+    got, ref = D.load_pipeline(tmp_path / 'out').vae, D.load_pipeline('chest').vae
+    assert got.config.scaling_factor == ref.config.scaling_factor
+    assert all(torch.equal(a, b) for a, b in zip(got.state_dict().values(), ref.state_dict().values()))
+    assert (tmp_path / 'work' / 'vae' / 'config.json').exists() and json.loads((tmp_path / 'work' / 'vae_history.json').read_text())['vae_from'] == str(src)

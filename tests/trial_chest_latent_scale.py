@@ -6,7 +6,7 @@
 1. Copy the shipped chest autoencoder with `scaling_factor` set so that the per-image content of the latents has unit variance
    (1 / rms over latent elements of their std across images; the shipped factor, 1 / std over all elements, counts the mean chest
    latent as variance).
-2. `train_zoo_model('chest', ...)` resumes from that autoencoder and trains the recipe's UNet, snapshot selection included.
+2. `train_zoo_model('chest', ..., vae_from=that folder)` trains the recipe's UNet on it, snapshot selection included.
 3. The card's figures at seed 0 (`evaluate_zoo_model`), then the Frechet ratio and the ages the oracle reads at seeds 0-2,
    with the pipeline's mean-latent leak, the mean of 4096 freshly drawn training-population latents, and a Gaussian leak (their
    mean and covariance), for the rescaled model and the shipped one. The card's rows: latent_scale_trial = rescaled 'mean' (the
@@ -22,18 +22,17 @@ from medcf.oracles import load_oracle
 from medcf.metrics import oracle_frechet_distance
 
 
-def rescaled_vae(work: Path, n: int) -> float:
-    "Write work/vae: the shipped chest autoencoder with the per-image-variance scaling factor; returns the new factor."
+def rescaled_vae(work: Path, n: int) -> tuple:
+    "Write work/vae_rescaled: the shipped chest autoencoder with the per-image-variance scaling factor; returns (factor, folder)."
     pipe = load_pipeline('chest')
     z = encode_images(pipe, zoo.zoo_phantom('chest', 0).sample(n, seed=0).images, sample=True, generator=torch.Generator().manual_seed(0))
     sf = pipe.vae.config.scaling_factor / float(z.std(0).pow(2).mean().sqrt())
-    if (work / 'vae').exists(): shutil.rmtree(work / 'vae')
-    shutil.copytree(zoo_dir() / 'chest' / 'vae', work / 'vae')
-    cfg = json.loads((work / 'vae' / 'config.json').read_text()); cfg['scaling_factor'] = sf
-    (work / 'vae' / 'config.json').write_text(json.dumps(cfg, indent=2))
-    card = pipe.model_card
-    (work / 'vae_history.json').write_text(json.dumps(dict(loss=[card['vae_final_loss']] * 50, seconds=card['wall_time_s']['vae_s'])))
-    return sf
+    folder = work / 'vae_rescaled'
+    if folder.exists(): shutil.rmtree(folder)
+    shutil.copytree(zoo_dir() / 'chest' / 'vae', folder)
+    cfg = json.loads((folder / 'config.json').read_text()); cfg['scaling_factor'] = sf
+    (folder / 'config.json').write_text(json.dumps(cfg, indent=2))
+    return sf, folder
 
 
 def leak_rows(pipe, oracle, n: int, n_fit: int, steps: int, w: float) -> dict:
@@ -69,9 +68,10 @@ if __name__ == '__main__':
     work = Path(a.work); work.mkdir(parents=True, exist_ok=True)
     n, n_fit, steps = (16, 64, 5) if a.smoke else (256, 4096, 50)
     over = dict(unet_steps=4, select_every=2, select_n=16, select_steps=3, n_images=256) if a.smoke else {}
-    print('scaling factor', rescaled_vae(work, n_fit), flush=True)
+    sf, vae_folder = rescaled_vae(work, n_fit)
+    print('scaling factor', sf, flush=True)
     t = time.time()
-    card = zoo.train_zoo_model('chest', work / 'checkpoint', work_dir=work, progress=False, **over)
+    card = zoo.train_zoo_model('chest', work / 'checkpoint', work_dir=work, progress=False, vae_from=vae_folder, **over)
     print('trained', json.dumps(dict(wall=card['wall_time_s'], selection=card['snapshot_selection'])), f'({time.time() - t:.0f} s)', flush=True)
     oracle, w = load_oracle('chest'), zoo._recipe('chest')['guidance_scale']
     pipe = load_pipeline(work / 'checkpoint')
