@@ -301,7 +301,7 @@ class ChestPhantom(SCMPhantom):
     def __init__(self, size: int = 64,  # square image size in pixels (multiple of 8, 16-512)
                  seed: int = 0,  # seed of the sampler's random stream
                  grain: float = 0.015):  # film-grain (white noise) std on the [0, 1] density scale; 0 renders grain-free images. The zoo and oracles were trained at the default
-        if isinstance(grain, bool) or not isinstance(grain, (int, float, np.floating)) or not 0 <= grain < 1:
+        if isinstance(grain, bool) or not isinstance(grain, (int, float, np.integer, np.floating)) or not 0 <= grain < 1:
             raise ValueError(f"grain={grain!r}: expected a noise std in [0, 1) (default 0.015; 0 for grain-free images)")
         self.fit, self.grain = _chest_fit(), float(grain)
         super().__init__(size, seed)

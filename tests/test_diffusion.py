@@ -471,3 +471,11 @@ def test_train_zoo_model_from_a_given_autoencoder(tmp_path):
     assert got.config.scaling_factor == ref.config.scaling_factor
     assert all(torch.equal(a, b) for a, b in zip(got.state_dict().values(), ref.state_dict().values()))
     assert (tmp_path / 'work' / 'vae' / 'config.json').exists() and json.loads((tmp_path / 'work' / 'vae_history.json').read_text())['vae_from'] == str(src)
+    again = zoo.train_zoo_model('chest', tmp_path / 'out2', work_dir=tmp_path / 'work', progress=False, vae_from=src, n_images=32,
+                                unet_steps=2, unet_batch=4, select_every=None)  # the same autoencoder again: a resume, nothing retrained
+    assert again['resumed_from_step'] == 2
+    other = D.load_pipeline('chest').vae
+    with torch.no_grad(): next(other.decoder.parameters()).add_(0.01)
+    other.save_pretrained(tmp_path / 'vae_other')
+    with pytest.raises(ValueError, match='already holds another autoencoder'):  # another one would orphan the UNet state trained on the first
+        zoo.train_zoo_model('chest', tmp_path / 'out3', work_dir=tmp_path / 'work', vae_from=tmp_path / 'vae_other')
