@@ -241,9 +241,9 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     if given_vae is not None:  # the caller's autoencoder; written to work/vae so that a resumed run keeps the latents the UNet saw
         if (vae_dir / 'config.json').exists():  # a resume with the same vae_from is fine; another autoencoder would orphan the UNet state there
             from diffusers import AutoencoderKL
-            old = AutoencoderKL.from_pretrained(vae_dir).state_dict()
-            if any(not torch.equal(v, old[k]) for k, v in given_vae.state_dict().items()) or \
-                    AutoencoderKL.from_pretrained(vae_dir).config.scaling_factor != given_vae.config.scaling_factor:
+            old = AutoencoderKL.from_pretrained(vae_dir); ref = old.state_dict()
+            if old.config.scaling_factor != given_vae.config.scaling_factor or \
+                    any(not torch.equal(v, ref[k]) for k, v in given_vae.state_dict().items()):
                 raise ValueError(f"work_dir={str(work)!r} already holds another autoencoder (and any UNet state trained on its latents); "
                                  "use a fresh work_dir for vae_from, or drop vae_from to resume that run")
         pipe.register_modules(vae=given_vae); vh = dict(loss=[], seconds=0.0, vae_from=str(vae_from))
