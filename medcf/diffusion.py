@@ -644,6 +644,12 @@ def check_sample_weights(weights, n: int) -> torch.Tensor | None:
         raise ValueError("weights must be finite, non-negative and not all zero")
     return w
 
+def _autocast(module: torch.nn.Module, precision: str | None):
+    "bfloat16 autocast on the module's device for 'bf16', a no-op context for None."
+    import contextlib
+    if precision is None: return contextlib.nullcontext()
+    return torch.autocast(next(module.parameters()).device.type, dtype=torch.bfloat16)
+
 def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-1, 1]
               steps: int = 2000,  # optimiser steps
               batch_size: int = 32,  # images per step
@@ -654,9 +660,12 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
               weights: Sequence[float] | torch.Tensor | None = None,  # per-image sampling weights (None: uniform), e.g. to see images with rare fine detail more often
               decoder_only: bool = False,  # train the decoder alone, encoder frozen: the latents (and any UNet trained on them) stay valid
               seed: int = 0,  # sampling of batches and posterior noise
+              autocast: str | None = None,  # 'bf16': encoder and decoder under bfloat16 autocast (posterior, loss and weights stay float32); None: float32 throughout
               progress: bool = True) -> dict:  # show a progress bar
     "Fit the pipeline's `AutoencoderKL` by L1 reconstruction + a small KL term, then set `vae.config.scaling_factor`."
     check_images(pipe, images)
+    if autocast not in (None, 'bf16'): raise ValueError(f"autocast={autocast!r}: expected None (float32) or 'bf16'")
+    from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
     if edge_weight < 0: raise ValueError(f"edge_weight={edge_weight}: expected a weight >= 0")
     w = check_sample_weights(weights, len(images))
     S, f = images.shape[-1], vae_factor(pipe)
@@ -677,9 +686,10 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
         if crop is not None and crop < S:
             i, j = torch.randint(0, (S - crop) // f + 1, (2,), generator=g).tolist()
             x = x[..., i * f:i * f + crop, j * f:j * f + crop]
-        post = vae.encode(x).latent_dist
+        with _autocast(vae, autocast): moments = vae.encode(x).latent_dist.parameters
+        post = DiagonalGaussianDistribution(moments.float())  # in bfloat16 the posterior's log-variance runs away (the latents' std reached ~1e3)
         z = post.mean + post.std * torch.randn(post.mean.shape, generator=g).to(x)
-        rec = vae.decode(z).sample
+        with _autocast(vae, autocast): rec = vae.decode(z).sample.float()
         loss = (rec - x).abs().mean() + kl_weight * post.kl().mean()
         if edge_weight: loss = loss + edge_weight * edge_l1(rec, x)
         opt.zero_grad(set_to_none=True); loss.backward()

@@ -23,11 +23,11 @@ __all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'GUIDANCE_GRID', 'LE
 # %% ../nbs/90_model_zoo.ipynb #884150b5
 RECIPES = {
     'chest': dict(phantom='ChestPhantom', channels=1, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
-                  latent_channels=4, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={}, vae_decoder_steps=0, vae_decoder_lr=5e-4,
+                  latent_channels=4, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={}, vae_decoder_steps=0, vae_decoder_lr=5e-4, vae_autocast=None,
                   unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2400, unet_batch=64,
                   unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=1.5, guidance_interval=None, oversample={}, snr_gamma=None, select_every=400, select_n=256, select_steps=20),
     'skin': dict(phantom='SkinPhantom', channels=3, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
-                 latent_channels=8, vae_steps=5000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={'ink': 4}, vae_decoder_steps=(2000, 2000), vae_decoder_lr=5e-4,
+                 latent_channels=8, vae_steps=5000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={'ink': 4}, vae_decoder_steps=(2000, 2000), vae_decoder_lr=5e-4, vae_autocast=None,
                  unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2000, unet_batch=64,
                  unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0, guidance_interval=None,
                  oversample={'ink': 4, 'hair': 2, 'ruler': 2, 'bubbles': 2, 'dark_corners': 2}, snr_gamma=None, select_every=None, select_n=256, select_steps=20),
@@ -254,10 +254,10 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
         vh = json.loads((work / 'vae_history.json').read_text())
     else:
         vh = train_vae(pipe, images, r['vae_steps'], r['vae_batch'], r['vae_lr'], edge_weight=r['vae_edge_weight'], crop=r['vae_crop'],
-                       weights=vae_weights, seed=r['data_seed'], progress=progress)
+                       weights=vae_weights, seed=r['data_seed'], autocast=r['vae_autocast'], progress=progress)
         for k, steps in enumerate(rounds):  # then the decoder alone, encoder frozen (SD's ft-MSE recipe)
             dh = train_vae(pipe, images, steps, r['vae_batch'], r['vae_decoder_lr'], crop=r['vae_crop'], weights=vae_weights,
-                           decoder_only=True, seed=r['data_seed'] + 1 + k, progress=progress)  # each round: its own warm-up and cosine decay
+                           decoder_only=True, seed=r['data_seed'] + 1 + k, autocast=r['vae_autocast'], progress=progress)  # each round: its own warm-up and cosine decay
             vh = dict(vh, loss=vh['loss'] + dh['loss'], seconds=vh['seconds'] + dh['seconds'], decoder_seconds=vh.get('decoder_seconds', 0) + dh['seconds'])
         pipe.vae.save_pretrained(vae_dir); (work / 'vae_history.json').write_text(json.dumps(vh))
     times['vae_s'] = vh['seconds']

@@ -2,7 +2,8 @@
 
     python tests/benchmark_zoo_recipe.py [--threads 2] [--models chest skin] [--vae-steps 30] [--unet-steps 20]
 
-For each recipe in `medcf.zoo.RECIPES`: seconds per VAE step (its batch and crop), per decoder-only step, per UNet step (its batch, on
+For each recipe in `medcf.zoo.RECIPES`: seconds per VAE step (its batch, crop and `vae_autocast`; a bf16 recipe also gets its float32
+baseline printed), per decoder-only step, per UNet step (its batch, on
 cached latents) and per generated image-step of the snapshot selection (guidance on), each measured after a warm-up;
 then the recipe's wall time extrapolated from them: VAE + decoder + UNet steps x their step times + selection. The
 issue's budget is 60 minutes per model on 2 CPU cores; run with nothing else on the machine for that figure.
@@ -32,10 +33,17 @@ def main():
         caps = zoo.training_captions(name, b, r['prism_share'], 0)
         pipe = build_pipeline(r['channels'], r['size'], r['vae_blocks'], r['unet_blocks'], r['latent_channels'], seed=0,
                               unet_attention=r['unet_attention'])
-        vae = per_step(lambda k: train_vae(pipe, b.images, k, r['vae_batch'], r['vae_lr'], crop=r['vae_crop'], progress=False)['seconds'],
-                       10, a.vae_steps)
-        dec = per_step(lambda k: train_vae(pipe, b.images, k, r['vae_batch'], r['vae_decoder_lr'], crop=r['vae_crop'], decoder_only=True,
-                                           progress=False)['seconds'], 10, a.vae_steps) if n_dec else 0.0
+        def vae_step(ac, dec_only=False):
+            lr = r['vae_decoder_lr'] if dec_only else r['vae_lr']
+            return per_step(lambda k: train_vae(pipe, b.images, k, r['vae_batch'], lr, crop=r['vae_crop'], decoder_only=dec_only,
+                                                autocast=ac, progress=False)['seconds'], 10, a.vae_steps)
+        ac = r.get('vae_autocast')
+        vae = vae_step(ac)
+        dec = vae_step(ac, True) if n_dec else 0.0
+        if ac:  # the same stages in float32, the baseline the autocast is for
+            vae32, dec32 = vae_step(None), (vae_step(None, True) if n_dec else 0.0)
+            print(f"{name}: VAE stages in float32 {vae32:.3f} / {dec32:.3f} s/step vs {ac} {vae:.3f} / {dec:.3f}: "
+                  f"{(r['vae_steps'] * vae32 + n_dec * dec32) / 60:.1f} min vs {(r['vae_steps'] * vae + n_dec * dec) / 60:.1f} min")
         unet = per_step(lambda k: finetune(pipe, (b.images, caps), k, r['unet_batch'], r['unet_lr'], progress=False)['seconds'],
                         5, a.unet_steps)
         def gen(k):
@@ -44,7 +52,7 @@ def main():
         n_snap = r['unet_steps'] // r['select_every'] + 1 if r['select_every'] else 0  # snapshots + the final weights at most
         sel = n_snap * r['select_n'] * r['select_steps'] * img_step
         total = r['vae_steps'] * vae + n_dec * dec + r['unet_steps'] * unet + sel
-        print(f"{name}: VAE {vae:.3f} s/step x {r['vae_steps']} = {r['vae_steps'] * vae / 60:.1f} min; "
+        print(f"{name}: VAE{' (' + ac + ')' if ac else ''} {vae:.3f} s/step x {r['vae_steps']} = {r['vae_steps'] * vae / 60:.1f} min; "
               f"decoder {dec:.3f} s/step x {n_dec} = {n_dec * dec / 60:.1f} min; "
               f"UNet {unet:.3f} s/step x {r['unet_steps']} = {r['unet_steps'] * unet / 60:.1f} min; "
               f"selection {n_snap} x {r['select_n']} images x {r['select_steps']} steps = {sel / 60:.1f} min; "

@@ -479,3 +479,17 @@ def test_train_zoo_model_from_a_given_autoencoder(tmp_path):
     other.save_pretrained(tmp_path / 'vae_other')
     with pytest.raises(ValueError, match='already holds another autoencoder'):  # another one would orphan the UNet state trained on the first
         zoo.train_zoo_model('chest', tmp_path / 'out3', work_dir=tmp_path / 'work', vae_from=tmp_path / 'vae_other')
+
+
+def test_vae_bf16_autocast(pipe):
+    "autocast='bf16' trains in bfloat16 with float32 weights and a float32 posterior: close to, not equal to, float32; other values are refused."
+    import copy
+    x = imgs(4)
+    with pytest.raises(ValueError, match="autocast='fp16'"): D.train_vae(copy.deepcopy(pipe), x, steps=1, autocast='fp16', progress=False)
+    def run(ac):
+        p = copy.deepcopy(pipe)
+        return p, D.train_vae(p, x, steps=2, batch_size=4, autocast=ac, progress=False)
+    p16, h16 = run('bf16'); p32, h32 = run(None)
+    assert all(q.dtype == torch.float32 for q in p16.vae.parameters())
+    assert h16['loss'] != h32['loss'] and abs(h16['loss'][0] - h32['loss'][0]) < 0.05 * h32['loss'][0]
+    assert math.isfinite(h16['scaling_factor']) and h16['scaling_factor'] > 0
