@@ -216,6 +216,8 @@ def test_zoo_recipe_errors_and_prompts(tmp_path):
     with pytest.raises(ValueError, match='unknown recipe fields'): zoo.train_zoo_model('chest', tmp_path, unet_stpes=3)
     with pytest.raises(ValueError, match='select_every'): zoo.train_zoo_model('chest', tmp_path, unet_steps=3, select_every=5)
     with pytest.raises(ValueError, match='vae_decoder_steps'): zoo.train_zoo_model('chest', tmp_path, vae_decoder_steps=(2000, -1))
+    with pytest.raises(ValueError, match="vae_autocast='fp16'"):  # refused before any data is rendered, also when vae_from skips the VAE stage
+        zoo.train_zoo_model('chest', tmp_path, vae_autocast='fp16', vae_from=D.zoo_dir() / 'chest' / 'vae')
     assert zoo.decoder_rounds(0) == [] and zoo.decoder_rounds((2000, 0, 500)) == [2000, 500] and zoo.decoder_rounds(7) == [7]
     prompts, asked = zoo.adherence_prompts('chest', 16)
     assert len(prompts) == 16 and asked.sum().tolist() == [8, 8, 8]  # balanced over the 8 finding combinations
