@@ -19,8 +19,8 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'ALPHA_FLOOR', 'text_encoder_
            'encode_prompts', 'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput',
            'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
            'resolve_guidance_interval', 'guidance_at', 'unet_eps', 'sample_latents', 'generate', 'Inversion',
-           'ddim_invert', 'as_images_prompts', 'edge_l1', 'check_sample_weights', 'train_vae', 'fit_latent_scale',
-           'min_snr_weight', 'finetune', 'generate_grid']
+           'ddim_invert', 'as_images_prompts', 'edge_l1', 'check_sample_weights', 'check_autocast', 'train_vae',
+           'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -644,6 +644,11 @@ def check_sample_weights(weights, n: int) -> torch.Tensor | None:
         raise ValueError("weights must be finite, non-negative and not all zero")
     return w
 
+def check_autocast(precision: str | None, field: str = 'autocast') -> str | None:
+    "A valid training precision: None (float32) or 'bf16' (bfloat16 autocast); `field` names the argument in the error."
+    if precision not in (None, 'bf16'): raise ValueError(f"{field}={precision!r}: expected None (float32) or 'bf16'")
+    return precision
+
 def _autocast(module: torch.nn.Module, precision: str | None):
     "bfloat16 autocast on the module's device for 'bf16', a no-op context for None."
     import contextlib
@@ -664,7 +669,7 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
               progress: bool = True) -> dict:  # show a progress bar
     "Fit the pipeline's `AutoencoderKL` by L1 reconstruction + a small KL term, then set `vae.config.scaling_factor`."
     check_images(pipe, images)
-    if autocast not in (None, 'bf16'): raise ValueError(f"autocast={autocast!r}: expected None (float32) or 'bf16'")
+    check_autocast(autocast)
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
     if edge_weight < 0: raise ValueError(f"edge_weight={edge_weight}: expected a weight >= 0")
     w = check_sample_weights(weights, len(images))

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np, pandas as pd, torch
 from .phantoms import pick, is_full, data_path
 from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load_pipeline, generate, ddim_invert,
-                             vae_roundtrip, encode_images, fit_signal_leak, check_guidance_interval, resolve_guidance_interval,
+                             vae_roundtrip, encode_images, fit_signal_leak, check_autocast, check_guidance_interval, resolve_guidance_interval,
                              ZOO, zoo_names)
 
 # %% auto #0
@@ -220,7 +220,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     if bad: raise ValueError(f"unknown recipe fields {sorted(bad)}; valid: {sorted(r)}")
     r.update(overrides)
     rounds = decoder_rounds(r['vae_decoder_steps'])  # a bad value fails here, not after the autoencoder trained
-    if r['vae_autocast'] not in (None, 'bf16'): raise ValueError(f"vae_autocast={r['vae_autocast']!r}: expected None (float32) or 'bf16'")
+    check_autocast(r['vae_autocast'], 'vae_autocast')  # also when vae_from skips the VAE stage
     given_vae = vae_for_recipe(r, vae_from) if vae_from is not None else None  # so does a missing or misshapen vae_from
     if r['select_every'] and not 0 < r['select_every'] <= r['unet_steps']:
         raise ValueError(f"select_every={r['select_every']}: expected None or a number of steps in [1, unet_steps={r['unet_steps']}]")
