@@ -69,7 +69,8 @@ def build_unet(latent_size: int = 8,  # latent side (image side / VAE factor)
                cross_attention_dim: int = 384,  # text-embedding width (MiniLM: 384; SD 1.x CLIP: 768)
                layers_per_block: int = 1,  # resnet layers per block
                attention_head_dim: int = 8,  # attention heads
-               attention_levels: Sequence[bool] | None = None):  # per level (finest first): cross-attention there? (None: every level)
+               attention_levels: Sequence[bool] | None = None,  # per level (finest first): cross-attention there? (None: every level)
+               text_time_embedding: bool = False):  # also add an attention-pooled prompt to the timestep embedding (diffusers' addition_embed_type='text')
     "A small `UNet2DConditionModel` with cross-attention to the prompt (at every level unless `attention_levels` says otherwise)."
     from diffusers import UNet2DConditionModel
     n = len(block_out_channels)
@@ -81,7 +82,8 @@ def build_unet(latent_size: int = 8,  # latent side (image side / VAE factor)
     return UNet2DConditionModel(sample_size=latent_size, in_channels=latent_channels, out_channels=latent_channels,
                                 block_out_channels=tuple(block_out_channels), down_block_types=down, up_block_types=up,
                                 layers_per_block=layers_per_block, cross_attention_dim=cross_attention_dim,
-                                attention_head_dim=attention_head_dim, norm_num_groups=16)
+                                attention_head_dim=attention_head_dim, norm_num_groups=16,
+                                addition_embed_type='text' if text_time_embedding else None)
 
 def build_scheduler():
     "DDIM with Stable Diffusion's noise schedule (training uses the same betas, DDPM-style)."
@@ -104,13 +106,15 @@ def build_pipeline(channels: int = 1,  # image channels
                    latent_channels: int = 4,  # latent channels
                    max_length: int = 48,  # prompt tokens
                    seed: int = 0,  # seed of the random initialisation
-                   unet_attention: Sequence[bool] | None = None):  # cross-attention per UNet level (None: every level)
+                   unet_attention: Sequence[bool] | None = None,  # cross-attention per UNet level (None: every level)
+                   unet_text_time: bool = False):  # pooled prompt into the UNet's timestep embedding too (`build_unet(text_time_embedding=)`)
     "An untrained toy Stable Diffusion: small VAE + small UNet + the frozen MiniLM text encoder + DDIM."
     torch.manual_seed(seed)
     vae = build_vae(channels, size, vae_blocks, latent_channels)
     f = 2 ** (len(vae_blocks) - 1)
     te, tok = load_text_encoder(max_length)
-    unet = build_unet(size // f, latent_channels, unet_blocks, te.config.hidden_size, attention_levels=unet_attention)
+    unet = build_unet(size // f, latent_channels, unet_blocks, te.config.hidden_size, attention_levels=unet_attention,
+                      text_time_embedding=unet_text_time)
     for m in (vae, unet): m.eval().requires_grad_(False)  # frozen until trained (train_vae / finetune)
     return assemble_pipeline(vae, unet, build_scheduler(), te, tok)
 

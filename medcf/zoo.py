@@ -24,11 +24,11 @@ __all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'GUIDANCE_GRID', 'LE
 RECIPES = {
     'chest': dict(phantom='ChestPhantom', channels=1, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
                   latent_channels=4, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={}, vae_decoder_steps=0, vae_decoder_lr=5e-4, vae_autocast=None,
-                  unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2400, unet_batch=64,
+                  unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_text_time=False, unet_steps=2400, unet_batch=64,
                   unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=1.5, guidance_interval=None, oversample={}, snr_gamma=None, select_every=400, select_n=256, select_steps=20),
     'skin': dict(phantom='SkinPhantom', channels=3, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
                  latent_channels=8, vae_steps=5000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={'ink': 4}, vae_decoder_steps=(2000, 2000), vae_decoder_lr=5e-4, vae_autocast=None,
-                 unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_steps=2000, unet_batch=64,
+                 unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_text_time=False, unet_steps=2000, unet_batch=64,
                  unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0, guidance_interval=None,
                  oversample={'ink': 4, 'hair': 2, 'ruler': 2, 'bubbles': 2, 'dark_corners': 2}, snr_gamma=None, select_every=None, select_n=256, select_steps=20),
 }  # the recipe of every shipped checkpoint (full scale)
@@ -237,7 +237,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     vae_weights = oversample_weights(attrs, r['vae_oversample'])  # the VAE sees no captions: oversampling only buys rare detail more training
     times['data_s'] = time.time() - t0
     pipe = build_pipeline(r['channels'], r['size'], r['vae_blocks'], r['unet_blocks'], r['latent_channels'], seed=r['data_seed'],
-                          unet_attention=r['unet_attention'])
+                          unet_attention=r['unet_attention'], unet_text_time=r['unet_text_time'])
     vae_dir = work / 'vae'
     if given_vae is not None:  # the caller's autoencoder; written to work/vae so that a resumed run keeps the latents the UNet saw
         if (vae_dir / 'config.json').exists():  # a resume with the same vae_from is fine; another autoencoder would orphan the UNet state there

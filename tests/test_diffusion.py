@@ -272,6 +272,21 @@ def test_unet_attention_levels():
     assert a.shape == (1, 1, 32, 32) and not torch.allclose(a, b)  # same seed, other prompt: the prompt is still read
 
 
+
+def test_unet_text_time(tmp_path):
+    kw = dict(channels=1, size=32, vae_blocks=(8, 16), unet_blocks=(16, 32), unet_attention=(False, True), seed=0)
+    assert D.build_pipeline(**kw).unet.config.addition_embed_type is None  # off by default: the shipped checkpoints' UNet
+    p = D.build_pipeline(**kw, unet_text_time=True)
+    assert p.unet.config.addition_embed_type == 'text'
+    h = D.encode_prompts(p, ['a chest x-ray', 'a skin lesion'])
+    e = p.unet.add_embedding(h)  # the pooled prompt that joins the timestep embedding
+    assert e.shape == (2, p.unet.time_embedding.linear_2.out_features) and not torch.allclose(e[0], e[1])
+    before = p.unet.add_embedding.proj.weight.clone()
+    D.finetune(p, (imgs(4), ['a', 'b', 'c', 'd']), steps=2, batch_size=2, warmup=1, ema_decay=None, progress=False)
+    assert not torch.equal(before, p.unet.add_embedding.proj.weight)  # trained with the rest of the UNet
+    q = D.load_pipeline(D.save_pipeline(p, tmp_path / 'tt'))
+    assert q.unet.config.addition_embed_type == 'text' and D.generate(q, 'a chest x-ray', num_inference_steps=2).shape == (1, 1, 32, 32)
+
 def test_edge_loss_and_weight_check(pipe):
     x = imgs(2)
     assert D.edge_l1(x, x).item() == 0

@@ -1,0 +1,70 @@
+"""Reproduce the chest card's `text_time_trial` (measured 2026-12-03; not a test, not collected by pytest).
+
+    python tests/trial_chest_text_time.py --work /tmp/chest_tt            # full: ~20 min of UNet training + ~2 min of selection + ~6 min of figures on 2 cores
+    python tests/trial_chest_text_time.py --work /tmp/tt --smoke          # the same code, a few steps and 8 images (~30 s)
+
+The shipped chest UNet barely reads the age in its captions: on the card's second real set the age the oracle reads on images
+generated from 'patient aged N' captions hardly moves with N (slope ~0.1 at the recipe's guidance), although MiniLM's token
+states for different ages differ (cosine 0.6-0.8). Age is a global property of the image (bone contrast, aortic knob), and
+the UNet hears the prompt only through cross-attention at its two coarser levels. This trial retrains the recipe's UNet on the
+shipped autoencoder (`vae_from`, snapshot selection included) with `unet_text_time=True`: an attention-pooled prompt is added
+to the timestep embedding, so every ResNet block sees it (diffusers' `addition_embed_type='text'`; SDXL adds a pooled text
+embedding the same way). Then the card's figures at seed 0, the Frechet ratio and read ages at seeds 0-2, and the age slope.
+"""
+import argparse, json, time
+from pathlib import Path
+import numpy as np, torch
+from medcf import zoo
+from medcf.diffusion import load_pipeline, zoo_dir, generate
+from medcf.metrics import oracle_frechet_distance
+
+
+def seed_rows(pipe, n: int, steps: int, w: float) -> list:
+    "Frechet ratio and the ages the oracle reads, generated and real, at seeds 0-2 (the card's sets)."
+    rows = []
+    for s in (0, 1, 2):
+        _, o, a, b, floor = zoo._held_out('chest', pipe, None, n, s)
+        g = zoo._generated(pipe, 'chest', b, steps, w, s)
+        fd = oracle_frechet_distance(o.features, a.images, g)
+        age, real = o.predict(g)['age'], o.predict(a.images)['age']
+        rows.append(dict(seed=s, generated_vs_real=round(fd, 4), real_vs_real_floor=round(floor, 4), ratio=round(fd / floor, 3),
+                         age_read_mean=round(float(age.mean()), 1), age_read_sd=round(float(age.std()), 1), real_age_read_sd=round(float(real.std()), 1)))
+        print(rows[-1], flush=True)
+    return rows
+
+
+def age_slope(pipe, n: int, steps: int, w: float, seed: int = 0) -> float:
+    "Slope of the age the oracle reads on images generated from detailed captions ('... aged N ...') on the captions' N."
+    from medcf.oracles import load_oracle
+    real = zoo.zoo_phantom('chest').sample(n, seed=20_000 + seed)
+    read = load_oracle('chest').predict(generate(pipe, list(real.prompts), steps, w, seed=seed + 1)).age.to_numpy()
+    return float(np.polyfit(real.attrs.age.to_numpy(), read, 1)[0])
+
+
+def main():
+    ap = argparse.ArgumentParser(); ap.add_argument('--work', required=True); ap.add_argument('--smoke', action='store_true')
+    ap.add_argument('--shipped-only', action='store_true', help='only the age slope of the shipped checkpoint')
+    a = ap.parse_args(); work = Path(a.work)
+    torch.set_num_threads(2)
+    ov = dict(n_images=256, unet_steps=4, select_every=2, select_n=8, select_steps=2) if a.smoke else {}
+    n, steps = (8, 2) if a.smoke else (256, 50)
+    w = zoo.RECIPES['chest']['guidance_scale']
+    if a.shipped_only:
+        print('shipped age slope:', {k: round(age_slope(load_pipeline('chest'), n, steps, k), 3) for k in (1.0, w)}); return
+    t = time.time()
+    card = zoo.train_zoo_model('chest', work / 'chest_tt', work_dir=work / 'train', progress=not a.smoke,
+                               vae_from=zoo_dir() / 'chest' / 'vae', unet_text_time=True, **ov)
+    print('trained in', round(time.time() - t, 1), 's:', card['wall_time_s'], '\nselection:', card['snapshot_selection'], flush=True)
+    pipe = load_pipeline(work / 'chest_tt'); assert pipe.unet.config.addition_embed_type == 'text'
+    q = zoo.evaluate_zoo_model('chest', pipe, n=n, num_inference_steps=steps, n_invert=min(64, n))
+    print('card figures at seed 0:', json.dumps({k: q[k] for k in ('prompt_adherence', 'oracle_fd', 'inversion')}), flush=True)
+    q['oracle_fd_seeds'] = seed_rows(pipe, n, steps, w)
+    q['age_slope'] = {str(k): round(age_slope(pipe, n, steps, k), 3) for k in (1.0, w)}
+    print('age slope by guidance scale:', q['age_slope'])
+    out = dict(wall_time_s=card['wall_time_s'], snapshot_selection=card['snapshot_selection'], quality=q)
+    (work / 'text_time_trial.json').write_text(json.dumps(out, indent=1))
+    print('pooled ratio', round(sum(r['generated_vs_real'] for r in q['oracle_fd_seeds']) / sum(r['real_vs_real_floor'] for r in q['oracle_fd_seeds']), 3))
+
+
+if __name__ == '__main__':
+    main()
