@@ -77,6 +77,7 @@ def build_unet(latent_size: int = 8,  # latent side (image side / VAE factor)
     att = [True] * n if attention_levels is None else [bool(a) for a in attention_levels]
     if len(att) != n: raise ValueError(f"attention_levels has {len(att)} entries; expected one per level ({n})")
     if not any(att): raise ValueError("attention_levels: at least one level needs cross-attention, or the prompt is never read")
+    if not isinstance(text_time_embedding, bool): raise TypeError(f"text_time_embedding={text_time_embedding!r}: expected True or False")
     down = tuple('CrossAttnDownBlock2D' if a else 'DownBlock2D' for a in att)
     up = tuple('CrossAttnUpBlock2D' if a else 'UpBlock2D' for a in reversed(att))
     return UNet2DConditionModel(sample_size=latent_size, in_channels=latent_channels, out_channels=latent_channels,

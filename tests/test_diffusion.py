@@ -272,7 +272,6 @@ def test_unet_attention_levels():
     assert a.shape == (1, 1, 32, 32) and not torch.allclose(a, b)  # same seed, other prompt: the prompt is still read
 
 
-
 def test_unet_text_time(tmp_path):
     kw = dict(channels=1, size=32, vae_blocks=(8, 16), unet_blocks=(16, 32), unet_attention=(False, True), seed=0)
     assert D.build_pipeline(**kw).unet.config.addition_embed_type is None  # off by default: the shipped checkpoints' UNet
@@ -286,6 +285,8 @@ def test_unet_text_time(tmp_path):
     assert not torch.equal(before, p.unet.add_embedding.proj.weight)  # trained with the rest of the UNet
     q = D.load_pipeline(D.save_pipeline(p, tmp_path / 'tt'))
     assert q.unet.config.addition_embed_type == 'text' and D.generate(q, 'a chest x-ray', num_inference_steps=2).shape == (1, 1, 32, 32)
+    with pytest.raises(TypeError, match='True or False'): D.build_unet(8, 4, (16, 32), text_time_embedding='yes')
+
 
 def test_edge_loss_and_weight_check(pipe):
     x = imgs(2)
