@@ -16,21 +16,7 @@ from pathlib import Path
 import numpy as np, torch
 from medcf import zoo
 from medcf.diffusion import load_pipeline, zoo_dir, generate
-from medcf.metrics import oracle_frechet_distance
-
-
-def seed_rows(pipe, n: int, steps: int, w: float) -> list:
-    "Frechet ratio and the ages the oracle reads, generated and real, at seeds 0-2 (the card's sets)."
-    rows = []
-    for s in (0, 1, 2):
-        _, o, a, b, floor = zoo._held_out('chest', pipe, None, n, s)
-        g = zoo._generated(pipe, 'chest', b, steps, w, s)
-        fd = oracle_frechet_distance(o.features, a.images, g)
-        age, real = o.predict(g)['age'], o.predict(a.images)['age']
-        rows.append(dict(seed=s, generated_vs_real=round(fd, 4), real_vs_real_floor=round(floor, 4), ratio=round(fd / floor, 3),
-                         age_read_mean=round(float(age.mean()), 1), age_read_sd=round(float(age.std()), 1), real_age_read_sd=round(float(real.std()), 1)))
-        print(rows[-1], flush=True)
-    return rows
+from trial_chest_ztsnr import seed_rows  # the same per-seed Frechet and age rows (this folder is on sys.path when run as a script)
 
 
 def age_slope(pipe, n: int, steps: int, w: float, seed: int = 0) -> float:
