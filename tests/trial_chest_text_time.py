@@ -2,6 +2,7 @@
 
     python tests/trial_chest_text_time.py --work /tmp/chest_tt            # full: ~20 min of UNet training + ~2 min of selection + ~6 min of figures on 2 cores
     python tests/trial_chest_text_time.py --work /tmp/tt --smoke          # the same code, a few steps and 8 images (~30 s)
+    python tests/trial_chest_text_time.py --work /tmp/tt4800 --unet-steps 4800   # the card's text_time_trial.longer (~41 min of UNet training)
 
 The shipped chest UNet barely reads the age in its captions: on the card's second real set the age the oracle reads on images
 generated from 'patient aged N' captions hardly moves with N (slope ~0.1 at the recipe's guidance), although MiniLM's token
@@ -30,25 +31,28 @@ def age_slope(pipe, n: int, steps: int, w: float, seed: int = 0) -> float:
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--work', required=True); ap.add_argument('--smoke', action='store_true')
     ap.add_argument('--shipped-only', action='store_true', help='only the age slope of the shipped checkpoint')
+    ap.add_argument('--unet-steps', type=int, default=None, help="UNet steps (default: the recipe's); snapshot selection as the recipe")
     a = ap.parse_args(); work = Path(a.work)
     torch.set_num_threads(2)
     ov = dict(n_images=256, unet_steps=4, select_every=2, select_n=8, select_steps=2) if a.smoke else {}
+    if a.unet_steps is not None: ov['unet_steps'] = a.unet_steps
+    tag = '' if a.unet_steps is None else f'_{a.unet_steps}'
     n, steps = (8, 2) if a.smoke else (256, 50)
     w = zoo.RECIPES['chest']['guidance_scale']
     if a.shipped_only:
         print('shipped age slope:', {k: round(age_slope(load_pipeline('chest'), n, steps, k), 3) for k in (1.0, w)}); return
     t = time.time()
-    card = zoo.train_zoo_model('chest', work / 'chest_tt', work_dir=work / 'train', progress=not a.smoke,
+    card = zoo.train_zoo_model('chest', work / f'chest_tt{tag}', work_dir=work / f'train{tag}', progress=not a.smoke,
                                vae_from=zoo_dir() / 'chest' / 'vae', unet_text_time=True, **ov)
     print('trained in', round(time.time() - t, 1), 's:', card['wall_time_s'], '\nselection:', card['snapshot_selection'], flush=True)
-    pipe = load_pipeline(work / 'chest_tt'); assert pipe.unet.config.addition_embed_type == 'text'
+    pipe = load_pipeline(work / f'chest_tt{tag}'); assert pipe.unet.config.addition_embed_type == 'text'
     q = zoo.evaluate_zoo_model('chest', pipe, n=n, num_inference_steps=steps, n_invert=min(64, n))
     print('card figures at seed 0:', json.dumps({k: q[k] for k in ('prompt_adherence', 'oracle_fd', 'inversion')}), flush=True)
     q['oracle_fd_seeds'] = seed_rows(pipe, n, steps, w)
     q['age_slope'] = {str(k): round(age_slope(pipe, n, steps, k), 3) for k in (1.0, w)}
     print('age slope by guidance scale:', q['age_slope'])
     out = dict(wall_time_s=card['wall_time_s'], snapshot_selection=card['snapshot_selection'], quality=q)
-    (work / 'text_time_trial.json').write_text(json.dumps(out, indent=1))
+    (work / f'text_time_trial{tag}.json').write_text(json.dumps(out, indent=1))
     print('pooled ratio', round(sum(r['generated_vs_real'] for r in q['oracle_fd_seeds']) / sum(r['real_vs_real_floor'] for r in q['oracle_fd_seeds']), 3))
 
 
