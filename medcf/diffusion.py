@@ -748,6 +748,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
              warmup: int = 100,  # warm-up steps
              weights: Sequence[float] | torch.Tensor | None = None,  # per-example sampling weights (None: uniform), e.g. to train rare captions more often
              snr_gamma: float | None = None,  # Min-SNR-gamma loss weighting (arXiv:2303.09556; 5 is the paper's); None: plain MSE
+             autocast: str | None = None,  # 'bf16': the UNet's forward and backward under bfloat16 autocast (weights, optimiser, EMA and loss stay float32); None: float32 throughout
              seed: int = 0,  # batches, timesteps, noise, dropout
              ckpt_dir: str | Path | None = None,  # save resumable state here every `ckpt_every` steps
              ckpt_every: int = 500,  # steps between checkpoints
@@ -763,6 +764,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     if snapshot_every is not None and not (isinstance(snapshot_every, int) and snapshot_every > 0):
         raise ValueError(f"snapshot_every={snapshot_every!r}: expected None or a positive number of steps")
     if snr_gamma is not None and not snr_gamma > 0: raise ValueError(f"snr_gamma={snr_gamma}: expected None or a positive number (5 is usual)")
+    check_autocast(autocast)
     unet, dev = pipe.unet, _device(pipe)
     mu, sd = _posterior(pipe, images)
     uniq = sorted(set(prompts)); pix = torch.tensor([uniq.index(p) for p in prompts])
@@ -795,7 +797,8 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
         a = acp[t].view(-1, 1, 1, 1).to(z)
         x_t = a.sqrt() * z + (1 - a).sqrt() * noise
         target = {'epsilon': noise, 'v_prediction': a.sqrt() * noise - (1 - a).sqrt() * z, 'sample': z}[pt]
-        err = (unet(x_t, t, encoder_hidden_states=c).sample - target).pow(2).mean((1, 2, 3))
+        with _autocast(unet, autocast): pred = unet(x_t, t, encoder_hidden_states=c).sample
+        err = (pred.float() - target).pow(2).mean((1, 2, 3))
         loss = (err * min_snr_weight(a.flatten(), snr_gamma, pt)).mean() if snr_gamma else err.mean()
         opt.zero_grad(set_to_none=True); loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0); opt.step()

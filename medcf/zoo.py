@@ -24,11 +24,11 @@ __all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'GUIDANCE_GRID', 'LE
 RECIPES = {
     'chest': dict(phantom='ChestPhantom', channels=1, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
                   latent_channels=4, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={}, vae_decoder_steps=0, vae_decoder_lr=5e-4, vae_autocast=None,
-                  unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_text_time=False, unet_steps=2400, unet_batch=64,
+                  unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_text_time=False, unet_steps=2400, unet_batch=64, unet_autocast=None,
                   unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=1.5, guidance_interval=None, oversample={}, snr_gamma=None, select_every=400, select_n=256, select_steps=20),
     'skin': dict(phantom='SkinPhantom', channels=3, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
                  latent_channels=8, vae_steps=5000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={'ink': 4}, vae_decoder_steps=(2000, 2000), vae_decoder_lr=5e-4, vae_autocast=None,
-                 unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_text_time=False, unet_steps=2000, unet_batch=64,
+                 unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_text_time=False, unet_steps=2000, unet_batch=64, unet_autocast=None,
                  unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0, guidance_interval=None,
                  oversample={'ink': 4, 'hair': 2, 'ruler': 2, 'bubbles': 2, 'dark_corners': 2}, snr_gamma=None, select_every=None, select_n=256, select_steps=20),
 }  # the recipe of every shipped checkpoint (full scale)
@@ -221,6 +221,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     r.update(overrides)
     rounds = decoder_rounds(r['vae_decoder_steps'])  # a bad value fails here, not after the autoencoder trained
     check_autocast(r['vae_autocast'], 'vae_autocast')  # also when vae_from skips the VAE stage
+    check_autocast(r['unet_autocast'], 'unet_autocast')  # before any data is rendered
     given_vae = vae_for_recipe(r, vae_from) if vae_from is not None else None  # so does a missing or misshapen vae_from
     if r['select_every'] and not 0 < r['select_every'] <= r['unet_steps']:
         raise ValueError(f"select_every={r['select_every']}: expected None or a number of steps in [1, unet_steps={r['unet_steps']}]")
@@ -266,7 +267,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     t1 = time.time()
     uh = finetune(pipe, (images, captions), r['unet_steps'], r['unet_batch'], r['unet_lr'], r['cond_drop'],
                   r['ema_decay'], seed=r['data_seed'], ckpt_dir=work, ckpt_every=250, progress=progress, weights=weights,
-                  snr_gamma=r['snr_gamma'], snapshot_every=r['select_every'])
+                  snr_gamma=r['snr_gamma'], snapshot_every=r['select_every'], autocast=r['unet_autocast'])
     times['unet_s'] = time.time() - t1
     selection = None
     if r['select_every']:  # keep the EMA snapshot with the lowest oracle-feature FD on validation sets (not the card's held-out ones)

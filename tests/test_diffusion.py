@@ -210,6 +210,22 @@ def test_generate_grid_bad_input():
     with pytest.raises(ValueError, match='chest, skin'): D.generate_grid('lungs', 'x', n=2)
 
 
+def test_unet_bf16_autocast(pipe):
+    "finetune(autocast='bf16') runs the UNet in bfloat16 with float32 weights, optimiser and loss: close to, not equal to, float32; other values are refused."
+    import copy
+    x, caps = imgs(4), ['a', 'b', 'a', 'b']
+    with pytest.raises(ValueError, match="autocast='fp16'"): D.finetune(copy.deepcopy(pipe), (x, caps), steps=1, autocast='fp16', progress=False)
+    def run(ac):
+        p = copy.deepcopy(pipe)
+        return p, D.finetune(p, (x, caps), steps=2, batch_size=4, ema_decay=None, autocast=ac, progress=False)
+    p16, h16 = run('bf16'); p32, h32 = run(None)
+    assert all(q.dtype == torch.float32 for q in p16.unet.parameters())
+    assert h16['loss'] != h32['loss'] and abs(h16['loss'][0] - h32['loss'][0]) < 0.05 * h32['loss'][0]
+    w16, w32 = torch.cat([q.flatten() for q in p16.unet.parameters()]), torch.cat([q.flatten() for q in p32.unet.parameters()])
+    w0 = torch.cat([q.flatten() for q in pipe.unet.parameters()])
+    assert not torch.equal(w16, w32) and (w16 - w32).norm() < 0.5 * (w32 - w0).norm()  # both trained, nearly the same way
+
+
 def test_zoo_recipe_errors_and_prompts(tmp_path):
     from medcf import zoo
     with pytest.raises(ValueError, match='known: chest, skin'): zoo.train_zoo_model('brain', tmp_path)
@@ -218,6 +234,9 @@ def test_zoo_recipe_errors_and_prompts(tmp_path):
     with pytest.raises(ValueError, match='vae_decoder_steps'): zoo.train_zoo_model('chest', tmp_path, vae_decoder_steps=(2000, -1))
     with pytest.raises(ValueError, match="vae_autocast='fp16'"):  # refused before any data is rendered, also when vae_from skips the VAE stage
         zoo.train_zoo_model('chest', tmp_path, vae_autocast='fp16', vae_from=D.zoo_dir() / 'chest' / 'vae')
+    with pytest.raises(ValueError, match="unet_autocast='float16'"):  # refused before any data is rendered
+        zoo.train_zoo_model('chest', tmp_path, unet_autocast='float16')
+    assert not list(tmp_path.iterdir())
     assert zoo.decoder_rounds(0) == [] and zoo.decoder_rounds((2000, 0, 500)) == [2000, 500] and zoo.decoder_rounds(7) == [7]
     prompts, asked = zoo.adherence_prompts('chest', 16)
     assert len(prompts) == 16 and asked.sum().tolist() == [8, 8, 8]  # balanced over the 8 finding combinations
