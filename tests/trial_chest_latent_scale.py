@@ -1,4 +1,4 @@
-"""Reproduce the chest card's `latent_scale_trial` and `gaussian_leak_trial` (measured 2026-12-03; not a test, not collected by pytest).
+"""Reproduce the previous chest card's (data_samples/models/history/chest_v1) `latent_scale_trial` and `gaussian_leak_trial` (measured 2026-12-03; not a test, not collected by pytest).
 
     python tests/trial_chest_latent_scale.py --work /tmp/chest_sf            # full: ~37 min of UNet training + ~20 min of figures on 2 cores
     python tests/trial_chest_latent_scale.py --work /tmp/sf --smoke           # the same code, a few steps and 16 images (~30 s)
@@ -13,23 +13,25 @@
    same as its card figures), gaussian_leak_trial.shipped_mean = shipped 'refit_mean', shipped_gaussian and latent_scale_gaussian =
    'gaussian'.
 """
-import argparse, json, shutil, time
+import argparse, json, shutil, sys, time
 from pathlib import Path
 import torch
 from medcf import zoo
 from medcf.diffusion import load_pipeline, encode_images, initial_latents, ddim_scheduler, generate, zoo_dir, _alpha
 from medcf.oracles import load_oracle
 from medcf.metrics import oracle_frechet_distance
+sys.path.insert(0, str(Path(__file__).parent))
+from trial_chest_ztsnr import PREVIOUS, previous_recipe  # the checkpoint these trials were measured on, and its recipe
 
 
 def rescaled_vae(work: Path, n: int) -> tuple:
     "Write work/vae_rescaled: the shipped chest autoencoder with the per-image-variance scaling factor; returns (factor, folder)."
-    pipe = load_pipeline('chest')
+    pipe = load_pipeline(PREVIOUS)
     z = encode_images(pipe, zoo.zoo_phantom('chest', 0).sample(n, seed=0).images, sample=True, generator=torch.Generator().manual_seed(0))
     sf = pipe.vae.config.scaling_factor / float(z.std(0).pow(2).mean().sqrt())
     folder = work / 'vae_rescaled'
     if folder.exists(): shutil.rmtree(folder)
-    shutil.copytree(zoo_dir() / 'chest' / 'vae', folder)
+    shutil.copytree(PREVIOUS / 'vae', folder)
     cfg = json.loads((folder / 'config.json').read_text()); cfg['scaling_factor'] = sf
     (folder / 'config.json').write_text(json.dumps(cfg, indent=2))
     return sf, folder
@@ -67,14 +69,14 @@ if __name__ == '__main__':
     torch.set_num_threads(a.threads)
     work = Path(a.work); work.mkdir(parents=True, exist_ok=True)
     n, n_fit, steps = (16, 64, 5) if a.smoke else (256, 4096, 50)
-    over = dict(unet_steps=4, select_every=2, select_n=16, select_steps=3, n_images=256) if a.smoke else {}
+    over = dict(previous_recipe(), **(dict(unet_steps=4, select_every=2, select_n=16, select_steps=3, n_images=256) if a.smoke else {}))
     sf, vae_folder = rescaled_vae(work, n_fit)
     print('scaling factor', sf, flush=True)
     t = time.time()
     card = zoo.train_zoo_model('chest', work / 'checkpoint', work_dir=work, progress=False, vae_from=vae_folder, **over)
     print('trained', json.dumps(dict(wall=card['wall_time_s'], selection=card['snapshot_selection'])), f'({time.time() - t:.0f} s)', flush=True)
-    oracle, w = load_oracle('chest'), zoo._recipe('chest')['guidance_scale']
+    oracle, w = load_oracle('chest'), over['guidance_scale']
     pipe = load_pipeline(work / 'checkpoint')
-    if not a.smoke: print('card figures, seed 0:', json.dumps(zoo.evaluate_zoo_model('chest', pipe, oracle, seed=0)), flush=True)
-    for name, p in (('rescaled', pipe), ('shipped', load_pipeline('chest'))):
+    if not a.smoke: print('card figures, seed 0:', json.dumps(zoo.evaluate_zoo_model('chest', pipe, oracle, seed=0, guidance_scale=w)), flush=True)
+    for name, p in (('rescaled', pipe), ('shipped', load_pipeline(PREVIOUS))):  # 'shipped' when the trial ran: the previous checkpoint
         print(name, json.dumps(leak_rows(p, oracle, n, n_fit, steps, w)), flush=True)

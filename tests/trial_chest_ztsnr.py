@@ -1,9 +1,9 @@
-"""Reproduce the chest card's `ztsnr_vpred_trial` (measured 2026-12-03; not a test, not collected by pytest).
+"""Reproduce the previous chest card's (data_samples/models/history/chest_v1) `ztsnr_vpred_trial` (measured 2026-12-03; not a test, not collected by pytest).
 
     python tests/trial_chest_ztsnr.py --work /tmp/chest_ztsnr            # full: ~20 min of UNet training + ~2 min of selection + ~5 min of figures on 2 cores
     python tests/trial_chest_ztsnr.py --work /tmp/zt --smoke             # the same code, a few steps and 8 images (~30 s)
 
-The chest recipe's UNet retrained on the shipped autoencoder (`train_zoo_model(..., vae_from=...)`, snapshot selection included)
+The previous chest recipe's UNet retrained on the previous checkpoint's autoencoder (`PREVIOUS`, data_samples/models/history/chest_v1) (`train_zoo_model(..., vae_from=...)`, snapshot selection included)
 with the scheduler of Lin et al. (arXiv:2305.08891) instead of Stable Diffusion's: betas rescaled to zero terminal SNR,
 v-prediction, trailing timestep spacing, so the last training timestep carries no signal and there is no leak to put back
 (`add_signal_leak` adds ~0 there). Then the card's figures at seed 0 (`evaluate_zoo_model`) and, at seeds 0-2, the Frechet ratio
@@ -13,8 +13,16 @@ import argparse, json, time
 from pathlib import Path
 import torch
 from medcf import zoo
-from medcf.diffusion import load_pipeline, zoo_dir
+from medcf.diffusion import load_pipeline, zoo_dir, CARD
 from medcf.metrics import oracle_frechet_distance
+
+PREVIOUS = zoo_dir() / 'history' / 'chest_v1'  # the chest checkpoint the card trials were measured on (shipped until 2026-12-04)
+
+
+def previous_recipe() -> dict:
+    "The recipe fields the previous chest checkpoint was made with and the current recipe changed, as train_zoo_model overrides."
+    r = json.loads((PREVIOUS / CARD).read_text())['recipe']
+    return dict(unet_text_time=r.get('unet_text_time', False), unet_steps=r['unet_steps'], guidance_scale=r['guidance_scale'])
 
 
 def ztsnr_build_pipeline(build):
@@ -51,12 +59,12 @@ def main():
     zoo.build_pipeline = ztsnr_build_pipeline(zoo.build_pipeline)  # train_zoo_model builds its pipeline through this name
     t = time.time()
     card = zoo.train_zoo_model('chest', work / 'chest_ztsnr', work_dir=work / 'train', progress=not a.smoke,
-                               vae_from=zoo_dir() / 'chest' / 'vae', **ov)
+                               vae_from=PREVIOUS / 'vae', **{**previous_recipe(), **ov})
     print('trained in', round(time.time() - t, 1), 's:', card['wall_time_s'], '\nselection:', card['snapshot_selection'], flush=True)
     pipe = load_pipeline(work / 'chest_ztsnr')
     print('scheduler:', {k: pipe.scheduler.config[k] for k in ('prediction_type', 'rescale_betas_zero_snr', 'timestep_spacing')})
-    w = zoo.RECIPES['chest']['guidance_scale']
-    q = zoo.evaluate_zoo_model('chest', pipe, n=n, num_inference_steps=steps, n_invert=min(64, n))
+    w = previous_recipe()['guidance_scale']
+    q = zoo.evaluate_zoo_model('chest', pipe, n=n, num_inference_steps=steps, n_invert=min(64, n), guidance_scale=w)
     print('card figures at seed 0:', json.dumps({k: q[k] for k in ('prompt_adherence', 'oracle_fd', 'inversion')}), flush=True)
     rows = seed_rows(pipe, n, steps, w)
     print('over the seeds:', round(sum(r['generated_vs_real'] for r in rows) / sum(r['real_vs_real_floor'] for r in rows), 3))
