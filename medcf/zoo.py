@@ -24,8 +24,8 @@ __all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'GUIDANCE_GRID', 'LE
 RECIPES = {
     'chest': dict(phantom='ChestPhantom', channels=1, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
                   latent_channels=4, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={}, vae_decoder_steps=0, vae_decoder_lr=5e-4, vae_autocast=None,
-                  unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_text_time=False, unet_steps=2400, unet_batch=64, unet_autocast=None,
-                  unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=1.5, guidance_interval=None, oversample={}, snr_gamma=None, select_every=400, select_n=256, select_steps=20),
+                  unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_text_time=True, unet_steps=4000, unet_batch=64, unet_autocast=None,
+                  unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0, guidance_interval=(0, 600), oversample={}, snr_gamma=None, select_every=400, select_n=256, select_steps=20),
     'skin': dict(phantom='SkinPhantom', channels=3, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
                  latent_channels=8, vae_steps=5000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={'ink': 4}, vae_decoder_steps=(2000, 2000), vae_decoder_lr=5e-4, vae_autocast=None,
                  unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_text_time=False, unet_steps=2000, unet_batch=64, unet_autocast=None,
@@ -414,18 +414,21 @@ def attribute_mix_fd(name: str,  # 'chest' or 'skin'
                      num_inference_steps: int = 50,  # DDIM steps
                      seed: int = 0,  # the card's seed: its two real sets, its generated set
                      draws: int = 5,  # pool draws averaged per figure
-                     width: float = 5.0) -> dict:  # bin width of the resampling
+                     width: float = 5.0,  # bin width of the resampling
+                     guidance_scale: float | None = None,  # default: the recipe's
+                     guidance_interval: tuple | None | str = 'recipe') -> dict:  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
     "FD / floor of the card's generated set, of random real draws from a pool, and of real draws resampled to the generated set's `attribute`; `share`: how much of the generated excess the resampled draws reproduce."
     from medcf.metrics import frechet_distance
     from medcf.oracles import load_oracle
     r, oracle = _recipe(name), oracle if oracle is not None else load_oracle(name)
+    w, gi = r['guidance_scale'] if guidance_scale is None else guidance_scale, recipe_interval(name, guidance_interval)
     spec = {s.name: s.kind for s in oracle.specs}
     if spec.get(attribute) != 'continuous':  # checked before any image is drawn
         raise ValueError(f"attribute={attribute!r}: expected a continuous attribute the oracle reads; it reads {spec}")
     if not 2 <= n <= pool_n: raise ValueError(f"n={n}, pool_n={pool_n}: expected 2 <= n <= pool_n (random draws of n from the pool)")
     if not (isinstance(draws, (int, np.integer)) and draws >= 1): raise ValueError(f"draws={draws!r}: expected a positive integer (pool draws averaged per figure)")
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, seed)  # the card's sets and floor
-    gen = _generated(pipe, name, real_b, num_inference_steps, r['guidance_scale'], seed, recipe_interval(name))
+    gen = _generated(pipe, name, real_b, num_inference_steps, w, seed, gi)
     pool = zoo_phantom(name, 0).sample(pool_n, seed=50_000 + seed)  # seeds no other figure uses
     f_a, f_g, f_p = (oracle.features(x).numpy().astype(np.float64) for x in (real_a.images, gen, pool.images))
     read_p, read_g = oracle.predict(pool.images)[attribute].to_numpy(), oracle.predict(gen)[attribute].to_numpy()
