@@ -338,7 +338,8 @@ def _alpha(s, t: int) -> torch.Tensor:
 def split_prediction(model_output: torch.Tensor, x_t: torch.Tensor, alpha_t: torch.Tensor,
                      prediction_type: str = 'epsilon') -> tuple:
     "(noise prediction, predicted clean latent) from a UNet output of any of diffusers' prediction types."
-    a = alpha_t.to(x_t.dtype)
+    # in float32 whatever the latents' dtype: in bfloat16 an alpha-bar near 1 rounds to 1 and 1 - a to 0
+    a, dt, x_t, model_output = alpha_t.float(), x_t.dtype, x_t.float(), model_output.float()
     if prediction_type == 'epsilon':
         eps = model_output; x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
     elif prediction_type == 'v_prediction':
@@ -346,7 +347,7 @@ def split_prediction(model_output: torch.Tensor, x_t: torch.Tensor, alpha_t: tor
     elif prediction_type == 'sample':
         x0 = model_output; eps = (x_t - a.sqrt() * x0) / (1 - a).sqrt()
     else: raise ValueError(f"unknown prediction_type {prediction_type!r}; expected 'epsilon', 'v_prediction' or 'sample'")
-    return eps, x0
+    return eps.to(dt), x0.to(dt)
 
 def ddim_step(x_t: torch.Tensor,  # current latent
               eps: torch.Tensor,  # noise prediction at (x_t, t)
@@ -358,21 +359,25 @@ def ddim_step(x_t: torch.Tensor,  # current latent
               generator: torch.Generator | None = None,  # seeds the drawn noise when eta > 0 and `noise` is None
               ) -> tuple:
     "One DDIM update (arXiv:2010.02502 eq. 12): returns (x_prev, predicted x0, log-probability of x_prev per sample)."
-    a, ap = alpha_t.to(x_t.dtype), alpha_prev.to(x_t.dtype)
+    # The update runs in float32 whatever the latents' dtype: in bfloat16 an alpha-bar near 1 (the last steps) rounds to 1,
+    # and (1 - ap) / (1 - a) became 0 / 0, a NaN that even eta = 0 carried into every image.
+    dt, x_t, eps = x_t.dtype, x_t.float(), eps.float()
+    a, ap = alpha_t.float(), alpha_prev.float()
     x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
     var = (1 - ap) / (1 - a) * (1 - a / ap)
     std = eta * var.clamp(min=0).sqrt()
     mean = ap.sqrt() * x0 + (1 - ap - std ** 2).clamp(min=0).sqrt() * eps
     if prev_sample is None and eta > 0 and noise is None:
         if generator is None: raise ValueError("eta > 0 needs the step's noise: pass noise= (standard normal, shaped like x_t) or a seeded generator=")
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=generator.device).to(mean.device)
+        noise = torch.randn(mean.shape, generator=generator, dtype=dt, device=generator.device).to(mean.device)
     if prev_sample is None:
-        prev_sample = mean if eta == 0 else mean + std * noise
+        prev_sample = mean if eta == 0 else mean + std * noise.float()
+    prev_sample = prev_sample.to(dt).float()  # the sample as returned, so that its log-probability scores the same value later (DDPO)
     if eta > 0:  # Gaussian log-density, averaged over latent dimensions as in DDPO (arXiv:2305.13301)
         lp = -((prev_sample.detach() - mean) ** 2) / (2 * std ** 2) - torch.log(std) - 0.5 * math.log(2 * math.pi)
         log_prob = lp.mean(dim=tuple(range(1, lp.ndim)))
     else: log_prob = None
-    return prev_sample, x0, log_prob
+    return prev_sample.to(dt), x0.to(dt), log_prob
 
 # %% ../nbs/02_diffusion.ipynb #94fa9001
 @dataclass

@@ -89,6 +89,28 @@ def test_ddim_step_logprob():
     assert lp0 is None and torch.allclose(prev0, ap.sqrt() * x0 + (1 - ap).sqrt() * eps, atol=1e-6)
 
 
+
+def test_ddim_step_low_precision():
+    "bfloat16 / float16 latents: the update runs in float32, so an alpha-bar that rounds to 1 (the last steps) gives no NaN."
+    g = torch.Generator().manual_seed(0)
+    x, eps, noise = torch.randn(2, 4, 2, 2, generator=g), torch.randn(2, 4, 2, 2, generator=g), torch.randn(2, 4, 2, 2, generator=g)
+    a, ap = torch.tensor(0.9983), torch.tensor(1.0)  # SD's alpha-bar at t = 1, then the clean end: 0.9983 is 1.0 in bfloat16
+    ref = D.ddim_step(x, eps, a, ap)
+    for dt in (torch.bfloat16, torch.float16):
+        prev, x0, _ = D.ddim_step(x.to(dt), eps.to(dt), a, ap)
+        assert prev.dtype == x0.dtype == dt and torch.isfinite(prev).all() and torch.isfinite(x0).all()
+        assert torch.allclose(prev.float(), ref[0], atol=0.05) and torch.allclose(x0.float(), ref[1], atol=0.05)
+        prev, _, lp = D.ddim_step(x.to(dt), eps.to(dt), torch.tensor(0.5), torch.tensor(0.7), eta=1.0, noise=noise)
+        again = D.ddim_step(x.to(dt), eps.to(dt), torch.tensor(0.5), torch.tensor(0.7), eta=1.0, prev_sample=prev)[2]
+        assert lp.dtype == torch.float32 and torch.equal(lp, again)  # the returned sample scores as it was scored (DDPO ratios start at 1)
+
+
+def test_generate_bf16_pipeline_is_finite():
+    "A pipeline loaded in bfloat16 samples finite images (it gave NaN images when the DDIM update ran in bfloat16)."
+    pipe = D.load_pipeline('chest', dtype=torch.bfloat16)
+    x = D.generate(pipe, ['Chest X-ray showing Pleural Effusion'] * 2, num_inference_steps=4, guidance_scale=3.0, seed=0)
+    assert x.dtype == torch.bfloat16 and torch.isfinite(x).all() and x.abs().max() <= 1
+
 def test_ddim_step_noise_is_seeded():
     "eta > 0 takes its noise from `noise` or a seeded `generator`, never from the global RNG."
     g = torch.Generator().manual_seed(0)
