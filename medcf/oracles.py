@@ -167,7 +167,8 @@ class AttributeOracle:
 
     def __repr__(self): return f"AttributeOracle({self.card.get('phantom', '?')}, {self.size}px, reads {self.names})"
 
-    def _prep(self, images): return resize_images(check_images(images, self.channels), self.size)
+    def _prep(self, images):  # checked, resized, on the oracle's device (generated images may come from a GPU pipeline)
+        return resize_images(check_images(images, self.channels), self.size).to(next(self.net.parameters()).device)
 
     def _batched(self, fn, images, batch_size, grad):
         x = self._prep(images)
@@ -194,6 +195,7 @@ class AttributeOracle:
         "Binary: P(value = 1) in column `name`; categorical: one column `name=value` per class; continuous: the estimate."
         cols = {}
         for s, (name, z) in zip(self.specs, self.logits(images, batch_size).items()):
+            z = z.cpu()
             if s.kind == 'binary': cols[name] = torch.sigmoid(z).numpy()
             elif s.kind == 'categorical':
                 p = torch.softmax(z, 1).numpy()
@@ -205,6 +207,7 @@ class AttributeOracle:
         "The attribute values the oracle reads, one column per attribute (same names and value types as `attrs`)."
         cols = {}
         for s, (name, z) in zip(self.specs, self.logits(images, batch_size).items()):
+            z = z.cpu()
             if s.kind == 'binary': cols[name] = (z > 0).long().numpy()
             elif s.kind == 'categorical': cols[name] = np.array(s.values, dtype=object)[z.argmax(1).numpy()]
             else: cols[name] = (z.clamp(0, 1) * (s.range[1] - s.range[0]) + s.range[0]).numpy()

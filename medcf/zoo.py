@@ -430,7 +430,7 @@ def attribute_mix_fd(name: str,  # 'chest' or 'skin'
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, seed)  # the card's sets and floor
     gen = _generated(pipe, name, real_b, num_inference_steps, w, seed, gi)
     pool = zoo_phantom(name, 0).sample(pool_n, seed=50_000 + seed)  # seeds no other figure uses
-    f_a, f_g, f_p = (oracle.features(x).numpy().astype(np.float64) for x in (real_a.images, gen, pool.images))
+    f_a, f_g, f_p = (oracle.features(x).cpu().numpy().astype(np.float64) for x in (real_a.images, gen, pool.images))
     read_p, read_g = oracle.predict(pool.images)[attribute].to_numpy(), oracle.predict(gen)[attribute].to_numpy()
     rng = np.random.default_rng(seed)
     out = dict(floor=floor, generated=frechet_distance(f_a, f_g) / floor,

@@ -1,0 +1,119 @@
+"""Check medcf's diffusion paths on a GPU (not a test: pytest does not collect it; CI has no GPU).
+
+    python tests/gpu_check.py --out /tmp/gpu_check            # on a machine with CUDA
+    python tests/gpu_check.py --out /tmp/cpu_check --device cpu --small   # a rehearsal of the same code on the CPU
+
+On the device it runs what a user of the course runs there: `load_pipeline('chest', device=..., dtype=...)` in float32,
+bfloat16 and float16; `generate` (guidance at every step and in an interval, the signal leak, eta > 0 with log-probabilities,
+gradients through the sampler); `ddim_invert` with its exact-reconstruction check; `finetune` (EMA, resume, bfloat16
+autocast); `train_vae`; the oracle reading GPU images. Each figure is compared with the same call on the CPU where the two
+should agree. It prints one JSON record per check and writes them to OUT/gpu_check.json; any failed check exits non-zero.
+"""
+import argparse, json, sys, tempfile, time
+from pathlib import Path
+import numpy as np, torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from medcf.diffusion import load_pipeline, generate, ddim_invert, finetune, train_vae, encode_prompts, sample_latents
+from medcf.oracles import load_oracle
+from medcf.zoo import zoo_phantom, prompt_adherence
+
+PROMPTS = ['Chest X-ray showing Pleural Effusion', 'Normal chest X-ray with no significant findings',
+           'Chest X-ray showing Cardiomegaly, Support Devices', 'chest x-ray, PA view, female patient aged 34, no finding']
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--out', required=True)
+    ap.add_argument('--device', default='cuda')
+    ap.add_argument('--small', action='store_true', help='fewer images and steps (the CPU rehearsal)')
+    a = ap.parse_args()
+    out, dev, records, failed = Path(a.out), a.device, [], []
+    out.mkdir(parents=True, exist_ok=True)
+    n, steps = (4, 4) if a.small else (64, 50)
+
+    def record(name: str, ok: bool, **figures):
+        r = dict(check=name, ok=bool(ok), **figures); records.append(r); print(json.dumps(r, default=str), flush=True)
+        if not ok: failed.append(name)
+        (out / 'gpu_check.json').write_text(json.dumps(dict(env=env, records=records), indent=1, default=str))
+
+    env = dict(torch=torch.__version__, device=dev, gpu=torch.cuda.get_device_name(0) if dev.startswith('cuda') else None)
+    print(json.dumps(env), flush=True)
+    prompts = (PROMPTS * n)[:n]
+
+    # 1. the same seeds on the CPU and on the device, float32: the images agree up to kernel rounding
+    cpu = load_pipeline('chest')
+    ref = generate(cpu, prompts, steps, 3.0, seed=0, guidance_interval=(0, 600))
+    pipes = {dt: load_pipeline('chest', device=dev, dtype=getattr(torch, dt)) for dt in ('float32', 'bfloat16', 'float16')}
+    for dt, p in pipes.items():
+        t = time.time(); x = generate(p, prompts, steps, 3.0, seed=0, guidance_interval=(0, 600)); s = time.time() - t
+        d = (x.float().cpu() - ref).abs()
+        tol = 0.05 if dt == 'float32' else 0.5
+        record(f'generate {dt} vs CPU float32', x.device.type == torch.device(dev).type and x.dtype == getattr(torch, dt)
+               and bool(torch.isfinite(x).all()) and float(d.mean()) < tol / 10 and float(d.max()) <= 2,
+               mean_abs_diff=round(float(d.mean()), 5), max_abs_diff=round(float(d.max()), 4), seconds=round(s, 2))
+
+    p = pipes['float32']
+    # 2. every-step guidance, pure-noise start, and eta > 0 with per-step log-probabilities (DDPO)
+    x, o = generate(p, prompts, steps, 3.0, seed=0, eta=1.0, return_latents=True)
+    xc, oc = generate(cpu, prompts, steps, 3.0, seed=0, eta=1.0, return_latents=True)
+    dlp = (o.log_probs.cpu() - oc.log_probs).abs().max()
+    record('eta=1 log-probabilities vs CPU', o.log_probs.shape == (steps, n) and bool(torch.isfinite(o.log_probs).all()) and float(dlp) < 0.05,
+           max_abs_diff=round(float(dlp), 5), mean_log_prob=round(float(o.log_probs.mean()), 4))
+    x0 = generate(p, prompts, steps, 3.0, seed=0, signal_leak=False)
+    record('signal_leak=False differs', float((x0 - generate(p, prompts, steps, 3.0, seed=0)).abs().mean()) > 1e-3)
+
+    # 3. gradients through the sampler, to the starting latents (what guidance and DDPO-style training need)
+    z = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(0)).to(dev).requires_grad_(True)
+    cond, unc = encode_prompts(p, prompts[:2]).to(dev), encode_prompts(p, [''] * 2).to(dev)
+    lat = sample_latents(p, z, cond, unc, 4, 3.0, grad=True, checkpoint=True).latents
+    lat.pow(2).mean().backward()
+    record('gradient through 4 sampler steps', z.grad is not None and bool(torch.isfinite(z.grad).all()) and float(z.grad.abs().sum()) > 0,
+           grad_norm=round(float(z.grad.norm()), 5))
+
+    # 4. DDIM inversion with the exact-reconstruction check
+    real = zoo_phantom('chest').sample(n, seed=10_000)
+    for name, q in (('device', p), ('cpu', cpu)):
+        inv = ddim_invert(q, real.images, list(real.prompts), num_inference_steps=steps, fixed_point_iters=2, check=True)
+        record(f'ddim_invert on {name}', inv.image_mae - inv.vae_mae <= 0.02, image_mae=round(inv.image_mae, 4),
+               vae_floor=round(inv.vae_mae, 4), latent_error=round(inv.latent_error, 4))
+
+    # 5. the oracle reads images that live on the device, and its adherence matches the CPU's on the same seeds
+    oracle = load_oracle('chest')
+    adh = prompt_adherence(p, oracle, 'chest', n=n, num_inference_steps=steps, guidance_scale=3.0, guidance_interval=(0, 600))
+    adh_c = prompt_adherence(cpu, oracle, 'chest', n=n, num_inference_steps=steps, guidance_scale=3.0, guidance_interval=(0, 600))
+    record('prompt_adherence, device pipeline + CPU oracle', bool((adh - adh_c).abs().max() <= 2 / n + 1e-9),
+           device=adh.round(4).to_dict(), cpu=adh_c.round(4).to_dict())
+
+    # 6. fine-tuning on the device: EMA, a checkpoint and its resume, and bfloat16 autocast
+    data = zoo_phantom('chest').sample(256, seed=3)
+    ft = load_pipeline('chest', device=dev)
+    with tempfile.TemporaryDirectory() as d:
+        h1 = finetune(ft, data, steps=10, batch_size=32, lr=1e-4, warmup=2, ckpt_dir=d, ckpt_every=5, progress=False)
+        h2 = finetune(ft, data, steps=14, batch_size=32, lr=1e-4, warmup=2, ckpt_dir=d, ckpt_every=5, progress=False)
+    on_dev = all(q.device.type == torch.device(dev).type for q in ft.unet.parameters())
+    record('finetune 10 steps, then resumed to 14', on_dev and h2['steps'] == 14 and np.isfinite(h1['loss']).all() and np.isfinite(h2['loss']).all(),
+           loss_first=round(float(h1['loss'][0]), 4), loss_last=round(float(h2['loss'][-1]), 4), seconds=round(h1['seconds'], 2))
+    h3 = finetune(load_pipeline('chest', device=dev), data, steps=10, batch_size=32, lr=1e-4, warmup=2, autocast='bf16', progress=False)
+    record('finetune under bfloat16 autocast', np.isfinite(h3['loss']).all(), loss_mean=round(float(np.mean(h3['loss'])), 4))
+
+    # 7. the autoencoder trains on the device (float32 and bfloat16 autocast)
+    for ac in (None, 'bf16'):
+        v = load_pipeline('chest', device=dev)
+        hv = train_vae(v, data.images, steps=10, batch_size=16, lr=1e-4, crop=32, autocast=ac, progress=False)
+        record(f'train_vae autocast={ac}', np.isfinite(hv['loss']).all(), loss_last=round(float(hv['loss'][-1]), 4))
+
+    # 8. sampling throughput at 50 DDIM steps with guidance, batch 64 (printed, not asserted)
+    if not a.small:
+        for dt in ('float32', 'bfloat16'):
+            q = pipes[dt]; generate(q, (PROMPTS * 16)[:64], 5, 3.0, seed=0)
+            if dev.startswith('cuda'): torch.cuda.synchronize()
+            t = time.time(); generate(q, (PROMPTS * 16)[:64], 50, 3.0, seed=1)
+            if dev.startswith('cuda'): torch.cuda.synchronize()
+            record(f'throughput {dt}', True, images_per_s=round(64 / (time.time() - t), 1))
+    print('FAILED: ' + ', '.join(failed) if failed else 'all checks passed', flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
