@@ -77,6 +77,6 @@ if __name__ == '__main__':
     print('trained', json.dumps(dict(wall=card['wall_time_s'], selection=card['snapshot_selection'])), f'({time.time() - t:.0f} s)', flush=True)
     oracle, w = load_oracle('chest'), over['guidance_scale']
     pipe = load_pipeline(work / 'checkpoint')
-    if not a.smoke: print('card figures, seed 0:', json.dumps(zoo.evaluate_zoo_model('chest', pipe, oracle, seed=0, guidance_scale=w)), flush=True)
+    if not a.smoke: print('card figures, seed 0:', json.dumps(zoo.evaluate_zoo_model('chest', pipe, oracle, seed=0, guidance_scale=w, guidance_interval=over['guidance_interval'])), flush=True)
     for name, p in (('rescaled', pipe), ('shipped', load_pipeline(PREVIOUS))):  # 'shipped' when the trial ran: the previous checkpoint
         print(name, json.dumps(leak_rows(p, oracle, n, n_fit, steps, w)), flush=True)

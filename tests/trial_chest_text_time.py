@@ -49,7 +49,8 @@ def main():
                                vae_from=PREVIOUS / 'vae', **ov)
     print('trained in', round(time.time() - t, 1), 's:', card['wall_time_s'], '\nselection:', card['snapshot_selection'], flush=True)
     pipe = load_pipeline(work / f'chest_tt{tag}'); assert pipe.unet.config.addition_embed_type == 'text'
-    q = zoo.evaluate_zoo_model('chest', pipe, n=n, num_inference_steps=steps, n_invert=min(64, n), guidance_scale=w)
+    q = zoo.evaluate_zoo_model('chest', pipe, n=n, num_inference_steps=steps, n_invert=min(64, n), guidance_scale=w,
+                               guidance_interval=ov['guidance_interval'])
     print('card figures at seed 0:', json.dumps({k: q[k] for k in ('prompt_adherence', 'oracle_fd', 'inversion')}), flush=True)
     q['oracle_fd_seeds'] = seed_rows(pipe, n, steps, w)
     q['age_slope'] = {str(k): round(age_slope(pipe, n, steps, k), 3) for k in (1.0, w)}

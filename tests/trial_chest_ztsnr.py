@@ -22,7 +22,8 @@ PREVIOUS = zoo_dir() / 'history' / 'chest_v1'  # the chest checkpoint the card t
 def previous_recipe() -> dict:
     "The recipe fields the previous chest checkpoint was made with and the current recipe changed, as train_zoo_model overrides."
     r = json.loads((PREVIOUS / CARD).read_text())['recipe']
-    return dict(unet_text_time=r.get('unet_text_time', False), unet_steps=r['unet_steps'], guidance_scale=r['guidance_scale'])
+    return dict(unet_text_time=r.get('unet_text_time', False), unet_steps=r['unet_steps'], guidance_scale=r['guidance_scale'],
+                guidance_interval=r.get('guidance_interval'))  # v1 guided at every step (None); the current recipe at t <= 600
 
 
 def ztsnr_build_pipeline(build):
@@ -64,7 +65,8 @@ def main():
     pipe = load_pipeline(work / 'chest_ztsnr')
     print('scheduler:', {k: pipe.scheduler.config[k] for k in ('prediction_type', 'rescale_betas_zero_snr', 'timestep_spacing')})
     w = previous_recipe()['guidance_scale']
-    q = zoo.evaluate_zoo_model('chest', pipe, n=n, num_inference_steps=steps, n_invert=min(64, n), guidance_scale=w)
+    q = zoo.evaluate_zoo_model('chest', pipe, n=n, num_inference_steps=steps, n_invert=min(64, n), guidance_scale=w,
+                               guidance_interval=previous_recipe()['guidance_interval'])
     print('card figures at seed 0:', json.dumps({k: q[k] for k in ('prompt_adherence', 'oracle_fd', 'inversion')}), flush=True)
     rows = seed_rows(pipe, n, steps, w)
     print('over the seeds:', round(sum(r['generated_vs_real'] for r in rows) / sum(r['real_vs_real_floor'] for r in rows), 3))
