@@ -20,7 +20,7 @@ from medcf.zoo import zoo_phantom, RECIPES
 
 def agreement(pipe, oracle, batch) -> dict:
     "Per discrete attribute, how often the oracle reads the same value before and after the round trip; the age MAE between the two reads; the pixel MAE."
-    rt = vae_roundtrip(pipe, batch.images); a, b = oracle.predict(batch.images), oracle.predict(rt)
+    rt = vae_roundtrip(pipe, batch.images).float().cpu(); a, b = oracle.predict(batch.images), oracle.predict(rt)
     return dict(agreement={k: round(float((a[k].astype(str).to_numpy() == b[k].astype(str).to_numpy()).mean()), 4) for k in a.columns if k != 'age'},
                 age_read_mae=round(float((a['age'] - b['age']).abs().mean()), 3), pixel_mae=round(float((rt - batch.images).abs().mean()), 5))
 
