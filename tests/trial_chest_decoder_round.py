@@ -31,7 +31,7 @@ def grain_check(oracle, pipe) -> dict:
     real = ChestPhantom(size=64, seed=0).sample(256, seed=10_000)
     clean = ChestPhantom(size=64, seed=0, grain=0).sample(256, seed=10_000)
     g, gen = real.images - clean.images, torch.Generator().manual_seed(0)  # this set's grain realisation
-    rt = vae_roundtrip(pipe, real.images)
+    rt = vae_roundtrip(pipe, real.images).float().cpu()
     ref = oracle.predict(real.images).age_bin.astype(str).to_numpy()
     def agree(x): return round(float((oracle.predict(x.clamp(-1, 1)).age_bin.astype(str).to_numpy() == ref).mean()), 4)
     return dict(grain_std=round(float(g.std()), 4), round_trip=agree(rt), grain_free=agree(clean.images), round_trip_own_grain=agree(rt + g),
@@ -49,7 +49,7 @@ def main():
     before = agreement(pipe, oracle, val); print('shipped autoencoder:', before, flush=True)
     images = zoo_phantom('chest').sample(r['n_images'], seed=r['data_seed']).images
     t = time.time()
-    h = train_vae(pipe, images, a.steps, r['vae_batch'], r['vae_decoder_lr'], crop=r['vae_crop'], decoder_only=True,
+    train_vae(pipe, images, a.steps, r['vae_batch'], r['vae_decoder_lr'], crop=r['vae_crop'], decoder_only=True,
                   seed=r['data_seed'] + 1, progress=False)
     secs = round(time.time() - t, 1)
     after = agreement(pipe, oracle, val); print(f'after {a.steps} decoder steps ({secs} s):', after, flush=True)
