@@ -14,15 +14,16 @@ import argparse, json, time
 from pathlib import Path
 import torch
 from medcf.diffusion import load_pipeline, vae_roundtrip, train_vae
-from medcf.oracles import load_oracle
-from medcf.zoo import zoo_phantom, RECIPES
+from medcf.oracles import load_oracle, reading_agreement
+from medcf.zoo import zoo_phantom, RECIPES, vae_agreement
 
 
 def agreement(pipe, oracle, batch) -> dict:
-    "Per discrete attribute, how often the oracle reads the same value before and after the round trip; the age MAE between the two reads; the pixel MAE."
-    rt = vae_roundtrip(pipe, batch.images).float().cpu(); a, b = oracle.predict(batch.images), oracle.predict(rt)
-    return dict(agreement={k: round(float((a[k].astype(str).to_numpy() == b[k].astype(str).to_numpy()).mean()), 4) for k in a.columns if k != 'age'},
-                age_read_mae=round(float((a['age'] - b['age']).abs().mean()), 3), pixel_mae=round(float((rt - batch.images).abs().mean()), 5))
+    "The card's VAE agreement (`vae_agreement`) on `batch`, the mean change of the age the oracle reads, and the pixel MAE of the round trip."
+    rt = vae_roundtrip(pipe, batch.images).float().cpu()
+    age_change = (oracle.predict(batch.images)['age'] - oracle.predict(rt)['age']).abs().mean()
+    return dict(agreement={k: round(v, 4) for k, v in vae_agreement(pipe, oracle, batch, rt).items()},
+                age_read_mae=round(float(age_change), 3), pixel_mae=round(float((rt - batch.images).abs().mean()), 5))
 
 
 def grain_check(oracle, pipe) -> dict:
@@ -32,8 +33,7 @@ def grain_check(oracle, pipe) -> dict:
     clean = ChestPhantom(size=64, seed=0, grain=0).sample(256, seed=10_000)
     g, gen = real.images - clean.images, torch.Generator().manual_seed(0)  # this set's grain realisation
     rt = vae_roundtrip(pipe, real.images).float().cpu()
-    ref = oracle.predict(real.images).age_bin.astype(str).to_numpy()
-    def agree(x): return round(float((oracle.predict(x.clamp(-1, 1)).age_bin.astype(str).to_numpy() == ref).mean()), 4)
+    def agree(x): return round(float(reading_agreement(oracle, real.images, x.clamp(-1, 1))['age_bin']), 4)
     return dict(grain_std=round(float(g.std()), 4), round_trip=agree(rt), grain_free=agree(clean.images), round_trip_own_grain=agree(rt + g),
                 round_trip_other_grain=agree(rt + g[torch.randperm(256, generator=gen)]),
                 round_trip_white_noise=agree(rt + float(g.std()) * torch.randn(rt.shape, generator=gen)))
