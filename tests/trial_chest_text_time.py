@@ -23,11 +23,11 @@ from medcf.diffusion import load_pipeline, zoo_dir, generate
 from trial_chest_ztsnr import seed_rows, PREVIOUS, previous_recipe  # the same per-seed Frechet and age rows (this folder is on sys.path when run as a script)
 
 
-def age_slope(pipe, n: int, steps: int, w: float, seed: int = 0) -> float:
+def age_slope(pipe, n: int, steps: int, w: float, seed: int = 0, guidance_interval: tuple | None = None) -> float:
     "Slope of the age the oracle reads on images generated from detailed captions ('... aged N ...') on the captions' N."
     from medcf.oracles import load_oracle
     real = zoo.zoo_phantom('chest').sample(n, seed=20_000 + seed)
-    read = load_oracle('chest').predict(generate(pipe, list(real.prompts), steps, w, seed=seed + 1)).age.to_numpy()
+    read = load_oracle('chest').predict(generate(pipe, list(real.prompts), steps, w, seed=seed + 1, guidance_interval=guidance_interval)).age.to_numpy()
     return float(np.polyfit(real.attrs.age.to_numpy(), read, 1)[0])
 
 

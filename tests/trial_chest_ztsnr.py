@@ -37,12 +37,12 @@ def ztsnr_build_pipeline(build):
     return bp
 
 
-def seed_rows(pipe, n: int, steps: int, w: float) -> list:
+def seed_rows(pipe, n: int, steps: int, w: float, guidance_interval: tuple | None = None) -> list:
     "Frechet ratio and the ages the oracle reads, generated and real, at seeds 0-2 (the card's sets)."
     rows = []
     for s in (0, 1, 2):
         _, o, a, b, floor = zoo._held_out('chest', pipe, None, n, s)
-        g = zoo._generated(pipe, 'chest', b, steps, w, s)
+        g = zoo._generated(pipe, 'chest', b, steps, w, s, guidance_interval)
         fd = oracle_frechet_distance(o.features, a.images, g)
         age, real = o.predict(g)['age'], o.predict(a.images)['age']
         rows.append(dict(seed=s, generated_vs_real=round(fd, 4), real_vs_real_floor=round(floor, 4), ratio=round(fd / floor, 3),
