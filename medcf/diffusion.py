@@ -673,6 +673,8 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
               edge_weight: float = 0.0,  # weight of an L1 loss on image gradients (keeps 1-px lines: hair, ribs, leads)
               crop: int | None = None,  # train on random crops of this side (the VAE is convolutional; SD's VAE trained on 256 px crops)
               weights: Sequence[float] | torch.Tensor | None = None,  # per-image sampling weights (None: uniform), e.g. to see images with rare fine detail more often
+              perceptual: Callable | None = None,  # f(reconstruction, target) -> N distances, added to the loss (e.g. `medcf.oracles.PerceptualDistance`: SD's VAE adds LPIPS)
+              perceptual_weight: float = 1.0,  # weight of the mean `perceptual` distance
               decoder_only: bool = False,  # train the decoder alone, encoder frozen: the latents (and any UNet trained on them) stay valid
               seed: int = 0,  # sampling of batches and posterior noise
               autocast: str | None = None,  # 'bf16': encoder and decoder under bfloat16 autocast (posterior, loss and weights stay float32); None: float32 throughout
@@ -682,6 +684,8 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
     check_autocast(autocast)
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
     if edge_weight < 0: raise ValueError(f"edge_weight={edge_weight}: expected a weight >= 0")
+    if perceptual is not None and not callable(perceptual): raise TypeError(f"perceptual must be a callable f(reconstruction, target) -> N distances, got {type(perceptual).__name__}")
+    if perceptual is not None and not perceptual_weight > 0: raise ValueError(f"perceptual_weight={perceptual_weight}: expected a weight > 0")
     w = check_sample_weights(weights, len(images))
     S, f = images.shape[-1], vae_factor(pipe)
     if crop is not None and (crop % f or not f <= crop <= S): raise ValueError(f"crop={crop}: expected a multiple of {f} in [{f}, {S}]")
@@ -707,6 +711,7 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
         with _autocast(vae, autocast): rec = vae.decode(z).sample.float()
         loss = (rec - x).abs().mean() + kl_weight * post.kl().mean()
         if edge_weight: loss = loss + edge_weight * edge_l1(rec, x)
+        if perceptual is not None: loss = loss + perceptual_weight * perceptual(rec, x).mean()
         opt.zero_grad(set_to_none=True); loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
         hist.append(loss.item()); bar.update(1)

@@ -14,9 +14,10 @@ from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path
 # %% auto #0
 __all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'encode_targets', 'OracleNet', 'resize_images',
            'file_sha256', 'hardware', 'save_checkpoint', 'load_checkpoint', 'AttributeOracle', 'phantom_pool',
-           'oracle_loss', 'train_oracle', 'load_oracle', 'load_lit', 'card_markdown', 'write_oracle_readme',
-           'reading_agreement', 'noise_agreement', 'minilm_path', 'TextTower', 'text_tower', 'LiTModel', 'lit_loss',
-           'zero_shot_accuracy', 'caption_swap_accuracy', 'train_lit']
+           'oracle_loss', 'train_oracle', 'load_oracle', 'load_perceptual', 'load_lit', 'card_markdown',
+           'write_oracle_readme', 'reading_agreement', 'noise_agreement', 'feature_maps', 'PerceptualDistance',
+           'minilm_path', 'TextTower', 'text_tower', 'LiTModel', 'lit_loss', 'zero_shot_accuracy',
+           'caption_swap_accuracy', 'train_lit']
 
 # %% ../nbs/03_oracles.ipynb #3ff7b308
 def check_images(images,  # N x C x H x W float tensor (or numpy array) in [-1, 1]
@@ -338,6 +339,13 @@ def load_oracle(name: str = 'chest') -> AttributeOracle:  # 'chest', 'skin', or 
     "The shipped attribute oracle for a phantom (sha256-checked)."
     return AttributeOracle.load(_zoo_folder(name), 'attributes')
 
+def load_perceptual(name: str = 'chest') -> AttributeOracle:  # 'chest', or a folder holding perceptual.safetensors/.json
+    "The second chest oracle (the judge's recipe, seed 1) whose conv features are the chest autoencoder's perceptual loss; never a judge."
+    folder = _zoo_folder(name)
+    if not (folder / 'perceptual.json').exists():
+        raise FileNotFoundError(f"no perceptual oracle in {folder} (perceptual.json); only 'chest' ships one (train_oracle(ChestPhantom(size=64), seed=1), saved as 'perceptual')")
+    return AttributeOracle.load(folder, 'perceptual')
+
 def load_lit(name: str = 'chest') -> LiTModel:  # 'chest', 'skin', or a folder holding lit.safetensors/.json
     "The shipped LiT image tower for a phantom (sha256-checked); the text tower is the frozen MiniLM."
     return LiTModel.load(_zoo_folder(name), 'lit')
@@ -346,7 +354,7 @@ def load_lit(name: str = 'chest') -> LiTModel:  # 'chest', 'skin', or a folder h
 def card_markdown(card: dict) -> str:  # a checkpoint's JSON card (e.g. `load_oracle('chest').card`)
     "The model card as markdown: what it is, how it was trained (seeds, steps, wall time, hardware), its held-out figures, sha256."
     what = {'attribute_oracle': 'attribute oracle', 'lit': 'LiT image tower'}.get(card.get('kind'), card.get('kind'))
-    out = [f"### {card.get('phantom')} {what}", '',
+    out = [f"### {card.get('phantom')} {what}" + (f" ({card['role']})" if card.get('role') else ''), '',
            f"- weights: `{card.get('weights')}` ({card.get('dtype')}, {card.get('n_params', 0):,} parameters), sha256 `{card.get('sha256')}`",
            f"- recipe: `{card.get('recipe', 'not recorded')}`",
            f"- config: {card.get('config')}; input {card.get('channels')} x {card.get('size')} x {card.get('size')} in [-1, 1]",
@@ -394,6 +402,35 @@ def noise_agreement(oracle: AttributeOracle,  # the oracle to test
     x = check_images(images, oracle.channels).float()
     noisy = (x + noise_std * torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))).clamp(-1, 1)
     return reading_agreement(oracle, x, noisy)
+
+# %% ../nbs/03_oracles.ipynb #a2a40a85
+def feature_maps(net: OracleNet,  # an oracle's (or LiT tower's) network
+                 x: torch.Tensor) -> list:  # N x C x H x W images (any size: the body is convolutional)
+    "The output of each stage of the conv body: full size, then each halving (4 maps for the default widths)."
+    maps, h = [], x
+    for k, layer in enumerate(list(net.body)[:-2]):  # the last two are the 2x2 pool and the flatten
+        h = layer(h)
+        if k % 2 == 0: maps.append(h)  # layer 0 is the full-size stem; every later stage ends on an even index
+    return maps
+
+class PerceptualDistance:
+    "LPIPS-style distance in an oracle's conv features: unit-normalised channel vectors, squared difference, mean over positions, sum over stages."
+    def __init__(self, oracle: AttributeOracle):  # its frozen network measures the distance (it is not trained)
+        if not isinstance(oracle, AttributeOracle): raise TypeError(f"oracle must be an AttributeOracle, got {type(oracle).__name__}")
+        self.oracle, self.net = oracle, oracle.net.eval().requires_grad_(False)
+
+    def __repr__(self): return f"PerceptualDistance({self.oracle!r})"
+
+    def __call__(self, a: torch.Tensor,  # N x C x H x W in [-1, 1]; gradients flow through it (a reconstruction)
+                 b: torch.Tensor) -> torch.Tensor:  # N x C x H x W in [-1, 1] (the target)
+        "N distances (0 for identical images); differentiable in `a` and `b`."
+        if a.shape != b.shape: raise ValueError(f"a is {tuple(a.shape)} but b is {tuple(b.shape)}; expected images of the same shape")
+        if a.ndim != 4 or a.shape[1] != self.oracle.channels:
+            raise ValueError(f"expected N x {self.oracle.channels} x H x W images, got shape {tuple(a.shape)}")
+        dev = next(self.net.parameters()).device
+        fa, fb = feature_maps(self.net, a.float().to(dev)), feature_maps(self.net, b.float().to(dev))
+        d = sum(((F.normalize(u, dim=1, eps=1e-8) - F.normalize(v, dim=1, eps=1e-8)) ** 2).sum(1).mean((1, 2)) for u, v in zip(fa, fb))
+        return d.to(a.device)
 
 # %% ../nbs/03_oracles.ipynb #cf13c1e6
 def minilm_path() -> Path:

@@ -16,18 +16,20 @@ from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load
 # %% auto #0
 __all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'GUIDANCE_GRID', 'LEAK_N', 'recipe_interval', 'zoo_phantom',
            'paper_prompts', 'training_captions', 'oversample_weights', 'hardware', 'validation_fd', 'select_snapshot',
-           'select_guidance', 'vae_for_recipe', 'decoder_rounds', 'train_zoo_model', 'adherence_prompts',
-           'prompt_adherence', 'vae_agreement', 'vae_positive_recall', 'oracle_ceiling', 'evaluate_zoo_model',
-           'guidance_sweep', 'update_card', 'resample_like', 'attribute_mix_fd']
+           'select_guidance', 'vae_for_recipe', 'decoder_rounds', 'decoder_perceptual', 'train_zoo_model',
+           'adherence_prompts', 'prompt_adherence', 'vae_agreement', 'vae_positive_recall', 'oracle_ceiling',
+           'evaluate_zoo_model', 'guidance_sweep', 'update_card', 'resample_like', 'attribute_mix_fd']
 
 # %% ../nbs/90_model_zoo.ipynb #884150b5
 RECIPES = {
     'chest': dict(phantom='ChestPhantom', channels=1, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
-                  latent_channels=4, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={}, vae_decoder_steps=0, vae_decoder_lr=5e-4, vae_autocast=None,
+                  latent_channels=4, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={}, vae_decoder_steps=700, vae_decoder_lr=5e-4,
+                  vae_decoder_perceptual='chest', vae_decoder_perceptual_weight=0.123, vae_autocast=None,
                   unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_text_time=True, unet_steps=4000, unet_batch=64, unet_autocast=None,
                   unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0, guidance_interval=(0, 600), oversample={}, snr_gamma=None, select_every=400, select_n=256, select_steps=20),
     'skin': dict(phantom='SkinPhantom', channels=3, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
-                 latent_channels=8, vae_steps=5000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={'ink': 4}, vae_decoder_steps=(2000, 2000), vae_decoder_lr=5e-4, vae_autocast=None,
+                 latent_channels=8, vae_steps=5000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={'ink': 4}, vae_decoder_steps=(2000, 2000), vae_decoder_lr=5e-4,
+                 vae_decoder_perceptual=None, vae_decoder_perceptual_weight=0.0, vae_autocast=None,
                  unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_text_time=False, unet_steps=2000, unet_batch=64, unet_autocast=None,
                  unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0, guidance_interval=None,
                  oversample={'ink': 4, 'hair': 2, 'ruler': 2, 'bubbles': 2, 'dark_corners': 2}, snr_gamma=None, select_every=None, select_n=256, select_steps=20),
@@ -208,6 +210,15 @@ def decoder_rounds(steps: int | Sequence[int]) -> list:
         raise ValueError(f"vae_decoder_steps={steps!r}: expected a number of steps >= 0 or a list of them (one per decoder-only round)")
     return [int(k) for k in rounds if k]
 
+def decoder_perceptual(r: dict) -> 'PerceptualDistance | None':  # a recipe (with its overrides)
+    "The perceptual distance the recipe's decoder rounds add to their loss (`vae_decoder_perceptual`: None, 'chest' or a folder), checked."
+    name, w = r.get('vae_decoder_perceptual'), r.get('vae_decoder_perceptual_weight', 0.0)
+    if name is None: return None
+    if not (isinstance(w, (int, float)) and w > 0):
+        raise ValueError(f"vae_decoder_perceptual_weight={w!r}: expected a weight > 0 when vae_decoder_perceptual={name!r}")
+    from medcf.oracles import load_perceptual, PerceptualDistance
+    return PerceptualDistance(load_perceptual(name))
+
 def train_zoo_model(name: str,  # 'chest' or 'skin'
                     out_dir: str | Path,  # folder to write the checkpoint to (e.g. data_samples/models/chest)
                     work_dir: str | Path | None = None,  # resumable training state (default: out_dir/../_train_<name>)
@@ -220,6 +231,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     if bad: raise ValueError(f"unknown recipe fields {sorted(bad)}; valid: {sorted(r)}")
     r.update(overrides)
     rounds = decoder_rounds(r['vae_decoder_steps'])  # a bad value fails here, not after the autoencoder trained
+    perceptual = decoder_perceptual(r)  # so does a missing perceptual oracle or a bad weight
     check_autocast(r['vae_autocast'], 'vae_autocast')  # also when vae_from skips the VAE stage
     check_autocast(r['unet_autocast'], 'unet_autocast')  # before any data is rendered
     given_vae = vae_for_recipe(r, vae_from) if vae_from is not None else None  # so does a missing or misshapen vae_from
@@ -259,7 +271,8 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
                        weights=vae_weights, seed=r['data_seed'], autocast=r['vae_autocast'], progress=progress)
         for k, steps in enumerate(rounds):  # then the decoder alone, encoder frozen (SD's ft-MSE recipe)
             dh = train_vae(pipe, images, steps, r['vae_batch'], r['vae_decoder_lr'], crop=r['vae_crop'], weights=vae_weights,
-                           decoder_only=True, seed=r['data_seed'] + 1 + k, autocast=r['vae_autocast'], progress=progress)  # each round: its own warm-up and cosine decay
+                           decoder_only=True, seed=r['data_seed'] + 1 + k, autocast=r['vae_autocast'], progress=progress,
+                           **({} if perceptual is None else dict(perceptual=perceptual, perceptual_weight=r['vae_decoder_perceptual_weight'])))  # each round: its own warm-up and cosine decay
             vh = dict(vh, loss=vh['loss'] + dh['loss'], seconds=vh['seconds'] + dh['seconds'], decoder_seconds=vh.get('decoder_seconds', 0) + dh['seconds'])
         pipe.vae.save_pretrained(vae_dir); (work / 'vae_history.json').write_text(json.dumps(vh))
     times['vae_s'] = vh['seconds']
@@ -281,6 +294,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
                 scaling_factor=pipe.vae.config.scaling_factor, wall_time_s={k: round(v, 1) for k, v in times.items()},
                 resumed_from_step=uh['start'], snapshot_selection=selection, hardware=hardware(), torch=torch.__version__,
                 trained=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
+    if perceptual is not None and not vh.get('vae_from'): card['vae_decoder_perceptual_sha256'] = perceptual.oracle.card['sha256']  # which weights shaped the decoder
     if vh.get('vae_from'): card['vae_from'] = vh['vae_from']  # not trained here: vae_s is 0 and the autoencoder's own card has its cost
     save_pipeline(pipe, out, card)
     return json.loads((out / 'model_card.json').read_text())  # as saved, with the files' sha256

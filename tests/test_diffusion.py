@@ -260,6 +260,8 @@ def test_zoo_recipe_errors_and_prompts(tmp_path):
         zoo.train_zoo_model('chest', tmp_path, unet_autocast='float16')
     assert not list(tmp_path.iterdir())
     assert zoo.decoder_rounds(0) == [] and zoo.decoder_rounds((2000, 0, 500)) == [2000, 500] and zoo.decoder_rounds(7) == [7]
+    with pytest.raises(ValueError, match='vae_decoder_perceptual_weight=0'): zoo.train_zoo_model('chest', tmp_path, vae_decoder_perceptual_weight=0)
+    with pytest.raises(FileNotFoundError, match='no perceptual oracle'): zoo.train_zoo_model('skin', tmp_path, vae_decoder_perceptual='skin', vae_decoder_perceptual_weight=0.1)
     prompts, asked = zoo.adherence_prompts('chest', 16)
     assert len(prompts) == 16 and asked.sum().tolist() == [8, 8, 8]  # balanced over the 8 finding combinations
     assert prompts[0] == 'Normal chest X-ray with no significant findings' and 'Pleural Effusion' in prompts[4]
@@ -360,6 +362,19 @@ def test_vae_decoder_only(pipe):
     assert all(torch.equal(a, b) for a, b in zip(enc, p.vae.encoder.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(dec, p.vae.decoder.parameters()))
     assert p.vae.config.scaling_factor == sf and torch.equal(D.encode_images(p, x), z0)
+
+
+def test_vae_perceptual_loss(pipe):
+    "A perceptual term changes the training (and is in the loss); a non-callable or a weight <= 0 is refused."
+    import copy
+    x = imgs(4)
+    def run(**kw): return D.train_vae(copy.deepcopy(pipe), x, steps=2, batch_size=4, decoder_only=True, progress=False, **kw)['loss']
+    calls = []
+    def dist(a, b): calls.append(a.shape); return (a - b).pow(2).flatten(1).mean(1) * 100
+    plain, perc = run(), run(perceptual=dist, perceptual_weight=2.0)
+    assert len(calls) == 2 and calls[0] == x.shape and perc[0] > plain[0]
+    with pytest.raises(TypeError, match='perceptual must be a callable'): run(perceptual='lpips')
+    with pytest.raises(ValueError, match='perceptual_weight'): run(perceptual=dist, perceptual_weight=0)
 
 
 def test_min_snr_weight_values():
@@ -552,3 +567,13 @@ def test_vae_bf16_autocast(pipe):
     assert all(q.dtype == torch.float32 for q in p16.vae.parameters())
     assert h16['loss'] != h32['loss'] and abs(h16['loss'][0] - h32['loss'][0]) < 0.05 * h32['loss'][0]
     assert math.isfinite(h16['scaling_factor']) and h16['scaling_factor'] > 0
+
+
+def test_decoder_perceptual_of_the_recipes():
+    "The chest recipe's decoder rounds use the shipped perceptual oracle (seed 1), never the judge (seed 0); skin's use none."
+    from medcf import zoo
+    from medcf.oracles import load_oracle, PerceptualDistance
+    assert zoo.decoder_perceptual(zoo.RECIPES['skin']) is None
+    d = zoo.decoder_perceptual(zoo.RECIPES['chest'])
+    assert isinstance(d, PerceptualDistance) and d.oracle.card['data_seed'] == 1 != load_oracle('chest').card['data_seed']
+    assert d.oracle.card['sha256'] != load_oracle('chest').card['sha256']

@@ -155,3 +155,17 @@ def test_shipped_lit_loads(name):
     assert lit.card['kind'] == 'lit' and lit.net.head.out_features == 384
     x = torch.zeros(2, lit.channels, 64, 64)
     assert lit.image_embed(x).shape == (2, 384)
+
+
+def test_perceptual_distance(tiny, toy):
+    "Zero on identical images, positive otherwise, differentiable, one value per image; mismatched or wrong-channel input refused."
+    x = toy.sample(4, seed=1).images
+    d = O.PerceptualDistance(tiny)
+    assert torch.allclose(d(x, x), torch.zeros(4), atol=1e-6)
+    y = x.flip(0).clone().requires_grad_(True)
+    out = d(y, x); out.sum().backward()
+    assert out.shape == (4,) and (out[[0, 3]] > 0).all() and y.grad.abs().sum() > 0
+    assert [m.shape[-1] for m in O.feature_maps(tiny.net, x)] == [32, 16, 8, 4]  # the stem, then each halving stage
+    with pytest.raises(ValueError, match='same shape'): d(x[:2], x)
+    with pytest.raises(ValueError, match='expected N x 1'): d(x.repeat(1, 3, 1, 1), x.repeat(1, 3, 1, 1))
+    with pytest.raises(TypeError, match='AttributeOracle'): O.PerceptualDistance(tiny.net)

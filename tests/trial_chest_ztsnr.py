@@ -23,7 +23,8 @@ def previous_recipe() -> dict:
     "The recipe fields the previous chest checkpoint was made with and the current recipe changed, as train_zoo_model overrides."
     r = json.loads((PREVIOUS / CARD).read_text())['recipe']
     return dict(unet_text_time=r.get('unet_text_time', False), unet_steps=r['unet_steps'], guidance_scale=r['guidance_scale'],
-                guidance_interval=r.get('guidance_interval'))  # v1 guided at every step (None); the current recipe at t <= 600
+                guidance_interval=r.get('guidance_interval'),  # v1 guided at every step (None); the current recipe at t <= 600
+                vae_decoder_steps=r['vae_decoder_steps'], vae_decoder_perceptual=r.get('vae_decoder_perceptual'))  # v1: no decoder round
 
 
 def ztsnr_build_pipeline(build):
