@@ -23,8 +23,8 @@ __all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'GUIDANCE_GRID', 'LE
 # %% ../nbs/90_model_zoo.ipynb #884150b5
 RECIPES = {
     'chest': dict(phantom='ChestPhantom', channels=1, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),
-                  latent_channels=4, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={}, vae_decoder_steps=700, vae_decoder_lr=5e-4,
-                  vae_decoder_perceptual='chest', vae_decoder_perceptual_weight=0.123, vae_autocast=None,
+                  latent_channels=4, vae_steps=3000, vae_batch=32, vae_crop=32, vae_lr=2e-3, vae_edge_weight=0.0, vae_oversample={}, vae_decoder_steps=0, vae_decoder_lr=5e-4,
+                  vae_decoder_perceptual=None, vae_decoder_perceptual_weight=0.0, vae_autocast=None,
                   unet_blocks=(32, 64, 128), unet_attention=(False, True, True), unet_text_time=True, unet_steps=4000, unet_batch=64, unet_autocast=None,
                   unet_lr=6e-4, cond_drop=0.1, ema_decay=0.998, prism_share=0.5, guidance_scale=3.0, guidance_interval=(0, 600), oversample={}, snr_gamma=None, select_every=400, select_n=256, select_steps=20),
     'skin': dict(phantom='SkinPhantom', channels=3, size=64, n_images=20000, data_seed=0, vae_blocks=(32, 64, 64),

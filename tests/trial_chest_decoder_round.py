@@ -3,7 +3,7 @@
     python tests/trial_chest_decoder_round.py --out /tmp/dec_round              # 1000 decoder steps, ~3 min + ~1 min of figures on 2 cores
     python tests/trial_chest_decoder_round.py --out /tmp/dec_round --steps 4    # the same code, a few steps
 
-It starts from the autoencoder before the perceptual round (`BASE_VAE`; the shipped one has had it since). The chest autoencoder misses the age-bin agreement bar (the oracle reads another age bin after the round trip on ~10% of
+The chest autoencoder misses the age-bin agreement bar (the oracle reads another age bin after the round trip on ~10% of
 images). First the grain check (`grain_check`, on the card's first real set): does putting film grain back on the round trip
 restore the oracle's age-bin reading? Then whether the decoder can learn the age detail: one decoder-only round (encoder frozen, as Stable Diffusion's
 ft-MSE autoencoder; the latents, the UNet and the signal leak stay valid) at the recipe's `vae_decoder_lr`, batch and crop, on
@@ -13,23 +13,9 @@ The rule written before it ran: adopt it if the age-bin agreement rises by >= 0.
 import argparse, json, time
 from pathlib import Path
 import torch
-from medcf.diffusion import load_pipeline, vae_roundtrip, train_vae, zoo_dir, sha256
+from medcf.diffusion import load_pipeline, vae_roundtrip, train_vae
 from medcf.oracles import load_oracle, reading_agreement
 from medcf.zoo import zoo_phantom, RECIPES, vae_agreement
-
-
-BASE_VAE = zoo_dir() / 'history' / 'chest_vae_before_perceptual'  # the autoencoder these trials start from (the shipped one has had its perceptual round)
-
-
-def base_pipeline():
-    "The shipped chest pipeline with the autoencoder as the VAE stage left it before the perceptual decoder round (sha256-checked against the card)."
-    from diffusers import AutoencoderKL
-    pipe = load_pipeline('chest')
-    want = pipe.model_card.get('vae_before_perceptual_round_sha256')
-    got = sha256(BASE_VAE / 'diffusion_pytorch_model.safetensors')
-    if want is not None and got != want: raise ValueError(f"{BASE_VAE} does not match the chest card's vae_before_perceptual_round_sha256")
-    pipe.register_modules(vae=AutoencoderKL.from_pretrained(BASE_VAE).eval().requires_grad_(False))
-    return pipe
 
 
 def agreement(pipe, oracle, batch) -> dict:
@@ -57,7 +43,7 @@ def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--out', required=True); ap.add_argument('--steps', type=int, default=1000)
     a = ap.parse_args(); out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
-    r, oracle, pipe = RECIPES['chest'], load_oracle('chest'), base_pipeline()
+    r, oracle, pipe = RECIPES['chest'], load_oracle('chest'), load_pipeline('chest')
     gc = grain_check(oracle, pipe); print('grain check (card set a, age_bin agreement):', gc, flush=True)
     val = zoo_phantom('chest').sample(1024, seed=30_000)
     before = agreement(pipe, oracle, val); print('shipped autoencoder:', before, flush=True)

@@ -1,11 +1,11 @@
 """Can a perceptual loss restore the chest autoencoder's age detail? (not a test, not collected by pytest)
 
-    python tests/trial_chest_perceptual_round.py --perceptual DIR --out /tmp/perc   # 2 x 1000 decoder steps, ~15 min on 2 cores
-    python tests/trial_chest_perceptual_round.py --perceptual DIR --out /tmp/perc --steps 4 --n_val 64   # the same code, smoke
+    python tests/trial_chest_perceptual_round.py --out /tmp/perc   # 2 x 1000 decoder steps, ~15 min on 2 cores
+    python tests/trial_chest_perceptual_round.py --out /tmp/perc --steps 4 --n_val 64   # the same code, smoke
 
-DIR holds a second chest oracle (`attributes.safetensors/.json`) made by the judge's recipe with seed 1
-(`train_oracle(ChestPhantom(size=64), steps=1800, batch_size=64, seed=1)`); it measures the perceptual loss, the shipped
-oracle (seed 0) judges, so the autoencoder is not trained on its own ruler. From the autoencoder before the perceptual round (`BASE_VAE`), one decoder-only round (encoder frozen: the
+The perceptual loss is measured by the second chest oracle shipped as `data_samples/oracles/chest/perceptual`
+(`load_perceptual('chest')`: the judge's recipe with seed 1, `train_oracle(ChestPhantom(size=64), steps=1800, batch_size=64,
+seed=1)`, 185 s here; `--perceptual` takes another folder holding perceptual.safetensors/.json); the shipped oracle (seed 0) judges, so the autoencoder is not trained on its own ruler. From the shipped chest autoencoder, one decoder-only round (encoder frozen: the
 latents, the UNet and the signal leak stay valid) at the recipe's decoder lr, batch and crop, loss L1 + KL + lam *
 `PerceptualDistance`, for lam = lam1 (the perceptual term equal to the L1 term of the shipped autoencoder on 256 training
 images) and 10 * lam1. The rule written before it ran (scratch note, 2026-12-04 16:08 UTC): the lam with the higher
@@ -15,10 +15,10 @@ validation age-bin agreement is the candidate; adopt it if that agreement rises 
 import argparse, json, time
 from pathlib import Path
 import numpy as np, torch
-from medcf.diffusion import vae_roundtrip, train_vae
-from medcf.oracles import load_oracle, AttributeOracle, PerceptualDistance, reading_agreement
+from medcf.diffusion import load_pipeline, vae_roundtrip, train_vae
+from medcf.oracles import load_oracle, load_perceptual, PerceptualDistance, reading_agreement
 from medcf.zoo import zoo_phantom, RECIPES
-from trial_chest_decoder_round import agreement, base_pipeline
+from trial_chest_decoder_round import agreement
 
 
 def measure(pipe, judge, other, batch) -> dict:
@@ -32,23 +32,23 @@ def measure(pipe, judge, other, batch) -> dict:
 
 
 def main():
-    ap = argparse.ArgumentParser(); ap.add_argument('--out', required=True); ap.add_argument('--perceptual', required=True)
+    ap = argparse.ArgumentParser(); ap.add_argument('--out', required=True); ap.add_argument('--perceptual', default='chest')
     ap.add_argument('--steps', type=int, default=1000); ap.add_argument('--n_val', type=int, default=1024)
     a = ap.parse_args(); out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
-    r, judge, other = RECIPES['chest'], load_oracle('chest'), AttributeOracle.load(a.perceptual)
+    r, judge, other = RECIPES['chest'], load_oracle('chest'), load_perceptual(a.perceptual)
     if other.card.get('data_seed') == judge.card.get('data_seed'): raise ValueError('the perceptual oracle must not be the judge (same seed)')
     dist = PerceptualDistance(other)
     val = zoo_phantom('chest').sample(a.n_val, seed=30_000)
     images = zoo_phantom('chest').sample(r['n_images'], seed=r['data_seed']).images
-    pipe = base_pipeline()
+    pipe = load_pipeline('chest')
     before = measure(pipe, judge, other, val); print('shipped autoencoder:', before, flush=True)
     x = images[:256].float(); rt = vae_roundtrip(pipe, x).float().cpu()
     l1, pd0 = float((rt - x).abs().mean()), float(dist(rt, x).mean())
     lam1 = l1 / pd0; print(f'L1 {l1:.5f}, perceptual {pd0:.5f} -> lam1 {lam1:.4f}', flush=True)
     rows = {}
     for lam in (lam1, 10 * lam1):
-        pipe = base_pipeline(); t = time.time()
+        pipe = load_pipeline('chest'); t = time.time()
         h = train_vae(pipe, images, a.steps, r['vae_batch'], r['vae_decoder_lr'], crop=r['vae_crop'], decoder_only=True,
                       perceptual=dist, perceptual_weight=lam, seed=r['data_seed'] + 1, progress=False)
         after = measure(pipe, judge, other, val); after['seconds'] = round(time.time() - t, 1)
