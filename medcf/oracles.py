@@ -403,7 +403,7 @@ def noise_agreement(oracle: AttributeOracle,  # the oracle to test
     noisy = (x + noise_std * torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))).clamp(-1, 1)
     return reading_agreement(oracle, x, noisy)
 
-# %% ../nbs/03_oracles.ipynb #740b317a
+# %% ../nbs/03_oracles.ipynb #8e34bcad
 def feature_maps(net: OracleNet,  # an oracle's (or LiT tower's) network
                  x: torch.Tensor) -> list:  # N x C x H x W images (any size: the body is convolutional)
     "The output of each stage of the conv body: full size, then each halving (4 maps for the default widths)."
