@@ -213,7 +213,11 @@ def decoder_rounds(steps: int | Sequence[int]) -> list:
 def decoder_perceptual(r: dict) -> 'PerceptualDistance | None':  # a recipe (with its overrides)
     "The perceptual distance the recipe's decoder rounds add to their loss (`vae_decoder_perceptual`: None, 'chest' or a folder), checked."
     name, w = r.get('vae_decoder_perceptual'), r.get('vae_decoder_perceptual_weight', 0.0)
-    if name is None: return None
+    if name is None:
+        if w: raise ValueError(f"vae_decoder_perceptual_weight={w!r} but vae_decoder_perceptual=None: name the perceptual oracle ('chest' or a folder) or set the weight to 0")
+        return None
+    if not decoder_rounds(r.get('vae_decoder_steps', 0)):
+        raise ValueError(f"vae_decoder_perceptual={name!r} but vae_decoder_steps={r.get('vae_decoder_steps')!r}: the perceptual loss is used by decoder rounds only; give them steps")
     if not (isinstance(w, (int, float)) and w > 0):
         raise ValueError(f"vae_decoder_perceptual_weight={w!r}: expected a weight > 0 when vae_decoder_perceptual={name!r}")
     from medcf.oracles import load_perceptual, PerceptualDistance

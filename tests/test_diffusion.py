@@ -260,7 +260,11 @@ def test_zoo_recipe_errors_and_prompts(tmp_path):
         zoo.train_zoo_model('chest', tmp_path, unet_autocast='float16')
     assert not list(tmp_path.iterdir())
     assert zoo.decoder_rounds(0) == [] and zoo.decoder_rounds((2000, 0, 500)) == [2000, 500] and zoo.decoder_rounds(7) == [7]
-    with pytest.raises(ValueError, match='vae_decoder_perceptual_weight=0'): zoo.train_zoo_model('chest', tmp_path, vae_decoder_perceptual_weight=0)
+    with pytest.raises(ValueError, match='vae_decoder_perceptual_weight=0'):
+        zoo.train_zoo_model('chest', tmp_path, vae_decoder_steps=700, vae_decoder_perceptual='chest', vae_decoder_perceptual_weight=0)
+    with pytest.raises(ValueError, match='vae_decoder_perceptual=None'): zoo.train_zoo_model('chest', tmp_path, vae_decoder_perceptual_weight=0.1)
+    with pytest.raises(ValueError, match='decoder rounds only'):
+        zoo.train_zoo_model('chest', tmp_path, vae_decoder_perceptual='chest', vae_decoder_perceptual_weight=0.1)  # the chest recipe has no decoder round
     with pytest.raises(FileNotFoundError, match='no perceptual oracle'): zoo.train_zoo_model('skin', tmp_path, vae_decoder_perceptual='skin', vae_decoder_perceptual_weight=0.1)
     prompts, asked = zoo.adherence_prompts('chest', 16)
     assert len(prompts) == 16 and asked.sum().tolist() == [8, 8, 8]  # balanced over the 8 finding combinations
@@ -574,6 +578,6 @@ def test_decoder_perceptual_of_the_recipes():
     from medcf import zoo
     from medcf.oracles import load_oracle, PerceptualDistance
     assert all(zoo.decoder_perceptual(r) is None for r in zoo.RECIPES.values())
-    d = zoo.decoder_perceptual(dict(zoo.RECIPES['chest'], vae_decoder_perceptual='chest', vae_decoder_perceptual_weight=0.123))
+    d = zoo.decoder_perceptual(dict(zoo.RECIPES['chest'], vae_decoder_steps=700, vae_decoder_perceptual='chest', vae_decoder_perceptual_weight=0.123))
     assert isinstance(d, PerceptualDistance) and d.oracle.card['data_seed'] == 1 != load_oracle('chest').card['data_seed']
     assert d.oracle.card['sha256'] != load_oracle('chest').card['sha256']
