@@ -340,7 +340,7 @@ def load_oracle(name: str = 'chest') -> AttributeOracle:  # 'chest', 'skin', or 
     return AttributeOracle.load(_zoo_folder(name), 'attributes')
 
 def load_perceptual(name: str = 'chest') -> AttributeOracle:  # 'chest', or a folder holding perceptual.safetensors/.json
-    "The second chest oracle (the judge's recipe, seed 1) whose conv features are the chest autoencoder's perceptual loss; never a judge."
+    "The second chest oracle (the judge's recipe, seed 1), for perceptual losses (`PerceptualDistance`, the chest decoder trials); never a judge."
     folder = _zoo_folder(name)
     if not (folder / 'perceptual.json').exists():
         raise FileNotFoundError(f"no perceptual oracle in {folder} (perceptual.json); only 'chest' ships one (train_oracle(ChestPhantom(size=64), seed=1), saved as 'perceptual')")

@@ -276,7 +276,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
         for k, steps in enumerate(rounds):  # then the decoder alone, encoder frozen (SD's ft-MSE recipe)
             dh = train_vae(pipe, images, steps, r['vae_batch'], r['vae_decoder_lr'], crop=r['vae_crop'], weights=vae_weights,
                            decoder_only=True, seed=r['data_seed'] + 1 + k, autocast=r['vae_autocast'], progress=progress,
-                           **({} if perceptual is None else dict(perceptual=perceptual, perceptual_weight=r['vae_decoder_perceptual_weight'])))  # each round: its own warm-up and cosine decay
+                           perceptual=perceptual, perceptual_weight=r['vae_decoder_perceptual_weight'])  # each round: its own warm-up and cosine decay
             vh = dict(vh, loss=vh['loss'] + dh['loss'], seconds=vh['seconds'] + dh['seconds'], decoder_seconds=vh.get('decoder_seconds', 0) + dh['seconds'])
         pipe.vae.save_pretrained(vae_dir); (work / 'vae_history.json').write_text(json.dumps(vh))
     times['vae_s'] = vh['seconds']

@@ -18,9 +18,9 @@ from medcf.oracles import load_oracle, reading_agreement
 from medcf.zoo import zoo_phantom, RECIPES, vae_agreement
 
 
-def agreement(pipe, oracle, batch) -> dict:
+def agreement(pipe, oracle, batch, rt: torch.Tensor | None = None) -> dict:  # rt: `vae_roundtrip(pipe, batch.images)` on the CPU, if already made
     "The card's VAE agreement (`vae_agreement`) on `batch`, the mean change of the age the oracle reads, and the pixel MAE of the round trip."
-    rt = vae_roundtrip(pipe, batch.images).float().cpu()
+    rt = vae_roundtrip(pipe, batch.images).float().cpu() if rt is None else rt
     age_change = (oracle.predict(batch.images)['age'] - oracle.predict(rt)['age']).abs().mean()
     return dict(agreement={k: round(v, 4) for k, v in vae_agreement(pipe, oracle, batch, rt).items()},
                 age_read_mae=round(float(age_change), 3), pixel_mae=round(float((rt - batch.images).abs().mean()), 5))

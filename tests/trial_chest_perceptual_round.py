@@ -25,7 +25,7 @@ def measure(pipe, judge, other, batch) -> dict:
     "The judge's agreement figures (`agreement`), its age error against the true age before/after, and the other oracle's age-bin agreement."
     rt = vae_roundtrip(pipe, batch.images).float().cpu()
     true = batch.attrs.age.to_numpy()
-    return dict(**agreement(pipe, judge, batch),
+    return dict(**agreement(pipe, judge, batch, rt),  # one round trip for every figure
                 judge_age_err_real=round(float(np.abs(judge.predict(batch.images).age - true).mean()), 3),
                 judge_age_err_round_trip=round(float(np.abs(judge.predict(rt).age - true).mean()), 3),
                 perceptual_oracle_age_bin=round(float(reading_agreement(other, batch.images, rt)['age_bin']), 4))
