@@ -675,11 +675,12 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
               weights: Sequence[float] | torch.Tensor | None = None,  # per-image sampling weights (None: uniform), e.g. to see images with rare fine detail more often
               perceptual: Callable | None = None,  # f(reconstruction, target) -> N distances, added to the loss (e.g. `medcf.oracles.PerceptualDistance`: SD's VAE adds LPIPS)
               perceptual_weight: float = 1.0,  # weight of the mean `perceptual` distance
+              targets: torch.Tensor | None = None,  # what the decoder should reproduce, one per image, same shape (None: the images themselves), e.g. grain-free renders of the same phantoms: a denoising autoencoder
               decoder_only: bool = False,  # train the decoder alone, encoder frozen: the latents (and any UNet trained on them) stay valid
               seed: int = 0,  # sampling of batches and posterior noise
               autocast: str | None = None,  # 'bf16': encoder and decoder under bfloat16 autocast (posterior, loss and weights stay float32); None: float32 throughout
               progress: bool = True) -> dict:  # show a progress bar
-    "Fit the pipeline's `AutoencoderKL` by L1 reconstruction + a small KL term, then set `vae.config.scaling_factor`."
+    "Fit the pipeline's `AutoencoderKL` by L1 reconstruction (of `targets` if given) + a small KL term, then set `vae.config.scaling_factor`."
     check_images(pipe, images)
     check_autocast(autocast)
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
@@ -687,6 +688,10 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
     if perceptual is not None and not callable(perceptual): raise TypeError(f"perceptual must be a callable f(reconstruction, target) -> N distances, got {type(perceptual).__name__}")
     if perceptual is not None and not perceptual_weight > 0: raise ValueError(f"perceptual_weight={perceptual_weight}: expected a weight > 0")
     w = check_sample_weights(weights, len(images))
+    if targets is not None:
+        if not isinstance(targets, torch.Tensor) or targets.shape != images.shape:
+            raise ValueError(f"targets must be a tensor of the images' shape {tuple(images.shape)}, got {tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__}")
+        if not torch.isfinite(targets).all(): raise ValueError("targets hold NaN or inf; expected finite images in [-1, 1]")
     S, f = images.shape[-1], vae_factor(pipe)
     if crop is not None and (crop % f or not f <= crop <= S): raise ValueError(f"crop={crop}: expected a multiple of {f} in [{f}, {S}]")
     vae, g = pipe.vae, torch.Generator().manual_seed(seed)
@@ -701,17 +706,17 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
     for step in range(steps):
         for grp in opt.param_groups: grp['lr'] = _lr_at(step, steps, lr, min(100, steps // 10 + 1))
         idx = torch.randint(len(images), (batch_size,), generator=g) if w is None else torch.multinomial(w, batch_size, True, generator=g)
-        x = images[idx].to(vae.device)
+        x = images[idx].to(vae.device); y = x if targets is None else targets[idx].to(vae.device).float()
         if crop is not None and crop < S:
             i, j = torch.randint(0, (S - crop) // f + 1, (2,), generator=g).tolist()
-            x = x[..., i * f:i * f + crop, j * f:j * f + crop]
+            x, y = x[..., i * f:i * f + crop, j * f:j * f + crop], y[..., i * f:i * f + crop, j * f:j * f + crop]
         with _autocast(vae, autocast): moments = vae.encode(x).latent_dist.parameters
         post = DiagonalGaussianDistribution(moments.float())  # in bfloat16 the posterior's log-variance runs away (the latents' std reached ~1e3)
         z = post.mean + post.std * torch.randn(post.mean.shape, generator=g).to(x)
         with _autocast(vae, autocast): rec = vae.decode(z).sample.float()
-        loss = (rec - x).abs().mean() + kl_weight * post.kl().mean()
-        if edge_weight: loss = loss + edge_weight * edge_l1(rec, x)
-        if perceptual is not None: loss = loss + perceptual_weight * perceptual(rec, x).mean()
+        loss = (rec - y).abs().mean() + kl_weight * post.kl().mean()
+        if edge_weight: loss = loss + edge_weight * edge_l1(rec, y)
+        if perceptual is not None: loss = loss + perceptual_weight * perceptual(rec, y).mean()
         opt.zero_grad(set_to_none=True); loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
         hist.append(loss.item()); bar.update(1)

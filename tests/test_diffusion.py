@@ -381,6 +381,20 @@ def test_vae_perceptual_loss(pipe):
     with pytest.raises(ValueError, match='perceptual_weight'): run(perceptual=dist, perceptual_weight=0)
 
 
+def test_vae_targets(pipe):
+    "targets= is what the reconstruction is scored against: the images themselves by default; wrong shapes and NaN are refused."
+    import copy
+    x = imgs(4)
+    def run(**kw): return D.train_vae(copy.deepcopy(pipe), x, steps=2, batch_size=4, crop=16, decoder_only=True, progress=False, **kw)['loss']
+    plain = run()
+    assert run(targets=x.clone()) == plain  # the default target, bit for bit (same crops, same noise)
+    assert run(targets=(x * 0.5).clamp(-1, 1))[0] != plain[0]
+    with pytest.raises(ValueError, match="targets must be a tensor of the images' shape"): run(targets=x[:2])
+    with pytest.raises(ValueError, match="targets must be a tensor"): run(targets=x.numpy())
+    bad = x.clone(); bad[0, 0, 0, 0] = float('nan')
+    with pytest.raises(ValueError, match='NaN'): run(targets=bad)
+
+
 def test_min_snr_weight_values():
     "Min-SNR-gamma: weight 1 where SNR <= gamma (epsilon target), gamma / SNR above it; other targets by their formulas."
     ab = torch.tensor([0.5, 0.9, 0.99])  # SNR = 1, 9, 99

@@ -3,6 +3,7 @@ not a test, not collected by pytest).
 
     python tests/trial_chest_perceptual_vae.py --out /tmp/pvae              # ~12 min on 2 cores
     python tests/trial_chest_perceptual_vae.py --out /tmp/pvae --smoke      # the same code on 256 images, 4 steps
+    python tests/trial_chest_perceptual_vae.py --out /tmp/pvae6k --steps 6000   # twice the recipe's stage, ~26 min
 
 The recipe's VAE stage (`build_pipeline` with the recipe's blocks and latent channels, `train_vae` with its steps, batch, lr,
 crop and seed on its 20000 training images) with `perceptual=PerceptualDistance(load_perceptual('chest'))` at weight 0.123
@@ -21,11 +22,11 @@ from trial_chest_perceptual_round import measure
 
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--out', required=True); ap.add_argument('--weight', type=float, default=0.123)
-    ap.add_argument('--smoke', action='store_true')
+    ap.add_argument('--smoke', action='store_true'); ap.add_argument('--steps', type=int, default=None, help="VAE steps (default: the recipe's)")
     a = ap.parse_args(); out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
     r, judge, other = RECIPES['chest'], load_oracle('chest'), load_perceptual('chest')
-    n, steps, n_val = (256, 4, 64) if a.smoke else (r['n_images'], r['vae_steps'], 1024)
+    n, steps, n_val = (256, 4, 64) if a.smoke else (r['n_images'], a.steps or r['vae_steps'], 1024)
     images = zoo_phantom('chest').sample(n, seed=r['data_seed']).images
     pipe = build_pipeline(r['channels'], r['size'], r['vae_blocks'], r['unet_blocks'], r['latent_channels'], seed=r['data_seed'],
                           unet_attention=r['unet_attention'], unet_text_time=r['unet_text_time'])
