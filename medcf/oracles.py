@@ -415,9 +415,10 @@ def feature_maps(net: OracleNet,  # an oracle's (or LiT tower's) network
 
 class PerceptualDistance:
     "LPIPS-style distance in an oracle's conv features: unit-normalised channel vectors, squared difference, mean over positions, sum over stages."
-    def __init__(self, oracle: AttributeOracle):  # its frozen network measures the distance (it is not trained)
+    def __init__(self, oracle: AttributeOracle):  # its network measures the distance: a frozen copy, so the oracle itself is left as it was
+        import copy
         if not isinstance(oracle, AttributeOracle): raise TypeError(f"oracle must be an AttributeOracle, got {type(oracle).__name__}")
-        self.oracle, self.net = oracle, oracle.net.eval().requires_grad_(False)
+        self.oracle, self.net = oracle, copy.deepcopy(oracle.net).eval().requires_grad_(False)
 
     def __repr__(self): return f"PerceptualDistance({self.oracle!r})"
 

@@ -160,7 +160,12 @@ def test_shipped_lit_loads(name):
 def test_perceptual_distance(tiny, toy):
     "Zero on identical images, positive otherwise, differentiable, one value per image; mismatched or wrong-channel input refused."
     x = toy.sample(4, seed=1).images
+    was = tiny.net.training, [q.requires_grad for q in tiny.net.parameters()]
+    tiny.net.train().requires_grad_(True)  # an oracle someone is still training
     d = O.PerceptualDistance(tiny)
+    assert tiny.net.training and all(q.requires_grad for q in tiny.net.parameters())  # the wrapped oracle is left as it was
+    assert not d.net.training and not any(q.requires_grad for q in d.net.parameters())  # the copy that measures is frozen
+    tiny.net.train(was[0]); [q.requires_grad_(r) for q, r in zip(tiny.net.parameters(), was[1])]
     assert torch.allclose(d(x, x), torch.zeros(4), atol=1e-6)
     y = x.flip(0).clone().requires_grad_(True)
     out = d(y, x); out.sum().backward()
