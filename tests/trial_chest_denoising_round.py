@@ -10,7 +10,7 @@ reproduce. Here one decoder-only round (encoder frozen: latents, UNet and signal
 decoder lr, batch, crop, seed data_seed + 1, as `trial_chest_decoder_round.py`) reconstructs the grainy input's grain-free
 render (`train_vae(targets=...)`, a denoising autoencoder; only a phantom has these targets): arm A with L1 + KL, arm B with the
 perceptual term of `trial_chest_perceptual_round.py` (lam 0.12301) as well. Judged by the shipped oracle on the validation set
-(seed 30_000, 1024 images). The rule written before it ran (scratch note, 2026-12-04 18:24 UTC): the arm with the higher age-bin
+(seed 30_000, 1024 images). The rule written before it ran (scratch note, 2026-12-04 18:19 UTC): the arm with the higher age-bin
 agreement is the candidate; it is worth a recipe adoption attempt if that agreement reaches 0.9443 (the judge's median retest
 agreement on this set), every other attribute stays >= 0.99, the pixel MAE against the real image stays <= 1.1x the shipped
 one, and the judge's age error against the TRUE age on the round trip falls.
