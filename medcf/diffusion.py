@@ -140,6 +140,7 @@ def check_images(pipe, images) -> torch.Tensor:
     if images.shape[1] != c: raise ValueError(f"images have {images.shape[1]} channels; this model expects {c}")
     if tuple(images.shape[2:]) != (s, s): raise ValueError(f"images are {images.shape[2]}x{images.shape[3]}; this model expects {s}x{s}")
     if not images.is_floating_point(): raise TypeError(f"images must be floating point in [-1, 1], got {images.dtype}")
+    if not torch.isfinite(images).all(): raise ValueError("images hold NaN or inf; expected finite values in [-1, 1]")
     lo, hi = images.min().item(), images.max().item()
     if lo < -1.001 or hi > 1.001: raise ValueError(f"image values span [{lo:.3g}, {hi:.3g}]; expected [-1, 1] (map x in [0, 1] with 2*x - 1)")
     return images
@@ -691,7 +692,8 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
     if targets is not None:
         if not isinstance(targets, torch.Tensor) or targets.shape != images.shape:
             raise ValueError(f"targets must be a tensor of the images' shape {tuple(images.shape)}, got {tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__}")
-        if not torch.isfinite(targets).all(): raise ValueError("targets hold NaN or inf; expected finite images in [-1, 1]")
+        try: check_images(pipe, targets)
+        except (TypeError, ValueError) as e: raise ValueError(f"targets: {e}") from None
     S, f = images.shape[-1], vae_factor(pipe)
     if crop is not None and (crop % f or not f <= crop <= S): raise ValueError(f"crop={crop}: expected a multiple of {f} in [{f}, {S}]")
     vae, g = pipe.vae, torch.Generator().manual_seed(seed)

@@ -392,7 +392,9 @@ def test_vae_targets(pipe):
     with pytest.raises(ValueError, match="targets must be a tensor of the images' shape"): run(targets=x[:2])
     with pytest.raises(ValueError, match="targets must be a tensor"): run(targets=x.numpy())
     bad = x.clone(); bad[0, 0, 0, 0] = float('nan')
-    with pytest.raises(ValueError, match='NaN'): run(targets=bad)
+    with pytest.raises(ValueError, match='targets: images hold NaN'): run(targets=bad)
+    with pytest.raises(ValueError, match=r'targets: image values span'): run(targets=x * 3)
+    with pytest.raises(ValueError, match='images hold NaN'): D.check_images(pipe, bad)  # a NaN image is refused wherever images go in
 
 
 def test_min_snr_weight_values():
