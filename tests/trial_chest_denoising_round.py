@@ -29,8 +29,7 @@ LAM1 = 0.12301  # the perceptual round trial's lam1: the perceptual term equal t
 
 def grain_free(n: int, seed: int, data_seed: int = 0) -> torch.Tensor:
     "The zoo phantom's images (n, seed) rendered without film grain: the same patients, labels and anatomy."
-    ph = zoo_phantom('chest', data_seed)
-    return ChestPhantom(size=ph.size, seed=data_seed, grain=0).sample(n, seed=seed).images
+    return ChestPhantom(size=RECIPES['chest']['size'], seed=data_seed, grain=0).sample(n, seed=seed).images
 
 
 def ceiling(oracle, n: int, seed: int, draws: int = 5) -> dict:
