@@ -2,6 +2,7 @@
 
     python tests/trial_chest_perceptual_round.py --out /tmp/perc   # 2 x 1000 decoder steps, ~15 min on 2 cores
     python tests/trial_chest_perceptual_round.py --out /tmp/perc --steps 4 --n_val 64   # the same code, smoke
+    python tests/trial_chest_perceptual_round.py --out /tmp/perc --lr 2e-3 --lam_mults 1   # one lam, another decoder lr (card: decoder_lr)
 
 The perceptual loss is measured by the second chest oracle shipped as `data_samples/oracles/chest/perceptual`
 (`load_perceptual('chest')`: the judge's recipe with seed 1, `train_oracle(ChestPhantom(size=64), steps=1800, batch_size=64,
@@ -34,6 +35,8 @@ def measure(pipe, judge, other, batch) -> dict:
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--out', required=True); ap.add_argument('--perceptual', default='chest')
     ap.add_argument('--steps', type=int, default=1000); ap.add_argument('--n_val', type=int, default=1024)
+    ap.add_argument('--lr', type=float, default=None, help="decoder lr (default: the recipe's vae_decoder_lr)")
+    ap.add_argument('--lam_mults', default='1,10', help='multiples of lam1 to train, comma-separated')
     a = ap.parse_args(); out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
     r, judge, other = RECIPES['chest'], load_oracle('chest'), load_perceptual(a.perceptual)
@@ -47,9 +50,10 @@ def main():
     l1, pd0 = float((rt - x).abs().mean()), float(dist(rt, x).mean())
     lam1 = l1 / pd0; print(f'L1 {l1:.5f}, perceptual {pd0:.5f} -> lam1 {lam1:.4f}', flush=True)
     rows = {}
-    for lam in (lam1, 10 * lam1):
+    lr = a.lr or r['vae_decoder_lr']
+    for lam in [float(m) * lam1 for m in a.lam_mults.split(',')]:
         pipe = load_pipeline('chest'); t = time.time()
-        h = train_vae(pipe, images, a.steps, r['vae_batch'], r['vae_decoder_lr'], crop=r['vae_crop'], decoder_only=True,
+        h = train_vae(pipe, images, a.steps, r['vae_batch'], lr, crop=r['vae_crop'], decoder_only=True,
                       perceptual=dist, perceptual_weight=lam, seed=r['data_seed'] + 1, progress=False)
         after = measure(pipe, judge, other, val); after['seconds'] = round(time.time() - t, 1)
         after['train_seconds'] = round(h['seconds'], 1); rows[round(lam, 5)] = after
@@ -59,7 +63,7 @@ def main():
     gain = c['agreement']['age_bin'] - before['agreement']['age_bin']
     adopt = bool(gain >= 0.02 and min(v for k, v in c['agreement'].items() if k != 'age_bin') >= 0.99
                  and c['pixel_mae'] <= 1.1 * before['pixel_mae'] and c['judge_age_err_round_trip'] < before['judge_age_err_round_trip'])
-    rec = dict(steps=a.steps, validation=dict(seed=30_000, n=a.n_val), lam1=round(lam1, 5), before=before, rows=rows,
+    rec = dict(steps=a.steps, lr=lr, validation=dict(seed=30_000, n=a.n_val), lam1=round(lam1, 5), before=before, rows=rows,
                candidate=best, age_bin_gain=round(gain, 4), adopted=adopt, perceptual_oracle=a.perceptual)
     (out / 'perceptual_round_trial.json').write_text(json.dumps(rec, indent=1))
     print('candidate lam', best, 'gain', round(gain, 4), '-> adopt by the rule written before the run:', adopt)
