@@ -15,13 +15,8 @@ from pathlib import Path
 import numpy as np, torch, torch.nn as nn
 from medcf.diffusion import load_pipeline, vae_roundtrip
 from medcf.oracles import load_oracle
-from medcf.phantoms import ChestPhantom
 from medcf.zoo import zoo_phantom, RECIPES
-
-
-def grain_free(n: int, seed: int) -> torch.Tensor:
-    "The zoo phantom's images (n, seed) rendered without film grain."
-    return ChestPhantom(size=RECIPES['chest']['size'], seed=RECIPES['chest']['data_seed'], grain=0).sample(n, seed=seed).images
+from trial_chest_denoising_round import grain_free
 
 
 @torch.no_grad()

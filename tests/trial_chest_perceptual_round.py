@@ -50,7 +50,7 @@ def main():
     l1, pd0 = float((rt - x).abs().mean()), float(dist(rt, x).mean())
     lam1 = l1 / pd0; print(f'L1 {l1:.5f}, perceptual {pd0:.5f} -> lam1 {lam1:.4f}', flush=True)
     rows = {}
-    lr = a.lr or r['vae_decoder_lr']
+    lr = r['vae_decoder_lr'] if a.lr is None else a.lr
     for lam in [float(m) * lam1 for m in a.lam_mults.split(',')]:
         pipe = load_pipeline('chest'); t = time.time()
         h = train_vae(pipe, images, a.steps, r['vae_batch'], lr, crop=r['vae_crop'], decoder_only=True,

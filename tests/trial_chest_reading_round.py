@@ -1,6 +1,6 @@
 """Aim a chest decoder round at the age the judge loses: add a second oracle's age reading to the loss (a diagnostic, not a test)
 
-    python tests/trial_chest_reading_round.py --out /tmp/reading --steps 600              # ~10 min on 2 cores
+    python tests/trial_chest_reading_round.py --out /tmp/reading                          # 600 steps, ~10 min on 2 cores
     python tests/trial_chest_reading_round.py --out /tmp/reading --steps 600 --mult 3     # the age term three times as heavy
     python tests/trial_chest_reading_round.py --out /tmp/reading --steps 4 --n_val 64     # the same code, smoke
 
@@ -35,7 +35,7 @@ class AgeReadDistance:
 
 
 def main():
-    ap = argparse.ArgumentParser(); ap.add_argument('--out', required=True); ap.add_argument('--steps', type=int, default=1000)
+    ap = argparse.ArgumentParser(); ap.add_argument('--out', required=True); ap.add_argument('--steps', type=int, default=600)
     ap.add_argument('--n_val', type=int, default=1024); ap.add_argument('--mult', type=float, default=1.0); ap.add_argument('--batch', type=int, default=32)
     a = ap.parse_args(); out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
