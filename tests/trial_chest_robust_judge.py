@@ -1,6 +1,7 @@
 """Would a steadier judge pass the chest autoencoder? (a diagnostic, measured 2026-12-04; not a test, not collected by pytest)
 
     python tests/trial_chest_robust_judge.py --out /tmp/robust_judge   # ~4 min on 2 cores
+    python tests/trial_chest_robust_judge.py --out /tmp/robust_judge --vae reading_1200=/tmp/rr1200/vae   # also score other autoencoders
 
 Trains the chest oracle by the shipped judge's recipe (`train_oracle(ChestPhantom(size=64), steps=1800, batch_size=64, seed=0)`)
 on noisy copies (`noise_std=0.06`, 03_oracles exercise 4) and sets it beside the shipped judge: held-out age MAE and age-bin
@@ -15,10 +16,13 @@ from medcf.oracles import train_oracle, load_oracle, noise_agreement, reading_ag
 from medcf.phantoms import ChestPhantom
 from medcf.diffusion import load_pipeline, vae_roundtrip
 from medcf.zoo import zoo_phantom
+from diffusers import AutoencoderKL
 
 
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--out', required=True); ap.add_argument('--noise_std', type=float, default=0.06)
+    ap.add_argument('--vae', action='append', default=[], metavar='NAME=FOLDER',
+                    help='another chest autoencoder (an AutoencoderKL folder) to score on the validation set with both judges; repeatable')
     a = ap.parse_args(); out_dir = Path(a.out); out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
     t = time.time()
@@ -34,6 +38,12 @@ def main():
         rt = vae_roundtrip(pipe, b.images).float().cpu()
         for name, o in (('shipped', judge), ('robust', rob)):
             out[f'{name}_vae_age_bin_{label}'] = round(float(reading_agreement(o, b.images, rt)['age_bin']), 4)
+    b = zoo_phantom('chest').sample(1024, seed=30_000)
+    for spec in a.vae:  # e.g. a decoder round's autoencoder: does a judge trained another way agree more with it too?
+        name, folder = spec.split('=', 1)
+        p = load_pipeline('chest'); p.register_modules(vae=AutoencoderKL.from_pretrained(folder).eval().requires_grad_(False))
+        rt = vae_roundtrip(p, b.images).float().cpu()
+        out[f'vae_{name}_validation'] = {j: round(float(reading_agreement(o, b.images, rt)['age_bin']), 4) for j, o in (('shipped', judge), ('robust', rob))}
     print(json.dumps(out, indent=1)); (out_dir / 'robust_judge.json').write_text(json.dumps(out, indent=1))
 
 
