@@ -34,16 +34,16 @@ def main():
         ev = o.evaluate(held.images, held.attrs).set_index('attribute').value
         out[f'{name}_heldout'] = {'age_MAE': round(float(ev['age']), 3), 'age_bin_acc': round(float(ev['age_bin']), 4)}
         out[f'{name}_noise_0335'] = round(float(noise_agreement(o, held.images, 0.0335)['age_bin']), 4)
-    for label, b in (('card_set_a', zoo_phantom('chest', 0).sample(256, seed=10_000)), ('validation', zoo_phantom('chest').sample(1024, seed=30_000))):
+    val = zoo_phantom('chest').sample(1024, seed=30_000)
+    for label, b in (('card_set_a', zoo_phantom('chest', 0).sample(256, seed=10_000)), ('validation', val)):
         rt = vae_roundtrip(pipe, b.images).float().cpu()
         for name, o in (('shipped', judge), ('robust', rob)):
             out[f'{name}_vae_age_bin_{label}'] = round(float(reading_agreement(o, b.images, rt)['age_bin']), 4)
-    b = zoo_phantom('chest').sample(1024, seed=30_000)
     for spec in a.vae:  # e.g. a decoder round's autoencoder: does a judge trained another way agree more with it too?
         name, folder = spec.split('=', 1)
         p = load_pipeline('chest'); p.register_modules(vae=AutoencoderKL.from_pretrained(folder).eval().requires_grad_(False))
-        rt = vae_roundtrip(p, b.images).float().cpu()
-        out[f'vae_{name}_validation'] = {j: round(float(reading_agreement(o, b.images, rt)['age_bin']), 4) for j, o in (('shipped', judge), ('robust', rob))}
+        rt = vae_roundtrip(p, val.images).float().cpu()
+        out[f'vae_{name}_validation'] = {j: round(float(reading_agreement(o, val.images, rt)['age_bin']), 4) for j, o in (('shipped', judge), ('robust', rob))}
     print(json.dumps(out, indent=1)); (out_dir / 'robust_judge.json').write_text(json.dumps(out, indent=1))
 
 
