@@ -33,7 +33,7 @@ def main():
     pipe = build_pipeline(r['channels'], r['size'], r['vae_blocks'], r['unet_blocks'], r['latent_channels'], seed=r['data_seed'],
                           unet_attention=r['unet_attention'], unet_text_time=r['unet_text_time'])
     t = time.time()
-    lr = a.lr or r['vae_lr']
+    lr = r['vae_lr'] if a.lr is None else a.lr
     h = train_vae(pipe, images, steps, r['vae_batch'], lr, crop=r['vae_crop'], seed=r['data_seed'],
                   perceptual=PerceptualDistance(other), perceptual_weight=a.weight, progress=False)
     val = zoo_phantom('chest').sample(n_val, seed=30_000)
