@@ -93,8 +93,8 @@ def build_scheduler():
 
 def assemble_pipeline(vae, unet, scheduler, text_encoder, tokenizer):
     "A diffusers `StableDiffusionPipeline` from parts (no safety checker: these are phantoms)."
-    from diffusers import StableDiffusionPipeline
     _quiet()
+    from diffusers import StableDiffusionPipeline
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
@@ -205,7 +205,6 @@ def save_pipeline(pipe, out_dir: str | Path,  # folder to write (created)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     conv = (lambda m: copy.deepcopy(m).half()) if fp16 else (lambda m: m)
     if include_text_encoder:
-        from diffusers import StableDiffusionPipeline
         full = assemble_pipeline(conv(pipe.vae), conv(pipe.unet), pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
         full.save_pretrained(out)
     else:
@@ -265,8 +264,8 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
                   device: str = 'cpu',  # torch device
                   dtype: torch.dtype = torch.float32):  # weights are cast to this dtype
     "Load an SD-style pipeline; zoo folders carry no text encoder, so the packaged MiniLM is attached."
+    _quiet()  # before the import: diffusers' pipeline module touches transformers' image processors, which warn without torchvision
     from diffusers import AutoencoderKL, UNet2DConditionModel, DDIMScheduler, StableDiffusionPipeline
-    _quiet()
     folder = _resolve(name_or_path)
     card = verify_checkpoint(folder) if check and (folder / CARD).exists() else (json.loads((folder / CARD).read_text()) if (folder / CARD).exists() else {})
     try:

@@ -31,3 +31,12 @@ def test_generation_page_and_command(tmp_path):
     assert main(['generate', '--model', 'chest', '--prompt', 'Chest X-ray showing Pleural Effusion', '--n', '2', '--steps', '2', '--out', str(out)]) == 0
     assert out.exists()
     with pytest.raises(ValueError, match='zoo'): main(['generate', '--model', 'no_such_model', '--prompt', 'x', '--n', '1', '--steps', '2', '--out', str(out)])
+
+def test_generate_command_is_quiet(tmp_path):
+    "The console script prints its result and nothing else: no library warnings (e.g. transformers' image processors without torchvision)."
+    out = tmp_path / 'q.png'
+    r = subprocess.run(['medcf', 'generate', '--model', 'chest', '--prompt', 'Chest X-ray showing Pleural Effusion', '--n', '1',
+                        '--steps', '2', '--out', str(out)], capture_output=True, text=True)
+    assert r.returncode == 0 and out.exists(), r.stderr
+    assert r.stderr == '', f'unexpected output on stderr: {r.stderr[:500]}'
+    assert r.stdout.strip() == f'wrote {out}'
