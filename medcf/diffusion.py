@@ -14,10 +14,10 @@ from .phantoms import pick, is_full, data_path
 # %% auto #0
 __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'ALPHA_FLOOR', 'text_encoder_dir', 'load_text_encoder', 'build_vae',
            'build_unet', 'build_scheduler', 'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_size',
-           'check_images', 'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip', 'sha256',
-           'save_pipeline', 'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline',
-           'encode_prompts', 'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput',
-           'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
+           'check_images', 'check_latents', 'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip',
+           'sha256', 'save_pipeline', 'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint',
+           'load_pipeline', 'encode_prompts', 'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo',
+           'SampleOutput', 'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
            'resolve_guidance_interval', 'guidance_at', 'unet_eps', 'sample_latents', 'generate', 'Inversion',
            'ddim_invert', 'as_images_prompts', 'edge_l1', 'check_sample_weights', 'check_autocast', 'train_vae',
            'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid']
@@ -144,6 +144,16 @@ def check_images(pipe, images) -> torch.Tensor:
     lo, hi = images.min().item(), images.max().item()
     if lo < -1.001 or hi > 1.001: raise ValueError(f"image values span [{lo:.3g}, {hi:.3g}]; expected [-1, 1] (map x in [0, 1] with 2*x - 1)")
     return images
+
+def check_latents(pipe, latents) -> torch.Tensor:
+    "Validate latents for `pipe`'s UNet: an N x c x h x w floating-point tensor of finite values, c the UNet's input channels."
+    if not isinstance(latents, torch.Tensor): raise TypeError(f"latents must be a torch.Tensor (N x c x h x w), got {type(latents).__name__}")
+    c = pipe.unet.config.in_channels
+    if latents.ndim != 4: raise ValueError(f"latents have shape {tuple(latents.shape)}; expected N x {c} x h x w")
+    if latents.shape[1] != c: raise ValueError(f"latents have {latents.shape[1]} channels; this UNet expects {c}")
+    if not latents.is_floating_point(): raise TypeError(f"latents must be floating point, got {latents.dtype}")
+    if not torch.isfinite(latents).all(): raise ValueError("latents hold NaN or inf; expected finite values")
+    return latents
 
 def check_prompts(prompts, n: int | None = None) -> list:
     "A list of prompt strings (a single string becomes a list of one); `n` checks the count."
@@ -321,7 +331,11 @@ def ddim_scheduler(pipe, num_inference_steps: int = 50):
     from diffusers import DDIMScheduler
     if not isinstance(num_inference_steps, (int, np.integer)) or num_inference_steps < 1:
         raise ValueError(f"num_inference_steps={num_inference_steps!r}: expected a positive integer")
-    s = DDIMScheduler.from_config(pipe.scheduler.config)
+    cfg = pipe.scheduler.config
+    asks = [k for k in ('clip_sample', 'thresholding') if cfg.get(k)]
+    if asks: warnings.warn(f"this pipeline's scheduler sets {' and '.join(k + '=True' for k in asks)}; medcf's DDIM never clips or "
+                           "thresholds the predicted clean latent (Stable Diffusion's configs set clip_sample=False), so diffusers' own call would differ")
+    s = DDIMScheduler.from_config(cfg)
     if num_inference_steps > s.config.num_train_timesteps:
         raise ValueError(f"num_inference_steps={num_inference_steps} exceeds the {s.config.num_train_timesteps} training timesteps")
     s.set_timesteps(int(num_inference_steps))
@@ -485,6 +499,7 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
     interval = check_guidance_interval(guidance_interval, ddim.config.num_train_timesteps)
     ts = [int(t) for t in ddim.timesteps]
     if not 0 <= start_step < len(ts): raise ValueError(f"start_step={start_step}: expected 0 <= start_step < {len(ts)}")
+    check_latents(pipe, latents)
     if len(cond) != len(latents): raise ValueError(f"{len(cond)} prompt embeddings for {len(latents)} latents; expected one per latent")
     if eta > 0 and generators is None: generators = _seed_generators(0, len(latents))
     dev, dt = _device(pipe), _dtype(pipe)

@@ -597,3 +597,66 @@ def test_decoder_perceptual_of_the_recipes():
     d = zoo.decoder_perceptual(dict(zoo.RECIPES['chest'], vae_decoder_steps=700, vae_decoder_perceptual='chest', vae_decoder_perceptual_weight=0.123))
     assert isinstance(d, PerceptualDistance) and d.oracle.card['data_seed'] == 1 != load_oracle('chest').card['data_seed']
     assert d.oracle.card['sha256'] != load_oracle('chest').card['sha256']
+
+
+def _tiny_clip_sd_folder(root) -> 'Path':
+    "A Stable-Diffusion-layout folder made by diffusers alone: CLIP text encoder + BPE tokenizer, RGB VAE, PNDM scheduler (SD's)."
+    import string
+    from pathlib import Path
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from diffusers import StableDiffusionPipeline, AutoencoderKL, UNet2DConditionModel, PNDMScheduler
+    root = Path(root); root.mkdir(parents=True, exist_ok=True)
+    vocab = {'<|startoftext|>': 0, '<|endoftext|>': 1}
+    for c in string.ascii_lowercase + string.digits + string.punctuation:
+        vocab.setdefault(c, len(vocab)); vocab.setdefault(c + '</w>', len(vocab))
+    (root / 'vocab.json').write_text(json.dumps(vocab)); (root / 'merges.txt').write_text('#version: 0.2\n')
+    tok = CLIPTokenizer(str(root / 'vocab.json'), str(root / 'merges.txt'), model_max_length=24)
+    torch.manual_seed(0)
+    te = CLIPTextModel(CLIPTextConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_attention_heads=4,
+                                      num_hidden_layers=2, max_position_embeddings=24, bos_token_id=0, eos_token_id=1, pad_token_id=1))
+    vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=('DownEncoderBlock2D',) * 2, up_block_types=('UpDecoderBlock2D',) * 2,
+                        block_out_channels=(8, 16), latent_channels=4, norm_num_groups=4, sample_size=32)
+    unet = UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, block_out_channels=(16, 32), layers_per_block=1,
+                                down_block_types=('CrossAttnDownBlock2D', 'DownBlock2D'), up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D'),
+                                cross_attention_dim=32, norm_num_groups=8, attention_head_dim=4)
+    sch = PNDMScheduler(**D.SD_BETAS, skip_prk_steps=True, steps_offset=1)
+    StableDiffusionPipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet, scheduler=sch, safety_checker=None,
+                            feature_extractor=None, requires_safety_checker=False).save_pretrained(root / 'sd')
+    return root / 'sd'
+
+
+def test_clip_stable_diffusion_folder(tmp_path):
+    "A folder laid out as Stable Diffusion's (CLIP text encoder, RGB VAE with factor 2, PNDM) works with every entry point."
+    from diffusers import DDIMScheduler
+    p = D.load_pipeline(_tiny_clip_sd_folder(tmp_path))
+    assert type(p.text_encoder).__name__ == 'CLIPTextModel' and D.vae_factor(p) == 2 and D.native_size(p) == 32
+    ps = ['a chest x-ray', 'pleural effusion']
+    assert torch.allclose(D.encode_prompts(p, ps), p.encode_prompt(ps, 'cpu', 1, False)[0], atol=1e-5)
+    lat = D.initial_latents(p, 2, seed=0)
+    ours = D.generate(p, ps, num_inference_steps=4, guidance_scale=2.5, latents=lat)
+    p.scheduler = DDIMScheduler.from_config(p.scheduler.config, clip_sample=False)  # diffusers' own call with our DDIM (SD's configs: no clipping)
+    ref = p(ps, height=32, width=32, num_inference_steps=4, guidance_scale=2.5, latents=lat, output_type='pt').images
+    assert ours.shape == (2, 3, 32, 32) and (ours - (ref * 2 - 1)).abs().max() < 1e-4
+    inv = D.ddim_invert(p, ours, ps, num_inference_steps=4)
+    assert inv.latents.shape == (2, 4, 16, 16) and math.isfinite(inv.image_mae)
+    before = [q.detach().clone() for q in p.unet.parameters()]
+    h = D.finetune(p, (ours, ps), steps=2, batch_size=2, progress=False, ema_decay=None, warmup=1)
+    assert all(math.isfinite(l) for l in h['loss']) and any(not torch.equal(a, b) for a, b in zip(before, p.unet.parameters()))
+    with pytest.raises(ValueError, match='channel'): D.generate(p, ps, latents=torch.zeros(2, 3, 16, 16))
+
+
+@pytest.mark.parametrize('bad,err', [(torch.zeros(1, 3, 8, 8), 'channels'), (torch.zeros(1, 4, 8), 'shape'),
+                                     (torch.full((1, 4, 8, 8), float('nan')), 'NaN'), (torch.zeros(1, 4, 8, 8, dtype=torch.long), 'floating')])
+def test_bad_latents(pipe, bad, err):
+    with pytest.raises((ValueError, TypeError), match=err): D.generate(pipe, ['a'], num_inference_steps=2, latents=bad)
+    with pytest.raises((ValueError, TypeError), match=err):
+        D.sample_latents(pipe, bad, D.encode_prompts(pipe, ['a'] * len(bad)), num_inference_steps=2)
+
+
+def test_clipping_scheduler_warns(pipe):
+    "DDIMScheduler defaults to clip_sample=True: a scheduler swapped in after the pipeline was built (the pattern of diffusers' docs)"
+    "clips in diffusers' call; our sampler never clips, so it says so instead of silently differing."
+    from diffusers import DDIMScheduler
+    p = D.assemble_pipeline(pipe.vae, pipe.unet, pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
+    p.scheduler = DDIMScheduler(**D.SD_BETAS)  # StableDiffusionPipeline.__init__ would have reset clip_sample; assignment does not
+    with pytest.warns(UserWarning, match='clip_sample=True'): D.generate(p, ['a'], num_inference_steps=2)
