@@ -6,7 +6,7 @@
 from __future__ import annotations
 from typing import Callable, Sequence
 import numpy as np, pandas as pd, torch
-from .oracles import check_images
+from .oracles import check_images, _py
 
 # %% auto #0
 __all__ = ['accuracy', 'auroc', 'group_accuracies', 'worst_group_accuracy', 'proportion_interval', 'rate_count',
@@ -57,11 +57,23 @@ def _probs(p, name: str = 'probs') -> np.ndarray:
     return p
 
 # %% ../nbs/04_metrics.ipynb #1719c3ac
+def _is_text(a: np.ndarray) -> bool: return a.dtype.kind in 'US' or (a.dtype.kind == 'O' and isinstance(a.flat[0], str))
+
+def _comparable(pred: np.ndarray, labels: np.ndarray):
+    "Predicted and true labels of one kind: text with text, numbers with numbers, and no probabilities against class labels."
+    if _is_text(pred) != _is_text(labels):
+        raise TypeError(f"pred holds {'text' if _is_text(pred) else 'numbers'} ({pred.flat[0]!r}, ...) but labels "
+                        f"{'text' if _is_text(labels) else 'numbers'} ({labels.flat[0]!r}, ...); expected labels of one kind")
+    if pred.dtype.kind == 'f' and labels.dtype.kind in 'biu' and not (pred == np.round(pred)).all():
+        raise ValueError(f"pred holds non-integer values ({pred[pred != np.round(pred)].flat[0]:.3g}, ...) against integer labels; "
+                         "expected predicted labels, not probabilities (threshold or argmax them first)")
+
 def accuracy(pred,  # N predicted labels (any comparable values)
              labels) -> float:  # N true labels
     "Fraction of predictions equal to the labels."
     pred, labels = _np(pred, 'pred'), _np(labels, 'labels')
     if pred.shape != labels.shape: raise ValueError(f"pred has shape {pred.shape} but labels {labels.shape}; expected the same")
+    _comparable(pred, labels)
     return float((pred == labels).mean())
 
 def auroc(scores,  # N real scores, higher = more likely positive
@@ -83,7 +95,11 @@ def group_accuracies(pred,  # N predicted labels
                      groups) -> pd.DataFrame:  # N group ids (e.g. label x attribute combinations)
     "Accuracy per group: columns group, n, accuracy (sorted by accuracy, worst first)."
     pred, labels, groups = _np(pred, 'pred'), _np(labels, 'labels'), _np(groups, 'groups')
-    _same_len(pred=pred, labels=labels, groups=groups)
+    for a, name in ((pred, 'pred'), (labels, 'labels'), (groups, 'groups')):
+        if a.ndim != 1: raise ValueError(f"{name} has shape {a.shape}; expected a 1-d array, one value per sample")
+    _same_len(pred=pred, labels=labels, groups=groups); _comparable(pred, labels)
+    missing = np.flatnonzero(pd.isna(groups))
+    if missing.size: raise ValueError(f"groups has missing ids (None/NaN) at rows {missing[:5].tolist()}; expected a group id for every sample (they would be dropped)")
     df = pd.DataFrame(dict(g=groups, c=(pred == labels)))
     out = df.groupby('g').c.agg(['size', 'mean']).reset_index()
     out.columns = ['group', 'n', 'accuracy']
@@ -142,6 +158,7 @@ def nll(probs,  # N (binary P(y=1)) or N x K probabilities
         labels,  # N labels
         eps: float = 1e-12) -> float:  # floor on probabilities before the log
     "Mean negative log-likelihood of the true labels."
+    if not 0 < eps < 1: raise ValueError(f"eps={eps!r}: expected a small positive floor in (0, 1), e.g. 1e-12")
     p = _probs(probs); y = _labels(labels, p.shape[1])
     _same_len(probs=p, labels=y)
     return float(-np.log(np.clip(p[np.arange(len(y)), y], eps, 1)).mean())
@@ -151,8 +168,10 @@ def accuracy_rejection_curve(confidence,  # N confidences (higher = more sure); 
                              rates: Sequence = tuple(np.round(np.linspace(0, 0.9, 10), 2))) -> pd.DataFrame:  # rejection rates in [0, 1)
     "Accuracy on the retained samples after rejecting the least confident fraction, for each rate."
     c, ok = _np(confidence, 'confidence').astype(float), _binary(np.asarray(correct).astype(int) if np.asarray(correct).dtype == bool else correct, 'correct')
+    if c.ndim != 1: raise ValueError(f"confidence has shape {c.shape}; expected a 1-d array, one confidence per sample (e.g. probs.max(1))")
     _same_len(confidence=c, correct=ok)
-    rates = _np(rates, 'rates').astype(float)
+    rates = np.atleast_1d(_np(rates, 'rates').astype(float))
+    if rates.ndim != 1: raise ValueError(f"rates has shape {rates.shape}; expected a 1-d sequence of rejection rates")
     if (rates < 0).any() or (rates >= 1).any(): raise ValueError("rejection rates must lie in [0, 1)")
     order = np.argsort(-c, kind='mergesort')
     rows = []
@@ -188,7 +207,7 @@ def oracle_frechet_distance(features: Callable,  # images -> N x D features, e.g
 
 # %% ../nbs/04_metrics.ipynb #80e459ce
 def _pair(a, b, na: str, nb: str) -> tuple:
-    a, b = check_images(a, name=na), check_images(b, name=nb)
+    a, b = check_images(a, name=na).detach(), check_images(b, name=nb).detach()  # metrics, not losses: no graph needed
     if a.shape != b.shape: raise ValueError(f"{na} has shape {tuple(a.shape)} but {nb} {tuple(b.shape)}; expected the same N x C x H x W")
     return a, b
 
@@ -197,7 +216,7 @@ def changed_region(factual,  # N x C x H x W factual images
                    threshold: float = 0.05) -> torch.Tensor:  # |difference| (on [-1, 1]) above which a pixel counts as changed
     "N x H x W boolean mask of the pixels the TRUE counterfactual changes (any channel)."
     f, t = _pair(factual, true_cf, 'factual', 'true_cf')
-    if not threshold > 0: raise ValueError(f"threshold={threshold!r}; expected a positive number")
+    if not 0 < threshold < 2: raise ValueError(f"threshold={threshold!r}; expected a number in (0, 2) (pixel differences on [-1, 1] images are at most 2)")
     return (t - f).abs().amax(1) > threshold
 
 def counterfactual_error(edited,  # N x C x H x W images produced by the editor
@@ -246,9 +265,17 @@ def effectiveness(predict: Callable,  # images -> DataFrame of attribute reading
     if not isinstance(target, dict) or not target: raise ValueError("target must be a non-empty dict attribute -> value(s)")
     edited = check_images(edited, name='edited')
     pred, out = _read(predict, edited, list(target)), {}
+    specs = {s.name: s for s in getattr(predict, 'specs', [])}  # an AttributeOracle says which values each attribute can take
     for k, v in target.items():
         t, p = _target_array(v, len(edited), k), pred[k].to_numpy()
-        out[k] = float(np.abs(p.astype(float) - t.astype(float)).mean()) if _is_continuous(np.asarray(t)) else float(np.mean([a == b for a, b in zip(p.tolist(), t.tolist())]))
+        if pd.isna(t).any(): raise ValueError(f"target {k} holds a missing value (None/NaN); expected the intended value of every image")
+        if p.dtype.kind != 'f': _comparable(p, t)  # discrete readings: the target must be a value of the same kind
+        s = specs.get(k)
+        if s is not None and s.values is not None:
+            bad = [x for x in pd.unique(t) if _py(x) not in s.values]
+            if bad: raise ValueError(f"target {k}={bad[0]!r} is not a value the oracle reads; expected one of {s.values}")
+        cont = (s.kind == 'continuous') if s is not None else (_is_continuous(p) or _is_continuous(np.asarray(t)))
+        out[k] = float(np.abs(p.astype(float) - t.astype(float)).mean()) if cont else float(np.mean([a == b for a, b in zip(p.tolist(), t.tolist())]))
     return out
 
 def leakage(predict: Callable,  # images -> DataFrame of attribute readings
@@ -259,10 +286,9 @@ def leakage(predict: Callable,  # images -> DataFrame of attribute readings
             attributes: Sequence | None = None) -> pd.Series:  # only these (e.g. the ones the oracle reads reliably); None = all
     "Per other attribute: fraction of images where the oracle's reading differs between edited and reference (continuous: mean |difference|)."
     e, r = _pair(edited, reference, 'edited', 'reference')
-    pe, pr = predict(e), predict(r)
-    if attributes is not None:
-        unknown = [a for a in attributes if a not in pr.columns]
-        if unknown: raise ValueError(f"predict does not read {unknown}; it reads {list(pr.columns)}")
+    for v, name in ((intervened, 'intervened'), (attributes, 'attributes')):
+        if isinstance(v, str): raise TypeError(f"{name}={v!r} is a string; expected a list of attribute names, e.g. [{v!r}]")
+    pe, pr = _read(predict, e, list(intervened) + list(attributes or [])), _read(predict, r, [])
     cols = [c for c in pr.columns if c not in set(intervened) and (attributes is None or c in attributes)
             and not (discrete_only and _is_continuous(pr[c].to_numpy()))]
     out = {}
@@ -285,6 +311,7 @@ def composition(edit_fn: Callable,  # (images, target dict) -> edited images
     "Mean |x - null_edit^m(x)| for m = 1..n_apply: an ideal editor leaves images untouched when asked for what they already are."
     x = check_images(images); y, out = x, []
     if not isinstance(current, dict) or not current: raise ValueError("current must be a non-empty dict attribute -> value(s)")
+    if isinstance(n_apply, bool) or not isinstance(n_apply, (int, np.integer)) or n_apply < 1: raise ValueError(f"n_apply={n_apply!r}: expected a positive integer")
     for _ in range(n_apply):
         y = _edit(edit_fn, y, current); out.append(float((y - x).abs().mean()))
     return out
@@ -295,6 +322,8 @@ def reversibility(edit_fn: Callable,  # (images, target dict) -> edited images
                   target: dict) -> float:  # attribute -> the edited values
     "Mean |x - edit(edit(x, target), source)|: an ideal editor comes back to where it started."
     x = check_images(images)
+    for d, name in ((source, 'source'), (target, 'target')):
+        if not isinstance(d, dict) or not d: raise ValueError(f"{name} must be a non-empty dict attribute -> value(s), got {d!r}")
     if set(source) != set(target): raise ValueError(f"source {sorted(source)} and target {sorted(target)} must name the same attributes")
     return float((_edit(edit_fn, _edit(edit_fn, x, target), source) - x).abs().mean())
 

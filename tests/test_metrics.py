@@ -122,3 +122,37 @@ def test_rate_count_recovers_counts_and_refuses_other_rates():
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match='positive integer'): M.rate_count(0.5, bad)
     with pytest.raises(ValueError, match=r'in \[0, 1\]'): M.rate_count(1.2, 10)
+
+def test_labels_of_one_kind():
+    "Mistakes that used to return a plausible number: probabilities or text against class labels, missing groups."
+    with pytest.raises(ValueError, match='not probabilities'): M.accuracy([0.7, 0.2, 0.9], [1, 0, 1])
+    with pytest.raises(TypeError, match='one kind'): M.accuracy(['Male', 'Female'], [1, 0])
+    assert M.accuracy(np.array([1., 0.]), [1, 1]) == 0.5  # whole-number floats are labels
+    with pytest.raises(ValueError, match='missing ids'): M.group_accuracies([1, 0, 1, 1], [1, 0, 0, 1], ['a', None, 'b', 'b'])
+    with pytest.raises(ValueError, match='1-d'): M.group_accuracies(np.eye(3), [1, 0, 1], ['a', 'b', 'b'])
+    with pytest.raises(ValueError, match='eps'): M.nll([0.2, 0.9], [0, 1], eps=0)
+    with pytest.raises(ValueError, match='1-d'): M.accuracy_rejection_curve(np.ones((3, 2)), [1, 0, 1])
+    assert len(M.accuracy_rejection_curve([0.9, 0.2, 0.6], [1, 0, 1], rates=0.5)) == 1  # a single rate is a list of one
+
+def test_counterfactual_metric_input_checks(setup):
+    ph, b, target = setup
+    cf = ph.counterfactual(b, **target)
+    with pytest.raises(ValueError, match=r'\(0, 2\)'): M.changed_region(b.images, cf.images, threshold=5)
+    with pytest.raises(TypeError, match='string'): M.leakage(reader, cf.images, cf.images, intervened='bar')
+    with pytest.raises(ValueError, match='does not read'): M.leakage(reader, cf.images, cf.images, intervened=['barr'])
+    with pytest.raises(ValueError, match='rows'): M.leakage(lambda x: reader(x[:2]), cf.images, cf.images)
+    with pytest.raises(ValueError, match='missing'): M.effectiveness(reader, cf.images, {'bar': None})
+    with pytest.raises(TypeError, match='one kind'): M.effectiveness(reader, cf.images, {'bar': '1'})
+    with pytest.raises(ValueError, match='non-empty'): M.reversibility(M.identity_editor, b.images, {}, {})
+    with pytest.raises(ValueError, match='positive integer'): M.composition(M.identity_editor, b.images, {'bar': 0}, n_apply=0)
+    grad = cf.images.clone().requires_grad_(True)  # an editor whose output carries a graph
+    assert len(M.counterfactual_error(grad, cf.images, b.images)) == len(b.images)
+
+def test_effectiveness_reads_the_oracle_specs():
+    "With an AttributeOracle the attribute's kind comes from its spec: an int age is a continuous target, an unknown value an error."
+    from medcf.oracles import load_oracle
+    from medcf.phantoms import ChestPhantom
+    o, x = load_oracle('chest'), ChestPhantom(size=64, seed=0).sample(4, seed=3).images
+    mae = M.effectiveness(o, x, {'age': 70})['age']
+    assert mae == pytest.approx(M.effectiveness(o, x, {'age': 70.0})['age']) and mae > 0
+    with pytest.raises(ValueError, match='not a value the oracle reads'): M.effectiveness(o, x, {'effusion': 2})
