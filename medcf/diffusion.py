@@ -9,7 +9,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, Any
 import numpy as np, torch, torch.nn.functional as F
-from .phantoms import pick, is_full, data_path
+from .phantoms import pick, is_full, data_path, warn_unit_range
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'ALPHA_FLOOR', 'text_encoder_dir', 'load_text_encoder', 'build_vae',
@@ -143,6 +143,7 @@ def check_images(pipe, images) -> torch.Tensor:
     if not torch.isfinite(images).all(): raise ValueError("images hold NaN or inf; expected finite values in [-1, 1]")
     lo, hi = images.min().item(), images.max().item()
     if lo < -1.001 or hi > 1.001: raise ValueError(f"image values span [{lo:.3g}, {hi:.3g}]; expected [-1, 1] (map x in [0, 1] with 2*x - 1)")
+    warn_unit_range(images)
     return images
 
 def check_latents(pipe, latents) -> torch.Tensor:

@@ -9,12 +9,12 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
-from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path
+from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range
 
 # %% auto #0
 __all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'encode_targets', 'OracleNet', 'resize_images',
-           'file_sha256', 'hardware', 'save_checkpoint', 'load_checkpoint', 'AttributeOracle', 'phantom_pool',
-           'oracle_loss', 'train_oracle', 'load_oracle', 'load_perceptual', 'load_lit', 'card_markdown',
+           'batch_starts', 'file_sha256', 'hardware', 'save_checkpoint', 'load_checkpoint', 'AttributeOracle',
+           'phantom_pool', 'oracle_loss', 'train_oracle', 'load_oracle', 'load_perceptual', 'load_lit', 'card_markdown',
            'write_oracle_readme', 'reading_agreement', 'noise_agreement', 'feature_maps', 'PerceptualDistance',
            'minilm_path', 'TextTower', 'text_tower', 'LiTModel', 'lit_loss', 'zero_shot_accuracy',
            'caption_swap_accuracy', 'train_lit']
@@ -37,6 +37,7 @@ def check_images(images,  # N x C x H x W float tensor (or numpy array) in [-1, 
     lo, hi = images.min().item(), images.max().item()
     if lo < -1.01 or hi > 1.01:
         raise ValueError(f"{name} has values in [{lo:.3g}, {hi:.3g}]; expected [-1, 1] (rescale 0..1 images with x*2-1)")
+    warn_unit_range(images, name)
     return images.float()
 
 # %% ../nbs/03_oracles.ipynb #aff7f29d
@@ -77,7 +78,9 @@ def encode_targets(specs: list,  # the oracle's attribute specs
     for s in specs:
         x = attrs[s.name].to_numpy()
         if s.kind == 'continuous':
-            lo, hi = s.range; cols.append((x.astype(float) - lo) / (hi - lo))
+            x = x.astype(float)
+            if not np.isfinite(x).all(): raise ValueError(f"{s.name} holds NaN or inf at rows {np.flatnonzero(~np.isfinite(x))[:5].tolist()}; expected a value for every image")
+            lo, hi = s.range; cols.append((x - lo) / (hi - lo))
         else:
             idx = {v: i for i, v in enumerate(s.values)}
             bad = [v for v in pd.unique(x) if _py(v) not in idx]
@@ -107,9 +110,17 @@ class OracleNet(nn.Module):
 def resize_images(images: torch.Tensor,  # N x C x H x W
                   size: int) -> torch.Tensor:  # target square size
     "Resize square images to `size` (bilinear, antialiased when shrinking); a no-op at the right size."
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1: raise ValueError(f"size={size!r}: expected a positive integer side")
     if images.shape[-1] == size and images.shape[-2] == size: return images
     if images.shape[-1] != images.shape[-2]: raise ValueError(f"images are {tuple(images.shape[-2:])}; expected square images")
     return F.interpolate(images, size=(size, size), mode='bilinear', align_corners=False, antialias=images.shape[-1] > size)
+
+def batch_starts(n: int,  # items to split
+                 batch_size: int) -> range:  # items per pass, a positive integer
+    "Start index of each pass over `n` items, `batch_size` at a time; a clear error for a batch size that is not a positive integer."
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}: expected a positive integer")
+    return range(0, n, int(batch_size))
 
 # %% ../nbs/03_oracles.ipynb #6f0835a6
 def file_sha256(path) -> str:  # file to hash
@@ -130,6 +141,8 @@ def save_checkpoint(net: nn.Module,  # the trained network
                     card: dict) -> Path:  # model card (JSON-serialisable): config, data seed, steps, wall time, figures
     "Save weights as float16 safetensors plus a JSON model card that records the file's sha256."
     from safetensors.torch import save_file
+    try: json.dumps(card, default=_py)
+    except (TypeError, ValueError) as e: raise ValueError(f"card is not JSON-serialisable ({e}); nothing was written") from e
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     w = folder / f"{name}.safetensors"
     save_file({k: v.detach().to(torch.float16).contiguous() for k, v in net.state_dict().items()}, str(w))
@@ -174,7 +187,7 @@ class AttributeOracle:
     def _batched(self, fn, images, batch_size, grad):
         x = self._prep(images)
         with torch.set_grad_enabled(grad):
-            return torch.cat([fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+            return torch.cat([fn(x[i:i + batch_size]) for i in batch_starts(len(x), batch_size)])
 
     def features(self, images,  # N x C x H x W in [-1, 1]
                  batch_size: int = 256,  # images per forward pass
@@ -223,6 +236,7 @@ class AttributeOracle:
                  attrs: pd.DataFrame) -> pd.DataFrame:  # the true attributes, one row per image
         "Per attribute: accuracy (discrete) or mean absolute error (continuous) against `attrs`."
         if len(attrs) != len(images): raise ValueError(f"{len(images)} images but {len(attrs)} rows of attrs")
+        encode_targets(self.specs, attrs)  # the checks of training: every column there, discrete values known, no NaN
         pred, rows = self.predict(images), []
         for s in self.specs:
             t, p = attrs[s.name].to_numpy(), pred[s.name].to_numpy()
@@ -425,9 +439,8 @@ class PerceptualDistance:
     def __call__(self, a: torch.Tensor,  # N x C x H x W in [-1, 1]; gradients flow through it (a reconstruction)
                  b: torch.Tensor) -> torch.Tensor:  # N x C x H x W in [-1, 1] (the target)
         "N distances (0 for identical images); differentiable in `a` and `b`."
+        a, b = check_images(a, self.oracle.channels, 'a'), check_images(b, self.oracle.channels, 'b')  # keeps a's graph
         if a.shape != b.shape: raise ValueError(f"a is {tuple(a.shape)} but b is {tuple(b.shape)}; expected images of the same shape")
-        if a.ndim != 4 or a.shape[1] != self.oracle.channels:
-            raise ValueError(f"expected N x {self.oracle.channels} x H x W images, got shape {tuple(a.shape)}")
         dev = next(self.net.parameters()).device
         fa, fb = feature_maps(self.net, a.float().to(dev)), feature_maps(self.net, b.float().to(dev))
         d = sum(((F.normalize(u, dim=1, eps=1e-8) - F.normalize(v, dim=1, eps=1e-8)) ** 2).sum(1).mean((1, 2)) for u, v in zip(fa, fb))
@@ -467,7 +480,7 @@ class TextTower:
         texts = list(texts)
         if not texts or not all(isinstance(t, str) for t in texts): raise TypeError("texts must be a non-empty list of strings")
         new = list(dict.fromkeys(t for t in texts if t not in self.cache))
-        for i in range(0, len(new), batch_size):
+        for i in batch_starts(len(new), batch_size):
             for t, e in zip(new[i:i + batch_size], self._encode(new[i:i + batch_size])): self.cache[t] = e
         return torch.stack([self.cache[t] for t in texts])
 
@@ -497,7 +510,7 @@ class LiTModel:
         "N x D unit-norm image embeddings."
         x = resize_images(check_images(images, self.channels), self.size)
         with torch.set_grad_enabled(grad):
-            return F.normalize(torch.cat([self.net(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]), dim=-1)
+            return F.normalize(torch.cat([self.net(x[i:i + batch_size]) for i in batch_starts(len(x), batch_size)]), dim=-1)
 
     def text_embed(self, texts) -> torch.Tensor:  # a string or list of strings
         "T x D unit-norm text embeddings from the frozen tower (cached)."
@@ -532,6 +545,8 @@ class LiTModel:
     def zero_shot(self, images,  # N x C x H x W
                   class_texts: Sequence) -> torch.Tensor:  # K captions, one per class
         "N x K class probabilities from softmax(logit_scale * cosine)."
+        if isinstance(class_texts, (str, set, frozenset)):
+            raise TypeError(f"class_texts must be an ordered list of captions, one per class, got a {type(class_texts).__name__}: {class_texts!r}")
         if len(class_texts) < 2: raise ValueError(f"need at least two class texts, got {len(class_texts)}")
         return torch.softmax(self.logit_scale * self.similarity(images, list(class_texts)), 1)
 
@@ -567,7 +582,8 @@ def zero_shot_accuracy(lit: LiTModel,  # aligned model
                        labels,  # N class indices in 0..K-1
                        class_texts: Sequence) -> float:  # K captions
     "Fraction of images whose most similar caption is their own class's."
-    labels = np.asarray(labels)
+    labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if labels.ndim != 1 or labels.dtype.kind not in 'iu': raise ValueError(f"labels have shape {labels.shape} and dtype {labels.dtype}; expected a 1-d array of integer class indices")
     if len(labels) != len(images): raise ValueError(f"{len(images)} images but {len(labels)} labels")
     if labels.min() < 0 or labels.max() >= len(class_texts): raise ValueError(f"labels must lie in 0..{len(class_texts) - 1}")
     return float((lit.zero_shot(images, class_texts).argmax(1).numpy() == labels).mean())

@@ -10,10 +10,10 @@ import os
 import numpy as np, pandas as pd, torch
 
 # %% auto #0
-__all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'data_path',
-           'Variable', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom',
-           'show_grid', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'BrainPhantom', 'ms_arm_index',
-           'MSPhantom', 'MSTrialData', 'MSTrial']
+__all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick',
+           'warn_unit_range', 'data_path', 'Variable', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph',
+           'fit_chest_model', 'ChestPhantom', 'show_grid', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom',
+           'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #c2c0587c
 def is_full() -> bool:
@@ -23,6 +23,15 @@ def is_full() -> bool:
 def pick(fast, full):
     "Choose a setting by scale: `fast` by default and under nbdev_test, `full` when `is_full()`."
     return full if is_full() else fast
+
+def warn_unit_range(images: torch.Tensor,  # a batch already checked to lie in [-1, 1]
+                    name: str = 'images') -> None:  # what to call it in the warning
+    "Warn when no value of `images` is below 0: images in [0, 1] pass a [-1, 1] check, yet every model here would misread them."
+    lo, hi = images.min().item(), images.max().item()
+    if lo >= 0:
+        import warnings
+        warnings.warn(f"every value of {name} lies in [{lo:.3g}, {hi:.3g}], none below 0: images in [0, 1]? medcf expects [-1, 1] "
+                      "(map with x*2-1); phantoms and real scans have dark pixels below 0", stacklevel=3)
 
 # %% ../nbs/00_phantoms.ipynb #9254359e
 from pathlib import Path

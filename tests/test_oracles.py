@@ -37,7 +37,8 @@ def test_check_images_rejects_bad_input():
     with pytest.raises(TypeError, match='dtype'): O.check_images(torch.zeros(2, 1, 8, 8, dtype=torch.uint8))
     with pytest.raises(ValueError, match='NaN'): O.check_images(torch.full((1, 1, 8, 8), float('nan')))
     with pytest.raises(ValueError, match=r'\[-1, 1\]'): O.check_images(torch.full((1, 1, 8, 8), 255.0))
-    assert O.check_images(np.zeros((2, 1, 8, 8), np.float32)).shape == (2, 1, 8, 8)
+    assert O.check_images(np.full((2, 1, 8, 8), -0.5, np.float32)).shape == (2, 1, 8, 8)
+    with pytest.warns(UserWarning, match=r'images in \[0, 1\]\?'): O.check_images(torch.rand(2, 1, 8, 8))  # passes the range, reads wrong
 
 def test_attr_specs_kinds(toy):
     specs = {s.name: s for s in O.attr_specs(toy)}
@@ -153,7 +154,7 @@ def test_shipped_oracle_reads_fresh_phantoms(name):
 def test_shipped_lit_loads(name):
     lit = O.load_lit(name)
     assert lit.card['kind'] == 'lit' and lit.net.head.out_features == 384
-    x = torch.zeros(2, lit.channels, 64, 64)
+    x = torch.full((2, lit.channels, 64, 64), -0.5)
     assert lit.image_embed(x).shape == (2, 384)
 
 
@@ -172,5 +173,24 @@ def test_perceptual_distance(tiny, toy):
     assert out.shape == (4,) and (out[[0, 3]] > 0).all() and y.grad.abs().sum() > 0
     assert [m.shape[-1] for m in O.feature_maps(tiny.net, x)] == [32, 16, 8, 4]  # the stem, then each halving stage
     with pytest.raises(ValueError, match='same shape'): d(x[:2], x)
-    with pytest.raises(ValueError, match='expected N x 1'): d(x.repeat(1, 3, 1, 1), x.repeat(1, 3, 1, 1))
+    with pytest.raises(ValueError, match='3 channel'): d(x.repeat(1, 3, 1, 1), x.repeat(1, 3, 1, 1))
+    with pytest.raises(ValueError, match='NaN'): d(torch.full_like(x, float('nan')), x)  # was a NaN distance
     with pytest.raises(TypeError, match='AttributeOracle'): O.PerceptualDistance(tiny.net)
+
+
+def test_mistakes_that_read_as_numbers(tiny, toy, tmp_path):
+    "Inputs that used to give a plausible figure (or a raw torch error) now say what is wrong."
+    b = toy.sample(6, seed=2)
+    with pytest.raises(ValueError, match="pos='[A-Z]+' is not one of"): tiny.evaluate(b.images, b.attrs.assign(pos=b.attrs.pos.str.upper()))
+    with pytest.raises(ValueError, match='level holds NaN'): tiny.evaluate(b.images, b.attrs.assign(level=np.nan))
+    with pytest.raises(ValueError, match='lacks the column'): tiny.evaluate(b.images, b.attrs.drop(columns='square'))
+    for bs in (0, -1, 2.5):
+        with pytest.raises(ValueError, match='batch_size'): tiny.predict(b.images, batch_size=bs)
+    with pytest.raises(ValueError, match='size'): O.resize_images(b.images, 0)
+    lit = O.train_lit(toy, steps=1, batch_size=8, n_train=8, eval_n=8)
+    with pytest.raises(TypeError, match='ordered list'): lit.zero_shot(b.images, 'A square on the left')  # was 21 one-letter classes
+    with pytest.raises(TypeError, match='ordered list'): lit.zero_shot(b.images, {'a', 'b'})
+    with pytest.raises(ValueError, match='1-d array of integer'): O.zero_shot_accuracy(lit, b.images, np.zeros((6, 1), int), ['a', 'b'])
+    with pytest.raises(ValueError, match='1-d array of integer'): O.zero_shot_accuracy(lit, b.images, [0.5] * 6, ['a', 'b'])
+    with pytest.raises(ValueError, match='nothing was written'): O.save_checkpoint(tiny.net, tmp_path / 'c', 'x', {'bad': object()})
+    assert not (tmp_path / 'c').exists()  # no orphan weights file
