@@ -35,12 +35,18 @@ def encode_record(df: pd.DataFrame,  # the record, one row per patient (phantom 
     return out
 
 # %% ../nbs/40_fusion.ipynb #8490591a
+def _check_int(v, name: str, lo: int = 1, unit: str = '') -> int:
+    "`v` as an int, raising unless it is an integer (Python or numpy) of at least `lo`."
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo: raise ValueError(f"{name}={v!r}: expected an integer >= {lo}{unit}")
+    return int(v)
+
 class IterativeImputer:
     "Round-robin ridge-regression imputation (MICE-style, deterministic) with missing-indicator columns; fit on train only."
     def __init__(self, n_iter: int = 5,  # rounds over the incomplete columns
                  ridge: float = 1e-2,  # L2 penalty of each column's regression (on standardised data)
                  indicators: bool = True):  # append a 0/1 column for every column that had missing values in training
-        if n_iter < 1: raise ValueError(f"n_iter={n_iter}: expected at least 1 round")
+        n_iter = _check_int(n_iter, 'n_iter', unit=' (rounds)')
+        if not (isinstance(ridge, (int, float, np.number)) and math.isfinite(ridge) and ridge >= 0): raise ValueError(f"ridge={ridge!r}: expected a finite penalty >= 0")
         self.n_iter, self.ridge, self.indicators, self.fitted = n_iter, ridge, indicators, False
 
     def _check(self, X, fitting=False) -> np.ndarray:
@@ -93,7 +99,8 @@ def stratified_split(strata: pd.DataFrame,  # one row per patient; every column 
                      fractions: tuple = (0.6, 0.2, 0.2),  # train, validation, test
                      seed: int = 0) -> tuple:  # seed of the shuffle
     "Index arrays (train, val, test) that keep every stratum's share in each part."
-    if not math.isclose(sum(fractions), 1) or min(fractions) <= 0: raise ValueError(f"fractions={fractions}: expected positive parts summing to 1")
+    if len(fractions) != 3 or not math.isclose(sum(fractions), 1) or min(fractions) <= 0:
+        raise ValueError(f"fractions={fractions}: expected three positive parts (train, validation, test) summing to 1")
     rng = np.random.default_rng(seed)
     key = strata.astype(str).agg('|'.join, axis=1).to_numpy()
     parts = [[] for _ in fractions]
@@ -309,17 +316,36 @@ class FusionNet(nn.Module):
         return self.head2(h)
 
 # %% ../nbs/40_fusion.ipynb #c1caf77a
+def _classes(y, k: int, name: str = 'y') -> np.ndarray:
+    "`y` as an int array, raising unless it is a non-empty 1-D array of class indices in 0..k-1."
+    y = np.asarray(y)
+    if y.ndim != 1 or not len(y): raise ValueError(f"{name} has shape {y.shape}; expected a non-empty 1-D array of class indices")
+    if y.dtype.kind not in 'biuf' or not np.all(np.isfinite(y) & (y == np.round(y))):
+        raise ValueError(f"{name} holds {y[:5].tolist()}...; expected whole-number class indices (no NaN)")
+    y = y.astype(int)
+    if y.min() < 0 or y.max() >= k: raise ValueError(f"{name} has classes {np.unique(y[(y < 0) | (y >= k)])[:5].tolist()}; expected class indices in 0..{k - 1}")
+    return y
+
+def _same_len(y, other, name: str):
+    if len(y) != len(other): raise ValueError(f"y has {len(y)} labels but {name} has {len(other)} rows; expected one per patient")
+
 def balanced_accuracy(y: np.ndarray,  # true class indices
                       pred: np.ndarray,  # predicted class indices
                       n_classes: int) -> float:
     "Mean per-class recall over the classes present in `y`."
-    y, pred = np.asarray(y), np.asarray(pred)
+    n_classes = _check_int(n_classes, 'n_classes', 2)
+    y, pred = _classes(y, n_classes), _classes(pred, n_classes, 'pred')
+    _same_len(y, pred, 'pred')
     return float(np.mean([(pred[y == k] == k).mean() for k in range(n_classes) if (y == k).any()]))
 
 def macro_auroc(y: np.ndarray,  # true class indices
                 prob: np.ndarray) -> float:  # N x K class probabilities
     "One-vs-rest AUROC (Mann-Whitney, ties averaged) averaged over the classes present with both outcomes."
-    y, prob = np.asarray(y), np.asarray(prob)
+    prob = np.asarray(prob, dtype=float)
+    if prob.ndim != 2 or prob.shape[1] < 2: raise ValueError(f"prob has shape {prob.shape}; expected N x K class probabilities (K >= 2)")
+    if not np.isfinite(prob).all(): raise ValueError(f"prob has {int((~np.isfinite(prob)).sum())} NaN or inf values; expected finite probabilities")
+    y = _classes(y, prob.shape[1]); _same_len(y, prob, 'prob')
+    if len(np.unique(y)) < 2: raise ValueError(f"y holds only class {y[0]}; expected at least 2 classes present")
     aucs = []
     for k in range(prob.shape[1]):
         pos = y == k; npos = pos.sum(); nneg = len(y) - npos
@@ -341,7 +367,7 @@ class FusionData:
                  dim: int = 2,  # 2 for slices, 3 for volumes
                  fractions: tuple = (0.6, 0.2, 0.2)):  # train / validation / test
         if task not in TASKS: raise ValueError(f"task={task!r}; expected one of {list(TASKS)}")
-        if n < 30: raise ValueError(f"n={n}: expected at least 30 patients")
+        n = _check_int(n, 'n', 30, ' (patients)')
         ph = BrainPhantom(size, seed=seed, dim=dim)
         if task == 'age':  # brain age is learned on cognitively normal subjects only
             b = ph.sample(int(n * 3.2), seed=seed)
@@ -372,11 +398,16 @@ class FusionData:
 @torch.no_grad()
 def predict(model: nn.Module, data: FusionData, idx: np.ndarray, bs: int = 256) -> torch.Tensor:
     "Model outputs for the patients `idx` (eval mode, in batches)."
+    idx, bs = np.asarray(idx), _check_int(bs, 'bs')
+    if idx.ndim != 1 or not len(idx) or idx.dtype.kind not in 'iu':
+        raise ValueError(f"idx has shape {idx.shape} and dtype {idx.dtype}; expected a non-empty 1-D array of integer patient indices")
+    if idx.min() < 0 or idx.max() >= len(data.y): raise ValueError(f"idx ranges over [{idx.min()}, {idx.max()}]; expected patient indices in 0..{len(data.y) - 1}")
     model.eval()
     return torch.cat([model(data.images[idx[i:i + bs]], data.tab[idx[i:i + bs]]) for i in range(0, len(idx), bs)])
 
 def evaluate(model: nn.Module, data: FusionData, part: str = 'test') -> dict:
     "Age: MAE in years (overall and per sex). AD: balanced accuracy and macro AUROC."
+    if part not in data.split: raise ValueError(f"part={part!r}; expected one of {list(data.split)}")
     idx = data.split[part]; out = predict(model, data, idx)
     if data.task == 'age':
         err = np.abs((out[:, 0] - data.y[idx]).numpy()) * data.y_std
@@ -393,6 +424,7 @@ def train_fusion(model: nn.Module,  # a FusionNet or TabularMLP
                  seed: int = 0,  # seed of the batch order
                  progress: bool = True) -> pd.DataFrame:  # show a progress bar
     "Train with L1 (age) or class-weighted cross-entropy (AD); keep the weights of the best validation epoch; returns the learning curve."
+    epochs, bs = _check_int(epochs, 'epochs'), _check_int(bs, 'bs')
     tr = data.split['train']
     if data.task == 'ad':
         cnt = np.bincount(data.y[tr].numpy(), minlength=3).astype(np.float32)
@@ -426,6 +458,7 @@ def make_model(name: str,  # one of MODELS
                tab_encoder: TabularMLP | None = None) -> nn.Module:  # pretrained tabular MLP (HyperFusion for AD)
     "The model `name` for `data.task`: HyperFusion hyper-generates the head from sex (age) or the last shortcut conv from a tabular embedding (AD)."
     if name not in MODELS: raise ValueError(f"model {name!r}; expected one of {MODELS}")
+    width = _check_int(width, 'width')
     if name == 'tabular': return TabularMLP(data.n_tab, data.n_out)
     if name == 'hyperfusion':
         if data.task == 'age': return FusionNet(data.n_tab, data.n_out, 'hyper_head', data.images.ndim - 2, width)
@@ -450,6 +483,10 @@ def run_fusion(task: str,  # 'age' or 'ad'
                size: int = 64, dim: int = 2, width: int = 8,
                progress: bool = True) -> tuple:  # progress bars
     "Train every model on every seed; returns (results table: one row per seed x model, learning curves)."
+    if isinstance(models, str) or not len(models) or any(m not in MODELS for m in models):
+        raise ValueError(f"models={models!r}; expected a tuple of names from {MODELS}")
+    if not len(seeds): raise ValueError(f"seeds={seeds!r}; expected at least one seed")
+    epochs = _check_int(epochs, 'epochs')
     if 'hyperfusion' in models and task == 'ad' and 'tabular' not in models: raise ValueError("HyperFusion for AD needs 'tabular' in models (its pretrained encoder)")
     rows, curves = [], []
     for seed in seeds:
@@ -468,6 +505,8 @@ def run_fusion(task: str,  # 'age' or 'ad'
 # %% ../nbs/40_fusion.ipynb #06b76477
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
     "Mean +- standard deviation over seeds, one row per task x model, as strings for reading."
+    missing = [c for c in ('task', 'model') if c not in results]
+    if missing: raise ValueError(f"results lack columns {missing}; expected the table from run_fusion (task, model, seed, metrics)")
     metrics = [c for c in ('mae', 'mae_F', 'mae_M', 'bacc', 'auroc') if c in results and results[c].notna().any()]
     g = results.groupby(['task', 'model'], sort=False)
     out = pd.DataFrame({m: g[m].mean().map('{:.3f}'.format) + ' ± ' + g[m].std().map('{:.3f}'.format) for m in metrics})

@@ -50,9 +50,26 @@ def check_visits(visit_t: np.ndarray,  # N x V visit times in years (nan where t
             raise ValueError(f"patient {i}: visit times {np.round(ti, 3).tolist()} are not strictly increasing; "
                              "expected visits in time order with no repeats")
 
+def _positive_int(v, name: str) -> int:
+    "`v` as an int, raising unless it is a positive integer (Python or numpy)."
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1: raise ValueError(f"{name}={v!r}: expected a positive integer")
+    return int(v)
+
+def _check_observed(trial: MSTrialData):
+    "Raise unless every visit index is on the grid (or -1) and every observed EDSS is a number on the 0..10 scale."
+    vi, G = np.asarray(trial.visit_idx), len(trial.grid)
+    bad = vi[(vi < -1) | (vi >= G)]
+    if bad.size: raise ValueError(f"visit_idx has values {np.unique(bad)[:5].tolist()}; expected grid indices 0..{G - 1}, or -1 where there is no visit")
+    y = np.asarray(trial.visit_y, dtype=float)[vi >= 0]
+    if np.isnan(y).any(): raise ValueError(f"{int(np.isnan(y).sum())} observed visits (visit_idx >= 0) have no EDSS (NaN); expected a value in [0, 10] at every observed visit")
+    if ((y < 0) | (y > 10)).any(): raise ValueError(f"observed EDSS ranges over [{y.min():g}, {y.max():g}]; expected values on the EDSS scale [0, 10]")
+
 def trial_tensors(trial: MSTrialData,  # a simulated trial (or real data in the same layout)
                   img_size: int = 32) -> TrialTensors:  # images are average-pooled to this size
-    "Convert a trial to tensors, checking visit order and image size."
+    "Convert a trial to tensors, checking visit indices and order, observed EDSS and image size."
+    if not isinstance(trial, MSTrialData): raise TypeError(f"trial is a {type(trial).__name__}; expected an MSTrialData (e.g. MSTrial().simulate(n))")
+    img_size = _positive_int(img_size, 'img_size')
+    _check_observed(trial)
     check_visits(trial.visit_t, trial.mask)
     img = trial.baseline.images.float()
     if img.shape[-1] % img_size: raise ValueError(f"img_size={img_size} must divide the image size {img.shape[-1]}")
@@ -69,6 +86,12 @@ def _arm_tensor(arm, n: int) -> torch.Tensor:
         if len(arm) != n: raise ValueError(f"got {len(arm)} arms for {n} patients")
         return torch.tensor([ms_arm_index(a) for a in arm], dtype=torch.long)
     return torch.full((n,), ms_arm_index(arm), dtype=torch.long)
+
+def _check_data(data):
+    "Raise unless `data` is a TrialTensors with a finite record and a finite EDSS at every observed visit."
+    if not isinstance(data, TrialTensors): raise TypeError(f"data is a {type(data).__name__}; expected TrialTensors (convert a trial with trial_tensors(trial))")
+    if not torch.isfinite(data.tab).all(): raise ValueError(f"data.tab has {int((~torch.isfinite(data.tab)).sum())} NaN or inf values; expected a finite tabular record (impute or drop those patients)")
+    if not torch.isfinite(data.visit_y[data.mask]).all(): raise ValueError("data.visit_y is NaN or inf at an observed visit; expected a finite EDSS wherever mask is True")
 
 # %% ../nbs/50_causal_sde.ipynb #8e756a55
 class BaselineEncoder(nn.Module):
@@ -275,9 +298,13 @@ def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
         adjoint: bool = False,  # CausalSDE with 'elbo': backpropagate with the adjoint SDE
         kl_warmup: float = 0.3) -> list:  # CausalSDE with 'elbo': fraction of steps over which the KL weight grows to 1
     "Train `model` with Adam on its own objective; returns the mean loss of every epoch."
-    if not (isinstance(epochs, int) and epochs > 0): raise ValueError(f"epochs={epochs!r}: expected a positive integer")
+    _check_data(data)
+    epochs, batch_size = _positive_int(epochs, 'epochs'), _positive_int(batch_size, 'batch_size')
     if objective not in ('mc', 'elbo'): raise ValueError(f"objective={objective!r}: expected 'mc' or 'elbo'")
+    if objective != 'mc' and not isinstance(model, CausalSDE):
+        raise ValueError(f"objective={objective!r} applies to CausalSDE only; a {type(model).__name__} trains on its own loss (leave objective='mc')")
     if adjoint and objective != 'elbo': raise ValueError("adjoint=True is implemented for objective='elbo' only")
+    if not 0 <= kl_warmup <= 1: raise ValueError(f"kl_warmup={kl_warmup!r}: expected a fraction of the steps in [0, 1]")
     torch.manual_seed(seed)
     model.fit_scaler(data.tab)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -307,7 +334,7 @@ def sample_paths(self: CausalSDE, b: TrialTensors,  # patients (only their basel
                   batched: bool = True) -> torch.Tensor:  # False: one sdeint call per arm (same paths, slower)
     "Expected-EDSS paths from the prior SDE, (n_paths, A, N, G), with the same z(0) and Brownian path for every arm."
     ai = [ms_arm_index(a) for a in arms]
-    if not (isinstance(n_paths, int) and n_paths > 0): raise ValueError(f"n_paths={n_paths!r}: expected a positive integer")
+    n_paths = _positive_int(n_paths, 'n_paths')
     n, A, K, G = len(b), len(ai), n_paths, len(b.grid)
     e = self.enc(b.image, b.tab)
     z0, eK = self._z0_prior(e, K, torch.Generator().manual_seed(seed)), e.repeat(K, 1)
@@ -346,6 +373,7 @@ def predict(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
             name: str | None = None,  # label (default: the class name)
             t: float | None = None) -> MSPrediction:  # time of the effect estimate in years (default: the horizon)
     "Predict every patient's EDSS under every arm from the baseline alone, and the effect vs placebo at time `t`."
+    _check_data(data)
     if not 0 < level < 1: raise ValueError(f"level={level!r}: expected a probability in (0, 1)")
     grid = data.grid.numpy()
     ti = len(grid) - 1 if t is None else int(np.argmin(np.abs(grid - t)))
@@ -373,8 +401,11 @@ def predict(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
 def auroc(scores: np.ndarray,  # higher = more likely positive
           labels: np.ndarray) -> float:  # booleans
     "Area under the ROC curve by the rank-sum (Mann-Whitney) statistic, ties counted one half."
-    s, y = np.asarray(scores, float), np.asarray(labels, bool)
+    s, y = np.asarray(scores, float), np.asarray(labels)
     if s.ndim != 1 or s.shape != y.shape: raise ValueError(f"scores {s.shape} and labels {y.shape} must be 1-D and the same length")
+    if not np.isfinite(s).all(): raise ValueError(f"scores has {int((~np.isfinite(s)).sum())} NaN or inf values; expected finite scores")
+    if not np.isin(y, [0, 1]).all(): raise ValueError(f"labels contain {np.unique(y[~np.isin(y, [0, 1])])[:3].tolist()}; expected booleans or 0/1")
+    y = y.astype(bool)
     npos, nneg = int(y.sum()), int((~y).sum())
     if npos == 0 or nneg == 0: raise ValueError("auroc needs at least one positive and one negative label")
     order = np.argsort(s, kind='mergesort'); r = np.empty(len(s)); r[order] = np.arange(1, len(s) + 1)
@@ -407,6 +438,10 @@ def enrichment(pred_cate: np.ndarray,  # predicted effect of a drug vs placebo (
     "Enrichment curve: true mean effect in the top fraction ranked by predicted benefit, and in the rest."
     p, t = np.asarray(pred_cate, float), np.asarray(true_cate, float)
     if p.shape != t.shape or p.ndim != 1: raise ValueError(f"pred_cate {p.shape} and true_cate {t.shape} must be 1-D and the same length")
+    if len(p) < 2: raise ValueError(f"got {len(p)} patients; expected at least 2 (a top group and a rest)")
+    if not (np.isfinite(p).all() and np.isfinite(t).all()): raise ValueError("pred_cate or true_cate contains NaN or inf; expected finite effects")
+    fr = np.asarray(fractions, float)
+    if fr.ndim != 1 or not len(fr) or not ((0 < fr) & (fr < 1)).all(): raise ValueError(f"fractions={fractions!r}: expected one or more fractions strictly between 0 and 1")
     order, rows = np.argsort(p, kind='mergesort'), []
     for f in fractions:
         k = min(len(p) - 1, max(1, int(round(f * len(p)))))
@@ -435,6 +470,7 @@ def benchmark_epoch(model: CausalSDE,  # model to train for one epoch (a copy is
                     adjoint: bool,  # adjoint or direct backpropagation
                     batch_size: int = 64) -> dict:  # patients per step
     "Time one epoch of ELBO training and the peak autograd memory; returns seconds and MB."
+    if not isinstance(model, CausalSDE): raise TypeError(f"model is a {type(model).__name__}; expected a CausalSDE (the benchmark times its ELBO)")
     t0 = time.perf_counter()
     with SavedTensorMeter() as m:
         fit(model, data, epochs=1, batch_size=batch_size, objective='elbo', adjoint=adjoint)

@@ -2,7 +2,8 @@
 import numpy as np, pandas as pd, pytest, torch
 from medcf.phantoms import BrainPhantom
 from medcf.fusion import (HyperNet, HyperLinear, HyperConv, FusionNet, TabularMLP, IterativeImputer, encode_record,
-                          stratified_split, balanced_accuracy, macro_auroc, FusionData, make_model, run_fusion, TASKS)
+                          stratified_split, balanced_accuracy, macro_auroc, FusionData, make_model, run_fusion, TASKS,
+                          predict, evaluate, train_fusion, summarise)
 
 torch.set_num_threads(1)
 
@@ -109,3 +110,49 @@ def test_volumes_3d():
     r, _ = run_fusion('ad', seeds=(0,), n=60, epochs=1, size=16, dim=3, width=2, models=('tabular', 'hyperfusion'), progress=False)
     assert list(r.model) == ['tabular', 'hyperfusion'] and r.auroc.between(0, 1).all()
     with pytest.raises(ValueError, match="needs 'tabular'"): run_fusion('ad', models=('hyperfusion',), progress=False)
+
+
+def test_metrics_reject_bad_input():
+    "Empty, mismatched, out-of-range or NaN input raised nothing and returned nan, 0.5 or 1.0."
+    with pytest.raises(ValueError, match='non-empty'): balanced_accuracy([], [], 2)
+    with pytest.raises(ValueError, match=r'0\.\.1'): balanced_accuracy([0, 5, 5], [0, 5, 0], 2)
+    with pytest.raises(ValueError, match='NaN'): balanced_accuracy([0, 1], [np.nan, 1], 2)
+    with pytest.raises(ValueError, match='one per patient'): balanced_accuracy([0, 1, 1], [0, 1], 2)
+    with pytest.raises(ValueError, match='at least 2 classes'): macro_auroc([0, 0], np.eye(2))
+    with pytest.raises(ValueError, match=r'0\.\.1'): macro_auroc([0, 5], np.eye(2))
+    p = np.array([[np.nan, .5], [.2, .8], [.3, .7], [.9, .1]])
+    with pytest.raises(ValueError, match='NaN'): macro_auroc([0, 1, 1, 0], p)
+    with pytest.raises(ValueError, match='N x K'): macro_auroc([0, 1], [0.2, 0.8])
+    with pytest.raises(ValueError, match='one per patient'): macro_auroc([0, 1, 1], np.eye(2))
+
+
+def test_settings_are_checked():
+    X = np.array([[1., np.nan], [2., 3.], [3., 4.]])
+    for r in (float('nan'), -1):
+        with pytest.raises(ValueError, match='ridge'): IterativeImputer(ridge=r)
+    for k in (0, 2.5, '5'):
+        with pytest.raises(ValueError, match='n_iter'): IterativeImputer(n_iter=k)
+    assert IterativeImputer(n_iter=np.int64(2), ridge=0.5).fit(X).n_out == 3
+    st = pd.DataFrame(dict(a=np.tile([0, 1], 20)))
+    with pytest.raises(ValueError, match='three positive parts'): stratified_split(st, (0.5, 0.5))
+    with pytest.raises(ValueError, match='three positive parts'): FusionData('ad', 40, size=16, fractions=(0.5, 0.5))
+    with pytest.raises(ValueError, match=r'n=30\.5'): FusionData('ad', 30.5, size=16)
+    with pytest.raises(ValueError, match='seeds'): run_fusion('ad', seeds=(), progress=False)
+    with pytest.raises(ValueError, match='models'): run_fusion('ad', models=('tabular', 'resnet'), progress=False)
+    with pytest.raises(ValueError, match='models'): run_fusion('ad', models='tabular', progress=False)
+    with pytest.raises(ValueError, match='epochs'): run_fusion('ad', epochs=0, progress=False)
+    with pytest.raises(ValueError, match='task, model'): summarise(pd.DataFrame({'x': [1]}))
+
+
+def test_prediction_and_training_arguments():
+    d = FusionData('ad', 40, seed=0, size=16)
+    m = make_model('tabular', d)
+    with pytest.raises(ValueError, match='width'): make_model('image', d, width=0)
+    with pytest.raises(ValueError, match='bs'): predict(m, d, np.array([0, 1]), bs=0)
+    for idx in (np.array([], int), np.array([0., 1.])):
+        with pytest.raises(ValueError, match='integer patient indices'): predict(m, d, idx)
+    with pytest.raises(ValueError, match=r'0\.\.39'): predict(m, d, np.array([0, 40]))
+    with pytest.raises(ValueError, match="'train', 'val', 'test'"): evaluate(m, d, 'valid')
+    for kw in (dict(epochs=0), dict(bs=0), dict(bs=-1)):
+        with pytest.raises(ValueError, match=next(iter(kw))): train_fusion(m, d, progress=False, **kw)
+    assert predict(m, d, np.arange(5), bs=np.int64(2)).shape == (5, 3)

@@ -2,7 +2,7 @@
 import numpy as np, pytest, torch
 from medcf.phantoms import MSTrial, MS_ARMS
 from medcf.sde import (trial_tensors, check_visits, BaselineEncoder, CausalSDE, TLearner, GRUBaseline, fit, predict,
-                       evaluate, auroc, enrichment, SharedBrownian)
+                       evaluate, auroc, enrichment, SharedBrownian, benchmark_epoch)
 import torchsde
 
 @pytest.fixture(scope='module')
@@ -107,3 +107,43 @@ def test_cate_at_any_time(small):
     with pytest.raises(ValueError, match='expected a time'): predict(m, T[:4], n_paths=4, t=3.0)
     tl = TLearner(); tl.fit_scaler(T.tab)
     with pytest.raises(ValueError, match='horizon only'): predict(tl, T[:4], t=1.0)
+
+def test_trial_tensors_rejects_bad_visits(small):
+    "A NaN or off-scale EDSS at an observed visit, or a visit index off the grid, raises instead of becoming data."
+    tr, _ = small
+    i, j = np.argwhere(tr.visit_idx[:, 1:] >= 0)[0] + [0, 1]      # an observed follow-up visit
+    for val, msg in [(np.nan, 'no EDSS'), (42., 'EDSS scale'), (-1., 'EDSS scale')]:
+        bad = tr[:]; bad.visit_y = tr.visit_y.copy(); bad.visit_y[i, j] = val
+        with pytest.raises(ValueError, match=msg): trial_tensors(bad)
+    for val in (len(tr.grid), -5):
+        bad = tr[:]; bad.visit_idx = tr.visit_idx.copy(); bad.visit_idx[i, -1] = val
+        with pytest.raises(ValueError, match='visit_idx'): trial_tensors(bad)
+    for s in (0, -16, 8.0):
+        with pytest.raises(ValueError, match='img_size'): trial_tensors(tr, img_size=s)
+    with pytest.raises(TypeError, match='MSTrialData'): trial_tensors(None)
+
+def test_fit_rejects_bad_settings(small):
+    tr, T = small
+    for bs in (0, -1, 2.5):
+        with pytest.raises(ValueError, match='batch_size'): fit(GRUBaseline(), T, epochs=1, batch_size=bs)
+    assert len(fit(GRUBaseline(), T[:8], epochs=np.int64(1), batch_size=np.int64(4))) == 1   # numpy ints are integers
+    bad = T[:8]; bad.tab = bad.tab.clone(); bad.tab[0, 0] = float('nan')
+    with pytest.raises(ValueError, match='data.tab'): fit(GRUBaseline(), bad, epochs=1)
+    with pytest.raises(TypeError, match='TrialTensors'): fit(GRUBaseline(), tr, epochs=1)
+    with pytest.raises(TypeError, match='TrialTensors'): predict(GRUBaseline(), tr)
+    with pytest.raises(ValueError, match='CausalSDE only'): fit(GRUBaseline(), T, epochs=1, objective='elbo')
+    with pytest.raises(ValueError, match='kl_warmup'): fit(CausalSDE(), T, epochs=1, objective='elbo', kl_warmup=-1)
+    with pytest.raises(TypeError, match='CausalSDE'): benchmark_epoch(GRUBaseline(), T[:4], adjoint=True)
+    with pytest.raises(ValueError, match='batch_size'): benchmark_epoch(CausalSDE(), T[:4], adjoint=False, batch_size=0)
+
+def test_metrics_reject_nan_and_bad_labels():
+    with pytest.raises(ValueError, match='scores'): auroc(np.array([np.nan, 0.1, 0.9, 0.5]), np.array([1, 0, 1, 0]))
+    with pytest.raises(ValueError, match='labels'): auroc(np.array([0.1, 0.9, 0.5]), np.array([0, 2, 0]))
+    with pytest.raises(ValueError, match='labels'): auroc(np.array([0.1, 0.9, 0.5]), np.array([0, 1, np.nan]))
+    assert auroc(np.array([0.1, 0.9, 0.5]), np.array([False, True, False])) == 1.0
+    x = np.arange(10.)
+    with pytest.raises(ValueError, match='at least 2'): enrichment(np.array([]), np.array([]))
+    with pytest.raises(ValueError, match='at least 2'): enrichment(x[:1], x[:1], fractions=(0.5,))
+    for fr in ((5,), (0, -1), (0.5, 1.0), ()):
+        with pytest.raises(ValueError, match='fractions'): enrichment(x, x, fractions=fr)
+    with pytest.raises(ValueError, match='NaN'): enrichment(np.r_[np.nan, x[1:]], x, fractions=(0.1,))
