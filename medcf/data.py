@@ -136,16 +136,19 @@ def skin_prompt(labels: dict | pd.Series,  # one lesion: a diagnosis (see `skin_
 # %% ../nbs/01_data.ipynb #f1d1be30
 SPLITS = ('train', 'val', 'test')
 
+def _check_int(name: str, v, zero_ok: bool = False) -> int:
+    "`v` as an int if it is a positive (or, with `zero_ok`, non-negative) integer, else a ValueError naming it."
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < (0 if zero_ok else 1):
+        raise ValueError(f"{name}={v!r}; expected a {'non-negative' if zero_ok else 'positive'} integer")
+    return int(v)
+
 def sample_address(seed: int,  # dataset seed (non-negative)
                    split: str,  # 'train', 'val' or 'test'
                    index: int,  # sample index within the split (non-negative)
                   ) -> list:
     "The entropy that seeds one sample's random stream: distinct for every (seed, split, index)."
     if split not in SPLITS: raise ValueError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
-    for name, v in (('seed', seed), ('index', index)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
-            raise ValueError(f"{name}={v!r}; expected a non-negative integer")
-    return [int(seed), SPLITS.index(split), int(index)]
+    return [_check_int('seed', seed, zero_ok=True), SPLITS.index(split), _check_int('index', index, zero_ok=True)]
 
 def attr_codebook(phantom: SCMPhantom,  # any phantom
                  ) -> dict:
@@ -176,10 +179,17 @@ def decode_attrs(x: torch.Tensor,  # N x K (or K) tensor from `encode_attrs`
                  codebook: dict,  # the same codebook
                 ) -> pd.DataFrame:
     "Inverse of `encode_attrs`: a table with the original values."
-    x = torch.as_tensor(x).reshape(-1, len(codebook)).cpu().numpy()
+    x, k = torch.as_tensor(x), len(codebook)
+    if x.ndim not in (1, 2) or x.shape[-1] != k:
+        raise ValueError(f"x has shape {tuple(x.shape)}; expected N x {k} or {k} (one column per codebook entry {list(codebook)})")
+    x = x.reshape(-1, k).cpu().numpy()
     out = {}
     for j, (name, vals) in enumerate(codebook.items()):
-        out[name] = x[:, j] if vals is None else [vals[int(round(v))] for v in x[:, j]]
+        if vals is None: out[name] = x[:, j]; continue
+        v = x[:, j]; ok = np.isfinite(v) & (v == np.round(v)) & (v >= 0) & (v < len(vals))
+        if not ok.all(): raise ValueError(f"{name} has codes {sorted(set(v[~ok].tolist()))[:5]} in rows {np.flatnonzero(~ok)[:5].tolist()}; "
+                                          f"expected whole numbers 0..{len(vals) - 1} (indices into {vals})")
+        out[name] = [vals[int(c)] for c in v]
     return pd.DataFrame(out)
 
 # %% ../nbs/01_data.ipynb #ab1b3605
@@ -200,8 +210,7 @@ class PhantomStream(Dataset):
                  prompt_fn=None,  # row of attrs -> caption; default: the phantom's own prompt
                  **interventions):  # optional do(...) applied to every sample, e.g. devices=0
         if not isinstance(phantom, SCMPhantom): raise TypeError(f"phantom must be an SCMPhantom, got {type(phantom).__name__}")
-        if not isinstance(length, (int, np.integer)) or isinstance(length, bool) or length <= 0:
-            raise ValueError(f"length={length!r}; expected a positive integer")
+        _check_int('length', length)
         sample_address(seed, split, 0)  # validates seed and split
         phantom._check_interventions(1, interventions)  # validates names and values
         self.interventions = interventions
@@ -246,6 +255,7 @@ class PhantomDataset(Dataset):
                  prompt_fn=None,  # row of attrs -> caption; default: the phantom's own prompt
                  chunk: int = 256,  # samples rendered per call (bounds peak memory)
                  **interventions):  # optional do(...) applied to every sample, e.g. devices=0
+        _check_int('chunk', chunk)
         self.stream = PhantomStream(phantom, n, split, seed, prompt_fn, **interventions)
         self.split, self.seed, self.codebook, self.attr_names = split, seed, self.stream.codebook, self.stream.attr_names
         imgs, attrs, prompts = [], [], []
@@ -269,10 +279,17 @@ def collate(items: list,  # dicts with tensors, strings and ints (as the dataset
            ) -> dict:
     "Stack tensors and ints; keep strings (prompts, file names) as lists."
     if not items: raise ValueError("cannot collate an empty list of samples")
+    for i, it in enumerate(items):
+        if set(it) != set(items[0]): raise ValueError(f"item {i} has keys {sorted(it)}; expected the keys of item 0, {sorted(items[0])}")
     out = {}
     for k, v in items[0].items():
         vs = [it[k] for it in items]
-        if isinstance(v, torch.Tensor): out[k] = torch.stack(vs)
+        if isinstance(v, torch.Tensor):
+            bad = [(i, t) for i, t in enumerate(vs) if not isinstance(t, torch.Tensor) or t.shape != v.shape]
+            if bad:
+                i, t = bad[0]; got = f"of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else f"a {type(t).__name__}"
+                raise ValueError(f"item {i} {k!r} is {got}; expected a tensor of item 0's shape {tuple(v.shape)} (all items must match to stack)")
+            out[k] = torch.stack(vs)
         elif isinstance(v, (int, float, np.integer, np.floating)): out[k] = torch.as_tensor(vs)
         else: out[k] = list(vs)
     return out
@@ -288,7 +305,7 @@ def load_image(path: str | Path,  # an image file (JPEG, PNG, ...)
               ) -> torch.Tensor:
     "One image as a channels x size x size float32 tensor in [-1, 1]; a clear error names a missing or corrupt file."
     if channels not in (1, 3): raise ValueError(f"channels={channels!r}; expected 1 (grayscale) or 3 (RGB)")
-    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size <= 0: raise ValueError(f"size={size!r}; expected a positive integer")
+    _check_int('size', size)
     p = Path(path)
     if not p.is_file(): raise FileNotFoundError(f"image file {p} does not exist")
     try:
@@ -303,14 +320,27 @@ def load_image(path: str | Path,  # an image file (JPEG, PNG, ...)
     x = torch.from_numpy(np.asarray(im, dtype=np.float32) / 127.5 - 1).clamp(-1, 1)
     return x[None] if channels == 1 else x.permute(2, 0, 1).contiguous()
 
+def _read_csv(p: Path, what: str, **kw) -> pd.DataFrame:
+    "`pd.read_csv` with errors that name a missing file, a folder in its place, or an empty file."
+    if not p.is_file(): raise FileNotFoundError(f"{p} {'is a folder, not a file' if p.is_dir() else 'not found'}; expected {what} there")
+    try: return pd.read_csv(p, **kw)
+    except pd.errors.EmptyDataError: raise ValueError(f"{p.name} is empty (not even a header row); expected {what}") from None
+
+def _check_unique(df: pd.DataFrame, cols: list, file: str) -> None:
+    "Raise a ValueError naming the values of `cols` that occur in more than one row of `df` (read from `file`)."
+    dup = df.duplicated(cols, keep=False)
+    if dup.any():
+        vals = [v[0] if len(cols) == 1 else tuple(v) for v in df.loc[dup, cols].drop_duplicates().to_numpy().tolist()]
+        raise ValueError(f"{file} has {', '.join(cols)} {vals[:3]} in more than one row (rows {df.index[dup][:6].tolist()}); "
+                         f"expected each {', '.join(cols)} once")
+
 def read_table(path: str | Path,  # a CSV file
                required: list,  # columns it must have
                what: str,  # what the file is, for the error message (e.g. 'the CheXpert header')
               ) -> pd.DataFrame:
     "Read a CSV and check its header; errors name the missing file or the missing columns."
     p = Path(path)
-    if not p.is_file(): raise FileNotFoundError(f"{p} not found; expected {what} there")
-    df = pd.read_csv(p)
+    df = _read_csv(p, what)
     missing = [c for c in required if c not in df.columns]
     if missing: raise ValueError(f"{p.name} is missing columns {missing}; expected {what} {required}")
     return df
@@ -343,9 +373,15 @@ def read_chexpert(root: str | Path,  # the CheXpert-v1.0-small folder, or its pa
     if split not in ('train', 'valid'): raise ValueError(f"split={split!r}; CheXpert ships 'train' and 'valid'")
     folder = chexpert_folder(root)
     df = read_table(folder / f'{split}.csv', CHEXPERT_HEADER, 'the CheXpert header')
+    if df.empty: raise ValueError(f"{split}.csv has a header but no rows; expected one row per image")
     fl = set(df['Frontal/Lateral'].dropna())
     if not fl <= {'Frontal', 'Lateral'}: raise ValueError(f"Frontal/Lateral has values {sorted(fl - {'Frontal', 'Lateral'})}; expected 'Frontal' or 'Lateral'")
-    if frontal_only: df = df[df['Frontal/Lateral'] == 'Frontal'].reset_index(drop=True)
+    blank = df.index[df['Frontal/Lateral'].isna()]
+    if len(blank): raise ValueError(f"{split}.csv rows {blank[:5].tolist()} (Path {df['Path'][blank[:3]].tolist()}) have a blank Frontal/Lateral; "
+                                    "expected 'Frontal' or 'Lateral' in every row")
+    if frontal_only:
+        n, df = len(df), df[df['Frontal/Lateral'] == 'Frontal'].reset_index(drop=True)
+        if df.empty: raise ValueError(f"{split}.csv has no 'Frontal' rows (all {n} are 'Lateral'); expected frontal views, or pass frontal_only=False")
     bad = df.index[~df['Path'].astype(str).str.contains('/')]
     if len(bad): raise ValueError(f"{split}.csv Path values {df['Path'][bad[:3]].tolist()} are not like 'CheXpert-v1.0-small/{split}/patient00001/study1/view1_frontal.jpg'")
     df['file'] = [f'{folder}/{p.split("/", 1)[1]}' for p in df['Path']]  # Path starts with the folder name
@@ -380,20 +416,28 @@ ISIC2019_METADATA = ['image', 'age_approx', 'anatom_site_general', 'lesion_id', 
 ISIC2020_COLUMNS = ['image_name', 'patient_id', 'sex', 'age_approx', 'anatom_site_general_challenge', 'diagnosis',
                     'benign_malignant', 'target']
 
-def read_isic2019(root: str | Path,  # folder with the ISIC 2019 ground truth CSV (and metadata CSV, images folder)
+def read_isic2019(root: str | Path,  # folder with the ISIC 2019 ground truth CSV, metadata CSV and images folder
                   check: bool = True,  # check that every image file exists
+                  metadata: bool = True,  # read ISIC_2019_Training_Metadata.csv (False: sex, age, site, lesion_id left blank)
                  ) -> pd.DataFrame:
     "ISIC 2019 training table: one row per image with its diagnosis code, metadata, file and prompt."
     root = Path(root)
     gt = read_table(root / 'ISIC_2019_Training_GroundTruth.csv', ISIC2019_GROUND_TRUTH, 'the ISIC 2019 ground-truth header')
-    onehot = gt[list(ISIC_DIAGNOSES)].to_numpy(dtype=float)
+    _check_unique(gt, ['image'], 'ISIC_2019_Training_GroundTruth.csv')
+    onehot = gt[list(ISIC_DIAGNOSES)].apply(pd.to_numeric, errors='coerce').to_numpy(dtype=float)  # text -> NaN -> not one-hot
     bad = np.flatnonzero((onehot.sum(1) != 1) | ~np.isin(onehot, [0, 1]).all(1))
-    if len(bad): raise ValueError(f"ISIC_2019_Training_GroundTruth.csv rows {bad[:5].tolist()} are not one-hot over {list(ISIC_DIAGNOSES)}")
+    if len(bad): raise ValueError(f"ISIC_2019_Training_GroundTruth.csv rows {bad[:5].tolist()} (images {gt['image'][bad[:3]].tolist()}) are not "
+                                  f"one-hot over {list(ISIC_DIAGNOSES)}; expected 1.0 in exactly one column and 0.0 in the others")
     df = gt.copy()
     df['diagnosis'] = np.array(list(ISIC_DIAGNOSES))[onehot.argmax(1)]
-    meta_p = root / 'ISIC_2019_Training_Metadata.csv'
-    if meta_p.is_file():
+    if metadata:
+        meta_p = root / 'ISIC_2019_Training_Metadata.csv'
+        if not meta_p.is_file(): raise FileNotFoundError(f"{meta_p} not found; expected ISIC 2019's metadata there (or pass metadata=False)")
         meta = read_table(meta_p, ISIC2019_METADATA, 'the ISIC 2019 metadata header')
+        _check_unique(meta, ['image'], 'ISIC_2019_Training_Metadata.csv')
+        lack = gt['image'][~gt['image'].isin(meta['image'])]
+        if len(lack): raise ValueError(f"ISIC_2019_Training_Metadata.csv has no row for {len(lack)} of {len(gt)} images, e.g. {lack[:3].tolist()}; "
+                                       "expected a row for every ground-truth image (blank sex/age cells are fine), or pass metadata=False")
         df = df.merge(meta[ISIC2019_METADATA], on='image', how='left', validate='one_to_one')
     else: df['age_approx'], df['anatom_site_general'], df['lesion_id'], df['sex'] = np.nan, None, None, None
     df = df.rename(columns={'anatom_site_general': 'site'})
@@ -411,9 +455,14 @@ def read_isic2020(root: str | Path,  # folder with the ISIC 2020 train.csv and t
     root = Path(root)
     raw = read_table(root / 'train.csv', ISIC2020_COLUMNS, 'the ISIC 2020 train.csv header')
     if images is None: images = 'train' if (root / 'train').is_dir() or not (root / 'jpeg' / 'train').is_dir() else 'jpeg/train'
-    unknown = sorted(set(raw['diagnosis'].str.lower()) - set(ISIC2020_DIAGNOSES))
+    _check_unique(raw, ['image_name'], 'train.csv')
+    unknown = sorted(set(raw['diagnosis'].str.lower()) - set(ISIC2020_DIAGNOSES), key=str)
     if unknown: raise ValueError(f"train.csv has diagnoses {unknown} not in {sorted(ISIC2020_DIAGNOSES)}")
-    if not set(raw['target']) <= {0, 1}: raise ValueError(f"train.csv target has values {sorted(set(raw['target']))}; expected 0 or 1")
+    if not set(raw['target']) <= {0, 1}: raise ValueError(f"train.csv target has values {sorted(set(raw['target']), key=str)}; expected 0 or 1")
+    clash = np.flatnonzero((raw['diagnosis'].str.lower() == 'melanoma') != (raw['target'] == 1))
+    if len(clash): raise ValueError(f"train.csv rows {clash[:5].tolist()} (images {raw['image_name'][clash[:3]].tolist()}) have target "
+                                    f"{raw['target'][clash[:3]].tolist()} but diagnosis {raw['diagnosis'][clash[:3]].tolist()}; "
+                                    "expected target 1 exactly where the diagnosis is 'melanoma'")
     df = pd.DataFrame({'image': raw['image_name'], 'diagnosis': raw['diagnosis'].str.lower().map(ISIC2020_DIAGNOSES),
                        'melanoma': raw['target'].astype(int), 'sex': raw['sex'], 'age_approx': raw['age_approx'],
                        'site': raw['anatom_site_general_challenge'], 'patient_id': raw['patient_id']})
@@ -428,6 +477,9 @@ class ISICDataset(Dataset):
                  size: int = 64):  # images are size x size
         missing = [c for c in ('file', 'diagnosis', 'melanoma', 'prompt') if c not in table.columns]
         if missing: raise ValueError(f"table is missing columns {missing}; expected the output of read_isic2019/read_isic2020")
+        bad = np.flatnonzero(~table['melanoma'].isin([0, 1]).to_numpy())
+        if len(bad): raise ValueError(f"table melanoma has values {table['melanoma'].iloc[bad].unique().tolist()[:5]} in rows "
+                                      f"{bad[:5].tolist()}; expected 0 or 1")
         self.table, self.size = table.reset_index(drop=True), size
         self.attr_names, self.codebook = ['melanoma', 'diagnosis'], {'melanoma': None, 'diagnosis': list(ISIC_DIAGNOSES)}
         self.targets = encode_attrs(self.table, self.codebook)
@@ -462,10 +514,20 @@ def read_medmnist(path: str | Path,  # a MedMNIST .npz file
     if len(y) != len(x): raise ValueError(f"{p.name} has {len(x)} {split} images but {len(y)} labels")
     return x, y.reshape(len(y), -1)
 
+def _check_medmnist_labels(flavor: str, y: np.ndarray, where: str) -> None:
+    "Raise a ValueError unless N x K labels `y` fit the flavour: ChestMNIST 14 columns of 0/1, DermaMNIST one class 0..6."
+    if flavor == 'chestmnist': k, ok, want = len(CHESTMNIST_LABELS), np.isin(y, [0, 1]), f"{len(CHESTMNIST_LABELS)} columns of 0/1 {CHESTMNIST_LABELS}"
+    elif flavor == 'dermamnist': k, ok, want = 1, np.isin(y, range(len(DERMAMNIST_LABELS))), f"1 column, a class 0..{len(DERMAMNIST_LABELS) - 1} of {DERMAMNIST_LABELS}"
+    else: return
+    if y.shape[1] != k: raise ValueError(f"{where} has {y.shape[1]} label columns; expected {flavor} labels: {want}")
+    rows = np.flatnonzero(~ok.all(1))
+    if len(rows): raise ValueError(f"{where} has label values {sorted(set(y[~ok].tolist()))[:5]} in rows {rows[:5].tolist()}; expected {flavor} labels: {want}")
+
 def medmnist_prompt(flavor: str,  # 'chestmnist', 'dermamnist' or another MedMNIST name
                     label: np.ndarray,  # one row of labels
                    ) -> str:
     "Caption for one MedMNIST label row: ChestMNIST in PRISM style, DermaMNIST in ISIC style, else ''."
+    _check_medmnist_labels(flavor, np.asarray(label).reshape(1, -1), 'label')
     if flavor == 'chestmnist':
         pos = [n for n, v in zip(CHESTMNIST_LABELS, label) if v == 1]
         return 'Chest X-ray showing ' + ', '.join(pos) if pos else 'Normal chest X-ray with no significant findings'
@@ -477,13 +539,15 @@ class MedMNISTDataset(Dataset):
     def __init__(self, path: str | Path,  # a MedMNIST .npz file (flavour taken from its name)
                  split: str = 'train',  # 'train', 'val' or 'test'
                  size: int | None = None):  # resize to size x size (None keeps the stored size)
+        if size is not None: _check_int('size', size)
         x, y = read_medmnist(path, split)
+        self.flavor = Path(path).stem.split('_')[0].lower()
+        _check_medmnist_labels(self.flavor, y, f"{Path(path).name} {split}_labels")
         t = torch.from_numpy(x).float() / 127.5 - 1
         t = t[:, None] if t.ndim == 3 else t.permute(0, 3, 1, 2)
         if size is not None and size != t.shape[-1]:
             t = torch.nn.functional.interpolate(t, size=(size, size), mode='bilinear', antialias=True, align_corners=False).clamp(-1, 1)
         self.images, self.targets, self.split = t.contiguous(), torch.from_numpy(y.astype(np.float32)), split
-        self.flavor = Path(path).stem.split('_')[0].lower()
         self.attr_names = (list(CHESTMNIST_LABELS) if self.flavor == 'chestmnist' else ['diagnosis'] if self.flavor == 'dermamnist'
                            else [f'label{j}' for j in range(y.shape[1])])
         self.prompts = [medmnist_prompt(self.flavor, r) for r in y]
@@ -506,6 +570,17 @@ def _need(attrs: pd.DataFrame, cols: list, who: str) -> None:
     missing = [c for c in cols if c not in attrs.columns]
     if missing: raise ValueError(f"{who} needs phantom columns {missing}; the phantom has {list(attrs.columns)}")
 
+def _refuse_overwrite(paths: list, overwrite: bool, who: str) -> None:
+    "Raise a FileExistsError naming the existing `paths` unless `overwrite`."
+    there = [str(p) for p in paths if Path(p).exists()]
+    if there and not overwrite: raise FileExistsError(f"{who} would write over {there}; expected a folder without them "
+                                                      "(choose another one, or pass overwrite=True to replace them)")
+
+def _check_share(**shares) -> None:
+    "Raise a ValueError naming any share (keyword argument) outside [0, 1]."
+    for name, p in shares.items():
+        if not 0 <= p <= 1: raise ValueError(f"{name}={p!r}; expected a share between 0 and 1")
+
 def write_chexpert_fixture(dest: str | Path,  # folder to create CheXpert-v1.0-small/ in
                            phantom: SCMPhantom,  # a chest phantom (sex, age, view, effusion, cardiomegaly, devices)
                            n_train: int = 24,  # frontal training studies
@@ -513,9 +588,12 @@ def write_chexpert_fixture(dest: str | Path,  # folder to create CheXpert-v1.0-s
                            seed: int = 0,  # seed of the images and of the label noise
                            p_uncertain: float = 0.3,  # share of training positives written as uncertain (-1)
                            p_lateral: float = 0.25,  # share of training studies that also get a lateral view
+                           overwrite: bool = False,  # replace existing CSVs and image folders (else refuse)
                           ) -> Path:
     "Write a tiny CheXpert-v1.0-small (train.csv, valid.csv, JPEGs) from a chest phantom; returns the folder."
+    _check_int('n_train', n_train); _check_int('n_valid', n_valid); _check_share(p_uncertain=p_uncertain, p_lateral=p_lateral)
     folder = Path(dest) / 'CheXpert-v1.0-small'
+    _refuse_overwrite([folder / f for f in ('train.csv', 'valid.csv', 'train', 'valid')], overwrite, 'write_chexpert_fixture')
     rng = np.random.default_rng(seed)
     b = phantom.sample(n_train + n_valid, seed=seed)
     _need(b.attrs, ['sex', 'age', 'view', 'effusion', 'cardiomegaly', 'devices'], 'write_chexpert_fixture')
@@ -556,9 +634,15 @@ def write_isic2019_fixture(dest: str | Path,  # folder to write the ISIC 2019 fi
                            n: int = 12,  # images
                            seed: int = 0,  # seed of images and metadata
                            image_size: int | None = None,  # save at this size (None: the phantom's size)
+                           overwrite: bool = False,  # replace existing CSVs and the image folder (else refuse)
                           ) -> Path:
     "Write ISIC_2019_Training_GroundTruth.csv, ISIC_2019_Training_Metadata.csv and ISIC_2019_Training_Input/*.jpg."
-    dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
+    _check_int('n', n)
+    if image_size is not None: _check_int('image_size', image_size)
+    dest = Path(dest)
+    _refuse_overwrite([dest / f for f in ('ISIC_2019_Training_GroundTruth.csv', 'ISIC_2019_Training_Metadata.csv', 'ISIC_2019_Training_Input')],
+                      overwrite, 'write_isic2019_fixture')
+    dest.mkdir(parents=True, exist_ok=True)
     b, codes, rng = _skin_sample(phantom, n, seed)
     names = [f'ISIC_{i:07d}' for i in range(n)]
     gt = pd.DataFrame({'image': names, **{c: [1.0 if k == c else 0.0 for k in codes] for c in ISIC_DIAGNOSES}})
@@ -575,9 +659,14 @@ def write_isic2020_fixture(dest: str | Path,  # folder to write train.csv and tr
                            n: int = 12,  # images
                            seed: int = 0,  # seed of images and metadata
                            image_size: int | None = None,  # save at this size (None: the phantom's size)
+                           overwrite: bool = False,  # replace an existing train.csv and train/ (else refuse)
                           ) -> Path:
     "Write an ISIC 2020 train.csv (real header) and train/*.jpg."
-    dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
+    _check_int('n', n)
+    if image_size is not None: _check_int('image_size', image_size)
+    dest = Path(dest)
+    _refuse_overwrite([dest / 'train.csv', dest / 'train'], overwrite, 'write_isic2020_fixture')
+    dest.mkdir(parents=True, exist_ok=True)
     b, codes, rng = _skin_sample(phantom, n, seed)
     names = [f'ISIC_{j:07d}' for j in 10**6 + rng.choice(9 * 10**6, n, replace=False)]
     diag = ['melanoma' if c == 'MEL' else 'nevus' if c == 'NV' else 'unknown' for c in codes]
@@ -595,10 +684,14 @@ def write_medmnist_fixture(path: str | Path,  # the .npz to write; its name sets
                            n: tuple = (16, 8, 8),  # images in train, val, test
                            seed: int = 0,  # seed of the images
                            size: int = 28,  # stored image size (MedMNIST's classic 28)
+                           overwrite: bool = False,  # replace an existing file at `path` (else refuse)
                           ) -> Path:
     "Write a MedMNIST-style .npz (uint8 images, labels in the flavour's layout) from a phantom."
     path = Path(path); flavor = path.stem.split('_')[0].lower()
     if flavor not in ('chestmnist', 'dermamnist'): raise ValueError(f"{path.name}: expected a name starting chestmnist or dermamnist")
+    if not isinstance(n, (tuple, list)) or len(n) != 3: raise ValueError(f"n={n!r}; expected 3 counts (train, val, test), e.g. (16, 8, 8)")
+    for split, m in zip(('train', 'val', 'test'), n): _check_int(f'n ({split})', m)
+    _check_int('size', size); _refuse_overwrite([path], overwrite, 'write_medmnist_fixture')
     arrays = {}
     for k, (split, m) in enumerate(zip(('train', 'val', 'test'), n)):
         b = phantom.sample(m, seed=seed * 3 + k)
@@ -619,15 +712,16 @@ def write_medmnist_fixture(path: str | Path,  # the .npz to write; its name sets
 
 def write_data_samples(root: str | Path = 'data_samples',  # the repository's data_samples/ folder
                        seed: int = 0,  # fixture seed
+                       overwrite: bool = False,  # True to rewrite fixtures that are already there
                       ) -> list:
-    "(Re)write every data fixture of this module from `ChestPhantom(64)` and `SkinPhantom(64)`; returns the paths."
+    "Write every data fixture of this module from `ChestPhantom(64)` and `SkinPhantom(64)`; returns the paths."
     from medcf.phantoms import ChestPhantom, SkinPhantom
-    root, chest, skin = Path(root), ChestPhantom(size=64, seed=seed), SkinPhantom(size=64, seed=seed)
-    return [write_chexpert_fixture(root / 'chexpert', chest, seed=seed),
-            write_isic2019_fixture(root / 'isic' / '2019', skin, seed=seed),
-            write_isic2020_fixture(root / 'isic' / '2020', skin, seed=seed + 1),
-            write_medmnist_fixture(root / 'medmnist' / 'chestmnist.npz', chest, seed=seed),
-            write_medmnist_fixture(root / 'medmnist' / 'dermamnist.npz', skin, seed=seed)]
+    root, chest, skin, ow = Path(root), ChestPhantom(size=64, seed=seed), SkinPhantom(size=64, seed=seed), overwrite
+    return [write_chexpert_fixture(root / 'chexpert', chest, seed=seed, overwrite=ow),
+            write_isic2019_fixture(root / 'isic' / '2019', skin, seed=seed, overwrite=ow),
+            write_isic2020_fixture(root / 'isic' / '2020', skin, seed=seed + 1, overwrite=ow),
+            write_medmnist_fixture(root / 'medmnist' / 'chestmnist.npz', chest, seed=seed, overwrite=ow),
+            write_medmnist_fixture(root / 'medmnist' / 'dermamnist.npz', skin, seed=seed, overwrite=ow)]
 
 # %% ../nbs/01_data.ipynb #634582e4
 import numpy as np, pandas as pd
@@ -654,14 +748,22 @@ def read_adnimerge(path: str | Path,  # ADNIMERGE.csv (or a file with its column
                    baseline_only: bool = True) -> pd.DataFrame:  # keep only VISCODE == 'bl'
     "ADNIMERGE rows as a medcf record: the `BrainPhantom.attrs` columns plus rid, viscode and censoring flags."
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path} does not exist; expected ADNI's ADNIMERGE.csv")
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[''])
+    raw = _read_csv(path, "ADNI's ADNIMERGE.csv", dtype=str, keep_default_na=False, na_values=[''])
     need = ['RID', 'VISCODE', 'DX_bl', 'DX', *ADNIMERGE_COLUMNS]
     lack = [c for c in need if c not in raw.columns]
     if lack: raise ValueError(f"{path.name} lacks ADNIMERGE columns {lack}")
-    if baseline_only: raw = raw[raw.VISCODE == 'bl']
+    if raw.empty: raise ValueError(f"{path.name} has a header but no rows; expected one row per participant visit")
+    if baseline_only:
+        seen = sorted(set(raw.VISCODE.dropna()))
+        raw = raw[raw.VISCODE == 'bl']
+        if raw.empty: raise ValueError(f"{path.name} has no baseline rows (VISCODE 'bl'); its VISCODE values are {seen[:8]}; "
+                                       "expected 'bl' (lower case, as ADNIMERGE writes it), or pass baseline_only=False")
+    rid = pd.to_numeric(raw.RID, errors='coerce')
+    bad = rid.isna() | (rid % 1 != 0)
+    if bad.any(): raise ValueError(f"RID has values {raw.RID[bad].tolist()[:3]} in rows {raw.index[bad][:5].tolist()}; expected a whole-number participant id in every row")
+    _check_unique(pd.DataFrame(dict(RID=rid.astype(int), VISCODE=raw.VISCODE)), ['RID', 'VISCODE'], path.name)
     raw = raw.reset_index(drop=True)
-    out = pd.DataFrame(dict(rid=raw.RID.astype(int), viscode=raw.VISCODE))
+    out = pd.DataFrame(dict(rid=rid.astype(int).to_numpy(), viscode=raw.VISCODE))
     for src, dst in ADNIMERGE_COLUMNS.items():
         if dst == 'sex':
             bad = set(raw.PTGENDER.dropna()) - {'Male', 'Female'}

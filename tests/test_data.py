@@ -2,7 +2,7 @@
 from pathlib import Path
 import shutil
 import numpy as np, pandas as pd, pytest, torch
-from medcf.phantoms import SCMPhantom, Variable
+from medcf.phantoms import SCMPhantom, SkinPhantom, Variable
 from medcf.data import *
 
 torch.set_num_threads(1)
@@ -204,7 +204,7 @@ def test_fixtures_reproducible(tmp_path):
     for rel in ['chexpert/CheXpert-v1.0-small/train.csv', 'chexpert/CheXpert-v1.0-small/valid.csv',
                 'isic/2019/ISIC_2019_Training_GroundTruth.csv', 'isic/2019/ISIC_2019_Training_Metadata.csv', 'isic/2020/train.csv']:
         assert (tmp_path / rel).read_text() == (SAMPLES / rel).read_text(), \
-            f"{rel} differs: rerun `python -c \"from medcf.data import write_data_samples; write_data_samples('data_samples')\"`"
+            f"{rel} differs: rerun `python -c \"from medcf.data import write_data_samples; write_data_samples('data_samples', overwrite=True)\"`"
     for name in ('chestmnist.npz', 'dermamnist.npz'):
         with np.load(tmp_path / 'medmnist' / name) as a, np.load(SAMPLES / 'medmnist' / name) as b:
             for k in MEDMNIST_KEYS:
@@ -239,3 +239,137 @@ def test_interventions_make_counterfactual_twins():
     with pytest.raises(ValueError, match='unknown variable'): PhantomStream(ph, 10, 'train', 0, effusions=1)
     with pytest.raises(ValueError, match='not an allowed value'): PhantomStream(ph, 10, 'train', 0, effusion=2)
     assert skin_prompt({'melanoma': 1, 'ruler': 1}, artifacts=False) == 'a dermoscopic image with melanoma (MEL)'
+
+
+# --- bad input: nothing silently clipped, dropped or overwritten -------------------------------------------------------
+def test_decode_attrs_rejects_wrong_width_and_codes():
+    book = attr_codebook(Toy(32, 0)); k = len(book)
+    x = encode_attrs(Toy(32, 0).sample(3, seed=0).attrs, book)
+    for bad in (torch.zeros(3, 2 * k), torch.zeros(3, k + 1), torch.zeros(2, 3, k)):  # 2K used to give a 6-row table
+        with pytest.raises(ValueError, match=rf'shape .*expected N x {k}'): decode_attrs(bad, book)
+    for code in (-1, 0.6, 99, float('nan')):  # -1 used to give the last category, 0.6 was rounded
+        y = x.clone(); y[1, 0] = code
+        with pytest.raises(ValueError, match=r"sex has codes .* in rows \[1\]; expected whole numbers 0..1"): decode_attrs(y, book)
+    assert decode_attrs(x[0], book)['sex'].tolist() == decode_attrs(x, book)['sex'][:1].tolist()
+
+
+def test_collate_and_chunk_errors_name_the_item():
+    with pytest.raises(ValueError, match=r"item 1 has keys \['b'\]; expected .*\['a'\]"): collate([dict(a=torch.zeros(2)), dict(b=torch.zeros(2))])
+    with pytest.raises(ValueError, match=r"item 1 'a' is of shape \(3,\); expected .*\(2,\)"): collate([dict(a=torch.zeros(2)), dict(a=torch.zeros(3))])
+    for chunk in (0, -1):
+        with pytest.raises(ValueError, match=f'chunk={chunk}; expected a positive integer'): PhantomDataset(Toy(32, 0), 4, chunk=chunk)
+
+
+def test_read_table_empty_file_or_folder(tmp_path):
+    (tmp_path / 'e.csv').write_text('')
+    with pytest.raises(ValueError, match='e.csv is empty'): read_table(tmp_path / 'e.csv', ['a'], 'x')
+    with pytest.raises(FileNotFoundError, match='is a folder'): read_table(tmp_path, ['a'], 'x')
+
+
+def test_chexpert_blank_view_all_lateral_and_empty(tmp_path):
+    f = _copy_chexpert(tmp_path); raw = pd.read_csv(f / 'train.csv')
+    raw.assign(**{'Frontal/Lateral': [np.nan] + list(raw['Frontal/Lateral'][1:])}).to_csv(f / 'train.csv', index=False)
+    for fo in (True, False):  # the row used to be dropped silently
+        with pytest.raises(ValueError, match=r"rows \[0\] \(Path .*patient00001.*\) have a blank Frontal/Lateral"): read_chexpert(f, frontal_only=fo)
+    raw.assign(**{'Frontal/Lateral': 'Lateral'}).to_csv(f / 'train.csv', index=False)
+    with pytest.raises(ValueError, match=r"no 'Frontal' rows \(all 27 are 'Lateral'\).*frontal_only=False"): read_chexpert(f)
+    assert len(read_chexpert(f, frontal_only=False)) == len(raw)
+    raw.iloc[:0].to_csv(f / 'train.csv', index=False)
+    with pytest.raises(ValueError, match='train.csv has a header but no rows'): read_chexpert(f)
+
+
+def test_isic2019_metadata_must_cover_every_image(tmp_path):
+    d = tmp_path / 'i19'; shutil.copytree(SAMPLES / 'isic' / '2019', d)
+    gt, meta = (pd.read_csv(d / f'ISIC_2019_Training_{n}.csv') for n in ('GroundTruth', 'Metadata'))
+    meta.assign(sex=[np.nan] + list(meta['sex'][1:])).to_csv(d / 'ISIC_2019_Training_Metadata.csv', index=False)
+    assert pd.isna(read_isic2019(d)['sex'][0])  # a blank cell in the real metadata is real missing data: kept
+    meta.iloc[1:].to_csv(d / 'ISIC_2019_Training_Metadata.csv', index=False)  # used to give sex/age NaN silently
+    with pytest.raises(ValueError, match=r"no row for 1 of 12 images, e.g. \['ISIC_0000000'\]"): read_isic2019(d)
+    pd.concat([meta, meta.iloc[:1]]).to_csv(d / 'ISIC_2019_Training_Metadata.csv', index=False)
+    with pytest.raises(ValueError, match=r"Metadata.csv has image \['ISIC_0000000'\] in more than one row"): read_isic2019(d)
+    (d / 'ISIC_2019_Training_Metadata.csv').unlink()
+    with pytest.raises(FileNotFoundError, match='metadata=False'): read_isic2019(d)
+    assert read_isic2019(d, metadata=False)['sex'].isna().all()
+    pd.concat([gt, gt.iloc[:1]]).to_csv(d / 'ISIC_2019_Training_GroundTruth.csv', index=False)  # used to keep both rows
+    with pytest.raises(ValueError, match=r"GroundTruth.csv has image \['ISIC_0000000'\] in more than one row \(rows \[0, 12\]\)"): read_isic2019(d, metadata=False)
+    gt.astype({'MEL': object}).assign(MEL=['yes'] + list(gt['MEL'][1:])).to_csv(d / 'ISIC_2019_Training_GroundTruth.csv', index=False)
+    with pytest.raises(ValueError, match=r"rows \[0\] \(images \['ISIC_0000000'\]\) are not one-hot"): read_isic2019(d, metadata=False)
+
+
+def test_isic2020_target_agrees_with_diagnosis(tmp_path):
+    d = tmp_path / 'i20'; shutil.copytree(SAMPLES / 'isic' / '2020', d)
+    raw = pd.read_csv(d / 'train.csv'); nv = raw.index[raw['diagnosis'] == 'nevus'][0]
+    raw.assign(target=raw['target'].where(raw.index != nv, 1)).to_csv(d / 'train.csv', index=False)  # used to read as melanoma
+    with pytest.raises(ValueError, match=rf"rows \[{nv}\] .* have target \[1\] but diagnosis \['nevus'\]; expected target 1 exactly where"): read_isic2020(d)
+    pd.concat([raw, raw.iloc[:1]]).to_csv(d / 'train.csv', index=False)
+    with pytest.raises(ValueError, match='train.csv has image_name .* in more than one row'): read_isic2020(d)
+    raw.assign(diagnosis=[np.nan, 'lentigo'] + list(raw['diagnosis'][2:])).to_csv(d / 'train.csv', index=False)
+    with pytest.raises(ValueError, match=r"diagnoses \['lentigo', nan\]"): read_isic2020(d)  # was a TypeError from sorting
+
+
+def test_isic_dataset_melanoma_must_be_binary():
+    t = read_isic2019(SAMPLES / 'isic' / '2019')
+    for v in (5, np.nan):
+        with pytest.raises(ValueError, match=r'melanoma has values \[(5|nan)\] .*expected 0 or 1'): ISICDataset(t.assign(melanoma=v))
+
+
+def test_medmnist_labels_must_fit_the_flavour(tmp_path):
+    def put(y, i, j, v): y = y.copy(); y[i, j] = v; return y
+    for name, change, msg in [('chestmnist', lambda y: put(y, 0, 1, 2), r'label values \[2\] in rows \[0\]'),
+                              ('chestmnist', lambda y: y[:, :7], '7 label columns; expected chestmnist labels: 14 columns'),
+                              ('dermamnist', lambda y: put(y, 3, 0, 9), r'label values \[9\] in rows \[3\]')]:
+        with np.load(SAMPLES / 'medmnist' / f'{name}.npz') as z: a = dict(z)
+        a['train_labels'] = change(a['train_labels']); p = tmp_path / name / f'{name}.npz'; p.parent.mkdir(exist_ok=True); np.savez(p, **a)
+        with pytest.raises(ValueError, match=msg): MedMNISTDataset(p)
+    with pytest.raises(ValueError, match=r'label values \[-1\]'): medmnist_prompt('dermamnist', [-1])  # used to give VASC
+    with pytest.raises(ValueError, match='2 label columns'): medmnist_prompt('chestmnist', [2, 1])
+    for size in (0, -4, '32'):
+        with pytest.raises(ValueError, match='size=.*expected a positive integer'): MedMNISTDataset(SAMPLES / 'medmnist' / 'chestmnist.npz', size=size)
+
+
+def test_adnimerge_no_baseline_duplicates_and_bad_rid(tmp_path):
+    raw = pd.read_csv(SAMPLES / 'adni' / 'ADNIMERGE_sample.csv', dtype=str, keep_default_na=False)
+    def read(df, **kw): df.to_csv(tmp_path / 'a.csv', index=False); return read_adnimerge(tmp_path / 'a.csv', **kw)
+    with pytest.raises(ValueError, match=r"no baseline rows .*VISCODE values are \['BL', 'M12', 'M24'\]"): read(raw.assign(VISCODE=raw.VISCODE.str.upper()))
+    with pytest.raises(ValueError, match=r"no baseline rows .*\['m12', 'm24'\]"): read(raw[raw.VISCODE != 'bl'])
+    assert len(read(raw[raw.VISCODE != 'bl'], baseline_only=False)) == (raw.VISCODE != 'bl').sum()
+    with pytest.raises(ValueError, match=r"RID, VISCODE \[\(9001, 'bl'\)\] in more than one row"): read(pd.concat([raw, raw.iloc[:1]]))
+    for rid in ('', 'abc'):
+        with pytest.raises(ValueError, match=r'RID has values .* in rows \[0\]; expected a whole-number'): read(raw.assign(RID=[rid] + list(raw.RID[1:])))
+    with pytest.raises(ValueError, match='header but no rows'): read(raw.iloc[:0])
+    (tmp_path / 'e.csv').write_text('')
+    with pytest.raises(ValueError, match='e.csv is empty'): read_adnimerge(tmp_path / 'e.csv')
+    with pytest.raises(FileNotFoundError, match='is a folder'): read_adnimerge(tmp_path)
+
+
+def test_fixture_writers_check_counts(tmp_path):
+    ph = Toy(32, 0)
+    for n in ((4, 2), 4):  # (4, 2) used to write an npz that read_medmnist rejects
+        with pytest.raises(ValueError, match=r'expected 3 counts \(train, val, test\)'): write_medmnist_fixture(tmp_path / 'chestmnist.npz', ph, n=n)
+    assert not (tmp_path / 'chestmnist.npz').exists()
+    for kw in (dict(n_train=0), dict(n_valid=-1), dict(n_train='4')):
+        with pytest.raises(ValueError, match=f"{list(kw)[0]}=.*expected a positive integer"): write_chexpert_fixture(tmp_path / 'c', ph, **kw)
+    with pytest.raises(ValueError, match='p_uncertain=2'): write_chexpert_fixture(tmp_path / 'c', ph, p_uncertain=2)
+    with pytest.raises(ValueError, match='image_size=0'): write_isic2019_fixture(tmp_path / 'i', SkinPhantom(32), n=2, image_size=0)
+    with pytest.raises(ValueError, match='n=0'): write_isic2020_fixture(tmp_path / 'j', SkinPhantom(32), n=0)
+
+
+def test_fixture_writers_refuse_to_overwrite(tmp_path):
+    ph, skin = Toy(32, 0), SkinPhantom(32)
+    f = write_chexpert_fixture(tmp_path / 'c', ph, n_train=3, n_valid=2)
+    (f / 'train.csv').write_text('MY OWN DATA\n')
+    with pytest.raises(FileExistsError, match='write over .*train.csv.*overwrite=True'): write_chexpert_fixture(tmp_path / 'c', ph, n_train=3, n_valid=2)
+    assert (f / 'train.csv').read_text() == 'MY OWN DATA\n'
+    write_chexpert_fixture(tmp_path / 'c', ph, n_train=3, n_valid=2, overwrite=True)
+    assert len(read_chexpert(f, frontal_only=False)) >= 3
+    for write, out in ((write_isic2019_fixture, 'ISIC_2019_Training_GroundTruth.csv'), (write_isic2020_fixture, 'train.csv')):
+        d = tmp_path / write.__name__; d.mkdir(); (d / out).write_text('USER DATA\n')
+        with pytest.raises(FileExistsError, match=out): write(d, skin, n=2)
+        assert (d / out).read_text() == 'USER DATA\n'
+        write(d, skin, n=2, overwrite=True); assert (d / out).read_text() != 'USER DATA\n'
+    p = tmp_path / 'm' / 'dermamnist.npz'; p.parent.mkdir(); p.write_bytes(b'USER')
+    with pytest.raises(FileExistsError, match='dermamnist.npz'): write_medmnist_fixture(p, skin, n=(2, 2, 2))
+    assert p.read_bytes() == b'USER'
+    assert len(MedMNISTDataset(write_medmnist_fixture(p, skin, n=(2, 2, 2), overwrite=True), 'val')) == 2
+    (tmp_path / 'ds' / 'chexpert' / 'CheXpert-v1.0-small').mkdir(parents=True); (tmp_path / 'ds' / 'chexpert' / 'CheXpert-v1.0-small' / 'valid.csv').write_text('x')
+    with pytest.raises(FileExistsError, match='valid.csv'): write_data_samples(tmp_path / 'ds')
