@@ -90,7 +90,7 @@ class PhantomBatch:
     def __len__(self): return len(self.attrs)
     def __getitem__(self, idx) -> PhantomBatch:
         "Select samples by integer, slice, list or boolean mask; returns a new batch."
-        if isinstance(idx, int): idx = [idx]
+        if isinstance(idx, (int, np.integer)): idx = [int(idx)]
         ix = np.arange(len(self))[idx]
         return PhantomBatch(self.images[torch.as_tensor(ix)], self.attrs.iloc[ix].reset_index(drop=True),
                             {k: v[ix] for k, v in self.noise.items()}, [self.prompts[i] for i in ix],
@@ -188,6 +188,9 @@ class SCMPhantom:
     def counterfactual(self, batch: PhantomBatch,  # factual samples from this phantom
                        **interventions) -> PhantomBatch:  # variable=value (scalar or one per sample)
         "The TRUE counterfactual: same exogenous noise, intervened variables set, descendants recomputed."
+        if not isinstance(batch, PhantomBatch): raise TypeError(f"batch is a {type(batch).__name__}; expected a PhantomBatch sampled from this phantom")
+        lack = [v for v in self.observed if v not in batch.attrs.columns]
+        if lack: raise ValueError(f"batch lacks {lack[:4]}: it was not sampled from this {type(self).__name__} (its attributes are {list(batch.attrs.columns)[:6]})")
         n = len(batch)
         return self._make(batch.noise, n, {**batch.interventions, **self._check_interventions(n, interventions)})
 
@@ -239,6 +242,11 @@ def fit_chest_model(counts: pd.DataFrame,  # CheXpert joint counts, as `chexpert
     "Fit the chest phantom's conditional probability tables (with a hidden 2-class severity) to joint label counts by EM."
     need = {'Sex', 'age_bin', 'view', 'Pleural Effusion', 'Support Devices', 'Cardiomegaly', 'No Finding', 'count'}
     if not need <= set(counts.columns): raise ValueError(f"counts lacks columns {sorted(need - set(counts.columns))}")
+    cnt = counts['count'].to_numpy(dtype=float)
+    if not np.isfinite(cnt).all() or (cnt < 0).any() or cnt.sum() <= 0: raise ValueError("counts['count'] must be finite counts >= 0 with a positive sum")
+    for col in ('Pleural Effusion', 'Support Devices', 'Cardiomegaly', 'No Finding'):
+        bad = sorted(set(counts[col].tolist()) - {0, 1})
+        if bad: raise ValueError(f"counts[{col!r}] holds {bad[:3]}; expected 0/1 labels (map CheXpert's uncertain -1 with a policy first)")
     k = (counts.Sex == 'Male').to_numpy().astype(int) * 4 + counts.age_bin.map({a: i for i, a in enumerate(_AGE_BINS)}).to_numpy()
     e, dv = counts['Pleural Effusion'].to_numpy(), counts['Support Devices'].to_numpy()
     c, nf = counts['Cardiomegaly'].to_numpy(), counts['No Finding'].to_numpy()
@@ -500,6 +508,7 @@ def _to_display(images: torch.Tensor) -> np.ndarray:
     if not isinstance(images, torch.Tensor): images = torch.as_tensor(np.asarray(images))
     if images.ndim != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"images must be N x C x H x W with C = 1 or 3, got shape {tuple(images.shape)}")
+    if len(images) == 0: raise ValueError("images is empty (N = 0); expected at least one image to show")
     x = ((images.detach().float().cpu() + 1) / 2).clamp(0, 1)
     return x[:, 0].numpy() if x.shape[1] == 1 else x.permute(0, 2, 3, 1).numpy()
 
@@ -536,7 +545,9 @@ def save_grid(images: torch.Tensor,  # N x C x H x W in [-1, 1]
     for k in range(n):
         r0, c0 = (k // ncols) * (H + 2), (k % ncols) * (W + 2)
         canvas[r0:r0 + H, c0:c0 + W] = x[k][..., None] if x.ndim == 3 else x[k]
-    path = Path(path); plt.imsave(path, canvas)
+    path = Path(path)
+    if path.suffix.lower() not in ('.png', '.jpg', '.jpeg'): raise ValueError(f"path={str(path)!r}: expected a .png file (or .jpg)")
+    plt.imsave(path, canvas)
     return path
 
 def chest_titles(attrs: pd.DataFrame) -> list:
@@ -550,6 +561,9 @@ def chest_facts(df: pd.DataFrame,  # one row per study with columns effusion, de
                 ) -> pd.Series:
     "The CheXpert statistics the chest phantom is calibrated to, computed from a table of studies."
     w = np.ones(len(df)) if weights is None else np.asarray(weights, dtype=float)
+    if len(df) == 0: raise ValueError("df has no rows; expected one row per study")
+    if w.shape != (len(df),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"weights must be {len(df)} finite counts >= 0 with a positive sum, one per row of df; got shape {w.shape}, range [{w.min():.3g}, {w.max():.3g}]" if w.size else "weights is empty")
     def rate(col, mask=None):
         m = np.ones(len(df), bool) if mask is None else np.asarray(mask)
         return float((df[col].to_numpy()[m] * w[m]).sum() / w[m].sum())
@@ -1020,7 +1034,8 @@ class MSTrialData:
         return self.cate(arm) <= threshold
 
     def __getitem__(self, idx) -> MSTrialData:
-        "Select patients (integer array, slice or boolean mask)."
+        "Select patients (integer, integer array, slice or boolean mask)."
+        if isinstance(idx, (int, np.integer)): idx = [int(idx)]
         ix = np.arange(len(self))[idx]
         return MSTrialData(self.baseline[list(ix)], self.grid, self.visit_idx[ix], self.visit_y[ix], self.latent[ix],
                            self.disability[ix], self.expected[ix], self.obs_sd, self.arms)

@@ -75,8 +75,10 @@ def oversample_weights(attrs: pd.DataFrame,  # one row of phantom attributes per
     if missing: raise ValueError(f"oversample names {missing}, not attributes; expected some of {list(attrs.columns)}")
     w = np.ones(len(attrs))
     for k, f in factors.items():
-        if not f >= 1: raise ValueError(f"oversample[{k!r}]={f}: expected a factor >= 1")
-        w = w * np.where(attrs[k].to_numpy() == 1, float(f), 1.0)
+        if isinstance(f, bool) or not isinstance(f, (int, float, np.number)) or not 1 <= f < np.inf: raise ValueError(f"oversample[{k!r}]={f!r}: expected a finite factor >= 1")
+        x = attrs[k].to_numpy()
+        if not np.isin(x, [0, 1]).all(): raise ValueError(f"oversample[{k!r}]: {k} holds {pd.unique(x)[:4].tolist()}; expected a 0/1 attribute (images with it set to 1 are drawn more often)")
+        w = w * np.where(x == 1, float(f), 1.0)
     return w
 
 def hardware() -> str:
@@ -228,8 +230,12 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
                     work_dir: str | Path | None = None,  # resumable training state (default: out_dir/../_train_<name>)
                     progress: bool = True,  # progress bars
                     vae_from: str | Path | None = None,  # an autoencoder folder to use instead of the whole VAE stage, decoder rounds included (its scaling_factor too); the card names it
+                    overwrite: bool = False,  # replace a checkpoint already in out_dir (e.g. the shipped one); refused otherwise, before any training
                     **overrides) -> dict:  # recipe fields to change (e.g. unet_steps=5 for a smoke run)
     "Train a zoo checkpoint from scratch (phantom data -> VAE -> UNet) and save it with its model card."
+    from medcf.diffusion import CARD
+    if (Path(out_dir) / CARD).exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} already holds a checkpoint ({CARD}); pass overwrite=True to replace it, or choose another out_dir")
     r = _recipe(name)
     bad = set(overrides) - set(r)
     if bad: raise ValueError(f"unknown recipe fields {sorted(bad)}; valid: {sorted(r)}")
@@ -402,10 +408,11 @@ def guidance_sweep(name: str,  # 'chest' or 'skin'
 def update_card(folder: str | Path, **fields) -> dict:
     "Add fields (e.g. quality=...) to a checkpoint's model card, keeping its file hashes; rewrites README.md too."
     from medcf.diffusion import CARD, model_card_markdown
+    if 'files' in fields: raise ValueError("'files' is the sha256 table save_pipeline writes and load_pipeline checks; update_card keeps it (save the pipeline again to change the files)")
     folder = Path(folder); card = json.loads((folder / CARD).read_text())
     card.update(fields)
-    (folder / CARD).write_text(json.dumps(card, indent=1, default=str))
-    (folder / 'README.md').write_text(model_card_markdown(card))
+    text, readme = json.dumps(card, indent=1, default=str), model_card_markdown(card)  # both rendered before either file is written
+    (folder / CARD).write_text(text); (folder / 'README.md').write_text(readme)
     return card
 
 # %% ../nbs/90_model_zoo.ipynb #52fd7781
@@ -416,6 +423,7 @@ def resample_like(source: np.ndarray | Sequence[float],  # 1-D values of a pool 
     "Indices into `source` whose values, binned by `width`, follow the histogram of `target` (drawn at random within each bin)."
     s, t = np.asarray(source, dtype=float), np.asarray(target, dtype=float)
     if s.ndim != 1 or t.ndim != 1: raise ValueError(f"source and target have shapes {s.shape} and {t.shape}; expected 1-D arrays")
+    if not (np.isfinite(s).all() and np.isfinite(t).all()): raise ValueError("source or target holds NaN or inf; expected finite values")
     if not width > 0: raise ValueError(f"width={width}: expected a bin width > 0")
     sb, tb = np.floor(s / width).astype(int), np.floor(t / width).astype(int)
     missing = sorted(set(tb.tolist()) - set(sb.tolist()))

@@ -297,6 +297,10 @@ def test_update_card_keeps_hashes(pipe, tmp_path):
     d = D.save_pipeline(pipe, tmp_path / 'k', dict(name='t'))
     zoo.update_card(d, quality={'x': 1})
     assert D.verify_checkpoint(d)['quality'] == {'x': 1}
+    before = (d / D.CARD).read_text()
+    with pytest.raises(ValueError, match='sha256 table'): zoo.update_card(d, files='x')  # was written, and the hashes were gone
+    assert (d / D.CARD).read_text() == before
+    with pytest.raises(FileExistsError, match='overwrite=True'): zoo.train_zoo_model('chest', d)  # refused before any training
 
 
 def test_dataset_forms():
@@ -449,6 +453,8 @@ def test_oversample_weights():
     assert zoo.oversample_weights(attrs, {'ink': 4, 'ruler': 2}).tolist() == [2, 8, 1, 4]
     with pytest.raises(ValueError, match='not attributes'): zoo.oversample_weights(attrs, {'hair': 2})
     with pytest.raises(ValueError, match='>= 1'): zoo.oversample_weights(attrs, {'ink': 0.5})
+    with pytest.raises(ValueError, match='>= 1'): zoo.oversample_weights(attrs, {'ink': float('inf')})
+    with pytest.raises(ValueError, match='0/1 attribute'): zoo.oversample_weights(attrs.assign(age=[50., 60., 70., 80.]), {'age': 3})  # was all ones
 
 
 def test_select_guidance_refuses_bad_scales(pipe):
@@ -539,6 +545,7 @@ def test_resample_like():
     with pytest.raises(ValueError, match='1-D'): zoo.resample_like(source.reshape(40, 50), target)
     with pytest.raises(ValueError, match='bin width > 0'): zoo.resample_like(source, target, width=0)
     with pytest.raises(ValueError, match='hold no source value'): zoo.resample_like(np.array([20., 21.]), np.array([20., 70.]))
+    with pytest.raises(ValueError, match='NaN'): zoo.resample_like([1., float('nan'), 3.], [1., 3.])
 
 
 def test_attribute_mix_fd_refuses_bad_input():

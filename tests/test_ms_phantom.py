@@ -34,3 +34,11 @@ def test_do_arm_changes_nothing_at_baseline():
     assert (cf.attrs['arm'] == 'drug_b').all()
     assert cf.attrs.drop(columns='arm').equals(b.attrs.drop(columns='arm'))   # randomization: no parents, no children at baseline
     import torch; assert torch.equal(cf.images, b.images)
+
+
+def test_index_one_patient():
+    "An int or numpy int selects one patient, as a slice of one does (was a TypeError)."
+    d = MSTrial().simulate(3, seed=0)
+    for i in (1, np.int64(1)):
+        one = d[i]
+        assert len(one) == 1 and np.array_equal(one.visit_y, d[1:2].visit_y, equal_nan=True)

@@ -148,3 +148,21 @@ def test_chest_grain_knob_changes_only_the_noise():
     assert abs(float(torch.corrcoef(torch.stack([d[..., :-1].flatten(), d[..., 1:].flatten()]))[0, 1])) < 0.1  # white: neighbours uncorrelated
     for bad in (-0.01, 1.0, True, '0.01'):
         with pytest.raises(ValueError, match='grain='): ChestPhantom(grain=bad)
+
+
+def test_mistakes_named_not_crashed(tmp_path):
+    "numpy integers index like ints; a batch of another phantom, empty grids, odd file types and bad weights say what is wrong."
+    import numpy as np, pandas as pd
+    from medcf.phantoms import ChestPhantom, SkinPhantom, show_grid, save_grid, chest_facts, fit_chest_model, chexpert_counts
+    chest = ChestPhantom(size=32, seed=0); b = chest.sample(3)
+    assert b[np.int64(1)].prompts == b[1].prompts
+    with pytest.raises(ValueError, match='not sampled from this ChestPhantom'): chest.counterfactual(SkinPhantom(size=32).sample(2), effusion=1)
+    with pytest.raises(TypeError, match='PhantomBatch'): chest.counterfactual(b.images, effusion=1)
+    with pytest.raises(ValueError, match='empty'): show_grid(b.images[:0])
+    with pytest.raises(ValueError, match='.png'): save_grid(b.images, tmp_path / 'grid.txt')
+    df = pd.DataFrame(dict(effusion=[1, 0], devices=[1, 0], cardiomegaly=[0, 0], view=['AP', 'PA'], age_bin=['18-40', '41-60'], no_finding=[0, 1]))
+    with pytest.raises(ValueError, match='finite counts'): chest_facts(df, weights=[1., np.nan])  # was NaN rates
+    with pytest.raises(ValueError, match='finite counts'): chest_facts(df, weights=[1., -1.])  # was accepted
+    c = chexpert_counts()
+    with pytest.raises(ValueError, match='0/1 labels'): fit_chest_model(c.assign(**{'Pleural Effusion': c['Pleural Effusion'].replace(1, 2)}))
+    with pytest.raises(ValueError, match='finite counts'): fit_chest_model(c.assign(count=-c['count']))  # negative counts gave plausible tables
