@@ -20,7 +20,7 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'ALPHA_FLOOR', 'text_encoder_
            'SampleOutput', 'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
            'resolve_guidance_interval', 'guidance_at', 'unet_eps', 'sample_latents', 'generate', 'Inversion',
            'ddim_invert', 'as_images_prompts', 'edge_l1', 'check_sample_weights', 'check_autocast', 'train_vae',
-           'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid']
+           'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -870,3 +870,29 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
     gi = resolve_guidance_interval(guidance_interval, pipe.model_card.get('recipe', {}))
     images = generate(pipe, [prompt] * int(n), num_inference_steps, w, seed=seed, guidance_interval=gi)
     return save_grid(images, out, ncols=ncols)
+
+# %% ../nbs/02_diffusion.ipynb #b7d2e0a2
+def generation_panel(pipe,  # any SD-style pipeline (e.g. `load_pipeline('chest')`)
+                     prompt: str = 'Chest X-ray showing Pleural Effusion',  # the prompt the panel starts with
+                     n: int = 8,  # images per press
+                     num_inference_steps: int = 20,  # DDIM steps the slider starts at
+                     guidance_scale: float = 3.0):  # guidance scale the slider starts at
+    "An ipywidgets panel (prompt, guidance, steps, seed, Generate) that draws `generate`'s grid; `.run()` presses the button, `.images` holds the last grid."
+    import ipywidgets as W
+    from medcf.phantoms import show_grid
+    prompt = check_prompts(prompt, 1)[0]
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1: raise ValueError(f"n={n!r}: expected a positive integer")
+    text = W.Text(value=prompt, description='prompt', layout=W.Layout(width='95%'))
+    scale = W.FloatSlider(value=guidance_scale, min=1.0, max=8.0, step=0.5, description='guidance')
+    steps = W.IntSlider(value=num_inference_steps, min=2, max=100, description='DDIM steps')
+    seed, button, out = W.BoundedIntText(value=0, min=0, max=2**31 - 1, description='seed'), W.Button(description='Generate'), W.Output()
+    panel = W.VBox([text, W.HBox([scale, steps]), W.HBox([seed, button]), out])
+    def run(_=None):
+        panel.images = generate(pipe, [text.value] * int(n), num_inference_steps=steps.value, guidance_scale=scale.value, seed=seed.value)
+        with out:
+            out.clear_output(wait=True)
+            fig = show_grid(panel.images, ncols=min(int(n), 8)); fig.suptitle(f"w={scale.value:g}, {steps.value} steps, seed {seed.value}", fontsize=8)
+            import matplotlib.pyplot as plt; plt.show()
+    button.on_click(run)
+    panel.run, panel.images, panel.controls = run, None, dict(prompt=text, guidance_scale=scale, steps=steps, seed=seed)
+    return panel

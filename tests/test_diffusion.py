@@ -667,3 +667,14 @@ def test_clipping_scheduler_warns(pipe):
     p = D.assemble_pipeline(pipe.vae, pipe.unet, pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
     p.scheduler = DDIMScheduler(**D.SD_BETAS)  # StableDiffusionPipeline.__init__ would have reset clip_sample; assignment does not
     with pytest.warns(UserWarning, match='clip_sample=True'): D.generate(p, ['a'], num_inference_steps=2)
+
+
+def test_generation_panel(pipe):
+    "The panel's Generate runs `generate` with the settings on screen: same settings, same images; a bad start is refused."
+    panel = D.generation_panel(pipe, prompt='a', n=2, num_inference_steps=2)
+    panel.run(); a = panel.images.clone()
+    assert torch.equal(a, D.generate(pipe, ['a'] * 2, num_inference_steps=2, guidance_scale=3.0, seed=0))
+    panel.controls['seed'].value = 1; panel.run()
+    assert not torch.equal(panel.images, a)
+    with pytest.raises(ValueError, match='positive integer'): D.generation_panel(pipe, n=0)
+    with pytest.raises(ValueError, match='prompts'): D.generation_panel(pipe, prompt=['a', 'b'])
