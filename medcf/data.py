@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch.utils.data import Dataset
-from .phantoms import SCMPhantom, PhantomBatch
+from .phantoms import SCMPhantom, PhantomBatch, check_int
 
 # %% auto #0
 __all__ = ['CHEXPERT_FINDINGS', 'CHEXPERT_HEADER', 'CHEST_ALIASES', 'UNCERTAINTY_POLICIES', 'ISIC_DIAGNOSES',
@@ -136,19 +136,13 @@ def skin_prompt(labels: dict | pd.Series,  # one lesion: a diagnosis (see `skin_
 # %% ../nbs/01_data.ipynb #f1d1be30
 SPLITS = ('train', 'val', 'test')
 
-def _check_int(name: str, v, zero_ok: bool = False) -> int:
-    "`v` as an int if it is a positive (or, with `zero_ok`, non-negative) integer, else a ValueError naming it."
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < (0 if zero_ok else 1):
-        raise ValueError(f"{name}={v!r}; expected a {'non-negative' if zero_ok else 'positive'} integer")
-    return int(v)
-
 def sample_address(seed: int,  # dataset seed (non-negative)
                    split: str,  # 'train', 'val' or 'test'
                    index: int,  # sample index within the split (non-negative)
                   ) -> list:
     "The entropy that seeds one sample's random stream: distinct for every (seed, split, index)."
     if split not in SPLITS: raise ValueError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
-    return [_check_int('seed', seed, zero_ok=True), SPLITS.index(split), _check_int('index', index, zero_ok=True)]
+    return [check_int(seed, 'seed', 0), SPLITS.index(split), check_int(index, 'index', 0)]
 
 def attr_codebook(phantom: SCMPhantom,  # any phantom
                  ) -> dict:
@@ -210,7 +204,7 @@ class PhantomStream(Dataset):
                  prompt_fn=None,  # row of attrs -> caption; default: the phantom's own prompt
                  **interventions):  # optional do(...) applied to every sample, e.g. devices=0
         if not isinstance(phantom, SCMPhantom): raise TypeError(f"phantom must be an SCMPhantom, got {type(phantom).__name__}")
-        _check_int('length', length)
+        check_int(length, 'length')
         sample_address(seed, split, 0)  # validates seed and split
         phantom._check_interventions(1, interventions)  # validates names and values
         self.interventions = interventions
@@ -255,7 +249,7 @@ class PhantomDataset(Dataset):
                  prompt_fn=None,  # row of attrs -> caption; default: the phantom's own prompt
                  chunk: int = 256,  # samples rendered per call (bounds peak memory)
                  **interventions):  # optional do(...) applied to every sample, e.g. devices=0
-        _check_int('chunk', chunk)
+        check_int(chunk, 'chunk')
         self.stream = PhantomStream(phantom, n, split, seed, prompt_fn, **interventions)
         self.split, self.seed, self.codebook, self.attr_names = split, seed, self.stream.codebook, self.stream.attr_names
         imgs, attrs, prompts = [], [], []
@@ -305,7 +299,7 @@ def load_image(path: str | Path,  # an image file (JPEG, PNG, ...)
               ) -> torch.Tensor:
     "One image as a channels x size x size float32 tensor in [-1, 1]; a clear error names a missing or corrupt file."
     if channels not in (1, 3): raise ValueError(f"channels={channels!r}; expected 1 (grayscale) or 3 (RGB)")
-    _check_int('size', size)
+    check_int(size, 'size')
     p = Path(path)
     if not p.is_file(): raise FileNotFoundError(f"image file {p} does not exist")
     try:
@@ -539,7 +533,7 @@ class MedMNISTDataset(Dataset):
     def __init__(self, path: str | Path,  # a MedMNIST .npz file (flavour taken from its name)
                  split: str = 'train',  # 'train', 'val' or 'test'
                  size: int | None = None):  # resize to size x size (None keeps the stored size)
-        if size is not None: _check_int('size', size)
+        if size is not None: check_int(size, 'size')
         x, y = read_medmnist(path, split)
         self.flavor = Path(path).stem.split('_')[0].lower()
         _check_medmnist_labels(self.flavor, y, f"{Path(path).name} {split}_labels")
@@ -591,7 +585,7 @@ def write_chexpert_fixture(dest: str | Path,  # folder to create CheXpert-v1.0-s
                            overwrite: bool = False,  # replace existing CSVs and image folders (else refuse)
                           ) -> Path:
     "Write a tiny CheXpert-v1.0-small (train.csv, valid.csv, JPEGs) from a chest phantom; returns the folder."
-    _check_int('n_train', n_train); _check_int('n_valid', n_valid); _check_share(p_uncertain=p_uncertain, p_lateral=p_lateral)
+    check_int(n_train, 'n_train'); check_int(n_valid, 'n_valid'); _check_share(p_uncertain=p_uncertain, p_lateral=p_lateral)
     folder = Path(dest) / 'CheXpert-v1.0-small'
     _refuse_overwrite([folder / f for f in ('train.csv', 'valid.csv', 'train', 'valid')], overwrite, 'write_chexpert_fixture')
     rng = np.random.default_rng(seed)
@@ -637,8 +631,8 @@ def write_isic2019_fixture(dest: str | Path,  # folder to write the ISIC 2019 fi
                            overwrite: bool = False,  # replace existing CSVs and the image folder (else refuse)
                           ) -> Path:
     "Write ISIC_2019_Training_GroundTruth.csv, ISIC_2019_Training_Metadata.csv and ISIC_2019_Training_Input/*.jpg."
-    _check_int('n', n)
-    if image_size is not None: _check_int('image_size', image_size)
+    check_int(n, 'n')
+    if image_size is not None: check_int(image_size, 'image_size')
     dest = Path(dest)
     _refuse_overwrite([dest / f for f in ('ISIC_2019_Training_GroundTruth.csv', 'ISIC_2019_Training_Metadata.csv', 'ISIC_2019_Training_Input')],
                       overwrite, 'write_isic2019_fixture')
@@ -662,8 +656,8 @@ def write_isic2020_fixture(dest: str | Path,  # folder to write train.csv and tr
                            overwrite: bool = False,  # replace an existing train.csv and train/ (else refuse)
                           ) -> Path:
     "Write an ISIC 2020 train.csv (real header) and train/*.jpg."
-    _check_int('n', n)
-    if image_size is not None: _check_int('image_size', image_size)
+    check_int(n, 'n')
+    if image_size is not None: check_int(image_size, 'image_size')
     dest = Path(dest)
     _refuse_overwrite([dest / 'train.csv', dest / 'train'], overwrite, 'write_isic2020_fixture')
     dest.mkdir(parents=True, exist_ok=True)
@@ -690,8 +684,8 @@ def write_medmnist_fixture(path: str | Path,  # the .npz to write; its name sets
     path = Path(path); flavor = path.stem.split('_')[0].lower()
     if flavor not in ('chestmnist', 'dermamnist'): raise ValueError(f"{path.name}: expected a name starting chestmnist or dermamnist")
     if not isinstance(n, (tuple, list)) or len(n) != 3: raise ValueError(f"n={n!r}; expected 3 counts (train, val, test), e.g. (16, 8, 8)")
-    for split, m in zip(('train', 'val', 'test'), n): _check_int(f'n ({split})', m)
-    _check_int('size', size); _refuse_overwrite([path], overwrite, 'write_medmnist_fixture')
+    for split, m in zip(('train', 'val', 'test'), n): check_int(m, f'n ({split})')
+    check_int(size, 'size'); _refuse_overwrite([path], overwrite, 'write_medmnist_fixture')
     arrays = {}
     for k, (split, m) in enumerate(zip(('train', 'val', 'test'), n)):
         b = phantom.sample(m, seed=seed * 3 + k)

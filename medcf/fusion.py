@@ -9,7 +9,7 @@ import numpy as np, pandas as pd, torch
 from torch import nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .phantoms import BrainPhantom, pick, is_full
+from .phantoms import BrainPhantom, pick, is_full, check_int
 
 # %% auto #0
 __all__ = ['FUSIONS', 'TASKS', 'MODELS', 'encode_record', 'IterativeImputer', 'stratified_split', 'HyperNet', 'HyperLinear',
@@ -35,17 +35,12 @@ def encode_record(df: pd.DataFrame,  # the record, one row per patient (phantom 
     return out
 
 # %% ../nbs/40_fusion.ipynb #8490591a
-def _check_int(v, name: str, lo: int = 1, unit: str = '') -> int:
-    "`v` as an int, raising unless it is an integer (Python or numpy) of at least `lo`."
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo: raise ValueError(f"{name}={v!r}: expected an integer >= {lo}{unit}")
-    return int(v)
-
 class IterativeImputer:
     "Round-robin ridge-regression imputation (MICE-style, deterministic) with missing-indicator columns; fit on train only."
     def __init__(self, n_iter: int = 5,  # rounds over the incomplete columns
                  ridge: float = 1e-2,  # L2 penalty of each column's regression (on standardised data)
                  indicators: bool = True):  # append a 0/1 column for every column that had missing values in training
-        n_iter = _check_int(n_iter, 'n_iter', unit=' (rounds)')
+        n_iter = check_int(n_iter, 'n_iter', unit=' (rounds)')
         if not (isinstance(ridge, (int, float, np.number)) and math.isfinite(ridge) and ridge >= 0): raise ValueError(f"ridge={ridge!r}: expected a finite penalty >= 0")
         self.n_iter, self.ridge, self.indicators, self.fitted = n_iter, ridge, indicators, False
 
@@ -333,7 +328,7 @@ def balanced_accuracy(y: np.ndarray,  # true class indices
                       pred: np.ndarray,  # predicted class indices
                       n_classes: int) -> float:
     "Mean per-class recall over the classes present in `y`."
-    n_classes = _check_int(n_classes, 'n_classes', 2)
+    n_classes = check_int(n_classes, 'n_classes', 2)
     y, pred = _classes(y, n_classes), _classes(pred, n_classes, 'pred')
     _same_len(y, pred, 'pred')
     return float(np.mean([(pred[y == k] == k).mean() for k in range(n_classes) if (y == k).any()]))
@@ -367,7 +362,7 @@ class FusionData:
                  dim: int = 2,  # 2 for slices, 3 for volumes
                  fractions: tuple = (0.6, 0.2, 0.2)):  # train / validation / test
         if task not in TASKS: raise ValueError(f"task={task!r}; expected one of {list(TASKS)}")
-        n = _check_int(n, 'n', 30, ' (patients)')
+        n = check_int(n, 'n', 30, ' (patients)')
         ph = BrainPhantom(size, seed=seed, dim=dim)
         if task == 'age':  # brain age is learned on cognitively normal subjects only
             b = ph.sample(int(n * 3.2), seed=seed)
@@ -398,7 +393,7 @@ class FusionData:
 @torch.no_grad()
 def predict(model: nn.Module, data: FusionData, idx: np.ndarray, bs: int = 256) -> torch.Tensor:
     "Model outputs for the patients `idx` (eval mode, in batches)."
-    idx, bs = np.asarray(idx), _check_int(bs, 'bs')
+    idx, bs = np.asarray(idx), check_int(bs, 'bs')
     if idx.ndim != 1 or not len(idx) or idx.dtype.kind not in 'iu':
         raise ValueError(f"idx has shape {idx.shape} and dtype {idx.dtype}; expected a non-empty 1-D array of integer patient indices")
     if idx.min() < 0 or idx.max() >= len(data.y): raise ValueError(f"idx ranges over [{idx.min()}, {idx.max()}]; expected patient indices in 0..{len(data.y) - 1}")
@@ -424,7 +419,7 @@ def train_fusion(model: nn.Module,  # a FusionNet or TabularMLP
                  seed: int = 0,  # seed of the batch order
                  progress: bool = True) -> pd.DataFrame:  # show a progress bar
     "Train with L1 (age) or class-weighted cross-entropy (AD); keep the weights of the best validation epoch; returns the learning curve."
-    epochs, bs = _check_int(epochs, 'epochs'), _check_int(bs, 'bs')
+    epochs, bs = check_int(epochs, 'epochs'), check_int(bs, 'bs')
     tr = data.split['train']
     if data.task == 'ad':
         cnt = np.bincount(data.y[tr].numpy(), minlength=3).astype(np.float32)
@@ -458,7 +453,7 @@ def make_model(name: str,  # one of MODELS
                tab_encoder: TabularMLP | None = None) -> nn.Module:  # pretrained tabular MLP (HyperFusion for AD)
     "The model `name` for `data.task`: HyperFusion hyper-generates the head from sex (age) or the last shortcut conv from a tabular embedding (AD)."
     if name not in MODELS: raise ValueError(f"model {name!r}; expected one of {MODELS}")
-    width = _check_int(width, 'width')
+    width = check_int(width, 'width')
     if name == 'tabular': return TabularMLP(data.n_tab, data.n_out)
     if name == 'hyperfusion':
         if data.task == 'age': return FusionNet(data.n_tab, data.n_out, 'hyper_head', data.images.ndim - 2, width)
@@ -486,7 +481,7 @@ def run_fusion(task: str,  # 'age' or 'ad'
     if isinstance(models, str) or not len(models) or any(m not in MODELS for m in models):
         raise ValueError(f"models={models!r}; expected a tuple of names from {MODELS}")
     if not len(seeds): raise ValueError(f"seeds={seeds!r}; expected at least one seed")
-    epochs = _check_int(epochs, 'epochs')
+    epochs = check_int(epochs, 'epochs')
     if 'hyperfusion' in models and task == 'ad' and 'tabular' not in models: raise ValueError("HyperFusion for AD needs 'tabular' in models (its pretrained encoder)")
     rows, curves = [], []
     for seed in seeds:

@@ -10,7 +10,7 @@ import os
 import numpy as np, pandas as pd, torch
 
 # %% auto #0
-__all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick',
+__all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
            'warn_unit_range', 'data_path', 'Variable', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph',
            'fit_chest_model', 'ChestPhantom', 'show_grid', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom',
            'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
@@ -23,6 +23,16 @@ def is_full() -> bool:
 def pick(fast, full):
     "Choose a setting by scale: `fast` by default and under nbdev_test, `full` when `is_full()`."
     return full if is_full() else fast
+
+def check_int(v,  # the value to check
+              name: str,  # the argument's name, for the message
+              lo: int = 1,  # smallest allowed value
+              unit: str = '') -> int:  # what is counted, e.g. ' (patients)', for the message
+    "`v` as a Python int if it is an integer (Python or numpy, not bool) >= `lo`; otherwise a ValueError naming it."
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        want = {0: 'a non-negative integer', 1: 'a positive integer'}.get(lo, f'an integer >= {lo}')
+        raise ValueError(f"{name}={v!r}: expected {want}{unit}")
+    return int(v)
 
 def warn_unit_range(images: torch.Tensor,  # a batch already checked to lie in [-1, 1]
                     name: str = 'images') -> None:  # what to call it in the warning

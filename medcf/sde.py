@@ -11,7 +11,7 @@ from torch import nn
 import torch.nn.functional as F
 import torchsde
 from fastcore.basics import patch
-from .phantoms import MS_ARMS, MS_TABULAR, ms_arm_index, MSTrial, MSTrialData, pick, is_full
+from .phantoms import MS_ARMS, MS_TABULAR, ms_arm_index, MSTrial, MSTrialData, pick, is_full, check_int
 
 # %% auto #0
 __all__ = ['TrialTensors', 'check_visits', 'trial_tensors', 'BaselineEncoder', 'gauss_nll', 'SharedBrownian', 'CausalSDE',
@@ -50,10 +50,6 @@ def check_visits(visit_t: np.ndarray,  # N x V visit times in years (nan where t
             raise ValueError(f"patient {i}: visit times {np.round(ti, 3).tolist()} are not strictly increasing; "
                              "expected visits in time order with no repeats")
 
-def _positive_int(v, name: str) -> int:
-    "`v` as an int, raising unless it is a positive integer (Python or numpy)."
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1: raise ValueError(f"{name}={v!r}: expected a positive integer")
-    return int(v)
 
 def _check_observed(trial: MSTrialData):
     "Raise unless every visit index is on the grid (or -1) and every observed EDSS is a number on the 0..10 scale."
@@ -68,7 +64,7 @@ def trial_tensors(trial: MSTrialData,  # a simulated trial (or real data in the 
                   img_size: int = 32) -> TrialTensors:  # images are average-pooled to this size
     "Convert a trial to tensors, checking visit indices and order, observed EDSS and image size."
     if not isinstance(trial, MSTrialData): raise TypeError(f"trial is a {type(trial).__name__}; expected an MSTrialData (e.g. MSTrial().simulate(n))")
-    img_size = _positive_int(img_size, 'img_size')
+    img_size = check_int(img_size, 'img_size')
     _check_observed(trial)
     check_visits(trial.visit_t, trial.mask)
     img = trial.baseline.images.float()
@@ -299,7 +295,7 @@ def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
         kl_warmup: float = 0.3) -> list:  # CausalSDE with 'elbo': fraction of steps over which the KL weight grows to 1
     "Train `model` with Adam on its own objective; returns the mean loss of every epoch."
     _check_data(data)
-    epochs, batch_size = _positive_int(epochs, 'epochs'), _positive_int(batch_size, 'batch_size')
+    epochs, batch_size = check_int(epochs, 'epochs'), check_int(batch_size, 'batch_size')
     if objective not in ('mc', 'elbo'): raise ValueError(f"objective={objective!r}: expected 'mc' or 'elbo'")
     if objective != 'mc' and not isinstance(model, CausalSDE):
         raise ValueError(f"objective={objective!r} applies to CausalSDE only; a {type(model).__name__} trains on its own loss (leave objective='mc')")
@@ -334,7 +330,7 @@ def sample_paths(self: CausalSDE, b: TrialTensors,  # patients (only their basel
                   batched: bool = True) -> torch.Tensor:  # False: one sdeint call per arm (same paths, slower)
     "Expected-EDSS paths from the prior SDE, (n_paths, A, N, G), with the same z(0) and Brownian path for every arm."
     ai = [ms_arm_index(a) for a in arms]
-    n_paths = _positive_int(n_paths, 'n_paths')
+    n_paths = check_int(n_paths, 'n_paths')
     n, A, K, G = len(b), len(ai), n_paths, len(b.grid)
     e = self.enc(b.image, b.tab)
     z0, eK = self._z0_prior(e, K, torch.Generator().manual_seed(seed)), e.repeat(K, 1)

@@ -257,7 +257,7 @@ def test_collate_and_chunk_errors_name_the_item():
     with pytest.raises(ValueError, match=r"item 1 has keys \['b'\]; expected .*\['a'\]"): collate([dict(a=torch.zeros(2)), dict(b=torch.zeros(2))])
     with pytest.raises(ValueError, match=r"item 1 'a' is of shape \(3,\); expected .*\(2,\)"): collate([dict(a=torch.zeros(2)), dict(a=torch.zeros(3))])
     for chunk in (0, -1):
-        with pytest.raises(ValueError, match=f'chunk={chunk}; expected a positive integer'): PhantomDataset(Toy(32, 0), 4, chunk=chunk)
+        with pytest.raises(ValueError, match=f'chunk={chunk}: expected a positive integer'): PhantomDataset(Toy(32, 0), 4, chunk=chunk)
 
 
 def test_read_table_empty_file_or_folder(tmp_path):
