@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 import numpy as np, pandas as pd, torch
 from .oracles import check_images, _py
+from .phantoms import check_int
 
 # %% auto #0
 __all__ = ['accuracy', 'auroc', 'group_accuracies', 'worst_group_accuracy', 'proportion_interval', 'rate_count',
@@ -311,7 +312,7 @@ def composition(edit_fn: Callable,  # (images, target dict) -> edited images
     "Mean |x - null_edit^m(x)| for m = 1..n_apply: an ideal editor leaves images untouched when asked for what they already are."
     x = check_images(images); y, out = x, []
     if not isinstance(current, dict) or not current: raise ValueError("current must be a non-empty dict attribute -> value(s)")
-    if isinstance(n_apply, bool) or not isinstance(n_apply, (int, np.integer)) or n_apply < 1: raise ValueError(f"n_apply={n_apply!r}: expected a positive integer")
+    check_int(n_apply, 'n_apply')
     for _ in range(n_apply):
         y = _edit(edit_fn, y, current); out.append(float((y - x).abs().mean()))
     return out

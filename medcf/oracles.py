@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
-from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range
+from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, check_int
 
 # %% auto #0
 __all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'encode_targets', 'OracleNet', 'resize_images',
@@ -110,7 +110,7 @@ class OracleNet(nn.Module):
 def resize_images(images: torch.Tensor,  # N x C x H x W
                   size: int) -> torch.Tensor:  # target square size
     "Resize square images to `size` (bilinear, antialiased when shrinking); a no-op at the right size."
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1: raise ValueError(f"size={size!r}: expected a positive integer side")
+    check_int(size, 'size')
     if images.shape[-1] == size and images.shape[-2] == size: return images
     if images.shape[-1] != images.shape[-2]: raise ValueError(f"images are {tuple(images.shape[-2:])}; expected square images")
     return F.interpolate(images, size=(size, size), mode='bilinear', align_corners=False, antialias=images.shape[-1] > size)
@@ -118,9 +118,7 @@ def resize_images(images: torch.Tensor,  # N x C x H x W
 def batch_starts(n: int,  # items to split
                  batch_size: int) -> range:  # items per pass, a positive integer
     "Start index of each pass over `n` items, `batch_size` at a time; a clear error for a batch size that is not a positive integer."
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r}: expected a positive integer")
-    return range(0, n, int(batch_size))
+    return range(0, n, check_int(batch_size, 'batch_size'))
 
 # %% ../nbs/03_oracles.ipynb #6f0835a6
 def file_sha256(path) -> str:  # file to hash
