@@ -75,7 +75,8 @@ def page_generation(out: Path, seed: int = 0, n: int = 4, num_inference_steps: i
                ('skin', 'a dermoscopic image with melanoma (MEL) showing ruler'), ('skin', 'a dermoscopic image with nevus (NV)')]
     figs = []
     for k, (model, prompt) in enumerate(prompts):
-        png = generate_grid(model, prompt, n=n, out=out / f'generated_{k}_{model}.png', seed=seed, num_inference_steps=num_inference_steps)
+        png = generate_grid(model, prompt, n=n, out=out / f'generated_{k}_{model}.png', seed=seed, num_inference_steps=num_inference_steps,
+                            overwrite=True)  # the tour re-writes its own report folder
         figs.append((f'{model} checkpoint, {num_inference_steps} DDIM steps: "{prompt}"', png.name))
     return 'Generation with the shipped checkpoints', figs
 
@@ -86,7 +87,8 @@ def _add_generate(sub):
     g.add_argument('--model', default='chest', help=f'zoo name {zoo_names()} or a pipeline folder')
     g.add_argument('--prompt', required=True); g.add_argument('--n', type=int, default=16); g.add_argument('--out', default='grid.png')
     g.add_argument('--seed', type=int, default=0); g.add_argument('--steps', type=int, default=50); g.add_argument('--guidance', type=float, default=None)
-    g.set_defaults(func=lambda a: print(f"wrote {generate_grid(a.model, a.prompt, a.n, a.out, a.seed, a.steps, a.guidance)}") or 0)
+    g.add_argument('--overwrite', action='store_true', help='replace --out if it exists (refused otherwise)')
+    g.set_defaults(func=lambda a: print(f"wrote {generate_grid(a.model, a.prompt, a.n, a.out, a.seed, a.steps, a.guidance, overwrite=a.overwrite)}") or 0)
 
 CLI_EXTENSIONS.append(_add_generate)
 

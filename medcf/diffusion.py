@@ -9,18 +9,19 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, Any
 import numpy as np, torch, torch.nn.functional as F
-from .phantoms import pick, is_full, data_path, warn_unit_range
+from .phantoms import pick, is_full, data_path, warn_unit_range, check_int
 
 # %% auto #0
-__all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'ALPHA_FLOOR', 'text_encoder_dir', 'load_text_encoder', 'build_vae',
-           'build_unet', 'build_scheduler', 'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_size',
-           'check_images', 'check_latents', 'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip',
-           'sha256', 'save_pipeline', 'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint',
-           'load_pipeline', 'encode_prompts', 'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo',
-           'SampleOutput', 'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
-           'resolve_guidance_interval', 'guidance_at', 'unet_eps', 'sample_latents', 'generate', 'Inversion',
-           'ddim_invert', 'as_images_prompts', 'edge_l1', 'check_sample_weights', 'check_autocast', 'train_vae',
-           'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid', 'generation_panel']
+__all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'CKPT_ENTRIES', 'ALPHA_FLOOR', 'text_encoder_dir', 'load_text_encoder',
+           'build_vae', 'build_unet', 'build_scheduler', 'assemble_pipeline', 'build_pipeline', 'vae_factor',
+           'native_size', 'check_images', 'check_latents', 'check_prompts', 'encode_images', 'decode_latents',
+           'vae_roundtrip', 'sha256', 'save_pipeline', 'model_card_markdown', 'zoo_dir', 'zoo_names',
+           'verify_checkpoint', 'load_pipeline', 'encode_prompts', 'ddim_scheduler', 'split_prediction', 'ddim_step',
+           'StepInfo', 'SampleOutput', 'initial_latents', 'fit_signal_leak', 'add_signal_leak',
+           'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at', 'unet_eps', 'sample_latents',
+           'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1', 'check_sample_weights',
+           'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid',
+           'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -132,10 +133,29 @@ def native_size(pipe) -> int:
 def _device(pipe): return pipe.unet.device
 def _dtype(pipe): return pipe.unet.dtype
 
+def _positive_int(v, name: str) -> int:
+    "`v` as an int when it is a whole number >= 1 (`phantoms.check_int`); else a ValueError naming the argument."
+    return check_int(v, name, 1)
+
+def _index(v, name: str, n: int) -> int:
+    "`v` as an int when it is a whole number with 0 <= v < n (a step index); else a ValueError naming the argument."
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < n: raise ValueError(f"{name}={v!r}: expected an integer with 0 <= {name} < {n}")
+    return int(v)
+
+def _real(v, name: str, lo: float = -math.inf, hi: float = math.inf, expect: str = 'a finite real number', open_lo: bool = False) -> float:
+    "`v` as a float when it is a finite real number (not a bool) in [lo, hi] ((lo, hi] with `open_lo`); else a ValueError naming the argument and `expect`."
+    ok = not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v) and (lo < v if open_lo else lo <= v) and v <= hi
+    if not ok: raise ValueError(f"{name}={v!r}: expected {expect}")
+    return float(v)
+
+def _eta(eta) -> float:
+    return _real(eta, 'eta', 0, 1, 'a number in [0, 1] (0: deterministic DDIM, 1: DDPM-like)')
+
 def check_images(pipe, images) -> torch.Tensor:
     "Validate a batch of images for `pipe`: N x C x H x W float tensor in [-1, 1], C and H, W as the model expects."
     if not isinstance(images, torch.Tensor): raise TypeError(f"images must be a torch.Tensor (N x C x H x W in [-1, 1]), got {type(images).__name__}")
     if images.ndim != 4: raise ValueError(f"images have shape {tuple(images.shape)}; expected N x C x H x W")
+    if len(images) == 0: raise ValueError(f"images is empty (shape {tuple(images.shape)}); expected at least one image")
     c, s = pipe.vae.config.in_channels, native_size(pipe)
     if images.shape[1] != c: raise ValueError(f"images have {images.shape[1]} channels; this model expects {c}")
     if tuple(images.shape[2:]) != (s, s): raise ValueError(f"images are {images.shape[2]}x{images.shape[3]}; this model expects {s}x{s}")
@@ -146,19 +166,25 @@ def check_images(pipe, images) -> torch.Tensor:
     warn_unit_range(images)
     return images
 
-def check_latents(pipe, latents) -> torch.Tensor:
-    "Validate latents for `pipe`'s UNet: an N x c x h x w floating-point tensor of finite values, c the UNet's input channels."
-    if not isinstance(latents, torch.Tensor): raise TypeError(f"latents must be a torch.Tensor (N x c x h x w), got {type(latents).__name__}")
-    c = pipe.unet.config.in_channels
-    if latents.ndim != 4: raise ValueError(f"latents have shape {tuple(latents.shape)}; expected N x {c} x h x w")
-    if latents.shape[1] != c: raise ValueError(f"latents have {latents.shape[1]} channels; this UNet expects {c}")
-    if not latents.is_floating_point(): raise TypeError(f"latents must be floating point, got {latents.dtype}")
-    if not torch.isfinite(latents).all(): raise ValueError("latents hold NaN or inf; expected finite values")
+def check_latents(pipe, latents,
+                  name: str = 'latents',  # the argument's name, for the error
+                  vae: bool = False) -> torch.Tensor:  # check against the VAE's latent channels (decoding) instead of the UNet's input
+    "Validate latents for `pipe`'s UNet (or VAE): a non-empty N x c x h x w floating-point tensor of finite values, c the model's latent channels."
+    if not isinstance(latents, torch.Tensor): raise TypeError(f"{name} must be a torch.Tensor (N x c x h x w), got {type(latents).__name__}")
+    c, who = (pipe.vae.config.latent_channels, 'VAE') if vae else (pipe.unet.config.in_channels, 'UNet')
+    have = 'have' if name.endswith('s') else 'has'
+    if latents.ndim != 4: raise ValueError(f"{name} {have} shape {tuple(latents.shape)}; expected N x {c} x h x w")
+    if len(latents) == 0: raise ValueError(f"{name} is empty (shape {tuple(latents.shape)}); expected at least one latent")
+    if latents.shape[1] != c: raise ValueError(f"{name} {have} {latents.shape[1]} channels; this {who} expects {c}")
+    if not latents.is_floating_point(): raise TypeError(f"{name} must be floating point, got {latents.dtype}")
+    if not torch.isfinite(latents).all(): raise ValueError(f"{name} hold{'' if have == 'have' else 's'} NaN or inf; expected finite values")
     return latents
 
 def check_prompts(prompts, n: int | None = None) -> list:
     "A list of prompt strings (a single string becomes a list of one); `n` checks the count."
     if isinstance(prompts, str): prompts = [prompts]
+    if isinstance(prompts, (dict, set, frozenset, bytes, bytearray)) or not hasattr(prompts, '__iter__'):  # unordered or not prompts at all
+        raise TypeError(f"prompts must be a string or a sequence of strings (list or tuple, one per image), got {type(prompts).__name__}")
     prompts = list(prompts)
     if not prompts: raise ValueError("prompts is empty; expected at least one prompt string")
     bad = [p for p in prompts if not isinstance(p, str)]
@@ -173,6 +199,7 @@ def encode_images(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
                   batch_size: int = 64) -> torch.Tensor:  # images per VAE call
     "Scaled latents `z = scaling_factor * E(x)` (the space the UNet works in)."
     check_images(pipe, images)
+    batch_size = _positive_int(batch_size, 'batch_size')
     sf, out = pipe.vae.config.scaling_factor, []
     for i in range(0, len(images), batch_size):
         d = pipe.vae.encode(images[i:i + batch_size].to(_device(pipe), pipe.vae.dtype)).latent_dist
@@ -183,6 +210,8 @@ def decode_latents(pipe, latents: torch.Tensor,  # scaled latents N x c x h x w
                    batch_size: int = 64,  # latents per VAE call
                    clamp: bool = True) -> torch.Tensor:  # clamp to [-1, 1] as diffusers' post-processing does
     "Images in [-1, 1] from scaled latents (differentiable: wrap in `torch.no_grad()` when not needed)."
+    check_latents(pipe, latents, vae=True)
+    batch_size = _positive_int(batch_size, 'batch_size')
     sf = pipe.vae.config.scaling_factor
     out = torch.cat([pipe.vae.decode(latents[i:i + batch_size].to(pipe.vae.dtype) / sf).sample for i in range(0, len(latents), batch_size)])
     return out.clamp(-1, 1) if clamp else out
@@ -208,12 +237,34 @@ def _weight_files(folder: Path) -> dict:
     return {str(p.relative_to(folder)): sha256(p) for p in sorted(folder.rglob('*'))
             if p.is_file() and p.name not in (CARD, 'README.md', 'finetune_state.pt')}
 
-def save_pipeline(pipe, out_dir: str | Path,  # folder to write (created)
+CKPT_ENTRIES = ('vae', 'unet', 'scheduler', 'text_encoder', 'tokenizer', 'model_index.json', LEAK_FILE, CARD, 'README.md')  # what save_pipeline writes
+
+def _clear_for_save(out: Path, overwrite: bool):
+    "Refuse a non-empty `out` (unless `overwrite`, and then only a checkpoint's own entries), then remove those entries."
+    if out.exists() and not out.is_dir(): raise NotADirectoryError(f"out_dir={str(out)!r} is a file; expected a folder (new or empty, or a checkpoint to replace with overwrite=True)")
+    old = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    if not old: return
+    if not overwrite:
+        raise FileExistsError(f"out_dir={str(out)!r} is not empty ({', '.join(old[:6])}{', ...' if len(old) > 6 else ''}); "
+                              "pass overwrite=True to replace the checkpoint there, or choose a new or empty folder")
+    other = [n for n in old if n not in CKPT_ENTRIES]
+    if other: raise FileExistsError(f"out_dir={str(out)!r} holds files that are not a checkpoint's: {other}; overwrite=True replaces only "
+                                    f"a checkpoint's entries ({', '.join(CKPT_ENTRIES)}): move them away or choose another folder")
+    import shutil
+    for n in old:
+        p = out / n
+        if p.is_dir() and not p.is_symlink(): shutil.rmtree(p)
+        else: p.unlink()
+
+def save_pipeline(pipe, out_dir: str | Path,  # folder to write (created; must be new or empty unless `overwrite`)
                   card: dict | None = None,  # model-card fields (config, data, steps, wall time, hardware, quality)
                   include_text_encoder: bool = False,  # also write text_encoder/ and tokenizer/ (a full SD folder)
-                  fp16: bool = True) -> Path:  # store UNet and VAE weights in half precision (half the size)
+                  fp16: bool = True,  # store UNet and VAE weights in half precision (half the size)
+                  overwrite: bool = False) -> Path:  # replace the checkpoint already in out_dir (its entries only; other files are refused)
     "Write a pipeline folder loadable by `load_pipeline`, with a model card holding the sha256 of every file."
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    if card is not None and not isinstance(card, dict): raise TypeError(f"card must be a dict of model-card fields, got {type(card).__name__}")
+    out = Path(out_dir); _clear_for_save(out, overwrite)  # before anything is written
+    out.mkdir(parents=True, exist_ok=True)
     conv = (lambda m: copy.deepcopy(m).half()) if fp16 else (lambda m: m)
     if include_text_encoder:
         full = assemble_pipeline(conv(pipe.vae), conv(pipe.unet), pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
@@ -260,10 +311,20 @@ def _resolve(name_or_path) -> Path:
         return d
     raise ValueError(f"unknown model {str(name_or_path)!r}: expected a zoo name ({', '.join(ZOO)}) or a pipeline folder")
 
+def _read_card(folder: Path) -> dict:
+    "The folder's model card ({} when it has none); a file that is not a JSON object is refused, naming it."
+    f = folder / CARD
+    if not f.exists(): return {}
+    try: card = json.loads(f.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"corrupt model card {f}: not valid JSON ({e}); expected the card save_pipeline writes") from None
+    if not isinstance(card, dict): raise ValueError(f"corrupt model card {f}: holds a {type(card).__name__}; expected a JSON object")
+    return card
+
 def verify_checkpoint(folder: str | Path) -> dict:
     "Check every file listed in the folder's model card against its sha256; raises ValueError on any mismatch."
     folder = Path(folder)
-    card = json.loads((folder / CARD).read_text())
+    if not (folder / CARD).exists(): raise FileNotFoundError(f"{folder} has no {CARD}; expected a checkpoint written by save_pipeline")
+    card = _read_card(folder)
     for f, h in card.get('files', {}).items():
         p = folder / f
         if not p.exists(): raise ValueError(f"corrupt checkpoint {folder}: {f} is missing (listed in {CARD})")
@@ -277,8 +338,15 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
     "Load an SD-style pipeline; zoo folders carry no text encoder, so the packaged MiniLM is attached."
     _quiet()  # before the import: diffusers' pipeline module touches transformers' image processors, which warn without torchvision
     from diffusers import AutoencoderKL, UNet2DConditionModel, DDIMScheduler, StableDiffusionPipeline
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"name_or_path must be a zoo name ({', '.join(ZOO)}) or a pipeline folder (str or Path), got {type(name_or_path).__name__}")
+    if not isinstance(dtype, torch.dtype): raise TypeError(f"dtype={dtype!r}: expected a torch.dtype (torch.float32, torch.float16 or torch.bfloat16)")
     folder = _resolve(name_or_path)
-    card = verify_checkpoint(folder) if check and (folder / CARD).exists() else (json.loads((folder / CARD).read_text()) if (folder / CARD).exists() else {})
+    card = verify_checkpoint(folder) if check and (folder / CARD).exists() else _read_card(folder)
+    if not (folder / 'model_index.json').exists():
+        missing = [f"{d}/" for d in ('vae', 'unet', 'scheduler') if not (folder / d).is_dir()]
+        if missing: raise FileNotFoundError(f"{folder} is not a pipeline folder: it has no {', '.join(missing)} (and no model_index.json); "
+                                            "expected save_pipeline's layout (vae/, unet/, scheduler/) or a diffusers Stable Diffusion folder")
     try:
         if (folder / 'model_index.json').exists():
             pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, feature_extractor=None,
@@ -330,8 +398,7 @@ def encode_prompts(pipe, prompts: str | Sequence[str],  # one prompt or a list
 def ddim_scheduler(pipe, num_inference_steps: int = 50):
     "A DDIM scheduler with the pipeline's noise schedule (whatever scheduler the pipeline ships), timesteps set."
     from diffusers import DDIMScheduler
-    if not isinstance(num_inference_steps, (int, np.integer)) or num_inference_steps < 1:
-        raise ValueError(f"num_inference_steps={num_inference_steps!r}: expected a positive integer")
+    num_inference_steps = _positive_int(num_inference_steps, 'num_inference_steps')
     cfg = pipe.scheduler.config
     asks = [k for k in ('clip_sample', 'thresholding') if cfg.get(k)]
     if asks: warnings.warn(f"this pipeline's scheduler sets {' and '.join(k + '=True' for k in asks)}; medcf's DDIM never clips or "
@@ -364,6 +431,15 @@ def split_prediction(model_output: torch.Tensor, x_t: torch.Tensor, alpha_t: tor
     else: raise ValueError(f"unknown prediction_type {prediction_type!r}; expected 'epsilon', 'v_prediction' or 'sample'")
     return eps.to(dt), x0.to(dt)
 
+def _alpha_arg(v, name: str, x_t: torch.Tensor) -> torch.Tensor:
+    "An alpha-bar argument of `ddim_step` as a float32 tensor: values in (0, 1], a shape that broadcasts to x_t's."
+    a = torch.as_tensor(v, device=x_t.device).float()
+    try: ok = torch.broadcast_shapes(a.shape, x_t.shape) == x_t.shape
+    except RuntimeError: ok = False
+    if not ok: raise ValueError(f"{name} has shape {tuple(a.shape)}; expected a scalar or a shape that broadcasts to x_t's {tuple(x_t.shape)}")
+    if not ((a > 0) & (a <= 1)).all(): raise ValueError(f"{name}={v!r}: expected alpha-bar values in (0, 1]")
+    return a
+
 def ddim_step(x_t: torch.Tensor,  # current latent
               eps: torch.Tensor,  # noise prediction at (x_t, t)
               alpha_t: torch.Tensor,  # alpha-bar at t
@@ -376,8 +452,13 @@ def ddim_step(x_t: torch.Tensor,  # current latent
     "One DDIM update (arXiv:2010.02502 eq. 12): returns (x_prev, predicted x0, log-probability of x_prev per sample)."
     # The update runs in float32 whatever the latents' dtype: in bfloat16 an alpha-bar near 1 (the last steps) rounds to 1,
     # and (1 - ap) / (1 - a) became 0 / 0, a NaN that even eta = 0 carried into every image.
+    eta = _eta(eta)
+    if not isinstance(x_t, torch.Tensor): raise TypeError(f"x_t must be a torch.Tensor, got {type(x_t).__name__}")
+    for name, v in (('eps', eps), ('noise', noise), ('prev_sample', prev_sample)):
+        if v is not None and (not isinstance(v, torch.Tensor) or v.shape != x_t.shape):
+            raise ValueError(f"{name} has shape {tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}; expected x_t's shape {tuple(x_t.shape)}")
+    a, ap = (_alpha_arg(v, name, x_t) for v, name in ((alpha_t, 'alpha_t'), (alpha_prev, 'alpha_prev')))
     dt, x_t, eps = x_t.dtype, x_t.float(), eps.float()
-    a, ap = alpha_t.float(), alpha_prev.float()
     x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
     var = (1 - ap) / (1 - a) * (1 - a / ap)
     std = eta * var.clamp(min=0).sqrt()
@@ -425,6 +506,7 @@ def _randn(gens: list, shape: tuple) -> torch.Tensor:
 
 def initial_latents(pipe, n: int, seed: int = 0, offset: int = 0) -> torch.Tensor:
     "Seeded starting noise x_T for `n` images (image j depends only on seed and offset + j)."
+    n, seed, offset = _positive_int(n, 'n'), check_int(seed, 'seed', 0), check_int(offset, 'offset', 0)
     s, c = pipe.unet.config.sample_size, pipe.unet.config.in_channels
     s = (s, s) if isinstance(s, int) else tuple(s)
     return _randn(_seed_generators(seed, n, offset), (c, *s))
@@ -439,8 +521,11 @@ def add_signal_leak(pipe, noise: torch.Tensor,  # N x c x h x w standard normal 
                     leak: torch.Tensor,  # c x h x w mean training latent (`fit_signal_leak`)
                     num_inference_steps: int = 50) -> torch.Tensor:  # DDIM steps: the leak is the one of the sampler's first timestep
     "x_T distributed as in training at the sampler's first timestep: sqrt(ab) * leak + sqrt(1 - ab) * noise (arXiv:2309.15842)."
-    if not isinstance(leak, torch.Tensor) or tuple(leak.shape) != tuple(noise.shape[1:]):
-        raise ValueError(f"signal leak of shape {tuple(getattr(leak, 'shape', ()))}; expected one latent of shape {tuple(noise.shape[1:])} (`fit_signal_leak`)")
+    check_latents(pipe, noise, 'noise')
+    if not isinstance(leak, torch.Tensor): raise TypeError(f"signal leak must be a torch.Tensor (one latent, `fit_signal_leak`), got {type(leak).__name__}")
+    if tuple(leak.shape) != tuple(noise.shape[1:]):
+        raise ValueError(f"signal leak of shape {tuple(leak.shape)}; expected one latent of shape {tuple(noise.shape[1:])} (`fit_signal_leak`)")
+    if not torch.isfinite(leak).all(): raise ValueError("signal leak holds NaN or inf; expected a finite latent (`fit_signal_leak`)")
     ddim = ddim_scheduler(pipe, num_inference_steps)
     ab = _alpha(ddim, int(ddim.timesteps[0])).to(noise)  # zero-terminal-SNR schedules: ~0, no leak to add
     return ab.sqrt() * leak.to(noise) + (1 - ab).sqrt() * noise
@@ -481,6 +566,25 @@ def unet_eps(pipe, x: torch.Tensor, t: int, cond: torch.Tensor, uncond: torch.Te
     eu, ec = split_prediction(out, torch.cat([x, x]), a, pt)[0].chunk(2)
     return eu + guidance_scale * (ec - eu), ec, eu
 
+def _check_embeddings(pipe, e, name: str, n: int) -> torch.Tensor:
+    "Prompt embeddings for `pipe`'s UNet: a finite floating-point N x L x D tensor, D its cross_attention_dim, N = `n`."
+    D = pipe.unet.config.cross_attention_dim
+    D = D[0] if isinstance(D, (list, tuple)) and len(set(D)) == 1 else D
+    if not isinstance(e, torch.Tensor): raise TypeError(f"{name} must be a torch.Tensor of prompt embeddings (N x L x {D}, `encode_prompts`), got {type(e).__name__}")
+    if e.ndim != 3 or (isinstance(D, int) and e.shape[-1] != D):
+        raise ValueError(f"{name} has shape {tuple(e.shape)}; expected N x L x {D} (this UNet's cross_attention_dim; `encode_prompts`)")
+    if len(e) != n: raise ValueError(f"{len(e)} prompt embeddings in {name} for {n} latents; expected one per latent")
+    if not e.is_floating_point(): raise TypeError(f"{name} must be floating point, got {e.dtype}")
+    if not torch.isfinite(e).all(): raise ValueError(f"{name} holds NaN or inf; expected finite prompt embeddings")
+    return e
+
+def _hook_output(r, hook: str, like: torch.Tensor, what: str) -> torch.Tensor:
+    "What a sampler hook returned, checked: a tensor of `like`'s shape with finite values; else an error naming the hook."
+    if not isinstance(r, torch.Tensor): raise TypeError(f"{hook} returned {type(r).__name__}; expected {what}, a tensor of shape {tuple(like.shape)}")
+    if r.shape != like.shape: raise ValueError(f"{hook} returned a tensor of shape {tuple(r.shape)}; expected {what}, a tensor of shape {tuple(like.shape)}")
+    if not torch.isfinite(r).all(): raise ValueError(f"{hook} returned NaN or inf; expected {what} with finite values")
+    return r
+
 def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step > 0)
                    cond: torch.Tensor,  # prompt embeddings N x L x D
                    uncond: torch.Tensor | None = None,  # embeddings of the empty/negative prompt (for guidance)
@@ -499,10 +603,17 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
     ddim = ddim_scheduler(pipe, num_inference_steps)
     interval = check_guidance_interval(guidance_interval, ddim.config.num_train_timesteps)
     ts = [int(t) for t in ddim.timesteps]
-    if not 0 <= start_step < len(ts): raise ValueError(f"start_step={start_step}: expected 0 <= start_step < {len(ts)}")
+    start_step = _index(start_step, 'start_step', len(ts))
+    guidance_scale, eta = _real(guidance_scale, 'guidance_scale'), _eta(eta)
     check_latents(pipe, latents)
-    if len(cond) != len(latents): raise ValueError(f"{len(cond)} prompt embeddings for {len(latents)} latents; expected one per latent")
+    _check_embeddings(pipe, cond, 'cond', len(latents))
+    if uncond is not None:
+        _check_embeddings(pipe, uncond, 'uncond', len(latents))
+        if uncond.shape != cond.shape: raise ValueError(f"uncond has shape {tuple(uncond.shape)}; expected cond's shape {tuple(cond.shape)}")
     if eta > 0 and generators is None: generators = _seed_generators(0, len(latents))
+    elif eta > 0 and (not isinstance(generators, (list, tuple)) or len(generators) != len(latents) or not all(isinstance(g, torch.Generator) for g in generators)):
+        got = f"{len(generators)} items" if isinstance(generators, (list, tuple)) else type(generators).__name__
+        raise ValueError(f"generators: got {got}; expected a list of one torch.Generator per latent ({len(latents)})")
     dev, dt = _device(pipe), _dtype(pipe)
     x, cond = latents.to(dev, dt), cond.to(dev, dt)
     uncond = None if uncond is None else uncond.to(dev, dt)
@@ -514,12 +625,12 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
             eps, ec, eu = unet_eps(pipe, x, t, cond, uncond, guidance_at(t, guidance_scale, interval), ddim, checkpoint and grad)
             a, ap = _alpha(ddim, t), _alpha(ddim, t_prev)
             if guidance_fn is not None:
-                eps = guidance_fn(x, t, eps, (x - (1 - a).sqrt() * eps) / a.sqrt())
+                eps = _hook_output(guidance_fn(x, t, eps, (x - (1 - a).sqrt() * eps) / a.sqrt()), 'guidance_fn', eps, 'the noise prediction eps')
             noise = _randn(generators, x.shape[1:]).to(dev, dt) if eta > 0 else None
             x_prev, x0, lp = ddim_step(x, eps, a, ap, eta, noise)
             if callback is not None:
                 r = callback(StepInfo(i, t, x, eps, ec, eu, x0, x_prev, lp))
-                if r is not None: x_prev = r
+                if r is not None: x_prev = _hook_output(r, 'callback', x_prev, 'None or the replacement for prev_latents')
             if lp is not None: logps.append(lp)
             x = x_prev
             if return_trajectory: traj.append(x)
@@ -544,6 +655,9 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
     prompts = check_prompts(prompts)
     n = len(prompts)
     check_guidance_interval(guidance_interval, pipe.scheduler.config.num_train_timesteps)  # before any work
+    guidance_scale, eta = _real(guidance_scale, 'guidance_scale'), _eta(eta)
+    seed, batch_size = check_int(seed, 'seed', 0), _positive_int(batch_size, 'batch_size')
+    if not isinstance(negative_prompt, str): raise TypeError(f"negative_prompt must be a string (one for every image), got {type(negative_prompt).__name__}: {negative_prompt!r}")
     if latents is None:
         latents = initial_latents(pipe, n, seed)
         leak = getattr(pipe, 'signal_leak', None) if signal_leak is True else (None if signal_leak is False else signal_leak)
@@ -592,9 +706,11 @@ def ddim_invert(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
     prompts = check_prompts(prompts, None)
     if len(prompts) == 1: prompts = prompts * len(images)
     if len(prompts) != len(images): raise ValueError(f"got {len(prompts)} prompts for {len(images)} images; expected one prompt per image (or a single string)")
+    guidance_scale, batch_size = _real(guidance_scale, 'guidance_scale'), _positive_int(batch_size, 'batch_size')
+    fixed_point_iters = check_int(fixed_point_iters, 'fixed_point_iters', 0)
     ddim = ddim_scheduler(pipe, num_inference_steps)
     ts = [int(t) for t in ddim.timesteps]
-    if not 0 <= start_step < len(ts): raise ValueError(f"start_step={start_step}: expected 0 <= start_step < {len(ts)}")
+    start_step = _index(start_step, 'start_step', len(ts))
     z0 = encode_images(pipe, images, batch_size=batch_size)
     cond = encode_prompts(pipe, prompts).to(_device(pipe), _dtype(pipe))
     uncond = encode_prompts(pipe, [''] * len(prompts)).to(_device(pipe), _dtype(pipe)) if guidance_scale != 1 else None
@@ -629,6 +745,7 @@ def as_images_prompts(data) -> tuple:
     if hasattr(data, 'images') and hasattr(data, 'prompts'): images, prompts = data.images, list(data.prompts)
     elif isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor): images, prompts = data[0], check_prompts(data[1])
     elif hasattr(data, '__len__') and hasattr(data, '__getitem__'):
+        if len(data) == 0: raise ValueError(f"the dataset ({type(data).__name__}) is empty; expected at least one (image, prompt) item")
         ims, prompts = [], []
         for i in range(len(data)):
             item = data[i]
@@ -700,7 +817,10 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
     check_images(pipe, images)
     check_autocast(autocast)
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
-    if edge_weight < 0: raise ValueError(f"edge_weight={edge_weight}: expected a weight >= 0")
+    steps, batch_size = _positive_int(steps, 'steps'), _positive_int(batch_size, 'batch_size')
+    lr = _real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
+    kl_weight = _real(kl_weight, 'kl_weight', 0, expect='a finite weight >= 0')
+    edge_weight = _real(edge_weight, 'edge_weight', 0, expect='a finite weight >= 0')
     if perceptual is not None and not callable(perceptual): raise TypeError(f"perceptual must be a callable f(reconstruction, target) -> N distances, got {type(perceptual).__name__}")
     if perceptual is not None and not perceptual_weight > 0: raise ValueError(f"perceptual_weight={perceptual_weight}: expected a weight > 0")
     w = check_sample_weights(weights, len(images))
@@ -764,12 +884,30 @@ def min_snr_weight(alpha_bar: torch.Tensor,  # cumulative alphas of the sampled 
                    gamma: float,  # clamp of the signal-to-noise ratio
                    prediction_type: str = 'epsilon') -> torch.Tensor:  # the UNet's target
     "Min-SNR-gamma loss weights (arXiv:2303.09556): each timestep's loss as if its SNR were clamped at `gamma`."
+    gamma = _real(gamma, 'gamma', 0, expect='a finite number > 0 (5 is usual)', open_lo=True)
     snr = alpha_bar / (1 - alpha_bar)
     w = snr.clamp(max=gamma)
     if prediction_type == 'epsilon': return w / snr
     if prediction_type == 'v_prediction': return w / (snr + 1)
     if prediction_type == 'sample': return w
     raise ValueError(f"prediction_type={prediction_type!r}: expected 'epsilon', 'v_prediction' or 'sample'")
+
+def _check_resume(state: Path, s: dict, settings: dict, steps: int):
+    "Refuse to resume a `finetune` state saved with other settings, or one already past `steps`."
+    old = s.get('settings')
+    if old is None: warnings.warn(f"{state} holds no record of its settings (saved by an older medcf); resuming without checking that lr, batch_size, cond_drop, ema_decay, the data size and the UNet match")
+    else:
+        diff = []
+        for k, v in settings.items():
+            if old.get(k) == v: continue
+            if k == 'unet_config':
+                keys = sorted(kk for kk in set(v) | set(old.get(k) or {}) if (old.get(k) or {}).get(kk) != v.get(kk))
+                diff.append(f"the UNet's config ({', '.join(f'{kk}: {(old.get(k) or {}).get(kk)!r} saved, {v.get(kk)!r} now' for kk in keys[:4])})")
+            else: diff.append(f"{k}={v!r} (saved with {old.get(k)!r})")
+        if diff: raise ValueError(f"{state} was saved with other settings: {'; '.join(diff)}; resume with the saved settings, "
+                                  "pass resume=False to start over (the state there is replaced), or use another ckpt_dir")
+    if s['step'] > steps: raise ValueError(f"{state} is already at step {s['step']}, past steps={steps}; expected steps >= {s['step']} (the total, resumed steps included), "
+                                           "resume=False to start over, or another ckpt_dir")
 
 def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image, prompt)
              steps: int = 1000,  # optimiser steps (total, including resumed ones)
@@ -785,11 +923,14 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
              ckpt_dir: str | Path | None = None,  # save resumable state here every `ckpt_every` steps
              ckpt_every: int = 500,  # steps between checkpoints
              snapshot_every: int | None = None,  # also keep a copy of the weights (the EMA ones when on) every this many steps, returned as 'snapshots'
-             resume: bool = True,  # continue from the state in `ckpt_dir` when there is one
+             resume: bool = True,  # continue from the state in `ckpt_dir` when there is one (saved with the same settings; one that reached `steps` is returned as finished)
              progress: bool = True) -> dict:  # progress bar
     "Train/fine-tune the UNet on (image, caption) pairs with the noise-prediction loss (arXiv:2006.11239, 2112.10752)."
     images, prompts = as_images_prompts(data)
     check_images(pipe, images)
+    steps, batch_size, ckpt_every, warmup = (_positive_int(steps, 'steps'), _positive_int(batch_size, 'batch_size'),
+                                             _positive_int(ckpt_every, 'ckpt_every'), check_int(warmup, 'warmup', 0))
+    lr = _real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
     if not 0 <= cond_drop < 1: raise ValueError(f"cond_drop={cond_drop}: expected a probability in [0, 1)")
     if ema_decay is not None and not 0 < ema_decay < 1: raise ValueError(f"ema_decay={ema_decay}: expected None or a number in (0, 1)")
     w = check_sample_weights(weights, len(images))
@@ -798,6 +939,11 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     if snr_gamma is not None and not snr_gamma > 0: raise ValueError(f"snr_gamma={snr_gamma}: expected None or a positive number (5 is usual)")
     check_autocast(autocast)
     unet, dev = pipe.unet, _device(pipe)
+    settings = dict(lr=lr, batch_size=batch_size, cond_drop=float(cond_drop), ema_decay=ema_decay, warmup=warmup, snr_gamma=snr_gamma,
+                    n_images=len(images), unet_config=json.loads(json.dumps({k: v for k, v in dict(unet.config).items() if not k.startswith('_')}, sort_keys=True, default=str)))
+    state = Path(ckpt_dir) / 'finetune_state.pt' if ckpt_dir else None
+    s = torch.load(state, weights_only=False) if state is not None and resume and state.exists() else None
+    if s is not None: _check_resume(state, s, settings, steps)  # before any work
     mu, sd = _posterior(pipe, images)
     uniq = sorted(set(prompts)); pix = torch.tensor([uniq.index(p) for p in prompts])
     emb = encode_prompts(pipe, uniq + ['']).to(dev, _dtype(pipe))
@@ -806,16 +952,15 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     opt = torch.optim.AdamW([p for p in unet.parameters()], lr=lr, weight_decay=1e-2)
     ema = [p.detach().clone() for p in unet.parameters()] if ema_decay else None
     g = torch.Generator().manual_seed(seed)
-    state, start, hist, snaps = Path(ckpt_dir) / 'finetune_state.pt' if ckpt_dir else None, 0, dict(step=[], loss=[]), {}
-    if state is not None and resume and state.exists():
-        s = torch.load(state, weights_only=False)
+    start, hist, snaps = 0, dict(step=[], loss=[]), {}
+    if s is not None:
         unet.load_state_dict(s['unet']); opt.load_state_dict(s['opt']); g.set_state(s['rng'])
         if ema is not None and s['ema'] is not None: ema = s['ema']
         start, hist, snaps = s['step'], s['hist'], s.get('snaps', {})
     def save(step):
         if state is None: return
         state.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(dict(unet=unet.state_dict(), opt=opt.state_dict(), rng=g.get_state(), ema=ema, step=step, hist=hist, snaps=snaps), state)
+        torch.save(dict(unet=unet.state_dict(), opt=opt.state_dict(), rng=g.get_state(), ema=ema, step=step, hist=hist, snaps=snaps, settings=settings), state)
     unet.train().requires_grad_(True)
     t0, bar = time.time(), _progress(steps, 'unet', progress, start)
     for step in range(start, steps):
@@ -852,6 +997,15 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
 
 # %% ../nbs/02_diffusion.ipynb #f3a45029
 # CLI: `medcf generate --model M --prompt P --n N --out F` calls generate_grid(model=M, prompt=P, n=N, out=F, seed=0)
+def _check_out_file(out, overwrite: bool) -> Path:
+    "An image file to write: .png/.jpg (save_grid's rule), in an existing folder, not there already unless `overwrite`."
+    out = Path(out)
+    if out.suffix.lower() not in ('.png', '.jpg', '.jpeg'): raise ValueError(f"out={str(out)!r}: expected a .png file (or .jpg)")
+    if not out.parent.is_dir(): raise FileNotFoundError(f"out={str(out)!r}: the folder {str(out.parent)!r} does not exist; expected a file in an existing folder")
+    if out.is_dir(): raise IsADirectoryError(f"out={str(out)!r} is a folder; expected an image file")
+    if out.exists() and not overwrite: raise FileExistsError(f"out={str(out)!r} already exists; pass overwrite=True (medcf generate --overwrite) to replace it, or choose another file")
+    return out
+
 def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
                   prompt: str = 'Chest X-ray showing Pleural Effusion',  # one prompt for every image
                   n: int = 16,  # number of images
@@ -860,11 +1014,17 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
                   num_inference_steps: int = 50,  # DDIM steps
                   guidance_scale: float | None = None,  # default: the checkpoint's recipe (3.0 otherwise)
                   guidance_interval: tuple | None | str = 'recipe',  # 'recipe': the checkpoint's (every step when it names none); None: every step; or (t_lo, t_hi)
-                  ncols: int = 8) -> Path:  # images per row
+                  ncols: int = 8,  # images per row
+                  overwrite: bool = False) -> Path:  # replace `out` if it exists (refused otherwise)
     "Generate `n` images for one prompt and save them as a PNG grid (what `medcf generate` runs)."
     from medcf.phantoms import save_grid
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1: raise ValueError(f"n={n!r}: expected a positive integer")
+    n = _positive_int(n, 'n')
     if not isinstance(prompt, str) or not prompt.strip(): raise ValueError(f"prompt={prompt!r}: expected a non-empty string")
+    seed, ncols = check_int(seed, 'seed', 0), _positive_int(ncols, 'ncols')
+    num_inference_steps = _positive_int(num_inference_steps, 'num_inference_steps')
+    if guidance_scale is not None: _real(guidance_scale, 'guidance_scale')
+    _resolve(model)  # an unknown model name fails before the output path is looked at
+    out = _check_out_file(out, overwrite)  # and a bad path before the model is loaded
     pipe = load_pipeline(model)
     w = guidance_scale if guidance_scale is not None else pipe.model_card.get('recipe', {}).get('guidance_scale', 3.0)
     gi = resolve_guidance_interval(guidance_interval, pipe.model_card.get('recipe', {}))
@@ -881,7 +1041,7 @@ def generation_panel(pipe,  # any SD-style pipeline (e.g. `load_pipeline('chest'
     import ipywidgets as W
     from medcf.phantoms import show_grid
     prompt = check_prompts(prompt, 1)[0]
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1: raise ValueError(f"n={n!r}: expected a positive integer")
+    n = _positive_int(n, 'n')
     text = W.Text(value=prompt, description='prompt', layout=W.Layout(width='95%'))
     scale = W.FloatSlider(value=guidance_scale, min=1.0, max=8.0, step=0.5, description='guidance')
     steps = W.IntSlider(value=num_inference_steps, min=2, max=100, description='DDIM steps')

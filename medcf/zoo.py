@@ -306,7 +306,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
                 trained=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
     if perceptual is not None and not vh.get('vae_from'): card['vae_decoder_perceptual_sha256'] = perceptual.oracle.card['sha256']  # which weights shaped the decoder
     if vh.get('vae_from'): card['vae_from'] = vh['vae_from']  # not trained here: vae_s is 0 and the autoencoder's own card has its cost
-    save_pipeline(pipe, out, card)
+    save_pipeline(pipe, out, card, overwrite=overwrite)
     return json.loads((out / 'model_card.json').read_text())  # as saved, with the files' sha256
 
 # %% ../nbs/90_model_zoo.ipynb #37b05655

@@ -40,3 +40,17 @@ def test_generate_command_is_quiet(tmp_path):
     assert r.returncode == 0 and out.exists(), r.stderr
     assert r.stderr == '', f'unexpected output on stderr: {r.stderr[:500]}'
     assert r.stdout.strip() == f'wrote {out}'
+
+
+def test_generate_command_refuses_to_overwrite(tmp_path):
+    "An existing --out is kept unless --overwrite; a bad path or guidance fails before the model is loaded."
+    out = tmp_path / 'g.png'
+    out.write_bytes(b'precious')
+    args = ['generate', '--model', 'chest', '--prompt', 'Chest X-ray', '--n', '1', '--steps', '2', '--out', str(out)]
+    with pytest.raises(FileExistsError, match='--overwrite'): main(args)
+    assert out.read_bytes() == b'precious'
+    assert main(args + ['--overwrite']) == 0 and out.read_bytes() != b'precious'
+    with pytest.raises(ValueError, match='guidance_scale=nan'): main(args[:-1] + [str(tmp_path / 'h.png'), '--guidance', 'nan'])
+    with pytest.raises(ValueError, match='.png'): main(args[:-1] + [str(tmp_path / 'h.txt')])
+    with pytest.raises(FileNotFoundError, match='does not exist'): main(args[:-1] + [str(tmp_path / 'no' / 'h.png')])
+    assert not (tmp_path / 'h.png').exists()

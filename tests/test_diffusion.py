@@ -678,3 +678,172 @@ def test_generation_panel(pipe):
     assert not torch.equal(panel.images, a)
     with pytest.raises(ValueError, match='positive integer'): D.generation_panel(pipe, n=0)
     with pytest.raises(ValueError, match='prompts'): D.generation_panel(pipe, prompt=['a', 'b'])
+
+
+# ---- bad input gets a clear error (audit of medcf.diffusion) ----
+
+def test_save_pipeline_refuses_a_used_folder(pipe, tmp_path):
+    "A non-empty out_dir is refused before anything is written; overwrite=True replaces a checkpoint's entries only (no stale leak or text encoder)."
+    import copy
+    d = tmp_path / 'ck'
+    full = copy.deepcopy(pipe); full.signal_leak = torch.zeros(4, 8, 8)
+    D.save_pipeline(full, d, dict(name='first'), include_text_encoder=True)
+    before = sorted(str(p.relative_to(d)) for p in d.rglob('*'))
+    with pytest.raises(FileExistsError, match='not empty.*overwrite=True'): D.save_pipeline(pipe, d, dict(name='second'))
+    assert sorted(str(p.relative_to(d)) for p in d.rglob('*')) == before and json.loads((d / D.CARD).read_text())['name'] == 'first'
+    D.save_pipeline(pipe, d, dict(name='second'), overwrite=True)  # no leak, no text encoder this time: none may survive
+    assert not (d / D.LEAK_FILE).exists() and not (d / 'text_encoder').exists() and not (d / 'model_index.json').exists()
+    back = D.load_pipeline(d)
+    assert back.model_card['name'] == 'second' and getattr(back, 'signal_leak', None) is None
+    (d / 'notes.txt').write_text('mine')
+    with pytest.raises(FileExistsError, match="notes.txt"): D.save_pipeline(pipe, d, overwrite=True)
+    assert (d / 'notes.txt').read_text() == 'mine' and (d / D.CARD).exists()  # refused before anything was removed
+    with pytest.raises(NotADirectoryError): D.save_pipeline(pipe, d / 'notes.txt')
+    with pytest.raises(TypeError, match='card must be a dict'): D.save_pipeline(pipe, tmp_path / 'new', card=['a'])
+    assert not (tmp_path / 'new').exists()
+    D.save_pipeline(pipe, tmp_path / 'empty_ok')  # a new folder is fine, and so is an existing empty one
+    (tmp_path / 'empty').mkdir(); D.save_pipeline(pipe, tmp_path / 'empty')
+
+
+@pytest.mark.parametrize('kw, err', [(dict(guidance_scale=float('nan')), 'guidance_scale=nan'), (dict(guidance_scale=float('inf')), 'guidance_scale=inf'),
+                                     (dict(guidance_scale='3'), "guidance_scale='3'"), (dict(eta=-0.5), r'eta=-0.5: expected a number in \[0, 1\]'),
+                                     (dict(eta=2.0), 'eta=2.0'), (dict(eta=float('nan')), 'eta=nan'), (dict(batch_size=0), 'batch_size=0'),
+                                     (dict(batch_size=-1), 'batch_size=-1'), (dict(batch_size=1.5), 'batch_size=1.5'),
+                                     (dict(seed=-1), r'seed=-1: expected a non-negative integer'), (dict(seed=1.5), 'seed=1.5')])
+def test_generate_bad_settings(pipe, kw, err):
+    with pytest.raises(ValueError, match=err): D.generate(pipe, ['a', 'b'], num_inference_steps=2, **kw)
+
+
+def test_generate_bad_prompts_and_legal_guidance(pipe):
+    for bad in (5, None, {'a': 1}, {'a', 'b'}):
+        with pytest.raises(TypeError, match='sequence of strings'): D.generate(pipe, bad, num_inference_steps=2)
+        with pytest.raises(TypeError, match='sequence of strings'): D.encode_prompts(pipe, bad)
+    for bad in (['x'], None, 5):
+        with pytest.raises(TypeError, match='negative_prompt must be a string'): D.generate(pipe, 'a', num_inference_steps=2, negative_prompt=bad)
+    assert torch.isfinite(D.generate(pipe, 'a', num_inference_steps=2, guidance_scale=0.5)).all()  # w < 1 is legal maths
+    with pytest.raises(ValueError, match='eta=1.5'): D.ddim_step(torch.zeros(1, 4, 8, 8), torch.zeros(1, 4, 8, 8), torch.tensor(0.5), torch.tensor(0.7), eta=1.5)
+
+
+def test_sampler_hooks_and_embeddings_checked(pipe):
+    z = D.initial_latents(pipe, 2); c = D.encode_prompts(pipe, ['a', 'b']); u = D.encode_prompts(pipe, ['', ''])
+    S = lambda **k: D.sample_latents(pipe, **{**dict(latents=z, cond=c, uncond=u, num_inference_steps=2), **k})
+    with pytest.raises(ValueError, match=r'callback returned a tensor of shape \(1, 4, 8, 8\).*\(2, 4, 8, 8\)'): S(callback=lambda s: s.prev_latents[:1])
+    with pytest.raises(ValueError, match='callback returned NaN'): S(callback=lambda s: s.prev_latents * float('nan'))
+    with pytest.raises(TypeError, match='callback returned list'): S(callback=lambda s: [1])
+    with pytest.raises(TypeError, match='guidance_fn returned NoneType'): S(guidance_fn=lambda x, t, e, x0: None)
+    with pytest.raises(ValueError, match='guidance_fn returned a tensor of shape'): S(guidance_fn=lambda x, t, e, x0: e[:, :1])
+    with pytest.raises(ValueError, match='guidance_fn returned NaN'): S(guidance_fn=lambda x, t, e, x0: e * float('nan'))
+    with pytest.raises(ValueError, match=r'cond has shape \(2, 48, 768\); expected N x L x 384'): S(cond=torch.randn(2, 48, 768))
+    with pytest.raises(ValueError, match='cond has shape'): S(cond=torch.randn(2, 384))
+    with pytest.raises(ValueError, match='cond holds NaN'): S(cond=torch.full_like(c, float('nan')))
+    with pytest.raises(TypeError, match='cond must be a torch.Tensor'): S(cond=[c[0], c[1]])
+    with pytest.raises(ValueError, match='uncond for 2 latents'): S(uncond=u[:1])
+    with pytest.raises(ValueError, match="expected cond's shape"): S(uncond=u[:, :10])
+    with pytest.raises(ValueError, match='one torch.Generator per latent'): S(eta=0.5, generators=[torch.Generator()])
+    with pytest.raises(ValueError, match='start_step=1.5'): S(start_step=1.5)
+    with pytest.raises(ValueError, match='guidance_scale=nan'): S(guidance_scale=float('nan'))
+    assert S(eta=0.5, generators=[torch.Generator().manual_seed(i) for i in range(2)]).latents.shape == z.shape
+
+
+def test_vae_calls_checked(pipe):
+    lat = torch.randn(1, 4, 8, 8)
+    with pytest.raises(ValueError, match='latents hold NaN or inf'): D.decode_latents(pipe, torch.full((1, 4, 8, 8), float('nan')))
+    with pytest.raises(ValueError, match='latents hold NaN or inf'): D.decode_latents(pipe, torch.full((1, 4, 8, 8), float('inf')))
+    with pytest.raises(ValueError, match='3 channels; this VAE expects 4'): D.decode_latents(pipe, torch.randn(1, 3, 8, 8))
+    with pytest.raises(ValueError, match='N x 4 x h x w'): D.decode_latents(pipe, torch.randn(4, 8, 8))
+    with pytest.raises(TypeError, match='torch.Tensor'): D.decode_latents(pipe, np.zeros((1, 4, 8, 8), np.float32))
+    with pytest.raises(ValueError, match='latents is empty'): D.decode_latents(pipe, torch.randn(0, 4, 8, 8))
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match=f'batch_size={bad}'): D.decode_latents(pipe, lat, batch_size=bad)
+        with pytest.raises(ValueError, match=f'batch_size={bad}'): D.encode_images(pipe, imgs(2), batch_size=bad)
+        with pytest.raises(ValueError, match=f'batch_size={bad}'): D.vae_roundtrip(pipe, imgs(2), batch_size=bad)
+        with pytest.raises(ValueError, match=f'batch_size={bad}'): D.ddim_invert(pipe, imgs(2), 'a', num_inference_steps=2, batch_size=bad)
+    with pytest.raises(ValueError, match='images is empty'): D.encode_images(pipe, torch.zeros(0, 1, 32, 32))
+    with pytest.raises(ValueError, match='images is empty'): D.ddim_invert(pipe, torch.zeros(0, 1, 32, 32), 'a', num_inference_steps=2)
+    with pytest.raises(ValueError, match='fixed_point_iters=-1'): D.ddim_invert(pipe, imgs(2), 'a', num_inference_steps=2, fixed_point_iters=-1)
+
+
+@pytest.mark.parametrize('kw, err', [(dict(steps=0), 'steps=0: expected a positive integer'), (dict(steps=-1), 'steps=-1'),
+                                     (dict(batch_size=0), 'batch_size=0'), (dict(ckpt_every=0), 'ckpt_every=0'),
+                                     (dict(warmup=-1), r'warmup=-1: expected a non-negative integer'), (dict(lr=float('nan')), 'lr=nan')])
+def test_finetune_bad_settings(pipe, kw, err):
+    with pytest.raises(ValueError, match=err): D.finetune(pipe, (imgs(2), ['a', 'b']), **{**dict(steps=1, progress=False), **kw})
+
+
+def test_finetune_empty_data_and_resume_checks(pipe, tmp_path):
+    import copy
+    with pytest.raises(ValueError, match='dataset .* is empty'): D.finetune(pipe, [], steps=1, progress=False)
+    with pytest.raises(ValueError, match='empty'): D.finetune(pipe, (torch.zeros(0, 1, 32, 32), []), steps=1, progress=False)
+    data = (imgs(4), ['a', 'b'] * 2)
+    run = lambda p=None, data=data, **k: D.finetune(p or copy.deepcopy(pipe), data, **{**dict(steps=2, batch_size=2, warmup=1, progress=False, ckpt_dir=tmp_path), **k})
+    run(lr=1e-3)
+    for kw, err in [(dict(lr=5e-2), r'lr=0.05 \(saved with 0.001\)'), (dict(batch_size=1), 'batch_size=1'), (dict(cond_drop=0.5), 'cond_drop=0.5'),
+                    (dict(ema_decay=None), 'ema_decay=None'), (dict(data=(imgs(2), ['a', 'b'])), 'n_images=2')]:
+        with pytest.raises(ValueError, match='saved with other settings.*' + err): run(steps=3, **{'lr': 1e-3, **kw})
+    other = D.assemble_pipeline(pipe.vae, D.build_unet(8, 4, (16, 16)), pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
+    with pytest.raises(ValueError, match="UNet's config.*block_out_channels"): run(other, steps=3, lr=1e-3)
+    with pytest.raises(ValueError, match='already at step 2, past steps=1'): run(steps=1, lr=1e-3)
+    done = run(steps=2, lr=1e-3)  # the finished run: returned as it is (nothing to train), start says so
+    assert done['start'] == 2 and done['step'] == [0, 1]
+    assert run(steps=3, lr=1e-3)['start'] == 2  # the same settings resume
+
+
+@pytest.mark.parametrize('kw, err', [(dict(steps=0), 'steps=0'), (dict(steps=-3), 'steps=-3'), (dict(batch_size=0), 'batch_size=0'),
+                                     (dict(kl_weight=-1.0), r'kl_weight=-1.0: expected a finite weight >= 0'), (dict(kl_weight=float('nan')), 'kl_weight=nan'),
+                                     (dict(edge_weight=float('nan')), 'edge_weight=nan')])
+def test_train_vae_bad_settings(pipe, kw, err):
+    import copy
+    p = copy.deepcopy(pipe); sf = p.vae.config.scaling_factor
+    with pytest.raises(ValueError, match=err): D.train_vae(p, imgs(2), **{**dict(steps=1, progress=False), **kw})
+    assert p.vae.config.scaling_factor == sf  # refused before any refit
+
+
+def test_load_pipeline_bad_input(pipe, tmp_path):
+    d = D.save_pipeline(pipe, tmp_path / 'ok')
+    with pytest.raises(TypeError, match=r"dtype='float16': expected a torch.dtype"): D.load_pipeline(d, dtype='float16')
+    with pytest.raises(TypeError, match='name_or_path must be'): D.load_pipeline(None)
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(FileNotFoundError, match='no vae/, unet/, scheduler/'): D.load_pipeline(tmp_path / 'empty')
+    import shutil
+    shutil.copytree(d, tmp_path / 'nounet'); shutil.rmtree(tmp_path / 'nounet' / 'unet')
+    with pytest.raises(FileNotFoundError, match='no unet/'): D.load_pipeline(tmp_path / 'nounet', check=False)
+    (tmp_path / 'badcard').mkdir(); (tmp_path / 'badcard' / D.CARD).write_text('{not json')
+    with pytest.raises(ValueError, match='corrupt model card .*model_card.json'): D.load_pipeline(tmp_path / 'badcard')
+
+
+def test_small_functions_checked(pipe):
+    ab = torch.tensor([0.1, 0.5, 0.9])
+    for bad in (0, -1, float('nan')):
+        with pytest.raises(ValueError, match=f'gamma={bad}: expected a finite number > 0'): D.min_snr_weight(ab, bad)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match=f'n={bad}: expected a positive integer'): D.initial_latents(pipe, bad)
+    z, leak = torch.randn(2, 4, 8, 8), torch.zeros(4, 8, 8)
+    with pytest.raises(ValueError, match='noise has shape'): D.add_signal_leak(pipe, torch.randn(4, 8, 8), leak)
+    with pytest.raises(TypeError, match='noise must be a torch.Tensor'): D.add_signal_leak(pipe, np.zeros((2, 4, 8, 8)), leak)
+    with pytest.raises(ValueError, match='noise has 3 channels'): D.add_signal_leak(pipe, torch.randn(2, 3, 8, 8), torch.zeros(3, 8, 8))
+    with pytest.raises(ValueError, match='signal leak holds NaN'): D.add_signal_leak(pipe, z, torch.full((4, 8, 8), float('nan')))
+    a, ap = torch.tensor(0.5), torch.tensor(0.7)
+    with pytest.raises(ValueError, match=r"eps has shape \(2, 1, 8, 8\); expected x_t's shape"): D.ddim_step(z, z[:, :1], a, ap)
+    with pytest.raises(ValueError, match='eps has shape'): D.ddim_step(z, z[:1], a, ap)
+    with pytest.raises(ValueError, match='noise has shape'): D.ddim_step(z, z, a, ap, eta=1.0, noise=torch.randn(1, 1, 1, 1))
+    with pytest.raises(ValueError, match='prev_sample has shape'): D.ddim_step(z, z, a, ap, eta=1.0, prev_sample=torch.zeros(1, 1, 1, 1))
+    for bad in (1.5, 0.0, float('nan')):
+        with pytest.raises(ValueError, match=r'alpha_t=.*expected alpha-bar values in \(0, 1\]'): D.ddim_step(z, z, torch.tensor(bad), ap)
+    with pytest.raises(ValueError, match=r'alpha_prev=.*\(0, 1\]'): D.ddim_step(z, z, a, 1.5)
+    with pytest.raises(ValueError, match='alpha_t has shape'): D.ddim_step(z, z, torch.tensor([0.5] * 3), ap)
+    assert torch.equal(D.ddim_step(z, z, 0.5, 0.7)[0], D.ddim_step(z, z, a, ap)[0])  # python floats are taken
+
+
+def test_generate_grid_checks_the_path_before_loading(tmp_path, monkeypatch):
+    def no_load(*a, **k): raise AssertionError('loaded the model before checking the output')
+    monkeypatch.setattr(D, 'load_pipeline', no_load)
+    g = lambda **k: D.generate_grid(**{**dict(model='chest', prompt='x', n=1, out=tmp_path / 'g.png', num_inference_steps=2), **k})
+    with pytest.raises(ValueError, match=r"expected a .png file"): g(out=tmp_path / 'g.txt')
+    with pytest.raises(FileNotFoundError, match='does not exist'): g(out=tmp_path / 'nofolder' / 'g.png')
+    (tmp_path / 'g.png').write_bytes(b'precious')
+    with pytest.raises(FileExistsError, match='overwrite=True'): g()
+    assert (tmp_path / 'g.png').read_bytes() == b'precious'
+    with pytest.raises(ValueError, match='guidance_scale=nan'): g(out=tmp_path / 'h.png', guidance_scale=float('nan'))
+    with pytest.raises(ValueError, match='seed=-1'): g(out=tmp_path / 'h.png', seed=-1)
+    with pytest.raises(ValueError, match='chest, skin'): g(model='lungs')  # the model name first: an existing out does not hide it
+    with pytest.raises(AssertionError, match='loaded the model'): g(overwrite=True)  # overwrite=True gets as far as loading
