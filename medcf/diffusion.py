@@ -9,7 +9,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, Any
 import numpy as np, torch, torch.nn.functional as F
-from .phantoms import pick, is_full, data_path, warn_unit_range, check_int
+from .phantoms import pick, is_full, data_path, warn_unit_range, check_int, check_grid_path
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'CKPT_ENTRIES', 'ALPHA_FLOOR', 'text_encoder_dir', 'load_text_encoder',
@@ -133,10 +133,6 @@ def native_size(pipe) -> int:
 def _device(pipe): return pipe.unet.device
 def _dtype(pipe): return pipe.unet.dtype
 
-def _positive_int(v, name: str) -> int:
-    "`v` as an int when it is a whole number >= 1 (`phantoms.check_int`); else a ValueError naming the argument."
-    return check_int(v, name, 1)
-
 def _index(v, name: str, n: int) -> int:
     "`v` as an int when it is a whole number with 0 <= v < n (a step index); else a ValueError naming the argument."
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < n: raise ValueError(f"{name}={v!r}: expected an integer with 0 <= {name} < {n}")
@@ -199,7 +195,7 @@ def encode_images(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
                   batch_size: int = 64) -> torch.Tensor:  # images per VAE call
     "Scaled latents `z = scaling_factor * E(x)` (the space the UNet works in)."
     check_images(pipe, images)
-    batch_size = _positive_int(batch_size, 'batch_size')
+    batch_size = check_int(batch_size, 'batch_size')
     sf, out = pipe.vae.config.scaling_factor, []
     for i in range(0, len(images), batch_size):
         d = pipe.vae.encode(images[i:i + batch_size].to(_device(pipe), pipe.vae.dtype)).latent_dist
@@ -211,7 +207,7 @@ def decode_latents(pipe, latents: torch.Tensor,  # scaled latents N x c x h x w
                    clamp: bool = True) -> torch.Tensor:  # clamp to [-1, 1] as diffusers' post-processing does
     "Images in [-1, 1] from scaled latents (differentiable: wrap in `torch.no_grad()` when not needed)."
     check_latents(pipe, latents, vae=True)
-    batch_size = _positive_int(batch_size, 'batch_size')
+    batch_size = check_int(batch_size, 'batch_size')
     sf = pipe.vae.config.scaling_factor
     out = torch.cat([pipe.vae.decode(latents[i:i + batch_size].to(pipe.vae.dtype) / sf).sample for i in range(0, len(latents), batch_size)])
     return out.clamp(-1, 1) if clamp else out
@@ -398,7 +394,7 @@ def encode_prompts(pipe, prompts: str | Sequence[str],  # one prompt or a list
 def ddim_scheduler(pipe, num_inference_steps: int = 50):
     "A DDIM scheduler with the pipeline's noise schedule (whatever scheduler the pipeline ships), timesteps set."
     from diffusers import DDIMScheduler
-    num_inference_steps = _positive_int(num_inference_steps, 'num_inference_steps')
+    num_inference_steps = check_int(num_inference_steps, 'num_inference_steps')
     cfg = pipe.scheduler.config
     asks = [k for k in ('clip_sample', 'thresholding') if cfg.get(k)]
     if asks: warnings.warn(f"this pipeline's scheduler sets {' and '.join(k + '=True' for k in asks)}; medcf's DDIM never clips or "
@@ -506,7 +502,7 @@ def _randn(gens: list, shape: tuple) -> torch.Tensor:
 
 def initial_latents(pipe, n: int, seed: int = 0, offset: int = 0) -> torch.Tensor:
     "Seeded starting noise x_T for `n` images (image j depends only on seed and offset + j)."
-    n, seed, offset = _positive_int(n, 'n'), check_int(seed, 'seed', 0), check_int(offset, 'offset', 0)
+    n, seed, offset = check_int(n, 'n'), check_int(seed, 'seed', 0), check_int(offset, 'offset', 0)
     s, c = pipe.unet.config.sample_size, pipe.unet.config.in_channels
     s = (s, s) if isinstance(s, int) else tuple(s)
     return _randn(_seed_generators(seed, n, offset), (c, *s))
@@ -656,7 +652,7 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
     n = len(prompts)
     check_guidance_interval(guidance_interval, pipe.scheduler.config.num_train_timesteps)  # before any work
     guidance_scale, eta = _real(guidance_scale, 'guidance_scale'), _eta(eta)
-    seed, batch_size = check_int(seed, 'seed', 0), _positive_int(batch_size, 'batch_size')
+    seed, batch_size = check_int(seed, 'seed', 0), check_int(batch_size, 'batch_size')
     if not isinstance(negative_prompt, str): raise TypeError(f"negative_prompt must be a string (one for every image), got {type(negative_prompt).__name__}: {negative_prompt!r}")
     if latents is None:
         latents = initial_latents(pipe, n, seed)
@@ -706,7 +702,7 @@ def ddim_invert(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
     prompts = check_prompts(prompts, None)
     if len(prompts) == 1: prompts = prompts * len(images)
     if len(prompts) != len(images): raise ValueError(f"got {len(prompts)} prompts for {len(images)} images; expected one prompt per image (or a single string)")
-    guidance_scale, batch_size = _real(guidance_scale, 'guidance_scale'), _positive_int(batch_size, 'batch_size')
+    guidance_scale, batch_size = _real(guidance_scale, 'guidance_scale'), check_int(batch_size, 'batch_size')
     fixed_point_iters = check_int(fixed_point_iters, 'fixed_point_iters', 0)
     ddim = ddim_scheduler(pipe, num_inference_steps)
     ts = [int(t) for t in ddim.timesteps]
@@ -817,7 +813,7 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
     check_images(pipe, images)
     check_autocast(autocast)
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
-    steps, batch_size = _positive_int(steps, 'steps'), _positive_int(batch_size, 'batch_size')
+    steps, batch_size = check_int(steps, 'steps'), check_int(batch_size, 'batch_size')
     lr = _real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
     kl_weight = _real(kl_weight, 'kl_weight', 0, expect='a finite weight >= 0')
     edge_weight = _real(edge_weight, 'edge_weight', 0, expect='a finite weight >= 0')
@@ -928,8 +924,8 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     "Train/fine-tune the UNet on (image, caption) pairs with the noise-prediction loss (arXiv:2006.11239, 2112.10752)."
     images, prompts = as_images_prompts(data)
     check_images(pipe, images)
-    steps, batch_size, ckpt_every, warmup = (_positive_int(steps, 'steps'), _positive_int(batch_size, 'batch_size'),
-                                             _positive_int(ckpt_every, 'ckpt_every'), check_int(warmup, 'warmup', 0))
+    steps, batch_size, ckpt_every, warmup = (check_int(steps, 'steps'), check_int(batch_size, 'batch_size'),
+                                             check_int(ckpt_every, 'ckpt_every'), check_int(warmup, 'warmup', 0))
     lr = _real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
     if not 0 <= cond_drop < 1: raise ValueError(f"cond_drop={cond_drop}: expected a probability in [0, 1)")
     if ema_decay is not None and not 0 < ema_decay < 1: raise ValueError(f"ema_decay={ema_decay}: expected None or a number in (0, 1)")
@@ -999,8 +995,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
 # CLI: `medcf generate --model M --prompt P --n N --out F` calls generate_grid(model=M, prompt=P, n=N, out=F, seed=0)
 def _check_out_file(out, overwrite: bool) -> Path:
     "An image file to write: .png/.jpg (save_grid's rule), in an existing folder, not there already unless `overwrite`."
-    out = Path(out)
-    if out.suffix.lower() not in ('.png', '.jpg', '.jpeg'): raise ValueError(f"out={str(out)!r}: expected a .png file (or .jpg)")
+    out = check_grid_path(out, 'out')
     if not out.parent.is_dir(): raise FileNotFoundError(f"out={str(out)!r}: the folder {str(out.parent)!r} does not exist; expected a file in an existing folder")
     if out.is_dir(): raise IsADirectoryError(f"out={str(out)!r} is a folder; expected an image file")
     if out.exists() and not overwrite: raise FileExistsError(f"out={str(out)!r} already exists; pass overwrite=True (medcf generate --overwrite) to replace it, or choose another file")
@@ -1018,10 +1013,10 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
                   overwrite: bool = False) -> Path:  # replace `out` if it exists (refused otherwise)
     "Generate `n` images for one prompt and save them as a PNG grid (what `medcf generate` runs)."
     from medcf.phantoms import save_grid
-    n = _positive_int(n, 'n')
+    n = check_int(n, 'n')
     if not isinstance(prompt, str) or not prompt.strip(): raise ValueError(f"prompt={prompt!r}: expected a non-empty string")
-    seed, ncols = check_int(seed, 'seed', 0), _positive_int(ncols, 'ncols')
-    num_inference_steps = _positive_int(num_inference_steps, 'num_inference_steps')
+    seed, ncols = check_int(seed, 'seed', 0), check_int(ncols, 'ncols')
+    num_inference_steps = check_int(num_inference_steps, 'num_inference_steps')
     if guidance_scale is not None: _real(guidance_scale, 'guidance_scale')
     _resolve(model)  # an unknown model name fails before the output path is looked at
     out = _check_out_file(out, overwrite)  # and a bad path before the model is loaded
@@ -1041,7 +1036,7 @@ def generation_panel(pipe,  # any SD-style pipeline (e.g. `load_pipeline('chest'
     import ipywidgets as W
     from medcf.phantoms import show_grid
     prompt = check_prompts(prompt, 1)[0]
-    n = _positive_int(n, 'n')
+    n = check_int(n, 'n')
     text = W.Text(value=prompt, description='prompt', layout=W.Layout(width='95%'))
     scale = W.FloatSlider(value=guidance_scale, min=1.0, max=8.0, step=0.5, description='guidance')
     steps = W.IntSlider(value=num_inference_steps, min=2, max=100, description='DDIM steps')

@@ -12,8 +12,8 @@ import numpy as np, pandas as pd, torch
 # %% auto #0
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
            'warn_unit_range', 'data_path', 'Variable', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph',
-           'fit_chest_model', 'ChestPhantom', 'show_grid', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom',
-           'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
+           'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles',
+           'chest_facts', 'SkinPhantom', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #c2c0587c
 def is_full() -> bool:
@@ -542,6 +542,13 @@ def show_grid(images: torch.Tensor,  # N x C x H x W in [-1, 1] (C = 1 or 3)
     fig.tight_layout(pad=0.3)
     return fig
 
+def check_grid_path(path: str | os.PathLike,  # where a grid image will be written
+                    name: str = 'path') -> Path:  # the argument's name, for the message
+    "`path` as a Path if it names a .png (or .jpg) file, the formats `save_grid` writes; else a ValueError."
+    path = Path(path)
+    if path.suffix.lower() not in ('.png', '.jpg', '.jpeg'): raise ValueError(f"{name}={str(path)!r}: expected a .png file (or .jpg)")
+    return path
+
 def save_grid(images: torch.Tensor,  # N x C x H x W in [-1, 1]
               path: str | os.PathLike,  # PNG file to write
               ncols: int = 8,  # images per row
@@ -555,8 +562,7 @@ def save_grid(images: torch.Tensor,  # N x C x H x W in [-1, 1]
     for k in range(n):
         r0, c0 = (k // ncols) * (H + 2), (k % ncols) * (W + 2)
         canvas[r0:r0 + H, c0:c0 + W] = x[k][..., None] if x.ndim == 3 else x[k]
-    path = Path(path)
-    if path.suffix.lower() not in ('.png', '.jpg', '.jpeg'): raise ValueError(f"path={str(path)!r}: expected a .png file (or .jpg)")
+    path = check_grid_path(path)
     plt.imsave(path, canvas)
     return path
 

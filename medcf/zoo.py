@@ -248,6 +248,8 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     if r['select_every'] and not 0 < r['select_every'] <= r['unet_steps']:
         raise ValueError(f"select_every={r['select_every']}: expected None or a number of steps in [1, unet_steps={r['unet_steps']}]")
     out = Path(out_dir); work = Path(work_dir) if work_dir else out.parent / f'_train_{name}'
+    if work.resolve().is_relative_to(out.resolve()):  # save_pipeline would refuse the folder after the whole run
+        raise ValueError(f"work_dir={str(work)!r} lies inside out_dir={str(out)!r}; expected a work folder outside the checkpoint folder")
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time(); times = {}
     cache = work / f"images_{r['n_images']}_{r['data_seed']}.pt"  # rendered once, reused when a run resumes (captions are not cached)

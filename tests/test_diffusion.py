@@ -252,6 +252,7 @@ def test_zoo_recipe_errors_and_prompts(tmp_path):
     from medcf import zoo
     with pytest.raises(ValueError, match='known: chest, skin'): zoo.train_zoo_model('brain', tmp_path)
     with pytest.raises(ValueError, match='unknown recipe fields'): zoo.train_zoo_model('chest', tmp_path, unet_stpes=3)
+    with pytest.raises(ValueError, match='inside out_dir'): zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=tmp_path / 'out' / 'work')  # refused before the run, not at its end
     with pytest.raises(ValueError, match='select_every'): zoo.train_zoo_model('chest', tmp_path, unet_steps=3, select_every=5)
     with pytest.raises(ValueError, match='vae_decoder_steps'): zoo.train_zoo_model('chest', tmp_path, vae_decoder_steps=(2000, -1))
     with pytest.raises(ValueError, match="vae_autocast='fp16'"):  # refused before any data is rendered, also when vae_from skips the VAE stage
