@@ -22,7 +22,8 @@ __all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'encode_tar
 # %% ../nbs/03_oracles.ipynb #3ff7b308
 def check_images(images,  # N x C x H x W float tensor (or numpy array) in [-1, 1]
                  channels: int | None = None,  # required channel count, or None to accept any
-                 name: str = 'images') -> torch.Tensor:  # name used in error messages
+                 name: str = 'images',  # name used in error messages
+                 bounded: bool = True) -> torch.Tensor:  # False: skip the [-1, 1] checks (raw decoder outputs a training loss compares overshoot)
     "Validate an image batch and return it as a float tensor; raise a clear TypeError/ValueError otherwise."
     if isinstance(images, np.ndarray): images = torch.from_numpy(images)
     if not isinstance(images, torch.Tensor):
@@ -34,6 +35,7 @@ def check_images(images,  # N x C x H x W float tensor (or numpy array) in [-1, 
     if channels is not None and images.shape[1] != channels:
         raise ValueError(f"{name} has {images.shape[1]} channel(s) (shape {tuple(images.shape)}); expected {channels}")
     if not torch.isfinite(images).all(): raise ValueError(f"{name} contains NaN or inf")
+    if not bounded: return images.float()
     lo, hi = images.min().item(), images.max().item()
     if lo < -1.01 or hi > 1.01:
         raise ValueError(f"{name} has values in [{lo:.3g}, {hi:.3g}]; expected [-1, 1] (rescale 0..1 images with x*2-1)")
@@ -437,7 +439,8 @@ class PerceptualDistance:
     def __call__(self, a: torch.Tensor,  # N x C x H x W in [-1, 1]; gradients flow through it (a reconstruction)
                  b: torch.Tensor) -> torch.Tensor:  # N x C x H x W in [-1, 1] (the target)
         "N distances (0 for identical images); differentiable in `a` and `b`."
-        a, b = check_images(a, self.oracle.channels, 'a'), check_images(b, self.oracle.channels, 'b')  # keeps a's graph
+        # a is a reconstruction in training: unclamped decoder outputs overshoot [-1, 1], so only its shape and values are checked
+        a, b = check_images(a, self.oracle.channels, 'a', bounded=False), check_images(b, self.oracle.channels, 'b')  # keeps a's graph
         if a.shape != b.shape: raise ValueError(f"a is {tuple(a.shape)} but b is {tuple(b.shape)}; expected images of the same shape")
         dev = next(self.net.parameters()).device
         fa, fb = feature_maps(self.net, a.float().to(dev)), feature_maps(self.net, b.float().to(dev))

@@ -175,6 +175,7 @@ def test_perceptual_distance(tiny, toy):
     with pytest.raises(ValueError, match='same shape'): d(x[:2], x)
     with pytest.raises(ValueError, match='3 channel'): d(x.repeat(1, 3, 1, 1), x.repeat(1, 3, 1, 1))
     with pytest.raises(ValueError, match='NaN'): d(torch.full_like(x, float('nan')), x)  # was a NaN distance
+    assert torch.isfinite(d(x * 1.3, x)).all()  # an unclamped reconstruction overshooting [-1, 1] is what a training loss compares
     with pytest.raises(TypeError, match='AttributeOracle'): O.PerceptualDistance(tiny.net)
 
 
