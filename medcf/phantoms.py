@@ -117,7 +117,7 @@ class SCMPhantom:
         if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size % 8 or not self.min_size <= size <= self.max_size:
             raise ValueError(f"size={size!r} is not supported; expected an integer multiple of 8 in [{self.min_size}, {self.max_size}] (e.g. 32, 64, 128)")
         self.size, self.seed = int(size), seed
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(check_int(seed, 'seed', 0))
         self.variables = {v.name: v for v in self._variables()}
         self._order = self._topological_order()
 
@@ -183,7 +183,7 @@ class SCMPhantom:
                      **interventions) -> pd.DataFrame:  # optional do(...)
         "Values of every variable for `n` samples, without rendering images (cheap: for calibration and statistics)."
         n = self._check_n(n)
-        rng = self.rng if seed is None else np.random.default_rng(seed)
+        rng = self.rng if seed is None else np.random.default_rng(check_int(seed, 'seed', 0))
         return self._solve(self._draw_noise(rng, n), n, self._check_interventions(n, interventions))
 
     def sample(self, n: int,  # number of samples (> 0)
@@ -191,7 +191,7 @@ class SCMPhantom:
                **interventions) -> PhantomBatch:  # optional do(...) applied at sampling time
         "Draw `n` samples from the (optionally intervened) model."
         n = self._check_n(n)
-        rng = self.rng if seed is None else np.random.default_rng(seed)
+        rng = self.rng if seed is None else np.random.default_rng(check_int(seed, 'seed', 0))
         noise = self._draw_noise(rng, n)
         return self._make(noise, n, self._check_interventions(n, interventions))
 
@@ -531,7 +531,7 @@ def show_grid(images: torch.Tensor,  # N x C x H x W in [-1, 1] (C = 1 or 3)
     import matplotlib.pyplot as plt
     x = _to_display(images); n = len(x)
     if titles is not None and len(titles) != n: raise ValueError(f"got {len(titles)} titles for {n} images")
-    if not isinstance(ncols, (int, np.integer)) or ncols < 1: raise ValueError(f"ncols={ncols!r}: expected a positive integer")
+    check_int(ncols, 'ncols')
     ncols = min(int(ncols), n); nrows = -(-n // ncols)
     fig, axs = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows * (1.15 if titles else 1)), squeeze=False)
     for k, ax in enumerate(axs.flat):
@@ -556,7 +556,7 @@ def save_grid(images: torch.Tensor,  # N x C x H x W in [-1, 1]
     "Write `images` as one PNG grid (no titles, 2 px gaps) and return its path."
     import matplotlib.pyplot as plt
     x = _to_display(images); n, H, W = x.shape[:3]
-    if not isinstance(ncols, (int, np.integer)) or ncols < 1: raise ValueError(f"ncols={ncols!r}: expected a positive integer")
+    check_int(ncols, 'ncols')
     ncols = min(int(ncols), n); nrows = -(-n // ncols)
     canvas = np.ones((nrows * (H + 2) - 2, ncols * (W + 2) - 2, 3), dtype=np.float32)
     for k in range(n):
@@ -1068,13 +1068,14 @@ class MSTrial:
                  visit_every: float = 0.25,  # nominal time between visits in years
                  p_miss: float = 0.15,  # chance a scheduled visit is missed
                  mc: int = 64):  # Brownian paths for the expected trajectory E[D | baseline]
-        if not (isinstance(horizon, (int, float)) and horizon > 0): raise ValueError(f"horizon={horizon!r}: expected a positive number of years")
-        if not (isinstance(steps_per_year, int) and steps_per_year >= 4): raise ValueError(f"steps_per_year={steps_per_year!r}: expected an integer >= 4")
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, float, np.integer, np.floating)) or not 0 < horizon < np.inf:
+            raise ValueError(f"horizon={horizon!r}: expected a finite positive number of years")
+        steps_per_year = check_int(steps_per_year, 'steps_per_year', 4)
         if not 1 / steps_per_year <= visit_every <= horizon: raise ValueError(f"visit_every={visit_every!r}: expected a value in [1/steps_per_year, horizon]")
         if not 0 <= p_miss < 1: raise ValueError(f"p_miss={p_miss!r}: expected a probability in [0, 1)")
-        if not (isinstance(mc, int) and mc >= 1): raise ValueError(f"mc={mc!r}: expected a positive integer")
+        mc = check_int(mc, 'mc')
         self.phantom = MSPhantom(size=size, seed=seed)
-        self.seed, self.rng = seed, np.random.default_rng(seed + 10_000)
+        self.seed, self.rng = seed, np.random.default_rng(check_int(seed, 'seed', 0) + 10_000)
         self.grid = np.linspace(0, horizon, int(round(horizon * steps_per_year)) + 1)
         self.visit_every, self.p_miss, self.mc = visit_every, p_miss, mc
 
@@ -1118,7 +1119,7 @@ class MSTrial:
         "Simulate a trial of `n` randomized patients with their true potential trajectories under every arm."
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
             raise ValueError(f"n={n!r}: expected a positive integer number of patients")
-        rng = self.rng if seed is None else np.random.default_rng(seed)
+        rng = self.rng if seed is None else np.random.default_rng(check_int(seed, 'seed', 0))
         base = self.phantom.sample(int(n), seed=int(rng.integers(2**31)))
         G, dt = len(self.grid), np.diff(self.grid)
         dW = rng.standard_normal((n, G - 1)) * np.sqrt(dt)

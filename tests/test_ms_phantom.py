@@ -42,3 +42,11 @@ def test_index_one_patient():
     for i in (1, np.int64(1)):
         one = d[i]
         assert len(one) == 1 and np.array_equal(one.visit_y, d[1:2].visit_y, equal_nan=True)
+
+
+def test_trial_settings_accept_numpy_and_name_bad_seeds():
+    "numpy numbers are settings like Python's (np.int64(12) was refused); a negative seed is named, not a numpy error."
+    assert len(MSTrial(steps_per_year=np.int64(12), mc=np.int64(8), horizon=np.float32(2.0)).simulate(2, seed=0)) == 2
+    with pytest.raises(ValueError, match='horizon'): MSTrial(horizon=float('inf'))
+    with pytest.raises(ValueError, match='seed=-1'): MSTrial(seed=-1)
+    with pytest.raises(ValueError, match='seed=-1'): MSTrial().simulate(2, seed=-1)
