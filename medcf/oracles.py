@@ -51,6 +51,11 @@ class AttrSpec:
     values: list | None = None  # allowed values (discrete kinds); values[1] is the positive class of a binary one
     range: tuple | None = None  # (low, high) of a continuous attribute
 
+    def __post_init__(self):
+        if self.kind not in ('binary', 'categorical', 'continuous'): raise ValueError(f"AttrSpec {self.name!r}: kind={self.kind!r}; expected 'binary', 'categorical' or 'continuous'")
+        if self.kind != 'continuous' and (self.values is None or len(self.values) < 2): raise ValueError(f"AttrSpec {self.name!r}: a {self.kind} attribute needs values, at least two; got {self.values!r}")
+        if self.kind == 'continuous' and (self.range is None or len(self.range) != 2 or not self.range[0] < self.range[1]): raise ValueError(f"AttrSpec {self.name!r}: a continuous attribute needs range=(low, high) with low < high; got {self.range!r}")
+
     @property
     def n_out(self) -> int: return len(self.values) if self.kind == 'categorical' else 1
 
@@ -267,6 +272,7 @@ def phantom_pool(phantom: SCMPhantom,  # population to draw from
                  seed: int,  # data seed; chunk k is drawn with seed*100_003 + k
                  chunk: int = 512) -> tuple:  # samples rendered per call
     "Render `n` samples as (images float16 N x C x H x W, attrs DataFrame, prompts list), reproducibly from `seed`."
+    n, chunk = check_int(n, 'n'), check_int(chunk, 'chunk')
     ims, att, prm = [], [], []
     for k, i in enumerate(range(0, n, chunk)):
         b = phantom.sample(min(chunk, n - i), seed=seed * 100_003 + k)
@@ -278,6 +284,9 @@ def oracle_loss(specs: list,  # attribute specs, in head order
                 target: torch.Tensor,  # N x len(specs) from `encode_targets`
                 continuous_weight: float = 10.) -> tuple:  # weight of the (scaled) regression losses
     "Sum over attributes of BCE (binary), cross-entropy (categorical), weighted MSE (continuous); also returns each term."
+    width = sum(s.n_out for s in specs)
+    if out.ndim != 2 or out.shape[1] != width: raise ValueError(f"out has shape {tuple(out.shape)}; expected N x {width} (the head outputs of {len(specs)} specs)")
+    if tuple(target.shape) != (len(out), len(specs)): raise ValueError(f"target has shape {tuple(target.shape)}; expected {(len(out), len(specs))} (encode_targets' layout)")
     terms, i = {}, 0
     for j, s in enumerate(specs):
         if s.kind == 'binary': terms[s.name] = F.binary_cross_entropy_with_logits(out[:, i], target[:, j])
@@ -307,6 +316,7 @@ def train_oracle(phantom: SCMPhantom,  # population whose observed attributes th
     if not isinstance(phantom, SCMPhantom): raise TypeError(f"phantom must be an SCMPhantom, got {type(phantom).__name__}")
     if steps < 1 or batch_size < 2: raise ValueError(f"steps={steps}, batch_size={batch_size}: expected steps >= 1 and batch_size >= 2")
     if not 0 <= noise_std < 1: raise ValueError(f"noise_std={noise_std}: expected a pixel-noise std in [0, 1) on [-1, 1] images")
+    check_int(eval_n, 'eval_n'); check_int(log_every, 'log_every')  # before training, not after it
     t0 = time.time()
     specs = attr_specs(phantom)
     n_train = n_train or min(steps * batch_size, 24_000)
@@ -573,6 +583,8 @@ def lit_loss(img: torch.Tensor,  # N x D unit-norm image embeddings
              caption_ids: torch.Tensor,  # N ints: equal ids = identical captions (all of them are positives)
              logit_scale: torch.Tensor) -> torch.Tensor:  # inverse temperature (scalar)
     "Symmetric InfoNCE (CLIP/LiT) with every identical caption in the batch counted as a positive."
+    if img.ndim != 2 or img.shape != txt.shape: raise ValueError(f"img {tuple(img.shape)} and txt {tuple(txt.shape)}: expected two N x D embeddings of the same shape")
+    if tuple(caption_ids.shape) != (len(img),): raise ValueError(f"caption_ids has shape {tuple(caption_ids.shape)}; expected ({len(img)},), one id per pair")
     logits = logit_scale * img @ txt.T
     pos = (caption_ids[:, None] == caption_ids[None, :]).float()
     tgt = pos / pos.sum(1, keepdim=True)

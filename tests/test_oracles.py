@@ -195,3 +195,17 @@ def test_mistakes_that_read_as_numbers(tiny, toy, tmp_path):
     with pytest.raises(ValueError, match='1-d array of integer'): O.zero_shot_accuracy(lit, b.images, [0.5] * 6, ['a', 'b'])
     with pytest.raises(ValueError, match='nothing was written'): O.save_checkpoint(tiny.net, tmp_path / 'c', 'x', {'bad': object()})
     assert not (tmp_path / 'c').exists()  # no orphan weights file
+
+
+def test_training_pieces_check_their_input(toy, monkeypatch):
+    "Specs, losses and the training call name a wrong shape or setting instead of failing deep inside torch (or after training)."
+    with pytest.raises(ValueError, match="kind='binay'"): O.AttrSpec('x', 'binay', [0, 1])
+    with pytest.raises(ValueError, match='range'): O.AttrSpec('age', 'continuous')
+    specs = O.attr_specs(toy); width = sum(s.n_out for s in specs)
+    with pytest.raises(ValueError, match=f'N x {width}'): O.oracle_loss(specs, torch.zeros(4, width + 1), torch.zeros(4, len(specs)))
+    with pytest.raises(ValueError, match='target has shape'): O.oracle_loss(specs, torch.zeros(4, width), torch.zeros(3, len(specs)))
+    e = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    with pytest.raises(ValueError, match='caption_ids'): O.lit_loss(e, e, torch.arange(4)[:, None], torch.tensor(10.))  # (N,1) broadcast to N x N
+    with pytest.raises(ValueError, match='n=0'): O.phantom_pool(toy, 0, seed=0)
+    monkeypatch.setattr(O, 'phantom_pool', lambda *a, **k: (_ for _ in ()).throw(AssertionError('rendered data before checking eval_n')))
+    with pytest.raises(ValueError, match='eval_n=0'): O.train_oracle(toy, steps=3, batch_size=8, eval_n=0)
