@@ -883,7 +883,7 @@ def min_snr_weight(alpha_bar: torch.Tensor,  # cumulative alphas of the sampled 
     gamma = _real(gamma, 'gamma', 0, expect='a finite number > 0 (5 is usual)', open_lo=True)
     snr = alpha_bar / (1 - alpha_bar)
     w = snr.clamp(max=gamma)
-    if prediction_type == 'epsilon': return w / snr
+    if prediction_type == 'epsilon': return (gamma / snr).clamp(max=1)  # = w / snr, and 1 (its limit) where alpha-bar = 0 (zero terminal SNR) instead of 0/0
     if prediction_type == 'v_prediction': return w / (snr + 1)
     if prediction_type == 'sample': return w
     raise ValueError(f"prediction_type={prediction_type!r}: expected 'epsilon', 'v_prediction' or 'sample'")

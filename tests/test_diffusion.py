@@ -224,6 +224,12 @@ def test_zero_terminal_snr_schedule(pipe):
     assert torch.isfinite(inv.latents).all() and math.isfinite(inv.image_mae)
     h = D.finetune(p, (imgs(4), ['a'] * 4), steps=2, batch_size=4, progress=False, ema_decay=None)
     assert all(math.isfinite(l) for l in h['loss'])
+    w = D.min_snr_weight(s.alphas_cumprod, 5.0)
+    assert torch.isfinite(w).all() and w[-1] == 1  # epsilon target at alpha-bar = 0: the limit 1, not 0/0 (a NaN loss with snr_gamma)
+    w_v = D.min_snr_weight(s.alphas_cumprod, 5.0, 'v_prediction')
+    assert torch.isfinite(w_v).all()
+    h = D.finetune(p, (imgs(4), ['a'] * 4), steps=2, batch_size=4, progress=False, ema_decay=None, snr_gamma=5.0)
+    assert all(math.isfinite(l) for l in h['loss'])
 
 
 def test_generate_grid_bad_input():
