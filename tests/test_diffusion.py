@@ -559,7 +559,7 @@ def test_attribute_mix_fd_refuses_bad_input():
     "Only a continuous attribute the oracle reads can be resampled; checked before any image is drawn."
     from medcf import zoo
     from medcf.oracles import AttrSpec
-    fake = type('O', (), {'specs': [AttrSpec('sex', 'categorical', ['Female', 'Male']), AttrSpec('age', 'continuous')]})()
+    fake = type('O', (), {'specs': [AttrSpec('sex', 'categorical', ['Female', 'Male']), AttrSpec('age', 'continuous', range=(18., 90.))]})()
     with pytest.raises(ValueError, match='continuous attribute'): zoo.attribute_mix_fd('chest', 'sex', oracle=fake)
     with pytest.raises(ValueError, match='continuous attribute'): zoo.attribute_mix_fd('chest', 'weight', oracle=fake)
     with pytest.raises(ValueError, match='n <= pool_n'): zoo.attribute_mix_fd('chest', 'age', oracle=fake, n=300, pool_n=100)
