@@ -343,6 +343,7 @@ def check_files(files,  # paths that must exist
                 what: str = 'image',  # what they are, for the message
                ) -> None:
     "Raise a FileNotFoundError naming the first missing files (and how many are missing)."
+    if isinstance(files, (str, os.PathLike)): raise TypeError(f"files={str(files)!r} is one path; expected a list of paths (e.g. [path])")
     missing = [str(f) for f in files if not os.path.isfile(f)]
     if missing: raise FileNotFoundError(f"{len(missing)} {what} file(s) listed in the table do not exist, e.g. {missing[:3]}")
 

@@ -196,6 +196,7 @@ def encode_images(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
     "Scaled latents `z = scaling_factor * E(x)` (the space the UNet works in)."
     check_images(pipe, images)
     batch_size = check_int(batch_size, 'batch_size')
+    if generator is not None and not isinstance(generator, torch.Generator): raise TypeError(f"generator must be a torch.Generator (or None), got {type(generator).__name__}: {generator!r}")
     sf, out = pipe.vae.config.scaling_factor, []
     for i in range(0, len(images), batch_size):
         d = pipe.vae.encode(images[i:i + batch_size].to(_device(pipe), pipe.vae.dtype)).latent_dist

@@ -373,3 +373,10 @@ def test_fixture_writers_refuse_to_overwrite(tmp_path):
     assert len(MedMNISTDataset(write_medmnist_fixture(p, skin, n=(2, 2, 2), overwrite=True), 'val')) == 2
     (tmp_path / 'ds' / 'chexpert' / 'CheXpert-v1.0-small').mkdir(parents=True); (tmp_path / 'ds' / 'chexpert' / 'CheXpert-v1.0-small' / 'valid.csv').write_text('x')
     with pytest.raises(FileExistsError, match='valid.csv'): write_data_samples(tmp_path / 'ds')
+
+
+def test_check_files_wants_a_list(tmp_path):
+    "A single path string was read as a list of one-letter paths."
+    from medcf.data import check_files
+    with pytest.raises(TypeError, match='one path'): check_files(str(tmp_path / 'x.png'))
+    with pytest.raises(FileNotFoundError, match='1 image file'): check_files([tmp_path / 'x.png'])

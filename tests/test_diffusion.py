@@ -854,3 +854,10 @@ def test_generate_grid_checks_the_path_before_loading(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match='seed=-1'): g(out=tmp_path / 'h.png', seed=-1)
     with pytest.raises(ValueError, match='chest, skin'): g(model='lungs')  # the model name first: an existing out does not hide it
     with pytest.raises(AssertionError, match='loaded the model'): g(overwrite=True)  # overwrite=True gets as far as loading
+
+
+def test_encode_images_generator_type(pipe):
+    "A seed given where a torch.Generator belongs is named (was an AttributeError inside diffusers)."
+    with pytest.raises(TypeError, match='torch.Generator'): D.encode_images(pipe, imgs(2), sample=True, generator=5)
+    g = lambda: torch.Generator().manual_seed(0)
+    assert torch.equal(D.encode_images(pipe, imgs(2), sample=True, generator=g()), D.encode_images(pipe, imgs(2), sample=True, generator=g()))
