@@ -9,13 +9,13 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, Any
 import numpy as np, torch, torch.nn.functional as F
-from .phantoms import pick, is_full, data_path, warn_unit_range, check_int, check_grid_path
+from .phantoms import pick, is_full, data_path, warn_unit_range, check_int, check_real, check_grid_path
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'CKPT_ENTRIES', 'ALPHA_FLOOR', 'text_encoder_dir', 'load_text_encoder',
            'build_vae', 'build_unet', 'build_scheduler', 'assemble_pipeline', 'build_pipeline', 'vae_factor',
            'native_size', 'check_images', 'check_latents', 'check_prompts', 'encode_images', 'decode_latents',
-           'vae_roundtrip', 'sha256', 'save_pipeline', 'model_card_markdown', 'zoo_dir', 'zoo_names',
+           'vae_roundtrip', 'sha256', 'check_out_dir', 'save_pipeline', 'model_card_markdown', 'zoo_dir', 'zoo_names',
            'verify_checkpoint', 'load_pipeline', 'encode_prompts', 'ddim_scheduler', 'split_prediction', 'ddim_step',
            'StepInfo', 'SampleOutput', 'initial_latents', 'fit_signal_leak', 'add_signal_leak',
            'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at', 'unet_eps', 'sample_latents',
@@ -138,14 +138,8 @@ def _index(v, name: str, n: int) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < n: raise ValueError(f"{name}={v!r}: expected an integer with 0 <= {name} < {n}")
     return int(v)
 
-def _real(v, name: str, lo: float = -math.inf, hi: float = math.inf, expect: str = 'a finite real number', open_lo: bool = False) -> float:
-    "`v` as a float when it is a finite real number (not a bool) in [lo, hi] ((lo, hi] with `open_lo`); else a ValueError naming the argument and `expect`."
-    ok = not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v) and (lo < v if open_lo else lo <= v) and v <= hi
-    if not ok: raise ValueError(f"{name}={v!r}: expected {expect}")
-    return float(v)
-
 def _eta(eta) -> float:
-    return _real(eta, 'eta', 0, 1, 'a number in [0, 1] (0: deterministic DDIM, 1: DDPM-like)')
+    return check_real(eta, 'eta', 0, 1, 'a number in [0, 1] (0: deterministic DDIM, 1: DDPM-like)')
 
 def check_images(pipe, images) -> torch.Tensor:
     "Validate a batch of images for `pipe`: N x C x H x W float tensor in [-1, 1], C and H, W as the model expects."
@@ -159,7 +153,7 @@ def check_images(pipe, images) -> torch.Tensor:
     if not torch.isfinite(images).all(): raise ValueError("images hold NaN or inf; expected finite values in [-1, 1]")
     lo, hi = images.min().item(), images.max().item()
     if lo < -1.001 or hi > 1.001: raise ValueError(f"image values span [{lo:.3g}, {hi:.3g}]; expected [-1, 1] (map x in [0, 1] with 2*x - 1)")
-    warn_unit_range(images)
+    warn_unit_range(lo, hi)
     return images
 
 def check_latents(pipe, latents,
@@ -236,19 +230,25 @@ def _weight_files(folder: Path) -> dict:
 
 CKPT_ENTRIES = ('vae', 'unet', 'scheduler', 'text_encoder', 'tokenizer', 'model_index.json', LEAK_FILE, CARD, 'README.md')  # what save_pipeline writes
 
-def _clear_for_save(out: Path, overwrite: bool):
-    "Refuse a non-empty `out` (unless `overwrite`, and then only a checkpoint's own entries), then remove those entries."
+def check_out_dir(out: str | Path,  # the folder a checkpoint will be written to
+                  overwrite: bool = False) -> list:  # True: a checkpoint already there may be replaced
+    "Refuse a folder `save_pipeline` could not write: a file, a non-empty folder (unless `overwrite`), or one holding files that are not a checkpoint's; returns the entries to replace."
+    out = Path(out)
     if out.exists() and not out.is_dir(): raise NotADirectoryError(f"out_dir={str(out)!r} is a file; expected a folder (new or empty, or a checkpoint to replace with overwrite=True)")
     old = sorted(p.name for p in out.iterdir()) if out.exists() else []
-    if not old: return
+    if not old: return []
     if not overwrite:
         raise FileExistsError(f"out_dir={str(out)!r} is not empty ({', '.join(old[:6])}{', ...' if len(old) > 6 else ''}); "
                               "pass overwrite=True to replace the checkpoint there, or choose a new or empty folder")
     other = [n for n in old if n not in CKPT_ENTRIES]
     if other: raise FileExistsError(f"out_dir={str(out)!r} holds files that are not a checkpoint's: {other}; overwrite=True replaces only "
                                     f"a checkpoint's entries ({', '.join(CKPT_ENTRIES)}): move them away or choose another folder")
+    return old
+
+def _clear_for_save(out: Path, overwrite: bool):
+    "Check `out` with `check_out_dir`, then remove the previous checkpoint's entries."
     import shutil
-    for n in old:
+    for n in check_out_dir(out, overwrite):
         p = out / n
         if p.is_dir() and not p.is_symlink(): shutil.rmtree(p)
         else: p.unlink()
@@ -430,12 +430,12 @@ def split_prediction(model_output: torch.Tensor, x_t: torch.Tensor, alpha_t: tor
 
 def _alpha_arg(v, name: str, x_t: torch.Tensor) -> torch.Tensor:
     "An alpha-bar argument of `ddim_step` as a float32 tensor: values in (0, 1], a shape that broadcasts to x_t's."
-    a = torch.as_tensor(v, device=x_t.device).float()
+    a = torch.as_tensor(v).float()
     try: ok = torch.broadcast_shapes(a.shape, x_t.shape) == x_t.shape
     except RuntimeError: ok = False
     if not ok: raise ValueError(f"{name} has shape {tuple(a.shape)}; expected a scalar or a shape that broadcasts to x_t's {tuple(x_t.shape)}")
-    if not ((a > 0) & (a <= 1)).all(): raise ValueError(f"{name}={v!r}: expected alpha-bar values in (0, 1]")
-    return a
+    if a.device.type == 'cpu' and not ((a > 0) & (a <= 1)).all(): raise ValueError(f"{name}={v!r}: expected alpha-bar values in (0, 1]")  # the sampler's come from the CPU scheduler: no device sync
+    return a.to(x_t.device)
 
 def ddim_step(x_t: torch.Tensor,  # current latent
               eps: torch.Tensor,  # noise prediction at (x_t, t)
@@ -601,7 +601,7 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
     interval = check_guidance_interval(guidance_interval, ddim.config.num_train_timesteps)
     ts = [int(t) for t in ddim.timesteps]
     start_step = _index(start_step, 'start_step', len(ts))
-    guidance_scale, eta = _real(guidance_scale, 'guidance_scale'), _eta(eta)
+    guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
     check_latents(pipe, latents)
     _check_embeddings(pipe, cond, 'cond', len(latents))
     if uncond is not None:
@@ -652,7 +652,7 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
     prompts = check_prompts(prompts)
     n = len(prompts)
     check_guidance_interval(guidance_interval, pipe.scheduler.config.num_train_timesteps)  # before any work
-    guidance_scale, eta = _real(guidance_scale, 'guidance_scale'), _eta(eta)
+    guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
     seed, batch_size = check_int(seed, 'seed', 0), check_int(batch_size, 'batch_size')
     if not isinstance(negative_prompt, str): raise TypeError(f"negative_prompt must be a string (one for every image), got {type(negative_prompt).__name__}: {negative_prompt!r}")
     if latents is None:
@@ -703,7 +703,7 @@ def ddim_invert(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
     prompts = check_prompts(prompts, None)
     if len(prompts) == 1: prompts = prompts * len(images)
     if len(prompts) != len(images): raise ValueError(f"got {len(prompts)} prompts for {len(images)} images; expected one prompt per image (or a single string)")
-    guidance_scale, batch_size = _real(guidance_scale, 'guidance_scale'), check_int(batch_size, 'batch_size')
+    guidance_scale, batch_size = check_real(guidance_scale, 'guidance_scale'), check_int(batch_size, 'batch_size')
     fixed_point_iters = check_int(fixed_point_iters, 'fixed_point_iters', 0)
     ddim = ddim_scheduler(pipe, num_inference_steps)
     ts = [int(t) for t in ddim.timesteps]
@@ -815,9 +815,9 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
     check_autocast(autocast)
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
     steps, batch_size = check_int(steps, 'steps'), check_int(batch_size, 'batch_size')
-    lr = _real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
-    kl_weight = _real(kl_weight, 'kl_weight', 0, expect='a finite weight >= 0')
-    edge_weight = _real(edge_weight, 'edge_weight', 0, expect='a finite weight >= 0')
+    lr = check_real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
+    kl_weight = check_real(kl_weight, 'kl_weight', 0, expect='a finite weight >= 0')
+    edge_weight = check_real(edge_weight, 'edge_weight', 0, expect='a finite weight >= 0')
     if perceptual is not None and not callable(perceptual): raise TypeError(f"perceptual must be a callable f(reconstruction, target) -> N distances, got {type(perceptual).__name__}")
     if perceptual is not None and not perceptual_weight > 0: raise ValueError(f"perceptual_weight={perceptual_weight}: expected a weight > 0")
     w = check_sample_weights(weights, len(images))
@@ -881,7 +881,7 @@ def min_snr_weight(alpha_bar: torch.Tensor,  # cumulative alphas of the sampled 
                    gamma: float,  # clamp of the signal-to-noise ratio
                    prediction_type: str = 'epsilon') -> torch.Tensor:  # the UNet's target
     "Min-SNR-gamma loss weights (arXiv:2303.09556): each timestep's loss as if its SNR were clamped at `gamma`."
-    gamma = _real(gamma, 'gamma', 0, expect='a finite number > 0 (5 is usual)', open_lo=True)
+    gamma = check_real(gamma, 'gamma', 0, expect='a finite number > 0 (5 is usual)', open_lo=True)
     snr = alpha_bar / (1 - alpha_bar)
     w = snr.clamp(max=gamma)
     if prediction_type == 'epsilon': return (gamma / snr).clamp(max=1)  # = w / snr, and 1 (its limit) where alpha-bar = 0 (zero terminal SNR) instead of 0/0
@@ -927,7 +927,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     check_images(pipe, images)
     steps, batch_size, ckpt_every, warmup = (check_int(steps, 'steps'), check_int(batch_size, 'batch_size'),
                                              check_int(ckpt_every, 'ckpt_every'), check_int(warmup, 'warmup', 0))
-    lr = _real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
+    lr = check_real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
     if not 0 <= cond_drop < 1: raise ValueError(f"cond_drop={cond_drop}: expected a probability in [0, 1)")
     if ema_decay is not None and not 0 < ema_decay < 1: raise ValueError(f"ema_decay={ema_decay}: expected None or a number in (0, 1)")
     w = check_sample_weights(weights, len(images))
@@ -1018,7 +1018,7 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
     if not isinstance(prompt, str) or not prompt.strip(): raise ValueError(f"prompt={prompt!r}: expected a non-empty string")
     seed, ncols = check_int(seed, 'seed', 0), check_int(ncols, 'ncols')
     num_inference_steps = check_int(num_inference_steps, 'num_inference_steps')
-    if guidance_scale is not None: _real(guidance_scale, 'guidance_scale')
+    if guidance_scale is not None: check_real(guidance_scale, 'guidance_scale')
     _resolve(model)  # an unknown model name fails before the output path is looked at
     out = _check_out_file(out, overwrite)  # and a bad path before the model is loaded
     pipe = load_pipeline(model)
@@ -1032,19 +1032,23 @@ def generation_panel(pipe,  # any SD-style pipeline (e.g. `load_pipeline('chest'
                      prompt: str = 'Chest X-ray showing Pleural Effusion',  # the prompt the panel starts with
                      n: int = 8,  # images per press
                      num_inference_steps: int = 20,  # DDIM steps the slider starts at
-                     guidance_scale: float = 3.0):  # guidance scale the slider starts at
+                     guidance_scale: float | None = None,  # guidance scale the slider starts at (None: the checkpoint's recipe, else 3)
+                     guidance_interval: tuple | None | str = 'recipe'):  # as `generate_grid`: the recipe's interval by default, so the panel draws what `medcf generate` draws
     "An ipywidgets panel (prompt, guidance, steps, seed, Generate) that draws `generate`'s grid; `.run()` presses the button, `.images` holds the last grid."
     import ipywidgets as W
     from medcf.phantoms import show_grid
     prompt = check_prompts(prompt, 1)[0]
-    n = check_int(n, 'n')
+    n, num_inference_steps = check_int(n, 'n'), check_int(num_inference_steps, 'num_inference_steps')
+    recipe = getattr(pipe, 'model_card', {}).get('recipe', {})
+    w = check_real(recipe.get('guidance_scale', 3.0) if guidance_scale is None else guidance_scale, 'guidance_scale')
+    gi = resolve_guidance_interval(guidance_interval, recipe)
     text = W.Text(value=prompt, description='prompt', layout=W.Layout(width='95%'))
-    scale = W.FloatSlider(value=guidance_scale, min=1.0, max=8.0, step=0.5, description='guidance')
-    steps = W.IntSlider(value=num_inference_steps, min=2, max=100, description='DDIM steps')
+    scale = W.FloatSlider(value=w, min=min(1.0, w), max=max(8.0, w), step=0.5, description='guidance')  # the range holds the start value
+    steps = W.IntSlider(value=num_inference_steps, min=1, max=max(100, num_inference_steps), description='DDIM steps')
     seed, button, out = W.BoundedIntText(value=0, min=0, max=2**31 - 1, description='seed'), W.Button(description='Generate'), W.Output()
     panel = W.VBox([text, W.HBox([scale, steps]), W.HBox([seed, button]), out])
     def run(_=None):
-        panel.images = generate(pipe, [text.value] * int(n), num_inference_steps=steps.value, guidance_scale=scale.value, seed=seed.value)
+        panel.images = generate(pipe, [text.value] * int(n), num_inference_steps=steps.value, guidance_scale=scale.value, seed=seed.value, guidance_interval=gi)
         with out:
             out.clear_output(wait=True)
             fig = show_grid(panel.images, ncols=min(int(n), 8)); fig.suptitle(f"w={scale.value:g}, {steps.value} steps, seed {seed.value}", fontsize=8)

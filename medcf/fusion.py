@@ -9,7 +9,7 @@ import numpy as np, pandas as pd, torch
 from torch import nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .phantoms import BrainPhantom, pick, is_full, check_int
+from .phantoms import BrainPhantom, pick, is_full, check_int, check_real
 
 # %% auto #0
 __all__ = ['FUSIONS', 'TASKS', 'MODELS', 'encode_record', 'IterativeImputer', 'stratified_split', 'HyperNet', 'HyperLinear',
@@ -41,7 +41,7 @@ class IterativeImputer:
                  ridge: float = 1e-2,  # L2 penalty of each column's regression (on standardised data)
                  indicators: bool = True):  # append a 0/1 column for every column that had missing values in training
         n_iter = check_int(n_iter, 'n_iter', unit=' (rounds)')
-        if not (isinstance(ridge, (int, float, np.number)) and math.isfinite(ridge) and ridge >= 0): raise ValueError(f"ridge={ridge!r}: expected a finite penalty >= 0")
+        ridge = check_real(ridge, 'ridge', 0, expect='a finite penalty >= 0')
         self.n_iter, self.ridge, self.indicators, self.fitted = n_iter, ridge, indicators, False
 
     def _check(self, X, fitting=False) -> np.ndarray:

@@ -39,7 +39,7 @@ def check_images(images,  # N x C x H x W float tensor (or numpy array) in [-1, 
     lo, hi = images.min().item(), images.max().item()
     if lo < -1.01 or hi > 1.01:
         raise ValueError(f"{name} has values in [{lo:.3g}, {hi:.3g}]; expected [-1, 1] (rescale 0..1 images with x*2-1)")
-    warn_unit_range(images, name)
+    warn_unit_range(lo, hi, name)
     return images.float()
 
 # %% ../nbs/03_oracles.ipynb #aff7f29d

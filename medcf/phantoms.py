@@ -11,8 +11,8 @@ import numpy as np, pandas as pd, torch
 
 # %% auto #0
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
-           'warn_unit_range', 'data_path', 'Variable', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph',
-           'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles',
+           'check_real', 'warn_unit_range', 'data_path', 'Variable', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts',
+           'plot_graph', 'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles',
            'chest_facts', 'SkinPhantom', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #c2c0587c
@@ -34,10 +34,22 @@ def check_int(v,  # the value to check
         raise ValueError(f"{name}={v!r}: expected {want}{unit}")
     return int(v)
 
-def warn_unit_range(images: torch.Tensor,  # a batch already checked to lie in [-1, 1]
+def check_real(v,  # the value to check: a Python or numpy number, or a one-element tensor
+               name: str,  # the argument's name, for the message
+               lo: float = -np.inf,  # smallest allowed value
+               hi: float = np.inf,  # largest allowed value
+               expect: str = 'a finite real number',  # what the message says is expected
+               open_lo: bool = False) -> float:  # True: `lo` itself is refused
+    "`v` as a float if it is a finite real number (not a bool) in [lo, hi] ((lo, hi] with `open_lo`); otherwise a ValueError naming it."
+    if isinstance(v, torch.Tensor) and v.numel() == 1 and not v.dtype == torch.bool: v = v.item()
+    ok = not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and bool(np.isfinite(v)) and (lo < v if open_lo else lo <= v) and v <= hi
+    if not ok: raise ValueError(f"{name}={v!r}: expected {expect}")
+    return float(v)
+
+def warn_unit_range(lo: float,  # smallest value of a batch already checked to lie in [-1, 1]
+                    hi: float,  # its largest value
                     name: str = 'images') -> None:  # what to call it in the warning
-    "Warn when no value of `images` is below 0: images in [0, 1] pass a [-1, 1] check, yet every model here would misread them."
-    lo, hi = images.min().item(), images.max().item()
+    "Warn when no value of a batch is below 0: images in [0, 1] pass a [-1, 1] check, yet every model here would misread them."
     if lo >= 0:
         import warnings
         warnings.warn(f"every value of {name} lies in [{lo:.3g}, {hi:.3g}], none below 0: images in [0, 1]? medcf expects [-1, 1] "
@@ -173,10 +185,7 @@ class SCMPhantom:
         attrs = truth[self.observed].copy()
         return PhantomBatch(images, attrs, noise, [self._prompt(r) for _, r in attrs.iterrows()], truth, interventions)
 
-    def _check_n(self, n) -> int:
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
-            raise ValueError(f"n={n!r}: expected a positive integer number of samples")
-        return int(n)
+    def _check_n(self, n) -> int: return check_int(n, 'n', unit=' (samples)')
 
     def sample_truth(self, n: int,  # number of samples (> 0)
                      seed: int | None = None,  # draw from this seed instead of the phantom's own stream
@@ -1068,8 +1077,7 @@ class MSTrial:
                  visit_every: float = 0.25,  # nominal time between visits in years
                  p_miss: float = 0.15,  # chance a scheduled visit is missed
                  mc: int = 64):  # Brownian paths for the expected trajectory E[D | baseline]
-        if isinstance(horizon, bool) or not isinstance(horizon, (int, float, np.integer, np.floating)) or not 0 < horizon < np.inf:
-            raise ValueError(f"horizon={horizon!r}: expected a finite positive number of years")
+        check_real(horizon, 'horizon', 0, expect='a finite positive number of years', open_lo=True)
         steps_per_year = check_int(steps_per_year, 'steps_per_year', 4)
         if not 1 / steps_per_year <= visit_every <= horizon: raise ValueError(f"visit_every={visit_every!r}: expected a value in [1/steps_per_year, horizon]")
         if not 0 <= p_miss < 1: raise ValueError(f"p_miss={p_miss!r}: expected a probability in [0, 1)")
@@ -1117,8 +1125,7 @@ class MSTrial:
     def simulate(self, n: int,  # number of patients (> 0)
                  seed: int | None = None) -> MSTrialData:  # draw from this seed instead of the trial's own stream
         "Simulate a trial of `n` randomized patients with their true potential trajectories under every arm."
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
-            raise ValueError(f"n={n!r}: expected a positive integer number of patients")
+        n = check_int(n, 'n', unit=' (patients)')
         rng = self.rng if seed is None else np.random.default_rng(check_int(seed, 'seed', 0))
         base = self.phantom.sample(int(n), seed=int(rng.integers(2**31)))
         G, dt = len(self.grid), np.diff(self.grid)

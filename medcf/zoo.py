@@ -8,10 +8,10 @@ import os, json, time, platform, copy, math
 from pathlib import Path
 from typing import Sequence
 import numpy as np, pandas as pd, torch
-from .phantoms import pick, is_full, data_path
+from .phantoms import pick, is_full, data_path, check_real
 from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load_pipeline, generate, ddim_invert,
                              vae_roundtrip, encode_images, fit_signal_leak, check_autocast, check_guidance_interval, resolve_guidance_interval,
-                             ZOO, zoo_names)
+                             ZOO, zoo_names, check_out_dir)
 
 # %% auto #0
 __all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'GUIDANCE_GRID', 'LEAK_N', 'recipe_interval', 'zoo_phantom',
@@ -75,7 +75,7 @@ def oversample_weights(attrs: pd.DataFrame,  # one row of phantom attributes per
     if missing: raise ValueError(f"oversample names {missing}, not attributes; expected some of {list(attrs.columns)}")
     w = np.ones(len(attrs))
     for k, f in factors.items():
-        if isinstance(f, bool) or not isinstance(f, (int, float, np.number)) or not 1 <= f < np.inf: raise ValueError(f"oversample[{k!r}]={f!r}: expected a finite factor >= 1")
+        f = check_real(f, f'oversample[{k!r}]', 1, expect='a finite factor >= 1')
         x = attrs[k].to_numpy()
         if not np.isin(x, [0, 1]).all(): raise ValueError(f"oversample[{k!r}]: {k} holds {pd.unique(x)[:4].tolist()}; expected a 0/1 attribute (images with it set to 1 are drawn more often)")
         w = w * np.where(x == 1, float(f), 1.0)
@@ -233,9 +233,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
                     overwrite: bool = False,  # replace a checkpoint already in out_dir (e.g. the shipped one); refused otherwise, before any training
                     **overrides) -> dict:  # recipe fields to change (e.g. unet_steps=5 for a smoke run)
     "Train a zoo checkpoint from scratch (phantom data -> VAE -> UNet) and save it with its model card."
-    from medcf.diffusion import CARD
-    if (Path(out_dir) / CARD).exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} already holds a checkpoint ({CARD}); pass overwrite=True to replace it, or choose another out_dir")
+    check_out_dir(out_dir, overwrite)  # the rule save_pipeline applies at the end, checked before any work
     r = _recipe(name)
     bad = set(overrides) - set(r)
     if bad: raise ValueError(f"unknown recipe fields {sorted(bad)}; valid: {sorted(r)}")

@@ -278,6 +278,8 @@ def test_zoo_recipe_errors_and_prompts(tmp_path):
     assert prompts[0] == 'Normal chest X-ray with no significant findings' and 'Pleural Effusion' in prompts[4]
     with pytest.raises(ValueError, match='guidance scales >= 1'): zoo.guidance_sweep('chest', scales=(0.5, 3.0))
     with pytest.raises(ValueError, match='guidance scales >= 1'): zoo.guidance_sweep('chest', scales=())
+    (tmp_path / 'notes').mkdir(); (tmp_path / 'notes' / 'notes.txt').write_text('x')
+    with pytest.raises(FileExistsError, match='notes.txt'): zoo.train_zoo_model('chest', tmp_path / 'notes', overwrite=True)  # save_pipeline's rule, before training
 
 
 def test_caption_style_independent_of_the_image():
@@ -861,3 +863,17 @@ def test_encode_images_generator_type(pipe):
     with pytest.raises(TypeError, match='torch.Generator'): D.encode_images(pipe, imgs(2), sample=True, generator=5)
     g = lambda: torch.Generator().manual_seed(0)
     assert torch.equal(D.encode_images(pipe, imgs(2), sample=True, generator=g()), D.encode_images(pipe, imgs(2), sample=True, generator=g()))
+
+
+def test_generation_panel_follows_the_checkpoint_and_does_not_clamp(pipe):
+    "Started on a checkpoint, the panel samples with its recipe's guidance (as `medcf generate`); a start beyond the sliders widens them."
+    import copy
+    p = copy.copy(pipe); p.model_card = {'recipe': {'guidance_scale': 2.0, 'guidance_interval': [0, 600]}}
+    panel = D.generation_panel(p, prompt='a', n=1, num_inference_steps=2)
+    assert panel.controls['guidance_scale'].value == 2.0
+    panel.run()
+    assert torch.equal(panel.images, D.generate(p, ['a'], num_inference_steps=2, guidance_scale=2.0, guidance_interval=(0, 600)))
+    wide = D.generation_panel(pipe, n=1, num_inference_steps=200, guidance_scale=12.0)
+    assert wide.controls['guidance_scale'].value == 12.0 and wide.controls['steps'].value == 200  # were clamped to 8 and 100
+    one = D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale=torch.tensor(2.0))  # a one-element tensor is a number
+    assert torch.equal(one, D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale=2.0))
