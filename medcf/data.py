@@ -451,6 +451,8 @@ def read_isic2020(root: str | Path,  # folder with the ISIC 2020 train.csv and t
     raw = read_table(root / 'train.csv', ISIC2020_COLUMNS, 'the ISIC 2020 train.csv header')
     if images is None: images = 'train' if (root / 'train').is_dir() or not (root / 'jpeg' / 'train').is_dir() else 'jpeg/train'
     _check_unique(raw, ['image_name'], 'train.csv')
+    blank = np.flatnonzero(raw['diagnosis'].isna().to_numpy())
+    if len(blank): raise ValueError(f"train.csv rows {blank[:5].tolist()} (images {raw['image_name'][blank[:3]].tolist()}) have no diagnosis; expected one of {sorted(ISIC2020_DIAGNOSES)} ('unknown' where none was made)")
     unknown = sorted(set(raw['diagnosis'].str.lower()) - set(ISIC2020_DIAGNOSES), key=str)
     if unknown: raise ValueError(f"train.csv has diagnoses {unknown} not in {sorted(ISIC2020_DIAGNOSES)}")
     if not set(raw['target']) <= {0, 1}: raise ValueError(f"train.csv target has values {sorted(set(raw['target']), key=str)}; expected 0 or 1")

@@ -94,6 +94,7 @@ def stratified_split(strata: pd.DataFrame,  # one row per patient; every column 
                      fractions: tuple = (0.6, 0.2, 0.2),  # train, validation, test
                      seed: int = 0) -> tuple:  # seed of the shuffle
     "Index arrays (train, val, test) that keep every stratum's share in each part."
+    if not isinstance(strata, pd.DataFrame) or strata.empty: raise ValueError(f"strata must be a DataFrame with one row per patient (and a column per key); got {type(strata).__name__} of length {len(strata) if hasattr(strata, '__len__') else '?'}")
     if len(fractions) != 3 or not math.isclose(sum(fractions), 1) or min(fractions) <= 0:
         raise ValueError(f"fractions={fractions}: expected three positive parts (train, validation, test) summing to 1")
     rng = np.random.default_rng(seed)

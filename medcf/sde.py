@@ -294,6 +294,7 @@ def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
         adjoint: bool = False,  # CausalSDE with 'elbo': backpropagate with the adjoint SDE
         kl_warmup: float = 0.3) -> list:  # CausalSDE with 'elbo': fraction of steps over which the KL weight grows to 1
     "Train `model` with Adam on its own objective; returns the mean loss of every epoch."
+    if not isinstance(model, nn.Module): raise TypeError(f"model is a {type(model).__name__} ({model!r}); expected a built model: CausalSDE, TLearner or GRUBaseline")
     _check_data(data)
     epochs, batch_size = check_int(epochs, 'epochs'), check_int(batch_size, 'batch_size')
     if objective not in ('mc', 'elbo'): raise ValueError(f"objective={objective!r}: expected 'mc' or 'elbo'")

@@ -304,7 +304,9 @@ def test_isic2020_target_agrees_with_diagnosis(tmp_path):
     pd.concat([raw, raw.iloc[:1]]).to_csv(d / 'train.csv', index=False)
     with pytest.raises(ValueError, match='train.csv has image_name .* in more than one row'): read_isic2020(d)
     raw.assign(diagnosis=[np.nan, 'lentigo'] + list(raw['diagnosis'][2:])).to_csv(d / 'train.csv', index=False)
-    with pytest.raises(ValueError, match=r"diagnoses \['lentigo', nan\]"): read_isic2020(d)  # was a TypeError from sorting
+    with pytest.raises(ValueError, match=r"rows \[0\] .* have no diagnosis"): read_isic2020(d)  # was a TypeError from sorting
+    raw.assign(diagnosis=['lentigo'] + list(raw['diagnosis'][1:])).to_csv(d / 'train.csv', index=False)
+    with pytest.raises(ValueError, match=r"diagnoses \['lentigo'\]"): read_isic2020(d)
 
 
 def test_isic_dataset_melanoma_must_be_binary():
@@ -380,3 +382,10 @@ def test_check_files_wants_a_list(tmp_path):
     from medcf.data import check_files
     with pytest.raises(TypeError, match='one path'): check_files(str(tmp_path / 'x.png'))
     with pytest.raises(FileNotFoundError, match='1 image file'): check_files([tmp_path / 'x.png'])
+
+
+def test_isic2020_blank_diagnosis_column(tmp_path):
+    "An entirely blank diagnosis column (read as floats) was an AttributeError from pandas' .str; now the rows are named."
+    d = tmp_path / 'i20'; shutil.copytree(SAMPLES / 'isic' / '2020', d)
+    pd.read_csv(d / 'train.csv').assign(diagnosis=np.nan).to_csv(d / 'train.csv', index=False)
+    with pytest.raises(ValueError, match=r"rows \[0, 1, .* have no diagnosis"): read_isic2020(d)

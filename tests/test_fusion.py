@@ -156,3 +156,11 @@ def test_prediction_and_training_arguments():
     for kw in (dict(epochs=0), dict(bs=0), dict(bs=-1)):
         with pytest.raises(ValueError, match=next(iter(kw))): train_fusion(m, d, progress=False, **kw)
     assert predict(m, d, np.arange(5), bs=np.int64(2)).shape == (5, 3)
+
+
+def test_stratified_split_needs_rows():
+    "An empty table gave three empty splits without a word."
+    import pandas as pd
+    from medcf.fusion import stratified_split
+    with pytest.raises(ValueError, match='one row per patient'): stratified_split(pd.DataFrame({'dx': []}))
+    with pytest.raises(ValueError, match='DataFrame'): stratified_split(pd.Series([0, 1, 0]))

@@ -147,3 +147,9 @@ def test_metrics_reject_nan_and_bad_labels():
     for fr in ((5,), (0, -1), (0.5, 1.0), ()):
         with pytest.raises(ValueError, match='fractions'): enrichment(x, x, fractions=fr)
     with pytest.raises(ValueError, match='NaN'): enrichment(np.r_[np.nan, x[1:]], x, fractions=(0.1,))
+
+
+def test_fit_wants_a_built_model():
+    "A model name where a model belongs was an AttributeError deep in fit."
+    tt = trial_tensors(MSTrial(seed=0).simulate(8, seed=0), img_size=16)
+    with pytest.raises(TypeError, match='expected a built model'): fit('gru', tt, epochs=1)
