@@ -4,7 +4,7 @@
 
 # %% ../nbs/95_cli.ipynb #ca5d669f
 from __future__ import annotations
-import argparse, html, json, sys, time
+import argparse, html, json, os, sys, time
 from pathlib import Path
 import numpy as np, torch
 import matplotlib
@@ -14,7 +14,7 @@ from .phantoms import ChestPhantom, SkinPhantom, show_grid, chest_titles
 
 # %% auto #0
 __all__ = ['TOUR_PAGES', 'CLI_EXTENSIONS', 'save_figure', 'page_phantoms', 'tour', 'page_generation', 'readme_text', 'readme',
-           'main']
+           'main', 'console']
 
 # %% ../nbs/95_cli.ipynb #783c3fc5
 def save_figure(images: torch.Tensor,  # N x C x H x W in [-1, 1]
@@ -137,3 +137,10 @@ def main(argv: list | None = None) -> int:
         if a.check and not ok: print('README.md is out of step with nbs/index.ipynb: run `medcf readme`', file=sys.stderr); return 1
         print('README.md is in step' if ok else 'wrote README.md'); return 0
     return a.func(a)
+
+def console() -> None:
+    "What the `medcf` command runs: `main`, with a mistake in the arguments or files reported as one line (exit status 2), not a traceback."
+    try: sys.exit(main())
+    except (ValueError, TypeError, OSError) as e:
+        if os.environ.get('MEDCF_TRACEBACK'): raise
+        print(f"medcf: error: {e}\n(set MEDCF_TRACEBACK=1 to see where it was raised)", file=sys.stderr); sys.exit(2)

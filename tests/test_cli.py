@@ -54,3 +54,12 @@ def test_generate_command_refuses_to_overwrite(tmp_path):
     with pytest.raises(ValueError, match='.png'): main(args[:-1] + [str(tmp_path / 'h.txt')])
     with pytest.raises(FileNotFoundError, match='does not exist'): main(args[:-1] + [str(tmp_path / 'no' / 'h.png')])
     assert not (tmp_path / 'h.png').exists()
+
+def test_console_reports_mistakes_in_one_line(tmp_path):
+    "A mistake in the arguments or files is one line on stderr and exit status 2, not a traceback (MEDCF_TRACEBACK=1 shows it)."
+    import os
+    cmd = ['medcf', 'generate', '--model', 'brain', '--prompt', 'x', '--n', '1', '--out', str(tmp_path / 'g.png')]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("medcf: error: unknown model 'brain'") and 'Traceback' not in r.stderr
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'MEDCF_TRACEBACK': '1'})
+    assert r.returncode != 0 and 'Traceback' in r.stderr
