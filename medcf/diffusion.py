@@ -9,7 +9,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, Any
 import numpy as np, torch, torch.nn.functional as F
-from .phantoms import pick, is_full, data_path, warn_unit_range, check_int, check_real, check_grid_path
+from .phantoms import pick, is_full, data_path, warn_unit_range, check_int, check_real, check_weights, check_grid_path
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'CKPT_ENTRIES', 'ALPHA_FLOOR', 'text_encoder_dir', 'load_text_encoder',
@@ -777,12 +777,7 @@ def edge_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def check_sample_weights(weights, n: int) -> torch.Tensor | None:
     "Validate per-example sampling weights: `n` finite non-negative numbers, not all zero (None stays None)."
-    if weights is None: return None
-    w = torch.as_tensor(weights, dtype=torch.float64).flatten()
-    if len(w) != n: raise ValueError(f"weights has {len(w)} entries for {n} examples; expected one weight per example")
-    if not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-        raise ValueError("weights must be finite, non-negative and not all zero")
-    return w
+    return None if weights is None else torch.as_tensor(check_weights(weights, n), dtype=torch.float64)
 
 def check_autocast(precision: str | None, field: str = 'autocast') -> str | None:
     "A valid training precision: None (float32) or 'bf16' (bfloat16 autocast); `field` names the argument in the error."

@@ -11,9 +11,10 @@ import numpy as np, pandas as pd, torch
 
 # %% auto #0
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
-           'check_real', 'warn_unit_range', 'data_path', 'Variable', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts',
-           'plot_graph', 'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles',
-           'chest_facts', 'SkinPhantom', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
+           'check_real', 'check_weights', 'warn_unit_range', 'data_path', 'Variable', 'PhantomBatch', 'SCMPhantom',
+           'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path',
+           'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'BrainPhantom', 'ms_arm_index', 'MSPhantom',
+           'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #c2c0587c
 def is_full() -> bool:
@@ -45,6 +46,17 @@ def check_real(v,  # the value to check: a Python or numpy number, or a one-elem
     ok = not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and bool(np.isfinite(v)) and (lo < v if open_lo else lo <= v) and v <= hi
     if not ok: raise ValueError(f"{name}={v!r}: expected {expect}")
     return float(v)
+
+def check_weights(weights,  # per-item weights or counts: a sequence, array or tensor
+                  n: int,  # how many items there are
+                  name: str = 'weights',  # the argument's name, for the message
+                  what: str = 'example') -> np.ndarray:  # what one item is, for the message
+    "`weights` as a float array if it holds `n` finite numbers >= 0, not all zero, one per `what`; otherwise a ValueError."
+    w = np.asarray(weights.detach().cpu() if isinstance(weights, torch.Tensor) else weights, dtype=float).reshape(-1)
+    if len(w) != n: raise ValueError(f"{name} has {len(w)} entries for {n} {what}s; expected one weight per {what}")
+    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"{name} must be finite, non-negative and not all zero; got values in [{np.nanmin(w) if len(w) else 0:.3g}, {np.nanmax(w) if len(w) else 0:.3g}]")
+    return w
 
 def warn_unit_range(lo: float,  # smallest value of a batch already checked to lie in [-1, 1]
                     hi: float,  # its largest value
@@ -261,8 +273,7 @@ def fit_chest_model(counts: pd.DataFrame,  # CheXpert joint counts, as `chexpert
     "Fit the chest phantom's conditional probability tables (with a hidden 2-class severity) to joint label counts by EM."
     need = {'Sex', 'age_bin', 'view', 'Pleural Effusion', 'Support Devices', 'Cardiomegaly', 'No Finding', 'count'}
     if not need <= set(counts.columns): raise ValueError(f"counts lacks columns {sorted(need - set(counts.columns))}")
-    cnt = counts['count'].to_numpy(dtype=float)
-    if not np.isfinite(cnt).all() or (cnt < 0).any() or cnt.sum() <= 0: raise ValueError("counts['count'] must be finite counts >= 0 with a positive sum")
+    check_weights(counts['count'].to_numpy(dtype=float), len(counts), "counts['count']", 'row')
     for col in ('Pleural Effusion', 'Support Devices', 'Cardiomegaly', 'No Finding'):
         bad = sorted(set(counts[col].tolist()) - {0, 1})
         if bad: raise ValueError(f"counts[{col!r}] holds {bad[:3]}; expected 0/1 labels (map CheXpert's uncertain -1 with a policy first)")
@@ -585,10 +596,8 @@ def chest_facts(df: pd.DataFrame,  # one row per study with columns effusion, de
                 weights: np.ndarray | None = None,  # optional row weights (counts)
                 ) -> pd.Series:
     "The CheXpert statistics the chest phantom is calibrated to, computed from a table of studies."
-    w = np.ones(len(df)) if weights is None else np.asarray(weights, dtype=float)
     if len(df) == 0: raise ValueError("df has no rows; expected one row per study")
-    if w.shape != (len(df),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"weights must be {len(df)} finite counts >= 0 with a positive sum, one per row of df; got shape {w.shape}, range [{w.min():.3g}, {w.max():.3g}]" if w.size else "weights is empty")
+    w = np.ones(len(df)) if weights is None else check_weights(weights, len(df), 'weights', 'row of df')
     def rate(col, mask=None):
         m = np.ones(len(df), bool) if mask is None else np.asarray(mask)
         return float((df[col].to_numpy()[m] * w[m]).sum() / w[m].sum())

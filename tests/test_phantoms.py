@@ -161,8 +161,8 @@ def test_mistakes_named_not_crashed(tmp_path):
     with pytest.raises(ValueError, match='empty'): show_grid(b.images[:0])
     with pytest.raises(ValueError, match='.png'): save_grid(b.images, tmp_path / 'grid.txt')
     df = pd.DataFrame(dict(effusion=[1, 0], devices=[1, 0], cardiomegaly=[0, 0], view=['AP', 'PA'], age_bin=['18-40', '41-60'], no_finding=[0, 1]))
-    with pytest.raises(ValueError, match='finite counts'): chest_facts(df, weights=[1., np.nan])  # was NaN rates
-    with pytest.raises(ValueError, match='finite counts'): chest_facts(df, weights=[1., -1.])  # was accepted
+    with pytest.raises(ValueError, match='not all zero'): chest_facts(df, weights=[1., np.nan])  # was NaN rates
+    with pytest.raises(ValueError, match='not all zero'): chest_facts(df, weights=[1., -1.])  # was accepted
     c = chexpert_counts()
     with pytest.raises(ValueError, match='0/1 labels'): fit_chest_model(c.assign(**{'Pleural Effusion': c['Pleural Effusion'].replace(1, 2)}))
-    with pytest.raises(ValueError, match='finite counts'): fit_chest_model(c.assign(count=-c['count']))  # negative counts gave plausible tables
+    with pytest.raises(ValueError, match='not all zero'): fit_chest_model(c.assign(count=-c['count']))  # negative counts gave plausible tables
