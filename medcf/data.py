@@ -525,6 +525,9 @@ def medmnist_prompt(flavor: str,  # 'chestmnist', 'dermamnist' or another MedMNI
                    ) -> str:
     "Caption for one MedMNIST label row: ChestMNIST in PRISM style, DermaMNIST in ISIC style, else ''."
     _check_medmnist_labels(flavor, np.asarray(label).reshape(1, -1), 'label')
+    return _medmnist_caption(flavor, label)
+
+def _medmnist_caption(flavor: str, label) -> str:  # a label row already checked (MedMNISTDataset checks the whole split at once)
     if flavor == 'chestmnist':
         pos = [n for n, v in zip(CHESTMNIST_LABELS, label) if v == 1]
         return 'Chest X-ray showing ' + ', '.join(pos) if pos else 'Normal chest X-ray with no significant findings'
@@ -547,7 +550,7 @@ class MedMNISTDataset(Dataset):
         self.images, self.targets, self.split = t.contiguous(), torch.from_numpy(y.astype(np.float32)), split
         self.attr_names = (list(CHESTMNIST_LABELS) if self.flavor == 'chestmnist' else ['diagnosis'] if self.flavor == 'dermamnist'
                            else [f'label{j}' for j in range(y.shape[1])])
-        self.prompts = [medmnist_prompt(self.flavor, r) for r in y]
+        self.prompts = [_medmnist_caption(self.flavor, r) for r in y]  # y was checked as a whole above
 
     def __len__(self): return len(self.images)
     def __getitem__(self, i):
