@@ -215,7 +215,9 @@ class PhantomStream(Dataset):
     def __len__(self): return self.length
 
     def _check(self, indices) -> list:
-        idx = [int(i) for i in np.asarray(indices).reshape(-1)]
+        a = np.asarray(indices).reshape(-1)
+        if a.size and a.dtype.kind not in 'iu': raise IndexError(f"indices {a[:5].tolist()} must be integers (got dtype {a.dtype}); a float index such as 2.7 was read as 2")
+        idx = [int(i) for i in a]
         bad = [i for i in idx if not 0 <= i < self.length]
         if bad: raise IndexError(f"indices {bad[:5]} out of range for a split of length {self.length}")
         return idx

@@ -610,6 +610,7 @@ def caption_swap_accuracy(lit: LiTModel,  # aligned model
                           attribute: str) -> float:  # a discrete observed attribute
     "Zero-shot accuracy where each image picks among its own caption rewritten with every value of `attribute`; NaN if the caption never mentions it."
     v = phantom.variables.get(attribute)
+    if v is not None and attribute not in phantom.observed: raise ValueError(f"{attribute!r} is a hidden variable of {type(phantom).__name__}; captions and attrs hold only observed ones: {list(phantom.observed)}")
     if v is None or v.values is None: raise ValueError(f"{attribute!r} is not a discrete variable of {type(phantom).__name__}")
     values = list(v.values)
     caps = [[phantom._prompt(_with(r, attribute, val)) for val in values] for _, r in batch.attrs.iterrows()]

@@ -389,3 +389,11 @@ def test_isic2020_blank_diagnosis_column(tmp_path):
     d = tmp_path / 'i20'; shutil.copytree(SAMPLES / 'isic' / '2020', d)
     pd.read_csv(d / 'train.csv').assign(diagnosis=np.nan).to_csv(d / 'train.csv', index=False)
     with pytest.raises(ValueError, match=r"rows \[0, 1, .* have no diagnosis"): read_isic2020(d)
+
+
+def test_phantom_stream_float_index():
+    "A float index was truncated (stream[2.7] gave sample 2)."
+    from medcf.phantoms import ChestPhantom
+    s = PhantomStream(ChestPhantom(size=32), 10, split='train', seed=0)
+    with pytest.raises(IndexError, match='must be integers'): s[2.7]
+    assert s[np.int64(3)]['index'] == 3

@@ -191,6 +191,7 @@ def test_mistakes_that_read_as_numbers(tiny, toy, tmp_path):
     lit = O.train_lit(toy, steps=1, batch_size=8, n_train=8, eval_n=8)
     with pytest.raises(TypeError, match='ordered list'): lit.zero_shot(b.images, 'A square on the left')  # was 21 one-letter classes
     with pytest.raises(TypeError, match='ordered list'): lit.zero_shot(b.images, {'a', 'b'})
+    with pytest.raises(ValueError, match='hidden variable'): O.caption_swap_accuracy(lit, toy, b, 'hidden')  # was NaN, as if captions just never said it
     with pytest.raises(ValueError, match='1-d array of integer'): O.zero_shot_accuracy(lit, b.images, np.zeros((6, 1), int), ['a', 'b'])
     with pytest.raises(ValueError, match='1-d array of integer'): O.zero_shot_accuracy(lit, b.images, [0.5] * 6, ['a', 'b'])
     with pytest.raises(ValueError, match='nothing was written'): O.save_checkpoint(tiny.net, tmp_path / 'c', 'x', {'bad': object()})
