@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch.utils.data import Dataset
-from .phantoms import SCMPhantom, PhantomBatch, check_int
+from .phantoms import SCMPhantom, PhantomBatch, check_int, check_real
 
 # %% auto #0
 __all__ = ['CHEXPERT_FINDINGS', 'CHEXPERT_HEADER', 'CHEST_ALIASES', 'UNCERTAINTY_POLICIES', 'ISIC_DIAGNOSES',
@@ -578,11 +578,6 @@ def _refuse_overwrite(paths: list, overwrite: bool, who: str) -> None:
     if there and not overwrite: raise FileExistsError(f"{who} would write over {there}; expected a folder without them "
                                                       "(choose another one, or pass overwrite=True to replace them)")
 
-def _check_share(**shares) -> None:
-    "Raise a ValueError naming any share (keyword argument) outside [0, 1]."
-    for name, p in shares.items():
-        if not 0 <= p <= 1: raise ValueError(f"{name}={p!r}; expected a share between 0 and 1")
-
 def write_chexpert_fixture(dest: str | Path,  # folder to create CheXpert-v1.0-small/ in
                            phantom: SCMPhantom,  # a chest phantom (sex, age, view, effusion, cardiomegaly, devices)
                            n_train: int = 24,  # frontal training studies
@@ -593,7 +588,7 @@ def write_chexpert_fixture(dest: str | Path,  # folder to create CheXpert-v1.0-s
                            overwrite: bool = False,  # replace existing CSVs and image folders (else refuse)
                           ) -> Path:
     "Write a tiny CheXpert-v1.0-small (train.csv, valid.csv, JPEGs) from a chest phantom; returns the folder."
-    check_int(n_train, 'n_train'); check_int(n_valid, 'n_valid'); _check_share(p_uncertain=p_uncertain, p_lateral=p_lateral)
+    check_int(n_train, 'n_train'); check_int(n_valid, 'n_valid'); check_real(p_uncertain, 'p_uncertain', 0, 1, 'a share between 0 and 1'); check_real(p_lateral, 'p_lateral', 0, 1, 'a share between 0 and 1')
     folder = Path(dest) / 'CheXpert-v1.0-small'
     _refuse_overwrite([folder / f for f in ('train.csv', 'valid.csv', 'train', 'valid')], overwrite, 'write_chexpert_fixture')
     rng = np.random.default_rng(seed)

@@ -133,11 +133,6 @@ def native_size(pipe) -> int:
 def _device(pipe): return pipe.unet.device
 def _dtype(pipe): return pipe.unet.dtype
 
-def _index(v, name: str, n: int) -> int:
-    "`v` as an int when it is a whole number with 0 <= v < n (a step index); else a ValueError naming the argument."
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < n: raise ValueError(f"{name}={v!r}: expected an integer with 0 <= {name} < {n}")
-    return int(v)
-
 def _eta(eta) -> float:
     return check_real(eta, 'eta', 0, 1, 'a number in [0, 1] (0: deterministic DDIM, 1: DDPM-like)')
 
@@ -600,7 +595,7 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
     ddim = ddim_scheduler(pipe, num_inference_steps)
     interval = check_guidance_interval(guidance_interval, ddim.config.num_train_timesteps)
     ts = [int(t) for t in ddim.timesteps]
-    start_step = _index(start_step, 'start_step', len(ts))
+    start_step = check_int(start_step, 'start_step', 0, hi=len(ts) - 1)
     guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
     check_latents(pipe, latents)
     _check_embeddings(pipe, cond, 'cond', len(latents))
@@ -707,7 +702,7 @@ def ddim_invert(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
     fixed_point_iters = check_int(fixed_point_iters, 'fixed_point_iters', 0)
     ddim = ddim_scheduler(pipe, num_inference_steps)
     ts = [int(t) for t in ddim.timesteps]
-    start_step = _index(start_step, 'start_step', len(ts))
+    start_step = check_int(start_step, 'start_step', 0, hi=len(ts) - 1)
     z0 = encode_images(pipe, images, batch_size=batch_size)
     cond = encode_prompts(pipe, prompts).to(_device(pipe), _dtype(pipe))
     uncond = encode_prompts(pipe, [''] * len(prompts)).to(_device(pipe), _dtype(pipe)) if guidance_scale != 1 else None

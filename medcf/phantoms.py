@@ -28,10 +28,12 @@ def pick(fast, full):
 def check_int(v,  # the value to check
               name: str,  # the argument's name, for the message
               lo: int = 1,  # smallest allowed value
-              unit: str = '') -> int:  # what is counted, e.g. ' (patients)', for the message
-    "`v` as a Python int if it is an integer (Python or numpy, not bool) >= `lo`; otherwise a ValueError naming it."
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        want = {0: 'a non-negative integer', 1: 'a positive integer'}.get(lo, f'an integer >= {lo}')
+              unit: str = '',  # what is counted, e.g. ' (patients)', for the message
+              hi: int | None = None) -> int:  # largest allowed value (None: no upper bound)
+    "`v` as a Python int if it is an integer (Python or numpy, not bool) in [lo, hi]; otherwise a ValueError naming it."
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo or (hi is not None and v > hi):
+        want = (f'an integer in [{lo}, {hi}]' if hi is not None else
+                {0: 'a non-negative integer', 1: 'a positive integer'}.get(lo, f'an integer >= {lo}'))
         raise ValueError(f"{name}={v!r}: expected {want}{unit}")
     return int(v)
 
