@@ -19,9 +19,9 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'CKPT_ENTRIES', 'ALPHA_FLOOR'
            'verify_checkpoint', 'load_pipeline', 'encode_prompts', 'ddim_scheduler', 'split_prediction', 'ddim_step',
            'StepInfo', 'SampleOutput', 'initial_latents', 'fit_signal_leak', 'add_signal_leak',
            'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at', 'unet_eps', 'sample_latents',
-           'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1', 'check_sample_weights',
-           'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid',
-           'generation_panel']
+           'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1', 'check_pixel_weights',
+           'check_sample_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight', 'finetune',
+           'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -770,6 +770,17 @@ def edge_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     dy = lambda x: x[..., 1:, :] - x[..., :-1, :]
     return 0.5 * ((dx(a) - dx(b)).abs().mean() + (dy(a) - dy(b)).abs().mean())
 
+def check_pixel_weights(weights, size: tuple) -> torch.Tensor | None:
+    "Validate an H x W map of per-pixel loss weights for images of `size` (H, W): finite, >= 0, not all zero (None stays None)."
+    if weights is None: return None
+    if not isinstance(weights, torch.Tensor): weights = torch.as_tensor(np.asarray(weights, dtype=np.float32))
+    if tuple(weights.shape) != tuple(size):
+        raise ValueError(f"pixel_weights has shape {tuple(weights.shape)}: expected one weight per pixel, H x W = {tuple(size)} (the images' size)")
+    weights = weights.detach().float().cpu()
+    if not torch.isfinite(weights).all() or (weights < 0).any() or not weights.sum() > 0:
+        raise ValueError("pixel_weights: expected finite weights >= 0, not all zero (a mean of 1 keeps the L1 term's scale)")
+    return weights
+
 def check_sample_weights(weights, n: int) -> torch.Tensor | None:
     "Validate per-example sampling weights: `n` finite non-negative numbers, not all zero (None stays None)."
     return None if weights is None else torch.as_tensor(check_weights(weights, n), dtype=torch.float64)
@@ -796,6 +807,7 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
               perceptual: Callable | None = None,  # f(reconstruction, target) -> N distances, added to the loss (e.g. `medcf.oracles.PerceptualDistance`: SD's VAE adds LPIPS)
               perceptual_weight: float = 1.0,  # weight of the mean `perceptual` distance
               targets: torch.Tensor | None = None,  # what the decoder should reproduce, one per image, same shape (None: the images themselves), e.g. grain-free renders of the same phantoms: a denoising autoencoder
+              pixel_weights: torch.Tensor | None = None,  # H x W weights of the L1 term per pixel (None: uniform), e.g. an oracle's saliency for an attribute that lives in a few pixels; cropped with the images
               decoder_only: bool = False,  # train the decoder alone, encoder frozen: the latents (and any UNet trained on them) stay valid
               seed: int = 0,  # sampling of batches and posterior noise
               autocast: str | None = None,  # 'bf16': encoder and decoder under bfloat16 autocast (posterior, loss and weights stay float32); None: float32 throughout
@@ -811,6 +823,7 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
     if perceptual is not None and not callable(perceptual): raise TypeError(f"perceptual must be a callable f(reconstruction, target) -> N distances, got {type(perceptual).__name__}")
     if perceptual is not None and not perceptual_weight > 0: raise ValueError(f"perceptual_weight={perceptual_weight}: expected a weight > 0")
     w = check_sample_weights(weights, len(images))
+    pw = check_pixel_weights(pixel_weights, images.shape[-2:])
     if targets is not None:
         if not isinstance(targets, torch.Tensor) or targets.shape != images.shape:
             raise ValueError(f"targets must be a tensor of the images' shape {tuple(images.shape)}, got {tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__}")
@@ -834,11 +847,14 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
         if crop is not None and crop < S:
             i, j = torch.randint(0, (S - crop) // f + 1, (2,), generator=g).tolist()
             x, y = x[..., i * f:i * f + crop, j * f:j * f + crop], y[..., i * f:i * f + crop, j * f:j * f + crop]
+            pwc = None if pw is None else pw[i * f:i * f + crop, j * f:j * f + crop]
+        else: pwc = pw
         with _autocast(vae, autocast): moments = vae.encode(x).latent_dist.parameters
         post = DiagonalGaussianDistribution(moments.float())  # in bfloat16 the posterior's log-variance runs away (the latents' std reached ~1e3)
         z = post.mean + post.std * torch.randn(post.mean.shape, generator=g).to(x)
         with _autocast(vae, autocast): rec = vae.decode(z).sample.float()
-        loss = (rec - y).abs().mean() + kl_weight * post.kl().mean()
+        l1 = (rec - y).abs() if pwc is None else (rec - y).abs() * pwc.to(rec.device)
+        loss = l1.mean() + kl_weight * post.kl().mean()
         if edge_weight: loss = loss + edge_weight * edge_l1(rec, y)
         if perceptual is not None: loss = loss + perceptual_weight * perceptual(rec, y).mean()
         opt.zero_grad(set_to_none=True); loss.backward()

@@ -410,6 +410,22 @@ def test_vae_targets(pipe):
     with pytest.raises(ValueError, match='images hold NaN'): D.check_images(pipe, bad)  # a NaN image is refused wherever images go in
 
 
+def test_vae_pixel_weights(pipe):
+    "pixel_weights scales the L1 term per pixel (cropped with the images): all ones is the default bit for bit; bad maps are refused."
+    import copy
+    x = imgs(4); H, W = x.shape[-2:]
+    def run(**kw): return D.train_vae(copy.deepcopy(pipe), x, steps=2, batch_size=4, crop=16, decoder_only=True, progress=False, **kw)['loss']
+    plain = run()
+    assert run(pixel_weights=torch.ones(H, W)) == plain
+    assert run(pixel_weights=torch.full((H, W), 2.0))[0] > plain[0]  # twice the L1 term (plus the same tiny KL)
+    alt = torch.ones(H, W); alt[:, ::2] = 0  # every other column off: any crop holds both kinds
+    assert run(pixel_weights=alt)[0] < plain[0]
+    with pytest.raises(ValueError, match=r'pixel_weights has shape \(4, 4\): expected one weight per pixel'): run(pixel_weights=torch.ones(4, 4))
+    with pytest.raises(ValueError, match='pixel_weights has shape'): run(pixel_weights=torch.ones(1, H, W))
+    for bad in (torch.full((H, W), -1.0), torch.zeros(H, W), torch.full((H, W), float('nan'))):
+        with pytest.raises(ValueError, match='pixel_weights: expected finite weights >= 0, not all zero'): run(pixel_weights=bad)
+
+
 def test_min_snr_weight_values():
     "Min-SNR-gamma: weight 1 where SNR <= gamma (epsilon target), gamma / SNR above it; other targets by their formulas."
     ab = torch.tensor([0.5, 0.9, 0.99])  # SNR = 1, 9, 99

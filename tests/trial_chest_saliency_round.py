@@ -1,0 +1,63 @@
+"""A decoder round that weights the pixels the age is read from (a diagnostic, measured 2026-12-05; not a test, not collected by pytest).
+
+    python tests/trial_chest_saliency_round.py --out /tmp/sal            # ~4 min per weight on 2 cores
+    python tests/trial_chest_saliency_round.py --out /tmp/sal --smoke    # the same code on 256 images, 4 steps, 64 validation images
+
+The second chest oracle (`load_perceptual('chest')`: the judge's recipe, seed 1; never the judge) reads the age mostly from a few
+pixels: the aortic knob. Its saliency map S (mean |d age / d pixel| over 1024 training images, scaled to mean 1) weights the L1 term of
+one decoder-only round on the shipped autoencoder (`train_vae(pixel_weights=1 + lam * S)`, the recipe's decoder lr, batch and crop,
+seed data_seed + 1; encoder, latents and UNet unchanged). The judge (the shipped oracle) measures the round trip on the
+validation set (seed 30_000, 1024) and on the card's first real set (seed 10_000, 256), as the other decoder trials do.
+"""
+import argparse, json, time
+from pathlib import Path
+import torch
+from medcf.diffusion import load_pipeline, train_vae, vae_roundtrip
+from medcf.oracles import load_oracle, load_perceptual, reading_agreement
+from medcf.zoo import zoo_phantom, RECIPES
+from trial_chest_perceptual_round import measure
+
+
+def age_saliency(oracle, images: torch.Tensor) -> torch.Tensor:
+    "H x W mean |d age / d pixel| of `oracle` over `images`, scaled to mean 1."
+    i = 0
+    for s in oracle.specs:
+        if s.name == 'age': ia = i
+        i += s.n_out
+    x = images.float().clone().requires_grad_(True)
+    oracle.net.eval()(x)[:, ia].sum().backward()
+    s = x.grad.abs().mean((0, 1))
+    return s / s.mean()
+
+
+def main():
+    ap = argparse.ArgumentParser(); ap.add_argument('--out', required=True); ap.add_argument('--smoke', action='store_true')
+    ap.add_argument('--lams', default='1', help='weights lam of the saliency map, comma-separated')
+    ap.add_argument('--steps', type=int, default=1000)
+    a = ap.parse_args(); out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(2)
+    r, judge, other = RECIPES['chest'], load_oracle('chest'), load_perceptual('chest')
+    n, steps, n_val, n_a = (256, 4, 64, 64) if a.smoke else (r['n_images'], a.steps, 1024, 256)
+    images = zoo_phantom('chest').sample(n, seed=r['data_seed']).images
+    S = age_saliency(other, images[:1024]); flat = S.flatten().sort(descending=True).values
+    rec = dict(steps=steps, saliency_top1pct_share=round(float(flat[:len(flat) // 100].sum() / flat.sum()), 4),
+               saliency_argmax=[int(v) for v in divmod(int(S.argmax()), S.shape[1])], rows={})
+    val = zoo_phantom('chest').sample(n_val, seed=30_000)
+    card_a = zoo_phantom('chest', 0).sample(n_a, seed=10_000)
+    def on_card_set(pipe):
+        rt = vae_roundtrip(pipe, card_a.images).float().cpu()
+        return {k: round(float(v), 4) for k, v in reading_agreement(judge, card_a.images, rt).items()}
+    pipe = load_pipeline('chest'); rec['before'] = dict(validation=measure(pipe, judge, other, val), card_set_a=on_card_set(pipe))
+    print('shipped:', rec['before'], flush=True)
+    for lam in [float(v) for v in a.lams.split(',')]:
+        pipe = load_pipeline('chest'); t = time.time()
+        h = train_vae(pipe, images, steps, r['vae_batch'], r['vae_decoder_lr'], crop=r['vae_crop'], decoder_only=True,
+                      pixel_weights=1 + lam * S, seed=r['data_seed'] + 1, progress=False)
+        row = dict(validation=measure(pipe, judge, other, val), card_set_a=on_card_set(pipe), train_seconds=round(h['seconds'], 1))
+        rec['rows'][lam] = row; print(f'lam {lam}:', row, flush=True)
+        pipe.vae.save_pretrained(out / f'vae_lam{lam:g}')
+    print(json.dumps(rec, indent=1)); (out / 'saliency_round.json').write_text(json.dumps(rec, indent=1))
+
+
+if __name__ == '__main__':
+    main()
