@@ -16,7 +16,7 @@ __all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'encode_tar
            'batch_starts', 'file_sha256', 'hardware', 'save_checkpoint', 'load_checkpoint', 'AttributeOracle',
            'phantom_pool', 'oracle_loss', 'train_oracle', 'load_oracle', 'load_perceptual', 'load_lit', 'card_markdown',
            'write_oracle_readme', 'reading_agreement', 'noise_agreement', 'feature_maps', 'PerceptualDistance',
-           'minilm_path', 'TextTower', 'text_tower', 'LiTModel', 'lit_loss', 'zero_shot_accuracy',
+           'attribute_saliency', 'minilm_path', 'TextTower', 'text_tower', 'LiTModel', 'lit_loss', 'zero_shot_accuracy',
            'caption_swap_accuracy', 'train_lit']
 
 # %% ../nbs/03_oracles.ipynb #3ff7b308
@@ -456,6 +456,25 @@ class PerceptualDistance:
         fa, fb = feature_maps(self.net, a.float().to(dev)), feature_maps(self.net, b.float().to(dev))
         d = sum(((F.normalize(u, dim=1, eps=1e-8) - F.normalize(v, dim=1, eps=1e-8)) ** 2).sum(1).mean((1, 2)) for u, v in zip(fa, fb))
         return d.to(a.device)
+
+# %% ../nbs/03_oracles.ipynb #1b58a6ff
+def attribute_saliency(oracle: AttributeOracle,  # the oracle whose reading is explained
+                       images,  # N x C x H x W in [-1, 1], at the oracle's size
+                       name: str,  # the attribute, one of `oracle.names`
+                       batch_size: int = 256) -> torch.Tensor:  # images per backward pass
+    "H x W mean |d reading / d pixel| over `images` and channels, scaled to mean 1: where `oracle` reads `name` from."
+    if name not in oracle.names: raise ValueError(f"name={name!r}: this oracle reads {oracle.names}")
+    x = check_images(images, oracle.channels)
+    if tuple(x.shape[-2:]) != (oracle.size, oracle.size):
+        raise ValueError(f"images are {tuple(x.shape[-2:])} pixels; expected the oracle's size {oracle.size} x {oracle.size} (resize first: the map is per pixel)")
+    kind, total = {s.name: s.kind for s in oracle.specs}[name], torch.zeros(x.shape[-2:])
+    for i in batch_starts(len(x), check_int(batch_size, 'batch_size')):
+        xb = x[i:i + batch_size].detach().clone().requires_grad_(True)
+        z = oracle.logits(xb, batch_size=len(xb), grad=True)[name]
+        if kind == 'categorical': z = torch.log_softmax(z, 1).gather(1, z.argmax(1, keepdim=True))[:, 0]
+        g, = torch.autograd.grad(z.sum(), xb)
+        total += g.abs().sum((0, 1)).cpu()
+    return total / total.mean()
 
 # %% ../nbs/03_oracles.ipynb #cf13c1e6
 def minilm_path() -> Path:

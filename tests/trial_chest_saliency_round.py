@@ -13,21 +13,9 @@ import argparse, json, time
 from pathlib import Path
 import torch
 from medcf.diffusion import load_pipeline, train_vae, vae_roundtrip
-from medcf.oracles import load_oracle, load_perceptual, reading_agreement
+from medcf.oracles import load_oracle, load_perceptual, reading_agreement, attribute_saliency
 from medcf.zoo import zoo_phantom, RECIPES
 from trial_chest_perceptual_round import measure
-
-
-def age_saliency(oracle, images: torch.Tensor) -> torch.Tensor:
-    "H x W mean |d age / d pixel| of `oracle` over `images`, scaled to mean 1."
-    i = 0
-    for s in oracle.specs:
-        if s.name == 'age': ia = i
-        i += s.n_out
-    x = images.float().clone().requires_grad_(True)
-    oracle.net.eval()(x)[:, ia].sum().backward()
-    s = x.grad.abs().mean((0, 1))
-    return s / s.mean()
 
 
 def main():
@@ -39,7 +27,7 @@ def main():
     r, judge, other = RECIPES['chest'], load_oracle('chest'), load_perceptual('chest')
     n, steps, n_val, n_a = (256, 4, 64, 64) if a.smoke else (r['n_images'], a.steps, 1024, 256)
     images = zoo_phantom('chest').sample(n, seed=r['data_seed']).images
-    S = age_saliency(other, images[:1024]); flat = S.flatten().sort(descending=True).values
+    S = attribute_saliency(other, images[:1024], 'age')  # (the run of 2026-12-05 used the same computation, inlined here before it moved to medcf.oracles); flat = S.flatten().sort(descending=True).values
     rec = dict(steps=steps, saliency_top1pct_share=round(float(flat[:len(flat) // 100].sum() / flat.sum()), 4),
                saliency_argmax=[int(v) for v in divmod(int(S.argmax()), S.shape[1])], rows={})
     val = zoo_phantom('chest').sample(n_val, seed=30_000)
