@@ -27,7 +27,8 @@ def main():
     r, judge, other = RECIPES['chest'], load_oracle('chest'), load_perceptual('chest')
     n, steps, n_val, n_a = (256, 4, 64, 64) if a.smoke else (r['n_images'], a.steps, 1024, 256)
     images = zoo_phantom('chest').sample(n, seed=r['data_seed']).images
-    S = attribute_saliency(other, images[:1024], 'age')  # (the run of 2026-12-05 used the same computation, inlined here before it moved to medcf.oracles); flat = S.flatten().sort(descending=True).values
+    S = attribute_saliency(other, images[:1024], 'age')  # (the run of 2026-12-05 used the same computation, inlined here before it moved to medcf.oracles)
+    flat = S.flatten().sort(descending=True).values
     rec = dict(steps=steps, saliency_top1pct_share=round(float(flat[:len(flat) // 100].sum() / flat.sum()), 4),
                saliency_argmax=[int(v) for v in divmod(int(S.argmax()), S.shape[1])], rows={})
     val = zoo_phantom('chest').sample(n_val, seed=30_000)
