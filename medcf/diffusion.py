@@ -773,13 +773,9 @@ def edge_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def check_pixel_weights(weights, size: tuple) -> torch.Tensor | None:
     "Validate an H x W map of per-pixel loss weights for images of `size` (H, W): finite, >= 0, not all zero (None stays None)."
     if weights is None: return None
-    if not isinstance(weights, torch.Tensor): weights = torch.as_tensor(np.asarray(weights, dtype=np.float32))
-    if tuple(weights.shape) != tuple(size):
-        raise ValueError(f"pixel_weights has shape {tuple(weights.shape)}: expected one weight per pixel, H x W = {tuple(size)} (the images' size)")
-    weights = weights.detach().float().cpu()
-    if not torch.isfinite(weights).all() or (weights < 0).any() or not weights.sum() > 0:
-        raise ValueError("pixel_weights: expected finite weights >= 0, not all zero (a mean of 1 keeps the L1 term's scale)")
-    return weights
+    shape = tuple(np.shape(weights.detach().cpu() if isinstance(weights, torch.Tensor) else weights))
+    if shape != tuple(size): raise ValueError(f"pixel_weights has shape {shape}: expected one weight per pixel, H x W = {tuple(size)} (the images' size)")
+    return torch.as_tensor(check_weights(weights, size[0] * size[1], 'pixel_weights', 'pixel'), dtype=torch.float32).reshape(size)
 
 def check_sample_weights(weights, n: int) -> torch.Tensor | None:
     "Validate per-example sampling weights: `n` finite non-negative numbers, not all zero (None stays None)."

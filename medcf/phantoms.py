@@ -57,7 +57,9 @@ def check_weights(weights,  # per-item weights or counts: a sequence, array or t
     w = np.asarray(weights.detach().cpu() if isinstance(weights, torch.Tensor) else weights, dtype=float).reshape(-1)
     if len(w) != n: raise ValueError(f"{name} has {len(w)} entries for {n} {what}s; expected one weight per {what}")
     if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"{name} must be finite, non-negative and not all zero; got values in [{np.nanmin(w) if len(w) else 0:.3g}, {np.nanmax(w) if len(w) else 0:.3g}]")
+        fin = w[np.isfinite(w)]
+        got = f"values in [{fin.min():.3g}, {fin.max():.3g}]" if len(fin) else "no finite value"
+        raise ValueError(f"{name} must be finite, non-negative and not all zero; got {got}{' and NaN or inf' if len(fin) < len(w) else ''}")
     return w
 
 def warn_unit_range(lo: float,  # smallest value of a batch already checked to lie in [-1, 1]

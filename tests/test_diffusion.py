@@ -423,7 +423,7 @@ def test_vae_pixel_weights(pipe):
     with pytest.raises(ValueError, match=r'pixel_weights has shape \(4, 4\): expected one weight per pixel'): run(pixel_weights=torch.ones(4, 4))
     with pytest.raises(ValueError, match='pixel_weights has shape'): run(pixel_weights=torch.ones(1, H, W))
     for bad in (torch.full((H, W), -1.0), torch.zeros(H, W), torch.full((H, W), float('nan'))):
-        with pytest.raises(ValueError, match='pixel_weights: expected finite weights >= 0, not all zero'): run(pixel_weights=bad)
+        with pytest.raises(ValueError, match='pixel_weights must be finite, non-negative and not all zero'): run(pixel_weights=bad)
 
 
 def test_min_snr_weight_values():

@@ -166,3 +166,13 @@ def test_mistakes_named_not_crashed(tmp_path):
     c = chexpert_counts()
     with pytest.raises(ValueError, match='0/1 labels'): fit_chest_model(c.assign(**{'Pleural Effusion': c['Pleural Effusion'].replace(1, 2)}))
     with pytest.raises(ValueError, match='not all zero'): fit_chest_model(c.assign(count=-c['count']))  # negative counts gave plausible tables
+
+
+def test_check_weights_message_without_numpy_warnings():
+    "An all-NaN weight vector gets the ValueError and nothing else (np.nanmin used to add an All-NaN RuntimeWarning)."
+    import warnings
+    from medcf.phantoms import check_weights
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        with pytest.raises(ValueError, match='got no finite value and NaN or inf'): check_weights([np.nan, np.nan], 2)
+        with pytest.raises(ValueError, match=r'got values in \[-1, 1\] and NaN or inf'): check_weights([1., np.nan, -1.], 3)
