@@ -474,6 +474,7 @@ def attribute_saliency(oracle: AttributeOracle,  # the oracle whose reading is e
         if kind == 'categorical': z = torch.log_softmax(z, 1).gather(1, z.argmax(1, keepdim=True))[:, 0]
         g, = torch.autograd.grad(z.sum(), xb)
         total += g.abs().sum((0, 1)).cpu()
+    if not total.sum() > 0: raise ValueError(f"the {name!r} reading does not change with any pixel of these images (every gradient is 0): no map to scale")
     return total / total.mean()
 
 # %% ../nbs/03_oracles.ipynb #cf13c1e6

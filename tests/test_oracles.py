@@ -226,6 +226,9 @@ def test_attribute_saliency(tiny, toy):
     with pytest.raises(ValueError, match="expected the oracle's size 32 x 32"): O.attribute_saliency(tiny, Toy(size=64).sample(2, seed=0).images, 'level')
     with pytest.raises(ValueError, match='channel'): O.attribute_saliency(tiny, torch.zeros(2, 3, 32, 32), 'level')
     with pytest.raises(ValueError, match='batch_size'): O.attribute_saliency(tiny, x, 'level', batch_size=0)
+    import copy
+    flat = copy.deepcopy(tiny); torch.nn.init.zeros_(flat.net.head.weight)  # a head that ignores its features
+    with pytest.raises(ValueError, match="the 'level' reading does not change with any pixel"): O.attribute_saliency(flat, x, 'level')
 
 
 def test_chest_age_is_read_at_the_aortic_knob():
