@@ -16,8 +16,8 @@ __all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'encode_tar
            'batch_starts', 'file_sha256', 'hardware', 'save_checkpoint', 'load_checkpoint', 'AttributeOracle',
            'phantom_pool', 'oracle_loss', 'train_oracle', 'load_oracle', 'load_perceptual', 'load_lit', 'card_markdown',
            'write_oracle_readme', 'reading_agreement', 'noise_agreement', 'feature_maps', 'PerceptualDistance',
-           'attribute_saliency', 'minilm_path', 'TextTower', 'text_tower', 'LiTModel', 'lit_loss', 'zero_shot_accuracy',
-           'caption_swap_accuracy', 'train_lit']
+           'ReadingDistance', 'attribute_saliency', 'minilm_path', 'TextTower', 'text_tower', 'LiTModel', 'lit_loss',
+           'zero_shot_accuracy', 'caption_swap_accuracy', 'train_lit']
 
 # %% ../nbs/03_oracles.ipynb #3ff7b308
 def check_images(images,  # N x C x H x W float tensor (or numpy array) in [-1, 1]
@@ -455,6 +455,43 @@ class PerceptualDistance:
         dev = next(self.net.parameters()).device
         fa, fb = feature_maps(self.net, a.float().to(dev)), feature_maps(self.net, b.float().to(dev))
         d = sum(((F.normalize(u, dim=1, eps=1e-8) - F.normalize(v, dim=1, eps=1e-8)) ** 2).sum(1).mean((1, 2)) for u, v in zip(fa, fb))
+        return d.to(a.device)
+
+# %% ../nbs/03_oracles.ipynb #c29ea499
+class ReadingDistance:
+    "How far apart an oracle's readings of one attribute are on two images, in the attribute's units; differentiable."
+    def __init__(self, oracle: AttributeOracle,  # its network reads: a frozen copy, so the oracle itself is left as it was
+                 name: str):  # the attribute, one of `oracle.names`
+        import copy
+        if not isinstance(oracle, AttributeOracle): raise TypeError(f"oracle must be an AttributeOracle, got {type(oracle).__name__}")
+        if name not in oracle.names: raise ValueError(f"name={name!r}: this oracle reads {oracle.names}")
+        i = 0
+        for s in oracle.specs:
+            if s.name == name: self.spec, self.start = s, i
+            i += s.n_out
+        self.oracle, self.name, self.net = oracle, name, copy.deepcopy(oracle.net).eval().requires_grad_(False)
+
+    def __repr__(self): return f"ReadingDistance({self.oracle!r}, {self.name!r})"
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:  # N x C x H x W, checked, on the network's device
+        return self.net(resize_images(x, self.oracle.size))[:, self.start:self.start + self.spec.n_out]
+
+    def read(self, x: torch.Tensor) -> torch.Tensor:  # N x C x H x W in [-1, 1], on the network's device
+        "N readings (continuous: unclamped value in its units; binary: probability) or N x K class probabilities."
+        s, z = self.spec, self._head(x)
+        if s.kind == 'continuous': return z[:, 0] * (s.range[1] - s.range[0]) + s.range[0]
+        return torch.sigmoid(z[:, 0]) if s.kind == 'binary' else torch.softmax(z, 1)
+
+    def __call__(self, a: torch.Tensor,  # N x C x H x W in [-1, 1]; gradients flow through it (a reconstruction)
+                 b: torch.Tensor) -> torch.Tensor:  # N x C x H x W in [-1, 1] (the target)
+        "N distances (0 for identical images)."
+        a, b = check_images(a, self.oracle.channels, 'a', bounded=False), check_images(b, self.oracle.channels, 'b')  # keeps a's graph
+        if a.shape != b.shape: raise ValueError(f"a is {tuple(a.shape)} but b is {tuple(b.shape)}; expected images of the same shape")
+        dev, s = next(self.net.parameters()).device, self.spec
+        za, zb = self._head(a.float().to(dev)), self._head(b.float().to(dev))
+        if s.kind == 'continuous': d = (za[:, 0] - zb[:, 0]).abs() * (s.range[1] - s.range[0])
+        elif s.kind == 'binary': d = (torch.sigmoid(za[:, 0]) - torch.sigmoid(zb[:, 0])).abs()
+        else: d = 0.5 * (torch.softmax(za, 1) - torch.softmax(zb, 1)).abs().sum(1)
         return d.to(a.device)
 
 # %% ../nbs/03_oracles.ipynb #1b58a6ff

@@ -237,3 +237,26 @@ def test_chest_age_is_read_at_the_aortic_knob():
     m = O.attribute_saliency(O.load_oracle('chest'), ChestPhantom(size=64).sample(64, seed=5).images, 'age')
     r, c = divmod(int(m.argmax()), 64)
     assert 14 <= r <= 23 and 33 <= c <= 43 and float(m[14:24, 33:44].sum() / m.sum()) > 0.3
+
+
+def test_reading_distance(tiny, toy):
+    "Distances between readings in the attribute's units: |value| for continuous, |probability| for binary, half-L1 of class probabilities; checked input."
+    a, b = toy.sample(6, seed=4).images, toy.sample(6, seed=5).images
+    pa, pb = tiny.probs(a), tiny.probs(b)
+    d = O.ReadingDistance(tiny, 'level')(a, b)
+    lv = next(s for s in tiny.specs if s.name == 'level')
+    za, zb = tiny.logits(a)['level'], tiny.logits(b)['level']
+    assert torch.allclose(d, (za - zb).abs() * (lv.range[1] - lv.range[0]), atol=1e-6)  # unclamped, in the attribute's units
+    assert np.allclose(O.ReadingDistance(tiny, 'square')(a, b).numpy(), (pa.square - pb.square).abs(), atol=1e-5)
+    cols = ['pos=left', 'pos=mid', 'pos=right']
+    assert np.allclose(O.ReadingDistance(tiny, 'pos')(a, b).numpy(), 0.5 * (pa[cols].to_numpy() - pb[cols].to_numpy()).__abs__().sum(1), atol=1e-5)
+    assert O.ReadingDistance(tiny, 'level')(a, a).abs().max() < 1e-6
+    before = [None if p.grad is None else p.grad.clone() for p in tiny.net.parameters()]
+    assert any(p.requires_grad for p in tiny.net.parameters())
+    x = a.clone().requires_grad_(True); O.ReadingDistance(tiny, 'level')(x, b).sum().backward(); assert x.grad.abs().sum() > 0
+    after = [p.grad for p in tiny.net.parameters()]
+    assert all((u is None and v is None) or (u is not None and v is not None and torch.equal(u, v)) for u, v in zip(before, after))  # a frozen copy reads: the oracle's weights get no gradient
+    with pytest.raises(ValueError, match="name='hidden': this oracle reads"): O.ReadingDistance(tiny, 'hidden')
+    with pytest.raises(TypeError, match='AttributeOracle'): O.ReadingDistance(tiny.net, 'level')
+    with pytest.raises(ValueError, match='expected images of the same shape'): O.ReadingDistance(tiny, 'level')(a[:2], b)
+    with pytest.raises(ValueError, match='channel'): O.ReadingDistance(tiny, 'level')(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 32, 32))

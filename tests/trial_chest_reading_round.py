@@ -12,26 +12,13 @@ target| in years, both read by the loss oracle (`load_perceptual('chest')`, seed
 (L1 / that age change) on the shipped round trip. The shipped judge scores it on the validation set (seed 30_000, 1024).
 Rules, written before each run: nb 90's chest card, `perceptual_round_trial.reading_round`.
 """
-import argparse, json, time, copy
+import argparse, json, time
 from pathlib import Path
 import numpy as np, torch
 from medcf.diffusion import load_pipeline, vae_roundtrip, train_vae
-from medcf.oracles import load_oracle, load_perceptual, PerceptualDistance
+from medcf.oracles import load_oracle, load_perceptual, PerceptualDistance, ReadingDistance
 from medcf.zoo import zoo_phantom, RECIPES
 from trial_chest_perceptual_round import measure
-
-
-class AgeReadDistance:
-    "|age read on a - age read on b| in years by a frozen copy of an oracle's network (differentiable)."
-    def __init__(self, oracle):
-        self.net = copy.deepcopy(oracle.net).eval().requires_grad_(False)
-        i = 0
-        for s in oracle.specs:
-            if s.name == 'age': self.i, self.span = i, s.range[1] - s.range[0]
-            i += s.n_out
-
-    def __call__(self, a, b):  # reconstructions (gradients flow), targets; N x C x 64 x 64 in [-1, 1]
-        return (self.net(a.float())[:, self.i] - self.net(b.float())[:, self.i]).abs() * self.span
 
 
 def main():
@@ -40,7 +27,7 @@ def main():
     a = ap.parse_args(); out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
     r, judge, other = RECIPES['chest'], load_oracle('chest'), load_perceptual('chest')
-    pdist, adist = PerceptualDistance(other), AgeReadDistance(other)
+    pdist, adist = PerceptualDistance(other), ReadingDistance(other, 'age')  # the runs of 2026-12-04 used a local copy of the same formula (identical values and gradients)
     val = zoo_phantom('chest').sample(a.n_val, seed=30_000)
     images = zoo_phantom('chest').sample(r['n_images'], seed=r['data_seed']).images
     pipe = load_pipeline('chest')
