@@ -770,12 +770,18 @@ def edge_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     dy = lambda x: x[..., 1:, :] - x[..., :-1, :]
     return 0.5 * ((dx(a) - dx(b)).abs().mean() + (dy(a) - dy(b)).abs().mean())
 
-def check_pixel_weights(weights, size: tuple) -> torch.Tensor | None:
-    "Validate an H x W map of per-pixel loss weights for images of `size` (H, W): finite, >= 0, not all zero (None stays None)."
+def check_pixel_weights(weights: torch.Tensor | np.ndarray | Sequence | None,  # H x W per-pixel loss weights, or None
+                        size: tuple) -> torch.Tensor | None:  # (H, W) of the images they weight
+    "Validate an H x W map of per-pixel loss weights: finite in float32, >= 0, not all zero; as a float32 tensor (None stays None)."
     if weights is None: return None
-    shape = tuple(np.shape(weights.detach().cpu() if isinstance(weights, torch.Tensor) else weights))
-    if shape != tuple(size): raise ValueError(f"pixel_weights has shape {shape}: expected one weight per pixel, H x W = {tuple(size)} (the images' size)")
-    return torch.as_tensor(check_weights(weights, size[0] * size[1], 'pixel_weights', 'pixel'), dtype=torch.float32).reshape(size)
+    if np.ndim(size) != 1 or len(size) != 2: raise ValueError(f"size={size!r}: expected the images' (H, W)")
+    size = tuple(int(v) for v in size)
+    try: w = np.asarray(weights.detach().cpu() if isinstance(weights, torch.Tensor) else weights, dtype=np.float64)
+    except (TypeError, ValueError) as e: raise ValueError(f"pixel_weights must be an H x W array of numbers for images of {size}: {e}") from None
+    if w.shape != size: raise ValueError(f"pixel_weights has shape {w.shape}: expected one weight per pixel, H x W = {size} (the images' size)")
+    if np.isfinite(w).all() and np.abs(w).max() > np.finfo(np.float32).max:
+        raise ValueError(f"pixel_weights reach {np.abs(w).max():.3g}, beyond float32 ({np.finfo(np.float32).max:.3g}): expected weights of order 1 (a mean of 1 keeps the L1 term's scale)")
+    return torch.as_tensor(check_weights(w, size[0] * size[1], 'pixel_weights', 'pixel'), dtype=torch.float32).reshape(size)
 
 def check_sample_weights(weights, n: int) -> torch.Tensor | None:
     "Validate per-example sampling weights: `n` finite non-negative numbers, not all zero (None stays None)."
@@ -803,7 +809,7 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
               perceptual: Callable | None = None,  # f(reconstruction, target) -> N distances, added to the loss (e.g. `medcf.oracles.PerceptualDistance`: SD's VAE adds LPIPS)
               perceptual_weight: float = 1.0,  # weight of the mean `perceptual` distance
               targets: torch.Tensor | None = None,  # what the decoder should reproduce, one per image, same shape (None: the images themselves), e.g. grain-free renders of the same phantoms: a denoising autoencoder
-              pixel_weights: torch.Tensor | None = None,  # H x W weights of the L1 term per pixel (None: uniform), e.g. an oracle's saliency for an attribute that lives in a few pixels; cropped with the images
+              pixel_weights: torch.Tensor | None = None,  # H x W weights of the L1 term per pixel (None: uniform), e.g. an oracle's saliency for an attribute that lives in a few pixels; cropped with the images, not renormalised (a map of mean 1 keeps the L1 term's scale beside the KL, edge and perceptual terms)
               decoder_only: bool = False,  # train the decoder alone, encoder frozen: the latents (and any UNet trained on them) stay valid
               seed: int = 0,  # sampling of batches and posterior noise
               autocast: str | None = None,  # 'bf16': encoder and decoder under bfloat16 autocast (posterior, loss and weights stay float32); None: float32 throughout
@@ -828,6 +834,7 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
     S, f = images.shape[-1], vae_factor(pipe)
     if crop is not None and (crop % f or not f <= crop <= S): raise ValueError(f"crop={crop}: expected a multiple of {f} in [{f}, {S}]")
     vae, g = pipe.vae, torch.Generator().manual_seed(seed)
+    if pw is not None: pw = pw.to(vae.device)
     vae.train().requires_grad_(True)
     if decoder_only:  # as Stable Diffusion's ft-MSE/ft-EMA autoencoders were made: same latents, better decoder
         for m in (vae.encoder, vae.quant_conv):
@@ -849,7 +856,7 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
         post = DiagonalGaussianDistribution(moments.float())  # in bfloat16 the posterior's log-variance runs away (the latents' std reached ~1e3)
         z = post.mean + post.std * torch.randn(post.mean.shape, generator=g).to(x)
         with _autocast(vae, autocast): rec = vae.decode(z).sample.float()
-        l1 = (rec - y).abs() if pwc is None else (rec - y).abs() * pwc.to(rec.device)
+        l1 = (rec - y).abs() if pwc is None else (rec - y).abs() * pwc
         loss = l1.mean() + kl_weight * post.kl().mean()
         if edge_weight: loss = loss + edge_weight * edge_l1(rec, y)
         if perceptual is not None: loss = loss + perceptual_weight * perceptual(rec, y).mean()

@@ -424,6 +424,31 @@ def test_vae_pixel_weights(pipe):
     with pytest.raises(ValueError, match='pixel_weights has shape'): run(pixel_weights=torch.ones(1, H, W))
     for bad in (torch.full((H, W), -1.0), torch.zeros(H, W), torch.full((H, W), float('nan'))):
         with pytest.raises(ValueError, match='pixel_weights must be finite, non-negative and not all zero'): run(pixel_weights=bad)
+    with pytest.raises(ValueError, match='beyond float32'): run(pixel_weights=torch.full((H, W), 1e39, dtype=torch.float64))  # was inf after the cast
+    with pytest.raises(ValueError, match='H x W array of numbers'): D.check_pixel_weights([[1.0, 2.0], [3.0]], (2, 2))
+    with pytest.raises(ValueError, match=r"size=64: expected the images' \(H, W\)"): D.check_pixel_weights(torch.ones(2, 2), 64)
+
+
+def test_vae_pixel_weights_follow_the_crop(pipe):
+    "The map is cropped at the images' own window: the first loss equals mean(map[window] * |rec - x[window]|) + KL, replayed by hand."
+    import copy
+    from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+    x = imgs(4); H, W = x.shape[-2:]; f, crop = D.vae_factor(pipe), 16
+    M = 0.5 + torch.arange(H * W, dtype=torch.float32).reshape(H, W) / (H * W)  # no two windows alike, and not symmetric
+    def first_loss(seed): return D.train_vae(copy.deepcopy(pipe), x, steps=1, batch_size=4, crop=crop, decoder_only=True, progress=False, pixel_weights=M, seed=seed)['loss'][0]
+    def by_hand(seed, swap=False):
+        g = torch.Generator().manual_seed(seed)  # the draws of train_vae's first step, in its order
+        idx = torch.randint(len(x), (4,), generator=g)
+        i, j = torch.randint(0, (H - crop) // f + 1, (2,), generator=g).tolist()
+        if swap: i, j = j, i
+        xb, vae = x[idx][..., i * f:i * f + crop, j * f:j * f + crop], copy.deepcopy(pipe.vae).train()
+        with torch.no_grad():
+            post = DiagonalGaussianDistribution(vae.encode(xb).latent_dist.parameters.float())
+            rec = vae.decode(post.mean + post.std * torch.randn(post.mean.shape, generator=g)).sample.float()
+            return float(((rec - xb).abs() * M[i * f:i * f + crop, j * f:j * f + crop]).mean() + 1e-6 * post.kl().mean()), (i, j)
+    seed = next(s for s in range(50) if len(set(by_hand(s)[1])) == 2)  # a window off the diagonal, so a swapped crop would show
+    want, _ = by_hand(seed)
+    assert abs(first_loss(seed) - want) < 1e-5 and abs(by_hand(seed, swap=True)[0] - want) > 1e-4
 
 
 def test_min_snr_weight_values():
