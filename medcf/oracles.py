@@ -476,9 +476,10 @@ class ReadingDistance:
     def _head(self, x: torch.Tensor) -> torch.Tensor:  # N x C x H x W, checked, on the network's device
         return self.net(resize_images(x, self.oracle.size))[:, self.start:self.start + self.spec.n_out]
 
-    def read(self, x: torch.Tensor) -> torch.Tensor:  # N x C x H x W in [-1, 1], on the network's device
+    def read(self, x: torch.Tensor) -> torch.Tensor:  # N x C x H x W in [-1, 1]; gradients flow through it
         "N readings (continuous: unclamped value in its units; binary: probability) or N x K class probabilities."
-        s, z = self.spec, self._head(x)
+        x = check_images(x, self.oracle.channels, 'x', bounded=False)  # keeps x's graph
+        s, z = self.spec, self._head(x.float().to(next(self.net.parameters()).device))
         if s.kind == 'continuous': return z[:, 0] * (s.range[1] - s.range[0]) + s.range[0]
         return torch.sigmoid(z[:, 0]) if s.kind == 'binary' else torch.softmax(z, 1)
 
@@ -499,18 +500,22 @@ def attribute_saliency(oracle: AttributeOracle,  # the oracle whose reading is e
                        images,  # N x C x H x W in [-1, 1], at the oracle's size
                        name: str,  # the attribute, one of `oracle.names`
                        batch_size: int = 256) -> torch.Tensor:  # images per backward pass
-    "H x W mean |d reading / d pixel| over `images` and channels, scaled to mean 1: where `oracle` reads `name` from."
+    "H x W mean |d reading / d pixel| over `images` and channels, scaled to mean 1: where `oracle`'s reading of `name` is sensitive."
+    # the reading differentiated: continuous, the unclamped head output; binary, the logit; categorical, the log-probability of the
+    # class read (its gradient fades on confidently read images, so such a map leans on the uncertain ones)
+    if not isinstance(oracle, AttributeOracle): raise TypeError(f"oracle must be an AttributeOracle, got {type(oracle).__name__}")
     if name not in oracle.names: raise ValueError(f"name={name!r}: this oracle reads {oracle.names}")
     x = check_images(images, oracle.channels)
     if tuple(x.shape[-2:]) != (oracle.size, oracle.size):
         raise ValueError(f"images are {tuple(x.shape[-2:])} pixels; expected the oracle's size {oracle.size} x {oracle.size} (resize first: the map is per pixel)")
     kind, total = {s.name: s.kind for s in oracle.specs}[name], torch.zeros(x.shape[-2:])
-    for i in batch_starts(len(x), check_int(batch_size, 'batch_size')):
+    for i in batch_starts(len(x), batch_size):
         xb = x[i:i + batch_size].detach().clone().requires_grad_(True)
         z = oracle.logits(xb, batch_size=len(xb), grad=True)[name]
         if kind == 'categorical': z = torch.log_softmax(z, 1).gather(1, z.argmax(1, keepdim=True))[:, 0]
         g, = torch.autograd.grad(z.sum(), xb)
         total += g.abs().sum((0, 1)).cpu()
+    if not torch.isfinite(total).all(): raise ValueError(f"the {name!r} reading has NaN or inf gradients on these images: no map")
     if not total.sum() > 0: raise ValueError(f"the {name!r} reading does not change with any pixel of these images (every gradient is 0): no map to scale")
     return total / total.mean()
 

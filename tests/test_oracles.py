@@ -221,7 +221,11 @@ def test_attribute_saliency(tiny, toy):
     by_hand = g.abs().sum((0, 1)); by_hand = by_hand / by_hand.mean()
     assert m.shape == (32, 32) and torch.allclose(m, by_hand, atol=1e-5) and abs(float(m.mean()) - 1) < 1e-5
     assert torch.allclose(O.attribute_saliency(tiny, x, 'level', batch_size=4), m, atol=1e-5)
-    for name in ('square', 'pos'): assert torch.isfinite(O.attribute_saliency(tiny, x, name)).all()
+    xg = x.clone().requires_grad_(True); z = tiny.logits(xg, grad=True)['pos']
+    g, = torch.autograd.grad(torch.log_softmax(z, 1).gather(1, z.argmax(1, keepdim=True)).sum(), xg)  # categorical: log-probability of the class read
+    by_hand = g.abs().sum((0, 1)); assert torch.allclose(O.attribute_saliency(tiny, x, 'pos'), by_hand / by_hand.mean(), atol=1e-5)
+    assert torch.isfinite(O.attribute_saliency(tiny, x, 'square')).all()
+    with pytest.raises(TypeError, match='AttributeOracle'): O.attribute_saliency(tiny.net, x, 'level')
     with pytest.raises(ValueError, match=r"name='hidden': this oracle reads \['square', 'pos', 'level'\]"): O.attribute_saliency(tiny, x, 'hidden')
     with pytest.raises(ValueError, match="expected the oracle's size 32 x 32"): O.attribute_saliency(tiny, Toy(size=64).sample(2, seed=0).images, 'level')
     with pytest.raises(ValueError, match='channel'): O.attribute_saliency(tiny, torch.zeros(2, 3, 32, 32), 'level')
@@ -256,6 +260,10 @@ def test_reading_distance(tiny, toy):
     x = a.clone().requires_grad_(True); O.ReadingDistance(tiny, 'level')(x, b).sum().backward(); assert x.grad.abs().sum() > 0
     after = [p.grad for p in tiny.net.parameters()]
     assert all((u is None and v is None) or (u is not None and v is not None and torch.equal(u, v)) for u, v in zip(before, after))  # a frozen copy reads: the oracle's weights get no gradient
+    r = O.ReadingDistance(tiny, 'level')
+    assert np.allclose(r.read(a).clamp(lv.range[0], lv.range[1]).numpy(), pa.level, atol=1e-5)  # read(): predict's value before its clamp
+    assert np.allclose(O.ReadingDistance(tiny, 'square').read(a).numpy(), pa.square, atol=1e-5)
+    with pytest.raises(ValueError, match='channel'): r.read(torch.zeros(2, 3, 32, 32))
     with pytest.raises(ValueError, match="name='hidden': this oracle reads"): O.ReadingDistance(tiny, 'hidden')
     with pytest.raises(TypeError, match='AttributeOracle'): O.ReadingDistance(tiny.net, 'level')
     with pytest.raises(ValueError, match='expected images of the same shape'): O.ReadingDistance(tiny, 'level')(a[:2], b)
