@@ -46,7 +46,7 @@ def main():
         agree = lambda x, y=real: round(float(reading_agreement(o, y, x)['age_bin']), 4)
         c = ceiling(o, n, 30_000); rt = sorted(c['retest'])  # the grain-free renders and five other grain planes, as in the denoising trial
         out['judges'][name] = dict(heldout_age_MAE=round(float(ev['age']), 3), heldout_age_bin_acc=round(float(ev['age_bin']), 4),
-                                   heldout_binary_min=round(float(min(ev[k] for k in ('sex', 'effusion', 'cardiomegaly', 'devices', 'no_finding'))), 4),
+                                   heldout_binary_min=round(float(min(ev[s.name] for s in o.specs if s.kind != 'continuous' and len(s.values) == 2)), 4),  # every two-valued attribute (sex and view too)
                                    grain_free=c['grain_free'], retest=rt, retest_median=rt[len(rt) // 2],
                                    **{f'{k}, validation': agree(v[0]) for k, v in rts.items()},
                                    **{f"{k}, card set a": agree(v[1], card_a) for k, v in rts.items()})

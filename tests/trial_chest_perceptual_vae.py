@@ -28,6 +28,7 @@ def main():
     ap.add_argument('--lr', type=float, default=None, help="peak VAE learning rate (default: the recipe's vae_lr)")
     ap.add_argument('--latent_channels', type=int, default=None, help="latent channels (default: the recipe's)")
     a = ap.parse_args(); out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    if not a.weight >= 0: ap.error(f'--weight {a.weight}: expected a weight >= 0 (0: no perceptual term)')
     torch.set_num_threads(2)
     r, judge, other = RECIPES['chest'], load_oracle('chest'), load_perceptual('chest')
     n, steps, n_val = (256, 4, 64) if a.smoke else (r['n_images'], a.steps or r['vae_steps'], 1024)

@@ -30,7 +30,7 @@ def main():
     S = attribute_saliency(other, images[:1024], 'age')  # (the run of 2026-12-05 used the same computation, inlined here before it moved to medcf.oracles)
     flat = S.flatten().sort(descending=True).values
     rec = dict(steps=steps, saliency_top1pct_share=round(float(flat[:len(flat) // 100].sum() / flat.sum()), 4),
-               saliency_argmax=[int(v) for v in divmod(int(S.argmax()), S.shape[1])], rows={})
+               saliency_argmax_row_col=[int(v) for v in divmod(int(S.argmax()), S.shape[1])], arms={})  # the card's names
     val = zoo_phantom('chest').sample(n_val, seed=30_000)
     card_a = zoo_phantom('chest', 0).sample(n_a, seed=10_000)
     def on_card_set(pipe):
@@ -43,7 +43,7 @@ def main():
         h = train_vae(pipe, images, steps, r['vae_batch'], r['vae_decoder_lr'], crop=r['vae_crop'], decoder_only=True,
                       pixel_weights=1 + lam * S, seed=r['data_seed'] + 1, progress=False)
         row = dict(validation=measure(pipe, judge, other, val), card_set_a=on_card_set(pipe), train_seconds=round(h['seconds'], 1))
-        rec['rows'][lam] = row; print(f'lam {lam}:', row, flush=True)
+        rec['arms'][f'lam{lam:g}_{steps}'] = dict(lam=lam, steps=steps, **row); print(f'lam {lam}:', row, flush=True)
         pipe.vae.save_pretrained(out / f'vae_lam{lam:g}')
     print(json.dumps(rec, indent=1)); (out / 'saliency_round.json').write_text(json.dumps(rec, indent=1))
 
