@@ -437,6 +437,12 @@ def feature_maps(net: OracleNet,  # an oracle's (or LiT tower's) network
         if k % 2 == 0: maps.append(h)  # layer 0 is the full-size stem; every later stage ends on an even index
     return maps
 
+def _image_pair(a, b, channels: int) -> tuple:
+    "A reconstruction `a` (values unbounded: decoder outputs overshoot; its graph kept) and its target `b`, checked and of one shape."
+    a, b = check_images(a, channels, 'a', bounded=False), check_images(b, channels, 'b')
+    if a.shape != b.shape: raise ValueError(f"a is {tuple(a.shape)} but b is {tuple(b.shape)}; expected images of the same shape")
+    return a, b
+
 class PerceptualDistance:
     "LPIPS-style distance in an oracle's conv features: unit-normalised channel vectors, squared difference, mean over positions, sum over stages."
     def __init__(self, oracle: AttributeOracle):  # its network measures the distance: a frozen copy, so the oracle itself is left as it was
@@ -449,9 +455,7 @@ class PerceptualDistance:
     def __call__(self, a: torch.Tensor,  # N x C x H x W in [-1, 1]; gradients flow through it (a reconstruction)
                  b: torch.Tensor) -> torch.Tensor:  # N x C x H x W in [-1, 1] (the target)
         "N distances (0 for identical images); differentiable in `a` and `b`."
-        # a is a reconstruction in training: unclamped decoder outputs overshoot [-1, 1], so only its shape and values are checked
-        a, b = check_images(a, self.oracle.channels, 'a', bounded=False), check_images(b, self.oracle.channels, 'b')  # keeps a's graph
-        if a.shape != b.shape: raise ValueError(f"a is {tuple(a.shape)} but b is {tuple(b.shape)}; expected images of the same shape")
+        a, b = _image_pair(a, b, self.oracle.channels)
         dev = next(self.net.parameters()).device
         fa, fb = feature_maps(self.net, a.float().to(dev)), feature_maps(self.net, b.float().to(dev))
         d = sum(((F.normalize(u, dim=1, eps=1e-8) - F.normalize(v, dim=1, eps=1e-8)) ** 2).sum(1).mean((1, 2)) for u, v in zip(fa, fb))
@@ -486,8 +490,7 @@ class ReadingDistance:
     def __call__(self, a: torch.Tensor,  # N x C x H x W in [-1, 1]; gradients flow through it (a reconstruction)
                  b: torch.Tensor) -> torch.Tensor:  # N x C x H x W in [-1, 1] (the target)
         "N distances (0 for identical images)."
-        a, b = check_images(a, self.oracle.channels, 'a', bounded=False), check_images(b, self.oracle.channels, 'b')  # keeps a's graph
-        if a.shape != b.shape: raise ValueError(f"a is {tuple(a.shape)} but b is {tuple(b.shape)}; expected images of the same shape")
+        a, b = _image_pair(a, b, self.oracle.channels)
         dev, s = next(self.net.parameters()).device, self.spec
         za, zb = self._head(a.float().to(dev)), self._head(b.float().to(dev))
         if s.kind == 'continuous': d = (za[:, 0] - zb[:, 0]).abs() * (s.range[1] - s.range[0])
