@@ -6,7 +6,7 @@
 On the device it runs what a user of the course runs there: `load_pipeline('chest', device=..., dtype=...)` in float32,
 bfloat16 and float16; `generate` (guidance at every step and in an interval, the signal leak, eta > 0 with log-probabilities,
 gradients through the sampler); `ddim_invert` with its exact-reconstruction check; `finetune` (EMA, resume, bfloat16
-autocast); `train_vae`; the oracle reading GPU images. Each figure is compared with the same call on the CPU where the two
+autocast); `train_vae` (also with `pixel_weights`); the oracle reading GPU images, its saliency maps and `ReadingDistance`. Each figure is compared with the same call on the CPU where the two
 should agree. It prints one JSON record per check and writes them to OUT/gpu_check.json; any failed check exits non-zero.
 """
 import argparse, json, sys, tempfile, time
@@ -102,6 +102,20 @@ def main():
         v = load_pipeline('chest', device=dev)
         hv = train_vae(v, data.images, steps=10, batch_size=16, lr=1e-4, crop=32, autocast=ac, progress=False)
         record(f'train_vae autocast={ac}', np.isfinite(hv['loss']).all(), loss_last=round(float(hv['loss'][-1]), 4))
+
+    # 7b. the attribute-aware pieces on the device: saliency, the reading distance as a loss, a pixel-weighted decoder round
+    from medcf.oracles import attribute_saliency, ReadingDistance
+    o_dev = load_oracle('chest'); o_dev.net.to(dev)
+    x8, y8 = data.images[:8], data.images[8:16]
+    sc, sd = attribute_saliency(oracle, x8, 'age'), attribute_saliency(o_dev, x8.to(dev), 'age')
+    record('attribute_saliency on the device vs CPU', bool(torch.allclose(sc, sd, atol=1e-2, rtol=1e-2)), max_abs_diff=round(float((sc - sd).abs().max()), 5))
+    xr = x8.to(dev).clone().requires_grad_(True); dd = ReadingDistance(o_dev, 'age')(xr, y8.to(dev)); dd.sum().backward()
+    dc = ReadingDistance(oracle, 'age')(x8, y8)
+    record('ReadingDistance on the device vs CPU', dd.device == xr.device and bool(torch.allclose(dd.detach().cpu(), dc, atol=1e-2))
+           and xr.grad is not None and bool(torch.isfinite(xr.grad).all()), max_abs_diff_years=round(float((dd.detach().cpu() - dc).abs().max()), 5))
+    v = load_pipeline('chest', device=dev); S = attribute_saliency(oracle, data.images[:16], 'age')
+    hv = train_vae(v, data.images, steps=5, batch_size=16, lr=1e-4, crop=32, decoder_only=True, pixel_weights=1 + 0.25 * S, progress=False)
+    record('train_vae decoder round with pixel_weights', bool(np.isfinite(hv['loss']).all()), loss_last=round(float(hv['loss'][-1]), 4))
 
     # 8. sampling throughput at 50 DDIM steps with guidance, batch 64 (printed, not asserted)
     if not a.small:
