@@ -183,6 +183,8 @@ class AttributeOracle:
             raise ValueError(f"the head has {net.head.out_features} outputs but the specs need {sum(s.n_out for s in specs)}")
         self.net, self.specs, self.size, self.channels, self.card = net.eval(), list(specs), int(size), int(channels), card or {}
         self.names = [s.name for s in self.specs]
+        ends = np.cumsum([s.n_out for s in self.specs])
+        self._cols = {s.name: slice(int(e) - s.n_out, int(e)) for s, e in zip(self.specs, ends)}  # each attribute's head outputs
 
     def __repr__(self): return f"AttributeOracle({self.card.get('phantom', '?')}, {self.size}px, reads {self.names})"
 
@@ -204,11 +206,8 @@ class AttributeOracle:
                batch_size: int = 256,  # images per forward pass
                grad: bool = False) -> dict:  # differentiable outputs (for classifier guidance) when True
         "Raw head outputs per attribute: N (binary logit or scaled regression) or N x K (categorical logits)."
-        out, res, i = self._batched(self.net, images, batch_size, grad), {}, 0
-        for s in self.specs:
-            res[s.name] = out[:, i:i + s.n_out] if s.kind == 'categorical' else out[:, i]
-            i += s.n_out
-        return res
+        out = self._batched(self.net, images, batch_size, grad)
+        return {s.name: out[:, self._cols[s.name]] if s.kind == 'categorical' else out[:, self._cols[s.name].start] for s in self.specs}
 
     def probs(self, images, batch_size: int = 256) -> pd.DataFrame:  # N x C x H x W in [-1, 1]; images per pass
         "Binary: P(value = 1) in column `name`; categorical: one column `name=value` per class; continuous: the estimate."
@@ -469,16 +468,13 @@ class ReadingDistance:
         import copy
         if not isinstance(oracle, AttributeOracle): raise TypeError(f"oracle must be an AttributeOracle, got {type(oracle).__name__}")
         if name not in oracle.names: raise ValueError(f"name={name!r}: this oracle reads {oracle.names}")
-        i = 0
-        for s in oracle.specs:
-            if s.name == name: self.spec, self.start = s, i
-            i += s.n_out
+        self.spec, self.cols = oracle.specs[oracle.names.index(name)], oracle._cols[name]
         self.oracle, self.name, self.net = oracle, name, copy.deepcopy(oracle.net).eval().requires_grad_(False)
 
     def __repr__(self): return f"ReadingDistance({self.oracle!r}, {self.name!r})"
 
     def _head(self, x: torch.Tensor) -> torch.Tensor:  # N x C x H x W, checked, on the network's device
-        return self.net(resize_images(x, self.oracle.size))[:, self.start:self.start + self.spec.n_out]
+        return self.net(resize_images(x, self.oracle.size))[:, self.cols]
 
     def read(self, x: torch.Tensor) -> torch.Tensor:  # N x C x H x W in [-1, 1]; gradients flow through it
         "N readings (continuous: unclamped value in its units; binary: probability) or N x K class probabilities."
@@ -511,12 +507,14 @@ def attribute_saliency(oracle: AttributeOracle,  # the oracle whose reading is e
     x = check_images(images, oracle.channels)
     if tuple(x.shape[-2:]) != (oracle.size, oracle.size):
         raise ValueError(f"images are {tuple(x.shape[-2:])} pixels; expected the oracle's size {oracle.size} x {oracle.size} (resize first: the map is per pixel)")
-    kind, total = {s.name: s.kind for s in oracle.specs}[name], torch.zeros(x.shape[-2:])
+    kind, cols, total = oracle.specs[oracle.names.index(name)].kind, oracle._cols[name], torch.zeros(x.shape[-2:])
+    dev = next(oracle.net.parameters()).device
     for i in batch_starts(len(x), batch_size):
         xb = x[i:i + batch_size].detach().clone().requires_grad_(True)
-        z = oracle.logits(xb, batch_size=len(xb), grad=True)[name]
-        if kind == 'categorical': z = torch.log_softmax(z, 1).gather(1, z.argmax(1, keepdim=True))[:, 0]
-        g, = torch.autograd.grad(z.sum(), xb)
+        with torch.enable_grad():  # also under a caller's no_grad; the images were checked once, above
+            z = oracle.net(xb.to(dev))[:, cols]
+            z = torch.log_softmax(z, 1).gather(1, z.argmax(1, keepdim=True))[:, 0] if kind == 'categorical' else z[:, 0]
+            g, = torch.autograd.grad(z.sum(), xb)
         total += g.abs().sum((0, 1)).cpu()
     if not torch.isfinite(total).all(): raise ValueError(f"the {name!r} reading has NaN or inf gradients on these images: no map")
     if not total.sum() > 0: raise ValueError(f"the {name!r} reading does not change with any pixel of these images (every gradient is 0): no map to scale")
