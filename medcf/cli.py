@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt
 from .phantoms import ChestPhantom, SkinPhantom, show_grid, chest_titles
 
 # %% auto #0
-__all__ = ['TOUR_PAGES', 'CLI_EXTENSIONS', 'save_figure', 'page_phantoms', 'tour', 'page_generation', 'readme_text', 'readme',
-           'main', 'console']
+__all__ = ['TOUR_PAGES', 'CLI_EXTENSIONS', 'TOUR_TITLE', 'save_figure', 'page_phantoms', 'check_tour_dir', 'tour',
+           'page_generation', 'readme_text', 'readme', 'main', 'console']
 
 # %% ../nbs/95_cli.ipynb #783c3fc5
 def save_figure(images: torch.Tensor,  # N x C x H x W in [-1, 1]
@@ -52,12 +52,29 @@ TOUR_PAGES = [page_phantoms]
 CLI_EXTENSIONS: list = []  # functions f(subparsers) that add a subcommand whose parser sets `func`
 
 # %% ../nbs/95_cli.ipynb #cf1d8e54
-def tour(out: str | Path,  # folder to write index.html and the figures into (created if missing)
+TOUR_TITLE = '<title>medcf tour</title>'  # what marks a folder's index.html as a tour's own
+
+def check_tour_dir(out: str | Path,  # the folder the tour would write into
+                   overwrite: bool = False) -> Path:  # True: write into any folder, replacing files of the tour's names
+    "Refuse a folder the tour must not write into: a file, or a non-empty folder holding no earlier tour (unless `overwrite`)."
+    out = Path(out)
+    if out.exists() and not out.is_dir(): raise NotADirectoryError(f"out={str(out)!r} is a file; expected a folder for the tour (new, empty, or an earlier tour's)")
+    old = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    mine = (out / 'index.html').is_file() and TOUR_TITLE in (out / 'index.html').read_text(errors='replace')
+    if old and not mine and not overwrite:
+        raise FileExistsError(f"out={str(out)!r} is not empty ({', '.join(old[:6])}{', ...' if len(old) > 6 else ''}) and holds no earlier medcf tour; "
+                              "choose a new or empty folder, or pass overwrite=True (medcf tour --overwrite) to write the tour's index.html "
+                              "and figures into it, replacing files of the same names")
+    return out
+
+def tour(out: str | Path,  # folder to write index.html and the figures into (created if missing; an earlier tour's is rewritten)
          seed: int = 0,  # seed of every figure
-         pages: list | None = None) -> Path:  # page functions; default TOUR_PAGES
+         pages: list | None = None,  # page functions; default TOUR_PAGES
+         overwrite: bool = False) -> Path:  # True: also write into a non-empty folder that holds no earlier tour
     "Write the course's figure report and return the path of its index.html."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    parts = ['<html><head><meta charset="utf-8"><title>medcf tour</title></head><body>', '<h1>medcf tour</h1>']
+    out = check_tour_dir(out, overwrite)  # before any figure is drawn
+    out.mkdir(parents=True, exist_ok=True)
+    parts = ['<html><head><meta charset="utf-8">' + TOUR_TITLE + '</head><body>', '<h1>medcf tour</h1>']
     for page in (pages or TOUR_PAGES):
         t0 = time.time(); title, figs = page(out, seed)
         parts.append(f'<h2>{html.escape(title)}</h2><p><small>{time.time()-t0:.1f} s, seed {seed}</small></p>')
@@ -128,10 +145,11 @@ def main(argv: list | None = None) -> int:
     ap = argparse.ArgumentParser(prog='medcf', description='medcf: diffusion counterfactuals for medical imaging (course tools)')
     sub = ap.add_subparsers(dest='cmd', required=True)
     t = sub.add_parser('tour', help='write a figure report of the course so far'); t.add_argument('--out', required=True); t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--overwrite', action='store_true', help='also write into a non-empty folder that holds no earlier tour (refused otherwise)')
     r = sub.add_parser('readme', help='regenerate README.md from nbs/index.ipynb'); r.add_argument('--check', action='store_true')
     for extend in CLI_EXTENSIONS: extend(sub)
     a = ap.parse_args(argv)
-    if a.cmd == 'tour': print(f'wrote {tour(a.out, a.seed)}'); return 0
+    if a.cmd == 'tour': print(f'wrote {tour(a.out, a.seed, overwrite=a.overwrite)}'); return 0
     if a.cmd == 'readme':
         ok = readme(a.check)
         if a.check and not ok: print('README.md is out of step with nbs/index.ipynb: run `medcf readme`', file=sys.stderr); return 1

@@ -12,6 +12,23 @@ def test_tour_writes_a_seeded_report(tmp_path):
     b = tour(tmp_path / 'b', seed=1, pages=[page_phantoms])  # same seed, same figures
     for p in pngs: assert (tmp_path / 'a' / p).read_bytes() == (b.parent / p).read_bytes(), p
 
+def test_tour_refuses_a_folder_of_somebody_else(tmp_path):
+    "The tour writes fixed names: a non-empty folder without an earlier tour, or a file, is refused before any page runs."
+    drawn = []
+    page = lambda out, seed: drawn.append(out) or ('p', [])
+    (tmp_path / 'notes.txt').write_text('mine'); (tmp_path / 'index.html').write_text('<title>my site</title>')
+    with pytest.raises(FileExistsError, match='holds no earlier medcf tour'): tour(tmp_path, pages=[page])
+    with pytest.raises(FileExistsError, match='holds no earlier medcf tour'): main(['tour', '--out', str(tmp_path)])
+    assert drawn == [] and (tmp_path / 'index.html').read_text() == '<title>my site</title>'  # nothing drawn, nothing replaced
+    with pytest.raises(NotADirectoryError, match='is a file'): tour(tmp_path / 'notes.txt', pages=[page])
+    own = tour(tmp_path / 'report', pages=[page]).parent  # new folder: written
+    (own / 'extra.png').write_bytes(b'x')
+    tour(own, pages=[page])  # an earlier tour's folder (its index.html says so): rewritten
+    assert (own / 'extra.png').read_bytes() == b'x' and len(drawn) == 2
+    empty = tmp_path / 'empty'; empty.mkdir(); tour(empty, pages=[page])  # an empty folder is fine
+    tour(tmp_path, pages=[page], overwrite=True)  # asked for: the tour's index.html replaces the one there, other files stay
+    assert 'medcf tour' in (tmp_path / 'index.html').read_text() and (tmp_path / 'notes.txt').read_text() == 'mine'
+
 def test_unknown_command_and_missing_out():
     with pytest.raises(SystemExit): main(['nonsense'])
     with pytest.raises(SystemExit): main(['tour'])
