@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch.utils.data import Dataset
-from .phantoms import SCMPhantom, PhantomBatch, check_int, check_real
+from .phantoms import SCMPhantom, PhantomBatch, check_int, check_real, refuse_overwrite
 
 # %% auto #0
 __all__ = ['CHEXPERT_FINDINGS', 'CHEXPERT_HEADER', 'CHEST_ALIASES', 'UNCERTAINTY_POLICIES', 'ISIC_DIAGNOSES',
@@ -572,12 +572,6 @@ def _need(attrs: pd.DataFrame, cols: list, who: str) -> None:
     missing = [c for c in cols if c not in attrs.columns]
     if missing: raise ValueError(f"{who} needs phantom columns {missing}; the phantom has {list(attrs.columns)}")
 
-def _refuse_overwrite(paths: list, overwrite: bool, who: str) -> None:
-    "Raise a FileExistsError naming the existing `paths` unless `overwrite`."
-    there = [str(p) for p in paths if Path(p).exists()]
-    if there and not overwrite: raise FileExistsError(f"{who} would write over {there}; expected a folder without them "
-                                                      "(choose another one, or pass overwrite=True to replace them)")
-
 def write_chexpert_fixture(dest: str | Path,  # folder to create CheXpert-v1.0-small/ in
                            phantom: SCMPhantom,  # a chest phantom (sex, age, view, effusion, cardiomegaly, devices)
                            n_train: int = 24,  # frontal training studies
@@ -590,7 +584,7 @@ def write_chexpert_fixture(dest: str | Path,  # folder to create CheXpert-v1.0-s
     "Write a tiny CheXpert-v1.0-small (train.csv, valid.csv, JPEGs) from a chest phantom; returns the folder."
     check_int(n_train, 'n_train'); check_int(n_valid, 'n_valid'); check_real(p_uncertain, 'p_uncertain', 0, 1, 'a share between 0 and 1'); check_real(p_lateral, 'p_lateral', 0, 1, 'a share between 0 and 1')
     folder = Path(dest) / 'CheXpert-v1.0-small'
-    _refuse_overwrite([folder / f for f in ('train.csv', 'valid.csv', 'train', 'valid')], overwrite, 'write_chexpert_fixture')
+    refuse_overwrite([folder / f for f in ('train.csv', 'valid.csv', 'train', 'valid')], overwrite, 'write_chexpert_fixture')
     rng = np.random.default_rng(seed)
     b = phantom.sample(n_train + n_valid, seed=seed)
     _need(b.attrs, ['sex', 'age', 'view', 'effusion', 'cardiomegaly', 'devices'], 'write_chexpert_fixture')
@@ -637,7 +631,7 @@ def write_isic2019_fixture(dest: str | Path,  # folder to write the ISIC 2019 fi
     check_int(n, 'n')
     if image_size is not None: check_int(image_size, 'image_size')
     dest = Path(dest)
-    _refuse_overwrite([dest / f for f in ('ISIC_2019_Training_GroundTruth.csv', 'ISIC_2019_Training_Metadata.csv', 'ISIC_2019_Training_Input')],
+    refuse_overwrite([dest / f for f in ('ISIC_2019_Training_GroundTruth.csv', 'ISIC_2019_Training_Metadata.csv', 'ISIC_2019_Training_Input')],
                       overwrite, 'write_isic2019_fixture')
     dest.mkdir(parents=True, exist_ok=True)
     b, codes, rng = _skin_sample(phantom, n, seed)
@@ -662,7 +656,7 @@ def write_isic2020_fixture(dest: str | Path,  # folder to write train.csv and tr
     check_int(n, 'n')
     if image_size is not None: check_int(image_size, 'image_size')
     dest = Path(dest)
-    _refuse_overwrite([dest / 'train.csv', dest / 'train'], overwrite, 'write_isic2020_fixture')
+    refuse_overwrite([dest / 'train.csv', dest / 'train'], overwrite, 'write_isic2020_fixture')
     dest.mkdir(parents=True, exist_ok=True)
     b, codes, rng = _skin_sample(phantom, n, seed)
     names = [f'ISIC_{j:07d}' for j in 10**6 + rng.choice(9 * 10**6, n, replace=False)]
@@ -688,7 +682,7 @@ def write_medmnist_fixture(path: str | Path,  # the .npz to write; its name sets
     if flavor not in ('chestmnist', 'dermamnist'): raise ValueError(f"{path.name}: expected a name starting chestmnist or dermamnist")
     if not isinstance(n, (tuple, list)) or len(n) != 3: raise ValueError(f"n={n!r}; expected 3 counts (train, val, test), e.g. (16, 8, 8)")
     for split, m in zip(('train', 'val', 'test'), n): check_int(m, f'n ({split})')
-    check_int(size, 'size'); _refuse_overwrite([path], overwrite, 'write_medmnist_fixture')
+    check_int(size, 'size'); refuse_overwrite([path], overwrite, 'write_medmnist_fixture')
     arrays = {}
     for k, (split, m) in enumerate(zip(('train', 'val', 'test'), n)):
         b = phantom.sample(m, seed=seed * 3 + k)

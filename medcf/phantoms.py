@@ -11,10 +11,10 @@ import numpy as np, pandas as pd, torch
 
 # %% auto #0
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
-           'check_real', 'check_weights', 'warn_unit_range', 'data_path', 'Variable', 'PhantomBatch', 'SCMPhantom',
-           'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path',
-           'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'BrainPhantom', 'ms_arm_index', 'MSPhantom',
-           'MSTrialData', 'MSTrial']
+           'check_real', 'check_weights', 'warn_unit_range', 'refuse_overwrite', 'data_path', 'Variable',
+           'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom',
+           'show_grid', 'check_grid_path', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'BrainPhantom',
+           'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #c2c0587c
 def is_full() -> bool:
@@ -70,6 +70,14 @@ def warn_unit_range(lo: float,  # smallest value of a batch already checked to l
         import warnings
         warnings.warn(f"every value of {name} lies in [{lo:.3g}, {hi:.3g}], none below 0: images in [0, 1]? medcf expects [-1, 1] "
                       "(map with x*2-1); phantoms and real scans have dark pixels below 0", stacklevel=3)
+
+def refuse_overwrite(paths: list,  # files or folders a writer is about to create
+                     overwrite: bool,  # True: replacing them was asked for
+                     who: str) -> None:  # the writer's name, for the message
+    "Raise a FileExistsError naming those of `paths` that exist already, unless `overwrite`: no writer replaces a file silently."
+    there = [str(p) for p in paths if os.path.exists(p)]
+    if there and not overwrite: raise FileExistsError(f"{who} would write over {there}; expected a folder without them "
+                                                      "(choose another one, or pass overwrite=True to replace them)")
 
 # %% ../nbs/00_phantoms.ipynb #9254359e
 from pathlib import Path

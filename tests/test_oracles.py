@@ -110,6 +110,16 @@ def test_checkpoint_roundtrip_and_corruption(tiny, toy, tmp_path):
     (tmp_path / 'attributes.json').write_text('{not json')
     with pytest.raises(ValueError, match='not valid JSON'): O.AttributeOracle.load(tmp_path)
 
+def test_save_refuses_to_replace_a_checkpoint(tiny, tmp_path):
+    "A second save under the same name is refused (nothing written) unless overwrite=True; another name is fine."
+    tiny.save(tmp_path); before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(FileExistsError, match="save_checkpoint would write over .*attributes.safetensors.*overwrite=True"): tiny.save(tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    (tmp_path / 'attributes.safetensors').unlink()  # half a checkpoint (the card alone) is refused as well
+    with pytest.raises(FileExistsError, match='attributes.json'): tiny.save(tmp_path)
+    tiny.save(tmp_path, overwrite=True); tiny.save(tmp_path, 'other')
+    assert O.AttributeOracle.load(tmp_path).card['sha256'] == O.AttributeOracle.load(tmp_path, 'other').card['sha256']
+
 def test_load_oracle_unknown_name():
     with pytest.raises(ValueError, match='neither'): O.load_oracle('no-such-oracle')
     with pytest.raises(TypeError): O.load_oracle(3)

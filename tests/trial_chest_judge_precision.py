@@ -30,7 +30,7 @@ def main():
     steps, n_train, n = (20, 256, 128) if a.smoke else (a.steps, a.n_train, 1024)
     t = time.time()
     new = train_oracle(ChestPhantom(size=64), steps=steps, batch_size=64, n_train=n_train, seed=0)
-    new.save(out_dir, 'attributes')
+    new.save(out_dir, 'attributes', overwrite=True)  # its own --out folder: a re-run replaces it
     judges = {'shipped': load_oracle('chest'), f'{steps} steps, {n_train} images': new}
     out = dict(train_seconds=round(time.time() - t, 1), steps=steps, n_train=n_train, judges={})
     held = ChestPhantom(size=64).sample(min(n, 1000), seed=2_000_000)

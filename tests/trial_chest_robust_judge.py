@@ -27,7 +27,7 @@ def main():
     torch.set_num_threads(2)
     t = time.time()
     rob = train_oracle(ChestPhantom(size=64), steps=1800, batch_size=64, seed=0, noise_std=a.noise_std)
-    rob.save(out_dir, 'attributes'); out = dict(train_seconds=round(time.time() - t, 1), noise_std=a.noise_std)
+    rob.save(out_dir, 'attributes', overwrite=True); out = dict(train_seconds=round(time.time() - t, 1), noise_std=a.noise_std)
     judge, pipe = load_oracle('chest'), load_pipeline('chest')
     held = ChestPhantom(size=64).sample(1000, seed=2_000_000)
     for name, o in (('shipped', judge), ('robust', rob)):
