@@ -10,7 +10,7 @@ import numpy as np, torch
 import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt
-from .phantoms import ChestPhantom, SkinPhantom, show_grid, chest_titles
+from .phantoms import ChestPhantom, SkinPhantom, show_grid, chest_titles, refuse_overwrite
 
 # %% auto #0
 __all__ = ['TOUR_PAGES', 'CLI_EXTENSIONS', 'TOUR_TITLE', 'save_figure', 'page_phantoms', 'check_tour_dir', 'tour',
@@ -20,10 +20,12 @@ __all__ = ['TOUR_PAGES', 'CLI_EXTENSIONS', 'TOUR_TITLE', 'save_figure', 'page_ph
 def save_figure(images: torch.Tensor,  # N x C x H x W in [-1, 1]
                 path: str | Path,  # PNG to write
                 titles: list | None = None,  # one short title per image
-                ncols: int = 8) -> Path:  # images per row
+                ncols: int = 8,  # images per row
+                overwrite: bool = False) -> Path:  # True: replace a file already at `path` (refused otherwise)
     "Write a titled grid of images (`medcf.phantoms.show_grid`) as a PNG and return its path."
+    path = Path(path); refuse_overwrite([path], overwrite, 'save_figure')
     fig = show_grid(images, titles, ncols=ncols, scale=1.3)
-    path = Path(path); fig.savefig(path, dpi=110); plt.close(fig)
+    fig.savefig(path, dpi=110); plt.close(fig)
     return path
 
 # %% ../nbs/95_cli.ipynb #0adb47fe
@@ -33,19 +35,20 @@ def _cf_strip(phantom, batch, label: str, **do) -> tuple:
     return torch.cat([batch.images, cf.images]), ['factual'] * len(batch) + [label] * len(batch)
 
 def page_phantoms(out: Path, seed: int = 0) -> tuple:
-    "Tour page: phantom grids and their true counterfactuals side by side."
+    "Tour page: phantom grids and their true counterfactuals side by side (written into `out`, replacing figures of the same names)."
+    png = lambda images, name, titles: save_figure(images, out / name, titles, overwrite=True).name  # `tour` checked the folder: an earlier tour's is rewritten
     figs = []
     chest, skin = ChestPhantom(seed=seed), SkinPhantom(seed=seed)
     cb, sb = chest.sample(16), skin.sample(16)
-    figs.append(('Chest X-ray phantoms (sex+age, view, E=effusion C=cardiomegaly D=devices)', save_figure(cb.images, out / 'chest_grid.png', chest_titles(cb.attrs)).name))
+    figs.append(('Chest X-ray phantoms (sex+age, view, E=effusion C=cardiomegaly D=devices)', png(cb.images, 'chest_grid.png', chest_titles(cb.attrs))))
     st = [('MEL' if r.melanoma else 'NV') + f' F{r.skin_tone}' for _, r in sb.attrs.iterrows()]
-    figs.append(('Skin lesion phantoms (diagnosis, Fitzpatrick type)', save_figure(sb.images, out / 'skin_grid.png', st).name))
+    figs.append(('Skin lesion phantoms (diagnosis, Fitzpatrick type)', png(sb.images, 'skin_grid.png', st)))
     ims, tt = _cf_strip(chest, cb[:8], 'do(effusion=1)', effusion=1)
-    figs.append(('Chest: factual (top) and TRUE counterfactual do(effusion=1) (bottom)', save_figure(ims, out / 'chest_cf_effusion.png', tt).name))
+    figs.append(('Chest: factual (top) and TRUE counterfactual do(effusion=1) (bottom)', png(ims, 'chest_cf_effusion.png', tt)))
     ims, tt = _cf_strip(chest, cb[:8], 'do(devices=1)', devices=1)
-    figs.append(('Chest: factual (top) and TRUE counterfactual do(devices=1) (bottom)', save_figure(ims, out / 'chest_cf_devices.png', tt).name))
+    figs.append(('Chest: factual (top) and TRUE counterfactual do(devices=1) (bottom)', png(ims, 'chest_cf_devices.png', tt)))
     ims, tt = _cf_strip(skin, sb[:8], 'do(melanoma=1)', melanoma=1)
-    figs.append(('Skin: factual (top) and TRUE counterfactual do(melanoma=1) (bottom)', save_figure(ims, out / 'skin_cf_melanoma.png', tt).name))
+    figs.append(('Skin: factual (top) and TRUE counterfactual do(melanoma=1) (bottom)', png(ims, 'skin_cf_melanoma.png', tt)))
     return 'Phantoms and true counterfactuals', figs
 
 TOUR_PAGES = [page_phantoms]

@@ -1034,7 +1034,7 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
     w = guidance_scale if guidance_scale is not None else pipe.model_card.get('recipe', {}).get('guidance_scale', 3.0)
     gi = resolve_guidance_interval(guidance_interval, pipe.model_card.get('recipe', {}))
     images = generate(pipe, [prompt] * int(n), num_inference_steps, w, seed=seed, guidance_interval=gi)
-    return save_grid(images, out, ncols=ncols)
+    return save_grid(images, out, ncols=ncols, overwrite=overwrite)  # `out` was checked above
 
 # %% ../nbs/02_diffusion.ipynb #b7d2e0a2
 def generation_panel(pipe,  # any SD-style pipeline (e.g. `load_pipeline('chest')`)

@@ -584,17 +584,18 @@ def check_grid_path(path: str | os.PathLike,  # where a grid image will be writt
 def save_grid(images: torch.Tensor,  # N x C x H x W in [-1, 1]
               path: str | os.PathLike,  # PNG file to write
               ncols: int = 8,  # images per row
+              overwrite: bool = False,  # True: replace a file already at `path` (refused otherwise)
               ) -> Path:
     "Write `images` as one PNG grid (no titles, 2 px gaps) and return its path."
     import matplotlib.pyplot as plt
     x = _to_display(images); n, H, W = x.shape[:3]
     check_int(ncols, 'ncols')
+    path = check_grid_path(path); refuse_overwrite([path], overwrite, 'save_grid')
     ncols = min(int(ncols), n); nrows = -(-n // ncols)
     canvas = np.ones((nrows * (H + 2) - 2, ncols * (W + 2) - 2, 3), dtype=np.float32)
     for k in range(n):
         r0, c0 = (k // ncols) * (H + 2), (k % ncols) * (W + 2)
         canvas[r0:r0 + H, c0:c0 + W] = x[k][..., None] if x.ndim == 3 else x[k]
-    path = check_grid_path(path)
     plt.imsave(path, canvas)
     return path
 

@@ -1,7 +1,7 @@
 "The medcf console script: tour output, README check, argument errors."
 import subprocess, sys
 from pathlib import Path
-import pytest
+import pytest, torch
 from medcf.cli import main, readme_text, tour, page_phantoms, page_generation
 
 def test_tour_writes_a_seeded_report(tmp_path):
@@ -28,6 +28,14 @@ def test_tour_refuses_a_folder_of_somebody_else(tmp_path):
     empty = tmp_path / 'empty'; empty.mkdir(); tour(empty, pages=[page])  # an empty folder is fine
     tour(tmp_path, pages=[page], overwrite=True)  # asked for: the tour's index.html replaces the one there, other files stay
     assert 'medcf tour' in (tmp_path / 'index.html').read_text() and (tmp_path / 'notes.txt').read_text() == 'mine'
+
+def test_save_figure_refuses_an_existing_file(tmp_path):
+    from medcf.cli import save_figure
+    x = -torch.ones(2, 1, 8, 8)
+    p = save_figure(x, tmp_path / 'f.png', ['a', 'b']); first = p.read_bytes()
+    with pytest.raises(FileExistsError, match='save_figure would write over'): save_figure(x[:1], p, ['c'])
+    assert p.read_bytes() == first
+    assert save_figure(x[:1], p, ['c'], overwrite=True).read_bytes() != first
 
 def test_unknown_command_and_missing_out():
     with pytest.raises(SystemExit): main(['nonsense'])

@@ -134,6 +134,11 @@ def test_save_grid_and_show_grid(tmp_path):
         fig = P.show_grid(b.images, [str(i) for i in range(5)], ncols=3)
         assert len(fig.axes) == 6; plt.close(fig)
     with pytest.raises(ValueError, match='N x C x H x W'): P.save_grid(torch.zeros(2, 32, 32), tmp_path / 'x.png')
+    first = (tmp_path / 'ChestPhantom.png').read_bytes()  # written above
+    with pytest.raises(FileExistsError, match='save_grid would write over'): P.save_grid(-torch.ones(1, 1, 8, 8), tmp_path / 'ChestPhantom.png')
+    assert (tmp_path / 'ChestPhantom.png').read_bytes() == first  # refused: the file is as it was
+    P.save_grid(-torch.ones(1, 1, 8, 8), tmp_path / 'ChestPhantom.png', overwrite=True)
+    assert (tmp_path / 'ChestPhantom.png').read_bytes() != first
     with pytest.raises(ValueError, match='titles'): P.show_grid(torch.zeros(2, 1, 8, 8), ['a'])
     with pytest.raises(ValueError, match='ncols'): P.show_grid(torch.zeros(2, 1, 8, 8), ncols=0)
 
