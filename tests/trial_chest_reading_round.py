@@ -19,8 +19,8 @@ import argparse, json, time
 from pathlib import Path
 import numpy as np, torch
 from medcf.diffusion import load_pipeline, vae_roundtrip, train_vae
-from medcf.oracles import load_oracle, load_perceptual, PerceptualDistance, ReadingDistance, attribute_saliency, reading_agreement
-from medcf.zoo import zoo_phantom, RECIPES
+from medcf.oracles import load_oracle, load_perceptual, PerceptualDistance, ReadingDistance, attribute_saliency
+from medcf.zoo import zoo_phantom, RECIPES, vae_agreement
 from trial_chest_perceptual_round import measure
 
 
@@ -37,9 +37,7 @@ def main():
     if a.saliency_lam < 0: raise ValueError(f'--saliency_lam {a.saliency_lam}: expected a weight >= 0')
     pixel_weights = 1 + a.saliency_lam * attribute_saliency(other, images[:1024], 'age') if a.saliency_lam else None
     card_a = zoo_phantom('chest', 0).sample(min(a.n_val, 256), seed=10_000)  # the card's first real set
-    def on_card_set(pipe):
-        rt = vae_roundtrip(pipe, card_a.images).float().cpu()
-        return {k: round(float(v), 4) for k, v in reading_agreement(judge, card_a.images, rt).items()}
+    on_card_set = lambda pipe: {k: round(float(v), 4) for k, v in vae_agreement(pipe, judge, card_a).items()}  # the card's figure
     pipe = load_pipeline('chest')
     before = measure(pipe, judge, other, val)
     if a.saliency_lam: before['card_set_a'] = on_card_set(pipe)

@@ -12,9 +12,9 @@ validation set (seed 30_000, 1024) and on the card's first real set (seed 10_000
 import argparse, json, time
 from pathlib import Path
 import torch
-from medcf.diffusion import load_pipeline, train_vae, vae_roundtrip
-from medcf.oracles import load_oracle, load_perceptual, reading_agreement, attribute_saliency
-from medcf.zoo import zoo_phantom, RECIPES
+from medcf.diffusion import load_pipeline, train_vae
+from medcf.oracles import load_oracle, load_perceptual, attribute_saliency
+from medcf.zoo import zoo_phantom, RECIPES, vae_agreement
 from trial_chest_perceptual_round import measure
 
 
@@ -33,9 +33,7 @@ def main():
                saliency_argmax_row_col=[int(v) for v in divmod(int(S.argmax()), S.shape[1])], arms={})  # the card's names
     val = zoo_phantom('chest').sample(n_val, seed=30_000)
     card_a = zoo_phantom('chest', 0).sample(n_a, seed=10_000)
-    def on_card_set(pipe):
-        rt = vae_roundtrip(pipe, card_a.images).float().cpu()
-        return {k: round(float(v), 4) for k, v in reading_agreement(judge, card_a.images, rt).items()}
+    on_card_set = lambda pipe: {k: round(float(v), 4) for k, v in vae_agreement(pipe, judge, card_a).items()}  # the card's figure
     pipe = load_pipeline('chest'); rec['before'] = dict(validation=measure(pipe, judge, other, val), card_set_a=on_card_set(pipe))
     print('shipped:', rec['before'], flush=True)
     for lam in [float(v) for v in a.lams.split(',')]:
