@@ -51,7 +51,7 @@ def page_phantoms(out: Path, seed: int = 0) -> tuple:
     figs.append(('Skin: factual (top) and TRUE counterfactual do(melanoma=1) (bottom)', png(ims, 'skin_cf_melanoma.png', tt)))
     return 'Phantoms and true counterfactuals', figs
 
-TOUR_PAGES = [page_phantoms]
+TOUR_PAGES = [page_phantoms]  # a page writes its figures with overwrite=True: `tour` has checked the folder, and re-running it rewrites them
 CLI_EXTENSIONS: list = []  # functions f(subparsers) that add a subcommand whose parser sets `func`
 
 # %% ../nbs/95_cli.ipynb #cf1d8e54

@@ -399,7 +399,7 @@ def card_markdown(card: dict) -> str:  # a checkpoint's JSON card (e.g. `load_or
     return '\n'.join(out) + '\n'
 
 def write_oracle_readme(folder=None) -> Path:  # the oracles folder (default: data_samples/oracles)
-    "Write folder/README.md: the markdown card of every checkpoint found under folder/<phantom>/."
+    "Write folder/README.md (replacing it: it is generated): the markdown card of every checkpoint found under folder/<phantom>/."
     root = Path(folder) if folder is not None else data_path('oracles')
     parts = ["# Shipped oracles\n\nSmall networks trained on the phantoms by `medcf.oracles.train_oracle` / `train_lit` (notebook "
              "`nbs/03_oracles.ipynb`; `MEDCF_FULL=1` retrains them). Each `NAME.json` is the machine-readable card; the "

@@ -75,9 +75,9 @@ def refuse_overwrite(paths: list,  # files or folders a writer is about to creat
                      overwrite: bool,  # True: replacing them was asked for
                      who: str) -> None:  # the writer's name, for the message
     "Raise a FileExistsError naming those of `paths` that exist already, unless `overwrite`: no writer replaces a file silently."
-    there = [str(p) for p in paths if os.path.exists(p)]
-    if there and not overwrite: raise FileExistsError(f"{who} would write over {there}; expected a folder without them "
-                                                      "(choose another one, or pass overwrite=True to replace them)")
+    there = [str(p) for p in paths if os.path.lexists(p)]  # lexists: a dangling link would be written through
+    if there and not overwrite: raise FileExistsError(f"{who} would write over {there}; expected paths that do not exist yet "
+                                                      "(choose another file, name or folder, or pass overwrite=True to replace them)")
 
 # %% ../nbs/00_phantoms.ipynb #9254359e
 from pathlib import Path

@@ -406,7 +406,7 @@ def guidance_sweep(name: str,  # 'chest' or 'skin'
                          for w, _, adh, fd in _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, (10_000, 20_000), seed, (gi,))])
 
 def update_card(folder: str | Path, **fields) -> dict:
-    "Add fields (e.g. quality=...) to a checkpoint's model card, keeping its file hashes; rewrites README.md too."
+    "Add fields (e.g. quality=...) to a checkpoint's model card (a field of the same name is replaced), keeping its file hashes; rewrites README.md, which is generated from the card."
     from medcf.diffusion import CARD, model_card_markdown
     if 'files' in fields: raise ValueError("'files' is the sha256 table save_pipeline writes and load_pipeline checks; update_card keeps it (save the pipeline again to change the files)")
     folder = Path(folder); card = json.loads((folder / CARD).read_text())

@@ -11,8 +11,10 @@ def test_tour_writes_a_seeded_report(tmp_path):
     assert len(pngs) >= 5 and all(f'src="{p}"' in html for p in pngs)
     b = tour(tmp_path / 'b', seed=1, pages=[page_phantoms])  # same seed, same figures
     for p in pngs: assert (tmp_path / 'a' / p).read_bytes() == (b.parent / p).read_bytes(), p
+    tour(tmp_path / 'a', seed=2, pages=[page_phantoms])  # its own folder: rewritten, figures of the same names replaced
+    assert (tmp_path / 'a' / pngs[0]).read_bytes() != (b.parent / pngs[0]).read_bytes()
 
-def test_tour_refuses_a_folder_of_somebody_else(tmp_path):
+def test_tour_refuses_a_folder_of_somebody_else(tmp_path, monkeypatch):
     "The tour writes fixed names: a non-empty folder without an earlier tour, or a file, is refused before any page runs."
     drawn = []
     page = lambda out, seed: drawn.append(out) or ('p', [])
@@ -26,7 +28,9 @@ def test_tour_refuses_a_folder_of_somebody_else(tmp_path):
     tour(own, pages=[page])  # an earlier tour's folder (its index.html says so): rewritten
     assert (own / 'extra.png').read_bytes() == b'x' and len(drawn) == 2
     empty = tmp_path / 'empty'; empty.mkdir(); tour(empty, pages=[page])  # an empty folder is fine
-    tour(tmp_path, pages=[page], overwrite=True)  # asked for: the tour's index.html replaces the one there, other files stay
+    import medcf.cli as cli
+    monkeypatch.setattr(cli, 'TOUR_PAGES', [page])
+    assert main(['tour', '--out', str(tmp_path), '--overwrite']) == 0  # asked for: the tour's index.html replaces the one there, other files stay
     assert 'medcf tour' in (tmp_path / 'index.html').read_text() and (tmp_path / 'notes.txt').read_text() == 'mine'
 
 def test_save_figure_refuses_an_existing_file(tmp_path):

@@ -897,6 +897,9 @@ def test_generate_grid_checks_the_path_before_loading(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match='seed=-1'): g(out=tmp_path / 'h.png', seed=-1)
     with pytest.raises(ValueError, match='chest, skin'): g(model='lungs')  # the model name first: an existing out does not hide it
     with pytest.raises(AssertionError, match='loaded the model'): g(overwrite=True)  # overwrite=True gets as far as loading
+    monkeypatch.setattr(D, 'load_pipeline', lambda *a, **k: type('P', (), {'model_card': {}})())  # then draws and writes
+    monkeypatch.setattr(D, 'generate', lambda pipe, prompts, *a, **k: -torch.ones(len(prompts), 1, 8, 8))
+    assert g(overwrite=True).read_bytes()[:4] == b'\x89PNG'  # replaced (save_grid was told overwrite=True)
 
 
 def test_encode_images_generator_type(pipe):

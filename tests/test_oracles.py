@@ -141,6 +141,8 @@ def test_lit_scores_and_errors(toy, tmp_path):
     with pytest.raises(ValueError, match='texts'): lit.image_text_score(b.images, b.prompts[:2])
     with pytest.raises(ValueError, match='at least two'): lit.zero_shot(b.images, ['one'])
     lit.save(tmp_path)
+    with pytest.raises(FileExistsError, match='lit.safetensors'): lit.save(tmp_path)  # a second save is refused...
+    lit.save(tmp_path, overwrite=True)  # ...unless asked for
     l2 = O.LiTModel.load(tmp_path)
     assert torch.allclose(l2.image_embed(b.images), lit.image_embed(b.images), atol=1e-2)
     with pytest.raises(ValueError, match='not an attribute oracle'): O.AttributeOracle.load(tmp_path, 'lit')
