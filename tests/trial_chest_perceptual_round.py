@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np, torch
 from medcf.diffusion import load_pipeline, vae_roundtrip, train_vae
 from medcf.oracles import load_oracle, load_perceptual, PerceptualDistance, reading_agreement
-from medcf.zoo import zoo_phantom, RECIPES
+from medcf.zoo import zoo_phantom, RECIPES, vae_agreement
 from trial_chest_decoder_round import agreement
 
 
@@ -30,6 +30,11 @@ def measure(pipe, judge, other, batch) -> dict:
                 judge_age_err_real=round(float(np.abs(judge.predict(batch.images).age - true).mean()), 3),
                 judge_age_err_round_trip=round(float(np.abs(judge.predict(rt).age - true).mean()), 3),
                 perceptual_oracle_age_bin=round(float(reading_agreement(other, batch.images, rt)['age_bin']), 4))
+
+
+def card_set_agreement(pipe, judge, batch) -> dict:
+    "The judge's agreement per attribute between `batch`'s images and their round trip, rounded: the card's `vae_attribute_agreement`."
+    return {k: round(float(v), 4) for k, v in vae_agreement(pipe, judge, batch).items()}
 
 
 def main():

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np, torch
 from medcf.diffusion import load_pipeline, vae_roundtrip, train_vae
 from medcf.oracles import load_oracle, load_perceptual, PerceptualDistance, ReadingDistance, attribute_saliency
-from medcf.zoo import zoo_phantom, RECIPES, vae_agreement
-from trial_chest_perceptual_round import measure
+from medcf.zoo import zoo_phantom, RECIPES
+from trial_chest_perceptual_round import measure, card_set_agreement
 
 
 def main():
@@ -29,18 +29,17 @@ def main():
     ap.add_argument('--n_val', type=int, default=1024); ap.add_argument('--mult', type=float, default=1.0); ap.add_argument('--batch', type=int, default=32)
     ap.add_argument('--saliency_lam', type=float, default=0.0, help='weight lam of the age saliency map in the L1 term (0: plain L1)')
     a = ap.parse_args(); out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    if not a.saliency_lam >= 0: raise ValueError(f'--saliency_lam {a.saliency_lam}: expected a weight >= 0')  # NaN too, before any image is rendered
     torch.set_num_threads(2)
     r, judge, other = RECIPES['chest'], load_oracle('chest'), load_perceptual('chest')
     pdist, adist = PerceptualDistance(other), ReadingDistance(other, 'age')  # the runs of 2026-12-04 used a local copy of the same formula (identical values and gradients)
     val = zoo_phantom('chest').sample(a.n_val, seed=30_000)
     images = zoo_phantom('chest').sample(r['n_images'], seed=r['data_seed']).images
-    if a.saliency_lam < 0: raise ValueError(f'--saliency_lam {a.saliency_lam}: expected a weight >= 0')
     pixel_weights = 1 + a.saliency_lam * attribute_saliency(other, images[:1024], 'age') if a.saliency_lam else None
     card_a = zoo_phantom('chest', 0).sample(min(a.n_val, 256), seed=10_000)  # the card's first real set
-    on_card_set = lambda pipe: {k: round(float(v), 4) for k, v in vae_agreement(pipe, judge, card_a).items()}  # the card's figure
     pipe = load_pipeline('chest')
     before = measure(pipe, judge, other, val)
-    if a.saliency_lam: before['card_set_a'] = on_card_set(pipe)
+    if a.saliency_lam: before['card_set_a'] = card_set_agreement(pipe, judge, card_a)
     print('shipped:', before, flush=True)
     x = images[:256].float(); rt = vae_roundtrip(pipe, x).float().cpu()
     with torch.no_grad(): l1, p0, a0 = float((rt - x).abs().mean()), float(pdist(rt, x).mean()), float(adist(rt, x).mean())
@@ -51,7 +50,7 @@ def main():
     h = train_vae(pipe, images, a.steps, a.batch, r['vae_decoder_lr'], crop=None, decoder_only=True, perceptual=loss, perceptual_weight=lam1,
                   seed=r['data_seed'] + 1, progress=False, pixel_weights=pixel_weights)
     after = measure(pipe, judge, other, val); after['train_seconds'] = round(h['seconds'], 1)
-    if a.saliency_lam: after['card_set_a'] = on_card_set(pipe)
+    if a.saliency_lam: after['card_set_a'] = card_set_agreement(pipe, judge, card_a)
     print('after:', after, flush=True)
     rec = dict(steps=a.steps, batch=a.batch, crop=None, lr=r['vae_decoder_lr'], lam1=lam1, lam_age=lam_age, mult=a.mult, saliency_lam=a.saliency_lam, before=before, after=after)
     (out / 'reading_round.json').write_text(json.dumps(rec, indent=1)); pipe.vae.save_pretrained(out / 'vae')

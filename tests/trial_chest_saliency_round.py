@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from medcf.diffusion import load_pipeline, train_vae
 from medcf.oracles import load_oracle, load_perceptual, attribute_saliency
-from medcf.zoo import zoo_phantom, RECIPES, vae_agreement
-from trial_chest_perceptual_round import measure
+from medcf.zoo import zoo_phantom, RECIPES
+from trial_chest_perceptual_round import measure, card_set_agreement
 
 
 def main():
@@ -33,14 +33,13 @@ def main():
                saliency_argmax_row_col=[int(v) for v in divmod(int(S.argmax()), S.shape[1])], arms={})  # the card's names
     val = zoo_phantom('chest').sample(n_val, seed=30_000)
     card_a = zoo_phantom('chest', 0).sample(n_a, seed=10_000)
-    on_card_set = lambda pipe: {k: round(float(v), 4) for k, v in vae_agreement(pipe, judge, card_a).items()}  # the card's figure
-    pipe = load_pipeline('chest'); rec['before'] = dict(validation=measure(pipe, judge, other, val), card_set_a=on_card_set(pipe))
+    pipe = load_pipeline('chest'); rec['before'] = dict(validation=measure(pipe, judge, other, val), card_set_a=card_set_agreement(pipe, judge, card_a))
     print('shipped:', rec['before'], flush=True)
     for lam in [float(v) for v in a.lams.split(',')]:
         pipe = load_pipeline('chest'); t = time.time()
         h = train_vae(pipe, images, steps, r['vae_batch'], r['vae_decoder_lr'], crop=r['vae_crop'], decoder_only=True,
                       pixel_weights=1 + lam * S, seed=r['data_seed'] + 1, progress=False)
-        row = dict(validation=measure(pipe, judge, other, val), card_set_a=on_card_set(pipe), train_seconds=round(h['seconds'], 1))
+        row = dict(validation=measure(pipe, judge, other, val), card_set_a=card_set_agreement(pipe, judge, card_a), train_seconds=round(h['seconds'], 1))
         rec['arms'][f'lam{lam:g}_{steps}'] = dict(lam=lam, steps=steps, **row); print(f'lam {lam}:', row, flush=True)
         pipe.vae.save_pretrained(out / f'vae_lam{lam:g}')
     print(json.dumps(rec, indent=1)); (out / 'saliency_round.json').write_text(json.dumps(rec, indent=1))
