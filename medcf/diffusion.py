@@ -275,12 +275,30 @@ def save_pipeline(pipe, out_dir: str | Path,  # folder to write (created; must b
     (out / 'README.md').write_text(model_card_markdown(card))
     return out
 
+def _flat(v, prefix: str = '') -> list:
+    "(name, value) rows of nested dicts and lists: keys joined with ' / ', list items by their 'seed' or 'guidance_scale' or index."
+    if isinstance(v, dict): return [r for k, x in v.items() for r in _flat(x, f'{prefix} / {k}' if prefix else str(k))]
+    if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+        tag = lambda i, x: next((f'{k} {x[k]}' for k in ('seed', 'guidance_scale', 'step') if k in x), str(i))
+        return [r for i, x in enumerate(v) for r in _flat({kk: vv for kk, vv in x.items() if kk not in ('seed', 'guidance_scale', 'step')}, f'{prefix} [{tag(i, x)}]')]
+    return [(prefix, json.dumps(v, default=str) if isinstance(v, (list, dict)) else v)]
+
 def model_card_markdown(card: dict) -> str:
-    "A human-readable model card from the card's fields."
+    "A model card for people: the short fields as a list, `quality` as a table, every other record as its what / rule / outcome with the full JSON folded under it."
     lines = [f"# medcf model: {card.get('name', 'unnamed')}", '', card.get('description', ''), '']
+    short = lambda v: not isinstance(v, (dict, list)) or (isinstance(v, dict) and 'what' not in v and len(json.dumps(v, default=str)) <= 1500)  # e.g. the recipe, wall times
     for k, v in card.items():
-        if k in ('name', 'description', 'files'): continue
-        lines.append(f"- **{k}**: `{json.dumps(v, default=str)}`" if isinstance(v, (dict, list)) else f"- **{k}**: {v}")
+        if k not in ('name', 'description', 'files', 'quality') and short(v):
+            lines.append(f"- **{k}**: `{json.dumps(v, default=str)}`" if isinstance(v, dict) else f"- **{k}**: {v}")
+    if isinstance(card.get('quality'), dict):
+        cell = lambda v: str(v).replace('|', '\\|')  # a | would end the table cell
+        lines += ['', '## Quality', '', '| figure | value |', '|---|---|'] + [f"| {cell(k)} | {cell(v)} |" for k, v in _flat(card['quality'])]
+    records = [(k, v) for k, v in card.items() if k not in ('name', 'description', 'files', 'quality') and not short(v)]
+    if records: lines += ['', '## Records', '']
+    for k, v in records:
+        lines += [f'### {k}', '']
+        if isinstance(v, dict): lines += [f'**{f}**: {v[f]}\n' for f in ('what', 'rule', 'outcome', 'caveat') if isinstance(v.get(f), str)]
+        lines += ['<details><summary>all fields</summary>', '', '```json', json.dumps(v, indent=1, default=str), '```', '', '</details>', '']
     lines += ['', '## Files (sha256, checked on load)', ''] + [f"- `{f}`: `{h}`" for f, h in card.get('files', {}).items()]
     return '\n'.join(lines) + '\n'
 
