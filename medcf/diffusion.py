@@ -277,7 +277,7 @@ def save_pipeline(pipe, out_dir: str | Path,  # folder to write (created; must b
 
 def _flat(v, prefix: str = '') -> list:
     "(name, value) rows of nested dicts and lists: keys joined with ' / ', list items by their 'seed' or 'guidance_scale' or index."
-    if isinstance(v, dict): return [r for k, x in v.items() for r in _flat(x, f'{prefix} / {k}' if prefix else str(k))]
+    if isinstance(v, dict) and v: return [r for k, x in v.items() for r in _flat(x, f'{prefix} / {k}' if prefix else str(k))]
     if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
         tag = lambda i, x: next((f'{k} {x[k]}' for k in ('seed', 'guidance_scale', 'step') if k in x), str(i))
         return [r for i, x in enumerate(v) for r in _flat({kk: vv for kk, vv in x.items() if kk not in ('seed', 'guidance_scale', 'step')}, f'{prefix} [{tag(i, x)}]')]

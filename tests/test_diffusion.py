@@ -305,11 +305,12 @@ def test_model_card_markdown():
     "The card for people: short fields listed, quality as a table, records with what / rule / outcome and their JSON folded, files."
     import json, re
     card = dict(name='t', description='d', hardware='cpu', recipe={'steps': 3, 'blocks': [1, 2]},
-                quality={'adherence': {'a': 0.9}, 'seeds': [{'seed': 0, 'ratio': 1.5}, {'seed': 1, 'ratio': 2.0}], 'odd|key': 'x|y'},
+                quality={'adherence': {'a': 0.9}, 'seeds': [{'seed': 0, 'ratio': 1.5}, {'seed': 1, 'ratio': 2.0}], 'odd|key': 'x|y', 'none': {}, 'ivl': [0, 600]},
                 trial={'what': 'a trial', 'rule': 'the rule', 'outcome': 'it held', 'n': 4}, files={'unet/w': 'abc'})
     md = D.model_card_markdown(card)
     assert md.startswith('# medcf model: t\n\nd') and '- **hardware**: cpu' in md and '- **recipe**: `{"steps": 3, "blocks": [1, 2]}`' in md
     assert '| adherence / a | 0.9 |' in md and '| seeds [seed 1] / ratio | 2.0 |' in md and '| odd\\|key | x\\|y |' in md
+    assert '| none | {} |' in md and '| ivl | [0, 600] |' in md  # an empty record is a row too, not dropped
     assert '**what**: a trial' in md and '**rule**: the rule' in md and '**outcome**: it held' in md
     folded = re.search(r'### trial.*?```json\n(.*?)\n```', md, re.S).group(1)
     assert json.loads(folded) == card['trial']  # every field kept, none dropped
