@@ -12,16 +12,16 @@ import numpy as np, torch, torch.nn.functional as F
 from .phantoms import pick, is_full, data_path, warn_unit_range, check_int, check_real, check_weights, check_grid_path
 
 # %% auto #0
-__all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'CKPT_ENTRIES', 'ALPHA_FLOOR', 'text_encoder_dir', 'load_text_encoder',
-           'build_vae', 'build_unet', 'build_scheduler', 'assemble_pipeline', 'build_pipeline', 'vae_factor',
-           'native_size', 'check_images', 'check_latents', 'check_prompts', 'encode_images', 'decode_latents',
-           'vae_roundtrip', 'sha256', 'check_out_dir', 'save_pipeline', 'model_card_markdown', 'zoo_dir', 'zoo_names',
-           'verify_checkpoint', 'load_pipeline', 'encode_prompts', 'ddim_scheduler', 'split_prediction', 'ddim_step',
-           'StepInfo', 'SampleOutput', 'initial_latents', 'fit_signal_leak', 'add_signal_leak',
-           'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at', 'unet_eps', 'sample_latents',
-           'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1', 'check_pixel_weights',
-           'check_sample_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight', 'finetune',
-           'generate_grid', 'generation_panel']
+__all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'CKPT_ENTRIES', 'TAG_KEYS', 'ALPHA_FLOOR', 'text_encoder_dir',
+           'load_text_encoder', 'build_vae', 'build_unet', 'build_scheduler', 'assemble_pipeline', 'build_pipeline',
+           'vae_factor', 'native_size', 'check_images', 'check_latents', 'check_prompts', 'encode_images',
+           'decode_latents', 'vae_roundtrip', 'sha256', 'check_out_dir', 'save_pipeline', 'model_card_markdown',
+           'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts', 'ddim_scheduler',
+           'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents', 'fit_signal_leak',
+           'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at', 'unet_eps',
+           'sample_latents', 'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1',
+           'check_pixel_weights', 'check_sample_weights', 'check_autocast', 'train_vae', 'fit_latent_scale',
+           'min_snr_weight', 'finetune', 'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -275,31 +275,42 @@ def save_pipeline(pipe, out_dir: str | Path,  # folder to write (created; must b
     (out / 'README.md').write_text(model_card_markdown(card))
     return out
 
+TAG_KEYS = ('seed', 'guidance_scale', 'guidance_interval', 'step')  # what names a list item of a card's records in the quality table
+
 def _flat(v, prefix: str = '') -> list:
-    "(name, value) rows of nested dicts and lists: keys joined with ' / ', list items by their 'seed' or 'guidance_scale' or index."
+    "(name, value) rows of nested dicts and lists: keys joined with ' / ', list items named by their TAG_KEYS (else their index)."
     if isinstance(v, dict) and v: return [r for k, x in v.items() for r in _flat(x, f'{prefix} / {k}' if prefix else str(k))]
     if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
-        tag = lambda i, x: next((f'{k} {x[k]}' for k in ('seed', 'guidance_scale', 'step') if k in x), str(i))
-        return [r for i, x in enumerate(v) for r in _flat({kk: vv for kk, vv in x.items() if kk not in ('seed', 'guidance_scale', 'step')}, f'{prefix} [{tag(i, x)}]')]
+        tag = lambda i, x: ', '.join(f'{k} {x[k]}' for k in TAG_KEYS if k in x) or str(i)
+        return [r for i, x in enumerate(v) for r in _flat({kk: vv for kk, vv in x.items() if kk not in TAG_KEYS}, f'{prefix} [{tag(i, x)}]')]
     return [(prefix, json.dumps(v, default=str) if isinstance(v, (list, dict)) else v)]
 
+def _md_text(v) -> str:
+    "A card value as markdown prose: one line, with the characters markdown would eat (\\ * < |) escaped (an _ inside a word is safe)."
+    s = ' '.join(str(v).split())
+    for a, b in (('\\', '\\\\'), ('*', '\\*'), ('<', '&lt;'), ('|', '\\|')): s = s.replace(a, b)
+    return s
+
 def model_card_markdown(card: dict) -> str:
-    "A model card for people: the short fields as a list, `quality` as a table, every other record as its what / rule / outcome with the full JSON folded under it."
-    lines = [f"# medcf model: {card.get('name', 'unnamed')}", '', card.get('description', ''), '']
-    short = lambda v: not isinstance(v, (dict, list)) or (isinstance(v, dict) and 'what' not in v and len(json.dumps(v, default=str)) <= 1500)  # e.g. the recipe, wall times
+    "A model card for people: the short fields as a list, `quality` as a table, every other record as its text fields with the full JSON folded under it."
+    lines = [f"# medcf model: {_md_text(card.get('name') or 'unnamed')}", '', _md_text(card.get('description') or ''), '']
+    table = isinstance(card.get('quality'), dict) and bool(card['quality'])  # any other quality is listed like any other field
+    short = lambda v: not isinstance(v, (dict, list)) or (isinstance(v, dict) and 'what' not in v and '`' not in json.dumps(v, default=str)
+                                                            and len(json.dumps(v, default=str)) <= 1500)  # e.g. the recipe, wall times
+    skip = ('name', 'description', 'files') + (('quality',) if table else ())
     for k, v in card.items():
-        if k not in ('name', 'description', 'files', 'quality') and short(v):
-            lines.append(f"- **{k}**: `{json.dumps(v, default=str)}`" if isinstance(v, dict) else f"- **{k}**: {v}")
-    if isinstance(card.get('quality'), dict):
-        cell = lambda v: str(v).replace('|', '\\|')  # a | would end the table cell
-        lines += ['', '## Quality', '', '| figure | value |', '|---|---|'] + [f"| {cell(k)} | {cell(v)} |" for k, v in _flat(card['quality'])]
-    records = [(k, v) for k, v in card.items() if k not in ('name', 'description', 'files', 'quality') and not short(v)]
+        if k not in skip and short(v): lines.append(f"- **{_md_text(k)}**: `{json.dumps(v, default=str)}`" if isinstance(v, dict) else f"- **{_md_text(k)}**: {_md_text(v)}")
+    if table: lines += ['', '## Quality', '', '| figure | value |', '|---|---|'] + [f"| {_md_text(k)} | {_md_text(v)} |" for k, v in _flat(card['quality'])]
+    records = [(k, v) for k, v in card.items() if k not in skip and not short(v)]
     if records: lines += ['', '## Records', '']
+    first = ('what', 'rule', 'outcome', 'caveat')
     for k, v in records:
-        lines += [f'### {k}', '']
-        if isinstance(v, dict): lines += [f'**{f}**: {v[f]}\n' for f in ('what', 'rule', 'outcome', 'caveat') if isinstance(v.get(f), str)]
+        lines += [f'### {_md_text(k)}', '']
+        if isinstance(v, dict):  # its text and scalar fields, the story first; lists and dicts stay in the folded JSON
+            keys = [f for f in first if f in v] + [f for f in v if f not in first]
+            lines += [f'**{_md_text(f)}**: {_md_text(v[f])}\n' for f in keys if not isinstance(v[f], (dict, list))]
         lines += ['<details><summary>all fields</summary>', '', '```json', json.dumps(v, indent=1, default=str), '```', '', '</details>', '']
-    lines += ['', '## Files (sha256, checked on load)', ''] + [f"- `{f}`: `{h}`" for f, h in card.get('files', {}).items()]
+    lines += ['', '## Files (sha256, checked on load)', ''] + [f"- `{f}`: `{h}`" for f, h in (card.get('files') or {}).items()]
     return '\n'.join(lines) + '\n'
 
 def zoo_dir() -> Path:

@@ -316,6 +316,12 @@ def test_model_card_markdown():
     assert json.loads(folded) == card['trial']  # every field kept, none dropped
     assert md.rstrip().endswith('- `unet/w`: `abc`')
     assert D.model_card_markdown({}).startswith('# medcf model: unnamed')  # a bare card (e.g. a real SD folder's) renders too
+    odd = D.model_card_markdown(dict(description=None, files=None, quality=[1, 2], rec={'what': 'w', 'rule': 'a*b_c', 'adopted': True, 'rows': [1]},
+                                     q2=[{'seed': 0, 'guidance_scale': 3, 'fd': 1}, {'seed': 0, 'guidance_scale': 5, 'fd': 2}]))
+    assert '### quality' in odd and '"adopted": true' in odd  # a quality that is not a table is kept as a record
+    assert '**rule**: a\\*b_c' in odd and '**adopted**: True' in odd  # every scalar field as text, markdown characters escaped
+    two = D.model_card_markdown(dict(quality={'s': [{'seed': 0, 'guidance_scale': 3, 'fd': 1}, {'seed': 0, 'guidance_scale': 5, 'fd': 2}]}))
+    assert '| s [seed 0, guidance_scale 3] / fd | 1 |' in two and '| s [seed 0, guidance_scale 5] / fd | 2 |' in two  # rows stay apart
 
 def test_update_card_keeps_hashes(pipe, tmp_path):
     from medcf import zoo
