@@ -15,8 +15,8 @@ from .phantoms import MS_ARMS, MS_TABULAR, ms_arm_index, MSTrial, MSTrialData, p
 
 # %% auto #0
 __all__ = ['TrialTensors', 'check_visits', 'trial_tensors', 'BaselineEncoder', 'gauss_nll', 'SharedBrownian', 'CausalSDE',
-           'TLearner', 'GRUBaseline', 'fit', 'MSPrediction', 'predict', 'auroc', 'evaluate', 'enrichment',
-           'SavedTensorMeter', 'benchmark_epoch']
+           'TLearner', 'GRUBaseline', 'fit', 'MSPrediction', 'predict', 'evaluate', 'enrichment', 'SavedTensorMeter',
+           'benchmark_epoch']
 
 # %% ../nbs/50_causal_sde.ipynb #66bde1d1
 @dataclass
@@ -395,20 +395,7 @@ def predict(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
     return MSPrediction(name, times, mu.numpy(), (mu - z * sd).numpy(), (mu + z * sd).numpy(), (mu[..., ti] - mu[:, :1, ti]).numpy())
 
 # %% ../nbs/50_causal_sde.ipynb #a8e772d6
-def auroc(scores: np.ndarray,  # higher = more likely positive
-          labels: np.ndarray) -> float:  # booleans
-    "Area under the ROC curve by the rank-sum (Mann-Whitney) statistic, ties counted one half."
-    s, y = np.asarray(scores, float), np.asarray(labels)
-    if s.ndim != 1 or s.shape != y.shape: raise ValueError(f"scores {s.shape} and labels {y.shape} must be 1-D and the same length")
-    if not np.isfinite(s).all(): raise ValueError(f"scores has {int((~np.isfinite(s)).sum())} NaN or inf values; expected finite scores")
-    if not np.isin(y, [0, 1]).all(): raise ValueError(f"labels contain {np.unique(y[~np.isin(y, [0, 1])])[:3].tolist()}; expected booleans or 0/1")
-    y = y.astype(bool)
-    npos, nneg = int(y.sum()), int((~y).sum())
-    if npos == 0 or nneg == 0: raise ValueError("auroc needs at least one positive and one negative label")
-    order = np.argsort(s, kind='mergesort'); r = np.empty(len(s)); r[order] = np.arange(1, len(s) + 1)
-    _, inv, cnt = np.unique(s, return_inverse=True, return_counts=True)
-    r = (np.bincount(inv, r) / cnt)[inv]                                                       # average rank of ties
-    return float((r[y].sum() - npos * (npos + 1) / 2) / (npos * nneg))
+from .metrics import auroc  # the course's AUROC (rank-sum, ties averaged; 04_metrics), not a second copy
 
 def evaluate(pred: MSPrediction,  # predictions for the patients of `trial`
              trial: MSTrialData,  # the same patients, with their ground truth
