@@ -295,8 +295,9 @@ def model_card_markdown(card: dict) -> str:
     "A model card for people: the short fields as a list, `quality` as a table, every other record as its text fields with the full JSON folded under it."
     lines = [f"# medcf model: {_md_text(card.get('name') or 'unnamed')}", '', _md_text(card.get('description') or ''), '']
     table = isinstance(card.get('quality'), dict) and bool(card['quality'])  # any other quality is listed like any other field
-    short = lambda v: not isinstance(v, (dict, list)) or (isinstance(v, dict) and 'what' not in v and '`' not in json.dumps(v, default=str)
-                                                            and len(json.dumps(v, default=str)) <= 1500)  # e.g. the recipe, wall times
+    def short(v) -> bool:  # a scalar, or a small dict that is not a record (e.g. the recipe, wall times): one list line
+        s = json.dumps(v, default=str)
+        return not isinstance(v, (dict, list)) or (isinstance(v, dict) and 'what' not in v and '`' not in s and len(s) <= 1500)
     skip = ('name', 'description', 'files') + (('quality',) if table else ())
     for k, v in card.items():
         if k not in skip and short(v): lines.append(f"- **{_md_text(k)}**: `{json.dumps(v, default=str)}`" if isinstance(v, dict) else f"- **{_md_text(k)}**: {_md_text(v)}")

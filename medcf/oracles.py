@@ -463,14 +463,18 @@ class PerceptualDistance:
         return d.to(a.device)
 
 # %% ../nbs/03_oracles.ipynb #c29ea499
+def _attribute(oracle, name: str) -> AttrSpec:  # an AttributeOracle; one of its `names`
+    "The spec of the attribute `name` that `oracle` reads, after checking both (for ReadingDistance and attribute_saliency)."
+    if not isinstance(oracle, AttributeOracle): raise TypeError(f"oracle must be an AttributeOracle, got {type(oracle).__name__}")
+    if name not in oracle.names: raise ValueError(f"name={name!r}: this oracle reads {oracle.names}")
+    return oracle.specs[oracle.names.index(name)]
+
 class ReadingDistance:
     "How far apart an oracle's readings of one attribute are on two images, in the attribute's units; differentiable."
     def __init__(self, oracle: AttributeOracle,  # its network reads: a frozen copy, so the oracle itself is left as it was
                  name: str):  # the attribute, one of `oracle.names`
         import copy
-        if not isinstance(oracle, AttributeOracle): raise TypeError(f"oracle must be an AttributeOracle, got {type(oracle).__name__}")
-        if name not in oracle.names: raise ValueError(f"name={name!r}: this oracle reads {oracle.names}")
-        self.spec, self.cols = oracle.specs[oracle.names.index(name)], oracle._cols[name]
+        self.spec, self.cols = _attribute(oracle, name), oracle._cols[name]
         self.oracle, self.name, self.net = oracle, name, copy.deepcopy(oracle.net).eval().requires_grad_(False)
 
     def __repr__(self): return f"ReadingDistance({self.oracle!r}, {self.name!r})"
@@ -504,12 +508,11 @@ def attribute_saliency(oracle: AttributeOracle,  # the oracle whose reading is e
     "H x W mean |d reading / d pixel| over `images` and channels, scaled to mean 1: where `oracle`'s reading of `name` is sensitive."
     # the reading differentiated: continuous, the unclamped head output; binary, the logit; categorical, the log-probability of the
     # class read (its gradient fades on confidently read images, so such a map leans on the uncertain ones)
-    if not isinstance(oracle, AttributeOracle): raise TypeError(f"oracle must be an AttributeOracle, got {type(oracle).__name__}")
-    if name not in oracle.names: raise ValueError(f"name={name!r}: this oracle reads {oracle.names}")
+    kind = _attribute(oracle, name).kind
     x = check_images(images, oracle.channels)
     if tuple(x.shape[-2:]) != (oracle.size, oracle.size):
         raise ValueError(f"images are {tuple(x.shape[-2:])} pixels; expected the oracle's size {oracle.size} x {oracle.size} (resize first: the map is per pixel)")
-    kind, cols, total = oracle.specs[oracle.names.index(name)].kind, oracle._cols[name], torch.zeros(x.shape[-2:])
+    cols, total = oracle._cols[name], torch.zeros(x.shape[-2:])
     dev = next(oracle.net.parameters()).device
     for i in batch_starts(len(x), batch_size):
         xb = x[i:i + batch_size].detach().clone().requires_grad_(True)
