@@ -468,8 +468,7 @@ def test_vae_pixel_weights_follow_the_crop(pipe):
             post = DiagonalGaussianDistribution(vae.encode(xb).latent_dist.parameters.float())
             rec = vae.decode(post.mean + post.std * torch.randn(post.mean.shape, generator=g)).sample.float()
             return float(((rec - xb).abs() * M[i * f:i * f + crop, j * f:j * f + crop]).mean() + 1e-6 * post.kl().mean()), (i, j)
-    seed = next(s for s in range(50) if len(set(by_hand(s)[1])) == 2)  # a window off the diagonal, so a swapped crop would show
-    want, _ = by_hand(seed)
+    seed, (want, _) = next((s, r) for s in range(50) if len(set((r := by_hand(s))[1])) == 2)  # a window off the diagonal, so a swapped crop would show
     assert abs(first_loss(seed) - want) < 1e-5 and abs(by_hand(seed, swap=True)[0] - want) > 1e-4
 
 

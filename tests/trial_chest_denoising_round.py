@@ -20,7 +20,7 @@ import argparse, json, time
 from pathlib import Path
 import numpy as np, torch
 from medcf.diffusion import load_pipeline, vae_roundtrip, train_vae
-from medcf.oracles import load_oracle, load_perceptual, PerceptualDistance, reading_agreement
+from medcf.oracles import load_oracle, load_perceptual, PerceptualDistance
 from medcf.phantoms import ChestPhantom
 from medcf.zoo import zoo_phantom, RECIPES
 from trial_chest_perceptual_round import measure
@@ -37,11 +37,11 @@ def ceiling(oracle, n: int, seed: int, draws: int = 5, years: bool = False) -> d
     "The judge's age-bin agreement between the real images and the grain-free renders, and with `draws` other grain planes (retest); `years`: also the mean |age read change| (`*_age_read_mae`)."
     real = zoo_phantom('chest').sample(n, seed=seed).images; clean = grain_free(n, seed)
     g, gen = real - clean, torch.Generator().manual_seed(0)
-    a0 = oracle.predict(real).age.to_numpy()
+    p0 = oracle.predict(real)  # once; each version below is read once too
     def read(x):
-        x = x.clamp(-1, 1)
-        return (round(float(reading_agreement(oracle, real, x)['age_bin']), 4),
-                round(float(np.abs(oracle.predict(x).age.to_numpy() - a0).mean()), 3) if years else None)
+        p = oracle.predict(x.clamp(-1, 1))  # reading_agreement's age-bin figure, from these two readings
+        return (round(float((p.age_bin.to_numpy() == p0.age_bin.to_numpy()).mean()), 4),
+                round(float(np.abs(p.age.to_numpy() - p0.age.to_numpy()).mean()), 3) if years else None)
     free, re = read(clean), [read(clean + g[torch.randperm(n, generator=gen)]) for _ in range(draws)]
     out = dict(grain_free=free[0], retest=[r[0] for r in re])
     if years: out.update(grain_free_age_read_mae=free[1], retest_age_read_mae=[r[1] for r in re])

@@ -39,7 +39,7 @@ def main():
     t = time.time()
     lr = r['vae_lr'] if a.lr is None else a.lr
     h = train_vae(pipe, images, steps, r['vae_batch'], lr, crop=r['vae_crop'], seed=r['data_seed'],
-                  perceptual=PerceptualDistance(other) if a.weight > 0 else None, perceptual_weight=a.weight or 1.0, progress=False)
+                  perceptual=PerceptualDistance(other) if a.weight > 0 else None, perceptual_weight=a.weight, progress=False)
     val = zoo_phantom('chest').sample(n_val, seed=30_000)
     rec = dict(steps=steps, lr=lr, weight=a.weight, latent_channels=lc, train_seconds=round(h['seconds'], 1), scaling_factor=h['scaling_factor'],
                validation=dict(seed=30_000, n=n_val), after=measure(pipe, judge, other, val))

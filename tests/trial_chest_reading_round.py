@@ -36,7 +36,7 @@ def main():
     val = zoo_phantom('chest').sample(a.n_val, seed=30_000)
     images = zoo_phantom('chest').sample(r['n_images'], seed=r['data_seed']).images
     pixel_weights = 1 + a.saliency_lam * attribute_saliency(other, images[:1024], 'age') if a.saliency_lam else None
-    card_a = zoo_phantom('chest', 0).sample(min(a.n_val, 256), seed=10_000)  # the card's first real set
+    card_a = zoo_phantom('chest', 0).sample(min(a.n_val, 256), seed=10_000) if a.saliency_lam else None  # the card's first real set
     pipe = load_pipeline('chest')
     before = measure(pipe, judge, other, val)
     if a.saliency_lam: before['card_set_a'] = card_set_agreement(pipe, judge, card_a)
