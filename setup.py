@@ -25,6 +25,12 @@ min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 dev_requirements = (cfg.get('dev_requirements') or '').split()
 
+# data_samples/ (the shipped checkpoints, oracles and fixtures) travels with a plain, non-editable install as data files under
+# <prefix>/share/medcf/data_samples, where medcf.phantoms.data_samples_root finds it; an editable install reads the clone's folder
+import os
+data_files = [(os.path.join('share', cfg['lib_name'], d), sorted(os.path.join(d, f) for f in fs if not f.endswith('.pyc')))
+              for d, _, fs in sorted(os.walk('data_samples')) if '__pycache__' not in d and fs]
+
 package_data = dict()
 pkg_data = cfg.get('package_data', None)
 if pkg_data:
@@ -41,6 +47,7 @@ setuptools.setup(
     url = cfg['git_url'],
     packages = setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data = True,
+    data_files = data_files,
     install_requires = requirements,
     extras_require={ 'dev': dev_requirements },
     dependency_links = cfg.get('dep_links','').split(),

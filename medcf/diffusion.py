@@ -328,7 +328,7 @@ def _resolve(name_or_path) -> Path:
     if str(name_or_path) in ZOO:
         try: d = data_path('models', str(name_or_path))
         except FileNotFoundError as e:
-            raise FileNotFoundError(f"zoo model {name_or_path!r} is not in data_samples/models; train it with "
+            raise FileNotFoundError(f"zoo model {name_or_path!r} is not in data_samples/models ({e}); train it with "
                                     f"medcf.zoo.train_zoo_model({str(name_or_path)!r}, out_dir)") from e
         return d
     raise ValueError(f"unknown model {str(name_or_path)!r}: expected a zoo name ({', '.join(ZOO)}) or a pipeline folder")

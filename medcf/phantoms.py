@@ -11,8 +11,8 @@ import numpy as np, pandas as pd, torch
 
 # %% auto #0
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
-           'check_real', 'check_weights', 'warn_unit_range', 'refuse_overwrite', 'data_path', 'Variable',
-           'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom',
+           'check_real', 'check_weights', 'warn_unit_range', 'refuse_overwrite', 'data_samples_root', 'data_path',
+           'Variable', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom',
            'show_grid', 'check_grid_path', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'BrainPhantom',
            'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
 
@@ -82,12 +82,31 @@ def refuse_overwrite(paths: list,  # files or folders a writer is about to creat
 # %% ../nbs/00_phantoms.ipynb #9254359e
 from pathlib import Path
 
+def _installed_data_samples() -> Path | None:
+    "The data_samples/ copy a plain (non-editable) install put under <prefix>/share/medcf/, found through the package's RECORD."
+    from importlib import metadata
+    try: dist = metadata.distribution('medcf')
+    except metadata.PackageNotFoundError: return None
+    for f in dist.files or []:  # e.g. ../../../share/medcf/data_samples/models/chest/model_card.json
+        parts = Path(f).parts
+        if 'data_samples' in parts[:-1]:
+            root = Path(dist.locate_file(Path(*parts[:parts.index('data_samples') + 1]))).resolve()
+            if root.is_dir(): return root
+    return None
+
+def data_samples_root() -> Path:
+    "The data_samples/ folder in use: $MEDCF_DATA_SAMPLES, else the one beside the package (a clone), else a plain install's copy."
+    if os.environ.get('MEDCF_DATA_SAMPLES'): return Path(os.environ['MEDCF_DATA_SAMPLES'])
+    beside = (Path(__file__).resolve().parent.parent if '__file__' in globals() else Path.cwd().parent) / 'data_samples'
+    if beside.is_dir(): return beside
+    return _installed_data_samples() or beside
+
 def data_path(*parts: str) -> Path:
-    "Path inside data_samples/ (the repo's, or $MEDCF_DATA_SAMPLES); raises FileNotFoundError naming what is missing."
-    root = Path(os.environ.get('MEDCF_DATA_SAMPLES', Path(__file__).resolve().parent.parent / 'data_samples')
-                ) if '__file__' in globals() else Path(os.environ.get('MEDCF_DATA_SAMPLES', Path.cwd().parent / 'data_samples'))
+    "Path inside `data_samples_root()`; raises FileNotFoundError naming what is missing and where it looked."
+    root = data_samples_root()
     p = root.joinpath(*parts)
-    if not p.exists(): raise FileNotFoundError(f"{p} does not exist; data_samples/ is looked up at {root} (set MEDCF_DATA_SAMPLES to change it)")
+    if not p.exists(): raise FileNotFoundError(f"{p} does not exist; data_samples/ is looked up at {root} (set MEDCF_DATA_SAMPLES "
+                                               "to a clone's data_samples/ to change it)")
     return p
 
 # %% ../nbs/00_phantoms.ipynb #eeacc02d

@@ -1,0 +1,58 @@
+"""A plain (non-editable) install, `pip install .` or `pip install git+URL`, carries data_samples/ with it, so the shipped
+checkpoints load with no set-up beyond the install (setup.py's data_files; medcf.phantoms.data_samples_root)."""
+import os, shutil, subprocess, sys, zipfile
+from pathlib import Path
+import pytest
+from medcf.phantoms import data_samples_root, data_path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARE = 'share/medcf/data_samples/'
+
+
+@pytest.fixture(scope='module')
+def wheel(tmp_path_factory) -> Path:
+    "A wheel built from a copy of the project's packaging files, the package and data_samples/ (nothing written into the repo)."
+    tmp = tmp_path_factory.mktemp('wheel'); src = tmp / 'src'; src.mkdir()
+    for f in ('setup.py', 'settings.ini', 'README.md', 'MANIFEST.in'): shutil.copy(REPO / f, src / f)
+    for d in ('medcf', 'data_samples'): shutil.copytree(REPO / d, src / d, ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation', str(src), '-w', str(tmp)], check=True)
+    return next(tmp.glob('medcf-*.whl'))
+
+
+def _data_files(folder: Path) -> set:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob('*') if p.is_file() and '__pycache__' not in p.parts}
+
+
+def test_wheel_carries_data_samples(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {n.split(SHARE, 1)[1] for n in names if SHARE in n}
+    assert shipped == _data_files(REPO / 'data_samples')  # every file, nothing else
+    assert {'models/chest/model_card.json', 'oracles/chest/attributes.safetensors'} <= shipped
+
+
+def test_plain_install_loads_the_zoo(wheel, tmp_path):
+    "Installed into a fresh virtual environment (the course's other packages seen through system site-packages), run from elsewhere."
+    venv = tmp_path / 'venv'
+    subprocess.run([sys.executable, '-m', 'venv', '--system-site-packages', str(venv)], check=True)
+    py = venv / 'bin' / 'python'
+    subprocess.run([str(py), '-m', 'pip', 'install', '-q', '--no-deps', '--disable-pip-version-check', str(wheel)], check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ('MEDCF_DATA_SAMPLES', 'PYTHONPATH')}
+    code = ("import medcf.phantoms as P; from medcf.diffusion import load_pipeline; "
+            "print(P.__file__); print(P.data_samples_root()); load_pipeline('chest')")
+    out = subprocess.run([str(py), '-c', code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    module, root = out.stdout.split()
+    assert Path(module).is_relative_to(venv) and Path(root) == (venv / 'share' / 'medcf' / 'data_samples').resolve()
+    gen = subprocess.run([str(venv / 'bin' / 'medcf'), 'generate', '--model', 'chest', '--prompt', 'Chest X-ray', '--n', '1',
+                          '--steps', '2', '--out', str(tmp_path / 'g.png')], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert gen.returncode == 0 and (tmp_path / 'g.png').stat().st_size > 0, gen.stderr
+
+
+def test_data_samples_root_order(monkeypatch, tmp_path):
+    monkeypatch.delenv('MEDCF_DATA_SAMPLES', raising=False)
+    assert data_samples_root() == REPO / 'data_samples'  # a clone (editable install): the folder beside the package
+    monkeypatch.setenv('MEDCF_DATA_SAMPLES', str(tmp_path))  # the environment variable wins
+    assert data_samples_root() == tmp_path
+    with pytest.raises(FileNotFoundError, match='MEDCF_DATA_SAMPLES'): data_path('models')
+    from medcf.diffusion import load_pipeline
+    with pytest.raises(FileNotFoundError, match=f"not in data_samples/models .*looked up at {tmp_path}"): load_pipeline('chest')
