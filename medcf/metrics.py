@@ -23,6 +23,8 @@ def _np(x, name: str) -> np.ndarray:
     x = np.asarray(x)
     if x.size == 0: raise ValueError(f"{name} is empty; expected at least one value")
     if x.dtype.kind in 'fc' and not np.isfinite(x).all(): raise ValueError(f"{name} contains NaN or inf")
+    if x.dtype.kind == 'O' and (miss := np.flatnonzero(pd.isna(x).ravel())).size:
+        raise ValueError(f"{name} has missing values (None/NaN) at positions {miss[:5].tolist()}; expected a value for every sample")
     return x
 
 def _binary(y, name: str = 'labels') -> np.ndarray:
@@ -65,9 +67,11 @@ def _comparable(pred: np.ndarray, labels: np.ndarray):
     if _is_text(pred) != _is_text(labels):
         raise TypeError(f"pred holds {'text' if _is_text(pred) else 'numbers'} ({pred.flat[0]!r}, ...) but labels "
                         f"{'text' if _is_text(labels) else 'numbers'} ({labels.flat[0]!r}, ...); expected labels of one kind")
-    if pred.dtype.kind == 'f' and labels.dtype.kind in 'biu' and not (pred == np.round(pred)).all():
-        raise ValueError(f"pred holds non-integer values ({pred[pred != np.round(pred)].flat[0]:.3g}, ...) against integer labels; "
-                         "expected predicted labels, not probabilities (threshold or argmax them first)")
+    def integral(a): return a.dtype.kind in 'biu' or (a.dtype.kind == 'f' and (a == np.round(a)).all())
+    for a, name, other in ((pred, 'pred', 'labels'), (labels, 'labels', 'pred')):  # either side: the order is (pred, labels)
+        if a.dtype.kind == 'f' and not integral(a) and integral(pred if a is labels else labels):
+            raise ValueError(f"{name} holds non-integer values ({a[a != np.round(a)].flat[0]:.3g}, ...) against integer {other}; "
+                             "expected labels on both sides, not probabilities (threshold or argmax them first; the order is pred, labels)")
 
 def accuracy(pred,  # N predicted labels (any comparable values)
              labels) -> float:  # N true labels
@@ -98,9 +102,7 @@ def group_accuracies(pred,  # N predicted labels
     pred, labels, groups = _np(pred, 'pred'), _np(labels, 'labels'), _np(groups, 'groups')
     for a, name in ((pred, 'pred'), (labels, 'labels'), (groups, 'groups')):
         if a.ndim != 1: raise ValueError(f"{name} has shape {a.shape}; expected a 1-d array, one value per sample")
-    _same_len(pred=pred, labels=labels, groups=groups); _comparable(pred, labels)
-    missing = np.flatnonzero(pd.isna(groups))
-    if missing.size: raise ValueError(f"groups has missing ids (None/NaN) at rows {missing[:5].tolist()}; expected a group id for every sample (they would be dropped)")
+    _same_len(pred=pred, labels=labels, groups=groups); _comparable(pred, labels)  # a missing group id was refused by _np
     df = pd.DataFrame(dict(g=groups, c=(pred == labels)))
     out = df.groupby('g').c.agg(['size', 'mean']).reset_index()
     out.columns = ['group', 'n', 'accuracy']
@@ -193,7 +195,8 @@ def frechet_distance(feats_a,  # N x D features of one set (N >= 2)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"features have shapes {a.shape} and {b.shape}; expected N x D and M x D with the same D")
     if len(a) < 2 or len(b) < 2: raise ValueError("each feature set needs at least 2 samples to estimate a covariance")
-    mu_a, mu_b, s_a, s_b = a.mean(0), b.mean(0), np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    s_a, s_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))  # D = 1: np.cov gives a scalar
     r = _sqrt_psd(s_a)
     cross = np.sqrt(np.clip(np.linalg.eigvalsh(r @ s_b @ r), 0, None)).sum()
     return float(max(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * cross, 0.0))
@@ -259,25 +262,33 @@ def _target_array(v, n: int, name: str) -> np.ndarray:
 
 def _is_continuous(x: np.ndarray) -> bool: return x.dtype.kind == 'f' and not np.isin(x, [0., 1.]).all()
 
-def effectiveness(predict: Callable,  # images -> DataFrame of attribute readings (e.g. an `AttributeOracle`)
-                  edited,  # N x C x H x W edited images
-                  target: dict) -> dict:  # attribute -> intended value (scalar or N values)
-    "Per intervened attribute: fraction of edited images the oracle reads as the intended value (continuous: mean absolute error)."
+def _specs(predict: Callable) -> dict:
+    "An `AttributeOracle`'s attribute specs by name, whether the oracle or its bound `predict` is passed ({} for other callables)."
+    return {s.name: s for s in getattr(getattr(predict, '__self__', predict), 'specs', [])}
+
+def _effectiveness(predict: Callable, edited, target: dict) -> dict:
+    "attribute -> (value, continuous?) for `effectiveness` and `counterfactual_report`."
     if not isinstance(target, dict) or not target: raise ValueError("target must be a non-empty dict attribute -> value(s)")
     edited = check_images(edited, name='edited')
     pred, out = _read(predict, edited, list(target)), {}
-    specs = {s.name: s for s in getattr(predict, 'specs', [])}  # an AttributeOracle says which values each attribute can take
+    specs = _specs(predict)  # an AttributeOracle says which values each attribute can take
     for k, v in target.items():
         t, p = _target_array(v, len(edited), k), pred[k].to_numpy()
         if pd.isna(t).any(): raise ValueError(f"target {k} holds a missing value (None/NaN); expected the intended value of every image")
-        if p.dtype.kind != 'f': _comparable(p, t)  # discrete readings: the target must be a value of the same kind
         s = specs.get(k)
-        if s is not None and s.values is not None:
+        if s is not None and s.values is not None:  # the oracle's own list of values first: the most specific message
             bad = [x for x in pd.unique(t) if _py(x) not in s.values]
             if bad: raise ValueError(f"target {k}={bad[0]!r} is not a value the oracle reads; expected one of {s.values}")
+        if p.dtype.kind != 'f': _comparable(p, t)  # discrete readings: the target must be a value of the same kind
         cont = (s.kind == 'continuous') if s is not None else (_is_continuous(p) or _is_continuous(np.asarray(t)))
-        out[k] = float(np.abs(p.astype(float) - t.astype(float)).mean()) if cont else float(np.mean([a == b for a, b in zip(p.tolist(), t.tolist())]))
+        out[k] = (float(np.abs(p.astype(float) - t.astype(float)).mean()) if cont else float(np.mean([a == b for a, b in zip(p.tolist(), t.tolist())])), cont)
     return out
+
+def effectiveness(predict: Callable,  # images -> DataFrame of attribute readings (an `AttributeOracle` or its `predict`)
+                  edited,  # N x C x H x W edited images
+                  target: dict) -> dict:  # attribute -> intended value (scalar or N values)
+    "Per intervened attribute: fraction of edited images the oracle reads as the intended value (continuous: mean absolute error)."
+    return {k: v for k, (v, _) in _effectiveness(predict, edited, target).items()}
 
 def leakage(predict: Callable,  # images -> DataFrame of attribute readings
             edited,  # N x C x H x W edited images
@@ -290,6 +301,9 @@ def leakage(predict: Callable,  # images -> DataFrame of attribute readings
     for v, name in ((intervened, 'intervened'), (attributes, 'attributes')):
         if isinstance(v, str): raise TypeError(f"{name}={v!r} is a string; expected a list of attribute names, e.g. [{v!r}]")
     pe, pr = _read(predict, e, list(intervened) + list(attributes or [])), _read(predict, r, [])
+    cont = [c for c in (attributes or []) if c not in set(intervened) and _is_continuous(pr[c].to_numpy())]
+    if discrete_only and cont: raise ValueError(f"attributes {cont} are continuous, which discrete_only=True leaves out; expected discrete "
+                                                "attributes only (call leakage without discrete_only for their leakage in their own units)")
     cols = [c for c in pr.columns if c not in set(intervened) and (attributes is None or c in attributes)
             and not (discrete_only and _is_continuous(pr[c].to_numpy()))]
     out = {}
@@ -346,9 +360,11 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
                           batch,  # factual PhantomBatch
                           predict: Callable,  # oracle: images -> DataFrame of attributes
                           threshold: float = 0.05,  # changed-region threshold
-                          leakage_attributes: Sequence | None = None,  # attributes checked for leakage (None: every discrete one)
+                          leakage_attributes: Sequence | None = None,  # discrete attributes checked for leakage (None: every discrete one)
                           **do) -> pd.Series:  # the intervention, e.g. effusion=1 (scalar or one value per image)
     "Every counterfactual metric for one intervention, as one row: effectiveness, error inside/outside, minimality, leakage (worst discrete attribute), composition, reversibility."
+    # effectiveness is the mean share over the discrete intervened attributes (NaN when there is none); each continuous one gets
+    # its own column effectiveness_mae_<name> in its own units: a share and a mean error in years are never averaged together
     if not do: raise ValueError("give the intervention as keyword arguments, e.g. effusion=1")
     hidden = [k for k in do if k not in batch.attrs.columns]
     if hidden: raise ValueError(f"{hidden} are not observed attributes; an editor can only be asked for {list(batch.attrs.columns)}")
@@ -358,8 +374,10 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
     edited = _edit(edit_fn, batch.images, target)
     err = counterfactual_error(edited, cf.images, batch.images, threshold)
     leak = leakage(predict, edited, cf.images, intervened=list(do), discrete_only=True, attributes=leakage_attributes)
-    eff = effectiveness(predict, edited, target)
-    return pd.Series(dict(effectiveness=float(np.mean(list(eff.values()))), mae_inside=float(err.mae_inside.mean()),
+    eff = _effectiveness(predict, edited, target)
+    shares = [v for v, cont in eff.values() if not cont]
+    return pd.Series(dict(effectiveness=float(np.mean(shares)) if shares else float('nan'),
+                          **{f'effectiveness_mae_{k}': v for k, (v, cont) in eff.items() if cont}, mae_inside=float(err.mae_inside.mean()),
                           mae_outside=float(err.mae_outside.mean()), minimality=float(np.nanmedian(minimality(edited, batch.images, cf.images))),
                           leakage_max=float(leak.max()) if len(leak) else 0.0, leakage_worst=leak.idxmax() if len(leak) and leak.max() > 0 else '',
                           composition=composition(edit_fn, batch.images, source)[0], reversibility=reversibility(edit_fn, batch.images, source, target)))

@@ -128,7 +128,7 @@ def test_labels_of_one_kind():
     with pytest.raises(ValueError, match='not probabilities'): M.accuracy([0.7, 0.2, 0.9], [1, 0, 1])
     with pytest.raises(TypeError, match='one kind'): M.accuracy(['Male', 'Female'], [1, 0])
     assert M.accuracy(np.array([1., 0.]), [1, 1]) == 0.5  # whole-number floats are labels
-    with pytest.raises(ValueError, match='missing ids'): M.group_accuracies([1, 0, 1, 1], [1, 0, 0, 1], ['a', None, 'b', 'b'])
+    with pytest.raises(ValueError, match=r'groups has missing values .* at positions \[1\]'): M.group_accuracies([1, 0, 1, 1], [1, 0, 0, 1], ['a', None, 'b', 'b'])
     with pytest.raises(ValueError, match='1-d'): M.group_accuracies(np.eye(3), [1, 0, 1], ['a', 'b', 'b'])
     with pytest.raises(ValueError, match='eps'): M.nll([0.2, 0.9], [0, 1], eps=0)
     with pytest.raises(ValueError, match='1-d'): M.accuracy_rejection_curve(np.ones((3, 2)), [1, 0, 1])
@@ -156,3 +156,47 @@ def test_effectiveness_reads_the_oracle_specs():
     mae = M.effectiveness(o, x, {'age': 70})['age']
     assert mae == pytest.approx(M.effectiveness(o, x, {'age': 70.0})['age']) and mae > 0
     with pytest.raises(ValueError, match='not a value the oracle reads'): M.effectiveness(o, x, {'effusion': 2})
+
+def test_effectiveness_checks_the_same_with_a_bound_predict():
+    "oracle.predict (how notebooks pass it) is checked against the oracle's specs like the oracle itself (it used to score 2 as 0.0)."
+    from medcf.oracles import load_oracle
+    from medcf.phantoms import ChestPhantom
+    o, x = load_oracle('chest'), ChestPhantom(size=64, seed=0).sample(4, seed=3).images
+    for target in ({'effusion': 2}, {'effusion': 0.5}, {'sex': 'female'}):
+        with pytest.raises(ValueError, match='not a value the oracle reads'): M.effectiveness(o.predict, x, target)
+    assert M.effectiveness(o.predict, x, {'age': 70}) == M.effectiveness(o, x, {'age': 70})
+
+def test_report_never_averages_a_share_with_an_error():
+    "A continuous intervention gets its own column in its units; `effectiveness` is the discrete attributes' share only."
+    from medcf.oracles import load_oracle
+    from medcf.phantoms import ChestPhantom
+    ph = ChestPhantom(size=64, seed=0); b = ph.sample(8, seed=0); o = load_oracle('chest')
+    ed = M.true_counterfactual_editor(ph, b)
+    both = M.counterfactual_report(ed, ph, b, o.predict, age=80.0, effusion=1)
+    eff = M.effectiveness(o, ph.counterfactual(b, age=80.0, effusion=1).images, {'age': 80.0, 'effusion': 1})
+    assert both.effectiveness == eff['effusion'] and both.effectiveness_mae_age == pytest.approx(eff['age']) and eff['age'] > 0
+    age_only = M.counterfactual_report(ed, ph, b, o.predict, age=80.0)
+    assert np.isnan(age_only.effectiveness) and age_only.effectiveness_mae_age > 0
+
+def test_leakage_refuses_an_attribute_it_would_drop(setup):
+    "An attribute asked for by name that discrete_only leaves out is an error, not a silent omission (the report used to say 0.0)."
+    ph, b, tgt = setup
+    def with_age(images): return reader(images).assign(age=images.mean((1, 2, 3)).numpy() * 50 + 50)
+    cf = ph.counterfactual(b, **tgt)
+    assert 'age' in M.leakage(with_age, cf.images * 0.9, cf.images, intervened=['bar'], attributes=['age'])
+    with pytest.raises(ValueError, match='continuous'): M.leakage(with_age, cf.images, cf.images, ['bar'], discrete_only=True, attributes=['age', 'tone'])
+    with pytest.raises(ValueError, match='continuous'): M.counterfactual_report(M.true_counterfactual_editor(ph, b), ph, b, with_age, leakage_attributes=['age'], bar=tgt['bar'])
+
+def test_accuracy_refuses_probabilities_on_either_side_and_missing_values():
+    with pytest.raises(ValueError, match='labels holds non-integer'): M.accuracy([1, 0], [0.7, 0.2])  # sklearn's (y_true, y_pred) order
+    with pytest.raises(ValueError, match='labels holds non-integer'): M.accuracy(np.array([1., 0.]), [0.7, 0.2])
+    with pytest.raises(ValueError, match='missing'): M.accuracy(pd.Series(['a', None, 'b']), pd.Series(['a', 'b', 'b']))
+    with pytest.raises(ValueError, match='missing'): M.accuracy(np.array([1, np.nan, 0], dtype=object), [1, 1, 0])
+    with pytest.raises(ValueError, match='missing'): M.worst_group_accuracy([1, 0], [1, None], ['a', 'b'])
+    assert M.accuracy([0.5, 1.5], [0.5, 2.5]) == 0.5  # non-integer values on both sides are values, compared as such
+
+def test_frechet_distance_of_one_feature():
+    "D = 1 is an N x 1 input like any other (np.cov returns a scalar there): the 1-d Gaussian formula."
+    rng = np.random.default_rng(0); a, b = rng.normal(size=(4000, 1)), 1 + 2 * rng.normal(size=(4000, 1))
+    sa, sb = a.std(ddof=1), b.std(ddof=1)
+    assert M.frechet_distance(a, b) == pytest.approx((a.mean() - b.mean()) ** 2 + (sa - sb) ** 2, rel=1e-9)
