@@ -4,11 +4,11 @@
 
 # %% ../nbs/90_model_zoo.ipynb #7ca4b63b
 from __future__ import annotations
-import os, json, time, platform, copy, math
+import os, json, time, platform, copy, math, warnings
 from pathlib import Path
 from typing import Sequence
 import numpy as np, pandas as pd, torch
-from .phantoms import pick, is_full, data_path, check_real
+from .phantoms import pick, is_full, data_path, check_real, check_int
 from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load_pipeline, generate, ddim_invert,
                              vae_roundtrip, encode_images, fit_signal_leak, check_autocast, check_guidance_interval, resolve_guidance_interval,
                              ZOO, zoo_names, check_out_dir)
@@ -180,13 +180,17 @@ def select_guidance(name: str,  # 'chest' or 'skin'
                     seed: int = 7,  # generation seed (the card's figures use 0)
                     min_adherence: float = 0.90,  # every prompted attribute must reach this
                     intervals: Sequence = (None,)) -> list:  # guidance intervals to compare at every scale: None (every step) or (t_lo, t_hi)
-    "Per scale and interval: `validation_fd` and prompt adherence (other generation seed than the card's); the lowest FD whose adherence all reach `min_adherence` is chosen."
+    "Per scale and interval: `validation_fd` and prompt adherence (other generation seed than the card's); the lowest FD whose adherence all reach `min_adherence` is chosen (none: the lowest FD, with a warning)."
     if not len(scales) or min(scales) < 1: raise ValueError(f"scales={scales}: expected guidance scales >= 1")
+    check_real(min_adherence, 'min_adherence', 0, 1, expect='a share in [0, 1]')
     if not len(intervals): raise ValueError("intervals=(): expected at least one guidance interval (None: guidance at every step)")
     rows = [dict(guidance_scale=w, guidance_interval=None if gi is None else list(gi), validation_fd_ratio=fd, **adh)  # as `validation_fd`'s
             for w, gi, adh, fd in _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, VALIDATION_SEEDS, 0, intervals)]
-    ok = [r for r in rows if min(v for k, v in r.items() if k.startswith('adherence_')) >= min_adherence] or rows
-    best = min(ok, key=lambda r: r['validation_fd_ratio'])
+    for r in rows: r['meets_min_adherence'] = min(v for k, v in r.items() if k.startswith('adherence_')) >= min_adherence
+    ok = [r for r in rows if r['meets_min_adherence']]
+    if not ok: warnings.warn(f"no guidance setting reaches min_adherence={min_adherence} on every prompted attribute; the lowest "
+                             "validation FD is chosen anyway (each row says meets_min_adherence=False)", stacklevel=2)
+    best = min(ok or rows, key=lambda r: r['validation_fd_ratio'])
     return [dict(r, chosen=r is best) for r in rows]
 
 LEAK_N = 4096  # training images whose mean latent is the checkpoint's signal leak
@@ -369,6 +373,8 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
                        guidance_interval: tuple | None | str = 'recipe') -> dict:  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
     "The model card's quality figures: prompt adherence, VAE attribute agreement, oracle-feature FD, inversion error."
     from medcf.metrics import oracle_frechet_distance
+    if check_int(n_invert, 'n_invert') > n: raise ValueError(f"n_invert={n_invert} > n={n}: the inversion figure inverts the first n_invert "
+                                                             "of the n real images; expected n_invert <= n")
     r = _recipe(name); w = r['guidance_scale'] if guidance_scale is None else guidance_scale
     gi = recipe_interval(name, guidance_interval)
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, seed)

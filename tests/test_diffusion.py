@@ -534,6 +534,29 @@ def test_select_guidance_refuses_bad_scales(pipe):
         with pytest.raises(ValueError, match='guidance scales >= 1'): zoo.select_guidance('chest', pipe, bad, n=2, num_inference_steps=1, oracle=object())
 
 
+def test_select_guidance_says_when_no_setting_meets_the_adherence(monkeypatch):
+    "With every setting under min_adherence the lowest FD is still chosen, but aloud (a warning, a column): it was silent."
+    import warnings
+    from medcf import zoo
+    rows = [(2.0, None, {'adherence_effusion': 0.55}, 1.1), (3.0, None, {'adherence_effusion': 0.85}, 1.3)]
+    monkeypatch.setattr(zoo, '_per_scale', lambda *a, **k: rows)  # only the images are stubbed
+    with pytest.warns(UserWarning, match='no guidance setting reaches min_adherence=0.9'): sel = zoo.select_guidance('chest', None, (2.0, 3.0))
+    assert [r['chosen'] for r in sel] == [True, False] and not any(r['meets_min_adherence'] for r in sel)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        sel = zoo.select_guidance('chest', None, (2.0, 3.0), min_adherence=0.8)  # one meets it: no warning, that one chosen
+    assert [r['chosen'] for r in sel] == [False, True] and [r['meets_min_adherence'] for r in sel] == [False, True]
+    for bad in (1.5, -0.1, float('nan')):
+        with pytest.raises(ValueError, match='min_adherence'): zoo.select_guidance('chest', None, (2.0,), min_adherence=bad)
+
+
+def test_evaluate_zoo_model_refuses_more_inversions_than_images():
+    "n_invert images come from the n real ones: asking for more used to be cut to n while the card recorded the request."
+    from medcf import zoo
+    for bad in (65, 0, 2.5):
+        with pytest.raises(ValueError, match='n_invert'): zoo.evaluate_zoo_model('chest', None, object(), n=64, n_invert=bad)
+
+
 def test_snapshots_and_selection_errors(pipe):
     "finetune keeps (EMA) snapshots when asked; the last one is the final weights; select_snapshot refuses what it cannot use."
     import copy
