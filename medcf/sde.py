@@ -360,6 +360,7 @@ class MSPrediction:
     cate: np.ndarray  # (N, A) predicted effect vs placebo at the chosen time (column 0 is zero)
     cate_lo: np.ndarray | None = None  # (N, A) interval of the paired individual effect (SDE only)
     cate_hi: np.ndarray | None = None  # (N, A)
+    cate_t: float | None = None  # years at which `cate` is the effect (None: the horizon); `evaluate` scores it there
 
 @torch.no_grad()
 def predict(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
@@ -376,6 +377,7 @@ def predict(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
     ti = len(grid) - 1 if t is None else int(np.argmin(np.abs(grid - t)))
     if t is not None and (not 0 <= t <= grid[-1] + 1e-6 or (isinstance(model, TLearner) and ti != len(grid) - 1)):
         raise ValueError(f"t={t!r}: expected a time in [0, {grid[-1]:.2f}] years" + (" (a T-learner predicts the horizon only)" if isinstance(model, TLearner) else ''))
+    cate_t = float(grid[ti])  # the grid time the effect is read at
     model.eval(); name = name or type(model).__name__
     q = torch.tensor([(1 - level) / 2, (1 + level) / 2])
     if isinstance(model, CausalSDE):
@@ -385,23 +387,24 @@ def predict(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
         D = P[..., ti] - P[:, :1, :, ti]                                                             # K, A, N, paired
         clo, chi = torch.quantile(D, q, dim=0)
         t = lambda x: x.transpose(0, 1).numpy()
-        return MSPrediction(name, data.grid.numpy(), t(P.mean(0)), t(lo), t(hi), D.mean(0).T.numpy(), clo.T.numpy(), chi.T.numpy())
+        return MSPrediction(name, data.grid.numpy(), t(P.mean(0)), t(lo), t(hi), D.mean(0).T.numpy(), clo.T.numpy(), chi.T.numpy(), cate_t)
     outs = [model(data, a) for a in MS_ARMS]
     mu, sd = torch.stack([o[0] for o in outs], 1), torch.stack([o[1] for o in outs], 1)
     times = data.grid.numpy()
     if mu.dim() == 2: mu, sd, times = mu[..., None], sd[..., None], times[-1:]
     z = float(torch.distributions.Normal(0., 1.).icdf(q[1]))
     ti = -1 if isinstance(model, TLearner) else ti
-    return MSPrediction(name, times, mu.numpy(), (mu - z * sd).numpy(), (mu + z * sd).numpy(), (mu[..., ti] - mu[:, :1, ti]).numpy())
+    return MSPrediction(name, times, mu.numpy(), (mu - z * sd).numpy(), (mu + z * sd).numpy(), (mu[..., ti] - mu[:, :1, ti]).numpy(), cate_t=cate_t)
 
 # %% ../nbs/50_causal_sde.ipynb #a8e772d6
 from .metrics import auroc  # the course's AUROC (rank-sum, ties averaged; 04_metrics), not a second copy
 
 def evaluate(pred: MSPrediction,  # predictions for the patients of `trial`
              trial: MSTrialData,  # the same patients, with their ground truth
-             threshold: float = -0.5) -> dict:  # responder: true CATE of drug_a at most this
-    "Factual MSE (final visit; all follow-up visits where predicted), PEHE per drug, 90% coverage, responder AUROC."
+             threshold: float = -0.5) -> dict:  # responder: true CATE of drug_a at most this (at the prediction's `cate_t`)
+    "Factual MSE (final visit; all follow-up visits where predicted), PEHE per drug and responder AUROC at the effect's time, 90% coverage."
     if pred.mean.shape[0] != len(trial): raise ValueError(f"prediction for {pred.mean.shape[0]} patients, trial has {len(trial)}")
+    tc = pred.cate_t  # the truth at the time the effect was predicted for (it used to be the horizon whatever `predict`'s t)
     n, arm, m = len(trial), trial.arm, trial.mask[:, -1]
     y = trial.visit_y[m, -1]
     mu, lo, hi = (x[np.arange(n), arm, -1][m] for x in (pred.mean, pred.lo, pred.hi))
@@ -411,9 +414,9 @@ def evaluate(pred: MSPrediction,  # predictions for the patients of `trial`
         f = pred.mean[np.arange(n)[:, None], arm[:, None], np.maximum(trial.visit_idx, 0)]
         out['mse_visits'] = float(np.mean((trial.visit_y[M] - f[M]) ** 2))
     for a in MS_ARMS[1:]:
-        out[f'pehe_{a}'] = float(np.sqrt(np.mean((pred.cate[:, ms_arm_index(a)] - trial.cate(a)) ** 2)))
+        out[f'pehe_{a}'] = float(np.sqrt(np.mean((pred.cate[:, ms_arm_index(a)] - trial.cate(a, tc)) ** 2)))
     out['coverage90'] = float(np.mean((lo <= y) & (y <= hi)))
-    out['auroc_resp'] = auroc(-pred.cate[:, 1], trial.responders('drug_a', threshold))
+    out['auroc_resp'] = auroc(-pred.cate[:, 1], trial.cate('drug_a', tc) <= threshold)
     return out
 
 def enrichment(pred_cate: np.ndarray,  # predicted effect of a drug vs placebo (negative = benefit)
@@ -428,8 +431,10 @@ def enrichment(pred_cate: np.ndarray,  # predicted effect of a drug vs placebo (
     if fr.ndim != 1 or not len(fr) or not ((0 < fr) & (fr < 1)).all(): raise ValueError(f"fractions={fractions!r}: expected one or more fractions strictly between 0 and 1")
     order, rows = np.argsort(p, kind='mergesort'), []
     for f in fractions:
-        k = min(len(p) - 1, max(1, int(round(f * len(p)))))
-        rows.append(dict(fraction=f, top=t[order[:k]].mean(), rest=t[order[k:]].mean()))
+        k = int(round(f * len(p)))
+        if not 1 <= k <= len(p) - 1: raise ValueError(f"fraction {f} of {len(p)} patients is a top group of {k}; expected fractions that leave "
+                                                      f"at least one patient in the top group and in the rest (between {1 / len(p):.3g} and {1 - 1 / len(p):.3g} here)")
+        rows.append(dict(fraction=f, n_top=k, top=t[order[:k]].mean(), rest=t[order[k:]].mean()))
     return pd.DataFrame(rows)
 
 # %% ../nbs/50_causal_sde.ipynb #346fda0d

@@ -153,3 +153,21 @@ def test_fit_wants_a_built_model():
     "A model name where a model belongs was an AttributeError deep in fit."
     tt = trial_tensors(MSTrial(seed=0).simulate(8, seed=0), img_size=16)
     with pytest.raises(TypeError, match='expected a built model'): fit('gru', tt, epochs=1)
+
+def test_evaluate_scores_the_effect_at_its_own_time(small):
+    "An effect predicted for t = 1 year is scored against the truth at 1 year (it used to be the horizon's, whatever t)."
+    tr, T = small
+    m = GRUBaseline(); fit(m, T, epochs=1)
+    p1, ph = predict(m, T, t=1.0), predict(m, T)
+    assert p1.cate_t == pytest.approx(float(T.grid[np.argmin(np.abs(T.grid.numpy() - 1.0))])) and ph.cate_t == pytest.approx(float(T.grid[-1]))
+    for a in MS_ARMS[1:]:
+        j = MS_ARMS.index(a)
+        assert evaluate(p1, tr)[f'pehe_{a}'] == pytest.approx(np.sqrt(np.mean((p1.cate[:, j] - tr.cate(a, t=1.0)) ** 2)))
+        assert evaluate(ph, tr)[f'pehe_{a}'] == pytest.approx(np.sqrt(np.mean((ph.cate[:, j] - tr.cate(a)) ** 2)))
+
+def test_enrichment_refuses_a_fraction_it_cannot_honour():
+    "With 4 patients a 5% top group would be 0 patients: refused, not silently made 1 (25%); each row says its group size."
+    x = np.array([-3., -2., -1., 0.])
+    assert enrichment(x, x, fractions=(0.25, 0.5, 0.75)).n_top.tolist() == [1, 2, 3]
+    for f in (0.05, 0.1, 0.9, 0.95):
+        with pytest.raises(ValueError, match='top group of'): enrichment(x, x, fractions=(f,))
