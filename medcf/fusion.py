@@ -4,7 +4,7 @@
 
 # %% ../nbs/40_fusion.ipynb #bb84db89
 from __future__ import annotations
-import math, time
+import math, time, warnings
 import numpy as np, pandas as pd, torch
 from torch import nn
 import torch.nn.functional as F
@@ -77,6 +77,10 @@ class IterativeImputer:
         "Standardised, imputed record with indicator columns appended (float32)."
         if not self.fitted: raise ValueError("the imputer is not fitted: call fit(train_record) first")
         X = self._check(X); miss = np.isnan(X)
+        new = sorted(set(np.where(miss.any(0))[0].tolist()) - set(self.incomplete.tolist()))
+        if new: warnings.warn(f"columns {new} have missing values but had none in the training record: they are filled with their "
+                              "training mean and get no indicator column (the width is fixed at fit); fit on a record where they "
+                              "can be missing to impute them by regression", stacklevel=2)
         Z = np.where(miss, 0.0, (X - self.mean) / self.std)
         for j, w in self.coefs:
             m = miss[:, j]
@@ -360,9 +364,10 @@ class FusionData:
         if task not in TASKS: raise ValueError(f"task={task!r}; expected one of {list(TASKS)}")
         n = check_int(n, 'n', 30, ' (patients)')
         ph = BrainPhantom(size, seed=seed, dim=dim)
-        if task == 'age':  # brain age is learned on cognitively normal subjects only
-            b = ph.sample(int(n * 3.2), seed=seed)
-            b = b[np.where(b.truth.stage.to_numpy() == 'CN')[0][:n]]
+        if task == 'age':  # brain age is learned on cognitively normal subjects only: draw until n of them
+            m = int(n * 3.2)
+            while (cn := np.where((b := ph.sample(m, seed=seed)).truth.stage.to_numpy() == 'CN')[0]).size < n: m *= 2
+            b = b[cn[:n]]
         else: b = ph.sample(n, seed=seed)
         self.task, self.batch, self.columns = task, b, TASKS[task]['columns']
         rec, t = b.attrs, b.truth

@@ -164,3 +164,21 @@ def test_stratified_split_needs_rows():
     from medcf.fusion import stratified_split
     with pytest.raises(ValueError, match='one row per patient'): stratified_split(pd.DataFrame({'dx': []}))
     with pytest.raises(ValueError, match='DataFrame'): stratified_split(pd.Series([0, 1, 0]))
+
+
+def test_imputer_says_when_a_column_was_complete_in_training():
+    "A column complete at fit but missing at transform becomes its training mean with no indicator, as before, but no longer silently."
+    import warnings
+    imp = IterativeImputer().fit(np.array([[1., 2.], [2., np.nan], [3., 6.], [4., 8.]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert imp.transform(np.array([[2.5, np.nan]])).shape == (1, 3)  # column 1 may be missing: imputed, flagged, no warning
+    with pytest.warns(UserWarning, match=r'columns \[0\] have missing values but had none'): z = imp.transform(np.array([[np.nan, 8.], [4., np.nan]]))
+    assert z[0, 0] == 0 and z.shape == (2, 3)  # the training mean (standardised: 0), no column added
+
+
+def test_brain_age_data_has_the_patients_asked_for():
+    "The age task keeps cognitively normal subjects only; it used to return fewer than n when a draw had too few (234 of 240 at seed 0)."
+    for seed in (0, 3):
+        d = FusionData('age', 240, seed=seed, size=16)
+        assert len(d.batch) == 240 and (d.batch.truth.stage == 'CN').all()
