@@ -60,10 +60,13 @@ def apply_policy(values,  # CheXpert label values: 1, 0, -1 or blank (NaN/None);
 # %% ../nbs/01_data.ipynb #02ec4659
 def _chest_findings(labels) -> dict:
     "CheXpert finding -> raw value, from a row with CheXpert names or the phantom aliases."
-    found = {}
+    found, given = {}, {}
     for k, v in dict(labels).items():
         name = CHEST_ALIASES.get(k, k)
-        if name in CHEXPERT_FINDINGS: found[name] = v
+        if name not in CHEXPERT_FINDINGS: continue
+        if name in found: raise ValueError(f"{given[name]!r} and {k!r} both name the finding {name!r}; expected one of them "
+                                           "(a phantom column and its CheXpert name are the same label)")
+        found[name], given[name] = v, k
     if not set(found) - {'No Finding'}:
         raise ValueError(f"no chest finding in the labels (keys {list(dict(labels))}); expected some of "
                          f"{CHEXPERT_FINDINGS[1:]} or the phantom columns {list(CHEST_ALIASES)}")
@@ -162,6 +165,7 @@ def encode_attrs(attrs: pd.DataFrame,  # observed attributes, one row per sample
     for name, vals in codebook.items():
         if name not in attrs.columns: raise ValueError(f"attrs lack column {name!r}; they have {list(attrs.columns)}")
         col = attrs[name]
+        if col.isna().any(): raise ValueError(f"{name} has {int(col.isna().sum())} missing values; expected a value in every row")
         if vals is None: cols.append(col.to_numpy(dtype=np.float32))
         else:
             bad = sorted(set(col) - set(vals), key=str)
@@ -730,7 +734,7 @@ def parse_censored(values: pd.Series) -> tuple:  # a column as read from ADNIMER
     lt, gt = (s.str.startswith(c).fillna(False).to_numpy(dtype=bool) for c in '<>')
     flag = np.where(lt, -1, np.where(gt, 1, 0))
     num = pd.to_numeric(s.str.lstrip('<>').replace('', pd.NA), errors='coerce')
-    bad = num.isna() & s.notna() & (s != '')
+    bad = (num.isna() & s.notna() & (s != '')) | np.isinf(num.astype(float)).fillna(False)  # 'inf', '1e400': text, not a measurement
     if bad.any(): raise ValueError(f"column {values.name!r} has unparseable values {s[bad].unique()[:3].tolist()}; expected numbers, '<x', '>x' or blank")
     return num.astype(float).to_numpy(), flag.astype(np.int8)
 

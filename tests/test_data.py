@@ -397,3 +397,22 @@ def test_phantom_stream_float_index():
     s = PhantomStream(ChestPhantom(size=32), 10, split='train', seed=0)
     with pytest.raises(IndexError, match='must be integers'): s[2.7]
     assert s[np.int64(3)]['index'] == 3
+
+
+def test_one_label_named_twice_is_refused():
+    "A phantom column and its CheXpert name given together: the last one used to win silently (so the caption flipped with the order)."
+    for labels in ({'effusion': 1, 'Pleural Effusion': 0}, {'Pleural Effusion': 0, 'effusion': 1}):
+        with pytest.raises(ValueError, match="both name the finding 'Pleural Effusion'"): chest_prompt(labels)
+    assert chest_prompt({'effusion': 1}) == chest_prompt({'Pleural Effusion': 1})
+
+
+def test_missing_attribute_values_are_refused_before_encoding():
+    attrs = pd.DataFrame(dict(age=[50., np.nan, 70.], sex=['Male', 'Female', 'Male']))
+    cb = {'age': None, 'sex': ['Female', 'Male']}  # as attr_codebook gives for a phantom with these columns
+    with pytest.raises(ValueError, match='age has 1 missing'): encode_attrs(attrs, cb)  # NaN used to pass into the targets
+    with pytest.raises(ValueError, match='sex has 1 missing'): encode_attrs(attrs.fillna({'age': 60.}).assign(sex=['Male', None, 'Male']), cb)
+
+
+def test_parse_censored_refuses_infinite_text():
+    for v in ('inf', '-inf', '1e400', '<inf'):
+        with pytest.raises(ValueError, match='unparseable'): parse_censored(pd.Series(['1.5', v], name='ABETA'))
