@@ -18,7 +18,8 @@ __all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'GUIDANCE_GRID', 'LE
            'paper_prompts', 'training_captions', 'oversample_weights', 'hardware', 'validation_fd', 'select_snapshot',
            'select_guidance', 'vae_for_recipe', 'decoder_rounds', 'decoder_perceptual', 'train_zoo_model',
            'adherence_prompts', 'prompt_adherence', 'vae_agreement', 'vae_positive_recall', 'oracle_ceiling',
-           'evaluate_zoo_model', 'guidance_sweep', 'update_card', 'resample_like', 'attribute_mix_fd']
+           'evaluate_zoo_model', 'guidance_sweep', 'update_card', 'pooled_ratio', 'grain_versions', 'judge_reads',
+           'age_bin_ceiling', 'resample_like', 'attribute_mix_fd']
 
 # %% ../nbs/90_model_zoo.ipynb #884150b5
 RECIPES = {
@@ -420,6 +421,43 @@ def update_card(folder: str | Path, **fields) -> dict:
     text, readme = json.dumps(card, indent=1, default=str), model_card_markdown(card)  # both rendered before either file is written
     (folder / CARD).write_text(text); (folder / 'README.md').write_text(readme)
     return card
+
+# %% ../nbs/90_model_zoo.ipynb #702333c0
+def pooled_ratio(fd_seeds: list  # a card's `oracle_fd_seeds`: records with generated_vs_real and real_vs_real_floor
+                ) -> float:
+    "A card's Frechet ratio over its seeds: the mean generated FD over the mean floor."
+    if not len(fd_seeds): raise ValueError("fd_seeds is empty; expected a card's oracle_fd_seeds records")
+    return sum(r['generated_vs_real'] for r in fd_seeds) / sum(r['real_vs_real_floor'] for r in fd_seeds)
+
+def grain_versions(n: int,  # chests
+                   seed: int  # phantom seed of the set (the chest card's first real set: 10_000)
+                  ) -> tuple:  # (real PhantomBatch, the same chests without film grain as a PhantomBatch, their images with another chest's grain)
+    "A real chest set, the same chests rendered without film grain, and their images with another chest's grain plane (a second exposure)."
+    from medcf.phantoms import ChestPhantom
+    real, clean = zoo_phantom('chest').sample(n, seed=seed), ChestPhantom(size=64, grain=0).sample(n, seed=seed)
+    grain = real.images - clean.images
+    other = (clean.images + grain[torch.randperm(n, generator=torch.Generator().manual_seed(0))]).clamp(-1, 1)  # clipped as the phantom clips
+    return real, clean, other
+
+def judge_reads(n: int,  # chests
+                seed: int  # phantom seed of the set, as in `grain_versions`
+               ) -> dict:  # version -> the judge's readings (DataFrame): 'real', 'grain removed', 'another grain', 'VAE round trip'
+    "The shipped chest judge's readings of a real set, of the same chests without grain and with another chest's grain, and of the shipped chest autoencoder's round trip."
+    from medcf.oracles import load_oracle
+    real_b, clean_b, other = grain_versions(n, seed)
+    judge, real = load_oracle('chest'), real_b.images
+    versions = {'real': real, 'grain removed': clean_b.images, 'another grain': other, 'VAE round trip': vae_roundtrip(load_pipeline('chest'), real)}
+    return {k: judge.predict(x) for k, x in versions.items()}
+
+def age_bin_ceiling(reads: dict  # `judge_reads`' output (any dict with 'real' and other versions' readings)
+                   ) -> pd.DataFrame:
+    "Per version: the age-bin agreement with the reading of the real set and the mean |change| of the age read."
+    if 'real' not in reads: raise ValueError(f"reads has {list(reads)}; expected a 'real' entry to compare the others with")
+    r0 = reads['real']
+    return pd.DataFrame({k: dict(age_bin_agreement=float((r.age_bin.astype(str).to_numpy() == r0.age_bin.astype(str).to_numpy()).mean()),
+                                 age_read_change_years=float(np.abs(r.age.to_numpy() - r0.age.to_numpy()).mean()))
+                         for k, r in reads.items() if k != 'real'}).T
+
 
 # %% ../nbs/90_model_zoo.ipynb #52fd7781
 def resample_like(source: np.ndarray | Sequence[float],  # 1-D values of a pool (e.g. the ages the oracle reads on real images)

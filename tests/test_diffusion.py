@@ -965,3 +965,17 @@ def test_generation_panel_follows_the_checkpoint_and_does_not_clamp(pipe):
     assert wide.controls['guidance_scale'].value == 12.0 and wide.controls['steps'].value == 200  # were clamped to 8 and 100
     one = D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale=torch.tensor(2.0))  # a one-element tensor is a number
     assert torch.equal(one, D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale=2.0))
+
+
+def test_card_figure_helpers():
+    "pooled_ratio is the ratio of the means (not the mean of the ratios); age_bin_ceiling compares every version with 'real'."
+    import pandas as pd
+    from medcf import zoo
+    seeds = [dict(generated_vs_real=2.0, real_vs_real_floor=1.0), dict(generated_vs_real=2.0, real_vs_real_floor=3.0)]
+    assert zoo.pooled_ratio(seeds) == 1.0  # 4 / 4, where the mean of the ratios would be 1.33
+    with pytest.raises(ValueError, match='empty'): zoo.pooled_ratio([])
+    real = pd.DataFrame(dict(age=[30., 50., 70., 90.], age_bin=['<=40', '41-60', '61-80', '>80']))
+    moved = pd.DataFrame(dict(age=[32., 50., 75., 80.], age_bin=['<=40', '41-60', '61-80', '61-80']))
+    c = zoo.age_bin_ceiling({'real': real, 'moved': moved})
+    assert c.loc['moved'].tolist() == [0.75, pytest.approx((2 + 0 + 5 + 10) / 4)]
+    with pytest.raises(ValueError, match="'real'"): zoo.age_bin_ceiling({'moved': moved})
