@@ -250,11 +250,16 @@ def _clear_for_save(out: Path, overwrite: bool):
 
 def save_pipeline(pipe, out_dir: str | Path,  # folder to write (created; must be new or empty unless `overwrite`)
                   card: dict | None = None,  # model-card fields (config, data, steps, wall time, hardware, quality)
-                  include_text_encoder: bool = False,  # also write text_encoder/ and tokenizer/ (a full SD folder)
+                  include_text_encoder: bool = False,  # also write text_encoder/ and tokenizer/ (a full SD folder); required unless the encoder is the packaged MiniLM
                   fp16: bool = True,  # store UNet and VAE weights in half precision (half the size)
                   overwrite: bool = False) -> Path:  # replace the checkpoint already in out_dir (its entries only; other files are refused)
     "Write a pipeline folder loadable by `load_pipeline`, with a model card holding the sha256 of every file."
     if card is not None and not isinstance(card, dict): raise TypeError(f"card must be a dict of model-card fields, got {type(card).__name__}")
+    te_from = str(getattr(pipe.text_encoder.config, '_name_or_path', '') or '')
+    if not include_text_encoder and (not te_from or Path(te_from).resolve() != Path(text_encoder_dir()).resolve()):
+        raise ValueError(f"the pipeline's text encoder ({type(pipe.text_encoder).__name__} from {te_from or 'no recorded folder'!r}) is not the packaged "
+                         "MiniLM that load_pipeline attaches to a folder without one, so it would come back with another encoder; "
+                         "pass include_text_encoder=True to write it into the folder")
     out = Path(out_dir); _clear_for_save(out, overwrite)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     conv = (lambda m: copy.deepcopy(m).half()) if fp16 else (lambda m: m)
@@ -324,8 +329,8 @@ def zoo_names() -> list:
 
 def _resolve(name_or_path) -> Path:
     p = Path(name_or_path)
-    if p.is_dir(): return p
-    if str(name_or_path) in ZOO:
+    if p.is_dir() and ((p / 'unet').is_dir() or str(name_or_path) not in ZOO): return p  # a pipeline folder, or any folder that is not a zoo name
+    if str(name_or_path) in ZOO:  # a zoo name wins over a folder of that name that holds no pipeline (e.g. a data folder 'chest/')
         try: d = data_path('models', str(name_or_path))
         except FileNotFoundError as e:
             raise FileNotFoundError(f"zoo model {name_or_path!r} is not in data_samples/models ({e}); train it with "
@@ -492,8 +497,12 @@ def ddim_step(x_t: torch.Tensor,  # current latent
         prev_sample = mean if eta == 0 else mean + std * noise.float()
     prev_sample = prev_sample.to(dt).float()  # the sample as returned, so that its log-probability scores the same value later (DDPO)
     if eta > 0:  # Gaussian log-density, averaged over latent dimensions as in DDPO (arXiv:2305.13301)
-        lp = -((prev_sample.detach() - mean) ** 2) / (2 * std ** 2) - torch.log(std) - 0.5 * math.log(2 * math.pi)
-        log_prob = lp.mean(dim=tuple(range(1, lp.ndim)))
+        # a step with zero noise variance (alpha_prev = 1: a scheduler with set_alpha_to_one=True, at its last step) is deterministic:
+        # its log-probability is taken as 0, so it adds nothing to a DDPO ratio (the Gaussian formula would give 0/0 = NaN)
+        live = std > 0
+        s = torch.where(live, std, torch.ones_like(std))
+        lp = -((prev_sample.detach() - mean) ** 2) / (2 * s ** 2) - torch.log(s) - 0.5 * math.log(2 * math.pi)
+        log_prob = torch.where(live, lp, torch.zeros_like(lp)).mean(dim=tuple(range(1, lp.ndim)))
     else: log_prob = None
     return prev_sample.to(dt), x0.to(dt), log_prob
 
@@ -519,9 +528,10 @@ class SampleOutput:
     trajectory: list | None  # latents x_T ... x_0 when asked for
     timesteps: list  # timesteps visited
 
-def _seed_generators(seed: int, n: int, offset: int = 0) -> list:
-    "One torch.Generator per image, so image j depends only on (seed, j), never on the batch size."
-    return [torch.Generator().manual_seed(int(np.random.SeedSequence([seed, offset + j]).generate_state(1)[0])) for j in range(n)]
+def _seed_generators(seed: int, n: int, offset: int = 0, stream: int = 0) -> list:
+    "One torch.Generator per image, so image j depends only on (seed, j), never on the batch size; `stream` 1 is the step noise, 0 the starting noise."
+    key = lambda j: [seed, offset + j] + ([stream] if stream else [])  # stream 0 keeps the original keys: every eta = 0 figure is unchanged
+    return [torch.Generator().manual_seed(int(np.random.SeedSequence(key(j)).generate_state(1)[0])) for j in range(n)]
 
 def _randn(gens: list, shape: tuple) -> torch.Tensor:
     return torch.stack([torch.randn(shape, generator=g) for g in gens])
@@ -574,8 +584,9 @@ def guidance_at(t: int, guidance_scale: float, interval: tuple | None) -> float:
     return guidance_scale if interval is None or interval[0] <= t <= interval[1] else 1.0
 
 def unet_eps(pipe, x: torch.Tensor, t: int, cond: torch.Tensor, uncond: torch.Tensor | None,
-             guidance_scale: float, ddim=None, checkpoint: bool = False) -> tuple:
+             guidance_scale: float, ddim=None, checkpoint: bool = False) -> tuple:  # ddim: the scheduler whose alpha-bar converts v- or x0-predictions (None: the pipeline's)
     "(guided, conditional, unconditional) noise predictions, one batched UNet call for both halves of the guidance."
+    ddim = pipe.scheduler if ddim is None else ddim
     def f(xx, cc):
         return pipe.unet(xx, t, encoder_hidden_states=cc).sample
     call = (lambda xx, cc: torch.utils.checkpoint.checkpoint(f, xx, cc, use_reentrant=False)) if checkpoint else f
@@ -613,7 +624,7 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
                    num_inference_steps: int = 50,  # DDIM steps
                    guidance_scale: float = 3.0,  # classifier-free guidance weight w (1 = no guidance)
                    eta: float = 0.0,  # DDIM stochasticity (log-probabilities are returned when > 0)
-                   generators: list | None = None,  # one torch.Generator per sample for the eta noise
+                   generators: list | None = None,  # one torch.Generator per sample for the eta noise (None: seed 0's step-noise stream)
                    start_step: int = 0,  # begin at this step (for partial regeneration / editing)
                    callback: Callable | None = None,  # f(StepInfo) -> None or a replacement for prev_latents
                    guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps, to steer the update
@@ -632,7 +643,10 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
     if uncond is not None:
         _check_embeddings(pipe, uncond, 'uncond', len(latents))
         if uncond.shape != cond.shape: raise ValueError(f"uncond has shape {tuple(uncond.shape)}; expected cond's shape {tuple(cond.shape)}")
-    if eta > 0 and generators is None: generators = _seed_generators(0, len(latents))
+    if uncond is None and guidance_scale != 1:
+        raise ValueError(f"guidance_scale={guidance_scale} needs uncond, the empty (or negative) prompt's embeddings, e.g. encode_prompts(pipe, [''] * {len(latents)}); "
+                         "pass it, or guidance_scale=1 for no guidance")
+    if eta > 0 and generators is None: generators = _seed_generators(0, len(latents), stream=1)  # seed 0's step noise, as generate(seed=0) draws it
     elif eta > 0 and (not isinstance(generators, (list, tuple)) or len(generators) != len(latents) or not all(isinstance(g, torch.Generator) for g in generators)):
         got = f"{len(generators)} items" if isinstance(generators, (list, tuple)) else type(generators).__name__
         raise ValueError(f"generators: got {got}; expected a list of one torch.Generator per latent ({len(latents)})")
@@ -686,7 +700,7 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
         if leak is not None: latents = add_signal_leak(pipe, latents, leak, num_inference_steps)
     elif len(latents) != n: raise ValueError(f"{len(latents)} latents for {n} prompts; expected one per prompt")
     elif isinstance(signal_leak, torch.Tensor): raise ValueError("got both latents and a signal_leak tensor; latents are used as given: add the leak to them with add_signal_leak, or pass only one")
-    gens = _seed_generators(seed + 1, n) if eta > 0 else None
+    gens = _seed_generators(seed, n, stream=1) if eta > 0 else None  # its own stream: never another seed's starting noise
     cond = encode_prompts(pipe, prompts)
     uncond = encode_prompts(pipe, [negative_prompt] * n) if guidance_scale != 1 else None
     imgs, outs = [], []
@@ -901,8 +915,12 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
 @torch.no_grad()
 def fit_latent_scale(pipe, images: torch.Tensor) -> float:
     "Set `vae.config.scaling_factor` to 1/std of the latents (SD's recipe: unit-variance latents for the UNet)."
+    old = pipe.vae.config.scaling_factor
     pipe.vae.register_to_config(scaling_factor=1.0)
-    sf = float(1 / encode_images(pipe, images, sample=True, generator=torch.Generator().manual_seed(0)).std())
+    try: sf = float(1 / encode_images(pipe, images, sample=True, generator=torch.Generator().manual_seed(0)).std())
+    except Exception:
+        pipe.vae.register_to_config(scaling_factor=old)  # a refused input leaves the pipeline as it was
+        raise
     pipe.vae.register_to_config(scaling_factor=sf)
     return sf
 
@@ -933,9 +951,10 @@ def _check_resume(state: Path, s: dict, settings: dict, steps: int):
     old = s.get('settings')
     if old is None: warnings.warn(f"{state} holds no record of its settings (saved by an older medcf); resuming without checking that lr, batch_size, cond_drop, ema_decay, the data size and the UNet match")
     else:
-        diff = []
+        diff, unrecorded = [], [k for k in settings if k not in old]
+        if unrecorded: warnings.warn(f"{state} was saved before medcf recorded {unrecorded}; resuming without checking that they match")
         for k, v in settings.items():
-            if old.get(k) == v: continue
+            if k not in old or old.get(k) == v: continue
             if k == 'unet_config':
                 keys = sorted(kk for kk in set(v) | set(old.get(k) or {}) if (old.get(k) or {}).get(kk) != v.get(kk))
                 diff.append(f"the UNet's config ({', '.join(f'{kk}: {(old.get(k) or {}).get(kk)!r} saved, {v.get(kk)!r} now' for kk in keys[:4])})")
@@ -976,6 +995,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     check_autocast(autocast)
     unet, dev = pipe.unet, _device(pipe)
     settings = dict(lr=lr, batch_size=batch_size, cond_drop=float(cond_drop), ema_decay=ema_decay, warmup=warmup, snr_gamma=snr_gamma,
+                    seed=seed, autocast=autocast, weights=None if w is None else hashlib.sha256((w / w.sum()).numpy().tobytes()).hexdigest()[:16],
                     n_images=len(images), unet_config=json.loads(json.dumps({k: v for k, v in dict(unet.config).items() if not k.startswith('_')}, sort_keys=True, default=str)))
     state = Path(ckpt_dir) / 'finetune_state.pt' if ckpt_dir else None
     s = torch.load(state, weights_only=False) if state is not None and resume and state.exists() else None

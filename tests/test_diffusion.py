@@ -979,3 +979,74 @@ def test_card_figure_helpers():
     c = zoo.age_bin_ceiling({'real': real, 'moved': moved})
     assert c.loc['moved'].tolist() == [0.75, pytest.approx((2 + 0 + 5 + 10) / 4)]
     with pytest.raises(ValueError, match="'real'"): zoo.age_bin_ceiling({'moved': moved})
+
+
+def test_resume_refuses_another_seed_weights_or_autocast(pipe, tmp_path):
+    "A resumed finetune with another seed used to return the saved run's weights as if they were the new seed's replicate."
+    import copy
+    x, ps = imgs(4), ['a', 'b', 'a', 'b']
+    kw = dict(steps=1, batch_size=2, progress=False, ema_decay=None, warmup=1, ckpt_dir=tmp_path / 'ft', ckpt_every=1)
+    D.finetune(copy.deepcopy(pipe), (x, ps), seed=0, **kw)
+    for other, name in ((dict(seed=1), 'seed=1'), (dict(weights=[0, 0, 0, 1]), 'weights='), (dict(autocast='bf16'), "autocast='bf16'")):
+        with pytest.raises(ValueError, match=name): D.finetune(copy.deepcopy(pipe), (x, ps), **{'seed': 0, **kw, **other})
+    D.finetune(copy.deepcopy(pipe), (x, ps), seed=0, **kw)  # the same settings resume (here: already finished)
+
+
+def test_step_noise_is_its_own_stream(pipe):
+    "eta > 0: the noise of generate(seed=0)'s steps was generate(seed=1)'s starting noise, and sample_latents' default step noise its own x_T."
+    x0, x1 = D.initial_latents(pipe, 1, seed=0), D.initial_latents(pipe, 1, seed=1)
+    gens = D._seed_generators(0, 1, stream=1)
+    noise0 = torch.randn(x1.shape[1:], generator=D._seed_generators(0, 1, stream=1)[0])
+    assert not torch.equal(noise0, x1[0]) and not torch.equal(noise0, x0[0])
+    c, u = D.encode_prompts(pipe, ['a']), D.encode_prompts(pipe, [''])
+    ref = D.sample_latents(pipe, x0, c, u, 3, 3.0, eta=1.0, generators=gens).latents  # generate(seed=0) draws its steps from that stream
+    _, out = D.generate(pipe, ['a'], num_inference_steps=3, eta=1.0, seed=0, return_latents=True)
+    assert torch.equal(out.latents, ref)
+    assert torch.equal(D.sample_latents(pipe, x0, c, u, 3, 3.0, eta=1.0).latents, ref)  # and so does sample_latents' default
+    a, b = (D.generate(pipe, ['a'], num_inference_steps=3, eta=1.0, seed=0) for _ in range(2))
+    assert torch.equal(a, b)  # still seeded
+    assert not torch.equal(a, D.generate(pipe, ['a'], num_inference_steps=3, eta=1.0, seed=1))
+
+
+def test_zero_variance_step_has_log_probability_zero(pipe):
+    "A scheduler with set_alpha_to_one=True makes the last step deterministic: its log-probability is 0, not 0/0 = NaN."
+    import copy
+    from diffusers import DDIMScheduler
+    p = copy.copy(pipe); p.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, set_alpha_to_one=True)
+    _, out = D.generate(p, ['a'], num_inference_steps=2, eta=1.0, guidance_scale=1, return_latents=True)
+    assert torch.isfinite(out.log_probs).all() and out.log_probs[-1].abs().max() == 0 and out.log_probs[0].abs().max() > 0
+
+
+def test_guidance_without_uncond_is_refused(pipe):
+    z, c = D.initial_latents(pipe, 1), D.encode_prompts(pipe, ['a'])
+    with pytest.raises(ValueError, match='needs uncond'): D.sample_latents(pipe, z, c, None, num_inference_steps=2, guidance_scale=7.5)
+    D.sample_latents(pipe, z, c, None, num_inference_steps=2, guidance_scale=1.0)  # no guidance needs none
+
+
+def test_fit_latent_scale_leaves_the_pipeline_alone_on_bad_input(pipe):
+    sf = pipe.vae.config.scaling_factor
+    with pytest.raises(ValueError): D.fit_latent_scale(pipe, imgs(2) * 255)
+    assert pipe.vae.config.scaling_factor == sf
+
+
+def test_save_pipeline_refuses_to_drop_a_foreign_text_encoder(tmp_path):
+    "A CLIP pipeline saved without its encoder would reload with MiniLM attached (its card even said so)."
+    p = D.load_pipeline(_tiny_clip_sd_folder(tmp_path))
+    with pytest.raises(ValueError, match='include_text_encoder=True'): D.save_pipeline(p, tmp_path / 'out')
+    assert not (tmp_path / 'out').exists()
+    q = D.load_pipeline(D.save_pipeline(p, tmp_path / 'out', include_text_encoder=True))
+    assert type(q.text_encoder).__name__ == 'CLIPTextModel'
+
+
+def test_unet_eps_defaults_to_the_pipelines_scheduler(pipe):
+    z, c = D.initial_latents(pipe, 1), D.encode_prompts(pipe, ['a'])
+    e = D.unet_eps(pipe, z, 500, c, None, 1.0)[0]
+    assert torch.equal(e, D.unet_eps(pipe, z, 500, c, None, 1.0, D.ddim_scheduler(pipe, 10))[0])
+
+
+def test_zoo_name_wins_over_a_folder_without_a_pipeline(tmp_path, monkeypatch):
+    (tmp_path / 'chest').mkdir(); (tmp_path / 'chest' / 'labels.csv').write_text('x\n1\n')
+    monkeypatch.chdir(tmp_path)
+    assert D._resolve('chest') == D.zoo_dir() / 'chest'
+    (tmp_path / 'mine').mkdir()
+    assert str(D._resolve('mine')) == 'mine'  # any other folder is taken as given
