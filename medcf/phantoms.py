@@ -151,6 +151,7 @@ class PhantomBatch:
     prompts: list  # one caption per image, from the observed attributes
     truth: pd.DataFrame  # every variable, hidden ones included (the ground truth)
     interventions: dict = field(default_factory=dict)  # do(...) that produced this batch: name -> array of N values
+    source: dict = field(default_factory=dict)  # the rendering settings of the phantom that drew it (`SCMPhantom.render_config`); {}: unknown
 
     def __len__(self): return len(self.attrs)
     def __getitem__(self, idx) -> PhantomBatch:
@@ -159,7 +160,7 @@ class PhantomBatch:
         ix = np.arange(len(self))[idx]
         return PhantomBatch(self.images[torch.as_tensor(ix)], self.attrs.iloc[ix].reset_index(drop=True),
                             {k: v[ix] for k, v in self.noise.items()}, [self.prompts[i] for i in ix],
-                            self.truth.iloc[ix].reset_index(drop=True), {k: v[ix] for k, v in self.interventions.items()})
+                            self.truth.iloc[ix].reset_index(drop=True), {k: v[ix] for k, v in self.interventions.items()}, self.source)
 
 # %% ../nbs/00_phantoms.ipynb #046e7446
 class SCMPhantom:
@@ -226,7 +227,12 @@ class SCMPhantom:
         truth = self._solve(noise, n, interventions)
         images = self._render(truth, noise)
         attrs = truth[self.observed].copy()
-        return PhantomBatch(images, attrs, noise, [self._prompt(r) for _, r in attrs.iterrows()], truth, interventions)
+        return PhantomBatch(images, attrs, noise, [self._prompt(r) for _, r in attrs.iterrows()], truth, interventions, self.render_config())
+
+    def render_config(self) -> dict:
+        "What decides how a sample's noise is rendered: the class and its scalar settings (size, grain, dim, ...), not the sampler's seed."
+        return dict(phantom=type(self).__name__, **{k: v for k, v in sorted(vars(self).items())
+                                                      if k != 'seed' and isinstance(v, (bool, int, float, str, np.integer, np.floating))})
 
     def _check_n(self, n) -> int: return check_int(n, 'n', unit=' (samples)')
 
@@ -253,6 +259,9 @@ class SCMPhantom:
         if not isinstance(batch, PhantomBatch): raise TypeError(f"batch is a {type(batch).__name__}; expected a PhantomBatch sampled from this phantom")
         lack = [v for v in self.observed if v not in batch.attrs.columns]
         if lack: raise ValueError(f"batch lacks {lack[:4]}: it was not sampled from this {type(self).__name__} (its attributes are {list(batch.attrs.columns)[:6]})")
+        if batch.source and batch.source != self.render_config():  # same noise, other settings: not this batch's counterfactual
+            raise ValueError(f"batch was drawn by {batch.source}; this phantom is {self.render_config()}: a true counterfactual is rendered with the "
+                             "settings that drew the factual batch (use that phantom)")
         n = len(batch)
         return self._make(batch.noise, n, {**batch.interventions, **self._check_interventions(n, interventions)})
 
@@ -308,6 +317,9 @@ def fit_chest_model(counts: pd.DataFrame,  # CheXpert joint counts, as `chexpert
     for col in ('Pleural Effusion', 'Support Devices', 'Cardiomegaly', 'No Finding'):
         bad = sorted(set(counts[col].tolist()) - {0, 1})
         if bad: raise ValueError(f"counts[{col!r}] holds {bad[:3]}; expected 0/1 labels (map CheXpert's uncertain -1 with a policy first)")
+    for col, allowed in (('Sex', ('Female', 'Male')), ('view', ('AP', 'PA')), ('age_bin', tuple(_AGE_BINS))):  # anything else used to count as Female / PA
+        bad = sorted(set(counts[col].tolist()) - set(allowed), key=str)
+        if bad: raise ValueError(f"counts[{col!r}] holds {bad[:3]}; expected only {list(allowed)} (recode the column first)")
     k = (counts.Sex == 'Male').to_numpy().astype(int) * 4 + counts.age_bin.map({a: i for i, a in enumerate(_AGE_BINS)}).to_numpy()
     e, dv = counts['Pleural Effusion'].to_numpy(), counts['Support Devices'].to_numpy()
     c, nf = counts['Cardiomegaly'].to_numpy(), counts['No Finding'].to_numpy()
@@ -570,7 +582,13 @@ def _to_display(images: torch.Tensor) -> np.ndarray:
     if images.ndim != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"images must be N x C x H x W with C = 1 or 3, got shape {tuple(images.shape)}")
     if len(images) == 0: raise ValueError("images is empty (N = 0); expected at least one image to show")
-    x = ((images.detach().float().cpu() + 1) / 2).clamp(0, 1)
+    x = images.detach().float().cpu()
+    if not torch.isfinite(x).all(): raise ValueError(f"images hold {int((~torch.isfinite(x)).sum())} NaN or inf values; expected finite images in [-1, 1]")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -1.001 or hi > 1.001:
+        import warnings
+        warnings.warn(f"images span [{lo:.3g}, {hi:.3g}]; values outside [-1, 1] are shown clipped to it", stacklevel=3)
+    x = ((x + 1) / 2).clamp(0, 1)
     return x[:, 0].numpy() if x.shape[1] == 1 else x.permute(0, 2, 3, 1).numpy()
 
 def show_grid(images: torch.Tensor,  # N x C x H x W in [-1, 1] (C = 1 or 3)
@@ -901,7 +919,7 @@ class BrainPhantom(SCMPhantom):
         attrs = truth[self.observed].copy()
         for k, r in self.missing_rates.items():
             attrs[k] = attrs[k].astype(float).where(~(np.asarray(noise['missing_' + k]) < r))
-        return PhantomBatch(images, attrs, noise, [self._prompt(r) for _, r in attrs.iterrows()], truth, interventions)
+        return PhantomBatch(images, attrs, noise, [self._prompt(r) for _, r in attrs.iterrows()], truth, interventions, self.render_config())
 
     def _prompt(self, row: pd.Series) -> str:
         sex = {'F': 'female', 'M': 'male'}[row['sex']]
@@ -1178,7 +1196,7 @@ class MSTrial:
             xs = self.integrate(base.truth, rng.standard_normal((n, m, G - 1)) * np.sqrt(dt))
             mean += 10 * _ms_sig(xs).sum(2)
         disability = 10 * _ms_sig(latent)
-        noise = rng.normal(0, 0.3, (n, 64)); noise[:, 0] = 0               # baseline EDSS already carries its noise
+        noise = rng.normal(0, 0.3, (n, max(64, G))); noise[:, 0] = 0       # one column per possible visit (64 kept: the same draws as before); visit 0 already carries its noise
         factual = disability[np.arange(n), [MS_ARMS.index(a) for a in base.attrs['arm']]]
         vidx, vy = self._visits(rng, n, factual, noise)
         vy[:, 0] = base.attrs['edss0'].to_numpy()                          # visit 0 is the baseline record

@@ -181,3 +181,34 @@ def test_check_weights_message_without_numpy_warnings():
         warnings.simplefilter('error')
         with pytest.raises(ValueError, match='got no finite value and NaN or inf'): check_weights([np.nan, np.nan], 2)
         with pytest.raises(ValueError, match=r'got values in \[-1, 1\] and NaN or inf'): check_weights([1., np.nan, -1.], 3)
+
+
+def test_fit_chest_model_refuses_other_category_codes():
+    "Sex coded 'M'/'F' or a lowercase view used to be counted as Female / PA: a fit with P(male) = 0, no error."
+    from medcf.phantoms import fit_chest_model, chexpert_counts
+    c = chexpert_counts()
+    for col, recode in (('Sex', {'Male': 'M', 'Female': 'F'}), ('view', {'AP': 'ap', 'PA': 'pa'}), ('age_bin', {'>80': '81+'})):
+        with pytest.raises(ValueError, match=f"counts\\['{col}'\\] holds"): fit_chest_model(c.assign(**{col: c[col].replace(recode)}), iters=1)
+
+
+def test_counterfactual_needs_the_phantom_that_drew_the_batch():
+    "Same noise, other settings (size, grain) is not the batch's counterfactual: a 32 px batch got 64 px 'counterfactuals'."
+    from medcf.phantoms import ChestPhantom
+    b = ChestPhantom(size=32).sample(2, seed=0)
+    for other in (ChestPhantom(size=64), ChestPhantom(size=32, grain=0)):
+        with pytest.raises(ValueError, match='settings that drew'): other.counterfactual(b, effusion=1)
+    assert ChestPhantom(size=32, seed=5).counterfactual(b[:1], effusion=1).images.shape == (1, 1, 32, 32)  # the sampler's seed is not a setting
+
+
+def test_show_grid_refuses_nan_and_says_when_it_clips(tmp_path):
+    from medcf.phantoms import save_grid
+    x = torch.zeros(2, 1, 8, 8)
+    with pytest.raises(ValueError, match='NaN or inf'): save_grid(torch.full_like(x, float('nan')), tmp_path / 'a.png')
+    with pytest.warns(UserWarning, match='shown clipped'): save_grid(x + 3, tmp_path / 'b.png')
+
+
+def test_ms_trial_with_many_visits():
+    "Monthly visits over 6 years (73 grid points) used to fail on a fixed 64-column noise table."
+    from medcf.phantoms import MSTrial
+    tr = MSTrial(size=16, horizon=6, visit_every=1 / 12, mc=1).simulate(2, seed=0)
+    assert tr.visit_y.shape[1] > 64
