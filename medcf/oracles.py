@@ -4,12 +4,12 @@
 
 # %% ../nbs/03_oracles.ipynb #840c3b6c
 from __future__ import annotations
-import os, json, time, hashlib, platform, math
+import os, json, time, hashlib, platform, math, warnings
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
-from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, check_int, refuse_overwrite
+from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, check_int, check_real, refuse_overwrite
 
 # %% auto #0
 __all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'encode_targets', 'OracleNet', 'resize_images',
@@ -209,6 +209,8 @@ class AttributeOracle:
                grad: bool = False) -> dict:  # differentiable outputs (for classifier guidance) when True
         "Raw head outputs per attribute: N (binary logit or scaled regression) or N x K (categorical logits)."
         out = self._batched(self.net, images, batch_size, grad)
+        if not torch.isfinite(out).all(): raise ValueError("the oracle's network returned NaN or inf (are its weights finite? a diverged training, e.g. "
+                                                           "too high an lr, gives such an oracle); expected finite outputs to read attributes from")
         return {s.name: out[:, self._cols[s.name]] if s.kind == 'categorical' else out[:, self._cols[s.name].start] for s in self.specs}
 
     def probs(self, images, batch_size: int = 256) -> pd.DataFrame:  # N x C x H x W in [-1, 1]; images per pass
@@ -301,6 +303,10 @@ def _cosine_lr(opt, lr, step, steps, warmup):
     for g in opt.param_groups: g['lr'] = lr * f
 
 # %% ../nbs/03_oracles.ipynb #4bb74966
+def _pool_size(n_train: int | None, steps: int, batch_size: int) -> int:
+    "The rendered training pool: `n_train`, or by default steps * batch_size up to 24,000 (0 is refused, not replaced by the default)."
+    return min(steps * batch_size, 24_000) if n_train is None else check_int(n_train, 'n_train', unit=' (images in the training pool; None: the default)')
+
 def train_oracle(phantom: SCMPhantom,  # population whose observed attributes the oracle learns to read
                  steps: int = 2000,  # optimiser steps
                  batch_size: int = 64,  # images per step
@@ -317,10 +323,11 @@ def train_oracle(phantom: SCMPhantom,  # population whose observed attributes th
     if not isinstance(phantom, SCMPhantom): raise TypeError(f"phantom must be an SCMPhantom, got {type(phantom).__name__}")
     if steps < 1 or batch_size < 2: raise ValueError(f"steps={steps}, batch_size={batch_size}: expected steps >= 1 and batch_size >= 2")
     if not 0 <= noise_std < 1: raise ValueError(f"noise_std={noise_std}: expected a pixel-noise std in [0, 1) on [-1, 1] images")
+    lr = check_real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
     check_int(eval_n, 'eval_n'); check_int(log_every, 'log_every')  # before training, not after it
     t0 = time.time()
     specs = attr_specs(phantom)
-    n_train = n_train or min(steps * batch_size, 24_000)
+    n_train = _pool_size(n_train, steps, batch_size)
     x_pool, a_pool, _ = phantom_pool(phantom, n_train, seed)
     y_pool = encode_targets(specs, a_pool)
     t_data = time.time() - t0
@@ -548,6 +555,9 @@ class TextTower:
     @torch.no_grad()
     def _encode(self, texts: list) -> torch.Tensor:
         tok = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors='pt')
+        full = self.tokenizer(texts, padding='longest', return_tensors='pt').input_ids.shape[-1]
+        if full > self.max_length:  # as encode_prompts says it: words past the limit do not change the embedding
+            warnings.warn(f"a text has {full} tokens; the text tower keeps the first {self.max_length}")
         h = self.model(**tok).last_hidden_state
         m = tok['attention_mask'].unsqueeze(-1).float()
         return F.normalize((h * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1)
@@ -705,13 +715,14 @@ def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
     "LiT: train an image tower against the LOCKED MiniLM text tower with InfoNCE on phantom images and their captions."
     if not isinstance(phantom, SCMPhantom): raise TypeError(f"phantom must be an SCMPhantom, got {type(phantom).__name__}")
     if steps < 1 or batch_size < 2: raise ValueError(f"steps={steps}, batch_size={batch_size}: expected steps >= 1 and batch_size >= 2")
+    lr = check_real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
     if backbone is not None:
         if not isinstance(backbone, AttributeOracle): raise TypeError(f"backbone must be an AttributeOracle, got {type(backbone).__name__}")
         if backbone.channels != phantom.channels or backbone.size != phantom.size:
             raise ValueError(f"backbone reads {backbone.channels}-channel {backbone.size}px images; the phantom renders {phantom.channels}-channel {phantom.size}px")
         widths = tuple(backbone.card['config']['widths'])
     t0 = time.time()
-    n_train = n_train or min(steps * batch_size, 24_000)
+    n_train = _pool_size(n_train, steps, batch_size)
     x_pool, _, prompts = phantom_pool(phantom, n_train, seed)
     uniq = list(dict.fromkeys(prompts)); pid = {p: i for i, p in enumerate(uniq)}
     tt = text_tower(); table = tt.encode(uniq)  # U x D, frozen

@@ -281,3 +281,35 @@ def test_reading_distance(tiny, toy):
     with pytest.raises(TypeError, match='AttributeOracle'): O.ReadingDistance(tiny.net, 'level')
     with pytest.raises(ValueError, match='expected images of the same shape'): O.ReadingDistance(tiny, 'level')(a[:2], b)
     with pytest.raises(ValueError, match='channel'): O.ReadingDistance(tiny, 'level')(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 32, 32))
+
+
+def test_train_oracle_refuses_a_learning_rate_or_pool_it_cannot_use():
+    "lr=inf trained an oracle with NaN weights whose card looked plausible; n_train=0 was replaced by the default."
+    from medcf.oracles import train_oracle
+    from medcf.phantoms import ChestPhantom
+    ph = ChestPhantom(size=16)
+    for lr in (float('inf'), 0.0, -1e-3):
+        with pytest.raises(ValueError, match='lr='): train_oracle(ph, steps=1, batch_size=2, lr=lr, eval_n=4)
+    with pytest.raises(ValueError, match='n_train=0'): train_oracle(ph, steps=1, batch_size=2, n_train=0, eval_n=4)
+
+
+def test_predict_refuses_non_finite_outputs():
+    "An oracle whose weights are NaN used to read NaN logits as confident labels (0, or the first category)."
+    from medcf.oracles import load_oracle
+    from medcf.phantoms import ChestPhantom
+    o = load_oracle('chest'); x = ChestPhantom(size=64).sample(2, seed=0).images
+    p = next(o.net.parameters())
+    old = p.detach().clone()
+    try:
+        with torch.no_grad(): p.fill_(float('nan'))
+        with pytest.raises(ValueError, match='NaN or inf'): o.predict(x)
+    finally:
+        with torch.no_grad(): p.copy_(old)
+    assert len(o.predict(x)) == 2
+
+
+def test_text_tower_says_when_it_truncates():
+    from medcf.oracles import TextTower
+    tt = TextTower()
+    long = 'chest x-ray, ' * 40
+    with pytest.warns(UserWarning, match='keeps the first'): tt._encode([long + 'no effusion'])
