@@ -75,10 +75,11 @@ def tour(out: str | Path,  # folder to write index.html and the figures into (cr
          pages: list | None = None,  # page functions; default TOUR_PAGES
          overwrite: bool = False) -> Path:  # True: also write into a non-empty folder that holds no earlier tour
     "Write the course's figure report and return the path of its index.html."
+    if pages is not None and not len(pages): raise ValueError("pages=[]: expected at least one page function (None: TOUR_PAGES)")
     out = check_tour_dir(out, overwrite)  # before any figure is drawn
     out.mkdir(parents=True, exist_ok=True)
     parts = ['<html><head><meta charset="utf-8">' + TOUR_TITLE + '</head><body>', '<h1>medcf tour</h1>']
-    for page in (pages or TOUR_PAGES):
+    for page in (TOUR_PAGES if pages is None else pages):
         t0 = time.time(); title, figs = page(out, seed)
         parts.append(f'<h2>{html.escape(title)}</h2><p><small>{time.time()-t0:.1f} s, seed {seed}</small></p>')
         parts += [f'<figure><img src="{f}"><figcaption>{html.escape(c)}</figcaption></figure>' for c, f in figs]

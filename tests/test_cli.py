@@ -92,3 +92,10 @@ def test_console_reports_mistakes_in_one_line(tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("medcf: error: unknown model 'brain'") and 'Traceback' not in r.stderr
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'MEDCF_TRACEBACK': '1'})
     assert r.returncode != 0 and 'Traceback' in r.stderr
+
+
+def test_tour_refuses_an_empty_page_list(tmp_path):
+    "pages=[] used to mean every default page."
+    from medcf.cli import tour
+    with pytest.raises(ValueError, match=r'pages=\[\]'): tour(tmp_path / 't', pages=[])
+    assert not (tmp_path / 't').exists()
