@@ -14,11 +14,11 @@ __all__ = ['CHEXPERT_FINDINGS', 'CHEXPERT_HEADER', 'CHEST_ALIASES', 'UNCERTAINTY
            'ISIC2020_DIAGNOSES', 'SKIN_ARTIFACTS', 'SPLITS', 'ISIC2019_GROUND_TRUTH', 'ISIC2019_METADATA',
            'ISIC2020_COLUMNS', 'MEDMNIST_KEYS', 'CHESTMNIST_LABELS', 'DERMAMNIST_LABELS', 'ADNIMERGE_COLUMNS',
            'ADNI_STAGES', 'check_policy', 'apply_policy', 'chest_prompts', 'chest_prompt', 'skin_diagnosis',
-           'skin_prompt', 'sample_address', 'attr_codebook', 'encode_attrs', 'decode_attrs', 'PhantomStream',
-           'PhantomDataset', 'collate', 'load_image', 'read_table', 'check_files', 'chexpert_folder', 'read_chexpert',
-           'CheXpertDataset', 'read_isic2019', 'read_isic2020', 'ISICDataset', 'read_medmnist', 'medmnist_prompt',
-           'MedMNISTDataset', 'write_chexpert_fixture', 'write_isic2019_fixture', 'write_isic2020_fixture',
-           'write_medmnist_fixture', 'write_data_samples', 'parse_censored', 'read_adnimerge']
+           'skin_prompt', 'sample_address', 'attr_codebook', 'encode_attrs', 'encode_known', 'decode_attrs',
+           'PhantomStream', 'PhantomDataset', 'collate', 'load_image', 'read_table', 'check_files', 'chexpert_folder',
+           'read_chexpert', 'CheXpertDataset', 'read_isic2019', 'read_isic2020', 'ISICDataset', 'read_medmnist',
+           'medmnist_prompt', 'MedMNISTDataset', 'write_chexpert_fixture', 'write_isic2019_fixture',
+           'write_isic2020_fixture', 'write_medmnist_fixture', 'write_data_samples', 'parse_censored', 'read_adnimerge']
 
 # %% ../nbs/01_data.ipynb #fad4e250
 CHEXPERT_FINDINGS = ['No Finding', 'Enlarged Cardiomediastinum', 'Cardiomegaly', 'Lung Opacity', 'Lung Lesion',
@@ -173,6 +173,19 @@ def encode_attrs(attrs: pd.DataFrame,  # observed attributes, one row per sample
             cols.append(col.map({v: i for i, v in enumerate(vals)}).to_numpy(dtype=np.float32))
     return torch.from_numpy(np.stack(cols, 1)) if cols else torch.zeros(len(attrs), 0)
 
+def encode_known(attrs: pd.DataFrame,  # observed attributes, where some values may be missing (a brain phantom's blanked record)
+                 codebook: dict,  # from `attr_codebook`
+                ) -> tuple:  # (N x K float32 targets with 0 where missing, N x K bool mask of the known entries)
+    "`encode_attrs` for a table with missing values: the mask says which entries are known, and the missing ones are 0 (never NaN)."
+    lack = [n for n in codebook if n not in attrs.columns]
+    if lack: raise ValueError(f"attrs lack columns {lack}; they have {list(attrs.columns)}")
+    known = ~attrs[list(codebook)].isna().to_numpy() if codebook else np.zeros((len(attrs), 0), bool)
+    filled = attrs.copy()
+    for name, vals in codebook.items():  # any allowed value stands in for a missing one; the mask zeroes it below
+        if filled[name].isna().any(): filled[name] = filled[name].astype(object).where(filled[name].notna(), 0.0 if vals is None else vals[0])
+    mask = torch.from_numpy(known)
+    return encode_attrs(filled, codebook) * mask, mask
+
 def decode_attrs(x: torch.Tensor,  # N x K (or K) tensor from `encode_attrs`
                  codebook: dict,  # the same codebook
                 ) -> pd.DataFrame:
@@ -237,8 +250,7 @@ class PhantomStream(Dataset):
 
     def items(self, b: PhantomBatch, indices) -> list:
         "Per-sample dicts (image, attrs, mask, prompt, index) from a rendered batch."
-        x = encode_attrs(b.attrs, self.codebook)
-        m = torch.ones_like(x, dtype=torch.bool)
+        x, m = encode_known(b.attrs, self.codebook)  # a brain phantom blanks some record values: masked, not NaN
         return [dict(image=b.images[j], attrs=x[j], mask=m[j], prompt=b.prompts[j], index=int(i))
                 for j, i in enumerate(self._check(indices))]
 
@@ -264,7 +276,7 @@ class PhantomDataset(Dataset):
             imgs.append(b.images); attrs.append(b.attrs); prompts += b.prompts
         self.images, self.prompts = torch.cat(imgs), prompts
         self.attrs = pd.concat(attrs, ignore_index=True)  # observed attributes as a table
-        self.targets = encode_attrs(self.attrs, self.codebook)  # the same as an N x K tensor
+        self.targets, self.mask = encode_known(self.attrs, self.codebook)  # the same as an N x K tensor, and which entries are known
 
     def __len__(self): return len(self.prompts)
     def batch(self, indices) -> PhantomBatch:
@@ -272,7 +284,7 @@ class PhantomDataset(Dataset):
         return self.stream.batch(indices)
     def __getitem__(self, i):
         i = self.stream._check([i])[0]
-        return dict(image=self.images[i], attrs=self.targets[i], mask=torch.ones_like(self.targets[i], dtype=torch.bool),
+        return dict(image=self.images[i], attrs=self.targets[i], mask=self.mask[i],
                     prompt=self.prompts[i], index=i)
 
 def collate(items: list,  # dicts with tensors, strings and ints (as the datasets here return)

@@ -416,3 +416,14 @@ def test_missing_attribute_values_are_refused_before_encoding():
 def test_parse_censored_refuses_infinite_text():
     for v in ('inf', '-inf', '1e400', '<inf'):
         with pytest.raises(ValueError, match='unparseable'): parse_censored(pd.Series(['1.5', v], name='ABETA'))
+
+
+def test_datasets_mask_a_brain_phantoms_blank_record_values():
+    "BrainPhantom blanks some record values: the datasets give mask False and target 0 there (they gave NaN targets with mask True)."
+    from medcf.phantoms import BrainPhantom
+    d = PhantomDataset(BrainPhantom(16), 8)
+    blank = torch.tensor(d.attrs[list(d.codebook)].isna().to_numpy())
+    assert blank.any() and torch.equal(d.mask, ~blank) and torch.isfinite(d.targets).all() and (d.targets[blank] == 0).all()
+    s = PhantomStream(BrainPhantom(16), 8)
+    assert torch.equal(s[3]['mask'], d[3]['mask']) and torch.equal(s[3]['attrs'], d[3]['attrs'])
+    with pytest.raises(ValueError, match='missing values'): encode_attrs(d.attrs, d.codebook)  # the strict encoder still refuses
