@@ -9,17 +9,17 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, Any
 import numpy as np, torch, torch.nn.functional as F
-from .phantoms import pick, is_full, data_path, warn_unit_range, check_int, check_real, check_weights, check_grid_path
+from .phantoms import pick, is_full, data_path, warn_unit_range, warn_truncated, check_int, check_real, check_weights, check_grid_path
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'CKPT_ENTRIES', 'TAG_KEYS', 'ALPHA_FLOOR', 'text_encoder_dir',
            'load_text_encoder', 'build_vae', 'build_unet', 'build_scheduler', 'assemble_pipeline', 'build_pipeline',
            'vae_factor', 'native_size', 'check_images', 'check_latents', 'check_prompts', 'encode_images',
-           'decode_latents', 'vae_roundtrip', 'sha256', 'check_out_dir', 'save_pipeline', 'model_card_markdown',
-           'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts', 'ddim_scheduler',
-           'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents', 'fit_signal_leak',
-           'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at', 'unet_eps',
-           'sample_latents', 'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1',
+           'decode_latents', 'vae_roundtrip', 'sha256', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline',
+           'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts',
+           'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents',
+           'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at',
+           'unet_eps', 'sample_latents', 'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1',
            'check_pixel_weights', 'check_sample_weights', 'check_autocast', 'train_vae', 'fit_latent_scale',
            'min_snr_weight', 'finetune', 'generate_grid', 'generation_panel']
 
@@ -248,6 +248,13 @@ def _clear_for_save(out: Path, overwrite: bool):
         if p.is_dir() and not p.is_symlink(): shutil.rmtree(p)
         else: p.unlink()
 
+def is_packaged_text_encoder(te) -> bool:  # a pipeline's text_encoder
+    "True when `te` is the packaged MiniLM with its weights unchanged (whichever folder it was loaded from, in any float dtype)."
+    ref = load_text_encoder()[0]
+    if type(te) is not type(ref) or getattr(te.config, 'hidden_size', None) != ref.config.hidden_size: return False
+    a, b = te.state_dict(), ref.state_dict()
+    return a.keys() == b.keys() and all(a[k].shape == b[k].shape and torch.allclose(a[k].detach().float().cpu(), b[k].float(), rtol=1e-2, atol=1e-3) for k in a)
+
 def save_pipeline(pipe, out_dir: str | Path,  # folder to write (created; must be new or empty unless `overwrite`)
                   card: dict | None = None,  # model-card fields (config, data, steps, wall time, hardware, quality)
                   include_text_encoder: bool = False,  # also write text_encoder/ and tokenizer/ (a full SD folder); required unless the encoder is the packaged MiniLM
@@ -255,11 +262,10 @@ def save_pipeline(pipe, out_dir: str | Path,  # folder to write (created; must b
                   overwrite: bool = False) -> Path:  # replace the checkpoint already in out_dir (its entries only; other files are refused)
     "Write a pipeline folder loadable by `load_pipeline`, with a model card holding the sha256 of every file."
     if card is not None and not isinstance(card, dict): raise TypeError(f"card must be a dict of model-card fields, got {type(card).__name__}")
-    te_from = str(getattr(pipe.text_encoder.config, '_name_or_path', '') or '')
-    if not include_text_encoder and (not te_from or Path(te_from).resolve() != Path(text_encoder_dir()).resolve()):
-        raise ValueError(f"the pipeline's text encoder ({type(pipe.text_encoder).__name__} from {te_from or 'no recorded folder'!r}) is not the packaged "
-                         "MiniLM that load_pipeline attaches to a folder without one, so it would come back with another encoder; "
-                         "pass include_text_encoder=True to write it into the folder")
+    if not include_text_encoder and not is_packaged_text_encoder(pipe.text_encoder):
+        raise ValueError(f"the pipeline's text encoder (a {type(pipe.text_encoder).__name__}) is not the packaged MiniLM that load_pipeline "
+                         "attaches to a folder without one, so it would come back with another encoder; pass include_text_encoder=True "
+                         "to write it into the folder")
     out = Path(out_dir); _clear_for_save(out, overwrite)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     conv = (lambda m: copy.deepcopy(m).half()) if fp16 else (lambda m: m)
@@ -402,9 +408,7 @@ _PROMPT_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 def _encode_uncached(pipe, prompts: list) -> torch.Tensor:
     tok = pipe.tokenizer
     ids = tok(prompts, padding='max_length', max_length=tok.model_max_length, truncation=True, return_tensors='pt')
-    full = tok(prompts, padding='longest', return_tensors='pt').input_ids.shape[-1]
-    if full > tok.model_max_length:
-        warnings.warn(f"a prompt has {full} tokens; the tokenizer keeps the first {tok.model_max_length} (as Stable Diffusion does)")
+    warn_truncated(tok, prompts, tok.model_max_length, 'the tokenizer (as Stable Diffusion\'s)')
     te = pipe.text_encoder
     mask = ids.attention_mask.to(te.device) if getattr(te.config, 'use_attention_mask', False) else None
     return te(ids.input_ids.to(te.device), attention_mask=mask)[0]
@@ -622,7 +626,7 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
                    cond: torch.Tensor,  # prompt embeddings N x L x D
                    uncond: torch.Tensor | None = None,  # embeddings of the empty/negative prompt (for guidance)
                    num_inference_steps: int = 50,  # DDIM steps
-                   guidance_scale: float = 3.0,  # classifier-free guidance weight w (1 = no guidance)
+                   guidance_scale: float | None = None,  # classifier-free guidance weight w (1 = no guidance); None: 3.0 when `uncond` is given, else 1
                    eta: float = 0.0,  # DDIM stochasticity (log-probabilities are returned when > 0)
                    generators: list | None = None,  # one torch.Generator per sample for the eta noise (None: seed 0's step-noise stream)
                    start_step: int = 0,  # begin at this step (for partial regeneration / editing)
@@ -637,6 +641,7 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
     interval = check_guidance_interval(guidance_interval, ddim.config.num_train_timesteps)
     ts = [int(t) for t in ddim.timesteps]
     start_step = check_int(start_step, 'start_step', 0, hi=len(ts) - 1)
+    if guidance_scale is None: guidance_scale = 1.0 if uncond is None else 3.0
     guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
     check_latents(pipe, latents)
     _check_embeddings(pipe, cond, 'cond', len(latents))

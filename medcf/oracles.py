@@ -4,12 +4,12 @@
 
 # %% ../nbs/03_oracles.ipynb #840c3b6c
 from __future__ import annotations
-import os, json, time, hashlib, platform, math, warnings
+import os, json, time, hashlib, platform, math
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
-from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, check_int, check_real, refuse_overwrite
+from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite
 
 # %% auto #0
 __all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'encode_targets', 'OracleNet', 'resize_images',
@@ -555,9 +555,7 @@ class TextTower:
     @torch.no_grad()
     def _encode(self, texts: list) -> torch.Tensor:
         tok = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors='pt')
-        full = self.tokenizer(texts, padding='longest', return_tensors='pt').input_ids.shape[-1]
-        if full > self.max_length:  # as encode_prompts says it: words past the limit do not change the embedding
-            warnings.warn(f"a text has {full} tokens; the text tower keeps the first {self.max_length}")
+        warn_truncated(self.tokenizer, texts, self.max_length, 'the text tower')  # as encode_prompts says it
         h = self.model(**tok).last_hidden_state
         m = tok['attention_mask'].unsqueeze(-1).float()
         return F.normalize((h * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1)

@@ -11,10 +11,10 @@ import numpy as np, pandas as pd, torch
 
 # %% auto #0
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
-           'check_real', 'check_weights', 'warn_unit_range', 'refuse_overwrite', 'data_samples_root', 'data_path',
-           'Variable', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom',
-           'show_grid', 'check_grid_path', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'BrainPhantom',
-           'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
+           'check_real', 'check_weights', 'warn_unit_range', 'warn_truncated', 'refuse_overwrite', 'data_samples_root',
+           'data_path', 'Variable', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph', 'fit_chest_model',
+           'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom',
+           'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #c2c0587c
 def is_full() -> bool:
@@ -70,6 +70,16 @@ def warn_unit_range(lo: float,  # smallest value of a batch already checked to l
         import warnings
         warnings.warn(f"every value of {name} lies in [{lo:.3g}, {hi:.3g}], none below 0: images in [0, 1]? medcf expects [-1, 1] "
                       "(map with x*2-1); phantoms and real scans have dark pixels below 0", stacklevel=3)
+
+def warn_truncated(tokenizer,  # a Hugging Face tokenizer
+                   texts: list,  # the texts about to be encoded
+                   max_length: int,  # tokens the encoder keeps
+                   who: str) -> None:  # what keeps them, for the message (e.g. 'the tokenizer', 'the text tower')
+    "Warn when a text is longer than `max_length` tokens: the words past the limit would not change its embedding."
+    full = tokenizer(list(texts), padding='longest', return_tensors='pt').input_ids.shape[-1]
+    if full > max_length:
+        import warnings
+        warnings.warn(f"a text has {full} tokens; {who} keeps the first {max_length}", stacklevel=3)
 
 def refuse_overwrite(paths: list,  # files or folders a writer is about to create
                      overwrite: bool,  # True: replacing them was asked for
@@ -1113,9 +1123,10 @@ class MSTrialData:
         j, i = ms_arm_index(arm), self._tidx(t)
         return self.disability[:, j, i] - self.disability[:, 0, i]
 
-    def responders(self, arm='drug_a', threshold: float = -0.5) -> np.ndarray:
-        "True responders: CATE at the horizon at most `threshold` EDSS points."
-        return self.cate(arm) <= threshold
+    def responders(self, arm='drug_a', threshold: float = -0.5,
+                   t: float | None = None) -> np.ndarray:  # time in years (default: the horizon)
+        "True responders: CATE at time `t` at most `threshold` EDSS points."
+        return self.cate(arm, t) <= threshold
 
     def __getitem__(self, idx) -> MSTrialData:
         "Select patients (integer, integer array, slice or boolean mask)."

@@ -1021,6 +1021,11 @@ def test_guidance_without_uncond_is_refused(pipe):
     z, c = D.initial_latents(pipe, 1), D.encode_prompts(pipe, ['a'])
     with pytest.raises(ValueError, match='needs uncond'): D.sample_latents(pipe, z, c, None, num_inference_steps=2, guidance_scale=7.5)
     D.sample_latents(pipe, z, c, None, num_inference_steps=2, guidance_scale=1.0)  # no guidance needs none
+    u = D.encode_prompts(pipe, [''])
+    assert torch.equal(D.sample_latents(pipe, z, c, None, num_inference_steps=2).latents,  # the default: no guidance without uncond,
+                       D.sample_latents(pipe, z, c, None, num_inference_steps=2, guidance_scale=1.0).latents)
+    assert torch.equal(D.sample_latents(pipe, z, c, u, num_inference_steps=2).latents,  # 3.0 with it (the default it always had then)
+                       D.sample_latents(pipe, z, c, u, num_inference_steps=2, guidance_scale=3.0).latents)
 
 
 def test_fit_latent_scale_leaves_the_pipeline_alone_on_bad_input(pipe):
@@ -1036,6 +1041,16 @@ def test_save_pipeline_refuses_to_drop_a_foreign_text_encoder(tmp_path):
     assert not (tmp_path / 'out').exists()
     q = D.load_pipeline(D.save_pipeline(p, tmp_path / 'out', include_text_encoder=True))
     assert type(q.text_encoder).__name__ == 'CLIPTextModel'
+
+
+def test_save_pipeline_knows_the_packaged_encoder_from_any_folder(pipe, tmp_path):
+    "MiniLM reloaded from a full folder (its path is that folder's text_encoder/) is still the packaged encoder: saved without it."
+    import copy
+    q = D.load_pipeline(D.save_pipeline(pipe, tmp_path / 'full', include_text_encoder=True))
+    assert D.is_packaged_text_encoder(q.text_encoder) and D.save_pipeline(q, tmp_path / 'again').exists()
+    tuned = copy.deepcopy(q.text_encoder)
+    with torch.no_grad(): next(tuned.parameters()).add_(0.1)
+    assert not D.is_packaged_text_encoder(tuned)  # fine-tuned weights are not the packaged ones: they must travel with the folder
 
 
 def test_unet_eps_defaults_to_the_pipelines_scheduler(pipe):

@@ -312,4 +312,10 @@ def test_text_tower_says_when_it_truncates():
     from medcf.oracles import TextTower
     tt = TextTower()
     long = 'chest x-ray, ' * 40
-    with pytest.warns(UserWarning, match='keeps the first'): tt._encode([long + 'no effusion'])
+    with pytest.warns(UserWarning, match='the text tower keeps the first 64'): tt.encode([long + 'no effusion'])  # the public call
+
+
+def test_long_prompt_warns():
+    from medcf.diffusion import build_pipeline, encode_prompts
+    p = build_pipeline(channels=1, size=32, vae_blocks=(8, 8, 16), unet_blocks=(16, 32), seed=0)
+    with pytest.warns(UserWarning, match='the tokenizer .* keeps the first'): encode_prompts(p, ['chest x-ray, ' * 40], cache=False)
