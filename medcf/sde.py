@@ -416,7 +416,7 @@ def evaluate(pred: MSPrediction,  # predictions for the patients of `trial`
     for a in MS_ARMS[1:]:
         out[f'pehe_{a}'] = float(np.sqrt(np.mean((pred.cate[:, ms_arm_index(a)] - trial.cate(a, tc)) ** 2)))
     out['coverage90'] = float(np.mean((lo <= y) & (y <= hi)))
-    out['auroc_resp'] = auroc(-pred.cate[:, 1], trial.cate('drug_a', tc) <= threshold)
+    out['auroc_resp'] = auroc(-pred.cate[:, 1], trial.responders('drug_a', threshold, tc))
     return out
 
 def enrichment(pred_cate: np.ndarray,  # predicted effect of a drug vs placebo (negative = benefit)

@@ -164,6 +164,9 @@ def test_evaluate_scores_the_effect_at_its_own_time(small):
         j = MS_ARMS.index(a)
         assert evaluate(p1, tr)[f'pehe_{a}'] == pytest.approx(np.sqrt(np.mean((p1.cate[:, j] - tr.cate(a, t=1.0)) ** 2)))
         assert evaluate(ph, tr)[f'pehe_{a}'] == pytest.approx(np.sqrt(np.mean((ph.cate[:, j] - tr.cate(a)) ** 2)))
+    resp1, resp_h = tr.responders('drug_a', -0.5, t=1.0), tr.responders('drug_a', -0.5)
+    assert (resp1 != resp_h).any()  # the two times disagree on who responds: the check below can tell them apart
+    assert evaluate(p1, tr)['auroc_resp'] == pytest.approx(auroc(-p1.cate[:, 1], resp1))
 
 def test_enrichment_refuses_a_fraction_it_cannot_honour():
     "With 4 patients a 5% top group would be 0 patients: refused, not silently made 1 (25%); each row says its group size."
