@@ -369,11 +369,12 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
                        n: int = 256,  # generated / real images per figure
                        num_inference_steps: int = 50,  # DDIM steps
                        guidance_scale: float | None = None,  # default: the recipe's
-                       n_invert: int = 64,  # images for the inversion figure
+                       n_invert: int | None = None,  # images for the inversion figure (the first of the n real ones; None: min(64, n))
                        seed: int = 0,
                        guidance_interval: tuple | None | str = 'recipe') -> dict:  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
     "The model card's quality figures: prompt adherence, VAE attribute agreement, oracle-feature FD, inversion error."
     from medcf.metrics import oracle_frechet_distance
+    n_invert = min(64, n) if n_invert is None else n_invert
     if check_int(n_invert, 'n_invert') > n: raise ValueError(f"n_invert={n_invert} > n={n}: the inversion figure inverts the first n_invert "
                                                              "of the n real images; expected n_invert <= n")
     r = _recipe(name); w = r['guidance_scale'] if guidance_scale is None else guidance_scale
@@ -423,8 +424,8 @@ def update_card(folder: str | Path, **fields) -> dict:
     return card
 
 # %% ../nbs/90_model_zoo.ipynb #702333c0
-def pooled_ratio(fd_seeds: list  # a card's `oracle_fd_seeds`: records with generated_vs_real and real_vs_real_floor
-                ) -> float:
+def pooled_ratio(fd_seeds: Sequence[dict]  # a card's `oracle_fd_seeds`: records with generated_vs_real and real_vs_real_floor
+                ) -> float:  # mean generated FD / mean floor
     "A card's Frechet ratio over its seeds: the mean generated FD over the mean floor."
     if not len(fd_seeds): raise ValueError("fd_seeds is empty; expected a card's oracle_fd_seeds records")
     return sum(r['generated_vs_real'] for r in fd_seeds) / sum(r['real_vs_real_floor'] for r in fd_seeds)
@@ -450,7 +451,7 @@ def judge_reads(n: int,  # chests
     return {k: judge.predict(x) for k, x in versions.items()}
 
 def age_bin_ceiling(reads: dict  # `judge_reads`' output (any dict with 'real' and other versions' readings)
-                   ) -> pd.DataFrame:
+                   ) -> pd.DataFrame:  # one row per version but 'real': age_bin_agreement, age_read_change_years
     "Per version: the age-bin agreement with the reading of the real set and the mean |change| of the age read."
     if 'real' not in reads: raise ValueError(f"reads has {list(reads)}; expected a 'real' entry to compare the others with")
     r0 = reads['real']

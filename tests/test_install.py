@@ -13,7 +13,7 @@ SHARE = 'share/medcf/data_samples/'
 def wheel(tmp_path_factory) -> Path:
     "A wheel built from a copy of the project's packaging files, the package and data_samples/ (nothing written into the repo)."
     tmp = tmp_path_factory.mktemp('wheel'); src = tmp / 'src'; src.mkdir()
-    for f in ('setup.py', 'settings.ini', 'README.md', 'MANIFEST.in'): shutil.copy(REPO / f, src / f)
+    for f in ('setup.py', 'pyproject.toml', 'settings.ini', 'README.md', 'MANIFEST.in'): shutil.copy(REPO / f, src / f)  # what pip install . reads
     for d in ('medcf', 'data_samples'): shutil.copytree(REPO / d, src / d, ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
     subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation', str(src), '-w', str(tmp)], check=True)
     return next(tmp.glob('medcf-*.whl'))
