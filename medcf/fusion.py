@@ -366,7 +366,9 @@ class FusionData:
         ph = BrainPhantom(size, seed=seed, dim=dim)
         if task == 'age':  # brain age is learned on cognitively normal subjects only: draw until n of them
             m = int(n * 3.2)
-            while (cn := np.where((b := ph.sample(m, seed=seed)).truth.stage.to_numpy() == 'CN')[0]).size < n: m *= 2
+            while (cn := np.where((b := ph.sample(m, seed=seed)).truth.stage.to_numpy() == 'CN')[0]).size < n:
+                if m > 100 * n: raise RuntimeError(f"{cn.size} cognitively normal subjects among {m} draws; expected at least {n}")
+                m *= 2
             b = b[cn[:n]]
         else: b = ph.sample(n, seed=seed)
         self.task, self.batch, self.columns = task, b, TASKS[task]['columns']
