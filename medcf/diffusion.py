@@ -20,8 +20,8 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'CKPT_ENTRIES', 'TAG_KEYS', '
            'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents',
            'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at',
            'unet_eps', 'sample_latents', 'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1',
-           'check_pixel_weights', 'check_sample_weights', 'check_autocast', 'train_vae', 'fit_latent_scale',
-           'min_snr_weight', 'finetune', 'generate_grid', 'generation_panel']
+           'check_pixel_weights', 'check_sample_weights', 'check_float32_weights', 'check_autocast', 'train_vae',
+           'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -188,8 +188,9 @@ def encode_images(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
     if generator is not None and not isinstance(generator, torch.Generator): raise TypeError(f"generator must be a torch.Generator (or None), got {type(generator).__name__}: {generator!r}")
     sf, out = pipe.vae.config.scaling_factor, []
     for i in range(0, len(images), batch_size):
-        d = pipe.vae.encode(images[i:i + batch_size].to(_device(pipe), pipe.vae.dtype)).latent_dist
-        out.append((d.sample(generator) if sample else d.mean) * sf)
+        enc = pipe.vae.encode(images[i:i + batch_size].to(_device(pipe), pipe.vae.dtype))
+        d = getattr(enc, 'latent_dist', None)  # an encoder without a posterior (AutoencoderTiny) gives its latents, as diffusers' img2img reads them
+        out.append(((d.sample(generator) if sample else d.mean) if d is not None else enc.latents) * sf)
     return torch.cat(out)
 
 def decode_latents(pipe, latents: torch.Tensor,  # scaled latents N x c x h x w
@@ -426,11 +427,17 @@ def encode_prompts(pipe, prompts: str | Sequence[str],  # one prompt or a list
     return torch.stack([store[key(p)] for p in prompts])
 
 # %% ../nbs/02_diffusion.ipynb #509cb5b3
+_SAID_DDIM: set = set()  # scheduler classes `ddim_scheduler` has warned about
+
 def ddim_scheduler(pipe, num_inference_steps: int = 50):
     "A DDIM scheduler with the pipeline's noise schedule (whatever scheduler the pipeline ships), timesteps set."
     from diffusers import DDIMScheduler
     num_inference_steps = check_int(num_inference_steps, 'num_inference_steps')
-    cfg = pipe.scheduler.config
+    cfg, kind = pipe.scheduler.config, type(pipe.scheduler).__name__
+    if kind != 'DDIMScheduler' and kind not in _SAID_DDIM:  # once per scheduler class and process
+        _SAID_DDIM.add(kind)
+        warnings.warn(f"this pipeline ships a {kind}; medcf samples with DDIM built from its noise schedule, so diffusers' own call "
+                      f"with the {kind} draws other images from the same latents")
     asks = [k for k in ('clip_sample', 'thresholding') if cfg.get(k)]
     if asks: warnings.warn(f"this pipeline's scheduler sets {' and '.join(k + '=True' for k in asks)}; medcf's DDIM never clips or "
                            "thresholds the predicted clean latent (Stable Diffusion's configs set clip_sample=False), so diffusers' own call would differ")
@@ -450,9 +457,9 @@ def _alpha(s, t: int) -> torch.Tensor:
 
 def split_prediction(model_output: torch.Tensor, x_t: torch.Tensor, alpha_t: torch.Tensor,
                      prediction_type: str = 'epsilon') -> tuple:
-    "(noise prediction, predicted clean latent) from a UNet output of any of diffusers' prediction types."
+    "(noise prediction, predicted clean latent), both float32, from a UNet output of any of diffusers' prediction types."
     # in float32 whatever the latents' dtype: in bfloat16 an alpha-bar near 1 rounds to 1 and 1 - a to 0
-    a, dt, x_t, model_output = alpha_t.float(), x_t.dtype, x_t.float(), model_output.float()
+    a, x_t, model_output = alpha_t.float(), x_t.float(), model_output.float()
     if prediction_type == 'epsilon':
         eps = model_output; x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
     elif prediction_type == 'v_prediction':
@@ -460,7 +467,7 @@ def split_prediction(model_output: torch.Tensor, x_t: torch.Tensor, alpha_t: tor
     elif prediction_type == 'sample':
         x0 = model_output; eps = (x_t - a.sqrt() * x0) / (1 - a).sqrt()
     else: raise ValueError(f"unknown prediction_type {prediction_type!r}; expected 'epsilon', 'v_prediction' or 'sample'")
-    return eps.to(dt), x0.to(dt)
+    return eps, x0  # float32: in half precision the rounding of eps is amplified by 1/sqrt(alpha-bar) in x0 (zero-terminal-SNR: 4096x)
 
 def _alpha_arg(v, name: str, x_t: torch.Tensor) -> torch.Tensor:
     "An alpha-bar argument of `ddim_step` as a float32 tensor: values in (0, 1], a shape that broadcasts to x_t's."
@@ -591,8 +598,8 @@ def unet_eps(pipe, x: torch.Tensor, t: int, cond: torch.Tensor, uncond: torch.Te
              guidance_scale: float, ddim=None, checkpoint: bool = False) -> tuple:  # ddim: the scheduler whose alpha-bar converts v- or x0-predictions (None: the pipeline's)
     "(guided, conditional, unconditional) noise predictions, one batched UNet call for both halves of the guidance."
     ddim = pipe.scheduler if ddim is None else ddim
-    def f(xx, cc):
-        return pipe.unet(xx, t, encoder_hidden_states=cc).sample
+    def f(xx, cc):  # the UNet in its own dtype, whatever the latents' (a float32 VAE beside a half-precision UNet, float32 sampler arithmetic)
+        return pipe.unet(xx.to(pipe.unet.dtype), t, encoder_hidden_states=cc.to(pipe.unet.dtype)).sample
     call = (lambda xx, cc: torch.utils.checkpoint.checkpoint(f, xx, cc, use_reentrant=False)) if checkpoint else f
     pt = pipe.scheduler.config.get('prediction_type', 'epsilon')
     a = _alpha(ddim, int(t))
@@ -836,6 +843,12 @@ def check_sample_weights(weights, n: int) -> torch.Tensor | None:
     "Validate per-example sampling weights: `n` finite non-negative numbers, not all zero (None stays None)."
     return None if weights is None else torch.as_tensor(check_weights(weights, n), dtype=torch.float64)
 
+def check_float32_weights(module: torch.nn.Module, name: str) -> None:
+    "Refuse to train a module whose weights are not float32: AdamW's updates vanish (bfloat16) or divide 0 by 0 (float16, eps = 1e-8 rounds to 0)."
+    dt = next(module.parameters()).dtype
+    if dt != torch.float32: raise ValueError(f"the {name}'s weights are {dt}; training here keeps float32 weights: load the pipeline in float32 "
+                                             "(load_pipeline's default dtype) and pass autocast='bf16' for bfloat16 compute")
+
 def check_autocast(precision: str | None, field: str = 'autocast') -> str | None:
     "A valid training precision: None (float32) or 'bf16' (bfloat16 autocast); `field` names the argument in the error."
     if precision not in (None, 'bf16'): raise ValueError(f"{field}={precision!r}: expected None (float32) or 'bf16'")
@@ -865,7 +878,7 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
               progress: bool = True) -> dict:  # show a progress bar
     "Fit the pipeline's `AutoencoderKL` by L1 reconstruction (of `targets` if given) + a small KL term, then set `vae.config.scaling_factor`."
     check_images(pipe, images)
-    check_autocast(autocast)
+    check_autocast(autocast); check_float32_weights(pipe.vae, 'autoencoder')
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
     steps, batch_size = check_int(steps, 'steps'), check_int(batch_size, 'batch_size')
     lr = check_real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
@@ -935,8 +948,10 @@ def _posterior(pipe, images: torch.Tensor, batch_size: int = 64) -> tuple:
     "Scaled posterior mean and std of every image (computed once: the VAE leaves the training loop)."
     sf, mu, sd = pipe.vae.config.scaling_factor, [], []
     for i in range(0, len(images), batch_size):
-        d = pipe.vae.encode(images[i:i + batch_size].to(_device(pipe), pipe.vae.dtype)).latent_dist
-        mu.append(d.mean * sf); sd.append(d.std * sf)
+        enc = pipe.vae.encode(images[i:i + batch_size].to(_device(pipe), pipe.vae.dtype))
+        d = getattr(enc, 'latent_dist', None)  # AutoencoderTiny: deterministic latents, std 0
+        m = d.mean if d is not None else enc.latents
+        mu.append(m * sf); sd.append((d.std if d is not None else torch.zeros_like(m)) * sf)
     return torch.cat(mu), torch.cat(sd)
 
 def min_snr_weight(alpha_bar: torch.Tensor,  # cumulative alphas of the sampled timesteps
@@ -997,7 +1012,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     if snapshot_every is not None and not (isinstance(snapshot_every, int) and snapshot_every > 0):
         raise ValueError(f"snapshot_every={snapshot_every!r}: expected None or a positive number of steps")
     if snr_gamma is not None and not snr_gamma > 0: raise ValueError(f"snr_gamma={snr_gamma}: expected None or a positive number (5 is usual)")
-    check_autocast(autocast)
+    check_autocast(autocast); check_float32_weights(pipe.unet, 'UNet')
     unet, dev = pipe.unet, _device(pipe)
     settings = dict(lr=lr, batch_size=batch_size, cond_drop=float(cond_drop), ema_decay=ema_decay, warmup=warmup, snr_gamma=snr_gamma,
                     seed=seed, autocast=autocast, weights=None if w is None else hashlib.sha256((w / w.sum()).numpy().tobytes()).hexdigest()[:16],
@@ -1035,7 +1050,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
         a = acp[t].view(-1, 1, 1, 1).to(z)
         x_t = a.sqrt() * z + (1 - a).sqrt() * noise
         target = {'epsilon': noise, 'v_prediction': a.sqrt() * noise - (1 - a).sqrt() * z, 'sample': z}[pt]
-        with _autocast(unet, autocast): pred = unet(x_t, t, encoder_hidden_states=c).sample
+        with _autocast(unet, autocast): pred = unet(x_t.float(), t, encoder_hidden_states=c.float()).sample  # the VAE or text encoder may be in another dtype
         err = (pred.float() - target).pow(2).mean((1, 2, 3))
         loss = (err * min_snr_weight(a.flatten(), snr_gamma, pt)).mean() if snr_gamma else err.mean()
         opt.zero_grad(set_to_none=True); loss.backward()

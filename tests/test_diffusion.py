@@ -1065,3 +1065,48 @@ def test_zoo_name_wins_over_a_folder_without_a_pipeline(tmp_path, monkeypatch):
     assert D._resolve('chest') == D.zoo_dir() / 'chest'
     (tmp_path / 'mine').mkdir()
     assert str(D._resolve('mine')) == 'mine'  # any other folder is taken as given
+
+
+def test_half_precision_pipelines(pipe):
+    "A bfloat16 UNet: training refused (AdamW in half precision silently under-trains or NaNs), sampling with a zero-terminal-SNR"
+    "v-prediction schedule close to float32 (eps was rounded to bfloat16, then divided by sqrt(alpha-bar) = 2**-12), a float32 VAE beside it fine."
+    import copy
+    from diffusers import DDIMScheduler
+    p32 = copy.deepcopy(pipe)
+    p32.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, prediction_type='v_prediction', rescale_betas_zero_snr=True, timestep_spacing='trailing')
+    p16 = copy.deepcopy(p32); p16.unet.to(torch.bfloat16); p16.text_encoder.to(torch.bfloat16)  # the VAE stays float32: mixed, as is common
+    x = imgs(2)
+    with pytest.raises(ValueError, match="UNet's weights are torch.bfloat16"): D.finetune(p16, (x, ['a', 'b']), steps=1, batch_size=2, progress=False)
+    p16v = copy.deepcopy(p16); p16v.vae.to(torch.bfloat16)
+    with pytest.raises(ValueError, match="autoencoder's weights are torch.bfloat16"): D.train_vae(p16v, x, steps=1, batch_size=2, progress=False)
+    lat = D.initial_latents(p32, 2, seed=0)
+    a = D.generate(p32, ['a', 'b'], num_inference_steps=3, guidance_scale=2.5, latents=lat)
+    b = D.generate(p16, ['a', 'b'], num_inference_steps=3, guidance_scale=2.5, latents=lat)
+    assert (a - b.float()).abs().max() < 0.1
+    inv = D.ddim_invert(p16, x, ['a', 'b'], num_inference_steps=2)  # a float32 VAE's latents into a bfloat16 UNet: used to crash
+    assert torch.isfinite(inv.latents).all()
+
+
+def test_a_non_ddim_scheduler_is_named_once(tmp_path):
+    "A folder shipping PNDM (Stable Diffusion's) samples with medcf's DDIM: the first call says so, once per scheduler class."
+    import warnings
+    p = D.load_pipeline(_tiny_clip_sd_folder(tmp_path))
+    D._SAID_DDIM.discard('PNDMScheduler')
+    with pytest.warns(UserWarning, match='ships a PNDMScheduler; medcf samples with DDIM'): D.ddim_scheduler(p, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        D.ddim_scheduler(p, 4)
+
+
+def test_autoencoder_tiny_encodes(pipe):
+    "A pipeline with TAESD (AutoencoderTiny: latents, no posterior) swapped in: every encoding path used to ask for .latent_dist."
+    import copy
+    from diffusers import AutoencoderTiny
+    p = copy.copy(pipe)
+    p.vae = AutoencoderTiny(in_channels=1, out_channels=1, encoder_block_out_channels=(8, 8, 8), decoder_block_out_channels=(8, 8, 8),
+                            num_encoder_blocks=(1, 1, 1), num_decoder_blocks=(1, 1, 1), latent_channels=4)
+    x = imgs(2)
+    assert D.encode_images(p, x).shape == (2, 4, 8, 8) and torch.equal(D.encode_images(p, x, sample=True), D.encode_images(p, x))
+    assert D.vae_roundtrip(p, x).shape == x.shape and math.isfinite(D.ddim_invert(p, x, ['a', 'b'], num_inference_steps=2).image_mae)
+    h = D.finetune(p, (x, ['a', 'b']), steps=1, batch_size=2, progress=False, ema_decay=None, warmup=1)
+    assert all(math.isfinite(l) for l in h['loss'])
