@@ -14,7 +14,7 @@ from .phantoms import pick, is_full, data_path, warn_unit_range, warn_truncated,
 # %% auto #0
 __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'CKPT_ENTRIES', 'TAG_KEYS', 'ALPHA_FLOOR', 'text_encoder_dir',
            'load_text_encoder', 'build_vae', 'build_unet', 'build_scheduler', 'assemble_pipeline', 'build_pipeline',
-           'vae_factor', 'native_size', 'check_images', 'check_latents', 'check_prompts', 'encode_images',
+           'vae_factor', 'native_hw', 'native_size', 'check_images', 'check_latents', 'check_prompts', 'encode_images',
            'decode_latents', 'vae_roundtrip', 'sha256', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline',
            'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts',
            'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents',
@@ -125,10 +125,17 @@ def vae_factor(pipe) -> int:
     "Pixels per latent cell of the pipeline's VAE (8 for Stable Diffusion)."
     return 2 ** (len(pipe.vae.config.block_out_channels) - 1)
 
-def native_size(pipe) -> int:
-    "Image side the UNet was built for (`unet.config.sample_size * vae_factor`)."
+def native_hw(pipe) -> tuple:
+    "Image (height, width) the UNet was built for (`unet.config.sample_size * vae_factor`; a sample size may be an int or (h, w))."
     s = pipe.unet.config.sample_size
-    return (s if isinstance(s, int) else s[0]) * vae_factor(pipe)
+    h, w = (s, s) if isinstance(s, int) else tuple(s)
+    return h * vae_factor(pipe), w * vae_factor(pipe)
+
+def native_size(pipe) -> int:
+    "Image side the UNet was built for, for a square UNet (`native_hw` gives both sides of any)."
+    h, w = native_hw(pipe)
+    if h != w: raise ValueError(f"this UNet makes {h}x{w} images, not square ones; use native_hw(pipe)")
+    return h
 
 def _device(pipe): return pipe.unet.device
 def _dtype(pipe): return pipe.unet.dtype
@@ -141,9 +148,9 @@ def check_images(pipe, images) -> torch.Tensor:
     if not isinstance(images, torch.Tensor): raise TypeError(f"images must be a torch.Tensor (N x C x H x W in [-1, 1]), got {type(images).__name__}")
     if images.ndim != 4: raise ValueError(f"images have shape {tuple(images.shape)}; expected N x C x H x W")
     if len(images) == 0: raise ValueError(f"images is empty (shape {tuple(images.shape)}); expected at least one image")
-    c, s = pipe.vae.config.in_channels, native_size(pipe)
+    c, (h, w) = pipe.vae.config.in_channels, native_hw(pipe)
     if images.shape[1] != c: raise ValueError(f"images have {images.shape[1]} channels; this model expects {c}")
-    if tuple(images.shape[2:]) != (s, s): raise ValueError(f"images are {images.shape[2]}x{images.shape[3]}; this model expects {s}x{s}")
+    if tuple(images.shape[2:]) != (h, w): raise ValueError(f"images are {images.shape[2]}x{images.shape[3]}; this model expects {h}x{w}")
     if not images.is_floating_point(): raise TypeError(f"images must be floating point in [-1, 1], got {images.dtype}")
     if not torch.isfinite(images).all(): raise ValueError("images hold NaN or inf; expected finite values in [-1, 1]")
     lo, hi = images.min().item(), images.max().item()

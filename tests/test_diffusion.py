@@ -1110,3 +1110,16 @@ def test_autoencoder_tiny_encodes(pipe):
     assert D.vae_roundtrip(p, x).shape == x.shape and math.isfinite(D.ddim_invert(p, x, ['a', 'b'], num_inference_steps=2).image_mae)
     h = D.finetune(p, (x, ['a', 'b']), steps=1, batch_size=2, progress=False, ema_decay=None, warmup=1)
     assert all(math.isfinite(l) for l in h['loss'])
+
+
+def test_non_square_unet(pipe):
+    "A UNet with sample_size (h, w): generate made h x w images that every encoding path then refused (it checked h x h)."
+    import copy
+    from diffusers import UNet2DConditionModel
+    p = copy.copy(pipe)
+    p.unet = UNet2DConditionModel.from_config({**pipe.unet.config, 'sample_size': (8, 4)})
+    assert D.native_hw(p) == (32, 16)
+    with pytest.raises(ValueError, match='native_hw'): D.native_size(p)
+    x = D.generate(p, ['a'], num_inference_steps=2)
+    assert x.shape == (1, 1, 32, 16) and D.encode_images(p, x).shape == (1, 4, 8, 4)
+    with pytest.raises(ValueError, match='expects 32x16'): D.encode_images(p, imgs(1))
