@@ -121,6 +121,9 @@ def test_chexpert_round_trip():
         assert it['image'].shape == (1, 32, 32) and it['image'].min() >= -1 and it['image'].max() <= 1
         assert it['attrs'].shape == it['mask'].shape == (14,)
         assert (~ds.mask).any() == (p == 'ignore')
+        unc = torch.from_numpy(ds.table[CHEXPERT_FINDINGS].to_numpy(dtype=float) == -1)  # the policy-applied labels themselves
+        want = {'U-ones': 1.0, 'U-zeros': 0.0, 'ignore': 0.0}[p]
+        assert unc.any() and (ds.targets[unc] == want).all() and (ds.mask[unc] == (p != 'ignore')).all()
     for p in UNCERTAINTY_POLICIES:  # the vectorised captions equal the row-by-row ones
         assert chest_prompts(full, p) == [chest_prompt(r, p) for _, r in full.iterrows()]
     valid = read_chexpert(CHEX, 'valid')

@@ -256,16 +256,16 @@ def test_unet_bf16_autocast(pipe):
 
 def test_zoo_recipe_errors_and_prompts(tmp_path):
     from medcf import zoo
-    with pytest.raises(ValueError, match='known: chest, skin'): zoo.train_zoo_model('brain', tmp_path)
-    with pytest.raises(ValueError, match='unknown recipe fields'): zoo.train_zoo_model('chest', tmp_path, unet_stpes=3)
+    with pytest.raises(ValueError, match='known: chest, skin'): zoo.train_zoo_model('brain', tmp_path / 'o')
+    with pytest.raises(ValueError, match='unknown recipe fields'): zoo.train_zoo_model('chest', tmp_path / 'o', unet_stpes=3)
     with pytest.raises(ValueError, match='inside out_dir'): zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=tmp_path / 'out' / 'work')  # refused before the run, not at its end
-    with pytest.raises(ValueError, match='select_every'): zoo.train_zoo_model('chest', tmp_path, unet_steps=3, select_every=5)
-    with pytest.raises(ValueError, match='vae_decoder_steps'): zoo.train_zoo_model('chest', tmp_path, vae_decoder_steps=(2000, -1))
+    with pytest.raises(ValueError, match='select_every'): zoo.train_zoo_model('chest', tmp_path / 'o', unet_steps=3, select_every=5)
+    with pytest.raises(ValueError, match='vae_decoder_steps'): zoo.train_zoo_model('chest', tmp_path / 'o', vae_decoder_steps=(2000, -1))
     with pytest.raises(ValueError, match="vae_autocast='fp16'"):  # refused before any data is rendered, also when vae_from skips the VAE stage
-        zoo.train_zoo_model('chest', tmp_path, vae_autocast='fp16', vae_from=D.zoo_dir() / 'chest' / 'vae')
+        zoo.train_zoo_model('chest', tmp_path / 'o', vae_autocast='fp16', vae_from=D.zoo_dir() / 'chest' / 'vae')
     with pytest.raises(ValueError, match="unet_autocast='float16'"):  # refused before any data is rendered
-        zoo.train_zoo_model('chest', tmp_path, unet_autocast='float16')
-    assert not list(tmp_path.iterdir())
+        zoo.train_zoo_model('chest', tmp_path / 'o', unet_autocast='float16')
+    assert not list(tmp_path.iterdir())  # out_dir tmp_path/o: the default work folder (tmp_path/_train_chest) would show here too
     assert zoo.decoder_rounds(0) == [] and zoo.decoder_rounds((2000, 0, 500)) == [2000, 500] and zoo.decoder_rounds(7) == [7]
     with pytest.raises(ValueError, match='vae_decoder_perceptual_weight=0'):
         zoo.train_zoo_model('chest', tmp_path, vae_decoder_steps=700, vae_decoder_perceptual='chest', vae_decoder_perceptual_weight=0)
@@ -792,7 +792,7 @@ def test_save_pipeline_refuses_a_used_folder(pipe, tmp_path):
     (d / 'notes.txt').write_text('mine')
     with pytest.raises(FileExistsError, match="notes.txt"): D.save_pipeline(pipe, d, overwrite=True)
     assert (d / 'notes.txt').read_text() == 'mine' and (d / D.CARD).exists()  # refused before anything was removed
-    with pytest.raises(NotADirectoryError): D.save_pipeline(pipe, d / 'notes.txt')
+    with pytest.raises(NotADirectoryError, match='is a file; expected a folder'): D.save_pipeline(pipe, d / 'notes.txt')
     with pytest.raises(TypeError, match='card must be a dict'): D.save_pipeline(pipe, tmp_path / 'new', card=['a'])
     assert not (tmp_path / 'new').exists()
     D.save_pipeline(pipe, tmp_path / 'empty_ok')  # a new folder is fine, and so is an existing empty one
@@ -1123,3 +1123,39 @@ def test_non_square_unet(pipe):
     x = D.generate(p, ['a'], num_inference_steps=2)
     assert x.shape == (1, 1, 32, 16) and D.encode_images(p, x).shape == (1, 4, 8, 4)
     with pytest.raises(ValueError, match='expects 32x16'): D.encode_images(p, imgs(1))
+
+
+def test_v_prediction_sampling_matches_diffusers(pipe):
+    "v-prediction is honoured and a scheduler's own betas are used: medcf's sampler equals diffusers' call with DDIM from the same config."
+    import copy
+    from diffusers import DDIMScheduler
+    s = DDIMScheduler(num_train_timesteps=1000, beta_schedule='linear', beta_start=0.0005, beta_end=0.02,  # not SD's betas
+                      clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type='v_prediction')
+    p = D.assemble_pipeline(pipe.vae, copy.deepcopy(pipe.unet), s, pipe.text_encoder, pipe.tokenizer)
+    assert torch.allclose(D.ddim_scheduler(p, 4).alphas_cumprod, s.alphas_cumprod)
+    lat = D.initial_latents(p, 2, seed=0)
+    ours = D.generate(p, ['a', 'b'], num_inference_steps=4, guidance_scale=2.0, latents=lat)
+    ref = p(['a', 'b'], height=32, width=32, num_inference_steps=4, guidance_scale=2.0, latents=lat, output_type='pt').images
+    assert (ours - (ref * 2 - 1)).abs().max() < 1e-4
+    eps_as_v = copy.copy(p); eps_as_v.scheduler = DDIMScheduler.from_config(s.config, prediction_type='epsilon')
+    assert (D.generate(eps_as_v, ['a', 'b'], num_inference_steps=4, guidance_scale=2.0, latents=lat) - ours).abs().max() > 1e-3  # the type matters
+
+
+def test_fit_latent_scale_restores_a_real_scale(pipe):
+    "The restore matters only when the pipeline's factor is not 1.0 (the fixture's is 1.0, the temporary value): set one first."
+    import copy
+    p = copy.copy(pipe); p.vae = copy.deepcopy(pipe.vae); p.vae.register_to_config(scaling_factor=0.18215)
+    with pytest.raises(ValueError): D.fit_latent_scale(p, imgs(2) * 255)
+    assert p.vae.config.scaling_factor == 0.18215
+
+
+def test_edge_l1_compares_differences():
+    "A change of the vertical differences only: half the mean |change| of dy, not a plain L1."
+    a = torch.zeros(1, 1, 4, 4); b = a.clone(); b[..., 2:, :] = 1.0  # a step between rows 1 and 2: dy changes by 1 on one row of 3
+    assert D.edge_l1(a, b).item() == pytest.approx(0.5 * (0 + 1 / 3))
+    assert D.edge_l1(a, a + 1).item() == 0  # a constant shift changes no difference
+
+
+def test_prompt_cache_hit_equals_a_fresh_encoding(pipe):
+    D.encode_prompts(pipe, ['cached prompt x'])  # now cached
+    assert torch.equal(D.encode_prompts(pipe, ['cached prompt x']), D.encode_prompts(pipe, ['cached prompt x'], cache=False))

@@ -104,6 +104,7 @@ def test_hyperfusion_ad_keeps_tabular_model_frozen():
     assert all(torch.equal(a, p) for a, p in zip(before, enc.parameters()))
     assert all(p.grad is None for p in m.tab_encoder.parameters())
     assert any(p.grad is not None for p in m.blocks[-1].short.parameters())
+    assert m.tab_encoder is not enc and all(p.requires_grad for p in enc.parameters())  # a frozen copy: the caller's model is left as it was
 
 
 def test_volumes_3d():

@@ -37,7 +37,8 @@ def test_auroc_known_values():
 
 def test_accuracy_and_groups():
     assert M.accuracy([1, 0, 1], [1, 1, 1]) == pytest.approx(2 / 3)
-    with pytest.raises(ValueError, match='shape'): M.accuracy([1, 0], [1, 0, 1])
+    with pytest.raises(ValueError, match=r'pred has shape \(2,\) but labels \(3,\)'): M.accuracy([1, 0], [1, 0, 1])
+    with pytest.raises(ValueError, match='pred has shape'): M.accuracy([1], [1, 0, 1])  # would broadcast without the check
     assert M.worst_group_accuracy([0, 1, 1, 0], [0, 1, 0, 0], ['a', 'a', 'b', 'b']) == 0.5
     g = M.group_accuracies([0, 1, 1, 0], [0, 1, 0, 0], ['a', 'a', 'b', 'b'])
     assert g.group.tolist() == ['b', 'a'] and g.n.tolist() == [2, 2]

@@ -8,10 +8,10 @@ def test_arm_index():
         with pytest.raises(ValueError, match='unknown arm'): ms_arm_index(bad)
 
 def test_bad_settings():
-    with pytest.raises(ValueError): MSTrial(horizon=0)
-    with pytest.raises(ValueError): MSTrial(p_miss=1.0)
-    with pytest.raises(ValueError): MSTrial(mc=0)
-    with pytest.raises(ValueError): MSTrial().simulate(0)
+    with pytest.raises(ValueError, match='horizon'): MSTrial(horizon=0)
+    with pytest.raises(ValueError, match='p_miss'): MSTrial(p_miss=1.0)
+    with pytest.raises(ValueError, match='mc'): MSTrial(mc=0)
+    with pytest.raises(ValueError, match=r'n=0.*patients'): MSTrial().simulate(0)
     with pytest.raises(ValueError, match='outside the trial'): MSTrial().simulate(3, seed=0).cate('drug_a', t=5)
     with pytest.raises(ValueError, match='not an allowed value'): MSPhantom().sample(2, seed=0, arm='drug_c')
 

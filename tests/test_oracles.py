@@ -122,7 +122,7 @@ def test_save_refuses_to_replace_a_checkpoint(tiny, tmp_path):
 
 def test_load_oracle_unknown_name():
     with pytest.raises(ValueError, match='neither'): O.load_oracle('no-such-oracle')
-    with pytest.raises(TypeError): O.load_oracle(3)
+    with pytest.raises(TypeError, match='name must be a zoo name'): O.load_oracle(3)
 
 def test_text_tower_cache_and_norm():
     tt = O.text_tower()
@@ -138,6 +138,10 @@ def test_lit_scores_and_errors(toy, tmp_path):
     assert s.shape == (4,) and (s.abs() <= 1 + 1e-5).all()
     d = lit.direction_score(b.images, b.images.flip(-1), 'Nothing on the left', 'A square on the left')
     assert d.shape == (4,)
+    i, t = lit.image_embed(b.images), lit.text_embed(b.prompts)  # the values, by their definitions (a sign flip or a swap fails)
+    assert torch.allclose(s, (i * t).sum(-1), atol=1e-5)
+    dt = lit.text_embed(['A square on the left']) - lit.text_embed(['Nothing on the left'])
+    assert torch.allclose(d, torch.nn.functional.cosine_similarity(lit.image_embed(b.images.flip(-1)) - i, dt.expand_as(i), dim=-1), atol=1e-5)
     with pytest.raises(ValueError, match='texts'): lit.image_text_score(b.images, b.prompts[:2])
     with pytest.raises(ValueError, match='at least two'): lit.zero_shot(b.images, ['one'])
     lit.save(tmp_path)
@@ -319,3 +323,12 @@ def test_long_prompt_warns():
     from medcf.diffusion import build_pipeline, encode_prompts
     p = build_pipeline(channels=1, size=32, vae_blocks=(8, 8, 16), unet_blocks=(16, 32), seed=0)
     with pytest.warns(UserWarning, match='the tokenizer .* keeps the first'): encode_prompts(p, ['chest x-ray, ' * 40], cache=False)
+
+
+def test_noise_agreement_moves_with_noise_and_seed():
+    "With the shipped chest oracle: strong noise flips readings (agreement < 1) and the seed decides which (the tiny oracle read 1.0 at any noise)."
+    from medcf.phantoms import ChestPhantom
+    o, x = O.load_oracle('chest'), ChestPhantom(size=64).sample(64, seed=4).images
+    a0, a1 = O.noise_agreement(o, x, 0.3, seed=0), O.noise_agreement(o, x, 0.3, seed=1)
+    assert (a0 < 1).any() and a0.equals(O.noise_agreement(o, x, 0.3, seed=0)) and not a0.equals(a1)
+    assert (O.noise_agreement(o, x, 1e-6, seed=0) == 1).all()  # no noise to speak of: every reading kept
