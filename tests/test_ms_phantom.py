@@ -8,7 +8,7 @@ def test_arm_index():
         with pytest.raises(ValueError, match='unknown arm'): ms_arm_index(bad)
 
 def test_bad_settings():
-    with pytest.raises(ValueError, match='horizon'): MSTrial(horizon=0)
+    with pytest.raises(ValueError, match='horizon=0: expected'): MSTrial(horizon=0)
     with pytest.raises(ValueError, match='p_miss'): MSTrial(p_miss=1.0)
     with pytest.raises(ValueError, match='mc'): MSTrial(mc=0)
     with pytest.raises(ValueError, match=r'n=0.*patients'): MSTrial().simulate(0)
