@@ -341,6 +341,14 @@ def zoo_names() -> list:
     "Names of the shipped checkpoints."
     return list(ZOO)
 
+def _scheduler_from(folder: Path):
+    "The scheduler a saved scheduler/ folder names (`_class_name`, any diffusers scheduler), DDIM when it names none."
+    import diffusers
+    name = json.loads((folder / 'scheduler_config.json').read_text()).get('_class_name', 'DDIMScheduler') if (folder / 'scheduler_config.json').exists() else 'DDIMScheduler'
+    cls = getattr(diffusers, str(name), None)
+    if cls is None or not name.endswith('Scheduler'): raise ValueError(f"{folder} names the scheduler {name!r}, which diffusers does not have; expected a diffusers scheduler class")
+    return cls.from_pretrained(folder)
+
 def _resolve(name_or_path) -> Path:
     p = Path(name_or_path)
     if p.is_dir() and ((p / 'unet').is_dir() or str(name_or_path) not in ZOO): return p  # a pipeline folder, or any folder that is not a zoo name
@@ -397,7 +405,7 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
             if dtype != te.dtype or str(device) != 'cpu': te = copy.deepcopy(te)  # the cached encoder stays on the CPU in fp32
             pipe = assemble_pipeline(AutoencoderKL.from_pretrained(folder / 'vae', dtype=dtype),
                                      UNet2DConditionModel.from_pretrained(folder / 'unet', dtype=dtype),
-                                     DDIMScheduler.from_pretrained(folder / 'scheduler'), te.to(dtype), tok)
+                                     _scheduler_from(folder / 'scheduler'), te.to(dtype), tok)
     except (OSError, ValueError, RuntimeError, EnvironmentError) as e:
         raise ValueError(f"could not load a pipeline from {folder}: {e}") from e
     pipe.set_progress_bar_config(disable=True)

@@ -1159,3 +1159,16 @@ def test_edge_l1_compares_differences():
 def test_prompt_cache_hit_equals_a_fresh_encoding(pipe):
     D.encode_prompts(pipe, ['cached prompt x'])  # now cached
     assert torch.equal(D.encode_prompts(pipe, ['cached prompt x']), D.encode_prompts(pipe, ['cached prompt x'], cache=False))
+
+
+def test_saved_folder_keeps_its_scheduler(pipe, tmp_path):
+    "A save_pipeline folder (no model_index.json) came back with a DDIMScheduler whatever its scheduler_config named."
+    import copy
+    from diffusers import EulerDiscreteScheduler
+    p = copy.copy(pipe); p.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    q = D.load_pipeline(D.save_pipeline(p, tmp_path / 'e'))
+    assert type(q.scheduler).__name__ == 'EulerDiscreteScheduler' and type(D.load_pipeline('chest').scheduler).__name__ == 'DDIMScheduler'
+    cfg = tmp_path / 'e' / 'scheduler' / 'scheduler_config.json'
+    cfg.write_text(cfg.read_text().replace('EulerDiscreteScheduler', 'NoSuchScheduler'))
+    with pytest.raises(ValueError, match='corrupt checkpoint'): D.load_pipeline(tmp_path / 'e')  # the card's sha256 sees the edit first
+    with pytest.raises(ValueError, match="names the scheduler 'NoSuchScheduler'"): D._scheduler_from(cfg.parent)
