@@ -10,7 +10,7 @@ import numpy as np, torch
 import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt
-from .phantoms import ChestPhantom, SkinPhantom, show_grid, chest_titles, refuse_overwrite
+from .phantoms import ChestPhantom, SkinPhantom, show_grid, chest_titles, refuse_overwrite, some_names
 
 # %% auto #0
 __all__ = ['TOUR_PAGES', 'CLI_EXTENSIONS', 'TOUR_TITLE', 'save_figure', 'page_phantoms', 'check_tour_dir', 'tour',
@@ -65,7 +65,7 @@ def check_tour_dir(out: str | Path,  # the folder the tour would write into
     old = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     mine = (out / 'index.html').is_file() and TOUR_TITLE in (out / 'index.html').read_text(errors='replace')
     if old and not mine and not overwrite:
-        raise FileExistsError(f"out={str(out)!r} is not empty ({', '.join(old[:6])}{', ...' if len(old) > 6 else ''}) and holds no earlier medcf tour; "
+        raise FileExistsError(f"out={str(out)!r} is not empty ({some_names(old)}) and holds no earlier medcf tour; "
                               "choose a new or empty folder, or pass overwrite=True (medcf tour --overwrite) to write the tour's index.html "
                               "and figures into it, replacing files of the same names")
     return out

@@ -9,7 +9,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, Any
 import numpy as np, torch, torch.nn.functional as F
-from .phantoms import pick, is_full, data_path, warn_unit_range, warn_truncated, check_int, check_real, check_weights, check_grid_path
+from .phantoms import pick, is_full, data_path, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_weights, check_grid_path
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'CKPT_ENTRIES', 'TAG_KEYS', 'ALPHA_FLOOR', 'text_encoder_dir',
@@ -241,7 +241,7 @@ def check_out_dir(out: str | Path,  # the folder a checkpoint will be written to
     old = sorted(p.name for p in out.iterdir()) if out.exists() else []
     if not old: return []
     if not overwrite:
-        raise FileExistsError(f"out_dir={str(out)!r} is not empty ({', '.join(old[:6])}{', ...' if len(old) > 6 else ''}); "
+        raise FileExistsError(f"out_dir={str(out)!r} is not empty ({some_names(old)}); "
                               "pass overwrite=True to replace the checkpoint there, or choose a new or empty folder")
     other = [n for n in old if n not in CKPT_ENTRIES]
     if other: raise FileExistsError(f"out_dir={str(out)!r} holds files that are not a checkpoint's: {other}; overwrite=True replaces only "

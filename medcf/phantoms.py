@@ -11,10 +11,10 @@ import numpy as np, pandas as pd, torch
 
 # %% auto #0
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
-           'check_real', 'check_weights', 'warn_unit_range', 'warn_truncated', 'refuse_overwrite', 'data_samples_root',
-           'data_path', 'Variable', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph', 'fit_chest_model',
-           'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom',
-           'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
+           'check_real', 'check_weights', 'warn_unit_range', 'warn_truncated', 'some_names', 'refuse_overwrite',
+           'data_samples_root', 'data_path', 'Variable', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph',
+           'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles',
+           'chest_facts', 'SkinPhantom', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #c2c0587c
 def is_full() -> bool:
@@ -80,6 +80,12 @@ def warn_truncated(tokenizer,  # a Hugging Face tokenizer
     if full > max_length:
         import warnings
         warnings.warn(f"a text has {full} tokens; {who} keeps the first {max_length}", stacklevel=3)
+
+def some_names(names: Sequence[str],  # e.g. a folder's entries
+               k: int = 6) -> str:  # how many to show
+    "The first `k` names joined with ', ' and ', ...' when there are more: what an error message shows of a folder's contents."
+    names = list(names)
+    return ', '.join(names[:k]) + (', ...' if len(names) > k else '')
 
 def refuse_overwrite(paths: list,  # files or folders a writer is about to create
                      overwrite: bool,  # True: replacing them was asked for

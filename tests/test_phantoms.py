@@ -212,3 +212,8 @@ def test_ms_trial_with_many_visits():
     from medcf.phantoms import MSTrial
     tr = MSTrial(size=16, horizon=6, visit_every=1 / 12, mc=1).simulate(2, seed=0)
     assert tr.visit_y.shape[1] > 64
+
+
+def test_some_names():
+    from medcf.phantoms import some_names
+    assert some_names(['a', 'b']) == 'a, b' and some_names(list('abcdefgh')) == 'a, b, c, d, e, f, ...' and some_names('xyz', 2) == 'x, y, ...'
