@@ -195,10 +195,15 @@ def encode_images(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
     if generator is not None and not isinstance(generator, torch.Generator): raise TypeError(f"generator must be a torch.Generator (or None), got {type(generator).__name__}: {generator!r}")
     sf, out = pipe.vae.config.scaling_factor, []
     for i in range(0, len(images), batch_size):
-        enc = pipe.vae.encode(images[i:i + batch_size].to(_device(pipe), pipe.vae.dtype))
-        d = getattr(enc, 'latent_dist', None)  # an encoder without a posterior (AutoencoderTiny) gives its latents, as diffusers' img2img reads them
-        out.append(((d.sample(generator) if sample else d.mean) if d is not None else enc.latents) * sf)
+        mean, d = _encode_batch(pipe, images[i:i + batch_size])
+        out.append((d.sample(generator) if sample and d is not None else mean) * sf)
     return torch.cat(out)
+
+def _encode_batch(pipe, x: torch.Tensor) -> tuple:
+    "(unscaled latent mean, posterior or None) of one batch: an encoder without a posterior (AutoencoderTiny) gives its latents, as diffusers' img2img reads them."
+    enc = pipe.vae.encode(x.to(_device(pipe), pipe.vae.dtype))
+    d = getattr(enc, 'latent_dist', None)
+    return (enc.latents, None) if d is None else (d.mean, d)
 
 def decode_latents(pipe, latents: torch.Tensor,  # scaled latents N x c x h x w
                    batch_size: int = 64,  # latents per VAE call
@@ -318,10 +323,11 @@ def model_card_markdown(card: dict) -> str:
         s = json.dumps(v, default=str)
         return not isinstance(v, (dict, list)) or (isinstance(v, dict) and 'what' not in v and '`' not in s and len(s) <= 1500)
     skip = ('name', 'description', 'files') + (('quality',) if table else ())
+    shorts = {k: short(v) for k, v in card.items() if k not in skip}
     for k, v in card.items():
-        if k not in skip and short(v): lines.append(f"- **{_md_text(k)}**: `{json.dumps(v, default=str)}`" if isinstance(v, dict) else f"- **{_md_text(k)}**: {_md_text(v)}")
+        if shorts.get(k): lines.append(f"- **{_md_text(k)}**: `{json.dumps(v, default=str)}`" if isinstance(v, dict) else f"- **{_md_text(k)}**: {_md_text(v)}")
     if table: lines += ['', '## Quality', '', '| figure | value |', '|---|---|'] + [f"| {_md_text(k)} | {_md_text(v)} |" for k, v in _flat(card['quality'])]
-    records = [(k, v) for k, v in card.items() if k not in skip and not short(v)]
+    records = [(k, v) for k, v in card.items() if k in shorts and not shorts[k]]
     if records: lines += ['', '## Records', '']
     first = ('what', 'rule', 'outcome', 'caveat')
     for k, v in records:
@@ -948,12 +954,9 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
 @torch.no_grad()
 def fit_latent_scale(pipe, images: torch.Tensor) -> float:
     "Set `vae.config.scaling_factor` to 1/std of the latents (SD's recipe: unit-variance latents for the UNet)."
-    old = pipe.vae.config.scaling_factor
+    check_images(pipe, images)  # before the factor is touched: a refused input leaves the pipeline as it was
     pipe.vae.register_to_config(scaling_factor=1.0)
-    try: sf = float(1 / encode_images(pipe, images, sample=True, generator=torch.Generator().manual_seed(0)).std())
-    except Exception:
-        pipe.vae.register_to_config(scaling_factor=old)  # a refused input leaves the pipeline as it was
-        raise
+    sf = float(1 / encode_images(pipe, images, sample=True, generator=torch.Generator().manual_seed(0)).std())
     pipe.vae.register_to_config(scaling_factor=sf)
     return sf
 
@@ -963,11 +966,9 @@ def _posterior(pipe, images: torch.Tensor, batch_size: int = 64) -> tuple:
     "Scaled posterior mean and std of every image (computed once: the VAE leaves the training loop)."
     sf, mu, sd = pipe.vae.config.scaling_factor, [], []
     for i in range(0, len(images), batch_size):
-        enc = pipe.vae.encode(images[i:i + batch_size].to(_device(pipe), pipe.vae.dtype))
-        d = getattr(enc, 'latent_dist', None)  # AutoencoderTiny: deterministic latents, std 0
-        m = d.mean if d is not None else enc.latents
+        m, d = _encode_batch(pipe, images[i:i + batch_size])  # AutoencoderTiny: deterministic latents, std 0
         mu.append(m * sf); sd.append((d.std if d is not None else torch.zeros_like(m)) * sf)
-    return torch.cat(mu), torch.cat(sd)
+    return torch.cat(mu).float(), torch.cat(sd).float()  # float32 for the training arithmetic, whatever the VAE's dtype
 
 def min_snr_weight(alpha_bar: torch.Tensor,  # cumulative alphas of the sampled timesteps
                    gamma: float,  # clamp of the signal-to-noise ratio
@@ -1065,7 +1066,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
         a = acp[t].view(-1, 1, 1, 1).to(z)
         x_t = a.sqrt() * z + (1 - a).sqrt() * noise
         target = {'epsilon': noise, 'v_prediction': a.sqrt() * noise - (1 - a).sqrt() * z, 'sample': z}[pt]
-        with _autocast(unet, autocast): pred = unet(x_t.float(), t, encoder_hidden_states=c.float()).sample  # the VAE or text encoder may be in another dtype
+        with _autocast(unet, autocast): pred = unet(x_t, t, encoder_hidden_states=c).sample
         err = (pred.float() - target).pow(2).mean((1, 2, 3))
         loss = (err * min_snr_weight(a.flatten(), snr_gamma, pt)).mean() if snr_gamma else err.mean()
         opt.zero_grad(set_to_none=True); loss.backward()

@@ -77,7 +77,7 @@ class IterativeImputer:
         "Standardised, imputed record with indicator columns appended (float32)."
         if not self.fitted: raise ValueError("the imputer is not fitted: call fit(train_record) first")
         X = self._check(X); miss = np.isnan(X)
-        new = sorted(set(np.where(miss.any(0))[0].tolist()) - set(self.incomplete.tolist()))
+        new = np.setdiff1d(np.flatnonzero(miss.any(0)), self.incomplete).tolist()
         if new: warnings.warn(f"columns {new} have missing values but had none in the training record: they are filled with their "
                               "training mean and get no indicator column (the width is fixed at fit); fit on a record where they "
                               "can be missing to impute them by regression", stacklevel=2)
@@ -366,7 +366,9 @@ class FusionData:
         ph = BrainPhantom(size, seed=seed, dim=dim)
         if task == 'age':  # brain age is learned on cognitively normal subjects only: draw until n of them
             m = int(n * 3.2)
-            while (cn := np.where((b := ph.sample(m, seed=seed)).truth.stage.to_numpy() == 'CN')[0]).size < n:
+            while True:
+                b = ph.sample(m, seed=seed); cn = np.flatnonzero(b.truth.stage.to_numpy() == 'CN')
+                if cn.size >= n: break
                 if m > 100 * n: raise RuntimeError(f"{cn.size} cognitively normal subjects among {m} draws; expected at least {n}")
                 m *= 2
             b = b[cn[:n]]

@@ -68,8 +68,9 @@ def _comparable(pred: np.ndarray, labels: np.ndarray):
         raise TypeError(f"pred holds {'text' if _is_text(pred) else 'numbers'} ({pred.flat[0]!r}, ...) but labels "
                         f"{'text' if _is_text(labels) else 'numbers'} ({labels.flat[0]!r}, ...); expected labels of one kind")
     def integral(a): return a.dtype.kind in 'biu' or (a.dtype.kind == 'f' and (a == np.round(a)).all())
-    for a, name, other in ((pred, 'pred', 'labels'), (labels, 'labels', 'pred')):  # either side: the order is (pred, labels)
-        if a.dtype.kind == 'f' and not integral(a) and integral(pred if a is labels else labels):
+    ip, il = integral(pred), integral(labels)
+    for a, name, ok, other, other_ok in ((pred, 'pred', ip, 'labels', il), (labels, 'labels', il, 'pred', ip)):  # either side: the order is (pred, labels)
+        if a.dtype.kind == 'f' and not ok and other_ok:
             raise ValueError(f"{name} holds non-integer values ({a[a != np.round(a)].flat[0]:.3g}, ...) against integer {other}; "
                              "expected labels on both sides, not probabilities (threshold or argmax them first; the order is pred, labels)")
 
@@ -301,15 +302,15 @@ def leakage(predict: Callable,  # images -> DataFrame of attribute readings
     for v, name in ((intervened, 'intervened'), (attributes, 'attributes')):
         if isinstance(v, str): raise TypeError(f"{name}={v!r} is a string; expected a list of attribute names, e.g. [{v!r}]")
     pe, pr = _read(predict, e, list(intervened) + list(attributes or [])), _read(predict, r, [])
-    cont = [c for c in (attributes or []) if c not in set(intervened) and _is_continuous(pr[c].to_numpy())]
-    if discrete_only and cont: raise ValueError(f"attributes {cont} are continuous, which discrete_only=True leaves out; expected discrete "
-                                                "attributes only (call leakage without discrete_only for their leakage in their own units)")
-    cols = [c for c in pr.columns if c not in set(intervened) and (attributes is None or c in attributes)
-            and not (discrete_only and _is_continuous(pr[c].to_numpy()))]
+    is_cont = {c: _is_continuous(pr[c].to_numpy()) for c in pr.columns}  # classified once
+    cont = [c for c in (attributes or []) if c not in set(intervened) and is_cont[c]] if discrete_only else []
+    if cont: raise ValueError(f"attributes {cont} are continuous, which discrete_only=True leaves out; expected discrete "
+                              "attributes only (call leakage without discrete_only for their leakage in their own units)")
+    cols = [c for c in pr.columns if c not in set(intervened) and (attributes is None or c in attributes) and not (discrete_only and is_cont[c])]
     out = {}
     for c in cols:
         a, b = pe[c].to_numpy(), pr[c].to_numpy()
-        out[c] = float(np.abs(a.astype(float) - b.astype(float)).mean()) if _is_continuous(b) else float(np.mean(a != b))
+        out[c] = float(np.abs(a.astype(float) - b.astype(float)).mean()) if is_cont[c] else float(np.mean(a != b))
     return pd.Series(out, name='leakage', dtype=float)
 
 # %% ../nbs/04_metrics.ipynb #60de3065

@@ -435,7 +435,7 @@ def grain_versions(n: int,  # chests
                   ) -> tuple:  # (real PhantomBatch, the same chests without film grain as a PhantomBatch, their images with another chest's grain)
     "A real chest set, the same chests rendered without film grain, and their images with another chest's grain plane (a second exposure)."
     from medcf.phantoms import ChestPhantom
-    real, clean = zoo_phantom('chest').sample(n, seed=seed), ChestPhantom(size=64, grain=0).sample(n, seed=seed)
+    real, clean = zoo_phantom('chest').sample(n, seed=seed), ChestPhantom(size=RECIPES['chest']['size'], grain=0).sample(n, seed=seed)  # the recipe's size, as zoo_phantom's
     grain = real.images - clean.images
     other = (clean.images + grain[torch.randperm(n, generator=torch.Generator().manual_seed(0))]).clamp(-1, 1)  # clipped as the phantom clips
     return real, clean, other
