@@ -7,9 +7,7 @@ from __future__ import annotations
 import argparse, html, json, os, sys, time
 from pathlib import Path
 import numpy as np, torch
-import matplotlib
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt
+import matplotlib, matplotlib.pyplot as plt  # the backend is chosen by `console`, not on import: a notebook keeps its inline figures
 from .phantoms import ChestPhantom, SkinPhantom, show_grid, chest_titles, refuse_overwrite, some_names
 
 # %% auto #0
@@ -162,6 +160,7 @@ def main(argv: list | None = None) -> int:
 
 def console() -> None:
     "What the `medcf` command runs: `main`, with a mistake in the arguments or files reported as one line (exit status 2), not a traceback."
+    matplotlib.use('Agg')  # figures go to files only
     try: sys.exit(main())
     except (ValueError, TypeError, OSError) as e:
         if os.environ.get('MEDCF_TRACEBACK'): raise

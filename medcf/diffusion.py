@@ -201,7 +201,7 @@ def encode_images(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
 
 def _encode_batch(pipe, x: torch.Tensor) -> tuple:
     "(unscaled latent mean, posterior or None) of one batch: an encoder without a posterior (AutoencoderTiny) gives its latents, as diffusers' img2img reads them."
-    enc = pipe.vae.encode(x.to(_device(pipe), pipe.vae.dtype))
+    enc = pipe.vae.encode(x.to(pipe.vae.device, pipe.vae.dtype))  # the VAE's device: it may sit apart from the UNet (offloading)
     d = getattr(enc, 'latent_dist', None)
     return (enc.latents, None) if d is None else (d.mean, d)
 
@@ -212,7 +212,7 @@ def decode_latents(pipe, latents: torch.Tensor,  # scaled latents N x c x h x w
     check_latents(pipe, latents, vae=True)
     batch_size = check_int(batch_size, 'batch_size')
     sf = pipe.vae.config.scaling_factor
-    out = torch.cat([pipe.vae.decode(latents[i:i + batch_size].to(pipe.vae.dtype) / sf).sample for i in range(0, len(latents), batch_size)])
+    out = torch.cat([pipe.vae.decode(latents[i:i + batch_size].to(pipe.vae.device, pipe.vae.dtype) / sf).sample for i in range(0, len(latents), batch_size)])
     return out.clamp(-1, 1) if clamp else out
 
 @torch.no_grad()
@@ -476,11 +476,15 @@ def _alpha(s, t: int) -> torch.Tensor:
     # where the noise prediction says nothing about x0; the floor keeps x0 = (x - sqrt(1 - a) eps) / sqrt(a) finite there.
     return (s.alphas_cumprod[t] if t >= 0 else s.final_alpha_cumprod).clamp(min=ALPHA_FLOOR)
 
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    "x in float32 at least: half precision is widened, float64 kept (a float64 pipeline samples in float64)."
+    return x if x.dtype == torch.float64 else x.float()
+
 def split_prediction(model_output: torch.Tensor, x_t: torch.Tensor, alpha_t: torch.Tensor,
                      prediction_type: str = 'epsilon') -> tuple:
-    "(noise prediction, predicted clean latent), both float32, from a UNet output of any of diffusers' prediction types."
+    "(noise prediction, predicted clean latent), both float32 (float64 for float64 inputs), from a UNet output of any of diffusers' prediction types."
     # in float32 whatever the latents' dtype: in bfloat16 an alpha-bar near 1 rounds to 1 and 1 - a to 0
-    a, x_t, model_output = alpha_t.float(), x_t.float(), model_output.float()
+    a, x_t, model_output = _wide(torch.as_tensor(alpha_t)), _wide(x_t), _wide(model_output)
     if prediction_type == 'epsilon':
         eps = model_output; x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
     elif prediction_type == 'v_prediction':
@@ -491,8 +495,8 @@ def split_prediction(model_output: torch.Tensor, x_t: torch.Tensor, alpha_t: tor
     return eps, x0  # float32: in half precision the rounding of eps is amplified by 1/sqrt(alpha-bar) in x0 (zero-terminal-SNR: 4096x)
 
 def _alpha_arg(v, name: str, x_t: torch.Tensor) -> torch.Tensor:
-    "An alpha-bar argument of `ddim_step` as a float32 tensor: values in (0, 1], a shape that broadcasts to x_t's."
-    a = torch.as_tensor(v).float()
+    "An alpha-bar argument of `ddim_step` as a float32 (float64) tensor: values in (0, 1], a shape that broadcasts to x_t's."
+    a = _wide(torch.as_tensor(v))
     try: ok = torch.broadcast_shapes(a.shape, x_t.shape) == x_t.shape
     except RuntimeError: ok = False
     if not ok: raise ValueError(f"{name} has shape {tuple(a.shape)}; expected a scalar or a shape that broadcasts to x_t's {tuple(x_t.shape)}")
@@ -517,7 +521,7 @@ def ddim_step(x_t: torch.Tensor,  # current latent
         if v is not None and (not isinstance(v, torch.Tensor) or v.shape != x_t.shape):
             raise ValueError(f"{name} has shape {tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}; expected x_t's shape {tuple(x_t.shape)}")
     a, ap = (_alpha_arg(v, name, x_t) for v, name in ((alpha_t, 'alpha_t'), (alpha_prev, 'alpha_prev')))
-    dt, x_t, eps = x_t.dtype, x_t.float(), eps.float()
+    dt, x_t, eps = x_t.dtype, _wide(x_t), _wide(eps)
     x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
     var = (1 - ap) / (1 - a) * (1 - a / ap)
     std = eta * var.clamp(min=0).sqrt()
@@ -526,8 +530,8 @@ def ddim_step(x_t: torch.Tensor,  # current latent
         if generator is None: raise ValueError("eta > 0 needs the step's noise: pass noise= (standard normal, shaped like x_t) or a seeded generator=")
         noise = torch.randn(mean.shape, generator=generator, dtype=dt, device=generator.device).to(mean.device)
     if prev_sample is None:
-        prev_sample = mean if eta == 0 else mean + std * noise.float()
-    prev_sample = prev_sample.to(dt).float()  # the sample as returned, so that its log-probability scores the same value later (DDPO)
+        prev_sample = mean if eta == 0 else mean + std * _wide(noise)
+    prev_sample = _wide(prev_sample.to(dt))  # the sample as returned, so that its log-probability scores the same value later (DDPO)
     if eta > 0:  # Gaussian log-density, averaged over latent dimensions as in DDPO (arXiv:2305.13301)
         # a step with zero noise variance (alpha_prev = 1: a scheduler with set_alpha_to_one=True, at its last step) is deterministic:
         # its log-probability is taken as 0, so it adds nothing to a DDPO ratio (the Gaussian formula would give 0/0 = NaN)
@@ -1130,7 +1134,8 @@ def generation_panel(pipe,  # any SD-style pipeline (e.g. `load_pipeline('chest'
                      guidance_scale: float | None = None,  # guidance scale the slider starts at (None: the checkpoint's recipe, else 3)
                      guidance_interval: tuple | None | str = 'recipe'):  # as `generate_grid`: the recipe's interval by default, so the panel draws what `medcf generate` draws
     "An ipywidgets panel (prompt, guidance, steps, seed, Generate) that draws `generate`'s grid; `.run()` presses the button, `.images` holds the last grid."
-    import ipywidgets as W
+    import ipywidgets as W, matplotlib.pyplot as plt
+    from IPython.display import display
     from medcf.phantoms import show_grid
     prompt = check_prompts(prompt, 1)[0]
     n, num_inference_steps = check_int(n, 'n'), check_int(num_inference_steps, 'num_inference_steps')
@@ -1140,14 +1145,24 @@ def generation_panel(pipe,  # any SD-style pipeline (e.g. `load_pipeline('chest'
     text = W.Text(value=prompt, description='prompt', layout=W.Layout(width='95%'))
     scale = W.FloatSlider(value=w, min=min(1.0, w), max=max(8.0, w), step=0.5, description='guidance')  # the range holds the start value
     steps = W.IntSlider(value=num_inference_steps, min=1, max=max(100, num_inference_steps), description='DDIM steps')
-    seed, button, out = W.BoundedIntText(value=0, min=0, max=2**31 - 1, description='seed'), W.Button(description='Generate'), W.Output()
+    seed = W.IntText(value=0, description='seed')  # not bounded: a bounded box would clip a seed silently; `generate` refuses a bad one
+    button, out = W.Button(description='Generate'), W.Output()
     panel = W.VBox([text, W.HBox([scale, steps]), W.HBox([seed, button]), out])
+    def draw():
+        panel.images = None  # a failed press leaves no earlier grid that looks like this one's
+        out.clear_output(wait=True)
+        if not text.value.strip(): raise ValueError("the prompt box is empty: type a prompt (an empty one is the unconditional prompt, so guidance would change nothing)")
+        images = generate(pipe, [text.value] * int(n), num_inference_steps=steps.value, guidance_scale=scale.value, seed=seed.value, guidance_interval=gi)
+        fig = show_grid(images, ncols=min(int(n), 8)); fig.suptitle(f"w={scale.value:g}, {steps.value} steps, seed {seed.value}", fontsize=8)
+        display(fig); plt.close(fig)  # not plt.show(): that draws nothing under a non-interactive backend
+        panel.images = images
     def run(_=None):
-        panel.images = generate(pipe, [text.value] * int(n), num_inference_steps=steps.value, guidance_scale=scale.value, seed=seed.value, guidance_interval=gi)
-        with out:
-            out.clear_output(wait=True)
-            fig = show_grid(panel.images, ncols=min(int(n), 8)); fig.suptitle(f"w={scale.value:g}, {steps.value} steps, seed {seed.value}", fontsize=8)
-            import matplotlib.pyplot as plt; plt.show()
+        "Press Generate. Errors and warnings show in the panel (a button's callback would send them to the log); called directly, an error is raised too."
+        failed = []
+        with out:  # in a notebook the Output widget shows the traceback and swallows it; outside IPython it goes through
+            try: draw()
+            except Exception as e: failed.append(e); raise
+        if failed and _ is None: raise failed[0]  # `.run()` from code fails as loudly as any call
     button.on_click(run)
     panel.run, panel.images, panel.controls = run, None, dict(prompt=text, guidance_scale=scale, steps=steps, seed=seed)
     return panel

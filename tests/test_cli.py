@@ -99,3 +99,10 @@ def test_tour_refuses_an_empty_page_list(tmp_path):
     from medcf.cli import tour
     with pytest.raises(ValueError, match=r'pages=\[\]'): tour(tmp_path / 't', pages=[])
     assert not (tmp_path / 't').exists()
+
+
+def test_importing_the_cli_keeps_the_matplotlib_backend():
+    "`import medcf.cli` left a notebook on Agg (no inline figure showed after it); only the console script chooses Agg."
+    code = "import matplotlib; matplotlib.use('svg'); import medcf.cli; print(matplotlib.get_backend())"
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == 'svg'

@@ -774,6 +774,44 @@ def test_generation_panel(pipe):
     with pytest.raises(ValueError, match='prompts'): D.generation_panel(pipe, prompt=['a', 'b'])
 
 
+def test_generation_panel_shows_failures_and_keeps_no_stale_grid(pipe):
+    "A press that fails leaves `.images` empty (not the last grid); an empty prompt and a bad seed are refused, a large seed is not clipped."
+    panel = D.generation_panel(pipe, prompt='a', n=1, num_inference_steps=2)
+    panel.run(); assert panel.images is not None
+    panel.controls['prompt'].value = '  '
+    with pytest.raises(ValueError, match='prompt box is empty'): panel.run()
+    assert panel.images is None
+    panel.controls['prompt'].value = 'a'; panel.controls['seed'].value = -5
+    with pytest.raises(ValueError, match='seed'): panel.run()  # a bounded box clipped -5 to 0 and drew seed 0's grid
+    assert panel.images is None
+    panel.controls['seed'].value = 3_000_000_000; panel.run()  # was clipped to 2**31 - 1
+    assert torch.equal(panel.images, D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale=3.0, seed=3_000_000_000))
+    panel.controls['prompt'].value = ''
+    panel.children[2].children[1].click()  # the Generate button: its callback fails without raising into the click
+    assert panel.images is None
+
+
+def test_vae_calls_use_the_vae_device(pipe):
+    "Latents and images go to the VAE's device, which may differ from the UNet's (offloading); a meta-device VAE stands in for a GPU here."
+    import copy
+    p = copy.copy(pipe); p.vae = copy.deepcopy(pipe.vae).to('meta')
+    assert D.decode_latents(p, torch.randn(2, 4, 8, 8)).device.type == 'meta'  # failed: 'not on the expected device cpu'
+    assert D.encode_images(p, imgs(2)).device.type == 'meta'
+
+
+def test_ddim_step_keeps_float64():
+    "A float64 step computes in float64 (it ran in float32 and was cast back: errors of 1e-7 in a precision study)."
+    g = torch.Generator().manual_seed(0)
+    x, eps, noise = (torch.randn(2, 4, 2, 2, generator=g, dtype=torch.float64) for _ in range(3))
+    a, ap = torch.tensor(0.5, dtype=torch.float64), torch.tensor(0.7, dtype=torch.float64)
+    x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+    prev, got_x0, _ = D.ddim_step(x, eps, a, ap)
+    assert prev.dtype == torch.float64 and (got_x0 - x0).abs().max() < 1e-12
+    assert (prev - (ap.sqrt() * x0 + (1 - ap).sqrt() * eps)).abs().max() < 1e-12
+    e2, x02 = D.split_prediction(eps, x, a)
+    assert e2.dtype == torch.float64 and (x02 - x0).abs().max() < 1e-12
+
+
 # ---- bad input gets a clear error (audit of medcf.diffusion) ----
 
 def test_save_pipeline_refuses_a_used_folder(pipe, tmp_path):
