@@ -11,13 +11,13 @@ from .phantoms import SCMPhantom, PhantomBatch, check_int, check_real, refuse_ov
 
 # %% auto #0
 __all__ = ['CHEXPERT_FINDINGS', 'CHEXPERT_HEADER', 'CHEST_ALIASES', 'UNCERTAINTY_POLICIES', 'ISIC_DIAGNOSES',
-           'ISIC2020_DIAGNOSES', 'SKIN_ARTIFACTS', 'SPLITS', 'ISIC2019_GROUND_TRUTH', 'ISIC2019_METADATA',
-           'ISIC2020_COLUMNS', 'MEDMNIST_KEYS', 'CHESTMNIST_LABELS', 'DERMAMNIST_LABELS', 'ADNIMERGE_COLUMNS',
-           'ADNI_STAGES', 'check_policy', 'apply_policy', 'chest_prompts', 'chest_prompt', 'skin_diagnosis',
-           'skin_prompt', 'sample_address', 'attr_codebook', 'encode_attrs', 'encode_known', 'decode_attrs',
-           'PhantomStream', 'PhantomDataset', 'collate', 'load_image', 'read_table', 'check_files', 'chexpert_folder',
-           'read_chexpert', 'CheXpertDataset', 'read_isic2019', 'read_isic2020', 'ISICDataset', 'read_medmnist',
-           'medmnist_prompt', 'MedMNISTDataset', 'write_chexpert_fixture', 'write_isic2019_fixture',
+           'ISIC2020_DIAGNOSES', 'SKIN_ARTIFACTS', 'SPLITS', 'WIDE_MODES', 'ISIC2019_GROUND_TRUTH', 'ISIC2019_METADATA',
+           'ISIC2020_COLUMNS', 'ISIC2020_DUPLICATES', 'MEDMNIST_KEYS', 'CHESTMNIST_LABELS', 'DERMAMNIST_LABELS',
+           'ADNIMERGE_COLUMNS', 'ADNI_STAGES', 'check_policy', 'apply_policy', 'chest_prompts', 'chest_prompt',
+           'skin_diagnosis', 'skin_prompt', 'sample_address', 'attr_codebook', 'encode_attrs', 'encode_known',
+           'decode_attrs', 'PhantomStream', 'PhantomDataset', 'collate', 'load_image', 'read_table', 'check_files',
+           'chexpert_folder', 'read_chexpert', 'CheXpertDataset', 'read_isic2019', 'read_isic2020', 'ISICDataset',
+           'read_medmnist', 'medmnist_prompt', 'MedMNISTDataset', 'write_chexpert_fixture', 'write_isic2019_fixture',
            'write_isic2020_fixture', 'write_medmnist_fixture', 'write_data_samples', 'parse_censored', 'read_adnimerge']
 
 # %% ../nbs/01_data.ipynb #fad4e250
@@ -79,14 +79,16 @@ def chest_prompts(table: pd.DataFrame,  # one row per study; columns: CheXpert f
     names = [n for n in CHEXPERT_FINDINGS[1:] if n in table.columns]
     if not names: raise ValueError(f"no CheXpert finding among the columns {list(table.columns)}; expected some of {CHEXPERT_FINDINGS[1:]}")
     y, m = apply_policy(table[names].to_numpy(), policy)
-    abnormal = table['No Finding'].to_numpy() == 0 if 'No Finding' in table.columns else np.zeros(len(table), bool)
+    # "Normal" needs No Finding = 1 where the column is there: CheXpert's labeller leaves it blank (never 0) when a finding is
+    # positive or uncertain, so a row whose only findings are uncertain is not normal under U-zeros (Irvin et al. 2019)
+    abnormal = table['No Finding'].to_numpy() != 1 if 'No Finding' in table.columns else np.zeros(len(table), bool)
     pos = (y == 1) & m
     key = pos @ (1 << np.arange(len(names), dtype=np.int64)) + (~m.all(1) | abnormal) * (1 << len(names))
     uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)  # caption each pattern once
     caps = []
     for i in first:
         if pos[i].any(): caps.append('Chest X-ray showing ' + ', '.join(n for n, p in zip(names, pos[i]) if p))
-        elif not m[i].all() or abnormal[i]: caps.append('Chest X-ray')  # only uncertain findings ('ignore'), or No Finding = 0: no claim
+        elif not m[i].all() or abnormal[i]: caps.append('Chest X-ray')  # only uncertain findings ('ignore'), or No Finding not 1: no claim
         else: caps.append('Normal chest X-ray with no significant findings')
     return [caps[j] for j in inv.reshape(-1)]
 
@@ -310,7 +312,16 @@ def collate(items: list,  # dicts with tensors, strings and ints (as the dataset
 import os
 from PIL import Image, UnidentifiedImageError
 
-def load_image(path: str | Path,  # an image file (JPEG, PNG, ...)
+WIDE_MODES = ('I', 'F', 'I;16', 'I;16L', 'I;16B', 'I;16N')  # Pillow modes of 16-bit / 32-bit images, which its convert('L') clips at 255
+
+def _to_8bit(im: Image.Image, channels: int) -> Image.Image:
+    "A 16- or 32-bit grayscale image stretched from its own minimum to its maximum onto 0..255 (X-rays are often stored 12-bit in 16)."
+    a = np.asarray(im, dtype=np.float64); lo, hi = float(a.min()), float(a.max())
+    a = (a - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(a)
+    im = Image.fromarray(a.round().astype(np.uint8), 'L')
+    return im if channels == 1 else im.convert('RGB')
+
+def load_image(path: str | Path,  # an image file (JPEG, PNG, ...; a 16-bit image is stretched from its own min to max)
                size: int = 64,  # output is size x size
                channels: int = 1,  # 1 (grayscale) or 3 (RGB)
                crop: bool = True,  # centre-crop to a square first (else the image is stretched)
@@ -322,7 +333,7 @@ def load_image(path: str | Path,  # an image file (JPEG, PNG, ...)
     if not p.is_file(): raise FileNotFoundError(f"image file {p} does not exist")
     try:
         with Image.open(p) as im:
-            im.load(); im = im.convert('L' if channels == 1 else 'RGB')
+            im.load(); im = im.convert('L' if channels == 1 else 'RGB') if im.mode not in WIDE_MODES else _to_8bit(im, channels)
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ValueError(f"cannot read image file {p}: {type(e).__name__}: {e} (is it truncated or not an image? re-download it or drop its row)") from e
     if crop:
@@ -428,6 +439,7 @@ ISIC2019_GROUND_TRUTH = ['image'] + list(ISIC_DIAGNOSES)
 ISIC2019_METADATA = ['image', 'age_approx', 'anatom_site_general', 'lesion_id', 'sex']
 ISIC2020_COLUMNS = ['image_name', 'patient_id', 'sex', 'age_approx', 'anatom_site_general_challenge', 'diagnosis',
                     'benign_malignant', 'target']
+ISIC2020_DUPLICATES = 'ISIC_2020_Training_Duplicates.csv'  # ISIC's list of images that show the same lesion twice (image_name_1, image_name_2)
 
 def read_isic2019(root: str | Path,  # folder with the ISIC 2019 ground truth CSV, metadata CSV and images folder
                   check: bool = True,  # check that every image file exists
@@ -461,14 +473,20 @@ def read_isic2019(root: str | Path,  # folder with the ISIC 2019 ground truth CS
     return df
 
 def read_isic2020(root: str | Path,  # folder with the ISIC 2020 train.csv and the images folder
-                  images: str | None = None,  # image folder under root; default: 'train', else 'jpeg/train'
+                  images: str | None = None,  # image folder under root; default: 'jpeg/train' if it exists (Kaggle's layout, whose train/ holds DICOM), else 'train'
                   check: bool = True,  # check that every image file exists
+                  drop_duplicates: bool = True,  # drop the second image of each pair in ISIC's duplicates list, when root holds it
                  ) -> pd.DataFrame:
-    "ISIC 2020 training table in the same columns as `read_isic2019` (diagnosis code, melanoma = target, ...)."
+    "ISIC 2020 training table in the same columns as `read_isic2019` (diagnosis code, melanoma = target, ...); `df.attrs['duplicates_dropped']` names the images dropped."
     root = Path(root)
     raw = read_table(root / 'train.csv', ISIC2020_COLUMNS, 'the ISIC 2020 train.csv header')
-    if images is None: images = 'train' if (root / 'train').is_dir() or not (root / 'jpeg' / 'train').is_dir() else 'jpeg/train'
+    if images is None: images = 'jpeg/train' if (root / 'jpeg' / 'train').is_dir() else 'train'
     _check_unique(raw, ['image_name'], 'train.csv')
+    dropped = []
+    if drop_duplicates and (root / ISIC2020_DUPLICATES).is_file():  # the same lesion photographed twice: one copy, or a split puts it on both sides
+        dup = read_table(root / ISIC2020_DUPLICATES, ['image_name_1', 'image_name_2'], f'the {ISIC2020_DUPLICATES} header')
+        keep = ~raw['image_name'].isin(dup['image_name_2'])
+        dropped, raw = raw['image_name'][~keep].tolist(), raw[keep].reset_index(drop=True)
     blank = np.flatnonzero(raw['diagnosis'].isna().to_numpy())
     if len(blank): raise ValueError(f"train.csv rows {blank[:5].tolist()} (images {raw['image_name'][blank[:3]].tolist()}) have no diagnosis; expected one of {sorted(ISIC2020_DIAGNOSES)} ('unknown' where none was made)")
     unknown = sorted(set(raw['diagnosis'].str.lower()) - set(ISIC2020_DIAGNOSES), key=str)
@@ -484,6 +502,7 @@ def read_isic2020(root: str | Path,  # folder with the ISIC 2020 train.csv and t
     df['file'] = [str(root / images / f'{i}.jpg') for i in df['image']]
     if check: check_files(df['file'], 'ISIC 2020 image')
     df['prompt'] = [skin_prompt({'diagnosis': d}) for d in df['diagnosis']]
+    df.attrs['duplicates_dropped'] = dropped
     return df
 
 class ISICDataset(Dataset):

@@ -430,3 +430,36 @@ def test_datasets_mask_a_brain_phantoms_blank_record_values():
     s = PhantomStream(BrainPhantom(16), 8)
     assert torch.equal(s[3]['mask'], d[3]['mask']) and torch.equal(s[3]['attrs'], d[3]['attrs'])
     with pytest.raises(ValueError, match='missing values'): encode_attrs(d.attrs, d.codebook)  # the strict encoder still refuses
+
+
+def test_only_uncertain_findings_are_not_captioned_normal():
+    "CheXpert's train.csv leaves No Finding blank (never 0) when a finding is positive or uncertain: such a row was captioned 'Normal'."
+    t = pd.DataFrame({'No Finding': [np.nan, 1.0, np.nan], 'Atelectasis': [-1.0, np.nan, np.nan], 'Pleural Effusion': [np.nan, 0.0, 1.0]})
+    assert chest_prompts(t) == ['Chest X-ray', 'Normal chest X-ray with no significant findings', 'Chest X-ray showing Pleural Effusion']
+    assert chest_prompts(t, 'U-ones')[0] == 'Chest X-ray showing Atelectasis'
+
+
+def test_sixteen_bit_images_keep_their_contrast(tmp_path):
+    "A 16-bit PNG (an X-ray stored 12-bit in 16) was clipped at 255 by Pillow: 94% of a 0..4095 ramp came out white."
+    from PIL import Image
+    ramp = np.tile(np.linspace(0, 4095, 64).round().astype(np.uint16), (64, 1))
+    Image.fromarray(ramp).save(tmp_path / 'x.png')
+    assert Image.open(tmp_path / 'x.png').mode.startswith('I')
+    for ch in (1, 3):
+        x = load_image(tmp_path / 'x.png', size=64, channels=ch)
+        assert x.shape == (ch, 64, 64) and (x >= 0.99).float().mean() < 0.05 and x.min() < -0.99
+        assert (x[:, :, 1:] >= x[:, :, :-1] - 1e-6).all()  # still a ramp, left to right
+
+
+def test_isic2020_jpeg_folder_and_duplicates(tmp_path):
+    "Kaggle's layout keeps DICOM in train/ and JPEG in jpeg/train/ (the default took train/); ISIC's duplicates list drops the second image."
+    d = tmp_path / 'i20'; shutil.copytree(SAMPLES / 'isic' / '2020', d)
+    (d / 'jpeg').mkdir(); shutil.copytree(d / 'train', d / 'jpeg' / 'train')
+    for p in (d / 'train').glob('*.jpg'): p.rename(p.with_suffix('.dcm'))
+    df = read_isic2020(d)
+    assert all('/jpeg/train/' in f.replace('\\', '/') for f in df['file']) and df.attrs['duplicates_dropped'] == []
+    names = df['image'].tolist()
+    pd.DataFrame({'image_name_1': [names[0]], 'image_name_2': [names[1]]}).to_csv(d / 'ISIC_2020_Training_Duplicates.csv', index=False)
+    df2 = read_isic2020(d)
+    assert df2['image'].tolist() == names[:1] + names[2:] and df2.attrs['duplicates_dropped'] == [names[1]]
+    assert read_isic2020(d, drop_duplicates=False)['image'].tolist() == names
