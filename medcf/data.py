@@ -580,19 +580,30 @@ class MedMNISTDataset(Dataset):
         x, y = read_medmnist(path, split)
         self.flavor = Path(path).stem.split('_')[0].lower()
         _check_medmnist_labels(self.flavor, y, f"{Path(path).name} {split}_labels")
-        t = torch.from_numpy(x).float() / 127.5 - 1
-        t = t[:, None] if t.ndim == 3 else t.permute(0, 3, 1, 2)
-        if size is not None and size != t.shape[-1]:
-            t = torch.nn.functional.interpolate(t, size=(size, size), mode='bilinear', antialias=True, align_corners=False).clamp(-1, 1)
-        self.images, self.targets, self.split = t.contiguous(), torch.from_numpy(y.astype(np.float32)), split
+        # the pixels stay uint8 and are scaled per item: a 224-px split (MedMNIST+) would need 4 bytes a pixel as floats (16 GB for ChestMNIST's train)
+        self.raw, self.size = torch.from_numpy(x), size
+        self.targets, self.split = torch.from_numpy(y.astype(np.float32)), split
         self.attr_names = (list(CHESTMNIST_LABELS) if self.flavor == 'chestmnist' else ['diagnosis'] if self.flavor == 'dermamnist'
                            else [f'label{j}' for j in range(y.shape[1])])
         self.prompts = [_medmnist_caption(self.flavor, r) for r in y]  # y was checked as a whole above
 
-    def __len__(self): return len(self.images)
+    def _scale(self, x: torch.Tensor) -> torch.Tensor:
+        "uint8 N x H x W (x 3) -> float N x C x size x size in [-1, 1]."
+        t = x.float() / 127.5 - 1
+        t = t[:, None] if t.ndim == 3 else t.permute(0, 3, 1, 2)
+        if self.size is not None and self.size != t.shape[-1]:
+            t = torch.nn.functional.interpolate(t, size=(self.size, self.size), mode='bilinear', antialias=True, align_corners=False).clamp(-1, 1)
+        return t.contiguous()
+
+    @property
+    def images(self) -> torch.Tensor:
+        "Every image of the split as one float tensor (4 bytes a pixel: index the dataset for one at a time)."
+        return self._scale(self.raw)
+
+    def __len__(self): return len(self.raw)
     def __getitem__(self, i):
         if not 0 <= i < len(self): raise IndexError(f"index {i} out of range for {len(self)} images")
-        return dict(image=self.images[i], attrs=self.targets[i], mask=torch.ones_like(self.targets[i], dtype=torch.bool),
+        return dict(image=self._scale(self.raw[i:i + 1])[0], attrs=self.targets[i], mask=torch.ones_like(self.targets[i], dtype=torch.bool),
                     prompt=self.prompts[i], index=int(i))
 
 # %% ../nbs/01_data.ipynb #7e4baa53

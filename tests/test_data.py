@@ -463,3 +463,12 @@ def test_isic2020_jpeg_folder_and_duplicates(tmp_path):
     df2 = read_isic2020(d)
     assert df2['image'].tolist() == names[:1] + names[2:] and df2.attrs['duplicates_dropped'] == [names[1]]
     assert read_isic2020(d, drop_duplicates=False)['image'].tolist() == names
+
+
+def test_medmnist_keeps_pixels_as_bytes():
+    "The split stays uint8 (a 224-px ChestMNIST train split was 16 GB as floats); an item equals the same image of `images`."
+    ds = MedMNISTDataset(SAMPLES / 'medmnist' / 'dermamnist.npz', 'train', size=32)
+    assert ds.raw.dtype == torch.uint8 and ds.images.shape == (len(ds), 3, 32, 32)
+    for i in (0, len(ds) - 1): assert torch.equal(ds[i]['image'], ds.images[i])
+    x = np.load(SAMPLES / 'medmnist' / 'dermamnist.npz')['train_images'][0]
+    assert torch.allclose(MedMNISTDataset(SAMPLES / 'medmnist' / 'dermamnist.npz', 'train')[0]['image'], torch.from_numpy(x).permute(2, 0, 1).float() / 127.5 - 1)
