@@ -310,7 +310,7 @@ def collate(items: list,  # dicts with tensors, strings and ints (as the dataset
 
 # %% ../nbs/01_data.ipynb #ca996837
 import os
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 WIDE_MODES = ('I', 'F', 'I;16', 'I;16L', 'I;16B', 'I;16N')  # Pillow modes of 16-bit / 32-bit images, which its convert('L') clips at 255
 
@@ -333,7 +333,8 @@ def load_image(path: str | Path,  # an image file (JPEG, PNG, ...; a 16-bit imag
     if not p.is_file(): raise FileNotFoundError(f"image file {p} does not exist")
     try:
         with Image.open(p) as im:
-            im.load(); im = im.convert('L' if channels == 1 else 'RGB') if im.mode not in WIDE_MODES else _to_8bit(im, channels)
+            im.load(); im = ImageOps.exif_transpose(im)  # a camera's EXIF orientation (dermoscopy photographs), as viewers show it
+            im = im.convert('L' if channels == 1 else 'RGB') if im.mode not in WIDE_MODES else _to_8bit(im, channels)
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ValueError(f"cannot read image file {p}: {type(e).__name__}: {e} (is it truncated or not an image? re-download it or drop its row)") from e
     if crop:

@@ -472,3 +472,13 @@ def test_medmnist_keeps_pixels_as_bytes():
     for i in (0, len(ds) - 1): assert torch.equal(ds[i]['image'], ds.images[i])
     x = np.load(SAMPLES / 'medmnist' / 'dermamnist.npz')['train_images'][0]
     assert torch.allclose(MedMNISTDataset(SAMPLES / 'medmnist' / 'dermamnist.npz', 'train')[0]['image'], torch.from_numpy(x).permute(2, 0, 1).float() / 127.5 - 1)
+
+
+def test_load_image_follows_exif_orientation(tmp_path):
+    "A photograph stored sideways with an EXIF orientation tag (6: rotate 90 degrees clockwise to view) is loaded as viewers show it."
+    from PIL import Image
+    a = np.zeros((16, 32), np.uint8); a[:, :16] = 255  # stored: 32 wide, the left half white
+    im = Image.fromarray(a); ex = im.getexif(); ex[0x0112] = 6
+    im.save(tmp_path / 'x.jpg', exif=ex, quality=95)
+    x = load_image(tmp_path / 'x.jpg', size=16, channels=1, crop=False)[0]  # viewed: 16 wide, 32 tall, the top half white
+    assert x[:6].mean() > 0.8 and x[-6:].mean() < -0.8
