@@ -130,6 +130,8 @@ def validation_fd(name: str,  # 'chest' or 'skin'
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, 0, seeds=VALIDATION_SEEDS)
     return _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, guidance_scale, seed, guidance_interval) / floor
 
+
+# %% ../nbs/90_model_zoo.ipynb #bd662b2f
 @torch.no_grad()
 def select_snapshot(name: str,  # 'chest' or 'skin'
                     pipe,  # the trained pipeline; its UNet ends holding the chosen weights
@@ -157,6 +159,8 @@ def select_snapshot(name: str,  # 'chest' or 'skin'
     for q, v in zip(params, cands[best['step']]): q.copy_(v)
     return [dict(r, chosen=r is best) for r in rows]
 
+
+# %% ../nbs/90_model_zoo.ipynb #d2e89432
 def _per_scale(name: str, pipe, oracle, scales: Sequence[float], n: int, num_inference_steps: int,
                adherence_seed: int, real_seeds: tuple, fd_seed: int, intervals: Sequence = (None,)) -> list:
     "(scale, interval, rounded adherence per attribute, FD / floor) per guidance scale and interval; the real sets and their floor are drawn once."
@@ -194,6 +198,8 @@ def select_guidance(name: str,  # 'chest' or 'skin'
     best = min(ok or rows, key=lambda r: r['validation_fd_ratio'])
     return [dict(r, chosen=r is best) for r in rows]
 
+
+# %% ../nbs/90_model_zoo.ipynb #02ca90bf
 LEAK_N = 4096  # training images whose mean latent is the checkpoint's signal leak
 
 def vae_for_recipe(r: dict,  # a recipe (with its overrides), e.g. zoo.RECIPES['chest']
@@ -230,6 +236,23 @@ def decoder_perceptual(r: dict) -> 'PerceptualDistance | None':  # a recipe (wit
     from medcf.oracles import load_perceptual, PerceptualDistance
     return PerceptualDistance(load_perceptual(name))
 
+
+# %% ../nbs/90_model_zoo.ipynb #58d6285b
+def _vae_stage(name: str, r: dict) -> dict:
+    "The recipe fields that make the autoencoder stage (data, shape, training), as JSON would give them back."
+    keys = ['channels', 'size', 'n_images', 'data_seed', 'latent_channels'] + sorted(k for k in r if k.startswith('vae_'))
+    return json.loads(json.dumps({'model': name, **{k: r[k] for k in keys}}))
+
+def _check_vae_stage(work: Path, vh: dict, now: dict) -> None:
+    "Refuse to resume on an autoencoder that another recipe trained (a smoke run's, say); `vae_from` runs record no recipe."
+    old = vh.get('recipe')
+    if old is None:
+        if 'vae_from' not in vh: warnings.warn(f"{work / 'vae_history.json'} records no recipe (an older medcf): reusing its autoencoder without checking it")
+        return
+    diff = [f"{k}={now.get(k)!r} (it was trained with {old.get(k)!r})" for k in sorted(set(old) | set(now)) if old.get(k) != now.get(k)]
+    if diff: raise ValueError(f"work_dir={str(work)!r} holds an autoencoder trained by another recipe: {'; '.join(diff)}; "
+                              "use a fresh work_dir (or delete its vae/ and what was trained on it) to train this recipe's")
+
 def train_zoo_model(name: str,  # 'chest' or 'skin'
                     out_dir: str | Path,  # folder to write the checkpoint to (e.g. data_samples/models/chest)
                     work_dir: str | Path | None = None,  # resumable training state (default: out_dir/../_train_<name>)
@@ -255,7 +278,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
         raise ValueError(f"work_dir={str(work)!r} lies inside out_dir={str(out)!r}; expected a work folder outside the checkpoint folder")
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time(); times = {}
-    cache = work / f"images_{r['n_images']}_{r['data_seed']}.pt"  # rendered once, reused when a run resumes (captions are not cached)
+    cache = work / f"images_{name}_{r['size']}px_{r['n_images']}_{r['data_seed']}.pt"  # rendered once, reused when a run resumes (captions are not cached)
     if cache.exists(): batch = torch.load(cache, weights_only=False)
     else:
         batch = zoo_phantom(name, r['data_seed']).sample(r['n_images'], seed=r['data_seed'])
@@ -279,8 +302,9 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
         given_vae.save_pretrained(vae_dir); (work / 'vae_history.json').write_text(json.dumps(vh))
     elif (vae_dir / 'config.json').exists():  # resume: the VAE is done
         from diffusers import AutoencoderKL
-        pipe.register_modules(vae=AutoencoderKL.from_pretrained(vae_dir).eval().requires_grad_(False))
         vh = json.loads((work / 'vae_history.json').read_text())
+        _check_vae_stage(work, vh, _vae_stage(name, r))  # an autoencoder trained by another recipe is not reused silently
+        pipe.register_modules(vae=AutoencoderKL.from_pretrained(vae_dir).eval().requires_grad_(False))
     else:
         vh = train_vae(pipe, images, r['vae_steps'], r['vae_batch'], r['vae_lr'], edge_weight=r['vae_edge_weight'], crop=r['vae_crop'],
                        weights=vae_weights, seed=r['data_seed'], autocast=r['vae_autocast'], progress=progress)
@@ -289,6 +313,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
                            decoder_only=True, seed=r['data_seed'] + 1 + k, autocast=r['vae_autocast'], progress=progress,
                            perceptual=perceptual, perceptual_weight=r['vae_decoder_perceptual_weight'])  # each round: its own warm-up and cosine decay
             vh = dict(vh, loss=vh['loss'] + dh['loss'], seconds=vh['seconds'] + dh['seconds'], decoder_seconds=vh.get('decoder_seconds', 0) + dh['seconds'])
+        vh['recipe'] = _vae_stage(name, r)  # what made it: a resumed run checks it
         pipe.vae.save_pretrained(vae_dir); (work / 'vae_history.json').write_text(json.dumps(vh))
     times['vae_s'] = vh['seconds']
     pipe.signal_leak = fit_signal_leak(pipe, images[:LEAK_N])  # the mean latent that x_T carries in training; saved with the checkpoint
@@ -313,6 +338,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     if vh.get('vae_from'): card['vae_from'] = vh['vae_from']  # not trained here: vae_s is 0 and the autoencoder's own card has its cost
     save_pipeline(pipe, out, card, overwrite=overwrite)
     return json.loads((out / 'model_card.json').read_text())  # as saved, with the files' sha256
+
 
 # %% ../nbs/90_model_zoo.ipynb #37b05655
 def adherence_prompts(name: str, n: int = 256, seed: int = 0) -> tuple:

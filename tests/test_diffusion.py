@@ -676,6 +676,15 @@ def test_train_zoo_model_from_a_given_autoencoder(tmp_path):
         zoo.train_zoo_model('chest', tmp_path / 'out3', work_dir=tmp_path / 'work', vae_from=tmp_path / 'vae_other')
 
 
+def test_train_zoo_model_resume_checks_the_autoencoder_recipe(tmp_path):
+    "A resume reused whatever autoencoder the work folder held (a smoke run's, with other vae_* fields) and carded the new recipe: refused now."
+    from medcf import zoo
+    kw = dict(work_dir=tmp_path / 'work', progress=False, n_images=32, vae_batch=4, unet_steps=1, unet_batch=4, select_every=None)
+    zoo.train_zoo_model('chest', tmp_path / 'a', vae_steps=2, **kw)
+    with pytest.raises(ValueError, match=r"another recipe: vae_steps=3 \(it was trained with 2\)"): zoo.train_zoo_model('chest', tmp_path / 'b', vae_steps=3, **kw)
+    assert zoo.train_zoo_model('chest', tmp_path / 'c', vae_steps=2, **kw)['resumed_from_step'] == 1  # the same recipe resumes
+
+
 def test_vae_bf16_autocast(pipe):
     "autocast='bf16' trains in bfloat16 with float32 weights and a float32 posterior: close to, not equal to, float32; other values are refused."
     import copy
