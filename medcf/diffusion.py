@@ -9,19 +9,20 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, Any
 import numpy as np, torch, torch.nn.functional as F
-from .phantoms import pick, is_full, data_path, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_weights, check_grid_path
+from .phantoms import pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_weights, check_grid_path
 
 # %% auto #0
-__all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'CKPT_ENTRIES', 'TAG_KEYS', 'ALPHA_FLOOR', 'text_encoder_dir',
-           'load_text_encoder', 'build_vae', 'build_unet', 'build_scheduler', 'assemble_pipeline', 'build_pipeline',
-           'vae_factor', 'native_hw', 'native_size', 'check_images', 'check_latents', 'check_prompts', 'encode_images',
-           'decode_latents', 'vae_roundtrip', 'sha256', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline',
-           'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts',
-           'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents',
-           'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at',
-           'unet_eps', 'sample_latents', 'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1',
-           'check_pixel_weights', 'check_sample_weights', 'check_float32_weights', 'check_autocast', 'train_vae',
-           'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid', 'generation_panel']
+__all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK', 'ALPHA_FLOOR', 'UNET_EXTRAS',
+           'text_encoder_dir', 'load_text_encoder', 'build_vae', 'build_unet', 'build_scheduler', 'assemble_pipeline',
+           'build_pipeline', 'vae_factor', 'native_hw', 'native_size', 'check_images', 'check_latents', 'check_prompts',
+           'encode_images', 'decode_latents', 'vae_roundtrip', 'sha256', 'check_out_dir', 'is_packaged_text_encoder',
+           'save_pipeline', 'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline',
+           'encode_prompts', 'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput',
+           'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
+           'resolve_guidance_interval', 'guidance_at', 'unet_eps', 'check_unet', 'sample_latents', 'generate',
+           'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
+           'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight', 'finetune',
+           'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -355,6 +356,14 @@ def _scheduler_from(folder: Path):
     if cls is None or not name.endswith('Scheduler'): raise ValueError(f"{folder} names the scheduler {name!r}, which diffusers does not have; expected a diffusers scheduler class")
     return cls.from_pretrained(folder)
 
+def _vae_from(folder: Path, dtype: torch.dtype):
+    "The autoencoder a saved vae/ folder names (`_class_name`: AutoencoderKL, AutoencoderTiny, ...), AutoencoderKL when it names none."
+    import diffusers
+    name = json.loads((folder / 'config.json').read_text()).get('_class_name', 'AutoencoderKL') if (folder / 'config.json').exists() else 'AutoencoderKL'
+    cls = getattr(diffusers, str(name), None)
+    if cls is None or not str(name).startswith('Autoencoder'): raise ValueError(f"{folder} names the autoencoder {name!r}, which diffusers does not have; expected a diffusers autoencoder class")
+    return cls.from_pretrained(folder, dtype=dtype)
+
 def _resolve(name_or_path) -> Path:
     p = Path(name_or_path)
     if p.is_dir() and ((p / 'unet').is_dir() or str(name_or_path) not in ZOO): return p  # a pipeline folder, or any folder that is not a zoo name
@@ -380,6 +389,12 @@ def verify_checkpoint(folder: str | Path) -> dict:
     folder = Path(folder)
     if not (folder / CARD).exists(): raise FileNotFoundError(f"{folder} has no {CARD}; expected a checkpoint written by save_pipeline")
     card = _read_card(folder)
+    listed = set(card.get('files', {}))
+    read = [p for p in sorted(folder.rglob('*')) if p.is_file() and p.name != 'finetune_state.pt' and
+            (p.relative_to(folder).parts[0] in ('vae', 'unet', 'scheduler', 'text_encoder', 'tokenizer') or p.name in ('model_index.json', LEAK_FILE))]
+    unlisted = [str(p.relative_to(folder)) for p in read if str(p.relative_to(folder)) not in listed]
+    if unlisted: raise ValueError(f"corrupt checkpoint {folder}: {some_names(unlisted)} would be loaded but {CARD} lists no sha256 for it; "
+                                  "expected every file save_pipeline wrote to be in the card (re-fetch the folder, or save the pipeline again)")
     for f, h in card.get('files', {}).items():
         p = folder / f
         if not p.exists(): raise ValueError(f"corrupt checkpoint {folder}: {f} is missing (listed in {CARD})")
@@ -397,6 +412,8 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
         raise TypeError(f"name_or_path must be a zoo name ({', '.join(ZOO)}) or a pipeline folder (str or Path), got {type(name_or_path).__name__}")
     if not isinstance(dtype, torch.dtype): raise TypeError(f"dtype={dtype!r}: expected a torch.dtype (torch.float32, torch.float16 or torch.bfloat16)")
     folder = _resolve(name_or_path)
+    if check and not (folder / CARD).exists() and folder.resolve().is_relative_to((data_samples_root() / 'models').resolve()):
+        raise FileNotFoundError(f"the zoo checkpoint {folder} has no {CARD}, so its files cannot be checked; re-fetch the folder (or load it with check=False)")
     card = verify_checkpoint(folder) if check and (folder / CARD).exists() else _read_card(folder)
     if not (folder / 'model_index.json').exists():
         missing = [f"{d}/" for d in ('vae', 'unet', 'scheduler') if not (folder / d).is_dir()]
@@ -409,7 +426,7 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
         else:
             te, tok = load_text_encoder(card.get('max_length', 48))
             if dtype != te.dtype or str(device) != 'cpu': te = copy.deepcopy(te)  # the cached encoder stays on the CPU in fp32
-            pipe = assemble_pipeline(AutoencoderKL.from_pretrained(folder / 'vae', dtype=dtype),
+            pipe = assemble_pipeline(_vae_from(folder / 'vae', dtype),
                                      UNet2DConditionModel.from_pretrained(folder / 'unet', dtype=dtype),
                                      _scheduler_from(folder / 'scheduler'), te.to(dtype), tok)
     except (OSError, ValueError, RuntimeError, EnvironmentError) as e:
@@ -426,14 +443,18 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
 # %% ../nbs/02_diffusion.ipynb #525ec06b
 _PROMPT_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
+PROMPT_CHUNK = 256  # prompts per text-encoder call (a CheXpert-sized caption set in one call would not fit in memory)
+
 @torch.no_grad()
 def _encode_uncached(pipe, prompts: list) -> torch.Tensor:
-    tok = pipe.tokenizer
-    ids = tok(prompts, padding='max_length', max_length=tok.model_max_length, truncation=True, return_tensors='pt')
+    tok, te = pipe.tokenizer, pipe.text_encoder
     warn_truncated(tok, prompts, tok.model_max_length, 'the tokenizer (as Stable Diffusion\'s)')
-    te = pipe.text_encoder
-    mask = ids.attention_mask.to(te.device) if getattr(te.config, 'use_attention_mask', False) else None
-    return te(ids.input_ids.to(te.device), attention_mask=mask)[0]
+    out = []
+    for i in range(0, len(prompts), PROMPT_CHUNK):
+        ids = tok(prompts[i:i + PROMPT_CHUNK], padding='max_length', max_length=tok.model_max_length, truncation=True, return_tensors='pt')
+        mask = ids.attention_mask.to(te.device) if getattr(te.config, 'use_attention_mask', False) else None
+        out.append(te(ids.input_ids.to(te.device), attention_mask=mask)[0])
+    return torch.cat(out)
 
 def encode_prompts(pipe, prompts: str | Sequence[str],  # one prompt or a list
                    cache: bool = True) -> torch.Tensor:  # reuse embeddings of prompts seen before (text encoder frozen)
@@ -635,6 +656,23 @@ def unet_eps(pipe, x: torch.Tensor, t: int, cond: torch.Tensor, uncond: torch.Te
     eu, ec = split_prediction(out, torch.cat([x, x]), a, pt)[0].chunk(2)
     return eu + guidance_scale * (ec - eu), ec, eu
 
+UNET_EXTRAS = {'class_embed_type': 'class labels', 'num_class_embeds': 'class labels',
+               'time_cond_proj_dim': 'a guidance-scale embedding (an LCM-distilled UNet)'}  # conditioning medcf never passes
+
+def check_unet(pipe) -> None:
+    "Refuse a UNet this module cannot drive: extra conditioning it would not pass, or input channels other than the VAE's latent channels."
+    cfg = pipe.unet.config
+    for k, what in UNET_EXTRAS.items():
+        if cfg.get(k) is not None: raise ValueError(f"this UNet has {k}={cfg.get(k)!r}: it needs {what}, which medcf's sampler and trainer do not pass; "
+                                                    "expected a text-conditioned Stable Diffusion UNet")
+    if cfg.get('addition_embed_type') not in (None, 'text'):
+        raise ValueError(f"this UNet has addition_embed_type={cfg.get('addition_embed_type')!r} (SDXL's needs pooled text and time ids), which medcf does not pass; "
+                         "expected None or 'text'")
+    lc = getattr(pipe.vae.config, 'latent_channels', None)
+    if lc is not None and cfg.in_channels != lc:
+        raise ValueError(f"the UNet takes {cfg.in_channels} input channels but the VAE's latents have {lc} (an inpainting or depth UNet adds channels); "
+                         "expected a UNet whose in_channels is the VAE's latent_channels")
+
 def _check_embeddings(pipe, e, name: str, n: int) -> torch.Tensor:
     "Prompt embeddings for `pipe`'s UNet: a finite floating-point N x L x D tensor, D its cross_attention_dim, N = `n`."
     D = pipe.unet.config.cross_attention_dim
@@ -675,7 +713,7 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
     start_step = check_int(start_step, 'start_step', 0, hi=len(ts) - 1)
     if guidance_scale is None: guidance_scale = 1.0 if uncond is None else 3.0
     guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
-    check_latents(pipe, latents)
+    check_latents(pipe, latents); check_unet(pipe)
     _check_embeddings(pipe, cond, 'cond', len(latents))
     if uncond is not None:
         _check_embeddings(pipe, uncond, 'uncond', len(latents))
@@ -904,7 +942,9 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
     "Fit the pipeline's `AutoencoderKL` by L1 reconstruction (of `targets` if given) + a small KL term, then set `vae.config.scaling_factor`."
     check_images(pipe, images)
     check_autocast(autocast); check_float32_weights(pipe.vae, 'autoencoder')
+    from diffusers import AutoencoderKL
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+    if not isinstance(pipe.vae, AutoencoderKL): raise TypeError(f"train_vae trains an AutoencoderKL (a KL-regularised posterior, SD's); this pipeline's autoencoder is a {type(pipe.vae).__name__}")
     steps, batch_size = check_int(steps, 'steps'), check_int(batch_size, 'batch_size')
     lr = check_real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
     kl_weight = check_real(kl_weight, 'kl_weight', 0, expect='a finite weight >= 0')
@@ -918,8 +958,8 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
             raise ValueError(f"targets must be a tensor of the images' shape {tuple(images.shape)}, got {tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__}")
         try: check_images(pipe, targets)
         except (TypeError, ValueError) as e: raise ValueError(f"targets: {e}") from None
-    S, f = images.shape[-1], vae_factor(pipe)
-    if crop is not None and (crop % f or not f <= crop <= S): raise ValueError(f"crop={crop}: expected a multiple of {f} in [{f}, {S}]")
+    (H, W), f = images.shape[-2:], vae_factor(pipe)
+    if crop is not None and (crop % f or not f <= crop <= min(H, W)): raise ValueError(f"crop={crop}: expected a multiple of {f} in [{f}, {min(H, W)}]")
     vae, g = pipe.vae, torch.Generator().manual_seed(seed)
     if pw is not None: pw = pw.to(vae.device)
     vae.train().requires_grad_(True)
@@ -934,8 +974,9 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
         for grp in opt.param_groups: grp['lr'] = _lr_at(step, steps, lr, min(100, steps // 10 + 1))
         idx = torch.randint(len(images), (batch_size,), generator=g) if w is None else torch.multinomial(w, batch_size, True, generator=g)
         x = images[idx].to(vae.device); y = x if targets is None else targets[idx].to(vae.device).float()
-        if crop is not None and crop < S:
-            i, j = torch.randint(0, (S - crop) // f + 1, (2,), generator=g).tolist()
+        if crop is not None and (crop < H or crop < W):
+            if H == W: i, j = torch.randint(0, (H - crop) // f + 1, (2,), generator=g).tolist()
+            else: i, j = (int(torch.randint(0, (n - crop) // f + 1, (1,), generator=g)) for n in (H, W))  # rows from the height, columns from the width
             x, y = x[..., i * f:i * f + crop, j * f:j * f + crop], y[..., i * f:i * f + crop, j * f:j * f + crop]
             pwc = None if pw is None else pw[i * f:i * f + crop, j * f:j * f + crop]
         else: pwc = pw
@@ -1010,7 +1051,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
              lr: float = 3e-4,  # peak learning rate (warm-up + cosine decay to 10%)
              cond_drop: float = 0.1,  # probability of replacing the prompt by '' (trains the unconditional model for CFG)
              ema_decay: float | None = 0.999,  # exponential moving average of the weights (None: off); EMA weights end in the UNet
-             warmup: int = 100,  # warm-up steps
+             warmup: int = 100,  # warm-up steps (more than `steps`: the learning rate never reaches `lr`)
              weights: Sequence[float] | torch.Tensor | None = None,  # per-example sampling weights (None: uniform), e.g. to train rare captions more often
              snr_gamma: float | None = None,  # Min-SNR-gamma loss weighting (arXiv:2303.09556; 5 is the paper's); None: plain MSE
              autocast: str | None = None,  # 'bf16': the UNet's forward and backward under bfloat16 autocast (weights, optimiser, EMA and loss stay float32); None: float32 throughout
@@ -1032,20 +1073,33 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     if snapshot_every is not None and not (isinstance(snapshot_every, int) and snapshot_every > 0):
         raise ValueError(f"snapshot_every={snapshot_every!r}: expected None or a positive number of steps")
     if snr_gamma is not None and not snr_gamma > 0: raise ValueError(f"snr_gamma={snr_gamma}: expected None or a positive number (5 is usual)")
-    check_autocast(autocast); check_float32_weights(pipe.unet, 'UNet')
+    check_autocast(autocast); check_float32_weights(pipe.unet, 'UNet'); check_unet(pipe)
+    _check_embeddings(pipe, encode_prompts(pipe, ['']), "the text encoder's output", 1)  # a UNet built for another text encoder fails here, not after the VAE pass
     unet, dev = pipe.unet, _device(pipe)
+    pt = pipe.scheduler.config.get('prediction_type', 'epsilon')
+    if snr_gamma is not None and float(pipe.scheduler.alphas_cumprod[-1]) == 0:
+        warnings.warn("snr_gamma with a zero-terminal-SNR schedule: Min-SNR gives the last timesteps (where the signal is gone) a weight near 0, "
+                      "so they barely train; consider snr_gamma=None for this schedule")
+    flags = [p.requires_grad for p in unet.parameters()]
+    train_all = all(flags) or not any(flags)  # some parameters marked trainable by the caller (attention only, say): only those train
+    names = [n for (n, _), f in zip(unet.named_parameters(), flags) if train_all or f]
+    digest = lambda *parts: hashlib.sha256(b''.join(parts)).hexdigest()[:16]
     settings = dict(lr=lr, batch_size=batch_size, cond_drop=float(cond_drop), ema_decay=ema_decay, warmup=warmup, snr_gamma=snr_gamma,
                     seed=seed, autocast=autocast, weights=None if w is None else hashlib.sha256((w / w.sum()).numpy().tobytes()).hexdigest()[:16],
-                    n_images=len(images), unet_config=json.loads(json.dumps({k: v for k, v in dict(unet.config).items() if not k.startswith('_')}, sort_keys=True, default=str)))
+                    n_images=len(images), unet_config=json.loads(json.dumps({k: v for k, v in dict(unet.config).items() if not k.startswith('_')}, sort_keys=True, default=str)),
+                    prediction_type=pt, schedule=digest(pipe.scheduler.alphas_cumprod.double().numpy().tobytes()),
+                    data=digest(images.detach().cpu().contiguous().numpy().tobytes(), '\x00'.join(prompts).encode()),
+                    trained=digest('\x00'.join(names).encode()))
     state = Path(ckpt_dir) / 'finetune_state.pt' if ckpt_dir else None
     s = torch.load(state, weights_only=False) if state is not None and resume and state.exists() else None
     if s is not None: _check_resume(state, s, settings, steps)  # before any work
     mu, sd = _posterior(pipe, images)
-    uniq = sorted(set(prompts)); pix = torch.tensor([uniq.index(p) for p in prompts])
+    uniq = sorted(set(prompts)); at = {p: i for i, p in enumerate(uniq)}; pix = torch.tensor([at[p] for p in prompts])
     emb = encode_prompts(pipe, uniq + ['']).to(dev, _dtype(pipe))
     acp = pipe.scheduler.alphas_cumprod.to(dev)
-    T, pt = len(acp), pipe.scheduler.config.get('prediction_type', 'epsilon')
-    opt = torch.optim.AdamW([p for p in unet.parameters()], lr=lr, weight_decay=1e-2)
+    T = len(acp)
+    params = [p for p, f in zip(unet.parameters(), flags) if train_all or f]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     ema = [p.detach().clone() for p in unet.parameters()] if ema_decay else None
     g = torch.Generator().manual_seed(seed)
     start, hist, snaps = 0, dict(step=[], loss=[]), {}
@@ -1057,39 +1111,48 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
         if state is None: return
         state.parent.mkdir(parents=True, exist_ok=True)
         torch.save(dict(unet=unet.state_dict(), opt=opt.state_dict(), rng=g.get_state(), ema=ema, step=step, hist=hist, snaps=snaps, settings=settings), state)
-    unet.train().requires_grad_(True)
+    unet.train()
+    for p, f in zip(unet.parameters(), flags): p.requires_grad_(train_all or f)
     t0, bar = time.time(), _progress(steps, 'unet', progress, start)
-    for step in range(start, steps):
-        for grp in opt.param_groups: grp['lr'] = _lr_at(step, steps, lr, warmup)
-        idx = torch.randint(len(mu), (batch_size,), generator=g) if w is None else torch.multinomial(w, batch_size, True, generator=g)
-        z = mu[idx] + sd[idx] * torch.randn(mu[idx].shape, generator=g).to(mu)
-        noise = torch.randn(z.shape, generator=g).to(z)
-        t = torch.randint(0, T, (batch_size,), generator=g).to(dev)
-        drop = torch.rand(batch_size, generator=g) < cond_drop
-        c = emb[torch.where(drop, len(uniq), pix[idx])]
-        a = acp[t].view(-1, 1, 1, 1).to(z)
-        x_t = a.sqrt() * z + (1 - a).sqrt() * noise
-        target = {'epsilon': noise, 'v_prediction': a.sqrt() * noise - (1 - a).sqrt() * z, 'sample': z}[pt]
-        with _autocast(unet, autocast): pred = unet(x_t, t, encoder_hidden_states=c).sample
-        err = (pred.float() - target).pow(2).mean((1, 2, 3))
-        loss = (err * min_snr_weight(a.flatten(), snr_gamma, pt)).mean() if snr_gamma else err.mean()
-        opt.zero_grad(set_to_none=True); loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0); opt.step()
-        if ema is not None:
-            d = min(ema_decay, (1 + step) / (10 + step))
-            with torch.no_grad():
-                for e, p in zip(ema, unet.parameters()): e.lerp_(p.detach(), 1 - d)
-        hist['step'].append(step); hist['loss'].append(loss.item()); bar.update(1)
-        if snapshot_every and (step + 1) % snapshot_every == 0:
-            snaps[step + 1] = [q.detach().clone() for q in (ema if ema is not None else unet.parameters())]
-        if step % 20 == 0: bar.set_postfix(loss=f"{np.mean(hist['loss'][-50:]):.4f}")
-        if (step + 1) % ckpt_every == 0 or step + 1 == steps: save(step + 1)
+    try:
+        for step in range(start, steps):
+            for grp in opt.param_groups: grp['lr'] = _lr_at(step, steps, lr, warmup)
+            idx = torch.randint(len(mu), (batch_size,), generator=g) if w is None else torch.multinomial(w, batch_size, True, generator=g)
+            z = mu[idx] + sd[idx] * torch.randn(mu[idx].shape, generator=g).to(mu)
+            noise = torch.randn(z.shape, generator=g).to(z)
+            t = torch.randint(0, T, (batch_size,), generator=g).to(dev)
+            drop = torch.rand(batch_size, generator=g) < cond_drop
+            c = emb[torch.where(drop, len(uniq), pix[idx])]
+            a = acp[t].view(-1, 1, 1, 1).to(z)
+            x_t = a.sqrt() * z + (1 - a).sqrt() * noise
+            target = {'epsilon': noise, 'v_prediction': a.sqrt() * noise - (1 - a).sqrt() * z, 'sample': z}[pt]
+            with _autocast(unet, autocast): pred = unet(x_t, t, encoder_hidden_states=c).sample
+            err = (pred.float() - target).pow(2).mean((1, 2, 3))
+            loss = (err * min_snr_weight(a.flatten(), snr_gamma, pt)).mean() if snr_gamma else err.mean()
+            opt.zero_grad(set_to_none=True); loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
+            if ema is not None:
+                d = min(ema_decay, (1 + step) / (10 + step))
+                with torch.no_grad():
+                    for e, p in zip(ema, unet.parameters()): e.lerp_(p.detach(), 1 - d)
+            hist['step'].append(step); hist['loss'].append(loss.item()); bar.update(1)
+            if snapshot_every and (step + 1) % snapshot_every == 0:
+                snaps[step + 1] = [q.detach().clone() for q in (ema if ema is not None else unet.parameters())]
+            if step % 20 == 0: bar.set_postfix(loss=f"{np.mean(hist['loss'][-50:]):.4f}")
+            if (step + 1) % ckpt_every == 0 or step + 1 == steps: save(step + 1)
+    except BaseException:  # an interrupted run (Ctrl-C, out of memory) leaves the UNet usable and says which weights it holds
+        bar.close(); unet.eval()
+        for p, f in zip(unet.parameters(), flags): p.requires_grad_(f)
+        warnings.warn("finetune stopped early: the UNet holds the raw weights of its last step, not the EMA ones; "
+                      "call finetune again with the same ckpt_dir to resume from its last saved state")
+        raise
     bar.close()
     if ema is not None:
         with torch.no_grad():
             for e, p in zip(ema, unet.parameters()): p.copy_(e)
-    unet.eval().requires_grad_(False)
-    return dict(**hist, seconds=time.time() - t0, steps=steps, start=start, snapshots=snaps)
+    unet.eval()
+    for p, f in zip(unet.parameters(), flags): p.requires_grad_(False if train_all else f)  # a caller's partial marking is kept
+    return dict(**hist, seconds=time.time() - t0, steps=steps, start=start, snapshots=snaps, trained_parameters=len(names))
 
 # %% ../nbs/02_diffusion.ipynb #f3a45029
 # CLI: `medcf generate --model M --prompt P --n N --out F` calls generate_grid(model=M, prompt=P, n=N, out=F, seed=0)

@@ -1219,3 +1219,110 @@ def test_saved_folder_keeps_its_scheduler(pipe, tmp_path):
     cfg.write_text(cfg.read_text().replace('EulerDiscreteScheduler', 'NoSuchScheduler'))
     with pytest.raises(ValueError, match='corrupt checkpoint'): D.load_pipeline(tmp_path / 'e')  # the card's sha256 sees the edit first
     with pytest.raises(ValueError, match="names the scheduler 'NoSuchScheduler'"): D._scheduler_from(cfg.parent)
+
+
+# ---- the training path on other pipelines (read-only audit, session 26) ----
+
+def test_finetune_trains_only_what_the_caller_marked(pipe):
+    "With some UNet parameters marked trainable (attention only, say), only those train and the marking is kept; it trained them all."
+    import copy
+    p = copy.deepcopy(pipe); p.unet.requires_grad_(False)
+    names = [n for n, q in p.unet.named_parameters() if 'attn2' in n]
+    for n, q in p.unet.named_parameters(): q.requires_grad_(n in names)
+    before = {n: q.detach().clone() for n, q in p.unet.named_parameters()}
+    h = D.finetune(p, (imgs(4), ['a', 'b'] * 2), steps=2, batch_size=2, warmup=1, lr=1e-2, progress=False, ema_decay=None)
+    changed = {n for n, q in p.unet.named_parameters() if not torch.equal(q, before[n])}
+    assert names and changed and changed <= set(names) and h['trained_parameters'] == len(names)
+    assert [q.requires_grad for q in p.unet.parameters()] == [n in names for n, _ in p.unet.named_parameters()]
+    q = copy.deepcopy(pipe); q.unet.requires_grad_(False)  # none marked (as load_pipeline leaves it): all train, none left marked
+    assert D.finetune(q, (imgs(4), ['a'] * 4), steps=1, batch_size=2, warmup=1, progress=False)['trained_parameters'] == len(list(q.unet.parameters()))
+    assert not any(x.requires_grad for x in q.unet.parameters()) and not q.unet.training
+
+
+def test_interrupted_finetune_leaves_an_eval_unet_and_says_so(pipe):
+    "A run stopped by an exception (Ctrl-C, out of memory) left the UNet in train mode with raw weights, silently."
+    import copy
+    p = copy.deepcopy(pipe); p.unet.requires_grad_(False)
+    forward, calls = p.unet.forward, []
+    def flaky(*a, **k):
+        calls.append(1)
+        if len(calls) == 2: raise KeyboardInterrupt
+        return forward(*a, **k)
+    p.unet.forward = flaky
+    with pytest.warns(UserWarning, match='stopped early.*raw weights'), pytest.raises(KeyboardInterrupt):
+        D.finetune(p, (imgs(4), ['a'] * 4), steps=3, batch_size=2, warmup=1, progress=False)
+    assert not p.unet.training and not any(q.requires_grad for q in p.unet.parameters())
+
+
+def test_finetune_resume_checks_data_and_schedule(pipe, tmp_path):
+    "Another dataset of the same size, or another prediction type, resumed silently with a mixed objective."
+    import copy
+    from diffusers import DDIMScheduler
+    run = lambda p, data: D.finetune(p, data, steps=2, batch_size=2, warmup=1, progress=False, ckpt_dir=tmp_path)
+    run(copy.deepcopy(pipe), (imgs(4), ['a', 'b'] * 2))
+    with pytest.raises(ValueError, match='saved with other settings.*data='): run(copy.deepcopy(pipe), (imgs(4, seed=1), ['a', 'b'] * 2))
+    with pytest.raises(ValueError, match='saved with other settings.*data='): run(copy.deepcopy(pipe), (imgs(4), ['c', 'b'] * 2))
+    v = D.assemble_pipeline(pipe.vae, copy.deepcopy(pipe.unet), DDIMScheduler(**D.SD_BETAS, prediction_type='v_prediction'), pipe.text_encoder, pipe.tokenizer)
+    with pytest.raises(ValueError, match="prediction_type='v_prediction'"): run(v, (imgs(4), ['a', 'b'] * 2))
+
+
+def test_unets_medcf_cannot_drive_are_refused_up_front(pipe):
+    "Class-conditioned, LCM, inpainting UNets and one built for another text encoder failed inside diffusers (or trained silently without their extra input)."
+    import copy
+    from diffusers import UNet2DConditionModel
+    base = {k: v for k, v in dict(pipe.unet.config).items() if not k.startswith('_')}  # _use_default_values would reset the extras
+    for extra, err in [(dict(class_embed_type='timestep'), 'class_embed_type'), (dict(time_cond_proj_dim=8), 'time_cond_proj_dim'),
+                       (dict(in_channels=9), 'in_channels is the VAE'), (dict(cross_attention_dim=64), 'cross_attention_dim')]:
+        unet = UNet2DConditionModel.from_config({**base, **extra})
+        p = D.assemble_pipeline(pipe.vae, unet, pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
+        with pytest.raises(ValueError, match=err): D.finetune(p, (imgs(2), ['a'] * 2), steps=1, batch_size=2, progress=False)
+        if 'cross' not in err:
+            with pytest.raises(ValueError, match=err): D.generate(p, ['a'], num_inference_steps=2)
+
+
+def test_prompts_are_encoded_in_chunks(pipe, monkeypatch):
+    "A large caption set went through the text encoder in one call (out of memory at CheXpert's size): chunks give the same embeddings."
+    prompts = [f'caption {i}' for i in range(11)]
+    whole = D.encode_prompts(pipe, prompts, cache=False)
+    sizes, te = [], pipe.text_encoder.forward
+    monkeypatch.setattr(D, 'PROMPT_CHUNK', 4)
+    monkeypatch.setattr(pipe.text_encoder, 'forward', lambda ids, **k: sizes.append(len(ids)) or te(ids, **k))
+    assert torch.allclose(D.encode_prompts(pipe, prompts, cache=False), whole, atol=1e-6) and sizes == [4, 4, 3]
+
+
+def test_min_snr_on_a_zero_terminal_snr_schedule_warns(pipe):
+    import copy
+    from diffusers import DDIMScheduler
+    s = DDIMScheduler(**D.SD_BETAS, clip_sample=False, prediction_type='v_prediction', rescale_betas_zero_snr=True)
+    p = D.assemble_pipeline(pipe.vae, copy.deepcopy(pipe.unet), s, pipe.text_encoder, pipe.tokenizer)
+    with pytest.warns(UserWarning, match='zero-terminal-SNR'): D.finetune(p, (imgs(2), ['a'] * 2), steps=1, batch_size=2, warmup=1, snr_gamma=5.0, progress=False)
+
+
+def test_autoencoder_tiny_saves_loads_and_is_not_trained_by_train_vae(pipe, tmp_path):
+    "A TAESD pipeline saved without its text encoder came back as an AutoencoderKL (a config error); train_vae failed inside on .latent_dist."
+    import copy
+    from diffusers import AutoencoderTiny
+    p = copy.copy(pipe)
+    p.vae = AutoencoderTiny(in_channels=1, out_channels=1, encoder_block_out_channels=(8, 8, 8), decoder_block_out_channels=(8, 8, 8),
+                            num_encoder_blocks=(1, 1, 1), num_decoder_blocks=(1, 1, 1), latent_channels=4)
+    with pytest.raises(TypeError, match='trains an AutoencoderKL.*AutoencoderTiny'): D.train_vae(p, imgs(2), steps=1, progress=False)
+    back = D.load_pipeline(D.save_pipeline(p, tmp_path / 'tiny'))
+    assert type(back.vae).__name__ == 'AutoencoderTiny' and torch.allclose(D.generate(back, ['a'], num_inference_steps=2), D.generate(p, ['a'], num_inference_steps=2), atol=5e-3)  # weights saved in half precision
+
+
+def test_train_vae_crops_anywhere_in_non_square_images(pipe):
+    "Crop offsets were drawn from the width for both axes: tall images never trained their lower part, wide ones crashed."
+    import copy
+    from diffusers import UNet2DConditionModel
+    def shaped(h, w):  # a pipeline whose native size is h x w (the UNet's sample_size sets it)
+        q = copy.deepcopy(pipe)
+        q.unet = UNet2DConditionModel.from_config({**{k: v for k, v in dict(pipe.unet.config).items() if not k.startswith('_')}, 'sample_size': (h // 4, w // 4)})
+        return q
+    p = shaped(64, 32); seen = []
+    enc = p.vae.encode
+    p.vae.encode = lambda x, *a, **k: seen.append(float(x[0, 0, 0, 0])) or enc(x, *a, **k)
+    tall = torch.linspace(-1, 1, 64).view(1, 1, 64, 1).expand(2, 1, 64, 32).contiguous()  # each row's value says where a crop starts
+    D.train_vae(p, tall, steps=12, batch_size=2, crop=16, progress=False)
+    assert max(seen) > 0  # crops start in the lower half too (they started at the top row only)
+    D.train_vae(shaped(32, 64), tall.transpose(-1, -2).contiguous(), steps=2, batch_size=2, crop=16, progress=False)  # wide: crashed
+    with pytest.raises(ValueError, match=r'crop=48: expected a multiple of 4 in \[4, 32\]'): D.train_vae(p, tall, steps=1, crop=48, progress=False)
