@@ -1326,3 +1326,20 @@ def test_train_vae_crops_anywhere_in_non_square_images(pipe):
     assert max(seen) > 0  # crops start in the lower half too (they started at the top row only)
     D.train_vae(shaped(32, 64), tall.transpose(-1, -2).contiguous(), steps=2, batch_size=2, crop=16, progress=False)  # wide: crashed
     with pytest.raises(ValueError, match=r'crop=48: expected a multiple of 4 in \[4, 32\]'): D.train_vae(p, tall, steps=1, crop=48, progress=False)
+
+
+def test_checkpoint_files_the_card_does_not_list_are_refused(pipe, tmp_path, monkeypatch):
+    "A weight file dropped from the card's table loaded unchecked; a zoo folder without its card loaded with no check at all."
+    import shutil
+    d = D.save_pipeline(pipe, tmp_path / 'k', dict(name='t'))
+    card = json.loads((d / D.CARD).read_text()); del card['files']['unet/diffusion_pytorch_model.safetensors']
+    (d / D.CARD).write_text(json.dumps(card))
+    with pytest.raises(ValueError, match='unet/diffusion_pytorch_model.safetensors would be loaded but model_card.json lists no sha256'): D.load_pipeline(d)
+    assert D.load_pipeline(d, check=False) is not None
+    (d / 'notes.txt').write_text('mine')  # a file load_pipeline does not read is not the card's business
+    card['files']['unet/diffusion_pytorch_model.safetensors'] = D.sha256(d / 'unet' / 'diffusion_pytorch_model.safetensors'); (d / D.CARD).write_text(json.dumps(card))
+    assert D.load_pipeline(d) is not None
+    z = tmp_path / 'samples'; shutil.copytree(D.zoo_dir() / 'chest', z / 'models' / 'chest')
+    (z / 'models' / 'chest' / D.CARD).unlink()
+    monkeypatch.setenv('MEDCF_DATA_SAMPLES', str(z))
+    with pytest.raises(FileNotFoundError, match='has no model_card.json, so its files cannot be checked'): D.load_pipeline('chest')
