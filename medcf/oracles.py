@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_oracles.ipynb #840c3b6c
 from __future__ import annotations
-import os, json, time, hashlib, platform, math
+import os, json, time, hashlib, platform, math, warnings
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, Sequence
@@ -13,11 +13,11 @@ from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_u
 
 # %% auto #0
 __all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'encode_targets', 'OracleNet', 'resize_images',
-           'batch_starts', 'file_sha256', 'hardware', 'save_checkpoint', 'load_checkpoint', 'AttributeOracle',
-           'phantom_pool', 'oracle_loss', 'train_oracle', 'load_oracle', 'load_perceptual', 'load_lit', 'card_markdown',
-           'write_oracle_readme', 'reading_agreement', 'noise_agreement', 'feature_maps', 'PerceptualDistance',
-           'ReadingDistance', 'attribute_saliency', 'minilm_path', 'TextTower', 'text_tower', 'LiTModel', 'lit_loss',
-           'zero_shot_accuracy', 'caption_swap_accuracy', 'train_lit']
+           'warn_resized', 'batch_starts', 'file_sha256', 'hardware', 'save_checkpoint', 'load_checkpoint',
+           'AttributeOracle', 'phantom_pool', 'oracle_loss', 'train_oracle', 'load_oracle', 'load_perceptual',
+           'load_lit', 'card_markdown', 'write_oracle_readme', 'reading_agreement', 'noise_agreement', 'feature_maps',
+           'PerceptualDistance', 'ReadingDistance', 'attribute_saliency', 'minilm_path', 'TextTower', 'text_tower',
+           'LiTModel', 'lit_loss', 'zero_shot_accuracy', 'caption_swap_accuracy', 'train_lit']
 
 # %% ../nbs/03_oracles.ipynb #3ff7b308
 def check_images(images,  # N x C x H x W float tensor (or numpy array) in [-1, 1]
@@ -55,6 +55,8 @@ class AttrSpec:
         if self.kind not in ('binary', 'categorical', 'continuous'): raise ValueError(f"AttrSpec {self.name!r}: kind={self.kind!r}; expected 'binary', 'categorical' or 'continuous'")
         if self.kind != 'continuous' and (self.values is None or len(self.values) < 2): raise ValueError(f"AttrSpec {self.name!r}: a {self.kind} attribute needs values, at least two; got {self.values!r}")
         if self.kind == 'continuous' and (self.range is None or len(self.range) != 2 or not self.range[0] < self.range[1]): raise ValueError(f"AttrSpec {self.name!r}: a continuous attribute needs range=(low, high) with low < high; got {self.range!r}")
+        if self.kind == 'binary' and list(self.values) != [0, 1]:  # predict reads a sigmoid as 0/1: other labels would never match it
+            raise ValueError(f"AttrSpec {self.name!r}: a binary attribute's values are [0, 1] (0 negative, 1 positive); got {self.values!r} (other labels: kind='categorical')")
 
     @property
     def n_out(self) -> int: return len(self.values) if self.kind == 'categorical' else 1
@@ -121,6 +123,15 @@ def resize_images(images: torch.Tensor,  # N x C x H x W
     if images.shape[-1] == size and images.shape[-2] == size: return images
     if images.shape[-1] != images.shape[-2]: raise ValueError(f"images are {tuple(images.shape[-2:])}; expected square images")
     return F.interpolate(images, size=(size, size), mode='bilinear', align_corners=False, antialias=images.shape[-1] > size)
+
+def warn_resized(images: torch.Tensor,  # N x C x H x W
+                 size: int,  # the side a model was trained at
+                 who: str) -> torch.Tensor:  # what is reading them, for the message
+    "The images unchanged; a warning when they are not `size` px, since a model's held-out figures hold only at the size it was trained at."
+    if tuple(images.shape[-2:]) != (size, size):
+        warnings.warn(f"images are {images.shape[-2]}x{images.shape[-1]}; {who} was trained at {size}x{size} and resizes them: "
+                      "its held-out accuracy holds at that size only", stacklevel=3)
+    return images
 
 def batch_starts(n: int,  # items to split
                  batch_size: int) -> range:  # items per pass, a positive integer
@@ -191,7 +202,7 @@ class AttributeOracle:
     def __repr__(self): return f"AttributeOracle({self.card.get('phantom', '?')}, {self.size}px, reads {self.names})"
 
     def _prep(self, images):  # checked, resized, on the oracle's device (generated images may come from a GPU pipeline)
-        return resize_images(check_images(images, self.channels), self.size).to(next(self.net.parameters()).device)
+        return resize_images(warn_resized(check_images(images, self.channels), self.size, 'this oracle'), self.size).to(next(self.net.parameters()).device)
 
     def _batched(self, fn, images, batch_size, grad):
         x = self._prep(images)
@@ -594,10 +605,11 @@ class LiTModel:
     def image_embed(self, images,  # N x C x H x W in [-1, 1]
                     batch_size: int = 256,  # images per forward pass
                     grad: bool = False) -> torch.Tensor:  # keep the graph (for CLIP-guided editing)
-        "N x D unit-norm image embeddings."
-        x = resize_images(check_images(images, self.channels), self.size)
+        "N x D unit-norm image embeddings, on the images' device (the tower may sit on another)."
+        images = check_images(images, self.channels)
+        x = resize_images(warn_resized(images, self.size, 'this image tower'), self.size).to(next(self.net.parameters()).device)
         with torch.set_grad_enabled(grad):
-            return F.normalize(torch.cat([self.net(x[i:i + batch_size]) for i in batch_starts(len(x), batch_size)]), dim=-1)
+            return F.normalize(torch.cat([self.net(x[i:i + batch_size]) for i in batch_starts(len(x), batch_size)]), dim=-1).to(images.device)
 
     def text_embed(self, texts) -> torch.Tensor:  # a string or list of strings
         "T x D unit-norm text embeddings from the frozen tower (cached)."
@@ -689,6 +701,8 @@ def caption_swap_accuracy(lit: LiTModel,  # aligned model
     if v is not None and attribute not in phantom.observed: raise ValueError(f"{attribute!r} is a hidden variable of {type(phantom).__name__}; captions and attrs hold only observed ones: {list(phantom.observed)}")
     if v is None or v.values is None: raise ValueError(f"{attribute!r} is not a discrete variable of {type(phantom).__name__}")
     values = list(v.values)
+    unknown = sorted({_py(x) for x in batch.attrs[attribute]} - set(values), key=str)
+    if unknown: raise ValueError(f"batch.attrs[{attribute!r}] holds {unknown}, not among {type(phantom).__name__}'s values {values}")
     caps = [[phantom._prompt(_with(r, attribute, val)) for val in values] for _, r in batch.attrs.iterrows()]
     informative = np.array([len(set(c)) == len(values) for c in caps])
     if not informative.any(): return float('nan')
@@ -714,6 +728,7 @@ def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
     if not isinstance(phantom, SCMPhantom): raise TypeError(f"phantom must be an SCMPhantom, got {type(phantom).__name__}")
     if steps < 1 or batch_size < 2: raise ValueError(f"steps={steps}, batch_size={batch_size}: expected steps >= 1 and batch_size >= 2")
     lr = check_real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
+    check_int(eval_n, 'eval_n')  # before training, not after it
     if backbone is not None:
         if not isinstance(backbone, AttributeOracle): raise TypeError(f"backbone must be an AttributeOracle, got {type(backbone).__name__}")
         if backbone.channels != phantom.channels or backbone.size != phantom.size:

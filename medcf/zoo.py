@@ -153,17 +153,25 @@ def select_snapshot(name: str,  # 'chest' or 'skin'
     rows = []
     for st, ps in cands.items():
         for q, v in zip(params, ps): q.copy_(v)
-        rows.append(dict(step=st, validation_fd_ratio=round(validation_fd(name, pipe, oracle, n, num_inference_steps, guidance_scale,
-                                                                              guidance_interval=guidance_interval), 3)))
-    best = min(rows, key=lambda r: r['validation_fd_ratio'])
-    for q, v in zip(params, cands[best['step']]): q.copy_(v)
-    return [dict(r, chosen=r is best) for r in rows]
+        rows.append(dict(step=st, validation_fd_ratio=validation_fd(name, pipe, oracle, n, num_inference_steps, guidance_scale,
+                                                                    guidance_interval=guidance_interval)))
+    fds = [r['validation_fd_ratio'] for r in rows]
+    best = _lowest(range(len(rows)), fds, [-k for k in range(len(rows))], 'snapshot', 'the later one')  # compared unrounded
+    for q, v in zip(params, cands[rows[best]['step']]): q.copy_(v)
+    return [dict(r, validation_fd_ratio=round(r['validation_fd_ratio'], 3), chosen=i == best) for i, r in enumerate(rows)]
+
+def _lowest(cands, scores: list, tiebreak: list, what: str, rule: str) -> int:
+    "Index of the lowest score among `cands` (unrounded); an exact tie is broken by `tiebreak` (lower wins), with a warning."
+    cands = list(cands); lo = min(scores[i] for i in cands)
+    tied = [i for i in cands if scores[i] == lo]
+    if len(tied) > 1: warnings.warn(f"{len(tied)} candidates tie at the lowest validation FD ratio {lo}; the {what} with {rule} is chosen", stacklevel=3)
+    return min(tied, key=lambda i: tiebreak[i])
 
 
 # %% ../nbs/90_model_zoo.ipynb #d2e89432
 def _per_scale(name: str, pipe, oracle, scales: Sequence[float], n: int, num_inference_steps: int,
                adherence_seed: int, real_seeds: tuple, fd_seed: int, intervals: Sequence = (None,)) -> list:
-    "(scale, interval, rounded adherence per attribute, FD / floor) per guidance scale and interval; the real sets and their floor are drawn once."
+    "(scale, interval, adherence per attribute, FD / floor) per guidance scale and interval; the real sets and their floor are drawn once."
     intervals = [check_guidance_interval(gi) for gi in intervals]  # every one checked before any image is drawn
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, fd_seed, seeds=real_seeds)
     out = []
@@ -171,7 +179,7 @@ def _per_scale(name: str, pipe, oracle, scales: Sequence[float], n: int, num_inf
         for gi in intervals:
             adh = prompt_adherence(pipe, oracle, name, n, num_inference_steps, w, adherence_seed, gi)
             fd = _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, w, fd_seed, gi)
-            out.append((w, gi, {f'adherence_{k}': round(v, 4) for k, v in adh.items()}, round(fd / floor, 3)))
+            out.append((w, gi, {f'adherence_{k}': float(v) for k, v in adh.items()}, float(fd / floor)))  # unrounded: callers compare, then round what they record
     return out
 
 GUIDANCE_GRID = dict(scales=(1.5, 2.0, 3.0), intervals=(None, (0, 600)))  # what `select_guidance` compared for the shipped cards
@@ -189,14 +197,14 @@ def select_guidance(name: str,  # 'chest' or 'skin'
     if not len(scales) or min(scales) < 1: raise ValueError(f"scales={scales}: expected guidance scales >= 1")
     check_real(min_adherence, 'min_adherence', 0, 1, expect='a share in [0, 1]')
     if not len(intervals): raise ValueError("intervals=(): expected at least one guidance interval (None: guidance at every step)")
-    rows = [dict(guidance_scale=w, guidance_interval=None if gi is None else list(gi), validation_fd_ratio=fd, **adh)  # as `validation_fd`'s
-            for w, gi, adh, fd in _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, VALIDATION_SEEDS, 0, intervals)]
-    for r in rows: r['meets_min_adherence'] = min(v for k, v in r.items() if k.startswith('adherence_')) >= min_adherence
-    ok = [r for r in rows if r['meets_min_adherence']]
+    raw = _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, VALIDATION_SEEDS, 0, intervals)
+    rows = [dict(guidance_scale=w, guidance_interval=None if gi is None else list(gi), validation_fd_ratio=round(fd, 3),  # as `validation_fd`'s
+                 **{k: round(v, 4) for k, v in adh.items()}, meets_min_adherence=min(adh.values()) >= min_adherence) for w, gi, adh, fd in raw]
+    ok = [i for i, r in enumerate(rows) if r['meets_min_adherence']]
     if not ok: warnings.warn(f"no guidance setting reaches min_adherence={min_adherence} on every prompted attribute; the lowest "
                              "validation FD is chosen anyway (each row says meets_min_adherence=False)", stacklevel=2)
-    best = min(ok or rows, key=lambda r: r['validation_fd_ratio'])
-    return [dict(r, chosen=r is best) for r in rows]
+    best = _lowest(ok or range(len(rows)), [fd for *_, fd in raw], [-min(adh.values()) for _, _, adh, _ in raw], 'guidance setting', 'the higher adherence')
+    return [dict(r, chosen=i == best) for i, r in enumerate(rows)]
 
 
 # %% ../nbs/90_model_zoo.ipynb #02ca90bf
@@ -436,16 +444,28 @@ def guidance_sweep(name: str,  # 'chest' or 'skin'
     "Prompt adherence per attribute and oracle-feature FD / real floor at each guidance scale, on `evaluate_zoo_model`'s sets."
     if not len(scales) or min(scales) < 1: raise ValueError(f"scales={scales}: expected guidance scales >= 1 (1 means no guidance)")
     gi = recipe_interval(name, guidance_interval)
-    return pd.DataFrame([dict(guidance_scale=w, **adh, fd_ratio=fd)
+    return pd.DataFrame([dict(guidance_scale=w, **{k: round(v, 4) for k, v in adh.items()}, fd_ratio=round(fd, 3))
                          for w, _, adh, fd in _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, (10_000, 20_000), seed, (gi,))])
+
+def _jsonable(x, where: str):
+    "Plain JSON values from numpy and torch scalars and arrays, tuples and paths; anything else is refused, naming where it sits."
+    if isinstance(x, dict): return {str(k): _jsonable(v, f"{where}[{k!r}]") for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(x)]
+    if isinstance(x, (np.generic, np.ndarray, torch.Tensor)): return _jsonable(x.tolist(), where) if not isinstance(x, np.generic) else x.item()
+    if isinstance(x, Path): return str(x)
+    if x is None or isinstance(x, (str, int, float, bool)): return x
+    raise TypeError(f"{where} is a {type(x).__name__}; expected numbers, strings, lists and dicts (numpy and torch values are converted; "
+                    "a DataFrame: .to_dict('records'))")
 
 def update_card(folder: str | Path, **fields) -> dict:
     "Add fields (e.g. quality=...) to a checkpoint's model card (a field of the same name is replaced), keeping its file hashes; rewrites README.md, which is generated from the card."
     from medcf.diffusion import CARD, model_card_markdown
     if 'files' in fields: raise ValueError("'files' is the sha256 table save_pipeline writes and load_pipeline checks; update_card keeps it (save the pipeline again to change the files)")
+    kept = sorted(k for k in ('max_length', 'text_encoder') if k in fields)
+    if kept: raise ValueError(f"{kept} say how load_pipeline rebuilds the text encoder; update_card keeps them (save the pipeline again to change them)")
     folder = Path(folder); card = json.loads((folder / CARD).read_text())
-    card.update(fields)
-    text, readme = json.dumps(card, indent=1, default=str), model_card_markdown(card)  # both rendered before either file is written
+    card.update({k: _jsonable(v, k) for k, v in fields.items()})  # numpy and torch values as numbers and lists (default=str wrote '256' for np.int64(256))
+    text, readme = json.dumps(card, indent=1), model_card_markdown(card)  # both rendered before either file is written
     (folder / CARD).write_text(text); (folder / 'README.md').write_text(readme)
     return card
 

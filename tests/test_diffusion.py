@@ -1343,3 +1343,31 @@ def test_checkpoint_files_the_card_does_not_list_are_refused(pipe, tmp_path, mon
     (z / 'models' / 'chest' / D.CARD).unlink()
     monkeypatch.setenv('MEDCF_DATA_SAMPLES', str(z))
     with pytest.raises(FileNotFoundError, match='has no model_card.json, so its files cannot be checked'): D.load_pipeline('chest')
+
+
+def test_update_card_writes_numbers_as_numbers(pipe, tmp_path):
+    "default=str wrote np.int64(256) as '256' and a tensor as its repr; the text encoder's fields could be edited under load_pipeline."
+    import numpy as np, pandas as pd
+    from medcf import zoo
+    d = D.save_pipeline(pipe, tmp_path / 'k', dict(name='t'))
+    card = zoo.update_card(d, q=dict(n=np.int64(256), r=np.float32(1.25), t=torch.tensor([0.5, 0.75]), seeds=(1, 2)))
+    assert json.loads((d / D.CARD).read_text())['q'] == dict(n=256, r=1.25, t=[0.5, 0.75], seeds=[1, 2]) == card['q']
+    with pytest.raises(TypeError, match=r"q\['df'\] is a DataFrame"): zoo.update_card(d, q=dict(df=pd.DataFrame({'a': [1]})))
+    with pytest.raises(ValueError, match=r"\['max_length'\] say how load_pipeline rebuilds the text encoder"): zoo.update_card(d, max_length=3)
+    assert json.loads((d / D.CARD).read_text())['q']['n'] == 256  # nothing written by the refused calls
+
+
+def test_selection_compares_unrounded_and_says_when_it_ties(pipe, monkeypatch):
+    "Snapshots were compared after rounding to 3 decimals (1.2344 beat 1.2341 by list order), ties broken silently."
+    import copy
+    from medcf import zoo
+    p = copy.deepcopy(pipe); params = list(p.unet.parameters())
+    snaps = {400: [q.detach().clone() + 0.01 for q in params], 800: [q.detach().clone() for q in params]}
+    scores = iter([1.2344, 1.2341])
+    monkeypatch.setattr(zoo, 'validation_fd', lambda *a, **k: next(scores))
+    rows = zoo.select_snapshot('chest', p, snaps)
+    assert [r['chosen'] for r in rows] == [False, True] and rows[0]['validation_fd_ratio'] == rows[1]['validation_fd_ratio'] == 1.234
+    assert all(torch.equal(a, b) for a, b in zip(p.unet.parameters(), snaps[800]))
+    monkeypatch.setattr(zoo, '_per_scale', lambda *a, **k: [(2.0, None, {'adherence_x': 0.95}, 1.1), (3.0, None, {'adherence_x': 0.99}, 1.1)])
+    with pytest.warns(UserWarning, match='2 candidates tie.*higher adherence'): rows = zoo.select_guidance('chest', p, (2.0, 3.0))
+    assert [r['chosen'] for r in rows] == [False, True]

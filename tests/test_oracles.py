@@ -332,3 +332,31 @@ def test_noise_agreement_moves_with_noise_and_seed():
     a0, a1 = O.noise_agreement(o, x, 0.3, seed=0), O.noise_agreement(o, x, 0.3, seed=1)
     assert (a0 < 1).any() and a0.equals(O.noise_agreement(o, x, 0.3, seed=0)) and not a0.equals(a1)
     assert (O.noise_agreement(o, x, 1e-6, seed=0) == 1).all()  # no noise to speak of: every reading kept
+
+
+# ---- read-only audit of the oracles and the zoo helpers, session 26 ----
+
+def test_binary_spec_values_must_be_zero_one():
+    "A binary spec with other labels was accepted: predict said 0/1, evaluate compared with the labels, a perfect oracle scored 0.0."
+    with pytest.raises(ValueError, match=r"binary attribute's values are \[0, 1\].*'no', 'yes'"): O.AttrSpec('finding', 'binary', ['no', 'yes'])
+    with pytest.raises(ValueError, match=r"binary attribute's values are \[0, 1\]"): O.AttrSpec('finding', 'binary', [1, 0])  # predictions came out flipped
+    assert O.AttrSpec('finding', 'binary', [0, 1]).n_out == 1 and O.AttrSpec('finding', 'categorical', ['no', 'yes']).n_out == 2
+
+
+def test_oracle_says_when_it_resizes(tiny, toy):
+    "Images of another size were resized without a word (a 32-px set read by a 64-px chest oracle: age error 1.5 -> 10.7 years)."
+    b = toy.sample(2, seed=1)
+    with pytest.warns(UserWarning, match='images are 16x16; this oracle was trained at 32x32'): tiny.predict(b.images[..., ::2, ::2])
+    import warnings
+    with warnings.catch_warnings(): warnings.simplefilter('error'); tiny.predict(b.images)  # the trained size: silent
+
+
+def test_lit_and_caption_swap_check_early(toy, monkeypatch):
+    "train_lit checked eval_n only after training; caption_swap_accuracy raised a bare 'x is not in list' for an unknown value."
+    lit = O.train_lit(toy, steps=1, batch_size=8, n_train=16, eval_n=8)
+    def no_training(*a, **k): raise AssertionError('training started before eval_n was checked')
+    monkeypatch.setattr(O.torch.optim, 'AdamW', no_training)
+    with pytest.raises(ValueError, match='eval_n=0'): O.train_lit(toy, steps=2, batch_size=8, n_train=16, eval_n=0)
+    monkeypatch.undo()
+    b = toy.sample(3, seed=2); b.attrs.loc[0, 'pos'] = 'up'
+    with pytest.raises(ValueError, match=r"holds \['up'\], not among Toy's values"): O.caption_swap_accuracy(lit, toy, b, 'pos')
