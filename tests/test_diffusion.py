@@ -1264,20 +1264,28 @@ def test_finetune_resume_checks_data_and_schedule(pipe, tmp_path):
     with pytest.raises(ValueError, match='saved with other settings.*data='): run(copy.deepcopy(pipe), (imgs(4), ['c', 'b'] * 2))
     v = D.assemble_pipeline(pipe.vae, copy.deepcopy(pipe.unet), DDIMScheduler(**D.SD_BETAS, prediction_type='v_prediction'), pipe.text_encoder, pipe.tokenizer)
     with pytest.raises(ValueError, match="prediction_type='v_prediction'"): run(v, (imgs(4), ['a', 'b'] * 2))
+    z = D.assemble_pipeline(pipe.vae, copy.deepcopy(pipe.unet), DDIMScheduler(**{**D.SD_BETAS, 'beta_end': 0.02}), pipe.text_encoder, pipe.tokenizer)
+    with pytest.raises(ValueError, match="schedule="): run(z, (imgs(4), ['a', 'b'] * 2))
+    part = copy.deepcopy(pipe); part.unet.requires_grad_(False); next(part.unet.parameters()).requires_grad_(True)
+    with pytest.raises(ValueError, match="trained="): run(part, (imgs(4), ['a', 'b'] * 2))
 
 
-def test_unets_medcf_cannot_drive_are_refused_up_front(pipe):
-    "Class-conditioned, LCM, inpainting UNets and one built for another text encoder failed inside diffusers (or trained silently without their extra input)."
+def test_unets_medcf_cannot_drive_are_refused_up_front(pipe, monkeypatch):
+    "Class-conditioned, LCM, SDXL-style, inpainting UNets and one built for another text encoder failed inside diffusers after the VAE pass (or trained silently without their extra input)."
     import copy
     from diffusers import UNet2DConditionModel
+    def no_vae_pass(*a, **k): raise AssertionError('the VAE pass ran before the UNet was checked')
+    monkeypatch.setattr(D, '_posterior', no_vae_pass)
     base = {k: v for k, v in dict(pipe.unet.config).items() if not k.startswith('_')}  # _use_default_values would reset the extras
     for extra, err in [(dict(class_embed_type='timestep'), 'class_embed_type'), (dict(time_cond_proj_dim=8), 'time_cond_proj_dim'),
+                       (dict(addition_embed_type='text_time', addition_time_embed_dim=8, projection_class_embeddings_input_dim=64), 'addition_embed_type'),
                        (dict(in_channels=9), 'in_channels is the VAE'), (dict(cross_attention_dim=64), 'cross_attention_dim')]:
         unet = UNet2DConditionModel.from_config({**base, **extra})
         p = D.assemble_pipeline(pipe.vae, unet, pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
         with pytest.raises(ValueError, match=err): D.finetune(p, (imgs(2), ['a'] * 2), steps=1, batch_size=2, progress=False)
         if 'cross' not in err:
             with pytest.raises(ValueError, match=err): D.generate(p, ['a'], num_inference_steps=2)
+            with pytest.raises(ValueError, match=err): D.ddim_invert(p, imgs(1), 'a', num_inference_steps=2)
 
 
 def test_prompts_are_encoded_in_chunks(pipe, monkeypatch):
@@ -1337,7 +1345,11 @@ def test_checkpoint_files_the_card_does_not_list_are_refused(pipe, tmp_path, mon
     with pytest.raises(ValueError, match='unet/diffusion_pytorch_model.safetensors would be loaded but model_card.json lists no sha256'): D.load_pipeline(d)
     assert D.load_pipeline(d, check=False) is not None
     (d / 'notes.txt').write_text('mine')  # a file load_pipeline does not read is not the card's business
+    (d / 'unet' / '.ipynb_checkpoints').mkdir(); (d / 'unet' / '.ipynb_checkpoints' / 'config.json').write_text('{}')  # JupyterLab's, hidden
+    (d / 'unet' / 'diffusion_pytorch_model.fp16.safetensors').write_bytes(b'x')  # a variant load_pipeline does not read
     card['files']['unet/diffusion_pytorch_model.safetensors'] = D.sha256(d / 'unet' / 'diffusion_pytorch_model.safetensors'); (d / D.CARD).write_text(json.dumps(card))
+    assert D.load_pipeline(d) is not None
+    card['files'] = {k.replace('/', '\\'): v for k, v in card['files'].items()}; (d / D.CARD).write_text(json.dumps(card))  # written on Windows
     assert D.load_pipeline(d) is not None
     z = tmp_path / 'samples'; shutil.copytree(D.zoo_dir() / 'chest', z / 'models' / 'chest')
     (z / 'models' / 'chest' / D.CARD).unlink()
@@ -1354,6 +1366,10 @@ def test_update_card_writes_numbers_as_numbers(pipe, tmp_path):
     assert json.loads((d / D.CARD).read_text())['q'] == dict(n=256, r=1.25, t=[0.5, 0.75], seeds=[1, 2]) == card['q']
     with pytest.raises(TypeError, match=r"q\['df'\] is a DataFrame"): zoo.update_card(d, q=dict(df=pd.DataFrame({'a': [1]})))
     with pytest.raises(ValueError, match=r"\['max_length'\] say how load_pipeline rebuilds the text encoder"): zoo.update_card(d, max_length=3)
+    e = D.save_pipeline(pipe, tmp_path / 'e', dict(steps=np.int64(7), seeds=np.arange(2)))  # save_pipeline wrote them as '7' and '[0 1]'
+    assert json.loads((e / D.CARD).read_text())['steps'] == 7 and D.load_pipeline(e).model_card['seeds'] == [0, 1]
+    with pytest.raises(TypeError, match=r"card\['f'\] is a builtin"): D.save_pipeline(pipe, tmp_path / 'f', dict(f=len))
+    assert not (tmp_path / 'f').exists()  # refused before anything was written
     assert json.loads((d / D.CARD).read_text())['q']['n'] == 256  # nothing written by the refused calls
 
 
