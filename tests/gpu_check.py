@@ -4,7 +4,7 @@
     python tests/gpu_check.py --out /tmp/cpu_check --device cpu --small   # a rehearsal of the same code on the CPU
 
 On the device it runs what a user of the course runs there: `load_pipeline('chest', device=..., dtype=...)` in float32,
-bfloat16 and float16; `generate` (guidance at every step and in an interval, the signal leak, eta > 0 with log-probabilities,
+bfloat16 and float16, and with the autoencoder left on the CPU (offloading); `generate` (guidance at every step and in an interval, the signal leak, eta > 0 with log-probabilities,
 gradients through the sampler); `ddim_invert` with its exact-reconstruction check; `finetune` (EMA, resume, bfloat16
 autocast); `train_vae` (also with `pixel_weights`); the oracle reading GPU images, its saliency maps and `ReadingDistance`. Each figure is compared with the same call on the CPU where the two
 should agree. It prints one JSON record per check and writes them to OUT/gpu_check.json; any failed check exits non-zero.
@@ -54,6 +54,12 @@ def main():
                mean_abs_diff=round(float(d.mean()), 5), max_abs_diff=round(float(d.max()), 4), seconds=round(s, 2))
 
     p = pipes['float32']
+    # 1b. the autoencoder on the CPU beside the UNet on the device (offloading): latents and images go to the VAE's device
+    import copy
+    off = copy.copy(p); off.vae = copy.deepcopy(p.vae).to('cpu')
+    xo = generate(off, prompts, steps, 3.0, seed=0, guidance_interval=(0, 600)); do = (xo.float().cpu() - ref).abs()
+    record('autoencoder on the CPU beside the device UNet', bool(torch.isfinite(xo).all()) and float(do.mean()) < 0.005,
+           mean_abs_diff=round(float(do.mean()), 5), images_on=str(xo.device))
     # 2. every-step guidance, pure-noise start, and eta > 0 with per-step log-probabilities (DDPO)
     x, o = generate(p, prompts, steps, 3.0, seed=0, eta=1.0, return_latents=True)
     xc, oc = generate(cpu, prompts, steps, 3.0, seed=0, eta=1.0, return_latents=True)
