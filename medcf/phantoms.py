@@ -172,8 +172,9 @@ class PhantomBatch:
     def __len__(self): return len(self.attrs)
     def __getitem__(self, idx) -> PhantomBatch:
         "Select samples by integer, slice, list or boolean mask; returns a new batch."
+        if isinstance(idx, (bool, np.bool_)): raise TypeError(f"batch[{idx}]: a single bool is not an index (it read as sample {int(idx)}); expected an integer, slice, list or a boolean mask with one value per sample")
         if isinstance(idx, (int, np.integer)): idx = [int(idx)]
-        ix = np.arange(len(self))[idx]
+        ix = np.ascontiguousarray(np.arange(len(self))[idx])  # a reversed slice is a negative-stride view, which torch refuses
         return PhantomBatch(self.images[torch.as_tensor(ix)], self.attrs.iloc[ix].reset_index(drop=True),
                             {k: v[ix] for k, v in self.noise.items()}, [self.prompts[i] for i in ix],
                             self.truth.iloc[ix].reset_index(drop=True), {k: v[ix] for k, v in self.interventions.items()}, self.source)
@@ -279,6 +280,7 @@ class SCMPhantom:
             raise ValueError(f"batch was drawn by {batch.source}; this phantom is {self.render_config()}: a true counterfactual is rendered with the "
                              "settings that drew the factual batch (use that phantom)")
         n = len(batch)
+        if n == 0: raise ValueError("batch is empty (a mask that selected nothing?); expected at least one sample to intervene on")
         return self._make(batch.noise, n, {**batch.interventions, **self._check_interventions(n, interventions)})
 
 # %% ../nbs/00_phantoms.ipynb #c297a581
@@ -615,8 +617,9 @@ def show_grid(images: torch.Tensor,  # N x C x H x W in [-1, 1] (C = 1 or 3)
     "A matplotlib figure showing `images` in a grid (grayscale for 1 channel)."
     import matplotlib.pyplot as plt
     x = _to_display(images); n = len(x)
+    if isinstance(titles, str): raise TypeError(f"titles={titles!r} is one string; expected a list of {n} titles, one per image")
     if titles is not None and len(titles) != n: raise ValueError(f"got {len(titles)} titles for {n} images")
-    check_int(ncols, 'ncols')
+    check_int(ncols, 'ncols'); scale = check_real(scale, 'scale', 0, expect='a size in inches > 0', open_lo=True)
     ncols = min(int(ncols), n); nrows = -(-n // ncols)
     fig, axs = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows * (1.15 if titles else 1)), squeeze=False)
     for k, ax in enumerate(axs.flat):

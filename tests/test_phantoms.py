@@ -217,3 +217,19 @@ def test_ms_trial_with_many_visits():
 def test_some_names():
     from medcf.phantoms import some_names
     assert some_names(['a', 'b']) == 'a, b' and some_names(list('abcdefgh')) == 'a, b, c, d, e, f, ...' and some_names('xyz', 2) == 'x, y, ...'
+
+
+def test_batch_indexing_and_empty_counterfactuals():
+    "b[True] read as sample 1, b[::-1] failed inside torch, an empty batch's counterfactual failed with an IndexError (read-only audit, session 26)."
+    ph = P.ChestPhantom(32)
+    b = ph.sample(4, seed=0)
+    with pytest.raises(TypeError, match='a single bool is not an index'): b[True]
+    r = b[::-1]
+    assert torch.equal(r.images, b.images.flip(0)) and r.attrs.age.tolist() == b.attrs.age.tolist()[::-1]
+    with pytest.raises(ValueError, match='batch is empty'): ph.counterfactual(b[b.attrs.age > 200], effusion=1)
+
+
+def test_show_grid_titles_and_scale():
+    x = torch.zeros(3, 1, 8, 8)
+    with pytest.raises(TypeError, match="titles='abc' is one string"): P.show_grid(x, 'abc')
+    with pytest.raises(ValueError, match='scale=0'): P.show_grid(x, scale=0)
