@@ -556,6 +556,8 @@ def ddim_step(x_t: torch.Tensor,  # current latent
     # and (1 - ap) / (1 - a) became 0 / 0, a NaN that even eta = 0 carried into every image.
     eta = _eta(eta)
     if not isinstance(x_t, torch.Tensor): raise TypeError(f"x_t must be a torch.Tensor, got {type(x_t).__name__}")
+    if prev_sample is not None and eta == 0: raise ValueError("prev_sample scores a sample under a step with noise; at eta=0 the step is deterministic and has no log-probability: pass eta > 0")
+    if prev_sample is not None and noise is not None: raise ValueError("got both noise and prev_sample: noise draws a new sample, prev_sample scores a given one; pass one of them")
     for name, v in (('eps', eps), ('noise', noise), ('prev_sample', prev_sample)):
         if v is not None and (not isinstance(v, torch.Tensor) or v.shape != x_t.shape):
             raise ValueError(f"{name} has shape {tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}; expected x_t's shape {tuple(x_t.shape)}")
@@ -593,13 +595,15 @@ class StepInfo:
     noise_pred_uncond: torch.Tensor | None  # unconditional one (None at guidance 1 and outside the guidance interval)
     pred_x0: torch.Tensor  # predicted clean latent from the guided noise prediction
     prev_latents: torch.Tensor  # x_{t-1}, the latent leaving the step
-    log_prob: torch.Tensor | None  # log p(x_{t-1} | x_t) per sample (eta > 0 only)
+    log_prob: torch.Tensor | None  # log p(x_{t-1} | x_t) of prev_latents as drawn, per sample, averaged over latent elements (eta > 0 only)
+    alpha_t: torch.Tensor | None = None  # alpha-bar at t (the sampler's, floored): with alpha_prev, what `ddim_step(prev_sample=...)` needs to re-score a step
+    alpha_prev: torch.Tensor | None = None  # alpha-bar at the next timestep
 
 @dataclass
 class SampleOutput:
     "Result of `sample_latents`."
     latents: torch.Tensor  # final clean latents
-    log_probs: torch.Tensor | None  # steps x N log-probabilities (eta > 0) else None
+    log_probs: torch.Tensor | None  # steps x N log-probabilities of the latents the trajectory holds (a callback's replacement re-scored), each averaged over latent elements (eta > 0) else None
     trajectory: list | None  # latents x_T ... x_0 when asked for
     timesteps: list  # timesteps visited
 
@@ -740,8 +744,11 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
     if uncond is None and guidance_scale != 1:
         raise ValueError(f"guidance_scale={guidance_scale} needs uncond, the empty (or negative) prompt's embeddings, e.g. encode_prompts(pipe, [''] * {len(latents)}); "
                          "pass it, or guidance_scale=1 for no guidance")
-    if eta > 0 and generators is None: generators = _seed_generators(0, len(latents), stream=1)  # seed 0's step noise, as generate(seed=0) draws it
-    elif eta > 0 and (not isinstance(generators, (list, tuple)) or len(generators) != len(latents) or not all(isinstance(g, torch.Generator) for g in generators)):
+    if eta > 0 and generators is None:
+        warnings.warn("eta > 0 without generators: the step noise is seed 0's, by position in this call, so chunks of one batch or "
+                      "repeated calls (a DDPO loop) draw the same noise; pass generators=, one torch.Generator per latent")
+        generators = _seed_generators(0, len(latents), stream=1)  # seed 0's step noise, as generate(seed=0) draws it
+    elif generators is not None and (not isinstance(generators, (list, tuple)) or len(generators) != len(latents) or not all(isinstance(g, torch.Generator) for g in generators)):
         got = f"{len(generators)} items" if isinstance(generators, (list, tuple)) else type(generators).__name__
         raise ValueError(f"generators: got {got}; expected a list of one torch.Generator per latent ({len(latents)})")
     dev, dt = _device(pipe), _dtype(pipe)
@@ -759,8 +766,10 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
             noise = _randn(generators, x.shape[1:]).to(dev, dt) if eta > 0 else None
             x_prev, x0, lp = ddim_step(x, eps, a, ap, eta, noise)
             if callback is not None:
-                r = callback(StepInfo(i, t, x, eps, ec, eu, x0, x_prev, lp))
-                if r is not None: x_prev = _hook_output(r, 'callback', x_prev, 'None or the replacement for prev_latents')
+                r = callback(StepInfo(i, t, x, eps, ec, eu, x0, x_prev, lp, a, ap))
+                if r is not None:
+                    x_prev = _hook_output(r, 'callback', x_prev, 'None or the replacement for prev_latents')
+                    if lp is not None: lp = ddim_step(x, eps, a, ap, eta, prev_sample=x_prev)[2]  # the latent the trajectory holds is the one scored
             if lp is not None: logps.append(lp)
             x = x_prev
             if return_trajectory: traj.append(x)

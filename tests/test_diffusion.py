@@ -1049,7 +1049,8 @@ def test_step_noise_is_its_own_stream(pipe):
     ref = D.sample_latents(pipe, x0, c, u, 3, 3.0, eta=1.0, generators=gens).latents  # generate(seed=0) draws its steps from that stream
     _, out = D.generate(pipe, ['a'], num_inference_steps=3, eta=1.0, seed=0, return_latents=True)
     assert torch.equal(out.latents, ref)
-    assert torch.equal(D.sample_latents(pipe, x0, c, u, 3, 3.0, eta=1.0).latents, ref)  # and so does sample_latents' default
+    with pytest.warns(UserWarning, match='eta > 0 without generators'):  # by position in the call: a DDPO loop would repeat it
+        assert torch.equal(D.sample_latents(pipe, x0, c, u, 3, 3.0, eta=1.0).latents, ref)  # and so does sample_latents' default
     a, b = (D.generate(pipe, ['a'], num_inference_steps=3, eta=1.0, seed=0) for _ in range(2))
     assert torch.equal(a, b)  # still seeded
     assert not torch.equal(a, D.generate(pipe, ['a'], num_inference_steps=3, eta=1.0, seed=1))
@@ -1387,3 +1388,28 @@ def test_selection_compares_unrounded_and_says_when_it_ties(pipe, monkeypatch):
     monkeypatch.setattr(zoo, '_per_scale', lambda *a, **k: [(2.0, None, {'adherence_x': 0.95}, 1.1), (3.0, None, {'adherence_x': 0.99}, 1.1)])
     with pytest.warns(UserWarning, match='2 candidates tie.*higher adherence'): rows = zoo.select_guidance('chest', p, (2.0, 3.0))
     assert [r['chosen'] for r in rows] == [False, True]
+
+
+def test_callback_replacements_are_rescored_and_steps_expose_their_alphas(pipe):
+    "A callback's replacement became the trajectory but log_probs scored the discarded sample (DDPO ratios against the wrong latents)."
+    x0 = D.initial_latents(pipe, 2, seed=3)
+    c, u = D.encode_prompts(pipe, ['a', 'b']), D.encode_prompts(pipe, ['', ''])
+    gens = lambda: D._seed_generators(3, 2, stream=1)
+    seen = []
+    def nudge(s):
+        seen.append(s)
+        assert torch.allclose(D.ddim_step(s.latents, s.noise_pred, s.alpha_t, s.alpha_prev, 0.5, prev_sample=s.prev_latents)[2], s.log_prob, atol=1e-5)
+        return s.prev_latents + 0.1
+    o = D.sample_latents(pipe, x0, c, u, 4, 3.0, eta=0.5, generators=gens(), callback=nudge, return_trajectory=True)
+    for k, s in enumerate(seen):  # each step's log-prob scores the latent the trajectory holds, under that step's own Gaussian
+        assert torch.equal(o.trajectory[k + 1], s.prev_latents + 0.1)
+        assert torch.allclose(o.log_probs[k], D.ddim_step(s.latents, s.noise_pred, s.alpha_t, s.alpha_prev, 0.5, prev_sample=o.trajectory[k + 1])[2], atol=1e-5)
+        assert not torch.allclose(o.log_probs[k], s.log_prob)
+
+
+def test_sampler_arguments_that_did_nothing_are_refused(pipe):
+    x0, c = D.initial_latents(pipe, 1), D.encode_prompts(pipe, ['a'])
+    with pytest.raises(ValueError, match='generators: got str'): D.sample_latents(pipe, x0, c, num_inference_steps=2, generators='junk')  # eta=0 ignored it
+    x, e, a, ap = torch.randn(1, 4, 2, 2), torch.randn(1, 4, 2, 2), torch.tensor(0.5), torch.tensor(0.7)
+    with pytest.raises(ValueError, match='at eta=0 the step is deterministic'): D.ddim_step(x, e, a, ap, 0.0, prev_sample=x)  # returned x itself, log-prob None
+    with pytest.raises(ValueError, match='both noise and prev_sample'): D.ddim_step(x, e, a, ap, 0.5, noise=x, prev_sample=x)
