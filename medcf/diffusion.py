@@ -768,7 +768,7 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
             if callback is not None:
                 r = callback(StepInfo(i, t, x, eps, ec, eu, x0, x_prev, lp, a, ap))
                 if r is not None:
-                    x_prev = _hook_output(r, 'callback', x_prev, 'None or the replacement for prev_latents')
+                    x_prev = _hook_output(r, 'callback', x_prev, 'None or the replacement for prev_latents').to(x_prev)  # the sampler's dtype and device
                     if lp is not None: lp = ddim_step(x, eps, a, ap, eta, prev_sample=x_prev)[2]  # the latent the trajectory holds is the one scored
             if lp is not None: logps.append(lp)
             x = x_prev

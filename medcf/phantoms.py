@@ -172,6 +172,7 @@ class PhantomBatch:
     def __len__(self): return len(self.attrs)
     def __getitem__(self, idx) -> PhantomBatch:
         "Select samples by integer, slice, list or boolean mask; returns a new batch."
+        if isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0: idx = idx.item()  # a 0-d tensor or array is its one value
         if isinstance(idx, (bool, np.bool_)): raise TypeError(f"batch[{idx}]: a single bool is not an index (it read as sample {int(idx)}); expected an integer, slice, list or a boolean mask with one value per sample")
         if isinstance(idx, (int, np.integer)): idx = [int(idx)]
         ix = np.ascontiguousarray(np.arange(len(self))[idx])  # a reversed slice is a negative-stride view, which torch refuses
@@ -621,7 +622,7 @@ def show_grid(images: torch.Tensor,  # N x C x H x W in [-1, 1] (C = 1 or 3)
     if titles is not None and len(titles) != n: raise ValueError(f"got {len(titles)} titles for {n} images")
     check_int(ncols, 'ncols'); scale = check_real(scale, 'scale', 0, expect='a size in inches > 0', open_lo=True)
     ncols = min(int(ncols), n); nrows = -(-n // ncols)
-    fig, axs = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows * (1.15 if titles else 1)), squeeze=False)
+    fig, axs = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows * (1.15 if titles is not None else 1)), squeeze=False)
     for k, ax in enumerate(axs.flat):
         ax.axis('off')
         if k < n:

@@ -58,7 +58,8 @@ def main():
     import copy
     off = copy.copy(p); off.vae = copy.deepcopy(p.vae).to('cpu')
     xo = generate(off, prompts, steps, 3.0, seed=0, guidance_interval=(0, 600)); do = (xo.float().cpu() - ref).abs()
-    record('autoencoder on the CPU beside the device UNet', bool(torch.isfinite(xo).all()) and float(do.mean()) < 0.005,
+    record('autoencoder on the CPU beside the device UNet', bool(torch.isfinite(xo).all()) and float(do.mean()) < 0.005 and xo.device.type == 'cpu'
+           and p.vae.device.type == torch.device(dev).type,  # the images come from the CPU autoencoder, and the device pipeline kept its own
            mean_abs_diff=round(float(do.mean()), 5), images_on=str(xo.device))
     # 2. every-step guidance, pure-noise start, and eta > 0 with per-step log-probabilities (DDPO)
     x, o = generate(p, prompts, steps, 3.0, seed=0, eta=1.0, return_latents=True)

@@ -1051,7 +1051,10 @@ def test_step_noise_is_its_own_stream(pipe):
     assert torch.equal(out.latents, ref)
     with pytest.warns(UserWarning, match='eta > 0 without generators'):  # by position in the call: a DDPO loop would repeat it
         assert torch.equal(D.sample_latents(pipe, x0, c, u, 3, 3.0, eta=1.0).latents, ref)  # and so does sample_latents' default
-    a, b = (D.generate(pipe, ['a'], num_inference_steps=3, eta=1.0, seed=0) for _ in range(2))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # generate passes its own generators: no warning
+        a, b = (D.generate(pipe, ['a'], num_inference_steps=3, eta=1.0, seed=0) for _ in range(2))
     assert torch.equal(a, b)  # still seeded
     assert not torch.equal(a, D.generate(pipe, ['a'], num_inference_steps=3, eta=1.0, seed=1))
 
@@ -1413,3 +1416,13 @@ def test_sampler_arguments_that_did_nothing_are_refused(pipe):
     x, e, a, ap = torch.randn(1, 4, 2, 2), torch.randn(1, 4, 2, 2), torch.tensor(0.5), torch.tensor(0.7)
     with pytest.raises(ValueError, match='at eta=0 the step is deterministic'): D.ddim_step(x, e, a, ap, 0.0, prev_sample=x)  # returned x itself, log-prob None
     with pytest.raises(ValueError, match='both noise and prev_sample'): D.ddim_step(x, e, a, ap, 0.5, noise=x, prev_sample=x)
+
+
+def test_a_callback_replacement_takes_the_sampler_dtype(pipe):
+    "A float32 replacement in a bfloat16 pipeline entered the trajectory as float32 (and the next steps ran in it), scored after rounding."
+    import copy
+    p = D.assemble_pipeline(pipe.vae, copy.deepcopy(pipe.unet).to(torch.bfloat16), pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
+    x0, c = D.initial_latents(p, 1), D.encode_prompts(p, ['a'])
+    o = D.sample_latents(p, x0, c, num_inference_steps=3, eta=0.5, generators=D._seed_generators(0, 1, stream=1),
+                         callback=lambda s: s.prev_latents.float() + 0.01, return_trajectory=True)
+    assert all(t.dtype == torch.bfloat16 for t in o.trajectory)

@@ -224,6 +224,9 @@ def test_batch_indexing_and_empty_counterfactuals():
     ph = P.ChestPhantom(32)
     b = ph.sample(4, seed=0)
     with pytest.raises(TypeError, match='a single bool is not an index'): b[True]
+    for zero_d in (torch.tensor(True), np.array(True)):
+        with pytest.raises(TypeError, match='a single bool is not an index'): b[zero_d]
+    assert b[torch.tensor(2)].attrs.age.tolist() == b[2].attrs.age.tolist() and b[np.array(2)].attrs.age.tolist() == b[2].attrs.age.tolist()
     r = b[::-1]
     assert torch.equal(r.images, b.images.flip(0)) and r.attrs.age.tolist() == b.attrs.age.tolist()[::-1]
     with pytest.raises(ValueError, match='batch is empty'): ph.counterfactual(b[b.attrs.age > 200], effusion=1)

@@ -4,7 +4,7 @@
     python tests/trial_chest_robust_judge.py --out /tmp/robust_judge --vae reading_1200=/tmp/rr1200/vae   # also score other autoencoders
 
 Trains the chest oracle by the shipped judge's recipe (`train_oracle(ChestPhantom(size=64), steps=1800, batch_size=64, seed=0)`)
-on noisy copies (`noise_std=0.06`, 03_oracles exercise 4) and sets it beside the shipped judge: held-out age MAE and age-bin
+on noisy copies (`noise_std=0.06`, 03_oracles exercise 3) and sets it beside the shipped judge: held-out age MAE and age-bin
 accuracy (seed 2_000_000, 1000), age-bin agreement under pixel noise of the chest round trip's size (std 0.0335), and the shipped
 chest autoencoder's age-bin agreement on the card's first real set (256) and on the validation set (seed 30_000, 1024).
 It does not replace the judge: every card figure is measured with the shipped one.
