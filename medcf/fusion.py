@@ -13,8 +13,8 @@ from .phantoms import BrainPhantom, pick, is_full, check_int, check_real
 
 # %% auto #0
 __all__ = ['FUSIONS', 'TASKS', 'MODELS', 'encode_record', 'IterativeImputer', 'stratified_split', 'HyperNet', 'HyperLinear',
-           'HyperConv', 'ResBlock', 'TabularMLP', 'FusionNet', 'balanced_accuracy', 'macro_auroc', 'FusionData',
-           'predict', 'evaluate', 'train_fusion', 'make_model', 'copy_frozen', 'run_fusion', 'summarise']
+           'HyperConv', 'ResBlock', 'TabularMLP', 'copy_frozen', 'FusionNet', 'balanced_accuracy', 'macro_auroc',
+           'FusionData', 'predict', 'evaluate', 'train_fusion', 'make_model', 'run_fusion', 'summarise']
 
 # %% ../nbs/40_fusion.ipynb #c623db4e
 def encode_record(df: pd.DataFrame,  # the record, one row per patient (phantom `attrs` or `read_adnimerge`)
@@ -42,7 +42,8 @@ class IterativeImputer:
                  indicators: bool = True):  # append a 0/1 column for every column that had missing values in training
         n_iter = check_int(n_iter, 'n_iter', unit=' (rounds)')
         ridge = check_real(ridge, 'ridge', 0, expect='a finite penalty >= 0')
-        self.n_iter, self.ridge, self.indicators, self.fitted = n_iter, ridge, indicators, False
+        if not isinstance(indicators, (bool, np.bool_)): raise TypeError(f"indicators={indicators!r}: expected True or False")
+        self.n_iter, self.ridge, self.indicators, self.fitted = n_iter, ridge, bool(indicators), False
 
     def _check(self, X, fitting=False) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
@@ -103,6 +104,8 @@ def stratified_split(strata: pd.DataFrame,  # one row per patient; every column 
         raise ValueError(f"fractions={fractions}: expected three positive parts (train, validation, test) summing to 1")
     rng = np.random.default_rng(seed)
     key = strata.astype(str).agg('|'.join, axis=1).to_numpy()
+    if len(np.unique(key)) != len(strata.astype(str).drop_duplicates()):  # ('a|b', 'c') and ('a', 'b|c') would join into one stratum
+        raise ValueError("strata values contain '|', which merges different strata into one key; expected values without '|' (recode them)")
     parts = [[] for _ in fractions]
     cuts = np.cumsum(fractions)[:-1]
     for k in np.unique(key):
@@ -268,6 +271,13 @@ class TabularMLP(nn.Module):
 # %% ../nbs/40_fusion.ipynb #7b0db19e
 FUSIONS = ('image', 'tabular', 'concat', 'film', 'daft', 'hyper_head', 'hyper_shortcut')
 
+def copy_frozen(m: nn.Module) -> nn.Module:
+    "A frozen deep copy (the HyperFusion model must not change the tabular baseline it borrows)."
+    import copy
+    c = copy.deepcopy(m).eval()
+    for p in c.parameters(): p.requires_grad_(False)
+    return c
+
 class FusionNet(nn.Module):
     "Small ResNet over the image with the record fused in one of several ways (see `FUSIONS`)."
     def __init__(self, n_tab: int,  # width of the imputed record (with indicators)
@@ -283,9 +293,7 @@ class FusionNet(nn.Module):
         if fusion == 'hyper_shortcut' and tab_encoder is None: raise ValueError("'hyper_shortcut' needs a pretrained tab_encoder (a TabularMLP)")
         self.fusion, self.n_tab, self.dim = fusion, n_tab, dim
         C, BN, w = _conv(dim), _bn(dim), width
-        self.tab_encoder = tab_encoder
-        if tab_encoder is not None:
-            for p in tab_encoder.parameters(): p.requires_grad_(False)
+        self.tab_encoder = None if tab_encoder is None else copy_frozen(tab_encoder)  # a frozen copy: the caller's model stays as it was
         emb = tab_encoder.head.in_features if tab_encoder is not None else n_tab
         last = {'film': 'film', 'daft': 'daft', 'hyper_shortcut': 'hyper'}.get(fusion)
         self.stem = nn.Sequential(C(1, w, 3, 2, 1, bias=False), BN(w), nn.ReLU())
@@ -424,7 +432,7 @@ def train_fusion(model: nn.Module,  # a FusionNet or TabularMLP
                  seed: int = 0,  # seed of the batch order
                  progress: bool = True) -> pd.DataFrame:  # show a progress bar
     "Train with L1 (age) or class-weighted cross-entropy (AD); keep the weights of the best validation epoch; returns the learning curve."
-    epochs, bs = check_int(epochs, 'epochs'), check_int(bs, 'bs')
+    epochs, bs, seed = check_int(epochs, 'epochs'), check_int(bs, 'bs'), check_int(seed, 'seed', 0)
     tr = data.split['train']
     if data.task == 'ad':
         cnt = np.bincount(data.y[tr].numpy(), minlength=3).astype(np.float32)
@@ -445,7 +453,9 @@ def train_fusion(model: nn.Module,  # a FusionNet or TabularMLP
         val = evaluate(model, data, 'val')
         score = -val['mae'] if data.task == 'age' else val['auroc'] + val['bacc']
         hist.append(dict(epoch=ep + 1, train_loss=tot / len(tr), **{'val_' + k: v for k, v in val.items()}))
+        if not np.isfinite(score): score = -np.inf  # a NaN epoch (diverged) never wins, and never blocks a later finite one
         if best is None or score > best: best, best_state = score, {k: v.clone() for k, v in model.state_dict().items()}
+    if not np.isfinite(best): raise FloatingPointError(f"training diverged: no epoch gave a finite validation score (lr={lr}); try a smaller lr")
     model.load_state_dict(best_state)
     return pd.DataFrame(hist)
 
@@ -459,20 +469,15 @@ def make_model(name: str,  # one of MODELS
     "The model `name` for `data.task`: HyperFusion hyper-generates the head from sex (age) or the last shortcut conv from a tabular embedding (AD)."
     if name not in MODELS: raise ValueError(f"model {name!r}; expected one of {MODELS}")
     width = check_int(width, 'width')
+    if tab_encoder is not None and not (name == 'hyperfusion' and data.task == 'ad'):
+        raise ValueError(f"tab_encoder is used by HyperFusion on the AD task only; the {name!r} model on the {data.task!r} task would ignore it")
     if name == 'tabular': return TabularMLP(data.n_tab, data.n_out)
     if name == 'hyperfusion':
         if data.task == 'age': return FusionNet(data.n_tab, data.n_out, 'hyper_head', data.images.ndim - 2, width)
         if tab_encoder is None: raise ValueError("HyperFusion for AD needs the pretrained tabular MLP (tab_encoder)")
         with torch.no_grad(): m2 = float(tab_encoder.embed(data.tab[data.split['train']]).pow(2).mean())
-        return FusionNet(data.n_tab, data.n_out, 'hyper_shortcut', data.images.ndim - 2, width, copy_frozen(tab_encoder), m2)
+        return FusionNet(data.n_tab, data.n_out, 'hyper_shortcut', data.images.ndim - 2, width, tab_encoder, m2)  # FusionNet freezes a copy
     return FusionNet(data.n_tab, data.n_out, name, data.images.ndim - 2, width)
-
-def copy_frozen(m: nn.Module) -> nn.Module:
-    "A frozen deep copy (the HyperFusion model must not change the tabular baseline it borrows)."
-    import copy
-    c = copy.deepcopy(m).eval()
-    for p in c.parameters(): p.requires_grad_(False)
-    return c
 
 # %% ../nbs/40_fusion.ipynb #a3a3c723
 def run_fusion(task: str,  # 'age' or 'ad'
@@ -485,6 +490,7 @@ def run_fusion(task: str,  # 'age' or 'ad'
     "Train every model on every seed; returns (results table: one row per seed x model, learning curves)."
     if isinstance(models, str) or not len(models) or any(m not in MODELS for m in models):
         raise ValueError(f"models={models!r}; expected a tuple of names from {MODELS}")
+    if isinstance(seeds, (int, np.integer)): seeds = (int(seeds),)
     if not len(seeds): raise ValueError(f"seeds={seeds!r}; expected at least one seed")
     epochs = check_int(epochs, 'epochs')
     if 'hyperfusion' in models and task == 'ad' and 'tabular' not in models: raise ValueError("HyperFusion for AD needs 'tabular' in models (its pretrained encoder)")
@@ -494,7 +500,7 @@ def run_fusion(task: str,  # 'age' or 'ad'
         trained = {}
         for name in sorted(models, key=lambda m: m != 'tabular'):  # the tabular MLP first: HyperFusion (AD) reuses it
             torch.manual_seed(seed)
-            model = make_model(name, data, width, trained.get('tabular'))
+            model = make_model(name, data, width, trained.get('tabular') if (name, task) == ('hyperfusion', 'ad') else None)
             t0 = time.perf_counter()
             h = train_fusion(model, data, epochs, seed=seed, progress=progress)
             trained[name] = model
@@ -511,4 +517,4 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     g = results.groupby(['task', 'model'], sort=False)
     out = pd.DataFrame({m: g[m].mean().map('{:.3f}'.format) + ' ± ' + g[m].std().map('{:.3f}'.format) for m in metrics})
     out['seeds'] = g.size()
-    return out.replace('nan ± nan', '')
+    return out.replace('nan ± nan', '').replace(r' ± nan$', '', regex=True)  # one seed: no spread to show

@@ -183,3 +183,30 @@ def test_brain_age_data_has_the_patients_asked_for():
     for seed in (0, 3):
         d = FusionData('age', 240, seed=seed, size=16)
         assert len(d.batch) == 240 and (d.batch.truth.stage == 'CN').all()
+
+
+def test_fusion_inputs_that_were_ignored_or_misread(monkeypatch):
+    "Read-only audit, session 26: a diverged first epoch pinned NaN weights; tab_encoder was dropped silently; FusionNet froze the caller's MLP; strata joined by '|' merged."
+    import torch, pandas as pd
+    from medcf import fusion as Fu
+    da = Fu.FusionData('age', 30, size=32)
+    maes, states = iter([float('nan'), 5.0, 7.0]), []  # a NaN first epoch, then finite ones
+    real = Fu.evaluate
+    def fake(m, d, part):
+        states.append({k: v.clone() for k, v in m.state_dict().items()})
+        return {**real(m, d, part), 'mae': next(maes)}
+    monkeypatch.setattr(Fu, 'evaluate', fake)
+    model = Fu.make_model('concat', da, 4)
+    Fu.train_fusion(model, da, 3, progress=False)
+    assert all(torch.equal(v, states[1][k]) for k, v in model.state_dict().items())  # epoch 2's weights (epoch 1's NaN score blocked every later one)
+    monkeypatch.setattr(Fu, 'evaluate', lambda m, d, part: {**real(m, d, part), 'mae': float('nan')})
+    with pytest.raises(FloatingPointError, match='no epoch gave a finite validation score'): Fu.train_fusion(Fu.make_model('concat', da, 4), da, 2, progress=False)
+    monkeypatch.undo()
+    tm = Fu.TabularMLP(da.n_tab, da.n_out)
+    with pytest.raises(ValueError, match="tab_encoder is used by HyperFusion on the AD task only"): Fu.make_model('film', da, 4, tm)
+    Fu.FusionNet(da.n_tab, da.n_out, 'hyper_shortcut', 2, 4, tab_encoder=tm)
+    assert all(p.requires_grad for p in tm.parameters())  # the caller's model is not frozen in place
+    with pytest.raises(TypeError, match="indicators='no'"): Fu.IterativeImputer(indicators='no')
+    with pytest.raises(ValueError, match="contain '\\|'"): Fu.stratified_split(pd.DataFrame({'a': ['a|b', 'a'], 'b': ['c', 'b|c']}))
+    one = pd.DataFrame(dict(task=['age'], model=['concat'], seed=[0], mae=[0.333]))
+    assert Fu.summarise(one).loc[('age', 'concat'), 'mae'] == '0.333'  # was '0.333 ± nan'
