@@ -54,17 +54,27 @@ def check_visits(visit_t: np.ndarray,  # N x V visit times in years (nan where t
 def _check_observed(trial: MSTrialData):
     "Raise unless every visit index is on the grid (or -1) and every observed EDSS is a number on the 0..10 scale."
     vi, G = np.asarray(trial.visit_idx), len(trial.grid)
+    if vi.dtype.kind not in 'iu': raise TypeError(f"visit_idx has dtype {vi.dtype}; expected integer grid indices (-1 where there is no visit), e.g. visit_idx.astype(int) after reading a CSV")
     bad = vi[(vi < -1) | (vi >= G)]
     if bad.size: raise ValueError(f"visit_idx has values {np.unique(bad)[:5].tolist()}; expected grid indices 0..{G - 1}, or -1 where there is no visit")
     y = np.asarray(trial.visit_y, dtype=float)[vi >= 0]
     if np.isnan(y).any(): raise ValueError(f"{int(np.isnan(y).sum())} observed visits (visit_idx >= 0) have no EDSS (NaN); expected a value in [0, 10] at every observed visit")
     if ((y < 0) | (y > 10)).any(): raise ValueError(f"observed EDSS ranges over [{y.min():g}, {y.max():g}]; expected values on the EDSS scale [0, 10]")
 
+def _check_grid(grid: np.ndarray) -> None:
+    "Raise unless the time grid starts at 0 and is finite, increasing and evenly spaced (the SDE solver steps by its first spacing)."
+    d = np.diff(grid)
+    if grid.ndim != 1 or len(grid) < 2 or not np.isfinite(grid).all() or grid[0] != 0:
+        raise ValueError(f"grid={grid[:4].tolist()}...: expected a 1-d array of finite times in years starting at 0, at least two of them")
+    if (d <= 0).any(): raise ValueError(f"the time grid is not strictly increasing (at index {int(np.argmax(d <= 0)) + 1}); expected increasing times")
+    if not np.allclose(d, d[0], rtol=1e-6, atol=1e-9): raise ValueError(f"the time grid's spacing ranges over [{d.min():.4g}, {d.max():.4g}] years; expected an even spacing (the solver steps by the first one)")
+
 def trial_tensors(trial: MSTrialData,  # a simulated trial (or real data in the same layout)
                   img_size: int = 32) -> TrialTensors:  # images are average-pooled to this size
     "Convert a trial to tensors, checking visit indices and order, observed EDSS and image size."
     if not isinstance(trial, MSTrialData): raise TypeError(f"trial is a {type(trial).__name__}; expected an MSTrialData (e.g. MSTrial().simulate(n))")
     img_size = check_int(img_size, 'img_size')
+    _check_grid(np.asarray(trial.grid, dtype=float))
     _check_observed(trial)
     check_visits(trial.visit_t, trial.mask)
     img = trial.baseline.images.float()
@@ -108,7 +118,9 @@ class BaselineEncoder(nn.Module):
 
     def fit_scaler(self, tab: torch.Tensor):  # training records, N x n_tab
         "Standardize the record with the training data's mean and sd."
-        self._check(tab); self.tab_mean.copy_(tab.mean(0)); self.tab_sd.copy_(tab.std(0).clamp(min=1e-3))
+        self._check(tab)
+        if len(tab) < 2: raise ValueError(f"fit_scaler got {len(tab)} training record(s); expected at least two (a standard deviation needs them)")
+        self.tab_mean.copy_(tab.mean(0)); self.tab_sd.copy_(tab.std(0).clamp(min=1e-3))
 
     def forward(self, image: torch.Tensor,  # N x 1 x s x s
                 tab: torch.Tensor) -> torch.Tensor:  # N x n_tab

@@ -191,3 +191,18 @@ def test_causal_sde_effect_at_its_time(small):
     torch.manual_seed(0); m = CausalSDE(); m.fit_scaler(T.tab)
     p1, ph = predict(m, T[:8], n_paths=8, t=1.0), predict(m, T[:8], n_paths=8)
     assert p1.cate_t < ph.cate_t and not np.allclose(p1.cate[:, 1:], ph.cate[:, 1:])
+
+
+def test_grid_visit_index_and_scaler_checks():
+    "Read-only audit, session 26: an uneven grid was integrated in steps of its first spacing (a straight line), a non-increasing one failed inside torchsde, "
+    "float visit indices gave an IndexError, one training record gave NaN everywhere."
+    import dataclasses
+    tr = MSTrial(seed=0).simulate(6, seed=1)
+    g = np.asarray(tr.grid, dtype=float)
+    uneven = g.copy(); uneven[1:] = np.concatenate([[1.0], np.linspace(1.0, g[-1], len(g) - 1)[1:]])
+    with pytest.raises(ValueError, match="spacing ranges over"): trial_tensors(dataclasses.replace(tr, grid=uneven))
+    back = g.copy(); back[1] = g[2]
+    with pytest.raises(ValueError, match="time grid is not strictly increasing"): trial_tensors(dataclasses.replace(tr, grid=back))
+    with pytest.raises(TypeError, match="visit_idx has dtype float64; expected integer"): trial_tensors(dataclasses.replace(tr, visit_idx=np.asarray(tr.visit_idx, dtype=float)))
+    enc = BaselineEncoder()
+    with pytest.raises(ValueError, match="fit_scaler got 1 training record"): enc.fit_scaler(torch.as_tensor(tr.tabular())[:1])
