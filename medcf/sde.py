@@ -419,7 +419,10 @@ def evaluate(pred: MSPrediction,  # predictions for the patients of `trial`
     tc = pred.cate_t  # the truth at the time the effect was predicted for (it used to be the horizon whatever `predict`'s t)
     n, arm, m = len(trial), trial.arm, trial.mask[:, -1]
     y = trial.visit_y[m, -1]
-    mu, lo, hi = (x[np.arange(n), arm, -1][m] for x in (pred.mean, pred.lo, pred.hi))
+    # the final visit is read where it happened: a patient's last visit may sit before the horizon (in the phantom, a month early);
+    # a model that predicts the horizon only (the T-learner) is read there
+    col = np.maximum(trial.visit_idx[:, -1], 0) if len(pred.times) == len(trial.grid) else np.full(n, -1)
+    mu, lo, hi = (x[np.arange(n), arm, col][m] for x in (pred.mean, pred.lo, pred.hi))
     out = dict(model=pred.name, mse_final=float(np.mean((y - mu) ** 2)), mse_visits=np.nan)
     if len(pred.times) == len(trial.grid):
         M = trial.mask.copy(); M[:, 0] = False

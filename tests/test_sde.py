@@ -206,3 +206,18 @@ def test_grid_visit_index_and_scaler_checks():
     with pytest.raises(TypeError, match="visit_idx has dtype float64; expected integer"): trial_tensors(dataclasses.replace(tr, visit_idx=np.asarray(tr.visit_idx, dtype=float)))
     enc = BaselineEncoder()
     with pytest.raises(ValueError, match="fit_scaler got 1 training record"): enc.fit_scaler(torch.as_tensor(tr.tabular())[:1])
+
+
+def test_final_visit_is_read_where_it_happened():
+    "evaluate read every prediction at the horizon, also for patients whose final visit came a month earlier (a perfect prediction scored > 0)."
+    from medcf.sde import MSPrediction, evaluate
+    tr = MSTrial(seed=0).simulate(40, seed=1)
+    G, n, last = len(tr.grid), len(tr), np.asarray(tr.visit_idx)[:, -1]
+    assert ((last >= 0) & (last < G - 1)).any()  # some observed final visits are before the horizon
+    mean = np.broadcast_to(np.arange(G, dtype=float), (n, 3, G)).copy()  # each time's prediction is its grid index
+    y = np.asarray(tr.visit_y, dtype=float).copy(); y[:, -1] = np.where(last >= 0, last, np.nan)  # the truth at the final visit: its index
+    import dataclasses
+    t2 = dataclasses.replace(tr, visit_y=y)
+    pred = MSPrediction('exact', np.asarray(tr.grid), mean, mean - 1, mean + 1, np.zeros((n, 3)))
+    r = evaluate(pred, t2)
+    assert r['mse_final'] == 0 and r['coverage90'] == 1
