@@ -300,7 +300,7 @@ def save_pipeline(pipe, out_dir: str | Path,  # folder to write (created; must b
         raise ValueError(f"the pipeline's text encoder (a {type(pipe.text_encoder).__name__}) is not the packaged MiniLM that load_pipeline "
                          "attaches to a folder without one, so it would come back with another encoder; pass include_text_encoder=True "
                          "to write it into the folder")
-    card = jsonable(dict(card or {}), 'card')  # numbers stay numbers (default=str wrote np.int64(256) as '256'); refused before anything is written
+    card = jsonable(card or {}, 'card')  # numbers stay numbers (default=str wrote np.int64(256) as '256'); refused before anything is written
     out = Path(out_dir); _clear_for_save(out, overwrite)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     conv = (lambda m: copy.deepcopy(m).half()) if fp16 else (lambda m: m)
@@ -368,21 +368,22 @@ def zoo_names() -> list:
     "Names of the shipped checkpoints."
     return list(ZOO)
 
-def _scheduler_from(folder: Path):
-    "The scheduler a saved scheduler/ folder names (`_class_name`, any diffusers scheduler), DDIM when it names none."
+def _named_class(folder: Path, config: str, default: str, ok: Callable, what: str, expected: str):
+    "The diffusers class a saved folder's config names (`_class_name`; `default` when it names none), refused unless `ok(name)`."
     import diffusers
-    name = json.loads((folder / 'scheduler_config.json').read_text()).get('_class_name', 'DDIMScheduler') if (folder / 'scheduler_config.json').exists() else 'DDIMScheduler'
-    cls = getattr(diffusers, str(name), None)
-    if cls is None or not name.endswith('Scheduler'): raise ValueError(f"{folder} names the scheduler {name!r}, which diffusers does not have; expected a diffusers scheduler class")
-    return cls.from_pretrained(folder)
+    name = str(json.loads((folder / config).read_text()).get('_class_name', default)) if (folder / config).exists() else default
+    cls = getattr(diffusers, name, None)
+    if cls is None or not ok(name): raise ValueError(f"{folder} names the {what} {name!r}; expected {expected}")
+    return cls
+
+def _scheduler_from(folder: Path):
+    "The scheduler a saved scheduler/ folder names (any diffusers scheduler), DDIM when it names none."
+    return _named_class(folder, 'scheduler_config.json', 'DDIMScheduler', lambda n: n.endswith('Scheduler'), 'scheduler', 'a diffusers scheduler class').from_pretrained(folder)
 
 def _vae_from(folder: Path, dtype: torch.dtype):
-    "The autoencoder a saved vae/ folder names (`_class_name`: AutoencoderKL, AutoencoderTiny, ...), AutoencoderKL when it names none."
-    import diffusers
-    name = json.loads((folder / 'config.json').read_text()).get('_class_name', 'AutoencoderKL') if (folder / 'config.json').exists() else 'AutoencoderKL'
-    cls = getattr(diffusers, str(name), None)
-    if cls is None or not str(name).startswith('Autoencoder'): raise ValueError(f"{folder} names the autoencoder {name!r}; load_pipeline loads diffusers' Autoencoder* classes (AutoencoderKL, AutoencoderTiny, ...)")
-    return cls.from_pretrained(folder, dtype=dtype)
+    "The autoencoder a saved vae/ folder names (AutoencoderKL, AutoencoderTiny, ...), AutoencoderKL when it names none."
+    return _named_class(folder, 'config.json', 'AutoencoderKL', lambda n: n.startswith('Autoencoder'), 'autoencoder',
+                        "one of diffusers' Autoencoder* classes (AutoencoderKL, AutoencoderTiny, ...)").from_pretrained(folder, dtype=dtype)
 
 def _resolve(name_or_path) -> Path:
     p = Path(name_or_path)
@@ -425,7 +426,7 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
                   dtype: torch.dtype = torch.float32):  # weights are cast to this dtype
     "Load an SD-style pipeline; zoo folders carry no text encoder, so the packaged MiniLM is attached."
     _quiet()  # before the import: diffusers' pipeline module touches transformers' image processors, which warn without torchvision
-    from diffusers import AutoencoderKL, UNet2DConditionModel, DDIMScheduler, StableDiffusionPipeline
+    from diffusers import UNet2DConditionModel, StableDiffusionPipeline
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(f"name_or_path must be a zoo name ({', '.join(ZOO)}) or a pipeline folder (str or Path), got {type(name_or_path).__name__}")
     if not isinstance(dtype, torch.dtype): raise TypeError(f"dtype={dtype!r}: expected a torch.dtype (torch.float32, torch.float16 or torch.bfloat16)")
@@ -1103,7 +1104,6 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
         raise ValueError(f"snapshot_every={snapshot_every!r}: expected None or a positive number of steps")
     if snr_gamma is not None and not snr_gamma > 0: raise ValueError(f"snr_gamma={snr_gamma}: expected None or a positive number (5 is usual)")
     check_autocast(autocast); check_float32_weights(pipe.unet, 'UNet'); check_unet(pipe)
-    _check_embeddings(pipe, encode_prompts(pipe, ['']), "the text encoder's output", 1)  # a UNet built for another text encoder fails here, not after the VAE pass
     unet, dev = pipe.unet, _device(pipe)
     pt = pipe.scheduler.config.get('prediction_type', 'epsilon')
     if snr_gamma is not None and float(pipe.scheduler.alphas_cumprod[-1]) == 0:
@@ -1111,13 +1111,14 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
                       "so they barely train; consider snr_gamma=None for this schedule")
     flags = [p.requires_grad for p in unet.parameters()]
     train_all = all(flags) or not any(flags)  # some parameters marked trainable by the caller (attention only, say): only those train
-    names = [n for (n, _), f in zip(unet.named_parameters(), flags) if train_all or f]
+    chosen = [(n, p) for (n, p), f in zip(unet.named_parameters(), flags) if train_all or f]
+    names, params = [n for n, _ in chosen], [p for _, p in chosen]
     def digest(*parts) -> str:
         h = hashlib.sha256()
         for b in parts: h.update(b)
         return h.hexdigest()[:16]
     settings = dict(lr=lr, batch_size=batch_size, cond_drop=float(cond_drop), ema_decay=ema_decay, warmup=warmup, snr_gamma=snr_gamma,
-                    seed=seed, autocast=autocast, weights=None if w is None else hashlib.sha256((w / w.sum()).numpy().tobytes()).hexdigest()[:16],
+                    seed=seed, autocast=autocast, weights=None if w is None else digest((w / w.sum()).numpy().tobytes()),
                     n_images=len(images), unet_config=json.loads(json.dumps({k: v for k, v in dict(unet.config).items() if not k.startswith('_')}, sort_keys=True, default=str)),
                     prediction_type=pt, schedule=digest(pipe.scheduler.alphas_cumprod.double().numpy().tobytes()),
                     data=digest(memoryview(images.detach().cpu().contiguous().numpy()), '\x00'.join(prompts).encode()) if ckpt_dir else None,  # only a resume needs it
@@ -1125,12 +1126,12 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     state = Path(ckpt_dir) / 'finetune_state.pt' if ckpt_dir else None
     s = torch.load(state, weights_only=False) if state is not None and resume and state.exists() else None
     if s is not None: _check_resume(state, s, settings, steps)  # before any work
-    mu, sd = _posterior(pipe, images)
     uniq = sorted(set(prompts)); at = {p: i for i, p in enumerate(uniq)}; pix = torch.tensor([at[p] for p in prompts])
     emb = encode_prompts(pipe, uniq + ['']).to(dev, _dtype(pipe))
+    _check_embeddings(pipe, emb, "the text encoder's output", len(uniq) + 1)  # a UNet built for another text encoder fails here, not after the VAE pass
+    mu, sd = _posterior(pipe, images)
     acp = pipe.scheduler.alphas_cumprod.to(dev)
     T = len(acp)
-    params = [p for p, f in zip(unet.parameters(), flags) if train_all or f]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     ema = [p.detach().clone() for p in unet.parameters()] if ema_decay else None
     g = torch.Generator().manual_seed(seed)

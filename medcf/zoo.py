@@ -202,12 +202,13 @@ def select_guidance(name: str,  # 'chest' or 'skin'
     check_real(min_adherence, 'min_adherence', 0, 1, expect='a share in [0, 1]')
     if not len(intervals): raise ValueError("intervals=(): expected at least one guidance interval (None: guidance at every step)")
     raw = _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, VALIDATION_SEEDS, 0, intervals)
+    worst = [min(adh.values()) for _, _, adh, _ in raw]  # each setting's weakest adherence
     rows = [dict(guidance_scale=w, guidance_interval=None if gi is None else list(gi), validation_fd_ratio=round(fd, 3),  # as `validation_fd`'s
-                 **{k: round(v, 4) for k, v in adh.items()}, meets_min_adherence=min(adh.values()) >= min_adherence) for w, gi, adh, fd in raw]
+                 **{k: round(v, 4) for k, v in adh.items()}, meets_min_adherence=lo >= min_adherence) for (w, gi, adh, fd), lo in zip(raw, worst)]
     ok = [i for i, r in enumerate(rows) if r['meets_min_adherence']]
     if not ok: warnings.warn(f"no guidance setting reaches min_adherence={min_adherence} on every prompted attribute; the lowest "
                              "validation FD is chosen anyway (each row says meets_min_adherence=False)", stacklevel=2)
-    best = _lowest(ok or range(len(rows)), [fd for *_, fd in raw], [-min(adh.values()) for _, _, adh, _ in raw], 'the higher adherence')
+    best = _lowest(ok or range(len(rows)), [fd for *_, fd in raw], [-lo for lo in worst], 'the higher adherence')
     return [dict(r, chosen=i == best) for i, r in enumerate(rows)]
 
 
@@ -253,7 +254,8 @@ def decoder_perceptual(r: dict) -> 'PerceptualDistance | None':  # a recipe (wit
 def _vae_stage(name: str, r: dict) -> dict:
     "The recipe fields that make the autoencoder stage (data, shape, training), as JSON would give them back."
     keys = ['channels', 'size', 'n_images', 'data_seed', 'latent_channels'] + sorted(k for k in r if k.startswith('vae_'))
-    return json.loads(json.dumps({'model': name, **{k: r[k] for k in keys}}))
+    from medcf.diffusion import jsonable
+    return jsonable({'model': name, **{k: r[k] for k in keys}})
 
 def _check_vae_stage(work: Path, vh: dict, now: dict) -> None:
     "Refuse to resume on an autoencoder that another recipe trained (a smoke run's, say); `vae_from` runs record no recipe."
@@ -291,8 +293,8 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     if work.resolve().is_relative_to(out.resolve()):  # save_pipeline would refuse the folder after the whole run
         raise ValueError(f"work_dir={str(work)!r} lies inside out_dir={str(out)!r}; expected a work folder outside the checkpoint folder")
     work.mkdir(parents=True, exist_ok=True)
-    if given_vae is None and (work / 'vae' / 'config.json').exists():  # before any data is rendered: an autoencoder trained by another recipe is not reused silently
-        _check_vae_stage(work, json.loads((work / 'vae_history.json').read_text()), _vae_stage(name, r))
+    done_vh = json.loads((work / 'vae_history.json').read_text()) if given_vae is None and (work / 'vae' / 'config.json').exists() else None  # a finished VAE stage
+    if done_vh is not None: _check_vae_stage(work, done_vh, _vae_stage(name, r))  # before any data is rendered: another recipe's autoencoder is not reused silently
     t0 = time.time(); times = {}
     cache = work / f"images_{name}_{r['size']}px_{r['n_images']}_{r['data_seed']}.pt"  # rendered once, reused when a run resumes (captions are not cached)
     if cache.exists(): batch = torch.load(cache, weights_only=False)
@@ -316,9 +318,9 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
                                  "use a fresh work_dir for vae_from, or drop vae_from to resume that run")
         pipe.register_modules(vae=given_vae); vh = dict(loss=[], seconds=0.0, vae_from=str(vae_from))
         given_vae.save_pretrained(vae_dir); (work / 'vae_history.json').write_text(json.dumps(vh))
-    elif (vae_dir / 'config.json').exists():  # resume: the VAE is done
+    elif done_vh is not None:  # resume: the VAE is done (checked against the recipe above)
         from diffusers import AutoencoderKL
-        vh = json.loads((work / 'vae_history.json').read_text())  # checked against the recipe above
+        vh = done_vh
         pipe.register_modules(vae=AutoencoderKL.from_pretrained(vae_dir).eval().requires_grad_(False))
     else:
         vh = train_vae(pipe, images, r['vae_steps'], r['vae_batch'], r['vae_lr'], edge_weight=r['vae_edge_weight'], crop=r['vae_crop'],
