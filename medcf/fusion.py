@@ -14,7 +14,8 @@ from .phantoms import BrainPhantom, pick, is_full, check_int, check_real
 # %% auto #0
 __all__ = ['FUSIONS', 'TASKS', 'MODELS', 'encode_record', 'IterativeImputer', 'stratified_split', 'HyperNet', 'HyperLinear',
            'HyperConv', 'ResBlock', 'TabularMLP', 'copy_frozen', 'FusionNet', 'balanced_accuracy', 'macro_auroc',
-           'FusionData', 'predict', 'evaluate', 'train_fusion', 'make_model', 'run_fusion', 'summarise']
+           'FusionData', 'predict', 'evaluate', 'train_fusion', 'uses_tab_encoder', 'make_model', 'run_fusion',
+           'summarise']
 
 # %% ../nbs/40_fusion.ipynb #c623db4e
 def encode_record(df: pd.DataFrame,  # the record, one row per patient (phantom `attrs` or `read_adnimerge`)
@@ -462,6 +463,11 @@ def train_fusion(model: nn.Module,  # a FusionNet or TabularMLP
 # %% ../nbs/40_fusion.ipynb #5e6ddf9d
 MODELS = ('image', 'tabular', 'concat', 'film', 'daft', 'hyperfusion')
 
+def uses_tab_encoder(name: str,  # one of MODELS
+                     task: str) -> bool:  # 'age' or 'ad'
+    "Whether model `name` on `task` borrows the pretrained tabular MLP: HyperFusion on the AD task only."
+    return (name, task) == ('hyperfusion', 'ad')
+
 def make_model(name: str,  # one of MODELS
                data: FusionData,  # task data (sets widths)
                width: int = 8,  # image-network width
@@ -469,7 +475,7 @@ def make_model(name: str,  # one of MODELS
     "The model `name` for `data.task`: HyperFusion hyper-generates the head from sex (age) or the last shortcut conv from a tabular embedding (AD)."
     if name not in MODELS: raise ValueError(f"model {name!r}; expected one of {MODELS}")
     width = check_int(width, 'width')
-    if tab_encoder is not None and not (name == 'hyperfusion' and data.task == 'ad'):
+    if tab_encoder is not None and not uses_tab_encoder(name, data.task):
         raise ValueError(f"tab_encoder is used by HyperFusion on the AD task only; the {name!r} model on the {data.task!r} task would ignore it")
     if name == 'tabular': return TabularMLP(data.n_tab, data.n_out)
     if name == 'hyperfusion':
@@ -500,7 +506,7 @@ def run_fusion(task: str,  # 'age' or 'ad'
         trained = {}
         for name in sorted(models, key=lambda m: m != 'tabular'):  # the tabular MLP first: HyperFusion (AD) reuses it
             torch.manual_seed(seed)
-            model = make_model(name, data, width, trained.get('tabular') if (name, task) == ('hyperfusion', 'ad') else None)
+            model = make_model(name, data, width, trained.get('tabular') if uses_tab_encoder(name, task) else None)
             t0 = time.perf_counter()
             h = train_fusion(model, data, epochs, seed=seed, progress=progress)
             trained[name] = model

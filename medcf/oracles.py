@@ -617,14 +617,15 @@ class LiTModel:
 
     def similarity(self, images, texts) -> torch.Tensor:  # N images; T texts
         "N x T cosine similarities."
-        return self.image_embed(images) @ self.text_embed(texts).T
+        i = self.image_embed(images)
+        return i @ self.text_embed(texts).to(i).T  # the text tower lives on the CPU; the images may not
 
     def image_text_score(self, images,  # N x C x H x W
                          texts) -> torch.Tensor:  # N captions (one per image) or a single caption for all
         "CLIP-score-like cosine similarity of each image with its caption, N values in [-1, 1]."
         texts = [texts] if isinstance(texts, str) else list(texts)
-        t = self.text_embed(texts)
         i = self.image_embed(images)
+        t = self.text_embed(texts).to(i)
         if len(texts) not in (1, len(i)): raise ValueError(f"{len(i)} images but {len(texts)} texts; expected one text or one per image")
         return (i * t).sum(-1)
 
@@ -635,7 +636,7 @@ class LiTModel:
         "Directional similarity: cosine between the image-embedding change and the text-embedding change (N values)."
         s, e = self.image_embed(src_images), self.image_embed(edited_images)
         if s.shape != e.shape: raise ValueError(f"src_images gave {tuple(s.shape)} embeddings but edited_images {tuple(e.shape)}; expected the same count")
-        def t(x): x = [x] if isinstance(x, str) else list(x); return self.text_embed(x)
+        def t(x): x = [x] if isinstance(x, str) else list(x); return self.text_embed(x).to(s)
         ts, tt = t(src_text), t(tgt_text)
         for name, z in (('src_text', ts), ('tgt_text', tt)):
             if len(z) not in (1, len(s)): raise ValueError(f"{name} has {len(z)} texts; expected one or {len(s)}")
@@ -687,7 +688,7 @@ def zero_shot_accuracy(lit: LiTModel,  # aligned model
     if labels.ndim != 1 or labels.dtype.kind not in 'iu': raise ValueError(f"labels have shape {labels.shape} and dtype {labels.dtype}; expected a 1-d array of integer class indices")
     if len(labels) != len(images): raise ValueError(f"{len(images)} images but {len(labels)} labels")
     if labels.min() < 0 or labels.max() >= len(class_texts): raise ValueError(f"labels must lie in 0..{len(class_texts) - 1}")
-    return float((lit.zero_shot(images, class_texts).argmax(1).numpy() == labels).mean())
+    return float((lit.zero_shot(images, class_texts).argmax(1).cpu().numpy() == labels).mean())
 
 def _with(row: pd.Series, name: str, value) -> pd.Series:
     r = row.copy(); r[name] = value; return r
@@ -707,8 +708,8 @@ def caption_swap_accuracy(lit: LiTModel,  # aligned model
     informative = np.array([len(set(c)) == len(values) for c in caps])
     if not informative.any(): return float('nan')
     img = lit.image_embed(batch.images)
-    txt = torch.stack([lit.text_embed(c) for c in caps])  # N x K x D
-    pred = (txt @ img[:, :, None]).squeeze(-1).argmax(1).numpy()
+    txt = torch.stack([lit.text_embed(c) for c in caps]).to(img)  # N x K x D
+    pred = (txt @ img[:, :, None]).squeeze(-1).argmax(1).cpu().numpy()
     true = np.array([values.index(_py(x)) for x in batch.attrs[attribute]])
     return float((pred == true)[informative].mean())
 

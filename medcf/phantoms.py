@@ -12,8 +12,8 @@ import numpy as np, pandas as pd, torch
 # %% auto #0
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
            'check_real', 'check_weights', 'warn_unit_range', 'warn_truncated', 'some_names', 'refuse_overwrite',
-           'data_samples_root', 'data_path', 'Variable', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph',
-           'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles',
+           'data_samples_root', 'data_path', 'Variable', 'row_index', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts',
+           'plot_graph', 'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles',
            'chest_facts', 'SkinPhantom', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #c2c0587c
@@ -158,6 +158,14 @@ class Variable:
         return arr
 
 # %% ../nbs/00_phantoms.ipynb #c26d712a
+def row_index(idx,  # an integer (0-d tensors and arrays too), slice, list/array of integers, or a boolean mask with one value per row
+              n: int) -> np.ndarray:  # number of rows
+    "Positions selected by `idx` among `n` rows, as a contiguous integer array (how the batch classes index)."
+    if isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0: idx = idx.item()  # a 0-d tensor or array is its one value
+    if isinstance(idx, (bool, np.bool_)): raise TypeError(f"[{idx}]: a single bool is not an index (it read as row {int(idx)}); expected an integer, slice, list or a boolean mask with one value per row")
+    if isinstance(idx, (int, np.integer)): idx = [int(idx)]
+    return np.ascontiguousarray(np.arange(n)[idx])  # a reversed slice is a negative-stride view, which torch refuses
+
 @dataclass
 class PhantomBatch:
     "A batch of phantom samples with everything needed to render its counterfactuals."
@@ -172,10 +180,7 @@ class PhantomBatch:
     def __len__(self): return len(self.attrs)
     def __getitem__(self, idx) -> PhantomBatch:
         "Select samples by integer, slice, list or boolean mask; returns a new batch."
-        if isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0: idx = idx.item()  # a 0-d tensor or array is its one value
-        if isinstance(idx, (bool, np.bool_)): raise TypeError(f"batch[{idx}]: a single bool is not an index (it read as sample {int(idx)}); expected an integer, slice, list or a boolean mask with one value per sample")
-        if isinstance(idx, (int, np.integer)): idx = [int(idx)]
-        ix = np.ascontiguousarray(np.arange(len(self))[idx])  # a reversed slice is a negative-stride view, which torch refuses
+        ix = row_index(idx, len(self))
         return PhantomBatch(self.images[torch.as_tensor(ix)], self.attrs.iloc[ix].reset_index(drop=True),
                             {k: v[ix] for k, v in self.noise.items()}, [self.prompts[i] for i in ix],
                             self.truth.iloc[ix].reset_index(drop=True), {k: v[ix] for k, v in self.interventions.items()}, self.source)
@@ -1140,8 +1145,7 @@ class MSTrialData:
 
     def __getitem__(self, idx) -> MSTrialData:
         "Select patients (integer, integer array, slice or boolean mask)."
-        if isinstance(idx, (int, np.integer)): idx = [int(idx)]
-        ix = np.arange(len(self))[idx]
+        ix = row_index(idx, len(self))
         return MSTrialData(self.baseline[list(ix)], self.grid, self.visit_idx[ix], self.visit_y[ix], self.latent[ix],
                            self.disability[ix], self.expected[ix], self.obs_sd, self.arms)
 

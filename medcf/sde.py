@@ -421,12 +421,14 @@ def evaluate(pred: MSPrediction,  # predictions for the patients of `trial`
     y = trial.visit_y[m, -1]
     # the final visit is read where it happened: a patient's last visit may sit before the horizon (in the phantom, a month early);
     # a model that predicts the horizon only (the T-learner) is read there
-    col = np.maximum(trial.visit_idx[:, -1], 0) if len(pred.times) == len(trial.grid) else np.full(n, -1)
+    trajectory = len(pred.times) == len(trial.grid)  # predicted on the whole grid (else at the horizon only)
+    at = np.maximum(trial.visit_idx, 0)  # each visit's grid index
+    col = at[:, -1] if trajectory else np.full(n, -1)
     mu, lo, hi = (x[np.arange(n), arm, col][m] for x in (pred.mean, pred.lo, pred.hi))
     out = dict(model=pred.name, mse_final=float(np.mean((y - mu) ** 2)), mse_visits=np.nan)
-    if len(pred.times) == len(trial.grid):
+    if trajectory:
         M = trial.mask.copy(); M[:, 0] = False
-        f = pred.mean[np.arange(n)[:, None], arm[:, None], np.maximum(trial.visit_idx, 0)]
+        f = pred.mean[np.arange(n)[:, None], arm[:, None], at]
         out['mse_visits'] = float(np.mean((trial.visit_y[M] - f[M]) ** 2))
     for a in MS_ARMS[1:]:
         out[f'pehe_{a}'] = float(np.sqrt(np.mean((pred.cate[:, ms_arm_index(a)] - trial.cate(a, tc)) ** 2)))

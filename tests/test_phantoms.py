@@ -230,6 +230,9 @@ def test_batch_indexing_and_empty_counterfactuals():
     r = b[::-1]
     assert torch.equal(r.images, b.images.flip(0)) and r.attrs.age.tolist() == b.attrs.age.tolist()[::-1]
     with pytest.raises(ValueError, match='batch is empty'): ph.counterfactual(b[b.attrs.age > 200], effusion=1)
+    tr = P.MSTrial(seed=0).simulate(4, seed=1)  # the trial's patients index by the same rule (row_index)
+    assert tr[torch.tensor(2)].latent.tolist() == tr[2].latent.tolist() and len(tr[::-1]) == 4
+    with pytest.raises(TypeError, match='a single bool is not an index'): tr[True]
 
 
 def test_show_grid_titles_and_scale():
