@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_diffusion.ipynb #1e4f8399
 from __future__ import annotations
-import os, json, hashlib, math, time, copy, warnings, weakref, platform
+import os, json, hashlib, math, time, copy, warnings, weakref, platform, functools
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, Any
@@ -13,16 +13,17 @@ from .phantoms import pick, is_full, data_path, data_samples_root, warn_unit_ran
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK', 'ALPHA_FLOOR',
-           'UNET_EXTRAS', 'text_encoder_dir', 'load_text_encoder', 'build_vae', 'build_unet', 'build_scheduler',
-           'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_hw', 'native_size', 'check_images',
-           'check_latents', 'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip', 'sha256', 'jsonable',
-           'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline', 'model_card_markdown', 'zoo_dir', 'zoo_names',
-           'verify_checkpoint', 'load_pipeline', 'encode_prompts', 'ddim_scheduler', 'split_prediction', 'ddim_step',
-           'StepInfo', 'SampleOutput', 'initial_latents', 'fit_signal_leak', 'add_signal_leak',
-           'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at', 'unet_eps', 'check_unet',
-           'sample_latents', 'generate', 'Inversion', 'ddim_invert', 'as_images_prompts', 'edge_l1',
-           'check_pixel_weights', 'check_sample_weights', 'check_float32_weights', 'check_autocast', 'train_vae',
-           'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid', 'generation_panel']
+           'UNET_EXTRAS', 'STACK_LIMIT', 'text_encoder_dir', 'load_text_encoder', 'build_vae', 'build_unet',
+           'build_scheduler', 'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_hw', 'native_size',
+           'check_images', 'check_latents', 'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip',
+           'sha256', 'jsonable', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline', 'model_card_markdown',
+           'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts', 'ddim_scheduler',
+           'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents', 'fit_signal_leak',
+           'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at', 'unet_eps',
+           'check_unet', 'sample_latents', 'generate', 'Inversion', 'ddim_invert', 'dataset_item', 'as_images_prompts',
+           'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights', 'check_float32_weights',
+           'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid',
+           'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -881,27 +882,80 @@ def ddim_invert(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
     return inv
 
 # %% ../nbs/02_diffusion.ipynb #78b8e878
+STACK_LIMIT = 4 * 2**30  # bytes: a Dataset larger than this as one float32 tensor is refused by `as_images_prompts` (finetune(stream=True) reads it in batches)
+
+def dataset_item(data, i: int) -> tuple:
+    "(image tensor, prompt) of item `i` of a Dataset of (image, prompt) pairs or of dicts with 'image' and 'prompt'."
+    item = data[i]
+    if isinstance(item, dict):
+        im = next((item[k] for k in ('image', 'images', 'pixel_values') if k in item), None)
+        p = next((item[k] for k in ('prompt', 'text', 'caption') if k in item), None)
+    elif isinstance(item, (tuple, list)) and len(item) >= 2: im, p = item[0], item[1]
+    else: im = p = None
+    if not isinstance(im, torch.Tensor) or not isinstance(p, str):
+        raise TypeError(f"dataset item {i} is {type(item).__name__}; expected (image tensor, prompt str) or a dict with 'image' and 'prompt'")
+    return im, p
+
+def _is_dataset(data) -> bool: return hasattr(data, '__len__') and hasattr(data, '__getitem__') and not isinstance(data, (str, bytes))
+
 def as_images_prompts(data) -> tuple:
-    "(images N x C x H x W, prompts) from a PhantomBatch, an (images, prompts) pair, or a Dataset of (image, prompt) items."
+    "(images N x C x H x W, prompts) from a PhantomBatch, an (images, prompts) pair, or a Dataset of (image, prompt) items (stacked: at most `STACK_LIMIT` bytes)."
     if hasattr(data, 'images') and hasattr(data, 'prompts'): images, prompts = data.images, list(data.prompts)
     elif isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor): images, prompts = data[0], check_prompts(data[1])
-    elif hasattr(data, '__len__') and hasattr(data, '__getitem__'):
+    elif _is_dataset(data):
         if len(data) == 0: raise ValueError(f"the dataset ({type(data).__name__}) is empty; expected at least one (image, prompt) item")
-        ims, prompts = [], []
-        for i in range(len(data)):
-            item = data[i]
-            if isinstance(item, dict):
-                im = next((item[k] for k in ('image', 'images', 'pixel_values') if k in item), None)
-                p = next((item[k] for k in ('prompt', 'text', 'caption') if k in item), None)
-            elif isinstance(item, (tuple, list)) and len(item) >= 2: im, p = item[0], item[1]
-            else: im = p = None
-            if not isinstance(im, torch.Tensor) or not isinstance(p, str):
-                raise TypeError(f"dataset item {i} is {type(item).__name__}; expected (image tensor, prompt str) or a dict with 'image' and 'prompt'")
-            ims.append(im); prompts.append(p)
-        images = torch.stack(ims)
+        first = dataset_item(data, 0)
+        size = len(data) * first[0].numel() * 4
+        if size > STACK_LIMIT: raise ValueError(f"the dataset ({type(data).__name__}, {len(data)} items of shape {tuple(first[0].shape)}) would take "
+                                                f"{size / 2**30:.1f} GiB as one float32 tensor (more than STACK_LIMIT, {STACK_LIMIT / 2**30:g} GiB); "
+                                                "pass stream=True to finetune, which reads it one batch at a time")
+        items = [first] + [dataset_item(data, i) for i in range(1, len(data))]
+        images, prompts = torch.stack([im for im, _ in items]), [p for _, p in items]
     else: raise TypeError(f"cannot read images and prompts from {type(data).__name__}; pass a PhantomBatch, (images, prompts) or a Dataset of (image, prompt)")
     if len(prompts) != len(images): raise ValueError(f"{len(images)} images but {len(prompts)} prompts; expected one prompt per image")
     return images.float(), prompts
+
+class _Items(torch.utils.data.Dataset):
+    "Any accepted `finetune` data as a Dataset of (image float32, prompt, index) items, for a DataLoader (picklable for workers)."
+    def __init__(self, data):
+        if hasattr(data, 'images') and hasattr(data, 'prompts') or isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor):
+            data = list(zip(*as_images_prompts(data)))  # in memory already
+        elif not _is_dataset(data): raise TypeError(f"cannot read images and prompts from {type(data).__name__}; pass a PhantomBatch, (images, prompts) or a Dataset of (image, prompt)")
+        if len(data) == 0: raise ValueError(f"the dataset ({type(data).__name__}) is empty; expected at least one (image, prompt) item")
+        self.data = data
+    def __len__(self): return len(self.data)
+    def __getitem__(self, i):
+        im, p = dataset_item(self.data, i)
+        return im.float(), p, i
+
+def _collate_items(items: list, shape: tuple) -> tuple:
+    "Stack a batch of `_Items`; an image whose shape is not `shape` (item 0's) is named by its dataset index."
+    for im, _, i in items:
+        if tuple(im.shape) != tuple(shape): raise ValueError(f"dataset item {i} has an image of shape {tuple(im.shape)}; expected {tuple(shape)}, the shape of item 0 (every image must have one shape)")
+    return torch.stack([im for im, _, _ in items]), [p for _, p, _ in items], [i for _, _, i in items]
+
+class StepBatches(torch.utils.data.Sampler):
+    "The dataset indices of each training step from `start` to `steps`; step k's depend only on (seed, k), so a resumed run draws the same ones and workers may read ahead."
+    def __init__(self, n: int, steps: int, batch_size: int, seed: int = 0, start: int = 0, weights: torch.Tensor | None = None):
+        self.n, self.steps, self.batch_size, self.seed, self.start, self.weights = n, steps, batch_size, seed, start, weights
+    def __len__(self): return max(0, self.steps - self.start)
+    def step(self, k: int) -> list:
+        g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, k, 7]).generate_state(1)[0]))
+        idx = torch.randint(self.n, (self.batch_size,), generator=g) if self.weights is None else torch.multinomial(self.weights, self.batch_size, True, generator=g)
+        return idx.tolist()
+    def __iter__(self): return (self.step(k) for k in range(self.start, self.steps))
+
+def _digest(*parts) -> str:
+    "A short sha256 of byte strings (or buffers), for `finetune`'s resume check."
+    h = hashlib.sha256()
+    for b in parts: h.update(b)
+    return h.hexdigest()[:16]
+
+def _data_digest(data) -> str:
+    "What a resume compares of the data: every image and prompt of (images, prompts); of a streamed `_Items`, its length and 16 evenly spaced items (reading all would cost an epoch)."
+    if isinstance(data, tuple): return _digest(memoryview(data[0].detach().cpu().contiguous().numpy()), '\x00'.join(data[1]).encode())
+    n = len(data); picks = sorted({int(j) for j in np.linspace(0, n - 1, min(16, n))})
+    return _digest(str(n).encode(), *[b for im, p, _ in (data[i] for i in picks) for b in (memoryview(im.contiguous().numpy()), p.encode())])
 
 def _lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
     "Linear warm-up, then cosine decay to 10% of `lr`."
@@ -1039,11 +1093,15 @@ def fit_latent_scale(pipe, images: torch.Tensor) -> float:
 @torch.no_grad()
 def _posterior(pipe, images: torch.Tensor, batch_size: int = 64) -> tuple:
     "Scaled posterior mean and std of every image (computed once: the VAE leaves the training loop)."
-    sf, mu, sd = pipe.vae.config.scaling_factor, [], []
-    for i in range(0, len(images), batch_size):
-        m, d = _encode_batch(pipe, images[i:i + batch_size])  # AutoencoderTiny: deterministic latents, std 0
-        mu.append(m * sf); sd.append((d.std if d is not None else torch.zeros_like(m)) * sf)
-    return torch.cat(mu).float(), torch.cat(sd).float()  # float32 for the training arithmetic, whatever the VAE's dtype
+    mu, sd = zip(*[_batch_posterior(pipe, images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+    return torch.cat(mu), torch.cat(sd)
+
+@torch.no_grad()
+def _batch_posterior(pipe, x: torch.Tensor) -> tuple:
+    "Scaled posterior mean and std of one batch, float32 for the training arithmetic whatever the VAE's dtype."
+    sf = pipe.vae.config.scaling_factor
+    m, d = _encode_batch(pipe, x)  # AutoencoderTiny: deterministic latents, std 0
+    return (m * sf).float(), ((d.std if d is not None else torch.zeros_like(m)) * sf).float()
 
 def min_snr_weight(alpha_bar: torch.Tensor,  # cumulative alphas of the sampled timesteps
                    gamma: float,  # clamp of the signal-to-noise ratio
@@ -1090,16 +1148,24 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
              ckpt_every: int = 500,  # steps between checkpoints
              snapshot_every: int | None = None,  # also keep a copy of the weights (the EMA ones when on) every this many steps, returned as 'snapshots'
              resume: bool = True,  # continue from the state in `ckpt_dir` when there is one (saved with the same settings; one that reached `steps` is returned as finished)
-             progress: bool = True) -> dict:  # progress bar
+             progress: bool = True,  # progress bar
+             stream: bool = False,  # read the data one batch per step (VAE and text encoder run every step) instead of holding it all: for data larger than memory
+             num_workers: int = 0) -> dict:  # with `stream`: DataLoader worker processes that read (decode, resize) the next batches ahead
     "Train/fine-tune the UNet on (image, caption) pairs with the noise-prediction loss (arXiv:2006.11239, 2112.10752)."
-    images, prompts = as_images_prompts(data)
-    check_images(pipe, images)
+    num_workers = check_int(num_workers, 'num_workers', 0)
+    if num_workers and not stream: raise ValueError(f"num_workers={num_workers}: workers read a streamed dataset; pass stream=True, or num_workers=0")
+    if stream:
+        items = _Items(data); n_data = len(items)
+        shape = check_images(pipe, items[0][0][None]).shape[1:]  # the other items are checked as their batches arrive
+    else:
+        images, prompts = as_images_prompts(data); n_data = len(images)
+        check_images(pipe, images)
     steps, batch_size, ckpt_every, warmup = (check_int(steps, 'steps'), check_int(batch_size, 'batch_size'),
                                              check_int(ckpt_every, 'ckpt_every'), check_int(warmup, 'warmup', 0))
     lr = check_real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
     if not 0 <= cond_drop < 1: raise ValueError(f"cond_drop={cond_drop}: expected a probability in [0, 1)")
     if ema_decay is not None and not 0 < ema_decay < 1: raise ValueError(f"ema_decay={ema_decay}: expected None or a number in (0, 1)")
-    w = check_sample_weights(weights, len(images))
+    w = check_sample_weights(weights, n_data)
     if snapshot_every is not None and not (isinstance(snapshot_every, int) and snapshot_every > 0):
         raise ValueError(f"snapshot_every={snapshot_every!r}: expected None or a positive number of steps")
     if snr_gamma is not None and not snr_gamma > 0: raise ValueError(f"snr_gamma={snr_gamma}: expected None or a positive number (5 is usual)")
@@ -1113,23 +1179,23 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     train_all = all(flags) or not any(flags)  # some parameters marked trainable by the caller (attention only, say): only those train
     chosen = [(n, p) for (n, p), f in zip(unet.named_parameters(), flags) if train_all or f]
     names, params = [n for n, _ in chosen], [p for _, p in chosen]
-    def digest(*parts) -> str:
-        h = hashlib.sha256()
-        for b in parts: h.update(b)
-        return h.hexdigest()[:16]
     settings = dict(lr=lr, batch_size=batch_size, cond_drop=float(cond_drop), ema_decay=ema_decay, warmup=warmup, snr_gamma=snr_gamma,
-                    seed=seed, autocast=autocast, weights=None if w is None else digest((w / w.sum()).numpy().tobytes()),
-                    n_images=len(images), unet_config=json.loads(json.dumps({k: v for k, v in dict(unet.config).items() if not k.startswith('_')}, sort_keys=True, default=str)),
-                    prediction_type=pt, schedule=digest(pipe.scheduler.alphas_cumprod.double().numpy().tobytes()),
-                    data=digest(memoryview(images.detach().cpu().contiguous().numpy()), '\x00'.join(prompts).encode()) if ckpt_dir else None,  # only a resume needs it
-                    trained=digest('\x00'.join(names).encode()))
+                    seed=seed, autocast=autocast, weights=None if w is None else _digest((w / w.sum()).numpy().tobytes()),
+                    n_images=n_data, stream=bool(stream), unet_config=json.loads(json.dumps({k: v for k, v in dict(unet.config).items() if not k.startswith('_')}, sort_keys=True, default=str)),
+                    prediction_type=pt, schedule=_digest(pipe.scheduler.alphas_cumprod.double().numpy().tobytes()),
+                    data=_data_digest(items if stream else (images, prompts)) if ckpt_dir else None,  # only a resume needs it
+                    trained=_digest('\x00'.join(names).encode()))
     state = Path(ckpt_dir) / 'finetune_state.pt' if ckpt_dir else None
     s = torch.load(state, weights_only=False) if state is not None and resume and state.exists() else None
     if s is not None: _check_resume(state, s, settings, steps)  # before any work
-    uniq = sorted(set(prompts)); at = {p: i for i, p in enumerate(uniq)}; pix = torch.tensor([at[p] for p in prompts])
-    emb = encode_prompts(pipe, uniq + ['']).to(dev, _dtype(pipe))
-    _check_embeddings(pipe, emb, "the text encoder's output", len(uniq) + 1)  # a UNet built for another text encoder fails here, not after the VAE pass
-    mu, sd = _posterior(pipe, images)
+    if stream:  # prompts are encoded per batch, uncached: a caption set the size of CheXpert's would fill the cache (on the GPU)
+        empty = encode_prompts(pipe, ['']).to(dev, _dtype(pipe))
+        _check_embeddings(pipe, empty, "the text encoder's output", 1)
+    else:
+        uniq = sorted(set(prompts)); at = {p: i for i, p in enumerate(uniq)}; pix = torch.tensor([at[p] for p in prompts])
+        emb = encode_prompts(pipe, uniq + ['']).to(dev, _dtype(pipe))
+        _check_embeddings(pipe, emb, "the text encoder's output", len(uniq) + 1)  # a UNet built for another text encoder fails here, not after the VAE pass
+        mu, sd, empty = *_posterior(pipe, images), emb[-1:]
     acp = pipe.scheduler.alphas_cumprod.to(dev)
     T = len(acp)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
@@ -1144,18 +1210,27 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
         if state is None: return
         state.parent.mkdir(parents=True, exist_ok=True)
         torch.save(dict(unet=unet.state_dict(), opt=opt.state_dict(), rng=g.get_state(), ema=ema, step=step, hist=hist, snaps=snaps, settings=settings), state)
+    if stream: batches = iter(torch.utils.data.DataLoader(items, batch_sampler=StepBatches(n_data, steps, batch_size, seed, start, w), num_workers=num_workers, collate_fn=functools.partial(_collate_items, shape=shape)))
     unet.train()
     for p, f in zip(unet.parameters(), flags): p.requires_grad_(train_all or f)
     t0, bar = time.time(), _progress(steps, 'unet', progress, start)
     try:
         for step in range(start, steps):
             for grp in opt.param_groups: grp['lr'] = _lr_at(step, steps, lr, warmup)
-            idx = torch.randint(len(mu), (batch_size,), generator=g) if w is None else torch.multinomial(w, batch_size, True, generator=g)
-            z = mu[idx] + sd[idx] * torch.randn(mu[idx].shape, generator=g).to(mu)
+            if stream:
+                x, ps, ix = next(batches)
+                try: check_images(pipe, x)
+                except (TypeError, ValueError) as e: raise type(e)(f"the batch of dataset items {some_names(map(str, sorted(set(ix))))} at step {step}: {e}") from None
+                mu_b, sd_b = _batch_posterior(pipe, x)
+                c_b = encode_prompts(pipe, ps, cache=False).to(dev, _dtype(pipe))
+            else:
+                idx = torch.randint(len(mu), (batch_size,), generator=g) if w is None else torch.multinomial(w, batch_size, True, generator=g)
+                mu_b, sd_b, c_b = mu[idx], sd[idx], emb[pix[idx]]
+            z = mu_b + sd_b * torch.randn(mu_b.shape, generator=g).to(mu_b)
             noise = torch.randn(z.shape, generator=g).to(z)
             t = torch.randint(0, T, (batch_size,), generator=g).to(dev)
             drop = torch.rand(batch_size, generator=g) < cond_drop
-            c = emb[torch.where(drop, len(uniq), pix[idx])]
+            c = torch.where(drop.to(dev).view(-1, 1, 1), empty, c_b)
             a = acp[t].view(-1, 1, 1, 1).to(z)
             x_t = a.sqrt() * z + (1 - a).sqrt() * noise
             target = {'epsilon': noise, 'v_prediction': a.sqrt() * noise - (1 - a).sqrt() * z, 'sample': z}[pt]

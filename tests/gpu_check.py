@@ -103,6 +103,12 @@ def main():
            loss_first=round(float(h1['loss'][0]), 4), loss_last=round(float(h2['loss'][-1]), 4), seconds=round(h1['seconds'], 2))
     h3 = finetune(load_pipeline('chest', device=dev), data, steps=10, batch_size=32, lr=1e-4, warmup=2, autocast='bf16', progress=False)
     record('finetune under bfloat16 autocast', np.isfinite(h3['loss']).all(), loss_mean=round(float(np.mean(h3['loss'])), 4))
+    items = [(data.images[i], data.prompts[i]) for i in range(len(data))]  # a Dataset of CPU items, as a real image reader gives
+    runs = [load_pipeline('chest', device=dev) for _ in range(2)]
+    h4, h5 = [finetune(q, items, steps=6, batch_size=32, lr=1e-4, warmup=2, stream=True, num_workers=k, progress=False) for q, k in zip(runs, (0, 2))]
+    same = bool(np.abs(np.array(h4['loss']) - np.array(h5['loss'])).max() < 1e-3)  # the same batches (GPU kernels need not be bitwise repeatable)
+    record('finetune stream=True, with and without DataLoader workers', same and np.isfinite(h4['loss']).all(),
+           loss_mean=round(float(np.mean(h4['loss'])), 4), seconds=round(h4['seconds'], 2), seconds_2_workers=round(h5['seconds'], 2))
 
     # 7. the autoencoder trains on the device (float32 and bfloat16 autocast)
     for ac in (None, 'bf16'):

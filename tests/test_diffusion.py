@@ -1426,3 +1426,56 @@ def test_a_callback_replacement_takes_the_sampler_dtype(pipe):
     o = D.sample_latents(p, x0, c, num_inference_steps=3, eta=0.5, generators=D._seed_generators(0, 1, stream=1),
                          callback=lambda s: s.prev_latents.float() + 0.01, return_trajectory=True)
     assert all(t.dtype == torch.bfloat16 for t in o.trajectory)
+
+
+class _Lazy(torch.utils.data.Dataset):
+    "A dataset made item by item on demand (as CheXpert's JPEGs are read), counting its reads; `bad` items have the wrong size."
+    def __init__(self, n, bad=(), hot=()): self.n, self.bad, self.hot, self.reads = n, set(bad), set(hot), 0
+    def __len__(self): return self.n
+    def __getitem__(self, i):
+        if not 0 <= i < self.n: raise IndexError(i)
+        self.reads += 1
+        s = 16 if i in self.bad else 32
+        x = torch.rand(1, s, s, generator=torch.Generator().manual_seed(i)) * 2 - 1
+        return dict(image=x * 255 if i in self.hot else x, prompt='ab'[i % 2])
+
+
+def _fresh(pipe):
+    torch.manual_seed(0)
+    return D.assemble_pipeline(pipe.vae, D.build_unet(8, 4, (16, 32)), pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
+
+
+def test_stream_reads_only_its_batches(pipe):
+    "A dataset too large to stack (10 million 32x32 images, 38 GiB as float32) is refused by the stacking path with a pointer to stream=True, and streamed: only the drawn items are read."
+    big = _Lazy(10**7)
+    with pytest.raises(ValueError, match='stream=True'): D.as_images_prompts(big)
+    assert big.reads == 1  # the size was judged from the first item, not by reading all
+    big.reads = 0
+    h = D.finetune(_fresh(pipe), big, steps=3, batch_size=2, warmup=1, stream=True, progress=False)
+    assert len(h['loss']) == 3 and all(math.isfinite(v) for v in h['loss'])
+    assert big.reads == 1 + 3 * 2  # the first item's shape check, then each step's batch
+
+
+def test_stream_is_deterministic_resumable_and_worker_independent(pipe, tmp_path):
+    "A streamed run's batches depend on (seed, step) only: resuming from a saved state, or reading with worker processes, gives the uninterrupted run's weights."
+    data = _Lazy(40)
+    run = lambda p, steps, **k: D.finetune(p, data, steps=steps, batch_size=4, warmup=1, stream=True, progress=False, **k)
+    p1, p2, p3 = _fresh(pipe), _fresh(pipe), _fresh(pipe)
+    run(p1, 4)
+    run(p2, 2, ckpt_dir=tmp_path, ckpt_every=2); h = run(p2, 4, ckpt_dir=tmp_path, ckpt_every=2)
+    assert h['start'] == 2
+    run(p3, 4, num_workers=2)
+    for a, b, c in zip(p1.unet.parameters(), p2.unet.parameters(), p3.unet.parameters()):
+        assert torch.allclose(a, b, atol=1e-6) and torch.equal(a, c)
+    with pytest.raises(ValueError, match=r'stream=False \(saved with True\)'):  # a streamed state is not resumed by a stacked run
+        D.finetune(_fresh(pipe), data, steps=4, batch_size=4, warmup=1, progress=False, ckpt_dir=tmp_path)
+    with pytest.raises(ValueError, match='pass stream=True'): D.finetune(_fresh(pipe), data, steps=1, num_workers=2, progress=False)
+
+
+def test_stream_names_a_bad_item(pipe):
+    "A bad item deep in a streamed dataset (wrong size, values outside [-1, 1]) fails when its batch arrives, naming its index (the first item alone is checked up front)."
+    w = [0.0] * 5 + [1.0]  # every batch is item 5
+    with pytest.raises(ValueError, match=r'dataset item 5 has an image of shape \(1, 16, 16\); expected \(1, 32, 32\)'):
+        D.finetune(_fresh(pipe), _Lazy(6, bad={5}), steps=2, batch_size=2, warmup=1, stream=True, weights=w, progress=False)
+    with pytest.raises(ValueError, match=r'dataset items 3, 5 at step 0: image values span'):
+        D.finetune(_fresh(pipe), _Lazy(6, hot={3, 5}), steps=2, batch_size=2, warmup=1, stream=True, weights=[0, 0, 0, 1, 0, 1], seed=1, progress=False)
