@@ -9,13 +9,12 @@ import numpy as np, pandas as pd, torch
 from torch import nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .phantoms import BrainPhantom, pick, is_full, check_int, check_real
+from .phantoms import BrainPhantom, pick, is_full, check_int, check_real, copy_frozen
 
 # %% auto #0
 __all__ = ['FUSIONS', 'TASKS', 'MODELS', 'encode_record', 'IterativeImputer', 'stratified_split', 'HyperNet', 'HyperLinear',
-           'HyperConv', 'ResBlock', 'TabularMLP', 'copy_frozen', 'FusionNet', 'balanced_accuracy', 'macro_auroc',
-           'FusionData', 'predict', 'evaluate', 'train_fusion', 'uses_tab_encoder', 'make_model', 'run_fusion',
-           'summarise']
+           'HyperConv', 'ResBlock', 'TabularMLP', 'FusionNet', 'balanced_accuracy', 'macro_auroc', 'FusionData',
+           'predict', 'evaluate', 'train_fusion', 'uses_tab_encoder', 'make_model', 'run_fusion', 'summarise']
 
 # %% ../nbs/40_fusion.ipynb #c623db4e
 def encode_record(df: pd.DataFrame,  # the record, one row per patient (phantom `attrs` or `read_adnimerge`)
@@ -271,13 +270,6 @@ class TabularMLP(nn.Module):
 
 # %% ../nbs/40_fusion.ipynb #7b0db19e
 FUSIONS = ('image', 'tabular', 'concat', 'film', 'daft', 'hyper_head', 'hyper_shortcut')
-
-def copy_frozen(m: nn.Module) -> nn.Module:
-    "A frozen deep copy (the HyperFusion model must not change the tabular baseline it borrows)."
-    import copy
-    c = copy.deepcopy(m).eval()
-    for p in c.parameters(): p.requires_grad_(False)
-    return c
 
 class FusionNet(nn.Module):
     "Small ResNet over the image with the record fused in one of several ways (see `FUSIONS`)."

@@ -9,15 +9,15 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
-from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite
+from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen
 
 # %% auto #0
-__all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'encode_targets', 'OracleNet', 'resize_images',
-           'warn_resized', 'batch_starts', 'file_sha256', 'hardware', 'save_checkpoint', 'load_checkpoint',
-           'AttributeOracle', 'phantom_pool', 'oracle_loss', 'train_oracle', 'load_oracle', 'load_perceptual',
-           'load_lit', 'card_markdown', 'write_oracle_readme', 'reading_agreement', 'noise_agreement', 'feature_maps',
-           'PerceptualDistance', 'ReadingDistance', 'attribute_saliency', 'minilm_path', 'TextTower', 'text_tower',
-           'LiTModel', 'lit_loss', 'zero_shot_accuracy', 'caption_swap_accuracy', 'train_lit']
+__all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'encode_targets', 'OracleNet', 'resize_images', 'fit_size',
+           'batch_starts', 'file_sha256', 'hardware', 'save_checkpoint', 'load_checkpoint', 'AttributeOracle',
+           'phantom_pool', 'oracle_loss', 'train_oracle', 'load_oracle', 'load_perceptual', 'load_lit', 'card_markdown',
+           'write_oracle_readme', 'reading_agreement', 'noise_agreement', 'feature_maps', 'PerceptualDistance',
+           'ReadingDistance', 'attribute_saliency', 'minilm_path', 'TextTower', 'text_tower', 'LiTModel', 'lit_loss',
+           'zero_shot_accuracy', 'caption_swap_accuracy', 'train_lit']
 
 # %% ../nbs/03_oracles.ipynb #3ff7b308
 def check_images(images,  # N x C x H x W float tensor (or numpy array) in [-1, 1]
@@ -124,14 +124,14 @@ def resize_images(images: torch.Tensor,  # N x C x H x W
     if images.shape[-1] != images.shape[-2]: raise ValueError(f"images are {tuple(images.shape[-2:])}; expected square images")
     return F.interpolate(images, size=(size, size), mode='bilinear', align_corners=False, antialias=images.shape[-1] > size)
 
-def warn_resized(images: torch.Tensor,  # N x C x H x W
-                 size: int,  # the side a model was trained at
-                 who: str) -> torch.Tensor:  # what is reading them, for the message
-    "The images unchanged; a warning when they are not `size` px, since a model's held-out figures hold only at the size it was trained at."
+def fit_size(images: torch.Tensor,  # N x C x H x W
+             size: int,  # the side a model was trained at
+             who: str) -> torch.Tensor:  # what is reading them, for the message
+    "`images` resized to `size` px, with a warning when they were not that size: a model's held-out figures hold only at the size it was trained at."
     if tuple(images.shape[-2:]) != (size, size):
         warnings.warn(f"images are {images.shape[-2]}x{images.shape[-1]}; {who} was trained at {size}x{size} and resizes them: "
                       "its held-out accuracy holds at that size only", stacklevel=3)
-    return images
+    return resize_images(images, size)
 
 def batch_starts(n: int,  # items to split
                  batch_size: int) -> range:  # items per pass, a positive integer
@@ -202,7 +202,7 @@ class AttributeOracle:
     def __repr__(self): return f"AttributeOracle({self.card.get('phantom', '?')}, {self.size}px, reads {self.names})"
 
     def _prep(self, images):  # checked, resized, on the oracle's device (generated images may come from a GPU pipeline)
-        return resize_images(warn_resized(check_images(images, self.channels), self.size, 'this oracle'), self.size).to(next(self.net.parameters()).device)
+        return fit_size(check_images(images, self.channels), self.size, 'this oracle').to(next(self.net.parameters()).device)
 
     def _batched(self, fn, images, batch_size, grad):
         x = self._prep(images)
@@ -465,9 +465,8 @@ def _image_pair(a, b, channels: int) -> tuple:
 class PerceptualDistance:
     "LPIPS-style distance in an oracle's conv features: unit-normalised channel vectors, squared difference, mean over positions, sum over stages."
     def __init__(self, oracle: AttributeOracle):  # its network measures the distance: a frozen copy, so the oracle itself is left as it was
-        import copy
         if not isinstance(oracle, AttributeOracle): raise TypeError(f"oracle must be an AttributeOracle, got {type(oracle).__name__}")
-        self.oracle, self.net = oracle, copy.deepcopy(oracle.net).eval().requires_grad_(False)
+        self.oracle, self.net = oracle, copy_frozen(oracle.net)
 
     def __repr__(self): return f"PerceptualDistance({self.oracle!r})"
 
@@ -491,14 +490,13 @@ class ReadingDistance:
     "How far apart an oracle's readings of one attribute are on two images, in the attribute's units; differentiable."
     def __init__(self, oracle: AttributeOracle,  # its network reads: a frozen copy, so the oracle itself is left as it was
                  name: str):  # the attribute, one of `oracle.names`
-        import copy
         self.spec, self.cols = _attribute(oracle, name), oracle._cols[name]
-        self.oracle, self.name, self.net = oracle, name, copy.deepcopy(oracle.net).eval().requires_grad_(False)
+        self.oracle, self.name, self.net = oracle, name, copy_frozen(oracle.net)
 
     def __repr__(self): return f"ReadingDistance({self.oracle!r}, {self.name!r})"
 
     def _head(self, x: torch.Tensor) -> torch.Tensor:  # N x C x H x W, checked, on the network's device
-        return self.net(resize_images(x, self.oracle.size))[:, self.cols]
+        return self.net(fit_size(x, self.oracle.size, 'this oracle'))[:, self.cols]
 
     def read(self, x: torch.Tensor) -> torch.Tensor:  # N x C x H x W in [-1, 1]; gradients flow through it
         "N readings (continuous: unclamped value in its units; binary: probability) or N x K class probabilities."
@@ -607,7 +605,7 @@ class LiTModel:
                     grad: bool = False) -> torch.Tensor:  # keep the graph (for CLIP-guided editing)
         "N x D unit-norm image embeddings, on the images' device (the tower may sit on another)."
         images = check_images(images, self.channels)
-        x = resize_images(warn_resized(images, self.size, 'this image tower'), self.size).to(next(self.net.parameters()).device)
+        x = fit_size(images, self.size, 'this image tower').to(next(self.net.parameters()).device)
         with torch.set_grad_enabled(grad):
             return F.normalize(torch.cat([self.net(x[i:i + batch_size]) for i in batch_starts(len(x), batch_size)]), dim=-1).to(images.device)
 

@@ -12,9 +12,10 @@ import numpy as np, pandas as pd, torch
 # %% auto #0
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
            'check_real', 'check_weights', 'warn_unit_range', 'warn_truncated', 'some_names', 'refuse_overwrite',
-           'data_samples_root', 'data_path', 'Variable', 'row_index', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts',
-           'plot_graph', 'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles',
-           'chest_facts', 'SkinPhantom', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
+           'copy_frozen', 'data_samples_root', 'data_path', 'Variable', 'row_index', 'PhantomBatch', 'SCMPhantom',
+           'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path',
+           'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'BrainPhantom', 'ms_arm_index', 'MSPhantom',
+           'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #c2c0587c
 def is_full() -> bool:
@@ -94,6 +95,13 @@ def refuse_overwrite(paths: list,  # files or folders a writer is about to creat
     there = [str(p) for p in paths if os.path.lexists(p)]  # lexists: a dangling link would be written through
     if there and not overwrite: raise FileExistsError(f"{who} would write over {there}; expected paths that do not exist yet "
                                                       "(choose another file, name or folder, or pass overwrite=True to replace them)")
+
+def copy_frozen(m: torch.nn.Module) -> torch.nn.Module:
+    "A frozen deep copy in eval mode: a model that borrows another (a baseline, an oracle as a loss) leaves the original as it was."
+    import copy
+    c = copy.deepcopy(m).eval()
+    for p in c.parameters(): p.requires_grad_(False)
+    return c
 
 # %% ../nbs/00_phantoms.ipynb #9254359e
 from pathlib import Path

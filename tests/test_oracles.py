@@ -285,6 +285,9 @@ def test_reading_distance(tiny, toy):
     with pytest.raises(TypeError, match='AttributeOracle'): O.ReadingDistance(tiny.net, 'level')
     with pytest.raises(ValueError, match='expected images of the same shape'): O.ReadingDistance(tiny, 'level')(a[:2], b)
     with pytest.raises(ValueError, match='channel'): O.ReadingDistance(tiny, 'level')(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 32, 32))
+    big = torch.nn.functional.interpolate(a, scale_factor=2, mode='bilinear')  # a read at another size is resized, as predict resizes, and says so as predict does
+    with pytest.warns(UserWarning, match=f'trained at {tiny.size}x{tiny.size} and resizes'): r.read(big)
+    with pytest.warns(UserWarning, match='and resizes'): r(big, big)
 
 
 def test_train_oracle_refuses_a_learning_rate_or_pool_it_cannot_use():
