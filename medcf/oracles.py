@@ -13,11 +13,11 @@ from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_u
 
 # %% auto #0
 __all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'encode_targets', 'OracleNet', 'resize_images', 'fit_size',
-           'batch_starts', 'file_sha256', 'hardware', 'save_checkpoint', 'load_checkpoint', 'AttributeOracle',
-           'phantom_pool', 'oracle_loss', 'train_oracle', 'load_oracle', 'load_perceptual', 'load_lit', 'card_markdown',
-           'write_oracle_readme', 'reading_agreement', 'noise_agreement', 'feature_maps', 'PerceptualDistance',
-           'ReadingDistance', 'attribute_saliency', 'minilm_path', 'TextTower', 'text_tower', 'LiTModel', 'lit_loss',
-           'zero_shot_accuracy', 'caption_swap_accuracy', 'train_lit']
+           'batch_starts', 'file_sha256', 'hardware', 'card_digest', 'save_checkpoint', 'load_checkpoint',
+           'AttributeOracle', 'phantom_pool', 'oracle_loss', 'train_oracle', 'load_oracle', 'load_perceptual',
+           'load_lit', 'card_markdown', 'write_oracle_readme', 'reading_agreement', 'noise_agreement', 'feature_maps',
+           'PerceptualDistance', 'ReadingDistance', 'attribute_saliency', 'minilm_path', 'TextTower', 'text_tower',
+           'LiTModel', 'lit_loss', 'zero_shot_accuracy', 'caption_swap_accuracy', 'train_lit']
 
 # %% ../nbs/03_oracles.ipynb #3ff7b308
 def check_images(images,  # N x C x H x W float tensor (or numpy array) in [-1, 1]
@@ -151,12 +151,16 @@ def hardware() -> str:
     dev = f"CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CPU only"
     return f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} logical cores, torch {torch.__version__}, {dev}".replace('  ', ' ')
 
+def card_digest(card: dict) -> str:  # a checkpoint's card as read from its JSON
+    "sha256 of every field of a card but `card_sha256` itself (canonical JSON): an edited spec, range or size no longer matches it."
+    return hashlib.sha256(json.dumps({k: v for k, v in card.items() if k != 'card_sha256'}, sort_keys=True).encode()).hexdigest()
+
 def save_checkpoint(net: nn.Module,  # the trained network
                     folder,  # folder to write into (created if missing)
                     name: str,  # file stem: writes NAME.safetensors and NAME.json
                     card: dict,  # model card (JSON-serialisable): config, data seed, steps, wall time, figures
                     overwrite: bool = False) -> Path:  # True: replace a checkpoint of that name already there (e.g. a shipped one); refused otherwise
-    "Save weights as float16 safetensors plus a JSON model card that records the file's sha256."
+    "Save weights as float16 safetensors plus a JSON model card that records the file's sha256 and its own (`card_digest`)."
     from safetensors.torch import save_file
     try: json.dumps(card, default=_py)
     except (TypeError, ValueError) as e: raise ValueError(f"card is not JSON-serialisable ({e}); nothing was written") from e
@@ -164,13 +168,13 @@ def save_checkpoint(net: nn.Module,  # the trained network
     refuse_overwrite([w, folder / f"{name}.json"], overwrite, 'save_checkpoint')
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().to(torch.float16).contiguous() for k, v in net.state_dict().items()}, str(w))
-    card = {**card, 'weights': w.name, 'sha256': file_sha256(w), 'dtype': 'float16'}
-    (folder / f"{name}.json").write_text(json.dumps(card, indent=1, default=_py))
+    card = json.loads(json.dumps({**card, 'weights': w.name, 'sha256': file_sha256(w), 'dtype': 'float16'}, default=_py))  # as it will be read back
+    (folder / f"{name}.json").write_text(json.dumps({**card, 'card_sha256': card_digest(card)}, indent=1))
     return w
 
 def load_checkpoint(folder,  # folder holding NAME.safetensors and NAME.json
                     name: str) -> tuple:  # file stem
-    "Load (state_dict as float32, card); raises FileNotFoundError if missing, ValueError if the sha256 does not match."
+    "Load (state_dict as float32, card); raises FileNotFoundError if missing, ValueError if the weights' or the card's sha256 does not match."
     from safetensors.torch import load_file
     folder = Path(folder); w, c = folder / f"{name}.safetensors", folder / f"{name}.json"
     for p in (w, c):
@@ -181,6 +185,11 @@ def load_checkpoint(folder,  # folder holding NAME.safetensors and NAME.json
     if got != card.get('sha256'):
         raise ValueError(f"checkpoint {w} is corrupt or was modified: sha256 {got[:12]}... does not match the card's "
                          f"{str(card.get('sha256'))[:12]}...; restore the file or retrain it with the notebook's train function")
+    if 'card_sha256' not in card:
+        warnings.warn(f"model card {c} records no card_sha256 (saved by an older medcf): its fields (specs, ranges, size) are not checked", stacklevel=3)
+    elif card_digest(card) != card['card_sha256']:
+        raise ValueError(f"model card {c} was edited: its fields no longer match the card_sha256 recorded when the weights were saved, and "
+                         "the specs, ranges and size say how the weights are read; restore the card, or save the network again to write a new one")
     sd = {k: v.float() for k, v in load_file(str(w)).items()}
     return sd, card
 
@@ -421,7 +430,7 @@ def write_oracle_readme(folder=None) -> Path:  # the oracles folder (default: da
     root = Path(folder) if folder is not None else data_path('oracles')
     parts = ["# Shipped oracles\n\nSmall networks trained on the phantoms by `medcf.oracles.train_oracle` / `train_lit` (notebook "
              "`nbs/03_oracles.ipynb`; `MEDCF_FULL=1` retrains them). Each `NAME.json` is the machine-readable card; the "
-             "weights' sha256 is checked on load. The figures were measured on held-out phantoms when each checkpoint was "
+             "weights' sha256 and the card's own (`card_sha256`) are checked on load. The figures were measured on held-out phantoms when each checkpoint was "
              "made; the notebook measures them again on the current phantoms.\n"]
     for p in sorted(root.glob('*/*.json')): parts.append(card_markdown(json.loads(p.read_text())))
     out = root / 'README.md'; out.write_text('\n'.join(parts))

@@ -102,7 +102,13 @@ def test_checkpoint_roundtrip_and_corruption(tiny, toy, tmp_path):
     b = toy.sample(6, seed=4)
     assert (o2.predict(b.images)[['square', 'pos']] == tiny.predict(b.images)[['square', 'pos']]).all().all()
     card = json.loads((tmp_path / 'attributes.json').read_text())
-    assert card['sha256'] == O.file_sha256(tmp_path / 'attributes.safetensors')
+    assert card['sha256'] == O.file_sha256(tmp_path / 'attributes.safetensors') and card['card_sha256'] == O.card_digest(card)
+    for field, value in [('size', card['size'] * 2), ('specs', card['specs'][::-1])]:  # an edited card would read the weights wrongly
+        (tmp_path / 'attributes.json').write_text(json.dumps({**card, field: value}, indent=1))
+        with pytest.raises(ValueError, match='was edited'): O.AttributeOracle.load(tmp_path)
+    (tmp_path / 'attributes.json').write_text(json.dumps({k: v for k, v in card.items() if k != 'card_sha256'}, indent=1))
+    with pytest.warns(UserWarning, match='records no card_sha256'): O.AttributeOracle.load(tmp_path)  # an older card loads, unchecked, and says so
+    (tmp_path / 'attributes.json').write_text(json.dumps(card, indent=1))
     raw = bytearray((tmp_path / 'attributes.safetensors').read_bytes()); raw[-5] ^= 0xFF
     (tmp_path / 'attributes.safetensors').write_bytes(bytes(raw))
     with pytest.raises(ValueError, match='corrupt'): O.AttributeOracle.load(tmp_path)
@@ -363,3 +369,13 @@ def test_lit_and_caption_swap_check_early(toy, monkeypatch):
     monkeypatch.undo()
     b = toy.sample(3, seed=2); b.attrs.loc[0, 'pos'] = 'up'
     with pytest.raises(ValueError, match=r"holds \['up'\], not among Toy's values"): O.caption_swap_accuracy(lit, toy, b, 'pos')
+
+
+def test_shipped_cards_are_checked():
+    "Every shipped oracle and LiT card records its own sha256, and loads without a warning."
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        for name in ('chest', 'skin'):
+            for c in (O.load_oracle(name).card, O.load_lit(name).card): assert c['card_sha256'] == O.card_digest(c)
+        assert O.load_perceptual('chest').card['card_sha256'] == O.card_digest(O.load_perceptual('chest').card)
