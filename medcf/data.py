@@ -419,20 +419,23 @@ class CheXpertDataset(Dataset):
     def __init__(self, root: str | Path,  # the CheXpert-v1.0-small folder, or its parent
                  split: str = 'train',  # 'train' or 'valid'
                  size: int = 64,  # images are size x size
+                 channels: int = 1,  # 1: grayscale; 3: the gray value in R, G and B (what an RGB model such as Stable Diffusion's VAE takes)
                  frontal_only: bool = True,  # keep frontal views only
                  policy: str = 'U-zeros',  # 'U-zeros', 'U-ones' or 'ignore' (uncertain -> masked)
                  findings: list = CHEXPERT_FINDINGS):  # label columns, in this order, in `attrs`
         bad = [f for f in findings if f not in CHEXPERT_FINDINGS]
         if bad: raise ValueError(f"unknown findings {bad}; expected some of {CHEXPERT_FINDINGS}")
+        if channels not in (1, 3): raise ValueError(f"channels={channels!r}; expected 1 (grayscale) or 3 (gray repeated as RGB)")
+        check_int(size, 'size')
         self.table = read_chexpert(root, split, frontal_only, policy)
-        self.size, self.policy, self.attr_names = size, policy, list(findings)
+        self.size, self.channels, self.policy, self.attr_names = size, channels, policy, list(findings)
         y, m = apply_policy(self.table[self.attr_names].to_numpy(), policy)
         self.targets, self.mask = torch.from_numpy(y), torch.from_numpy(m)
 
     def __len__(self): return len(self.table)
     def __getitem__(self, i):
         if not 0 <= i < len(self): raise IndexError(f"index {i} out of range for {len(self)} studies")
-        return dict(image=load_image(self.table['file'][i], self.size, 1), attrs=self.targets[i], mask=self.mask[i],
+        return dict(image=load_image(self.table['file'][i], self.size, self.channels), attrs=self.targets[i], mask=self.mask[i],
                     prompt=self.table['prompt'][i], index=int(i))
 
 # %% ../nbs/01_data.ipynb #b2589816

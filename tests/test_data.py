@@ -482,3 +482,11 @@ def test_load_image_follows_exif_orientation(tmp_path):
     im.save(tmp_path / 'x.jpg', exif=ex, quality=95)
     x = load_image(tmp_path / 'x.jpg', size=16, channels=1, crop=False)[0]  # viewed: 16 wide, 32 tall, the top half white
     assert x[:6].mean() > 0.8 and x[-6:].mean() < -0.8
+
+
+def test_chexpert_rgb_for_an_rgb_model():
+    "channels=3 repeats the gray value in R, G and B, what Stable Diffusion's VAE takes; other channel counts are refused."
+    rgb = CheXpertDataset(CHEX, 'train', size=32, channels=3)[0]['image']
+    assert rgb.shape == (3, 32, 32) and torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[1], rgb[2])
+    assert (rgb[0] - CheXpertDataset(CHEX, 'train', size=32)[0]['image'][0]).abs().max() <= 1 / 127.5
+    with pytest.raises(ValueError, match='channels=2'): CheXpertDataset(CHEX, 'train', channels=2)
