@@ -579,9 +579,15 @@ class MedMNISTDataset(Dataset):
     "One split of a MedMNIST .npz as tensors in [-1, 1], with labels as `attrs` and a caption where the flavour is known."
     def __init__(self, path: str | Path,  # a MedMNIST .npz file (flavour taken from its name)
                  split: str = 'train',  # 'train', 'val' or 'test'
-                 size: int | None = None):  # resize to size x size (None keeps the stored size)
+                 size: int | None = None,  # resize to size x size (None keeps the stored size)
+                 channels: int | None = None):  # None: as stored; 3: a grayscale flavour's value repeated in R, G and B (for an RGB model)
         if size is not None: check_int(size, 'size')
         x, y = read_medmnist(path, split)
+        stored = 1 if x.ndim == 3 else 3
+        if channels not in (None, stored, 3):
+            raise ValueError(f"channels={channels!r}: {Path(path).name} holds {'grayscale' if stored == 1 else 'RGB'} images; expected None, {stored}"
+                             + (" or 3 (gray repeated as RGB)" if stored == 1 else " (no conversion to gray is made)"))
+        self.channels = channels or stored
         self.flavor = Path(path).stem.split('_')[0].lower()
         _check_medmnist_labels(self.flavor, y, f"{Path(path).name} {split}_labels")
         # the pixels stay uint8 and are scaled per item: a 224-px split (MedMNIST+) would need 4 bytes a pixel as floats (16 GB for ChestMNIST's train)
@@ -592,9 +598,10 @@ class MedMNISTDataset(Dataset):
         self.prompts = [_medmnist_caption(self.flavor, r) for r in y]  # y was checked as a whole above
 
     def _scale(self, x: torch.Tensor) -> torch.Tensor:
-        "uint8 N x H x W (x 3) -> float N x C x size x size in [-1, 1]."
+        "uint8 N x H x W (x 3) -> float N x `channels` x size x size in [-1, 1]."
         t = x.float() / 127.5 - 1
         t = t[:, None] if t.ndim == 3 else t.permute(0, 3, 1, 2)
+        if t.shape[1] != self.channels: t = t.expand(-1, self.channels, -1, -1)  # gray -> RGB
         if self.size is not None and self.size != t.shape[-1]:
             t = torch.nn.functional.interpolate(t, size=(self.size, self.size), mode='bilinear', antialias=True, align_corners=False).clamp(-1, 1)
         return t.contiguous()

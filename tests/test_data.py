@@ -490,3 +490,12 @@ def test_chexpert_rgb_for_an_rgb_model():
     assert rgb.shape == (3, 32, 32) and torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[1], rgb[2])
     assert (rgb[0] - CheXpertDataset(CHEX, 'train', size=32)[0]['image'][0]).abs().max() <= 1 / 127.5
     with pytest.raises(ValueError, match='channels=2'): CheXpertDataset(CHEX, 'train', channels=2)
+
+
+def test_medmnist_gray_as_rgb():
+    "ChestMNIST for an RGB model: channels=3 repeats the gray value; DermaMNIST is RGB and is not turned gray."
+    g, c = (MedMNISTDataset(SAMPLES / 'medmnist' / 'chestmnist.npz', 'train', size=32, channels=k) for k in (None, 3))
+    assert g[0]['image'].shape == (1, 32, 32) and c[0]['image'].shape == c.images.shape[1:] == (3, 32, 32)
+    assert all(torch.equal(c[0]['image'][j], g[0]['image'][0]) for j in range(3))
+    with pytest.raises(ValueError, match='holds RGB images; expected None, 3'): MedMNISTDataset(SAMPLES / 'medmnist' / 'dermamnist.npz', channels=1)
+    with pytest.raises(ValueError, match=r'channels=2: chestmnist.npz holds grayscale'): MedMNISTDataset(SAMPLES / 'medmnist' / 'chestmnist.npz', channels=2)
