@@ -13,17 +13,17 @@ from .phantoms import pick, is_full, data_path, data_samples_root, warn_unit_ran
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK', 'ALPHA_FLOOR',
-           'UNET_EXTRAS', 'STACK_LIMIT', 'text_encoder_dir', 'load_text_encoder', 'build_vae', 'build_unet',
-           'build_scheduler', 'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_hw', 'native_size',
-           'check_images', 'check_latents', 'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip',
-           'sha256', 'jsonable', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline', 'model_card_markdown',
-           'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts', 'ddim_scheduler',
-           'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents', 'fit_signal_leak',
-           'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at', 'unet_eps',
-           'check_unet', 'sample_latents', 'generate', 'Inversion', 'ddim_invert', 'dataset_item', 'as_images_prompts',
-           'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights', 'check_float32_weights',
-           'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight', 'finetune', 'generate_grid',
-           'generation_panel']
+           'UNET_EXTRAS', 'STACK_LIMIT', 'RESUME_DEFAULTS', 'text_encoder_dir', 'load_text_encoder', 'build_vae',
+           'build_unet', 'build_scheduler', 'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_hw',
+           'native_size', 'check_images', 'check_latents', 'check_prompts', 'encode_images', 'decode_latents',
+           'vae_roundtrip', 'sha256', 'jsonable', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline',
+           'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts',
+           'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents',
+           'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at',
+           'unet_eps', 'check_unet', 'sample_latents', 'generate', 'Inversion', 'ddim_invert', 'dataset_item',
+           'as_images_prompts', 'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
+           'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight', 'finetune',
+           'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -892,8 +892,12 @@ def dataset_item(data, i: int) -> tuple:
         p = next((item[k] for k in ('prompt', 'text', 'caption') if k in item), None)
     elif isinstance(item, (tuple, list)) and len(item) >= 2: im, p = item[0], item[1]
     else: im = p = None
-    if not isinstance(im, torch.Tensor) or not isinstance(p, str):
-        raise TypeError(f"dataset item {i} is {type(item).__name__}; expected (image tensor, prompt str) or a dict with 'image' and 'prompt'")
+    if im is None or p is None:
+        raise TypeError(f"dataset item {i} is {type(item).__name__}" + (f" with keys {sorted(item)}" if isinstance(item, dict) else '') +
+                        "; expected (image tensor, prompt str) or a dict with 'image' and 'prompt'")
+    if not isinstance(im, torch.Tensor): raise TypeError(f"dataset item {i}'s image is a {type(im).__name__}; expected a C x H x W torch.Tensor in [-1, 1] "
+                                                         "(convert in the dataset: torch.from_numpy(x) or a PIL image's array, scaled as 2 * x - 1 from [0, 1])")
+    if not isinstance(p, str): raise TypeError(f"dataset item {i}'s prompt is a {type(p).__name__}; expected a str")
     return im, p
 
 def _is_dataset(data) -> bool: return hasattr(data, '__len__') and hasattr(data, '__getitem__') and not isinstance(data, (str, bytes))
@@ -908,7 +912,7 @@ def as_images_prompts(data) -> tuple:
         size = len(data) * first[0].numel() * 4
         if size > STACK_LIMIT: raise ValueError(f"the dataset ({type(data).__name__}, {len(data)} items of shape {tuple(first[0].shape)}) would take "
                                                 f"{size / 2**30:.1f} GiB as one float32 tensor (more than STACK_LIMIT, {STACK_LIMIT / 2**30:g} GiB); "
-                                                "pass stream=True to finetune, which reads it one batch at a time")
+                                                "pass stream=True to finetune, which reads it one batch at a time (or raise medcf.diffusion.STACK_LIMIT if the memory is there)")
         items = [first] + [dataset_item(data, i) for i in range(1, len(data))]
         images, prompts = torch.stack([im for im, _ in items]), [p for _, p in items]
     else: raise TypeError(f"cannot read images and prompts from {type(data).__name__}; pass a PhantomBatch, (images, prompts) or a Dataset of (image, prompt)")
@@ -955,7 +959,7 @@ def _data_digest(data) -> str:
     "What a resume compares of the data: every image and prompt of (images, prompts); of a streamed `_Items`, its length and 16 evenly spaced items (reading all would cost an epoch)."
     if isinstance(data, tuple): return _digest(memoryview(data[0].detach().cpu().contiguous().numpy()), '\x00'.join(data[1]).encode())
     n = len(data); picks = sorted({int(j) for j in np.linspace(0, n - 1, min(16, n))})
-    return _digest(str(n).encode(), *[b for im, p, _ in (data[i] for i in picks) for b in (memoryview(im.contiguous().numpy()), p.encode())])
+    return _digest(str(n).encode(), *[b for im, p, _ in (data[i] for i in picks) for b in (memoryview(im.detach().cpu().contiguous().numpy()), p.encode())])
 
 def _lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
     "Linear warm-up, then cosine decay to 10% of `lr`."
@@ -1101,7 +1105,7 @@ def _batch_posterior(pipe, x: torch.Tensor) -> tuple:
     "Scaled posterior mean and std of one batch, float32 for the training arithmetic whatever the VAE's dtype."
     sf = pipe.vae.config.scaling_factor
     m, d = _encode_batch(pipe, x)  # AutoencoderTiny: deterministic latents, std 0
-    return (m * sf).float(), ((d.std if d is not None else torch.zeros_like(m)) * sf).float()
+    return (m * sf).float(), ((d.std if d is not None else torch.zeros_like(m)) * sf).float()  # on the VAE's device: the caller moves them
 
 def min_snr_weight(alpha_bar: torch.Tensor,  # cumulative alphas of the sampled timesteps
                    gamma: float,  # clamp of the signal-to-noise ratio
@@ -1115,9 +1119,12 @@ def min_snr_weight(alpha_bar: torch.Tensor,  # cumulative alphas of the sampled 
     if prediction_type == 'sample': return w
     raise ValueError(f"prediction_type={prediction_type!r}: expected 'epsilon', 'v_prediction' or 'sample'")
 
+RESUME_DEFAULTS = dict(stream=False)  # `finetune` settings added after states were saved: what an older state's absence of them means
+
 def _check_resume(state: Path, s: dict, settings: dict, steps: int):
     "Refuse to resume a `finetune` state saved with other settings, or one already past `steps`."
     old = s.get('settings')
+    if old is not None: old = {**RESUME_DEFAULTS, **old}  # settings recorded later: a state saved before them had these values
     if old is None: warnings.warn(f"{state} holds no record of its settings (saved by an older medcf); resuming without checking that lr, batch_size, cond_drop, ema_decay, the data size and the UNet match")
     else:
         diff, unrecorded = [], [k for k in settings if k not in old]
@@ -1152,11 +1159,15 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
              stream: bool = False,  # read the data one batch per step (VAE and text encoder run every step) instead of holding it all: for data larger than memory
              num_workers: int = 0) -> dict:  # with `stream`: DataLoader worker processes that read (decode, resize) the next batches ahead
     "Train/fine-tune the UNet on (image, caption) pairs with the noise-prediction loss (arXiv:2006.11239, 2112.10752)."
-    num_workers = check_int(num_workers, 'num_workers', 0)
+    num_workers, seed = check_int(num_workers, 'num_workers', 0), check_int(seed, 'seed', 0)
     if num_workers and not stream: raise ValueError(f"num_workers={num_workers}: workers read a streamed dataset; pass stream=True, or num_workers=0")
     if stream:
         items = _Items(data); n_data = len(items)
-        shape = check_images(pipe, items[0][0][None]).shape[1:]  # the other items are checked as their batches arrive
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore', UserWarning)  # the range warning comes with the first batch
+                shape = check_images(pipe, items[0][0][None]).shape[1:]  # the other items are checked as their batches arrive
+        except (TypeError, ValueError) as e: raise type(e)(f"dataset item 0 (image of shape {tuple(items[0][0].shape)}, as one batch): {e}") from None
     else:
         images, prompts = as_images_prompts(data); n_data = len(images)
         check_images(pipe, images)
@@ -1195,7 +1206,8 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
         uniq = sorted(set(prompts)); at = {p: i for i, p in enumerate(uniq)}; pix = torch.tensor([at[p] for p in prompts])
         emb = encode_prompts(pipe, uniq + ['']).to(dev, _dtype(pipe))
         _check_embeddings(pipe, emb, "the text encoder's output", len(uniq) + 1)  # a UNet built for another text encoder fails here, not after the VAE pass
-        mu, sd, empty = *_posterior(pipe, images), emb[-1:]
+        mu, sd = (v.to(dev) for v in _posterior(pipe, images))  # the VAE may sit on another device (offloading)
+        empty = emb[-1:]
     acp = pipe.scheduler.alphas_cumprod.to(dev)
     T = len(acp)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
@@ -1210,7 +1222,8 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
         if state is None: return
         state.parent.mkdir(parents=True, exist_ok=True)
         torch.save(dict(unet=unet.state_dict(), opt=opt.state_dict(), rng=g.get_state(), ema=ema, step=step, hist=hist, snaps=snaps, settings=settings), state)
-    if stream: batches = iter(torch.utils.data.DataLoader(items, batch_sampler=StepBatches(n_data, steps, batch_size, seed, start, w), num_workers=num_workers, collate_fn=functools.partial(_collate_items, shape=shape)))
+    if stream: batches = iter(torch.utils.data.DataLoader(items, batch_sampler=StepBatches(n_data, steps, batch_size, seed, start, w), num_workers=num_workers,
+                                                          collate_fn=functools.partial(_collate_items, shape=shape), generator=torch.Generator().manual_seed(seed)))  # not the global RNG
     unet.train()
     for p, f in zip(unet.parameters(), flags): p.requires_grad_(train_all or f)
     t0, bar = time.time(), _progress(steps, 'unet', progress, start)
@@ -1219,9 +1232,12 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
             for grp in opt.param_groups: grp['lr'] = _lr_at(step, steps, lr, warmup)
             if stream:
                 x, ps, ix = next(batches)
-                try: check_images(pipe, x)
+                try:
+                    with warnings.catch_warnings():
+                        if step > start: warnings.simplefilter('ignore', UserWarning)  # a range warning once per run, not once per batch
+                        check_images(pipe, x)
                 except (TypeError, ValueError) as e: raise type(e)(f"the batch of dataset items {some_names(map(str, sorted(set(ix))))} at step {step}: {e}") from None
-                mu_b, sd_b = _batch_posterior(pipe, x)
+                mu_b, sd_b = (v.to(dev) for v in _batch_posterior(pipe, x))  # the VAE may sit on another device (offloading)
                 c_b = encode_prompts(pipe, ps, cache=False).to(dev, _dtype(pipe))
             else:
                 idx = torch.randint(len(mu), (batch_size,), generator=g) if w is None else torch.multinomial(w, batch_size, True, generator=g)
@@ -1250,6 +1266,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
             if (step + 1) % ckpt_every == 0 or step + 1 == steps: save(step + 1)
     except BaseException:  # an interrupted run (Ctrl-C, out of memory) leaves the UNet usable and says which weights it holds
         bar.close(); unet.eval()
+        if stream: batches = None  # shuts the DataLoader's workers down now (a notebook keeps the traceback, and with it this frame)
         for p, f in zip(unet.parameters(), flags): p.requires_grad_(f)
         warnings.warn("finetune stopped early: the UNet holds the raw weights of its last step, not the EMA ones; " +
                       ("call finetune again with the same ckpt_dir to resume from its last saved state" if ckpt_dir else "no ckpt_dir was given, so there is no state to resume from"))

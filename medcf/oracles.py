@@ -189,7 +189,8 @@ def load_checkpoint(folder,  # folder holding NAME.safetensors and NAME.json
         warnings.warn(f"model card {c} records no card_sha256 (saved by an older medcf): its fields (specs, ranges, size) are not checked", stacklevel=3)
     elif card_digest(card) != card['card_sha256']:
         raise ValueError(f"model card {c} was edited: its fields no longer match the card_sha256 recorded when the weights were saved, and "
-                         "the specs, ranges and size say how the weights are read; restore the card, or save the network again to write a new one")
+                         "the specs, ranges and size say how the weights are read; restore the card, or save the network again to write a new one "
+                         "(a medcf older than card_sha256 that re-saved this checkpoint copies the old value through: saving with this version mends it)")
     sd = {k: v.float() for k, v in load_file(str(w)).items()}
     return sd, card
 

@@ -1479,3 +1479,35 @@ def test_stream_names_a_bad_item(pipe):
         D.finetune(_fresh(pipe), _Lazy(6, bad={5}), steps=2, batch_size=2, warmup=1, stream=True, weights=w, progress=False)
     with pytest.raises(ValueError, match=r'dataset items 3, 5 at step 0: image values span'):
         D.finetune(_fresh(pipe), _Lazy(6, hot={3, 5}), steps=2, batch_size=2, warmup=1, stream=True, weights=[0, 0, 0, 1, 0, 1], seed=1, progress=False)
+
+
+def test_stream_leaves_global_rng_and_warns_once(pipe):
+    "A streamed run draws nothing from torch's global generator (the DataLoader gets its own), and data in [0, 1] is warned about once per run, not once per batch."
+    unit = [((x + 1) / 2, p) for x, p in zip(imgs(8), 'abababab')]  # images in [0, 1]: legal, but probably a mistake
+    p = _fresh(pipe)  # (which seeds the global generator itself)
+    torch.manual_seed(123); want = torch.rand(1)
+    torch.manual_seed(123)
+    with pytest.warns(UserWarning) as rec: D.finetune(p, unit, steps=5, batch_size=2, warmup=1, stream=True, progress=False)
+    assert torch.rand(1) == want
+    assert sum('[0, 1]' in str(w.message) or 'below 0' in str(w.message) for w in rec) == 1, [str(w.message) for w in rec]
+
+
+def test_finetune_input_messages(pipe, tmp_path):
+    "A negative seed is refused up front (a streamed run failed at step 0 with numpy's message); an item whose image is not a tensor says what it is."
+    for stream in (False, True):
+        with pytest.raises(ValueError, match='seed'): D.finetune(_fresh(pipe), _Lazy(4), steps=1, batch_size=2, seed=-1, stream=stream, progress=False)
+    with pytest.raises(TypeError, match="dataset item 0's image is a ndarray; expected a C x H x W torch.Tensor"):
+        D.finetune(_fresh(pipe), [(np.zeros((1, 32, 32), np.float32), 'a')], steps=1, stream=True, progress=False)
+    with pytest.raises(TypeError, match=r"dataset item 0 is dict with keys \['img', 'prompt'\]"): D.as_images_prompts([dict(img=imgs(1)[0], prompt='a')])
+
+
+def test_a_state_saved_before_stream_was_recorded_resumes_quietly(pipe, tmp_path):
+    "A state whose settings predate the `stream` key was a stacked run: it resumes without a warning about that key."
+    import warnings
+    data = (imgs(4), ['a', 'b'] * 2)
+    D.finetune(_fresh(pipe), data, steps=2, batch_size=2, warmup=1, progress=False, ckpt_dir=tmp_path, ckpt_every=2)
+    f = tmp_path / 'finetune_state.pt'; s = torch.load(f, weights_only=False); del s['settings']['stream']; torch.save(s, f)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        h = D.finetune(_fresh(pipe), data, steps=3, batch_size=2, warmup=1, progress=False, ckpt_dir=tmp_path, ckpt_every=2)
+    assert h['start'] == 2
