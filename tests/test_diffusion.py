@@ -753,6 +753,11 @@ def test_clip_stable_diffusion_folder(tmp_path):
     h = D.finetune(p, (ours, ps), steps=2, batch_size=2, progress=False, ema_decay=None, warmup=1)
     assert all(math.isfinite(l) for l in h['loss']) and any(not torch.equal(a, b) for a, b in zip(before, p.unet.parameters()))
     with pytest.raises(ValueError, match='channel'): D.generate(p, ps, latents=torch.zeros(2, 3, 16, 16))
+    from medcf.data import CheXpertDataset  # CheXpert's gray JPEGs as RGB at the model's size, streamed: the real-data path
+    from medcf.phantoms import data_path
+    with pytest.raises(ValueError, match='dataset item 0 .*this model expects 3'): D.finetune(p, CheXpertDataset(data_path('chexpert'), size=32), steps=1, stream=True, progress=False)
+    h = D.finetune(p, CheXpertDataset(data_path('chexpert'), size=D.native_size(p), channels=3), steps=2, batch_size=4, stream=True, progress=False, ema_decay=None, warmup=1)
+    assert len(h['loss']) == 2 and all(math.isfinite(l) for l in h['loss'])
 
 
 @pytest.mark.parametrize('bad,err', [(torch.zeros(1, 3, 8, 8), 'channels'), (torch.zeros(1, 4, 8), 'shape'),
