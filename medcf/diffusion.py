@@ -22,8 +22,8 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES',
            'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at',
            'unet_eps', 'check_unet', 'sample_latents', 'generate', 'Inversion', 'ddim_invert', 'dataset_item',
            'as_images_prompts', 'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
-           'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight', 'finetune',
-           'generate_grid', 'generation_panel']
+           'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight',
+           'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -411,14 +411,14 @@ def verify_checkpoint(folder: str | Path) -> dict:
     folder = Path(folder)
     if not (folder / CARD).exists(): raise FileNotFoundError(f"{folder} has no {CARD}; expected a checkpoint written by save_pipeline")
     card = _read_card(folder)
-    listed = {f.replace('\\', '/') for f in card.get('files', {})}  # posix paths (a card written on Windows may hold backslashes)
+    listed = {f.replace('\\', '/'): h for f, h in card.get('files', {}).items()}  # posix paths (a card written on Windows may hold backslashes)
     unlisted = [f for f in _read_files(folder) if f not in listed]
     if unlisted: raise ValueError(f"corrupt checkpoint {folder}: {some_names(unlisted)} would be loaded but {CARD} lists no sha256 for it; "
                                   "expected every file save_pipeline wrote to be in the card (re-fetch the folder, or save the pipeline again)")
-    for f, h in card.get('files', {}).items():
-        p = folder / f.replace('\\', '/')
-        if not p.exists(): raise ValueError(f"corrupt checkpoint {folder}: {f} is missing (listed in {CARD})")
-        if sha256(p) != h: raise ValueError(f"corrupt checkpoint {folder}: {f} has sha256 {sha256(p)[:12]}..., the model card says {h[:12]}...; re-fetch the file or retrain")
+    for f, h in listed.items():
+        if not (folder / f).exists(): raise ValueError(f"corrupt checkpoint {folder}: {f} is missing (listed in {CARD})")
+        got = sha256(folder / f)
+        if got != h: raise ValueError(f"corrupt checkpoint {folder}: {f} has sha256 {got[:12]}..., the model card says {h[:12]}...; re-fetch the file or retrain")
     return card
 
 def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'skin') or a pipeline folder (ours or a Stable Diffusion one)
@@ -1121,20 +1121,24 @@ def min_snr_weight(alpha_bar: torch.Tensor,  # cumulative alphas of the sampled 
 
 RESUME_DEFAULTS = dict(stream=False)  # `finetune` settings added after states were saved: what an older state's absence of them means
 
+def settings_diff(old: dict,  # settings a saved state recorded
+                  now: dict) -> tuple:  # this run's settings
+    "(keys `now` has that `old` never recorded, 'key=now (saved with old)' for each recorded key that differs): how a resume tells another run's state from its own."
+    diff = []
+    for k in sorted(k for k in now if k in old and old[k] != now[k]):
+        if isinstance(now[k], dict) and isinstance(old[k], dict):  # a config: name its differing entries
+            keys = sorted(kk for kk in set(now[k]) | set(old[k]) if old[k].get(kk) != now[k].get(kk))
+            diff.append(f"{k} ({', '.join(f'{kk}: {old[k].get(kk)!r} saved, {now[k].get(kk)!r} now' for kk in keys[:4])})")
+        else: diff.append(f"{k}={now[k]!r} (saved with {old[k]!r})")
+    return [k for k in now if k not in old], diff
+
 def _check_resume(state: Path, s: dict, settings: dict, steps: int):
     "Refuse to resume a `finetune` state saved with other settings, or one already past `steps`."
     old = s.get('settings')
-    if old is not None: old = {**RESUME_DEFAULTS, **old}  # settings recorded later: a state saved before them had these values
     if old is None: warnings.warn(f"{state} holds no record of its settings (saved by an older medcf); resuming without checking that lr, batch_size, cond_drop, ema_decay, the data size and the UNet match")
     else:
-        diff, unrecorded = [], [k for k in settings if k not in old]
+        unrecorded, diff = settings_diff({**RESUME_DEFAULTS, **old}, settings)  # settings recorded later: a state saved before them had the default values
         if unrecorded: warnings.warn(f"{state} was saved before medcf recorded {unrecorded}; resuming without checking that they match")
-        for k, v in settings.items():
-            if k not in old or old.get(k) == v: continue
-            if k == 'unet_config':
-                keys = sorted(kk for kk in set(v) | set(old.get(k) or {}) if (old.get(k) or {}).get(kk) != v.get(kk))
-                diff.append(f"the UNet's config ({', '.join(f'{kk}: {(old.get(k) or {}).get(kk)!r} saved, {v.get(kk)!r} now' for kk in keys[:4])})")
-            else: diff.append(f"{k}={v!r} (saved with {old.get(k)!r})")
         if diff: raise ValueError(f"{state} was saved with other settings: {'; '.join(diff)}; resume with the saved settings, "
                                   "pass resume=False to start over (the state there is replaced), or use another ckpt_dir")
     if s['step'] > steps: raise ValueError(f"{state} is already at step {s['step']}, past steps={steps}; expected steps >= {s['step']} (the total, resumed steps included), "

@@ -11,7 +11,7 @@ import numpy as np, pandas as pd, torch
 from .phantoms import pick, is_full, data_path, check_real, check_int
 from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load_pipeline, generate, ddim_invert,
                              vae_roundtrip, encode_images, fit_signal_leak, check_autocast, check_guidance_interval, resolve_guidance_interval,
-                             ZOO, zoo_names, check_out_dir)
+                             ZOO, zoo_names, check_out_dir, settings_diff)
 
 # %% auto #0
 __all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'GUIDANCE_GRID', 'LEAK_N', 'recipe_interval', 'zoo_phantom',
@@ -263,9 +263,8 @@ def _check_vae_stage(work: Path, vh: dict, now: dict) -> None:
     if old is None:
         if 'vae_from' not in vh: warnings.warn(f"{work / 'vae_history.json'} records no recipe (an older medcf): reusing its autoencoder without checking it")
         return
-    unrecorded = sorted(set(now) - set(old))
+    unrecorded, diff = settings_diff(old, now)
     if unrecorded: warnings.warn(f"{work / 'vae_history.json'} was written before medcf recorded {unrecorded}; reusing its autoencoder without checking them")
-    diff = [f"{k}={now.get(k)!r} (it was trained with {old.get(k)!r})" for k in sorted(old) if old.get(k) != now.get(k)]
     if diff: raise ValueError(f"work_dir={str(work)!r} holds an autoencoder trained by another recipe: {'; '.join(diff)}; "
                               "use a fresh work_dir (or delete its vae/ and what was trained on it) to train this recipe's")
 
@@ -355,7 +354,6 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     if vh.get('vae_from'): card['vae_from'] = vh['vae_from']  # not trained here: vae_s is 0 and the autoencoder's own card has its cost
     save_pipeline(pipe, out, card, overwrite=overwrite)
     return json.loads((out / 'model_card.json').read_text())  # as saved, with the files' sha256
-
 
 # %% ../nbs/90_model_zoo.ipynb #37b05655
 def adherence_prompts(name: str, n: int = 256, seed: int = 0) -> tuple:
