@@ -9,14 +9,14 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, Any
 import numpy as np, torch, torch.nn.functional as F
-from .phantoms import pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_weights, check_grid_path
+from .phantoms import pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_weights, check_grid_path, jsonable
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK', 'ALPHA_FLOOR',
            'UNET_EXTRAS', 'STACK_LIMIT', 'RESUME_DEFAULTS', 'text_encoder_dir', 'load_text_encoder', 'build_vae',
            'build_unet', 'build_scheduler', 'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_hw',
            'native_size', 'check_images', 'check_latents', 'check_prompts', 'encode_images', 'decode_latents',
-           'vae_roundtrip', 'sha256', 'jsonable', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline',
+           'vae_roundtrip', 'sha256', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline',
            'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts',
            'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents',
            'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at',
@@ -246,17 +246,6 @@ def _read_files(folder: Path) -> list:
     "The files of a checkpoint folder that `load_pipeline` would read (not hidden ones such as .ipynb_checkpoints/, not other variants), posix paths."
     return [p.relative_to(folder).as_posix() for p in sorted(folder.rglob('*')) if p.is_file() and p.name in READ_NAMES
             and not any(part.startswith('.') for part in p.relative_to(folder).parts)]
-
-def jsonable(x, where: str = 'value'):  # a model-card value; `where` names it in the error
-    "Plain JSON values from numpy and torch scalars and arrays, tuples and paths; anything else is refused, naming where it sits."
-    if isinstance(x, dict): return {str(k): jsonable(v, f"{where}[{k!r}]") for k, v in x.items()}
-    if isinstance(x, (list, tuple)): return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(x)]
-    if isinstance(x, np.generic): return x.item()
-    if isinstance(x, (np.ndarray, torch.Tensor)): return jsonable(x.tolist(), where)
-    if isinstance(x, Path): return str(x)
-    if x is None or isinstance(x, (str, int, float, bool)): return x
-    raise TypeError(f"{where} is a {type(x).__name__}; expected numbers, strings, lists and dicts (numpy and torch values are converted; "
-                    "a DataFrame: .to_dict('records'))")
 
 CKPT_ENTRIES = ('vae', 'unet', 'scheduler', 'text_encoder', 'tokenizer', 'model_index.json', LEAK_FILE, CARD, 'README.md')  # what save_pipeline writes
 

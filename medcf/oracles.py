@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
-from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen
+from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable
 
 # %% auto #0
 __all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'encode_targets', 'OracleNet', 'resize_images', 'fit_size',
@@ -158,17 +158,16 @@ def card_digest(card: dict) -> str:  # a checkpoint's card as read from its JSON
 def save_checkpoint(net: nn.Module,  # the trained network
                     folder,  # folder to write into (created if missing)
                     name: str,  # file stem: writes NAME.safetensors and NAME.json
-                    card: dict,  # model card (JSON-serialisable): config, data seed, steps, wall time, figures
+                    card: dict,  # model card (JSON values; numpy and torch ones are converted): config, data seed, steps, wall time, figures
                     overwrite: bool = False) -> Path:  # True: replace a checkpoint of that name already there (e.g. a shipped one); refused otherwise
     "Save weights as float16 safetensors plus a JSON model card that records the file's sha256 and its own (`card_digest`)."
     from safetensors.torch import save_file
-    try: json.dumps(card, default=_py)
-    except (TypeError, ValueError) as e: raise ValueError(f"card is not JSON-serialisable ({e}); nothing was written") from e
+    card = jsonable(card, 'card')  # numpy and torch values as numbers; anything else refused, naming where it sits, before anything is written
     folder = Path(folder); w = folder / f"{name}.safetensors"
     refuse_overwrite([w, folder / f"{name}.json"], overwrite, 'save_checkpoint')
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().to(torch.float16).contiguous() for k, v in net.state_dict().items()}, str(w))
-    card = json.loads(json.dumps({**card, 'weights': w.name, 'sha256': file_sha256(w), 'dtype': 'float16'}, default=_py))  # as it will be read back
+    card = {**card, 'weights': w.name, 'sha256': file_sha256(w), 'dtype': 'float16'}
     (folder / f"{name}.json").write_text(json.dumps({**card, 'card_sha256': card_digest(card)}, indent=1))
     return w
 

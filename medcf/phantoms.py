@@ -12,10 +12,10 @@ import numpy as np, pandas as pd, torch
 # %% auto #0
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
            'check_real', 'check_weights', 'warn_unit_range', 'warn_truncated', 'some_names', 'refuse_overwrite',
-           'copy_frozen', 'data_samples_root', 'data_path', 'Variable', 'row_index', 'PhantomBatch', 'SCMPhantom',
-           'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path',
-           'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'BrainPhantom', 'ms_arm_index', 'MSPhantom',
-           'MSTrialData', 'MSTrial']
+           'copy_frozen', 'jsonable', 'data_samples_root', 'data_path', 'Variable', 'row_index', 'PhantomBatch',
+           'SCMPhantom', 'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom', 'show_grid',
+           'check_grid_path', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'BrainPhantom', 'ms_arm_index',
+           'MSPhantom', 'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #c2c0587c
 def is_full() -> bool:
@@ -102,6 +102,17 @@ def copy_frozen(m: torch.nn.Module) -> torch.nn.Module:
     c = copy.deepcopy(m).eval()
     for p in c.parameters(): p.requires_grad_(False)
     return c
+
+def jsonable(x, where: str = 'value'):  # a model-card value; `where` names it in the error
+    "Plain JSON values from numpy and torch scalars and arrays, tuples and paths; anything else is refused, naming where it sits."
+    if isinstance(x, dict): return {str(k): jsonable(v, f"{where}[{k!r}]") for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(x)]
+    if isinstance(x, np.generic): return x.item()
+    if isinstance(x, (np.ndarray, torch.Tensor)): return jsonable(x.tolist(), where)
+    if isinstance(x, os.PathLike): return os.fspath(x)
+    if x is None or isinstance(x, (str, int, float, bool)): return x
+    raise TypeError(f"{where} is a {type(x).__name__}; expected numbers, strings, lists and dicts (numpy and torch values are converted; "
+                    "a DataFrame: .to_dict('records'))")
 
 # %% ../nbs/00_phantoms.ipynb #9254359e
 from pathlib import Path

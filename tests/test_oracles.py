@@ -216,8 +216,11 @@ def test_mistakes_that_read_as_numbers(tiny, toy, tmp_path):
     with pytest.raises(ValueError, match='hidden variable'): O.caption_swap_accuracy(lit, toy, b, 'hidden')  # was NaN, as if captions just never said it
     with pytest.raises(ValueError, match='1-d array of integer'): O.zero_shot_accuracy(lit, b.images, np.zeros((6, 1), int), ['a', 'b'])
     with pytest.raises(ValueError, match='1-d array of integer'): O.zero_shot_accuracy(lit, b.images, [0.5] * 6, ['a', 'b'])
-    with pytest.raises(ValueError, match='nothing was written'): O.save_checkpoint(tiny.net, tmp_path / 'c', 'x', {'bad': object()})
+    with pytest.raises(TypeError, match=r"card\['bad'\] is a object"): O.save_checkpoint(tiny.net, tmp_path / 'c', 'x', {'n': 2, 'bad': object()})
     assert not (tmp_path / 'c').exists()  # no orphan weights file
+    O.save_checkpoint(tiny.net, tmp_path / 'd', 'x', {'n': np.int64(3), 'acc': np.float32(0.5), 'seeds': np.arange(2), 'where': tmp_path})
+    card = json.loads((tmp_path / 'd' / 'x.json').read_text())  # numpy values as numbers, a path as text
+    assert (card['n'], card['acc'], card['seeds'], card['where']) == (3, 0.5, [0, 1], str(tmp_path)) and card['card_sha256'] == O.card_digest(card)
 
 
 def test_training_pieces_check_their_input(toy, monkeypatch):
