@@ -5,6 +5,7 @@
 # %% ../nbs/04_metrics.ipynb #d5abf768
 from __future__ import annotations
 from typing import Callable, Sequence
+import warnings
 import numpy as np, pandas as pd, torch
 from .oracles import check_images, _py
 from .phantoms import check_int
@@ -160,28 +161,34 @@ def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:  # pro
 
 def nll(probs,  # N (binary P(y=1)) or N x K probabilities
         labels,  # N labels
-        eps: float = 1e-12) -> float:  # floor on probabilities before the log
-    "Mean negative log-likelihood of the true labels."
+        eps: float = 1e-12) -> float:  # floor on probabilities before the log (a true label given probability 0 would make the NLL infinite)
+    "Mean negative log-likelihood of the true labels; a warning says how many were floored at `eps`, since the mean then depends on it."
     if not 0 < eps < 1: raise ValueError(f"eps={eps!r}: expected a small positive floor in (0, 1), e.g. 1e-12")
     p = _probs(probs); y = _labels(labels, p.shape[1])
     _same_len(probs=p, labels=y)
-    return float(-np.log(np.clip(p[np.arange(len(y)), y], eps, 1)).mean())
+    q = p[np.arange(len(y)), y]
+    low = int((q < eps).sum())
+    if low: warnings.warn(f"{low} of {len(q)} true labels have probability below eps={eps:g} (exactly 0 for {int((q == 0).sum())}); each counts as "
+                          f"-log(eps) = {-np.log(eps):.1f}, so the NLL is a floor-dependent lower bound (the true value is infinite if any is 0)", stacklevel=2)
+    return float(-np.log(np.clip(q, eps, 1)).mean())
 
 def accuracy_rejection_curve(confidence,  # N confidences (higher = more sure); the least sure are rejected first
                              correct,  # N booleans/0-1: was the prediction right
                              rates: Sequence = tuple(np.round(np.linspace(0, 0.9, 10), 2))) -> pd.DataFrame:  # rejection rates in [0, 1)
-    "Accuracy on the retained samples after rejecting the least confident fraction, for each rate."
+    "Accuracy on the retained samples after rejecting the least confident fraction, for each rate; samples tied at the cut count by their mean (any order of ties gives the same curve)."
     c, ok = _np(confidence, 'confidence').astype(float), _binary(np.asarray(correct).astype(int) if np.asarray(correct).dtype == bool else correct, 'correct')
     if c.ndim != 1: raise ValueError(f"confidence has shape {c.shape}; expected a 1-d array, one confidence per sample (e.g. probs.max(1))")
     _same_len(confidence=c, correct=ok)
     rates = np.atleast_1d(_np(rates, 'rates').astype(float))
     if rates.ndim != 1: raise ValueError(f"rates has shape {rates.shape}; expected a 1-d sequence of rejection rates")
     if (rates < 0).any() or (rates >= 1).any(): raise ValueError("rejection rates must lie in [0, 1)")
-    order = np.argsort(-c, kind='mergesort')
+    cs = np.sort(c)[::-1]
     rows = []
     for r in rates:
         keep = max(1, int(round(len(c) * (1 - r))))
-        rows.append(dict(rejection_rate=float(r), n_kept=keep, accuracy=float(ok[order[:keep]].mean())))
+        cut = cs[keep - 1]; above, tied = c > cut, c == cut  # of the samples tied at the cut confidence, keep - |above| are kept: their expected accuracy is the group's mean
+        acc = (ok[above].sum() + (keep - above.sum()) * ok[tied].mean()) / keep
+        rows.append(dict(rejection_rate=float(r), n_kept=keep, accuracy=float(acc)))
     return pd.DataFrame(rows)
 
 # %% ../nbs/04_metrics.ipynb #37ebb9b9
@@ -225,20 +232,23 @@ def changed_region(factual,  # N x C x H x W factual images
     return (t - f).abs().amax(1) > threshold
 
 def counterfactual_error(edited,  # N x C x H x W images produced by the editor
+                         *,  # keyword-only: swapping the two reference sets gives plausible, wrong figures
                          true_cf,  # N x C x H x W true counterfactuals (same noise, intervened SCM)
                          factual,  # N x C x H x W factual images (define the changed region)
                          threshold: float = 0.05) -> pd.DataFrame:  # region threshold, see `changed_region`
-    "Per image: mean |edited - true_cf| inside the changed region, outside it, overall, and the region's area fraction."
+    "Per image: mean |edited - true_cf| inside the changed region, outside it (NaN where a region is empty), overall, and the region's area fraction."
     e, t = _pair(edited, true_cf, 'edited', 'true_cf')
     region = changed_region(factual, true_cf, threshold)
     err = (e - t).abs().mean(1)  # N x H x W
     r = region.float(); area = r.sum((1, 2))
     inside = torch.where(area > 0, (err * r).sum((1, 2)) / area.clamp(min=1), torch.full_like(area, float('nan')))
-    outside = (err * (1 - r)).sum((1, 2)) / (1 - r).sum((1, 2)).clamp(min=1)
+    rest = (1 - r).sum((1, 2))
+    outside = torch.where(rest > 0, (err * (1 - r)).sum((1, 2)) / rest.clamp(min=1), torch.full_like(rest, float('nan')))
     return pd.DataFrame(dict(mae_inside=inside.numpy(), mae_outside=outside.numpy(), mae_all=err.mean((1, 2)).numpy(),
                              region_frac=(area / r[0].numel()).numpy()))
 
 def minimality(edited,  # N x C x H x W edited images
+               *,  # keyword-only: swapped, the identity editor would score 1, "just enough"
                factual,  # N x C x H x W factual images
                true_cf) -> np.ndarray:  # N x C x H x W true counterfactuals
     "Per image: mean |edited - factual| / mean |true_cf - factual|; 1 = changes as much as needed, > 1 = more (NaN if the truth changes nothing)."
@@ -365,7 +375,8 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
                           **do) -> pd.Series:  # the intervention, e.g. effusion=1 (scalar or one value per image)
     "Every counterfactual metric for one intervention, as one row: effectiveness, error inside/outside, minimality, leakage (worst discrete attribute), composition, reversibility."
     # effectiveness is the mean share over the discrete intervened attributes (NaN when there is none); each continuous one gets
-    # its own column effectiveness_mae_<name> in its own units: a share and a mean error in years are never averaged together
+    # its own column effectiveness_mae_<name> in its own units: a share and a mean error in years are never averaged together;
+    # leakage_max is NaN when no attribute was left to check (not 0.0, which would read as "no leakage")
     if not do: raise ValueError("give the intervention as keyword arguments, e.g. effusion=1")
     hidden = [k for k in do if k not in batch.attrs.columns]
     if hidden: raise ValueError(f"{hidden} are not observed attributes; an editor can only be asked for {list(batch.attrs.columns)}")
@@ -373,12 +384,12 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
     target = {k: cf.attrs[k].to_numpy() for k in do}
     source = {k: batch.attrs[k].to_numpy() for k in do}
     edited = _edit(edit_fn, batch.images, target)
-    err = counterfactual_error(edited, cf.images, batch.images, threshold)
+    err = counterfactual_error(edited, true_cf=cf.images, factual=batch.images, threshold=threshold)
     leak = leakage(predict, edited, cf.images, intervened=list(do), discrete_only=True, attributes=leakage_attributes)
     eff = _effectiveness(predict, edited, target)
     shares = [v for v, cont in eff.values() if not cont]
     return pd.Series(dict(effectiveness=float(np.mean(shares)) if shares else float('nan'),
                           **{f'effectiveness_mae_{k}': v for k, (v, cont) in eff.items() if cont}, mae_inside=float(err.mae_inside.mean()),
-                          mae_outside=float(err.mae_outside.mean()), minimality=float(np.nanmedian(minimality(edited, batch.images, cf.images))),
-                          leakage_max=float(leak.max()) if len(leak) else 0.0, leakage_worst=leak.idxmax() if len(leak) and leak.max() > 0 else '',
+                          mae_outside=float(err.mae_outside.mean()), minimality=float(np.nanmedian(minimality(edited, factual=batch.images, true_cf=cf.images))),
+                          leakage_max=float(leak.max()) if len(leak) else float('nan'), leakage_worst=leak.idxmax() if len(leak) and leak.max() > 0 else '',
                           composition=composition(edit_fn, batch.images, source)[0], reversibility=reversibility(edit_fn, batch.images, source, target)))

@@ -90,9 +90,14 @@ def test_counterfactual_error_region(setup):
     cf = ph.counterfactual(b, **tgt)
     reg = M.changed_region(b.images, cf.images)
     assert reg.shape == (20, 16, 16) and reg[:, 4:8].all() and not reg[:, 10:].any()
-    e = M.counterfactual_error(b.images, cf.images, b.images)
+    e = M.counterfactual_error(b.images, true_cf=cf.images, factual=b.images)
     assert (e.mae_outside < 0.05).all() and (e.mae_inside > 1).all()
-    with pytest.raises(ValueError, match='shape'): M.counterfactual_error(b.images[:3], cf.images, b.images)
+    with pytest.raises(ValueError, match='shape'): M.counterfactual_error(b.images[:3], true_cf=cf.images, factual=b.images)
+    with pytest.raises(TypeError, match='positional'): M.counterfactual_error(b.images, cf.images, b.images)  # swapping the references looked perfect
+    with pytest.raises(TypeError, match='positional'): M.minimality(b.images, b.images, cf.images)
+    x = torch.zeros(2, 1, 8, 8)
+    with pytest.warns(UserWarning, match='none below 0'): whole = M.counterfactual_error(x, true_cf=x + 1, factual=x)  # the whole image changes: nothing is outside
+    assert whole.region_frac.eq(1).all() and whole.mae_outside.isna().all() and whole.mae_inside.eq(1).all()
     with pytest.raises(ValueError, match='channel|rank'): M.changed_region(b.images[:, 0], cf.images[:, 0])
 
 def test_edit_fn_contract(setup):
@@ -147,7 +152,7 @@ def test_counterfactual_metric_input_checks(setup):
     with pytest.raises(ValueError, match='non-empty'): M.reversibility(M.identity_editor, b.images, {}, {})
     with pytest.raises(ValueError, match='positive integer'): M.composition(M.identity_editor, b.images, {'bar': 0}, n_apply=0)
     grad = cf.images.clone().requires_grad_(True)  # an editor whose output carries a graph
-    assert len(M.counterfactual_error(grad, cf.images, b.images)) == len(b.images)
+    assert len(M.counterfactual_error(grad, true_cf=cf.images, factual=b.images)) == len(b.images)
 
 def test_effectiveness_reads_the_oracle_specs():
     "With an AttributeOracle the attribute's kind comes from its spec: an int age is a continuous target, an unknown value an error."
@@ -201,3 +206,26 @@ def test_frechet_distance_of_one_feature():
     rng = np.random.default_rng(0); a, b = rng.normal(size=(4000, 1)), 1 + 2 * rng.normal(size=(4000, 1))
     sa, sb = a.std(ddof=1), b.std(ddof=1)
     assert M.frechet_distance(a, b) == pytest.approx((a.mean() - b.mean()) ** 2 + (sa - sb) ** 2, rel=1e-9)
+
+
+def test_nll_says_when_the_floor_sets_it():
+    "A true label given probability 0 is floored at eps: the mean then depends on eps, and a warning says how many were floored."
+    with pytest.warns(UserWarning, match=r'1 of 2 true labels have probability below eps=1e-12 \(exactly 0 for 1\)'):
+        assert M.nll([0.0, 1.0], [1, 1]) == pytest.approx(-np.log(1e-12) / 2)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error'); M.nll([0.3, 0.9], [1, 1])  # nothing floored, nothing said
+
+
+def test_rejection_curve_is_independent_of_the_order_of_ties():
+    "Saturated confidences tie; the samples tied at the cut count by their mean accuracy, so the curve does not depend on input order."
+    c, ok = np.array([1, 1, 1, 1, .6, .6]), np.array([1, 1, 0, 0, 1, 0])
+    a, b = (M.accuracy_rejection_curve(c[o], ok[o], rates=[0, 0.5]).accuracy.tolist() for o in (np.arange(6), np.arange(6)[::-1]))
+    assert a == b == [pytest.approx(0.5), pytest.approx(0.5)]  # 3 kept of the four tied at 1.0, half of which are right
+
+
+def test_report_without_a_checked_attribute_says_nan(setup):
+    "When no attribute is left to check for leakage, leakage_max is NaN (it read 0.0: 'no leakage')."
+    ph, b, tgt = setup
+    r = M.counterfactual_report(M.identity_editor, ph, b, reader, leakage_attributes=[], **tgt)
+    assert np.isnan(r.leakage_max) and r.leakage_worst == ''
