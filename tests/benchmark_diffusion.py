@@ -8,8 +8,9 @@ Sampling: images/s at `steps` DDIM steps with classifier-free guidance, batch `b
 Training: samples/s of the UNet noise-prediction step, batch `batch`:
   ours  = latents encoded once, prompt embeddings cached (`medcf.diffusion.finetune`)
   naive = VAE encoder and text encoder run on every batch.
+Then `finetune` itself, stacked and with stream=True (which runs the VAE and text encoder on every batch, as naive does).
 Not collected by pytest (the file name does not start with test_)."""
-import argparse, time
+import argparse, copy, time
 import torch, torch.nn.functional as F
 from medcf import diffusion as D
 
@@ -81,6 +82,10 @@ def main():
     print(f"UNet training, batch {a.batch}, {a.train_steps} steps (samples/s; ours excludes the one-off latent encoding):")
     for n, v in tr: print(f"  {n:6s} {v:8.1f}")
     print(f"  speed-up {tr[1][1] / tr[0][1]:.2f}x")
+    print(f"finetune itself, batch {a.batch}, {a.train_steps} steps (samples/s in its loop; stream=True encodes every batch, for data larger than memory):")
+    for name, stream in (('stacked', False), ('stream=True', True)):
+        h = D.finetune(copy.deepcopy(pipe), (images, prompts), steps=a.train_steps, batch_size=a.batch, warmup=1, ema_decay=None, stream=stream, progress=False)
+        print(f"  {name:11s} {a.train_steps * a.batch / h['seconds']:8.1f}")
 
 
 if __name__ == '__main__':
