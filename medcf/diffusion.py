@@ -20,8 +20,8 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES',
            'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts',
            'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents',
            'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at',
-           'unet_eps', 'check_unet', 'sample_latents', 'generate', 'Inversion', 'ddim_invert', 'dataset_item',
-           'as_images_prompts', 'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
+           'unet_eps', 'check_unet', 'sample_latents', 'trajectory_log_probs', 'generate', 'Inversion', 'ddim_invert',
+           'dataset_item', 'as_images_prompts', 'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
            'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight',
            'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
 
@@ -496,6 +496,9 @@ def ddim_scheduler(pipe, num_inference_steps: int = 50):
     if num_inference_steps > s.config.num_train_timesteps:
         raise ValueError(f"num_inference_steps={num_inference_steps} exceeds the {s.config.num_train_timesteps} training timesteps")
     s.set_timesteps(int(num_inference_steps))
+    T, top = s.config.num_train_timesteps, int(s.timesteps.max())
+    if top >= T: raise ValueError(f"num_inference_steps={num_inference_steps}: with this schedule's spacing ({s.config.timestep_spacing!r}, steps_offset={s.config.steps_offset}) "
+                                  f"the first timestep would be {top}, past the last training timestep {T - 1}; expected at most {T - s.config.steps_offset} steps")
     return s
 
 ALPHA_FLOOR = 2.0 ** -24  # smallest alpha-bar the sampler divides by (as diffusers' Euler scheduler does for zero-terminal-SNR schedules)
@@ -549,10 +552,13 @@ def ddim_step(x_t: torch.Tensor,  # current latent
     if not isinstance(x_t, torch.Tensor): raise TypeError(f"x_t must be a torch.Tensor, got {type(x_t).__name__}")
     if prev_sample is not None and eta == 0: raise ValueError("prev_sample scores a sample under a step with noise; at eta=0 the step is deterministic and has no log-probability: pass eta > 0")
     if prev_sample is not None and noise is not None: raise ValueError("got both noise and prev_sample: noise draws a new sample, prev_sample scores a given one; pass one of them")
+    if noise is not None and eta == 0: raise ValueError("noise is used only when eta > 0 (at eta=0 the step is deterministic); pass eta > 0 or no noise")
     for name, v in (('eps', eps), ('noise', noise), ('prev_sample', prev_sample)):
         if v is not None and (not isinstance(v, torch.Tensor) or v.shape != x_t.shape):
             raise ValueError(f"{name} has shape {tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}; expected x_t's shape {tuple(x_t.shape)}")
     a, ap = (_alpha_arg(v, name, x_t) for v, name in ((alpha_t, 'alpha_t'), (alpha_prev, 'alpha_prev')))
+    if eta > 0 and bool((ap < a).any()): raise ValueError("alpha_prev < alpha_t: this step runs towards more noise (an inversion step), where the DDIM noise "
+                                                          "variance is negative; a step with eta > 0 goes from t to a less noisy timestep")
     dt, x_t, eps = x_t.dtype, _wide(x_t), _wide(eps)
     x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
     var = (1 - ap) / (1 - a) * (1 - a / ap)
@@ -589,6 +595,7 @@ class StepInfo:
     log_prob: torch.Tensor | None  # log p(x_{t-1} | x_t) of prev_latents as drawn, per sample, averaged over latent elements (eta > 0 only)
     alpha_t: torch.Tensor | None = None  # alpha-bar at t (the sampler's, floored): with alpha_prev, what `ddim_step(prev_sample=...)` needs to re-score a step
     alpha_prev: torch.Tensor | None = None  # alpha-bar at the next timestep
+    offset: int = 0  # index of latents[0] among all the images of the call (`generate` samples in batches; a callback sees one batch at a time)
 
 @dataclass
 class SampleOutput:
@@ -597,6 +604,7 @@ class SampleOutput:
     log_probs: torch.Tensor | None  # steps x N log-probabilities of the latents the trajectory holds (a callback's replacement re-scored), each averaged over latent elements (eta > 0) else None
     trajectory: list | None  # latents x_T ... x_0 when asked for
     timesteps: list  # timesteps visited
+    alphas: list | None = None  # (alpha_t, alpha_prev) of each step, as the sampler used them: what `trajectory_log_probs` re-scores with
 
 def _seed_generators(seed: int, n: int, offset: int = 0, stream: int = 0) -> list:
     "One torch.Generator per image, so image j depends only on (seed, j), never on the batch size; `stream` 1 is the step noise, 0 the starting noise."
@@ -721,6 +729,8 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
                    return_trajectory: bool = False,  # keep every x_t
                    guidance_interval: tuple | None = None) -> SampleOutput:  # (t_lo, t_hi): guide only at timesteps in it, w = 1 elsewhere (arXiv:2404.07724); None: every step
     "The DDIM sampling loop on latents, with per-step callbacks and log-probabilities; works for any SD-style pipeline."
+    # With grad=True the returned log_probs differentiate through the whole chain (each x_t depends on the weights); DDPO's
+    # policy gradient holds each step's input fixed: re-score a stored trajectory with `trajectory_log_probs` for that.
     ddim = ddim_scheduler(pipe, num_inference_steps)
     interval = check_guidance_interval(guidance_interval, ddim.config.num_train_timesteps)
     ts = [int(t) for t in ddim.timesteps]
@@ -745,13 +755,14 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
     dev, dt = _device(pipe), _dtype(pipe)
     x, cond = latents.to(dev, dt), cond.to(dev, dt)
     uncond = None if uncond is None else uncond.to(dev, dt)
-    logps, traj = [], [x] if return_trajectory else None
+    logps, traj, alphas = [], [x] if return_trajectory else None, []
     with torch.set_grad_enabled(grad):
         for i in range(start_step, len(ts)):
             t = ts[i]
             t_prev = ts[i + 1] if i + 1 < len(ts) else -1
             eps, ec, eu = unet_eps(pipe, x, t, cond, uncond, guidance_at(t, guidance_scale, interval), ddim, checkpoint and grad)
             a, ap = _alpha(ddim, t), _alpha(ddim, t_prev)
+            alphas.append((a, ap))
             if guidance_fn is not None:
                 eps = _hook_output(guidance_fn(x, t, eps, (x - (1 - a).sqrt() * eps) / a.sqrt()), 'guidance_fn', eps, 'the noise prediction eps')
             noise = _randn(generators, x.shape[1:]).to(dev, dt) if eta > 0 else None
@@ -764,7 +775,37 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
             if lp is not None: logps.append(lp)
             x = x_prev
             if return_trajectory: traj.append(x)
-    return SampleOutput(x, torch.stack(logps) if logps else None, traj, ts[start_step:])
+    return SampleOutput(x, torch.stack(logps) if logps else None, traj, ts[start_step:], alphas)
+
+def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` result with return_trajectory=True and eta > 0
+                         cond: torch.Tensor,  # the prompt embeddings it was sampled with, N x L x D
+                         uncond: torch.Tensor | None = None,  # and the unconditional ones (guidance_scale != 1)
+                         guidance_scale: float = 1.0,  # the guidance it was sampled with
+                         eta: float = 1.0,  # the eta it was sampled with (> 0)
+                         guidance_interval: tuple | None = None,  # the interval it was sampled with
+                         checkpoint: bool = False) -> torch.Tensor:  # gradient-checkpoint the UNet calls
+    "steps x N log p(x_{t-1} | x_t) of a stored trajectory under the pipeline's CURRENT weights, each step's x_t held fixed (DDPO's re-scoring, arXiv:2305.13301); differentiable in the weights."
+    if not isinstance(out, SampleOutput) or out.trajectory is None or out.alphas is None:
+        raise ValueError("out must be a SampleOutput from sample_latents(..., return_trajectory=True) (generate(return_latents=True) keeps no trajectory)")
+    eta, guidance_scale = _eta(eta), check_real(guidance_scale, 'guidance_scale')
+    if eta == 0: raise ValueError("eta=0: a deterministic trajectory has no log-probability; pass the eta > 0 it was sampled with")
+    interval = check_guidance_interval(guidance_interval, pipe.scheduler.config.num_train_timesteps)
+    if uncond is None and guidance_scale != 1: raise ValueError(f"guidance_scale={guidance_scale} needs uncond, the embeddings it was sampled with")
+    n = len(out.trajectory[0]); _check_embeddings(pipe, cond, 'cond', n)
+    if uncond is not None: _check_embeddings(pipe, uncond, 'uncond', n)
+    dev, dt = _device(pipe), _dtype(pipe)
+    cond, uncond = cond.to(dev, dt), None if uncond is None else uncond.to(dev, dt)
+    ddim, lps = ddim_scheduler(pipe, 1), []  # the UNet wrapper reads only the scheduler's config from it
+    for t, (a, ap), x, x_prev in zip(out.timesteps, out.alphas, out.trajectory[:-1], out.trajectory[1:]):
+        x = x.detach().to(dev, dt)
+        eps = unet_eps(pipe, x, t, cond, uncond, guidance_at(t, guidance_scale, interval), ddim, checkpoint)[0]
+        lps.append(ddim_step(x, eps, a, ap, eta, prev_sample=x_prev.detach().to(dev, dt))[2])
+    return torch.stack(lps)
+
+def _at_offset(callback: Callable, offset: int, info: StepInfo):
+    "Call `callback` with the batch's offset among all the images of the call set on its StepInfo."
+    info.offset = offset
+    return callback(info)
 
 # %% ../nbs/02_diffusion.ipynb #ef688dff
 def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a single string makes one image)
@@ -801,7 +842,8 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
     for i in range(0, n, batch_size):
         sl = slice(i, i + batch_size)
         o = sample_latents(pipe, latents[sl], cond[sl], None if uncond is None else uncond[sl], num_inference_steps,
-                           guidance_scale, eta, gens[sl] if gens else None, callback=callback, guidance_fn=guidance_fn, grad=grad,
+                           guidance_scale, eta, gens[sl] if gens else None, callback=None if callback is None else functools.partial(_at_offset, callback, i),
+                           guidance_fn=guidance_fn, grad=grad,
                            guidance_interval=guidance_interval)
         with torch.set_grad_enabled(grad): imgs.append(decode_latents(pipe, o.latents))
         outs.append(o)

@@ -1516,3 +1516,40 @@ def test_a_state_saved_before_stream_was_recorded_resumes_quietly(pipe, tmp_path
         warnings.simplefilter('error')
         h = D.finetune(_fresh(pipe), data, steps=3, batch_size=2, warmup=1, progress=False, ckpt_dir=tmp_path, ckpt_every=2)
     assert h['start'] == 2
+
+
+def test_trajectory_log_probs_rescore_with_each_input_held(pipe):
+    "DDPO re-scores a stored trajectory under the current weights with each x_t fixed: equal to the sampler's log-probs at the same weights, and its gradient matches a finite difference."
+    p = _fresh(pipe)
+    c, u = D.encode_prompts(p, ['a', 'b']), D.encode_prompts(p, ['', ''])
+    out = D.sample_latents(p, D.initial_latents(p, 2, seed=0), c, u, 4, 2.0, eta=1.0, generators=D._seed_generators(0, 2, stream=1), return_trajectory=True)
+    lp = D.trajectory_log_probs(p, out, c, u, 2.0, 1.0)
+    assert lp.shape == out.log_probs.shape == (4, 2) and torch.allclose(lp, out.log_probs, atol=1e-5)
+    lp.sum().backward()
+    b, h = p.unet.conv_out.bias, 1e-2
+    with torch.no_grad():
+        f = []
+        for s in (h, -h):
+            b[0] += s; f.append(D.trajectory_log_probs(p, out, c, u, 2.0, 1.0).sum().item()); b[0] -= s
+    assert abs((f[0] - f[1]) / (2 * h) - b.grad[0].item()) < 2e-2 * abs(b.grad[0].item()) + 1e-4
+    with pytest.raises(ValueError, match='return_trajectory=True'): D.trajectory_log_probs(p, D.sample_latents(p, D.initial_latents(p, 2), c, None, 2), c)
+    with pytest.raises(ValueError, match='eta=0'): D.trajectory_log_probs(p, out, c, u, 2.0, eta=0)
+
+
+def test_generate_callback_knows_its_batch(pipe):
+    "generate samples in batches; the callback's StepInfo.offset says which images a call sees."
+    seen = []
+    D.generate(pipe, ['a', 'b', 'c'], num_inference_steps=2, batch_size=2, callback=lambda s: seen.append((s.i, s.offset, len(s.latents))))
+    assert seen == [(0, 0, 2), (1, 0, 2), (0, 2, 1), (1, 2, 1)]
+
+
+def test_sampler_refuses_what_it_cannot_do(pipe):
+    "A step count whose first timestep falls past the schedule, noise at eta=0, and a noisy step towards more noise are refused."
+    T, off = pipe.scheduler.config.num_train_timesteps, pipe.scheduler.config.get('steps_offset', 0)
+    assert off == 1  # Stable Diffusion's 'leading' spacing: T steps would start at timestep T (an IndexError deep in the sampler before)
+    with pytest.raises(ValueError, match=f'expected at most {T - off} steps'): D.ddim_scheduler(pipe, T)
+    assert len(D.ddim_scheduler(pipe, T - off).timesteps) == T - off
+    x, a, ap = torch.zeros(1, 4, 8, 8), torch.tensor(0.5), torch.tensor(0.9)
+    with pytest.raises(ValueError, match='noise is used only when eta > 0'): D.ddim_step(x, x, a, ap, 0.0, noise=x)
+    with pytest.raises(ValueError, match='towards more noise'): D.ddim_step(x, x, ap, a, 0.5, noise=x)
+    D.ddim_step(x, x, ap, a, 0.0)  # a deterministic step either way is DDIM's own (inversion uses it)
