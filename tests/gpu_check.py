@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np, torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from medcf.diffusion import load_pipeline, generate, ddim_invert, finetune, train_vae, encode_prompts, sample_latents
+from medcf.diffusion import load_pipeline, generate, ddim_invert, finetune, train_vae, encode_prompts, sample_latents, trajectory_log_probs
 from medcf.oracles import load_oracle
 from medcf.zoo import zoo_phantom, prompt_adherence
 
@@ -77,6 +77,14 @@ def main():
     lat.pow(2).mean().backward()
     record('gradient through 4 sampler steps', z.grad is not None and bool(torch.isfinite(z.grad).all()) and float(z.grad.abs().sum()) > 0,
            grad_norm=round(float(z.grad.norm()), 5))
+    gens = [torch.Generator().manual_seed(k) for k in range(2)]  # CPU generators: the step noise is drawn on the CPU (image j's, whatever the device)
+    tr = sample_latents(p, z.detach(), cond, unc, 4, 3.0, eta=1.0, generators=gens, return_trajectory=True)
+    bias = p.unet.conv_out.bias.requires_grad_(True)
+    rs = trajectory_log_probs(p, tr, cond, unc, 3.0, eta=1.0)  # DDPO's re-scoring, differentiable in the weights
+    rs.sum().backward()
+    gw = bias.grad; bias.grad = None; bias.requires_grad_(False)
+    record('trajectory_log_probs re-scores the sampled trajectory on the device', bool(torch.allclose(rs.detach(), tr.log_probs, atol=1e-3))
+           and gw is not None and bool(torch.isfinite(gw).all()), max_abs_diff=round(float((rs.detach() - tr.log_probs).abs().max()), 6))
 
     # 4. DDIM inversion with the exact-reconstruction check
     real = zoo_phantom('chest').sample(n, seed=10_000)
