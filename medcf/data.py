@@ -419,10 +419,10 @@ class CheXpertDataset(Dataset):
     def __init__(self, root: str | Path,  # the CheXpert-v1.0-small folder, or its parent
                  split: str = 'train',  # 'train' or 'valid'
                  size: int = 64,  # images are size x size
-                 channels: int = 1,  # 1: grayscale; 3: the gray value in R, G and B (what an RGB model such as Stable Diffusion's VAE takes)
                  frontal_only: bool = True,  # keep frontal views only
                  policy: str = 'U-zeros',  # 'U-zeros', 'U-ones' or 'ignore' (uncertain -> masked)
-                 findings: list = CHEXPERT_FINDINGS):  # label columns, in this order, in `attrs`
+                 findings: list = CHEXPERT_FINDINGS,  # label columns, in this order, in `attrs`
+                 channels: int = 1):  # 1: grayscale; 3: the gray value in R, G and B (what an RGB model such as Stable Diffusion's VAE takes)
         bad = [f for f in findings if f not in CHEXPERT_FINDINGS]
         if bad: raise ValueError(f"unknown findings {bad}; expected some of {CHEXPERT_FINDINGS}")
         if channels not in (1, 3): raise ValueError(f"channels={channels!r}; expected 1 (grayscale) or 3 (gray repeated as RGB)")

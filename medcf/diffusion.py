@@ -987,10 +987,10 @@ def _digest(*parts) -> str:
     return h.hexdigest()[:16]
 
 def _data_digest(data) -> str:
-    "What a resume compares of the data: every image and prompt of (images, prompts); of a streamed `_Items`, its length and 16 evenly spaced items (reading all would cost an epoch)."
+    "What a resume compares of the data: every image and prompt of (images, prompts); of a streamed `_Items`, its type, length and 16 evenly spaced prompts (not pixels: a dataset may augment its images at random; reading all would cost an epoch)."
     if isinstance(data, tuple): return _digest(memoryview(data[0].detach().cpu().contiguous().numpy()), '\x00'.join(data[1]).encode())
     n = len(data); picks = sorted({int(j) for j in np.linspace(0, n - 1, min(16, n))})
-    return _digest(str(n).encode(), *[b for im, p, _ in (data[i] for i in picks) for b in (memoryview(im.detach().cpu().contiguous().numpy()), p.encode())])
+    return _digest(type(data.data).__name__.encode(), str(n).encode(), *[data[i][1].encode() for i in picks])
 
 def _lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
     "Linear warm-up, then cosine decay to 10% of `lr`."
@@ -1154,7 +1154,7 @@ RESUME_DEFAULTS = dict(stream=False)  # `finetune` settings added after states w
 
 def settings_diff(old: dict,  # settings a saved state recorded
                   now: dict) -> tuple:  # this run's settings
-    "(keys `now` has that `old` never recorded, 'key=now (saved with old)' for each recorded key that differs): how a resume tells another run's state from its own."
+    "(keys `now` has that `old` never recorded, 'key=now (saved with old)' for each recorded key that differs): how a resume tells another run's state from its own. Keys only `old` has (a setting a later medcf dropped) are ignored."
     diff = []
     for k in sorted(k for k in now if k in old and old[k] != now[k]):
         if isinstance(now[k], dict) and isinstance(old[k], dict):  # a config: name its differing entries
@@ -1198,11 +1198,12 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     if num_workers and not stream: raise ValueError(f"num_workers={num_workers}: workers read a streamed dataset; pass stream=True, or num_workers=0")
     if stream:
         items = _Items(data); n_data = len(items)
+        first = items[0][0]  # a bad item 0 (not a tensor, say) fails here with its own message
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore', UserWarning)  # the range warning comes with the first batch
-                shape = check_images(pipe, items[0][0][None]).shape[1:]  # the other items are checked as their batches arrive
-        except (TypeError, ValueError) as e: raise type(e)(f"dataset item 0 (image of shape {tuple(items[0][0].shape)}, as one batch): {e}") from None
+                shape = check_images(pipe, first[None]).shape[1:]  # the other items are checked as their batches arrive
+        except (TypeError, ValueError) as e: raise type(e)(f"dataset item 0 (image of shape {tuple(first.shape)}, as one batch): {e}") from None
     else:
         images, prompts = as_images_prompts(data); n_data = len(images)
         check_images(pipe, images)
@@ -1267,13 +1268,12 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
             for grp in opt.param_groups: grp['lr'] = _lr_at(step, steps, lr, warmup)
             if stream:
                 x, ps, ix = next(batches)
-                try:
-                    with warnings.catch_warnings():
-                        if step > start: warnings.simplefilter('ignore', UserWarning)  # a range warning once per run, not once per batch
-                        check_images(pipe, x)
-                except (TypeError, ValueError) as e: raise type(e)(f"the batch of dataset items {some_names(map(str, sorted(set(ix))))} at step {step}: {e}") from None
+                with warnings.catch_warnings():
+                    if step > start: warnings.simplefilter('ignore', UserWarning)  # a range or caption-length warning once per run, not once per batch
+                    try: check_images(pipe, x)
+                    except (TypeError, ValueError) as e: raise type(e)(f"the batch of dataset items {some_names(map(str, sorted(set(ix))))} at step {step}: {e}") from None
+                    c_b = encode_prompts(pipe, ps, cache=False).to(dev, _dtype(pipe))
                 mu_b, sd_b = (v.to(dev) for v in _batch_posterior(pipe, x))  # the VAE may sit on another device (offloading)
-                c_b = encode_prompts(pipe, ps, cache=False).to(dev, _dtype(pipe))
             else:
                 idx = torch.randint(len(mu), (batch_size,), generator=g) if w is None else torch.multinomial(w, batch_size, True, generator=g)
                 mu_b, sd_b, c_b = mu[idx], sd[idx], emb[pix[idx]]

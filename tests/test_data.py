@@ -490,6 +490,8 @@ def test_chexpert_rgb_for_an_rgb_model():
     assert rgb.shape == (3, 32, 32) and torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[1], rgb[2])
     assert (rgb[0] - CheXpertDataset(CHEX, 'train', size=32)[0]['image'][0]).abs().max() <= 1 / 127.5
     with pytest.raises(ValueError, match='channels=2'): CheXpertDataset(CHEX, 'train', channels=2)
+    ds = CheXpertDataset(CHEX, 'train', 32, True, 'U-ones')  # the positional order from before `channels` (added last)
+    assert ds.policy == 'U-ones' and ds.channels == 1
 
 
 def test_medmnist_gray_as_rgb():

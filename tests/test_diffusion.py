@@ -1501,8 +1501,9 @@ def test_finetune_input_messages(pipe, tmp_path):
     "A negative seed is refused up front (a streamed run failed at step 0 with numpy's message); an item whose image is not a tensor says what it is."
     for stream in (False, True):
         with pytest.raises(ValueError, match='seed'): D.finetune(_fresh(pipe), _Lazy(4), steps=1, batch_size=2, seed=-1, stream=stream, progress=False)
-    with pytest.raises(TypeError, match="dataset item 0's image is a ndarray; expected a C x H x W torch.Tensor"):
+    with pytest.raises(TypeError, match="dataset item 0's image is a ndarray; expected a C x H x W torch.Tensor") as e:
         D.finetune(_fresh(pipe), [(np.zeros((1, 32, 32), np.float32), 'a')], steps=1, stream=True, progress=False)
+    assert e.value.__context__ is None  # one error, not one raised while handling another
     with pytest.raises(TypeError, match=r"dataset item 0 is dict with keys \['img', 'prompt'\]"): D.as_images_prompts([dict(img=imgs(1)[0], prompt='a')])
 
 
@@ -1553,3 +1554,19 @@ def test_sampler_refuses_what_it_cannot_do(pipe):
     with pytest.raises(ValueError, match='noise is used only when eta > 0'): D.ddim_step(x, x, a, ap, 0.0, noise=x)
     with pytest.raises(ValueError, match='towards more noise'): D.ddim_step(x, x, ap, a, 0.5, noise=x)
     D.ddim_step(x, x, ap, a, 0.0)  # a deterministic step either way is DDIM's own (inversion uses it)
+
+
+class _Flipping(_Lazy):
+    "A dataset that augments at random (a horizontal flip half the time), as real training sets do."
+    def __getitem__(self, i):
+        d = super().__getitem__(i)
+        return {**d, 'image': d['image'].flip(-1) if np.random.default_rng().uniform() < 0.5 else d['image']}  # fresh entropy: no seed makes two reads agree
+
+
+def test_stream_resumes_on_an_augmenting_dataset_and_warns_once_about_long_captions(pipe, tmp_path):
+    "A streamed resume compares the dataset's length and captions, not pixels (which random augmentation changes on every read); a long caption is warned about once per run."
+    run = lambda steps: D.finetune(_fresh(pipe), _Flipping(12), steps=steps, batch_size=2, warmup=1, stream=True, progress=False, ckpt_dir=tmp_path, ckpt_every=2)
+    run(2); assert run(4)['start'] == 2
+    long = [(x, ' '.join(['effusion'] * 80)) for x in imgs(4)]
+    with pytest.warns(UserWarning) as rec: D.finetune(_fresh(pipe), long, steps=4, batch_size=2, warmup=1, stream=True, progress=False)
+    assert sum('keeps the first' in str(w.message) for w in rec) == 1, [str(w.message)[:80] for w in rec]
