@@ -863,6 +863,7 @@ class Inversion:
     latent_error: float | None = None  # mean |z0_regenerated - z0|
     image_mae: float | None = None  # mean |regenerated - input| on [-1, 1] images
     vae_mae: float | None = None  # mean |VAE round trip - input|: the floor of image_mae
+    trajectory: list | None = None  # return_trajectory=True: the inverted latents in the sampler's order, x_t at start_step ... z0 (`sample_latents(return_trajectory=True)`'s layout; null-text inversion fits to these)
 
 @torch.no_grad()
 def ddim_invert(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
@@ -872,7 +873,8 @@ def ddim_invert(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
                 start_step: int = 0,  # invert only up to this sampler step (0 = all the way to x_T)
                 fixed_point_iters: int = 0,  # extra UNet calls per step solving x_t = F(x_t) (exact DDIM inverse)
                 check: bool = True,  # regenerate and measure the reconstruction error
-                batch_size: int = 64) -> Inversion:
+                batch_size: int = 64,  # images per UNet call
+                return_trajectory: bool = False) -> Inversion:  # also keep the latent after every inversion step
     "Deterministic DDIM inversion (arXiv:2010.02502, 2105.05233 App. F): latents that DDIM maps back to the images."
     check_images(pipe, images)
     prompts = check_prompts(prompts, None)
@@ -887,10 +889,11 @@ def ddim_invert(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
     z0 = encode_images(pipe, images, batch_size=batch_size)
     cond = encode_prompts(pipe, prompts).to(_device(pipe), _dtype(pipe))
     uncond = encode_prompts(pipe, [''] * len(prompts)).to(_device(pipe), _dtype(pipe)) if guidance_scale != 1 else None
-    out = []
+    out, trajs = [], []
     for b in range(0, len(z0), batch_size):
         sl = slice(b, b + batch_size)
         x, c, u = z0[sl], cond[sl], None if uncond is None else uncond[sl]
+        walk = [x]
         for i in range(len(ts) - 1, start_step - 1, -1):
             t, a_prev = ts[i], _alpha(ddim, ts[i + 1] if i + 1 < len(ts) else -1)
             a = _alpha(ddim, t)
@@ -900,8 +903,9 @@ def ddim_invert(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
                 x0 = (x - (1 - a_prev).sqrt() * eps) / a_prev.sqrt()
                 x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
             x = x_t
-        out.append(x)
-    inv = Inversion(torch.cat(out), z0, start_step)
+            if return_trajectory: walk.append(x)
+        out.append(x); trajs.append(walk[::-1])
+    inv = Inversion(torch.cat(out), z0, start_step, trajectory=[torch.cat(step) for step in zip(*trajs)] if return_trajectory else None)
     if check:
         zs = torch.cat([sample_latents(pipe, inv.latents[b:b + batch_size], cond[b:b + batch_size],
                                        None if uncond is None else uncond[b:b + batch_size], num_inference_steps,

@@ -1570,3 +1570,13 @@ def test_stream_resumes_on_an_augmenting_dataset_and_warns_once_about_long_capti
     long = [(x, ' '.join(['effusion'] * 80)) for x in imgs(4)]
     with pytest.warns(UserWarning) as rec: D.finetune(_fresh(pipe), long, steps=4, batch_size=2, warmup=1, stream=True, progress=False)
     assert sum('keeps the first' in str(w.message) for w in rec) == 1, [str(w.message)[:80] for w in rec]
+
+
+def test_ddim_invert_returns_its_trajectory(pipe):
+    "The inverted latents after every step, in the sampler's order (x_t at start_step ... z0), batch by batch as one: what null-text inversion fits to."
+    x = imgs(3)
+    for start in (0, 2):
+        inv = D.ddim_invert(pipe, x, ['a', 'b', 'c'], num_inference_steps=4, start_step=start, check=False, batch_size=2, return_trajectory=True)
+        assert len(inv.trajectory) == 4 - start + 1 and all(t.shape == inv.z0.shape for t in inv.trajectory)
+        assert torch.equal(inv.trajectory[0], inv.latents) and torch.equal(inv.trajectory[-1], inv.z0)
+    assert D.ddim_invert(pipe, x, 'a', num_inference_steps=2, check=False).trajectory is None
