@@ -413,7 +413,8 @@ def verify_checkpoint(folder: str | Path) -> dict:
 def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'skin') or a pipeline folder (ours or a Stable Diffusion one)
                   check: bool = True,  # verify sha256s against the model card (when there is one; a zoo folder must have one)
                   device: str = 'cpu',  # torch device
-                  dtype: torch.dtype = torch.float32):  # weights are cast to this dtype
+                  dtype: torch.dtype = torch.float32,  # weights are cast to this dtype
+                  variant: str | None = None):  # weight files of a diffusers folder saved as a variant, e.g. 'fp16' (*.fp16.safetensors)
     "Load an SD-style pipeline; zoo folders carry no text encoder, so the packaged MiniLM is attached."
     _quiet()  # before the import: diffusers' pipeline module touches transformers' image processors, which warn without torchvision
     from diffusers import UNet2DConditionModel, StableDiffusionPipeline
@@ -425,13 +426,14 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
         raise FileNotFoundError(f"the zoo checkpoint {folder} has no {CARD}, so its files cannot be checked; re-fetch the folder (or load it with check=False)")
     card = verify_checkpoint(folder) if check and (folder / CARD).exists() else _read_card(folder)
     if not (folder / 'model_index.json').exists():
+        if variant is not None: raise ValueError(f"variant={variant!r}: variants are a diffusers folder's (one with model_index.json); {folder} is save_pipeline's layout, which has none")
         missing = [f"{d}/" for d in ('vae', 'unet', 'scheduler') if not (folder / d).is_dir()]
         if missing: raise FileNotFoundError(f"{folder} is not a pipeline folder: it has no {', '.join(missing)} (and no model_index.json); "
                                             "expected save_pipeline's layout (vae/, unet/, scheduler/) or a diffusers Stable Diffusion folder")
     try:
         if (folder / 'model_index.json').exists():
             pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, feature_extractor=None,
-                                                           requires_safety_checker=False, dtype=dtype)
+                                                           requires_safety_checker=False, dtype=dtype, variant=variant)
         else:
             te, tok = load_text_encoder(card.get('max_length', 48))
             if dtype != te.dtype or str(device) != 'cpu': te = copy.deepcopy(te)  # the cached encoder stays on the CPU in fp32
@@ -439,7 +441,9 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
                                      UNet2DConditionModel.from_pretrained(folder / 'unet', dtype=dtype),
                                      _scheduler_from(folder / 'scheduler'), te.to(dtype), tok)
     except (OSError, ValueError, RuntimeError, EnvironmentError) as e:
-        raise ValueError(f"could not load a pipeline from {folder}: {e}") from e
+        found = sorted({p.name.split('.')[-2] for p in folder.rglob('*.safetensors') if p.name.count('.') >= 2} - {variant})
+        hint = f"; its weight files come as variant(s) {found}: pass variant={found[0]!r}" if found else ''
+        raise ValueError(f"could not load a pipeline from {folder}: {e}{hint}") from e
     pipe.set_progress_bar_config(disable=True)
     pipe = pipe.to(device)
     for m in (pipe.unet, pipe.vae, pipe.text_encoder): m.eval().requires_grad_(False)

@@ -1580,3 +1580,15 @@ def test_ddim_invert_returns_its_trajectory(pipe):
         assert len(inv.trajectory) == 4 - start + 1 and all(t.shape == inv.z0.shape for t in inv.trajectory)
         assert torch.equal(inv.trajectory[0], inv.latents) and torch.equal(inv.trajectory[-1], inv.z0)
     assert D.ddim_invert(pipe, x, 'a', num_inference_steps=2, check=False).trajectory is None
+
+
+def test_a_stable_diffusion_folder_saved_as_a_variant(tmp_path):
+    "A diffusers folder holding only *.fp16.safetensors weights (as `variant='fp16'` downloads are) loads with variant='fp16'; without it the error names the variant."
+    from diffusers import StableDiffusionPipeline
+    sd = StableDiffusionPipeline.from_pretrained(_tiny_clip_sd_folder(tmp_path), safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    sd.save_pretrained(tmp_path / 'v', variant='fp16')
+    assert not list((tmp_path / 'v').rglob('diffusion_pytorch_model.safetensors'))
+    with pytest.raises(ValueError, match=r"variant\(s\) \['fp16'\]: pass variant='fp16'"): D.load_pipeline(tmp_path / 'v')
+    p = D.load_pipeline(tmp_path / 'v', variant='fp16')
+    assert torch.allclose(D.generate(p, ['a'], num_inference_steps=2), D.generate(D.load_pipeline(tmp_path / 'sd'), ['a'], num_inference_steps=2), atol=1e-5)
+    with pytest.raises(ValueError, match="variants are a diffusers folder's"): D.load_pipeline('chest', variant='fp16')
