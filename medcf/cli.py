@@ -107,7 +107,9 @@ def _add_generate(sub):
     g.add_argument('--prompt', required=True); g.add_argument('--n', type=int, default=16); g.add_argument('--out', default='grid.png')
     g.add_argument('--seed', type=int, default=0); g.add_argument('--steps', type=int, default=50); g.add_argument('--guidance', type=float, default=None)
     g.add_argument('--overwrite', action='store_true', help='replace --out if it exists (refused otherwise)')
-    g.set_defaults(func=lambda a: print(f"wrote {generate_grid(a.model, a.prompt, a.n, a.out, a.seed, a.steps, a.guidance, overwrite=a.overwrite)}") or 0)
+    g.add_argument('--device', default='cpu', help="torch device, e.g. cuda"); g.add_argument('--dtype', default='float32', choices=['float32', 'float16', 'bfloat16'])
+    g.add_argument('--variant', default=None, help="weight-file variant of a diffusers folder, e.g. fp16")
+    g.set_defaults(func=lambda a: print(f"wrote {generate_grid(a.model, a.prompt, a.n, a.out, a.seed, a.steps, a.guidance, overwrite=a.overwrite, device=a.device, dtype=a.dtype, variant=a.variant)}") or 0)
 
 CLI_EXTENSIONS.append(_add_generate)
 

@@ -1341,17 +1341,23 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
                   guidance_scale: float | None = None,  # default: the checkpoint's recipe (3.0 otherwise)
                   guidance_interval: tuple | None | str = 'recipe',  # 'recipe': the checkpoint's (every step when it names none); None: every step; or (t_lo, t_hi)
                   ncols: int = 8,  # images per row
-                  overwrite: bool = False) -> Path:  # replace `out` if it exists (refused otherwise)
+                  overwrite: bool = False,  # replace `out` if it exists (refused otherwise)
+                  device: str = 'cpu',  # torch device to sample on, e.g. 'cuda'
+                  dtype: str | torch.dtype = torch.float32,  # weights' dtype: torch.float16 / 'float16' halves a GPU's memory
+                  variant: str | None = None) -> Path:  # weight-file variant of a diffusers folder, e.g. 'fp16' (see `load_pipeline`)
     "Generate `n` images for one prompt and save them as a PNG grid (what `medcf generate` runs)."
     from medcf.phantoms import save_grid
     n = check_int(n, 'n')
     if not isinstance(prompt, str) or not prompt.strip(): raise ValueError(f"prompt={prompt!r}: expected a non-empty string")
     seed, ncols = check_int(seed, 'seed', 0), check_int(ncols, 'ncols')
+    if isinstance(dtype, str):
+        if dtype not in ('float32', 'float16', 'bfloat16'): raise ValueError(f"dtype={dtype!r}: expected 'float32', 'float16' or 'bfloat16'")
+        dtype = getattr(torch, dtype)
     num_inference_steps = check_int(num_inference_steps, 'num_inference_steps')
     if guidance_scale is not None: check_real(guidance_scale, 'guidance_scale')
     _resolve(model)  # an unknown model name fails before the output path is looked at
     out = _check_out_file(out, overwrite)  # and a bad path before the model is loaded
-    pipe = load_pipeline(model)
+    pipe = load_pipeline(model, device=device, dtype=dtype, variant=variant)
     w = guidance_scale if guidance_scale is not None else pipe.model_card.get('recipe', {}).get('guidance_scale', 3.0)
     gi = resolve_guidance_interval(guidance_interval, pipe.model_card.get('recipe', {}))
     images = generate(pipe, [prompt] * int(n), num_inference_steps, w, seed=seed, guidance_interval=gi)

@@ -106,3 +106,14 @@ def test_importing_the_cli_keeps_the_matplotlib_backend():
     code = "import matplotlib; matplotlib.use('svg'); import medcf.cli; print(matplotlib.get_backend())"
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == 'svg'
+
+
+def test_generate_command_device_dtype_variant(tmp_path):
+    "--dtype loads the weights in another precision (bfloat16 runs on a CPU too); --variant is passed to load_pipeline; a bad dtype is refused before loading."
+    from medcf.diffusion import generate_grid
+    out = tmp_path / 'b.png'
+    args = ['generate', '--model', 'chest', '--prompt', 'Chest X-ray', '--n', '1', '--steps', '2', '--out', str(out), '--device', 'cpu']
+    assert main(args + ['--dtype', 'bfloat16']) == 0 and out.exists()
+    with pytest.raises(ValueError, match="variants are a diffusers folder's"): main(args[:-3] + [str(tmp_path / 'v.png'), '--variant', 'fp16'])
+    with pytest.raises(ValueError, match="dtype='float8'"): generate_grid('chest', 'x', n=1, out=tmp_path / 'c.png', dtype='float8')
+    with pytest.raises(SystemExit): main(args + ['--dtype', 'float8'])  # argparse's choices
