@@ -151,7 +151,9 @@ def check_images(pipe, images) -> torch.Tensor:
     if images.ndim != 4: raise ValueError(f"images have shape {tuple(images.shape)}; expected N x C x H x W")
     if len(images) == 0: raise ValueError(f"images is empty (shape {tuple(images.shape)}); expected at least one image")
     c, (h, w) = pipe.vae.config.in_channels, native_hw(pipe)
-    if images.shape[1] != c: raise ValueError(f"images have {images.shape[1]} channels; this model expects {c}")
+    if images.shape[1] != c:
+        hint = " (channels last? use images.permute(0, 3, 1, 2))" if images.shape[-1] == c else ''
+        raise ValueError(f"images have {images.shape[1]} channel{'s' if images.shape[1] != 1 else ''}; this model expects {c}{hint}")
     if tuple(images.shape[2:]) != (h, w): raise ValueError(f"images are {images.shape[2]}x{images.shape[3]}; this model expects {h}x{w}")
     if not images.is_floating_point(): raise TypeError(f"images must be floating point in [-1, 1], got {images.dtype}")
     if not torch.isfinite(images).all(): raise ValueError("images hold NaN or inf; expected finite values in [-1, 1]")
@@ -384,6 +386,9 @@ def _resolve(name_or_path) -> Path:
             raise FileNotFoundError(f"zoo model {name_or_path!r} is not in data_samples/models ({e}); train it with "
                                     f"medcf.zoo.train_zoo_model({str(name_or_path)!r}, out_dir)") from e
         return d
+    if p.is_absolute() or len(p.parts) > 1 or str(name_or_path).startswith('.'):  # written as a path: say what is wrong with the path
+        raise FileNotFoundError(f"model folder {str(name_or_path)!r} " + ("is a file" if p.exists() else "does not exist") +
+                                f"; expected a pipeline folder (or a zoo name: {', '.join(ZOO)})")
     raise ValueError(f"unknown model {str(name_or_path)!r}: expected a zoo name ({', '.join(ZOO)}) or a pipeline folder")
 
 def _read_card(folder: Path) -> dict:
@@ -442,7 +447,8 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
                                      _scheduler_from(folder / 'scheduler'), te.to(dtype), tok)
     except (OSError, ValueError, RuntimeError, EnvironmentError) as e:
         found = sorted({p.name.split('.')[-2] for p in folder.rglob('*.safetensors') if p.name.count('.') >= 2} - {variant})
-        hint = f"; its weight files come as variant(s) {found}: pass variant={found[0]!r}" if found else ''
+        hint = (f"; its weight files come as variant(s) {found}: pass variant={found[0]!r} (medcf generate: --variant {found[0]})" if found else
+                f"; it holds no {variant!r} weight files: drop variant=" if variant is not None else '')
         raise ValueError(f"could not load a pipeline from {folder}: {e}{hint}") from e
     pipe.set_progress_bar_config(disable=True)
     pipe = pipe.to(device)
@@ -1211,7 +1217,9 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore', UserWarning)  # the range warning comes with the first batch
                 shape = check_images(pipe, first[None]).shape[1:]  # the other items are checked as their batches arrive
-        except (TypeError, ValueError) as e: raise type(e)(f"dataset item 0 (image of shape {tuple(first.shape)}, as one batch): {e}") from None
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"dataset item 0 (image of shape {tuple(first.shape)}, as one batch): {e} (build the dataset at the model's size and channels: "
+                          f"{'x'.join(map(str, native_hw(pipe)))} px, {pipe.vae.config.in_channels} channel(s), e.g. CheXpertDataset(..., size=native_size(pipe), channels=pipe.vae.config.in_channels))") from None
     else:
         images, prompts = as_images_prompts(data); n_data = len(images)
         check_images(pipe, images)
@@ -1266,6 +1274,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
         if state is None: return
         state.parent.mkdir(parents=True, exist_ok=True)
         torch.save(dict(unet=unet.state_dict(), opt=opt.state_dict(), rng=g.get_state(), ema=ema, step=step, hist=hist, snaps=snaps, settings=settings), state)
+    said, done = set(), start  # streamed warnings already shown (by where they were raised); steps finished
     if stream: batches = iter(torch.utils.data.DataLoader(items, batch_sampler=StepBatches(n_data, steps, batch_size, seed, start, w), num_workers=num_workers,
                                                           collate_fn=functools.partial(_collate_items, shape=shape), generator=torch.Generator().manual_seed(seed)))  # not the global RNG
     unet.train()
@@ -1276,11 +1285,13 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
             for grp in opt.param_groups: grp['lr'] = _lr_at(step, steps, lr, warmup)
             if stream:
                 x, ps, ix = next(batches)
-                with warnings.catch_warnings():
-                    if step > start: warnings.simplefilter('ignore', UserWarning)  # a range or caption-length warning once per run, not once per batch
+                with warnings.catch_warnings(record=True) as caught:  # each kind of warning (range, caption length) once per run, not once per batch
+                    warnings.simplefilter('always')
                     try: check_images(pipe, x)
                     except (TypeError, ValueError) as e: raise type(e)(f"the batch of dataset items {some_names(map(str, sorted(set(ix))))} at step {step}: {e}") from None
                     c_b = encode_prompts(pipe, ps, cache=False).to(dev, _dtype(pipe))
+                for w in caught:
+                    if (w.filename, w.lineno) not in said: said.add((w.filename, w.lineno)); warnings.warn(w.message, w.category, stacklevel=2)
                 mu_b, sd_b = (v.to(dev) for v in _batch_posterior(pipe, x))  # the VAE may sit on another device (offloading)
             else:
                 idx = torch.randint(len(mu), (batch_size,), generator=g) if w is None else torch.multinomial(w, batch_size, True, generator=g)
@@ -1307,12 +1318,14 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
                 snaps[step + 1] = [q.detach().clone() for q in (ema if ema is not None else unet.parameters())]
             if step % 20 == 0: bar.set_postfix(loss=f"{np.mean(hist['loss'][-50:]):.4f}")
             if (step + 1) % ckpt_every == 0 or step + 1 == steps: save(step + 1)
+            done = step + 1
     except BaseException:  # an interrupted run (Ctrl-C, out of memory) leaves the UNet usable and says which weights it holds
         bar.close(); unet.eval()
         if stream: batches = None  # shuts the DataLoader's workers down now (a notebook keeps the traceback, and with it this frame)
         for p, f in zip(unet.parameters(), flags): p.requires_grad_(f)
-        warnings.warn("finetune stopped early: the UNet holds the raw weights of its last step, not the EMA ones; " +
-                      ("call finetune again with the same ckpt_dir to resume from its last saved state" if ckpt_dir else "no ckpt_dir was given, so there is no state to resume from"))
+        if done == start: warnings.warn(f"finetune stopped before finishing a step (at step {start}): the UNet's weights are as they were")
+        else: warnings.warn("finetune stopped early: the UNet holds the raw weights of its last step, not the EMA ones; " +
+                            ("call finetune again with the same ckpt_dir to resume from its last saved state" if ckpt_dir else "no ckpt_dir was given, so there is no state to resume from"))
         raise
     bar.close()
     if ema is not None:

@@ -1592,3 +1592,30 @@ def test_a_stable_diffusion_folder_saved_as_a_variant(tmp_path):
     p = D.load_pipeline(tmp_path / 'v', variant='fp16')
     assert torch.allclose(D.generate(p, ['a'], num_inference_steps=2), D.generate(D.load_pipeline(tmp_path / 'sd'), ['a'], num_inference_steps=2), atol=1e-5)
     with pytest.raises(ValueError, match="variants are a diffusers folder's"): D.load_pipeline('chest', variant='fp16')
+    with pytest.raises(ValueError, match="holds no 'fp16' weight files: drop variant="): D.load_pipeline(tmp_path / 'sd', variant='fp16')
+
+
+class _LongLater(_Lazy):
+    "Short captions for the first reads, then captions longer than the tokenizer keeps (a long report deep in a dataset)."
+    def __getitem__(self, i):
+        d = super().__getitem__(i)
+        return {**d, 'prompt': ' '.join(['effusion'] * 80)} if self.reads > 3 else d
+
+
+def test_streamed_warnings_once_each_even_when_they_come_late(pipe):
+    "A kind of warning first raised by a later batch is still shown (it was muted after step 0), once; a failure before any step says the weights are unchanged."
+    with pytest.warns(UserWarning) as rec: D.finetune(_fresh(pipe), _LongLater(8), steps=4, batch_size=2, warmup=1, stream=True, progress=False)
+    assert sum('keeps the first' in str(w.message) for w in rec) == 1, [str(w.message)[:80] for w in rec]
+    with pytest.warns(UserWarning, match=r"stopped before finishing a step \(at step 0\): the UNet's weights are as they were"):
+        with pytest.raises(ValueError): D.finetune(_fresh(pipe), _Lazy(6, bad={5}), steps=2, batch_size=2, warmup=1, stream=True, weights=[0.0] * 5 + [1.0], progress=False)
+
+
+def test_messages_for_likely_mistakes(pipe, tmp_path):
+    "Channels-last images get a hint; a model given as a path that does not exist says so (it read 'unknown model'); a dataset at the wrong size or channels says how to build it."
+    with pytest.raises(ValueError, match=r'32 channels; this model expects 1 \(channels last\? use images.permute\(0, 3, 1, 2\)\)'): D.check_images(pipe, imgs(2).permute(0, 2, 3, 1))
+    with pytest.raises(ValueError, match=r'images have 3 channels; this model expects 1$'): D.check_images(pipe, imgs(2, 3))
+    for path in (str(tmp_path / 'nope'), './nope', 'models/nope'):
+        with pytest.raises(FileNotFoundError, match='does not exist'): D.load_pipeline(path)
+    with pytest.raises(ValueError, match="unknown model 'brain'"): D.load_pipeline('brain')
+    with pytest.raises(ValueError, match=r'build the dataset at the model.s size and channels: 32x32 px, 1 channel'):
+        D.finetune(_fresh(pipe), [(imgs(1, s=64)[0], 'a')], steps=1, stream=True, progress=False)
