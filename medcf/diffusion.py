@@ -717,6 +717,13 @@ def _check_embeddings(pipe, e, name: str, n: int) -> torch.Tensor:
     if not torch.isfinite(e).all(): raise ValueError(f"{name} holds NaN or inf; expected finite prompt embeddings")
     return e
 
+def _takes_keyword(fn: Callable, name: str) -> bool:
+    "Whether `fn` accepts the keyword argument `name` (by name or through **kwargs)."
+    import inspect
+    try: ps = inspect.signature(fn).parameters
+    except (TypeError, ValueError): return False
+    return name in ps or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in ps.values())
+
 def _hook_output(r, hook: str, like: torch.Tensor, what: str) -> torch.Tensor:
     "What a sampler hook returned, checked: a tensor of `like`'s shape with finite values; else an error naming the hook."
     if not isinstance(r, torch.Tensor): raise TypeError(f"{hook} returned {type(r).__name__}; expected {what}, a tensor of shape {tuple(like.shape)}")
@@ -733,7 +740,7 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
                    generators: list | None = None,  # one torch.Generator per sample for the eta noise (None: seed 0's step-noise stream)
                    start_step: int = 0,  # begin at this step (for partial regeneration / editing)
                    callback: Callable | None = None,  # f(StepInfo) -> None or a replacement for prev_latents
-                   guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps, to steer the update
+                   guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps, to steer the update; one that takes an `alpha_t` keyword also gets the step's alpha-bar
                    grad: bool = False,  # keep the graph through the sampler (for gradients w.r.t. latents/weights)
                    checkpoint: bool = False,  # gradient-checkpoint the UNet calls when grad=True
                    return_trajectory: bool = False,  # keep every x_t
@@ -766,6 +773,7 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
     x, cond = latents.to(dev, dt), cond.to(dev, dt)
     uncond = None if uncond is None else uncond.to(dev, dt)
     logps, traj, alphas = [], [x] if return_trajectory else None, []
+    wants_alpha = guidance_fn is not None and _takes_keyword(guidance_fn, 'alpha_t')
     with torch.set_grad_enabled(grad):
         for i in range(start_step, len(ts)):
             t = ts[i]
@@ -774,7 +782,8 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
             a, ap = _alpha(ddim, t), _alpha(ddim, t_prev)
             alphas.append((a, ap))
             if guidance_fn is not None:
-                eps = _hook_output(guidance_fn(x, t, eps, (x - (1 - a).sqrt() * eps) / a.sqrt()), 'guidance_fn', eps, 'the noise prediction eps')
+                extra = dict(alpha_t=a) if wants_alpha else {}  # classifier guidance scales its gradient by sqrt(1 - alpha_t)
+                eps = _hook_output(guidance_fn(x, t, eps, (x - (1 - a).sqrt() * eps) / a.sqrt(), **extra), 'guidance_fn', eps, 'the noise prediction eps')
             noise = _randn(generators, x.shape[1:]).to(dev, dt) if eta > 0 else None
             x_prev, x0, lp = ddim_step(x, eps, a, ap, eta, noise)
             if callback is not None:
@@ -829,7 +838,7 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
              signal_leak: torch.Tensor | bool = True,  # mean training latent put into seeded x_T (`add_signal_leak`); True: the pipeline's own (`pipe.signal_leak`) if it has one; False: pure noise
              guidance_interval: tuple | None = None,  # (t_lo, t_hi) training timesteps where guidance applies, w = 1 elsewhere (arXiv:2404.07724); None: every step
              callback: Callable | None = None,  # f(StepInfo) per step and per batch (see `sample_latents`)
-             guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps
+             guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps (and alpha_t=, if it takes it: see `sample_latents`)
              grad: bool = False,  # keep gradients through sampler and decoder
              return_latents: bool = False):  # also return the SampleOutput (latents, log-probabilities)
     "Text-to-image with DDIM + classifier-free guidance: images N x C x H x W in [-1, 1]."

@@ -1619,3 +1619,17 @@ def test_messages_for_likely_mistakes(pipe, tmp_path):
     with pytest.raises(ValueError, match="unknown model 'brain'"): D.load_pipeline('brain')
     with pytest.raises(ValueError, match=r'build the dataset at the model.s size and channels: 32x32 px, 1 channel'):
         D.finetune(_fresh(pipe), [(imgs(1, s=64)[0], 'a')], steps=1, stream=True, progress=False)
+
+
+def test_guidance_fn_may_ask_for_alpha_t(pipe):
+    "Classifier guidance (eps - sqrt(1 - alpha_t) * grad log p(y | x_t)) needs the step's alpha-bar: a guidance_fn taking an alpha_t keyword gets the sampler's; a four-argument one works as before."
+    seen, lat = [], D.initial_latents(pipe, 1, seed=0)
+    c = D.encode_prompts(pipe, ['a'])
+    def guided(x, t, eps, x0, alpha_t):
+        seen.append((t, float(alpha_t))); return eps - (1 - alpha_t).sqrt() * 0.0 * x
+    out = D.sample_latents(pipe, lat, c, None, 3, 1.0, guidance_fn=guided, callback=lambda s: seen.append(('cb', float(s.alpha_t))))
+    steps = [v for v in seen if v[0] != 'cb']; cbs = [v[1] for v in seen if v[0] == 'cb']
+    assert [a for _, a in steps] == cbs and len(cbs) == 3  # the alpha-bar the step itself used, at every step
+    plain = D.sample_latents(pipe, lat, c, None, 3, 1.0, guidance_fn=lambda x, t, eps, x0: eps)
+    assert torch.allclose(out.latents, plain.latents)
+    D.sample_latents(pipe, lat, c, None, 2, 1.0, guidance_fn=lambda x, t, eps, x0, **kw: eps if 'alpha_t' in kw else None)  # **kwargs gets it too
