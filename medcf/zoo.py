@@ -176,6 +176,7 @@ def _lowest(cands, scores: list, tiebreak: list, rule: str) -> int:
 def _per_scale(name: str, pipe, oracle, scales: Sequence[float], n: int, num_inference_steps: int,
                adherence_seed: int, real_seeds: tuple, fd_seed: int, intervals: Sequence = (None,)) -> list:
     "(scale, interval, adherence per attribute, FD / floor) per guidance scale and interval; the real sets and their floor are drawn once."
+    if not len(scales) or min(scales) < 1: raise ValueError(f"scales={scales}: expected guidance scales >= 1 (1 means no guidance)")
     intervals = [check_guidance_interval(gi) for gi in intervals]  # every one checked before any image is drawn
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, fd_seed, seeds=real_seeds)
     out = []
@@ -198,7 +199,6 @@ def select_guidance(name: str,  # 'chest' or 'skin'
                     min_adherence: float = 0.90,  # every prompted attribute must reach this
                     intervals: Sequence = (None,)) -> list:  # guidance intervals to compare at every scale: None (every step) or (t_lo, t_hi)
     "Per scale and interval: `validation_fd` and prompt adherence (other generation seed than the card's); the lowest FD whose adherence all reach `min_adherence` is chosen (none: the lowest FD, with a warning)."
-    if not len(scales) or min(scales) < 1: raise ValueError(f"scales={scales}: expected guidance scales >= 1")
     check_real(min_adherence, 'min_adherence', 0, 1, expect='a share in [0, 1]')
     if not len(intervals): raise ValueError("intervals=(): expected at least one guidance interval (None: guidance at every step)")
     raw = _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, VALIDATION_SEEDS, 0, intervals)
@@ -210,7 +210,6 @@ def select_guidance(name: str,  # 'chest' or 'skin'
                              "validation FD is chosen anyway (each row says meets_min_adherence=False)", stacklevel=2)
     best = _lowest(ok or range(len(rows)), [fd for *_, fd in raw], [-lo for lo in worst], 'the higher adherence')
     return [dict(r, chosen=i == best) for i, r in enumerate(rows)]
-
 
 # %% ../nbs/90_model_zoo.ipynb #02ca90bf
 LEAK_N = 4096  # training images whose mean latent is the checkpoint's signal leak
@@ -449,7 +448,6 @@ def guidance_sweep(name: str,  # 'chest' or 'skin'
                    seed: int = 0,
                    guidance_interval: tuple | None | str = 'recipe') -> pd.DataFrame:  # at every scale; 'recipe': the recipe's; None: every step
     "Prompt adherence per attribute and oracle-feature FD / real floor at each guidance scale, on `evaluate_zoo_model`'s sets."
-    if not len(scales) or min(scales) < 1: raise ValueError(f"scales={scales}: expected guidance scales >= 1 (1 means no guidance)")
     gi = recipe_interval(name, guidance_interval)
     return pd.DataFrame([dict(guidance_scale=w, **{k: round(v, 4) for k, v in adh.items()}, fd_ratio=round(fd, 3))
                          for w, _, adh, fd in _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, (10_000, 20_000), seed, (gi,))])
