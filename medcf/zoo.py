@@ -45,10 +45,10 @@ def recipe_interval(name: str,  # 'chest' or 'skin'
     "The guidance interval a zoo figure uses: the recipe's when asked for 'recipe', else the one given (checked)."
     return resolve_guidance_interval(guidance_interval, _recipe(name))
 
-def zoo_phantom(name: str, seed: int = 0):
-    "The phantom population a zoo model is trained on."
+def zoo_phantom(name: str, seed: int = 0, **kw):  # kw: other arguments of the phantom's constructor (e.g. grain=0 for the chest)
+    "The phantom population a zoo model is trained on (at the recipe's size)."
     import medcf.phantoms as ph
-    return getattr(ph, _recipe(name)['phantom'])(size=_recipe(name)['size'], seed=seed)
+    return getattr(ph, _recipe(name)['phantom'])(size=_recipe(name)['size'], seed=seed, **kw)
 
 def paper_prompts(name: str, attrs: pd.DataFrame) -> list:
     "Captions in the papers' style from phantom attributes: PRISM-style for chest, ISIC-style for skin (medcf.data)."
@@ -475,8 +475,7 @@ def grain_versions(n: int,  # chests
                    seed: int  # phantom seed of the set (the chest card's first real set: 10_000)
                   ) -> tuple:  # (real PhantomBatch, the same chests without film grain as a PhantomBatch, their images with another chest's grain)
     "A real chest set, the same chests rendered without film grain, and their images with another chest's grain plane (a second exposure)."
-    from medcf.phantoms import ChestPhantom
-    real, clean = zoo_phantom('chest').sample(n, seed=seed), ChestPhantom(size=RECIPES['chest']['size'], grain=0).sample(n, seed=seed)  # the recipe's size, as zoo_phantom's
+    real, clean = zoo_phantom('chest').sample(n, seed=seed), zoo_phantom('chest', grain=0).sample(n, seed=seed)
     grain = real.images - clean.images
     other = (clean.images + grain[torch.randperm(n, generator=torch.Generator().manual_seed(0))]).clamp(-1, 1)  # clipped as the phantom clips
     return real, clean, other
@@ -499,7 +498,6 @@ def age_bin_ceiling(reads: dict  # `judge_reads`' output (any dict with 'real' a
     return pd.DataFrame({k: dict(age_bin_agreement=float((r.age_bin.astype(str).to_numpy() == r0.age_bin.astype(str).to_numpy()).mean()),
                                  age_read_change_years=float(np.abs(r.age.to_numpy() - r0.age.to_numpy()).mean()))
                          for k, r in reads.items() if k != 'real'}).T
-
 
 # %% ../nbs/90_model_zoo.ipynb #52fd7781
 def resample_like(source: np.ndarray | Sequence[float],  # 1-D values of a pool (e.g. the ages the oracle reads on real images)
