@@ -446,9 +446,11 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
                                      UNet2DConditionModel.from_pretrained(folder / 'unet', dtype=dtype),
                                      _scheduler_from(folder / 'scheduler'), te.to(dtype), tok)
     except (OSError, ValueError, RuntimeError, EnvironmentError) as e:
-        found = sorted({p.name.split('.')[-2] for p in folder.rglob('*.safetensors') if p.name.count('.') >= 2} - {variant})
-        hint = (f"; its weight files come as variant(s) {found}: pass variant={found[0]!r} (medcf generate: --variant {found[0]})" if found else
-                f"; it holds no {variant!r} weight files: drop variant=" if variant is not None else '')
+        names = [p.name for p in folder.rglob('*') if p.suffix in ('.safetensors', '.bin')]
+        found = sorted({n.split('.')[-2] for n in names if n.count('.') >= 2})
+        plain = any(n.count('.') == 1 for n in names)  # diffusion_pytorch_model.safetensors, model.safetensors, ...
+        hint = (f"; its weight files come as variant(s) {found} only: pass variant={found[0]!r} (medcf generate: --variant {found[0]})" if variant is None and found and not plain else
+                f"; it holds no {variant!r} weight files: drop variant=" if variant is not None and variant not in found else '')
         raise ValueError(f"could not load a pipeline from {folder}: {e}{hint}") from e
     pipe.set_progress_bar_config(disable=True)
     pipe = pipe.to(device)
@@ -718,11 +720,11 @@ def _check_embeddings(pipe, e, name: str, n: int) -> torch.Tensor:
     return e
 
 def _takes_keyword(fn: Callable, name: str) -> bool:
-    "Whether `fn` accepts the keyword argument `name` (by name or through **kwargs)."
+    "Whether `fn` names a parameter `name` that can be passed by keyword (an nn.Module: its forward's); **kwargs alone does not count, as a wrapper's may not pass it on."
     import inspect
-    try: ps = inspect.signature(fn).parameters
+    try: ps = inspect.signature(fn.forward if isinstance(fn, torch.nn.Module) else fn).parameters
     except (TypeError, ValueError): return False
-    return name in ps or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in ps.values())
+    return name in ps and ps[name].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 def _hook_output(r, hook: str, like: torch.Tensor, what: str) -> torch.Tensor:
     "What a sampler hook returned, checked: a tensor of `like`'s shape with finite values; else an error naming the hook."
@@ -740,7 +742,7 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
                    generators: list | None = None,  # one torch.Generator per sample for the eta noise (None: seed 0's step-noise stream)
                    start_step: int = 0,  # begin at this step (for partial regeneration / editing)
                    callback: Callable | None = None,  # f(StepInfo) -> None or a replacement for prev_latents
-                   guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps, to steer the update; one that takes an `alpha_t` keyword also gets the step's alpha-bar
+                   guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps, to steer the update; one with a parameter named `alpha_t` also gets the step's alpha-bar
                    grad: bool = False,  # keep the graph through the sampler (for gradients w.r.t. latents/weights)
                    checkpoint: bool = False,  # gradient-checkpoint the UNet calls when grad=True
                    return_trajectory: bool = False,  # keep every x_t
@@ -1173,6 +1175,7 @@ def min_snr_weight(alpha_bar: torch.Tensor,  # cumulative alphas of the sampled 
     if prediction_type == 'sample': return w
     raise ValueError(f"prediction_type={prediction_type!r}: expected 'epsilon', 'v_prediction' or 'sample'")
 
+_STREAM_WARNED: dict = {}  # warnings registry of the streamed batches' re-issued warnings ('default' filters show each once)
 RESUME_DEFAULTS = dict(stream=False)  # `finetune` settings added after states were saved: what an older state's absence of them means
 
 def settings_diff(old: dict,  # settings a saved state recorded
@@ -1227,8 +1230,10 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
                 warnings.simplefilter('ignore', UserWarning)  # the range warning comes with the first batch
                 shape = check_images(pipe, first[None]).shape[1:]  # the other items are checked as their batches arrive
         except (TypeError, ValueError) as e:
-            raise type(e)(f"dataset item 0 (image of shape {tuple(first.shape)}, as one batch): {e} (build the dataset at the model's size and channels: "
-                          f"{'x'.join(map(str, native_hw(pipe)))} px, {pipe.vae.config.in_channels} channel(s), e.g. CheXpertDataset(..., size=native_size(pipe), channels=pipe.vae.config.in_channels))") from None
+            want = (pipe.vae.config.in_channels, *native_hw(pipe))
+            hint = '' if tuple(first.shape) == want else (f" (build the dataset at the model's size and channels: {want[1]}x{want[2]} px, {want[0]} channel(s), "
+                                                          "e.g. CheXpertDataset(..., size=native_size(pipe), channels=pipe.vae.config.in_channels))")
+            raise type(e)(f"dataset item 0 (image of shape {tuple(first.shape)}, as one batch): {e}{hint}") from None
     else:
         images, prompts = as_images_prompts(data); n_data = len(images)
         check_images(pipe, images)
@@ -1283,7 +1288,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
         if state is None: return
         state.parent.mkdir(parents=True, exist_ok=True)
         torch.save(dict(unet=unet.state_dict(), opt=opt.state_dict(), rng=g.get_state(), ema=ema, step=step, hist=hist, snaps=snaps, settings=settings), state)
-    said, done = set(), start  # streamed warnings already shown (by where they were raised); steps finished
+    said, stepped = set(), False  # streamed warnings already shown (by where they were raised); whether an optimiser step changed the weights
     if stream: batches = iter(torch.utils.data.DataLoader(items, batch_sampler=StepBatches(n_data, steps, batch_size, seed, start, w), num_workers=num_workers,
                                                           collate_fn=functools.partial(_collate_items, shape=shape), generator=torch.Generator().manual_seed(seed)))  # not the global RNG
     unet.train()
@@ -1295,12 +1300,13 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
             if stream:
                 x, ps, ix = next(batches)
                 with warnings.catch_warnings(record=True) as caught:  # each kind of warning (range, caption length) once per run, not once per batch
-                    warnings.simplefilter('always')
+                    warnings.simplefilter('always', UserWarning)  # other categories meet the caller's filters as they would have
                     try: check_images(pipe, x)
                     except (TypeError, ValueError) as e: raise type(e)(f"the batch of dataset items {some_names(map(str, sorted(set(ix))))} at step {step}: {e}") from None
                     c_b = encode_prompts(pipe, ps, cache=False).to(dev, _dtype(pipe))
-                for w in caught:
-                    if (w.filename, w.lineno) not in said: said.add((w.filename, w.lineno)); warnings.warn(w.message, w.category, stacklevel=2)
+                for rec in caught:  # re-issued where they were raised, so module filters still apply
+                    if rec.category is UserWarning and (rec.filename, rec.lineno) in said: continue
+                    said.add((rec.filename, rec.lineno)); warnings.warn_explicit(rec.message, rec.category, rec.filename, rec.lineno, registry=_STREAM_WARNED)
                 mu_b, sd_b = (v.to(dev) for v in _batch_posterior(pipe, x))  # the VAE may sit on another device (offloading)
             else:
                 idx = torch.randint(len(mu), (batch_size,), generator=g) if w is None else torch.multinomial(w, batch_size, True, generator=g)
@@ -1317,7 +1323,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
             err = (pred.float() - target).pow(2).mean((1, 2, 3))
             loss = (err * min_snr_weight(a.flatten(), snr_gamma, pt)).mean() if snr_gamma else err.mean()
             opt.zero_grad(set_to_none=True); loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
+            torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step(); stepped = True
             if ema is not None:
                 d = min(ema_decay, (1 + step) / (10 + step))
                 with torch.no_grad():
@@ -1327,12 +1333,12 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
                 snaps[step + 1] = [q.detach().clone() for q in (ema if ema is not None else unet.parameters())]
             if step % 20 == 0: bar.set_postfix(loss=f"{np.mean(hist['loss'][-50:]):.4f}")
             if (step + 1) % ckpt_every == 0 or step + 1 == steps: save(step + 1)
-            done = step + 1
     except BaseException:  # an interrupted run (Ctrl-C, out of memory) leaves the UNet usable and says which weights it holds
         bar.close(); unet.eval()
         if stream: batches = None  # shuts the DataLoader's workers down now (a notebook keeps the traceback, and with it this frame)
         for p, f in zip(unet.parameters(), flags): p.requires_grad_(f)
-        if done == start: warnings.warn(f"finetune stopped before finishing a step (at step {start}): the UNet's weights are as they were")
+        if not stepped: warnings.warn(f"finetune stopped before its first optimiser step: the UNet holds " +
+                                      (f"the raw weights of the state it resumed (step {start}), not the EMA ones" if start else "the weights it was given"))
         else: warnings.warn("finetune stopped early: the UNet holds the raw weights of its last step, not the EMA ones; " +
                             ("call finetune again with the same ckpt_dir to resume from its last saved state" if ckpt_dir else "no ckpt_dir was given, so there is no state to resume from"))
         raise
@@ -1373,7 +1379,7 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
     if not isinstance(prompt, str) or not prompt.strip(): raise ValueError(f"prompt={prompt!r}: expected a non-empty string")
     seed, ncols = check_int(seed, 'seed', 0), check_int(ncols, 'ncols')
     if isinstance(dtype, str):
-        if dtype not in ('float32', 'float16', 'bfloat16'): raise ValueError(f"dtype={dtype!r}: expected 'float32', 'float16' or 'bfloat16'")
+        if dtype not in ('float32', 'float16', 'bfloat16', 'float64'): raise ValueError(f"dtype={dtype!r}: expected 'float32', 'float16', 'bfloat16' or 'float64'")
         dtype = getattr(torch, dtype)
     num_inference_steps = check_int(num_inference_steps, 'num_inference_steps')
     if guidance_scale is not None: check_real(guidance_scale, 'guidance_scale')

@@ -135,12 +135,13 @@ def rate_count(rate: float,  # a rate stored rounded, e.g. a card's 0.9727
     "The count k of `n` behind a rate stored rounded to `decimals` (0.9727 of 256 -> 249); ValueError when no k/n rounds to it, or when several do (n too large for the decimals kept)."
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1: raise ValueError(f"n={n!r}: expected a positive integer count")
     if not 0 <= rate <= 1: raise ValueError(f"rate={rate!r}: expected a rate in [0, 1]")
-    k = int(round(rate * n))
-    fits = [j for j in range(max(0, k - 2), min(n, k + 2) + 1) if round(j / n, decimals) == round(rate, decimals)]
-    if not fits:
+    k, r = int(round(rate * n)), round(rate, decimals)
+    if round(k / n, decimals) != r:
         raise ValueError(f"rate={rate} is not a count of n={n} rounded to {decimals} decimals (nearest: {k}/{n} = {k / n:.{decimals + 2}f}); is n the set it was measured on?")
-    if len(fits) > 1:
-        raise ValueError(f"rate={rate} of n={n} could be any of the counts {fits}: {decimals} decimals cannot tell them apart; store the count itself")
+    lo, hi = k, k
+    while lo > 0 and round((lo - 1) / n, decimals) == r: lo -= 1
+    while hi < n and round((hi + 1) / n, decimals) == r: hi += 1
+    if lo != hi: raise ValueError(f"rate={rate} of n={n} could be any count from {lo} to {hi}: {decimals} decimals cannot tell them apart; store the count itself")
     return k
 
 # %% ../nbs/04_metrics.ipynb #f4f3a050

@@ -1588,7 +1588,7 @@ def test_a_stable_diffusion_folder_saved_as_a_variant(tmp_path):
     sd = StableDiffusionPipeline.from_pretrained(_tiny_clip_sd_folder(tmp_path), safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     sd.save_pretrained(tmp_path / 'v', variant='fp16')
     assert not list((tmp_path / 'v').rglob('diffusion_pytorch_model.safetensors'))
-    with pytest.raises(ValueError, match=r"variant\(s\) \['fp16'\]: pass variant='fp16'"): D.load_pipeline(tmp_path / 'v')
+    with pytest.raises(ValueError, match=r"variant\(s\) \['fp16'\] only: pass variant='fp16' \(medcf generate: --variant fp16\)"): D.load_pipeline(tmp_path / 'v')
     p = D.load_pipeline(tmp_path / 'v', variant='fp16')
     assert torch.allclose(D.generate(p, ['a'], num_inference_steps=2), D.generate(D.load_pipeline(tmp_path / 'sd'), ['a'], num_inference_steps=2), atol=1e-5)
     with pytest.raises(ValueError, match="variants are a diffusers folder's"): D.load_pipeline('chest', variant='fp16')
@@ -1606,7 +1606,7 @@ def test_streamed_warnings_once_each_even_when_they_come_late(pipe):
     "A kind of warning first raised by a later batch is still shown (it was muted after step 0), once; a failure before any step says the weights are unchanged."
     with pytest.warns(UserWarning) as rec: D.finetune(_fresh(pipe), _LongLater(8), steps=4, batch_size=2, warmup=1, stream=True, progress=False)
     assert sum('keeps the first' in str(w.message) for w in rec) == 1, [str(w.message)[:80] for w in rec]
-    with pytest.warns(UserWarning, match=r"stopped before finishing a step \(at step 0\): the UNet's weights are as they were"):
+    with pytest.warns(UserWarning, match=r"stopped before its first optimiser step: the UNet holds the weights it was given"):
         with pytest.raises(ValueError): D.finetune(_fresh(pipe), _Lazy(6, bad={5}), steps=2, batch_size=2, warmup=1, stream=True, weights=[0.0] * 5 + [1.0], progress=False)
 
 
@@ -1632,4 +1632,29 @@ def test_guidance_fn_may_ask_for_alpha_t(pipe):
     assert [a for _, a in steps] == cbs and len(cbs) == 3  # the alpha-bar the step itself used, at every step
     plain = D.sample_latents(pipe, lat, c, None, 3, 1.0, guidance_fn=lambda x, t, eps, x0: eps)
     assert torch.allclose(out.latents, plain.latents)
-    D.sample_latents(pipe, lat, c, None, 2, 1.0, guidance_fn=lambda x, t, eps, x0, **kw: eps if 'alpha_t' in kw else None)  # **kwargs gets it too
+    D.sample_latents(pipe, lat, c, None, 2, 1.0, guidance_fn=lambda x, t, eps, x0, **kw: None if kw else eps)  # **kwargs alone does not ask for it (a wrapper may not pass it on)
+    class Four(torch.nn.Module):
+        def forward(self, x, t, eps, x0): return eps
+    class Five(torch.nn.Module):
+        def forward(self, x, t, eps, x0, alpha_t): seen.append(('mod', float(alpha_t))); return eps
+    D.sample_latents(pipe, lat, c, None, 2, 1.0, guidance_fn=Four())  # an nn.Module's signature is its forward's
+    D.sample_latents(pipe, lat, c, None, 2, 1.0, guidance_fn=Five()); assert sum(v[0] == 'mod' for v in seen) == 2
+
+
+class _Breaks(_Lazy):
+    "A dataset whose reads fail after `limit` of them (a network drive that goes away)."
+    def __init__(self, n, limit): super().__init__(n); self.limit = limit
+    def __getitem__(self, i):
+        if self.reads >= self.limit: raise OSError('the drive went away')
+        return super().__getitem__(i)
+
+
+def test_the_stopped_warning_says_which_weights_the_unet_holds(pipe, tmp_path):
+    "A failure after an optimiser step (the checkpoint cannot be written) leaves the last step's raw weights; one before any step of a resumed run, the resumed state's."
+    blocker = tmp_path / 'file'; blocker.write_text('not a folder')
+    with pytest.warns(UserWarning, match='stopped early: the UNet holds the raw weights of its last step'):
+        with pytest.raises(OSError): D.finetune(_fresh(pipe), (imgs(4), ['a'] * 4), steps=2, batch_size=2, warmup=1, ckpt_dir=blocker, ckpt_every=1, progress=False)
+    run = lambda data, steps: D.finetune(_fresh(pipe), data, steps=steps, batch_size=2, warmup=1, stream=True, ckpt_dir=tmp_path / 'c', ckpt_every=1, progress=False)
+    run(_Breaks(6, limit=10**9), 1)
+    with pytest.warns(UserWarning, match=r'before its first optimiser step: the UNet holds the raw weights of the state it resumed \(step 1\)'):
+        with pytest.raises(OSError, match='went away'): run(_Breaks(6, limit=7), 3)  # item 0's check and the 6 items of the resume check, then the first batch fails

@@ -125,7 +125,7 @@ def test_rate_count_recovers_counts_and_refuses_other_rates():
     assert [M.rate_count(round(k / 256, 4), 256) for k in range(257)] == list(range(257))
     assert M.rate_count(0.944, 1000) == 944 and M.rate_count(2 / 3, 3, decimals=6) == 2
     with pytest.raises(ValueError, match='not a count of n=100'): M.rate_count(0.9727, 100)
-    with pytest.raises(ValueError, match=r'could be any of the counts \[29180, 29181, 29182\]'): M.rate_count(0.9727, 30000)  # 4 decimals cannot tell them apart
+    with pytest.raises(ValueError, match='could be any count from 29180 to 29182'): M.rate_count(0.9727, 30000)  # 4 decimals cannot tell them apart
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match='positive integer'): M.rate_count(0.5, bad)
     with pytest.raises(ValueError, match=r'in \[0, 1\]'): M.rate_count(1.2, 10)
