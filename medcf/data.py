@@ -415,7 +415,7 @@ def read_chexpert(root: str | Path,  # the CheXpert-v1.0-small folder, or its pa
     return df
 
 class CheXpertDataset(Dataset):
-    "CheXpert images (grayscale, centre-cropped, resized, in [-1, 1]) with policy-applied labels, mask and prompt."
+    "CheXpert images (grayscale, or gray repeated in R, G, B with `channels=3`; centre-cropped, resized, in [-1, 1]) with policy-applied labels, mask and prompt."
     def __init__(self, root: str | Path,  # the CheXpert-v1.0-small folder, or its parent
                  split: str = 'train',  # 'train' or 'valid'
                  size: int = 64,  # images are size x size
@@ -434,7 +434,7 @@ class CheXpertDataset(Dataset):
 
     def __len__(self): return len(self.table)
     def __getitem__(self, i):
-        if not 0 <= i < len(self): raise IndexError(f"index {i} out of range for {len(self)} studies")
+        if not 0 <= i < len(self): raise IndexError(f"index {i} out of range for {len(self)} images")
         return dict(image=load_image(self.table['file'][i], self.size, self.channels), attrs=self.targets[i], mask=self.mask[i],
                     prompt=self.table['prompt'][i], index=int(i))
 
