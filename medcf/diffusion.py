@@ -21,9 +21,9 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES',
            'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents',
            'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at',
            'unet_eps', 'check_unet', 'sample_latents', 'trajectory_log_probs', 'generate', 'Inversion', 'ddim_invert',
-           'dataset_item', 'as_images_prompts', 'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
-           'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight',
-           'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
+           'dataset_item', 'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1', 'check_pixel_weights',
+           'check_sample_weights', 'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale',
+           'min_snr_weight', 'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -957,11 +957,12 @@ def dataset_item(data, i: int) -> tuple:
     return im, p
 
 def _is_dataset(data) -> bool: return hasattr(data, '__len__') and hasattr(data, '__getitem__') and not isinstance(data, (str, bytes))
+def _is_pair(data) -> bool: return isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor)  # (images, prompts)
 
 def as_images_prompts(data) -> tuple:
     "(images N x C x H x W, prompts) from a PhantomBatch, an (images, prompts) pair, or a Dataset of (image, prompt) items (stacked: at most `STACK_LIMIT` bytes)."
-    if hasattr(data, 'images') and hasattr(data, 'prompts'): images, prompts = data.images, list(data.prompts)
-    elif isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor): images, prompts = data[0], check_prompts(data[1])
+    if hasattr(data, 'prompts') and (images := getattr(data, 'images', None)) is not None: prompts = list(data.prompts)  # read once: it may be computed (MedMNISTDataset)
+    elif _is_pair(data): images, prompts = data[0], check_prompts(data[1])
     elif _is_dataset(data):
         if len(data) == 0: raise ValueError(f"the dataset ({type(data).__name__}) is empty; expected at least one (image, prompt) item")
         first = dataset_item(data, 0)
@@ -978,9 +979,9 @@ def as_images_prompts(data) -> tuple:
 class _Items(torch.utils.data.Dataset):
     "Any accepted `finetune` data as a Dataset of (image float32, prompt, index) items, for a DataLoader (picklable for workers)."
     def __init__(self, data):
-        if hasattr(data, 'images') and hasattr(data, 'prompts') or isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor):
-            data = list(zip(*as_images_prompts(data)))  # in memory already
-        elif not _is_dataset(data): raise TypeError(f"cannot read images and prompts from {type(data).__name__}; pass a PhantomBatch, (images, prompts) or a Dataset of (image, prompt)")
+        in_memory = not isinstance(data, torch.utils.data.Dataset) and hasattr(data, 'images') and hasattr(data, 'prompts')  # a PhantomBatch
+        if in_memory or _is_pair(data) or not _is_dataset(data):  # a Dataset (MedMNIST's, say) is read item by item, never stacked
+            data = list(zip(*as_images_prompts(data)))  # in memory already (anything else is refused there)
         if len(data) == 0: raise ValueError(f"the dataset ({type(data).__name__}) is empty; expected at least one (image, prompt) item")
         self.data = data
     def __len__(self): return len(self.data)
@@ -994,6 +995,13 @@ def _collate_items(items: list, shape: tuple) -> tuple:
         if tuple(im.shape) != tuple(shape): raise ValueError(f"dataset item {i} has an image of shape {tuple(im.shape)}; expected {tuple(shape)}, the shape of item 0 (every image must have one shape)")
     return torch.stack([im for im, _, _ in items]), [p for _, p, _ in items], [i for _, _, i in items]
 
+def draw_indices(n: int,  # items to draw from
+                 k: int,  # indices to draw
+                 weights: torch.Tensor | None,  # per-item sampling weights (None: uniform)
+                 g: torch.Generator) -> torch.Tensor:  # the draw's generator
+    "`k` training indices of `n`: uniform, or in proportion to `weights` (with replacement)."
+    return torch.randint(n, (k,), generator=g) if weights is None else torch.multinomial(weights, k, True, generator=g)
+
 class StepBatches(torch.utils.data.Sampler):
     "The dataset indices of each training step from `start` to `steps`; step k's depend only on (seed, k), so a resumed run draws the same ones and workers may read ahead."
     def __init__(self, n: int, steps: int, batch_size: int, seed: int = 0, start: int = 0, weights: torch.Tensor | None = None):
@@ -1001,8 +1009,7 @@ class StepBatches(torch.utils.data.Sampler):
     def __len__(self): return max(0, self.steps - self.start)
     def step(self, k: int) -> list:
         g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, k, 7]).generate_state(1)[0]))
-        idx = torch.randint(self.n, (self.batch_size,), generator=g) if self.weights is None else torch.multinomial(self.weights, self.batch_size, True, generator=g)
-        return idx.tolist()
+        return draw_indices(self.n, self.batch_size, self.weights, g).tolist()
     def __iter__(self): return (self.step(k) for k in range(self.start, self.steps))
 
 def _digest(*parts) -> str:
@@ -1116,7 +1123,7 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
     bar = _progress(steps, 'vae', progress)
     for step in range(steps):
         for grp in opt.param_groups: grp['lr'] = _lr_at(step, steps, lr, min(100, steps // 10 + 1))
-        idx = torch.randint(len(images), (batch_size,), generator=g) if w is None else torch.multinomial(w, batch_size, True, generator=g)
+        idx = draw_indices(len(images), batch_size, w, g)
         x = images[idx].to(vae.device); y = x if targets is None else targets[idx].to(vae.device).float()
         if crop is not None and (crop < H or crop < W):
             if H == W: i, j = torch.randint(0, (H - crop) // f + 1, (2,), generator=g).tolist()
@@ -1309,7 +1316,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
                     said.add((rec.filename, rec.lineno)); warnings.warn_explicit(rec.message, rec.category, rec.filename, rec.lineno, registry=_STREAM_WARNED)
                 mu_b, sd_b = (v.to(dev) for v in _batch_posterior(pipe, x))  # the VAE may sit on another device (offloading)
             else:
-                idx = torch.randint(len(mu), (batch_size,), generator=g) if w is None else torch.multinomial(w, batch_size, True, generator=g)
+                idx = draw_indices(len(mu), batch_size, w, g)
                 mu_b, sd_b, c_b = mu[idx], sd[idx], emb[pix[idx]]
             z = mu_b + sd_b * torch.randn(mu_b.shape, generator=g).to(mu_b)
             noise = torch.randn(z.shape, generator=g).to(z)

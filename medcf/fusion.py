@@ -491,7 +491,7 @@ def run_fusion(task: str,  # 'age' or 'ad'
     if isinstance(seeds, (int, np.integer)): seeds = (int(seeds),)
     if not len(seeds): raise ValueError(f"seeds={seeds!r}; expected at least one seed")
     epochs = check_int(epochs, 'epochs')
-    if 'hyperfusion' in models and task == 'ad' and 'tabular' not in models: raise ValueError("HyperFusion for AD needs 'tabular' in models (its pretrained encoder)")
+    if 'tabular' not in models and any(uses_tab_encoder(m, task) for m in models): raise ValueError("HyperFusion for AD needs 'tabular' in models (its pretrained encoder)")
     rows, curves = [], []
     for seed in seeds:
         data = FusionData(task, n, seed, size, dim)

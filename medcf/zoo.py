@@ -8,7 +8,7 @@ import os, json, time, platform, copy, math, warnings
 from pathlib import Path
 from typing import Sequence
 import numpy as np, pandas as pd, torch
-from .phantoms import pick, is_full, data_path, check_real, check_int
+from .phantoms import pick, is_full, data_path, check_real, check_int, jsonable
 from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load_pipeline, generate, ddim_invert,
                              vae_roundtrip, encode_images, fit_signal_leak, check_autocast, check_guidance_interval, resolve_guidance_interval,
                              ZOO, zoo_names, check_out_dir, settings_diff)
@@ -253,7 +253,6 @@ def decoder_perceptual(r: dict) -> 'PerceptualDistance | None':  # a recipe (wit
 def _vae_stage(name: str, r: dict) -> dict:
     "The recipe fields that make the autoencoder stage (data, shape, training), as JSON would give them back."
     keys = ['channels', 'size', 'n_images', 'data_seed', 'latent_channels'] + sorted(k for k in r if k.startswith('vae_'))
-    from medcf.diffusion import jsonable
     return jsonable({'model': name, **{k: r[k] for k in keys}})
 
 def _check_vae_stage(work: Path, vh: dict, now: dict) -> None:
@@ -291,8 +290,9 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     if work.resolve().is_relative_to(out.resolve()):  # save_pipeline would refuse the folder after the whole run
         raise ValueError(f"work_dir={str(work)!r} lies inside out_dir={str(out)!r}; expected a work folder outside the checkpoint folder")
     work.mkdir(parents=True, exist_ok=True)
-    done_vh = json.loads((work / 'vae_history.json').read_text()) if given_vae is None and (work / 'vae' / 'config.json').exists() else None  # a finished VAE stage
-    if done_vh is not None: _check_vae_stage(work, done_vh, _vae_stage(name, r))  # before any data is rendered: another recipe's autoencoder is not reused silently
+    vae_dir, stage = work / 'vae', _vae_stage(name, r)
+    done_vh = json.loads((work / 'vae_history.json').read_text()) if given_vae is None and (vae_dir / 'config.json').exists() else None  # a finished VAE stage
+    if done_vh is not None: _check_vae_stage(work, done_vh, stage)  # before any data is rendered: another recipe's autoencoder is not reused silently
     t0 = time.time(); times = {}
     cache = work / f"images_{name}_{r['size']}px_{r['n_images']}_{r['data_seed']}.pt"  # rendered once, reused when a run resumes (captions are not cached)
     if cache.exists(): batch = torch.load(cache, weights_only=False)
@@ -305,7 +305,6 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     times['data_s'] = time.time() - t0
     pipe = build_pipeline(r['channels'], r['size'], r['vae_blocks'], r['unet_blocks'], r['latent_channels'], seed=r['data_seed'],
                           unet_attention=r['unet_attention'], unet_text_time=r['unet_text_time'])
-    vae_dir = work / 'vae'
     if given_vae is not None:  # the caller's autoencoder; written to work/vae so that a resumed run keeps the latents the UNet saw
         if (vae_dir / 'config.json').exists():  # a resume with the same vae_from is fine; another autoencoder would orphan the UNet state there
             from diffusers import AutoencoderKL
@@ -328,7 +327,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
                            decoder_only=True, seed=r['data_seed'] + 1 + k, autocast=r['vae_autocast'], progress=progress,
                            perceptual=perceptual, perceptual_weight=r['vae_decoder_perceptual_weight'])  # each round: its own warm-up and cosine decay
             vh = dict(vh, loss=vh['loss'] + dh['loss'], seconds=vh['seconds'] + dh['seconds'], decoder_seconds=vh.get('decoder_seconds', 0) + dh['seconds'])
-        vh['recipe'] = _vae_stage(name, r)  # what made it: a resumed run checks it
+        vh['recipe'] = stage  # what made it: a resumed run checks it
         pipe.vae.save_pretrained(vae_dir); (work / 'vae_history.json').write_text(json.dumps(vh))
     times['vae_s'] = vh['seconds']
     pipe.signal_leak = fit_signal_leak(pipe, images[:LEAK_N])  # the mean latent that x_T carries in training; saved with the checkpoint
@@ -454,7 +453,7 @@ def guidance_sweep(name: str,  # 'chest' or 'skin'
 
 def update_card(folder: str | Path, **fields) -> dict:
     "Add fields (e.g. quality=...) to a checkpoint's model card (a field of the same name is replaced), keeping its file hashes; rewrites README.md, which is generated from the card."
-    from medcf.diffusion import CARD, model_card_markdown, jsonable
+    from medcf.diffusion import CARD, model_card_markdown
     if 'files' in fields: raise ValueError("'files' is the sha256 table save_pipeline writes and load_pipeline checks; update_card keeps it (save the pipeline again to change the files)")
     kept = sorted(k for k in ('max_length', 'text_encoder') if k in fields)
     if kept: raise ValueError(f"{kept} say how load_pipeline rebuilds the text encoder; update_card keeps them (save the pipeline again to change them)")

@@ -1658,3 +1658,14 @@ def test_the_stopped_warning_says_which_weights_the_unet_holds(pipe, tmp_path):
     run(_Breaks(6, limit=10**9), 1)
     with pytest.warns(UserWarning, match=r'before its first optimiser step: the UNet holds the raw weights of the state it resumed \(step 1\)'):
         with pytest.raises(OSError, match='went away'): run(_Breaks(6, limit=7), 3)  # item 0's check and the 6 items of the resume check, then the first batch fails
+
+
+def test_streaming_a_medmnist_split_never_stacks_it(monkeypatch):
+    "MedMNISTDataset.images rescales the whole split to float32 when read; a streamed run reads items one by one instead (it read it three times), stacking reads it once."
+    from medcf.data import MedMNISTDataset
+    from medcf.phantoms import data_path
+    ds, reads = MedMNISTDataset(data_path('medmnist', 'chestmnist.npz'), 'train', size=32), []
+    whole = type(ds).images.fget
+    monkeypatch.setattr(type(ds), 'images', property(lambda self: reads.append(1) or whole(self)))
+    assert type(D._Items(ds).data) is MedMNISTDataset and reads == []
+    D.as_images_prompts(ds); assert len(reads) == 1
