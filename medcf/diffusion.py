@@ -6,7 +6,7 @@
 from __future__ import annotations
 import os, json, hashlib, math, time, copy, warnings, weakref, platform, functools
 from pathlib import Path
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence, Any
 import numpy as np, torch, torch.nn.functional as F
 from .phantoms import pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_weights, check_grid_path, jsonable
@@ -20,10 +20,11 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES',
            'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts',
            'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents',
            'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at',
-           'unet_eps', 'check_unet', 'sample_latents', 'trajectory_log_probs', 'generate', 'Inversion', 'ddim_invert',
-           'dataset_item', 'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1', 'check_pixel_weights',
-           'check_sample_weights', 'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale',
-           'min_snr_weight', 'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
+           'unet_eps', 'check_unet', 'sample_latents', 'trajectory_log_probs', 'check_negative_prompt', 'generate',
+           'Inversion', 'invert_latents', 'ddim_invert', 'regenerate', 'slerp', 'dataset_item', 'as_images_prompts',
+           'draw_indices', 'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
+           'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight',
+           'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -617,6 +618,27 @@ class SampleOutput:
     trajectory: list | None  # latents x_T ... x_0 when asked for
     timesteps: list  # timesteps visited
     alphas: list | None = None  # (alpha_t, alpha_prev) of each step, as the sampler used them: what `trajectory_log_probs` re-scores with
+    eta: float | None = None  # the settings it was sampled with, which `trajectory_log_probs` replays (None: not recorded)
+    guidance_scale: float | None = None
+    guidance_interval: tuple | None = None
+    guidance_fn: bool = False  # whether a guidance_fn steered the update (a function is not kept: pass it to `trajectory_log_probs`)
+    cond: torch.Tensor | None = None  # the prompt embeddings it was sampled with (N x L x D)
+    uncond: torch.Tensor | None = None  # and the unconditional ones (None without guidance)
+
+    def select(self, idx) -> 'SampleOutput':
+        "The same output for the samples `idx` only (an index, slice, list or boolean mask over the N samples): a DDPO minibatch."
+        n = len(self.latents)
+        if isinstance(idx, int): idx = [idx]
+        ix = torch.arange(n)[idx] if isinstance(idx, slice) else torch.as_tensor(idx)
+        if ix.dtype == torch.bool:
+            if ix.shape != (n,): raise ValueError(f"a boolean mask of shape {tuple(ix.shape)}; expected ({n},), one per sample")
+            ix = ix.nonzero().flatten()
+        if ix.ndim != 1 or ix.is_floating_point() or ((ix < -n) | (ix >= n)).any():
+            raise IndexError(f"idx={idx!r}: expected sample indices in [-{n}, {n}), a slice or a boolean mask over the {n} samples")
+        take = lambda v: None if v is None else v[ix.to(v.device)]
+        return replace(self, latents=take(self.latents), cond=take(self.cond), uncond=take(self.uncond),
+                                   log_probs=None if self.log_probs is None else self.log_probs[:, ix.to(self.log_probs.device)],
+                                   trajectory=None if self.trajectory is None else [take(x) for x in self.trajectory])
 
 def _seed_generators(seed: int, n: int, offset: int = 0, stream: int = 0) -> list:
     "One torch.Generator per image, so image j depends only on (seed, j), never on the batch size; `stream` 1 is the step noise, 0 the starting noise."
@@ -726,6 +748,11 @@ def _takes_keyword(fn: Callable, name: str) -> bool:
     except (TypeError, ValueError): return False
     return name in ps and ps[name].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
+def _guided(guidance_fn: Callable, wants_alpha: bool, x: torch.Tensor, t: int, eps: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    "The noise prediction as `guidance_fn` steers it at (x_t, t), checked; it gets alpha_t= when it names that parameter."
+    extra = dict(alpha_t=a) if wants_alpha else {}  # classifier guidance scales its gradient by sqrt(1 - alpha_t)
+    return _hook_output(guidance_fn(x, t, eps, (x - (1 - a).sqrt() * eps) / a.sqrt(), **extra), 'guidance_fn', eps, 'the noise prediction eps')
+
 def _hook_output(r, hook: str, like: torch.Tensor, what: str) -> torch.Tensor:
     "What a sampler hook returned, checked: a tensor of `like`'s shape with finite values; else an error naming the hook."
     if not isinstance(r, torch.Tensor): raise TypeError(f"{hook} returned {type(r).__name__}; expected {what}, a tensor of shape {tuple(like.shape)}")
@@ -783,9 +810,7 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
             eps, ec, eu = unet_eps(pipe, x, t, cond, uncond, guidance_at(t, guidance_scale, interval), ddim, checkpoint and grad)
             a, ap = _alpha(ddim, t), _alpha(ddim, t_prev)
             alphas.append((a, ap))
-            if guidance_fn is not None:
-                extra = dict(alpha_t=a) if wants_alpha else {}  # classifier guidance scales its gradient by sqrt(1 - alpha_t)
-                eps = _hook_output(guidance_fn(x, t, eps, (x - (1 - a).sqrt() * eps) / a.sqrt(), **extra), 'guidance_fn', eps, 'the noise prediction eps')
+            if guidance_fn is not None: eps = _guided(guidance_fn, wants_alpha, x, t, eps, a)
             noise = _randn(generators, x.shape[1:]).to(dev, dt) if eta > 0 else None
             x_prev, x0, lp = ddim_step(x, eps, a, ap, eta, noise)
             if callback is not None:
@@ -796,32 +821,83 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
             if lp is not None: logps.append(lp)
             x = x_prev
             if return_trajectory: traj.append(x)
-    return SampleOutput(x, torch.stack(logps) if logps else None, traj, ts[start_step:], alphas)
+    return SampleOutput(x, torch.stack(logps) if logps else None, traj, ts[start_step:], alphas,
+                        eta, guidance_scale, interval, guidance_fn is not None, cond, uncond if guidance_scale != 1 else None)
 
-def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` result with return_trajectory=True and eta > 0
-                         cond: torch.Tensor,  # the prompt embeddings it was sampled with, N x L x D
-                         uncond: torch.Tensor | None = None,  # and the unconditional ones (guidance_scale != 1)
-                         guidance_scale: float = 1.0,  # the guidance it was sampled with
-                         eta: float = 1.0,  # the eta it was sampled with (> 0)
-                         guidance_interval: tuple | None = None,  # the interval it was sampled with
+def _as_sampled(given, sampled, name: str):
+    "The setting to re-score with: `given`, or when it is None the one the trajectory was sampled with (refused when that was not recorded)."
+    if given is not None: return given
+    if sampled is None: raise ValueError(f"{name}: this SampleOutput does not record the {name} it was sampled with; pass the one you sampled with")
+    return sampled
+
+def _same_embeddings(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    return (a is None) == (b is None) and (a is None or (a.shape == b.shape and torch.equal(a.detach().to(b), b.detach())))
+
+def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `generate`) result with return_trajectory=True and eta > 0
+                         cond: torch.Tensor | None = None,  # prompt embeddings N x L x D; None: the ones it was sampled with (`out.cond`)
+                         uncond: torch.Tensor | None = None,  # unconditional ones; None: `out.uncond`
+                         guidance_scale: float | None = None,  # None: the guidance it was sampled with (`out.guidance_scale`)
+                         eta: float | None = None,  # None: the eta it was sampled with (`out.eta`, > 0)
+                         guidance_interval: tuple | str | None = 'sampled',  # 'sampled': the interval it was sampled with; None: every step; or (t_lo, t_hi)
+                         guidance_fn: Callable | None = None,  # the guidance_fn it was sampled with, replayed at each step (a function is not stored in `out`)
+                         steps: Sequence[int] | None = None,  # re-score only these step indices (0 = the noisiest), in this order; None: all
                          checkpoint: bool = False) -> torch.Tensor:  # gradient-checkpoint the UNet calls
-    "steps x N log p(x_{t-1} | x_t) of a stored trajectory under the pipeline's CURRENT weights, each step's x_t held fixed (DDPO's re-scoring, arXiv:2305.13301); differentiable in the weights."
+    "steps x N log p(x_{t-1} | x_t) of a stored trajectory under the pipeline's CURRENT weights, each step's x_t held fixed (DDPO's re-scoring, arXiv:2305.13301); differentiable in the weights that require grad."
+    # By default every setting is the sampled one, so at unchanged weights this returns `out.log_probs`. Other embeddings, eta,
+    # per-step guidance or guidance_fn score the trajectory under another policy (a warning says so): DDPO's ratio needs the sampling policy's.
     if not isinstance(out, SampleOutput) or out.trajectory is None or out.alphas is None:
-        raise ValueError("out must be a SampleOutput from sample_latents(..., return_trajectory=True) (generate(return_latents=True) keeps no trajectory)")
-    eta, guidance_scale = _eta(eta), check_real(guidance_scale, 'guidance_scale')
+        raise ValueError("out must be a SampleOutput from sample_latents(..., return_trajectory=True) or generate(..., return_trajectory=True)")
+    if out.eta == 0: raise ValueError("this trajectory was sampled with eta=0: a deterministic step has no log-probability; sample with eta > 0 (DDPO uses 1)")
+    eta = _eta(_as_sampled(eta, out.eta, 'eta'))
     if eta == 0: raise ValueError("eta=0: a deterministic trajectory has no log-probability; pass the eta > 0 it was sampled with")
+    guidance_scale = check_real(_as_sampled(guidance_scale, out.guidance_scale, 'guidance_scale'), 'guidance_scale')
+    if isinstance(guidance_interval, str) and guidance_interval == 'sampled':
+        if out.eta is None: raise ValueError("guidance_interval: this SampleOutput does not record the interval it was sampled with; pass it (None: every step)")
+        guidance_interval = out.guidance_interval
     interval = check_guidance_interval(guidance_interval, pipe.scheduler.config.num_train_timesteps)
-    if uncond is None and guidance_scale != 1: raise ValueError(f"guidance_scale={guidance_scale} needs uncond, the embeddings it was sampled with")
-    n = len(out.trajectory[0]); _check_embeddings(pipe, cond, 'cond', n)
+    given = cond is not None, uncond is not None
+    cond = _as_sampled(cond, out.cond, 'cond')
+    if uncond is None: uncond = out.uncond
+    ws = [guidance_at(t, guidance_scale, interval) for t in out.timesteps]
+    if out.eta is not None:
+        other = [f"{k}={v!r} (sampled with {w!r})" for k, v, w in (('eta', eta, out.eta), ('guidance_scale', guidance_scale, out.guidance_scale),
+                                                                  ('guidance_interval', interval, out.guidance_interval)) if v != w]
+        if out.guidance_scale is not None and ws == [guidance_at(t, out.guidance_scale, out.guidance_interval) for t in out.timesteps]:
+            other = [o for o in other if not o.startswith('guidance_')]  # the same weight at every step (e.g. guidance 1 with any interval): the same policy
+        if given[0] and out.cond is not None and not _same_embeddings(cond, out.cond): other.append("cond other than the embeddings it was sampled with (another prompt or order)")
+        if given[1] and out.uncond is not None and max(ws) != 1 and not _same_embeddings(uncond, out.uncond): other.append("uncond other than the one it was sampled with")
+        if out.guidance_fn and guidance_fn is None: other.append("no guidance_fn (a guidance_fn steered the sampling: pass it)")
+        if not out.guidance_fn and guidance_fn is not None: other.append("a guidance_fn (none steered the sampling)")
+        if other: warnings.warn(f"re-scoring with {', '.join(other)}: these are log-probabilities under another policy than the one that "
+                                "sampled the trajectory, so at unchanged weights they differ from out.log_probs (DDPO's ratio needs the sampling policy's)")
+    if uncond is None and max(ws) != 1: raise ValueError(f"guidance_scale={guidance_scale} needs uncond, the embeddings it was sampled with")
+    n, k = len(out.trajectory[0]), len(out.timesteps)
+    if steps is None: steps = range(k)
+    elif isinstance(steps, (int, np.integer)) or not hasattr(steps, '__iter__') or not all(isinstance(j, (int, np.integer)) and not isinstance(j, bool) and 0 <= j < k for j in steps):
+        raise ValueError(f"steps={steps!r}: expected a sequence of step indices in [0, {k}) (this trajectory has {k} steps), or None for all")
+    _check_embeddings(pipe, cond, 'cond', n)
     if uncond is not None: _check_embeddings(pipe, uncond, 'uncond', n)
     dev, dt = _device(pipe), _dtype(pipe)
     cond, uncond = cond.to(dev, dt), None if uncond is None else uncond.to(dev, dt)
+    wants_alpha = guidance_fn is not None and _takes_keyword(guidance_fn, 'alpha_t')
     ddim, lps = ddim_scheduler(pipe, 1), []  # the UNet wrapper reads only the scheduler's config from it
-    for t, (a, ap), x, x_prev in zip(out.timesteps, out.alphas, out.trajectory[:-1], out.trajectory[1:]):
-        x = x.detach().to(dev, dt)
-        eps = unet_eps(pipe, x, t, cond, uncond, guidance_at(t, guidance_scale, interval), ddim, checkpoint)[0]
-        lps.append(ddim_step(x, eps, a, ap, eta, prev_sample=x_prev.detach().to(dev, dt))[2])
+    for j in steps:
+        t, (a, ap) = out.timesteps[j], out.alphas[j]
+        x, x_prev = out.trajectory[j].detach().to(dev, dt), out.trajectory[j + 1].detach().to(dev, dt)
+        eps = unet_eps(pipe, x, t, cond, uncond, ws[j], ddim, checkpoint)[0]
+        if guidance_fn is not None: eps = _guided(guidance_fn, wants_alpha, x, t, eps, a)
+        lps.append(ddim_step(x, eps, a, ap, eta, prev_sample=x_prev)[2])
+    if not lps: raise ValueError("steps is empty; expected at least one step index")
     return torch.stack(lps)
+
+def check_negative_prompt(negative_prompt: str,  # the unconditional prompt of the guidance
+                          guidance_scale: float) -> str:  # the guidance it goes with
+    "A negative prompt checked: a string, and a warning when guidance 1 leaves it unused (the conditional prediction alone)."
+    if not isinstance(negative_prompt, str): raise TypeError(f"negative_prompt must be a string (one for every image), got {type(negative_prompt).__name__}: {negative_prompt!r}")
+    if negative_prompt and guidance_scale == 1:
+        warnings.warn(f"negative_prompt={negative_prompt!r} is unused at guidance_scale=1 (the unconditional prediction enters only with guidance); "
+                      "pass guidance_scale > 1 to steer away from it")
+    return negative_prompt
 
 def _at_offset(callback: Callable, offset: int, info: StepInfo):
     "Call `callback` with the batch's offset among all the images of the call set on its StepInfo."
@@ -842,14 +918,15 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
              callback: Callable | None = None,  # f(StepInfo) per step and per batch (see `sample_latents`)
              guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps (and alpha_t=, if it takes it: see `sample_latents`)
              grad: bool = False,  # keep gradients through sampler and decoder
-             return_latents: bool = False):  # also return the SampleOutput (latents, log-probabilities)
+             return_latents: bool = False,  # also return the SampleOutput (latents, log-probabilities, settings)
+             return_trajectory: bool = False):  # also keep every x_t in it (implies return_latents): what `trajectory_log_probs` re-scores
     "Text-to-image with DDIM + classifier-free guidance: images N x C x H x W in [-1, 1]."
     prompts = check_prompts(prompts)
     n = len(prompts)
     check_guidance_interval(guidance_interval, pipe.scheduler.config.num_train_timesteps)  # before any work
     guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
     seed, batch_size = check_int(seed, 'seed', 0), check_int(batch_size, 'batch_size')
-    if not isinstance(negative_prompt, str): raise TypeError(f"negative_prompt must be a string (one for every image), got {type(negative_prompt).__name__}: {negative_prompt!r}")
+    check_negative_prompt(negative_prompt, guidance_scale)
     if latents is None:
         latents = initial_latents(pipe, n, seed)
         leak = getattr(pipe, 'signal_leak', None) if signal_leak is True else (None if signal_leak is False else signal_leak)
@@ -864,14 +941,17 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
         sl = slice(i, i + batch_size)
         o = sample_latents(pipe, latents[sl], cond[sl], None if uncond is None else uncond[sl], num_inference_steps,
                            guidance_scale, eta, gens[sl] if gens else None, callback=None if callback is None else functools.partial(_at_offset, callback, i),
-                           guidance_fn=guidance_fn, grad=grad,
+                           guidance_fn=guidance_fn, grad=grad, return_trajectory=return_trajectory,
                            guidance_interval=guidance_interval)
         with torch.set_grad_enabled(grad): imgs.append(decode_latents(pipe, o.latents))
         outs.append(o)
     images = torch.cat(imgs)
-    if not return_latents: return images
+    if not (return_latents or return_trajectory): return images
     lp = torch.cat([o.log_probs for o in outs], 1) if outs[0].log_probs is not None else None
-    return images, SampleOutput(torch.cat([o.latents for o in outs]), lp, None, outs[0].timesteps)
+    o, cat = outs[0], lambda vs: None if vs[0] is None else torch.cat(vs)
+    traj = [torch.cat(xs) for xs in zip(*[o.trajectory for o in outs])] if return_trajectory else None
+    return images, SampleOutput(torch.cat([o.latents for o in outs]), lp, traj, o.timesteps, o.alphas, o.eta, o.guidance_scale,
+                                o.guidance_interval, o.guidance_fn, cat([o.cond for o in outs]), cat([o.uncond for o in outs]))
 
 # %% ../nbs/02_diffusion.ipynb #f67a1b6b
 @dataclass
@@ -880,36 +960,42 @@ class Inversion:
     latents: torch.Tensor  # x_t at the inversion depth (x_T for a full inversion): regenerate from here
     z0: torch.Tensor  # the clean latents that were inverted
     start_step: int  # the sampler step that x_t belongs to (pass to `sample_latents(start_step=...)`)
-    recon: torch.Tensor | None = None  # regenerated images (check=True)
+    recon: torch.Tensor | None = None  # regenerated images (check=True; `ddim_invert` only)
     latent_error: float | None = None  # mean |z0_regenerated - z0|
-    image_mae: float | None = None  # mean |regenerated - input| on [-1, 1] images
-    vae_mae: float | None = None  # mean |VAE round trip - input|: the floor of image_mae
-    trajectory: list | None = None  # return_trajectory=True: the inverted latents in the sampler's order, x_t at start_step ... z0 (`sample_latents(return_trajectory=True)`'s layout; null-text inversion fits to these)
+    image_mae: float | None = None  # mean |regenerated - input| on [-1, 1] images (`ddim_invert` only)
+    vae_mae: float | None = None  # mean |VAE round trip - input|: the floor of image_mae (`ddim_invert` only)
+    trajectory: list | None = None  # return_trajectory=True: the inverted latents in the sampler's order, x_t at start_step ... z0 (`sample_latents(return_trajectory=True)`'s layout; null-text inversion fits to these): trajectory[k] enters sampler step start_step + k (`StepInfo.i`)
+    recon_latents: torch.Tensor | None = None  # regenerated clean latents (check=True)
+    num_inference_steps: int | None = None  # the DDIM grid it was inverted on: regenerate on the same one (`regenerate` does)
+    timestep: int | None = None  # the training timestep of `latents` (the grid's timestep at start_step)
 
 @torch.no_grad()
-def ddim_invert(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
-                prompts: str | Sequence[str],  # one per image, or one for all
-                num_inference_steps: int = 50,  # DDIM steps (the same grid regenerates)
-                guidance_scale: float = 1.0,  # guidance during inversion and check (1 inverts best)
-                start_step: int = 0,  # invert only up to this sampler step (0 = all the way to x_T)
-                fixed_point_iters: int = 0,  # extra UNet calls per step solving x_t = F(x_t) (exact DDIM inverse)
-                check: bool = True,  # regenerate and measure the reconstruction error
-                batch_size: int = 64,  # images per UNet call
-                return_trajectory: bool = False) -> Inversion:  # also keep the latent after every inversion step
-    "Deterministic DDIM inversion (arXiv:2010.02502, 2105.05233 App. F): latents that DDIM maps back to the images."
-    check_images(pipe, images)
+def invert_latents(pipe, z0: torch.Tensor,  # clean scaled latents N x c x h x w (`encode_images`, or a sampler's output)
+                   prompts: str | Sequence[str],  # one per latent, or one for all
+                   num_inference_steps: int = 50,  # DDIM steps (the same grid regenerates)
+                   guidance_scale: float = 1.0,  # guidance during inversion and check (1 inverts best)
+                   start_step: int = 0,  # invert only up to this sampler step (0 = all the way to x_T)
+                   fixed_point_iters: int = 0,  # extra UNet calls per step solving x_t = F(x_t) (exact DDIM inverse)
+                   check: bool = True,  # regenerate and measure the latent reconstruction error
+                   batch_size: int = 64,  # latents per UNet call
+                   return_trajectory: bool = False,  # also keep the latent after every inversion step
+                   negative_prompt: str = '') -> Inversion:  # the unconditional prompt when guidance_scale != 1
+    "Deterministic DDIM inversion of latents (arXiv:2010.02502, 2105.05233 App. F), no VAE involved: x_t that DDIM maps back to `z0`."
+    check_latents(pipe, z0, 'z0')
     prompts = check_prompts(prompts, None)
-    if len(prompts) == 1: prompts = prompts * len(images)
-    if len(prompts) != len(images): raise ValueError(f"got {len(prompts)} prompts for {len(images)} images; expected one prompt per image (or a single string)")
+    if len(prompts) == 1: prompts = prompts * len(z0)
+    if len(prompts) != len(z0): raise ValueError(f"got {len(prompts)} prompts for {len(z0)} latents; expected one prompt per latent (or a single string)")
     guidance_scale, batch_size = check_real(guidance_scale, 'guidance_scale'), check_int(batch_size, 'batch_size')
+    check_negative_prompt(negative_prompt, guidance_scale)
     fixed_point_iters = check_int(fixed_point_iters, 'fixed_point_iters', 0)
     ddim = ddim_scheduler(pipe, num_inference_steps)
     ts = [int(t) for t in ddim.timesteps]
     start_step = check_int(start_step, 'start_step', 0, hi=len(ts) - 1)
     check_unet(pipe)  # before the inversion's UNet calls, not at the check's regeneration
-    z0 = encode_images(pipe, images, batch_size=batch_size)
-    cond = encode_prompts(pipe, prompts).to(_device(pipe), _dtype(pipe))
-    uncond = encode_prompts(pipe, [''] * len(prompts)).to(_device(pipe), _dtype(pipe)) if guidance_scale != 1 else None
+    dev, dt = _device(pipe), _dtype(pipe)
+    z0 = z0.to(dev)  # its dtype kept: the steps run in float32 (`unet_eps` widens), as the sampler's do
+    cond = encode_prompts(pipe, prompts).to(dev, dt)
+    uncond = encode_prompts(pipe, [negative_prompt] * len(prompts)).to(dev, dt) if guidance_scale != 1 else None
     out, trajs = [], []
     for b in range(0, len(z0), batch_size):
         sl = slice(b, b + batch_size)
@@ -926,16 +1012,95 @@ def ddim_invert(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
             x = x_t
             if return_trajectory: walk.append(x)
         out.append(x); trajs.append(walk[::-1])
-    inv = Inversion(torch.cat(out), z0, start_step, trajectory=[torch.cat(step) for step in zip(*trajs)] if return_trajectory else None)
+    inv = Inversion(torch.cat(out), z0, start_step, trajectory=[torch.cat(step) for step in zip(*trajs)] if return_trajectory else None,
+                    num_inference_steps=len(ts), timestep=ts[start_step])
     if check:
-        zs = torch.cat([sample_latents(pipe, inv.latents[b:b + batch_size], cond[b:b + batch_size],
-                                       None if uncond is None else uncond[b:b + batch_size], num_inference_steps,
-                                       guidance_scale, start_step=start_step).latents for b in range(0, len(z0), batch_size)])
-        inv.recon = decode_latents(pipe, zs)
-        inv.latent_error = (zs - z0).abs().mean().item()
+        inv.recon_latents = torch.cat([sample_latents(pipe, inv.latents[b:b + batch_size], cond[b:b + batch_size],
+                                                      None if uncond is None else uncond[b:b + batch_size], num_inference_steps,
+                                                      guidance_scale, start_step=start_step).latents for b in range(0, len(z0), batch_size)])
+        inv.latent_error = (inv.recon_latents - z0).abs().mean().item()
+    return inv
+
+@torch.no_grad()
+def ddim_invert(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
+                prompts: str | Sequence[str],  # one per image, or one for all
+                num_inference_steps: int = 50,  # DDIM steps (the same grid regenerates)
+                guidance_scale: float = 1.0,  # guidance during inversion and check (1 inverts best)
+                start_step: int = 0,  # invert only up to this sampler step (0 = all the way to x_T)
+                fixed_point_iters: int = 0,  # extra UNet calls per step solving x_t = F(x_t) (exact DDIM inverse)
+                check: bool = True,  # regenerate and measure the reconstruction error
+                batch_size: int = 64,  # images per UNet call
+                return_trajectory: bool = False,  # also keep the latent after every inversion step
+                negative_prompt: str = '') -> Inversion:  # the unconditional prompt when guidance_scale != 1
+    "Deterministic DDIM inversion of images (arXiv:2010.02502, 2105.05233 App. F): encode with the VAE, `invert_latents`, and check the regenerated images against the input."
+    check_images(pipe, images)
+    n = len(check_prompts(prompts, None))
+    if n not in (1, len(images)): raise ValueError(f"got {n} prompts for {len(images)} images; expected one prompt per image (or a single string)")
+    check_int(batch_size, 'batch_size')
+    check_unet(pipe)  # before the VAE's work
+    z0 = encode_images(pipe, images, batch_size=batch_size)
+    inv = invert_latents(pipe, z0, prompts, num_inference_steps, guidance_scale, start_step, fixed_point_iters, check, batch_size,
+                         return_trajectory, negative_prompt)
+    if check:
+        inv.recon = decode_latents(pipe, inv.recon_latents)
         inv.image_mae = (inv.recon - images.to(inv.recon)).abs().mean().item()
         inv.vae_mae = (decode_latents(pipe, z0) - images.to(inv.recon)).abs().mean().item()
     return inv
+
+# %% ../nbs/02_diffusion.ipynb #e5f8b0c6
+def regenerate(pipe, inv: Inversion,  # an `invert_latents` / `ddim_invert` result
+               prompts: str | Sequence[str],  # one per latent, or one for all: the inversion's own captions reconstruct, edited ones edit
+               guidance_scale: float = 1.0,  # classifier-free guidance of the regeneration (an edit usually needs > 1)
+               negative_prompt: str = '',  # the unconditional prompt when guidance_scale != 1
+               guidance_interval: tuple | None = None,  # (t_lo, t_hi) training timesteps where guidance applies; None: every step
+               callback: Callable | None = None,  # f(StepInfo) per step and batch (StepInfo.i counts sampler steps: trajectory[i - inv.start_step] is the inverted latent there)
+               guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps (see `sample_latents`)
+               batch_size: int = 64,  # latents per UNet call
+               return_latents: bool = False):  # also return the SampleOutput
+    "Images DDIM makes from an inversion's latents under `prompts`, on the inversion's own step grid from its start_step (inversion-based editing, arXiv:2211.09794)."
+    if not isinstance(inv, Inversion): raise TypeError(f"inv must be an Inversion (from invert_latents or ddim_invert), got {type(inv).__name__}")
+    if inv.num_inference_steps is None: raise ValueError("this Inversion does not record its num_inference_steps; make it with invert_latents or ddim_invert")
+    n = len(inv.latents)
+    prompts = check_prompts(prompts, None)
+    if len(prompts) == 1: prompts = prompts * n
+    if len(prompts) != n: raise ValueError(f"got {len(prompts)} prompts for {n} inverted latents; expected one prompt per latent (or a single string)")
+    guidance_scale, batch_size = check_real(guidance_scale, 'guidance_scale'), check_int(batch_size, 'batch_size')
+    check_negative_prompt(negative_prompt, guidance_scale)
+    t = int(ddim_scheduler(pipe, inv.num_inference_steps).timesteps[inv.start_step])
+    if t != inv.timestep: raise ValueError(f"this pipeline's {inv.num_inference_steps}-step grid has timestep {t} at step {inv.start_step}, but the inversion "
+                                           f"reached timestep {inv.timestep}: it was inverted with another scheduler; regenerate with the pipeline that inverted it")
+    cond = encode_prompts(pipe, prompts)
+    uncond = encode_prompts(pipe, [negative_prompt] * n) if guidance_scale != 1 else None
+    imgs, outs = [], []
+    for b in range(0, n, batch_size):
+        sl = slice(b, b + batch_size)
+        o = sample_latents(pipe, inv.latents[sl], cond[sl], None if uncond is None else uncond[sl], inv.num_inference_steps, guidance_scale,
+                           start_step=inv.start_step, callback=None if callback is None else functools.partial(_at_offset, callback, b),
+                           guidance_fn=guidance_fn, guidance_interval=guidance_interval)
+        imgs.append(decode_latents(pipe, o.latents)); outs.append(o)
+    images = torch.cat(imgs)
+    if not return_latents: return images
+    o, cat = outs[0], lambda vs: None if vs[0] is None else torch.cat(vs)
+    return images, SampleOutput(torch.cat([o.latents for o in outs]), None, None, o.timesteps, o.alphas, o.eta, o.guidance_scale,
+                                o.guidance_interval, o.guidance_fn, cat([o.cond for o in outs]), cat([o.uncond for o in outs]))
+
+# %% ../nbs/02_diffusion.ipynb #c9d2f4a0
+def slerp(a: torch.Tensor,  # start, e.g. one inverted x_T
+          b: torch.Tensor,  # end, same shape
+          alpha: float | torch.Tensor) -> torch.Tensor:  # 0 gives a, 1 gives b; a tensor of values gives one result per value, stacked first
+    "Spherical interpolation between two noise latents per sample, which keeps a Gaussian's norm where a straight line shrinks it (arXiv:1609.04468)."
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape or a.ndim < 2:
+        raise ValueError(f"a and b must be tensors of one shape N x ... (got {tuple(getattr(a, 'shape', ()))} and {tuple(getattr(b, 'shape', ()))})")
+    al = torch.as_tensor(alpha, dtype=torch.float64)
+    if not torch.isfinite(al).all(): raise ValueError(f"alpha={alpha!r}: expected finite values (0 gives a, 1 gives b)")
+    fa, fb = a.flatten(1).double(), b.flatten(1).double()
+    cos = (F.normalize(fa, dim=1) * F.normalize(fb, dim=1)).sum(1).clamp(-1, 1)
+    th = torch.arccos(cos)[:, None]
+    def one(w):
+        lin = (1 - w) * fa + w * fb  # (nearly) parallel pairs: the straight line is the arc
+        arc = (torch.sin((1 - w) * th) * fa + torch.sin(w * th) * fb) / torch.sin(th).clamp(min=1e-12)
+        return torch.where(th > 1e-4, arc, lin).reshape(a.shape).to(a.dtype)
+    return one(al) if al.ndim == 0 else torch.stack([one(w) for w in al.flatten()])
 
 # %% ../nbs/02_diffusion.ipynb #78b8e878
 STACK_LIMIT = 4 * 2**30  # bytes: a Dataset larger than this as one float32 tensor is refused by `as_images_prompts` (finetune(stream=True) reads it in batches)

@@ -1669,3 +1669,116 @@ def test_streaming_a_medmnist_split_never_stacks_it(monkeypatch):
     monkeypatch.setattr(type(ds), 'images', property(lambda self: reads.append(1) or whole(self)))
     assert type(D._Items(ds).data) is MedMNISTDataset and reads == []
     D.as_images_prompts(ds); assert len(reads) == 1
+
+
+def test_trajectory_log_probs_replays_the_sampled_settings(pipe):
+    "Re-scoring defaults to the eta, guidance and interval the trajectory was sampled with; another setting or a missing guidance_fn is said, not silently scored."
+    import warnings
+    p = _fresh(pipe)
+    c, u = D.encode_prompts(p, ['a', 'b']), D.encode_prompts(p, ['', ''])
+    gens = lambda: D._seed_generators(0, 2, stream=1)
+    out = D.sample_latents(p, D.initial_latents(p, 2), c, u, 4, 2.5, eta=0.7, generators=gens(), return_trajectory=True, guidance_interval=(0, 600))
+    assert (out.eta, out.guidance_scale, out.guidance_interval, out.guidance_fn) == (0.7, 2.5, (0, 600), False)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert torch.allclose(D.trajectory_log_probs(p, out, c, u), out.log_probs, atol=1e-5)
+    for kw in (dict(eta=1.0), dict(guidance_scale=2.0), dict(guidance_interval=None)):
+        with pytest.warns(UserWarning, match=f"{next(iter(kw))}=.*sampled with"): lp = D.trajectory_log_probs(p, out, c, u, **kw)
+        assert not torch.allclose(lp, out.log_probs, atol=1e-5)
+    steer = lambda x, t, eps, x0: eps + 0.3 * x0  # a deterministic guidance_fn
+    og = D.sample_latents(p, D.initial_latents(p, 2), c, u, 4, 2.0, eta=1.0, generators=gens(), return_trajectory=True, guidance_fn=steer)
+    assert og.guidance_fn
+    with pytest.warns(UserWarning, match='pass it'): lp = D.trajectory_log_probs(p, og, c, u)
+    assert not torch.allclose(lp, og.log_probs, atol=1e-5)
+    assert torch.allclose(D.trajectory_log_probs(p, og, c, u, guidance_fn=steer), og.log_probs, atol=1e-5)
+    with pytest.warns(UserWarning, match='none steered'): D.trajectory_log_probs(p, out, c, u, guidance_fn=steer)
+    bare = D.SampleOutput(out.latents, out.log_probs, out.trajectory, out.timesteps, out.alphas)  # made by hand: no settings recorded
+    with pytest.raises(ValueError, match='does not record the eta'): D.trajectory_log_probs(p, bare, c, u)
+    assert torch.allclose(D.trajectory_log_probs(p, bare, c, u, 2.5, 0.7, (0, 600)), out.log_probs, atol=1e-5)
+    _, g = D.generate(p, ['a', 'b'], num_inference_steps=2, guidance_scale=1.5, eta=0.5, return_latents=True)
+    assert (g.eta, g.guidance_scale, g.guidance_interval, g.guidance_fn) == (0.5, 1.5, None, False)
+
+
+def test_invert_latents_is_ddim_invert_without_the_vae(pipe):
+    "invert_latents inverts latents directly (a sampler's output, or encode_images'), giving ddim_invert's latents for encoded images; negative_prompt is the inversion's unconditional prompt."
+    x = imgs(3)
+    inv = D.ddim_invert(pipe, x, ['a', 'b', 'c'], num_inference_steps=3, return_trajectory=True)
+    lat = D.invert_latents(pipe, D.encode_images(pipe, x), ['a', 'b', 'c'], num_inference_steps=3, return_trajectory=True)
+    assert torch.equal(lat.latents, inv.latents) and torch.equal(lat.recon_latents, inv.recon_latents)
+    assert lat.latent_error == inv.latent_error and all(torch.equal(a, b) for a, b in zip(lat.trajectory, inv.trajectory))
+    assert lat.recon is None and lat.image_mae is None and inv.recon.shape == x.shape
+    z = D.sample_latents(pipe, D.initial_latents(pipe, 2), D.encode_prompts(pipe, ['a', 'b']), None, 3).latents
+    assert D.invert_latents(pipe, z, ['a', 'b'], num_inference_steps=3, check=False).latents.shape == z.shape
+    g = [D.invert_latents(pipe, z, 'a', num_inference_steps=2, guidance_scale=2.0, negative_prompt=neg, check=False).latents for neg in ('', 'blurry')]
+    assert not torch.allclose(g[0], g[1])
+    with pytest.raises(ValueError, match='one prompt per latent'): D.invert_latents(pipe, z, ['a', 'b', 'c'], num_inference_steps=2)
+    with pytest.raises(ValueError, match='channels'): D.invert_latents(pipe, z[:, :2], 'a', num_inference_steps=2)
+    with pytest.raises(TypeError, match='negative_prompt must be a string'): D.ddim_invert(pipe, x, 'a', num_inference_steps=2, negative_prompt=['x'] * 3)
+
+
+def test_trajectory_log_probs_knows_its_embeddings_and_steps(pipe):
+    "A trajectory keeps its embeddings: re-scoring needs none, swapped or reordered ones are warned about, eta=0 is refused, and steps/select give DDPO's per-step and minibatch pieces."
+    import warnings
+    p = _fresh(pipe)
+    prompts = ['a', 'b', 'c', 'd']
+    images, out = D.generate(p, prompts, num_inference_steps=3, guidance_scale=2.0, eta=1.0, seed=4, batch_size=3, return_trajectory=True)
+    assert len(out.trajectory) == 4 and out.trajectory[0].shape == (4, 4, 8, 8) and torch.equal(out.trajectory[-1], out.latents)
+    c, u = D.encode_prompts(p, prompts), D.encode_prompts(p, [''] * 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        lp = D.trajectory_log_probs(p, out)
+        assert torch.allclose(lp, out.log_probs, atol=1e-5) and torch.allclose(D.trajectory_log_probs(p, out, c, u), lp)
+        assert torch.allclose(D.trajectory_log_probs(p, out, steps=[2, 0]), lp[[2, 0]])
+        sub = out.select([3, 1])
+        assert torch.allclose(D.trajectory_log_probs(p, sub), lp[:, [3, 1]], atol=1e-5) and torch.equal(sub.cond, out.cond[[3, 1]])
+        assert torch.equal(out.select(torch.tensor([False, True, False, True])).latents, out.latents[[1, 3]])
+        one = D.sample_latents(p, D.initial_latents(p, 2), c[:2], u[:2], 3, 1.0, eta=1.0, generators=D._seed_generators(0, 2, stream=1),
+                               return_trajectory=True, guidance_interval=(0, 500))
+        D.trajectory_log_probs(p, one, guidance_interval=None)  # guidance 1 at every step either way: the same policy, no warning
+    with pytest.warns(UserWarning, match='cond other than'): D.trajectory_log_probs(p, out, u, c)
+    with pytest.warns(UserWarning, match='another prompt or order'): D.trajectory_log_probs(p, out, c[[1, 0, 3, 2]])
+    det = D.sample_latents(p, D.initial_latents(p, 2), c[:2], u[:2], 3, 2.0, return_trajectory=True)
+    with pytest.raises(ValueError, match='sampled with eta=0'): D.trajectory_log_probs(p, det, eta=1.0)
+    with pytest.raises(ValueError, match=r'steps=\[3\]'): D.trajectory_log_probs(p, out, steps=[3])
+    with pytest.raises(IndexError, match='expected sample indices'): out.select([4])
+    half = D.SampleOutput(out.latents, out.log_probs, out.trajectory, out.timesteps, out.alphas, eta=1.0)  # guidance not recorded
+    with pytest.raises(ValueError, match='does not record the guidance_scale'): D.trajectory_log_probs(p, half, c, u)
+
+
+def test_regenerate_uses_the_inversions_grid(pipe):
+    "An Inversion records its grid and timestep; regenerate uses them (the same prompts reconstruct as ddim_invert's check does), and refuses another scheduler's grid."
+    x = imgs(3)
+    inv = D.ddim_invert(pipe, x, ['a', 'b', 'c'], num_inference_steps=4, start_step=2)
+    assert inv.num_inference_steps == 4 and inv.timestep == int(D.ddim_scheduler(pipe, 4).timesteps[2])
+    rec, o = D.regenerate(pipe, inv, ['a', 'b', 'c'], batch_size=2, return_latents=True)
+    assert torch.allclose(o.latents, inv.recon_latents, atol=1e-6) and torch.allclose(rec, inv.recon, atol=1e-4)  # decoded in batches of 2 and 1
+    assert o.timesteps == [int(t) for t in D.ddim_scheduler(pipe, 4).timesteps[2:]]
+    seen = []
+    D.regenerate(pipe, inv, 'd', guidance_scale=2.0, negative_prompt='e', batch_size=2, callback=lambda s: seen.append((s.i, s.offset)))
+    assert seen == [(2, 0), (3, 0), (2, 2), (3, 2)]
+    with pytest.raises(ValueError, match='one prompt per latent'): D.regenerate(pipe, inv, ['a', 'b'])
+    with pytest.raises(TypeError, match='must be an Inversion'): D.regenerate(pipe, inv.latents, 'a')
+    other = D.build_pipeline(channels=1, size=32, vae_blocks=(8, 8, 16), unet_blocks=(16, 32), seed=0)
+    other.scheduler.register_to_config(steps_offset=0)
+    with pytest.raises(ValueError, match='another scheduler'): D.regenerate(other, inv, 'a')
+
+
+def test_an_unused_negative_prompt_is_said(pipe):
+    "At guidance 1 the negative prompt never enters; generate, the inversions and regenerate say so instead of ignoring it."
+    x = imgs(2)
+    with pytest.warns(UserWarning, match='unused at guidance_scale=1'): D.generate(pipe, ['a', 'b'], num_inference_steps=2, guidance_scale=1.0, negative_prompt='c')
+    with pytest.warns(UserWarning, match='unused at guidance_scale=1'): inv = D.ddim_invert(pipe, x, 'a', num_inference_steps=2, negative_prompt='c', check=False)
+    with pytest.warns(UserWarning, match='unused at guidance_scale=1'): D.regenerate(pipe, inv, 'a', negative_prompt='c')
+
+
+def test_slerp_keeps_the_norm():
+    "slerp's ends are its inputs and its midpoint keeps a Gaussian's norm; a straight line shrinks it."
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(3, 4, 8, 8, generator=g), torch.randn(3, 4, 8, 8, generator=g)
+    path = D.slerp(a, b, torch.linspace(0, 1, 5))
+    assert path.shape == (5, 3, 4, 8, 8) and torch.allclose(path[0], a, atol=1e-5) and torch.allclose(path[-1], b, atol=1e-5)
+    norm = lambda v: v.flatten(1).norm(dim=1)
+    assert (norm(path[2]) / norm(a)).sub(1).abs().max() < 0.05 and (norm((a + b) / 2) / norm(a)).max() < 0.8
+    assert torch.allclose(D.slerp(a, a, 0.3), a, atol=1e-5)  # parallel: the straight line
+    with pytest.raises(ValueError, match='one shape'): D.slerp(a, b[:2], 0.5)
+    with pytest.raises(ValueError, match='finite'): D.slerp(a, b, float('nan'))
