@@ -9,7 +9,7 @@ from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence, Any
 import numpy as np, torch, torch.nn.functional as F
-from .phantoms import pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_weights, check_grid_path, jsonable
+from .phantoms import pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_weights, check_grid_path, jsonable, takes_keyword
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK', 'ALPHA_FLOOR',
@@ -622,13 +622,14 @@ class SampleOutput:
     guidance_scale: float | None = None
     guidance_interval: tuple | None = None
     guidance_fn: bool = False  # whether a guidance_fn steered the update (a function is not kept: pass it to `trajectory_log_probs`)
-    cond: torch.Tensor | None = None  # the prompt embeddings it was sampled with (N x L x D)
-    uncond: torch.Tensor | None = None  # and the unconditional ones (None without guidance)
+    cond: torch.Tensor | None = None  # the prompt embeddings it was sampled with (N x L x D), kept with a trajectory
+    uncond: torch.Tensor | None = None  # and the unconditional ones (None without guidance or trajectory)
 
     def select(self, idx) -> 'SampleOutput':
         "The same output for the samples `idx` only (an index, slice, list or boolean mask over the N samples): a DDPO minibatch."
         n = len(self.latents)
-        if isinstance(idx, int): idx = [idx]
+        if isinstance(idx, (int, np.integer)) or (isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0): idx = [int(idx)]
+        if isinstance(idx, (list, tuple)) and not idx: idx = torch.zeros(0, dtype=torch.long)
         ix = torch.arange(n)[idx] if isinstance(idx, slice) else torch.as_tensor(idx)
         if ix.dtype == torch.bool:
             if ix.shape != (n,): raise ValueError(f"a boolean mask of shape {tuple(ix.shape)}; expected ({n},), one per sample")
@@ -741,13 +742,6 @@ def _check_embeddings(pipe, e, name: str, n: int) -> torch.Tensor:
     if not torch.isfinite(e).all(): raise ValueError(f"{name} holds NaN or inf; expected finite prompt embeddings")
     return e
 
-def _takes_keyword(fn: Callable, name: str) -> bool:
-    "Whether `fn` names a parameter `name` that can be passed by keyword (an nn.Module: its forward's); **kwargs alone does not count, as a wrapper's may not pass it on."
-    import inspect
-    try: ps = inspect.signature(fn.forward if isinstance(fn, torch.nn.Module) else fn).parameters
-    except (TypeError, ValueError): return False
-    return name in ps and ps[name].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-
 def _guided(guidance_fn: Callable, wants_alpha: bool, x: torch.Tensor, t: int, eps: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     "The noise prediction as `guidance_fn` steers it at (x_t, t), checked; it gets alpha_t= when it names that parameter."
     extra = dict(alpha_t=a) if wants_alpha else {}  # classifier guidance scales its gradient by sqrt(1 - alpha_t)
@@ -802,7 +796,7 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
     x, cond = latents.to(dev, dt), cond.to(dev, dt)
     uncond = None if uncond is None else uncond.to(dev, dt)
     logps, traj, alphas = [], [x] if return_trajectory else None, []
-    wants_alpha = guidance_fn is not None and _takes_keyword(guidance_fn, 'alpha_t')
+    wants_alpha = guidance_fn is not None and takes_keyword(guidance_fn, 'alpha_t')
     with torch.set_grad_enabled(grad):
         for i in range(start_step, len(ts)):
             t = ts[i]
@@ -821,8 +815,9 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
             if lp is not None: logps.append(lp)
             x = x_prev
             if return_trajectory: traj.append(x)
-    return SampleOutput(x, torch.stack(logps) if logps else None, traj, ts[start_step:], alphas,
-                        eta, guidance_scale, interval, guidance_fn is not None, cond, uncond if guidance_scale != 1 else None)
+    keep = return_trajectory  # the embeddings matter only for re-scoring a trajectory: without one they would only hold memory
+    return SampleOutput(x, torch.stack(logps) if logps else None, traj, ts[start_step:], alphas, eta, guidance_scale, interval,
+                        guidance_fn is not None, cond if keep else None, uncond if keep and guidance_scale != 1 else None)
 
 def _as_sampled(given, sampled, name: str):
     "The setting to re-score with: `given`, or when it is None the one the trajectory was sampled with (refused when that was not recorded)."
@@ -839,9 +834,9 @@ def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `gen
                          guidance_scale: float | None = None,  # None: the guidance it was sampled with (`out.guidance_scale`)
                          eta: float | None = None,  # None: the eta it was sampled with (`out.eta`, > 0)
                          guidance_interval: tuple | str | None = 'sampled',  # 'sampled': the interval it was sampled with; None: every step; or (t_lo, t_hi)
+                         checkpoint: bool = False,  # gradient-checkpoint the UNet calls
                          guidance_fn: Callable | None = None,  # the guidance_fn it was sampled with, replayed at each step (a function is not stored in `out`)
-                         steps: Sequence[int] | None = None,  # re-score only these step indices (0 = the noisiest), in this order; None: all
-                         checkpoint: bool = False) -> torch.Tensor:  # gradient-checkpoint the UNet calls
+                         steps: Sequence[int] | None = None) -> torch.Tensor:  # re-score only these step indices (0 = the noisiest), in this order; None: all
     "steps x N log p(x_{t-1} | x_t) of a stored trajectory under the pipeline's CURRENT weights, each step's x_t held fixed (DDPO's re-scoring, arXiv:2305.13301); differentiable in the weights that require grad."
     # By default every setting is the sampled one, so at unchanged weights this returns `out.log_probs`. Other embeddings, eta,
     # per-step guidance or guidance_fn score the trajectory under another policy (a warning says so): DDPO's ratio needs the sampling policy's.
@@ -870,16 +865,21 @@ def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `gen
         if not out.guidance_fn and guidance_fn is not None: other.append("a guidance_fn (none steered the sampling)")
         if other: warnings.warn(f"re-scoring with {', '.join(other)}: these are log-probabilities under another policy than the one that "
                                 "sampled the trajectory, so at unchanged weights they differ from out.log_probs (DDPO's ratio needs the sampling policy's)")
-    if uncond is None and max(ws) != 1: raise ValueError(f"guidance_scale={guidance_scale} needs uncond, the embeddings it was sampled with")
+    if uncond is None and max(ws) != 1:
+        raise ValueError(f"guidance_scale={guidance_scale} needs uncond, unconditional embeddings" + (" (this trajectory was sampled without guidance, so it holds none)" if out.eta is not None and out.uncond is None else ", the ones it was sampled with"))
     n, k = len(out.trajectory[0]), len(out.timesteps)
-    if steps is None: steps = range(k)
-    elif isinstance(steps, (int, np.integer)) or not hasattr(steps, '__iter__') or not all(isinstance(j, (int, np.integer)) and not isinstance(j, bool) and 0 <= j < k for j in steps):
-        raise ValueError(f"steps={steps!r}: expected a sequence of step indices in [0, {k}) (this trajectory has {k} steps), or None for all")
+    if n == 0: raise ValueError("out holds no samples (an empty select?); expected at least one trajectory to re-score")
+    if steps is None: steps = list(range(k))
+    else:
+        ok = not isinstance(steps, (int, np.integer, str)) and hasattr(steps, '__iter__') and not (isinstance(steps, (torch.Tensor, np.ndarray)) and steps.ndim != 1)
+        if ok: steps = steps.tolist() if isinstance(steps, (torch.Tensor, np.ndarray)) else list(steps)  # an iterator is read once
+        if not ok or not all(isinstance(j, (int, np.integer)) and not isinstance(j, bool) and 0 <= j < k for j in steps):
+            raise ValueError(f"steps={steps!r}: expected a sequence of step indices in [0, {k}) (this trajectory has {k} steps), or None for all")
     _check_embeddings(pipe, cond, 'cond', n)
     if uncond is not None: _check_embeddings(pipe, uncond, 'uncond', n)
     dev, dt = _device(pipe), _dtype(pipe)
     cond, uncond = cond.to(dev, dt), None if uncond is None else uncond.to(dev, dt)
-    wants_alpha = guidance_fn is not None and _takes_keyword(guidance_fn, 'alpha_t')
+    wants_alpha = guidance_fn is not None and takes_keyword(guidance_fn, 'alpha_t')
     ddim, lps = ddim_scheduler(pipe, 1), []  # the UNet wrapper reads only the scheduler's config from it
     for j in steps:
         t, (a, ap) = out.timesteps[j], out.alphas[j]
@@ -891,7 +891,7 @@ def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `gen
     return torch.stack(lps)
 
 def check_negative_prompt(negative_prompt: str,  # the unconditional prompt of the guidance
-                          guidance_scale: float) -> str:  # the guidance it goes with
+                          guidance_scale: float | None = None) -> str:  # the guidance it goes with (None: only the type is checked)
     "A negative prompt checked: a string, and a warning when guidance 1 leaves it unused (the conditional prediction alone)."
     if not isinstance(negative_prompt, str): raise TypeError(f"negative_prompt must be a string (one for every image), got {type(negative_prompt).__name__}: {negative_prompt!r}")
     if negative_prompt and guidance_scale == 1:
@@ -1036,7 +1036,7 @@ def ddim_invert(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
     check_images(pipe, images)
     n = len(check_prompts(prompts, None))
     if n not in (1, len(images)): raise ValueError(f"got {n} prompts for {len(images)} images; expected one prompt per image (or a single string)")
-    check_int(batch_size, 'batch_size')
+    check_int(batch_size, 'batch_size'); check_negative_prompt(negative_prompt)
     check_unet(pipe)  # before the VAE's work
     z0 = encode_images(pipe, images, batch_size=batch_size)
     inv = invert_latents(pipe, z0, prompts, num_inference_steps, guidance_scale, start_step, fixed_point_iters, check, batch_size,
@@ -1059,7 +1059,7 @@ def regenerate(pipe, inv: Inversion,  # an `invert_latents` / `ddim_invert` resu
                return_latents: bool = False):  # also return the SampleOutput
     "Images DDIM makes from an inversion's latents under `prompts`, on the inversion's own step grid from its start_step (inversion-based editing, arXiv:2211.09794)."
     if not isinstance(inv, Inversion): raise TypeError(f"inv must be an Inversion (from invert_latents or ddim_invert), got {type(inv).__name__}")
-    if inv.num_inference_steps is None: raise ValueError("this Inversion does not record its num_inference_steps; make it with invert_latents or ddim_invert")
+    if inv.num_inference_steps is None or inv.timestep is None: raise ValueError("this Inversion does not record its num_inference_steps and timestep; make it with invert_latents or ddim_invert")
     n = len(inv.latents)
     prompts = check_prompts(prompts, None)
     if len(prompts) == 1: prompts = prompts * n
@@ -1088,7 +1088,7 @@ def regenerate(pipe, inv: Inversion,  # an `invert_latents` / `ddim_invert` resu
 def slerp(a: torch.Tensor,  # start, e.g. one inverted x_T
           b: torch.Tensor,  # end, same shape
           alpha: float | torch.Tensor) -> torch.Tensor:  # 0 gives a, 1 gives b; a tensor of values gives one result per value, stacked first
-    "Spherical interpolation between two noise latents per sample, which keeps a Gaussian's norm where a straight line shrinks it (arXiv:1609.04468)."
+    "Spherical interpolation between two noise latents per sample (the first dimension indexes samples: one latent is x[None]), which keeps a Gaussian's norm where a straight line shrinks it (arXiv:1609.04468)."
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape or a.ndim < 2:
         raise ValueError(f"a and b must be tensors of one shape N x ... (got {tuple(getattr(a, 'shape', ()))} and {tuple(getattr(b, 'shape', ()))})")
     al = torch.as_tensor(alpha, dtype=torch.float64)
@@ -1096,6 +1096,8 @@ def slerp(a: torch.Tensor,  # start, e.g. one inverted x_T
     fa, fb = a.flatten(1).double(), b.flatten(1).double()
     cos = (F.normalize(fa, dim=1) * F.normalize(fb, dim=1)).sum(1).clamp(-1, 1)
     th = torch.arccos(cos)[:, None]
+    if (th > math.pi - 1e-4).any(): raise ValueError("a and b point in opposite directions for some sample: the great circle between them is not unique; "
+                                                     "interpolate between other latents (random Gaussian latents are never opposite)")
     def one(w):
         lin = (1 - w) * fa + w * fb  # (nearly) parallel pairs: the straight line is the arc
         arc = (torch.sin((1 - w) * th) * fa + torch.sin(w * th) * fb) / torch.sin(th).clamp(min=1e-12)

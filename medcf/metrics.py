@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 import warnings
 import numpy as np, pandas as pd, torch
 from .oracles import check_images, _py
-from .phantoms import check_int
+from .phantoms import check_int, takes_keyword
 
 # %% auto #0
 __all__ = ['accuracy', 'auroc', 'group_accuracies', 'worst_group_accuracy', 'proportion_interval', 'rate_count',
@@ -328,13 +328,14 @@ def leakage(predict: Callable,  # images -> DataFrame of attribute readings
     return pd.Series(out, name='leakage', dtype=float)
 
 # %% ../nbs/04_metrics.ipynb #60de3065
-def _edit(edit_fn: Callable, images: torch.Tensor, target: dict) -> torch.Tensor:
-    out = edit_fn(images, target)
+def _edit(edit_fn: Callable, images: torch.Tensor, target: dict, source: dict | None = None) -> torch.Tensor:
+    "edit_fn's output for `images`, checked; an edit_fn with a parameter named `source` is also told the values the images have now."
+    out = edit_fn(images, target, source=source) if source is not None and takes_keyword(edit_fn, 'source') else edit_fn(images, target)
     out = check_images(out, name='edit_fn output')
     if out.shape != images.shape: raise ValueError(f"edit_fn returned shape {tuple(out.shape)} for input {tuple(images.shape)}; expected the same")
     return out
 
-def composition(edit_fn: Callable,  # (images, target dict) -> edited images
+def composition(edit_fn: Callable,  # (images, target dict) -> edited images (one with a `source` parameter also gets the images' current values)
                 images,  # N x C x H x W factual images
                 current: dict,  # attribute -> the images' OWN values (so the edit is a null intervention)
                 n_apply: int = 1) -> list:  # how many times the null edit is applied in a row
@@ -343,10 +344,10 @@ def composition(edit_fn: Callable,  # (images, target dict) -> edited images
     if not isinstance(current, dict) or not current: raise ValueError("current must be a non-empty dict attribute -> value(s)")
     check_int(n_apply, 'n_apply')
     for _ in range(n_apply):
-        y = _edit(edit_fn, y, current); out.append(float((y - x).abs().mean()))
+        y = _edit(edit_fn, y, current, current); out.append(float((y - x).abs().mean()))
     return out
 
-def reversibility(edit_fn: Callable,  # (images, target dict) -> edited images
+def reversibility(edit_fn: Callable,  # (images, target dict) -> edited images (one with a `source` parameter also gets the images' current values)
                   images,  # N x C x H x W factual images
                   source: dict,  # attribute -> the factual values (to go back to)
                   target: dict) -> float:  # attribute -> the edited values
@@ -355,7 +356,7 @@ def reversibility(edit_fn: Callable,  # (images, target dict) -> edited images
     for d, name in ((source, 'source'), (target, 'target')):
         if not isinstance(d, dict) or not d: raise ValueError(f"{name} must be a non-empty dict attribute -> value(s), got {d!r}")
     if set(source) != set(target): raise ValueError(f"source {sorted(source)} and target {sorted(target)} must name the same attributes")
-    return float((_edit(edit_fn, _edit(edit_fn, x, target), source) - x).abs().mean())
+    return float((_edit(edit_fn, _edit(edit_fn, x, target, source), source, target) - x).abs().mean())
 
 def identity_editor(images, target: dict) -> torch.Tensor:  # images; ignored target
     "The do-nothing editor: a baseline that scores perfect composition and zero effectiveness."
@@ -370,7 +371,7 @@ def true_counterfactual_editor(phantom,  # an SCMPhantom
     return edit
 
 # %% ../nbs/04_metrics.ipynb #a2bc285a
-def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited images
+def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited images; one with a `source` parameter also gets the values the images have (a text editor's source caption)
                           phantom,  # the SCMPhantom the batch came from (renders the true counterfactual)
                           batch,  # factual PhantomBatch
                           predict: Callable,  # oracle: images -> DataFrame of attributes
@@ -387,7 +388,7 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
     cf = phantom.counterfactual(batch, **do)
     target = {k: cf.attrs[k].to_numpy() for k in do}
     source = {k: batch.attrs[k].to_numpy() for k in do}
-    edited = _edit(edit_fn, batch.images, target)
+    edited = _edit(edit_fn, batch.images, target, source)
     err = counterfactual_error(edited, true_cf=cf.images, factual=batch.images, threshold=threshold)
     leak = leakage(predict, edited, cf.images, intervened=list(do), discrete_only=True, attributes=leakage_attributes)
     eff = _effectiveness(predict, edited, target)

@@ -12,10 +12,10 @@ import numpy as np, pandas as pd, torch
 # %% auto #0
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
            'check_real', 'check_weights', 'warn_unit_range', 'warn_truncated', 'some_names', 'refuse_overwrite',
-           'copy_frozen', 'jsonable', 'data_samples_root', 'data_path', 'Variable', 'row_index', 'PhantomBatch',
-           'SCMPhantom', 'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom', 'show_grid',
-           'check_grid_path', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'BrainPhantom', 'ms_arm_index',
-           'MSPhantom', 'MSTrialData', 'MSTrial']
+           'copy_frozen', 'jsonable', 'takes_keyword', 'data_samples_root', 'data_path', 'Variable', 'row_index',
+           'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom',
+           'show_grid', 'check_grid_path', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'BrainPhantom',
+           'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #c2c0587c
 def is_full() -> bool:
@@ -113,6 +113,14 @@ def jsonable(x, where: str = 'value'):  # a model-card value; `where` names it i
     if x is None or isinstance(x, (str, int, float, bool)): return x
     raise TypeError(f"{where} is a {type(x).__name__}; expected numbers, strings, lists and dicts (numpy and torch values are converted; "
                     "a DataFrame: .to_dict('records'))")
+
+def takes_keyword(fn: Callable,  # a function, or an nn.Module (its forward is read)
+                  name: str) -> bool:  # the parameter's name
+    "Whether `fn` names a parameter `name` that can be passed by keyword; **kwargs alone does not count, as a wrapper's may not pass it on (a hook's optional extra)."
+    import inspect
+    try: ps = inspect.signature(fn.forward if isinstance(fn, torch.nn.Module) else fn).parameters
+    except (TypeError, ValueError): return False
+    return name in ps and ps[name].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 # %% ../nbs/00_phantoms.ipynb #9254359e
 from pathlib import Path

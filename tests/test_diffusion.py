@@ -1782,3 +1782,23 @@ def test_slerp_keeps_the_norm():
     assert torch.allclose(D.slerp(a, a, 0.3), a, atol=1e-5)  # parallel: the straight line
     with pytest.raises(ValueError, match='one shape'): D.slerp(a, b[:2], 0.5)
     with pytest.raises(ValueError, match='finite'): D.slerp(a, b, float('nan'))
+
+
+def test_trajectory_pieces_take_the_usual_index_types(pipe):
+    "The old positional order of trajectory_log_probs still works; select and steps take numpy and torch indices, iterators and empty lists; embeddings are kept only with a trajectory."
+    p = _fresh(pipe)
+    _, out = D.generate(p, ['a', 'b', 'c'], num_inference_steps=3, guidance_scale=2.0, eta=1.0, return_trajectory=True)
+    c, u = D.encode_prompts(p, ['a', 'b', 'c']), D.encode_prompts(p, [''] * 3)
+    lp = D.trajectory_log_probs(p, out, c, u, 2.0, 1.0, None, True)  # (..., guidance_interval, checkpoint) as before
+    assert torch.allclose(lp, out.log_probs, atol=1e-5)
+    for i in (np.int64(1), torch.tensor(1)): assert torch.equal(out.select(i).latents, out.latents[1:2])
+    assert len(out.select([]).latents) == 0
+    with pytest.raises(ValueError, match='no samples'): D.trajectory_log_probs(p, out.select([]))
+    assert torch.allclose(D.trajectory_log_probs(p, out, steps=iter([2, 0])), lp[[2, 0]], atol=1e-6)
+    assert torch.allclose(D.trajectory_log_probs(p, out, steps=torch.tensor([1])), lp[[1]], atol=1e-6)
+    _, plain = D.generate(p, ['a', 'b'], num_inference_steps=2, guidance_scale=2.0, return_latents=True)
+    assert plain.cond is None and plain.uncond is None and out.cond.shape[0] == 3
+    once = D.sample_latents(p, D.initial_latents(p, 3), c, None, 3, 1.0, eta=1.0, generators=D._seed_generators(0, 3, stream=1), return_trajectory=True)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match='sampled without guidance'): D.trajectory_log_probs(p, once, guidance_scale=2.0)
+    a = torch.randn(2, 4, 8, 8)
+    with pytest.raises(ValueError, match='opposite directions'): D.slerp(a, -a, 0.5)

@@ -230,3 +230,18 @@ def test_report_without_a_checked_attribute_says_nan(setup):
     ph, b, tgt = setup
     r = M.counterfactual_report(M.identity_editor, ph, b, reader, leakage_attributes=[], **tgt)
     assert np.isnan(r.leakage_max) and r.leakage_worst == ''
+
+
+def test_an_editor_that_asks_is_told_its_source(setup):
+    "An edit_fn with a `source` parameter is told the values its input images have (a text editor's source caption): the factual ones, then the target's when reversibility edits back; one without it is called as before."
+    ph, b, tgt = setup
+    told = []
+    def captioned(images, target, source):  # renders the truth for the asked values, from the values it is told the images have
+        told.append((source['bar'].tolist(), target['bar'].tolist()))
+        assert (ph.counterfactual(b, **source).images - images).abs().max() < 1e-6, "told the values the images really have"
+        return ph.counterfactual(b, **target).images
+    r = M.counterfactual_report(captioned, ph, b, reader, bar=tgt['bar'])
+    fact, flip = b.attrs.bar.tolist(), tgt['bar'].tolist()
+    assert told == [(fact, flip), (fact, fact), (fact, flip), (flip, fact)]  # edit; composition's null edit; reversibility there and back
+    assert r.reversibility == 0 and r.composition == 0 and r.effectiveness == 1
+    assert M.reversibility(M.identity_editor, b.images, {'bar': fact}, tgt) == 0  # two-argument editors: unchanged
