@@ -5,7 +5,7 @@
 
 On the device it runs what a user of the course runs there: `load_pipeline('chest', device=..., dtype=...)` in float32,
 bfloat16 and float16, and with the autoencoder left on the CPU (offloading); `generate` (guidance at every step and in an interval, the signal leak, eta > 0 with log-probabilities,
-gradients through the sampler); `ddim_invert` with its exact-reconstruction check; `finetune` (EMA, resume, bfloat16
+gradients through the sampler, trajectories re-scored for DDPO); `ddim_invert` with its exact-reconstruction check, `invert_latents` and `regenerate` (an edit); `finetune` (EMA, resume, bfloat16
 autocast); `train_vae` (also with `pixel_weights`); the oracle reading GPU images, its saliency maps and `ReadingDistance`. Each figure is compared with the same call on the CPU where the two
 should agree. It prints one JSON record per check and writes them to OUT/gpu_check.json; any failed check exits non-zero.
 """
@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np, torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from medcf.diffusion import load_pipeline, generate, ddim_invert, finetune, train_vae, encode_prompts, sample_latents, trajectory_log_probs
+from medcf.diffusion import (load_pipeline, generate, ddim_invert, finetune, train_vae, encode_prompts, sample_latents, trajectory_log_probs,
+                             invert_latents, regenerate)
 from medcf.oracles import load_oracle
 from medcf.zoo import zoo_phantom, prompt_adherence
 
@@ -86,12 +87,22 @@ def main():
     record('trajectory_log_probs re-scores the sampled trajectory on the device', bool(torch.allclose(rs.detach(), tr.log_probs, atol=1e-3))
            and gw is not None and bool(torch.isfinite(gw).all()), max_abs_diff=round(float((rs.detach() - tr.log_probs).abs().max()), 6))
 
-    # 4. DDIM inversion with the exact-reconstruction check
+    _, gt = generate(p, prompts[:2], 4, 3.0, seed=1, eta=1.0, return_trajectory=True)  # DDPO's trajectories from generate: seeding and signal leak included
+    rg = trajectory_log_probs(p, gt.select([1, 0]), steps=[3, 0])  # the recorded embeddings, eta and guidance; a minibatch and two steps
+    record('generate(return_trajectory=True) re-scored from its recorded settings on the device',
+           bool(torch.allclose(rg, gt.log_probs[[3, 0]][:, [1, 0]], atol=1e-3)), max_abs_diff=round(float((rg - gt.log_probs[[3, 0]][:, [1, 0]]).abs().max()), 6))
+
+    # 4. DDIM inversion with the exact-reconstruction check, then editing by regeneration on the inversion's grid
     real = zoo_phantom('chest').sample(n, seed=10_000)
+    edits = {}
     for name, q in (('device', p), ('cpu', cpu)):
         inv = ddim_invert(q, real.images, list(real.prompts), num_inference_steps=steps, fixed_point_iters=2, check=True)
         record(f'ddim_invert on {name}', inv.image_mae - inv.vae_mae <= 0.02, image_mae=round(inv.image_mae, 4),
                vae_floor=round(inv.vae_mae, 4), latent_error=round(inv.latent_error, 4))
+        part = invert_latents(q, inv.z0, list(real.prompts), num_inference_steps=steps, start_step=steps // 2, check=False)
+        edits[name] = regenerate(q, part, 'Chest X-ray showing Pleural Effusion', guidance_scale=5.0).float().cpu()
+    record('invert_latents + regenerate: device edit matches the CPU edit', float((edits['device'] - edits['cpu']).abs().mean()) < 0.05,
+           mean_abs_diff=round(float((edits['device'] - edits['cpu']).abs().mean()), 5))
 
     # 5. the oracle reads images that live on the device, and its adherence matches the CPU's on the same seeds
     oracle = load_oracle('chest')
