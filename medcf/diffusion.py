@@ -20,11 +20,12 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES',
            'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts',
            'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents',
            'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at',
-           'unet_eps', 'check_unet', 'sample_latents', 'trajectory_log_probs', 'check_negative_prompt', 'generate',
-           'Inversion', 'invert_latents', 'ddim_invert', 'regenerate', 'slerp', 'dataset_item', 'as_images_prompts',
-           'draw_indices', 'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
-           'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight',
-           'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
+           'check_timesteps', 'unet_eps', 'noise_prediction_error', 'check_unet', 'sample_latents',
+           'trajectory_log_probs', 'check_negative_prompt', 'generate', 'classifier_guidance', 'Inversion',
+           'invert_latents', 'ddim_invert', 'regenerate', 'slerp', 'dataset_item', 'as_images_prompts', 'draw_indices',
+           'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights', 'check_float32_weights',
+           'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight', 'settings_diff', 'finetune',
+           'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -479,12 +480,13 @@ def _encode_uncached(pipe, prompts: list) -> torch.Tensor:
     return torch.cat(out)
 
 def encode_prompts(pipe, prompts: str | Sequence[str],  # one prompt or a list
-                   cache: bool = True) -> torch.Tensor:  # reuse embeddings of prompts seen before (text encoder frozen)
+                   cache: bool = True) -> torch.Tensor:  # reuse embeddings of prompts seen before (the text encoder's weights frozen; its dtype and device are part of the key)
     "Prompt embeddings N x L x D exactly as `StableDiffusionPipeline` computes them, with a per-text-encoder cache."
     prompts = check_prompts(prompts)
     if not cache: return _encode_uncached(pipe, prompts)
     store = _PROMPT_CACHE.setdefault(pipe.text_encoder, {})
-    key = lambda p: (p, pipe.tokenizer.model_max_length)
+    te = pipe.text_encoder
+    key = lambda p: (p, pipe.tokenizer.model_max_length, te.dtype, str(te.device))  # a text encoder moved or cast encodes again
     todo = sorted({p for p in prompts if key(p) not in store})
     if todo:
         for p, e in zip(todo, _encode_uncached(pipe, todo)): store[key(p)] = e
@@ -696,21 +698,67 @@ def guidance_at(t: int, guidance_scale: float, interval: tuple | None) -> float:
     "The guidance weight at timestep `t`: `guidance_scale` inside the interval (or everywhere when None), else 1 (conditional only)."
     return guidance_scale if interval is None or interval[0] <= t <= interval[1] else 1.0
 
-def unet_eps(pipe, x: torch.Tensor, t: int, cond: torch.Tensor, uncond: torch.Tensor | None,
-             guidance_scale: float, ddim=None, checkpoint: bool = False) -> tuple:  # ddim: the scheduler whose alpha-bar converts v- or x0-predictions (None: the pipeline's)
-    "(guided, conditional, unconditional) noise predictions, one batched UNet call for both halves of the guidance."
+def _unet_eps(pipe, x: torch.Tensor, t, cond: torch.Tensor, uncond: torch.Tensor | None,
+              guidance_scale: float, ddim=None, checkpoint: bool = False) -> tuple:
+    "`unet_eps` without its checks (the sampler's loop has checked once); `t` an int or a 1-D LongTensor, one per latent."
     ddim = pipe.scheduler if ddim is None else ddim
+    per = isinstance(t, torch.Tensor) and t.ndim == 1
     def f(xx, cc):  # the UNet in its own dtype, whatever the latents' (a float32 VAE beside a half-precision UNet, float32 sampler arithmetic)
-        return pipe.unet(xx.to(pipe.unet.dtype), t, encoder_hidden_states=cc.to(pipe.unet.dtype)).sample
+        tt = t.repeat(len(xx) // len(t)).to(xx.device) if per else t
+        return pipe.unet(xx.to(pipe.unet.dtype), tt, encoder_hidden_states=cc.to(pipe.unet.dtype)).sample
     call = (lambda xx, cc: torch.utils.checkpoint.checkpoint(f, xx, cc, use_reentrant=False)) if checkpoint else f
     pt = pipe.scheduler.config.get('prediction_type', 'epsilon')
-    a = _alpha(ddim, int(t))
+    a = ddim.alphas_cumprod[t.cpu()].clamp(min=ALPHA_FLOOR).view(-1, *[1] * (x.ndim - 1)) if per else _alpha(ddim, int(t))
     if uncond is None or guidance_scale == 1:
         e = split_prediction(call(x, cond), x, a, pt)[0]
         return e, e, None
     out = call(torch.cat([x, x]), torch.cat([uncond, cond]))
-    eu, ec = split_prediction(out, torch.cat([x, x]), a, pt)[0].chunk(2)
+    eu, ec = split_prediction(out, torch.cat([x, x]), torch.cat([a, a]) if per else a, pt)[0].chunk(2)
     return eu + guidance_scale * (ec - eu), ec, eu
+
+def check_timesteps(t, n: int, num_train_timesteps: int):
+    "A training timestep as an int, or one per latent as a 1-D LongTensor (an int, a sequence, array or tensor of whole numbers in [0, T))."
+    if isinstance(t, (int, np.integer)) and not isinstance(t, bool): return check_int(t, 't', 0, hi=num_train_timesteps - 1)
+    v = torch.as_tensor(np.asarray(t.detach().cpu() if isinstance(t, torch.Tensor) else t))
+    if v.ndim == 0 and not v.is_floating_point() and v.dtype != torch.bool: return check_int(int(v), 't', 0, hi=num_train_timesteps - 1)
+    if v.ndim != 1 or len(v) != n or v.is_floating_point() or v.dtype == torch.bool or bool(((v < 0) | (v >= num_train_timesteps)).any()):
+        raise ValueError(f"t={t!r}: expected a whole training timestep in [0, {num_train_timesteps}), or one per latent ({n})")
+    return v.long()
+
+def unet_eps(pipe, x: torch.Tensor,  # latents x_t, N x c x h x w
+             t,  # training timestep: an int, or one per latent (a diffusion classifier's draws)
+             cond: torch.Tensor,  # prompt embeddings N x L x D
+             uncond: torch.Tensor | None = None,  # unconditional embeddings (for guidance)
+             guidance_scale: float = 1.0,  # classifier-free guidance weight (1 = the conditional prediction alone)
+             ddim=None,  # the scheduler whose alpha-bar converts v- or x0-predictions (None: the pipeline's)
+             checkpoint: bool = False) -> tuple:  # gradient-checkpoint the UNet call
+    "(guided, conditional, unconditional) noise predictions at (x_t, t), one batched UNet call for both halves of the guidance; v- and x0-predicting UNets are converted to the noise."
+    check_latents(pipe, x, 'x'); check_unet(pipe)
+    t = check_timesteps(t, len(x), (pipe.scheduler if ddim is None else ddim).config.num_train_timesteps)
+    guidance_scale = check_real(guidance_scale, 'guidance_scale')
+    _check_embeddings(pipe, cond, 'cond', len(x))
+    if uncond is not None: _check_embeddings(pipe, uncond, 'uncond', len(x))
+    if uncond is None and guidance_scale != 1: raise ValueError(f"guidance_scale={guidance_scale} needs uncond, the unconditional embeddings")
+    dev = _device(pipe)
+    return _unet_eps(pipe, x.to(dev), t, cond.to(dev), None if uncond is None else uncond.to(dev), guidance_scale, ddim, checkpoint)
+
+def noise_prediction_error(pipe, z0: torch.Tensor,  # clean scaled latents N x c x h x w (`encode_images`)
+                           cond: torch.Tensor,  # prompt embeddings N x L x D: each latent's candidate caption
+                           t,  # training timestep: an int, or one per latent
+                           noise: torch.Tensor,  # standard normal noise shaped like z0 (reuse it across candidate captions: the comparison is paired)
+                           reduce: bool = True) -> torch.Tensor:  # True: mean over latent elements, one error per latent; False: N x c x h x w squared errors (maps)
+    "|| eps - eps_theta(sqrt(a_t) z0 + sqrt(1 - a_t) eps, t, c) ||^2 in noise space: the denoising error a diffusion classifier compares across class captions (arXiv:2303.16203)."
+    # In noise space for every prediction type; a v-predicting UNet's own loss is this divided by alpha-bar_t (so at one t the ranking of captions is the same)
+    check_latents(pipe, z0, 'z0')
+    if not isinstance(noise, torch.Tensor) or noise.shape != z0.shape: raise ValueError(f"noise must be a tensor shaped like z0 {tuple(z0.shape)}, got {tuple(getattr(noise, 'shape', ())) or type(noise).__name__}")
+    t = check_timesteps(t, len(z0), pipe.scheduler.config.num_train_timesteps)
+    dev = _device(pipe)
+    z0, noise = _wide(z0.to(dev)), _wide(noise.to(dev))
+    acp = pipe.scheduler.alphas_cumprod  # the training schedule, as finetune noises
+    a = (acp[t.cpu()].view(-1, *[1] * (z0.ndim - 1)) if isinstance(t, torch.Tensor) else acp[t]).to(z0)
+    eps = unet_eps(pipe, a.sqrt() * z0 + (1 - a).sqrt() * noise, t, cond)[0]
+    err = (eps - noise) ** 2
+    return err.mean(dim=tuple(range(1, err.ndim))) if reduce else err
 
 UNET_EXTRAS = {'class_embed_type': 'class labels', 'num_class_embeds': 'class labels',
                'time_cond_proj_dim': 'a guidance-scale embedding (an LCM-distilled UNet)'}  # conditioning medcf never passes
@@ -763,7 +811,7 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
                    generators: list | None = None,  # one torch.Generator per sample for the eta noise (None: seed 0's step-noise stream)
                    start_step: int = 0,  # begin at this step (for partial regeneration / editing)
                    callback: Callable | None = None,  # f(StepInfo) -> None or a replacement for prev_latents
-                   guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps, to steer the update; one with a parameter named `alpha_t` also gets the step's alpha-bar
+                   guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps, to steer the update; one with a parameter named `alpha_t` also gets the step's alpha-bar; runs without gradients unless grad=True (`classifier_guidance` enables them inside)
                    grad: bool = False,  # keep the graph through the sampler (for gradients w.r.t. latents/weights)
                    checkpoint: bool = False,  # gradient-checkpoint the UNet calls when grad=True
                    return_trajectory: bool = False,  # keep every x_t
@@ -801,7 +849,7 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
         for i in range(start_step, len(ts)):
             t = ts[i]
             t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-            eps, ec, eu = unet_eps(pipe, x, t, cond, uncond, guidance_at(t, guidance_scale, interval), ddim, checkpoint and grad)
+            eps, ec, eu = _unet_eps(pipe, x, t, cond, uncond, guidance_at(t, guidance_scale, interval), ddim, checkpoint and grad)
             a, ap = _alpha(ddim, t), _alpha(ddim, t_prev)
             alphas.append((a, ap))
             if guidance_fn is not None: eps = _guided(guidance_fn, wants_alpha, x, t, eps, a)
@@ -884,7 +932,7 @@ def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `gen
     for j in steps:
         t, (a, ap) = out.timesteps[j], out.alphas[j]
         x, x_prev = out.trajectory[j].detach().to(dev, dt), out.trajectory[j + 1].detach().to(dev, dt)
-        eps = unet_eps(pipe, x, t, cond, uncond, ws[j], ddim, checkpoint)[0]
+        eps = _unet_eps(pipe, x, t, cond, uncond, ws[j], ddim, checkpoint)[0]
         if guidance_fn is not None: eps = _guided(guidance_fn, wants_alpha, x, t, eps, a)
         lps.append(ddim_step(x, eps, a, ap, eta, prev_sample=x_prev)[2])
     if not lps: raise ValueError("steps is empty; expected at least one step index")
@@ -904,6 +952,10 @@ def _at_offset(callback: Callable, offset: int, info: StepInfo):
     info.offset = offset
     return callback(info)
 
+def _guide_at(guidance_fn: Callable | None, offset: int) -> Callable | None:
+    "A guidance_fn that names an `offset` parameter is told the index of the batch's first image (generate and regenerate sample in batches)."
+    return functools.partial(guidance_fn, offset=offset) if guidance_fn is not None and takes_keyword(guidance_fn, 'offset') else guidance_fn
+
 # %% ../nbs/02_diffusion.ipynb #ef688dff
 def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a single string makes one image)
              num_inference_steps: int = 50,  # DDIM steps
@@ -916,7 +968,7 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
              signal_leak: torch.Tensor | bool = True,  # mean training latent put into seeded x_T (`add_signal_leak`); True: the pipeline's own (`pipe.signal_leak`) if it has one; False: pure noise
              guidance_interval: tuple | None = None,  # (t_lo, t_hi) training timesteps where guidance applies, w = 1 elsewhere (arXiv:2404.07724); None: every step
              callback: Callable | None = None,  # f(StepInfo) per step and per batch (see `sample_latents`)
-             guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps (and alpha_t=, if it takes it: see `sample_latents`)
+             guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps (and alpha_t=, offset= if it names them: see `sample_latents`; `classifier_guidance` makes one)
              grad: bool = False,  # keep gradients through sampler and decoder
              return_latents: bool = False,  # also return the SampleOutput (latents, log-probabilities, settings)
              return_trajectory: bool = False):  # also keep every x_t in it (implies return_latents): what `trajectory_log_probs` re-scores
@@ -941,7 +993,7 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
         sl = slice(i, i + batch_size)
         o = sample_latents(pipe, latents[sl], cond[sl], None if uncond is None else uncond[sl], num_inference_steps,
                            guidance_scale, eta, gens[sl] if gens else None, callback=None if callback is None else functools.partial(_at_offset, callback, i),
-                           guidance_fn=guidance_fn, grad=grad, return_trajectory=return_trajectory,
+                           guidance_fn=_guide_at(guidance_fn, i), grad=grad, return_trajectory=return_trajectory,
                            guidance_interval=guidance_interval)
         with torch.set_grad_enabled(grad): imgs.append(decode_latents(pipe, o.latents))
         outs.append(o)
@@ -952,6 +1004,27 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
     traj = [torch.cat(xs) for xs in zip(*[o.trajectory for o in outs])] if return_trajectory else None
     return images, SampleOutput(torch.cat([o.latents for o in outs]), lp, traj, o.timesteps, o.alphas, o.eta, o.guidance_scale,
                                 o.guidance_interval, o.guidance_fn, cat([o.cond for o in outs]), cat([o.uncond for o in outs]))
+
+# %% ../nbs/02_diffusion.ipynb #c1a55e01
+def classifier_guidance(pipe, log_prob_fn: Callable,  # decoded images N x C x H x W -> N values of log p(y | image), differentiable; it gets offset= if it names it
+                        scale: float = 1.0,  # guidance strength s
+                        clamp: bool = False) -> Callable:  # clamp the decoded image to [-1, 1] first (cuts the gradient where the decoder overshoots)
+    "A guidance_fn towards high `log_prob_fn`: eps - s sqrt(1 - alpha_t) grad_{x_t} log p(y | decode(x0_hat)), with the UNet's noise prediction held fixed (classifier guidance, arXiv:2105.05233, with a clean-image classifier on the predicted clean image as DiME and DeCoDEx do)."
+    scale = check_real(scale, 'scale')
+    if not callable(log_prob_fn): raise TypeError(f"log_prob_fn must be callable (images -> N log-probabilities), got {type(log_prob_fn).__name__}")
+    wants_offset = takes_keyword(log_prob_fn, 'offset')
+    def guide(x_t, t, eps, pred_x0, alpha_t, offset: int = 0):
+        with torch.enable_grad():  # the sampler runs without gradients unless grad=True: the classifier's gradient needs them here
+            x = _wide(x_t.detach()).requires_grad_(True)
+            x0 = (x - (1 - alpha_t).sqrt() * _wide(eps.detach())) / alpha_t.sqrt()
+            img = decode_latents(pipe, x0, clamp=clamp)
+            lp = log_prob_fn(img, offset=offset) if wants_offset else log_prob_fn(img)
+            if not isinstance(lp, torch.Tensor) or lp.shape != (len(x),):
+                raise ValueError(f"log_prob_fn returned {tuple(lp.shape) if isinstance(lp, torch.Tensor) else type(lp).__name__}; expected a tensor of {len(x)} log-probabilities, one per image")
+            if not lp.requires_grad: raise ValueError("log_prob_fn's output carries no gradient to the images; compute it differentiably (e.g. oracle.logits(images, grad=True))")
+            g, = torch.autograd.grad(lp.sum(), x)
+        return eps - scale * (1 - alpha_t).sqrt().to(eps) * g.to(eps)
+    return guide
 
 # %% ../nbs/02_diffusion.ipynb #f67a1b6b
 @dataclass
@@ -1006,7 +1079,7 @@ def invert_latents(pipe, z0: torch.Tensor,  # clean scaled latents N x c x h x w
             a = _alpha(ddim, t)
             x_t = x
             for _ in range(1 + fixed_point_iters):
-                eps = unet_eps(pipe, x_t, t, c, u, guidance_scale, ddim)[0]
+                eps = _unet_eps(pipe, x_t, t, c, u, guidance_scale, ddim)[0]
                 x0 = (x - (1 - a_prev).sqrt() * eps) / a_prev.sqrt()
                 x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
             x = x_t
@@ -1054,7 +1127,7 @@ def regenerate(pipe, inv: Inversion,  # an `invert_latents` / `ddim_invert` resu
                negative_prompt: str = '',  # the unconditional prompt when guidance_scale != 1
                guidance_interval: tuple | None = None,  # (t_lo, t_hi) training timesteps where guidance applies; None: every step
                callback: Callable | None = None,  # f(StepInfo) per step and batch (StepInfo.i counts sampler steps: trajectory[i - inv.start_step] is the inverted latent there)
-               guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps (see `sample_latents`)
+               guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps (and alpha_t=, offset= if it names them; `classifier_guidance` makes one)
                batch_size: int = 64,  # latents per UNet call
                return_latents: bool = False):  # also return the SampleOutput
     "Images DDIM makes from an inversion's latents under `prompts`, on the inversion's own step grid from its start_step (inversion-based editing, arXiv:2211.09794)."
@@ -1076,7 +1149,7 @@ def regenerate(pipe, inv: Inversion,  # an `invert_latents` / `ddim_invert` resu
         sl = slice(b, b + batch_size)
         o = sample_latents(pipe, inv.latents[sl], cond[sl], None if uncond is None else uncond[sl], inv.num_inference_steps, guidance_scale,
                            start_step=inv.start_step, callback=None if callback is None else functools.partial(_at_offset, callback, b),
-                           guidance_fn=guidance_fn, guidance_interval=guidance_interval)
+                           guidance_fn=_guide_at(guidance_fn, b), guidance_interval=guidance_interval)
         imgs.append(decode_latents(pipe, o.latents)); outs.append(o)
     images = torch.cat(imgs)
     if not return_latents: return images

@@ -38,7 +38,9 @@ def check_images(images,  # N x C x H x W float tensor (or numpy array) in [-1, 
     if not bounded: return images.float()
     lo, hi = images.min().item(), images.max().item()
     if lo < -1.01 or hi > 1.01:
-        raise ValueError(f"{name} has values in [{lo:.3g}, {hi:.3g}]; expected [-1, 1] (rescale 0..1 images with x*2-1)")
+        hint = ("a decoder's raw output overshoots a little: clamp it to [-1, 1], or pass bounded=False where the function offers it"
+                if lo >= -1.5 and hi <= 1.5 else "rescale 0..1 images with x*2-1, 0..255 ones with x/127.5-1")
+        raise ValueError(f"{name} has values in [{lo:.3g}, {hi:.3g}]; expected [-1, 1] ({hint})")
     warn_unit_range(lo, hi, name)
     return images.float()
 
@@ -210,25 +212,27 @@ class AttributeOracle:
 
     def __repr__(self): return f"AttributeOracle({self.card.get('phantom', '?')}, {self.size}px, reads {self.names})"
 
-    def _prep(self, images):  # checked, resized, on the oracle's device (generated images may come from a GPU pipeline)
-        return fit_size(check_images(images, self.channels), self.size, 'this oracle').to(next(self.net.parameters()).device)
+    def _prep(self, images, bounded: bool = True):  # checked, resized, on the oracle's device (generated images may come from a GPU pipeline)
+        return fit_size(check_images(images, self.channels, bounded=bounded), self.size, 'this oracle').to(next(self.net.parameters()).device)
 
-    def _batched(self, fn, images, batch_size, grad):
-        x = self._prep(images)
+    def _batched(self, fn, images, batch_size, grad, bounded: bool = True):
+        x = self._prep(images, bounded)
         with torch.set_grad_enabled(grad):
             return torch.cat([fn(x[i:i + batch_size]) for i in batch_starts(len(x), batch_size)])
 
     def features(self, images,  # N x C x H x W in [-1, 1]
                  batch_size: int = 256,  # images per forward pass
-                 grad: bool = False) -> torch.Tensor:  # keep the graph (for guidance) instead of no_grad
+                 grad: bool = False,  # keep the graph (for guidance) instead of no_grad
+                 bounded: bool = True) -> torch.Tensor:  # False: accept values outside [-1, 1] (an unclamped decoder output, whose gradient clamping would cut)
         "Penultimate features, N x feat_dim (the space of `oracle_frechet_distance`)."
-        return self._batched(self.net.features, images, batch_size, grad)
+        return self._batched(self.net.features, images, batch_size, grad, bounded)
 
     def logits(self, images,  # N x C x H x W in [-1, 1]
                batch_size: int = 256,  # images per forward pass
-               grad: bool = False) -> dict:  # differentiable outputs (for classifier guidance) when True
+               grad: bool = False,  # differentiable outputs (for classifier guidance) when True
+               bounded: bool = True) -> dict:  # False: accept values outside [-1, 1] (an unclamped decoder output, whose gradient clamping would cut)
         "Raw head outputs per attribute: N (binary logit or scaled regression) or N x K (categorical logits)."
-        out = self._batched(self.net, images, batch_size, grad)
+        out = self._batched(self.net, images, batch_size, grad, bounded)
         if not torch.isfinite(out).all(): raise ValueError("the oracle's network returned NaN or inf (are its weights finite? a diverged training, e.g. "
                                                            "too high an lr, gives such an oracle); expected finite outputs to read attributes from")
         return {s.name: out[:, self._cols[s.name]] if s.kind == 'categorical' else out[:, self._cols[s.name].start] for s in self.specs}
@@ -287,6 +291,7 @@ class AttributeOracle:
         cfg = card['config']
         net = OracleNet(card['channels'], sum(s.n_out for s in specs), tuple(cfg['widths']), cfg['feat_dim'])
         net.load_state_dict(sd)
+        net.requires_grad_(False)  # a judge, frozen as load_pipeline freezes its models: guidance's backward fills no weight's .grad (gradients to images still flow)
         return cls(net, specs, card['size'], card['channels'], card)
 
 # %% ../nbs/03_oracles.ipynb #1b8a081a

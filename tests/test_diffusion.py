@@ -1802,3 +1802,61 @@ def test_trajectory_pieces_take_the_usual_index_types(pipe):
     with pytest.warns(UserWarning), pytest.raises(ValueError, match='sampled without guidance'): D.trajectory_log_probs(p, once, guidance_scale=2.0)
     a = torch.randn(2, 4, 8, 8)
     with pytest.raises(ValueError, match='opposite directions'): D.slerp(a, -a, 0.5)
+
+
+def test_unet_eps_checks_its_input_and_takes_one_timestep_per_latent(pipe):
+    "unet_eps refuses a timestep out of range, NaN or miscounted embeddings with medcf's messages; its unguided call needs no uncond; t may be one per latent (a diffusion classifier's draws)."
+    z, c = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(0)), D.encode_prompts(pipe, ['a', 'b', 'c'])
+    e = D.unet_eps(pipe, z, 500, c)[0]
+    assert torch.equal(e, D.unet_eps(pipe, z, 500, c, None, 1.0)[0])
+    per = D.unet_eps(pipe, z, torch.tensor([10, 500, 900]), c)[0]
+    for j, t in enumerate((10, 500, 900)): assert torch.allclose(per[j], D.unet_eps(pipe, z[j:j + 1], t, c[j:j + 1])[0][0], atol=1e-5)
+    u = D.encode_prompts(pipe, [''] * 3)
+    g = D.unet_eps(pipe, z, [10, 500, 900], c, u, 2.0)[0]
+    for j, t in enumerate((10, 500, 900)): assert torch.allclose(g[j], D.unet_eps(pipe, z[j:j + 1], t, c[j:j + 1], u[j:j + 1], 2.0)[0][0], atol=1e-5)
+    for bad in (-1, 1000, 2.5, [1, 2]):
+        with pytest.raises(ValueError, match='t='): D.unet_eps(pipe, z, bad, c)
+    with pytest.raises(ValueError, match='NaN'): D.unet_eps(pipe, z, 500, c * float('nan'))
+    with pytest.raises(ValueError, match='one per latent'): D.unet_eps(pipe, z, 500, c[:1])
+    with pytest.raises(ValueError, match='needs uncond'): D.unet_eps(pipe, z, 500, c, None, 2.0)
+
+
+def test_noise_prediction_error_is_the_paired_denoising_error(pipe):
+    "noise_prediction_error noises z0 with the training schedule and scores the noise prediction in noise space, per latent or as maps; the same for a v-predicting UNet."
+    g = torch.Generator().manual_seed(1)
+    z0, noise = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
+    c = D.encode_prompts(pipe, ['a', 'b'])
+    a = pipe.scheduler.alphas_cumprod[300]
+    want = ((D.unet_eps(pipe, a.sqrt() * z0 + (1 - a).sqrt() * noise, 300, c)[0] - noise) ** 2).mean((1, 2, 3))
+    assert torch.allclose(D.noise_prediction_error(pipe, z0, c, 300, noise), want, atol=1e-6)
+    maps = D.noise_prediction_error(pipe, z0, c, [300, 700], noise, reduce=False)
+    assert maps.shape == z0.shape and torch.allclose(maps[0].mean(), want[0], atol=1e-6)
+    v = _fresh(pipe); v.scheduler.register_to_config(prediction_type='v_prediction')
+    x_t = a.sqrt() * z0 + (1 - a).sqrt() * noise
+    vhat = v.unet(x_t, 300, encoder_hidden_states=c).sample
+    eps_v = a.sqrt() * vhat + (1 - a).sqrt() * x_t
+    assert torch.allclose(D.noise_prediction_error(v, z0, c, 300, noise), ((eps_v - noise) ** 2).mean((1, 2, 3)), atol=1e-5)
+    with pytest.raises(ValueError, match='shaped like z0'): D.noise_prediction_error(pipe, z0, c, 300, noise[:1])
+
+
+def test_classifier_guidance_steers_and_knows_the_batch(pipe):
+    "classifier_guidance raises what its log_prob_fn scores (here the mean brightness) with gradients on inside the no-grad sampler; a log_prob_fn naming offset is told each batch's first image."
+    bright = lambda im: im.mean((1, 2, 3))
+    x0 = D.generate(pipe, ['a', 'b', 'c'], num_inference_steps=3, guidance_scale=1.0)
+    x1 = D.generate(pipe, ['a', 'b', 'c'], num_inference_steps=3, guidance_scale=1.0, guidance_fn=D.classifier_guidance(pipe, bright, 50.0))
+    assert (x1.mean((1, 2, 3)) > x0.mean((1, 2, 3))).all()
+    seen = []
+    def by_image(im, offset): seen.append((offset, len(im))); return im.mean((1, 2, 3))
+    D.generate(pipe, ['a', 'b', 'c'], num_inference_steps=2, guidance_scale=1.0, batch_size=2, guidance_fn=D.classifier_guidance(pipe, by_image, 1.0))
+    assert seen == [(0, 2), (0, 2), (2, 1), (2, 1)]
+    with pytest.raises(ValueError, match='one per image'): D.generate(pipe, 'a', num_inference_steps=2, guidance_fn=D.classifier_guidance(pipe, lambda im: im.mean(), 1.0))
+    with pytest.raises(ValueError, match='no gradient'): D.generate(pipe, 'a', num_inference_steps=2, guidance_fn=D.classifier_guidance(pipe, lambda im: im.detach().mean((1, 2, 3)), 1.0))
+
+
+def test_prompt_cache_follows_the_text_encoder(pipe):
+    "A text encoder cast to another dtype encodes again: the cache never hands back the old dtype's embeddings."
+    p = _fresh(pipe)
+    e = D.encode_prompts(p, ['a cached prompt'])
+    p.text_encoder.double()
+    try: assert D.encode_prompts(p, ['a cached prompt']).dtype == torch.float64 and e.dtype == torch.float32
+    finally: p.text_encoder.float()

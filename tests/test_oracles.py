@@ -382,3 +382,16 @@ def test_shipped_cards_are_checked():
         for name in ('chest', 'skin'):
             for c in (O.load_oracle(name).card, O.load_lit(name).card): assert c['card_sha256'] == O.card_digest(c)
         assert O.load_perceptual('chest').card['card_sha256'] == O.card_digest(O.load_perceptual('chest').card)
+
+
+def test_a_loaded_oracle_is_a_frozen_judge_that_can_read_raw_decoder_output():
+    "load_oracle freezes the weights (guidance's backward fills no .grad), gradients still reach the images; bounded=False reads an overshooting decoder output, and the range error says how to fix one."
+    from medcf.oracles import load_oracle
+    o = load_oracle('chest')
+    assert not any(q.requires_grad for q in o.net.parameters())
+    x = (torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 2.2 - 1.1).requires_grad_(True)
+    with pytest.raises(ValueError, match='clamp it'): o.logits(x, grad=True)
+    o.logits(x, grad=True, bounded=False)['effusion'].sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0 and all(q.grad is None for q in o.net.parameters())
+    assert o.features(x.detach(), bounded=False).shape[0] == 2
+    with pytest.raises(ValueError, match=r'x/127.5-1'): o.logits(torch.full((1, 1, 64, 64), 200.0))
