@@ -5,7 +5,8 @@
 
 On the device it runs what a user of the course runs there: `load_pipeline('chest', device=..., dtype=...)` in float32,
 bfloat16 and float16, and with the autoencoder left on the CPU (offloading); `generate` (guidance at every step and in an interval, the signal leak, eta > 0 with log-probabilities,
-gradients through the sampler, trajectories re-scored for DDPO); `ddim_invert` with its exact-reconstruction check, `invert_latents` and `regenerate` (an edit); `finetune` (EMA, resume, bfloat16
+gradients through the sampler, trajectories re-scored for DDPO); `ddim_invert` with its exact-reconstruction check, `invert_latents` and `regenerate` (an edit);
+`classifier_guidance` through the decoder and `noise_prediction_error` with one timestep per latent; `finetune` (EMA, resume, bfloat16
 autocast); `train_vae` (also with `pixel_weights`); the oracle reading GPU images, its saliency maps and `ReadingDistance`. Each figure is compared with the same call on the CPU where the two
 should agree. It prints one JSON record per check and writes them to OUT/gpu_check.json; any failed check exits non-zero.
 """
@@ -15,7 +16,7 @@ import numpy as np, torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from medcf.diffusion import (load_pipeline, generate, ddim_invert, finetune, train_vae, encode_prompts, sample_latents, trajectory_log_probs,
-                             invert_latents, regenerate)
+                             invert_latents, regenerate, classifier_guidance, noise_prediction_error, encode_images)
 from medcf.oracles import load_oracle
 from medcf.zoo import zoo_phantom, prompt_adherence
 
@@ -94,6 +95,7 @@ def main():
 
     # 4. DDIM inversion with the exact-reconstruction check, then editing by regeneration on the inversion's grid
     real = zoo_phantom('chest').sample(n, seed=10_000)
+    oracle_cpu = load_oracle('chest')
     edits = {}
     for name, q in (('device', p), ('cpu', cpu)):
         inv = ddim_invert(q, real.images, list(real.prompts), num_inference_steps=steps, fixed_point_iters=2, check=True)
@@ -101,6 +103,19 @@ def main():
                vae_floor=round(inv.vae_mae, 4), latent_error=round(inv.latent_error, 4))
         part = invert_latents(q, inv.z0, list(real.prompts), num_inference_steps=steps, start_step=steps // 2, check=False)
         edits[name] = regenerate(q, part, 'Chest X-ray showing Pleural Effusion', guidance_scale=5.0).float().cpu()
+    # classifier guidance (gradients through the decoder inside the no-grad sampler) and the denoising error, on the device
+    o_dev = load_oracle('chest')
+    o_dev.net.to(dev)
+    lp = lambda im: torch.nn.functional.logsigmoid(o_dev.logits(im, grad=True, bounded=False)['effusion'])
+    cg = {name: generate(q, [PROMPTS[1]] * 2, steps, 3.0, seed=2, guidance_fn=classifier_guidance(q, lp if name == 'device' else
+                         (lambda im: torch.nn.functional.logsigmoid(oracle_cpu.logits(im, grad=True, bounded=False)['effusion'])), 0.3)).float().cpu()
+          for name, q in (('device', p), ('cpu', cpu))}
+    record('classifier_guidance on the device matches the CPU', float((cg['device'] - cg['cpu']).abs().mean()) < 0.05,
+           mean_abs_diff=round(float((cg['device'] - cg['cpu']).abs().mean()), 5))
+    zc = encode_images(cpu, real.images[:2]); nz = torch.randn(zc.shape, generator=torch.Generator().manual_seed(0)); cc = encode_prompts(cpu, PROMPTS[:2])
+    npe = {name: noise_prediction_error(q, zc, cc, [200, 700], nz).float().cpu() for name, q in (('device', p), ('cpu', cpu))}
+    record('noise_prediction_error (one timestep per latent) on the device matches the CPU', bool(torch.allclose(npe['device'], npe['cpu'], rtol=0.05, atol=1e-3)),
+           device=[round(float(v), 5) for v in npe['device']], cpu=[round(float(v), 5) for v in npe['cpu']])
     record('invert_latents + regenerate: device edit matches the CPU edit', float((edits['device'] - edits['cpu']).abs().mean()) < 0.05,
            mean_abs_diff=round(float((edits['device'] - edits['cpu']).abs().mean()), 5))
 
