@@ -626,6 +626,7 @@ class SampleOutput:
     guidance_fn: bool = False  # whether a guidance_fn steered the update (a function is not kept: pass it to `trajectory_log_probs`)
     cond: torch.Tensor | None = None  # the prompt embeddings it was sampled with (N x L x D), kept with a trajectory
     uncond: torch.Tensor | None = None  # and the unconditional ones (None without guidance or trajectory)
+    index: torch.Tensor | None = None  # each sample's index among the images of the call that made it (None: 0..N-1); `select` keeps it
 
     def select(self, idx) -> 'SampleOutput':
         "The same output for the samples `idx` only (an index, slice, list or boolean mask over the N samples): a DDPO minibatch."
@@ -639,7 +640,8 @@ class SampleOutput:
         if ix.ndim != 1 or ix.is_floating_point() or ((ix < -n) | (ix >= n)).any():
             raise IndexError(f"idx={idx!r}: expected sample indices in [-{n}, {n}), a slice or a boolean mask over the {n} samples")
         take = lambda v: None if v is None else v[ix.to(v.device)]
-        return replace(self, latents=take(self.latents), cond=take(self.cond), uncond=take(self.uncond),
+        base = torch.arange(n) if self.index is None else self.index
+        return replace(self, latents=take(self.latents), cond=take(self.cond), uncond=take(self.uncond), index=base[ix.to(base.device)],
                                    log_probs=None if self.log_probs is None else self.log_probs[:, ix.to(self.log_probs.device)],
                                    trajectory=None if self.trajectory is None else [take(x) for x in self.trajectory])
 
@@ -708,7 +710,7 @@ def _unet_eps(pipe, x: torch.Tensor, t, cond: torch.Tensor, uncond: torch.Tensor
         return pipe.unet(xx.to(pipe.unet.dtype), tt, encoder_hidden_states=cc.to(pipe.unet.dtype)).sample
     call = (lambda xx, cc: torch.utils.checkpoint.checkpoint(f, xx, cc, use_reentrant=False)) if checkpoint else f
     pt = pipe.scheduler.config.get('prediction_type', 'epsilon')
-    a = ddim.alphas_cumprod[t.cpu()].clamp(min=ALPHA_FLOOR).view(-1, *[1] * (x.ndim - 1)) if per else _alpha(ddim, int(t))
+    a = ddim.alphas_cumprod[t.cpu()].clamp(min=ALPHA_FLOOR).view(-1, *[1] * (x.ndim - 1)).to(x.device) if per else _alpha(ddim, int(t))  # per latent: on the latents' device (a 0-d CPU tensor mixes with any device, an N x 1 x 1 x 1 one does not)
     if uncond is None or guidance_scale == 1:
         e = split_prediction(call(x, cond), x, a, pt)[0]
         return e, e, None
@@ -927,6 +929,12 @@ def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `gen
     if uncond is not None: _check_embeddings(pipe, uncond, 'uncond', n)
     dev, dt = _device(pipe), _dtype(pipe)
     cond, uncond = cond.to(dev, dt), None if uncond is None else uncond.to(dev, dt)
+    if guidance_fn is not None and takes_keyword(guidance_fn, 'offset'):  # it was told each batch's first image: replay with the same indices
+        idx = torch.arange(n) if out.index is None else out.index.cpu()
+        if not torch.equal(idx, idx[0] + torch.arange(n)):
+            raise ValueError(f"this guidance_fn names offset (per-image targets), but these samples are not consecutive images of the call "
+                             f"(indices {idx[:6].tolist()}...): re-score a consecutive selection, e.g. out.select(slice(a, b)), or the whole output")
+        guidance_fn = functools.partial(guidance_fn, offset=int(idx[0]))
     wants_alpha = guidance_fn is not None and takes_keyword(guidance_fn, 'alpha_t')
     ddim, lps = ddim_scheduler(pipe, 1), []  # the UNet wrapper reads only the scheduler's config from it
     for j in steps:
@@ -1012,18 +1020,20 @@ def classifier_guidance(pipe, log_prob_fn: Callable,  # decoded images N x C x H
     "A guidance_fn towards high `log_prob_fn`: eps - s sqrt(1 - alpha_t) grad_{x_t} log p(y | decode(x0_hat)), with the UNet's noise prediction held fixed (classifier guidance, arXiv:2105.05233, with a clean-image classifier on the predicted clean image as DiME and DeCoDEx do)."
     scale = check_real(scale, 'scale')
     if not callable(log_prob_fn): raise TypeError(f"log_prob_fn must be callable (images -> N log-probabilities), got {type(log_prob_fn).__name__}")
-    wants_offset = takes_keyword(log_prob_fn, 'offset')
-    def guide(x_t, t, eps, pred_x0, alpha_t, offset: int = 0):
+    def steer(x_t, eps, alpha_t, score: Callable) -> torch.Tensor:
         with torch.enable_grad():  # the sampler runs without gradients unless grad=True: the classifier's gradient needs them here
             x = _wide(x_t.detach()).requires_grad_(True)
             x0 = (x - (1 - alpha_t).sqrt() * _wide(eps.detach())) / alpha_t.sqrt()
-            img = decode_latents(pipe, x0, clamp=clamp)
-            lp = log_prob_fn(img, offset=offset) if wants_offset else log_prob_fn(img)
+            lp = score(decode_latents(pipe, x0, clamp=clamp))
             if not isinstance(lp, torch.Tensor) or lp.shape != (len(x),):
                 raise ValueError(f"log_prob_fn returned {tuple(lp.shape) if isinstance(lp, torch.Tensor) else type(lp).__name__}; expected a tensor of {len(x)} log-probabilities, one per image")
             if not lp.requires_grad: raise ValueError("log_prob_fn's output carries no gradient to the images; compute it differentiably (e.g. oracle.logits(images, grad=True))")
             g, = torch.autograd.grad(lp.sum(), x)
         return eps - scale * (1 - alpha_t).sqrt().to(eps) * g.to(eps)
+    if takes_keyword(log_prob_fn, 'offset'):  # only then does the guidance_fn name offset (and ask to be told each batch's first image)
+        def guide(x_t, t, eps, pred_x0, alpha_t, offset: int = 0): return steer(x_t, eps, alpha_t, functools.partial(log_prob_fn, offset=offset))
+    else:
+        def guide(x_t, t, eps, pred_x0, alpha_t): return steer(x_t, eps, alpha_t, log_prob_fn)
     return guide
 
 # %% ../nbs/02_diffusion.ipynb #f67a1b6b

@@ -39,7 +39,7 @@ def check_images(images,  # N x C x H x W float tensor (or numpy array) in [-1, 
     lo, hi = images.min().item(), images.max().item()
     if lo < -1.01 or hi > 1.01:
         hint = ("a decoder's raw output overshoots a little: clamp it to [-1, 1], or pass bounded=False where the function offers it"
-                if lo >= -1.5 and hi <= 1.5 else "rescale 0..1 images with x*2-1, 0..255 ones with x/127.5-1")
+                if -1.5 <= lo < -0.5 and hi <= 1.5 else "rescale 0..1 images with x*2-1, 0..255 ones with x/127.5-1")
         raise ValueError(f"{name} has values in [{lo:.3g}, {hi:.3g}]; expected [-1, 1] ({hint})")
     warn_unit_range(lo, hi, name)
     return images.float()
@@ -393,11 +393,11 @@ def _zoo_folder(name: str) -> Path:
     return p
 
 def load_oracle(name: str = 'chest') -> AttributeOracle:  # 'chest', 'skin', or a folder holding attributes.safetensors/.json
-    "The shipped attribute oracle for a phantom (sha256-checked)."
+    "The shipped attribute oracle for a phantom (sha256-checked), frozen as a judge (to fine-tune it: `oracle.net.requires_grad_(True)`)."
     return AttributeOracle.load(_zoo_folder(name), 'attributes')
 
 def load_perceptual(name: str = 'chest') -> AttributeOracle:  # 'chest', or a folder holding perceptual.safetensors/.json
-    "The second chest oracle (the judge's recipe, seed 1), for perceptual losses (`PerceptualDistance`, the chest decoder trials); never a judge."
+    "The second chest oracle (the judge's recipe, seed 1), for perceptual losses (`PerceptualDistance`, the chest decoder trials); never the judge of a model card (no shipped model trained against it, so it may serve as a second reader)."
     folder = _zoo_folder(name)
     if not (folder / 'perceptual.json').exists():
         raise FileNotFoundError(f"no perceptual oracle in {folder} (perceptual.json); only 'chest' ships one (train_oracle(ChestPhantom(size=64), seed=1), saved as 'perceptual')")

@@ -117,7 +117,8 @@ def jsonable(x, where: str = 'value'):  # a model-card value; `where` names it i
 def takes_keyword(fn: Callable,  # a function, or an nn.Module (its forward is read)
                   name: str) -> bool:  # the parameter's name
     "Whether `fn` names a parameter `name` that can be passed by keyword; **kwargs alone does not count, as a wrapper's may not pass it on (a hook's optional extra)."
-    import inspect
+    import inspect, functools
+    if isinstance(fn, functools.partial): return name not in fn.keywords and takes_keyword(fn.func, name)  # one it binds is not asked for again
     try: ps = inspect.signature(fn.forward if isinstance(fn, torch.nn.Module) else fn).parameters
     except (TypeError, ValueError): return False
     return name in ps and ps[name].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)

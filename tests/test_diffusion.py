@@ -1860,3 +1860,24 @@ def test_prompt_cache_follows_the_text_encoder(pipe):
     p.text_encoder.double()
     try: assert D.encode_prompts(p, ['a cached prompt']).dtype == torch.float64 and e.dtype == torch.float32
     finally: p.text_encoder.float()
+
+
+def test_per_latent_timesteps_stay_on_the_latents_device(pipe):
+    "One timestep per latent puts its alpha-bars on the latents' device (a CPU N x 1 x 1 x 1 tensor fails beside CUDA latents; the meta device has the same rule)."
+    p = _fresh(pipe); p.unet.to('meta')
+    z, c = torch.randn(3, 4, 8, 8, device='meta'), D.encode_prompts(p, ['a', 'b', 'c']).to('meta')
+    t = D.check_timesteps([5, 500, 900], 3, 1000)  # unet_eps's own value checks cannot read meta tensors: its unchecked core is what runs on the device
+    assert D._unet_eps(p, z, t, c, None, 1.0)[0].device.type == 'meta' and D._unet_eps(p, z, t, c, c, 2.0)[0].device.type == 'meta'
+
+
+def test_a_replayed_guidance_fn_is_told_the_same_images(pipe):
+    "trajectory_log_probs replays a guidance_fn that names offset with the indices the samples had in generate, also for a consecutive selection; other selections are refused, not scored against other images' targets."
+    p = _fresh(pipe)
+    sign = torch.tensor([1.0, 1.0, -1.0, -1.0])
+    def lp(img, offset): return sign[offset:offset + len(img)] * img.mean((1, 2, 3))
+    g = D.classifier_guidance(p, lp, 2000.0)
+    assert D.takes_keyword(g, 'offset') and not D.takes_keyword(D.classifier_guidance(p, lambda im: im.mean((1, 2, 3))), 'offset')
+    _, out = D.generate(p, ['a', 'b', 'c', 'd'], num_inference_steps=3, guidance_scale=1.0, eta=1.0, batch_size=2, guidance_fn=g, return_trajectory=True)
+    assert torch.allclose(D.trajectory_log_probs(p, out, guidance_fn=g), out.log_probs, atol=1e-4)
+    for sl in (slice(2, 4), [1, 2]): assert torch.allclose(D.trajectory_log_probs(p, out.select(sl), guidance_fn=g), out.log_probs[:, sl], atol=1e-4)
+    with pytest.raises(ValueError, match='not consecutive'): D.trajectory_log_probs(p, out.select([0, 2]), guidance_fn=g)

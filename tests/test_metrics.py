@@ -245,3 +245,12 @@ def test_an_editor_that_asks_is_told_its_source(setup):
     assert told == [(fact, flip), (fact, fact), (fact, flip), (flip, fact)]  # edit; composition's null edit; reversibility there and back
     assert r.reversibility == 0 and r.composition == 0 and r.effectiveness == 1
     assert M.reversibility(M.identity_editor, b.images, {'bar': fact}, tgt) == 0  # two-argument editors: unchanged
+
+
+def test_the_source_protocol_reaches_a_wrapped_module(setup):
+    "A functools.partial of an nn.Module whose forward names source is told it (Module.__call__'s *args, **kwargs hid it)."
+    import functools
+    ph, b, tgt = setup
+    class Ed(torch.nn.Module):
+        def forward(self, images, target, source, scale=1.0): return ph.counterfactual(b, **target).images
+    assert M.reversibility(functools.partial(Ed(), scale=1.0), b.images, {'bar': b.attrs.bar.to_numpy()}, tgt) == 0
