@@ -254,3 +254,18 @@ def test_the_source_protocol_reaches_a_wrapped_module(setup):
     class Ed(torch.nn.Module):
         def forward(self, images, target, source, scale=1.0): return ph.counterfactual(b, **target).images
     assert M.reversibility(functools.partial(Ed(), scale=1.0), b.images, {'bar': b.attrs.bar.to_numpy()}, tgt) == 0
+
+
+def test_hold_keeps_a_variable_in_the_true_counterfactual():
+    "hold= scores against the counterfactual that keeps named variables (hidden ones too) at their factual values: an editor that keeps the chest drains is exact there, and leaks against the plain one."
+    from medcf.phantoms import ChestPhantom
+    from medcf.oracles import load_oracle
+    ph = ChestPhantom(64, seed=0); b = ph.sample(16, seed=3, effusion=1); o = load_oracle('chest')
+    assert (ph.counterfactual(b, effusion=0).truth.chest_tube != b.truth.chest_tube).any()  # the SCM's drains go with the effusion
+    keep = lambda images, target: ph.counterfactual(b, **target, chest_tube=b.truth.chest_tube.to_numpy()).images
+    held = M.counterfactual_report(keep, ph, b, o.predict, effusion=0, hold=['chest_tube'])
+    plain = M.counterfactual_report(keep, ph, b, o.predict, effusion=0)
+    assert held.mae_inside == held.mae_outside == 0 and plain.mae_inside > 0
+    with pytest.raises(ValueError, match='not variables'): M.counterfactual_report(keep, ph, b, o.predict, effusion=0, hold=['drain'])
+    with pytest.raises(ValueError, match='intervened on'): M.counterfactual_report(keep, ph, b, o.predict, effusion=0, hold=['effusion'])
+    with pytest.raises(TypeError, match='sequence of variable names'): M.counterfactual_report(keep, ph, b, o.predict, effusion=0, hold='chest_tube')
