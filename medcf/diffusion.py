@@ -1016,11 +1016,14 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
 # %% ../nbs/02_diffusion.ipynb #c1a55e01
 def classifier_guidance(pipe, log_prob_fn: Callable,  # decoded images N x C x H x W -> N values of log p(y | image), differentiable; it gets offset= if it names it
                         scale: float = 1.0,  # guidance strength s
-                        clamp: bool = False) -> Callable:  # clamp the decoded image to [-1, 1] first (cuts the gradient where the decoder overshoots)
+                        clamp: bool = False,  # clamp the decoded image to [-1, 1] first (cuts the gradient where the decoder overshoots)
+                        interval: tuple | None = None) -> Callable:  # (t_lo, t_hi): steer only at these training timesteps (the noisiest steps move the predicted image most); None: every step
     "A guidance_fn towards high `log_prob_fn`: eps - s sqrt(1 - alpha_t) grad_{x_t} log p(y | decode(x0_hat)), with the UNet's noise prediction held fixed (classifier guidance, arXiv:2105.05233, with a clean-image classifier on the predicted clean image as DiME and DeCoDEx do)."
     scale = check_real(scale, 'scale')
     if not callable(log_prob_fn): raise TypeError(f"log_prob_fn must be callable (images -> N log-probabilities), got {type(log_prob_fn).__name__}")
-    def steer(x_t, eps, alpha_t, score: Callable) -> torch.Tensor:
+    interval = check_guidance_interval(interval, pipe.scheduler.config.num_train_timesteps)
+    def steer(x_t, t, eps, alpha_t, score: Callable) -> torch.Tensor:
+        if interval is not None and not interval[0] <= int(t) <= interval[1]: return eps
         with torch.enable_grad():  # the sampler runs without gradients unless grad=True: the classifier's gradient needs them here
             x = _wide(x_t.detach()).requires_grad_(True)
             x0 = (x - (1 - alpha_t).sqrt() * _wide(eps.detach())) / alpha_t.sqrt()
@@ -1031,9 +1034,9 @@ def classifier_guidance(pipe, log_prob_fn: Callable,  # decoded images N x C x H
             g, = torch.autograd.grad(lp.sum(), x)
         return eps - scale * (1 - alpha_t).sqrt().to(eps) * g.to(eps)
     if takes_keyword(log_prob_fn, 'offset'):  # only then does the guidance_fn name offset (and ask to be told each batch's first image)
-        def guide(x_t, t, eps, pred_x0, alpha_t, offset: int = 0): return steer(x_t, eps, alpha_t, functools.partial(log_prob_fn, offset=offset))
+        def guide(x_t, t, eps, pred_x0, alpha_t, offset: int = 0): return steer(x_t, t, eps, alpha_t, functools.partial(log_prob_fn, offset=offset))
     else:
-        def guide(x_t, t, eps, pred_x0, alpha_t): return steer(x_t, eps, alpha_t, log_prob_fn)
+        def guide(x_t, t, eps, pred_x0, alpha_t): return steer(x_t, t, eps, alpha_t, log_prob_fn)
     return guide
 
 # %% ../nbs/02_diffusion.ipynb #f67a1b6b

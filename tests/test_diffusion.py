@@ -1881,3 +1881,14 @@ def test_a_replayed_guidance_fn_is_told_the_same_images(pipe):
     assert torch.allclose(D.trajectory_log_probs(p, out, guidance_fn=g), out.log_probs, atol=1e-4)
     for sl in (slice(2, 4), [1, 2]): assert torch.allclose(D.trajectory_log_probs(p, out.select(sl), guidance_fn=g), out.log_probs[:, sl], atol=1e-4)
     with pytest.raises(ValueError, match='not consecutive'): D.trajectory_log_probs(p, out.select([0, 2]), guidance_fn=g)
+
+
+def test_classifier_guidance_keeps_to_its_interval(pipe):
+    "classifier_guidance(interval=...) steers only at the timesteps inside it; outside, the noise prediction passes unchanged."
+    calls = []
+    def lp(im): calls.append(1); return im.mean((1, 2, 3))
+    g = D.classifier_guidance(pipe, lp, 5.0, interval=(0, 400))
+    x, eps, a = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8), torch.tensor(0.3)
+    assert torch.equal(g(x, 700, eps, None, a), eps) and not calls
+    assert not torch.equal(g(x, 300, eps, None, a), eps) and calls
+    with pytest.raises(ValueError, match='guidance_interval'): D.classifier_guidance(pipe, lp, 1.0, interval=(500, 100))
