@@ -615,7 +615,7 @@ class StepInfo:
 @dataclass
 class SampleOutput:
     "Result of `sample_latents`."
-    latents: torch.Tensor  # final clean latents
+    latents: torch.Tensor  # final latents: clean, or x_t at end_step when the sampler stopped early
     log_probs: torch.Tensor | None  # steps x N log-probabilities of the latents the trajectory holds (a callback's replacement re-scored), each averaged over latent elements (eta > 0) else None
     trajectory: list | None  # latents x_T ... x_0 when asked for
     timesteps: list  # timesteps visited
@@ -627,6 +627,7 @@ class SampleOutput:
     cond: torch.Tensor | None = None  # the prompt embeddings it was sampled with (N x L x D), kept with a trajectory
     uncond: torch.Tensor | None = None  # and the unconditional ones (None without guidance or trajectory)
     index: torch.Tensor | None = None  # each sample's index among the images of the call that made it (None: 0..N-1); `select` keeps it
+    start_step: int = 0  # the sampler step of trajectory[0] and timesteps[0] (trajectory[j] enters step start_step + j)
 
     def select(self, idx) -> 'SampleOutput':
         "The same output for the samples `idx` only (an index, slice, list or boolean mask over the N samples): a DDPO minibatch."
@@ -804,27 +805,29 @@ def _hook_output(r, hook: str, like: torch.Tensor, what: str) -> torch.Tensor:
     if not torch.isfinite(r).all(): raise ValueError(f"{hook} returned NaN or inf; expected {what} with finite values")
     return r
 
-def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step > 0)
+def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step > 0); `generate` adds the pipeline's signal leak to seeded noise: add_signal_leak(pipe, initial_latents(...), pipe.signal_leak, num_inference_steps) does the same
                    cond: torch.Tensor,  # prompt embeddings N x L x D
                    uncond: torch.Tensor | None = None,  # embeddings of the empty/negative prompt (for guidance)
                    num_inference_steps: int = 50,  # DDIM steps
                    guidance_scale: float | None = None,  # classifier-free guidance weight w (1 = no guidance); None: 3.0 when `uncond` is given, else 1
                    eta: float = 0.0,  # DDIM stochasticity (log-probabilities are returned when > 0)
                    generators: list | None = None,  # one torch.Generator per sample for the eta noise (None: seed 0's step-noise stream)
-                   start_step: int = 0,  # begin at this step (for partial regeneration / editing)
+                   start_step: int = 0,  # begin at this step (for partial regeneration / editing); num_inference_steps: none left
                    callback: Callable | None = None,  # f(StepInfo) -> None or a replacement for prev_latents
                    guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps, to steer the update; one with a parameter named `alpha_t` also gets the step's alpha-bar; runs without gradients unless grad=True (`classifier_guidance` enables them inside)
                    grad: bool = False,  # keep the graph through the sampler (for gradients w.r.t. latents/weights)
                    checkpoint: bool = False,  # gradient-checkpoint the UNet calls when grad=True
                    return_trajectory: bool = False,  # keep every x_t
-                   guidance_interval: tuple | None = None) -> SampleOutput:  # (t_lo, t_hi): guide only at timesteps in it, w = 1 elsewhere (arXiv:2404.07724); None: every step
+                   guidance_interval: tuple | None = None,  # (t_lo, t_hi): guide only at timesteps in it, w = 1 elsewhere (arXiv:2404.07724); None: every step
+                   end_step: int | None = None) -> SampleOutput:  # stop before this step: `latents` is then x_t there, to go on with start_step=end_step (a prompt switch); None: to the clean end
     "The DDIM sampling loop on latents, with per-step callbacks and log-probabilities; works for any SD-style pipeline."
     # With grad=True the returned log_probs differentiate through the whole chain (each x_t depends on the weights); DDPO's
     # policy gradient holds each step's input fixed: re-score a stored trajectory with `trajectory_log_probs` for that.
     ddim = ddim_scheduler(pipe, num_inference_steps)
     interval = check_guidance_interval(guidance_interval, ddim.config.num_train_timesteps)
     ts = [int(t) for t in ddim.timesteps]
-    start_step = check_int(start_step, 'start_step', 0, hi=len(ts) - 1)
+    start_step = check_int(start_step, 'start_step', 0, hi=len(ts))  # len(ts): nothing left to run (a sweep's last switch point)
+    end = len(ts) if end_step is None else check_int(end_step, 'end_step', start_step, hi=len(ts))  # end_step == start_step: no step, latents as given
     if guidance_scale is None: guidance_scale = 1.0 if uncond is None else 3.0
     guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
     check_latents(pipe, latents); check_unet(pipe)
@@ -848,7 +851,7 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
     logps, traj, alphas = [], [x] if return_trajectory else None, []
     wants_alpha = guidance_fn is not None and takes_keyword(guidance_fn, 'alpha_t')
     with torch.set_grad_enabled(grad):
-        for i in range(start_step, len(ts)):
+        for i in range(start_step, end):
             t = ts[i]
             t_prev = ts[i + 1] if i + 1 < len(ts) else -1
             eps, ec, eu = _unet_eps(pipe, x, t, cond, uncond, guidance_at(t, guidance_scale, interval), ddim, checkpoint and grad)
@@ -866,8 +869,8 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
             x = x_prev
             if return_trajectory: traj.append(x)
     keep = return_trajectory  # the embeddings matter only for re-scoring a trajectory: without one they would only hold memory
-    return SampleOutput(x, torch.stack(logps) if logps else None, traj, ts[start_step:], alphas, eta, guidance_scale, interval,
-                        guidance_fn is not None, cond if keep else None, uncond if keep and guidance_scale != 1 else None)
+    return SampleOutput(x, torch.stack(logps) if logps else None, traj, ts[start_step:end], alphas, eta, guidance_scale, interval,
+                        guidance_fn is not None, cond if keep else None, uncond if keep and guidance_scale != 1 else None, start_step=start_step)
 
 def _as_sampled(given, sampled, name: str):
     "The setting to re-score with: `given`, or when it is None the one the trajectory was sampled with (refused when that was not recorded)."
@@ -1168,7 +1171,7 @@ def regenerate(pipe, inv: Inversion,  # an `invert_latents` / `ddim_invert` resu
     if not return_latents: return images
     o, cat = outs[0], lambda vs: None if vs[0] is None else torch.cat(vs)
     return images, SampleOutput(torch.cat([o.latents for o in outs]), None, None, o.timesteps, o.alphas, o.eta, o.guidance_scale,
-                                o.guidance_interval, o.guidance_fn, cat([o.cond for o in outs]), cat([o.uncond for o in outs]))
+                                o.guidance_interval, o.guidance_fn, cat([o.cond for o in outs]), cat([o.uncond for o in outs]), start_step=o.start_step)
 
 # %% ../nbs/02_diffusion.ipynb #c9d2f4a0
 def slerp(a: torch.Tensor,  # start, e.g. one inverted x_T

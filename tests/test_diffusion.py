@@ -1892,3 +1892,19 @@ def test_classifier_guidance_keeps_to_its_interval(pipe):
     assert torch.equal(g(x, 700, eps, None, a), eps) and not calls
     assert not torch.equal(g(x, 300, eps, None, a), eps) and calls
     with pytest.raises(ValueError, match='guidance_interval'): D.classifier_guidance(pipe, lp, 1.0, interval=(500, 100))
+
+
+def test_end_step_stops_where_start_step_goes_on(pipe):
+    "sample_latents(end_step=k) returns x_t at step k; going on from there with start_step=k gives the uninterrupted run's latents (a prompt switch is the same two calls with another cond)."
+    x_T, c = D.initial_latents(pipe, 2), D.encode_prompts(pipe, ['a', 'b'])
+    full = D.sample_latents(pipe, x_T, c, None, 5, 1.0, return_trajectory=True)
+    half = D.sample_latents(pipe, x_T, c, None, 5, 1.0, end_step=2)
+    assert torch.allclose(half.latents, full.trajectory[2], atol=1e-6) and half.timesteps == full.timesteps[:2]
+    rest = D.sample_latents(pipe, half.latents, c, None, 5, 1.0, start_step=2)
+    assert torch.allclose(rest.latents, full.latents, atol=1e-5) and rest.timesteps == full.timesteps[2:]
+    assert rest.start_step == 2 and half.start_step == 0
+    for k in (0, 5):  # a sweep's ends: no step to run, the latents come back as given
+        none = D.sample_latents(pipe, half.latents, c, None, 5, 1.0, start_step=k, end_step=k, return_trajectory=True)
+        assert torch.equal(none.latents, half.latents.to(none.latents)) and none.timesteps == [] and len(none.trajectory) == 1
+    with pytest.raises(ValueError, match='end_step'): D.sample_latents(pipe, x_T, c, None, 5, 1.0, end_step=6)
+    with pytest.raises(ValueError, match='end_step'): D.sample_latents(pipe, x_T, c, None, 5, 1.0, start_step=3, end_step=2)
