@@ -617,7 +617,7 @@ class SampleOutput:
     "Result of `sample_latents`."
     latents: torch.Tensor  # final latents: clean, or x_t at end_step when the sampler stopped early
     log_probs: torch.Tensor | None  # steps x N log-probabilities of the latents the trajectory holds (a callback's replacement re-scored), each averaged over latent elements (eta > 0) else None
-    trajectory: list | None  # latents x_T ... x_0 when asked for
+    trajectory: list | None  # the latents from x_t at start_step to the last one (x_0, or x_t at end_step), when asked for
     timesteps: list  # timesteps visited
     alphas: list | None = None  # (alpha_t, alpha_prev) of each step, as the sampler used them: what `trajectory_log_probs` re-scores with
     eta: float | None = None  # the settings it was sampled with, which `trajectory_log_probs` replays (None: not recorded)
@@ -681,12 +681,13 @@ def add_signal_leak(pipe, noise: torch.Tensor,  # N x c x h x w standard normal 
     return ab.sqrt() * leak.to(noise) + (1 - ab).sqrt() * noise
 
 def check_guidance_interval(interval,  # (t_lo, t_hi) in training timesteps, or None
-                            num_train_timesteps: int = 1000) -> tuple | None:  # the scheduler's T
+                            num_train_timesteps: int = 1000,  # the scheduler's T
+                            name: str = 'guidance_interval') -> tuple | None:  # the argument's name, for the message
     "A valid guidance interval as a (t_lo, t_hi) pair of ints, or None (guidance at every step)."
     if interval is None: return None
     ok = isinstance(interval, (tuple, list)) and len(interval) == 2 and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and float(v).is_integer() for v in interval)
     if not ok or not 0 <= interval[0] <= interval[1] < num_train_timesteps:
-        raise ValueError(f"guidance_interval={interval!r}: expected None or (t_lo, t_hi), whole training timesteps with 0 <= t_lo <= t_hi < {num_train_timesteps}")
+        raise ValueError(f"{name}={interval!r}: expected None or (t_lo, t_hi), whole training timesteps with 0 <= t_lo <= t_hi < {num_train_timesteps}")
     return int(interval[0]), int(interval[1])
 
 def resolve_guidance_interval(guidance_interval,  # 'recipe', None (every step) or (t_lo, t_hi)
@@ -819,7 +820,7 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
                    checkpoint: bool = False,  # gradient-checkpoint the UNet calls when grad=True
                    return_trajectory: bool = False,  # keep every x_t
                    guidance_interval: tuple | None = None,  # (t_lo, t_hi): guide only at timesteps in it, w = 1 elsewhere (arXiv:2404.07724); None: every step
-                   end_step: int | None = None) -> SampleOutput:  # stop before this step: `latents` is then x_t there, to go on with start_step=end_step (a prompt switch); None: to the clean end
+                   end_step: int | None = None) -> SampleOutput:  # stop before this step: `latents` is then x_t there, to go on with start_step=end_step (a prompt switch; at eta > 0 pass the same generator objects to both calls); None: to the clean end
     "The DDIM sampling loop on latents, with per-step callbacks and log-probabilities; works for any SD-style pipeline."
     # With grad=True the returned log_probs differentiate through the whole chain (each x_t depends on the weights); DDPO's
     # policy gradient holds each step's input fixed: re-score a stored trajectory with `trajectory_log_probs` for that.
@@ -869,7 +870,8 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
             x = x_prev
             if return_trajectory: traj.append(x)
     keep = return_trajectory  # the embeddings matter only for re-scoring a trajectory: without one they would only hold memory
-    return SampleOutput(x, torch.stack(logps) if logps else None, traj, ts[start_step:end], alphas, eta, guidance_scale, interval,
+    lp = torch.stack(logps) if logps else (torch.zeros(0, len(x), device=x.device) if eta > 0 else None)  # a run of no steps: no log-probability to give
+    return SampleOutput(x, lp, traj, ts[start_step:end], alphas, eta, guidance_scale, interval,
                         guidance_fn is not None, cond if keep else None, uncond if keep and guidance_scale != 1 else None, start_step=start_step)
 
 def _as_sampled(given, sampled, name: str):
@@ -889,12 +891,13 @@ def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `gen
                          guidance_interval: tuple | str | None = 'sampled',  # 'sampled': the interval it was sampled with; None: every step; or (t_lo, t_hi)
                          checkpoint: bool = False,  # gradient-checkpoint the UNet calls
                          guidance_fn: Callable | None = None,  # the guidance_fn it was sampled with, replayed at each step (a function is not stored in `out`)
-                         steps: Sequence[int] | None = None) -> torch.Tensor:  # re-score only these step indices (0 = the noisiest), in this order; None: all
+                         steps: Sequence[int] | None = None) -> torch.Tensor:  # re-score only these steps, as indices into out.timesteps (0 = the first it holds), in this order; None: all
     "steps x N log p(x_{t-1} | x_t) of a stored trajectory under the pipeline's CURRENT weights, each step's x_t held fixed (DDPO's re-scoring, arXiv:2305.13301); differentiable in the weights that require grad."
     # By default every setting is the sampled one, so at unchanged weights this returns `out.log_probs`. Other embeddings, eta,
     # per-step guidance or guidance_fn score the trajectory under another policy (a warning says so): DDPO's ratio needs the sampling policy's.
     if not isinstance(out, SampleOutput) or out.trajectory is None or out.alphas is None:
         raise ValueError("out must be a SampleOutput from sample_latents(..., return_trajectory=True) or generate(..., return_trajectory=True)")
+    if not out.timesteps: raise ValueError("out holds no steps (a run with start_step == end_step); expected a trajectory of at least one step to re-score")
     if out.eta == 0: raise ValueError("this trajectory was sampled with eta=0: a deterministic step has no log-probability; sample with eta > 0 (DDPO uses 1)")
     eta = _eta(_as_sampled(eta, out.eta, 'eta'))
     if eta == 0: raise ValueError("eta=0: a deterministic trajectory has no log-probability; pass the eta > 0 it was sampled with")
@@ -1024,7 +1027,7 @@ def classifier_guidance(pipe, log_prob_fn: Callable,  # decoded images N x C x H
     "A guidance_fn towards high `log_prob_fn`: eps - s sqrt(1 - alpha_t) grad_{x_t} log p(y | decode(x0_hat)), with the UNet's noise prediction held fixed (classifier guidance, arXiv:2105.05233, with a clean-image classifier on the predicted clean image as DiME and DeCoDEx do)."
     scale = check_real(scale, 'scale')
     if not callable(log_prob_fn): raise TypeError(f"log_prob_fn must be callable (images -> N log-probabilities), got {type(log_prob_fn).__name__}")
-    interval = check_guidance_interval(interval, pipe.scheduler.config.num_train_timesteps)
+    interval = check_guidance_interval(interval, pipe.scheduler.config.num_train_timesteps, 'interval')
     def steer(x_t, t, eps, alpha_t, score: Callable) -> torch.Tensor:
         if interval is not None and not interval[0] <= int(t) <= interval[1]: return eps
         with torch.enable_grad():  # the sampler runs without gradients unless grad=True: the classifier's gradient needs them here

@@ -377,7 +377,7 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
                           predict: Callable,  # oracle: images -> DataFrame of attributes
                           threshold: float = 0.05,  # changed-region threshold
                           leakage_attributes: Sequence | None = None,  # discrete attributes checked for leakage (None: every discrete one)
-                          hold: Sequence[str] = (),  # variables (hidden ones too) the true counterfactual keeps at their factual values, e.g. ('chest_tube',): change the disease, keep the device (DeCoDEx)
+                          hold: Sequence[str] = (),  # variables (hidden ones too) the true counterfactual keeps at their factual values, e.g. ('chest_tube',): change the disease, keep the device (DeCoDEx); hold the variable the image draws (the drain), not a summary of it ('devices')
                           **do) -> pd.Series:  # the intervention, e.g. effusion=1 (scalar or one value per image)
     "Every counterfactual metric for one intervention, as one row: effectiveness, error inside/outside, minimality, leakage (worst discrete attribute), composition, reversibility."
     # effectiveness is the mean share over the discrete intervened attributes (NaN when there is none); each continuous one gets
@@ -386,7 +386,8 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
     if not do: raise ValueError("give the intervention as keyword arguments, e.g. effusion=1")
     hidden = [k for k in do if k not in batch.attrs.columns]
     if hidden: raise ValueError(f"{hidden} are not observed attributes; an editor can only be asked for {list(batch.attrs.columns)}")
-    if isinstance(hold, str) or not all(isinstance(h, str) for h in hold): raise TypeError(f"hold must be a sequence of variable names, e.g. ('chest_tube',), got {hold!r}")
+    if isinstance(hold, (str, dict)) or not isinstance(hold, (list, tuple, np.ndarray, pd.Index)) or not all(isinstance(h, str) for h in hold):
+        raise TypeError(f"hold must be a sequence of variable names, e.g. ('chest_tube',) (they keep their factual values), got {hold!r}")
     bad = [h for h in hold if h not in batch.truth.columns or h in do]
     if bad: raise ValueError(f"hold={list(hold)}: {bad} {'are intervened on' if set(bad) & set(do) else 'are not variables of this phantom'}; "
                              f"expected variables to keep at their factual values, other than the intervened ones, from {list(batch.truth.columns)}")

@@ -1891,7 +1891,7 @@ def test_classifier_guidance_keeps_to_its_interval(pipe):
     x, eps, a = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8), torch.tensor(0.3)
     assert torch.equal(g(x, 700, eps, None, a), eps) and not calls
     assert not torch.equal(g(x, 300, eps, None, a), eps) and calls
-    with pytest.raises(ValueError, match='guidance_interval'): D.classifier_guidance(pipe, lp, 1.0, interval=(500, 100))
+    with pytest.raises(ValueError, match=r'^interval=\(500, 100\)'): D.classifier_guidance(pipe, lp, 1.0, interval=(500, 100))
 
 
 def test_end_step_stops_where_start_step_goes_on(pipe):
@@ -1906,5 +1906,9 @@ def test_end_step_stops_where_start_step_goes_on(pipe):
     for k in (0, 5):  # a sweep's ends: no step to run, the latents come back as given
         none = D.sample_latents(pipe, half.latents, c, None, 5, 1.0, start_step=k, end_step=k, return_trajectory=True)
         assert torch.equal(none.latents, half.latents.to(none.latents)) and none.timesteps == [] and len(none.trajectory) == 1
+    g = D._seed_generators(0, 2, stream=1)
+    noisy = D.sample_latents(pipe, x_T, c, None, 5, 1.0, eta=1.0, generators=g, start_step=5, return_trajectory=True)
+    assert noisy.log_probs.shape == (0, 2)  # no step, no log-probability: steps x N with no steps
+    with pytest.raises(ValueError, match='no steps'): D.trajectory_log_probs(pipe, noisy)
     with pytest.raises(ValueError, match='end_step'): D.sample_latents(pipe, x_T, c, None, 5, 1.0, end_step=6)
     with pytest.raises(ValueError, match='end_step'): D.sample_latents(pipe, x_T, c, None, 5, 1.0, start_step=3, end_step=2)

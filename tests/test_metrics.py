@@ -268,4 +268,5 @@ def test_hold_keeps_a_variable_in_the_true_counterfactual():
     assert held.mae_inside == held.mae_outside == 0 and plain.mae_inside > 0
     with pytest.raises(ValueError, match='not variables'): M.counterfactual_report(keep, ph, b, o.predict, effusion=0, hold=['drain'])
     with pytest.raises(ValueError, match='intervened on'): M.counterfactual_report(keep, ph, b, o.predict, effusion=0, hold=['effusion'])
-    with pytest.raises(TypeError, match='sequence of variable names'): M.counterfactual_report(keep, ph, b, o.predict, effusion=0, hold='chest_tube')
+    for bad in ('chest_tube', {'chest_tube': 0}, None):
+        with pytest.raises(TypeError, match='sequence of variable names'): M.counterfactual_report(keep, ph, b, o.predict, effusion=0, hold=bad)
