@@ -980,7 +980,7 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
              batch_size: int = 64,  # images per UNet call (guidance doubles it)
              latents: torch.Tensor | None = None,  # start from these x_T (used as given) instead of seeded noise
              signal_leak: torch.Tensor | bool = True,  # mean training latent put into seeded x_T (`add_signal_leak`); True: the pipeline's own (`pipe.signal_leak`) if it has one; False: pure noise
-             guidance_interval: tuple | None = None,  # (t_lo, t_hi) training timesteps where guidance applies, w = 1 elsewhere (arXiv:2404.07724); None: every step
+             guidance_interval: tuple | str | None = None,  # (t_lo, t_hi) training timesteps where guidance applies, w = 1 elsewhere (arXiv:2404.07724); None: every step; 'recipe': the checkpoint's (`pipe.model_card`)
              callback: Callable | None = None,  # f(StepInfo) per step and per batch (see `sample_latents`)
              guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps (and alpha_t=, offset= if it names them: see `sample_latents`; `classifier_guidance` makes one)
              grad: bool = False,  # keep gradients through sampler and decoder
@@ -989,6 +989,7 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
     "Text-to-image with DDIM + classifier-free guidance: images N x C x H x W in [-1, 1]."
     prompts = check_prompts(prompts)
     n = len(prompts)
+    if isinstance(guidance_interval, str): guidance_interval = resolve_guidance_interval(guidance_interval, getattr(pipe, 'model_card', {}).get('recipe', {}))
     check_guidance_interval(guidance_interval, pipe.scheduler.config.num_train_timesteps)  # before any work
     guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
     seed, batch_size = check_int(seed, 'seed', 0), check_int(batch_size, 'batch_size')

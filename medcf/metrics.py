@@ -100,7 +100,11 @@ def auroc(scores,  # N real scores, higher = more likely positive
 def group_accuracies(pred,  # N predicted labels
                      labels,  # N true labels
                      groups) -> pd.DataFrame:  # N group ids (e.g. label x attribute combinations)
-    "Accuracy per group: columns group, n, accuracy (sorted by accuracy, worst first)."
+    "Accuracy per group: columns group, n, accuracy (sorted by accuracy, worst first); a DataFrame (or N x k array) of attributes groups by their combinations."
+    if isinstance(groups, pd.DataFrame):  # one group per combination of the columns' values, named e.g. 'effusion=1, devices=0'
+        groups = [', '.join(f'{k}={v}' for k, v in zip(groups.columns, row)) for row in groups.itertuples(index=False)]
+    elif isinstance(groups, (np.ndarray, torch.Tensor)) and groups.ndim == 2:
+        groups = [', '.join(str(v) for v in row) for row in (groups.tolist())]
     pred, labels, groups = _np(pred, 'pred'), _np(labels, 'labels'), _np(groups, 'groups')
     for a, name in ((pred, 'pred'), (labels, 'labels'), (groups, 'groups')):
         if a.ndim != 1: raise ValueError(f"{name} has shape {a.shape}; expected a 1-d array, one value per sample")

@@ -55,6 +55,9 @@ def check_weights(weights,  # per-item weights or counts: a sequence, array or t
                   name: str = 'weights',  # the argument's name, for the message
                   what: str = 'example') -> np.ndarray:  # what one item is, for the message
     "`weights` as a float array if it holds `n` finite numbers >= 0, not all zero, one per `what`; otherwise a ValueError."
+    if isinstance(weights, (dict, str, bytes)) or not (isinstance(weights, (torch.Tensor, np.ndarray)) or hasattr(weights, '__len__')):
+        raise TypeError(f"{name} must hold one number per {what} (a sequence, array or tensor of {n}), got {type(weights).__name__}: "
+                        f"{str(weights)[:60]}; weights for groups are spread over their {what}s first")
     w = np.asarray(weights.detach().cpu() if isinstance(weights, torch.Tensor) else weights, dtype=float).reshape(-1)
     if len(w) != n: raise ValueError(f"{name} has {len(w)} entries for {n} {what}s; expected one weight per {what}")
     if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:

@@ -1912,3 +1912,13 @@ def test_end_step_stops_where_start_step_goes_on(pipe):
     with pytest.raises(ValueError, match='no steps'): D.trajectory_log_probs(pipe, noisy)
     with pytest.raises(ValueError, match='end_step'): D.sample_latents(pipe, x_T, c, None, 5, 1.0, end_step=6)
     with pytest.raises(ValueError, match='end_step'): D.sample_latents(pipe, x_T, c, None, 5, 1.0, start_step=3, end_step=2)
+
+
+def test_generate_takes_the_recipes_interval_and_weights_must_be_per_example(pipe):
+    "generate(guidance_interval='recipe') reads the checkpoint's interval (as medcf generate does); finetune's weights refuse a dict of group weights by name."
+    chest = D.load_pipeline('chest')
+    gi = chest.model_card['recipe']['guidance_interval']
+    a = D.generate(chest, 'Chest X-ray', num_inference_steps=3, guidance_interval='recipe')
+    assert torch.equal(a, D.generate(chest, 'Chest X-ray', num_inference_steps=3, guidance_interval=tuple(gi)))
+    with pytest.raises(ValueError, match="expected 'recipe'"): D.generate(chest, 'x', num_inference_steps=2, guidance_interval='card')
+    with pytest.raises(TypeError, match='one number per example'): D.finetune(_fresh(pipe), (imgs(4), ['a'] * 4), steps=1, batch_size=2, weights={'effusion': 4}, progress=False)

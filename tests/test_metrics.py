@@ -270,3 +270,12 @@ def test_hold_keeps_a_variable_in_the_true_counterfactual():
     with pytest.raises(ValueError, match='intervened on'): M.counterfactual_report(keep, ph, b, o.predict, effusion=0, hold=['effusion'])
     for bad in ('chest_tube', {'chest_tube': 0}, None):
         with pytest.raises(TypeError, match='sequence of variable names'): M.counterfactual_report(keep, ph, b, o.predict, effusion=0, hold=bad)
+
+
+def test_groups_from_attribute_columns():
+    "group_accuracies and worst_group_accuracy take a DataFrame (or N x k array) of attributes and group by their combinations."
+    pred, y = np.array([1, 1, 0, 0, 1, 0]), np.array([1, 0, 0, 0, 1, 1])
+    g = pd.DataFrame(dict(effusion=[1, 1, 0, 0, 1, 1], devices=[1, 0, 0, 0, 1, 0]))
+    t = M.group_accuracies(pred, y, g)
+    assert set(t.group) == {'effusion=1, devices=1', 'effusion=1, devices=0', 'effusion=0, devices=0'}
+    assert t.set_index('group').accuracy['effusion=1, devices=0'] == 0 and M.worst_group_accuracy(pred, y, g.to_numpy()) == 0
