@@ -178,8 +178,10 @@ def check_latents(pipe, latents,
     if not torch.isfinite(latents).all(): raise ValueError(f"{name} hold{'' if have == 'have' else 's'} NaN or inf; expected finite values")
     return latents
 
-def check_prompts(prompts, n: int | None = None) -> list:
-    "A list of prompt strings (a single string becomes a list of one); `n` checks the count."
+def check_prompts(prompts, n: int | None = None,  # the count to check, or None
+                  what: str = 'image',  # what each prompt goes with, for the message
+                  one_for_all: bool = False) -> list:  # a single prompt is repeated n times
+    "A list of prompt strings (a single string becomes a list of one); `n` checks the count (one prompt for all of them with `one_for_all`)."
     if isinstance(prompts, str): prompts = [prompts]
     if isinstance(prompts, (dict, set, frozenset, bytes, bytearray)) or not hasattr(prompts, '__iter__'):  # unordered or not prompts at all
         raise TypeError(f"prompts must be a string or a sequence of strings (list or tuple, one per image), got {type(prompts).__name__}")
@@ -187,7 +189,8 @@ def check_prompts(prompts, n: int | None = None) -> list:
     if not prompts: raise ValueError("prompts is empty; expected at least one prompt string")
     bad = [p for p in prompts if not isinstance(p, str)]
     if bad: raise TypeError(f"prompts must be strings, got {type(bad[0]).__name__}: {bad[0]!r}")
-    if n is not None and len(prompts) != n: raise ValueError(f"got {len(prompts)} prompts for {n} images; expected one prompt per image (or a single string)")
+    if one_for_all and n is not None and len(prompts) == 1: prompts = prompts * n
+    if n is not None and len(prompts) != n: raise ValueError(f"got {len(prompts)} prompts for {n} {what}s; expected one prompt per {what} (or a single string)")
     return prompts
 
 @torch.no_grad()
@@ -966,6 +969,14 @@ def _at_offset(callback: Callable, offset: int, info: StepInfo):
     info.offset = offset
     return callback(info)
 
+def _joined(outs: list) -> SampleOutput:
+    "One SampleOutput for the batches of one call (`generate`, `regenerate`): per-sample fields concatenated, the settings from the first."
+    cat = lambda vs, dim=0: None if vs[0] is None else torch.cat(vs, dim)
+    o = outs[0]
+    return replace(o, latents=cat([b.latents for b in outs]), log_probs=cat([b.log_probs for b in outs], 1), cond=cat([b.cond for b in outs]),
+                   uncond=cat([b.uncond for b in outs]), index=None,
+                   trajectory=None if o.trajectory is None else [torch.cat(xs) for xs in zip(*[b.trajectory for b in outs])])
+
 def _guide_at(guidance_fn: Callable | None, offset: int) -> Callable | None:
     "A guidance_fn that names an `offset` parameter is told the index of the batch's first image (generate and regenerate sample in batches)."
     return functools.partial(guidance_fn, offset=offset) if guidance_fn is not None and takes_keyword(guidance_fn, 'offset') else guidance_fn
@@ -1014,11 +1025,7 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
         outs.append(o)
     images = torch.cat(imgs)
     if not (return_latents or return_trajectory): return images
-    lp = torch.cat([o.log_probs for o in outs], 1) if outs[0].log_probs is not None else None
-    o, cat = outs[0], lambda vs: None if vs[0] is None else torch.cat(vs)
-    traj = [torch.cat(xs) for xs in zip(*[o.trajectory for o in outs])] if return_trajectory else None
-    return images, SampleOutput(torch.cat([o.latents for o in outs]), lp, traj, o.timesteps, o.alphas, o.eta, o.guidance_scale,
-                                o.guidance_interval, o.guidance_fn, cat([o.cond for o in outs]), cat([o.uncond for o in outs]))
+    return images, _joined(outs)
 
 # %% ../nbs/02_diffusion.ipynb #c1a55e01
 def classifier_guidance(pipe, log_prob_fn: Callable,  # decoded images N x C x H x W -> N values of log p(y | image), differentiable; it gets offset= if it names it
@@ -1075,9 +1082,7 @@ def invert_latents(pipe, z0: torch.Tensor,  # clean scaled latents N x c x h x w
                    negative_prompt: str = '') -> Inversion:  # the unconditional prompt when guidance_scale != 1
     "Deterministic DDIM inversion of latents (arXiv:2010.02502, 2105.05233 App. F), no VAE involved: x_t that DDIM maps back to `z0`."
     check_latents(pipe, z0, 'z0')
-    prompts = check_prompts(prompts, None)
-    if len(prompts) == 1: prompts = prompts * len(z0)
-    if len(prompts) != len(z0): raise ValueError(f"got {len(prompts)} prompts for {len(z0)} latents; expected one prompt per latent (or a single string)")
+    prompts = check_prompts(prompts, len(z0), 'latent', one_for_all=True)
     guidance_scale, batch_size = check_real(guidance_scale, 'guidance_scale'), check_int(batch_size, 'batch_size')
     check_negative_prompt(negative_prompt, guidance_scale)
     fixed_point_iters = check_int(fixed_point_iters, 'fixed_point_iters', 0)
@@ -1127,8 +1132,7 @@ def ddim_invert(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
                 negative_prompt: str = '') -> Inversion:  # the unconditional prompt when guidance_scale != 1
     "Deterministic DDIM inversion of images (arXiv:2010.02502, 2105.05233 App. F): encode with the VAE, `invert_latents`, and check the regenerated images against the input."
     check_images(pipe, images)
-    n = len(check_prompts(prompts, None))
-    if n not in (1, len(images)): raise ValueError(f"got {n} prompts for {len(images)} images; expected one prompt per image (or a single string)")
+    check_prompts(prompts, len(images), one_for_all=True)  # before the VAE's work
     check_int(batch_size, 'batch_size'); check_negative_prompt(negative_prompt)
     check_unet(pipe)  # before the VAE's work
     z0 = encode_images(pipe, images, batch_size=batch_size)
@@ -1154,9 +1158,7 @@ def regenerate(pipe, inv: Inversion,  # an `invert_latents` / `ddim_invert` resu
     if not isinstance(inv, Inversion): raise TypeError(f"inv must be an Inversion (from invert_latents or ddim_invert), got {type(inv).__name__}")
     if inv.num_inference_steps is None or inv.timestep is None: raise ValueError("this Inversion does not record its num_inference_steps and timestep; make it with invert_latents or ddim_invert")
     n = len(inv.latents)
-    prompts = check_prompts(prompts, None)
-    if len(prompts) == 1: prompts = prompts * n
-    if len(prompts) != n: raise ValueError(f"got {len(prompts)} prompts for {n} inverted latents; expected one prompt per latent (or a single string)")
+    prompts = check_prompts(prompts, n, 'latent', one_for_all=True)
     guidance_scale, batch_size = check_real(guidance_scale, 'guidance_scale'), check_int(batch_size, 'batch_size')
     check_negative_prompt(negative_prompt, guidance_scale)
     t = int(ddim_scheduler(pipe, inv.num_inference_steps).timesteps[inv.start_step])
@@ -1173,9 +1175,7 @@ def regenerate(pipe, inv: Inversion,  # an `invert_latents` / `ddim_invert` resu
         imgs.append(decode_latents(pipe, o.latents)); outs.append(o)
     images = torch.cat(imgs)
     if not return_latents: return images
-    o, cat = outs[0], lambda vs: None if vs[0] is None else torch.cat(vs)
-    return images, SampleOutput(torch.cat([o.latents for o in outs]), None, None, o.timesteps, o.alphas, o.eta, o.guidance_scale,
-                                o.guidance_interval, o.guidance_fn, cat([o.cond for o in outs]), cat([o.uncond for o in outs]), start_step=o.start_step)
+    return images, _joined(outs)
 
 # %% ../nbs/02_diffusion.ipynb #c9d2f4a0
 def slerp(a: torch.Tensor,  # start, e.g. one inverted x_T
