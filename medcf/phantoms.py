@@ -173,7 +173,15 @@ class Variable:
         "Validate an intervention value (scalar or per-sample array); raise a ValueError naming what is allowed."
         if self.derived:
             raise ValueError(f"{self.name} is computed from {list(self.parents)}; intervene on those instead")
+        return self.valid(value)
+
+    def valid(self, value,  # a scalar or per-sample array
+              missing_ok: bool = False) -> np.ndarray:  # let NaN stand for a blanked entry of a numeric variable (a record with gaps)
+        "`value` as an array if every entry is allowed (derived variables too); else a ValueError naming what is."
         arr = np.asarray(value)
+        if missing_ok and arr.dtype.kind == 'f' and np.isnan(arr).any():
+            out = arr.astype(float).copy(); ok = ~np.isnan(out)
+            out[ok] = self.valid(out[ok]).astype(float); return out
         if self.values is not None:
             allowed = list(self.values)
             bad = [v for v in np.unique(arr).tolist() if v not in allowed]
@@ -183,8 +191,8 @@ class Variable:
         elif self.range is not None:
             if not np.issubdtype(arr.dtype, np.number): raise ValueError(f"{self.name} must be numeric, got {value!r}")
             lo, hi = self.range
-            if np.isnan(arr.astype(float)).any() or (arr < lo).any() or (arr > hi).any():
-                raise ValueError(f"{self.name}={value!r} is out of range; expected a number in [{lo}, {hi}]")
+            f = arr.astype(float).reshape(-1); bad = f[np.isnan(f) | (f < lo) | (f > hi)]
+            if len(bad): raise ValueError(f"{self.name}={float(bad[0]):g} is out of range{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}; expected a number in [{lo}, {hi}]")
             arr = arr.astype(float)
         return arr
 
@@ -289,6 +297,18 @@ class SCMPhantom:
                                                       if k != 'seed' and isinstance(v, (bool, int, float, str, np.integer, np.floating))})
 
     def _check_n(self, n) -> int: return check_int(n, 'n', unit=' (samples)')
+
+    def captions(self, attrs: pd.DataFrame,  # one row per sample with every observed column (e.g. `sample_truth`'s or a batch's `attrs`; others are ignored)
+                 ) -> list:
+        "The phantom's own detailed caption of each row, as `sample` writes it, without rendering (e.g. for chosen subgroups)."
+        if not isinstance(attrs, pd.DataFrame): raise TypeError(f"attrs is a {type(attrs).__name__}; expected a DataFrame with the columns {self.observed}")
+        lack = [v for v in self.observed if v not in attrs.columns]
+        if lack: raise ValueError(f"attrs lacks {lack}; a caption reads every observed variable: {self.observed}")
+        rows = attrs[self.observed].copy()
+        for k in self.observed:  # every value must be one the phantom could draw: a caption of an impossible row would look fine
+            try: rows[k] = self.variables[k].valid(rows[k].to_numpy(), missing_ok=k in getattr(self, 'missing_rates', {}))
+            except ValueError as e: raise ValueError(f"attrs: {e}") from None
+        return [self._prompt(r) for _, r in rows.iterrows()]
 
     def sample_truth(self, n: int,  # number of samples (> 0)
                      seed: int | None = None,  # draw from this seed instead of the phantom's own stream

@@ -239,3 +239,28 @@ def test_show_grid_titles_and_scale():
     x = torch.zeros(3, 1, 8, 8)
     with pytest.raises(TypeError, match="titles='abc' is one string"): P.show_grid(x, 'abc')
     with pytest.raises(ValueError, match='scale=0'): P.show_grid(x, scale=0)
+
+
+@pytest.mark.parametrize('name', ['ChestPhantom', 'SkinPhantom', 'BrainPhantom', 'MSPhantom'])
+def test_captions_are_sample_prompts_without_rendering(name):
+    "`captions` writes, for a batch's attrs and for sample_truth's rows, exactly the captions `sample` wrote (the brain's blanked record included)."
+    ph = getattr(P, name)(32) if name != 'MSPhantom' else P.MSPhantom()
+    b = ph.sample(40, seed=5)
+    assert ph.captions(b.attrs) == b.prompts
+    assert ph.captions(ph.sample_truth(40, seed=5)) == b.prompts
+    assert ph.captions(b.attrs.iloc[::-1]) == b.prompts[::-1]
+
+
+def test_captions_refuse_rows_the_phantom_never_draws():
+    ph = P.ChestPhantom(32)
+    t = ph.sample_truth(3, seed=0)
+    with pytest.raises(TypeError, match='expected a DataFrame'): ph.captions(t.to_dict('records'))
+    with pytest.raises(ValueError, match=r"lacks \['view'\]"): ph.captions(t.drop(columns='view'))
+    with pytest.raises(ValueError, match="sex='female' is not an allowed value"): ph.captions(t.assign(sex='female'))
+    with pytest.raises(ValueError, match=r'age_bin=.old. is not an allowed'): ph.captions(t.assign(age_bin='old'))  # a derived column is checked, not refused
+    with pytest.raises(ValueError, match=r'age=150 is out of range \(and 2 more\)'): ph.captions(t.assign(age=150))
+    with pytest.raises(ValueError, match='age=nan is out of range'): ph.captions(t.assign(age=np.nan))  # the chest has no blanked record
+    br = P.BrainPhantom(32)
+    bt = br.sample_truth(3, seed=0)
+    with pytest.raises(ValueError, match='abeta=5 is out of range'): br.captions(bt.assign(abeta=[np.nan, 5., 600.]))
+    assert len(br.captions(bt.assign(abeta=np.nan))) == 3  # a missing CSF value is a record's gap, as the phantom blanks it
