@@ -11,10 +11,10 @@ from .oracles import check_images, _py
 from .phantoms import check_int, takes_keyword
 
 # %% auto #0
-__all__ = ['accuracy', 'auroc', 'group_accuracies', 'worst_group_accuracy', 'proportion_interval', 'rate_count',
-           'reliability_curve', 'expected_calibration_error', 'nll', 'accuracy_rejection_curve', 'frechet_distance',
-           'oracle_frechet_distance', 'changed_region', 'counterfactual_error', 'minimality', 'effectiveness',
-           'leakage', 'composition', 'reversibility', 'identity_editor', 'true_counterfactual_editor',
+__all__ = ['accuracy', 'auroc', 'group_ids', 'group_accuracies', 'worst_group_accuracy', 'group_weights', 'proportion_interval',
+           'rate_count', 'reliability_curve', 'expected_calibration_error', 'nll', 'accuracy_rejection_curve',
+           'frechet_distance', 'oracle_frechet_distance', 'changed_region', 'counterfactual_error', 'minimality',
+           'effectiveness', 'leakage', 'composition', 'reversibility', 'identity_editor', 'true_counterfactual_editor',
            'counterfactual_report']
 
 # %% ../nbs/04_metrics.ipynb #bc40b822
@@ -97,16 +97,26 @@ def auroc(scores,  # N real scores, higher = more likely positive
         sums = np.bincount(inv, weights=ranks); ranks = (sums / cnt)[inv]
     return float((ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
-def group_accuracies(pred,  # N predicted labels
-                     labels,  # N true labels
-                     groups) -> pd.DataFrame:  # N group ids (e.g. label x attribute combinations)
-    "Accuracy per group: columns group, n, accuracy (sorted by accuracy, worst first); a DataFrame (or N x k array) of attributes groups by their combinations."
-    if isinstance(groups, pd.DataFrame):  # one group per combination of the columns' values, named e.g. 'effusion=1, devices=0'
+def group_ids(groups) -> np.ndarray:  # N group ids, or a DataFrame (or N x k array) of attributes: one group per combination
+    "One group id per sample: the ids as given, or each row's combination named e.g. 'effusion=1, devices=0'."
+    if isinstance(groups, pd.DataFrame):
+        if groups.shape[1] == 0: raise ValueError("groups is a DataFrame with no columns; expected the attributes whose combinations are the groups")
+        if (miss := np.flatnonzero(groups.isna().any(axis=1).to_numpy())).size:  # 'x=nan' would be a group of its own
+            raise ValueError(f"groups has missing values (None/NaN) in rows {miss[:5].tolist()} (columns {groups.columns[groups.isna().any()].tolist()}); expected a value for every sample")
         groups = [', '.join(f'{k}={v}' for k, v in zip(groups.columns, row)) for row in groups.itertuples(index=False)]
     elif isinstance(groups, (np.ndarray, torch.Tensor)) and groups.ndim == 2:
+        groups = _np(groups, 'groups')  # NaN refused before it becomes a name
         groups = [', '.join(str(v) for v in row) for row in (groups.tolist())]
-    pred, labels, groups = _np(pred, 'pred'), _np(labels, 'labels'), _np(groups, 'groups')
-    for a, name in ((pred, 'pred'), (labels, 'labels'), (groups, 'groups')):
+    g = _np(groups, 'groups')  # a missing group id is refused here
+    if g.ndim != 1: raise ValueError(f"groups has shape {g.shape}; expected one id per sample (1-d), a DataFrame or an N x k array")
+    return g
+
+def group_accuracies(pred,  # N predicted labels
+                     labels,  # N true labels
+                     groups) -> pd.DataFrame:  # N group ids (e.g. label x attribute combinations), or a DataFrame / N x k array of attributes
+    "Accuracy per group: columns group, n, accuracy (sorted by accuracy, worst first); a DataFrame (or N x k array) of attributes groups by their combinations."
+    pred, labels, groups = _np(pred, 'pred'), _np(labels, 'labels'), group_ids(groups)
+    for a, name in ((pred, 'pred'), (labels, 'labels')):
         if a.ndim != 1: raise ValueError(f"{name} has shape {a.shape}; expected a 1-d array, one value per sample")
     _same_len(pred=pred, labels=labels, groups=groups); _comparable(pred, labels)  # a missing group id was refused by _np
     df = pd.DataFrame(dict(g=groups, c=(pred == labels)))
@@ -117,6 +127,13 @@ def group_accuracies(pred,  # N predicted labels
 def worst_group_accuracy(pred, labels, groups) -> float:  # N predictions; N labels; N group ids
     "The lowest per-group accuracy (the Group-DRO headline metric)."
     return float(group_accuracies(pred, labels, groups).accuracy.min())
+
+# %% ../nbs/04_metrics.ipynb #gw04c5d6
+def group_weights(groups) -> np.ndarray:  # N group ids, or a DataFrame (or N x k array) of attributes: one group per combination
+    "Per-sample weights, mean 1, that give every group present the same total weight (inverse group frequency)."
+    g = group_ids(groups)  # an empty set is refused there
+    _, inv, cnt = np.unique(g, return_inverse=True, return_counts=True)
+    return len(g) / (len(cnt) * cnt[inv.reshape(-1)])
 
 # %% ../nbs/04_metrics.ipynb #b14af7bf
 def proportion_interval(successes: int,  # events counted (e.g. round trips whose reading agreed)

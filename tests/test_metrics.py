@@ -279,3 +279,26 @@ def test_groups_from_attribute_columns():
     t = M.group_accuracies(pred, y, g)
     assert set(t.group) == {'effusion=1, devices=1', 'effusion=1, devices=0', 'effusion=0, devices=0'}
     assert t.set_index('group').accuracy['effusion=1, devices=0'] == 0 and M.worst_group_accuracy(pred, y, g.to_numpy()) == 0
+
+
+def test_group_weights_balance_the_groups_group_accuracies_scores():
+    "Every group present gets the same total weight (mean 1), with the groups `group_accuracies` forms from the same input."
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(dict(melanoma=rng.integers(0, 2, 500), ruler=(rng.random(500) < 0.1).astype(int)))
+    w = M.group_weights(df)
+    g = M.group_ids(df)
+    totals = pd.Series(w).groupby(g).sum()
+    assert len(totals) == 4 and np.allclose(totals, 500 / 4) and np.isclose(w.mean(), 1)
+    assert set(totals.index) == set(M.group_accuracies(df.melanoma, df.melanoma, df).group)
+    assert np.allclose(M.group_weights(df.to_numpy()), w) and np.allclose(M.group_weights(g), w)
+    assert np.allclose(M.group_weights(['a', 'a', 'a', 'b']), [2 / 3, 2 / 3, 2 / 3, 2])
+
+
+def test_groups_with_missing_values_are_refused_not_named_nan():
+    df = pd.DataFrame(dict(a=[0, 1, np.nan], b=[1, 1, 0]))
+    with pytest.raises(ValueError, match=r"missing values .* rows \[2\] \(columns \['a'\]\)"): M.group_weights(df)
+    with pytest.raises(ValueError, match='missing values'): M.group_accuracies([0, 1, 0], [0, 1, 1], df)
+    with pytest.raises(ValueError, match='NaN'): M.group_weights(df.to_numpy())
+    with pytest.raises(ValueError, match='no columns'): M.group_weights(df[[]])
+    with pytest.raises(ValueError, match='empty'): M.group_weights([])
+    with pytest.raises(ValueError, match='one id per sample'): M.group_weights(np.zeros((2, 2, 2)))
