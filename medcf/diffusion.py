@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_diffusion.ipynb #1e4f8399
 from __future__ import annotations
-import os, json, hashlib, math, time, copy, warnings, weakref, platform, functools
+import os, json, hashlib, math, time, copy, warnings, weakref, platform, functools, collections
 from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence, Any
@@ -12,11 +12,11 @@ import numpy as np, torch, torch.nn.functional as F
 from .phantoms import pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_weights, check_grid_path, jsonable, takes_keyword
 
 # %% auto #0
-__all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK', 'ALPHA_FLOOR',
-           'UNET_EXTRAS', 'STACK_LIMIT', 'RESUME_DEFAULTS', 'text_encoder_dir', 'load_text_encoder', 'build_vae',
-           'build_unet', 'build_scheduler', 'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_hw',
-           'native_size', 'check_images', 'check_latents', 'check_prompts', 'encode_images', 'decode_latents',
-           'vae_roundtrip', 'sha256', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline',
+__all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK', 'PROMPT_CACHE_SIZE',
+           'ALPHA_FLOOR', 'UNET_EXTRAS', 'STACK_LIMIT', 'RESUME_DEFAULTS', 'text_encoder_dir', 'load_text_encoder',
+           'build_vae', 'build_unet', 'build_scheduler', 'assemble_pipeline', 'build_pipeline', 'vae_factor',
+           'native_hw', 'native_size', 'check_images', 'check_latents', 'check_prompts', 'encode_images',
+           'decode_latents', 'vae_roundtrip', 'sha256', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline',
            'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts',
            'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents',
            'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at',
@@ -470,6 +470,7 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
 _PROMPT_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 PROMPT_CHUNK = 256  # prompts per text-encoder call (a CheXpert-sized caption set in one call would not fit in memory)
+PROMPT_CACHE_SIZE = 1024  # embeddings kept per text encoder, least recently used dropped first (SD 1.x's 77 x 768 in float32: ~240 MB)
 
 @torch.no_grad()
 def _encode_uncached(pipe, prompts: list) -> torch.Tensor:
@@ -483,17 +484,19 @@ def _encode_uncached(pipe, prompts: list) -> torch.Tensor:
     return torch.cat(out)
 
 def encode_prompts(pipe, prompts: str | Sequence[str],  # one prompt or a list
-                   cache: bool = True) -> torch.Tensor:  # reuse embeddings of prompts seen before (the text encoder's weights frozen; its dtype and device are part of the key)
+                   cache: bool = True) -> torch.Tensor:  # reuse embeddings of prompts seen before (the text encoder's weights frozen; its dtype and device are part of the key; the last PROMPT_CACHE_SIZE kept)
     "Prompt embeddings N x L x D exactly as `StableDiffusionPipeline` computes them, with a per-text-encoder cache."
     prompts = check_prompts(prompts)
     if not cache: return _encode_uncached(pipe, prompts)
-    store = _PROMPT_CACHE.setdefault(pipe.text_encoder, {})
+    store = _PROMPT_CACHE.setdefault(pipe.text_encoder, collections.OrderedDict())
     te = pipe.text_encoder
     key = lambda p: (p, pipe.tokenizer.model_max_length, te.dtype, str(te.device))  # a text encoder moved or cast encodes again
-    todo = sorted({p for p in prompts if key(p) not in store})
-    if todo:
-        for p, e in zip(todo, _encode_uncached(pipe, todo)): store[key(p)] = e
-    return torch.stack([store[key(p)] for p in prompts])
+    got = {key(p): store[key(p)] for p in set(prompts) if key(p) in store}
+    todo = sorted({p for p in prompts if key(p) not in got})
+    if todo: got.update(zip(map(key, todo), _encode_uncached(pipe, todo)))
+    for k in dict.fromkeys(map(key, prompts)): store[k] = got[k]; store.move_to_end(k)  # this call's prompts are the most recent
+    while len(store) > PROMPT_CACHE_SIZE: store.popitem(last=False)
+    return torch.stack([got[key(p)] for p in prompts])
 
 # %% ../nbs/02_diffusion.ipynb #509cb5b3
 _SAID_DDIM: set = set()  # scheduler classes `ddim_scheduler` has warned about

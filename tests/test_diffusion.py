@@ -1307,6 +1307,22 @@ def test_prompts_are_encoded_in_chunks(pipe, monkeypatch):
     assert torch.allclose(D.encode_prompts(pipe, prompts, cache=False), whole, atol=1e-6) and sizes == [4, 4, 3]
 
 
+def test_prompt_cache_keeps_the_most_recent_prompts(pipe, monkeypatch):
+    "The cache grew without bound (a fine-tune's whole caption set stayed on the GPU): it keeps the last PROMPT_CACHE_SIZE, and a call with more unique prompts than that still returns every embedding."
+    monkeypatch.setattr(D, 'PROMPT_CACHE_SIZE', 3)
+    D._PROMPT_CACHE.pop(pipe.text_encoder, None)
+    prompts = [f'cached {i}' for i in range(5)]
+    want = D.encode_prompts(pipe, prompts, cache=False)
+    assert torch.allclose(D.encode_prompts(pipe, prompts + prompts[:2]), torch.cat([want, want[:2]]), atol=1e-6)
+    store = D._PROMPT_CACHE[pipe.text_encoder]
+    assert [k[0] for k in store] == ['cached 2', 'cached 3', 'cached 4']  # the last three of the call, in order
+    D.encode_prompts(pipe, ['cached 2'])  # a hit makes it the most recent ...
+    D.encode_prompts(pipe, ['new'])  # ... so 'cached 3' is the one dropped
+    assert [k[0] for k in store] == ['cached 4', 'cached 2', 'new']
+    calls, te = [], pipe.text_encoder.forward
+    monkeypatch.setattr(pipe.text_encoder, 'forward', lambda ids, **k: calls.append(len(ids)) or te(ids, **k))
+    assert torch.allclose(D.encode_prompts(pipe, ['cached 2', 'cached 4']), want[[2, 4]], atol=1e-6) and calls == []  # hits do not encode
+
 def test_min_snr_on_a_zero_terminal_snr_schedule_warns(pipe):
     import copy
     from diffusers import DDIMScheduler
