@@ -602,6 +602,16 @@ def text_tower() -> TextTower:
     return _TEXT_TOWER
 
 # %% ../nbs/03_oracles.ipynb #c88d5cff
+def _texts(x, name: str) -> list:  # one caption, or a sequence of them
+    "A caption or a sequence of captions as a list of strings; a TypeError naming `name` otherwise."
+    if isinstance(x, str): return [x]
+    if isinstance(x, (dict, set, frozenset)) or not isinstance(x, (Sequence, np.ndarray, pd.Series)):
+        raise TypeError(f"{name} must be a caption or a list of captions, got {type(x).__name__}: {str(x)[:60]}")
+    x = list(x)
+    bad = [t for t in x if not isinstance(t, str)]
+    if not x or bad: raise TypeError(f"{name} must hold captions (strings), got " + (f"{type(bad[0]).__name__} {bad[0]!r}" if bad else "none"))
+    return x
+
 class LiTModel:
     "A small image tower aligned to the frozen MiniLM text tower (LiT): CLIP-like image-text and direction scores."
     def __init__(self, net: OracleNet,  # image tower; its head projects to the text dimension
@@ -625,7 +635,7 @@ class LiTModel:
 
     def text_embed(self, texts) -> torch.Tensor:  # a string or list of strings
         "T x D unit-norm text embeddings from the frozen tower (cached)."
-        return self.text.encode(texts)
+        return self.text.encode(_texts(texts, 'texts'))
 
     def similarity(self, images, texts) -> torch.Tensor:  # N images; T texts
         "N x T cosine similarities."
@@ -635,7 +645,7 @@ class LiTModel:
     def image_text_score(self, images,  # N x C x H x W
                          texts) -> torch.Tensor:  # N captions (one per image) or a single caption for all
         "CLIP-score-like cosine similarity of each image with its caption, N values in [-1, 1]."
-        texts = [texts] if isinstance(texts, str) else list(texts)
+        texts = _texts(texts, 'texts')
         i = self.image_embed(images)
         t = self.text_embed(texts).to(i)
         if len(texts) not in (1, len(i)): raise ValueError(f"{len(i)} images but {len(texts)} texts; expected one text or one per image")
@@ -648,19 +658,23 @@ class LiTModel:
         "Directional similarity: cosine between the image-embedding change and the text-embedding change (N values)."
         s, e = self.image_embed(src_images), self.image_embed(edited_images)
         if s.shape != e.shape: raise ValueError(f"src_images gave {tuple(s.shape)} embeddings but edited_images {tuple(e.shape)}; expected the same count")
-        def t(x): x = [x] if isinstance(x, str) else list(x); return self.text_embed(x).to(s)
-        ts, tt = t(src_text), t(tgt_text)
-        for name, z in (('src_text', ts), ('tgt_text', tt)):
+        src_text, tgt_text = _texts(src_text, 'src_text'), _texts(tgt_text, 'tgt_text')
+        for name, z in (('src_text', src_text), ('tgt_text', tgt_text)):
             if len(z) not in (1, len(s)): raise ValueError(f"{name} has {len(z)} texts; expected one or {len(s)}")
+        same = sum(a == b for a, b in zip(src_text * (len(s) // len(src_text)), tgt_text * (len(s) // len(tgt_text))))
+        if same: warnings.warn(f"tgt_text equals src_text for {same} of {len(s)} images: no text direction there, so they score 0 whatever the edit did")
+        ts, tt = self.text_embed(src_text).to(s), self.text_embed(tgt_text).to(s)
         return F.cosine_similarity(e - s, (tt - ts).expand_as(s), dim=-1)
 
     def zero_shot(self, images,  # N x C x H x W
                   class_texts: Sequence) -> torch.Tensor:  # K captions, one per class
         "N x K class probabilities from softmax(logit_scale * cosine)."
-        if isinstance(class_texts, (str, set, frozenset)):
-            raise TypeError(f"class_texts must be an ordered list of captions, one per class, got a {type(class_texts).__name__}: {class_texts!r}")
+        if isinstance(class_texts, (str, set, frozenset, dict)):  # a dict's keys, not its captions, would be scored
+            raise TypeError(f"class_texts must be an ordered list of captions, one per class, got a {type(class_texts).__name__}: {str(class_texts)[:80]}"
+                            + ("; pass list(d.values()), in the order of the class indices" if isinstance(class_texts, dict) else ''))
+        class_texts = _texts(class_texts, 'class_texts')
         if len(class_texts) < 2: raise ValueError(f"need at least two class texts, got {len(class_texts)}")
-        return torch.softmax(self.logit_scale * self.similarity(images, list(class_texts)), 1)
+        return torch.softmax(self.logit_scale * self.similarity(images, class_texts), 1)
 
     def save(self, folder, name: str = 'lit', overwrite: bool = False) -> Path:  # folder; file stem; True: replace one there
         "Write NAME.safetensors + NAME.json (image tower only; the text tower is the frozen package model)."
@@ -676,6 +690,7 @@ class LiTModel:
         cfg = card['config']
         net = OracleNet(card['channels'], cfg['embed_dim'], tuple(cfg['widths']), cfg['feat_dim'])
         net.load_state_dict(sd)
+        net.requires_grad_(False)  # a judge, frozen as AttributeOracle.load freezes its own (gradients to images still flow)
         return cls(net, card['size'], card['channels'], card['logit_scale'], card)
 
 # %% ../nbs/03_oracles.ipynb #3e8cd948

@@ -156,6 +156,23 @@ def test_lit_scores_and_errors(toy, tmp_path):
     l2 = O.LiTModel.load(tmp_path)
     assert torch.allclose(l2.image_embed(b.images), lit.image_embed(b.images), atol=1e-2)
     with pytest.raises(ValueError, match='not an attribute oracle'): O.AttributeOracle.load(tmp_path, 'lit')
+    assert not any(p.requires_grad for p in l2.net.parameters())  # a judge: a guidance backward fills no weight's .grad ...
+    x = b.images.clone().requires_grad_(True); l2.image_embed(x, grad=True).sum().backward()
+    assert x.grad.abs().sum() > 0  # ... and still reaches the images
+
+
+def test_lit_refuses_captions_it_would_misread(toy):
+    "A dict of class captions was scored by its keys ('no', 'yes'); None failed with a bare TypeError; identical source and target captions scored 0 without a word."
+    lit = O.train_lit(toy, steps=1, batch_size=8, n_train=8, eval_n=8)
+    b = toy.sample(4, seed=5)
+    with pytest.raises(TypeError, match=r'got a dict.*list\(d.values\(\)\)'): lit.zero_shot(b.images, {'no': 'Nothing on the left', 'yes': 'A square on the left'})
+    with pytest.raises(TypeError, match='got a dict'): O.zero_shot_accuracy(lit, b.images, [0, 1, 0, 1], {'a': 'x', 'b': 'y'})
+    with pytest.raises(TypeError, match='texts must be a caption or a list of captions, got NoneType'): lit.image_text_score(b.images, None)
+    with pytest.raises(TypeError, match='src_text must be'): lit.direction_score(b.images, b.images, None, 'b')
+    with pytest.raises(TypeError, match='tgt_text must hold captions .*got int'): lit.direction_score(b.images, b.images, 'a', ['b', 1, 'c', 'd'])
+    with pytest.warns(UserWarning, match='equals src_text for 2 of 4'): d = lit.direction_score(b.images, b.images.flip(-1), ['a', 'b', 'c', 'd'], ['a', 'x', 'c', 'y'])
+    assert (d[[0, 2]] == 0).all() and d.shape == (4,)
+    assert lit.zero_shot(b.images, np.array(['Nothing on the left', 'A square on the left'])).shape == (4, 2)  # an array of captions is a list of them
 
 RELIABLE = {'chest': ['sex', 'effusion', 'cardiomegaly', 'devices', 'view'],
             'skin': ['skin_tone', 'variegation', 'hair', 'ruler', 'ink', 'bubbles', 'dark_corners']}
