@@ -741,6 +741,14 @@ def caption_swap_accuracy(lit: LiTModel,  # aligned model
     return float((pred == true)[informative].mean())
 
 # %% ../nbs/03_oracles.ipynb #37343133
+def _describe(fn: Callable) -> str:  # a function, or a functools.partial of one
+    "A function as a card records it: module.name, with a partial's bound arguments (no memory address)."
+    import functools
+    if isinstance(fn, functools.partial):
+        args = [repr(a) for a in fn.args] + [f"{k}={v!r}" for k, v in fn.keywords.items()]
+        return f"partial({_describe(fn.func)}, {', '.join(args)})"
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
 def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
               steps: int = 2000,  # optimiser steps
               batch_size: int = 128,  # pairs per step (the InfoNCE negatives)
@@ -751,6 +759,7 @@ def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
               widths: Sequence = (16, 32, 64, 128),  # image tower stage widths (ignored with a backbone: its own are used)
               feat_dim: int = 256,  # hidden size of the trained projection head
               eval_n: int = 500,  # held-out samples (data seed 10**6 + seed) for the card's zero-shot figures
+              captions: Callable | None = None,  # attrs DataFrame -> one caption per row (default: the phantom's own); e.g. the styles a diffusion model was trained on
               verbose: bool = False) -> LiTModel:  # print the loss while training
     "LiT: train an image tower against the LOCKED MiniLM text tower with InfoNCE on phantom images and their captions."
     if not isinstance(phantom, SCMPhantom): raise TypeError(f"phantom must be an SCMPhantom, got {type(phantom).__name__}")
@@ -764,7 +773,12 @@ def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
         widths = tuple(backbone.card['config']['widths'])
     t0 = time.time()
     n_train = _pool_size(n_train, steps, batch_size)
-    x_pool, _, prompts = phantom_pool(phantom, n_train, seed)
+    x_pool, attrs, prompts = phantom_pool(phantom, n_train, seed)
+    if captions is not None:
+        prompts = captions(attrs)
+        if not isinstance(prompts, (list, tuple)) or len(prompts) != n_train or not all(isinstance(p, str) and p for p in prompts):
+            raise ValueError(f"captions(attrs) must return one non-empty caption per row ({n_train}); got {type(prompts).__name__} "
+                             f"of {len(prompts) if hasattr(prompts, '__len__') else '?'}")
     uniq = list(dict.fromkeys(prompts)); pid = {p: i for i, p in enumerate(uniq)}
     tt = text_tower(); table = tt.encode(uniq)  # U x D, frozen
     ids = torch.tensor([pid[p] for p in prompts])
@@ -796,7 +810,8 @@ def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
     card = dict(phantom=type(phantom).__name__, phantom_size=phantom.size, data_seed=seed, n_train=n_train, n_captions=len(uniq),
                 eval_data_seed=10**6 + seed, steps=steps, batch_size=batch_size, lr=lr,
                 recipe=f"train_lit({type(phantom).__name__}(size={phantom.size}), steps={steps}, batch_size={batch_size}, n_train={n_train}, lr={lr}, seed={seed}, "
-                       f"backbone={'None' if backbone is None else 'the attribute oracle'}, widths={tuple(widths)}, feat_dim={feat_dim})",
+                       f"backbone={'None' if backbone is None else 'the attribute oracle'}, widths={tuple(widths)}, feat_dim={feat_dim}"
+                       + (f", captions={_describe(captions)})" if captions is not None else ")"),
                 backbone=None if backbone is None else f"frozen conv body of the attribute oracle (weights sha256 {backbone.card.get('sha256', 'unsaved')})",
                 config=dict(widths=list(widths), feat_dim=feat_dim, embed_dim=tt.dim), n_params=sum(p.numel() for p in net.parameters()),
                 n_trained_params=sum(p.numel() for p in params), wall_time_s=round(wall, 1), data_time_s=round(t_data, 1),

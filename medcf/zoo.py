@@ -15,11 +15,11 @@ from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load
 
 # %% auto #0
 __all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'GUIDANCE_GRID', 'LEAK_N', 'recipe_interval', 'zoo_phantom',
-           'paper_prompts', 'training_captions', 'oversample_weights', 'hardware', 'validation_fd', 'select_snapshot',
-           'select_guidance', 'vae_for_recipe', 'decoder_rounds', 'decoder_perceptual', 'train_zoo_model',
-           'adherence_prompts', 'prompt_adherence', 'vae_agreement', 'vae_positive_recall', 'oracle_ceiling',
-           'evaluate_zoo_model', 'guidance_sweep', 'update_card', 'pooled_ratio', 'grain_versions', 'judge_reads',
-           'age_bin_ceiling', 'resample_like', 'attribute_mix_fd']
+           'paper_prompts', 'training_captions', 'caption_mix', 'oversample_weights', 'hardware', 'validation_fd',
+           'select_snapshot', 'select_guidance', 'vae_for_recipe', 'decoder_rounds', 'decoder_perceptual',
+           'train_zoo_model', 'adherence_prompts', 'prompt_adherence', 'vae_agreement', 'vae_positive_recall',
+           'oracle_ceiling', 'evaluate_zoo_model', 'guidance_sweep', 'update_card', 'pooled_ratio', 'grain_versions',
+           'judge_reads', 'age_bin_ceiling', 'resample_like', 'attribute_mix_fd']
 
 # %% ../nbs/90_model_zoo.ipynb #884150b5
 RECIPES = {
@@ -59,14 +59,24 @@ def paper_prompts(name: str, attrs: pd.DataFrame) -> list:
 
 CAPTION_STREAM = 0xCA97  # mixed into the seed of the caption-style draw, so that it never shares a stream with the phantom's
 
-def training_captions(name: str, batch, share: float = 0.5, seed: int = 0) -> list:
-    "Each image's caption: the paper-style one with probability `share`, else the phantom's detailed caption."
+def _mix(name: str, attrs: pd.DataFrame, own: list, share: float, seed: int) -> list:
     if not 0 <= share <= 1: raise ValueError(f"share={share}: expected a probability in [0, 1]")
     # Its own random stream: `phantom.sample(seed=s)` draws its exogenous noise from default_rng(s), and reusing that stream
     # here made the caption style a function of the first variable drawn (every chest image with a PRISM caption was male).
-    pick_paper = np.random.default_rng([seed, CAPTION_STREAM]).random(len(batch)) < share
-    paper = paper_prompts(name, batch.attrs)
-    return [p if k else q for k, p, q in zip(pick_paper, paper, batch.prompts)]
+    pick_paper = np.random.default_rng([seed, CAPTION_STREAM]).random(len(attrs)) < share
+    paper = paper_prompts(name, attrs)
+    return [p if k else q for k, p, q in zip(pick_paper, paper, own)]
+
+def training_captions(name: str, batch, share: float = 0.5, seed: int = 0) -> list:
+    "Each image's caption: the paper-style one with probability `share`, else the phantom's detailed caption."
+    return _mix(name, batch.attrs, batch.prompts, share, seed)
+
+def caption_mix(name: str,  # 'chest' or 'skin'
+                attrs: pd.DataFrame,  # the phantom's observed attributes, one row per image
+                share: float = 0.5,  # probability of the paper-style caption
+                seed: int = 0) -> list:  # seed of the style draw
+    "`training_captions` from attributes alone (no rendered batch): the caption styles the zoo's models are trained on, e.g. for `train_lit(captions=...)`."
+    return _mix(name, attrs, zoo_phantom(name).captions(attrs), share, seed)
 
 def oversample_weights(attrs: pd.DataFrame,  # one row of phantom attributes per training image
                        factors: dict) -> np.ndarray | None:  # attribute -> how many times more often an image with it set to 1 is drawn

@@ -412,3 +412,24 @@ def test_a_loaded_oracle_is_a_frozen_judge_that_can_read_raw_decoder_output():
     assert x.grad is not None and x.grad.abs().sum() > 0 and all(q.grad is None for q in o.net.parameters())
     assert o.features(x.detach(), bounded=False).shape[0] == 2
     with pytest.raises(ValueError, match=r'x/127.5-1'): o.logits(torch.full((1, 1, 64, 64), 200.0))
+
+
+def test_train_lit_on_other_captions(toy):
+    "train_lit(captions=...) trains on the captions a function writes from the pool's attributes, records it in the recipe, and refuses a wrong count."
+    import functools
+    seen = []
+    def shout(attrs): seen.append(len(attrs)); return [f'caption {i % 3}' for i in range(len(attrs))]
+    lit = O.train_lit(toy, steps=1, batch_size=8, n_train=16, eval_n=8, captions=shout)
+    assert seen == [16] and lit.card['n_captions'] == 3 and 'captions=' in lit.card['recipe'] and '0x' not in lit.card['recipe']
+    with pytest.raises(ValueError, match=r'one non-empty caption per row \(16\); got list of 15'): O.train_lit(toy, steps=1, batch_size=8, n_train=16, eval_n=8, captions=lambda a: ['x'] * 15)
+    with pytest.raises(ValueError, match='one non-empty caption'): O.train_lit(toy, steps=1, batch_size=8, n_train=16, eval_n=8, captions=lambda a: [''] * 16)
+    assert O._describe(functools.partial(shout, 1, k=2)).endswith("shout, 1, k=2)")
+
+
+@pytest.mark.parametrize('name', ['chest', 'skin'])
+def test_caption_mix_is_training_captions_from_attributes(name):
+    from medcf import zoo
+    b = zoo.zoo_phantom(name).sample(40, seed=3)
+    mix = zoo.caption_mix(name, b.attrs, seed=2)
+    assert mix == zoo.training_captions(name, b, seed=2)
+    assert set(mix) & set(b.prompts) and set(mix) - set(b.prompts)  # both styles drawn
