@@ -5,17 +5,17 @@
 # %% ../nbs/04_metrics.ipynb #d5abf768
 from __future__ import annotations
 from typing import Callable, Sequence
-import warnings
+import warnings, itertools
 import numpy as np, pandas as pd, torch
 from .oracles import check_images, _py
 from .phantoms import check_int, takes_keyword
 
 # %% auto #0
-__all__ = ['accuracy', 'auroc', 'group_ids', 'group_accuracies', 'worst_group_accuracy', 'group_weights', 'proportion_interval',
-           'rate_count', 'reliability_curve', 'expected_calibration_error', 'nll', 'accuracy_rejection_curve',
-           'frechet_distance', 'oracle_frechet_distance', 'changed_region', 'counterfactual_error', 'minimality',
-           'effectiveness', 'leakage', 'composition', 'reversibility', 'identity_editor', 'true_counterfactual_editor',
-           'counterfactual_report']
+__all__ = ['accuracy', 'auroc', 'group_ids', 'warn_absent_groups', 'group_accuracies', 'worst_group_accuracy', 'group_weights',
+           'proportion_interval', 'rate_count', 'reliability_curve', 'expected_calibration_error', 'nll',
+           'accuracy_rejection_curve', 'frechet_distance', 'oracle_frechet_distance', 'changed_region',
+           'counterfactual_error', 'minimality', 'effectiveness', 'leakage', 'composition', 'reversibility',
+           'identity_editor', 'true_counterfactual_editor', 'counterfactual_report']
 
 # %% ../nbs/04_metrics.ipynb #bc40b822
 def _np(x, name: str) -> np.ndarray:
@@ -36,6 +36,15 @@ def _binary(y, name: str = 'labels') -> np.ndarray:
     bad = np.setdiff1d(np.unique(y), [0, 1])
     if bad.size: raise ValueError(f"{name} contains {bad[:3].tolist()}; expected only 0 and 1")
     return y.astype(int)
+
+def _aligned(**xs) -> None:
+    "Refuse pandas inputs whose indexes differ: the metrics pair values by position, so a filtered or shuffled Series would pair other rows."
+    pd_ = {k: v for k, v in xs.items() if isinstance(v, (pd.Series, pd.DataFrame))}
+    (k0, v0), *rest = list(pd_.items()) or [(None, None)]
+    for k, v in rest:
+        if not v.index.equals(v0.index):
+            raise ValueError(f"{k0} and {k} are pandas objects with different indexes; values are paired by position, so one of them filtered or "
+                             f"reordered pairs other rows: align them (e.g. {k}.loc[{k0}.index]) or pass .to_numpy() of rows already in one order")
 
 def _same_len(**arrays):
     n = {k: len(v) for k, v in arrays.items()}
@@ -78,6 +87,7 @@ def _comparable(pred: np.ndarray, labels: np.ndarray):
 def accuracy(pred,  # N predicted labels (any comparable values)
              labels) -> float:  # N true labels
     "Fraction of predictions equal to the labels."
+    _aligned(pred=pred, labels=labels)
     pred, labels = _np(pred, 'pred'), _np(labels, 'labels')
     if pred.shape != labels.shape: raise ValueError(f"pred has shape {pred.shape} but labels {labels.shape}; expected the same")
     _comparable(pred, labels)
@@ -86,6 +96,7 @@ def accuracy(pred,  # N predicted labels (any comparable values)
 def auroc(scores,  # N real scores, higher = more likely positive
           labels) -> float:  # N labels in {0, 1}, both classes present
     "Area under the ROC curve (Mann-Whitney U with average ranks for ties); pure numpy."
+    _aligned(scores=scores, labels=labels)
     s, y = _np(scores, 'scores').astype(float), _binary(labels)
     if s.ndim != 1: raise ValueError(f"scores has shape {s.shape}; expected a 1-d array")
     _same_len(scores=s, labels=y)
@@ -111,11 +122,22 @@ def group_ids(groups) -> np.ndarray:  # N group ids, or a DataFrame (or N x k ar
     if g.ndim != 1: raise ValueError(f"groups has shape {g.shape}; expected one id per sample (1-d), a DataFrame or an N x k array")
     return g
 
+def warn_absent_groups(groups: pd.DataFrame, what: str) -> None:  # attributes, one row per sample; what the caller does with the groups
+    "Warn about combinations of the columns' values that no row holds: a rare group absent from a set is neither scored nor drawn."
+    levels = [pd.unique(groups[c]) for c in groups.columns]
+    if len(groups.columns) < 2 or np.prod([len(l) for l in levels], dtype=float) > 10_000: return
+    seen = set(map(tuple, groups.itertuples(index=False)))
+    absent = [', '.join(f'{k}={v}' for k, v in zip(groups.columns, c)) for c in itertools.product(*levels) if c not in seen]
+    if absent: warnings.warn(f"{len(absent)} combination(s) of values seen in the columns have no sample, so {what}: {absent[:5]}{' ...' if len(absent) > 5 else ''}", stacklevel=3)
+
 def group_accuracies(pred,  # N predicted labels
                      labels,  # N true labels
                      groups) -> pd.DataFrame:  # N group ids (e.g. label x attribute combinations), or a DataFrame / N x k array of attributes
     "Accuracy per group: columns group, n, accuracy (sorted by accuracy, worst first); a DataFrame (or N x k array) of attributes groups by their combinations."
-    pred, labels, groups = _np(pred, 'pred'), _np(labels, 'labels'), group_ids(groups)
+    _aligned(pred=pred, labels=labels, groups=groups)
+    frame, groups = groups, group_ids(groups)  # a missing value is refused there, before any warning
+    if isinstance(frame, pd.DataFrame): warn_absent_groups(frame, 'no accuracy (a worst group may be missing)')
+    pred, labels = _np(pred, 'pred'), _np(labels, 'labels')
     for a, name in ((pred, 'pred'), (labels, 'labels')):
         if a.ndim != 1: raise ValueError(f"{name} has shape {a.shape}; expected a 1-d array, one value per sample")
     _same_len(pred=pred, labels=labels, groups=groups); _comparable(pred, labels)  # a missing group id was refused by _np
@@ -132,6 +154,7 @@ def worst_group_accuracy(pred, labels, groups) -> float:  # N predictions; N lab
 def group_weights(groups) -> np.ndarray:  # N group ids, or a DataFrame (or N x k array) of attributes: one group per combination
     "Per-sample weights, mean 1, that give every group present the same total weight (inverse group frequency)."
     g = group_ids(groups)  # an empty set is refused there
+    if isinstance(groups, pd.DataFrame): warn_absent_groups(groups, 'no weight can draw them')
     _, inv, cnt = np.unique(g, return_inverse=True, return_counts=True)
     return len(g) / (len(cnt) * cnt[inv.reshape(-1)])
 
@@ -170,6 +193,7 @@ def reliability_curve(probs,  # N (binary P(y=1)) or N x K probabilities
                       labels,  # N labels (0/1, or class indices)
                       n_bins: int = 15) -> pd.DataFrame:  # equal-width confidence bins on [0, 1]
     "Top-label reliability table: per non-empty bin its confidence, accuracy and count."
+    _aligned(probs=probs, labels=labels)
     p = _probs(probs); y = _labels(labels, p.shape[1])
     _same_len(probs=p, labels=y)
     if not isinstance(n_bins, (int, np.integer)) or n_bins < 1: raise ValueError(f"n_bins={n_bins!r}; expected a positive integer")
@@ -189,6 +213,7 @@ def nll(probs,  # N (binary P(y=1)) or N x K probabilities
         eps: float = 1e-12) -> float:  # floor on probabilities before the log (a true label given probability 0 would make the NLL infinite)
     "Mean negative log-likelihood of the true labels; a warning says how many were floored at `eps`, since the mean then depends on it."
     if not 0 < eps < 1: raise ValueError(f"eps={eps!r}: expected a small positive floor in (0, 1), e.g. 1e-12")
+    _aligned(probs=probs, labels=labels)
     p = _probs(probs); y = _labels(labels, p.shape[1])
     _same_len(probs=p, labels=y)
     q = p[np.arange(len(y)), y]
@@ -201,6 +226,7 @@ def accuracy_rejection_curve(confidence,  # N confidences (higher = more sure); 
                              correct,  # N booleans/0-1: was the prediction right
                              rates: Sequence = tuple(np.round(np.linspace(0, 0.9, 10), 2))) -> pd.DataFrame:  # rejection rates in [0, 1)
     "Accuracy on the retained samples after rejecting the least confident fraction, for each rate; samples tied at the cut count by their mean (any order of ties gives the same curve)."
+    _aligned(confidence=confidence, correct=correct)
     c, ok = _np(confidence, 'confidence').astype(float), _binary(np.asarray(correct).astype(int) if np.asarray(correct).dtype == bool else correct, 'correct')
     if c.ndim != 1: raise ValueError(f"confidence has shape {c.shape}; expected a 1-d array, one confidence per sample (e.g. probs.max(1))")
     _same_len(confidence=c, correct=ok)
@@ -245,6 +271,9 @@ def oracle_frechet_distance(features: Callable,  # images -> N x D features, e.g
 # %% ../nbs/04_metrics.ipynb #80e459ce
 def _pair(a, b, na: str, nb: str) -> tuple:
     a, b = check_images(a, name=na).detach(), check_images(b, name=nb).detach()  # metrics, not losses: no graph needed
+    for x, name in ((a, na), (b, nb)):  # N x H x W x C passes the rank check and gives plausible figures over the wrong axes
+        if x.shape[1] > 4 >= x.shape[-1]: raise ValueError(f"{name} has shape {tuple(x.shape)}: {x.shape[1]} channels but {x.shape[-1]} columns, a channel-last batch? "
+                                                           f"expected N x C x H x W (x.permute(0, 3, 1, 2))")
     if a.shape != b.shape: raise ValueError(f"{na} has shape {tuple(a.shape)} but {nb} {tuple(b.shape)}; expected the same N x C x H x W")
     return a, b
 

@@ -17,9 +17,9 @@ from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load
 __all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'GUIDANCE_GRID', 'LEAK_N', 'recipe_interval', 'zoo_phantom',
            'paper_prompts', 'training_captions', 'caption_mix', 'oversample_weights', 'hardware', 'validation_fd',
            'select_snapshot', 'select_guidance', 'vae_for_recipe', 'decoder_rounds', 'decoder_perceptual',
-           'train_zoo_model', 'adherence_prompts', 'prompt_adherence', 'vae_agreement', 'vae_positive_recall',
-           'oracle_ceiling', 'evaluate_zoo_model', 'guidance_sweep', 'update_card', 'pooled_ratio', 'grain_versions',
-           'judge_reads', 'age_bin_ceiling', 'resample_like', 'attribute_mix_fd']
+           'train_zoo_model', 'adherence_prompts', 'prompt_adherence', 'attribute_adherence', 'vae_agreement',
+           'vae_positive_recall', 'oracle_ceiling', 'evaluate_zoo_model', 'guidance_sweep', 'update_card',
+           'pooled_ratio', 'grain_versions', 'judge_reads', 'age_bin_ceiling', 'resample_like', 'attribute_mix_fd']
 
 # %% ../nbs/90_model_zoo.ipynb #884150b5
 RECIPES = {
@@ -382,8 +382,43 @@ def prompt_adherence(pipe, oracle, name: str, n: int = 256, num_inference_steps:
                      guidance_interval: tuple | None = None) -> pd.Series:  # (t_lo, t_hi) where guidance applies; None: every step
     "Share of generated images in which the oracle reads the prompted value, per prompted attribute."
     prompts, asked = adherence_prompts(name, n, seed)
-    read = oracle.predict(generate(pipe, prompts, num_inference_steps, guidance_scale, seed=seed, guidance_interval=guidance_interval))
-    return pd.Series({k: float((read[k].to_numpy() == asked[k].to_numpy()).mean()) for k in asked.columns})
+    df = attribute_adherence(pipe, oracle, prompts, asked, num_inference_steps, guidance_scale, seed, guidance_interval)
+    return df[df.asked == 'all'].set_index('attribute').read_as_asked.rename(None)
+
+def _sorted(values: set) -> list:
+    try: return sorted(values)
+    except TypeError: return sorted(values, key=str)
+
+def attribute_adherence(pipe,  # any SD-style pipeline
+                        oracle,  # an AttributeOracle that reads the attributes asked for
+                        prompts: Sequence[str],  # one prompt per image
+                        asked: pd.DataFrame,  # the attribute values each prompt asks for, one row per prompt (columns: attributes the oracle reads)
+                        num_inference_steps: int = 50,
+                        guidance_scale: float = 3.0,
+                        seed: int = 0,
+                        guidance_interval: tuple | None = None) -> pd.DataFrame:  # (t_lo, t_hi) where guidance applies; None: every step
+    "Does the model draw what its prompts ask for? Per attribute and asked value: n, the share read as asked (discrete) or the mean |read - asked| (continuous); value 'all' pools them."
+    from medcf.oracles import _py
+    if not isinstance(asked, pd.DataFrame): raise TypeError(f"asked is a {type(asked).__name__}; expected a DataFrame of the values each prompt asks for")
+    if isinstance(prompts, str) or len(prompts) != len(asked):
+        raise ValueError(f"{1 if isinstance(prompts, str) else len(prompts)} prompts for {len(asked)} rows of asked values; expected one prompt per row")
+    specs = {s.name: s for s in oracle.specs}
+    unread = [k for k in asked.columns if k not in specs]
+    if unread or asked.shape[1] == 0: raise ValueError(f"asked names {unread or 'no attribute'}; expected attributes the oracle reads: {list(specs)}")
+    for k in asked.columns:
+        s, v = specs[k], asked[k]
+        if v.isna().any(): raise ValueError(f"asked[{k!r}] has missing values; expected a value for every prompt")
+        if s.kind != 'continuous' and not v.map(lambda x: _py(x) in list(s.values)).all():
+            raise ValueError(f"asked[{k!r}] holds {sorted({_py(x) for x in v} - set(s.values), key=str)[:4]}; the oracle reads {list(s.values)}")
+    read = oracle.predict(generate(pipe, list(prompts), num_inference_steps, guidance_scale, seed=seed, guidance_interval=guidance_interval))
+    rows = []
+    for k in asked.columns:
+        a, r, cont = asked[k].to_numpy(), read[k].to_numpy(), specs[k].kind == 'continuous'
+        hit = np.abs(r.astype(float) - a.astype(float)) if cont else (r == a)
+        for value, m in [('all', np.ones(len(a), bool))] + ([] if cont else [(_py(v), a == v) for v in _sorted(set(a.tolist()))]):
+            rows.append(dict(attribute=k, asked=value, n=int(m.sum()), read_as_asked=np.nan if cont else float(hit[m].mean()),
+                             mean_abs_error=float(hit[m].mean()) if cont else np.nan))
+    return pd.DataFrame(rows)
 
 def vae_agreement(pipe, oracle, real,
                   roundtrip: torch.Tensor | None = None) -> pd.Series:  # `vae_roundtrip(pipe, real.images)` if already computed
