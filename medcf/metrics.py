@@ -441,6 +441,9 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
     bad = [h for h in hold if h not in batch.truth.columns or h in do]
     if bad: raise ValueError(f"hold={list(hold)}: {bad} {'are intervened on' if set(bad) & set(do) else 'are not variables of this phantom'}; "
                              f"expected variables to keep at their factual values, other than the intervened ones, from {list(batch.truth.columns)}")
+    fixed = [h for h in hold if h in batch.interventions]
+    if fixed: warnings.warn(f"hold={list(hold)}: {fixed} already keep their values: the batch was drawn under do({', '.join(fixed)}=...), which every "
+                            "counterfactual of it keeps, so holding them changes nothing (draw observationally and select rows to condition instead)", stacklevel=2)
     cf = phantom.counterfactual(batch, **do, **{h: batch.truth[h].to_numpy() for h in hold})  # the editor is asked only for `do`
     target = {k: cf.attrs[k].to_numpy() for k in do}
     source = {k: batch.attrs[k].to_numpy() for k in do}

@@ -231,7 +231,7 @@ class AttributeOracle:
                batch_size: int = 256,  # images per forward pass
                grad: bool = False,  # differentiable outputs (for classifier guidance) when True
                bounded: bool = True) -> dict:  # False: accept values outside [-1, 1] (an unclamped decoder output, whose gradient clamping would cut)
-        "Raw head outputs per attribute: N (binary logit or scaled regression) or N x K (categorical logits)."
+        "Raw head outputs per attribute: N (binary logit or scaled regression) or N x K (categorical logits; column k is the spec's `values[k]`, e.g. skin tone k + 1)."
         out = self._batched(self.net, images, batch_size, grad, bounded)
         if not torch.isfinite(out).all(): raise ValueError("the oracle's network returned NaN or inf (are its weights finite? a diverged training, e.g. "
                                                            "too high an lr, gives such an oracle); expected finite outputs to read attributes from")

@@ -329,7 +329,7 @@ class SCMPhantom:
 
     def counterfactual(self, batch: PhantomBatch,  # factual samples from this phantom
                        **interventions) -> PhantomBatch:  # variable=value (scalar or one per sample)
-        "The TRUE counterfactual: same exogenous noise, intervened variables set, descendants recomputed."
+        "The TRUE counterfactual: same exogenous noise, intervened variables set, descendants recomputed; a `do(...)` the batch was drawn under stays in force."
         if not isinstance(batch, PhantomBatch): raise TypeError(f"batch is a {type(batch).__name__}; expected a PhantomBatch sampled from this phantom")
         lack = [v for v in self.observed if v not in batch.attrs.columns]
         if lack: raise ValueError(f"batch lacks {lack[:4]}: it was not sampled from this {type(self).__name__} (its attributes are {list(batch.attrs.columns)[:6]})")

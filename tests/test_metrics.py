@@ -334,3 +334,13 @@ def test_absent_combinations_of_group_columns_are_named():
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter('error'); M.group_weights(df.iloc[:4].assign(tone=[1, 2, 1, 2]))  # every combination present: silent
+
+
+def test_holding_a_variable_the_batch_was_drawn_under_warns():
+    "A batch drawn with do(ruler=1) keeps ruler=1 in every counterfactual, so hold=('ruler',) changed nothing and gave the plain row without a word."
+    from medcf.phantoms import SkinPhantom
+    ph = SkinPhantom(32)
+    b = ph.sample(4, seed=5, melanoma=1, ruler=1)
+    predict = lambda x: pd.DataFrame(dict(melanoma=np.ones(len(x), int), ruler=np.ones(len(x), int)))
+    with pytest.warns(UserWarning, match=r"\['ruler'\] already keep their values: the batch was drawn under do\(ruler=...\)"):
+        M.counterfactual_report(M.identity_editor, ph, b, predict, leakage_attributes=['ruler'], hold=('ruler',), melanoma=0)
