@@ -1134,7 +1134,8 @@ def ddim_invert(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
                 return_trajectory: bool = False,  # also keep the latent after every inversion step
                 negative_prompt: str = '') -> Inversion:  # the unconditional prompt when guidance_scale != 1
     "Deterministic DDIM inversion of images (arXiv:2010.02502, 2105.05233 App. F): encode with the VAE, `invert_latents`, and check the regenerated images against the input."
-    check_images(pipe, images)
+    with warnings.catch_warnings():  # a range warning is said once, by encode_images below, not twice
+        warnings.simplefilter('ignore', UserWarning); check_images(pipe, images)
     check_prompts(prompts, len(images), one_for_all=True)  # before the VAE's work
     check_int(batch_size, 'batch_size'); check_negative_prompt(negative_prompt)
     check_unet(pipe)  # before the VAE's work

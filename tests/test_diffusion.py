@@ -1938,3 +1938,12 @@ def test_generate_takes_the_recipes_interval_and_weights_must_be_per_example(pip
     assert torch.equal(a, D.generate(chest, 'Chest X-ray', num_inference_steps=3, guidance_interval=tuple(gi)))
     with pytest.raises(ValueError, match="expected 'recipe'"): D.generate(chest, 'x', num_inference_steps=2, guidance_interval='card')
     with pytest.raises(TypeError, match='one number per example'): D.finetune(_fresh(pipe), (imgs(4), ['a'] * 4), steps=1, batch_size=2, weights={'effusion': 4}, progress=False)
+
+
+def test_ddim_invert_says_a_range_warning_once(pipe):
+    "Images in [0, 1] were warned about twice, once by ddim_invert's check and once by encode_images' (skin-model audit)."
+    import warnings
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        D.ddim_invert(pipe, (imgs(2) + 1) / 2, 'a', num_inference_steps=2, check=False)
+    assert sum('[0, 1]?' in str(r.message) for r in w) == 1
