@@ -383,7 +383,7 @@ def prompt_adherence(pipe, oracle, name: str, n: int = 256, num_inference_steps:
     "Share of generated images in which the oracle reads the prompted value, per prompted attribute."
     prompts, asked = adherence_prompts(name, n, seed)
     df = attribute_adherence(pipe, oracle, prompts, asked, num_inference_steps, guidance_scale, seed, guidance_interval)
-    return df[df.asked == 'all'].set_index('attribute').read_as_asked.rename(None)
+    return df[df.asked == 'all'].set_index('attribute').read_as_asked.rename(None).rename_axis(None)
 
 def _sorted(values: set) -> list:
     try: return sorted(values)

@@ -433,3 +433,21 @@ def test_caption_mix_is_training_captions_from_attributes(name):
     mix = zoo.caption_mix(name, b.attrs, seed=2)
     assert mix == zoo.training_captions(name, b, seed=2)
     assert set(mix) & set(b.prompts) and set(mix) - set(b.prompts)  # both styles drawn
+
+
+def test_attribute_adherence_reads_back_what_prompts_ask():
+    "Per attribute and asked value on the shipped chest model: shares for discrete attributes, |read - asked| for continuous ones; bad tables refused before generating."
+    from medcf import zoo
+    from medcf.diffusion import load_pipeline
+    pipe, oracle, ph = load_pipeline('chest'), O.load_oracle('chest'), zoo.zoo_phantom('chest')
+    t = ph.sample_truth(6, seed=3, view='AP')
+    df = zoo.attribute_adherence(pipe, oracle, ph.captions(t), t[['view', 'age']], num_inference_steps=3)
+    v = df[df.attribute == 'view']
+    assert v.asked.tolist() == ['all', 'AP'] and v.n.tolist() == [6, 6] and v.mean_abs_error.isna().all()
+    age = df[df.attribute == 'age']
+    assert age.asked.tolist() == ['all'] and age.read_as_asked.isna().all() and age.mean_abs_error.iloc[0] > 0
+    for bad, err in [(dict(asked=t[['view']].assign(view='lateral')), r"asked\['view'\] holds \['lateral'\]"),
+                     (dict(asked=t[['severity']]), r"asked names \['severity'\]"), (dict(prompts=['a'] * 5), '5 prompts for 6 rows'),
+                     (dict(asked=t[['view']].assign(view=None)), 'missing values'), (dict(asked=t.view), 'expected a DataFrame')]:
+        kw = dict(prompts=ph.captions(t), asked=t[['view']]) | bad
+        with pytest.raises((ValueError, TypeError), match=err): zoo.attribute_adherence(pipe, oracle, kw['prompts'], kw['asked'], num_inference_steps=2)
