@@ -58,7 +58,8 @@ def main():
         for name, r in out.items():
             zoo.update_card(zoo_dir() / name, detailed_caption_adherence=dict(
                 what="what the model draws of everything its detailed captions name, beyond the bar's short-caption attributes",
-                rule="not a bar: a record of what a user may and may not ask this model for", where='tests/measure_caption_adherence.py', **r))
+                rule="not a bar: a record of what a user may and may not ask this model for; a share is bounded by the oracle's own accuracy on the attribute",
+                where=f"tests/measure_caption_adherence.py ({time.strftime('%Y-%m-%d', time.gmtime())})", **r))
 
 
 if __name__ == '__main__':
