@@ -22,10 +22,10 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES',
            'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at',
            'check_timesteps', 'unet_eps', 'noise_prediction_error', 'check_unet', 'sample_latents',
            'trajectory_log_probs', 'check_negative_prompt', 'generate', 'classifier_guidance', 'Inversion',
-           'invert_latents', 'ddim_invert', 'regenerate', 'slerp', 'dataset_item', 'as_images_prompts', 'draw_indices',
-           'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights', 'check_float32_weights',
-           'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight', 'settings_diff', 'finetune',
-           'generate_grid', 'generation_panel']
+           'invert_latents', 'ddim_invert', 'regenerate', 'inversion_editor', 'slerp', 'dataset_item',
+           'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
+           'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight',
+           'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -1180,6 +1180,31 @@ def regenerate(pipe, inv: Inversion,  # an `invert_latents` / `ddim_invert` resu
     images = torch.cat(imgs)
     if not return_latents: return images
     return images, _joined(outs)
+
+# %% ../nbs/02_diffusion.ipynb #ied4c5d6
+def inversion_editor(pipe,  # any SD-style pipeline
+                     captions: Callable,  # values -> one caption per image; called with `source` (what the images show) and `target` (what is asked)
+                     num_inference_steps: int = 50,  # DDIM grid of the inversion and the regeneration
+                     start_step: int = 20,  # invert to this sampler step: later keeps more of the image, earlier lets more change
+                     guidance_scale: float = 5.0,  # classifier-free guidance of the regeneration under the target caption
+                     guidance_interval: tuple | None = None,  # (t_lo, t_hi) training timesteps where that guidance applies; None: every step
+                     batch_size: int = 64) -> Callable:  # latents per UNet call
+    "An `edit_fn(images, target, source)` for `medcf.metrics`: DDIM-invert under the source's captions to `start_step`, `regenerate` under the target's."
+    if not callable(captions): raise TypeError(f"captions must be a function from values (a dict) to one caption per image, got {type(captions).__name__}")
+    num_inference_steps = check_int(num_inference_steps, 'num_inference_steps')
+    start_step = check_int(start_step, 'start_step', 0)
+    if start_step >= num_inference_steps: raise ValueError(f"start_step={start_step}: expected a sampler step in [0, {num_inference_steps}) (0 inverts all the way to noise)")
+    guidance_scale = check_real(guidance_scale, 'guidance_scale')
+    check_guidance_interval(guidance_interval)
+    def written(values: dict, which: str, n: int) -> list:
+        caps = captions(values)
+        if isinstance(caps, str) or not hasattr(caps, '__len__') or len(caps) != n or not all(isinstance(c, str) for c in caps):
+            raise ValueError(f"captions({which}) returned {type(caps).__name__}{f' of {len(caps)}' if hasattr(caps, '__len__') else ''}; expected one caption (str) per image ({n})")
+        return list(caps)
+    def edit(images, target: dict, source: dict) -> torch.Tensor:
+        inv = ddim_invert(pipe, images, written(source, 'source', len(images)), num_inference_steps, start_step=start_step, check=False, batch_size=batch_size)
+        return regenerate(pipe, inv, written(target, 'target', len(images)), guidance_scale=guidance_scale, guidance_interval=guidance_interval, batch_size=batch_size)
+    return edit
 
 # %% ../nbs/02_diffusion.ipynb #c9d2f4a0
 def slerp(a: torch.Tensor,  # start, e.g. one inverted x_T

@@ -1947,3 +1947,18 @@ def test_ddim_invert_says_a_range_warning_once(pipe):
         warnings.simplefilter('always')
         D.ddim_invert(pipe, (imgs(2) + 1) / 2, 'a', num_inference_steps=2, check=False)
     assert sum('[0, 1]?' in str(r.message) for r in w) == 1
+
+
+def test_inversion_editor_is_invert_then_regenerate(pipe):
+    "inversion_editor(pipe, captions) is ddim_invert under captions(source) + regenerate under captions(target), bit for bit; bad captions are named."
+    x = imgs(2)
+    caps = lambda v: [f"effusion {int(e)}" for e in np.broadcast_to(np.asarray(v['effusion']), (2,))]
+    ed = D.inversion_editor(pipe, caps, num_inference_steps=4, start_step=2, guidance_scale=2.0)
+    inv = D.ddim_invert(pipe, x, ['effusion 1'] * 2, 4, start_step=2, check=False)
+    assert torch.equal(ed(x, dict(effusion=0), dict(effusion=1)), D.regenerate(pipe, inv, ['effusion 0'] * 2, guidance_scale=2.0))
+    with pytest.raises(ValueError, match=r'captions\(source\) returned list of 1; expected one caption \(str\) per image \(2\)'):
+        D.inversion_editor(pipe, lambda v: ['a'], num_inference_steps=4, start_step=2)(x, dict(effusion=0), dict(effusion=1))
+    with pytest.raises(ValueError, match=r'captions\(target\) returned str'):
+        D.inversion_editor(pipe, lambda v: 'a' if v['effusion'] == 0 else ['a', 'b'], num_inference_steps=4, start_step=2)(x, dict(effusion=0), dict(effusion=1))
+    with pytest.raises(ValueError, match=r'start_step=4: expected a sampler step in \[0, 4\)'): D.inversion_editor(pipe, caps, num_inference_steps=4, start_step=4)
+    with pytest.raises(TypeError, match='captions must be a function'): D.inversion_editor(pipe, ['a', 'b'])
