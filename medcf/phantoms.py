@@ -14,8 +14,8 @@ __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 
            'check_real', 'check_weights', 'warn_unit_range', 'warn_truncated', 'some_names', 'refuse_overwrite',
            'copy_frozen', 'jsonable', 'takes_keyword', 'data_samples_root', 'data_path', 'Variable', 'row_index',
            'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom',
-           'show_grid', 'check_grid_path', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'BrainPhantom',
-           'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
+           'show_grid', 'check_grid_path', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'skin_titles',
+           'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #c2c0587c
 def is_full() -> bool:
@@ -892,6 +892,12 @@ class SkinPhantom(SCMPhantom):
             return _soft(torch.sqrt(rad2) - (1.08 + 0.12 * P(q, 34)), 0.03), torch.zeros(1, 3, 1, 1)
         paint(col('dark_corners') == 1, corners)
         return (img * 2 - 1).clamp(-1, 1)
+
+# %% ../nbs/00_phantoms.ipynb #skt1a2b3
+def skin_titles(attrs: pd.DataFrame) -> list:  # one row per lesion with the skin phantom's observed columns
+    "Short titles for skin samples: M melanoma / N nevus and the skin tone, then A B C (signs) and r i h b d (artifacts) when present."
+    return [('M' if r.melanoma else 'N') + str(int(r.skin_tone)) + ' ' + ''.join(k for k, c in zip('ABC', ('asymmetry', 'border', 'variegation')) if r[c])
+            + ' ' + ''.join(k for k, c in zip('rihbd', ('ruler', 'ink', 'hair', 'bubbles', 'dark_corners')) if r[c]) for _, r in attrs.iterrows()]
 
 # %% ../nbs/00_phantoms.ipynb #a4961b6e
 def _sig(x): return 1 / (1 + np.exp(-x))

@@ -264,3 +264,9 @@ def test_captions_refuse_rows_the_phantom_never_draws():
     bt = br.sample_truth(3, seed=0)
     with pytest.raises(ValueError, match='abeta=5 is out of range'): br.captions(bt.assign(abeta=[np.nan, 5., 600.]))
     assert len(br.captions(bt.assign(abeta=np.nan))) == 3  # a missing CSF value is a record's gap, as the phantom blanks it
+
+
+def test_skin_titles_name_tone_signs_and_artifacts():
+    a = pd.DataFrame([dict(melanoma=1, skin_tone=5, asymmetry=1, border=0, variegation=1, ruler=1, ink=0, hair=0, bubbles=0, dark_corners=1, diameter=6.5),
+                      dict(melanoma=0, skin_tone=2, asymmetry=0, border=0, variegation=0, ruler=0, ink=0, hair=1, bubbles=0, dark_corners=0, diameter=3.0)])
+    assert P.skin_titles(a) == ['M5 AC rd', 'N2  h']  # the tone as an integer although iterrows turns the row into floats
