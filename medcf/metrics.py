@@ -270,7 +270,7 @@ def oracle_frechet_distance(features: Callable,  # images -> N x D features, e.g
 
 # %% ../nbs/04_metrics.ipynb #80e459ce
 def _pair(a, b, na: str, nb: str) -> tuple:
-    a, b = check_images(a, name=na).detach(), check_images(b, name=nb).detach()  # metrics, not losses: no graph needed
+    a, b = check_images(a, name=na).detach().cpu(), check_images(b, name=nb).detach().cpu()  # metrics, not losses: no graph needed; on the CPU whatever device an editor used
     for x, name in ((a, na), (b, nb)):  # N x H x W x C passes the rank check and gives plausible figures over the wrong axes
         if x.shape[1] > 4 >= x.shape[-1]: raise ValueError(f"{name} has shape {tuple(x.shape)}: {x.shape[1]} channels but {x.shape[-1]} columns, a channel-last batch? "
                                                            f"expected N x C x H x W (x.permute(0, 3, 1, 2))")
@@ -381,7 +381,7 @@ def leakage(predict: Callable,  # images -> DataFrame of attribute readings
 def _edit(edit_fn: Callable, images: torch.Tensor, target: dict, source: dict | None = None) -> torch.Tensor:
     "edit_fn's output for `images`, checked; an edit_fn with a parameter named `source` is also told the values the images have now."
     out = edit_fn(images, target, source=source) if source is not None and takes_keyword(edit_fn, 'source') else edit_fn(images, target)
-    out = check_images(out, name='edit_fn output')
+    out = check_images(out, name='edit_fn output').to(images.device)  # an editor on a GPU pipeline returns its images there
     if out.shape != images.shape: raise ValueError(f"edit_fn returned shape {tuple(out.shape)} for input {tuple(images.shape)}; expected the same")
     return out
 

@@ -6,7 +6,8 @@
 On the device it runs what a user of the course runs there: `load_pipeline('chest', device=..., dtype=...)` in float32,
 bfloat16 and float16, and with the autoencoder left on the CPU (offloading); `generate` (guidance at every step and in an interval, the signal leak, eta > 0 with log-probabilities,
 gradients through the sampler, trajectories re-scored for DDPO); `ddim_invert` with its exact-reconstruction check, `invert_latents` and `regenerate` (an edit);
-`classifier_guidance` through the decoder and `noise_prediction_error` with one timestep per latent; `finetune` (EMA, resume, bfloat16
+`classifier_guidance` through the decoder and `noise_prediction_error` with one timestep per latent; `counterfactual_report` of an
+`inversion_editor` on the device pipeline and LiT scores of device images; `finetune` (EMA, resume, bfloat16
 autocast); `train_vae` (also with `pixel_weights`); the oracle reading GPU images, its saliency maps and `ReadingDistance`. Each figure is compared with the same call on the CPU where the two
 should agree. It prints one JSON record per check and writes them to OUT/gpu_check.json; any failed check exits non-zero.
 """
@@ -16,8 +17,9 @@ import numpy as np, torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from medcf.diffusion import (load_pipeline, generate, ddim_invert, finetune, train_vae, encode_prompts, sample_latents, trajectory_log_probs,
-                             invert_latents, regenerate, classifier_guidance, noise_prediction_error, encode_images)
-from medcf.oracles import load_oracle
+                             invert_latents, regenerate, classifier_guidance, noise_prediction_error, encode_images, inversion_editor)
+from medcf.oracles import load_oracle, load_lit
+from medcf.metrics import counterfactual_report
 from medcf.zoo import zoo_phantom, prompt_adherence
 
 PROMPTS = ['Chest X-ray showing Pleural Effusion', 'Normal chest X-ray with no significant findings',
@@ -125,6 +127,20 @@ def main():
     adh_c = prompt_adherence(cpu, oracle, 'chest', n=n, num_inference_steps=steps, guidance_scale=3.0, guidance_interval=(0, 600))
     record('prompt_adherence, device pipeline + CPU oracle', bool((adh - adh_c).abs().max() <= 2 / n + 1e-9),
            device=adh.round(4).to_dict(), cpu=adh_c.round(4).to_dict())
+
+    # 5b. the metrics score an editor that runs on the device (its images come back there), and the LiT tower reads device images
+    ph, fb = zoo_phantom('chest'), zoo_phantom('chest').sample(n, seed=10_001)
+    caps = lambda v: ph.counterfactual(fb, **v).prompts
+    flip = 1 - fb.attrs.effusion.to_numpy()
+    rep = {name: counterfactual_report(inversion_editor(q, caps, steps, start_step=steps // 2), ph, fb, oracle.predict, leakage_attributes=['sex', 'view'], effusion=flip)
+           for name, q in (('device', p), ('cpu', cpu))}
+    record('counterfactual_report of inversion_editor, device pipeline vs CPU', all(abs(rep['device'][k] - rep['cpu'][k]) < 0.05 for k in ('mae_inside', 'mae_outside', 'composition', 'reversibility')),
+           device=rep['device'].drop('leakage_worst').astype(float).round(4).to_dict(), cpu=rep['cpu'].drop('leakage_worst').astype(float).round(4).to_dict())
+    lit = load_lit('chest'); xl = fb.images.to(dev)
+    d_dev = lit.direction_score(xl, ph.counterfactual(fb, effusion=flip).images.to(dev), fb.prompts, caps(dict(effusion=flip)))
+    d_cpu = lit.direction_score(fb.images, ph.counterfactual(fb, effusion=flip).images, fb.prompts, caps(dict(effusion=flip)))
+    record('LiT direction score of device images matches the CPU', d_dev.device == xl.device and bool(torch.allclose(d_dev.cpu(), d_cpu, atol=1e-4)),
+           mean_device=round(float(d_dev.mean()), 4), mean_cpu=round(float(d_cpu.mean()), 4))
 
     # 6. fine-tuning on the device: EMA, a checkpoint and its resume, and bfloat16 autocast
     data = zoo_phantom('chest').sample(256, seed=3)
