@@ -493,7 +493,8 @@ def encode_prompts(pipe, prompts: str | Sequence[str],  # one prompt or a list
     key = lambda p: (p, pipe.tokenizer.model_max_length, te.dtype, str(te.device))  # a text encoder moved or cast encodes again
     got = {key(p): store[key(p)] for p in set(prompts) if key(p) in store}
     todo = sorted({p for p in prompts if key(p) not in got})
-    if todo: got.update(zip(map(key, todo), _encode_uncached(pipe, todo)))
+    if todo: got.update(zip(map(key, todo), _encode_uncached(pipe, todo).unbind()))
+    got = {k: e if e.untyped_storage().nbytes() == e.numel() * e.element_size() else e.clone() for k, e in got.items()}  # a row of a batch would pin the whole batch
     for k in dict.fromkeys(map(key, prompts)): store[k] = got[k]; store.move_to_end(k)  # this call's prompts are the most recent
     while len(store) > PROMPT_CACHE_SIZE: store.popitem(last=False)
     return torch.stack([got[key(p)] for p in prompts])
@@ -1199,11 +1200,13 @@ def inversion_editor(pipe,  # any SD-style pipeline
     def written(values: dict, which: str, n: int) -> list:
         caps = captions(values)
         if isinstance(caps, str) or not hasattr(caps, '__len__') or len(caps) != n or not all(isinstance(c, str) for c in caps):
-            raise ValueError(f"captions({which}) returned {type(caps).__name__}{f' of {len(caps)}' if hasattr(caps, '__len__') else ''}; expected one caption (str) per image ({n})")
+            got = 'one str' if isinstance(caps, str) else f"{type(caps).__name__}{f' of {len(caps)}' if hasattr(caps, '__len__') else ''}"
+            raise ValueError(f"captions({which}) returned {got}; expected one caption (str) per image ({n})")
         return list(caps)
     def edit(images, target: dict, source: dict) -> torch.Tensor:
-        inv = ddim_invert(pipe, images, written(source, 'source', len(images)), num_inference_steps, start_step=start_step, check=False, batch_size=batch_size)
-        return regenerate(pipe, inv, written(target, 'target', len(images)), guidance_scale=guidance_scale, guidance_interval=guidance_interval, batch_size=batch_size)
+        src, tgt = written(source, 'source', len(images)), written(target, 'target', len(images))  # both before the inversion's work
+        inv = ddim_invert(pipe, images, src, num_inference_steps, start_step=start_step, check=False, batch_size=batch_size)
+        return regenerate(pipe, inv, tgt, guidance_scale=guidance_scale, guidance_interval=guidance_interval, batch_size=batch_size)
     return edit
 
 # %% ../nbs/02_diffusion.ipynb #c9d2f4a0

@@ -43,8 +43,9 @@ def _aligned(**xs) -> None:
     (k0, v0), *rest = list(pd_.items()) or [(None, None)]
     for k, v in rest:
         if not v.index.equals(v0.index):
-            raise ValueError(f"{k0} and {k} are pandas objects with different indexes; values are paired by position, so one of them filtered or "
-                             f"reordered pairs other rows: align them (e.g. {k}.loc[{k0}.index]) or pass .to_numpy() of rows already in one order")
+            raise ValueError(f"{k0} and {k} are pandas objects with different indexes, and values are paired by position: if one was filtered or "
+                             f"reordered they pair other rows. Rows already in one order: pass .to_numpy() of each; rows labelled alike: align by label "
+                             f"first (e.g. {k}.loc[{k0}.index])")
 
 def _same_len(**arrays):
     n = {k: len(v) for k, v in arrays.items()}
@@ -108,13 +109,18 @@ def auroc(scores,  # N real scores, higher = more likely positive
         sums = np.bincount(inv, weights=ranks); ranks = (sums / cnt)[inv]
     return float((ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
+def _combo(columns, values) -> str: return ', '.join(f'{k}={v}' for k, v in zip(columns, values))  # a group's name, e.g. 'effusion=1, devices=0'
+
 def group_ids(groups) -> np.ndarray:  # N group ids, or a DataFrame (or N x k array) of attributes: one group per combination
     "One group id per sample: the ids as given, or each row's combination named e.g. 'effusion=1, devices=0'."
+    if isinstance(groups, (list, tuple)) and len(groups) and isinstance(groups[0], (list, tuple, np.ndarray)):
+        groups = np.asarray(groups, dtype=object)  # a list of rows, e.g. df.values.tolist()
+        if groups.ndim != 2: raise ValueError(f"groups is a list of rows of unequal lengths; expected one id per sample, a DataFrame or an N x k array")
     if isinstance(groups, pd.DataFrame):
         if groups.shape[1] == 0: raise ValueError("groups is a DataFrame with no columns; expected the attributes whose combinations are the groups")
         if (miss := np.flatnonzero(groups.isna().any(axis=1).to_numpy())).size:  # 'x=nan' would be a group of its own
             raise ValueError(f"groups has missing values (None/NaN) in rows {miss[:5].tolist()} (columns {groups.columns[groups.isna().any()].tolist()}); expected a value for every sample")
-        groups = [', '.join(f'{k}={v}' for k, v in zip(groups.columns, row)) for row in groups.itertuples(index=False)]
+        groups = [_combo(groups.columns, row) for row in groups.itertuples(index=False)]
     elif isinstance(groups, (np.ndarray, torch.Tensor)) and groups.ndim == 2:
         groups = _np(groups, 'groups')  # NaN refused before it becomes a name
         groups = [', '.join(str(v) for v in row) for row in (groups.tolist())]
@@ -127,7 +133,7 @@ def warn_absent_groups(groups: pd.DataFrame, what: str) -> None:  # attributes, 
     levels = [pd.unique(groups[c]) for c in groups.columns]
     if len(groups.columns) < 2 or np.prod([len(l) for l in levels], dtype=float) > 10_000: return
     seen = set(map(tuple, groups.itertuples(index=False)))
-    absent = [', '.join(f'{k}={v}' for k, v in zip(groups.columns, c)) for c in itertools.product(*levels) if c not in seen]
+    absent = [_combo(groups.columns, c) for c in itertools.product(*levels) if c not in seen]
     if absent: warnings.warn(f"{len(absent)} combination(s) of values seen in the columns have no sample, so {what}: {absent[:5]}{' ...' if len(absent) > 5 else ''}", stacklevel=3)
 
 def group_accuracies(pred,  # N predicted labels
@@ -155,8 +161,9 @@ def group_weights(groups) -> np.ndarray:  # N group ids, or a DataFrame (or N x 
     "Per-sample weights, mean 1, that give every group present the same total weight (inverse group frequency)."
     g = group_ids(groups)  # an empty set is refused there
     if isinstance(groups, pd.DataFrame): warn_absent_groups(groups, 'no weight can draw them')
-    _, inv, cnt = np.unique(g, return_inverse=True, return_counts=True)
-    return len(g) / (len(cnt) * cnt[inv.reshape(-1)])
+    codes, uniq = pd.factorize(g)  # as groupby groups: ids of mixed types need no order
+    cnt = np.bincount(codes)
+    return len(g) / (len(uniq) * cnt[codes])
 
 # %% ../nbs/04_metrics.ipynb #b14af7bf
 def proportion_interval(successes: int,  # events counted (e.g. round trips whose reading agreed)

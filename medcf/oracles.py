@@ -776,9 +776,12 @@ def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
     x_pool, attrs, prompts = phantom_pool(phantom, n_train, seed)
     if captions is not None:
         prompts = captions(attrs)
-        if not isinstance(prompts, (list, tuple)) or len(prompts) != n_train or not all(isinstance(p, str) and p for p in prompts):
-            raise ValueError(f"captions(attrs) must return one non-empty caption per row ({n_train}); got {type(prompts).__name__} "
-                             f"of {len(prompts) if hasattr(prompts, '__len__') else '?'}")
+        if isinstance(prompts, str) or not isinstance(prompts, (Sequence, np.ndarray, pd.Series)):
+            raise TypeError(f"captions(attrs) returned {type(prompts).__name__}; expected one caption per row ({n_train}): a list, array or Series of str")
+        prompts = list(prompts)
+        bad = next((p for p in prompts if not (isinstance(p, str) and p)), None) if len(prompts) == n_train else None
+        if len(prompts) != n_train or bad is not None:
+            raise ValueError(f"captions(attrs) must return one non-empty caption per row ({n_train}); got " + (f"{len(prompts)}" if len(prompts) != n_train else f"{bad!r} among them"))
     uniq = list(dict.fromkeys(prompts)); pid = {p: i for i, p in enumerate(uniq)}
     tt = text_tower(); table = tt.encode(uniq)  # U x D, frozen
     ids = torch.tensor([pid[p] for p in prompts])

@@ -179,17 +179,23 @@ class Variable:
               missing_ok: bool = False) -> np.ndarray:  # let NaN stand for a blanked entry of a numeric variable (a record with gaps)
         "`value` as an array if every entry is allowed (derived variables too); else a ValueError naming what is."
         arr = np.asarray(value)
-        if missing_ok and arr.dtype.kind == 'f' and np.isnan(arr).any():
-            out = arr.astype(float).copy(); ok = ~np.isnan(out)
-            out[ok] = self.valid(out[ok]).astype(float); return out
+        miss = pd.isna(arr) if arr.dtype.kind in 'fO' else np.zeros(arr.shape, bool)
+        if missing_ok and miss.any():  # validate what is there; the gaps stay NaN
+            out = np.full(arr.shape, np.nan, dtype=float if self.range is not None or arr.dtype.kind == 'f' else object)
+            out[~miss] = self.valid(arr[~miss]); return out
+        if miss.any(): raise ValueError(f"{self.name} has missing values (None/NaN) at positions {np.flatnonzero(miss.reshape(-1))[:5].tolist()}; expected a value for every sample")
         if self.values is not None:
             allowed = list(self.values)
-            bad = [v for v in np.unique(arr).tolist() if v not in allowed]
+            bad = [v for v in pd.unique(arr.reshape(-1)).tolist() if v not in allowed]  # pandas: no ordering, so None among strings is named, not a TypeError
             if bad: raise ValueError(f"{self.name}={bad[0]!r} is not an allowed value; expected one of {allowed}")
             if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in allowed): arr = arr.astype(int)
             elif all(isinstance(v, str) for v in allowed): arr = arr.astype(object)
         elif self.range is not None:
-            if not np.issubdtype(arr.dtype, np.number): raise ValueError(f"{self.name} must be numeric, got {value!r}")
+            try: arr = arr.astype(float) if arr.dtype.kind == 'O' else arr  # numbers held as objects (a column with gaps, say)
+            except (TypeError, ValueError): pass
+            if not np.issubdtype(arr.dtype, np.number) or arr.dtype.kind == 'b':
+                first = next((v for v in arr.reshape(-1).tolist() if not isinstance(v, (int, float)) or isinstance(v, bool)), arr.reshape(-1)[0])
+                raise ValueError(f"{self.name} must be numeric, got {first!r}")
             lo, hi = self.range
             f = arr.astype(float).reshape(-1); bad = f[np.isnan(f) | (f < lo) | (f > hi)]
             if len(bad): raise ValueError(f"{self.name}={float(bad[0]):g} is out of range{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}; expected a number in [{lo}, {hi}]")
@@ -305,9 +311,16 @@ class SCMPhantom:
         lack = [v for v in self.observed if v not in attrs.columns]
         if lack: raise ValueError(f"attrs lacks {lack}; a caption reads every observed variable: {self.observed}")
         rows = attrs[self.observed].copy()
-        for k in self.observed:  # every value must be one the phantom could draw: a caption of an impossible row would look fine
+        for k in self.observed:  # every value must be one the phantom could draw: a caption of an impossible value would look fine
             try: rows[k] = self.variables[k].valid(rows[k].to_numpy(), missing_ok=k in getattr(self, 'missing_rates', {}))
             except ValueError as e: raise ValueError(f"attrs: {e}") from None
+        for k in self.observed:  # a derived column must agree with its parents where they are all given (age_bin with age)
+            v = self.variables[k]
+            if v.derived and all(p in rows.columns for p in v.parents):
+                want = np.asarray(v.mechanism({p: rows[p].to_numpy() for p in v.parents}, None))
+                bad = np.flatnonzero(want != rows[k].to_numpy())
+                if len(bad): raise ValueError(f"attrs: {k} disagrees with {', '.join(v.parents)} in {len(bad)} row(s), e.g. position {bad[0]}: "
+                                              f"{k}={rows[k].iloc[bad[0]]!r} but {want[bad[0]]!r} follows from it; {k} is computed from {list(v.parents)}")
         return [self._prompt(r) for _, r in rows.iterrows()]
 
     def sample_truth(self, n: int,  # number of samples (> 0)

@@ -1319,6 +1319,7 @@ def test_prompt_cache_keeps_the_most_recent_prompts(pipe, monkeypatch):
     D.encode_prompts(pipe, ['cached 2'])  # a hit makes it the most recent ...
     D.encode_prompts(pipe, ['new'])  # ... so 'cached 3' is the one dropped
     assert [k[0] for k in store] == ['cached 4', 'cached 2', 'new']
+    assert all(e.untyped_storage().nbytes() == e.numel() * e.element_size() for e in store.values())  # each entry holds its own row, not its call's batch
     calls, te = [], pipe.text_encoder.forward
     monkeypatch.setattr(pipe.text_encoder, 'forward', lambda ids, **k: calls.append(len(ids)) or te(ids, **k))
     assert torch.allclose(D.encode_prompts(pipe, ['cached 2', 'cached 4']), want[[2, 4]], atol=1e-6) and calls == []  # hits do not encode
@@ -1958,7 +1959,7 @@ def test_inversion_editor_is_invert_then_regenerate(pipe):
     assert torch.equal(ed(x, dict(effusion=0), dict(effusion=1)), D.regenerate(pipe, inv, ['effusion 0'] * 2, guidance_scale=2.0))
     with pytest.raises(ValueError, match=r'captions\(source\) returned list of 1; expected one caption \(str\) per image \(2\)'):
         D.inversion_editor(pipe, lambda v: ['a'], num_inference_steps=4, start_step=2)(x, dict(effusion=0), dict(effusion=1))
-    with pytest.raises(ValueError, match=r'captions\(target\) returned str'):
+    with pytest.raises(ValueError, match=r'captions\(target\) returned one str'):
         D.inversion_editor(pipe, lambda v: 'a' if v['effusion'] == 0 else ['a', 'b'], num_inference_steps=4, start_step=2)(x, dict(effusion=0), dict(effusion=1))
     with pytest.raises(ValueError, match=r'start_step=4: expected a sampler step in \[0, 4\)'): D.inversion_editor(pipe, caps, num_inference_steps=4, start_step=4)
     with pytest.raises(TypeError, match='captions must be a function'): D.inversion_editor(pipe, ['a', 'b'])

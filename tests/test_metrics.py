@@ -344,3 +344,11 @@ def test_holding_a_variable_the_batch_was_drawn_under_warns():
     predict = lambda x: pd.DataFrame(dict(melanoma=np.ones(len(x), int), ruler=np.ones(len(x), int)))
     with pytest.warns(UserWarning, match=r"\['ruler'\] already keep their values: the batch was drawn under do\(ruler=...\)"):
         M.counterfactual_report(M.identity_editor, ph, b, predict, leakage_attributes=['ruler'], hold=('ruler',), melanoma=0)
+
+
+def test_group_ids_of_mixed_types_and_lists_of_rows():
+    "group_weights sorted ids with np.unique, so ids of mixed types (which groupby takes) failed with a bare TypeError; a list of rows was refused."
+    mixed = pd.Series([1, 'a', 1, 'a', 'a'], dtype=object)
+    assert np.allclose(M.group_weights(mixed), [1.25, 5 / 6, 1.25, 5 / 6, 5 / 6]) and len(M.group_accuracies([1] * 5, [1] * 5, mixed)) == 2
+    rows = [[0, 1], [0, 1], [1, 1]]
+    assert np.allclose(M.group_weights(rows), M.group_weights(np.array(rows))) and M.group_ids(rows).tolist() == ['0, 1', '0, 1', '1, 1']

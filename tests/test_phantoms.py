@@ -259,11 +259,16 @@ def test_captions_refuse_rows_the_phantom_never_draws():
     with pytest.raises(ValueError, match="sex='female' is not an allowed value"): ph.captions(t.assign(sex='female'))
     with pytest.raises(ValueError, match=r'age_bin=.old. is not an allowed'): ph.captions(t.assign(age_bin='old'))  # a derived column is checked, not refused
     with pytest.raises(ValueError, match=r'age=150 is out of range \(and 2 more\)'): ph.captions(t.assign(age=150))
-    with pytest.raises(ValueError, match='age=nan is out of range'): ph.captions(t.assign(age=np.nan))  # the chest has no blanked record
+    with pytest.raises(ValueError, match=r'age has missing values \(None/NaN\) at positions \[0, 1, 2\]'): ph.captions(t.assign(age=np.nan))  # the chest has no blanked record
+    with pytest.raises(ValueError, match=r'sex has missing values .* \[1\]'): ph.captions(t.assign(sex=['Male', None, 'Female']))  # np.unique raised a bare TypeError
+    with pytest.raises(ValueError, match="age must be numeric, got 'x'"): ph.captions(t.assign(age=[50, 'x', 60]))
+    assert ph.captions(t.assign(age=np.array([21, 79, 84], dtype=object))) == ph.captions(t.assign(age=[21, 79, 84]))  # numbers held as objects (ages in the rows' bins)
+    with pytest.raises(ValueError, match=r"age_bin disagrees with age in 2 row\(s\), e.g. position 0: age_bin='<=40' but '>80' follows"): ph.captions(t.assign(age=85))
     br = P.BrainPhantom(32)
     bt = br.sample_truth(3, seed=0)
     with pytest.raises(ValueError, match='abeta=5 is out of range'): br.captions(bt.assign(abeta=[np.nan, 5., 600.]))
     assert len(br.captions(bt.assign(abeta=np.nan))) == 3  # a missing CSF value is a record's gap, as the phantom blanks it
+    assert br.captions(bt.assign(abeta=np.array([None, 700., 800.], dtype=object), apoe4=np.array([None, 1, 2], dtype=object)))[1:] == br.captions(bt.assign(abeta=[np.nan, 700., 800.]))[1:]  # gaps as None too
 
 
 def test_skin_titles_name_tone_signs_and_artifacts():
