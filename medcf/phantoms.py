@@ -58,11 +58,13 @@ def check_weights(weights,  # per-item weights or counts: a sequence, array or t
     if isinstance(weights, (dict, str, bytes)) or not (isinstance(weights, (torch.Tensor, np.ndarray)) or hasattr(weights, '__len__')):
         raise TypeError(f"{name} must hold one number per {what} (a sequence, array or tensor of {n}), got {type(weights).__name__}: "
                         f"{str(weights)[:60]}; weights for groups are spread over their {what}s first")
-    w = np.asarray(weights.detach().cpu() if isinstance(weights, torch.Tensor) else weights, dtype=float).reshape(-1)
+    w = np.asarray(weights.detach().cpu() if isinstance(weights, torch.Tensor) else weights, dtype=float)
+    if w.ndim != 1: raise ValueError(f"{name} has shape {w.shape}; expected a 1-d sequence, one weight per {what} ({n})")
     if len(w) != n: raise ValueError(f"{name} has {len(w)} entries for {n} {what}s; expected one weight per {what}")
     if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
         fin = w[np.isfinite(w)]
         got = f"values in [{fin.min():.3g}, {fin.max():.3g}]" if len(fin) else "no finite value"
+        if len(fin) == len(w) and (w == 0).all(): got += " (all zero: exponentiated rewards that underflowed? subtract their maximum before exp)"
         raise ValueError(f"{name} must be finite, non-negative and not all zero; got {got}{' and NaN or inf' if len(fin) < len(w) else ''}")
     return w
 

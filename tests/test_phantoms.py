@@ -275,3 +275,9 @@ def test_skin_titles_name_tone_signs_and_artifacts():
     a = pd.DataFrame([dict(melanoma=1, skin_tone=5, asymmetry=1, border=0, variegation=1, ruler=1, ink=0, hair=0, bubbles=0, dark_corners=1, diameter=6.5),
                       dict(melanoma=0, skin_tone=2, asymmetry=0, border=0, variegation=0, ruler=0, ink=0, hair=1, bubbles=0, dark_corners=0, diameter=3.0)])
     assert P.skin_titles(a) == ['M5 AC rd', 'N2  h']  # the tone as an integer although iterrows turns the row into floats
+
+
+def test_check_weights_refuses_2d_and_names_underflow():
+    "A (1, N) weight tensor was flattened and accepted; weights that underflowed to zero got 'values in [0, 0]' (DDPO audit)."
+    with pytest.raises(ValueError, match=r'shape \(1, 4\); expected a 1-d sequence'): P.check_weights(np.ones((1, 4)), 4)
+    with pytest.raises(ValueError, match='all zero: exponentiated rewards that underflowed'): P.check_weights(np.exp(-800 * np.ones(4)), 4)
