@@ -763,11 +763,12 @@ def noise_prediction_error(pipe, z0: torch.Tensor,  # clean scaled latents N x c
     check_latents(pipe, z0, 'z0')
     if not isinstance(noise, torch.Tensor) or noise.shape != z0.shape: raise ValueError(f"noise must be a tensor shaped like z0 {tuple(z0.shape)}, got {tuple(getattr(noise, 'shape', ())) or type(noise).__name__}")
     t = check_timesteps(t, len(z0), pipe.scheduler.config.num_train_timesteps)
-    if noise.numel() >= 1024:  # plausible-looking errors come out of any noise: say when it is not what the model was trained on
+    if noise.numel() >= 4096:  # plausible-looking errors come out of any noise: say when it is not what the model was trained on (|mean| > 0.1 is 6 sigma here)
         m, sd = noise.float().mean().item(), noise.float().std().item()
         if abs(m) > 0.1 or not 0.8 < sd < 1.25: warnings.warn(f"noise has mean {m:.3g} and std {sd:.3g}; expected standard normal noise (torch.randn), as the model was trained with", stacklevel=2)
         zs = z0.float().std().item()
-        if not 0.25 < zs < 4: warnings.warn(f"z0 has std {zs:.3g}; scaled clean latents (encode_images, which multiplies by the VAE's scaling_factor) have std near 1", stacklevel=2)
+        if not 0.25 < zs < 4: warnings.warn(f"z0 has std {zs:.3g}; scaled clean latents (encode_images, which multiplies by the VAE's scaling_factor) have std near 1 "
+                                            "(images passed as latents, or latents scaled far off?)", stacklevel=2)
     dev = _device(pipe)
     z0, noise = _wide(z0.to(dev)), _wide(noise.to(dev))
     acp = pipe.scheduler.alphas_cumprod  # the training schedule, as finetune noises
@@ -907,7 +908,8 @@ def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `gen
     "steps x N log p(x_{t-1} | x_t) of a stored trajectory under the pipeline's CURRENT weights, each step's x_t held fixed (DDPO's re-scoring, arXiv:2305.13301); differentiable in the weights that require grad."
     # By default every setting is the sampled one, so at unchanged weights this returns `out.log_probs`. Other embeddings, eta,
     # per-step guidance or guidance_fn score the trajectory under another policy (a warning says so): DDPO's ratio needs the sampling policy's.
-    if torch.is_grad_enabled() and not any(p.requires_grad for p in pipe.unet.parameters()):  # a training step's loss would fail at backward with torch's bare error
+    if (torch.is_grad_enabled() and guidance_fn is None and not any(p.requires_grad for p in pipe.unet.parameters())
+            and not any(isinstance(e, torch.Tensor) and e.requires_grad for e in (cond, uncond))):  # a training step's loss would fail at backward with torch's bare error
         warnings.warn("no UNet weight requires grad (load_pipeline freezes them all), so these log-probabilities carry no gradient; call requires_grad_(True) "
                       "on the weights you train (e.g. the cross-attention's), or re-score under torch.no_grad() to silence this", stacklevel=2)
     if not isinstance(out, SampleOutput) or out.trajectory is None or out.alphas is None:

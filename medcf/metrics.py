@@ -113,9 +113,6 @@ def _combo(columns, values) -> str: return ', '.join(f'{k}={v}' for k, v in zip(
 
 def group_ids(groups) -> np.ndarray:  # N group ids, or a DataFrame (or N x k array) of attributes: one group per combination
     "One group id per sample: the ids as given, or each row's combination named e.g. 'effusion=1, devices=0'."
-    if isinstance(groups, (list, tuple)) and len(groups) and isinstance(groups[0], (list, tuple, np.ndarray)):
-        groups = np.asarray(groups, dtype=object)  # a list of rows, e.g. df.values.tolist()
-        if groups.ndim != 2: raise ValueError(f"groups is a list of rows of unequal lengths; expected one id per sample, a DataFrame or an N x k array")
     if isinstance(groups, pd.DataFrame):
         if groups.shape[1] == 0: raise ValueError("groups is a DataFrame with no columns; expected the attributes whose combinations are the groups")
         if (miss := np.flatnonzero(groups.isna().any(axis=1).to_numpy())).size:  # 'x=nan' would be a group of its own

@@ -193,10 +193,11 @@ class Variable:
             if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in allowed): arr = arr.astype(int)
             elif all(isinstance(v, str) for v in allowed): arr = arr.astype(object)
         elif self.range is not None:
-            try: arr = arr.astype(float) if arr.dtype.kind == 'O' else arr  # numbers held as objects (a column with gaps, say)
-            except (TypeError, ValueError): pass
+            flat = arr.reshape(-1).tolist()
+            number = lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+            if arr.dtype.kind == 'O' and all(number(v) for v in flat): arr = arr.astype(float)  # numbers held as objects (a column with gaps, say); text is not a number
             if not np.issubdtype(arr.dtype, np.number) or arr.dtype.kind == 'b':
-                first = next((v for v in arr.reshape(-1).tolist() if not isinstance(v, (int, float)) or isinstance(v, bool)), arr.reshape(-1)[0])
+                first = next((v for v in flat if not number(v)), None)
                 raise ValueError(f"{self.name} must be numeric, got {first!r}")
             lo, hi = self.range
             f = arr.astype(float).reshape(-1); bad = f[np.isnan(f) | (f < lo) | (f > hi)]
@@ -313,16 +314,9 @@ class SCMPhantom:
         lack = [v for v in self.observed if v not in attrs.columns]
         if lack: raise ValueError(f"attrs lacks {lack}; a caption reads every observed variable: {self.observed}")
         rows = attrs[self.observed].copy()
-        for k in self.observed:  # every value must be one the phantom could draw: a caption of an impossible value would look fine
+        for k in self.observed:  # each column's values must be ones the phantom draws (columns are checked one by one, not in combination)
             try: rows[k] = self.variables[k].valid(rows[k].to_numpy(), missing_ok=k in getattr(self, 'missing_rates', {}))
             except ValueError as e: raise ValueError(f"attrs: {e}") from None
-        for k in self.observed:  # a derived column must agree with its parents where they are all given (age_bin with age)
-            v = self.variables[k]
-            if v.derived and all(p in rows.columns for p in v.parents):
-                want = np.asarray(v.mechanism({p: rows[p].to_numpy() for p in v.parents}, None))
-                bad = np.flatnonzero(want != rows[k].to_numpy())
-                if len(bad): raise ValueError(f"attrs: {k} disagrees with {', '.join(v.parents)} in {len(bad)} row(s), e.g. position {bad[0]}: "
-                                              f"{k}={rows[k].iloc[bad[0]]!r} but {want[bad[0]]!r} follows from it; {k} is computed from {list(v.parents)}")
         return [self._prompt(r) for _, r in rows.iterrows()]
 
     def sample_truth(self, n: int,  # number of samples (> 0)

@@ -20,6 +20,8 @@ from medcf import zoo
 from medcf.diffusion import load_pipeline, zoo_dir
 from medcf.oracles import load_oracle
 
+ASKED_NOTE = ("age and diameter as the captions write them: whole years rounded down (a caption 'aged 67' was drawn from ages in [67, 68), "
+              "so a perfect model is about 0.5 years off on average), whole millimetres")
 AS_CAPTIONED = {'age': np.floor, 'diameter': np.round}  # the captions write int(age) years and the diameter to whole mm: that is what is asked
 NAMED = {'chest': ['sex', 'age', 'effusion', 'cardiomegaly', 'devices', 'view', 'no_finding'],
          'skin': ['melanoma', 'asymmetry', 'border', 'variegation', 'diameter', 'skin_tone', 'hair', 'ruler', 'ink', 'bubbles', 'dark_corners']}
@@ -40,7 +42,7 @@ def measure(name: str, n: int, steps: int) -> dict:
         t2 = ph.sample_truth(n, seed=30_000_001, skin_tone=tones)
         more = zoo.attribute_adherence(pipe, oracle, ph.captions(t2), t2[['skin_tone']], **kw).assign(draw='tones I-VI equally')
         rows = pd.concat([rows, more], ignore_index=True)
-    return dict(settings=dict(n=n, **{k: v for k, v in kw.items()}, captions='phantom.captions (the detailed style)', data_seeds=[30_000_000, 30_000_001] if name == 'skin' else [30_000_000]),
+    return dict(settings=dict(n=n, **{k: v for k, v in kw.items()}, captions='phantom.captions (the detailed style)', asked=ASKED_NOTE, data_seeds=[30_000_000, 30_000_001] if name == 'skin' else [30_000_000]),
                 seconds=round(time.time() - t0, 1), rows=json.loads(rows.round(4).to_json(orient='records')))
 
 

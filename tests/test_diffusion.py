@@ -1966,13 +1966,15 @@ def test_inversion_editor_is_invert_then_regenerate(pipe):
 
 
 def test_noise_prediction_error_says_when_noise_or_latents_look_wrong(pipe):
-    "Uniform noise or unscaled latents gave plausible errors without a word (diffusion-classifier audit: 0.328 and 2.16 against 0.09)."
+    "Uniform noise or latents ten times too large gave plausible errors without a word (diffusion-classifier audit: 0.328 and 2.16 against 0.09)."
     import warnings
     z = torch.randn(4, 4, 16, 16, generator=torch.Generator().manual_seed(0)); c = D.encode_prompts(pipe, ['a'] * 4)
     with warnings.catch_warnings():
         warnings.simplefilter('error'); D.noise_prediction_error(pipe, z, c, 500, torch.randn_like(z))  # standard normal noise, unit-scale latents: silent
     with pytest.warns(UserWarning, match='expected standard normal noise'): D.noise_prediction_error(pipe, z, c, 500, torch.rand_like(z))
     with pytest.warns(UserWarning, match=r'z0 has std (9\.|10)'): D.noise_prediction_error(pipe, z * 10, c, 500, torch.randn_like(z))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error'); D.noise_prediction_error(pipe, z[:1], c[:1], 500, torch.rand_like(z[:1]))  # 1024 elements: too few to judge (randn would trip a mean test 0.1% of the time)
 
 
 def test_rescoring_a_frozen_pipeline_with_grad_on_warns(pipe):
@@ -1984,4 +1986,5 @@ def test_rescoring_a_frozen_pipeline_with_grad_on_warns(pipe):
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         with torch.no_grad(): D.trajectory_log_probs(p, out)  # evaluation: silent
+        D.trajectory_log_probs(p, out, out.cond.clone().requires_grad_(True))  # trained embeddings (soft prompts): silent
         p.unet.conv_out.requires_grad_(True); D.trajectory_log_probs(p, out)  # something to train: silent

@@ -347,8 +347,7 @@ def test_holding_a_variable_the_batch_was_drawn_under_warns():
 
 
 def test_group_ids_of_mixed_types_and_lists_of_rows():
-    "group_weights sorted ids with np.unique, so ids of mixed types (which groupby takes) failed with a bare TypeError; a list of rows was refused."
+    "group_weights sorted ids with np.unique, so ids of mixed types (which groupby takes) failed with a bare TypeError."
     mixed = pd.Series([1, 'a', 1, 'a', 'a'], dtype=object)
     assert np.allclose(M.group_weights(mixed), [1.25, 5 / 6, 1.25, 5 / 6, 5 / 6]) and len(M.group_accuracies([1] * 5, [1] * 5, mixed)) == 2
-    rows = [[0, 1], [0, 1], [1, 1]]
-    assert np.allclose(M.group_weights(rows), M.group_weights(np.array(rows))) and M.group_ids(rows).tolist() == ['0, 1', '0, 1', '1, 1']
+    with pytest.raises(ValueError, match=r'groups has shape \(2, 5\)'): M.group_weights([np.zeros(5), np.ones(5)])  # a list of columns is not N ids
