@@ -908,10 +908,6 @@ def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `gen
     "steps x N log p(x_{t-1} | x_t) of a stored trajectory under the pipeline's CURRENT weights, each step's x_t held fixed (DDPO's re-scoring, arXiv:2305.13301); differentiable in the weights that require grad."
     # By default every setting is the sampled one, so at unchanged weights this returns `out.log_probs`. Other embeddings, eta,
     # per-step guidance or guidance_fn score the trajectory under another policy (a warning says so): DDPO's ratio needs the sampling policy's.
-    if (torch.is_grad_enabled() and guidance_fn is None and not any(p.requires_grad for p in pipe.unet.parameters())
-            and not any(isinstance(e, torch.Tensor) and e.requires_grad for e in (cond, uncond))):  # a training step's loss would fail at backward with torch's bare error
-        warnings.warn("no UNet weight requires grad (load_pipeline freezes them all), so these log-probabilities carry no gradient; call requires_grad_(True) "
-                      "on the weights you train (e.g. the cross-attention's), or re-score under torch.no_grad() to silence this", stacklevel=2)
     if not isinstance(out, SampleOutput) or out.trajectory is None or out.alphas is None:
         raise ValueError("out must be a SampleOutput from sample_latents(..., return_trajectory=True) or generate(..., return_trajectory=True)")
     if not out.timesteps: raise ValueError("out holds no steps (a run with start_step == end_step); expected a trajectory of at least one step to re-score")
@@ -950,6 +946,10 @@ def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `gen
             raise ValueError(f"steps={steps!r}: expected a sequence of step indices in [0, {k}) (this trajectory has {k} steps), or None for all")
     _check_embeddings(pipe, cond, 'cond', n)
     if uncond is not None: _check_embeddings(pipe, uncond, 'uncond', n)
+    if (torch.is_grad_enabled() and guidance_fn is None and not any(p.requires_grad for p in pipe.unet.parameters())
+            and not any(isinstance(e, torch.Tensor) and e.requires_grad for e in (cond, uncond))):  # a training step's loss would fail at backward with torch's bare error
+        warnings.warn("no UNet weight requires grad (load_pipeline freezes them all), so these log-probabilities carry no gradient; call requires_grad_(True) "
+                      "on the weights you train (e.g. the cross-attention's), or re-score under torch.no_grad() to silence this", stacklevel=2)
     dev, dt = _device(pipe), _dtype(pipe)
     cond, uncond = cond.to(dev, dt), None if uncond is None else uncond.to(dev, dt)
     if guidance_fn is not None and takes_keyword(guidance_fn, 'offset'):  # it was told each batch's first image: replay with the same indices
