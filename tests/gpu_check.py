@@ -91,7 +91,7 @@ def main():
            and gw is not None and bool(torch.isfinite(gw).all()), max_abs_diff=round(float((rs.detach() - tr.log_probs).abs().max()), 6))
 
     _, gt = generate(p, prompts[:2], 4, 3.0, seed=1, eta=1.0, return_trajectory=True)  # DDPO's trajectories from generate: seeding and signal leak included
-    rg = trajectory_log_probs(p, gt.select([1, 0]), steps=[3, 0])  # the recorded embeddings, eta and guidance; a minibatch and two steps
+    with torch.no_grad(): rg = trajectory_log_probs(p, gt.select([1, 0]), steps=[3, 0])  # the recorded embeddings, eta and guidance; a minibatch and two steps
     record('generate(return_trajectory=True) re-scored from its recorded settings on the device',
            bool(torch.allclose(rg, gt.log_probs[[3, 0]][:, [1, 0]], atol=1e-3)), max_abs_diff=round(float((rg - gt.log_probs[[3, 0]][:, [1, 0]]).abs().max()), 6))
 
