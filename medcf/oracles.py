@@ -723,7 +723,8 @@ def _with(row: pd.Series, name: str, value) -> pd.Series:
 def caption_swap_accuracy(lit: LiTModel,  # aligned model
                           phantom: SCMPhantom,  # the population (its `_prompt` writes the captions)
                           batch: PhantomBatch,  # samples to score
-                          attribute: str) -> float:  # a discrete observed attribute
+                          attribute: str,  # a discrete observed attribute
+                          captions: Callable | None = None) -> float:  # attrs DataFrame -> one caption per row (None: the phantom's own), e.g. functools.partial(zoo.paper_prompts, 'chest')
     "Zero-shot accuracy where each image picks among its own caption rewritten with every value of `attribute`; NaN if the caption never mentions it."
     v = phantom.variables.get(attribute)
     if v is not None and attribute not in phantom.observed: raise ValueError(f"{attribute!r} is a hidden variable of {type(phantom).__name__}; captions and attrs hold only observed ones: {list(phantom.observed)}")
@@ -731,7 +732,11 @@ def caption_swap_accuracy(lit: LiTModel,  # aligned model
     values = list(v.values)
     unknown = sorted({_py(x) for x in batch.attrs[attribute]} - set(values), key=str)
     if unknown: raise ValueError(f"batch.attrs[{attribute!r}] holds {unknown}, not among {type(phantom).__name__}'s values {values}")
-    caps = [[phantom._prompt(_with(r, attribute, val)) for val in values] for _, r in batch.attrs.iterrows()]
+    if captions is None: caps = [[phantom._prompt(_with(r, attribute, val)) for val in values] for _, r in batch.attrs.iterrows()]
+    else:
+        per_value = [_texts(captions(batch.attrs.assign(**{attribute: val})), 'captions(attrs)') for val in values]
+        if any(len(c) != len(batch) for c in per_value): raise ValueError(f"captions(attrs) returned {[len(c) for c in per_value]} captions; expected one per row ({len(batch)})")
+        caps = [list(c) for c in zip(*per_value)]
     informative = np.array([len(set(c)) == len(values) for c in caps])
     if not informative.any(): return float('nan')
     img = lit.image_embed(batch.images)

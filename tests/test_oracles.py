@@ -454,3 +454,17 @@ def test_attribute_adherence_reads_back_what_prompts_ask():
                      (dict(asked=t[['view']].assign(view=None)), 'missing values'), (dict(asked=t.view), 'expected a DataFrame')]:
         kw = dict(prompts=ph.captions(t), asked=t[['view']]) | bad
         with pytest.raises((ValueError, TypeError), match=err): zoo.attribute_adherence(pipe, oracle, kw['prompts'], kw['asked'], num_inference_steps=2)
+
+
+def test_caption_swap_accuracy_with_other_captions():
+    "caption_swap_accuracy(captions=fn) scores the swap in any caption style (the papers' short ones here): each image picks between fn's captions for each value."
+    import functools
+    from medcf import zoo
+    lit, ph = O.load_lit('chest'), zoo.zoo_phantom('chest')
+    b = ph.sample(24, seed=3)
+    acc = O.caption_swap_accuracy(lit, ph, b, 'devices', captions=functools.partial(zoo.paper_prompts, 'chest'))
+    i = lit.image_embed(b.images)
+    t0, t1 = (lit.text_embed(zoo.paper_prompts('chest', b.attrs.assign(devices=v))).to(i) for v in (0, 1))
+    assert acc == float((((i * t1).sum(-1) > (i * t0).sum(-1)).numpy() == b.attrs.devices.to_numpy()).mean())
+    assert O.caption_swap_accuracy(lit, ph, b, 'devices', captions=ph.captions) == O.caption_swap_accuracy(lit, ph, b, 'devices')  # the default, by function
+    with pytest.raises(ValueError, match=r'expected one per row \(24\)'): O.caption_swap_accuracy(lit, ph, b, 'devices', captions=lambda a: ['x'] * 3)

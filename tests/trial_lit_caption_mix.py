@@ -12,7 +12,7 @@ ones: the direction score of the true counterfactual that sets one attribute fro
 import argparse, functools, json, time
 from pathlib import Path
 import numpy as np, torch
-from medcf.oracles import train_lit, load_oracle
+from medcf.oracles import train_lit, load_oracle, caption_swap_accuracy
 from medcf.zoo import zoo_phantom, caption_mix, paper_prompts
 
 FULL_LIT = dict(steps=2000, batch_size=256, n_train=12_000, seed=1)  # nb 03's recipe
@@ -28,9 +28,7 @@ def scores(lit, name: str, n: int) -> dict:
         cf = ph.counterfactual(src, **{a: 1})
         r[f'dir_{a}_phantom'] = lit.direction_score(src.images, cf.images, src.prompts, cf.prompts).mean().item()
         r[f'dir_{a}_paper'] = lit.direction_score(src.images, cf.images, paper_prompts(name, src.attrs), paper_prompts(name, cf.attrs)).mean().item()
-        i = lit.image_embed(held.images)
-        t0, t1 = (lit.text_embed(paper_prompts(name, held.attrs.assign(**{a: v}))).to(i) for v in (0, 1))
-        r[f'paper_swap_{a}'] = float((((i * t1).sum(-1) > (i * t0).sum(-1)).int().numpy() == held.attrs[a].to_numpy()).mean())
+        r[f'paper_swap_{a}'] = caption_swap_accuracy(lit, ph, held, a, captions=functools.partial(paper_prompts, name))
     return {k: round(v, 3) for k, v in r.items()}
 
 
