@@ -499,6 +499,10 @@ def encode_prompts(pipe, prompts: str | Sequence[str],  # one prompt or a list
     while len(store) > PROMPT_CACHE_SIZE: store.popitem(last=False)
     return torch.stack([got[key(p)] for p in prompts])
 
+def _cond_uncond(pipe, prompts: list, negative_prompt: str, guidance_scale: float) -> tuple:
+    "(cond, uncond) embeddings for checked prompts; uncond (the negative prompt, one per prompt) only where guidance needs it."
+    return encode_prompts(pipe, prompts), encode_prompts(pipe, [negative_prompt] * len(prompts)) if guidance_scale != 1 else None
+
 # %% ../nbs/02_diffusion.ipynb #509cb5b3
 _SAID_DDIM: set = set()  # scheduler classes `ddim_scheduler` has warned about
 
@@ -1026,8 +1030,7 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
     elif len(latents) != n: raise ValueError(f"{len(latents)} latents for {n} prompts; expected one per prompt")
     elif isinstance(signal_leak, torch.Tensor): raise ValueError("got both latents and a signal_leak tensor; latents are used as given: add the leak to them with add_signal_leak, or pass only one")
     gens = _seed_generators(seed, n, stream=1) if eta > 0 else None  # its own stream: never another seed's starting noise
-    cond = encode_prompts(pipe, prompts)
-    uncond = encode_prompts(pipe, [negative_prompt] * n) if guidance_scale != 1 else None
+    cond, uncond = _cond_uncond(pipe, prompts, negative_prompt, guidance_scale)
     imgs, outs = [], []
     for i in range(0, n, batch_size):
         sl = slice(i, i + batch_size)
@@ -1106,8 +1109,8 @@ def invert_latents(pipe, z0: torch.Tensor,  # clean scaled latents N x c x h x w
     check_unet(pipe)  # before the inversion's UNet calls, not at the check's regeneration
     dev, dt = _device(pipe), _dtype(pipe)
     z0 = z0.to(dev)  # its dtype kept: the steps run in float32 (`unet_eps` widens), as the sampler's do
-    cond = encode_prompts(pipe, prompts).to(dev, dt)
-    uncond = encode_prompts(pipe, [negative_prompt] * len(prompts)).to(dev, dt) if guidance_scale != 1 else None
+    cond, uncond = _cond_uncond(pipe, prompts, negative_prompt, guidance_scale)
+    cond, uncond = cond.to(dev, dt), None if uncond is None else uncond.to(dev, dt)
     out, trajs = [], []
     for b in range(0, len(z0), batch_size):
         sl = slice(b, b + batch_size)
@@ -1179,8 +1182,7 @@ def regenerate(pipe, inv: Inversion,  # an `invert_latents` / `ddim_invert` resu
     t = int(ddim_scheduler(pipe, inv.num_inference_steps).timesteps[inv.start_step])
     if t != inv.timestep: raise ValueError(f"this pipeline's {inv.num_inference_steps}-step grid has timestep {t} at step {inv.start_step}, but the inversion "
                                            f"reached timestep {inv.timestep}: it was inverted with another scheduler; regenerate with the pipeline that inverted it")
-    cond = encode_prompts(pipe, prompts)
-    uncond = encode_prompts(pipe, [negative_prompt] * n) if guidance_scale != 1 else None
+    cond, uncond = _cond_uncond(pipe, prompts, negative_prompt, guidance_scale)
     imgs, outs = [], []
     for b in range(0, n, batch_size):
         sl = slice(b, b + batch_size)
