@@ -643,6 +643,8 @@ class SampleOutput:
     def select(self, idx) -> 'SampleOutput':
         "The same output for the samples `idx` only (an index, slice, list or boolean mask over the N samples): a DDPO minibatch."
         n = len(self.latents)
+        if isinstance(idx, (bool, np.bool_)) or (isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0 and idx.dtype in (torch.bool, np.bool_)):
+            raise TypeError(f"select({bool(idx)}): a single bool is not an index (it read as sample {int(idx)}); expected an index, slice, list or a boolean mask over the {n} samples")
         if isinstance(idx, (int, np.integer)) or (isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0): idx = [int(idx)]
         if isinstance(idx, (list, tuple)) and not idx: idx = torch.zeros(0, dtype=torch.long)
         ix = torch.arange(n)[idx] if isinstance(idx, slice) else torch.as_tensor(idx)
@@ -766,6 +768,7 @@ def noise_prediction_error(pipe, z0: torch.Tensor,  # clean scaled latents N x c
     # In noise space for every prediction type; a v-predicting UNet's own loss is this divided by alpha-bar_t (so at one t the ranking of captions is the same)
     check_latents(pipe, z0, 'z0')
     if not isinstance(noise, torch.Tensor) or noise.shape != z0.shape: raise ValueError(f"noise must be a tensor shaped like z0 {tuple(z0.shape)}, got {tuple(getattr(noise, 'shape', ())) or type(noise).__name__}")
+    if not torch.isfinite(noise).all(): raise ValueError("noise holds NaN or inf; expected standard normal noise shaped like z0")  # it surfaced as the noised latent 'x' the caller never passed
     t = check_timesteps(t, len(z0), pipe.scheduler.config.num_train_timesteps)
     if noise.numel() >= 4096:  # plausible-looking errors come out of any noise: say when it is not what the model was trained on (|mean| > 0.1 is 6 sigma here)
         m, sd = noise.float().mean().item(), noise.float().std().item()
@@ -1208,7 +1211,7 @@ def inversion_editor(pipe,  # any SD-style pipeline
     start_step = check_int(start_step, 'start_step', 0)
     if start_step >= num_inference_steps: raise ValueError(f"start_step={start_step}: expected a sampler step in [0, {num_inference_steps}) (0 inverts all the way to noise)")
     guidance_scale = check_real(guidance_scale, 'guidance_scale')
-    check_guidance_interval(guidance_interval)
+    check_guidance_interval(guidance_interval, pipe.scheduler.config.num_train_timesteps)
     def written(values: dict, which: str, n: int) -> list:
         caps = captions(values)
         if isinstance(caps, str) or not hasattr(caps, '__len__') or len(caps) != n or not all(isinstance(c, str) for c in caps):

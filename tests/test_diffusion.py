@@ -1988,3 +1988,13 @@ def test_rescoring_a_frozen_pipeline_with_grad_on_warns(pipe):
         with torch.no_grad(): D.trajectory_log_probs(p, out)  # evaluation: silent
         D.trajectory_log_probs(p, out, out.cond.clone().requires_grad_(True))  # trained embeddings (soft prompts): silent
         p.unet.conv_out.requires_grad_(True); D.trajectory_log_probs(p, out)  # something to train: silent
+
+
+def test_select_refuses_a_single_bool_and_noise_error_names_noise(pipe):
+    "out.select(True) returned sample 1 (bool is an int); a NaN in noise_prediction_error's noise was reported as the noised latent 'x' (whole-diff review)."
+    _, out = D.generate(pipe, ['a', 'b'], 2, 1.0, eta=1.0, return_trajectory=True)
+    for idx in (True, torch.tensor(True), np.bool_(False)):
+        with pytest.raises(TypeError, match='a single bool is not an index'): out.select(idx)
+    assert out.select(torch.tensor([True, False])).index.tolist() == [0]  # a mask still selects
+    z = torch.randn(2, 4, 16, 16); nz = torch.randn_like(z); nz[0, 0, 0, 0] = float('nan')
+    with pytest.raises(ValueError, match='noise holds NaN or inf'): D.noise_prediction_error(pipe, z, D.encode_prompts(pipe, ['a', 'b']), 500, nz)
