@@ -125,21 +125,27 @@ def group_ids(groups) -> np.ndarray:  # N group ids, or a DataFrame (or N x k ar
     if g.ndim != 1: raise ValueError(f"groups has shape {g.shape}; expected one id per sample (1-d), a DataFrame or an N x k array")
     return g
 
-def warn_absent_groups(groups: pd.DataFrame, what: str) -> None:  # attributes, one row per sample; what the caller does with the groups
+def warn_absent_groups(groups: pd.DataFrame, what: str,  # attributes, one row per sample; what the caller does with the groups
+                       stacklevel: int = 2) -> None:  # the frame the warning points at (2: the caller's)
     "Warn about combinations of the columns' values that no row holds: a rare group absent from a set is neither scored nor drawn."
     levels = [pd.unique(groups[c]) for c in groups.columns]
     if len(groups.columns) < 2 or np.prod([len(l) for l in levels], dtype=float) > 10_000: return
     seen = set(map(tuple, groups.itertuples(index=False)))
     absent = [_combo(groups.columns, c) for c in itertools.product(*levels) if c not in seen]
-    if absent: warnings.warn(f"{len(absent)} combination(s) of values seen in the columns have no sample, so {what}: {absent[:5]}{' ...' if len(absent) > 5 else ''}", stacklevel=3)
+    if absent: warnings.warn(f"{len(absent)} combination(s) of values seen in the columns have no sample, so {what}: {absent[:5]}{' ...' if len(absent) > 5 else ''}", stacklevel=stacklevel)
+
+def _groups(groups, what: str) -> np.ndarray:  # as group_ids takes them; what a caller does with them, for the absent-group warning
+    "`group_ids`, then (for a DataFrame) the warning naming combinations no sample holds, after the ids' own checks."
+    g = group_ids(groups)
+    if isinstance(groups, pd.DataFrame): warn_absent_groups(groups, what, stacklevel=4)  # the user's call of group_accuracies / group_weights
+    return g
 
 def group_accuracies(pred,  # N predicted labels
                      labels,  # N true labels
                      groups) -> pd.DataFrame:  # N group ids (e.g. label x attribute combinations), or a DataFrame / N x k array of attributes
     "Accuracy per group: columns group, n, accuracy (sorted by accuracy, worst first); a DataFrame (or N x k array) of attributes groups by their combinations."
     _aligned(pred=pred, labels=labels, groups=groups)
-    frame, groups = groups, group_ids(groups)  # a missing value is refused there, before any warning
-    if isinstance(frame, pd.DataFrame): warn_absent_groups(frame, 'no accuracy (a worst group may be missing)')
+    groups = _groups(groups, 'no accuracy (a worst group may be missing)')
     pred, labels = _np(pred, 'pred'), _np(labels, 'labels')
     for a, name in ((pred, 'pred'), (labels, 'labels')):
         if a.ndim != 1: raise ValueError(f"{name} has shape {a.shape}; expected a 1-d array, one value per sample")
@@ -156,8 +162,7 @@ def worst_group_accuracy(pred, labels, groups) -> float:  # N predictions; N lab
 # %% ../nbs/04_metrics.ipynb #gw04c5d6
 def group_weights(groups) -> np.ndarray:  # N group ids, or a DataFrame (or N x k array) of attributes: one group per combination
     "Per-sample weights, mean 1, that give every group present the same total weight (inverse group frequency)."
-    g = group_ids(groups)  # an empty set is refused there
-    if isinstance(groups, pd.DataFrame): warn_absent_groups(groups, 'no weight can draw them')
+    g = _groups(groups, 'no weight can draw them')
     codes, uniq = pd.factorize(g)  # as groupby groups: ids of mixed types need no order
     cnt = np.bincount(codes)
     return len(g) / (len(uniq) * cnt[codes])
@@ -440,7 +445,7 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
     if not do: raise ValueError("give the intervention as keyword arguments, e.g. effusion=1")
     hidden = [k for k in do if k not in batch.attrs.columns]
     if hidden: raise ValueError(f"{hidden} are not observed attributes; an editor can only be asked for {list(batch.attrs.columns)}")
-    if isinstance(hold, (str, dict)) or not isinstance(hold, (list, tuple, np.ndarray, pd.Index)) or not all(isinstance(h, str) for h in hold):
+    if not isinstance(hold, (list, tuple, np.ndarray, pd.Index)) or not all(isinstance(h, str) for h in hold):
         raise TypeError(f"hold must be a sequence of variable names, e.g. ('chest_tube',) (they keep their factual values), got {hold!r}")
     bad = [h for h in hold if h not in batch.truth.columns or h in do]
     if bad: raise ValueError(f"hold={list(hold)}: {bad} {'are intervened on' if set(bad) & set(do) else 'are not variables of this phantom'}; "
