@@ -11,11 +11,12 @@ from .oracles import check_images, _py
 from .phantoms import check_int, takes_keyword
 
 # %% auto #0
-__all__ = ['accuracy', 'auroc', 'group_ids', 'warn_absent_groups', 'group_accuracies', 'worst_group_accuracy', 'group_weights',
-           'proportion_interval', 'rate_count', 'reliability_curve', 'expected_calibration_error', 'nll',
+__all__ = ['proportion_interval', 'rate_count', 'accuracy', 'auroc', 'group_ids', 'warn_absent_groups', 'group_accuracies',
+           'worst_group_accuracy', 'group_weights', 'reliability_curve', 'expected_calibration_error', 'nll',
            'accuracy_rejection_curve', 'frechet_distance', 'oracle_frechet_distance', 'changed_region',
            'counterfactual_error', 'minimality', 'effectiveness', 'leakage', 'composition', 'reversibility',
-           'identity_editor', 'true_counterfactual_editor', 'counterfactual_report']
+           'identity_editor', 'true_counterfactual_editor', 'counterfactual_report', 'prediction_flips',
+           'counterfactual_flip_rate']
 
 # %% ../nbs/04_metrics.ipynb #bc40b822
 def _np(x, name: str) -> np.ndarray:
@@ -69,6 +70,36 @@ def _probs(p, name: str = 'probs') -> np.ndarray:
     if (p < 0).any() or (p > 1).any(): raise ValueError(f"{name} must lie in [0, 1]; got [{p.min():.3g}, {p.max():.3g}] (pass probabilities, not logits)")
     if not np.allclose(p.sum(1), 1, atol=1e-4): raise ValueError(f"rows of {name} must sum to 1 (got sums in [{p.sum(1).min():.3g}, {p.sum(1).max():.3g}])")
     return p
+
+# %% ../nbs/04_metrics.ipynb #b14af7bf
+def proportion_interval(successes: int,  # events counted (e.g. round trips whose reading agreed)
+                        n: int,  # trials (e.g. images)
+                        level: float = 0.95) -> tuple:  # coverage of the interval
+    "Wilson score interval (lo, hi) of a binomial rate `successes / n`: where the rate of the model behind a finite set may lie."
+    from statistics import NormalDist
+    for v, name in ((successes, 'successes'), (n, 'n')):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)): raise TypeError(f"{name}={v!r}: expected an integer count")
+    if n < 1 or not 0 <= successes <= n: raise ValueError(f"successes={successes}, n={n}: expected counts with 0 <= successes <= n and n >= 1")
+    if not 0 < level < 1: raise ValueError(f"level={level}: expected a coverage in (0, 1), e.g. 0.95")
+    z = NormalDist().inv_cdf((1 + level) / 2); p, k = successes / n, z * z / n
+    centre, half = (p + k / 2) / (1 + k), z * np.sqrt(p * (1 - p) / n + k / (4 * n)) / (1 + k)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+# %% ../nbs/04_metrics.ipynb #e242943e
+def rate_count(rate: float,  # a rate stored rounded, e.g. a card's 0.9727
+               n: int,  # the number of images it was measured on
+               decimals: int = 4) -> int:  # decimals the rate was rounded to
+    "The count k of `n` behind a rate stored rounded to `decimals` (0.9727 of 256 -> 249); ValueError when no k/n rounds to it, or when several do (n too large for the decimals kept)."
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1: raise ValueError(f"n={n!r}: expected a positive integer count")
+    if not 0 <= rate <= 1: raise ValueError(f"rate={rate!r}: expected a rate in [0, 1]")
+    k, r = int(round(rate * n)), round(rate, decimals)
+    if round(k / n, decimals) != r:
+        raise ValueError(f"rate={rate} is not a count of n={n} rounded to {decimals} decimals (nearest: {k}/{n} = {k / n:.{decimals + 2}f}); is n the set it was measured on?")
+    lo, hi = k, k
+    while lo > 0 and round((lo - 1) / n, decimals) == r: lo -= 1
+    while hi < n and round((hi + 1) / n, decimals) == r: hi += 1
+    if lo != hi: raise ValueError(f"rate={rate} of n={n} could be any count from {lo} to {hi}: {decimals} decimals cannot tell them apart; store the count itself")
+    return k
 
 # %% ../nbs/04_metrics.ipynb #1719c3ac
 def _is_text(a: np.ndarray) -> bool: return a.dtype.kind in 'US' or (a.dtype.kind == 'O' and isinstance(a.flat[0], str))
@@ -134,30 +165,38 @@ def warn_absent_groups(groups: pd.DataFrame, what: str,  # attributes, one row p
     absent = [_combo(groups.columns, c) for c in itertools.product(*levels) if c not in seen]
     if absent: warnings.warn(f"{len(absent)} combination(s) of values seen in the columns have no sample, so {what}: {absent[:5]}{' ...' if len(absent) > 5 else ''}", stacklevel=stacklevel)
 
-def _groups(groups, what: str) -> np.ndarray:  # as group_ids takes them; what a caller does with them, for the absent-group warning
+def _groups(groups, what: str,  # as group_ids takes them; what a caller does with them, for the absent-group warning
+            stacklevel: int = 4) -> np.ndarray:  # the user's call: 4 when a public function calls _groups itself
     "`group_ids`, then (for a DataFrame) the warning naming combinations no sample holds, after the ids' own checks."
     g = group_ids(groups)
-    if isinstance(groups, pd.DataFrame): warn_absent_groups(groups, what, stacklevel=4)  # the user's call of group_accuracies / group_weights
+    if isinstance(groups, pd.DataFrame): warn_absent_groups(groups, what, stacklevel=stacklevel)
     return g
 
-def group_accuracies(pred,  # N predicted labels
-                     labels,  # N true labels
-                     groups) -> pd.DataFrame:  # N group ids (e.g. label x attribute combinations), or a DataFrame / N x k array of attributes
-    "Accuracy per group: columns group, n, accuracy (sorted by accuracy, worst first); a DataFrame (or N x k array) of attributes groups by their combinations."
+def _group_table(pred, labels, groups, level: float, stacklevel: int) -> pd.DataFrame:
+    "group_accuracies' table; `stacklevel` points the absent-group warning at the user's call."
     _aligned(pred=pred, labels=labels, groups=groups)
-    groups = _groups(groups, 'no accuracy (a worst group may be missing)')
+    groups = _groups(groups, 'no accuracy (a worst group may be missing)', stacklevel=stacklevel)
     pred, labels = _np(pred, 'pred'), _np(labels, 'labels')
     for a, name in ((pred, 'pred'), (labels, 'labels')):
         if a.ndim != 1: raise ValueError(f"{name} has shape {a.shape}; expected a 1-d array, one value per sample")
     _same_len(pred=pred, labels=labels, groups=groups); _comparable(pred, labels)  # a missing group id was refused by _np
     df = pd.DataFrame(dict(g=groups, c=(pred == labels)))
-    out = df.groupby('g').c.agg(['size', 'mean']).reset_index()
-    out.columns = ['group', 'n', 'accuracy']
-    return out.sort_values('accuracy', kind='mergesort').reset_index(drop=True)
+    out = df.groupby('g').c.agg(['size', 'sum']).reset_index()
+    out.columns = ['group', 'n', 'correct']
+    out['accuracy'] = out.correct / out.n
+    out['lo'], out['hi'] = zip(*(proportion_interval(int(k), int(n), level) for k, n in zip(out.correct, out.n)))
+    return out.drop(columns='correct').sort_values('accuracy', kind='mergesort').reset_index(drop=True)
+
+def group_accuracies(pred,  # N predicted labels
+                     labels,  # N true labels
+                     groups,  # N group ids (e.g. label x attribute combinations), or a DataFrame / N x k array of attributes
+                     level: float = 0.95) -> pd.DataFrame:  # coverage of each group's interval
+    "Accuracy per group: columns group, n, accuracy and its Wilson interval lo, hi (sorted by accuracy, worst first); a DataFrame (or N x k array) of attributes groups by their combinations."
+    return _group_table(pred, labels, groups, level, stacklevel=5)
 
 def worst_group_accuracy(pred, labels, groups) -> float:  # N predictions; N labels; N group ids
-    "The lowest per-group accuracy (the Group-DRO headline metric)."
-    return float(group_accuracies(pred, labels, groups).accuracy.min())
+    "The lowest per-group accuracy (the Group-DRO headline metric); `group_accuracies` gives every group's, with its interval."
+    return float(_group_table(pred, labels, groups, 0.95, stacklevel=5).accuracy.min())
 
 # %% ../nbs/04_metrics.ipynb #gw04c5d6
 def group_weights(groups) -> np.ndarray:  # N group ids, or a DataFrame (or N x k array) of attributes: one group per combination
@@ -166,36 +205,6 @@ def group_weights(groups) -> np.ndarray:  # N group ids, or a DataFrame (or N x 
     codes, uniq = pd.factorize(g)  # as groupby groups: ids of mixed types need no order
     cnt = np.bincount(codes)
     return len(g) / (len(uniq) * cnt[codes])
-
-# %% ../nbs/04_metrics.ipynb #b14af7bf
-def proportion_interval(successes: int,  # events counted (e.g. round trips whose reading agreed)
-                        n: int,  # trials (e.g. images)
-                        level: float = 0.95) -> tuple:  # coverage of the interval
-    "Wilson score interval (lo, hi) of a binomial rate `successes / n`: where the rate of the model behind a finite set may lie."
-    from statistics import NormalDist
-    for v, name in ((successes, 'successes'), (n, 'n')):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)): raise TypeError(f"{name}={v!r}: expected an integer count")
-    if n < 1 or not 0 <= successes <= n: raise ValueError(f"successes={successes}, n={n}: expected counts with 0 <= successes <= n and n >= 1")
-    if not 0 < level < 1: raise ValueError(f"level={level}: expected a coverage in (0, 1), e.g. 0.95")
-    z = NormalDist().inv_cdf((1 + level) / 2); p, k = successes / n, z * z / n
-    centre, half = (p + k / 2) / (1 + k), z * np.sqrt(p * (1 - p) / n + k / (4 * n)) / (1 + k)
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
-
-# %% ../nbs/04_metrics.ipynb #e242943e
-def rate_count(rate: float,  # a rate stored rounded, e.g. a card's 0.9727
-               n: int,  # the number of images it was measured on
-               decimals: int = 4) -> int:  # decimals the rate was rounded to
-    "The count k of `n` behind a rate stored rounded to `decimals` (0.9727 of 256 -> 249); ValueError when no k/n rounds to it, or when several do (n too large for the decimals kept)."
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1: raise ValueError(f"n={n!r}: expected a positive integer count")
-    if not 0 <= rate <= 1: raise ValueError(f"rate={rate!r}: expected a rate in [0, 1]")
-    k, r = int(round(rate * n)), round(rate, decimals)
-    if round(k / n, decimals) != r:
-        raise ValueError(f"rate={rate} is not a count of n={n} rounded to {decimals} decimals (nearest: {k}/{n} = {k / n:.{decimals + 2}f}); is n the set it was measured on?")
-    lo, hi = k, k
-    while lo > 0 and round((lo - 1) / n, decimals) == r: lo -= 1
-    while hi < n and round((hi + 1) / n, decimals) == r: hi += 1
-    if lo != hi: raise ValueError(f"rate={rate} of n={n} could be any count from {lo} to {hi}: {decimals} decimals cannot tell them apart; store the count itself")
-    return k
 
 # %% ../nbs/04_metrics.ipynb #f4f3a050
 def reliability_curve(probs,  # N (binary P(y=1)) or N x K probabilities
@@ -430,6 +439,18 @@ def true_counterfactual_editor(phantom,  # an SCMPhantom
     return edit
 
 # %% ../nbs/04_metrics.ipynb #a2bc285a
+def _true_counterfactual(phantom, batch, hold: Sequence[str], do: dict, stacklevel: int = 3):
+    "phantom.counterfactual(batch, **do) with the `hold` variables kept at their factual values, `hold` checked; the warning points at the user's call."
+    if not isinstance(hold, (list, tuple, np.ndarray, pd.Index)) or not all(isinstance(h, str) for h in hold):
+        raise TypeError(f"hold must be a sequence of variable names, e.g. ('chest_tube',) (they keep their factual values), got {hold!r}")
+    bad = [h for h in hold if h not in batch.truth.columns or h in do]
+    if bad: raise ValueError(f"hold={list(hold)}: {bad} {'are intervened on' if set(bad) & set(do) else 'are not variables of this phantom'}; "
+                             f"expected variables to keep at their factual values, other than the intervened ones, from {list(batch.truth.columns)}")
+    fixed = [h for h in hold if h in batch.interventions]
+    if fixed: warnings.warn(f"hold={list(hold)}: {fixed} already keep their values: the batch was drawn under do({', '.join(fixed)}=...), which every "
+                            "counterfactual of it keeps, so holding them changes nothing (draw observationally and select rows to condition instead)", stacklevel=stacklevel)
+    return phantom.counterfactual(batch, **do, **{h: batch.truth[h].to_numpy() for h in hold})
+
 def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited images; one with a `source` parameter also gets the values the images have (a text editor's source caption)
                           phantom,  # the SCMPhantom the batch came from (renders the true counterfactual)
                           batch,  # factual PhantomBatch
@@ -445,15 +466,7 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
     if not do: raise ValueError("give the intervention as keyword arguments, e.g. effusion=1")
     hidden = [k for k in do if k not in batch.attrs.columns]
     if hidden: raise ValueError(f"{hidden} are not observed attributes; an editor can only be asked for {list(batch.attrs.columns)}")
-    if not isinstance(hold, (list, tuple, np.ndarray, pd.Index)) or not all(isinstance(h, str) for h in hold):
-        raise TypeError(f"hold must be a sequence of variable names, e.g. ('chest_tube',) (they keep their factual values), got {hold!r}")
-    bad = [h for h in hold if h not in batch.truth.columns or h in do]
-    if bad: raise ValueError(f"hold={list(hold)}: {bad} {'are intervened on' if set(bad) & set(do) else 'are not variables of this phantom'}; "
-                             f"expected variables to keep at their factual values, other than the intervened ones, from {list(batch.truth.columns)}")
-    fixed = [h for h in hold if h in batch.interventions]
-    if fixed: warnings.warn(f"hold={list(hold)}: {fixed} already keep their values: the batch was drawn under do({', '.join(fixed)}=...), which every "
-                            "counterfactual of it keeps, so holding them changes nothing (draw observationally and select rows to condition instead)", stacklevel=2)
-    cf = phantom.counterfactual(batch, **do, **{h: batch.truth[h].to_numpy() for h in hold})  # the editor is asked only for `do`
+    cf = _true_counterfactual(phantom, batch, hold, do)  # the editor is asked only for `do`
     target = {k: cf.attrs[k].to_numpy() for k in do}
     source = {k: batch.attrs[k].to_numpy() for k in do}
     edited = _edit(edit_fn, batch.images, target, source)
@@ -466,3 +479,44 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
                           mae_outside=float(err.mae_outside.mean()), minimality=float(np.nanmedian(minimality(edited, factual=batch.images, true_cf=cf.images))),
                           leakage_max=float(leak.max()) if len(leak) else float('nan'), leakage_worst=leak.idxmax() if len(leak) and leak.max() > 0 else '',
                           composition=composition(edit_fn, batch.images, source)[0], reversibility=reversibility(edit_fn, batch.images, source, target)))
+
+# %% ../nbs/04_metrics.ipynb #fl04c5d6
+def prediction_flips(classify: Callable,  # images -> N predicted labels (threshold probabilities first)
+                     factual,  # N x C x H x W images
+                     counterfactual) -> np.ndarray:  # the same N patients under an intervention, same shape
+    "One bool per image: True where the classifier's label differs between an image and its counterfactual."
+    x, y = _pair(factual, counterfactual, 'factual', 'counterfactual')
+    def labels(images, name):
+        out = classify(images)
+        if isinstance(out, pd.DataFrame): raise TypeError(f"classify returned a DataFrame on the {name} images; expected one label per image (select a column, e.g. lambda x: oracle.predict(x).effusion)")
+        out = _np(out, f'classify output on the {name} images')
+        if out.shape != (len(images),): raise ValueError(f"classify returned shape {out.shape} on {len(images)} {name} images; expected one label per image, shape ({len(images)},)")
+        if out.dtype.kind == 'f' and (out != np.round(out)).any():
+            raise ValueError(f"classify returned non-integer values ({out[out != np.round(out)][0]:.3g}, ...) on the {name} images; expected labels (threshold probabilities first, e.g. lambda x: model(x) > 0.5)")
+        return out
+    a, b = labels(x, 'factual'), labels(y, 'counterfactual')
+    _comparable(a, b)
+    return a != b
+
+def counterfactual_flip_rate(classify: Callable,  # images -> N predicted labels
+                             phantom,  # the SCMPhantom the batch came from (renders the true counterfactual)
+                             batch,  # factual PhantomBatch
+                             hold: Sequence[str] = (),  # variables kept at their factual values, as in counterfactual_report
+                             level: float = 0.95,  # coverage of each row's interval
+                             **do) -> pd.DataFrame:  # the intervention on any variable, hidden ones too, e.g. devices=0
+    "How often the classifier's label changes when the phantom changes only `do`: one row per way the intervention moved the patients (n, flip_rate, Wilson lo, hi)."
+    if not do: raise ValueError("give the intervention as keyword arguments, e.g. devices=0")
+    unknown = [k for k in do if k not in batch.truth.columns]
+    if unknown: raise ValueError(f"{unknown} are not variables of this phantom; expected some of {list(batch.truth.columns)}")
+    cf = _true_counterfactual(phantom, batch, hold, do)
+    flips = prediction_flips(classify, batch.images, cf.images)
+    def moved(k):  # 'devices 1 -> 0' for a discrete variable; a continuous one only says whether it moved
+        a, b = batch.truth[k].to_numpy(), cf.truth[k].to_numpy()
+        if _is_continuous(np.asarray(a)) or _is_continuous(np.asarray(b)): return np.where(a == b, f'{k} unchanged', f'{k} changed')
+        return np.array([f'{k} {u} -> {v}' for u, v in zip(a, b)])
+    change = [', '.join(parts) for parts in zip(*(moved(k) for k in do))]
+    out = pd.DataFrame(dict(change=change, flip=flips)).groupby('change').flip.agg(['size', 'sum']).reset_index()
+    out.columns = ['change', 'n', 'flips']
+    out['flip_rate'] = out.flips / out.n
+    out['lo'], out['hi'] = zip(*(proportion_interval(int(k), int(n), level) for k, n in zip(out.flips, out.n)))
+    return out.drop(columns='flips')

@@ -351,3 +351,70 @@ def test_group_ids_of_mixed_types_and_lists_of_rows():
     mixed = pd.Series([1, 'a', 1, 'a', 'a'], dtype=object)
     assert np.allclose(M.group_weights(mixed), [1.25, 5 / 6, 1.25, 5 / 6, 5 / 6]) and len(M.group_accuracies([1] * 5, [1] * 5, mixed)) == 2
     with pytest.raises(ValueError, match=r'groups has shape \(2, 5\)'): M.group_weights([np.zeros(5), np.ones(5)])  # a list of columns is not N ids
+
+
+def test_group_accuracies_give_each_group_its_interval():
+    "Each group's accuracy comes with its Wilson interval; a group of 3 is wide, a group of 300 narrow, and `level` sets the coverage."
+    g = np.array(['small'] * 3 + ['big'] * 300); y = np.ones(303, int); p = y.copy(); p[[0, 3, 4, 5]] = 0
+    t = M.group_accuracies(p, y, g).set_index('group')
+    assert list(t.columns) == ['n', 'accuracy', 'lo', 'hi'] and t.loc['small', 'n'] == 3
+    for grp in t.index:
+        k, n = round(t.loc[grp, 'accuracy'] * t.loc[grp, 'n']), int(t.loc[grp, 'n'])
+        assert (t.loc[grp, 'lo'], t.loc[grp, 'hi']) == pytest.approx(M.proportion_interval(k, n))
+    assert t.loc['small', 'hi'] - t.loc['small', 'lo'] > 3 * (t.loc['big', 'hi'] - t.loc['big', 'lo'])
+    wide, narrow = M.group_accuracies(p, y, g, level=0.99).set_index('group'), M.group_accuracies(p, y, g, level=0.5).set_index('group')
+    assert (wide.hi - wide.lo > narrow.hi - narrow.lo).all()
+    with pytest.raises(ValueError, match='coverage in'): M.group_accuracies(p, y, g, level=95)
+
+
+def test_worst_group_warning_points_at_the_callers_line():
+    "worst_group_accuracy's absent-group warning pointed at a line inside metrics.py, not at the user's call."
+    df = pd.DataFrame(dict(melanoma=[0, 0, 1, 1, 0], tone=[1, 2, 1, 1, 6]))
+    for f in (M.worst_group_accuracy, M.group_accuracies):
+        with pytest.warns(UserWarning, match='no accuracy') as rec: f(df.melanoma, df.melanoma, df)
+        assert rec[0].filename == __file__, (f.__name__, rec[0].filename)
+    with pytest.warns(UserWarning, match='no weight') as rec: M.group_weights(df)
+    assert rec[0].filename == __file__
+
+
+def test_prediction_flips_and_their_input_checks(setup):
+    ph, b, do = setup
+    cf = ph.counterfactual(b, **do).images
+    bar = lambda x: reader(x).bar.to_numpy()
+    assert M.prediction_flips(bar, b.images, cf).all()  # every bar was flipped, and the reader follows it
+    assert not M.prediction_flips(lambda x: reader(x).tone.to_numpy(), b.images, cf).any()  # the tone stays
+    with pytest.raises(TypeError, match='select a column'): M.prediction_flips(reader, b.images, cf)
+    with pytest.raises(ValueError, match='threshold probabilities first'): M.prediction_flips(lambda x: x.mean((1, 2, 3)).numpy(), b.images, cf)
+    with pytest.raises(ValueError, match=r'expected one label per image, shape \(20,\)'): M.prediction_flips(lambda x: bar(x)[:5], b.images, cf)
+    with pytest.raises(ValueError, match='shape'): M.prediction_flips(bar, b.images, cf[:5])
+
+
+def test_counterfactual_flip_rate_names_what_a_classifier_follows(setup):
+    "A reader of the bar flips under do(bar) and not under do(tone); patients the intervention leaves as they were get their own row (no flips for a deterministic classifier, some for a random one)."
+    ph, b, _ = setup
+    bar = lambda x: reader(x).bar.to_numpy()
+    t = M.counterfactual_flip_rate(bar, ph, b, bar=1).set_index('change')
+    assert set(t.index) == {'bar 0 -> 1', 'bar 1 -> 1'} and t.n.sum() == len(b)
+    assert t.loc['bar 0 -> 1', 'flip_rate'] == 1 and t.loc['bar 1 -> 1', 'flip_rate'] == 0
+    lo, hi = M.proportion_interval(int(t.loc['bar 0 -> 1', 'n']), int(t.loc['bar 0 -> 1', 'n']))
+    assert (t.loc['bar 0 -> 1', 'lo'], t.loc['bar 0 -> 1', 'hi']) == pytest.approx((lo, hi))
+    tone = M.counterfactual_flip_rate(bar, ph, b, tone=1 - b.truth.tone.to_numpy())
+    assert (tone.flip_rate == 0).all() and tone.change.str.startswith('tone ').all()
+    rng = np.random.default_rng(0)
+    coin = M.counterfactual_flip_rate(lambda x: rng.integers(0, 2, len(x)), ph, b, bar=1).set_index('change')
+    assert coin.loc['bar 1 -> 1', 'flip_rate'] > 0  # its own randomness, measured where nothing changed
+    both = M.counterfactual_flip_rate(bar, ph, b, bar=1, tone=0)
+    assert both.change.str.contains(', tone ').all()
+    with pytest.raises(ValueError, match='keyword arguments'): M.counterfactual_flip_rate(bar, ph, b)
+    with pytest.raises(ValueError, match=r"\['glow'\] are not variables of this phantom"): M.counterfactual_flip_rate(bar, ph, b, glow=1)
+    with pytest.raises(ValueError, match='intervened on'): M.counterfactual_flip_rate(bar, ph, b, bar=1, hold=['bar'])
+
+
+def test_flip_rate_of_a_continuous_intervention_says_only_whether_it_moved():
+    "A continuous intervention (age) splits patients by moved / not moved, not into one row per age."
+    from medcf.phantoms import ChestPhantom
+    ph = ChestPhantom(32); b = ph.sample(6, seed=1)
+    age = b.truth.age.to_numpy().copy(); age[:2] = 80.0
+    t = M.counterfactual_flip_rate(lambda x: np.zeros(len(x), int), ph, b, age=age)
+    assert set(t.change) == {'age changed', 'age unchanged'} and (t.flip_rate == 0).all()
+    assert t.set_index('change').n.to_dict() == {'age changed': 2, 'age unchanged': 4}
