@@ -13,16 +13,16 @@ from .phantoms import pick, is_full, data_path, data_samples_root, warn_unit_ran
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK', 'PROMPT_CACHE_SIZE',
-           'ALPHA_FLOOR', 'UNET_EXTRAS', 'STACK_LIMIT', 'RESUME_DEFAULTS', 'text_encoder_dir', 'load_text_encoder',
-           'build_vae', 'build_unet', 'build_scheduler', 'assemble_pipeline', 'build_pipeline', 'vae_factor',
-           'native_hw', 'native_size', 'check_images', 'check_latents', 'check_prompts', 'encode_images',
+           'ALPHA_FLOOR', 'UNET_EXTRAS', 'STACK_LIMIT', 'RESUME_DEFAULTS', 'FINETUNE_STATE_KEYS', 'text_encoder_dir',
+           'load_text_encoder', 'build_vae', 'build_unet', 'build_scheduler', 'assemble_pipeline', 'build_pipeline',
+           'vae_factor', 'native_hw', 'native_size', 'check_images', 'check_latents', 'check_prompts', 'encode_images',
            'decode_latents', 'vae_roundtrip', 'sha256', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline',
            'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts',
            'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents',
-           'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval', 'guidance_at',
-           'check_timesteps', 'unet_eps', 'noise_prediction_error', 'check_unet', 'sample_latents',
-           'trajectory_log_probs', 'check_negative_prompt', 'generate', 'classifier_guidance', 'Inversion',
-           'invert_latents', 'ddim_invert', 'regenerate', 'inversion_editor', 'slerp', 'dataset_item',
+           'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval',
+           'pipeline_interval', 'guidance_at', 'check_timesteps', 'unet_eps', 'noise_prediction_error', 'check_unet',
+           'sample_latents', 'trajectory_log_probs', 'check_negative_prompt', 'generate', 'classifier_guidance',
+           'Inversion', 'invert_latents', 'ddim_invert', 'regenerate', 'inversion_editor', 'slerp', 'dataset_item',
            'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
            'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight',
            'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
@@ -171,7 +171,9 @@ def check_latents(pipe, latents,
     if not isinstance(latents, torch.Tensor): raise TypeError(f"{name} must be a torch.Tensor (N x c x h x w), got {type(latents).__name__}")
     c, who = (pipe.vae.config.latent_channels, 'VAE') if vae else (pipe.unet.config.in_channels, 'UNet')
     have = 'have' if name.endswith('s') else 'has'
-    if latents.ndim != 4: raise ValueError(f"{name} {have} shape {tuple(latents.shape)}; expected N x {c} x h x w")
+    if latents.ndim != 4:
+        hint = " (slerp with several alphas stacks K x N x ...: take one alpha's [k], or .flatten(0, 1) for all K*N)" if latents.ndim == 5 else ''
+        raise ValueError(f"{name} {have} shape {tuple(latents.shape)}; expected N x {c} x h x w{hint}")
     if len(latents) == 0: raise ValueError(f"{name} is empty (shape {tuple(latents.shape)}); expected at least one latent")
     if latents.shape[1] != c: raise ValueError(f"{name} {have} {latents.shape[1]} channels; this {who} expects {c}")
     if not latents.is_floating_point(): raise TypeError(f"{name} must be floating point, got {latents.dtype}")
@@ -287,7 +289,7 @@ def is_packaged_text_encoder(te) -> bool:  # a pipeline's text_encoder
     return a.keys() == b.keys() and all(a[k].shape == b[k].shape and torch.allclose(a[k].detach().float().cpu(), b[k].float(), rtol=1e-2, atol=1e-3) for k in a)
 
 def save_pipeline(pipe, out_dir: str | Path,  # folder to write (created; must be new or empty unless `overwrite`)
-                  card: dict | None = None,  # model-card fields (config, data, steps, wall time, hardware, quality)
+                  card: dict | None = None,  # model-card fields (config, data, steps, wall time, hardware, quality); None: the pipeline's own (`pipe.model_card`, with its recipe and `finetune` records), if any
                   include_text_encoder: bool = False,  # also write text_encoder/ and tokenizer/ (a full SD folder); required unless the encoder is the packaged MiniLM
                   fp16: bool = True,  # store UNet and VAE weights in half precision (half the size)
                   overwrite: bool = False) -> Path:  # replace the checkpoint already in out_dir (its entries only; other files are refused)
@@ -297,7 +299,8 @@ def save_pipeline(pipe, out_dir: str | Path,  # folder to write (created; must b
         raise ValueError(f"the pipeline's text encoder (a {type(pipe.text_encoder).__name__}) is not the packaged MiniLM that load_pipeline "
                          "attaches to a folder without one, so it would come back with another encoder; pass include_text_encoder=True "
                          "to write it into the folder")
-    card = jsonable(card or {}, 'card')  # numbers stay numbers (default=str wrote np.int64(256) as '256'); refused before anything is written
+    if card is None: card = {k: v for k, v in (getattr(pipe, 'model_card', None) or {}).items() if k not in ('files', 'text_encoder', 'max_length')}  # written anew below
+    card = jsonable(card, 'card')  # numbers stay numbers (default=str wrote np.int64(256) as '256'); refused before anything is written
     out = Path(out_dir); _clear_for_save(out, overwrite)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     conv = (lambda m: copy.deepcopy(m).half()) if fp16 else (lambda m: m)
@@ -639,6 +642,13 @@ class SampleOutput:
     uncond: torch.Tensor | None = None  # and the unconditional ones (None without guidance or trajectory)
     index: torch.Tensor | None = None  # each sample's index among the images of the call that made it (None: 0..N-1); `select` keeps it
     start_step: int = 0  # the sampler step of trajectory[0] and timesteps[0] (trajectory[j] enters step start_step + j)
+    num_inference_steps: int | None = None  # the DDIM grid it ran on: `sample_latents(pipe, out, ...)` goes on on the same one
+    generators: list | None = None  # eta > 0: the per-sample step-noise generators, advanced past its last step; going on from `out` draws on from them
+
+    @property
+    def end_step(self) -> int:
+        "The sampler step its latents enter: a run that stopped at end_step=k goes on from step k (the grid's length after a full run)."
+        return self.start_step + len(self.timesteps)
 
     def select(self, idx) -> 'SampleOutput':
         "The same output for the samples `idx` only (an index, slice, list or boolean mask over the N samples): a DDPO minibatch."
@@ -656,6 +666,7 @@ class SampleOutput:
         take = lambda v: None if v is None else v[ix.to(v.device)]
         base = torch.arange(n) if self.index is None else self.index
         return replace(self, latents=take(self.latents), cond=take(self.cond), uncond=take(self.uncond), index=base[ix.to(base.device)],
+                                   generators=None if self.generators is None else [self.generators[int(j)] for j in ix],
                                    log_probs=None if self.log_probs is None else self.log_probs[:, ix.to(self.log_probs.device)],
                                    trajectory=None if self.trajectory is None else [take(x) for x in self.trajectory])
 
@@ -667,12 +678,17 @@ def _seed_generators(seed: int, n: int, offset: int = 0, stream: int = 0) -> lis
 def _randn(gens: list, shape: tuple) -> torch.Tensor:
     return torch.stack([torch.randn(shape, generator=g) for g in gens])
 
-def initial_latents(pipe, n: int, seed: int = 0, offset: int = 0) -> torch.Tensor:
-    "Seeded starting noise x_T for `n` images (image j depends only on seed and offset + j)."
+def initial_latents(pipe, n: int, seed: int = 0, offset: int = 0,  # image j depends only on seed and offset + j
+                    signal_leak: torch.Tensor | bool = False,  # True: add the pipeline's own leak (`pipe.signal_leak`, if it has one) as `generate` does; a tensor: that leak; False: pure noise
+                    num_inference_steps: int = 50) -> torch.Tensor:  # the sampler's grid, whose first timestep sets the leak's weight
+    "Seeded starting noise x_T for `n` images: standard normal by default; `generate(seed=s)` starts from initial_latents(pipe, n, s, signal_leak=True, num_inference_steps=...)."
     n, seed, offset = check_int(n, 'n'), check_int(seed, 'seed', 0), check_int(offset, 'offset', 0)
+    if not isinstance(signal_leak, (bool, torch.Tensor)): raise TypeError(f"signal_leak={signal_leak!r}: expected True (the pipeline's own), False (none) or a latent tensor (`fit_signal_leak`)")
     s, c = pipe.unet.config.sample_size, pipe.unet.config.in_channels
     s = (s, s) if isinstance(s, int) else tuple(s)
-    return _randn(_seed_generators(seed, n, offset), (c, *s))
+    x = _randn(_seed_generators(seed, n, offset), (c, *s))
+    leak = getattr(pipe, 'signal_leak', None) if signal_leak is True else (None if signal_leak is False else signal_leak)
+    return x if leak is None else add_signal_leak(pipe, x, leak, num_inference_steps)
 
 @torch.no_grad()
 def fit_signal_leak(pipe, images: torch.Tensor,  # training images N x C x H x W in [-1, 1] (a few thousand is plenty)
@@ -704,12 +720,19 @@ def check_guidance_interval(interval,  # (t_lo, t_hi) in training timesteps, or 
     return int(interval[0]), int(interval[1])
 
 def resolve_guidance_interval(guidance_interval,  # 'recipe', None (every step) or (t_lo, t_hi)
-                              recipe: dict) -> tuple | None:  # a checkpoint's recipe (its 'guidance_interval', if any, is used for 'recipe')
+                              recipe: dict,  # a checkpoint's recipe (its 'guidance_interval', if any, is used for 'recipe')
+                              num_train_timesteps: int = 1000) -> tuple | None:  # the scheduler's T, which bounds the interval
     "The interval to sample with: the recipe's when asked for 'recipe' (every step when it names none), else the one given; checked."
     if isinstance(guidance_interval, str):
         if guidance_interval != 'recipe': raise ValueError(f"guidance_interval={guidance_interval!r}: expected 'recipe', None or (t_lo, t_hi)")
         guidance_interval = recipe.get('guidance_interval')
-    return check_guidance_interval(guidance_interval)
+    return check_guidance_interval(guidance_interval, num_train_timesteps)
+
+def pipeline_interval(pipe,  # any SD-style pipeline; a zoo checkpoint's recipe is in `pipe.model_card`
+                      guidance_interval) -> tuple | None:  # 'recipe', None (every step) or (t_lo, t_hi)
+    "`resolve_guidance_interval` for `pipe`: 'recipe' is its checkpoint's interval (every step for a pipeline without one), checked against its scheduler's T."
+    recipe = (getattr(pipe, 'model_card', None) or {}).get('recipe', {})
+    return resolve_guidance_interval(guidance_interval, recipe, pipe.scheduler.config.num_train_timesteps)
 
 def guidance_at(t: int, guidance_scale: float, interval: tuple | None) -> float:
     "The guidance weight at timestep `t`: `guidance_scale` inside the interval (or everywhere when None), else 1 (conditional only)."
@@ -826,28 +849,29 @@ def _hook_output(r, hook: str, like: torch.Tensor, what: str) -> torch.Tensor:
     if not torch.isfinite(r).all(): raise ValueError(f"{hook} returned NaN or inf; expected {what} with finite values")
     return r
 
-def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step > 0); `generate` adds the pipeline's signal leak to seeded noise: add_signal_leak(pipe, initial_latents(...), pipe.signal_leak, num_inference_steps) does the same
+def sample_latents(pipe, latents: torch.Tensor | SampleOutput,  # x_T (or x_t when start_step > 0; `generate`'s x_T is initial_latents(pipe, n, seed, signal_leak=True)), or a SampleOutput of a run stopped with end_step to go on from (another prompt: a prompt switch)
                    cond: torch.Tensor,  # prompt embeddings N x L x D
                    uncond: torch.Tensor | None = None,  # embeddings of the empty/negative prompt (for guidance)
-                   num_inference_steps: int = 50,  # DDIM steps
+                   num_inference_steps: int | None = None,  # DDIM steps; None: 50, or the grid of the SampleOutput it goes on from
                    guidance_scale: float | None = None,  # classifier-free guidance weight w (1 = no guidance); None: 3.0 when `uncond` is given, else 1
                    eta: float = 0.0,  # DDIM stochasticity (log-probabilities are returned when > 0)
-                   generators: list | None = None,  # one torch.Generator per sample for the eta noise (None: seed 0's step-noise stream)
-                   start_step: int = 0,  # begin at this step (for partial regeneration / editing); num_inference_steps: none left
+                   generators: list | None = None,  # one torch.Generator per sample for the eta noise (None: those of the SampleOutput it goes on from, else seed 0's step-noise stream)
+                   start_step: int | None = None,  # begin at this step (for partial regeneration / editing); num_inference_steps: none left; None: 0, or where the SampleOutput it goes on from stopped
                    callback: Callable | None = None,  # f(StepInfo) -> None or a replacement for prev_latents
                    guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps, to steer the update; one with a parameter named `alpha_t` also gets the step's alpha-bar; runs without gradients unless grad=True (`classifier_guidance` enables them inside)
                    grad: bool = False,  # keep the graph through the sampler (for gradients w.r.t. latents/weights)
                    checkpoint: bool = False,  # gradient-checkpoint the UNet calls when grad=True
                    return_trajectory: bool = False,  # keep every x_t
-                   guidance_interval: tuple | None = None,  # (t_lo, t_hi): guide only at timesteps in it, w = 1 elsewhere (arXiv:2404.07724); None: every step
-                   end_step: int | None = None) -> SampleOutput:  # stop before this step: `latents` is then x_t there, to go on with start_step=end_step (a prompt switch; at eta > 0 pass the same generator objects to both calls); None: to the clean end
+                   guidance_interval: tuple | str | None = None,  # (t_lo, t_hi): guide only at timesteps in it, w = 1 elsewhere (arXiv:2404.07724); None: every step; 'recipe': the checkpoint's
+                   end_step: int | None = None) -> SampleOutput:  # stop before this step, to go on with sample_latents(pipe, out, ...) (a prompt switch; at eta > 0 the step noise goes on from out's generators); None: to the clean end
     "The DDIM sampling loop on latents, with per-step callbacks and log-probabilities; works for any SD-style pipeline."
     # With grad=True the returned log_probs differentiate through the whole chain (each x_t depends on the weights); DDPO's
     # policy gradient holds each step's input fixed: re-score a stored trajectory with `trajectory_log_probs` for that.
-    ddim = ddim_scheduler(pipe, num_inference_steps)
-    interval = check_guidance_interval(guidance_interval, ddim.config.num_train_timesteps)
+    if isinstance(latents, SampleOutput): latents, num_inference_steps, start_step, generators = _go_on(pipe, latents, num_inference_steps, start_step, generators)
+    ddim = ddim_scheduler(pipe, 50 if num_inference_steps is None else num_inference_steps)
+    interval = pipeline_interval(pipe, guidance_interval)
     ts = [int(t) for t in ddim.timesteps]
-    start_step = check_int(start_step, 'start_step', 0, hi=len(ts))  # len(ts): nothing left to run (a sweep's last switch point)
+    start_step = check_int(0 if start_step is None else start_step, 'start_step', 0, hi=len(ts))  # len(ts): nothing left to run (a sweep's last switch point)
     end = len(ts) if end_step is None else check_int(end_step, 'end_step', start_step, hi=len(ts))  # end_step == start_step: no step, latents as given
     if guidance_scale is None: guidance_scale = 1.0 if uncond is None else 3.0
     guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
@@ -892,7 +916,23 @@ def sample_latents(pipe, latents: torch.Tensor,  # x_T (or x_t when start_step >
     keep = return_trajectory  # the embeddings matter only for re-scoring a trajectory: without one they would only hold memory
     lp = torch.stack(logps) if logps else (torch.zeros(0, len(x), device=x.device) if eta > 0 else None)  # a run of no steps: no log-probability to give
     return SampleOutput(x, lp, traj, ts[start_step:end], alphas, eta, guidance_scale, interval,
-                        guidance_fn is not None, cond if keep else None, uncond if keep and guidance_scale != 1 else None, start_step=start_step)
+                        guidance_fn is not None, cond if keep else None, uncond if keep and guidance_scale != 1 else None, start_step=start_step,
+                        num_inference_steps=len(ts), generators=list(generators) if eta > 0 else None)
+
+def _go_on(pipe, prev: SampleOutput, num_inference_steps: int | None, start_step: int | None, generators: list | None) -> tuple:
+    "What `sample_latents` goes on from a stopped run with: its latents, grid, end step and step-noise generators; a grid or step other than its own refused."
+    if prev.num_inference_steps is None: raise ValueError("this SampleOutput does not record the grid it ran on; pass its .latents with the num_inference_steps and start_step it stopped at")
+    if num_inference_steps not in (None, prev.num_inference_steps):
+        raise ValueError(f"num_inference_steps={num_inference_steps}, but the run to go on from ran on a {prev.num_inference_steps}-step grid: its latents "
+                         f"are x_t at that grid's step {prev.end_step}; expected num_inference_steps={prev.num_inference_steps} (or None)")
+    if start_step not in (None, prev.end_step):
+        raise ValueError(f"start_step={start_step}, but the run to go on from stopped before step {prev.end_step} (its latents are x_t there); "
+                         f"expected start_step={prev.end_step} (or None); to start elsewhere, pass a tensor of latents of that step")
+    ts = [int(t) for t in ddim_scheduler(pipe, prev.num_inference_steps).timesteps]
+    if ts[prev.start_step:prev.end_step] != list(prev.timesteps):
+        raise ValueError(f"the run to go on from visited timesteps {list(prev.timesteps)[:4]}..., but this pipeline's {prev.num_inference_steps}-step grid "
+                         f"has {ts[prev.start_step:prev.end_step][:4]}... there: it was sampled with another scheduler; go on with the pipeline that sampled it")
+    return prev.latents, prev.num_inference_steps, prev.end_step, prev.generators if generators is None else generators
 
 def _as_sampled(given, sampled, name: str):
     "The setting to re-score with: `given`, or when it is None the one the trajectory was sampled with (refused when that was not recorded)."
@@ -995,7 +1035,7 @@ def _joined(outs: list) -> SampleOutput:
     cat = lambda vs, dim=0: None if vs[0] is None else torch.cat(vs, dim)
     o = outs[0]
     return replace(o, latents=cat([b.latents for b in outs]), log_probs=cat([b.log_probs for b in outs], 1), cond=cat([b.cond for b in outs]),
-                   uncond=cat([b.uncond for b in outs]), index=None,
+                   uncond=cat([b.uncond for b in outs]), index=None, generators=None if o.generators is None else [g for b in outs for g in b.generators],
                    trajectory=None if o.trajectory is None else [torch.cat(xs) for xs in zip(*[b.trajectory for b in outs])])
 
 def _guide_at(guidance_fn: Callable | None, offset: int) -> Callable | None:
@@ -1021,15 +1061,11 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
     "Text-to-image with DDIM + classifier-free guidance: images N x C x H x W in [-1, 1]."
     prompts = check_prompts(prompts)
     n = len(prompts)
-    if isinstance(guidance_interval, str): guidance_interval = resolve_guidance_interval(guidance_interval, getattr(pipe, 'model_card', {}).get('recipe', {}))
-    check_guidance_interval(guidance_interval, pipe.scheduler.config.num_train_timesteps)  # before any work
+    guidance_interval = pipeline_interval(pipe, guidance_interval)  # before any work
     guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
     seed, batch_size = check_int(seed, 'seed', 0), check_int(batch_size, 'batch_size')
     check_negative_prompt(negative_prompt, guidance_scale)
-    if latents is None:
-        latents = initial_latents(pipe, n, seed)
-        leak = getattr(pipe, 'signal_leak', None) if signal_leak is True else (None if signal_leak is False else signal_leak)
-        if leak is not None: latents = add_signal_leak(pipe, latents, leak, num_inference_steps)
+    if latents is None: latents = initial_latents(pipe, n, seed, signal_leak=signal_leak, num_inference_steps=num_inference_steps)
     elif len(latents) != n: raise ValueError(f"{len(latents)} latents for {n} prompts; expected one per prompt")
     elif isinstance(signal_leak, torch.Tensor): raise ValueError("got both latents and a signal_leak tensor; latents are used as given: add the leak to them with add_signal_leak, or pass only one")
     gens = _seed_generators(seed, n, stream=1) if eta > 0 else None  # its own stream: never another seed's starting noise
@@ -1088,6 +1124,16 @@ class Inversion:
     recon_latents: torch.Tensor | None = None  # regenerated clean latents (check=True)
     num_inference_steps: int | None = None  # the DDIM grid it was inverted on: regenerate on the same one (`regenerate` does)
     timestep: int | None = None  # the training timestep of `latents` (the grid's timestep at start_step)
+    timesteps: list | None = None  # the grid's timesteps, so that `at` can name the timestep of another step
+
+    def at(self, step: int) -> 'Inversion':  # a sampler step in [start_step, num_inference_steps)
+        "The same inversion stopped at sampler step `step` (taken from its trajectory, return_trajectory=True): one full inversion serves a sweep over an edit's depth."
+        if self.trajectory is None or self.timesteps is None:
+            raise ValueError("this Inversion keeps no trajectory; invert with return_trajectory=True to take other steps from it")
+        step = check_int(step, 'step', self.start_step, hi=len(self.timesteps) - 1)
+        k = step - self.start_step
+        return Inversion(self.trajectory[k], self.z0, step, trajectory=self.trajectory[k:], num_inference_steps=self.num_inference_steps,
+                         timestep=self.timesteps[step], timesteps=self.timesteps)
 
 @torch.no_grad()
 def invert_latents(pipe, z0: torch.Tensor,  # clean scaled latents N x c x h x w (`encode_images`, or a sampler's output)
@@ -1131,7 +1177,7 @@ def invert_latents(pipe, z0: torch.Tensor,  # clean scaled latents N x c x h x w
             if return_trajectory: walk.append(x)
         out.append(x); trajs.append(walk[::-1])
     inv = Inversion(torch.cat(out), z0, start_step, trajectory=[torch.cat(step) for step in zip(*trajs)] if return_trajectory else None,
-                    num_inference_steps=len(ts), timestep=ts[start_step])
+                    num_inference_steps=len(ts), timestep=ts[start_step], timesteps=ts)
     if check:
         inv.recon_latents = torch.cat([sample_latents(pipe, inv.latents[b:b + batch_size], cond[b:b + batch_size],
                                                       None if uncond is None else uncond[b:b + batch_size], num_inference_steps,
@@ -1170,7 +1216,7 @@ def regenerate(pipe, inv: Inversion,  # an `invert_latents` / `ddim_invert` resu
                prompts: str | Sequence[str],  # one per latent, or one for all: the inversion's own captions reconstruct, edited ones edit
                guidance_scale: float = 1.0,  # classifier-free guidance of the regeneration (an edit usually needs > 1)
                negative_prompt: str = '',  # the unconditional prompt when guidance_scale != 1
-               guidance_interval: tuple | None = None,  # (t_lo, t_hi) training timesteps where guidance applies; None: every step
+               guidance_interval: tuple | str | None = None,  # (t_lo, t_hi) training timesteps where guidance applies; None: every step; 'recipe': the checkpoint's
                callback: Callable | None = None,  # f(StepInfo) per step and batch (StepInfo.i counts sampler steps: trajectory[i - inv.start_step] is the inverted latent there)
                guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps (and alpha_t=, offset= if it names them; `classifier_guidance` makes one)
                batch_size: int = 64,  # latents per UNet call
@@ -1182,9 +1228,11 @@ def regenerate(pipe, inv: Inversion,  # an `invert_latents` / `ddim_invert` resu
     prompts = check_prompts(prompts, n, 'latent', one_for_all=True)
     guidance_scale, batch_size = check_real(guidance_scale, 'guidance_scale'), check_int(batch_size, 'batch_size')
     check_negative_prompt(negative_prompt, guidance_scale)
+    guidance_interval = pipeline_interval(pipe, guidance_interval)
     t = int(ddim_scheduler(pipe, inv.num_inference_steps).timesteps[inv.start_step])
     if t != inv.timestep: raise ValueError(f"this pipeline's {inv.num_inference_steps}-step grid has timestep {t} at step {inv.start_step}, but the inversion "
-                                           f"reached timestep {inv.timestep}: it was inverted with another scheduler; regenerate with the pipeline that inverted it")
+                                           f"reached timestep {inv.timestep}: it was inverted with another scheduler (regenerate with the pipeline that inverted it), "
+                                           "or its start_step was changed without its latents and timestep (take another step of an inversion with inv.at(step))")
     cond, uncond = _cond_uncond(pipe, prompts, negative_prompt, guidance_scale)
     imgs, outs = [], []
     for b in range(0, n, batch_size):
@@ -1203,7 +1251,7 @@ def inversion_editor(pipe,  # any SD-style pipeline
                      num_inference_steps: int = 50,  # DDIM grid of the inversion and the regeneration
                      start_step: int = 20,  # invert to this sampler step: later keeps more of the image, earlier lets more change
                      guidance_scale: float = 5.0,  # classifier-free guidance of the regeneration under the target caption
-                     guidance_interval: tuple | None = None,  # (t_lo, t_hi) training timesteps where that guidance applies; None: every step
+                     guidance_interval: tuple | str | None = None,  # (t_lo, t_hi) training timesteps where that guidance applies; None: every step; 'recipe': the checkpoint's
                      batch_size: int = 64) -> Callable:  # latents per UNet call
     "An `edit_fn(images, target, source)` for `medcf.metrics`: DDIM-invert under the source's captions to `start_step`, `regenerate` under the target's."
     if not callable(captions): raise TypeError(f"captions must be a function from values (a dict) to one caption per image, got {type(captions).__name__}")
@@ -1211,7 +1259,7 @@ def inversion_editor(pipe,  # any SD-style pipeline
     start_step = check_int(start_step, 'start_step', 0)
     if start_step >= num_inference_steps: raise ValueError(f"start_step={start_step}: expected a sampler step in [0, {num_inference_steps}) (0 inverts all the way to noise)")
     guidance_scale = check_real(guidance_scale, 'guidance_scale')
-    check_guidance_interval(guidance_interval, pipe.scheduler.config.num_train_timesteps)
+    guidance_interval = pipeline_interval(pipe, guidance_interval)
     def written(values: dict, which: str, n: int) -> list:
         caps = captions(values)
         if isinstance(caps, str) or not hasattr(caps, '__len__') or len(caps) != n or not all(isinstance(c, str) for c in caps):
@@ -1255,6 +1303,9 @@ def dataset_item(data, i: int) -> tuple:
         p = next((item[k] for k in ('prompt', 'text', 'caption') if k in item), None)
     elif isinstance(item, (tuple, list)) and len(item) >= 2: im, p = item[0], item[1]
     else: im = p = None
+    if isinstance(item, (tuple, list)) and len(item) >= 2 and (im is None or p is None):
+        raise TypeError(f"dataset item {i}'s {'image' if im is None else 'prompt'} is None; expected (image tensor, prompt str)" +
+                        (" (an image without a caption: give it '' to train it unconditionally)" if p is None and im is not None else ''))
     if im is None or p is None:
         raise TypeError(f"dataset item {i} is {type(item).__name__}" + (f" with keys {sorted(item)}" if isinstance(item, dict) else '') +
                         "; expected (image tensor, prompt str) or a dict with 'image' and 'prompt'")
@@ -1269,6 +1320,9 @@ def _is_pair(data) -> bool: return isinstance(data, (tuple, list)) and len(data)
 def as_images_prompts(data) -> tuple:
     "(images N x C x H x W, prompts) from a PhantomBatch, an (images, prompts) pair, or a Dataset of (image, prompt) items (stacked: at most `STACK_LIMIT` bytes)."
     if hasattr(data, 'prompts') and (images := getattr(data, 'images', None)) is not None: prompts = list(data.prompts)  # read once: it may be computed (MedMNISTDataset)
+    elif isinstance(data, dict): raise TypeError(f"data is a dict (keys {sorted(map(str, data))[:6]}); expected (images, prompts): e.g. (d['images'], d['prompts']), a PhantomBatch or a Dataset of (image, prompt)")
+    elif isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], (list, tuple)) and data[0] and all(isinstance(x, torch.Tensor) for x in data[0]):
+        raise TypeError(f"data[0] is a {type(data[0]).__name__} of {len(data[0])} image tensors; expected one N x C x H x W tensor: torch.stack(images)")
     elif _is_pair(data): images, prompts = data[0], check_prompts(data[1])
     elif _is_dataset(data):
         if len(data) == 0: raise ValueError(f"the dataset ({type(data).__name__}) is empty; expected at least one (image, prompt) item")
@@ -1278,23 +1332,25 @@ def as_images_prompts(data) -> tuple:
                                                 f"{size / 2**30:.1f} GiB as one float32 tensor (more than STACK_LIMIT, {STACK_LIMIT / 2**30:g} GiB); "
                                                 "pass stream=True to finetune, which reads it one batch at a time (or raise medcf.diffusion.STACK_LIMIT if the memory is there)")
         items = [first] + [dataset_item(data, i) for i in range(1, len(data))]
+        odd = next((i for i, (im, _) in enumerate(items) if im.shape != first[0].shape), None)
+        if odd is not None: raise ValueError(f"dataset item {odd} has an image of shape {tuple(items[odd][0].shape)}; expected {tuple(first[0].shape)}, the shape of item 0 (every image must have one shape)")
         images, prompts = torch.stack([im for im, _ in items]), [p for _, p in items]
     else: raise TypeError(f"cannot read images and prompts from {type(data).__name__}; pass a PhantomBatch, (images, prompts) or a Dataset of (image, prompt)")
     if len(prompts) != len(images): raise ValueError(f"{len(images)} images but {len(prompts)} prompts; expected one prompt per image")
-    return images.float(), prompts
+    return (images.float() if images.is_floating_point() else images), prompts  # integer images are refused by check_images, never cast
 
 class _Items(torch.utils.data.Dataset):
     "Any accepted `finetune` data as a Dataset of (image float32, prompt, index) items, for a DataLoader (picklable for workers)."
     def __init__(self, data):
         in_memory = not isinstance(data, torch.utils.data.Dataset) and hasattr(data, 'images') and hasattr(data, 'prompts')  # a PhantomBatch
-        if in_memory or _is_pair(data) or not _is_dataset(data):  # a Dataset (MedMNIST's, say) is read item by item, never stacked
+        if in_memory or _is_pair(data) or not _is_dataset(data) or isinstance(data, (dict, tuple)):  # a Dataset (MedMNIST's, say) is read item by item, never stacked; a dict or tuple is refused or read there
             data = list(zip(*as_images_prompts(data)))  # in memory already (anything else is refused there)
         if len(data) == 0: raise ValueError(f"the dataset ({type(data).__name__}) is empty; expected at least one (image, prompt) item")
         self.data = data
     def __len__(self): return len(self.data)
     def __getitem__(self, i):
         im, p = dataset_item(self.data, i)
-        return im.float(), p, i
+        return (im.float() if im.is_floating_point() else im), p, i  # integer images are refused with their batch, never cast
 
 def _collate_items(items: list, shape: tuple) -> tuple:
     "Stack a batch of `_Items`; an image whose shape is not `shape` (item 0's) is named by its dataset index."
@@ -1551,10 +1607,17 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     else:
         images, prompts = as_images_prompts(data); n_data = len(images)
         check_images(pipe, images)
+        if blank := sum(not p.strip() for p in prompts):
+            warnings.warn(f"{blank} of {n_data} captions are empty: those images train only the unconditional model (as the captions cond_drop "
+                          "drops do); caption them, or leave them out", stacklevel=2)
     steps, batch_size, ckpt_every, warmup = (check_int(steps, 'steps'), check_int(batch_size, 'batch_size'),
                                              check_int(ckpt_every, 'ckpt_every'), check_int(warmup, 'warmup', 0))
     lr = check_real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
-    if not 0 <= cond_drop < 1: raise ValueError(f"cond_drop={cond_drop}: expected a probability in [0, 1)")
+    cond_drop = check_real(cond_drop, 'cond_drop', 0, 1, 'a probability in [0, 1)')
+    if cond_drop == 1: raise ValueError(f"cond_drop={cond_drop}: expected a probability in [0, 1)")
+    for v, name in ((progress, 'progress'), (resume, 'resume'), (stream, 'stream')):
+        if not isinstance(v, (bool, np.bool_)): raise TypeError(f"{name}={v!r}: expected True or False")
+    state = _state_file(ckpt_dir)  # a bad folder is refused before any work
     if ema_decay is not None and not 0 < ema_decay < 1: raise ValueError(f"ema_decay={ema_decay}: expected None or a number in (0, 1)")
     w = check_sample_weights(weights, n_data)
     if snapshot_every is not None and not (isinstance(snapshot_every, int) and snapshot_every > 0):
@@ -1576,8 +1639,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
                     prediction_type=pt, schedule=_digest(pipe.scheduler.alphas_cumprod.double().numpy().tobytes()),
                     data=_data_digest(items if stream else (images, prompts)) if ckpt_dir else None,  # only a resume needs it
                     trained=_digest('\x00'.join(names).encode()))
-    state = Path(ckpt_dir) / 'finetune_state.pt' if ckpt_dir else None
-    s = torch.load(state, weights_only=False) if state is not None and resume and state.exists() else None
+    s = _load_state(state) if state is not None and resume and state.exists() else None
     if s is not None: _check_resume(state, s, settings, steps)  # before any work
     if stream:  # prompts are encoded per batch, uncached: a caption set the size of CheXpert's would fill the cache (on the GPU)
         empty = encode_prompts(pipe, ['']).to(dev, _dtype(pipe))
@@ -1598,10 +1660,17 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
         unet.load_state_dict(s['unet']); opt.load_state_dict(s['opt']); g.set_state(s['rng'])
         if ema is not None and s['ema'] is not None: ema = s['ema']
         start, hist, snaps = s['step'], s['hist'], s.get('snaps', {})
+    saved = start if s is not None else None  # the step of the newest state in ckpt_dir from this run (or the one it resumed)
     def save(step):
+        nonlocal saved
         if state is None: return
-        state.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(dict(unet=unet.state_dict(), opt=opt.state_dict(), rng=g.get_state(), ema=ema, step=step, hist=hist, snaps=snaps, settings=settings), state)
+        tmp = state.with_name(state.name + '.tmp')  # written whole, then renamed: an interrupt while saving leaves the previous state intact
+        torch.save(dict(unet=unet.state_dict(), opt=opt.state_dict(), rng=g.get_state(), ema=ema, step=step, hist=hist, snaps=snaps, settings=settings, steps=steps), tmp)
+        os.replace(tmp, state); saved = step
+    if s is not None and s.get('steps') not in (None, steps) and start < steps:
+        warnings.warn(f"{state} was saved by a run of {s['steps']} steps; going on to steps={steps} stretches the learning-rate schedule (warm-up, then cosine over "
+                      f"`steps`) from step {start} on, so the result differs from one uninterrupted run of {steps} steps", stacklevel=2)
+    if state is not None and s is None: save(0)  # a run interrupted before its first checkpoint resumes from its start, not from weights it half trained
     said, stepped = set(), False  # streamed warnings already shown (by where they were raised); whether an optimiser step changed the weights
     if stream: batches = iter(torch.utils.data.DataLoader(items, batch_sampler=StepBatches(n_data, steps, batch_size, seed, start, w), num_workers=num_workers,
                                                           collate_fn=functools.partial(_collate_items, shape=shape), generator=torch.Generator().manual_seed(seed)))  # not the global RNG
@@ -1617,6 +1686,8 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
                     warnings.simplefilter('always', UserWarning)  # other categories meet the caller's filters as they would have
                     try: check_images(pipe, x)
                     except (TypeError, ValueError) as e: raise type(e)(f"the batch of dataset items {some_names(map(str, sorted(set(ix))))} at step {step}: {e}") from None
+                    if any(not p.strip() for p in ps): warnings.warn("the streamed data holds empty captions (first at a batch of step "
+                                                                     f"{step}): those images train only the unconditional model; caption them, or leave them out")
                     c_b = encode_prompts(pipe, ps, cache=False).to(dev, _dtype(pipe))
                 for rec in caught:  # re-issued where they were raised, so module filters still apply
                     if rec.category is UserWarning and (rec.filename, rec.lineno) in said: continue
@@ -1636,8 +1707,11 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
             with _autocast(unet, autocast): pred = unet(x_t, t, encoder_hidden_states=c).sample
             err = (pred.float() - target).pow(2).mean((1, 2, 3))
             loss = (err * min_snr_weight(a.flatten(), snr_gamma, pt)).mean() if snr_gamma else err.mean()
+            if not torch.isfinite(loss): _diverged(step, loss.item(), 'loss', lr, steps, warmup)
             opt.zero_grad(set_to_none=True); loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step(); stepped = True
+            gnorm = torch.nn.utils.clip_grad_norm_(params, 1.0)  # gradients clipped to norm 1 (AdamW, weight decay 1e-2)
+            if not torch.isfinite(gnorm): _diverged(step, gnorm.item(), 'gradient norm', lr, steps, warmup)
+            opt.step(); stepped = True
             if ema is not None:
                 d = min(ema_decay, (1 + step) / (10 + step))
                 with torch.no_grad():
@@ -1654,7 +1728,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
         if not stepped: warnings.warn(f"finetune stopped before its first optimiser step: the UNet holds " +
                                       (f"the raw weights of the state it resumed (step {start}), not the EMA ones" if start else "the weights it was given"))
         else: warnings.warn("finetune stopped early: the UNet holds the raw weights of its last step, not the EMA ones; " +
-                            ("call finetune again with the same ckpt_dir to resume from its last saved state" if ckpt_dir else "no ckpt_dir was given, so there is no state to resume from"))
+                            (f"call finetune again with the same ckpt_dir to resume from its state of step {saved}" if saved is not None else "no ckpt_dir was given, so there is no state to resume from"))
         raise
     bar.close()
     if ema is not None:
@@ -1662,7 +1736,39 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
             for e, p in zip(ema, unet.parameters()): p.copy_(e)
     unet.eval()
     for p, f in zip(unet.parameters(), flags): p.requires_grad_(False if train_all else f)  # a caller's partial marking is kept
-    return dict(**hist, seconds=time.time() - t0, steps=steps, start=start, snapshots=snaps, trained_parameters=len(names))
+    seconds = time.time() - t0
+    if isinstance(getattr(pipe, 'model_card', None), dict) and start < steps:  # the card describes these weights now: it says they were fine-tuned after its figures
+        rec = dict(steps=steps, resumed_from=start, n_images=n_data, lr=lr, batch_size=batch_size, cond_drop=cond_drop, ema_decay=ema_decay, seed=seed,
+                   seconds=round(seconds, 1), note="the card's figures before this record were measured on the weights before this fine-tune")
+        pipe.model_card = {**pipe.model_card, 'finetune': [*pipe.model_card.get('finetune', []), rec]}
+    return dict(**hist, seconds=seconds, steps=steps, start=start, snapshots=snaps, trained_parameters=len(names))
+
+def _diverged(step: int, value: float, what: str, lr: float, steps: int, warmup: int):
+    "Stop a fine-tune whose loss or gradient is no longer finite, before the optimiser writes it into the weights."
+    raise FloatingPointError(f"finetune diverged at step {step}: the {what} is {value} (lr={lr:g}, {_lr_at(step, steps, lr, warmup):.3g} at this step); "
+                             "the UNet holds the weights before this step and no state was saved from it; lower lr, or check the data and captions")
+
+FINETUNE_STATE_KEYS = ('unet', 'opt', 'rng', 'ema', 'step', 'hist')  # what a `finetune` state holds (and settings, steps: later medcf)
+
+def _state_file(ckpt_dir) -> Path | None:
+    "finetune's state file in `ckpt_dir` (created), or None without one; a name that is empty or a file is refused."
+    if ckpt_dir is None: return None
+    if not isinstance(ckpt_dir, (str, Path)) or not str(ckpt_dir).strip():
+        raise ValueError(f"ckpt_dir={ckpt_dir!r}: expected a folder to save the resumable state in, or None for no checkpoints")
+    d = Path(ckpt_dir)
+    if d.exists() and not d.is_dir(): raise NotADirectoryError(f"ckpt_dir={str(d)!r} is a file; expected a folder for finetune's state (or None)")
+    d.mkdir(parents=True, exist_ok=True)
+    return d / 'finetune_state.pt'
+
+def _load_state(state: Path) -> dict:
+    "A finetune state read back, or an error naming the file and what to do when it is not one."
+    try: s = torch.load(state, weights_only=False)
+    except Exception as e:
+        raise ValueError(f"{state} cannot be read as a finetune state ({type(e).__name__}: {str(e)[:120]}); it may be cut short or another tool's: "
+                         "delete it, pass resume=False to start over (it is replaced), or use another ckpt_dir") from None
+    missing = [k for k in FINETUNE_STATE_KEYS if not isinstance(s, dict) or k not in s]
+    if missing: raise ValueError(f"{state} is not a finetune state (it lacks {missing}); pass resume=False to start over (it is replaced), or use another ckpt_dir")
+    return s
 
 # %% ../nbs/02_diffusion.ipynb #f3a45029
 # CLI: `medcf generate --model M --prompt P --n N --out F` calls generate_grid(model=M, prompt=P, n=N, out=F, seed=0)
@@ -1701,8 +1807,7 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
     out = _check_out_file(out, overwrite)  # and a bad path before the model is loaded
     pipe = load_pipeline(model, device=device, dtype=dtype, variant=variant)
     w = guidance_scale if guidance_scale is not None else pipe.model_card.get('recipe', {}).get('guidance_scale', 3.0)
-    gi = resolve_guidance_interval(guidance_interval, pipe.model_card.get('recipe', {}))
-    images = generate(pipe, [prompt] * int(n), num_inference_steps, w, seed=seed, guidance_interval=gi)
+    images = generate(pipe, [prompt] * int(n), num_inference_steps, w, seed=seed, guidance_interval=guidance_interval)
     return save_grid(images, out, ncols=ncols, overwrite=overwrite)  # `out` was checked above
 
 # %% ../nbs/02_diffusion.ipynb #b7d2e0a2
@@ -1720,7 +1825,7 @@ def generation_panel(pipe,  # any SD-style pipeline (e.g. `load_pipeline('chest'
     n, num_inference_steps = check_int(n, 'n'), check_int(num_inference_steps, 'num_inference_steps')
     recipe = getattr(pipe, 'model_card', {}).get('recipe', {})
     w = check_real(recipe.get('guidance_scale', 3.0) if guidance_scale is None else guidance_scale, 'guidance_scale')
-    gi = resolve_guidance_interval(guidance_interval, recipe)
+    gi = pipeline_interval(pipe, guidance_interval)
     text = W.Text(value=prompt, description='prompt', layout=W.Layout(width='95%'))
     scale = W.FloatSlider(value=w, min=min(1.0, w), max=max(8.0, w), step=0.5, description='guidance')  # the range holds the start value
     steps = W.IntSlider(value=num_inference_steps, min=1, max=max(100, num_inference_steps), description='DDIM steps')

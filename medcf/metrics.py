@@ -375,11 +375,11 @@ def effectiveness(predict: Callable,  # images -> DataFrame of attribute reading
 
 def leakage(predict: Callable,  # images -> DataFrame of attribute readings
             edited,  # N x C x H x W edited images
-            reference,  # N x C x H x W what the other attributes should look like: the true counterfactual (or the factual)
-            intervened: Sequence = (),  # attributes that were edited on purpose (left out)
+            reference,  # N x C x H x W what the other attributes should look like: the true counterfactual (or the factual, against which what the intervention changes on purpose, e.g. no_finding with effusion, counts: name it in `intervened`)
+            intervened: Sequence = (),  # attributes that were edited on purpose, and those that follow from them (left out)
             discrete_only: bool = False,  # leave out continuous attributes (whose leakage is in their own units)
             attributes: Sequence | None = None) -> pd.Series:  # only these (e.g. the ones the oracle reads reliably); None = all
-    "Per other attribute: fraction of images where the oracle's reading differs between edited and reference (continuous: mean |difference|)."
+    "Per other attribute: fraction of images where the oracle's reading differs between edited and reference (continuous: mean |difference|, in its units: take the max over discrete_only=True)."
     e, r = _pair(edited, reference, 'edited', 'reference')
     for v, name in ((intervened, 'intervened'), (attributes, 'attributes')):
         if isinstance(v, str): raise TypeError(f"{name}={v!r} is a string; expected a list of attribute names, e.g. [{v!r}]")

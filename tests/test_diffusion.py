@@ -1529,7 +1529,7 @@ def test_a_state_saved_before_stream_was_recorded_resumes_quietly(pipe, tmp_path
     import warnings
     data = (imgs(4), ['a', 'b'] * 2)
     D.finetune(_fresh(pipe), data, steps=2, batch_size=2, warmup=1, progress=False, ckpt_dir=tmp_path, ckpt_every=2)
-    f = tmp_path / 'finetune_state.pt'; s = torch.load(f, weights_only=False); del s['settings']['stream']; torch.save(s, f)
+    f = tmp_path / 'finetune_state.pt'; s = torch.load(f, weights_only=False); del s['settings']['stream']; s.pop('steps', None); torch.save(s, f)  # as that medcf saved it
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         h = D.finetune(_fresh(pipe), data, steps=3, batch_size=2, warmup=1, progress=False, ckpt_dir=tmp_path, ckpt_every=2)
@@ -1667,10 +1667,10 @@ class _Breaks(_Lazy):
 
 
 def test_the_stopped_warning_says_which_weights_the_unet_holds(pipe, tmp_path):
-    "A failure after an optimiser step (the checkpoint cannot be written) leaves the last step's raw weights; one before any step of a resumed run, the resumed state's."
-    blocker = tmp_path / 'file'; blocker.write_text('not a folder')
-    with pytest.warns(UserWarning, match='stopped early: the UNet holds the raw weights of its last step'):
-        with pytest.raises(OSError): D.finetune(_fresh(pipe), (imgs(4), ['a'] * 4), steps=2, batch_size=2, warmup=1, ckpt_dir=blocker, ckpt_every=1, progress=False)
+    "A failure after an optimiser step (the data goes away) leaves the last step's raw weights and names the state to resume; one before any step of a resumed run, the resumed state's."
+    with pytest.warns(UserWarning, match=r'stopped early: the UNet holds the raw weights of its last step.*resume from its state of step 1'):
+        with pytest.raises(OSError, match='went away'):  # item 0, the 6 of the resume check, step 0's 2, then step 1's batch fails
+            D.finetune(_fresh(pipe), _Breaks(6, limit=10), steps=3, batch_size=2, warmup=1, stream=True, ckpt_dir=tmp_path / 'd', ckpt_every=1, progress=False)
     run = lambda data, steps: D.finetune(_fresh(pipe), data, steps=steps, batch_size=2, warmup=1, stream=True, ckpt_dir=tmp_path / 'c', ckpt_every=1, progress=False)
     run(_Breaks(6, limit=10**9), 1)
     with pytest.warns(UserWarning, match=r'before its first optimiser step: the UNet holds the raw weights of the state it resumed \(step 1\)'):
@@ -1998,3 +1998,153 @@ def test_select_refuses_a_single_bool_and_noise_error_names_noise(pipe):
     assert out.select(torch.tensor([True, False])).index.tolist() == [0]  # a mask still selects
     z = torch.randn(2, 4, 16, 16); nz = torch.randn_like(z); nz[0, 0, 0, 0] = float('nan')
     with pytest.raises(ValueError, match='noise holds NaN or inf'): D.noise_prediction_error(pipe, z, D.encode_prompts(pipe, ['a', 'b']), 500, nz)
+
+
+def test_going_on_from_a_stopped_run_is_one_run_and_checks_the_grid(pipe):
+    "A prompt switch: sample_latents(pipe, out, ...) goes on from a run stopped with end_step on its grid and step, with its step noise; a run on another grid was silently accepted."
+    c, u = D.encode_prompts(pipe, ['a', 'b']), D.encode_prompts(pipe, ['', ''])
+    x = D.initial_latents(pipe, 2, seed=4)
+    for eta in (0.0, 1.0):
+        gens = lambda: D._seed_generators(4, 2, stream=1)
+        whole = D.sample_latents(pipe, x, c, u, 6, 2.0, eta=eta, generators=gens() if eta else None)
+        first = D.sample_latents(pipe, x, c, u, 6, 2.0, eta=eta, generators=gens() if eta else None, end_step=2)
+        assert first.end_step == 2 and first.num_inference_steps == 6 and (first.generators is not None) == (eta > 0)
+        rest = D.sample_latents(pipe, first, c, u, guidance_scale=2.0, eta=eta)
+        assert rest.start_step == 2 and rest.end_step == 6 and torch.allclose(rest.latents, whole.latents, atol=1e-6)
+        if eta: assert torch.allclose(rest.log_probs, whole.log_probs[2:], atol=1e-6)
+    first = D.sample_latents(pipe, x, c, u, 6, 2.0, end_step=2)
+    with pytest.raises(ValueError, match=r'ran on a 6-step grid.*expected num_inference_steps=6'): D.sample_latents(pipe, first, c, u, 20, 2.0)
+    with pytest.raises(ValueError, match=r'stopped before step 2.*expected start_step=2'): D.sample_latents(pipe, first, c, u, start_step=3)
+    import copy, dataclasses
+    with pytest.raises(ValueError, match='another scheduler'): D.sample_latents(pipe, dataclasses.replace(first, timesteps=[999, 899]), c, u)
+    with pytest.raises(ValueError, match='does not record the grid'): D.sample_latents(pipe, dataclasses.replace(first, num_inference_steps=None), c, u)
+    sel = D.sample_latents(pipe, x, c, u, 6, 2.0, eta=1.0, generators=D._seed_generators(4, 2, stream=1), end_step=2).select([1])
+    assert len(sel.generators) == 1
+
+
+def test_initial_latents_can_be_generates_starting_noise(pipe):
+    "initial_latents said 'starting noise x_T' but generate adds the pipeline's signal leak: initial_latents(signal_leak=True) is generate's x_T."
+    c, u = D.encode_prompts(pipe, ['a', 'b']), D.encode_prompts(pipe, ['', ''])
+    pipe.signal_leak = torch.full((4, 8, 8), 0.5)
+    try:
+        g = D.generate(pipe, ['a', 'b'], 4, 2.0, seed=3, return_latents=True)[1].latents
+        mine = D.sample_latents(pipe, D.initial_latents(pipe, 2, seed=3, signal_leak=True, num_inference_steps=4), c, u, 4, 2.0).latents
+        plain = D.sample_latents(pipe, D.initial_latents(pipe, 2, seed=3), c, u, 4, 2.0).latents
+        assert torch.allclose(mine, g, atol=1e-6) and not torch.allclose(plain, g, atol=1e-3)
+    finally: del pipe.signal_leak
+    assert torch.equal(D.initial_latents(pipe, 2, seed=3, signal_leak=True), D.initial_latents(pipe, 2, seed=3))  # no leak of its own: pure noise
+    with pytest.raises(TypeError, match='signal_leak='): D.initial_latents(pipe, 2, signal_leak='yes')
+
+
+def test_recipe_interval_everywhere_a_guidance_interval_is_taken(pipe):
+    "guidance_interval='recipe' worked in generate only; sample_latents, regenerate and inversion_editor refused it."
+    import copy
+    p = copy.copy(pipe); p.model_card = dict(recipe=dict(guidance_interval=(0, 600)))
+    c, u, x = D.encode_prompts(p, ['a', 'b']), D.encode_prompts(p, ['', '']), D.initial_latents(p, 2, seed=1)
+    a = D.sample_latents(p, x, c, u, 4, 3.0, guidance_interval='recipe')
+    assert a.guidance_interval == (0, 600) and torch.equal(a.latents, D.sample_latents(p, x, c, u, 4, 3.0, guidance_interval=(0, 600)).latents)
+    inv = D.ddim_invert(p, imgs(2), 'a', 4, start_step=1, check=False)
+    assert torch.equal(D.regenerate(p, inv, 'b', 3.0, guidance_interval='recipe'), D.regenerate(p, inv, 'b', 3.0, guidance_interval=(0, 600)))
+    ed = D.inversion_editor(p, lambda v: ['a'] * len(v['x']), 4, 1, 3.0, guidance_interval='recipe')
+    assert ed(imgs(2), {'x': [0, 0]}, {'x': [1, 1]}).shape == (2, 1, 32, 32)
+    with pytest.raises(ValueError, match=r"expected 'recipe', None"): D.sample_latents(p, x, c, u, 4, 3.0, guidance_interval='card')
+    from types import SimpleNamespace
+    q = SimpleNamespace(scheduler=SimpleNamespace(config=SimpleNamespace(num_train_timesteps=500)))
+    with pytest.raises(ValueError, match='t_hi < 500'): D.pipeline_interval(q, (0, 600))  # the pipeline's T, not 1000
+
+
+def test_inversion_at_another_step_is_that_inversion(pipe):
+    "One full inversion with its trajectory serves a sweep: inv.at(k) is the inversion to step k; changing start_step by hand was refused with a misleading message."
+    import dataclasses
+    x = imgs(2)
+    full = D.ddim_invert(pipe, x, 'a', 6, check=False, return_trajectory=True)
+    two = D.ddim_invert(pipe, x, 'a', 6, start_step=2, check=False)
+    at = full.at(2)
+    assert at.start_step == 2 and at.timestep == two.timestep and torch.allclose(at.latents, two.latents, atol=1e-6)
+    assert torch.allclose(D.regenerate(pipe, at, 'b'), D.regenerate(pipe, two, 'b'), atol=1e-5)
+    assert full.at(0).timestep == full.timestep and len(full.at(5).trajectory) == 2
+    with pytest.raises(ValueError, match='return_trajectory=True'): two.at(3)
+    with pytest.raises(ValueError, match='step'): full.at(6)
+    with pytest.raises(ValueError, match=r'inv.at\(step\)'): D.regenerate(pipe, dataclasses.replace(full, latents=full.trajectory[2], start_step=2), 'b')
+
+
+def test_slerp_stack_gets_a_hint(pipe):
+    a, b = D.initial_latents(pipe, 2, seed=0), D.initial_latents(pipe, 2, seed=1)
+    k = D.slerp(a, b, torch.tensor([0.25, 0.75]))
+    with pytest.raises(ValueError, match=r'flatten\(0, 1\)'): D.sample_latents(pipe, k, D.encode_prompts(pipe, ['a', 'b']), None, 2)
+
+
+def test_a_diverging_finetune_stops_before_nan_reaches_the_weights(pipe, tmp_path):
+    "lr far too high: the loss went to NaN, training went on, and the NaN weights were saved as a valid state and checkpoint."
+    p = _fresh(pipe)
+    with pytest.warns(UserWarning, match='stopped early'):
+        with pytest.raises(FloatingPointError, match=r'finetune diverged at step \d+: the (loss|gradient norm) is (nan|inf)'):
+            D.finetune(p, (imgs(4), ['a'] * 4), steps=30, batch_size=2, lr=1e4, warmup=1, ema_decay=None, ckpt_dir=tmp_path, ckpt_every=1, progress=False)
+    assert all(torch.isfinite(w).all() for w in p.unet.parameters())
+    s = torch.load(tmp_path / 'finetune_state.pt', weights_only=False)
+    assert all(torch.isfinite(w).all() for w in s['unet'].values())
+
+
+def test_an_early_interrupt_resumes_from_the_start_not_from_half_trained_weights(pipe, tmp_path):
+    "Interrupted before its first checkpoint, a run said 'call again to resume' but no state existed: the rerun started over from half-trained weights."
+    data, kw = (imgs(4), ['a', 'b'] * 2), dict(steps=4, batch_size=2, warmup=1, ckpt_every=3, progress=False)
+    whole = D.finetune(p_whole := _fresh(pipe), data, **kw)
+    p = _fresh(pipe); calls = []
+    def stop(module, args):
+        calls.append(1)
+        if len(calls) == 2: raise KeyboardInterrupt
+    h = p.unet.register_forward_pre_hook(stop)
+    with pytest.warns(UserWarning, match=r'resume from its state of step 0'):
+        with pytest.raises(KeyboardInterrupt): D.finetune(p, data, ckpt_dir=tmp_path, **kw)
+    h.remove()
+    again = D.finetune(p, data, ckpt_dir=tmp_path, **kw)
+    assert again['start'] == 0 and again['loss'] == whole['loss']
+    assert all(torch.equal(a, b) for a, b in zip(p.unet.parameters(), p_whole.unet.parameters()))
+
+
+def test_checkpoint_folder_and_state_file_problems_are_named_up_front(pipe, tmp_path):
+    p = _fresh(pipe); before = [w.clone() for w in p.unet.parameters()]
+    blocker = tmp_path / 'file'; blocker.write_text('not a folder')
+    with pytest.raises(NotADirectoryError, match='is a file'): D.finetune(p, (imgs(4), ['a'] * 4), steps=2, batch_size=2, ckpt_dir=blocker, progress=False)
+    with pytest.raises(ValueError, match='expected a folder'): D.finetune(p, (imgs(4), ['a'] * 4), steps=2, batch_size=2, ckpt_dir='', progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, p.unet.parameters()))  # nothing trained
+    bad = tmp_path / 'bad'; bad.mkdir(); (bad / 'finetune_state.pt').write_bytes(b'PK\x03\x04 cut short')
+    with pytest.raises(ValueError, match=r'cannot be read as a finetune state.*resume=False'): D.finetune(p, (imgs(4), ['a'] * 4), steps=2, batch_size=2, ckpt_dir=bad, progress=False)
+    torch.save({'model': 1}, bad / 'finetune_state.pt')
+    with pytest.raises(ValueError, match=r"is not a finetune state \(it lacks \['unet'"): D.finetune(p, (imgs(4), ['a'] * 4), steps=2, batch_size=2, ckpt_dir=bad, progress=False)
+    D.finetune(p, (imgs(4), ['a'] * 4), steps=1, batch_size=2, ckpt_dir=bad, resume=False, progress=False)  # replaced
+    assert torch.load(bad / 'finetune_state.pt', weights_only=False)['step'] == 1 and not (bad / 'finetune_state.pt.tmp').exists()
+
+
+def test_resuming_to_more_steps_says_the_schedule_stretches(pipe, tmp_path):
+    data = (imgs(4), ['a'] * 4)
+    D.finetune(_fresh(pipe), data, steps=2, batch_size=2, warmup=1, ckpt_dir=tmp_path, ckpt_every=1, progress=False)
+    with pytest.warns(UserWarning, match=r'saved by a run of 2 steps; going on to steps=3 stretches the learning-rate schedule') as rec:
+        D.finetune(_fresh(pipe), data, steps=3, batch_size=2, warmup=1, ckpt_dir=tmp_path, ckpt_every=1, progress=False)
+    assert any(r.filename == __file__ for r in rec)
+
+
+def test_finetune_records_itself_on_the_card_and_save_pipeline_keeps_the_card(pipe, tmp_path):
+    "save_pipeline with no card wrote a bare one: the recipe ('recipe' guidance interval) and the provenance were lost; a fine-tuned pipeline's card still described the weights before it."
+    import copy
+    p = _fresh(pipe); p.model_card = dict(name='chest', recipe=dict(guidance_interval=[0, 600]), quality={'x': 1}, files={'old': 'sha'})
+    D.finetune(p, (imgs(4), ['a'] * 4), steps=2, batch_size=2, warmup=1, progress=False)
+    rec = p.model_card['finetune'][-1]
+    assert rec['steps'] == 2 and rec['n_images'] == 4 and 'before this fine-tune' in rec['note']
+    back = D.load_pipeline(D.save_pipeline(p, tmp_path / 'ft'))
+    assert back.model_card['recipe'] == {'guidance_interval': [0, 600]} and back.model_card['finetune'][-1]['steps'] == 2
+    assert 'old' not in back.model_card['files'] and D.pipeline_interval(back, 'recipe') == (0, 600)
+
+
+def test_finetune_data_mistakes_get_clear_messages(pipe):
+    x = imgs(4)
+    run = lambda data, **kw: D.finetune(_fresh(pipe), data, **{**dict(steps=1, batch_size=2, progress=False), **kw})
+    with pytest.raises(TypeError, match=r"data is a dict.*\(d\['images'\], d\['prompts'\]\)"): run(dict(images=x, prompts=['a'] * 4))
+    with pytest.raises(TypeError, match=r'torch.stack\(images\)'): run(([im for im in x], ['a'] * 4))
+    with pytest.raises(TypeError, match=r'torch.stack\(images\)'): run(([im for im in x], ['a'] * 4), stream=True)
+    with pytest.raises(TypeError, match="dataset item 1's prompt is None"): run([(x[0], 'a'), (x[1], None)])
+    with pytest.raises(ValueError, match=r'dataset item 2 has an image of shape \(1, 16, 16\)'): run([(x[0], 'a'), (x[1], 'b'), (x[2, :, :16, :16], 'c')])
+    with pytest.raises(TypeError, match=r'floating point in \[-1, 1\], got torch.uint8'): run((((x + 1) / 2).round().to(torch.uint8), ['a'] * 4))  # a 0/1 mask: refused, never cast
+    with pytest.raises(ValueError, match='cond_drop='): run((x, ['a'] * 4), cond_drop='0.1')
+    with pytest.raises(TypeError, match='progress='): run((x, ['a'] * 4), progress='no')
+    with pytest.warns(UserWarning, match='2 of 4 captions are empty'): run((x, ['a', '', ' ', 'b']))
