@@ -299,8 +299,15 @@ def save_pipeline(pipe, out_dir: str | Path,  # folder to write (created; must b
         raise ValueError(f"the pipeline's text encoder (a {type(pipe.text_encoder).__name__}) is not the packaged MiniLM that load_pipeline "
                          "attaches to a folder without one, so it would come back with another encoder; pass include_text_encoder=True "
                          "to write it into the folder")
-    if card is None: card = {k: v for k, v in (getattr(pipe, 'model_card', None) or {}).items() if k not in ('files', 'text_encoder', 'max_length')}  # written anew below
-    card = jsonable(card, 'card')  # numbers stay numbers (default=str wrote np.int64(256) as '256'); refused before anything is written
+    where = 'card'
+    if card is None:
+        own = getattr(pipe, 'model_card', None) or {}
+        if not isinstance(own, dict): raise TypeError(f"pipe.model_card is a {type(own).__name__}; expected a dict of model-card fields, or pass card= to write another card")
+        card, where = {k: v for k, v in own.items() if k not in ('files', 'text_encoder', 'max_length')}, 'pipe.model_card'  # those three are written anew below
+    try: card = jsonable(card, where)
+    except TypeError as e:
+        if where == 'card': raise
+        raise TypeError(f"{e}; fix it, or pass card= to write another card") from None  # numbers stay numbers (default=str wrote np.int64(256) as '256'); refused before anything is written
     out = Path(out_dir); _clear_for_save(out, overwrite)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     conv = (lambda m: copy.deepcopy(m).half()) if fp16 else (lambda m: m)
@@ -643,7 +650,7 @@ class SampleOutput:
     index: torch.Tensor | None = None  # each sample's index among the images of the call that made it (None: 0..N-1); `select` keeps it
     start_step: int = 0  # the sampler step of trajectory[0] and timesteps[0] (trajectory[j] enters step start_step + j)
     num_inference_steps: int | None = None  # the DDIM grid it ran on: `sample_latents(pipe, out, ...)` goes on on the same one
-    generators: list | None = None  # eta > 0: the per-sample step-noise generators, advanced past its last step; going on from `out` draws on from them
+    generators: list | None = None  # eta > 0: copies of the per-sample step-noise generators after its last step; each run going on from `out` draws on from copies of them
 
     @property
     def end_step(self) -> int:
@@ -917,7 +924,14 @@ def sample_latents(pipe, latents: torch.Tensor | SampleOutput,  # x_T (or x_t wh
     lp = torch.stack(logps) if logps else (torch.zeros(0, len(x), device=x.device) if eta > 0 else None)  # a run of no steps: no log-probability to give
     return SampleOutput(x, lp, traj, ts[start_step:end], alphas, eta, guidance_scale, interval,
                         guidance_fn is not None, cond if keep else None, uncond if keep and guidance_scale != 1 else None, start_step=start_step,
-                        num_inference_steps=len(ts), generators=list(generators) if eta > 0 else None)
+                        num_inference_steps=len(ts), generators=_copied(generators) if eta > 0 else None)
+
+def _copied(generators: list) -> list:
+    "Copies of torch Generators at their current states: a stopped run's step noise, which any number of runs may go on from."
+    out = []
+    for g in generators:
+        c = torch.Generator(device=g.device); c.set_state(g.get_state()); out.append(c)
+    return out
 
 def _go_on(pipe, prev: SampleOutput, num_inference_steps: int | None, start_step: int | None, generators: list | None) -> tuple:
     "What `sample_latents` goes on from a stopped run with: its latents, grid, end step and step-noise generators; a grid or step other than its own refused."
@@ -932,7 +946,7 @@ def _go_on(pipe, prev: SampleOutput, num_inference_steps: int | None, start_step
     if ts[prev.start_step:prev.end_step] != list(prev.timesteps):
         raise ValueError(f"the run to go on from visited timesteps {list(prev.timesteps)[:4]}..., but this pipeline's {prev.num_inference_steps}-step grid "
                          f"has {ts[prev.start_step:prev.end_step][:4]}... there: it was sampled with another scheduler; go on with the pipeline that sampled it")
-    return prev.latents, prev.num_inference_steps, prev.end_step, prev.generators if generators is None else generators
+    return prev.latents, prev.num_inference_steps, prev.end_step, (None if prev.generators is None else _copied(prev.generators)) if generators is None else generators
 
 def _as_sampled(given, sampled, name: str):
     "The setting to re-score with: `given`, or when it is None the one the trajectory was sampled with (refused when that was not recorded)."
@@ -1664,12 +1678,13 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     def save(step):
         nonlocal saved
         if state is None: return
+        state.parent.mkdir(parents=True, exist_ok=True)
         tmp = state.with_name(state.name + '.tmp')  # written whole, then renamed: an interrupt while saving leaves the previous state intact
         torch.save(dict(unet=unet.state_dict(), opt=opt.state_dict(), rng=g.get_state(), ema=ema, step=step, hist=hist, snaps=snaps, settings=settings, steps=steps), tmp)
         os.replace(tmp, state); saved = step
-    if s is not None and s.get('steps') not in (None, steps) and start < steps:
-        warnings.warn(f"{state} was saved by a run of {s['steps']} steps; going on to steps={steps} stretches the learning-rate schedule (warm-up, then cosine over "
-                      f"`steps`) from step {start} on, so the result differs from one uninterrupted run of {steps} steps", stacklevel=2)
+    if s is not None and s.get('steps') not in (None, steps) and 0 < start < steps:
+        warnings.warn(f"{state} was saved by a run of {s['steps']} steps at step {start}; going on to steps={steps} changes the learning-rate schedule (warm-up, then "
+                      f"cosine over `steps`) from there, so the result differs from one uninterrupted run of {steps} steps", stacklevel=2)
     if state is not None and s is None: save(0)  # a run interrupted before its first checkpoint resumes from its start, not from weights it half trained
     said, stepped = set(), False  # streamed warnings already shown (by where they were raised); whether an optimiser step changed the weights
     if stream: batches = iter(torch.utils.data.DataLoader(items, batch_sampler=StepBatches(n_data, steps, batch_size, seed, start, w), num_workers=num_workers,
@@ -1721,12 +1736,14 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
                 snaps[step + 1] = [q.detach().clone() for q in (ema if ema is not None else unet.parameters())]
             if step % 20 == 0: bar.set_postfix(loss=f"{np.mean(hist['loss'][-50:]):.4f}")
             if (step + 1) % ckpt_every == 0 or step + 1 == steps: save(step + 1)
-    except BaseException:  # an interrupted run (Ctrl-C, out of memory) leaves the UNet usable and says which weights it holds
+    except BaseException as exc:  # an interrupted run (Ctrl-C, out of memory) leaves the UNet usable and says which weights it holds
         bar.close(); unet.eval()
         if stream: batches = None  # shuts the DataLoader's workers down now (a notebook keeps the traceback, and with it this frame)
         for p, f in zip(unet.parameters(), flags): p.requires_grad_(f)
         if not stepped: warnings.warn(f"finetune stopped before its first optimiser step: the UNet holds " +
                                       (f"the raw weights of the state it resumed (step {start}), not the EMA ones" if start else "the weights it was given"))
+        elif isinstance(exc, FloatingPointError): warnings.warn("finetune stopped early: the UNet holds the raw weights of its last step, not the EMA ones; "
+                                                                "resuming would diverge again: start over with resume=False and a lower lr")
         else: warnings.warn("finetune stopped early: the UNet holds the raw weights of its last step, not the EMA ones; " +
                             (f"call finetune again with the same ckpt_dir to resume from its state of step {saved}" if saved is not None else "no ckpt_dir was given, so there is no state to resume from"))
         raise
@@ -1737,10 +1754,13 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     unet.eval()
     for p, f in zip(unet.parameters(), flags): p.requires_grad_(False if train_all else f)  # a caller's partial marking is kept
     seconds = time.time() - t0
-    if isinstance(getattr(pipe, 'model_card', None), dict) and start < steps:  # the card describes these weights now: it says they were fine-tuned after its figures
-        rec = dict(steps=steps, resumed_from=start, n_images=n_data, lr=lr, batch_size=batch_size, cond_drop=cond_drop, ema_decay=ema_decay, seed=seed,
-                   seconds=round(seconds, 1), note="the card's figures before this record were measured on the weights before this fine-tune")
-        pipe.model_card = {**pipe.model_card, 'finetune': [*pipe.model_card.get('finetune', []), rec]}
+    card = getattr(pipe, 'model_card', None)
+    if isinstance(card, dict) and (start < steps or s is not None):  # the card describes these weights now (a finished state loaded too): it says they were fine-tuned after its figures
+        run = _digest(json.dumps(dict(settings, steps=steps), sort_keys=True, default=str).encode())
+        if not any(isinstance(r, dict) and r.get('run') == run for r in card.get('finetune', [])):  # the same run loaded again adds no second record
+            rec = dict(steps=steps, resumed_from=start, n_images=n_data, lr=lr, batch_size=batch_size, cond_drop=cond_drop, ema_decay=ema_decay, seed=seed,
+                       seconds=round(seconds, 1), run=run, note="the card's figures before this record were measured on the weights before this fine-tune")
+            pipe.model_card = {**card, 'finetune': [*card.get('finetune', []), rec]}
     return dict(**hist, seconds=seconds, steps=steps, start=start, snapshots=snaps, trained_parameters=len(names))
 
 def _diverged(step: int, value: float, what: str, lr: float, steps: int, warmup: int):
@@ -1751,13 +1771,12 @@ def _diverged(step: int, value: float, what: str, lr: float, steps: int, warmup:
 FINETUNE_STATE_KEYS = ('unet', 'opt', 'rng', 'ema', 'step', 'hist')  # what a `finetune` state holds (and settings, steps: later medcf)
 
 def _state_file(ckpt_dir) -> Path | None:
-    "finetune's state file in `ckpt_dir` (created), or None without one; a name that is empty or a file is refused."
+    "finetune's state file in `ckpt_dir` (the folder is made when the first state is saved), or None without one; a name that is empty or a file is refused."
     if ckpt_dir is None: return None
     if not isinstance(ckpt_dir, (str, Path)) or not str(ckpt_dir).strip():
         raise ValueError(f"ckpt_dir={ckpt_dir!r}: expected a folder to save the resumable state in, or None for no checkpoints")
     d = Path(ckpt_dir)
     if d.exists() and not d.is_dir(): raise NotADirectoryError(f"ckpt_dir={str(d)!r} is a file; expected a folder for finetune's state (or None)")
-    d.mkdir(parents=True, exist_ok=True)
     return d / 'finetune_state.pt'
 
 def _load_state(state: Path) -> dict:

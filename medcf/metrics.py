@@ -83,7 +83,7 @@ def proportion_interval(successes: int,  # events counted (e.g. round trips whos
     if not 0 < level < 1: raise ValueError(f"level={level}: expected a coverage in (0, 1), e.g. 0.95")
     z = NormalDist().inv_cdf((1 + level) / 2); p, k = successes / n, z * z / n
     centre, half = (p + k / 2) / (1 + k), z * np.sqrt(p * (1 - p) / n + k / (4 * n)) / (1 + k)
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+    return (0.0 if successes == 0 else float(max(0.0, centre - half))), (1.0 if successes == n else float(min(1.0, centre + half)))  # exact at the ends, not 1e-17 off
 
 # %% ../nbs/04_metrics.ipynb #e242943e
 def rate_count(rate: float,  # a rate stored rounded, e.g. a card's 0.9727

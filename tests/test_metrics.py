@@ -110,7 +110,7 @@ def test_edit_fn_contract(setup):
 
 def test_proportion_interval_known_values_and_bad_input():
     "Wilson intervals against published values (0/10 -> [0, .2775], 5/10 -> [.2366, .7634]); counts are checked."
-    lo, hi = M.proportion_interval(0, 10); assert lo < 1e-12 and abs(hi - 0.27753) < 1e-4
+    lo, hi = M.proportion_interval(0, 10); assert lo == 0.0 and abs(hi - 0.27753) < 1e-4
     lo, hi = M.proportion_interval(5, 10); assert abs(lo - 0.23659) < 1e-4 and abs(hi - 0.76341) < 1e-4
     lo, hi = M.proportion_interval(10, 10); assert hi == 1.0 and abs(lo - 0.72247) < 1e-4
     assert M.proportion_interval(50, 100, level=0.99)[0] < M.proportion_interval(50, 100)[0]  # wider at higher coverage
