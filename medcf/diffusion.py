@@ -1613,14 +1613,11 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore', UserWarning)  # the range warning comes with the first batch
                 shape = check_images(pipe, first[None]).shape[1:]  # the other items are checked as their batches arrive
-        except (TypeError, ValueError) as e:
-            want = (pipe.vae.config.in_channels, *native_hw(pipe))
-            hint = '' if tuple(first.shape) == want else (f" (build the dataset at the model's size and channels: {want[1]}x{want[2]} px, {want[0]} channel(s), "
-                                                          "e.g. CheXpertDataset(..., size=native_size(pipe), channels=pipe.vae.config.in_channels))")
-            raise type(e)(f"dataset item 0 (image of shape {tuple(first.shape)}, as one batch): {e}{hint}") from None
+        except (TypeError, ValueError) as e: raise type(e)(f"dataset item 0 (image of shape {tuple(first.shape)}, as one batch): {e}{_shape_hint(pipe, first.shape)}") from None
     else:
         images, prompts = as_images_prompts(data); n_data = len(images)
-        check_images(pipe, images)
+        try: check_images(pipe, images)
+        except (TypeError, ValueError) as e: raise type(e)(f"{e}{_shape_hint(pipe, images.shape[1:])}") from None
         if blank := sum(not p.strip() for p in prompts):
             warnings.warn(f"{blank} of {n_data} captions are empty: those images train only the unconditional model (as the captions cond_drop "
                           "drops do); caption them, or leave them out", stacklevel=2)
@@ -1762,6 +1759,12 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
                        seconds=round(seconds, 1), run=run, note="the card's figures before this record were measured on the weights before this fine-tune")
             pipe.model_card = {**card, 'finetune': [*card.get('finetune', []), rec]}
     return dict(**hist, seconds=seconds, steps=steps, start=start, snapshots=snaps, trained_parameters=len(names))
+
+def _shape_hint(pipe, shape) -> str:
+    "A hint for training images of the wrong size or channels: build the dataset at the model's (nothing when the shape is right)."
+    want = (pipe.vae.config.in_channels, *native_hw(pipe))
+    return '' if tuple(shape) == want else (f" (build the dataset at the model's size and channels: {want[1]}x{want[2]} px, {want[0]} channel(s), "
+                                            "e.g. CheXpertDataset(..., size=native_size(pipe), channels=pipe.vae.config.in_channels))")
 
 def _diverged(step: int, value: float, what: str, lr: float, steps: int, warmup: int):
     "Stop a fine-tune whose loss or gradient is no longer finite, before the optimiser writes it into the weights."

@@ -1636,6 +1636,9 @@ def test_messages_for_likely_mistakes(pipe, tmp_path):
     with pytest.raises(ValueError, match="unknown model 'brain'"): D.load_pipeline('brain')
     with pytest.raises(ValueError, match=r'build the dataset at the model.s size and channels: 32x32 px, 1 channel'):
         D.finetune(_fresh(pipe), [(imgs(1, s=64)[0], 'a')], steps=1, stream=True, progress=False)
+    for bad in (imgs(2, s=64), imgs(2, c=3)):  # stacked too: the same hint (it was only the streamed path's)
+        with pytest.raises(ValueError, match=r'build the dataset at the model.s size and channels: 32x32 px, 1 channel'):
+            D.finetune(_fresh(pipe), (bad, ['a', 'b']), steps=1, progress=False)
 
 
 def test_guidance_fn_may_ask_for_alpha_t(pipe):
