@@ -21,11 +21,11 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES',
            'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents',
            'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval',
            'pipeline_interval', 'guidance_at', 'check_timesteps', 'unet_eps', 'noise_prediction_error', 'check_unet',
-           'sample_latents', 'trajectory_log_probs', 'check_negative_prompt', 'generate', 'classifier_guidance',
-           'Inversion', 'invert_latents', 'ddim_invert', 'regenerate', 'inversion_editor', 'slerp', 'dataset_item',
-           'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
-           'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight',
-           'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
+           'sample_latents', 'trajectory_log_probs', 'check_negative_prompt', 'generate', 'warn_hidden_offset',
+           'classifier_guidance', 'Inversion', 'invert_latents', 'ddim_invert', 'regenerate', 'inversion_editor',
+           'slerp', 'dataset_item', 'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1',
+           'check_pixel_weights', 'check_sample_weights', 'check_float32_weights', 'check_autocast', 'train_vae',
+           'fit_latent_scale', 'min_snr_weight', 'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -1087,6 +1087,7 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
     guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
     seed, batch_size = check_int(seed, 'seed', 0), check_int(batch_size, 'batch_size')
     check_negative_prompt(negative_prompt, guidance_scale)
+    if guidance_fn is not None and n > batch_size: warn_hidden_offset(guidance_fn, 'guidance_fn')
     if latents is None: latents = initial_latents(pipe, n, seed, signal_leak=signal_leak, num_inference_steps=num_inference_steps)
     elif len(latents) != n: raise ValueError(f"{len(latents)} latents for {n} prompts; expected one per prompt")
     elif isinstance(signal_leak, torch.Tensor): raise ValueError("got both latents and a signal_leak tensor; latents are used as given: add the leak to them with add_signal_leak, or pass only one")
@@ -1106,14 +1107,25 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
     return images, _joined(outs)
 
 # %% ../nbs/02_diffusion.ipynb #c1a55e01
+def warn_hidden_offset(fn: Callable,  # a guidance_fn or log_prob_fn
+                       name: str) -> None:  # its argument's name, for the message
+    "Warn when `fn` takes **kwargs but names no `offset`: the samplers tell only a function that names it each batch's first image, so per-image targets would go to the wrong images after the first batch."
+    import inspect
+    try: ps = inspect.signature(fn.forward if isinstance(fn, torch.nn.Module) else fn).parameters.values()
+    except (TypeError, ValueError): return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in ps) and not takes_keyword(fn, 'offset'):
+        warnings.warn(f"{name} takes **kwargs but names no offset parameter, so it is not told the index of each batch's first image; if it holds "
+                      "per-image targets, give it an offset parameter (def f(images, offset=0)), else they go to the wrong images after the first batch", stacklevel=3)
+
 def classifier_guidance(pipe, log_prob_fn: Callable,  # decoded images N x C x H x W -> N values of log p(y | image), differentiable; it gets offset= if it names it
-                        scale: float = 1.0,  # guidance strength s
+                        scale: float = 1.0,  # guidance strength s; what an edit needs depends on the classifier's logit range and the inversion depth: sweep it
                         clamp: bool = False,  # clamp the decoded image to [-1, 1] first (cuts the gradient where the decoder overshoots)
                         interval: tuple | None = None) -> Callable:  # (t_lo, t_hi): steer only at these training timesteps (the noisiest steps move the predicted image most); None: every step
     "A guidance_fn towards high `log_prob_fn`: eps - s sqrt(1 - alpha_t) grad_{x_t} log p(y | decode(x0_hat)), with the UNet's noise prediction held fixed (classifier guidance, arXiv:2105.05233, with a clean-image classifier on the predicted clean image as DiME and DeCoDEx do)."
     scale = check_real(scale, 'scale')
     if not callable(log_prob_fn): raise TypeError(f"log_prob_fn must be callable (images -> N log-probabilities), got {type(log_prob_fn).__name__}")
     interval = check_guidance_interval(interval, pipe.scheduler.config.num_train_timesteps, 'interval')
+    warn_hidden_offset(log_prob_fn, 'log_prob_fn')
     def steer(x_t, t, eps, alpha_t, score: Callable) -> torch.Tensor:
         if interval is not None and not interval[0] <= int(t) <= interval[1]: return eps
         with torch.enable_grad():  # the sampler runs without gradients unless grad=True: the classifier's gradient needs them here
@@ -1251,6 +1263,7 @@ def regenerate(pipe, inv: Inversion,  # an `invert_latents` / `ddim_invert` resu
     guidance_scale, batch_size = check_real(guidance_scale, 'guidance_scale'), check_int(batch_size, 'batch_size')
     check_negative_prompt(negative_prompt, guidance_scale)
     guidance_interval = pipeline_interval(pipe, guidance_interval)
+    if guidance_fn is not None and n > batch_size: warn_hidden_offset(guidance_fn, 'guidance_fn')
     t = int(ddim_scheduler(pipe, inv.num_inference_steps).timesteps[inv.start_step])
     if t != inv.timestep: raise ValueError(f"this pipeline's {inv.num_inference_steps}-step grid has timestep {t} at step {inv.start_step}, but the inversion "
                                            f"reached timestep {inv.timestep}: it was inverted with another scheduler (regenerate with the pipeline that inverted it), "
@@ -1274,9 +1287,11 @@ def inversion_editor(pipe,  # any SD-style pipeline
                      start_step: int = 20,  # invert to this sampler step: later keeps more of the image, earlier lets more change
                      guidance_scale: float = 5.0,  # classifier-free guidance of the regeneration under the target caption
                      guidance_interval: tuple | str | None = None,  # (t_lo, t_hi) training timesteps where that guidance applies; None: every step; 'recipe': the checkpoint's
-                     batch_size: int = 64) -> Callable:  # latents per UNet call
+                     batch_size: int = 64,  # latents per UNet call
+                     guidance: Callable | None = None) -> Callable:  # (target, source) -> a guidance_fn for that edit (e.g. `classifier_guidance` towards the target, DiME / DeCoDEx), passed to `regenerate`; None: text only
     "An `edit_fn(images, target, source)` for `medcf.metrics`: DDIM-invert under the source's captions to `start_step`, `regenerate` under the target's."
     if not callable(captions): raise TypeError(f"captions must be a function from values (a dict) to one caption per image, got {type(captions).__name__}")
+    if guidance is not None and not callable(guidance): raise TypeError(f"guidance must be a function (target, source) -> guidance_fn, or None; got {type(guidance).__name__}")
     num_inference_steps = check_int(num_inference_steps, 'num_inference_steps')
     start_step = check_int(start_step, 'start_step', 0)
     if start_step >= num_inference_steps: raise ValueError(f"start_step={start_step}: expected a sampler step in [0, {num_inference_steps}) (0 inverts all the way to noise)")
@@ -1290,8 +1305,10 @@ def inversion_editor(pipe,  # any SD-style pipeline
         return list(caps)
     def edit(images, target: dict, source: dict) -> torch.Tensor:
         src, tgt = written(source, 'source', len(images)), written(target, 'target', len(images))  # both before the inversion's work
+        fn = None if guidance is None else guidance(target, source)
+        if fn is not None and not callable(fn): raise TypeError(f"guidance(target, source) returned {type(fn).__name__}; expected a guidance_fn (e.g. classifier_guidance(...)) or None")
         inv = ddim_invert(pipe, images, src, num_inference_steps, start_step=start_step, check=False, batch_size=batch_size)
-        return regenerate(pipe, inv, tgt, guidance_scale=guidance_scale, guidance_interval=guidance_interval, batch_size=batch_size)
+        return regenerate(pipe, inv, tgt, guidance_scale=guidance_scale, guidance_interval=guidance_interval, batch_size=batch_size, guidance_fn=fn)
     return edit
 
 # %% ../nbs/02_diffusion.ipynb #c9d2f4a0

@@ -440,16 +440,29 @@ def true_counterfactual_editor(phantom,  # an SCMPhantom
 
 # %% ../nbs/04_metrics.ipynb #a2bc285a
 def _true_counterfactual(phantom, batch, hold: Sequence[str], do: dict, stacklevel: int = 3):
-    "phantom.counterfactual(batch, **do) with the `hold` variables kept at their factual values, `hold` checked; the warning points at the user's call."
+    "phantom.counterfactual(batch, **do) with the `hold` variables kept at their factual values, `hold` checked; the warnings point at the user's call."
+    if isinstance(hold, (set, frozenset)): hold = sorted(hold, key=str)  # order does not matter
     if not isinstance(hold, (list, tuple, np.ndarray, pd.Index)) or not all(isinstance(h, str) for h in hold):
         raise TypeError(f"hold must be a sequence of variable names, e.g. ('chest_tube',) (they keep their factual values), got {hold!r}")
+    spec = getattr(phantom, 'variables', {})
+    derived = [h for h in hold if getattr(spec.get(h), 'derived', False)]
+    if derived: raise ValueError(f"hold={list(hold)}: {derived} are computed from other variables ({ {h: list(spec[h].parents) for h in derived} }) and follow them; "
+                                 "hold the variables they are computed from instead")
     bad = [h for h in hold if h not in batch.truth.columns or h in do]
     if bad: raise ValueError(f"hold={list(hold)}: {bad} {'are intervened on' if set(bad) & set(do) else 'are not variables of this phantom'}; "
                              f"expected variables to keep at their factual values, other than the intervened ones, from {list(batch.truth.columns)}")
     fixed = [h for h in hold if h in batch.interventions]
     if fixed: warnings.warn(f"hold={list(hold)}: {fixed} already keep their values: the batch was drawn under do({', '.join(fixed)}=...), which every "
                             "counterfactual of it keeps, so holding them changes nothing (draw observationally and select rows to condition instead)", stacklevel=stacklevel)
-    return phantom.counterfactual(batch, **do, **{h: batch.truth[h].to_numpy() for h in hold})
+    cf = phantom.counterfactual(batch, **do, **{h: batch.truth[h].to_numpy() for h in hold})
+    if len(hold):  # holding every variable through which the intervention is drawn leaves the image as it was: the edit is invisible
+        moved = np.zeros(len(batch), bool)
+        for k in do: moved |= (batch.truth[k].to_numpy() != cf.truth[k].to_numpy())
+        same = (cf.images == batch.images).flatten(1).all(1).cpu().numpy()
+        if (k := int((moved & same).sum())):
+            warnings.warn(f"hold={list(hold)}: for {k} of {int(moved.sum())} samples whose {list(do)} changed, the true counterfactual's image did not: the held "
+                          "variables carry what the intervention draws (they descend from it), so it shows no change there; hold fewer of its descendants", stacklevel=stacklevel)
+    return cf
 
 def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited images; one with a `source` parameter also gets the values the images have (a text editor's source caption)
                           phantom,  # the SCMPhantom the batch came from (renders the true counterfactual)
@@ -457,9 +470,9 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
                           predict: Callable,  # oracle: images -> DataFrame of attributes
                           threshold: float = 0.05,  # changed-region threshold
                           leakage_attributes: Sequence | None = None,  # discrete attributes checked for leakage (None: every discrete one)
-                          hold: Sequence[str] = (),  # variables (hidden ones too) the true counterfactual keeps at their factual values, e.g. ('chest_tube',): change the disease, keep the device (DeCoDEx); hold the variable the image draws (the drain), not a summary of it ('devices')
+                          hold: Sequence[str] = (),  # variables (hidden ones too) the true counterfactual keeps at their factual values: ChestPhantom.DEVICE_VARIABLES changes the disease and keeps every device (DeCoDEx); ('chest_tube',) alone keeps the drain, while the other devices follow the disease
                           **do) -> pd.Series:  # the intervention, e.g. effusion=1 (scalar or one value per image)
-    "Every counterfactual metric for one intervention, as one row: effectiveness, error inside/outside, minimality, leakage (worst discrete attribute), composition, reversibility."
+    "Every counterfactual metric for one intervention, as one row: effectiveness, error inside/outside, minimality, leakage (worst discrete attribute), composition, reversibility (means over the images; minimality their median)."
     # effectiveness is the mean share over the discrete intervened attributes (NaN when there is none); each continuous one gets
     # its own column effectiveness_mae_<name> in its own units: a share and a mean error in years are never averaged together;
     # leakage_max is NaN when no attribute was left to check (not 0.0, which would read as "no leakage")

@@ -471,6 +471,7 @@ class ChestPhantom(SCMPhantom):
     image disagree with its labels (do(ctr=0.6) with cardiomegaly=0): useful for out-of-distribution tests."""
     channels = 1
     _n_render = 24  # uniform rendering-noise columns per sample
+    DEVICE_VARIABLES = ('devices', 'chest_tube', 'pacemaker', 'tubes', 'line')  # every variable that draws a device: hold them all to change a disease and keep the devices (DeCoDEx)
 
     def __init__(self, size: int = 64,  # square image size in pixels (multiple of 8, 16-512)
                  seed: int = 0,  # seed of the sampler's random stream

@@ -2232,3 +2232,25 @@ def test_every_finetune_run_that_trains_is_on_the_card(pipe):
     kw = dict(steps=2, batch_size=2, warmup=1, progress=False)
     D.finetune(p, (imgs(4), ['a'] * 4), **kw); D.finetune(p, (imgs(4, seed=1), ['b'] * 4), **kw)
     assert len(p.model_card['finetune']) == 2
+
+
+def test_inversion_editor_takes_a_guidance_per_edit_and_hidden_offsets_warn(pipe):
+    "inversion_editor had no way to add classifier guidance (DeCoDEx's editor was written by hand); a log_prob_fn with **kwargs silently lost its offset."
+    seen = []
+    def guidance(target, source):
+        seen.append((list(target['x']), list(source['x'])))
+        return lambda x_t, t, eps, pred_x0: eps * 0.5
+    caps = lambda v: [f'x{int(a)}' for a in v['x']]
+    x = imgs(2)
+    plain = D.inversion_editor(pipe, caps, 4, 1, 1.0)(x, {'x': [1, 1]}, {'x': [0, 0]})
+    guided = D.inversion_editor(pipe, caps, 4, 1, 1.0, guidance=guidance)(x, {'x': [1, 1]}, {'x': [0, 0]})
+    assert seen == [([1, 1], [0, 0])] and not torch.allclose(plain, guided)
+    with pytest.raises(TypeError, match=r'guidance must be a function \(target, source\)'): D.inversion_editor(pipe, caps, guidance=3)
+    with pytest.raises(TypeError, match=r'guidance\(target, source\) returned int'): D.inversion_editor(pipe, caps, 4, 1, guidance=lambda t, s: 3)(x, {'x': [1, 1]}, {'x': [0, 0]})
+    lp = lambda im, offset=0: im.mean((1, 2, 3))
+    with pytest.warns(UserWarning, match='log_prob_fn takes \\*\\*kwargs but names no offset') as rec: D.classifier_guidance(pipe, lambda im, **kw: lp(im, **kw))
+    assert rec[0].filename == __file__
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error'); D.classifier_guidance(pipe, lp); D.classifier_guidance(pipe, lambda im: im.mean((1, 2, 3)))
+    with pytest.warns(UserWarning, match='guidance_fn takes \\*\\*kwargs'): D.generate(pipe, ['a'] * 3, 2, batch_size=2, guidance_fn=lambda x, t, eps, x0, **kw: eps)

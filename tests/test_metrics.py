@@ -418,3 +418,33 @@ def test_flip_rate_of_a_continuous_intervention_says_only_whether_it_moved():
     t = M.counterfactual_flip_rate(lambda x: np.zeros(len(x), int), ph, b, age=age)
     assert set(t.change) == {'age changed', 'age unchanged'} and (t.flip_rate == 0).all()
     assert t.set_index('change').n.to_dict() == {'age changed': 2, 'age unchanged': 4}
+
+
+def test_holding_what_the_intervention_draws_is_named_not_silent():
+    "Holding every device variable under do(devices) left the images as they were: the flip rate read 0 and the shortcut looked honest, without a word."
+    from medcf.phantoms import ChestPhantom
+    ph = ChestPhantom(32); b = ph.sample(24, seed=5)
+    flip = 1 - b.truth.devices.to_numpy()
+    kids = [v for v in ChestPhantom.DEVICE_VARIABLES if v != 'devices']
+    with pytest.warns(UserWarning, match=r"samples whose \['devices'\] changed, the true counterfactual's image did not") as rec:
+        M.counterfactual_flip_rate(lambda x: np.zeros(len(x), int), ph, b, hold=kids, devices=flip)
+    assert rec[0].filename == __file__
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        M.counterfactual_flip_rate(lambda x: np.zeros(len(x), int), ph, b, hold=['chest_tube'], effusion=1 - b.truth.effusion.to_numpy())  # the effusion is still drawn
+        M.counterfactual_flip_rate(lambda x: np.zeros(len(x), int), ph, b, hold={'chest_tube', 'line'}, effusion=1)  # a set: order does not matter
+    with pytest.raises(ValueError, match=r"\['no_finding'\] are computed from other variables.*hold the variables they are computed from"):
+        M.counterfactual_flip_rate(lambda x: np.zeros(len(x), int), ph, b, hold=['no_finding'], effusion=1)
+
+
+def test_device_variables_keep_every_device():
+    "hold=('chest_tube',) was documented as keeping the devices, but lines, tubes and pacemakers follow the disease; DEVICE_VARIABLES keeps them all."
+    from medcf.phantoms import ChestPhantom
+    ph = ChestPhantom(32)
+    b = ph.sample(200, seed=4); b = b[np.flatnonzero((b.truth.effusion == 1) & (b.truth.devices == 1))]
+    keep = {h: b.truth[h].to_numpy() for h in ChestPhantom.DEVICE_VARIABLES}
+    cf = ph.counterfactual(b, effusion=0, **keep)
+    assert all((cf.truth[h].to_numpy() == b.truth[h].to_numpy()).all() for h in ChestPhantom.DEVICE_VARIABLES)
+    drain_only = ph.counterfactual(b, effusion=0, chest_tube=b.truth.chest_tube.to_numpy())
+    assert (drain_only.truth.devices == 0).any()  # what the docstring promised and did not do
