@@ -18,14 +18,15 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES',
            'vae_factor', 'native_hw', 'native_size', 'check_images', 'check_latents', 'check_prompts', 'encode_images',
            'decode_latents', 'vae_roundtrip', 'sha256', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline',
            'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts',
-           'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'initial_latents',
-           'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval',
-           'pipeline_interval', 'guidance_at', 'check_timesteps', 'unet_eps', 'noise_prediction_error', 'check_unet',
-           'sample_latents', 'trajectory_log_probs', 'check_negative_prompt', 'generate', 'warn_hidden_offset',
-           'classifier_guidance', 'Inversion', 'invert_latents', 'ddim_invert', 'regenerate', 'inversion_editor',
-           'slerp', 'dataset_item', 'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1',
-           'check_pixel_weights', 'check_sample_weights', 'check_float32_weights', 'check_autocast', 'train_vae',
-           'fit_latent_scale', 'min_snr_weight', 'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
+           'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'step_generators',
+           'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
+           'resolve_guidance_interval', 'pipeline_interval', 'guidance_at', 'check_timesteps', 'unet_eps',
+           'noise_prediction_error', 'check_unet', 'sample_latents', 'trajectory_log_probs', 'check_negative_prompt',
+           'generate', 'warn_hidden_offset', 'classifier_guidance', 'Inversion', 'invert_latents', 'ddim_invert',
+           'regenerate', 'inversion_editor', 'slerp', 'dataset_item', 'as_images_prompts', 'draw_indices',
+           'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights', 'check_float32_weights',
+           'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight', 'settings_diff', 'finetune',
+           'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -682,6 +683,12 @@ def _seed_generators(seed: int, n: int, offset: int = 0, stream: int = 0) -> lis
     key = lambda j: [seed, offset + j] + ([stream] if stream else [])  # stream 0 keeps the original keys: every eta = 0 figure is unchanged
     return [torch.Generator().manual_seed(int(np.random.SeedSequence(key(j)).generate_state(1)[0])) for j in range(n)]
 
+def step_generators(seed: int, n: int,  # generate's seed; how many images
+                    offset: int = 0) -> list:  # index of the first image among those of the call
+    "The per-image generators `generate(seed=seed, eta > 0)` draws its step noise from (image j's depend only on seed and offset + j): pass them to `sample_latents(generators=...)` to repeat generate's draw in parts."
+    n, seed, offset = check_int(n, 'n'), check_int(seed, 'seed', 0), check_int(offset, 'offset', 0)
+    return _seed_generators(seed, n, offset, stream=1)
+
 def _randn(gens: list, shape: tuple) -> torch.Tensor:
     return torch.stack([torch.randn(shape, generator=g) for g in gens])
 
@@ -862,7 +869,7 @@ def sample_latents(pipe, latents: torch.Tensor | SampleOutput,  # x_T (or x_t wh
                    num_inference_steps: int | None = None,  # DDIM steps; None: 50, or the grid of the SampleOutput it goes on from
                    guidance_scale: float | None = None,  # classifier-free guidance weight w (1 = no guidance); None: the stopped run's when going on from one, else 3.0 when `uncond` is given, else 1
                    eta: float | None = None,  # DDIM stochasticity (log-probabilities are returned when > 0); None: the stopped run's when going on from one, else 0
-                   generators: list | None = None,  # one torch.Generator per sample for the eta noise (None: those of the SampleOutput it goes on from, else seed 0's step-noise stream)
+                   generators: list | None = None,  # one torch.Generator per sample for the eta noise, advanced in place as torch's are (fresh ones, e.g. `step_generators(seed, n)`, repeat a draw); None: copies of those of the SampleOutput it goes on from, else seed 0's step-noise stream
                    start_step: int | None = None,  # begin at this step (for partial regeneration / editing); num_inference_steps: none left; None: 0, or where the SampleOutput it goes on from stopped
                    callback: Callable | None = None,  # f(StepInfo) -> None or a replacement for prev_latents
                    guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps, to steer the update; one with a parameter named `alpha_t` also gets the step's alpha-bar; runs without gradients unless grad=True (`classifier_guidance` enables them inside)
@@ -878,7 +885,9 @@ def sample_latents(pipe, latents: torch.Tensor | SampleOutput,  # x_T (or x_t wh
     if prev is not None:  # settings not given are the stopped run's
         latents, num_inference_steps, start_step, generators = _go_on(pipe, prev, num_inference_steps, start_step, generators)
         eta = prev.eta if eta is None else eta
-        guidance_scale = prev.guidance_scale if guidance_scale is None else guidance_scale
+        if guidance_scale is None and uncond is not None: guidance_scale = prev.guidance_scale  # without uncond: no guidance, as from latents
+        if prev.guidance_fn and guidance_fn is None:
+            warnings.warn("the stopped run was steered by a guidance_fn, and this one has none, so it goes on unsteered; pass the guidance_fn again to go on as one run", stacklevel=2)
     if isinstance(guidance_interval, str) and guidance_interval == 'sampled': guidance_interval = None if prev is None else prev.guidance_interval
     eta = 0.0 if eta is None else eta
     ddim = ddim_scheduler(pipe, 50 if num_inference_steps is None else num_inference_steps)
@@ -1779,7 +1788,8 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     card = getattr(pipe, 'model_card', None)
     if isinstance(card, dict) and (start < steps or s is not None):  # the card describes these weights now (a finished state loaded too): it says they were fine-tuned after its figures
         run = _digest(json.dumps(dict(settings, steps=steps), sort_keys=True, default=str).encode())
-        if not (start == steps and any(isinstance(r, dict) and r.get('run') == run for r in card.get('finetune', []))):  # only a finished state loaded again adds no second record
+        last = (card.get('finetune') or [None])[-1]
+        if not (start == steps and isinstance(last, dict) and last.get('run') == run):  # only the same finished state loaded again onto its own record adds none
             rec = dict(steps=steps, resumed_from=start, n_images=n_data, lr=lr, batch_size=batch_size, cond_drop=cond_drop, ema_decay=ema_decay, seed=seed,
                        seconds=round(seconds, 1), run=run, note="the card's figures before this record were measured on the weights before this fine-tune")
             pipe.model_card = {**card, 'finetune': [*card.get('finetune', []), rec]}
@@ -1804,7 +1814,8 @@ def _state_file(ckpt_dir) -> Path | None:
     if not isinstance(ckpt_dir, (str, Path)) or not str(ckpt_dir).strip():
         raise ValueError(f"ckpt_dir={ckpt_dir!r}: expected a folder to save the resumable state in, or None for no checkpoints")
     d = Path(ckpt_dir)
-    if d.exists() and not d.is_dir(): raise NotADirectoryError(f"ckpt_dir={str(d)!r} is a file; expected a folder for finetune's state (or None)")
+    up = next((q for q in (d, *d.parents) if q.exists()), None)  # the folder is made at the first save: what exists of its path must be folders
+    if up is not None and not up.is_dir(): raise NotADirectoryError(f"ckpt_dir={str(d)!r}: {str(up)!r} is a file; expected a folder for finetune's state (or None)")
     return d / 'finetune_state.pt'
 
 def _load_state(state: Path) -> dict:

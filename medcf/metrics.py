@@ -458,10 +458,12 @@ def _true_counterfactual(phantom, batch, hold: Sequence[str], do: dict, stacklev
     if len(hold):  # holding every variable through which the intervention is drawn leaves the image as it was: the edit is invisible
         moved = np.zeros(len(batch), bool)
         for k in do: moved |= (batch.truth[k].to_numpy() != cf.truth[k].to_numpy())
-        same = (cf.images == batch.images).flatten(1).all(1).cpu().numpy()
-        if (k := int((moved & same).sum())):
-            warnings.warn(f"hold={list(hold)}: for {k} of {int(moved.sum())} samples whose {list(do)} changed, the true counterfactual's image did not: the held "
-                          "variables carry what the intervention draws (they descend from it), so it shows no change there; hold fewer of its descendants", stacklevel=stacklevel)
+        unchanged = lambda x: (x.detach().cpu() == batch.images.detach().cpu()).flatten(1).all(1).numpy()
+        hid = moved & unchanged(cf.images)
+        if hid.any(): hid &= ~unchanged(phantom.counterfactual(batch, **do).images)  # only where the plain counterfactual does show the change
+        if (k := int(hid.sum())):
+            warnings.warn(f"hold={list(hold)}: for {k} of {int(moved.sum())} samples whose {list(do)} changed, the plain true counterfactual's image changed but the held "
+                          "one's did not: the held variables carry what the intervention draws (they descend from it); hold fewer of its descendants", stacklevel=stacklevel)
     return cf
 
 def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited images; one with a `source` parameter also gets the values the images have (a text editor's source caption)

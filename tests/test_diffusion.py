@@ -2254,3 +2254,39 @@ def test_inversion_editor_takes_a_guidance_per_edit_and_hidden_offsets_warn(pipe
     with warnings.catch_warnings():
         warnings.simplefilter('error'); D.classifier_guidance(pipe, lp); D.classifier_guidance(pipe, lambda im: im.mean((1, 2, 3)))
     with pytest.warns(UserWarning, match='guidance_fn takes \\*\\*kwargs'): D.generate(pipe, ['a'] * 3, 2, batch_size=2, guidance_fn=lambda x, t, eps, x0, **kw: eps)
+
+
+def test_step_generators_repeat_generates_draw_in_parts(pipe):
+    "generate(seed, eta > 0)'s step noise could only be had from the private _seed_generators."
+    c, u = D.encode_prompts(pipe, ['a', 'b']), D.encode_prompts(pipe, ['', ''])
+    g = D.generate(pipe, ['a', 'b'], 6, 2.0, seed=7, eta=1.0, return_latents=True)[1].latents
+    x = D.initial_latents(pipe, 2, seed=7, signal_leak=True, num_inference_steps=6)
+    first = D.sample_latents(pipe, x, c, u, 6, 2.0, eta=1.0, generators=D.step_generators(7, 2), end_step=3)
+    assert torch.allclose(D.sample_latents(pipe, first, c, u).latents, g, atol=1e-6)
+    with pytest.raises(ValueError, match='n='): D.step_generators(7, 0)
+
+
+def test_going_on_without_uncond_or_guidance_fn_says_what_it_does(pipe, tmp_path):
+    "Going on from a guided run without uncond was refused for a guidance scale the caller never passed; a run stopped with a guidance_fn went on unsteered without a word; a ckpt_dir under a file failed after the VAE pass."
+    c, u = D.encode_prompts(pipe, ['a', 'b']), D.encode_prompts(pipe, ['', ''])
+    first = D.sample_latents(pipe, D.initial_latents(pipe, 2), c, u, 6, 3.0, end_step=2)
+    assert D.sample_latents(pipe, first, c).guidance_scale == 1.0  # no uncond: no guidance, as from latents
+    steer = lambda x, t, eps, x0: eps * 0.9
+    guided = D.sample_latents(pipe, D.initial_latents(pipe, 2), c, u, 6, 3.0, guidance_fn=steer, end_step=2)
+    with pytest.warns(UserWarning, match='steered by a guidance_fn.*goes on unsteered') as rec: D.sample_latents(pipe, guided, c, u)
+    assert rec[0].filename == __file__
+    whole = D.sample_latents(pipe, D.initial_latents(pipe, 2), c, u, 6, 3.0, guidance_fn=steer)
+    assert torch.allclose(D.sample_latents(pipe, guided, c, u, guidance_fn=steer).latents, whole.latents, atol=1e-6)
+    (tmp_path / 'f').write_text('x')
+    with pytest.raises(NotADirectoryError, match="'f' is a file|f' is a file"): D.finetune(_fresh(pipe), (imgs(4), ['a'] * 4), steps=1, batch_size=2, ckpt_dir=tmp_path / 'f' / 'sub', progress=False)
+
+
+def test_the_card_follows_the_weights_when_an_older_finished_state_is_loaded(pipe, tmp_path):
+    "Run A (with a state), run B on top, then A's finished state loaded again: the UNet holds A's weights but the card ended with B."
+    p = _fresh(pipe); p.model_card = {}
+    a = dict(steps=2, batch_size=2, warmup=1, progress=False, ckpt_dir=tmp_path / 'A')
+    D.finetune(p, (imgs(4), ['a'] * 4), **a)
+    D.finetune(p, (imgs(4, seed=1), ['b'] * 4), steps=2, batch_size=2, warmup=1, progress=False)
+    D.finetune(p, (imgs(4), ['a'] * 4), **a)
+    assert len(p.model_card['finetune']) == 3 and p.model_card['finetune'][-1]['run'] == p.model_card['finetune'][0]['run']
+    D.finetune(p, (imgs(4), ['a'] * 4), **a); assert len(p.model_card['finetune']) == 3  # the same state onto its own record: none
