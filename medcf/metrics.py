@@ -473,12 +473,16 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
                           threshold: float = 0.05,  # changed-region threshold
                           leakage_attributes: Sequence | None = None,  # discrete attributes checked for leakage (None: every discrete one)
                           hold: Sequence[str] = (),  # variables (hidden ones too) the true counterfactual keeps at their factual values: ChestPhantom.DEVICE_VARIABLES changes the disease and keeps every device (DeCoDEx); ('chest_tube',) alone keeps the drain, while the other devices follow the disease
+                          leakage_each: bool = False,  # also one leakage_<attribute> entry per attribute checked (the worst one can hide the one you care about)
+                          edit_checks: bool = True,  # composition and reversibility, three more editor runs; False: NaN for both (one run: the edit)
                           **do) -> pd.Series:  # the intervention, e.g. effusion=1 (scalar or one value per image)
     "Every counterfactual metric for one intervention, as one row: effectiveness, error inside/outside, minimality, leakage (worst discrete attribute), composition, reversibility (means over the images; minimality their median)."
     # effectiveness is the mean share over the discrete intervened attributes (NaN when there is none); each continuous one gets
     # its own column effectiveness_mae_<name> in its own units: a share and a mean error in years are never averaged together;
     # leakage_max is NaN when no attribute was left to check (not 0.0, which would read as "no leakage")
     if not do: raise ValueError("give the intervention as keyword arguments, e.g. effusion=1")
+    for v, name in ((leakage_each, 'leakage_each'), (edit_checks, 'edit_checks')):
+        if not isinstance(v, (bool, np.bool_)): raise TypeError(f"{name}={v!r}: expected True or False")
     hidden = [k for k in do if k not in batch.attrs.columns]
     if hidden: raise ValueError(f"{hidden} are not observed attributes; an editor can only be asked for {list(batch.attrs.columns)}")
     cf = _true_counterfactual(phantom, batch, hold, do)  # the editor is asked only for `do`
@@ -493,7 +497,9 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
                           **{f'effectiveness_mae_{k}': v for k, (v, cont) in eff.items() if cont}, mae_inside=float(err.mae_inside.mean()),
                           mae_outside=float(err.mae_outside.mean()), minimality=float(np.nanmedian(minimality(edited, factual=batch.images, true_cf=cf.images))),
                           leakage_max=float(leak.max()) if len(leak) else float('nan'), leakage_worst=leak.idxmax() if len(leak) and leak.max() > 0 else '',
-                          composition=composition(edit_fn, batch.images, source)[0], reversibility=reversibility(edit_fn, batch.images, source, target)))
+                          composition=composition(edit_fn, batch.images, source)[0] if edit_checks else float('nan'),
+                          reversibility=reversibility(edit_fn, batch.images, source, target) if edit_checks else float('nan'),
+                          **({f'leakage_{k}': float(v) for k, v in leak.items()} if leakage_each else {})))
 
 # %% ../nbs/04_metrics.ipynb #fl04c5d6
 def prediction_flips(classify: Callable,  # images -> N predicted labels (threshold probabilities first)

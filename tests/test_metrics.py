@@ -461,3 +461,19 @@ def test_the_hold_warning_blames_hold_only_where_it_hid_the_change():
     assert ((plain.images == b.images).flatten(1).all(1)).any()  # the case: some of those images do not change without hold either
     b.images = b.images.double()  # not the dtype the phantom renders: compared on the CPU all the same
     M._true_counterfactual(ph, b, ('chest_tube',), dict(effusion=1))
+
+
+def test_report_can_name_every_leakage_and_skip_the_edit_checks(setup):
+    "The report ran the editor four times and gave only the worst leakage, so the attribute a study cares about could hide behind another."
+    ph, b, do = setup
+    calls = []
+    def leaky(images, target):
+        calls.append(1); cf = ph.counterfactual(b, **target).images
+        return torch.where(torch.arange(len(cf))[:, None, None, None] % 2 == 0, ph.counterfactual(b, **target, tone=1 - b.truth.tone.to_numpy()).images, cf)
+    full = M.counterfactual_report(leaky, ph, b, reader, leakage_each=True, **do)
+    assert len(calls) == 4 and full['leakage_tone'] == full.leakage_max > 0 and full.leakage_worst == 'tone'
+    calls.clear()
+    quick = M.counterfactual_report(leaky, ph, b, reader, edit_checks=False, **do)
+    assert len(calls) == 1 and np.isnan(quick.composition) and np.isnan(quick.reversibility) and 'leakage_tone' not in quick
+    assert quick.drop(['composition', 'reversibility']).equals(full.drop(['composition', 'reversibility', 'leakage_tone']))
+    with pytest.raises(TypeError, match='edit_checks='): M.counterfactual_report(leaky, ph, b, reader, edit_checks='no', **do)
