@@ -1083,7 +1083,7 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
              batch_size: int = 64,  # images per UNet call (guidance doubles it)
              latents: torch.Tensor | None = None,  # start from these x_T (used as given) instead of seeded noise
              signal_leak: torch.Tensor | bool = True,  # mean training latent put into seeded x_T (`add_signal_leak`); True: the pipeline's own (`pipe.signal_leak`) if it has one; False: pure noise
-             guidance_interval: tuple | str | None = None,  # (t_lo, t_hi) training timesteps where guidance applies, w = 1 elsewhere (arXiv:2404.07724); None: every step; 'recipe': the checkpoint's (`pipe.model_card`)
+             guidance_interval: tuple | str | None = None,  # (t_lo, t_hi) training timesteps where guidance applies, w = 1 elsewhere (arXiv:2404.07724); None: every step; 'recipe': the checkpoint's (`pipe.model_card`; the chest's guides at t <= 600 only, as its card's figures and `medcf generate` do)
              callback: Callable | None = None,  # f(StepInfo) per step and per batch (see `sample_latents`)
              guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps (and alpha_t=, offset= if it names them: see `sample_latents`; `classifier_guidance` makes one)
              grad: bool = False,  # keep gradients through sampler and decoder
