@@ -669,12 +669,13 @@ class SampleOutput:
         if ix.dtype == torch.bool:
             if ix.shape != (n,): raise ValueError(f"a boolean mask of shape {tuple(ix.shape)}; expected ({n},), one per sample")
             ix = ix.nonzero().flatten()
-        if ix.ndim != 1 or ix.is_floating_point() or ((ix < -n) | (ix >= n)).any():
+        if not (ix.is_floating_point() or ix.is_complex()): ix = ix.long()  # uint8 / int8 indices: compared and indexed as indices, not wrapped
+        if ix.ndim != 1 or ix.is_floating_point() or ix.is_complex() or ((ix < -n) | (ix >= n)).any():
             raise IndexError(f"idx={idx!r}: expected sample indices in [-{n}, {n}), a slice or a boolean mask over the {n} samples")
         take = lambda v: None if v is None else v[ix.to(v.device)]
         base = torch.arange(n) if self.index is None else self.index
         return replace(self, latents=take(self.latents), cond=take(self.cond), uncond=take(self.uncond), index=base[ix.to(base.device)],
-                                   generators=None if self.generators is None else [self.generators[int(j)] for j in ix],
+                                   generators=None if self.generators is None else _copied([self.generators[int(j)] for j in ix]),  # copies: `out` stays a snapshot
                                    log_probs=None if self.log_probs is None else self.log_probs[:, ix.to(self.log_probs.device)],
                                    trajectory=None if self.trajectory is None else [take(x) for x in self.trajectory])
 
@@ -886,6 +887,9 @@ def sample_latents(pipe, latents: torch.Tensor | SampleOutput,  # x_T (or x_t wh
         latents, num_inference_steps, start_step, generators = _go_on(pipe, prev, num_inference_steps, start_step, generators)
         eta = prev.eta if eta is None else eta
         if guidance_scale is None and uncond is not None: guidance_scale = prev.guidance_scale  # without uncond: no guidance, as from latents
+        elif guidance_scale is None and prev.guidance_scale not in (None, 1.0):
+            warnings.warn(f"the stopped run was guided (guidance_scale={prev.guidance_scale}), and this one gets no uncond, so it goes on unguided; "
+                          "pass uncond (its unconditional embeddings) to go on with its guidance", stacklevel=2)
         if prev.guidance_fn and guidance_fn is None:
             warnings.warn("the stopped run was steered by a guidance_fn, and this one has none, so it goes on unsteered; pass the guidance_fn again to go on as one run", stacklevel=2)
     if isinstance(guidance_interval, str) and guidance_interval == 'sampled': guidance_interval = None if prev is None else prev.guidance_interval
@@ -1000,6 +1004,8 @@ def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `gen
     given = cond is not None, uncond is not None
     cond = _as_sampled(cond, out.cond, 'cond')
     if uncond is None: uncond = out.uncond
+    if out.trajectory: _check_embeddings(pipe, cond, 'cond', len(out.trajectory[0]))  # a wrong count is named before any policy comparison
+    if out.trajectory and uncond is not None: _check_embeddings(pipe, uncond, 'uncond', len(out.trajectory[0]))
     ws = [guidance_at(t, guidance_scale, interval) for t in out.timesteps]
     if out.eta is not None:
         other = [f"{k}={v!r} (sampled with {w!r})" for k, v, w in (('eta', eta, out.eta), ('guidance_scale', guidance_scale, out.guidance_scale),
@@ -1011,7 +1017,10 @@ def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `gen
         if out.guidance_fn and guidance_fn is None: other.append("no guidance_fn (a guidance_fn steered the sampling: pass it)")
         if not out.guidance_fn and guidance_fn is not None: other.append("a guidance_fn (none steered the sampling)")
         if other: warnings.warn(f"re-scoring with {', '.join(other)}: these are log-probabilities under another policy than the one that "
-                                "sampled the trajectory, so at unchanged weights they differ from out.log_probs (DDPO's ratio needs the sampling policy's)")
+                                "sampled the trajectory, so at unchanged weights they differ from out.log_probs (DDPO's ratio needs the sampling policy's)", stacklevel=2)
+    if out.log_probs is not None and out.log_probs.requires_grad:
+        warnings.warn("out.log_probs carry the sampling graph (sampled with grad=True): as a PPO ratio's old policy use out.log_probs.detach(), "
+                      "or the gradient also flows back through the sampling", stacklevel=2)
     if uncond is None and max(ws) != 1:
         raise ValueError(f"guidance_scale={guidance_scale} needs uncond, unconditional embeddings" + (" (this trajectory was sampled without guidance, so it holds none)" if out.eta is not None and out.uncond is None else ", the ones it was sampled with"))
     n, k = len(out.trajectory[0]), len(out.timesteps)

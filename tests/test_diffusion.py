@@ -2270,7 +2270,8 @@ def test_going_on_without_uncond_or_guidance_fn_says_what_it_does(pipe, tmp_path
     "Going on from a guided run without uncond was refused for a guidance scale the caller never passed; a run stopped with a guidance_fn went on unsteered without a word; a ckpt_dir under a file failed after the VAE pass."
     c, u = D.encode_prompts(pipe, ['a', 'b']), D.encode_prompts(pipe, ['', ''])
     first = D.sample_latents(pipe, D.initial_latents(pipe, 2), c, u, 6, 3.0, end_step=2)
-    assert D.sample_latents(pipe, first, c).guidance_scale == 1.0  # no uncond: no guidance, as from latents
+    with pytest.warns(UserWarning, match=r'stopped run was guided \(guidance_scale=3.0\).*goes on unguided'):
+        assert D.sample_latents(pipe, first, c).guidance_scale == 1.0  # no uncond: no guidance, as from latents, and it says so
     steer = lambda x, t, eps, x0: eps * 0.9
     guided = D.sample_latents(pipe, D.initial_latents(pipe, 2), c, u, 6, 3.0, guidance_fn=steer, end_step=2)
     with pytest.warns(UserWarning, match='steered by a guidance_fn.*goes on unsteered') as rec: D.sample_latents(pipe, guided, c, u)
@@ -2290,3 +2291,25 @@ def test_the_card_follows_the_weights_when_an_older_finished_state_is_loaded(pip
     D.finetune(p, (imgs(4), ['a'] * 4), **a)
     assert len(p.model_card['finetune']) == 3 and p.model_card['finetune'][-1]['run'] == p.model_card['finetune'][0]['run']
     D.finetune(p, (imgs(4), ['a'] * 4), **a); assert len(p.model_card['finetune']) == 3  # the same state onto its own record: none
+
+
+def test_ddpo_traps_found_by_a_chest_audit(pipe):
+    "A grad=True sample's log_probs keep the sampling graph (a PPO ratio's old policy then passes gradients); select shared its generators, so using them advanced the output's; uint8 indices wrapped; a wrong-length cond first warned about another policy."
+    import warnings
+    p = _fresh(pipe)
+    for n_, w in p.unet.named_parameters(): w.requires_grad_('attn2' in n_)
+    c, u = D.encode_prompts(p, ['a'] * 4), D.encode_prompts(p, [''] * 4)
+    x = D.initial_latents(p, 4, seed=1)
+    o = D.sample_latents(p, x, c, u, 4, 2.0, 1.0, D.step_generators(1, 4), return_trajectory=True, grad=True)
+    with pytest.warns(UserWarning, match=r'out.log_probs carry the sampling graph.*out.log_probs.detach\(\)') as rec: D.trajectory_log_probs(p, o.select([0, 1]))
+    assert rec[0].filename == __file__
+    with torch.no_grad(): a = D.sample_latents(p, x, c, u, 4, 2.0, 1.0, D.step_generators(1, 4), end_step=2)
+    with torch.no_grad():
+        ref = D.sample_latents(p, a, c, u).latents
+        mb = a.select([0, 1]); D.sample_latents(p, mb.latents, c[:2], u[:2], 4, 2.0, 1.0, mb.generators, start_step=2)
+        assert torch.equal(D.sample_latents(p, a, c, u).latents, ref)  # the output's own noise is untouched
+    assert torch.equal(a.select(torch.tensor([3, 1], dtype=torch.uint8)).index, torch.tensor([3, 1]))
+    tr = D.sample_latents(p.to('cpu'), x, c, u, 4, 2.0, 1.0, D.step_generators(1, 4), return_trajectory=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        with pytest.raises(ValueError, match='4 prompt embeddings in cond for 2 latents'): D.trajectory_log_probs(p, tr.select([0, 1]), cond=c)
