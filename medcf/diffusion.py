@@ -772,18 +772,18 @@ def _unet_eps(pipe, x: torch.Tensor, t, cond: torch.Tensor, uncond: torch.Tensor
     return eu + guidance_scale * (ec - eu), ec, eu
 
 def check_timesteps(t, n: int, num_train_timesteps: int):
-    "A training timestep as an int, or one per latent as a 1-D LongTensor (an int, a sequence, array or tensor of whole numbers in [0, T))."
+    "A training timestep as an int (also from a one-element sequence: one for all), or one per latent as a 1-D LongTensor (a sequence, array or tensor of whole numbers in [0, T))."
     if isinstance(t, (int, np.integer)) and not isinstance(t, bool): return check_int(t, 't', 0, hi=num_train_timesteps - 1)
     v = torch.as_tensor(np.asarray(t.detach().cpu() if isinstance(t, torch.Tensor) else t))
-    if v.ndim == 0 and not v.is_floating_point() and v.dtype != torch.bool: return check_int(int(v), 't', 0, hi=num_train_timesteps - 1)
+    if (v.ndim == 0 or v.shape == (1,)) and not v.is_floating_point() and v.dtype != torch.bool: return check_int(int(v.reshape(())), 't', 0, hi=num_train_timesteps - 1)  # one for all
     if v.ndim != 1 or len(v) != n or v.is_floating_point() or v.dtype == torch.bool or bool(((v < 0) | (v >= num_train_timesteps)).any()):
         raise ValueError(f"t={t!r}: expected a whole training timestep in [0, {num_train_timesteps}), or one per latent ({n})")
     return v.long()
 
 def unet_eps(pipe, x: torch.Tensor,  # latents x_t, N x c x h x w
              t,  # training timestep: an int, or one per latent (a diffusion classifier's draws)
-             cond: torch.Tensor,  # prompt embeddings N x L x D
-             uncond: torch.Tensor | None = None,  # unconditional embeddings (for guidance)
+             cond: torch.Tensor,  # prompt embeddings N x L x D (or 1 x L x D: one caption for every latent)
+             uncond: torch.Tensor | None = None,  # unconditional embeddings (for guidance; 1 x L x D also for all)
              guidance_scale: float = 1.0,  # classifier-free guidance weight (1 = the conditional prediction alone)
              ddim=None,  # the scheduler whose alpha-bar converts v- or x0-predictions (None: the pipeline's)
              checkpoint: bool = False) -> tuple:  # gradient-checkpoint the UNet call
@@ -791,17 +791,19 @@ def unet_eps(pipe, x: torch.Tensor,  # latents x_t, N x c x h x w
     check_latents(pipe, x, 'x'); check_unet(pipe)
     t = check_timesteps(t, len(x), (pipe.scheduler if ddim is None else ddim).config.num_train_timesteps)
     guidance_scale = check_real(guidance_scale, 'guidance_scale')
+    one = lambda e: e.expand(len(x), -1, -1) if isinstance(e, torch.Tensor) and e.ndim == 3 and len(e) == 1 else e  # one caption for all
+    cond, uncond = one(cond), one(uncond)
     _check_embeddings(pipe, cond, 'cond', len(x))
     if uncond is not None: _check_embeddings(pipe, uncond, 'uncond', len(x))
     if uncond is None and guidance_scale != 1: raise ValueError(f"guidance_scale={guidance_scale} needs uncond, the unconditional embeddings")
     dev = _device(pipe)
     return _unet_eps(pipe, x.to(dev), t, cond.to(dev), None if uncond is None else uncond.to(dev), guidance_scale, ddim, checkpoint)
 
-def noise_prediction_error(pipe, z0: torch.Tensor,  # clean scaled latents N x c x h x w (`encode_images`)
-                           cond: torch.Tensor,  # prompt embeddings N x L x D: each latent's candidate caption
+def noise_prediction_error(pipe, z0: torch.Tensor,  # clean scaled latents N x c x h x w (`encode_images`, which multiplies by the VAE's scaling_factor)
+                           cond: torch.Tensor,  # prompt embeddings N x L x D: each latent's candidate caption (1 x L x D: one for all)
                            t,  # training timestep: an int, or one per latent
                            noise: torch.Tensor,  # standard normal noise shaped like z0 (reuse it across candidate captions: the comparison is paired)
-                           reduce: bool = True) -> torch.Tensor:  # True: mean over latent elements, one error per latent; False: N x c x h x w squared errors (maps)
+                           reduce: bool = True) -> torch.Tensor:  # True: mean over latent elements, one error per latent; False: N x c x h x w squared errors, maps at latent resolution (average the channels, then F.interpolate to the image to overlay them)
     "|| eps - eps_theta(sqrt(a_t) z0 + sqrt(1 - a_t) eps, t, c) ||^2 in noise space: the denoising error a diffusion classifier compares across class captions (arXiv:2303.16203)."
     # In noise space for every prediction type; a v-predicting UNet's own loss is this divided by alpha-bar_t (so at one t the ranking of captions is the same)
     check_latents(pipe, z0, 'z0')

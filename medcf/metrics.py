@@ -63,11 +63,12 @@ def _labels(y, k: int | None = None, name: str = 'labels') -> np.ndarray:
     return y
 
 def _probs(p, name: str = 'probs') -> np.ndarray:
-    "Validate probabilities: N (binary P(y=1)) or N x K rows summing to 1; returned as N x K."
+    "Validate probabilities: N (binary P(y=1)) or N x K rows summing to 1; returned as N x K (float rounding within 1e-6 of [0, 1], a float32 softmax's 1.0000001, is clipped)."
     p = _np(p, name).astype(float)
+    if p.min() < -1e-6 or p.max() > 1 + 1e-6: raise ValueError(f"{name} must lie in [0, 1]; got [{p.min():.3g}, {p.max():.3g}] (pass probabilities, not logits)")
+    p = np.clip(p, 0, 1)  # rounding only: anything further out was refused above
     if p.ndim == 1: p = np.stack([1 - p, p], 1)
     if p.ndim != 2 or p.shape[1] < 2: raise ValueError(f"{name} has shape {p.shape}; expected N (binary) or N x K (K >= 2)")
-    if (p < 0).any() or (p > 1).any(): raise ValueError(f"{name} must lie in [0, 1]; got [{p.min():.3g}, {p.max():.3g}] (pass probabilities, not logits)")
     if not np.allclose(p.sum(1), 1, atol=1e-4): raise ValueError(f"rows of {name} must sum to 1 (got sums in [{p.sum(1).min():.3g}, {p.sum(1).max():.3g}])")
     return p
 
@@ -449,7 +450,7 @@ def _true_counterfactual(phantom, batch, hold: Sequence[str], do: dict, stacklev
     if derived: raise ValueError(f"hold={list(hold)}: {derived} are computed from other variables ({ {h: list(spec[h].parents) for h in derived} }) and follow them; "
                                  "hold the variables they are computed from instead")
     bad = [h for h in hold if h not in batch.truth.columns or h in do]
-    if bad: raise ValueError(f"hold={list(hold)}: {bad} {'are intervened on' if set(bad) & set(do) else 'are not variables of this phantom'}; "
+    if bad: raise ValueError(f"hold={list(hold)}: {bad} {'are intervened on (drop them from hold: what descends from an intervened variable follows it unless held)' if set(bad) & set(do) else 'are not variables of this phantom'}; "
                              f"expected variables to keep at their factual values, other than the intervened ones, from {list(batch.truth.columns)}")
     fixed = [h for h in hold if h in batch.interventions]
     if fixed: warnings.warn(f"hold={list(hold)}: {fixed} already keep their values: the batch was drawn under do({', '.join(fixed)}=...), which every "
@@ -525,7 +526,7 @@ def counterfactual_flip_rate(classify: Callable,  # images -> N predicted labels
                              hold: Sequence[str] = (),  # variables kept at their factual values, as in counterfactual_report
                              level: float = 0.95,  # coverage of each row's interval
                              **do) -> pd.DataFrame:  # the intervention on any variable, hidden ones too, e.g. devices=0
-    "How often the classifier's label changes when the phantom changes only `do`: one row per way the intervention moved the patients (n, flip_rate, Wilson lo, hi)."
+    "How often the classifier's label changes when the phantom changes only `do`: one row per way the intervention moved the patients (n, flip_rate, Wilson lo, hi); a classifier that draws noise must seed it, or its own randomness counts as flips."
     if not do: raise ValueError("give the intervention as keyword arguments, e.g. devices=0")
     unknown = [k for k in do if k not in batch.truth.columns]
     if unknown: raise ValueError(f"{unknown} are not variables of this phantom; expected some of {list(batch.truth.columns)}")

@@ -1837,7 +1837,7 @@ def test_unet_eps_checks_its_input_and_takes_one_timestep_per_latent(pipe):
     for bad in (-1, 1000, 2.5, [1, 2]):
         with pytest.raises(ValueError, match='t='): D.unet_eps(pipe, z, bad, c)
     with pytest.raises(ValueError, match='NaN'): D.unet_eps(pipe, z, 500, c * float('nan'))
-    with pytest.raises(ValueError, match='one per latent'): D.unet_eps(pipe, z, 500, c[:1])
+    with pytest.raises(ValueError, match='one per latent'): D.unet_eps(pipe, z, 500, c[:2])  # one row serves all; two for three do not
     with pytest.raises(ValueError, match='needs uncond'): D.unet_eps(pipe, z, 500, c, None, 2.0)
 
 
@@ -2313,3 +2313,13 @@ def test_ddpo_traps_found_by_a_chest_audit(pipe):
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         with pytest.raises(ValueError, match='4 prompt embeddings in cond for 2 latents'): D.trajectory_log_probs(p, tr.select([0, 1]), cond=c)
+
+
+def test_one_caption_and_one_timestep_serve_every_latent(pipe):
+    "A diffusion classifier scores every image under one class caption: a 1 x L x D caption and a one-element timestep were refused."
+    z = D.initial_latents(pipe, 3, seed=0); n = torch.randn(z.shape, generator=torch.Generator().manual_seed(1))
+    e = D.encode_prompts(pipe, ['a'])
+    full = D.noise_prediction_error(pipe, z, e.expand(3, -1, -1), 500, n)
+    assert torch.allclose(D.noise_prediction_error(pipe, z, e, 500, n), full) and torch.allclose(D.noise_prediction_error(pipe, z, e, torch.tensor([500]), n), full)
+    with pytest.raises(ValueError, match='2 prompt embeddings in cond for 3 latents'): D.noise_prediction_error(pipe, z, D.encode_prompts(pipe, ['a', 'b']), 500, n)
+    with pytest.raises(ValueError, match='one per latent'): D.noise_prediction_error(pipe, z, e, torch.tensor([500, 400]), n)

@@ -477,3 +477,11 @@ def test_report_can_name_every_leakage_and_skip_the_edit_checks(setup):
     assert len(calls) == 1 and np.isnan(quick.composition) and np.isnan(quick.reversibility) and 'leakage_tone' not in quick
     assert quick.drop(['composition', 'reversibility']).equals(full.drop(['composition', 'reversibility', 'leakage_tone']))
     with pytest.raises(TypeError, match='edit_checks='): M.counterfactual_report(leaky, ph, b, reader, edit_checks='no', **do)
+
+
+def test_float32_rounding_above_one_is_a_probability():
+    "A float32 softmax summed over classes gives 1.0000001: the calibration metrics refused it, naming a value the caller never passed (1 - p)."
+    p = torch.tensor([1.0000001, 0.25, 0.0]); y = [1, 0, 0]
+    assert np.isfinite(M.nll(p, y)) and np.isfinite(M.expected_calibration_error(p, y)) and len(M.reliability_curve(p, y))
+    with pytest.raises(ValueError, match=r'must lie in \[0, 1\]; got \[0.5, 1.01\]'): M.nll([1.01, 0.5], [1, 0])
+    with pytest.raises(ValueError, match=r'got \[-0.2, 0.5\]'): M.nll([-0.2, 0.5], [1, 0])
