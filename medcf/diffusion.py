@@ -889,9 +889,7 @@ def sample_latents(pipe, latents: torch.Tensor | SampleOutput,  # x_T (or x_t wh
         latents, num_inference_steps, start_step, generators = _go_on(pipe, prev, num_inference_steps, start_step, generators)
         eta = prev.eta if eta is None else eta
         if guidance_scale is None and uncond is not None: guidance_scale = prev.guidance_scale  # without uncond: no guidance, as from latents
-        elif guidance_scale is None and prev.guidance_scale not in (None, 1.0):
-            warnings.warn(f"the stopped run was guided (guidance_scale={prev.guidance_scale}), and this one gets no uncond, so it goes on unguided; "
-                          "pass uncond (its unconditional embeddings) to go on with its guidance", stacklevel=2)
+        unguided = guidance_scale is None and uncond is None and prev.guidance_scale not in (None, 1.0)  # said below if a step left would have been guided
         if prev.guidance_fn and guidance_fn is None:
             warnings.warn("the stopped run was steered by a guidance_fn, and this one has none, so it goes on unsteered; pass the guidance_fn again to go on as one run", stacklevel=2)
     if isinstance(guidance_interval, str) and guidance_interval == 'sampled': guidance_interval = None if prev is None else prev.guidance_interval
@@ -901,6 +899,9 @@ def sample_latents(pipe, latents: torch.Tensor | SampleOutput,  # x_T (or x_t wh
     ts = [int(t) for t in ddim.timesteps]
     start_step = check_int(0 if start_step is None else start_step, 'start_step', 0, hi=len(ts))  # len(ts): nothing left to run (a sweep's last switch point)
     end = len(ts) if end_step is None else check_int(end_step, 'end_step', start_step, hi=len(ts))  # end_step == start_step: no step, latents as given
+    if prev is not None and unguided and any(guidance_at(t, prev.guidance_scale, interval) != 1 for t in ts[start_step:end]):
+        warnings.warn(f"the stopped run was guided (guidance_scale={prev.guidance_scale}), and this one gets no uncond, so it goes on unguided; "
+                      "pass uncond (its unconditional embeddings) to go on with its guidance, or guidance_scale=1 to go on unguided on purpose", stacklevel=2)
     if guidance_scale is None: guidance_scale = 1.0 if uncond is None else 3.0
     guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
     check_latents(pipe, latents); check_unet(pipe)

@@ -2323,3 +2323,14 @@ def test_one_caption_and_one_timestep_serve_every_latent(pipe):
     assert torch.allclose(D.noise_prediction_error(pipe, z, e, 500, n), full) and torch.allclose(D.noise_prediction_error(pipe, z, e, torch.tensor([500]), n), full)
     with pytest.raises(ValueError, match='2 prompt embeddings in cond for 3 latents'): D.noise_prediction_error(pipe, z, D.encode_prompts(pipe, ['a', 'b']), 500, n)
     with pytest.raises(ValueError, match='one per latent'): D.noise_prediction_error(pipe, z, e, torch.tensor([500, 400]), n)
+
+
+def test_the_unguided_warning_only_when_a_step_left_would_have_been_guided(pipe):
+    import warnings
+    c, u = D.encode_prompts(pipe, ['a', 'b']), D.encode_prompts(pipe, ['', ''])
+    x = D.initial_latents(pipe, 2, seed=0)
+    first = D.sample_latents(pipe, x, c, u, 6, 3.0, guidance_interval=(600, 999), end_step=3)  # the steps left are all below 600
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        D.sample_latents(pipe, first, c); D.sample_latents(pipe, D.sample_latents(pipe, x, c, u, 6, 3.0), c)  # nothing left to guide
+        D.sample_latents(pipe, D.sample_latents(pipe, x, c, u, 6, 3.0, end_step=2), c, guidance_scale=1.0)  # unguided on purpose
