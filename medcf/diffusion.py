@@ -22,11 +22,11 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES',
            'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
            'resolve_guidance_interval', 'pipeline_interval', 'guidance_at', 'check_timesteps', 'unet_eps',
            'noise_prediction_error', 'check_unet', 'sample_latents', 'trajectory_log_probs', 'check_negative_prompt',
-           'generate', 'warn_hidden_offset', 'classifier_guidance', 'Inversion', 'invert_latents', 'ddim_invert',
-           'regenerate', 'inversion_editor', 'slerp', 'dataset_item', 'as_images_prompts', 'draw_indices',
-           'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights', 'check_float32_weights',
-           'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight', 'settings_diff', 'finetune',
-           'generate_grid', 'generation_panel']
+           'join_samples', 'generate', 'warn_hidden_offset', 'classifier_guidance', 'Inversion', 'invert_latents',
+           'ddim_invert', 'regenerate', 'inversion_editor', 'slerp', 'dataset_item', 'as_images_prompts',
+           'draw_indices', 'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
+           'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight',
+           'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -1080,6 +1080,23 @@ def _joined(outs: list) -> SampleOutput:
     return replace(o, latents=cat([b.latents for b in outs]), log_probs=cat([b.log_probs for b in outs], 1), cond=cat([b.cond for b in outs]),
                    uncond=cat([b.uncond for b in outs]), index=None, generators=None if o.generators is None else [g for b in outs for g in b.generators],
                    trajectory=None if o.trajectory is None else [torch.cat(xs) for xs in zip(*[b.trajectory for b in outs])])
+
+def join_samples(outs: Sequence[SampleOutput]) -> SampleOutput:  # outputs of several sampling calls with the same settings
+    "One SampleOutput from several calls (a DDPO epoch sampled in parts): per-sample fields concatenated in order; outputs sampled with other settings, or keeping other fields, are refused."
+    outs = list(outs) if isinstance(outs, (list, tuple)) else outs
+    if not isinstance(outs, list) or not outs or not all(isinstance(o, SampleOutput) for o in outs):
+        raise TypeError(f"outs must be a non-empty list of SampleOutputs, got {type(outs).__name__}")
+    o = outs[0]
+    for j, b in enumerate(outs[1:], 1):
+        other = [k for k in ('timesteps', 'start_step', 'num_inference_steps', 'eta', 'guidance_scale', 'guidance_interval', 'guidance_fn')
+                 if getattr(b, k) != getattr(o, k)]
+        other += [k for k in ('trajectory', 'log_probs', 'cond', 'uncond', 'generators', 'alphas') if (getattr(b, k) is None) != (getattr(o, k) is None)]
+        if o.alphas is not None and b.alphas is not None and 'alphas' not in other and any(float(a) != float(c) for (a, _), (c, _) in zip(o.alphas, b.alphas)):
+            other.append('alphas')
+        if other: raise ValueError(f"outs[{j}] differs from outs[0] in {other}: one SampleOutput holds samples of one policy (settings) with the same fields; "
+                                   "join outputs sampled alike")
+    out = _joined(outs)
+    return replace(out, generators=None if out.generators is None else _copied(out.generators))
 
 def _guide_at(guidance_fn: Callable | None, offset: int) -> Callable | None:
     "A guidance_fn that names an `offset` parameter is told the index of the batch's first image (generate and regenerate sample in batches)."

@@ -2334,3 +2334,16 @@ def test_the_unguided_warning_only_when_a_step_left_would_have_been_guided(pipe)
         warnings.simplefilter('error')
         D.sample_latents(pipe, first, c); D.sample_latents(pipe, D.sample_latents(pipe, x, c, u, 6, 3.0), c)  # nothing left to guide
         D.sample_latents(pipe, D.sample_latents(pipe, x, c, u, 6, 3.0, end_step=2), c, guidance_scale=1.0)  # unguided on purpose
+
+
+def test_join_samples_makes_one_output_of_calls_sampled_alike(pipe):
+    "A DDPO epoch sampled in parts had no public way to become one output (the private _joined checked nothing)."
+    c, u = D.encode_prompts(pipe, ['a'] * 4), D.encode_prompts(pipe, [''] * 4)
+    run = lambda sl, **kw: D.sample_latents(pipe, D.initial_latents(pipe, 2, seed=3, offset=sl.start), c[sl], u[sl], 4, 2.0, 1.0,
+                                           D.step_generators(3, 2, offset=sl.start), return_trajectory=True, **kw)
+    whole = D.sample_latents(pipe, D.initial_latents(pipe, 4, seed=3), c, u, 4, 2.0, 1.0, D.step_generators(3, 4), return_trajectory=True)
+    j = D.join_samples([run(slice(0, 2)), run(slice(2, 4))])
+    assert torch.allclose(j.latents, whole.latents, atol=1e-5) and torch.allclose(j.log_probs, whole.log_probs, atol=1e-5)
+    assert len(j.trajectory) == len(whole.trajectory) and len(j.generators) == 4 and j.index is None
+    with pytest.raises(ValueError, match=r"outs\[1\] differs from outs\[0\] in \['guidance_interval'\]"): D.join_samples([run(slice(0, 2)), run(slice(2, 4), guidance_interval=(0, 500))])
+    with pytest.raises(TypeError, match='non-empty list of SampleOutputs'): D.join_samples([])
