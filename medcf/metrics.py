@@ -432,11 +432,15 @@ def identity_editor(images, target: dict) -> torch.Tensor:  # images; ignored ta
     return images.clone()
 
 def true_counterfactual_editor(phantom,  # an SCMPhantom
-                               batch) -> Callable:  # the factual PhantomBatch whose noise the editor reuses
-    "The ideal editor for `batch`: renders the phantom's TRUE counterfactual (it ignores the input pixels, using the batch's noise)."
+                               batch,  # the factual PhantomBatch whose noise the editor reuses
+                               hold: Sequence[str] = ()) -> Callable:  # variables kept at their factual values, as `counterfactual_report(hold=...)` scores against
+    "The ideal editor for `batch`: renders the phantom's TRUE counterfactual (it ignores the input pixels, using the batch's noise), holding `hold` as the report does."
+    unknown = [h for h in hold if h not in batch.truth.columns]
+    if isinstance(hold, str) or unknown: raise ValueError(f"hold={hold!r}: expected a sequence of this phantom's variables, from {list(batch.truth.columns)}")
+    kept = {h: batch.truth[h].to_numpy() for h in hold}
     def edit(images, target: dict):
         if len(images) != len(batch): raise ValueError(f"this editor was built for {len(batch)} images, got {len(images)}")
-        return phantom.counterfactual(batch, **target).images
+        return phantom.counterfactual(batch, **target, **{h: v for h, v in kept.items() if h not in target}).images
     return edit
 
 # %% ../nbs/04_metrics.ipynb #a2bc285a
@@ -452,6 +456,15 @@ def _true_counterfactual(phantom, batch, hold: Sequence[str], do: dict, stacklev
     bad = [h for h in hold if h not in batch.truth.columns or h in do]
     if bad: raise ValueError(f"hold={list(hold)}: {bad} {'are intervened on (drop them from hold: what descends from an intervened variable follows it unless held)' if set(bad) & set(do) else 'are not variables of this phantom'}; "
                              f"expected variables to keep at their factual values, other than the intervened ones, from {list(batch.truth.columns)}")
+    spec_of = getattr(phantom, 'variables', None)
+    if spec_of and len(hold):  # a held variable the intervention does not reach keeps its value anyway
+        down, grew = set(do), True
+        while grew:
+            new = {n for n, v in spec_of.items() if n not in down and set(v.parents) & down}
+            grew = bool(new); down |= new
+        idle = [h for h in hold if h in spec_of and h not in down]
+        if idle: warnings.warn(f"hold={list(hold)}: {idle} do not descend from {list(do)}, so they keep their values anyway and holding them changes nothing"
+                               + (" (ChestPhantom.DEVICE_VARIABLES, SkinPhantom.MELANOMA_ARTIFACTS name the variables that follow a disease)"), stacklevel=stacklevel)
     fixed = [h for h in hold if h in batch.interventions]
     if fixed: warnings.warn(f"hold={list(hold)}: {fixed} already keep their values: the batch was drawn under do({', '.join(fixed)}=...), which every "
                             "counterfactual of it keeps, so holding them changes nothing (draw observationally and select rows to condition instead)", stacklevel=stacklevel)
@@ -463,8 +476,9 @@ def _true_counterfactual(phantom, batch, hold: Sequence[str], do: dict, stacklev
         hid = moved & unchanged(cf.images)
         if hid.any(): hid &= ~unchanged(phantom.counterfactual(batch, **do).images)  # only where the plain counterfactual does show the change
         if (k := int(hid.sum())):
-            warnings.warn(f"hold={list(hold)}: for {k} of {int(moved.sum())} samples whose {list(do)} changed, the plain true counterfactual's image changed but the held "
-                          "one's did not: the held variables carry what the intervention draws (they descend from it); hold fewer of its descendants", stacklevel=stacklevel)
+            warnings.warn(f"hold={list(hold)}: for {k} of {int(moved.sum())} samples whose {list(do)} changed, the intervention reaches the image only through the "
+                          "held variables, so their held counterfactual shows no change and they count as unchanged; if you did not mean to isolate that path, "
+                          "hold fewer of its descendants", stacklevel=stacklevel)
     return cf
 
 def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited images; one with a `source` parameter also gets the values the images have (a text editor's source caption)
@@ -532,9 +546,11 @@ def counterfactual_flip_rate(classify: Callable,  # images -> N predicted labels
     if unknown: raise ValueError(f"{unknown} are not variables of this phantom; expected some of {list(batch.truth.columns)}")
     cf = _true_counterfactual(phantom, batch, hold, do)
     flips = prediction_flips(classify, batch.images, cf.images)
-    def moved(k):  # 'devices 1 -> 0' for a discrete variable; a continuous one only says whether it moved
+    def moved(k):  # 'devices 1 -> 0' for a discrete variable; a continuous one says which way it moved
         a, b = batch.truth[k].to_numpy(), cf.truth[k].to_numpy()
-        if _is_continuous(np.asarray(a)) or _is_continuous(np.asarray(b)): return np.where(a == b, f'{k} unchanged', f'{k} changed')
+        if _is_continuous(np.asarray(a)) or _is_continuous(np.asarray(b)):
+            a, b = a.astype(float), b.astype(float)
+            return np.where(a == b, f'{k} unchanged', np.where(b > a, f'{k} increased', f'{k} decreased'))
         return np.array([f'{k} {u} -> {v}' for u, v in zip(a, b)])
     change = [', '.join(parts) for parts in zip(*(moved(k) for k in do))]
     out = pd.DataFrame(dict(change=change, flip=flips)).groupby('change').flip.agg(['size', 'sum']).reset_index()

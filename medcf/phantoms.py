@@ -756,6 +756,7 @@ class SkinPhantom(SCMPhantom):
     ink, bubbles, dark_corners (0/1). Hidden: clinic (0/1), a confounder of melanoma, dark corners and bubbles.
     P(melanoma) follows ISIC 2019 (4,522 MEL vs 12,875 NV); tone and artifact rates are illustrative."""
     channels = 3
+    MELANOMA_ARTIFACTS = ('ruler', 'ink')  # the artifacts that follow melanoma in this SCM (hair, bubbles and dark corners do not): hold them to change the lesion and keep them
     fov_mm = 19.0  # the image spans this many millimetres
     p_tone = (0.22, 0.38, 0.24, 0.11, 0.035, 0.015)  # Fitzpatrick I..VI (illustrative: dark tones rare)
     p_clinic = 0.36  # share of images from clinic 1
