@@ -9,7 +9,7 @@ from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence, Any
 import numpy as np, torch, torch.nn.functional as F
-from .phantoms import pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_weights, check_grid_path, jsonable, takes_keyword
+from .phantoms import pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK', 'PROMPT_CACHE_SIZE',
@@ -886,7 +886,7 @@ def sample_latents(pipe, latents: torch.Tensor | SampleOutput,  # x_T (or x_t wh
     # policy gradient holds each step's input fixed: re-score a stored trajectory with `trajectory_log_probs` for that.
     prev = latents if isinstance(latents, SampleOutput) else None
     if prev is not None:  # settings not given are the stopped run's
-        latents, num_inference_steps, start_step, generators = _go_on(pipe, prev, num_inference_steps, start_step, generators)
+        latents, num_inference_steps, start_step, generators, ddim = _go_on(pipe, prev, num_inference_steps, start_step, generators)
         eta = prev.eta if eta is None else eta
         if guidance_scale is None and uncond is not None: guidance_scale = prev.guidance_scale  # without uncond: no guidance, as from latents
         unguided = guidance_scale is None and uncond is None and prev.guidance_scale not in (None, 1.0)  # said below if a step left would have been guided
@@ -894,7 +894,7 @@ def sample_latents(pipe, latents: torch.Tensor | SampleOutput,  # x_T (or x_t wh
             warnings.warn("the stopped run was steered by a guidance_fn, and this one has none, so it goes on unsteered; pass the guidance_fn again to go on as one run", stacklevel=2)
     if isinstance(guidance_interval, str) and guidance_interval == 'sampled': guidance_interval = None if prev is None else prev.guidance_interval
     eta = 0.0 if eta is None else eta
-    ddim = ddim_scheduler(pipe, 50 if num_inference_steps is None else num_inference_steps)
+    if prev is None: ddim = ddim_scheduler(pipe, 50 if num_inference_steps is None else num_inference_steps)  # going on: the stopped run's, built by _go_on
     interval = pipeline_interval(pipe, guidance_interval)
     ts = [int(t) for t in ddim.timesteps]
     start_step = check_int(0 if start_step is None else start_step, 'start_step', 0, hi=len(ts))  # len(ts): nothing left to run (a sweep's last switch point)
@@ -915,7 +915,7 @@ def sample_latents(pipe, latents: torch.Tensor | SampleOutput,  # x_T (or x_t wh
     if eta > 0 and generators is None:
         warnings.warn("eta > 0 without generators: the step noise is seed 0's, by position in this call, so chunks of one batch or "
                       "repeated calls (a DDPO loop) draw the same noise; pass generators=, one torch.Generator per latent")
-        generators = _seed_generators(0, len(latents), stream=1)  # seed 0's step noise, as generate(seed=0) draws it
+        generators = step_generators(0, len(latents))  # seed 0's step noise, as generate(seed=0) draws it
     elif generators is not None and (not isinstance(generators, (list, tuple)) or len(generators) != len(latents) or not all(isinstance(g, torch.Generator) for g in generators)):
         got = f"{len(generators)} items" if isinstance(generators, (list, tuple)) else type(generators).__name__
         raise ValueError(f"generators: got {got}; expected a list of one torch.Generator per latent ({len(latents)})")
@@ -956,7 +956,7 @@ def _copied(generators: list) -> list:
     return out
 
 def _go_on(pipe, prev: SampleOutput, num_inference_steps: int | None, start_step: int | None, generators: list | None) -> tuple:
-    "What `sample_latents` goes on from a stopped run with: its latents, grid, end step and step-noise generators; a grid or step other than its own refused."
+    "What `sample_latents` goes on from a stopped run with: its latents, grid, end step, step-noise generators and DDIM scheduler; a grid or step other than its own refused."
     if prev.num_inference_steps is None: raise ValueError("this SampleOutput does not record the grid it ran on; pass its .latents with the num_inference_steps and start_step it stopped at")
     if num_inference_steps not in (None, prev.num_inference_steps):
         raise ValueError(f"num_inference_steps={num_inference_steps}, but the run to go on from ran on a {prev.num_inference_steps}-step grid: its latents "
@@ -970,7 +970,8 @@ def _go_on(pipe, prev: SampleOutput, num_inference_steps: int | None, start_step
     if ts[prev.start_step:prev.end_step] != list(prev.timesteps) or not same_alphas:
         raise ValueError(f"the run to go on from was sampled with another scheduler (its timesteps {list(prev.timesteps)[:4]}... or their noise levels differ "
                          f"from this pipeline's {prev.num_inference_steps}-step grid, {ts[prev.start_step:prev.end_step][:4]}...); go on with the pipeline that sampled it")
-    return prev.latents, prev.num_inference_steps, prev.end_step, (None if prev.generators is None else _copied(prev.generators)) if generators is None else generators
+    return (prev.latents, prev.num_inference_steps, prev.end_step, (None if prev.generators is None else _copied(prev.generators)) if generators is None else generators,
+            ddim)
 
 def _as_sampled(given, sampled, name: str):
     "The setting to re-score with: `given`, or when it is None the one the trajectory was sampled with (refused when that was not recorded)."
@@ -1007,8 +1008,9 @@ def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `gen
     given = cond is not None, uncond is not None
     cond = _as_sampled(cond, out.cond, 'cond')
     if uncond is None: uncond = out.uncond
-    if out.trajectory: _check_embeddings(pipe, cond, 'cond', len(out.trajectory[0]))  # a wrong count is named before any policy comparison
-    if out.trajectory and uncond is not None: _check_embeddings(pipe, uncond, 'uncond', len(out.trajectory[0]))
+    n, k = len(out.trajectory[0]), len(out.timesteps)
+    _check_embeddings(pipe, cond, 'cond', n)  # a wrong count is named before any policy comparison
+    if uncond is not None: _check_embeddings(pipe, uncond, 'uncond', n)
     ws = [guidance_at(t, guidance_scale, interval) for t in out.timesteps]
     if out.eta is not None:
         other = [f"{k}={v!r} (sampled with {w!r})" for k, v, w in (('eta', eta, out.eta), ('guidance_scale', guidance_scale, out.guidance_scale),
@@ -1026,7 +1028,6 @@ def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `gen
                       "or the gradient also flows back through the sampling", stacklevel=2)
     if uncond is None and max(ws) != 1:
         raise ValueError(f"guidance_scale={guidance_scale} needs uncond, unconditional embeddings" + (" (this trajectory was sampled without guidance, so it holds none)" if out.eta is not None and out.uncond is None else ", the ones it was sampled with"))
-    n, k = len(out.trajectory[0]), len(out.timesteps)
     if n == 0: raise ValueError("out holds no samples (an empty select?); expected at least one trajectory to re-score")
     if steps is None: steps = list(range(k))
     else:
@@ -1034,8 +1035,6 @@ def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `gen
         if ok: steps = steps.tolist() if isinstance(steps, (torch.Tensor, np.ndarray)) else list(steps)  # an iterator is read once
         if not ok or not all(isinstance(j, (int, np.integer)) and not isinstance(j, bool) and 0 <= j < k for j in steps):
             raise ValueError(f"steps={steps!r}: expected a sequence of step indices in [0, {k}) (this trajectory has {k} steps), or None for all")
-    _check_embeddings(pipe, cond, 'cond', n)
-    if uncond is not None: _check_embeddings(pipe, uncond, 'uncond', n)
     if (torch.is_grad_enabled() and guidance_fn is None and not any(p.requires_grad for p in pipe.unet.parameters())
             and not any(isinstance(e, torch.Tensor) and e.requires_grad for e in (cond, uncond))):  # a training step's loss would fail at backward with torch's bare error
         warnings.warn("no UNet weight requires grad (load_pipeline freezes them all), so these log-probabilities carry no gradient; call requires_grad_(True) "
@@ -1129,7 +1128,7 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
     if latents is None: latents = initial_latents(pipe, n, seed, signal_leak=signal_leak, num_inference_steps=num_inference_steps)
     elif len(latents) != n: raise ValueError(f"{len(latents)} latents for {n} prompts; expected one per prompt")
     elif isinstance(signal_leak, torch.Tensor): raise ValueError("got both latents and a signal_leak tensor; latents are used as given: add the leak to them with add_signal_leak, or pass only one")
-    gens = _seed_generators(seed, n, stream=1) if eta > 0 else None  # its own stream: never another seed's starting noise
+    gens = step_generators(seed, n) if eta > 0 else None  # its own stream: never another seed's starting noise
     cond, uncond = _cond_uncond(pipe, prompts, negative_prompt, guidance_scale)
     imgs, outs = [], []
     for i in range(0, n, batch_size):
@@ -1689,8 +1688,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     lr = check_real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
     cond_drop = check_real(cond_drop, 'cond_drop', 0, 1, 'a probability in [0, 1)')
     if cond_drop == 1: raise ValueError(f"cond_drop={cond_drop}: expected a probability in [0, 1)")
-    for v, name in ((progress, 'progress'), (resume, 'resume'), (stream, 'stream')):
-        if not isinstance(v, (bool, np.bool_)): raise TypeError(f"{name}={v!r}: expected True or False")
+    for v, name in ((progress, 'progress'), (resume, 'resume'), (stream, 'stream')): check_bool(v, name)
     state = _state_file(ckpt_dir)  # a bad folder is refused before any work
     if ema_decay is not None and not 0 < ema_decay < 1: raise ValueError(f"ema_decay={ema_decay}: expected None or a number in (0, 1)")
     w = check_sample_weights(weights, n_data)

@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 import warnings, itertools
 import numpy as np, pandas as pd, torch
 from .oracles import check_images, _py
-from .phantoms import check_int, takes_keyword
+from .phantoms import check_int, check_bool, takes_keyword
 
 # %% auto #0
 __all__ = ['proportion_interval', 'rate_count', 'accuracy', 'auroc', 'group_ids', 'warn_absent_groups', 'group_accuracies',
@@ -173,6 +173,14 @@ def _groups(groups, what: str,  # as group_ids takes them; what a caller does wi
     if isinstance(groups, pd.DataFrame): warn_absent_groups(groups, what, stacklevel=stacklevel)
     return g
 
+def _rates(keys, hits, key: str, rate: str, level: float) -> pd.DataFrame:
+    "Per key: n, the share of `hits`, and its Wilson interval lo, hi (columns key, n, rate, lo, hi; keys in groupby's order)."
+    out = pd.DataFrame(dict(k=keys, h=hits)).groupby('k').h.agg(['size', 'sum']).reset_index()
+    out.columns = [key, 'n', 'hits']
+    out[rate] = out.hits / out.n
+    out['lo'], out['hi'] = zip(*(proportion_interval(int(k), int(n), level) for k, n in zip(out.hits, out.n)))
+    return out.drop(columns='hits')
+
 def _group_table(pred, labels, groups, level: float, stacklevel: int) -> pd.DataFrame:
     "group_accuracies' table; `stacklevel` points the absent-group warning at the user's call."
     _aligned(pred=pred, labels=labels, groups=groups)
@@ -181,12 +189,8 @@ def _group_table(pred, labels, groups, level: float, stacklevel: int) -> pd.Data
     for a, name in ((pred, 'pred'), (labels, 'labels')):
         if a.ndim != 1: raise ValueError(f"{name} has shape {a.shape}; expected a 1-d array, one value per sample")
     _same_len(pred=pred, labels=labels, groups=groups); _comparable(pred, labels)  # a missing group id was refused by _np
-    df = pd.DataFrame(dict(g=groups, c=(pred == labels)))
-    out = df.groupby('g').c.agg(['size', 'sum']).reset_index()
-    out.columns = ['group', 'n', 'correct']
-    out['accuracy'] = out.correct / out.n
-    out['lo'], out['hi'] = zip(*(proportion_interval(int(k), int(n), level) for k, n in zip(out.correct, out.n)))
-    return out.drop(columns='correct').sort_values('accuracy', kind='mergesort').reset_index(drop=True)
+    out = _rates(groups, pred == labels, 'group', 'accuracy', level)
+    return out.sort_values('accuracy', kind='mergesort').reset_index(drop=True)
 
 def group_accuracies(pred,  # N predicted labels
                      labels,  # N true labels
@@ -456,13 +460,11 @@ def _true_counterfactual(phantom, batch, hold: Sequence[str], do: dict, stacklev
     bad = [h for h in hold if h not in batch.truth.columns or h in do]
     if bad: raise ValueError(f"hold={list(hold)}: {bad} {'are intervened on (drop them from hold: what descends from an intervened variable follows it unless held)' if set(bad) & set(do) else 'are not variables of this phantom'}; "
                              f"expected variables to keep at their factual values, other than the intervened ones, from {list(batch.truth.columns)}")
-    spec_of = getattr(phantom, 'variables', None)
-    if spec_of and len(hold):  # a held variable the intervention does not reach keeps its value anyway
-        down, grew = set(do), True
-        while grew:
-            new = {n for n, v in spec_of.items() if n not in down and set(v.parents) & down}
-            grew = bool(new); down |= new
-        idle = [h for h in hold if h in spec_of and h not in down]
+    if spec and len(hold):  # a held variable the intervention does not reach keeps its value anyway
+        down = set(do)
+        for n in phantom._order:  # causal order: parents first, so one pass finds every descendant
+            if set(spec[n].parents) & down: down.add(n)
+        idle = [h for h in hold if h in spec and h not in down]
         if idle: warnings.warn(f"hold={list(hold)}: {idle} do not descend from {list(do)}, so they keep their values anyway and holding them changes nothing"
                                + (" (ChestPhantom.DEVICE_VARIABLES, SkinPhantom.MELANOMA_ARTIFACTS name the variables that follow a disease)"), stacklevel=stacklevel)
     fixed = [h for h in hold if h in batch.interventions]
@@ -496,8 +498,7 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
     # its own column effectiveness_mae_<name> in its own units: a share and a mean error in years are never averaged together;
     # leakage_max is NaN when no attribute was left to check (not 0.0, which would read as "no leakage")
     if not do: raise ValueError("give the intervention as keyword arguments, e.g. effusion=1")
-    for v, name in ((leakage_each, 'leakage_each'), (edit_checks, 'edit_checks')):
-        if not isinstance(v, (bool, np.bool_)): raise TypeError(f"{name}={v!r}: expected True or False")
+    check_bool(leakage_each, 'leakage_each'); check_bool(edit_checks, 'edit_checks')
     hidden = [k for k in do if k not in batch.attrs.columns]
     if hidden: raise ValueError(f"{hidden} are not observed attributes; an editor can only be asked for {list(batch.attrs.columns)}")
     cf = _true_counterfactual(phantom, batch, hold, do)  # the editor is asked only for `do`
@@ -553,8 +554,4 @@ def counterfactual_flip_rate(classify: Callable,  # images -> N predicted labels
             return np.where(a == b, f'{k} unchanged', np.where(b > a, f'{k} increased', f'{k} decreased'))
         return np.array([f'{k} {u} -> {v}' for u, v in zip(a, b)])
     change = [', '.join(parts) for parts in zip(*(moved(k) for k in do))]
-    out = pd.DataFrame(dict(change=change, flip=flips)).groupby('change').flip.agg(['size', 'sum']).reset_index()
-    out.columns = ['change', 'n', 'flips']
-    out['flip_rate'] = out.flips / out.n
-    out['lo'], out['hi'] = zip(*(proportion_interval(int(k), int(n), level) for k, n in zip(out.flips, out.n)))
-    return out.drop(columns='flips')
+    return _rates(change, flips, 'change', 'flip_rate', level)

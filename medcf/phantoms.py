@@ -11,11 +11,11 @@ import numpy as np, pandas as pd, torch
 
 # %% auto #0
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
-           'check_real', 'check_weights', 'warn_unit_range', 'warn_truncated', 'some_names', 'refuse_overwrite',
-           'copy_frozen', 'jsonable', 'takes_keyword', 'data_samples_root', 'data_path', 'Variable', 'row_index',
-           'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom',
-           'show_grid', 'check_grid_path', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'skin_titles',
-           'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
+           'check_bool', 'check_real', 'check_weights', 'warn_unit_range', 'warn_truncated', 'some_names',
+           'refuse_overwrite', 'copy_frozen', 'jsonable', 'takes_keyword', 'data_samples_root', 'data_path', 'Variable',
+           'row_index', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph', 'fit_chest_model',
+           'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom',
+           'skin_titles', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #c2c0587c
 def is_full() -> bool:
@@ -37,6 +37,11 @@ def check_int(v,  # the value to check
                 {0: 'a non-negative integer', 1: 'a positive integer'}.get(lo, f'an integer >= {lo}'))
         raise ValueError(f"{name}={v!r}: expected {want}{unit}")
     return int(v)
+
+def check_bool(v, name: str) -> bool:  # the value to check; the argument's name, for the message
+    "`v` as a bool if it is True or False (numpy's too); otherwise a TypeError naming it (a string such as 'no' is not False)."
+    if not isinstance(v, (bool, np.bool_)): raise TypeError(f"{name}={v!r}: expected True or False")
+    return bool(v)
 
 def check_real(v,  # the value to check: a Python or numpy number, or a one-element tensor
                name: str,  # the argument's name, for the message
