@@ -9,7 +9,7 @@ from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence, Any
 import numpy as np, torch, torch.nn.functional as F
-from .phantoms import pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword
+from .phantoms import pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword, parameters_of
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK', 'PROMPT_CACHE_SIZE',
@@ -1148,8 +1148,7 @@ def warn_hidden_offset(fn: Callable,  # a guidance_fn or log_prob_fn
                        name: str) -> None:  # its argument's name, for the message
     "Warn when `fn` takes **kwargs but names no `offset`: the samplers tell only a function that names it each batch's first image, so per-image targets would go to the wrong images after the first batch."
     import inspect
-    try: ps = inspect.signature(fn.forward if isinstance(fn, torch.nn.Module) else fn).parameters.values()
-    except (TypeError, ValueError): return
+    ps = (parameters_of(fn) or {}).values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in ps) and not takes_keyword(fn, 'offset'):
         warnings.warn(f"{name} takes **kwargs but names no offset parameter, so it is not told the index of each batch's first image; if it holds "
                       "per-image targets, give it an offset parameter (def f(images, offset=0)), else they go to the wrong images after the first batch", stacklevel=3)

@@ -435,31 +435,40 @@ def identity_editor(images, target: dict) -> torch.Tensor:  # images; ignored ta
     "The do-nothing editor: a baseline that scores perfect composition and zero effectiveness."
     return images.clone()
 
+def _check_hold(phantom, batch, hold: Sequence[str]) -> list:
+    "`hold` as a list of the batch's variable names, checked: a sequence of names (a set is sorted), none computed from others, all the phantom's."
+    if isinstance(hold, (set, frozenset)): hold = sorted(hold, key=str)  # order does not matter
+    if not isinstance(hold, (list, tuple, np.ndarray, pd.Index)) or not all(isinstance(h, str) for h in hold):
+        raise TypeError(f"hold must be a sequence of variable names, e.g. ('chest_tube',) (they keep their factual values), got {hold!r}")
+    hold, spec = list(hold), getattr(phantom, 'variables', {})
+    derived = [h for h in hold if getattr(spec.get(h), 'derived', False)]
+    if derived: raise ValueError(f"hold={hold}: {derived} are computed from other variables ({ {h: list(spec[h].parents) for h in derived} }) and follow them; "
+                                 "hold the variables they are computed from instead")
+    unknown = [h for h in hold if h not in batch.truth.columns]
+    if unknown: raise ValueError(f"hold={hold}: {unknown} are not variables of this phantom; expected variables to keep at their factual values, from {list(batch.truth.columns)}")
+    return hold
+
 def true_counterfactual_editor(phantom,  # an SCMPhantom
                                batch,  # the factual PhantomBatch whose noise the editor reuses
                                hold: Sequence[str] = ()) -> Callable:  # variables kept at their factual values, as `counterfactual_report(hold=...)` scores against
     "The ideal editor for `batch`: renders the phantom's TRUE counterfactual (it ignores the input pixels, using the batch's noise), holding `hold` as the report does."
-    unknown = [h for h in hold if h not in batch.truth.columns]
-    if isinstance(hold, str) or unknown: raise ValueError(f"hold={hold!r}: expected a sequence of this phantom's variables, from {list(batch.truth.columns)}")
+    hold = _check_hold(phantom, batch, hold)
     kept = {h: batch.truth[h].to_numpy() for h in hold}
     def edit(images, target: dict):
         if len(images) != len(batch): raise ValueError(f"this editor was built for {len(batch)} images, got {len(images)}")
-        return phantom.counterfactual(batch, **target, **{h: v for h, v in kept.items() if h not in target}).images
+        both = [k for k in target if k in kept]
+        if both: raise ValueError(f"target {both} are held by this editor (hold={hold}); a held variable keeps its factual value, so it cannot also be edited: "
+                                  "build the editor without holding it")
+        return phantom.counterfactual(batch, **target, **kept).images
     return edit
 
 # %% ../nbs/04_metrics.ipynb #a2bc285a
 def _true_counterfactual(phantom, batch, hold: Sequence[str], do: dict, stacklevel: int = 3):
     "phantom.counterfactual(batch, **do) with the `hold` variables kept at their factual values, `hold` checked; the warnings point at the user's call."
-    if isinstance(hold, (set, frozenset)): hold = sorted(hold, key=str)  # order does not matter
-    if not isinstance(hold, (list, tuple, np.ndarray, pd.Index)) or not all(isinstance(h, str) for h in hold):
-        raise TypeError(f"hold must be a sequence of variable names, e.g. ('chest_tube',) (they keep their factual values), got {hold!r}")
+    hold = _check_hold(phantom, batch, hold)
+    intervened = [h for h in hold if h in do]
+    if intervened: raise ValueError(f"hold={hold}: {intervened} are intervened on (drop them from hold: what descends from an intervened variable follows it unless held)")
     spec = getattr(phantom, 'variables', {})
-    derived = [h for h in hold if getattr(spec.get(h), 'derived', False)]
-    if derived: raise ValueError(f"hold={list(hold)}: {derived} are computed from other variables ({ {h: list(spec[h].parents) for h in derived} }) and follow them; "
-                                 "hold the variables they are computed from instead")
-    bad = [h for h in hold if h not in batch.truth.columns or h in do]
-    if bad: raise ValueError(f"hold={list(hold)}: {bad} {'are intervened on (drop them from hold: what descends from an intervened variable follows it unless held)' if set(bad) & set(do) else 'are not variables of this phantom'}; "
-                             f"expected variables to keep at their factual values, other than the intervened ones, from {list(batch.truth.columns)}")
     if spec and len(hold):  # a held variable the intervention does not reach keeps its value anyway
         down = set(do)
         for n in phantom._order:  # causal order: parents first, so one pass finds every descendant

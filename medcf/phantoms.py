@@ -12,10 +12,11 @@ import numpy as np, pandas as pd, torch
 # %% auto #0
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
            'check_bool', 'check_real', 'check_weights', 'warn_unit_range', 'warn_truncated', 'some_names',
-           'refuse_overwrite', 'copy_frozen', 'jsonable', 'takes_keyword', 'data_samples_root', 'data_path', 'Variable',
-           'row_index', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph', 'fit_chest_model',
-           'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom',
-           'skin_titles', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'MSTrialData', 'MSTrial']
+           'refuse_overwrite', 'copy_frozen', 'jsonable', 'parameters_of', 'takes_keyword', 'data_samples_root',
+           'data_path', 'Variable', 'row_index', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph',
+           'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles',
+           'chest_facts', 'SkinPhantom', 'skin_titles', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'MSTrialData',
+           'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #c2c0587c
 def is_full() -> bool:
@@ -124,13 +125,18 @@ def jsonable(x, where: str = 'value'):  # a model-card value; `where` names it i
     raise TypeError(f"{where} is a {type(x).__name__}; expected numbers, strings, lists and dicts (numpy and torch values are converted; "
                     "a DataFrame: .to_dict('records'))")
 
+def parameters_of(fn: Callable) -> dict | None:  # a function, or an nn.Module (its forward is read)
+    "`fn`'s parameters by name (inspect's), or None where Python cannot read its signature (some builtins)."
+    import inspect
+    try: return dict(inspect.signature(fn.forward if isinstance(fn, torch.nn.Module) else fn).parameters)
+    except (TypeError, ValueError): return None
+
 def takes_keyword(fn: Callable,  # a function, or an nn.Module (its forward is read)
                   name: str) -> bool:  # the parameter's name
     "Whether `fn` names a parameter `name` that can be passed by keyword; **kwargs alone does not count, as a wrapper's may not pass it on (a hook's optional extra)."
     import inspect, functools
     if isinstance(fn, functools.partial): return name not in fn.keywords and takes_keyword(fn.func, name)  # one it binds is not asked for again
-    try: ps = inspect.signature(fn.forward if isinstance(fn, torch.nn.Module) else fn).parameters
-    except (TypeError, ValueError): return False
+    ps = parameters_of(fn) or {}
     return name in ps and ps[name].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 # %% ../nbs/00_phantoms.ipynb #9254359e

@@ -502,4 +502,15 @@ def test_skin_holds_the_ideal_editor_and_idle_holds():
     with pytest.warns(UserWarning, match=r"\['hair', 'bubbles'\] do not descend from \['melanoma'\].*changes nothing") as rec:
         M.counterfactual_flip_rate(lambda x: np.zeros(len(x), int), ph, b, hold=('hair', 'bubbles'), melanoma=1)
     assert rec[0].filename == __file__
-    with pytest.raises(ValueError, match='expected a sequence of this phantom'): M.true_counterfactual_editor(ph, b, hold=('drain',))
+    with pytest.raises(ValueError, match=r"\['drain'\] are not variables of this phantom"): M.true_counterfactual_editor(ph, b, hold=('drain',))
+
+
+def test_ideal_editor_checks_hold_as_the_report_does():
+    "true_counterfactual_editor had its own weaker hold check: a derived variable was passed on as an intervention, and a target naming a held variable silently dropped the hold."
+    from medcf.phantoms import ChestPhantom
+    ph = ChestPhantom(32); b = ph.sample(8, seed=1)
+    with pytest.raises(ValueError, match=r"\['no_finding'\] are computed from other variables"): M.true_counterfactual_editor(ph, b, hold=('no_finding',))
+    with pytest.raises(TypeError, match='hold must be a sequence of variable names'): M.true_counterfactual_editor(ph, b, hold='chest_tube')
+    ed = M.true_counterfactual_editor(ph, b, hold={'chest_tube'})  # a set, as the report takes
+    with pytest.raises(ValueError, match=r"target \['chest_tube'\] are held by this editor"): ed(b.images, dict(chest_tube=np.zeros(8, int)))
+    assert torch.equal(ed(b.images, dict(effusion=np.ones(8, int))), ph.counterfactual(b, effusion=1, chest_tube=b.truth.chest_tube.to_numpy()).images)
