@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 import warnings, itertools
 import numpy as np, pandas as pd, torch
-from .oracles import check_images, _py
+from .oracles import check_images, check_continuous, _py
 from .phantoms import check_int, check_bool, takes_keyword
 
 # %% auto #0
@@ -123,6 +123,7 @@ def accuracy(pred,  # N predicted labels (any comparable values)
     _aligned(pred=pred, labels=labels)
     pred, labels = _np(pred, 'pred'), _np(labels, 'labels')
     if pred.shape != labels.shape: raise ValueError(f"pred has shape {pred.shape} but labels {labels.shape}; expected the same")
+    if pred.ndim != 1: raise ValueError(f"pred and labels have shape {pred.shape}; expected one label per sample, shape (N,) (one-hot rows or probabilities: take .argmax(1) of each first)")
     _comparable(pred, labels)
     return float((pred == labels).mean())
 
@@ -219,7 +220,7 @@ def reliability_curve(probs,  # N (binary P(y=1)) or N x K probabilities
     _aligned(probs=probs, labels=labels)
     p = _probs(probs); y = _labels(labels, p.shape[1])
     _same_len(probs=p, labels=y)
-    if not isinstance(n_bins, (int, np.integer)) or n_bins < 1: raise ValueError(f"n_bins={n_bins!r}; expected a positive integer")
+    n_bins = check_int(n_bins, 'n_bins')  # True passed as 1 bin
     conf, correct = p.max(1), (p.argmax(1) == y).astype(float)
     b = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
     rows = [dict(bin_lo=k / n_bins, bin_hi=(k + 1) / n_bins, confidence=conf[b == k].mean(), accuracy=correct[b == k].mean(), count=int((b == k).sum()))
@@ -289,7 +290,13 @@ def oracle_frechet_distance(features: Callable,  # images -> N x D features, e.g
     "Frechet distance in an ORACLE's feature space (not FID: no Inception network is involved)."
     a, b = check_images(images_a, name='images_a'), check_images(images_b, name='images_b')
     if a.shape[1:] != b.shape[1:]: raise ValueError(f"images_a are {tuple(a.shape[1:])} but images_b {tuple(b.shape[1:])}; expected the same C x H x W")
-    return frechet_distance(features(a), features(b))
+    def feats(x, name):
+        f = features(x)
+        if isinstance(f, (pd.DataFrame, pd.Series)):  # an oracle's predict or probs: readings of attributes, not its features
+            raise TypeError(f"features returned a {type(f).__name__} (attribute readings?) on {name}; expected an N x D array of features, e.g. oracle.features")
+        if len(f) != len(x): raise ValueError(f"features returned {len(f)} rows for the {len(x)} images of {name}; expected one feature row per image")
+        return f
+    return frechet_distance(feats(a, 'images_a'), feats(b, 'images_b'))
 
 # %% ../nbs/04_metrics.ipynb #80e459ce
 def _pair(a, b, na: str, nb: str) -> tuple:
@@ -335,11 +342,19 @@ def minimality(edited,  # N x C x H x W edited images
 
 # %% ../nbs/04_metrics.ipynb #eed572cc
 def _read(predict: Callable, images, names: Sequence) -> pd.DataFrame:
+    "predict(images), checked: a DataFrame with a row per image, reading `names`, and (for an oracle) labels, not probabilities."
     df = predict(images)
     if not isinstance(df, pd.DataFrame): raise TypeError(f"predict must return a DataFrame of attributes, got {type(df).__name__}")
     missing = [n for n in names if n not in df.columns]
     if missing: raise ValueError(f"predict does not read {missing}; it reads {list(df.columns)}")
     if len(df) != len(images): raise ValueError(f"predict returned {len(df)} rows for {len(images)} images")
+    for sp in _specs(predict).values():  # an oracle's readings of a discrete attribute are its values, never probabilities
+        if sp.kind == 'continuous': continue
+        if sp.name not in df.columns and any(str(c).startswith(f'{sp.name}=') for c in df.columns): bad = f"columns {sp.name}=<value>"
+        elif sp.name in df.columns and len(odd := [x for x in pd.unique(df[sp.name]) if _py(x) not in sp.values]): bad = f"{sp.name} = {_py(odd[0])!r}"
+        else: continue
+        raise ValueError(f"predict returned {bad}, where the oracle reads {sp.name} as one of {sp.values}: the metrics compare labels, so pass the "
+                         "oracle's predict (its readings), not its probs (probabilities)")
     return df
 
 def _target_array(v, n: int, name: str) -> np.ndarray:
@@ -367,6 +382,7 @@ def _effectiveness(predict: Callable, edited, target: dict) -> dict:
         if s is not None and s.values is not None:  # the oracle's own list of values first: the most specific message
             bad = [x for x in pd.unique(t) if _py(x) not in s.values]
             if bad: raise ValueError(f"target {k}={bad[0]!r} is not a value the oracle reads; expected one of {s.values}")
+        if s is not None and s.kind == 'continuous': t = check_continuous(s, t, f'target {k}')  # age=300 or '70' scored a mean error of 224 years
         if p.dtype.kind != 'f': _comparable(p, t)  # discrete readings: the target must be a value of the same kind
         cont = (s.kind == 'continuous') if s is not None else (_is_continuous(p) or _is_continuous(np.asarray(t)))
         out[k] = (float(np.abs(p.astype(float) - t.astype(float)).mean()) if cont else float(np.mean([a == b for a, b in zip(p.tolist(), t.tolist())])), cont)
@@ -386,8 +402,11 @@ def leakage(predict: Callable,  # images -> DataFrame of attribute readings
             attributes: Sequence | None = None) -> pd.Series:  # only these (e.g. the ones the oracle reads reliably); None = all
     "Per other attribute: fraction of images where the oracle's reading differs between edited and reference (continuous: mean |difference|, in its units: take the max over discrete_only=True)."
     e, r = _pair(edited, reference, 'edited', 'reference')
+    check_bool(discrete_only, 'discrete_only')
     for v, name in ((intervened, 'intervened'), (attributes, 'attributes')):
         if isinstance(v, str): raise TypeError(f"{name}={v!r} is a string; expected a list of attribute names, e.g. [{v!r}]")
+        if (v is not None or name == 'intervened') and not isinstance(v, (list, tuple, set, frozenset, np.ndarray, pd.Index)):
+            raise TypeError(f"{name}={v!r}; expected a list of attribute names" + (" (() for none)" if name == 'intervened' else " or None for all"))
     pe, pr = _read(predict, e, list(intervened) + list(attributes or [])), _read(predict, r, [])
     is_cont = {c: _is_continuous(pr[c].to_numpy()) for c in pr.columns}  # classified once
     cont = [c for c in (attributes or []) if c not in set(intervened) and is_cont[c]] if discrete_only else []

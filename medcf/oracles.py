@@ -12,12 +12,13 @@ import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as 
 from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable
 
 # %% auto #0
-__all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'encode_targets', 'OracleNet', 'resize_images', 'fit_size',
-           'batch_starts', 'file_sha256', 'hardware', 'card_digest', 'save_checkpoint', 'load_checkpoint',
-           'AttributeOracle', 'phantom_pool', 'oracle_loss', 'train_oracle', 'load_oracle', 'load_perceptual',
-           'load_lit', 'card_markdown', 'write_oracle_readme', 'reading_agreement', 'noise_agreement', 'feature_maps',
-           'PerceptualDistance', 'ReadingDistance', 'attribute_saliency', 'minilm_path', 'TextTower', 'text_tower',
-           'LiTModel', 'lit_loss', 'zero_shot_accuracy', 'caption_swap_accuracy', 'train_lit']
+__all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'check_continuous', 'encode_targets', 'OracleNet',
+           'resize_images', 'fit_size', 'batch_starts', 'file_sha256', 'hardware', 'card_digest', 'save_checkpoint',
+           'load_checkpoint', 'AttributeOracle', 'phantom_pool', 'oracle_loss', 'train_oracle', 'load_oracle',
+           'load_perceptual', 'load_lit', 'card_markdown', 'write_oracle_readme', 'reading_agreement',
+           'noise_agreement', 'feature_maps', 'PerceptualDistance', 'ReadingDistance', 'attribute_saliency',
+           'minilm_path', 'TextTower', 'text_tower', 'LiTModel', 'lit_loss', 'zero_shot_accuracy',
+           'caption_swap_accuracy', 'train_lit']
 
 # %% ../nbs/03_oracles.ipynb #3ff7b308
 def check_images(images,  # N x C x H x W float tensor (or numpy array) in [-1, 1]
@@ -80,6 +81,20 @@ def attr_specs(phantom: SCMPhantom) -> list:  # a phantom whose observed variabl
         else: raise ValueError(f"observed variable {name!r} has neither `values` nor `range`; the oracle cannot read it")
     return specs
 
+def check_continuous(spec: AttrSpec,  # a continuous attribute's spec
+                     values,  # its values: a number or an array of them
+                     name: str) -> np.ndarray:  # what the values are, for the message
+    "`values` as a float array, checked against a continuous spec: numbers (not strings), finite, inside the spec's range (an oracle never reads beyond it)."
+    a = np.asarray(values)
+    if a.dtype.kind not in 'iuf': raise TypeError(f"{name} holds {a.dtype} values ({_py(a.flat[0])!r}, ...) but {spec.name} is continuous; expected numbers in its units")
+    a = a.astype(float)
+    if not np.isfinite(a).all(): raise ValueError(f"{name} holds NaN or inf at rows {np.flatnonzero(~np.isfinite(a.reshape(-1)))[:5].tolist()}; expected a value for every image")
+    lo, hi = spec.range
+    if ((a < lo) | (a > hi)).any():
+        raise ValueError(f"{name} holds {a[(a < lo) | (a > hi)].flat[0]:.4g}, outside {spec.name}'s range [{lo:g}, {hi:g}], which the oracle reads (and the phantom "
+                         "draws); expected values in those units")
+    return a
+
 def encode_targets(specs: list,  # the oracle's attribute specs
                    attrs: pd.DataFrame) -> torch.Tensor:  # one row per image, a column per spec
     "Targets as an N x len(specs) float tensor: 0/1, class index, or value scaled to [0, 1] by the range."
@@ -89,8 +104,7 @@ def encode_targets(specs: list,  # the oracle's attribute specs
     for s in specs:
         x = attrs[s.name].to_numpy()
         if s.kind == 'continuous':
-            x = x.astype(float)
-            if not np.isfinite(x).all(): raise ValueError(f"{s.name} holds NaN or inf at rows {np.flatnonzero(~np.isfinite(x))[:5].tolist()}; expected a value for every image")
+            x = check_continuous(s, x, s.name)
             lo, hi = s.range; cols.append((x - lo) / (hi - lo))
         else:
             idx = {v: i for i, v in enumerate(s.values)}
@@ -205,7 +219,7 @@ class AttributeOracle:
                  card: dict | None = None):  # model card (training config and measured figures)
         if sum(s.n_out for s in specs) != net.head.out_features:
             raise ValueError(f"the head has {net.head.out_features} outputs but the specs need {sum(s.n_out for s in specs)}")
-        self.net, self.specs, self.size, self.channels, self.card = net.eval(), list(specs), int(size), int(channels), card or {}
+        self.net, self.specs, self.size, self.channels, self.card = net.eval(), list(specs), check_int(size, 'size'), check_int(channels, 'channels'), card or {}
         self.names = [s.name for s in self.specs]
         ends = np.cumsum([s.n_out for s in self.specs])
         self._cols = {s.name: slice(int(e) - s.n_out, int(e)) for s, e in zip(self.specs, ends)}  # each attribute's head outputs
@@ -267,6 +281,7 @@ class AttributeOracle:
     def evaluate(self, images,  # N x C x H x W in [-1, 1]
                  attrs: pd.DataFrame) -> pd.DataFrame:  # the true attributes, one row per image
         "Per attribute: accuracy (discrete) or mean absolute error (continuous) against `attrs`."
+        if not isinstance(attrs, pd.DataFrame): raise TypeError(f"attrs is a {type(attrs).__name__}; expected a DataFrame of the true attributes, one row per image (e.g. batch.attrs)")
         if len(attrs) != len(images): raise ValueError(f"{len(images)} images but {len(attrs)} rows of attrs")
         encode_targets(self.specs, attrs)  # the checks of training: every column there, discrete values known, no NaN
         pred, rows = self.predict(images), []
@@ -300,7 +315,7 @@ def phantom_pool(phantom: SCMPhantom,  # population to draw from
                  seed: int,  # data seed; chunk k is drawn with seed*100_003 + k
                  chunk: int = 512) -> tuple:  # samples rendered per call
     "Render `n` samples as (images float16 N x C x H x W, attrs DataFrame, prompts list), reproducibly from `seed`."
-    n, chunk = check_int(n, 'n'), check_int(chunk, 'chunk')
+    n, chunk, seed = check_int(n, 'n'), check_int(chunk, 'chunk'), check_int(seed, 'seed', 0)  # seed=-1 was reported as the chunk seed -100003
     ims, att, prm = [], [], []
     for k, i in enumerate(range(0, n, chunk)):
         b = phantom.sample(min(chunk, n - i), seed=seed * 100_003 + k)
@@ -346,7 +361,7 @@ def train_oracle(phantom: SCMPhantom,  # population whose observed attributes th
                  verbose: bool = False) -> AttributeOracle:  # print the loss while training
     "Train an `AttributeOracle` from scratch on fresh phantom samples; the card records config, seeds, wall time, hardware and held-out figures."
     if not isinstance(phantom, SCMPhantom): raise TypeError(f"phantom must be an SCMPhantom, got {type(phantom).__name__}")
-    if steps < 1 or batch_size < 2: raise ValueError(f"steps={steps}, batch_size={batch_size}: expected steps >= 1 and batch_size >= 2")
+    steps, batch_size, seed = check_int(steps, 'steps'), check_int(batch_size, 'batch_size', 2), check_int(seed, 'seed', 0)  # steps=2.0 failed in range() after the pool was rendered
     if not 0 <= noise_std < 1: raise ValueError(f"noise_std={noise_std}: expected a pixel-noise std in [0, 1) on [-1, 1] images")
     lr = check_real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
     check_int(eval_n, 'eval_n'); check_int(log_every, 'log_every')  # before training, not after it
@@ -768,7 +783,7 @@ def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
               verbose: bool = False) -> LiTModel:  # print the loss while training
     "LiT: train an image tower against the LOCKED MiniLM text tower with InfoNCE on phantom images and their captions."
     if not isinstance(phantom, SCMPhantom): raise TypeError(f"phantom must be an SCMPhantom, got {type(phantom).__name__}")
-    if steps < 1 or batch_size < 2: raise ValueError(f"steps={steps}, batch_size={batch_size}: expected steps >= 1 and batch_size >= 2")
+    steps, batch_size, seed = check_int(steps, 'steps'), check_int(batch_size, 'batch_size', 2), check_int(seed, 'seed', 0)  # steps=2.0 failed in range() after the pool was rendered
     lr = check_real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
     check_int(eval_n, 'eval_n')  # before training, not after it
     if backbone is not None:

@@ -53,6 +53,11 @@ def zoo_phantom(name: str, seed: int = 0, **kw):  # kw: other arguments of the p
 def paper_prompts(name: str, attrs: pd.DataFrame) -> list:
     "Captions in the papers' style from phantom attributes: PRISM-style for chest, ISIC-style for skin (medcf.data)."
     from medcf import data
+    if name in RECIPES:  # the real-data captioners read a missing or blank finding as "not mentioned"; a phantom's attributes are never blank
+        if not isinstance(attrs, pd.DataFrame): raise TypeError(f"attrs is a {type(attrs).__name__}; expected the phantom's attrs DataFrame, one row per image")
+        need = list(data.CHEST_ALIASES) if name == 'chest' else ['melanoma', *data.SKIN_ARTIFACTS]
+        if (miss := [c for c in need if c not in attrs.columns]): raise ValueError(f"attrs lacks {miss}; the {name} captions read {need} (the phantom's attrs have them)")
+        if (blank := [c for c in need if attrs[c].isna().any()]): raise ValueError(f"attrs[{blank}] hold missing values; expected the phantom's value for every image")
     if name == 'chest': return data.chest_prompts(attrs.rename(columns=data.CHEST_ALIASES))
     if name == 'skin': return [data.skin_prompt(r) for _, r in attrs.iterrows()]
     raise ValueError(f"unknown zoo model {name!r}; known: {', '.join(RECIPES)}")
@@ -398,7 +403,7 @@ def attribute_adherence(pipe,  # any SD-style pipeline
                         seed: int = 0,
                         guidance_interval: tuple | None = None) -> pd.DataFrame:  # (t_lo, t_hi) where guidance applies; None: every step
     "Does the model draw what its prompts ask for? Per attribute and asked value: n, the share read as asked (discrete) or the mean |read - asked| (continuous); value 'all' pools them."
-    from medcf.oracles import _py
+    from medcf.oracles import _py, check_continuous
     if not isinstance(asked, pd.DataFrame): raise TypeError(f"asked is a {type(asked).__name__}; expected a DataFrame of the values each prompt asks for")
     if isinstance(prompts, str) or len(prompts) != len(asked):
         raise ValueError(f"{1 if isinstance(prompts, str) else len(prompts)} prompts for {len(asked)} rows of asked values; expected one prompt per row")
@@ -408,8 +413,11 @@ def attribute_adherence(pipe,  # any SD-style pipeline
     for k in asked.columns:
         s, v = specs[k], asked[k]
         if v.isna().any(): raise ValueError(f"asked[{k!r}] has missing values; expected a value for every prompt")
+        if s.kind == 'continuous': check_continuous(s, v.to_numpy(), f'asked[{k!r}]')
         if s.kind != 'continuous' and not v.map(lambda x: _py(x) in list(s.values)).all():
             raise ValueError(f"asked[{k!r}] holds {sorted({_py(x) for x in v} - set(s.values), key=str)[:4]}; the oracle reads {list(s.values)}")
+    from medcf.metrics import _aligned
+    _aligned(prompts=prompts, asked=asked)  # a reordered prompt Series was paired with the asked values by position
     read = oracle.predict(generate(pipe, list(prompts), num_inference_steps, guidance_scale, seed=seed, guidance_interval=guidance_interval))
     rows = []
     for k in asked.columns:
@@ -420,16 +428,27 @@ def attribute_adherence(pipe,  # any SD-style pipeline
                              mean_abs_error=float(hit[m].mean()) if cont else np.nan))
     return pd.DataFrame(rows)
 
+def _roundtrip(pipe, real, roundtrip) -> torch.Tensor:
+    "`real`'s VAE round trip: the one given (checked: an image batch of real's shape that differs from it), else computed."
+    from medcf.oracles import check_images
+    if roundtrip is None: return vae_roundtrip(pipe, real.images)
+    rt = check_images(roundtrip, name='roundtrip')
+    if rt.shape != real.images.shape: raise ValueError(f"roundtrip has shape {tuple(rt.shape)} but the real images {tuple(real.images.shape)}; expected their round trip, "
+                                                       "one per real image (vae_roundtrip(pipe, real.images))")
+    if torch.equal(rt.cpu(), real.images.cpu()): raise ValueError("roundtrip equals the real images; expected their VAE round trip (vae_roundtrip(pipe, real.images))")
+    return rt
+
 def vae_agreement(pipe, oracle, real,
                   roundtrip: torch.Tensor | None = None) -> pd.Series:  # `vae_roundtrip(pipe, real.images)` if already computed
     "Per discrete attribute: how often the oracle reads the same value on an image and on its VAE round trip."
     from medcf.oracles import reading_agreement
-    return reading_agreement(oracle, real.images, vae_roundtrip(pipe, real.images) if roundtrip is None else roundtrip)
+    return reading_agreement(oracle, real.images, _roundtrip(pipe, real, roundtrip))
 
 def vae_positive_recall(pipe, oracle, real,
                         roundtrip: torch.Tensor | None = None) -> pd.DataFrame:  # `vae_roundtrip(pipe, real.images)` if already computed
     "Per binary attribute: of the images that truly show it, the share the oracle reads as showing it, before and after the VAE round trip."
-    a, b = oracle.predict(real.images), oracle.predict(vae_roundtrip(pipe, real.images) if roundtrip is None else roundtrip)
+    rt = _roundtrip(pipe, real, roundtrip)
+    a, b = oracle.predict(real.images), oracle.predict(rt)
     rows = {}
     for s in oracle.specs:
         if s.kind != 'binary' or s.name not in real.attrs: continue
@@ -442,8 +461,8 @@ def oracle_ceiling(pipe, oracle, real,
                    roundtrip: torch.Tensor | None = None) -> dict:  # `vae_roundtrip(pipe, real.images)` if already computed
     "The oracle's own repeatability at the VAE's amount of change: agreement with pixel noise of the round trip's mean absolute error."
     from medcf.oracles import noise_agreement
-    rt = vae_roundtrip(pipe, real.images) if roundtrip is None else roundtrip
-    l1 = float((rt - real.images).abs().mean())
+    rt = _roundtrip(pipe, real, roundtrip)
+    l1 = float((rt.cpu() - real.images.cpu()).abs().mean())
     std = l1 * math.sqrt(math.pi / 2)  # Gaussian noise with E|n| = the round trip's L1
     return dict(noise_std=round(std, 4), **{k: round(v, 4) for k, v in noise_agreement(oracle, real.images, std).items()})
 
@@ -496,14 +515,23 @@ def guidance_sweep(name: str,  # 'chest' or 'skin'
     return pd.DataFrame([dict(guidance_scale=w, **{k: round(v, 4) for k, v in adh.items()}, fd_ratio=round(fd, 3))
                          for w, _, adh, fd in _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, (10_000, 20_000), seed, (gi,))])
 
-def update_card(folder: str | Path, **fields) -> dict:
+def update_card(folder: str | Path,  # a checkpoint folder (save_pipeline's)
+                replace: Sequence[str] = (),  # dict fields you mean to replace by a dict without some of their keys (else refused: a partial dict would drop the rest)
+                **fields) -> dict:  # field=value; a field of the same name is replaced whole
     "Add fields (e.g. quality=...) to a checkpoint's model card (a field of the same name is replaced), keeping its file hashes; rewrites README.md, which is generated from the card."
     from medcf.diffusion import CARD, model_card_markdown
     if 'files' in fields: raise ValueError("'files' is the sha256 table save_pipeline writes and load_pipeline checks; update_card keeps it (save the pipeline again to change the files)")
     kept = sorted(k for k in ('max_length', 'text_encoder') if k in fields)
     if kept: raise ValueError(f"{kept} say how load_pipeline rebuilds the text encoder; update_card keeps them (save the pipeline again to change them)")
+    if 'scaling_factor' in fields: raise ValueError("'scaling_factor' records the VAE's own (vae/config.json), which encoding uses; update_card keeps it (save the pipeline again to change it)")
+    if isinstance(replace, str): raise TypeError(f"replace={replace!r} is a string; expected a list of field names, e.g. [{replace!r}]")
     folder = Path(folder); card = json.loads((folder / CARD).read_text())
-    card.update({k: jsonable(v, k) for k, v in fields.items()})  # numpy and torch values as numbers and lists (default=str wrote '256' for np.int64(256))
+    fields = {k: jsonable(v, k) for k, v in fields.items()}  # numpy and torch values as numbers and lists (default=str wrote '256' for np.int64(256))
+    for k, v in fields.items():  # recipe={'unet_steps': 8000} dropped the recipe's other 32 keys, and with them its guidance interval
+        lost = sorted(set(card[k]) - set(v)) if isinstance(card.get(k), dict) and isinstance(v, dict) and k not in replace else []
+        if lost: raise ValueError(f"{k}= would replace the card's whole {k!r} field and drop its keys {lost[:6]}{' ...' if len(lost) > 6 else ''}; to change some keys pass "
+                                  f"{k}={{**card[{k!r}], ...}} (the card: json.loads(Path(folder, 'model_card.json').read_text())), or replace={[k]} if the dict is meant to replace it whole")
+    card.update(fields)
     text, readme = json.dumps(card, indent=1), model_card_markdown(card)  # both rendered before either file is written
     (folder / CARD).write_text(text); (folder / 'README.md').write_text(readme)
     return card
@@ -537,8 +565,12 @@ def judge_reads(n: int,  # chests
 def age_bin_ceiling(reads: dict  # `judge_reads`' output (any dict with 'real' and other versions' readings)
                    ) -> pd.DataFrame:  # one row per version but 'real': age_bin_agreement, age_read_change_years
     "Per version: the age-bin agreement with the reading of the real set and the mean |change| of the age read."
-    if 'real' not in reads: raise ValueError(f"reads has {list(reads)}; expected a 'real' entry to compare the others with")
+    if not isinstance(reads, dict) or 'real' not in reads: raise ValueError(f"reads is {list(reads) if isinstance(reads, dict) else type(reads).__name__}; expected a dict with a 'real' entry to compare the others with")
     r0 = reads['real']
+    for k, r in reads.items():  # a 1-row reading broadcast against the real set's
+        if not isinstance(r, pd.DataFrame) or not {'age', 'age_bin'} <= set(r.columns) or len(r) != len(r0):
+            raise ValueError(f"reads[{k!r}] is {f'a DataFrame of {len(r)} rows with columns {list(r.columns)}' if isinstance(r, pd.DataFrame) else type(r).__name__}; "
+                             f"expected the chest oracle's readings (age, age_bin) of the same {len(r0)} images as reads['real']")
     return pd.DataFrame({k: dict(age_bin_agreement=float((r.age_bin.astype(str).to_numpy() == r0.age_bin.astype(str).to_numpy()).mean()),
                                  age_read_change_years=float(np.abs(r.age.to_numpy() - r0.age.to_numpy()).mean()))
                          for k, r in reads.items() if k != 'real'}).T
@@ -581,6 +613,7 @@ def attribute_mix_fd(name: str,  # 'chest' or 'skin'
         raise ValueError(f"attribute={attribute!r}: expected a continuous attribute the oracle reads; it reads {spec}")
     if not 2 <= n <= pool_n: raise ValueError(f"n={n}, pool_n={pool_n}: expected 2 <= n <= pool_n (random draws of n from the pool)")
     if not (isinstance(draws, (int, np.integer)) and draws >= 1): raise ValueError(f"draws={draws!r}: expected a positive integer (pool draws averaged per figure)")
+    check_int(seed, 'seed', 0); check_real(width, 'width', 0, expect='a bin width > 0', open_lo=True)  # before any image is drawn
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, seed)  # the card's sets and floor
     gen = _generated(pipe, name, real_b, num_inference_steps, w, seed, gi)
     pool = zoo_phantom(name, 0).sample(pool_n, seed=50_000 + seed)  # seeds no other figure uses

@@ -334,6 +334,20 @@ def test_update_card_keeps_hashes(pipe, tmp_path):
     with pytest.raises(FileExistsError, match='overwrite=True'): zoo.train_zoo_model('chest', d)  # refused before any training
 
 
+def test_update_card_refuses_a_partial_dict_and_the_scaling_factor(pipe, tmp_path):
+    "update_card(recipe={'unet_steps': 8000}) replaced the recipe's 33 keys with one (its guidance interval gone), and scaling_factor='oops' was written beside the VAE's own."
+    from medcf import zoo
+    d = D.save_pipeline(pipe, tmp_path / 'k', dict(name='t', recipe=dict(guidance_scale=3.0, guidance_interval=[0, 600], unet_steps=10)))
+    before = (d / D.CARD).read_text()
+    with pytest.raises(ValueError, match=r"drop its keys \['guidance_interval', 'guidance_scale'\]"): zoo.update_card(d, recipe={'unet_steps': 8000})
+    with pytest.raises(ValueError, match="'scaling_factor' records the VAE's own"): zoo.update_card(d, scaling_factor='oops')
+    with pytest.raises(TypeError, match='is a string'): zoo.update_card(d, replace='recipe', recipe={})
+    assert (d / D.CARD).read_text() == before
+    card = json.loads(before)
+    assert zoo.update_card(d, recipe={**card['recipe'], 'unet_steps': 8000})['recipe'] == dict(guidance_scale=3.0, guidance_interval=[0, 600], unet_steps=8000)
+    assert zoo.update_card(d, replace=['recipe'], recipe={'unet_steps': 1})['recipe'] == {'unet_steps': 1}  # meant: replaced whole
+
+
 def test_dataset_forms():
     x = imgs(3)
     ds = [dict(image=x[i], prompt=p) for i, p in enumerate('abc')]
@@ -2347,3 +2361,25 @@ def test_join_samples_makes_one_output_of_calls_sampled_alike(pipe):
     assert len(j.trajectory) == len(whole.trajectory) and len(j.generators) == 4 and j.index is None
     with pytest.raises(ValueError, match=r"outs\[1\] differs from outs\[0\] in \['guidance_interval'\]"): D.join_samples([run(slice(0, 2)), run(slice(2, 4), guidance_interval=(0, 500))])
     with pytest.raises(TypeError, match='non-empty list of SampleOutputs'): D.join_samples([])
+
+
+def test_zoo_helpers_check_what_they_are_given():
+    "paper_prompts read a missing finding as 'not mentioned'; oracle_ceiling took any roundtrip (one image broadcast, the real images, [0, 1]); age_bin_ceiling broadcast a 1-row reading."
+    import pandas as pd
+    from medcf import zoo
+    ph = zoo.zoo_phantom('chest'); b = ph.sample(4, seed=0)
+    assert zoo.paper_prompts('chest', b.attrs) == zoo.paper_prompts('chest', b.attrs[list(reversed(b.attrs.columns))])
+    with pytest.raises(ValueError, match=r"attrs lacks \['effusion'\]; the chest captions read"): zoo.paper_prompts('chest', b.attrs.drop(columns='effusion'))
+    with pytest.raises(ValueError, match=r"attrs\[\['effusion'\]\] hold missing values"): zoo.paper_prompts('chest', b.attrs.assign(effusion=np.nan))
+    sk = zoo.zoo_phantom('skin').sample(2, seed=0)
+    with pytest.raises(ValueError, match=r"attrs lacks \['ruler'\]"): zoo.paper_prompts('skin', sk.attrs.drop(columns='ruler'))
+    class Oracle:  # noise_agreement's needs are not reached: the round trip is refused first
+        specs = []
+    for rt, msg in [(b.images[:1], r'roundtrip has shape \(1, 1, 64, 64\) but the real images \(4, 1, 64, 64\)'), (b.images, 'roundtrip equals the real images'),
+                    (b.images.numpy().astype(np.uint8), 'uint8')]:
+        with pytest.raises((ValueError, TypeError), match=msg): zoo.oracle_ceiling(None, Oracle(), b, rt)
+    with pytest.raises(ValueError, match='roundtrip has shape'): zoo.vae_positive_recall(None, Oracle(), b, b.images[:3])
+    read = pd.DataFrame(dict(age=[30., 40., 50., 60.], age_bin=['18-40', '18-40', '40-60', '60-90']))
+    t = zoo.age_bin_ceiling({'real': read, 'x': read.assign(age=read.age + 2)})
+    assert t.loc['x'].tolist() == [1.0, 2.0]
+    with pytest.raises(ValueError, match=r"reads\['x'\] is a DataFrame of 1 rows.*same 4 images"): zoo.age_bin_ceiling({'real': read, 'x': read[:1]})

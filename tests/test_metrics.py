@@ -514,3 +514,30 @@ def test_ideal_editor_checks_hold_as_the_report_does():
     ed = M.true_counterfactual_editor(ph, b, hold={'chest_tube'})  # a set, as the report takes
     with pytest.raises(ValueError, match=r"target \['chest_tube'\] are held by this editor"): ed(b.images, dict(chest_tube=np.zeros(8, int)))
     assert torch.equal(ed(b.images, dict(effusion=np.ones(8, int))), ph.counterfactual(b, effusion=1, chest_tube=b.truth.chest_tube.to_numpy()).images)
+
+
+def test_bad_input_that_gave_silent_figures():
+    "One-hot rows averaged element by element, an oracle's probabilities compared with labels, attribute readings taken for features, discrete_only='no' read as True."
+    assert M.accuracy([0, 1, 2, 1], [0, 1, 2, 2]) == 0.75
+    with pytest.raises(ValueError, match=r'shape \(4, 3\); expected one label per sample.*argmax'): M.accuracy(np.eye(3)[[0, 1, 2, 1]], np.eye(3)[[0, 1, 2, 2]])
+    with pytest.raises(ValueError, match='n_bins=True'): M.reliability_curve([0.2, 0.9], [0, 1], n_bins=True)
+    from medcf.oracles import AttrSpec
+    class Oracle:  # an AttributeOracle's interface: specs, predict (labels) and probs
+        specs = [AttrSpec('effusion', 'binary', [0, 1]), AttrSpec('view', 'categorical', ['AP', 'PA']), AttrSpec('age', 'continuous', range=(18., 90.))]
+        def predict(self, x): return pd.DataFrame(dict(effusion=np.ones(len(x), int), view=['AP'] * len(x), age=np.full(len(x), 50.)))
+        def probs(self, x): return pd.DataFrame({'effusion': np.full(len(x), 0.9), 'view=AP': np.full(len(x), 0.8), 'view=PA': np.full(len(x), 0.2), 'age': np.full(len(x), 50.)})
+        def view_probs(self, x): return self.probs(x).assign(effusion=1)
+    o, x = Oracle(), torch.linspace(-1, 1, 256).reshape(4, 1, 8, 8)
+    assert M.effectiveness(o.predict, x, dict(effusion=1)) == {'effusion': 1.0}
+    with pytest.raises(ValueError, match=r"predict returned effusion = 0.9, where the oracle reads effusion as one of \[0, 1\].*not its probs"): M.effectiveness(o.probs, x, dict(effusion=1))
+    with pytest.raises(ValueError, match=r"predict returned columns view=<value>"): M.leakage(o.view_probs, x, x)
+    assert M.effectiveness(o.predict, x, dict(age=60)) == {'age': 10.0}
+    with pytest.raises(ValueError, match=r"target age holds 300, outside age's range"): M.effectiveness(o.predict, x, dict(age=300))
+    with pytest.raises(TypeError, match=r"target age holds .* values \('70', ...\)"): M.effectiveness(o.predict, x, dict(age='70'))
+    with pytest.raises(TypeError, match="discrete_only='no': expected True or False"): M.leakage(o.predict, x, x, discrete_only='no')
+    with pytest.raises(TypeError, match=r'intervened=None; expected a list of attribute names \(\(\) for none\)'): M.leakage(o.predict, x, x, intervened=None)
+    a, b = torch.rand(6, 1, 8, 8) * 2 - 1, torch.rand(6, 1, 8, 8) * 2 - 1
+    feats = lambda im: im.flatten(1)[:, :3].numpy()
+    assert M.oracle_frechet_distance(feats, a, b) >= 0
+    with pytest.raises(TypeError, match=r'features returned a DataFrame \(attribute readings\?\) on images_a'): M.oracle_frechet_distance(o.predict, a, b)
+    with pytest.raises(ValueError, match='features returned 5 rows for the 6 images of images_a'): M.oracle_frechet_distance(lambda im: feats(im)[:5], a, b)

@@ -451,7 +451,9 @@ def test_attribute_adherence_reads_back_what_prompts_ask():
     assert age.asked.tolist() == ['all'] and age.read_as_asked.isna().all() and age.mean_abs_error.iloc[0] > 0
     for bad, err in [(dict(asked=t[['view']].assign(view='lateral')), r"asked\['view'\] holds \['lateral'\]"),
                      (dict(asked=t[['severity']]), r"asked names \['severity'\]"), (dict(prompts=['a'] * 5), '5 prompts for 6 rows'),
-                     (dict(asked=t[['view']].assign(view=None)), 'missing values'), (dict(asked=t.view), 'expected a DataFrame')]:
+                     (dict(asked=t[['view']].assign(view=None)), 'missing values'), (dict(asked=t.view), 'expected a DataFrame'),
+                     (dict(prompts=pd.Series(ph.captions(t), index=t.index)[::-1]), 'different indexes'),  # was paired by position: wrong shares, no word
+                     (dict(asked=t[['age']].assign(age=t.age * 12)), "outside age's range \\[18, 90\\]")]:  # ages in months
         kw = dict(prompts=ph.captions(t), asked=t[['view']]) | bad
         with pytest.raises((ValueError, TypeError), match=err): zoo.attribute_adherence(pipe, oracle, kw['prompts'], kw['asked'], num_inference_steps=2)
 
@@ -468,3 +470,20 @@ def test_caption_swap_accuracy_with_other_captions():
     assert acc == float((((i * t1).sum(-1) > (i * t0).sum(-1)).numpy() == b.attrs.devices.to_numpy()).mean())
     assert O.caption_swap_accuracy(lit, ph, b, 'devices', captions=ph.captions) == O.caption_swap_accuracy(lit, ph, b, 'devices')  # the default, by function
     with pytest.raises(ValueError, match=r'expected one per row \(24\)'): O.caption_swap_accuracy(lit, ph, b, 'devices', captions=lambda a: ['x'] * 3)
+
+
+def test_continuous_values_out_of_range_and_other_bad_input(toy, tiny):
+    "Ages in months, a string age, a dict of attrs, a float step count and a negative seed got a silent wrong figure or a message naming a derived value."
+    spec = O.AttrSpec('age', 'continuous', range=(18.0, 90.0))
+    assert O.check_continuous(spec, [18, 90.0], 'ages').tolist() == [18.0, 90.0]
+    with pytest.raises(ValueError, match=r"ages holds 840, outside age's range \[18, 90\]"): O.check_continuous(spec, [30, 840], 'ages')
+    with pytest.raises(TypeError, match=r"ages holds <U2 values \('70', ...\) but age is continuous"): O.check_continuous(spec, ['70'], 'ages')
+    b = toy.sample(4, seed=0)
+    with pytest.raises(ValueError, match=r"level holds 5, outside level's range \[0, 1\]"): O.encode_targets(tiny.specs, b.attrs.assign(level=5.0))
+    with pytest.raises(TypeError, match='attrs is a dict; expected a DataFrame'): tiny.evaluate(b.images, b.attrs.to_dict())
+    with pytest.raises(ValueError, match=r'seed=-1: expected a non-negative integer'): O.phantom_pool(toy, 4, seed=-1)  # was reported as seed=-100003
+    for kw, msg in [(dict(steps=2.0), r'steps=2.0: expected a positive integer'), (dict(seed=0.5), r'seed=0.5: expected a non-negative integer'),
+                    (dict(batch_size=1), r'batch_size=1: expected an integer >= 2')]:
+        with pytest.raises(ValueError, match=msg): O.train_oracle(toy, **({'steps': 2, 'batch_size': 8} | kw))
+        with pytest.raises(ValueError, match=msg): O.train_lit(toy, **({'steps': 2, 'batch_size': 8} | kw))
+    with pytest.raises(ValueError, match=r'size=64.9: expected a positive integer'): O.AttributeOracle(tiny.net, tiny.specs, 64.9, 1)
