@@ -101,15 +101,26 @@ def page_generation(out: Path, seed: int = 0, n: int = 4, num_inference_steps: i
 
 TOUR_PAGES.append(page_generation)
 
+def _interval_arg(v: str):
+    "--guidance-interval as generate_grid takes it: 'recipe', None for 'all', or a (lo, hi) pair of timesteps."
+    if v in ('recipe', 'all'): return None if v == 'all' else v
+    try: lo, hi = (int(x) for x in v.split(','))
+    except ValueError: raise argparse.ArgumentTypeError(f"{v!r}: expected 'recipe', 'all' or two timesteps LO,HI such as 0,600") from None
+    return (lo, hi)
+
 def _add_generate(sub):
     g = sub.add_parser('generate', help='generate a grid of images from a prompt with a zoo checkpoint or pipeline folder')
     g.add_argument('--model', default='chest', help=f'zoo name {zoo_names()} or a pipeline folder')
     g.add_argument('--prompt', required=True); g.add_argument('--n', type=int, default=16); g.add_argument('--out', default='grid.png')
-    g.add_argument('--seed', type=int, default=0); g.add_argument('--steps', type=int, default=50); g.add_argument('--guidance', type=float, default=None)
+    g.add_argument('--seed', type=int, default=0); g.add_argument('--steps', type=int, default=50)
+    g.add_argument('--guidance', type=float, default=None, help="classifier-free guidance scale (default: the checkpoint's recipe, else 3.0)")
+    g.add_argument('--guidance-interval', type=_interval_arg, default='recipe', metavar='recipe|all|LO,HI',
+                   help="training timesteps at which guidance applies: 'recipe' (default: the checkpoint's; the chest model's is 0,600), 'all' (every step, "
+                        "as the library's generate() does by default), or LO,HI")
     g.add_argument('--overwrite', action='store_true', help='replace --out if it exists (refused otherwise)')
     g.add_argument('--device', default='cpu', help="torch device, e.g. cuda"); g.add_argument('--dtype', default='float32', choices=['float32', 'float16', 'bfloat16'])
     g.add_argument('--variant', default=None, help="weight-file variant of a diffusers folder, e.g. fp16")
-    g.set_defaults(func=lambda a: print(f"wrote {generate_grid(a.model, a.prompt, a.n, a.out, a.seed, a.steps, a.guidance, overwrite=a.overwrite, device=a.device, dtype=a.dtype, variant=a.variant)}") or 0)
+    g.set_defaults(func=lambda a: print(f"wrote {generate_grid(a.model, a.prompt, a.n, a.out, a.seed, a.steps, a.guidance, a.guidance_interval, overwrite=a.overwrite, device=a.device, dtype=a.dtype, variant=a.variant)}") or 0)
 
 CLI_EXTENSIONS.append(_add_generate)
 

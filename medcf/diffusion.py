@@ -9,7 +9,7 @@ from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence, Any
 import numpy as np, torch, torch.nn.functional as F
-from .phantoms import pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword, parameters_of
+from .phantoms import pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword, parameters_of, keeps_global_rng
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK', 'PROMPT_CACHE_SIZE',
@@ -106,6 +106,7 @@ def assemble_pipeline(vae, unet, scheduler, text_encoder, tokenizer):
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
+@keeps_global_rng  # it seeds torch's global generator; the caller's stream is left as it was
 def build_pipeline(channels: int = 1,  # image channels
                    size: int = 64,  # image side
                    vae_blocks: Sequence[int] = (16, 32, 64, 64),  # VAE widths (4 levels: 8x downsampling, as SD)
@@ -680,7 +681,7 @@ class SampleOutput:
                                    trajectory=None if self.trajectory is None else [take(x) for x in self.trajectory])
 
 def _seed_generators(seed: int, n: int, offset: int = 0, stream: int = 0) -> list:
-    "One torch.Generator per image, so image j depends only on (seed, j), never on the batch size; `stream` 1 is the step noise, 0 the starting noise."
+    "One torch.Generator per image, so image j's noise depends only on (seed, j), never on the batch size (the UNet's batched arithmetic can still differ in the last bits, which 50 steps grow to ~1e-3); `stream` 1 is the step noise, 0 the starting noise."
     key = lambda j: [seed, offset + j] + ([stream] if stream else [])  # stream 0 keeps the original keys: every eta = 0 figure is unchanged
     return [torch.Generator().manual_seed(int(np.random.SeedSequence(key(j)).generate_state(1)[0])) for j in range(n)]
 
@@ -1105,7 +1106,7 @@ def _guide_at(guidance_fn: Callable | None, offset: int) -> Callable | None:
 def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a single string makes one image)
              num_inference_steps: int = 50,  # DDIM steps
              guidance_scale: float = 3.0,  # classifier-free guidance weight (1 = none)
-             seed: int = 0,  # image j depends only on (seed, j)
+             seed: int = 0,  # image j's noise depends only on (seed, j), not on batch_size or the other prompts (float rounding aside)
              eta: float = 0.0,  # DDIM stochasticity
              negative_prompt: str = '',  # the unconditional prompt of the guidance
              batch_size: int = 64,  # images per UNet call (guidance doubles it)
@@ -1665,6 +1666,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
              stream: bool = False,  # read the data one batch per step (VAE and text encoder run every step) instead of holding it all: for data larger than memory
              num_workers: int = 0) -> dict:  # with `stream`: DataLoader worker processes that read (decode, resize) the next batches ahead
     "Train/fine-tune the UNet on (image, caption) pairs with the noise-prediction loss (arXiv:2006.11239, 2112.10752)."
+    t_call = time.time()  # `seconds` is the whole call: held data is encoded (VAE, text encoder) before the first step, streamed data at every step
     num_workers, seed = check_int(num_workers, 'num_workers', 0), check_int(seed, 'seed', 0)
     if num_workers and not stream: raise ValueError(f"num_workers={num_workers}: workers read a streamed dataset; pass stream=True, or num_workers=0")
     if stream:
@@ -1810,16 +1812,16 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
             for e, p in zip(ema, unet.parameters()): p.copy_(e)
     unet.eval()
     for p, f in zip(unet.parameters(), flags): p.requires_grad_(False if train_all else f)  # a caller's partial marking is kept
-    seconds = time.time() - t0
+    seconds, train_seconds = time.time() - t_call, time.time() - t0  # the steps alone left out a stacked run's encoding (1.7 s reported for 23 s)
     card = getattr(pipe, 'model_card', None)
     if isinstance(card, dict) and (start < steps or s is not None):  # the card describes these weights now (a finished state loaded too): it says they were fine-tuned after its figures
         run = _digest(json.dumps(dict(settings, steps=steps), sort_keys=True, default=str).encode())
         last = (card.get('finetune') or [None])[-1]
         if not (start == steps and isinstance(last, dict) and last.get('run') == run):  # only the same finished state loaded again onto its own record adds none
             rec = dict(steps=steps, resumed_from=start, n_images=n_data, lr=lr, batch_size=batch_size, cond_drop=cond_drop, ema_decay=ema_decay, seed=seed,
-                       seconds=round(seconds, 1), run=run, note="the card's figures before this record were measured on the weights before this fine-tune")
+                       seconds=round(seconds, 1), train_seconds=round(train_seconds, 1), run=run, note="the card's figures before this record were measured on the weights before this fine-tune")
             pipe.model_card = {**card, 'finetune': [*card.get('finetune', []), rec]}
-    return dict(**hist, seconds=seconds, steps=steps, start=start, snapshots=snaps, trained_parameters=len(names))
+    return dict(**hist, seconds=seconds, train_seconds=train_seconds, steps=steps, start=start, snapshots=snaps, trained_parameters=len(names))
 
 def _shape_hint(pipe, shape) -> str:
     "A hint for training images of the wrong size or channels: build the dataset at the model's (nothing when the shape is right)."

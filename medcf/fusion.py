@@ -9,7 +9,7 @@ import numpy as np, pandas as pd, torch
 from torch import nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .phantoms import BrainPhantom, pick, is_full, check_int, check_real, copy_frozen
+from .phantoms import BrainPhantom, pick, is_full, check_int, check_real, copy_frozen, keeps_global_rng
 
 # %% auto #0
 __all__ = ['FUSIONS', 'TASKS', 'MODELS', 'encode_record', 'IterativeImputer', 'stratified_split', 'HyperNet', 'HyperLinear',
@@ -478,6 +478,7 @@ def make_model(name: str,  # one of MODELS
     return FusionNet(data.n_tab, data.n_out, name, data.images.ndim - 2, width)
 
 # %% ../nbs/40_fusion.ipynb #a3a3c723
+@keeps_global_rng  # it seeds torch's global generator; the caller's stream is left as it was
 def run_fusion(task: str,  # 'age' or 'ad'
                seeds: tuple = (0, 1, 2),  # one phantom sample, split and initialisation per seed
                n: int = 600,  # patients per seed

@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 import warnings, itertools
 import numpy as np, pandas as pd, torch
 from .oracles import check_images, check_continuous, _py
-from .phantoms import check_int, check_bool, takes_keyword
+from .phantoms import check_int, check_bool, takes_keyword, PhantomBatch
 
 # %% auto #0
 __all__ = ['proportion_interval', 'rate_count', 'accuracy', 'auroc', 'group_ids', 'warn_absent_groups', 'group_accuracies',
@@ -151,7 +151,10 @@ def group_ids(groups) -> np.ndarray:  # N group ids, or a DataFrame (or N x k ar
         if (miss := np.flatnonzero(groups.isna().any(axis=1).to_numpy())).size:  # 'x=nan' would be a group of its own
             raise ValueError(f"groups has missing values (None/NaN) in rows {miss[:5].tolist()} (columns {groups.columns[groups.isna().any()].tolist()}); expected a value for every sample")
         groups = [_combo(groups.columns, row) for row in groups.itertuples(index=False)]
-    elif isinstance(groups, (np.ndarray, torch.Tensor)) and groups.ndim == 2:
+    if isinstance(groups, (list, tuple)) and len(groups) and all(isinstance(r, (list, tuple)) for r in groups):  # rows such as (effusion, devices)
+        if len({len(r) for r in groups}) > 1: raise ValueError(f"groups holds rows of lengths {sorted({len(r) for r in groups})}; expected one value per attribute in every row")
+        groups = np.array(groups, dtype=object)
+    if isinstance(groups, (np.ndarray, torch.Tensor)) and groups.ndim == 2:
         groups = _np(groups, 'groups')  # NaN refused before it becomes a name
         groups = [', '.join(str(v) for v in row) for row in (groups.tolist())]
     g = _np(groups, 'groups')  # a missing group id is refused here
@@ -201,8 +204,13 @@ def group_accuracies(pred,  # N predicted labels
     return _group_table(pred, labels, groups, level, stacklevel=5)
 
 def worst_group_accuracy(pred, labels, groups) -> float:  # N predictions; N labels; N group ids
-    "The lowest per-group accuracy (the Group-DRO headline metric); `group_accuracies` gives every group's, with its interval."
-    return float(_group_table(pred, labels, groups, 0.95, stacklevel=5).accuracy.min())
+    "The lowest per-group accuracy (the Group-DRO headline metric); `group_accuracies` gives every group's, with its interval. Warns when that group is too small to say much."
+    t = _group_table(pred, labels, groups, 0.95, stacklevel=5)
+    w = t.iloc[0]  # sorted by accuracy: the worst group first
+    if w.hi - w.lo > 0.5:  # one sample's 0.0 read as the worst group (its interval is [0, 0.79])
+        warnings.warn(f"the worst group, {w.group}, has {w.n} samples: its accuracy {w.accuracy:.3g} has the 95% interval [{w.lo:.2f}, {w.hi:.2f}], so it says "
+                      "little about that group; read it with group_accuracies' intervals, or merge or leave out groups this small", stacklevel=2)
+    return float(w.accuracy)
 
 # %% ../nbs/04_metrics.ipynb #gw04c5d6
 def group_weights(groups) -> np.ndarray:  # N group ids, or a DataFrame (or N x k array) of attributes: one group per combination
@@ -399,25 +407,39 @@ def leakage(predict: Callable,  # images -> DataFrame of attribute readings
             reference,  # N x C x H x W what the other attributes should look like: the true counterfactual (or the factual, against which what the intervention changes on purpose, e.g. no_finding with effusion, counts: name it in `intervened`)
             intervened: Sequence = (),  # attributes that were edited on purpose, and those that follow from them (left out)
             discrete_only: bool = False,  # leave out continuous attributes (whose leakage is in their own units)
-            attributes: Sequence | None = None) -> pd.Series:  # only these (e.g. the ones the oracle reads reliably); None = all
+            attributes: Sequence | None = None,  # only these (e.g. the ones the oracle reads reliably); None = all
+            signed: bool = False) -> pd.Series:  # the direction instead: mean(edited - reference) of binary (a share) and continuous readings (in units); categorical ones have none
     "Per other attribute: fraction of images where the oracle's reading differs between edited and reference (continuous: mean |difference|, in its units: take the max over discrete_only=True)."
+    # signed=True tells a missed effect from an invented one: against the true counterfactual, -0.1 for devices means the edit
+    # shows devices on 10% fewer images than the truth does (a causal effect it misses), +0.1 on 10% more (a side effect it adds)
     e, r = _pair(edited, reference, 'edited', 'reference')
-    check_bool(discrete_only, 'discrete_only')
+    check_bool(discrete_only, 'discrete_only'); check_bool(signed, 'signed')
     for v, name in ((intervened, 'intervened'), (attributes, 'attributes')):
         if isinstance(v, str): raise TypeError(f"{name}={v!r} is a string; expected a list of attribute names, e.g. [{v!r}]")
         if (v is not None or name == 'intervened') and not isinstance(v, (list, tuple, set, frozenset, np.ndarray, pd.Index)):
             raise TypeError(f"{name}={v!r}; expected a list of attribute names" + (" (() for none)" if name == 'intervened' else " or None for all"))
+    out, cont = _leakage(predict, e, r, intervened, attributes, signed)
+    if signed and (cat := [c for c in out.index if np.isnan(out[c])]):  # categorical: no direction
+        if attributes is not None: raise ValueError(f"attributes {cat} are categorical, which have no direction; expected binary or continuous attributes with signed=True")
+        out = out.drop(cat)
+    if discrete_only and (asked := [c for c in cont if attributes is not None and c in attributes]):
+        raise ValueError(f"attributes {asked} are continuous, which discrete_only=True leaves out; expected discrete "
+                         "attributes only (call leakage without discrete_only for their leakage in their own units)")
+    return out.drop(cont) if discrete_only else out
+
+def _leakage(predict: Callable, e: torch.Tensor, r: torch.Tensor, intervened: Sequence, attributes: Sequence | None, signed: bool = False) -> tuple:
+    "`leakage`'s figures for every other attribute asked for (signed: mean difference, NaN for a categorical one), and the names of the continuous ones among them (their figures are in their own units)."
     pe, pr = _read(predict, e, list(intervened) + list(attributes or [])), _read(predict, r, [])
-    is_cont = {c: _is_continuous(pr[c].to_numpy()) for c in pr.columns}  # classified once
-    cont = [c for c in (attributes or []) if c not in set(intervened) and is_cont[c]] if discrete_only else []
-    if cont: raise ValueError(f"attributes {cont} are continuous, which discrete_only=True leaves out; expected discrete "
-                              "attributes only (call leakage without discrete_only for their leakage in their own units)")
-    cols = [c for c in pr.columns if c not in set(intervened) and (attributes is None or c in attributes) and not (discrete_only and is_cont[c])]
+    specs = _specs(predict)  # an oracle says which attributes are continuous; otherwise the readings do
+    is_cont = {c: specs[c].kind == 'continuous' if c in specs else _is_continuous(pr[c].to_numpy()) for c in pr.columns}
+    cols = [c for c in pr.columns if c not in set(intervened) and (attributes is None or c in attributes)]
     out = {}
     for c in cols:
         a, b = pe[c].to_numpy(), pr[c].to_numpy()
-        out[c] = float(np.abs(a.astype(float) - b.astype(float)).mean()) if is_cont[c] else float(np.mean(a != b))
-    return pd.Series(out, name='leakage', dtype=float)
+        binary = c in specs and specs[c].kind == 'binary' or c not in specs and np.isin(np.concatenate([a, b]), [0, 1]).all()
+        if signed: out[c] = float((a.astype(float) - b.astype(float)).mean()) if is_cont[c] or binary else float('nan')
+        else: out[c] = float(np.abs(a.astype(float) - b.astype(float)).mean()) if is_cont[c] else float(np.mean(a != b))
+    return pd.Series(out, name='leakage', dtype=float), [c for c in cols if is_cont[c]]
 
 # %% ../nbs/04_metrics.ipynb #60de3065
 def _edit(edit_fn: Callable, images: torch.Tensor, target: dict, source: dict | None = None) -> torch.Tensor:
@@ -454,6 +476,12 @@ def identity_editor(images, target: dict) -> torch.Tensor:  # images; ignored ta
     "The do-nothing editor: a baseline that scores perfect composition and zero effectiveness."
     return images.clone()
 
+def _check_batch(batch) -> None:
+    "Refuse anything but a PhantomBatch: the true counterfactual needs the batch's exogenous noise."
+    if not isinstance(batch, PhantomBatch):
+        hint = ' (a dataset: take dataset.batch(indices))' if hasattr(batch, 'batch') and hasattr(batch, '__len__') else ''
+        raise TypeError(f"batch is a {type(batch).__name__}{hint}; expected a PhantomBatch from phantom.sample(...), whose noise the true counterfactual reuses")
+
 def _check_hold(phantom, batch, hold: Sequence[str]) -> list:
     "`hold` as a list of the batch's variable names, checked: a sequence of names (a set is sorted), none computed from others, all the phantom's."
     if isinstance(hold, (set, frozenset)): hold = sorted(hold, key=str)  # order does not matter
@@ -471,6 +499,7 @@ def true_counterfactual_editor(phantom,  # an SCMPhantom
                                batch,  # the factual PhantomBatch whose noise the editor reuses
                                hold: Sequence[str] = ()) -> Callable:  # variables kept at their factual values, as `counterfactual_report(hold=...)` scores against
     "The ideal editor for `batch`: renders the phantom's TRUE counterfactual (it ignores the input pixels, using the batch's noise), holding `hold` as the report does."
+    _check_batch(batch)
     hold = _check_hold(phantom, batch, hold)
     kept = {h: batch.truth[h].to_numpy() for h in hold}
     def edit(images, target: dict):
@@ -489,9 +518,7 @@ def _true_counterfactual(phantom, batch, hold: Sequence[str], do: dict, stacklev
     if intervened: raise ValueError(f"hold={hold}: {intervened} are intervened on (drop them from hold: what descends from an intervened variable follows it unless held)")
     spec = getattr(phantom, 'variables', {})
     if spec and len(hold):  # a held variable the intervention does not reach keeps its value anyway
-        down = set(do)
-        for n in phantom._order:  # causal order: parents first, so one pass finds every descendant
-            if set(spec[n].parents) & down: down.add(n)
+        down = set(phantom.descendants(*do))
         idle = [h for h in hold if h in spec and h not in down]
         if idle: warnings.warn(f"hold={list(hold)}: {idle} do not descend from {list(do)}, so they keep their values anyway and holding them changes nothing"
                                + (" (ChestPhantom.DEVICE_VARIABLES, SkinPhantom.MELANOMA_ARTIFACTS name the variables that follow a disease)"), stacklevel=stacklevel)
@@ -516,17 +543,18 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
                           batch,  # factual PhantomBatch
                           predict: Callable,  # oracle: images -> DataFrame of attributes
                           threshold: float = 0.05,  # changed-region threshold
-                          leakage_attributes: Sequence | None = None,  # discrete attributes checked for leakage (None: every discrete one)
+                          leakage_attributes: Sequence | None = None,  # attributes checked for leakage (None: every one the oracle reads): discrete ones in leakage_max, each continuous one as leakage_mae_<name>, in its units
                           hold: Sequence[str] = (),  # variables (hidden ones too) the true counterfactual keeps at their factual values: ChestPhantom.DEVICE_VARIABLES changes the disease and keeps every device (DeCoDEx); ('chest_tube',) alone keeps the drain, while the other devices follow the disease
                           leakage_each: bool = False,  # also one leakage_<attribute> entry per attribute checked (the worst one can hide the one you care about)
                           edit_checks: bool = True,  # composition and reversibility, three more editor runs; False: NaN for both (one run: the edit)
                           **do) -> pd.Series:  # the intervention, e.g. effusion=1 (scalar or one value per image)
-    "Every counterfactual metric for one intervention, as one row: effectiveness, error inside/outside, minimality, leakage (worst discrete attribute), composition, reversibility (means over the images; minimality their median)."
+    "Every counterfactual metric for one intervention, as one row: effectiveness, error inside/outside, minimality, leakage (worst discrete attribute; each continuous one in its units), composition, reversibility (means over the images; minimality their median)."
     # effectiveness is the mean share over the discrete intervened attributes (NaN when there is none); each continuous one gets
     # its own column effectiveness_mae_<name> in its own units: a share and a mean error in years are never averaged together;
     # leakage_max is NaN when no attribute was left to check (not 0.0, which would read as "no leakage")
     if not do: raise ValueError("give the intervention as keyword arguments, e.g. effusion=1")
     check_bool(leakage_each, 'leakage_each'); check_bool(edit_checks, 'edit_checks')
+    _check_batch(batch)
     hidden = [k for k in do if k not in batch.attrs.columns]
     if hidden: raise ValueError(f"{hidden} are not observed attributes; an editor can only be asked for {list(batch.attrs.columns)}")
     cf = _true_counterfactual(phantom, batch, hold, do)  # the editor is asked only for `do`
@@ -534,13 +562,16 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
     source = {k: batch.attrs[k].to_numpy() for k in do}
     edited = _edit(edit_fn, batch.images, target, source)
     err = counterfactual_error(edited, true_cf=cf.images, factual=batch.images, threshold=threshold)
-    leak = leakage(predict, edited, cf.images, intervened=list(do), discrete_only=True, attributes=leakage_attributes)
+    e, r = _pair(edited, cf.images, 'edited', 'true counterfactual')
+    leak, cont = _leakage(predict, e, r, list(do), leakage_attributes)
+    leak_mae, leak = leak[cont], leak.drop(cont)  # a share and an error in years are never maxed together
     eff = _effectiveness(predict, edited, target)
     shares = [v for v, cont in eff.values() if not cont]
     return pd.Series(dict(effectiveness=float(np.mean(shares)) if shares else float('nan'),
                           **{f'effectiveness_mae_{k}': v for k, (v, cont) in eff.items() if cont}, mae_inside=float(err.mae_inside.mean()),
                           mae_outside=float(err.mae_outside.mean()), minimality=float(np.nanmedian(minimality(edited, factual=batch.images, true_cf=cf.images))),
                           leakage_max=float(leak.max()) if len(leak) else float('nan'), leakage_worst=leak.idxmax() if len(leak) and leak.max() > 0 else '',
+                          **{f'leakage_mae_{k}': float(v) for k, v in leak_mae.items()},
                           composition=composition(edit_fn, batch.images, source)[0] if edit_checks else float('nan'),
                           reversibility=reversibility(edit_fn, batch.images, source, target) if edit_checks else float('nan'),
                           **({f'leakage_{k}': float(v) for k, v in leak.items()} if leakage_each else {})))
@@ -571,6 +602,7 @@ def counterfactual_flip_rate(classify: Callable,  # images -> N predicted labels
                              **do) -> pd.DataFrame:  # the intervention on any variable, hidden ones too, e.g. devices=0
     "How often the classifier's label changes when the phantom changes only `do`: one row per way the intervention moved the patients (n, flip_rate, Wilson lo, hi); a classifier that draws noise must seed it, or its own randomness counts as flips."
     if not do: raise ValueError("give the intervention as keyword arguments, e.g. devices=0")
+    _check_batch(batch)
     unknown = [k for k in do if k not in batch.truth.columns]
     if unknown: raise ValueError(f"{unknown} are not variables of this phantom; expected some of {list(batch.truth.columns)}")
     cf = _true_counterfactual(phantom, batch, hold, do)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
-from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable
+from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable, keeps_global_rng
 
 # %% auto #0
 __all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'check_continuous', 'encode_targets', 'OracleNet',
@@ -313,7 +313,7 @@ class AttributeOracle:
 def phantom_pool(phantom: SCMPhantom,  # population to draw from
                  n: int,  # number of samples
                  seed: int,  # data seed; chunk k is drawn with seed*100_003 + k
-                 chunk: int = 512) -> tuple:  # samples rendered per call
+                 chunk: int = 512) -> tuple:  # samples rendered per call; part of the data's identity (chunk k is seeded seed*100_003 + k), so other chunks draw other samples
     "Render `n` samples as (images float16 N x C x H x W, attrs DataFrame, prompts list), reproducibly from `seed`."
     n, chunk, seed = check_int(n, 'n'), check_int(chunk, 'chunk'), check_int(seed, 'seed', 0)  # seed=-1 was reported as the chunk seed -100003
     ims, att, prm = [], [], []
@@ -347,6 +347,7 @@ def _pool_size(n_train: int | None, steps: int, batch_size: int) -> int:
     "The rendered training pool: `n_train`, or by default steps * batch_size up to 24,000 (0 is refused, not replaced by the default)."
     return min(steps * batch_size, 24_000) if n_train is None else check_int(n_train, 'n_train', unit=' (images in the training pool; None: the default)')
 
+@keeps_global_rng  # it seeds torch's global generator; the caller's stream is left as it was
 def train_oracle(phantom: SCMPhantom,  # population whose observed attributes the oracle learns to read
                  steps: int = 2000,  # optimiser steps
                  batch_size: int = 64,  # images per step
@@ -769,6 +770,7 @@ def _describe(fn: Callable) -> str:  # a function, or a functools.partial of one
         return f"partial({_describe(fn.func)}, {', '.join(args)})"
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
 
+@keeps_global_rng  # it seeds torch's global generator; the caller's stream is left as it was
 def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
               steps: int = 2000,  # optimiser steps
               batch_size: int = 128,  # pairs per step (the InfoNCE negatives)

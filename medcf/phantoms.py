@@ -12,9 +12,9 @@ import numpy as np, pandas as pd, torch
 # %% auto #0
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
            'check_bool', 'check_real', 'check_weights', 'warn_unit_range', 'warn_truncated', 'some_names',
-           'refuse_overwrite', 'copy_frozen', 'jsonable', 'parameters_of', 'takes_keyword', 'data_samples_root',
-           'data_path', 'Variable', 'row_index', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph',
-           'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles',
+           'refuse_overwrite', 'copy_frozen', 'jsonable', 'keeps_global_rng', 'parameters_of', 'takes_keyword',
+           'data_samples_root', 'data_path', 'Variable', 'row_index', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts',
+           'plot_graph', 'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles',
            'chest_facts', 'SkinPhantom', 'skin_titles', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'MSTrialData',
            'MSTrial']
 
@@ -124,6 +124,14 @@ def jsonable(x, where: str = 'value'):  # a model-card value; `where` names it i
     if x is None or isinstance(x, (str, int, float, bool)): return x
     raise TypeError(f"{where} is a {type(x).__name__}; expected numbers, strings, lists and dicts (numpy and torch values are converted; "
                     "a DataFrame: .to_dict('records'))")
+
+def keeps_global_rng(fn: Callable) -> Callable:  # a function that seeds torch's global generator (for module initialisation, say)
+    "Run `fn` on a fork of torch's global CPU generator: it may seed it (torch.manual_seed) for its own draws, and the caller's stream is as it was afterwards."
+    import functools
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with torch.random.fork_rng(devices=[]): return fn(*args, **kwargs)
+    return run
 
 def parameters_of(fn: Callable) -> dict | None:  # a function, or an nn.Module (its forward is read)
     "`fn`'s parameters by name (inspect's), or None where Python cannot read its signature (some builtins)."
@@ -279,6 +287,15 @@ class SCMPhantom:
     @property
     def observed(self) -> list: return [n for n, v in self.variables.items() if v.observed]
 
+    def descendants(self, *names: str) -> list:  # variables, e.g. 'effusion'
+        "The variables an intervention on `names` can reach through the mechanisms (their children, grandchildren, ...), in causal order; `names` themselves left out."
+        unknown = [n for n in names if n not in self.variables]
+        if unknown or not names: raise ValueError(f"descendants of {list(names)}: expected variable names of this phantom, from {list(self.variables)}")
+        down = set(names)
+        for n in self._order:  # parents come first, so one pass finds every descendant
+            if set(self.variables[n].parents) & down: down.add(n)
+        return [n for n in self._order if n in down and n not in names]
+
     def graph(self) -> pd.DataFrame:
         "The causal graph as a table: variable, parents, values, observed, doc."
         return pd.DataFrame([dict(variable=v.name, parents=', '.join(v.parents), values=v.values if v.values is not None else v.range,
@@ -331,7 +348,7 @@ class SCMPhantom:
         return [self._prompt(r) for _, r in rows.iterrows()]
 
     def sample_truth(self, n: int,  # number of samples (> 0)
-                     seed: int | None = None,  # draw from this seed instead of the phantom's own stream
+                     seed: int | None = None,  # draw from this seed instead of the phantom's own stream (sample i depends on n too: for draws fixed by index, `medcf.data.PhantomStream`)
                      **interventions) -> pd.DataFrame:  # optional do(...)
         "Values of every variable for `n` samples, without rendering images (cheap: for calibration and statistics)."
         n = self._check_n(n)
@@ -339,7 +356,7 @@ class SCMPhantom:
         return self._solve(self._draw_noise(rng, n), n, self._check_interventions(n, interventions))
 
     def sample(self, n: int,  # number of samples (> 0)
-               seed: int | None = None,  # draw from this seed instead of the phantom's own stream
+               seed: int | None = None,  # draw from this seed instead of the phantom's own stream (sample i depends on n too: for draws fixed by index, `medcf.data.PhantomStream`)
                **interventions) -> PhantomBatch:  # optional do(...) applied at sampling time
         "Draw `n` samples from the (optionally intervened) model."
         n = self._check_n(n)

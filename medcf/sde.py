@@ -11,7 +11,7 @@ from torch import nn
 import torch.nn.functional as F
 import torchsde
 from fastcore.basics import patch
-from .phantoms import MS_ARMS, MS_TABULAR, ms_arm_index, MSTrial, MSTrialData, pick, is_full, check_int
+from .phantoms import MS_ARMS, MS_TABULAR, ms_arm_index, MSTrial, MSTrialData, pick, is_full, check_int, keeps_global_rng
 
 # %% auto #0
 __all__ = ['TrialTensors', 'check_visits', 'trial_tensors', 'BaselineEncoder', 'gauss_nll', 'SharedBrownian', 'CausalSDE',
@@ -296,6 +296,7 @@ class GRUBaseline(nn.Module):
         return (gauss_nll(b.visit_y, mu.gather(1, ix), sd.gather(1, ix)) * b.mask).sum(1).mean()
 
 # %% ../nbs/50_causal_sde.ipynb #f888a46e
+@keeps_global_rng  # it seeds torch's global generator; the caller's stream is left as it was
 def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
         data: TrialTensors,  # training trial
         epochs: int = 20,  # passes over the data

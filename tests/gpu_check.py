@@ -5,7 +5,8 @@
 
 On the device it runs what a user of the course runs there: `load_pipeline('chest', device=..., dtype=...)` in float32,
 bfloat16 and float16, and with the autoencoder left on the CPU (offloading); `generate` (guidance at every step and in an interval, the signal leak, eta > 0 with log-probabilities,
-gradients through the sampler, trajectories re-scored for DDPO); `ddim_invert` with its exact-reconstruction check, `invert_latents` and `regenerate` (an edit);
+gradients through the sampler, trajectories re-scored for DDPO, a run stopped and continued as in a caption switch); `ddim_invert` with its exact-reconstruction check, `invert_latents`
+(and `Inversion.at` for a depth sweep) and `regenerate` (an edit);
 `classifier_guidance` through the decoder and `noise_prediction_error` with one timestep per latent; `counterfactual_report` of an
 `inversion_editor` on the device pipeline and LiT scores of device images; `finetune` (EMA, resume, bfloat16
 autocast); `train_vae` (also with `pixel_weights`); the oracle reading GPU images, its saliency maps and `ReadingDistance`. Each figure is compared with the same call on the CPU where the two
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np, torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from medcf.diffusion import (load_pipeline, generate, ddim_invert, finetune, train_vae, encode_prompts, sample_latents, trajectory_log_probs,
+from medcf.diffusion import (load_pipeline, generate, ddim_invert, finetune, train_vae, encode_prompts, sample_latents, trajectory_log_probs, step_generators,
                              invert_latents, regenerate, classifier_guidance, noise_prediction_error, encode_images, inversion_editor)
 from medcf.oracles import load_oracle, load_lit
 from medcf.metrics import counterfactual_report
@@ -90,6 +91,13 @@ def main():
     record('trajectory_log_probs re-scores the sampled trajectory on the device', bool(torch.allclose(rs.detach(), tr.log_probs, atol=1e-3))
            and gw is not None and bool(torch.isfinite(gw).all()), max_abs_diff=round(float((rs.detach() - tr.log_probs).abs().max()), 6))
 
+    # 3b. a caption switch (2503.23623): a run stopped with end_step and continued equals one run, step noise included
+    one = sample_latents(p, z.detach(), cond, unc, 6, 3.0, eta=1.0, generators=step_generators(7, 2))
+    two = sample_latents(p, sample_latents(p, z.detach(), cond, unc, 6, 3.0, eta=1.0, generators=step_generators(7, 2), end_step=3), cond, unc)
+    dc = float((two.latents - one.latents).abs().max())
+    record('a run stopped at step 3 and continued equals one run on the device (eta=1)', dc < 1e-4 and two.latents.device.type == torch.device(dev).type,
+           max_abs_diff=dc)
+
     _, gt = generate(p, prompts[:2], 4, 3.0, seed=1, eta=1.0, return_trajectory=True)  # DDPO's trajectories from generate: seeding and signal leak included
     with torch.no_grad(): rg = trajectory_log_probs(p, gt.select([1, 0]), steps=[3, 0])  # the recorded embeddings, eta and guidance; a minibatch and two steps
     record('generate(return_trajectory=True) re-scored from its recorded settings on the device',
@@ -104,6 +112,10 @@ def main():
         record(f'ddim_invert on {name}', inv.image_mae - inv.vae_mae <= 0.02, image_mae=round(inv.image_mae, 4),
                vae_floor=round(inv.vae_mae, 4), latent_error=round(inv.latent_error, 4))
         part = invert_latents(q, inv.z0, list(real.prompts), num_inference_steps=steps, start_step=steps // 2, check=False)
+        if name == 'device':  # one inversion with its trajectory serves a sweep over the edit's depth
+            deep = invert_latents(q, inv.z0[:4], list(real.prompts)[:4], num_inference_steps=steps, check=False, return_trajectory=True)
+            da = float((deep.at(steps // 2).latents - part.latents[:4]).abs().max())
+            record('Inversion.at(k) on the device equals inverting to step k', da < 1e-4, max_abs_diff=da)
         edits[name] = regenerate(q, part, 'Chest X-ray showing Pleural Effusion', guidance_scale=5.0).float().cpu()
     # classifier guidance (gradients through the decoder inside the no-grad sampler) and the denoising error, on the device
     o_dev = load_oracle('chest')

@@ -117,3 +117,15 @@ def test_generate_command_device_dtype_variant(tmp_path):
     with pytest.raises(ValueError, match="variants are a diffusers folder's"): main(args[:-3] + [str(tmp_path / 'v.png'), '--variant', 'fp16'])
     with pytest.raises(ValueError, match="dtype='float8'"): generate_grid('chest', 'x', n=1, out=tmp_path / 'c.png', dtype='float8')
     with pytest.raises(SystemExit): main(args + ['--dtype', 'float8'])  # argparse's choices
+
+
+def test_generate_command_guidance_interval(tmp_path, monkeypatch, capsys):
+    "The CLI guided at the recipe's interval with no way to say otherwise, while the library's generate() guides at every step by default (0.38 apart on the chest model)."
+    import medcf.cli as C
+    got = []
+    monkeypatch.setattr(C, 'generate_grid', lambda *a, **k: got.append(a) or tmp_path / 'x.png')
+    base = ['generate', '--prompt', 'Chest X-ray', '--n', '1', '--steps', '2', '--out', str(tmp_path / 'x.png')]
+    for flag, want in [([], 'recipe'), (['--guidance-interval', 'all'], None), (['--guidance-interval', '0,600'], (0, 600))]:
+        main(base + flag); assert got[-1][7] == want
+    with pytest.raises(SystemExit): main(base + ['--guidance-interval', 'late'])
+    assert "'late': expected 'recipe', 'all' or two timesteps LO,HI" in capsys.readouterr().err

@@ -192,7 +192,19 @@ def test_leakage_refuses_an_attribute_it_would_drop(setup):
     cf = ph.counterfactual(b, **tgt)
     assert 'age' in M.leakage(with_age, cf.images * 0.9, cf.images, intervened=['bar'], attributes=['age'])
     with pytest.raises(ValueError, match='continuous'): M.leakage(with_age, cf.images, cf.images, ['bar'], discrete_only=True, attributes=['age', 'tone'])
-    with pytest.raises(ValueError, match='continuous'): M.counterfactual_report(M.true_counterfactual_editor(ph, b), ph, b, with_age, leakage_attributes=['age'], bar=tgt['bar'])
+
+
+def test_report_gives_continuous_leakage_in_its_units(setup):
+    "The report's leakage was over discrete attributes only: an editor that made every patient 7 years younger scored leakage 0 (a language edit's real side effect, 2503.23618)."
+    ph, b, tgt = setup
+    def with_age(images): return reader(images).assign(age=images.mean((1, 2, 3)).numpy() * 50 + 50)
+    true = M.true_counterfactual_editor(ph, b)
+    shifted = lambda x, target: (true(x, target) - 0.1).clamp(-1, 1)  # reads younger, the rest as the truth
+    ok, bad = (M.counterfactual_report(ed, ph, b, with_age, edit_checks=False, **tgt) for ed in (true, shifted))
+    assert ok.leakage_mae_age == 0 and bad.leakage_mae_age > 3
+    only = M.counterfactual_report(shifted, ph, b, with_age, leakage_attributes=['age'], edit_checks=False, **tgt)  # was refused
+    assert np.isnan(only.leakage_max) and only.leakage_mae_age == bad.leakage_mae_age
+    assert 'leakage_mae_age' not in M.counterfactual_report(true, ph, b, with_age, leakage_attributes=['tone'], edit_checks=False, **tgt)
 
 def test_accuracy_refuses_probabilities_on_either_side_and_missing_values():
     with pytest.raises(ValueError, match='labels holds non-integer'): M.accuracy([1, 0], [0.7, 0.2])  # sklearn's (y_true, y_pred) order
@@ -541,3 +553,46 @@ def test_bad_input_that_gave_silent_figures():
     assert M.oracle_frechet_distance(feats, a, b) >= 0
     with pytest.raises(TypeError, match=r'features returned a DataFrame \(attribute readings\?\) on images_a'): M.oracle_frechet_distance(o.predict, a, b)
     with pytest.raises(ValueError, match='features returned 5 rows for the 6 images of images_a'): M.oracle_frechet_distance(lambda im: feats(im)[:5], a, b)
+
+
+def test_rare_group_workflow_messages():
+    "From a rare-subgroup augmentation audit: groups as (effusion, devices) tuples were refused as not N x k; a 1-sample worst group read 0.0 without a word; a dataset passed as the batch gave AttributeError: no attribute 'truth'."
+    import warnings
+    pred, lab = np.array([1, 1, 0, 0, 1]), np.array([1, 1, 0, 0, 0])
+    rows = [(1, 0), (1, 0), (0, 0), (0, 0), (0, 1)]
+    assert M.group_ids(rows).tolist() == ['1, 0', '1, 0', '0, 0', '0, 0', '0, 1'] == M.group_ids(np.array(rows)).tolist()
+    with pytest.raises(ValueError, match=r'rows of lengths \[1, 2\]'): M.group_ids([(1, 0), (1,)])
+    with pytest.warns(UserWarning, match=r"the worst group, 0, 1, has 1 samples: its accuracy 0 has the 95% interval \[0.00, 0.79\]") as rec:
+        assert M.worst_group_accuracy(pred, lab, rows) == 0.0
+    assert rec[0].filename == __file__
+    many = np.repeat(pred, 20), np.repeat(lab, 20), np.repeat(np.array(['a', 'a', 'b', 'b', 'c']), 20)
+    with warnings.catch_warnings(): warnings.simplefilter('error'); assert M.worst_group_accuracy(*many) == 0.0  # 20 samples: said plainly
+    from medcf.phantoms import ChestPhantom
+    from medcf.data import PhantomDataset
+    ph = ChestPhantom(32); ds = PhantomDataset(ph, 4, 'test')
+    with pytest.raises(TypeError, match=r'batch is a PhantomDataset \(a dataset: take dataset.batch\(indices\)\)'): M.counterfactual_flip_rate(lambda x: np.zeros(len(x), int), ph, ds, devices=0)
+    with pytest.raises(TypeError, match='batch is a PhantomDataset'): M.true_counterfactual_editor(ph, ds)
+    assert len(M.counterfactual_flip_rate(lambda x: np.zeros(len(x), int), ph, ds.batch(range(4)), devices=0)) >= 1
+
+
+def test_signed_leakage_tells_a_missed_effect_from_an_invented_one():
+    "leakage has no sign: an editor that never adds the devices the truth adds and one that adds them to as many extra patients scored the same 0.104 (2503.23618's question is which)."
+    from medcf.oracles import AttrSpec
+    class Reader:  # reads devices from the top-left pixel, view from the top-right, age from the mean
+        specs = [AttrSpec('devices', 'binary', [0, 1]), AttrSpec('view', 'categorical', ['AP', 'PA']), AttrSpec('age', 'continuous', range=(18., 90.))]
+        def predict(self, x):
+            return pd.DataFrame(dict(devices=(x[:, 0, 0, 0] > 0).long().numpy(), view=np.where(x[:, 0, 0, -1] > 0, 'AP', 'PA'),
+                                     age=(x.mean((1, 2, 3)).numpy() + 1) * 36 + 18))
+    r = Reader()
+    truth = -torch.ones(10, 1, 4, 4); truth[:4, 0, 0, 0] = 1  # the truth shows devices on 4 of 10
+    missed = truth.clone(); missed[:4, 0, 0, 0] = -1  # shows none
+    invented = truth.clone(); invented[4:8, 0, 0, 0] = 1  # shows 4 more
+    same = M.leakage(r.predict, missed, truth, attributes=['devices']).devices
+    assert same == M.leakage(r.predict, invented, truth, attributes=['devices']).devices == 0.4
+    assert M.leakage(r.predict, missed, truth, attributes=['devices'], signed=True).devices == -0.4
+    assert M.leakage(r.predict, invented, truth, attributes=['devices'], signed=True).devices == 0.4
+    older = (truth + 0.5).clamp(-1, 1)
+    s = M.leakage(r.predict, older, truth, signed=True)
+    assert list(s.index) == ['devices', 'age'] and s.age == pytest.approx(float((older - truth).mean()) * 36)  # categorical view has no direction: left out
+    with pytest.raises(ValueError, match=r"attributes \['view'\] are categorical, which have no direction"): M.leakage(r.predict, older, truth, attributes=['view'], signed=True)
+    with pytest.raises(TypeError, match="signed='yes'"): M.leakage(r.predict, older, truth, signed='yes')

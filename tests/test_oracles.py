@@ -487,3 +487,11 @@ def test_continuous_values_out_of_range_and_other_bad_input(toy, tiny):
         with pytest.raises(ValueError, match=msg): O.train_oracle(toy, **({'steps': 2, 'batch_size': 8} | kw))
         with pytest.raises(ValueError, match=msg): O.train_lit(toy, **({'steps': 2, 'batch_size': 8} | kw))
     with pytest.raises(ValueError, match=r'size=64.9: expected a positive integer'): O.AttributeOracle(tiny.net, tiny.specs, 64.9, 1)
+
+
+def test_train_oracle_leaves_the_callers_global_generator_alone(toy):
+    torch.manual_seed(3); want = torch.rand(2)
+    torch.manual_seed(3); a = O.train_oracle(toy, steps=2, batch_size=4, n_train=8, eval_n=4, seed=0)
+    assert torch.equal(torch.rand(2), want)
+    b = O.train_oracle(toy, steps=2, batch_size=4, n_train=8, eval_n=4, seed=0)
+    assert all(torch.equal(x, y) for x, y in zip(a.net.state_dict().values(), b.net.state_dict().values()))

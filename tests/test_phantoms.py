@@ -284,3 +284,16 @@ def test_check_weights_refuses_2d_and_names_underflow():
     "A (1, N) weight tensor was flattened and accepted; weights that underflowed to zero got 'values in [0, 0]' (DDPO audit)."
     with pytest.raises(ValueError, match=r'shape \(1, 4\); expected a 1-d sequence'): P.check_weights(np.ones((1, 4)), 4)
     with pytest.raises(ValueError, match='all zero: exponentiated rewards that underflowed'): P.check_weights(np.exp(-800 * np.ones(4)), 4)
+
+
+def test_descendants_follow_the_mechanisms():
+    "descendants(*names): what an intervention can reach, in causal order (public: _true_counterfactual computed it privately)."
+    from medcf.phantoms import ChestPhantom
+    ph = ChestPhantom(32)
+    kids = ph.descendants('effusion')
+    assert 'age' not in kids and {'devices', 'chest_tube', 'no_finding'} <= set(kids) and 'effusion' in ph.descendants('age')
+    assert kids == [n for n in ph._order if n in kids]
+    b = ph.sample(64, seed=0); cf = ph.counterfactual(b, effusion=1)
+    assert {c for c in b.truth if not cf.truth[c].equals(b.truth[c])} <= {'effusion', *kids}
+    assert ph.descendants('effusion', 'devices') == [n for n in ph._order if n in set(kids) - {'devices'} | set(ph.descendants('devices'))]
+    with pytest.raises(ValueError, match=r"descendants of \['glow'\]: expected variable names"): ph.descendants('glow')
