@@ -1117,19 +1117,21 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
              guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps (and alpha_t=, offset= if it names them: see `sample_latents`; `classifier_guidance` makes one)
              grad: bool = False,  # keep gradients through sampler and decoder
              return_latents: bool = False,  # also return the SampleOutput (latents, log-probabilities, settings)
-             return_trajectory: bool = False):  # also keep every x_t in it (implies return_latents): what `trajectory_log_probs` re-scores
+             return_trajectory: bool = False,  # also keep every x_t in it (implies return_latents): what `trajectory_log_probs` re-scores
+             offset: int = 0):  # this call's first image is image `offset` of a larger draw made in parts: its noise is that image's (guidance_fn and callback offsets stay within this call)
     "Text-to-image with DDIM + classifier-free guidance: images N x C x H x W in [-1, 1]."
     prompts = check_prompts(prompts)
+    offset = check_int(offset, 'offset', 0)  # parts of one draw: generate(p[k:k+m], seed=s, offset=k) is generate(p, seed=s)[k:k+m]; the same seed without it repeats image 0's noise
     n = len(prompts)
     guidance_interval = pipeline_interval(pipe, guidance_interval)  # before any work
     guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
     seed, batch_size = check_int(seed, 'seed', 0), check_int(batch_size, 'batch_size')
     check_negative_prompt(negative_prompt, guidance_scale)
     if guidance_fn is not None and n > batch_size: warn_hidden_offset(guidance_fn, 'guidance_fn')
-    if latents is None: latents = initial_latents(pipe, n, seed, signal_leak=signal_leak, num_inference_steps=num_inference_steps)
+    if latents is None: latents = initial_latents(pipe, n, seed, offset, signal_leak=signal_leak, num_inference_steps=num_inference_steps)
     elif len(latents) != n: raise ValueError(f"{len(latents)} latents for {n} prompts; expected one per prompt")
     elif isinstance(signal_leak, torch.Tensor): raise ValueError("got both latents and a signal_leak tensor; latents are used as given: add the leak to them with add_signal_leak, or pass only one")
-    gens = step_generators(seed, n) if eta > 0 else None  # its own stream: never another seed's starting noise
+    gens = step_generators(seed, n, offset) if eta > 0 else None  # its own stream: never another seed's starting noise
     cond, uncond = _cond_uncond(pipe, prompts, negative_prompt, guidance_scale)
     imgs, outs = [], []
     for i in range(0, n, batch_size):
