@@ -1323,7 +1323,7 @@ def regenerate(pipe, inv: Inversion,  # an `invert_latents` / `ddim_invert` resu
 def inversion_editor(pipe,  # any SD-style pipeline
                      captions: Callable,  # values -> one caption per image; called with `source` (what the images show) and `target` (what is asked)
                      num_inference_steps: int = 50,  # DDIM grid of the inversion and the regeneration
-                     start_step: int = 20,  # invert to this sampler step: later keeps more of the image, earlier lets more change
+                     start_step: int = 20,  # invert to this sampler step: later keeps more of the image, earlier lets more change (adding a finding needs more room than removing one: chest, 50 steps, adding an effusion worked on 0.458 of 24 patients from step 20, 1.0 from step 10; removing 0.958 from both; tests/measure_edit_depth.py)
                      guidance_scale: float = 5.0,  # classifier-free guidance of the regeneration under the target caption
                      guidance_interval: tuple | str | None = None,  # (t_lo, t_hi) training timesteps where that guidance applies; None: every step; 'recipe': the checkpoint's
                      batch_size: int = 64,  # latents per UNet call
