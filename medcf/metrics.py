@@ -123,6 +123,7 @@ def accuracy(pred,  # N predicted labels (any comparable values)
     _aligned(pred=pred, labels=labels)
     pred, labels = _np(pred, 'pred'), _np(labels, 'labels')
     if pred.shape != labels.shape: raise ValueError(f"pred has shape {pred.shape} but labels {labels.shape}; expected the same")
+    if pred.ndim == 2 and pred.shape[1] == 1: pred, labels = pred[:, 0], labels[:, 0]  # one column each (df[['effusion']])
     if pred.ndim != 1: raise ValueError(f"pred and labels have shape {pred.shape}; expected one label per sample, shape (N,) (one-hot rows or probabilities: take .argmax(1) of each first)")
     _comparable(pred, labels)
     return float((pred == labels).mean())
@@ -206,7 +207,8 @@ def group_accuracies(pred,  # N predicted labels
 def worst_group_accuracy(pred, labels, groups) -> float:  # N predictions; N labels; N group ids
     "The lowest per-group accuracy (the Group-DRO headline metric); `group_accuracies` gives every group's, with its interval. Warns when that group is too small to say much."
     t = _group_table(pred, labels, groups, 0.95, stacklevel=5)
-    w = t.iloc[0]  # sorted by accuracy: the worst group first
+    worst = t[t.accuracy == t.accuracy.iloc[0]]  # sorted by accuracy: the worst group(s) first
+    w = worst.loc[worst.n.idxmax()]  # of tied ones, the best measured speaks for the figure
     if w.hi - w.lo > 0.5:  # one sample's 0.0 read as the worst group (its interval is [0, 0.79])
         warnings.warn(f"the worst group, {w.group}, has {w.n} samples: its accuracy {w.accuracy:.3g} has the 95% interval [{w.lo:.2f}, {w.hi:.2f}], so it says "
                       "little about that group; read it with group_accuracies' intervals, or merge or leave out groups this small", stacklevel=2)
@@ -414,10 +416,7 @@ def leakage(predict: Callable,  # images -> DataFrame of attribute readings
     # shows devices on 10% fewer images than the truth does (a causal effect it misses), +0.1 on 10% more (a side effect it adds)
     e, r = _pair(edited, reference, 'edited', 'reference')
     check_bool(discrete_only, 'discrete_only'); check_bool(signed, 'signed')
-    for v, name in ((intervened, 'intervened'), (attributes, 'attributes')):
-        if isinstance(v, str): raise TypeError(f"{name}={v!r} is a string; expected a list of attribute names, e.g. [{v!r}]")
-        if (v is not None or name == 'intervened') and not isinstance(v, (list, tuple, set, frozenset, np.ndarray, pd.Index)):
-            raise TypeError(f"{name}={v!r}; expected a list of attribute names" + (" (() for none)" if name == 'intervened' else " or None for all"))
+    intervened, attributes = _names(intervened, 'intervened', none_ok=False), _names(attributes, 'attributes')
     out, cont = _leakage(predict, e, r, intervened, attributes, signed)
     if signed and (cat := [c for c in out.index if np.isnan(out[c])]):  # categorical: no direction
         if attributes is not None: raise ValueError(f"attributes {cat} are categorical, which have no direction; expected binary or continuous attributes with signed=True")
@@ -427,9 +426,17 @@ def leakage(predict: Callable,  # images -> DataFrame of attribute readings
                          "attributes only (call leakage without discrete_only for their leakage in their own units)")
     return out.drop(cont) if discrete_only else out
 
+def _names(v, name: str, none_ok: bool = True) -> list | None:
+    "Attribute names as a list (None stays None where it means 'all'); a string or a non-iterable is refused."
+    if v is None and none_ok: return None
+    if isinstance(v, str): raise TypeError(f"{name}={v!r} is a string; expected a list of attribute names, e.g. [{v!r}]")
+    if isinstance(v, (dict, pd.DataFrame)) or not hasattr(v, '__iter__'):
+        raise TypeError(f"{name}={v!r}; expected a list of attribute names" + (" or None for all" if none_ok else " (() for none)"))
+    return list(v)
+
 def _leakage(predict: Callable, e: torch.Tensor, r: torch.Tensor, intervened: Sequence, attributes: Sequence | None, signed: bool = False) -> tuple:
     "`leakage`'s figures for every other attribute asked for (signed: mean difference, NaN for a categorical one), and the names of the continuous ones among them (their figures are in their own units)."
-    pe, pr = _read(predict, e, list(intervened) + list(attributes or [])), _read(predict, r, [])
+    pe, pr = _read(predict, e, list(intervened) + ([] if attributes is None else list(attributes))), _read(predict, r, [])
     specs = _specs(predict)  # an oracle says which attributes are continuous; otherwise the readings do
     is_cont = {c: specs[c].kind == 'continuous' if c in specs else _is_continuous(pr[c].to_numpy()) for c in pr.columns}
     cols = [c for c in pr.columns if c not in set(intervened) and (attributes is None or c in attributes)]
@@ -563,7 +570,7 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
     edited = _edit(edit_fn, batch.images, target, source)
     err = counterfactual_error(edited, true_cf=cf.images, factual=batch.images, threshold=threshold)
     e, r = _pair(edited, cf.images, 'edited', 'true counterfactual')
-    leak, cont = _leakage(predict, e, r, list(do), leakage_attributes)
+    leak, cont = _leakage(predict, e, r, list(do), _names(leakage_attributes, 'leakage_attributes'))
     leak_mae, leak = leak[cont], leak.drop(cont)  # a share and an error in years are never maxed together
     eff = _effectiveness(predict, edited, target)
     shares = [v for v, cont in eff.values() if not cont]

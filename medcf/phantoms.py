@@ -126,11 +126,12 @@ def jsonable(x, where: str = 'value'):  # a model-card value; `where` names it i
                     "a DataFrame: .to_dict('records'))")
 
 def keeps_global_rng(fn: Callable) -> Callable:  # a function that seeds torch's global generator (for module initialisation, say)
-    "Run `fn` on a fork of torch's global CPU generator: it may seed it (torch.manual_seed) for its own draws, and the caller's stream is as it was afterwards."
+    "Run `fn` on a fork of torch's global generators (the CPU's, and each CUDA device's where there are any): it may seed them (torch.manual_seed) for its own draws, and the caller's streams are as they were afterwards."
     import functools
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        with torch.random.fork_rng(devices=[]): return fn(*args, **kwargs)
+        cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []  # manual_seed seeds these too
+        with torch.random.fork_rng(devices=cuda): return fn(*args, **kwargs)
     return run
 
 def parameters_of(fn: Callable) -> dict | None:  # a function, or an nn.Module (its forward is read)

@@ -518,13 +518,14 @@ def guidance_sweep(name: str,  # 'chest' or 'skin'
 def update_card(folder: str | Path,  # a checkpoint folder (save_pipeline's)
                 replace: Sequence[str] = (),  # dict fields you mean to replace by a dict without some of their keys (else refused: a partial dict would drop the rest)
                 **fields) -> dict:  # field=value; a field of the same name is replaced whole
-    "Add fields (e.g. quality=...) to a checkpoint's model card (a field of the same name is replaced), keeping its file hashes; rewrites README.md, which is generated from the card."
+    "Add fields (e.g. quality=...) to a checkpoint's model card (a field of the same name is replaced; a dict that would drop some of its keys only when named in `replace`), keeping its file hashes; rewrites README.md, which is generated from the card."
     from medcf.diffusion import CARD, model_card_markdown
     if 'files' in fields: raise ValueError("'files' is the sha256 table save_pipeline writes and load_pipeline checks; update_card keeps it (save the pipeline again to change the files)")
     kept = sorted(k for k in ('max_length', 'text_encoder') if k in fields)
     if kept: raise ValueError(f"{kept} say how load_pipeline rebuilds the text encoder; update_card keeps them (save the pipeline again to change them)")
     if 'scaling_factor' in fields: raise ValueError("'scaling_factor' records the VAE's own (vae/config.json), which encoding uses; update_card keeps it (save the pipeline again to change it)")
     if isinstance(replace, str): raise TypeError(f"replace={replace!r} is a string; expected a list of field names, e.g. [{replace!r}]")
+    if (stray := [k for k in replace if k not in fields]): raise ValueError(f"replace names {stray}, which are not among the fields given ({list(fields)}); expected the fields to replace whole")
     folder = Path(folder); card = json.loads((folder / CARD).read_text())
     fields = {k: jsonable(v, k) for k, v in fields.items()}  # numpy and torch values as numbers and lists (default=str wrote '256' for np.int64(256))
     for k, v in fields.items():  # recipe={'unet_steps': 8000} dropped the recipe's other 32 keys, and with them its guidance interval

@@ -85,7 +85,7 @@ def main():
     print(f"finetune itself, batch {a.batch}, {a.train_steps} steps (samples/s in its loop; stream=True encodes every batch, for data larger than memory):")
     for name, stream in (('stacked', False), ('stream=True', True)):
         h = D.finetune(copy.deepcopy(pipe), (images, prompts), steps=a.train_steps, batch_size=a.batch, warmup=1, ema_decay=None, stream=stream, progress=False)
-        print(f"  {name:11s} {a.train_steps * a.batch / h['seconds']:8.1f}")
+        print(f"  {name:11s} {a.train_steps * a.batch / h['train_seconds']:8.1f}")
 
 
 if __name__ == '__main__':

@@ -194,6 +194,13 @@ def main():
     hv = train_vae(v, data.images, steps=5, batch_size=16, lr=1e-4, crop=32, decoder_only=True, pixel_weights=1 + 0.25 * S, progress=False)
     record('train_vae decoder round with pixel_weights', bool(np.isfinite(hv['loss']).all()), loss_last=round(float(hv['loss'][-1]), 4))
 
+    # 7b. functions that seed torch's generators leave the caller's CUDA stream as it was (keeps_global_rng)
+    if dev.startswith('cuda'):
+        from medcf.diffusion import build_pipeline
+        torch.manual_seed(5); want = torch.rand(3, device=dev)
+        torch.manual_seed(5); build_pipeline(channels=1, size=32, vae_blocks=(8, 16), unet_blocks=(16, 32), unet_attention=(False, True), seed=0)
+        record("build_pipeline leaves the caller's CUDA generator as it was", bool(torch.equal(torch.rand(3, device=dev), want)))
+
     # 8. sampling throughput at 50 DDIM steps with guidance, batch 64 (printed, not asserted)
     if not a.small:
         for dt in ('float32', 'bfloat16'):

@@ -346,6 +346,7 @@ def test_update_card_refuses_a_partial_dict_and_the_scaling_factor(pipe, tmp_pat
     card = json.loads(before)
     assert zoo.update_card(d, recipe={**card['recipe'], 'unet_steps': 8000})['recipe'] == dict(guidance_scale=3.0, guidance_interval=[0, 600], unet_steps=8000)
     assert zoo.update_card(d, replace=['recipe'], recipe={'unet_steps': 1})['recipe'] == {'unet_steps': 1}  # meant: replaced whole
+    with pytest.raises(ValueError, match=r"replace names \['recipes'\], which are not among the fields given"): zoo.update_card(d, replace=['recipes'], recipe={})
 
 
 def test_dataset_forms():

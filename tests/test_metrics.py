@@ -596,3 +596,19 @@ def test_signed_leakage_tells_a_missed_effect_from_an_invented_one():
     assert list(s.index) == ['devices', 'age'] and s.age == pytest.approx(float((older - truth).mean()) * 36)  # categorical view has no direction: left out
     with pytest.raises(ValueError, match=r"attributes \['view'\] are categorical, which have no direction"): M.leakage(r.predict, older, truth, attributes=['view'], signed=True)
     with pytest.raises(TypeError, match="signed='yes'"): M.leakage(r.predict, older, truth, signed='yes')
+
+
+
+def test_review_fixes_names_columns_and_ties():
+    "From the session's review: (N, 1) columns were refused with advice (argmax) that scores 1.0; leakage_attributes as a string or an array broke; dict_keys refused; a tie for the worst group warned about its smallest member."
+    import warnings
+    y = np.array([[1], [0], [1], [1]]); p = np.array([[1], [0], [0], [1]])
+    assert M.accuracy(p, y) == 0.75 == M.accuracy(pd.DataFrame(p, columns=['e']), pd.DataFrame(y, columns=['e']))
+    reader = lambda x: pd.DataFrame(dict(a=(x.flatten(1)[:, 0] > 0).long().numpy(), b=(x.flatten(1)[:, 1] > 0).long().numpy()))
+    x = torch.linspace(-1, 1, 4 * 16).reshape(4, 1, 4, 4); y2 = x.flip(0)
+    want = M.leakage(reader, x, y2, attributes=['a', 'b'])
+    assert M.leakage(reader, x, y2, attributes=np.array(['a', 'b'])).equals(want) and M.leakage(reader, x, y2, attributes=pd.Index(['a', 'b'])).equals(want)
+    assert M.leakage(reader, x, y2, intervened={'a': 1}.keys()).index.tolist() == ['b']
+    with pytest.raises(TypeError, match="leakage_attributes='a' is a string"): M._names('a', 'leakage_attributes')
+    pred, lab = np.array([0] * 30 + [1]), np.array([1] * 30 + [0])  # two groups, both at 0: 30 samples and 1
+    with warnings.catch_warnings(): warnings.simplefilter('error'); assert M.worst_group_accuracy(pred, lab, ['big'] * 30 + ['one']) == 0.0
