@@ -46,7 +46,7 @@ def main():
             print(f"{name}: VAE stages in float32 {vae32:.3f} / {dec32:.3f} s/step vs {ac} {vae:.3f} / {dec:.3f}: "
                   f"{(r['vae_steps'] * vae32 + n_dec * dec32) / 60:.1f} min vs {(r['vae_steps'] * vae + n_dec * dec) / 60:.1f} min")
         def unet_step(ac):
-            return per_step(lambda k: finetune(pipe, (b.images, caps), k, r['unet_batch'], r['unet_lr'], autocast=ac, progress=False)['seconds'],
+            return per_step(lambda k: finetune(pipe, (b.images, caps), k, r['unet_batch'], r['unet_lr'], autocast=ac, progress=False)['train_seconds'],
                             5, a.unet_steps)
         uac = r.get('unet_autocast')
         unet = unet_step(uac)
