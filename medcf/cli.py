@@ -8,7 +8,7 @@ import argparse, html, json, os, sys, time
 from pathlib import Path
 import numpy as np, torch
 import matplotlib, matplotlib.pyplot as plt  # the backend is chosen by `console`, not on import: a notebook keeps its inline figures
-from .phantoms import ChestPhantom, SkinPhantom, show_grid, chest_titles, refuse_overwrite, some_names
+from .phantoms import ChestPhantom, SkinPhantom, show_grid, chest_titles, refuse_overwrite, some_names, check_grid_path
 
 # %% auto #0
 __all__ = ['TOUR_PAGES', 'CLI_EXTENSIONS', 'TOUR_TITLE', 'save_figure', 'page_phantoms', 'check_tour_dir', 'tour',
@@ -21,7 +21,7 @@ def save_figure(images: torch.Tensor,  # N x C x H x W in [-1, 1]
                 ncols: int = 8,  # images per row
                 overwrite: bool = False) -> Path:  # True: replace a file already at `path` (refused otherwise)
     "Write a titled grid of images (`medcf.phantoms.show_grid`) as a PNG and return its path."
-    path = Path(path); refuse_overwrite([path], overwrite, 'save_figure')
+    path = check_grid_path(path); refuse_overwrite([path], overwrite, 'save_figure')  # a name without .png: matplotlib wrote name.png, unchecked
     fig = show_grid(images, titles, ncols=ncols, scale=1.3)
     fig.savefig(path, dpi=110); plt.close(fig)
     return path

@@ -58,9 +58,23 @@ def apply_policy(values,  # CheXpert label values: 1, 0, -1 or blank (NaN/None);
     return labels.astype(np.float32), mask
 
 # %% ../nbs/01_data.ipynb #02ec4659
+def _near_findings(names) -> dict:
+    "Names that are not a CheXpert finding or a phantom alias but look like one (case, spaces, underscores; ChestMNIST's 'Effusion'): name -> the finding meant."
+    norm = lambda n: ' '.join(str(n).replace('_', ' ').lower().split())
+    known = {norm(f): f for f in CHEXPERT_FINDINGS} | {norm(a): a for a in CHEST_ALIASES} | {'effusion': 'Pleural Effusion'}
+    return {n: known[norm(n)] for n in names if n not in CHEXPERT_FINDINGS and n not in CHEST_ALIASES and norm(n) in known}
+
+def _refuse_near_findings(names) -> None:
+    "A finding under a near-miss name was read as not mentioned, so a positive study was captioned normal: refuse it."
+    near = _near_findings(names)
+    if near: raise ValueError(f"labels name {list(near)}, which look like {list(near.values())} but are not their exact names, so they would be "
+                              f"left out of the caption; expected CheXpert's names {CHEXPERT_FINDINGS[1:]} or the phantom columns {list(CHEST_ALIASES)} "
+                              f"(rename them, e.g. table.rename(columns={near}))")
+
 def _chest_findings(labels) -> dict:
     "CheXpert finding -> raw value, from a row with CheXpert names or the phantom aliases."
     found, given = {}, {}
+    _refuse_near_findings(list(dict(labels)))
     for k, v in dict(labels).items():
         name = CHEST_ALIASES.get(k, k)
         if name not in CHEXPERT_FINDINGS: continue
@@ -76,6 +90,7 @@ def chest_prompts(table: pd.DataFrame,  # one row per study; columns: CheXpert f
                   policy: str = 'U-zeros',  # how to read uncertain (-1) labels; blank is always 0
                  ) -> list:
     "PRISM-style captions for every row of a label table (vectorised `chest_prompt`)."
+    _refuse_near_findings(list(table.columns))
     names = [n for n in CHEXPERT_FINDINGS[1:] if n in table.columns]
     if not names: raise ValueError(f"no CheXpert finding among the columns {list(table.columns)}; expected some of {CHEXPERT_FINDINGS[1:]}")
     y, m = apply_policy(table[names].to_numpy(), policy)
@@ -110,8 +125,20 @@ SKIN_ARTIFACTS = {'hair': 'hair', 'ruler': 'ruler', 'ink': 'ink markings', 'bubb
 
 def skin_diagnosis(labels: dict | pd.Series,  # one lesion: 'diagnosis' (code or name), 'melanoma' 0/1, or one-hot MEL/NV/...
                   ) -> str:
-    "The ISIC 2019 code (MEL, NV, ...) of one lesion's diagnosis; raises a ValueError if there is none."
+    "The ISIC 2019 code (MEL, NV, ...) of one lesion's diagnosis; raises a ValueError if there is none, or if two of the keys contradict each other."
     d = dict(labels)
+    code = _one_diagnosis(d)
+    hot = [c for c in ISIC_DIAGNOSES if c in d and d[c] == 1]
+    mel = d.get('melanoma')
+    by_dx = 'diagnosis' in d and isinstance(d['diagnosis'], str)
+    clash = ([f"melanoma={mel!r}"] if by_dx and mel in (0, 1) and (code == 'MEL') != (mel == 1) else []) + \
+            ([f"one-hot {hot}"] if len(hot) == 1 and (hot[0] != code if by_dx else 'melanoma' in d and (hot[0] == 'MEL') != (mel == 1)) else [])
+    if clash: raise ValueError(f"the labels contradict each other: {'diagnosis=' + repr(d['diagnosis']) if 'diagnosis' in d else 'melanoma=' + repr(mel)} "
+                               f"against {' and '.join(clash)}; expected one diagnosis (an edited table: change every column that states it)")
+    return hot[0] if not by_dx and len(hot) == 1 else code  # melanoma=0 says only 'not melanoma'; a one-hot column names which
+
+def _one_diagnosis(d: dict) -> str:
+    "skin_diagnosis without the consistency check: 'diagnosis', then 'melanoma', then the one-hot columns."
     if 'diagnosis' in d and isinstance(d['diagnosis'], str):
         s = d['diagnosis'].strip()
         if s.upper() in ISIC_DIAGNOSES: return s.upper()
@@ -409,6 +436,14 @@ def read_chexpert(root: str | Path,  # the CheXpert-v1.0-small folder, or its pa
         if df.empty: raise ValueError(f"{split}.csv has no 'Frontal' rows (all {n} are 'Lateral'); expected frontal views, or pass frontal_only=False")
     bad = df.index[~df['Path'].astype(str).str.contains('/')]
     if len(bad): raise ValueError(f"{split}.csv Path values {df['Path'][bad[:3]].tolist()} are not like 'CheXpert-v1.0-small/{split}/patient00001/study1/view1_frontal.jpg'")
+    dup = df['Path'][df['Path'].duplicated()]
+    if len(dup): raise ValueError(f"{split}.csv lists {dup.nunique()} Path(s) more than once ({dup.unique()[:3].tolist()}); expected one row per image")
+    raw = df['No Finding'].map(lambda v: np.nan if isinstance(v, str) and v.strip() in ('', 'nan', 'NaN') else v)  # a space is blank, as in the findings
+    nf = pd.to_numeric(raw, errors='coerce')
+    odd = df.index[(raw.notna() & nf.isna()) | ~(nf.isna() | nf.isin([1.0, 0.0, -1.0]))]  # text or values other than 1/0/-1/blank
+    if len(odd): raise ValueError(f"{split}.csv 'No Finding' holds {raw[odd[:3]].tolist()} (rows {odd[:5].tolist()}); expected 1, 0, -1 or blank "
+                                  "(a study is normal only at 1, and one text value turned the whole column to text: every normal study was captioned 'Chest X-ray')")
+    df['No Finding'] = nf
     df['file'] = [f'{folder}/{p.split("/", 1)[1]}' for p in df['Path']]  # Path starts with the folder name
     if check: check_files(df['file'], 'CheXpert image')
     df['prompt'] = chest_prompts(df, policy)
@@ -736,6 +771,7 @@ def write_medmnist_fixture(path: str | Path,  # the .npz to write; its name sets
                           ) -> Path:
     "Write a MedMNIST-style .npz (uint8 images, labels in the flavour's layout) from a phantom."
     path = Path(path); flavor = path.stem.split('_')[0].lower()
+    if path.suffix != '.npz': path = path.with_name(path.name + '.npz')  # what numpy writes: the check and the returned path must name that file
     if flavor not in ('chestmnist', 'dermamnist'): raise ValueError(f"{path.name}: expected a name starting chestmnist or dermamnist")
     if not isinstance(n, (tuple, list)) or len(n) != 3: raise ValueError(f"n={n!r}; expected 3 counts (train, val, test), e.g. (16, 8, 8)")
     for split, m in zip(('train', 'val', 'test'), n): check_int(m, f'n ({split})')

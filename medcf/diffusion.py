@@ -17,9 +17,9 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES',
            'load_text_encoder', 'build_vae', 'build_unet', 'build_scheduler', 'assemble_pipeline', 'build_pipeline',
            'vae_factor', 'native_hw', 'native_size', 'check_images', 'check_latents', 'check_prompts', 'encode_images',
            'decode_latents', 'vae_roundtrip', 'sha256', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline',
-           'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'load_pipeline', 'encode_prompts',
-           'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'step_generators',
-           'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
+           'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'check_device', 'load_pipeline',
+           'encode_prompts', 'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput',
+           'step_generators', 'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
            'resolve_guidance_interval', 'pipeline_interval', 'guidance_at', 'check_timesteps', 'unet_eps',
            'noise_prediction_error', 'check_unet', 'sample_latents', 'trajectory_log_probs', 'check_negative_prompt',
            'join_samples', 'generate', 'warn_hidden_offset', 'classifier_guidance', 'Inversion', 'invert_latents',
@@ -432,6 +432,14 @@ def verify_checkpoint(folder: str | Path) -> dict:
         if got != h: raise ValueError(f"corrupt checkpoint {folder}: {f} has sha256 {got[:12]}..., the model card says {h[:12]}...; re-fetch the file or retrain")
     return card
 
+def check_device(device: str | torch.device) -> torch.device:  # e.g. 'cpu', 'cuda', 'cuda:1', 'mps'
+    "`device` as a torch.device this torch can use; a ValueError naming what was wrong otherwise ('gpu' is not a device name; a CPU build has no CUDA)."
+    try: d = torch.device(device)
+    except (RuntimeError, TypeError): raise ValueError(f"device={device!r}: expected a torch device name such as 'cpu', 'cuda', 'cuda:0' or 'mps'") from None
+    if d.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f"device={device!r}: this torch ({torch.__version__}) sees no CUDA device; expected 'cpu' here")
+    if d.type == 'mps' and not (hasattr(torch.backends, 'mps') and torch.backends.mps.is_available()): raise ValueError(f"device={device!r}: MPS is not available here; expected 'cpu'")
+    return d
+
 def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'skin') or a pipeline folder (ours or a Stable Diffusion one)
                   check: bool = True,  # verify sha256s against the model card (when there is one; a zoo folder must have one)
                   device: str = 'cpu',  # torch device
@@ -443,6 +451,7 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(f"name_or_path must be a zoo name ({', '.join(ZOO)}) or a pipeline folder (str or Path), got {type(name_or_path).__name__}")
     if not isinstance(dtype, torch.dtype): raise TypeError(f"dtype={dtype!r}: expected a torch.dtype (torch.float32, torch.float16 or torch.bfloat16)")
+    device = check_device(device)  # before any file is read
     folder = _resolve(name_or_path)
     if check and not (folder / CARD).exists() and folder.resolve().is_relative_to((data_samples_root() / 'models').resolve()):
         raise FileNotFoundError(f"the zoo checkpoint {folder} has no {CARD}, so its files cannot be checked; re-fetch the folder (or load it with check=False)")

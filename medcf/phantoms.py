@@ -103,6 +103,7 @@ def refuse_overwrite(paths: list,  # files or folders a writer is about to creat
                      overwrite: bool,  # True: replacing them was asked for
                      who: str) -> None:  # the writer's name, for the message
     "Raise a FileExistsError naming those of `paths` that exist already, unless `overwrite`: no writer replaces a file silently."
+    overwrite = check_bool(overwrite, 'overwrite')  # overwrite='no' is truthy: it replaced files
     there = [str(p) for p in paths if os.path.lexists(p)]  # lexists: a dangling link would be written through
     if there and not overwrite: raise FileExistsError(f"{who} would write over {there}; expected paths that do not exist yet "
                                                       "(choose another file, name or folder, or pass overwrite=True to replace them)")
@@ -232,6 +233,11 @@ def row_index(idx,  # an integer (0-d tensors and arrays too), slice, list/array
     if isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0: idx = idx.item()  # a 0-d tensor or array is its one value
     if isinstance(idx, (bool, np.bool_)): raise TypeError(f"[{idx}]: a single bool is not an index (it read as row {int(idx)}); expected an integer, slice, list or a boolean mask with one value per row")
     if isinstance(idx, (int, np.integer)): idx = [int(idx)]
+    if isinstance(idx, pd.Series): idx = idx.to_numpy()
+    a = np.asarray(idx) if isinstance(idx, (list, tuple, np.ndarray, torch.Tensor)) else None
+    if a is not None and a.dtype.kind in 'iu' and n > 2 and len(a) == n and set(np.unique(a).tolist()) <= {0, 1}:  # b[attrs.effusion.to_numpy()]
+        raise TypeError(f"an index of {n} zeros and ones for {n} rows reads as rows 0 and 1 repeated, not as a mask; expected a boolean mask "
+                        "(e.g. batch[attrs.effusion.to_numpy() == 1]) or the positions of the rows")
     return np.ascontiguousarray(np.arange(n)[idx])  # a reversed slice is a negative-stride view, which torch refuses
 
 @dataclass
@@ -317,6 +323,9 @@ class SCMPhantom:
         for k, v in interventions.items():
             if k not in self.variables:
                 raise ValueError(f"unknown variable {k!r} in the intervention; valid variables are {list(self.variables)}")
+            if isinstance(v, pd.Series) and not v.index.equals(pd.RangeIndex(len(v))):  # it was applied by position, whatever its labels
+                raise ValueError(f"intervention {k} is a pandas Series with index {v.index[:5].tolist()}...; values go to the samples by position, so "
+                                 "pass .to_numpy() of a Series in the batch's order (or reset_index(drop=True) after aligning it)")
             arr = self.variables[k].check(v)
             if arr.ndim > 1 or (arr.ndim == 1 and len(arr) != n):
                 raise ValueError(f"intervention {k} has shape {arr.shape}; expected a scalar or one value per sample ({n})")

@@ -129,3 +129,12 @@ def test_generate_command_guidance_interval(tmp_path, monkeypatch, capsys):
         main(base + flag); assert got[-1][7] == want
     with pytest.raises(SystemExit): main(base + ['--guidance-interval', 'late'])
     assert "'late': expected 'recipe', 'all' or two timesteps LO,HI" in capsys.readouterr().err
+
+
+def test_generate_command_bad_device(tmp_path):
+    "--device gpu (a RuntimeError) and --device cuda on a CPU build (an AssertionError) printed tracebacks past console()'s one-line errors."
+    base = ['generate', '--prompt', 'Chest X-ray', '--n', '1', '--steps', '1', '--out', str(tmp_path / 'x.png')]
+    with pytest.raises(ValueError, match=r"device='gpu': expected a torch device name such as 'cpu', 'cuda'"): main(base + ['--device', 'gpu'])
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device='cuda': this torch .* sees no CUDA device"): main(base + ['--device', 'cuda'])
+    assert not (tmp_path / 'x.png').exists()

@@ -501,3 +501,39 @@ def test_medmnist_gray_as_rgb():
     assert all(torch.equal(c[0]['image'][j], g[0]['image'][0]) for j in range(3))
     with pytest.raises(ValueError, match='holds RGB images; expected None, 3'): MedMNISTDataset(SAMPLES / 'medmnist' / 'dermamnist.npz', channels=1)
     with pytest.raises(ValueError, match=r'channels=2: chestmnist.npz holds grayscale'): MedMNISTDataset(SAMPLES / 'medmnist' / 'chestmnist.npz', channels=2)
+
+
+def test_silent_label_mistakes_are_refused(tmp_path):
+    "From a bad-input audit of data.py: near-miss finding names captioned a positive study normal; a diagnosis and a contradicting melanoma label gave a nevus; a duplicated CheXpert Path and a text 'No Finding' column were read."
+    assert chest_prompt({'Pleural Effusion': 1, 'Cardiomegaly': 0}) == 'Chest X-ray showing Pleural Effusion'
+    for bad in ({'Effusion': 1, 'Cardiomegaly': 0}, {'pleural effusion': 1}, {'Pleural_Effusion': 1}):
+        with pytest.raises(ValueError, match=r"which look like \['Pleural Effusion'\] but are not their exact names"): chest_prompt(bad)
+    with pytest.raises(ValueError, match=r"\['Pneumonia '\], which look like \['Pneumonia'\]"): chest_prompts(pd.DataFrame({'Path': ['a'], 'Pneumonia ': [1]}))
+    assert chest_prompts(pd.DataFrame({'Path': ['a'], 'Sex': ['Male'], 'Pleural Effusion': [1]})) == ['Chest X-ray showing Pleural Effusion']  # other columns still ignored
+    assert skin_diagnosis({'diagnosis': 'BCC', 'melanoma': 0}) == 'BCC' and skin_diagnosis({'melanoma': 0, 'BCC': 1, 'NV': 0}) == 'BCC'
+    for bad in ({'diagnosis': 'NV', 'melanoma': 1}, {'diagnosis': 'NV', 'MEL': 1, 'NV': 0}, {'melanoma': 0, 'MEL': 1}):
+        with pytest.raises(ValueError, match='the labels contradict each other'): skin_prompt(bad)
+    f = _copy_chexpert(tmp_path)
+    t = pd.read_csv(f / 'train.csv', dtype=str, keep_default_na=False)
+    pd.concat([t, t[:1]]).to_csv(f / 'train.csv', index=False)
+    with pytest.raises(ValueError, match=r"lists 1 Path\(s\) more than once"): read_chexpert(f)
+    base = read_chexpert(_copy_chexpert(tmp_path / 'b'))
+    for cell, ok in ((' ', True), ('yes', False), ('2', False)):
+        g = _copy_chexpert(tmp_path / f'nf{ok}{len(cell)}{cell}')
+        u = t.copy(); u.loc[0, 'No Finding'] = cell; u.to_csv(g / 'train.csv', index=False)
+        if ok: assert read_chexpert(g).prompt.tolist() == base.prompt.tolist()  # a space is blank, as in the findings
+        else:
+            with pytest.raises(ValueError, match=r"'No Finding' holds \[('yes'|2.0)\]"): read_chexpert(g)
+
+
+def test_writers_check_the_file_they_write(tmp_path):
+    "write_medmnist_fixture checked 'chestmnist' and numpy wrote 'chestmnist.npz' over an existing file; overwrite='no' was truthy."
+    from medcf.phantoms import ChestPhantom, save_grid
+    ph = ChestPhantom(32)
+    p = write_medmnist_fixture(tmp_path / 'chestmnist', ph, n=(2, 1, 1), size=28)
+    assert p == tmp_path / 'chestmnist.npz' and p.exists()
+    before = p.read_bytes()
+    with pytest.raises(FileExistsError, match='chestmnist.npz'): write_medmnist_fixture(tmp_path / 'chestmnist', ph, n=(2, 1, 1), size=28, seed=1)
+    assert p.read_bytes() == before
+    png = save_grid(ph.sample(2, seed=0).images, tmp_path / 'g.png')
+    with pytest.raises(TypeError, match="overwrite='no': expected True or False"): save_grid(ph.sample(2, seed=1).images, png, overwrite='no')

@@ -297,3 +297,14 @@ def test_descendants_follow_the_mechanisms():
     assert {c for c in b.truth if not cf.truth[c].equals(b.truth[c])} <= {'effusion', *kids}
     assert ph.descendants('effusion', 'devices') == [n for n in ph._order if n in set(kids) - {'devices'} | set(ph.descendants('devices'))]
     with pytest.raises(ValueError, match=r"descendants of \['glow'\]: expected variable names"): ph.descendants('glow')
+
+
+def test_index_and_intervention_mistakes():
+    "A 0/1 integer array read as rows 0 and 1 repeated; an intervention Series with another index was applied by position."
+    from medcf.phantoms import ChestPhantom
+    ph = ChestPhantom(32); b = ph.sample(8, seed=0)
+    m = b.attrs.effusion.to_numpy()
+    assert len(b[m == 1]) == int(m.sum()) and len(b[[0, 1, 1]]) == 3 and len(b[b.attrs.effusion == 1]) == int(m.sum())
+    with pytest.raises(TypeError, match='reads as rows 0 and 1 repeated, not as a mask'): b[m]
+    assert ph.sample(4, seed=0, effusion=pd.Series([1, 1, 0, 0])).truth.effusion.tolist() == [1, 1, 0, 0]
+    with pytest.raises(ValueError, match=r'pandas Series with index \[3, 2, 1, 0\]'): ph.sample(4, seed=0, effusion=pd.Series([1, 1, 0, 0], index=[3, 2, 1, 0]))
