@@ -341,9 +341,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 WIDE_MODES = ('I', 'F', 'I;16', 'I;16L', 'I;16B', 'I;16N')  # Pillow modes of 16-bit / 32-bit images, which its convert('L') clips at 255
 
-def _to_8bit(im: Image.Image, channels: int) -> Image.Image:
+def _to_8bit(im: Image.Image, channels: int, name: str = 'image') -> Image.Image:
     "A 16- or 32-bit grayscale image stretched from its own minimum to its maximum onto 0..255 (X-rays are often stored 12-bit in 16)."
-    a = np.asarray(im, dtype=np.float64); lo, hi = float(a.min()), float(a.max())
+    a = np.asarray(im, dtype=np.float64)
+    if not np.isfinite(a).all(): raise ValueError(f"{name} holds {int((~np.isfinite(a)).sum())} NaN or inf pixels; expected finite values (it would have "
+                                                  "been read as a blank image)")
+    lo, hi = float(a.min()), float(a.max())
     a = (a - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(a)
     im = Image.fromarray(a.round().astype(np.uint8), 'L')
     return im if channels == 1 else im.convert('RGB')
@@ -361,7 +364,7 @@ def load_image(path: str | Path,  # an image file (JPEG, PNG, ...; a 16-bit imag
     try:
         with Image.open(p) as im:
             im.load(); im = ImageOps.exif_transpose(im)  # a camera's EXIF orientation (dermoscopy photographs), as viewers show it
-            im = im.convert('L' if channels == 1 else 'RGB') if im.mode not in WIDE_MODES else _to_8bit(im, channels)
+            im = im.convert('L' if channels == 1 else 'RGB') if im.mode not in WIDE_MODES else _to_8bit(im, channels, f'image file {p}')
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ValueError(f"cannot read image file {p}: {type(e).__name__}: {e} (is it truncated or not an image? re-download it or drop its row)") from e
     if crop:
@@ -524,7 +527,10 @@ def read_isic2020(root: str | Path,  # folder with the ISIC 2020 train.csv and t
     dropped = []
     if drop_duplicates and (root / ISIC2020_DUPLICATES).is_file():  # the same lesion photographed twice: one copy, or a split puts it on both sides
         dup = read_table(root / ISIC2020_DUPLICATES, ['image_name_1', 'image_name_2'], f'the {ISIC2020_DUPLICATES} header')
-        keep = ~raw['image_name'].isin(dup['image_name_2'])
+        present, gone = set(raw['image_name']), set()
+        for a, b in zip(dup['image_name_1'], dup['image_name_2']):  # a pair listed both ways (A~B, B~A) lost both copies
+            if a in present and a not in gone and b != a: gone.add(b)
+        keep = ~raw['image_name'].isin(gone)
         dropped, raw = raw['image_name'][~keep].tolist(), raw[keep].reset_index(drop=True)
     blank = np.flatnonzero(raw['diagnosis'].isna().to_numpy())
     if len(blank): raise ValueError(f"train.csv rows {blank[:5].tolist()} (images {raw['image_name'][blank[:3]].tolist()}) have no diagnosis; expected one of {sorted(ISIC2020_DIAGNOSES)} ('unknown' where none was made)")

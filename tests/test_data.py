@@ -463,6 +463,18 @@ def test_isic2020_jpeg_folder_and_duplicates(tmp_path):
     df2 = read_isic2020(d)
     assert df2['image'].tolist() == names[:1] + names[2:] and df2.attrs['duplicates_dropped'] == [names[1]]
     assert read_isic2020(d, drop_duplicates=False)['image'].tolist() == names
+    pd.DataFrame({'image_name_1': [names[0], names[1]], 'image_name_2': [names[1], names[0]]}).to_csv(d / 'ISIC_2020_Training_Duplicates.csv', index=False)
+    assert read_isic2020(d)['image'].tolist() == names[:1] + names[2:]  # a pair listed both ways dropped both copies
+
+
+def test_a_float_image_with_nan_is_refused(tmp_path):
+    "A float TIFF with one NaN pixel was stretched from NaN to NaN and came back blank (-1 everywhere)."
+    from PIL import Image
+    a = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
+    Image.fromarray(a, 'F').save(tmp_path / 'ok.tif')
+    assert load_image(tmp_path / 'ok.tif', size=32).std() > 0.3
+    a[3, 4] = np.nan; Image.fromarray(a, 'F').save(tmp_path / 'nan.tif')
+    with pytest.raises(ValueError, match=r'nan.tif holds 1 NaN or inf pixels'): load_image(tmp_path / 'nan.tif', size=32)
 
 
 def test_medmnist_keeps_pixels_as_bytes():
