@@ -814,7 +814,7 @@ def noise_prediction_error(pipe, z0: torch.Tensor,  # clean scaled latents N x c
                            t,  # training timestep: an int, or one per latent
                            noise: torch.Tensor,  # standard normal noise shaped like z0 (reuse it across candidate captions: the comparison is paired)
                            reduce: bool = True) -> torch.Tensor:  # True: mean over latent elements, one error per latent; False: N x c x h x w squared errors, maps at latent resolution (average the channels, then F.interpolate to the image to overlay them)
-    "|| eps - eps_theta(sqrt(a_t) z0 + sqrt(1 - a_t) eps, t, c) ||^2 in noise space: the denoising error a diffusion classifier compares across class captions (arXiv:2303.16203)."
+    "The mean over the latent's elements of (eps - eps_theta(sqrt(a_t) z0 + sqrt(1 - a_t) eps, t, c))^2 in noise space (the squared norm over their number): the denoising error a diffusion classifier compares across class captions (arXiv:2303.16203); a softmax over its negatives needs a temperature fitted on held-out images."
     # In noise space for every prediction type; a v-predicting UNet's own loss is this divided by alpha-bar_t (so at one t the ranking of captions is the same)
     check_latents(pipe, z0, 'z0')
     if not isinstance(noise, torch.Tensor) or noise.shape != z0.shape: raise ValueError(f"noise must be a tensor shaped like z0 {tuple(z0.shape)}, got {tuple(getattr(noise, 'shape', ())) or type(noise).__name__}")

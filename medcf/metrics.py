@@ -588,6 +588,11 @@ def prediction_flips(classify: Callable,  # images -> N predicted labels (thresh
                      factual,  # N x C x H x W images
                      counterfactual) -> np.ndarray:  # the same N patients under an intervention, same shape
     "One bool per image: True where the classifier's label differs between an image and its counterfactual."
+    a, b = _flip_labels(classify, factual, counterfactual)
+    return a != b
+
+def _flip_labels(classify: Callable, factual, counterfactual) -> tuple:
+    "The classifier's labels on the factual and the counterfactual images, checked (`prediction_flips`' work)."
     x, y = _pair(factual, counterfactual, 'factual', 'counterfactual')
     def labels(images, name):
         out = classify(images)
@@ -599,7 +604,7 @@ def prediction_flips(classify: Callable,  # images -> N predicted labels (thresh
         return out
     a, b = labels(x, 'factual'), labels(y, 'counterfactual')
     _comparable(a, b)
-    return a != b
+    return a, b
 
 def counterfactual_flip_rate(classify: Callable,  # images -> N predicted labels
                              phantom,  # the SCMPhantom the batch came from (renders the true counterfactual)
@@ -607,13 +612,14 @@ def counterfactual_flip_rate(classify: Callable,  # images -> N predicted labels
                              hold: Sequence[str] = (),  # variables kept at their factual values, as in counterfactual_report
                              level: float = 0.95,  # coverage of each row's interval
                              **do) -> pd.DataFrame:  # the intervention on any variable, hidden ones too, e.g. devices=0
-    "How often the classifier's label changes when the phantom changes only `do`: one row per way the intervention moved the patients (n, flip_rate, Wilson lo, hi); a classifier that draws noise must seed it, or its own randomness counts as flips."
+    "How often the classifier's label changes when the phantom changes only `do`: one row per way the intervention moved the patients (n, flip_rate, Wilson lo, hi; for numeric labels `up` and `down`, the flips to a higher and to a lower label); a classifier that draws noise must seed it, or its own randomness counts as flips."
     if not do: raise ValueError("give the intervention as keyword arguments, e.g. devices=0")
     _check_batch(batch)
     unknown = [k for k in do if k not in batch.truth.columns]
     if unknown: raise ValueError(f"{unknown} are not variables of this phantom; expected some of {list(batch.truth.columns)}")
     cf = _true_counterfactual(phantom, batch, hold, do)
-    flips = prediction_flips(classify, batch.images, cf.images)
+    before, after = _flip_labels(classify, batch.images, cf.images)
+    flips = before != after
     def moved(k):  # 'devices 1 -> 0' for a discrete variable; a continuous one says which way it moved
         a, b = batch.truth[k].to_numpy(), cf.truth[k].to_numpy()
         if _is_continuous(np.asarray(a)) or _is_continuous(np.asarray(b)):
@@ -621,4 +627,9 @@ def counterfactual_flip_rate(classify: Callable,  # images -> N predicted labels
             return np.where(a == b, f'{k} unchanged', np.where(b > a, f'{k} increased', f'{k} decreased'))
         return np.array([f'{k} {u} -> {v}' for u, v in zip(a, b)])
     change = [', '.join(parts) for parts in zip(*(moved(k) for k in do))]
-    return _rates(change, flips, 'change', 'flip_rate', level)
+    out = _rates(change, flips, 'change', 'flip_rate', level)
+    if before.dtype.kind in 'biuf':  # which way the flips went: a flip rate alone cannot tell a shortcut from its reverse
+        up = pd.Series(after.astype(float) > before.astype(float)).groupby(change).sum()
+        down = pd.Series(after.astype(float) < before.astype(float)).groupby(change).sum()
+        out['up'], out['down'] = out.change.map(up).astype(int), out.change.map(down).astype(int)
+    return out

@@ -612,3 +612,18 @@ def test_review_fixes_names_columns_and_ties():
     with pytest.raises(TypeError, match="leakage_attributes='a' is a string"): M._names('a', 'leakage_attributes')
     pred, lab = np.array([0] * 30 + [1]), np.array([1] * 30 + [0])  # two groups, both at 0: 30 samples and 1
     with warnings.catch_warnings(): warnings.simplefilter('error'); assert M.worst_group_accuracy(pred, lab, ['big'] * 30 + ['one']) == 0.0
+
+
+def test_flip_rate_says_which_way_the_flips_went():
+    "A flip rate alone read 'adding a ruler flips 9.8%' as a ruler shortcut when adding it lowered P(melanoma) (the skin diffusion-classifier audit); up/down count the flips to a higher and a lower label."
+    from medcf.phantoms import ChestPhantom
+    ph = ChestPhantom(32); b = ph.sample(64, seed=5)
+    thr = float(b.images.mean())
+    clf = lambda x: (x.mean((1, 2, 3)) > thr).long().numpy()  # a fixed threshold: the same image always gets the same label
+    t = M.counterfactual_flip_rate(clf, ph, b, effusion=1)
+    before, after = clf(b.images), clf(ph.counterfactual(b, effusion=1).images)
+    moved = (b.truth.effusion.to_numpy() == 0)
+    row = t.set_index('change').loc['effusion 0 -> 1']
+    assert row.up == int(((after > before) & moved).sum()) and row.down == int(((after < before) & moved).sum())
+    assert (t.up + t.down == (t.flip_rate * t.n).round().astype(int)).all() and t.up.sum() > 0
+    assert 'up' not in M.counterfactual_flip_rate(lambda x: np.array(['a'] * len(x)), ph, b, effusion=1)  # text labels have no direction
