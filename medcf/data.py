@@ -321,14 +321,18 @@ def collate(items: list,  # dicts with tensors, strings and ints (as the dataset
     "Stack tensors and ints; keep strings (prompts, file names) as lists."
     if not items: raise ValueError("cannot collate an empty list of samples")
     for i, it in enumerate(items):
+        if not isinstance(it, dict): raise TypeError(f"item {i} is a {type(it).__name__}; expected a list of dicts (one per sample), as the datasets return")
         if set(it) != set(items[0]): raise ValueError(f"item {i} has keys {sorted(it)}; expected the keys of item 0, {sorted(items[0])}")
     out = {}
     for k, v in items[0].items():
         vs = [it[k] for it in items]
         if isinstance(v, torch.Tensor):
-            bad = [(i, t) for i, t in enumerate(vs) if not isinstance(t, torch.Tensor) or t.shape != v.shape]
+            bad = [(i, t) for i, t in enumerate(vs) if not isinstance(t, torch.Tensor) or t.shape != v.shape or t.dtype != v.dtype]
             if bad:
-                i, t = bad[0]; got = f"of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else f"a {type(t).__name__}"
+                i, t = bad[0]
+                if isinstance(t, torch.Tensor) and t.shape == v.shape:  # a uint8 image beside float ones would be cast, not rescaled
+                    raise ValueError(f"item {i} {k!r} is {t.dtype}; expected item 0's dtype {v.dtype} (all items must match to stack: convert it first)")
+                got = f"of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else f"a {type(t).__name__}"
                 raise ValueError(f"item {i} {k!r} is {got}; expected a tensor of item 0's shape {tuple(v.shape)} (all items must match to stack)")
             out[k] = torch.stack(vs)
         elif isinstance(v, (int, float, np.integer, np.floating)): out[k] = torch.as_tensor(vs)
@@ -360,7 +364,7 @@ def load_image(path: str | Path,  # an image file (JPEG, PNG, ...; a 16-bit imag
     if channels not in (1, 3): raise ValueError(f"channels={channels!r}; expected 1 (grayscale) or 3 (RGB)")
     check_int(size, 'size')
     p = Path(path)
-    if not p.is_file(): raise FileNotFoundError(f"image file {p} does not exist")
+    if not p.is_file(): raise FileNotFoundError(f"image file {p} {'is a folder, not a file' if p.is_dir() else 'does not exist'}")
     try:
         with Image.open(p) as im:
             im.load(); im = ImageOps.exif_transpose(im)  # a camera's EXIF orientation (dermoscopy photographs), as viewers show it
@@ -405,7 +409,9 @@ def check_files(files,  # paths that must exist
     "Raise a FileNotFoundError naming the first missing files (and how many are missing)."
     if isinstance(files, (str, os.PathLike)): raise TypeError(f"files={str(files)!r} is one path; expected a list of paths (e.g. [path])")
     missing = [str(f) for f in files if not os.path.isfile(f)]
-    if missing: raise FileNotFoundError(f"{len(missing)} {what} file(s) listed in the table do not exist, e.g. {missing[:3]}")
+    folders = [f for f in missing if os.path.isdir(f)]
+    if missing: raise FileNotFoundError(f"{len(missing)} {what} file(s) listed in the table do not exist, e.g. {missing[:3]}"
+                                        + (f" ({len(folders)} of them are folders, e.g. {folders[:2]})" if folders else ''))
 
 # %% ../nbs/01_data.ipynb #c8623bea
 def chexpert_folder(root: str | Path,  # the CheXpert-v1.0-small folder, or the folder that contains it
@@ -461,6 +467,7 @@ class CheXpertDataset(Dataset):
                  policy: str = 'U-zeros',  # 'U-zeros', 'U-ones' or 'ignore' (uncertain -> masked)
                  findings: list = CHEXPERT_FINDINGS,  # label columns, in this order, in `attrs`
                  channels: int = 1):  # 1: grayscale; 3: the gray value in R, G and B (what an RGB model such as Stable Diffusion's VAE takes)
+        if isinstance(findings, str): raise TypeError(f"findings={findings!r} is a string; expected a list of findings, e.g. [{findings!r}]")
         bad = [f for f in findings if f not in CHEXPERT_FINDINGS]
         if bad: raise ValueError(f"unknown findings {bad}; expected some of {CHEXPERT_FINDINGS}")
         if channels not in (1, 3): raise ValueError(f"channels={channels!r}; expected 1 (grayscale) or 3 (gray repeated as RGB)")
@@ -581,7 +588,7 @@ def read_medmnist(path: str | Path,  # a MedMNIST .npz file
     "Images (uint8, N x H x W or N x H x W x 3) and labels (N x K) of one split; errors name missing keys."
     if split not in ('train', 'val', 'test'): raise ValueError(f"split={split!r}; expected 'train', 'val' or 'test'")
     p = Path(path)
-    if not p.is_file(): raise FileNotFoundError(f"MedMNIST file {p} not found")
+    if not p.is_file(): raise FileNotFoundError(f"MedMNIST file {p} {'is a folder, not a file' if p.is_dir() else 'not found'}")
     try: z = np.load(p)
     except (ValueError, OSError) as e: raise ValueError(f"cannot read {p} as a .npz file: {e}") from e
     with z:
@@ -781,7 +788,7 @@ def write_medmnist_fixture(path: str | Path,  # the .npz to write; its name sets
     if flavor not in ('chestmnist', 'dermamnist'): raise ValueError(f"{path.name}: expected a name starting chestmnist or dermamnist")
     if not isinstance(n, (tuple, list)) or len(n) != 3: raise ValueError(f"n={n!r}; expected 3 counts (train, val, test), e.g. (16, 8, 8)")
     for split, m in zip(('train', 'val', 'test'), n): check_int(m, f'n ({split})')
-    check_int(size, 'size'); refuse_overwrite([path], overwrite, 'write_medmnist_fixture')
+    check_int(size, 'size'); check_int(seed, 'seed', 0); refuse_overwrite([path], overwrite, 'write_medmnist_fixture')  # seed=1.5 was reported as 4.5
     arrays = {}
     for k, (split, m) in enumerate(zip(('train', 'val', 'test'), n)):
         b = phantom.sample(m, seed=seed * 3 + k)

@@ -296,8 +296,9 @@ class SCMPhantom:
 
     def descendants(self, *names: str) -> list:  # variables, e.g. 'effusion'
         "The variables an intervention on `names` can reach through the mechanisms (their children, grandchildren, ...), in causal order; `names` themselves left out."
-        unknown = [n for n in names if n not in self.variables]
-        if unknown or not names: raise ValueError(f"descendants of {list(names)}: expected variable names of this phantom, from {list(self.variables)}")
+        unknown = [n for n in names if not isinstance(n, str) or n not in self.variables]
+        if unknown or not names: raise ValueError(f"descendants of {list(names)}: expected variable names of this phantom as separate arguments "
+                                                  f"(descendants('effusion', 'devices')), from {list(self.variables)}")
         down = set(names)
         for n in self._order:  # parents come first, so one pass finds every descendant
             if set(self.variables[n].parents) & down: down.add(n)

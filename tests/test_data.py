@@ -549,3 +549,16 @@ def test_writers_check_the_file_they_write(tmp_path):
     assert p.read_bytes() == before
     png = save_grid(ph.sample(2, seed=0).images, tmp_path / 'g.png')
     with pytest.raises(TypeError, match="overwrite='no': expected True or False"): save_grid(ph.sample(2, seed=1).images, png, overwrite='no')
+
+
+def test_messages_name_what_was_wrong(tmp_path):
+    "A folder was reported as a missing file; findings='Cardiomegaly' listed its letters; a seed of 1.5 was reported as 4.5; collate stacked a uint8 image beside float ones by casting."
+    (tmp_path / 'img.png').mkdir()
+    with pytest.raises(FileNotFoundError, match='is a folder, not a file'): load_image(tmp_path / 'img.png')
+    with pytest.raises(FileNotFoundError, match='1 of them are folders'): check_files([tmp_path / 'img.png'])
+    with pytest.raises(TypeError, match="findings='Cardiomegaly' is a string"): CheXpertDataset(SAMPLES / 'chexpert', findings='Cardiomegaly')
+    from medcf.phantoms import ChestPhantom
+    with pytest.raises(ValueError, match=r'seed=1.5: expected a non-negative integer'): write_medmnist_fixture(tmp_path / 'chestmnist.npz', ChestPhantom(32), n=(2, 1, 1), seed=1.5)
+    f = {'image': torch.zeros(1, 4, 4), 'prompt': 'a'}
+    with pytest.raises(ValueError, match=r"item 1 'image' is torch.uint8; expected item 0's dtype torch.float32"): collate([f, {'image': torch.zeros(1, 4, 4, dtype=torch.uint8), 'prompt': 'b'}])
+    with pytest.raises(TypeError, match='item 0 is a str; expected a list of dicts'): collate(['image'])
