@@ -8,7 +8,7 @@ import argparse, html, json, os, sys, time
 from pathlib import Path
 import numpy as np, torch
 import matplotlib, matplotlib.pyplot as plt  # the backend is chosen by `console`, not on import: a notebook keeps its inline figures
-from .phantoms import ChestPhantom, SkinPhantom, show_grid, chest_titles, refuse_overwrite, some_names, check_grid_path
+from .phantoms import ChestPhantom, SkinPhantom, show_grid, chest_titles, refuse_overwrite, some_names, check_grid_path, check_int
 
 # %% auto #0
 __all__ = ['TOUR_PAGES', 'CLI_EXTENSIONS', 'TOUR_TITLE', 'save_figure', 'page_phantoms', 'check_tour_dir', 'tour',
@@ -75,6 +75,7 @@ def tour(out: str | Path,  # folder to write index.html and the figures into (cr
     "Write the course's figure report and return the path of its index.html."
     if pages is not None and not len(pages): raise ValueError("pages=[]: expected at least one page function (None: TOUR_PAGES)")
     out = check_tour_dir(out, overwrite)  # before any figure is drawn
+    check_int(seed, 'seed', 0)  # before the folder is made: --seed -1 left an empty one behind
     out.mkdir(parents=True, exist_ok=True)
     parts = ['<html><head><meta charset="utf-8">' + TOUR_TITLE + '</head><body>', '<h1>medcf tour</h1>']
     for page in (TOUR_PAGES if pages is None else pages):

@@ -15,10 +15,11 @@ __all__ = ['CHEXPERT_FINDINGS', 'CHEXPERT_HEADER', 'CHEST_ALIASES', 'UNCERTAINTY
            'ISIC2020_COLUMNS', 'ISIC2020_DUPLICATES', 'MEDMNIST_KEYS', 'CHESTMNIST_LABELS', 'DERMAMNIST_LABELS',
            'ADNIMERGE_COLUMNS', 'ADNI_STAGES', 'check_policy', 'apply_policy', 'chest_prompts', 'chest_prompt',
            'skin_diagnosis', 'skin_prompt', 'sample_address', 'attr_codebook', 'encode_attrs', 'encode_known',
-           'decode_attrs', 'PhantomStream', 'PhantomDataset', 'collate', 'load_image', 'read_table', 'check_files',
-           'chexpert_folder', 'read_chexpert', 'CheXpertDataset', 'read_isic2019', 'read_isic2020', 'ISICDataset',
-           'read_medmnist', 'medmnist_prompt', 'MedMNISTDataset', 'write_chexpert_fixture', 'write_isic2019_fixture',
-           'write_isic2020_fixture', 'write_medmnist_fixture', 'write_data_samples', 'parse_censored', 'read_adnimerge']
+           'decode_attrs', 'PhantomStream', 'PhantomDataset', 'item_index', 'collate', 'load_image', 'read_table',
+           'check_files', 'chexpert_folder', 'read_chexpert', 'CheXpertDataset', 'read_isic2019', 'read_isic2020',
+           'ISICDataset', 'read_medmnist', 'medmnist_prompt', 'MedMNISTDataset', 'write_chexpert_fixture',
+           'write_isic2019_fixture', 'write_isic2020_fixture', 'write_medmnist_fixture', 'write_data_samples',
+           'parse_censored', 'read_adnimerge']
 
 # %% ../nbs/01_data.ipynb #fad4e250
 CHEXPERT_FINDINGS = ['No Finding', 'Enlarged Cardiomediastinum', 'Cardiomegaly', 'Lung Opacity', 'Lung Lesion',
@@ -252,6 +253,9 @@ class PhantomStream(Dataset):
         if not isinstance(phantom, SCMPhantom): raise TypeError(f"phantom must be an SCMPhantom, got {type(phantom).__name__}")
         check_int(length, 'length')
         sample_address(seed, split, 0)  # validates seed and split
+        plural = [k for k, v in interventions.items() if np.ndim(v) > 0 and not isinstance(v, str)]
+        if plural: raise ValueError(f"{plural} are given {[np.shape(interventions[k]) for k in plural]} values; a dataset applies do(...) to every sample alike, "
+                                    "so expected one value each (e.g. devices=0); for per-sample values, draw with phantom.sample(n, seed, **do)")
         phantom._check_interventions(1, interventions)  # validates names and values
         self.interventions = interventions
         self.phantom, self.length, self.split, self.seed, self.prompt_fn = phantom, int(length), split, seed, prompt_fn
@@ -315,6 +319,13 @@ class PhantomDataset(Dataset):
         i = self.stream._check([i])[0]
         return dict(image=self.images[i], attrs=self.targets[i], mask=self.mask[i],
                     prompt=self.prompts[i], index=i)
+
+def item_index(i, n: int) -> int:  # a position; the dataset's length
+    "`i` as a position in [0, n): an int (numpy's, or a one-element integer tensor); IndexError beyond (what iteration stops on), TypeError for a float or bool."
+    if isinstance(i, torch.Tensor) and i.numel() == 1 and not (i.dtype.is_floating_point or i.dtype == torch.bool): i = int(i)
+    if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)): raise TypeError(f"index {i!r}: expected an integer position (an int, not a float or bool)")
+    if not 0 <= i < n: raise IndexError(f"index {i} out of range for {n} images")
+    return int(i)
 
 def collate(items: list,  # dicts with tensors, strings and ints (as the datasets here return)
            ) -> dict:
@@ -479,7 +490,7 @@ class CheXpertDataset(Dataset):
 
     def __len__(self): return len(self.table)
     def __getitem__(self, i):
-        if not 0 <= i < len(self): raise IndexError(f"index {i} out of range for {len(self)} images")
+        i = item_index(i, len(self))
         return dict(image=load_image(self.table['file'][i], self.size, self.channels), attrs=self.targets[i], mask=self.mask[i],
                     prompt=self.table['prompt'][i], index=int(i))
 
@@ -572,7 +583,7 @@ class ISICDataset(Dataset):
 
     def __len__(self): return len(self.table)
     def __getitem__(self, i):
-        if not 0 <= i < len(self): raise IndexError(f"index {i} out of range for {len(self)} images")
+        i = item_index(i, len(self))
         return dict(image=load_image(self.table['file'][i], self.size, 3), attrs=self.targets[i],
                     mask=torch.ones(2, dtype=torch.bool), prompt=self.table['prompt'][i], index=int(i))
 
@@ -661,7 +672,7 @@ class MedMNISTDataset(Dataset):
 
     def __len__(self): return len(self.raw)
     def __getitem__(self, i):
-        if not 0 <= i < len(self): raise IndexError(f"index {i} out of range for {len(self)} images")
+        i = item_index(i, len(self))
         return dict(image=self._scale(self.raw[i:i + 1])[0], attrs=self.targets[i], mask=torch.ones_like(self.targets[i], dtype=torch.bool),
                     prompt=self.prompts[i], index=int(i))
 

@@ -138,3 +138,9 @@ def test_generate_command_bad_device(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device='cuda': this torch .* sees no CUDA device"): main(base + ['--device', 'cuda'])
     assert not (tmp_path / 'x.png').exists()
+
+
+def test_tour_checks_its_seed_before_making_the_folder(tmp_path):
+    "medcf tour --seed -1 failed after making an empty folder."
+    with pytest.raises(ValueError, match='seed=-1'): tour(tmp_path / 't', seed=-1)
+    assert not (tmp_path / 't').exists()

@@ -562,3 +562,16 @@ def test_messages_name_what_was_wrong(tmp_path):
     f = {'image': torch.zeros(1, 4, 4), 'prompt': 'a'}
     with pytest.raises(ValueError, match=r"item 1 'image' is torch.uint8; expected item 0's dtype torch.float32"): collate([f, {'image': torch.zeros(1, 4, 4, dtype=torch.uint8), 'prompt': 'b'}])
     with pytest.raises(TypeError, match='item 0 is a str; expected a list of dicts'): collate(['image'])
+
+
+def test_dataset_indices_and_dataset_interventions():
+    "ds[2.0] and ds[True] failed raw (or read row 1); PhantomDataset(devices=[1, 0]) said 'one value per sample (1)'."
+    ds = CheXpertDataset(SAMPLES / 'chexpert', size=16)
+    assert torch.equal(ds[np.int64(1)]['image'], ds[1]['image']) and torch.equal(ds[torch.tensor(1)]['image'], ds[1]['image'])
+    for bad in (2.0, True, torch.tensor(1.0)):
+        with pytest.raises(TypeError, match='expected an integer position'): ds[bad]
+    with pytest.raises(IndexError, match='out of range'): ds[len(ds)]
+    assert [x['index'] for x in ds][:2] == [0, 1]  # iteration still stops at the end
+    from medcf.phantoms import ChestPhantom
+    with pytest.raises(ValueError, match=r"\['devices'\] are given \[\(2,\)\] values; a dataset applies do\(...\) to every sample alike"):
+        PhantomDataset(ChestPhantom(32), 2, devices=[1, 0])
