@@ -456,9 +456,8 @@ def read_chexpert(root: str | Path,  # the CheXpert-v1.0-small folder, or its pa
         if df.empty: raise ValueError(f"{split}.csv has no 'Frontal' rows (all {n} are 'Lateral'); expected frontal views, or pass frontal_only=False")
     bad = df.index[~df['Path'].astype(str).str.contains('/')]
     if len(bad): raise ValueError(f"{split}.csv Path values {df['Path'][bad[:3]].tolist()} are not like 'CheXpert-v1.0-small/{split}/patient00001/study1/view1_frontal.jpg'")
-    dup = df['Path'][df['Path'].duplicated()]
-    if len(dup): raise ValueError(f"{split}.csv lists {dup.nunique()} Path(s) more than once ({dup.unique()[:3].tolist()}); expected one row per image")
-    raw = df['No Finding'].map(lambda v: np.nan if isinstance(v, str) and v.strip() in ('', 'nan', 'NaN') else v)  # a space is blank, as in the findings
+    _check_unique(df, ['Path'], f'{split}.csv')  # the same image twice, perhaps with other labels
+    raw = df['No Finding'].map(lambda v: np.nan if isinstance(v, str) and v.strip() in ('', 'nan', 'NaN') else v)  # a stray space reads as blank here (apply_policy refuses one in a finding)
     nf = pd.to_numeric(raw, errors='coerce')
     odd = df.index[(raw.notna() & nf.isna()) | ~(nf.isna() | nf.isin([1.0, 0.0, -1.0]))]  # text or values other than 1/0/-1/blank
     if len(odd): raise ValueError(f"{split}.csv 'No Finding' holds {raw[odd[:3]].tolist()} (rows {odd[:5].tolist()}); expected 1, 0, -1 or blank "
