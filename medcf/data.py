@@ -13,13 +13,13 @@ from .phantoms import SCMPhantom, PhantomBatch, check_int, check_real, refuse_ov
 __all__ = ['CHEXPERT_FINDINGS', 'CHEXPERT_HEADER', 'CHEST_ALIASES', 'UNCERTAINTY_POLICIES', 'ISIC_DIAGNOSES',
            'ISIC2020_DIAGNOSES', 'SKIN_ARTIFACTS', 'SPLITS', 'WIDE_MODES', 'ISIC2019_GROUND_TRUTH', 'ISIC2019_METADATA',
            'ISIC2020_COLUMNS', 'ISIC2020_DUPLICATES', 'MEDMNIST_KEYS', 'CHESTMNIST_LABELS', 'DERMAMNIST_LABELS',
-           'ADNIMERGE_COLUMNS', 'ADNI_STAGES', 'check_policy', 'apply_policy', 'chest_prompts', 'chest_prompt',
-           'skin_diagnosis', 'skin_prompt', 'sample_address', 'attr_codebook', 'encode_attrs', 'encode_known',
-           'decode_attrs', 'PhantomStream', 'PhantomDataset', 'item_index', 'collate', 'load_image', 'read_table',
-           'check_files', 'chexpert_folder', 'read_chexpert', 'CheXpertDataset', 'read_isic2019', 'read_isic2020',
-           'ISICDataset', 'read_medmnist', 'medmnist_prompt', 'MedMNISTDataset', 'write_chexpert_fixture',
-           'write_isic2019_fixture', 'write_isic2020_fixture', 'write_medmnist_fixture', 'write_data_samples',
-           'parse_censored', 'read_adnimerge']
+           'ADNIMERGE_COLUMNS', 'ADNI_STAGES', 'ADNIMERGE_RANGES', 'check_policy', 'apply_policy', 'chest_prompts',
+           'chest_prompt', 'skin_diagnosis', 'skin_prompt', 'sample_address', 'attr_codebook', 'encode_attrs',
+           'encode_known', 'decode_attrs', 'PhantomStream', 'PhantomDataset', 'item_index', 'collate', 'load_image',
+           'read_table', 'check_files', 'chexpert_folder', 'read_chexpert', 'CheXpertDataset', 'read_isic2019',
+           'read_isic2020', 'ISICDataset', 'read_medmnist', 'medmnist_prompt', 'MedMNISTDataset',
+           'write_chexpert_fixture', 'write_isic2019_fixture', 'write_isic2020_fixture', 'write_medmnist_fixture',
+           'write_data_samples', 'parse_censored', 'read_adnimerge']
 
 # %% ../nbs/01_data.ipynb #fad4e250
 CHEXPERT_FINDINGS = ['No Finding', 'Enlarged Cardiomediastinum', 'Cardiomegaly', 'Lung Opacity', 'Lung Lesion',
@@ -839,6 +839,8 @@ from .phantoms import data_path
 ADNIMERGE_COLUMNS = dict(AGE='age', PTGENDER='sex', PTEDUCAT='education', APOE4='apoe4', ABETA='abeta', PTAU='ptau',
                          TAU='tau', AV45='av45', FDG='fdg', MMSE='mmse')  # ADNIMERGE name -> medcf record name
 ADNI_STAGES = {'CN': 'CN', 'MCI': 'MCI', 'Dementia': 'AD', 'SMC': 'CN', 'EMCI': 'MCI', 'LMCI': 'MCI', 'AD': 'AD'}  # DX and DX_bl values
+ADNIMERGE_RANGES = dict(AGE=(40, 110), PTEDUCAT=(0, 30), APOE4=(0, 2), ABETA=(0, None), PTAU=(0, None), TAU=(0, None),
+                        AV45=(0, None), FDG=(0, None), MMSE=(0, 30), Years_bl=(0, None))  # (low, high) a value may take
 
 def parse_censored(values: pd.Series) -> tuple:  # a column as read from ADNIMERGE (text, numbers, blanks)
     "(float values, censoring flag: -1 for '<x', +1 for '>x', 0 otherwise); blanks become NaN, any other text raises."
@@ -851,6 +853,15 @@ def parse_censored(values: pd.Series) -> tuple:  # a column as read from ADNIMER
     return num.astype(float).to_numpy(), flag.astype(np.int8)
 
 # %% ../nbs/01_data.ipynb #2a6a812f
+def _check_range(raw: pd.Series, num: np.ndarray, rid: np.ndarray, low: float | None, high: float | None):
+    "Refuse values of an ADNIMERGE column outside [low, high] (a typo or another unit), naming the participants."
+    bad = ~np.isnan(num) & (((num < low) if low is not None else False) | ((num > high) if high is not None else False))
+    if raw.name == 'APOE4': bad |= ~np.isnan(num) & (num % 1 != 0)
+    if bad.any():
+        want = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ValueError(f"{raw.name} has values {raw[bad].unique()[:3].tolist()} for RID {rid[bad][:5].tolist()}; "
+                         f"expected {'whole numbers ' if raw.name == 'APOE4' else ''}{want} (a typo, or another unit?)")
+
 def read_adnimerge(path: str | Path,  # ADNIMERGE.csv (or a file with its columns)
                    baseline_only: bool = True) -> pd.DataFrame:  # keep only VISCODE == 'bl'
     "ADNIMERGE rows as a medcf record: the `BrainPhantom.attrs` columns plus rid, viscode and censoring flags."
@@ -860,6 +871,10 @@ def read_adnimerge(path: str | Path,  # ADNIMERGE.csv (or a file with its column
     lack = [c for c in need if c not in raw.columns]
     if lack: raise ValueError(f"{path.name} lacks ADNIMERGE columns {lack}")
     if raw.empty: raise ValueError(f"{path.name} has a header but no rows; expected one row per participant visit")
+    near = sorted({v for v in raw.VISCODE.dropna() if v != 'bl' and v.strip().lower() == 'bl'})
+    if near and ((raw.VISCODE == 'bl').any() or not baseline_only):
+        raise ValueError(f"VISCODE has {near}; rows with {near} would not count as baseline visits. "
+                         "Expected 'bl' for every baseline (as ADNIMERGE writes it)")
     if baseline_only:
         seen = sorted(set(raw.VISCODE.dropna()))
         raw = raw[raw.VISCODE == 'bl']
@@ -878,8 +893,12 @@ def read_adnimerge(path: str | Path,  # ADNIMERGE.csv (or a file with its column
             out['sex'] = raw.PTGENDER.map({'Male': 'M', 'Female': 'F'})
             continue
         out[dst], flag = parse_censored(raw[src])
+        _check_range(raw[src], out[dst].to_numpy(), out.rid.to_numpy(), *ADNIMERGE_RANGES[src])
         if flag.any() or dst in ('abeta', 'ptau', 'tau'): out[dst + '_censored'] = flag
-    if 'Years_bl' in raw: out['age'] = out.age + parse_censored(raw.Years_bl)[0]  # AGE is the baseline age
+    if 'Years_bl' in raw:  # AGE is the baseline age
+        years = parse_censored(raw.Years_bl)[0]
+        _check_range(raw.Years_bl, years, out.rid.to_numpy(), *ADNIMERGE_RANGES['Years_bl'])
+        out['age'] = out.age + years
     for col in ('DX', 'DX_bl'):
         bad = set(raw[col].dropna()) - set(ADNI_STAGES)
         if bad: raise ValueError(f"{col} has values {sorted(bad)}; expected some of {list(ADNI_STAGES)}")

@@ -1,6 +1,6 @@
 "Tests for medcf.data: prompts, uncertainty policies, phantom datasets, real-format readers and their fixtures."
 from pathlib import Path
-import shutil
+import re, shutil
 import numpy as np, pandas as pd, pytest, torch
 from medcf.phantoms import SCMPhantom, SkinPhantom, Variable
 from medcf.data import *
@@ -575,3 +575,21 @@ def test_dataset_indices_and_dataset_interventions():
     from medcf.phantoms import ChestPhantom
     with pytest.raises(ValueError, match=r"\['devices'\] are given \[\(2,\)\] values; a dataset applies do\(...\) to every sample alike"):
         PhantomDataset(ChestPhantom(32), 2, devices=[1, 0])
+
+
+def test_adnimerge_near_baseline_codes_and_ranges(tmp_path):
+    "A baseline written 'BL' beside 'bl' rows (silently dropped before) and values outside their range are refused."
+    raw = pd.read_csv(SAMPLES / 'adni' / 'ADNIMERGE_sample.csv', dtype=str, keep_default_na=False)
+    def read(df, **kw): df.to_csv(tmp_path / 'a.csv', index=False); return read_adnimerge(tmp_path / 'a.csv', **kw)
+    first = raw.index[raw.VISCODE == 'bl'][0]
+    for code in ('BL', ' bl'):
+        with pytest.raises(ValueError, match=rf"VISCODE has \['{code}'\]; rows .* would not count as baseline"):
+            read(raw.assign(VISCODE=raw.VISCODE.where(raw.index != first, code)))
+    with pytest.raises(ValueError, match=r"VISCODE has \['BL'\]"): read(raw.assign(VISCODE=raw.VISCODE.str.upper()), baseline_only=False)
+    rid = int(raw.RID[first])
+    for col, v, want in [('MMSE', '35', 'between 0 and 30'), ('APOE4', '3', 'between 0 and 2'), ('APOE4', '1.5', 'whole numbers'),
+                         ('AGE', '7', 'between 40 and 110'), ('PTEDUCAT', '-1', 'between 0 and 30'), ('ABETA', '-5', 'at least 0'),
+                         ('Years_bl', '-0.5', 'at least 0')]:
+        bad = raw.copy(); bad.loc[first, col] = v
+        with pytest.raises(ValueError, match=rf"{col} has values \['{re.escape(v)}'\] for RID \[{rid}\]; expected .*{want}"): read(bad)
+    assert len(read(raw)) == (raw.VISCODE == 'bl').sum()  # the fixture's own values pass
