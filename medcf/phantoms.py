@@ -15,8 +15,8 @@ __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 
            'refuse_overwrite', 'copy_frozen', 'jsonable', 'keeps_global_rng', 'parameters_of', 'takes_keyword',
            'data_samples_root', 'data_path', 'Variable', 'row_index', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts',
            'plot_graph', 'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles',
-           'chest_facts', 'SkinPhantom', 'skin_titles', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'MSTrialData',
-           'MSTrial']
+           'chest_facts', 'SkinPhantom', 'skin_titles', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'grid_index',
+           'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #c2c0587c
 def is_full() -> bool:
@@ -1201,6 +1201,21 @@ class MSPhantom(SCMPhantom):
                 f"EDSS {row['edss0']:.1f}, {row['relapses']} relapses, lesion volume {row['lesion_vol']:.0f} ml")
 
 # %% ../nbs/00_phantoms.ipynb #1ff3bbde
+def grid_index(grid: np.ndarray,  # (G,) increasing times in years, from 0
+               t: float | None = None,  # a time in years on the grid (default: the last one)
+               tol: float = 1e-6) -> int:  # how far (in years) `t` may sit from a grid time
+    "The index of time `t` on a trial's `grid`; a time between grid points is refused, never snapped to the nearest one."
+    if t is None: return len(grid) - 1
+    if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, float, np.integer, np.floating)) or not np.isfinite(t):
+        raise ValueError(f"t={t!r}: expected a time in years (a number)")
+    if not -tol <= t <= grid[-1] + tol: raise ValueError(f"t={t} is outside the trial; expected 0 <= t <= {grid[-1]:g}")
+    i = int(np.argmin(np.abs(grid - t)))
+    if abs(grid[i] - t) > tol:
+        j = np.searchsorted(grid, t)
+        raise ValueError(f"t={t} lies between the trial's grid times {grid[j - 1]:.4g} and {grid[j]:.4g} (every {grid[1] - grid[0]:.4g} "
+                         "years); the truth and the predictions exist on the grid only: expected one of its times")
+    return i
+
 @dataclass
 class MSTrialData:
     "A simulated MS trial: baseline, irregular observed visits, and the true potential trajectories under every arm."
@@ -1229,13 +1244,10 @@ class MSTrialData:
         a = self.baseline.attrs
         return np.stack([a[c].to_numpy() == 'M' if c == 'sex' else a[c].to_numpy() for c in MS_TABULAR], 1).astype(np.float32)
 
-    def _tidx(self, t) -> int:
-        t = self.horizon if t is None else float(t)
-        if not 0 <= t <= self.horizon + 1e-9: raise ValueError(f"t={t} is outside the trial; expected 0 <= t <= {self.horizon}")
-        return int(np.argmin(np.abs(self.grid - t)))
+    def _tidx(self, t) -> int: return grid_index(self.grid, t)
 
     def cate(self, arm,  # the treated arm (name or index)
-             t: float | None = None) -> np.ndarray:  # time in years (default: the horizon)
+             t: float | None = None) -> np.ndarray:  # time in years, one of the grid's (default: the horizon)
         "True conditional average treatment effect E[D_arm(t) - D_placebo(t) | baseline]; negative = less disability."
         j, i = ms_arm_index(arm), self._tidx(t)
         return self.expected[:, j, i] - self.expected[:, 0, i]
@@ -1246,7 +1258,7 @@ class MSTrialData:
         return self.disability[:, j, i] - self.disability[:, 0, i]
 
     def responders(self, arm='drug_a', threshold: float = -0.5,
-                   t: float | None = None) -> np.ndarray:  # time in years (default: the horizon)
+                   t: float | None = None) -> np.ndarray:  # time in years, one of the grid's (default: the horizon)
         "True responders: CATE at time `t` at most `threshold` EDSS points."
         return self.cate(arm, t) <= threshold
 

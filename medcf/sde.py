@@ -11,7 +11,7 @@ from torch import nn
 import torch.nn.functional as F
 import torchsde
 from fastcore.basics import patch
-from .phantoms import MS_ARMS, MS_TABULAR, ms_arm_index, MSTrial, MSTrialData, pick, is_full, check_int, keeps_global_rng
+from .phantoms import MS_ARMS, MS_TABULAR, ms_arm_index, MSTrial, MSTrialData, grid_index, pick, is_full, check_int, keeps_global_rng
 
 # %% auto #0
 __all__ = ['TrialTensors', 'check_visits', 'trial_tensors', 'BaselineEncoder', 'gauss_nll', 'SharedBrownian', 'CausalSDE',
@@ -382,14 +382,14 @@ def predict(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
             n_paths: int = 64,  # CausalSDE: sampled paths per patient and arm
             seed: int = 0,  # CausalSDE: seed of the paths and of the measurement noise
             name: str | None = None,  # label (default: the class name)
-            t: float | None = None) -> MSPrediction:  # time of the effect estimate in years (default: the horizon)
+            t: float | None = None) -> MSPrediction:  # time of the effect estimate in years, one of the grid's (default: the horizon)
     "Predict every patient's EDSS under every arm from the baseline alone, and the effect vs placebo at time `t`."
     _check_data(data)
     if not 0 < level < 1: raise ValueError(f"level={level!r}: expected a probability in (0, 1)")
     grid = data.grid.numpy()
-    ti = len(grid) - 1 if t is None else int(np.argmin(np.abs(grid - t)))
-    if t is not None and (not 0 <= t <= grid[-1] + 1e-6 or (isinstance(model, TLearner) and ti != len(grid) - 1)):
-        raise ValueError(f"t={t!r}: expected a time in [0, {grid[-1]:.2f}] years" + (" (a T-learner predicts the horizon only)" if isinstance(model, TLearner) else ''))
+    ti = grid_index(grid, t)
+    if isinstance(model, TLearner) and ti != len(grid) - 1:
+        raise ValueError(f"t={t!r}: a T-learner predicts the horizon only ({grid[-1]:g} years); leave t=None")
     cate_t = float(grid[ti])  # the grid time the effect is read at
     model.eval(); name = name or type(model).__name__
     q = torch.tensor([(1 - level) / 2, (1 + level) / 2])

@@ -104,7 +104,15 @@ def test_cate_at_any_time(small):
     m = CausalSDE(); m.fit_scaler(T.tab)
     p1, p2 = predict(m, T[:4], n_paths=4, t=1.0), predict(m, T[:4], n_paths=4)
     assert p1.cate.shape == p2.cate.shape == (4, len(MS_ARMS)) and np.allclose(p1.cate[:, 0], 0)
-    with pytest.raises(ValueError, match='expected a time'): predict(m, T[:4], n_paths=4, t=3.0)
+    with pytest.raises(ValueError, match='outside the trial'): predict(m, T[:4], n_paths=4, t=3.0)
+    for t in (1.3, 1 / 24):  # between grid points: refused, not read at the nearest month
+        with pytest.raises(ValueError, match=r'lies between the trial.s grid times .*expected one of its times'): predict(m, T[:4], n_paths=4, t=t)
+        with pytest.raises(ValueError, match='lies between'): tr.cate('drug_a', t=t)
+        with pytest.raises(ValueError, match='lies between'): tr.responders('drug_a', t=t)
+    for t in ('1', np.nan, True):
+        with pytest.raises(ValueError, match='expected a time in years'): tr.cate('drug_a', t=t)
+    assert np.array_equal(tr.cate('drug_a', t=1.0), tr.cate('drug_a', t=1.0 + 1e-9)) and np.array_equal(tr.cate('drug_a', 2), tr.cate('drug_a'))
+    assert predict(m, T[:4], n_paths=4, t=1 / 12).cate_t == pytest.approx(1 / 12)
     tl = TLearner(); tl.fit_scaler(T.tab)
     with pytest.raises(ValueError, match='horizon only'): predict(tl, T[:4], t=1.0)
 
