@@ -366,6 +366,14 @@ def _to_8bit(im: Image.Image, channels: int, name: str = 'image') -> Image.Image
     im = Image.fromarray(a.round().astype(np.uint8), 'L')
     return im if channels == 1 else im.convert('RGB')
 
+def _check_opaque(im: Image.Image, name: str) -> None:
+    "Refuse an image with transparent pixels: converting it would drop the alpha and keep whatever colour lies under it."
+    if im.mode in ('RGBA', 'LA', 'PA') or (im.mode in ('P', 'L', 'RGB') and 'transparency' in im.info):
+        alpha = np.asarray(im.convert('RGBA'), dtype=np.uint8)[..., 3]
+        if (alpha < 255).any():
+            raise ValueError(f"{name} has {int((alpha < 255).sum())} transparent or translucent pixels (mode {im.mode}); expected an opaque "
+                             "image. Composite it onto the background you mean first, e.g. Image.alpha_composite(black, im.convert('RGBA'))")
+
 def load_image(path: str | Path,  # an image file (JPEG, PNG, ...; a 16-bit image is stretched from its own min to max)
                size: int = 64,  # output is size x size
                channels: int = 1,  # 1 (grayscale) or 3 (RGB)
@@ -379,6 +387,7 @@ def load_image(path: str | Path,  # an image file (JPEG, PNG, ...; a 16-bit imag
     try:
         with Image.open(p) as im:
             im.load(); im = ImageOps.exif_transpose(im)  # a camera's EXIF orientation (dermoscopy photographs), as viewers show it
+            _check_opaque(im, f'image file {p}')
             im = im.convert('L' if channels == 1 else 'RGB') if im.mode not in WIDE_MODES else _to_8bit(im, channels, f'image file {p}')
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ValueError(f"cannot read image file {p}: {type(e).__name__}: {e} (is it truncated or not an image? re-download it or drop its row)") from e

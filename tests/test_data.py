@@ -593,3 +593,20 @@ def test_adnimerge_near_baseline_codes_and_ranges(tmp_path):
         bad = raw.copy(); bad.loc[first, col] = v
         with pytest.raises(ValueError, match=rf"{col} has values \['{re.escape(v)}'\] for RID \[{rid}\]; expected .*{want}"): read(bad)
     assert len(read(raw)) == (raw.VISCODE == 'bl').sum()  # the fixture's own values pass
+
+
+def test_transparent_images_are_refused(tmp_path):
+    "Converting an image with transparent pixels dropped the alpha and kept the colour under it; an opaque alpha reads as RGB."
+    from PIL import Image
+    rgb = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(rgb, 'RGB').save(tmp_path / 'rgb.png')
+    alpha = np.full((16, 16, 1), 255, np.uint8)
+    Image.fromarray(np.concatenate([rgb, alpha], 2), 'RGBA').save(tmp_path / 'opaque.png')
+    for ch in (1, 3): assert torch.equal(load_image(tmp_path / 'opaque.png', 16, ch), load_image(tmp_path / 'rgb.png', 16, ch))
+    alpha[:4] = 0
+    Image.fromarray(np.concatenate([rgb, alpha], 2), 'RGBA').save(tmp_path / 'rgba.png')
+    Image.fromarray(np.concatenate([rgb[..., :1], alpha], 2), 'LA').save(tmp_path / 'la.png')
+    p = Image.fromarray(rgb[..., 0] // 64, 'L').convert('P'); p.info['transparency'] = 0; p.save(tmp_path / 'p.png', transparency=0)
+    for f, mode in (('rgba.png', 'RGBA'), ('la.png', 'LA'), ('p.png', 'P')):
+        with pytest.raises(ValueError, match=rf"{f} has \d+ transparent or translucent pixels \(mode {mode}\); expected an opaque image"):
+            load_image(tmp_path / f, 16, 3)
