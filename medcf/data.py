@@ -5,6 +5,7 @@
 # %% ../nbs/01_data.ipynb #8e844e42
 from __future__ import annotations
 from pathlib import Path
+import warnings
 import numpy as np, pandas as pd, torch
 from torch.utils.data import Dataset
 from .phantoms import SCMPhantom, PhantomBatch, check_int, check_real, refuse_overwrite
@@ -905,8 +906,12 @@ def read_adnimerge(path: str | Path,  # ADNIMERGE.csv (or a file with its column
         _check_range(raw[src], out[dst].to_numpy(), out.rid.to_numpy(), *ADNIMERGE_RANGES[src])
         if flag.any() or dst in ('abeta', 'ptau', 'tau'): out[dst + '_censored'] = flag
     if 'Years_bl' in raw:  # AGE is the baseline age
-        years = parse_censored(raw.Years_bl)[0]
+        years = parse_censored(raw.Years_bl)[0].copy()
         _check_range(raw.Years_bl, years, out.rid.to_numpy(), *ADNIMERGE_RANGES['Years_bl'])
+        years[np.isnan(years) & (raw.VISCODE == 'bl').to_numpy()] = 0  # a blank at baseline is 0 years since it (it made the age NaN)
+        lost = np.isnan(years) & ~np.isnan(out.age.to_numpy())
+        if lost.any(): warnings.warn(f"Years_bl is blank at {int(lost.sum())} follow-up visits (RID, VISCODE {list(zip(out.rid[lost], out.viscode[lost]))[:3]}); "
+                                     "their age is unknown and left NaN", stacklevel=2)
         out['age'] = out.age + years
     for col in ('DX', 'DX_bl'):
         bad = set(raw[col].dropna()) - set(ADNI_STAGES)

@@ -43,22 +43,28 @@ class IterativeImputer:
         n_iter = check_int(n_iter, 'n_iter', unit=' (rounds)')
         ridge = check_real(ridge, 'ridge', 0, expect='a finite penalty >= 0')
         if not isinstance(indicators, (bool, np.bool_)): raise TypeError(f"indicators={indicators!r}: expected True or False")
-        self.n_iter, self.ridge, self.indicators, self.fitted = n_iter, ridge, bool(indicators), False
+        self.n_iter, self.ridge, self.indicators, self.fitted, self.columns = n_iter, ridge, bool(indicators), False, None
 
     def _check(self, X, fitting=False) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
+        names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
+        if not fitting and names is not None and self.columns is not None and names != self.columns:
+            raise ValueError(f"record has columns {names}; the imputer was fitted on {self.columns} (same names, same order expected)")
+        if fitting: self.columns = names
+        try: X = np.asarray(X, dtype=np.float64)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"record holds values that are not numbers ({e}); encode it first, e.g. encode_record(df, columns)") from None
         if X.ndim != 2: raise ValueError(f"expected a 2-D array (patients x features), got shape {X.shape}")
         if not fitting and X.shape[1] != self.n_features:
             raise ValueError(f"record has {X.shape[1]} columns but the imputer was fitted on {self.n_features}")
         if np.isinf(X).any(): raise ValueError("record contains inf; only NaN marks a missing value")
         return X
 
-    def fit(self, X: np.ndarray):  # training record, N x F with NaN for missing values
+    def fit(self, X: np.ndarray | pd.DataFrame):  # training record, N x F with NaN for missing values (a DataFrame's column names are checked at transform)
         "Learn means, scales and the sequence of per-column regressions on the training record."
         X = self._check(X, fitting=True); self.n_features = X.shape[1]
         miss = np.isnan(X)
         empty = np.where(miss.all(0))[0]
-        if len(empty): raise ValueError(f"columns {empty.tolist()} are entirely missing in the training record; drop them")
+        if len(empty): raise ValueError(f"columns {self._names(empty)} are entirely missing in the training record; drop them")
         self.mean, self.std = np.nanmean(X, 0), np.nanstd(X, 0)
         self.std[self.std == 0] = 1
         self.incomplete = np.where(miss.any(0))[0]
@@ -74,12 +80,14 @@ class IterativeImputer:
         self.fitted = True
         return self
 
-    def transform(self, X: np.ndarray) -> np.ndarray:  # record with the fitted width, NaN for missing
+    def _names(self, idx) -> list: return [self.columns[j] for j in idx] if self.columns is not None else [int(j) for j in idx]
+
+    def transform(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:  # record with the fitted width (and columns), NaN for missing
         "Standardised, imputed record with indicator columns appended (float32)."
         if not self.fitted: raise ValueError("the imputer is not fitted: call fit(train_record) first")
         X = self._check(X); miss = np.isnan(X)
         new = np.setdiff1d(np.flatnonzero(miss.any(0)), self.incomplete).tolist()
-        if new: warnings.warn(f"columns {new} have missing values but had none in the training record: they are filled with their "
+        if new: warnings.warn(f"columns {self._names(new)} have missing values but had none in the training record: they are filled with their "
                               "training mean and get no indicator column (the width is fixed at fit); fit on a record where they "
                               "can be missing to impute them by regression", stacklevel=2)
         Z = np.where(miss, 0.0, (X - self.mean) / self.std)
@@ -89,7 +97,7 @@ class IterativeImputer:
         if self.indicators: Z = np.c_[Z, miss[:, self.incomplete]]
         return Z.astype(np.float32)
 
-    def fit_transform(self, X: np.ndarray) -> np.ndarray: return self.fit(X).transform(X)
+    def fit_transform(self, X: np.ndarray | pd.DataFrame) -> np.ndarray: return self.fit(X).transform(X)
 
     @property
     def n_out(self) -> int: return self.n_features + (len(self.incomplete) if self.indicators else 0)
@@ -102,7 +110,11 @@ def stratified_split(strata: pd.DataFrame,  # one row per patient; every column 
     if not isinstance(strata, pd.DataFrame) or strata.empty: raise ValueError(f"strata must be a DataFrame with one row per patient (and a column per key); got {type(strata).__name__} of length {len(strata) if hasattr(strata, '__len__') else '?'}")
     if len(fractions) != 3 or not math.isclose(sum(fractions), 1) or min(fractions) <= 0:
         raise ValueError(f"fractions={fractions}: expected three positive parts (train, validation, test) summing to 1")
-    rng = np.random.default_rng(seed)
+    gaps = strata.isna()
+    if gaps.any().any():
+        raise ValueError(f"strata have missing values in {list(strata.columns[gaps.any()])} (rows {strata.index[gaps.any(axis=1)][:5].tolist()}); "
+                         "expected a known value for every key: drop those patients or give the gap its own value first")
+    rng = np.random.default_rng(check_int(seed, 'seed', 0))
     key = strata.astype(str).agg('|'.join, axis=1).to_numpy()
     if len(np.unique(key)) != len(strata.astype(str).drop_duplicates()):  # ('a|b', 'c') and ('a', 'b|c') would join into one stratum
         raise ValueError("strata values contain '|', which merges different strata into one key; expected values without '|' (recode them)")
@@ -258,15 +270,30 @@ class ResBlock(nn.Module):
         return F.relu(h + (self.short(x, e) if self.cond == 'hyper' else self.short(x)))
 
 # %% ../nbs/40_fusion.ipynb #585548a4
+def _as_input(x, like: torch.Tensor, name: str, expect: str) -> torch.Tensor:
+    "A float tensor in the dtype of parameter `like` (a float64 record from `encode_record` is cast); anything else is refused."
+    if not isinstance(x, torch.Tensor): raise TypeError(f"{name} is a {type(x).__name__}; expected a torch tensor {expect} (torch.as_tensor(x, dtype=torch.float32))")
+    if not x.is_floating_point(): raise TypeError(f"{name} has dtype {x.dtype}; expected a floating-point tensor {expect}")
+    return x.to(like.dtype)
+
+def _check_record(t: torch.Tensor, n: int, n_tab: int) -> None:
+    if t.ndim != 2 or t.shape[1] != n_tab or len(t) != n: raise ValueError(f"record batch has shape {tuple(t.shape)}; expected ({n}, {n_tab})")
+    if torch.isnan(t).any(): raise ValueError("record contains NaN: impute it first (IterativeImputer fitted on the training split)")
+
 class TabularMLP(nn.Module):
     "MLP on the imputed record; `embed` gives the penultimate features a fusion model can reuse."
-    def __init__(self, n_tab: int, n_out: int, hidden: int = 32):
+    def __init__(self, n_tab: int,  # width of the imputed record (with indicators)
+                 n_out: int,  # 1 for regression, number of classes otherwise
+                 hidden: int = 32):  # hidden width
         super().__init__()
-        self.n_tab = n_tab
+        self.n_tab, self.n_out = check_int(n_tab, 'n_tab'), check_int(n_out, 'n_out')
+        hidden = check_int(hidden, 'hidden')
         self.body = nn.Sequential(nn.Linear(n_tab, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
         self.head = nn.Linear(hidden, n_out)
-    def embed(self, t: torch.Tensor) -> torch.Tensor: return self.body(t)
-    def forward(self, img, t: torch.Tensor) -> torch.Tensor: return self.head(self.body(t))
+    def embed(self, t: torch.Tensor) -> torch.Tensor:
+        t = _as_input(t, self.head.weight, 'record', f'(batch, {self.n_tab})'); _check_record(t, len(t), self.n_tab)
+        return self.body(t)
+    def forward(self, img, t: torch.Tensor) -> torch.Tensor: return self.head(self.embed(t))
 
 # %% ../nbs/40_fusion.ipynb #7b0db19e
 FUSIONS = ('image', 'tabular', 'concat', 'film', 'daft', 'hyper_head', 'hyper_shortcut')
@@ -284,7 +311,14 @@ class FusionNet(nn.Module):
         if fusion not in FUSIONS: raise ValueError(f"fusion={fusion!r}; expected one of {FUSIONS}")
         if fusion == 'tabular': raise ValueError("use TabularMLP for the tabular-only model")
         if fusion == 'hyper_shortcut' and tab_encoder is None: raise ValueError("'hyper_shortcut' needs a pretrained tab_encoder (a TabularMLP)")
-        self.fusion, self.n_tab, self.dim = fusion, n_tab, dim
+        if dim not in (2, 3): raise ValueError(f"dim={dim!r}: expected 2 (slices) or 3 (volumes)")
+        n_tab, n_out, width = check_int(n_tab, 'n_tab'), check_int(n_out, 'n_out'), check_int(width, 'width')
+        if tab_encoder is not None:
+            if not isinstance(tab_encoder, TabularMLP): raise TypeError(f"tab_encoder is a {type(tab_encoder).__name__}; expected a TabularMLP")
+            if tab_encoder.n_tab != n_tab: raise ValueError(f"tab_encoder reads records {tab_encoder.n_tab} wide; this model's are {n_tab} (n_tab): "
+                                                            "pretrain it on the same imputed record")
+            if fusion != 'hyper_shortcut': raise ValueError(f"tab_encoder is used by 'hyper_shortcut' only; fusion={fusion!r} would ignore it")
+        self.fusion, self.n_tab, self.n_out, self.dim = fusion, n_tab, n_out, dim
         C, BN, w = _conv(dim), _bn(dim), width
         self.tab_encoder = None if tab_encoder is None else copy_frozen(tab_encoder)  # a frozen copy: the caller's model stays as it was
         emb = tab_encoder.head.in_features if tab_encoder is not None else n_tab
@@ -303,11 +337,11 @@ class FusionNet(nn.Module):
         self.tab_encoder.eval(); return self.tab_encoder.embed(t)
 
     def forward(self, img: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if img.ndim != self.dim + 2 or img.shape[1] != 1:
-            raise ValueError(f"image batch has shape {tuple(img.shape)}; expected (batch, 1, {', '.join(['size'] * self.dim)})")
-        if t.ndim != 2 or t.shape[1] != self.n_tab or len(t) != len(img):
-            raise ValueError(f"record batch has shape {tuple(t.shape)}; expected ({len(img)}, {self.n_tab})")
-        if torch.isnan(t).any(): raise ValueError("record contains NaN: impute it first (IterativeImputer fitted on the training split)")
+        shape = f"(batch, 1, {', '.join(['size'] * self.dim)})"
+        img, t = _as_input(img, self.head2.weight, 'image batch', shape), _as_input(t, self.head2.weight, 'record', f'(batch, {self.n_tab})')
+        if img.ndim != self.dim + 2 or img.shape[1] != 1: raise ValueError(f"image batch has shape {tuple(img.shape)}; expected {shape}")
+        if not torch.isfinite(img).all(): raise ValueError(f"image batch holds {int((~torch.isfinite(img)).sum())} NaN or inf pixels; expected finite images")
+        _check_record(t, len(img), self.n_tab)
         e = self._embed(t)
         h = self.stem(img)
         for blk in self.blocks: h = blk(h, e)
@@ -351,6 +385,9 @@ def macro_auroc(y: np.ndarray,  # true class indices
     return float(np.mean([auroc(prob[:, k], (y == k).astype(int)) for k in range(prob.shape[1]) if 0 < (y == k).sum() < len(y)]))
 
 # %% ../nbs/40_fusion.ipynb #a2729d78
+def _check_task(task):
+    if task not in TASKS: raise ValueError(f"task={task!r}; expected one of {list(TASKS)}")
+
 TASKS = {'age': dict(columns=['sex'], n_out=1),  # brain age of CN subjects from the slice and sex (as in the paper)
          'ad': dict(columns=['age', 'sex', 'education', 'apoe4', 'abeta', 'ptau', 'tau', 'av45', 'fdg'], n_out=3)}  # CN/MCI/AD; MMSE left out
 
@@ -359,12 +396,19 @@ class FusionData:
     def __init__(self, task: str,  # 'age' (brain age of CN subjects) or 'ad' (CN / MCI / AD)
                  n: int,  # number of patients
                  seed: int = 0,  # seed of the phantom sample and of the split
-                 size: int = 64,  # image side
-                 dim: int = 2,  # 2 for slices, 3 for volumes
-                 fractions: tuple = (0.6, 0.2, 0.2)):  # train / validation / test
-        if task not in TASKS: raise ValueError(f"task={task!r}; expected one of {list(TASKS)}")
-        n = check_int(n, 'n', 30, ' (patients)')
-        ph = BrainPhantom(size, seed=seed, dim=dim)
+                 size: int | None = None,  # image side (default 64, or the phantom's)
+                 dim: int | None = None,  # 2 for slices, 3 for volumes (default 2, or the phantom's)
+                 fractions: tuple = (0.6, 0.2, 0.2),  # train / validation / test
+                 phantom: BrainPhantom | None = None):  # draw from this phantom (e.g. a subclass, or other missing_rates); default BrainPhantom(size, seed, dim)
+        _check_task(task)
+        n, seed = check_int(n, 'n', 30, ' (patients)'), check_int(seed, 'seed', 0)
+        if phantom is None: ph = BrainPhantom(64 if size is None else size, seed=seed, dim=2 if dim is None else dim)
+        else:
+            if not isinstance(phantom, BrainPhantom): raise TypeError(f"phantom is a {type(phantom).__name__}; expected a BrainPhantom (or a subclass)")
+            for k, v in (('size', size), ('dim', dim)):
+                if v is not None and v != getattr(phantom, k):
+                    raise ValueError(f"{k}={v}, but the phantom draws {k} {getattr(phantom, k)}; leave {k} out (the phantom decides) or pass a phantom with {k}={v}")
+            ph = phantom
         if task == 'age':  # brain age is learned on cognitively normal subjects only: draw until n of them
             m = int(n * 3.2)
             while True:
@@ -374,21 +418,65 @@ class FusionData:
                 m *= 2
             b = b[cn[:n]]
         else: b = ph.sample(n, seed=seed)
-        self.task, self.batch, self.columns = task, b, TASKS[task]['columns']
-        rec, t = b.attrs, b.truth
-        age_bin = pd.cut(t.age, [0, 65, 72, 78, 200], labels=False)
-        strata = pd.DataFrame(dict(sex=t.sex, age=age_bin) if task == 'age' else dict(sex=t.sex, stage=t.stage, age=age_bin))
+        t = b.truth  # targets and strata from the truth; the model sees the observed record (with its gaps)
+        self._setup(task, b.images, b.attrs, t.age.to_numpy(np.float64), t.sex.to_numpy(), t.stage.to_numpy(), seed, fractions)
+        self.batch = b
+
+    @classmethod
+    def from_record(cls, task: str,  # 'age' (brain age; pass cognitively normal participants, as the paper does) or 'ad' (CN / MCI / AD)
+                    images: torch.Tensor,  # N x 1 x S x S slices or N x 1 x S x S x S volumes in [-1, 1], one per record row
+                    record: pd.DataFrame,  # one row per image: the task's columns (TASKS), sex, age and (for 'ad') stage, e.g. `read_adnimerge`'s
+                    seed: int = 0,  # seed of the split
+                    fractions: tuple = (0.6, 0.2, 0.2)) -> 'FusionData':  # train / validation / test
+        "Task data from your own images and record (e.g. ADNI scans beside `read_adnimerge`): the same split, imputer and targets as the phantom's."
+        _check_task(task)
+        if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.ndim not in (4, 5) or images.shape[1] != 1:
+            raise ValueError(f"images is {type(images).__name__} {tuple(getattr(images, 'shape', ()))}; expected a float tensor N x 1 x S x S (slices) or N x 1 x S x S x S (volumes)")
+        if not torch.isfinite(images).all(): raise ValueError(f"images hold {int((~torch.isfinite(images)).sum())} NaN or inf pixels; expected finite images in [-1, 1]")
+        if not isinstance(record, pd.DataFrame): raise TypeError(f"record is a {type(record).__name__}; expected a DataFrame, one row per image")
+        if len(record) != len(images): raise ValueError(f"{len(images)} images but {len(record)} record rows; expected one row per image, in the same order")
+        check_int(len(record), 'the number of patients', 30, ' (rows)')
+        need = [c for c in dict.fromkeys(['age', 'sex', *TASKS[task]['columns'], *(['stage'] if task == 'ad' else [])]) if c not in record.columns]
+        if need: raise ValueError(f"record lacks columns {need}; the {task!r} task reads {TASKS[task]['columns']} and takes targets and strata from age, sex{', stage' if task == 'ad' else ''}")
+        age = pd.to_numeric(record.age, errors='coerce').to_numpy(np.float64)
+        gaps = {c: np.flatnonzero(m).tolist() for c, m in (('age', np.isnan(age)), ('sex', ~record.sex.isin(['M', 'F']).to_numpy()),
+                                                           ('stage', ~record.stage.isin(BrainPhantom.stages).to_numpy() if task == 'ad' else np.zeros(len(record), bool))) if m.any()}
+        if gaps: raise ValueError(f"record rows without a usable target or stratum: {({c: r[:5] for c, r in gaps.items()})} (age a number, sex 'M'/'F', "
+                                  f"stage one of {BrainPhantom.stages}); drop them (with their images) first")
+        obj = cls.__new__(cls)
+        obj._setup(task, images.float(), record.reset_index(drop=True), age, record.sex.to_numpy(),
+                   record.stage.to_numpy() if task == 'ad' else np.full(len(record), 'CN'), check_int(seed, 'seed', 0), fractions)
+        obj.batch = None
+        return obj
+
+    def _setup(self, task, images, rec, age, sex, stage, seed, fractions):
+        "Split (stratified by sex, stage and age bin), encode the record, fit the imputer on train, make the targets."
+        self.task, self.columns = task, TASKS[task]['columns']
+        age_bin = pd.cut(age, [0, 65, 72, 78, 200], labels=False)
+        strata = pd.DataFrame(dict(sex=sex, age=age_bin) if task == 'age' else dict(sex=sex, stage=stage, age=age_bin))
         self.split = dict(zip(['train', 'val', 'test'], stratified_split(strata, fractions, seed)))
-        X = encode_record(rec, self.columns)
-        self.imputer = IterativeImputer().fit(X[self.split['train']])
-        self.tab = torch.from_numpy(self.imputer.transform(X))
-        self.images = b.images
+        if task == 'ad':
+            for part, ix in self.split.items():
+                if len(set(stage[ix])) < 2:
+                    raise ValueError(f"the {part} part ({len(ix)} patients) holds only stage {sorted(set(stage[ix]))}; its AUROC needs two "
+                                     f"stages or more: use more patients (n={len(stage)}) or another seed")
+        X = pd.DataFrame(encode_record(rec, self.columns), columns=self.columns)
+        self.imputer = IterativeImputer().fit(X.iloc[self.split['train']])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            self.tab = torch.from_numpy(self.imputer.transform(X))
+        for w in caught:  # said from here, where the remedy is known
+            warnings.warn(f"{w.message} (here: the training part of {len(age)} patients has no gap in them; a larger n, "
+                          "or another seed, gives them an indicator column)", w.category, stacklevel=3)
+        self.images = images
         if task == 'age':
-            a = t.age.to_numpy(np.float32)
+            a = age.astype(np.float32)
             self.y_mean, self.y_std = float(a[self.split['train']].mean()), float(a[self.split['train']].std())
             self.y = torch.from_numpy((a - self.y_mean) / self.y_std)
-        else: self.y = torch.from_numpy(pd.Categorical(t.stage, BrainPhantom.stages).codes.astype(np.int64))
-        self.sex = t.sex.to_numpy()
+        else: self.y = torch.from_numpy(pd.Categorical(stage, BrainPhantom.stages).codes.astype(np.int64))
+        self.sex = np.asarray(sex)
+
+    def __len__(self) -> int: return len(self.y)
 
     @property
     def n_tab(self) -> int: return self.tab.shape[1]
@@ -397,7 +485,10 @@ class FusionData:
 
 # %% ../nbs/40_fusion.ipynb #924a58ea
 @torch.no_grad()
-def predict(model: nn.Module, data: FusionData, idx: np.ndarray, bs: int = 256) -> torch.Tensor:
+def predict(model: nn.Module,  # a FusionNet or TabularMLP
+            data: FusionData,  # task data (images and imputed record)
+            idx: np.ndarray,  # patient indices, e.g. data.split['test']
+            bs: int = 256) -> torch.Tensor:  # batch size
     "Model outputs for the patients `idx` (eval mode, in batches)."
     idx, bs = np.asarray(idx), check_int(bs, 'bs')
     if idx.ndim != 1 or not len(idx) or idx.dtype.kind not in 'iu':
@@ -406,10 +497,19 @@ def predict(model: nn.Module, data: FusionData, idx: np.ndarray, bs: int = 256) 
     model.eval()
     return torch.cat([model(data.images[idx[i:i + bs]], data.tab[idx[i:i + bs]]) for i in range(0, len(idx), bs)])
 
-def evaluate(model: nn.Module, data: FusionData, part: str = 'test') -> dict:
+def _check_outputs(out: torch.Tensor, data: FusionData) -> None:
+    "Refuse outputs of the wrong width for the task, and non-finite ones (a diverged model)."
+    if out.ndim != 2 or out.shape[1] != data.n_out:
+        raise ValueError(f"the model gives outputs of shape {tuple(out.shape)}; the {data.task!r} task expects (batch, {data.n_out}): build it with n_out={data.n_out} (make_model does)")
+    if not torch.isfinite(out).all(): raise FloatingPointError(f"the model gives {int((~torch.isfinite(out)).sum())} NaN or inf outputs (did training diverge? try a smaller lr)")
+
+def evaluate(model: nn.Module,  # a FusionNet or TabularMLP built for `data.task`
+             data: FusionData,  # task data with its split
+             part: str = 'test') -> dict:  # 'train', 'val' or 'test'
     "Age: MAE in years (overall and per sex). AD: balanced accuracy and macro AUROC."
     if part not in data.split: raise ValueError(f"part={part!r}; expected one of {list(data.split)}")
     idx = data.split[part]; out = predict(model, data, idx)
+    _check_outputs(out, data)
     if data.task == 'age':
         err = np.abs((out[:, 0] - data.y[idx]).numpy()) * data.y_std
         return dict(mae=float(err.mean()), **{f'mae_{s}': float(err[data.sex[idx] == s].mean()) for s in 'FM'})
@@ -426,24 +526,30 @@ def train_fusion(model: nn.Module,  # a FusionNet or TabularMLP
                  progress: bool = True) -> pd.DataFrame:  # show a progress bar
     "Train with L1 (age) or class-weighted cross-entropy (AD); keep the weights of the best validation epoch; returns the learning curve."
     epochs, bs, seed = check_int(epochs, 'epochs'), check_int(bs, 'bs'), check_int(seed, 'seed', 0)
+    lr = check_real(lr, 'lr', 0, expect='a learning rate > 0', open_lo=True)
     tr = data.split['train']
+    nb = math.ceil(len(tr) / bs) - (len(tr) % bs == 1 and len(tr) > bs)  # a last batch of one joins the one before (BatchNorm needs two)
     if data.task == 'ad':
         cnt = np.bincount(data.y[tr].numpy(), minlength=3).astype(np.float32)
         loss_fn = nn.CrossEntropyLoss(weight=torch.from_numpy(len(tr) / (3 * np.maximum(cnt, 1))))
     else: loss_fn = lambda o, y: F.l1_loss(o[:, 0], y)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    steps = epochs * math.ceil(len(tr) / bs)
+    steps = epochs * nb
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.2)
     g = torch.Generator().manual_seed(seed)
     hist, best, best_state = [], None, None
     for ep in tqdm(range(epochs), disable=not progress, leave=False, desc=type(model).__name__):
         model.train(); tot = 0.0
-        for bi in torch.randperm(len(tr), generator=g).split(bs):
-            ix = tr[bi.numpy()]
-            loss = loss_fn(model(data.images[ix], data.tab[ix]), data.y[ix])
+        for k in range(nb):
+            if k == 0: perm = torch.randperm(len(tr), generator=g)
+            ix = tr[perm[k * bs:(k + 1) * bs if k < nb - 1 else None].numpy()]
+            out = model(data.images[ix], data.tab[ix])
+            if ep == k == 0 and (out.ndim != 2 or out.shape[1] != data.n_out): _check_outputs(out, data)
+            loss = loss_fn(out, data.y[ix])
             opt.zero_grad(); loss.backward(); opt.step(); sched.step(); tot += loss.item() * len(ix)
-        val = evaluate(model, data, 'val')
+        try: val = evaluate(model, data, 'val')
+        except FloatingPointError: val = dict.fromkeys(('mae', 'mae_F', 'mae_M') if data.task == 'age' else ('bacc', 'auroc'), np.nan)
         score = -val['mae'] if data.task == 'age' else val['auroc'] + val['bacc']
         hist.append(dict(epoch=ep + 1, train_loss=tot / len(tr), **{'val_' + k: v for k, v in val.items()}))
         if not np.isfinite(score): score = -np.inf  # a NaN epoch (diverged) never wins, and never blocks a later finite one
@@ -473,6 +579,9 @@ def make_model(name: str,  # one of MODELS
     if name == 'hyperfusion':
         if data.task == 'age': return FusionNet(data.n_tab, data.n_out, 'hyper_head', data.images.ndim - 2, width)
         if tab_encoder is None: raise ValueError("HyperFusion for AD needs the pretrained tabular MLP (tab_encoder)")
+        if not isinstance(tab_encoder, TabularMLP) or tab_encoder.n_tab != data.n_tab:
+            raise ValueError(f"tab_encoder must be a TabularMLP on this data's record ({data.n_tab} wide); got "
+                             f"{type(tab_encoder).__name__}{f' reading {tab_encoder.n_tab}' if isinstance(tab_encoder, TabularMLP) else ''}")
         with torch.no_grad(): m2 = float(tab_encoder.embed(data.tab[data.split['train']]).pow(2).mean())
         return FusionNet(data.n_tab, data.n_out, 'hyper_shortcut', data.images.ndim - 2, width, tab_encoder, m2)  # FusionNet freezes a copy
     return FusionNet(data.n_tab, data.n_out, name, data.images.ndim - 2, width)
@@ -484,18 +593,23 @@ def run_fusion(task: str,  # 'age' or 'ad'
                n: int = 600,  # patients per seed
                epochs: int = 20,  # training epochs of every model
                models: tuple = MODELS,  # which models to train
-               size: int = 64, dim: int = 2, width: int = 8,
-               progress: bool = True) -> tuple:  # progress bars
+               size: int | None = None,  # image side (default 64, or the phantom's)
+               dim: int | None = None,  # 2 or 3 (default 2, or the phantom's)
+               width: int = 8,  # image-network width
+               progress: bool = True,  # progress bars
+               phantom: BrainPhantom | None = None) -> tuple:  # draw every seed's patients from this phantom (default BrainPhantom)
     "Train every model on every seed; returns (results table: one row per seed x model, learning curves)."
     if isinstance(models, str) or not len(models) or any(m not in MODELS for m in models):
         raise ValueError(f"models={models!r}; expected a tuple of names from {MODELS}")
     if isinstance(seeds, (int, np.integer)): seeds = (int(seeds),)
     if not len(seeds): raise ValueError(f"seeds={seeds!r}; expected at least one seed")
+    seeds = tuple(check_int(sd, 'seed', 0) for sd in seeds)
+    if len(set(seeds)) < len(seeds): raise ValueError(f"seeds={seeds}: a repeated seed trains the same models twice and shrinks the spread; expected distinct seeds")
     epochs = check_int(epochs, 'epochs')
     if 'tabular' not in models and any(uses_tab_encoder(m, task) for m in models): raise ValueError("HyperFusion for AD needs 'tabular' in models (its pretrained encoder)")
     rows, curves = [], []
     for seed in seeds:
-        data = FusionData(task, n, seed, size, dim)
+        data = FusionData(task, n, seed, size, dim, phantom=phantom)
         trained = {}
         for name in sorted(models, key=lambda m: m != 'tabular'):  # the tabular MLP first: HyperFusion (AD) reuses it
             torch.manual_seed(seed)
@@ -514,6 +628,12 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     if missing: raise ValueError(f"results lack columns {missing}; expected the table from run_fusion (task, model, seed, metrics)")
     metrics = [c for c in ('mae', 'mae_F', 'mae_M', 'bacc', 'auroc') if c in results and results[c].notna().any()]
     g = results.groupby(['task', 'model'], sort=False)
-    out = pd.DataFrame({m: g[m].mean().map('{:.3f}'.format) + ' ± ' + g[m].std().map('{:.3f}'.format) for m in metrics})
-    out['seeds'] = g.size()
-    return out.replace('nan ± nan', '').replace(r' ± nan$', '', regex=True)  # one seed: no spread to show
+    seeds = g.size()
+    def cell(v: pd.Series) -> str:  # mean ± sd over the seeds that have the metric; fewer seeds than the row's are named
+        v = v.dropna()
+        if v.empty: return ''
+        txt = f"{v.mean():.3f}" + (f" ± {v.std():.3f}" if len(v) > 1 else '')  # one value: no spread to show
+        return txt + (f" ({len(v)} of {seeds[v.name]} seeds)" if len(v) < seeds[v.name] else '')
+    out = pd.DataFrame({m: g[m].apply(cell) for m in metrics})
+    out['seeds'] = seeds
+    return out

@@ -210,3 +210,76 @@ def test_fusion_inputs_that_were_ignored_or_misread(monkeypatch):
     with pytest.raises(ValueError, match="contain '\\|'"): Fu.stratified_split(pd.DataFrame({'a': ['a|b', 'a'], 'b': ['c', 'b|c']}))
     one = pd.DataFrame(dict(task=['age'], model=['concat'], seed=[0], mae=[0.333]))
     assert Fu.summarise(one).loc[('age', 'concat'), 'mae'] == '0.333'  # was '0.333 ± nan'
+
+
+def test_fusion_audit_session_32(tmp_path):
+    "Read-only audit, session 32: raw errors and silent results in the fusion module, and the data a researcher brings."
+    import warnings
+    from medcf.data import read_adnimerge
+    # a diverging AD run ends in the divergence message (macro_auroc refused the NaN probabilities first)
+    d = FusionData('ad', 60, size=32); torch.manual_seed(0)
+    with pytest.raises(FloatingPointError, match='training diverged'): train_fusion(make_model('concat', d, 4), d, 2, lr=1e6, progress=False)
+    for lr in ('1e-3', 0, -1.0):
+        with pytest.raises(ValueError, match='lr'): train_fusion(make_model('concat', d, 4), d, 1, lr=lr, progress=False)
+    # a part with one stage is refused where the data is made, naming the part
+    with pytest.raises(ValueError, match=r"the (train|val|test) part .* holds only stage .*use more patients \(n=30\)"): FusionData('ad', 30, seed=8, size=32)
+    # a last training batch of one joins the one before (BatchNorm refused it); 33 training patients at bs 32
+    res, _ = run_fusion('ad', (0,), 58, 1, models=('image',), size=16, dim=3, width=4, progress=False)
+    assert np.isfinite(res.bacc).all()
+    with pytest.raises(ValueError, match='distinct seeds'): run_fusion('ad', (0, 0), 40, 1, models=('tabular',), size=16, progress=False)
+    # missing strata, a record of another dtype, a wrong encoder, wrong architecture arguments
+    with pytest.raises(ValueError, match=r"strata have missing values in \['stage'\] \(rows \[2, 6"): stratified_split(pd.DataFrame(dict(stage=['CN', 'AD', None, 'MCI'] * 3)))
+    with pytest.raises(ValueError, match='seed'): stratified_split(pd.DataFrame(dict(stage=['CN', 'AD'] * 6)), seed='a')
+    net = FusionNet(5, 3, 'concat', width=4); img, rec = torch.randn(4, 1, 32, 32), torch.randn(4, 5)
+    assert torch.equal(net.eval()(img, rec.double()), net(img, rec))  # encode_record gives float64: cast, not a dtype error
+    with pytest.raises(TypeError, match='expected a torch tensor'): net(img, rec.numpy())
+    bad = img.clone(); bad[0, 0, 3, 3] = float('nan')
+    with pytest.raises(ValueError, match='1 NaN or inf pixels'): net(bad, rec)
+    with pytest.raises(ValueError, match='record contains NaN'): TabularMLP(5, 3)(None, torch.full((4, 5), float('nan')))
+    with pytest.raises(ValueError, match=r'expected \(4, 5\)'): TabularMLP(5, 3)(None, torch.randn(4, 6))
+    with pytest.raises(ValueError, match='TabularMLP on this data'): make_model('hyperfusion', d, tab_encoder=TabularMLP(5, 3))
+    with pytest.raises(ValueError, match='dim=4'): FusionNet(5, 3, 'concat', dim=4)
+    for kw in (dict(width=0), dict(n_out=0)):
+        with pytest.raises(ValueError, match=next(iter(kw))): FusionNet(**{**dict(n_tab=5, n_out=3, fusion='concat'), **kw})
+    da = FusionData('age', 40, size=16)
+    with pytest.raises(ValueError, match=r"outputs of shape \(\d+, 3\); the 'age' task expects \(batch, 1\)"): train_fusion(FusionNet(1, 3, 'image', width=4), da, 1, progress=False)
+    with pytest.raises(ValueError, match="the 'age' task expects"): evaluate(FusionNet(1, 3, 'image', width=4), da)
+    # the imputer checks a DataFrame's columns and says what to do with text
+    imp = IterativeImputer().fit(pd.DataFrame(dict(age=[70, 75, 80, 65.], abeta=[900, np.nan, 500, 1200])))
+    with pytest.raises(ValueError, match=r"columns \['abeta', 'age'\]; the imputer was fitted on \['age', 'abeta'\]"): imp.transform(pd.DataFrame(dict(abeta=[np.nan, 800.], age=[72, 68.])))
+    with pytest.raises(ValueError, match='encode_record'): IterativeImputer().fit(pd.DataFrame(dict(sex=['M', 'F', 'M'], age=[1., 2, 3])))
+    with pytest.warns(UserWarning, match=r"columns \['age'\] have missing"): imp.transform(pd.DataFrame(dict(age=[np.nan], abeta=[800.])))
+    # summarise names the seeds a metric comes from
+    r = pd.DataFrame(dict(task='age', model='m', seed=[0, 1], mae=[3., 5.], mae_F=[4., np.nan]))
+    assert summarise(r).loc[('age', 'm')].tolist() == ['4.000 ± 1.414', '4.000 (1 of 2 seeds)', 2]
+    # read_adnimerge: a blank Years_bl at baseline is 0 years (the age was NaN); at a follow-up the age is unknown, said
+    from medcf.phantoms import data_path
+    raw = pd.read_csv(data_path('adni', 'ADNIMERGE_sample.csv'), dtype=str, keep_default_na=False)
+    bad = raw.copy(); bl = bad.index[bad.VISCODE == 'bl']; bad.loc[bl, 'Years_bl'] = ''
+    bad.to_csv(tmp_path / 'a.csv', index=False)
+    assert read_adnimerge(tmp_path / 'a.csv').age.tolist() == read_adnimerge(data_path('adni', 'ADNIMERGE_sample.csv')).age.tolist()
+    fu = raw.index[raw.VISCODE != 'bl'][0]; bad = raw.copy(); bad.loc[fu, 'Years_bl'] = ''; bad.to_csv(tmp_path / 'b.csv', index=False)
+    with pytest.warns(UserWarning, match=r'Years_bl is blank at 1 follow-up visits'): v = read_adnimerge(tmp_path / 'b.csv', baseline_only=False)
+    assert v.age.isna().sum() == 1
+
+
+def test_fusion_data_from_your_own_record_and_phantom():
+    "FusionData.from_record takes images and a record (as read_adnimerge gives); FusionData(phantom=) draws from a chosen phantom."
+    ph = BrainPhantom(16, seed=5)
+    d = FusionData('ad', 60, seed=1, phantom=ph)
+    assert d.images.shape[-1] == 16 and len(d) == 60
+    with pytest.raises(ValueError, match='size=32, but the phantom draws size 16'): FusionData('ad', 60, size=32, phantom=ph)
+    b = BrainPhantom(16, seed=0).sample(60, seed=2)
+    rec = b.attrs.assign(stage=b.truth.stage, age=b.truth.age)
+    own = FusionData.from_record('ad', b.images, rec, seed=1)
+    assert own.batch is None and own.n_tab == d.n_tab and sorted(np.concatenate(list(own.split.values()))) == list(range(60))
+    assert own.y.tolist() == pd.Categorical(b.truth.stage, BrainPhantom.stages).codes.tolist()
+    m = make_model('concat', own, 4); train_fusion(m, own, 1, progress=False)
+    assert set(evaluate(m, own)) == {'bacc', 'auroc'}
+    with pytest.raises(ValueError, match='60 images but 59 record rows'): FusionData.from_record('ad', b.images, rec.iloc[:59])
+    with pytest.raises(ValueError, match=r"lacks columns \['stage'\]"): FusionData.from_record('ad', b.images, rec.drop(columns='stage'))
+    gap = rec.copy(); gap.loc[3, 'stage'] = None
+    with pytest.raises(ValueError, match=r"without a usable target or stratum: \{'stage': \[3\]\}"): FusionData.from_record('ad', b.images, gap)
+    with pytest.raises(ValueError, match='N x 1 x S x S'): FusionData.from_record('ad', b.images[:, 0], rec)
+    age = FusionData.from_record('age', b.images, rec)
+    assert age.n_out == 1 and abs(float(age.y[age.split['train']].mean())) < 1e-5
