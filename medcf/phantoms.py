@@ -1218,22 +1218,61 @@ def grid_index(grid: np.ndarray,  # (G,) increasing times in years, from 0
 
 @dataclass
 class MSTrialData:
-    "A simulated MS trial: baseline, irregular observed visits, and the true potential trajectories under every arm."
+    """An MS trial: baseline, irregular observed visits, and (simulated trials) the true potential trajectories under every arm.
+    Visit columns are scheduled slots: column 0 is the baseline, the last column the final visit at the horizon (-1 where a patient
+    missed it or had left), so a column means the same visit for every patient. `from_visits` makes one from your own data."""
     baseline: PhantomBatch  # baseline images (N x 1 x S x S), tabular record; attrs['arm'] is the assigned arm
     grid: np.ndarray  # (G,) time grid in years, 0..horizon
     visit_idx: np.ndarray  # (N, V) grid index of each visit, -1 where there is none (missed or after dropout)
     visit_y: np.ndarray  # (N, V) observed EDSS at each visit (0..10 in half steps), nan where there is none
-    latent: np.ndarray  # (N, A, G) true latent state x(t) under every arm, one shared Brownian path per patient
-    disability: np.ndarray  # (N, A, G) true noise-free disability 10*sigmoid(x) under every arm
-    expected: np.ndarray  # (N, A, G) E[disability | baseline] under every arm (Monte Carlo over Brownian paths)
+    latent: np.ndarray | None  # (N, A, G) true latent state x(t) under every arm, one shared Brownian path per patient (None: real data)
+    disability: np.ndarray | None  # (N, A, G) true noise-free disability 10*sigmoid(x) under every arm (None: real data)
+    expected: np.ndarray | None  # (N, A, G) E[disability | baseline] under every arm (Monte Carlo over Brownian paths; None: real data)
     obs_sd: float = 0.3  # sd of the EDSS measurement noise before rounding
-    arms: tuple = MS_ARMS  # arm names
+    arms: tuple = MS_ARMS  # arm names: always MS_ARMS, the order of every (N, arm, ...) array and of the models' arm index
+
+    def __post_init__(self):
+        if tuple(self.arms) != MS_ARMS:
+            raise ValueError(f"arms={tuple(self.arms)}; expected {MS_ARMS}, the order every model and array uses (a trial with fewer arms "
+                             "keeps the names and has no patients in the others)")
+        vi, vy = np.asarray(self.visit_idx), np.asarray(self.visit_y)
+        if vi.ndim != 2 or vy.shape != vi.shape:
+            raise ValueError(f"visit_idx has shape {vi.shape} and visit_y {vy.shape}; expected the same (patients, visits) shape for both")
+        if len(self.baseline) != len(vi): raise ValueError(f"{len(self.baseline)} baselines but {len(vi)} rows of visits; expected one row per patient, in the same order")
+        for k in ('latent', 'disability', 'expected'):
+            v = getattr(self, k)
+            if v is not None and (np.ndim(v) != 3 or np.shape(v)[:2] != (len(vi), len(MS_ARMS)) or np.shape(v)[2] != len(self.grid)):
+                raise ValueError(f"{k} has shape {np.shape(v)}; expected ({len(vi)}, {len(MS_ARMS)}, {len(self.grid)}) (patients, arms, grid) or None")
+
+    @classmethod
+    def from_visits(cls, images: torch.Tensor,  # N x 1 x S x S baseline slices in [-1, 1]
+                    record: pd.DataFrame,  # one row per patient: the MS_TABULAR columns (sex 'M'/'F') and 'arm' (a name in MS_ARMS)
+                    visit_t: np.ndarray,  # (N, V) visit times in years on `grid`, NaN where there is none; column 0 the baseline (0)
+                    visit_y: np.ndarray,  # (N, V) scores on the 0..10 scale at those visits, NaN where there is none
+                    grid: np.ndarray) -> 'MSTrialData':  # (G,) evenly spaced times in years from 0: the model's solver grid
+        "A trial of your own (no ground truth): visit times are placed on the grid (a time between grid points is refused)."
+        if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 1:
+            raise ValueError(f"images has shape {tuple(getattr(images, 'shape', ()))}; expected a tensor N x 1 x S x S of baseline slices")
+        if not isinstance(record, pd.DataFrame): raise TypeError(f"record is a {type(record).__name__}; expected a DataFrame with columns {list(MS_TABULAR)} and 'arm'")
+        grid, t = np.asarray(grid, dtype=float), np.asarray(visit_t, dtype=float)
+        if t.ndim != 2 or len(t) != len(record) or len(images) != len(record):
+            raise ValueError(f"{len(images)} images, {len(record)} record rows and visit times of shape {t.shape}; expected N of each, visit times N x V")
+        idx = np.full(t.shape, -1)
+        for i, j in zip(*np.nonzero(~np.isnan(t))): idx[i, j] = grid_index(grid, float(t[i, j]))
+        return cls(PhantomBatch(images, record.reset_index(drop=True), {}, [''] * len(record), record.reset_index(drop=True)),
+                   grid, idx, np.asarray(visit_y, dtype=float), None, None, None)
 
     def __len__(self): return len(self.visit_idx)
     @property
     def horizon(self) -> float: return float(self.grid[-1])
     @property
-    def arm(self) -> np.ndarray: return np.array([self.arms.index(a) for a in self.baseline.attrs['arm']])
+    def arm(self) -> np.ndarray:
+        "Each patient's arm as an index into MS_ARMS."
+        names = self.baseline.attrs['arm'] if 'arm' in self.baseline.attrs else None
+        if names is None: raise ValueError(f"the baseline record has no 'arm' column; expected each patient's arm, one of {list(MS_ARMS)}")
+        bad = sorted({repr(a) for a in names if not (isinstance(a, str) and a in MS_ARMS)})
+        if bad: raise ValueError(f"the record's arm column has {bad[:4]}; expected arm names from {list(MS_ARMS)}")
+        return np.array([MS_ARMS.index(a) for a in names])
     @property
     def visit_t(self) -> np.ndarray: return np.where(self.visit_idx >= 0, self.grid[np.maximum(self.visit_idx, 0)], np.nan)
     @property
@@ -1242,20 +1281,35 @@ class MSTrialData:
     def tabular(self) -> np.ndarray:
         "The tabular record as an (N, 6) float32 array in `MS_TABULAR` order (sex: F=0, M=1)."
         a = self.baseline.attrs
-        return np.stack([a[c].to_numpy() == 'M' if c == 'sex' else a[c].to_numpy() for c in MS_TABULAR], 1).astype(np.float32)
+        lack = [c for c in MS_TABULAR if c not in a]
+        if lack: raise ValueError(f"the baseline record lacks {lack}; expected the columns {list(MS_TABULAR)}")
+        bad = sorted({repr(v) for v in a['sex'] if v not in ('M', 'F')})
+        if bad: raise ValueError(f"sex has values {bad[:4]}; expected 'M' or 'F' for every patient (anything else was read as female)")
+        cols = []
+        for c in MS_TABULAR:
+            if c == 'sex': cols.append(a[c].to_numpy() == 'M'); continue
+            try: cols.append(a[c].to_numpy(dtype=np.float64))
+            except (TypeError, ValueError): raise ValueError(f"{c} holds values that are not numbers ({a[c].head(3).tolist()}); expected numbers") from None
+        return np.stack(cols, 1).astype(np.float32)
 
     def _tidx(self, t) -> int: return grid_index(self.grid, t)
+    def _truth(self, what: str) -> np.ndarray:
+        v = getattr(self, what)
+        if v is None: raise ValueError(f"this trial has no ground truth ({what} is None: real data, e.g. from_visits); its effects can be predicted but not scored")
+        return v
 
     def cate(self, arm,  # the treated arm (name or index)
              t: float | None = None) -> np.ndarray:  # time in years, one of the grid's (default: the horizon)
         "True conditional average treatment effect E[D_arm(t) - D_placebo(t) | baseline]; negative = less disability."
         j, i = ms_arm_index(arm), self._tidx(t)
-        return self.expected[:, j, i] - self.expected[:, 0, i]
+        e = self._truth('expected')
+        return e[:, j, i] - e[:, 0, i]
 
     def ite(self, arm, t: float | None = None) -> np.ndarray:
         "True individual effect D_arm(t) - D_placebo(t) on the patient's own Brownian path."
         j, i = ms_arm_index(arm), self._tidx(t)
-        return self.disability[:, j, i] - self.disability[:, 0, i]
+        d = self._truth('disability')
+        return d[:, j, i] - d[:, 0, i]
 
     def responders(self, arm='drug_a', threshold: float = -0.5,
                    t: float | None = None) -> np.ndarray:  # time in years, one of the grid's (default: the horizon)
@@ -1265,8 +1319,9 @@ class MSTrialData:
     def __getitem__(self, idx) -> MSTrialData:
         "Select patients (integer, integer array, slice or boolean mask)."
         ix = row_index(idx, len(self))
-        return MSTrialData(self.baseline[list(ix)], self.grid, self.visit_idx[ix], self.visit_y[ix], self.latent[ix],
-                           self.disability[ix], self.expected[ix], self.obs_sd, self.arms)
+        pick_ = lambda v: None if v is None else v[ix]
+        return MSTrialData(self.baseline[list(ix)], self.grid, self.visit_idx[ix], self.visit_y[ix], pick_(self.latent),
+                           pick_(self.disability), pick_(self.expected), self.obs_sd, self.arms)
 
 # %% ../nbs/00_phantoms.ipynb #f617b4fb
 class MSTrial:
@@ -1321,7 +1376,7 @@ class MSTrial:
         dropped = np.cumsum(rng.random((n, V)) < hazard, 1) > 0           # gone after the first dropout draw
         gone = np.concatenate([np.zeros((n, 1), bool), dropped[:, :-1]], 1)
         keep = ~missed & ~gone
-        dup = np.concatenate([np.zeros((n, 1), bool), np.diff(idx, axis=1) == 0], 1)  # clipped onto the same grid point
+        dup = np.concatenate([np.diff(idx, axis=1) == 0, np.zeros((n, 1), bool)], 1)  # clipped onto the same grid point: the later visit stays (the final one, at the horizon, never goes)
         keep &= ~dup
         return np.where(keep, idx, -1), np.where(keep, y, np.nan)
 

@@ -5,13 +5,13 @@
 # %% ../nbs/50_causal_sde.ipynb #923e0d9b
 from __future__ import annotations
 from dataclasses import dataclass
-import time
+import time, warnings
 import numpy as np, pandas as pd, torch
 from torch import nn
 import torch.nn.functional as F
 import torchsde
 from fastcore.basics import patch
-from .phantoms import MS_ARMS, MS_TABULAR, ms_arm_index, MSTrial, MSTrialData, grid_index, pick, is_full, check_int, keeps_global_rng
+from .phantoms import MS_ARMS, MS_TABULAR, ms_arm_index, MSTrial, MSTrialData, grid_index, pick, is_full, check_int, check_real, keeps_global_rng
 
 # %% auto #0
 __all__ = ['TrialTensors', 'check_visits', 'trial_tensors', 'BaselineEncoder', 'gauss_nll', 'SharedBrownian', 'CausalSDE',
@@ -32,7 +32,9 @@ class TrialTensors:
 
     def __len__(self): return len(self.arm)
     def __getitem__(self, ix) -> TrialTensors:
-        "Select patients."
+        "Select patients (an integer, slice, index array or mask); the result is always a batch."
+        if isinstance(ix, (int, np.integer)) and not isinstance(ix, bool): ix = slice(ix, ix + 1 if ix != -1 else None)  # one patient stays a batch
+        if len(self.arm[ix]) == 0: raise ValueError(f"the selection {ix!r} holds no patients; expected at least one")
         return TrialTensors(self.image[ix], self.tab[ix], self.arm[ix], self.visit_idx[ix], self.visit_y[ix], self.mask[ix], self.grid)
     @property
     def visit_t(self) -> torch.Tensor: return torch.where(self.mask, self.grid[self.visit_idx.clamp(min=0)], torch.zeros(()))
@@ -46,7 +48,9 @@ def check_visits(visit_t: np.ndarray,  # N x V visit times in years (nan where t
     if m.shape != t.shape: raise ValueError(f"mask has shape {m.shape}; expected {t.shape} like the visit times")
     for i in range(len(t)):
         ti = t[i][m[i]]
-        if len(ti) and (not np.all(np.isfinite(ti)) or np.any(np.diff(ti) <= 0)):
+        if not np.all(np.isfinite(ti)): raise ValueError(f"patient {i}: an observed visit (mask True) has no time ({np.round(ti, 3).tolist()}); expected a finite time in years")
+        if len(ti) and ti.min() < 0: raise ValueError(f"patient {i}: visit times {np.round(ti, 3).tolist()} include a negative time; expected years since the baseline (>= 0)")
+        if len(ti) and np.any(np.diff(ti) <= 0):
             raise ValueError(f"patient {i}: visit times {np.round(ti, 3).tolist()} are not strictly increasing; "
                              "expected visits in time order with no repeats")
 
@@ -54,6 +58,7 @@ def check_visits(visit_t: np.ndarray,  # N x V visit times in years (nan where t
 def _check_observed(trial: MSTrialData):
     "Raise unless every visit index is on the grid (or -1) and every observed EDSS is a number on the 0..10 scale."
     vi, G = np.asarray(trial.visit_idx), len(trial.grid)
+    if np.shape(trial.visit_y) != vi.shape: raise ValueError(f"visit_y has shape {np.shape(trial.visit_y)}; expected {vi.shape} like visit_idx")
     if vi.dtype.kind not in 'iu': raise TypeError(f"visit_idx has dtype {vi.dtype}; expected integer grid indices (-1 where there is no visit), e.g. visit_idx.astype(int) after reading a CSV")
     bad = vi[(vi < -1) | (vi >= G)]
     if bad.size: raise ValueError(f"visit_idx has values {np.unique(bad)[:5].tolist()}; expected grid indices 0..{G - 1}, or -1 where there is no visit")
@@ -63,7 +68,7 @@ def _check_observed(trial: MSTrialData):
 
 def _check_grid(grid: np.ndarray) -> None:
     "Raise unless the time grid starts at 0 and is finite, increasing and evenly spaced (the SDE solver steps by its first spacing)."
-    d = np.diff(grid)
+    grid = np.asarray(grid, dtype=float); d = np.diff(grid)
     if grid.ndim != 1 or len(grid) < 2 or not np.isfinite(grid).all() or grid[0] != 0:
         raise ValueError(f"grid={grid[:4].tolist()}...: expected a 1-d array of finite times in years starting at 0, at least two of them")
     if (d <= 0).any(): raise ValueError(f"the time grid is not strictly increasing (at index {int(np.argmax(d <= 0)) + 1}); expected increasing times")
@@ -98,6 +103,9 @@ def _check_data(data):
     if not isinstance(data, TrialTensors): raise TypeError(f"data is a {type(data).__name__}; expected TrialTensors (convert a trial with trial_tensors(trial))")
     if not torch.isfinite(data.tab).all(): raise ValueError(f"data.tab has {int((~torch.isfinite(data.tab)).sum())} NaN or inf values; expected a finite tabular record (impute or drop those patients)")
     if not torch.isfinite(data.visit_y[data.mask]).all(): raise ValueError("data.visit_y is NaN or inf at an observed visit; expected a finite EDSS wherever mask is True")
+    if not torch.isfinite(data.image).all(): raise ValueError(f"data.image has {int((~torch.isfinite(data.image)).sum())} NaN or inf pixels; expected finite baseline images in [-1, 1]")
+    lo, hi = float(data.image.min()), float(data.image.max())
+    if lo < -1.001 or hi > 1.001: raise ValueError(f"data.image ranges over [{lo:.4g}, {hi:.4g}]; expected baseline images scaled to [-1, 1] (as medcf.data.load_image gives)")
 
 # %% ../nbs/50_causal_sde.ipynb #8e756a55
 class BaselineEncoder(nn.Module):
@@ -265,7 +273,7 @@ class TLearner(nn.Module):
     def loss(self, b: TrialTensors) -> torch.Tensor:
         "Gaussian NLL of the final visit, on patients who reached it, under their own arm."
         m = b.mask[:, -1]
-        if not m.any(): return sum(p.sum() * 0 for p in self.parameters())
+        if not m.any(): return sum(p.sum() * 0 for p in self.parameters())  # a minibatch with nobody at the final visit: no signal
         mu, sd = self(b[m], b.arm[m])
         return gauss_nll(b.visit_y[m, -1], mu, sd).mean()
 
@@ -314,7 +322,13 @@ def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
     if objective != 'mc' and not isinstance(model, CausalSDE):
         raise ValueError(f"objective={objective!r} applies to CausalSDE only; a {type(model).__name__} trains on its own loss (leave objective='mc')")
     if adjoint and objective != 'elbo': raise ValueError("adjoint=True is implemented for objective='elbo' only")
-    if not 0 <= kl_warmup <= 1: raise ValueError(f"kl_warmup={kl_warmup!r}: expected a fraction of the steps in [0, 1]")
+    kl_warmup = check_real(kl_warmup, 'kl_warmup', 0, 1, expect='a fraction of the steps in [0, 1]')
+    lr, seed = check_real(lr, 'lr', 0, expect='a learning rate > 0', open_lo=True), check_int(seed, 'seed', 0)
+    if isinstance(model, TLearner) and not data.mask[:, -1].any():
+        raise ValueError("no patient has an observed final visit (the last visit column), the only one a T-learner learns from; "
+                         "expected the final visit in the last column (MSTrialData's layout: columns are scheduled visit slots)")
+    absent = [a for j, a in enumerate(MS_ARMS) if not (data.arm == j).any()]
+    if absent: warnings.warn(f"no training patient is in arm(s) {absent}: predictions under them come from an untrained part of the model", stacklevel=2)
     torch.manual_seed(seed)
     model.fit_scaler(data.tab)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -343,7 +357,10 @@ def sample_paths(self: CausalSDE, b: TrialTensors,  # patients (only their basel
                   seed: int = 0,  # seed of the z(0) draws and Brownian paths
                   batched: bool = True) -> torch.Tensor:  # False: one sdeint call per arm (same paths, slower)
     "Expected-EDSS paths from the prior SDE, (n_paths, A, N, G), with the same z(0) and Brownian path for every arm."
+    _check_data(b)
+    if isinstance(arms, (str, int, np.integer)): raise TypeError(f"arms={arms!r}; expected a sequence of arms, e.g. ({arms!r},)")
     ai = [ms_arm_index(a) for a in arms]
+    seed = check_int(seed, 'seed', 0)
     n_paths = check_int(n_paths, 'n_paths')
     n, A, K, G = len(b), len(ai), n_paths, len(b.grid)
     e = self.enc(b.image, b.tab)
@@ -380,12 +397,16 @@ def predict(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
             data: TrialTensors,  # patients to predict (only the baseline is used)
             level: float = 0.9,  # coverage of the intervals
             n_paths: int = 64,  # CausalSDE: sampled paths per patient and arm
-            seed: int = 0,  # CausalSDE: seed of the paths and of the measurement noise
+            seed: int = 0,  # CausalSDE: seed of the paths and of the measurement noise (draws are made for the whole batch: the same patients in the same order give the same paths)
             name: str | None = None,  # label (default: the class name)
             t: float | None = None) -> MSPrediction:  # time of the effect estimate in years, one of the grid's (default: the horizon)
     "Predict every patient's EDSS under every arm from the baseline alone, and the effect vs placebo at time `t`."
+    if not isinstance(model, (CausalSDE, TLearner, GRUBaseline)):
+        raise TypeError(f"model is a {type(model).__name__}; expected a fitted CausalSDE, TLearner or GRUBaseline")
     _check_data(data)
-    if not 0 < level < 1: raise ValueError(f"level={level!r}: expected a probability in (0, 1)")
+    level = check_real(level, 'level', 0, 1, expect='a probability in (0, 1)', open_lo=True)
+    if level == 1: raise ValueError("level=1: expected a probability in (0, 1)")
+    seed = check_int(seed, 'seed', 0)
     grid = data.grid.numpy()
     ti = grid_index(grid, t)
     if isinstance(model, TLearner) and ti != len(grid) - 1:
@@ -434,7 +455,12 @@ def evaluate(pred: MSPrediction,  # predictions for the patients of `trial`
     for a in MS_ARMS[1:]:
         out[f'pehe_{a}'] = float(np.sqrt(np.mean((pred.cate[:, ms_arm_index(a)] - trial.cate(a, tc)) ** 2)))
     out['coverage90'] = float(np.mean((lo <= y) & (y <= hi)))
-    out['auroc_resp'] = auroc(-pred.cate[:, 1], trial.responders('drug_a', threshold, tc))
+    resp = trial.responders('drug_a', threshold, tc)
+    if 0 < resp.sum() < len(resp): out['auroc_resp'] = auroc(-pred.cate[:, 1], resp)
+    else:  # every other metric still stands
+        warnings.warn(f"{'no' if resp.sum() == 0 else 'every'} patient is a true responder (CATE of drug_a <= {threshold} at t={tc if tc is not None else trial.horizon:g} "
+                      "years): the responder AUROC is undefined (NaN); a later t or another threshold gives both kinds", stacklevel=2)
+        out['auroc_resp'] = np.nan
     return out
 
 def enrichment(pred_cate: np.ndarray,  # predicted effect of a drug vs placebo (negative = benefit)

@@ -229,3 +229,69 @@ def test_final_visit_is_read_where_it_happened():
     pred = MSPrediction('exact', np.asarray(tr.grid), mean, mean - 1, mean + 1, np.zeros((n, 3)))
     r = evaluate(pred, t2)
     assert r['mse_final'] == 0 and r['coverage90'] == 1
+
+
+def test_sde_audit_session_32(small):
+    "Read-only audit, session 32: records read wrongly without a word, arms in another order, unmatched rows, NaN images, a T-learner with nothing to learn."
+    import copy, warnings
+    from medcf.phantoms import MSTrialData
+    tr, T = small
+    def with_(base=None, vi=None, vy=None, **kw):
+        return MSTrialData(base if base is not None else tr.baseline, tr.grid, tr.visit_idx if vi is None else vi, tr.visit_y if vy is None else vy, None, None, None, **kw)
+    b = copy.deepcopy(tr.baseline); b.attrs['sex'] = (b.attrs.sex == 'M').astype(int)
+    with pytest.raises(ValueError, match=r"sex has values \['0', '1'\]|sex has values \[0, 1\]"): trial_tensors(with_(b))
+    b = copy.deepcopy(tr.baseline); b.attrs.loc[0, 'sex'] = None
+    with pytest.raises(ValueError, match='sex has values'): trial_tensors(with_(b))
+    with pytest.raises(ValueError, match=r"arms=\('drug_a', 'placebo', 'drug_b'\); expected \('placebo'"): with_(arms=('drug_a', 'placebo', 'drug_b'))
+    with pytest.raises(ValueError, match='24 baselines but 23 rows of visits'): with_(vi=tr.visit_idx[:-1], vy=tr.visit_y[:-1])
+    with pytest.raises(ValueError, match='visit_idx has shape .* and visit_y'): with_(vy=tr.visit_y[:, :-1])
+    b = copy.deepcopy(tr.baseline); b.attrs['arm'] = b.attrs.arm.map({'placebo': 0, 'drug_a': 1, 'drug_b': 2})
+    with pytest.raises(ValueError, match="arm column has .*expected arm names"): trial_tensors(with_(b))
+    b = copy.deepcopy(tr.baseline); b.images[0, 0, 3, 3] = float('nan')
+    with pytest.raises(ValueError, match='1 NaN or inf pixels'): fit(CausalSDE(), trial_tensors(with_(b)), epochs=1)
+    b = copy.deepcopy(tr.baseline); b.images = b.images * 500
+    with pytest.raises(ValueError, match=r'expected baseline images scaled to \[-1, 1\]'): fit(GRUBaseline(), trial_tensors(with_(b)), epochs=1)
+    with pytest.raises(ValueError, match='no ground truth'): with_().cate('drug_a')
+    assert len(with_()[:5]) == 5  # a trial without truth can be split
+    # a dense schedule kept its final visit; with none in the last column a T-learner is refused, not trained on nothing
+    dense = MSTrial(seed=0, visit_every=1 / 12, p_miss=0).simulate(30, seed=1)
+    assert dense.mask[:, -1].mean() > 0.5
+    none_final = with_(vi=np.where(np.arange(tr.visit_idx.shape[1]) == tr.visit_idx.shape[1] - 1, -1, tr.visit_idx),
+                       vy=np.where(np.arange(tr.visit_idx.shape[1]) == tr.visit_idx.shape[1] - 1, np.nan, tr.visit_y))
+    with pytest.raises(ValueError, match='no patient has an observed final visit'): fit(TLearner(), trial_tensors(none_final), epochs=1)
+    # an arm absent from training is said; evaluate without responders keeps the other metrics
+    two = T[T.arm != 2]
+    with pytest.warns(UserWarning, match=r"arm\(s\) \['drug_b'\]"): fit(GRUBaseline(), two, epochs=1)
+    m = GRUBaseline(); fit(m, T, epochs=1)
+    with pytest.warns(UserWarning, match='responder AUROC is undefined'): r = evaluate(predict(m, T), tr, threshold=-20)
+    assert np.isnan(r['auroc_resp']) and np.isfinite(r['pehe_drug_a'])
+    # raw errors made clear
+    assert len(T[0]) == 1 and len(T[-1]) == 1
+    with pytest.raises(ValueError, match='holds no patients'): T[:0]
+    with pytest.raises(TypeError, match='expected a fitted CausalSDE'): predict('sde', T)
+    for kw in (dict(seed=None), dict(seed=1.0), dict(seed=-1), dict(level='0.9')):
+        with pytest.raises(ValueError, match=next(iter(kw))): predict(m, T, **kw)
+    for kw in (dict(lr='1e-2'), dict(kl_warmup='0.3'), dict(seed=None)):
+        with pytest.raises(ValueError, match=next(iter(kw))): fit(GRUBaseline(), T, epochs=1, **kw)
+    s = CausalSDE(); s.fit_scaler(T.tab)
+    with pytest.raises(TypeError, match=r"arms='drug_a'; expected a sequence"): s.sample_paths(T[:2], 2, arms='drug_a')
+    with pytest.raises(TypeError, match='expected TrialTensors'): s.sample_paths(tr, 2)
+    with pytest.raises(ValueError, match='has no time'): check_visits(np.array([[0, np.nan, 1.]]), np.ones((1, 3), bool))
+    with pytest.raises(ValueError, match='negative time'): check_visits(np.array([[-0.5, 0, 1.]]))
+
+
+def test_trial_from_your_own_visits(small):
+    "MSTrialData.from_visits: your images, record and visit times (placed on the grid) train and predict; off-grid times are refused."
+    from medcf.phantoms import MSTrialData
+    tr, T = small
+    t = tr.visit_t
+    own = MSTrialData.from_visits(tr.baseline.images, tr.baseline.attrs, t, tr.visit_y, tr.grid)
+    assert np.array_equal(own.visit_idx, tr.visit_idx) and own.expected is None
+    O = trial_tensors(own)
+    assert torch.equal(O.tab, T.tab) and torch.equal(O.visit_idx, T.visit_idx)
+    m = GRUBaseline(); fit(m, O, epochs=1)
+    assert predict(m, O).mean.shape == (len(tr), len(MS_ARMS), len(tr.grid))
+    with pytest.raises(ValueError, match='no ground truth'): evaluate(predict(m, O), own)
+    off = t.copy(); off[0, 1] += 0.01
+    with pytest.raises(ValueError, match='lies between'): MSTrialData.from_visits(tr.baseline.images, tr.baseline.attrs, off, tr.visit_y, tr.grid)
+    with pytest.raises(ValueError, match='expected N of each'): MSTrialData.from_visits(tr.baseline.images[:3], tr.baseline.attrs, t, tr.visit_y, tr.grid)
