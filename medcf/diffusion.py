@@ -18,15 +18,15 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES',
            'vae_factor', 'native_hw', 'native_size', 'check_images', 'check_latents', 'check_prompts', 'encode_images',
            'decode_latents', 'vae_roundtrip', 'sha256', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline',
            'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'check_device', 'load_pipeline',
-           'encode_prompts', 'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput',
-           'step_generators', 'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
-           'resolve_guidance_interval', 'pipeline_interval', 'guidance_at', 'check_timesteps', 'unet_eps',
-           'noise_prediction_error', 'check_unet', 'sample_latents', 'trajectory_log_probs', 'check_negative_prompt',
-           'join_samples', 'generate', 'warn_hidden_offset', 'classifier_guidance', 'Inversion', 'invert_latents',
-           'ddim_invert', 'regenerate', 'inversion_editor', 'slerp', 'dataset_item', 'as_images_prompts',
-           'draw_indices', 'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
-           'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight',
-           'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
+           'clear_prompt_cache', 'encode_prompts', 'check_scheduler', 'ddim_scheduler', 'split_prediction', 'ddim_step',
+           'StepInfo', 'SampleOutput', 'step_generators', 'initial_latents', 'fit_signal_leak', 'add_signal_leak',
+           'check_guidance_interval', 'resolve_guidance_interval', 'pipeline_interval', 'guidance_at',
+           'check_timesteps', 'unet_eps', 'noise_prediction_error', 'check_unet', 'sample_latents',
+           'trajectory_log_probs', 'check_negative_prompt', 'join_samples', 'generate', 'warn_hidden_offset',
+           'classifier_guidance', 'Inversion', 'invert_latents', 'ddim_invert', 'regenerate', 'inversion_editor',
+           'slerp', 'dataset_item', 'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1',
+           'check_pixel_weights', 'check_sample_weights', 'check_float32_weights', 'check_autocast', 'train_vae',
+           'fit_latent_scale', 'min_snr_weight', 'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -403,9 +403,14 @@ def _resolve(name_or_path) -> Path:
             raise FileNotFoundError(f"zoo model {name_or_path!r} is not in data_samples/models ({e}); train it with "
                                     f"medcf.zoo.train_zoo_model({str(name_or_path)!r}, out_dir)") from e
         return d
-    if p.is_absolute() or len(p.parts) > 1 or str(name_or_path).startswith('.'):  # written as a path: say what is wrong with the path
+    hint = ("; a single-file checkpoint loads with diffusers' StableDiffusionPipeline.from_single_file(path), and medcf's functions take that pipeline"
+            if p.suffix in ('.safetensors', '.ckpt', '.bin', '.pt') else '')
+    if not p.exists() and len(p.parts) == 2 and not str(name_or_path).startswith(('.', '/')):
+        hint += ("; a Hub id (owner/name) is not downloaded here (no network at run time): pass the local snapshot folder "
+                 "(e.g. ~/.cache/huggingface/hub/models--owner--name/snapshots/<hash>)")
+    if p.is_absolute() or len(p.parts) > 1 or str(name_or_path).startswith('.') or hint:  # written as a path: say what is wrong with the path
         raise FileNotFoundError(f"model folder {str(name_or_path)!r} " + ("is a file" if p.exists() else "does not exist") +
-                                f"; expected a pipeline folder (or a zoo name: {', '.join(ZOO)})")
+                                f"; expected a pipeline folder (or a zoo name: {', '.join(ZOO)}){hint}")
     raise ValueError(f"unknown model {str(name_or_path)!r}: expected a zoo name ({', '.join(ZOO)}) or a pipeline folder")
 
 def _read_card(folder: Path) -> dict:
@@ -493,25 +498,50 @@ _PROMPT_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 PROMPT_CHUNK = 256  # prompts per text-encoder call (a CheXpert-sized caption set in one call would not fit in memory)
 PROMPT_CACHE_SIZE = 1024  # embeddings kept per text encoder, least recently used dropped first (SD 1.x's 77 x 768 in float32: ~240 MB)
 
+def _check_text_model(pipe) -> None:
+    "Refuse a tokenizer whose padding length the text encoder cannot take (e.g. a tokenizer saved without model_max_length)."
+    L, P = pipe.tokenizer.model_max_length, getattr(pipe.text_encoder.config, 'max_position_embeddings', None)
+    if P is not None and not L <= P:
+        raise ValueError(f"the tokenizer pads prompts to model_max_length={L}, but the text encoder has {P} positions; expected "
+                         f"model_max_length <= {P} (a tokenizer saved without it reads 1e30: set pipe.tokenizer.model_max_length = {P})")
+
 @torch.no_grad()
 def _encode_uncached(pipe, prompts: list) -> torch.Tensor:
     tok, te = pipe.tokenizer, pipe.text_encoder
+    _check_text_model(pipe)
     warn_truncated(tok, prompts, tok.model_max_length, 'the tokenizer (as Stable Diffusion\'s)')
     out = []
     for i in range(0, len(prompts), PROMPT_CHUNK):
         ids = tok(prompts[i:i + PROMPT_CHUNK], padding='max_length', max_length=tok.model_max_length, truncation=True, return_tensors='pt')
         mask = ids.attention_mask.to(te.device) if getattr(te.config, 'use_attention_mask', False) else None
-        out.append(te(ids.input_ids.to(te.device), attention_mask=mask)[0])
+        h = te(ids.input_ids.to(te.device), attention_mask=mask)[0]
+        if h.ndim != 3: raise ValueError(f"the text encoder ({type(te).__name__}) gives {tuple(h.shape)} first, not per-token hidden states N x L x D; "
+                                         "expected a text model whose first output is its last hidden state (Stable Diffusion uses CLIPTextModel, "
+                                         "not CLIPTextModelWithProjection)")
+        out.append(h)
     return torch.cat(out)
 
+def _encoder_state(pipe) -> tuple:
+    "What the cached embeddings depend on: the tokenizer (which, its length and padding length) and the text encoder's weights as they are now."
+    te, tok = pipe.text_encoder, pipe.tokenizer
+    weights = hash(tuple((p.data_ptr(), p._version) for p in te.parameters()))  # an in-place edit (a fused LoRA, an optimiser step) bumps _version
+    return id(tok), len(tok), tok.model_max_length, te.dtype, str(te.device), weights
+
+def clear_prompt_cache(pipe=None  # the pipeline whose cached embeddings to drop (None: every pipeline's)
+                       ) -> None:
+    "Drop cached prompt embeddings (`encode_prompts` also drops them itself when the tokenizer or the text encoder's weights change)."
+    if pipe is None: _PROMPT_CACHE.clear()
+    else: _PROMPT_CACHE.pop(pipe.text_encoder, None)
+
 def encode_prompts(pipe, prompts: str | Sequence[str],  # one prompt or a list
-                   cache: bool = True) -> torch.Tensor:  # reuse embeddings of prompts seen before (the text encoder's weights frozen; its dtype and device are part of the key; the last PROMPT_CACHE_SIZE kept)
+                   cache: bool = True) -> torch.Tensor:  # reuse embeddings of prompts seen before (dropped when the tokenizer, or the text encoder's weights, dtype or device change; the last PROMPT_CACHE_SIZE kept)
     "Prompt embeddings N x L x D exactly as `StableDiffusionPipeline` computes them, with a per-text-encoder cache."
     prompts = check_prompts(prompts)
     if not cache: return _encode_uncached(pipe, prompts)
-    store = _PROMPT_CACHE.setdefault(pipe.text_encoder, collections.OrderedDict())
-    te = pipe.text_encoder
-    key = lambda p: (p, pipe.tokenizer.model_max_length, te.dtype, str(te.device))  # a text encoder moved or cast encodes again
+    entry = _PROMPT_CACHE.setdefault(pipe.text_encoder, {'state': None, 'rows': collections.OrderedDict()})
+    state = _encoder_state(pipe)
+    if entry['state'] != state: entry['state'] = state; entry['rows'].clear()  # another tokenizer, new weights, a cast or a move: encode again
+    store, key = entry['rows'], lambda p: p
     got = {key(p): store[key(p)] for p in set(prompts) if key(p) in store}
     todo = sorted({p for p in prompts if key(p) not in got})
     if todo: got.update(zip(map(key, todo), _encode_uncached(pipe, todo).unbind()))
@@ -527,9 +557,18 @@ def _cond_uncond(pipe, prompts: list, negative_prompt: str, guidance_scale: floa
 # %% ../nbs/02_diffusion.ipynb #509cb5b3
 _SAID_DDIM: set = set()  # scheduler classes `ddim_scheduler` has warned about
 
+def check_scheduler(pipe  # any SD-style pipeline
+                    ) -> None:
+    "Refuse a scheduler without a DDPM noise schedule (betas / alphas_cumprod): medcf samples, inverts and trains on one."
+    if getattr(pipe.scheduler, 'alphas_cumprod', None) is None:
+        raise ValueError(f"the pipeline's {type(pipe.scheduler).__name__} has no DDPM noise schedule (alphas_cumprod): a sigma-based (EDM) or "
+                         "flow-matching model, which medcf's DDIM sampler, inversion and fine-tuning do not support; expected a scheduler "
+                         "built on betas (DDIM, DDPM, PNDM, Euler, DPM-Solver, ... as Stable Diffusion 1.x and 2.x ship)")
+
 def ddim_scheduler(pipe, num_inference_steps: int = 50):
     "A DDIM scheduler with the pipeline's noise schedule (whatever scheduler the pipeline ships), timesteps set."
     from diffusers import DDIMScheduler
+    check_scheduler(pipe)
     num_inference_steps = check_int(num_inference_steps, 'num_inference_steps')
     cfg, kind = pipe.scheduler.config, type(pipe.scheduler).__name__
     if kind != 'DDIMScheduler' and kind not in _SAID_DDIM:  # once per scheduler class and process
@@ -826,7 +865,7 @@ def noise_prediction_error(pipe, z0: torch.Tensor,  # clean scaled latents N x c
         zs = z0.float().std().item()
         if not 0.25 < zs < 4: warnings.warn(f"z0 has std {zs:.3g}; scaled clean latents (encode_images, which multiplies by the VAE's scaling_factor) have std near 1 "
                                             "(images passed as latents, or latents scaled far off?)", stacklevel=2)
-    dev = _device(pipe)
+    dev = _device(pipe); check_scheduler(pipe)
     z0, noise = _wide(z0.to(dev)), _wide(noise.to(dev))
     acp = pipe.scheduler.alphas_cumprod  # the training schedule, as finetune noises
     a = (acp[t.cpu()].view(-1, *[1] * (z0.ndim - 1)) if isinstance(t, torch.Tensor) else acp[t]).to(z0)
@@ -851,14 +890,19 @@ def check_unet(pipe  # any SD-style pipeline
     if lc is not None and cfg.in_channels != lc:
         raise ValueError(f"the UNet takes {cfg.in_channels} input channels but the VAE's latents have {lc} (an inpainting or depth UNet adds channels); "
                          "expected a UNet whose in_channels is the VAE's latent_channels")
+    if cfg.get('out_channels', cfg.in_channels) != cfg.in_channels:
+        raise ValueError(f"the UNet gives {cfg.out_channels} output channels for {cfg.in_channels} latent channels (a learned variance, as in ADM or DeepFloyd); "
+                         "medcf's sampler and trainer take the noise prediction alone: expected out_channels == in_channels")
 
 def _check_embeddings(pipe, e, name: str, n: int) -> torch.Tensor:
-    "Prompt embeddings for `pipe`'s UNet: a finite floating-point N x L x D tensor, D its cross_attention_dim, N = `n`."
-    D = pipe.unet.config.cross_attention_dim
+    "Prompt embeddings for `pipe`'s UNet: a finite floating-point N x L x D tensor, D its cross_attention_dim (or encoder_hid_dim, which it projects), N = `n`."
+    cfg = pipe.unet.config
+    which = 'encoder_hid_dim' if cfg.get('encoder_hid_dim') is not None and cfg.get('encoder_hid_dim_type') == 'text_proj' else 'cross_attention_dim'
+    D = cfg[which]
     D = D[0] if isinstance(D, (list, tuple)) and len(set(D)) == 1 else D
     if not isinstance(e, torch.Tensor): raise TypeError(f"{name} must be a torch.Tensor of prompt embeddings (N x L x {D}, `encode_prompts`), got {type(e).__name__}")
     if e.ndim != 3 or (isinstance(D, int) and e.shape[-1] != D):
-        raise ValueError(f"{name} has shape {tuple(e.shape)}; expected N x L x {D} (this UNet's cross_attention_dim; `encode_prompts`)")
+        raise ValueError(f"{name} has shape {tuple(e.shape)}; expected N x L x {D} (this UNet's {which}; `encode_prompts`)")
     if len(e) != n: raise ValueError(f"{len(e)} prompt embeddings in {name} for {n} latents; expected one per latent")
     if not e.is_floating_point(): raise TypeError(f"{name} must be floating point, got {e.dtype}")
     if not torch.isfinite(e).all(): raise ValueError(f"{name} holds NaN or inf; expected finite prompt embeddings")
@@ -1114,7 +1158,7 @@ def _guide_at(guidance_fn: Callable | None, offset: int) -> Callable | None:
 # %% ../nbs/02_diffusion.ipynb #ef688dff
 def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a single string makes one image)
              num_inference_steps: int = 50,  # DDIM steps
-             guidance_scale: float = 3.0,  # classifier-free guidance weight (1 = none)
+             guidance_scale: float = 3.0,  # classifier-free guidance weight (1 = none; unlike diffusers, which turns guidance off at <= 1, every value is applied: 0 samples the unconditional model)
              seed: int = 0,  # image j's noise depends only on (seed, j), not on batch_size or the other prompts (float rounding aside)
              eta: float = 0.0,  # DDIM stochasticity
              negative_prompt: str = '',  # the unconditional prompt of the guidance
@@ -1594,7 +1638,11 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
         hist.append(loss.item()); bar.update(1)
         if step % 20 == 0: bar.set_postfix(loss=f"{np.mean(hist[-20:]):.4f}")
     bar.close(); vae.eval().requires_grad_(False)
-    sf = pipe.vae.config.scaling_factor if decoder_only else fit_latent_scale(pipe, images[:1024])  # the encoder did not change
+    before = pipe.vae.config.scaling_factor
+    sf = before if decoder_only else fit_latent_scale(pipe, images[:1024])  # the encoder did not change
+    if not decoder_only and before != 1.0 and abs(sf / before - 1) > 0.01:
+        warnings.warn(f"train_vae re-fitted vae.config.scaling_factor from {before:.5g} to {sf:.5g}: a UNet trained on latents scaled by {before:.5g} "
+                      "(a pretrained Stable Diffusion's) now gets other latents. To keep them, train with decoder_only=True; else fine-tune the UNet after", stacklevel=2)
     return dict(loss=hist, seconds=time.time() - t0, scaling_factor=sf)
 
 @torch.no_grad()
@@ -1707,7 +1755,7 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
     if snapshot_every is not None and not (isinstance(snapshot_every, int) and snapshot_every > 0):
         raise ValueError(f"snapshot_every={snapshot_every!r}: expected None or a positive number of steps")
     if snr_gamma is not None and not snr_gamma > 0: raise ValueError(f"snr_gamma={snr_gamma}: expected None or a positive number (5 is usual)")
-    check_autocast(autocast); check_float32_weights(pipe.unet, 'UNet'); check_unet(pipe)
+    check_autocast(autocast); check_float32_weights(pipe.unet, 'UNet'); check_unet(pipe); check_scheduler(pipe)
     unet, dev = pipe.unet, _device(pipe)
     pt = pipe.scheduler.config.get('prediction_type', 'epsilon')
     if snr_gamma is not None and float(pipe.scheduler.alphas_cumprod[-1]) == 0:

@@ -1329,11 +1329,11 @@ def test_prompt_cache_keeps_the_most_recent_prompts(pipe, monkeypatch):
     prompts = [f'cached {i}' for i in range(5)]
     want = D.encode_prompts(pipe, prompts, cache=False)
     assert torch.allclose(D.encode_prompts(pipe, prompts + prompts[:2]), torch.cat([want, want[:2]]), atol=1e-6)
-    store = D._PROMPT_CACHE[pipe.text_encoder]
-    assert [k[0] for k in store] == ['cached 2', 'cached 3', 'cached 4']  # the last three of the call, in order
+    store = D._PROMPT_CACHE[pipe.text_encoder]['rows']
+    assert list(store) == ['cached 2', 'cached 3', 'cached 4']  # the last three of the call, in order
     D.encode_prompts(pipe, ['cached 2'])  # a hit makes it the most recent ...
     D.encode_prompts(pipe, ['new'])  # ... so 'cached 3' is the one dropped
-    assert [k[0] for k in store] == ['cached 4', 'cached 2', 'new']
+    assert list(store) == ['cached 4', 'cached 2', 'new']
     assert all(e.untyped_storage().nbytes() == e.numel() * e.element_size() for e in store.values())  # each entry holds its own row, not its call's batch
     calls, te = [], pipe.text_encoder.forward
     monkeypatch.setattr(pipe.text_encoder, 'forward', lambda ids, **k: calls.append(len(ids)) or te(ids, **k))
@@ -2419,3 +2419,47 @@ def test_generate_in_parts_with_offset(pipe):
         assert torch.allclose(part, whole[2:], atol=1e-5)
         assert not torch.allclose(D.generate(pipe, prompts[2:], 3, 2.0, seed=4, eta=eta), whole[2:], atol=1e-3)  # without it: image 0's and 1's noise again
     with pytest.raises(ValueError, match='offset=-1'): D.generate(pipe, prompts, 2, offset=-1)
+
+
+def test_sd_compat_audit_session_32(pipe, tmp_path):
+    "Read-only SD-compatibility audit, session 32: a stale prompt cache, schedulers without betas, learned-variance UNets, pooled text outputs, tokenizer lengths, a re-fitted pretrained factor, Hub ids."
+    import copy, warnings
+    from diffusers import UNet2DConditionModel, EDMEulerScheduler
+    p = copy.deepcopy(pipe)
+    e0 = D.encode_prompts(p, ['a chest x-ray'])
+    with torch.no_grad(): p.text_encoder.get_input_embeddings().weight.mul_(1.5)  # an in-place edit (a fused LoRA, an optimiser step)
+    e1 = D.encode_prompts(p, ['a chest x-ray'])
+    assert not torch.allclose(e0, e1) and torch.equal(e1, D.encode_prompts(p, ['a chest x-ray'], cache=False))
+    p.tokenizer = copy.deepcopy(p.tokenizer); p.tokenizer.add_tokens(['<effusion>'])
+    p.text_encoder.resize_token_embeddings(len(p.tokenizer))
+    assert torch.equal(D.encode_prompts(p, ['a <effusion>']), D.encode_prompts(p, ['a <effusion>'], cache=False))
+    D.clear_prompt_cache(p); assert p.text_encoder not in D._PROMPT_CACHE
+    # a sigma-based scheduler has no DDPM schedule: refused (DDIM ran on diffusers' default betas; finetune failed raw)
+    edm = D.assemble_pipeline(pipe.vae, pipe.unet, EDMEulerScheduler(), pipe.text_encoder, pipe.tokenizer)
+    for call in (lambda: D.generate(edm, ['a'], 2), lambda: D.finetune(edm, (imgs(2), ['a'] * 2), steps=1, batch_size=2, progress=False)):
+        with pytest.raises(ValueError, match='EDMEulerScheduler has no DDPM noise schedule'): call()
+    # a learned-variance UNet (8 outputs for 4 latent channels)
+    base = {k: v for k, v in dict(pipe.unet.config).items() if not k.startswith('_')}
+    lv = D.assemble_pipeline(pipe.vae, UNet2DConditionModel.from_config({**base, 'out_channels': 8}), pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
+    with pytest.raises(ValueError, match='8 output channels for 4 latent channels'): D.finetune(lv, (imgs(2), ['a'] * 2), steps=1, batch_size=2, progress=False)
+    # a UNet that projects the text encoder's width (encoder_hid_dim) takes its embeddings
+    hid = D.assemble_pipeline(pipe.vae, UNet2DConditionModel.from_config({**base, 'cross_attention_dim': 64, 'encoder_hid_dim': base['cross_attention_dim'],
+                                                                          'encoder_hid_dim_type': 'text_proj'}), pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
+    assert D.generate(hid, ['a'], 2).shape == (1, 1, 32, 32)
+    # a pooled first output, a padding length past the encoder's positions
+    pooled = copy.deepcopy(pipe); fwd = pooled.text_encoder.forward
+    pooled.text_encoder.forward = lambda ids, **k: (fwd(ids, **k)[0][:, 0],)
+    with pytest.raises(ValueError, match='not per-token hidden states'): D.encode_prompts(pooled, ['a'], cache=False)
+    long = copy.deepcopy(pipe); long.tokenizer.model_max_length = int(1e30)
+    with pytest.raises(ValueError, match=r'model_max_length=1000000000000000019884624838656, but the text encoder has \d+ positions'): D.encode_prompts(long, ['a'], cache=False)
+    # train_vae says when it re-fits a factor a UNet was trained on
+    sd = copy.deepcopy(pipe); sd.vae.register_to_config(scaling_factor=0.18215)
+    with pytest.warns(UserWarning, match='re-fitted vae.config.scaling_factor from 0.18215'): D.train_vae(sd, imgs(4), steps=1, batch_size=2, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error'); sd.vae.register_to_config(scaling_factor=0.18215)
+        D.train_vae(sd, imgs(4), steps=1, batch_size=2, decoder_only=True, progress=False)
+    assert sd.vae.config.scaling_factor == 0.18215
+    # a Hub id and a single-file checkpoint are named as such
+    with pytest.raises(FileNotFoundError, match='a Hub id .* is not downloaded here'): D.load_pipeline('runwayml/stable-diffusion-v1-5')
+    (tmp_path / 'model.safetensors').write_bytes(b'x')
+    with pytest.raises(FileNotFoundError, match='from_single_file'): D.load_pipeline(tmp_path / 'model.safetensors')
