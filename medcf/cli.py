@@ -19,7 +19,8 @@ def save_figure(images: torch.Tensor,  # N x C x H x W in [-1, 1]
                 path: str | Path,  # PNG to write
                 titles: list | None = None,  # one short title per image
                 ncols: int = 8,  # images per row
-                overwrite: bool = False) -> Path:  # True: replace a file already at `path` (refused otherwise)
+                overwrite: bool = False  # True: replace a file already at `path` (refused otherwise)
+               ) -> Path:
     "Write a titled grid of images (`medcf.phantoms.show_grid`) as a PNG and return its path."
     path = check_grid_path(path); refuse_overwrite([path], overwrite, 'save_figure')  # a name without .png: matplotlib wrote name.png, unchecked
     fig = show_grid(images, titles, ncols=ncols, scale=1.3)
@@ -56,7 +57,8 @@ CLI_EXTENSIONS: list = []  # functions f(subparsers) that add a subcommand whose
 TOUR_TITLE = '<title>medcf tour</title>'  # what marks a folder's index.html as a tour's own
 
 def check_tour_dir(out: str | Path,  # the folder the tour would write into
-                   overwrite: bool = False) -> Path:  # True: write into any folder, replacing files of the tour's names
+                   overwrite: bool = False  # True: write into any folder, replacing files of the tour's names
+                  ) -> Path:
     "Refuse a folder the tour must not write into: a file, or a non-empty folder holding no earlier tour (unless `overwrite`)."
     out = Path(out)
     if out.exists() and not out.is_dir(): raise NotADirectoryError(f"out={str(out)!r} is a file; expected a folder for the tour (new, empty, or an earlier tour's)")
@@ -71,7 +73,8 @@ def check_tour_dir(out: str | Path,  # the folder the tour would write into
 def tour(out: str | Path,  # folder to write index.html and the figures into (created if missing; an earlier tour's is rewritten)
          seed: int = 0,  # seed of every figure
          pages: list | None = None,  # page functions; default TOUR_PAGES
-         overwrite: bool = False) -> Path:  # True: also write into a non-empty folder that holds no earlier tour
+         overwrite: bool = False  # True: also write into a non-empty folder that holds no earlier tour
+        ) -> Path:
     "Write the course's figure report and return the path of its index.html."
     if pages is not None and not len(pages): raise ValueError("pages=[]: expected at least one page function (None: TOUR_PAGES)")
     out = check_tour_dir(out, overwrite)  # before any figure is drawn

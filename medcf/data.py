@@ -321,7 +321,9 @@ class PhantomDataset(Dataset):
         return dict(image=self.images[i], attrs=self.targets[i], mask=self.mask[i],
                     prompt=self.prompts[i], index=i)
 
-def item_index(i, n: int) -> int:  # a position; the dataset's length
+def item_index(i,  # a position
+               n: int  # the dataset's length
+              ) -> int:
     "`i` as a position in [0, n): an int (numpy's, or a one-element integer tensor); IndexError beyond (what iteration stops on), TypeError for a float or bool."
     if isinstance(i, torch.Tensor) and i.numel() == 1 and not (i.dtype.is_floating_point or i.dtype == torch.bool): i = int(i)
     if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)): raise TypeError(f"index {i!r}: expected an integer position (an int, not a float or bool)")
@@ -636,7 +638,9 @@ def medmnist_prompt(flavor: str,  # 'chestmnist', 'dermamnist' or another MedMNI
     _check_medmnist_labels(flavor, np.asarray(label).reshape(1, -1), 'label')
     return _medmnist_caption(flavor, label)
 
-def _medmnist_caption(flavor: str, label) -> str:  # a label row already checked (MedMNISTDataset checks the whole split at once)
+def _medmnist_caption(flavor: str,
+                      label  # a label row already checked (MedMNISTDataset checks the whole split at once)
+                     ) -> str:
     if flavor == 'chestmnist':
         pos = [n for n, v in zip(CHESTMNIST_LABELS, label) if v == 1]
         return 'Chest X-ray showing ' + ', '.join(pos) if pos else 'Normal chest X-ray with no significant findings'
@@ -852,7 +856,8 @@ ADNI_STAGES = {'CN': 'CN', 'MCI': 'MCI', 'Dementia': 'AD', 'SMC': 'CN', 'EMCI': 
 ADNIMERGE_RANGES = dict(AGE=(40, 110), PTEDUCAT=(0, 30), APOE4=(0, 2), ABETA=(0, None), PTAU=(0, None), TAU=(0, None),
                         AV45=(0, None), FDG=(0, None), MMSE=(0, 30), Years_bl=(0, None))  # (low, high) a value may take
 
-def parse_censored(values: pd.Series) -> tuple:  # a column as read from ADNIMERGE (text, numbers, blanks)
+def parse_censored(values: pd.Series  # a column as read from ADNIMERGE (text, numbers, blanks)
+                  ) -> tuple:
     "(float values, censoring flag: -1 for '<x', +1 for '>x', 0 otherwise); blanks become NaN, any other text raises."
     s = values.astype('string').str.strip()
     lt, gt = (s.str.startswith(c).fillna(False).to_numpy(dtype=bool) for c in '<>')
@@ -873,7 +878,8 @@ def _check_range(raw: pd.Series, num: np.ndarray, rid: np.ndarray, low: float | 
                          f"expected {'whole numbers ' if raw.name == 'APOE4' else ''}{want} (a typo, or another unit?)")
 
 def read_adnimerge(path: str | Path,  # ADNIMERGE.csv (or a file with its columns)
-                   baseline_only: bool = True) -> pd.DataFrame:  # keep only VISCODE == 'bl'
+                   baseline_only: bool = True  # keep only VISCODE == 'bl'
+                  ) -> pd.DataFrame:
     "ADNIMERGE rows as a medcf record: the `BrainPhantom.attrs` columns plus rid, viscode and censoring flags."
     path = Path(path)
     raw = _read_csv(path, "ADNI's ADNIMERGE.csv", dtype=str, keep_default_na=False, na_values=[''])

@@ -168,7 +168,8 @@ def check_images(pipe, images) -> torch.Tensor:
 
 def check_latents(pipe, latents,
                   name: str = 'latents',  # the argument's name, for the error
-                  vae: bool = False) -> torch.Tensor:  # check against the VAE's latent channels (decoding) instead of the UNet's input
+                  vae: bool = False  # check against the VAE's latent channels (decoding) instead of the UNet's input
+                 ) -> torch.Tensor:
     "Validate latents for `pipe`'s UNet (or VAE): a non-empty N x c x h x w floating-point tensor of finite values, c the model's latent channels."
     if not isinstance(latents, torch.Tensor): raise TypeError(f"{name} must be a torch.Tensor (N x c x h x w), got {type(latents).__name__}")
     c, who = (pipe.vae.config.latent_channels, 'VAE') if vae else (pipe.unet.config.in_channels, 'UNet')
@@ -184,7 +185,8 @@ def check_latents(pipe, latents,
 
 def check_prompts(prompts, n: int | None = None,  # the count to check, or None
                   what: str = 'image',  # what each prompt goes with, for the message
-                  one_for_all: bool = False) -> list:  # a single prompt is repeated n times
+                  one_for_all: bool = False  # a single prompt is repeated n times
+                 ) -> list:
     "A list of prompt strings (a single string becomes a list of one); `n` checks the count (one prompt for all of them with `one_for_all`)."
     if isinstance(prompts, str): prompts = [prompts]
     if isinstance(prompts, (dict, set, frozenset, bytes, bytearray)) or not hasattr(prompts, '__iter__'):  # unordered or not prompts at all
@@ -201,7 +203,8 @@ def check_prompts(prompts, n: int | None = None,  # the count to check, or None
 def encode_images(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
                   sample: bool = False,  # draw from the posterior instead of taking its mean
                   generator=None,  # torch.Generator for `sample=True`
-                  batch_size: int = 64) -> torch.Tensor:  # images per VAE call
+                  batch_size: int = 64  # images per VAE call
+                 ) -> torch.Tensor:
     "Scaled latents `z = scaling_factor * E(x)` (the space the UNet works in)."
     check_images(pipe, images)
     batch_size = check_int(batch_size, 'batch_size')
@@ -220,7 +223,8 @@ def _encode_batch(pipe, x: torch.Tensor) -> tuple:
 
 def decode_latents(pipe, latents: torch.Tensor,  # scaled latents N x c x h x w
                    batch_size: int = 64,  # latents per VAE call
-                   clamp: bool = True) -> torch.Tensor:  # clamp to [-1, 1] as diffusers' post-processing does
+                   clamp: bool = True  # clamp to [-1, 1] as diffusers' post-processing does
+                  ) -> torch.Tensor:
     "Images in [-1, 1] from scaled latents (differentiable: wrap in `torch.no_grad()` when not needed)."
     check_latents(pipe, latents, vae=True)
     batch_size = check_int(batch_size, 'batch_size')
@@ -261,7 +265,8 @@ def _read_files(folder: Path) -> list:
 CKPT_ENTRIES = ('vae', 'unet', 'scheduler', 'text_encoder', 'tokenizer', 'model_index.json', LEAK_FILE, CARD, 'README.md')  # what save_pipeline writes
 
 def check_out_dir(out: str | Path,  # the folder a checkpoint will be written to
-                  overwrite: bool = False) -> list:  # True: a checkpoint already there may be replaced
+                  overwrite: bool = False  # True: a checkpoint already there may be replaced
+                 ) -> list:
     "Refuse a folder `save_pipeline` could not write: a file, a non-empty folder (unless `overwrite`), or one holding files that are not a checkpoint's; returns the entries to replace."
     out = Path(out)
     if out.exists() and not out.is_dir(): raise NotADirectoryError(f"out_dir={str(out)!r} is a file; expected a folder (new or empty, or a checkpoint to replace with overwrite=True)")
@@ -283,7 +288,8 @@ def _clear_for_save(out: Path, overwrite: bool):
         if p.is_dir() and not p.is_symlink(): shutil.rmtree(p)
         else: p.unlink()
 
-def is_packaged_text_encoder(te) -> bool:  # a pipeline's text_encoder
+def is_packaged_text_encoder(te  # a pipeline's text_encoder
+                            ) -> bool:
     "True when `te` is the packaged MiniLM with its weights unchanged (whichever folder it was loaded from, in any float dtype)."
     ref = load_text_encoder()[0]
     if type(te) is not type(ref) or getattr(te.config, 'hidden_size', None) != ref.config.hidden_size: return False
@@ -294,7 +300,8 @@ def save_pipeline(pipe, out_dir: str | Path,  # folder to write (created; must b
                   card: dict | None = None,  # model-card fields (config, data, steps, wall time, hardware, quality); None: the pipeline's own (`pipe.model_card`, with its recipe and `finetune` records), if any
                   include_text_encoder: bool = False,  # also write text_encoder/ and tokenizer/ (a full SD folder); required unless the encoder is the packaged MiniLM
                   fp16: bool = True,  # store UNet and VAE weights in half precision (half the size)
-                  overwrite: bool = False) -> Path:  # replace the checkpoint already in out_dir (its entries only; other files are refused)
+                  overwrite: bool = False  # replace the checkpoint already in out_dir (its entries only; other files are refused)
+                 ) -> Path:
     "Write a pipeline folder loadable by `load_pipeline`, with a model card holding the sha256 of every file."
     if card is not None and not isinstance(card, dict): raise TypeError(f"card must be a dict of model-card fields, got {type(card).__name__}")
     if not include_text_encoder and not is_packaged_text_encoder(pipe.text_encoder):
@@ -349,7 +356,8 @@ def model_card_markdown(card: dict) -> str:
     "A model card for people: the short fields as a list, `quality` as a table, every other record as its text fields with the full JSON folded under it."
     lines = [f"# medcf model: {_md_text(card.get('name') or 'unnamed')}", '', _md_text(card.get('description') or ''), '']
     table = isinstance(card.get('quality'), dict) and bool(card['quality'])  # any other quality is listed like any other field
-    def short(v) -> bool:  # a scalar, or a small dict that is not a record (e.g. the recipe, wall times): one list line
+    def short(v  # a scalar, or a small dict that is not a record (e.g. the recipe, wall times): one list line
+             ) -> bool:
         s = json.dumps(v, default=str)
         return not isinstance(v, (dict, list)) or (isinstance(v, dict) and 'what' not in v and '`' not in s and len(s) <= 1500)
     skip = ('name', 'description', 'files') + (('quality',) if table else ())
@@ -437,7 +445,8 @@ def verify_checkpoint(folder: str | Path) -> dict:
         if got != h: raise ValueError(f"corrupt checkpoint {folder}: {f} has sha256 {got[:12]}..., the model card says {h[:12]}...; re-fetch the file or retrain")
     return card
 
-def check_device(device: str | torch.device) -> torch.device:  # e.g. 'cpu', 'cuda', 'cuda:1', 'mps'
+def check_device(device: str | torch.device  # e.g. 'cpu', 'cuda', 'cuda:1', 'mps'
+                ) -> torch.device:
     "`device` as a torch.device this torch can use; a ValueError naming what was wrong otherwise ('gpu' is not a device name; a CPU build has no CUDA)."
     try: d = torch.device(device)
     except (RuntimeError, TypeError): raise ValueError(f"device={device!r}: expected a torch device name such as 'cpu', 'cuda', 'cuda:0' or 'mps'") from None
@@ -534,7 +543,8 @@ def clear_prompt_cache(pipe=None  # the pipeline whose cached embeddings to drop
     else: _PROMPT_CACHE.pop(pipe.text_encoder, None)
 
 def encode_prompts(pipe, prompts: str | Sequence[str],  # one prompt or a list
-                   cache: bool = True) -> torch.Tensor:  # reuse embeddings of prompts seen before (dropped when the tokenizer, or the text encoder's weights, dtype or device change; the last PROMPT_CACHE_SIZE kept)
+                   cache: bool = True  # reuse embeddings of prompts seen before (dropped when the tokenizer, or the text encoder's weights, dtype or device change; the last PROMPT_CACHE_SIZE kept)
+                  ) -> torch.Tensor:
     "Prompt embeddings N x L x D exactly as `StableDiffusionPipeline` computes them, with a per-text-encoder cache."
     prompts = check_prompts(prompts)
     if not cache: return _encode_uncached(pipe, prompts)
@@ -734,7 +744,8 @@ def _seed_generators(seed: int, n: int, offset: int = 0, stream: int = 0) -> lis
     return [torch.Generator().manual_seed(int(np.random.SeedSequence(key(j)).generate_state(1)[0])) for j in range(n)]
 
 def step_generators(seed: int, n: int,  # generate's seed; how many images
-                    offset: int = 0) -> list:  # index of the first image among those of the call
+                    offset: int = 0  # index of the first image among those of the call
+                   ) -> list:
     "The per-image generators `generate(seed=seed, eta > 0)` draws its step noise from (image j's depend only on seed and offset + j): pass them to `sample_latents(generators=...)` to repeat generate's draw in parts."
     n, seed, offset = check_int(n, 'n'), check_int(seed, 'seed', 0), check_int(offset, 'offset', 0)
     return _seed_generators(seed, n, offset, stream=1)
@@ -744,7 +755,8 @@ def _randn(gens: list, shape: tuple) -> torch.Tensor:
 
 def initial_latents(pipe, n: int, seed: int = 0, offset: int = 0,  # image j depends only on seed and offset + j
                     signal_leak: torch.Tensor | bool = False,  # True: add the pipeline's own leak (`pipe.signal_leak`, if it has one) as `generate` does; a tensor: that leak; False: pure noise
-                    num_inference_steps: int = 50) -> torch.Tensor:  # the sampler's grid, whose first timestep sets the leak's weight
+                    num_inference_steps: int = 50  # the sampler's grid, whose first timestep sets the leak's weight
+                   ) -> torch.Tensor:
     "Seeded starting noise x_T for `n` images: standard normal by default; `generate(seed=s)` starts from initial_latents(pipe, n, s, signal_leak=True, num_inference_steps=...)."
     n, seed, offset = check_int(n, 'n'), check_int(seed, 'seed', 0), check_int(offset, 'offset', 0)
     if not isinstance(signal_leak, (bool, torch.Tensor)): raise TypeError(f"signal_leak={signal_leak!r}: expected True (the pipeline's own), False (none) or a latent tensor (`fit_signal_leak`)")
@@ -756,13 +768,15 @@ def initial_latents(pipe, n: int, seed: int = 0, offset: int = 0,  # image j dep
 
 @torch.no_grad()
 def fit_signal_leak(pipe, images: torch.Tensor,  # training images N x C x H x W in [-1, 1] (a few thousand is plenty)
-                    batch_size: int = 64) -> torch.Tensor:  # images per VAE call
+                    batch_size: int = 64  # images per VAE call
+                   ) -> torch.Tensor:
     "The mean scaled latent of `images` (c x h x w): the part of the data that training's last timestep still carries."
     return encode_images(pipe, images, batch_size=batch_size).mean(0)
 
 def add_signal_leak(pipe, noise: torch.Tensor,  # N x c x h x w standard normal x_T
                     leak: torch.Tensor,  # c x h x w mean training latent (`fit_signal_leak`)
-                    num_inference_steps: int = 50) -> torch.Tensor:  # DDIM steps: the leak is the one of the sampler's first timestep
+                    num_inference_steps: int = 50  # DDIM steps: the leak is the one of the sampler's first timestep
+                   ) -> torch.Tensor:
     "x_T distributed as in training at the sampler's first timestep: sqrt(ab) * leak + sqrt(1 - ab) * noise (arXiv:2309.15842)."
     check_latents(pipe, noise, 'noise')
     if not isinstance(leak, torch.Tensor): raise TypeError(f"signal leak must be a torch.Tensor (one latent, `fit_signal_leak`), got {type(leak).__name__}")
@@ -775,7 +789,8 @@ def add_signal_leak(pipe, noise: torch.Tensor,  # N x c x h x w standard normal 
 
 def check_guidance_interval(interval,  # (t_lo, t_hi) in training timesteps, or None
                             num_train_timesteps: int = 1000,  # the scheduler's T
-                            name: str = 'guidance_interval') -> tuple | None:  # the argument's name, for the message
+                            name: str = 'guidance_interval'  # the argument's name, for the message
+                           ) -> tuple | None:
     "A valid guidance interval as a (t_lo, t_hi) pair of ints, or None (guidance at every step)."
     if interval is None: return None
     ok = isinstance(interval, (tuple, list)) and len(interval) == 2 and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and float(v).is_integer() for v in interval)
@@ -785,7 +800,8 @@ def check_guidance_interval(interval,  # (t_lo, t_hi) in training timesteps, or 
 
 def resolve_guidance_interval(guidance_interval,  # 'recipe', None (every step) or (t_lo, t_hi)
                               recipe: dict,  # a checkpoint's recipe (its 'guidance_interval', if any, is used for 'recipe')
-                              num_train_timesteps: int = 1000) -> tuple | None:  # the scheduler's T, which bounds the interval
+                              num_train_timesteps: int = 1000  # the scheduler's T, which bounds the interval
+                             ) -> tuple | None:
     "The interval to sample with: the recipe's when asked for 'recipe' (every step when it names none), else the one given; checked."
     if isinstance(guidance_interval, str):
         if guidance_interval != 'recipe': raise ValueError(f"guidance_interval={guidance_interval!r}: expected 'recipe', None or (t_lo, t_hi)")
@@ -793,7 +809,8 @@ def resolve_guidance_interval(guidance_interval,  # 'recipe', None (every step) 
     return check_guidance_interval(guidance_interval, num_train_timesteps)
 
 def pipeline_interval(pipe,  # any SD-style pipeline; a zoo checkpoint's recipe is in `pipe.model_card`
-                      guidance_interval) -> tuple | None:  # 'recipe', None (every step) or (t_lo, t_hi)
+                      guidance_interval  # 'recipe', None (every step) or (t_lo, t_hi)
+                     ) -> tuple | None:
     "`resolve_guidance_interval` for `pipe`: 'recipe' is its checkpoint's interval (every step for a pipeline without one), checked against its scheduler's T."
     recipe = (getattr(pipe, 'model_card', None) or {}).get('recipe') or {}
     return resolve_guidance_interval(guidance_interval, recipe, pipe.scheduler.config.num_train_timesteps)
@@ -835,7 +852,8 @@ def unet_eps(pipe, x: torch.Tensor,  # latents x_t, N x c x h x w
              uncond: torch.Tensor | None = None,  # unconditional embeddings (for guidance; 1 x L x D also for all)
              guidance_scale: float = 1.0,  # classifier-free guidance weight (1 = the conditional prediction alone)
              ddim=None,  # the scheduler whose alpha-bar converts v- or x0-predictions (None: the pipeline's)
-             checkpoint: bool = False) -> tuple:  # gradient-checkpoint the UNet call
+             checkpoint: bool = False  # gradient-checkpoint the UNet call
+            ) -> tuple:
     "(guided, conditional, unconditional) noise predictions at (x_t, t), one batched UNet call for both halves of the guidance; v- and x0-predicting UNets are converted to the noise."
     check_latents(pipe, x, 'x'); check_unet(pipe)
     t = check_timesteps(t, len(x), (pipe.scheduler if ddim is None else ddim).config.num_train_timesteps)
@@ -852,7 +870,8 @@ def noise_prediction_error(pipe, z0: torch.Tensor,  # clean scaled latents N x c
                            cond: torch.Tensor,  # prompt embeddings N x L x D: each latent's candidate caption (1 x L x D: one for all)
                            t,  # training timestep: an int, or one per latent
                            noise: torch.Tensor,  # standard normal noise shaped like z0 (reuse it across candidate captions: the comparison is paired)
-                           reduce: bool = True) -> torch.Tensor:  # True: mean over latent elements, one error per latent; False: N x c x h x w squared errors, maps at latent resolution (average the channels, then F.interpolate to the image to overlay them)
+                           reduce: bool = True  # True: mean over latent elements, one error per latent; False: N x c x h x w squared errors, maps at latent resolution (average the channels, then F.interpolate to the image to overlay them)
+                          ) -> torch.Tensor:
     "The mean over the latent's elements of (eps - eps_theta(sqrt(a_t) z0 + sqrt(1 - a_t) eps, t, c))^2 in noise space (the squared norm over their number): the denoising error a diffusion classifier compares across class captions (arXiv:2303.16203); a softmax over its negatives needs a temperature fitted on held-out images."
     # In noise space for every prediction type; a v-predicting UNet's own loss is this divided by alpha-bar_t (so at one t the ranking of captions is the same)
     check_latents(pipe, z0, 'z0')
@@ -934,7 +953,8 @@ def sample_latents(pipe, latents: torch.Tensor | SampleOutput,  # x_T (or x_t wh
                    checkpoint: bool = False,  # gradient-checkpoint the UNet calls when grad=True
                    return_trajectory: bool = False,  # keep every x_t
                    guidance_interval: tuple | str | None = 'sampled',  # (t_lo, t_hi): guide only at timesteps in it, w = 1 elsewhere (arXiv:2404.07724); None: every step; 'recipe': the checkpoint's; 'sampled': the stopped run's when going on from one, else None
-                   end_step: int | None = None) -> SampleOutput:  # stop before this step, to go on with sample_latents(pipe, out, ...) (a prompt switch; at eta > 0 the step noise goes on from out's generators); None: to the clean end
+                   end_step: int | None = None  # stop before this step, to go on with sample_latents(pipe, out, ...) (a prompt switch; at eta > 0 the step noise goes on from out's generators); None: to the clean end
+                  ) -> SampleOutput:
     "The DDIM sampling loop on latents, with per-step callbacks and log-probabilities; works for any SD-style pipeline."
     # With grad=True the returned log_probs differentiate through the whole chain (each x_t depends on the weights); DDPO's
     # policy gradient holds each step's input fixed: re-score a stored trajectory with `trajectory_log_probs` for that.
@@ -1044,7 +1064,8 @@ def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `gen
                          guidance_interval: tuple | str | None = 'sampled',  # 'sampled': the interval it was sampled with; None: every step; 'recipe': the checkpoint's; or (t_lo, t_hi)
                          checkpoint: bool = False,  # gradient-checkpoint the UNet calls
                          guidance_fn: Callable | None = None,  # the guidance_fn it was sampled with, replayed at each step (a function is not stored in `out`)
-                         steps: Sequence[int] | None = None) -> torch.Tensor:  # re-score only these steps, as indices into out.timesteps (0 = the first it holds), in this order; None: all
+                         steps: Sequence[int] | None = None  # re-score only these steps, as indices into out.timesteps (0 = the first it holds), in this order; None: all
+                        ) -> torch.Tensor:
     "steps x N log p(x_{t-1} | x_t) of a stored trajectory under the pipeline's CURRENT weights, each step's x_t held fixed (DDPO's re-scoring, arXiv:2305.13301); differentiable in the weights that require grad."
     # By default every setting is the sampled one, so at unchanged weights this returns `out.log_probs`. Other embeddings, eta,
     # per-step guidance or guidance_fn score the trajectory under another policy (a warning says so): DDPO's ratio needs the sampling policy's.
@@ -1113,7 +1134,8 @@ def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `gen
     return torch.stack(lps)
 
 def check_negative_prompt(negative_prompt: str,  # the unconditional prompt of the guidance
-                          guidance_scale: float | None = None) -> str:  # the guidance it goes with (None: only the type is checked)
+                          guidance_scale: float | None = None  # the guidance it goes with (None: only the type is checked)
+                         ) -> str:
     "A negative prompt checked: a string, and a warning when guidance 1 leaves it unused (the conditional prediction alone)."
     if not isinstance(negative_prompt, str): raise TypeError(f"negative_prompt must be a string (one for every image), got {type(negative_prompt).__name__}: {negative_prompt!r}")
     if negative_prompt and guidance_scale == 1:
@@ -1134,7 +1156,8 @@ def _joined(outs: list) -> SampleOutput:
                    uncond=cat([b.uncond for b in outs]), index=None, generators=None if o.generators is None else [g for b in outs for g in b.generators],
                    trajectory=None if o.trajectory is None else [torch.cat(xs) for xs in zip(*[b.trajectory for b in outs])])
 
-def join_samples(outs: Sequence[SampleOutput]) -> SampleOutput:  # outputs of several sampling calls with the same settings
+def join_samples(outs: Sequence[SampleOutput]  # outputs of several sampling calls with the same settings
+                ) -> SampleOutput:
     "One SampleOutput from several calls (a DDPO epoch sampled in parts): per-sample fields concatenated in order; outputs sampled with other settings, or keeping other fields, are refused."
     outs = list(outs) if isinstance(outs, (list, tuple)) else outs
     if not isinstance(outs, list) or not outs or not all(isinstance(o, SampleOutput) for o in outs):
@@ -1201,7 +1224,8 @@ def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a sing
 
 # %% ../nbs/02_diffusion.ipynb #c1a55e01
 def warn_hidden_offset(fn: Callable,  # a guidance_fn or log_prob_fn
-                       name: str) -> None:  # its argument's name, for the message
+                       name: str  # its argument's name, for the message
+                      ) -> None:
     "Warn when `fn` takes **kwargs but names no `offset`: the samplers tell only a function that names it each batch's first image, so per-image targets would go to the wrong images after the first batch."
     import inspect
     ps = (parameters_of(fn) or {}).values()
@@ -1212,7 +1236,8 @@ def warn_hidden_offset(fn: Callable,  # a guidance_fn or log_prob_fn
 def classifier_guidance(pipe, log_prob_fn: Callable,  # decoded images N x C x H x W -> N values of log p(y | image), differentiable; it gets offset= if it names it
                         scale: float = 1.0,  # guidance strength s; what an edit needs depends on the classifier's logit range and the inversion depth: sweep it
                         clamp: bool = False,  # clamp the decoded image to [-1, 1] first (cuts the gradient where the decoder overshoots)
-                        interval: tuple | None = None) -> Callable:  # (t_lo, t_hi): steer only at these training timesteps (the noisiest steps move the predicted image most); None: every step
+                        interval: tuple | None = None  # (t_lo, t_hi): steer only at these training timesteps (the noisiest steps move the predicted image most); None: every step
+                       ) -> Callable:
     "A guidance_fn towards high `log_prob_fn`: eps - s sqrt(1 - alpha_t) grad_{x_t} log p(y | decode(x0_hat)), with the UNet's noise prediction held fixed (classifier guidance, arXiv:2105.05233, with a clean-image classifier on the predicted clean image as DiME and DeCoDEx do)."
     scale = check_real(scale, 'scale')
     if not callable(log_prob_fn): raise TypeError(f"log_prob_fn must be callable (images -> N log-probabilities), got {type(log_prob_fn).__name__}")
@@ -1252,7 +1277,8 @@ class Inversion:
     timestep: int | None = None  # the training timestep of `latents` (the grid's timestep at start_step)
     timesteps: list | None = None  # the grid's timesteps, so that `at` can name the timestep of another step
 
-    def at(self, step: int) -> 'Inversion':  # a sampler step in [start_step, num_inference_steps)
+    def at(self, step: int  # a sampler step in [start_step, num_inference_steps)
+          ) -> 'Inversion':
         "The same inversion stopped at sampler step `step` (taken from its trajectory, return_trajectory=True): one full inversion serves a sweep over an edit's depth."
         if self.trajectory is None or self.timesteps is None:
             raise ValueError("this Inversion keeps no trajectory; invert with return_trajectory=True to take other steps from it")
@@ -1271,7 +1297,8 @@ def invert_latents(pipe, z0: torch.Tensor,  # clean scaled latents N x c x h x w
                    check: bool = True,  # regenerate and measure the latent reconstruction error
                    batch_size: int = 64,  # latents per UNet call
                    return_trajectory: bool = False,  # also keep the latent after every inversion step
-                   negative_prompt: str = '') -> Inversion:  # the unconditional prompt when guidance_scale != 1
+                   negative_prompt: str = ''  # the unconditional prompt when guidance_scale != 1
+                  ) -> Inversion:
     "Deterministic DDIM inversion of latents (arXiv:2010.02502, 2105.05233 App. F), no VAE involved: x_t that DDIM maps back to `z0`."
     check_latents(pipe, z0, 'z0')
     prompts = check_prompts(prompts, len(z0), 'latent', one_for_all=True)
@@ -1321,7 +1348,8 @@ def ddim_invert(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
                 check: bool = True,  # regenerate and measure the reconstruction error
                 batch_size: int = 64,  # images per UNet call
                 return_trajectory: bool = False,  # also keep the latent after every inversion step
-                negative_prompt: str = '') -> Inversion:  # the unconditional prompt when guidance_scale != 1
+                negative_prompt: str = ''  # the unconditional prompt when guidance_scale != 1
+               ) -> Inversion:
     "Deterministic DDIM inversion of images (arXiv:2010.02502, 2105.05233 App. F): encode with the VAE, `invert_latents`, and check the regenerated images against the input."
     with warnings.catch_warnings():  # a range warning is said once, by encode_images below, not twice
         warnings.simplefilter('ignore', UserWarning); check_images(pipe, images)
@@ -1380,7 +1408,8 @@ def inversion_editor(pipe,  # any SD-style pipeline
                      guidance_scale: float = 5.0,  # classifier-free guidance of the regeneration under the target caption
                      guidance_interval: tuple | str | None = None,  # (t_lo, t_hi) training timesteps where that guidance applies; None: every step; 'recipe': the checkpoint's
                      batch_size: int = 64,  # latents per UNet call
-                     guidance: Callable | None = None) -> Callable:  # (target, source) -> a guidance_fn for that edit (e.g. `classifier_guidance` towards the target, DiME / DeCoDEx), passed to `regenerate`; None: text only
+                     guidance: Callable | None = None  # (target, source) -> a guidance_fn for that edit (e.g. `classifier_guidance` towards the target, DiME / DeCoDEx), passed to `regenerate`; None: text only
+                    ) -> Callable:
     "An `edit_fn(images, target, source)` for `medcf.metrics`: DDIM-invert under the source's captions to `start_step`, `regenerate` under the target's."
     if not callable(captions): raise TypeError(f"captions must be a function from values (a dict) to one caption per image, got {type(captions).__name__}")
     if guidance is not None and not callable(guidance): raise TypeError(f"guidance must be a function (target, source) -> guidance_fn, or None; got {type(guidance).__name__}")
@@ -1406,7 +1435,8 @@ def inversion_editor(pipe,  # any SD-style pipeline
 # %% ../nbs/02_diffusion.ipynb #c9d2f4a0
 def slerp(a: torch.Tensor,  # start, e.g. one inverted x_T
           b: torch.Tensor,  # end, same shape
-          alpha: float | torch.Tensor) -> torch.Tensor:  # 0 gives a, 1 gives b; a tensor of values gives one result per value, stacked first
+          alpha: float | torch.Tensor  # 0 gives a, 1 gives b; a tensor of values gives one result per value, stacked first
+         ) -> torch.Tensor:
     "Spherical interpolation between two noise latents per sample (the first dimension indexes samples: one latent is x[None]), which keeps a Gaussian's norm where a straight line shrinks it (arXiv:1609.04468)."
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape or a.ndim < 2:
         raise ValueError(f"a and b must be tensors of one shape N x ... (got {tuple(getattr(a, 'shape', ()))} and {tuple(getattr(b, 'shape', ()))})")
@@ -1492,7 +1522,8 @@ def _collate_items(items: list, shape: tuple) -> tuple:
 def draw_indices(n: int,  # items to draw from
                  k: int,  # indices to draw
                  weights: torch.Tensor | None,  # per-item sampling weights (None: uniform)
-                 g: torch.Generator) -> torch.Tensor:  # the draw's generator
+                 g: torch.Generator  # the draw's generator
+                ) -> torch.Tensor:
     "`k` training indices of `n`: uniform, or in proportion to `weights` (with replacement)."
     return torch.randint(n, (k,), generator=g) if weights is None else torch.multinomial(weights, k, True, generator=g)
 
@@ -1535,7 +1566,8 @@ def edge_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 0.5 * ((dx(a) - dx(b)).abs().mean() + (dy(a) - dy(b)).abs().mean())
 
 def check_pixel_weights(weights: torch.Tensor | np.ndarray | Sequence | None,  # H x W per-pixel loss weights, or None
-                        size: tuple) -> torch.Tensor | None:  # (H, W) of the images they weight
+                        size: tuple  # (H, W) of the images they weight
+                       ) -> torch.Tensor | None:
     "Validate an H x W map of per-pixel loss weights: finite in float32, >= 0, not all zero; as a float32 tensor (None stays None)."
     if weights is None: return None
     if np.ndim(size) != 1 or len(size) != 2: raise ValueError(f"size={size!r}: expected the images' (H, W)")
@@ -1583,7 +1615,8 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
               decoder_only: bool = False,  # train the decoder alone, encoder frozen: the latents (and any UNet trained on them) stay valid
               seed: int = 0,  # sampling of batches and posterior noise
               autocast: str | None = None,  # 'bf16': encoder and decoder under bfloat16 autocast (posterior, loss and weights stay float32); None: float32 throughout
-              progress: bool = True) -> dict:  # show a progress bar
+              progress: bool = True  # show a progress bar
+             ) -> dict:
     "Fit the pipeline's `AutoencoderKL` by L1 reconstruction (of `targets` if given) + a small KL term, then set `vae.config.scaling_factor`."
     check_images(pipe, images)
     check_autocast(autocast); check_float32_weights(pipe.vae, 'autoencoder')
@@ -1670,7 +1703,8 @@ def _batch_posterior(pipe, x: torch.Tensor) -> tuple:
 
 def min_snr_weight(alpha_bar: torch.Tensor,  # cumulative alphas of the sampled timesteps
                    gamma: float,  # clamp of the signal-to-noise ratio
-                   prediction_type: str = 'epsilon') -> torch.Tensor:  # the UNet's target
+                   prediction_type: str = 'epsilon'  # the UNet's target
+                  ) -> torch.Tensor:
     "Min-SNR-gamma loss weights (arXiv:2303.09556): each timestep's loss as if its SNR were clamped at `gamma`."
     gamma = check_real(gamma, 'gamma', 0, expect='a finite number > 0 (5 is usual)', open_lo=True)
     snr = alpha_bar / (1 - alpha_bar)
@@ -1684,7 +1718,8 @@ _STREAM_WARNED: dict = {}  # warnings registry of the streamed batches' re-issue
 RESUME_DEFAULTS = dict(stream=False)  # `finetune` settings added after states were saved: what an older state's absence of them means
 
 def settings_diff(old: dict,  # settings a saved state recorded
-                  now: dict) -> tuple:  # this run's settings
+                  now: dict  # this run's settings
+                 ) -> tuple:
     "(keys `now` has that `old` never recorded, 'key=now (saved with old)' for each recorded key that differs): how a resume tells another run's state from its own. Keys only `old` has (a setting a later medcf dropped) are ignored."
     diff = []
     for k in sorted(k for k in now if k in old and old[k] != now[k]):
@@ -1723,7 +1758,8 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
              resume: bool = True,  # continue from the state in `ckpt_dir` when there is one (saved with the same settings; one that reached `steps` is returned as finished)
              progress: bool = True,  # progress bar
              stream: bool = False,  # read the data one batch per step (VAE and text encoder run every step) instead of holding it all: for data larger than memory
-             num_workers: int = 0) -> dict:  # with `stream`: DataLoader worker processes that read (decode, resize) the next batches ahead
+             num_workers: int = 0  # with `stream`: DataLoader worker processes that read (decode, resize) the next batches ahead
+            ) -> dict:
     "Train/fine-tune the UNet on (image, caption) pairs with the noise-prediction loss (arXiv:2006.11239, 2112.10752)."
     t_call = time.time()  # `seconds` is the whole call: held data is encoded (VAE, text encoder) before the first step, streamed data at every step
     num_workers, seed = check_int(num_workers, 'num_workers', 0), check_int(seed, 'seed', 0)
@@ -1937,7 +1973,8 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
                   overwrite: bool = False,  # replace `out` if it exists (refused otherwise)
                   device: str = 'cpu',  # torch device to sample on, e.g. 'cuda'
                   dtype: str | torch.dtype = torch.float32,  # weights' dtype: torch.float16 / 'float16' halves a GPU's memory
-                  variant: str | None = None) -> Path:  # weight-file variant of a diffusers folder, e.g. 'fp16' (see `load_pipeline`)
+                  variant: str | None = None  # weight-file variant of a diffusers folder, e.g. 'fp16' (see `load_pipeline`)
+                 ) -> Path:
     "Generate `n` images for one prompt and save them as a PNG grid (what `medcf generate` runs)."
     from medcf.phantoms import save_grid
     n = check_int(n, 'n')

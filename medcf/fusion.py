@@ -18,7 +18,8 @@ __all__ = ['FUSIONS', 'TASKS', 'MODELS', 'encode_record', 'IterativeImputer', 's
 
 # %% ../nbs/40_fusion.ipynb #c623db4e
 def encode_record(df: pd.DataFrame,  # the record, one row per patient (phantom `attrs` or `read_adnimerge`)
-                  columns: list) -> np.ndarray:  # columns to encode, in order
+                  columns: list  # columns to encode, in order
+                 ) -> np.ndarray:
     "Numeric N x len(columns) float array of a record; sex becomes 1 for 'M', 0 for 'F'; missing values stay NaN."
     missing = [c for c in columns if c not in df.columns]
     if missing: raise ValueError(f"record lacks columns {missing}; it has {list(df.columns)}")
@@ -82,7 +83,8 @@ class IterativeImputer:
 
     def _names(self, idx) -> list: return [self.columns[j] for j in idx] if self.columns is not None else [int(j) for j in idx]
 
-    def transform(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:  # record with the fitted width (and columns), NaN for missing
+    def transform(self, X: np.ndarray | pd.DataFrame  # record with the fitted width (and columns), NaN for missing
+                 ) -> np.ndarray:
         "Standardised, imputed record with indicator columns appended (float32)."
         if not self.fitted: raise ValueError("the imputer is not fitted: call fit(train_record) first")
         X = self._check(X); miss = np.isnan(X)
@@ -105,7 +107,8 @@ class IterativeImputer:
 # %% ../nbs/40_fusion.ipynb #c1a0ad70
 def stratified_split(strata: pd.DataFrame,  # one row per patient; every column is a stratification key
                      fractions: tuple = (0.6, 0.2, 0.2),  # train, validation, test
-                     seed: int = 0) -> tuple:  # seed of the shuffle
+                     seed: int = 0  # seed of the shuffle
+                    ) -> tuple:
     "Index arrays (train, val, test) that keep every stratum's share in each part."
     if not isinstance(strata, pd.DataFrame) or strata.empty: raise ValueError(f"strata must be a DataFrame with one row per patient (and a column per key); got {type(strata).__name__} of length {len(strata) if hasattr(strata, '__len__') else '?'}")
     if len(fractions) != 3 or not math.isclose(sum(fractions), 1) or min(fractions) <= 0:
@@ -374,7 +377,8 @@ def balanced_accuracy(y: np.ndarray,  # true class indices
     return float(np.mean([(pred[y == k] == k).mean() for k in range(n_classes) if (y == k).any()]))
 
 def macro_auroc(y: np.ndarray,  # true class indices
-                prob: np.ndarray) -> float:  # N x K class probabilities
+                prob: np.ndarray  # N x K class probabilities
+               ) -> float:
     "One-vs-rest AUROC (Mann-Whitney, ties averaged) averaged over the classes present with both outcomes."
     prob = np.asarray(prob, dtype=float)
     if prob.ndim != 2 or prob.shape[1] < 2: raise ValueError(f"prob has shape {prob.shape}; expected N x K class probabilities (K >= 2)")
@@ -427,7 +431,8 @@ class FusionData:
                     images: torch.Tensor,  # N x 1 x S x S slices or N x 1 x S x S x S volumes in [-1, 1], one per record row
                     record: pd.DataFrame,  # one row per image: the task's columns (TASKS), sex, age and (for 'ad') stage, e.g. `read_adnimerge`'s
                     seed: int = 0,  # seed of the split
-                    fractions: tuple = (0.6, 0.2, 0.2)) -> 'FusionData':  # train / validation / test
+                    fractions: tuple = (0.6, 0.2, 0.2)  # train / validation / test
+                   ) -> 'FusionData':
         "Task data from your own images and record (e.g. ADNI scans beside `read_adnimerge`): the same split, imputer and targets as the phantom's."
         _check_task(task)
         if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.ndim not in (4, 5) or images.shape[1] != 1:
@@ -488,7 +493,8 @@ class FusionData:
 def predict(model: nn.Module,  # a FusionNet or TabularMLP
             data: FusionData,  # task data (images and imputed record)
             idx: np.ndarray,  # patient indices, e.g. data.split['test']
-            bs: int = 256) -> torch.Tensor:  # batch size
+            bs: int = 256  # batch size
+           ) -> torch.Tensor:
     "Model outputs for the patients `idx` (eval mode, in batches)."
     idx, bs = np.asarray(idx), check_int(bs, 'bs')
     if idx.ndim != 1 or not len(idx) or idx.dtype.kind not in 'iu':
@@ -505,7 +511,8 @@ def _check_outputs(out: torch.Tensor, data: FusionData) -> None:
 
 def evaluate(model: nn.Module,  # a FusionNet or TabularMLP built for `data.task`
              data: FusionData,  # task data with its split
-             part: str = 'test') -> dict:  # 'train', 'val' or 'test'
+             part: str = 'test'  # 'train', 'val' or 'test'
+            ) -> dict:
     "Age: MAE in years (overall and per sex). AD: balanced accuracy and macro AUROC."
     if part not in data.split: raise ValueError(f"part={part!r}; expected one of {list(data.split)}")
     idx = data.split[part]; out = predict(model, data, idx)
@@ -523,7 +530,8 @@ def train_fusion(model: nn.Module,  # a FusionNet or TabularMLP
                  lr: float = 3e-3,  # peak AdamW learning rate (cosine decay)
                  bs: int = 32,  # batch size
                  seed: int = 0,  # seed of the batch order
-                 progress: bool = True) -> pd.DataFrame:  # show a progress bar
+                 progress: bool = True  # show a progress bar
+                ) -> pd.DataFrame:
     "Train with L1 (age) or class-weighted cross-entropy (AD); keep the weights of the best validation epoch; returns the learning curve."
     epochs, bs, seed = check_int(epochs, 'epochs'), check_int(bs, 'bs'), check_int(seed, 'seed', 0)
     lr = check_real(lr, 'lr', 0, expect='a learning rate > 0', open_lo=True)
@@ -562,14 +570,16 @@ def train_fusion(model: nn.Module,  # a FusionNet or TabularMLP
 MODELS = ('image', 'tabular', 'concat', 'film', 'daft', 'hyperfusion')
 
 def uses_tab_encoder(name: str,  # one of MODELS
-                     task: str) -> bool:  # 'age' or 'ad'
+                     task: str  # 'age' or 'ad'
+                    ) -> bool:
     "Whether model `name` on `task` borrows the pretrained tabular MLP: HyperFusion on the AD task only."
     return (name, task) == ('hyperfusion', 'ad')
 
 def make_model(name: str,  # one of MODELS
                data: FusionData,  # task data (sets widths)
                width: int = 8,  # image-network width
-               tab_encoder: TabularMLP | None = None) -> nn.Module:  # pretrained tabular MLP (HyperFusion for AD)
+               tab_encoder: TabularMLP | None = None  # pretrained tabular MLP (HyperFusion for AD)
+              ) -> nn.Module:
     "The model `name` for `data.task`: HyperFusion hyper-generates the head from sex (age) or the last shortcut conv from a tabular embedding (AD)."
     if name not in MODELS: raise ValueError(f"model {name!r}; expected one of {MODELS}")
     width = check_int(width, 'width')
@@ -597,7 +607,8 @@ def run_fusion(task: str,  # 'age' or 'ad'
                dim: int | None = None,  # 2 or 3 (default 2, or the phantom's)
                width: int = 8,  # image-network width
                progress: bool = True,  # progress bars
-               phantom: BrainPhantom | None = None) -> tuple:  # draw every seed's patients from this phantom (default BrainPhantom)
+               phantom: BrainPhantom | None = None  # draw every seed's patients from this phantom (default BrainPhantom)
+              ) -> tuple:
     "Train every model on every seed; returns (results table: one row per seed x model, learning curves)."
     if isinstance(models, str) or not len(models) or any(m not in MODELS for m in models):
         raise ValueError(f"models={models!r}; expected a tuple of names from {MODELS}")
@@ -629,7 +640,8 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     metrics = [c for c in ('mae', 'mae_F', 'mae_M', 'bacc', 'auroc') if c in results and results[c].notna().any()]
     g = results.groupby(['task', 'model'], sort=False)
     seeds = g.size()
-    def cell(v: pd.Series) -> str:  # mean ± sd over the seeds that have the metric; fewer seeds than the row's are named
+    def cell(v: pd.Series  # mean ± sd over the seeds that have the metric; fewer seeds than the row's are named
+            ) -> str:
         v = v.dropna()
         if v.empty: return ''
         txt = f"{v.mean():.3f}" + (f" ± {v.std():.3f}" if len(v) > 1 else '')  # one value: no spread to show

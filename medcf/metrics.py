@@ -75,7 +75,8 @@ def _probs(p, name: str = 'probs') -> np.ndarray:
 # %% ../nbs/04_metrics.ipynb #b14af7bf
 def proportion_interval(successes: int,  # events counted (e.g. round trips whose reading agreed)
                         n: int,  # trials (e.g. images)
-                        level: float = 0.95) -> tuple:  # coverage of the interval
+                        level: float = 0.95  # coverage of the interval
+                       ) -> tuple:
     "Wilson score interval (lo, hi) of a binomial rate `successes / n`: where the rate of the model behind a finite set may lie."
     from statistics import NormalDist
     for v, name in ((successes, 'successes'), (n, 'n')):
@@ -89,7 +90,8 @@ def proportion_interval(successes: int,  # events counted (e.g. round trips whos
 # %% ../nbs/04_metrics.ipynb #e242943e
 def rate_count(rate: float,  # a rate stored rounded, e.g. a card's 0.9727
                n: int,  # the number of images it was measured on
-               decimals: int = 4) -> int:  # decimals the rate was rounded to
+               decimals: int = 4  # decimals the rate was rounded to
+              ) -> int:
     "The count k of `n` behind a rate stored rounded to `decimals` (0.9727 of 256 -> 249); ValueError when no k/n rounds to it, or when several do (n too large for the decimals kept)."
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1: raise ValueError(f"n={n!r}: expected a positive integer count")
     if not 0 <= rate <= 1: raise ValueError(f"rate={rate!r}: expected a rate in [0, 1]")
@@ -118,7 +120,8 @@ def _comparable(pred: np.ndarray, labels: np.ndarray):
                              "expected labels on both sides, not probabilities (threshold or argmax them first; the order is pred, labels)")
 
 def accuracy(pred,  # N predicted labels (any comparable values)
-             labels) -> float:  # N true labels
+             labels  # N true labels
+            ) -> float:
     "Fraction of predictions equal to the labels."
     _aligned(pred=pred, labels=labels)
     pred, labels = _np(pred, 'pred'), _np(labels, 'labels')
@@ -129,7 +132,8 @@ def accuracy(pred,  # N predicted labels (any comparable values)
     return float((pred == labels).mean())
 
 def auroc(scores,  # N real scores, higher = more likely positive
-          labels) -> float:  # N labels in {0, 1}, both classes present
+          labels  # N labels in {0, 1}, both classes present
+         ) -> float:
     "Area under the ROC curve (Mann-Whitney U with average ranks for ties); pure numpy."
     _aligned(scores=scores, labels=labels)
     s, y = _np(scores, 'scores').astype(float), _binary(labels)
@@ -145,7 +149,8 @@ def auroc(scores,  # N real scores, higher = more likely positive
 
 def _combo(columns, values) -> str: return ', '.join(f'{k}={v}' for k, v in zip(columns, values))  # a group's name, e.g. 'effusion=1, devices=0'
 
-def group_ids(groups) -> np.ndarray:  # N group ids, or a DataFrame (or N x k array) of attributes: one group per combination
+def group_ids(groups  # N group ids, or a DataFrame (or N x k array) of attributes: one group per combination
+             ) -> np.ndarray:
     "One group id per sample: the ids as given, or each row's combination named e.g. 'effusion=1, devices=0'."
     if isinstance(groups, pd.DataFrame):
         if groups.shape[1] == 0: raise ValueError("groups is a DataFrame with no columns; expected the attributes whose combinations are the groups")
@@ -163,7 +168,8 @@ def group_ids(groups) -> np.ndarray:  # N group ids, or a DataFrame (or N x k ar
     return g
 
 def warn_absent_groups(groups: pd.DataFrame, what: str,  # attributes, one row per sample; what the caller does with the groups
-                       stacklevel: int = 2) -> None:  # the frame the warning points at (2: the caller's)
+                       stacklevel: int = 2  # the frame the warning points at (2: the caller's)
+                      ) -> None:
     "Warn about combinations of the columns' values that no row holds: a rare group absent from a set is neither scored nor drawn."
     levels = [pd.unique(groups[c]) for c in groups.columns]
     if len(groups.columns) < 2 or np.prod([len(l) for l in levels], dtype=float) > 10_000: return
@@ -172,7 +178,8 @@ def warn_absent_groups(groups: pd.DataFrame, what: str,  # attributes, one row p
     if absent: warnings.warn(f"{len(absent)} combination(s) of values seen in the columns have no sample, so {what}: {absent[:5]}{' ...' if len(absent) > 5 else ''}", stacklevel=stacklevel)
 
 def _groups(groups, what: str,  # as group_ids takes them; what a caller does with them, for the absent-group warning
-            stacklevel: int = 4) -> np.ndarray:  # the user's call: 4 when a public function calls _groups itself
+            stacklevel: int = 4  # the user's call: 4 when a public function calls _groups itself
+           ) -> np.ndarray:
     "`group_ids`, then (for a DataFrame) the warning naming combinations no sample holds, after the ids' own checks."
     g = group_ids(groups)
     if isinstance(groups, pd.DataFrame): warn_absent_groups(groups, what, stacklevel=stacklevel)
@@ -200,11 +207,15 @@ def _group_table(pred, labels, groups, level: float, stacklevel: int) -> pd.Data
 def group_accuracies(pred,  # N predicted labels
                      labels,  # N true labels
                      groups,  # N group ids (e.g. label x attribute combinations), or a DataFrame / N x k array of attributes
-                     level: float = 0.95) -> pd.DataFrame:  # coverage of each group's interval
+                     level: float = 0.95  # coverage of each group's interval
+                    ) -> pd.DataFrame:
     "Accuracy per group: columns group, n, accuracy and its Wilson interval lo, hi (sorted by accuracy, worst first); a DataFrame (or N x k array) of attributes groups by their combinations."
     return _group_table(pred, labels, groups, level, stacklevel=5)
 
-def worst_group_accuracy(pred, labels, groups) -> float:  # N predictions; N labels; N group ids
+def worst_group_accuracy(pred,  # N predictions
+                         labels,  # N labels
+                         groups  # N group ids
+                        ) -> float:
     "The lowest per-group accuracy (the Group-DRO headline metric); `group_accuracies` gives every group's, with its interval. Warns when that group is too small to say much."
     t = _group_table(pred, labels, groups, 0.95, stacklevel=5)
     worst = t[t.accuracy == t.accuracy.iloc[0]]  # sorted by accuracy: the worst group(s) first
@@ -215,7 +226,8 @@ def worst_group_accuracy(pred, labels, groups) -> float:  # N predictions; N lab
     return float(w.accuracy)
 
 # %% ../nbs/04_metrics.ipynb #gw04c5d6
-def group_weights(groups) -> np.ndarray:  # N group ids, or a DataFrame (or N x k array) of attributes: one group per combination
+def group_weights(groups  # N group ids, or a DataFrame (or N x k array) of attributes: one group per combination
+                 ) -> np.ndarray:
     "Per-sample weights, mean 1, that give every group present the same total weight (inverse group frequency)."
     g = _groups(groups, 'no weight can draw them')
     codes, uniq = pd.factorize(g)  # as groupby groups: ids of mixed types need no order
@@ -225,7 +237,8 @@ def group_weights(groups) -> np.ndarray:  # N group ids, or a DataFrame (or N x 
 # %% ../nbs/04_metrics.ipynb #f4f3a050
 def reliability_curve(probs,  # N (binary P(y=1)) or N x K probabilities
                       labels,  # N labels (0/1, or class indices)
-                      n_bins: int = 15) -> pd.DataFrame:  # equal-width confidence bins on [0, 1]
+                      n_bins: int = 15  # equal-width confidence bins on [0, 1]
+                     ) -> pd.DataFrame:
     "Top-label reliability table: per non-empty bin its confidence, accuracy and count."
     _aligned(probs=probs, labels=labels)
     p = _probs(probs); y = _labels(labels, p.shape[1])
@@ -237,14 +250,18 @@ def reliability_curve(probs,  # N (binary P(y=1)) or N x K probabilities
             for k in range(n_bins) if (b == k).any()]
     return pd.DataFrame(rows)
 
-def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:  # probabilities; labels; bins
+def expected_calibration_error(probs,  # probabilities
+                               labels,  # labels
+                               n_bins: int = 15  # bins
+                              ) -> float:
     "ECE: count-weighted mean |accuracy - confidence| over the bins of `reliability_curve` (top-label)."
     r = reliability_curve(probs, labels, n_bins)
     return float((r['count'] * (r.accuracy - r.confidence).abs()).sum() / r['count'].sum())
 
 def nll(probs,  # N (binary P(y=1)) or N x K probabilities
         labels,  # N labels
-        eps: float = 1e-12) -> float:  # floor on probabilities before the log (a true label given probability 0 would make the NLL infinite)
+        eps: float = 1e-12  # floor on probabilities before the log (a true label given probability 0 would make the NLL infinite)
+       ) -> float:
     "Mean negative log-likelihood of the true labels; a warning says how many were floored at `eps`, since the mean then depends on it."
     if not 0 < eps < 1: raise ValueError(f"eps={eps!r}: expected a small positive floor in (0, 1), e.g. 1e-12")
     _aligned(probs=probs, labels=labels)
@@ -258,7 +275,8 @@ def nll(probs,  # N (binary P(y=1)) or N x K probabilities
 
 def accuracy_rejection_curve(confidence,  # N confidences (higher = more sure); the least sure are rejected first
                              correct,  # N booleans/0-1: was the prediction right
-                             rates: Sequence = tuple(np.round(np.linspace(0, 0.9, 10), 2))) -> pd.DataFrame:  # rejection rates in [0, 1)
+                             rates: Sequence = tuple(np.round(np.linspace(0, 0.9, 10), 2))  # rejection rates in [0, 1)
+                            ) -> pd.DataFrame:
     "Accuracy on the retained samples after rejecting the least confident fraction, for each rate; samples tied at the cut count by their mean (any order of ties gives the same curve)."
     _aligned(confidence=confidence, correct=correct)
     c, ok = _np(confidence, 'confidence').astype(float), _binary(np.asarray(correct).astype(int) if np.asarray(correct).dtype == bool else correct, 'correct')
@@ -282,7 +300,8 @@ def _sqrt_psd(m: np.ndarray) -> np.ndarray:
     return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
 
 def frechet_distance(feats_a,  # N x D features of one set (N >= 2)
-                     feats_b) -> float:  # M x D features of the other set
+                     feats_b  # M x D features of the other set
+                    ) -> float:
     "Frechet distance between Gaussians fitted to two feature sets: |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2)."
     a, b = _np(feats_a, 'feats_a').astype(np.float64), _np(feats_b, 'feats_b').astype(np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
@@ -296,7 +315,8 @@ def frechet_distance(feats_a,  # N x D features of one set (N >= 2)
 
 def oracle_frechet_distance(features: Callable,  # images -> N x D features, e.g. `AttributeOracle.features`
                             images_a,  # N x C x H x W in [-1, 1]
-                            images_b) -> float:  # M x C x H x W in [-1, 1]
+                            images_b  # M x C x H x W in [-1, 1]
+                           ) -> float:
     "Frechet distance in an ORACLE's feature space (not FID: no Inception network is involved)."
     a, b = check_images(images_a, name='images_a'), check_images(images_b, name='images_b')
     if a.shape[1:] != b.shape[1:]: raise ValueError(f"images_a are {tuple(a.shape[1:])} but images_b {tuple(b.shape[1:])}; expected the same C x H x W")
@@ -319,7 +339,8 @@ def _pair(a, b, na: str, nb: str) -> tuple:
 
 def changed_region(factual,  # N x C x H x W factual images
                    true_cf,  # N x C x H x W true counterfactuals
-                   threshold: float = 0.05) -> torch.Tensor:  # |difference| (on [-1, 1]) above which a pixel counts as changed
+                   threshold: float = 0.05  # |difference| (on [-1, 1]) above which a pixel counts as changed
+                  ) -> torch.Tensor:
     "N x H x W boolean mask of the pixels the TRUE counterfactual changes (any channel)."
     f, t = _pair(factual, true_cf, 'factual', 'true_cf')
     if not 0 < threshold < 2: raise ValueError(f"threshold={threshold!r}; expected a number in (0, 2) (pixel differences on [-1, 1] images are at most 2)")
@@ -329,7 +350,8 @@ def counterfactual_error(edited,  # N x C x H x W images produced by the editor
                          *,  # keyword-only: swapping the two reference sets gives plausible, wrong figures
                          true_cf,  # N x C x H x W true counterfactuals (same noise, intervened SCM)
                          factual,  # N x C x H x W factual images (define the changed region)
-                         threshold: float = 0.05) -> pd.DataFrame:  # region threshold, see `changed_region`
+                         threshold: float = 0.05  # region threshold, see `changed_region`
+                        ) -> pd.DataFrame:
     "Per image: mean |edited - true_cf| inside the changed region, outside it (NaN where a region is empty), overall, and the region's area fraction."
     e, t = _pair(edited, true_cf, 'edited', 'true_cf')
     region = changed_region(factual, true_cf, threshold)
@@ -344,7 +366,8 @@ def counterfactual_error(edited,  # N x C x H x W images produced by the editor
 def minimality(edited,  # N x C x H x W edited images
                *,  # keyword-only: swapped, the identity editor would score 1, "just enough"
                factual,  # N x C x H x W factual images
-               true_cf) -> np.ndarray:  # N x C x H x W true counterfactuals
+               true_cf  # N x C x H x W true counterfactuals
+              ) -> np.ndarray:
     "Per image: mean |edited - factual| / mean |true_cf - factual|; 1 = changes as much as needed, > 1 = more (NaN if the truth changes nothing)."
     e, f = _pair(edited, factual, 'edited', 'factual'); t = _pair(true_cf, factual, 'true_cf', 'factual')[0]
     need = (t - f).abs().mean((1, 2, 3))
@@ -400,7 +423,8 @@ def _effectiveness(predict: Callable, edited, target: dict) -> dict:
 
 def effectiveness(predict: Callable,  # images -> DataFrame of attribute readings (an `AttributeOracle` or its `predict`)
                   edited,  # N x C x H x W edited images
-                  target: dict) -> dict:  # attribute -> intended value (scalar or N values)
+                  target: dict  # attribute -> intended value (scalar or N values)
+                 ) -> dict:
     "Per intervened attribute: fraction of edited images the oracle reads as the intended value (continuous: mean absolute error)."
     return {k: v for k, (v, _) in _effectiveness(predict, edited, target).items()}
 
@@ -410,7 +434,8 @@ def leakage(predict: Callable,  # images -> DataFrame of attribute readings
             intervened: Sequence = (),  # attributes that were edited on purpose, and those that follow from them (left out)
             discrete_only: bool = False,  # leave out continuous attributes (whose leakage is in their own units)
             attributes: Sequence | None = None,  # only these (e.g. the ones the oracle reads reliably); None = all
-            signed: bool = False) -> pd.Series:  # the direction instead: mean(edited - reference) of binary (a share) and continuous readings (in units); categorical ones have none
+            signed: bool = False  # the direction instead: mean(edited - reference) of binary (a share) and continuous readings (in units); categorical ones have none
+           ) -> pd.Series:
     "Per other attribute: fraction of images where the oracle's reading differs between edited and reference (continuous: mean |difference|, in its units: take the max over discrete_only=True)."
     # signed=True tells a missed effect from an invented one: against the true counterfactual, -0.1 for devices means the edit
     # shows devices on 10% fewer images than the truth does (a causal effect it misses), +0.1 on 10% more (a side effect it adds)
@@ -459,7 +484,8 @@ def _edit(edit_fn: Callable, images: torch.Tensor, target: dict, source: dict | 
 def composition(edit_fn: Callable,  # (images, target dict) -> edited images (one with a `source` parameter also gets the images' current values)
                 images,  # N x C x H x W factual images
                 current: dict,  # attribute -> the images' OWN values (so the edit is a null intervention)
-                n_apply: int = 1) -> list:  # how many times the null edit is applied in a row
+                n_apply: int = 1  # how many times the null edit is applied in a row
+               ) -> list:
     "Mean |x - null_edit^m(x)| for m = 1..n_apply: an ideal editor leaves images untouched when asked for what they already are."
     x = check_images(images); y, out = x, []
     if not isinstance(current, dict) or not current: raise ValueError("current must be a non-empty dict attribute -> value(s)")
@@ -471,7 +497,8 @@ def composition(edit_fn: Callable,  # (images, target dict) -> edited images (on
 def reversibility(edit_fn: Callable,  # (images, target dict) -> edited images (one with a `source` parameter also gets the images' current values)
                   images,  # N x C x H x W factual images
                   source: dict,  # attribute -> the factual values (to go back to)
-                  target: dict) -> float:  # attribute -> the edited values
+                  target: dict  # attribute -> the edited values
+                 ) -> float:
     "Mean |x - edit(edit(x, target), source)|: an ideal editor comes back to where it started."
     x = check_images(images)
     for d, name in ((source, 'source'), (target, 'target')):
@@ -479,7 +506,9 @@ def reversibility(edit_fn: Callable,  # (images, target dict) -> edited images (
     if set(source) != set(target): raise ValueError(f"source {sorted(source)} and target {sorted(target)} must name the same attributes")
     return float((_edit(edit_fn, _edit(edit_fn, x, target, source), source, target) - x).abs().mean())
 
-def identity_editor(images, target: dict) -> torch.Tensor:  # images; ignored target
+def identity_editor(images,  # images
+                    target: dict  # ignored target
+                   ) -> torch.Tensor:
     "The do-nothing editor: a baseline that scores perfect composition and zero effectiveness."
     return images.clone()
 
@@ -504,7 +533,8 @@ def _check_hold(phantom, batch, hold: Sequence[str]) -> list:
 
 def true_counterfactual_editor(phantom,  # an SCMPhantom
                                batch,  # the factual PhantomBatch whose noise the editor reuses
-                               hold: Sequence[str] = ()) -> Callable:  # variables kept at their factual values, as `counterfactual_report(hold=...)` scores against
+                               hold: Sequence[str] = ()  # variables kept at their factual values, as `counterfactual_report(hold=...)` scores against
+                              ) -> Callable:
     "The ideal editor for `batch`: renders the phantom's TRUE counterfactual (it ignores the input pixels, using the batch's noise), holding `hold` as the report does."
     _check_batch(batch)
     hold = _check_hold(phantom, batch, hold)
@@ -554,7 +584,8 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
                           hold: Sequence[str] = (),  # variables (hidden ones too) the true counterfactual keeps at their factual values: ChestPhantom.DEVICE_VARIABLES changes the disease and keeps every device (DeCoDEx); ('chest_tube',) alone keeps the drain, while the other devices follow the disease
                           leakage_each: bool = False,  # also one leakage_<attribute> entry per attribute checked (the worst one can hide the one you care about)
                           edit_checks: bool = True,  # composition and reversibility, three more editor runs; False: NaN for both (one run: the edit)
-                          **do) -> pd.Series:  # the intervention, e.g. effusion=1 (scalar or one value per image)
+                          **do  # the intervention, e.g. effusion=1 (scalar or one value per image)
+                         ) -> pd.Series:
     "Every counterfactual metric for one intervention, as one row: effectiveness, error inside/outside, minimality, leakage (worst discrete attribute; each continuous one in its units), composition, reversibility (means over the images; minimality their median)."
     # effectiveness is the mean share over the discrete intervened attributes (NaN when there is none); each continuous one gets
     # its own column effectiveness_mae_<name> in its own units: a share and a mean error in years are never averaged together;
@@ -586,7 +617,8 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
 # %% ../nbs/04_metrics.ipynb #fl04c5d6
 def prediction_flips(classify: Callable,  # images -> N predicted labels (threshold probabilities first)
                      factual,  # N x C x H x W images
-                     counterfactual) -> np.ndarray:  # the same N patients under an intervention, same shape
+                     counterfactual  # the same N patients under an intervention, same shape
+                    ) -> np.ndarray:
     "One bool per image: True where the classifier's label differs between an image and its counterfactual."
     a, b = _flip_labels(classify, factual, counterfactual)
     return a != b
@@ -611,7 +643,8 @@ def counterfactual_flip_rate(classify: Callable,  # images -> N predicted labels
                              batch,  # factual PhantomBatch
                              hold: Sequence[str] = (),  # variables kept at their factual values, as in counterfactual_report
                              level: float = 0.95,  # coverage of each row's interval
-                             **do) -> pd.DataFrame:  # the intervention on any variable, hidden ones too, e.g. devices=0
+                             **do  # the intervention on any variable, hidden ones too, e.g. devices=0
+                            ) -> pd.DataFrame:
     "How often the classifier's label changes when the phantom changes only `do`: one row per way the intervention moved the patients (n, flip_rate, Wilson lo, hi; for numeric labels `up` and `down`, the flips to a higher and to a lower label); a classifier that draws noise must seed it, or its own randomness counts as flips."
     if not do: raise ValueError("give the intervention as keyword arguments, e.g. devices=0")
     _check_batch(batch)

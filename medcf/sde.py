@@ -75,7 +75,8 @@ def _check_grid(grid: np.ndarray) -> None:
     if not np.allclose(d, d[0], rtol=1e-6, atol=1e-9): raise ValueError(f"the time grid's spacing ranges over [{d.min():.4g}, {d.max():.4g}] years; expected an even spacing (the solver steps by the first one)")
 
 def trial_tensors(trial: MSTrialData,  # a simulated trial (or real data in the same layout)
-                  img_size: int = 32) -> TrialTensors:  # images are average-pooled to this size
+                  img_size: int = 32  # images are average-pooled to this size
+                 ) -> TrialTensors:
     "Convert a trial to tensors, checking visit indices and order, observed EDSS and image size."
     if not isinstance(trial, MSTrialData): raise TypeError(f"trial is a {type(trial).__name__}; expected an MSTrialData (e.g. MSTrial().simulate(n))")
     img_size = check_int(img_size, 'img_size')
@@ -131,7 +132,8 @@ class BaselineEncoder(nn.Module):
         self.tab_mean.copy_(tab.mean(0)); self.tab_sd.copy_(tab.std(0).clamp(min=1e-3))
 
     def forward(self, image: torch.Tensor,  # N x 1 x s x s
-                tab: torch.Tensor) -> torch.Tensor:  # N x n_tab
+                tab: torch.Tensor  # N x n_tab
+               ) -> torch.Tensor:
         self._check(tab)
         if image.ndim != 4 or image.shape[1] != 1 or len(image) != len(tab):
             raise ValueError(f"image has shape {tuple(image.shape)}; expected ({len(tab)}, 1, H, W)")
@@ -212,7 +214,8 @@ class CausalSDE(nn.Module):
 @patch
 def mc_nll(self: CausalSDE, b: TrialTensors,  # a minibatch of patients
             k: int = 8,  # prior paths per patient
-            entropy: int = 0) -> torch.Tensor:  # seed of the Brownian paths and of the z0 draws
+            entropy: int = 0  # seed of the Brownian paths and of the z0 draws
+          ) -> torch.Tensor:
     "Negative Monte Carlo marginal likelihood -log mean_j p(visits | j-th prior path), averaged over patients."
     e = self.enc(b.image, b.tab)
     z0 = self._z0_prior(e, k, torch.Generator().manual_seed(entropy))
@@ -230,7 +233,8 @@ def mc_nll(self: CausalSDE, b: TrialTensors,  # a minibatch of patients
 def elbo(self: CausalSDE, b: TrialTensors,  # a minibatch of patients
           adjoint: bool = False,  # backpropagate with the adjoint SDE
           beta: float = 1.0,  # weight of the KL terms (annealed from 0 to 1)
-          entropy: int = 0) -> torch.Tensor:  # seed of the Brownian path and of the z0 draw
+          entropy: int = 0  # seed of the Brownian path and of the z0 draw
+        ) -> torch.Tensor:
     "Negative ELBO per patient: -log-lik of the observed visits + beta * (KL[q(z0)||p(z0)] + path KL)."
     e = self.enc(b.image, b.tab)
     visits = torch.stack([b.visit_t, b.visit_y / 10, b.mask.float()], -1) * b.mask[..., None]
@@ -260,7 +264,8 @@ class TLearner(nn.Module):
         for e in self.encs: e.fit_scaler(tab)
 
     def forward(self, b: TrialTensors,  # patients
-                arm) -> tuple:  # arm name/index, or one per patient
+                arm  # arm name/index, or one per patient
+               ) -> tuple:
         "Mean and sd of EDSS at the horizon, (N,) each."
         arm = _arm_tensor(arm, len(b))
         mu, sd = torch.zeros(len(b)), torch.ones(len(b))
@@ -289,7 +294,8 @@ class GRUBaseline(nn.Module):
     def fit_scaler(self, tab: torch.Tensor): self.enc.fit_scaler(tab)
 
     def forward(self, b: TrialTensors,  # patients
-                arm) -> tuple:  # arm name/index, or one per patient
+                arm  # arm name/index, or one per patient
+               ) -> tuple:
         "Mean and sd of EDSS on the grid, (N, G) each."
         arm = _arm_tensor(arm, len(b)); G = len(b.grid)
         x = torch.cat([b.grid.expand(len(b), -1)[..., None], F.one_hot(arm, len(MS_ARMS)).float()[:, None].expand(-1, G, -1)], -1)
@@ -313,7 +319,8 @@ def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
         seed: int = 0,  # seed of the shuffling and of the SDE's Brownian paths
         objective: str = 'mc',  # CausalSDE: 'mc' (prior-path likelihood) or 'elbo' (latent-SDE ELBO)
         adjoint: bool = False,  # CausalSDE with 'elbo': backpropagate with the adjoint SDE
-        kl_warmup: float = 0.3) -> list:  # CausalSDE with 'elbo': fraction of steps over which the KL weight grows to 1
+        kl_warmup: float = 0.3  # CausalSDE with 'elbo': fraction of steps over which the KL weight grows to 1
+       ) -> list:
     "Train `model` with Adam on its own objective; returns the mean loss of every epoch."
     if not isinstance(model, nn.Module): raise TypeError(f"model is a {type(model).__name__} ({model!r}); expected a built model: CausalSDE, TLearner or GRUBaseline")
     _check_data(data)
@@ -355,7 +362,8 @@ def sample_paths(self: CausalSDE, b: TrialTensors,  # patients (only their basel
                   n_paths: int = 32,  # sampled paths per patient and arm
                   arms=MS_ARMS,  # arms to simulate
                   seed: int = 0,  # seed of the z(0) draws and Brownian paths
-                  batched: bool = True) -> torch.Tensor:  # False: one sdeint call per arm (same paths, slower)
+                  batched: bool = True  # False: one sdeint call per arm (same paths, slower)
+                ) -> torch.Tensor:
     "Expected-EDSS paths from the prior SDE, (n_paths, A, N, G), with the same z(0) and Brownian path for every arm."
     _check_data(b)
     if isinstance(arms, (str, int, np.integer)): raise TypeError(f"arms={arms!r}; expected a sequence of arms, e.g. ({arms!r},)")
@@ -399,7 +407,8 @@ def predict(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
             n_paths: int = 64,  # CausalSDE: sampled paths per patient and arm
             seed: int = 0,  # CausalSDE: seed of the paths and of the measurement noise (draws are made for the whole batch: the same patients in the same order give the same paths)
             name: str | None = None,  # label (default: the class name)
-            t: float | None = None) -> MSPrediction:  # time of the effect estimate in years, one of the grid's (default: the horizon)
+            t: float | None = None  # time of the effect estimate in years, one of the grid's (default: the horizon)
+           ) -> MSPrediction:
     "Predict every patient's EDSS under every arm from the baseline alone, and the effect vs placebo at time `t`."
     if not isinstance(model, (CausalSDE, TLearner, GRUBaseline)):
         raise TypeError(f"model is a {type(model).__name__}; expected a fitted CausalSDE, TLearner or GRUBaseline")
@@ -435,7 +444,8 @@ from .metrics import auroc  # the course's AUROC (rank-sum, ties averaged; 04_me
 
 def evaluate(pred: MSPrediction,  # predictions for the patients of `trial`
              trial: MSTrialData,  # the same patients, with their ground truth
-             threshold: float = -0.5) -> dict:  # responder: true CATE of drug_a at most this (at the prediction's `cate_t`)
+             threshold: float = -0.5  # responder: true CATE of drug_a at most this (at the prediction's `cate_t`)
+            ) -> dict:
     "Factual MSE (final visit; all follow-up visits where predicted), PEHE per drug and responder AUROC at the effect's time, 90% coverage."
     if pred.mean.shape[0] != len(trial): raise ValueError(f"prediction for {pred.mean.shape[0]} patients, trial has {len(trial)}")
     tc = pred.cate_t  # the truth at the time the effect was predicted for (it used to be the horizon whatever `predict`'s t)
@@ -465,7 +475,8 @@ def evaluate(pred: MSPrediction,  # predictions for the patients of `trial`
 
 def enrichment(pred_cate: np.ndarray,  # predicted effect of a drug vs placebo (negative = benefit)
                true_cate: np.ndarray,  # true effect for the same patients
-               fractions=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> pd.DataFrame:  # top fractions to treat
+               fractions=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # top fractions to treat
+              ) -> pd.DataFrame:
     "Enrichment curve: true mean effect in the top fraction ranked by predicted benefit, and in the rest."
     p, t = np.asarray(pred_cate, float), np.asarray(true_cate, float)
     if p.shape != t.shape or p.ndim != 1: raise ValueError(f"pred_cate {p.shape} and true_cate {t.shape} must be 1-D and the same length")
@@ -501,7 +512,8 @@ class SavedTensorMeter:
 def benchmark_epoch(model: CausalSDE,  # model to train for one epoch (a copy is not made)
                     data: TrialTensors,  # training data
                     adjoint: bool,  # adjoint or direct backpropagation
-                    batch_size: int = 64) -> dict:  # patients per step
+                    batch_size: int = 64  # patients per step
+                   ) -> dict:
     "Time one epoch of ELBO training and the peak autograd memory; returns seconds and MB."
     if not isinstance(model, CausalSDE): raise TypeError(f"model is a {type(model).__name__}; expected a CausalSDE (the benchmark times its ELBO)")
     t0 = time.perf_counter()

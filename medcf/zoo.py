@@ -41,7 +41,8 @@ def _recipe(name: str) -> dict:
     return dict(RECIPES[name])
 
 def recipe_interval(name: str,  # 'chest' or 'skin'
-                    guidance_interval: tuple | None | str = 'recipe') -> tuple | None:  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
+                    guidance_interval: tuple | None | str = 'recipe'  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
+                   ) -> tuple | None:
     "The guidance interval a zoo figure uses: the recipe's when asked for 'recipe', else the one given (checked)."
     return resolve_guidance_interval(guidance_interval, _recipe(name))
 
@@ -79,12 +80,14 @@ def training_captions(name: str, batch, share: float = 0.5, seed: int = 0) -> li
 def caption_mix(name: str,  # 'chest' or 'skin'
                 attrs: pd.DataFrame,  # the phantom's observed attributes, one row per image
                 share: float = 0.5,  # probability of the paper-style caption
-                seed: int = 0) -> list:  # seed of the style draw
+                seed: int = 0  # seed of the style draw
+               ) -> list:
     "`training_captions` from attributes alone (no rendered batch): the caption styles the zoo's models are trained on, e.g. for `train_lit(captions=...)`."
     return _mix(name, attrs, zoo_phantom(name).captions(attrs), share, seed)
 
 def oversample_weights(attrs: pd.DataFrame,  # one row of phantom attributes per training image
-                       factors: dict) -> np.ndarray | None:  # attribute -> how many times more often an image with it set to 1 is drawn
+                       factors: dict  # attribute -> how many times more often an image with it set to 1 is drawn
+                      ) -> np.ndarray | None:
     "Per-image sampling weights that draw images showing rare captioned attributes more often (None when `factors` is empty)."
     if not factors: return None
     missing = [k for k in factors if k not in attrs.columns]
@@ -140,11 +143,11 @@ def validation_fd(name: str,  # 'chest' or 'skin'
                   num_inference_steps: int = 20,  # DDIM steps
                   guidance_scale: float = 3.0,  # classifier-free guidance
                   seed: int = 0,  # generation seed
-                  guidance_interval: tuple | None = None) -> float:  # (t_lo, t_hi) where guidance applies; None: every step
+                  guidance_interval: tuple | None = None  # (t_lo, t_hi) where guidance applies; None: every step
+                 ) -> float:
     "Oracle-feature FD of generated vs real images over the real-vs-real floor, on the VALIDATION sets (never the card's)."
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, 0, seeds=VALIDATION_SEEDS)
     return _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, guidance_scale, seed, guidance_interval) / floor
-
 
 # %% ../nbs/90_model_zoo.ipynb #bd662b2f
 @torch.no_grad()
@@ -155,7 +158,8 @@ def select_snapshot(name: str,  # 'chest' or 'skin'
                     num_inference_steps: int = 20,  # DDIM steps per validation FD
                     guidance_scale: float = 3.0,  # guidance of the recipe
                     oracle=None,  # attribute oracle (default: the shipped one)
-                    guidance_interval: tuple | None = None) -> list:  # guidance interval of the recipe (None: every step)
+                    guidance_interval: tuple | None = None  # guidance interval of the recipe (None: every step)
+                   ) -> list:
     "Score every snapshot (and the final weights) by `validation_fd`, load the best into `pipe.unet`; the scores as records."
     if not snapshots: raise ValueError("no snapshots to choose from: train with snapshot_every=k")
     params = list(pipe.unet.parameters())
@@ -186,7 +190,6 @@ def _lowest(cands, scores: list, tiebreak: list, rule: str) -> int:
         warnings.warn(f"{len(tied)} candidates tie at the lowest validation FD ratio {lo}; chosen: {by}", stacklevel=3)
     return best
 
-
 # %% ../nbs/90_model_zoo.ipynb #d2e89432
 def _per_scale(name: str, pipe, oracle, scales: Sequence[float], n: int, num_inference_steps: int,
                adherence_seed: int, real_seeds: tuple, fd_seed: int, intervals: Sequence = (None,)) -> list:
@@ -212,7 +215,8 @@ def select_guidance(name: str,  # 'chest' or 'skin'
                     oracle=None,  # attribute oracle (default: the shipped one)
                     seed: int = 7,  # generation seed (the card's figures use 0)
                     min_adherence: float = 0.90,  # every prompted attribute must reach this
-                    intervals: Sequence = (None,)) -> list:  # guidance intervals to compare at every scale: None (every step) or (t_lo, t_hi)
+                    intervals: Sequence = (None,)  # guidance intervals to compare at every scale: None (every step) or (t_lo, t_hi)
+                   ) -> list:
     "Per scale and interval: `validation_fd` and prompt adherence (other generation seed than the card's); the lowest FD whose adherence all reach `min_adherence` is chosen (none: the lowest FD, with a warning)."
     check_real(min_adherence, 'min_adherence', 0, 1, expect='a share in [0, 1]')
     if not len(intervals): raise ValueError("intervals=(): expected at least one guidance interval (None: guidance at every step)")
@@ -230,7 +234,8 @@ def select_guidance(name: str,  # 'chest' or 'skin'
 LEAK_N = 4096  # training images whose mean latent is the checkpoint's signal leak
 
 def vae_for_recipe(r: dict,  # a recipe (with its overrides), e.g. zoo.RECIPES['chest']
-                    folder: str | Path) -> 'AutoencoderKL':  # an AutoencoderKL folder (config.json + weights), e.g. data_samples/models/chest/vae
+                    folder: str | Path  # an AutoencoderKL folder (config.json + weights), e.g. data_samples/models/chest/vae
+                  ) -> 'AutoencoderKL':
     "Load an autoencoder to stand in for a recipe's VAE stage, refusing one whose shape is not the recipe's."
     from diffusers import AutoencoderKL
     folder = Path(folder)
@@ -250,7 +255,8 @@ def decoder_rounds(steps: int | Sequence[int]) -> list:
         raise ValueError(f"vae_decoder_steps={steps!r}: expected a number of steps >= 0 or a list of them (one per decoder-only round)")
     return [int(k) for k in rounds if k]
 
-def decoder_perceptual(r: dict) -> 'PerceptualDistance | None':  # a recipe (with its overrides)
+def decoder_perceptual(r: dict  # a recipe (with its overrides)
+                      ) -> 'PerceptualDistance | None':
     "The perceptual distance the recipe's decoder rounds add to their loss (`vae_decoder_perceptual`: None, 'chest' or a folder), checked."
     name, w = r.get('vae_decoder_perceptual'), r.get('vae_decoder_perceptual_weight', 0.0)
     if name is None:
@@ -262,7 +268,6 @@ def decoder_perceptual(r: dict) -> 'PerceptualDistance | None':  # a recipe (wit
         raise ValueError(f"vae_decoder_perceptual_weight={w!r}: expected a weight > 0 when vae_decoder_perceptual={name!r}")
     from medcf.oracles import load_perceptual, PerceptualDistance
     return PerceptualDistance(load_perceptual(name))
-
 
 # %% ../nbs/90_model_zoo.ipynb #58d6285b
 def _vae_stage(name: str, r: dict) -> dict:
@@ -287,7 +292,8 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
                     progress: bool = True,  # progress bars
                     vae_from: str | Path | None = None,  # an autoencoder folder to use instead of the whole VAE stage, decoder rounds included (its scaling_factor too); the card names it
                     overwrite: bool = False,  # replace a checkpoint already in out_dir (e.g. the shipped one); refused otherwise, before any training
-                    **overrides) -> dict:  # recipe fields to change (e.g. unet_steps=5 for a smoke run)
+                    **overrides  # recipe fields to change (e.g. unet_steps=5 for a smoke run)
+                   ) -> dict:
     "Train a zoo checkpoint from scratch (phantom data -> VAE -> UNet) and save it with its model card."
     check_out_dir(out_dir, overwrite)  # the rule save_pipeline applies at the end, checked before any work
     r = _recipe(name)
@@ -384,7 +390,8 @@ def adherence_prompts(name: str, n: int = 256, seed: int = 0) -> tuple:
 
 def prompt_adherence(pipe, oracle, name: str, n: int = 256, num_inference_steps: int = 50,
                      guidance_scale: float = 3.0, seed: int = 0,
-                     guidance_interval: tuple | None = None) -> pd.Series:  # (t_lo, t_hi) where guidance applies; None: every step
+                     guidance_interval: tuple | None = None  # (t_lo, t_hi) where guidance applies; None: every step
+                    ) -> pd.Series:
     "Share of generated images in which the oracle reads the prompted value, per prompted attribute."
     prompts, asked = adherence_prompts(name, n, seed)
     df = attribute_adherence(pipe, oracle, prompts, asked, num_inference_steps, guidance_scale, seed, guidance_interval)
@@ -401,7 +408,8 @@ def attribute_adherence(pipe,  # any SD-style pipeline
                         num_inference_steps: int = 50,
                         guidance_scale: float = 3.0,
                         seed: int = 0,
-                        guidance_interval: tuple | None = None) -> pd.DataFrame:  # (t_lo, t_hi) where guidance applies; None: every step
+                        guidance_interval: tuple | None = None  # (t_lo, t_hi) where guidance applies; None: every step
+                       ) -> pd.DataFrame:
     "Does the model draw what its prompts ask for? Per attribute and asked value: n, the share read as asked (discrete) or the mean |read - asked| (continuous); value 'all' pools them."
     from medcf.oracles import _py, check_continuous
     if not isinstance(asked, pd.DataFrame): raise TypeError(f"asked is a {type(asked).__name__}; expected a DataFrame of the values each prompt asks for")
@@ -439,13 +447,15 @@ def _roundtrip(pipe, real, roundtrip) -> torch.Tensor:
     return rt
 
 def vae_agreement(pipe, oracle, real,
-                  roundtrip: torch.Tensor | None = None) -> pd.Series:  # `vae_roundtrip(pipe, real.images)` if already computed
+                  roundtrip: torch.Tensor | None = None  # `vae_roundtrip(pipe, real.images)` if already computed
+                 ) -> pd.Series:
     "Per discrete attribute: how often the oracle reads the same value on an image and on its VAE round trip."
     from medcf.oracles import reading_agreement
     return reading_agreement(oracle, real.images, _roundtrip(pipe, real, roundtrip))
 
 def vae_positive_recall(pipe, oracle, real,
-                        roundtrip: torch.Tensor | None = None) -> pd.DataFrame:  # `vae_roundtrip(pipe, real.images)` if already computed
+                        roundtrip: torch.Tensor | None = None  # `vae_roundtrip(pipe, real.images)` if already computed
+                       ) -> pd.DataFrame:
     "Per binary attribute: of the images that truly show it, the share the oracle reads as showing it, before and after the VAE round trip."
     rt = _roundtrip(pipe, real, roundtrip)
     a, b = oracle.predict(real.images), oracle.predict(rt)
@@ -458,7 +468,8 @@ def vae_positive_recall(pipe, oracle, real,
     return pd.DataFrame(rows).T
 
 def oracle_ceiling(pipe, oracle, real,
-                   roundtrip: torch.Tensor | None = None) -> dict:  # `vae_roundtrip(pipe, real.images)` if already computed
+                   roundtrip: torch.Tensor | None = None  # `vae_roundtrip(pipe, real.images)` if already computed
+                  ) -> dict:
     "The oracle's own repeatability at the VAE's amount of change: agreement with pixel noise of the round trip's mean absolute error."
     from medcf.oracles import noise_agreement
     rt = _roundtrip(pipe, real, roundtrip)
@@ -474,7 +485,8 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
                        guidance_scale: float | None = None,  # default: the recipe's
                        n_invert: int | None = None,  # images for the inversion figure (the first of the n real ones; None: min(64, n))
                        seed: int = 0,
-                       guidance_interval: tuple | None | str = 'recipe') -> dict:  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
+                       guidance_interval: tuple | None | str = 'recipe'  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
+                      ) -> dict:
     "The model card's quality figures: prompt adherence, VAE attribute agreement, oracle-feature FD, inversion error."
     from medcf.metrics import oracle_frechet_distance
     n_invert = min(64, n) if n_invert is None else n_invert
@@ -509,7 +521,8 @@ def guidance_sweep(name: str,  # 'chest' or 'skin'
                    n: int = 256,  # generated / real images per scale
                    num_inference_steps: int = 50,  # DDIM steps
                    seed: int = 0,
-                   guidance_interval: tuple | None | str = 'recipe') -> pd.DataFrame:  # at every scale; 'recipe': the recipe's; None: every step
+                   guidance_interval: tuple | None | str = 'recipe'  # at every scale; 'recipe': the recipe's; None: every step
+                  ) -> pd.DataFrame:
     "Prompt adherence per attribute and oracle-feature FD / real floor at each guidance scale, on `evaluate_zoo_model`'s sets."
     gi = recipe_interval(name, guidance_interval)
     return pd.DataFrame([dict(guidance_scale=w, **{k: round(v, 4) for k, v in adh.items()}, fd_ratio=round(fd, 3))
@@ -517,7 +530,8 @@ def guidance_sweep(name: str,  # 'chest' or 'skin'
 
 def update_card(folder: str | Path,  # a checkpoint folder (save_pipeline's)
                 replace: Sequence[str] = (),  # dict fields you mean to replace by a dict without some of their keys (else refused: a partial dict would drop the rest)
-                **fields) -> dict:  # field=value; a field of the same name is replaced whole
+                **fields  # field=value; a field of the same name is replaced whole
+               ) -> dict:
     "Add fields (e.g. quality=...) to a checkpoint's model card (a field of the same name is replaced; a dict that would drop some of its keys only when named in `replace`), keeping its file hashes; rewrites README.md, which is generated from the card."
     from medcf.diffusion import CARD, model_card_markdown
     if 'files' in fields: raise ValueError("'files' is the sha256 table save_pipeline writes and load_pipeline checks; update_card keeps it (save the pipeline again to change the files)")
@@ -580,7 +594,8 @@ def age_bin_ceiling(reads: dict  # `judge_reads`' output (any dict with 'real' a
 def resample_like(source: np.ndarray | Sequence[float],  # 1-D values of a pool (e.g. the ages the oracle reads on real images)
                   target: np.ndarray | Sequence[float],  # 1-D values whose histogram the draw must follow (e.g. the ages read on generated images)
                   width: float = 5.0,  # bin width
-                  seed: int = 0) -> np.ndarray:  # one pool index per target value
+                  seed: int = 0  # one pool index per target value
+                 ) -> np.ndarray:
     "Indices into `source` whose values, binned by `width`, follow the histogram of `target` (drawn at random within each bin)."
     s, t = np.asarray(source, dtype=float), np.asarray(target, dtype=float)
     if s.ndim != 1 or t.ndim != 1: raise ValueError(f"source and target have shapes {s.shape} and {t.shape}; expected 1-D arrays")
@@ -603,7 +618,8 @@ def attribute_mix_fd(name: str,  # 'chest' or 'skin'
                      draws: int = 5,  # pool draws averaged per figure
                      width: float = 5.0,  # bin width of the resampling
                      guidance_scale: float | None = None,  # default: the recipe's
-                     guidance_interval: tuple | None | str = 'recipe') -> dict:  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
+                     guidance_interval: tuple | None | str = 'recipe'  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
+                    ) -> dict:
     "FD / floor of the card's generated set, of random real draws from a pool, and of real draws resampled to the generated set's `attribute`; `share`: how much of the generated excess the resampled draws reproduce."
     from medcf.metrics import frechet_distance
     from medcf.oracles import load_oracle
