@@ -149,7 +149,8 @@ def _dtype(pipe): return pipe.unet.dtype
 def _eta(eta) -> float:
     return check_real(eta, 'eta', 0, 1, 'a number in [0, 1] (0: deterministic DDIM, 1: DDPM-like)')
 
-def check_images(pipe, images) -> torch.Tensor:
+def check_images(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                 images) -> torch.Tensor:
     "Validate a batch of images for `pipe`: N x C x H x W float tensor in [-1, 1], C and H, W as the model expects."
     if not isinstance(images, torch.Tensor): raise TypeError(f"images must be a torch.Tensor (N x C x H x W in [-1, 1]), got {type(images).__name__}")
     if images.ndim != 4: raise ValueError(f"images have shape {tuple(images.shape)}; expected N x C x H x W")
@@ -166,7 +167,8 @@ def check_images(pipe, images) -> torch.Tensor:
     warn_unit_range(lo, hi)
     return images
 
-def check_latents(pipe, latents,
+def check_latents(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                  latents,
                   name: str = 'latents',  # the argument's name, for the error
                   vae: bool = False  # check against the VAE's latent channels (decoding) instead of the UNet's input
                  ) -> torch.Tensor:
@@ -200,7 +202,8 @@ def check_prompts(prompts, n: int | None = None,  # the count to check, or None
     return prompts
 
 @torch.no_grad()
-def encode_images(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
+def encode_images(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                  images: torch.Tensor,  # N x C x H x W in [-1, 1]
                   sample: bool = False,  # draw from the posterior instead of taking its mean
                   generator=None,  # torch.Generator for `sample=True`
                   batch_size: int = 64  # images per VAE call
@@ -215,13 +218,15 @@ def encode_images(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
         out.append((d.sample(generator) if sample and d is not None else mean) * sf)
     return torch.cat(out)
 
-def _encode_batch(pipe, x: torch.Tensor) -> tuple:
+def _encode_batch(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                  x: torch.Tensor) -> tuple:
     "(unscaled latent mean, posterior or None) of one batch: an encoder without a posterior (AutoencoderTiny) gives its latents, as diffusers' img2img reads them."
     enc = pipe.vae.encode(x.to(pipe.vae.device, pipe.vae.dtype))  # the VAE's device: it may sit apart from the UNet (offloading)
     d = getattr(enc, 'latent_dist', None)
     return (enc.latents, None) if d is None else (d.mean, d)
 
-def decode_latents(pipe, latents: torch.Tensor,  # scaled latents N x c x h x w
+def decode_latents(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                   latents: torch.Tensor,  # scaled latents N x c x h x w
                    batch_size: int = 64,  # latents per VAE call
                    clamp: bool = True  # clamp to [-1, 1] as diffusers' post-processing does
                   ) -> torch.Tensor:
@@ -233,7 +238,8 @@ def decode_latents(pipe, latents: torch.Tensor,  # scaled latents N x c x h x w
     return out.clamp(-1, 1) if clamp else out
 
 @torch.no_grad()
-def vae_roundtrip(pipe, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+def vae_roundtrip(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                  images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     "Decode(encode(x)) with the posterior mean: the floor of every latent-diffusion reconstruction."
     return decode_latents(pipe, encode_images(pipe, images, batch_size=batch_size), batch_size)
 
@@ -296,7 +302,8 @@ def is_packaged_text_encoder(te  # a pipeline's text_encoder
     a, b = te.state_dict(), ref.state_dict()
     return a.keys() == b.keys() and all(a[k].shape == b[k].shape and torch.allclose(a[k].detach().float().cpu(), b[k].float(), rtol=1e-2, atol=1e-3) for k in a)
 
-def save_pipeline(pipe, out_dir: str | Path,  # folder to write (created; must be new or empty unless `overwrite`)
+def save_pipeline(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                  out_dir: str | Path,  # folder to write (created; must be new or empty unless `overwrite`)
                   card: dict | None = None,  # model-card fields (config, data, steps, wall time, hardware, quality); None: the pipeline's own (`pipe.model_card`, with its recipe and `finetune` records), if any
                   include_text_encoder: bool = False,  # also write text_encoder/ and tokenizer/ (a full SD folder); required unless the encoder is the packaged MiniLM
                   fp16: bool = True,  # store UNet and VAE weights in half precision (half the size)
@@ -515,7 +522,8 @@ def _check_text_model(pipe) -> None:
                          f"model_max_length <= {P} (a tokenizer saved without it reads 1e30: set pipe.tokenizer.model_max_length = {P})")
 
 @torch.no_grad()
-def _encode_uncached(pipe, prompts: list) -> torch.Tensor:
+def _encode_uncached(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                     prompts: list) -> torch.Tensor:
     tok, te = pipe.tokenizer, pipe.text_encoder
     _check_text_model(pipe)
     warn_truncated(tok, prompts, tok.model_max_length, 'the tokenizer (as Stable Diffusion\'s)')
@@ -542,7 +550,8 @@ def clear_prompt_cache(pipe=None  # the pipeline whose cached embeddings to drop
     if pipe is None: _PROMPT_CACHE.clear()
     else: _PROMPT_CACHE.pop(pipe.text_encoder, None)
 
-def encode_prompts(pipe, prompts: str | Sequence[str],  # one prompt or a list
+def encode_prompts(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                   prompts: str | Sequence[str],  # one prompt or a list
                    cache: bool = True  # reuse embeddings of prompts seen before (dropped when the tokenizer, or the text encoder's weights, dtype or device change; the last PROMPT_CACHE_SIZE kept)
                   ) -> torch.Tensor:
     "Prompt embeddings N x L x D exactly as `StableDiffusionPipeline` computes them, with a per-text-encoder cache."
@@ -560,7 +569,8 @@ def encode_prompts(pipe, prompts: str | Sequence[str],  # one prompt or a list
     while len(store) > PROMPT_CACHE_SIZE: store.popitem(last=False)
     return torch.stack([got[key(p)] for p in prompts])
 
-def _cond_uncond(pipe, prompts: list, negative_prompt: str, guidance_scale: float) -> tuple:
+def _cond_uncond(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                 prompts: list, negative_prompt: str, guidance_scale: float) -> tuple:
     "(cond, uncond) embeddings for checked prompts; uncond (the negative prompt, one per prompt) only where guidance needs it."
     return encode_prompts(pipe, prompts), encode_prompts(pipe, [negative_prompt] * len(prompts)) if guidance_scale != 1 else None
 
@@ -575,7 +585,8 @@ def check_scheduler(pipe  # any SD-style pipeline
                          "flow-matching model, which medcf's DDIM sampler, inversion and fine-tuning do not support; expected a scheduler "
                          "built on betas (DDIM, DDPM, PNDM, Euler, DPM-Solver, ... as Stable Diffusion 1.x and 2.x ship)")
 
-def ddim_scheduler(pipe, num_inference_steps: int = 50):
+def ddim_scheduler(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                   num_inference_steps: int = 50):
     "A DDIM scheduler with the pipeline's noise schedule (whatever scheduler the pipeline ships), timesteps set."
     from diffusers import DDIMScheduler
     check_scheduler(pipe)
@@ -753,7 +764,8 @@ def step_generators(seed: int, n: int,  # generate's seed; how many images
 def _randn(gens: list, shape: tuple) -> torch.Tensor:
     return torch.stack([torch.randn(shape, generator=g) for g in gens])
 
-def initial_latents(pipe, n: int, seed: int = 0, offset: int = 0,  # image j depends only on seed and offset + j
+def initial_latents(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                    n: int, seed: int = 0, offset: int = 0,  # image j depends only on seed and offset + j
                     signal_leak: torch.Tensor | bool = False,  # True: add the pipeline's own leak (`pipe.signal_leak`, if it has one) as `generate` does; a tensor: that leak; False: pure noise
                     num_inference_steps: int = 50  # the sampler's grid, whose first timestep sets the leak's weight
                    ) -> torch.Tensor:
@@ -767,13 +779,15 @@ def initial_latents(pipe, n: int, seed: int = 0, offset: int = 0,  # image j dep
     return x if leak is None else add_signal_leak(pipe, x, leak, num_inference_steps)
 
 @torch.no_grad()
-def fit_signal_leak(pipe, images: torch.Tensor,  # training images N x C x H x W in [-1, 1] (a few thousand is plenty)
+def fit_signal_leak(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                    images: torch.Tensor,  # training images N x C x H x W in [-1, 1] (a few thousand is plenty)
                     batch_size: int = 64  # images per VAE call
                    ) -> torch.Tensor:
     "The mean scaled latent of `images` (c x h x w): the part of the data that training's last timestep still carries."
     return encode_images(pipe, images, batch_size=batch_size).mean(0)
 
-def add_signal_leak(pipe, noise: torch.Tensor,  # N x c x h x w standard normal x_T
+def add_signal_leak(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                    noise: torch.Tensor,  # N x c x h x w standard normal x_T
                     leak: torch.Tensor,  # c x h x w mean training latent (`fit_signal_leak`)
                     num_inference_steps: int = 50  # DDIM steps: the leak is the one of the sampler's first timestep
                    ) -> torch.Tensor:
@@ -819,7 +833,8 @@ def guidance_at(t: int, guidance_scale: float, interval: tuple | None) -> float:
     "The guidance weight at timestep `t`: `guidance_scale` inside the interval (or everywhere when None), else 1 (conditional only)."
     return guidance_scale if interval is None or interval[0] <= t <= interval[1] else 1.0
 
-def _unet_eps(pipe, x: torch.Tensor, t, cond: torch.Tensor, uncond: torch.Tensor | None,
+def _unet_eps(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+              x: torch.Tensor, t, cond: torch.Tensor, uncond: torch.Tensor | None,
               guidance_scale: float, ddim=None, checkpoint: bool = False) -> tuple:
     "`unet_eps` without its checks (the sampler's loop has checked once); `t` an int or a 1-D LongTensor, one per latent."
     ddim = pipe.scheduler if ddim is None else ddim
@@ -846,7 +861,8 @@ def check_timesteps(t, n: int, num_train_timesteps: int):
         raise ValueError(f"t={t!r}: expected a whole training timestep in [0, {num_train_timesteps}), or one per latent ({n})")
     return v.long()
 
-def unet_eps(pipe, x: torch.Tensor,  # latents x_t, N x c x h x w
+def unet_eps(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+             x: torch.Tensor,  # latents x_t, N x c x h x w
              t,  # training timestep: an int, or one per latent (a diffusion classifier's draws)
              cond: torch.Tensor,  # prompt embeddings N x L x D (or 1 x L x D: one caption for every latent)
              uncond: torch.Tensor | None = None,  # unconditional embeddings (for guidance; 1 x L x D also for all)
@@ -866,7 +882,8 @@ def unet_eps(pipe, x: torch.Tensor,  # latents x_t, N x c x h x w
     dev = _device(pipe)
     return _unet_eps(pipe, x.to(dev), t, cond.to(dev), None if uncond is None else uncond.to(dev), guidance_scale, ddim, checkpoint)
 
-def noise_prediction_error(pipe, z0: torch.Tensor,  # clean scaled latents N x c x h x w (`encode_images`, which multiplies by the VAE's scaling_factor)
+def noise_prediction_error(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                           z0: torch.Tensor,  # clean scaled latents N x c x h x w (`encode_images`, which multiplies by the VAE's scaling_factor)
                            cond: torch.Tensor,  # prompt embeddings N x L x D: each latent's candidate caption (1 x L x D: one for all)
                            t,  # training timestep: an int, or one per latent
                            noise: torch.Tensor,  # standard normal noise shaped like z0 (reuse it across candidate captions: the comparison is paired)
@@ -913,7 +930,8 @@ def check_unet(pipe  # any SD-style pipeline
         raise ValueError(f"the UNet gives {cfg.out_channels} output channels for {cfg.in_channels} latent channels (a learned variance, as in ADM or DeepFloyd); "
                          "medcf's sampler and trainer take the noise prediction alone: expected out_channels == in_channels")
 
-def _check_embeddings(pipe, e, name: str, n: int) -> torch.Tensor:
+def _check_embeddings(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                      e, name: str, n: int) -> torch.Tensor:
     "Prompt embeddings for `pipe`'s UNet: a finite floating-point N x L x D tensor, D its cross_attention_dim (or encoder_hid_dim, which it projects), N = `n`."
     cfg = pipe.unet.config
     which = 'encoder_hid_dim' if cfg.get('encoder_hid_dim') is not None and cfg.get('encoder_hid_dim_type') == 'text_proj' else 'cross_attention_dim'
@@ -939,7 +957,8 @@ def _hook_output(r, hook: str, like: torch.Tensor, what: str) -> torch.Tensor:
     if not torch.isfinite(r).all(): raise ValueError(f"{hook} returned NaN or inf; expected {what} with finite values")
     return r
 
-def sample_latents(pipe, latents: torch.Tensor | SampleOutput,  # x_T (or x_t when start_step > 0; `generate`'s x_T is initial_latents(pipe, n, seed, signal_leak=True)), or a SampleOutput of a run stopped with end_step to go on from (another prompt: a prompt switch)
+def sample_latents(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                   latents: torch.Tensor | SampleOutput,  # x_T (or x_t when start_step > 0; `generate`'s x_T is initial_latents(pipe, n, seed, signal_leak=True)), or a SampleOutput of a run stopped with end_step to go on from (another prompt: a prompt switch)
                    cond: torch.Tensor,  # prompt embeddings N x L x D
                    uncond: torch.Tensor | None = None,  # embeddings of the empty/negative prompt (for guidance)
                    num_inference_steps: int | None = None,  # DDIM steps; None: 50, or the grid of the SampleOutput it goes on from
@@ -1029,7 +1048,8 @@ def _copied(generators: list) -> list:
         c = torch.Generator(device=g.device); c.set_state(g.get_state()); out.append(c)
     return out
 
-def _go_on(pipe, prev: SampleOutput, num_inference_steps: int | None, start_step: int | None, generators: list | None) -> tuple:
+def _go_on(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+           prev: SampleOutput, num_inference_steps: int | None, start_step: int | None, generators: list | None) -> tuple:
     "What `sample_latents` goes on from a stopped run with: its latents, grid, end step, step-noise generators and DDIM scheduler; a grid or step other than its own refused."
     if prev.num_inference_steps is None: raise ValueError("this SampleOutput does not record the grid it ran on; pass its .latents with the num_inference_steps and start_step it stopped at")
     if num_inference_steps not in (None, prev.num_inference_steps):
@@ -1056,7 +1076,8 @@ def _as_sampled(given, sampled, name: str):
 def _same_embeddings(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
     return (a is None) == (b is None) and (a is None or (a.shape == b.shape and torch.equal(a.detach().to(b), b.detach())))
 
-def trajectory_log_probs(pipe, out: SampleOutput,  # a `sample_latents` (or `generate`) result with return_trajectory=True and eta > 0
+def trajectory_log_probs(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                         out: SampleOutput,  # a `sample_latents` (or `generate`) result with return_trajectory=True and eta > 0
                          cond: torch.Tensor | None = None,  # prompt embeddings N x L x D; None: the ones it was sampled with (`out.cond`)
                          uncond: torch.Tensor | None = None,  # unconditional ones; None: `out.uncond`
                          guidance_scale: float | None = None,  # None: the guidance it was sampled with (`out.guidance_scale`)
@@ -1179,7 +1200,8 @@ def _guide_at(guidance_fn: Callable | None, offset: int) -> Callable | None:
     return functools.partial(guidance_fn, offset=offset) if guidance_fn is not None and takes_keyword(guidance_fn, 'offset') else guidance_fn
 
 # %% ../nbs/02_diffusion.ipynb #ef688dff
-def generate(pipe, prompts: str | Sequence[str],  # one prompt per image (a single string makes one image)
+def generate(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+             prompts: str | Sequence[str],  # one prompt per image (a single string makes one image)
              num_inference_steps: int = 50,  # DDIM steps
              guidance_scale: float = 3.0,  # classifier-free guidance weight (1 = none; unlike diffusers, which turns guidance off at <= 1, every value is applied: 0 samples the unconditional model)
              seed: int = 0,  # image j's noise depends only on (seed, j), not on batch_size or the other prompts (float rounding aside)
@@ -1233,7 +1255,8 @@ def warn_hidden_offset(fn: Callable,  # a guidance_fn or log_prob_fn
         warnings.warn(f"{name} takes **kwargs but names no offset parameter, so it is not told the index of each batch's first image; if it holds "
                       "per-image targets, give it an offset parameter (def f(images, offset=0)), else they go to the wrong images after the first batch", stacklevel=3)
 
-def classifier_guidance(pipe, log_prob_fn: Callable,  # decoded images N x C x H x W -> N values of log p(y | image), differentiable; it gets offset= if it names it
+def classifier_guidance(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                        log_prob_fn: Callable,  # decoded images N x C x H x W -> N values of log p(y | image), differentiable; it gets offset= if it names it
                         scale: float = 1.0,  # guidance strength s; what an edit needs depends on the classifier's logit range and the inversion depth: sweep it
                         clamp: bool = False,  # clamp the decoded image to [-1, 1] first (cuts the gradient where the decoder overshoots)
                         interval: tuple | None = None  # (t_lo, t_hi): steer only at these training timesteps (the noisiest steps move the predicted image most); None: every step
@@ -1288,7 +1311,8 @@ class Inversion:
                          timestep=self.timesteps[step], timesteps=self.timesteps)
 
 @torch.no_grad()
-def invert_latents(pipe, z0: torch.Tensor,  # clean scaled latents N x c x h x w (`encode_images`, or a sampler's output)
+def invert_latents(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                   z0: torch.Tensor,  # clean scaled latents N x c x h x w (`encode_images`, or a sampler's output)
                    prompts: str | Sequence[str],  # one per latent, or one for all
                    num_inference_steps: int = 50,  # DDIM steps (the same grid regenerates)
                    guidance_scale: float = 1.0,  # guidance during inversion and check (1 inverts best)
@@ -1339,7 +1363,8 @@ def invert_latents(pipe, z0: torch.Tensor,  # clean scaled latents N x c x h x w
     return inv
 
 @torch.no_grad()
-def ddim_invert(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
+def ddim_invert(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                images: torch.Tensor,  # N x C x H x W in [-1, 1]
                 prompts: str | Sequence[str],  # one per image, or one for all
                 num_inference_steps: int = 50,  # DDIM steps (the same grid regenerates)
                 guidance_scale: float = 1.0,  # guidance during inversion and check (1 inverts best)
@@ -1366,7 +1391,8 @@ def ddim_invert(pipe, images: torch.Tensor,  # N x C x H x W in [-1, 1]
     return inv
 
 # %% ../nbs/02_diffusion.ipynb #e5f8b0c6
-def regenerate(pipe, inv: Inversion,  # an `invert_latents` / `ddim_invert` result
+def regenerate(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+               inv: Inversion,  # an `invert_latents` / `ddim_invert` result
                prompts: str | Sequence[str],  # one per latent, or one for all: the inversion's own captions reconstruct, edited ones edit
                guidance_scale: float = 1.0,  # classifier-free guidance of the regeneration (an edit usually needs > 1)
                negative_prompt: str = '',  # the unconditional prompt when guidance_scale != 1
@@ -1600,7 +1626,8 @@ def _autocast(module: torch.nn.Module, precision: str | None):
     if precision is None: return contextlib.nullcontext()
     return torch.autocast(next(module.parameters()).device.type, dtype=torch.bfloat16)
 
-def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-1, 1]
+def train_vae(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+              images: torch.Tensor,  # training images N x C x H x W in [-1, 1]
               steps: int = 2000,  # optimiser steps
               batch_size: int = 32,  # images per step
               lr: float = 1e-3,  # peak learning rate (warm-up + cosine)
@@ -1679,7 +1706,8 @@ def train_vae(pipe, images: torch.Tensor,  # training images N x C x H x W in [-
     return dict(loss=hist, seconds=time.time() - t0, scaling_factor=sf)
 
 @torch.no_grad()
-def fit_latent_scale(pipe, images: torch.Tensor) -> float:
+def fit_latent_scale(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                     images: torch.Tensor) -> float:
     "Set `vae.config.scaling_factor` to 1/std of the latents (SD's recipe: unit-variance latents for the UNet)."
     check_images(pipe, images)  # before the factor is touched: a refused input leaves the pipeline as it was
     pipe.vae.register_to_config(scaling_factor=1.0)
@@ -1689,13 +1717,15 @@ def fit_latent_scale(pipe, images: torch.Tensor) -> float:
 
 # %% ../nbs/02_diffusion.ipynb #85eae25f
 @torch.no_grad()
-def _posterior(pipe, images: torch.Tensor, batch_size: int = 64) -> tuple:
+def _posterior(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+               images: torch.Tensor, batch_size: int = 64) -> tuple:
     "Scaled posterior mean and std of every image (computed once: the VAE leaves the training loop)."
     mu, sd = zip(*[_batch_posterior(pipe, images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
     return torch.cat(mu), torch.cat(sd)
 
 @torch.no_grad()
-def _batch_posterior(pipe, x: torch.Tensor) -> tuple:
+def _batch_posterior(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                     x: torch.Tensor) -> tuple:
     "Scaled posterior mean and std of one batch, float32 for the training arithmetic whatever the VAE's dtype."
     sf = pipe.vae.config.scaling_factor
     m, d = _encode_batch(pipe, x)  # AutoencoderTiny: deterministic latents, std 0
@@ -1741,7 +1771,8 @@ def _check_resume(state: Path, s: dict, settings: dict, steps: int):
     if s['step'] > steps: raise ValueError(f"{state} is already at step {s['step']}, past steps={steps}; expected steps >= {s['step']} (the total, resumed steps included), "
                                            "resume=False to start over, or another ckpt_dir")
 
-def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image, prompt)
+def finetune(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+             data,  # PhantomBatch, (images, prompts) or Dataset of (image, prompt)
              steps: int = 1000,  # optimiser steps (total, including resumed ones)
              batch_size: int = 64,  # latents per step
              lr: float = 3e-4,  # peak learning rate (warm-up + cosine decay to 10%)
@@ -1918,7 +1949,8 @@ def finetune(pipe, data,  # PhantomBatch, (images, prompts) or Dataset of (image
             pipe.model_card = {**card, 'finetune': [*card.get('finetune', []), rec]}
     return dict(**hist, seconds=seconds, train_seconds=train_seconds, steps=steps, start=start, snapshots=snaps, trained_parameters=len(names))
 
-def _shape_hint(pipe, shape) -> str:
+def _shape_hint(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                shape) -> str:
     "A hint for training images of the wrong size or channels: build the dataset at the model's (nothing when the shape is right)."
     want = (pipe.vae.config.in_channels, *native_hw(pipe))
     return '' if tuple(shape) == want else (f" (build the dataset at the model's size and channels: {want[1]}x{want[2]} px, {want[0]} channel(s), "

@@ -113,7 +113,8 @@ def hardware() -> str:
 # %% ../nbs/90_model_zoo.ipynb #9a6874c1
 VALIDATION_SEEDS = (30_000, 40_000)  # real sets for checkpoint selection; the card's figures use 10_000 and 20_000, training 0
 
-def _held_out(name: str, pipe, oracle, n: int, seed: int, seeds: tuple = (10_000, 20_000)) -> tuple:
+def _held_out(name: str, pipe, oracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
+                               n: int, seed: int, seeds: tuple = (10_000, 20_000)) -> tuple:
     "The pipeline and oracle (shipped ones by default), two real sets drawn at `seeds` + `seed` (training used data_seed) and their FD floor."
     from medcf.oracles import load_oracle
     from medcf.metrics import oracle_frechet_distance
@@ -123,13 +124,15 @@ def _held_out(name: str, pipe, oracle, n: int, seed: int, seeds: tuple = (10_000
     real_a, real_b = ph.sample(n, seed=seeds[0] + seed), ph.sample(n, seed=seeds[1] + seed)
     return pipe, oracle, real_a, real_b, oracle_frechet_distance(oracle.features, real_a.images, real_b.images)
 
-def _generated(pipe, name: str, real_b, num_inference_steps: int, guidance_scale: float, seed: int,
+def _generated(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+               name: str, real_b, num_inference_steps: int, guidance_scale: float, seed: int,
                guidance_interval: tuple | None = None) -> torch.Tensor:
     "Images generated from real set b's training-style captions (the card's generated set at `seed`)."
     caps = training_captions(name, real_b, _recipe(name)['prism_share'], seed)
     return generate(pipe, caps, num_inference_steps, guidance_scale, seed=seed + 1, guidance_interval=guidance_interval)
 
-def _generated_fd(pipe, oracle, name: str, real_a, real_b, num_inference_steps: int, guidance_scale: float, seed: int,
+def _generated_fd(pipe, oracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
+                        name: str, real_a, real_b, num_inference_steps: int, guidance_scale: float, seed: int,
                   guidance_interval: tuple | None = None) -> float:
     "Oracle-feature FD between real set a and images generated from set b's training-style captions."
     from medcf.metrics import oracle_frechet_distance
@@ -191,7 +194,8 @@ def _lowest(cands, scores: list, tiebreak: list, rule: str) -> int:
     return best
 
 # %% ../nbs/90_model_zoo.ipynb #d2e89432
-def _per_scale(name: str, pipe, oracle, scales: Sequence[float], n: int, num_inference_steps: int,
+def _per_scale(name: str, pipe, oracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
+                                scales: Sequence[float], n: int, num_inference_steps: int,
                adherence_seed: int, real_seeds: tuple, fd_seed: int, intervals: Sequence = (None,)) -> list:
     "(scale, interval, adherence per attribute, FD / floor) per guidance scale and interval; the real sets and their floor are drawn once."
     if not len(scales) or min(scales) < 1: raise ValueError(f"scales={scales}: expected guidance scales >= 1 (1 means no guidance)")
@@ -388,7 +392,8 @@ def adherence_prompts(name: str, n: int = 256, seed: int = 0) -> tuple:
         return [data.skin_prompt(r) for _, r in asked.iterrows()], asked
     raise ValueError(f"unknown zoo model {name!r}; known: {', '.join(RECIPES)}")
 
-def prompt_adherence(pipe, oracle, name: str, n: int = 256, num_inference_steps: int = 50,
+def prompt_adherence(pipe, oracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
+                           name: str, n: int = 256, num_inference_steps: int = 50,
                      guidance_scale: float = 3.0, seed: int = 0,
                      guidance_interval: tuple | None = None  # (t_lo, t_hi) where guidance applies; None: every step
                     ) -> pd.Series:
@@ -436,7 +441,8 @@ def attribute_adherence(pipe,  # any SD-style pipeline
                              mean_abs_error=float(hit[m].mean()) if cont else np.nan))
     return pd.DataFrame(rows)
 
-def _roundtrip(pipe, real, roundtrip) -> torch.Tensor:
+def _roundtrip(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+               real, roundtrip) -> torch.Tensor:
     "`real`'s VAE round trip: the one given (checked: an image batch of real's shape that differs from it), else computed."
     from medcf.oracles import check_images
     if roundtrip is None: return vae_roundtrip(pipe, real.images)
@@ -446,14 +452,16 @@ def _roundtrip(pipe, real, roundtrip) -> torch.Tensor:
     if torch.equal(rt.cpu(), real.images.cpu()): raise ValueError("roundtrip equals the real images; expected their VAE round trip (vae_roundtrip(pipe, real.images))")
     return rt
 
-def vae_agreement(pipe, oracle, real,
+def vae_agreement(pipe, oracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
+                        real,
                   roundtrip: torch.Tensor | None = None  # `vae_roundtrip(pipe, real.images)` if already computed
                  ) -> pd.Series:
     "Per discrete attribute: how often the oracle reads the same value on an image and on its VAE round trip."
     from medcf.oracles import reading_agreement
     return reading_agreement(oracle, real.images, _roundtrip(pipe, real, roundtrip))
 
-def vae_positive_recall(pipe, oracle, real,
+def vae_positive_recall(pipe, oracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
+                              real,
                         roundtrip: torch.Tensor | None = None  # `vae_roundtrip(pipe, real.images)` if already computed
                        ) -> pd.DataFrame:
     "Per binary attribute: of the images that truly show it, the share the oracle reads as showing it, before and after the VAE round trip."
@@ -467,7 +475,8 @@ def vae_positive_recall(pipe, oracle, real,
                                            roundtrip=float((b[s.name].to_numpy()[pos] == 1).mean()))
     return pd.DataFrame(rows).T
 
-def oracle_ceiling(pipe, oracle, real,
+def oracle_ceiling(pipe, oracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
+                         real,
                    roundtrip: torch.Tensor | None = None  # `vae_roundtrip(pipe, real.images)` if already computed
                   ) -> dict:
     "The oracle's own repeatability at the VAE's amount of change: agreement with pixel noise of the round trip's mean absolute error."
