@@ -4,6 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #8e844e42
 from __future__ import annotations
+from collections.abc import Sequence
 from pathlib import Path
 import warnings
 import numpy as np, pandas as pd, torch
@@ -487,7 +488,7 @@ class CheXpertDataset(Dataset):
                  size: int = 64,  # images are size x size
                  frontal_only: bool = True,  # keep frontal views only
                  policy: str = 'U-zeros',  # 'U-zeros', 'U-ones' or 'ignore' (uncertain -> masked)
-                 findings: list = CHEXPERT_FINDINGS,  # label columns, in this order, in `attrs`
+                 findings: Sequence[str] = tuple(CHEXPERT_FINDINGS),  # label columns, in this order, in `attrs`
                  channels: int = 1):  # 1: grayscale; 3: the gray value in R, G and B (what an RGB model such as Stable Diffusion's VAE takes)
         if isinstance(findings, str): raise TypeError(f"findings={findings!r} is a string; expected a list of findings, e.g. [{findings!r}]")
         bad = [f for f in findings if f not in CHEXPERT_FINDINGS]

@@ -506,11 +506,11 @@ def reversibility(edit_fn: Callable,  # (images, target dict) -> edited images (
     if set(source) != set(target): raise ValueError(f"source {sorted(source)} and target {sorted(target)} must name the same attributes")
     return float((_edit(edit_fn, _edit(edit_fn, x, target, source), source, target) - x).abs().mean())
 
-def identity_editor(images,  # images
-                    target: dict  # ignored target
+def identity_editor(images: torch.Tensor | np.ndarray,  # N x C x H x W images
+                    target: dict  # the edit asked for (ignored)
                    ) -> torch.Tensor:
-    "The do-nothing editor: a baseline that scores perfect composition and zero effectiveness."
-    return images.clone()
+    "The do-nothing editor, a baseline: it scores perfect composition and minimality, and no effectiveness where the target differs from the image's value."
+    return torch.as_tensor(images).clone()
 
 def _check_batch(batch) -> None:
     "Refuse anything but a PhantomBatch: the true counterfactual needs the batch's exogenous noise."
