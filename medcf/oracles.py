@@ -663,13 +663,15 @@ def text_tower() -> TextTower:
 def _texts(x,  # one caption, or a sequence of them
            name: str  # the argument's name, for the message
           ) -> list:
-    "A caption or a sequence of captions as a list of strings; a TypeError naming `name` otherwise."
-    if isinstance(x, str): return [x]
-    if isinstance(x, (dict, set, frozenset)) or not isinstance(x, (Sequence, np.ndarray, pd.Series)):
+    "A caption or a sequence of captions as a list of non-blank strings; a TypeError (or, for a blank caption, a ValueError) naming `name` otherwise."
+    if isinstance(x, str): x = [x]
+    elif isinstance(x, (dict, set, frozenset)) or not isinstance(x, (Sequence, np.ndarray, pd.Series)):
         raise TypeError(f"{name} must be a caption or a list of captions, got {type(x).__name__}: {str(x)[:60]}")
     x = list(x)
     bad = [t for t in x if not isinstance(t, str)]
     if not x or bad: raise TypeError(f"{name} must hold captions (strings), got " + (f"{type(bad[0]).__name__} {bad[0]!r}" if bad else "none"))
+    blank = [i for i, t in enumerate(x) if not t.strip()]
+    if blank: raise ValueError(f"{name} has blank captions at {blank[:5]}; expected text (a blank caption scores near 0 against any image)")
     return x
 
 class LiTModel:

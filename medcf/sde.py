@@ -6,17 +6,19 @@
 from __future__ import annotations
 from dataclasses import dataclass
 import time, warnings
+from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
 import torch.nn.functional as F
 import torchsde
 from fastcore.basics import patch
-from .phantoms import MS_ARMS, MS_TABULAR, ms_arm_index, MSTrial, MSTrialData, grid_index, pick, is_full, check_int, check_real, keeps_global_rng
+from .phantoms import (MS_ARMS, MS_TABULAR, ms_arm_index, MSTrial, MSTrialData, grid_index, pick, is_full, check_int, check_real, check_bool,
+                       keeps_global_rng, refuse_overwrite)
 
 # %% auto #0
-__all__ = ['TrialTensors', 'check_visits', 'trial_tensors', 'BaselineEncoder', 'gauss_nll', 'SharedBrownian', 'CausalSDE',
-           'TLearner', 'GRUBaseline', 'fit', 'MSPrediction', 'predict', 'evaluate', 'enrichment', 'SavedTensorMeter',
-           'benchmark_epoch']
+__all__ = ['MODEL_CLASSES', 'TrialTensors', 'check_visits', 'trial_tensors', 'BaselineEncoder', 'gauss_nll', 'SharedBrownian',
+           'CausalSDE', 'TLearner', 'GRUBaseline', 'fit', 'save_model', 'load_model', 'MSPrediction', 'predict',
+           'evaluate', 'enrichment', 'SavedTensorMeter', 'benchmark_epoch']
 
 # %% ../nbs/50_causal_sde.ipynb #66bde1d1
 @dataclass
@@ -193,7 +195,7 @@ class CausalSDE(nn.Module):
                  q: int = 16,  # posterior context size (ELBO only)
                  width: int = 32):  # hidden width of every network
         super().__init__()
-        self.d = d
+        self.d, self.config = d, dict(d=d, c=c, q=q, width=width)  # `config` rebuilds it (`load_model`)
         self.enc = BaselineEncoder(out=c)
         self.z0_prior = nn.Linear(c, 2 * d)
         self.ctx_rnn = nn.GRU(3, q, batch_first=True)
@@ -257,6 +259,7 @@ class TLearner(nn.Module):
     def __init__(self, c: int = 16,  # embedding size
                  width: int = 32):  # hidden width
         super().__init__()
+        self.config = dict(c=c, width=width)
         self.encs = nn.ModuleList([BaselineEncoder(out=c) for _ in MS_ARMS])
         self.heads = nn.ModuleList([_mlp(c, 2, width) for _ in MS_ARMS])
 
@@ -287,6 +290,7 @@ class GRUBaseline(nn.Module):
     def __init__(self, c: int = 16,  # embedding and hidden size
                  width: int = 32):  # hidden width of the head
         super().__init__()
+        self.config = dict(c=c, width=width)
         self.enc = BaselineEncoder(out=c)
         self.gru = nn.GRU(1 + len(MS_ARMS), c, batch_first=True)
         self.head = _mlp(c, 2, width)
@@ -319,7 +323,9 @@ def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
         seed: int = 0,  # seed of the shuffling and of the SDE's Brownian paths
         objective: str = 'mc',  # CausalSDE: 'mc' (prior-path likelihood) or 'elbo' (latent-SDE ELBO)
         adjoint: bool = False,  # CausalSDE with 'elbo': backpropagate with the adjoint SDE
-        kl_warmup: float = 0.3  # CausalSDE with 'elbo': fraction of steps over which the KL weight grows to 1
+        kl_warmup: float = 0.3,  # CausalSDE with 'elbo': fraction of steps over which the KL weight grows to 1
+        k: int = 8,  # CausalSDE with 'mc': prior paths per patient (the bound tightens as k grows)
+        refit_scaler: bool = True  # standardise the record with this data's mean and sd; False keeps an earlier fit's (fine-tuning on new patients)
        ) -> list:
     "Train `model` with Adam on its own objective; returns the mean loss of every epoch."
     if not isinstance(model, nn.Module): raise TypeError(f"model is a {type(model).__name__} ({model!r}); expected a built model: CausalSDE, TLearner or GRUBaseline")
@@ -335,9 +341,14 @@ def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
         raise ValueError("no patient has an observed final visit (the last visit column), the only one a T-learner learns from; "
                          "expected the final visit in the last column (MSTrialData's layout: columns are scheduled visit slots)")
     absent = [a for j, a in enumerate(MS_ARMS) if not (data.arm == j).any()]
-    if absent: warnings.warn(f"no training patient is in arm(s) {absent}: predictions under them come from an untrained part of the model", stacklevel=2)
+    if absent: warnings.warn(f"no training patient is in arm(s) {absent}: predictions under them come from an untrained part of the model", stacklevel=3)
+    k_paths = check_int(k, 'k', unit=' (paths per patient)')
+    if not check_bool(refit_scaler, 'refit_scaler'):
+        unfitted = [m for m in model.modules() if isinstance(m, BaselineEncoder) and not m.tab_mean.any() and bool((m.tab_sd == 1).all())]
+        if unfitted: raise ValueError("refit_scaler=False, but this model's record scaling was never fitted (mean 0, sd 1); "
+                                      "expected a model fitted before (fine-tuning), or refit_scaler=True")
     torch.manual_seed(seed)
-    model.fit_scaler(data.tab)
+    if refit_scaler: model.fit_scaler(data.tab)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     steps, k, hist = epochs * -(-len(data) // batch_size), 0, []
@@ -347,13 +358,39 @@ def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
         for i in range(0, len(data), batch_size):
             b = data[perm[i:i + batch_size]]
             if not isinstance(model, CausalSDE): loss = model.loss(b)
-            elif objective == 'mc': loss = model.mc_nll(b, entropy=seed * 100003 + k)
+            elif objective == 'mc': loss = model.mc_nll(b, k=k_paths, entropy=seed * 100003 + k)
             else: loss = model.elbo(b, adjoint=adjoint, beta=min(1., (k + 1) / max(1, kl_warmup * steps)), entropy=seed * 100003 + k)
             opt.zero_grad(); loss.backward(); opt.step()
             tot += loss.item() * len(b); k += 1
         hist.append(tot / len(data))
     model.eval()
     return hist
+
+MODEL_CLASSES = ('CausalSDE', 'TLearner', 'GRUBaseline')  # what save_model writes and load_model rebuilds
+
+def save_model(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
+               path: str | Path,  # file to write (e.g. 'sde.pt')
+               overwrite: bool = False  # True: replace a file already there
+              ) -> Path:
+    "Save a fitted model with its settings and record scaling in one file (float32 weights); `load_model` rebuilds it."
+    if type(model).__name__ not in MODEL_CLASSES or not hasattr(model, 'config'):
+        raise TypeError(f"model is a {type(model).__name__}; expected one of {list(MODEL_CLASSES)}")
+    path = Path(path); refuse_overwrite([path], check_bool(overwrite, 'overwrite'), 'save_model')
+    torch.save(dict(medcf_model=type(model).__name__, config=dict(model.config), state_dict=model.state_dict()), path)
+    return path
+
+def load_model(path: str | Path  # a file written by save_model
+              ) -> nn.Module:
+    "The model `save_model` wrote, rebuilt with its settings, in eval mode."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{path} {'is a folder' if path.is_dir() else 'does not exist'}; expected a file written by save_model")
+    try: d = torch.load(path, weights_only=True)
+    except Exception as e: raise ValueError(f"{path} is not a model file save_model wrote ({type(e).__name__}: {str(e)[:80]})") from None
+    if not isinstance(d, dict) or d.get('medcf_model') not in MODEL_CLASSES:
+        raise ValueError(f"{path} holds no medcf model (expected a file written by save_model for one of {list(MODEL_CLASSES)})")
+    m = {'CausalSDE': CausalSDE, 'TLearner': TLearner, 'GRUBaseline': GRUBaseline}[d['medcf_model']](**d['config'])
+    m.load_state_dict(d['state_dict'])
+    return m.eval()
 
 # %% ../nbs/50_causal_sde.ipynb #eb22277b
 @patch

@@ -173,6 +173,9 @@ def test_lit_refuses_captions_it_would_misread(toy):
     with pytest.warns(UserWarning, match='equals src_text for 2 of 4'): d = lit.direction_score(b.images, b.images.flip(-1), ['a', 'b', 'c', 'd'], ['a', 'x', 'c', 'y'])
     assert (d[[0, 2]] == 0).all() and d.shape == (4,)
     assert lit.zero_shot(b.images, np.array(['Nothing on the left', 'A square on the left'])).shape == (4, 2)  # an array of captions is a list of them
+    for blank in ('', ['a', '  ']):  # a blank caption scored about 0 against any image
+        with pytest.raises(ValueError, match=r'texts has blank captions at \[\d\]'): lit.image_text_score(b.images[:len(blank) if isinstance(blank, list) else 1], blank)
+    with pytest.raises(ValueError, match='class_texts has blank captions'): lit.zero_shot(b.images, ['x', ''])
 
 RELIABLE = {'chest': ['sex', 'effusion', 'cardiomegaly', 'devices', 'view'],
             'skin': ['skin_tone', 'variegation', 'hair', 'ruler', 'ink', 'bubbles', 'dark_corners']}

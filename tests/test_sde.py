@@ -295,3 +295,32 @@ def test_trial_from_your_own_visits(small):
     off = t.copy(); off[0, 1] += 0.01
     with pytest.raises(ValueError, match='lies between'): MSTrialData.from_visits(tr.baseline.images, tr.baseline.attrs, off, tr.visit_y, tr.grid)
     with pytest.raises(ValueError, match='expected N of each'): MSTrialData.from_visits(tr.baseline.images[:3], tr.baseline.attrs, t, tr.visit_y, tr.grid)
+
+
+def test_save_load_and_fine_tuning(small, tmp_path):
+    "save_model/load_model keep settings and record scaling (a state_dict alone lost d, c, q, width); fit(refit_scaler=False) keeps an earlier scaling; k reaches mc_nll."
+    from medcf.sde import save_model, load_model
+    tr, T = small
+    for m in (CausalSDE(d=3, c=8, q=4, width=16), TLearner(c=8, width=16), GRUBaseline(c=8, width=16)):
+        fit(m, T, epochs=1)
+        p = save_model(m, tmp_path / f'{type(m).__name__}.pt')
+        back = load_model(p)
+        assert type(back) is type(m) and back.config == m.config
+        a, b = predict(m, T[:4], n_paths=4), predict(back, T[:4], n_paths=4)
+        assert np.array_equal(a.mean, b.mean) and np.array_equal(a.cate, b.cate)
+        with pytest.raises(FileExistsError): save_model(m, p)
+    with pytest.raises(TypeError, match='expected one of'): save_model(torch.nn.Linear(2, 2), tmp_path / 'x.pt')
+    (tmp_path / 'bad.pt').write_bytes(b'not a model')
+    with pytest.raises(ValueError, match='not a model file'): load_model(tmp_path / 'bad.pt')
+    torch.save({'a': torch.zeros(1)}, tmp_path / 'other.pt')
+    with pytest.raises(ValueError, match='holds no medcf model'): load_model(tmp_path / 'other.pt')
+    m = GRUBaseline(); fit(m, T, epochs=1)
+    mean = m.enc.tab_mean.clone()
+    fit(m, T[:10], epochs=1, refit_scaler=False)
+    assert torch.equal(m.enc.tab_mean, mean)
+    fit(m, T[:10], epochs=1)
+    assert not torch.equal(m.enc.tab_mean, mean)
+    with pytest.raises(ValueError, match='never fitted'): fit(GRUBaseline(), T, epochs=1, refit_scaler=False)
+    h2, h8 = fit(CausalSDE(), T, epochs=1, k=2), fit(CausalSDE(), T, epochs=1)
+    assert h2 != h8
+    with pytest.raises(ValueError, match='k='): fit(CausalSDE(), T, epochs=1, k=0)
