@@ -1701,8 +1701,8 @@ def train_vae(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler
     before = pipe.vae.config.scaling_factor
     sf = before if decoder_only else fit_latent_scale(pipe, images[:1024])  # the encoder did not change
     if not decoder_only and before != 1.0 and abs(sf / before - 1) > 0.01:
-        warnings.warn(f"train_vae re-fitted vae.config.scaling_factor from {before:.5g} to {sf:.5g}: a UNet trained on latents scaled by {before:.5g} "
-                      "(a pretrained Stable Diffusion's) now gets other latents. To keep them, train with decoder_only=True; else fine-tune the UNet after", stacklevel=2)
+        warnings.warn(f"train_vae re-fitted vae.config.scaling_factor from {before:.5g} to {sf:.5g}: the pipeline's UNet, trained on latents scaled by {before:.5g} "
+                      "(a pretrained model's: Stable Diffusion's is 0.18215), now gets other latents. To keep them, train with decoder_only=True; else fine-tune the UNet after", stacklevel=2)
     return dict(loss=hist, seconds=time.time() - t0, scaling_factor=sf)
 
 @torch.no_grad()
