@@ -410,7 +410,7 @@ def _vae_from(folder: Path, dtype: torch.dtype):
                         "one of diffusers' Autoencoder* classes (AutoencoderKL, AutoencoderTiny, ...)").from_pretrained(folder, dtype=dtype)
 
 def _resolve(name_or_path) -> Path:
-    p = Path(name_or_path)
+    p = Path(name_or_path).expanduser()
     if p.is_dir() and ((p / 'unet').is_dir() or str(name_or_path) not in ZOO): return p  # a pipeline folder, or any folder that is not a zoo name
     if str(name_or_path) in ZOO:  # a zoo name wins over a folder of that name that holds no pipeline (e.g. a data folder 'chest/')
         try: d = data_path('models', str(name_or_path))
@@ -538,21 +538,31 @@ def _encode_uncached(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, sc
         out.append(h)
     return torch.cat(out)
 
+def _version(p: torch.Tensor) -> int | None:
+    try: return p._version  # bumped by every in-place edit that autograd sees (an optimiser step, an edit under no_grad)
+    except RuntimeError: return None  # an inference tensor keeps no counter
+
+@torch.no_grad()
 def _encoder_state(pipe) -> tuple:
-    "What the cached embeddings depend on: the tokenizer (which, its length and padding length) and the text encoder's weights as they are now."
+    "What the cached embeddings depend on: the tokenizer (which, its length and padding length) and the text encoder's weights and adapters as they are now."
     te, tok = pipe.text_encoder, pipe.tokenizer
-    weights = hash(tuple((p.data_ptr(), p._version) for p in te.parameters()))  # an in-place edit (a fused LoRA, an optimiser step) bumps _version
+    params = list(te.parameters())
+    # an edit through .data (a LoRA merged by peft, an EMA copy) bumps no counter: a strided sample of every weight sees it
+    sample = torch.stack([p.reshape(-1)[::max(1, p.numel() // 64)][:64].float().sum() for p in params]).cpu().numpy().tobytes() if params else b''
+    adapters = tuple((n, repr(getattr(m, 'active_adapters', None)), repr(getattr(m, 'scaling', None)), repr(getattr(m, 'merged_adapters', None)),
+                      repr(getattr(m, 'disable_adapters', None))) for n, m in te.named_modules() if hasattr(m, 'scaling'))  # peft LoRA layers
+    weights = hash((tuple((p.data_ptr(), _version(p)) for p in params), sample, adapters))
     return id(tok), len(tok), tok.model_max_length, te.dtype, str(te.device), weights
 
 def clear_prompt_cache(pipe=None  # the pipeline whose cached embeddings to drop (None: every pipeline's)
                        ) -> None:
-    "Drop cached prompt embeddings (`encode_prompts` also drops them itself when the tokenizer or the text encoder's weights change)."
+    "Drop cached prompt embeddings. `encode_prompts` drops them itself when the tokenizer, the text encoder's adapters or its weights change (in-place steps by their version counters, edits through `.data` by a strided sample of every weight); call this after an edit to a few weights through `.data`, which the sample may miss."
     if pipe is None: _PROMPT_CACHE.clear()
     else: _PROMPT_CACHE.pop(pipe.text_encoder, None)
 
 def encode_prompts(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                    prompts: str | Sequence[str],  # one prompt or a list
-                   cache: bool = True  # reuse embeddings of prompts seen before (dropped when the tokenizer, or the text encoder's weights, dtype or device change; the last PROMPT_CACHE_SIZE kept)
+                   cache: bool = True  # reuse embeddings of prompts seen before (dropped when the tokenizer, or the text encoder's weights, adapters, dtype or device change, see `clear_prompt_cache`; the last PROMPT_CACHE_SIZE kept)
                   ) -> torch.Tensor:
     "Prompt embeddings N x L x D exactly as `StableDiffusionPipeline` computes them, with a per-text-encoder cache."
     prompts = check_prompts(prompts)
@@ -1700,9 +1710,10 @@ def train_vae(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler
     bar.close(); vae.eval().requires_grad_(False)
     before = pipe.vae.config.scaling_factor
     sf = before if decoder_only else fit_latent_scale(pipe, images[:1024])  # the encoder did not change
-    if not decoder_only and before != 1.0 and abs(sf / before - 1) > 0.01:
-        warnings.warn(f"train_vae re-fitted vae.config.scaling_factor from {before:.5g} to {sf:.5g}: the pipeline's UNet, trained on latents scaled by {before:.5g} "
-                      "(a pretrained model's: Stable Diffusion's is 0.18215), now gets other latents. To keep them, train with decoder_only=True; else fine-tune the UNet after", stacklevel=2)
+    if not decoder_only and before != 1.0:  # a fitted factor: a UNet was trained on this encoder's latents
+        warnings.warn(f"train_vae trained the encoder and re-fitted vae.config.scaling_factor ({before:.5g} -> {sf:.5g}): the pipeline's UNet, trained on "
+                      "the old encoder's latents (a pretrained model's: Stable Diffusion's factor is 0.18215), now gets other latents. To keep them, "
+                      "train with decoder_only=True; else fine-tune the UNet after", stacklevel=2)
     return dict(loss=hist, seconds=time.time() - t0, scaling_factor=sf)
 
 @torch.no_grad()

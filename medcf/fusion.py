@@ -51,7 +51,7 @@ class IterativeImputer:
         if not fitting and names is not None and self.columns is not None and names != self.columns:
             raise ValueError(f"record has columns {names}; the imputer was fitted on {self.columns} (same names, same order expected)")
         if fitting: self.columns = names
-        try: X = np.asarray(X, dtype=np.float64)
+        try: X = X.to_numpy(dtype=np.float64, na_value=np.nan) if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=np.float64)  # pd.NA (nullable dtypes) is missing, not text
         except (ValueError, TypeError) as e:
             raise ValueError(f"record holds values that are not numbers ({e}); encode it first, e.g. encode_record(df, columns)") from None
         if X.ndim != 2: raise ValueError(f"expected a 2-D array (patients x features), got shape {X.shape}")

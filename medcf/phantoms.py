@@ -1228,6 +1228,7 @@ def grid_index(grid: np.ndarray,  # (G,) increasing times in years, from 0
               ) -> int:
     "The index of time `t` on a trial's `grid`; a time between grid points is refused, never snapped to the nearest one."
     if t is None: return len(grid) - 1
+    if isinstance(t, (torch.Tensor, np.ndarray)) and t.ndim == 0 and not isinstance(t.item(), bool): t = t.item()  # a 0-d tensor or array
     if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, float, np.integer, np.floating)) or not np.isfinite(t):
         raise ValueError(f"t={t!r}: expected a time in years (a number)")
     if not -tol <= t <= grid[-1] + tol: raise ValueError(f"t={t} is outside the trial; expected 0 <= t <= {grid[-1]:g}")
@@ -1241,8 +1242,8 @@ def grid_index(grid: np.ndarray,  # (G,) increasing times in years, from 0
 @dataclass
 class MSTrialData:
     """An MS trial: baseline, irregular observed visits, and (simulated trials) the true potential trajectories under every arm.
-    Visit columns are scheduled slots: column 0 is the baseline, the last column the final visit at the horizon (-1 where a patient
-    missed it or had left), so a column means the same visit for every patient. `from_visits` makes one from your own data."""
+    Visit columns are scheduled slots: column 0 is the baseline, the last column the final visit, at or near the horizon (-1 where a
+    patient missed it or had left), so a column means the same visit for every patient. `from_visits` makes one from your own data."""
     baseline: PhantomBatch  # baseline images (N x 1 x S x S), tabular record; attrs['arm'] is the assigned arm
     grid: np.ndarray  # (G,) time grid in years, 0..horizon
     visit_idx: np.ndarray  # (N, V) grid index of each visit, -1 where there is none (missed or after dropout)
@@ -1280,8 +1281,14 @@ class MSTrialData:
         grid, t = np.asarray(grid, dtype=float), np.asarray(visit_t, dtype=float)
         if t.ndim != 2 or len(t) != len(record) or len(images) != len(record):
             raise ValueError(f"{len(images)} images, {len(record)} record rows and visit times of shape {t.shape}; expected N of each, visit times N x V")
-        idx = np.full(t.shape, -1)
-        for i, j in zip(*np.nonzero(~np.isnan(t))): idx[i, j] = grid_index(grid, float(t[i, j]))
+        idx, off = np.full(t.shape, -1), []
+        for i, j in zip(*np.nonzero(~np.isnan(t))):
+            try: idx[i, j] = grid_index(grid, float(t[i, j]))
+            except ValueError as e: off.append((int(i), int(j), float(t[i, j]), str(e)))
+        if off:
+            step = float(grid[1] - grid[0])
+            raise ValueError(f"{len(off)} visit times are not on the grid, e.g. patient {off[0][0]}, visit {off[0][1]}: {off[0][3]}. Real visit dates rarely "
+                             f"fall on it: place them first, e.g. visit_t = np.round(visit_t / {step:.6g}) * {step:.6g} (the nearest grid time)")
         return cls(PhantomBatch(images, record.reset_index(drop=True), {}, [''] * len(record), record.reset_index(drop=True)),
                    grid, idx, np.asarray(visit_y, dtype=float), None, None, None)
 
@@ -1401,7 +1408,8 @@ class MSTrial:
         dropped = np.cumsum(rng.random((n, V)) < hazard, 1) > 0           # gone after the first dropout draw
         gone = np.concatenate([np.zeros((n, 1), bool), dropped[:, :-1]], 1)
         keep = ~missed & ~gone
-        dup = np.concatenate([np.diff(idx, axis=1) == 0, np.zeros((n, 1), bool)], 1)  # clipped onto the same grid point: the later visit stays (the final one, at the horizon, never goes)
+        dup = np.zeros((n, V), bool)  # clipped onto the grid point of a later visit that took place: that later one stays (a final visit at the horizon never goes)
+        for j in range(V - 2, -1, -1): dup[:, j] = (idx[:, j + 1] == idx[:, j]) & ((keep[:, j + 1] & ~dup[:, j + 1]) | dup[:, j + 1])
         keep &= ~dup
         return np.where(keep, idx, -1), np.where(keep, y, np.nan)
 

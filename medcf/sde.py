@@ -35,7 +35,10 @@ class TrialTensors:
     def __len__(self): return len(self.arm)
     def __getitem__(self, ix) -> TrialTensors:
         "Select patients (an integer, slice, index array or mask); the result is always a batch."
-        if isinstance(ix, (int, np.integer)) and not isinstance(ix, bool): ix = slice(ix, ix + 1 if ix != -1 else None)  # one patient stays a batch
+        if isinstance(ix, torch.Tensor) and ix.ndim == 0 and not ix.is_floating_point() and ix.dtype != torch.bool: ix = int(ix)
+        if isinstance(ix, (int, np.integer)) and not isinstance(ix, bool):
+            if not -len(self) <= ix < len(self): raise IndexError(f"patient {ix} is out of range for {len(self)} patients")  # iteration stops here
+            ix = slice(ix, ix + 1 if ix != -1 else None)  # one patient stays a batch
         if len(self.arm[ix]) == 0: raise ValueError(f"the selection {ix!r} holds no patients; expected at least one")
         return TrialTensors(self.image[ix], self.tab[ix], self.arm[ix], self.visit_idx[ix], self.visit_y[ix], self.mask[ix], self.grid)
     @property
@@ -324,7 +327,7 @@ def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
         objective: str = 'mc',  # CausalSDE: 'mc' (prior-path likelihood) or 'elbo' (latent-SDE ELBO)
         adjoint: bool = False,  # CausalSDE with 'elbo': backpropagate with the adjoint SDE
         kl_warmup: float = 0.3,  # CausalSDE with 'elbo': fraction of steps over which the KL weight grows to 1
-        k: int = 8,  # CausalSDE with 'mc': prior paths per patient (the bound tightens as k grows)
+        k: int | None = None,  # CausalSDE with 'mc': prior paths per patient (None: 8; the bound tightens as k grows)
         refit_scaler: bool = True  # standardise the record with this data's mean and sd; False keeps an earlier fit's (fine-tuning on new patients)
        ) -> list:
     "Train `model` with Adam on its own objective; returns the mean loss of every epoch."
@@ -337,12 +340,20 @@ def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
     if adjoint and objective != 'elbo': raise ValueError("adjoint=True is implemented for objective='elbo' only")
     kl_warmup = check_real(kl_warmup, 'kl_warmup', 0, 1, expect='a fraction of the steps in [0, 1]')
     lr, seed = check_real(lr, 'lr', 0, expect='a learning rate > 0', open_lo=True), check_int(seed, 'seed', 0)
-    if isinstance(model, TLearner) and not data.mask[:, -1].any():
-        raise ValueError("no patient has an observed final visit (the last visit column), the only one a T-learner learns from; "
-                         "expected the final visit in the last column (MSTrialData's layout: columns are scheduled visit slots)")
+    if isinstance(model, TLearner):
+        if not data.mask[:, -1].any():
+            raise ValueError("no patient has an observed final visit (the last visit column), the only one a T-learner learns from; "
+                             "expected the final visit in the last column (MSTrialData's layout: columns are scheduled visit slots)")
+        last, H = data.grid[data.visit_idx[data.mask[:, -1], -1]], float(data.grid[-1])
+        early = last < 0.9 * H
+        if early.any(): warnings.warn(f"{int(early.sum())} of {len(last)} observed final visits (the last column) lie more than 10% of the follow-up before "
+                                      f"the horizon (earliest {float(last.min()):.3g} of {H:g} years); the T-learner treats them as the horizon", stacklevel=3)
     absent = [a for j, a in enumerate(MS_ARMS) if not (data.arm == j).any()]
-    if absent: warnings.warn(f"no training patient is in arm(s) {absent}: predictions under them come from an untrained part of the model", stacklevel=3)
-    k_paths = check_int(k, 'k', unit=' (paths per patient)')
+    if absent: warnings.warn(f"no patient of this data is in arm(s) {absent}: this fit does not train the model's response to them "
+                             "(from scratch, predictions under them come from an untrained part of the model)", stacklevel=3)
+    if k is not None and not (isinstance(model, CausalSDE) and objective == 'mc'):
+        raise ValueError(f"k={k!r} applies to CausalSDE with objective='mc' only (the paths per patient of its likelihood); leave it out")
+    k_paths = 8 if k is None else check_int(k, 'k', unit=' (paths per patient)')
     if not check_bool(refit_scaler, 'refit_scaler'):
         unfitted = [m for m in model.modules() if isinstance(m, BaselineEncoder) and not m.tab_mean.any() and bool((m.tab_sd == 1).all())]
         if unfitted: raise ValueError("refit_scaler=False, but this model's record scaling was never fitted (mean 0, sd 1); "
@@ -372,7 +383,7 @@ def save_model(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
                path: str | Path,  # file to write (e.g. 'sde.pt')
                overwrite: bool = False  # True: replace a file already there
               ) -> Path:
-    "Save a fitted model with its settings and record scaling in one file (float32 weights); `load_model` rebuilds it."
+    "Save a fitted model with its settings and record scaling in one file (weights in the model's own dtype); `load_model` rebuilds it on the CPU."
     if type(model).__name__ not in MODEL_CLASSES or not hasattr(model, 'config'):
         raise TypeError(f"model is a {type(model).__name__}; expected one of {list(MODEL_CLASSES)}")
     path = Path(path); refuse_overwrite([path], check_bool(overwrite, 'overwrite'), 'save_model')
@@ -384,7 +395,7 @@ def load_model(path: str | Path  # a file written by save_model
     "The model `save_model` wrote, rebuilt with its settings, in eval mode."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"{path} {'is a folder' if path.is_dir() else 'does not exist'}; expected a file written by save_model")
-    try: d = torch.load(path, weights_only=True)
+    try: d = torch.load(path, weights_only=True, map_location='cpu')
     except Exception as e: raise ValueError(f"{path} is not a model file save_model wrote ({type(e).__name__}: {str(e)[:80]})") from None
     if not isinstance(d, dict) or d.get('medcf_model') not in MODEL_CLASSES:
         raise ValueError(f"{path} holds no medcf model (expected a file written by save_model for one of {list(MODEL_CLASSES)})")

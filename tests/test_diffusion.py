@@ -2434,6 +2434,12 @@ def test_sd_compat_audit_session_32(pipe, tmp_path):
     p.text_encoder.resize_token_embeddings(len(p.tokenizer))
     assert torch.equal(D.encode_prompts(p, ['a <effusion>']), D.encode_prompts(p, ['a <effusion>'], cache=False))
     D.clear_prompt_cache(p); assert p.text_encoder not in D._PROMPT_CACHE
+    e2 = D.encode_prompts(p, ['a chest x-ray'])
+    p.text_encoder.get_input_embeddings().weight.data.mul_(0.5)  # through .data (as peft merges a LoRA): no version counter moves
+    assert torch.equal(D.encode_prompts(p, ['a chest x-ray']), D.encode_prompts(p, ['a chest x-ray'], cache=False)) and not torch.allclose(e2, D.encode_prompts(p, ['a chest x-ray']))
+    pi = copy.deepcopy(pipe); pi.text_encoder = torch.inference_mode()(lambda: copy.deepcopy(pipe.text_encoder))()
+    assert next(pi.text_encoder.parameters()).is_inference()
+    assert torch.allclose(D.encode_prompts(pi, ['a']), D.encode_prompts(pipe, ['a'], cache=False), atol=1e-6)  # inference tensors keep no version counter
     # a sigma-based scheduler has no DDPM schedule: refused (DDIM ran on diffusers' default betas; finetune failed raw)
     edm = D.assemble_pipeline(pipe.vae, pipe.unet, EDMEulerScheduler(), pipe.text_encoder, pipe.tokenizer)
     for call in (lambda: D.generate(edm, ['a'], 2), lambda: D.finetune(edm, (imgs(2), ['a'] * 2), steps=1, batch_size=2, progress=False)):
@@ -2454,7 +2460,7 @@ def test_sd_compat_audit_session_32(pipe, tmp_path):
     with pytest.raises(ValueError, match=r'model_max_length=1000000000000000019884624838656, but the text encoder has \d+ positions'): D.encode_prompts(long, ['a'], cache=False)
     # train_vae says when it re-fits a factor a UNet was trained on
     sd = copy.deepcopy(pipe); sd.vae.register_to_config(scaling_factor=0.18215)
-    with pytest.warns(UserWarning, match='re-fitted vae.config.scaling_factor from 0.18215'): D.train_vae(sd, imgs(4), steps=1, batch_size=2, progress=False)
+    with pytest.warns(UserWarning, match=r'trained the encoder and re-fitted vae.config.scaling_factor \(0.18215 ->'): D.train_vae(sd, imgs(4), steps=1, batch_size=2, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter('error'); sd.vae.register_to_config(scaling_factor=0.18215)
         D.train_vae(sd, imgs(4), steps=1, batch_size=2, decoder_only=True, progress=False)

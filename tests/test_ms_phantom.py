@@ -50,3 +50,23 @@ def test_trial_settings_accept_numpy_and_name_bad_seeds():
     with pytest.raises(ValueError, match='horizon'): MSTrial(horizon=float('inf'))
     with pytest.raises(ValueError, match='seed=-1'): MSTrial(seed=-1)
     with pytest.raises(ValueError, match='seed=-1'): MSTrial().simulate(2, seed=-1)
+
+
+def test_dense_schedule_keeps_a_visit_that_took_place():
+    "Two visits clipped onto one grid point: the earlier one was dropped even when the later one was missed (a patient lost an attended horizon visit)."
+    import numpy as np
+    from medcf.phantoms import MSTrial
+    tr = MSTrial(seed=0, visit_every=1 / 12, p_miss=0.5)
+    n, V, G = 3, 25, len(tr.grid)
+    class Rng:  # scripted draws: no jitter but +1 on the second-to-last visit (it lands on the horizon with the last one)
+        def __init__(self): self.calls = 0
+        def integers(self, lo, hi, size): j = np.zeros(size, int); j[:, -2] = 1; return j
+        def random(self, size):
+            self.calls += 1
+            r = np.ones(size)
+            if self.calls == 1: r[0, -1] = 0.0; r[1, -2] = 0.0  # patient 0 misses the last visit, patient 1 the one before it
+            return r
+    idx, y = tr._visits(Rng(), n, np.full((n, G), 3.0), np.zeros((n, 64)))
+    assert idx[0, -2] == G - 1 and idx[0, -1] == -1   # the attended one stays
+    assert idx[1, -2] == -1 and idx[1, -1] == G - 1   # missed earlier one: the last stays
+    assert idx[2, -2] == -1 and idx[2, -1] == G - 1   # both attended: the later one stays, no repeated time

@@ -324,3 +324,27 @@ def test_save_load_and_fine_tuning(small, tmp_path):
     h2, h8 = fit(CausalSDE(), T, epochs=1, k=2), fit(CausalSDE(), T, epochs=1)
     assert h2 != h8
     with pytest.raises(ValueError, match='k='): fit(CausalSDE(), T, epochs=1, k=0)
+
+
+def test_review_session_32(small):
+    "The session-32 review: off-grid visit times name the patient and the remedy; indices past the end stop iteration; 0-d times; early final visits warned; k only where it applies."
+    import warnings
+    from medcf.phantoms import MSTrialData
+    from medcf.fusion import IterativeImputer
+    import pandas as pd
+    tr, T = small
+    off = tr.visit_t.copy(); off[3, 1] = 0.26
+    with pytest.raises(ValueError, match=r'1 visit times are not on the grid, e\.g\. patient 3, visit 1: .*np\.round\(visit_t / 0\.0833333\) \* 0\.0833333'):
+        MSTrialData.from_visits(tr.baseline.images, tr.baseline.attrs, off, tr.visit_y, tr.grid)
+    with pytest.raises(IndexError): T[len(T)]
+    assert len(list(T)) == len(T) and len(T[torch.tensor(2)]) == 1
+    assert np.array_equal(tr.cate('drug_a', t=torch.tensor(1.0)), tr.cate('drug_a', t=1.0)) and np.array_equal(tr.cate('drug_a', t=np.array(1.0)), tr.cate('drug_a', t=1.0))
+    own = MSTrialData.from_visits(tr.baseline.images, tr.baseline.attrs, tr.visit_t[:, :5], tr.visit_y[:, :5], tr.grid)  # visits up to about a year
+    with pytest.warns(UserWarning, match=r'observed final visits .* lie more than 10% of the follow-up before the horizon \(earliest 0\.\d+ of 2 years\)'):
+        fit(TLearner(), trial_tensors(own), epochs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error'); fit(TLearner(), T, epochs=1)  # the simulator's final visits sit within a month of the horizon
+    for m, kw in ((GRUBaseline(), {}), (CausalSDE(), dict(objective='elbo'))):
+        with pytest.raises(ValueError, match="k=4 applies to CausalSDE with objective='mc' only"): fit(m, T, epochs=1, k=4, **kw)
+    imp = IterativeImputer().fit(pd.DataFrame({'a': pd.array([1.0, None, 3.0, 4.0], dtype='Float64'), 'b': [1.0, 2.0, 3.0, 5.0]}))
+    assert imp.transform(pd.DataFrame({'a': pd.array([None], dtype='Float64'), 'b': [2.0]})).shape == (1, 3)  # pd.NA is a missing value
