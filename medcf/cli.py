@@ -115,8 +115,11 @@ def _interval_arg(v: str):
 def _add_generate(sub):
     g = sub.add_parser('generate', help='generate a grid of images from a prompt with a zoo checkpoint or pipeline folder')
     g.add_argument('--model', default='chest', help=f'zoo name {zoo_names()} or a pipeline folder')
-    g.add_argument('--prompt', required=True); g.add_argument('--n', type=int, default=16); g.add_argument('--out', default='grid.png')
-    g.add_argument('--seed', type=int, default=0); g.add_argument('--steps', type=int, default=50)
+    g.add_argument('--prompt', required=True, help='the caption every image is generated from')
+    g.add_argument('--n', type=int, default=16, help='number of images in the grid (default 16)')
+    g.add_argument('--out', default='grid.png', help='PNG file to write (default grid.png)')
+    g.add_argument('--seed', type=int, default=0, help='seed of the initial noise: the same seed gives the same grid (default 0)')
+    g.add_argument('--steps', type=int, default=50, help='DDIM steps (default 50)')
     g.add_argument('--guidance', type=float, default=None, help="classifier-free guidance scale (default: the checkpoint's recipe, else 3.0)")
     g.add_argument('--guidance-interval', type=_interval_arg, default='recipe', metavar='recipe|all|LO,HI',
                    help="training timesteps at which guidance applies: 'recipe' (default: the checkpoint's; the chest model's is 0,600), 'all' (every step, "
@@ -163,9 +166,12 @@ def main(argv: list | None = None) -> int:
     "Entry point of the `medcf` console script."
     ap = argparse.ArgumentParser(prog='medcf', description='medcf: diffusion counterfactuals for medical imaging (course tools)')
     sub = ap.add_subparsers(dest='cmd', required=True)
-    t = sub.add_parser('tour', help='write a figure report of the course so far'); t.add_argument('--out', required=True); t.add_argument('--seed', type=int, default=0)
+    t = sub.add_parser('tour', help='write an HTML figure report: the phantoms and a generation page')
+    t.add_argument('--out', required=True, help='folder to write index.html and the figures into (new, empty, or an earlier tour\'s)')
+    t.add_argument('--seed', type=int, default=0, help='seed of every figure (default 0)')
     t.add_argument('--overwrite', action='store_true', help='also write into a non-empty folder that holds no earlier tour (refused otherwise)')
-    r = sub.add_parser('readme', help='regenerate README.md from nbs/index.ipynb'); r.add_argument('--check', action='store_true')
+    r = sub.add_parser('readme', help='regenerate README.md from nbs/index.ipynb')
+    r.add_argument('--check', action='store_true', help='only check that README.md is in step (exit status 1 if not)')
     for extend in CLI_EXTENSIONS: extend(sub)
     a = ap.parse_args(argv)
     if a.cmd == 'tour': print(f'wrote {tour(a.out, a.seed, overwrite=a.overwrite)}'); return 0
