@@ -635,6 +635,9 @@ def attribute_mix_fd(name: str,  # 'chest' or 'skin'
     r, oracle = _recipe(name), oracle if oracle is not None else load_oracle(name)
     w, gi = r['guidance_scale'] if guidance_scale is None else guidance_scale, recipe_interval(name, guidance_interval)
     spec = {s.name: s.kind for s in oracle.specs}
+    if not isinstance(attribute, str):
+        raise TypeError(f"attribute={attribute!r}: expected one attribute's name; a joint mix of several is not resampled here "
+                        "(resample_like matches one 1-D histogram: combine the attributes into one stratum key yourself)")
     if spec.get(attribute) != 'continuous':  # checked before any image is drawn
         raise ValueError(f"attribute={attribute!r}: expected a continuous attribute the oracle reads; it reads {spec}")
     if not 2 <= n <= pool_n: raise ValueError(f"n={n}, pool_n={pool_n}: expected 2 <= n <= pool_n (random draws of n from the pool)")

@@ -664,6 +664,7 @@ def test_attribute_mix_fd_refuses_bad_input():
     fake = type('O', (), {'specs': [AttrSpec('sex', 'categorical', ['Female', 'Male']), AttrSpec('age', 'continuous', range=(18., 90.))]})()
     with pytest.raises(ValueError, match='continuous attribute'): zoo.attribute_mix_fd('chest', 'sex', oracle=fake)
     with pytest.raises(ValueError, match='continuous attribute'): zoo.attribute_mix_fd('chest', 'weight', oracle=fake)
+    with pytest.raises(TypeError, match="expected one attribute's name"): zoo.attribute_mix_fd('chest', ['age', 'view'], oracle=fake)  # was a raw 'unhashable type'
     with pytest.raises(ValueError, match='n <= pool_n'): zoo.attribute_mix_fd('chest', 'age', oracle=fake, n=300, pool_n=100)
     with pytest.raises(ValueError, match='draws=0'): zoo.attribute_mix_fd('chest', 'age', oracle=fake, draws=0)
 
