@@ -118,12 +118,14 @@ class BaselineEncoder(nn.Module):
     "Encode the baseline slice (small CNN) and the standardized tabular record into one vector."
     def __init__(self, n_tab: int = len(MS_TABULAR),  # tabular width
                  out: int = 16,  # size of the embedding
-                 width: int = 32):  # hidden width
+                 width: int = 32,  # hidden width
+                 image: bool = True  # False: the record alone (no CNN branch), e.g. to see what the image adds
+                ):
         super().__init__()
-        self.n_tab = n_tab
-        self.cnn = nn.Sequential(nn.Conv2d(1, 8, 4, 2, 1), nn.SiLU(), nn.Conv2d(8, 16, 4, 2, 1), nn.SiLU(),
-                                 nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.mlp = nn.Sequential(nn.Linear(16 + n_tab, width), nn.SiLU(), nn.Linear(width, out))
+        self.n_tab, self.image = n_tab, check_bool(image, 'image')
+        if self.image: self.cnn = nn.Sequential(nn.Conv2d(1, 8, 4, 2, 1), nn.SiLU(), nn.Conv2d(8, 16, 4, 2, 1), nn.SiLU(),
+                                                nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.mlp = nn.Sequential(nn.Linear(16 * self.image + n_tab, width), nn.SiLU(), nn.Linear(width, out))
         self.register_buffer('tab_mean', torch.zeros(n_tab)); self.register_buffer('tab_sd', torch.ones(n_tab))
 
     def _check(self, tab: torch.Tensor):
@@ -142,7 +144,8 @@ class BaselineEncoder(nn.Module):
         self._check(tab)
         if image.ndim != 4 or image.shape[1] != 1 or len(image) != len(tab):
             raise ValueError(f"image has shape {tuple(image.shape)}; expected ({len(tab)}, 1, H, W)")
-        return self.mlp(torch.cat([self.cnn(image), (tab - self.tab_mean) / self.tab_sd], 1))
+        rec = (tab - self.tab_mean) / self.tab_sd
+        return self.mlp(torch.cat([self.cnn(image), rec], 1) if self.image else rec)
 
 def _mlp(i, o, w): return nn.Sequential(nn.Linear(i, w), nn.SiLU(), nn.Linear(w, w), nn.SiLU(), nn.Linear(w, o))
 
@@ -196,10 +199,12 @@ class CausalSDE(nn.Module):
     def __init__(self, d: int = 4,  # latent state size
                  c: int = 16,  # baseline embedding size
                  q: int = 16,  # posterior context size (ELBO only)
-                 width: int = 32):  # hidden width of every network
+                 width: int = 32,  # hidden width of every network
+                 image: bool = True  # False: the baseline record alone, without the image's CNN branch
+                ):
         super().__init__()
-        self.d, self.config = d, dict(d=d, c=c, q=q, width=width)  # `config` rebuilds it (`load_model`)
-        self.enc = BaselineEncoder(out=c)
+        self.d, self.config = d, dict(d=d, c=c, q=q, width=width, image=image)  # `config` rebuilds it (`load_model`)
+        self.enc = BaselineEncoder(out=c, image=image)
         self.z0_prior = nn.Linear(c, 2 * d)
         self.ctx_rnn = nn.GRU(3, q, batch_first=True)
         self.z0_post = nn.Linear(c + q, 2 * d)
@@ -260,10 +265,12 @@ def elbo(self: CausalSDE, b: TrialTensors,  # a minibatch of patients
 class TLearner(nn.Module):
     "Fixed-horizon T-learner: one MLP per arm maps the baseline to a Gaussian over EDSS at the final visit."
     def __init__(self, c: int = 16,  # embedding size
-                 width: int = 32):  # hidden width
+                 width: int = 32,  # hidden width
+                 image: bool = True  # False: the baseline record alone, without the image's CNN branch
+                ):
         super().__init__()
-        self.config = dict(c=c, width=width)
-        self.encs = nn.ModuleList([BaselineEncoder(out=c) for _ in MS_ARMS])
+        self.config = dict(c=c, width=width, image=image)
+        self.encs = nn.ModuleList([BaselineEncoder(out=c, image=image) for _ in MS_ARMS])
         self.heads = nn.ModuleList([_mlp(c, 2, width) for _ in MS_ARMS])
 
     def fit_scaler(self, tab: torch.Tensor):
@@ -291,10 +298,12 @@ class TLearner(nn.Module):
 class GRUBaseline(nn.Module):
     "Recurrent baseline: the baseline embedding starts a GRU stepped along the time grid with the arm as input."
     def __init__(self, c: int = 16,  # embedding and hidden size
-                 width: int = 32):  # hidden width of the head
+                 width: int = 32,  # hidden width of the head
+                 image: bool = True  # False: the baseline record alone, without the image's CNN branch
+                ):
         super().__init__()
-        self.config = dict(c=c, width=width)
-        self.enc = BaselineEncoder(out=c)
+        self.config = dict(c=c, width=width, image=image)
+        self.enc = BaselineEncoder(out=c, image=image)
         self.gru = nn.GRU(1 + len(MS_ARMS), c, batch_first=True)
         self.head = _mlp(c, 2, width)
 

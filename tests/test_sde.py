@@ -348,3 +348,18 @@ def test_review_session_32(small):
         with pytest.raises(ValueError, match="k=4 applies to CausalSDE with objective='mc' only"): fit(m, T, epochs=1, k=4, **kw)
     imp = IterativeImputer().fit(pd.DataFrame({'a': pd.array([1.0, None, 3.0, 4.0], dtype='Float64'), 'b': [1.0, 2.0, 3.0, 5.0]}))
     assert imp.transform(pd.DataFrame({'a': pd.array([None], dtype='Float64'), 'b': [2.0]})).shape == (1, 3)  # pd.NA is a missing value
+
+
+def test_models_without_the_image_branch(small, tmp_path):
+    "image=False drops the CNN branch (nb 50 exercise 2 compares with and without it); the default keeps the same parameters and draws."
+    from medcf.sde import save_model, load_model
+    tr, T = small
+    torch.manual_seed(0); a = CausalSDE(); torch.manual_seed(0); b = CausalSDE(image=True)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    for make in (CausalSDE, TLearner, GRUBaseline):
+        m = make(image=False)
+        assert not any('cnn' in k for k in m.state_dict()) and m.config['image'] is False
+        fit(m, T, epochs=1)
+        back = load_model(save_model(m, tmp_path / f'{make.__name__}.pt'))
+        assert np.array_equal(predict(back, T[:3], n_paths=4).mean, predict(m, T[:3], n_paths=4).mean)
+    with pytest.raises(TypeError, match='image'): CausalSDE(image='no')
