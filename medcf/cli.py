@@ -125,7 +125,7 @@ def _add_generate(sub):
                    help="training timesteps at which guidance applies: 'recipe' (default: the checkpoint's; the chest model's is 0,600), 'all' (every step, "
                         "as the library's generate() does by default), or LO,HI")
     g.add_argument('--overwrite', action='store_true', help='replace --out if it exists (refused otherwise)')
-    g.add_argument('--device', default='cpu', help="torch device, e.g. cuda"); g.add_argument('--dtype', default='float32', choices=['float32', 'float16', 'bfloat16'])
+    g.add_argument('--device', default='cpu', help="torch device, e.g. cuda"); g.add_argument('--dtype', default='float32', choices=['float32', 'float16', 'bfloat16'], help='weights and sampling precision (float16 or bfloat16 on a GPU)')
     g.add_argument('--variant', default=None, help="weight-file variant of a diffusers folder, e.g. fp16")
     g.set_defaults(func=lambda a: print(f"wrote {generate_grid(a.model, a.prompt, a.n, a.out, a.seed, a.steps, a.guidance, a.guidance_interval, overwrite=a.overwrite, device=a.device, dtype=a.dtype, variant=a.variant)}") or 0)
 

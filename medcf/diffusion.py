@@ -538,6 +538,14 @@ def _encode_uncached(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, sc
         out.append(h)
     return torch.cat(out)
 
+_SAMPLE_INDEX: dict = {}  # (numel, device) -> the entries `_encoder_state` reads of a weight of that size
+
+def _sample_index(numel: int, device: torch.device) -> torch.Tensor:
+    "64 fixed pseudo-random positions in a flat weight (a stride would fall into one column of a matrix)."
+    key = (numel, str(device))
+    if key not in _SAMPLE_INDEX: _SAMPLE_INDEX[key] = torch.randint(numel, (min(64, numel),), generator=torch.Generator().manual_seed(numel)).to(device)
+    return _SAMPLE_INDEX[key]
+
 def _version(p: torch.Tensor) -> int | None:
     try: return p._version  # bumped by every in-place edit that autograd sees (an optimiser step, an edit under no_grad)
     except RuntimeError: return None  # an inference tensor keeps no counter
@@ -546,9 +554,11 @@ def _version(p: torch.Tensor) -> int | None:
 def _encoder_state(pipe) -> tuple:
     "What the cached embeddings depend on: the tokenizer (which, its length and padding length) and the text encoder's weights and adapters as they are now."
     te, tok = pipe.text_encoder, pipe.tokenizer
-    params = list(te.parameters())
-    # an edit through .data (a LoRA merged by peft, an EMA copy) bumps no counter: a strided sample of every weight sees it
-    sample = torch.stack([p.reshape(-1)[::max(1, p.numel() // 64)][:64].float().sum() for p in params]).cpu().numpy().tobytes() if params else b''
+    params = [p for p in te.parameters() if not p.is_meta]
+    # an edit through .data (a LoRA merged by peft, an EMA copy) bumps no counter: 64 fixed pseudo-random entries of every weight see it
+    by_device: dict = {}
+    for p in params: by_device.setdefault(p.device, []).append(p.reshape(-1)[_sample_index(p.numel(), p.device)].float().sum())
+    sample = b''.join(torch.stack(v).cpu().numpy().tobytes() for v in by_device.values())
     adapters = tuple((n, repr(getattr(m, 'active_adapters', None)), repr(getattr(m, 'scaling', None)), repr(getattr(m, 'merged_adapters', None)),
                       repr(getattr(m, 'disable_adapters', None))) for n, m in te.named_modules() if hasattr(m, 'scaling'))  # peft LoRA layers
     weights = hash((tuple((p.data_ptr(), _version(p)) for p in params), sample, adapters))
@@ -556,7 +566,9 @@ def _encoder_state(pipe) -> tuple:
 
 def clear_prompt_cache(pipe=None  # the pipeline whose cached embeddings to drop (None: every pipeline's)
                        ) -> None:
-    "Drop cached prompt embeddings. `encode_prompts` drops them itself when the tokenizer, the text encoder's adapters or its weights change (in-place steps by their version counters, edits through `.data` by a strided sample of every weight); call this after an edit to a few weights through `.data`, which the sample may miss."
+    "Drop cached prompt embeddings. `encode_prompts` drops them itself when the tokenizer, the text encoder's adapters or its weights change (in-place steps by their version counters, edits through `.data` by 64 sampled entries of every weight); call this after an edit to a few weights through `.data`, which the sample may miss."
+    if pipe is not None and not hasattr(pipe, 'text_encoder'):
+        raise TypeError(f"pipe is a {type(pipe).__name__}; expected a pipeline (with a text_encoder) or None for every pipeline's cache")
     if pipe is None: _PROMPT_CACHE.clear()
     else: _PROMPT_CACHE.pop(pipe.text_encoder, None)
 
@@ -587,11 +599,13 @@ def _cond_uncond(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, schedu
 # %% ../nbs/02_diffusion.ipynb #509cb5b3
 _SAID_DDIM: set = set()  # scheduler classes `ddim_scheduler` has warned about
 
-def check_scheduler(pipe  # any SD-style pipeline
+def check_scheduler(pipe  # any SD-style pipeline, or its scheduler
                     ) -> None:
     "Refuse a scheduler without a DDPM noise schedule (betas / alphas_cumprod): medcf samples, inverts and trains on one."
-    if getattr(pipe.scheduler, 'alphas_cumprod', None) is None:
-        raise ValueError(f"the pipeline's {type(pipe.scheduler).__name__} has no DDPM noise schedule (alphas_cumprod): a sigma-based (EDM) or "
+    sched = getattr(pipe, 'scheduler', pipe)
+    if not hasattr(sched, 'config'): raise TypeError(f"got a {type(pipe).__name__}; expected a pipeline or a diffusers scheduler")
+    if getattr(sched, 'alphas_cumprod', None) is None or sched.config.get('prediction_type') == 'flow_prediction' or sched.config.get('use_flow_sigmas'):
+        raise ValueError(f"the pipeline's {type(sched).__name__} has no DDPM noise schedule (alphas_cumprod): a sigma-based (EDM) or "
                          "flow-matching model, which medcf's DDIM sampler, inversion and fine-tuning do not support; expected a scheduler "
                          "built on betas (DDIM, DDPM, PNDM, Euler, DPM-Solver, ... as Stable Diffusion 1.x and 2.x ship)")
 
@@ -1710,7 +1724,8 @@ def train_vae(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler
     bar.close(); vae.eval().requires_grad_(False)
     before = pipe.vae.config.scaling_factor
     sf = before if decoder_only else fit_latent_scale(pipe, images[:1024])  # the encoder did not change
-    if not decoder_only and before != 1.0:  # a fitted factor: a UNet was trained on this encoder's latents
+    loaded = bool(pipe.unet.config.get('_name_or_path'))  # a UNet read from a folder was trained on the old encoder's latents
+    if not decoder_only and before != 1.0 and (loaded or abs(sf / before - 1) > 0.01):
         warnings.warn(f"train_vae trained the encoder and re-fitted vae.config.scaling_factor ({before:.5g} -> {sf:.5g}): the pipeline's UNet, trained on "
                       "the old encoder's latents (a pretrained model's: Stable Diffusion's factor is 0.18215), now gets other latents. To keep them, "
                       "train with decoder_only=True; else fine-tune the UNet after", stacklevel=2)

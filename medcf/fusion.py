@@ -51,7 +51,10 @@ class IterativeImputer:
         if not fitting and names is not None and self.columns is not None and names != self.columns:
             raise ValueError(f"record has columns {names}; the imputer was fitted on {self.columns} (same names, same order expected)")
         if fitting: self.columns = names
-        try: X = X.to_numpy(dtype=np.float64, na_value=np.nan) if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=np.float64)  # pd.NA (nullable dtypes) is missing, not text
+        try:
+            X = np.asarray(X.to_numpy(dtype=object) if isinstance(X, pd.DataFrame) else X)
+            if X.dtype == object: X = np.where(pd.isna(X), np.nan, X)  # pd.NA / None (nullable or object columns) is missing, not text
+            X = X.astype(np.float64)
         except (ValueError, TypeError) as e:
             raise ValueError(f"record holds values that are not numbers ({e}); encode it first, e.g. encode_record(df, columns)") from None
         if X.ndim != 2: raise ValueError(f"expected a 2-D array (patients x features), got shape {X.shape}")
@@ -438,16 +441,24 @@ class FusionData:
         if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.ndim not in (4, 5) or images.shape[1] != 1:
             raise ValueError(f"images is {type(images).__name__} {tuple(getattr(images, 'shape', ()))}; expected a float tensor N x 1 x S x S (slices) or N x 1 x S x S x S (volumes)")
         if not torch.isfinite(images).all(): raise ValueError(f"images hold {int((~torch.isfinite(images)).sum())} NaN or inf pixels; expected finite images in [-1, 1]")
+        lo, hi = float(images.min()), float(images.max())
+        if lo < -1.001 or hi > 1.001: raise ValueError(f"images range over [{lo:.4g}, {hi:.4g}]; expected images scaled to [-1, 1] (as the phantoms and medcf.data.load_image give)")
         if not isinstance(record, pd.DataFrame): raise TypeError(f"record is a {type(record).__name__}; expected a DataFrame, one row per image")
         if len(record) != len(images): raise ValueError(f"{len(images)} images but {len(record)} record rows; expected one row per image, in the same order")
         check_int(len(record), 'the number of patients', 30, ' (rows)')
+        if 'rid' in record.columns and record.rid.duplicated().any():
+            raise ValueError(f"record has several rows for participants {record.rid[record.rid.duplicated()].unique()[:5].tolist()} (rid); expected one row per "
+                             "participant: the split is by row, so one participant's visits would land in train and test (read_adnimerge's default keeps baselines only)")
         need = [c for c in dict.fromkeys(['age', 'sex', *TASKS[task]['columns'], *(['stage'] if task == 'ad' else [])]) if c not in record.columns]
         if need: raise ValueError(f"record lacks columns {need}; the {task!r} task reads {TASKS[task]['columns']} and takes targets and strata from age, sex{', stage' if task == 'ad' else ''}")
         age = pd.to_numeric(record.age, errors='coerce').to_numpy(np.float64)
-        gaps = {c: np.flatnonzero(m).tolist() for c, m in (('age', np.isnan(age)), ('sex', ~record.sex.isin(['M', 'F']).to_numpy()),
+        gaps = {c: np.flatnonzero(m).tolist() for c, m in (('age', ~np.isfinite(age)), ('sex', ~record.sex.isin(['M', 'F']).to_numpy()),
                                                            ('stage', ~record.stage.isin(BrainPhantom.stages).to_numpy() if task == 'ad' else np.zeros(len(record), bool))) if m.any()}
         if gaps: raise ValueError(f"record rows without a usable target or stratum: {({c: r[:5] for c, r in gaps.items()})} (age a number, sex 'M'/'F', "
                                   f"stage one of {BrainPhantom.stages}); drop them (with their images) first")
+        if task == 'age' and 'stage' in record.columns and (record.stage.dropna() != 'CN').any():
+            warnings.warn(f"task='age' with {int((record.stage.dropna() != 'CN').sum())} participants who are not cognitively normal (stage): brain age is "
+                          "learned on CN participants only, as in the paper; pass record[record.stage == 'CN'] (and their images) for that", stacklevel=2)
         obj = cls.__new__(cls)
         obj._setup(task, images.float(), record.reset_index(drop=True), age, record.sex.to_numpy(),
                    record.stage.to_numpy() if task == 'ad' else np.full(len(record), 'CN'), check_int(seed, 'seed', 0), fractions)

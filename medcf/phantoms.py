@@ -16,7 +16,7 @@ __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 
            'data_samples_root', 'data_path', 'Variable', 'row_index', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts',
            'plot_graph', 'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles',
            'chest_facts', 'SkinPhantom', 'skin_titles', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'grid_index',
-           'MSTrialData', 'MSTrial']
+           'snap_to_grid', 'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #c2c0587c
 def is_full() -> bool:
@@ -1239,6 +1239,20 @@ def grid_index(grid: np.ndarray,  # (G,) increasing times in years, from 0
                          "years); the truth and the predictions exist on the grid only: expected one of its times")
     return i
 
+def snap_to_grid(visit_t: np.ndarray,  # visit times in years since the baseline, any shape, NaN where there is no visit
+                 grid: np.ndarray  # (G,) evenly spaced times in years from 0
+                ) -> np.ndarray:
+    "Each visit time moved to the nearest grid time (NaN kept), refusing times outside the grid: a deliberate rounding of real visit dates, never done silently."
+    grid, t = np.asarray(grid, dtype=float), np.asarray(visit_t, dtype=float)
+    if grid.ndim != 1 or len(grid) < 2: raise ValueError(f"grid has shape {grid.shape}; expected a 1-d array of at least two times in years from 0")
+    seen = t[~np.isnan(t)]
+    if seen.size and (seen.min() < -1e-6 or seen.max() > grid[-1] + 1e-6):
+        raise ValueError(f"visit times range over [{seen.min():g}, {seen.max():g}], outside the grid's [0, {grid[-1]:g}] years; expected years since the baseline")
+    out = np.full(t.shape, np.nan)
+    k = ~np.isnan(t)
+    out[k] = grid[np.clip(np.round(t[k] / (grid[1] - grid[0])), 0, len(grid) - 1).astype(int)]
+    return out
+
 @dataclass
 class MSTrialData:
     """An MS trial: baseline, irregular observed visits, and (simulated trials) the true potential trajectories under every arm.
@@ -1279,16 +1293,20 @@ class MSTrialData:
             raise ValueError(f"images has shape {tuple(getattr(images, 'shape', ()))}; expected a tensor N x 1 x S x S of baseline slices")
         if not isinstance(record, pd.DataFrame): raise TypeError(f"record is a {type(record).__name__}; expected a DataFrame with columns {list(MS_TABULAR)} and 'arm'")
         grid, t = np.asarray(grid, dtype=float), np.asarray(visit_t, dtype=float)
+        if grid.ndim != 1 or len(grid) < 2: raise ValueError(f"grid has shape {grid.shape}; expected a 1-d array of at least two times in years from 0")
         if t.ndim != 2 or len(t) != len(record) or len(images) != len(record):
             raise ValueError(f"{len(images)} images, {len(record)} record rows and visit times of shape {t.shape}; expected N of each, visit times N x V")
+        seen = t[~np.isnan(t)]
+        if seen.size and (seen.min() < -1e-6 or seen.max() > grid[-1] + 1e-6):
+            raise ValueError(f"visit times range over [{seen.min():g}, {seen.max():g}], outside the grid's [0, {grid[-1]:g}] years; expected years since the "
+                             "baseline (days or months? divide them), and a grid that covers the follow-up")
         idx, off = np.full(t.shape, -1), []
         for i, j in zip(*np.nonzero(~np.isnan(t))):
             try: idx[i, j] = grid_index(grid, float(t[i, j]))
             except ValueError as e: off.append((int(i), int(j), float(t[i, j]), str(e)))
         if off:
-            step = float(grid[1] - grid[0])
             raise ValueError(f"{len(off)} visit times are not on the grid, e.g. patient {off[0][0]}, visit {off[0][1]}: {off[0][3]}. Real visit dates rarely "
-                             f"fall on it: place them first, e.g. visit_t = np.round(visit_t / {step:.6g}) * {step:.6g} (the nearest grid time)")
+                             "fall on it: place them first, e.g. with snap_to_grid(visit_t, grid) (the nearest grid time, a deliberate choice)")
         return cls(PhantomBatch(images, record.reset_index(drop=True), {}, [''] * len(record), record.reset_index(drop=True)),
                    grid, idx, np.asarray(visit_y, dtype=float), None, None, None)
 
@@ -1408,9 +1426,16 @@ class MSTrial:
         dropped = np.cumsum(rng.random((n, V)) < hazard, 1) > 0           # gone after the first dropout draw
         gone = np.concatenate([np.zeros((n, 1), bool), dropped[:, :-1]], 1)
         keep = ~missed & ~gone
-        dup = np.zeros((n, V), bool)  # clipped onto the grid point of a later visit that took place: that later one stays (a final visit at the horizon never goes)
-        for j in range(V - 2, -1, -1): dup[:, j] = (idx[:, j + 1] == idx[:, j]) & ((keep[:, j + 1] & ~dup[:, j + 1]) | dup[:, j + 1])
-        keep &= ~dup
+        # visits clipped onto one grid point (dense schedules): one visit per point, kept in the run's LAST slot, so that the last
+        # column stays the final visit; an attended earlier visit fills a later slot that was missed
+        y, run_end, run_kept = y.copy(), np.tile(np.arange(V), (n, 1)), keep.copy()
+        for j in range(V - 2, -1, -1):
+            same, rk = idx[:, j] == idx[:, j + 1], run_kept[:, j + 1]
+            keep[same & rk, j] = False  # a later visit on this point took place: this one is its duplicate
+            rows = np.flatnonzero(same & ~rk & keep[:, j]); cols = run_end[rows, j + 1]
+            y[rows, cols] = y[rows, j]; keep[rows, cols] = True; keep[rows, j] = False  # it moves into the run's last slot
+            run_end[same, j] = run_end[same, j + 1]
+            run_kept[:, j] = np.where(same, rk | np.isin(np.arange(n), rows), keep[:, j])
         return np.where(keep, idx, -1), np.where(keep, y, np.nan)
 
     def simulate(self, n: int,  # number of patients (> 0)

@@ -35,7 +35,8 @@ class TrialTensors:
     def __len__(self): return len(self.arm)
     def __getitem__(self, ix) -> TrialTensors:
         "Select patients (an integer, slice, index array or mask); the result is always a batch."
-        if isinstance(ix, torch.Tensor) and ix.ndim == 0 and not ix.is_floating_point() and ix.dtype != torch.bool: ix = int(ix)
+        if isinstance(ix, (torch.Tensor, np.ndarray)) and ix.ndim == 0: ix = ix.item()  # a 0-d tensor or array: its value
+        if isinstance(ix, (bool, np.bool_)): raise TypeError(f"T[{ix!r}]: a single True/False selects nothing meaningful; expected a patient index, a slice, an index array or a mask")
         if isinstance(ix, (int, np.integer)) and not isinstance(ix, bool):
             if not -len(self) <= ix < len(self): raise IndexError(f"patient {ix} is out of range for {len(self)} patients")  # iteration stops here
             ix = slice(ix, ix + 1 if ix != -1 else None)  # one patient stays a batch
@@ -392,17 +393,18 @@ def save_model(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
                path: str | Path,  # file to write (e.g. 'sde.pt')
                overwrite: bool = False  # True: replace a file already there
               ) -> Path:
-    "Save a fitted model with its settings and record scaling in one file (weights in the model's own dtype); `load_model` rebuilds it on the CPU."
+    "Save a fitted model with its settings and record scaling in one file; `load_model` rebuilds it on the CPU, in float32."
     if type(model).__name__ not in MODEL_CLASSES or not hasattr(model, 'config'):
         raise TypeError(f"model is a {type(model).__name__}; expected one of {list(MODEL_CLASSES)}")
-    path = Path(path); refuse_overwrite([path], check_bool(overwrite, 'overwrite'), 'save_model')
+    path = Path(path).expanduser(); refuse_overwrite([path], check_bool(overwrite, 'overwrite'), 'save_model')
+    if not path.parent.is_dir(): raise FileNotFoundError(f"folder {path.parent} does not exist; expected an existing folder for {path.name} (create it first)")
     torch.save(dict(medcf_model=type(model).__name__, config=dict(model.config), state_dict=model.state_dict()), path)
     return path
 
 def load_model(path: str | Path  # a file written by save_model
               ) -> nn.Module:
     "The model `save_model` wrote, rebuilt with its settings, in eval mode."
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file(): raise FileNotFoundError(f"{path} {'is a folder' if path.is_dir() else 'does not exist'}; expected a file written by save_model")
     try: d = torch.load(path, weights_only=True, map_location='cpu')
     except Exception as e: raise ValueError(f"{path} is not a model file save_model wrote ({type(e).__name__}: {str(e)[:80]})") from None

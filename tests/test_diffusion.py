@@ -2438,6 +2438,11 @@ def test_sd_compat_audit_session_32(pipe, tmp_path):
     e2 = D.encode_prompts(p, ['a chest x-ray'])
     p.text_encoder.get_input_embeddings().weight.data.mul_(0.5)  # through .data (as peft merges a LoRA): no version counter moves
     assert torch.equal(D.encode_prompts(p, ['a chest x-ray']), D.encode_prompts(p, ['a chest x-ray'], cache=False)) and not torch.allclose(e2, D.encode_prompts(p, ['a chest x-ray']))
+    w = next(m.weight for m in p.text_encoder.modules() if isinstance(m, torch.nn.Linear) and m.weight.numel() >= 64 * m.weight.shape[1])
+    e3 = D.encode_prompts(p, ['a chest x-ray']); w.data[:, 1:] += 0.5  # every column but the first: a stride of a multiple of the row length saw none of it
+    assert not torch.allclose(D.encode_prompts(p, ['a chest x-ray']), e3)
+    with pytest.raises(TypeError, match='expected a pipeline'): D.clear_prompt_cache('chest')
+    D.check_scheduler(pipe.scheduler)  # a scheduler is taken as well as a pipeline
     pi = copy.deepcopy(pipe); pi.text_encoder = torch.inference_mode()(lambda: copy.deepcopy(pipe.text_encoder))()
     assert next(pi.text_encoder.parameters()).is_inference()
     assert torch.allclose(D.encode_prompts(pi, ['a']), D.encode_prompts(pipe, ['a'], cache=False), atol=1e-6)  # inference tensors keep no version counter
@@ -2466,6 +2471,11 @@ def test_sd_compat_audit_session_32(pipe, tmp_path):
         warnings.simplefilter('error'); sd.vae.register_to_config(scaling_factor=0.18215)
         D.train_vae(sd, imgs(4), steps=1, batch_size=2, decoder_only=True, progress=False)
     assert sd.vae.config.scaling_factor == 0.18215
+    fresh = copy.deepcopy(pipe); D.train_vae(fresh, imgs(4), steps=1, batch_size=2, progress=False)  # a built pipeline: no UNet trained on it yet
+    with warnings.catch_warnings():
+        warnings.simplefilter('error'); D.train_vae(fresh, imgs(4), steps=1, batch_size=2, lr=1e-9, progress=False)  # continuing: the factor barely moves
+    zoo = D.load_pipeline('chest')
+    with pytest.warns(UserWarning, match='trained the encoder'): D.train_vae(zoo, D.vae_roundtrip(zoo, torch.zeros(4, 1, 64, 64)).clamp(-1, 1), steps=1, batch_size=2, lr=1e-9, progress=False)
     # a Hub id and a single-file checkpoint are named as such
     with pytest.raises(FileNotFoundError, match='a Hub id .* is not downloaded here'): D.load_pipeline('runwayml/stable-diffusion-v1-5')
     (tmp_path / 'model.safetensors').write_bytes(b'x')

@@ -281,5 +281,12 @@ def test_fusion_data_from_your_own_record_and_phantom():
     gap = rec.copy(); gap.loc[3, 'stage'] = None
     with pytest.raises(ValueError, match=r"without a usable target or stratum: \{'stage': \[3\]\}"): FusionData.from_record('ad', b.images, gap)
     with pytest.raises(ValueError, match='N x 1 x S x S'): FusionData.from_record('ad', b.images[:, 0], rec)
-    age = FusionData.from_record('age', b.images, rec)
+    with pytest.warns(UserWarning, match="task='age' with \\d+ participants who are not cognitively normal"): age = FusionData.from_record('age', b.images, rec)
     assert age.n_out == 1 and abs(float(age.y[age.split['train']].mean())) < 1e-5
+    with pytest.raises(ValueError, match=r'images range over .*expected images scaled to \[-1, 1\]'): FusionData.from_record('ad', (b.images + 1) * 127.5, rec)
+    dup = rec.assign(rid=[0, 0] + list(range(2, 60)))
+    with pytest.raises(ValueError, match=r'several rows for participants \[0\]'): FusionData.from_record('ad', b.images, dup)
+    inf = rec.copy(); inf.loc[5, 'age'] = np.inf
+    with pytest.raises(ValueError, match=r"without a usable target or stratum: \{'age': \[5\]\}"): FusionData.from_record('ad', b.images, inf)
+    imp = IterativeImputer().fit(pd.DataFrame({'a': pd.Series([1.0, pd.NA, 3.0, 4.0], dtype=object), 'b': [1.0, 2.0, 3.0, 5.0]}))
+    assert imp.n_out == 3  # pd.NA in an object column is a missing value

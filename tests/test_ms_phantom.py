@@ -66,7 +66,7 @@ def test_dense_schedule_keeps_a_visit_that_took_place():
             r = np.ones(size)
             if self.calls == 1: r[0, -1] = 0.0; r[1, -2] = 0.0  # patient 0 misses the last visit, patient 1 the one before it
             return r
-    idx, y = tr._visits(Rng(), n, np.full((n, G), 3.0), np.zeros((n, 64)))
-    assert idx[0, -2] == G - 1 and idx[0, -1] == -1   # the attended one stays
-    assert idx[1, -2] == -1 and idx[1, -1] == G - 1   # missed earlier one: the last stays
-    assert idx[2, -2] == -1 and idx[2, -1] == G - 1   # both attended: the later one stays, no repeated time
+    noise = np.zeros((n, 64)); noise[:, V - 2] = 0.5  # the second-to-last visit reads 3.5, the last 3.0
+    idx, y = tr._visits(Rng(), n, np.full((n, G), 3.0), noise)
+    assert (idx[:, -2] == -1).all() and (idx[:, -1] == G - 1).all()  # one visit on the point, in the last column (the final visit)
+    assert y[:, -1].tolist() == [3.5, 3.0, 3.0]  # patient 0's attended visit moved into its missed last slot; the others keep the last
