@@ -558,7 +558,8 @@ def _true_counterfactual(phantom, batch, hold: Sequence[str], do: dict, stacklev
         down = set(phantom.descendants(*do))
         idle = [h for h in hold if h in spec and h not in down]
         if idle: warnings.warn(f"hold={list(hold)}: {idle} do not descend from {list(do)}, so they keep their values anyway and holding them changes nothing"
-                               + (" (ChestPhantom.DEVICE_VARIABLES, SkinPhantom.MELANOMA_ARTIFACTS name the variables that follow a disease)"), stacklevel=stacklevel)
+                               + (" (ChestPhantom.DEVICE_VARIABLES, SkinPhantom.MELANOMA_ARTIFACTS name the variables that follow a disease)"
+                                  if type(phantom).__name__ in ('ChestPhantom', 'SkinPhantom') else " (phantom.descendants(...) lists what does)"), stacklevel=stacklevel)
     fixed = [h for h in hold if h in batch.interventions]
     if fixed: warnings.warn(f"hold={list(hold)}: {fixed} already keep their values: the batch was drawn under do({', '.join(fixed)}=...), which every "
                             "counterfactual of it keeps, so holding them changes nothing (draw observationally and select rows to condition instead)", stacklevel=stacklevel)
@@ -586,7 +587,7 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
                           edit_checks: bool = True,  # composition and reversibility, three more editor runs; False: NaN for both (one run: the edit)
                           **do  # the intervention, e.g. effusion=1 (scalar or one value per image)
                          ) -> pd.Series:
-    "Every counterfactual metric for one intervention, as one row: effectiveness, error inside/outside, minimality, leakage (worst discrete attribute; each continuous one in its units), composition, reversibility (means over the images; minimality their median)."
+    "Every counterfactual metric for one intervention, as one row: effectiveness, error inside/outside, minimality, leakage (worst discrete attribute; each continuous one in its units), composition, reversibility (means over the images; minimality their median). Leakage is read against the true counterfactual, so a descendant of the intervened variable that truly moves is charged only where the edit gets it wrong (an editor that changes nothing is charged for every descendant it leaves behind)."
     # effectiveness is the mean share over the discrete intervened attributes (NaN when there is none); each continuous one gets
     # its own column effectiveness_mae_<name> in its own units: a share and a mean error in years are never averaged together;
     # leakage_max is NaN when no attribute was left to check (not 0.0, which would read as "no leakage")

@@ -308,3 +308,37 @@ def test_index_and_intervention_mistakes():
     with pytest.raises(TypeError, match='reads as rows 0 and 1 repeated, not as a mask'): b[m]
     assert ph.sample(4, seed=0, effusion=pd.Series([1, 1, 0, 0])).truth.effusion.tolist() == [1, 1, 0, 0]
     with pytest.raises(ValueError, match=r'pandas Series with index \[3, 2, 1, 0\]'): ph.sample(4, seed=0, effusion=pd.Series([1, 1, 0, 0], index=[3, 2, 1, 0]))
+
+
+def test_a_subclass_mistake_is_named_where_it_is_made():
+    "Read-only audit, session 32 (a researcher building a phantom): mechanism outputs, noise and renderings were not checked, so a subclass's slip surfaced far away or never."
+    import numpy as np, torch, pytest
+    from medcf.phantoms import SCMPhantom, Variable, ChestPhantom
+    class Knee(SCMPhantom):
+        def _variables(self):
+            return [Variable('age', None, range=(20, 90), mechanism=lambda p, u: 20 + 70 * u),
+                    Variable('oa', (0, 1), parents=('age',), mechanism=lambda p, u: (u < (p['age'] - 20) / 100).astype(int))]
+        def _draw_noise(self, rng, n): return {**{k: rng.random(n) for k in self.variables}, 'tex': rng.random((n, 2))}
+        def _render(self, t, noise): return torch.zeros(len(t), 1, self.size, self.size) + torch.as_tensor(t['oa'].to_numpy(), dtype=torch.float32)[:, None, None, None] * 0.5
+        def _prompt(self, row): return f"knee x-ray, aged {row.age:.0f}"
+    assert Knee(32).sample(8, seed=0).images.shape == (8, 1, 32, 32)  # a sound subclass passes every check
+    def variant(**over):
+        return type('K', (Knee,), over)(32)
+    bad = {'age': lambda p, u: 20 + 80 * u}
+    with pytest.raises(ValueError, match=r"the mechanism of 'age' returned a value its Variable does not allow: age=.* is out of range"):
+        type('K', (Knee,), {'_variables': lambda self: [Variable('age', None, range=(20, 90), mechanism=bad['age'])]})(32).sample_truth(100, seed=0)
+    with pytest.raises(ValueError, match=r"the mechanism of 'age' returned shape \(100, 1\)"):
+        type('K', (Knee,), {'_variables': lambda self: [Variable('age', None, range=(20, 90), mechanism=lambda p, u: (20 + 70 * u)[:, None])]})(32).sample_truth(100, seed=0)
+    with pytest.raises(KeyError, match=r"the mechanism of 'oa' read 'age' , which is not among its parents \[\]"):
+        type('K', (Knee,), {'_variables': lambda self: [Variable('age', None, range=(20, 90), mechanism=lambda p, u: 20 + 70 * u),
+                                                        Variable('oa', (0, 1), mechanism=lambda p, u: (p['age'] > 50).astype(int))]})(32).sample_truth(10, seed=0)
+    with pytest.raises(KeyError, match="gave no noise for variable 'oa'"): variant(_draw_noise=lambda self, rng, n: {'age': rng.random(n)}).sample_truth(5, seed=0)
+    with pytest.raises(ValueError, match=r"gave \['kernel'\] without one entry per sample"):
+        variant(_draw_noise=lambda self, rng, n: {'age': rng.random(n), 'oa': rng.random(n), 'kernel': rng.random(5)}).sample(3, seed=0)
+    with pytest.raises(ValueError, match=r"_render returned Tensor \(4, 32, 32\).*expected a float tensor of shape \(4, 1, 32, 32\)"):
+        variant(_render=lambda self, t, noise: torch.zeros(len(t), 32, 32)).sample(4, seed=0)
+    with pytest.raises(ValueError, match=r"_render returned values in \[0, 255\]; expected finite values in \[-1, 1\]"):
+        variant(_render=lambda self, t, noise: torch.full((len(t), 1, 32, 32), 255.).index_fill_(0, torch.tensor([0]), 0.)).sample(4, seed=0)
+    class Grainy(ChestPhantom):
+        def _variables(self): return super()._variables() + [Variable('grain', None, range=(0, .05), observed=False, mechanism=lambda p, u: .05 * u)]
+    with pytest.raises(ValueError, match=r"variables \['grain'\] take names of the renderer's own noise"): Grainy(32)
