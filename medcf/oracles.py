@@ -781,7 +781,7 @@ def lit_loss(img: torch.Tensor,  # N x D unit-norm image embeddings
     tgt = pos / pos.sum(1, keepdim=True)
     return 0.5 * (-(tgt * logits.log_softmax(1)).sum(1).mean() - (tgt * logits.T.log_softmax(1)).sum(1).mean())
 
-def zero_shot_accuracy(lit: LiTModel,  # aligned model
+def zero_shot_accuracy(lit: LiTModel,  # aligned model: a LiTModel, or any object with a zero_shot(images, texts) method
                        images,  # N x C x H x W
                        labels,  # N class indices in 0..K-1
                        class_texts: Sequence  # K captions
