@@ -237,6 +237,11 @@ class Variable:
             f = arr.astype(float).reshape(-1); bad = f[np.isnan(f) | (f < lo) | (f > hi)]
             if len(bad): raise ValueError(f"{self.name}={float(bad[0]):g} is out of range{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}; expected a number in [{lo}, {hi}]")
             arr = arr.astype(float)
+        else:  # neither values nor range: a number, at least (do(jsw='wide') reached the renderer)
+            flat = arr.reshape(-1)
+            if arr.dtype.kind not in 'iuf' or not np.isfinite(flat.astype(float)).all():
+                first = next((v for v in flat.tolist() if not (isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v))), flat[0] if flat.size else None)
+                raise ValueError(f"{self.name}={first!r}: expected a finite number (give the Variable values or a range to check more)")
         return arr
 
 # %% ../nbs/00_phantoms.ipynb #c26d712a
@@ -1028,6 +1033,7 @@ class BrainPhantom(SCMPhantom):
     stages = ('CN', 'MCI', 'AD')
     missing_rates = dict(apoe4=0.02, abeta=0.35, ptau=0.35, tau=0.35, av45=0.45, fdg=0.25, mmse=0.01)  # CSF missing together
     tabular = ['age', 'sex', 'education', 'apoe4', 'abeta', 'ptau', 'tau', 'av45', 'fdg', 'mmse']  # the record, without the label
+    ventricle_sex_offset = 0.3  # how much larger men's lateral ventricles are (relative to head size); a subclass may change it
 
     def __init__(self, size: int = 64,  # image side in pixels (use 32 for a 3D volume)
                  seed: int = 0,  # seed of the sampler's random stream
@@ -1066,7 +1072,7 @@ class BrainPhantom(SCMPhantom):
                      mechanism=lambda p, u: 0.86 + 0.035 * male(p) + 0.025 * u),
             Variable('ventricles', None, ('age', 'sex', 'stage'), observed=False, range=(0.1, 5),
                      doc='lateral-ventricle size (relative to head)',
-                     mechanism=lambda p, u: np.clip(1 + 0.035 * (np.asarray(p['age']) - 73) + 0.3 * male(p) + 0.08 * mci(p) + 0.16 * ad(p) + 0.07 * u, 0.3, 3)),
+                     mechanism=lambda p, u: np.clip(1 + 0.035 * (np.asarray(p['age']) - 73) + self.ventricle_sex_offset * male(p) + 0.08 * mci(p) + 0.16 * ad(p) + 0.07 * u, 0.3, 3)),
             Variable('cortex', None, ('age', 'stage'), observed=False, range=(0.1, 3),
                      doc='cortical thickness (relative); thinner cortex leaves a wider CSF gap under the skull',
                      mechanism=lambda p, u: np.clip(1 - 0.015 * (np.asarray(p['age']) - 73) - 0.08 * ad(p) + 0.1 * u, 0.4, 1.6)),

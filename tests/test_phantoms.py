@@ -342,3 +342,17 @@ def test_a_subclass_mistake_is_named_where_it_is_made():
     class Grainy(ChestPhantom):
         def _variables(self): return super()._variables() + [Variable('grain', None, range=(0, .05), observed=False, mechanism=lambda p, u: .05 * u)]
     with pytest.raises(ValueError, match=r"variables \['grain'\] take names of the renderer's own noise"): Grainy(32)
+
+
+def test_variables_without_values_or_range_take_numbers_and_the_ventricle_offset_is_a_setting():
+    "do(jsw='wide') on a Variable with neither values nor range reached the renderer; nb 40's exercise 2 had to copy a mechanism to change 0.3."
+    import numpy as np, pytest
+    from medcf.phantoms import Variable, BrainPhantom
+    v = Variable('jsw', None, mechanism=lambda p, u: u)
+    for bad in (np.array(['wide'], dtype=object), np.array([True]), np.array([np.inf])):
+        with pytest.raises(ValueError, match='jsw=.*expected a finite number'): v.valid(bad)
+    assert v.valid(np.array([0.2, 0.3])).tolist() == [0.2, 0.3]
+    class Bigger(BrainPhantom): ventricle_sex_offset = 1.0
+    a, b = BrainPhantom(32).sample_truth(400, seed=2), Bigger(32).sample_truth(400, seed=2)
+    men, women = (a.sex == 'M').to_numpy(), (a.sex == 'F').to_numpy()
+    assert np.allclose(b.ventricles[women], a.ventricles[women]) and (b.ventricles[men].mean() - a.ventricles[men].mean()) > 0.5
