@@ -854,8 +854,8 @@ from .phantoms import data_path
 ADNIMERGE_COLUMNS = dict(AGE='age', PTGENDER='sex', PTEDUCAT='education', APOE4='apoe4', ABETA='abeta', PTAU='ptau',
                          TAU='tau', AV45='av45', FDG='fdg', MMSE='mmse')  # ADNIMERGE name -> medcf record name
 ADNI_STAGES = {'CN': 'CN', 'MCI': 'MCI', 'Dementia': 'AD', 'SMC': 'CN', 'EMCI': 'MCI', 'LMCI': 'MCI', 'AD': 'AD'}  # DX and DX_bl values
-ADNIMERGE_RANGES = dict(AGE=(40, 110), PTEDUCAT=(0, 30), APOE4=(0, 2), ABETA=(0, None), PTAU=(0, None), TAU=(0, None),
-                        AV45=(0, None), FDG=(0, None), MMSE=(0, 30), Years_bl=(0, None))  # (low, high) a value may take
+ADNIMERGE_RANGES = dict(AGE=(40, 110), PTEDUCAT=(0, 30), APOE4=(0, 2, 'whole'), ABETA=(0, None), PTAU=(0, None), TAU=(0, None),
+                        AV45=(0, None), FDG=(0, None), MMSE=(0, 30), Years_bl=(0, None))  # (low, high[, 'whole']) a value may take
 
 def parse_censored(values: pd.Series  # a column as read from ADNIMERGE (text, numbers, blanks)
                   ) -> tuple:
@@ -869,14 +869,13 @@ def parse_censored(values: pd.Series  # a column as read from ADNIMERGE (text, n
     return num.astype(float).to_numpy(), flag.astype(np.int8)
 
 # %% ../nbs/01_data.ipynb #2a6a812f
-def _check_range(raw: pd.Series, num: np.ndarray, rid: np.ndarray, low: float | None, high: float | None):
-    "Refuse values of an ADNIMERGE column outside [low, high] (a typo or another unit), naming the participants."
-    bad = ~np.isnan(num) & (((num < low) if low is not None else False) | ((num > high) if high is not None else False))
-    if raw.name == 'APOE4': bad |= ~np.isnan(num) & (num % 1 != 0)
+def _check_range(raw: pd.Series, num: np.ndarray, rid: np.ndarray, low: float | None, high: float | None, whole: str | None = None):
+    "Refuse values of an ADNIMERGE column outside [low, high] (or fractional, with `whole`): a typo or another unit, naming the participants."
+    bad = ~np.isnan(num) & (((num < low) if low is not None else False) | ((num > high) if high is not None else False) | ((num % 1 != 0) if whole else False))
     if bad.any():
         want = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise ValueError(f"{raw.name} has values {raw[bad].unique()[:3].tolist()} for RID {rid[bad][:5].tolist()}; "
-                         f"expected {'whole numbers ' if raw.name == 'APOE4' else ''}{want} (a typo, or another unit?)")
+                         f"expected {'whole numbers ' if whole else ''}{want} (a typo, or another unit?)")
 
 def read_adnimerge(path: str | Path,  # ADNIMERGE.csv (or a file with its columns)
                    baseline_only: bool = True  # keep only VISCODE == 'bl'

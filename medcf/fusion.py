@@ -514,11 +514,11 @@ def predict(model: nn.Module,  # a FusionNet or TabularMLP
     model.eval()
     return torch.cat([model(data.images[idx[i:i + bs]], data.tab[idx[i:i + bs]]) for i in range(0, len(idx), bs)])
 
-def _check_outputs(out: torch.Tensor, data: FusionData) -> None:
-    "Refuse outputs of the wrong width for the task, and non-finite ones (a diverged model)."
+def _check_outputs(out: torch.Tensor, data: FusionData, finite: bool = True) -> None:
+    "Refuse outputs of the wrong width for the task, and (with `finite`) non-finite ones (a diverged model)."
     if out.ndim != 2 or out.shape[1] != data.n_out:
         raise ValueError(f"the model gives outputs of shape {tuple(out.shape)}; the {data.task!r} task expects (batch, {data.n_out}): build it with n_out={data.n_out} (make_model does)")
-    if not torch.isfinite(out).all(): raise FloatingPointError(f"the model gives {int((~torch.isfinite(out)).sum())} NaN or inf outputs (did training diverge? try a smaller lr)")
+    if finite and not torch.isfinite(out).all(): raise FloatingPointError(f"the model gives {int((~torch.isfinite(out)).sum())} NaN or inf outputs (did training diverge? try a smaller lr)")
 
 def evaluate(model: nn.Module,  # a FusionNet or TabularMLP built for `data.task`
              data: FusionData,  # task data with its split
@@ -560,11 +560,11 @@ def train_fusion(model: nn.Module,  # a FusionNet or TabularMLP
     hist, best, best_state = [], None, None
     for ep in tqdm(range(epochs), disable=not progress, leave=False, desc=type(model).__name__):
         model.train(); tot = 0.0
+        perm = torch.randperm(len(tr), generator=g)
         for k in range(nb):
-            if k == 0: perm = torch.randperm(len(tr), generator=g)
-            ix = tr[perm[k * bs:(k + 1) * bs if k < nb - 1 else None].numpy()]
+            ix = tr[perm[k * bs:(k + 1) * bs if k < nb - 1 else None].numpy()]  # the last batch runs to the end
             out = model(data.images[ix], data.tab[ix])
-            if ep == k == 0 and (out.ndim != 2 or out.shape[1] != data.n_out): _check_outputs(out, data)
+            if ep == k == 0: _check_outputs(out, data, finite=False)
             loss = loss_fn(out, data.y[ix])
             opt.zero_grad(); loss.backward(); opt.step(); sched.step(); tot += loss.item() * len(ix)
         try: val = evaluate(model, data, 'val')

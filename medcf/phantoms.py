@@ -1279,15 +1279,21 @@ def grid_index(grid: np.ndarray,  # (G,) increasing times in years, from 0
                          "years); the truth and the predictions exist on the grid only: expected one of its times")
     return i
 
-def snap_to_grid(visit_t: np.ndarray,  # visit times in years since the baseline, any shape, NaN where there is no visit
-                 grid: np.ndarray  # (G,) evenly spaced times in years from 0
-                ) -> np.ndarray:
-    "Each visit time moved to the nearest grid time (NaN kept), refusing times outside the grid: a deliberate rounding of real visit dates, never done silently."
+def _check_visit_grid(visit_t, grid) -> tuple:
+    "(visit times, grid) as float arrays, refusing a grid of fewer than two times and visit times outside it (a unit problem, usually)."
     grid, t = np.asarray(grid, dtype=float), np.asarray(visit_t, dtype=float)
     if grid.ndim != 1 or len(grid) < 2: raise ValueError(f"grid has shape {grid.shape}; expected a 1-d array of at least two times in years from 0")
     seen = t[~np.isnan(t)]
     if seen.size and (seen.min() < -1e-6 or seen.max() > grid[-1] + 1e-6):
-        raise ValueError(f"visit times range over [{seen.min():g}, {seen.max():g}], outside the grid's [0, {grid[-1]:g}] years; expected years since the baseline")
+        raise ValueError(f"visit times range over [{seen.min():g}, {seen.max():g}], outside the grid's [0, {grid[-1]:g}] years; expected years since the "
+                         "baseline (days or months? divide them), and a grid that covers the follow-up")
+    return t, grid
+
+def snap_to_grid(visit_t: np.ndarray,  # visit times in years since the baseline, any shape, NaN where there is no visit
+                 grid: np.ndarray  # (G,) evenly spaced times in years from 0
+                ) -> np.ndarray:
+    "Each visit time moved to the nearest grid time (NaN kept), refusing times outside the grid: a deliberate rounding of real visit dates, never done silently."
+    t, grid = _check_visit_grid(visit_t, grid)
     out = np.full(t.shape, np.nan)
     k = ~np.isnan(t)
     out[k] = grid[np.clip(np.round(t[k] / (grid[1] - grid[0])), 0, len(grid) - 1).astype(int)]
@@ -1332,14 +1338,9 @@ class MSTrialData:
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 1:
             raise ValueError(f"images has shape {tuple(getattr(images, 'shape', ()))}; expected a tensor N x 1 x S x S of baseline slices")
         if not isinstance(record, pd.DataFrame): raise TypeError(f"record is a {type(record).__name__}; expected a DataFrame with columns {list(MS_TABULAR)} and 'arm'")
-        grid, t = np.asarray(grid, dtype=float), np.asarray(visit_t, dtype=float)
-        if grid.ndim != 1 or len(grid) < 2: raise ValueError(f"grid has shape {grid.shape}; expected a 1-d array of at least two times in years from 0")
+        t, grid = _check_visit_grid(visit_t, grid)
         if t.ndim != 2 or len(t) != len(record) or len(images) != len(record):
             raise ValueError(f"{len(images)} images, {len(record)} record rows and visit times of shape {t.shape}; expected N of each, visit times N x V")
-        seen = t[~np.isnan(t)]
-        if seen.size and (seen.min() < -1e-6 or seen.max() > grid[-1] + 1e-6):
-            raise ValueError(f"visit times range over [{seen.min():g}, {seen.max():g}], outside the grid's [0, {grid[-1]:g}] years; expected years since the "
-                             "baseline (days or months? divide them), and a grid that covers the follow-up")
         idx, off = np.full(t.shape, -1), []
         for i, j in zip(*np.nonzero(~np.isnan(t))):
             try: idx[i, j] = grid_index(grid, float(t[i, j]))
