@@ -7,26 +7,39 @@ from __future__ import annotations
 import os, json, hashlib, math, time, copy, warnings, weakref, platform, functools, collections
 from pathlib import Path
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence, Any
+from typing import Callable, Sequence, Any, Protocol
 import numpy as np, torch, torch.nn.functional as F
+import importlib
+
+class _LazyModule:
+    "A module imported on first attribute access, so that annotations can name diffusers' and transformers' classes without `import medcf.diffusion` paying for both (about 1.5 s)."
+    def __init__(self, name: str):  # the module's import name
+        self._name = name
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith('__'): raise AttributeError(attr)  # copy/pickle probes, never a class name
+        return getattr(importlib.import_module(self._name), attr)
+    def __repr__(self) -> str: return f"_LazyModule({self._name!r})"
+
+diffusers, transformers = _LazyModule('diffusers'), _LazyModule('transformers')
 from .phantoms import pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword, parameters_of, keeps_global_rng
 
 # %% auto #0
-__all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK', 'PROMPT_CACHE_SIZE',
-           'ALPHA_FLOOR', 'UNET_EXTRAS', 'STACK_LIMIT', 'RESUME_DEFAULTS', 'FINETUNE_STATE_KEYS', 'text_encoder_dir',
-           'load_text_encoder', 'build_vae', 'build_unet', 'build_scheduler', 'assemble_pipeline', 'build_pipeline',
-           'vae_factor', 'native_hw', 'native_size', 'check_images', 'check_latents', 'check_prompts', 'encode_images',
-           'decode_latents', 'vae_roundtrip', 'sha256', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline',
-           'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'check_device', 'load_pipeline',
-           'clear_prompt_cache', 'encode_prompts', 'check_scheduler', 'ddim_scheduler', 'split_prediction', 'ddim_step',
-           'StepInfo', 'SampleOutput', 'step_generators', 'initial_latents', 'fit_signal_leak', 'add_signal_leak',
-           'check_guidance_interval', 'resolve_guidance_interval', 'pipeline_interval', 'guidance_at',
-           'check_timesteps', 'unet_eps', 'noise_prediction_error', 'check_unet', 'sample_latents',
-           'trajectory_log_probs', 'check_negative_prompt', 'join_samples', 'generate', 'warn_hidden_offset',
-           'classifier_guidance', 'Inversion', 'invert_latents', 'ddim_invert', 'regenerate', 'inversion_editor',
-           'slerp', 'dataset_item', 'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1',
-           'check_pixel_weights', 'check_sample_weights', 'check_float32_weights', 'check_autocast', 'train_vae',
-           'fit_latent_scale', 'min_snr_weight', 'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
+__all__ = ['diffusers', 'transformers', 'SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS',
+           'PROMPT_CHUNK', 'PROMPT_CACHE_SIZE', 'ALPHA_FLOOR', 'UNET_EXTRAS', 'STACK_LIMIT', 'RESUME_DEFAULTS',
+           'FINETUNE_STATE_KEYS', 'text_encoder_dir', 'load_text_encoder', 'build_vae', 'build_unet', 'build_scheduler',
+           'SDPipeline', 'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_hw', 'native_size',
+           'check_images', 'check_latents', 'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip',
+           'sha256', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline', 'model_card_markdown', 'zoo_dir',
+           'zoo_names', 'verify_checkpoint', 'check_device', 'load_pipeline', 'clear_prompt_cache', 'encode_prompts',
+           'check_scheduler', 'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput',
+           'step_generators', 'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
+           'resolve_guidance_interval', 'pipeline_interval', 'guidance_at', 'check_timesteps', 'unet_eps',
+           'noise_prediction_error', 'check_unet', 'sample_latents', 'trajectory_log_probs', 'check_negative_prompt',
+           'join_samples', 'generate', 'warn_hidden_offset', 'classifier_guidance', 'Inversion', 'invert_latents',
+           'ddim_invert', 'regenerate', 'inversion_editor', 'slerp', 'dataset_item', 'as_images_prompts',
+           'draw_indices', 'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
+           'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight',
+           'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -97,7 +110,20 @@ def build_scheduler():
     from diffusers import DDIMScheduler
     return DDIMScheduler(**SD_BETAS, clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type='epsilon')
 
-def assemble_pipeline(vae, unet, scheduler, text_encoder, tokenizer):
+class SDPipeline(Protocol):
+    "What a `pipe` argument is throughout medcf: any object with Stable Diffusion's five parts, such as a diffusers `StableDiffusionPipeline` (ours or a real one)."
+    vae: diffusers.AutoencoderKL  # images <-> latents (`encode(...).latent_dist`, `decode(...).sample`, `config.scaling_factor`)
+    unet: diffusers.UNet2DConditionModel  # noise predictor: `unet(x_t, t, encoder_hidden_states=...).sample`
+    scheduler: diffusers.SchedulerMixin  # its config (betas, prediction type) is what the samplers read
+    text_encoder: transformers.PreTrainedModel  # frozen text encoder: token ids -> hidden states (`last_hidden_state`)
+    tokenizer: transformers.PreTrainedTokenizerBase  # prompts -> token ids (`model_max_length`)
+
+def assemble_pipeline(vae: diffusers.AutoencoderKL,  # the autoencoder
+                      unet: diffusers.UNet2DConditionModel,  # the text-conditioned noise predictor
+                      scheduler: diffusers.SchedulerMixin,  # the sampler's scheduler (its betas are the training schedule)
+                      text_encoder: transformers.PreTrainedModel,  # the frozen text encoder
+                      tokenizer: transformers.PreTrainedTokenizerBase  # its tokenizer
+                     ) -> diffusers.StableDiffusionPipeline:
     "A diffusers `StableDiffusionPipeline` from parts (no safety checker: these are phantoms)."
     _quiet()
     from diffusers import StableDiffusionPipeline

@@ -11,7 +11,8 @@ import numpy as np, pandas as pd, torch
 from .phantoms import pick, is_full, data_path, check_real, check_int, jsonable
 from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load_pipeline, generate, ddim_invert,
                              vae_roundtrip, encode_images, fit_signal_leak, check_autocast, check_guidance_interval, resolve_guidance_interval,
-                             ZOO, zoo_names, check_out_dir, settings_diff)
+                             ZOO, zoo_names, check_out_dir, settings_diff, SDPipeline, diffusers)
+from .oracles import AttributeOracle, PerceptualDistance
 
 # %% auto #0
 __all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'GUIDANCE_GRID', 'LEAK_N', 'recipe_interval', 'zoo_phantom',
@@ -239,7 +240,7 @@ LEAK_N = 4096  # training images whose mean latent is the checkpoint's signal le
 
 def vae_for_recipe(r: dict,  # a recipe (with its overrides), e.g. zoo.RECIPES['chest']
                     folder: str | Path  # an AutoencoderKL folder (config.json + weights), e.g. data_samples/models/chest/vae
-                  ) -> 'AutoencoderKL':
+                  ) -> diffusers.AutoencoderKL:
     "Load an autoencoder to stand in for a recipe's VAE stage, refusing one whose shape is not the recipe's."
     from diffusers import AutoencoderKL
     folder = Path(folder)
@@ -260,7 +261,7 @@ def decoder_rounds(steps: int | Sequence[int]) -> list:
     return [int(k) for k in rounds if k]
 
 def decoder_perceptual(r: dict  # a recipe (with its overrides)
-                      ) -> 'PerceptualDistance | None':
+                      ) -> PerceptualDistance | None:
     "The perceptual distance the recipe's decoder rounds add to their loss (`vae_decoder_perceptual`: None, 'chest' or a folder), checked."
     name, w = r.get('vae_decoder_perceptual'), r.get('vae_decoder_perceptual_weight', 0.0)
     if name is None:
