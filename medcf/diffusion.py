@@ -20,26 +20,26 @@ class _LazyModule:
         return getattr(importlib.import_module(self._name), attr)
     def __repr__(self) -> str: return f"_LazyModule({self._name!r})"
 
-diffusers, transformers = _LazyModule('diffusers'), _LazyModule('transformers')
-from .phantoms import pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword, parameters_of, keeps_global_rng
+diffusers, transformers, ipywidgets = _LazyModule('diffusers'), _LazyModule('transformers'), _LazyModule('ipywidgets')
+from .phantoms import PhantomBatch, pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword, parameters_of, keeps_global_rng
 
 # %% auto #0
-__all__ = ['diffusers', 'transformers', 'SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS',
-           'PROMPT_CHUNK', 'PROMPT_CACHE_SIZE', 'ALPHA_FLOOR', 'UNET_EXTRAS', 'STACK_LIMIT', 'RESUME_DEFAULTS',
-           'FINETUNE_STATE_KEYS', 'text_encoder_dir', 'load_text_encoder', 'build_vae', 'build_unet', 'build_scheduler',
-           'SDPipeline', 'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_hw', 'native_size',
-           'check_images', 'check_latents', 'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip',
-           'sha256', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline', 'model_card_markdown', 'zoo_dir',
-           'zoo_names', 'verify_checkpoint', 'check_device', 'load_pipeline', 'clear_prompt_cache', 'encode_prompts',
-           'check_scheduler', 'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput',
-           'step_generators', 'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
-           'resolve_guidance_interval', 'pipeline_interval', 'guidance_at', 'check_timesteps', 'unet_eps',
-           'noise_prediction_error', 'check_unet', 'sample_latents', 'trajectory_log_probs', 'check_negative_prompt',
-           'join_samples', 'generate', 'warn_hidden_offset', 'classifier_guidance', 'Inversion', 'invert_latents',
-           'ddim_invert', 'regenerate', 'inversion_editor', 'slerp', 'dataset_item', 'as_images_prompts',
-           'draw_indices', 'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
-           'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight',
-           'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
+__all__ = ['diffusers', 'transformers', 'ipywidgets', 'SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES',
+           'TAG_KEYS', 'PROMPT_CHUNK', 'PROMPT_CACHE_SIZE', 'ALPHA_FLOOR', 'UNET_EXTRAS', 'STACK_LIMIT',
+           'RESUME_DEFAULTS', 'FINETUNE_STATE_KEYS', 'text_encoder_dir', 'load_text_encoder', 'build_vae', 'build_unet',
+           'build_scheduler', 'SDPipeline', 'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_hw',
+           'native_size', 'check_images', 'check_latents', 'check_prompts', 'encode_images', 'decode_latents',
+           'vae_roundtrip', 'sha256', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline',
+           'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'check_device', 'load_pipeline',
+           'clear_prompt_cache', 'encode_prompts', 'check_scheduler', 'ddim_scheduler', 'split_prediction', 'ddim_step',
+           'StepInfo', 'SampleOutput', 'step_generators', 'initial_latents', 'fit_signal_leak', 'add_signal_leak',
+           'check_guidance_interval', 'resolve_guidance_interval', 'pipeline_interval', 'guidance_at',
+           'check_timesteps', 'unet_eps', 'noise_prediction_error', 'check_unet', 'sample_latents',
+           'trajectory_log_probs', 'check_negative_prompt', 'join_samples', 'generate', 'warn_hidden_offset',
+           'classifier_guidance', 'Inversion', 'invert_latents', 'ddim_invert', 'regenerate', 'inversion_editor',
+           'slerp', 'dataset_item', 'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1',
+           'check_pixel_weights', 'check_sample_weights', 'check_float32_weights', 'check_autocast', 'train_vae',
+           'fit_latent_scale', 'min_snr_weight', 'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -73,7 +73,8 @@ def build_vae(channels: int = 1,  # image channels (1 grayscale, 3 RGB)
               size: int = 64,  # image side in pixels
               block_out_channels: Sequence[int] = (16, 32, 64, 64),  # encoder widths; latent side = size / 2**(len-1)
               latent_channels: int = 4,  # channels of the latent (SD: 4)
-              layers_per_block: int = 1):  # resnet layers per block
+              layers_per_block: int = 1  # resnet layers per block
+             ) -> diffusers.AutoencoderKL:
     "A small `AutoencoderKL` with Stable Diffusion's anatomy (KL-regularised, 2**(len(blocks)-1) downsampling)."
     from diffusers import AutoencoderKL
     n = len(block_out_channels)
@@ -89,7 +90,8 @@ def build_unet(latent_size: int = 8,  # latent side (image side / VAE factor)
                layers_per_block: int = 1,  # resnet layers per block
                attention_head_dim: int = 8,  # attention heads
                attention_levels: Sequence[bool] | None = None,  # per level (finest first): cross-attention there? (None: every level)
-               text_time_embedding: bool = False):  # also add an attention-pooled prompt to the timestep embedding (diffusers' addition_embed_type='text')
+               text_time_embedding: bool = False  # also add an attention-pooled prompt to the timestep embedding (diffusers' addition_embed_type='text')
+              ) -> diffusers.UNet2DConditionModel:
     "A small `UNet2DConditionModel` with cross-attention to the prompt (at every level unless `attention_levels` says otherwise)."
     from diffusers import UNet2DConditionModel
     n = len(block_out_channels)
@@ -105,7 +107,7 @@ def build_unet(latent_size: int = 8,  # latent side (image side / VAE factor)
                                 attention_head_dim=attention_head_dim, norm_num_groups=16,
                                 addition_embed_type='text' if text_time_embedding else None)
 
-def build_scheduler():
+def build_scheduler() -> diffusers.DDIMScheduler:
     "DDIM with Stable Diffusion's noise schedule (training uses the same betas, DDPM-style)."
     from diffusers import DDIMScheduler
     return DDIMScheduler(**SD_BETAS, clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type='epsilon')
@@ -141,7 +143,8 @@ def build_pipeline(channels: int = 1,  # image channels
                    max_length: int = 48,  # prompt tokens
                    seed: int = 0,  # seed of the random initialisation
                    unet_attention: Sequence[bool] | None = None,  # cross-attention per UNet level (None: every level)
-                   unet_text_time: bool = False):  # pooled prompt into the UNet's timestep embedding too (`build_unet(text_time_embedding=)`)
+                   unet_text_time: bool = False  # pooled prompt into the UNet's timestep embedding too (`build_unet(text_time_embedding=)`)
+                  ) -> diffusers.StableDiffusionPipeline:
     "An untrained toy Stable Diffusion: small VAE + small UNet + the frozen MiniLM text encoder + DDIM."
     torch.manual_seed(seed)
     vae = build_vae(channels, size, vae_blocks, latent_channels)
@@ -153,30 +156,31 @@ def build_pipeline(channels: int = 1,  # image channels
     return assemble_pipeline(vae, unet, build_scheduler(), te, tok)
 
 # %% ../nbs/02_diffusion.ipynb #15e5e154
-def vae_factor(pipe) -> int:
+def vae_factor(pipe: SDPipeline) -> int:
     "Pixels per latent cell of the pipeline's VAE (8 for Stable Diffusion)."
     return 2 ** (len(pipe.vae.config.block_out_channels) - 1)
 
-def native_hw(pipe) -> tuple:
+def native_hw(pipe: SDPipeline) -> tuple:
     "Image (height, width) the UNet was built for (`unet.config.sample_size * vae_factor`; a sample size may be an int or (h, w))."
     s = pipe.unet.config.sample_size
     h, w = (s, s) if isinstance(s, int) else tuple(s)
     return h * vae_factor(pipe), w * vae_factor(pipe)
 
-def native_size(pipe) -> int:
+def native_size(pipe: SDPipeline) -> int:
     "Image side the UNet was built for, for a square UNet (`native_hw` gives both sides of any)."
     h, w = native_hw(pipe)
     if h != w: raise ValueError(f"this UNet makes {h}x{w} images, not square ones; use native_hw(pipe)")
     return h
 
-def _device(pipe): return pipe.unet.device
-def _dtype(pipe): return pipe.unet.dtype
+def _device(pipe: SDPipeline): return pipe.unet.device
+def _dtype(pipe: SDPipeline): return pipe.unet.dtype
 
 def _eta(eta) -> float:
     return check_real(eta, 'eta', 0, 1, 'a number in [0, 1] (0: deterministic DDIM, 1: DDPM-like)')
 
-def check_images(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
-                 images) -> torch.Tensor:
+def check_images(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                 images: torch.Tensor  # N x C x H x W float images in [-1, 1]
+                ) -> torch.Tensor:
     "Validate a batch of images for `pipe`: N x C x H x W float tensor in [-1, 1], C and H, W as the model expects."
     if not isinstance(images, torch.Tensor): raise TypeError(f"images must be a torch.Tensor (N x C x H x W in [-1, 1]), got {type(images).__name__}")
     if images.ndim != 4: raise ValueError(f"images have shape {tuple(images.shape)}; expected N x C x H x W")
@@ -193,8 +197,8 @@ def check_images(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, schedu
     warn_unit_range(lo, hi)
     return images
 
-def check_latents(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
-                  latents,
+def check_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                  latents: torch.Tensor,  # N x c x h x w latents
                   name: str = 'latents',  # the argument's name, for the error
                   vae: bool = False  # check against the VAE's latent channels (decoding) instead of the UNet's input
                  ) -> torch.Tensor:
@@ -211,7 +215,8 @@ def check_latents(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, sched
     if not torch.isfinite(latents).all(): raise ValueError(f"{name} hold{'' if have == 'have' else 's'} NaN or inf; expected finite values")
     return latents
 
-def check_prompts(prompts, n: int | None = None,  # the count to check, or None
+def check_prompts(prompts: str | Sequence[str],  # one prompt, or one per item
+                  n: int | None = None,  # the count to check, or None
                   what: str = 'image',  # what each prompt goes with, for the message
                   one_for_all: bool = False  # a single prompt is repeated n times
                  ) -> list:
@@ -228,10 +233,10 @@ def check_prompts(prompts, n: int | None = None,  # the count to check, or None
     return prompts
 
 @torch.no_grad()
-def encode_images(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def encode_images(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                   images: torch.Tensor,  # N x C x H x W in [-1, 1]
                   sample: bool = False,  # draw from the posterior instead of taking its mean
-                  generator=None,  # torch.Generator for `sample=True`
+                  generator: torch.Generator | None = None,  # for `sample=True`
                   batch_size: int = 64  # images per VAE call
                  ) -> torch.Tensor:
     "Scaled latents `z = scaling_factor * E(x)` (the space the UNet works in)."
@@ -244,14 +249,14 @@ def encode_images(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, sched
         out.append((d.sample(generator) if sample and d is not None else mean) * sf)
     return torch.cat(out)
 
-def _encode_batch(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def _encode_batch(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                   x: torch.Tensor) -> tuple:
     "(unscaled latent mean, posterior or None) of one batch: an encoder without a posterior (AutoencoderTiny) gives its latents, as diffusers' img2img reads them."
     enc = pipe.vae.encode(x.to(pipe.vae.device, pipe.vae.dtype))  # the VAE's device: it may sit apart from the UNet (offloading)
     d = getattr(enc, 'latent_dist', None)
     return (enc.latents, None) if d is None else (d.mean, d)
 
-def decode_latents(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def decode_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                    latents: torch.Tensor,  # scaled latents N x c x h x w
                    batch_size: int = 64,  # latents per VAE call
                    clamp: bool = True  # clamp to [-1, 1] as diffusers' post-processing does
@@ -264,7 +269,7 @@ def decode_latents(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, sche
     return out.clamp(-1, 1) if clamp else out
 
 @torch.no_grad()
-def vae_roundtrip(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def vae_roundtrip(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                   images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     "Decode(encode(x)) with the posterior mean: the floor of every latent-diffusion reconstruction."
     return decode_latents(pipe, encode_images(pipe, images, batch_size=batch_size), batch_size)
@@ -320,7 +325,7 @@ def _clear_for_save(out: Path, overwrite: bool):
         if p.is_dir() and not p.is_symlink(): shutil.rmtree(p)
         else: p.unlink()
 
-def is_packaged_text_encoder(te  # a pipeline's text_encoder
+def is_packaged_text_encoder(te: torch.nn.Module  # a pipeline's text_encoder
                             ) -> bool:
     "True when `te` is the packaged MiniLM with its weights unchanged (whichever folder it was loaded from, in any float dtype)."
     ref = load_text_encoder()[0]
@@ -328,7 +333,7 @@ def is_packaged_text_encoder(te  # a pipeline's text_encoder
     a, b = te.state_dict(), ref.state_dict()
     return a.keys() == b.keys() and all(a[k].shape == b[k].shape and torch.allclose(a[k].detach().float().cpu(), b[k].float(), rtol=1e-2, atol=1e-3) for k in a)
 
-def save_pipeline(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def save_pipeline(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                   out_dir: str | Path,  # folder to write (created; must be new or empty unless `overwrite`)
                   card: dict | None = None,  # model-card fields (config, data, steps, wall time, hardware, quality); None: the pipeline's own (`pipe.model_card`, with its recipe and `finetune` records), if any
                   include_text_encoder: bool = False,  # also write text_encoder/ and tokenizer/ (a full SD folder); required unless the encoder is the packaged MiniLM
@@ -491,7 +496,8 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
                   check: bool = True,  # verify sha256s against the model card (when there is one; a zoo folder must have one)
                   device: str = 'cpu',  # torch device
                   dtype: torch.dtype = torch.float32,  # weights are cast to this dtype
-                  variant: str | None = None):  # weight files of a diffusers folder saved as a variant, e.g. 'fp16' (*.fp16.safetensors)
+                  variant: str | None = None  # weight files of a diffusers folder saved as a variant, e.g. 'fp16' (*.fp16.safetensors)
+                 ) -> diffusers.StableDiffusionPipeline:
     "Load an SD-style pipeline; zoo folders carry no text encoder, so the packaged MiniLM is attached."
     _quiet()  # before the import: diffusers' pipeline module touches transformers' image processors, which warn without torchvision
     from diffusers import UNet2DConditionModel, StableDiffusionPipeline
@@ -540,7 +546,7 @@ _PROMPT_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 PROMPT_CHUNK = 256  # prompts per text-encoder call (a CheXpert-sized caption set in one call would not fit in memory)
 PROMPT_CACHE_SIZE = 1024  # embeddings kept per text encoder, least recently used dropped first (SD 1.x's 77 x 768 in float32: ~240 MB)
 
-def _check_text_model(pipe) -> None:
+def _check_text_model(pipe: SDPipeline) -> None:
     "Refuse a tokenizer whose padding length the text encoder cannot take (e.g. a tokenizer saved without model_max_length)."
     L, P = pipe.tokenizer.model_max_length, getattr(pipe.text_encoder.config, 'max_position_embeddings', None)
     if P is not None and not L <= P:
@@ -548,7 +554,7 @@ def _check_text_model(pipe) -> None:
                          f"model_max_length <= {P} (a tokenizer saved without it reads 1e30: set pipe.tokenizer.model_max_length = {P})")
 
 @torch.no_grad()
-def _encode_uncached(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def _encode_uncached(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                      prompts: list) -> torch.Tensor:
     tok, te = pipe.tokenizer, pipe.text_encoder
     _check_text_model(pipe)
@@ -577,7 +583,7 @@ def _version(p: torch.Tensor) -> int | None:
     except RuntimeError: return None  # an inference tensor keeps no counter
 
 @torch.no_grad()
-def _encoder_state(pipe) -> tuple:
+def _encoder_state(pipe: SDPipeline) -> tuple:
     "What the cached embeddings depend on: the tokenizer (which, its length and padding length) and the text encoder's weights and adapters as they are now."
     te, tok = pipe.text_encoder, pipe.tokenizer
     params = [p for p in te.parameters() if not p.is_meta]
@@ -590,7 +596,7 @@ def _encoder_state(pipe) -> tuple:
     weights = hash((tuple((p.data_ptr(), _version(p)) for p in params), sample, adapters))
     return id(tok), len(tok), tok.model_max_length, te.dtype, str(te.device), weights
 
-def clear_prompt_cache(pipe=None  # the pipeline whose cached embeddings to drop (None: every pipeline's)
+def clear_prompt_cache(pipe: SDPipeline | None = None  # the pipeline whose cached embeddings to drop (None: every pipeline's)
                        ) -> None:
     "Drop cached prompt embeddings. `encode_prompts` drops them itself when the tokenizer, the text encoder's adapters or its weights change (in-place steps by their version counters, edits through `.data` by 64 sampled entries of every weight); call this after an edit to a few weights through `.data`, which the sample may miss."
     if pipe is not None and not hasattr(pipe, 'text_encoder'):
@@ -598,7 +604,7 @@ def clear_prompt_cache(pipe=None  # the pipeline whose cached embeddings to drop
     if pipe is None: _PROMPT_CACHE.clear()
     else: _PROMPT_CACHE.pop(pipe.text_encoder, None)
 
-def encode_prompts(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def encode_prompts(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                    prompts: str | Sequence[str],  # one prompt or a list
                    cache: bool = True  # reuse embeddings of prompts seen before (dropped when the tokenizer, or the text encoder's weights, adapters, dtype or device change, see `clear_prompt_cache`; the last PROMPT_CACHE_SIZE kept)
                   ) -> torch.Tensor:
@@ -617,7 +623,7 @@ def encode_prompts(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, sche
     while len(store) > PROMPT_CACHE_SIZE: store.popitem(last=False)
     return torch.stack([got[key(p)] for p in prompts])
 
-def _cond_uncond(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def _cond_uncond(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                  prompts: list, negative_prompt: str, guidance_scale: float) -> tuple:
     "(cond, uncond) embeddings for checked prompts; uncond (the negative prompt, one per prompt) only where guidance needs it."
     return encode_prompts(pipe, prompts), encode_prompts(pipe, [negative_prompt] * len(prompts)) if guidance_scale != 1 else None
@@ -625,7 +631,7 @@ def _cond_uncond(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, schedu
 # %% ../nbs/02_diffusion.ipynb #509cb5b3
 _SAID_DDIM: set = set()  # scheduler classes `ddim_scheduler` has warned about
 
-def check_scheduler(pipe  # any SD-style pipeline, or its scheduler
+def check_scheduler(pipe: SDPipeline | diffusers.SchedulerMixin  # any SD-style pipeline, or its scheduler
                     ) -> None:
     "Refuse a scheduler without a DDPM noise schedule (betas / alphas_cumprod): medcf samples, inverts and trains on one."
     sched = getattr(pipe, 'scheduler', pipe)
@@ -635,8 +641,9 @@ def check_scheduler(pipe  # any SD-style pipeline, or its scheduler
                          "flow-matching model, which medcf's DDIM sampler, inversion and fine-tuning do not support; expected a scheduler "
                          "built on betas (DDIM, DDPM, PNDM, Euler, DPM-Solver, ... as Stable Diffusion 1.x and 2.x ship)")
 
-def ddim_scheduler(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
-                   num_inference_steps: int = 50):
+def ddim_scheduler(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+                   num_inference_steps: int = 50  # DDIM steps (sets its timesteps)
+                  ) -> diffusers.DDIMScheduler:
     "A DDIM scheduler with the pipeline's noise schedule (whatever scheduler the pipeline ships), timesteps set."
     from diffusers import DDIMScheduler
     check_scheduler(pipe)
@@ -778,7 +785,7 @@ class SampleOutput:
         "The sampler step its latents enter: a run that stopped at end_step=k goes on from step k (the grid's length after a full run)."
         return self.start_step + len(self.timesteps)
 
-    def select(self, idx) -> 'SampleOutput':
+    def select(self, idx: int | slice | Sequence[int] | np.ndarray | torch.Tensor) -> SampleOutput:
         "The same output for the samples `idx` only (an index, slice, list or boolean mask over the N samples): a DDPO minibatch."
         n = len(self.latents)
         if isinstance(idx, (bool, np.bool_)) or (isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0 and idx.dtype in (torch.bool, np.bool_)):
@@ -814,7 +821,7 @@ def step_generators(seed: int, n: int,  # generate's seed; how many images
 def _randn(gens: list, shape: tuple) -> torch.Tensor:
     return torch.stack([torch.randn(shape, generator=g) for g in gens])
 
-def initial_latents(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def initial_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                     n: int, seed: int = 0, offset: int = 0,  # image j depends only on seed and offset + j
                     signal_leak: torch.Tensor | bool = False,  # True: add the pipeline's own leak (`pipe.signal_leak`, if it has one) as `generate` does; a tensor: that leak; False: pure noise
                     num_inference_steps: int = 50  # the sampler's grid, whose first timestep sets the leak's weight
@@ -829,14 +836,14 @@ def initial_latents(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, sch
     return x if leak is None else add_signal_leak(pipe, x, leak, num_inference_steps)
 
 @torch.no_grad()
-def fit_signal_leak(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def fit_signal_leak(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                     images: torch.Tensor,  # training images N x C x H x W in [-1, 1] (a few thousand is plenty)
                     batch_size: int = 64  # images per VAE call
                    ) -> torch.Tensor:
     "The mean scaled latent of `images` (c x h x w): the part of the data that training's last timestep still carries."
     return encode_images(pipe, images, batch_size=batch_size).mean(0)
 
-def add_signal_leak(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def add_signal_leak(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                     noise: torch.Tensor,  # N x c x h x w standard normal x_T
                     leak: torch.Tensor,  # c x h x w mean training latent (`fit_signal_leak`)
                     num_inference_steps: int = 50  # DDIM steps: the leak is the one of the sampler's first timestep
@@ -851,7 +858,7 @@ def add_signal_leak(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, sch
     ab = _alpha(ddim, int(ddim.timesteps[0])).to(noise)  # zero-terminal-SNR schedules: ~0, no leak to add
     return ab.sqrt() * leak.to(noise) + (1 - ab).sqrt() * noise
 
-def check_guidance_interval(interval,  # (t_lo, t_hi) in training timesteps, or None
+def check_guidance_interval(interval: tuple[int, int] | None,  # (t_lo, t_hi) in training timesteps, or None
                             num_train_timesteps: int = 1000,  # the scheduler's T
                             name: str = 'guidance_interval'  # the argument's name, for the message
                            ) -> tuple | None:
@@ -862,7 +869,7 @@ def check_guidance_interval(interval,  # (t_lo, t_hi) in training timesteps, or 
         raise ValueError(f"{name}={interval!r}: expected None or (t_lo, t_hi), whole training timesteps with 0 <= t_lo <= t_hi < {num_train_timesteps}")
     return int(interval[0]), int(interval[1])
 
-def resolve_guidance_interval(guidance_interval,  # 'recipe', None (every step) or (t_lo, t_hi)
+def resolve_guidance_interval(guidance_interval: tuple[int, int] | str | None,  # 'recipe', None (every step) or (t_lo, t_hi)
                               recipe: dict,  # a checkpoint's recipe (its 'guidance_interval', if any, is used for 'recipe')
                               num_train_timesteps: int = 1000  # the scheduler's T, which bounds the interval
                              ) -> tuple | None:
@@ -872,8 +879,8 @@ def resolve_guidance_interval(guidance_interval,  # 'recipe', None (every step) 
         guidance_interval = recipe.get('guidance_interval')
     return check_guidance_interval(guidance_interval, num_train_timesteps)
 
-def pipeline_interval(pipe,  # any SD-style pipeline; a zoo checkpoint's recipe is in `pipe.model_card`
-                      guidance_interval  # 'recipe', None (every step) or (t_lo, t_hi)
+def pipeline_interval(pipe: SDPipeline,  # any SD-style pipeline; a zoo checkpoint's recipe is in `pipe.model_card`
+                      guidance_interval: tuple[int, int] | str | None  # 'recipe', None (every step) or (t_lo, t_hi)
                      ) -> tuple | None:
     "`resolve_guidance_interval` for `pipe`: 'recipe' is its checkpoint's interval (every step for a pipeline without one), checked against its scheduler's T."
     recipe = (getattr(pipe, 'model_card', None) or {}).get('recipe') or {}
@@ -883,7 +890,7 @@ def guidance_at(t: int, guidance_scale: float, interval: tuple | None) -> float:
     "The guidance weight at timestep `t`: `guidance_scale` inside the interval (or everywhere when None), else 1 (conditional only)."
     return guidance_scale if interval is None or interval[0] <= t <= interval[1] else 1.0
 
-def _unet_eps(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def _unet_eps(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
               x: torch.Tensor, t, cond: torch.Tensor, uncond: torch.Tensor | None,
               guidance_scale: float, ddim=None, checkpoint: bool = False) -> tuple:
     "`unet_eps` without its checks (the sampler's loop has checked once); `t` an int or a 1-D LongTensor, one per latent."
@@ -902,7 +909,10 @@ def _unet_eps(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler
     eu, ec = split_prediction(out, torch.cat([x, x]), torch.cat([a, a]) if per else a, pt)[0].chunk(2)
     return eu + guidance_scale * (ec - eu), ec, eu
 
-def check_timesteps(t, n: int, num_train_timesteps: int):
+def check_timesteps(t: int | Sequence[int] | np.ndarray | torch.Tensor,  # one training timestep, or one per latent
+                    n: int,  # latents in the batch
+                    num_train_timesteps: int  # the scheduler's T
+                   ) -> int | torch.Tensor:
     "A training timestep as an int (also from a one-element sequence: one for all), or one per latent as a 1-D LongTensor (a sequence, array or tensor of whole numbers in [0, T))."
     if isinstance(t, (int, np.integer)) and not isinstance(t, bool): return check_int(t, 't', 0, hi=num_train_timesteps - 1)
     v = torch.as_tensor(np.asarray(t.detach().cpu() if isinstance(t, torch.Tensor) else t))
@@ -911,13 +921,13 @@ def check_timesteps(t, n: int, num_train_timesteps: int):
         raise ValueError(f"t={t!r}: expected a whole training timestep in [0, {num_train_timesteps}), or one per latent ({n})")
     return v.long()
 
-def unet_eps(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def unet_eps(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
              x: torch.Tensor,  # latents x_t, N x c x h x w
-             t,  # training timestep: an int, or one per latent (a diffusion classifier's draws)
+             t: int | Sequence[int] | torch.Tensor,  # training timestep: an int, or one per latent (a diffusion classifier's draws)
              cond: torch.Tensor,  # prompt embeddings N x L x D (or 1 x L x D: one caption for every latent)
              uncond: torch.Tensor | None = None,  # unconditional embeddings (for guidance; 1 x L x D also for all)
              guidance_scale: float = 1.0,  # classifier-free guidance weight (1 = the conditional prediction alone)
-             ddim=None,  # the scheduler whose alpha-bar converts v- or x0-predictions (None: the pipeline's)
+             ddim: diffusers.SchedulerMixin | None = None,  # the scheduler whose alpha-bar converts v- or x0-predictions (None: the pipeline's)
              checkpoint: bool = False  # gradient-checkpoint the UNet call
             ) -> tuple:
     "(guided, conditional, unconditional) noise predictions at (x_t, t), one batched UNet call for both halves of the guidance; v- and x0-predicting UNets are converted to the noise."
@@ -932,10 +942,10 @@ def unet_eps(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler,
     dev = _device(pipe)
     return _unet_eps(pipe, x.to(dev), t, cond.to(dev), None if uncond is None else uncond.to(dev), guidance_scale, ddim, checkpoint)
 
-def noise_prediction_error(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def noise_prediction_error(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                            z0: torch.Tensor,  # clean scaled latents N x c x h x w (`encode_images`, which multiplies by the VAE's scaling_factor)
                            cond: torch.Tensor,  # prompt embeddings N x L x D: each latent's candidate caption (1 x L x D: one for all)
-                           t,  # training timestep: an int, or one per latent
+                           t: int | Sequence[int] | torch.Tensor,  # training timestep: an int, or one per latent
                            noise: torch.Tensor,  # standard normal noise shaped like z0 (reuse it across candidate captions: the comparison is paired)
                            reduce: bool = True  # True: mean over latent elements, one error per latent; False: N x c x h x w squared errors, maps at latent resolution (average the channels, then F.interpolate to the image to overlay them)
                           ) -> torch.Tensor:
@@ -962,7 +972,7 @@ def noise_prediction_error(pipe,  # any Stable-Diffusion-style pipeline (unet, v
 UNET_EXTRAS = {'class_embed_type': 'class labels', 'num_class_embeds': 'class labels',
                'time_cond_proj_dim': 'a guidance-scale embedding (an LCM-distilled UNet)'}  # conditioning medcf never passes
 
-def check_unet(pipe  # any SD-style pipeline
+def check_unet(pipe: SDPipeline  # any SD-style pipeline
                ) -> None:
     "Refuse a UNet this module cannot drive: extra conditioning it would not pass, or input channels other than the VAE's latent channels."
     cfg = pipe.unet.config
@@ -980,7 +990,7 @@ def check_unet(pipe  # any SD-style pipeline
         raise ValueError(f"the UNet gives {cfg.out_channels} output channels for {cfg.in_channels} latent channels (a learned variance, as in ADM or DeepFloyd); "
                          "medcf's sampler and trainer take the noise prediction alone: expected out_channels == in_channels")
 
-def _check_embeddings(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def _check_embeddings(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                       e, name: str, n: int) -> torch.Tensor:
     "Prompt embeddings for `pipe`'s UNet: a finite floating-point N x L x D tensor, D its cross_attention_dim (or encoder_hid_dim, which it projects), N = `n`."
     cfg = pipe.unet.config
@@ -1007,7 +1017,7 @@ def _hook_output(r, hook: str, like: torch.Tensor, what: str) -> torch.Tensor:
     if not torch.isfinite(r).all(): raise ValueError(f"{hook} returned NaN or inf; expected {what} with finite values")
     return r
 
-def sample_latents(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                    latents: torch.Tensor | SampleOutput,  # x_T (or x_t when start_step > 0; `generate`'s x_T is initial_latents(pipe, n, seed, signal_leak=True)), or a SampleOutput of a run stopped with end_step to go on from (another prompt: a prompt switch)
                    cond: torch.Tensor,  # prompt embeddings N x L x D
                    uncond: torch.Tensor | None = None,  # embeddings of the empty/negative prompt (for guidance)
@@ -1098,7 +1108,7 @@ def _copied(generators: list) -> list:
         c = torch.Generator(device=g.device); c.set_state(g.get_state()); out.append(c)
     return out
 
-def _go_on(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def _go_on(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
            prev: SampleOutput, num_inference_steps: int | None, start_step: int | None, generators: list | None) -> tuple:
     "What `sample_latents` goes on from a stopped run with: its latents, grid, end step, step-noise generators and DDIM scheduler; a grid or step other than its own refused."
     if prev.num_inference_steps is None: raise ValueError("this SampleOutput does not record the grid it ran on; pass its .latents with the num_inference_steps and start_step it stopped at")
@@ -1126,7 +1136,7 @@ def _as_sampled(given, sampled, name: str):
 def _same_embeddings(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
     return (a is None) == (b is None) and (a is None or (a.shape == b.shape and torch.equal(a.detach().to(b), b.detach())))
 
-def trajectory_log_probs(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def trajectory_log_probs(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                          out: SampleOutput,  # a `sample_latents` (or `generate`) result with return_trajectory=True and eta > 0
                          cond: torch.Tensor | None = None,  # prompt embeddings N x L x D; None: the ones it was sampled with (`out.cond`)
                          uncond: torch.Tensor | None = None,  # unconditional ones; None: `out.uncond`
@@ -1250,7 +1260,7 @@ def _guide_at(guidance_fn: Callable | None, offset: int) -> Callable | None:
     return functools.partial(guidance_fn, offset=offset) if guidance_fn is not None and takes_keyword(guidance_fn, 'offset') else guidance_fn
 
 # %% ../nbs/02_diffusion.ipynb #ef688dff
-def generate(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def generate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
              prompts: str | Sequence[str],  # one prompt per image (a single string makes one image)
              num_inference_steps: int = 50,  # DDIM steps
              guidance_scale: float = 3.0,  # classifier-free guidance weight (1 = none; unlike diffusers, which turns guidance off at <= 1, every value is applied: 0 samples the unconditional model)
@@ -1266,7 +1276,8 @@ def generate(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler,
              grad: bool = False,  # keep gradients through sampler and decoder
              return_latents: bool = False,  # also return the SampleOutput (latents, log-probabilities, settings)
              return_trajectory: bool = False,  # also keep every x_t in it (implies return_latents): what `trajectory_log_probs` re-scores
-             offset: int = 0):  # this call's first image is image `offset` of a larger draw made in parts: its noise is that image's (guidance_fn and callback offsets stay within this call)
+             offset: int = 0  # this call's first image is image `offset` of a larger draw made in parts: its noise is that image's (guidance_fn and callback offsets stay within this call)
+            ) -> torch.Tensor | tuple[torch.Tensor, SampleOutput]:
     "Text-to-image with DDIM + classifier-free guidance: images N x C x H x W in [-1, 1]."
     prompts = check_prompts(prompts)
     offset = check_int(offset, 'offset', 0)  # parts of one draw: generate(p[k:k+m], seed=s, offset=k) is generate(p, seed=s)[k:k+m]; the same seed without it repeats image 0's noise
@@ -1305,7 +1316,7 @@ def warn_hidden_offset(fn: Callable,  # a guidance_fn or log_prob_fn
         warnings.warn(f"{name} takes **kwargs but names no offset parameter, so it is not told the index of each batch's first image; if it holds "
                       "per-image targets, give it an offset parameter (def f(images, offset=0)), else they go to the wrong images after the first batch", stacklevel=3)
 
-def classifier_guidance(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def classifier_guidance(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                         log_prob_fn: Callable,  # decoded images N x C x H x W -> N values of log p(y | image), differentiable; it gets offset= if it names it
                         scale: float = 1.0,  # guidance strength s; what an edit needs depends on the classifier's logit range and the inversion depth: sweep it
                         clamp: bool = False,  # clamp the decoded image to [-1, 1] first (cuts the gradient where the decoder overshoots)
@@ -1361,7 +1372,7 @@ class Inversion:
                          timestep=self.timesteps[step], timesteps=self.timesteps)
 
 @torch.no_grad()
-def invert_latents(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def invert_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                    z0: torch.Tensor,  # clean scaled latents N x c x h x w (`encode_images`, or a sampler's output)
                    prompts: str | Sequence[str],  # one per latent, or one for all
                    num_inference_steps: int = 50,  # DDIM steps (the same grid regenerates)
@@ -1413,7 +1424,7 @@ def invert_latents(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, sche
     return inv
 
 @torch.no_grad()
-def ddim_invert(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def ddim_invert(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                 images: torch.Tensor,  # N x C x H x W in [-1, 1]
                 prompts: str | Sequence[str],  # one per image, or one for all
                 num_inference_steps: int = 50,  # DDIM steps (the same grid regenerates)
@@ -1441,7 +1452,7 @@ def ddim_invert(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, schedul
     return inv
 
 # %% ../nbs/02_diffusion.ipynb #e5f8b0c6
-def regenerate(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def regenerate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                inv: Inversion,  # an `invert_latents` / `ddim_invert` result
                prompts: str | Sequence[str],  # one per latent, or one for all: the inversion's own captions reconstruct, edited ones edit
                guidance_scale: float = 1.0,  # classifier-free guidance of the regeneration (an edit usually needs > 1)
@@ -1450,7 +1461,8 @@ def regenerate(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, schedule
                callback: Callable | None = None,  # f(StepInfo) per step and batch (StepInfo.i counts sampler steps: trajectory[i - inv.start_step] is the inverted latent there)
                guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps (and alpha_t=, offset= if it names them; `classifier_guidance` makes one)
                batch_size: int = 64,  # latents per UNet call
-               return_latents: bool = False):  # also return the SampleOutput
+               return_latents: bool = False  # also return the SampleOutput
+              ) -> torch.Tensor | tuple[torch.Tensor, SampleOutput]:
     "Images DDIM makes from an inversion's latents under `prompts`, on the inversion's own step grid from its start_step (inversion-based editing, arXiv:2211.09794)."
     if not isinstance(inv, Inversion): raise TypeError(f"inv must be an Inversion (from invert_latents or ddim_invert), got {type(inv).__name__}")
     if inv.num_inference_steps is None or inv.timestep is None: raise ValueError("this Inversion does not record its num_inference_steps and timestep; make it with invert_latents or ddim_invert")
@@ -1477,7 +1489,7 @@ def regenerate(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, schedule
     return images, _joined(outs)
 
 # %% ../nbs/02_diffusion.ipynb #ied4c5d6
-def inversion_editor(pipe,  # any SD-style pipeline
+def inversion_editor(pipe: SDPipeline,  # any SD-style pipeline
                      captions: Callable,  # values -> one caption per image; called with `source` (what the images show) and `target` (what is asked)
                      num_inference_steps: int = 50,  # DDIM grid of the inversion and the regeneration
                      start_step: int = 20,  # invert to this sampler step: later keeps more of the image, earlier lets more change (adding a finding needs more room than removing one: chest, 50 steps, adding an effusion worked on 0.458 of 24 patients from step 20, 1.0 from step 10; removing 0.958 from both; tests/measure_edit_depth.py)
@@ -1532,7 +1544,9 @@ def slerp(a: torch.Tensor,  # start, e.g. one inverted x_T
 # %% ../nbs/02_diffusion.ipynb #78b8e878
 STACK_LIMIT = 4 * 2**30  # bytes: a Dataset larger than this as one float32 tensor is refused by `as_images_prompts` (finetune(stream=True) reads it in batches)
 
-def dataset_item(data, i: int) -> tuple:
+def dataset_item(data: torch.utils.data.Dataset,  # of (image, prompt) pairs or dicts with 'image' and 'prompt'
+                 i: int  # the item's index
+                ) -> tuple:
     "(image tensor, prompt) of item `i` of a Dataset of (image, prompt) pairs or of dicts with 'image' and 'prompt'."
     item = data[i]
     if isinstance(item, dict):
@@ -1554,7 +1568,8 @@ def dataset_item(data, i: int) -> tuple:
 def _is_dataset(data) -> bool: return hasattr(data, '__len__') and hasattr(data, '__getitem__') and not isinstance(data, (str, bytes))
 def _is_pair(data) -> bool: return isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor)  # (images, prompts)
 
-def as_images_prompts(data) -> tuple:
+def as_images_prompts(data: PhantomBatch | tuple | torch.utils.data.Dataset  # a PhantomBatch, (images, prompts) or a Dataset of (image, prompt)
+                     ) -> tuple:
     "(images N x C x H x W, prompts) from a PhantomBatch, an (images, prompts) pair, or a Dataset of (image, prompt) items (stacked: at most `STACK_LIMIT` bytes)."
     if hasattr(data, 'prompts') and (images := getattr(data, 'images', None)) is not None: prompts = list(data.prompts)  # read once: it may be computed (MedMNISTDataset)
     elif isinstance(data, dict): raise TypeError(f"data is a dict (keys {sorted(map(str, data))[:6]}); expected (images, prompts): e.g. (d['images'], d['prompts']), a PhantomBatch or a Dataset of (image, prompt)")
@@ -1655,7 +1670,9 @@ def check_pixel_weights(weights: torch.Tensor | np.ndarray | Sequence | None,  #
         raise ValueError(f"pixel_weights reach {np.abs(w).max():.3g}, beyond float32 ({np.finfo(np.float32).max:.3g}): expected weights of order 1 (a mean of 1 keeps the L1 term's scale)")
     return torch.as_tensor(check_weights(w.reshape(-1), size[0] * size[1], 'pixel_weights', 'pixel'), dtype=torch.float32).reshape(size)
 
-def check_sample_weights(weights, n: int) -> torch.Tensor | None:
+def check_sample_weights(weights: Sequence[float] | np.ndarray | torch.Tensor | None,  # one per example, or None
+                         n: int  # examples
+                        ) -> torch.Tensor | None:
     "Validate per-example sampling weights: `n` finite non-negative numbers, not all zero (None stays None)."
     return None if weights is None else torch.as_tensor(check_weights(weights, n), dtype=torch.float64)
 
@@ -1676,7 +1693,7 @@ def _autocast(module: torch.nn.Module, precision: str | None):
     if precision is None: return contextlib.nullcontext()
     return torch.autocast(next(module.parameters()).device.type, dtype=torch.bfloat16)
 
-def train_vae(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def train_vae(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
               images: torch.Tensor,  # training images N x C x H x W in [-1, 1]
               steps: int = 2000,  # optimiser steps
               batch_size: int = 32,  # images per step
@@ -1758,7 +1775,7 @@ def train_vae(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler
     return dict(loss=hist, seconds=time.time() - t0, scaling_factor=sf)
 
 @torch.no_grad()
-def fit_latent_scale(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def fit_latent_scale(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                      images: torch.Tensor) -> float:
     "Set `vae.config.scaling_factor` to 1/std of the latents (SD's recipe: unit-variance latents for the UNet)."
     check_images(pipe, images)  # before the factor is touched: a refused input leaves the pipeline as it was
@@ -1769,14 +1786,14 @@ def fit_latent_scale(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, sc
 
 # %% ../nbs/02_diffusion.ipynb #85eae25f
 @torch.no_grad()
-def _posterior(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def _posterior(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                images: torch.Tensor, batch_size: int = 64) -> tuple:
     "Scaled posterior mean and std of every image (computed once: the VAE leaves the training loop)."
     mu, sd = zip(*[_batch_posterior(pipe, images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
     return torch.cat(mu), torch.cat(sd)
 
 @torch.no_grad()
-def _batch_posterior(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def _batch_posterior(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                      x: torch.Tensor) -> tuple:
     "Scaled posterior mean and std of one batch, float32 for the training arithmetic whatever the VAE's dtype."
     sf = pipe.vae.config.scaling_factor
@@ -1823,8 +1840,8 @@ def _check_resume(state: Path, s: dict, settings: dict, steps: int):
     if s['step'] > steps: raise ValueError(f"{state} is already at step {s['step']}, past steps={steps}; expected steps >= {s['step']} (the total, resumed steps included), "
                                            "resume=False to start over, or another ckpt_dir")
 
-def finetune(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
-             data,  # PhantomBatch, (images, prompts) or Dataset of (image, prompt)
+def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+             data: PhantomBatch | tuple | torch.utils.data.Dataset,  # PhantomBatch, (images, prompts) or Dataset of (image, prompt)
              steps: int = 1000,  # optimiser steps (total, including resumed ones)
              batch_size: int = 64,  # latents per step
              lr: float = 3e-4,  # peak learning rate (warm-up + cosine decay to 10%)
@@ -2001,7 +2018,7 @@ def finetune(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler,
             pipe.model_card = {**card, 'finetune': [*card.get('finetune', []), rec]}
     return dict(**hist, seconds=seconds, train_seconds=train_seconds, steps=steps, start=start, snapshots=snaps, trained_parameters=len(names))
 
-def _shape_hint(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+def _shape_hint(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                 shape) -> str:
     "A hint for training images of the wrong size or channels: build the dataset at the model's (nothing when the shape is right)."
     want = (pipe.vae.config.in_channels, *native_hw(pipe))
@@ -2077,12 +2094,13 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
     return save_grid(images, out, ncols=ncols, overwrite=overwrite)  # `out` was checked above
 
 # %% ../nbs/02_diffusion.ipynb #b7d2e0a2
-def generation_panel(pipe,  # any SD-style pipeline (e.g. `load_pipeline('chest')`)
+def generation_panel(pipe: SDPipeline,  # any SD-style pipeline (e.g. `load_pipeline('chest')`)
                      prompt: str = 'Chest X-ray showing Pleural Effusion',  # the prompt the panel starts with
                      n: int = 8,  # images per press
                      num_inference_steps: int = 20,  # DDIM steps the slider starts at
                      guidance_scale: float | None = None,  # guidance scale the slider starts at (None: the checkpoint's recipe, else 3)
-                     guidance_interval: tuple | None | str = 'recipe'):  # as `generate_grid`: the recipe's interval by default, so the panel draws what `medcf generate` draws
+                     guidance_interval: tuple | None | str = 'recipe'  # as `generate_grid`: the recipe's interval by default, so the panel draws what `medcf generate` draws
+                    ) -> ipywidgets.VBox:
     "An ipywidgets panel (prompt, guidance, steps, seed, Generate) that draws `generate`'s grid; `.run()` presses the button, `.images` holds the last grid."
     import ipywidgets as W, matplotlib.pyplot as plt
     from IPython.display import display
