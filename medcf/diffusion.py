@@ -624,9 +624,10 @@ def encode_prompts(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
     return torch.stack([got[key(p)] for p in prompts])
 
 def _cond_uncond(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
-                 prompts: list, negative_prompt: str, guidance_scale: float) -> tuple:
-    "(cond, uncond) embeddings for checked prompts; uncond (the negative prompt, one per prompt) only where guidance needs it."
-    return encode_prompts(pipe, prompts), encode_prompts(pipe, [negative_prompt] * len(prompts)) if guidance_scale != 1 else None
+                 prompts: list, negative_prompt: str | list[str], guidance_scale: float) -> tuple:
+    "(cond, uncond) embeddings for checked prompts; uncond (the negative prompt, one for all or one per prompt, checked) only where guidance needs it."
+    negs = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else negative_prompt
+    return encode_prompts(pipe, prompts), encode_prompts(pipe, negs) if guidance_scale != 1 else None
 
 # %% ../nbs/02_diffusion.ipynb #509cb5b3
 _SAID_DDIM: set = set()  # scheduler classes `ddim_scheduler` has warned about
@@ -1214,12 +1215,19 @@ def trajectory_log_probs(pipe: SDPipeline,  # any Stable-Diffusion-style pipelin
     if not lps: raise ValueError("steps is empty; expected at least one step index")
     return torch.stack(lps)
 
-def check_negative_prompt(negative_prompt: str,  # the unconditional prompt of the guidance
-                          guidance_scale: float | None = None  # the guidance it goes with (None: only the type is checked)
-                         ) -> str:
-    "A negative prompt checked: a string, and a warning when guidance 1 leaves it unused (the conditional prediction alone)."
-    if not isinstance(negative_prompt, str): raise TypeError(f"negative_prompt must be a string (one for every image), got {type(negative_prompt).__name__}: {negative_prompt!r}")
-    if negative_prompt and guidance_scale == 1:
+def check_negative_prompt(negative_prompt: str | Sequence[str],  # the unconditional prompt of the guidance: one for every image, or one per image
+                          guidance_scale: float | None = None,  # the guidance it goes with (None: only the type is checked)
+                          n: int | None = None  # the images it goes with: a list must hold one per image (None: the count is not checked)
+                         ) -> str | list[str]:
+    "A negative prompt checked: a string (one for all) or a list of one string per image, and a warning when guidance 1 leaves it unused (the conditional prediction alone)."
+    if isinstance(negative_prompt, str): negs = [negative_prompt]
+    elif isinstance(negative_prompt, (list, tuple)):
+        bad = [type(p).__name__ for p in negative_prompt if not isinstance(p, str)]
+        if bad: raise TypeError(f"negative_prompt holds {', '.join(sorted(set(bad)))}; expected strings only (one per image)")
+        if n is not None and len(negative_prompt) != n: raise ValueError(f"{len(negative_prompt)} negative prompts for {n} images; expected one per image, or one string for all")
+        negative_prompt = negs = list(negative_prompt)
+    else: raise TypeError(f"negative_prompt must be a string (one for every image) or a list of one string per image, got {type(negative_prompt).__name__}: {negative_prompt!r}")
+    if any(negs) and guidance_scale == 1:
         warnings.warn(f"negative_prompt={negative_prompt!r} is unused at guidance_scale=1 (the unconditional prediction enters only with guidance); "
                       "pass guidance_scale > 1 to steer away from it")
     return negative_prompt
@@ -1266,7 +1274,7 @@ def generate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
              guidance_scale: float = 3.0,  # classifier-free guidance weight (1 = none; unlike diffusers, which turns guidance off at <= 1, every value is applied: 0 samples the unconditional model)
              seed: int = 0,  # image j's noise depends only on (seed, j), not on batch_size or the other prompts (float rounding aside)
              eta: float = 0.0,  # DDIM stochasticity
-             negative_prompt: str = '',  # the unconditional prompt of the guidance
+             negative_prompt: str | Sequence[str] = '',  # the unconditional prompt of the guidance: one for all, or one per image
              batch_size: int = 64,  # images per UNet call (guidance doubles it)
              latents: torch.Tensor | None = None,  # start from these x_T (used as given) instead of seeded noise
              signal_leak: torch.Tensor | bool = True,  # mean training latent put into seeded x_T (`add_signal_leak`); True: the pipeline's own (`pipe.signal_leak`) if it has one; False: pure noise
@@ -1285,7 +1293,7 @@ def generate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
     guidance_interval = pipeline_interval(pipe, guidance_interval)  # before any work
     guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
     seed, batch_size = check_int(seed, 'seed', 0), check_int(batch_size, 'batch_size')
-    check_negative_prompt(negative_prompt, guidance_scale)
+    negative_prompt = check_negative_prompt(negative_prompt, guidance_scale, n)
     if guidance_fn is not None and n > batch_size: warn_hidden_offset(guidance_fn, 'guidance_fn')
     if latents is None: latents = initial_latents(pipe, n, seed, offset, signal_leak=signal_leak, num_inference_steps=num_inference_steps)
     elif len(latents) != n: raise ValueError(f"{len(latents)} latents for {n} prompts; expected one per prompt")
@@ -1382,13 +1390,13 @@ def invert_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
                    check: bool = True,  # regenerate and measure the latent reconstruction error
                    batch_size: int = 64,  # latents per UNet call
                    return_trajectory: bool = False,  # also keep the latent after every inversion step
-                   negative_prompt: str = ''  # the unconditional prompt when guidance_scale != 1
+                   negative_prompt: str | Sequence[str] = ''  # the unconditional prompt when guidance_scale != 1: one for all, or one per image
                   ) -> Inversion:
     "Deterministic DDIM inversion of latents (arXiv:2010.02502, 2105.05233 App. F), no VAE involved: x_t that DDIM maps back to `z0`."
     check_latents(pipe, z0, 'z0')
     prompts = check_prompts(prompts, len(z0), 'latent', one_for_all=True)
     guidance_scale, batch_size = check_real(guidance_scale, 'guidance_scale'), check_int(batch_size, 'batch_size')
-    check_negative_prompt(negative_prompt, guidance_scale)
+    negative_prompt = check_negative_prompt(negative_prompt, guidance_scale, len(z0))
     fixed_point_iters = check_int(fixed_point_iters, 'fixed_point_iters', 0)
     ddim = ddim_scheduler(pipe, num_inference_steps)
     ts = [int(t) for t in ddim.timesteps]
@@ -1434,13 +1442,13 @@ def ddim_invert(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, 
                 check: bool = True,  # regenerate and measure the reconstruction error
                 batch_size: int = 64,  # images per UNet call
                 return_trajectory: bool = False,  # also keep the latent after every inversion step
-                negative_prompt: str = ''  # the unconditional prompt when guidance_scale != 1
+                negative_prompt: str | Sequence[str] = ''  # the unconditional prompt when guidance_scale != 1: one for all, or one per image
                ) -> Inversion:
     "Deterministic DDIM inversion of images (arXiv:2010.02502, 2105.05233 App. F): encode with the VAE, `invert_latents`, and check the regenerated images against the input."
     with warnings.catch_warnings():  # a range warning is said once, by encode_images below, not twice
         warnings.simplefilter('ignore', UserWarning); check_images(pipe, images)
     check_prompts(prompts, len(images), one_for_all=True)  # before the VAE's work
-    check_int(batch_size, 'batch_size'); check_negative_prompt(negative_prompt)
+    check_int(batch_size, 'batch_size'); check_negative_prompt(negative_prompt, n=len(images))
     check_unet(pipe)  # before the VAE's work
     z0 = encode_images(pipe, images, batch_size=batch_size)
     inv = invert_latents(pipe, z0, prompts, num_inference_steps, guidance_scale, start_step, fixed_point_iters, check, batch_size,
@@ -1456,7 +1464,7 @@ def regenerate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, v
                inv: Inversion,  # an `invert_latents` / `ddim_invert` result
                prompts: str | Sequence[str],  # one per latent, or one for all: the inversion's own captions reconstruct, edited ones edit
                guidance_scale: float = 1.0,  # classifier-free guidance of the regeneration (an edit usually needs > 1)
-               negative_prompt: str = '',  # the unconditional prompt when guidance_scale != 1
+               negative_prompt: str | Sequence[str] = '',  # the unconditional prompt when guidance_scale != 1: one for all, or one per image
                guidance_interval: tuple | str | None = None,  # (t_lo, t_hi) training timesteps where guidance applies; None: every step; 'recipe': the checkpoint's
                callback: Callable | None = None,  # f(StepInfo) per step and batch (StepInfo.i counts sampler steps: trajectory[i - inv.start_step] is the inverted latent there)
                guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps (and alpha_t=, offset= if it names them; `classifier_guidance` makes one)
@@ -1469,7 +1477,7 @@ def regenerate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, v
     n = len(inv.latents)
     prompts = check_prompts(prompts, n, 'latent', one_for_all=True)
     guidance_scale, batch_size = check_real(guidance_scale, 'guidance_scale'), check_int(batch_size, 'batch_size')
-    check_negative_prompt(negative_prompt, guidance_scale)
+    negative_prompt = check_negative_prompt(negative_prompt, guidance_scale, n)
     guidance_interval = pipeline_interval(pipe, guidance_interval)
     if guidance_fn is not None and n > batch_size: warn_hidden_offset(guidance_fn, 'guidance_fn')
     t = int(ddim_scheduler(pipe, inv.num_inference_steps).timesteps[inv.start_step])

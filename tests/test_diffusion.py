@@ -880,8 +880,10 @@ def test_generate_bad_prompts_and_legal_guidance(pipe):
     for bad in (5, None, {'a': 1}, {'a', 'b'}):
         with pytest.raises(TypeError, match='sequence of strings'): D.generate(pipe, bad, num_inference_steps=2)
         with pytest.raises(TypeError, match='sequence of strings'): D.encode_prompts(pipe, bad)
-    for bad in (['x'], None, 5):
+    for bad in (None, 5, {'x'}):
         with pytest.raises(TypeError, match='negative_prompt must be a string'): D.generate(pipe, 'a', num_inference_steps=2, negative_prompt=bad)
+    with pytest.raises(TypeError, match='strings only'): D.generate(pipe, ['a', 'b'], num_inference_steps=2, negative_prompt=['x', None])
+    with pytest.raises(ValueError, match='2 negative prompts for 1 images'): D.generate(pipe, 'a', num_inference_steps=2, negative_prompt=['x', 'y'])
     assert torch.isfinite(D.generate(pipe, 'a', num_inference_steps=2, guidance_scale=0.5)).all()  # w < 1 is legal maths
     with pytest.raises(ValueError, match='eta=1.5'): D.ddim_step(torch.zeros(1, 4, 8, 8), torch.zeros(1, 4, 8, 8), torch.tensor(0.5), torch.tensor(0.7), eta=1.5)
 
@@ -1749,7 +1751,22 @@ def test_invert_latents_is_ddim_invert_without_the_vae(pipe):
     assert not torch.allclose(g[0], g[1])
     with pytest.raises(ValueError, match='one prompt per latent'): D.invert_latents(pipe, z, ['a', 'b', 'c'], num_inference_steps=2)
     with pytest.raises(ValueError, match='channels'): D.invert_latents(pipe, z[:, :2], 'a', num_inference_steps=2)
-    with pytest.raises(TypeError, match='negative_prompt must be a string'): D.ddim_invert(pipe, x, 'a', num_inference_steps=2, negative_prompt=['x'] * 3)
+    with pytest.raises(TypeError, match='negative_prompt must be a string'): D.ddim_invert(pipe, x, 'a', num_inference_steps=2, negative_prompt=5)
+    with pytest.raises(ValueError, match='2 negative prompts for 3 images'): D.ddim_invert(pipe, x, 'a', num_inference_steps=2, negative_prompt=['x'] * 2)
+
+
+def test_negative_prompts_one_per_image(pipe):
+    "A list of negative prompts gives each image its own: the same images as separate calls with one string each (noise depends on (seed, j) only)."
+    both = D.generate(pipe, ['a', 'b'], num_inference_steps=2, guidance_scale=3.0, negative_prompt=['c', 'd'], seed=5, batch_size=1)
+    one = [D.generate(pipe, p, num_inference_steps=2, guidance_scale=3.0, negative_prompt=n, seed=5, offset=k) for k, (p, n) in enumerate([('a', 'c'), ('b', 'd')])]
+    assert torch.allclose(both, torch.cat(one), atol=1e-5)
+    assert not torch.allclose(both[1], D.generate(pipe, ['a', 'b'], num_inference_steps=2, guidance_scale=3.0, negative_prompt='c', seed=5)[1], atol=1e-3)
+    z = D.encode_images(pipe, imgs(2))
+    inv = D.invert_latents(pipe, z, 'a', num_inference_steps=2, guidance_scale=2.0, negative_prompt=['c', 'd'], check=False)
+    for k, n in enumerate('cd'):
+        assert torch.allclose(inv.latents[k], D.invert_latents(pipe, z[k:k + 1], 'a', num_inference_steps=2, guidance_scale=2.0, negative_prompt=n, check=False).latents[0], atol=1e-5)
+    r = D.regenerate(pipe, inv, 'a', guidance_scale=2.0, negative_prompt=('c', 'd'))
+    assert r.shape == (2, *imgs(1).shape[1:])
 
 
 def test_trajectory_log_probs_knows_its_embeddings_and_steps(pipe):
