@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #8e844e42
 from __future__ import annotations
-from collections.abc import Sequence
+from collections.abc import Sequence, Callable, Iterable
 from pathlib import Path
 import warnings
 import numpy as np, pandas as pd, torch
@@ -42,7 +42,7 @@ def check_policy(policy: str) -> str:
                          f"({'; '.join(f'{k}: {v}' for k, v in UNCERTAINTY_POLICIES.items())}; blank is always 0)")
     return policy
 
-def apply_policy(values,  # CheXpert label values: 1, 0, -1 or blank (NaN/None); any array-like
+def apply_policy(values: np.ndarray | pd.Series | pd.DataFrame | torch.Tensor | Sequence | float,  # CheXpert label values: 1, 0, -1 or blank (NaN/None); any array-like
                  policy: str = 'U-zeros',  # 'U-zeros', 'U-ones' or 'ignore'
                 ) -> tuple[np.ndarray, np.ndarray]:
     "Map CheXpert labels to (labels in {0,1} as float32, mask as bool): blank -> 0 always, -1 by `policy`."
@@ -250,7 +250,7 @@ class PhantomStream(Dataset):
                  length: int = 10**9,  # nominal number of samples (what `len` reports)
                  split: str = 'train',  # 'train', 'val' or 'test' (disjoint by construction)
                  seed: int = 0,  # dataset seed; with split and index it fixes every sample
-                 prompt_fn=None,  # row of attrs -> caption; default: the phantom's own prompt
+                 prompt_fn: Callable[[pd.Series], str] | None = None,  # row of attrs -> caption; default: the phantom's own prompt
                  **interventions):  # optional do(...) applied to every sample, e.g. devices=0
         if not isinstance(phantom, SCMPhantom): raise TypeError(f"phantom must be an SCMPhantom, got {type(phantom).__name__}")
         check_int(length, 'length')
@@ -274,7 +274,7 @@ class PhantomStream(Dataset):
         if bad: raise IndexError(f"indices {bad[:5]} out of range for a split of length {self.length}")
         return idx
 
-    def batch(self, indices,  # sample indices within this split
+    def batch(self, indices: int | Sequence[int] | np.ndarray | torch.Tensor,  # sample indices within this split
              ) -> PhantomBatch:
         "Render the samples at `indices` as a `PhantomBatch` (with their noise, for true counterfactuals)."
         idx = self._check(indices)
@@ -283,7 +283,7 @@ class PhantomStream(Dataset):
         if self.prompt_fn is not None: b.prompts = [self.prompt_fn(r) for _, r in b.attrs.iterrows()]
         return b
 
-    def items(self, b: PhantomBatch, indices) -> list:
+    def items(self, b: PhantomBatch, indices: int | Sequence[int] | np.ndarray | torch.Tensor) -> list:
         "Per-sample dicts (image, attrs, mask, prompt, index) from a rendered batch."
         x, m = encode_known(b.attrs, self.codebook)  # a brain phantom blanks some record values: masked, not NaN
         return [dict(image=b.images[j], attrs=x[j], mask=m[j], prompt=b.prompts[j], index=int(i))
@@ -299,7 +299,7 @@ class PhantomDataset(Dataset):
                  n: int,  # number of samples in this split
                  split: str = 'train',  # 'train', 'val' or 'test' (disjoint by construction)
                  seed: int = 0,  # dataset seed
-                 prompt_fn=None,  # row of attrs -> caption; default: the phantom's own prompt
+                 prompt_fn: Callable[[pd.Series], str] | None = None,  # row of attrs -> caption; default: the phantom's own prompt
                  chunk: int = 256,  # samples rendered per call (bounds peak memory)
                  **interventions):  # optional do(...) applied to every sample, e.g. devices=0
         check_int(chunk, 'chunk')
@@ -314,7 +314,7 @@ class PhantomDataset(Dataset):
         self.targets, self.mask = encode_known(self.attrs, self.codebook)  # the same as an N x K tensor, and which entries are known
 
     def __len__(self): return len(self.prompts)
-    def batch(self, indices) -> PhantomBatch:
+    def batch(self, indices: int | Sequence[int] | np.ndarray | torch.Tensor) -> PhantomBatch:
         "Re-render samples as a `PhantomBatch` (with noise, for true counterfactuals)."
         return self.stream.batch(indices)
     def __getitem__(self, i):
@@ -322,7 +322,7 @@ class PhantomDataset(Dataset):
         return dict(image=self.images[i], attrs=self.targets[i], mask=self.mask[i],
                     prompt=self.prompts[i], index=i)
 
-def item_index(i,  # a position
+def item_index(i: int | np.integer | torch.Tensor,  # a position
                n: int  # the dataset's length
               ) -> int:
     "`i` as a position in [0, n): an int (numpy's, or a one-element integer tensor); IndexError beyond (what iteration stops on), TypeError for a float or bool."
@@ -427,7 +427,7 @@ def read_table(path: str | Path,  # a CSV file
     if missing: raise ValueError(f"{p.name} is missing columns {missing}; expected {what} {required}")
     return df
 
-def check_files(files,  # paths that must exist
+def check_files(files: Iterable[str | os.PathLike],  # paths that must exist
                 what: str = 'image',  # what they are, for the message
                ) -> None:
     "Raise a FileNotFoundError naming the first missing files (and how many are missing)."

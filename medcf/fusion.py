@@ -63,7 +63,7 @@ class IterativeImputer:
         if np.isinf(X).any(): raise ValueError("record contains inf; only NaN marks a missing value")
         return X
 
-    def fit(self, X: np.ndarray | pd.DataFrame):  # training record, N x F with NaN for missing values (a DataFrame's column names are checked at transform)
+    def fit(self, X: np.ndarray | pd.DataFrame) -> IterativeImputer:  # training record, N x F with NaN for missing values (a DataFrame's column names are checked at transform)
         "Learn means, scales and the sequence of per-column regressions on the training record."
         X = self._check(X, fitting=True); self.n_features = X.shape[1]
         miss = np.isnan(X)
@@ -154,7 +154,7 @@ class HyperNet(nn.Module):
         self.init_hyperfan_in(embed_m2)
 
     @torch.no_grad()
-    def init_hyperfan_in(self, embed_m2: float = 1.0):  # E[e^2] of the embedding
+    def init_hyperfan_in(self, embed_m2: float = 1.0) -> None:  # E[e^2] of the embedding
         """Chang, Flokas & Lipson (ICLR 2020) hyperfan-in: the generated weights get variance
         gain/(2 fan_in) and the biases 1/2 (half the output variance each), whatever the hypernetwork's width."""
         nn.init.kaiming_normal_(self.body[0].weight, nonlinearity='relu'); self.body[0].bias.zero_()
@@ -299,7 +299,7 @@ class TabularMLP(nn.Module):
     def embed(self, t: torch.Tensor) -> torch.Tensor:
         t = _as_input(t, self.head.weight, 'record', f'(batch, {self.n_tab})'); _check_record(t, len(t), self.n_tab)
         return self.body(t)
-    def forward(self, img, t: torch.Tensor) -> torch.Tensor: return self.head(self.embed(t))
+    def forward(self, img: torch.Tensor | None, t: torch.Tensor) -> torch.Tensor: return self.head(self.embed(t))
 
 # %% ../nbs/40_fusion.ipynb #7b0db19e
 FUSIONS = ('image', 'tabular', 'concat', 'film', 'daft', 'hyper_head', 'hyper_shortcut')

@@ -7,16 +7,18 @@ from __future__ import annotations
 from typing import Callable, Sequence
 import warnings, itertools
 import numpy as np, pandas as pd, torch
-from .oracles import check_images, check_continuous, _py
-from .phantoms import check_int, check_bool, takes_keyword, PhantomBatch
+from .oracles import check_images, check_continuous, _py, ImageBatch
+from .phantoms import check_int, check_bool, takes_keyword, PhantomBatch, SCMPhantom
+
+ArrayLike = np.ndarray | torch.Tensor | pd.Series | Sequence  # what the metrics read with np.asarray (a tensor moved to the CPU first)
 
 # %% auto #0
-__all__ = ['proportion_interval', 'rate_count', 'accuracy', 'auroc', 'group_ids', 'warn_absent_groups', 'group_accuracies',
-           'worst_group_accuracy', 'group_weights', 'reliability_curve', 'expected_calibration_error', 'nll',
-           'accuracy_rejection_curve', 'frechet_distance', 'oracle_frechet_distance', 'changed_region',
-           'counterfactual_error', 'minimality', 'effectiveness', 'leakage', 'composition', 'reversibility',
-           'identity_editor', 'true_counterfactual_editor', 'counterfactual_report', 'prediction_flips',
-           'counterfactual_flip_rate']
+__all__ = ['ArrayLike', 'proportion_interval', 'rate_count', 'accuracy', 'auroc', 'group_ids', 'warn_absent_groups',
+           'group_accuracies', 'worst_group_accuracy', 'group_weights', 'reliability_curve',
+           'expected_calibration_error', 'nll', 'accuracy_rejection_curve', 'frechet_distance',
+           'oracle_frechet_distance', 'changed_region', 'counterfactual_error', 'minimality', 'effectiveness',
+           'leakage', 'composition', 'reversibility', 'identity_editor', 'true_counterfactual_editor',
+           'counterfactual_report', 'prediction_flips', 'counterfactual_flip_rate']
 
 # %% ../nbs/04_metrics.ipynb #bc40b822
 def _np(x, name: str) -> np.ndarray:
@@ -119,8 +121,8 @@ def _comparable(pred: np.ndarray, labels: np.ndarray):
             raise ValueError(f"{name} holds non-integer values ({a[a != np.round(a)].flat[0]:.3g}, ...) against integer {other}; "
                              "expected labels on both sides, not probabilities (threshold or argmax them first; the order is pred, labels)")
 
-def accuracy(pred,  # N predicted labels (any comparable values)
-             labels  # N true labels
+def accuracy(pred: ArrayLike | pd.DataFrame,  # N predicted labels (any comparable values)
+             labels: ArrayLike | pd.DataFrame  # N true labels
             ) -> float:
     "Fraction of predictions equal to the labels."
     _aligned(pred=pred, labels=labels)
@@ -131,8 +133,8 @@ def accuracy(pred,  # N predicted labels (any comparable values)
     _comparable(pred, labels)
     return float((pred == labels).mean())
 
-def auroc(scores,  # N real scores, higher = more likely positive
-          labels  # N labels in {0, 1}, both classes present
+def auroc(scores: ArrayLike,  # N real scores, higher = more likely positive
+          labels: ArrayLike  # N labels in {0, 1}, both classes present
          ) -> float:
     "Area under the ROC curve (Mann-Whitney U with average ranks for ties); pure numpy."
     _aligned(scores=scores, labels=labels)
@@ -149,7 +151,7 @@ def auroc(scores,  # N real scores, higher = more likely positive
 
 def _combo(columns, values) -> str: return ', '.join(f'{k}={v}' for k, v in zip(columns, values))  # a group's name, e.g. 'effusion=1, devices=0'
 
-def group_ids(groups  # N group ids, or a DataFrame (or N x k array) of attributes: one group per combination
+def group_ids(groups: ArrayLike | pd.DataFrame  # N group ids, or a DataFrame (or N x k array) of attributes: one group per combination
              ) -> np.ndarray:
     "One group id per sample: the ids as given, or each row's combination named e.g. 'effusion=1, devices=0'."
     if isinstance(groups, pd.DataFrame):
@@ -204,17 +206,17 @@ def _group_table(pred, labels, groups, level: float, stacklevel: int) -> pd.Data
     out = _rates(groups, pred == labels, 'group', 'accuracy', level)
     return out.sort_values('accuracy', kind='mergesort').reset_index(drop=True)
 
-def group_accuracies(pred,  # N predicted labels
-                     labels,  # N true labels
-                     groups,  # N group ids (e.g. label x attribute combinations), or a DataFrame / N x k array of attributes
+def group_accuracies(pred: ArrayLike,  # N predicted labels
+                     labels: ArrayLike,  # N true labels
+                     groups: ArrayLike | pd.DataFrame,  # N group ids (e.g. label x attribute combinations), or a DataFrame / N x k array of attributes
                      level: float = 0.95  # coverage of each group's interval
                     ) -> pd.DataFrame:
     "Accuracy per group: columns group, n, accuracy and its Wilson interval lo, hi (sorted by accuracy, worst first); a DataFrame (or N x k array) of attributes groups by their combinations."
     return _group_table(pred, labels, groups, level, stacklevel=5)
 
-def worst_group_accuracy(pred,  # N predictions
-                         labels,  # N labels
-                         groups  # N group ids
+def worst_group_accuracy(pred: ArrayLike,  # N predictions
+                         labels: ArrayLike,  # N labels
+                         groups: ArrayLike | pd.DataFrame  # N group ids, or a DataFrame / N x k array of attributes (grouped by their combinations, as `group_accuracies`)
                         ) -> float:
     "The lowest per-group accuracy (the Group-DRO headline metric); `group_accuracies` gives every group's, with its interval. Warns when that group is too small to say much."
     t = _group_table(pred, labels, groups, 0.95, stacklevel=5)
@@ -226,7 +228,7 @@ def worst_group_accuracy(pred,  # N predictions
     return float(w.accuracy)
 
 # %% ../nbs/04_metrics.ipynb #gw04c5d6
-def group_weights(groups  # N group ids, or a DataFrame (or N x k array) of attributes: one group per combination
+def group_weights(groups: ArrayLike | pd.DataFrame  # N group ids, or a DataFrame (or N x k array) of attributes: one group per combination
                  ) -> np.ndarray:
     "Per-sample weights, mean 1, that give every group present the same total weight (inverse group frequency)."
     g = _groups(groups, 'no weight can draw them')
@@ -235,8 +237,8 @@ def group_weights(groups  # N group ids, or a DataFrame (or N x k array) of attr
     return len(g) / (len(uniq) * cnt[codes])
 
 # %% ../nbs/04_metrics.ipynb #f4f3a050
-def reliability_curve(probs,  # N (binary P(y=1)) or N x K probabilities
-                      labels,  # N labels (0/1, or class indices)
+def reliability_curve(probs: ArrayLike,  # N (binary P(y=1)) or N x K probabilities
+                      labels: ArrayLike,  # N labels (0/1, or class indices)
                       n_bins: int = 15  # equal-width confidence bins on [0, 1]
                      ) -> pd.DataFrame:
     "Top-label reliability table: per non-empty bin its confidence, accuracy and count."
@@ -250,16 +252,16 @@ def reliability_curve(probs,  # N (binary P(y=1)) or N x K probabilities
             for k in range(n_bins) if (b == k).any()]
     return pd.DataFrame(rows)
 
-def expected_calibration_error(probs,  # probabilities
-                               labels,  # labels
+def expected_calibration_error(probs: ArrayLike,  # probabilities
+                               labels: ArrayLike,  # labels
                                n_bins: int = 15  # bins
                               ) -> float:
     "ECE: count-weighted mean |accuracy - confidence| over the bins of `reliability_curve` (top-label)."
     r = reliability_curve(probs, labels, n_bins)
     return float((r['count'] * (r.accuracy - r.confidence).abs()).sum() / r['count'].sum())
 
-def nll(probs,  # N (binary P(y=1)) or N x K probabilities
-        labels,  # N labels
+def nll(probs: ArrayLike,  # N (binary P(y=1)) or N x K probabilities
+        labels: ArrayLike,  # N labels
         eps: float = 1e-12  # floor on probabilities before the log (a true label given probability 0 would make the NLL infinite)
        ) -> float:
     "Mean negative log-likelihood of the true labels; a warning says how many were floored at `eps`, since the mean then depends on it."
@@ -273,8 +275,8 @@ def nll(probs,  # N (binary P(y=1)) or N x K probabilities
                           f"-log(eps) = {-np.log(eps):.1f}, so the NLL is a floor-dependent lower bound (the true value is infinite if any is 0)", stacklevel=2)
     return float(-np.log(np.clip(q, eps, 1)).mean())
 
-def accuracy_rejection_curve(confidence,  # N confidences (higher = more sure); the least sure are rejected first
-                             correct,  # N booleans/0-1: was the prediction right
+def accuracy_rejection_curve(confidence: ArrayLike,  # N confidences (higher = more sure); the least sure are rejected first
+                             correct: ArrayLike,  # N booleans/0-1: was the prediction right
                              rates: Sequence = tuple(np.round(np.linspace(0, 0.9, 10), 2))  # rejection rates in [0, 1)
                             ) -> pd.DataFrame:
     "Accuracy on the retained samples after rejecting the least confident fraction, for each rate; samples tied at the cut count by their mean (any order of ties gives the same curve)."
@@ -299,8 +301,8 @@ def _sqrt_psd(m: np.ndarray) -> np.ndarray:
     w, v = np.linalg.eigh((m + m.T) / 2)
     return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
 
-def frechet_distance(feats_a,  # N x D features of one set (N >= 2)
-                     feats_b  # M x D features of the other set
+def frechet_distance(feats_a: np.ndarray | torch.Tensor | Sequence[Sequence[float]],  # N x D features of one set (N >= 2)
+                     feats_b: np.ndarray | torch.Tensor | Sequence[Sequence[float]]  # M x D features of the other set
                     ) -> float:
     "Frechet distance between Gaussians fitted to two feature sets: |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2)."
     a, b = _np(feats_a, 'feats_a').astype(np.float64), _np(feats_b, 'feats_b').astype(np.float64)
@@ -314,8 +316,8 @@ def frechet_distance(feats_a,  # N x D features of one set (N >= 2)
     return float(max(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * cross, 0.0))
 
 def oracle_frechet_distance(features: Callable,  # images -> N x D features, e.g. `AttributeOracle.features`
-                            images_a,  # N x C x H x W in [-1, 1]
-                            images_b  # M x C x H x W in [-1, 1]
+                            images_a: ImageBatch,  # N x C x H x W in [-1, 1]
+                            images_b: ImageBatch  # M x C x H x W in [-1, 1]
                            ) -> float:
     "Frechet distance in an ORACLE's feature space (not FID: no Inception network is involved)."
     a, b = check_images(images_a, name='images_a'), check_images(images_b, name='images_b')
@@ -337,8 +339,8 @@ def _pair(a, b, na: str, nb: str) -> tuple:
     if a.shape != b.shape: raise ValueError(f"{na} has shape {tuple(a.shape)} but {nb} {tuple(b.shape)}; expected the same N x C x H x W")
     return a, b
 
-def changed_region(factual,  # N x C x H x W factual images
-                   true_cf,  # N x C x H x W true counterfactuals
+def changed_region(factual: ImageBatch,  # N x C x H x W factual images
+                   true_cf: ImageBatch,  # N x C x H x W true counterfactuals
                    threshold: float = 0.05  # |difference| (on [-1, 1]) above which a pixel counts as changed
                   ) -> torch.Tensor:
     "N x H x W boolean mask of the pixels the TRUE counterfactual changes (any channel)."
@@ -346,10 +348,10 @@ def changed_region(factual,  # N x C x H x W factual images
     if not 0 < threshold < 2: raise ValueError(f"threshold={threshold!r}; expected a number in (0, 2) (pixel differences on [-1, 1] images are at most 2)")
     return (t - f).abs().amax(1) > threshold
 
-def counterfactual_error(edited,  # N x C x H x W images produced by the editor
+def counterfactual_error(edited: ImageBatch,  # N x C x H x W images produced by the editor
                          *,  # keyword-only: swapping the two reference sets gives plausible, wrong figures
-                         true_cf,  # N x C x H x W true counterfactuals (same noise, intervened SCM)
-                         factual,  # N x C x H x W factual images (define the changed region)
+                         true_cf: ImageBatch,  # N x C x H x W true counterfactuals (same noise, intervened SCM)
+                         factual: ImageBatch,  # N x C x H x W factual images (define the changed region)
                          threshold: float = 0.05  # region threshold, see `changed_region`
                         ) -> pd.DataFrame:
     "Per image: mean |edited - true_cf| inside the changed region, outside it (NaN where a region is empty), overall, and the region's area fraction."
@@ -363,10 +365,10 @@ def counterfactual_error(edited,  # N x C x H x W images produced by the editor
     return pd.DataFrame(dict(mae_inside=inside.numpy(), mae_outside=outside.numpy(), mae_all=err.mean((1, 2)).numpy(),
                              region_frac=(area / r[0].numel()).numpy()))
 
-def minimality(edited,  # N x C x H x W edited images
+def minimality(edited: ImageBatch,  # N x C x H x W edited images
                *,  # keyword-only: swapped, the identity editor would score 1, "just enough"
-               factual,  # N x C x H x W factual images
-               true_cf  # N x C x H x W true counterfactuals
+               factual: ImageBatch,  # N x C x H x W factual images
+               true_cf: ImageBatch  # N x C x H x W true counterfactuals
               ) -> np.ndarray:
     "Per image: mean |edited - factual| / mean |true_cf - factual|; 1 = changes as much as needed, > 1 = more (NaN if the truth changes nothing)."
     e, f = _pair(edited, factual, 'edited', 'factual'); t = _pair(true_cf, factual, 'true_cf', 'factual')[0]
@@ -422,15 +424,15 @@ def _effectiveness(predict: Callable, edited, target: dict) -> dict:
     return out
 
 def effectiveness(predict: Callable,  # images -> DataFrame of attribute readings (an `AttributeOracle` or its `predict`)
-                  edited,  # N x C x H x W edited images
+                  edited: ImageBatch,  # N x C x H x W edited images
                   target: dict  # attribute -> intended value (scalar or N values)
                  ) -> dict:
     "Per intervened attribute: fraction of edited images the oracle reads as the intended value (continuous: mean absolute error)."
     return {k: v for k, (v, _) in _effectiveness(predict, edited, target).items()}
 
 def leakage(predict: Callable,  # images -> DataFrame of attribute readings
-            edited,  # N x C x H x W edited images
-            reference,  # N x C x H x W what the other attributes should look like: the true counterfactual (or the factual, against which what the intervention changes on purpose, e.g. no_finding with effusion, counts: name it in `intervened`)
+            edited: ImageBatch,  # N x C x H x W edited images
+            reference: ImageBatch,  # N x C x H x W what the other attributes should look like: the true counterfactual (or the factual, against which what the intervention changes on purpose, e.g. no_finding with effusion, counts: name it in `intervened`)
             intervened: Sequence = (),  # attributes that were edited on purpose, and those that follow from them (left out)
             discrete_only: bool = False,  # leave out continuous attributes (whose leakage is in their own units)
             attributes: Sequence | None = None,  # only these (e.g. the ones the oracle reads reliably); None = all
@@ -482,7 +484,7 @@ def _edit(edit_fn: Callable, images: torch.Tensor, target: dict, source: dict | 
     return out
 
 def composition(edit_fn: Callable,  # (images, target dict) -> edited images (one with a `source` parameter also gets the images' current values)
-                images,  # N x C x H x W factual images
+                images: ImageBatch,  # N x C x H x W factual images
                 current: dict,  # attribute -> the images' OWN values (so the edit is a null intervention)
                 n_apply: int = 1  # how many times the null edit is applied in a row
                ) -> list:
@@ -495,7 +497,7 @@ def composition(edit_fn: Callable,  # (images, target dict) -> edited images (on
     return out
 
 def reversibility(edit_fn: Callable,  # (images, target dict) -> edited images (one with a `source` parameter also gets the images' current values)
-                  images,  # N x C x H x W factual images
+                  images: ImageBatch,  # N x C x H x W factual images
                   source: dict,  # attribute -> the factual values (to go back to)
                   target: dict  # attribute -> the edited values
                  ) -> float:
@@ -531,8 +533,8 @@ def _check_hold(phantom, batch, hold: Sequence[str]) -> list:
     if unknown: raise ValueError(f"hold={hold}: {unknown} are not variables of this phantom; expected variables to keep at their factual values, from {list(batch.truth.columns)}")
     return hold
 
-def true_counterfactual_editor(phantom,  # an SCMPhantom
-                               batch,  # the factual PhantomBatch whose noise the editor reuses
+def true_counterfactual_editor(phantom: SCMPhantom,  # an SCMPhantom
+                               batch: PhantomBatch,  # the factual PhantomBatch whose noise the editor reuses
                                hold: Sequence[str] = ()  # variables kept at their factual values, as `counterfactual_report(hold=...)` scores against
                               ) -> Callable:
     "The ideal editor for `batch`: renders the phantom's TRUE counterfactual (it ignores the input pixels, using the batch's noise), holding `hold` as the report does."
@@ -577,8 +579,8 @@ def _true_counterfactual(phantom, batch, hold: Sequence[str], do: dict, stacklev
     return cf
 
 def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited images; one with a `source` parameter also gets the values the images have (a text editor's source caption)
-                          phantom,  # the SCMPhantom the batch came from (renders the true counterfactual)
-                          batch,  # factual PhantomBatch
+                          phantom: SCMPhantom,  # the SCMPhantom the batch came from (renders the true counterfactual)
+                          batch: PhantomBatch,  # factual PhantomBatch
                           predict: Callable,  # oracle: images -> DataFrame of attributes
                           threshold: float = 0.05,  # changed-region threshold
                           leakage_attributes: Sequence | None = None,  # attributes checked for leakage (None: every one the oracle reads): discrete ones in leakage_max, each continuous one as leakage_mae_<name>, in its units
@@ -617,8 +619,8 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
 
 # %% ../nbs/04_metrics.ipynb #fl04c5d6
 def prediction_flips(classify: Callable,  # images -> N predicted labels (threshold probabilities first)
-                     factual,  # N x C x H x W images
-                     counterfactual  # the same N patients under an intervention, same shape
+                     factual: ImageBatch,  # N x C x H x W images
+                     counterfactual: ImageBatch  # the same N patients under an intervention, same shape
                     ) -> np.ndarray:
     "One bool per image: True where the classifier's label differs between an image and its counterfactual."
     a, b = _flip_labels(classify, factual, counterfactual)
@@ -640,8 +642,8 @@ def _flip_labels(classify: Callable, factual, counterfactual) -> tuple:
     return a, b
 
 def counterfactual_flip_rate(classify: Callable,  # images -> N predicted labels
-                             phantom,  # the SCMPhantom the batch came from (renders the true counterfactual)
-                             batch,  # factual PhantomBatch
+                             phantom: SCMPhantom,  # the SCMPhantom the batch came from (renders the true counterfactual)
+                             batch: PhantomBatch,  # factual PhantomBatch
                              hold: Sequence[str] = (),  # variables kept at their factual values, as in counterfactual_report
                              level: float = 0.95,  # coverage of each row's interval
                              **do  # the intervention on any variable, hidden ones too, e.g. devices=0

@@ -7,21 +7,23 @@ from __future__ import annotations
 import os, json, time, hashlib, platform, math, warnings
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
 from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable, keeps_global_rng
+ImageBatch = torch.Tensor | np.ndarray  # an N x C x H x W image batch as `check_images` takes it: a float tensor or a numpy array
+Captions = str | Sequence[str] | np.ndarray | pd.Series  # one caption or a sequence of them, as `_texts` takes them
 
 # %% auto #0
-__all__ = ['ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'check_continuous', 'encode_targets', 'OracleNet',
-           'resize_images', 'fit_size', 'batch_starts', 'file_sha256', 'hardware', 'card_digest', 'save_checkpoint',
-           'load_checkpoint', 'AttributeOracle', 'phantom_pool', 'oracle_loss', 'train_oracle', 'load_oracle',
-           'load_perceptual', 'load_lit', 'card_markdown', 'write_oracle_readme', 'reading_agreement',
-           'noise_agreement', 'feature_maps', 'PerceptualDistance', 'ReadingDistance', 'attribute_saliency',
-           'minilm_path', 'TextTower', 'text_tower', 'LiTModel', 'lit_loss', 'zero_shot_accuracy',
+__all__ = ['ImageBatch', 'Captions', 'ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'check_continuous',
+           'encode_targets', 'OracleNet', 'resize_images', 'fit_size', 'batch_starts', 'file_sha256', 'hardware',
+           'card_digest', 'save_checkpoint', 'load_checkpoint', 'AttributeOracle', 'phantom_pool', 'oracle_loss',
+           'train_oracle', 'load_oracle', 'load_perceptual', 'load_lit', 'card_markdown', 'write_oracle_readme',
+           'reading_agreement', 'noise_agreement', 'feature_maps', 'PerceptualDistance', 'ReadingDistance',
+           'attribute_saliency', 'minilm_path', 'TextTower', 'text_tower', 'LiTModel', 'lit_loss', 'zero_shot_accuracy',
            'caption_swap_accuracy', 'train_lit']
 
 # %% ../nbs/03_oracles.ipynb #3ff7b308
-def check_images(images,  # N x C x H x W float tensor (or numpy array) in [-1, 1]
+def check_images(images: ImageBatch,  # N x C x H x W float tensor (or numpy array) in [-1, 1]
                  channels: int | None = None,  # required channel count, or None to accept any
                  name: str = 'images',  # name used in error messages
                  bounded: bool = True  # False: skip the [-1, 1] checks (raw decoder outputs a training loss compares overshoot)
@@ -84,7 +86,7 @@ def attr_specs(phantom: SCMPhantom  # a phantom whose observed variables the ora
     return specs
 
 def check_continuous(spec: AttrSpec,  # a continuous attribute's spec
-                     values,  # its values: a number or an array of them
+                     values: float | np.ndarray | Sequence[float],  # its values: a number or an array of them
                      name: str  # what the values are, for the message
                     ) -> np.ndarray:
     "`values` as a float array, checked against a continuous spec: numbers (not strings), finite, inside the spec's range (an oracle never reads beyond it)."
@@ -132,8 +134,8 @@ class OracleNet(nn.Module):
         self.feat = nn.Sequential(nn.Linear(widths[-1] * 4, feat_dim), nn.SiLU())
         self.head = nn.Linear(feat_dim, n_out)
 
-    def features(self, x): return self.feat(self.body(x))
-    def forward(self, x): return self.head(self.features(x))
+    def features(self, x: torch.Tensor) -> torch.Tensor: return self.feat(self.body(x))
+    def forward(self, x: torch.Tensor) -> torch.Tensor: return self.head(self.features(x))
 
 # %% ../nbs/03_oracles.ipynb #26b107e1
 def resize_images(images: torch.Tensor,  # N x C x H x W
@@ -162,7 +164,7 @@ def batch_starts(n: int,  # items to split
     return range(0, n, check_int(batch_size, 'batch_size'))
 
 # %% ../nbs/03_oracles.ipynb #6f0835a6
-def file_sha256(path  # file to hash
+def file_sha256(path: str | os.PathLike  # file to hash
                ) -> str:
     "Hex sha256 of a file."
     h = hashlib.sha256()
@@ -181,7 +183,7 @@ def card_digest(card: dict  # a checkpoint's card as read from its JSON
     return hashlib.sha256(json.dumps({k: v for k, v in card.items() if k != 'card_sha256'}, sort_keys=True).encode()).hexdigest()
 
 def save_checkpoint(net: nn.Module,  # the trained network
-                    folder,  # folder to write into (created if missing)
+                    folder: str | os.PathLike,  # folder to write into (created if missing)
                     name: str,  # file stem: writes NAME.safetensors and NAME.json
                     card: dict,  # model card (JSON values; numpy and torch ones are converted): config, data seed, steps, wall time, figures
                     overwrite: bool = False  # True: replace a checkpoint of that name already there (e.g. a shipped one); refused otherwise
@@ -197,7 +199,7 @@ def save_checkpoint(net: nn.Module,  # the trained network
     (folder / f"{name}.json").write_text(json.dumps({**card, 'card_sha256': card_digest(card)}, indent=1))
     return w
 
-def load_checkpoint(folder,  # folder holding NAME.safetensors and NAME.json
+def load_checkpoint(folder: str | os.PathLike,  # folder holding NAME.safetensors and NAME.json
                     name: str  # file stem
                    ) -> tuple:
     "Load (state_dict as float32, card); raises FileNotFoundError if missing, ValueError if the weights' or the card's sha256 does not match."
@@ -245,7 +247,7 @@ class AttributeOracle:
         with torch.set_grad_enabled(grad):
             return torch.cat([fn(x[i:i + batch_size]) for i in batch_starts(len(x), batch_size)])
 
-    def features(self, images,  # N x C x H x W in [-1, 1]
+    def features(self, images: ImageBatch,  # N x C x H x W in [-1, 1]
                  batch_size: int = 256,  # images per forward pass
                  grad: bool = False,  # keep the graph (for guidance) instead of no_grad
                  bounded: bool = True  # False: accept values outside [-1, 1] (an unclamped decoder output, whose gradient clamping would cut)
@@ -253,7 +255,7 @@ class AttributeOracle:
         "Penultimate features, N x feat_dim (the space of `oracle_frechet_distance`)."
         return self._batched(self.net.features, images, batch_size, grad, bounded)
 
-    def logits(self, images,  # N x C x H x W in [-1, 1]
+    def logits(self, images: ImageBatch,  # N x C x H x W in [-1, 1]
                batch_size: int = 256,  # images per forward pass
                grad: bool = False,  # differentiable outputs (for classifier guidance) when True
                bounded: bool = True  # False: accept values outside [-1, 1] (an unclamped decoder output, whose gradient clamping would cut)
@@ -264,7 +266,7 @@ class AttributeOracle:
                                                            "too high an lr, gives such an oracle); expected finite outputs to read attributes from")
         return {s.name: out[:, self._cols[s.name]] if s.kind == 'categorical' else out[:, self._cols[s.name].start] for s in self.specs}
 
-    def probs(self, images,  # N x C x H x W in [-1, 1]
+    def probs(self, images: ImageBatch,  # N x C x H x W in [-1, 1]
               batch_size: int = 256  # images per pass
              ) -> pd.DataFrame:
         "Binary: P(value = 1) in column `name`; categorical: one column `name=value` per class; continuous: the estimate."
@@ -278,7 +280,7 @@ class AttributeOracle:
             else: cols[name] = (z.clamp(0, 1) * (s.range[1] - s.range[0]) + s.range[0]).numpy()
         return pd.DataFrame(cols)
 
-    def predict(self, images,  # N x C x H x W in [-1, 1]
+    def predict(self, images: ImageBatch,  # N x C x H x W in [-1, 1]
                 batch_size: int = 256  # images per pass
                ) -> pd.DataFrame:
         "The attribute values the oracle reads, one column per attribute (same names and value types as `attrs`)."
@@ -293,9 +295,9 @@ class AttributeOracle:
             if s.kind == 'categorical': df[s.name] = df[s.name].infer_objects()
         return df
 
-    def __call__(self, images) -> pd.DataFrame: return self.predict(images)
+    def __call__(self, images: ImageBatch) -> pd.DataFrame: return self.predict(images)
 
-    def evaluate(self, images,  # N x C x H x W in [-1, 1]
+    def evaluate(self, images: ImageBatch,  # N x C x H x W in [-1, 1]
                  attrs: pd.DataFrame  # the true attributes, one row per image
                 ) -> pd.DataFrame:
         "Per attribute: accuracy (discrete) or mean absolute error (continuous) against `attrs`."
@@ -309,7 +311,7 @@ class AttributeOracle:
             else: rows.append(dict(attribute=s.name, kind=s.kind, metric='accuracy', value=float(np.mean([_py(a) == _py(b) for a, b in zip(p, t)])), n=len(t)))
         return pd.DataFrame(rows)
 
-    def save(self, folder,  # folder to write
+    def save(self, folder: str | os.PathLike,  # folder to write
              name: str = 'attributes',  # file stem
              overwrite: bool = False  # True: replace one there
             ) -> Path:
@@ -319,7 +321,7 @@ class AttributeOracle:
         return save_checkpoint(self.net, folder, name, card, overwrite)
 
     @classmethod
-    def load(cls, folder,  # folder with NAME.safetensors/.json
+    def load(cls, folder: str | os.PathLike,  # folder with NAME.safetensors/.json
              name: str = 'attributes'  # file stem
             ) -> AttributeOracle:
         "Load a saved oracle, checking the weights' sha256 against the card."
@@ -476,7 +478,7 @@ def card_markdown(card: dict  # a checkpoint's JSON card (e.g. `load_oracle('che
         out += [f"| {a} | {'not in the caption' if v != v else f'{v:.4f}'} |" for a, v in card['zero_shot_caption_swap'].items()]
     return '\n'.join(out) + '\n'
 
-def write_oracle_readme(folder=None  # the oracles folder (default: data_samples/oracles)
+def write_oracle_readme(folder: str | os.PathLike | None = None  # the oracles folder (default: data_samples/oracles)
                        ) -> Path:
     "Write folder/README.md (replacing it: it is generated): the markdown card of every checkpoint found under folder/<phantom>/."
     root = Path(folder) if folder is not None else data_path('oracles')
@@ -588,7 +590,7 @@ class ReadingDistance:
 
 # %% ../nbs/03_oracles.ipynb #1b58a6ff
 def attribute_saliency(oracle: AttributeOracle,  # the oracle whose reading is explained
-                       images,  # N x C x H x W in [-1, 1], at the oracle's size
+                       images: ImageBatch,  # N x C x H x W in [-1, 1], at the oracle's size
                        name: str,  # the attribute, one of `oracle.names`
                        batch_size: int = 256  # images per backward pass
                       ) -> torch.Tensor:
@@ -620,7 +622,7 @@ def minilm_path() -> Path:
 
 class TextTower:
     "The frozen MiniLM text encoder: mean pooling over tokens then L2 normalisation (as sentence-transformers), 384-d, with a cache."
-    def __init__(self, path=None,  # model folder (default: `minilm_path()`)
+    def __init__(self, path: str | os.PathLike | None = None,  # model folder (default: `minilm_path()`)
                  max_length: int = 64):  # tokens kept per text
         from transformers import AutoTokenizer, AutoModel
         from transformers.utils import logging as hf_logging
@@ -640,7 +642,7 @@ class TextTower:
         m = tok['attention_mask'].unsqueeze(-1).float()
         return F.normalize((h * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1)
 
-    def encode(self, texts,  # a string or a list of strings
+    def encode(self, texts: str | Iterable[str],  # a string or a list of strings
                batch_size: int = 256  # texts per forward pass for the ones not cached
               ) -> torch.Tensor:
         "T x 384 unit-norm embeddings; each distinct text is encoded once per process."
@@ -686,7 +688,7 @@ class LiTModel:
 
     def __repr__(self): return f"LiTModel({self.card.get('phantom', '?')}, {self.size}px, {self.net.head.out_features}-d)"
 
-    def image_embed(self, images,  # N x C x H x W in [-1, 1]
+    def image_embed(self, images: ImageBatch,  # N x C x H x W in [-1, 1]
                     batch_size: int = 256,  # images per forward pass
                     grad: bool = False  # keep the graph (for CLIP-guided editing)
                    ) -> torch.Tensor:
@@ -696,20 +698,20 @@ class LiTModel:
         with torch.set_grad_enabled(grad):
             return F.normalize(torch.cat([self.net(x[i:i + batch_size]) for i in batch_starts(len(x), batch_size)]), dim=-1).to(images.device)
 
-    def text_embed(self, texts  # a string or list of strings
+    def text_embed(self, texts: Captions  # a string or list of strings
                   ) -> torch.Tensor:
         "T x D unit-norm text embeddings from the frozen tower (cached)."
         return self.text.encode(_texts(texts, 'texts'))
 
-    def similarity(self, images,  # N images
-                   texts  # T texts
+    def similarity(self, images: ImageBatch,  # N images
+                   texts: Captions  # T texts
                   ) -> torch.Tensor:
         "N x T cosine similarities."
         i = self.image_embed(images)
         return i @ self.text_embed(texts).to(i).T  # the text tower lives on the CPU; the images may not
 
-    def image_text_score(self, images,  # N x C x H x W
-                         texts  # N captions (one per image) or a single caption for all
+    def image_text_score(self, images: ImageBatch,  # N x C x H x W
+                         texts: Captions  # N captions (one per image) or a single caption for all
                         ) -> torch.Tensor:
         "CLIP-score-like cosine similarity of each image with its caption, N values in [-1, 1]."
         texts = _texts(texts, 'texts')
@@ -718,10 +720,10 @@ class LiTModel:
         if len(texts) not in (1, len(i)): raise ValueError(f"{len(i)} images but {len(texts)} texts; expected one text or one per image")
         return (i * t).sum(-1)
 
-    def direction_score(self, src_images,  # N factual images
-                        edited_images,  # N edited images
-                        src_text,  # caption(s) of the source: one string or N
-                        tgt_text  # caption(s) of the target: one string or N
+    def direction_score(self, src_images: ImageBatch,  # N factual images
+                        edited_images: ImageBatch,  # N edited images
+                        src_text: Captions,  # caption(s) of the source: one string or N
+                        tgt_text: Captions  # caption(s) of the target: one string or N
                        ) -> torch.Tensor:
         "Directional similarity: cosine between the image-embedding change and the text-embedding change (N values)."
         s, e = self.image_embed(src_images), self.image_embed(edited_images)
@@ -734,8 +736,8 @@ class LiTModel:
         ts, tt = self.text_embed(src_text).to(s), self.text_embed(tgt_text).to(s)
         return F.cosine_similarity(e - s, (tt - ts).expand_as(s), dim=-1)
 
-    def zero_shot(self, images,  # N x C x H x W
-                  class_texts: Sequence  # K captions, one per class
+    def zero_shot(self, images: ImageBatch,  # N x C x H x W
+                  class_texts: Sequence[str] | np.ndarray | pd.Series  # K captions, one per class (a single string is refused)
                  ) -> torch.Tensor:
         "N x K class probabilities from softmax(logit_scale * cosine)."
         if isinstance(class_texts, (str, set, frozenset, dict)):  # a dict's keys, not its captions, would be scored
@@ -745,7 +747,7 @@ class LiTModel:
         if len(class_texts) < 2: raise ValueError(f"need at least two class texts, got {len(class_texts)}")
         return torch.softmax(self.logit_scale * self.similarity(images, class_texts), 1)
 
-    def save(self, folder,  # folder
+    def save(self, folder: str | os.PathLike,  # folder
              name: str = 'lit',  # file stem
              overwrite: bool = False  # True: replace one there
             ) -> Path:
@@ -755,7 +757,7 @@ class LiTModel:
         return save_checkpoint(self.net, folder, name, card, overwrite)
 
     @classmethod
-    def load(cls, folder,  # folder
+    def load(cls, folder: str | os.PathLike,  # folder
              name: str = 'lit'  # file stem
             ) -> LiTModel:
         "Load a saved LiT image tower, checking its sha256."
@@ -782,8 +784,8 @@ def lit_loss(img: torch.Tensor,  # N x D unit-norm image embeddings
     return 0.5 * (-(tgt * logits.log_softmax(1)).sum(1).mean() - (tgt * logits.T.log_softmax(1)).sum(1).mean())
 
 def zero_shot_accuracy(lit: LiTModel,  # aligned model: a LiTModel, or any object with a zero_shot(images, texts) method
-                       images,  # N x C x H x W
-                       labels,  # N class indices in 0..K-1
+                       images: ImageBatch,  # N x C x H x W
+                       labels: torch.Tensor | np.ndarray | Sequence[int],  # N class indices in 0..K-1
                        class_texts: Sequence  # K captions
                       ) -> float:
     "Fraction of images whose most similar caption is their own class's."

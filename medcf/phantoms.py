@@ -23,11 +23,11 @@ def is_full() -> bool:
     "True when the full-scale run is asked for with MEDCF_FULL=1 (never under nbdev_test, which sets IN_TEST)."
     return os.environ.get('MEDCF_FULL', '0') == '1' and not os.environ.get('IN_TEST')
 
-def pick(fast, full):
+def pick(fast: Any, full: Any) -> Any:
     "Choose a setting by scale: `fast` by default and under nbdev_test, `full` when `is_full()`."
     return full if is_full() else fast
 
-def check_int(v,  # the value to check
+def check_int(v: object,  # the value to check
               name: str,  # the argument's name, for the message
               lo: int = 1,  # smallest allowed value
               unit: str = '',  # what is counted, e.g. ' (patients)', for the message
@@ -40,14 +40,14 @@ def check_int(v,  # the value to check
         raise ValueError(f"{name}={v!r}: expected {want}{unit}")
     return int(v)
 
-def check_bool(v,  # the value to check
+def check_bool(v: object,  # the value to check
                name: str  # the argument's name, for the message
               ) -> bool:
     "`v` as a bool if it is True or False (numpy's too); otherwise a TypeError naming it (a string such as 'no' is not False)."
     if not isinstance(v, (bool, np.bool_)): raise TypeError(f"{name}={v!r}: expected True or False")
     return bool(v)
 
-def check_real(v,  # the value to check: a Python or numpy number, or a one-element tensor
+def check_real(v: object,  # the value to check: a Python or numpy number, or a one-element tensor
                name: str,  # the argument's name, for the message
                lo: float = -np.inf,  # smallest allowed value
                hi: float = np.inf,  # largest allowed value
@@ -60,7 +60,7 @@ def check_real(v,  # the value to check: a Python or numpy number, or a one-elem
     if not ok: raise ValueError(f"{name}={v!r}: expected {expect}")
     return float(v)
 
-def check_weights(weights,  # per-item weights or counts: a sequence, array or tensor
+def check_weights(weights: np.ndarray | torch.Tensor | pd.Series | Sequence[float],  # per-item weights or counts: a sequence, array or tensor
                   n: int,  # how many items there are
                   name: str = 'weights',  # the argument's name, for the message
                   what: str = 'example'  # what one item is, for the message
@@ -89,7 +89,7 @@ def warn_unit_range(lo: float,  # smallest value of a batch already checked to l
         warnings.warn(f"every value of {name} lies in [{lo:.3g}, {hi:.3g}], none below 0: images in [0, 1]? medcf expects [-1, 1] "
                       "(map with x*2-1); phantoms and real scans have dark pixels below 0", stacklevel=3)
 
-def warn_truncated(tokenizer,  # a Hugging Face tokenizer
+def warn_truncated(tokenizer: Callable,  # a Hugging Face tokenizer
                    texts: list,  # the texts about to be encoded
                    max_length: int,  # tokens the encoder keeps
                    who: str  # what keeps them, for the message (e.g. 'the tokenizer', 'the text tower')
@@ -124,7 +124,7 @@ def copy_frozen(m: torch.nn.Module) -> torch.nn.Module:
     for p in c.parameters(): p.requires_grad_(False)
     return c
 
-def jsonable(x, where: str = 'value'):  # a model-card value; `where` names it in the error
+def jsonable(x: object, where: str = 'value') -> dict | list | str | int | float | bool | None:  # a model-card value; `where` names it in the error
     "Plain JSON values from numpy and torch scalars and arrays, tuples and paths; anything else is refused, naming where it sits."
     if isinstance(x, dict): return {str(k): jsonable(v, f"{where}[{k!r}]") for k, v in x.items()}
     if isinstance(x, (list, tuple)): return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(x)]
@@ -204,13 +204,13 @@ class Variable:
     mechanism: Callable | None = field(default=None, repr=False)  # f(parents: dict, u: np.ndarray) -> values
     derived: bool = False  # a deterministic summary of its parents (a bin, a flag): intervene on the parents instead
 
-    def check(self, value) -> np.ndarray:
+    def check(self, value: object) -> np.ndarray:
         "Validate an intervention value (scalar or per-sample array); raise a ValueError naming what is allowed."
         if self.derived:
             raise ValueError(f"{self.name} is computed from {list(self.parents)}; intervene on those instead")
         return self.valid(value)
 
-    def valid(self, value,  # a scalar or per-sample array
+    def valid(self, value: object,  # a scalar or per-sample array
               missing_ok: bool = False  # let NaN stand for a blanked entry of a numeric variable (a record with gaps)
              ) -> np.ndarray:
         "`value` as an array if every entry is allowed (derived variables too); else a ValueError naming what is."
@@ -245,7 +245,7 @@ class Variable:
         return arr
 
 # %% ../nbs/00_phantoms.ipynb #c26d712a
-def row_index(idx,  # an integer (0-d tensors and arrays too), slice, list/array of integers, or a boolean mask with one value per row
+def row_index(idx: int | np.integer | slice | list | tuple | np.ndarray | torch.Tensor | pd.Series,  # an integer (0-d tensors and arrays too), slice, list/tuple/array of integers, or a boolean mask with one value per row
               n: int  # number of rows
              ) -> np.ndarray:
     "Positions selected by `idx` among `n` rows, as a contiguous integer array (how the batch classes index)."
@@ -253,6 +253,7 @@ def row_index(idx,  # an integer (0-d tensors and arrays too), slice, list/array
     if isinstance(idx, (bool, np.bool_)): raise TypeError(f"[{idx}]: a single bool is not an index (it read as row {int(idx)}); expected an integer, slice, list or a boolean mask with one value per row")
     if isinstance(idx, (int, np.integer)): idx = [int(idx)]
     if isinstance(idx, pd.Series): idx = idx.to_numpy()
+    if isinstance(idx, tuple): idx = list(idx)  # positions, as a list: numpy reads a tuple as one index per dimension
     a = np.asarray(idx) if isinstance(idx, (list, tuple, np.ndarray, torch.Tensor)) else None
     if a is not None and a.dtype.kind in 'iu' and n > 2 and len(a) == n and set(np.unique(a).tolist()) <= {0, 1}:  # b[attrs.effusion.to_numpy()]
         raise TypeError(f"an index of {n} zeros and ones for {n} rows reads as rows 0 and 1 repeated, not as a mask; expected a boolean mask "
@@ -448,9 +449,9 @@ def chexpert_counts() -> pd.DataFrame:
 
 # %% ../nbs/00_phantoms.ipynb #ad61262a
 def plot_graph(phantom: SCMPhantom,  # any phantom; its `variables` give the graph
-               ax=None,  # matplotlib axes to draw on (a new figure when None)
+               ax: Any = None,  # matplotlib axes to draw on (a new figure when None)
                width: float = 11.0,  # figure width in inches when a new figure is made
-               ):
+               ) -> Any:
     "Draw a phantom's causal graph in layers (roots on top); hidden variables grey and dashed. Returns the figure."
     import matplotlib.pyplot as plt
     vs = phantom.variables; depth = {}
@@ -773,7 +774,7 @@ def show_grid(images: torch.Tensor,  # N x C x H x W in [-1, 1] (C = 1 or 3)
               titles: Sequence[str] | None = None,  # one short title per image
               ncols: int = 8,  # images per row
               scale: float = 1.1,  # inches per image
-              ):
+              ) -> Any:
     "A matplotlib figure showing `images` in a grid (grayscale for 1 channel)."
     import matplotlib.pyplot as plt
     x = _to_display(images); n = len(x)
@@ -823,7 +824,7 @@ def chest_titles(attrs: pd.DataFrame) -> list:
 
 # %% ../nbs/00_phantoms.ipynb #86b4503b
 def chest_facts(df: pd.DataFrame,  # one row per study with columns effusion, devices, cardiomegaly, view, age_bin
-                weights: np.ndarray | None = None,  # optional row weights (counts)
+                weights: np.ndarray | torch.Tensor | pd.Series | Sequence[float] | None = None,  # optional row weights (counts)
                 ) -> pd.Series:
     "The CheXpert statistics the chest phantom is calibrated to, computed from a table of studies."
     if len(df) == 0: raise ValueError("df has no rows; expected one row per study")
@@ -1161,7 +1162,7 @@ class BrainPhantom(SCMPhantom):
 MS_ARMS = ('placebo', 'drug_a', 'drug_b')  # trial arms, in the order used by every (N, arm, ...) array
 MS_TABULAR = ('age', 'sex', 'duration', 'edss0', 'relapses', 'lesion_vol')  # the tabular record, in column order
 
-def ms_arm_index(arm) -> int:
+def ms_arm_index(arm: str | int | np.integer) -> int:
     "Index of `arm` (a name in `MS_ARMS` or an integer index); raises a ValueError for anything else."
     if isinstance(arm, (int, np.integer)) and not isinstance(arm, bool):
         if 0 <= arm < len(MS_ARMS): return int(arm)
@@ -1387,7 +1388,7 @@ class MSTrialData:
         if v is None: raise ValueError(f"this trial has no ground truth ({what} is None: real data, e.g. from_visits); its effects can be predicted but not scored")
         return v
 
-    def cate(self, arm,  # the treated arm (name or index)
+    def cate(self, arm: str | int | np.integer,  # the treated arm (name or index)
              t: float | None = None  # time in years, one of the grid's (default: the horizon)
             ) -> np.ndarray:
         "True conditional average treatment effect E[D_arm(t) - D_placebo(t) | baseline]; negative = less disability."
@@ -1395,13 +1396,16 @@ class MSTrialData:
         e = self._truth('expected')
         return e[:, j, i] - e[:, 0, i]
 
-    def ite(self, arm, t: float | None = None) -> np.ndarray:
+    def ite(self, arm: str | int | np.integer,  # the treated arm (name or index)
+            t: float | None = None  # time in years, one of the grid's (default: the horizon)
+           ) -> np.ndarray:
         "True individual effect D_arm(t) - D_placebo(t) on the patient's own Brownian path."
         j, i = ms_arm_index(arm), self._tidx(t)
         d = self._truth('disability')
         return d[:, j, i] - d[:, 0, i]
 
-    def responders(self, arm='drug_a', threshold: float = -0.5,
+    def responders(self, arm: str | int | np.integer = 'drug_a',  # the treated arm (name or index)
+                   threshold: float = -0.5,  # EDSS points: a responder's CATE is at most this
                    t: float | None = None  # time in years, one of the grid's (default: the horizon)
                   ) -> np.ndarray:
         "True responders: CATE at time `t` at most `threshold` EDSS points."

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import time, warnings
 from pathlib import Path
+from typing import Sequence
 import numpy as np, pandas as pd, torch
 from torch import nn
 import torch.nn.functional as F
@@ -45,8 +46,8 @@ class TrialTensors:
     @property
     def visit_t(self) -> torch.Tensor: return torch.where(self.mask, self.grid[self.visit_idx.clamp(min=0)], torch.zeros(()))
 
-def check_visits(visit_t: np.ndarray,  # N x V visit times in years (nan where there is no visit)
-                 mask: np.ndarray | None = None):  # N x V True where observed (default: where not nan)
+def check_visits(visit_t: np.ndarray | Sequence[Sequence[float]],  # N x V visit times in years (nan where there is no visit)
+                 mask: np.ndarray | None = None) -> None:  # N x V True where observed (default: where not nan)
     "Raise a ValueError unless each patient's observed visit times are finite and strictly increasing."
     t = np.asarray(visit_t, dtype=float)
     if t.ndim != 2: raise ValueError(f"visit times have shape {t.shape}; expected (patients, visits)")
@@ -133,7 +134,7 @@ class BaselineEncoder(nn.Module):
         if tab.ndim != 2 or tab.shape[1] != self.n_tab:
             raise ValueError(f"tabular record has shape {tuple(tab.shape)}; expected (N, {self.n_tab}) with columns {list(MS_TABULAR)}")
 
-    def fit_scaler(self, tab: torch.Tensor):  # training records, N x n_tab
+    def fit_scaler(self, tab: torch.Tensor) -> None:  # training records, N x n_tab
         "Standardize the record with the training data's mean and sd."
         self._check(tab)
         if len(tab) < 2: raise ValueError(f"fit_scaler got {len(tab)} training record(s); expected at least two (a standard deviation needs them)")
@@ -150,7 +151,7 @@ class BaselineEncoder(nn.Module):
 
 def _mlp(i, o, w): return nn.Sequential(nn.Linear(i, w), nn.SiLU(), nn.Linear(w, w), nn.SiLU(), nn.Linear(w, o))
 
-def gauss_nll(y, mu, sd):
+def gauss_nll(y: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor) -> torch.Tensor:
     "Elementwise Gaussian negative log-likelihood."
     return 0.5 * ((y - mu) / sd) ** 2 + torch.log(sd) + 0.9189385332
 
@@ -214,7 +215,7 @@ class CausalSDE(nn.Module):
         with torch.no_grad(): self.dec.bias.fill_(-1.1); self.dec.weight.mul_(0.3)   # start near EDSS 2.5 (10*sigmoid(-1.1))
         self.log_obs_sd = nn.Parameter(torch.tensor(-0.5))
 
-    def fit_scaler(self, tab: torch.Tensor): self.enc.fit_scaler(tab)
+    def fit_scaler(self, tab: torch.Tensor) -> None: self.enc.fit_scaler(tab)
     def decode(self, z: torch.Tensor) -> torch.Tensor: return 10 * torch.sigmoid(self.dec(z)[..., 0])
     def _cond(self, e, arm): return torch.cat([e, F.one_hot(arm, len(MS_ARMS)).float()], 1)
     def _z0_prior(self, e, k, gen=None):
@@ -274,11 +275,11 @@ class TLearner(nn.Module):
         self.encs = nn.ModuleList([BaselineEncoder(out=c, image=image) for _ in MS_ARMS])
         self.heads = nn.ModuleList([_mlp(c, 2, width) for _ in MS_ARMS])
 
-    def fit_scaler(self, tab: torch.Tensor):
+    def fit_scaler(self, tab: torch.Tensor) -> None:
         for e in self.encs: e.fit_scaler(tab)
 
     def forward(self, b: TrialTensors,  # patients
-                arm  # arm name/index, or one per patient
+                arm: str | int | np.integer | list | tuple | np.ndarray | torch.Tensor  # arm name/index, or one per patient
                ) -> tuple:
         "Mean and sd of EDSS at the horizon, (N,) each."
         arm = _arm_tensor(arm, len(b))
@@ -308,10 +309,10 @@ class GRUBaseline(nn.Module):
         self.gru = nn.GRU(1 + len(MS_ARMS), c, batch_first=True)
         self.head = _mlp(c, 2, width)
 
-    def fit_scaler(self, tab: torch.Tensor): self.enc.fit_scaler(tab)
+    def fit_scaler(self, tab: torch.Tensor) -> None: self.enc.fit_scaler(tab)
 
     def forward(self, b: TrialTensors,  # patients
-                arm  # arm name/index, or one per patient
+                arm: str | int | np.integer | list | tuple | np.ndarray | torch.Tensor  # arm name/index, or one per patient
                ) -> tuple:
         "Mean and sd of EDSS on the grid, (N, G) each."
         arm = _arm_tensor(arm, len(b)); G = len(b.grid)
@@ -419,7 +420,7 @@ def load_model(path: str | Path  # a file written by save_model
 @torch.no_grad()
 def sample_paths(self: CausalSDE, b: TrialTensors,  # patients (only their baseline is used)
                   n_paths: int = 32,  # sampled paths per patient and arm
-                  arms=MS_ARMS,  # arms to simulate
+                  arms: Sequence[str | int] | np.ndarray = MS_ARMS,  # arms to simulate
                   seed: int = 0,  # seed of the z(0) draws and Brownian paths
                   batched: bool = True  # False: one sdeint call per arm (same paths, slower)
                 ) -> torch.Tensor:
@@ -534,7 +535,7 @@ def evaluate(pred: MSPrediction,  # predictions for the patients of `trial`
 
 def enrichment(pred_cate: np.ndarray,  # predicted effect of a drug vs placebo (negative = benefit)
                true_cate: np.ndarray,  # true effect for the same patients
-               fractions=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # top fractions to treat
+               fractions: Sequence[float] | np.ndarray = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # top fractions to treat
               ) -> pd.DataFrame:
     "Enrichment curve: true mean effect in the top fraction ranked by predicted benefit, and in the rest."
     p, t = np.asarray(pred_cate, float), np.asarray(true_cate, float)

@@ -8,7 +8,7 @@ import os, json, time, platform, copy, math, warnings
 from pathlib import Path
 from typing import Sequence
 import numpy as np, pandas as pd, torch
-from .phantoms import pick, is_full, data_path, check_real, check_int, jsonable
+from .phantoms import pick, is_full, data_path, check_real, check_int, jsonable, SCMPhantom, PhantomBatch
 from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load_pipeline, generate, ddim_invert,
                              vae_roundtrip, encode_images, fit_signal_leak, check_autocast, check_guidance_interval, resolve_guidance_interval,
                              ZOO, zoo_names, check_out_dir, settings_diff, SDPipeline, diffusers)
@@ -47,7 +47,7 @@ def recipe_interval(name: str,  # 'chest' or 'skin'
     "The guidance interval a zoo figure uses: the recipe's when asked for 'recipe', else the one given (checked)."
     return resolve_guidance_interval(guidance_interval, _recipe(name))
 
-def zoo_phantom(name: str, seed: int = 0, **kw):  # kw: other arguments of the phantom's constructor (e.g. grain=0 for the chest)
+def zoo_phantom(name: str, seed: int = 0, **kw) -> SCMPhantom:  # kw: other arguments of the phantom's constructor (e.g. grain=0 for the chest)
     "The phantom population a zoo model is trained on (at the recipe's size)."
     import medcf.phantoms as ph
     return getattr(ph, _recipe(name)['phantom'])(size=_recipe(name)['size'], seed=seed, **kw)
@@ -74,7 +74,7 @@ def _mix(name: str, attrs: pd.DataFrame, own: list, share: float, seed: int) -> 
     paper = paper_prompts(name, attrs)
     return [p if k else q for k, p, q in zip(pick_paper, paper, own)]
 
-def training_captions(name: str, batch, share: float = 0.5, seed: int = 0) -> list:
+def training_captions(name: str, batch: PhantomBatch, share: float = 0.5, seed: int = 0) -> list:
     "Each image's caption: the paper-style one with probability `share`, else the phantom's detailed caption."
     return _mix(name, batch.attrs, batch.prompts, share, seed)
 
@@ -141,8 +141,8 @@ def _generated_fd(pipe, oracle,  # an AttributeOracle (`medcf.oracles.load_oracl
                                    _generated(pipe, name, real_b, num_inference_steps, guidance_scale, seed, guidance_interval))
 
 def validation_fd(name: str,  # 'chest' or 'skin'
-                  pipe,  # pipeline to score
-                  oracle=None,  # attribute oracle (default: medcf.oracles.load_oracle(name))
+                  pipe: SDPipeline | None,  # pipeline to score (None: the shipped checkpoint, `load_pipeline(name)`)
+                  oracle: AttributeOracle | None = None,  # attribute oracle (default: medcf.oracles.load_oracle(name))
                   n: int = 256,  # real and generated images
                   num_inference_steps: int = 20,  # DDIM steps
                   guidance_scale: float = 3.0,  # classifier-free guidance
@@ -156,12 +156,12 @@ def validation_fd(name: str,  # 'chest' or 'skin'
 # %% ../nbs/90_model_zoo.ipynb #bd662b2f
 @torch.no_grad()
 def select_snapshot(name: str,  # 'chest' or 'skin'
-                    pipe,  # the trained pipeline; its UNet ends holding the chosen weights
+                    pipe: SDPipeline,  # the trained pipeline; its UNet ends holding the chosen weights
                     snapshots: dict,  # step -> list of parameter tensors (`finetune(..., snapshot_every=k)['snapshots']`)
                     n: int = 256,  # images per validation FD
                     num_inference_steps: int = 20,  # DDIM steps per validation FD
                     guidance_scale: float = 3.0,  # guidance of the recipe
-                    oracle=None,  # attribute oracle (default: the shipped one)
+                    oracle: AttributeOracle | None = None,  # attribute oracle (default: the shipped one)
                     guidance_interval: tuple | None = None  # guidance interval of the recipe (None: every step)
                    ) -> list:
     "Score every snapshot (and the final weights) by `validation_fd`, load the best into `pipe.unet`; the scores as records."
@@ -213,11 +213,11 @@ def _per_scale(name: str, pipe, oracle,  # an AttributeOracle (`medcf.oracles.lo
 GUIDANCE_GRID = dict(scales=(1.5, 2.0, 3.0), intervals=(None, (0, 600)))  # what `select_guidance` compared for the shipped cards
 
 def select_guidance(name: str,  # 'chest' or 'skin'
-                    pipe,  # the trained pipeline
+                    pipe: SDPipeline | None,  # the trained pipeline (None: the shipped checkpoint, `load_pipeline(name)`)
                     scales: Sequence[float] = (2.0, 3.0),  # guidance scales to compare
                     n: int = 256,  # images per figure
                     num_inference_steps: int = 50,  # DDIM steps
-                    oracle=None,  # attribute oracle (default: the shipped one)
+                    oracle: AttributeOracle | None = None,  # attribute oracle (default: the shipped one)
                     seed: int = 7,  # generation seed (the card's figures use 0)
                     min_adherence: float = 0.90,  # every prompted attribute must reach this
                     intervals: Sequence = (None,)  # guidance intervals to compare at every scale: None (every step) or (t_lo, t_hi)
@@ -393,7 +393,7 @@ def adherence_prompts(name: str, n: int = 256, seed: int = 0) -> tuple:
         return [data.skin_prompt(r) for _, r in asked.iterrows()], asked
     raise ValueError(f"unknown zoo model {name!r}; known: {', '.join(RECIPES)}")
 
-def prompt_adherence(pipe, oracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
+def prompt_adherence(pipe: SDPipeline, oracle: AttributeOracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
                            name: str, n: int = 256, num_inference_steps: int = 50,
                      guidance_scale: float = 3.0, seed: int = 0,
                      guidance_interval: tuple | None = None  # (t_lo, t_hi) where guidance applies; None: every step
@@ -407,9 +407,9 @@ def _sorted(values: set) -> list:
     try: return sorted(values)
     except TypeError: return sorted(values, key=str)
 
-def attribute_adherence(pipe,  # any SD-style pipeline
-                        oracle,  # an AttributeOracle that reads the attributes asked for
-                        prompts: Sequence[str],  # one prompt per image
+def attribute_adherence(pipe: SDPipeline,  # any SD-style pipeline
+                        oracle: AttributeOracle,  # an AttributeOracle that reads the attributes asked for
+                        prompts: Sequence[str] | pd.Series,  # one prompt per image
                         asked: pd.DataFrame,  # the attribute values each prompt asks for, one row per prompt (columns: attributes the oracle reads)
                         num_inference_steps: int = 50,
                         guidance_scale: float = 3.0,
@@ -453,16 +453,16 @@ def _roundtrip(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, schedule
     if torch.equal(rt.cpu(), real.images.cpu()): raise ValueError("roundtrip equals the real images; expected their VAE round trip (vae_roundtrip(pipe, real.images))")
     return rt
 
-def vae_agreement(pipe, oracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
-                        real,
+def vae_agreement(pipe: SDPipeline, oracle: AttributeOracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
+                        real: PhantomBatch,
                   roundtrip: torch.Tensor | None = None  # `vae_roundtrip(pipe, real.images)` if already computed
                  ) -> pd.Series:
     "Per discrete attribute: how often the oracle reads the same value on an image and on its VAE round trip."
     from medcf.oracles import reading_agreement
     return reading_agreement(oracle, real.images, _roundtrip(pipe, real, roundtrip))
 
-def vae_positive_recall(pipe, oracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
-                              real,
+def vae_positive_recall(pipe: SDPipeline, oracle: AttributeOracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
+                              real: PhantomBatch,
                         roundtrip: torch.Tensor | None = None  # `vae_roundtrip(pipe, real.images)` if already computed
                        ) -> pd.DataFrame:
     "Per binary attribute: of the images that truly show it, the share the oracle reads as showing it, before and after the VAE round trip."
@@ -476,8 +476,8 @@ def vae_positive_recall(pipe, oracle,  # an AttributeOracle (`medcf.oracles.load
                                            roundtrip=float((b[s.name].to_numpy()[pos] == 1).mean()))
     return pd.DataFrame(rows).T
 
-def oracle_ceiling(pipe, oracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
-                         real,
+def oracle_ceiling(pipe: SDPipeline, oracle: AttributeOracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
+                         real: PhantomBatch,
                    roundtrip: torch.Tensor | None = None  # `vae_roundtrip(pipe, real.images)` if already computed
                   ) -> dict:
     "The oracle's own repeatability at the VAE's amount of change: agreement with pixel noise of the round trip's mean absolute error."
@@ -488,8 +488,8 @@ def oracle_ceiling(pipe, oracle,  # an AttributeOracle (`medcf.oracles.load_orac
     return dict(noise_std=round(std, 4), **{k: round(v, 4) for k, v in noise_agreement(oracle, real.images, std).items()})
 
 def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
-                       pipe=None,  # pipeline to score (default: the shipped checkpoint)
-                       oracle=None,  # attribute oracle (default: medcf.oracles.load_oracle(name))
+                       pipe: SDPipeline | None = None,  # pipeline to score (default: the shipped checkpoint)
+                       oracle: AttributeOracle | None = None,  # attribute oracle (default: medcf.oracles.load_oracle(name))
                        n: int = 256,  # generated / real images per figure
                        num_inference_steps: int = 50,  # DDIM steps
                        guidance_scale: float | None = None,  # default: the recipe's
@@ -525,8 +525,8 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
     return q
 
 def guidance_sweep(name: str,  # 'chest' or 'skin'
-                   pipe=None,  # pipeline to score (default: the shipped checkpoint)
-                   oracle=None,  # attribute oracle (default: medcf.oracles.load_oracle(name))
+                   pipe: SDPipeline | None = None,  # pipeline to score (default: the shipped checkpoint)
+                   oracle: AttributeOracle | None = None,  # attribute oracle (default: medcf.oracles.load_oracle(name))
                    scales: Sequence[float] = (1.0, 1.5, 2.0, 3.0, 5.0),  # guidance scales to measure
                    n: int = 256,  # generated / real images per scale
                    num_inference_steps: int = 50,  # DDIM steps
@@ -619,8 +619,8 @@ def resample_like(source: np.ndarray | Sequence[float],  # 1-D values of a pool 
 
 def attribute_mix_fd(name: str,  # 'chest' or 'skin'
                      attribute: str,  # a continuous attribute the oracle reads (chest: 'age')
-                     pipe=None,  # pipeline to score (default: the shipped checkpoint)
-                     oracle=None,  # attribute oracle (default: medcf.oracles.load_oracle(name))
+                     pipe: SDPipeline | None = None,  # pipeline to score (default: the shipped checkpoint)
+                     oracle: AttributeOracle | None = None,  # attribute oracle (default: medcf.oracles.load_oracle(name))
                      n: int = 256,  # images per set (the card's size)
                      pool_n: int = 4096,  # real images in the pool that is resampled
                      num_inference_steps: int = 50,  # DDIM steps

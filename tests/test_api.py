@@ -30,3 +30,15 @@ def test_lazy_names_stay_lazy():
     import subprocess, sys
     code = "import sys, medcf.diffusion, medcf.zoo; print('diffusers' in sys.modules, 'transformers' in sys.modules)"
     assert subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.split() == ['False', 'False']
+
+@pytest.mark.parametrize('module', MODULES)
+def test_signatures_typed(module):
+    "Every parameter of the exported API has a type (the docs print it beside its docment), and every function its return type."
+    bad = []
+    for name, f in exported(module):
+        sig = inspect.signature(f)
+        untyped = [p for p, v in sig.parameters.items() if p not in ('self', 'cls') and v.annotation is inspect.Parameter.empty
+                   and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
+        if untyped: bad.append(f"{name}: {untyped} untyped")
+        if sig.return_annotation is inspect.Signature.empty and not name.endswith('__init__'): bad.append(f"{name}: no return type")
+    assert not bad, '\n'.join(bad)

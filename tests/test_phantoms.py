@@ -233,6 +233,7 @@ def test_batch_indexing_and_empty_counterfactuals():
     tr = P.MSTrial(seed=0).simulate(4, seed=1)  # the trial's patients index by the same rule (row_index)
     assert tr[torch.tensor(2)].latent.tolist() == tr[2].latent.tolist() and len(tr[::-1]) == 4
     with pytest.raises(TypeError, match='a single bool is not an index'): tr[True]
+    assert b[(3, 1)].attrs.age.tolist() == b[[3, 1]].attrs.age.tolist() and len(b[()]) == 0  # a tuple lists positions (numpy read it as one index per dimension)
 
 
 def test_show_grid_titles_and_scale():
