@@ -127,7 +127,9 @@ def _add_generate(sub):
     g.add_argument('--overwrite', action='store_true', help='replace --out if it exists (refused otherwise)')
     g.add_argument('--device', default='cpu', help="torch device, e.g. cuda"); g.add_argument('--dtype', default='float32', choices=['float32', 'float16', 'bfloat16'], help='weights and sampling precision (float16 or bfloat16 on a GPU)')
     g.add_argument('--variant', default=None, help="weight-file variant of a diffusers folder, e.g. fp16")
-    g.set_defaults(func=lambda a: print(f"wrote {generate_grid(a.model, a.prompt, a.n, a.out, a.seed, a.steps, a.guidance, a.guidance_interval, overwrite=a.overwrite, device=a.device, dtype=a.dtype, variant=a.variant)}") or 0)
+    g.add_argument('--negative-prompt', default='', help="the unconditional prompt of the guidance: what to steer away from (default: empty)")
+    g.add_argument('--guidance-rescale', type=float, default=0.0, help="Lin et al.'s guidance rescale in [0, 1], against the overexposure of large guidance scales (default 0: none; 0.7 in the paper)")
+    g.set_defaults(func=lambda a: print(f"wrote {generate_grid(a.model, a.prompt, a.n, a.out, a.seed, a.steps, a.guidance, a.guidance_interval, overwrite=a.overwrite, device=a.device, dtype=a.dtype, variant=a.variant, negative_prompt=a.negative_prompt, guidance_rescale=a.guidance_rescale)}") or 0)
 
 CLI_EXTENSIONS.append(_add_generate)
 

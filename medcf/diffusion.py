@@ -34,10 +34,10 @@ __all__ = ['diffusers', 'transformers', 'ipywidgets', 'SD_BETAS', 'ZOO', 'CARD',
            'clear_prompt_cache', 'encode_prompts', 'check_scheduler', 'ddim_scheduler', 'split_prediction', 'ddim_step',
            'StepInfo', 'SampleOutput', 'step_generators', 'initial_latents', 'fit_signal_leak', 'add_signal_leak',
            'check_guidance_interval', 'resolve_guidance_interval', 'pipeline_interval', 'guidance_at',
-           'check_timesteps', 'unet_eps', 'noise_prediction_error', 'check_unet', 'sample_latents',
-           'trajectory_log_probs', 'check_negative_prompt', 'join_samples', 'generate', 'warn_hidden_offset',
-           'classifier_guidance', 'Inversion', 'invert_latents', 'ddim_invert', 'regenerate', 'inversion_editor',
-           'slerp', 'dataset_item', 'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1',
+           'check_guidance_rescale', 'rescale_guidance', 'check_timesteps', 'unet_eps', 'noise_prediction_error',
+           'check_unet', 'sample_latents', 'trajectory_log_probs', 'check_negative_prompt', 'join_samples', 'generate',
+           'warn_hidden_offset', 'classifier_guidance', 'Inversion', 'invert_latents', 'ddim_invert', 'regenerate',
+           'inversion_editor', 'slerp', 'dataset_item', 'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1',
            'check_pixel_weights', 'check_sample_weights', 'check_float32_weights', 'check_autocast', 'train_vae',
            'fit_latent_scale', 'min_snr_weight', 'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
 
@@ -752,7 +752,7 @@ class StepInfo:
     i: int  # step index (0 = the noisiest)
     t: int  # diffusion timestep
     latents: torch.Tensor  # x_t, the latent entering the step
-    noise_pred: torch.Tensor  # guided noise prediction used for the update
+    noise_pred: torch.Tensor  # guided noise prediction used for the update (after any guidance rescale and guidance_fn)
     noise_pred_cond: torch.Tensor  # conditional noise prediction
     noise_pred_uncond: torch.Tensor | None  # unconditional one (None at guidance 1 and outside the guidance interval)
     pred_x0: torch.Tensor  # predicted clean latent from the guided noise prediction
@@ -780,6 +780,7 @@ class SampleOutput:
     start_step: int = 0  # the sampler step of trajectory[0] and timesteps[0] (trajectory[j] enters step start_step + j)
     num_inference_steps: int | None = None  # the DDIM grid it ran on: `sample_latents(pipe, out, ...)` goes on on the same one
     generators: list | None = None  # eta > 0: copies of the per-sample step-noise generators after its last step; each run going on from `out` draws on from copies of them
+    guidance_rescale: float = 0.0  # the guidance rescale it was sampled with (`rescale_guidance`; 0: none)
 
     @property
     def end_step(self) -> int:
@@ -891,9 +892,23 @@ def guidance_at(t: int, guidance_scale: float, interval: tuple | None) -> float:
     "The guidance weight at timestep `t`: `guidance_scale` inside the interval (or everywhere when None), else 1 (conditional only)."
     return guidance_scale if interval is None or interval[0] <= t <= interval[1] else 1.0
 
+def check_guidance_rescale(guidance_rescale: float  # the rescale factor phi to check
+                          ) -> float:
+    "A guidance rescale factor as a float in [0, 1] (0: plain classifier-free guidance; Lin et al. use 0.7)."
+    return check_real(guidance_rescale, 'guidance_rescale', 0, 1, 'a number in [0, 1] (0: no rescaling; 0.7 as in arXiv:2305.08891)')
+
+def rescale_guidance(guided: torch.Tensor,  # the guided prediction uncond + w (cond - uncond), N x ...
+                     cond: torch.Tensor,  # the conditional prediction alone, same shape
+                     guidance_rescale: float  # phi in [0, 1]: the share of the rescaled prediction in the result
+                    ) -> torch.Tensor:
+    "Lin et al.'s guidance rescale (arXiv:2305.08891, sec. 3.4): the guided prediction scaled to the conditional one's standard deviation per sample, mixed in with weight phi (proposed against the overexposure of large guidance scales)."
+    dims = list(range(1, guided.ndim))
+    rescaled = guided * (cond.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True))
+    return guidance_rescale * rescaled + (1 - guidance_rescale) * guided
+
 def _unet_eps(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
               x: torch.Tensor, t, cond: torch.Tensor, uncond: torch.Tensor | None,
-              guidance_scale: float, ddim=None, checkpoint: bool = False) -> tuple:
+              guidance_scale: float, ddim=None, checkpoint: bool = False, guidance_rescale: float = 0.0) -> tuple:
     "`unet_eps` without its checks (the sampler's loop has checked once); `t` an int or a 1-D LongTensor, one per latent."
     ddim = pipe.scheduler if ddim is None else ddim
     per = isinstance(t, torch.Tensor) and t.ndim == 1
@@ -908,7 +923,10 @@ def _unet_eps(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, va
         return e, e, None
     out = call(torch.cat([x, x]), torch.cat([uncond, cond]))
     eu, ec = split_prediction(out, torch.cat([x, x]), torch.cat([a, a]) if per else a, pt)[0].chunk(2)
-    return eu + guidance_scale * (ec - eu), ec, eu
+    if not guidance_rescale: return eu + guidance_scale * (ec - eu), ec, eu
+    ou, oc = out.float().chunk(2)  # rescaled in the model's own output space (noise, v or x0), as diffusers does
+    guided = rescale_guidance(ou + guidance_scale * (oc - ou), oc, guidance_rescale)
+    return split_prediction(guided, x.float(), a, pt)[0].to(eu.dtype), ec, eu
 
 def check_timesteps(t: int | Sequence[int] | np.ndarray | torch.Tensor,  # one training timestep, or one per latent
                     n: int,  # latents in the batch
@@ -929,19 +947,20 @@ def unet_eps(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
              uncond: torch.Tensor | None = None,  # unconditional embeddings (for guidance; 1 x L x D also for all)
              guidance_scale: float = 1.0,  # classifier-free guidance weight (1 = the conditional prediction alone)
              ddim: diffusers.SchedulerMixin | None = None,  # the scheduler whose alpha-bar converts v- or x0-predictions (None: the pipeline's)
-             checkpoint: bool = False  # gradient-checkpoint the UNet call
+             checkpoint: bool = False,  # gradient-checkpoint the UNet call
+             guidance_rescale: float = 0.0  # Lin et al.'s rescale of the guided prediction (`rescale_guidance`; 0: none)
             ) -> tuple:
     "(guided, conditional, unconditional) noise predictions at (x_t, t), one batched UNet call for both halves of the guidance; v- and x0-predicting UNets are converted to the noise."
     check_latents(pipe, x, 'x'); check_unet(pipe)
     t = check_timesteps(t, len(x), (pipe.scheduler if ddim is None else ddim).config.num_train_timesteps)
-    guidance_scale = check_real(guidance_scale, 'guidance_scale')
+    guidance_scale, guidance_rescale = check_real(guidance_scale, 'guidance_scale'), check_guidance_rescale(guidance_rescale)
     one = lambda e: e.expand(len(x), -1, -1) if isinstance(e, torch.Tensor) and e.ndim == 3 and len(e) == 1 else e  # one caption for all
     cond, uncond = one(cond), one(uncond)
     _check_embeddings(pipe, cond, 'cond', len(x))
     if uncond is not None: _check_embeddings(pipe, uncond, 'uncond', len(x))
     if uncond is None and guidance_scale != 1: raise ValueError(f"guidance_scale={guidance_scale} needs uncond, the unconditional embeddings")
     dev = _device(pipe)
-    return _unet_eps(pipe, x.to(dev), t, cond.to(dev), None if uncond is None else uncond.to(dev), guidance_scale, ddim, checkpoint)
+    return _unet_eps(pipe, x.to(dev), t, cond.to(dev), None if uncond is None else uncond.to(dev), guidance_scale, ddim, checkpoint, guidance_rescale)
 
 def noise_prediction_error(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                            z0: torch.Tensor,  # clean scaled latents N x c x h x w (`encode_images`, which multiplies by the VAE's scaling_factor)
@@ -1033,7 +1052,8 @@ def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
                    checkpoint: bool = False,  # gradient-checkpoint the UNet calls when grad=True
                    return_trajectory: bool = False,  # keep every x_t
                    guidance_interval: tuple | str | None = 'sampled',  # (t_lo, t_hi): guide only at timesteps in it, w = 1 elsewhere (arXiv:2404.07724); None: every step; 'recipe': the checkpoint's; 'sampled': the stopped run's when going on from one, else None
-                   end_step: int | None = None  # stop before this step, to go on with sample_latents(pipe, out, ...) (a prompt switch; at eta > 0 the step noise goes on from out's generators); None: to the clean end
+                   end_step: int | None = None,  # stop before this step, to go on with sample_latents(pipe, out, ...) (a prompt switch; at eta > 0 the step noise goes on from out's generators); None: to the clean end
+                   guidance_rescale: float | None = None  # Lin et al.'s rescale of the guided prediction, in [0, 1] (`rescale_guidance`); None: the stopped run's when going on from one, else 0 (none)
                   ) -> SampleOutput:
     "The DDIM sampling loop on latents, with per-step callbacks and log-probabilities; works for any SD-style pipeline."
     # With grad=True the returned log_probs differentiate through the whole chain (each x_t depends on the weights); DDPO's
@@ -1042,6 +1062,7 @@ def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
     if prev is not None:  # settings not given are the stopped run's
         latents, num_inference_steps, start_step, generators, ddim = _go_on(pipe, prev, num_inference_steps, start_step, generators)
         eta = prev.eta if eta is None else eta
+        if guidance_rescale is None: guidance_rescale = prev.guidance_rescale
         if guidance_scale is None and uncond is not None: guidance_scale = prev.guidance_scale  # without uncond: no guidance, as from latents
         unguided = guidance_scale is None and uncond is None and prev.guidance_scale not in (None, 1.0)  # said below if a step left would have been guided
         if prev.guidance_fn and guidance_fn is None:
@@ -1058,6 +1079,7 @@ def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
                       "pass uncond (its unconditional embeddings) to go on with its guidance, or guidance_scale=1 to go on unguided on purpose", stacklevel=2)
     if guidance_scale is None: guidance_scale = 1.0 if uncond is None else 3.0
     guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
+    guidance_rescale = check_guidance_rescale(0.0 if guidance_rescale is None else guidance_rescale)
     check_latents(pipe, latents); check_unet(pipe)
     _check_embeddings(pipe, cond, 'cond', len(latents))
     if uncond is not None:
@@ -1082,7 +1104,7 @@ def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
         for i in range(start_step, end):
             t = ts[i]
             t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-            eps, ec, eu = _unet_eps(pipe, x, t, cond, uncond, guidance_at(t, guidance_scale, interval), ddim, checkpoint and grad)
+            eps, ec, eu = _unet_eps(pipe, x, t, cond, uncond, guidance_at(t, guidance_scale, interval), ddim, checkpoint and grad, guidance_rescale)
             a, ap = _alpha(ddim, t), _alpha(ddim, t_prev)
             alphas.append((a, ap))
             if guidance_fn is not None: eps = _guided(guidance_fn, wants_alpha, x, t, eps, a)
@@ -1100,7 +1122,7 @@ def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
     lp = torch.stack(logps) if logps else (torch.zeros(0, len(x), device=x.device) if eta > 0 else None)  # a run of no steps: no log-probability to give
     return SampleOutput(x, lp, traj, ts[start_step:end], alphas, eta, guidance_scale, interval,
                         guidance_fn is not None, cond if keep else None, uncond if keep and guidance_scale != 1 else None, start_step=start_step,
-                        num_inference_steps=len(ts), generators=_copied(generators) if eta > 0 else None)
+                        num_inference_steps=len(ts), generators=_copied(generators) if eta > 0 else None, guidance_rescale=guidance_rescale)
 
 def _copied(generators: list) -> list:
     "Copies of torch Generators at their current states: a stopped run's step noise, which any number of runs may go on from."
@@ -1146,7 +1168,8 @@ def trajectory_log_probs(pipe: SDPipeline,  # any Stable-Diffusion-style pipelin
                          guidance_interval: tuple | str | None = 'sampled',  # 'sampled': the interval it was sampled with; None: every step; 'recipe': the checkpoint's; or (t_lo, t_hi)
                          checkpoint: bool = False,  # gradient-checkpoint the UNet calls
                          guidance_fn: Callable | None = None,  # the guidance_fn it was sampled with, replayed at each step (a function is not stored in `out`)
-                         steps: Sequence[int] | None = None  # re-score only these steps, as indices into out.timesteps (0 = the first it holds), in this order; None: all
+                         steps: Sequence[int] | None = None,  # re-score only these steps, as indices into out.timesteps (0 = the first it holds), in this order; None: all
+                         guidance_rescale: float | None = None  # None: the rescale it was sampled with (`out.guidance_rescale`)
                         ) -> torch.Tensor:
     "steps x N log p(x_{t-1} | x_t) of a stored trajectory under the pipeline's CURRENT weights, each step's x_t held fixed (DDPO's re-scoring, arXiv:2305.13301); differentiable in the weights that require grad."
     # By default every setting is the sampled one, so at unchanged weights this returns `out.log_probs`. Other embeddings, eta,
@@ -1158,6 +1181,7 @@ def trajectory_log_probs(pipe: SDPipeline,  # any Stable-Diffusion-style pipelin
     eta = _eta(_as_sampled(eta, out.eta, 'eta'))
     if eta == 0: raise ValueError("eta=0: a deterministic trajectory has no log-probability; pass the eta > 0 it was sampled with")
     guidance_scale = check_real(_as_sampled(guidance_scale, out.guidance_scale, 'guidance_scale'), 'guidance_scale')
+    guidance_rescale = check_guidance_rescale(out.guidance_rescale if guidance_rescale is None else guidance_rescale)
     if isinstance(guidance_interval, str) and guidance_interval == 'sampled':
         if out.eta is None: raise ValueError("guidance_interval: this SampleOutput does not record the interval it was sampled with; pass it (None: every step)")
         guidance_interval = out.guidance_interval
@@ -1171,9 +1195,11 @@ def trajectory_log_probs(pipe: SDPipeline,  # any Stable-Diffusion-style pipelin
     ws = [guidance_at(t, guidance_scale, interval) for t in out.timesteps]
     if out.eta is not None:
         other = [f"{k}={v!r} (sampled with {w!r})" for k, v, w in (('eta', eta, out.eta), ('guidance_scale', guidance_scale, out.guidance_scale),
-                                                                  ('guidance_interval', interval, out.guidance_interval)) if v != w]
+                                                                  ('guidance_interval', interval, out.guidance_interval),
+                                                                  ('guidance_rescale', guidance_rescale, out.guidance_rescale)) if v != w]
         if out.guidance_scale is not None and ws == [guidance_at(t, out.guidance_scale, out.guidance_interval) for t in out.timesteps]:
-            other = [o for o in other if not o.startswith('guidance_')]  # the same weight at every step (e.g. guidance 1 with any interval): the same policy
+            other = [o for o in other if not o.startswith(('guidance_scale', 'guidance_interval'))]  # the same weight at every step (e.g. guidance 1 with any interval): the same policy
+        if max(ws) == 1: other = [o for o in other if not o.startswith('guidance_rescale')]  # no step guided: nothing to rescale
         if given[0] and out.cond is not None and not _same_embeddings(cond, out.cond): other.append("cond other than the embeddings it was sampled with (another prompt or order)")
         if given[1] and out.uncond is not None and max(ws) != 1 and not _same_embeddings(uncond, out.uncond): other.append("uncond other than the one it was sampled with")
         if out.guidance_fn and guidance_fn is None: other.append("no guidance_fn (a guidance_fn steered the sampling: pass it)")
@@ -1209,7 +1235,7 @@ def trajectory_log_probs(pipe: SDPipeline,  # any Stable-Diffusion-style pipelin
     for j in steps:
         t, (a, ap) = out.timesteps[j], out.alphas[j]
         x, x_prev = out.trajectory[j].detach().to(dev, dt), out.trajectory[j + 1].detach().to(dev, dt)
-        eps = _unet_eps(pipe, x, t, cond, uncond, ws[j], ddim, checkpoint)[0]
+        eps = _unet_eps(pipe, x, t, cond, uncond, ws[j], ddim, checkpoint, guidance_rescale)[0]
         if guidance_fn is not None: eps = _guided(guidance_fn, wants_alpha, x, t, eps, a)
         lps.append(ddim_step(x, eps, a, ap, eta, prev_sample=x_prev)[2])
     if not lps: raise ValueError("steps is empty; expected at least one step index")
@@ -1253,7 +1279,7 @@ def join_samples(outs: Sequence[SampleOutput]  # outputs of several sampling cal
         raise TypeError(f"outs must be a non-empty list of SampleOutputs, got {type(outs).__name__}")
     o = outs[0]
     for j, b in enumerate(outs[1:], 1):
-        other = [k for k in ('timesteps', 'start_step', 'num_inference_steps', 'eta', 'guidance_scale', 'guidance_interval', 'guidance_fn')
+        other = [k for k in ('timesteps', 'start_step', 'num_inference_steps', 'eta', 'guidance_scale', 'guidance_interval', 'guidance_rescale', 'guidance_fn')
                  if getattr(b, k) != getattr(o, k)]
         other += [k for k in ('trajectory', 'log_probs', 'cond', 'uncond', 'generators', 'alphas') if (getattr(b, k) is None) != (getattr(o, k) is None)]
         if o.alphas is not None and b.alphas is not None and 'alphas' not in other and any(float(a) != float(c) for (a, _), (c, _) in zip(o.alphas, b.alphas)):
@@ -1284,7 +1310,8 @@ def generate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
              grad: bool = False,  # keep gradients through sampler and decoder
              return_latents: bool = False,  # also return the SampleOutput (latents, log-probabilities, settings)
              return_trajectory: bool = False,  # also keep every x_t in it (implies return_latents): what `trajectory_log_probs` re-scores
-             offset: int = 0  # this call's first image is image `offset` of a larger draw made in parts: its noise is that image's (guidance_fn and callback offsets stay within this call)
+             offset: int = 0,  # this call's first image is image `offset` of a larger draw made in parts: its noise is that image's (guidance_fn and callback offsets stay within this call)
+             guidance_rescale: float = 0.0  # Lin et al.'s rescale of the guided prediction, in [0, 1] (`rescale_guidance`; diffusers' `guidance_rescale`); 0: none
             ) -> torch.Tensor | tuple[torch.Tensor, SampleOutput]:
     "Text-to-image with DDIM + classifier-free guidance: images N x C x H x W in [-1, 1]."
     prompts = check_prompts(prompts)
@@ -1292,6 +1319,7 @@ def generate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
     n = len(prompts)
     guidance_interval = pipeline_interval(pipe, guidance_interval)  # before any work
     guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
+    guidance_rescale = check_guidance_rescale(guidance_rescale)
     seed, batch_size = check_int(seed, 'seed', 0), check_int(batch_size, 'batch_size')
     negative_prompt = check_negative_prompt(negative_prompt, guidance_scale, n)
     if guidance_fn is not None and n > batch_size: warn_hidden_offset(guidance_fn, 'guidance_fn')
@@ -1306,7 +1334,7 @@ def generate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
         o = sample_latents(pipe, latents[sl], cond[sl], None if uncond is None else uncond[sl], num_inference_steps,
                            guidance_scale, eta, gens[sl] if gens else None, callback=None if callback is None else functools.partial(_at_offset, callback, i),
                            guidance_fn=_guide_at(guidance_fn, i), grad=grad, return_trajectory=return_trajectory,
-                           guidance_interval=guidance_interval)
+                           guidance_interval=guidance_interval, guidance_rescale=guidance_rescale)
         with torch.set_grad_enabled(grad): imgs.append(decode_latents(pipe, o.latents))
         outs.append(o)
     images = torch.cat(imgs)
@@ -1469,7 +1497,8 @@ def regenerate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, v
                callback: Callable | None = None,  # f(StepInfo) per step and batch (StepInfo.i counts sampler steps: trajectory[i - inv.start_step] is the inverted latent there)
                guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps (and alpha_t=, offset= if it names them; `classifier_guidance` makes one)
                batch_size: int = 64,  # latents per UNet call
-               return_latents: bool = False  # also return the SampleOutput
+               return_latents: bool = False,  # also return the SampleOutput
+               guidance_rescale: float = 0.0  # Lin et al.'s rescale of the guided prediction, in [0, 1] (`rescale_guidance`); 0: none
               ) -> torch.Tensor | tuple[torch.Tensor, SampleOutput]:
     "Images DDIM makes from an inversion's latents under `prompts`, on the inversion's own step grid from its start_step (inversion-based editing, arXiv:2211.09794)."
     if not isinstance(inv, Inversion): raise TypeError(f"inv must be an Inversion (from invert_latents or ddim_invert), got {type(inv).__name__}")
@@ -1477,6 +1506,7 @@ def regenerate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, v
     n = len(inv.latents)
     prompts = check_prompts(prompts, n, 'latent', one_for_all=True)
     guidance_scale, batch_size = check_real(guidance_scale, 'guidance_scale'), check_int(batch_size, 'batch_size')
+    guidance_rescale = check_guidance_rescale(guidance_rescale)
     negative_prompt = check_negative_prompt(negative_prompt, guidance_scale, n)
     guidance_interval = pipeline_interval(pipe, guidance_interval)
     if guidance_fn is not None and n > batch_size: warn_hidden_offset(guidance_fn, 'guidance_fn')
@@ -1490,7 +1520,7 @@ def regenerate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, v
         sl = slice(b, b + batch_size)
         o = sample_latents(pipe, inv.latents[sl], cond[sl], None if uncond is None else uncond[sl], inv.num_inference_steps, guidance_scale,
                            start_step=inv.start_step, callback=None if callback is None else functools.partial(_at_offset, callback, b),
-                           guidance_fn=_guide_at(guidance_fn, b), guidance_interval=guidance_interval)
+                           guidance_fn=_guide_at(guidance_fn, b), guidance_interval=guidance_interval, guidance_rescale=guidance_rescale)
         imgs.append(decode_latents(pipe, o.latents)); outs.append(o)
     images = torch.cat(imgs)
     if not return_latents: return images
@@ -2082,7 +2112,9 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
                   overwrite: bool = False,  # replace `out` if it exists (refused otherwise)
                   device: str = 'cpu',  # torch device to sample on, e.g. 'cuda'
                   dtype: str | torch.dtype = torch.float32,  # weights' dtype: torch.float16 / 'float16' halves a GPU's memory
-                  variant: str | None = None  # weight-file variant of a diffusers folder, e.g. 'fp16' (see `load_pipeline`)
+                  variant: str | None = None,  # weight-file variant of a diffusers folder, e.g. 'fp16' (see `load_pipeline`)
+                  negative_prompt: str = '',  # the unconditional prompt of the guidance: what to steer away from
+                  guidance_rescale: float = 0.0  # Lin et al.'s rescale of the guided prediction, in [0, 1] (see `generate`)
                  ) -> Path:
     "Generate `n` images for one prompt and save them as a PNG grid (what `medcf generate` runs)."
     from medcf.phantoms import save_grid
@@ -2094,11 +2126,14 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
         dtype = getattr(torch, dtype)
     num_inference_steps = check_int(num_inference_steps, 'num_inference_steps')
     if guidance_scale is not None: check_real(guidance_scale, 'guidance_scale')
+    if not isinstance(negative_prompt, str): raise TypeError(f"negative_prompt must be one string for the grid, got {type(negative_prompt).__name__}")
+    check_negative_prompt(negative_prompt, guidance_scale); check_guidance_rescale(guidance_rescale)  # before the model is loaded
     _resolve(model)  # an unknown model name fails before the output path is looked at
     out = _check_out_file(out, overwrite)  # and a bad path before the model is loaded
     pipe = load_pipeline(model, device=device, dtype=dtype, variant=variant)
     w = guidance_scale if guidance_scale is not None else pipe.model_card.get('recipe', {}).get('guidance_scale', 3.0)
-    images = generate(pipe, [prompt] * int(n), num_inference_steps, w, seed=seed, guidance_interval=guidance_interval)
+    images = generate(pipe, [prompt] * int(n), num_inference_steps, w, seed=seed, guidance_interval=guidance_interval,
+                      negative_prompt=negative_prompt, guidance_rescale=guidance_rescale)
     return save_grid(images, out, ncols=ncols, overwrite=overwrite)  # `out` was checked above
 
 # %% ../nbs/02_diffusion.ipynb #b7d2e0a2

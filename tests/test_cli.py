@@ -131,6 +131,21 @@ def test_generate_command_guidance_interval(tmp_path, monkeypatch, capsys):
     assert "'late': expected 'recipe', 'all' or two timesteps LO,HI" in capsys.readouterr().err
 
 
+def test_generate_command_negative_prompt_and_rescale(tmp_path, monkeypatch):
+    "--negative-prompt and --guidance-rescale reach generate(); a bad rescale or a list of negative prompts is refused before the model loads."
+    import medcf.cli as C
+    from medcf.diffusion import generate_grid
+    got = []
+    monkeypatch.setattr(C, 'generate_grid', lambda *a, **k: got.append(k) or tmp_path / 'x.png')
+    base = ['generate', '--prompt', 'Chest X-ray', '--n', '1', '--steps', '2', '--out', str(tmp_path / 'x.png')]
+    main(base); assert got[-1]['negative_prompt'] == '' and got[-1]['guidance_rescale'] == 0.0
+    main(base + ['--negative-prompt', 'blurry', '--guidance-rescale', '0.7']); assert got[-1]['negative_prompt'] == 'blurry' and got[-1]['guidance_rescale'] == 0.7
+    with pytest.raises(ValueError, match='guidance_rescale'): generate_grid('nosuchmodel', 'x', n=1, out=tmp_path / 'c.png', guidance_rescale=1.5)
+    with pytest.raises(TypeError, match='one string for the grid'): generate_grid('nosuchmodel', 'x', n=1, out=tmp_path / 'c.png', negative_prompt=['a'])
+    png = generate_grid('chest', 'Chest X-ray', n=2, out=tmp_path / 'd.png', num_inference_steps=2, negative_prompt='blurry', guidance_rescale=0.7)
+    assert png.exists()
+
+
 def test_generate_command_bad_device(tmp_path):
     "--device gpu (a RuntimeError) and --device cuda on a CPU build (an AssertionError) printed tracebacks past console()'s one-line errors."
     base = ['generate', '--prompt', 'Chest X-ray', '--n', '1', '--steps', '1', '--out', str(tmp_path / 'x.png')]

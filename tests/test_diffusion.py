@@ -2497,3 +2497,47 @@ def test_sd_compat_audit_session_32(pipe, tmp_path):
     with pytest.raises(FileNotFoundError, match='a Hub id .* is not downloaded here'): D.load_pipeline('runwayml/stable-diffusion-v1-5')
     (tmp_path / 'model.safetensors').write_bytes(b'x')
     with pytest.raises(FileNotFoundError, match='from_single_file'): D.load_pipeline(tmp_path / 'model.safetensors')
+
+
+def test_guidance_rescale_matches_diffusers(pipe):
+    "guidance_rescale is diffusers' (Lin et al., arXiv:2305.08891): our sampler equals StableDiffusionPipeline.__call__ with it, for noise- and v-predicting UNets; 0 changes nothing."
+    import copy
+    from diffusers import DDIMScheduler
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
+    g = torch.Generator().manual_seed(0)
+    guided, cond = torch.randn(3, 4, 5, 5, generator=g) * 3, torch.randn(3, 4, 5, 5, generator=g)
+    assert torch.allclose(D.rescale_guidance(guided, cond, 0.7), rescale_noise_cfg(guided, cond, 0.7), atol=1e-6)
+    assert torch.equal(D.rescale_guidance(guided, cond, 0.0), guided)
+    assert torch.allclose(D.rescale_guidance(guided, cond, 1.0).std((1, 2, 3)), cond.std((1, 2, 3)), atol=1e-5)
+    v = D.assemble_pipeline(pipe.vae, copy.deepcopy(pipe.unet), DDIMScheduler(**D.SD_BETAS, clip_sample=False, set_alpha_to_one=False, steps_offset=1,
+                                                                             prediction_type='v_prediction'), pipe.text_encoder, pipe.tokenizer)
+    lat = D.initial_latents(pipe, 2, seed=0)
+    for p in (pipe, v):
+        ours = D.generate(p, ['a', 'b'], num_inference_steps=4, guidance_scale=5.0, latents=lat, guidance_rescale=0.7)
+        ref = p(['a', 'b'], height=32, width=32, num_inference_steps=4, guidance_scale=5.0, latents=lat, output_type='pt', guidance_rescale=0.7).images
+        assert (ours - (ref * 2 - 1)).abs().max() < 1e-4
+        plain = D.generate(p, ['a', 'b'], num_inference_steps=4, guidance_scale=5.0, latents=lat)
+        assert (ours - plain).abs().max() > 1e-3 and torch.equal(plain, D.generate(p, ['a', 'b'], num_inference_steps=4, guidance_scale=5.0, latents=lat, guidance_rescale=0))
+
+
+def test_guidance_rescale_checked_recorded_and_replayed(pipe):
+    "A rescale outside [0, 1] is refused by name; a SampleOutput records it, a run going on inherits it, trajectory_log_probs replays it and says when re-scored without it, join_samples refuses a mix."
+    import warnings
+    for bad in (1.5, -0.1, 'a', True):
+        with pytest.raises((ValueError, TypeError), match='guidance_rescale'): D.generate(pipe, 'a', num_inference_steps=2, guidance_rescale=bad)
+    with pytest.raises(ValueError, match='guidance_rescale'): D.unet_eps(pipe, D.initial_latents(pipe, 1), 500, D.encode_prompts(pipe, ['a']), guidance_rescale=2)
+    kw = dict(num_inference_steps=3, guidance_scale=4.0, eta=1.0, seed=2, return_trajectory=True)
+    x, out = D.generate(pipe, ['a', 'b'], guidance_rescale=0.5, **kw)
+    assert out.guidance_rescale == 0.5 and out.select([1]).guidance_rescale == 0.5
+    with torch.no_grad():
+        assert torch.allclose(D.trajectory_log_probs(pipe, out), out.log_probs, atol=1e-5)
+        with pytest.warns(UserWarning, match=r'guidance_rescale=0.0 \(sampled with 0.5\)'): other = D.trajectory_log_probs(pipe, out, guidance_rescale=0.0)
+    assert (other - out.log_probs).abs().max() > 1e-5
+    c, u = D.encode_prompts(pipe, ['a', 'b']), D.encode_prompts(pipe, ['', ''])
+    z = D.initial_latents(pipe, 2, seed=3)
+    whole = D.sample_latents(pipe, z, c, u, 4, 4.0, guidance_rescale=0.5)
+    half = D.sample_latents(pipe, z, c, u, 4, 4.0, guidance_rescale=0.5, end_step=2)
+    assert torch.allclose(D.sample_latents(pipe, half, c, u).latents, whole.latents, atol=1e-5)
+    assert not torch.allclose(D.sample_latents(pipe, half, c, u, guidance_rescale=0.0).latents, whole.latents, atol=1e-4)
+    _, out0 = D.generate(pipe, ['a', 'b'], **kw)
+    with pytest.raises(ValueError, match='guidance_rescale'): D.join_samples([out, out0])
