@@ -18,6 +18,22 @@ __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 
            'chest_facts', 'SkinPhantom', 'skin_titles', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'grid_index',
            'snap_to_grid', 'MSTrialData', 'MSTrial']
 
+# %% ../nbs/00_phantoms.ipynb #lazy0a1b
+import importlib
+
+class _LazyModule:
+    "A module imported on first attribute access (a submodule too), so that annotations can name matplotlib's, diffusers' and transformers' classes without `import medcf` paying for them."
+    def __init__(self, name: str):  # the module's import name
+        self._name = name
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith('__'): raise AttributeError(attr)  # copy/pickle probes, never a class name
+        mod = importlib.import_module(self._name)
+        try: return getattr(mod, attr)
+        except AttributeError: return importlib.import_module(f"{self._name}.{attr}")  # a submodule not imported yet (matplotlib.axes)
+    def __repr__(self) -> str: return f"_LazyModule({self._name!r})"
+
+matplotlib = _LazyModule('matplotlib')
+
 # %% ../nbs/00_phantoms.ipynb #c2c0587c
 def is_full() -> bool:
     "True when the full-scale run is asked for with MEDCF_FULL=1 (never under nbdev_test, which sets IN_TEST)."
@@ -449,9 +465,9 @@ def chexpert_counts() -> pd.DataFrame:
 
 # %% ../nbs/00_phantoms.ipynb #ad61262a
 def plot_graph(phantom: SCMPhantom,  # any phantom; its `variables` give the graph
-               ax: Any = None,  # matplotlib axes to draw on (a new figure when None)
+               ax: matplotlib.axes.Axes | None = None,  # matplotlib axes to draw on (a new figure when None)
                width: float = 11.0,  # figure width in inches when a new figure is made
-               ) -> Any:
+               ) -> matplotlib.figure.Figure:
     "Draw a phantom's causal graph in layers (roots on top); hidden variables grey and dashed. Returns the figure."
     import matplotlib.pyplot as plt
     vs = phantom.variables; depth = {}
@@ -774,7 +790,7 @@ def show_grid(images: torch.Tensor,  # N x C x H x W in [-1, 1] (C = 1 or 3)
               titles: Sequence[str] | None = None,  # one short title per image
               ncols: int = 8,  # images per row
               scale: float = 1.1,  # inches per image
-              ) -> Any:
+              ) -> matplotlib.figure.Figure:
     "A matplotlib figure showing `images` in a grid (grayscale for 1 channel)."
     import matplotlib.pyplot as plt
     x = _to_display(images); n = len(x)

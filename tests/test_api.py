@@ -30,6 +30,10 @@ def test_lazy_names_stay_lazy():
     import subprocess, sys
     code = "import sys, medcf.diffusion, medcf.zoo; print('diffusers' in sys.modules, 'transformers' in sys.modules)"
     assert subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.split() == ['False', 'False']
+    from medcf.phantoms import _LazyModule
+    for m in MODULES:  # a star import must not bind a proxy over the user's own `import diffusers` / `import matplotlib`
+        mod = importlib.import_module(f'medcf.{m}')
+        assert not [k for k in mod.__all__ if isinstance(getattr(mod, k), _LazyModule)], m
 
 @pytest.mark.parametrize('module', MODULES)
 def test_signatures_typed(module):
