@@ -9,7 +9,7 @@ import numpy as np, pandas as pd, torch
 from torch import nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .phantoms import BrainPhantom, pick, is_full, check_int, check_real, copy_frozen, keeps_global_rng
+from .phantoms import BrainPhantom, pick, is_full, check_int, check_real, check_bool, copy_frozen, keeps_global_rng
 
 # %% auto #0
 __all__ = ['FUSIONS', 'TASKS', 'MODELS', 'encode_record', 'IterativeImputer', 'stratified_split', 'HyperNet', 'HyperLinear',
@@ -618,9 +618,11 @@ def run_fusion(task: str,  # 'age' or 'ad'
                dim: int | None = None,  # 2 or 3 (default 2, or the phantom's)
                width: int = 8,  # image-network width
                progress: bool = True,  # progress bars
-               phantom: BrainPhantom | None = None  # draw every seed's patients from this phantom (default BrainPhantom)
+               phantom: BrainPhantom | None = None,  # draw every seed's patients from this phantom (default BrainPhantom)
+               return_models: bool = False  # also return the trained models, {(seed, name): model}, to predict with or inspect (the data of seed s is FusionData(task, n, s, size, dim, phantom=phantom))
               ) -> tuple:
-    "Train every model on every seed; returns (results table: one row per seed x model, learning curves)."
+    "Train every model on every seed; returns (results table: one row per seed x model, learning curves), and with `return_models` the trained models."
+    return_models = check_bool(return_models, 'return_models')
     if isinstance(models, str) or not len(models) or any(m not in MODELS for m in models):
         raise ValueError(f"models={models!r}; expected a tuple of names from {MODELS}")
     if isinstance(seeds, (int, np.integer)): seeds = (int(seeds),)
@@ -629,7 +631,7 @@ def run_fusion(task: str,  # 'age' or 'ad'
     if len(set(seeds)) < len(seeds): raise ValueError(f"seeds={seeds}: a repeated seed trains the same models twice and shrinks the spread; expected distinct seeds")
     epochs = check_int(epochs, 'epochs')
     if 'tabular' not in models and any(uses_tab_encoder(m, task) for m in models): raise ValueError("HyperFusion for AD needs 'tabular' in models (its pretrained encoder)")
-    rows, curves = [], []
+    rows, curves, kept = [], [], {}
     for seed in seeds:
         data = FusionData(task, n, seed, size, dim, phantom=phantom)
         trained = {}
@@ -638,10 +640,11 @@ def run_fusion(task: str,  # 'age' or 'ad'
             model = make_model(name, data, width, trained.get('tabular') if uses_tab_encoder(name, task) else None)
             t0 = time.perf_counter()
             h = train_fusion(model, data, epochs, seed=seed, progress=progress)
-            trained[name] = model
+            trained[name] = kept[(seed, name)] = model
             rows.append(dict(task=task, model=name, seed=seed, **evaluate(model, data), train_s=time.perf_counter() - t0))
             curves.append(h.assign(task=task, model=name, seed=seed))
-    return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
+    out = pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
+    return (*out, kept) if return_models else out
 
 # %% ../nbs/40_fusion.ipynb #06b76477
 def summarise(results: pd.DataFrame) -> pd.DataFrame:

@@ -113,6 +113,21 @@ def test_volumes_3d():
     with pytest.raises(ValueError, match="needs 'tabular'"): run_fusion('ad', models=('hyperfusion',), progress=False)
 
 
+def test_run_fusion_returns_its_models():
+    "return_models gives every trained model by (seed, name); scored again on its seed's data it reproduces the table's row."
+    from medcf.fusion import evaluate
+    kw = dict(seeds=(0, 1), n=60, epochs=1, size=16, width=2, models=('tabular', 'hyperfusion'), progress=False)
+    r, curves, models = run_fusion('age', return_models=True, **kw)
+    assert sorted(models) == [(s, m) for s in (0, 1) for m in ('hyperfusion', 'tabular')]
+    for s in (0, 1):
+        data = FusionData('age', 60, s, 16, None)
+        for name in ('tabular', 'hyperfusion'):
+            row = r[(r.seed == s) & (r.model == name)].iloc[0]
+            assert evaluate(models[(s, name)], data)['mae'] == pytest.approx(row.mae, abs=1e-9)
+    assert len(run_fusion('age', **kw)) == 2
+    with pytest.raises(TypeError, match='return_models'): run_fusion('age', return_models='yes', **kw)
+
+
 def test_metrics_reject_bad_input():
     "Empty, mismatched, out-of-range or NaN input raised nothing and returned nan, 0.5 or 1.0."
     with pytest.raises(ValueError, match='non-empty'): balanced_accuracy([], [], 2)
