@@ -357,3 +357,15 @@ def test_variables_without_values_or_range_take_numbers_and_the_ventricle_offset
     a, b = BrainPhantom(32).sample_truth(400, seed=2), Bigger(32).sample_truth(400, seed=2)
     men, women = (a.sex == 'M').to_numpy(), (a.sex == 'F').to_numpy()
     assert np.allclose(b.ventricles[women], a.ventricles[women]) and (b.ventricles[men].mean() - a.ventricles[men].mean()) > 0.5
+
+
+def test_counterfactual_refuses_a_batch_of_other_settings():
+    "A true counterfactual needs the settings that drew the batch: a scalar (grain) and, since session 33, a tuple set on the instance (p_ruler) are both compared."
+    b = P.ChestPhantom(32).sample(3, seed=0)
+    with pytest.raises(ValueError, match='batch was drawn by'): P.ChestPhantom(32, grain=0).counterfactual(b, effusion=1)
+    s = P.SkinPhantom(32)
+    sb = s.sample(3, seed=0)
+    other = P.SkinPhantom(32); other.p_ruler = (0.5, 0.9)
+    assert other.render_config()['p_ruler'] == (0.5, 0.9) and 'p_ruler' not in s.render_config()  # the class default is the class's: its name says it
+    with pytest.raises(ValueError, match='batch was drawn by'): other.counterfactual(sb, melanoma=1)
+    assert torch.equal(P.SkinPhantom(32).counterfactual(sb, melanoma=1).images, s.counterfactual(sb, melanoma=1).images)
