@@ -58,6 +58,15 @@ def main():
                and bool(torch.isfinite(x).all()) and float(d.mean()) < tol / 10,  # the mean: in low precision a few pixels may flip
                mean_abs_diff=round(float(d.mean()), 5), max_abs_diff=round(float(d.max()), 4), seconds=round(s, 2))
 
+    # 1c. Lin et al.'s guidance rescale and one negative prompt per image, in every precision (the rescale computes in float32)
+    negs = (['Chest X-ray showing Support Devices', 'Chest X-ray showing Cardiomegaly'] * n)[:n]
+    ref_r = generate(cpu, prompts, steps, 5.0, seed=0, guidance_rescale=0.7, negative_prompt=negs)
+    for dt, q in pipes.items():
+        xr = generate(q, prompts, steps, 5.0, seed=0, guidance_rescale=0.7, negative_prompt=negs)
+        d = (xr.float().cpu() - ref_r).abs()
+        record(f'guidance_rescale=0.7 with per-image negative prompts, {dt} vs CPU float32', bool(torch.isfinite(xr).all())
+               and float(d.mean()) < (0.05 if dt == 'float32' else 0.5) / 10, mean_abs_diff=round(float(d.mean()), 5), max_abs_diff=round(float(d.max()), 4))
+
     p = pipes['float32']
     # 1b. the autoencoder on the CPU beside the UNet on the device (offloading): latents and images go to the VAE's device
     import copy
