@@ -42,7 +42,7 @@ def check_policy(policy: str) -> str:
                          f"({'; '.join(f'{k}: {v}' for k, v in UNCERTAINTY_POLICIES.items())}; blank is always 0)")
     return policy
 
-def apply_policy(values: np.ndarray | pd.Series | pd.DataFrame | torch.Tensor | Sequence | float,  # CheXpert label values: 1, 0, -1 or blank (NaN/None); any array-like
+def apply_policy(values: np.ndarray | pd.Series | pd.DataFrame | torch.Tensor | Sequence | float | None,  # CheXpert label values: 1, 0, -1 or blank (NaN/None); any array-like
                  policy: str = 'U-zeros',  # 'U-zeros', 'U-ones' or 'ignore'
                 ) -> tuple[np.ndarray, np.ndarray]:
     "Map CheXpert labels to (labels in {0,1} as float32, mask as bool): blank -> 0 always, -1 by `policy`."

@@ -8,7 +8,7 @@ import os, json, hashlib, math, time, copy, warnings, weakref, platform, functoo
 from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence, Any, Protocol
-import numpy as np, torch, torch.nn.functional as F
+import numpy as np, pandas as pd, torch, torch.nn.functional as F
 from .phantoms import _LazyModule, PhantomBatch, pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword, parameters_of, keeps_global_rng
 
 # %% auto #0
@@ -30,7 +30,9 @@ __all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES',
            'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #lazy2a1b
-diffusers, transformers, ipywidgets = _LazyModule('diffusers'), _LazyModule('transformers'), _LazyModule('ipywidgets')  # names for annotations, imported when first read
+diffusers, transformers = _LazyModule('diffusers', lambda: _quiet()), _LazyModule('transformers', lambda: _quiet())  # names for annotations, imported (and quieted) when first read
+ipywidgets = _LazyModule('ipywidgets')
+Prompts = str | Sequence[str] | np.ndarray | pd.Series  # one prompt, or one per image: what `check_prompts` reads
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -105,7 +107,7 @@ def build_scheduler() -> diffusers.DDIMScheduler:
 
 class SDPipeline(Protocol):
     "What a `pipe` argument is throughout medcf: any object with Stable Diffusion's five parts, such as a diffusers `StableDiffusionPipeline` (ours or a real one)."
-    vae: diffusers.AutoencoderKL  # images <-> latents (`encode(...).latent_dist`, `decode(...).sample`, `config.scaling_factor`)
+    vae: diffusers.AutoencoderKL | diffusers.AutoencoderTiny  # images <-> latents (`encode(...).latent_dist`, `decode(...).sample`, `config.scaling_factor`)
     unet: diffusers.UNet2DConditionModel  # noise predictor: `unet(x_t, t, encoder_hidden_states=...).sample`
     scheduler: diffusers.SchedulerMixin  # its config (betas, prediction type) is what the samplers read
     text_encoder: transformers.PreTrainedModel  # frozen text encoder: token ids -> hidden states (`last_hidden_state`)
@@ -206,7 +208,7 @@ def check_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet
     if not torch.isfinite(latents).all(): raise ValueError(f"{name} hold{'' if have == 'have' else 's'} NaN or inf; expected finite values")
     return latents
 
-def check_prompts(prompts: str | Sequence[str],  # one prompt, or one per item
+def check_prompts(prompts: Prompts,  # one prompt, or one per item
                   n: int | None = None,  # the count to check, or None
                   what: str = 'image',  # what each prompt goes with, for the message
                   one_for_all: bool = False  # a single prompt is repeated n times
@@ -485,7 +487,7 @@ def check_device(device: str | torch.device  # e.g. 'cpu', 'cuda', 'cuda:1', 'mp
 
 def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'skin') or a pipeline folder (ours or a Stable Diffusion one)
                   check: bool = True,  # verify sha256s against the model card (when there is one; a zoo folder must have one)
-                  device: str = 'cpu',  # torch device
+                  device: str | torch.device = 'cpu',  # torch device
                   dtype: torch.dtype = torch.float32,  # weights are cast to this dtype
                   variant: str | None = None  # weight files of a diffusers folder saved as a variant, e.g. 'fp16' (*.fp16.safetensors)
                  ) -> diffusers.StableDiffusionPipeline:
@@ -596,7 +598,7 @@ def clear_prompt_cache(pipe: SDPipeline | None = None  # the pipeline whose cach
     else: _PROMPT_CACHE.pop(pipe.text_encoder, None)
 
 def encode_prompts(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
-                   prompts: str | Sequence[str],  # one prompt or a list
+                   prompts: Prompts,  # one prompt or a list
                    cache: bool = True  # reuse embeddings of prompts seen before (dropped when the tokenizer, or the text encoder's weights, adapters, dtype or device change, see `clear_prompt_cache`; the last PROMPT_CACHE_SIZE kept)
                   ) -> torch.Tensor:
     "Prompt embeddings N x L x D exactly as `StableDiffusionPipeline` computes them, with a per-text-encoder cache."
@@ -851,7 +853,7 @@ def add_signal_leak(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (un
     ab = _alpha(ddim, int(ddim.timesteps[0])).to(noise)  # zero-terminal-SNR schedules: ~0, no leak to add
     return ab.sqrt() * leak.to(noise) + (1 - ab).sqrt() * noise
 
-def check_guidance_interval(interval: tuple[int, int] | None,  # (t_lo, t_hi) in training timesteps, or None
+def check_guidance_interval(interval: tuple[int, int] | list[int] | None,  # (t_lo, t_hi) in training timesteps, or None
                             num_train_timesteps: int = 1000,  # the scheduler's T
                             name: str = 'guidance_interval'  # the argument's name, for the message
                            ) -> tuple | None:
@@ -862,7 +864,7 @@ def check_guidance_interval(interval: tuple[int, int] | None,  # (t_lo, t_hi) in
         raise ValueError(f"{name}={interval!r}: expected None or (t_lo, t_hi), whole training timesteps with 0 <= t_lo <= t_hi < {num_train_timesteps}")
     return int(interval[0]), int(interval[1])
 
-def resolve_guidance_interval(guidance_interval: tuple[int, int] | str | None,  # 'recipe', None (every step) or (t_lo, t_hi)
+def resolve_guidance_interval(guidance_interval: tuple[int, int] | list[int] | str | None,  # 'recipe', None (every step) or (t_lo, t_hi)
                               recipe: dict,  # a checkpoint's recipe (its 'guidance_interval', if any, is used for 'recipe')
                               num_train_timesteps: int = 1000  # the scheduler's T, which bounds the interval
                              ) -> tuple | None:
@@ -873,7 +875,7 @@ def resolve_guidance_interval(guidance_interval: tuple[int, int] | str | None,  
     return check_guidance_interval(guidance_interval, num_train_timesteps)
 
 def pipeline_interval(pipe: SDPipeline,  # any SD-style pipeline; a zoo checkpoint's recipe is in `pipe.model_card`
-                      guidance_interval: tuple[int, int] | str | None  # 'recipe', None (every step) or (t_lo, t_hi)
+                      guidance_interval: tuple[int, int] | list[int] | str | None  # 'recipe', None (every step) or (t_lo, t_hi)
                      ) -> tuple | None:
     "`resolve_guidance_interval` for `pipe`: 'recipe' is its checkpoint's interval (every step for a pipeline without one), checked against its scheduler's T."
     recipe = (getattr(pipe, 'model_card', None) or {}).get('recipe') or {}
@@ -883,16 +885,22 @@ def guidance_at(t: int, guidance_scale: float, interval: tuple | None) -> float:
     "The guidance weight at timestep `t`: `guidance_scale` inside the interval (or everywhere when None), else 1 (conditional only)."
     return guidance_scale if interval is None or interval[0] <= t <= interval[1] else 1.0
 
-def check_guidance_rescale(guidance_rescale: float  # the rescale factor phi to check
+def check_guidance_rescale(guidance_rescale: float,  # the rescale factor phi to check
+                           guidance_scale: float | None = None  # the guidance it goes with (None: not checked against it)
                           ) -> float:
-    "A guidance rescale factor as a float in [0, 1] (0: plain classifier-free guidance; Lin et al. use 0.7)."
-    return check_real(guidance_rescale, 'guidance_rescale', 0, 1, 'a number in [0, 1] (0: no rescaling; 0.7 as in arXiv:2305.08891)')
+    "A guidance rescale factor as a float in [0, 1] (0: plain classifier-free guidance; Lin et al. use 0.7), and a warning when guidance 1 leaves it unused."
+    phi = check_real(guidance_rescale, 'guidance_rescale', 0, 1, 'a number in [0, 1] (0: no rescaling; 0.7 as in arXiv:2305.08891)')
+    if phi and guidance_scale == 1:
+        warnings.warn(f"guidance_rescale={phi} is unused at guidance_scale=1 (it rescales the guided prediction, and w=1 is the conditional one alone)", stacklevel=3)
+    return phi
 
 def rescale_guidance(guided: torch.Tensor,  # the guided prediction uncond + w (cond - uncond), N x ...
                      cond: torch.Tensor,  # the conditional prediction alone, same shape
                      guidance_rescale: float  # phi in [0, 1]: the share of the rescaled prediction in the result
                     ) -> torch.Tensor:
     "Lin et al.'s guidance rescale (arXiv:2305.08891, sec. 3.4): the guided prediction scaled to the conditional one's standard deviation per sample, mixed in with weight phi (proposed against the overexposure of large guidance scales)."
+    guidance_rescale = check_guidance_rescale(guidance_rescale)
+    if guided.shape != cond.shape: raise ValueError(f"guided has shape {tuple(guided.shape)} and cond {tuple(cond.shape)}; expected the same shape (one prediction each)")
     dims = list(range(1, guided.ndim))
     rescaled = guided * (cond.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True))
     return guidance_rescale * rescaled + (1 - guidance_rescale) * guided
@@ -915,9 +923,9 @@ def _unet_eps(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, va
     out = call(torch.cat([x, x]), torch.cat([uncond, cond]))
     eu, ec = split_prediction(out, torch.cat([x, x]), torch.cat([a, a]) if per else a, pt)[0].chunk(2)
     if not guidance_rescale: return eu + guidance_scale * (ec - eu), ec, eu
-    ou, oc = out.float().chunk(2)  # rescaled in the model's own output space (noise, v or x0), as diffusers does
+    ou, oc = _wide(out).chunk(2)  # rescaled in the model's own output space (noise, v or x0), as diffusers does; float32 at least
     guided = rescale_guidance(ou + guidance_scale * (oc - ou), oc, guidance_rescale)
-    return split_prediction(guided, x.float(), a, pt)[0].to(eu.dtype), ec, eu
+    return split_prediction(guided, _wide(x), a, pt)[0].to(eu.dtype), ec, eu
 
 def check_timesteps(t: int | Sequence[int] | np.ndarray | torch.Tensor,  # one training timestep, or one per latent
                     n: int,  # latents in the batch
@@ -933,7 +941,7 @@ def check_timesteps(t: int | Sequence[int] | np.ndarray | torch.Tensor,  # one t
 
 def unet_eps(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
              x: torch.Tensor,  # latents x_t, N x c x h x w
-             t: int | Sequence[int] | torch.Tensor,  # training timestep: an int, or one per latent (a diffusion classifier's draws)
+             t: int | np.integer | Sequence[int] | np.ndarray | torch.Tensor,  # training timestep: an int, or one per latent (a diffusion classifier's draws)
              cond: torch.Tensor,  # prompt embeddings N x L x D (or 1 x L x D: one caption for every latent)
              uncond: torch.Tensor | None = None,  # unconditional embeddings (for guidance; 1 x L x D also for all)
              guidance_scale: float = 1.0,  # classifier-free guidance weight (1 = the conditional prediction alone)
@@ -956,7 +964,7 @@ def unet_eps(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
 def noise_prediction_error(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                            z0: torch.Tensor,  # clean scaled latents N x c x h x w (`encode_images`, which multiplies by the VAE's scaling_factor)
                            cond: torch.Tensor,  # prompt embeddings N x L x D: each latent's candidate caption (1 x L x D: one for all)
-                           t: int | Sequence[int] | torch.Tensor,  # training timestep: an int, or one per latent
+                           t: int | np.integer | Sequence[int] | np.ndarray | torch.Tensor,  # training timestep: an int, or one per latent
                            noise: torch.Tensor,  # standard normal noise shaped like z0 (reuse it across candidate captions: the comparison is paired)
                            reduce: bool = True  # True: mean over latent elements, one error per latent; False: N x c x h x w squared errors, maps at latent resolution (average the channels, then F.interpolate to the image to overlay them)
                           ) -> torch.Tensor:
@@ -1035,14 +1043,14 @@ def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
                    num_inference_steps: int | None = None,  # DDIM steps; None: 50, or the grid of the SampleOutput it goes on from
                    guidance_scale: float | None = None,  # classifier-free guidance weight w (1 = no guidance); None: the stopped run's when going on from one, else 3.0 when `uncond` is given, else 1
                    eta: float | None = None,  # DDIM stochasticity (log-probabilities are returned when > 0); None: the stopped run's when going on from one, else 0
-                   generators: list | None = None,  # one torch.Generator per sample for the eta noise, advanced in place as torch's are (fresh ones, e.g. `step_generators(seed, n)`, repeat a draw); None: copies of those of the SampleOutput it goes on from, else seed 0's step-noise stream
+                   generators: list | tuple | None = None,  # one torch.Generator per sample for the eta noise, advanced in place as torch's are (fresh ones, e.g. `step_generators(seed, n)`, repeat a draw); None: copies of those of the SampleOutput it goes on from, else seed 0's step-noise stream
                    start_step: int | None = None,  # begin at this step (for partial regeneration / editing); num_inference_steps: none left; None: 0, or where the SampleOutput it goes on from stopped
                    callback: Callable | None = None,  # f(StepInfo) -> None or a replacement for prev_latents
                    guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps, to steer the update; one with a parameter named `alpha_t` also gets the step's alpha-bar; runs without gradients unless grad=True (`classifier_guidance` enables them inside)
                    grad: bool = False,  # keep the graph through the sampler (for gradients w.r.t. latents/weights)
                    checkpoint: bool = False,  # gradient-checkpoint the UNet calls when grad=True
                    return_trajectory: bool = False,  # keep every x_t
-                   guidance_interval: tuple | str | None = 'sampled',  # (t_lo, t_hi): guide only at timesteps in it, w = 1 elsewhere (arXiv:2404.07724); None: every step; 'recipe': the checkpoint's; 'sampled': the stopped run's when going on from one, else None
+                   guidance_interval: tuple | list | str | None = 'sampled',  # (t_lo, t_hi): guide only at timesteps in it, w = 1 elsewhere (arXiv:2404.07724); None: every step; 'recipe': the checkpoint's; 'sampled': the stopped run's when going on from one, else None
                    end_step: int | None = None,  # stop before this step, to go on with sample_latents(pipe, out, ...) (a prompt switch; at eta > 0 the step noise goes on from out's generators); None: to the clean end
                    guidance_rescale: float | None = None  # Lin et al.'s rescale of the guided prediction, in [0, 1] (`rescale_guidance`); None: the stopped run's when going on from one, else 0 (none)
                   ) -> SampleOutput:
@@ -1113,7 +1121,8 @@ def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
     lp = torch.stack(logps) if logps else (torch.zeros(0, len(x), device=x.device) if eta > 0 else None)  # a run of no steps: no log-probability to give
     return SampleOutput(x, lp, traj, ts[start_step:end], alphas, eta, guidance_scale, interval,
                         guidance_fn is not None, cond if keep else None, uncond if keep and guidance_scale != 1 else None, start_step=start_step,
-                        num_inference_steps=len(ts), generators=_copied(generators) if eta > 0 else None, guidance_rescale=guidance_rescale)
+                        num_inference_steps=len(ts), generators=_copied(generators) if eta > 0 else None,
+                        guidance_rescale=guidance_rescale if uncond is not None and guidance_scale != 1 else 0.0)  # nothing guided: nothing rescaled
 
 def _copied(generators: list) -> list:
     "Copies of torch Generators at their current states: a stopped run's step noise, which any number of runs may go on from."
@@ -1156,10 +1165,10 @@ def trajectory_log_probs(pipe: SDPipeline,  # any Stable-Diffusion-style pipelin
                          uncond: torch.Tensor | None = None,  # unconditional ones; None: `out.uncond`
                          guidance_scale: float | None = None,  # None: the guidance it was sampled with (`out.guidance_scale`)
                          eta: float | None = None,  # None: the eta it was sampled with (`out.eta`, > 0)
-                         guidance_interval: tuple | str | None = 'sampled',  # 'sampled': the interval it was sampled with; None: every step; 'recipe': the checkpoint's; or (t_lo, t_hi)
+                         guidance_interval: tuple | list | str | None = 'sampled',  # 'sampled': the interval it was sampled with; None: every step; 'recipe': the checkpoint's; or (t_lo, t_hi)
                          checkpoint: bool = False,  # gradient-checkpoint the UNet calls
                          guidance_fn: Callable | None = None,  # the guidance_fn it was sampled with, replayed at each step (a function is not stored in `out`)
-                         steps: Sequence[int] | None = None,  # re-score only these steps, as indices into out.timesteps (0 = the first it holds), in this order; None: all
+                         steps: Sequence[int] | np.ndarray | torch.Tensor | None = None,  # re-score only these steps, as indices into out.timesteps (0 = the first it holds), in this order; None: all
                          guidance_rescale: float | None = None  # None: the rescale it was sampled with (`out.guidance_rescale`)
                         ) -> torch.Tensor:
     "steps x N log p(x_{t-1} | x_t) of a stored trajectory under the pipeline's CURRENT weights, each step's x_t held fixed (DDPO's re-scoring, arXiv:2305.13301); differentiable in the weights that require grad."
@@ -1190,9 +1199,9 @@ def trajectory_log_probs(pipe: SDPipeline,  # any Stable-Diffusion-style pipelin
                                                                   ('guidance_rescale', guidance_rescale, out.guidance_rescale)) if v != w]
         if out.guidance_scale is not None and ws == [guidance_at(t, out.guidance_scale, out.guidance_interval) for t in out.timesteps]:
             other = [o for o in other if not o.startswith(('guidance_scale', 'guidance_interval'))]  # the same weight at every step (e.g. guidance 1 with any interval): the same policy
-        if max(ws) == 1: other = [o for o in other if not o.startswith('guidance_rescale')]  # no step guided: nothing to rescale
+        if all(w == 1 for w in ws): other = [o for o in other if not o.startswith('guidance_rescale')]  # no step guided: nothing to rescale
         if given[0] and out.cond is not None and not _same_embeddings(cond, out.cond): other.append("cond other than the embeddings it was sampled with (another prompt or order)")
-        if given[1] and out.uncond is not None and max(ws) != 1 and not _same_embeddings(uncond, out.uncond): other.append("uncond other than the one it was sampled with")
+        if given[1] and out.uncond is not None and any(w != 1 for w in ws) and not _same_embeddings(uncond, out.uncond): other.append("uncond other than the one it was sampled with")
         if out.guidance_fn and guidance_fn is None: other.append("no guidance_fn (a guidance_fn steered the sampling: pass it)")
         if not out.guidance_fn and guidance_fn is not None: other.append("a guidance_fn (none steered the sampling)")
         if other: warnings.warn(f"re-scoring with {', '.join(other)}: these are log-probabilities under another policy than the one that "
@@ -1200,7 +1209,7 @@ def trajectory_log_probs(pipe: SDPipeline,  # any Stable-Diffusion-style pipelin
     if out.log_probs is not None and out.log_probs.requires_grad:
         warnings.warn("out.log_probs carry the sampling graph (sampled with grad=True): as a PPO ratio's old policy use out.log_probs.detach(), "
                       "or the gradient also flows back through the sampling", stacklevel=2)
-    if uncond is None and max(ws) != 1:
+    if uncond is None and any(w != 1 for w in ws):  # a guided step (w < 1 too: the interval's other steps are 1)
         raise ValueError(f"guidance_scale={guidance_scale} needs uncond, unconditional embeddings" + (" (this trajectory was sampled without guidance, so it holds none)" if out.eta is not None and out.uncond is None else ", the ones it was sampled with"))
     if n == 0: raise ValueError("out holds no samples (an empty select?); expected at least one trajectory to re-score")
     if steps is None: steps = list(range(k))
@@ -1232,18 +1241,19 @@ def trajectory_log_probs(pipe: SDPipeline,  # any Stable-Diffusion-style pipelin
     if not lps: raise ValueError("steps is empty; expected at least one step index")
     return torch.stack(lps)
 
-def check_negative_prompt(negative_prompt: str | Sequence[str],  # the unconditional prompt of the guidance: one for every image, or one per image
+def check_negative_prompt(negative_prompt: Prompts,  # the unconditional prompt of the guidance: one for every image, or one per image
                           guidance_scale: float | None = None,  # the guidance it goes with (None: only the type is checked)
                           n: int | None = None  # the images it goes with: a list must hold one per image (None: the count is not checked)
                          ) -> str | list[str]:
     "A negative prompt checked: a string (one for all) or a list of one string per image, and a warning when guidance 1 leaves it unused (the conditional prediction alone)."
     if isinstance(negative_prompt, str): negs = [negative_prompt]
-    elif isinstance(negative_prompt, (list, tuple)):
-        bad = [type(p).__name__ for p in negative_prompt if not isinstance(p, str)]
+    elif not isinstance(negative_prompt, (dict, set, frozenset, bytes, bytearray)) and hasattr(negative_prompt, '__iter__') and hasattr(negative_prompt, '__len__'):  # a list, tuple, array or Series, as prompts
+        negs = list(negative_prompt)
+        bad = [type(p).__name__ for p in negs if not isinstance(p, str)]
         if bad: raise TypeError(f"negative_prompt holds {', '.join(sorted(set(bad)))}; expected strings only (one per image)")
-        if n is not None and len(negative_prompt) != n: raise ValueError(f"{len(negative_prompt)} negative prompts for {n} images; expected one per image, or one string for all")
-        negative_prompt = negs = list(negative_prompt)
-    else: raise TypeError(f"negative_prompt must be a string (one for every image) or a list of one string per image, got {type(negative_prompt).__name__}: {negative_prompt!r}")
+        if n is not None and len(negs) != n: raise ValueError(f"{len(negs)} negative prompts for {n} images; expected one per image, or one string for all")
+        negative_prompt = negs = [str(p) for p in negs]  # numpy's str_ as plain strings
+    else: raise TypeError(f"negative_prompt must be a string (one for every image) or a sequence of one string per image (list, tuple, array), got {type(negative_prompt).__name__}: {negative_prompt!r}")
     if any(negs) and guidance_scale == 1:
         warnings.warn(f"negative_prompt={negative_prompt!r} is unused at guidance_scale=1 (the unconditional prediction enters only with guidance); "
                       "pass guidance_scale > 1 to steer away from it")
@@ -1286,16 +1296,16 @@ def _guide_at(guidance_fn: Callable | None, offset: int) -> Callable | None:
 
 # %% ../nbs/02_diffusion.ipynb #ef688dff
 def generate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
-             prompts: str | Sequence[str],  # one prompt per image (a single string makes one image)
+             prompts: Prompts,  # one prompt per image (a single string makes one image)
              num_inference_steps: int = 50,  # DDIM steps
              guidance_scale: float = 3.0,  # classifier-free guidance weight (1 = none; unlike diffusers, which turns guidance off at <= 1, every value is applied: 0 samples the unconditional model)
              seed: int = 0,  # image j's noise depends only on (seed, j), not on batch_size or the other prompts (float rounding aside)
              eta: float = 0.0,  # DDIM stochasticity
-             negative_prompt: str | Sequence[str] = '',  # the unconditional prompt of the guidance: one for all, or one per image
+             negative_prompt: Prompts = '',  # the unconditional prompt of the guidance: one for all, or one per image
              batch_size: int = 64,  # images per UNet call (guidance doubles it)
              latents: torch.Tensor | None = None,  # start from these x_T (used as given) instead of seeded noise
              signal_leak: torch.Tensor | bool = True,  # mean training latent put into seeded x_T (`add_signal_leak`); True: the pipeline's own (`pipe.signal_leak`) if it has one; False: pure noise
-             guidance_interval: tuple | str | None = None,  # (t_lo, t_hi) training timesteps where guidance applies, w = 1 elsewhere (arXiv:2404.07724); None: every step; 'recipe': the checkpoint's (`pipe.model_card`; the chest's guides at t <= 600 only, as its card's figures and `medcf generate` do)
+             guidance_interval: tuple | list | str | None = None,  # (t_lo, t_hi) training timesteps where guidance applies, w = 1 elsewhere (arXiv:2404.07724); None: every step; 'recipe': the checkpoint's (`pipe.model_card`; the chest's guides at t <= 600 only, as its card's figures and `medcf generate` do)
              callback: Callable | None = None,  # f(StepInfo) per step and per batch (see `sample_latents`)
              guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps (and alpha_t=, offset= if it names them: see `sample_latents`; `classifier_guidance` makes one)
              grad: bool = False,  # keep gradients through sampler and decoder
@@ -1310,7 +1320,7 @@ def generate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
     n = len(prompts)
     guidance_interval = pipeline_interval(pipe, guidance_interval)  # before any work
     guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
-    guidance_rescale = check_guidance_rescale(guidance_rescale)
+    guidance_rescale = check_guidance_rescale(guidance_rescale, guidance_scale)
     seed, batch_size = check_int(seed, 'seed', 0), check_int(batch_size, 'batch_size')
     negative_prompt = check_negative_prompt(negative_prompt, guidance_scale, n)
     if guidance_fn is not None and n > batch_size: warn_hidden_offset(guidance_fn, 'guidance_fn')
@@ -1401,7 +1411,7 @@ class Inversion:
 @torch.no_grad()
 def invert_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                    z0: torch.Tensor,  # clean scaled latents N x c x h x w (`encode_images`, or a sampler's output)
-                   prompts: str | Sequence[str],  # one per latent, or one for all
+                   prompts: Prompts,  # one per latent, or one for all
                    num_inference_steps: int = 50,  # DDIM steps (the same grid regenerates)
                    guidance_scale: float = 1.0,  # guidance during inversion and check (1 inverts best)
                    start_step: int = 0,  # invert only up to this sampler step (0 = all the way to x_T)
@@ -1409,7 +1419,7 @@ def invert_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
                    check: bool = True,  # regenerate and measure the latent reconstruction error
                    batch_size: int = 64,  # latents per UNet call
                    return_trajectory: bool = False,  # also keep the latent after every inversion step
-                   negative_prompt: str | Sequence[str] = ''  # the unconditional prompt when guidance_scale != 1: one for all, or one per image
+                   negative_prompt: Prompts = ''  # the unconditional prompt when guidance_scale != 1: one for all, or one per image
                   ) -> Inversion:
     "Deterministic DDIM inversion of latents (arXiv:2010.02502, 2105.05233 App. F), no VAE involved: x_t that DDIM maps back to `z0`."
     check_latents(pipe, z0, 'z0')
@@ -1453,7 +1463,7 @@ def invert_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
 @torch.no_grad()
 def ddim_invert(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                 images: torch.Tensor,  # N x C x H x W in [-1, 1]
-                prompts: str | Sequence[str],  # one per image, or one for all
+                prompts: Prompts,  # one per image, or one for all
                 num_inference_steps: int = 50,  # DDIM steps (the same grid regenerates)
                 guidance_scale: float = 1.0,  # guidance during inversion and check (1 inverts best)
                 start_step: int = 0,  # invert only up to this sampler step (0 = all the way to x_T)
@@ -1461,7 +1471,7 @@ def ddim_invert(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, 
                 check: bool = True,  # regenerate and measure the reconstruction error
                 batch_size: int = 64,  # images per UNet call
                 return_trajectory: bool = False,  # also keep the latent after every inversion step
-                negative_prompt: str | Sequence[str] = ''  # the unconditional prompt when guidance_scale != 1: one for all, or one per image
+                negative_prompt: Prompts = ''  # the unconditional prompt when guidance_scale != 1: one for all, or one per image
                ) -> Inversion:
     "Deterministic DDIM inversion of images (arXiv:2010.02502, 2105.05233 App. F): encode with the VAE, `invert_latents`, and check the regenerated images against the input."
     with warnings.catch_warnings():  # a range warning is said once, by encode_images below, not twice
@@ -1481,10 +1491,10 @@ def ddim_invert(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, 
 # %% ../nbs/02_diffusion.ipynb #e5f8b0c6
 def regenerate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                inv: Inversion,  # an `invert_latents` / `ddim_invert` result
-               prompts: str | Sequence[str],  # one per latent, or one for all: the inversion's own captions reconstruct, edited ones edit
+               prompts: Prompts,  # one per latent, or one for all: the inversion's own captions reconstruct, edited ones edit
                guidance_scale: float = 1.0,  # classifier-free guidance of the regeneration (an edit usually needs > 1)
-               negative_prompt: str | Sequence[str] = '',  # the unconditional prompt when guidance_scale != 1: one for all, or one per image
-               guidance_interval: tuple | str | None = None,  # (t_lo, t_hi) training timesteps where guidance applies; None: every step; 'recipe': the checkpoint's
+               negative_prompt: Prompts = '',  # the unconditional prompt when guidance_scale != 1: one for all, or one per image
+               guidance_interval: tuple | list | str | None = None,  # (t_lo, t_hi) training timesteps where guidance applies; None: every step; 'recipe': the checkpoint's
                callback: Callable | None = None,  # f(StepInfo) per step and batch (StepInfo.i counts sampler steps: trajectory[i - inv.start_step] is the inverted latent there)
                guidance_fn: Callable | None = None,  # f(x_t, t, eps, pred_x0) -> eps (and alpha_t=, offset= if it names them; `classifier_guidance` makes one)
                batch_size: int = 64,  # latents per UNet call
@@ -1497,7 +1507,7 @@ def regenerate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, v
     n = len(inv.latents)
     prompts = check_prompts(prompts, n, 'latent', one_for_all=True)
     guidance_scale, batch_size = check_real(guidance_scale, 'guidance_scale'), check_int(batch_size, 'batch_size')
-    guidance_rescale = check_guidance_rescale(guidance_rescale)
+    guidance_rescale = check_guidance_rescale(guidance_rescale, guidance_scale)
     negative_prompt = check_negative_prompt(negative_prompt, guidance_scale, n)
     guidance_interval = pipeline_interval(pipe, guidance_interval)
     if guidance_fn is not None and n > batch_size: warn_hidden_offset(guidance_fn, 'guidance_fn')
@@ -1523,7 +1533,7 @@ def inversion_editor(pipe: SDPipeline,  # any SD-style pipeline
                      num_inference_steps: int = 50,  # DDIM grid of the inversion and the regeneration
                      start_step: int = 20,  # invert to this sampler step: later keeps more of the image, earlier lets more change (adding a finding needs more room than removing one: chest, 50 steps, adding an effusion worked on 0.458 of 24 patients from step 20, 1.0 from step 10; removing 0.958 from both; tests/measure_edit_depth.py)
                      guidance_scale: float = 5.0,  # classifier-free guidance of the regeneration under the target caption
-                     guidance_interval: tuple | str | None = None,  # (t_lo, t_hi) training timesteps where that guidance applies; None: every step; 'recipe': the checkpoint's
+                     guidance_interval: tuple | list | str | None = None,  # (t_lo, t_hi) training timesteps where that guidance applies; None: every step; 'recipe': the checkpoint's
                      batch_size: int = 64,  # latents per UNet call
                      guidance: Callable | None = None  # (target, source) -> a guidance_fn for that edit (e.g. `classifier_guidance` towards the target, DiME / DeCoDEx), passed to `regenerate`; None: text only
                     ) -> Callable:
@@ -1597,7 +1607,7 @@ def dataset_item(data: torch.utils.data.Dataset,  # of (image, prompt) pairs or 
 def _is_dataset(data) -> bool: return hasattr(data, '__len__') and hasattr(data, '__getitem__') and not isinstance(data, (str, bytes))
 def _is_pair(data) -> bool: return isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor)  # (images, prompts)
 
-def as_images_prompts(data: PhantomBatch | tuple | torch.utils.data.Dataset  # a PhantomBatch, (images, prompts) or a Dataset of (image, prompt)
+def as_images_prompts(data: PhantomBatch | tuple | list | torch.utils.data.Dataset  # a PhantomBatch, (images, prompts) or a Dataset of (image, prompt)
                      ) -> tuple:
     "(images N x C x H x W, prompts) from a PhantomBatch, an (images, prompts) pair, or a Dataset of (image, prompt) items (stacked: at most `STACK_LIMIT` bytes)."
     if hasattr(data, 'prompts') and (images := getattr(data, 'images', None)) is not None: prompts = list(data.prompts)  # read once: it may be computed (MedMNISTDataset)
@@ -1870,7 +1880,7 @@ def _check_resume(state: Path, s: dict, settings: dict, steps: int):
                                            "resume=False to start over, or another ckpt_dir")
 
 def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
-             data: PhantomBatch | tuple | torch.utils.data.Dataset,  # PhantomBatch, (images, prompts) or Dataset of (image, prompt)
+             data: PhantomBatch | tuple | list | torch.utils.data.Dataset,  # PhantomBatch, (images, prompts) or Dataset of (image, prompt)
              steps: int = 1000,  # optimiser steps (total, including resumed ones)
              batch_size: int = 64,  # latents per step
              lr: float = 3e-4,  # peak learning rate (warm-up + cosine decay to 10%)
@@ -2098,10 +2108,10 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
                   seed: int = 0,  # image j depends only on (seed, j)
                   num_inference_steps: int = 50,  # DDIM steps
                   guidance_scale: float | None = None,  # default: the checkpoint's recipe (3.0 otherwise)
-                  guidance_interval: tuple | None | str = 'recipe',  # 'recipe': the checkpoint's (every step when it names none); None: every step; or (t_lo, t_hi)
+                  guidance_interval: tuple | list | str | None = 'recipe',  # 'recipe': the checkpoint's (every step when it names none); None: every step; or (t_lo, t_hi)
                   ncols: int = 8,  # images per row
                   overwrite: bool = False,  # replace `out` if it exists (refused otherwise)
-                  device: str = 'cpu',  # torch device to sample on, e.g. 'cuda'
+                  device: str | torch.device = 'cpu',  # torch device to sample on, e.g. 'cuda'
                   dtype: str | torch.dtype = torch.float32,  # weights' dtype: torch.float16 / 'float16' halves a GPU's memory
                   variant: str | None = None,  # weight-file variant of a diffusers folder, e.g. 'fp16' (see `load_pipeline`)
                   negative_prompt: str = '',  # the unconditional prompt of the guidance: what to steer away from
@@ -2118,7 +2128,7 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
     num_inference_steps = check_int(num_inference_steps, 'num_inference_steps')
     if guidance_scale is not None: check_real(guidance_scale, 'guidance_scale')
     if not isinstance(negative_prompt, str): raise TypeError(f"negative_prompt must be one string for the grid, got {type(negative_prompt).__name__}")
-    check_negative_prompt(negative_prompt, guidance_scale); check_guidance_rescale(guidance_rescale)  # before the model is loaded
+    check_negative_prompt(negative_prompt, guidance_scale); check_guidance_rescale(guidance_rescale, guidance_scale)  # before the model is loaded
     _resolve(model)  # an unknown model name fails before the output path is looked at
     out = _check_out_file(out, overwrite)  # and a bad path before the model is loaded
     pipe = load_pipeline(model, device=device, dtype=dtype, variant=variant)
@@ -2133,7 +2143,7 @@ def generation_panel(pipe: SDPipeline,  # any SD-style pipeline (e.g. `load_pipe
                      n: int = 8,  # images per press
                      num_inference_steps: int = 20,  # DDIM steps the slider starts at
                      guidance_scale: float | None = None,  # guidance scale the slider starts at (None: the checkpoint's recipe, else 3)
-                     guidance_interval: tuple | None | str = 'recipe'  # as `generate_grid`: the recipe's interval by default, so the panel draws what `medcf generate` draws
+                     guidance_interval: tuple | list | str | None = 'recipe'  # as `generate_grid`: the recipe's interval by default, so the panel draws what `medcf generate` draws
                     ) -> ipywidgets.VBox:
     "An ipywidgets panel (prompt, guidance, steps, seed, Generate) that draws `generate`'s grid; `.run()` presses the button, `.images` holds the last grid."
     import ipywidgets as W, matplotlib.pyplot as plt

@@ -22,14 +22,20 @@ __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 
 import importlib
 
 class _LazyModule:
-    "A module imported on first attribute access (a submodule too), so that annotations can name matplotlib's, diffusers' and transformers' classes without `import medcf` paying for them."
-    def __init__(self, name: str):  # the module's import name
-        self._name = name
+    "A module imported on first attribute access (a submodule too), so that annotations can name matplotlib's, diffusers' and transformers' classes without `import medcf` paying for them. Dunder names (`__version__`) are not forwarded: import the module itself for those."
+    def __init__(self, name: str,  # the module's import name
+                 after: Callable | None = None):  # called once, after the first import (e.g. to quiet the library's logging)
+        self._name, self._after = name, after
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith('__'): raise AttributeError(attr)  # copy/pickle probes, never a class name
         mod = importlib.import_module(self._name)
+        if self._after is not None: after, self._after = self._after, None; after()
         try: return getattr(mod, attr)
-        except AttributeError: return importlib.import_module(f"{self._name}.{attr}")  # a submodule not imported yet (matplotlib.axes)
+        except AttributeError: pass
+        try: return importlib.import_module(f"{self._name}.{attr}")  # a submodule not imported yet (matplotlib.axes)
+        except ModuleNotFoundError as e:
+            if e.name != f"{self._name}.{attr}": raise  # the submodule exists and failed to import: say why
+            raise AttributeError(f"module {self._name!r} has no attribute {attr!r}") from None
     def __repr__(self) -> str: return f"_LazyModule({self._name!r})"
 
 matplotlib = _LazyModule('matplotlib')
@@ -261,7 +267,7 @@ class Variable:
         return arr
 
 # %% ../nbs/00_phantoms.ipynb #c26d712a
-def row_index(idx: int | np.integer | slice | list | tuple | np.ndarray | torch.Tensor | pd.Series,  # an integer (0-d tensors and arrays too), slice, list/tuple/array of integers, or a boolean mask with one value per row
+def row_index(idx: int | np.integer | slice | range | list | tuple | np.ndarray | torch.Tensor | pd.Series,  # an integer (0-d tensors and arrays too), slice, range, list/tuple/array of integers (a tuple lists positions: () selects none), or a boolean mask with one value per row
               n: int  # number of rows
              ) -> np.ndarray:
     "Positions selected by `idx` among `n` rows, as a contiguous integer array (how the batch classes index)."

@@ -47,7 +47,7 @@ class TrialTensors:
     def visit_t(self) -> torch.Tensor: return torch.where(self.mask, self.grid[self.visit_idx.clamp(min=0)], torch.zeros(()))
 
 def check_visits(visit_t: np.ndarray | Sequence[Sequence[float]],  # N x V visit times in years (nan where there is no visit)
-                 mask: np.ndarray | None = None) -> None:  # N x V True where observed (default: where not nan)
+                 mask: np.ndarray | Sequence[Sequence[bool]] | None = None) -> None:  # N x V True where observed (default: where not nan)
     "Raise a ValueError unless each patient's observed visit times are finite and strictly increasing."
     t = np.asarray(visit_t, dtype=float)
     if t.ndim != 2: raise ValueError(f"visit times have shape {t.shape}; expected (patients, visits)")

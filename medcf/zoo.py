@@ -42,7 +42,7 @@ def _recipe(name: str) -> dict:
     return dict(RECIPES[name])
 
 def recipe_interval(name: str,  # 'chest' or 'skin'
-                    guidance_interval: tuple | None | str = 'recipe'  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
+                    guidance_interval: tuple | list | str | None = 'recipe'  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
                    ) -> tuple | None:
     "The guidance interval a zoo figure uses: the recipe's when asked for 'recipe', else the one given (checked)."
     return resolve_guidance_interval(guidance_interval, _recipe(name))
@@ -127,14 +127,14 @@ def _held_out(name: str, pipe, oracle,  # an AttributeOracle (`medcf.oracles.loa
 
 def _generated(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                name: str, real_b, num_inference_steps: int, guidance_scale: float, seed: int,
-               guidance_interval: tuple | None = None) -> torch.Tensor:
+               guidance_interval: tuple | list | None = None) -> torch.Tensor:
     "Images generated from real set b's training-style captions (the card's generated set at `seed`)."
     caps = training_captions(name, real_b, _recipe(name)['prism_share'], seed)
     return generate(pipe, caps, num_inference_steps, guidance_scale, seed=seed + 1, guidance_interval=guidance_interval)
 
 def _generated_fd(pipe, oracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
                         name: str, real_a, real_b, num_inference_steps: int, guidance_scale: float, seed: int,
-                  guidance_interval: tuple | None = None) -> float:
+                  guidance_interval: tuple | list | None = None) -> float:
     "Oracle-feature FD between real set a and images generated from set b's training-style captions."
     from medcf.metrics import oracle_frechet_distance
     return oracle_frechet_distance(oracle.features, real_a.images,
@@ -147,7 +147,7 @@ def validation_fd(name: str,  # 'chest' or 'skin'
                   num_inference_steps: int = 20,  # DDIM steps
                   guidance_scale: float = 3.0,  # classifier-free guidance
                   seed: int = 0,  # generation seed
-                  guidance_interval: tuple | None = None  # (t_lo, t_hi) where guidance applies; None: every step
+                  guidance_interval: tuple | list | None = None  # (t_lo, t_hi) where guidance applies; None: every step
                  ) -> float:
     "Oracle-feature FD of generated vs real images over the real-vs-real floor, on the VALIDATION sets (never the card's)."
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, 0, seeds=VALIDATION_SEEDS)
@@ -162,7 +162,7 @@ def select_snapshot(name: str,  # 'chest' or 'skin'
                     num_inference_steps: int = 20,  # DDIM steps per validation FD
                     guidance_scale: float = 3.0,  # guidance of the recipe
                     oracle: AttributeOracle | None = None,  # attribute oracle (default: the shipped one)
-                    guidance_interval: tuple | None = None  # guidance interval of the recipe (None: every step)
+                    guidance_interval: tuple | list | None = None  # guidance interval of the recipe (None: every step)
                    ) -> list:
     "Score every snapshot (and the final weights) by `validation_fd`, load the best into `pipe.unet`; the scores as records."
     if not snapshots: raise ValueError("no snapshots to choose from: train with snapshot_every=k")
@@ -396,7 +396,7 @@ def adherence_prompts(name: str, n: int = 256, seed: int = 0) -> tuple:
 def prompt_adherence(pipe: SDPipeline, oracle: AttributeOracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
                            name: str, n: int = 256, num_inference_steps: int = 50,
                      guidance_scale: float = 3.0, seed: int = 0,
-                     guidance_interval: tuple | None = None  # (t_lo, t_hi) where guidance applies; None: every step
+                     guidance_interval: tuple | list | None = None  # (t_lo, t_hi) where guidance applies; None: every step
                     ) -> pd.Series:
     "Share of generated images in which the oracle reads the prompted value, per prompted attribute."
     prompts, asked = adherence_prompts(name, n, seed)
@@ -414,7 +414,7 @@ def attribute_adherence(pipe: SDPipeline,  # any SD-style pipeline
                         num_inference_steps: int = 50,
                         guidance_scale: float = 3.0,
                         seed: int = 0,
-                        guidance_interval: tuple | None = None  # (t_lo, t_hi) where guidance applies; None: every step
+                        guidance_interval: tuple | list | None = None  # (t_lo, t_hi) where guidance applies; None: every step
                        ) -> pd.DataFrame:
     "Does the model draw what its prompts ask for? Per attribute and asked value: n, the share read as asked (discrete) or the mean |read - asked| (continuous); value 'all' pools them."
     from medcf.oracles import _py, check_continuous
@@ -495,7 +495,7 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
                        guidance_scale: float | None = None,  # default: the recipe's
                        n_invert: int | None = None,  # images for the inversion figure (the first of the n real ones; None: min(64, n))
                        seed: int = 0,
-                       guidance_interval: tuple | None | str = 'recipe'  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
+                       guidance_interval: tuple | list | str | None = 'recipe'  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
                       ) -> dict:
     "The model card's quality figures: prompt adherence, VAE attribute agreement, oracle-feature FD, inversion error."
     from medcf.metrics import oracle_frechet_distance
@@ -531,7 +531,7 @@ def guidance_sweep(name: str,  # 'chest' or 'skin'
                    n: int = 256,  # generated / real images per scale
                    num_inference_steps: int = 50,  # DDIM steps
                    seed: int = 0,
-                   guidance_interval: tuple | None | str = 'recipe'  # at every scale; 'recipe': the recipe's; None: every step
+                   guidance_interval: tuple | list | str | None = 'recipe'  # at every scale; 'recipe': the recipe's; None: every step
                   ) -> pd.DataFrame:
     "Prompt adherence per attribute and oracle-feature FD / real floor at each guidance scale, on `evaluate_zoo_model`'s sets."
     gi = recipe_interval(name, guidance_interval)
@@ -628,7 +628,7 @@ def attribute_mix_fd(name: str,  # 'chest' or 'skin'
                      draws: int = 5,  # pool draws averaged per figure
                      width: float = 5.0,  # bin width of the resampling
                      guidance_scale: float | None = None,  # default: the recipe's
-                     guidance_interval: tuple | None | str = 'recipe'  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
+                     guidance_interval: tuple | list | str | None = 'recipe'  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
                     ) -> dict:
     "FD / floor of the card's generated set, of random real draws from a pool, and of real draws resampled to the generated set's `attribute`; `share`: how much of the generated excess the resampled draws reproduce."
     from medcf.metrics import frechet_distance

@@ -46,3 +46,15 @@ def test_signatures_typed(module):
         if untyped: bad.append(f"{name}: {untyped} untyped")
         if sig.return_annotation is inspect.Signature.empty and not name.endswith('__init__'): bad.append(f"{name}: no return type")
     assert not bad, '\n'.join(bad)
+
+
+def test_lazy_module_reads_like_a_module():
+    "A missing name is an AttributeError (hasattr and getattr with a default work), a submodule imports on first read, dunders are not forwarded."
+    from medcf.phantoms import _LazyModule
+    m = _LazyModule('json')
+    assert not hasattr(m, 'no_such_name') and getattr(m, 'no_such_name', 7) == 7 and not hasattr(m, '__version__')
+    assert m.decoder.JSONDecoder is __import__('json').decoder.JSONDecoder and m.dumps([1]) == '[1]'
+    seen = []
+    q = _LazyModule('json', lambda: seen.append(1))
+    q.dumps, q.loads
+    assert seen == [1]  # the hook runs once

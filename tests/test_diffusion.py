@@ -1884,7 +1884,7 @@ def test_noise_prediction_error_is_the_paired_denoising_error(pipe):
     assert torch.allclose(D.noise_prediction_error(pipe, z0, c, 300, noise), want, atol=1e-6)
     maps = D.noise_prediction_error(pipe, z0, c, [300, 700], noise, reduce=False)
     assert maps.shape == z0.shape and torch.allclose(maps[0].mean(), want[0], atol=1e-6)
-    v = _fresh(pipe); v.scheduler.register_to_config(prediction_type='v_prediction')
+    v = _fresh(pipe); v.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type='v_prediction')  # its own: the fixture's stays epsilon for later tests
     x_t = a.sqrt() * z0 + (1 - a).sqrt() * noise
     vhat = v.unet(x_t, 300, encoder_hidden_states=c).sample
     eps_v = a.sqrt() * vhat + (1 - a).sqrt() * x_t
@@ -2541,3 +2541,41 @@ def test_guidance_rescale_checked_recorded_and_replayed(pipe):
     assert not torch.allclose(D.sample_latents(pipe, half, c, u, guidance_rescale=0.0).latents, whole.latents, atol=1e-4)
     _, out0 = D.generate(pipe, ['a', 'b'], **kw)
     with pytest.raises(ValueError, match='guidance_rescale'): D.join_samples([out, out0])
+
+
+def test_guidance_rescale_review_findings(pipe):
+    "From the session-33 reviews: a w < 1 guided step counts as guided (uncond needed, rescale compared); float64 stays float64; unused at w=1 is said and not recorded; phi and shapes checked."
+    import copy, warnings
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
+    c, u = D.encode_prompts(pipe, ['a', 'b']), D.encode_prompts(pipe, ['', ''])
+    lat = D.initial_latents(pipe, 2, seed=0)
+    s = D.sample_latents(pipe, lat, c, u, 4, 0.5, eta=0.8, generators=D.step_generators(0, 2), return_trajectory=True,
+                         guidance_interval=(500, 999), guidance_rescale=0.6)
+    with torch.no_grad():
+        with pytest.warns(UserWarning, match=r'guidance_rescale=0.0 \(sampled with 0.6\)'): D.trajectory_log_probs(pipe, s, guidance_rescale=0.0)
+        with pytest.raises(ValueError, match='needs uncond'): D.trajectory_log_probs(pipe, D.replace(s, uncond=None))  # w = 0.5 at two steps: they need it
+    p64 = copy.copy(pipe); p64.unet = copy.deepcopy(pipe.unet).double()
+    x, t = lat.double(), 500
+    raw = p64.unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([u, c]).double()).sample
+    ou, oc = raw.chunk(2)
+    ref = rescale_noise_cfg(ou + 5.0 * (oc - ou), oc, 0.7)
+    assert ref.dtype == torch.float64 and (D.unet_eps(p64, x, t, c.double(), u.double(), 5.0, guidance_rescale=0.7)[0] - ref).abs().max() < 1e-12
+    with pytest.warns(UserWarning, match='guidance_rescale=0.7 is unused at guidance_scale=1'): D.generate(pipe, 'a', num_inference_steps=2, guidance_scale=1.0, guidance_rescale=0.7)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        _, o1 = D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale=1.0, guidance_rescale=0.7, return_latents=True)
+    _, o0 = D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale=1.0, return_latents=True)
+    assert o1.guidance_rescale == 0.0 and len(D.join_samples([o0, o1]).latents) == 2  # nothing guided, nothing rescaled
+    with pytest.raises(ValueError, match='guidance_rescale'): D.rescale_guidance(ou, oc, 1.5)
+    with pytest.raises(ValueError, match='same shape'): D.rescale_guidance(ou, oc[:1], 0.7)
+
+
+def test_negative_prompts_as_arrays(pipe):
+    "A numpy array or a pandas Series of negative prompts reads as the list (prompts are read that way too); a dict or a set is refused."
+    import numpy as np, pandas as pd
+    kw = dict(num_inference_steps=2, guidance_scale=3.0, seed=1)
+    ref = D.generate(pipe, ['a', 'b'], negative_prompt=['c', 'd'], **kw)
+    for negs in (np.array(['c', 'd']), pd.Series(['c', 'd']), ('c', 'd')):
+        assert torch.equal(D.generate(pipe, ['a', 'b'], negative_prompt=negs, **kw), ref)
+    for bad in ({'c': 1, 'd': 2}, {'c', 'd'}):
+        with pytest.raises(TypeError, match='negative_prompt must be a string'): D.generate(pipe, ['a', 'b'], negative_prompt=bad, **kw)
