@@ -12,27 +12,26 @@ import numpy as np, pandas as pd, torch, torch.nn.functional as F
 from .phantoms import _LazyModule, PhantomBatch, pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword, parameters_of, keeps_global_rng
 
 # %% auto #0
-__all__ = ['SD_BETAS', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK', 'PROMPT_CACHE_SIZE',
-           'ALPHA_FLOOR', 'UNET_EXTRAS', 'STACK_LIMIT', 'RESUME_DEFAULTS', 'FINETUNE_STATE_KEYS', 'text_encoder_dir',
-           'load_text_encoder', 'build_vae', 'build_unet', 'build_scheduler', 'SDPipeline', 'assemble_pipeline',
-           'build_pipeline', 'vae_factor', 'native_hw', 'native_size', 'check_images', 'check_latents', 'check_prompts',
-           'encode_images', 'decode_latents', 'vae_roundtrip', 'sha256', 'check_out_dir', 'is_packaged_text_encoder',
-           'save_pipeline', 'model_card_markdown', 'zoo_dir', 'zoo_names', 'verify_checkpoint', 'check_device',
-           'load_pipeline', 'clear_prompt_cache', 'encode_prompts', 'check_scheduler', 'ddim_scheduler',
-           'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'step_generators', 'initial_latents',
-           'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval',
-           'pipeline_interval', 'guidance_at', 'check_guidance_rescale', 'rescale_guidance', 'check_timesteps',
-           'unet_eps', 'noise_prediction_error', 'check_unet', 'sample_latents', 'trajectory_log_probs',
-           'check_negative_prompt', 'join_samples', 'generate', 'warn_hidden_offset', 'classifier_guidance',
-           'Inversion', 'invert_latents', 'ddim_invert', 'regenerate', 'inversion_editor', 'slerp', 'dataset_item',
-           'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
-           'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight',
-           'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
+__all__ = ['SD_BETAS', 'Prompts', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK',
+           'PROMPT_CACHE_SIZE', 'ALPHA_FLOOR', 'UNET_EXTRAS', 'STACK_LIMIT', 'RESUME_DEFAULTS', 'FINETUNE_STATE_KEYS',
+           'text_encoder_dir', 'load_text_encoder', 'build_vae', 'build_unet', 'build_scheduler', 'SDPipeline',
+           'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_hw', 'native_size', 'check_images',
+           'check_latents', 'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip', 'sha256',
+           'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline', 'model_card_markdown', 'zoo_dir', 'zoo_names',
+           'verify_checkpoint', 'check_device', 'load_pipeline', 'clear_prompt_cache', 'encode_prompts',
+           'check_scheduler', 'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput',
+           'step_generators', 'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
+           'resolve_guidance_interval', 'pipeline_interval', 'guidance_at', 'check_guidance_rescale',
+           'rescale_guidance', 'check_timesteps', 'unet_eps', 'noise_prediction_error', 'check_unet', 'sample_latents',
+           'trajectory_log_probs', 'check_negative_prompt', 'join_samples', 'generate', 'warn_hidden_offset',
+           'classifier_guidance', 'Inversion', 'invert_latents', 'ddim_invert', 'regenerate', 'inversion_editor',
+           'slerp', 'dataset_item', 'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1',
+           'check_pixel_weights', 'check_sample_weights', 'check_float32_weights', 'check_autocast', 'train_vae',
+           'fit_latent_scale', 'min_snr_weight', 'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #lazy2a1b
 diffusers, transformers = _LazyModule('diffusers', lambda: _quiet()), _LazyModule('transformers', lambda: _quiet())  # names for annotations, imported (and quieted) when first read
 ipywidgets = _LazyModule('ipywidgets')
-Prompts = str | Sequence[str] | np.ndarray | pd.Series  # one prompt, or one per image: what `check_prompts` reads
 
 # %% ../nbs/02_diffusion.ipynb #68a9e0a9
 def _quiet():
@@ -104,6 +103,8 @@ def build_scheduler() -> diffusers.DDIMScheduler:
     "DDIM with Stable Diffusion's noise schedule (training uses the same betas, DDPM-style)."
     from diffusers import DDIMScheduler
     return DDIMScheduler(**SD_BETAS, clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type='epsilon')
+
+Prompts = str | Sequence[str] | np.ndarray | pd.Series  # one prompt, or one per image: what `check_prompts` reads
 
 class SDPipeline(Protocol):
     "What a `pipe` argument is throughout medcf: any object with Stable Diffusion's five parts, such as a diffusers `StableDiffusionPipeline` (ours or a real one)."
