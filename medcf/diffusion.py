@@ -21,11 +21,11 @@ __all__ = ['SD_BETAS', 'Prompts', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKP
            'verify_checkpoint', 'check_device', 'load_pipeline', 'clear_prompt_cache', 'encode_prompts',
            'check_scheduler', 'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput',
            'step_generators', 'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
-           'resolve_guidance_interval', 'pipeline_interval', 'guidance_at', 'check_guidance_rescale',
-           'rescale_guidance', 'check_timesteps', 'unet_eps', 'noise_prediction_error', 'check_unet', 'sample_latents',
-           'trajectory_log_probs', 'check_negative_prompt', 'join_samples', 'generate', 'warn_hidden_offset',
-           'classifier_guidance', 'Inversion', 'invert_latents', 'ddim_invert', 'regenerate', 'inversion_editor',
-           'slerp', 'dataset_item', 'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1',
+           'resolve_guidance_interval', 'pipeline_interval', 'pipeline_guidance_scale', 'guidance_at',
+           'check_guidance_rescale', 'rescale_guidance', 'check_timesteps', 'unet_eps', 'noise_prediction_error',
+           'check_unet', 'sample_latents', 'trajectory_log_probs', 'check_negative_prompt', 'join_samples', 'generate',
+           'warn_hidden_offset', 'classifier_guidance', 'Inversion', 'invert_latents', 'ddim_invert', 'regenerate',
+           'inversion_editor', 'slerp', 'dataset_item', 'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1',
            'check_pixel_weights', 'check_sample_weights', 'check_float32_weights', 'check_autocast', 'train_vae',
            'fit_latent_scale', 'min_snr_weight', 'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
 
@@ -882,6 +882,15 @@ def pipeline_interval(pipe: SDPipeline,  # any SD-style pipeline; a zoo checkpoi
     recipe = (getattr(pipe, 'model_card', None) or {}).get('recipe') or {}
     return resolve_guidance_interval(guidance_interval, recipe, pipe.scheduler.config.num_train_timesteps)
 
+def pipeline_guidance_scale(pipe: SDPipeline,  # any SD-style pipeline; a zoo checkpoint's recipe is in `pipe.model_card`
+                            guidance_scale: float | str  # a weight, or 'recipe': the checkpoint's (3.0 for a pipeline without one)
+                           ) -> float:
+    "The guidance weight to sample with: the checkpoint's recipe's when asked for 'recipe' (as `pipeline_interval` reads the interval), else the one given; checked."
+    if isinstance(guidance_scale, str):
+        if guidance_scale != 'recipe': raise ValueError(f"guidance_scale={guidance_scale!r}: expected a number or 'recipe' (the checkpoint's)")
+        guidance_scale = ((getattr(pipe, 'model_card', None) or {}).get('recipe') or {}).get('guidance_scale', 3.0)
+    return check_real(guidance_scale, 'guidance_scale')
+
 def guidance_at(t: int, guidance_scale: float, interval: tuple | None) -> float:
     "The guidance weight at timestep `t`: `guidance_scale` inside the interval (or everywhere when None), else 1 (conditional only)."
     return guidance_scale if interval is None or interval[0] <= t <= interval[1] else 1.0
@@ -1277,10 +1286,16 @@ def join_samples(outs: Sequence[SampleOutput]  # outputs of several sampling cal
                 ) -> SampleOutput:
     "One SampleOutput from several calls (a DDPO epoch sampled in parts): per-sample fields concatenated in order; outputs sampled with other settings, or keeping other fields, are refused."
     outs = list(outs) if isinstance(outs, (list, tuple)) else outs
-    if not isinstance(outs, list) or not outs or not all(isinstance(o, SampleOutput) for o in outs):
-        raise TypeError(f"outs must be a non-empty list of SampleOutputs, got {type(outs).__name__}")
+    if not isinstance(outs, list) or not outs: raise TypeError(f"outs must be a non-empty list of SampleOutputs, got {type(outs).__name__}")
+    for j, b in enumerate(outs):
+        if isinstance(b, tuple) and len(b) == 2 and isinstance(b[1], SampleOutput):
+            raise TypeError(f"outs[{j}] is generate's (images, SampleOutput) pair; expected the SampleOutput alone (its [1])")
+        if not isinstance(b, SampleOutput): raise TypeError(f"outs[{j}] is a {type(b).__name__}; expected a SampleOutput")
     o = outs[0]
     for j, b in enumerate(outs[1:], 1):
+        if b.latents.shape[1:] != o.latents.shape[1:] or (o.cond is not None and b.cond is not None and b.cond.shape[1:] != o.cond.shape[1:]):
+            raise ValueError(f"outs[{j}] holds latents of shape {tuple(b.latents.shape[1:])} (embeddings {None if b.cond is None else tuple(b.cond.shape[1:])}) "
+                             f"where outs[0] holds {tuple(o.latents.shape[1:])} ({None if o.cond is None else tuple(o.cond.shape[1:])}): samples of one model join")
         other = [k for k in ('timesteps', 'start_step', 'num_inference_steps', 'eta', 'guidance_scale', 'guidance_interval', 'guidance_rescale', 'guidance_fn')
                  if getattr(b, k) != getattr(o, k)]
         other += [k for k in ('trajectory', 'log_probs', 'cond', 'uncond', 'generators', 'alphas') if (getattr(b, k) is None) != (getattr(o, k) is None)]
@@ -1288,6 +1303,11 @@ def join_samples(outs: Sequence[SampleOutput]  # outputs of several sampling cal
             other.append('alphas')
         if other: raise ValueError(f"outs[{j}] differs from outs[0] in {other}: one SampleOutput holds samples of one policy (settings) with the same fields; "
                                    "join outputs sampled alike")
+    if o.trajectory is not None:  # the same x_T twice: a part drawn again with the same seed and no offset
+        starts = torch.cat([b.trajectory[0].detach().flatten(1).cpu() for b in outs])
+        same = len(starts) - len(torch.unique(starts, dim=0))
+        if same: warnings.warn(f"{same} of the {len(starts)} joined samples start from the same x_T as another: a part drawn with the same seed repeats "
+                               "the noise of image 0 on; draw the parts of one batch with generate(..., seed=s, offset=k), k the part's first image", stacklevel=2)
     out = _joined(outs)
     return replace(out, generators=None if out.generators is None else _copied(out.generators))
 
@@ -1299,7 +1319,7 @@ def _guide_at(guidance_fn: Callable | None, offset: int) -> Callable | None:
 def generate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
              prompts: Prompts,  # one prompt per image (a single string makes one image)
              num_inference_steps: int = 50,  # DDIM steps
-             guidance_scale: float = 3.0,  # classifier-free guidance weight (1 = none; unlike diffusers, which turns guidance off at <= 1, every value is applied: 0 samples the unconditional model)
+             guidance_scale: float | str = 3.0,  # classifier-free guidance weight (1 = none; unlike diffusers, which turns guidance off at <= 1, every value is applied: 0 samples the unconditional model); 'recipe': the checkpoint's (`pipe.model_card`, 3.0 without one)
              seed: int = 0,  # image j's noise depends only on (seed, j), not on batch_size or the other prompts (float rounding aside)
              eta: float = 0.0,  # DDIM stochasticity
              negative_prompt: Prompts = '',  # the unconditional prompt of the guidance: one for all, or one per image
@@ -1320,7 +1340,7 @@ def generate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
     offset = check_int(offset, 'offset', 0)  # parts of one draw: generate(p[k:k+m], seed=s, offset=k) is generate(p, seed=s)[k:k+m]; the same seed without it repeats image 0's noise
     n = len(prompts)
     guidance_interval = pipeline_interval(pipe, guidance_interval)  # before any work
-    guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
+    guidance_scale, eta = pipeline_guidance_scale(pipe, guidance_scale), _eta(eta)
     guidance_rescale = check_guidance_rescale(guidance_rescale, guidance_scale)
     seed, batch_size = check_int(seed, 'seed', 0), check_int(batch_size, 'batch_size')
     negative_prompt = check_negative_prompt(negative_prompt, guidance_scale, n)
@@ -2133,7 +2153,7 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
     _resolve(model)  # an unknown model name fails before the output path is looked at
     out = _check_out_file(out, overwrite)  # and a bad path before the model is loaded
     pipe = load_pipeline(model, device=device, dtype=dtype, variant=variant)
-    w = guidance_scale if guidance_scale is not None else pipe.model_card.get('recipe', {}).get('guidance_scale', 3.0)
+    w = pipeline_guidance_scale(pipe, 'recipe' if guidance_scale is None else guidance_scale)
     images = generate(pipe, [prompt] * int(n), num_inference_steps, w, seed=seed, guidance_interval=guidance_interval,
                       negative_prompt=negative_prompt, guidance_rescale=guidance_rescale)
     return save_grid(images, out, ncols=ncols, overwrite=overwrite)  # `out` was checked above
@@ -2152,8 +2172,7 @@ def generation_panel(pipe: SDPipeline,  # any SD-style pipeline (e.g. `load_pipe
     from medcf.phantoms import show_grid
     prompt = check_prompts(prompt, 1)[0]
     n, num_inference_steps = check_int(n, 'n'), check_int(num_inference_steps, 'num_inference_steps')
-    recipe = getattr(pipe, 'model_card', {}).get('recipe', {})
-    w = check_real(recipe.get('guidance_scale', 3.0) if guidance_scale is None else guidance_scale, 'guidance_scale')
+    w = pipeline_guidance_scale(pipe, 'recipe' if guidance_scale is None else guidance_scale)
     gi = pipeline_interval(pipe, guidance_interval)
     text = W.Text(value=prompt, description='prompt', layout=W.Layout(width='95%'))
     scale = W.FloatSlider(value=w, min=min(1.0, w), max=max(8.0, w), step=0.5, description='guidance')  # the range holds the start value

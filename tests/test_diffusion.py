@@ -2579,3 +2579,23 @@ def test_negative_prompts_as_arrays(pipe):
         assert torch.equal(D.generate(pipe, ['a', 'b'], negative_prompt=negs, **kw), ref)
     for bad in ({'c': 1, 'd': 2}, {'c', 'd'}):
         with pytest.raises(TypeError, match='negative_prompt must be a string'): D.generate(pipe, ['a', 'b'], negative_prompt=bad, **kw)
+
+
+def test_ddpo_builder_findings(pipe):
+    "From the session-33 DDPO prototype: join_samples names generate's pairs and refuses another model's samples, warns when parts repeat their noise; generate takes guidance_scale='recipe'."
+    import copy
+    kw = dict(num_inference_steps=2, guidance_scale=2.0, eta=1.0, return_trajectory=True)
+    a, b = D.generate(pipe, ['a', 'b'], seed=1, **kw), D.generate(pipe, ['c', 'd'], seed=1, offset=2, **kw)
+    with pytest.raises(TypeError, match=r"outs\[0\] is generate's \(images, SampleOutput\) pair"): D.join_samples([a, b])
+    with pytest.raises(TypeError, match=r"outs\[1\] is a str"): D.join_samples([a[1], 'x'])
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error'); assert len(D.join_samples([a[1], b[1]]).latents) == 4  # with offset=: new noise, no warning
+    again = D.generate(pipe, ['c', 'd'], seed=1, **kw)  # offset forgotten: image 0's noise again
+    with pytest.warns(UserWarning, match='2 of the 4 joined samples start from the same x_T'): D.join_samples([a[1], again[1]])
+    other = copy.copy(a[1]); other = D.replace(other, latents=torch.zeros(2, 4, 4, 4), trajectory=[torch.zeros(2, 4, 4, 4)] * 3)
+    with pytest.raises(ValueError, match='samples of one model join'): D.join_samples([a[1], other])
+    card = copy.copy(pipe); card.model_card = {'recipe': {'guidance_scale': 2.0}}
+    assert torch.equal(D.generate(card, ['a'], num_inference_steps=2, guidance_scale='recipe'), D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale=2.0))
+    assert torch.equal(D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale='recipe'), D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale=3.0))
+    with pytest.raises(ValueError, match="expected a number or 'recipe'"): D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale='high')
