@@ -1556,28 +1556,34 @@ def inversion_editor(pipe: SDPipeline,  # any SD-style pipeline
                      guidance_scale: float = 5.0,  # classifier-free guidance of the regeneration under the target caption
                      guidance_interval: tuple | list | str | None = None,  # (t_lo, t_hi) training timesteps where that guidance applies; None: every step; 'recipe': the checkpoint's
                      batch_size: int = 64,  # latents per UNet call
-                     guidance: Callable | None = None  # (target, source) -> a guidance_fn for that edit (e.g. `classifier_guidance` towards the target, DiME / DeCoDEx), passed to `regenerate`; None: text only
+                     guidance: Callable | None = None,  # (target, source) -> a guidance_fn for that edit (e.g. `classifier_guidance` towards the target, DiME / DeCoDEx), passed to `regenerate`; None: text only
+                     negative_captions: Callable | None = None,  # values -> one negative prompt per image for the regeneration, called with `source` (e.g. name the finding an edit removes); None: empty
+                     guidance_rescale: float = 0.0  # Lin et al.'s rescale of the regeneration's guided prediction, in [0, 1] (`rescale_guidance`)
                     ) -> Callable:
     "An `edit_fn(images, target, source)` for `medcf.metrics`: DDIM-invert under the source's captions to `start_step`, `regenerate` under the target's."
     if not callable(captions): raise TypeError(f"captions must be a function from values (a dict) to one caption per image, got {type(captions).__name__}")
     if guidance is not None and not callable(guidance): raise TypeError(f"guidance must be a function (target, source) -> guidance_fn, or None; got {type(guidance).__name__}")
+    if negative_captions is not None and not callable(negative_captions): raise TypeError(f"negative_captions must be a function from values (a dict) to one negative prompt per image, or None; got {type(negative_captions).__name__}")
     num_inference_steps = check_int(num_inference_steps, 'num_inference_steps')
     start_step = check_int(start_step, 'start_step', 0)
     if start_step >= num_inference_steps: raise ValueError(f"start_step={start_step}: expected a sampler step in [0, {num_inference_steps}) (0 inverts all the way to noise)")
     guidance_scale = check_real(guidance_scale, 'guidance_scale')
+    guidance_rescale = check_guidance_rescale(guidance_rescale, guidance_scale)
     guidance_interval = pipeline_interval(pipe, guidance_interval)
-    def written(values: dict, which: str, n: int) -> list:
-        caps = captions(values)
+    def written(values: dict, which: str, n: int, fn: Callable = captions) -> list:
+        caps = fn(values)
         if isinstance(caps, str) or not hasattr(caps, '__len__') or len(caps) != n or not all(isinstance(c, str) for c in caps):
             got = 'one str' if isinstance(caps, str) else f"{type(caps).__name__}{f' of {len(caps)}' if hasattr(caps, '__len__') else ''}"
-            raise ValueError(f"captions({which}) returned {got}; expected one caption (str) per image ({n})")
+            raise ValueError(f"{'captions' if fn is captions else 'negative_captions'}({which}) returned {got}; expected one caption (str) per image ({n})")
         return list(caps)
     def edit(images, target: dict, source: dict) -> torch.Tensor:
         src, tgt = written(source, 'source', len(images)), written(target, 'target', len(images))  # both before the inversion's work
+        neg = '' if negative_captions is None else written(source, 'source', len(images), negative_captions)
         fn = None if guidance is None else guidance(target, source)
         if fn is not None and not callable(fn): raise TypeError(f"guidance(target, source) returned {type(fn).__name__}; expected a guidance_fn (e.g. classifier_guidance(...)) or None")
         inv = ddim_invert(pipe, images, src, num_inference_steps, start_step=start_step, check=False, batch_size=batch_size)
-        return regenerate(pipe, inv, tgt, guidance_scale=guidance_scale, guidance_interval=guidance_interval, batch_size=batch_size, guidance_fn=fn)
+        return regenerate(pipe, inv, tgt, guidance_scale=guidance_scale, guidance_interval=guidance_interval, batch_size=batch_size, guidance_fn=fn,
+                          negative_prompt=neg, guidance_rescale=guidance_rescale)
     return edit
 
 # %% ../nbs/02_diffusion.ipynb #c9d2f4a0

@@ -5,7 +5,7 @@
 # %% ../nbs/04_metrics.ipynb #d5abf768
 from __future__ import annotations
 from typing import Callable, Sequence
-import warnings, itertools
+import warnings, itertools, inspect
 import numpy as np, pandas as pd, torch
 from .oracles import check_images, check_continuous, _py, ImageBatch
 from .phantoms import check_int, check_bool, takes_keyword, PhantomBatch, SCMPhantom
@@ -476,9 +476,21 @@ def _leakage(predict: Callable, e: torch.Tensor, r: torch.Tensor, intervened: Se
     return pd.Series(out, name='leakage', dtype=float), [c for c in cols if is_cont[c]]
 
 # %% ../nbs/04_metrics.ipynb #60de3065
+def _check_editor(edit_fn: Callable) -> None:
+    "Refuse an editor that needs more than (images, target) under other names: the images' current values reach it only through a parameter named `source`."
+    if not callable(edit_fn): raise TypeError(f"edit_fn is a {type(edit_fn).__name__}; expected a function (images, target) -> edited images")
+    try: ps = inspect.signature(edit_fn).parameters.values()
+    except (TypeError, ValueError): return  # a builtin or C callable: nothing to read
+    need = [p.name for p in ps if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if len(need) > 2 and 'source' not in need[2:]:
+        raise TypeError(f"edit_fn requires {need}: an editor is called as edit_fn(images, target), and with a parameter named `source` "
+                        "also edit_fn(images, target, source=current values); rename the third parameter `source` or give it a default")
+
 def _edit(edit_fn: Callable, images: torch.Tensor, target: dict, source: dict | None = None) -> torch.Tensor:
-    "edit_fn's output for `images`, checked; an edit_fn with a parameter named `source` is also told the values the images have now."
-    out = edit_fn(images, target, source=source) if source is not None and takes_keyword(edit_fn, 'source') else edit_fn(images, target)
+    "edit_fn's output for `images` (given a copy: an editor that works in place must not change the factual images the metrics compare with), checked; an edit_fn with a parameter named `source` is also told the values the images have now."
+    _check_editor(edit_fn)
+    given = images.clone()
+    out = edit_fn(given, target, source=source) if source is not None and takes_keyword(edit_fn, 'source') else edit_fn(given, target)
     out = check_images(out, name='edit_fn output').to(images.device)  # an editor on a GPU pipeline returns its images there
     if out.shape != images.shape: raise ValueError(f"edit_fn returned shape {tuple(out.shape)} for input {tuple(images.shape)}; expected the same")
     return out
@@ -601,7 +613,12 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
     cf = _true_counterfactual(phantom, batch, hold, do)  # the editor is asked only for `do`
     target = {k: cf.attrs[k].to_numpy() for k in do}
     source = {k: batch.attrs[k].to_numpy() for k in do}
+    if all(np.array_equal(np.asarray(target[k]), np.asarray(source[k])) for k in do):
+        warnings.warn(f"every image already has the asked value of {list(do)}: nothing changes under this intervention, so effectiveness and the error inside the "
+                      "changed region say nothing about the editor; choose images that differ from the target", stacklevel=2)
     edited = _edit(edit_fn, batch.images, target, source)
+    with warnings.catch_warnings():  # no changed pixel anywhere (said above): minimality's median is NaN, without numpy's all-NaN warning
+        warnings.simplefilter('ignore', RuntimeWarning); mini = float(np.nanmedian(minimality(edited, factual=batch.images, true_cf=cf.images)))
     err = counterfactual_error(edited, true_cf=cf.images, factual=batch.images, threshold=threshold)
     e, r = _pair(edited, cf.images, 'edited', 'true counterfactual')
     leak, cont = _leakage(predict, e, r, list(do), _names(leakage_attributes, 'leakage_attributes'))
@@ -610,7 +627,7 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
     shares = [v for v, cont in eff.values() if not cont]
     return pd.Series(dict(effectiveness=float(np.mean(shares)) if shares else float('nan'),
                           **{f'effectiveness_mae_{k}': v for k, (v, cont) in eff.items() if cont}, mae_inside=float(err.mae_inside.mean()),
-                          mae_outside=float(err.mae_outside.mean()), minimality=float(np.nanmedian(minimality(edited, factual=batch.images, true_cf=cf.images))),
+                          mae_outside=float(err.mae_outside.mean()), minimality=mini,
                           leakage_max=float(leak.max()) if len(leak) else float('nan'), leakage_worst=leak.idxmax() if len(leak) and leak.max() > 0 else '',
                           **{f'leakage_mae_{k}': float(v) for k, v in leak_mae.items()},
                           composition=composition(edit_fn, batch.images, source)[0] if edit_checks else float('nan'),

@@ -1999,6 +1999,13 @@ def test_inversion_editor_is_invert_then_regenerate(pipe):
         D.inversion_editor(pipe, lambda v: 'a' if v['effusion'] == 0 else ['a', 'b'], num_inference_steps=4, start_step=2)(x, dict(effusion=0), dict(effusion=1))
     with pytest.raises(ValueError, match=r'start_step=4: expected a sampler step in \[0, 4\)'): D.inversion_editor(pipe, caps, num_inference_steps=4, start_step=4)
     with pytest.raises(TypeError, match='captions must be a function'): D.inversion_editor(pipe, ['a', 'b'])
+    negs = lambda v: [f"no effusion {int(e)}" for e in np.broadcast_to(np.asarray(v['effusion']), (2,))]  # from the source's values
+    ed2 = D.inversion_editor(pipe, caps, num_inference_steps=4, start_step=2, guidance_scale=2.0, negative_captions=negs, guidance_rescale=0.5)
+    assert torch.equal(ed2(x, dict(effusion=0), dict(effusion=1)),
+                       D.regenerate(pipe, inv, ['effusion 0'] * 2, guidance_scale=2.0, negative_prompt=['no effusion 1'] * 2, guidance_rescale=0.5))
+    with pytest.raises(ValueError, match=r'negative_captions\(source\) returned one str'):
+        D.inversion_editor(pipe, caps, num_inference_steps=4, start_step=2, negative_captions=lambda v: 'x')(x, dict(effusion=0), dict(effusion=1))
+    with pytest.raises(TypeError, match='negative_captions must be a function'): D.inversion_editor(pipe, caps, negative_captions='x')
 
 
 def test_noise_prediction_error_says_when_noise_or_latents_look_wrong(pipe):

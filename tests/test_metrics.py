@@ -627,3 +627,26 @@ def test_flip_rate_says_which_way_the_flips_went():
     assert row.up == int(((after > before) & moved).sum()) and row.down == int(((after < before) & moved).sum())
     assert (t.up + t.down == (t.flip_rate * t.n).round().astype(int)).all() and t.up.sum() > 0
     assert 'up' not in M.counterfactual_flip_rate(lambda x: np.array(['a'] * len(x)), ph, b, effusion=1)  # text labels have no direction
+
+
+def test_editing_builder_findings():
+    "From the session-33 editing prototype: an in-place editor no longer corrupts the batch (it scored as perfect); a third parameter not named source is explained; an intervention that changes no image is said."
+    import warnings
+    from medcf.phantoms import ChestPhantom
+    from medcf.metrics import counterfactual_report, composition, reversibility
+    ph = ChestPhantom(32)
+    b = ph.sample(6, seed=0)
+    before = b.images.clone()
+    predict = lambda x: b.attrs.iloc[:len(x)].reset_index(drop=True)  # a stand-in reader: the factual attributes
+    in_place = lambda im, t: im.clamp_(-.5, .5)
+    out_of_place = lambda im, t: im.clamp(-.5, .5)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        r1 = counterfactual_report(in_place, ph, b, predict, devices=0)
+        r2 = counterfactual_report(out_of_place, ph, b, predict, devices=0)
+    assert torch.equal(b.images, before)  # the factual images are the caller's, untouched
+    assert r1.minimality == pytest.approx(r2.minimality) and r1.composition == pytest.approx(r2.composition) and r1.composition > 0
+    assert composition(in_place, b.images, {'devices': b.attrs.devices.to_numpy()})[0] > 0 and torch.equal(b.images, before)
+    with pytest.raises(TypeError, match='rename the third parameter `source`'): counterfactual_report(lambda im, t, src: im, ph, b, predict, devices=0)
+    same = b[b.attrs.devices.to_numpy() == 0]
+    with pytest.warns(UserWarning, match='every image already has the asked value'): counterfactual_report(out_of_place, ph, same, predict, devices=0, edit_checks=False)
