@@ -980,7 +980,7 @@ def noise_prediction_error(pipe: SDPipeline,  # any Stable-Diffusion-style pipel
                           ) -> torch.Tensor:
     "The mean over the latent's elements of (eps - eps_theta(sqrt(a_t) z0 + sqrt(1 - a_t) eps, t, c))^2 in noise space (the squared norm over their number): the denoising error a diffusion classifier compares across class captions (arXiv:2303.16203); a softmax over its negatives needs a temperature fitted on held-out images."
     # In noise space for every prediction type; a v-predicting UNet's own loss is this divided by alpha-bar_t (so at one t the ranking of captions is the same)
-    check_latents(pipe, z0, 'z0')
+    check_latents(pipe, z0, 'z0'); reduce = check_bool(reduce, 'reduce')  # reduce='none' (torch's habit) would read as True
     if not isinstance(noise, torch.Tensor) or noise.shape != z0.shape: raise ValueError(f"noise must be a tensor shaped like z0 {tuple(z0.shape)}, got {tuple(getattr(noise, 'shape', ())) or type(noise).__name__}")
     if not torch.isfinite(noise).all(): raise ValueError("noise holds NaN or inf; expected standard normal noise shaped like z0")  # it surfaced as the noised latent 'x' the caller never passed
     t = check_timesteps(t, len(z0), pipe.scheduler.config.num_train_timesteps)

@@ -6,17 +6,17 @@
 from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, Any
-import os
+import os, sys
 import numpy as np, pandas as pd, torch
 
 # %% auto #0
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
-           'check_bool', 'check_real', 'check_weights', 'warn_unit_range', 'warn_truncated', 'some_names',
-           'refuse_overwrite', 'copy_frozen', 'jsonable', 'keeps_global_rng', 'parameters_of', 'takes_keyword',
-           'data_samples_root', 'data_path', 'Variable', 'row_index', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts',
-           'plot_graph', 'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles',
-           'chest_facts', 'SkinPhantom', 'skin_titles', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'grid_index',
-           'snap_to_grid', 'MSTrialData', 'MSTrial']
+           'check_bool', 'check_real', 'check_weights', 'user_stacklevel', 'warn_unit_range', 'warn_truncated',
+           'some_names', 'refuse_overwrite', 'copy_frozen', 'jsonable', 'keeps_global_rng', 'parameters_of',
+           'takes_keyword', 'data_samples_root', 'data_path', 'Variable', 'row_index', 'PhantomBatch', 'SCMPhantom',
+           'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path',
+           'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'skin_titles', 'BrainPhantom', 'ms_arm_index',
+           'MSPhantom', 'grid_index', 'snap_to_grid', 'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #lazy0a1b
 import importlib
@@ -101,6 +101,14 @@ def check_weights(weights: np.ndarray | torch.Tensor | pd.Series | Sequence[floa
         raise ValueError(f"{name} must be finite, non-negative and not all zero; got {got}{' and NaN or inf' if len(fin) < len(w) else ''}")
     return w
 
+def user_stacklevel() -> int:
+    "The `warnings.warn` stacklevel, for the function that calls this, of its first caller outside the medcf package: the warning names the user's line (and Python's once-per-line rule then applies to the user's lines)."
+    wrappers = ('torch.utils._contextlib', 'contextlib', 'functools')  # decorators between medcf's frames (torch.no_grad, ...)
+    f, level = sys._getframe(1), 1  # the function about to warn is level 1
+    while f is not None and (f.f_globals.get('__name__', '').split('.')[0] == 'medcf' or f.f_globals.get('__name__') in wrappers):
+        f, level = f.f_back, level + 1
+    return level
+
 def warn_unit_range(lo: float,  # smallest value of a batch already checked to lie in [-1, 1]
                     hi: float,  # its largest value
                     name: str = 'images'  # what to call it in the warning
@@ -109,7 +117,7 @@ def warn_unit_range(lo: float,  # smallest value of a batch already checked to l
     if lo >= 0:
         import warnings
         warnings.warn(f"every value of {name} lies in [{lo:.3g}, {hi:.3g}], none below 0: images in [0, 1]? medcf expects [-1, 1] "
-                      "(map with x*2-1); phantoms and real scans have dark pixels below 0", stacklevel=3)
+                      "(map with x*2-1); phantoms and real scans have dark pixels below 0", stacklevel=user_stacklevel())
 
 def warn_truncated(tokenizer: Callable,  # a Hugging Face tokenizer
                    texts: list,  # the texts about to be encoded

@@ -2606,3 +2606,16 @@ def test_ddpo_builder_findings(pipe):
     assert torch.equal(D.generate(card, ['a'], num_inference_steps=2, guidance_scale='recipe'), D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale=2.0))
     assert torch.equal(D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale='recipe'), D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale=3.0))
     with pytest.raises(ValueError, match="expected a number or 'recipe'"): D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale='high')
+
+
+def test_diffusion_classifier_builder_findings(pipe):
+    "From the session-33 diffusion-classifier prototype: reduce='none' silently reduced; the [0, 1] warning named a line inside medcf (so it was said once per library line, not per user line)."
+    import warnings
+    z = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0)); c = D.encode_prompts(pipe, ['a', 'b'])
+    for bad in ('none', 'mean', 1):
+        with pytest.raises(TypeError, match='reduce'): D.noise_prediction_error(pipe, z, c, 500, torch.randn_like(z), reduce=bad)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        D.encode_images(pipe, imgs(2).clamp(0, 1))
+    said = [x for x in w if 'none below 0' in str(x.message)]
+    assert said and said[0].filename == __file__  # the user's line
