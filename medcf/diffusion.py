@@ -946,7 +946,8 @@ def check_timesteps(t: int | Sequence[int] | np.ndarray | torch.Tensor,  # one t
     v = torch.as_tensor(np.asarray(t.detach().cpu() if isinstance(t, torch.Tensor) else t))
     if (v.ndim == 0 or v.shape == (1,)) and not v.is_floating_point() and v.dtype != torch.bool: return check_int(int(v.reshape(())), 't', 0, hi=num_train_timesteps - 1)  # one for all
     if v.ndim != 1 or len(v) != n or v.is_floating_point() or v.dtype == torch.bool or bool(((v < 0) | (v >= num_train_timesteps)).any()):
-        raise ValueError(f"t={t!r}: expected a whole training timestep in [0, {num_train_timesteps}), or one per latent ({n})")
+        said = f"t of shape {tuple(v.shape)} ({v.dtype})" if v.numel() > 6 else f"t={t!r}"  # a long tensor by its shape, not its values
+        raise ValueError(f"{said}: expected a whole training timestep in [0, {num_train_timesteps}), or one per latent ({n}, a 1-D sequence of whole numbers)")
     return v.long()
 
 def unet_eps(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)

@@ -2619,3 +2619,5 @@ def test_diffusion_classifier_builder_findings(pipe):
         D.encode_images(pipe, imgs(2).clamp(0, 1))
     said = [x for x in w if 'none below 0' in str(x.message)]
     assert said and said[0].filename == __file__  # the user's line
+    with pytest.raises(ValueError, match=r't of shape \(16, 1\) \(torch.int64\): expected a whole training timestep'):
+        D.noise_prediction_error(pipe, torch.randn(16, 4, 8, 8), D.encode_prompts(pipe, ['a']), torch.full((16, 1), 500), torch.randn(16, 4, 8, 8))
