@@ -1557,13 +1557,17 @@ def inversion_editor(pipe: SDPipeline,  # any SD-style pipeline
                      guidance_scale: float = 5.0,  # classifier-free guidance of the regeneration under the target caption
                      guidance_interval: tuple | list | str | None = None,  # (t_lo, t_hi) training timesteps where that guidance applies; None: every step; 'recipe': the checkpoint's
                      batch_size: int = 64,  # latents per UNet call
-                     guidance: Callable | None = None,  # (target, source) -> a guidance_fn for that edit (e.g. `classifier_guidance` towards the target, DiME / DeCoDEx), passed to `regenerate`; None: text only
+                     guidance: Callable | None = None,  # (target, source) -> a guidance_fn for that edit (e.g. `classifier_guidance` towards the target, DiME / DeCoDEx), passed to `regenerate`; called once per batch of `batch_size` images with that batch's target and source, so per-image targets stay with their images; None: text only
                      negative_captions: Callable | None = None,  # values -> one negative prompt per image for the regeneration, called with `source` (e.g. name the finding an edit removes); None: empty
                      guidance_rescale: float = 0.0  # Lin et al.'s rescale of the regeneration's guided prediction, in [0, 1] (`rescale_guidance`)
                     ) -> Callable:
     "An `edit_fn(images, target, source)` for `medcf.metrics`: DDIM-invert under the source's captions to `start_step`, `regenerate` under the target's."
     if not callable(captions): raise TypeError(f"captions must be a function from values (a dict) to one caption per image, got {type(captions).__name__}")
     if guidance is not None and not callable(guidance): raise TypeError(f"guidance must be a function (target, source) -> guidance_fn, or None; got {type(guidance).__name__}")
+    if guidance is not None and (ps := parameters_of(guidance)) is not None:
+        need = [k for k, p in ps.items() if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if len(need) > 2: raise TypeError(f"guidance takes {need}: it must be a factory (target, source) -> guidance_fn, called per batch; a guidance_fn itself "
+                                          "(e.g. classifier_guidance(...)'s) goes inside one: guidance=lambda target, source: classifier_guidance(pipe, ...)")
     if negative_captions is not None and not callable(negative_captions): raise TypeError(f"negative_captions must be a function from values (a dict) to one negative prompt per image, or None; got {type(negative_captions).__name__}")
     num_inference_steps = check_int(num_inference_steps, 'num_inference_steps')
     start_step = check_int(start_step, 'start_step', 0)
@@ -1580,11 +1584,18 @@ def inversion_editor(pipe: SDPipeline,  # any SD-style pipeline
     def edit(images, target: dict, source: dict) -> torch.Tensor:
         src, tgt = written(source, 'source', len(images)), written(target, 'target', len(images))  # both before the inversion's work
         neg = '' if negative_captions is None else written(source, 'source', len(images), negative_captions)
-        fn = None if guidance is None else guidance(target, source)
-        if fn is not None and not callable(fn): raise TypeError(f"guidance(target, source) returned {type(fn).__name__}; expected a guidance_fn (e.g. classifier_guidance(...)) or None")
-        inv = ddim_invert(pipe, images, src, num_inference_steps, start_step=start_step, check=False, batch_size=batch_size)
-        return regenerate(pipe, inv, tgt, guidance_scale=guidance_scale, guidance_interval=guidance_interval, batch_size=batch_size, guidance_fn=fn,
-                          negative_prompt=neg, guidance_rescale=guidance_rescale)
+        n = len(images)
+        if neg == '': neg = [''] * n
+        out = []
+        for i in range(0, n, batch_size if guidance is not None else n):  # a guidance is made per batch, from that batch's values
+            sl = slice(i, i + (batch_size if guidance is not None else n))
+            cut = lambda d: {k: (v[sl] if np.ndim(v) and len(v) == n else v) for k, v in d.items()}
+            fn = None if guidance is None else guidance(cut(target), cut(source))
+            if fn is not None and not callable(fn): raise TypeError(f"guidance(target, source) returned {type(fn).__name__}; expected a guidance_fn (e.g. classifier_guidance(...)) or None")
+            inv = ddim_invert(pipe, images[sl], src[sl], num_inference_steps, start_step=start_step, check=False, batch_size=batch_size)
+            out.append(regenerate(pipe, inv, tgt[sl], guidance_scale=guidance_scale, guidance_interval=guidance_interval, batch_size=batch_size, guidance_fn=fn,
+                                  negative_prompt=neg[sl], guidance_rescale=guidance_rescale))
+        return torch.cat(out)
     return edit
 
 # %% ../nbs/02_diffusion.ipynb #c9d2f4a0

@@ -43,7 +43,8 @@ def check_images(images: ImageBatch,  # N x C x H x W float tensor (or numpy arr
     lo, hi = images.min().item(), images.max().item()
     if lo < -1.01 or hi > 1.01:
         hint = ("a decoder's raw output overshoots a little: clamp it to [-1, 1], or pass bounded=False where the function offers it"
-                if -1.5 <= lo < -0.5 and hi <= 1.5 else "rescale 0..1 images with x*2-1, 0..255 ones with x/127.5-1")
+                if (-1.5 <= lo < -0.5 and hi <= 1.5) or (images.requires_grad and -3 <= lo and hi <= 3)  # inside guidance: decoded predictions of the clean image
+                else "rescale 0..1 images with x*2-1, 0..255 ones with x/127.5-1")
         raise ValueError(f"{name} has values in [{lo:.3g}, {hi:.3g}]; expected [-1, 1] ({hint})")
     warn_unit_range(lo, hi, name)
     return images.float()

@@ -313,10 +313,9 @@ class PhantomBatch:
 def _checked_output(var: Variable, out: np.ndarray, n: int) -> np.ndarray:
     "A mechanism's output, refused unless it is one value per sample that the variable allows (a subclass's mistake named where it is made)."
     if out.shape != (n,): raise ValueError(f"the mechanism of {var.name!r} returned shape {out.shape}; expected one value per sample, shape ({n},)")
-    try: var.valid(out)
+    try: return var.valid(out)  # as the Variable reads it: a mechanism's True/False for a 0/1 variable become 1/0 (a bool array later read as a mask)
     except ValueError as e: raise ValueError(f"the mechanism of {var.name!r} returned a value its Variable does not allow: {e} "
                                              "(fix the mechanism, or the Variable's values/range)") from None
-    return out
 
 
 _SKIP = object()  # a value render_config leaves out
@@ -345,6 +344,13 @@ class SCMPhantom:
         clash = sorted(set(self.variables) & set(self.render_noise))
         if clash: raise ValueError(f"variables {clash} take names of the renderer's own noise {list(self.render_noise)} in {type(self).__name__}; "
                                    "their noise would be overwritten: rename them")
+        self._order = self._topological_order()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        "A setting changed after construction (`skin.p_ruler = (0.2, 0.2)`) rebuilds the mechanisms, which read settings when they are made: what the phantom draws and what `render_config` records agree."
+        super().__setattr__(name, value)
+        if name.startswith('_') or name in ('variables', 'rng', 'seed') or '_order' not in vars(self): return  # the phantom's own state, or still in __init__
+        self.variables = {v.name: v for v in self._variables()}
         self._order = self._topological_order()
 
     # --- to be defined by subclasses ---

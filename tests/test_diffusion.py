@@ -1759,7 +1759,7 @@ def test_negative_prompts_one_per_image(pipe):
     "A list of negative prompts gives each image its own: the same images as separate calls with one string each (noise depends on (seed, j) only)."
     both = D.generate(pipe, ['a', 'b'], num_inference_steps=2, guidance_scale=3.0, negative_prompt=['c', 'd'], seed=5, batch_size=1)
     one = [D.generate(pipe, p, num_inference_steps=2, guidance_scale=3.0, negative_prompt=n, seed=5, offset=k) for k, (p, n) in enumerate([('a', 'c'), ('b', 'd')])]
-    assert torch.allclose(both, torch.cat(one), atol=1e-5)
+    assert torch.allclose(both, torch.cat(one), atol=1e-4)  # batched UNet arithmetic differs in the last bits (3.6e-5 here)
     assert not torch.allclose(both[1], D.generate(pipe, ['a', 'b'], num_inference_steps=2, guidance_scale=3.0, negative_prompt='c', seed=5)[1], atol=1e-3)
     z = D.encode_images(pipe, imgs(2))
     inv = D.invert_latents(pipe, z, 'a', num_inference_steps=2, guidance_scale=2.0, negative_prompt=['c', 'd'], check=False)
@@ -2299,6 +2299,7 @@ def test_inversion_editor_takes_a_guidance_per_edit_and_hidden_offsets_warn(pipe
     guided = D.inversion_editor(pipe, caps, 4, 1, 1.0, guidance=guidance)(x, {'x': [1, 1]}, {'x': [0, 0]})
     assert seen == [([1, 1], [0, 0])] and not torch.allclose(plain, guided)
     with pytest.raises(TypeError, match=r'guidance must be a function \(target, source\)'): D.inversion_editor(pipe, caps, guidance=3)
+    with pytest.raises(TypeError, match='it must be a factory'): D.inversion_editor(pipe, caps, guidance=lambda x_t, t, eps, pred_x0: eps)  # a guidance_fn passed as the factory
     with pytest.raises(TypeError, match=r'guidance\(target, source\) returned int'): D.inversion_editor(pipe, caps, 4, 1, guidance=lambda t, s: 3)(x, {'x': [1, 1]}, {'x': [0, 0]})
     lp = lambda im, offset=0: im.mean((1, 2, 3))
     with pytest.warns(UserWarning, match='log_prob_fn takes \\*\\*kwargs but names no offset') as rec: D.classifier_guidance(pipe, lambda im, **kw: lp(im, **kw))
@@ -2307,6 +2308,18 @@ def test_inversion_editor_takes_a_guidance_per_edit_and_hidden_offsets_warn(pipe
     with warnings.catch_warnings():
         warnings.simplefilter('error'); D.classifier_guidance(pipe, lp); D.classifier_guidance(pipe, lambda im: im.mean((1, 2, 3)))
     with pytest.warns(UserWarning, match='guidance_fn takes \\*\\*kwargs'): D.generate(pipe, ['a'] * 3, 2, batch_size=2, guidance_fn=lambda x, t, eps, x0, **kw: eps)
+    # per-image targets and batch_size < n: the factory is called per batch with that batch's values, so each image gets its own guidance
+    calls = []
+    def per_image(target, source):
+        calls.append(list(target['x']))
+        w = torch.tensor([float(a) for a in target['x']]).view(-1, 1, 1, 1)  # per-image strength, aligned with the batch it is made for
+        return lambda x_t, t, eps, pred_x0: eps * (1 - 0.3 * w)
+    x3 = imgs(3)
+    ed = D.inversion_editor(pipe, caps, 4, 1, 1.0, guidance=per_image, batch_size=2)
+    both = ed(x3, {'x': [1, 0, 1]}, {'x': [0, 0, 0]})
+    assert calls == [[1, 0], [1]]
+    one = [D.inversion_editor(pipe, caps, 4, 1, 1.0, guidance=per_image)(x3[k:k + 1], {'x': [v]}, {'x': [0]}) for k, v in enumerate([1, 0, 1])]
+    assert torch.allclose(both, torch.cat(one), atol=1e-4)  # batched UNet arithmetic differs in the last bits (3.6e-5 here)
 
 
 def test_step_generators_repeat_generates_draw_in_parts(pipe):

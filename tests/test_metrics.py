@@ -650,3 +650,12 @@ def test_editing_builder_findings():
     with pytest.raises(TypeError, match='rename the third parameter `source`'): counterfactual_report(lambda im, t, src: im, ph, b, predict, devices=0)
     same = b[b.attrs.devices.to_numpy() == 0]
     with pytest.warns(UserWarning, match='every image already has the asked value'): counterfactual_report(out_of_place, ph, same, predict, devices=0, edit_checks=False)
+
+
+def test_transposed_groups_are_named():
+    "Groups given column-wise (a 2 x N array of two attributes) said only 'length mismatch {groups: 2}' (DeCoDEx prototype)."
+    from medcf.metrics import worst_group_accuracy
+    pred = labels = np.array([0, 1, 1, 0, 1, 0])
+    g = np.array([[0, 0, 1, 1, 0, 1], [1, 0, 1, 0, 1, 0]])
+    with pytest.raises(ValueError, match='it looks transposed'): worst_group_accuracy(pred, labels, g)
+    assert worst_group_accuracy(pred, labels, g.T) == 1.0

@@ -498,3 +498,11 @@ def test_train_oracle_leaves_the_callers_global_generator_alone(toy):
     assert torch.equal(torch.rand(2), want)
     b = O.train_oracle(toy, steps=2, batch_size=4, n_train=8, eval_n=4, seed=0)
     assert all(torch.equal(x, y) for x, y in zip(a.net.state_dict().values(), b.net.state_dict().values()))
+
+
+def test_range_hint_inside_guidance():
+    "Inside guidance (images that carry a gradient) a decoded prediction slightly past [-1.5, 1.5] was told to rescale 0..1 images; it is told to clamp or pass bounded=False (DeCoDEx prototype)."
+    from medcf.oracles import check_images
+    x = (torch.linspace(-1.54, 1.26, 64).view(1, 1, 8, 8)).requires_grad_(True)
+    with pytest.raises(ValueError, match='bounded=False'): check_images(x, 1)
+    with pytest.raises(ValueError, match='x\\*2-1'): check_images(x.detach() * 3, 1)

@@ -367,5 +367,16 @@ def test_counterfactual_refuses_a_batch_of_other_settings():
     sb = s.sample(3, seed=0)
     other = P.SkinPhantom(32); other.p_ruler = (0.5, 0.9)
     assert other.render_config()['p_ruler'] == (0.5, 0.9) and 'p_ruler' not in s.render_config()  # the class default is the class's: its name says it
+    assert other.sample_truth(2000, seed=0).ruler.mean() > s.sample_truth(2000, seed=0).ruler.mean() + 0.2  # and it is used: the mechanisms are rebuilt
     with pytest.raises(ValueError, match='batch was drawn by'): other.counterfactual(sb, melanoma=1)
     assert torch.equal(P.SkinPhantom(32).counterfactual(sb, melanoma=1).images, s.counterfactual(sb, melanoma=1).images)
+
+
+def test_mechanism_output_read_as_the_variable_reads_it():
+    "A mechanism returning True/False for a 0/1 variable crashed later (a bool array read as a mask by a child's mechanism); it is read as 1/0 (DeCoDEx prototype)."
+    import dataclasses
+    class B(P.ChestPhantom):
+        def _variables(self):
+            return [dataclasses.replace(v, mechanism=lambda pa, u: u < .5) if v.name == 'devices' else v for v in super()._variables()]
+    t = B(32).sample_truth(10, seed=0)
+    assert set(t.devices.unique()) <= {0, 1} and t.devices.dtype.kind == 'i'
