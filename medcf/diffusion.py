@@ -1587,8 +1587,9 @@ def inversion_editor(pipe: SDPipeline,  # any SD-style pipeline
         n = len(images)
         if neg == '': neg = [''] * n
         out = []
-        for i in range(0, n, batch_size if guidance is not None else n):  # a guidance is made per batch, from that batch's values
-            sl = slice(i, i + (batch_size if guidance is not None else n))
+        step = batch_size if guidance is not None else max(n, 1)  # a guidance is made per batch, from that batch's values
+        for i in range(0, max(n, 1), step):  # an empty batch goes to ddim_invert, which names it
+            sl = slice(i, i + step)
             cut = lambda d: {k: (v[sl] if np.ndim(v) and len(v) == n else v) for k, v in d.items()}
             fn = None if guidance is None else guidance(cut(target), cut(source))
             if fn is not None and not callable(fn): raise TypeError(f"guidance(target, source) returned {type(fn).__name__}; expected a guidance_fn (e.g. classifier_guidance(...)) or None")
