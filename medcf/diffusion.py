@@ -946,7 +946,8 @@ def check_timesteps(t: int | Sequence[int] | np.ndarray | torch.Tensor,  # one t
     v = torch.as_tensor(np.asarray(t.detach().cpu() if isinstance(t, torch.Tensor) else t))
     if (v.ndim == 0 or v.shape == (1,)) and not v.is_floating_point() and v.dtype != torch.bool: return check_int(int(v.reshape(())), 't', 0, hi=num_train_timesteps - 1)  # one for all
     if v.ndim != 1 or len(v) != n or v.is_floating_point() or v.dtype == torch.bool or bool(((v < 0) | (v >= num_train_timesteps)).any()):
-        said = f"t of shape {tuple(v.shape)} ({v.dtype})" if v.numel() > 6 else f"t={t!r}"  # a long tensor by its shape, not its values
+        said = (f"t of shape {tuple(v.shape)} ({v.dtype}{f', from {v.min().item()} to {v.max().item()}' if v.numel() and not v.dtype == torch.bool else ''})"
+                if v.numel() > 6 else f"t={t!r}")  # a long tensor by its shape and range, not its values
         raise ValueError(f"{said}: expected a whole training timestep in [0, {num_train_timesteps}), or one per latent ({n}, a 1-D sequence of whole numbers)")
     return v.long()
 
@@ -1296,7 +1297,7 @@ def join_samples(outs: Sequence[SampleOutput]  # outputs of several sampling cal
     for j, b in enumerate(outs[1:], 1):
         if b.latents.shape[1:] != o.latents.shape[1:] or (o.cond is not None and b.cond is not None and b.cond.shape[1:] != o.cond.shape[1:]):
             raise ValueError(f"outs[{j}] holds latents of shape {tuple(b.latents.shape[1:])} (embeddings {None if b.cond is None else tuple(b.cond.shape[1:])}) "
-                             f"where outs[0] holds {tuple(o.latents.shape[1:])} ({None if o.cond is None else tuple(o.cond.shape[1:])}): samples of one model join")
+                             f"where outs[0] holds {tuple(o.latents.shape[1:])} ({None if o.cond is None else tuple(o.cond.shape[1:])}): samples of one shape (one model, one size) join")
         other = [k for k in ('timesteps', 'start_step', 'num_inference_steps', 'eta', 'guidance_scale', 'guidance_interval', 'guidance_rescale', 'guidance_fn')
                  if getattr(b, k) != getattr(o, k)]
         other += [k for k in ('trajectory', 'log_probs', 'cond', 'uncond', 'generators', 'alphas') if (getattr(b, k) is None) != (getattr(o, k) is None)]
@@ -1308,7 +1309,8 @@ def join_samples(outs: Sequence[SampleOutput]  # outputs of several sampling cal
         starts = torch.cat([b.trajectory[0].detach().flatten(1).cpu() for b in outs])
         same = len(starts) - len(torch.unique(starts, dim=0))
         if same: warnings.warn(f"{same} of the {len(starts)} joined samples start from the same x_T as another: a part drawn with the same seed repeats "
-                               "the noise of image 0 on; draw the parts of one batch with generate(..., seed=s, offset=k), k the part's first image", stacklevel=2)
+                               "the noise of image 0 on; draw the parts of one batch with generate(..., seed=s, offset=k), k the part's first image (noise shared on purpose, "
+                               "e.g. one x_T per prompt group, may ignore this)", stacklevel=2)
     out = _joined(outs)
     return replace(out, generators=None if out.generators is None else _copied(out.generators))
 
@@ -1557,7 +1559,7 @@ def inversion_editor(pipe: SDPipeline,  # any SD-style pipeline
                      guidance_scale: float = 5.0,  # classifier-free guidance of the regeneration under the target caption
                      guidance_interval: tuple | list | str | None = None,  # (t_lo, t_hi) training timesteps where that guidance applies; None: every step; 'recipe': the checkpoint's
                      batch_size: int = 64,  # latents per UNet call
-                     guidance: Callable | None = None,  # (target, source) -> a guidance_fn for that edit (e.g. `classifier_guidance` towards the target, DiME / DeCoDEx), passed to `regenerate`; called once per batch of `batch_size` images with that batch's target and source, so per-image targets stay with their images; None: text only
+                     guidance: Callable | None = None,  # (target, source) -> a guidance_fn for that edit (e.g. `classifier_guidance` towards the target, DiME / DeCoDEx), passed to `regenerate`; with per-image targets and more images than batch_size it must name `offset` (the batch's first image; classifier_guidance passes it to a log_prob_fn that names it); None: text only
                      negative_captions: Callable | None = None,  # values -> one negative prompt per image for the regeneration, called with `source` (e.g. name the finding an edit removes); None: empty
                      guidance_rescale: float = 0.0  # Lin et al.'s rescale of the regeneration's guided prediction, in [0, 1] (`rescale_guidance`)
                     ) -> Callable:
@@ -1584,19 +1586,17 @@ def inversion_editor(pipe: SDPipeline,  # any SD-style pipeline
     def edit(images, target: dict, source: dict) -> torch.Tensor:
         src, tgt = written(source, 'source', len(images)), written(target, 'target', len(images))  # both before the inversion's work
         neg = '' if negative_captions is None else written(source, 'source', len(images), negative_captions)
+        fn = None if guidance is None else guidance(target, source)
+        if fn is not None and not callable(fn): raise TypeError(f"guidance(target, source) returned {type(fn).__name__}; expected a guidance_fn (e.g. classifier_guidance(...)) or None")
         n = len(images)
-        if neg == '': neg = [''] * n
-        out = []
-        step = batch_size if guidance is not None else max(n, 1)  # a guidance is made per batch, from that batch's values
-        for i in range(0, max(n, 1), step):  # an empty batch goes to ddim_invert, which names it
-            sl = slice(i, i + step)
-            cut = lambda d: {k: (v[sl] if np.ndim(v) and len(v) == n else v) for k, v in d.items()}
-            fn = None if guidance is None else guidance(cut(target), cut(source))
-            if fn is not None and not callable(fn): raise TypeError(f"guidance(target, source) returned {type(fn).__name__}; expected a guidance_fn (e.g. classifier_guidance(...)) or None")
-            inv = ddim_invert(pipe, images[sl], src[sl], num_inference_steps, start_step=start_step, check=False, batch_size=batch_size)
-            out.append(regenerate(pipe, inv, tgt[sl], guidance_scale=guidance_scale, guidance_interval=guidance_interval, batch_size=batch_size, guidance_fn=fn,
-                                  negative_prompt=neg[sl], guidance_rescale=guidance_rescale))
-        return torch.cat(out)
+        per_image = [k for k, v in target.items() if np.ndim(v) and len(v) == n and len(pd.unique(np.asarray(v).reshape(-1))) > 1]
+        if fn is not None and n > batch_size and per_image and not takes_keyword(fn, 'offset'):
+            warnings.warn(f"the edit's targets differ per image ({per_image}) and {n} images run in batches of {batch_size}, but the guidance_fn names no "
+                          "offset, so it is not told which images each batch holds: per-image targets in it go to the wrong images after the first batch. "
+                          "Give it (or classifier_guidance's log_prob_fn) an offset parameter, the index of the batch's first image, or raise batch_size", stacklevel=2)
+        inv = ddim_invert(pipe, images, src, num_inference_steps, start_step=start_step, check=False, batch_size=batch_size)
+        return regenerate(pipe, inv, tgt, guidance_scale=guidance_scale, guidance_interval=guidance_interval, batch_size=batch_size, guidance_fn=fn,
+                          negative_prompt=neg, guidance_rescale=guidance_rescale)
     return edit
 
 # %% ../nbs/02_diffusion.ipynb #c9d2f4a0

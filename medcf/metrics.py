@@ -198,7 +198,8 @@ def _rates(keys, hits, key: str, rate: str, level: float) -> pd.DataFrame:
 def _group_table(pred, labels, groups, level: float, stacklevel: int) -> pd.DataFrame:
     "group_accuracies' table; `stacklevel` points the absent-group warning at the user's call."
     _aligned(pred=pred, labels=labels, groups=groups)
-    shape = np.shape(groups) if not isinstance(groups, pd.DataFrame) else None
+    try: shape = np.shape(groups) if not isinstance(groups, pd.DataFrame) else None
+    except ValueError: shape = None  # ragged rows: group_ids names them
     if shape is not None and len(shape) == 2 and shape[0] != len(pred) == shape[1]:  # k x N where N x k was meant
         raise ValueError(f"groups has shape {shape} for {len(pred)} samples: it looks transposed; expected one row per sample and one column per "
                          "attribute (e.g. np.c_[a, b] or a DataFrame), or one group id per sample")

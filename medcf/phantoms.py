@@ -313,9 +313,10 @@ class PhantomBatch:
 def _checked_output(var: Variable, out: np.ndarray, n: int) -> np.ndarray:
     "A mechanism's output, refused unless it is one value per sample that the variable allows (a subclass's mistake named where it is made)."
     if out.shape != (n,): raise ValueError(f"the mechanism of {var.name!r} returned shape {out.shape}; expected one value per sample, shape ({n},)")
-    try: return var.valid(out)  # as the Variable reads it: a mechanism's True/False for a 0/1 variable become 1/0 (a bool array later read as a mask)
+    try: checked = var.valid(out)
     except ValueError as e: raise ValueError(f"the mechanism of {var.name!r} returned a value its Variable does not allow: {e} "
                                              "(fix the mechanism, or the Variable's values/range)") from None
+    return checked if out.dtype.kind == 'b' else out  # a mechanism's True/False for a 0/1 variable become 1/0 (a bool array is read as a mask); other outputs as returned
 
 
 _SKIP = object()  # a value render_config leaves out
@@ -347,11 +348,21 @@ class SCMPhantom:
         self._order = self._topological_order()
 
     def __setattr__(self, name: str, value: object) -> None:
-        "A setting changed after construction (`skin.p_ruler = (0.2, 0.2)`) rebuilds the mechanisms, which read settings when they are made: what the phantom draws and what `render_config` records agree."
+        "A setting changed after construction (`skin.p_ruler = (0.2, 0.2)`) rebuilds the mechanisms, which read settings when they are made: what the phantom draws and what `render_config` records agree (a hand edit of `variables` is rebuilt away too; a dict setting changed in place is not seen: assign a new one)."
+        vs = vars(self)
+        if name.startswith('_') or name in ('variables', 'rng', 'seed') or '_order' not in vs or vs.get('_rebuilding'):  # own state, still in __init__, or set by _variables()
+            return super().__setattr__(name, value)
+        had, old = name in vs, vs.get(name)
         super().__setattr__(name, value)
-        if name.startswith('_') or name in ('variables', 'rng', 'seed') or '_order' not in vars(self): return  # the phantom's own state, or still in __init__
-        self.variables = {v.name: v for v in self._variables()}
-        self._order = self._topological_order()
+        object.__setattr__(self, '_rebuilding', True)
+        try: variables = {v.name: v for v in self._variables()}
+        except Exception:  # the mechanisms cannot be built with it: the phantom stays as it was
+            if had: super().__setattr__(name, old)
+            else: object.__delattr__(self, name)
+            raise
+        finally: object.__setattr__(self, '_rebuilding', False)
+        object.__setattr__(self, 'variables', variables)
+        object.__setattr__(self, '_order', self._topological_order())
 
     # --- to be defined by subclasses ---
     def _variables(self) -> list: raise NotImplementedError

@@ -1759,7 +1759,7 @@ def test_negative_prompts_one_per_image(pipe):
     "A list of negative prompts gives each image its own: the same images as separate calls with one string each (noise depends on (seed, j) only)."
     both = D.generate(pipe, ['a', 'b'], num_inference_steps=2, guidance_scale=3.0, negative_prompt=['c', 'd'], seed=5, batch_size=1)
     one = [D.generate(pipe, p, num_inference_steps=2, guidance_scale=3.0, negative_prompt=n, seed=5, offset=k) for k, (p, n) in enumerate([('a', 'c'), ('b', 'd')])]
-    assert torch.allclose(both, torch.cat(one), atol=1e-4)  # batched UNet arithmetic differs in the last bits (3.6e-5 here)
+    assert torch.allclose(both, torch.cat(one), atol=1e-5)
     assert not torch.allclose(both[1], D.generate(pipe, ['a', 'b'], num_inference_steps=2, guidance_scale=3.0, negative_prompt='c', seed=5)[1], atol=1e-3)
     z = D.encode_images(pipe, imgs(2))
     inv = D.invert_latents(pipe, z, 'a', num_inference_steps=2, guidance_scale=2.0, negative_prompt=['c', 'd'], check=False)
@@ -2308,18 +2308,21 @@ def test_inversion_editor_takes_a_guidance_per_edit_and_hidden_offsets_warn(pipe
     with warnings.catch_warnings():
         warnings.simplefilter('error'); D.classifier_guidance(pipe, lp); D.classifier_guidance(pipe, lambda im: im.mean((1, 2, 3)))
     with pytest.warns(UserWarning, match='guidance_fn takes \\*\\*kwargs'): D.generate(pipe, ['a'] * 3, 2, batch_size=2, guidance_fn=lambda x, t, eps, x0, **kw: eps)
-    # per-image targets and batch_size < n: the factory is called per batch with that batch's values, so each image gets its own guidance
-    calls = []
-    def per_image(target, source):
-        calls.append(list(target['x']))
-        w = torch.tensor([float(a) for a in target['x']]).view(-1, 1, 1, 1)  # per-image strength, aligned with the batch it is made for
-        return lambda x_t, t, eps, pred_x0: eps * (1 - 0.3 * w)
+    # per-image targets and batch_size < n: a guidance_fn without offset is not told which images a batch holds (DeCoDEx prototype); with offset it is
+    def per_image(target, source, with_offset):
+        w = torch.tensor([float(a) for a in target['x']]).view(-1, 1, 1, 1)  # per-image strength for all n images
+        if with_offset: return lambda x_t, t, eps, pred_x0, offset=0: eps * (1 - 0.3 * w[offset:offset + len(eps)])
+        return lambda x_t, t, eps, pred_x0: eps * (1 - 0.3 * w[:len(eps)])
     x3 = imgs(3)
-    ed = D.inversion_editor(pipe, caps, 4, 1, 1.0, guidance=per_image, batch_size=2)
-    both = ed(x3, {'x': [1, 0, 1]}, {'x': [0, 0, 0]})
-    assert calls == [[1, 0], [1]]
-    one = [D.inversion_editor(pipe, caps, 4, 1, 1.0, guidance=per_image)(x3[k:k + 1], {'x': [v]}, {'x': [0]}) for k, v in enumerate([1, 0, 1])]
-    assert torch.allclose(both, torch.cat(one), atol=1e-4)  # batched UNet arithmetic differs in the last bits (3.6e-5 here)
+    with pytest.warns(UserWarning, match=r"the edit's targets differ per image \(\['x'\]\) and 3 images run in batches of 2"):
+        D.inversion_editor(pipe, caps, 4, 1, 1.0, guidance=lambda t, s: per_image(t, s, False), batch_size=2)(x3, {'x': [1, 0, 1]}, {'x': [0, 0, 0]})
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        both = D.inversion_editor(pipe, caps, 4, 1, 1.0, guidance=lambda t, s: per_image(t, s, True), batch_size=2)(x3, {'x': [1, 0, 1]}, {'x': [0, 0, 0]})
+        D.inversion_editor(pipe, caps, 4, 1, 1.0, guidance=lambda t, s: per_image(t, s, False), batch_size=2)(x3, {'x': [1, 1, 1]}, {'x': [0, 0, 0]})  # one target for all: no warning
+    one = [D.inversion_editor(pipe, caps, 4, 1, 1.0, guidance=lambda t, s: per_image(t, s, True))(x3[k:k + 1], {'x': [v]}, {'x': [0]}) for k, v in enumerate([1, 0, 1])]
+    assert torch.allclose(both, torch.cat(one), atol=1e-4)  # batched UNet arithmetic differs in the last bits
 
 
 def test_step_generators_repeat_generates_draw_in_parts(pipe):
@@ -2614,7 +2617,7 @@ def test_ddpo_builder_findings(pipe):
     again = D.generate(pipe, ['c', 'd'], seed=1, **kw)  # offset forgotten: image 0's noise again
     with pytest.warns(UserWarning, match='2 of the 4 joined samples start from the same x_T'): D.join_samples([a[1], again[1]])
     other = copy.copy(a[1]); other = D.replace(other, latents=torch.zeros(2, 4, 4, 4), trajectory=[torch.zeros(2, 4, 4, 4)] * 3)
-    with pytest.raises(ValueError, match='samples of one model join'): D.join_samples([a[1], other])
+    with pytest.raises(ValueError, match=r'samples of one shape \(one model, one size\) join'): D.join_samples([a[1], other])
     card = copy.copy(pipe); card.model_card = {'recipe': {'guidance_scale': 2.0}}
     assert torch.equal(D.generate(card, ['a'], num_inference_steps=2, guidance_scale='recipe'), D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale=2.0))
     assert torch.equal(D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale='recipe'), D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale=3.0))
@@ -2632,5 +2635,5 @@ def test_diffusion_classifier_builder_findings(pipe):
         D.encode_images(pipe, imgs(2).clamp(0, 1))
     said = [x for x in w if 'none below 0' in str(x.message)]
     assert said and said[0].filename == __file__  # the user's line
-    with pytest.raises(ValueError, match=r't of shape \(16, 1\) \(torch.int64\): expected a whole training timestep'):
+    with pytest.raises(ValueError, match=r't of shape \(16, 1\) \(torch.int64, from 500 to 500\): expected a whole training timestep'):
         D.noise_prediction_error(pipe, torch.randn(16, 4, 8, 8), D.encode_prompts(pipe, ['a']), torch.full((16, 1), 500), torch.randn(16, 4, 8, 8))

@@ -380,3 +380,27 @@ def test_mechanism_output_read_as_the_variable_reads_it():
             return [dataclasses.replace(v, mechanism=lambda pa, u: u < .5) if v.name == 'devices' else v for v in super()._variables()]
     t = B(32).sample_truth(10, seed=0)
     assert set(t.devices.unique()) <= {0, 1} and t.devices.dtype.kind == 'i'
+
+
+def test_changed_setting_rebuild_is_safe():
+    "The rebuild on a changed setting (this session) recursed forever for a _variables() that stores a public attribute, and kept a value its mechanisms could not be built with (second review)."
+    class Tones(P.SkinPhantom):
+        def _variables(self):
+            self.cum_tone = float(np.sum(self.p_ruler))  # a public attribute written while the mechanisms are built
+            return super()._variables()
+    t = Tones(32)
+    t.p_ruler = (0.2, 0.2)
+    assert t.cum_tone == pytest.approx(0.4) and t.render_config()['p_ruler'] == (0.2, 0.2)
+    s = P.SkinPhantom(32)
+    before = s.render_config()
+    with pytest.raises(IndexError): s.p_mel_clinic = (0.1,)  # one value where the mechanism reads two: it cannot be built
+    assert s.render_config() == before and s.p_mel_clinic == P.SkinPhantom.p_mel_clinic and 'p_mel_clinic' not in vars(s)
+
+
+def test_mechanism_outputs_keep_their_type():
+    "Only a True/False output is converted (to 1/0); a whole-number variable declared with a range stays as its mechanism returned it (a prompt read 'aged 64.0')."
+    import dataclasses
+    class Ages(P.ChestPhantom):
+        def _variables(self):
+            return [dataclasses.replace(v, mechanism=lambda pa, u: np.full(len(u), 64)) if v.name == 'age' else v for v in super()._variables()]
+    assert Ages(32).sample_truth(5, seed=0).age.dtype.kind == 'i'
