@@ -1516,7 +1516,7 @@ def ddim_invert(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, 
 def regenerate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                inv: Inversion,  # an `invert_latents` / `ddim_invert` result
                prompts: Prompts,  # one per latent, or one for all: the inversion's own captions reconstruct, edited ones edit
-               guidance_scale: float = 1.0,  # classifier-free guidance of the regeneration (an edit usually needs > 1)
+               guidance_scale: float | str = 1.0,  # classifier-free guidance of the regeneration (an edit usually needs > 1); 'recipe': the checkpoint's
                negative_prompt: Prompts = '',  # the unconditional prompt when guidance_scale != 1: one for all, or one per image
                guidance_interval: tuple | list | str | None = None,  # (t_lo, t_hi) training timesteps where guidance applies; None: every step; 'recipe': the checkpoint's
                callback: Callable | None = None,  # f(StepInfo) per step and batch (StepInfo.i counts sampler steps: trajectory[i - inv.start_step] is the inverted latent there)
@@ -1530,7 +1530,7 @@ def regenerate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, v
     if inv.num_inference_steps is None or inv.timestep is None: raise ValueError("this Inversion does not record its num_inference_steps and timestep; make it with invert_latents or ddim_invert")
     n = len(inv.latents)
     prompts = check_prompts(prompts, n, 'latent', one_for_all=True)
-    guidance_scale, batch_size = check_real(guidance_scale, 'guidance_scale'), check_int(batch_size, 'batch_size')
+    guidance_scale, batch_size = pipeline_guidance_scale(pipe, guidance_scale), check_int(batch_size, 'batch_size')
     guidance_rescale = check_guidance_rescale(guidance_rescale, guidance_scale)
     negative_prompt = check_negative_prompt(negative_prompt, guidance_scale, n)
     guidance_interval = pipeline_interval(pipe, guidance_interval)
@@ -1556,7 +1556,7 @@ def inversion_editor(pipe: SDPipeline,  # any SD-style pipeline
                      captions: Callable,  # values -> one caption per image; called with `source` (what the images show) and `target` (what is asked)
                      num_inference_steps: int = 50,  # DDIM grid of the inversion and the regeneration
                      start_step: int = 20,  # invert to this sampler step: later keeps more of the image, earlier lets more change (adding a finding needs more room than removing one: chest, 50 steps, adding an effusion worked on 0.458 of 24 patients from step 20, 1.0 from step 10; removing 0.958 from both; tests/measure_edit_depth.py)
-                     guidance_scale: float = 5.0,  # classifier-free guidance of the regeneration under the target caption
+                     guidance_scale: float | str = 5.0,  # classifier-free guidance of the regeneration under the target caption; 'recipe': the checkpoint's
                      guidance_interval: tuple | list | str | None = None,  # (t_lo, t_hi) training timesteps where that guidance applies; None: every step; 'recipe': the checkpoint's
                      batch_size: int = 64,  # latents per UNet call
                      guidance: Callable | None = None,  # (target, source) -> a guidance_fn for that edit (e.g. `classifier_guidance` towards the target, DiME / DeCoDEx), passed to `regenerate`; with per-image targets and more images than batch_size it must name `offset` (the batch's first image; classifier_guidance passes it to a log_prob_fn that names it); None: text only
@@ -1574,7 +1574,7 @@ def inversion_editor(pipe: SDPipeline,  # any SD-style pipeline
     num_inference_steps = check_int(num_inference_steps, 'num_inference_steps')
     start_step = check_int(start_step, 'start_step', 0)
     if start_step >= num_inference_steps: raise ValueError(f"start_step={start_step}: expected a sampler step in [0, {num_inference_steps}) (0 inverts all the way to noise)")
-    guidance_scale = check_real(guidance_scale, 'guidance_scale')
+    guidance_scale = pipeline_guidance_scale(pipe, guidance_scale)
     guidance_rescale = check_guidance_rescale(guidance_rescale, guidance_scale)
     guidance_interval = pipeline_interval(pipe, guidance_interval)
     def written(values: dict, which: str, n: int, fn: Callable = captions) -> list:

@@ -2622,6 +2622,10 @@ def test_ddpo_builder_findings(pipe):
     assert torch.equal(D.generate(card, ['a'], num_inference_steps=2, guidance_scale='recipe'), D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale=2.0))
     assert torch.equal(D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale='recipe'), D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale=3.0))
     with pytest.raises(ValueError, match="expected a number or 'recipe'"): D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale='high')
+    inv = D.ddim_invert(card, imgs(1), 'a', num_inference_steps=2, check=False)
+    assert torch.equal(D.regenerate(card, inv, 'b', guidance_scale='recipe'), D.regenerate(card, inv, 'b', guidance_scale=2.0))  # regenerate and inversion_editor too
+    caps = lambda v: ['b']
+    assert torch.equal(D.inversion_editor(card, caps, 2, 0, guidance_scale='recipe')(imgs(1), {'x': 1}, {'x': 0}), D.inversion_editor(card, caps, 2, 0, guidance_scale=2.0)(imgs(1), {'x': 1}, {'x': 0}))
 
 
 def test_diffusion_classifier_builder_findings(pipe):
