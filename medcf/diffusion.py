@@ -1568,7 +1568,7 @@ def inversion_editor(pipe: SDPipeline,  # any SD-style pipeline
     if guidance is not None and not callable(guidance): raise TypeError(f"guidance must be a function (target, source) -> guidance_fn, or None; got {type(guidance).__name__}")
     if guidance is not None and (ps := parameters_of(guidance)) is not None:
         need = [k for k, p in ps.items() if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        if len(need) > 2: raise TypeError(f"guidance takes {need}: it must be a factory (target, source) -> guidance_fn, called per batch; a guidance_fn itself "
+        if len(need) > 2: raise TypeError(f"guidance takes {need}: it must be a factory (target, source) -> guidance_fn, called once per edit; a guidance_fn itself "
                                           "(e.g. classifier_guidance(...)'s) goes inside one: guidance=lambda target, source: classifier_guidance(pipe, ...)")
     if negative_captions is not None and not callable(negative_captions): raise TypeError(f"negative_captions must be a function from values (a dict) to one negative prompt per image, or None; got {type(negative_captions).__name__}")
     num_inference_steps = check_int(num_inference_steps, 'num_inference_steps')
