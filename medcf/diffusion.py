@@ -1083,6 +1083,7 @@ def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
     if prev is None: ddim = ddim_scheduler(pipe, 50 if num_inference_steps is None else num_inference_steps)  # going on: the stopped run's, built by _go_on
     interval = pipeline_interval(pipe, guidance_interval)
     ts = [int(t) for t in ddim.timesteps]
+    _not_a_timestep(start_step, 'start_step', len(ts), len(ts)); _not_a_timestep(end_step, 'end_step', len(ts), len(ts))
     start_step = check_int(0 if start_step is None else start_step, 'start_step', 0, hi=len(ts))  # len(ts): nothing left to run (a sweep's last switch point)
     end = len(ts) if end_step is None else check_int(end_step, 'end_step', start_step, hi=len(ts))  # end_step == start_step: no step, latents as given
     if prev is not None and unguided and any(guidance_at(t, prev.guidance_scale, interval) != 1 for t in ts[start_step:end]):
@@ -1427,6 +1428,7 @@ class Inversion:
         "The same inversion stopped at sampler step `step` (taken from its trajectory, return_trajectory=True): one full inversion serves a sweep over an edit's depth."
         if self.trajectory is None or self.timesteps is None:
             raise ValueError("this Inversion keeps no trajectory; invert with return_trajectory=True to take other steps from it")
+        _not_a_timestep(step, 'step', len(self.timesteps) - 1, len(self.timesteps))
         step = check_int(step, 'step', self.start_step, hi=len(self.timesteps) - 1)
         k = step - self.start_step
         return Inversion(self.trajectory[k], self.z0, step, trajectory=self.trajectory[k:], num_inference_steps=self.num_inference_steps,
@@ -1600,6 +1602,12 @@ def inversion_editor(pipe: SDPipeline,  # any SD-style pipeline
     return edit
 
 # %% ../nbs/02_diffusion.ipynb #c9d2f4a0
+def _not_a_timestep(v: object, name: str, hi: int, steps: int) -> None:
+    "Refuse a step index past the grid, naming the likely slip: the grid is indexed by step (0 = noisiest), not by timestep."
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > hi:
+        raise ValueError(f"{name}={v}: expected a step index in [0, {hi}] of the {steps}-step grid, not a timestep "
+                         f"(the grid's timesteps are ddim_scheduler(pipe, {steps}).timesteps; step k runs at timesteps[k])")
+
 def slerp(a: torch.Tensor,  # start, e.g. one inverted x_T
           b: torch.Tensor,  # end, same shape
           alpha: float | torch.Tensor  # 0 gives a, 1 gives b; a tensor of values gives one result per value, stacked first
@@ -1607,6 +1615,9 @@ def slerp(a: torch.Tensor,  # start, e.g. one inverted x_T
     "Spherical interpolation between two noise latents per sample (the first dimension indexes samples: one latent is x[None]), which keeps a Gaussian's norm where a straight line shrinks it (arXiv:1609.04468)."
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape or a.ndim < 2:
         raise ValueError(f"a and b must be tensors of one shape N x ... (got {tuple(getattr(a, 'shape', ()))} and {tuple(getattr(b, 'shape', ()))})")
+    if a.ndim == 3 and a.shape[1] == a.shape[2]:  # c x h x w: one latent without its sample dimension (N x L x D embeddings rarely have L == D)
+        warnings.warn(f"a and b have shape {tuple(a.shape)}: their first dimension is read as {a.shape[0]} samples, each interpolated on its own; "
+                      "if this is one latent (c x h x w), pass a[None] and b[None]", stacklevel=2)
     al = torch.as_tensor(alpha, dtype=torch.float64)
     if not torch.isfinite(al).all(): raise ValueError(f"alpha={alpha!r}: expected finite values (0 gives a, 1 gives b)")
     fa, fb = a.flatten(1).double(), b.flatten(1).double()

@@ -2641,3 +2641,17 @@ def test_diffusion_classifier_builder_findings(pipe):
     assert said and said[0].filename == __file__  # the user's line
     with pytest.raises(ValueError, match=r't of shape \(16, 1\) \(torch.int64, from 500 to 500\): expected a whole training timestep'):
         D.noise_prediction_error(pipe, torch.randn(16, 4, 8, 8), D.encode_prompts(pipe, ['a']), torch.full((16, 1), 500), torch.randn(16, 4, 8, 8))
+
+
+def test_disentanglement_builder_findings(pipe):
+    "From the session-33 disentanglement prototype: slerp of one unbatched latent interpolated each channel as a sample without a word; a timestep given as a step index got only 'expected an integer'."
+    e = D.initial_latents(pipe, 2, seed=1)
+    with pytest.warns(UserWarning, match=r'pass a\[None\] and b\[None\]'): D.slerp(e[0], e[1], torch.linspace(0, 1, 3))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error'); D.slerp(e[:1], e[1:], 0.5); D.slerp(torch.randn(2, 5, 7), torch.randn(2, 5, 7), 0.5)  # batched latents, N x L x D: silent
+    c, u = D.encode_prompts(pipe, ['a', 'b']), D.encode_prompts(pipe, ['', ''])
+    with pytest.raises(ValueError, match=r'end_step=551: expected a step index in \[0, 10\] of the 10-step grid, not a timestep'):
+        D.sample_latents(pipe, e, c, u, 10, end_step=551)
+    inv = D.invert_latents(pipe, e, 'a', num_inference_steps=4, check=False, return_trajectory=True)
+    with pytest.raises(ValueError, match='not a timestep'): inv.at(251)
