@@ -1048,6 +1048,12 @@ def _hook_output(r, hook: str, like: torch.Tensor, what: str) -> torch.Tensor:
     if not torch.isfinite(r).all(): raise ValueError(f"{hook} returned NaN or inf; expected {what} with finite values")
     return r
 
+def _not_a_timestep(v: object, name: str, hi: int, steps: int) -> None:
+    "Refuse a step index past the grid, naming the likely slip: the grid is indexed by step (0 = noisiest), not by timestep."
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > hi:
+        raise ValueError(f"{name}={v}: expected a step index in [0, {hi}] of the {steps}-step grid, not a timestep "
+                         f"(the grid's timesteps are ddim_scheduler(pipe, {steps}).timesteps; step k runs at timesteps[k])")
+
 def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                    latents: torch.Tensor | SampleOutput,  # x_T (or x_t when start_step > 0; `generate`'s x_T is initial_latents(pipe, n, seed, signal_leak=True)), or a SampleOutput of a run stopped with end_step to go on from (another prompt: a prompt switch)
                    cond: torch.Tensor,  # prompt embeddings N x L x D
@@ -1602,12 +1608,6 @@ def inversion_editor(pipe: SDPipeline,  # any SD-style pipeline
     return edit
 
 # %% ../nbs/02_diffusion.ipynb #c9d2f4a0
-def _not_a_timestep(v: object, name: str, hi: int, steps: int) -> None:
-    "Refuse a step index past the grid, naming the likely slip: the grid is indexed by step (0 = noisiest), not by timestep."
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > hi:
-        raise ValueError(f"{name}={v}: expected a step index in [0, {hi}] of the {steps}-step grid, not a timestep "
-                         f"(the grid's timesteps are ddim_scheduler(pipe, {steps}).timesteps; step k runs at timesteps[k])")
-
 def slerp(a: torch.Tensor,  # start, e.g. one inverted x_T
           b: torch.Tensor,  # end, same shape
           alpha: float | torch.Tensor  # 0 gives a, 1 gives b; a tensor of values gives one result per value, stacked first
