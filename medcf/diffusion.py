@@ -9,7 +9,7 @@ from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence, Any, Protocol
 import numpy as np, pandas as pd, torch, torch.nn.functional as F
-from .phantoms import _LazyModule, PhantomBatch, pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword, parameters_of, keeps_global_rng
+from .phantoms import _LazyModule, PhantomBatch, required_parameters, pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword, parameters_of, keeps_global_rng
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'Prompts', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK',
@@ -875,12 +875,15 @@ def resolve_guidance_interval(guidance_interval: tuple[int, int] | list[int] | s
         guidance_interval = recipe.get('guidance_interval')
     return check_guidance_interval(guidance_interval, num_train_timesteps)
 
+def _recipe(pipe: SDPipeline) -> dict:
+    "The recipe in a zoo checkpoint's card (`pipe.model_card`), or {} for a pipeline without one."
+    return (getattr(pipe, 'model_card', None) or {}).get('recipe') or {}
+
 def pipeline_interval(pipe: SDPipeline,  # any SD-style pipeline; a zoo checkpoint's recipe is in `pipe.model_card`
                       guidance_interval: tuple[int, int] | list[int] | str | None  # 'recipe', None (every step) or (t_lo, t_hi)
                      ) -> tuple | None:
     "`resolve_guidance_interval` for `pipe`: 'recipe' is its checkpoint's interval (every step for a pipeline without one), checked against its scheduler's T."
-    recipe = (getattr(pipe, 'model_card', None) or {}).get('recipe') or {}
-    return resolve_guidance_interval(guidance_interval, recipe, pipe.scheduler.config.num_train_timesteps)
+    return resolve_guidance_interval(guidance_interval, _recipe(pipe), pipe.scheduler.config.num_train_timesteps)
 
 def pipeline_guidance_scale(pipe: SDPipeline,  # any SD-style pipeline; a zoo checkpoint's recipe is in `pipe.model_card`
                             guidance_scale: float | str  # a weight, or 'recipe': the checkpoint's (3.0 for a pipeline without one)
@@ -888,7 +891,7 @@ def pipeline_guidance_scale(pipe: SDPipeline,  # any SD-style pipeline; a zoo ch
     "The guidance weight to sample with: the checkpoint's recipe's when asked for 'recipe' (as `pipeline_interval` reads the interval), else the one given; checked."
     if isinstance(guidance_scale, str):
         if guidance_scale != 'recipe': raise ValueError(f"guidance_scale={guidance_scale!r}: expected a number or 'recipe' (the checkpoint's)")
-        guidance_scale = ((getattr(pipe, 'model_card', None) or {}).get('recipe') or {}).get('guidance_scale', 3.0)
+        guidance_scale = _recipe(pipe).get('guidance_scale', 3.0)
     return check_real(guidance_scale, 'guidance_scale')
 
 def guidance_at(t: int, guidance_scale: float, interval: tuple | None) -> float:
@@ -1574,10 +1577,9 @@ def inversion_editor(pipe: SDPipeline,  # any SD-style pipeline
     "An `edit_fn(images, target, source)` for `medcf.metrics`: DDIM-invert under the source's captions to `start_step`, `regenerate` under the target's."
     if not callable(captions): raise TypeError(f"captions must be a function from values (a dict) to one caption per image, got {type(captions).__name__}")
     if guidance is not None and not callable(guidance): raise TypeError(f"guidance must be a function (target, source) -> guidance_fn, or None; got {type(guidance).__name__}")
-    if guidance is not None and (ps := parameters_of(guidance)) is not None:
-        need = [k for k, p in ps.items() if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        if len(need) > 2: raise TypeError(f"guidance takes {need}: it must be a factory (target, source) -> guidance_fn, called once per edit; a guidance_fn itself "
-                                          "(e.g. classifier_guidance(...)'s) goes inside one: guidance=lambda target, source: classifier_guidance(pipe, ...)")
+    if guidance is not None and len(need := required_parameters(guidance) or []) > 2:
+        raise TypeError(f"guidance takes {need}: it must be a factory (target, source) -> guidance_fn, called once per edit; a guidance_fn itself "
+                        "(e.g. classifier_guidance(...)'s) goes inside one: guidance=lambda target, source: classifier_guidance(pipe, ...)")
     if negative_captions is not None and not callable(negative_captions): raise TypeError(f"negative_captions must be a function from values (a dict) to one negative prompt per image, or None; got {type(negative_captions).__name__}")
     num_inference_steps = check_int(num_inference_steps, 'num_inference_steps')
     start_step = check_int(start_step, 'start_step', 0)

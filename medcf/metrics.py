@@ -5,10 +5,10 @@
 # %% ../nbs/04_metrics.ipynb #d5abf768
 from __future__ import annotations
 from typing import Callable, Sequence
-import warnings, itertools, inspect
+import warnings, itertools
 import numpy as np, pandas as pd, torch
 from .oracles import check_images, check_continuous, _py, ImageBatch
-from .phantoms import check_int, check_bool, takes_keyword, PhantomBatch, SCMPhantom
+from .phantoms import check_int, check_bool, takes_keyword, required_parameters, PhantomBatch, SCMPhantom
 
 ArrayLike = np.ndarray | torch.Tensor | pd.Series | Sequence  # what the metrics read with np.asarray (a tensor moved to the CPU first)
 
@@ -484,9 +484,7 @@ def _leakage(predict: Callable, e: torch.Tensor, r: torch.Tensor, intervened: Se
 def _check_editor(edit_fn: Callable) -> None:
     "Refuse an editor that needs more than (images, target) under other names: the images' current values reach it only through a parameter named `source`."
     if not callable(edit_fn): raise TypeError(f"edit_fn is a {type(edit_fn).__name__}; expected a function (images, target) -> edited images")
-    try: ps = inspect.signature(edit_fn).parameters.values()
-    except (TypeError, ValueError): return  # a builtin or C callable: nothing to read
-    need = [p.name for p in ps if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    need = required_parameters(edit_fn, keyword_only=True) or []  # None: a builtin or C callable, nothing to read
     if len(need) > 2 and 'source' not in need[2:]:
         raise TypeError(f"edit_fn requires {need}: an editor is called as edit_fn(images, target), and with a parameter named `source` "
                         "also edit_fn(images, target, source=current values); rename the third parameter `source` or give it a default")

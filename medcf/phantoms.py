@@ -13,10 +13,10 @@ import numpy as np, pandas as pd, torch
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
            'check_bool', 'check_real', 'check_weights', 'user_stacklevel', 'warn_unit_range', 'warn_truncated',
            'some_names', 'refuse_overwrite', 'copy_frozen', 'jsonable', 'keeps_global_rng', 'parameters_of',
-           'takes_keyword', 'data_samples_root', 'data_path', 'Variable', 'row_index', 'PhantomBatch', 'SCMPhantom',
-           'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path',
-           'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'skin_titles', 'BrainPhantom', 'ms_arm_index',
-           'MSPhantom', 'grid_index', 'snap_to_grid', 'MSTrialData', 'MSTrial']
+           'required_parameters', 'takes_keyword', 'data_samples_root', 'data_path', 'Variable', 'row_index',
+           'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom',
+           'show_grid', 'check_grid_path', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'skin_titles',
+           'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'grid_index', 'snap_to_grid', 'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #lazy0a1b
 import importlib
@@ -182,6 +182,15 @@ def parameters_of(fn: Callable  # a function, or an nn.Module (its forward is re
     try: return dict(inspect.signature(fn.forward if isinstance(fn, torch.nn.Module) else fn).parameters)
     except (TypeError, ValueError): return None
 
+def required_parameters(fn: Callable,  # a function, or an nn.Module (its forward is read)
+                        keyword_only: bool = False  # also count required keyword-only parameters
+                       ) -> list | None:
+    "Names of `fn`'s parameters without a default that a positional call must fill (and keyword-only ones with `keyword_only`), or None where Python cannot read its signature."
+    ps = parameters_of(fn)
+    if ps is None: return None
+    kinds = ('POSITIONAL_ONLY', 'POSITIONAL_OR_KEYWORD') + (('KEYWORD_ONLY',) if keyword_only else ())
+    return [k for k, p in ps.items() if p.default is p.empty and p.kind.name in kinds]
+
 def takes_keyword(fn: Callable,  # a function, or an nn.Module (its forward is read)
                   name: str  # the parameter's name
                  ) -> bool:
@@ -341,7 +350,7 @@ class SCMPhantom:
             raise ValueError(f"size={size!r} is not supported; expected an integer multiple of 8 in [{self.min_size}, {self.max_size}] (e.g. 32, 64, 128)")
         self.size, self.seed = int(size), seed
         self.rng = np.random.default_rng(check_int(seed, 'seed', 0))
-        self.variables = {v.name: v for v in self._variables()}
+        self.variables = self._built_variables()
         clash = sorted(set(self.variables) & set(self.render_noise))
         if clash: raise ValueError(f"variables {clash} take names of the renderer's own noise {list(self.render_noise)} in {type(self).__name__}; "
                                    "their noise would be overwritten: rename them")
@@ -355,7 +364,7 @@ class SCMPhantom:
         had, old = name in vs, vs.get(name)
         super().__setattr__(name, value)
         object.__setattr__(self, '_rebuilding', True)
-        try: variables = {v.name: v for v in self._variables()}
+        try: variables = self._built_variables()
         except Exception:  # the mechanisms cannot be built with it: the phantom stays as it was
             if had: super().__setattr__(name, old)
             else: object.__delattr__(self, name)
@@ -363,6 +372,10 @@ class SCMPhantom:
         finally: object.__setattr__(self, '_rebuilding', False)
         object.__setattr__(self, 'variables', variables)
         object.__setattr__(self, '_order', self._topological_order())
+
+    def _built_variables(self) -> dict:
+        "The mechanisms as `_variables()` builds them from the settings now, by name."
+        return {v.name: v for v in self._variables()}
 
     # --- to be defined by subclasses ---
     def _variables(self) -> list: raise NotImplementedError
