@@ -9,7 +9,7 @@ from pathlib import Path
 import warnings
 import numpy as np, pandas as pd, torch
 from torch.utils.data import Dataset
-from .phantoms import SCMPhantom, PhantomBatch, check_int, check_real, refuse_overwrite
+from .phantoms import user_stacklevel, SCMPhantom, PhantomBatch, check_int, check_real, refuse_overwrite
 
 # %% auto #0
 __all__ = ['CHEXPERT_FINDINGS', 'CHEXPERT_HEADER', 'CHEST_ALIASES', 'UNCERTAINTY_POLICIES', 'ISIC_DIAGNOSES',
@@ -917,7 +917,7 @@ def read_adnimerge(path: str | Path,  # ADNIMERGE.csv (or a file with its column
         years[np.isnan(years) & (raw.VISCODE == 'bl').to_numpy()] = 0  # a blank at baseline is 0 years since it (it made the age NaN)
         lost = np.isnan(years) & ~np.isnan(out.age.to_numpy())
         if lost.any(): warnings.warn(f"Years_bl is blank at {int(lost.sum())} follow-up visits (RID, VISCODE {list(zip(out.rid[lost], out.viscode[lost]))[:3]}); "
-                                     "their age is unknown and left NaN", stacklevel=2)
+                                     "their age is unknown and left NaN", stacklevel=user_stacklevel())
         out['age'] = out.age + years
     for col in ('DX', 'DX_bl'):
         bad = set(raw[col].dropna()) - set(ADNI_STAGES)

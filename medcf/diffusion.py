@@ -9,7 +9,7 @@ from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence, Any, Protocol
 import numpy as np, pandas as pd, torch, torch.nn.functional as F
-from .phantoms import _LazyModule, PhantomBatch, required_parameters, pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword, parameters_of, keeps_global_rng
+from .phantoms import user_stacklevel, _LazyModule, PhantomBatch, required_parameters, pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword, parameters_of, keeps_global_rng
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'Prompts', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK',
@@ -904,7 +904,7 @@ def check_guidance_rescale(guidance_rescale: float,  # the rescale factor phi to
     "A guidance rescale factor as a float in [0, 1] (0: plain classifier-free guidance; Lin et al. use 0.7), and a warning when guidance 1 leaves it unused."
     phi = check_real(guidance_rescale, 'guidance_rescale', 0, 1, 'a number in [0, 1] (0: no rescaling; 0.7 as in arXiv:2305.08891)')
     if phi and guidance_scale == 1:
-        warnings.warn(f"guidance_rescale={phi} is unused at guidance_scale=1 (it rescales the guided prediction, and w=1 is the conditional one alone)", stacklevel=3)
+        warnings.warn(f"guidance_rescale={phi} is unused at guidance_scale=1 (it rescales the guided prediction, and w=1 is the conditional one alone)", stacklevel=user_stacklevel())
     return phi
 
 def rescale_guidance(guided: torch.Tensor,  # the guided prediction uncond + w (cond - uncond), N x ...
@@ -991,10 +991,10 @@ def noise_prediction_error(pipe: SDPipeline,  # any Stable-Diffusion-style pipel
     t = check_timesteps(t, len(z0), pipe.scheduler.config.num_train_timesteps)
     if noise.numel() >= 4096:  # plausible-looking errors come out of any noise: say when it is not what the model was trained on (|mean| > 0.1 is 6 sigma here)
         m, sd = noise.float().mean().item(), noise.float().std().item()
-        if abs(m) > 0.1 or not 0.8 < sd < 1.25: warnings.warn(f"noise has mean {m:.3g} and std {sd:.3g}; expected standard normal noise (torch.randn), as the model was trained with", stacklevel=2)
+        if abs(m) > 0.1 or not 0.8 < sd < 1.25: warnings.warn(f"noise has mean {m:.3g} and std {sd:.3g}; expected standard normal noise (torch.randn), as the model was trained with", stacklevel=user_stacklevel())
         zs = z0.float().std().item()
         if not 0.25 < zs < 4: warnings.warn(f"z0 has std {zs:.3g}; scaled clean latents (encode_images, which multiplies by the VAE's scaling_factor) have std near 1 "
-                                            "(images passed as latents, or latents scaled far off?)", stacklevel=2)
+                                            "(images passed as latents, or latents scaled far off?)", stacklevel=user_stacklevel())
     dev = _device(pipe); check_scheduler(pipe)
     z0, noise = _wide(z0.to(dev)), _wide(noise.to(dev))
     acp = pipe.scheduler.alphas_cumprod  # the training schedule, as finetune noises
@@ -1086,7 +1086,7 @@ def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
         if guidance_scale is None and uncond is not None: guidance_scale = prev.guidance_scale  # without uncond: no guidance, as from latents
         unguided = guidance_scale is None and uncond is None and prev.guidance_scale not in (None, 1.0)  # said below if a step left would have been guided
         if prev.guidance_fn and guidance_fn is None:
-            warnings.warn("the stopped run was steered by a guidance_fn, and this one has none, so it goes on unsteered; pass the guidance_fn again to go on as one run", stacklevel=2)
+            warnings.warn("the stopped run was steered by a guidance_fn, and this one has none, so it goes on unsteered; pass the guidance_fn again to go on as one run", stacklevel=user_stacklevel())
     if isinstance(guidance_interval, str) and guidance_interval == 'sampled': guidance_interval = None if prev is None else prev.guidance_interval
     eta = 0.0 if eta is None else eta
     if prev is None: ddim = ddim_scheduler(pipe, 50 if num_inference_steps is None else num_inference_steps)  # going on: the stopped run's, built by _go_on
@@ -1097,7 +1097,7 @@ def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
     end = len(ts) if end_step is None else check_int(end_step, 'end_step', start_step, hi=len(ts))  # end_step == start_step: no step, latents as given
     if prev is not None and unguided and any(guidance_at(t, prev.guidance_scale, interval) != 1 for t in ts[start_step:end]):
         warnings.warn(f"the stopped run was guided (guidance_scale={prev.guidance_scale}), and this one gets no uncond, so it goes on unguided; "
-                      "pass uncond (its unconditional embeddings) to go on with its guidance, or guidance_scale=1 to go on unguided on purpose", stacklevel=2)
+                      "pass uncond (its unconditional embeddings) to go on with its guidance, or guidance_scale=1 to go on unguided on purpose", stacklevel=user_stacklevel())
     if guidance_scale is None: guidance_scale = 1.0 if uncond is None else 3.0
     guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
     guidance_rescale = check_guidance_rescale(0.0 if guidance_rescale is None else guidance_rescale)
@@ -1227,10 +1227,10 @@ def trajectory_log_probs(pipe: SDPipeline,  # any Stable-Diffusion-style pipelin
         if out.guidance_fn and guidance_fn is None: other.append("no guidance_fn (a guidance_fn steered the sampling: pass it)")
         if not out.guidance_fn and guidance_fn is not None: other.append("a guidance_fn (none steered the sampling)")
         if other: warnings.warn(f"re-scoring with {', '.join(other)}: these are log-probabilities under another policy than the one that "
-                                "sampled the trajectory, so at unchanged weights they differ from out.log_probs (DDPO's ratio needs the sampling policy's)", stacklevel=2)
+                                "sampled the trajectory, so at unchanged weights they differ from out.log_probs (DDPO's ratio needs the sampling policy's)", stacklevel=user_stacklevel())
     if out.log_probs is not None and out.log_probs.requires_grad:
         warnings.warn("out.log_probs carry the sampling graph (sampled with grad=True): as a PPO ratio's old policy use out.log_probs.detach(), "
-                      "or the gradient also flows back through the sampling", stacklevel=2)
+                      "or the gradient also flows back through the sampling", stacklevel=user_stacklevel())
     if uncond is None and any(w != 1 for w in ws):  # a guided step (w < 1 too: the interval's other steps are 1)
         raise ValueError(f"guidance_scale={guidance_scale} needs uncond, unconditional embeddings" + (" (this trajectory was sampled without guidance, so it holds none)" if out.eta is not None and out.uncond is None else ", the ones it was sampled with"))
     if n == 0: raise ValueError("out holds no samples (an empty select?); expected at least one trajectory to re-score")
@@ -1243,7 +1243,7 @@ def trajectory_log_probs(pipe: SDPipeline,  # any Stable-Diffusion-style pipelin
     if (torch.is_grad_enabled() and guidance_fn is None and not any(p.requires_grad for p in pipe.unet.parameters())
             and not any(isinstance(e, torch.Tensor) and e.requires_grad for e in (cond, uncond))):  # a training step's loss would fail at backward with torch's bare error
         warnings.warn("no UNet weight requires grad (load_pipeline freezes them all), so these log-probabilities carry no gradient; call requires_grad_(True) "
-                      "on the weights you train (e.g. the cross-attention's), or re-score under torch.no_grad() to silence this", stacklevel=2)
+                      "on the weights you train (e.g. the cross-attention's), or re-score under torch.no_grad() to silence this", stacklevel=user_stacklevel())
     dev, dt = _device(pipe), _dtype(pipe)
     cond, uncond = cond.to(dev, dt), None if uncond is None else uncond.to(dev, dt)
     if guidance_fn is not None and takes_keyword(guidance_fn, 'offset'):  # it was told each batch's first image: replay with the same indices
@@ -1320,7 +1320,7 @@ def join_samples(outs: Sequence[SampleOutput]  # outputs of several sampling cal
         same = len(starts) - len(torch.unique(starts, dim=0))
         if same: warnings.warn(f"{same} of the {len(starts)} joined samples start from the same x_T as another: a part drawn with the same seed repeats "
                                "the noise of image 0 on; draw the parts of one batch with generate(..., seed=s, offset=k), k the part's first image (noise shared on purpose, "
-                               "e.g. one x_T per prompt group, may ignore this)", stacklevel=2)
+                               "e.g. one x_T per prompt group, may ignore this)", stacklevel=user_stacklevel())
     out = _joined(outs)
     return replace(out, generators=None if out.generators is None else _copied(out.generators))
 
@@ -1385,7 +1385,7 @@ def warn_hidden_offset(fn: Callable,  # a guidance_fn or log_prob_fn
     ps = (parameters_of(fn) or {}).values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in ps) and not takes_keyword(fn, 'offset'):
         warnings.warn(f"{name} takes **kwargs but names no offset parameter, so it is not told the index of each batch's first image; if it holds "
-                      "per-image targets, give it an offset parameter (def f(images, offset=0)), else they go to the wrong images after the first batch", stacklevel=3)
+                      "per-image targets, give it an offset parameter (def f(images, offset=0)), else they go to the wrong images after the first batch", stacklevel=user_stacklevel())
 
 def classifier_guidance(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                         log_prob_fn: Callable,  # decoded images N x C x H x W -> N values of log p(y | image), differentiable; it gets offset= if it names it
@@ -1603,7 +1603,7 @@ def inversion_editor(pipe: SDPipeline,  # any SD-style pipeline
         if fn is not None and n > batch_size and per_image and not takes_keyword(fn, 'offset'):
             warnings.warn(f"the edit's targets differ per image ({per_image}) and {n} images run in batches of {batch_size}, but the guidance_fn names no "
                           "offset, so it is not told which images each batch holds: per-image targets in it go to the wrong images after the first batch. "
-                          "Give it (or classifier_guidance's log_prob_fn) an offset parameter, the index of the batch's first image, or raise batch_size", stacklevel=2)
+                          "Give it (or classifier_guidance's log_prob_fn) an offset parameter, the index of the batch's first image, or raise batch_size", stacklevel=user_stacklevel())
         inv = ddim_invert(pipe, images, src, num_inference_steps, start_step=start_step, check=False, batch_size=batch_size)
         return regenerate(pipe, inv, tgt, guidance_scale=guidance_scale, guidance_interval=guidance_interval, batch_size=batch_size, guidance_fn=fn,
                           negative_prompt=neg, guidance_rescale=guidance_rescale)
@@ -1619,7 +1619,7 @@ def slerp(a: torch.Tensor,  # start, e.g. one inverted x_T
         raise ValueError(f"a and b must be tensors of one shape N x ... (got {tuple(getattr(a, 'shape', ()))} and {tuple(getattr(b, 'shape', ()))})")
     if a.ndim == 3 and a.shape[1] == a.shape[2]:  # c x h x w: one latent without its sample dimension (N x L x D embeddings rarely have L == D)
         warnings.warn(f"a and b have shape {tuple(a.shape)}: their first dimension is read as {a.shape[0]} samples, each interpolated on its own; "
-                      "if this is one latent (c x h x w), pass a[None] and b[None]", stacklevel=2)
+                      "if this is one latent (c x h x w), pass a[None] and b[None]", stacklevel=user_stacklevel())
     al = torch.as_tensor(alpha, dtype=torch.float64)
     if not torch.isfinite(al).all(): raise ValueError(f"alpha={alpha!r}: expected finite values (0 gives a, 1 gives b)")
     fa, fb = a.flatten(1).double(), b.flatten(1).double()
@@ -1863,7 +1863,7 @@ def train_vae(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, va
     if not decoder_only and before != 1.0 and (loaded or abs(sf / before - 1) > 0.01):
         warnings.warn(f"train_vae trained the encoder and re-fitted vae.config.scaling_factor ({before:.5g} -> {sf:.5g}): the pipeline's UNet, trained on "
                       "the old encoder's latents (a pretrained model's: Stable Diffusion's factor is 0.18215), now gets other latents. To keep them, "
-                      "train with decoder_only=True; else fine-tune the UNet after", stacklevel=2)
+                      "train with decoder_only=True; else fine-tune the UNet after", stacklevel=user_stacklevel())
     return dict(loss=hist, seconds=time.time() - t0, scaling_factor=sf)
 
 @torch.no_grad()
@@ -1970,7 +1970,7 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
         except (TypeError, ValueError) as e: raise type(e)(f"{e}{_shape_hint(pipe, images.shape[1:])}") from None
         if blank := sum(not p.strip() for p in prompts):
             warnings.warn(f"{blank} of {n_data} captions are empty: those images train only the unconditional model (as the captions cond_drop "
-                          "drops do); caption them, or leave them out", stacklevel=2)
+                          "drops do); caption them, or leave them out", stacklevel=user_stacklevel())
     steps, batch_size, ckpt_every, warmup = (check_int(steps, 'steps'), check_int(batch_size, 'batch_size'),
                                              check_int(ckpt_every, 'ckpt_every'), check_int(warmup, 'warmup', 0))
     lr = check_real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
@@ -2030,7 +2030,7 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
         os.replace(tmp, state); saved = step
     if s is not None and s.get('steps') not in (None, steps) and 0 < start < steps:
         warnings.warn(f"{state} was saved by a run of {s['steps']} steps at step {start}; going on to steps={steps} changes the learning-rate schedule (warm-up, then "
-                      f"cosine over `steps`) from there, so the result differs from one uninterrupted run of {steps} steps", stacklevel=2)
+                      f"cosine over `steps`) from there, so the result differs from one uninterrupted run of {steps} steps", stacklevel=user_stacklevel())
     if state is not None and s is None: save(0)  # a run interrupted before its first checkpoint resumes from its start, not from weights it half trained
     said, stepped = set(), False  # streamed warnings already shown (by where they were raised); whether an optimiser step changed the weights
     if stream: batches = iter(torch.utils.data.DataLoader(items, batch_sampler=StepBatches(n_data, steps, batch_size, seed, start, w), num_workers=num_workers,

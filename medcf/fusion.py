@@ -9,7 +9,7 @@ import numpy as np, pandas as pd, torch
 from torch import nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .phantoms import BrainPhantom, pick, is_full, check_int, check_real, check_bool, copy_frozen, keeps_global_rng
+from .phantoms import user_stacklevel, BrainPhantom, pick, is_full, check_int, check_real, check_bool, copy_frozen, keeps_global_rng
 
 # %% auto #0
 __all__ = ['FUSIONS', 'TASKS', 'MODELS', 'encode_record', 'IterativeImputer', 'stratified_split', 'HyperNet', 'HyperLinear',
@@ -94,7 +94,7 @@ class IterativeImputer:
         new = np.setdiff1d(np.flatnonzero(miss.any(0)), self.incomplete).tolist()
         if new: warnings.warn(f"columns {self._names(new)} have missing values but had none in the training record: they are filled with their "
                               "training mean and get no indicator column (the width is fixed at fit); fit on a record where they "
-                              "can be missing to impute them by regression", stacklevel=2)
+                              "can be missing to impute them by regression", stacklevel=user_stacklevel())
         Z = np.where(miss, 0.0, (X - self.mean) / self.std)
         for j, w in self.coefs:
             m = miss[:, j]
@@ -458,7 +458,7 @@ class FusionData:
                                   f"stage one of {BrainPhantom.stages}); drop them (with their images) first")
         if task == 'age' and 'stage' in record.columns and (record.stage.dropna() != 'CN').any():
             warnings.warn(f"task='age' with {int((record.stage.dropna() != 'CN').sum())} participants who are not cognitively normal (stage): brain age is "
-                          "learned on CN participants only, as in the paper; pass record[record.stage == 'CN'] (and their images) for that", stacklevel=2)
+                          "learned on CN participants only, as in the paper; pass record[record.stage == 'CN'] (and their images) for that", stacklevel=user_stacklevel())
         obj = cls.__new__(cls)
         obj._setup(task, images.float(), record.reset_index(drop=True), age, record.sex.to_numpy(),
                    record.stage.to_numpy() if task == 'ad' else np.full(len(record), 'CN'), check_int(seed, 'seed', 0), fractions)
@@ -483,7 +483,7 @@ class FusionData:
             self.tab = torch.from_numpy(self.imputer.transform(X))
         for w in caught:  # said from here, where the remedy is known
             warnings.warn(f"{w.message} (here: the training part of {len(age)} patients has no gap in them; a larger n, "
-                          "or another seed, gives them an indicator column)", w.category, stacklevel=3)
+                          "or another seed, gives them an indicator column)", w.category, stacklevel=user_stacklevel())
         self.images = images
         if task == 'age':
             a = age.astype(np.float32)

@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 import warnings, itertools
 import numpy as np, pandas as pd, torch
 from .oracles import check_images, check_continuous, _py, ImageBatch
-from .phantoms import check_int, check_bool, takes_keyword, required_parameters, PhantomBatch, SCMPhantom
+from .phantoms import user_stacklevel, unit_range_warned_once, check_int, check_bool, takes_keyword, required_parameters, PhantomBatch, SCMPhantom
 
 ArrayLike = np.ndarray | torch.Tensor | pd.Series | Sequence  # what the metrics read with np.asarray (a tensor moved to the CPU first)
 
@@ -169,22 +169,20 @@ def group_ids(groups: ArrayLike | pd.DataFrame  # N group ids, or a DataFrame (o
     if g.ndim != 1: raise ValueError(f"groups has shape {g.shape}; expected one id per sample (1-d), a DataFrame or an N x k array")
     return g
 
-def warn_absent_groups(groups: pd.DataFrame, what: str,  # attributes, one row per sample; what the caller does with the groups
-                       stacklevel: int = 2  # the frame the warning points at (2: the caller's)
+def warn_absent_groups(groups: pd.DataFrame, what: str  # attributes, one row per sample; what the caller does with the groups
                       ) -> None:
     "Warn about combinations of the columns' values that no row holds: a rare group absent from a set is neither scored nor drawn."
     levels = [pd.unique(groups[c]) for c in groups.columns]
     if len(groups.columns) < 2 or np.prod([len(l) for l in levels], dtype=float) > 10_000: return
     seen = set(map(tuple, groups.itertuples(index=False)))
     absent = [_combo(groups.columns, c) for c in itertools.product(*levels) if c not in seen]
-    if absent: warnings.warn(f"{len(absent)} combination(s) of values seen in the columns have no sample, so {what}: {absent[:5]}{' ...' if len(absent) > 5 else ''}", stacklevel=stacklevel)
+    if absent: warnings.warn(f"{len(absent)} combination(s) of values seen in the columns have no sample, so {what}: {absent[:5]}{' ...' if len(absent) > 5 else ''}", stacklevel=user_stacklevel())
 
-def _groups(groups, what: str,  # as group_ids takes them; what a caller does with them, for the absent-group warning
-            stacklevel: int = 4  # the user's call: 4 when a public function calls _groups itself
+def _groups(groups, what: str  # as group_ids takes them; what a caller does with them, for the absent-group warning
            ) -> np.ndarray:
     "`group_ids`, then (for a DataFrame) the warning naming combinations no sample holds, after the ids' own checks."
     g = group_ids(groups)
-    if isinstance(groups, pd.DataFrame): warn_absent_groups(groups, what, stacklevel=stacklevel)
+    if isinstance(groups, pd.DataFrame): warn_absent_groups(groups, what)
     return g
 
 def _rates(keys, hits, key: str, rate: str, level: float) -> pd.DataFrame:
@@ -195,15 +193,15 @@ def _rates(keys, hits, key: str, rate: str, level: float) -> pd.DataFrame:
     out['lo'], out['hi'] = zip(*(proportion_interval(int(k), int(n), level) for k, n in zip(out.hits, out.n)))
     return out.drop(columns='hits')
 
-def _group_table(pred, labels, groups, level: float, stacklevel: int) -> pd.DataFrame:
-    "group_accuracies' table; `stacklevel` points the absent-group warning at the user's call."
+def _group_table(pred, labels, groups, level: float) -> pd.DataFrame:
+    "group_accuracies' table."
     _aligned(pred=pred, labels=labels, groups=groups)
     try: shape = np.shape(groups) if not isinstance(groups, pd.DataFrame) else None
     except ValueError: shape = None  # ragged rows: group_ids names them
     if shape is not None and len(shape) == 2 and shape[0] != len(pred) == shape[1]:  # k x N where N x k was meant
         raise ValueError(f"groups has shape {shape} for {len(pred)} samples: it looks transposed; expected one row per sample and one column per "
                          "attribute (e.g. np.c_[a, b] or a DataFrame), or one group id per sample")
-    groups = _groups(groups, 'no accuracy (a worst group may be missing)', stacklevel=stacklevel)
+    groups = _groups(groups, 'no accuracy (a worst group may be missing)')
     pred, labels = _np(pred, 'pred'), _np(labels, 'labels')
     for a, name in ((pred, 'pred'), (labels, 'labels')):
         if a.ndim != 1: raise ValueError(f"{name} has shape {a.shape}; expected a 1-d array, one value per sample")
@@ -217,19 +215,19 @@ def group_accuracies(pred: ArrayLike,  # N predicted labels
                      level: float = 0.95  # coverage of each group's interval
                     ) -> pd.DataFrame:
     "Accuracy per group: columns group, n, accuracy and its Wilson interval lo, hi (sorted by accuracy, worst first); a DataFrame (or N x k array) of attributes groups by their combinations."
-    return _group_table(pred, labels, groups, level, stacklevel=5)
+    return _group_table(pred, labels, groups, level)
 
 def worst_group_accuracy(pred: ArrayLike,  # N predictions
                          labels: ArrayLike,  # N labels
                          groups: ArrayLike | pd.DataFrame  # N group ids, or a DataFrame / N x k array of attributes (grouped by their combinations, as `group_accuracies`)
                         ) -> float:
     "The lowest per-group accuracy (the Group-DRO headline metric); `group_accuracies` gives every group's, with its interval. Warns when that group is too small to say much."
-    t = _group_table(pred, labels, groups, 0.95, stacklevel=5)
+    t = _group_table(pred, labels, groups, 0.95)
     worst = t[t.accuracy == t.accuracy.iloc[0]]  # sorted by accuracy: the worst group(s) first
     w = worst.loc[worst.n.idxmax()]  # of tied ones, the best measured speaks for the figure
     if w.hi - w.lo > 0.5:  # one sample's 0.0 read as the worst group (its interval is [0, 0.79])
         warnings.warn(f"the worst group, {w.group}, has {w.n} samples: its accuracy {w.accuracy:.3g} has the 95% interval [{w.lo:.2f}, {w.hi:.2f}], so it says "
-                      "little about that group; read it with group_accuracies' intervals, or merge or leave out groups this small", stacklevel=2)
+                      "little about that group; read it with group_accuracies' intervals, or merge or leave out groups this small", stacklevel=user_stacklevel())
     return float(w.accuracy)
 
 # %% ../nbs/04_metrics.ipynb #gw04c5d6
@@ -277,7 +275,7 @@ def nll(probs: ArrayLike,  # N (binary P(y=1)) or N x K probabilities
     q = p[np.arange(len(y)), y]
     low = int((q < eps).sum())
     if low: warnings.warn(f"{low} of {len(q)} true labels have probability below eps={eps:g} (exactly 0 for {int((q == 0).sum())}); each counts as "
-                          f"-log(eps) = {-np.log(eps):.1f}, so the NLL is a floor-dependent lower bound (the true value is infinite if any is 0)", stacklevel=2)
+                          f"-log(eps) = {-np.log(eps):.1f}, so the NLL is a floor-dependent lower bound (the true value is infinite if any is 0)", stacklevel=user_stacklevel())
     return float(-np.log(np.clip(q, eps, 1)).mean())
 
 def accuracy_rejection_curve(confidence: ArrayLike,  # N confidences (higher = more sure); the least sure are rejected first
@@ -320,6 +318,7 @@ def frechet_distance(feats_a: np.ndarray | torch.Tensor | Sequence[Sequence[floa
     cross = np.sqrt(np.clip(np.linalg.eigvalsh(r @ s_b @ r), 0, None)).sum()
     return float(max(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * cross, 0.0))
 
+@unit_range_warned_once()
 def oracle_frechet_distance(features: Callable,  # images -> N x D features, e.g. `AttributeOracle.features`
                             images_a: ImageBatch,  # N x C x H x W in [-1, 1]
                             images_b: ImageBatch  # M x C x H x W in [-1, 1]
@@ -344,6 +343,7 @@ def _pair(a, b, na: str, nb: str) -> tuple:
     if a.shape != b.shape: raise ValueError(f"{na} has shape {tuple(a.shape)} but {nb} {tuple(b.shape)}; expected the same N x C x H x W")
     return a, b
 
+@unit_range_warned_once()
 def changed_region(factual: ImageBatch,  # N x C x H x W factual images
                    true_cf: ImageBatch,  # N x C x H x W true counterfactuals
                    threshold: float = 0.05  # |difference| (on [-1, 1]) above which a pixel counts as changed
@@ -353,6 +353,7 @@ def changed_region(factual: ImageBatch,  # N x C x H x W factual images
     if not 0 < threshold < 2: raise ValueError(f"threshold={threshold!r}; expected a number in (0, 2) (pixel differences on [-1, 1] images are at most 2)")
     return (t - f).abs().amax(1) > threshold
 
+@unit_range_warned_once()
 def counterfactual_error(edited: ImageBatch,  # N x C x H x W images produced by the editor
                          *,  # keyword-only: swapping the two reference sets gives plausible, wrong figures
                          true_cf: ImageBatch,  # N x C x H x W true counterfactuals (same noise, intervened SCM)
@@ -370,6 +371,7 @@ def counterfactual_error(edited: ImageBatch,  # N x C x H x W images produced by
     return pd.DataFrame(dict(mae_inside=inside.numpy(), mae_outside=outside.numpy(), mae_all=err.mean((1, 2)).numpy(),
                              region_frac=(area / r[0].numel()).numpy()))
 
+@unit_range_warned_once()
 def minimality(edited: ImageBatch,  # N x C x H x W edited images
                *,  # keyword-only: swapped, the identity editor would score 1, "just enough"
                factual: ImageBatch,  # N x C x H x W factual images
@@ -428,6 +430,7 @@ def _effectiveness(predict: Callable, edited, target: dict) -> dict:
         out[k] = (float(np.abs(p.astype(float) - t.astype(float)).mean()) if cont else float(np.mean([a == b for a, b in zip(p.tolist(), t.tolist())])), cont)
     return out
 
+@unit_range_warned_once()
 def effectiveness(predict: Callable,  # images -> DataFrame of attribute readings (an `AttributeOracle` or its `predict`)
                   edited: ImageBatch,  # N x C x H x W edited images
                   target: dict  # attribute -> intended value (scalar or N values)
@@ -435,6 +438,7 @@ def effectiveness(predict: Callable,  # images -> DataFrame of attribute reading
     "Per intervened attribute: fraction of edited images the oracle reads as the intended value (continuous: mean absolute error)."
     return {k: v for k, (v, _) in _effectiveness(predict, edited, target).items()}
 
+@unit_range_warned_once()
 def leakage(predict: Callable,  # images -> DataFrame of attribute readings
             edited: ImageBatch,  # N x C x H x W edited images
             reference: ImageBatch,  # N x C x H x W what the other attributes should look like: the true counterfactual (or the factual, against which what the intervention changes on purpose, e.g. no_finding with effusion, counts: name it in `intervened`)
@@ -498,6 +502,7 @@ def _edit(edit_fn: Callable, images: torch.Tensor, target: dict, source: dict | 
     if out.shape != images.shape: raise ValueError(f"edit_fn returned shape {tuple(out.shape)} for input {tuple(images.shape)}; expected the same")
     return out
 
+@unit_range_warned_once()
 def composition(edit_fn: Callable,  # (images, target dict) -> edited images (one with a `source` parameter also gets the images' current values)
                 images: ImageBatch,  # N x C x H x W factual images
                 current: dict,  # attribute -> the images' OWN values (so the edit is a null intervention)
@@ -511,6 +516,7 @@ def composition(edit_fn: Callable,  # (images, target dict) -> edited images (on
         y = _edit(edit_fn, y, current, current); out.append(float((y - x).abs().mean()))
     return out
 
+@unit_range_warned_once()
 def reversibility(edit_fn: Callable,  # (images, target dict) -> edited images (one with a `source` parameter also gets the images' current values)
                   images: ImageBatch,  # N x C x H x W factual images
                   source: dict,  # attribute -> the factual values (to go back to)
@@ -565,7 +571,7 @@ def true_counterfactual_editor(phantom: SCMPhantom,  # an SCMPhantom
     return edit
 
 # %% ../nbs/04_metrics.ipynb #a2bc285a
-def _true_counterfactual(phantom, batch, hold: Sequence[str], do: dict, stacklevel: int = 3):
+def _true_counterfactual(phantom, batch, hold: Sequence[str], do: dict):
     "phantom.counterfactual(batch, **do) with the `hold` variables kept at their factual values, `hold` checked; the warnings point at the user's call."
     hold = _check_hold(phantom, batch, hold)
     intervened = [h for h in hold if h in do]
@@ -576,10 +582,10 @@ def _true_counterfactual(phantom, batch, hold: Sequence[str], do: dict, stacklev
         idle = [h for h in hold if h in spec and h not in down]
         if idle: warnings.warn(f"hold={list(hold)}: {idle} do not descend from {list(do)}, so they keep their values anyway and holding them changes nothing"
                                + (" (ChestPhantom.DEVICE_VARIABLES, SkinPhantom.MELANOMA_ARTIFACTS name the variables that follow a disease)"
-                                  if type(phantom).__name__ in ('ChestPhantom', 'SkinPhantom') else " (phantom.descendants(...) lists what does)"), stacklevel=stacklevel)
+                                  if type(phantom).__name__ in ('ChestPhantom', 'SkinPhantom') else " (phantom.descendants(...) lists what does)"), stacklevel=user_stacklevel())
     fixed = [h for h in hold if h in batch.interventions]
     if fixed: warnings.warn(f"hold={list(hold)}: {fixed} already keep their values: the batch was drawn under do({', '.join(fixed)}=...), which every "
-                            "counterfactual of it keeps, so holding them changes nothing (draw observationally and select rows to condition instead)", stacklevel=stacklevel)
+                            "counterfactual of it keeps, so holding them changes nothing (draw observationally and select rows to condition instead)", stacklevel=user_stacklevel())
     cf = phantom.counterfactual(batch, **do, **{h: batch.truth[h].to_numpy() for h in hold})
     if len(hold):  # holding every variable through which the intervention is drawn leaves the image as it was: the edit is invisible
         moved = np.zeros(len(batch), bool)
@@ -590,9 +596,10 @@ def _true_counterfactual(phantom, batch, hold: Sequence[str], do: dict, stacklev
         if (k := int(hid.sum())):
             warnings.warn(f"hold={list(hold)}: for {k} of {int(moved.sum())} samples whose {list(do)} changed, the intervention reaches the image only through the "
                           "held variables, so their held counterfactual shows no change and they count as unchanged; if you did not mean to isolate that path, "
-                          "hold fewer of its descendants", stacklevel=stacklevel)
+                          "hold fewer of its descendants", stacklevel=user_stacklevel())
     return cf
 
+@unit_range_warned_once()
 def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited images; one with a `source` parameter also gets the values the images have (a text editor's source caption)
                           phantom: SCMPhantom,  # the SCMPhantom the batch came from (renders the true counterfactual)
                           batch: PhantomBatch,  # factual PhantomBatch
@@ -618,7 +625,7 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
     source = {k: batch.attrs[k].to_numpy() for k in do}
     if all(np.array_equal(np.asarray(target[k]), np.asarray(source[k])) for k in do):
         warnings.warn(f"every image already has the asked value of {list(do)}: nothing changes under this intervention, so effectiveness and the error inside the "
-                      "changed region say nothing about the editor; choose images that differ from the target", stacklevel=2)
+                      "changed region say nothing about the editor; choose images that differ from the target", stacklevel=user_stacklevel())
     edited = _edit(edit_fn, batch.images, target, source)
     with warnings.catch_warnings():  # no changed pixel anywhere (said above): minimality's median is NaN, without numpy's all-NaN warning
         warnings.simplefilter('ignore', RuntimeWarning); mini = float(np.nanmedian(minimality(edited, factual=batch.images, true_cf=cf.images)))
@@ -638,6 +645,7 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
                           **({f'leakage_{k}': float(v) for k, v in leak.items()} if leakage_each else {})))
 
 # %% ../nbs/04_metrics.ipynb #fl04c5d6
+@unit_range_warned_once()
 def prediction_flips(classify: Callable,  # images -> N predicted labels (threshold probabilities first)
                      factual: ImageBatch,  # N x C x H x W images
                      counterfactual: ImageBatch  # the same N patients under an intervention, same shape
@@ -661,6 +669,7 @@ def _flip_labels(classify: Callable, factual, counterfactual) -> tuple:
     _comparable(a, b)
     return a, b
 
+@unit_range_warned_once()
 def counterfactual_flip_rate(classify: Callable,  # images -> N predicted labels
                              phantom: SCMPhantom,  # the SCMPhantom the batch came from (renders the true counterfactual)
                              batch: PhantomBatch,  # factual PhantomBatch

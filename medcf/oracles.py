@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
-from .phantoms import SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable, keeps_global_rng
+from .phantoms import user_stacklevel, SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable, keeps_global_rng
 ImageBatch = torch.Tensor | np.ndarray  # an N x C x H x W image batch as `check_images` takes it: a float tensor or a numpy array
 Captions = str | Sequence[str] | np.ndarray | pd.Series  # one caption or a sequence of them, as `_texts` takes them
 
@@ -155,7 +155,7 @@ def fit_size(images: torch.Tensor,  # N x C x H x W
     "`images` resized to `size` px, with a warning when they were not that size: a model's held-out figures hold only at the size it was trained at."
     if tuple(images.shape[-2:]) != (size, size):
         warnings.warn(f"images are {images.shape[-2]}x{images.shape[-1]}; {who} was trained at {size}x{size} and resizes them: "
-                      "its held-out accuracy holds at that size only", stacklevel=3)
+                      "its held-out accuracy holds at that size only", stacklevel=user_stacklevel())
     return resize_images(images, size)
 
 def batch_starts(n: int,  # items to split
@@ -215,7 +215,7 @@ def load_checkpoint(folder: str | os.PathLike,  # folder holding NAME.safetensor
         raise ValueError(f"checkpoint {w} is corrupt or was modified: sha256 {got[:12]}... does not match the card's "
                          f"{str(card.get('sha256'))[:12]}...; restore the file or retrain it with the notebook's train function")
     if 'card_sha256' not in card:
-        warnings.warn(f"model card {c} records no card_sha256 (saved by an older medcf): its fields (specs, ranges, size) are not checked", stacklevel=3)
+        warnings.warn(f"model card {c} records no card_sha256 (saved by an older medcf): its fields (specs, ranges, size) are not checked", stacklevel=user_stacklevel())
     elif card_digest(card) != card['card_sha256']:
         raise ValueError(f"model card {c} was edited: its fields no longer match the card_sha256 recorded when the weights were saved, and "
                          "the specs, ranges and size say how the weights are read; restore the card, or save the network again to write a new one "

@@ -5,18 +5,19 @@
 # %% ../nbs/00_phantoms.ipynb #b226b0c2
 from __future__ import annotations
 from dataclasses import dataclass, field
-from typing import Callable, Sequence, Any
-import os, sys
+from typing import Callable, Sequence, Any, Iterator
+import os, sys, contextlib, contextvars
 import numpy as np, pandas as pd, torch
 
 # %% auto #0
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
-           'check_bool', 'check_real', 'check_weights', 'user_stacklevel', 'warn_unit_range', 'warn_truncated',
-           'some_names', 'refuse_overwrite', 'copy_frozen', 'jsonable', 'keeps_global_rng', 'parameters_of',
-           'required_parameters', 'takes_keyword', 'data_samples_root', 'data_path', 'Variable', 'row_index',
-           'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom',
-           'show_grid', 'check_grid_path', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'skin_titles',
-           'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'grid_index', 'snap_to_grid', 'MSTrialData', 'MSTrial']
+           'check_bool', 'check_real', 'check_weights', 'user_stacklevel', 'unit_range_warned_once', 'warn_unit_range',
+           'warn_truncated', 'some_names', 'refuse_overwrite', 'copy_frozen', 'jsonable', 'keeps_global_rng',
+           'parameters_of', 'required_parameters', 'takes_keyword', 'data_samples_root', 'data_path', 'Variable',
+           'row_index', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph', 'fit_chest_model',
+           'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom',
+           'skin_titles', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'grid_index', 'snap_to_grid', 'MSTrialData',
+           'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #lazy0a1b
 import importlib
@@ -109,13 +110,25 @@ def user_stacklevel() -> int:
         f, level = f.f_back, level + 1
     return level
 
+_UNIT_RANGE_SAID = contextvars.ContextVar('_UNIT_RANGE_SAID', default=None)  # None: every batch may warn; a list: one warning said (or none yet) in this call
+
+@contextlib.contextmanager
+def unit_range_warned_once() -> Iterator[None]:
+    "Inside this block `warn_unit_range` warns at most once: a metric that checks the editor's output on several runs (edit, null edit, edit back) says a [0, 1] range once, not once a run."
+    token = _UNIT_RANGE_SAID.set([]) if _UNIT_RANGE_SAID.get() is None else None  # nested blocks share the outermost one's
+    try: yield
+    finally:
+        if token is not None: _UNIT_RANGE_SAID.reset(token)
+
 def warn_unit_range(lo: float,  # smallest value of a batch already checked to lie in [-1, 1]
                     hi: float,  # its largest value
                     name: str = 'images'  # what to call it in the warning
                    ) -> None:
     "Warn when no value of a batch is below 0: images in [0, 1] pass a [-1, 1] check, yet every model here would misread them."
-    if lo >= 0:
+    said = _UNIT_RANGE_SAID.get()
+    if lo >= 0 and not said:
         import warnings
+        if said is not None: said.append(name)  # inside `unit_range_warned_once`: the rest of the call stays quiet
         warnings.warn(f"every value of {name} lies in [{lo:.3g}, {hi:.3g}], none below 0: images in [0, 1]? medcf expects [-1, 1] "
                       "(map with x*2-1); phantoms and real scans have dark pixels below 0", stacklevel=user_stacklevel())
 
@@ -128,7 +141,7 @@ def warn_truncated(tokenizer: Callable,  # a Hugging Face tokenizer
     full = tokenizer(list(texts), padding='longest', return_tensors='pt').input_ids.shape[-1]
     if full > max_length:
         import warnings
-        warnings.warn(f"a text has {full} tokens; {who} keeps the first {max_length}", stacklevel=3)
+        warnings.warn(f"a text has {full} tokens; {who} keeps the first {max_length}", stacklevel=user_stacklevel())
 
 def some_names(names: Sequence[str],  # e.g. a folder's entries
                k: int = 6  # how many to show
@@ -837,7 +850,7 @@ def _to_display(images: torch.Tensor) -> np.ndarray:
     lo, hi = float(x.min()), float(x.max())
     if lo < -1.001 or hi > 1.001:
         import warnings
-        warnings.warn(f"images span [{lo:.3g}, {hi:.3g}]; values outside [-1, 1] are shown clipped to it", stacklevel=3)
+        warnings.warn(f"images span [{lo:.3g}, {hi:.3g}]; values outside [-1, 1] are shown clipped to it", stacklevel=user_stacklevel())
     x = ((x + 1) / 2).clamp(0, 1)
     return x[:, 0].numpy() if x.shape[1] == 1 else x.permute(0, 2, 3, 1).numpy()
 

@@ -13,7 +13,7 @@ from torch import nn
 import torch.nn.functional as F
 import torchsde
 from fastcore.basics import patch
-from .phantoms import (MS_ARMS, MS_TABULAR, ms_arm_index, MSTrial, MSTrialData, grid_index, pick, is_full, check_int, check_real, check_bool,
+from .phantoms import (user_stacklevel, MS_ARMS, MS_TABULAR, ms_arm_index, MSTrial, MSTrialData, grid_index, pick, is_full, check_int, check_real, check_bool,
                        keeps_global_rng, refuse_overwrite)
 
 # %% auto #0
@@ -358,10 +358,10 @@ def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
         last, H = data.grid[data.visit_idx[data.mask[:, -1], -1]], float(data.grid[-1])
         early = last < 0.9 * H
         if early.any(): warnings.warn(f"{int(early.sum())} of {len(last)} observed final visits (the last column) lie more than 10% of the follow-up before "
-                                      f"the horizon (earliest {float(last.min()):.3g} of {H:g} years); the T-learner treats them as the horizon", stacklevel=3)
+                                      f"the horizon (earliest {float(last.min()):.3g} of {H:g} years); the T-learner treats them as the horizon", stacklevel=user_stacklevel())
     absent = [a for j, a in enumerate(MS_ARMS) if not (data.arm == j).any()]
     if absent: warnings.warn(f"no patient of this data is in arm(s) {absent}: this fit does not train the model's response to them "
-                             "(from scratch, predictions under them come from an untrained part of the model)", stacklevel=3)
+                             "(from scratch, predictions under them come from an untrained part of the model)", stacklevel=user_stacklevel())
     if k is not None and not (isinstance(model, CausalSDE) and objective == 'mc'):
         raise ValueError(f"k={k!r} applies to CausalSDE with objective='mc' only (the paths per patient of its likelihood); leave it out")
     k_paths = 8 if k is None else check_int(k, 'k', unit=' (paths per patient)')
@@ -529,7 +529,7 @@ def evaluate(pred: MSPrediction,  # predictions for the patients of `trial`
     if 0 < resp.sum() < len(resp): out['auroc_resp'] = auroc(-pred.cate[:, 1], resp)
     else:  # every other metric still stands
         warnings.warn(f"{'no' if resp.sum() == 0 else 'every'} patient is a true responder (CATE of drug_a <= {threshold} at t={tc if tc is not None else trial.horizon:g} "
-                      "years): the responder AUROC is undefined (NaN); a later t or another threshold gives both kinds", stacklevel=2)
+                      "years): the responder AUROC is undefined (NaN); a later t or another threshold gives both kinds", stacklevel=user_stacklevel())
         out['auroc_resp'] = np.nan
     return out
 

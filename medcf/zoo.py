@@ -8,7 +8,7 @@ import os, json, time, platform, copy, math, warnings
 from pathlib import Path
 from typing import Sequence
 import numpy as np, pandas as pd, torch
-from .phantoms import pick, is_full, data_path, check_real, check_int, jsonable, SCMPhantom, PhantomBatch
+from .phantoms import user_stacklevel, pick, is_full, data_path, check_real, check_int, jsonable, SCMPhantom, PhantomBatch
 from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load_pipeline, generate, ddim_invert,
                              vae_roundtrip, encode_images, fit_signal_leak, check_autocast, check_guidance_interval, resolve_guidance_interval,
                              ZOO, zoo_names, check_out_dir, settings_diff, SDPipeline, diffusers)
@@ -191,7 +191,7 @@ def _lowest(cands, scores: list, tiebreak: list, rule: str) -> int:
     best = min(tied, key=lambda i: (tiebreak[i], i))
     if len(tied) > 1:
         by = rule if sum(tiebreak[i] == tiebreak[best] for i in tied) == 1 else 'the first listed (they tie on that too)'
-        warnings.warn(f"{len(tied)} candidates tie at the lowest validation FD ratio {lo}; chosen: {by}", stacklevel=3)
+        warnings.warn(f"{len(tied)} candidates tie at the lowest validation FD ratio {lo}; chosen: {by}", stacklevel=user_stacklevel())
     return best
 
 # %% ../nbs/90_model_zoo.ipynb #d2e89432
@@ -231,7 +231,7 @@ def select_guidance(name: str,  # 'chest' or 'skin'
                  **{k: round(v, 4) for k, v in adh.items()}, meets_min_adherence=lo >= min_adherence) for (w, gi, adh, fd), lo in zip(raw, worst)]
     ok = [i for i, r in enumerate(rows) if r['meets_min_adherence']]
     if not ok: warnings.warn(f"no guidance setting reaches min_adherence={min_adherence} on every prompted attribute; the lowest "
-                             "validation FD is chosen anyway (each row says meets_min_adherence=False)", stacklevel=2)
+                             "validation FD is chosen anyway (each row says meets_min_adherence=False)", stacklevel=user_stacklevel())
     best = _lowest(ok or range(len(rows)), [fd for *_, fd in raw], [-lo for lo in worst], 'the higher adherence')
     return [dict(r, chosen=i == best) for i, r in enumerate(rows)]
 

@@ -659,3 +659,19 @@ def test_transposed_groups_are_named():
     g = np.array([[0, 0, 1, 1, 0, 1], [1, 0, 1, 0, 1, 0]])
     with pytest.raises(ValueError, match='it looks transposed'): worst_group_accuracy(pred, labels, g)
     assert worst_group_accuracy(pred, labels, g.T) == 1.0
+
+def test_unit_range_said_once_per_report(setup):
+    "An editor returning [0, 1] images: one counterfactual_report says so once (not once per editor run and per check), as does every metric for its images; each call says it again."
+    import warnings
+    ph, b, _ = setup
+    to_unit = lambda x, t: (x + 1) / 2
+    def said(f):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter('always'); f()
+        return [str(x.message) for x in w if 'none below 0' in str(x.message)]
+    first = said(lambda: M.counterfactual_report(to_unit, ph, b, reader, bar=1))
+    assert len(first) == 1 and 'edit_fn output' in first[0]
+    assert len(said(lambda: M.counterfactual_report(to_unit, ph, b, reader, bar=1))) == 1  # the next call is told again
+    assert len(said(lambda: M.reversibility(to_unit, b.images, {'bar': b.attrs.bar.to_numpy()}, {'bar': 1 - b.attrs.bar.to_numpy()}))) == 1
+    u = (b.images + 1) / 2
+    assert len(said(lambda: (M.counterfactual_error(u, true_cf=u, factual=u), M.counterfactual_error(u, true_cf=u, factual=u)))) == 2  # one a call: each call says it again
