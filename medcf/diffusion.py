@@ -48,15 +48,20 @@ def text_encoder_dir() -> str:
 from functools import lru_cache
 
 @lru_cache(maxsize=4)
-def load_text_encoder(max_length: int = 48  # tokens per prompt (padding length); SD uses 77
-                      ) -> tuple:
-    "The frozen MiniLM-L6 text encoder (a `BertModel`, hidden size 384) and its tokenizer; loaded once per process and shared."
+def _packaged_text_encoder(max_length: int) -> tuple:
+    "The packaged MiniLM and its tokenizer, read from disk once per process; never handed out, so it stays the package's (`load_text_encoder` gives copies)."
     from transformers import AutoModel, AutoTokenizer
     _quiet()
     d = text_encoder_dir()
     tok = AutoTokenizer.from_pretrained(d, model_max_length=max_length)
     te = AutoModel.from_pretrained(d).eval().requires_grad_(False)
     return te, tok
+
+def load_text_encoder(max_length: int = 48  # tokens per prompt (padding length); SD uses 77
+                      ) -> tuple:
+    "The frozen MiniLM-L6 text encoder (a `BertModel`, hidden size 384) and its tokenizer: a copy of the one read once per process, so casting, moving or training one pipeline's encoder never reaches another pipeline's."
+    te, tok = _packaged_text_encoder(check_int(max_length, 'max_length', 1))
+    return copy.deepcopy(te), copy.deepcopy(tok)
 
 # %% ../nbs/02_diffusion.ipynb #927c714b
 SD_BETAS = dict(num_train_timesteps=1000, beta_schedule='scaled_linear', beta_start=0.00085, beta_end=0.012)
@@ -322,7 +327,7 @@ def _clear_for_save(out: Path, overwrite: bool):
 def is_packaged_text_encoder(te: torch.nn.Module  # a pipeline's text_encoder
                             ) -> bool:
     "True when `te` is the packaged MiniLM with its weights unchanged (whichever folder it was loaded from, in any float dtype)."
-    ref = load_text_encoder()[0]
+    ref = _packaged_text_encoder(48)[0]  # the package's own weights, which no pipeline holds
     if type(te) is not type(ref) or getattr(te.config, 'hidden_size', None) != ref.config.hidden_size: return False
     a, b = te.state_dict(), ref.state_dict()
     return a.keys() == b.keys() and all(a[k].shape == b[k].shape and torch.allclose(a[k].detach().float().cpu(), b[k].float(), rtol=1e-2, atol=1e-3) for k in a)
@@ -513,8 +518,7 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
             pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, feature_extractor=None,
                                                            requires_safety_checker=False, dtype=dtype, variant=variant)
         else:
-            te, tok = load_text_encoder(card.get('max_length', 48))
-            if dtype != te.dtype or str(device) != 'cpu': te = copy.deepcopy(te)  # the cached encoder stays on the CPU in fp32
+            te, tok = load_text_encoder(card.get('max_length', 48))  # this pipeline's own copy
             pipe = assemble_pipeline(_vae_from(folder / 'vae', dtype),
                                      UNet2DConditionModel.from_pretrained(folder / 'unet', dtype=dtype),
                                      _scheduler_from(folder / 'scheduler'), te.to(dtype), tok)

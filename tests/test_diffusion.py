@@ -2655,3 +2655,16 @@ def test_disentanglement_builder_findings(pipe):
         D.sample_latents(pipe, e, c, u, 10, end_step=551)
     inv = D.invert_latents(pipe, e, 'a', num_inference_steps=4, check=False, return_trajectory=True)
     with pytest.raises(ValueError, match='not a timestep'): inv.at(251)
+
+def test_pipelines_do_not_share_the_text_encoder():
+    "Each loaded or built pipeline holds its own copy of the packaged MiniLM: casting, moving or training one never reaches another, and the packaged reference stays the package's."
+    p, s, t = D.load_pipeline('chest'), D.load_pipeline('skin'), D.build_pipeline()
+    assert len({id(x.text_encoder) for x in (p, s, t)}) == 3 and len({id(x.tokenizer) for x in (p, s, t)}) == 3
+    ref = D.encode_prompts(s, ['a mole'])
+    p.text_encoder.to(torch.float16); assert s.text_encoder.dtype == torch.float32
+    p.text_encoder.to(torch.float32)
+    with torch.no_grad():
+        for q in p.text_encoder.parameters(): q.add_(0.05)
+    p.tokenizer.model_max_length = 16
+    assert torch.equal(D.encode_prompts(D.load_pipeline('skin'), ['a mole']), ref) and s.tokenizer.model_max_length == 48
+    assert not D.is_packaged_text_encoder(p.text_encoder) and D.is_packaged_text_encoder(s.text_encoder)  # so save_pipeline keeps p's trained encoder
