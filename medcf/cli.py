@@ -8,13 +8,14 @@ import argparse, html, json, os, sys, time
 from pathlib import Path
 import numpy as np, torch
 import matplotlib, matplotlib.pyplot as plt  # the backend is chosen by `console`, not on import: a notebook keeps its inline figures
-from .phantoms import ChestPhantom, SkinPhantom, show_grid, chest_titles, refuse_overwrite, some_names, check_grid_path, check_int
+from .phantoms import checks_bools, ChestPhantom, SkinPhantom, show_grid, chest_titles, refuse_overwrite, some_names, check_grid_path, check_int
 
 # %% auto #0
 __all__ = ['TOUR_PAGES', 'CLI_EXTENSIONS', 'TOUR_TITLE', 'save_figure', 'page_phantoms', 'check_tour_dir', 'tour',
            'page_generation', 'readme_text', 'readme', 'main', 'console']
 
 # %% ../nbs/95_cli.ipynb #783c3fc5
+@checks_bools
 def save_figure(images: torch.Tensor,  # N x C x H x W in [-1, 1]
                 path: str | Path,  # PNG to write
                 titles: list | None = None,  # one short title per image
@@ -56,6 +57,7 @@ CLI_EXTENSIONS: list = []  # functions f(subparsers) that add a subcommand whose
 # %% ../nbs/95_cli.ipynb #cf1d8e54
 TOUR_TITLE = '<title>medcf tour</title>'  # what marks a folder's index.html as a tour's own
 
+@checks_bools
 def check_tour_dir(out: str | Path,  # the folder the tour would write into
                    overwrite: bool = False  # True: write into any folder, replacing files of the tour's names
                   ) -> Path:
@@ -70,6 +72,7 @@ def check_tour_dir(out: str | Path,  # the folder the tour would write into
                               "and figures into it, replacing files of the same names")
     return out
 
+@checks_bools
 def tour(out: str | Path,  # folder to write index.html and the figures into (created if missing; an earlier tour's is rewritten)
          seed: int = 0,  # seed of every figure
          pages: list | None = None,  # page functions; default TOUR_PAGES
@@ -156,6 +159,7 @@ def _project_root() -> Path:
         if (p / 'settings.ini').exists() and (p / 'nbs' / 'index.ipynb').exists(): return p
     raise FileNotFoundError("no settings.ini with nbs/index.ipynb in this folder or above: run `medcf readme` inside the medcf repo")
 
+@checks_bools
 def readme(check: bool = False) -> bool:
     "Write README.md from nbs/index.ipynb, or with `check` only report whether it is in step. Returns True if in step."
     root = _project_root(); text = readme_text(root / 'nbs' / 'index.ipynb'); dest = root / 'README.md'

@@ -9,7 +9,7 @@ from pathlib import Path
 import warnings
 import numpy as np, pandas as pd, torch
 from torch.utils.data import Dataset
-from .phantoms import user_stacklevel, SCMPhantom, PhantomBatch, check_int, check_real, refuse_overwrite
+from .phantoms import checks_bools, user_stacklevel, SCMPhantom, PhantomBatch, check_int, check_real, refuse_overwrite
 
 # %% auto #0
 __all__ = ['CHEXPERT_FINDINGS', 'CHEXPERT_HEADER', 'CHEST_ALIASES', 'UNCERTAINTY_POLICIES', 'ISIC_DIAGNOSES',
@@ -156,6 +156,7 @@ def _one_diagnosis(d: dict) -> str:
     raise ValueError(f"cannot tell the diagnosis from keys {list(d)} (one-hot {hot}); expected 'diagnosis', "
                      f"'melanoma' (0/1) or exactly one ISIC 2019 column {list(ISIC_DIAGNOSES)} equal to 1")
 
+@checks_bools
 def skin_prompt(labels: dict | pd.Series,  # one lesion: a diagnosis (see `skin_diagnosis`) and optional artifact columns 0/1
                 artifacts: bool = True,  # name the artifacts present (False: diagnosis only, as for real ISIC)
                ) -> str:
@@ -378,6 +379,7 @@ def _check_opaque(im: Image.Image, name: str) -> None:
             raise ValueError(f"{name} has {int((alpha < 255).sum())} transparent or translucent pixels (mode {im.mode}); expected an opaque "
                              "image. Composite it onto the background you mean first, e.g. Image.alpha_composite(black, im.convert('RGBA'))")
 
+@checks_bools
 def load_image(path: str | Path,  # an image file (JPEG, PNG, ...; a 16-bit image is stretched from its own min to max)
                size: int = 64,  # output is size x size
                channels: int = 1,  # 1 (grayscale) or 3 (RGB)
@@ -447,6 +449,7 @@ def chexpert_folder(root: str | Path,  # the CheXpert-v1.0-small folder, or the 
     raise FileNotFoundError(f"no CheXpert train.csv or valid.csv in {root} or {root / 'CheXpert-v1.0-small'}; "
                             "expected the unpacked CheXpert-v1.0-small folder")
 
+@checks_bools
 def read_chexpert(root: str | Path,  # the CheXpert-v1.0-small folder, or its parent
                   split: str = 'train',  # 'train' or 'valid' (the CSV name)
                   frontal_only: bool = True,  # keep only 'Frontal' rows of Frontal/Lateral
@@ -483,6 +486,7 @@ def read_chexpert(root: str | Path,  # the CheXpert-v1.0-small folder, or its pa
 
 class CheXpertDataset(Dataset):
     "CheXpert images (grayscale, or gray repeated in R, G, B with `channels=3`; centre-cropped, resized, in [-1, 1]) with policy-applied labels, mask and prompt."
+    @checks_bools
     def __init__(self, root: str | Path,  # the CheXpert-v1.0-small folder, or its parent
                  split: str = 'train',  # 'train' or 'valid'
                  size: int = 64,  # images are size x size
@@ -513,6 +517,7 @@ ISIC2020_COLUMNS = ['image_name', 'patient_id', 'sex', 'age_approx', 'anatom_sit
                     'benign_malignant', 'target']
 ISIC2020_DUPLICATES = 'ISIC_2020_Training_Duplicates.csv'  # ISIC's list of images that show the same lesion twice (image_name_1, image_name_2)
 
+@checks_bools
 def read_isic2019(root: str | Path,  # folder with the ISIC 2019 ground truth CSV, metadata CSV and images folder
                   check: bool = True,  # check that every image file exists
                   metadata: bool = True,  # read ISIC_2019_Training_Metadata.csv (False: sex, age, site, lesion_id left blank)
@@ -544,6 +549,7 @@ def read_isic2019(root: str | Path,  # folder with the ISIC 2019 ground truth CS
     df['prompt'] = [skin_prompt({'diagnosis': d}) for d in df['diagnosis']]
     return df
 
+@checks_bools
 def read_isic2020(root: str | Path,  # folder with the ISIC 2020 train.csv and the images folder
                   images: str | None = None,  # image folder under root; default: 'jpeg/train' if it exists (Kaggle's layout, whose train/ holds DICOM), else 'train'
                   check: bool = True,  # check that every image file exists
@@ -702,6 +708,7 @@ def _need(attrs: pd.DataFrame, cols: list, who: str) -> None:
     missing = [c for c in cols if c not in attrs.columns]
     if missing: raise ValueError(f"{who} needs phantom columns {missing}; the phantom has {list(attrs.columns)}")
 
+@checks_bools
 def write_chexpert_fixture(dest: str | Path,  # folder to create CheXpert-v1.0-small/ in
                            phantom: SCMPhantom,  # a chest phantom (sex, age, view, effusion, cardiomegaly, devices)
                            n_train: int = 24,  # frontal training studies
@@ -750,6 +757,7 @@ def _skin_sample(phantom: SCMPhantom, n: int, seed: int):
 
 _SITES = ['anterior torso', 'posterior torso', 'lower extremity', 'upper extremity', 'head/neck']
 
+@checks_bools
 def write_isic2019_fixture(dest: str | Path,  # folder to write the ISIC 2019 files in
                            phantom: SCMPhantom,  # a skin phantom (with `melanoma` or `diagnosis`)
                            n: int = 12,  # images
@@ -775,6 +783,7 @@ def write_isic2019_fixture(dest: str | Path,  # folder to write the ISIC 2019 fi
     for nm, img in zip(names, b.images): _save_jpg(img, dest / 'ISIC_2019_Training_Input' / f'{nm}.jpg', image_size)
     return dest
 
+@checks_bools
 def write_isic2020_fixture(dest: str | Path,  # folder to write train.csv and train/ in
                            phantom: SCMPhantom,  # a skin phantom (with `melanoma` or `diagnosis`)
                            n: int = 12,  # images
@@ -800,6 +809,7 @@ def write_isic2020_fixture(dest: str | Path,  # folder to write train.csv and tr
     for nm, img in zip(names, b.images): _save_jpg(img, dest / 'train' / f'{nm}.jpg', image_size)
     return dest
 
+@checks_bools
 def write_medmnist_fixture(path: str | Path,  # the .npz to write; its name sets the flavour ('chestmnist.npz', 'dermamnist.npz')
                            phantom: SCMPhantom,  # chest phantom for chestmnist, skin phantom for dermamnist
                            n: tuple = (16, 8, 8),  # images in train, val, test
@@ -832,6 +842,7 @@ def write_medmnist_fixture(path: str | Path,  # the .npz to write; its name sets
     np.savez_compressed(path, **arrays)
     return path
 
+@checks_bools
 def write_data_samples(root: str | Path = 'data_samples',  # the repository's data_samples/ folder
                        seed: int = 0,  # fixture seed
                        overwrite: bool = False,  # True to rewrite fixtures that are already there
@@ -877,6 +888,7 @@ def _check_range(raw: pd.Series, num: np.ndarray, rid: np.ndarray, low: float | 
         raise ValueError(f"{raw.name} has values {raw[bad].unique()[:3].tolist()} for RID {rid[bad][:5].tolist()}; "
                          f"expected {'whole numbers ' if whole else ''}{want} (a typo, or another unit?)")
 
+@checks_bools
 def read_adnimerge(path: str | Path,  # ADNIMERGE.csv (or a file with its columns)
                    baseline_only: bool = True  # keep only VISCODE == 'bl'
                   ) -> pd.DataFrame:

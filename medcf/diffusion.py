@@ -9,7 +9,7 @@ from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence, Any, Protocol
 import numpy as np, pandas as pd, torch, torch.nn.functional as F
-from .phantoms import user_stacklevel, _LazyModule, PhantomBatch, required_parameters, pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword, parameters_of, keeps_global_rng
+from .phantoms import checks_bools, user_stacklevel, _LazyModule, PhantomBatch, required_parameters, pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword, parameters_of, keeps_global_rng
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'Prompts', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK',
@@ -80,6 +80,7 @@ def build_vae(channels: int = 1,  # image channels (1 grayscale, 3 RGB)
                          latent_channels=latent_channels, layers_per_block=layers_per_block, norm_num_groups=8,
                          sample_size=size, scaling_factor=1.0)
 
+@checks_bools
 def build_unet(latent_size: int = 8,  # latent side (image side / VAE factor)
                latent_channels: int = 4,  # latent channels, as the VAE's
                block_out_channels: Sequence[int] = (64, 128),  # widths per resolution level
@@ -133,6 +134,7 @@ def assemble_pipeline(vae: diffusers.AutoencoderKL,  # the autoencoder
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
+@checks_bools
 @keeps_global_rng  # it seeds torch's global generator; the caller's stream is left as it was
 def build_pipeline(channels: int = 1,  # image channels
                    size: int = 64,  # image side
@@ -196,6 +198,7 @@ def check_images(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet,
     warn_unit_range(lo, hi)
     return images
 
+@checks_bools
 def check_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                   latents: torch.Tensor,  # N x c x h x w latents
                   name: str = 'latents',  # the argument's name, for the error
@@ -214,6 +217,7 @@ def check_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet
     if not torch.isfinite(latents).all(): raise ValueError(f"{name} hold{'' if have == 'have' else 's'} NaN or inf; expected finite values")
     return latents
 
+@checks_bools
 def check_prompts(prompts: Prompts,  # one prompt, or one per item
                   n: int | None = None,  # the count to check, or None
                   what: str = 'image',  # what each prompt goes with, for the message
@@ -231,6 +235,7 @@ def check_prompts(prompts: Prompts,  # one prompt, or one per item
     if n is not None and len(prompts) != n: raise ValueError(f"got {len(prompts)} prompts for {n} {what}s; expected one prompt per {what} (or a single string)")
     return prompts
 
+@checks_bools
 @torch.no_grad()
 def encode_images(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                   images: torch.Tensor,  # N x C x H x W in [-1, 1]
@@ -255,6 +260,7 @@ def _encode_batch(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet
     d = getattr(enc, 'latent_dist', None)
     return (enc.latents, None) if d is None else (d.mean, d)
 
+@checks_bools
 def decode_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                    latents: torch.Tensor,  # scaled latents N x c x h x w
                    batch_size: int = 64,  # latents per VAE call
@@ -300,6 +306,7 @@ def _read_files(folder: Path) -> list:
 
 CKPT_ENTRIES = ('vae', 'unet', 'scheduler', 'text_encoder', 'tokenizer', 'model_index.json', LEAK_FILE, CARD, 'README.md')  # what save_pipeline writes
 
+@checks_bools
 def check_out_dir(out: str | Path,  # the folder a checkpoint will be written to
                   overwrite: bool = False  # True: a checkpoint already there may be replaced
                  ) -> list:
@@ -332,6 +339,7 @@ def is_packaged_text_encoder(te: torch.nn.Module  # a pipeline's text_encoder
     a, b = te.state_dict(), ref.state_dict()
     return a.keys() == b.keys() and all(a[k].shape == b[k].shape and torch.allclose(a[k].detach().float().cpu(), b[k].float(), rtol=1e-2, atol=1e-3) for k in a)
 
+@checks_bools
 def save_pipeline(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                   out_dir: str | Path,  # folder to write (created; must be new or empty unless `overwrite`)
                   card: dict | None = None,  # model-card fields (config, data, steps, wall time, hardware, quality); None: the pipeline's own (`pipe.model_card`, with its recipe and `finetune` records), if any
@@ -491,6 +499,7 @@ def check_device(device: str | torch.device  # e.g. 'cpu', 'cuda', 'cuda:1', 'mp
     if d.type == 'mps' and not (hasattr(torch.backends, 'mps') and torch.backends.mps.is_available()): raise ValueError(f"device={device!r}: MPS is not available here; expected 'cpu'")
     return d
 
+@checks_bools
 def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'skin') or a pipeline folder (ours or a Stable Diffusion one)
                   check: bool = True,  # verify sha256s against the model card (when there is one; a zoo folder must have one)
                   device: str | torch.device = 'cpu',  # torch device
@@ -602,6 +611,7 @@ def clear_prompt_cache(pipe: SDPipeline | None = None  # the pipeline whose cach
     if pipe is None: _PROMPT_CACHE.clear()
     else: _PROMPT_CACHE.pop(pipe.text_encoder, None)
 
+@checks_bools
 def encode_prompts(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                    prompts: Prompts,  # one prompt or a list
                    cache: bool = True  # reuse embeddings of prompts seen before (dropped when the tokenizer, or the text encoder's weights, adapters, dtype or device change, see `clear_prompt_cache`; the last PROMPT_CACHE_SIZE kept)
@@ -958,6 +968,7 @@ def check_timesteps(t: int | Sequence[int] | np.ndarray | torch.Tensor,  # one t
         raise ValueError(f"{said}: expected a whole training timestep in [0, {num_train_timesteps}), or one per latent ({n}, a 1-D sequence of whole numbers)")
     return v.long()
 
+@checks_bools
 def unet_eps(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
              x: torch.Tensor,  # latents x_t, N x c x h x w
              t: int | np.integer | Sequence[int] | np.ndarray | torch.Tensor,  # training timestep: an int, or one per latent (a diffusion classifier's draws)
@@ -980,6 +991,7 @@ def unet_eps(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
     dev = _device(pipe)
     return _unet_eps(pipe, x.to(dev), t, cond.to(dev), None if uncond is None else uncond.to(dev), guidance_scale, ddim, checkpoint, guidance_rescale)
 
+@checks_bools
 def noise_prediction_error(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                            z0: torch.Tensor,  # clean scaled latents N x c x h x w (`encode_images`, which multiplies by the VAE's scaling_factor)
                            cond: torch.Tensor,  # prompt embeddings N x L x D: each latent's candidate caption (1 x L x D: one for all)
@@ -1061,6 +1073,7 @@ def _not_a_timestep(v: object, name: str, hi: int, steps: int) -> None:
         raise ValueError(f"{name}={v}: expected a step index in [0, {hi}] of the {steps}-step grid, not a timestep "
                          f"(the grid's timesteps are ddim_scheduler(pipe, {steps}).timesteps; step k runs at timesteps[k])")
 
+@checks_bools
 def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                    latents: torch.Tensor | SampleOutput,  # x_T (or x_t when start_step > 0; `generate`'s x_T is initial_latents(pipe, n, seed, signal_leak=True)), or a SampleOutput of a run stopped with end_step to go on from (another prompt: a prompt switch)
                    cond: torch.Tensor,  # prompt embeddings N x L x D
@@ -1185,6 +1198,7 @@ def _as_sampled(given, sampled, name: str):
 def _same_embeddings(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
     return (a is None) == (b is None) and (a is None or (a.shape == b.shape and torch.equal(a.detach().to(b), b.detach())))
 
+@checks_bools
 def trajectory_log_probs(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                          out: SampleOutput,  # a `sample_latents` (or `generate`) result with return_trajectory=True and eta > 0
                          cond: torch.Tensor | None = None,  # prompt embeddings N x L x D; None: the ones it was sampled with (`out.cond`)
@@ -1333,6 +1347,7 @@ def _guide_at(guidance_fn: Callable | None, offset: int) -> Callable | None:
     return functools.partial(guidance_fn, offset=offset) if guidance_fn is not None and takes_keyword(guidance_fn, 'offset') else guidance_fn
 
 # %% ../nbs/02_diffusion.ipynb #ef688dff
+@checks_bools
 def generate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
              prompts: Prompts,  # one prompt per image (a single string makes one image)
              num_inference_steps: int = 50,  # DDIM steps
@@ -1391,6 +1406,7 @@ def warn_hidden_offset(fn: Callable,  # a guidance_fn or log_prob_fn
         warnings.warn(f"{name} takes **kwargs but names no offset parameter, so it is not told the index of each batch's first image; if it holds "
                       "per-image targets, give it an offset parameter (def f(images, offset=0)), else they go to the wrong images after the first batch", stacklevel=user_stacklevel())
 
+@checks_bools
 def classifier_guidance(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                         log_prob_fn: Callable,  # decoded images N x C x H x W -> N values of log p(y | image), differentiable; it gets offset= if it names it
                         scale: float = 1.0,  # guidance strength s; what an edit needs depends on the classifier's logit range and the inversion depth: sweep it
@@ -1447,6 +1463,7 @@ class Inversion:
         return Inversion(self.trajectory[k], self.z0, step, trajectory=self.trajectory[k:], num_inference_steps=self.num_inference_steps,
                          timestep=self.timesteps[step], timesteps=self.timesteps)
 
+@checks_bools
 @torch.no_grad()
 def invert_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                    z0: torch.Tensor,  # clean scaled latents N x c x h x w (`encode_images`, or a sampler's output)
@@ -1499,6 +1516,7 @@ def invert_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
         inv.latent_error = (inv.recon_latents - z0).abs().mean().item()
     return inv
 
+@checks_bools
 @torch.no_grad()
 def ddim_invert(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                 images: torch.Tensor,  # N x C x H x W in [-1, 1]
@@ -1528,6 +1546,7 @@ def ddim_invert(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, 
     return inv
 
 # %% ../nbs/02_diffusion.ipynb #e5f8b0c6
+@checks_bools
 def regenerate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                inv: Inversion,  # an `invert_latents` / `ddim_invert` result
                prompts: Prompts,  # one per latent, or one for all: the inversion's own captions reconstruct, edited ones edit
@@ -1789,6 +1808,7 @@ def _autocast(module: torch.nn.Module, precision: str | None):
     if precision is None: return contextlib.nullcontext()
     return torch.autocast(next(module.parameters()).device.type, dtype=torch.bfloat16)
 
+@checks_bools
 def train_vae(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
               images: torch.Tensor,  # training images N x C x H x W in [-1, 1]
               steps: int = 2000,  # optimiser steps
@@ -1936,6 +1956,7 @@ def _check_resume(state: Path, s: dict, settings: dict, steps: int):
     if s['step'] > steps: raise ValueError(f"{state} is already at step {s['step']}, past steps={steps}; expected steps >= {s['step']} (the total, resumed steps included), "
                                            "resume=False to start over, or another ckpt_dir")
 
+@checks_bools
 def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
              data: PhantomBatch | tuple | list | torch.utils.data.Dataset,  # PhantomBatch, (images, prompts) or Dataset of (image, prompt)
              steps: int = 1000,  # optimiser steps (total, including resumed ones)
@@ -2158,6 +2179,7 @@ def _check_out_file(out, overwrite: bool) -> Path:
     if out.exists() and not overwrite: raise FileExistsError(f"out={str(out)!r} already exists; pass overwrite=True (medcf generate --overwrite) to replace it, or choose another file")
     return out
 
+@checks_bools
 def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
                   prompt: str = 'Chest X-ray showing Pleural Effusion',  # one prompt for every image
                   n: int = 16,  # number of images

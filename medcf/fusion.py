@@ -9,7 +9,7 @@ import numpy as np, pandas as pd, torch
 from torch import nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .phantoms import user_stacklevel, BrainPhantom, pick, is_full, check_int, check_real, check_bool, copy_frozen, keeps_global_rng
+from .phantoms import checks_bools, user_stacklevel, BrainPhantom, pick, is_full, check_int, check_real, check_bool, copy_frozen, keeps_global_rng
 
 # %% auto #0
 __all__ = ['FUSIONS', 'TASKS', 'MODELS', 'encode_record', 'IterativeImputer', 'stratified_split', 'HyperNet', 'HyperLinear',
@@ -38,6 +38,7 @@ def encode_record(df: pd.DataFrame,  # the record, one row per patient (phantom 
 # %% ../nbs/40_fusion.ipynb #8490591a
 class IterativeImputer:
     "Round-robin ridge-regression imputation (MICE-style, deterministic) with missing-indicator columns; fit on train only."
+    @checks_bools
     def __init__(self, n_iter: int = 5,  # rounds over the incomplete columns
                  ridge: float = 1e-2,  # L2 penalty of each column's regression (on standardised data)
                  indicators: bool = True):  # append a 0/1 column for every column that had missing values in training
@@ -535,6 +536,7 @@ def evaluate(model: nn.Module,  # a FusionNet or TabularMLP built for `data.task
     return dict(bacc=balanced_accuracy(y, p.argmax(1), 3), auroc=macro_auroc(y, p))
 
 # %% ../nbs/40_fusion.ipynb #979efe7a
+@checks_bools
 def train_fusion(model: nn.Module,  # a FusionNet or TabularMLP
                  data: FusionData,  # task data with its split
                  epochs: int = 20,  # passes over the training split
@@ -608,6 +610,7 @@ def make_model(name: str,  # one of MODELS
     return FusionNet(data.n_tab, data.n_out, name, data.images.ndim - 2, width)
 
 # %% ../nbs/40_fusion.ipynb #a3a3c723
+@checks_bools
 @keeps_global_rng  # it seeds torch's global generator; the caller's stream is left as it was
 def run_fusion(task: str,  # 'age' or 'ad'
                seeds: tuple = (0, 1, 2),  # one phantom sample, split and initialisation per seed

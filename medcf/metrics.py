@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 import warnings, itertools
 import numpy as np, pandas as pd, torch
 from .oracles import check_images, check_continuous, _py, ImageBatch
-from .phantoms import user_stacklevel, unit_range_warned_once, check_int, check_bool, takes_keyword, required_parameters, PhantomBatch, SCMPhantom
+from .phantoms import checks_bools, user_stacklevel, unit_range_warned_once, check_int, check_bool, takes_keyword, required_parameters, PhantomBatch, SCMPhantom
 
 ArrayLike = np.ndarray | torch.Tensor | pd.Series | Sequence  # what the metrics read with np.asarray (a tensor moved to the CPU first)
 
@@ -438,6 +438,7 @@ def effectiveness(predict: Callable,  # images -> DataFrame of attribute reading
     "Per intervened attribute: fraction of edited images the oracle reads as the intended value (continuous: mean absolute error)."
     return {k: v for k, (v, _) in _effectiveness(predict, edited, target).items()}
 
+@checks_bools
 @unit_range_warned_once()
 def leakage(predict: Callable,  # images -> DataFrame of attribute readings
             edited: ImageBatch,  # N x C x H x W edited images
@@ -599,6 +600,7 @@ def _true_counterfactual(phantom, batch, hold: Sequence[str], do: dict):
                           "hold fewer of its descendants", stacklevel=user_stacklevel())
     return cf
 
+@checks_bools
 @unit_range_warned_once()
 def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited images; one with a `source` parameter also gets the values the images have (a text editor's source caption)
                           phantom: SCMPhantom,  # the SCMPhantom the batch came from (renders the true counterfactual)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
-from .phantoms import user_stacklevel, SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable, keeps_global_rng
+from .phantoms import checks_bools, user_stacklevel, SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable, keeps_global_rng
 ImageBatch = torch.Tensor | np.ndarray  # an N x C x H x W image batch as `check_images` takes it: a float tensor or a numpy array
 Captions = str | Sequence[str] | np.ndarray | pd.Series  # one caption or a sequence of them, as `_texts` takes them
 
@@ -23,6 +23,7 @@ __all__ = ['ImageBatch', 'Captions', 'ORACLE_NAMES', 'check_images', 'AttrSpec',
            'caption_swap_accuracy', 'train_lit']
 
 # %% ../nbs/03_oracles.ipynb #3ff7b308
+@checks_bools
 def check_images(images: ImageBatch,  # N x C x H x W float tensor (or numpy array) in [-1, 1]
                  channels: int | None = None,  # required channel count, or None to accept any
                  name: str = 'images',  # name used in error messages
@@ -183,6 +184,7 @@ def card_digest(card: dict  # a checkpoint's card as read from its JSON
     "sha256 of every field of a card but `card_sha256` itself (canonical JSON): an edited spec, range or size no longer matches it."
     return hashlib.sha256(json.dumps({k: v for k, v in card.items() if k != 'card_sha256'}, sort_keys=True).encode()).hexdigest()
 
+@checks_bools
 def save_checkpoint(net: nn.Module,  # the trained network
                     folder: str | os.PathLike,  # folder to write into (created if missing)
                     name: str,  # file stem: writes NAME.safetensors and NAME.json
@@ -248,6 +250,7 @@ class AttributeOracle:
         with torch.set_grad_enabled(grad):
             return torch.cat([fn(x[i:i + batch_size]) for i in batch_starts(len(x), batch_size)])
 
+    @checks_bools
     def features(self, images: ImageBatch,  # N x C x H x W in [-1, 1]
                  batch_size: int = 256,  # images per forward pass
                  grad: bool = False,  # keep the graph (for guidance) instead of no_grad
@@ -256,6 +259,7 @@ class AttributeOracle:
         "Penultimate features, N x feat_dim (the space of `oracle_frechet_distance`)."
         return self._batched(self.net.features, images, batch_size, grad, bounded)
 
+    @checks_bools
     def logits(self, images: ImageBatch,  # N x C x H x W in [-1, 1]
                batch_size: int = 256,  # images per forward pass
                grad: bool = False,  # differentiable outputs (for classifier guidance) when True
@@ -312,6 +316,7 @@ class AttributeOracle:
             else: rows.append(dict(attribute=s.name, kind=s.kind, metric='accuracy', value=float(np.mean([_py(a) == _py(b) for a, b in zip(p, t)])), n=len(t)))
         return pd.DataFrame(rows)
 
+    @checks_bools
     def save(self, folder: str | os.PathLike,  # folder to write
              name: str = 'attributes',  # file stem
              overwrite: bool = False  # True: replace one there
@@ -375,6 +380,7 @@ def _pool_size(n_train: int | None, steps: int, batch_size: int) -> int:
     "The rendered training pool: `n_train`, or by default steps * batch_size up to 24,000 (0 is refused, not replaced by the default)."
     return min(steps * batch_size, 24_000) if n_train is None else check_int(n_train, 'n_train', unit=' (images in the training pool; None: the default)')
 
+@checks_bools
 @keeps_global_rng  # it seeds torch's global generator; the caller's stream is left as it was
 def train_oracle(phantom: SCMPhantom,  # population whose observed attributes the oracle learns to read
                  steps: int = 2000,  # optimiser steps
@@ -689,6 +695,7 @@ class LiTModel:
 
     def __repr__(self): return f"LiTModel({self.card.get('phantom', '?')}, {self.size}px, {self.net.head.out_features}-d)"
 
+    @checks_bools
     def image_embed(self, images: ImageBatch,  # N x C x H x W in [-1, 1]
                     batch_size: int = 256,  # images per forward pass
                     grad: bool = False  # keep the graph (for CLIP-guided editing)
@@ -748,6 +755,7 @@ class LiTModel:
         if len(class_texts) < 2: raise ValueError(f"need at least two class texts, got {len(class_texts)}")
         return torch.softmax(self.logit_scale * self.similarity(images, class_texts), 1)
 
+    @checks_bools
     def save(self, folder: str | os.PathLike,  # folder
              name: str = 'lit',  # file stem
              overwrite: bool = False  # True: replace one there
@@ -835,6 +843,7 @@ def _describe(fn: Callable  # a function, or a functools.partial of one
         return f"partial({_describe(fn.func)}, {', '.join(args)})"
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
 
+@checks_bools
 @keeps_global_rng  # it seeds torch's global generator; the caller's stream is left as it was
 def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
               steps: int = 2000,  # optimiser steps

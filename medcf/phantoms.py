@@ -11,13 +11,13 @@ import numpy as np, pandas as pd, torch
 
 # %% auto #0
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
-           'check_bool', 'check_real', 'check_weights', 'user_stacklevel', 'unit_range_warned_once', 'warn_unit_range',
-           'warn_truncated', 'some_names', 'refuse_overwrite', 'copy_frozen', 'jsonable', 'keeps_global_rng',
-           'parameters_of', 'required_parameters', 'takes_keyword', 'data_samples_root', 'data_path', 'Variable',
-           'row_index', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph', 'fit_chest_model',
-           'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom',
-           'skin_titles', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'grid_index', 'snap_to_grid', 'MSTrialData',
-           'MSTrial']
+           'check_bool', 'checks_bools', 'check_real', 'check_weights', 'user_stacklevel', 'unit_range_warned_once',
+           'warn_unit_range', 'warn_truncated', 'some_names', 'refuse_overwrite', 'copy_frozen', 'jsonable',
+           'keeps_global_rng', 'parameters_of', 'required_parameters', 'takes_keyword', 'data_samples_root',
+           'data_path', 'Variable', 'row_index', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph',
+           'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles',
+           'chest_facts', 'SkinPhantom', 'skin_titles', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'grid_index',
+           'snap_to_grid', 'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #lazy0a1b
 import importlib
@@ -70,6 +70,22 @@ def check_bool(v: object,  # the value to check
     if not isinstance(v, (bool, np.bool_)): raise TypeError(f"{name}={v!r}: expected True or False")
     return bool(v)
 
+def checks_bools(fn: Callable  # a function or method whose flags are annotated `bool` (or `bool | None`)
+                ) -> Callable:
+    "Decorator: each argument of a parameter annotated `bool` must be True or False (None too where the annotation allows it), checked by `check_bool` before the call; a string such as 'no' would otherwise read as True."
+    import inspect, functools
+    sig = inspect.signature(fn)
+    flags = {p.name: p.annotation in ('bool | None', 'None | bool') for p in sig.parameters.values() if p.annotation in ('bool', bool, 'bool | None', 'None | bool')}
+    if not flags: raise TypeError(f"checks_bools: {fn.__qualname__} has no parameter annotated bool")
+    @functools.wraps(fn)
+    def checked(*args, **kwargs):
+        given = sig.bind_partial(*args, **kwargs).arguments
+        for name, none_ok in flags.items():
+            if name in given and not (none_ok and given[name] is None): check_bool(given[name], name)
+        return fn(*args, **kwargs)
+    return checked
+
+@checks_bools
 def check_real(v: object,  # the value to check: a Python or numpy number, or a one-element tensor
                name: str,  # the argument's name, for the message
                lo: float = -np.inf,  # smallest allowed value
@@ -150,6 +166,7 @@ def some_names(names: Sequence[str],  # e.g. a folder's entries
     names = list(names)
     return ', '.join(names[:k]) + (', ...' if len(names) > k else '')
 
+@checks_bools
 def refuse_overwrite(paths: list,  # files or folders a writer is about to create
                      overwrite: bool,  # True: replacing them was asked for
                      who: str  # the writer's name, for the message
@@ -195,6 +212,7 @@ def parameters_of(fn: Callable  # a function, or an nn.Module (its forward is re
     try: return dict(inspect.signature(fn.forward if isinstance(fn, torch.nn.Module) else fn).parameters)
     except (TypeError, ValueError): return None
 
+@checks_bools
 def required_parameters(fn: Callable,  # a function, or an nn.Module (its forward is read)
                         keyword_only: bool = False  # also count required keyword-only parameters
                        ) -> list | None:
@@ -262,6 +280,7 @@ class Variable:
             raise ValueError(f"{self.name} is computed from {list(self.parents)}; intervene on those instead")
         return self.valid(value)
 
+    @checks_bools
     def valid(self, value: object,  # a scalar or per-sample array
               missing_ok: bool = False  # let NaN stand for a blanked entry of a numeric variable (a record with gaps)
              ) -> np.ndarray:
@@ -883,6 +902,7 @@ def check_grid_path(path: str | os.PathLike,  # where a grid image will be writt
     if path.suffix.lower() not in ('.png', '.jpg', '.jpeg'): raise ValueError(f"{name}={str(path)!r}: expected a .png file (or .jpg)")
     return path
 
+@checks_bools
 def save_grid(images: torch.Tensor,  # N x C x H x W in [-1, 1]
               path: str | os.PathLike,  # PNG file to write
               ncols: int = 8,  # images per row

@@ -13,7 +13,7 @@ from torch import nn
 import torch.nn.functional as F
 import torchsde
 from fastcore.basics import patch
-from .phantoms import (user_stacklevel, MS_ARMS, MS_TABULAR, ms_arm_index, MSTrial, MSTrialData, grid_index, pick, is_full, check_int, check_real, check_bool,
+from .phantoms import (checks_bools, user_stacklevel, MS_ARMS, MS_TABULAR, ms_arm_index, MSTrial, MSTrialData, grid_index, pick, is_full, check_int, check_real, check_bool,
                        keeps_global_rng, refuse_overwrite)
 
 # %% auto #0
@@ -118,6 +118,7 @@ def _check_data(data):
 # %% ../nbs/50_causal_sde.ipynb #8e756a55
 class BaselineEncoder(nn.Module):
     "Encode the baseline slice (small CNN) and the standardized tabular record into one vector."
+    @checks_bools
     def __init__(self, n_tab: int = len(MS_TABULAR),  # tabular width
                  out: int = 16,  # size of the embedding
                  width: int = 32,  # hidden width
@@ -198,6 +199,7 @@ class _SDEFunc(nn.Module):
 # %% ../nbs/50_causal_sde.ipynb #362dde41
 class CausalSDE(nn.Module):
     "Treatment-conditioned latent neural SDE: baseline -> z(0), arm-dependent drift and diffusion, decoder to EDSS."
+    @checks_bools
     def __init__(self, d: int = 4,  # latent state size
                  c: int = 16,  # baseline embedding size
                  q: int = 16,  # posterior context size (ELBO only)
@@ -242,6 +244,7 @@ def mc_nll(self: CausalSDE, b: TrialTensors,  # a minibatch of patients
 
 # %% ../nbs/50_causal_sde.ipynb #828a7cf2
 @patch
+@checks_bools
 def elbo(self: CausalSDE, b: TrialTensors,  # a minibatch of patients
           adjoint: bool = False,  # backpropagate with the adjoint SDE
           beta: float = 1.0,  # weight of the KL terms (annealed from 0 to 1)
@@ -266,6 +269,7 @@ def elbo(self: CausalSDE, b: TrialTensors,  # a minibatch of patients
 # %% ../nbs/50_causal_sde.ipynb #8e982a00
 class TLearner(nn.Module):
     "Fixed-horizon T-learner: one MLP per arm maps the baseline to a Gaussian over EDSS at the final visit."
+    @checks_bools
     def __init__(self, c: int = 16,  # embedding size
                  width: int = 32,  # hidden width
                  image: bool = True  # False: the baseline record alone, without the image's CNN branch
@@ -299,6 +303,7 @@ class TLearner(nn.Module):
 
 class GRUBaseline(nn.Module):
     "Recurrent baseline: the baseline embedding starts a GRU stepped along the time grid with the arm as input."
+    @checks_bools
     def __init__(self, c: int = 16,  # embedding and hidden size
                  width: int = 32,  # hidden width of the head
                  image: bool = True  # False: the baseline record alone, without the image's CNN branch
@@ -328,6 +333,7 @@ class GRUBaseline(nn.Module):
         return (gauss_nll(b.visit_y, mu.gather(1, ix), sd.gather(1, ix)) * b.mask).sum(1).mean()
 
 # %% ../nbs/50_causal_sde.ipynb #f888a46e
+@checks_bools
 @keeps_global_rng  # it seeds torch's global generator; the caller's stream is left as it was
 def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
         data: TrialTensors,  # training trial
@@ -390,6 +396,7 @@ def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
 
 MODEL_CLASSES = ('CausalSDE', 'TLearner', 'GRUBaseline')  # what save_model writes and load_model rebuilds
 
+@checks_bools
 def save_model(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
                path: str | Path,  # file to write (e.g. 'sde.pt')
                overwrite: bool = False  # True: replace a file already there
@@ -417,6 +424,7 @@ def load_model(path: str | Path  # a file written by save_model
 
 # %% ../nbs/50_causal_sde.ipynb #eb22277b
 @patch
+@checks_bools
 @torch.no_grad()
 def sample_paths(self: CausalSDE, b: TrialTensors,  # patients (only their baseline is used)
                   n_paths: int = 32,  # sampled paths per patient and arm
@@ -569,6 +577,7 @@ class SavedTensorMeter:
         self._ctx.__enter__(); return self
     def __exit__(self, *a): self._ctx.__exit__(*a)
 
+@checks_bools
 def benchmark_epoch(model: CausalSDE,  # model to train for one epoch (a copy is not made)
                     data: TrialTensors,  # training data
                     adjoint: bool,  # adjoint or direct backpropagation

@@ -8,7 +8,7 @@ import os, json, time, platform, copy, math, warnings
 from pathlib import Path
 from typing import Sequence
 import numpy as np, pandas as pd, torch
-from .phantoms import user_stacklevel, pick, is_full, data_path, check_real, check_int, jsonable, SCMPhantom, PhantomBatch
+from .phantoms import checks_bools, user_stacklevel, pick, is_full, data_path, check_real, check_int, jsonable, SCMPhantom, PhantomBatch
 from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load_pipeline, generate, ddim_invert,
                              vae_roundtrip, encode_images, fit_signal_leak, check_autocast, check_guidance_interval, resolve_guidance_interval,
                              ZOO, zoo_names, check_out_dir, settings_diff, SDPipeline, diffusers)
@@ -291,6 +291,7 @@ def _check_vae_stage(work: Path, vh: dict, now: dict) -> None:
     if diff: raise ValueError(f"work_dir={str(work)!r} holds an autoencoder trained by another recipe: {'; '.join(diff)}; "
                               "use a fresh work_dir (or delete its vae/ and what was trained on it) to train this recipe's")
 
+@checks_bools
 def train_zoo_model(name: str,  # 'chest' or 'skin'
                     out_dir: str | Path,  # folder to write the checkpoint to (e.g. data_samples/models/chest)
                     work_dir: str | Path | None = None,  # resumable training state (default: out_dir/../_train_<name>)

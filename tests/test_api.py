@@ -58,3 +58,17 @@ def test_lazy_module_reads_like_a_module():
     q = _LazyModule('json', lambda: seen.append(1))
     q.dumps, q.loads
     assert seen == [1]  # the hook runs once
+
+@pytest.mark.parametrize('module', MODULES)
+def test_flags_take_only_bools(module, tmp_path, monkeypatch):
+    "Every exported parameter annotated bool refuses a string before any work ('no' would read as True), naming the parameter; a dataclass's generated __init__ is left to its fields' users."
+    monkeypatch.chdir(tmp_path)  # a function that failed to check would run with its defaults: let it write nowhere that matters
+    unchecked = []
+    for name, f in exported(module):
+        flags = [p.name for p in inspect.signature(f).parameters.values() if p.annotation in ('bool', 'bool | None')]
+        if not flags or (name.endswith('.__init__') and '__dataclass_fields__' in vars(importlib.import_module(f'medcf.{module}')).get(name.split('.')[0], object).__dict__): continue
+        for flag in flags:
+            try: f(**{flag: 'no'}); unchecked.append(f'{name}({flag}=...) ran')
+            except TypeError as e:
+                if f"{flag}='no': expected True or False" not in str(e): unchecked.append(f'{name}({flag}=...): {e}')
+    assert not unchecked, '\n'.join(unchecked)
