@@ -23,11 +23,12 @@ __all__ = ['SD_BETAS', 'Prompts', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKP
            'step_generators', 'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
            'resolve_guidance_interval', 'pipeline_interval', 'pipeline_guidance_scale', 'guidance_at',
            'check_guidance_rescale', 'rescale_guidance', 'check_timesteps', 'unet_eps', 'noise_prediction_error',
-           'check_unet', 'sample_latents', 'trajectory_log_probs', 'check_negative_prompt', 'join_samples', 'generate',
-           'warn_hidden_offset', 'classifier_guidance', 'Inversion', 'invert_latents', 'ddim_invert', 'regenerate',
-           'inversion_editor', 'slerp', 'dataset_item', 'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1',
-           'check_pixel_weights', 'check_sample_weights', 'check_float32_weights', 'check_autocast', 'train_vae',
-           'fit_latent_scale', 'min_snr_weight', 'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
+           'check_unet', 'check_callables', 'sample_latents', 'trajectory_log_probs', 'check_negative_prompt',
+           'join_samples', 'generate', 'warn_hidden_offset', 'classifier_guidance', 'Inversion', 'invert_latents',
+           'ddim_invert', 'regenerate', 'inversion_editor', 'slerp', 'dataset_item', 'as_images_prompts',
+           'draw_indices', 'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
+           'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight',
+           'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #lazy2a1b
 diffusers, transformers = _LazyModule('diffusers', lambda: _quiet()), _LazyModule('transformers', lambda: _quiet())  # names for annotations, imported (and quieted) when first read
@@ -418,6 +419,11 @@ def model_card_markdown(card: dict) -> str:
         if isinstance(v, dict):  # its text and scalar fields, the story first; lists and dicts stay in the folded JSON
             keys = [f for f in first if f in v] + [f for f in v if f not in first]
             lines += [f'**{_md_text(f)}**: {_md_text(v[f])}\n' for f in keys if not isinstance(v[f], (dict, list))]
+            rows = v.get('rows')
+            if isinstance(rows, list) and rows and all(isinstance(r, dict) and not any(isinstance(x, (dict, list)) for x in r.values()) for r in rows):
+                cols = list(dict.fromkeys(c for r in rows for c in r))  # a table of flat rows is read as one, not only in the JSON below
+                lines += ['| ' + ' | '.join(map(_md_text, cols)) + ' |', '|' + '---|' * len(cols)]
+                lines += ['| ' + ' | '.join(_md_text('' if r.get(c) is None else r.get(c)) for c in cols) + ' |' for r in rows] + ['']
         lines += ['<details><summary>all fields</summary>', '', '```json', json.dumps(v, indent=1, default=str), '```', '', '</details>', '']
     lines += ['', '## Files (sha256, checked on load)', ''] + [f"- `{f}`: `{h}`" for f, h in (card.get('files') or {}).items()]
     return '\n'.join(lines) + '\n'
@@ -473,6 +479,8 @@ def _read_card(folder: Path) -> dict:
     try: card = json.loads(f.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"corrupt model card {f}: not valid JSON ({e}); expected the card save_pipeline writes") from None
     if not isinstance(card, dict): raise ValueError(f"corrupt model card {f}: holds a {type(card).__name__}; expected a JSON object")
+    for key, kind in (('files', 'an object of file -> sha256'), ('recipe', 'an object of training settings')):
+        if key in card and not isinstance(card[key], dict): raise ValueError(f"corrupt model card {f}: its {key!r} is a {type(card[key]).__name__}; expected {kind}")
     return card
 
 def verify_checkpoint(folder: str | Path) -> dict:
@@ -544,7 +552,8 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
     pipe.model_card = card
     if (folder / LEAK_FILE).exists():  # the mean training latent that `generate` puts into x_T (absent from real SD folders)
         from safetensors.torch import load_file
-        pipe.signal_leak = load_file(str(folder / LEAK_FILE))['signal_leak'].to(device, dtype)
+        try: pipe.signal_leak = load_file(str(folder / LEAK_FILE))['signal_leak'].to(device, dtype)
+        except Exception as e: raise ValueError(f"could not load the signal leak {folder / LEAK_FILE}: {e}; the file is corrupt (load with check=True to compare it with the card's sha256), or delete it to sample without a leak") from e
     return pipe
 
 # %% ../nbs/02_diffusion.ipynb #525ec06b
@@ -1002,7 +1011,8 @@ def noise_prediction_error(pipe: SDPipeline,  # any Stable-Diffusion-style pipel
     "The mean over the latent's elements of (eps - eps_theta(sqrt(a_t) z0 + sqrt(1 - a_t) eps, t, c))^2 in noise space (the squared norm over their number): the denoising error a diffusion classifier compares across class captions (arXiv:2303.16203); a softmax over its negatives needs a temperature fitted on held-out images."
     # In noise space for every prediction type; a v-predicting UNet's own loss is this divided by alpha-bar_t (so at one t the ranking of captions is the same)
     check_latents(pipe, z0, 'z0'); reduce = check_bool(reduce, 'reduce')  # reduce='none' (torch's habit) would read as True
-    if not isinstance(noise, torch.Tensor) or noise.shape != z0.shape: raise ValueError(f"noise must be a tensor shaped like z0 {tuple(z0.shape)}, got {tuple(getattr(noise, 'shape', ())) or type(noise).__name__}")
+    if not isinstance(noise, torch.Tensor): raise TypeError(f"noise is a {type(noise).__name__}; expected a torch.Tensor shaped like z0 {tuple(z0.shape)} (torch.from_numpy for an array)")
+    if noise.shape != z0.shape: raise ValueError(f"noise has shape {tuple(noise.shape)}; expected z0's {tuple(z0.shape)}")
     if not torch.isfinite(noise).all(): raise ValueError("noise holds NaN or inf; expected standard normal noise shaped like z0")  # it surfaced as the noised latent 'x' the caller never passed
     t = check_timesteps(t, len(z0), pipe.scheduler.config.num_train_timesteps)
     if noise.numel() >= 4096:  # plausible-looking errors come out of any noise: say when it is not what the model was trained on (|mean| > 0.1 is 6 sigma here)
@@ -1073,6 +1083,12 @@ def _not_a_timestep(v: object, name: str, hi: int, steps: int) -> None:
         raise ValueError(f"{name}={v}: expected a step index in [0, {hi}] of the {steps}-step grid, not a timestep "
                          f"(the grid's timesteps are ddim_scheduler(pipe, {steps}).timesteps; step k runs at timesteps[k])")
 
+def check_callables(**fns: Callable | None  # name -> a function or None, e.g. callback=..., guidance_fn=...
+                   ) -> None:
+    "Refuse, by name, an argument that should be a function (or None) and is not: found before any work, not at the first step that calls it."
+    for name, fn in fns.items():
+        if fn is not None and not callable(fn): raise TypeError(f"{name}={fn!r} is not callable; expected a function (or None)")
+
 @checks_bools
 def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                    latents: torch.Tensor | SampleOutput,  # x_T (or x_t when start_step > 0; `generate`'s x_T is initial_latents(pipe, n, seed, signal_leak=True)), or a SampleOutput of a run stopped with end_step to go on from (another prompt: a prompt switch)
@@ -1095,6 +1111,7 @@ def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
     "The DDIM sampling loop on latents, with per-step callbacks and log-probabilities; works for any SD-style pipeline."
     # With grad=True the returned log_probs differentiate through the whole chain (each x_t depends on the weights); DDPO's
     # policy gradient holds each step's input fixed: re-score a stored trajectory with `trajectory_log_probs` for that.
+    check_callables(callback=callback, guidance_fn=guidance_fn)  # before any UNet call, not at the first step
     prev = latents if isinstance(latents, SampleOutput) else None
     if prev is not None:  # settings not given are the stopped run's
         latents, num_inference_steps, start_step, generators, ddim = _go_on(pipe, prev, num_inference_steps, start_step, generators)
@@ -1367,8 +1384,8 @@ def generate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
              offset: int = 0,  # this call's first image is image `offset` of a larger draw made in parts: its noise is that image's (guidance_fn and callback offsets stay within this call)
              guidance_rescale: float = 0.0  # Lin et al.'s rescale of the guided prediction, in [0, 1] (`rescale_guidance`; diffusers' `guidance_rescale`); 0: none
             ) -> torch.Tensor | tuple[torch.Tensor, SampleOutput]:
-    "Text-to-image with DDIM + classifier-free guidance: images N x C x H x W in [-1, 1]."
-    prompts = check_prompts(prompts)
+    "Text-to-image with DDIM + classifier-free guidance: images N x C x H x W in [-1, 1]. The defaults are not a checkpoint's recipe: `guidance_scale='recipe', guidance_interval='recipe'` sample as its card's figures were measured (and as `medcf generate` does)."
+    prompts = check_prompts(prompts); check_callables(callback=callback, guidance_fn=guidance_fn)
     offset = check_int(offset, 'offset', 0)  # parts of one draw: generate(p[k:k+m], seed=s, offset=k) is generate(p, seed=s)[k:k+m]; the same seed without it repeats image 0's noise
     n = len(prompts)
     guidance_interval = pipeline_interval(pipe, guidance_interval)  # before any work
@@ -1378,7 +1395,7 @@ def generate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
     negative_prompt = check_negative_prompt(negative_prompt, guidance_scale, n)
     if guidance_fn is not None and n > batch_size: warn_hidden_offset(guidance_fn, 'guidance_fn')
     if latents is None: latents = initial_latents(pipe, n, seed, offset, signal_leak=signal_leak, num_inference_steps=num_inference_steps)
-    elif len(latents) != n: raise ValueError(f"{len(latents)} latents for {n} prompts; expected one per prompt")
+    elif len(check_latents(pipe, latents)) != n: raise ValueError(f"{len(latents)} latents for {n} prompts; expected one per prompt")
     elif isinstance(signal_leak, torch.Tensor): raise ValueError("got both latents and a signal_leak tensor; latents are used as given: add the leak to them with add_signal_leak, or pass only one")
     gens = step_generators(seed, n, offset) if eta > 0 else None  # its own stream: never another seed's starting noise
     cond, uncond = _cond_uncond(pipe, prompts, negative_prompt, guidance_scale)
@@ -1426,7 +1443,7 @@ def classifier_guidance(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline
             lp = score(decode_latents(pipe, x0, clamp=clamp))
             if not isinstance(lp, torch.Tensor) or lp.shape != (len(x),):
                 raise ValueError(f"log_prob_fn returned {tuple(lp.shape) if isinstance(lp, torch.Tensor) else type(lp).__name__}; expected a tensor of {len(x)} log-probabilities, one per image")
-            if not lp.requires_grad: raise ValueError("log_prob_fn's output carries no gradient to the images; compute it differentiably (e.g. oracle.logits(images, grad=True))")
+            if not lp.requires_grad: raise ValueError("log_prob_fn's output carries no gradient to the images; compute it differentiably (e.g. oracle.logits(images, grad=True, bounded=False): decoded predictions of the clean image overshoot [-1, 1] at noisy steps)")
             g, = torch.autograd.grad(lp.sum(), x)
         return eps - scale * (1 - alpha_t).sqrt().to(eps) * g.to(eps)
     if takes_keyword(log_prob_fn, 'offset'):  # only then does the guidance_fn name offset (and ask to be told each batch's first image)
@@ -1563,7 +1580,7 @@ def regenerate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, v
     if not isinstance(inv, Inversion): raise TypeError(f"inv must be an Inversion (from invert_latents or ddim_invert), got {type(inv).__name__}")
     if inv.num_inference_steps is None or inv.timestep is None: raise ValueError("this Inversion does not record its num_inference_steps and timestep; make it with invert_latents or ddim_invert")
     n = len(inv.latents)
-    prompts = check_prompts(prompts, n, 'latent', one_for_all=True)
+    prompts = check_prompts(prompts, n, 'latent', one_for_all=True); check_callables(callback=callback, guidance_fn=guidance_fn)
     guidance_scale, batch_size = pipeline_guidance_scale(pipe, guidance_scale), check_int(batch_size, 'batch_size')
     guidance_rescale = check_guidance_rescale(guidance_rescale, guidance_scale)
     negative_prompt = check_negative_prompt(negative_prompt, guidance_scale, n)
@@ -1589,7 +1606,7 @@ def regenerate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, v
 def inversion_editor(pipe: SDPipeline,  # any SD-style pipeline
                      captions: Callable,  # values -> one caption per image; called with `source` (what the images show) and `target` (what is asked)
                      num_inference_steps: int = 50,  # DDIM grid of the inversion and the regeneration
-                     start_step: int = 20,  # invert to this sampler step: later keeps more of the image, earlier lets more change (adding a finding needs more room than removing one: chest, 50 steps, adding an effusion worked on 0.458 of 24 patients from step 20, 1.0 from step 10; removing 0.958 from both; tests/measure_edit_depth.py)
+                     start_step: int = 20,  # invert to this step of the num_inference_steps grid (a step, not a fraction: on a 10-step grid, 4 is 20 of 50's depth): later keeps more of the image, earlier lets more change (adding a finding needs more room than removing one: chest, 50 steps, adding an effusion worked on 0.458 of 24 patients from step 20, 1.0 from step 10; removing 0.958 from both; tests/measure_edit_depth.py)
                      guidance_scale: float | str = 5.0,  # classifier-free guidance of the regeneration under the target caption; 'recipe': the checkpoint's
                      guidance_interval: tuple | list | str | None = None,  # (t_lo, t_hi) training timesteps where that guidance applies; None: every step; 'recipe': the checkpoint's
                      batch_size: int = 64,  # latents per UNet call
@@ -1643,6 +1660,9 @@ def slerp(a: torch.Tensor,  # start, e.g. one inverted x_T
     if a.ndim == 3 and a.shape[1] == a.shape[2]:  # c x h x w: one latent without its sample dimension (N x L x D embeddings rarely have L == D)
         warnings.warn(f"a and b have shape {tuple(a.shape)}: their first dimension is read as {a.shape[0]} samples, each interpolated on its own; "
                       "if this is one latent (c x h x w), pass a[None] and b[None]", stacklevel=user_stacklevel())
+    if not (a.is_floating_point() and b.is_floating_point()): raise TypeError(f"a and b have dtypes {a.dtype} and {b.dtype}; expected floating-point latents (an integer path would be truncated)")
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()): raise ValueError("a or b holds NaN or inf; expected finite latents")
+    if isinstance(alpha, (str, bytes, bool)): raise TypeError(f"alpha={alpha!r}: expected a number or a tensor of numbers (0 gives a, 1 gives b)")
     al = torch.as_tensor(alpha, dtype=torch.float64)
     if not torch.isfinite(al).all(): raise ValueError(f"alpha={alpha!r}: expected finite values (0 gives a, 1 gives b)")
     fa, fb = a.flatten(1).double(), b.flatten(1).double()
@@ -1685,12 +1705,16 @@ def _is_pair(data) -> bool: return isinstance(data, (tuple, list)) and len(data)
 
 def as_images_prompts(data: PhantomBatch | tuple | list | torch.utils.data.Dataset  # a PhantomBatch, (images, prompts) or a Dataset of (image, prompt)
                      ) -> tuple:
-    "(images N x C x H x W, prompts) from a PhantomBatch, an (images, prompts) pair, or a Dataset of (image, prompt) items (stacked: at most `STACK_LIMIT` bytes)."
+    "(images N x C x H x W, prompts) from a PhantomBatch, an (images, prompts) pair (one prompt string: the same for every image), or a Dataset of (image, prompt) items (stacked: at most `STACK_LIMIT` bytes)."
     if hasattr(data, 'prompts') and (images := getattr(data, 'images', None)) is not None: prompts = list(data.prompts)  # read once: it may be computed (MedMNISTDataset)
     elif isinstance(data, dict): raise TypeError(f"data is a dict (keys {sorted(map(str, data))[:6]}); expected (images, prompts): e.g. (d['images'], d['prompts']), a PhantomBatch or a Dataset of (image, prompt)")
     elif isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], (list, tuple)) and data[0] and all(isinstance(x, torch.Tensor) for x in data[0]):
         raise TypeError(f"data[0] is a {type(data[0]).__name__} of {len(data[0])} image tensors; expected one N x C x H x W tensor: torch.stack(images)")
-    elif _is_pair(data): images, prompts = data[0], check_prompts(data[1])
+    elif isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], np.ndarray):
+        raise TypeError(f"data[0] is a numpy array of shape {data[0].shape}; expected the images as one N x C x H x W torch tensor: (torch.from_numpy(images).float(), prompts)")
+    elif isinstance(data, tuple) and len(data) != 2 and data and isinstance(data[0], torch.Tensor):
+        raise TypeError(f"data is a tuple of {len(data)} items starting with a tensor; expected (images, prompts), two items")
+    elif _is_pair(data): images, prompts = data[0], check_prompts(data[1], len(data[0]), one_for_all=True)  # one caption for every image, as generate takes it
     elif _is_dataset(data):
         if len(data) == 0: raise ValueError(f"the dataset ({type(data).__name__}) is empty; expected at least one (image, prompt) item")
         first = dataset_item(data, 0)

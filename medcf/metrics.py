@@ -5,10 +5,10 @@
 # %% ../nbs/04_metrics.ipynb #d5abf768
 from __future__ import annotations
 from typing import Callable, Sequence
-import warnings, itertools
+import warnings, itertools, collections
 import numpy as np, pandas as pd, torch
 from .oracles import check_images, check_continuous, _py, ImageBatch
-from .phantoms import checks_bools, user_stacklevel, unit_range_warned_once, check_int, check_bool, takes_keyword, required_parameters, PhantomBatch, SCMPhantom
+from .phantoms import checks_bools, user_stacklevel, unit_range_warned_once, check_int, check_real, check_bool, takes_keyword, required_parameters, PhantomBatch, SCMPhantom
 
 ArrayLike = np.ndarray | torch.Tensor | pd.Series | Sequence  # what the metrics read with np.asarray (a tensor moved to the CPU first)
 
@@ -24,11 +24,18 @@ __all__ = ['ArrayLike', 'proportion_interval', 'rate_count', 'accuracy', 'auroc'
 def _np(x, name: str) -> np.ndarray:
     "Tensor/array/list -> numpy array, rejecting empty and non-finite input."
     if isinstance(x, torch.Tensor): x = x.detach().cpu().numpy()
-    x = np.asarray(x)
+    try: x = np.asarray(x)
+    except ValueError as e: raise ValueError(f"{name} has rows of different lengths ({e}); expected one value (or one row of equal length) per sample") from None
     if x.size == 0: raise ValueError(f"{name} is empty; expected at least one value")
     if x.dtype.kind in 'fc' and not np.isfinite(x).all(): raise ValueError(f"{name} contains NaN or inf")
     if x.dtype.kind == 'O' and (miss := np.flatnonzero(pd.isna(x).ravel())).size:
         raise ValueError(f"{name} has missing values (None/NaN) at positions {miss[:5].tolist()}; expected a value for every sample")
+    return x
+
+def _numbers(x, name: str) -> np.ndarray:
+    "`_np`, refusing values that are not numbers (strings would fail deep in numpy, or sort as text)."
+    x = _np(x, name)
+    if x.dtype.kind not in 'biuf': raise TypeError(f"{name} has dtype {x.dtype} (e.g. {x.flat[0]!r}); expected numbers")
     return x
 
 def _binary(y, name: str = 'labels') -> np.ndarray:
@@ -66,7 +73,7 @@ def _labels(y, k: int | None = None, name: str = 'labels') -> np.ndarray:
 
 def _probs(p, name: str = 'probs') -> np.ndarray:
     "Validate probabilities: N (binary P(y=1)) or N x K rows summing to 1; returned as N x K (float rounding within 1e-6 of [0, 1], a float32 softmax's 1.0000001, is clipped)."
-    p = _np(p, name).astype(float)
+    p = _numbers(p, name).astype(float)
     if p.min() < -1e-6 or p.max() > 1 + 1e-6: raise ValueError(f"{name} must lie in [0, 1]; got [{p.min():.3g}, {p.max():.3g}] (pass probabilities, not logits)")
     p = np.clip(p, 0, 1)  # rounding only: anything further out was refused above
     if p.ndim == 1: p = np.stack([1 - p, p], 1)
@@ -96,7 +103,7 @@ def rate_count(rate: float,  # a rate stored rounded, e.g. a card's 0.9727
               ) -> int:
     "The count k of `n` behind a rate stored rounded to `decimals` (0.9727 of 256 -> 249); ValueError when no k/n rounds to it, or when several do (n too large for the decimals kept)."
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1: raise ValueError(f"n={n!r}: expected a positive integer count")
-    if not 0 <= rate <= 1: raise ValueError(f"rate={rate!r}: expected a rate in [0, 1]")
+    rate = check_real(rate, 'rate', 0, 1, 'a rate in [0, 1]')
     k, r = int(round(rate * n)), round(rate, decimals)
     if round(k / n, decimals) != r:
         raise ValueError(f"rate={rate} is not a count of n={n} rounded to {decimals} decimals (nearest: {k}/{n} = {k / n:.{decimals + 2}f}); is n the set it was measured on?")
@@ -138,7 +145,7 @@ def auroc(scores: ArrayLike,  # N real scores, higher = more likely positive
          ) -> float:
     "Area under the ROC curve (Mann-Whitney U with average ranks for ties); pure numpy."
     _aligned(scores=scores, labels=labels)
-    s, y = _np(scores, 'scores').astype(float), _binary(labels)
+    s, y = _numbers(scores, 'scores').astype(float), _binary(labels)
     if s.ndim != 1: raise ValueError(f"scores has shape {s.shape}; expected a 1-d array")
     _same_len(scores=s, labels=y)
     n1, n0 = int(y.sum()), int(len(y) - y.sum())
@@ -158,6 +165,10 @@ def group_ids(groups: ArrayLike | pd.DataFrame  # N group ids, or a DataFrame (o
         if groups.shape[1] == 0: raise ValueError("groups is a DataFrame with no columns; expected the attributes whose combinations are the groups")
         if (miss := np.flatnonzero(groups.isna().any(axis=1).to_numpy())).size:  # 'x=nan' would be a group of its own
             raise ValueError(f"groups has missing values (None/NaN) in rows {miss[:5].tolist()} (columns {groups.columns[groups.isna().any()].tolist()}); expected a value for every sample")
+        for c in groups.columns:  # a float column of many values makes a group of every sample, and only an absent-group warning would say so
+            if groups[c].dtype.kind == 'f' and (k := groups[c].nunique()) > max(20, len(groups) // 10):
+                warnings.warn(f"groups column {c!r} looks continuous ({k} distinct values in {len(groups)} rows): each value is a group of its own; bin it first "
+                              f"(e.g. pd.cut, or a phantom's age_bin)", stacklevel=user_stacklevel())
         groups = [_combo(groups.columns, row) for row in groups.itertuples(index=False)]
     if isinstance(groups, (list, tuple)) and len(groups) and all(isinstance(r, (list, tuple)) for r in groups):  # rows such as (effusion, devices)
         if len({len(r) for r in groups}) > 1: raise ValueError(f"groups holds rows of lengths {sorted({len(r) for r in groups})}; expected one value per attribute in every row")
@@ -165,6 +176,12 @@ def group_ids(groups: ArrayLike | pd.DataFrame  # N group ids, or a DataFrame (o
     if isinstance(groups, (np.ndarray, torch.Tensor)) and groups.ndim == 2:
         groups = _np(groups, 'groups')  # NaN refused before it becomes a name
         groups = [', '.join(str(v) for v in row) for row in (groups.tolist())]
+    if (isinstance(groups, (list, tuple)) or (isinstance(groups, (np.ndarray, pd.Series)) and groups.dtype == object)) and all(np.ndim(v) == 0 for v in groups):  # ids, not rows
+        vals = pd.unique(pd.Series(list(groups), dtype=object).dropna())  # missing ids are refused below, by name
+        if len({str(v) for v in vals}) < len(vals):  # numpy turns 0 and '0' into the one id '0'
+            same = collections.defaultdict(list)
+            for v in vals: same[str(v)].append(v)
+            raise ValueError(f"groups holds ids that differ only in type, {next(v for v in same.values() if len(v) > 1)}: they would be merged into one group; expected distinct ids")
     g = _np(groups, 'groups')  # a missing group id is refused here
     if g.ndim != 1: raise ValueError(f"groups has shape {g.shape}; expected one id per sample (1-d), a DataFrame or an N x k array")
     return g
@@ -255,8 +272,8 @@ def reliability_curve(probs: ArrayLike,  # N (binary P(y=1)) or N x K probabilit
             for k in range(n_bins) if (b == k).any()]
     return pd.DataFrame(rows)
 
-def expected_calibration_error(probs: ArrayLike,  # probabilities
-                               labels: ArrayLike,  # labels
+def expected_calibration_error(probs: ArrayLike,  # N (binary P(y=1)) or N x K probabilities
+                               labels: ArrayLike,  # N labels (0/1, or class indices in 0..K-1)
                                n_bins: int = 15  # bins
                               ) -> float:
     "ECE: count-weighted mean |accuracy - confidence| over the bins of `reliability_curve` (top-label)."
@@ -268,7 +285,8 @@ def nll(probs: ArrayLike,  # N (binary P(y=1)) or N x K probabilities
         eps: float = 1e-12  # floor on probabilities before the log (a true label given probability 0 would make the NLL infinite)
        ) -> float:
     "Mean negative log-likelihood of the true labels; a warning says how many were floored at `eps`, since the mean then depends on it."
-    if not 0 < eps < 1: raise ValueError(f"eps={eps!r}: expected a small positive floor in (0, 1), e.g. 1e-12")
+    check_real(eps, 'eps', 0, 1, 'a small positive floor in (0, 1), e.g. 1e-12', open_lo=True)
+    if eps == 1: raise ValueError(f"eps={eps!r}: expected a small positive floor in (0, 1), e.g. 1e-12")
     _aligned(probs=probs, labels=labels)
     p = _probs(probs); y = _labels(labels, p.shape[1])
     _same_len(probs=p, labels=y)
@@ -284,10 +302,10 @@ def accuracy_rejection_curve(confidence: ArrayLike,  # N confidences (higher = m
                             ) -> pd.DataFrame:
     "Accuracy on the retained samples after rejecting the least confident fraction, for each rate; samples tied at the cut count by their mean (any order of ties gives the same curve)."
     _aligned(confidence=confidence, correct=correct)
-    c, ok = _np(confidence, 'confidence').astype(float), _binary(np.asarray(correct).astype(int) if np.asarray(correct).dtype == bool else correct, 'correct')
+    c, ok = _numbers(confidence, 'confidence').astype(float), _binary(np.asarray(correct).astype(int) if np.asarray(correct).dtype == bool else correct, 'correct')
     if c.ndim != 1: raise ValueError(f"confidence has shape {c.shape}; expected a 1-d array, one confidence per sample (e.g. probs.max(1))")
     _same_len(confidence=c, correct=ok)
-    rates = np.atleast_1d(_np(rates, 'rates').astype(float))
+    rates = np.atleast_1d(_numbers(rates, 'rates').astype(float))
     if rates.ndim != 1: raise ValueError(f"rates has shape {rates.shape}; expected a 1-d sequence of rejection rates")
     if (rates < 0).any() or (rates >= 1).any(): raise ValueError("rejection rates must lie in [0, 1)")
     cs = np.sort(c)[::-1]
@@ -308,7 +326,7 @@ def frechet_distance(feats_a: np.ndarray | torch.Tensor | Sequence[Sequence[floa
                      feats_b: np.ndarray | torch.Tensor | Sequence[Sequence[float]]  # M x D features of the other set
                     ) -> float:
     "Frechet distance between Gaussians fitted to two feature sets: |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2)."
-    a, b = _np(feats_a, 'feats_a').astype(np.float64), _np(feats_b, 'feats_b').astype(np.float64)
+    a, b = _numbers(feats_a, 'feats_a').astype(np.float64), _numbers(feats_b, 'feats_b').astype(np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"features have shapes {a.shape} and {b.shape}; expected N x D and M x D with the same D")
     if len(a) < 2 or len(b) < 2: raise ValueError("each feature set needs at least 2 samples to estimate a covariance")
@@ -350,7 +368,8 @@ def changed_region(factual: ImageBatch,  # N x C x H x W factual images
                   ) -> torch.Tensor:
     "N x H x W boolean mask of the pixels the TRUE counterfactual changes (any channel)."
     f, t = _pair(factual, true_cf, 'factual', 'true_cf')
-    if not 0 < threshold < 2: raise ValueError(f"threshold={threshold!r}; expected a number in (0, 2) (pixel differences on [-1, 1] images are at most 2)")
+    check_real(threshold, 'threshold', 0, 2, 'a number in (0, 2) (pixel differences on [-1, 1] images are at most 2)', open_lo=True)
+    if threshold == 2: raise ValueError(f"threshold={threshold!r}; expected a number in (0, 2) (pixel differences on [-1, 1] images are at most 2)")
     return (t - f).abs().amax(1) > threshold
 
 @unit_range_warned_once()
@@ -613,7 +632,7 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
                           edit_checks: bool = True,  # composition and reversibility, three more editor runs; False: NaN for both (one run: the edit)
                           **do  # the intervention, e.g. effusion=1 (scalar or one value per image)
                          ) -> pd.Series:
-    "Every counterfactual metric for one intervention, as one row: effectiveness, error inside/outside, minimality, leakage (worst discrete attribute; each continuous one in its units), composition, reversibility (means over the images; minimality their median). Leakage is read against the true counterfactual, so a descendant of the intervened variable that truly moves is charged only where the edit gets it wrong (an editor that changes nothing is charged for every descendant it leaves behind)."
+    "Every counterfactual metric for one intervention, as one row: effectiveness, error inside/outside, minimality, leakage (worst discrete attribute; each continuous one in its units), composition, reversibility (means over the images; minimality their median). Leakage is read against the true counterfactual, so a descendant of the intervened variable that truly moves is charged only where the edit gets it wrong (an editor that changes nothing is charged for every descendant it leaves behind; so is one whose own causal model draws a descendant anew, where no image could tell it how the phantom's noise decides: `hold` keeps such a descendant, e.g. the chest's `view`, which follows `devices`). The row holds the worst attribute's name (`leakage_worst`), so it is an object Series: a table of several rows is `pd.DataFrame(rows).T.infer_objects()`, whose number columns round."
     # effectiveness is the mean share over the discrete intervened attributes (NaN when there is none); each continuous one gets
     # its own column effectiveness_mae_<name> in its own units: a share and a mean error in years are never averaged together;
     # leakage_max is NaN when no attribute was left to check (not 0.0, which would read as "no leakage")

@@ -30,7 +30,10 @@ def check_images(images: ImageBatch,  # N x C x H x W float tensor (or numpy arr
                  bounded: bool = True  # False: skip the [-1, 1] checks (raw decoder outputs a training loss compares overshoot)
                 ) -> torch.Tensor:
     "Validate an image batch and return it as a float tensor; raise a clear TypeError/ValueError otherwise."
-    if isinstance(images, np.ndarray): images = torch.from_numpy(images)
+    if isinstance(images, np.ndarray):
+        if images.dtype.kind not in 'biuf': raise TypeError(f"{name} is a numpy array of dtype {images.dtype}; expected float images in [-1, 1]")
+        if images.dtype.kind == 'f' and images.itemsize > 8: images = images.astype(np.float64)  # long double: torch has no such dtype
+        images = torch.from_numpy(np.ascontiguousarray(images))  # a flipped view (negative strides) too
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor (N x C x H x W), got {type(images).__name__}")
     if images.ndim != 4:
@@ -212,6 +215,7 @@ def load_checkpoint(folder: str | os.PathLike,  # folder holding NAME.safetensor
         if not p.exists(): raise FileNotFoundError(f"checkpoint file {p} is missing")
     try: card = json.loads(c.read_text())
     except json.JSONDecodeError as e: raise ValueError(f"model card {c} is not valid JSON ({e}); the checkpoint is corrupt") from e
+    if not isinstance(card, dict): raise ValueError(f"model card {c} holds a {type(card).__name__}; expected a JSON object (the checkpoint is corrupt)")
     got = file_sha256(w)
     if got != card.get('sha256'):
         raise ValueError(f"checkpoint {w} is corrupt or was modified: sha256 {got[:12]}... does not match the card's "
@@ -333,9 +337,11 @@ class AttributeOracle:
         "Load a saved oracle, checking the weights' sha256 against the card."
         sd, card = load_checkpoint(folder, name)
         if card.get('kind') != 'attribute_oracle': raise ValueError(f"{folder}/{name}.json is a {card.get('kind')!r} card, not an attribute oracle")
-        specs = [AttrSpec(**{**s, 'range': tuple(s['range']) if s['range'] else None}) for s in card['specs']]
-        cfg = card['config']
-        net = OracleNet(card['channels'], sum(s.n_out for s in specs), tuple(cfg['widths']), cfg['feat_dim'])
+        try:
+            specs = [AttrSpec(**{**s, 'range': tuple(s['range']) if s['range'] else None}) for s in card['specs']]
+            cfg = card['config']
+            net = OracleNet(card['channels'], sum(s.n_out for s in specs), tuple(cfg['widths']), cfg['feat_dim'])
+        except (KeyError, TypeError) as e: raise ValueError(f"{folder}/{name}.json lacks a field an oracle needs ({e!r}); expected the card AttributeOracle.save writes") from e
         net.load_state_dict(sd)
         net.requires_grad_(False)  # a judge, frozen as load_pipeline freezes its models: guidance's backward fills no weight's .grad (gradients to images still flow)
         return cls(net, specs, card['size'], card['channels'], card)
@@ -513,7 +519,7 @@ def noise_agreement(oracle: AttributeOracle,  # the oracle to test
                     seed: int = 0  # seed of the noise
                    ) -> pd.Series:
     "Per discrete attribute: share of images the oracle reads the same with and without added pixel noise (clamped to [-1, 1])."
-    if not noise_std > 0: raise ValueError(f"noise_std={noise_std}: expected a positive std")
+    noise_std, seed = check_real(noise_std, 'noise_std', 0, expect='a positive finite std', open_lo=True), check_int(seed, 'seed', 0)
     x = check_images(images, oracle.channels).float()
     noisy = (x + noise_std * torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))).clamp(-1, 1)
     return reading_agreement(oracle, x, noisy)
@@ -799,6 +805,8 @@ def zero_shot_accuracy(lit: LiTModel,  # aligned model: a LiTModel, or any objec
                       ) -> float:
     "Fraction of images whose most similar caption is their own class's."
     labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if labels.ndim == 1 and (labels.dtype.kind == 'b' or (labels.dtype.kind == 'f' and np.isfinite(labels).all() and (labels == np.round(labels)).all())):
+        labels = labels.astype(int)  # bool or whole-number float labels (0./1.), as the metrics take them
     if labels.ndim != 1 or labels.dtype.kind not in 'iu': raise ValueError(f"labels have shape {labels.shape} and dtype {labels.dtype}; expected a 1-d array of integer class indices")
     if len(labels) != len(images): raise ValueError(f"{len(images)} images but {len(labels)} labels")
     if labels.min() < 0 or labels.max() >= len(class_texts): raise ValueError(f"labels must lie in 0..{len(class_texts) - 1}")

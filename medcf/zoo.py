@@ -91,6 +91,7 @@ def oversample_weights(attrs: pd.DataFrame,  # one row of phantom attributes per
                       ) -> np.ndarray | None:
     "Per-image sampling weights that draw images showing rare captioned attributes more often (None when `factors` is empty)."
     if not factors: return None
+    if not isinstance(factors, dict): raise TypeError(f"factors is a {type(factors).__name__}; expected a dict attribute -> factor, e.g. {{'effusion': 2}}")
     missing = [k for k in factors if k not in attrs.columns]
     if missing: raise ValueError(f"oversample names {missing}, not attributes; expected some of {list(attrs.columns)}")
     w = np.ones(len(attrs))
@@ -611,7 +612,7 @@ def resample_like(source: np.ndarray | Sequence[float],  # 1-D values of a pool 
     s, t = np.asarray(source, dtype=float), np.asarray(target, dtype=float)
     if s.ndim != 1 or t.ndim != 1: raise ValueError(f"source and target have shapes {s.shape} and {t.shape}; expected 1-D arrays")
     if not (np.isfinite(s).all() and np.isfinite(t).all()): raise ValueError("source or target holds NaN or inf; expected finite values")
-    if not width > 0: raise ValueError(f"width={width}: expected a bin width > 0")
+    width, seed = check_real(width, 'width', 0, expect='a bin width > 0', open_lo=True), check_int(seed, 'seed', 0)
     sb, tb = np.floor(s / width).astype(int), np.floor(t / width).astype(int)
     missing = sorted(set(tb.tolist()) - set(sb.tolist()))
     if missing: raise ValueError(f"target bins starting at {[b * width for b in missing]} hold no source value; widen `width` or draw a larger pool")

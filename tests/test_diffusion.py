@@ -1,5 +1,5 @@
 "Bad input, determinism, file formats and genericity of medcf.diffusion (tiny untrained models: fast)."
-import json, math
+import json, math, shutil
 import numpy as np, pytest, torch
 from medcf import diffusion as D
 
@@ -541,6 +541,7 @@ def test_oversample_weights():
     with pytest.raises(ValueError, match='>= 1'): zoo.oversample_weights(attrs, {'ink': 0.5})
     with pytest.raises(ValueError, match='>= 1'): zoo.oversample_weights(attrs, {'ink': float('inf')})
     with pytest.raises(ValueError, match='0/1 attribute'): zoo.oversample_weights(attrs.assign(age=[50., 60., 70., 80.]), {'age': 3})  # was all ones
+    with pytest.raises(TypeError, match='factors is a list'): zoo.oversample_weights(attrs, ['ink'])
 
 
 def test_select_guidance_refuses_bad_scales(pipe):
@@ -653,6 +654,8 @@ def test_resample_like():
     assert np.array_equal(idx, zoo.resample_like(source, target, width=5.0, seed=1))  # seeded
     with pytest.raises(ValueError, match='1-D'): zoo.resample_like(source.reshape(40, 50), target)
     with pytest.raises(ValueError, match='bin width > 0'): zoo.resample_like(source, target, width=0)
+    with pytest.raises(ValueError, match="width='5'"): zoo.resample_like(source, target, width='5')
+    with pytest.raises(ValueError, match='seed=-1'): zoo.resample_like(source, target, seed=-1)
     with pytest.raises(ValueError, match='hold no source value'): zoo.resample_like(np.array([20., 21.]), np.array([20., 70.]))
     with pytest.raises(ValueError, match='NaN'): zoo.resample_like([1., float('nan'), 3.], [1., 3.])
 
@@ -1889,7 +1892,7 @@ def test_noise_prediction_error_is_the_paired_denoising_error(pipe):
     vhat = v.unet(x_t, 300, encoder_hidden_states=c).sample
     eps_v = a.sqrt() * vhat + (1 - a).sqrt() * x_t
     assert torch.allclose(D.noise_prediction_error(v, z0, c, 300, noise), ((eps_v - noise) ** 2).mean((1, 2, 3)), atol=1e-5)
-    with pytest.raises(ValueError, match='shaped like z0'): D.noise_prediction_error(pipe, z0, c, 300, noise[:1])
+    with pytest.raises(ValueError, match=r"noise has shape \(1, 4, 8, 8\); expected z0's"): D.noise_prediction_error(pipe, z0, c, 300, noise[:1])
 
 
 def test_classifier_guidance_steers_and_knows_the_batch(pipe):
@@ -2668,3 +2671,24 @@ def test_pipelines_do_not_share_the_text_encoder():
     p.tokenizer.model_max_length = 16
     assert torch.equal(D.encode_prompts(D.load_pipeline('skin'), ['a mole']), ref) and s.tokenizer.model_max_length == 48
     assert not D.is_packaged_text_encoder(p.text_encoder) and D.is_packaged_text_encoder(s.text_encoder)  # so save_pipeline keeps p's trained encoder
+
+def test_near_miss_inputs_are_named(pipe, tmp_path):
+    "Inputs a fuzzing pass found refused late or by torch: each is refused up front, naming the argument and what is expected; a single caption fine-tunes every image."
+    with pytest.raises(ValueError, match=r'latents have shape \(4, 4, 4\); expected N x 4'): D.generate(pipe, ['a'], 2, latents=torch.randn(4, 4, 4))
+    for kw in (dict(callback=3), dict(guidance_fn='steer')):
+        with pytest.raises(TypeError, match=f"{next(iter(kw))}=.* is not callable"): D.generate(pipe, 'a', 2, **kw)
+        with pytest.raises(TypeError, match='is not callable'): D.sample_latents(pipe, D.initial_latents(pipe, 1), D.encode_prompts(pipe, ['a']), num_inference_steps=2, **kw)
+    with pytest.raises(TypeError, match='expected floating-point latents'): D.slerp(torch.ones(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long), .5)
+    with pytest.raises(ValueError, match='NaN or inf'): D.slerp(torch.full((2, 3), float('nan')), torch.randn(2, 3), .5)
+    with pytest.raises(TypeError, match="alpha='0.5'"): D.slerp(torch.randn(2, 3), torch.randn(2, 3), '0.5')
+    z0 = D.encode_images(pipe, torch.rand(2, 1, 32, 32) * 2 - 1); c = D.encode_prompts(pipe, ['a', 'b'])
+    with pytest.raises(TypeError, match='noise is a ndarray'): D.noise_prediction_error(pipe, z0, c, 100, torch.randn(z0.shape).numpy())
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    with pytest.raises(TypeError, match=r'data\[0\] is a numpy array'): D.finetune(pipe, (x.numpy(), ['a'] * 4), steps=1, batch_size=2, progress=False)
+    with pytest.raises(TypeError, match='a tuple of 3 items'): D.finetune(pipe, (x, ['a'] * 4, None), steps=1, batch_size=2, progress=False)
+    assert D.as_images_prompts((x, 'one caption'))[1] == ['one caption'] * 4
+    src = tmp_path / 'src'; D.save_pipeline(pipe, src)
+    for key, bad in (('files', None), ('recipe', 'guide at 3')):
+        d = tmp_path / key; shutil.copytree(src, d)
+        card = json.loads((d / D.CARD).read_text()); card[key] = bad; (d / D.CARD).write_text(json.dumps(card))
+        with pytest.raises(ValueError, match=f"its '{key}' is a"): D.load_pipeline(d, check=False)

@@ -675,3 +675,24 @@ def test_unit_range_said_once_per_report(setup):
     assert len(said(lambda: M.reversibility(to_unit, b.images, {'bar': b.attrs.bar.to_numpy()}, {'bar': 1 - b.attrs.bar.to_numpy()}))) == 1
     u = (b.images + 1) / 2
     assert len(said(lambda: (M.counterfactual_error(u, true_cf=u, factual=u), M.counterfactual_error(u, true_cf=u, factual=u)))) == 2  # one a call: each call says it again
+
+def test_numbers_are_asked_for_by_name():
+    "Strings where numbers belong, ragged rows, string scalars and mixed-type group ids are refused, naming the argument."
+    with pytest.raises(TypeError, match='scores has dtype <U'): M.auroc(np.array(['Male', 'Female', 'Male', 'Female']), [0, 1, 0, 1])
+    with pytest.raises(TypeError, match='probs has dtype'): M.expected_calibration_error(['0.2', '0.9'], [0, 1])
+    with pytest.raises(ValueError, match='probs has rows of different lengths'): M.expected_calibration_error([[.5, .5], [1.]], [0, 1])
+    with pytest.raises(TypeError, match='feats_a has dtype'): M.frechet_distance([['a', 'b']] * 3, np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"ids that differ only in type, \[0, '0'\]"): M.group_accuracies([0, 1, 0, 1], [0, 1, 0, 1], [0, '0', 1, 1])
+    with pytest.raises(ValueError, match="eps='1e-12'"): M.nll([.5, .5], [0, 1], eps='1e-12')
+    with pytest.raises(ValueError, match="threshold='0.1'"): M.changed_region(-torch.ones(1, 1, 4, 4), -torch.ones(1, 1, 4, 4), '0.1')
+    with pytest.raises(ValueError, match="rate='0.5'"): M.rate_count('0.5', 10)
+    assert M.group_accuracies([0, 1, 0, 1], [0, 1, 0, 1], ['0', '0', '1', '1']).n.tolist() == [2, 2]  # one kind of id: fine
+
+def test_a_continuous_group_column_is_named():
+    "A float column of many values (age in years) passed as a group attribute makes one group per sample: the warning names it and says to bin it; a binned one is quiet."
+    import warnings
+    rng = np.random.default_rng(0); n = 300
+    attrs = pd.DataFrame(dict(effusion=rng.integers(0, 2, n), age=rng.uniform(20, 90, n)))
+    with pytest.warns(UserWarning, match="column 'age' looks continuous"): M.group_ids(attrs)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error'); M.group_ids(attrs.assign(age=pd.cut(attrs.age, [0, 40, 60, 80, 100]).astype(str)))

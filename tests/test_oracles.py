@@ -75,7 +75,7 @@ def test_noise_agreement(tiny, toy):
     agree = O.noise_agreement(tiny, x, 0.01, seed=0)
     assert set(agree.index) == {'square', 'pos'} and ((agree >= 0) & (agree <= 1)).all()  # discrete attributes only
     assert agree.equals(O.noise_agreement(tiny, x, 0.01, seed=0))  # seeded
-    with pytest.raises(ValueError, match='positive std'): O.noise_agreement(tiny, x, 0.0)
+    with pytest.raises(ValueError, match='noise_std=0.0: expected a positive'): O.noise_agreement(tiny, x, 0.0)
     assert O.reading_agreement(tiny, x, x).eq(1.0).all()  # an image always agrees with itself
     with pytest.raises(ValueError, match='one changed copy per image'): O.reading_agreement(tiny, x, x[:3])
 
@@ -506,3 +506,21 @@ def test_range_hint_inside_guidance():
     x = (torch.linspace(-1.54, 1.26, 64).view(1, 1, 8, 8)).requires_grad_(True)
     with pytest.raises(ValueError, match='bounded=False'): check_images(x, 1)
     with pytest.raises(ValueError, match='x\\*2-1'): check_images(x.detach() * 3, 1)
+
+def test_numpy_views_labels_and_cards(tiny, tmp_path):
+    "A flipped numpy view reads like its copy, object arrays are refused by name, bool labels score, and a forged card is named, not a KeyError."
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 1, 32, 32))
+    assert tiny.predict(x[..., ::-1]).equals(tiny.predict(np.ascontiguousarray(x[..., ::-1])))
+    with pytest.raises(TypeError, match='numpy array of dtype object'): tiny.predict(x.astype(object))
+    with pytest.raises(ValueError, match='noise_std=inf'): O.noise_agreement(tiny, torch.tensor(x).float(), float('inf'))
+    with pytest.raises(ValueError, match='seed=1.5'): O.noise_agreement(tiny, torch.tensor(x).float(), 0.1, seed=1.5)
+    class Two:
+        def zero_shot(self, images, texts): return torch.tensor([[1., 0.], [0., 1.]])
+    for labels in (np.array([0, 1]), np.array([False, True]), [0., 1.]): assert O.zero_shot_accuracy(Two(), x, labels, ['a', 'b']) == 1.0
+    with pytest.raises(ValueError, match='integer class indices'): O.zero_shot_accuracy(Two(), x, [0.5, 1.], ['a', 'b'])
+    tiny.save(tmp_path, 'o')
+    card = json.loads((tmp_path / 'o.json').read_text()); del card['config']['feat_dim']; card['card_sha256'] = O.card_digest(card)
+    (tmp_path / 'o.json').write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="lacks a field an oracle needs"): O.AttributeOracle.load(tmp_path, 'o')
+    (tmp_path / 'o.json').write_text('[1, 2]')
+    with pytest.raises(ValueError, match='holds a list; expected a JSON object'): O.AttributeOracle.load(tmp_path, 'o')
