@@ -531,6 +531,34 @@ class SCMPhantom:
         noise = self._draw_noise(rng, n)
         return self._make(noise, n, self._check_interventions(n, interventions))
 
+    def sample_given(self, n: int,  # number of samples (> 0)
+                     seed: int | None = None,  # draw from this seed instead of the phantom's own stream
+                     max_draws: int = 1_000_000,  # give up after drawing this many observational samples
+                     **observed  # variable=value: keep the samples whose (true) values are these: conditioning, not do(...)
+                    ) -> PhantomBatch:
+        "`n` samples of the observational model CONDITIONED on `observed`, rendered: draws in chunks, keeps the rows whose values match and renders only those (`sample(effusion=1, devices=0)` is do(...), which cuts the arrows into those variables: the group as it would be, not as it occurs)."
+        n, max_draws = self._check_n(n), check_int(max_draws, 'max_draws', 1)
+        if not observed: raise ValueError("give the values to condition on, e.g. effusion=1, devices=0 (with none, use sample)")
+        unknown = [k for k in observed if k not in self.variables]
+        if unknown: raise ValueError(f"{unknown} are not variables of {type(self).__name__}; expected some of {list(self.variables)}")
+        for k, v in observed.items():
+            var = self.variables[k]
+            if var.values is None: raise ValueError(f"{k} is continuous: no sample has a value exactly equal to {v!r}; condition on a discrete variable (a bin, e.g. age_bin) or select rows yourself")
+            if np.ndim(v) != 0: raise ValueError(f"{k}={v!r}: expected one value to condition on (a scalar)")
+            var.valid(np.asarray([v]))
+        rng = self.rng if seed is None else np.random.default_rng(check_int(seed, 'seed', 0))
+        kept, found, drawn = [], 0, 0
+        while found < n and drawn < max_draws:
+            m = min(max(4 * n, 2048), max_draws - drawn)
+            noise = self._draw_noise(rng, m); truth = self._solve(noise, m, {})
+            hit = np.ones(m, bool)
+            for k, v in observed.items(): hit &= truth[k].to_numpy() == v
+            ix = np.flatnonzero(hit)[:n - found]
+            kept.append({k: np.asarray(a)[ix] for k, a in noise.items()}); found += len(ix); drawn += m
+        if found < n: raise ValueError(f"only {found} of {drawn} observational draws show {observed} (a share of about {found / drawn:.2g}); expected {n}: "
+                                       "raise max_draws, ask for fewer samples, or condition on fewer values")
+        return self._make({k: np.concatenate([c[k] for c in kept]) for k in kept[0]}, n, {})
+
     def counterfactual(self, batch: PhantomBatch,  # factual samples from this phantom
                        **interventions  # variable=value (scalar or one per sample)
                       ) -> PhantomBatch:

@@ -404,3 +404,21 @@ def test_mechanism_outputs_keep_their_type():
         def _variables(self):
             return [dataclasses.replace(v, mechanism=lambda pa, u: np.full(len(u), 64)) if v.name == 'age' else v for v in super()._variables()]
     assert Ages(32).sample_truth(5, seed=0).age.dtype.kind == 'i'
+
+def test_sample_given_conditions_rather_than_intervenes():
+    "sample_given renders only rows that show the values asked, drawn observationally: the group as it occurs (older than under do), reproducible by seed; bad conditions are named."
+    from medcf.phantoms import ChestPhantom
+    ch = ChestPhantom(32, seed=0)
+    b = ch.sample_given(48, seed=3, effusion=1, devices=0)
+    assert len(b) == 48 and (b.truth.effusion == 1).all() and (b.truth.devices == 0).all() and b.interventions == {}
+    assert torch.equal(b.images, ch.sample_given(48, seed=3, effusion=1, devices=0).images)  # seeded
+    pool = ch.sample_truth(20_000, seed=5); occurs = pool[(pool.effusion == 1) & (pool.devices == 0)]
+    forced = ch.sample_truth(4000, seed=6, effusion=1, devices=0)
+    given = ch.sample_given(400, seed=7, effusion=1, devices=0).truth
+    assert abs(given.age.mean() - occurs.age.mean()) < abs(given.age.mean() - forced.age.mean())  # conditioning, not do()
+    assert len(ch.counterfactual(b, effusion=0)) == 48  # an ordinary batch: its counterfactuals render
+    with pytest.raises(ValueError, match='age is continuous'): ch.sample_given(4, age=50)
+    with pytest.raises(ValueError, match="not variables"): ch.sample_given(4, effusions=1)
+    with pytest.raises(ValueError, match="is not an allowed value"): ch.sample_given(4, effusion=2)
+    with pytest.raises(ValueError, match=r'only \d+ of 100 observational draws'): ch.sample_given(4, seed=0, max_draws=100, effusion=1, devices=0, cardiomegaly=1, view='PA')
+    with pytest.raises(ValueError, match='give the values'): ch.sample_given(4)
