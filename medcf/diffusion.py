@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_diffusion.ipynb #1e4f8399
 from __future__ import annotations
-import os, json, hashlib, math, time, copy, warnings, weakref, platform, functools, collections
+import os, re, json, hashlib, math, time, copy, warnings, weakref, platform, functools, collections
 from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence, Any, Protocol
@@ -480,7 +480,7 @@ def _read_card(folder: Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"corrupt model card {f}: not valid JSON ({e}); expected the card save_pipeline writes") from None
     if not isinstance(card, dict): raise ValueError(f"corrupt model card {f}: holds a {type(card).__name__}; expected a JSON object")
     for key, kind in (('files', 'an object of file -> sha256'), ('recipe', 'an object of training settings')):
-        if key in card and not isinstance(card[key], dict): raise ValueError(f"corrupt model card {f}: its {key!r} is a {type(card[key]).__name__}; expected {kind}")
+        if key in card and not isinstance(card[key], dict) and not (key == 'recipe' and card[key] is None): raise ValueError(f"corrupt model card {f}: its {key!r} is a {type(card[key]).__name__}; expected {kind}")
     return card
 
 def verify_checkpoint(folder: str | Path) -> dict:
@@ -2100,8 +2100,9 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
                                                                      f"{step}): those images train only the unconditional model; caption them, or leave them out")
                     c_b = encode_prompts(pipe, ps, cache=False).to(dev, _dtype(pipe))
                 for rec in caught:  # re-issued where they were raised, so module filters still apply
-                    if rec.category is UserWarning and (rec.filename, rec.lineno) in said: continue
-                    said.add((rec.filename, rec.lineno)); warnings.warn_explicit(rec.message, rec.category, rec.filename, rec.lineno, registry=_STREAM_WARNED)
+                    kind = (rec.category, re.sub(r'\d+(\.\d+)?(e-?\d+)?', '#', str(rec.message)))  # a kind of warning, whatever batch's numbers it quotes (several kinds point at the user's one line)
+                    if rec.category is UserWarning and kind in said: continue
+                    said.add(kind); warnings.warn_explicit(rec.message, rec.category, rec.filename, rec.lineno, registry=_STREAM_WARNED)
                 mu_b, sd_b = (v.to(dev) for v in _batch_posterior(pipe, x))  # the VAE may sit on another device (offloading)
             else:
                 idx = draw_indices(len(mu), batch_size, w, g)

@@ -35,6 +35,8 @@ def _np(x, name: str) -> np.ndarray:
 def _numbers(x, name: str) -> np.ndarray:
     "`_np`, refusing values that are not numbers (strings would fail deep in numpy, or sort as text)."
     x = _np(x, name)
+    if x.dtype.kind == 'O' and pd.api.types.infer_dtype(x.ravel(), skipna=False) in ('integer', 'floating', 'mixed-integer-float', 'decimal', 'boolean'):
+        x = x.astype(float)  # numbers held as objects (a column of a table transposed with a text column, say)
     if x.dtype.kind not in 'biuf': raise TypeError(f"{name} has dtype {x.dtype} (e.g. {x.flat[0]!r}); expected numbers")
     return x
 
@@ -176,8 +178,11 @@ def group_ids(groups: ArrayLike | pd.DataFrame  # N group ids, or a DataFrame (o
     if isinstance(groups, (np.ndarray, torch.Tensor)) and groups.ndim == 2:
         groups = _np(groups, 'groups')  # NaN refused before it becomes a name
         groups = [', '.join(str(v) for v in row) for row in (groups.tolist())]
-    if (isinstance(groups, (list, tuple)) or (isinstance(groups, (np.ndarray, pd.Series)) and groups.dtype == object)) and all(np.ndim(v) == 0 for v in groups):  # ids, not rows
-        vals = pd.unique(pd.Series(list(groups), dtype=object).dropna())  # missing ids are refused below, by name
+    if isinstance(groups, (list, tuple)) and (miss := np.flatnonzero(pd.isna(pd.Series(list(groups), dtype=object)).to_numpy())).size:  # numpy would make NaN among strings a 'nan' group
+        raise ValueError(f"groups has missing values (None/NaN) at positions {miss[:5].tolist()}; expected a value for every sample")
+    if (isinstance(groups, (list, tuple)) or (isinstance(groups, (np.ndarray, pd.Series)) and groups.dtype == object)) and \
+            pd.api.types.infer_dtype(groups, skipna=True).startswith('mixed') and all(np.ndim(v) == 0 for v in groups):  # ids of several types, not rows
+        vals = pd.unique(pd.Series(list(groups), dtype=object).dropna())  # missing ids are refused by name (above for lists, by _np below)
         if len({str(v) for v in vals}) < len(vals):  # numpy turns 0 and '0' into the one id '0'
             same = collections.defaultdict(list)
             for v in vals: same[str(v)].append(v)

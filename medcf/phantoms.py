@@ -67,6 +67,7 @@ def check_bool(v: object,  # the value to check
                name: str  # the argument's name, for the message
               ) -> bool:
     "`v` as a bool if it is True or False (numpy's too); otherwise a TypeError naming it (a string such as 'no' is not False)."
+    if isinstance(v, torch.Tensor) and v.numel() == 1 and v.dtype == torch.bool: v = bool(v)  # a 0-d bool tensor, as check_real takes one-element tensors
     if not isinstance(v, (bool, np.bool_)): raise TypeError(f"{name}={v!r}: expected True or False")
     return bool(v)
 
@@ -130,7 +131,7 @@ _UNIT_RANGE_SAID = contextvars.ContextVar('_UNIT_RANGE_SAID', default=None)  # N
 
 @contextlib.contextmanager
 def unit_range_warned_once() -> Iterator[None]:
-    "Inside this block `warn_unit_range` warns at most once: a metric that checks the editor's output on several runs (edit, null edit, edit back) says a [0, 1] range once, not once a run."
+    "Inside this block `warn_unit_range` warns at most once: a metric that checks the editor's output on several runs (edit, null edit, edit back) says a [0, 1] range once, not once a run. Use it around one call (as a decorator, or a `with` that does not span a `yield`: a generator suspended inside it would quiet its consumer), and note that a warning a filter ignores inside it still counts as the one said."
     token = _UNIT_RANGE_SAID.set([]) if _UNIT_RANGE_SAID.get() is None else None  # nested blocks share the outermost one's
     try: yield
     finally:

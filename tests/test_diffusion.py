@@ -2692,3 +2692,16 @@ def test_near_miss_inputs_are_named(pipe, tmp_path):
         d = tmp_path / key; shutil.copytree(src, d)
         card = json.loads((d / D.CARD).read_text()); card[key] = bad; (d / D.CARD).write_text(json.dumps(card))
         with pytest.raises(ValueError, match=f"its '{key}' is a"): D.load_pipeline(d, check=False)
+
+def test_streamed_warnings_each_kind_once(pipe, tmp_path):
+    "Streamed data that is in [0, 1] and has over-long captions: both warnings are said (once each), though both now point at the user's line; a card's recipe of None loads as no recipe."
+    import warnings
+    class DS(torch.utils.data.Dataset):
+        def __len__(self): return 8
+        def __getitem__(self, i): return torch.rand(1, 32, 32), 'chest x-ray ' + 'very ' * 80 + 'long'
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always'); D.finetune(_fresh(pipe), DS(), steps=3, batch_size=2, warmup=1, stream=True, progress=False)
+    said = [str(x.message) for x in w]
+    assert sum('none below 0' in m for m in said) == 1 and sum('tokens' in m and 'keeps the first' in m for m in said) == 1, said
+    p = _fresh(pipe); p.model_card = {'recipe': None}; D.save_pipeline(p, tmp_path / 'r')
+    assert D.pipeline_interval(D.load_pipeline(tmp_path / 'r'), 'recipe') is None

@@ -696,3 +696,8 @@ def test_a_continuous_group_column_is_named():
     with pytest.warns(UserWarning, match="column 'age' looks continuous"): M.group_ids(attrs)
     with warnings.catch_warnings():
         warnings.simplefilter('error'); M.group_ids(attrs.assign(age=pd.cut(attrs.age, [0, 40, 60, 80, 100]).astype(str)))
+
+def test_numbers_held_as_objects_and_missing_ids():
+    "Numbers in an object column (a table transposed beside a text column) are numbers; a NaN among string group ids is refused, not made a 'nan' group."
+    assert M.auroc(pd.Series([.1, .9, .3, .7], dtype=object), [0, 1, 0, 1]) == 1.0
+    with pytest.raises(ValueError, match=r'missing values \(None/NaN\) at positions \[1\]'): M.group_ids(['a', np.nan, 'b', 'b'])

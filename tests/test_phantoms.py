@@ -422,3 +422,9 @@ def test_sample_given_conditions_rather_than_intervenes():
     with pytest.raises(ValueError, match="is not an allowed value"): ch.sample_given(4, effusion=2)
     with pytest.raises(ValueError, match=r'only \d+ of 100 observational draws'): ch.sample_given(4, seed=0, max_draws=100, effusion=1, devices=0, cardiomegaly=1, view='PA')
     with pytest.raises(ValueError, match='give the values'): ch.sample_given(4)
+
+def test_check_bool_takes_a_bool_tensor():
+    "A 0-d bool tensor is a flag (one-element tensors are numbers to check_real); a bool tensor of several values is not."
+    assert P.check_bool(torch.tensor(True), 'f') is True and P.check_bool(np.bool_(False), 'f') is False
+    with pytest.raises(TypeError, match='expected True or False'): P.check_bool(torch.tensor([True, False]), 'f')
+    with pytest.raises(TypeError, match='expected True or False'): P.check_bool(1, 'f')
