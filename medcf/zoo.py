@@ -37,6 +37,7 @@ RECIPES = {
                  oversample={'ink': 4, 'hair': 2, 'ruler': 2, 'bubbles': 2, 'dark_corners': 2}, snr_gamma=None, select_every=None, select_n=256, select_steps=20),
 }  # the recipe of every shipped checkpoint (full scale)
 
+# %% ../nbs/90_model_zoo.ipynb #rcphelp1
 def _recipe(name: str) -> dict:
     if name not in RECIPES: raise ValueError(f"unknown zoo model {name!r}; known: {', '.join(RECIPES)}")
     return dict(RECIPES[name])
