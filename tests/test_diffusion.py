@@ -1,5 +1,5 @@
 "Bad input, determinism, file formats and genericity of medcf.diffusion (tiny untrained models: fast)."
-import json, math, shutil
+import copy, json, math, shutil
 import numpy as np, pytest, torch
 from medcf import diffusion as D
 
@@ -2416,7 +2416,7 @@ def test_join_samples_makes_one_output_of_calls_sampled_alike(pipe):
     whole = D.sample_latents(pipe, D.initial_latents(pipe, 4, seed=3), c, u, 4, 2.0, 1.0, D.step_generators(3, 4), return_trajectory=True)
     j = D.join_samples([run(slice(0, 2)), run(slice(2, 4))])
     assert torch.allclose(j.latents, whole.latents, atol=1e-5) and torch.allclose(j.log_probs, whole.log_probs, atol=1e-5)
-    assert len(j.trajectory) == len(whole.trajectory) and len(j.generators) == 4 and j.index is None
+    assert len(j.trajectory) == len(whole.trajectory) and len(j.generators) == 4 and j.index.tolist() == [0, 1, 0, 1]  # each sample keeps its index in its own call
     with pytest.raises(ValueError, match=r"outs\[1\] differs from outs\[0\] in \['guidance_interval'\]"): D.join_samples([run(slice(0, 2)), run(slice(2, 4), guidance_interval=(0, 500))])
     with pytest.raises(TypeError, match='non-empty list of SampleOutputs'): D.join_samples([])
 
@@ -2705,3 +2705,25 @@ def test_streamed_warnings_each_kind_once(pipe, tmp_path):
     assert sum('none below 0' in m for m in said) == 1 and sum('tokens' in m and 'keeps the first' in m for m in said) == 1, said
     p = _fresh(pipe); p.model_card = {'recipe': None}; D.save_pipeline(p, tmp_path / 'r')
     assert D.pipeline_interval(D.load_pipeline(tmp_path / 'r'), 'recipe') is None
+
+def test_training_and_saving_paths_found_by_fuzzing(pipe, tmp_path):
+    "A second fuzzing pass: a joined output keeps each sample's index (so per-image guidance is not re-scored at the wrong offsets), save_pipeline warns when card= drops the recipe and checks the leak before writing, update_card refuses a recipe load_pipeline would refuse, train_vae stops on a diverged loss, select takes a reversed slice."
+    p = _fresh(pipe)
+    tgt = torch.tensor([0., 1., 2., 3.])
+    def gf(x_t, t, eps, pred_x0, offset=0): return eps + 0.1 * tgt[offset:offset + len(x_t)].view(-1, 1, 1, 1)
+    _, o = D.generate(p, ['a'] * 4, 3, 2.0, eta=1.0, return_trajectory=True, guidance_fn=gf)
+    with pytest.raises(ValueError, match='not consecutive images'): D.trajectory_log_probs(p, D.join_samples([o.select([3]), o.select([0])]), guidance_fn=gf)
+    whole = D.join_samples([o.select(slice(0, 2)), o.select(slice(2, 4))])
+    assert torch.allclose(D.trajectory_log_probs(p, whole, guidance_fn=gf), o.log_probs, atol=1e-5)
+    assert o.select(slice(None, None, -1)).index.tolist() == [3, 2, 1, 0]
+    with pytest.raises(TypeError, match='not text'): o.select('0')
+    p.model_card = {'name': 'x', 'recipe': {'guidance_scale': 3.0, 'guidance_interval': [0, 600]}}
+    with pytest.warns(UserWarning, match="leaves out the pipeline's recipe"): D.save_pipeline(p, tmp_path / 'a', card={'name': 'mine'})
+    p.signal_leak = torch.zeros(3, 3)
+    with pytest.raises(ValueError, match=r'signal_leak has shape \(3, 3\)'): D.save_pipeline(p, tmp_path / 'b')
+    assert not (tmp_path / 'b').exists()  # refused before anything is written
+    del p.signal_leak
+    from medcf.zoo import update_card
+    with pytest.raises(TypeError, match='recipe=5'): update_card(tmp_path / 'a', recipe=5)
+    x = torch.rand(8, 1, 32, 32) * 2 - 1
+    with pytest.raises(FloatingPointError, match='train_vae diverged'): D.train_vae(copy.deepcopy(p), x, steps=6, batch_size=4, lr=1e12, progress=False)
