@@ -1884,7 +1884,9 @@ def train_vae(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, va
         try: check_images(pipe, targets)
         except (TypeError, ValueError) as e: raise ValueError(f"targets: {e}") from None
     (H, W), f = images.shape[-2:], vae_factor(pipe)
+    if crop is not None: crop = check_int(crop, 'crop', 1, f' (a side in pixels: a multiple of {f} in [{f}, {min(H, W)}])')
     if crop is not None and (crop % f or not f <= crop <= min(H, W)): raise ValueError(f"crop={crop}: expected a multiple of {f} in [{f}, {min(H, W)}]")
+    seed = check_int(seed, 'seed', 0, hi=2**63 - 1)
     vae, g = pipe.vae, torch.Generator().manual_seed(seed)
     if pw is not None: pw = pw.to(vae.device)
     vae.train().requires_grad_(True)
@@ -2021,7 +2023,7 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
             ) -> dict:
     "Train/fine-tune the UNet on (image, caption) pairs with the noise-prediction loss (arXiv:2006.11239, 2112.10752)."
     t_call = time.time()  # `seconds` is the whole call: held data is encoded (VAE, text encoder) before the first step, streamed data at every step
-    num_workers, seed = check_int(num_workers, 'num_workers', 0), check_int(seed, 'seed', 0)
+    num_workers, seed = check_int(num_workers, 'num_workers', 0), check_int(seed, 'seed', 0, hi=2**63 - 1)  # torch's generators take 64-bit seeds
     if num_workers and not stream: raise ValueError(f"num_workers={num_workers}: workers read a streamed dataset; pass stream=True, or num_workers=0")
     if stream:
         items = _Items(data); n_data = len(items)
@@ -2045,11 +2047,11 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
     if cond_drop == 1: raise ValueError(f"cond_drop={cond_drop}: expected a probability in [0, 1)")
     for v, name in ((progress, 'progress'), (resume, 'resume'), (stream, 'stream')): check_bool(v, name)
     state = _state_file(ckpt_dir)  # a bad folder is refused before any work
-    if ema_decay is not None and not 0 < ema_decay < 1: raise ValueError(f"ema_decay={ema_decay}: expected None or a number in (0, 1)")
+    if ema_decay is not None: ema_decay = check_real(ema_decay, 'ema_decay', 0, 1, 'None or a number in (0, 1)', open_lo=True)
+    if ema_decay == 1: raise ValueError("ema_decay=1: expected None or a number in (0, 1) (1 would never move the average)")
     w = check_sample_weights(weights, n_data)
-    if snapshot_every is not None and not (isinstance(snapshot_every, int) and snapshot_every > 0):
-        raise ValueError(f"snapshot_every={snapshot_every!r}: expected None or a positive number of steps")
-    if snr_gamma is not None and not snr_gamma > 0: raise ValueError(f"snr_gamma={snr_gamma}: expected None or a positive number (5 is usual)")
+    if snapshot_every is not None: snapshot_every = check_int(snapshot_every, 'snapshot_every', 1)
+    if snr_gamma is not None: snr_gamma = check_real(snr_gamma, 'snr_gamma', 0, expect='None or a finite positive number (5 is usual)', open_lo=True)
     check_autocast(autocast); check_float32_weights(pipe.unet, 'UNet'); check_unet(pipe); check_scheduler(pipe)
     unet, dev = pipe.unet, _device(pipe)
     pt = pipe.scheduler.config.get('prediction_type', 'epsilon')

@@ -2727,3 +2727,14 @@ def test_training_and_saving_paths_found_by_fuzzing(pipe, tmp_path):
     with pytest.raises(TypeError, match='recipe=5'): update_card(tmp_path / 'a', recipe=5)
     x = torch.rand(8, 1, 32, 32) * 2 - 1
     with pytest.raises(FloatingPointError, match='train_vae diverged'): D.train_vae(copy.deepcopy(p), x, steps=6, batch_size=4, lr=1e12, progress=False)
+
+def test_training_options_named(pipe):
+    "finetune's and train_vae's options refused by name before any work (they failed deep in the loop, or as torch's argument dump)."
+    x = torch.rand(8, 1, 32, 32) * 2 - 1; d = (x, ['a'] * 8)
+    for kw, msg in ((dict(snr_gamma='5'), "snr_gamma='5'"), (dict(snr_gamma=True), 'snr_gamma=True'), (dict(snr_gamma=float('inf')), 'snr_gamma=inf'),
+                    (dict(ema_decay='0.9'), "ema_decay='0.9'"), (dict(ema_decay=1.0), 'ema_decay=1'), (dict(snapshot_every=True), 'snapshot_every=True'),
+                    (dict(seed=2**70), 'seed=')):
+        with pytest.raises(ValueError, match=msg): D.finetune(_fresh(pipe), d, steps=1, batch_size=2, progress=False, **kw)
+    assert D.finetune(_fresh(pipe), d, steps=2, batch_size=2, progress=False, snapshot_every=np.int64(1))['steps'] == 2  # a numpy step count is a count
+    for kw, msg in ((dict(crop='16'), "crop='16'"), (dict(crop=16.0), 'crop=16.0'), (dict(seed=1.5), 'seed=1.5'), (dict(seed=-5), 'seed=-5')):
+        with pytest.raises(ValueError, match=msg): D.train_vae(copy.deepcopy(pipe), x, steps=1, batch_size=4, progress=False, **kw)

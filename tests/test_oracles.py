@@ -524,3 +524,8 @@ def test_numpy_views_labels_and_cards(tiny, tmp_path):
     with pytest.raises(ValueError, match="lacks a field an oracle needs"): O.AttributeOracle.load(tmp_path, 'o')
     (tmp_path / 'o.json').write_text('[1, 2]')
     with pytest.raises(ValueError, match='holds a list; expected a JSON object'): O.AttributeOracle.load(tmp_path, 'o')
+
+def test_train_oracle_options_named(toy):
+    "train_oracle's network options are refused by name (an empty widths was an IndexError, feat_dim=0 trained a 0-d oracle)."
+    for kw, msg in ((dict(widths=()), 'widths=()'), (dict(widths='abc'), "widths='abc'"), (dict(feat_dim=0), 'feat_dim=0'), (dict(noise_std='0.1'), "noise_std='0.1'")):
+        with pytest.raises(ValueError, match=msg): O.train_oracle(toy, steps=1, batch_size=4, n_train=8, eval_n=8, **kw)
