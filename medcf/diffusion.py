@@ -1976,6 +1976,12 @@ def min_snr_weight(alpha_bar: torch.Tensor,  # cumulative alphas of the sampled 
 _STREAM_WARNED: dict = {}  # warnings registry of the streamed batches' re-issued warnings ('default' filters show each once)
 RESUME_DEFAULTS = dict(stream=False)  # `finetune` settings added after states were saved: what an older state's absence of them means
 
+def _module_digest(m: torch.nn.Module, note: str = '') -> str:
+    "A short digest of a module's weights (and a note, e.g. its scaling factor), readable in a resume's refusal: a frozen part changed between two runs of one fine-tune."
+    h = hashlib.sha256(note.encode())
+    for k, v in m.state_dict().items(): h.update(k.encode()); h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12] + (f' ({note})' if note else '')
+
 def settings_diff(old: dict,  # settings a saved state recorded
                   now: dict  # this run's settings
                  ) -> tuple:
@@ -2067,7 +2073,9 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
                     n_images=n_data, stream=bool(stream), unet_config=json.loads(json.dumps({k: v for k, v in dict(unet.config).items() if not k.startswith('_')}, sort_keys=True, default=str)),
                     prediction_type=pt, schedule=_digest(pipe.scheduler.alphas_cumprod.double().numpy().tobytes()),
                     data=_data_digest(items if stream else (images, prompts)) if ckpt_dir else None,  # only a resume needs it
-                    trained=_digest('\x00'.join(names).encode()))
+                    trained=_digest('\x00'.join(names).encode()),
+                    vae=_module_digest(pipe.vae, f"scaling_factor {pipe.vae.config.scaling_factor:.6g}") if ckpt_dir else None,  # the latents it trains on
+                    text_encoder=_module_digest(pipe.text_encoder) if ckpt_dir else None)  # and the embeddings
     s = _load_state(state) if state is not None and resume and state.exists() else None
     if s is not None: _check_resume(state, s, settings, steps)  # before any work
     if stream:  # prompts are encoded per batch, uncached: a caption set the size of CheXpert's would fill the cache (on the GPU)

@@ -2738,3 +2738,13 @@ def test_training_options_named(pipe):
     assert D.finetune(_fresh(pipe), d, steps=2, batch_size=2, progress=False, snapshot_every=np.int64(1))['steps'] == 2  # a numpy step count is a count
     for kw, msg in ((dict(crop='16'), "crop='16'"), (dict(crop=16.0), 'crop=16.0'), (dict(seed=1.5), 'seed=1.5'), (dict(seed=-5), 'seed=-5')):
         with pytest.raises(ValueError, match=msg): D.train_vae(copy.deepcopy(pipe), x, steps=1, batch_size=4, progress=False, **kw)
+
+def test_resume_refuses_a_changed_autoencoder(pipe, tmp_path):
+    "A fine-tune resumed after the autoencoder (or its scaling factor) changed would train on other latents: refused, naming the vae."
+    x = torch.rand(8, 1, 32, 32) * 2 - 1; d = (x, ['a'] * 8)
+    p = _fresh(pipe); p.vae = copy.deepcopy(pipe.vae)
+    D.finetune(p, d, steps=2, batch_size=4, warmup=1, ckpt_dir=tmp_path, ckpt_every=1, progress=False)
+    q = _fresh(pipe); q.vae = copy.deepcopy(pipe.vae); q.vae.register_to_config(scaling_factor=0.2)
+    with pytest.raises(ValueError, match=r"saved with other settings: vae="): D.finetune(q, d, steps=4, batch_size=4, warmup=1, ckpt_dir=tmp_path, ckpt_every=1, progress=False)
+    r = _fresh(pipe); r.vae = copy.deepcopy(pipe.vae)
+    assert D.finetune(r, d, steps=4, batch_size=4, warmup=1, ckpt_dir=tmp_path, ckpt_every=1, progress=False)['steps'] == 4  # the same parts resume
