@@ -478,7 +478,7 @@ def _resolve(name_or_path) -> Path:
     if not p.exists() and len(p.parts) == 2 and not str(name_or_path).startswith(('.', '/')):
         hint += ("; a Hub id (owner/name) is not downloaded here (no network at run time): pass the local snapshot folder "
                  "(e.g. ~/.cache/huggingface/hub/models--owner--name/snapshots/<hash>)")
-    if p.is_absolute() or len(p.parts) > 1 or str(name_or_path).startswith('.') or hint:  # written as a path: say what is wrong with the path
+    if p.is_absolute() or len(p.parts) > 1 or str(name_or_path).startswith('.') or hint or p.is_file():  # written as a path, or naming a file here: say what is wrong with the path
         raise FileNotFoundError(f"model folder {str(name_or_path)!r} " + ("is a file" if p.exists() else "does not exist") +
                                 f"; expected a pipeline folder (or a zoo name: {', '.join(ZOO)}){hint}")
     raise ValueError(f"unknown model {str(name_or_path)!r}: expected a zoo name ({', '.join(ZOO)}) or a pipeline folder")

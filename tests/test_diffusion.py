@@ -2748,3 +2748,9 @@ def test_resume_refuses_a_changed_autoencoder(pipe, tmp_path):
     with pytest.raises(ValueError, match=r"saved with other settings: vae="): D.finetune(q, d, steps=4, batch_size=4, warmup=1, ckpt_dir=tmp_path, ckpt_every=1, progress=False)
     r = _fresh(pipe); r.vae = copy.deepcopy(pipe.vae)
     assert D.finetune(r, d, steps=4, batch_size=4, warmup=1, ckpt_dir=tmp_path, ckpt_every=1, progress=False)['steps'] == 4  # the same parts resume
+
+def test_a_model_naming_a_file_here_says_so(tmp_path, monkeypatch):
+    "load_pipeline('a.png') with a.png in the working folder: 'is a file', not 'unknown model'."
+    monkeypatch.chdir(tmp_path); (tmp_path / 'a.png').write_bytes(b'')
+    with pytest.raises(FileNotFoundError, match="'a.png' is a file"): D.load_pipeline('a.png')
+    with pytest.raises(ValueError, match="unknown model 'brain'"): D.load_pipeline('brain')
