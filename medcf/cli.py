@@ -191,6 +191,6 @@ def console() -> None:
     "What the `medcf` command runs: `main`, with a mistake in the arguments or files reported as one line (exit status 2), not a traceback."
     matplotlib.use('Agg')  # figures go to files only
     try: sys.exit(main())
-    except (ValueError, TypeError, OSError) as e:
+    except (ValueError, TypeError, OSError, FloatingPointError) as e:
         if os.environ.get('MEDCF_TRACEBACK'): raise
         print(f"medcf: error: {e}\n(set MEDCF_TRACEBACK=1 to see where it was raised)", file=sys.stderr); sys.exit(2)

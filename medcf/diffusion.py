@@ -1419,6 +1419,10 @@ def generate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
                            guidance_scale, eta, gens[sl] if gens else None, callback=None if callback is None else functools.partial(_at_offset, callback, i),
                            guidance_fn=_guide_at(guidance_fn, i), grad=grad, return_trajectory=return_trajectory,
                            guidance_interval=guidance_interval, guidance_rescale=guidance_rescale)
+        if not torch.isfinite(o.latents).all():  # else decoding blames 'latents' the caller never passed
+            raise FloatingPointError(f"sampling produced NaN or inf latents (images {i}..{min(i + batch_size, n) - 1}; guidance_scale={guidance_scale:g}"
+                                     f"{', a guidance_fn' if guidance_fn is not None else ''}, {_dtype(pipe)}): the noise prediction overflowed; "
+                                     "lower the guidance scale, check the guidance_fn, or sample in float32")
         with torch.set_grad_enabled(grad): imgs.append(decode_latents(pipe, o.latents))
         outs.append(o)
     images = torch.cat(imgs)

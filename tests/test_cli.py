@@ -92,6 +92,8 @@ def test_console_reports_mistakes_in_one_line(tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("medcf: error: unknown model 'brain'") and 'Traceback' not in r.stderr
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'MEDCF_TRACEBACK': '1'})
     assert r.returncode != 0 and 'Traceback' in r.stderr
+    r = subprocess.run(['medcf', 'generate', '--prompt', 'x', '--n', '1', '--steps', '2', '--guidance', '1e300', '--out', str(tmp_path / 'h.png')], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith('medcf: error: sampling produced NaN or inf') and 'Traceback' not in r.stderr  # an overflowing scale, named
 
 
 def test_tour_refuses_an_empty_page_list(tmp_path):

@@ -2754,3 +2754,7 @@ def test_a_model_naming_a_file_here_says_so(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path); (tmp_path / 'a.png').write_bytes(b'')
     with pytest.raises(FileNotFoundError, match="'a.png' is a file"): D.load_pipeline('a.png')
     with pytest.raises(ValueError, match="unknown model 'brain'"): D.load_pipeline('brain')
+
+def test_overflowing_guidance_is_named(pipe):
+    "A guidance scale so large the noise prediction overflows: the error names the sampling and its scale, not 'latents' the caller never passed."
+    with pytest.raises(FloatingPointError, match=r'sampling produced NaN or inf latents .*guidance_scale=1e\+300'): D.generate(pipe, ['a'], 2, guidance_scale=1e300)
