@@ -198,6 +198,7 @@ def save_checkpoint(net: nn.Module,  # the trained network
     from safetensors.torch import save_file
     card = jsonable(card, 'card')  # numpy and torch values as numbers; anything else refused, naming where it sits, before anything is written
     folder = Path(folder); w = folder / f"{name}.safetensors"
+    if folder.is_file(): raise FileExistsError(f"{folder} is a file; expected a folder to write {name}.safetensors and {name}.json into (e.g. its parent, {folder.parent})")
     refuse_overwrite([w, folder / f"{name}.json"], overwrite, 'save_checkpoint')
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().to(torch.float16).contiguous() for k, v in net.state_dict().items()}, str(w))

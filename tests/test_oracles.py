@@ -529,3 +529,8 @@ def test_train_oracle_options_named(toy):
     "train_oracle's network options are refused by name (an empty widths was an IndexError, feat_dim=0 trained a 0-d oracle)."
     for kw, msg in ((dict(widths=()), 'widths=()'), (dict(widths='abc'), "widths='abc'"), (dict(feat_dim=0), 'feat_dim=0'), (dict(noise_std='0.1'), "noise_std='0.1'")):
         with pytest.raises(ValueError, match=msg): O.train_oracle(toy, steps=1, batch_size=4, n_train=8, eval_n=8, **kw)
+
+def test_save_into_a_file_path_says_so(tiny, tmp_path):
+    "oracle.save('dir/attributes.json') with that file present: 'is a file', not a bare 'File exists'."
+    tiny.save(tmp_path, 'o')
+    with pytest.raises(FileExistsError, match=r'o.json is a file; expected a folder'): tiny.save(tmp_path / 'o.json')
