@@ -1918,7 +1918,11 @@ def train_vae(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, va
         l1 = (rec - y).abs() if pwc is None else (rec - y).abs() * pwc
         loss = l1.mean() + kl_weight * post.kl().mean()
         if edge_weight: loss = loss + edge_weight * edge_l1(rec, y)
-        if perceptual is not None: loss = loss + perceptual_weight * perceptual(rec, y).mean()
+        if perceptual is not None:
+            dist = perceptual(rec, y)
+            if not isinstance(dist, torch.Tensor) or dist.shape != (len(rec),):
+                raise ValueError(f"perceptual returned {tuple(dist.shape) if isinstance(dist, torch.Tensor) else type(dist).__name__}; expected a tensor of {len(rec)} distances, one per image of the batch")
+            loss = loss + perceptual_weight * dist.mean()
         if not torch.isfinite(loss): raise FloatingPointError(f"train_vae diverged at step {step}: the loss is {loss.item()} (lr={lr:g}); the autoencoder holds the weights "
                                                               "before this step and its scaling factor is unchanged; lower lr, or check the images and the perceptual loss")
         opt.zero_grad(set_to_none=True); loss.backward()

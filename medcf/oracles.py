@@ -933,4 +933,7 @@ def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
     ev = phantom.sample(eval_n, seed=10**6 + seed)
     lit.card['zero_shot_caption_swap'] = {a: caption_swap_accuracy(lit, phantom, ev, a) for a in phantom.observed
                                           if phantom.variables[a].values is not None}
+    if captions is not None:  # the scores above read the phantom's own captions, not the ones it was trained on
+        lit.card['zero_shot_captions'] = (f"zero_shot_caption_swap is measured with the phantom's own captions; the tower was trained on {_describe(captions)} "
+                                          "(caption_swap_accuracy(..., captions=...) measures with another captioner)")
     return lit

@@ -2758,3 +2758,10 @@ def test_a_model_naming_a_file_here_says_so(tmp_path, monkeypatch):
 def test_overflowing_guidance_is_named(pipe):
     "A guidance scale so large the noise prediction overflows: the error names the sampling and its scale, not 'latents' the caller never passed."
     with pytest.raises(FloatingPointError, match=r'sampling produced NaN or inf latents .*guidance_scale=1e\+300'): D.generate(pipe, ['a'], 2, guidance_scale=1e300)
+
+def test_train_vae_checks_the_perceptual_output(pipe):
+    "A perceptual loss must give one distance per image: a scalar or a map was accepted and averaged."
+    x = torch.rand(8, 1, 32, 32) * 2 - 1
+    for bad in (lambda r, y: (r - y).abs().mean(), lambda r, y: (r - y).abs()):
+        with pytest.raises(ValueError, match='expected a tensor of 4 distances'): D.train_vae(copy.deepcopy(pipe), x, steps=1, batch_size=4, perceptual=bad, progress=False)
+    assert len(D.train_vae(copy.deepcopy(pipe), x, steps=1, batch_size=4, perceptual=lambda r, y: (r - y).abs().mean((1, 2, 3)), progress=False)['loss']) == 1

@@ -424,6 +424,7 @@ def test_train_lit_on_other_captions(toy):
     def shout(attrs): seen.append(len(attrs)); return [f'caption {i % 3}' for i in range(len(attrs))]
     lit = O.train_lit(toy, steps=1, batch_size=8, n_train=16, eval_n=8, captions=shout)
     assert seen == [16] and lit.card['n_captions'] == 3 and 'captions=' in lit.card['recipe'] and '0x' not in lit.card['recipe']
+    assert "measured with the phantom's own captions" in lit.card['zero_shot_captions']  # its zero-shot scores read other captions than it trained on: said
     with pytest.raises(ValueError, match=r'one non-empty caption per row \(16\); got 15'): O.train_lit(toy, steps=1, batch_size=8, n_train=16, eval_n=8, captions=lambda a: ['x'] * 15)
     with pytest.raises(ValueError, match="got '' among them"): O.train_lit(toy, steps=1, batch_size=8, n_train=16, eval_n=8, captions=lambda a: [''] * 16)
     with pytest.raises(TypeError, match='returned str'): O.train_lit(toy, steps=1, batch_size=8, n_train=16, eval_n=8, captions=lambda a: 'x')
