@@ -2057,12 +2057,10 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
     steps, batch_size, ckpt_every, warmup = (check_int(steps, 'steps'), check_int(batch_size, 'batch_size'),
                                              check_int(ckpt_every, 'ckpt_every'), check_int(warmup, 'warmup', 0))
     lr = check_real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
-    cond_drop = check_real(cond_drop, 'cond_drop', 0, 1, 'a probability in [0, 1)')
-    if cond_drop == 1: raise ValueError(f"cond_drop={cond_drop}: expected a probability in [0, 1)")
+    cond_drop = check_real(cond_drop, 'cond_drop', 0, 1, 'a probability in [0, 1)', open_hi=True)
     for v, name in ((progress, 'progress'), (resume, 'resume'), (stream, 'stream')): check_bool(v, name)
     state = _state_file(ckpt_dir)  # a bad folder is refused before any work
-    if ema_decay is not None: ema_decay = check_real(ema_decay, 'ema_decay', 0, 1, 'None or a number in (0, 1)', open_lo=True)
-    if ema_decay == 1: raise ValueError("ema_decay=1: expected None or a number in (0, 1) (1 would never move the average)")
+    if ema_decay is not None: ema_decay = check_real(ema_decay, 'ema_decay', 0, 1, 'None or a number in (0, 1) (1 would never move the average)', open_lo=True, open_hi=True)
     w = check_sample_weights(weights, n_data)
     if snapshot_every is not None: snapshot_every = check_int(snapshot_every, 'snapshot_every', 1)
     if snr_gamma is not None: snr_gamma = check_real(snr_gamma, 'snr_gamma', 0, expect='None or a finite positive number (5 is usual)', open_lo=True)

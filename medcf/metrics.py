@@ -290,8 +290,7 @@ def nll(probs: ArrayLike,  # N (binary P(y=1)) or N x K probabilities
         eps: float = 1e-12  # floor on probabilities before the log (a true label given probability 0 would make the NLL infinite)
        ) -> float:
     "Mean negative log-likelihood of the true labels; a warning says how many were floored at `eps`, since the mean then depends on it."
-    check_real(eps, 'eps', 0, 1, 'a small positive floor in (0, 1), e.g. 1e-12', open_lo=True)
-    if eps == 1: raise ValueError(f"eps={eps!r}: expected a small positive floor in (0, 1), e.g. 1e-12")
+    check_real(eps, 'eps', 0, 1, 'a small positive floor in (0, 1), e.g. 1e-12', open_lo=True, open_hi=True)
     _aligned(probs=probs, labels=labels)
     p = _probs(probs); y = _labels(labels, p.shape[1])
     _same_len(probs=p, labels=y)
@@ -373,8 +372,7 @@ def changed_region(factual: ImageBatch,  # N x C x H x W factual images
                   ) -> torch.Tensor:
     "N x H x W boolean mask of the pixels the TRUE counterfactual changes (any channel)."
     f, t = _pair(factual, true_cf, 'factual', 'true_cf')
-    check_real(threshold, 'threshold', 0, 2, 'a number in (0, 2) (pixel differences on [-1, 1] images are at most 2)', open_lo=True)
-    if threshold == 2: raise ValueError(f"threshold={threshold!r}; expected a number in (0, 2) (pixel differences on [-1, 1] images are at most 2)")
+    check_real(threshold, 'threshold', 0, 2, 'a number in (0, 2) (pixel differences on [-1, 1] images are at most 2)', open_lo=True, open_hi=True)
     return (t - f).abs().amax(1) > threshold
 
 @unit_range_warned_once()

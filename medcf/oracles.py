@@ -405,8 +405,7 @@ def train_oracle(phantom: SCMPhantom,  # population whose observed attributes th
     "Train an `AttributeOracle` from scratch on fresh phantom samples; the card records config, seeds, wall time, hardware and held-out figures."
     if not isinstance(phantom, SCMPhantom): raise TypeError(f"phantom must be an SCMPhantom, got {type(phantom).__name__}")
     steps, batch_size, seed = check_int(steps, 'steps'), check_int(batch_size, 'batch_size', 2), check_int(seed, 'seed', 0)  # steps=2.0 failed in range() after the pool was rendered
-    noise_std = check_real(noise_std, 'noise_std', 0, 1, 'a pixel-noise std in [0, 1) on [-1, 1] images')
-    if noise_std == 1: raise ValueError(f"noise_std={noise_std}: expected a pixel-noise std in [0, 1) on [-1, 1] images")
+    noise_std = check_real(noise_std, 'noise_std', 0, 1, 'a pixel-noise std in [0, 1) on [-1, 1] images', open_hi=True)
     if isinstance(widths, (str, bytes)) or not hasattr(widths, '__len__') or not len(widths) or not all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w > 0 for w in widths):
         raise ValueError(f"widths={widths!r}: expected a non-empty sequence of positive stage widths, e.g. (16, 32, 64, 128)")
     feat_dim = check_int(feat_dim, 'feat_dim', 1)

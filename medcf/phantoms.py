@@ -92,11 +92,12 @@ def check_real(v: object,  # the value to check: a Python or numpy number, or a 
                lo: float = -np.inf,  # smallest allowed value
                hi: float = np.inf,  # largest allowed value
                expect: str = 'a finite real number',  # what the message says is expected
-               open_lo: bool = False  # True: `lo` itself is refused
+               open_lo: bool = False,  # True: `lo` itself is refused
+               open_hi: bool = False  # True: `hi` itself is refused
               ) -> float:
-    "`v` as a float if it is a finite real number (not a bool) in [lo, hi] ((lo, hi] with `open_lo`); otherwise a ValueError naming it."
+    "`v` as a float if it is a finite real number (not a bool) in [lo, hi] (`open_lo`, `open_hi` leave out an end); otherwise a ValueError naming it."
     if isinstance(v, torch.Tensor) and v.numel() == 1 and not v.dtype == torch.bool: v = v.item()
-    ok = not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and bool(np.isfinite(v)) and (lo < v if open_lo else lo <= v) and v <= hi
+    ok = not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and bool(np.isfinite(v)) and (lo < v if open_lo else lo <= v) and (v < hi if open_hi else v <= hi)
     if not ok: raise ValueError(f"{name}={v!r}: expected {expect}")
     return float(v)
 

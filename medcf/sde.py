@@ -481,8 +481,7 @@ def predict(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
     if not isinstance(model, (CausalSDE, TLearner, GRUBaseline)):
         raise TypeError(f"model is a {type(model).__name__}; expected a fitted CausalSDE, TLearner or GRUBaseline")
     _check_data(data)
-    level = check_real(level, 'level', 0, 1, expect='a probability in (0, 1)', open_lo=True)
-    if level == 1: raise ValueError("level=1: expected a probability in (0, 1)")
+    level = check_real(level, 'level', 0, 1, expect='a probability in (0, 1)', open_lo=True, open_hi=True)
     seed = check_int(seed, 'seed', 0)
     grid = data.grid.numpy()
     ti = grid_index(grid, t)
