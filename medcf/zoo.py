@@ -546,7 +546,7 @@ def update_card(folder: str | Path,  # a checkpoint folder (save_pipeline's)
                 **fields  # field=value; a field of the same name is replaced whole
                ) -> dict:
     "Add fields (e.g. quality=...) to a checkpoint's model card (a field of the same name is replaced; a dict that would drop some of its keys only when named in `replace`), keeping its file hashes; rewrites README.md, which is generated from the card."
-    from medcf.diffusion import CARD, model_card_markdown
+    from medcf.diffusion import CARD, model_card_markdown, _read_card
     if 'files' in fields: raise ValueError("'files' is the sha256 table save_pipeline writes and load_pipeline checks; update_card keeps it (save the pipeline again to change the files)")
     kept = sorted(k for k in ('max_length', 'text_encoder') if k in fields)
     if kept: raise ValueError(f"{kept} say how load_pipeline rebuilds the text encoder; update_card keeps them (save the pipeline again to change them)")
@@ -556,8 +556,8 @@ def update_card(folder: str | Path,  # a checkpoint folder (save_pipeline's)
     if fields.get('recipe') is not None and not isinstance(fields['recipe'], dict):
         raise TypeError(f"recipe={fields['recipe']!r}: expected a dict of training settings (load_pipeline refuses a card whose recipe is not an object)")
     folder = Path(folder)
-    try: card = json.loads((folder / CARD).read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{folder / CARD} is not valid JSON ({e}); expected the card save_pipeline writes") from None
+    if not (folder / CARD).is_file(): raise FileNotFoundError(f"{folder} has no {CARD}; expected a checkpoint folder written by save_pipeline")
+    card = _read_card(folder)  # load_pipeline's reading: invalid JSON, a card that is not an object, or a files/recipe field of the wrong type is refused by name
     fields = {k: jsonable(v, k) for k, v in fields.items()}  # numpy and torch values as numbers and lists (default=str wrote '256' for np.int64(256))
     for k, v in fields.items():  # recipe={'unet_steps': 8000} dropped the recipe's other 32 keys, and with them its guidance interval
         lost = sorted(set(card[k]) - set(v)) if isinstance(card.get(k), dict) and isinstance(v, dict) and k not in replace else []

@@ -334,6 +334,15 @@ def test_update_card_keeps_hashes(pipe, tmp_path):
     with pytest.raises(FileExistsError, match='overwrite=True'): zoo.train_zoo_model('chest', d)  # refused before any training
 
 
+def test_update_card_reads_the_card_as_load_pipeline_does(tmp_path):
+    "update_card on a folder without a card said only 'No such file'; on a card holding a list it failed inside dict.update; a card whose files field is not an object was rewritten."
+    from medcf import zoo
+    with pytest.raises(FileNotFoundError, match='has no model_card.json; expected a checkpoint folder written by save_pipeline'): zoo.update_card(tmp_path, quality={})
+    for text, says in (('[1, 2]', 'holds a list'), ('{"files": 3}', "its 'files' is a int"), ('{"a": ', 'not valid JSON')):
+        (tmp_path / D.CARD).write_text(text)
+        with pytest.raises(ValueError, match=says): zoo.update_card(tmp_path, quality={})
+        assert (tmp_path / D.CARD).read_text() == text and not (tmp_path / 'README.md').exists()
+
 def test_update_card_refuses_a_partial_dict_and_the_scaling_factor(pipe, tmp_path):
     "update_card(recipe={'unet_steps': 8000}) replaced the recipe's 33 keys with one (its guidance interval gone), and scaling_factor='oops' was written beside the VAE's own."
     from medcf import zoo
