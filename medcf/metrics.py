@@ -178,12 +178,13 @@ def group_ids(groups: ArrayLike | pd.DataFrame  # N group ids, or a DataFrame (o
     if isinstance(groups, (np.ndarray, torch.Tensor)) and groups.ndim == 2:
         groups = _np(groups, 'groups')  # NaN refused before it becomes a name
         groups = [', '.join(str(v) for v in row) for row in (groups.tolist())]
-    if isinstance(groups, (list, tuple)) and (miss := np.flatnonzero(pd.isna(pd.Series(list(groups), dtype=object)).to_numpy())).size:  # numpy would make NaN among strings a 'nan' group
-        raise ValueError(f"groups has missing values (None/NaN) at positions {miss[:5].tolist()}; expected a value for every sample")
-    if (isinstance(groups, (list, tuple)) or (isinstance(groups, (np.ndarray, pd.Series)) and groups.dtype == object)) and \
-            pd.api.types.infer_dtype(groups, skipna=True).startswith('mixed') and all(np.ndim(v) == 0 for v in groups):  # ids of several types, not rows
-        vals = pd.unique(pd.Series(list(groups), dtype=object).dropna())  # missing ids are refused by name (above for lists, by _np below)
-        if len({str(v) for v in vals}) < len(vals):  # numpy turns 0 and '0' into the one id '0'
+    listed = isinstance(groups, (list, tuple))
+    if listed or (isinstance(groups, (np.ndarray, pd.Series)) and groups.dtype == object):  # ids held as Python objects
+        ids = pd.Series(list(groups), dtype=object)
+        if listed and (miss := np.flatnonzero(ids.isna().to_numpy())).size:  # numpy would make NaN among strings a 'nan' group
+            raise ValueError(f"groups has missing values (None/NaN) at positions {miss[:5].tolist()}; expected a value for every sample")
+        vals = pd.unique(ids.dropna()) if pd.api.types.infer_dtype(ids, skipna=True).startswith('mixed') and all(np.ndim(v) == 0 for v in ids) else []  # ids of several types, not rows
+        if len({str(v) for v in vals}) < len(vals):  # numpy turns 0 and '0' into the one id '0' (a missing id of an array is refused by _np below)
             same = collections.defaultdict(list)
             for v in vals: same[str(v)].append(v)
             raise ValueError(f"groups holds ids that differ only in type, {next(v for v in same.values() if len(v) > 1)}: they would be merged into one group; expected distinct ids")
