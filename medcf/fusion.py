@@ -9,7 +9,7 @@ import numpy as np, pandas as pd, torch
 from torch import nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .phantoms import checks_bools, user_stacklevel, BrainPhantom, pick, is_full, check_int, check_real, check_bool, copy_frozen, keeps_global_rng
+from .phantoms import checks_bools, user_stacklevel, warn_unit_range, BrainPhantom, pick, is_full, check_int, check_real, check_bool, copy_frozen, keeps_global_rng
 
 # %% auto #0
 __all__ = ['FUSIONS', 'TASKS', 'MODELS', 'encode_record', 'IterativeImputer', 'stratified_split', 'HyperNet', 'HyperLinear',
@@ -444,6 +444,7 @@ class FusionData:
         if not torch.isfinite(images).all(): raise ValueError(f"images hold {int((~torch.isfinite(images)).sum())} NaN or inf pixels; expected finite images in [-1, 1]")
         lo, hi = float(images.min()), float(images.max())
         if lo < -1.001 or hi > 1.001: raise ValueError(f"images range over [{lo:.4g}, {hi:.4g}]; expected images scaled to [-1, 1] (as the phantoms and medcf.data.load_image give)")
+        warn_unit_range(lo, hi)  # scans in [0, 1] pass the range check, but their background is not the phantoms' (or load_image's) -1
         if not isinstance(record, pd.DataFrame): raise TypeError(f"record is a {type(record).__name__}; expected a DataFrame, one row per image")
         if len(record) != len(images): raise ValueError(f"{len(images)} images but {len(record)} record rows; expected one row per image, in the same order")
         check_int(len(record), 'the number of patients', 30, ' (rows)')

@@ -299,6 +299,7 @@ def test_fusion_data_from_your_own_record_and_phantom():
     with pytest.warns(UserWarning, match="task='age' with \\d+ participants who are not cognitively normal"): age = FusionData.from_record('age', b.images, rec)
     assert age.n_out == 1 and abs(float(age.y[age.split['train']].mean())) < 1e-5
     with pytest.raises(ValueError, match=r'images range over .*expected images scaled to \[-1, 1\]'): FusionData.from_record('ad', (b.images + 1) * 127.5, rec)
+    with pytest.warns(UserWarning, match=r'images in \[0, 1\]\? medcf expects \[-1, 1\]'): FusionData.from_record('ad', (b.images + 1) / 2, rec)  # passed silently
     dup = rec.assign(rid=[0, 0] + list(range(2, 60)))
     with pytest.raises(ValueError, match=r'several rows for participants \[0\]'): FusionData.from_record('ad', b.images, dup)
     inf = rec.copy(); inf.loc[5, 'age'] = np.inf
