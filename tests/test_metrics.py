@@ -1,4 +1,5 @@
 "Tests for medcf.metrics: known values, bad input, and the counterfactual metrics on ideal / do-nothing editors."
+import warnings
 import numpy as np, pandas as pd, pytest, torch
 from medcf import metrics as M
 from medcf.phantoms import SCMPhantom, Variable
@@ -701,3 +702,190 @@ def test_numbers_held_as_objects_and_missing_ids():
     "Numbers in an object column (a table transposed beside a text column) are numbers; a NaN among string group ids is refused, not made a 'nan' group."
     assert M.auroc(pd.Series([.1, .9, .3, .7], dtype=object), [0, 1, 0, 1]) == 1.0
     with pytest.raises(ValueError, match=r'missing values \(None/NaN\) at positions \[1\]'): M.group_ids(['a', np.nan, 'b', 'b'])
+
+
+# A mutation-testing pass over medcf/metrics.py (150 one-at-a-time mutants) left 41 that changed a number or a refusal and that
+# no test caught; each test below fails on at least one of them and pins the value to a hand derivation or an independent
+# computation (scipy, scikit-learn), never to medcf itself.
+# --- AUROC -----------------------------------------------------------------------------------------
+def test_auroc_pairs_of_ties_and_unbalanced_classes():
+    "Two tied scores count one half (the existing test ties all four, which the `cnt > 1` guard also averages when mutated)."
+    assert M.auroc([0.1, 0.5, 0.5, 0.9], [0, 0, 1, 1]) == 0.875  # pairs: 0.9 > both, 0.5 > 0.1, 0.5 = 0.5 -> (2 + 1 + 0.5) / 4
+    skm = pytest.importorskip('sklearn.metrics')
+    rng = np.random.default_rng(0); y = (rng.random(300) < 0.3).astype(int)
+    s = np.round(y + rng.normal(0, 1, 300), 1)  # rounded to 0.1: ties of two and more, 3:7 classes
+    assert M.auroc(s, y) == pytest.approx(skm.roc_auc_score(y, s), abs=1e-12)
+
+def test_auroc_refuses_a_column_of_scores():
+    with pytest.raises(ValueError, match='scores has shape'): M.auroc(np.array([[0.1], [0.9], [0.4]]), [0, 1, 0])
+
+
+# --- Frechet distance -------------------------------------------------------------------------------
+def test_frechet_distance_of_non_commuting_covariances():
+    "The existing cases (a vs a, a + 1, 2a; D = 1) have commuting covariances, where S_a S_b is symmetric; here it is not."
+    linalg = pytest.importorskip('scipy.linalg')
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(500, 3)) @ np.array([[2., 0, 0], [1, 1, 0], [0, 0.5, 0.3]])
+    b = rng.normal(size=(400, 3)) @ np.array([[0.5, 1, 0], [0, 1, 2], [1, 0, 1]]) + 0.3
+    sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    want = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(sa + sb - 2 * linalg.sqrtm(sa @ sb).real)  # pytorch-fid's formula
+    assert M.frechet_distance(a, b) == pytest.approx(want, rel=1e-6)
+
+
+# --- proportion_interval ----------------------------------------------------------------------------
+def test_wilson_interval_matches_scipy_for_every_count():
+    st = pytest.importorskip('scipy.stats')
+    for k in range(11):
+        ci = st.binomtest(k, 10).proportion_ci(0.95, method='wilson')
+        assert M.proportion_interval(k, 10) == pytest.approx((ci.low, ci.high), abs=1e-9), k
+
+
+# --- calibration --------------------------------------------------------------------------------------
+def test_reliability_table_and_ece_by_hand():
+    "Top-label confidences 0.65, 0.7 | 0.95, 0.85, 0.81 in 5 bins: two non-empty bins, ECE their count-weighted |acc - conf|."
+    p, y = [0.65, 0.7, 0.95, 0.15, 0.81], [1, 0, 1, 0, 0]
+    r = M.reliability_curve(p, y, n_bins=5)
+    assert r.bin_lo.tolist() == pytest.approx([0.6, 0.8]) and r.bin_hi.tolist() == pytest.approx([0.8, 1.0]) and r['count'].tolist() == [2, 3]
+    assert r.confidence.tolist() == pytest.approx([0.675, 0.87]) and r.accuracy.tolist() == pytest.approx([0.5, 2 / 3])
+    assert M.expected_calibration_error(p, y, n_bins=5) == pytest.approx((2 * abs(0.5 - 0.675) + 3 * abs(2 / 3 - 0.87)) / 5)
+
+def test_calibration_refuses_labels_that_are_not_class_indices():
+    with pytest.raises(ValueError, match='integer class indices'): M.expected_calibration_error([0., 1., 1.], [0.2, 0.8, 0.6])  # arguments swapped
+    with pytest.raises(ValueError, match='integer class indices'): M.nll([0.3, 0.9], [0.5, 1])
+    with pytest.raises(ValueError, match=r'must lie in 0\.\.1'): M.nll([[0.7, 0.3]], [-1])  # would read p[:, -1]
+    with pytest.raises(ValueError, match=r'must lie in 0\.\.1'): M.expected_calibration_error([0.3], [-1])
+
+def test_probabilities_are_refused_beyond_float_rounding():
+    with pytest.raises(ValueError, match=r'must lie in \[0, 1\]'): M.nll([-0.05, 0.5], [1, 0])
+    with pytest.raises(ValueError, match='sum to 1'): M.nll([[0.5, 0.505]], [0])
+
+def test_nll_uses_the_eps_it_is_given():
+    with pytest.warns(UserWarning, match='below eps=0.001'):
+        assert M.nll([0.0, 1.0], [1, 1], eps=1e-3) == pytest.approx(-np.log(1e-3) / 2)
+
+def test_nll_warns_for_a_tiny_nonzero_probability_and_refuses_eps_one():
+    with pytest.warns(UserWarning, match=r'1 of 2 true labels have probability below eps=1e-12 \(exactly 0 for 0\)'): M.nll([1e-13, 1.0], [1, 1])
+    with pytest.raises(ValueError, match='eps'): M.nll([0.2, 0.9], [0, 1], eps=1)
+
+
+# --- accuracy / rejection ---------------------------------------------------------------------------
+def test_accuracy_refuses_a_column_against_a_row_and_two_columns():
+    with pytest.raises(ValueError, match='shape'): M.accuracy([1, 0, 1], np.array([[1], [0], [1]]))  # would broadcast to 3 x 3 (5/9)
+    with pytest.raises(ValueError, match='one label per sample'): M.accuracy(np.array([[1, 0], [0, 0]]), np.array([[1, 1], [0, 1]]))
+
+def test_rejection_keeps_the_nearest_count_and_at_least_one():
+    conf, ok = [0.9, 0.8, 0.3], [1, 1, 0]
+    c = M.accuracy_rejection_curve(conf, ok, rates=[0.1, 0.9])  # 3 x 0.9 = 2.7 -> 3 kept; 3 x 0.1 = 0.3 -> at least 1
+    assert c.n_kept.tolist() == [3, 1] and c.accuracy.tolist() == pytest.approx([2 / 3, 1.0])
+    with pytest.raises(ValueError, match=r'\[0, 1\)'): M.accuracy_rejection_curve(conf, ok, rates=[-0.1])
+
+
+# --- image metrics ------------------------------------------------------------------------------------
+def test_counterfactual_error_by_hand_on_three_channels():
+    f = -0.5 * torch.ones(2, 3, 2, 2); t = f.clone(); t[0, :, 0, 0] = 0.5  # image 0: one changed pixel; image 1: none
+    e = t.clone(); e[0, 0, 0, 0] = 0.2; e[:, 1, 1, 1] += 0.3  # error 0.3 in one channel of the changed pixel, 0.3 in one channel elsewhere
+    err = M.counterfactual_error(e, true_cf=t, factual=f)
+    assert err.mae_inside[0] == pytest.approx(0.1) and np.isnan(err.mae_inside[1])  # channel mean: 0.3 / 3; an empty region is NaN
+    assert err.mae_outside.tolist() == pytest.approx([0.1 / 3, 0.1 / 4]) and err.mae_all.tolist() == pytest.approx([0.05, 0.025])
+    assert err.region_frac.tolist() == [0.25, 0.0]
+
+def test_minimality_counts_changes_of_both_signs():
+    f = -0.5 * torch.ones(1, 1, 2, 2); t = f.clone(); t[0, 0, 0, 0] = 0.5  # the truth moves one pixel by +1
+    e = t.clone(); e[0, 0, 1, 1] = -1.0  # the edit also moves another by -0.5
+    assert M.minimality(e, factual=f, true_cf=t).tolist() == pytest.approx([1.5])
+
+def test_composition_iterates_and_errors_are_absolute():
+    x = -0.5 * torch.ones(2, 1, 4, 4)
+    drift = lambda im, t: im + 0.1
+    assert M.composition(drift, x, {'a': 0}, n_apply=3) == pytest.approx([0.1, 0.2, 0.3])
+    y = torch.linspace(-1, 1, 32).reshape(2, 1, 4, 4)
+    assert M.composition(lambda im, t: -im, y, {'a': 0}) == pytest.approx([float(2 * y.abs().mean())])  # signed mean would be 0
+
+def test_reversibility_is_an_absolute_error():
+    y = torch.linspace(-1, 1, 32).reshape(2, 1, 4, 4)
+    one_way = lambda im, t: -im if t['a'] == 1 else im  # edits to a=1 by negating, never comes back
+    assert M.reversibility(one_way, y, {'a': 0}, {'a': 1}) == pytest.approx(float(2 * y.abs().mean()))
+
+
+# --- effectiveness / leakage --------------------------------------------------------------------------
+def test_effectiveness_kind_from_the_readings_without_specs():
+    x = -0.5 * torch.ones(4, 1, 2, 2)
+    rd = lambda im: pd.DataFrame(dict(age=np.full(len(im), 63.5), bar=np.array([1., 0., 1., 1.])))
+    assert M.effectiveness(rd, x, {'age': 70}) == {'age': 6.5}  # float readings: a mean error in years, whatever the target's dtype
+    assert M.effectiveness(rd, x, {'bar': 1}) == {'bar': 0.75}  # readings 0./1.: a binary attribute, a share
+
+def test_discrete_only_leaves_continuous_attributes_out():
+    rd = lambda im: pd.DataFrame(dict(a=(im[:, 0, 0, 0] > 0).long().numpy(), age=(im.mean((1, 2, 3)).numpy() + 1) * 40))
+    x = -0.5 * torch.ones(4, 1, 2, 2); y = x.clone(); y[:2, 0, 0, 0] = 0.5
+    assert M.leakage(rd, y, x).to_dict() == pytest.approx({'a': 0.5, 'age': 5.0})  # 2 of 4 images, +1 on 1 of 4 pixels x 40 / 2
+    assert M.leakage(rd, y, x, discrete_only=True).to_dict() == {'a': 0.5}
+
+
+# --- counterfactual_report aggregation ----------------------------------------------------------------
+def corner_reader(images): return reader(images).assign(corner=(images[:, 0, 0, 0] > 0).long().numpy())
+
+def test_report_takes_the_worst_leakage_and_names_it(setup):
+    ph, b, tgt = setup
+    def leaky(images, target):  # tone wrong on every other image, a bright corner on every image
+        n = len(b); tone = np.where(np.arange(n) % 2 == 0, 1 - b.truth.tone.to_numpy(), b.truth.tone.to_numpy())
+        out = ph.counterfactual(b, **target, tone=tone).images.clone(); out[:, 0, 0, 0] = 0.9
+        return out
+    r = M.counterfactual_report(leaky, ph, b, corner_reader, leakage_each=True, edit_checks=False, **tgt)
+    assert r.leakage_tone == 0.5 and r.leakage_corner == 1.0
+    assert r.leakage_max == 1.0 and r.leakage_worst == 'corner'
+    good = M.counterfactual_report(M.true_counterfactual_editor(ph, b), ph, b, reader, edit_checks=False, **tgt)
+    assert good.leakage_max == 0 and good.leakage_worst == ''  # nothing leaks: no name
+
+def test_report_effectiveness_is_the_mean_over_discrete_targets(setup):
+    ph, b, _ = setup
+    half = np.arange(len(b)) % 2 == 0
+    def tone_on_half(images, target):
+        tone = np.where(half, target['tone'], 1 - np.asarray(target['tone']))
+        return ph.counterfactual(b, bar=target['bar'], tone=tone).images
+    r = M.counterfactual_report(tone_on_half, ph, b, reader, edit_checks=False, bar=1 - b.truth.bar.to_numpy(), tone=1 - b.truth.tone.to_numpy())
+    assert r.effectiveness == pytest.approx((1.0 + 0.5) / 2)
+
+def test_report_minimality_is_the_median_and_mae_outside_the_mean(setup):
+    ph, b, tgt = setup
+    true = M.true_counterfactual_editor(ph, b)
+    def one_bright(images, target):  # the truth, with image 0 brightened by 0.3 everywhere
+        out = true(images, target).clone(); out[0] = out[0] + 0.3
+        return out.clamp(-1, 1)
+    r = M.counterfactual_report(one_bright, ph, b, reader, leakage_attributes=[], edit_checks=False, **tgt)
+    assert r.minimality == 1.0  # 19 of 20 images exactly the truth
+    assert r.mae_outside == pytest.approx(0.3 / 20, rel=1e-4)  # image 0's 0.3 outside the bar, averaged over 20 images
+
+def test_report_passes_its_threshold_on(setup):
+    ph, b, tgt = setup
+    r = M.counterfactual_report(M.identity_editor, ph, b, reader, threshold=1.95, edit_checks=False, **tgt)
+    assert np.isnan(r.mae_inside)  # no pixel changes by more than 1.95: no region anywhere
+
+def test_report_warns_only_when_no_image_changes(setup):
+    ph, b, _ = setup
+    assert 0 < b.attrs.bar.sum() < len(b)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        M.counterfactual_report(M.true_counterfactual_editor(ph, b), ph, b, reader, edit_checks=False,
+                                bar=1 - b.attrs.bar.to_numpy(), tone=b.attrs.tone.to_numpy())  # bar changes everywhere, tone nowhere: something changes
+
+
+# --- lower priority: refusals that the mutants dropped (input a user can plausibly pass) -------------
+def test_rejection_curve_refuses_a_2d_correct():
+    with pytest.raises(ValueError, match='correct has shape'): M.accuracy_rejection_curve([0.9, 0.5, 0.2], np.array([[1, 1], [1, 0], [0, 0]]))
+
+def test_interval_and_threshold_refusals():
+    with pytest.raises(TypeError, match='integer count'): M.proportion_interval(True, 10)
+    with pytest.raises(ValueError, match='coverage'): M.proportion_interval(3, 10, level=0)
+    with pytest.raises(ValueError, match=r'\(0, 2\)'): M.changed_region(-torch.ones(1, 1, 2, 2), -torch.ones(1, 1, 2, 2), threshold=0)
+
+def test_rate_count_ambiguity_at_both_ends():
+    with pytest.raises(ValueError, match='any count from 0 to 1'): M.rate_count(1 / 30000, 30000)  # 0 and 1 of 30000 both round to 0.0000
+    with pytest.raises(ValueError, match='any count from 29999 to 30000'): M.rate_count(1 - 1 / 30000, 30000)
+
+def test_group_accuracies_refuse_a_short_pred():
+    with pytest.raises(ValueError, match='length mismatch'): M.group_accuracies([1], [1, 0, 1], ['a', 'b', 'b'])  # would broadcast
+
+def test_oracle_frechet_refuses_images_of_other_sizes():
+    feats = lambda im: im.flatten(1)[:, :3].numpy()
+    a, b = torch.rand(4, 1, 8, 8) * 2 - 1, torch.rand(4, 1, 16, 16) * 2 - 1
+    with pytest.raises(ValueError, match='expected the same C x H x W'): M.oracle_frechet_distance(feats, a, b)
