@@ -2774,3 +2774,249 @@ def test_train_vae_checks_the_perceptual_output(pipe):
     for bad in (lambda r, y: (r - y).abs().mean(), lambda r, y: (r - y).abs()):
         with pytest.raises(ValueError, match='expected a tensor of 4 distances'): D.train_vae(copy.deepcopy(pipe), x, steps=1, batch_size=4, perceptual=bad, progress=False)
     assert len(D.train_vae(copy.deepcopy(pipe), x, steps=1, batch_size=4, perceptual=lambda r, y: (r - y).abs().mean((1, 2, 3)), progress=False)['loss']) == 1
+
+
+# A mutation-testing pass over the numerical core of medcf/diffusion.py (186 one-at-a-time mutants, 42 that changed a number,
+# a refusal or a setting and that no test caught); each test below fails on the mutants named above it and pins the value to
+# diffusers' own DDIMScheduler, a closed form or a hand derivation, never to medcf itself.
+
+def _sched(**kw):
+    "diffusers' own DDIM with Stable Diffusion's betas (the fixture's scheduler config), settings overridable."
+    from diffusers import DDIMScheduler
+    return DDIMScheduler(**{**D.SD_BETAS, **dict(clip_sample=False, set_alpha_to_one=False, steps_offset=1), **kw})
+
+
+# kills: sp2 sp5 sp6 sp7
+def test_split_prediction_inverts_each_parameterisation():
+    "Each prediction type, built in closed form from (x0, eps) at alpha-bar a, splits back into (eps, x0); an unknown type is refused."
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(2, 4, 3, 3, generator=g), torch.randn(2, 4, 3, 3, generator=g)
+    a = torch.tensor(0.3)
+    x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
+    v = a.sqrt() * eps - (1 - a).sqrt() * x0  # v = sqrt(a) eps - sqrt(1 - a) x0 (Salimans & Ho)
+    for out, kind in ((eps, 'epsilon'), (v, 'v_prediction'), (x0, 'sample')):
+        e, z = D.split_prediction(out, x_t, a, kind)
+        assert torch.allclose(e, eps, atol=1e-5) and torch.allclose(z, x0, atol=1e-5), kind
+    with pytest.raises(ValueError, match='prediction_type'): D.split_prediction(eps, x_t, a, 'flow')
+
+
+# kills: sp5 sp6
+def test_sample_prediction_sampling_matches_diffusers(pipe):
+    "An x0-predicting ('sample') UNet: medcf's sampler equals diffusers' call with the same DDIM scheduler."
+    import copy
+    p = D.assemble_pipeline(pipe.vae, copy.deepcopy(pipe.unet), _sched(prediction_type='sample'), pipe.text_encoder, pipe.tokenizer)
+    lat = D.initial_latents(p, 2, seed=0)
+    ours = D.generate(p, ['a', 'b'], num_inference_steps=4, guidance_scale=2.0, latents=lat)
+    ref = p(['a', 'b'], height=32, width=32, num_inference_steps=4, guidance_scale=2.0, latents=lat, output_type='pt').images
+    assert (ours - (ref * 2 - 1)).abs().max() < 1e-4
+
+
+# kills: d9
+@pytest.mark.parametrize('eta', [0.0, 0.5, 1.0])
+def test_ddim_step_equals_diffusers_step_with_the_same_noise(eta):
+    "ddim_step(noise=n) is DDIMScheduler.step(variance_noise=n), and its log-probability the closed-form Gaussian density around the noise-free step."
+    s = _sched(); s.set_timesteps(10)
+    t = int(s.timesteps[3]); tp = t - 100
+    g = torch.Generator().manual_seed(1)
+    x, eps, n = (torch.randn(2, 4, 3, 3, generator=g) for _ in range(3))
+    a, ap = s.alphas_cumprod[t], s.alphas_cumprod[tp]
+    ref = s.step(eps, t, x, eta=eta, variance_noise=n if eta else None)
+    prev, x0, lp = D.ddim_step(x, eps, a, ap, eta, n if eta else None)
+    assert torch.allclose(prev, ref.prev_sample, atol=1e-5) and torch.allclose(x0, ref.pred_original_sample, atol=1e-5)
+    if eta:
+        std = eta * s._get_variance(t, tp).sqrt()
+        mean = s.step(eps, t, x, eta=eta, variance_noise=torch.zeros_like(n)).prev_sample
+        assert torch.allclose(lp, torch.distributions.Normal(mean, std).log_prob(prev).mean((1, 2, 3)), atol=1e-4)
+
+
+# kills: d8
+def test_ddim_step_from_the_floored_zero_snr_alpha_is_finite():
+    "From alpha-bar at ALPHA_FLOOR (a zero-terminal-SNR schedule's first step) at eta=1, 1 - ap - std^2 rounds below 0 in float32: the step stays finite."
+    g = torch.Generator().manual_seed(0)
+    x, eps, n = (torch.randn(2, 4, 3, 3, generator=g) for _ in range(3))
+    prev, x0, lp = D.ddim_step(x, eps, torch.tensor(D.ALPHA_FLOOR), torch.tensor(0.99), eta=1.0, noise=n)
+    assert torch.isfinite(prev).all() and torch.isfinite(lp).all()
+
+
+# kills: d16
+def test_ddim_step_log_prob_gradient_holds_the_sample_fixed():
+    "The log-probability's gradient is the score-function one (the drawn sample a constant): d lp / d eps = noise / (std M) * d mean / d eps, not 0."
+    g = torch.Generator().manual_seed(0)
+    x, noise = torch.randn(2, 4, 2, 2, generator=g), torch.randn(2, 4, 2, 2, generator=g)
+    eps = torch.randn(2, 4, 2, 2, generator=g).requires_grad_(True)
+    a, ap = torch.tensor(0.5), torch.tensor(0.7)
+    D.ddim_step(x, eps, a, ap, eta=1.0, noise=noise)[2].sum().backward()
+    std = ((1 - ap) / (1 - a) * (1 - a / ap)).sqrt()
+    dmean = (1 - ap - std ** 2).sqrt() - (ap * (1 - a) / a).sqrt()  # mean = sqrt(ap) (x - sqrt(1 - a) eps) / sqrt(a) + sqrt(1 - ap - std^2) eps
+    assert torch.allclose(eps.grad, noise / (std * 16) * dmean, atol=1e-6)
+
+
+# kills: d18 d19 d23
+def test_ddim_step_refuses_what_it_cannot_do():
+    "prev_sample at eta=0, noise together with prev_sample, and eta outside [0, 1] are refused, not silently used or ignored."
+    g = torch.Generator().manual_seed(0)
+    x, eps, n = (torch.randn(2, 4, 2, 2, generator=g) for _ in range(3))
+    a, ap = torch.tensor(0.5), torch.tensor(0.7)
+    with pytest.raises(ValueError, match='eta > 0'): D.ddim_step(x, eps, a, ap, eta=0.0, prev_sample=x)
+    with pytest.raises(ValueError, match='both noise and prev_sample'): D.ddim_step(x, eps, a, ap, eta=1.0, noise=n, prev_sample=x)
+    for bad in (1.5, -0.5):
+        with pytest.raises(ValueError, match='eta'): D.ddim_step(x, eps, a, ap, eta=bad, noise=n)
+
+
+# kills: g1
+def test_guidance_interval_is_inclusive_at_both_ends():
+    "guidance_at guides at t_lo and t_hi themselves, and only there and between."
+    assert [D.guidance_at(t, 3.0, (100, 200)) for t in (99, 100, 150, 200, 201)] == [1.0, 3.0, 3.0, 3.0, 1.0]
+    assert D.guidance_at(0, 3.0, None) == 3.0 and D.guidance_at(5, 3.0, (5, 5)) == 3.0
+
+
+# kills: ci6 ci7
+def test_check_guidance_interval_takes_exactly_two_whole_numbers():
+    "A (t_lo, t_hi) pair comes back as two Python ints; three numbers are refused, not cut to two."
+    r = D.check_guidance_interval((np.int64(100), 200.0))
+    assert r == (100, 200) and all(type(v) is int for v in r)
+    with pytest.raises(ValueError, match='guidance_interval'): D.check_guidance_interval((100, 200, 300))
+
+
+# kills: n6
+def test_noise_prediction_error_noises_each_latent_at_its_own_timestep(pipe):
+    "With one timestep per latent, latent j is noised with alpha-bar at t_j: the error equals a direct UNet computation."
+    g = torch.Generator().manual_seed(1)
+    z0, noise = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
+    c, t = D.encode_prompts(pipe, ['a', 'b']), torch.tensor([300, 900])
+    a = pipe.scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
+    with torch.no_grad(): e = pipe.unet(a.sqrt() * z0 + (1 - a).sqrt() * noise, t, encoder_hidden_states=c).sample
+    assert torch.allclose(D.noise_prediction_error(pipe, z0, c, t, noise), ((e - noise) ** 2).mean((1, 2, 3)), atol=1e-6)
+
+
+# kills: u9
+def test_unet_eps_converts_v_with_each_latents_own_alpha(pipe):
+    "A v-predicting UNet with one timestep per latent: eps_j = sqrt(a_j) v_j + sqrt(1 - a_j) x_j with a_j = alpha-bar at t_j."
+    v = _fresh(pipe); v.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type='v_prediction')
+    x, c, t = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(2)), D.encode_prompts(pipe, ['a', 'b']), torch.tensor([300, 900])
+    a = v.scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
+    with torch.no_grad(): vhat = v.unet(x, t, encoder_hidden_states=c).sample
+    assert torch.allclose(D.unet_eps(v, x, t, c)[0], a.sqrt() * vhat + (1 - a).sqrt() * x, atol=1e-6)
+
+
+# kills: i1
+def test_first_inversion_step_starts_from_alpha_bar_one(pipe):
+    "set_alpha_to_one=True: inverting z0 by one step (start_step = last) gives sqrt(a_t) z0 + sqrt(1 - a_t) eps_theta(z0, t), z0 itself being the clean estimate."
+    import copy
+    s = _sched(set_alpha_to_one=True)
+    p = D.assemble_pipeline(pipe.vae, copy.deepcopy(pipe.unet), s, pipe.text_encoder, pipe.tokenizer)
+    z0 = D.initial_latents(p, 2, seed=3)
+    inv = D.invert_latents(p, z0, 'a', num_inference_steps=4, start_step=3, check=False)
+    s.set_timesteps(4); t = int(s.timesteps[3]); a = s.alphas_cumprod[t]
+    with torch.no_grad(): e = p.unet(z0, t, encoder_hidden_states=D.encode_prompts(p, ['a', 'a'])).sample
+    assert torch.allclose(inv.latents, a.sqrt() * z0 + (1 - a).sqrt() * e, atol=1e-5)
+
+
+# kills: s13
+def test_sampler_step_noise_has_the_ddim_variance(pipe):
+    "At eta=1 each sampled latent is diffusers' noise-free DDIM step plus std * z, z standard normal (not noise of another scale)."
+    c = D.encode_prompts(pipe, ['a', 'b'])
+    seen = []
+    D.sample_latents(pipe, D.initial_latents(pipe, 2, seed=0), c, None, 3, 1.0, eta=1.0, generators=D.step_generators(5, 2), callback=seen.append)
+    s = _sched(); s.set_timesteps(3)
+    z = []
+    for info in seen[:-1]:  # the last step of this schedule has a tiny variance: left out
+        mean = s.step(info.noise_pred, info.t, info.latents, eta=1.0, variance_noise=torch.zeros_like(info.latents)).prev_sample
+        z.append((info.prev_latents - mean) / s._get_variance(info.t, int(s.timesteps[info.i + 1])).sqrt())
+    z = torch.cat(z).flatten()
+    assert 0.9 < z.std().item() < 1.1 and abs(z.mean().item()) < 0.1
+
+
+# kills: s12
+def test_default_step_noise_is_seed_zeros(pipe):
+    "eta > 0 without generators draws seed 0's step noise, as step_generators(0, n) (and generate(seed=0)) do."
+    c, x = D.encode_prompts(pipe, ['a', 'b']), D.initial_latents(pipe, 2, seed=0)
+    with pytest.warns(UserWarning, match='without generators'): got = D.sample_latents(pipe, x, c, None, 2, 1.0, eta=1.0)
+    assert torch.equal(got.latents, D.sample_latents(pipe, x, c, None, 2, 1.0, eta=1.0, generators=D.step_generators(0, 2)).latents)
+
+
+# kills: ia1 ia3 ia4
+def test_at_on_a_partial_inversion(pipe):
+    "Inversion.at on an inversion that stopped at start_step=2: step 3 is trajectory[1] at the grid's timesteps[3]; a step before 2 is refused."
+    z0 = D.initial_latents(pipe, 2, seed=3)
+    part = D.invert_latents(pipe, z0, 'a', num_inference_steps=5, start_step=2, check=False, return_trajectory=True)
+    s = _sched(); s.set_timesteps(5)
+    at3 = part.at(3)
+    assert at3.start_step == 3 and at3.timestep == int(s.timesteps[3]) and torch.equal(at3.latents, part.trajectory[1])
+    with pytest.raises(ValueError, match='step'): part.at(1)
+
+
+# kills: sl3 sl7 sl9 sl10
+def test_slerp_lines_up_parallel_latents_and_refuses_bad_ones():
+    "Parallel latents interpolate on the straight line ((1 - w) a + w b); opposite, non-finite and integer latents are refused."
+    a = torch.randn(2, 4, 3, 3, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(D.slerp(a, 2 * a, 0.25), 1.25 * a, atol=1e-6)
+    with pytest.raises(ValueError, match='opposite'): D.slerp(a, -a, 0.5)
+    bad = a.clone(); bad[0, 0, 0, 0] = float('nan')
+    with pytest.raises(ValueError, match='NaN'): D.slerp(bad, a, 0.5)
+    with pytest.raises(TypeError, match='floating'): D.slerp((a * 10).long(), (a * 10 + 1).long(), 0.5)
+
+
+# kills: l1 l2 l3 l4 l5
+def test_learning_rate_warms_up_then_decays_to_a_tenth():
+    "finetune's schedule: linear warm-up to lr over `warmup` steps, then cosine over the rest to lr / 10, and lr / 10 after."
+    f = lambda s: D._lr_at(s, 110, 1.0, 10)
+    assert [f(s) for s in (0, 4, 9, 10, 60, 110, 500)] == pytest.approx([0.1, 0.5, 1.0, 1.0, 0.55, 0.1, 0.1])
+
+
+# kills: dr3
+def test_uniform_draw_reaches_every_item():
+    "Without weights every one of the n items is drawn, about equally often."
+    counts = torch.bincount(D.draw_indices(3, 3000, None, torch.Generator().manual_seed(0)), minlength=3)
+    assert len(counts) == 3 and counts.min().item() > 900
+
+
+# kills: e2 e3
+def test_edge_l1_by_hand():
+    "One bright pixel (2) in a 3 x 3 image: 2 of the 6 horizontal and 2 of the 6 vertical differences change by 2, mean 2/3 each, so the loss is 0.5 (2/3 + 2/3)."
+    a, b = torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 3, 3); b[..., 1, 1] = 2
+    assert D.edge_l1(a, b).item() == pytest.approx(2 / 3)
+
+
+# kills: k6
+def test_fit_signal_leak_is_the_mean_scaled_latent(pipe):
+    "fit_signal_leak averages the scaled posterior means of all images (not one image's latent)."
+    x = imgs(3)
+    with torch.no_grad(): z = pipe.vae.encode(x).latent_dist.mean * pipe.vae.config.scaling_factor
+    assert torch.allclose(D.fit_signal_leak(pipe, x), z.mean(0), atol=1e-5)
+
+
+# kills: c2 c4 c5 c6 c8
+@pytest.mark.parametrize('clamp', [False, True])
+def test_classifier_guidance_is_the_closed_form_step(pipe, clamp):
+    "guide(x_t, t, eps, ., alpha_t) = eps - s sqrt(1 - a) grad_x sum_j log p(y | D(x0_hat_j)), x0_hat = (x - sqrt(1 - a) eps) / sqrt(a), D the VAE decoder (clamped if asked)."
+    g = torch.Generator().manual_seed(4)
+    x, eps = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)  # the decoded images overshoot [-1, 1] in 10 of 2048 pixels
+    a, s = torch.tensor(0.6), 7.0
+    f = lambda im: (im ** 2).mean((1, 2, 3)) + im.mean((1, 2, 3))  # nonlinear, one value per image
+    xx = x.clone().requires_grad_(True)
+    img = pipe.vae.decode(((xx - (1 - a).sqrt() * eps) / a.sqrt()) / pipe.vae.config.scaling_factor).sample
+    if clamp: img = img.clamp(-1, 1)
+    grad, = torch.autograd.grad(f(img).sum(), xx)
+    got = D.classifier_guidance(pipe, f, scale=s, clamp=clamp)(x, 500, eps, None, a)
+    assert torch.allclose(got, eps - s * (1 - a).sqrt() * grad, atol=1e-5)
+
+
+# kills: c3 c9
+def test_classifier_guidance_interval_is_inclusive(pipe):
+    "classifier_guidance(interval=(100, 200)) steers at t = 100 and t = 200 themselves, not at 99 or 201."
+    g = torch.Generator().manual_seed(4)
+    x, eps, a = torch.randn(1, 4, 8, 8, generator=g), torch.randn(1, 4, 8, 8, generator=g), torch.tensor(0.6)
+    guide = D.classifier_guidance(pipe, lambda im: im.mean((1, 2, 3)), scale=100.0, interval=(100, 200))
+    assert [not torch.equal(guide(x, t, eps, None, a), eps) for t in (99, 100, 200, 201)] == [False, True, True, False]
+
+
+# kills: gd1
+def test_guidance_fn_gets_the_predicted_clean_latent(pipe):
+    "A guidance_fn's pred_x0 is (x_t - sqrt(1 - a_t) eps) / sqrt(a_t) of the step's x_t and noise prediction."
+    seen = []
+    def fn(x, t, eps, pred_x0): seen.append((x, t, eps, pred_x0)); return eps
+    D.sample_latents(pipe, D.initial_latents(pipe, 2, seed=0), D.encode_prompts(pipe, ['a', 'b']), None, 2, 1.0, guidance_fn=fn)
+    for x, t, eps, px0 in seen:
+        a = pipe.scheduler.alphas_cumprod[t]
+        assert torch.allclose(px0, (x - (1 - a).sqrt() * eps) / a.sqrt(), atol=1e-5)
