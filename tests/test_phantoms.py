@@ -320,7 +320,7 @@ def test_a_subclass_mistake_is_named_where_it_is_made():
             return [Variable('age', None, range=(20, 90), mechanism=lambda p, u: 20 + 70 * u),
                     Variable('oa', (0, 1), parents=('age',), mechanism=lambda p, u: (u < (p['age'] - 20) / 100).astype(int))]
         def _draw_noise(self, rng, n): return {**{k: rng.random(n) for k in self.variables}, 'tex': rng.random((n, 2))}
-        def _render(self, t, noise): return torch.zeros(len(t), 1, self.size, self.size) + torch.as_tensor(t['oa'].to_numpy(), dtype=torch.float32)[:, None, None, None] * 0.5
+        def _render(self, t, noise): return torch.zeros(len(t), 1, self.size, self.size) + torch.tensor(t['oa'].to_numpy(), dtype=torch.float32)[:, None, None, None] * 0.5
         def _prompt(self, row): return f"knee x-ray, aged {row.age:.0f}"
     assert Knee(32).sample(8, seed=0).images.shape == (8, 1, 32, 32)  # a sound subclass passes every check
     def variant(**over):
@@ -428,3 +428,96 @@ def test_check_bool_takes_a_bool_tensor():
     assert P.check_bool(torch.tensor(True), 'f') is True and P.check_bool(np.bool_(False), 'f') is False
     with pytest.raises(TypeError, match='expected True or False'): P.check_bool(torch.tensor([True, False]), 'f')
     with pytest.raises(TypeError, match='expected True or False'): P.check_bool(1, 'f')
+
+
+# A mutation-testing pass over the SCM core of medcf/phantoms.py (90 one-at-a-time mutants, 27 that changed a truth, a
+# counterfactual, a descendant set or a refusal and that no test caught): each test below pins the values to the mechanisms of a
+# tiny hand-made SCM, worked out by hand, never to medcf's own output of the same function.
+from medcf.phantoms import SCMPhantom, Variable, check_int, check_real
+
+
+class _Chain(SCMPhantom):
+    "a -> b -> c, a -> h (hidden), d on its own; listed out of causal order on purpose (the order must come from the parents)."
+    def _variables(self):
+        return [Variable('c', None, parents=('b',), range=(0, 3), mechanism=lambda p, u: 2 * p['b'] + u),
+                Variable('b', (0, 1), parents=('a',), mechanism=lambda p, u: p['a'] ^ (u < 0.3).astype(int)),
+                Variable('h', (0, 1), parents=('a',), observed=False, mechanism=lambda p, u: p['a'] * (u < 0.5).astype(int)),
+                Variable('a', (0, 1), mechanism=lambda p, u: (u < 0.5).astype(int)),
+                Variable('d', (0, 1), mechanism=lambda p, u: (u < 0.5).astype(int))]
+    def _draw_noise(self, rng, n): return {k: rng.random(n) for k in ('a', 'b', 'c', 'd', 'h')}
+    def _render(self, t, noise): return torch.zeros(len(t), 1, self.size, self.size) + 0.1 * torch.tensor(np.array(t['c'], dtype=np.float32))[:, None, None, None]
+    def _prompt(self, row): return f"a={row.a}"
+
+
+def test_hand_made_scm_truth_and_counterfactual():
+    "Factual values follow the mechanisms from the noise; do(a=1) keeps the noise, sets a, recomputes b, c, h and leaves d alone."
+    ph = _Chain(16, seed=0)
+    assert ph._order.index('a') < ph._order.index('b') < ph._order.index('c') and sorted(ph._order) == ['a', 'b', 'c', 'd', 'h']
+    b = ph.sample(40, seed=1); u = b.noise
+    a0 = (u['a'] < 0.5).astype(int); b0 = a0 ^ (u['b'] < 0.3).astype(int)
+    assert b.truth.a.tolist() == a0.tolist() and b.truth.b.tolist() == b0.tolist() and np.allclose(b.truth.c, 2 * b0 + u['c'])
+    assert sorted(b.attrs.columns) == ['a', 'b', 'c', 'd'] and sorted(ph.observed) == ['a', 'b', 'c', 'd'] and 'h' in b.truth
+    assert (a0 == 0).any() and (a0 == 1).any()
+    cf = ph.counterfactual(b, a=1)
+    b1 = 1 ^ (u['b'] < 0.3).astype(int)
+    assert (cf.truth.a == 1).all() and cf.truth.b.tolist() == b1.tolist() and np.allclose(cf.truth.c, 2 * b1 + u['c'])
+    assert cf.truth.h.tolist() == (u['h'] < 0.5).astype(int).tolist() and cf.truth.d.equals(b.truth.d)
+    assert set(cf.interventions) == {'a'} and (cf.interventions['a'] == 1).all()
+
+
+def test_sample_truth_applies_do():
+    "sample_truth(n, **do) is the intervened model, not the observational one."
+    ph = _Chain(16, seed=0)
+    t = ph.sample_truth(50, seed=3, a=1)
+    u = ph._draw_noise(np.random.default_rng(3), 50)
+    b1 = 1 ^ (u['b'] < 0.3).astype(int)
+    assert (t.a == 1).all() and t.b.tolist() == b1.tolist() and np.allclose(t.c, 2 * b1 + u['c'])
+
+
+def test_a_do_the_batch_was_drawn_under_stays_in_force():
+    "A batch drawn under do(b=1) keeps b=1 in its counterfactuals (and in its slices); a new do() on b overrides it."
+    ph = _Chain(16, seed=0)
+    b = ph.sample(30, seed=2, b=1); u = b.noise
+    assert (b.truth.b == 1).all() and (b.interventions['b'] == 1).all()
+    assert ((u['a'] < 0.5).astype(int) ^ (u['b'] < 0.3).astype(int) == 0).any()  # rows where b would be 0 undisturbed
+    cf = ph.counterfactual(b, d=0)
+    assert (cf.truth.b == 1).all() and (cf.truth.d == 0).all() and np.allclose(cf.truth.c, 2 + u['c'])
+    cf0 = ph.counterfactual(b, b=0)
+    assert (cf0.truth.b == 0).all() and np.allclose(cf0.truth.c, u['c'])
+    s = b[3:9]
+    assert (s.interventions['b'] == 1).all() and (ph.counterfactual(s, d=1).truth.b == 1).all()
+
+
+def test_descendants_of_a_hand_made_scm():
+    "Exactly the children, grandchildren, ...: each once, the named variables left out, causal order kept; no names is refused."
+    ph = _Chain(16)
+    kids = ph.descendants('a')
+    assert sorted(kids) == ['b', 'c', 'h'] and len(kids) == 3 and kids.index('b') < kids.index('c')
+    assert ph.descendants('b') == ['c'] and ph.descendants('c') == [] and ph.descendants('d') == []
+    assert sorted(ph.descendants('a', 'd')) == ['b', 'c', 'h'] and ph.descendants('a', 'b') == [n for n in kids if n != 'b']
+    with pytest.raises(ValueError, match='expected variable names'): ph.descendants()
+
+
+def test_cycles_and_unknown_parents_are_refused():
+    def scm(vs):
+        return type('S', (_Chain,), {'_variables': lambda self: vs})
+    cyc = [Variable('x', (0, 1), parents=('y',), mechanism=lambda p, u: p['y']),
+           Variable('y', (0, 1), parents=('x',), mechanism=lambda p, u: p['x'])]
+    with pytest.raises(ValueError, match='cycle'): scm(cyc)(16)
+    with pytest.raises(ValueError, match='unknown parent'): scm([Variable('x', (0, 1), parents=('z',), mechanism=lambda p, u: p['z'])])(16)
+
+
+def test_check_int_and_check_real_ends_and_types():
+    assert check_int(5, 'k', 1, hi=5) == 5 and type(check_int(np.int64(3), 'k')) is int
+    assert check_real(0.0, 'p', 0, 1) == 0.0 and check_real(1.0, 'p', 0, 1) == 1.0 and check_real(0.999, 'p', 0, 1, open_hi=True) == 0.999
+    assert type(check_real(3, 'p')) is float and type(check_real(np.float32(0.5), 'p')) is float
+    with pytest.raises(ValueError): check_real(1.0, 'p', 0, 1, open_hi=True)
+    with pytest.raises(ValueError): check_real(0.0, 'p', 0, 1, open_lo=True)
+    for bad in (True, np.bool_(True), float('inf'), -float('inf'), float('nan')):
+        with pytest.raises(ValueError): check_real(bad, 'p')
+
+
+def test_sample_given_checks_max_draws():
+    ph = _Chain(16)
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match='max_draws'): ph.sample_given(2, max_draws=bad, a=1)
