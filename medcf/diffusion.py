@@ -16,9 +16,9 @@ __all__ = ['SD_BETAS', 'Prompts', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKP
            'PROMPT_CACHE_SIZE', 'ALPHA_FLOOR', 'UNET_EXTRAS', 'STACK_LIMIT', 'RESUME_DEFAULTS', 'FINETUNE_STATE_KEYS',
            'text_encoder_dir', 'load_text_encoder', 'build_vae', 'build_unet', 'build_scheduler', 'SDPipeline',
            'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_hw', 'native_size', 'check_images',
-           'check_latents', 'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip', 'sha256',
-           'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline', 'model_card_markdown', 'zoo_dir', 'zoo_names',
-           'verify_checkpoint', 'check_device', 'load_pipeline', 'clear_prompt_cache', 'encode_prompts',
+           'check_latents', 'check_signal_leak', 'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip',
+           'sha256', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline', 'model_card_markdown', 'zoo_dir',
+           'zoo_names', 'verify_checkpoint', 'check_device', 'load_pipeline', 'clear_prompt_cache', 'encode_prompts',
            'check_scheduler', 'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput',
            'step_generators', 'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
            'resolve_guidance_interval', 'pipeline_interval', 'pipeline_guidance_scale', 'guidance_at',
@@ -218,6 +218,16 @@ def check_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet
     if not torch.isfinite(latents).all(): raise ValueError(f"{name} hold{'' if have == 'have' else 's'} NaN or inf; expected finite values")
     return latents
 
+def check_signal_leak(leak: torch.Tensor,  # a mean training latent (`fit_signal_leak`)
+                      shape: tuple,  # the one latent's shape it must have, c x h x w
+                      name: str = 'signal leak'  # what the messages call it
+                     ) -> torch.Tensor:
+    "`leak` if it is one finite latent tensor of `shape`; a TypeError or ValueError naming it otherwise (`add_signal_leak` and `save_pipeline` check with it)."
+    if not isinstance(leak, torch.Tensor): raise TypeError(f"{name} must be a torch.Tensor (one latent of shape {tuple(shape)}, `fit_signal_leak`), got {type(leak).__name__}")
+    if tuple(leak.shape) != tuple(shape): raise ValueError(f"{name} of shape {tuple(leak.shape)}; expected one latent of shape {tuple(shape)} (`fit_signal_leak`)")
+    if not torch.isfinite(leak).all(): raise ValueError(f"{name} holds NaN or inf; expected a finite latent (`fit_signal_leak`)")
+    return leak
+
 @checks_bools
 def check_prompts(prompts: Prompts,  # one prompt, or one per item
                   n: int | None = None,  # the count to check, or None
@@ -371,9 +381,7 @@ def save_pipeline(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet
     if leak is not None:  # checked before anything is written: a bad leak left a folder without its card
         h, w = native_hw(pipe); f = vae_factor(pipe)
         want = (pipe.unet.config.in_channels, h // f, w // f)
-        if not isinstance(leak, torch.Tensor): raise TypeError(f"pipe.signal_leak is a {type(leak).__name__}; expected a torch.Tensor, one latent of shape {want} (`fit_signal_leak`)")
-        if tuple(leak.shape) != want or not torch.isfinite(leak).all():
-            raise ValueError(f"pipe.signal_leak has shape {tuple(leak.shape)}{'' if torch.isfinite(leak).all() else ' and NaN or inf'}; expected one finite latent of shape {want} (`fit_signal_leak`)")
+        check_signal_leak(leak, want, 'pipe.signal_leak')
     out = Path(out_dir); _clear_for_save(out, overwrite)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     conv = (lambda m: copy.deepcopy(m).half()) if fp16 else (lambda m: m)
@@ -881,10 +889,7 @@ def add_signal_leak(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (un
                    ) -> torch.Tensor:
     "x_T distributed as in training at the sampler's first timestep: sqrt(ab) * leak + sqrt(1 - ab) * noise (arXiv:2309.15842)."
     check_latents(pipe, noise, 'noise')
-    if not isinstance(leak, torch.Tensor): raise TypeError(f"signal leak must be a torch.Tensor (one latent, `fit_signal_leak`), got {type(leak).__name__}")
-    if tuple(leak.shape) != tuple(noise.shape[1:]):
-        raise ValueError(f"signal leak of shape {tuple(leak.shape)}; expected one latent of shape {tuple(noise.shape[1:])} (`fit_signal_leak`)")
-    if not torch.isfinite(leak).all(): raise ValueError("signal leak holds NaN or inf; expected a finite latent (`fit_signal_leak`)")
+    check_signal_leak(leak, tuple(noise.shape[1:]))
     ddim = ddim_scheduler(pipe, num_inference_steps)
     ab = _alpha(ddim, int(ddim.timesteps[0])).to(noise)  # zero-terminal-SNR schedules: ~0, no leak to add
     return ab.sqrt() * leak.to(noise) + (1 - ab).sqrt() * noise
@@ -1849,6 +1854,17 @@ def _autocast(module: torch.nn.Module, precision: str | None):
     if precision is None: return contextlib.nullcontext()
     return torch.autocast(next(module.parameters()).device.type, dtype=torch.bfloat16)
 
+def _diverged(who: str,  # 'finetune' or 'train_vae'
+              step: int, value: float, what: str,  # the step, and the non-finite loss or gradient norm (`what`)
+              lr: str,  # the learning rate as the message says it
+              held: str  # what holds which weights, and what to do
+             ):
+    "Stop a training run whose loss or gradient is no longer finite, before the optimiser writes it into the weights."
+    raise FloatingPointError(f"{who} diverged at step {step}: the {what} is {value} ({lr}); {held}")
+
+_VAE_HELD = "the autoencoder holds the weights before this step and its scaling factor is unchanged; lower lr"  # train_vae's divergence: what holds, what to do
+_FT_HELD = "the UNet holds the weights before this step and no state was saved from it; lower lr, or check the data and captions"  # finetune's
+
 @checks_bools
 def train_vae(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
               images: torch.Tensor,  # training images N x C x H x W in [-1, 1]
@@ -1923,12 +1939,10 @@ def train_vae(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, va
             if not isinstance(dist, torch.Tensor) or dist.shape != (len(rec),):
                 raise ValueError(f"perceptual returned {tuple(dist.shape) if isinstance(dist, torch.Tensor) else type(dist).__name__}; expected a tensor of {len(rec)} distances, one per image of the batch")
             loss = loss + perceptual_weight * dist.mean()
-        if not torch.isfinite(loss): raise FloatingPointError(f"train_vae diverged at step {step}: the loss is {loss.item()} (lr={lr:g}); the autoencoder holds the weights "
-                                                              "before this step and its scaling factor is unchanged; lower lr, or check the images and the perceptual loss")
+        if not torch.isfinite(loss): _diverged('train_vae', step, loss.item(), 'loss', f"lr={lr:g}", _VAE_HELD + ", or check the images and the perceptual loss")
         opt.zero_grad(set_to_none=True); loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(params, 1.0)
-        if not torch.isfinite(gn): raise FloatingPointError(f"train_vae diverged at step {step}: the gradient norm is {gn.item()} (lr={lr:g}); the autoencoder holds the "
-                                                            "weights before this step and its scaling factor is unchanged; lower lr")
+        if not torch.isfinite(gn): _diverged('train_vae', step, gn.item(), 'gradient norm', f"lr={lr:g}", _VAE_HELD)
         opt.step()
         hist.append(loss.item()); bar.update(1)
         if step % 20 == 0: bar.set_postfix(loss=f"{np.mean(hist[-20:]):.4f}")
@@ -2152,10 +2166,10 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
             with _autocast(unet, autocast): pred = unet(x_t, t, encoder_hidden_states=c).sample
             err = (pred.float() - target).pow(2).mean((1, 2, 3))
             loss = (err * min_snr_weight(a.flatten(), snr_gamma, pt)).mean() if snr_gamma else err.mean()
-            if not torch.isfinite(loss): _diverged(step, loss.item(), 'loss', lr, steps, warmup)
+            if not torch.isfinite(loss): _diverged('finetune', step, loss.item(), 'loss', f"lr={lr:g}, {_lr_at(step, steps, lr, warmup):.3g} at this step", _FT_HELD)
             opt.zero_grad(set_to_none=True); loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(params, 1.0)  # gradients clipped to norm 1 (AdamW, weight decay 1e-2)
-            if not torch.isfinite(gnorm): _diverged(step, gnorm.item(), 'gradient norm', lr, steps, warmup)
+            if not torch.isfinite(gnorm): _diverged('finetune', step, gnorm.item(), 'gradient norm', f"lr={lr:g}, {_lr_at(step, steps, lr, warmup):.3g} at this step", _FT_HELD)
             opt.step(); stepped = True
             if ema is not None:
                 d = min(ema_decay, (1 + step) / (10 + step))
@@ -2201,10 +2215,6 @@ def _shape_hint(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, 
     return '' if tuple(shape) == want else (f" (build the dataset at the model's size and channels: {want[1]}x{want[2]} px, {want[0]} channel(s), "
                                             "e.g. CheXpertDataset(..., size=native_size(pipe), channels=pipe.vae.config.in_channels))")
 
-def _diverged(step: int, value: float, what: str, lr: float, steps: int, warmup: int):
-    "Stop a fine-tune whose loss or gradient is no longer finite, before the optimiser writes it into the weights."
-    raise FloatingPointError(f"finetune diverged at step {step}: the {what} is {value} (lr={lr:g}, {_lr_at(step, steps, lr, warmup):.3g} at this step); "
-                             "the UNet holds the weights before this step and no state was saved from it; lower lr, or check the data and captions")
 
 FINETUNE_STATE_KEYS = ('unet', 'opt', 'rng', 'ema', 'step', 'hist')  # what a `finetune` state holds (and settings, steps: later medcf)
 

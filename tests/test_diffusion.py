@@ -2729,7 +2729,7 @@ def test_training_and_saving_paths_found_by_fuzzing(pipe, tmp_path):
     p.model_card = {'name': 'x', 'recipe': {'guidance_scale': 3.0, 'guidance_interval': [0, 600]}}
     with pytest.warns(UserWarning, match="leaves out the pipeline's recipe"): D.save_pipeline(p, tmp_path / 'a', card={'name': 'mine'})
     p.signal_leak = torch.zeros(3, 3)
-    with pytest.raises(ValueError, match=r'signal_leak has shape \(3, 3\)'): D.save_pipeline(p, tmp_path / 'b')
+    with pytest.raises(ValueError, match=r'pipe.signal_leak of shape \(3, 3\)'): D.save_pipeline(p, tmp_path / 'b')
     assert not (tmp_path / 'b').exists()  # refused before anything is written
     del p.signal_leak
     from medcf.zoo import update_card
