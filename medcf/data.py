@@ -135,7 +135,7 @@ def skin_diagnosis(labels: dict | pd.Series,  # one lesion: 'diagnosis' (code or
     mel = d.get('melanoma')
     by_dx = 'diagnosis' in d and isinstance(d['diagnosis'], str)
     clash = ([f"melanoma={mel!r}"] if by_dx and mel in (0, 1) and (code == 'MEL') != (mel == 1) else []) + \
-            ([f"one-hot {hot}"] if len(hot) == 1 and (hot[0] != code if by_dx else 'melanoma' in d and (hot[0] == 'MEL') != (mel == 1)) else [])
+            ([f"one-hot {hot}"] if len(hot) > 1 or len(hot) == 1 and (hot[0] != code if by_dx else 'melanoma' in d and (hot[0] == 'MEL') != (mel == 1)) else [])  # two columns at 1 are two diagnoses
     if clash: raise ValueError(f"the labels contradict each other: {'diagnosis=' + repr(d['diagnosis']) if by_dx else 'melanoma=' + repr(mel)} "
                                f"against {' and '.join(clash)}; expected one diagnosis (an edited table: change every column that states it)")
     return hot[0] if not by_dx and len(hot) == 1 else code  # melanoma=0 says only 'not melanoma'; a one-hot column names which

@@ -610,3 +610,11 @@ def test_transparent_images_are_refused(tmp_path):
     for f, mode in (('rgba.png', 'RGBA'), ('la.png', 'LA'), ('p.png', 'P')):
         with pytest.raises(ValueError, match=rf"{f} has \d+ transparent or translucent pixels \(mode {mode}\); expected an opaque image"):
             load_image(tmp_path / f, 16, 3)
+
+
+def test_skin_diagnosis_refuses_two_one_hot_diagnoses_beside_another_key():
+    "Two one-hot columns at 1 are two diagnoses: refused beside 'diagnosis' or 'melanoma' too, not only alone (a mutation tester's find)."
+    from medcf.data import skin_diagnosis
+    for labels in ({'diagnosis': 'NV', 'MEL': 1, 'BCC': 1}, {'diagnosis': 'NV', 'NV': 1, 'MEL': 1}, {'melanoma': 0, 'MEL': 1, 'NV': 1}):
+        with pytest.raises(ValueError, match=r"contradict each other.*one-hot \["): skin_diagnosis(labels)
+    assert skin_diagnosis({'diagnosis': 'NV', 'NV': 1, 'MEL': 0}) == 'NV' and skin_diagnosis({'melanoma': 0, 'BCC': 1}) == 'BCC'
