@@ -1,7 +1,9 @@
 "The medcf console script: tour output, README check, argument errors."
-import subprocess, sys
+import json, subprocess, sys
 from pathlib import Path
 import pytest, torch
+import medcf.cli as cli
+from medcf.phantoms import ChestPhantom
 from medcf.cli import main, readme_text, tour, page_phantoms, page_generation
 
 def test_tour_writes_a_seeded_report(tmp_path):
@@ -161,3 +163,64 @@ def test_tour_checks_its_seed_before_making_the_folder(tmp_path):
     "medcf tour --seed -1 failed after making an empty folder."
     with pytest.raises(ValueError, match='seed=-1'): tour(tmp_path / 't', seed=-1)
     assert not (tmp_path / 't').exists()
+
+
+# --- From a mutation-testing pass over medcf/cli.py (session 36): the C-numbers are the helper's mutant ids.
+# --- C06: page and figure titles are escaped in index.html ---------------------------------------------------------------------
+def test_tour_escapes_titles(tmp_path):
+    page = lambda out, seed: ('A & B <i>', [('caption <b>', 'f.png')])
+    html = cli.tour(tmp_path / 't', pages=[page]).read_text()
+    assert '<h2>A &amp; B &lt;i&gt;</h2>' in html and '<figcaption>caption &lt;b&gt;</figcaption>' in html and '<i>' not in html
+
+
+# --- C08, C09, C10 (C11, already killed by test_cli.py, fails here too): `medcf generate` passes the documented defaults and each option to its own parameter ------------------
+def test_generate_command_defaults_and_positions(tmp_path, monkeypatch):
+    import inspect
+    got, sig = [], inspect.signature(cli.generate_grid)  # each value read by its parameter's name, however the command passes it
+    def fake(*a, **k):
+        b = sig.bind(*a, **k); b.apply_defaults(); got.append(b.arguments); return tmp_path / 'x.png'
+    monkeypatch.setattr(cli, 'generate_grid', fake)
+    cli.main(['generate', '--prompt', 'Chest X-ray'])
+    assert {k: got[-1][k] for k in ('model', 'prompt', 'n', 'out', 'seed', 'num_inference_steps')} == dict(
+        model='chest', prompt='Chest X-ray', n=16, out='grid.png', seed=0, num_inference_steps=50)  # the help's '(default 16)', 'grid.png', '(default 0)', '(default 50)'
+    cli.main(['generate', '--prompt', 'p', '--n', '3', '--out', 'o.png', '--seed', '7', '--steps', '9', '--guidance', '2.5'])
+    assert {k: got[-1][k] for k in ('prompt', 'n', 'out', 'seed', 'num_inference_steps', 'guidance_scale')} == dict(
+        prompt='p', n=3, out='o.png', seed=7, num_inference_steps=9, guidance_scale=2.5)
+
+
+# --- C12, C13, C14, C19, C22: `readme --check` reports and writes nothing; `readme` writes the notebook's visible cells --------------------------------------------------
+def test_readme_check_does_not_write(tmp_path, monkeypatch, capsys):
+    proj = tmp_path / 'proj'; (proj / 'nbs').mkdir(parents=True); (proj / 'settings.ini').write_text('[DEFAULT]\n')
+    cells = [{'cell_type': 'markdown', 'source': ['# Title'], 'metadata': {}},
+             {'cell_type': 'code', 'source': ['#| hide\n', 'secret = 1'], 'metadata': {}, 'outputs': [], 'execution_count': None},
+             {'cell_type': 'code', 'source': ['#| eval: false\n', 'print(2)'], 'metadata': {}, 'execution_count': 1,
+              'outputs': [{'output_type': 'stream', 'name': 'stdout', 'text': ['2\n']}]}]
+    nb = {'cells': cells, 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
+    want = '# Title\n\n```python\nprint(2)\n```\n\n```\n2\n```\n'  # a hidden cell left out; another directive dropped, its cell kept
+    (proj / 'nbs' / 'index.ipynb').write_text(json.dumps(nb)); (proj / 'README.md').write_text('stale\n')
+    monkeypatch.chdir(proj)
+    assert cli.main(['readme', '--check']) == 1 and (proj / 'README.md').read_text() == 'stale\n'
+    assert 'out of step' in capsys.readouterr().err
+    assert cli.main(['readme']) == 0 and (proj / 'README.md').read_text() == want and 'wrote README.md' in capsys.readouterr().out
+    assert cli.main(['readme', '--check']) == 0 and 'README.md is in step' in capsys.readouterr().out
+    (tmp_path / 'other').mkdir(); (tmp_path / 'other' / 'settings.ini').write_text('[DEFAULT]\n'); monkeypatch.chdir(tmp_path / 'other')
+    with pytest.raises(FileNotFoundError, match='no settings.ini with nbs/index.ipynb'): cli.main(['readme'])  # another project's settings.ini is not ours
+
+
+# --- C15: a missing folder (an OSError) is one line and exit status 2, like the other mistakes ----------------------------------
+def test_console_reports_a_missing_folder_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv('MEDCF_TRACEBACK', raising=False)
+    monkeypatch.setattr('sys.argv', ['medcf', 'generate', '--prompt', 'x', '--out', str(tmp_path / 'no' / 'g.png')])
+    with pytest.raises(SystemExit) as e: cli.console()
+    assert e.value.code == 2 and capsys.readouterr().err.startswith('medcf: error: ')
+
+
+# --- C20, C24: the tour's counterfactual strip is the factual row over do(effusion=1) of the same samples --------------------------
+def test_tour_counterfactual_strip(tmp_path, monkeypatch):
+    shown = {}
+    monkeypatch.setattr(cli, 'save_figure', lambda images, path, titles=None, **k: shown.__setitem__(Path(path).name, (images, titles)) or Path(path))
+    cli.page_phantoms(tmp_path, seed=0)
+    images, titles = shown['chest_cf_effusion.png']
+    assert titles == ['factual'] * 8 + ['do(effusion=1)'] * 8
+    ph = ChestPhantom(seed=0); b = ph.sample(16)[:8]
+    assert torch.equal(images[:8], b.images) and torch.equal(images[8:], ph.counterfactual(b, effusion=1).images)

@@ -1,8 +1,9 @@
 "Tests for medcf.data: prompts, uncertainty policies, phantom datasets, real-format readers and their fixtures."
 from pathlib import Path
-import re, shutil
+import json, re, shutil, warnings
 import numpy as np, pandas as pd, pytest, torch
-from medcf.phantoms import SCMPhantom, SkinPhantom, Variable
+from PIL import Image
+from medcf.phantoms import SCMPhantom, SkinPhantom, Variable, data_path
 from medcf.data import *
 
 torch.set_num_threads(1)
@@ -618,3 +619,247 @@ def test_skin_diagnosis_refuses_two_one_hot_diagnoses_beside_another_key():
     for labels in ({'diagnosis': 'NV', 'MEL': 1, 'BCC': 1}, {'diagnosis': 'NV', 'NV': 1, 'MEL': 1}, {'melanoma': 0, 'MEL': 1, 'NV': 1}):
         with pytest.raises(ValueError, match=r"contradict each other.*one-hot \["): skin_diagnosis(labels)
     assert skin_diagnosis({'diagnosis': 'NV', 'NV': 1, 'MEL': 0}) == 'NV' and skin_diagnosis({'melanoma': 0, 'BCC': 1}) == 'BCC'
+
+
+# --- From a mutation-testing pass over medcf/data.py (session 36): each pins a behaviour no test above pinned, to a hand-made file,
+# a hand-worked value, a documented default or a refusal's message; the M-numbers are the helper's mutant ids.
+NORMAL = 'Normal chest X-ray with no significant findings'
+
+
+class Graded(SCMPhantom):
+    "A tiny phantom with a numeric category whose values are not 0..K-1 (a grade 1, 2, 3) beside text ones."
+    channels = 1
+    def _variables(self):
+        return [Variable('sex', ['Female', 'Male'], mechanism=lambda p, u: np.where(u < .5, 'Female', 'Male')),
+                Variable('grade', [1, 2, 3], mechanism=lambda p, u: 1 + (u * 3).astype(int)),
+                Variable('effusion', [0, 1], mechanism=lambda p, u: (u < .4).astype(int))]
+    def _draw_noise(self, rng, n): return {k: rng.random(n) for k in self.variables}
+    def _render(self, t, noise):
+        g = torch.as_tensor(t['grade'].to_numpy(dtype=np.float32))[:, None, None, None]
+        return (g / 3 - 1).expand(-1, 1, self.size, self.size).clone()
+    def _prompt(self, row): return chest_prompt({'effusion': row['effusion']})
+
+
+def _png(path, a, mode=None):
+    Image.fromarray(a, mode).save(path) if mode else Image.fromarray(a).save(path)
+    return path
+
+
+def _chexpert(root, split, rows):
+    "A hand-written CheXpert CSV (header as CheXpert ships it; unlisted cells blank); images are not written (read with check=False)."
+    folder = Path(root) / 'CheXpert-v1.0-small'; folder.mkdir(parents=True, exist_ok=True)
+    base = {'Sex': 'Female', 'Age': 60, 'Frontal/Lateral': 'Frontal', 'AP/PA': 'AP'}
+    pd.DataFrame([{**base, **r} for r in rows]).reindex(columns=CHEXPERT_HEADER).to_csv(folder / f'{split}.csv', index=False)
+    return folder
+
+
+# --- M08: apply_policy's labels are float32, as its docstring states ---------------------------------------------------
+def test_apply_policy_gives_float32_labels():
+    y, m = apply_policy([1, 0, -1, np.nan], 'U-ones')
+    assert y.dtype == np.float32 and m.dtype == bool
+
+
+# --- M14, M15: a label row or table with no finding is refused, not captioned -------------------------------------------
+def test_no_finding_alone_or_no_finding_column_is_refused():
+    with pytest.raises(ValueError, match='no chest finding in the labels'): chest_prompt({'No Finding': 1})
+    with pytest.raises(ValueError, match='no CheXpert finding among the columns'): chest_prompts(pd.DataFrame({'Path': ['a'], 'Sex': ['Male']}))
+
+
+# --- M21: under 'ignore', a row with only an uncertain finding and an all-negative row get their own captions --------------
+def test_ignore_policy_captions_each_row_on_its_own():
+    t = pd.DataFrame({'Pleural Effusion': [-1.0, 0.0], 'Cardiomegaly': [0.0, 0.0]})  # no 'No Finding' column
+    assert chest_prompts(t, 'ignore') == ['Chest X-ray', NORMAL]  # row 0: its only finding is masked, no claim; row 1: all negative
+    assert chest_prompts(t[::-1].reset_index(drop=True), 'ignore') == [NORMAL, 'Chest X-ray']
+
+
+# --- M23, M28, M30: contradicting or impossible diagnosis labels are refused -----------------------------------------------
+def test_skin_diagnosis_refuses_impossible_labels():
+    with pytest.raises(ValueError, match='the labels contradict each other'): skin_diagnosis({'diagnosis': 'MEL', 'melanoma': 0})
+    with pytest.raises(ValueError, match=r'melanoma=2; expected 0 \(nevus\) or 1 \(melanoma\)'): skin_diagnosis({'melanoma': 2})
+    with pytest.raises(ValueError, match='cannot tell the diagnosis'): skin_diagnosis({'MEL': 1, 'NV': 1})
+
+
+# --- M26, M27: a diagnosis code in lower case, or with spaces around it, is read ---------------------------------------------
+def test_skin_diagnosis_reads_case_and_spaces():
+    assert skin_diagnosis({'diagnosis': 'mel'}) == 'MEL' and skin_diagnosis({'diagnosis': ' nevus '}) == 'NV'
+
+
+# --- M31: a blank artifact cell is 'not stated', not an error --------------------------------------------------------------
+def test_skin_prompt_skips_blank_artifacts():
+    assert skin_prompt({'melanoma': 1, 'hair': np.nan, 'ruler': 1}) == 'a dermoscopic image with melanoma (MEL) showing ruler'
+
+
+# --- M37: numeric categories are kept as numbers (codebook None), not replaced by their index -------------------------------
+def test_numeric_categories_keep_their_values():
+    ph = Graded(16, 0)
+    assert attr_codebook(ph) == {'sex': ['Female', 'Male'], 'grade': None, 'effusion': None}
+    ds = PhantomDataset(ph, 12)
+    assert ds.targets[:, 1].tolist() == ds.attrs['grade'].astype(float).tolist() and set(ds.attrs['grade']) <= {1, 2, 3}
+
+
+# --- M39, M40, M43: encode/decode refuse what they cannot represent --------------------------------------------------------
+def test_encode_decode_refuse_values_outside_the_codebook():
+    book = {'sex': ['Female', 'Male']}
+    with pytest.raises(ValueError, match=r"sex has values \['Other'\] outside \['Female', 'Male'\]"): encode_attrs(pd.DataFrame({'sex': ['Female', 'Other']}), book)
+    assert encode_attrs(pd.DataFrame({'a': [1, 2, 3]}), {}).shape == (3, 0)  # N x K with K = 0
+    with pytest.raises(ValueError, match=r'sex has codes \[2.0\] in rows \[0\]'): decode_attrs(torch.tensor([[2.0]]), book)  # one past the last
+
+
+# --- M47, M54: a phantom stream and dataset refuse positions past either end ------------------------------------------------
+def test_phantom_stream_and_dataset_refuse_out_of_range_positions():
+    ph = Graded(16, 0)
+    with pytest.raises(IndexError, match=r'indices \[10\] out of range for a split of length 10'): PhantomStream(ph, 10)[10]
+    ds = PhantomDataset(ph, 4)
+    with pytest.raises(IndexError, match='out of range'): ds[-1]
+    assert ds[3]['index'] == 3
+
+
+# --- M55, M57: dataset positions are integers in [0, n) --------------------------------------------------------------------
+def test_dataset_refuses_a_bool_tensor_and_a_negative_position():
+    ds = MedMNISTDataset(data_path('medmnist', 'chestmnist.npz'), 'val')
+    with pytest.raises(TypeError, match='expected an integer position'): ds[torch.tensor(True)]
+    with pytest.raises(IndexError, match=r'index -1 out of range'): ds[-1]
+
+
+# --- M61: float fields are stacked into a tensor like ints -----------------------------------------------------------------
+def test_collate_stacks_floats():
+    b = collate([{'w': 0.5, 'i': 1}, {'w': 1.5, 'i': 2}])
+    assert torch.is_tensor(b['w']) and b['w'].tolist() == [0.5, 1.5]
+
+
+# --- M64, M65: a 16-bit image is stretched exactly onto [-1, 1]; a constant one is -1 without warnings -----------------------
+def test_sixteen_bit_stretch_reaches_both_ends(tmp_path):
+    ramp = np.tile(np.linspace(0, 4095, 16).round().astype(np.uint16), (16, 1))
+    x = load_image(_png(tmp_path / 'r.png', ramp), size=16)
+    assert x.min().item() == -1.0 and x.max().item() == 1.0  # own minimum -> 0 -> -1, own maximum -> 255 -> +1
+    flat = _png(tmp_path / 'f.png', np.full((16, 16), 3000, np.uint16))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert (load_image(flat, size=16) == -1).all()
+
+
+# --- M67, M68: translucent pixels and other channel counts are refused -----------------------------------------------------
+def test_load_image_refuses_translucent_pixels_and_two_channels(tmp_path):
+    a = np.full((8, 8, 4), 255, np.uint8); a[0, 0, 3] = 200  # one translucent pixel
+    with pytest.raises(ValueError, match=r'has 1 transparent or translucent pixels'): load_image(_png(tmp_path / 't.png', a, 'RGBA'), 8, 3)
+    with pytest.raises(ValueError, match='channels=2'): load_image(_png(tmp_path / 'g.png', np.zeros((8, 8), np.uint8)), 8, channels=2)
+
+
+# --- M71, M75: crop=True keeps the centre square of a wide image -----------------------------------------------------------
+def test_load_image_crops_the_centre(tmp_path):
+    a = np.full((16, 48), 255, np.uint8); a[:, 16:32] = 0  # white | black centre square | white
+    p = _png(tmp_path / 'w.png', a)
+    assert (load_image(p, size=16) == -1).all()  # the centre square only
+    assert load_image(p, size=16, crop=False).max() == 1  # stretched: the white sides stay
+
+
+# --- M73: pixel 0 is -1 and pixel 255 is +1 --------------------------------------------------------------------------------
+def test_load_image_maps_bytes_onto_minus_one_to_one(tmp_path):
+    a = np.zeros((8, 8), np.uint8); a[:, 4:] = 255
+    x = load_image(_png(tmp_path / 'bw.png', a), size=8, crop=False)
+    assert x[0, :, :4].eq(-1).all() and x[0, :, 4:].eq(1).all()
+
+
+# --- M78, M79, M80, M81, M82, M84: CheXpert layouts and label cells --------------------------------------------------------
+def test_chexpert_valid_only_folder_and_bad_cells(tmp_path):
+    ok = {'Path': 'CheXpert-v1.0-small/valid/patient64541/study1/view1_frontal.jpg', 'No Finding': -1.0, 'Pleural Effusion': 0.0}
+    f = _chexpert(tmp_path / 'v', 'valid', [ok])  # only valid.csv, as a download of the validation set gives
+    t = read_chexpert(f.parent, 'valid', check=False)
+    assert t['prompt'].tolist() == ['Chest X-ray']  # No Finding -1 is a CheXpert label ('expected 1, 0, -1 or blank'); not 1, so not normal
+    with pytest.raises(ValueError, match="split='test'; CheXpert ships 'train' and 'valid'"): read_chexpert(f, 'test', check=False)
+    _chexpert(tmp_path / 'a', 'valid', [{**ok, 'Frontal/Lateral': 'frontal'}])
+    with pytest.raises(ValueError, match=r"Frontal/Lateral has values \['frontal'\]"): read_chexpert(tmp_path / 'a', 'valid', check=False)
+    _chexpert(tmp_path / 'b', 'valid', [{**ok, 'Path': 'view1_frontal.jpg'}])
+    with pytest.raises(ValueError, match=r"Path values \['view1_frontal.jpg'\] are not like"): read_chexpert(tmp_path / 'b', 'valid', check=False)
+    with pytest.raises(ValueError, match=r"unknown findings \['Effusion'\]"): CheXpertDataset(f, 'valid', findings=['Effusion'])
+
+
+# --- M87, M88, M91: ISIC 2019 ground truth must be one-hot; melanoma is MEL only ---------------------------------------------
+def _isic2019(root, rows):
+    "A hand-written ISIC_2019_Training_GroundTruth.csv: image name -> the columns set to 1.0 (the others 0.0), or a dict of values."
+    root.mkdir(parents=True, exist_ok=True)
+    recs = [{'image': name, **{c: float(c in ones) for c in ISIC_DIAGNOSES}} if isinstance(ones, tuple) else {'image': name, **ones}
+            for name, ones in rows]
+    pd.DataFrame(recs, columns=ISIC2019_GROUND_TRUTH).fillna(0.0).to_csv(root / 'ISIC_2019_Training_GroundTruth.csv', index=False)
+    return root
+
+def test_isic2019_one_hot_rows_and_melanoma(tmp_path):
+    t = read_isic2019(_isic2019(tmp_path / 'a', [('ISIC_1', ('MEL',)), ('ISIC_2', ('BCC',)), ('ISIC_3', ('NV',))]), check=False, metadata=False)
+    assert t['diagnosis'].tolist() == ['MEL', 'BCC', 'NV'] and t['melanoma'].tolist() == [1, 0, 0]  # a carcinoma is not a melanoma
+    for bad in [('MEL', 'NV'), {'MEL': 0.5, 'NV': 0.5}]:  # two diagnoses; a soft label summing to 1
+        d = _isic2019(tmp_path / str(len(bad)), [('ISIC_1', ('NV',)), ('ISIC_2', bad)])
+        with pytest.raises(ValueError, match=r"rows \[1\] \(images \['ISIC_2'\]\) are not one-hot"): read_isic2019(d, check=False, metadata=False)
+
+
+# --- M93, M94, M96: ISIC 2020 duplicates list and target values --------------------------------------------------------------
+def _isic2020(root, names, target=None, dup=None):
+    root.mkdir(parents=True, exist_ok=True)
+    n = len(names); target = target or [0] * n
+    pd.DataFrame({'image_name': names, 'patient_id': [f'IP_{i}' for i in range(n)], 'sex': 'male', 'age_approx': 50.0,
+                  'anatom_site_general_challenge': 'torso', 'diagnosis': ['melanoma' if t == 1 else 'nevus' for t in target],
+                  'benign_malignant': 'benign', 'target': target}).to_csv(root / 'train.csv', index=False)
+    if dup is not None: pd.DataFrame(dup, columns=['image_name_1', 'image_name_2']).to_csv(root / ISIC2020_DUPLICATES, index=False)
+    return root
+
+def test_isic2020_duplicates_keep_a_lesion_whose_twin_is_gone(tmp_path):
+    d = _isic2020(tmp_path / 'a', ['A', 'B', 'C'], dup=[('X', 'B'), ('C', 'C')])  # X is not in train.csv; C listed with itself
+    t = read_isic2020(d, check=False)
+    assert t['image'].tolist() == ['A', 'B', 'C'] and t.attrs['duplicates_dropped'] == []  # dropping B or C would lose the only copy
+    with pytest.raises(ValueError, match=r'target has values \[0, 2\]; expected 0 or 1'): read_isic2020(_isic2020(tmp_path / 'b', ['A', 'B'], [0, 2]), check=False)
+
+
+# --- M98, M99, M100, M101: read_medmnist refuses a bad split, float images, a label count mismatch; DermaMNIST has classes 0..6 ---
+def _npz(path, **change):
+    a = {f'{s}_images': np.zeros((2, 28, 28), np.uint8) for s in ('train', 'val', 'test')} | {f'{s}_labels': np.zeros((2, 14), np.uint8) for s in ('train', 'val', 'test')}
+    np.savez(path, **(a | change)); return path
+
+def test_read_medmnist_refuses_what_it_cannot_read(tmp_path):
+    p = _npz(tmp_path / 'chestmnist.npz')
+    with pytest.raises(ValueError, match="split='training'; expected 'train', 'val' or 'test'"): read_medmnist(p, 'training')
+    with pytest.raises(ValueError, match=r'train_images is float32 \(2, 28, 28\); expected uint8'): read_medmnist(_npz(tmp_path / 'f.npz', train_images=np.zeros((2, 28, 28), np.float32)))
+    with pytest.raises(ValueError, match='has 2 train images but 3 labels'): read_medmnist(_npz(tmp_path / 'n.npz', train_labels=np.zeros((3, 14), np.uint8)))
+    assert medmnist_prompt('dermamnist', [6]) == 'a dermoscopic image with vascular lesion (VASC)'  # class 6, the last of 7
+    with pytest.raises(ValueError, match=r'label values \[7\]'): medmnist_prompt('dermamnist', [7])
+
+
+# --- M104: a four-dimensional split must be RGB ----------------------------------------------------------------------------
+def test_read_medmnist_refuses_four_channel_images(tmp_path):
+    with pytest.raises(ValueError, match=r'train_images is uint8 \(2, 28, 28, 4\); expected uint8 N x H x W or N x H x W x 3'):
+        read_medmnist(_npz(tmp_path / 'c.npz', train_images=np.zeros((2, 28, 28, 4), np.uint8)))
+
+
+# --- M108, M109, M110: the MedMNIST writer stores each phantom image to within half a grey level, and seeds do not overlap ----
+def test_medmnist_fixture_round_trip_and_seeds(tmp_path):
+    from medcf.phantoms import SkinPhantom
+    ph = SkinPhantom(32)
+    p = write_medmnist_fixture(tmp_path / 's0' / 'dermamnist.npz', ph, n=(2, 2, 2), seed=0, size=32)  # stored at the phantom's own size
+    ds = MedMNISTDataset(p, 'train')
+    truth = ph.sample(2, seed=0).images  # the writer draws train of seed 0 with phantom seed 0 (write_medmnist_fixture's seed * 3 + k, k = 0)
+    assert ds.images.shape == truth.shape and (ds.images - truth.clamp(-1, 1)).abs().max() <= 0.5 / 127.5 + 1e-5  # rounded to the nearest byte
+    q = write_medmnist_fixture(tmp_path / 's1' / 'dermamnist.npz', ph, n=(2, 2, 2), seed=1, size=32)
+    a = {s: MedMNISTDataset(p, s).images.flatten(1) for s in ('train', 'val', 'test')}
+    b = {s: MedMNISTDataset(q, s).images.flatten(1) for s in ('train', 'val', 'test')}
+    assert all(torch.cdist(a[s], b[t]).min() > 0 for s in a for t in b)  # seeds 0 and 1 share no image in any split
+
+
+# --- M116, M117, M120, M121: ADNIMERGE ids, censoring columns and stages --------------------------------------------------------
+def _adni(path, rows):
+    cols = ['RID', 'VISCODE', 'DX_bl', 'DX', 'AGE', 'PTGENDER', 'PTEDUCAT', 'APOE4', 'ABETA', 'PTAU', 'TAU', 'AV45', 'FDG', 'MMSE', 'Years_bl']
+    pd.DataFrame(rows, columns=cols).to_csv(path, index=False); return path
+
+def test_adnimerge_stages_censoring_columns_and_ids(tmp_path):
+    rows = [['1', 'bl', 'SMC', '', '70', 'Female', '16', '0', '900', '20', '250', '1.1', '1.2', '29', '0'],  # DX blank at baseline: DX_bl (SMC is cognitively normal)
+            ['1', 'm12', 'SMC', '', '70', 'Female', '16', '0', '880', '21', '255', '', '', '28', '1'],     # DX blank at a follow-up: unknown
+            ['2', 'bl', 'LMCI', 'MCI', '75', 'Male', '12', '1', '700', '30', '300', '1.3', '1.0', '26', '0']]
+    d = read_adnimerge(_adni(tmp_path / 'a.csv', rows), baseline_only=False)
+    assert d['stage'].tolist()[0] == 'CN' and pd.isna(d['stage'][1]) and d['stage'][2] == 'MCI'
+    for c in ('abeta_censored', 'ptau_censored', 'tau_censored'):  # present even when nothing is censored: the same columns for every file
+        assert d[c].tolist() == [0, 0, 0]
+    rows[2][0] = '2.5'
+    with pytest.raises(ValueError, match=r"RID has values \['2.5'\] in rows \[2\]; expected a whole-number participant id"): read_adnimerge(_adni(tmp_path / 'b.csv', rows), baseline_only=False)
+
+
+# --- M131: a MedMNIST item's mask has one entry per label, like attrs ------------------------------------------------------------
+def test_medmnist_item_mask_matches_its_labels():
+    it = MedMNISTDataset(data_path('medmnist', 'chestmnist.npz'), 'val')[0]
+    assert it['mask'].shape == it['attrs'].shape == (14,) and it['mask'].dtype == torch.bool and it['mask'].all()
