@@ -535,3 +535,200 @@ def test_save_into_a_file_path_says_so(tiny, tmp_path):
     "oracle.save('dir/attributes.json') with that file present: 'is a file', not a bare 'File exists'."
     tiny.save(tmp_path, 'o')
     with pytest.raises(FileExistsError, match=r'o.json is a file; expected a folder'): tiny.save(tmp_path / 'o.json')
+
+
+# --- From a mutation-testing pass over medcf/oracles.py (session 36): each pins a behaviour no test above pinned, to a closed
+# form, a hand-worked value or a refusal's message; O-numbers are the helper's mutant ids.
+import types
+from medcf.phantoms import ChestPhantom
+
+
+# O4: check_images refuses every rank but 4 (under a mutant a 5-d batch passed and failed later inside a conv)
+def test_check_images_refuses_rank_5():
+    with pytest.raises(ValueError, match='rank 5'): O.check_images(torch.zeros(1, 1, 1, 8, 8))
+
+
+# O16, O17: an AttrSpec needs at least two discrete values, and a continuous range with low < high
+def test_attr_spec_refuses_one_value_and_an_empty_range():
+    with pytest.raises(ValueError, match='at least two'): O.AttrSpec('pos', 'categorical', ['left'])
+    with pytest.raises(ValueError, match='low < high'): O.AttrSpec('level', 'continuous', range=(1.0, 1.0))
+
+
+# O20: a binary variable whose values are listed [1, 0] is read as binary with values [0, 1] (a mutant refused it)
+def test_attr_specs_sorts_binary_values():
+    V = types.SimpleNamespace
+    ph = V(observed=('flag',), variables={'flag': V(values=[1, 0], range=None)})
+    (s,) = O.attr_specs(ph)
+    assert (s.kind, s.values) == ('binary', [0, 1])
+
+
+# O22: a continuous attribute refuses bool values (True read as 1 in its units)
+def test_check_continuous_refuses_bools():
+    spec = O.AttrSpec('age', 'continuous', range=(0.0, 100.0))
+    with pytest.raises(TypeError, match='holds bool values'): O.check_continuous(spec, np.array([True, False]), 'asked')
+
+
+# O27: continuous targets are scaled to [0, 1] by the spec's range (low, high), not divided by high alone
+def test_encode_targets_scales_by_the_range():
+    spec = O.AttrSpec('age', 'continuous', range=(10.0, 30.0))
+    t = O.encode_targets([spec], pd.DataFrame({'age': [10.0, 20.0, 30.0]}))
+    assert t[:, 0].tolist() == [0.0, 0.5, 1.0]
+
+
+# O30, O31: resize_images refuses non-square images, also when their width is already the target size
+def test_resize_images_refuses_non_square():
+    for shape in ((1, 1, 16, 32), (1, 1, 16, 24)):
+        with pytest.raises(ValueError, match='expected square images'): O.resize_images(torch.zeros(shape), 32)
+
+
+# O47: an oracle whose head has another output count than its specs need is refused when it is built
+def test_attribute_oracle_refuses_a_head_that_does_not_match_its_specs():
+    specs = [O.AttrSpec('flag', 'binary', [0, 1]), O.AttrSpec('pos', 'categorical', ['l', 'm', 'r'])]  # 1 + 3 outputs
+    with pytest.raises(ValueError, match='the head has 2 outputs but the specs need 4'):
+        O.AttributeOracle(O.OracleNet(1, 2, widths=(4, 8), feat_dim=8), specs, 16, 1)
+
+
+def _constant_oracle(bias: float):
+    "An oracle reading one continuous attribute (age in [18, 90]) whose head outputs `bias` for every image."
+    net = O.OracleNet(1, 1, widths=(4, 8), feat_dim=8)
+    with torch.no_grad(): net.head.weight.zero_(); net.head.bias.fill_(bias)
+    return O.AttributeOracle(net, [O.AttrSpec('age', 'continuous', range=(18.0, 90.0))], 16, 1)
+
+
+# O52, O54: a continuous reading is the head output clamped to [0, 1] and mapped to the range: never outside it, in probs as in predict
+def test_continuous_readings_stay_in_the_range():
+    x = torch.full((2, 1, 16, 16), -0.5)
+    for bias, want in ((2.0, 90.0), (-1.0, 18.0), (0.5, 54.0)):
+        o = _constant_oracle(bias)
+        assert o.predict(x)['age'].tolist() == [want, want] and o.probs(x)['age'].tolist() == [want, want]
+
+
+# O57, O59: evaluate refuses attrs of another length, and a continuous attribute's error is the MEAN ABSOLUTE error
+def test_evaluate_mae_and_length():
+    o, x = _constant_oracle(0.5), torch.full((2, 1, 16, 16), -0.5)  # reads 18 + 0.5 * 72 = 54 on every image
+    r = o.evaluate(x, pd.DataFrame({'age': [44.0, 64.0]}))
+    assert r.loc[0, ['attribute', 'metric', 'value', 'n']].tolist() == ['age', 'MAE', 10.0, 2]  # |54-44| and |54-64|; signed they cancel
+    with pytest.raises(ValueError, match='2 images but 3 rows of attrs'): o.evaluate(x, pd.DataFrame({'age': [44.0, 64.0, 50.0]}))
+
+
+# O65: phantom_pool draws chunk k with seed * 100_003 + k, as its docstring and the cards say
+def test_phantom_pool_chunk_seeds():
+    ph = ChestPhantom(size=32)
+    x, attrs, prompts = O.phantom_pool(ph, 5, seed=2, chunk=3)
+    a, b = ph.sample(3, seed=2 * 100_003), ph.sample(2, seed=2 * 100_003 + 1)
+    assert torch.equal(x, torch.cat([a.images, b.images]).to(torch.float16)) and prompts == a.prompts + b.prompts
+
+
+# O68: oracle_loss weighs a continuous attribute's MSE by continuous_weight, 10 by default
+def test_oracle_loss_continuous_weight():
+    specs = [O.AttrSpec('age', 'continuous', range=(0.0, 1.0))]
+    out, target = torch.tensor([[0.2], [0.4]]), torch.tensor([[0.0], [0.0]])
+    mse = (0.2 ** 2 + 0.4 ** 2) / 2
+    assert O.oracle_loss(specs, out, target)[0].item() == pytest.approx(10 * mse)
+    assert O.oracle_loss(specs, out, target, continuous_weight=1.0)[0].item() == pytest.approx(mse)
+
+
+# O72: the default training pool is steps * batch_size images, at most 24,000
+def test_default_pool_size():
+    assert O._pool_size(None, 3, 8) == 24 and O._pool_size(None, 2000, 64) == 24_000 and O._pool_size(100, 2000, 64) == 100
+
+
+# O81: the card's held-out figures are measured on the seed the card names (eval_data_seed = 10**6 + seed)
+def test_train_oracle_heldout_is_on_the_named_seed():
+    ph = ChestPhantom(size=32)
+    o = O.train_oracle(ph, steps=1, batch_size=4, n_train=8, eval_n=8, seed=2, widths=(4, 8), feat_dim=8)
+    assert o.card['eval_data_seed'] == 10**6 + 2
+    ev = ph.sample(8, seed=o.card['eval_data_seed'])
+    assert o.card['heldout'] == o.evaluate(ev.images, ev.attrs).to_dict('records')
+
+
+# O100, O101: ReadingDistance.read gives a continuous attribute in its units: low + output * (high - low), unclamped
+def test_reading_distance_reads_continuous_in_units():
+    x = torch.full((2, 1, 16, 16), -0.5)
+    for bias, want in ((0.5, 54.0), (2.0, 162.0)):  # 18 + bias * 72; no clamp (a loss needs its gradient)
+        assert O.ReadingDistance(_constant_oracle(bias), 'age').read(x).tolist() == pytest.approx([want, want])
+
+
+# O109: a single string is one text (a mutant encoded it character by character); also, a text's embedding does not depend on the
+# texts batched with it (the padding is masked out of the pooling)
+def test_text_tower_embedding_is_independent_of_the_batch():
+    tt = O.text_tower()
+    short, long = 'pleural effusion', 'a frontal chest x-ray of an old man with a pacemaker, cardiomegaly and a large pleural effusion'
+    tt.cache.pop(short, None); tt.cache.pop(long, None)
+    together = tt.encode([short, long])[0]
+    tt.cache.pop(short, None)
+    alone = tt.encode([short])[0]
+    assert torch.allclose(together, alone, atol=1e-5)
+    assert tt.encode(short).shape == (1, tt.dim)
+
+
+# O116: image_text_score takes one caption for every image (or one per image)
+def test_image_text_score_one_caption_for_all():
+    lit = O.LiTModel(O.OracleNet(1, O.text_tower().dim, widths=(4, 8), feat_dim=8), 16, 1)
+    x = torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    one, each = lit.image_text_score(x, 'a chest'), lit.image_text_score(x, ['a chest'] * 3)
+    assert one.shape == (3,) and torch.allclose(one, each)
+
+
+def _lit():
+    torch.manual_seed(0)
+    return O.LiTModel(O.OracleNet(1, O.text_tower().dim, widths=(4, 8), feat_dim=8), 16, 1, logit_scale=10.0)
+
+
+# O121: zero_shot is softmax(logit_scale * cosine), the CLIP rule
+def test_zero_shot_uses_the_logit_scale():
+    lit, x = _lit(), torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    texts = ['a chest with effusion', 'a chest without effusion']
+    assert torch.allclose(lit.zero_shot(x, texts), torch.softmax(10.0 * lit.similarity(x, texts), 1), atol=1e-6)
+
+
+# O126: lit_loss spreads the target over identical captions: two identical pairs with equal logits lose log 2 (hand-worked)
+def test_lit_loss_with_identical_captions():
+    e = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    loss = O.lit_loss(e, e, torch.tensor([0, 0]), torch.tensor(1.0))  # every logit 1: log_softmax = log 1/2, target 1/2 each
+    assert loss.item() == pytest.approx(np.log(2))
+
+
+# O129: a label equal to the number of class texts is out of range and refused (a mutant scored it as wrong)
+def test_zero_shot_accuracy_refuses_a_label_one_past_the_classes():
+    x = torch.zeros(2, 1, 16, 16)
+    with pytest.raises(ValueError, match=r'labels must lie in 0\.\.1'): O.zero_shot_accuracy(_lit(), x, [0, 2], ['a', 'b'])
+
+
+# O134: a caption is informative only when every value of the attribute gives another caption; none informative gives NaN
+def test_caption_swap_needs_a_distinct_caption_per_value():
+    V = types.SimpleNamespace
+    ph = V(variables={'pos': V(values=['l', 'm', 'r'])}, observed=('pos',))
+    class Batch:
+        attrs = pd.DataFrame({'pos': ['l', 'm']}); images = torch.zeros(2, 1, 16, 16)
+        def __len__(self): return 2
+    caps = lambda a: ['left side' if p == 'l' else 'other side' for p in a['pos']]  # 'm' and 'r' read alike: 2 captions for 3 values
+    assert np.isnan(O.caption_swap_accuracy(_lit(), ph, Batch(), 'pos', captions=caps))
+
+
+# O136: caption_swap_accuracy scores the informative rows only (an uninformative row is not a wrong answer)
+def test_caption_swap_scores_informative_rows_only():
+    V = types.SimpleNamespace
+    ph = V(variables={'pos': V(values=['l', 'm', 'r'])}, observed=('pos',))
+    emb = {'left': [1.0, 0, 0], 'middle': [0, 1.0, 0], 'right': [0, 0, 1.0], 'other': [0, 1.0, 0]}
+    lit = V(image_embed=lambda x: torch.tensor([[1.0, 0, 0]] * len(x)),  # both images read as 'left'
+            text_embed=lambda c: torch.tensor([emb[t] for t in c]))
+    class Batch:
+        attrs = pd.DataFrame({'pos': ['l', 'm'], 'style': ['full', 'poor']}); images = torch.zeros(2, 1, 16, 16)
+        def __len__(self): return 2
+    def caps(a):  # row 0 names every position; row 1 only tells 'l' from the rest
+        full = {'l': 'left', 'm': 'middle', 'r': 'right'}
+        return [full[p] if s == 'full' else ('left' if p == 'l' else 'other') for p, s in zip(a['pos'], a['style'])]
+    assert O.caption_swap_accuracy(lit, ph, Batch(), 'pos', captions=caps) == 1.0  # row 0 right; row 1 left out
+
+
+# O144: train_lit starts its inverse temperature at 10 (LiTModel's default); one small step cannot move it far
+def test_train_lit_starts_at_logit_scale_10():
+    class Tiny(SCMPhantom):  # one binary attribute, two captions
+        channels = 1
+        def _variables(self): return [Variable('square', [0, 1], mechanism=lambda p, u: (u < 0.5).astype(int))]
+        def _draw_noise(self, rng, n): return dict(square=rng.uniform(0, 1, n))
+        def _render(self, v, noise): return torch.full((len(v), 1, self.size, self.size), -1.0) + torch.tensor(v['square'].to_numpy(), dtype=torch.float32)[:, None, None, None]
+        def _prompt(self, row): return 'A square' if row['square'] else 'Nothing'
+    lit = O.train_lit(Tiny(size=16), steps=1, batch_size=4, n_train=8, eval_n=4, widths=(4, 8), feat_dim=8)
+    assert 9.5 < lit.logit_scale < 10.5  # one AdamW step of lr 2e-3 moves log(scale) by about 0.002
