@@ -2137,7 +2137,8 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
     t0, bar = time.time(), _progress(steps, 'unet', progress, start)
     try:
         for step in range(start, steps):
-            for grp in opt.param_groups: grp['lr'] = _lr_at(step, steps, lr, warmup)
+            lr_now = _lr_at(step, steps, lr, warmup)  # this step's rate (warm-up, then cosine), also what a divergence message reports
+            for grp in opt.param_groups: grp['lr'] = lr_now
             if stream:
                 x, ps, ix = next(batches)
                 with warnings.catch_warnings(record=True) as caught:  # each kind of warning (range, caption length) once per run, not once per batch
@@ -2166,10 +2167,10 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
             with _autocast(unet, autocast): pred = unet(x_t, t, encoder_hidden_states=c).sample
             err = (pred.float() - target).pow(2).mean((1, 2, 3))
             loss = (err * min_snr_weight(a.flatten(), snr_gamma, pt)).mean() if snr_gamma else err.mean()
-            if not torch.isfinite(loss): _diverged('finetune', step, loss.item(), 'loss', f"lr={lr:g}, {_lr_at(step, steps, lr, warmup):.3g} at this step", _FT_HELD)
+            if not torch.isfinite(loss): _diverged('finetune', step, loss.item(), 'loss', f"lr={lr:g}, {lr_now:.3g} at this step", _FT_HELD)
             opt.zero_grad(set_to_none=True); loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(params, 1.0)  # gradients clipped to norm 1 (AdamW, weight decay 1e-2)
-            if not torch.isfinite(gnorm): _diverged('finetune', step, gnorm.item(), 'gradient norm', f"lr={lr:g}, {_lr_at(step, steps, lr, warmup):.3g} at this step", _FT_HELD)
+            if not torch.isfinite(gnorm): _diverged('finetune', step, gnorm.item(), 'gradient norm', f"lr={lr:g}, {lr_now:.3g} at this step", _FT_HELD)
             opt.step(); stepped = True
             if ema is not None:
                 d = min(ema_decay, (1 + step) / (10 + step))

@@ -1,6 +1,6 @@
 "Tests for medcf.data: prompts, uncertainty policies, phantom datasets, real-format readers and their fixtures."
 from pathlib import Path
-import json, re, shutil, warnings
+import re, shutil, warnings
 import numpy as np, pandas as pd, pytest, torch
 from PIL import Image
 from medcf.phantoms import SCMPhantom, SkinPhantom, Variable, data_path

@@ -1,6 +1,6 @@
 "Tests for medcf.oracles: input checks, specs, determinism, checkpoint files (sha256), the LiT scores, shipped oracles."
-import json, numpy as np, pandas as pd, pytest, torch
-from medcf.phantoms import SCMPhantom, Variable
+import json, types, numpy as np, pandas as pd, pytest, torch
+from medcf.phantoms import SCMPhantom, Variable, ChestPhantom
 from medcf import oracles as O
 
 torch.set_num_threads(1)
@@ -539,8 +539,6 @@ def test_save_into_a_file_path_says_so(tiny, tmp_path):
 
 # --- From a mutation-testing pass over medcf/oracles.py (session 36): each pins a behaviour no test above pinned, to a closed
 # form, a hand-worked value or a refusal's message; O-numbers are the helper's mutant ids.
-import types
-from medcf.phantoms import ChestPhantom
 
 
 # O4: check_images refuses every rank but 4 (under a mutant a 5-d batch passed and failed later inside a conv)
