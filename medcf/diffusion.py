@@ -18,15 +18,15 @@ __all__ = ['SD_BETAS', 'Prompts', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKP
            'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_hw', 'native_size', 'check_images',
            'check_latents', 'check_signal_leak', 'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip',
            'sha256', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline', 'model_card_markdown', 'zoo_dir',
-           'zoo_names', 'verify_checkpoint', 'check_device', 'load_pipeline', 'clear_prompt_cache', 'encode_prompts',
-           'check_scheduler', 'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput',
-           'step_generators', 'initial_latents', 'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval',
-           'resolve_guidance_interval', 'pipeline_interval', 'pipeline_guidance_scale', 'guidance_at',
-           'check_guidance_rescale', 'rescale_guidance', 'check_timesteps', 'unet_eps', 'noise_prediction_error',
-           'check_unet', 'check_callables', 'sample_latents', 'trajectory_log_probs', 'check_negative_prompt',
-           'join_samples', 'generate', 'warn_hidden_offset', 'classifier_guidance', 'Inversion', 'invert_latents',
-           'ddim_invert', 'regenerate', 'inversion_editor', 'slerp', 'dataset_item', 'as_images_prompts',
-           'draw_indices', 'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
+           'zoo_names', 'read_card', 'verify_checkpoint', 'check_device', 'load_pipeline', 'clear_prompt_cache',
+           'encode_prompts', 'check_scheduler', 'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo',
+           'SampleOutput', 'step_generators', 'initial_latents', 'fit_signal_leak', 'add_signal_leak',
+           'check_guidance_interval', 'resolve_guidance_interval', 'pipeline_interval', 'pipeline_guidance_scale',
+           'guidance_at', 'check_guidance_rescale', 'rescale_guidance', 'check_timesteps', 'unet_eps',
+           'noise_prediction_error', 'check_unet', 'check_callables', 'sample_latents', 'trajectory_log_probs',
+           'check_negative_prompt', 'join_samples', 'generate', 'warn_hidden_offset', 'classifier_guidance',
+           'Inversion', 'invert_latents', 'ddim_invert', 'regenerate', 'inversion_editor', 'slerp', 'dataset_item',
+           'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
            'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight',
            'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
 
@@ -491,9 +491,11 @@ def _resolve(name_or_path) -> Path:
                                 f"; expected a pipeline folder (or a zoo name: {', '.join(ZOO)}){hint}")
     raise ValueError(f"unknown model {str(name_or_path)!r}: expected a zoo name ({', '.join(ZOO)}) or a pipeline folder")
 
-def _read_card(folder: Path) -> dict:
-    "The folder's model card ({} when it has none); a file that is not a JSON object is refused, naming it."
-    f = folder / CARD
+def read_card(name_or_path: str | Path  # a zoo name ('chest', 'skin') or a pipeline folder
+             ) -> dict:
+    "A checkpoint's model card, read without loading its weights or checking its hashes (`verify_checkpoint` does); {} for a folder without one (a Stable Diffusion snapshot, say). A file that is not a JSON object, or a files/recipe field of the wrong type, is refused, naming it."
+    p = Path(name_or_path).expanduser()
+    f = (p if p.is_dir() and (p / CARD).exists() else _resolve(name_or_path)) / CARD  # a folder with a card is read as given; else as load_pipeline resolves the name
     if not f.exists(): return {}
     try: card = json.loads(f.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"corrupt model card {f}: not valid JSON ({e}); expected the card save_pipeline writes") from None
@@ -506,7 +508,7 @@ def verify_checkpoint(folder: str | Path) -> dict:
     "Check every file listed in the folder's model card against its sha256, and that every file `load_pipeline` would read is listed; raises ValueError otherwise."
     folder = Path(folder)
     if not (folder / CARD).exists(): raise FileNotFoundError(f"{folder} has no {CARD}; expected a checkpoint written by save_pipeline")
-    card = _read_card(folder)
+    card = read_card(folder)
     listed = {f.replace('\\', '/'): h for f, h in card.get('files', {}).items()}  # posix paths (a card written on Windows may hold backslashes)
     unlisted = [f for f in _read_files(folder) if f not in listed]
     if unlisted: raise ValueError(f"corrupt checkpoint {folder}: {some_names(unlisted)} would be loaded but {CARD} lists no sha256 for it; "
@@ -543,7 +545,7 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
     folder = _resolve(name_or_path)
     if check and not (folder / CARD).exists() and folder.resolve().is_relative_to((data_samples_root() / 'models').resolve()):
         raise FileNotFoundError(f"the zoo checkpoint {folder} has no {CARD}, so its files cannot be checked; re-fetch the folder (or load it with check=False)")
-    card = verify_checkpoint(folder) if check and (folder / CARD).exists() else _read_card(folder)
+    card = verify_checkpoint(folder) if check and (folder / CARD).exists() else read_card(folder)
     if not (folder / 'model_index.json').exists():
         if variant is not None: raise ValueError(f"variant={variant!r}: variants are a diffusers folder's (one with model_index.json); {folder} is save_pipeline's layout, which has none")
         missing = [f"{d}/" for d in ('vae', 'unet', 'scheduler') if not (folder / d).is_dir()]

@@ -11,7 +11,7 @@ import numpy as np, pandas as pd, torch
 from .phantoms import checks_bools, user_stacklevel, pick, is_full, data_path, check_real, check_int, jsonable, SCMPhantom, PhantomBatch
 from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load_pipeline, generate, ddim_invert,
                              vae_roundtrip, encode_images, fit_signal_leak, check_autocast, check_guidance_interval, resolve_guidance_interval,
-                             ZOO, zoo_names, check_out_dir, settings_diff, SDPipeline, diffusers)
+                             ZOO, zoo_names, check_out_dir, settings_diff, read_card, SDPipeline, diffusers)
 from .oracles import AttributeOracle, PerceptualDistance
 
 # %% auto #0
@@ -380,7 +380,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     if perceptual is not None and not vh.get('vae_from'): card['vae_decoder_perceptual_sha256'] = perceptual.oracle.card['sha256']  # which weights shaped the decoder
     if vh.get('vae_from'): card['vae_from'] = vh['vae_from']  # not trained here: vae_s is 0 and the autoencoder's own card has its cost
     save_pipeline(pipe, out, card, overwrite=overwrite)
-    return json.loads((out / 'model_card.json').read_text())  # as saved, with the files' sha256
+    return read_card(out)  # as saved, with the files' sha256
 
 # %% ../nbs/90_model_zoo.ipynb #37b05655
 def adherence_prompts(name: str, n: int = 256, seed: int = 0) -> tuple:
@@ -546,7 +546,7 @@ def update_card(folder: str | Path,  # a checkpoint folder (save_pipeline's)
                 **fields  # field=value; a field of the same name is replaced whole
                ) -> dict:
     "Add fields (e.g. quality=...) to a checkpoint's model card (a field of the same name is replaced; a dict that would drop some of its keys only when named in `replace`), keeping its file hashes; rewrites README.md, which is generated from the card."
-    from medcf.diffusion import CARD, model_card_markdown, _read_card
+    from medcf.diffusion import CARD, model_card_markdown
     if 'files' in fields: raise ValueError("'files' is the sha256 table save_pipeline writes and load_pipeline checks; update_card keeps it (save the pipeline again to change the files)")
     kept = sorted(k for k in ('max_length', 'text_encoder') if k in fields)
     if kept: raise ValueError(f"{kept} say how load_pipeline rebuilds the text encoder; update_card keeps them (save the pipeline again to change them)")
@@ -557,12 +557,12 @@ def update_card(folder: str | Path,  # a checkpoint folder (save_pipeline's)
         raise TypeError(f"recipe={fields['recipe']!r}: expected a dict of training settings (load_pipeline refuses a card whose recipe is not an object)")
     folder = Path(folder)
     if not (folder / CARD).is_file(): raise FileNotFoundError(f"{folder} has no {CARD}; expected a checkpoint folder written by save_pipeline")
-    card = _read_card(folder)  # load_pipeline's reading: invalid JSON, a card that is not an object, or a files/recipe field of the wrong type is refused by name
+    card = read_card(folder)  # load_pipeline's reading: invalid JSON, a card that is not an object, or a files/recipe field of the wrong type is refused by name
     fields = {k: jsonable(v, k) for k, v in fields.items()}  # numpy and torch values as numbers and lists (default=str wrote '256' for np.int64(256))
     for k, v in fields.items():  # recipe={'unet_steps': 8000} dropped the recipe's other 32 keys, and with them its guidance interval
         lost = sorted(set(card[k]) - set(v)) if isinstance(card.get(k), dict) and isinstance(v, dict) and k not in replace else []
         if lost: raise ValueError(f"{k}= would replace the card's whole {k!r} field and drop its keys {lost[:6]}{' ...' if len(lost) > 6 else ''}; to change some keys pass "
-                                  f"{k}={{**card[{k!r}], ...}} (the card: json.loads(Path(folder, 'model_card.json').read_text())), or replace={[k]} if the dict is meant to replace it whole")
+                                  f"{k}={{**card[{k!r}], ...}} (the card: medcf.diffusion.read_card(folder)), or replace={[k]} if the dict is meant to replace it whole")
     card.update(fields)
     text, readme = json.dumps(card, indent=1), model_card_markdown(card)  # both rendered before either file is written
     (folder / CARD).write_text(text); (folder / 'README.md').write_text(readme)

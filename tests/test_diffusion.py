@@ -3251,3 +3251,21 @@ def test_generate_grid_takes_the_checkpoints_recipe_scale_by_default(pipe, tmp_p
     D.generate_grid(d, 'a', n=1, out=tmp_path / 'a.png', num_inference_steps=1)
     D.generate_grid(d, 'a', n=1, out=tmp_path / 'b.png', num_inference_steps=1, guidance_scale=2.0)
     assert seen == [1.5, 2.0] and (tmp_path / 'a.png').exists()
+
+
+def test_read_card_reads_without_loading(tmp_path, monkeypatch):
+    "read_card: a zoo name or a folder; the file's JSON as written; {} without a card; a corrupt card named; a zoo name wins over a card-less folder of that name."
+    shipped = D.zoo_dir() / 'chest' / D.CARD
+    assert D.read_card('chest') == json.loads(shipped.read_text()) == D.read_card(D.zoo_dir() / 'chest') == D.read_card(str(D.zoo_dir() / 'chest'))
+    (tmp_path / 'snap' / 'unet').mkdir(parents=True)
+    assert D.read_card(tmp_path / 'snap') == {}  # a Stable Diffusion snapshot has no card
+    (tmp_path / 'own').mkdir(); (tmp_path / 'own' / D.CARD).write_text(json.dumps({'name': 'mine', 'recipe': None}))
+    assert D.read_card(tmp_path / 'own') == {'name': 'mine', 'recipe': None}
+    (tmp_path / 'bad').mkdir(); (tmp_path / 'bad' / D.CARD).write_text('[1, 2]')
+    with pytest.raises(ValueError, match=r'corrupt model card .*bad.*model_card\.json: holds a list'): D.read_card(tmp_path / 'bad')
+    (tmp_path / 'bad' / D.CARD).write_text(json.dumps({'recipe': [1]}))
+    with pytest.raises(ValueError, match="its 'recipe' is a list"): D.read_card(tmp_path / 'bad')
+    monkeypatch.chdir(tmp_path); (tmp_path / 'chest').mkdir()  # a data folder named like the zoo model, without a card
+    assert D.read_card('chest')['name'] == 'chest' and D.read_card('own')['name'] == 'mine'  # relative folders with a card are read as given
+    with pytest.raises(ValueError, match='unknown model'): D.read_card('lung')
+    with pytest.raises(FileNotFoundError, match='does not exist'): D.read_card(tmp_path / 'nowhere')
