@@ -124,8 +124,8 @@ def test_trial_tensors_rejects_bad_visits(small):
         bad = tr[:]; bad.visit_y = tr.visit_y.copy(); bad.visit_y[i, j] = val
         with pytest.raises(ValueError, match=msg): trial_tensors(bad)
     for val in (len(tr.grid), -5):
-        bad = tr[:]; bad.visit_idx = tr.visit_idx.copy(); bad.visit_idx[i, -1] = val
-        with pytest.raises(ValueError, match='visit_idx'): trial_tensors(bad)
+        bad = tr[:]; bad.visit_idx = tr.visit_idx.copy(); bad.visit_idx[i, j] = val  # at the observed visit: its EDSS is a number, so only the index can be refused
+        with pytest.raises(ValueError, match=rf'visit_idx has values \[{val}\]; expected grid indices'): trial_tensors(bad)
     for s in (0, -16, 8.0):
         with pytest.raises(ValueError, match='img_size'): trial_tensors(tr, img_size=s)
     with pytest.raises(TypeError, match='MSTrialData'): trial_tensors(None)
