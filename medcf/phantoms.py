@@ -960,12 +960,13 @@ def chest_titles(attrs: pd.DataFrame) -> list:
 def chest_facts(df: pd.DataFrame,  # one row per study with columns effusion, devices, cardiomegaly, view, age_bin
                 weights: np.ndarray | torch.Tensor | pd.Series | Sequence[float] | None = None,  # optional row weights (counts)
                 ) -> pd.Series:
-    "The CheXpert statistics the chest phantom is calibrated to, computed from a table of studies."
+    "The CheXpert statistics the chest phantom is calibrated to, computed from a table of studies; a rate over a group with no rows (or zero total weight), e.g. P(devices | AP) of PA views only, is NaN."
     if len(df) == 0: raise ValueError("df has no rows; expected one row per study")
     w = np.ones(len(df)) if weights is None else check_weights(weights, len(df), 'weights', 'row of df')
     def rate(col, mask=None):
         m = np.ones(len(df), bool) if mask is None else np.asarray(mask)
-        return float((df[col].to_numpy()[m] * w[m]).sum() / w[m].sum())
+        total = w[m].sum()
+        return float((df[col].to_numpy()[m] * w[m]).sum() / total) if total > 0 else float('nan')  # no rows in the group: undefined, not a numpy warning
     out = {'P(effusion)': rate('effusion'), 'P(devices)': rate('devices'),
            'P(effusion | devices)': rate('effusion', df.devices == 1), 'P(effusion | no devices)': rate('effusion', df.devices == 0),
            'P(devices | AP)': rate('devices', df.view == 'AP'), 'P(devices | PA)': rate('devices', df.view == 'PA')}

@@ -1,0 +1,300 @@
+"Stated rules of medcf.phantoms' helpers, chest and skin phantoms (from a mutation-testing pass: each pins a value to a rule, a hand-worked example or the message a refusal must contain)."
+import functools, json, os, warnings
+from pathlib import Path
+import numpy as np, pandas as pd, pytest, torch
+import medcf.phantoms as P
+
+torch.set_num_threads(1)
+
+
+# --- M10, M11, M12: checks_bools refuses None for a plain bool flag, reads a real `bool` annotation, and refuses a function with no flag
+def test_checks_bools_none_only_where_the_annotation_allows_it():
+    @P.checks_bools
+    def f(x: int, flag: bool = False, maybe: 'bool | None' = None): return flag, maybe  # `bool` the class: a module without postponed annotations
+    assert f(1, True, None) == (True, None) and f(1, maybe=False) == (False, False)
+    with pytest.raises(TypeError, match="flag=None: expected True or False"): f(1, flag=None)
+    with pytest.raises(TypeError, match="flag='no': expected True or False"): f(1, 'no')
+    with pytest.raises(TypeError, match="has no parameter annotated bool"): P.checks_bools(lambda x: x)
+
+
+# --- M17: check_real takes a one-element tensor as its number, and refuses a bool tensor
+def test_check_real_reads_one_element_tensors():
+    assert P.check_real(torch.tensor(0.25), 'p', 0, 1) == 0.25 and P.check_real(torch.tensor([3]), 'k') == 3.0
+    with pytest.raises(ValueError, match='expected'): P.check_real(torch.tensor(True), 'p')
+
+
+# --- M23: check_weights names text given as weights (numpy's 'could not convert string' otherwise)
+def test_check_weights_refuses_text():
+    assert P.check_weights([2., 0., 1.], 3).tolist() == [2., 0., 1.]
+    with pytest.raises(TypeError, match='must hold one number per example'): P.check_weights('abc', 3)
+
+
+# --- M31: warn_truncated warns only past max_length (a text of exactly max_length tokens is kept whole)
+class _Tok:
+    "A tokenizer stub: one token per word, padded to the longest text."
+    def __call__(self, texts, padding, return_tensors):
+        class Out: pass
+        o = Out(); o.input_ids = torch.zeros(len(texts), max(len(t.split()) for t in texts)); return o
+
+
+def test_warn_truncated_only_past_the_limit():
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        P.warn_truncated(_Tok(), ['a b c', 'a'], 3, 'the tokenizer')
+    with pytest.warns(UserWarning, match='a text has 4 tokens; the tokenizer keeps the first 3'): P.warn_truncated(_Tok(), ['a b c d'], 3, 'the tokenizer')
+
+
+# --- M32: some_names adds ', ...' only when names were left out
+def test_some_names_exactly_k():
+    assert P.some_names(list('abcdef')) == 'a, b, c, d, e, f' and P.some_names(['x', 'y'], 2) == 'x, y' and P.some_names([]) == ''
+
+
+# --- M35: refuse_overwrite refuses a dangling symbolic link (writing would go through it)
+def test_refuse_overwrite_refuses_a_dangling_link(tmp_path):
+    link = tmp_path / 'grid.png'
+    try: link.symlink_to(tmp_path / 'missing' / 'target.png')
+    except (OSError, NotImplementedError): pytest.skip('no symbolic links here')
+    with pytest.raises(FileExistsError, match='would write over'): P.refuse_overwrite([link], False, 'save_grid')
+    P.refuse_overwrite([tmp_path / 'other.png'], False, 'save_grid')  # a free path passes
+
+
+# --- M40, M42, M43, M44: jsonable turns numpy/torch values, tuples and paths into JSON and names where a bad value sits
+def test_jsonable_converts_and_names_the_place():
+    card = {'loss': np.float32(0.5), 3: (np.int64(2), Path('a') / 'b.csv'), 'w': torch.tensor([1., 2.])}
+    out = P.jsonable(card, 'card')
+    assert out == {'loss': 0.5, '3': [2, os.path.join('a', 'b.csv')], 'w': [1.0, 2.0]}
+    assert type(out['loss']) is float and type(out['3'][0]) is int
+    assert json.loads(json.dumps(out)) == out
+    with pytest.raises(TypeError, match=r"card\['k'\]\[1\] is a set"): P.jsonable({'k': [1, {2}]}, 'card')
+
+
+# --- M47, M48, M49, M50, M51: signature helpers
+class _Net(torch.nn.Module):
+    def forward(self, x, t, scale=1.0, *, offset=0): return x
+
+
+def test_signature_helpers():
+    assert list(P.parameters_of(_Net())) == ['x', 't', 'scale', 'offset']  # a module's forward, not its __call__
+    assert P.parameters_of(min) is None and P.required_parameters(min) is None  # Python reads no signature of min
+    def f(a, b=1, *c, d, e=2, **k): pass
+    assert P.required_parameters(f) == ['a'] and P.required_parameters(f, keyword_only=True) == ['a', 'd']
+    assert P.required_parameters(_Net()) == ['x', 't']
+    def g(x, *, offset): pass
+    def h(offset, /, x): pass
+    assert P.takes_keyword(g, 'offset') and P.takes_keyword(_Net(), 'offset') and P.takes_keyword(f, 'b')
+    assert not P.takes_keyword(h, 'offset') and not P.takes_keyword(f, 'k') and not P.takes_keyword(f, 'offset')  # positional-only, **kwargs
+    assert not P.takes_keyword(functools.partial(g, offset=1), 'offset') and P.takes_keyword(functools.partial(g, 1), 'offset')
+
+
+
+
+# --- chest renderer: where each hidden rendering variable draws (image left = patient's right; rows run from the apex down)
+def _centroid(d):
+    "Centre of mass (x, y) in grid units [-1, 1] of a non-negative N x 1 x S x S difference, one per image."
+    S = d.shape[-1]; g = (torch.arange(S, dtype=torch.float64) + 0.5) * 2 / S - 1
+    m = d[:, 0].double(); tot = m.sum((1, 2))
+    return (m.sum(1) * g).sum(1) / tot, (m.sum(2) * g).sum(1) / tot
+
+
+def _chest_pair(n=6, **do):
+    "The same patients (devices=0, no effusion: nothing else drawn) without and with `do`."
+    ph = P.ChestPhantom(64, seed=0, grain=0)
+    b = ph.sample(n, seed=1, devices=0, effusion=0)
+    return b, ph.counterfactual(b, **do)
+
+
+# M114, M116: a right effusion fills the image's left lower zone, a left one the right
+def test_effusion_side_is_the_patients_side():
+    for side, sign in (('right', -1), ('left', 1)):
+        b, cf = _chest_pair(effusion_side=side)
+        x, y = _centroid((cf.images - b.images).abs())
+        assert (sign * x > 0.2).all() and (y > 0).all(), (side, x, y)  # that half, below the middle
+
+
+# M120: the pacemaker box sits in the patient's left upper chest
+def test_pacemaker_is_left_upper_chest():
+    b, cf = _chest_pair(pacemaker=1)
+    x, y = _centroid((cf.images - b.images).abs())
+    assert (x > 0.2).all() and (y < 0).all(), (x, y)
+
+
+# M124: the chest drain is drawn on its own side
+def test_chest_tube_is_drawn_on_its_side():
+    for side, sign in (('right', -1), ('left', 1)):
+        b, cf = _chest_pair(chest_tube=side)
+        x, _ = _centroid((cf.images - b.images).abs())
+        assert (sign * x > 0.2).all(), (side, x)
+
+
+# M119: the heart lies to the patient's left: a larger heart (ctr) grows into the image's right half
+def test_heart_grows_to_the_patients_left():
+    b, cf = _chest_pair(ctr=0.70)
+    small = P.ChestPhantom(64, seed=0, grain=0).counterfactual(b, ctr=0.40)
+    x, _ = _centroid((cf.images - small.images).abs())
+    assert (x > 0).all(), x
+
+
+# M104, M105, M110, M111: planted mechanism rules stated in the class and variable docs
+def test_chest_planted_rules():
+    t = P.ChestPhantom(32).sample_truth(4000, seed=3)
+    dr = t[t.chest_tube != 'none']
+    one = dr[dr.effusion_side.isin(['left', 'right'])]
+    assert len(one) > 20 and (one.chest_tube == one.effusion_side).all()  # the drain sits on the effusion side
+    assert dr.effusion_side.ne('none').all() and (dr.devices == 1).all()
+    alone = (t.devices == 1) & (t.pacemaker == 0) & (t.chest_tube == 'none') & (t.tubes == 0)
+    assert alone.any() and (t.line[alone] == 1).all()  # always a line when devices=1 and no other device is
+    ages = [18.0, 40.99, 41.0, 60.99, 61.0, 80.99, 81.0, 90.0]
+    t2 = P.ChestPhantom(32).sample_truth(len(ages), seed=0, age=np.array(ages))
+    assert t2.age_bin.tolist() == ['<=40', '<=40', '41-60', '41-60', '61-80', '61-80', '>80', '>80']  # [edge k, edge k+1)
+
+
+# M90: fit_chest_model names missing columns
+def test_fit_chest_model_names_missing_columns():
+    c = P.chexpert_counts()
+    with pytest.raises(ValueError, match=r"counts lacks columns \['view'\]"): P.fit_chest_model(c.drop(columns='view'), iters=1)
+
+
+# M92, M97, M109, M112: the phantom's P(no finding), P(male) and P(devices | effusion) follow the CheXpert counts it is fitted to
+def test_chest_phantom_matches_its_counts_on_more_facts():
+    c = P.chexpert_counts()
+    w = c['count'].to_numpy(float)
+    want = dict(male=float(w[(c.Sex == 'Male').to_numpy()].sum() / w.sum()),
+                nf=float(w[(c['No Finding'] == 1).to_numpy()].sum() / w.sum()))
+    t = P.ChestPhantom(32).sample_truth(40_000, seed=12)
+    assert abs((t.sex == 'Male').mean() - want['male']) < 0.02
+    assert abs(t.no_finding.mean() - want['nf']) < 0.02
+    ph = P.ChestPhantom(32)
+    on = ph.sample_truth(3000, seed=2, effusion=1); off = ph.sample_truth(3000, seed=2, effusion=0)
+    assert (on.devices >= off.devices).all()  # do(effusion=1) never removes devices (the isotonic M-step)
+
+
+# M136, M137, M138, M139: chest_facts on a hand-made table
+def test_chest_facts_by_hand():
+    df = pd.DataFrame(dict(effusion=[1, 0, 1, 0], devices=[1, 1, 0, 0], cardiomegaly=[0, 1, 1, 0], view=['AP', 'AP', 'PA', 'PA'],
+                           age_bin=['<=40', '<=40', '>80', '>80'], no_finding=[0, 0, 0, 1]))
+    f = P.chest_facts(df, weights=[3, 1, 1, 1])
+    assert f['P(effusion)'] == pytest.approx(4 / 6) and f['P(devices)'] == pytest.approx(4 / 6)
+    assert f['P(effusion | devices)'] == pytest.approx(3 / 4) and f['P(effusion | no devices)'] == pytest.approx(1 / 2)
+    assert f['P(devices | AP)'] == pytest.approx(1.0) and f['P(devices | PA)'] == pytest.approx(0.0)
+    assert f['P(cardiomegaly | age <=40)'] == pytest.approx(1 / 4) and f['P(effusion | age <=40)'] == pytest.approx(3 / 4)
+    assert f['P(cardiomegaly | age >80)'] == pytest.approx(1 / 2) and f['P(no finding)'] == pytest.approx(1 / 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # a group with no rows is NaN, without numpy's divide warning
+        g = P.chest_facts(df[df.view == 'PA'])
+        z = P.chest_facts(df, weights=[0, 0, 1, 1])  # zero total weight in the AP group
+    assert np.isnan(g['P(devices | AP)']) and np.isnan(g['P(effusion | age 41-60)']) and g['P(devices | PA)'] == 0.0
+    assert np.isnan(z['P(devices | AP)']) and z['P(effusion | age >80)'] == pytest.approx(1 / 2)
+
+
+# M133, M134: chest_titles as its docstring writes them
+def test_chest_titles_by_hand():
+    a = pd.DataFrame([dict(sex='Female', age=45.7, view='AP', effusion=1, cardiomegaly=1, devices=0),
+                      dict(sex='Male', age=81.0, view='PA', effusion=0, cardiomegaly=0, devices=1)])
+    assert P.chest_titles(a) == ['F45 AP EC', 'M81 PA D']
+
+
+# M182: the chest caption says 'no finding' only when there is none, 'other lung opacity' otherwise
+def test_chest_caption_no_finding_and_other_opacity():
+    ph = P.ChestPhantom(32)
+    row = dict(sex='Female', age=50.0, age_bin='41-60', view='PA', devices=0, effusion=0, cardiomegaly=0)
+    caps = ph.captions(pd.DataFrame([dict(row, no_finding=1), dict(row, no_finding=0)]))
+    assert 'no finding' in caps[0] and 'other lung opacity' in caps[1] and 'no finding' not in caps[1]
+
+
+# M141, M145, M147, M148, M150, M152: grids as their docstrings say
+def test_grids_place_each_image_and_take_jpg(tmp_path):
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    x = torch.stack([-torch.ones(1, 8, 8), torch.ones(1, 8, 8), torch.zeros(1, 8, 8)])
+    p = P.save_grid(x, tmp_path / 'g.png', ncols=5)  # more columns than images: one row of three
+    img = plt.imread(p)[..., :3]
+    assert img.shape[:2] == (8, 3 * 8 + 2 * 2)
+    assert np.allclose(img[:, :8], 0) and np.allclose(img[:, 10:18], 1) and np.allclose(img[:, 20:28], 0.5, atol=0.01)  # image k in tile k
+    fig = P.show_grid(x, ncols=8); assert len(fig.axes) == 3; plt.close(fig)
+    assert P.check_grid_path('a.jpg') == Path('a.jpg') and P.check_grid_path('A.PNG') == Path('A.PNG')
+    with pytest.warns(UserWarning, match='shown clipped'): P.save_grid(x * 1.2, tmp_path / 'c.png')
+
+
+# --- skin renderer
+def _skin_pair(n=6, **do):
+    "Plain lesions (no signs, no artifacts) without and with `do`."
+    ph = P.SkinPhantom(64, seed=0)
+    plain = dict(asymmetry=0, border=0, variegation=0, hair=0, ruler=0, ink=0, bubbles=0, dark_corners=0)
+    b = ph.sample(n, seed=2, **plain)
+    return ph, b, ph.counterfactual(b, **do)
+
+
+# M161: the lesion's size follows diameter in mm over the 19 mm field of view
+def test_lesion_area_follows_the_diameter():
+    ph, b, _ = _skin_pair()
+    S = 64
+    small = ph.counterfactual(b, diameter=2.0).images  # the smallest lesion the variable allows
+    for d in (6.0, 12.0):
+        diff = (ph.counterfactual(b, diameter=d).images - small).abs().sum(1)
+        ring = (diff > 0.5 * diff.amax((1, 2), keepdim=True)).sum((1, 2)).double()  # what the larger lesion covers beyond the small one
+        area = ring + np.pi * (2.0 / 2 / 19 * S) ** 2
+        want = np.pi * (d / 2 / 19.0 * S) ** 2  # pixels inside a circle of radius (d/2 mm) / (19 mm / S px)
+        assert ((area / want - 1).abs() < 0.12).all(), (d, area.tolist(), want)
+
+
+# M155, M156: melanoma follows the hidden clinic, and diameters stay in the stated ranges
+def test_skin_mechanisms_follow_the_stated_rates_and_ranges():
+    S = P.SkinPhantom
+    t = S(32).sample_truth(20_000, seed=4)
+    for c in (0, 1):
+        assert abs(t.melanoma[t.clinic == c].mean() - S.p_mel_clinic[c]) < 0.02
+    mel, nev = t.diameter[t.melanoma == 1], t.diameter[t.melanoma == 0]
+    assert mel.between(*S.diam_melanoma).all() and nev.between(*S.diam_nevus).all()
+
+
+# --- M64: Variable.valid refuses True among numbers held as objects (a bool is not a number)
+def test_valid_refuses_a_bool_among_object_numbers():
+    v = P.Variable('p', None, range=(0.0, 1.0))
+    assert v.valid(np.array([0.5, 1], dtype=object)).tolist() == [0.5, 1.0]
+    with pytest.raises(ValueError, match='p must be numeric, got True'): v.valid(np.array([0.5, True], dtype=object))
+
+
+# --- M69, M73, M76, M77, M78: batch indexing of two rows, 0/1 Series, and what a slice carries
+def test_batch_slices_keep_labels_aligned_and_the_source():
+    ph = P.ChestPhantom(32)
+    b = ph.sample(4, seed=0)
+    two = b[:2]
+    assert two[np.array([1, 0])].attrs.age.tolist() == b.attrs.age.tolist()[1::-1]  # positions, in a 2-row batch too
+    with pytest.raises(TypeError, match='reads as rows 0 and 1 repeated'): b[pd.Series([0, 1, 1, 0])]
+    s = b[[3, 1]]
+    assert s.truth.index.tolist() == [0, 1] and (s.truth[s.attrs.columns] == s.attrs).all().all()  # labels as attrs's
+    assert s.prompts == [b.prompts[3], b.prompts[1]] and s.source == b.source and s.source['phantom'] == 'ChestPhantom'
+    with pytest.raises(ValueError, match='batch was drawn by'): P.ChestPhantom(32, grain=0).counterfactual(s, effusion=1)
+
+
+# --- M84, M85: render_config records numpy float settings and leaves out dicts whose keys are not names
+def test_render_config_settings():
+    s = P.SkinPhantom(32)
+    s.fov_mm = np.float32(20.0)
+    assert s.render_config()['fov_mm'] == 20.0
+    assert P._setting({1: 0.5}) is P._SKIP and P._setting({'b': 1, 'a': 2}) == {'a': 2, 'b': 1}
+
+
+# --- M87, M88, M89: plot_graph draws roots on top, arrows from parent down to child, hidden variables grey
+def test_plot_graph_layers_arrows_and_hidden_style():
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    ph = P.ChestPhantom(32)
+    fig = P.plot_graph(ph); ax = fig.axes[0]
+    names = [t for t in ax.texts if not isinstance(t, matplotlib.text.Annotation)]
+    pos = {t.get_text(): t.get_position() for t in names}
+    assert set(pos) == set(ph.variables) and pos['sex'][1] == 0 and pos['age'][1] == -1  # roots on top, a child one layer down
+    arrows = [t for t in ax.texts if isinstance(t, matplotlib.text.Annotation)]
+    assert len(arrows) == sum(len(v.parents) for v in ph.variables.values())
+    assert all(a.xyann[1] > a.xy[1] for a in arrows)  # from the parent (above) to the child
+    colour = {t.get_text(): matplotlib.colors.to_hex(t.get_color()) for t in names}
+    assert colour['severity'] != colour['effusion'] and colour['effusion'] == '#000000'
+    plt.close(fig)
+
+
+# --- M125: the hidden other opacity is drawn: a patch in the upper or middle zone of one lung
+def test_other_opacity_is_drawn_in_one_lung():
+    b, cf = _chest_pair(opacity=1)
+    d = (cf.images - P.ChestPhantom(64, seed=0, grain=0).counterfactual(b, opacity=0).images).abs()
+    x, y = _centroid(d)
+    assert (d.flatten(1).amax(1) > 0.1).all() and (x.abs() > 0.2).all() and (y < 0.2).all(), (x, y)
