@@ -618,7 +618,7 @@ _AGE_EDGES = np.array([18., 41., 61., 81., 90.])  # age_bin k covers ages in [ed
 AP_MAGNIFICATION = 1.10  # heart magnification of an AP view relative to PA (planted, not in the metadata)
 
 def fit_chest_model(counts: pd.DataFrame,  # CheXpert joint counts, as `chexpert_counts()`
-                    iters: int = 200,  # EM iterations for the hidden severity class
+                    iters: int = 200,  # EM iterations for the hidden severity class (at 200 the labels' joint distribution has settled: the hidden class's own parameters, which the labels do not identify, still drift along a flat likelihood)
                     ) -> dict:
     "Fit the chest phantom's conditional probability tables (with a hidden 2-class severity) to joint label counts by EM."
     need = {'Sex', 'age_bin', 'view', 'Pleural Effusion', 'Support Devices', 'Cardiomegaly', 'No Finding', 'count'}

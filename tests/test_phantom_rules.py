@@ -298,3 +298,18 @@ def test_other_opacity_is_drawn_in_one_lung():
     d = (cf.images - P.ChestPhantom(64, seed=0, grain=0).counterfactual(b, opacity=0).images).abs()
     x, y = _centroid(d)
     assert (d.flatten(1).amax(1) > 0.1).all() and (x.abs() > 0.2).all() and (y < 0.2).all(), (x, y)
+
+
+# The EM fit's default stopping point: the observable joint has settled although the hidden class's parameters have not (the docment's claim)
+def test_fit_chest_model_observable_joint_settles_by_200_iterations():
+    import itertools
+    counts = P.chexpert_counts()
+    def joint(f):  # P(stratum, effusion, cardiomegaly, devices, view), the hidden severity summed out, from the fitted tables by hand
+        b = lambda p, x: p if x else 1 - p
+        return np.array([f['p_stratum'][k] * sum((f['p_severe'][k] if s else 1 - f['p_severe'][k]) * b(f['p_effusion'][k, s], e) * b(f['p_cardiomegaly'][k, s], c)
+                                                 * b(f['p_devices'][k, e, c, s], d) * b(f['p_ap'][k, d, s], v) for s in (0, 1))
+                         for k, e, c, d, v in itertools.product(range(8), (0, 1), (0, 1), (0, 1), (0, 1))])
+    f200, f1000 = P.fit_chest_model(counts, 200), P.fit_chest_model(counts, 1000)
+    j200, j1000 = joint(f200), joint(f1000)
+    assert abs(j200.sum() - 1) < 1e-9 and 0.5 * np.abs(j200 - j1000).sum() < 0.002  # total variation: settled
+    assert f1000['loglik'] >= f200['loglik'] and np.abs(f200['p_severe'] - f1000['p_severe']).max() > 0.02  # the hidden part still moves
