@@ -2,18 +2,9 @@
 import copy, json, math, shutil
 import numpy as np, pytest, torch
 from medcf import diffusion as D
+from tiny_sd import imgs, fresh_unet
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope='module')
-def pipe():
-    p = D.build_pipeline(channels=1, size=32, vae_blocks=(8, 8, 16), unet_blocks=(16, 32), seed=0)
-    return p
-
-
-def imgs(n=2, c=1, s=32, seed=0):
-    return torch.rand(n, c, s, s, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
 
 def test_anatomy(pipe):
@@ -1492,18 +1483,13 @@ class _Lazy(torch.utils.data.Dataset):
         return dict(image=x * 255 if i in self.hot else x, prompt='ab'[i % 2])
 
 
-def _fresh(pipe):
-    torch.manual_seed(0)
-    return D.assemble_pipeline(pipe.vae, D.build_unet(8, 4, (16, 32)), pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
-
-
 def test_stream_reads_only_its_batches(pipe):
     "A dataset too large to stack (10 million 32x32 images, 38 GiB as float32) is refused by the stacking path with a pointer to stream=True, and streamed: only the drawn items are read."
     big = _Lazy(10**7)
     with pytest.raises(ValueError, match='stream=True'): D.as_images_prompts(big)
     assert big.reads == 1  # the size was judged from the first item, not by reading all
     big.reads = 0
-    h = D.finetune(_fresh(pipe), big, steps=3, batch_size=2, warmup=1, stream=True, progress=False)
+    h = D.finetune(fresh_unet(pipe), big, steps=3, batch_size=2, warmup=1, stream=True, progress=False)
     assert len(h['loss']) == 3 and all(math.isfinite(v) for v in h['loss'])
     assert big.reads == 1 + 3 * 2  # the first item's shape check, then each step's batch
 
@@ -1512,7 +1498,7 @@ def test_stream_is_deterministic_resumable_and_worker_independent(pipe, tmp_path
     "A streamed run's batches depend on (seed, step) only: resuming from a saved state, or reading with worker processes, gives the uninterrupted run's weights."
     data = _Lazy(40)
     run = lambda p, steps, **k: D.finetune(p, data, steps=steps, batch_size=4, warmup=1, stream=True, progress=False, **k)
-    p1, p2, p3 = _fresh(pipe), _fresh(pipe), _fresh(pipe)
+    p1, p2, p3 = fresh_unet(pipe), fresh_unet(pipe), fresh_unet(pipe)
     run(p1, 4)
     run(p2, 2, ckpt_dir=tmp_path, ckpt_every=2); h = run(p2, 4, ckpt_dir=tmp_path, ckpt_every=2)
     assert h['start'] == 2
@@ -1520,23 +1506,23 @@ def test_stream_is_deterministic_resumable_and_worker_independent(pipe, tmp_path
     for a, b, c in zip(p1.unet.parameters(), p2.unet.parameters(), p3.unet.parameters()):
         assert torch.allclose(a, b, atol=1e-6) and torch.equal(a, c)
     with pytest.raises(ValueError, match=r'stream=False \(saved with True\)'):  # a streamed state is not resumed by a stacked run
-        D.finetune(_fresh(pipe), data, steps=4, batch_size=4, warmup=1, progress=False, ckpt_dir=tmp_path)
-    with pytest.raises(ValueError, match='pass stream=True'): D.finetune(_fresh(pipe), data, steps=1, num_workers=2, progress=False)
+        D.finetune(fresh_unet(pipe), data, steps=4, batch_size=4, warmup=1, progress=False, ckpt_dir=tmp_path)
+    with pytest.raises(ValueError, match='pass stream=True'): D.finetune(fresh_unet(pipe), data, steps=1, num_workers=2, progress=False)
 
 
 def test_stream_names_a_bad_item(pipe):
     "A bad item deep in a streamed dataset (wrong size, values outside [-1, 1]) fails when its batch arrives, naming its index (the first item alone is checked up front)."
     w = [0.0] * 5 + [1.0]  # every batch is item 5
     with pytest.raises(ValueError, match=r'dataset item 5 has an image of shape \(1, 16, 16\); expected \(1, 32, 32\)'):
-        D.finetune(_fresh(pipe), _Lazy(6, bad={5}), steps=2, batch_size=2, warmup=1, stream=True, weights=w, progress=False)
+        D.finetune(fresh_unet(pipe), _Lazy(6, bad={5}), steps=2, batch_size=2, warmup=1, stream=True, weights=w, progress=False)
     with pytest.raises(ValueError, match=r'dataset items 3, 5 at step 0: image values span'):
-        D.finetune(_fresh(pipe), _Lazy(6, hot={3, 5}), steps=2, batch_size=2, warmup=1, stream=True, weights=[0, 0, 0, 1, 0, 1], seed=1, progress=False)
+        D.finetune(fresh_unet(pipe), _Lazy(6, hot={3, 5}), steps=2, batch_size=2, warmup=1, stream=True, weights=[0, 0, 0, 1, 0, 1], seed=1, progress=False)
 
 
 def test_stream_leaves_global_rng_and_warns_once(pipe):
     "A streamed run draws nothing from torch's global generator (the DataLoader gets its own), and data in [0, 1] is warned about once per run, not once per batch."
     unit = [((x + 1) / 2, p) for x, p in zip(imgs(8), 'abababab')]  # images in [0, 1]: legal, but probably a mistake
-    p = _fresh(pipe)  # (which seeds the global generator itself)
+    p = fresh_unet(pipe)  # (which seeds the global generator itself)
     torch.manual_seed(123); want = torch.rand(1)
     torch.manual_seed(123)
     with pytest.warns(UserWarning) as rec: D.finetune(p, unit, steps=5, batch_size=2, warmup=1, stream=True, progress=False)
@@ -1547,9 +1533,9 @@ def test_stream_leaves_global_rng_and_warns_once(pipe):
 def test_finetune_input_messages(pipe, tmp_path):
     "A negative seed is refused up front (a streamed run failed at step 0 with numpy's message); an item whose image is not a tensor says what it is."
     for stream in (False, True):
-        with pytest.raises(ValueError, match='seed'): D.finetune(_fresh(pipe), _Lazy(4), steps=1, batch_size=2, seed=-1, stream=stream, progress=False)
+        with pytest.raises(ValueError, match='seed'): D.finetune(fresh_unet(pipe), _Lazy(4), steps=1, batch_size=2, seed=-1, stream=stream, progress=False)
     with pytest.raises(TypeError, match="dataset item 0's image is a ndarray; expected a C x H x W torch.Tensor") as e:
-        D.finetune(_fresh(pipe), [(np.zeros((1, 32, 32), np.float32), 'a')], steps=1, stream=True, progress=False)
+        D.finetune(fresh_unet(pipe), [(np.zeros((1, 32, 32), np.float32), 'a')], steps=1, stream=True, progress=False)
     assert e.value.__context__ is None  # one error, not one raised while handling another
     with pytest.raises(TypeError, match=r"dataset item 0 is dict with keys \['img', 'prompt'\]"): D.as_images_prompts([dict(img=imgs(1)[0], prompt='a')])
 
@@ -1558,17 +1544,17 @@ def test_a_state_saved_before_stream_was_recorded_resumes_quietly(pipe, tmp_path
     "A state whose settings predate the `stream` key was a stacked run: it resumes without a warning about that key."
     import warnings
     data = (imgs(4), ['a', 'b'] * 2)
-    D.finetune(_fresh(pipe), data, steps=2, batch_size=2, warmup=1, progress=False, ckpt_dir=tmp_path, ckpt_every=2)
+    D.finetune(fresh_unet(pipe), data, steps=2, batch_size=2, warmup=1, progress=False, ckpt_dir=tmp_path, ckpt_every=2)
     f = tmp_path / 'finetune_state.pt'; s = torch.load(f, weights_only=False); del s['settings']['stream']; s.pop('steps', None); torch.save(s, f)  # as that medcf saved it
     with warnings.catch_warnings():
         warnings.simplefilter('error')
-        h = D.finetune(_fresh(pipe), data, steps=3, batch_size=2, warmup=1, progress=False, ckpt_dir=tmp_path, ckpt_every=2)
+        h = D.finetune(fresh_unet(pipe), data, steps=3, batch_size=2, warmup=1, progress=False, ckpt_dir=tmp_path, ckpt_every=2)
     assert h['start'] == 2
 
 
 def test_trajectory_log_probs_rescore_with_each_input_held(pipe):
     "DDPO re-scores a stored trajectory under the current weights with each x_t fixed: equal to the sampler's log-probs at the same weights, and its gradient matches a finite difference."
-    p = _fresh(pipe)
+    p = fresh_unet(pipe)
     c, u = D.encode_prompts(p, ['a', 'b']), D.encode_prompts(p, ['', ''])
     out = D.sample_latents(p, D.initial_latents(p, 2, seed=0), c, u, 4, 2.0, eta=1.0, generators=D._seed_generators(0, 2, stream=1), return_trajectory=True)
     lp = D.trajectory_log_probs(p, out, c, u, 2.0, 1.0)
@@ -1612,10 +1598,10 @@ class _Flipping(_Lazy):
 
 def test_stream_resumes_on_an_augmenting_dataset_and_warns_once_about_long_captions(pipe, tmp_path):
     "A streamed resume compares the dataset's length and captions, not pixels (which random augmentation changes on every read); a long caption is warned about once per run."
-    run = lambda steps: D.finetune(_fresh(pipe), _Flipping(12), steps=steps, batch_size=2, warmup=1, stream=True, progress=False, ckpt_dir=tmp_path, ckpt_every=2)
+    run = lambda steps: D.finetune(fresh_unet(pipe), _Flipping(12), steps=steps, batch_size=2, warmup=1, stream=True, progress=False, ckpt_dir=tmp_path, ckpt_every=2)
     run(2); assert run(4)['start'] == 2
     long = [(x, ' '.join(['effusion'] * 80)) for x in imgs(4)]
-    with pytest.warns(UserWarning) as rec: D.finetune(_fresh(pipe), long, steps=4, batch_size=2, warmup=1, stream=True, progress=False)
+    with pytest.warns(UserWarning) as rec: D.finetune(fresh_unet(pipe), long, steps=4, batch_size=2, warmup=1, stream=True, progress=False)
     assert sum('keeps the first' in str(w.message) for w in rec) == 1, [str(w.message)[:80] for w in rec]
 
 
@@ -1651,10 +1637,10 @@ class _LongLater(_Lazy):
 
 def test_streamed_warnings_once_each_even_when_they_come_late(pipe):
     "A kind of warning first raised by a later batch is still shown (it was muted after step 0), once; a failure before any step says the weights are unchanged."
-    with pytest.warns(UserWarning) as rec: D.finetune(_fresh(pipe), _LongLater(8), steps=4, batch_size=2, warmup=1, stream=True, progress=False)
+    with pytest.warns(UserWarning) as rec: D.finetune(fresh_unet(pipe), _LongLater(8), steps=4, batch_size=2, warmup=1, stream=True, progress=False)
     assert sum('keeps the first' in str(w.message) for w in rec) == 1, [str(w.message)[:80] for w in rec]
     with pytest.warns(UserWarning, match=r"stopped before its first optimiser step: the UNet holds the weights it was given"):
-        with pytest.raises(ValueError): D.finetune(_fresh(pipe), _Lazy(6, bad={5}), steps=2, batch_size=2, warmup=1, stream=True, weights=[0.0] * 5 + [1.0], progress=False)
+        with pytest.raises(ValueError): D.finetune(fresh_unet(pipe), _Lazy(6, bad={5}), steps=2, batch_size=2, warmup=1, stream=True, weights=[0.0] * 5 + [1.0], progress=False)
 
 
 def test_messages_for_likely_mistakes(pipe, tmp_path):
@@ -1665,10 +1651,10 @@ def test_messages_for_likely_mistakes(pipe, tmp_path):
         with pytest.raises(FileNotFoundError, match='does not exist'): D.load_pipeline(path)
     with pytest.raises(ValueError, match="unknown model 'brain'"): D.load_pipeline('brain')
     with pytest.raises(ValueError, match=r'build the dataset at the model.s size and channels: 32x32 px, 1 channel'):
-        D.finetune(_fresh(pipe), [(imgs(1, s=64)[0], 'a')], steps=1, stream=True, progress=False)
+        D.finetune(fresh_unet(pipe), [(imgs(1, s=64)[0], 'a')], steps=1, stream=True, progress=False)
     for bad in (imgs(2, s=64), imgs(2, c=3)):  # stacked too: the same hint (it was only the streamed path's)
         with pytest.raises(ValueError, match=r'build the dataset at the model.s size and channels: 32x32 px, 1 channel'):
-            D.finetune(_fresh(pipe), (bad, ['a', 'b']), steps=1, progress=False)
+            D.finetune(fresh_unet(pipe), (bad, ['a', 'b']), steps=1, progress=False)
 
 
 def test_guidance_fn_may_ask_for_alpha_t(pipe):
@@ -1703,8 +1689,8 @@ def test_the_stopped_warning_says_which_weights_the_unet_holds(pipe, tmp_path):
     "A failure after an optimiser step (the data goes away) leaves the last step's raw weights and names the state to resume; one before any step of a resumed run, the resumed state's."
     with pytest.warns(UserWarning, match=r'stopped early: the UNet holds the raw weights of its last step.*resume from its state of step 1'):
         with pytest.raises(OSError, match='went away'):  # item 0, the 6 of the resume check, step 0's 2, then step 1's batch fails
-            D.finetune(_fresh(pipe), _Breaks(6, limit=10), steps=3, batch_size=2, warmup=1, stream=True, ckpt_dir=tmp_path / 'd', ckpt_every=1, progress=False)
-    run = lambda data, steps: D.finetune(_fresh(pipe), data, steps=steps, batch_size=2, warmup=1, stream=True, ckpt_dir=tmp_path / 'c', ckpt_every=1, progress=False)
+            D.finetune(fresh_unet(pipe), _Breaks(6, limit=10), steps=3, batch_size=2, warmup=1, stream=True, ckpt_dir=tmp_path / 'd', ckpt_every=1, progress=False)
+    run = lambda data, steps: D.finetune(fresh_unet(pipe), data, steps=steps, batch_size=2, warmup=1, stream=True, ckpt_dir=tmp_path / 'c', ckpt_every=1, progress=False)
     run(_Breaks(6, limit=10**9), 1)
     with pytest.warns(UserWarning, match=r'before its first optimiser step: the UNet holds the raw weights of the state it resumed \(step 1\)'):
         with pytest.raises(OSError, match='went away'): run(_Breaks(6, limit=7), 3)  # item 0's check and the 6 items of the resume check, then the first batch fails
@@ -1724,7 +1710,7 @@ def test_streaming_a_medmnist_split_never_stacks_it(monkeypatch):
 def test_trajectory_log_probs_replays_the_sampled_settings(pipe):
     "Re-scoring defaults to the eta, guidance and interval the trajectory was sampled with; another setting or a missing guidance_fn is said, not silently scored."
     import warnings
-    p = _fresh(pipe)
+    p = fresh_unet(pipe)
     c, u = D.encode_prompts(p, ['a', 'b']), D.encode_prompts(p, ['', ''])
     gens = lambda: D._seed_generators(0, 2, stream=1)
     out = D.sample_latents(p, D.initial_latents(p, 2), c, u, 4, 2.5, eta=0.7, generators=gens(), return_trajectory=True, guidance_interval=(0, 600))
@@ -1784,7 +1770,7 @@ def test_negative_prompts_one_per_image(pipe):
 def test_trajectory_log_probs_knows_its_embeddings_and_steps(pipe):
     "A trajectory keeps its embeddings: re-scoring needs none, swapped or reordered ones are warned about, eta=0 is refused, and steps/select give DDPO's per-step and minibatch pieces."
     import warnings
-    p = _fresh(pipe)
+    p = fresh_unet(pipe)
     prompts = ['a', 'b', 'c', 'd']
     images, out = D.generate(p, prompts, num_inference_steps=3, guidance_scale=2.0, eta=1.0, seed=4, batch_size=3, return_trajectory=True)
     assert len(out.trajectory) == 4 and out.trajectory[0].shape == (4, 4, 8, 8) and torch.equal(out.trajectory[-1], out.latents)
@@ -1851,7 +1837,7 @@ def test_slerp_keeps_the_norm():
 
 def test_trajectory_pieces_take_the_usual_index_types(pipe):
     "The old positional order of trajectory_log_probs still works; select and steps take numpy and torch indices, iterators and empty lists; embeddings are kept only with a trajectory."
-    p = _fresh(pipe)
+    p = fresh_unet(pipe)
     _, out = D.generate(p, ['a', 'b', 'c'], num_inference_steps=3, guidance_scale=2.0, eta=1.0, return_trajectory=True)
     c, u = D.encode_prompts(p, ['a', 'b', 'c']), D.encode_prompts(p, [''] * 3)
     lp = D.trajectory_log_probs(p, out, c, u, 2.0, 1.0, None, True)  # (..., guidance_interval, checkpoint) as before
@@ -1896,7 +1882,7 @@ def test_noise_prediction_error_is_the_paired_denoising_error(pipe):
     assert torch.allclose(D.noise_prediction_error(pipe, z0, c, 300, noise), want, atol=1e-6)
     maps = D.noise_prediction_error(pipe, z0, c, [300, 700], noise, reduce=False)
     assert maps.shape == z0.shape and torch.allclose(maps[0].mean(), want[0], atol=1e-6)
-    v = _fresh(pipe); v.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type='v_prediction')  # its own: the fixture's stays epsilon for later tests
+    v = fresh_unet(pipe); v.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type='v_prediction')  # its own: the fixture's stays epsilon for later tests
     x_t = a.sqrt() * z0 + (1 - a).sqrt() * noise
     vhat = v.unet(x_t, 300, encoder_hidden_states=c).sample
     eps_v = a.sqrt() * vhat + (1 - a).sqrt() * x_t
@@ -1920,7 +1906,7 @@ def test_classifier_guidance_steers_and_knows_the_batch(pipe):
 
 def test_prompt_cache_follows_the_text_encoder(pipe):
     "A text encoder cast to another dtype encodes again: the cache never hands back the old dtype's embeddings."
-    p = _fresh(pipe)
+    p = fresh_unet(pipe)
     e = D.encode_prompts(p, ['a cached prompt'])
     p.text_encoder.double()
     try: assert D.encode_prompts(p, ['a cached prompt']).dtype == torch.float64 and e.dtype == torch.float32
@@ -1929,7 +1915,7 @@ def test_prompt_cache_follows_the_text_encoder(pipe):
 
 def test_per_latent_timesteps_stay_on_the_latents_device(pipe):
     "One timestep per latent puts its alpha-bars on the latents' device (a CPU N x 1 x 1 x 1 tensor fails beside CUDA latents; the meta device has the same rule)."
-    p = _fresh(pipe); p.unet.to('meta')
+    p = fresh_unet(pipe); p.unet.to('meta')
     z, c = torch.randn(3, 4, 8, 8, device='meta'), D.encode_prompts(p, ['a', 'b', 'c']).to('meta')
     t = D.check_timesteps([5, 500, 900], 3, 1000)  # unet_eps's own value checks cannot read meta tensors: its unchecked core is what runs on the device
     assert D._unet_eps(p, z, t, c, None, 1.0)[0].device.type == 'meta' and D._unet_eps(p, z, t, c, c, 2.0)[0].device.type == 'meta'
@@ -1937,7 +1923,7 @@ def test_per_latent_timesteps_stay_on_the_latents_device(pipe):
 
 def test_a_replayed_guidance_fn_is_told_the_same_images(pipe):
     "trajectory_log_probs replays a guidance_fn that names offset with the indices the samples had in generate, also for a consecutive selection; other selections are refused, not scored against other images' targets."
-    p = _fresh(pipe)
+    p = fresh_unet(pipe)
     sign = torch.tensor([1.0, 1.0, -1.0, -1.0])
     def lp(img, offset): return sign[offset:offset + len(img)] * img.mean((1, 2, 3))
     g = D.classifier_guidance(p, lp, 2000.0)
@@ -1986,7 +1972,7 @@ def test_generate_takes_the_recipes_interval_and_weights_must_be_per_example(pip
     a = D.generate(chest, 'Chest X-ray', num_inference_steps=3, guidance_interval='recipe')
     assert torch.equal(a, D.generate(chest, 'Chest X-ray', num_inference_steps=3, guidance_interval=tuple(gi)))
     with pytest.raises(ValueError, match="expected 'recipe'"): D.generate(chest, 'x', num_inference_steps=2, guidance_interval='card')
-    with pytest.raises(TypeError, match='one number per example'): D.finetune(_fresh(pipe), (imgs(4), ['a'] * 4), steps=1, batch_size=2, weights={'effusion': 4}, progress=False)
+    with pytest.raises(TypeError, match='one number per example'): D.finetune(fresh_unet(pipe), (imgs(4), ['a'] * 4), steps=1, batch_size=2, weights={'effusion': 4}, progress=False)
 
 
 def test_ddim_invert_says_a_range_warning_once(pipe):
@@ -2131,7 +2117,7 @@ def test_slerp_stack_gets_a_hint(pipe):
 
 def test_a_diverging_finetune_stops_before_nan_reaches_the_weights(pipe, tmp_path):
     "lr far too high: the loss went to NaN, training went on, and the NaN weights were saved as a valid state and checkpoint."
-    p = _fresh(pipe)
+    p = fresh_unet(pipe)
     with pytest.warns(UserWarning, match='stopped early'):
         with pytest.raises(FloatingPointError, match=r'finetune diverged at step \d+: the (loss|gradient norm) is (nan|inf)'):
             D.finetune(p, (imgs(4), ['a'] * 4), steps=30, batch_size=2, lr=1e4, warmup=1, ema_decay=None, ckpt_dir=tmp_path, ckpt_every=1, progress=False)
@@ -2143,8 +2129,8 @@ def test_a_diverging_finetune_stops_before_nan_reaches_the_weights(pipe, tmp_pat
 def test_an_early_interrupt_resumes_from_the_start_not_from_half_trained_weights(pipe, tmp_path):
     "Interrupted before its first checkpoint, a run said 'call again to resume' but no state existed: the rerun started over from half-trained weights."
     data, kw = (imgs(4), ['a', 'b'] * 2), dict(steps=4, batch_size=2, warmup=1, ckpt_every=3, progress=False)
-    whole = D.finetune(p_whole := _fresh(pipe), data, **kw)
-    p = _fresh(pipe); calls = []
+    whole = D.finetune(p_whole := fresh_unet(pipe), data, **kw)
+    p = fresh_unet(pipe); calls = []
     def stop(module, args):
         calls.append(1)
         if len(calls) == 2: raise KeyboardInterrupt
@@ -2158,7 +2144,7 @@ def test_an_early_interrupt_resumes_from_the_start_not_from_half_trained_weights
 
 
 def test_checkpoint_folder_and_state_file_problems_are_named_up_front(pipe, tmp_path):
-    p = _fresh(pipe); before = [w.clone() for w in p.unet.parameters()]
+    p = fresh_unet(pipe); before = [w.clone() for w in p.unet.parameters()]
     blocker = tmp_path / 'file'; blocker.write_text('not a folder')
     with pytest.raises(NotADirectoryError, match='is a file'): D.finetune(p, (imgs(4), ['a'] * 4), steps=2, batch_size=2, ckpt_dir=blocker, progress=False)
     with pytest.raises(ValueError, match='expected a folder'): D.finetune(p, (imgs(4), ['a'] * 4), steps=2, batch_size=2, ckpt_dir='', progress=False)
@@ -2173,16 +2159,16 @@ def test_checkpoint_folder_and_state_file_problems_are_named_up_front(pipe, tmp_
 
 def test_resuming_to_other_steps_says_the_schedule_changes(pipe, tmp_path):
     data = (imgs(4), ['a'] * 4)
-    D.finetune(_fresh(pipe), data, steps=2, batch_size=2, warmup=1, ckpt_dir=tmp_path, ckpt_every=1, progress=False)
+    D.finetune(fresh_unet(pipe), data, steps=2, batch_size=2, warmup=1, ckpt_dir=tmp_path, ckpt_every=1, progress=False)
     with pytest.warns(UserWarning, match=r'saved by a run of 2 steps at step 2; going on to steps=3 changes the learning-rate schedule') as rec:
-        D.finetune(_fresh(pipe), data, steps=3, batch_size=2, warmup=1, ckpt_dir=tmp_path, ckpt_every=1, progress=False)
+        D.finetune(fresh_unet(pipe), data, steps=3, batch_size=2, warmup=1, ckpt_dir=tmp_path, ckpt_every=1, progress=False)
     assert any(r.filename == __file__ for r in rec)
 
 
 def test_finetune_records_itself_on_the_card_and_save_pipeline_keeps_the_card(pipe, tmp_path):
     "save_pipeline with no card wrote a bare one: the recipe ('recipe' guidance interval) and the provenance were lost; a fine-tuned pipeline's card still described the weights before it."
     import copy
-    p = _fresh(pipe); p.model_card = dict(name='chest', recipe=dict(guidance_interval=[0, 600]), quality={'x': 1}, files={'old': 'sha'})
+    p = fresh_unet(pipe); p.model_card = dict(name='chest', recipe=dict(guidance_interval=[0, 600]), quality={'x': 1}, files={'old': 'sha'})
     D.finetune(p, (imgs(4), ['a'] * 4), steps=2, batch_size=2, warmup=1, progress=False)
     rec = p.model_card['finetune'][-1]
     assert rec['steps'] == 2 and rec['n_images'] == 4 and 'before this fine-tune' in rec['note']
@@ -2194,7 +2180,7 @@ def test_finetune_records_itself_on_the_card_and_save_pipeline_keeps_the_card(pi
 def test_finetune_seconds_count_the_encoding_of_held_data(pipe, monkeypatch):
     "finetune's seconds started after held data was encoded (VAE, text encoder): 1.7 s was reported for a 23 s call, and the card's record said the same."
     import time
-    p = _fresh(pipe); p.model_card = dict(name='t')
+    p = fresh_unet(pipe); p.model_card = dict(name='t')
     slow = D._posterior
     def posterior(*a, **k): time.sleep(0.5); return slow(*a, **k)
     monkeypatch.setattr(D, '_posterior', posterior)
@@ -2206,7 +2192,7 @@ def test_finetune_seconds_count_the_encoding_of_held_data(pipe, monkeypatch):
 
 def test_finetune_data_mistakes_get_clear_messages(pipe):
     x = imgs(4)
-    run = lambda data, **kw: D.finetune(_fresh(pipe), data, **{**dict(steps=1, batch_size=2, progress=False), **kw})
+    run = lambda data, **kw: D.finetune(fresh_unet(pipe), data, **{**dict(steps=1, batch_size=2, progress=False), **kw})
     with pytest.raises(TypeError, match=r"data is a dict.*\(d\['images'\], d\['prompts'\]\)"): run(dict(images=x, prompts=['a'] * 4))
     with pytest.raises(TypeError, match=r'torch.stack\(images\)'): run(([im for im in x], ['a'] * 4))
     with pytest.raises(TypeError, match=r'torch.stack\(images\)'): run(([im for im in x], ['a'] * 4), stream=True)
@@ -2232,21 +2218,21 @@ def test_going_on_twice_from_one_stopped_run_draws_the_same_step_noise(pipe):
 def test_a_loaded_finished_state_is_recorded_once_and_divergence_says_start_over(pipe, tmp_path):
     "A rerun that loads a finished state puts fine-tuned weights in the UNet: the card says so (once per run); a diverged run's advice to resume led back to the divergence."
     data, kw = (imgs(4), ['a'] * 4), dict(steps=2, batch_size=2, warmup=1, ckpt_dir=tmp_path / 'ok', progress=False)
-    D.finetune(_fresh(pipe), data, **kw)
-    q = _fresh(pipe); q.model_card = dict(name='x')
+    D.finetune(fresh_unet(pipe), data, **kw)
+    q = fresh_unet(pipe); q.model_card = dict(name='x')
     assert D.finetune(q, data, **kw)['start'] == 2 and len(q.model_card['finetune']) == 1
     D.finetune(q, data, **kw); assert len(q.model_card['finetune']) == 1  # the same run again
     with pytest.warns(UserWarning, match='resuming would diverge again: start over with resume=False and a lower lr'):
         with pytest.raises(FloatingPointError):
-            D.finetune(_fresh(pipe), data, steps=30, batch_size=2, lr=1e4, warmup=1, ema_decay=None, ckpt_dir=tmp_path / 'nan', ckpt_every=1, progress=False)
+            D.finetune(fresh_unet(pipe), data, steps=30, batch_size=2, lr=1e4, warmup=1, ema_decay=None, ckpt_dir=tmp_path / 'nan', ckpt_every=1, progress=False)
 
 
 def test_no_schedule_warning_when_a_run_resumes_from_its_start_and_no_folder_left_by_a_refused_run(pipe, tmp_path):
     import warnings
     data = (imgs(4), ['a'] * 4)
-    with pytest.raises(ValueError, match='ema_decay'): D.finetune(_fresh(pipe), data, steps=2, ema_decay=2.0, ckpt_dir=tmp_path / 'new', progress=False)
+    with pytest.raises(ValueError, match='ema_decay'): D.finetune(fresh_unet(pipe), data, steps=2, ema_decay=2.0, ckpt_dir=tmp_path / 'new', progress=False)
     assert not (tmp_path / 'new').exists()
-    p = _fresh(pipe); calls = []
+    p = fresh_unet(pipe); calls = []
     def stop(module, args):
         calls.append(1)
         if len(calls) == 1: raise KeyboardInterrupt
@@ -2255,7 +2241,7 @@ def test_no_schedule_warning_when_a_run_resumes_from_its_start_and_no_folder_lef
     h.remove()
     with warnings.catch_warnings():
         warnings.simplefilter('error')
-        assert D.finetune(_fresh(pipe), data, steps=5, batch_size=2, warmup=1, ckpt_dir=tmp_path / 'z', progress=False)['start'] == 0
+        assert D.finetune(fresh_unet(pipe), data, steps=5, batch_size=2, warmup=1, ckpt_dir=tmp_path / 'z', progress=False)['start'] == 0
 
 
 def test_save_pipeline_names_a_bad_card_it_took_from_the_pipeline(pipe, tmp_path):
@@ -2293,7 +2279,7 @@ def test_recipe_interval_in_rescoring_and_a_card_with_no_recipe(pipe):
 
 def test_every_finetune_run_that_trains_is_on_the_card(pipe):
     "A second round on other data, without ckpt_dir, had the first round's settings digest and was left off the card."
-    p = _fresh(pipe); p.model_card = {}
+    p = fresh_unet(pipe); p.model_card = {}
     kw = dict(steps=2, batch_size=2, warmup=1, progress=False)
     D.finetune(p, (imgs(4), ['a'] * 4), **kw); D.finetune(p, (imgs(4, seed=1), ['b'] * 4), **kw)
     assert len(p.model_card['finetune']) == 2
@@ -2360,12 +2346,12 @@ def test_going_on_without_uncond_or_guidance_fn_says_what_it_does(pipe, tmp_path
     whole = D.sample_latents(pipe, D.initial_latents(pipe, 2), c, u, 6, 3.0, guidance_fn=steer)
     assert torch.allclose(D.sample_latents(pipe, guided, c, u, guidance_fn=steer).latents, whole.latents, atol=1e-6)
     (tmp_path / 'f').write_text('x')
-    with pytest.raises(NotADirectoryError, match="'f' is a file|f' is a file"): D.finetune(_fresh(pipe), (imgs(4), ['a'] * 4), steps=1, batch_size=2, ckpt_dir=tmp_path / 'f' / 'sub', progress=False)
+    with pytest.raises(NotADirectoryError, match="'f' is a file|f' is a file"): D.finetune(fresh_unet(pipe), (imgs(4), ['a'] * 4), steps=1, batch_size=2, ckpt_dir=tmp_path / 'f' / 'sub', progress=False)
 
 
 def test_the_card_follows_the_weights_when_an_older_finished_state_is_loaded(pipe, tmp_path):
     "Run A (with a state), run B on top, then A's finished state loaded again: the UNet holds A's weights but the card ended with B."
-    p = _fresh(pipe); p.model_card = {}
+    p = fresh_unet(pipe); p.model_card = {}
     a = dict(steps=2, batch_size=2, warmup=1, progress=False, ckpt_dir=tmp_path / 'A')
     D.finetune(p, (imgs(4), ['a'] * 4), **a)
     D.finetune(p, (imgs(4, seed=1), ['b'] * 4), steps=2, batch_size=2, warmup=1, progress=False)
@@ -2377,7 +2363,7 @@ def test_the_card_follows_the_weights_when_an_older_finished_state_is_loaded(pip
 def test_ddpo_traps_found_by_a_chest_audit(pipe):
     "A grad=True sample's log_probs keep the sampling graph (a PPO ratio's old policy then passes gradients); select shared its generators, so using them advanced the output's; uint8 indices wrapped; a wrong-length cond first warned about another policy."
     import warnings
-    p = _fresh(pipe)
+    p = fresh_unet(pipe)
     for n_, w in p.unet.named_parameters(): w.requires_grad_('attn2' in n_)
     c, u = D.encode_prompts(p, ['a'] * 4), D.encode_prompts(p, [''] * 4)
     x = D.initial_latents(p, 4, seed=1)
@@ -2709,15 +2695,15 @@ def test_streamed_warnings_each_kind_once(pipe, tmp_path):
         def __len__(self): return 8
         def __getitem__(self, i): return torch.rand(1, 32, 32), 'chest x-ray ' + 'very ' * 80 + 'long'
     with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter('always'); D.finetune(_fresh(pipe), DS(), steps=3, batch_size=2, warmup=1, stream=True, progress=False)
+        warnings.simplefilter('always'); D.finetune(fresh_unet(pipe), DS(), steps=3, batch_size=2, warmup=1, stream=True, progress=False)
     said = [str(x.message) for x in w]
     assert sum('none below 0' in m for m in said) == 1 and sum('tokens' in m and 'keeps the first' in m for m in said) == 1, said
-    p = _fresh(pipe); p.model_card = {'recipe': None}; D.save_pipeline(p, tmp_path / 'r')
+    p = fresh_unet(pipe); p.model_card = {'recipe': None}; D.save_pipeline(p, tmp_path / 'r')
     assert D.pipeline_interval(D.load_pipeline(tmp_path / 'r'), 'recipe') is None
 
 def test_training_and_saving_paths_found_by_fuzzing(pipe, tmp_path):
     "A second fuzzing pass: a joined output keeps each sample's index (so per-image guidance is not re-scored at the wrong offsets), save_pipeline warns when card= drops the recipe and checks the leak before writing, update_card refuses a recipe load_pipeline would refuse, train_vae stops on a diverged loss, select takes a reversed slice."
-    p = _fresh(pipe)
+    p = fresh_unet(pipe)
     tgt = torch.tensor([0., 1., 2., 3.])
     def gf(x_t, t, eps, pred_x0, offset=0): return eps + 0.1 * tgt[offset:offset + len(x_t)].view(-1, 1, 1, 1)
     _, o = D.generate(p, ['a'] * 4, 3, 2.0, eta=1.0, return_trajectory=True, guidance_fn=gf)
@@ -2743,19 +2729,19 @@ def test_training_options_named(pipe):
     for kw, msg in ((dict(snr_gamma='5'), "snr_gamma='5'"), (dict(snr_gamma=True), 'snr_gamma=True'), (dict(snr_gamma=float('inf')), 'snr_gamma=inf'),
                     (dict(ema_decay='0.9'), "ema_decay='0.9'"), (dict(ema_decay=1.0), 'ema_decay=1'), (dict(snapshot_every=True), 'snapshot_every=True'),
                     (dict(seed=2**70), 'seed=')):
-        with pytest.raises(ValueError, match=msg): D.finetune(_fresh(pipe), d, steps=1, batch_size=2, progress=False, **kw)
-    assert D.finetune(_fresh(pipe), d, steps=2, batch_size=2, progress=False, snapshot_every=np.int64(1))['steps'] == 2  # a numpy step count is a count
+        with pytest.raises(ValueError, match=msg): D.finetune(fresh_unet(pipe), d, steps=1, batch_size=2, progress=False, **kw)
+    assert D.finetune(fresh_unet(pipe), d, steps=2, batch_size=2, progress=False, snapshot_every=np.int64(1))['steps'] == 2  # a numpy step count is a count
     for kw, msg in ((dict(crop='16'), "crop='16'"), (dict(crop=16.0), 'crop=16.0'), (dict(seed=1.5), 'seed=1.5'), (dict(seed=-5), 'seed=-5')):
         with pytest.raises(ValueError, match=msg): D.train_vae(copy.deepcopy(pipe), x, steps=1, batch_size=4, progress=False, **kw)
 
 def test_resume_refuses_a_changed_autoencoder(pipe, tmp_path):
     "A fine-tune resumed after the autoencoder (or its scaling factor) changed would train on other latents: refused, naming the vae."
     x = torch.rand(8, 1, 32, 32) * 2 - 1; d = (x, ['a'] * 8)
-    p = _fresh(pipe); p.vae = copy.deepcopy(pipe.vae)
+    p = fresh_unet(pipe); p.vae = copy.deepcopy(pipe.vae)
     D.finetune(p, d, steps=2, batch_size=4, warmup=1, ckpt_dir=tmp_path, ckpt_every=1, progress=False)
-    q = _fresh(pipe); q.vae = copy.deepcopy(pipe.vae); q.vae.register_to_config(scaling_factor=0.2)
+    q = fresh_unet(pipe); q.vae = copy.deepcopy(pipe.vae); q.vae.register_to_config(scaling_factor=0.2)
     with pytest.raises(ValueError, match=r"saved with other settings: vae="): D.finetune(q, d, steps=4, batch_size=4, warmup=1, ckpt_dir=tmp_path, ckpt_every=1, progress=False)
-    r = _fresh(pipe); r.vae = copy.deepcopy(pipe.vae)
+    r = fresh_unet(pipe); r.vae = copy.deepcopy(pipe.vae)
     assert D.finetune(r, d, steps=4, batch_size=4, warmup=1, ckpt_dir=tmp_path, ckpt_every=1, progress=False)['steps'] == 4  # the same parts resume
 
 def test_a_model_naming_a_file_here_says_so(tmp_path, monkeypatch):
@@ -2892,7 +2878,7 @@ def test_noise_prediction_error_noises_each_latent_at_its_own_timestep(pipe):
 # kills: u9
 def test_unet_eps_converts_v_with_each_latents_own_alpha(pipe):
     "A v-predicting UNet with one timestep per latent: eps_j = sqrt(a_j) v_j + sqrt(1 - a_j) x_j with a_j = alpha-bar at t_j."
-    v = _fresh(pipe); v.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type='v_prediction')
+    v = fresh_unet(pipe); v.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type='v_prediction')
     x, c, t = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(2)), D.encode_prompts(pipe, ['a', 'b']), torch.tensor([300, 900])
     a = v.scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
     with torch.no_grad(): vhat = v.unet(x, t, encoder_hidden_states=c).sample

@@ -2,17 +2,9 @@
 import copy, json
 import numpy as np, pytest, torch
 from medcf import diffusion as D
+from tiny_sd import imgs, fresh_unet
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope='module')
-def pipe():
-    return D.build_pipeline(channels=1, size=32, vae_blocks=(8, 8, 16), unet_blocks=(16, 32), seed=0)
-
-
-def imgs(n=2, c=1, s=32, seed=0):
-    return torch.rand(n, c, s, s, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
 
 # kills: C2 C3 C4 C6 C7 C8 C17 C18 C20 C23 C24 C26 C27 C28 C29 C30 (the whole README of a hand-made card, written out by hand)
@@ -112,17 +104,12 @@ def test_model_card_markdown_short_dict_rule_and_files_not_listed_twice():
     assert '- **files**' not in md and md.endswith('## Files (sha256, checked on load)\n\n- `f`: `h`\n')
 
 
-def _fresh(pipe, scheduler=None):
-    torch.manual_seed(0)
-    return D.assemble_pipeline(pipe.vae, D.build_unet(8, 4, (16, 32)), scheduler or pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
-
-
 # kills: F5b F6 F31 (and F7: the EMA weights end in the UNet)
 def test_ema_is_the_warmed_up_recurrence_over_the_raw_steps(pipe):
     "EMA_k = d_k EMA_(k-1) + (1 - d_k) raw_k with d_k = min(ema_decay, (1 + k) / (10 + k)), EMA_(-1) = the initial weights: computed by hand over the raw run's "
     "per-step snapshots (EMA off), it equals the EMA run's per-step snapshots and final weights (the EMA never feeds back into training)."
     data, kw = (imgs(4), ['a', 'b'] * 2), dict(steps=10, batch_size=2, warmup=1, snapshot_every=1, progress=False)
-    p0 = _fresh(pipe); w0 = [q.detach().clone() for q in p0.unet.parameters()]
+    p0 = fresh_unet(pipe); w0 = [q.detach().clone() for q in p0.unet.parameters()]
     raw = D.finetune(copy.deepcopy(p0), data, ema_decay=None, **kw)['snapshots']
     q = copy.deepcopy(p0); ema = D.finetune(q, data, ema_decay=0.5, **kw)['snapshots']
     e = w0
@@ -139,10 +126,10 @@ def test_min_snr_weights_follow_the_prediction_type_in_finetune(pipe):
     "the same seeded first step then has a strictly smaller loss."
     from diffusers import DDIMScheduler
     data, kw = (imgs(4), ['a', 'b'] * 2), dict(steps=1, batch_size=4, warmup=1, ema_decay=None, progress=False)
-    eps = [D.finetune(_fresh(pipe), data, snr_gamma=g, **kw)['loss'][0] for g in (None, 1e12)]
+    eps = [D.finetune(fresh_unet(pipe), data, snr_gamma=g, **kw)['loss'][0] for g in (None, 1e12)]
     assert eps[1] == pytest.approx(eps[0], rel=1e-5)
     vs = DDIMScheduler(**D.SD_BETAS, clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type='v_prediction')
-    v = [D.finetune(_fresh(pipe, vs), data, snr_gamma=g, **kw)['loss'][0] for g in (None, 1e12)]
+    v = [D.finetune(fresh_unet(pipe, vs), data, snr_gamma=g, **kw)['loss'][0] for g in (None, 1e12)]
     assert v[1] < v[0] * 0.999
 
 
@@ -208,7 +195,7 @@ def test_training_clips_the_gradient_norm_to_one_and_decays_as_stated(pipe, monk
     monkeypatch.setattr(torch.optim.AdamW, 'step', spy)
     big = lambda a, b: (a - b).pow(2).flatten(1).sum(1) * 100  # a steep loss: gradients far above norm 1
     if which == 'vae': D.train_vae(copy.deepcopy(pipe), imgs(4), steps=3, batch_size=4, perceptual=big, progress=False)
-    else: D.finetune(_fresh(pipe), (imgs(4), ['a', 'b'] * 2), steps=3, batch_size=4, warmup=1, ema_decay=None, progress=False)
+    else: D.finetune(fresh_unet(pipe), (imgs(4), ['a', 'b'] * 2), steps=3, batch_size=4, warmup=1, ema_decay=None, progress=False)
     assert len(norms) == 3 and max(norms) <= 1 + 1e-4 and any(abs(n - 1) < 1e-4 for n in norms), norms
     assert set(decays) == {decay}
 
@@ -253,7 +240,7 @@ def test_cond_drop_replaces_the_caption_by_the_empty_prompt(pipe):
     "of the same seeded run on all-empty captions with cond_drop 0 (the dropout draws are taken either way)."
     import warnings
     kw = dict(steps=2, batch_size=4, warmup=1, ema_decay=None, progress=False)
-    a, b = _fresh(pipe), _fresh(pipe)
+    a, b = fresh_unet(pipe), fresh_unet(pipe)
     D.finetune(a, (imgs(4), ['a', 'b'] * 2), cond_drop=1 - 1e-6, **kw)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # "4 of 4 captions are empty"
@@ -263,7 +250,7 @@ def test_cond_drop_replaces_the_caption_by_the_empty_prompt(pipe):
 
 def _hooked(pipe, fn):
     "A fresh pipeline whose UNet's prediction passes through fn (a forward hook)."
-    p = _fresh(pipe)
+    p = fresh_unet(pipe)
     def hook(m, inp, out): out.sample = fn(out.sample); return out
     p.unet.register_forward_hook(hook)
     return p
@@ -298,7 +285,7 @@ def test_bf16_autocast_covers_the_encoder_the_decoder_and_the_unet(pipe):
         p = copy.deepcopy(pipe); seen, _ = dtypes([p.vae.encoder, p.vae.decoder])
         D.train_vae(p, imgs(4), steps=1, batch_size=2, autocast=ac, decoder_only=True, progress=False)
         assert seen[:2] == [want, want], (ac, seen)
-        q = _fresh(pipe); seen, _ = dtypes([q.unet])
+        q = fresh_unet(pipe); seen, _ = dtypes([q.unet])
         D.finetune(q, (imgs(4), ['a', 'b'] * 2), steps=1, batch_size=2, warmup=1, autocast=ac, ema_decay=None, progress=False)
         assert seen[0] == want, (ac, seen)
 
@@ -334,15 +321,15 @@ def test_resume_refuses_another_warmup_gamma_target_trained_set_or_text_encoder(
     "the prediction type, which parameters train, and the text encoder's weights."
     from diffusers import DDIMScheduler
     data = (imgs(4), ['a', 'b'] * 2)
-    def run(p=None, **k): return D.finetune(p or _fresh(pipe), data, **{**dict(steps=2, batch_size=2, warmup=1, progress=False, ckpt_dir=tmp_path), **k})
+    def run(p=None, **k): return D.finetune(p or fresh_unet(pipe), data, **{**dict(steps=2, batch_size=2, warmup=1, progress=False, ckpt_dir=tmp_path), **k})
     run()
     vs = DDIMScheduler(**D.SD_BETAS, clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type='v_prediction')
-    part = _fresh(pipe)
+    part = fresh_unet(pipe)
     for n, q in part.unet.named_parameters(): q.requires_grad_('attn2' in n)
-    te = _fresh(pipe); te.text_encoder = copy.deepcopy(pipe.text_encoder)
+    te = fresh_unet(pipe); te.text_encoder = copy.deepcopy(pipe.text_encoder)
     with torch.no_grad(): next(te.text_encoder.parameters()).add_(0.01)
     for p, kw, err in [(None, dict(warmup=2), r'warmup=2 \(saved with 1\)'), (None, dict(snr_gamma=5.0), r'snr_gamma=5.0 \(saved with None\)'),
-                       (_fresh(pipe, vs), {}, r"prediction_type='v_prediction' \(saved with 'epsilon'\)"), (part, {}, 'trained='), (te, {}, 'text_encoder=')]:
+                       (fresh_unet(pipe, vs), {}, r"prediction_type='v_prediction' \(saved with 'epsilon'\)"), (part, {}, 'trained='), (te, {}, 'text_encoder=')]:
         with pytest.raises(ValueError, match='saved with other settings.*' + err): run(p, steps=3, **kw)
 
 
@@ -364,7 +351,7 @@ def test_finetune_first_step_is_the_ddpm_noising_replayed_by_hand(pipe, pt):
     "to eps (or v = sqrt(abar) eps - sqrt(1 - abar) z)."
     from diffusers import DDIMScheduler
     sch = DDIMScheduler(**D.SD_BETAS, clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type=pt)
-    p, x, prompts = _fresh(pipe, sch), imgs(4), ['a', 'b', 'c', 'd']
+    p, x, prompts = fresh_unet(pipe, sch), imgs(4), ['a', 'b', 'c', 'd']
     seen = []
     p.unet.register_forward_hook(lambda m, args, kwargs, out: seen.append((args[0].detach().clone(), args[1].clone(), kwargs['encoder_hidden_states'].detach().clone(), out.sample.detach().clone())), with_kwargs=True)
     loss = D.finetune(p, (x, prompts), steps=1, batch_size=3, cond_drop=0.0, warmup=1, ema_decay=None, seed=5, progress=False)['loss'][0]
@@ -387,7 +374,7 @@ def test_finetune_first_step_is_the_ddpm_noising_replayed_by_hand(pipe, pt):
 # kills: F33 F35
 def test_the_cards_finetune_record_names_the_runs_settings_and_where_it_resumed(pipe, tmp_path):
     "A run of 2 steps, then the same run resumed to 3: the second record says steps 3, resumed_from 2, and the settings it trained with."
-    p = _fresh(pipe); p.model_card = {'name': 't'}
+    p = fresh_unet(pipe); p.model_card = {'name': 't'}
     kw = dict(batch_size=2, lr=2e-4, cond_drop=0.25, ema_decay=0.9, seed=3, warmup=1, progress=False, ckpt_dir=tmp_path)
     D.finetune(p, (imgs(4), ['a', 'b'] * 2), steps=2, **kw)
     with pytest.warns(UserWarning, match='changes the learning-rate schedule'): D.finetune(p, (imgs(4), ['a', 'b'] * 2), steps=3, **kw)
@@ -399,7 +386,7 @@ def test_the_cards_finetune_record_names_the_runs_settings_and_where_it_resumed(
 # kills: F38
 def test_finetune_freezes_a_unet_that_came_all_trainable(pipe):
     "A UNet whose every parameter asked for gradients trains whole and comes back as build_pipeline gives it: eval mode, nothing trainable."
-    p = _fresh(pipe); p.unet.requires_grad_(True)
+    p = fresh_unet(pipe); p.unet.requires_grad_(True)
     D.finetune(p, (imgs(4), ['a', 'b'] * 2), steps=1, batch_size=2, warmup=1, progress=False)
     assert not p.unet.training and not any(q.requires_grad for q in p.unet.parameters())
 
@@ -419,7 +406,7 @@ def test_an_unused_negative_prompt_is_said_when_any_image_has_one():
 def test_resume_takes_sample_weights_in_the_same_proportions(pipe, tmp_path):
     "Sampling weights draw in proportion: (1, 1, 2, 2) and (2, 2, 4, 4) are the same draws, so a state saved with one resumes with the other; (1, 2, 1, 2) is refused."
     data = (imgs(4), ['a', 'b'] * 2)
-    def run(w, steps): return D.finetune(_fresh(pipe), data, steps=steps, batch_size=2, warmup=1, weights=w, progress=False, ckpt_dir=tmp_path)
+    def run(w, steps): return D.finetune(fresh_unet(pipe), data, steps=steps, batch_size=2, warmup=1, weights=w, progress=False, ckpt_dir=tmp_path)
     run([1.0, 1.0, 2.0, 2.0], 2)
     with pytest.warns(UserWarning, match='changes the learning-rate schedule'): out = run([2.0, 2.0, 4.0, 4.0], 3)
     assert out['start'] == 2

@@ -5,10 +5,6 @@ from medcf.sde import (trial_tensors, check_visits, BaselineEncoder, CausalSDE, 
                        evaluate, auroc, enrichment, SharedBrownian, benchmark_epoch)
 import torchsde
 
-@pytest.fixture(scope='module')
-def small():
-    tr = MSTrial(seed=0).simulate(24, seed=1)
-    return tr, trial_tensors(tr)
 
 def test_unknown_arm(small):
     tr, T = small

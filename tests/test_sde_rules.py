@@ -10,10 +10,6 @@ torch.set_num_threads(1)
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
-@pytest.fixture(scope='module')
-def small():
-    tr = MSTrial(seed=0).simulate(24, seed=1)
-    return tr, trial_tensors(tr)
 
 
 def _nll(y, mu, sd):  # the Gaussian negative log-density, written out
