@@ -1,0 +1,203 @@
+"Stated rules of medcf.fusion and the brain phantom (from a mutation-testing pass: each test pins a rule, a hand-worked value or the message a refusal must contain)."
+import numpy as np, pandas as pd, pytest, torch
+from medcf.phantoms import BrainPhantom
+from medcf.fusion import (HyperNet, HyperLinear, HyperConv, FusionNet, IterativeImputer, encode_record, stratified_split,
+                          balanced_accuracy, FusionData, make_model, predict, evaluate)
+
+torch.set_num_threads(1)
+
+
+# M01: encode_record's doc says sex becomes 1 for 'M', 0 for 'F', missing stays NaN
+def test_encode_record_codes_sex_as_documented():
+    out = encode_record(pd.DataFrame(dict(sex=['M', 'F', None], age=[70, 71.5, np.nan])), ['sex', 'age'])
+    assert np.array_equal(out, np.array([[1., 70.], [0., 71.5], [np.nan, np.nan]]), equal_nan=True)
+
+
+# M04, M05: documented defaults (5 rounds, ridge 1e-2), checked against the ridge normal equations by hand
+def test_imputer_defaults_are_the_documented_ones():
+    X = np.array([[1., 2.], [2., np.nan], [3., 6.], [4., 9.], [5., np.nan]])
+    imp = IterativeImputer().fit(X)
+    assert len(imp.coefs) == 5 * 1  # n_iter=5 rounds over the one incomplete column
+    mu, sd = np.nanmean(X, 0), np.nanstd(X, 0)
+    o = ~np.isnan(X[:, 1]); z0 = (X[:, 0] - mu[0]) / sd[0]; z1 = (X[o, 1] - mu[1]) / sd[1]
+    A = np.c_[np.ones(o.sum()), z0[o]]
+    w = np.linalg.solve(A.T @ A + 1e-2 * np.eye(2), A.T @ z1)  # ridge 1e-2 on standardised data
+    assert np.allclose(imp.coefs[-1][1], w)
+
+
+# M06: only NaN marks a missing value; inf is refused, not imputed
+def test_imputer_refuses_inf():
+    with pytest.raises(ValueError, match='contains inf'): IterativeImputer().fit(np.array([[1., np.inf], [2., 3.], [3., 4.]]))
+    imp = IterativeImputer().fit(np.array([[1., np.nan], [2., 3.], [3., 4.]]))
+    with pytest.raises(ValueError, match='contains inf'): imp.transform(np.array([[-np.inf, 3.]]))
+
+
+# M07: a column constant in training keeps scale 1 (as StandardScaler does): a new value v becomes v - mean
+def test_imputer_constant_column_has_unit_scale():
+    imp = IterativeImputer(indicators=False).fit(np.array([[1., 5.], [2., 5.], [3., 5.]]))
+    assert imp.transform(np.array([[2., 7.]]))[0, 1] == pytest.approx(2.0)
+
+
+# M11: the indicator column is 1 where the value was missing, 0 where observed
+def test_imputer_indicator_marks_missing_with_one():
+    imp = IterativeImputer().fit(np.array([[1., 2.], [2., np.nan], [3., 6.], [4., 8.]]))
+    Z = imp.transform(np.array([[2.5, np.nan], [3.5, 7.]]))
+    assert Z[:, 2].tolist() == [1.0, 0.0]
+
+
+# M13: fractions must be three positive parts; a zero part is refused
+def test_split_refuses_a_zero_fraction():
+    st = pd.DataFrame(dict(a=np.tile([0, 1], 20)))
+    with pytest.raises(ValueError, match='three positive parts'): stratified_split(st, (0.0, 0.5, 0.5))
+
+
+# M16: each part lists its patients in ascending order (so images[idx] keeps the record's order)
+def test_split_parts_are_sorted():
+    st = pd.DataFrame(dict(a=np.repeat(['x', 'y', 'z'], [40, 30, 30])))
+    for p in stratified_split(st, seed=3): assert np.array_equal(p, np.sort(p)) and len(p)
+
+
+# M17: hyperfan-in without generated biases: the weights carry the whole variance, gain / fan_in
+def test_hyperfan_in_without_bias():
+    torch.manual_seed(0)
+    e = torch.randn(2000, 8)
+    h = HyperNet(8, 4 * 64, 64, 0, hidden=32, gain=2.0)
+    with torch.no_grad(): w, b = h(e)
+    assert b is None and abs(float(w.var()) * 64 / 2.0 - 1) < 0.3
+
+
+# M19: an embedding with the wrong number of rows is refused with the layer's message
+def test_embedding_batch_size_is_checked():
+    with pytest.raises(ValueError, match=r'embedding has shape \(3, 3\); expected \(2, 3\)'): HyperLinear(4, 2, 3)(torch.randn(2, 4), torch.randn(3, 3))
+    with pytest.raises(ValueError, match=r'embedding has shape \(3, 4\); expected \(2, 4\)'): HyperConv(3, 2, 1, 4)(torch.randn(2, 3, 8, 8), torch.randn(3, 4))
+
+
+# M21: HyperConv refuses a dimension other than 2 or 3
+def test_hyperconv_refuses_dim():
+    with pytest.raises(ValueError, match='dim=4: expected 2 or 3'): HyperConv(3, 2, 1, 4, dim=4)
+
+
+# M23: FiLM and DAFT start as the identity modulation: a fresh model's output does not depend on the record
+@pytest.mark.parametrize('fusion', ['film', 'daft'])
+def test_modulation_starts_as_identity(fusion):
+    torch.manual_seed(0)
+    net = FusionNet(5, 3, fusion, width=4).eval()
+    img = torch.randn(3, 1, 16, 16)
+    assert torch.allclose(net(img, torch.randn(3, 5)), net(img, torch.randn(3, 5) * 3))
+
+
+# M32: a class index equal to n_classes is out of range
+def test_class_index_k_is_refused():
+    with pytest.raises(ValueError, match=r'classes \[2\]; expected class indices in 0\.\.1'): balanced_accuracy([0, 2], [0, 1], 2)
+
+
+# M36: images a little outside [-1, 1] are refused
+def test_from_record_refuses_images_slightly_out_of_range():
+    b = BrainPhantom(16, seed=0).sample(60, seed=2)
+    rec = b.attrs.assign(stage=b.truth.stage, age=b.truth.age)
+    with pytest.raises(ValueError, match=r'expected images scaled to \[-1, 1\]'): FusionData.from_record('ad', b.images * 1.05, rec)
+
+
+# M42: mae_F / mae_M are the mean absolute errors in years over the women / men of the part
+def test_evaluate_mae_per_sex():
+    d = FusionData('age', 40, seed=0, size=16)
+    torch.manual_seed(0); m = make_model('concat', d, 2)
+    idx = d.split['test']
+    err = np.abs(predict(m, d, idx)[:, 0].numpy() * d.y_std + d.y_mean - d.batch.truth.age.to_numpy()[idx])
+    r = evaluate(m, d)
+    sex = d.batch.truth.sex.to_numpy()[idx]
+    assert r['mae_F'] == pytest.approx(err[sex == 'F'].mean(), abs=1e-3) and r['mae_M'] == pytest.approx(err[sex == 'M'].mean(), abs=1e-3)
+
+
+# M54: the caption states the age rounded to the nearest year
+def test_brain_caption_rounds_the_age():
+    b = BrainPhantom(16, seed=0).sample(40, seed=1)
+    for cap, age in zip(b.prompts, b.attrs.age):
+        assert f"{int(np.floor(age + 0.5))}-year-old" in cap
+    assert (b.attrs.age % 1 >= 0.5).any()  # some ages round up
+
+
+
+# M22: the hyper-generated 1x1 shortcut is summed before the ReLU (linear): gain 1, weight variance 1 / (2 fan_in)
+def test_hyper_shortcut_uses_linear_gain():
+    from medcf.fusion import ResBlock
+    torch.manual_seed(0)
+    blk = ResBlock(8, 16, cond='hyper', embed_dim=8)
+    with torch.no_grad(): w, _ = blk.short.hyper(torch.randn(2000, 8))
+    assert abs(float(w.var()) * 2 * 8 - 1) < 0.3  # fan_in = 8 channels x 1x1 kernel
+
+
+# M24: DAFT scales and shifts the block input: x * (1 + a) + b; a pure shift b=1 equals the identity block on x + 1
+def test_daft_applies_its_shift():
+    import copy
+    from medcf.fusion import ResBlock
+    torch.manual_seed(0)
+    blk = ResBlock(8, 16, cond='daft', embed_dim=3).eval()
+    plain = copy.deepcopy(blk)
+    with torch.no_grad(): blk.daft[-1].bias[8:] = 1.0  # shift 1, scale 0 (weights start at zero)
+    x, e = torch.randn(2, 8, 8, 8), torch.randn(2, 3)
+    assert torch.allclose(blk(x, e), plain(x + 1, e), atol=1e-5)
+
+
+# M26: integer tensors (e.g. uint8 images) are refused, not silently cast
+def test_integer_tensors_are_refused():
+    net = FusionNet(5, 3, 'concat', width=4)
+    with pytest.raises(TypeError, match='image batch has dtype torch.uint8; expected a floating-point tensor'):
+        net(torch.zeros(2, 1, 16, 16, dtype=torch.uint8), torch.randn(2, 5))
+    with pytest.raises(TypeError, match='record has dtype torch.int64'): net(torch.randn(2, 1, 16, 16), torch.zeros(2, 5, dtype=torch.long))
+
+
+# M27, M28: FusionNet refuses 'tabular' (TabularMLP's job) and a tab_encoder that its fusion would ignore
+def test_fusionnet_refuses_tabular_and_an_ignored_encoder():
+    from medcf.fusion import TabularMLP
+    with pytest.raises(ValueError, match='use TabularMLP'): FusionNet(5, 3, 'tabular')
+    with pytest.raises(ValueError, match="tab_encoder is used by 'hyper_shortcut' only; fusion='film'"): FusionNet(5, 3, 'film', tab_encoder=TabularMLP(5, 3))
+
+
+# M44: the AD loss is class-weighted, weight_k = n_train / (3 * count_k) ('balanced' weights)
+def test_ad_loss_is_class_weighted(monkeypatch):
+    from medcf.fusion import TabularMLP, train_fusion
+    d = FusionData('ad', 60, seed=0, size=16)
+    seen, Real = [], torch.nn.CrossEntropyLoss
+    def spy(*a, **kw): seen.append(kw.get('weight')); return Real(*a, **kw)
+    monkeypatch.setattr(torch.nn, 'CrossEntropyLoss', spy)
+    torch.manual_seed(0); train_fusion(TabularMLP(d.n_tab, 3), d, 1, progress=False)
+    y = d.y[d.split['train']].numpy(); cnt = np.array([(y == k).sum() for k in range(3)])
+    assert seen[0] is not None and np.allclose(seen[0].numpy(), len(y) / (3 * np.maximum(cnt, 1)))
+
+
+# M58: the renderer adds per-pixel noise (render_noise 'pixel_seed'): neighbouring pixels inside the brain differ
+def test_brain_images_carry_pixel_noise():
+    im = BrainPhantom(64).sample(4, seed=0).images[:, 0, 24:40, 24:40]
+    assert float((im[:, :, 1:] - im[:, :, :-1]).abs().median()) > 0.02  # iid noise of sd 0.04: median |diff| ~ 0.038; a smooth image ~ 0
+
+
+# M65: from_record refuses fewer than 30 rows (the split needs patients in every part)
+def test_from_record_needs_30_rows():
+    b = BrainPhantom(16, seed=0).sample(29, seed=2)
+    rec = b.attrs.assign(stage=b.truth.stage, age=b.truth.age)
+    with pytest.raises(ValueError, match='the number of patients'): FusionData.from_record('ad', b.images, rec)
+
+
+# M67: HyperFusion on the age task hyper-generates the head from the record (make_model's doc)
+def test_hyperfusion_age_generates_the_head():
+    d = FusionData('age', 40, seed=0, size=16)
+    m = make_model('hyperfusion', d, 2)
+    assert m.fusion == 'hyper_head' and isinstance(m.head1, HyperLinear)
+
+
+# M68: HyperFusion (AD) initialises its hypernetwork for the encoder's real embedding: hyperfan-in variance 1 / (2 fan_in)
+def test_hyperfusion_ad_init_uses_the_embedding_scale():
+    from medcf.fusion import TabularMLP
+    d = FusionData('ad', 200, seed=0, size=16)
+    torch.manual_seed(0); enc = TabularMLP(d.n_tab, 3)
+    with torch.no_grad(): enc.body[0].weight.mul_(3.0)  # an embedding whose second moment is far from 1
+    m = make_model('hyperfusion', d, 4, tab_encoder=enc)
+    with torch.no_grad(): w, _ = m.blocks[-1].short.hyper(enc.embed(d.tab[d.split['train']]))
+    fan_in = 4 * 4  # 1x1 shortcut over 4 * width channels
+    assert 0.4 < float(w.var()) * 2 * fan_in < 2.5  # wide band (hidden width 16 makes it noisy); an init for E[e^2]=1 gives ~0.13 here
+
+
+# M70: FusionData refuses a phantom that is not a BrainPhantom, by type
+def test_fusion_data_refuses_other_phantoms():
+    with pytest.raises(TypeError, match='expected a BrainPhantom'): FusionData('ad', 60, phantom='brain')
