@@ -4,10 +4,10 @@
 
 # %% ../nbs/03_oracles.ipynb #840c3b6c
 from __future__ import annotations
-import os, json, time, hashlib, platform, math, warnings
+import os, json, time, hashlib, platform, math, warnings, contextlib
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
 from .phantoms import checks_bools, user_stacklevel, SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable, keeps_global_rng
 ImageBatch = torch.Tensor | np.ndarray  # an N x C x H x W image batch as `check_images` takes it: a float tensor or a numpy array
@@ -16,11 +16,11 @@ Captions = str | Sequence[str] | np.ndarray | pd.Series  # one caption or a sequ
 # %% auto #0
 __all__ = ['ImageBatch', 'Captions', 'ORACLE_NAMES', 'check_images', 'AttrSpec', 'attr_specs', 'check_continuous',
            'encode_targets', 'OracleNet', 'resize_images', 'fit_size', 'batch_starts', 'file_sha256', 'hardware',
-           'card_digest', 'save_checkpoint', 'load_checkpoint', 'AttributeOracle', 'phantom_pool', 'oracle_loss',
-           'train_oracle', 'load_oracle', 'load_perceptual', 'load_lit', 'card_markdown', 'write_oracle_readme',
-           'reading_agreement', 'noise_agreement', 'feature_maps', 'PerceptualDistance', 'ReadingDistance',
-           'attribute_saliency', 'minilm_path', 'TextTower', 'text_tower', 'LiTModel', 'lit_loss', 'zero_shot_accuracy',
-           'caption_swap_accuracy', 'train_lit']
+           'torch_threads', 'card_digest', 'save_checkpoint', 'load_checkpoint', 'AttributeOracle', 'phantom_pool',
+           'oracle_loss', 'train_oracle', 'load_oracle', 'load_perceptual', 'load_lit', 'card_markdown',
+           'write_oracle_readme', 'reading_agreement', 'noise_agreement', 'feature_maps', 'PerceptualDistance',
+           'ReadingDistance', 'attribute_saliency', 'minilm_path', 'TextTower', 'text_tower', 'LiTModel', 'lit_loss',
+           'zero_shot_accuracy', 'caption_swap_accuracy', 'train_lit']
 
 # %% ../nbs/03_oracles.ipynb #3ff7b308
 @checks_bools
@@ -181,6 +181,16 @@ def hardware() -> str:
     "A one-line description of the machine (for model cards)."
     dev = f"CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CPU only"
     return f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} logical cores, torch {torch.__version__}, {dev}".replace('  ', ' ')
+
+@contextlib.contextmanager
+def torch_threads(n: int  # torch's intra-op CPU threads inside the block, e.g. a card's `threads`
+                 ) -> Iterator[None]:
+    "Run a block with `n` torch CPU threads and restore the count after: the count decides the order in which a CPU kernel sums floats, so a retrain reproduces a card's weights only with the card's count."
+    n = check_int(n, 'n', unit=' (torch threads)')
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(before)
 
 def card_digest(card: dict  # a checkpoint's card as read from its JSON
                ) -> str:

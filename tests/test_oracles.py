@@ -730,3 +730,19 @@ def test_train_lit_starts_at_logit_scale_10():
         def _prompt(self, row): return 'A square' if row['square'] else 'Nothing'
     lit = O.train_lit(Tiny(size=16), steps=1, batch_size=4, n_train=8, eval_n=4, widths=(4, 8), feat_dim=8)
     assert 9.5 < lit.logit_scale < 10.5  # one AdamW step of lr 2e-3 moves log(scale) by about 0.002
+
+def test_torch_threads_sets_restores_and_refuses():
+    before = torch.get_num_threads()
+    with O.torch_threads(before + 1): assert torch.get_num_threads() == before + 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError, match='inside'):
+        with O.torch_threads(before + 1): raise RuntimeError('inside')
+    assert torch.get_num_threads() == before  # restored when the block raises
+    for bad in (0, 1.5, True, '2', None):
+        with pytest.raises(ValueError, match=r'expected a positive integer \(torch threads\)'):
+            with O.torch_threads(bad): pass
+    assert torch.get_num_threads() == before
+
+def test_train_oracle_card_records_the_blocks_threads():
+    with O.torch_threads(1): o = O.train_oracle(ChestPhantom(size=32), steps=2, batch_size=4, n_train=8, eval_n=4, widths=(4,), feat_dim=8)
+    assert o.card['threads'] == 1
