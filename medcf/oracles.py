@@ -178,9 +178,14 @@ def file_sha256(path: str | os.PathLike  # file to hash
     return h.hexdigest()
 
 def hardware() -> str:
-    "A one-line description of the machine (for model cards)."
-    dev = f"CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CPU only"
-    return f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} logical cores, torch {torch.__version__}, {dev}".replace('  ', ' ')
+    "A one-line description of the machine for model cards: the CPU model (from /proc/cpuinfo where there is one), the logical CPUs and the threads torch uses, the GPU if any."
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open('/proc/cpuinfo'):
+            if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
+    except OSError: pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'
+    return f"{cpu}; {os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()}; {gpu}"
 
 @contextlib.contextmanager
 def torch_threads(n: int  # torch's intra-op CPU threads inside the block, e.g. a card's `threads`
@@ -447,7 +452,7 @@ def train_oracle(phantom: SCMPhantom,  # population whose observed attributes th
                 recipe=f"train_oracle({type(phantom).__name__}(size={phantom.size}), steps={steps}, batch_size={batch_size}, n_train={n_train}, lr={lr}, seed={seed}, widths={tuple(widths)}, feat_dim={feat_dim}" + (f", noise_std={noise_std})" if noise_std else ")"),
                 config=dict(widths=list(widths), feat_dim=feat_dim), noise_std=noise_std, n_params=sum(p.numel() for p in net.parameters()),
                 wall_time_s=round(wall, 1), data_time_s=round(t_data, 1), threads=torch.get_num_threads(),
-                hardware=hardware(), loss_curve=curve, trained=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
+                hardware=hardware(), torch=torch.__version__, loss_curve=curve, trained=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
     oracle = AttributeOracle(net, specs, phantom.size, phantom.channels, card)
     ev = phantom.sample(eval_n, seed=10**6 + seed)
     oracle.card['heldout'] = oracle.evaluate(ev.images, ev.attrs).to_dict('records')
@@ -491,7 +496,7 @@ def card_markdown(card: dict  # a checkpoint's JSON card (e.g. `load_oracle('che
            f"- recipe: `{card.get('recipe', 'not recorded')}`",
            f"- config: {card.get('config')}; input {card.get('channels')} x {card.get('size')} x {card.get('size')} in [-1, 1]",
            f"- data: {card.get('n_train')} phantom samples from data seed {card.get('data_seed')}; held-out figures on seed {card.get('eval_data_seed')}",
-           f"- training: {card.get('steps')} steps x {card.get('batch_size')}, {card.get('wall_time_s')} s wall time ({card.get('threads')} thread(s), shared machine) on {card.get('hardware')}, {card.get('trained')}"]
+           f"- training: {card.get('steps')} steps x {card.get('batch_size')}, {card.get('wall_time_s')} s wall time ({card.get('threads')} thread(s), shared machine) on {card.get('hardware')}" + (f", torch {card['torch']}" if 'torch' in card else '') + f", {card.get('trained')}"]
     if card.get('backbone'): out.append(f"- image body: {card['backbone']}")
     if card.get('heldout'):
         from medcf.metrics import proportion_interval, rate_count  # an accuracy on n held-out images is a rate: its 95% Wilson interval
@@ -937,7 +942,7 @@ def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
                 backbone=None if backbone is None else f"frozen conv body of the attribute oracle (weights sha256 {backbone.card.get('sha256', 'unsaved')})",
                 config=dict(widths=list(widths), feat_dim=feat_dim, embed_dim=tt.dim), n_params=sum(p.numel() for p in net.parameters()),
                 n_trained_params=sum(p.numel() for p in params), wall_time_s=round(wall, 1), data_time_s=round(t_data, 1),
-                threads=torch.get_num_threads(), hardware=hardware(), loss_curve=curve, trained=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
+                threads=torch.get_num_threads(), hardware=hardware(), torch=torch.__version__, loss_curve=curve, trained=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
     lit = LiTModel(net.eval(), phantom.size, phantom.channels, log_scale.exp().clamp(max=100.).item(), card)
     ev = phantom.sample(eval_n, seed=10**6 + seed)
     lit.card['zero_shot_caption_swap'] = {a: caption_swap_accuracy(lit, phantom, ev, a) for a in phantom.observed

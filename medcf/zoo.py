@@ -12,11 +12,11 @@ from .phantoms import checks_bools, user_stacklevel, pick, is_full, data_path, c
 from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load_pipeline, generate, ddim_invert,
                              vae_roundtrip, encode_images, fit_signal_leak, check_autocast, check_guidance_interval, resolve_guidance_interval,
                              ZOO, zoo_names, check_out_dir, settings_diff, read_card, SDPipeline, diffusers)
-from .oracles import AttributeOracle, PerceptualDistance
+from .oracles import AttributeOracle, PerceptualDistance, hardware  # hardware: one line on a card, the CPU model and torch's threads
 
 # %% auto #0
 __all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'GUIDANCE_GRID', 'LEAK_N', 'recipe_interval', 'zoo_phantom',
-           'paper_prompts', 'training_captions', 'caption_mix', 'oversample_weights', 'hardware', 'validation_fd',
+           'paper_prompts', 'training_captions', 'caption_mix', 'oversample_weights', 'validation_fd',
            'select_snapshot', 'select_guidance', 'vae_for_recipe', 'decoder_rounds', 'decoder_perceptual',
            'train_zoo_model', 'adherence_prompts', 'prompt_adherence', 'attribute_adherence', 'vae_agreement',
            'vae_positive_recall', 'oracle_ceiling', 'evaluate_zoo_model', 'guidance_sweep', 'update_card',
@@ -102,16 +102,6 @@ def oversample_weights(attrs: pd.DataFrame,  # one row of phantom attributes per
         if not np.isin(x, [0, 1]).all(): raise ValueError(f"oversample[{k!r}]: {k} holds {pd.unique(x)[:4].tolist()}; expected a 0/1 attribute (images with it set to 1 are drawn more often)")
         w = w * np.where(x == 1, float(f), 1.0)
     return w
-
-def hardware() -> str:
-    "A one-line description of the machine (CPU model, cores torch uses, GPU if any)."
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open('/proc/cpuinfo'):
-            if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
-    except OSError: pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'
-    return f"{cpu}; {os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()}; {gpu}"
 
 # %% ../nbs/90_model_zoo.ipynb #9a6874c1
 VALIDATION_SEEDS = (30_000, 40_000)  # real sets for checkpoint selection; the card's figures use 10_000 and 20_000, training 0
