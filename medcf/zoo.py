@@ -569,9 +569,12 @@ def grain_versions(n: int,  # chests
                    seed: int  # phantom seed of the set (the chest card's first real set: 10_000)
                   ) -> tuple:  # (real PhantomBatch, the same chests without film grain as a PhantomBatch, their images with another chest's grain)
     "A real chest set, the same chests rendered without film grain, and their images with another chest's grain plane (a second exposure)."
+    n = check_int(n, 'n', 2, " (chests: another chest's grain needs two)")
     real, clean = zoo_phantom('chest').sample(n, seed=seed), zoo_phantom('chest', grain=0).sample(n, seed=seed)
     grain = real.images - clean.images
-    other = (clean.images + grain[torch.randperm(n, generator=torch.Generator().manual_seed(0))]).clamp(-1, 1)  # clipped as the phantom clips
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    donor = torch.empty_like(order); donor[order] = order.roll(1)  # a shuffled cycle: every chest gets another's grain (a plain permutation gives some their own back)
+    other = (clean.images + grain[donor]).clamp(-1, 1)  # clipped as the phantom clips
     return real, clean, other
 
 def judge_reads(n: int,  # chests
