@@ -245,8 +245,10 @@ def test_unet_bf16_autocast(pipe):
     assert not torch.equal(w16, w32) and (w16 - w32).norm() < 0.5 * (w32 - w0).norm()  # both trained, nearly the same way
 
 
-def test_zoo_recipe_errors_and_prompts(tmp_path):
+def test_zoo_recipe_errors_and_prompts(tmp_path, monkeypatch):
     from medcf import zoo
+    def no_data(*a, **k): raise AssertionError('a refusal let train_zoo_model start: it asked for phantom data')
+    monkeypatch.setattr(zoo, 'zoo_phantom', no_data)  # a refusal that went away fails here at once instead of training the full recipe
     with pytest.raises(ValueError, match='known: chest, skin'): zoo.train_zoo_model('brain', tmp_path / 'o')
     with pytest.raises(ValueError, match='unknown recipe fields'): zoo.train_zoo_model('chest', tmp_path / 'o', unet_stpes=3)
     with pytest.raises(ValueError, match='inside out_dir'): zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=tmp_path / 'out' / 'work')  # refused before the run, not at its end
@@ -264,6 +266,7 @@ def test_zoo_recipe_errors_and_prompts(tmp_path):
     with pytest.raises(ValueError, match='decoder rounds only'):
         zoo.train_zoo_model('chest', tmp_path, vae_decoder_perceptual='chest', vae_decoder_perceptual_weight=0.1)  # the chest recipe has no decoder round
     with pytest.raises(FileNotFoundError, match='no perceptual oracle'): zoo.train_zoo_model('skin', tmp_path, vae_decoder_perceptual='skin', vae_decoder_perceptual_weight=0.1)
+    monkeypatch.undo()
     prompts, asked = zoo.adherence_prompts('chest', 16)
     assert len(prompts) == 16 and asked.sum().tolist() == [8, 8, 8]  # balanced over the 8 finding combinations
     assert prompts[0] == 'Normal chest X-ray with no significant findings' and 'Pleural Effusion' in prompts[4]
