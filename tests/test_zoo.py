@@ -1,9 +1,13 @@
-"""Tests for medcf.zoo's pure functions (captions, snapshot and guidance choice rules, decoder rounds, card updates, the age-bin
-ceiling, resampling), from a mutation-testing pass (session 36): each pins a behaviour no other test pinned; Z-numbers are
-the helper's mutant ids. The functions that need a trained model and many samples are measured in nbs/90_model_zoo.ipynb."""
-import os, types, warnings
+"""Tests for medcf.zoo from two mutation-testing passes: session 36's over its pure functions (captions, snapshot and guidance
+choice rules, decoder rounds, card updates, the age-bin ceiling, resampling; Z-numbers are that helper's mutant ids) and
+session 38's over the training wiring and the evaluation functions (ids 38-Z for lines 1-375, 38-M for the rest; the training
+stages are stubbed, generation runs on the tiny pipeline of conftest's `pipe`). Each test pins a behaviour no other test
+pinned. What needs a trained model and many samples is measured in nbs/90_model_zoo.ipynb."""
+import copy, json, math, os, types, warnings
 import numpy as np, pandas as pd, pytest, torch
 from medcf import zoo
+from medcf import diffusion as D
+from medcf.oracles import AttrSpec
 from medcf.phantoms import ChestPhantom
 
 torch.set_num_threads(1)
@@ -173,3 +177,315 @@ def test_age_bin_ceiling_leaves_out_real():
 def test_resample_like_draws_at_random_within_a_bin():
     idx = zoo.resample_like([1.0, 2.0, 3.0, 4.0], [2.5] * 200, width=5.0, seed=0)  # one bin holds the whole pool
     assert sorted(set(idx.tolist())) == [0, 1, 2, 3]  # each index missed by 200 uniform draws with probability (3/4)**200
+
+
+# ---- session 38: the recipes and training helpers (lines 1-375) ----
+
+# 38-Z5: a column with ONE missing value is refused, not only an all-missing one (the docstring: "the phantom's value for every image")
+def test_paper_prompts_refuses_a_single_missing_value():
+    a = zoo.zoo_phantom('chest').sample(4, seed=0).attrs
+    a.loc[a.index[1], 'effusion'] = np.nan
+    with pytest.raises(ValueError, match=r"attrs\[\['effusion'\]\] hold missing values"): zoo.paper_prompts('chest', a)
+
+
+# 38-Z4: the skin captions read 'melanoma' too: attrs without it are refused by name
+def test_paper_prompts_skin_needs_melanoma():
+    a = zoo.zoo_phantom('skin').sample(2, seed=0).attrs
+    with pytest.raises(ValueError, match=r"attrs lacks \['melanoma'\]"): zoo.paper_prompts('skin', a.drop(columns='melanoma'))
+
+
+# 38-Z13: an attribute that holds a value other than 0/1 anywhere is refused (not only one with no 0/1 at all)
+def test_oversample_weights_refuses_a_partly_non_binary_attribute():
+    attrs = pd.DataFrame(dict(ink=[0, 1, 2, 1]))
+    with pytest.raises(ValueError, match='0/1 attribute'): zoo.oversample_weights(attrs, {'ink': 2})
+
+
+def _stub_validation(monkeypatch):
+    "validation_fd's collaborators, recording what they are asked: the phantom's draws, captions, generation, the FDs."
+    seen = dict(samples=[], captions=[], generate=[], fd=[])
+    class Ph:
+        def sample(self, n, seed):
+            seen['samples'].append(seed)
+            return types.SimpleNamespace(images=torch.full((n, 1, 2, 2), float(seed)))
+    monkeypatch.setattr(zoo, 'zoo_phantom', lambda name, seed=0, **kw: Ph())
+    def caps(name, b, share, seed):
+        seen['captions'].append((float(b.images[0, 0, 0, 0]), share, seed)); return ['c'] * len(b.images)
+    monkeypatch.setattr(zoo, 'training_captions', caps)
+    def gen(pipe, caps, steps, w, seed, guidance_interval=None):
+        seen['generate'].append((steps, w, seed, guidance_interval)); return torch.full((len(caps), 1, 2, 2), -1.0)
+    monkeypatch.setattr(zoo, 'generate', gen)
+    fds = iter([2.0, 3.0])  # the real-vs-real floor first, then generated vs real
+    import medcf.metrics
+    def fd(features, a, b):
+        seen['fd'].append((float(a[0, 0, 0, 0]), float(b[0, 0, 0, 0]))); return next(fds)
+    monkeypatch.setattr(medcf.metrics, 'oracle_frechet_distance', fd)
+    return seen
+
+
+# 38-Z15, 38-Z16, 38-Z17, 38-Z18, 38-Z19: validation_fd is FD(generated, real a) / FD(real a, real b) on the VALIDATION sets (never the card's
+# 10_000 / 20_000), the captions of real set b drawn at `seed` with the recipe's share, the images generated at seed + 1
+def test_validation_fd_is_the_ratio_on_the_validation_sets(monkeypatch):
+    seen = _stub_validation(monkeypatch)
+    r = zoo.validation_fd('chest', object(), types.SimpleNamespace(features=None), n=3, num_inference_steps=4, guidance_scale=2.5, seed=5,
+                          guidance_interval=(0, 600))
+    assert r == 3.0 / 2.0
+    a, b = zoo.VALIDATION_SEEDS
+    assert seen['samples'] == [a, b] and not {a, b} & {10_000, 20_000}  # the card's figures use 10_000 and 20_000
+    assert seen['fd'] == [(a, b), (a, -1.0)]
+    assert seen['captions'] == [(b, zoo.RECIPES['chest']['prism_share'], 5)] and seen['generate'] == [(4, 2.5, 6, (0, 600))]
+
+
+# 38-Z20: a snapshot with fewer tensors than the UNet is refused (zip would have loaded a prefix of it)
+def test_select_snapshot_refuses_a_snapshot_missing_a_tensor(monkeypatch):
+    p = _fake_pipe(); ps = [q.detach().clone() for q in p.unet.parameters()]
+    monkeypatch.setattr(zoo, 'validation_fd', lambda *a, **k: pytest.fail('scored a snapshot that does not match the UNet'))
+    with pytest.raises(ValueError, match='snapshot of step 4 does not match'): zoo.select_snapshot('chest', p, {4: ps[:1]})
+
+
+# 38-Z21: 'final' is left out only when a snapshot equals the final weights in EVERY tensor (sharing one is not the same weights)
+def test_select_snapshot_keeps_final_unless_a_snapshot_is_all_of_it(monkeypatch):
+    p = _fake_pipe(); w, b = [q.detach().clone() for q in p.unet.parameters()]
+    scores = iter([2.0, 1.0])
+    monkeypatch.setattr(zoo, 'validation_fd', lambda *a, **k: next(scores))
+    rows = zoo.select_snapshot('chest', p, {4: [w, b + 1]})  # the weight matrix is the final one, the bias is not
+    assert [r['step'] for r in rows] == [4, 'final'] and [r['chosen'] for r in rows] == [False, True]
+    assert torch.equal(p.unet.bias, b)
+
+
+# 38-Z28: guidance scale 1 is accepted ("1 means no guidance"); only scales under 1 are refused
+def test_per_scale_accepts_scale_one(monkeypatch):
+    monkeypatch.setattr(zoo, '_held_out', lambda name, pipe, oracle, n, seed, seeds: (pipe, oracle, 'a', 'b', 2.0))
+    monkeypatch.setattr(zoo, 'prompt_adherence', lambda *a: {'x': 1.0})
+    monkeypatch.setattr(zoo, '_generated_fd', lambda *a: 3.0)
+    assert zoo._per_scale('chest', None, None, (1.0,), 2, 1, 0, (1, 2), 0) == [(1.0, None, {'adherence_x': 1.0}, 1.5)]
+    with pytest.raises(ValueError, match='guidance scales >= 1'): zoo._per_scale('chest', None, None, (0.99,), 2, 1, 0, (1, 2), 0)
+
+
+# 38-Z29: select_guidance records the FD ratio rounded to 3 decimals, as select_snapshot does (compared unrounded)
+def test_select_guidance_records_fd_to_three_decimals(monkeypatch):
+    monkeypatch.setattr(zoo, '_per_scale', lambda *a, **k: [(2.0, None, {'adherence_x': 0.95}, 1.23456), (3.0, None, {'adherence_x': 0.95}, 1.5)])
+    rows = zoo.select_guidance('chest', None, (2.0, 3.0))
+    assert [r['validation_fd_ratio'] for r in rows] == [1.235, 1.5]
+
+
+# 38-Z34: vae_from must match the recipe's whole shape: channels, latent channels AND block widths
+def test_vae_for_recipe_refuses_other_block_widths(tmp_path):
+    from diffusers import AutoencoderKL
+    r = zoo.RECIPES['chest']
+    AutoencoderKL(in_channels=r['channels'], out_channels=r['channels'], latent_channels=r['latent_channels'], block_out_channels=(32, 64),
+                  down_block_types=('DownEncoderBlock2D',) * 2, up_block_types=('UpDecoderBlock2D',) * 2).save_pretrained(tmp_path / 'v')
+    with pytest.raises(ValueError, match=r"block_out_channels': \[32, 64\]"): zoo.vae_for_recipe(r, tmp_path / 'v')
+
+
+# 38-Z38, 38-Z39: the autoencoder stage is the data (channels, size, n_images, data_seed), the latent channels and EVERY vae_* field;
+# so a resume with another data_seed or another vae_* field is refused
+def test_vae_stage_holds_the_data_and_every_vae_field(tmp_path):
+    r = zoo.RECIPES['skin']
+    s = zoo._vae_stage('skin', r)
+    want = {'model', 'channels', 'size', 'n_images', 'data_seed', 'latent_channels'} | {k for k in r if k.startswith('vae_')}
+    assert set(s) == want and s['model'] == 'skin' and s['vae_blocks'] == [32, 64, 64] and s['vae_decoder_steps'] == [2000, 2000]
+    for k, v in (('data_seed', 1), ('vae_oversample', {}), ('vae_crop', 16)):
+        with pytest.raises(ValueError, match=f'another recipe: {k}'): zoo._check_vae_stage(tmp_path, {'recipe': s}, zoo._vae_stage('skin', dict(r, **{k: v})))
+
+
+# 38-Z41, 38-Z42: select_every is a number of steps in [1, unet_steps]: unet_steps itself passes that check, -1 does not
+def test_select_every_bounds(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, 'zoo_phantom', lambda *a, **k: pytest.fail('rendered data: the refusal came too late'))
+    with pytest.raises(ValueError, match='select_every=-1'): zoo.train_zoo_model('chest', tmp_path / 'o', unet_steps=3, select_every=-1)
+    with pytest.raises(ValueError, match='inside out_dir'):  # past the select_every check, to the next refusal (no training)
+        zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=tmp_path / 'out' / 'w', unet_steps=3, select_every=3)
+
+
+# 38-Z43: the default work folder is out_dir/../_train_<name> (a resumable run finds it there); shown by a refusal on a history written by hand
+def test_default_work_folder_is_beside_out_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, 'zoo_phantom', lambda *a, **k: pytest.fail('rendered data: the work folder was not the default one'))
+    work = tmp_path / '_train_chest'; (work / 'vae').mkdir(parents=True); (work / 'vae' / 'config.json').write_text('{}')
+    (work / 'vae_history.json').write_text(json.dumps({'loss': [], 'seconds': 0.0, 'recipe': dict(zoo._vae_stage('chest', zoo.RECIPES['chest']), vae_steps=1)}))
+    with pytest.raises(ValueError, match=r"work_dir='.*_train_chest' holds an autoencoder trained by another recipe: vae_steps=3000 \(saved with 1\)"):
+        zoo.train_zoo_model('chest', tmp_path / 'out')
+
+
+# 38-Z2, 38-Z44, 38-Z45, 38-Z46, 38-Z47, 38-Z49: one run with its training stages stubbed: the recipe table is left alone, the data cache is named by
+# name/size/n/seed, captions are drawn at data_seed, the VAE gets vae_oversample's weights and the UNet oversample's, each decoder round its
+# own seed (data_seed + 1 + k), and the card's VAE loss is the mean over all VAE rounds' losses
+def test_train_zoo_model_wiring_with_stubbed_stages(tmp_path, monkeypatch):
+    before = copy.deepcopy(zoo.RECIPES)
+    vae_calls, unet_calls = [], []
+    def train_vae(pipe, images, steps, batch, lr, **kw):
+        vae_calls.append(dict(kw, steps=steps, lr=lr, n=len(images))); return dict(loss=[float(steps)], seconds=1.0)
+    def finetune(pipe, data, steps, batch, lr, *a, **kw):
+        unet_calls.append(dict(kw, steps=steps, captions=list(data[1]))); return dict(loss=[0.5], start=0, snapshots={})
+    monkeypatch.setattr(zoo, 'train_vae', train_vae); monkeypatch.setattr(zoo, 'finetune', finetune)
+    card = zoo.train_zoo_model('skin', tmp_path / 'out', work_dir=tmp_path / 'w', progress=False, n_images=8, data_seed=3,
+                               vae_steps=7, vae_decoder_steps=(3, 0, 5), unet_steps=2, select_every=None)
+    assert zoo.RECIPES == before  # overrides change this run's recipe, never the table
+    assert (tmp_path / 'w' / 'images_skin_64px_8_3.pt').exists()
+    b = zoo.zoo_phantom('skin', 3).sample(8, seed=3)
+    assert [(c['steps'], c.get('decoder_only', False), c['seed']) for c in vae_calls] == [(7, False, 3), (3, True, 4), (5, True, 5)]
+    ink = b.attrs['ink'].to_numpy()
+    for c in vae_calls: assert c['weights'].tolist() == np.where(ink == 1, 4.0, 1.0).tolist()
+    w = np.ones(8)
+    for k, f in {'ink': 4, 'hair': 2, 'ruler': 2, 'bubbles': 2, 'dark_corners': 2}.items(): w = w * np.where(b.attrs[k].to_numpy() == 1, f, 1)
+    assert unet_calls[0]['weights'].tolist() == w.tolist()
+    u = np.random.default_rng([3, zoo.CAPTION_STREAM]).random(8) < 0.5
+    paper = zoo.paper_prompts('skin', b.attrs)
+    assert unet_calls[0]['captions'] == [p if k else q for k, p, q in zip(u, paper, b.prompts)]
+    assert card['vae_final_loss'] == pytest.approx((7 + 3 + 5) / 3) and card['recipe']['vae_decoder_steps'] == [3, 0, 5]
+
+
+# ---- session 38: the evaluation helpers (lines 376-655) ----
+
+class Reached(Exception):
+    "Raised by a fake oracle's features: the call got past every refusal."
+
+
+class FakeOracle:
+    "Reads fixed rows (or a function of the images); records what it was shown."
+    channels = 1
+
+    def __init__(self, specs, reads):
+        self.specs, self.reads, self.seen = specs, reads, []
+
+    def predict(self, x):
+        self.seen.append(x)
+        return self.reads(x) if callable(self.reads) else self.reads.reset_index(drop=True)
+
+    @property
+    def features(self): raise Reached
+
+
+def _mean_reader(x):
+    "ink = 1 where the image's mean is > 0; grade always 1 (a categorical attribute); view always 'AP'."
+    m = x.float().mean(dim=(1, 2, 3)).numpy()
+    return pd.DataFrame(dict(ink=(m > 0).astype(int), grade=np.ones(len(m), int), view=['AP'] * len(m)))
+
+
+def _const(values):
+    "N x 1 x 8 x 8 images, image i constant at values[i]."
+    return torch.tensor(values, dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 1, 8, 8).clone()
+
+
+# 38-M16, 38-M17, 38-M18, 38-M19: attribute_adherence's shares and errors, worked by hand from fixed readings
+def test_attribute_adherence_figures_by_hand(pipe):
+    specs = [AttrSpec('view', 'categorical', ['AP', 'PA']), AttrSpec('age', 'continuous', range=(18., 90.))]
+    asked = pd.DataFrame(dict(view=['AP', 'AP', 'PA', 'PA'], age=[30., 40., 50., 60.]))
+    read = pd.DataFrame(dict(view=['AP', 'PA', 'PA', 'PA'], age=[31., 38., 50., 66.]))
+    df = zoo.attribute_adherence(pipe, FakeOracle(specs, read), ['a', 'b', 'c', 'd'], asked, num_inference_steps=2)
+    v = df[df.attribute == 'view'].set_index('asked')
+    assert v.n.tolist() == [4, 2, 2] and v.read_as_asked.tolist() == [0.75, 0.5, 1.0]  # all: 3 of 4; AP: 1 of 2; PA: 2 of 2
+    age = df[df.attribute == 'age']
+    assert age.asked.tolist() == ['all'] and age.mean_abs_error.tolist() == [(1 + 2 + 0 + 6) / 4]  # mean |read - asked|
+
+
+# 38-M15, 38-M20 (and 38-M06, 38-M07 through prompt_adherence): the oracle reads the images generate() draws at the given seed and guidance interval
+def test_adherence_generates_at_the_given_seed_and_interval(pipe):
+    specs = [AttrSpec(k, 'binary', [0, 1]) for k in ('effusion', 'devices', 'cardiomegaly')]
+    prompts, asked = zoo.adherence_prompts('chest', 4)
+    o = FakeOracle(specs, asked)
+    zoo.prompt_adherence(pipe, o, 'chest', n=4, num_inference_steps=2, guidance_scale=3.0, seed=5, guidance_interval=(0, 500))
+    want = D.generate(pipe, prompts, 2, 3.0, seed=5, guidance_interval=(0, 500))
+    assert not torch.equal(want, D.generate(pipe, prompts, 2, 3.0, seed=5))  # the interval changes the images (else this test proves nothing)
+    assert not torch.equal(want, D.generate(pipe, prompts, 2, 3.0, seed=6))
+    assert torch.equal(o.seen[0], want)
+
+
+# 38-M05: prompt_adherence is the pooled ('all') share per prompted attribute
+def test_prompt_adherence_is_the_pooled_share(pipe):
+    specs = [AttrSpec(k, 'binary', [0, 1]) for k in ('effusion', 'devices', 'cardiomegaly')]
+    _, asked = zoo.adherence_prompts('chest', 8)  # the 8 finding combinations once each
+    read = asked.assign(effusion=1, cardiomegaly=0)  # devices read as asked; the others half right
+    s = zoo.prompt_adherence(pipe, FakeOracle(specs, read), 'chest', n=8, num_inference_steps=2)
+    assert s.to_dict() == dict(effusion=0.5, devices=1.0, cardiomegaly=0.5)
+
+
+# 38-M09, 38-M10, 38-M12: attribute_adherence's refusals (before any image is generated: pipe=None is never reached)
+def test_attribute_adherence_refuses_a_string_no_attribute_and_a_partly_bad_column():
+    specs = [AttrSpec('view', 'categorical', ['AP', 'PA'])]
+    o = FakeOracle(specs, None)
+    with pytest.raises(ValueError, match='1 prompts for 2 rows'): zoo.attribute_adherence(None, o, 'ab', pd.DataFrame(dict(view=['AP', 'PA'])))
+    with pytest.raises(ValueError, match='no attribute'): zoo.attribute_adherence(None, o, ['a', 'b'], pd.DataFrame(index=range(2)))
+    with pytest.raises(ValueError, match=r"asked\['view'\] holds \['lateral'\]"):
+        zoo.attribute_adherence(None, o, ['a', 'b'], pd.DataFrame(dict(view=['AP', 'lateral'])))  # one bad value among good ones
+
+
+# 38-M03: each skin adherence prompt names exactly the artifacts its row asks for
+def test_adherence_prompts_skin_pairs_prompts_with_rows():
+    from medcf.data import SKIN_ARTIFACTS
+    prompts, asked = zoo.adherence_prompts('skin', 12, seed=0)
+    for p, (_, row) in zip(prompts, asked.iterrows()):
+        for k, word in SKIN_ARTIFACTS.items():
+            assert (word in p) == bool(row[k]), (p, dict(row))
+
+
+# 38-M25, 38-M26, 38-M27, 38-M28: vae_positive_recall worked by hand
+def test_vae_positive_recall_by_hand():
+    specs = [AttrSpec('ink', 'binary', [0, 1]), AttrSpec('hair', 'binary', [0, 1]), AttrSpec('grade', 'categorical', [0, 1, 2])]
+    o = FakeOracle(specs, _mean_reader)
+    real = types.SimpleNamespace(images=_const([0.5, 0.5, -0.5, 0.5]), attrs=pd.DataFrame(dict(ink=[1, 1, 1, 0], hair=0, grade=[1, 1, 0, 2])))
+    rt = _const([0.5, -0.5, -0.5, 0.4])
+    t = zoo.vae_positive_recall(None, o, real, rt)
+    # ink: rows 0-2 are positive; read as ink on real 0, 1 (2 of 3), on the round trip 0 only (1 of 3); hair has no positives; grade is not binary
+    assert list(t.index) == ['ink'] and t.loc['ink'].tolist() == [3, pytest.approx(2 / 3), pytest.approx(1 / 3)]
+
+
+# 38-M24: vae_agreement compares the readings of the real images with those of the round trip given
+def test_vae_agreement_by_hand():
+    specs = [AttrSpec('ink', 'binary', [0, 1]), AttrSpec('view', 'categorical', ['AP', 'PA'])]
+    real = types.SimpleNamespace(images=_const([0.5, 0.5, -0.5, 0.5]), attrs=pd.DataFrame(dict(ink=[1, 1, 0, 1])))
+    s = zoo.vae_agreement(None, FakeOracle(specs, _mean_reader), real, _const([0.5, -0.5, -0.5, -0.4]))
+    assert s.to_dict() == dict(ink=0.5, view=1.0)  # ink read the same on images 0 and 2
+
+
+# 38-M29, 38-M30, 38-M31: oracle_ceiling's noise has E|n| equal to the round trip's mean absolute error: std = L1 * sqrt(pi / 2)
+def test_oracle_ceiling_noise_std_closed_form():
+    o = FakeOracle([AttrSpec('view', 'categorical', ['AP', 'PA'])], lambda x: pd.DataFrame(dict(view=['AP'] * len(x))))
+    x = torch.full((4, 1, 8, 8), -0.5); rt = x.clone(); rt[:, :, :4] += 0.1  # half the pixels moved by 0.1: L1 = 0.05
+    real = types.SimpleNamespace(images=x)
+    assert zoo.oracle_ceiling(None, o, real, rt) == dict(noise_std=round(0.05 * math.sqrt(math.pi / 2), 4), view=1.0)  # 0.0627
+
+
+# 38-M32: evaluate_zoo_model accepts n_invert == n (every real image inverted)
+def test_evaluate_zoo_model_accepts_n_invert_equal_to_n():
+    with pytest.raises(Reached): zoo.evaluate_zoo_model('chest', object(), FakeOracle([], None), n=4, n_invert=4)  # gets past the check to the FD floor
+
+
+# 38-M37: update_card keeps the text encoder's field as it keeps max_length
+def test_update_card_refuses_text_encoder(tmp_path):
+    from medcf.diffusion import CARD
+    (tmp_path / CARD).write_text('{"name": "t"}')
+    with pytest.raises(ValueError, match=r"\['text_encoder'\] say how load_pipeline rebuilds the text encoder"): zoo.update_card(tmp_path, text_encoder='x')
+    assert (tmp_path / CARD).read_text() == '{"name": "t"}' and not (tmp_path / 'README.md').exists()
+
+
+# 38-M48, 38-M49: grain_versions: `other` is each clean chest plus some chest's grain plane (real - clean), clipped to [-1, 1] as the phantom clips
+def test_grain_versions_moves_grain_planes():
+    real, clean, other = zoo.grain_versions(4, seed=3)
+    assert torch.equal(real.images, zoo.zoo_phantom('chest').sample(4, seed=3).images)
+    grain = real.images - clean.images
+    assert other.min() >= -1 and other.max() <= 1
+    src = [[j for j in range(4) if torch.allclose(other[i], (clean.images[i] + grain[j]).clamp(-1, 1))] for i in range(4)]
+    assert sorted(s[0] for s in src) == [0, 1, 2, 3] and all(len(s) == 1 for s in src)  # a permutation of the 4 grain planes
+    assert all(s[0] != i for i, s in enumerate(src))  # and each chest gets ANOTHER chest's plane (seed 10_000 gave two their own back before)
+    _, _, o2 = zoo.grain_versions(4, seed=10_000)
+    r2 = zoo.zoo_phantom('chest').sample(4, seed=10_000).images
+    assert not any(torch.equal(o2[i], r2[i]) for i in range(4))
+    with pytest.raises(ValueError, match=r"n=1: expected an integer >= 2 \(chests: another chest's grain needs two\)"): zoo.grain_versions(1, seed=0)
+
+
+# 38-M51, 38-M52: age_bin_ceiling refuses readings without age/age_bin and a non-dict
+def test_age_bin_ceiling_refuses_other_tables():
+    real = pd.DataFrame(dict(age=[30., 50.], age_bin=['18-40', '40-60']))
+    with pytest.raises(ValueError, match=r"expected the chest oracle's readings \(age, age_bin\)"): zoo.age_bin_ceiling({'real': real, 'x': real[['age']]})
+    with pytest.raises(ValueError, match="expected a dict with a 'real' entry"): zoo.age_bin_ceiling(['real', 'x'])
+
+
+# 38-M53: resample_like refuses a NaN in the target, not only in the source
+def test_resample_like_refuses_nan_target():
+    with pytest.raises(ValueError, match='NaN or inf'): zoo.resample_like([1., 2., 3.], [1., float('nan')])
+
+
+# 38-M56, 38-M57, 38-M58: attribute_mix_fd refuses n < 2, a non-integer draws, a negative seed and a zero width before any image is drawn
+def test_attribute_mix_fd_refuses_before_drawing():
+    o = FakeOracle([AttrSpec('age', 'continuous', range=(18., 90.))], None)
+    for kw, msg in [(dict(n=1), r'2 <= n <= pool_n'), (dict(draws=2.5), 'draws=2.5'), (dict(seed=-1), 'seed=-1'), (dict(width=0), 'bin width > 0')]:
+        with pytest.raises(ValueError, match=msg): zoo.attribute_mix_fd('chest', 'age', pipe=object(), oracle=o, **kw)
