@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, html, json, os, sys, time
 from pathlib import Path
-import numpy as np, torch
+import torch
 import matplotlib, matplotlib.pyplot as plt  # the backend is chosen by `console`, not on import: a notebook keeps its inline figures
 from .phantoms import checks_bools, ChestPhantom, SkinPhantom, show_grid, chest_titles, refuse_overwrite, some_names, check_grid_path, check_int
 

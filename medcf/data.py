@@ -856,11 +856,6 @@ def write_data_samples(root: str | Path = 'data_samples',  # the repository's da
             write_medmnist_fixture(root / 'medmnist' / 'chestmnist.npz', chest, seed=seed, overwrite=ow),
             write_medmnist_fixture(root / 'medmnist' / 'dermamnist.npz', skin, seed=seed, overwrite=ow)]
 
-# %% ../nbs/01_data.ipynb #634582e4
-import numpy as np, pandas as pd
-from pathlib import Path
-from .phantoms import data_path
-
 # %% ../nbs/01_data.ipynb #af338c91
 ADNIMERGE_COLUMNS = dict(AGE='age', PTGENDER='sex', PTEDUCAT='education', APOE4='apoe4', ABETA='abeta', PTAU='ptau',
                          TAU='tau', AV45='av45', FDG='fdg', MMSE='mmse')  # ADNIMERGE name -> medcf record name

@@ -4,12 +4,12 @@
 
 # %% ../nbs/02_diffusion.ipynb #1e4f8399
 from __future__ import annotations
-import os, re, json, hashlib, math, time, copy, warnings, weakref, platform, functools, collections
+import os, re, json, hashlib, math, time, copy, warnings, weakref, functools, collections
 from pathlib import Path
-from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence, Any, Protocol
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence, Protocol
 import numpy as np, pandas as pd, torch, torch.nn.functional as F
-from .phantoms import checks_bools, user_stacklevel, _LazyModule, PhantomBatch, required_parameters, pick, is_full, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword, parameters_of, keeps_global_rng
+from .phantoms import checks_bools, user_stacklevel, _LazyModule, PhantomBatch, required_parameters, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword, parameters_of, keeps_global_rng
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'Prompts', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK',
@@ -2187,7 +2187,7 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
         bar.close(); unet.eval()
         if stream: batches = None  # shuts the DataLoader's workers down now (a notebook keeps the traceback, and with it this frame)
         for p, f in zip(unet.parameters(), flags): p.requires_grad_(f)
-        if not stepped: warnings.warn(f"finetune stopped before its first optimiser step: the UNet holds " +
+        if not stepped: warnings.warn("finetune stopped before its first optimiser step: the UNet holds " +
                                       (f"the raw weights of the state it resumed (step {start}), not the EMA ones" if start else "the weights it was given"))
         elif isinstance(exc, FloatingPointError): warnings.warn("finetune stopped early: the UNet holds the raw weights of its last step, not the EMA ones; "
                                                                 "resuming would diverge again: start over with resume=False and a lower lr")

@@ -9,7 +9,7 @@ import numpy as np, pandas as pd, torch
 from torch import nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .phantoms import checks_bools, user_stacklevel, warn_unit_range, BrainPhantom, pick, is_full, check_int, check_real, check_bool, copy_frozen, keeps_global_rng
+from .phantoms import checks_bools, user_stacklevel, warn_unit_range, BrainPhantom, check_int, check_real, check_bool, copy_frozen, keeps_global_rng
 
 # %% auto #0
 __all__ = ['FUSIONS', 'TASKS', 'MODELS', 'encode_record', 'IterativeImputer', 'stratified_split', 'HyperNet', 'HyperLinear',

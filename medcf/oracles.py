@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
-from .phantoms import checks_bools, user_stacklevel, SCMPhantom, PhantomBatch, pick, is_full, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable, keeps_global_rng
+from .phantoms import checks_bools, user_stacklevel, SCMPhantom, PhantomBatch, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable, keeps_global_rng
 ImageBatch = torch.Tensor | np.ndarray  # an N x C x H x W image batch as `check_images` takes it: a float tensor or a numpy array
 Captions = str | Sequence[str] | np.ndarray | pd.Series  # one caption or a sequence of them, as `_texts` takes them
 

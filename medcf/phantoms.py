@@ -1367,7 +1367,7 @@ class MSPhantom(SCMPhantom):
         return d
 
     def _render(self, values: pd.DataFrame, noise: dict) -> torch.Tensor:
-        n, S, K, E = len(values), self.size, self.max_lesions, self.max_enhancing
+        S, K, E = self.size, self.max_lesions, self.max_enhancing
         y, x = np.meshgrid(np.linspace(-1, 1, S), np.linspace(-1, 1, S), indexing='ij')
         a = (0.78 + noise['r_head'])[:, None, None]; b = a * 0.82
         r = np.sqrt((x / b) ** 2 + (y / a) ** 2)

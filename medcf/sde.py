@@ -13,7 +13,7 @@ from torch import nn
 import torch.nn.functional as F
 import torchsde
 from fastcore.basics import patch
-from .phantoms import (checks_bools, user_stacklevel, MS_ARMS, MS_TABULAR, ms_arm_index, MSTrial, MSTrialData, grid_index, pick, is_full, check_int, check_real, check_bool,
+from .phantoms import (checks_bools, user_stacklevel, MS_ARMS, MS_TABULAR, ms_arm_index, MSTrialData, grid_index, check_int, check_real, check_bool,
                        keeps_global_rng, refuse_overwrite)
 
 # %% auto #0

@@ -4,14 +4,14 @@
 
 # %% ../nbs/90_model_zoo.ipynb #7ca4b63b
 from __future__ import annotations
-import os, json, time, platform, copy, math, warnings
+import json, time, math, warnings
 from pathlib import Path
 from typing import Sequence
 import numpy as np, pandas as pd, torch
-from .phantoms import checks_bools, user_stacklevel, pick, is_full, data_path, check_real, check_int, jsonable, SCMPhantom, PhantomBatch
+from .phantoms import checks_bools, user_stacklevel, check_real, check_int, jsonable, SCMPhantom, PhantomBatch
 from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load_pipeline, generate, ddim_invert,
-                             vae_roundtrip, encode_images, fit_signal_leak, check_autocast, check_guidance_interval, resolve_guidance_interval,
-                             ZOO, zoo_names, check_out_dir, settings_diff, read_card, SDPipeline, diffusers)
+                             vae_roundtrip, fit_signal_leak, check_autocast, check_guidance_interval, resolve_guidance_interval,
+                             check_out_dir, settings_diff, read_card, SDPipeline, diffusers)
 from .oracles import AttributeOracle, PerceptualDistance, hardware  # hardware: one line on a card, the CPU model and torch's threads
 
 # %% auto #0
