@@ -496,7 +496,7 @@ def card_markdown(card: dict  # a checkpoint's JSON card (e.g. `load_oracle('che
            f"- recipe: `{card.get('recipe', 'not recorded')}`",
            f"- config: {card.get('config')}; input {card.get('channels')} x {card.get('size')} x {card.get('size')} in [-1, 1]",
            f"- data: {card.get('n_train')} phantom samples from data seed {card.get('data_seed')}; held-out figures on seed {card.get('eval_data_seed')}",
-           f"- training: {card.get('steps')} steps x {card.get('batch_size')}, {card.get('wall_time_s')} s wall time ({card.get('threads')} thread(s), shared machine) on {card.get('hardware')}" + (f", torch {card['torch']}" if 'torch' in card else '') + f", {card.get('trained')}"]
+           f"- training: {card.get('steps')} steps x {card.get('batch_size')}, {card.get('wall_time_s')} s wall time ({card.get('threads')} thread(s)) on {card.get('hardware')}" + (f", torch {card['torch']}" if 'torch' in card else '') + f", {card.get('trained')}"]
     if card.get('backbone'): out.append(f"- image body: {card['backbone']}")
     if card.get('heldout'):
         from medcf.metrics import proportion_interval, rate_count  # an accuracy on n held-out images is a rate: its 95% Wilson interval

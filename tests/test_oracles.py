@@ -747,4 +747,4 @@ def test_train_oracle_card_records_the_blocks_threads():
     with O.torch_threads(1): o = O.train_oracle(ChestPhantom(size=32), steps=2, batch_size=4, n_train=8, eval_n=4, widths=(4,), feat_dim=8)
     assert o.card['threads'] == 1 and 'torch threads 1;' in o.card['hardware'] and o.card['torch'] == torch.__version__
     line = [l for l in O.card_markdown(o.card).splitlines() if l.startswith('- training:')][0]
-    assert f"(1 thread(s), shared machine) on {o.card['hardware']}, torch {torch.__version__}, {o.card['trained']}" in line
+    assert f"(1 thread(s)) on {o.card['hardware']}, torch {torch.__version__}, {o.card['trained']}" in line
