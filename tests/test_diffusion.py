@@ -3242,6 +3242,39 @@ def test_generate_grid_takes_the_checkpoints_recipe_scale_by_default(pipe, tmp_p
     assert seen == [1.5, 2.0] and (tmp_path / 'a.png').exists()
 
 
+# kills: generate_grid dropping guidance_interval, negative_prompt or guidance_rescale on the way to generate (session 40's mutants)
+def test_generate_grid_hands_every_sampling_argument_to_generate(pipe, tmp_path, monkeypatch):
+    "generate_grid gives generate the seed, interval, negative prompt and rescale it was given (the recipe's interval by default); its PNG is generate's images as save_grid writes them in `ncols` columns."
+    import inspect
+    d = D.save_pipeline(pipe, tmp_path / 'm', dict(name='t', recipe=dict(guidance_scale=2.0, guidance_interval=[0, 300])))
+    keys = ('seed', 'guidance_interval', 'negative_prompt', 'guidance_rescale', 'num_inference_steps')
+    seen, gen = [], D.generate
+    def spy(*a, **k):  # each argument generate was given, read by its parameter's name
+        b = inspect.signature(gen).bind(*a, **k); b.apply_defaults(); seen.append({q: b.arguments[q] for q in keys}); return gen(*a, **k)
+    monkeypatch.setattr(D, 'generate', spy)
+    D.generate_grid(d, 'a', n=2, out=tmp_path / 'a.png', num_inference_steps=4)
+    mine = dict(seed=3, guidance_interval=(0, 600), negative_prompt='b', guidance_rescale=0.5)
+    D.generate_grid(d, 'a', n=2, out=tmp_path / 'b.png', num_inference_steps=4, ncols=1, **mine)
+    assert seen == [dict(seed=0, guidance_interval='recipe', negative_prompt='', guidance_rescale=0.0, num_inference_steps=4),
+                    dict(mine, num_inference_steps=4)]
+    direct = gen(D.load_pipeline(d), ['a', 'a'], 4, 2.0, **mine)
+    from medcf.phantoms import save_grid
+    assert save_grid(direct, tmp_path / 'c.png', ncols=1).read_bytes() == (tmp_path / 'b.png').read_bytes()  # one column, as asked
+    assert (tmp_path / 'a.png').read_bytes() != (tmp_path / 'b.png').read_bytes()
+
+def test_generate_grid_loads_the_dtype_it_names_and_checks_steps_first(tmp_path, monkeypatch):
+    "A dtype named by a string (as `medcf generate --dtype` passes it) reaches load_pipeline as that torch dtype; a bad step count is refused before any model loads."
+    got = []
+    class Loaded(Exception): pass
+    def spy(model, **k): got.append(k); raise Loaded
+    monkeypatch.setattr(D, 'load_pipeline', spy)
+    for name, dt in [('bfloat16', torch.bfloat16), ('float16', torch.float16), ('float32', torch.float32), (torch.float64, torch.float64)]:
+        with pytest.raises(Loaded): D.generate_grid('chest', 'x', n=1, out=tmp_path / 'g.png', dtype=name)
+        assert got[-1]['dtype'] is dt
+    n = len(got)
+    with pytest.raises(ValueError, match='num_inference_steps'): D.generate_grid('chest', 'x', n=1, out=tmp_path / 'g.png', num_inference_steps=0)
+    assert len(got) == n  # refused before loading
+
 def test_read_card_reads_without_loading(tmp_path, monkeypatch):
     "read_card: a zoo name or a folder; the file's JSON as written; {} without a card; a corrupt card named; a zoo name wins over a card-less folder of that name."
     shipped = D.zoo_dir() / 'chest' / D.CARD
