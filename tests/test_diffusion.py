@@ -806,6 +806,9 @@ def test_generation_panel(pipe):
     assert torch.equal(a, D.generate(pipe, ['a'] * 2, num_inference_steps=2, guidance_scale=3.0, seed=0))
     panel.controls['seed'].value = 1; panel.run()
     assert not torch.equal(panel.images, a)
+    c = panel.controls  # every setting on screen, not the ones the panel started with
+    c['prompt'].value, c['guidance_scale'].value, c['steps'].value = 'b', 1.5, 3; panel.run()
+    assert torch.equal(panel.images, D.generate(pipe, ['b'] * 2, num_inference_steps=3, guidance_scale=1.5, seed=1))
     with pytest.raises(ValueError, match='positive integer'): D.generation_panel(pipe, n=0)
     with pytest.raises(ValueError, match='prompts'): D.generation_panel(pipe, prompt=['a', 'b'])
 
@@ -1033,10 +1036,11 @@ def test_generation_panel_follows_the_checkpoint_and_does_not_clamp(pipe):
     "Started on a checkpoint, the panel samples with its recipe's guidance (as `medcf generate`); a start beyond the sliders widens them."
     import copy
     p = copy.copy(pipe); p.model_card = {'recipe': {'guidance_scale': 2.0, 'guidance_interval': [0, 600]}}
-    panel = D.generation_panel(p, prompt='a', n=1, num_inference_steps=2)
+    panel = D.generation_panel(p, prompt='a', n=1, num_inference_steps=4)  # 4 steps: t = 751 lies outside the interval (2 steps, t = 501 and 1, would not tell)
     assert panel.controls['guidance_scale'].value == 2.0
     panel.run()
-    assert torch.equal(panel.images, D.generate(p, ['a'], num_inference_steps=2, guidance_scale=2.0, guidance_interval=(0, 600)))
+    assert torch.equal(panel.images, D.generate(p, ['a'], num_inference_steps=4, guidance_scale=2.0, guidance_interval=(0, 600)))
+    assert not torch.equal(panel.images, D.generate(p, ['a'], num_inference_steps=4, guidance_scale=2.0, guidance_interval=None))
     wide = D.generation_panel(pipe, n=1, num_inference_steps=200, guidance_scale=12.0)
     assert wide.controls['guidance_scale'].value == 12.0 and wide.controls['steps'].value == 200  # were clamped to 8 and 100
     one = D.generate(pipe, ['a'], num_inference_steps=2, guidance_scale=torch.tensor(2.0))  # a one-element tensor is a number
