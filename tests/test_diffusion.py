@@ -995,6 +995,7 @@ def test_small_functions_checked(pipe):
     with pytest.raises(TypeError, match='noise must be a torch.Tensor'): D.add_signal_leak(pipe, np.zeros((2, 4, 8, 8)), leak)
     with pytest.raises(ValueError, match='noise has 3 channels'): D.add_signal_leak(pipe, torch.randn(2, 3, 8, 8), torch.zeros(3, 8, 8))
     with pytest.raises(ValueError, match='signal leak holds NaN'): D.add_signal_leak(pipe, z, torch.full((4, 8, 8), float('nan')))
+    with pytest.raises(TypeError, match=r'signal leak must be a torch.Tensor \(one latent of shape \(4, 8, 8\)'): D.add_signal_leak(pipe, z, np.zeros((4, 8, 8)))  # without the check: torch.isfinite's TypeError, naming no argument
     a, ap = torch.tensor(0.5), torch.tensor(0.7)
     with pytest.raises(ValueError, match=r"eps has shape \(2, 1, 8, 8\); expected x_t's shape"): D.ddim_step(z, z[:, :1], a, ap)
     with pytest.raises(ValueError, match='eps has shape'): D.ddim_step(z, z[:1], a, ap)
