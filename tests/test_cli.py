@@ -224,3 +224,30 @@ def test_tour_counterfactual_strip(tmp_path, monkeypatch):
     assert titles == ['factual'] * 8 + ['do(effusion=1)'] * 8
     ph = ChestPhantom(seed=0); b = ph.sample(16)[:8]
     assert torch.equal(images[:8], b.images) and torch.equal(images[8:], ph.counterfactual(b, effusion=1).images)
+
+
+# --- session 40's mutation pass: `medcf tour --seed` reaches tour; `medcf readme` finds the project from a subfolder ------------------
+def test_tour_command_passes_its_seed_and_overwrite(tmp_path, monkeypatch, capsys):
+    got = []
+    monkeypatch.setattr(cli, 'tour', lambda out, seed=0, overwrite=False: got.append((out, seed, overwrite)) or Path(out) / 'index.html')
+    assert main(['tour', '--out', str(tmp_path), '--seed', '7']) == 0 and main(['tour', '--out', str(tmp_path), '--overwrite']) == 0
+    assert got == [(str(tmp_path), 7, False), (str(tmp_path), 0, True)] and 'index.html' in capsys.readouterr().out
+
+
+def test_readme_finds_the_project_from_a_subfolder(tmp_path, monkeypatch):
+    proj = tmp_path / 'proj'; (proj / 'nbs').mkdir(parents=True); (proj / 'settings.ini').write_text('[DEFAULT]\n')
+    nb = {'cells': [{'cell_type': 'markdown', 'source': ['# T'], 'metadata': {}}], 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
+    (proj / 'nbs' / 'index.ipynb').write_text(json.dumps(nb)); (proj / 'README.md').write_text('# T\n')
+    monkeypatch.chdir(proj / 'nbs')  # where a student runs nbdev commands
+    assert cli.readme(check=True) and cli.main(['readme', '--check']) == 0
+
+
+@pytest.mark.parametrize('err', [ValueError, TypeError, OSError, FloatingPointError])
+def test_console_turns_each_mistake_into_one_line(err, monkeypatch, capsys):
+    "The four kinds of mistake console() reports as one line and exit status 2; anything else (a bug) keeps its traceback."
+    monkeypatch.delenv('MEDCF_TRACEBACK', raising=False)
+    monkeypatch.setattr(cli, 'main', lambda argv=None: (_ for _ in ()).throw(err('what was wrong')))
+    with pytest.raises(SystemExit) as e: cli.console()
+    assert e.value.code == 2 and capsys.readouterr().err.startswith('medcf: error: what was wrong\n')
+    monkeypatch.setattr(cli, 'main', lambda argv=None: (_ for _ in ()).throw(RuntimeError('a bug')))
+    with pytest.raises(RuntimeError, match='a bug'): cli.console()

@@ -3296,3 +3296,26 @@ def test_read_card_reads_without_loading(tmp_path, monkeypatch):
     assert D.read_card('chest')['name'] == 'chest' and D.read_card('own')['name'] == 'mine'  # relative folders with a card are read as given
     with pytest.raises(ValueError, match='unknown model'): D.read_card('lung')
     with pytest.raises(FileNotFoundError, match='does not exist'): D.read_card(tmp_path / 'nowhere')
+
+
+# kills: load_pipeline's and check_device's refusals that a mutation pass (session 40) could remove without a test failing
+def test_check_device_names_what_is_missing():
+    "check_device gives a torch.device for a usable name and a ValueError naming the device for one this torch cannot use."
+    assert D.check_device('cpu') == torch.device('cpu') and D.check_device(torch.device('cpu')) == torch.device('cpu')
+    with pytest.raises(ValueError, match="device='gpu': expected a torch device name"): D.check_device('gpu')
+    if not (hasattr(torch.backends, 'mps') and torch.backends.mps.is_available()):
+        with pytest.raises(ValueError, match="device='mps': MPS is not available here"): D.check_device('mps')
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device='cuda:1': this torch .* sees no CUDA device"): D.check_device('cuda:1')
+
+
+def test_a_corrupt_signal_leak_file_is_named(pipe, tmp_path):
+    "A leak file that is not a safetensors file: check=True names its sha256, check=False names the file; verify_checkpoint refuses a folder without a card."
+    pipe.signal_leak = D.fit_signal_leak(pipe, imgs(2))
+    try: d = D.save_pipeline(pipe, tmp_path / 'm', dict(name='t'), fp16=False)
+    finally: del pipe.signal_leak
+    (d / D.LEAK_FILE).write_bytes(b'not a tensor file')
+    with pytest.raises(ValueError, match=f'corrupt checkpoint .*{D.LEAK_FILE} has sha256'): D.load_pipeline(d)
+    with pytest.raises(ValueError, match=f'could not load the signal leak .*{D.LEAK_FILE}.*delete it to sample without a leak'): D.load_pipeline(d, check=False)
+    (d / D.CARD).unlink()
+    with pytest.raises(FileNotFoundError, match=f'has no {D.CARD}; expected a checkpoint written by save_pipeline'): D.verify_checkpoint(d)
