@@ -1310,7 +1310,6 @@ def test_finetune_resume_checks_data_and_schedule(pipe, tmp_path):
 
 def test_unets_medcf_cannot_drive_are_refused_up_front(pipe, monkeypatch):
     "Class-conditioned, LCM, SDXL-style, inpainting UNets and one built for another text encoder failed inside diffusers after the VAE pass (or trained silently without their extra input)."
-    import copy
     from diffusers import UNet2DConditionModel
     def no_vae_pass(*a, **k): raise AssertionError('the VAE pass ran before the UNet was checked')
     monkeypatch.setattr(D, '_posterior', no_vae_pass)
@@ -2064,7 +2063,7 @@ def test_going_on_from_a_stopped_run_is_one_run_and_checks_the_grid(pipe):
     first = D.sample_latents(pipe, x, c, u, 6, 2.0, end_step=2)
     with pytest.raises(ValueError, match=r'ran on a 6-step grid.*expected num_inference_steps=6'): D.sample_latents(pipe, first, c, u, 20, 2.0)
     with pytest.raises(ValueError, match=r'stopped before step 2.*expected start_step=2'): D.sample_latents(pipe, first, c, u, start_step=3)
-    import copy, dataclasses
+    import dataclasses
     with pytest.raises(ValueError, match='another scheduler'): D.sample_latents(pipe, dataclasses.replace(first, timesteps=[999, 899]), c, u)
     with pytest.raises(ValueError, match='does not record the grid'): D.sample_latents(pipe, dataclasses.replace(first, num_inference_steps=None), c, u)
     sel = D.sample_latents(pipe, x, c, u, 6, 2.0, eta=1.0, generators=D._seed_generators(4, 2, stream=1), end_step=2).select([1])
@@ -2175,7 +2174,6 @@ def test_resuming_to_other_steps_says_the_schedule_changes(pipe, tmp_path):
 
 def test_finetune_records_itself_on_the_card_and_save_pipeline_keeps_the_card(pipe, tmp_path):
     "save_pipeline with no card wrote a bare one: the recipe ('recipe' guidance interval) and the provenance were lost; a fine-tuned pipeline's card still described the weights before it."
-    import copy
     p = fresh_unet(pipe); p.model_card = dict(name='chest', recipe=dict(guidance_interval=[0, 600]), quality={'x': 1}, files={'old': 'sha'})
     D.finetune(p, (imgs(4), ['a'] * 4), steps=2, batch_size=2, warmup=1, progress=False)
     rec = p.model_card['finetune'][-1]
@@ -2551,7 +2549,6 @@ def test_guidance_rescale_matches_diffusers(pipe):
 
 def test_guidance_rescale_checked_recorded_and_replayed(pipe):
     "A rescale outside [0, 1] is refused by name; a SampleOutput records it, a run going on inherits it, trajectory_log_probs replays it and says when re-scored without it, join_samples refuses a mix."
-    import warnings
     for bad in (1.5, -0.1, 'a', True):
         with pytest.raises((ValueError, TypeError), match='guidance_rescale'): D.generate(pipe, 'a', num_inference_steps=2, guidance_rescale=bad)
     with pytest.raises(ValueError, match='guidance_rescale'): D.unet_eps(pipe, D.initial_latents(pipe, 1), 500, D.encode_prompts(pipe, ['a']), guidance_rescale=2)

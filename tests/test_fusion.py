@@ -229,7 +229,6 @@ def test_fusion_inputs_that_were_ignored_or_misread(monkeypatch):
 
 def test_fusion_audit_session_32(tmp_path):
     "Read-only audit, session 32: raw errors and silent results in the fusion module, and the data a researcher brings."
-    import warnings
     from medcf.data import read_adnimerge
     # a diverging AD run ends in the divergence message (macro_auroc refused the NaN probabilities first)
     d = FusionData('ad', 60, size=32); torch.manual_seed(0)

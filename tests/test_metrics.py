@@ -502,7 +502,6 @@ def test_float32_rounding_above_one_is_a_probability():
 def test_skin_holds_the_ideal_editor_and_idle_holds():
     "On the skin model: the ideal editor ignored hold and was scored as leaking against the held truth; holding variables the intervention does not reach (hair, bubbles) changed nothing without a word."
     from medcf.phantoms import SkinPhantom
-    import warnings
     ph = SkinPhantom(32); b = ph.sample(48, seed=2)
     predict = lambda x: pd.DataFrame(dict(melanoma=np.ones(len(x), int), ruler=np.zeros(len(x), int)))
     kids = {n for n, v in ph.variables.items() if 'melanoma' in v.parents}
@@ -634,7 +633,7 @@ def test_editing_builder_findings():
     "From the session-33 editing prototype: an in-place editor no longer corrupts the batch (it scored as perfect); a third parameter not named source is explained; an intervention that changes no image is said."
     import warnings
     from medcf.phantoms import ChestPhantom
-    from medcf.metrics import counterfactual_report, composition, reversibility
+    from medcf.metrics import counterfactual_report, composition
     ph = ChestPhantom(32)
     b = ph.sample(6, seed=0)
     before = b.images.clone()

@@ -313,7 +313,7 @@ def test_index_and_intervention_mistakes():
 
 def test_a_subclass_mistake_is_named_where_it_is_made():
     "Read-only audit, session 32 (a researcher building a phantom): mechanism outputs, noise and renderings were not checked, so a subclass's slip surfaced far away or never."
-    import numpy as np, torch, pytest
+    import torch, pytest
     from medcf.phantoms import SCMPhantom, Variable, ChestPhantom
     class Knee(SCMPhantom):
         def _variables(self):

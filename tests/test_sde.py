@@ -229,7 +229,7 @@ def test_final_visit_is_read_where_it_happened():
 
 def test_sde_audit_session_32(small):
     "Read-only audit, session 32: records read wrongly without a word, arms in another order, unmatched rows, NaN images, a T-learner with nothing to learn."
-    import copy, warnings
+    import copy
     from medcf.phantoms import MSTrialData
     tr, T = small
     def with_(base=None, vi=None, vy=None, **kw):
