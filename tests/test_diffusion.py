@@ -1737,6 +1737,8 @@ def test_trajectory_log_probs_replays_the_sampled_settings(pipe):
     with pytest.warns(UserWarning, match='none steered'): D.trajectory_log_probs(p, out, c, u, guidance_fn=steer)
     bare = D.SampleOutput(out.latents, out.log_probs, out.trajectory, out.timesteps, out.alphas)  # made by hand: no settings recorded
     with pytest.raises(ValueError, match='does not record the eta'): D.trajectory_log_probs(p, bare, c, u)
+    with pytest.raises(ValueError, match='guidance_interval: this SampleOutput does not record the interval'): D.trajectory_log_probs(p, bare, c, u, 2.5, 0.7)
+    with pytest.raises(ValueError, match='eta=0: a deterministic trajectory has no log-probability'): D.trajectory_log_probs(p, out, c, u, eta=0)
     assert torch.allclose(D.trajectory_log_probs(p, bare, c, u, 2.5, 0.7, (0, 600)), out.log_probs, atol=1e-5)
     _, g = D.generate(p, ['a', 'b'], num_inference_steps=2, guidance_scale=1.5, eta=0.5, return_latents=True)
     assert (g.eta, g.guidance_scale, g.guidance_interval, g.guidance_fn) == (0.5, 1.5, None, False)
@@ -1798,6 +1800,7 @@ def test_trajectory_log_probs_knows_its_embeddings_and_steps(pipe):
     det = D.sample_latents(p, D.initial_latents(p, 2), c[:2], u[:2], 3, 2.0, return_trajectory=True)
     with pytest.raises(ValueError, match='sampled with eta=0'): D.trajectory_log_probs(p, det, eta=1.0)
     with pytest.raises(ValueError, match=r'steps=\[3\]'): D.trajectory_log_probs(p, out, steps=[3])
+    with pytest.raises(ValueError, match='steps is empty; expected at least one step index'): D.trajectory_log_probs(p, out, steps=[])  # was torch.stack's RuntimeError
     with pytest.raises(IndexError, match='expected sample indices'): out.select([4])
     half = D.SampleOutput(out.latents, out.log_probs, out.trajectory, out.timesteps, out.alphas, eta=1.0)  # guidance not recorded
     with pytest.raises(ValueError, match='does not record the guidance_scale'): D.trajectory_log_probs(p, half, c, u)
