@@ -80,7 +80,6 @@ def test_ddim_step_logprob():
     assert lp0 is None and torch.allclose(prev0, ap.sqrt() * x0 + (1 - ap).sqrt() * eps, atol=1e-6)
 
 
-
 def test_ddim_step_low_precision():
     "bfloat16 / float16 latents: the update runs in float32, so an alpha-bar that rounds to 1 (the last steps) gives no NaN."
     g = torch.Generator().manual_seed(0)
@@ -3247,7 +3246,7 @@ def test_generate_grid_takes_the_checkpoints_recipe_scale_by_default(pipe, tmp_p
     assert seen == [1.5, 2.0] and (tmp_path / 'a.png').exists()
 
 
-# kills: generate_grid dropping guidance_interval, negative_prompt or guidance_rescale on the way to generate (session 40's mutants)
+# kills: generate_grid dropping its seed, guidance_interval, negative_prompt, guidance_rescale or ncols on the way (session 40's mutants)
 def test_generate_grid_hands_every_sampling_argument_to_generate(pipe, tmp_path, monkeypatch):
     "generate_grid gives generate the seed, interval, negative prompt and rescale it was given (the recipe's interval by default); its PNG is generate's images as save_grid writes them in `ncols` columns."
     import inspect
@@ -3279,6 +3278,7 @@ def test_generate_grid_loads_the_dtype_it_names_and_checks_steps_first(tmp_path,
     n = len(got)
     with pytest.raises(ValueError, match='num_inference_steps'): D.generate_grid('chest', 'x', n=1, out=tmp_path / 'g.png', num_inference_steps=0)
     assert len(got) == n  # refused before loading
+
 
 def test_read_card_reads_without_loading(tmp_path, monkeypatch):
     "read_card: a zoo name or a folder; the file's JSON as written; {} without a card; a corrupt card named; a zoo name wins over a card-less folder of that name."
