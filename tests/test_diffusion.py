@@ -3319,3 +3319,27 @@ def test_a_corrupt_signal_leak_file_is_named(pipe, tmp_path):
     with pytest.raises(ValueError, match=f'could not load the signal leak .*{D.LEAK_FILE}.*delete it to sample without a leak'): D.load_pipeline(d, check=False)
     (d / D.CARD).unlink()
     with pytest.raises(FileNotFoundError, match=f'has no {D.CARD}; expected a checkpoint written by save_pipeline'): D.verify_checkpoint(d)
+
+
+# kills: refusals of the data readers that a mutation pass over finetune's helpers (session 40) could remove without a test failing
+def test_data_readers_name_what_they_cannot_take(monkeypatch):
+    "dataset_item refuses a prompt that is not a string; as_images_prompts refuses a Dataset too large to stack (naming stream=True), data of an unknown kind and a batch with more images than prompts."
+    x = imgs(2)
+    with pytest.raises(TypeError, match="dataset item 1's prompt is a int; expected a str"): D.dataset_item([(x[0], 'a'), (x[1], 5)], 1)
+    assert D.dataset_item([(x[0], 'a'), (x[1], 'b')], 1)[1] == 'b'
+    data = [(x[0], 'a'), (x[1], 'b')]
+    assert D.as_images_prompts(data)[1] == ['a', 'b']
+    monkeypatch.setattr(D, 'STACK_LIMIT', x[0].numel() * 4)  # room for one float32 image, not two
+    with pytest.raises(ValueError, match=r'the dataset \(list, 2 items of shape .*more than STACK_LIMIT.*pass stream=True to finetune'): D.as_images_prompts(data)
+    with pytest.raises(TypeError, match='cannot read images and prompts from int; pass a PhantomBatch'): D.as_images_prompts(5)
+    batch = type('Batch', (), dict(images=x, prompts=['a']))()  # a batch-like object whose prompts do not match its images
+    with pytest.raises(ValueError, match='2 images but 1 prompts; expected one prompt per image'): D.as_images_prompts(batch)
+
+
+def test_training_refuses_low_precision_weights(pipe):
+    "finetune and train_vae refuse half-precision weights by name (AdamW's updates vanish in bfloat16 and turn 0/0 in float16) and point to autocast='bf16'."
+    p = copy.deepcopy(pipe); p.unet.to(torch.bfloat16); p.vae.to(torch.float16)
+    with pytest.raises(ValueError, match=r"the UNet's weights are torch.bfloat16; training here keeps float32 weights.*autocast='bf16'"):
+        D.finetune(p, (imgs(2), ['a', 'b']), steps=1, progress=False)
+    with pytest.raises(ValueError, match=r"the autoencoder's weights are torch.float16; training here keeps float32 weights"):
+        D.train_vae(p, imgs(2), steps=1, progress=False)
