@@ -13,7 +13,6 @@ import argparse, json, re, time
 from pathlib import Path
 from medcf import zoo
 from medcf.diffusion import read_card, load_pipeline, zoo_dir
-from medcf.metrics import oracle_frechet_distance
 
 
 def fd_rows(name: str, pipe, q: dict, seeds=(1, 2)) -> list:
@@ -23,8 +22,7 @@ def fd_rows(name: str, pipe, q: dict, seeds=(1, 2)) -> list:
     for s in seeds:
         t = time.time()
         _, o, a, b, floor = zoo._held_out(name, pipe, None, q['eval']['n'], s)
-        fd = oracle_frechet_distance(o.features, a.images, zoo._generated(pipe, name, b, q['eval']['steps'], q['eval']['guidance_scale'], s,
-                                                                          None if gi is None else tuple(gi)))
+        fd = zoo._generated_fd(pipe, o, name, a, b, q['eval']['steps'], q['eval']['guidance_scale'], s, None if gi is None else tuple(gi))  # the card's own FD
         rows.append(dict(seed=s, generated_vs_real=round(fd, 4), real_vs_real_floor=round(floor, 4), ratio=round(fd / floor, 3)))
         print(rows[-1], f'{time.time() - t:.0f} s', flush=True)
     return rows
