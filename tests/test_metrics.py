@@ -380,6 +380,13 @@ def test_group_accuracies_give_each_group_its_interval():
     with pytest.raises(ValueError, match='coverage in'): M.group_accuracies(p, y, g, level=95)
 
 
+def test_of_tied_worst_groups_the_best_measured_speaks():
+    "Groups a (1 sample) and b (20) both score 0: the figure is b's, whose interval [0, 0.16] says something, so no small-group warning."
+    g = ['a'] + ['b'] * 20 + ['c'] * 20
+    pred, y = np.r_[np.zeros(21), np.ones(20)], np.r_[np.ones(21), np.ones(20)]
+    with warnings.catch_warnings(): warnings.simplefilter('error'); assert M.worst_group_accuracy(pred, y, g) == 0.0
+    with pytest.warns(UserWarning, match='the worst group, a, has 1 samples'): M.worst_group_accuracy(pred[[0, 21]], y[[0, 21]], ['a', 'c'])
+
 def test_worst_group_warning_points_at_the_callers_line():
     "worst_group_accuracy's absent-group warning pointed at a line inside metrics.py, not at the user's call."
     df = pd.DataFrame(dict(melanoma=[0, 0, 1, 1, 0], tone=[1, 2, 1, 1, 6]))
@@ -748,6 +755,11 @@ def test_reliability_table_and_ece_by_hand():
     assert r.confidence.tolist() == pytest.approx([0.675, 0.87]) and r.accuracy.tolist() == pytest.approx([0.5, 2 / 3])
     assert M.expected_calibration_error(p, y, n_bins=5) == pytest.approx((2 * abs(0.5 - 0.675) + 3 * abs(2 / 3 - 0.87)) / 5)
 
+def test_a_confidence_on_a_bin_edge_falls_in_the_bin_it_closes():
+    "Bins are right-closed, ((m-1)/M, m/M], as ECE is defined (Guo et al. 2017): confidence 0.75 in 4 bins is the top of bin [0.5, 0.75], not the bottom of [0.75, 1]."
+    r = M.reliability_curve([0.75, 0.25, 1.0], [1, 0, 1], n_bins=4)  # top-label confidences 0.75, 0.75, 1.0
+    assert r.bin_hi.tolist() == pytest.approx([0.75, 1.0]) and r['count'].tolist() == [2, 1]
+
 def test_calibration_refuses_labels_that_are_not_class_indices():
     with pytest.raises(ValueError, match='integer class indices'): M.expected_calibration_error([0., 1., 1.], [0.2, 0.8, 0.6])  # arguments swapped
     with pytest.raises(ValueError, match='integer class indices'): M.nll([0.3, 0.9], [0.5, 1])
@@ -787,6 +799,14 @@ def test_counterfactual_error_by_hand_on_three_channels():
     assert err.mae_inside[0] == pytest.approx(0.1) and np.isnan(err.mae_inside[1])  # channel mean: 0.3 / 3; an empty region is NaN
     assert err.mae_outside.tolist() == pytest.approx([0.1 / 3, 0.1 / 4]) and err.mae_all.tolist() == pytest.approx([0.05, 0.025])
     assert err.region_frac.tolist() == [0.25, 0.0]
+
+def test_region_takes_any_channel_and_minimality_is_nan_where_the_truth_changes_nothing():
+    f = -0.5 * torch.ones(2, 3, 2, 2); t = f.clone(); t[0, 1, 0, 0] = -0.4  # the truth moves one channel of one pixel by 0.1 (a channel mean of 0.033)
+    reg = M.changed_region(f, t)
+    assert reg[0, 0, 0] and reg.sum() == 1  # "any channel": the pixel counts as changed
+    e = f.clone(); e[:, 0, 1, 1] = 0.5  # the edit moves both images; the truth of image 1 moves nothing
+    m = M.minimality(e, factual=f, true_cf=t)
+    assert m[0] == pytest.approx(10.0) and np.isnan(m[1])  # 1/12 against 0.1/12; "as much as needed" of nothing is undefined, not 1e8
 
 def test_minimality_counts_changes_of_both_signs():
     f = -0.5 * torch.ones(1, 1, 2, 2); t = f.clone(); t[0, 0, 0, 0] = 0.5  # the truth moves one pixel by +1
