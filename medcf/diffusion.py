@@ -525,6 +525,8 @@ def check_device(device: str | torch.device  # e.g. 'cpu', 'cuda', 'cuda:1', 'mp
     try: d = torch.device(device)
     except (RuntimeError, TypeError): raise ValueError(f"device={device!r}: expected a torch device name such as 'cpu', 'cuda', 'cuda:0' or 'mps'") from None
     if d.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f"device={device!r}: this torch ({torch.__version__}) sees no CUDA device; expected 'cpu' here")
+    if d.type == 'cuda' and d.index is not None and d.index >= (n := torch.cuda.device_count()):  # otherwise 'invalid device ordinal' from the first .to(device), after the files were read
+        raise ValueError(f"device={device!r}: this machine has {n} CUDA device(s); expected one of {', '.join(f'cuda:{i}' for i in range(n))} (or 'cuda')")
     if d.type == 'mps' and not (hasattr(torch.backends, 'mps') and torch.backends.mps.is_available()): raise ValueError(f"device={device!r}: MPS is not available here; expected 'cpu'")
     return d
 

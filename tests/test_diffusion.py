@@ -3309,6 +3309,13 @@ def test_check_device_names_what_is_missing():
         with pytest.raises(ValueError, match="device='cuda:1': this torch .* sees no CUDA device"): D.check_device('cuda:1')
 
 
+def test_check_device_refuses_a_cuda_index_the_machine_lacks(monkeypatch):
+    "'cuda:1' on a one-GPU machine met 'invalid device ordinal' only at the first .to(device), after the checkpoint was read; CUDA is faked here (a CPU build)."
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True); monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
+    assert D.check_device('cuda:0') == torch.device('cuda:0') and D.check_device('cuda') == torch.device('cuda')
+    with pytest.raises(ValueError, match=r"device='cuda:1': this machine has 1 CUDA device\(s\); expected one of cuda:0 \(or 'cuda'\)"): D.check_device('cuda:1')
+    with pytest.raises(ValueError, match="has 1 CUDA device"): D.load_pipeline('chest', device=torch.device('cuda', 3))
+
 def test_a_corrupt_signal_leak_file_is_named(pipe, tmp_path):
     "A leak file that is not a safetensors file: check=True names its sha256, check=False names the file; verify_checkpoint refuses a folder without a card."
     pipe.signal_leak = D.fit_signal_leak(pipe, imgs(2))
