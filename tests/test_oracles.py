@@ -1,5 +1,5 @@
 "Tests for medcf.oracles: input checks, specs, determinism, checkpoint files (sha256), the LiT scores, shipped oracles."
-import json, types, numpy as np, pandas as pd, pytest, torch
+import json, types, warnings, numpy as np, pandas as pd, pytest, torch
 from medcf.phantoms import SCMPhantom, Variable, ChestPhantom
 from medcf import oracles as O
 
@@ -748,3 +748,105 @@ def test_train_oracle_card_records_the_blocks_threads():
     assert o.card['threads'] == 1 and 'torch threads 1;' in o.card['hardware'] and o.card['torch'] == torch.__version__
     line = [l for l in O.card_markdown(o.card).splitlines() if l.startswith('- training:')][0]
     assert f"(1 thread(s)) on {o.card['hardware']}, torch {torch.__version__}, {o.card['trained']}" in line
+
+
+# --- session 41: claims a mutation pass over medcf.oracles (93 mutants) found no test or notebook held ---------------------------
+def test_attr_specs_keeps_the_phantoms_values_their_order_and_type():
+    "Class k of a categorical head is values[k] in the phantom's own order (not sorted); 0./1. floats stay a categorical of floats, so predict gives attrs' value type."
+    V = types.SimpleNamespace
+    ph = V(observed=('pos', 'flag'), variables={'pos': V(values=['r', 'l', 'm'], range=None), 'flag': V(values=[0.0, 1.0], range=None)})
+    pos, flag = O.attr_specs(ph)
+    assert (pos.kind, pos.values) == ('categorical', ['r', 'l', 'm'])
+    assert flag.kind == 'categorical' and flag.values == [0.0, 1.0] and all(isinstance(v, float) for v in flag.values)
+
+def test_shrinking_is_antialiased():
+    "64 -> 16 px: each output pixel weighs many input pixels, so pixel noise averages out at least as much as in 4x4 block means (plain bilinear samples 2x2)."
+    x = torch.rand(8, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert O.resize_images(x, 16).std() < torch.nn.functional.avg_pool2d(x, 4).std()
+
+def test_checkpoints_are_float16_and_a_missing_file_is_named(tiny, tmp_path):
+    from safetensors.torch import load_file
+    w = tiny.save(tmp_path)
+    assert {v.dtype for v in load_file(str(w)).values()} == {torch.float16} and json.loads((tmp_path / 'attributes.json').read_text())['dtype'] == 'float16'
+    w.unlink()
+    with pytest.raises(FileNotFoundError, match=r'checkpoint file .*attributes\.safetensors is missing'): O.AttributeOracle.load(tmp_path)
+
+def test_predict_in_small_batches_reads_every_image(tiny, toy):
+    x = toy.sample(5, seed=3).images
+    pd.testing.assert_frame_equal(tiny.predict(x, batch_size=2), tiny.predict(x))
+    assert tiny.features(x, batch_size=2).shape == (5, tiny.net.feat[0].out_features)
+
+def test_a_binary_reading_is_one_where_its_probability_exceeds_a_half():
+    "predict agrees with probs: a logit of exactly 0 (probability 0.5) reads 0."
+    net = O.OracleNet(1, 1, widths=(4, 8), feat_dim=8)
+    with torch.no_grad(): net.head.weight.zero_(); net.head.bias.zero_()
+    o, x = O.AttributeOracle(net, [O.AttrSpec('flag', 'binary', [0, 1])], 16, 1), torch.full((2, 1, 16, 16), -0.5)
+    assert o.probs(x).flag.tolist() == [0.5, 0.5] and o.predict(x).flag.tolist() == [0, 0]
+
+def test_shipped_skin_oracle_reads_in_the_attrs_value_types():
+    "predict promises attrs' value types: skin tone as integers (an object column of ints compared and grouped unlike attrs'); continuous readings are floats (float32)."
+    from medcf.phantoms import SkinPhantom
+    b = SkinPhantom().sample(4, seed=0)
+    read = O.load_oracle('skin').predict(b.images)
+    assert {k: t.kind for k, t in read.dtypes.items()} == {k: t.kind for k, t in b.attrs[read.columns].dtypes.items()}
+
+def test_cosine_lr_warms_up_linearly_then_follows_the_cosine():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    lrs = []
+    for step in (0, 4, 9, 10, 55, 99):
+        O._cosine_lr(opt, 2.0, step, 100, 10); lrs.append(opt.param_groups[0]['lr'])
+    assert lrs == pytest.approx([0.2, 1.0, 2.0, 2.0, 1.0, 2.0 * 0.5 * (1 + np.cos(np.pi * 89 / 90))])
+
+def test_load_perceptual_names_the_folder_without_one():
+    with pytest.raises(FileNotFoundError, match=r"no perceptual oracle in .*skin \(perceptual\.json\); only 'chest' ships one"): O.load_perceptual('skin')
+
+def test_card_markdown_gives_each_accuracy_its_wilson_interval(tiny):
+    from medcf.metrics import proportion_interval, rate_count
+    r = next(r for r in tiny.card['heldout'] if r['metric'] == 'accuracy')
+    lo, hi = proportion_interval(rate_count(r['value'], r['n']), r['n'])
+    assert f"| {r['attribute']} | {r['kind']} | accuracy | {r['value']:.4f} | [{lo:.4f}, {hi:.4f}] | {r['n']} |" in O.card_markdown(tiny.card)
+
+def test_perceptual_distance_compares_unit_normalised_channel_vectors(tiny, toy):
+    "By its definition: per stage, |u/|u| - v/|v||^2 summed over channels, averaged over positions, summed over stages; a feature map's scale does not count."
+    a, b = toy.sample(3, seed=1).images, toy.sample(3, seed=2).images
+    n = lambda u: u / u.norm(dim=1, keepdim=True)
+    want = sum(((n(u) - n(v)) ** 2).sum(1).mean((1, 2)) for u, v in zip(O.feature_maps(tiny.net, a), O.feature_maps(tiny.net, b)))
+    assert torch.allclose(O.PerceptualDistance(tiny)(a, b), want, atol=1e-5)
+
+def test_reading_distance_of_a_continuous_attribute_is_in_its_units():
+    "Age on the shipped chest judge: the distance is |read(a) - read(b)| in years (the head's output times the range, 18..90)."
+    from medcf.phantoms import ChestPhantom
+    a, b = ChestPhantom().sample(3, seed=0).images, ChestPhantom().sample(3, seed=1).images
+    rd = O.ReadingDistance(O.load_oracle('chest'), 'age')
+    d = rd(a, b)
+    assert torch.allclose(d, (rd.read(a) - rd.read(b)).abs(), atol=1e-4) and d.max() > 1  # years, not a fraction of the range
+
+def test_lit_refuses_mismatched_sets_labels_and_another_kind_of_card(tiny, tmp_path):
+    lit, x = _lit(), torch.full((3, 1, 16, 16), -0.5)
+    with pytest.raises(ValueError, match=r'src_images gave \(3, 384\) embeddings but edited_images \(2, 384\)'): lit.direction_score(x, x[:2], 'a', 'b')
+    with pytest.raises(ValueError, match='3 images but 2 labels'): O.zero_shot_accuracy(lit, x, [0, 1], ['a', 'b'])
+    tiny.save(tmp_path, 'lit')
+    with pytest.raises(ValueError, match="is a 'attribute_oracle' card, not a LiT model"): O.LiTModel.load(tmp_path)
+
+def test_lit_loss_averages_both_directions():
+    "Hand-worked: images e1, e2 against captions (0.6, 0.8), (1, 0); logits [[0.6, 1], [0.8, 0]], image->text and text->image halves differ."
+    img, txt = torch.eye(2), torch.tensor([[0.6, 0.8], [1.0, 0.0]])
+    ce = lambda z, k: -np.log(np.exp(z[k]) / np.exp(z).sum())
+    i2t = (ce(np.array([0.6, 1.0]), 0) + ce(np.array([0.8, 0.0]), 1)) / 2
+    t2i = (ce(np.array([0.6, 0.8]), 0) + ce(np.array([1.0, 0.0]), 1)) / 2
+    assert O.lit_loss(img, txt, torch.tensor([0, 1]), torch.tensor(1.0)).item() == pytest.approx(0.5 * (i2t + t2i))
+
+def test_train_lit_starts_from_the_backbones_body_and_refuses_one_of_another_size(tiny, toy):
+    lit = O.train_lit(toy, steps=1, batch_size=4, n_train=8, eval_n=4, backbone=tiny)
+    assert all(torch.equal(p, q) for p, q in zip(lit.net.body.state_dict().values(), tiny.net.body.state_dict().values()))
+    with pytest.raises(ValueError, match='backbone reads 1-channel 32px images; the phantom renders 1-channel 16px'): O.train_lit(Toy(size=16), steps=1, backbone=tiny)
+
+def test_caption_swap_without_an_informative_caption_is_nan_without_a_numpy_warning():
+    "NaN is returned before any scoring: the mean of an empty selection gave the same NaN with numpy's 'Mean of empty slice' RuntimeWarning."
+    V = types.SimpleNamespace
+    ph = V(variables={'pos': V(values=['l', 'm'])}, observed=('pos',))
+    class Batch:
+        attrs = pd.DataFrame({'pos': ['l', 'm']}); images = torch.full((2, 1, 16, 16), -0.5)
+        def __len__(self): return 2
+    with warnings.catch_warnings():
+        warnings.simplefilter('error'); assert np.isnan(O.caption_swap_accuracy(_lit(), ph, Batch(), 'pos', captions=lambda a: ['same'] * len(a)))
