@@ -489,3 +489,10 @@ def test_attribute_mix_fd_refuses_before_drawing():
     o = FakeOracle([AttrSpec('age', 'continuous', range=(18., 90.))], None)
     for kw, msg in [(dict(n=1), r'2 <= n <= pool_n'), (dict(draws=2.5), 'draws=2.5'), (dict(seed=-1), 'seed=-1'), (dict(width=0), 'bin width > 0')]:
         with pytest.raises(ValueError, match=msg): zoo.attribute_mix_fd('chest', 'age', pipe=object(), oracle=o, **kw)
+
+
+# session 41's mutation pass: attribute_mix_fd's share is the part of the generated set's excess over random real draws that the resampled draws reproduce
+def test_attribute_mix_fd_share_is_the_part_of_the_excess_reproduced():
+    r = zoo.attribute_mix_fd('chest', 'age', n=4, pool_n=8, num_inference_steps=2, draws=1, width=100.0)  # one age bin: a small smoke set
+    want = (r['pool_resampled'] - r['pool_random']) / (r['generated'] - r['pool_random'])  # from the figures rounded to 3 decimals
+    assert r['share'] == pytest.approx(want, rel=0.05, abs=0.01) and r['n'] == 4 and r['steps'] == 2
