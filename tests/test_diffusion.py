@@ -3350,3 +3350,13 @@ def test_training_refuses_low_precision_weights(pipe):
         D.finetune(p, (imgs(2), ['a', 'b']), steps=1, progress=False)
     with pytest.raises(ValueError, match=r"the autoencoder's weights are torch.float16; training here keeps float32 weights"):
         D.train_vae(p, imgs(2), steps=1, progress=False)
+
+
+# session 41's mutation pass over the sampler's core: ddim_invert's three figures, by their definitions
+def test_ddim_invert_figures_are_absolute_errors_against_their_references(pipe):
+    "latent_error: mean |regenerated z0 - z0|; image_mae: mean |regenerated - input|; vae_mae, the floor: mean |VAE round trip - input| (not the regeneration's)."
+    x = imgs(2)
+    inv = D.ddim_invert(pipe, x, 'a', num_inference_steps=3)
+    assert inv.latent_error == pytest.approx((inv.recon_latents - inv.z0).abs().mean().item(), rel=1e-5)
+    assert inv.image_mae == pytest.approx((inv.recon - x).abs().mean().item(), rel=1e-5)
+    assert inv.vae_mae == pytest.approx((D.vae_roundtrip(pipe, x) - x).abs().mean().item(), rel=1e-5) and inv.vae_mae != pytest.approx(inv.image_mae)
