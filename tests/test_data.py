@@ -863,3 +863,16 @@ def test_adnimerge_stages_censoring_columns_and_ids(tmp_path):
 def test_medmnist_item_mask_matches_its_labels():
     it = MedMNISTDataset(data_path('medmnist', 'chestmnist.npz'), 'val')[0]
     assert it['mask'].shape == it['attrs'].shape == (14,) and it['mask'].dtype == torch.bool and it['mask'].all()
+
+
+# --- session 41's mutation pass: a 16-bit image is stretched from its OWN minimum; the full-size CheXpert folder is found ----
+def test_sixteen_bit_stretch_starts_at_the_images_own_minimum(tmp_path):
+    "A 12-bit X-ray whose darkest pixel is 1000 still reaches -1 (dividing by the maximum alone left it at -0.33)."
+    ramp = np.tile(np.linspace(1000, 3000, 16).round().astype(np.uint16), (16, 1))
+    x = load_image(_png(tmp_path / 'r.png', ramp), size=16)
+    assert x.min().item() == -1.0 and x.max().item() == 1.0
+
+def test_chexpert_folder_finds_the_full_size_download(tmp_path):
+    "CheXpert ships as CheXpert-v1.0-small (the one the fixtures copy) and CheXpert-v1.0 (full size); the parent of either is accepted."
+    (tmp_path / 'CheXpert-v1.0').mkdir(); (tmp_path / 'CheXpert-v1.0' / 'valid.csv').write_text('Path\n')
+    assert chexpert_folder(tmp_path) == tmp_path / 'CheXpert-v1.0' and chexpert_folder(tmp_path / 'CheXpert-v1.0') == tmp_path / 'CheXpert-v1.0'
