@@ -750,7 +750,7 @@ def test_train_oracle_card_records_the_blocks_threads():
     assert f"(1 thread(s)) on {o.card['hardware']}, torch {torch.__version__}, {o.card['trained']}" in line
 
 
-# --- session 41: claims a mutation pass over medcf.oracles (93 mutants) found no test or notebook held ---------------------------
+# --- session 41: claims a mutation pass over medcf.oracles (90 one-line mutants) found no test or notebook held -----------------
 def test_attr_specs_keeps_the_phantoms_values_their_order_and_type():
     "Class k of a categorical head is values[k] in the phantom's own order (not sorted); 0./1. floats stay a categorical of floats, so predict gives attrs' value type."
     V = types.SimpleNamespace
