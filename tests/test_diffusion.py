@@ -1,6 +1,7 @@
 "Bad input, determinism, file formats and genericity of medcf.diffusion (tiny untrained models: fast)."
 import copy, json, math, shutil
 import numpy as np, pytest, torch
+from pathlib import Path
 from medcf import diffusion as D
 from tiny_sd import imgs, fresh_unet
 
@@ -730,10 +731,9 @@ def test_decoder_perceptual_of_the_recipes():
     assert d.oracle.card['sha256'] != load_oracle('chest').card['sha256']
 
 
-def _tiny_clip_sd_folder(root) -> 'Path':
+def _tiny_clip_sd_folder(root) -> Path:
     "A Stable-Diffusion-layout folder made by diffusers alone: CLIP text encoder + BPE tokenizer, RGB VAE, PNDM scheduler (SD's)."
     import string
-    from pathlib import Path
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
     from diffusers import StableDiffusionPipeline, AutoencoderKL, UNet2DConditionModel, PNDMScheduler
     root = Path(root); root.mkdir(parents=True, exist_ok=True)
