@@ -41,7 +41,7 @@ def page_phantoms(out: Path, seed: int = 0) -> tuple:
     chest, skin = ChestPhantom(seed=seed), SkinPhantom(seed=seed)
     cb, sb = chest.sample(16), skin.sample(16)
     figs.append(('Chest X-ray phantoms (sex+age, view, E=effusion C=cardiomegaly D=devices)', png(cb.images, 'chest_grid.png', chest_titles(cb.attrs))))
-    st = [('MEL' if r.melanoma else 'NV') + f' F{r.skin_tone}' for _, r in sb.attrs.iterrows()]
+    st = [('MEL' if m else 'NV') + f' F{t}' for m, t in zip(sb.attrs.melanoma, sb.attrs.skin_tone)]  # iterrows made each row float: 'F5.0'
     figs.append(('Skin lesion phantoms (diagnosis, Fitzpatrick type)', png(sb.images, 'skin_grid.png', st)))
     ims, tt = _cf_strip(chest, cb[:8], 'do(effusion=1)', effusion=1)
     figs.append(('Chest: factual (top) and TRUE counterfactual do(effusion=1) (bottom)', png(ims, 'chest_cf_effusion.png', tt)))

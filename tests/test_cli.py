@@ -251,3 +251,85 @@ def test_console_turns_each_mistake_into_one_line(err, monkeypatch, capsys):
     assert e.value.code == 2 and capsys.readouterr().err.startswith('medcf: error: what was wrong\n')
     monkeypatch.setattr(cli, 'main', lambda argv=None: (_ for _ in ()).throw(RuntimeError('a bug')))
     with pytest.raises(RuntimeError, match='a bug'): cli.console()
+
+
+# --- session 42's mutation pass over medcf/cli.py ---------------------------------------------------------------------------------------
+def test_save_figure_checks_its_path_draws_titles_and_columns_and_closes(tmp_path):
+    "save_figure refuses a name matplotlib would write elsewhere, draws the titles and `ncols` columns, and leaves no figure open."
+    import matplotlib.pyplot as plt, matplotlib.image as mpimg
+    from medcf.cli import save_figure
+    x = torch.linspace(-1, 1, 4 * 64).reshape(4, 1, 8, 8)
+    with pytest.raises(ValueError, match='expected a .png file'): save_figure(x, tmp_path / 'grid')  # matplotlib wrote grid.png instead
+    assert not list(tmp_path.iterdir())
+    open_before = len(plt.get_fignums())
+    wide, tall = save_figure(x, tmp_path / 'w.png', ncols=4), save_figure(x, tmp_path / 't.png', ncols=2)
+    assert len(plt.get_fignums()) == open_before  # a long tour opens many figures: each one is closed once written
+    (hw, ww), (ht, wt) = mpimg.imread(wide).shape[:2], mpimg.imread(tall).shape[:2]
+    assert ww / hw > 2 * wt / ht  # one row of four is wider for its height than two rows of two
+    titled = save_figure(x, tmp_path / 'a.png', ['one', 'two', 'three', 'four'], ncols=4)
+    assert titled.read_bytes() != wide.read_bytes()
+
+
+def test_tour_pages_follow_the_seed_and_label_the_skin_grid(tmp_path, monkeypatch):
+    "Every phantom figure of the tour changes with its seed; the skin grid's titles say each lesion's own diagnosis and type."
+    from medcf.phantoms import SkinPhantom
+    shown = {}
+    monkeypatch.setattr(cli, 'save_figure', lambda images, path, titles=None, **k: shown.__setitem__(Path(path).name, (images, titles)) or Path(path))
+    cli.page_phantoms(tmp_path, seed=1); one = dict(shown)
+    cli.page_phantoms(tmp_path, seed=2)
+    assert len(one) == 5 and all(not torch.equal(one[k][0], shown[k][0]) for k in one)
+    attrs = SkinPhantom(seed=2).sample(16).attrs
+    assert shown['skin_grid.png'][1] == [('MEL' if m else 'NV') + f' F{t}' for m, t in zip(attrs.melanoma, attrs.skin_tone)]
+    assert {'MEL', 'NV'} <= {t.split()[0] for t in shown['skin_grid.png'][1]}  # both diagnoses appear, so a swap shows
+
+
+@pytest.mark.parametrize('name,phantom,do', [('chest_cf_devices.png', 'chest', dict(devices=1)), ('skin_cf_melanoma.png', 'skin', dict(melanoma=1))])
+def test_tour_other_counterfactual_strips(name, phantom, do, tmp_path, monkeypatch):
+    "As for effusion: the factual row over the TRUE counterfactual of the same samples, for devices and for melanoma."
+    from medcf.phantoms import SkinPhantom
+    shown = {}
+    monkeypatch.setattr(cli, 'save_figure', lambda images, path, titles=None, **k: shown.__setitem__(Path(path).name, (images, titles)) or Path(path))
+    cli.page_phantoms(tmp_path, seed=0)
+    images, titles = shown[name]
+    ph = (ChestPhantom if phantom == 'chest' else SkinPhantom)(seed=0); b = ph.sample(16)[:8]
+    cf = ph.counterfactual(b, **do)
+    assert titles == ['factual'] * 8 + [f'do({next(iter(do))}=1)'] * 8 and not torch.equal(cf.images, b.images)
+    assert torch.equal(images[:8], b.images) and torch.equal(images[8:], cf.images)
+
+
+def test_tour_makes_a_nested_folder(tmp_path):
+    page = lambda out, seed: ('p', [])
+    idx = tour(tmp_path / 'reports' / 'today', pages=[page])
+    assert idx == tmp_path / 'reports' / 'today' / 'index.html' and idx.exists()
+
+
+def test_tour_runs_every_page_and_closes_its_html(tmp_path):
+    pages = [lambda out, seed, k=k: (f'page {k}', [(f'figure {k}', f'f{k}.png')]) for k in range(3)]
+    text = tour(tmp_path / 't', seed=4, pages=pages).read_text()
+    assert [text.count(f'<h2>page {k}</h2>') for k in range(3)] == [1, 1, 1] and text.count('seed 4') == 3
+    assert text.startswith('<html>') and text.rstrip().endswith('</body></html>')
+
+
+def test_generation_page_passes_its_seed_steps_and_n(tmp_path, monkeypatch):
+    got = []
+    monkeypatch.setattr(cli, 'generate_grid', lambda model, prompt, n, out, seed, num_inference_steps, overwrite: got.append(
+        (model, n, seed, num_inference_steps, overwrite)) or Path(out))
+    title, figs = page_generation(tmp_path, seed=5, n=3, num_inference_steps=7)
+    assert [g[0] for g in got] == ['chest', 'chest', 'skin', 'skin'] and {g[1:] for g in got} == {(3, 5, 7, True)}
+    assert all('7 DDIM steps' in c for c, _ in figs)
+
+
+def test_generate_command_leaves_guidance_to_the_recipe(tmp_path, monkeypatch):
+    "Without --guidance the checkpoint's recipe chooses the scale (None reaches generate_grid), as the help says; 3.0 only where there is none."
+    got = []
+    monkeypatch.setattr(cli, 'generate_grid', lambda *a, **k: got.append((a, k)) or tmp_path / 'x.png')
+    cli.main(['generate', '--prompt', 'p'])
+    import inspect
+    from medcf.diffusion import generate_grid
+    b = inspect.signature(generate_grid).bind(*got[-1][0], **got[-1][1])
+    assert b.arguments['guidance_scale'] is None and b.arguments['guidance_interval'] == 'recipe'
+
+
+def test_the_tour_has_its_generation_page():
+    "`medcf tour` writes the phantom page and the generation page the issue asks for, in that order."
+    assert cli.TOUR_PAGES[:2] == [page_phantoms, page_generation]
