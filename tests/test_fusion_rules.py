@@ -201,3 +201,11 @@ def test_hyperfusion_ad_init_uses_the_embedding_scale():
 # M70: FusionData refuses a phantom that is not a BrainPhantom, by type
 def test_fusion_data_refuses_other_phantoms():
     with pytest.raises(TypeError, match='expected a BrainPhantom'): FusionData('ad', 60, phantom='brain')
+
+
+# session 42's pass over the multi-line refusals: FusionNet itself (not only make_model) refuses a tab_encoder of another record width
+def test_fusion_net_refuses_a_tab_encoder_of_another_width():
+    from medcf.fusion import TabularMLP
+    with pytest.raises(ValueError, match=r"tab_encoder reads records 7 wide; this model's are 5 \(n_tab\)"):
+        FusionNet(5, 3, 'hyper_shortcut', tab_encoder=TabularMLP(7, 3))
+    FusionNet(5, 3, 'hyper_shortcut', tab_encoder=TabularMLP(5, 3))  # the same width is taken
