@@ -3375,3 +3375,10 @@ def test_train_vae_refuses_a_perceptual_distance_that_is_not_one_per_image(pipe)
     with pytest.raises(ValueError, match=r'perceptual returned \(\); expected a tensor of 4 distances, one per image of the batch'):
         D.train_vae(copy.deepcopy(pipe), imgs(4), steps=1, batch_size=4, decoder_only=True, progress=False, perceptual=lambda r, y: (r - y).abs().mean())
 
+
+
+def test_more_steps_than_training_timesteps_are_refused_in_medcfs_words(pipe):
+    "medcf's refusal names both numbers (with its guard removed, session 42's mutant, diffusers refused in its own words and every test passed)."
+    T = pipe.scheduler.config.num_train_timesteps
+    with pytest.raises(ValueError, match=f'num_inference_steps={T + 1} exceeds the {T} training timesteps'): D.ddim_scheduler(pipe, T + 1)
+    with pytest.raises(ValueError, match=f'num_inference_steps={T + 1} exceeds'): D.generate(pipe, 'a', num_inference_steps=T + 1)
