@@ -320,7 +320,7 @@ def test_generation_page_passes_its_seed_steps_and_n(tmp_path, monkeypatch):
 
 
 def test_generate_command_leaves_guidance_to_the_recipe(tmp_path, monkeypatch):
-    "Without --guidance the checkpoint's recipe chooses the scale (None reaches generate_grid), as the help says; 3.0 only where there is none."
+    "Without --guidance, None reaches generate_grid, which then takes the checkpoint's recipe scale (the help's default), not a fixed number."
     got = []
     monkeypatch.setattr(cli, 'generate_grid', lambda *a, **k: got.append((a, k)) or tmp_path / 'x.png')
     cli.main(['generate', '--prompt', 'p'])

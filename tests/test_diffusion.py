@@ -3362,7 +3362,7 @@ def test_ddim_invert_figures_are_absolute_errors_against_their_references(pipe):
     assert inv.vae_mae == pytest.approx((D.vae_roundtrip(pipe, x) - x).abs().mean().item(), rel=1e-5) and inv.vae_mae != pytest.approx(inv.image_mae)
 
 
-# --- session 42: two refusals of user-supplied scorers whose messages no test matched -----------------------------------------------------
+# --- session 42's pass over diffusion.py's multi-line refusals: the three no test held (two user-supplied scorers, too many steps) ----------
 def test_classifier_guidance_refuses_a_score_that_is_not_one_per_image(pipe):
     x, eps, a = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8), torch.tensor(0.3)
     for bad, said in ((lambda im: im.mean((1, 2, 3))[:, None], r'\(2, 1\)'), (lambda im: im.mean(), r'\(\)'), (lambda im: 0.5, 'float')):
@@ -3374,7 +3374,6 @@ def test_train_vae_refuses_a_perceptual_distance_that_is_not_one_per_image(pipe)
     import copy
     with pytest.raises(ValueError, match=r'perceptual returned \(\); expected a tensor of 4 distances, one per image of the batch'):
         D.train_vae(copy.deepcopy(pipe), imgs(4), steps=1, batch_size=4, decoder_only=True, progress=False, perceptual=lambda r, y: (r - y).abs().mean())
-
 
 
 def test_more_steps_than_training_timesteps_are_refused_in_medcfs_words(pipe):
