@@ -3,7 +3,7 @@ import json, subprocess, sys
 from pathlib import Path
 import pytest, torch
 import medcf.cli as cli
-from medcf.phantoms import ChestPhantom
+from medcf.phantoms import ChestPhantom, SkinPhantom
 from medcf.cli import main, readme_text, tour, page_phantoms, page_generation
 
 def test_tour_writes_a_seeded_report(tmp_path):
@@ -42,6 +42,12 @@ def test_save_figure_refuses_an_existing_file(tmp_path):
     with pytest.raises(FileExistsError, match='save_figure would write over'): save_figure(x[:1], p, ['c'])
     assert p.read_bytes() == first
     assert save_figure(x[:1], p, ['c'], overwrite=True).read_bytes() != first
+
+def _capture_figures(monkeypatch) -> dict:
+    "Replace cli.save_figure by a stub that keeps what each page hands it: {file name: (images, titles)}."
+    shown = {}
+    monkeypatch.setattr(cli, 'save_figure', lambda images, path, titles=None, **k: shown.__setitem__(Path(path).name, (images, titles)) or Path(path))
+    return shown
 
 def test_unknown_command_and_missing_out():
     with pytest.raises(SystemExit): main(['nonsense'])
@@ -183,6 +189,7 @@ def test_generate_command_defaults_and_positions(tmp_path, monkeypatch):
     cli.main(['generate', '--prompt', 'Chest X-ray'])
     assert {k: got[-1][k] for k in ('model', 'prompt', 'n', 'out', 'seed', 'num_inference_steps')} == dict(
         model='chest', prompt='Chest X-ray', n=16, out='grid.png', seed=0, num_inference_steps=50)  # the help's '(default 16)', 'grid.png', '(default 0)', '(default 50)'
+    assert got[-1]['guidance_scale'] is None and got[-1]['guidance_interval'] == 'recipe'  # no --guidance: generate_grid takes the checkpoint's recipe scale (session 42)
     cli.main(['generate', '--prompt', 'p', '--n', '3', '--out', 'o.png', '--seed', '7', '--steps', '9', '--guidance', '2.5'])
     assert {k: got[-1][k] for k in ('prompt', 'n', 'out', 'seed', 'num_inference_steps', 'guidance_scale')} == dict(
         prompt='p', n=3, out='o.png', seed=7, num_inference_steps=9, guidance_scale=2.5)
@@ -215,15 +222,16 @@ def test_console_reports_a_missing_folder_in_one_line(tmp_path, monkeypatch, cap
     assert e.value.code == 2 and capsys.readouterr().err.startswith('medcf: error: ')
 
 
-# --- C20, C24: the tour's counterfactual strip is the factual row over do(effusion=1) of the same samples --------------------------
-def test_tour_counterfactual_strip(tmp_path, monkeypatch):
-    shown = {}
-    monkeypatch.setattr(cli, 'save_figure', lambda images, path, titles=None, **k: shown.__setitem__(Path(path).name, (images, titles)) or Path(path))
+# --- C20, C24 (and session 42's devices, melanoma): each counterfactual strip of the tour is the factual row over the TRUE counterfactual of the same samples
+@pytest.mark.parametrize('name,phantom,do', [('chest_cf_effusion.png', ChestPhantom, dict(effusion=1)), ('chest_cf_devices.png', ChestPhantom, dict(devices=1)),
+                                             ('skin_cf_melanoma.png', SkinPhantom, dict(melanoma=1))])
+def test_tour_counterfactual_strip(name, phantom, do, tmp_path, monkeypatch):
+    shown = _capture_figures(monkeypatch)
     cli.page_phantoms(tmp_path, seed=0)
-    images, titles = shown['chest_cf_effusion.png']
-    assert titles == ['factual'] * 8 + ['do(effusion=1)'] * 8
-    ph = ChestPhantom(seed=0); b = ph.sample(16)[:8]
-    assert torch.equal(images[:8], b.images) and torch.equal(images[8:], ph.counterfactual(b, effusion=1).images)
+    images, titles = shown[name]
+    ph = phantom(seed=0); b = ph.sample(16)[:8]; cf = ph.counterfactual(b, **do)
+    assert titles == ['factual'] * 8 + [f'do({next(iter(do))}=1)'] * 8 and not torch.equal(cf.images, b.images)
+    assert torch.equal(images[:8], b.images) and torch.equal(images[8:], cf.images)
 
 
 # --- session 40's mutation pass: `medcf tour --seed` reaches tour; `medcf readme` finds the project from a subfolder ------------------
@@ -272,29 +280,13 @@ def test_save_figure_checks_its_path_draws_titles_and_columns_and_closes(tmp_pat
 
 def test_tour_pages_follow_the_seed_and_label_the_skin_grid(tmp_path, monkeypatch):
     "Every phantom figure of the tour changes with its seed; the skin grid's titles say each lesion's own diagnosis and type."
-    from medcf.phantoms import SkinPhantom
-    shown = {}
-    monkeypatch.setattr(cli, 'save_figure', lambda images, path, titles=None, **k: shown.__setitem__(Path(path).name, (images, titles)) or Path(path))
+    shown = _capture_figures(monkeypatch)
     cli.page_phantoms(tmp_path, seed=1); one = dict(shown)
     cli.page_phantoms(tmp_path, seed=2)
     assert len(one) == 5 and all(not torch.equal(one[k][0], shown[k][0]) for k in one)
     attrs = SkinPhantom(seed=2).sample(16).attrs
     assert shown['skin_grid.png'][1] == [('MEL' if m else 'NV') + f' F{t}' for m, t in zip(attrs.melanoma, attrs.skin_tone)]
     assert {'MEL', 'NV'} <= {t.split()[0] for t in shown['skin_grid.png'][1]}  # both diagnoses appear, so a swap shows
-
-
-@pytest.mark.parametrize('name,phantom,do', [('chest_cf_devices.png', 'chest', dict(devices=1)), ('skin_cf_melanoma.png', 'skin', dict(melanoma=1))])
-def test_tour_other_counterfactual_strips(name, phantom, do, tmp_path, monkeypatch):
-    "As for effusion: the factual row over the TRUE counterfactual of the same samples, for devices and for melanoma."
-    from medcf.phantoms import SkinPhantom
-    shown = {}
-    monkeypatch.setattr(cli, 'save_figure', lambda images, path, titles=None, **k: shown.__setitem__(Path(path).name, (images, titles)) or Path(path))
-    cli.page_phantoms(tmp_path, seed=0)
-    images, titles = shown[name]
-    ph = (ChestPhantom if phantom == 'chest' else SkinPhantom)(seed=0); b = ph.sample(16)[:8]
-    cf = ph.counterfactual(b, **do)
-    assert titles == ['factual'] * 8 + [f'do({next(iter(do))}=1)'] * 8 and not torch.equal(cf.images, b.images)
-    assert torch.equal(images[:8], b.images) and torch.equal(images[8:], cf.images)
 
 
 def test_tour_makes_a_nested_folder(tmp_path):
@@ -317,17 +309,6 @@ def test_generation_page_passes_its_seed_steps_and_n(tmp_path, monkeypatch):
     title, figs = page_generation(tmp_path, seed=5, n=3, num_inference_steps=7)
     assert [g[0] for g in got] == ['chest', 'chest', 'skin', 'skin'] and {g[1:] for g in got} == {(3, 5, 7, True)}
     assert all('7 DDIM steps' in c for c, _ in figs)
-
-
-def test_generate_command_leaves_guidance_to_the_recipe(tmp_path, monkeypatch):
-    "Without --guidance, None reaches generate_grid, which then takes the checkpoint's recipe scale (the help's default), not a fixed number."
-    got = []
-    monkeypatch.setattr(cli, 'generate_grid', lambda *a, **k: got.append((a, k)) or tmp_path / 'x.png')
-    cli.main(['generate', '--prompt', 'p'])
-    import inspect
-    from medcf.diffusion import generate_grid
-    b = inspect.signature(generate_grid).bind(*got[-1][0], **got[-1][1])
-    assert b.arguments['guidance_scale'] is None and b.arguments['guidance_interval'] == 'recipe'
 
 
 def test_the_tour_has_its_generation_page():

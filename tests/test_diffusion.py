@@ -1589,6 +1589,8 @@ def test_sampler_refuses_what_it_cannot_do(pipe):
     assert off == 1  # Stable Diffusion's 'leading' spacing: T steps would start at timestep T (an IndexError deep in the sampler before)
     with pytest.raises(ValueError, match=f'expected at most {T - off} steps'): D.ddim_scheduler(pipe, T)
     assert len(D.ddim_scheduler(pipe, T - off).timesteps) == T - off
+    with pytest.raises(ValueError, match=f'num_inference_steps={T + 1} exceeds the {T} training timesteps'): D.ddim_scheduler(pipe, T + 1)  # in medcf's words, not diffusers' (session 42)
+    with pytest.raises(ValueError, match=f'num_inference_steps={T + 1} exceeds'): D.generate(pipe, 'a', num_inference_steps=T + 1)
     x, a, ap = torch.zeros(1, 4, 8, 8), torch.tensor(0.5), torch.tensor(0.9)
     with pytest.raises(ValueError, match='noise is used only when eta > 0'): D.ddim_step(x, x, a, ap, 0.0, noise=x)
     with pytest.raises(ValueError, match='towards more noise'): D.ddim_step(x, x, ap, a, 0.5, noise=x)
@@ -3362,7 +3364,7 @@ def test_ddim_invert_figures_are_absolute_errors_against_their_references(pipe):
     assert inv.vae_mae == pytest.approx((D.vae_roundtrip(pipe, x) - x).abs().mean().item(), rel=1e-5) and inv.vae_mae != pytest.approx(inv.image_mae)
 
 
-# --- session 42's pass over diffusion.py's multi-line refusals: the three no test held (two user-supplied scorers, too many steps) ----------
+# --- session 42's pass over diffusion.py's multi-line refusals: two of the three no test held (the third is in test_sampler_refuses_what_it_cannot_do)
 def test_classifier_guidance_refuses_a_score_that_is_not_one_per_image(pipe):
     x, eps, a = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8), torch.tensor(0.3)
     for bad, said in ((lambda im: im.mean((1, 2, 3))[:, None], r'\(2, 1\)'), (lambda im: im.mean(), r'\(\)'), (lambda im: 0.5, 'float')):
@@ -3371,13 +3373,5 @@ def test_classifier_guidance_refuses_a_score_that_is_not_one_per_image(pipe):
 
 
 def test_train_vae_refuses_a_perceptual_distance_that_is_not_one_per_image(pipe):
-    import copy
     with pytest.raises(ValueError, match=r'perceptual returned \(\); expected a tensor of 4 distances, one per image of the batch'):
         D.train_vae(copy.deepcopy(pipe), imgs(4), steps=1, batch_size=4, decoder_only=True, progress=False, perceptual=lambda r, y: (r - y).abs().mean())
-
-
-def test_more_steps_than_training_timesteps_are_refused_in_medcfs_words(pipe):
-    "medcf's refusal names both numbers (with its guard removed, session 42's mutant, diffusers refused in its own words and every test passed)."
-    T = pipe.scheduler.config.num_train_timesteps
-    with pytest.raises(ValueError, match=f'num_inference_steps={T + 1} exceeds the {T} training timesteps'): D.ddim_scheduler(pipe, T + 1)
-    with pytest.raises(ValueError, match=f'num_inference_steps={T + 1} exceeds'): D.generate(pipe, 'a', num_inference_steps=T + 1)

@@ -291,6 +291,8 @@ def test_trial_from_your_own_visits(small):
     off = t.copy(); off[0, 1] += 0.01
     with pytest.raises(ValueError, match='lies between'): MSTrialData.from_visits(tr.baseline.images, tr.baseline.attrs, off, tr.visit_y, tr.grid)
     with pytest.raises(ValueError, match='expected N of each'): MSTrialData.from_visits(tr.baseline.images[:3], tr.baseline.attrs, t, tr.visit_y, tr.grid)
+    for bad in (tr.baseline.images[:, 0], tr.baseline.images.repeat(1, 3, 1, 1), tr.baseline.images.numpy()):  # one grey baseline slice each (session 42)
+        with pytest.raises(ValueError, match='expected a tensor N x 1 x S x S of baseline slices'): MSTrialData.from_visits(bad, tr.baseline.attrs, t, tr.visit_y, tr.grid)
 
 
 def test_save_load_and_fine_tuning(small, tmp_path):
@@ -369,12 +371,3 @@ def test_models_without_the_image_branch(small, tmp_path):
         back = load_model(save_model(m, tmp_path / f'{make.__name__}.pt'))
         assert np.array_equal(predict(back, T[:3], n_paths=4).mean, predict(m, T[:3], n_paths=4).mean)
     with pytest.raises(TypeError, match='image'): CausalSDE(image='no')
-
-
-def test_from_visits_refuses_images_that_are_not_baseline_slices(small):
-    "Session 42's pass over multi-line refusals: a trial's images must be N x 1 x S x S (one grey baseline slice each)."
-    from medcf.phantoms import MSTrialData
-    tr, _ = small
-    for bad in (tr.baseline.images[:, 0], tr.baseline.images.repeat(1, 3, 1, 1), tr.baseline.images.numpy()):
-        with pytest.raises(ValueError, match='expected a tensor N x 1 x S x S of baseline slices'):
-            MSTrialData.from_visits(bad, tr.baseline.attrs, tr.visit_t, tr.visit_y, tr.grid)
