@@ -1,8 +1,9 @@
-"""Tests for medcf.zoo from two mutation-testing passes: session 36's over its pure functions (captions, snapshot and guidance
+"""Tests for medcf.zoo from three mutation-testing passes: session 36's over its pure functions (captions, snapshot and guidance
 choice rules, decoder rounds, card updates, the age-bin ceiling, resampling; Z-numbers are that helper's mutant ids) and
 session 38's over the training wiring and the evaluation functions (ids 38-Z for lines 1-375, 38-M for the rest; the training
-stages are stubbed, generation runs on the tiny pipeline of conftest's `pipe`). Each test pins a behaviour no other test
-pinned. What needs a trained model and many samples is measured in nbs/90_model_zoo.ipynb."""
+stages are stubbed, generation runs on the tiny pipeline of conftest's `pipe`), with session 43's over the evaluation paths'
+wiring (which set, seed, scale and interval each card figure is computed from; their collaborators stubbed). Each test pins a
+behaviour no other test pinned. What needs a trained model and many samples is measured in nbs/90_model_zoo.ipynb."""
 import copy, json, math, os, types, warnings
 import numpy as np, pandas as pd, pytest, torch
 from medcf import zoo
@@ -387,6 +388,13 @@ def test_adherence_generates_at_the_given_seed_and_interval(pipe):
     assert not torch.equal(want, D.generate(pipe, prompts, 2, 3.0, seed=5))  # the interval changes the images (else this test proves nothing)
     assert not torch.equal(want, D.generate(pipe, prompts, 2, 3.0, seed=6))
     assert torch.equal(o.seen[0], want)
+    # session 43: the skin prompts are drawn at the same seed (chest prompts do not depend on it; a mutant drew them at 0)
+    skin = [AttrSpec(k, 'binary', [0, 1]) for k in ('melanoma', 'hair', 'ruler', 'ink', 'bubbles', 'dark_corners')]
+    (p5, a5), (p0, _) = zoo.adherence_prompts('skin', 4, 5), zoo.adherence_prompts('skin', 4, 0)
+    o = FakeOracle(skin, a5)
+    zoo.prompt_adherence(pipe, o, 'skin', n=4, num_inference_steps=2, seed=5)
+    want = D.generate(pipe, p5, 2, 3.0, seed=5)
+    assert p5 != p0 and torch.equal(o.seen[0], want) and not torch.equal(want, D.generate(pipe, p0, 2, 3.0, seed=5))
 
 
 # 38-M05: prompt_adherence is the pooled ('all') share per prompted attribute
@@ -429,11 +437,15 @@ def test_vae_positive_recall_by_hand():
 
 
 # 38-M24: vae_agreement compares the readings of the real images with those of the round trip given
-def test_vae_agreement_by_hand():
+def test_vae_agreement_by_hand(pipe):
     specs = [AttrSpec('ink', 'binary', [0, 1]), AttrSpec('view', 'categorical', ['AP', 'PA'])]
     real = types.SimpleNamespace(images=_const([0.5, 0.5, -0.5, 0.5]), attrs=pd.DataFrame(dict(ink=[1, 1, 0, 1])))
     s = zoo.vae_agreement(None, FakeOracle(specs, _mean_reader), real, _const([0.5, -0.5, -0.5, -0.4]))
     assert s.to_dict() == dict(ink=0.5, view=1.0)  # ink read the same on images 0 and 2
+    # session 43: without a round trip given, the pipeline's own is read (a mutant compared the real images with themselves)
+    x = torch.linspace(-1, 1, 2 * 32 * 32).view(2, 1, 32, 32); o = FakeOracle(specs, _mean_reader)
+    zoo.vae_agreement(pipe, o, types.SimpleNamespace(images=x))
+    assert torch.equal(o.seen[0], x) and torch.equal(o.seen[1], D.vae_roundtrip(pipe, x)) and not torch.equal(o.seen[1], x)
 
 
 # 38-M29, 38-M30, 38-M31: oracle_ceiling's noise has E|n| equal to the round trip's mean absolute error: std = L1 * sqrt(pi / 2)
@@ -461,6 +473,7 @@ def test_update_card_refuses_text_encoder(tmp_path):
 def test_grain_versions_moves_grain_planes():
     real, clean, other = zoo.grain_versions(4, seed=3)
     assert torch.equal(real.images, zoo.zoo_phantom('chest').sample(4, seed=3).images)
+    assert torch.equal(clean.images, zoo.zoo_phantom('chest', grain=0).sample(4, seed=3).images)  # the same chests (session 43: a mutant drew others)
     grain = real.images - clean.images
     assert other.min() >= -1 and other.max() <= 1
     src = [[j for j in range(4) if torch.allclose(other[i], (clean.images[i] + grain[j]).clamp(-1, 1))] for i in range(4)]
@@ -496,3 +509,161 @@ def test_attribute_mix_fd_share_is_the_part_of_the_excess_reproduced():
     r = zoo.attribute_mix_fd('chest', 'age', n=4, pool_n=8, num_inference_steps=2, draws=1, width=100.0)  # one age bin: a small smoke set
     want = (r['pool_resampled'] - r['pool_random']) / (r['generated'] - r['pool_random'])  # from the figures rounded to 3 decimals
     assert r['share'] == pytest.approx(want, rel=0.05, abs=0.01) and r['n'] == 4 and r['steps'] == 2
+
+
+# session 43's mutation pass over the zoo's evaluation paths. The card's figures come from evaluate_zoo_model; its body had no
+# test (14 one-line mutants survived: the round trip of real set b, the generated FD at another seed, the ratio without the floor,
+# the inversion at the guidance scale, the captions of the other set, ...). Each collaborator is stubbed and records what it is
+# given; the figures are worked from the stubs' numbers.
+def _stub_evaluation(monkeypatch, real_a, real_b):
+    import medcf.metrics
+    seen, P, O = dict(adherence=[], roundtrip=[], fd=[], gen_fd=[], captions=[], invert=[]), object(), types.SimpleNamespace(features='features')
+    monkeypatch.setattr(zoo, '_held_out', lambda name, pipe, oracle, n, seed: seen.update(held_out=(name, pipe, oracle, n, seed)) or (P, O, real_a, real_b, 2.0))
+    monkeypatch.setattr(zoo, 'prompt_adherence', lambda *a: seen['adherence'].append(a) or pd.Series(dict(effusion=0.123456)))
+    def roundtrip(pipe, x):
+        seen['roundtrip'].append((pipe, x)); return x + 0.5
+    monkeypatch.setattr(zoo, 'vae_roundtrip', roundtrip)
+    monkeypatch.setattr(zoo, 'vae_agreement', lambda pipe, o, real, rt: seen.update(agreement=(real, rt)) or pd.Series(dict(effusion=0.987654)))
+    monkeypatch.setattr(zoo, 'vae_positive_recall', lambda pipe, o, real, rt: seen.update(recall=(real, rt)) or
+                        pd.DataFrame(dict(effusion=dict(positives=7, real=0.912345, roundtrip=0.812345))).T)
+    monkeypatch.setattr(zoo, 'oracle_ceiling', lambda pipe, o, real, rt: seen.update(ceiling=(real, rt)) or dict(noise_std=0.1))
+    monkeypatch.setattr(zoo, '_generated_fd', lambda *a: seen['gen_fd'].append(a) or 3.0)
+    monkeypatch.setattr(medcf.metrics, 'oracle_frechet_distance', lambda f, a, b: seen['fd'].append((f, a, b)) or 2.5)
+    monkeypatch.setattr(zoo, 'training_captions', lambda name, b, share, seed: seen['captions'].append((b, share, seed)) or ['c'] * len(b.images))
+    monkeypatch.setattr(zoo, 'ddim_invert', lambda *a: seen['invert'].append(a) or types.SimpleNamespace(image_mae=0.05, vae_mae=0.04, latent_error=0.3))
+    return seen, P, O
+
+
+def test_evaluate_zoo_model_computes_each_figure_from_its_sets(monkeypatch):
+    ph = zoo.zoo_phantom('chest')
+    real_a, real_b = ph.sample(4, seed=1), ph.sample(4, seed=2)
+    monkeypatch.setitem(zoo.RECIPES['chest'], 'guidance_scale', 2.5)  # the shipped recipes' 3.0 is also the default of generate
+    monkeypatch.setitem(zoo.RECIPES['chest'], 'prism_share', 0.25)
+    seen, P, O = _stub_evaluation(monkeypatch, real_a, real_b)
+    given_pipe, given_oracle = object(), object()
+    q = zoo.evaluate_zoo_model('chest', given_pipe, given_oracle, n=4, num_inference_steps=7, n_invert=2, seed=5)
+    assert seen['held_out'] == ('chest', given_pipe, given_oracle, 4, 5)
+    assert seen['adherence'] == [(P, O, 'chest', 4, 7, 2.5, 5, (0, 600))]  # the recipe's scale and interval
+    assert q['prompt_adherence'] == dict(effusion=0.1235)
+    # one round trip of real set a for the three autoencoder figures, one of set b for the autoencoder's FD against set a
+    assert [x for _, x in seen['roundtrip']] == [real_a.images, real_b.images] and all(p is P for p, _ in seen['roundtrip'])
+    rt = seen['agreement'][1]
+    assert torch.equal(rt, real_a.images + 0.5) and seen['agreement'][0] is real_a
+    assert seen['recall'] == (real_a, rt) and seen['ceiling'] == (real_a, rt)
+    assert q['vae_attribute_agreement'] == dict(effusion=0.9877) and q['oracle_noise_agreement'] == dict(noise_std=0.1)
+    assert q['vae_positive_recall'] == dict(effusion=dict(positives=7, real=0.9123, roundtrip=0.8123))
+    assert seen['gen_fd'] == [(P, O, 'chest', real_a, real_b, 7, 2.5, 5, (0, 600))]
+    (f, a, b), = seen['fd']
+    assert f == 'features' and a is real_a.images and torch.equal(b, real_b.images + 0.5)
+    assert q['oracle_fd'] == dict(generated_vs_real=3.0, real_vs_real_floor=2.0, ratio=1.5, vae_roundtrip_vs_real=2.5, vae_ratio=1.25)
+    # inversion: the first n_invert real images of set a with their own training-style captions, at guidance 1
+    (b, share, s), = seen['captions']
+    assert b.attrs.equals(real_a[:2].attrs) and (share, s) == (0.25, 5)
+    (p, x, caps, steps, w), = seen['invert']
+    assert p is P and torch.equal(x, real_a.images[:2]) and caps == ['c', 'c'] and (steps, w) == (7, 1.0)
+    assert q['inversion'] == dict(image_mae=0.05, vae_floor_mae=0.04, gap=0.01, latent_mae=0.3)
+    assert {k: v for k, v in q['eval'].items() if k != 'seconds'} == dict(n=4, n_invert=2, steps=7, guidance_scale=2.5, guidance_interval=[0, 600], seed=5)
+    q = zoo.evaluate_zoo_model('chest', given_pipe, given_oracle, n=100, num_inference_steps=7, guidance_scale=1.5, guidance_interval=None)
+    assert seen['adherence'][-1][3:] == (100, 7, 1.5, 0, None) and seen['gen_fd'][-1][6:] == (1.5, 0, None)
+    assert q['eval']['n_invert'] == 64  # n_invert=None: min(64, n) (the stub's set a holds 4)
+    assert q['eval']['guidance_scale'] == 1.5 and q['eval']['guidance_interval'] is None
+
+
+# session 43: _held_out draws both real sets at `seeds` + `seed` from the phantom of seed 0 and keeps the pipeline and oracle it is given
+def test_held_out_draws_both_sets_at_the_offset_seeds(monkeypatch):
+    import medcf.metrics, medcf.oracles
+    seen = dict(phantom=[], samples=[])
+    class Ph:
+        def sample(self, n, seed):
+            seen['samples'].append((n, seed)); return types.SimpleNamespace(images=torch.full((n, 1, 2, 2), float(seed)))
+    monkeypatch.setattr(zoo, 'zoo_phantom', lambda name, seed=0, **kw: seen['phantom'].append((name, seed)) or Ph())
+    monkeypatch.setattr(zoo, 'load_pipeline', lambda name: f'{name} pipeline')
+    monkeypatch.setattr(medcf.oracles, 'load_oracle', lambda name: types.SimpleNamespace(features=f'{name} features'))
+    monkeypatch.setattr(medcf.metrics, 'oracle_frechet_distance', lambda f, a, b: (f, float(a[0, 0, 0, 0]), float(b[0, 0, 0, 0])))
+    O = types.SimpleNamespace(features='given features')
+    pipe, oracle, a, b, floor = zoo._held_out('skin', 'given pipeline', O, 3, 5, seeds=(100, 200))
+    assert (pipe, oracle) == ('given pipeline', O) and seen == dict(phantom=[('skin', 0)], samples=[(3, 105), (3, 205)])
+    assert floor == ('given features', 105.0, 205.0) and float(a.images[0, 0, 0, 0]) == 105.0 and float(b.images[0, 0, 0, 0]) == 205.0
+    pipe, oracle, *_ = zoo._held_out('skin', None, None, 3, 0)  # None: the shipped ones, at the card's seeds
+    assert pipe == 'skin pipeline' and oracle.features == 'skin features' and seen['samples'][-2:] == [(3, 10_000), (3, 20_000)]
+
+
+# session 43: select_snapshot scores each candidate with ITS weights loaded, at the n, steps, scale and interval it was given
+def test_select_snapshot_scores_each_candidate_with_its_own_weights(monkeypatch):
+    p = _fake_pipe(); final = p.unet.weight.detach().clone(); snaps = _snaps(p.unet, 400, 800)
+    seen, scores = [], iter([3.0, 1.0, 2.0])
+    def vfd(name, pipe, oracle, n, steps, w, guidance_interval=None):
+        seen.append(((name, pipe, oracle, n, steps, w, guidance_interval), pipe.unet.weight.detach().clone())); return next(scores)
+    monkeypatch.setattr(zoo, 'validation_fd', vfd)
+    rows = zoo.select_snapshot('skin', p, snaps, n=5, num_inference_steps=6, guidance_scale=2.5, oracle='o', guidance_interval=(0, 600))
+    assert [r['step'] for r in rows] == [400, 800, 'final'] and [r['chosen'] for r in rows] == [False, True, False]
+    assert all(args == ('skin', p, 'o', 5, 6, 2.5, (0, 600)) for args, _ in seen)
+    assert [torch.equal(w, want) for (_, w), want in zip(seen, [snaps[400][0], snaps[800][0], final])] == [True] * 3
+    assert torch.equal(p.unet.weight, snaps[800][0])
+
+
+# session 43: _per_scale scores every (scale, interval) with adherence at adherence_seed and FD at fd_seed on one pair of real sets;
+# select_guidance asks it for the validation sets with FD at seed 0 (validation_fd's) and records each interval as a list;
+# guidance_sweep asks for the card's sets, every scale, FD and adherence at its seed
+def test_per_scale_and_its_callers_pass_their_seeds_and_settings(monkeypatch):
+    seen = dict(adherence=[], fd=[])
+    monkeypatch.setattr(zoo, '_held_out', lambda *a, **k: seen.update(held_out=(a, k)) or ('P', 'O', 'a', 'b', 2.0))
+    monkeypatch.setattr(zoo, 'prompt_adherence', lambda *a: seen['adherence'].append(a) or {'x': 0.9})
+    monkeypatch.setattr(zoo, '_generated_fd', lambda *a: seen['fd'].append(a) or 3.0 * a[6])
+    out = zoo._per_scale('chest', 'pipe', 'oracle', (1.5, 2.0), 3, 4, 7, (1, 2), 9, (None, (0, 600)))
+    grid = [(w, gi) for w in (1.5, 2.0) for gi in (None, (0, 600))]
+    assert seen['held_out'] == (('chest', 'pipe', 'oracle', 3, 9), dict(seeds=(1, 2)))
+    assert seen['adherence'] == [('P', 'O', 'chest', 3, 4, w, 7, gi) for w, gi in grid]
+    assert seen['fd'] == [('P', 'O', 'chest', 'a', 'b', 4, w, 9, gi) for w, gi in grid]
+    assert out == [(w, gi, {'adherence_x': 0.9}, 3.0 * w / 2.0) for w, gi in grid]
+    calls = []
+    monkeypatch.setattr(zoo, '_per_scale', lambda *a: calls.append(a) or [(2.0, (0, 600), {'adherence_x': 0.95}, 1.2)])
+    rows = zoo.select_guidance('chest', 'pipe', (2.0,), n=3, num_inference_steps=4, oracle='o', seed=7, intervals=((0, 600),))
+    assert calls[-1] == ('chest', 'pipe', 'o', (2.0,), 3, 4, 7, zoo.VALIDATION_SEEDS, 0, ((0, 600),)) and rows[0]['guidance_interval'] == [0, 600]
+    monkeypatch.setattr(zoo, '_per_scale', lambda *a: calls.append(a) or [(w, None, {'adherence_x': 0.9}, 1.5) for w in a[3]])
+    df = zoo.guidance_sweep('chest', 'pipe', 'o', scales=(1.0, 2.0), n=3, num_inference_steps=4, seed=5)
+    assert calls[-1] == ('chest', 'pipe', 'o', (1.0, 2.0), 3, 4, 5, (10_000, 20_000), 5, ((0, 600),))  # the recipe's interval
+    assert df.to_dict('records') == [dict(guidance_scale=w, adherence_x=0.9, fd_ratio=1.5) for w in (1.0, 2.0)]
+
+
+# session 43: judge_reads gives the shipped judge the real chests, the grain-free ones, the ones with another grain plane and the
+# shipped chest autoencoder's round trip of the real ones
+def test_judge_reads_reads_each_version(monkeypatch):
+    import medcf.oracles
+    real, clean = (types.SimpleNamespace(images=torch.full((2, 1, 2, 2), v)) for v in (0.125, 0.25))
+    other = torch.full((2, 1, 2, 2), 0.375)
+    monkeypatch.setattr(zoo, 'grain_versions', lambda n, seed: (real, clean, other) if (n, seed) == (2, 7) else pytest.fail(f'grain_versions({n}, {seed})'))
+    monkeypatch.setattr(medcf.oracles, 'load_oracle', lambda name: types.SimpleNamespace(predict=lambda x: (name, float(x[0, 0, 0, 0]))))
+    monkeypatch.setattr(zoo, 'load_pipeline', lambda name: f'{name} pipeline')
+    monkeypatch.setattr(zoo, 'vae_roundtrip', lambda pipe, x: x + (0.5 if pipe == 'chest pipeline' else 9.0))
+    r = zoo.judge_reads(2, 7)
+    assert r == {'real': ('chest', 0.125), 'grain removed': ('chest', 0.25), 'another grain': ('chest', 0.375), 'VAE round trip': ('chest', 0.625)}
+
+
+# session 43: attribute_mix_fd compares real set a's features with the images generated from set b's captions, with random
+# draws (without replacement) from a pool of its own seed, and with draws resampled at seed + k to the generated set's readings
+def test_attribute_mix_fd_draws_its_sets_as_documented(monkeypatch):
+    import medcf.metrics, medcf.oracles
+    const = lambda values: torch.tensor(values, dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 1, 2, 2)
+    real_a, real_b = (types.SimpleNamespace(images=const([v] * 6)) for v in (1.0, 2.0))
+    gen, ages = const([3.0, 3.5, 4.0, 4.5, 5.0, 5.5]), [3.0, 3.5, 4.0, 4.5, 5.0, 5.5]
+    O = types.SimpleNamespace(specs=[AttrSpec('age', 'continuous', range=(0., 200.))], features=lambda x: x.flatten(1)[:, :1],
+                              predict=lambda x: pd.DataFrame(dict(age=x.flatten(1)[:, 0].numpy())))
+    seen = dict(samples=[], resample=[], fd=[])
+    monkeypatch.setattr(medcf.oracles, 'load_oracle', lambda name: pytest.fail('loaded the shipped oracle over the one given'))
+    monkeypatch.setattr(zoo, '_held_out', lambda name, pipe, oracle, n, seed: ('P', oracle, real_a, real_b, 2.0))
+    monkeypatch.setattr(zoo, '_generated', lambda *a: seen.update(generated=a) or gen)
+    class Ph:
+        def sample(self, n, seed): seen['samples'].append((n, seed)); return types.SimpleNamespace(images=const([100.0 + i for i in range(n)]))
+    monkeypatch.setattr(zoo, 'zoo_phantom', lambda name, seed=0, **kw: Ph())
+    monkeypatch.setattr(zoo, 'resample_like', lambda s, t, width, seed: seen['resample'].append((s.tolist(), t.tolist(), width, seed)) or np.array([5, 0, 5, 1, 2, 3]))
+    fds = iter([4.0, 2.0, 2.0, 3.0, 3.0])  # generated, then the random draws, then the resampled ones
+    monkeypatch.setattr(medcf.metrics, 'frechet_distance', lambda a, b: seen['fd'].append((a[:, 0].tolist(), b[:, 0].tolist())) or next(fds))
+    r = zoo.attribute_mix_fd('chest', 'age', 'pipe', O, n=6, pool_n=6, num_inference_steps=4, seed=3, draws=2, width=4.0, guidance_scale=2.5)
+    assert seen['generated'] == ('P', 'chest', real_b, 4, 2.5, 3, (0, 600)) and seen['samples'] == [(6, 50_003)]
+    pool = [100.0 + i for i in range(6)]
+    assert all(a == [1.0] * 6 for a, _ in seen['fd']) and seen['fd'][0][1] == ages  # real set a against the generated set
+    assert all(sorted(b) == pool for _, b in seen['fd'][1:3])  # all 6 of the pool of 6, each once
+    assert seen['resample'] == [(pool, ages, 4.0, 3), (pool, ages, 4.0, 4)] and seen['fd'][3][1] == [105.0, 100.0, 105.0, 101.0, 102.0, 103.0]
+    assert {k: r[k] for k in ('floor', 'generated', 'pool_random', 'pool_resampled', 'share')} == dict(floor=2.0, generated=2.0, pool_random=1.0, pool_resampled=1.5, share=0.5)
+    assert r['sd_generated'] == round(float(np.std(ages)), 2) and r['sd_real'] == round(float(np.std(pool)), 2)
