@@ -66,6 +66,10 @@ def test_prompt_cache(pipe):
     assert torch.allclose(e1, e2.flip(0), atol=1e-6)
     ref = pipe.encode_prompt(['a b', 'c'], 'cpu', 1, False)[0]
     assert torch.allclose(e1, ref, atol=1e-5)
+    pipe.text_encoder.config.use_attention_mask = True  # session 43: a text encoder that asks for the padding mask gets it, as diffusers gives it
+    try: masked, ref = D.encode_prompts(pipe, ['a b', 'c'], cache=False), pipe.encode_prompt(['a b', 'c'], 'cpu', 1, False)[0]
+    finally: del pipe.text_encoder.config.use_attention_mask
+    assert torch.allclose(masked, ref, atol=1e-5) and not torch.allclose(masked, e1, atol=1e-3)
 
 
 def test_ddim_step_logprob():
@@ -133,6 +137,10 @@ def test_gradients_through_sampler(pipe):
     y.mean().backward()
     assert lat.grad is not None and lat.grad.abs().sum() > 0
     assert not any(p.requires_grad for p in pipe.unet.parameters())
+    # session 43: without grad=True no graph is kept, also through a decoder whose weights require grad (diffusers' from_pretrained leaves them so)
+    import copy
+    p = D.assemble_pipeline(copy.deepcopy(pipe.vae).requires_grad_(True), pipe.unet, pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
+    assert not D.generate(p, 'a', num_inference_steps=2).requires_grad and D.generate(p, 'a', num_inference_steps=2, grad=True).requires_grad
 
 
 def test_inversion_exact_with_fixed_point(pipe):
@@ -1815,9 +1823,12 @@ def test_regenerate_uses_the_inversions_grid(pipe):
     rec, o = D.regenerate(pipe, inv, ['a', 'b', 'c'], batch_size=2, return_latents=True)
     assert torch.allclose(o.latents, inv.recon_latents, atol=1e-6) and torch.allclose(rec, inv.recon, atol=1e-4)  # decoded in batches of 2 and 1
     assert o.timesteps == [int(t) for t in D.ddim_scheduler(pipe, 4).timesteps[2:]]
-    seen = []
-    D.regenerate(pipe, inv, 'd', guidance_scale=2.0, negative_prompt='e', batch_size=2, callback=lambda s: seen.append((s.i, s.offset)))
+    seen, offsets = [], []
+    def told(x_t, t, eps, pred_x0, offset): offsets.append(offset); return eps
+    _, o2 = D.regenerate(pipe, inv, 'd', guidance_scale=2.0, negative_prompt='e', batch_size=2, callback=lambda s: seen.append((s.i, s.offset)),
+                         guidance_fn=told, return_latents=True)
     assert seen == [(2, 0), (3, 0), (2, 2), (3, 2)]
+    assert offsets == [0, 0, 2, 2] and o2.guidance_scale == 2.0  # session 43: a guidance_fn that names offset is told each batch's first image; the scale reaches the sampler
     with pytest.raises(ValueError, match='one prompt per latent'): D.regenerate(pipe, inv, ['a', 'b'])
     with pytest.raises(TypeError, match='must be an Inversion'): D.regenerate(pipe, inv.latents, 'a')
     other = D.build_pipeline(channels=1, size=32, vae_blocks=(8, 8, 16), unet_blocks=(16, 32), seed=0)
@@ -1922,6 +1933,15 @@ def test_prompt_cache_follows_the_text_encoder(pipe):
     p.text_encoder.double()
     try: assert D.encode_prompts(p, ['a cached prompt']).dtype == torch.float64 and e.dtype == torch.float32
     finally: p.text_encoder.float()
+    # session 43: an in-place edit of one token's embedding, which the 64 sampled entries of the weight miss, is seen by its version counter
+    e = D.encode_prompts(p, ['a cached prompt'])
+    w = p.text_encoder.get_input_embeddings().weight
+    row = p.tokenizer('cached', add_special_tokens=False).input_ids[0]
+    assert not any(row * w.shape[1] <= i < (row + 1) * w.shape[1] for i in D._sample_index(w.numel(), w.device).tolist())
+    with torch.no_grad(): w[row] += 0.5
+    try: assert torch.equal(D.encode_prompts(p, ['a cached prompt']), D.encode_prompts(p, ['a cached prompt'], cache=False)) and not torch.allclose(e, D.encode_prompts(p, ['a cached prompt']))
+    finally:
+        with torch.no_grad(): w[row] -= 0.5
 
 
 def test_per_latent_timesteps_stay_on_the_latents_device(pipe):
@@ -2010,8 +2030,9 @@ def test_inversion_editor_is_invert_then_regenerate(pipe):
     with pytest.raises(TypeError, match='captions must be a function'): D.inversion_editor(pipe, ['a', 'b'])
     negs = lambda v: [f"no effusion {int(e)}" for e in np.broadcast_to(np.asarray(v['effusion']), (2,))]  # from the source's values
     ed2 = D.inversion_editor(pipe, caps, num_inference_steps=4, start_step=2, guidance_scale=2.0, negative_captions=negs, guidance_rescale=0.5)
-    assert torch.equal(ed2(x, dict(effusion=0), dict(effusion=1)),
-                       D.regenerate(pipe, inv, ['effusion 0'] * 2, guidance_scale=2.0, negative_prompt=['no effusion 1'] * 2, guidance_rescale=0.5))
+    r = D.regenerate(pipe, inv, ['effusion 0'] * 2, guidance_scale=2.0, negative_prompt=['no effusion 1'] * 2, guidance_rescale=0.5)
+    assert torch.equal(ed2(x, dict(effusion=0), dict(effusion=1)), r)
+    assert not torch.equal(r, D.regenerate(pipe, inv, ['effusion 0'] * 2, guidance_scale=2.0, negative_prompt=['no effusion 1'] * 2))  # session 43: the rescale reaches the sampler (a mutant of regenerate dropped it)
     with pytest.raises(ValueError, match=r'negative_captions\(source\) returned one str'):
         D.inversion_editor(pipe, caps, num_inference_steps=4, start_step=2, negative_captions=lambda v: 'x')(x, dict(effusion=0), dict(effusion=1))
     with pytest.raises(TypeError, match='negative_captions must be a function'): D.inversion_editor(pipe, caps, negative_captions='x')
@@ -2091,14 +2112,17 @@ def test_initial_latents_can_be_generates_starting_noise(pipe):
 def test_recipe_interval_everywhere_a_guidance_interval_is_taken(pipe):
     "guidance_interval='recipe' worked in generate only; sample_latents, regenerate and inversion_editor refused it."
     import copy
-    p = copy.copy(pipe); p.model_card = dict(recipe=dict(guidance_interval=(0, 600)))
+    p = copy.copy(pipe); p.model_card = dict(recipe=dict(guidance_interval=(0, 300)))  # of a 4-step grid's 751, 501, 251, 1 it guides the last two
     c, u, x = D.encode_prompts(p, ['a', 'b']), D.encode_prompts(p, ['', '']), D.initial_latents(p, 2, seed=1)
     a = D.sample_latents(p, x, c, u, 4, 3.0, guidance_interval='recipe')
-    assert a.guidance_interval == (0, 600) and torch.equal(a.latents, D.sample_latents(p, x, c, u, 4, 3.0, guidance_interval=(0, 600)).latents)
+    assert a.guidance_interval == (0, 300) and torch.equal(a.latents, D.sample_latents(p, x, c, u, 4, 3.0, guidance_interval=(0, 300)).latents)
     inv = D.ddim_invert(p, imgs(2), 'a', 4, start_step=1, check=False)
-    assert torch.equal(D.regenerate(p, inv, 'b', 3.0, guidance_interval='recipe'), D.regenerate(p, inv, 'b', 3.0, guidance_interval=(0, 600)))
+    r = D.regenerate(p, inv, 'b', 3.0, guidance_interval='recipe')
+    assert torch.equal(r, D.regenerate(p, inv, 'b', 3.0, guidance_interval=(0, 300)))
+    assert not torch.equal(r, D.regenerate(p, inv, 'b', 3.0))  # session 43: the interval reaches the sampler (a mutant dropped it; (0, 600) held every step of this grid)
     ed = D.inversion_editor(p, lambda v: ['a'] * len(v['x']), 4, 1, 3.0, guidance_interval='recipe')
-    assert ed(imgs(2), {'x': [0, 0]}, {'x': [1, 1]}).shape == (2, 1, 32, 32)
+    e = ed(imgs(2), {'x': [0, 0]}, {'x': [1, 1]})  # the editor's inversion is inv (captions 'a', step 1); its regeneration guides inside the recipe's interval
+    assert torch.equal(e, D.regenerate(p, inv, 'a', 3.0, guidance_interval=(0, 300))) and not torch.equal(e, D.regenerate(p, inv, 'a', 3.0))
     with pytest.raises(ValueError, match=r"expected 'recipe', None"): D.sample_latents(p, x, c, u, 4, 3.0, guidance_interval='card')
     from types import SimpleNamespace
     q = SimpleNamespace(scheduler=SimpleNamespace(config=SimpleNamespace(num_train_timesteps=500)))
@@ -2419,8 +2443,11 @@ def test_join_samples_makes_one_output_of_calls_sampled_alike(pipe):
     run = lambda sl, **kw: D.sample_latents(pipe, D.initial_latents(pipe, 2, seed=3, offset=sl.start), c[sl], u[sl], 4, 2.0, 1.0,
                                            D.step_generators(3, 2, offset=sl.start), return_trajectory=True, **kw)
     whole = D.sample_latents(pipe, D.initial_latents(pipe, 4, seed=3), c, u, 4, 2.0, 1.0, D.step_generators(3, 4), return_trajectory=True)
-    j = D.join_samples([run(slice(0, 2)), run(slice(2, 4))])
+    a = run(slice(0, 2))
+    j = D.join_samples([a, run(slice(2, 4))])
     assert torch.allclose(j.latents, whole.latents, atol=1e-5) and torch.allclose(j.log_probs, whole.log_probs, atol=1e-5)
+    state = a.generators[0].get_state(); torch.randn(1, generator=j.generators[0])  # session 43: the joined output's generators are copies:
+    assert torch.equal(a.generators[0].get_state(), state)  # going on from it leaves the parts' step noise where it was
     assert len(j.trajectory) == len(whole.trajectory) and len(j.generators) == 4 and j.index.tolist() == [0, 1, 0, 1]  # each sample keeps its index in its own call
     with pytest.raises(ValueError, match=r"outs\[1\] differs from outs\[0\] in \['guidance_interval'\]"): D.join_samples([run(slice(0, 2)), run(slice(2, 4), guidance_interval=(0, 500))])
     with pytest.raises(TypeError, match='non-empty list of SampleOutputs'): D.join_samples([])
