@@ -723,7 +723,15 @@ def test_vae_bf16_autocast(pipe):
     def run(ac):
         p = copy.deepcopy(pipe)
         return p, D.train_vae(p, x, steps=2, batch_size=4, autocast=ac, progress=False)
-    p16, h16 = run('bf16'); p32, h32 = run(None)
+    from diffusers.models.autoencoders import vae as dvae
+    posteriors, Post = [], dvae.DiagonalGaussianDistribution
+    class Seen(Post):
+        def __init__(self, parameters, *a, **k): posteriors.append(parameters.dtype); super().__init__(parameters, *a, **k)
+    dvae.DiagonalGaussianDistribution = Seen  # train_vae imports it from there when called
+    try: p16, h16 = run('bf16')
+    finally: dvae.DiagonalGaussianDistribution = Post
+    p32, h32 = run(None)
+    assert posteriors == [torch.float32] * 2  # session 43: the encoder ran in bfloat16, its posterior is float32 (a mutant kept it bfloat16)
     assert all(q.dtype == torch.float32 for q in p16.vae.parameters())
     assert h16['loss'] != h32['loss'] and abs(h16['loss'][0] - h32['loss'][0]) < 0.05 * h32['loss'][0]
     assert math.isfinite(h16['scaling_factor']) and h16['scaling_factor'] > 0
@@ -1239,6 +1247,16 @@ def test_fit_latent_scale_restores_a_real_scale(pipe):
     p = copy.copy(pipe); p.vae = copy.deepcopy(pipe.vae); p.vae.register_to_config(scaling_factor=0.18215)
     with pytest.raises(ValueError): D.fit_latent_scale(p, imgs(2) * 255)
     assert p.vae.config.scaling_factor == 0.18215
+
+
+def test_fit_latent_scale_is_one_over_the_std_of_sampled_latents(pipe):
+    "Session 43: the factor makes the latents the UNet trains on (posterior samples, as finetune draws them) unit-variance: 1 / std of seeded samples, not of the posterior means."
+    import copy
+    p = copy.copy(pipe); p.vae = copy.deepcopy(pipe.vae); x = imgs(4)
+    sf = D.fit_latent_scale(p, x)
+    p.vae.register_to_config(scaling_factor=1.0)
+    sampled, means = D.encode_images(p, x, sample=True, generator=torch.Generator().manual_seed(0)), D.encode_images(p, x)
+    assert sf == pytest.approx(float(1 / sampled.std()), rel=1e-6) and sf != pytest.approx(float(1 / means.std()), rel=1e-3)
 
 
 def test_edge_l1_compares_differences():

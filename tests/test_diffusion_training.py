@@ -234,6 +234,33 @@ def test_train_vae_says_nothing_of_the_unet_when_the_factor_was_never_fitted(pip
     assert abs(sf - 1) > 0.01 and not [w for w in caught if 're-fitted' in str(w.message)]
 
 
+# session 43's pass over train_vae: the 're-fitted' warning's two conditions, each alone (a mutant never counted a loaded UNet,
+# another warned only past a 50% change)
+def test_train_vae_warns_for_a_loaded_unet_or_a_factor_moved_past_a_percent(pipe):
+    import warnings
+    p = copy.deepcopy(pipe); x = imgs(4)
+    fitted = D.train_vae(p, x, steps=1, batch_size=2, progress=False)['scaling_factor']  # a factor fitted before, a UNet never trained on it
+    def refit(start, lr=1e-9):
+        p.vae.register_to_config(scaling_factor=start)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always'); sf = D.train_vae(p, x, steps=1, batch_size=2, lr=lr, progress=False)['scaling_factor']
+        return sf, [str(w.message) for w in caught if 're-fitted' in str(w.message)]
+    sf, said = refit(fitted)
+    assert sf == pytest.approx(fitted, rel=1e-3) and not said  # continuing: the factor barely moves
+    sf, said = refit(fitted * 1.1)
+    assert 0.01 < abs(sf / (fitted * 1.1) - 1) < 0.5 and len(said) == 1  # moved by about 9%
+    p.unet.register_to_config(_name_or_path='a/unet/folder')  # as from_pretrained records it: this UNet was trained on the old latents
+    sf, said = refit(fitted)
+    assert sf == pytest.approx(fitted, rel=1e-3) and len(said) == 1
+
+
+# session 43: train_vae's batches and posterior noise follow its seed (a mutant seeded 0 whatever was asked)
+def test_train_vae_follows_its_seed(pipe):
+    x = imgs(6)
+    run = lambda seed: D.train_vae(copy.deepcopy(pipe), x, steps=2, batch_size=2, seed=seed, progress=False)['loss']
+    assert run(1) == run(1) and run(1) != run(0)
+
+
 # kills: F2
 def test_cond_drop_replaces_the_caption_by_the_empty_prompt(pipe):
     "cond_drop is the probability that a caption is replaced by '': at cond_drop = 1 - 1e-6 every caption of 2 steps is dropped, so the weights equal those "
