@@ -715,7 +715,7 @@ def test_train_zoo_model_resume_checks_the_autoencoder_recipe(tmp_path):
     assert zoo.train_zoo_model('chest', tmp_path / 'c', vae_steps=2, **kw)['resumed_from_step'] == 1  # the same recipe resumes
 
 
-def test_vae_bf16_autocast(pipe):
+def test_vae_bf16_autocast(pipe, monkeypatch):
     "autocast='bf16' trains in bfloat16 with float32 weights and a float32 posterior: close to, not equal to, float32; other values are refused."
     import copy
     x = imgs(4)
@@ -727,9 +727,9 @@ def test_vae_bf16_autocast(pipe):
     posteriors, Post = [], dvae.DiagonalGaussianDistribution
     class Seen(Post):
         def __init__(self, parameters, *a, **k): posteriors.append(parameters.dtype); super().__init__(parameters, *a, **k)
-    dvae.DiagonalGaussianDistribution = Seen  # train_vae imports it from there when called
-    try: p16, h16 = run('bf16')
-    finally: dvae.DiagonalGaussianDistribution = Post
+    monkeypatch.setattr(dvae, 'DiagonalGaussianDistribution', Seen)  # train_vae imports it from there when called
+    p16, h16 = run('bf16')
+    monkeypatch.undo()
     p32, h32 = run(None)
     assert posteriors == [torch.float32] * 2  # session 43: the encoder ran in bfloat16, its posterior is float32 (a mutant kept it bfloat16)
     assert all(q.dtype == torch.float32 for q in p16.vae.parameters())

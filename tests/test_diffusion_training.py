@@ -245,9 +245,7 @@ def test_train_vae_warns_for_a_loaded_unet_or_a_factor_moved_past_a_percent(pipe
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always'); sf = D.train_vae(p, x, steps=1, batch_size=2, lr=lr, progress=False)['scaling_factor']
         return sf, [str(w.message) for w in caught if 're-fitted' in str(w.message)]
-    sf, said = refit(fitted)
-    assert sf == pytest.approx(fitted, rel=1e-3) and not said  # continuing: the factor barely moves
-    sf, said = refit(fitted * 1.1)
+    sf, said = refit(fitted * 1.1)  # (continuing from `fitted` itself, the factor barely moves and nothing is said: test_sd_compat_audit_session_32)
     assert 0.01 < abs(sf / (fitted * 1.1) - 1) < 0.5 and len(said) == 1  # moved by about 9%
     p.unet.register_to_config(_name_or_path='a/unet/folder')  # as from_pretrained records it: this UNet was trained on the old latents
     sf, said = refit(fitted)

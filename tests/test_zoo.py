@@ -596,10 +596,9 @@ def test_select_snapshot_scores_each_candidate_with_its_own_weights(monkeypatch)
         seen.append(((name, pipe, oracle, n, steps, w, guidance_interval), pipe.unet.weight.detach().clone())); return next(scores)
     monkeypatch.setattr(zoo, 'validation_fd', vfd)
     rows = zoo.select_snapshot('skin', p, snaps, n=5, num_inference_steps=6, guidance_scale=2.5, oracle='o', guidance_interval=(0, 600))
-    assert [r['step'] for r in rows] == [400, 800, 'final'] and [r['chosen'] for r in rows] == [False, True, False]
+    assert [r['step'] for r in rows] == [400, 800, 'final']  # (which one is chosen and loaded after: test_select_snapshot_loads_the_best_not_the_last)
     assert all(args == ('skin', p, 'o', 5, 6, 2.5, (0, 600)) for args, _ in seen)
     assert [torch.equal(w, want) for (_, w), want in zip(seen, [snaps[400][0], snaps[800][0], final])] == [True] * 3
-    assert torch.equal(p.unet.weight, snaps[800][0])
 
 
 # session 43: _per_scale scores every (scale, interval) with adherence at adherence_seed and FD at fd_seed on one pair of real sets;
