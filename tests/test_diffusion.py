@@ -183,6 +183,13 @@ def test_save_load_roundtrip(pipe, tmp_path):
     assert (D.generate(slim, ['a'], num_inference_steps=3) - ref).abs().max() < 0.05
     from diffusers import StableDiffusionPipeline  # a full folder is an ordinary diffusers folder
     assert isinstance(StableDiffusionPipeline.from_pretrained(tmp_path / 'full', safety_checker=None), StableDiffusionPipeline)
+    # session 43: fp16 stores the UNet's AND the autoencoder's weights in half precision, slim or full (a mutant kept the VAE in
+    # float32 in each); a folder inside folders that do not exist yet is made
+    from safetensors.torch import load_file
+    stored = lambda d: {sub: {t.dtype for f in (d / sub).glob('*.safetensors') for t in load_file(str(f)).values()} for sub in ('unet', 'vae')}
+    nested = D.save_pipeline(pipe, tmp_path / 'runs' / 'half' / 'full', dict(name='t'), include_text_encoder=True)
+    assert stored(tmp_path / 'slim') == stored(nested) == dict(unet={torch.float16}, vae={torch.float16})
+    assert stored(tmp_path / 'full') == dict(unet={torch.float32}, vae={torch.float32})
 
 
 def test_corrupt_checkpoint(pipe, tmp_path):
