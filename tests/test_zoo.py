@@ -203,12 +203,12 @@ def test_oversample_weights_refuses_a_partly_non_binary_attribute():
 
 def _stub_validation(monkeypatch):
     "validation_fd's collaborators, recording what they are asked: the phantom's draws, captions, generation, the FDs."
-    seen = dict(samples=[], captions=[], generate=[], fd=[])
+    seen = dict(phantoms=[], samples=[], captions=[], generate=[], fd=[])
     class Ph:
         def sample(self, n, seed):
             seen['samples'].append(seed)
             return types.SimpleNamespace(images=torch.full((n, 1, 2, 2), float(seed)))
-    monkeypatch.setattr(zoo, 'zoo_phantom', lambda name, seed=0, **kw: Ph())
+    monkeypatch.setattr(zoo, 'zoo_phantom', lambda name, seed=0, **kw: seen['phantoms'].append((name, seed)) or Ph())
     def caps(name, b, share, seed):
         seen['captions'].append((float(b.images[0, 0, 0, 0]), share, seed)); return ['c'] * len(b.images)
     monkeypatch.setattr(zoo, 'training_captions', caps)
@@ -571,21 +571,17 @@ def test_evaluate_zoo_model_computes_each_figure_from_its_sets(monkeypatch):
 
 # session 43: _held_out draws both real sets at `seeds` + `seed` from the phantom of seed 0 and keeps the pipeline and oracle it is given
 def test_held_out_draws_both_sets_at_the_offset_seeds(monkeypatch):
-    import medcf.metrics, medcf.oracles
-    seen = dict(phantom=[], samples=[])
-    class Ph:
-        def sample(self, n, seed):
-            seen['samples'].append((n, seed)); return types.SimpleNamespace(images=torch.full((n, 1, 2, 2), float(seed)))
-    monkeypatch.setattr(zoo, 'zoo_phantom', lambda name, seed=0, **kw: seen['phantom'].append((name, seed)) or Ph())
+    import medcf.oracles
+    seen = _stub_validation(monkeypatch)  # its FD stub gives 2.0, then 3.0
     monkeypatch.setattr(zoo, 'load_pipeline', lambda name: f'{name} pipeline')
     monkeypatch.setattr(medcf.oracles, 'load_oracle', lambda name: types.SimpleNamespace(features=f'{name} features'))
-    monkeypatch.setattr(medcf.metrics, 'oracle_frechet_distance', lambda f, a, b: (f, float(a[0, 0, 0, 0]), float(b[0, 0, 0, 0])))
     O = types.SimpleNamespace(features='given features')
     pipe, oracle, a, b, floor = zoo._held_out('skin', 'given pipeline', O, 3, 5, seeds=(100, 200))
-    assert (pipe, oracle) == ('given pipeline', O) and seen == dict(phantom=[('skin', 0)], samples=[(3, 105), (3, 205)])
-    assert floor == ('given features', 105.0, 205.0) and float(a.images[0, 0, 0, 0]) == 105.0 and float(b.images[0, 0, 0, 0]) == 205.0
+    assert (pipe, oracle) == ('given pipeline', O) and seen['phantoms'] == [('skin', 0)] and seen['samples'] == [105, 205]
+    assert floor == 2.0 and seen['fd'] == [(105.0, 205.0)] and a.images.shape[0] == b.images.shape[0] == 3
+    assert float(a.images[0, 0, 0, 0]) == 105.0 and float(b.images[0, 0, 0, 0]) == 205.0
     pipe, oracle, *_ = zoo._held_out('skin', None, None, 3, 0)  # None: the shipped ones, at the card's seeds
-    assert pipe == 'skin pipeline' and oracle.features == 'skin features' and seen['samples'][-2:] == [(3, 10_000), (3, 20_000)]
+    assert pipe == 'skin pipeline' and oracle.features == 'skin features' and seen['samples'][-2:] == [10_000, 20_000]
 
 
 # session 43: select_snapshot scores each candidate with ITS weights loaded, at the n, steps, scale and interval it was given
@@ -643,9 +639,8 @@ def test_judge_reads_reads_each_version(monkeypatch):
 # draws (without replacement) from a pool of its own seed, and with draws resampled at seed + k to the generated set's readings
 def test_attribute_mix_fd_draws_its_sets_as_documented(monkeypatch):
     import medcf.metrics, medcf.oracles
-    const = lambda values: torch.tensor(values, dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 1, 2, 2)
-    real_a, real_b = (types.SimpleNamespace(images=const([v] * 6)) for v in (1.0, 2.0))
-    gen, ages = const([3.0, 3.5, 4.0, 4.5, 5.0, 5.5]), [3.0, 3.5, 4.0, 4.5, 5.0, 5.5]
+    real_a, real_b = (types.SimpleNamespace(images=_const([v] * 6)) for v in (1.0, 2.0))
+    gen, ages = _const([3.0, 3.5, 4.0, 4.5, 5.0, 5.5]), [3.0, 3.5, 4.0, 4.5, 5.0, 5.5]
     O = types.SimpleNamespace(specs=[AttrSpec('age', 'continuous', range=(0., 200.))], features=lambda x: x.flatten(1)[:, :1],
                               predict=lambda x: pd.DataFrame(dict(age=x.flatten(1)[:, 0].numpy())))
     seen = dict(samples=[], resample=[], fd=[])
@@ -653,7 +648,7 @@ def test_attribute_mix_fd_draws_its_sets_as_documented(monkeypatch):
     monkeypatch.setattr(zoo, '_held_out', lambda name, pipe, oracle, n, seed: ('P', oracle, real_a, real_b, 2.0))
     monkeypatch.setattr(zoo, '_generated', lambda *a: seen.update(generated=a) or gen)
     class Ph:
-        def sample(self, n, seed): seen['samples'].append((n, seed)); return types.SimpleNamespace(images=const([100.0 + i for i in range(n)]))
+        def sample(self, n, seed): seen['samples'].append((n, seed)); return types.SimpleNamespace(images=_const([100.0 + i for i in range(n)]))
     monkeypatch.setattr(zoo, 'zoo_phantom', lambda name, seed=0, **kw: Ph())
     monkeypatch.setattr(zoo, 'resample_like', lambda s, t, width, seed: seen['resample'].append((s.tolist(), t.tolist(), width, seed)) or np.array([5, 0, 5, 1, 2, 3]))
     fds = iter([4.0, 2.0, 2.0, 3.0, 3.0])  # generated, then the random draws, then the resampled ones
