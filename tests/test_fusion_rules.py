@@ -147,11 +147,15 @@ def test_integer_tensors_are_refused():
     with pytest.raises(TypeError, match='record has dtype torch.int64'): net(torch.randn(2, 1, 16, 16), torch.zeros(2, 5, dtype=torch.long))
 
 
-# M27, M28: FusionNet refuses 'tabular' (TabularMLP's job) and a tab_encoder that its fusion would ignore
-def test_fusionnet_refuses_tabular_and_an_ignored_encoder():
+# M27, M28: FusionNet refuses 'tabular' (TabularMLP's job) and a tab_encoder that its fusion would ignore; session 42's pass over the
+# multi-line refusals: FusionNet itself (not only make_model) refuses a tab_encoder of another record width
+def test_fusionnet_refuses_tabular_and_encoders_it_cannot_use():
     from medcf.fusion import TabularMLP
     with pytest.raises(ValueError, match='use TabularMLP'): FusionNet(5, 3, 'tabular')
     with pytest.raises(ValueError, match="tab_encoder is used by 'hyper_shortcut' only; fusion='film'"): FusionNet(5, 3, 'film', tab_encoder=TabularMLP(5, 3))
+    with pytest.raises(ValueError, match=r"tab_encoder reads records 7 wide; this model's are 5 \(n_tab\)"):
+        FusionNet(5, 3, 'hyper_shortcut', tab_encoder=TabularMLP(7, 3))
+    FusionNet(5, 3, 'hyper_shortcut', tab_encoder=TabularMLP(5, 3))  # the same width is taken
 
 
 # M44: the AD loss is class-weighted, weight_k = n_train / (3 * count_k) ('balanced' weights)
@@ -201,11 +205,3 @@ def test_hyperfusion_ad_init_uses_the_embedding_scale():
 # M70: FusionData refuses a phantom that is not a BrainPhantom, by type
 def test_fusion_data_refuses_other_phantoms():
     with pytest.raises(TypeError, match='expected a BrainPhantom'): FusionData('ad', 60, phantom='brain')
-
-
-# session 42's pass over the multi-line refusals: FusionNet itself (not only make_model) refuses a tab_encoder of another record width
-def test_fusion_net_refuses_a_tab_encoder_of_another_width():
-    from medcf.fusion import TabularMLP
-    with pytest.raises(ValueError, match=r"tab_encoder reads records 7 wide; this model's are 5 \(n_tab\)"):
-        FusionNet(5, 3, 'hyper_shortcut', tab_encoder=TabularMLP(7, 3))
-    FusionNet(5, 3, 'hyper_shortcut', tab_encoder=TabularMLP(5, 3))  # the same width is taken

@@ -51,6 +51,9 @@ def test_plain_install_loads_the_zoo(wheel, tmp_path):
 def test_data_samples_root_order(monkeypatch, tmp_path):
     monkeypatch.delenv('MEDCF_DATA_SAMPLES', raising=False)
     assert data_samples_root() == REPO / 'data_samples'  # a clone (editable install): the folder beside the package
+    assert data_path('models') == REPO / 'data_samples' / 'models'  # data_path names a missing file and where it looked (session 42)
+    with pytest.raises(FileNotFoundError, match=r"no_such_file\.npz does not exist; data_samples/ is looked up at .*MEDCF_DATA_SAMPLES"):
+        data_path('medmnist', 'no_such_file.npz')
     monkeypatch.setenv('MEDCF_DATA_SAMPLES', str(tmp_path))  # the environment variable wins
     assert data_samples_root() == tmp_path
     with pytest.raises(FileNotFoundError, match='MEDCF_DATA_SAMPLES'): data_path('models')

@@ -313,11 +313,3 @@ def test_fit_chest_model_observable_joint_settles_by_200_iterations():
     j200, j1000 = joint(f200), joint(f1000)
     assert abs(j200.sum() - 1) < 1e-9 and 0.5 * np.abs(j200 - j1000).sum() < 0.002  # total variation: settled
     assert f1000['loglik'] >= f200['loglik'] and np.abs(f200['p_severe'] - f1000['p_severe']).max() > 0.02  # the hidden part still moves
-
-
-# session 42's pass over multi-line refusals: data_path names a missing file and where data_samples/ was looked up
-def test_data_path_refuses_a_missing_file():
-    root = P.data_samples_root()
-    assert P.data_path('models') == root / 'models'
-    with pytest.raises(FileNotFoundError, match=r"no_such_file\.npz does not exist; data_samples/ is looked up at .*MEDCF_DATA_SAMPLES"):
-        P.data_path('medmnist', 'no_such_file.npz')
