@@ -623,7 +623,7 @@ def _version(p: torch.Tensor) -> int | None:
 
 @torch.no_grad()
 def _encoder_state(pipe: SDPipeline) -> tuple:
-    "What the cached embeddings depend on: the tokenizer (which, its length and padding length) and the text encoder's weights and adapters as they are now."
+    "What the cached embeddings depend on: the tokenizer (which, its length and padding length), whether the text encoder reads the padding mask, and its weights and adapters as they are now."
     te, tok = pipe.text_encoder, pipe.tokenizer
     params = [p for p in te.parameters() if not p.is_meta]
     # an edit through .data (a LoRA merged by peft, an EMA copy) bumps no counter: 64 fixed pseudo-random entries of every weight see it
@@ -633,7 +633,8 @@ def _encoder_state(pipe: SDPipeline) -> tuple:
     adapters = tuple((n, repr(getattr(m, 'active_adapters', None)), repr(getattr(m, 'scaling', None)), repr(getattr(m, 'merged_adapters', None)),
                       repr(getattr(m, 'disable_adapters', None))) for n, m in te.named_modules() if hasattr(m, 'scaling'))  # peft LoRA layers
     weights = hash((tuple((p.data_ptr(), _version(p)) for p in params), sample, adapters))
-    return id(tok), len(tok), tok.model_max_length, te.dtype, str(te.device), weights
+    masked = bool(getattr(te.config, 'use_attention_mask', False))  # the padding mask changes every embedding (diffusers reads this flag at each call)
+    return id(tok), len(tok), tok.model_max_length, masked, te.dtype, str(te.device), weights
 
 def clear_prompt_cache(pipe: SDPipeline | None = None  # the pipeline whose cached embeddings to drop (None: every pipeline's)
                        ) -> None:
@@ -646,7 +647,7 @@ def clear_prompt_cache(pipe: SDPipeline | None = None  # the pipeline whose cach
 @checks_bools
 def encode_prompts(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                    prompts: Prompts,  # one prompt or a list
-                   cache: bool = True  # reuse embeddings of prompts seen before (dropped when the tokenizer, or the text encoder's weights, adapters, dtype or device change, see `clear_prompt_cache`; the last PROMPT_CACHE_SIZE kept)
+                   cache: bool = True  # reuse embeddings of prompts seen before (dropped when the tokenizer, or the text encoder's weights, adapters, padding-mask flag, dtype or device change, see `clear_prompt_cache`; the last PROMPT_CACHE_SIZE kept)
                   ) -> torch.Tensor:
     "Prompt embeddings N x L x D exactly as `StableDiffusionPipeline` computes them, with a per-text-encoder cache."
     prompts = check_prompts(prompts)

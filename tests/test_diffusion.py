@@ -67,9 +67,11 @@ def test_prompt_cache(pipe):
     ref = pipe.encode_prompt(['a b', 'c'], 'cpu', 1, False)[0]
     assert torch.allclose(e1, ref, atol=1e-5)
     pipe.text_encoder.config.use_attention_mask = True  # session 43: a text encoder that asks for the padding mask gets it, as diffusers gives it
-    try: masked, ref = D.encode_prompts(pipe, ['a b', 'c'], cache=False), pipe.encode_prompt(['a b', 'c'], 'cpu', 1, False)[0]
+    try: masked, cached, ref = D.encode_prompts(pipe, ['a b', 'c'], cache=False), D.encode_prompts(pipe, ['a b', 'c']), pipe.encode_prompt(['a b', 'c'], 'cpu', 1, False)[0]
     finally: del pipe.text_encoder.config.use_attention_mask
     assert torch.allclose(masked, ref, atol=1e-5) and not torch.allclose(masked, e1, atol=1e-3)
+    assert torch.equal(cached, masked)  # session 44: the flag set after e1 was cached; the cache served e1's unmasked rows
+    assert torch.equal(D.encode_prompts(pipe, ['a b', 'c']), e1)  # and the flag taken off again: unmasked
 
 
 def test_ddim_step_logprob():
