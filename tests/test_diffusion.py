@@ -389,6 +389,18 @@ def test_unet_attention_levels():
     assert a.shape == (1, 1, 32, 32) and not torch.allclose(a, b)  # same seed, other prompt: the prompt is still read
 
 
+
+def test_builders_use_every_argument():
+    "build_unet and build_vae take each width, depth and size they are given (session 44: a mutant fixing layers_per_block, attention_head_dim or the VAE's sample_size at its default passed every test); build_pipeline returns both networks frozen in eval mode."
+    u = D.build_unet(8, 4, (16, 32), cross_attention_dim=32, layers_per_block=2, attention_head_dim=4)
+    assert (u.config.layers_per_block, u.config.attention_head_dim, u.config.cross_attention_dim, u.config.sample_size) == (2, 4, 32, 8)
+    assert len(u.down_blocks[0].resnets) == 2
+    v = D.build_vae(channels=3, size=32, block_out_channels=(8, 16), latent_channels=3, layers_per_block=2)
+    assert (v.config.layers_per_block, v.config.sample_size, v.config.latent_channels) == (2, 32, 3) and len(v.encoder.down_blocks[0].resnets) == 2
+    assert v.encode(torch.zeros(1, 3, 32, 32)).latent_dist.mean.shape == (1, 3, 16, 16)  # one halving per extra level
+    p = D.build_pipeline(channels=1, size=32, vae_blocks=(8, 16), unet_blocks=(16, 32), unet_attention=(False, True), seed=0)
+    for m in (p.vae, p.unet): assert not m.training and not any(q.requires_grad for q in m.parameters())
+
 def test_unet_text_time(tmp_path):
     kw = dict(channels=1, size=32, vae_blocks=(8, 16), unet_blocks=(16, 32), unet_attention=(False, True), seed=0)
     assert D.build_pipeline(**kw).unet.config.addition_embed_type is None  # off by default: the shipped checkpoints' UNet
@@ -1931,12 +1943,16 @@ def test_noise_prediction_error_is_the_paired_denoising_error(pipe):
     assert torch.allclose(D.noise_prediction_error(pipe, z0, c, 300, noise), want, atol=1e-6)
     maps = D.noise_prediction_error(pipe, z0, c, [300, 700], noise, reduce=False)
     assert maps.shape == z0.shape and torch.allclose(maps[0].mean(), want[0], atol=1e-6)
+    zh, nh = z0.half(), noise.half()  # half-precision inputs are widened before noising (session 44: noising in half passed every test)
+    assert torch.allclose(D.noise_prediction_error(pipe, zh, c, 300, nh), D.noise_prediction_error(pipe, zh.float(), c, 300, nh.float()), atol=1e-7, rtol=0)
     v = fresh_unet(pipe); v.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type='v_prediction')  # its own: the fixture's stays epsilon for later tests
     x_t = a.sqrt() * z0 + (1 - a).sqrt() * noise
     vhat = v.unet(x_t, 300, encoder_hidden_states=c).sample
     eps_v = a.sqrt() * vhat + (1 - a).sqrt() * x_t
     assert torch.allclose(D.noise_prediction_error(v, z0, c, 300, noise), ((eps_v - noise) ** 2).mean((1, 2, 3)), atol=1e-5)
     with pytest.raises(ValueError, match=r"noise has shape \(1, 4, 8, 8\); expected z0's"): D.noise_prediction_error(pipe, z0, c, 300, noise[:1])
+    for bad in (1000, [300, 1000], torch.tensor([-1, 300])):  # the scheduler's 1000 training timesteps bound t (session 44: a looser bound passed every test)
+        with pytest.raises(ValueError, match='t='): D.noise_prediction_error(pipe, z0, c, bad, noise)
 
 
 def test_classifier_guidance_steers_and_knows_the_batch(pipe):
@@ -2073,6 +2089,10 @@ def test_noise_prediction_error_says_when_noise_or_latents_look_wrong(pipe):
         warnings.simplefilter('error'); D.noise_prediction_error(pipe, z, c, 500, torch.randn_like(z))  # standard normal noise, unit-scale latents: silent
     with pytest.warns(UserWarning, match='expected standard normal noise'): D.noise_prediction_error(pipe, z, c, 500, torch.rand_like(z))
     with pytest.warns(UserWarning, match=r'z0 has std (9\.|10)'): D.noise_prediction_error(pipe, z * 10, c, 500, torch.randn_like(z))
+    g = torch.Generator().manual_seed(1)  # session 44: each bound of the two checks on its own (uniform noise above trips the mean and the spread at once)
+    for noise, says in ((torch.randn(z.shape, generator=g) + 0.3, r'mean 0\.[23]'), (torch.randn(z.shape, generator=g) * 0.6, r'std 0\.[56]'), (torch.randn(z.shape, generator=g) * 1.5, r'std 1\.[45]')):
+        with pytest.warns(UserWarning, match=f'noise has .*{says}.*expected standard normal noise'): D.noise_prediction_error(pipe, z, c, 500, noise)
+    with pytest.warns(UserWarning, match=r'z0 has std 0\.(09|1)'): D.noise_prediction_error(pipe, z * 0.1, c, 500, torch.randn_like(z))
     with warnings.catch_warnings():
         warnings.simplefilter('error'); D.noise_prediction_error(pipe, z[:1], c[:1], 500, torch.rand_like(z[:1]))  # 1024 elements: too few to judge (randn would trip a mean test 0.1% of the time)
 
@@ -2550,7 +2570,9 @@ def test_sd_compat_audit_session_32(pipe, tmp_path):
     assert torch.allclose(D.encode_prompts(pi, ['a']), D.encode_prompts(pipe, ['a'], cache=False), atol=1e-6)  # inference tensors keep no version counter
     # a sigma-based scheduler has no DDPM schedule: refused (DDIM ran on diffusers' default betas; finetune failed raw)
     edm = D.assemble_pipeline(pipe.vae, pipe.unet, EDMEulerScheduler(), pipe.text_encoder, pipe.tokenizer)
-    for call in (lambda: D.generate(edm, ['a'], 2), lambda: D.finetune(edm, (imgs(2), ['a'] * 2), steps=1, batch_size=2, progress=False)):
+    z1 = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    for call in (lambda: D.generate(edm, ['a'], 2), lambda: D.finetune(edm, (imgs(2), ['a'] * 2), steps=1, batch_size=2, progress=False),
+                 lambda: D.noise_prediction_error(edm, z1, D.encode_prompts(pipe, ['a']), 500, z1)):
         with pytest.raises(ValueError, match='EDMEulerScheduler has no DDPM noise schedule'): call()
     # a learned-variance UNet (8 outputs for 4 latent channels)
     base = {k: v for k, v in dict(pipe.unet.config).items() if not k.startswith('_')}
