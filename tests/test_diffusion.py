@@ -333,6 +333,12 @@ def test_model_card_markdown():
     assert '**rule**: a\\*b_c' in odd and '**adopted**: True' in odd  # every scalar field as text, markdown characters escaped
     two = D.model_card_markdown(dict(quality={'s': [{'seed': 0, 'guidance_scale': 3, 'fd': 1}, {'seed': 0, 'guidance_scale': 5, 'fd': 2}]}))
     assert '| s [seed 0, guidance_scale 3] / fd | 1 |' in two and '| s [seed 0, guidance_scale 5] / fd | 2 |' in two  # rows stay apart
+    # session 44 (mutants that passed every test): the other two tag keys, a short field's name escaped, a rows table's columns
+    tags = D.model_card_markdown(dict(quality={'s': [{'guidance_interval': [0, 600], 'fd': 1}, {'step': 400, 'fd': 2}]}, **{'a*b': 1}))
+    assert '| s [guidance_interval [0, 600]] / fd | 1 |' in tags and '| s [step 400] / fd | 2 |' in tags and '- **a\\*b**: 1' in tags
+    rows = D.model_card_markdown(dict(rec={'what': 'w', 'rows': [{'a': 1}, {'a': 2, 'b': 3}]}, nested={'what': 'n', 'rows': [{'a': 1, 'b': [1, 2]}]}))
+    assert '| a | b |\n|---|---|\n| 1 |  |\n| 2 | 3 |' in rows  # every row's columns, in order of first appearance
+    assert '| a | b |' not in rows.split('### nested')[1]  # rows holding lists stay in the folded JSON only
 
 def test_update_card_keeps_hashes(pipe, tmp_path):
     from medcf import zoo
