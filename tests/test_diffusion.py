@@ -3427,6 +3427,29 @@ def test_data_readers_name_what_they_cannot_take(monkeypatch):
     with pytest.raises(ValueError, match='2 images but 1 prompts; expected one prompt per image'): D.as_images_prompts(batch)
 
 
+
+def test_data_readers_take_every_form_they_document(pipe):
+    "dataset_item reads dicts keyed image / images / pixel_values and prompt / text / caption, and tuples or lists whose first two entries are (image, prompt); as_images_prompts hands back a batch's prompts as a list and images in float32, and finetune(stream=True)'s items read a PhantomBatch or an (images, prompts) list whole (session 44: each could be dropped and every test passed)."
+    import pandas as pd
+    x = imgs(2)
+    for ik, pk in (('image', 'prompt'), ('images', 'text'), ('pixel_values', 'caption')):  # the names Hugging Face datasets use
+        im, p = D.dataset_item([{ik: x[0], pk: 'a'}], 0); assert torch.equal(im, x[0]) and p == 'a'
+    for item in ([x[1], 'b'], (x[1], 'b', 7)):  # a list, and a tuple with a label after the prompt
+        im, p = D.dataset_item([item], 0); assert torch.equal(im, x[1]) and p == 'b'
+    batch = type('Batch', (), dict(images=x, prompts=pd.Series(['a', 'b'], index=[5, 7])))()  # prompts of a filtered table: labels, not positions
+    got = D.as_images_prompts(batch)[1]
+    assert type(got) is list and got == ['a', 'b'] and got[0] == 'a'
+    for dt in (torch.float64, torch.float16):  # images in float32, whatever float they came in (integers are refused later, never cast)
+        assert D.as_images_prompts((x.to(dt), ['a', 'b']))[0].dtype == torch.float32 and D._Items([(x[0].to(dt), 'a')])[0][0].dtype == torch.float32
+    from medcf.phantoms import ChestPhantom
+    b = ChestPhantom().sample(2, seed=0)
+    for data in (b, [x, ['a', 'b']]):  # finetune(stream=True)'s items: a PhantomBatch and an (images, prompts) list are read whole, not item by item
+        im, p, i = D._Items(data)[1]
+        assert torch.equal(im, (b.images if data is b else x)[1]) and p == (b.prompts[1] if data is b else 'b') and i == 1
+    with pytest.raises(TypeError, match=r'dataset item 0 .*must be floating point in \[-1, 1\], got torch.uint8'):  # refused, not cast to 0..255 floats
+        D.finetune(pipe, [(torch.zeros(1, 32, 32, dtype=torch.uint8), 'a')] * 2, steps=1, batch_size=2, stream=True, progress=False)
+    with pytest.raises(TypeError, match='cannot read images and prompts from str'): D.as_images_prompts('a chest x-ray')  # a str has a length and items too
+
 def test_training_refuses_low_precision_weights(pipe):
     "finetune and train_vae refuse half-precision weights by name (AdamW's updates vanish in bfloat16 and turn 0/0 in float16) and point to autocast='bf16'."
     p = copy.deepcopy(pipe); p.unet.to(torch.bfloat16); p.vae.to(torch.float16)
