@@ -376,11 +376,27 @@ def test_update_card_refuses_a_partial_dict_and_the_scaling_factor(pipe, tmp_pat
 
 
 def test_dataset_forms():
+    import pandas as pd
     x = imgs(3)
     ds = [dict(image=x[i], prompt=p) for i, p in enumerate('abc')]
     for data in ((x, list('abc')), ds, [(x[i], p) for i, p in enumerate('abc')]):
         im, ps = D.as_images_prompts(data)
         assert torch.equal(im, x) and ps == list('abc')
+    # session 44 (each of these could be dropped and every test passed): the other documented keys and item forms ...
+    for ik, pk in (('images', 'text'), ('pixel_values', 'caption')):  # the names Hugging Face datasets use
+        im, p = D.dataset_item([{ik: x[0], pk: 'a'}], 0); assert torch.equal(im, x[0]) and p == 'a'
+    for item in ([x[1], 'b'], (x[1], 'b', 7)):  # a list, and a tuple with a label after the prompt
+        im, p = D.dataset_item([item], 0); assert torch.equal(im, x[1]) and p == 'b'
+    batch = type('Batch', (), dict(images=x[:2], prompts=pd.Series(['a', 'b'], index=[5, 7])))()  # prompts of a filtered table: labels, not positions
+    got = D.as_images_prompts(batch)[1]
+    assert type(got) is list and got == ['a', 'b'] and got[0] == 'a'
+    for dt in (torch.float64, torch.float16):  # ... images in float32, whatever float they came in (integers are refused later, never cast) ...
+        assert D.as_images_prompts((x.to(dt), list('abc')))[0].dtype == torch.float32 and D._Items([(x[0].to(dt), 'a')])[0][0].dtype == torch.float32
+    from medcf.phantoms import ChestPhantom
+    b = ChestPhantom().sample(2, seed=0)
+    for data in (b, [x, list('abc')]):  # ... and finetune(stream=True)'s items: a PhantomBatch and an (images, prompts) list are read whole, not item by item
+        im, p, i = D._Items(data)[1]
+        assert torch.equal(im, (b.images if data is b else x)[1]) and p == (b.prompts[1] if data is b else 'b') and i == 1
     with pytest.raises(TypeError, match='dataset item 0'): D.as_images_prompts([dict(img=x[0])])
 
 
@@ -395,7 +411,6 @@ def test_unet_attention_levels():
     assert a.shape == (1, 1, 32, 32) and not torch.allclose(a, b)  # same seed, other prompt: the prompt is still read
 
 
-
 def test_builders_use_every_argument():
     "build_unet and build_vae take each width, depth and size they are given (session 44: a mutant fixing layers_per_block, attention_head_dim or the VAE's sample_size at its default passed every test); build_pipeline returns both networks frozen in eval mode."
     u = D.build_unet(8, 4, (16, 32), cross_attention_dim=32, layers_per_block=2, attention_head_dim=4)
@@ -406,6 +421,7 @@ def test_builders_use_every_argument():
     assert v.encode(torch.zeros(1, 3, 32, 32)).latent_dist.mean.shape == (1, 3, 16, 16)  # one halving per extra level
     p = D.build_pipeline(channels=1, size=32, vae_blocks=(8, 16), unet_blocks=(16, 32), unet_attention=(False, True), seed=0)
     for m in (p.vae, p.unet): assert not m.training and not any(q.requires_grad for q in m.parameters())
+
 
 def test_unet_text_time(tmp_path):
     kw = dict(channels=1, size=32, vae_blocks=(8, 16), unet_blocks=(16, 32), unet_attention=(False, True), seed=0)
@@ -2286,6 +2302,8 @@ def test_finetune_data_mistakes_get_clear_messages(pipe):
     with pytest.raises(TypeError, match="dataset item 1's prompt is None"): run([(x[0], 'a'), (x[1], None)])
     with pytest.raises(ValueError, match=r'dataset item 2 has an image of shape \(1, 16, 16\)'): run([(x[0], 'a'), (x[1], 'b'), (x[2, :, :16, :16], 'c')])
     with pytest.raises(TypeError, match=r'floating point in \[-1, 1\], got torch.uint8'): run((((x + 1) / 2).round().to(torch.uint8), ['a'] * 4))  # a 0/1 mask: refused, never cast
+    with pytest.raises(TypeError, match=r'dataset item 0 .*floating point in \[-1, 1\], got torch.uint8'):  # streamed too, not cast to 0..255 floats (session 44)
+        run([(torch.zeros(1, 32, 32, dtype=torch.uint8), 'a')] * 2, stream=True)
     with pytest.raises(ValueError, match='cond_drop='): run((x, ['a'] * 4), cond_drop='0.1')
     with pytest.raises(TypeError, match='progress='): run((x, ['a'] * 4), progress='no')
     with pytest.warns(UserWarning, match='2 of 4 captions are empty'): run((x, ['a', '', ' ', 'b']))
@@ -3423,32 +3441,10 @@ def test_data_readers_name_what_they_cannot_take(monkeypatch):
     monkeypatch.setattr(D, 'STACK_LIMIT', x[0].numel() * 4)  # room for one float32 image, not two
     with pytest.raises(ValueError, match=r'the dataset \(list, 2 items of shape .*more than STACK_LIMIT.*pass stream=True to finetune'): D.as_images_prompts(data)
     with pytest.raises(TypeError, match='cannot read images and prompts from int; pass a PhantomBatch'): D.as_images_prompts(5)
+    with pytest.raises(TypeError, match='cannot read images and prompts from str'): D.as_images_prompts('a chest x-ray')  # a str has a length and items too (session 44)
     batch = type('Batch', (), dict(images=x, prompts=['a']))()  # a batch-like object whose prompts do not match its images
     with pytest.raises(ValueError, match='2 images but 1 prompts; expected one prompt per image'): D.as_images_prompts(batch)
 
-
-
-def test_data_readers_take_every_form_they_document(pipe):
-    "dataset_item reads dicts keyed image / images / pixel_values and prompt / text / caption, and tuples or lists whose first two entries are (image, prompt); as_images_prompts hands back a batch's prompts as a list and images in float32, and finetune(stream=True)'s items read a PhantomBatch or an (images, prompts) list whole (session 44: each could be dropped and every test passed)."
-    import pandas as pd
-    x = imgs(2)
-    for ik, pk in (('image', 'prompt'), ('images', 'text'), ('pixel_values', 'caption')):  # the names Hugging Face datasets use
-        im, p = D.dataset_item([{ik: x[0], pk: 'a'}], 0); assert torch.equal(im, x[0]) and p == 'a'
-    for item in ([x[1], 'b'], (x[1], 'b', 7)):  # a list, and a tuple with a label after the prompt
-        im, p = D.dataset_item([item], 0); assert torch.equal(im, x[1]) and p == 'b'
-    batch = type('Batch', (), dict(images=x, prompts=pd.Series(['a', 'b'], index=[5, 7])))()  # prompts of a filtered table: labels, not positions
-    got = D.as_images_prompts(batch)[1]
-    assert type(got) is list and got == ['a', 'b'] and got[0] == 'a'
-    for dt in (torch.float64, torch.float16):  # images in float32, whatever float they came in (integers are refused later, never cast)
-        assert D.as_images_prompts((x.to(dt), ['a', 'b']))[0].dtype == torch.float32 and D._Items([(x[0].to(dt), 'a')])[0][0].dtype == torch.float32
-    from medcf.phantoms import ChestPhantom
-    b = ChestPhantom().sample(2, seed=0)
-    for data in (b, [x, ['a', 'b']]):  # finetune(stream=True)'s items: a PhantomBatch and an (images, prompts) list are read whole, not item by item
-        im, p, i = D._Items(data)[1]
-        assert torch.equal(im, (b.images if data is b else x)[1]) and p == (b.prompts[1] if data is b else 'b') and i == 1
-    with pytest.raises(TypeError, match=r'dataset item 0 .*must be floating point in \[-1, 1\], got torch.uint8'):  # refused, not cast to 0..255 floats
-        D.finetune(pipe, [(torch.zeros(1, 32, 32, dtype=torch.uint8), 'a')] * 2, steps=1, batch_size=2, stream=True, progress=False)
-    with pytest.raises(TypeError, match='cannot read images and prompts from str'): D.as_images_prompts('a chest x-ray')  # a str has a length and items too
 
 def test_training_refuses_low_precision_weights(pipe):
     "finetune and train_vae refuse half-precision weights by name (AdamW's updates vanish in bfloat16 and turn 0/0 in float16) and point to autocast='bf16'."
