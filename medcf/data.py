@@ -246,9 +246,9 @@ def _concat_noise(parts: list) -> dict:
     return out
 
 class PhantomStream(Dataset):
-    "Map-style dataset that renders sample `i` of a split on the fly from its own seed (nothing stored; read in order, don't shuffle)."
+    "Map-style dataset that renders sample `i` of a split on the fly from its own seed (nothing stored; any order, any batch)."
     def __init__(self, phantom: SCMPhantom,  # the population to draw from
-                 length: int = 10**9,  # nominal number of samples (what `len` reports)
+                 length: int = 2**20,  # nominal number of samples (what `len` reports); a shuffling sampler builds a permutation this long
                  split: str = 'train',  # 'train', 'val' or 'test' (disjoint by construction)
                  seed: int = 0,  # dataset seed; with split and index it fixes every sample
                  prompt_fn: Callable[[pd.Series], str] | None = None,  # row of attrs -> caption; default: the phantom's own prompt

@@ -99,6 +99,20 @@ def test_dataset_items_and_collate():
     assert all(p.startswith('age ') for p in custom.prompts)
 
 
+def test_stream_default_length_shuffles():
+    "A shuffling DataLoader over the default stream works (its sampler lists every index: 2**20, not a billion), reproducibly, and any length reads in order."
+    ph = Toy(32, 0)
+    s = PhantomStream(ph, split='train', seed=0)
+    assert len(s) == 2**20
+    load = lambda: next(iter(torch.utils.data.DataLoader(s, batch_size=3, shuffle=True, collate_fn=collate, generator=torch.Generator().manual_seed(1))))
+    b = load()
+    assert b['index'].tolist() != [0, 1, 2] and torch.equal(load()['index'], b['index'])
+    for img, i in zip(b['image'], b['index']): assert torch.equal(img, s[int(i)]['image'])
+    long = PhantomStream(ph, 10**9, 'train', 0)
+    first = next(iter(torch.utils.data.DataLoader(long, batch_size=2, collate_fn=collate)))
+    assert len(long) == 10**9 and first['index'].tolist() == [0, 1] and torch.equal(first['image'][1], s[1]['image'])
+
+
 def test_dataset_bad_input():
     ph = Toy(32, 0)
     with pytest.raises(ValueError, match='unknown split'): PhantomDataset(ph, 4, 'training')
