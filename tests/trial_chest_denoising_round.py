@@ -19,7 +19,7 @@ one, and the judge's age error against the TRUE age on the round trip falls.
 import argparse, json, time
 from pathlib import Path
 import numpy as np, torch
-from medcf.diffusion import load_pipeline, vae_roundtrip, train_vae
+from medcf.diffusion import load_pipeline, train_vae
 from medcf.oracles import load_oracle, load_perceptual, PerceptualDistance
 from medcf.phantoms import ChestPhantom
 from medcf.zoo import zoo_phantom, RECIPES

@@ -17,7 +17,7 @@ import argparse, json, shutil, sys, time
 from pathlib import Path
 import torch
 from medcf import zoo
-from medcf.diffusion import load_pipeline, encode_images, initial_latents, ddim_scheduler, generate, zoo_dir, _alpha
+from medcf.diffusion import load_pipeline, encode_images, initial_latents, ddim_scheduler, generate, _alpha
 from medcf.oracles import load_oracle
 from medcf.metrics import oracle_frechet_distance
 sys.path.insert(0, str(Path(__file__).parent))

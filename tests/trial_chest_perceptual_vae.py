@@ -13,7 +13,7 @@ crop and seed on its 20000 training images) with `perceptual=PerceptualDistance(
 validation set (seed 30_000, 1024) as the decoder trials do. A new encoder means new latents: a UNet would have to be trained on
 them, so this only says whether that retrain is worth its hour. The shipped autoencoder on the same set: age-bin .9023.
 """
-import argparse, json, time
+import argparse, json
 from pathlib import Path
 import torch
 from medcf.diffusion import build_pipeline, train_vae
@@ -36,7 +36,6 @@ def main():
     lc = a.latent_channels or r['latent_channels']
     pipe = build_pipeline(r['channels'], r['size'], r['vae_blocks'], r['unet_blocks'], lc, seed=r['data_seed'],
                           unet_attention=r['unet_attention'], unet_text_time=r['unet_text_time'])
-    t = time.time()
     lr = r['vae_lr'] if a.lr is None else a.lr
     h = train_vae(pipe, images, steps, r['vae_batch'], lr, crop=r['vae_crop'], seed=r['data_seed'],
                   perceptual=PerceptualDistance(other) if a.weight > 0 else None, perceptual_weight=a.weight, progress=False)

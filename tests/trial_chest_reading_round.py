@@ -15,9 +15,9 @@ target| in years, both read by the loss oracle (`load_perceptual('chest')`, seed
 (`attribute_saliency`, as `trial_chest_saliency_round.py`), and scores the card's first real set (seed 10_000, 256) too.
 Rules, written before each run: nb 90's chest card, `perceptual_round_trial.reading_round` and `knob_reading_round_trial`.
 """
-import argparse, json, time
+import argparse, json
 from pathlib import Path
-import numpy as np, torch
+import torch
 from medcf.diffusion import load_pipeline, vae_roundtrip, train_vae
 from medcf.oracles import load_oracle, load_perceptual, PerceptualDistance, ReadingDistance, attribute_saliency
 from medcf.zoo import zoo_phantom, RECIPES
@@ -46,7 +46,6 @@ def main():
     lam1, lam_age = l1 / p0, a.mult * l1 / a0
     print(f'L1 {l1:.5f} perceptual {p0:.5f} age-read change (loss oracle) {a0:.3f} y -> lam1 {lam1:.4f}, lam_age {lam_age:.5f}', flush=True)
     loss = lambda u, v: pdist(u, v) + (lam_age / lam1) * adist(u, v)
-    t = time.time()
     h = train_vae(pipe, images, a.steps, a.batch, r['vae_decoder_lr'], crop=None, decoder_only=True, perceptual=loss, perceptual_weight=lam1,
                   seed=r['data_seed'] + 1, progress=False, pixel_weights=pixel_weights)
     after = measure(pipe, judge, other, val); after['train_seconds'] = round(h['seconds'], 1)

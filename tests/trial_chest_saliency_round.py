@@ -9,7 +9,7 @@ one decoder-only round on the shipped autoencoder (`train_vae(pixel_weights=1 + 
 seed data_seed + 1; encoder, latents and UNet unchanged). The judge (the shipped oracle) measures the round trip on the
 validation set (seed 30_000, 1024) and on the card's first real set (seed 10_000, 256), as the other decoder trials do.
 """
-import argparse, json, time
+import argparse, json
 from pathlib import Path
 import torch
 from medcf.diffusion import load_pipeline, train_vae
@@ -36,7 +36,7 @@ def main():
     pipe = load_pipeline('chest'); rec['before'] = dict(validation=measure(pipe, judge, other, val), card_set_a=card_set_agreement(pipe, judge, card_a))
     print('shipped:', rec['before'], flush=True)
     for lam in [float(v) for v in a.lams.split(',')]:
-        pipe = load_pipeline('chest'); t = time.time()
+        pipe = load_pipeline('chest')
         h = train_vae(pipe, images, steps, r['vae_batch'], r['vae_decoder_lr'], crop=r['vae_crop'], decoder_only=True,
                       pixel_weights=1 + lam * S, seed=r['data_seed'] + 1, progress=False)
         row = dict(validation=measure(pipe, judge, other, val), card_set_a=card_set_agreement(pipe, judge, card_a), train_seconds=round(h['seconds'], 1))

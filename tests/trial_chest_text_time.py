@@ -19,7 +19,7 @@ import argparse, json, time
 from pathlib import Path
 import numpy as np, torch
 from medcf import zoo
-from medcf.diffusion import load_pipeline, zoo_dir, generate
+from medcf.diffusion import load_pipeline, generate
 from trial_chest_ztsnr import seed_rows, PREVIOUS, previous_recipe  # the same per-seed Frechet and age rows (this folder is on sys.path when run as a script)
 
 

@@ -11,7 +11,7 @@ ones: the direction score of the true counterfactual that sets one attribute fro
 """
 import argparse, functools, json, time
 from pathlib import Path
-import numpy as np, torch
+import numpy as np
 from medcf.oracles import train_lit, load_oracle, caption_swap_accuracy
 from medcf.zoo import zoo_phantom, caption_mix, paper_prompts
 
