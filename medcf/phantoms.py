@@ -377,6 +377,7 @@ class SCMPhantom:
     channels: int = 1  # image channels the renderer draws
     min_size, max_size = 16, 512
     render_noise: tuple = ()  # noise keys `_draw_noise` adds for the renderer beside the variables' (no variable may take these names)
+    _caches: tuple = ()  # attributes the renderer fills on demand (deterministic): a pickle or copy leaves them out
 
     def __init__(self, size: int = 64,  # square image size in pixels
                  seed: int = 0):  # seed of the sampler's random stream
@@ -410,6 +411,27 @@ class SCMPhantom:
     def _built_variables(self) -> dict:
         "The mechanisms as `_variables()` builds them from the settings now, by name."
         return {v.name: v for v in self._variables()}
+
+    def _hand_edited(self) -> list:
+        "Names of the variables that differ from what `_variables()` builds from the settings now (edited by hand, not through a setting)."
+        built = self._built_variables()
+        if list(built) != list(self.variables): return sorted(set(built) ^ set(self.variables)) or list(self.variables)
+        code = lambda f: getattr(f, '__code__', type(f))  # a rebuilt lambda is a new function with the same code
+        fields = lambda v: {**vars(v), 'mechanism': None}
+        return [n for n, v in self.variables.items() if code(v.mechanism) is not code(built[n].mechanism) or fields(v) != fields(built[n])]
+
+    def __getstate__(self) -> dict:
+        "What a pickle or a copy keeps: the settings and the random stream, not the mechanisms (functions `_variables()` makes, often lambdas that pickle cannot store and that read this phantom's settings). `__setstate__` rebuilds them, so a DataLoader worker draws what the original draws and a copy never follows the original's later edits; `variables` edited by hand are refused by name, not dropped."
+        edited = self._hand_edited()
+        if edited: raise TypeError(f"{type(self).__name__}'s variables {edited} were edited by hand; a pickle or copy rebuilds the mechanisms from the "
+                                   "settings and would drop the edit: change a setting, or define the edit in a subclass's _variables()")
+        return {k: v for k, v in vars(self).items() if k not in ('variables', '_order', *self._caches)}
+
+    def __setstate__(self, state: dict) -> None:
+        "Restore the settings and the random stream, then rebuild the mechanisms from them (see `__getstate__`)."
+        for k, v in state.items(): object.__setattr__(self, k, v)
+        object.__setattr__(self, 'variables', self._built_variables())
+        object.__setattr__(self, '_order', self._topological_order())
 
     # --- to be defined by subclasses ---
     def _variables(self) -> list: raise NotImplementedError
@@ -696,6 +718,7 @@ class ChestPhantom(SCMPhantom):
     Interventions on hidden rendering variables (ctr, effusion_side, chest_tube...) are allowed and can make an
     image disagree with its labels (do(ctr=0.6) with cardiomegaly=0): useful for out-of-distribution tests."""
     render_noise = ('render', 'texture', 'grain')  # the renderer's own noise (see SCMPhantom)
+    _caches = ('_grain_bank',)  # made by `_grain` on first use
     channels = 1
     _n_render = 24  # uniform rendering-noise columns per sample
     DEVICE_VARIABLES = ('devices', 'chest_tube', 'pacemaker', 'tubes', 'line')  # every variable that draws a device: hold them all to change a disease and keep the devices (DeCoDEx)

@@ -113,6 +113,15 @@ def test_stream_default_length_shuffles():
     assert len(long) == 10**9 and first['index'].tolist() == [0, 1] and torch.equal(first['image'][1], s[1]['image'])
 
 
+def test_stream_reads_in_spawned_workers():
+    "DataLoader workers started fresh (spawn: macOS, Windows; Linux from Python 3.14) get a pickled stream and render the same samples."
+    from medcf.phantoms import ChestPhantom
+    s = PhantomStream(ChestPhantom(32), 40, 'val', 1, prompt_fn=chest_prompt)
+    dl = torch.utils.data.DataLoader(s, batch_size=4, num_workers=1, multiprocessing_context='spawn', collate_fn=collate)
+    b = next(iter(dl))
+    assert torch.equal(b['image'], torch.stack([s[i]['image'] for i in range(4)])) and b['prompt'] == [s[i]['prompt'] for i in range(4)]
+
+
 def test_dataset_bad_input():
     ph = Toy(32, 0)
     with pytest.raises(ValueError, match='unknown split'): PhantomDataset(ph, 4, 'training')

@@ -521,3 +521,36 @@ def test_sample_given_checks_max_draws():
     ph = _Chain(16)
     for bad in (0, 2.5):
         with pytest.raises(ValueError, match='max_draws'): ph.sample_given(2, max_draws=bad, a=1)
+
+
+def test_phantoms_pickle_and_copy_by_their_settings():
+    "Every phantom pickles (its mechanisms are lambdas: they are rebuilt from the settings), draws after the round trip what the original draws "
+    "(the random stream too), leaves the renderer's cache behind, and a copy keeps its own settings when the original's change."
+    import copy, pickle
+    for ph in (P.ChestPhantom(32), P.SkinPhantom(32), P.BrainPhantom(16, dim=3), P.MSPhantom()):
+        ph.sample(2, seed=5)  # fills the chest's grain bank
+        q = pickle.loads(pickle.dumps(ph))
+        a, b = ph.sample(4, seed=2), q.sample(4, seed=2)
+        assert torch.equal(a.images, b.images) and a.prompts == b.prompts and a.truth.equals(b.truth)
+        assert torch.equal(ph.sample(3).images, q.sample(3).images)  # the sampler's own stream continues alike
+        assert 'variables' not in ph.__getstate__() and all(k not in ph.__getstate__() for k in type(ph)._caches)
+    assert P.ChestPhantom._caches == ('_grain_bank',)
+    brain = P.BrainPhantom(16); twin = copy.deepcopy(brain)
+    v = lambda p: p.sample(64, seed=0).truth.ventricles.to_numpy()
+    before = v(twin); brain.ventricle_sex_offset = 1.0
+    assert np.array_equal(v(twin), before) and not np.array_equal(v(brain), before) and twin.ventricle_sex_offset == 0.3
+    skin = P.SkinPhantom(32); skin.p_ruler = (0.9, 0.9)
+    assert copy.copy(skin).sample(200, seed=0).attrs.ruler.mean() > 0.8  # a changed setting travels with the copy
+
+
+def test_a_hand_edited_phantom_is_not_copied_without_its_edit():
+    import copy, dataclasses, pickle
+    ph = P.ChestPhantom(32)
+    ph.variables['sex'] = dataclasses.replace(ph.variables['sex'], mechanism=lambda pa, u: np.where(u < 0.9, 'Male', 'Female').astype(object))
+    for f in (pickle.dumps, copy.deepcopy):
+        with pytest.raises(TypeError, match=r"ChestPhantom's variables \['sex'\] were edited by hand; a pickle or copy rebuilds .*would drop the edit"): f(ph)
+    ph2 = P.ChestPhantom(32); ph2.variables['sex'] = dataclasses.replace(ph2.variables['sex'], doc='changed')  # a field, not the mechanism
+    with pytest.raises(TypeError, match=r"\['sex'\] were edited by hand"): pickle.dumps(ph2)
+    ph3 = P.ChestPhantom(32); del ph3.variables['line']
+    with pytest.raises(TypeError, match=r"\['line'\] were edited by hand"): pickle.dumps(ph3)
+    pickle.dumps(P.ChestPhantom(32))  # an unedited one pickles
