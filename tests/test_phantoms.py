@@ -554,3 +554,22 @@ def test_a_hand_edited_phantom_is_not_copied_without_its_edit():
     ph3 = P.ChestPhantom(32); del ph3.variables['line']
     with pytest.raises(TypeError, match=r"\['line'\] were edited by hand"): pickle.dumps(ph3)
     pickle.dumps(P.ChestPhantom(32))  # an unedited one pickles
+
+
+def test_a_subclass_with_array_fields_copies():
+    "Variable fields written as numpy arrays (or lists of them) compare by value when a copy (or pickle) checks for hand edits: copied unedited, refused edited. (A class local to a test deep-copies but cannot pickle.)"
+    import copy, dataclasses
+    from medcf.phantoms import _same_value
+    class Arr(SCMPhantom):
+        def _variables(self):
+            return [Variable('a', np.array([0, 1]), mechanism=lambda p, u: (u < .5).astype(int)),
+                    Variable('b', None, observed=False, range=(0, 1), doc='x', mechanism=lambda p, u: u)]
+        def _draw_noise(self, rng, n): return {'a': rng.random(n), 'b': rng.random(n)}
+        def _render(self, t, noise): return torch.zeros(len(t), 1, self.size, self.size)
+        def _prompt(self, r): return f'a={r.a}'
+    ph = Arr(16)
+    assert copy.deepcopy(ph).sample(5, seed=1).prompts == ph.sample(5, seed=1).prompts
+    ph.variables['a'] = dataclasses.replace(ph.variables['a'], values=np.array([0, 1, 2]))
+    with pytest.raises(TypeError, match=r"Arr's variables \['a'\] were edited by hand"): copy.deepcopy(ph)
+    assert _same_value([np.ones(2)], [np.ones(2)]) and _same_value({'k': (1, np.zeros(1))}, {'k': (1, np.zeros(1))}) and _same_value(1.0, 1)
+    assert not _same_value((1, 2), [1, 2]) and not _same_value(np.ones(2), np.ones(3)) and not _same_value('a', np.array('a')) and not _same_value({'k': 1}, {'j': 1})
