@@ -391,9 +391,7 @@ class SCMPhantom:
 
     def __init__(self, size: int = 64,  # square image size in pixels
                  seed: int = 0):  # seed of the sampler's random stream
-        if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size % 8 or not self.min_size <= size <= self.max_size:
-            raise ValueError(f"size={size!r} is not supported; expected an integer multiple of 8 in [{self.min_size}, {self.max_size}] (e.g. 32, 64, 128)")
-        self.size, self.seed = int(size), seed
+        self.size, self.seed = self._checked_size(size), seed
         self.rng = np.random.default_rng(check_int(seed, 'seed', 0))
         self.variables = self._built_variables()
         clash = sorted(set(self.variables) & set(self.render_noise))
@@ -401,9 +399,20 @@ class SCMPhantom:
                                    "their noise would be overwritten: rename them")
         self._order = self._topological_order()
 
+    def _checked_size(self, size: int) -> int:
+        "`size` as an int if this phantom renders it; else a ValueError naming the sizes it does."
+        if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size % 8 or not self.min_size <= size <= self.max_size:
+            raise ValueError(f"size={size!r} is not supported; expected an integer multiple of 8 in [{self.min_size}, {self.max_size}] (e.g. 32, 64, 128)")
+        return int(size)
+
     def __setattr__(self, name: str, value: object) -> None:
-        "A setting changed after construction (`skin.p_ruler = (0.2, 0.2)`) rebuilds the mechanisms, which read settings when they are made: what the phantom draws and what `render_config` records agree (a hand edit of `variables` is rebuilt away too; a dict setting changed in place is not seen: assign a new one)."
+        "A setting changed after construction (`skin.p_ruler = (0.2, 0.2)`) rebuilds the mechanisms, which read settings when they are made: what the phantom draws and what `render_config` records agree (a hand edit of `variables` is rebuilt away too; a dict setting changed in place is not seen: assign a new one). `size` is checked as the constructor checks it, the renderer's caches are dropped, and a new `seed` restarts the sampler's stream as constructing with it would."
         vs = vars(self)
+        if '_order' in vs and not vs.get('_rebuilding'):  # after construction
+            if name == 'size': value = self._checked_size(value)
+            if name == 'seed':  # a new stream, the one constructing with this seed gives
+                super().__setattr__('rng', np.random.default_rng(check_int(value, 'seed', 0)))
+                return super().__setattr__('seed', value)
         if name.startswith('_') or name in ('variables', 'rng', 'seed') or '_order' not in vs or vs.get('_rebuilding'):  # own state, still in __init__, or set by _variables()
             return super().__setattr__(name, value)
         had, old = name in vs, vs.get(name)
@@ -417,6 +426,7 @@ class SCMPhantom:
         finally: object.__setattr__(self, '_rebuilding', False)
         object.__setattr__(self, 'variables', variables)
         object.__setattr__(self, '_order', self._topological_order())
+        for k in self._caches: vs.pop(k, None)  # made under the old settings: the renderer makes them again on demand
 
     def _built_variables(self) -> dict:
         "The mechanisms as `_variables()` builds them from the settings now, by name."

@@ -573,3 +573,19 @@ def test_a_subclass_with_array_fields_copies():
     with pytest.raises(TypeError, match=r"Arr's variables \['a'\] were edited by hand"): copy.deepcopy(ph)
     assert _same_value([np.ones(2)], [np.ones(2)]) and _same_value({'k': (1, np.zeros(1))}, {'k': (1, np.zeros(1))}) and _same_value(1.0, 1)
     assert not _same_value((1, 2), [1, 2]) and not _same_value(np.ones(2), np.ones(3)) and not _same_value('a', np.array('a')) and not _same_value({'k': 1}, {'j': 1})
+
+
+def test_size_and_seed_set_after_construction():
+    "A size set on a phantom is checked as the constructor checks it and drops the renderer's caches (the chest's grain bank was kept at the old "
+    "size: a bare RuntimeError); a seed set on it restarts the sampler's stream (it used to change the attribute only)."
+    c = P.ChestPhantom(32); c.sample(2)
+    c.size = 64
+    assert torch.equal(c.sample(3, seed=4).images, P.ChestPhantom(64).sample(3, seed=4).images)
+    for bad in (33, 'big', 8, True):
+        with pytest.raises(ValueError, match=rf"size={bad!r} is not supported; expected an integer multiple of 8 in \[16, 512\]"): c.size = bad
+    assert c.size == 64
+    s = P.SkinPhantom(32); s.sample(2)
+    s.seed = 7
+    assert torch.equal(s.sample(3).images, P.SkinPhantom(32, seed=7).sample(3).images) and s.seed == 7
+    with pytest.raises(ValueError, match='seed=-1: expected a non-negative integer'): s.seed = -1
+    assert s.seed == 7
