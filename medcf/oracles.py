@@ -181,7 +181,7 @@ def hardware() -> str:
     "A one-line description of the machine for model cards: the CPU model (from /proc/cpuinfo where there is one), the logical CPUs and the threads torch uses, the GPU if any."
     cpu = platform.processor() or platform.machine()
     try:
-        for line in open('/proc/cpuinfo'):
+        for line in open('/proc/cpuinfo', encoding='utf-8', errors='replace'):
             if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
     except OSError: pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'
@@ -218,7 +218,7 @@ def save_checkpoint(net: nn.Module,  # the trained network
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().to(torch.float16).contiguous() for k, v in net.state_dict().items()}, str(w))
     card = {**card, 'weights': w.name, 'sha256': file_sha256(w), 'dtype': 'float16'}
-    (folder / f"{name}.json").write_text(json.dumps({**card, 'card_sha256': card_digest(card)}, indent=1))
+    (folder / f"{name}.json").write_text(json.dumps({**card, 'card_sha256': card_digest(card)}, indent=1), encoding='utf-8')
     return w
 
 def load_checkpoint(folder: str | os.PathLike,  # folder holding NAME.safetensors and NAME.json
@@ -229,7 +229,7 @@ def load_checkpoint(folder: str | os.PathLike,  # folder holding NAME.safetensor
     folder = Path(folder); w, c = folder / f"{name}.safetensors", folder / f"{name}.json"
     for p in (w, c):
         if not p.exists(): raise FileNotFoundError(f"checkpoint file {p} is missing")
-    try: card = json.loads(c.read_text())
+    try: card = json.loads(c.read_text(encoding='utf-8'))
     except json.JSONDecodeError as e: raise ValueError(f"model card {c} is not valid JSON ({e}); the checkpoint is corrupt") from e
     if not isinstance(card, dict): raise ValueError(f"model card {c} holds a {type(card).__name__}; expected a JSON object (the checkpoint is corrupt)")
     got = file_sha256(w)
@@ -518,8 +518,8 @@ def write_oracle_readme(folder: str | os.PathLike | None = None  # the oracles f
              "`nbs/03_oracles.ipynb`; `MEDCF_FULL=1` retrains them). Each `NAME.json` is the machine-readable card; the "
              "weights' sha256 and the card's own (`card_sha256`) are checked on load. The figures were measured on held-out phantoms when each checkpoint was "
              "made; the notebook measures them again on the current phantoms.\n"]
-    for p in sorted(root.glob('*/*.json')): parts.append(card_markdown(json.loads(p.read_text())))
-    out = root / 'README.md'; out.write_text('\n'.join(parts))
+    for p in sorted(root.glob('*/*.json')): parts.append(card_markdown(json.loads(p.read_text(encoding='utf-8'))))
+    out = root / 'README.md'; out.write_text('\n'.join(parts), encoding='utf-8')
     return out
 
 # %% ../nbs/03_oracles.ipynb #9e9e98f6

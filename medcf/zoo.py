@@ -310,7 +310,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
         raise ValueError(f"work_dir={str(work)!r} lies inside out_dir={str(out)!r}; expected a work folder outside the checkpoint folder")
     work.mkdir(parents=True, exist_ok=True)
     vae_dir, stage = work / 'vae', _vae_stage(name, r)
-    done_vh = json.loads((work / 'vae_history.json').read_text()) if given_vae is None and (vae_dir / 'config.json').exists() else None  # a finished VAE stage
+    done_vh = json.loads((work / 'vae_history.json').read_text(encoding='utf-8')) if given_vae is None and (vae_dir / 'config.json').exists() else None  # a finished VAE stage
     if done_vh is not None: _check_vae_stage(work, done_vh, stage)  # before any data is rendered: another recipe's autoencoder is not reused silently
     t0 = time.time(); times = {}
     cache = work / f"images_{name}_{r['size']}px_{r['n_images']}_{r['data_seed']}.pt"  # rendered once, reused when a run resumes (captions are not cached)
@@ -333,7 +333,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
                 raise ValueError(f"work_dir={str(work)!r} already holds another autoencoder (and any UNet state trained on its latents); "
                                  "use a fresh work_dir for vae_from, or drop vae_from to resume that run")
         pipe.register_modules(vae=given_vae); vh = dict(loss=[], seconds=0.0, vae_from=str(vae_from))
-        given_vae.save_pretrained(vae_dir); (work / 'vae_history.json').write_text(json.dumps(vh))
+        given_vae.save_pretrained(vae_dir); (work / 'vae_history.json').write_text(json.dumps(vh), encoding='utf-8')
     elif done_vh is not None:  # resume: the VAE is done (checked against the recipe above)
         from diffusers import AutoencoderKL
         vh = done_vh
@@ -347,7 +347,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
                            perceptual=perceptual, perceptual_weight=r['vae_decoder_perceptual_weight'])  # each round: its own warm-up and cosine decay
             vh = dict(vh, loss=vh['loss'] + dh['loss'], seconds=vh['seconds'] + dh['seconds'], decoder_seconds=vh.get('decoder_seconds', 0) + dh['seconds'])
         vh['recipe'] = stage  # what made it: a resumed run checks it
-        pipe.vae.save_pretrained(vae_dir); (work / 'vae_history.json').write_text(json.dumps(vh))
+        pipe.vae.save_pretrained(vae_dir); (work / 'vae_history.json').write_text(json.dumps(vh), encoding='utf-8')
     times['vae_s'] = vh['seconds']
     pipe.signal_leak = fit_signal_leak(pipe, images[:LEAK_N])  # the mean latent that x_T carries in training; saved with the checkpoint
     t1 = time.time()
@@ -555,7 +555,7 @@ def update_card(folder: str | Path,  # a checkpoint folder (save_pipeline's)
                                   f"{k}={{**card[{k!r}], ...}} (the card: medcf.diffusion.read_card(folder)), or replace={[k]} if the dict is meant to replace it whole")
     card.update(fields)
     text, readme = json.dumps(card, indent=1), model_card_markdown(card)  # both rendered before either file is written
-    (folder / CARD).write_text(text); (folder / 'README.md').write_text(readme)
+    (folder / CARD).write_text(text, encoding='utf-8'); (folder / 'README.md').write_text(readme, encoding='utf-8')
     return card
 
 # %% ../nbs/90_model_zoo.ipynb #702333c0

@@ -72,3 +72,41 @@ def test_flags_take_only_bools(module, tmp_path, monkeypatch):
             except TypeError as e:
                 if f"{flag}='no': expected True or False" not in str(e): unchecked.append(f'{name}({flag}=...): {e}')
     assert not unchecked, '\n'.join(unchecked)
+
+
+def test_text_files_name_their_encoding():
+    "Every text file the library opens, reads or writes names its encoding: without one, Python uses the locale's (cp1252 on most Windows machines), "
+    "which cannot write a card or README holding a non-ASCII character, nor read a UTF-8 notebook back (`medcf readme`)."
+    import ast
+    from pathlib import Path
+    bare = []
+    for path in sorted((Path(__file__).resolve().parent.parent / 'medcf').glob('*.py')):
+        for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
+            if not isinstance(node, ast.Call) or any(k.arg == 'encoding' for k in node.keywords): continue
+            f = node.func
+            if isinstance(f, ast.Attribute) and f.attr in ('read_text', 'write_text'): bare.append(f'{path.name}:{node.lineno} {f.attr}')
+            elif isinstance(f, ast.Name) and f.id == 'open':
+                mode = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == 'mode'), None)
+                if not (isinstance(mode, ast.Constant) and 'b' in str(mode.value)): bare.append(f'{path.name}:{node.lineno} open')
+    assert not bare, f"text I/O without encoding='utf-8': {bare}"
+
+
+def test_cards_with_non_ascii_text_round_trip_under_an_ascii_locale(tmp_path):
+    "Under a locale whose encoding is ASCII (as cp1252 is narrower than UTF-8 on Windows), a pipeline card and an oracle card holding non-ASCII "
+    "text are written and read back: save_pipeline / load_pipeline and save_checkpoint / load_checkpoint name UTF-8 themselves."
+    import os, subprocess, sys
+    from pathlib import Path
+    tests = Path(__file__).resolve().parent
+    code = f'''
+import sys, locale, torch; sys.path.insert(0, {str(tests)!r})
+from tiny_sd import tiny_pipeline
+from medcf import diffusion as D, oracles as O
+assert locale.getpreferredencoding(False).lower().replace('-', '').replace('_', '') in ('ansix3.41968', 'ascii', 'usascii'), locale.getpreferredencoding(False)
+out = D.save_pipeline(tiny_pipeline(), {str(tmp_path / 'm')!r}, card=dict(name='Thorax \\u2013 v2', description='trained by Jos\\xe9'))
+assert D.load_pipeline(out).model_card['description'] == 'trained by Jos\\xe9' and '\\u2013' in (out / 'README.md').read_text(encoding='utf-8')
+O.save_checkpoint(torch.nn.Linear(2, 1), {str(tmp_path / 'o')!r}, 'lin', dict(note='\\u00b1 0.1'))
+assert O.load_checkpoint({str(tmp_path / 'o')!r}, 'lin')[1]['note'] == '\\u00b1 0.1'
+'''
+    env = dict(os.environ, PYTHONUTF8='0', PYTHONCOERCECLOCALE='0', LC_ALL='C', LANG='C')
+    r = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, encoding='utf-8')
+    assert r.returncode == 0, r.stderr[-2000:]
