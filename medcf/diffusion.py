@@ -2119,9 +2119,10 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
     g = torch.Generator().manual_seed(seed)
     start, hist, snaps = 0, dict(step=[], loss=[]), {}
     if s is not None:
-        unet.load_state_dict(s['unet']); opt.load_state_dict(s['opt']); g.set_state(s['rng'])
-        if ema is not None and s['ema'] is not None: ema = s['ema']
-        start, hist, snaps = s['step'], s['hist'], s.get('snaps', {})
+        unet.load_state_dict(s['unet']); opt.load_state_dict(s['opt']); g.set_state(s['rng'])  # both copy onto the parameters' devices
+        on_params = lambda ts: [t.to(q.device) for t, q in zip(ts, unet.parameters())]  # the state was read onto the CPU: the UNet may sit elsewhere
+        if ema is not None and s['ema'] is not None: ema = on_params(s['ema'])
+        start, hist, snaps = s['step'], s['hist'], {k: on_params(v) for k, v in s.get('snaps', {}).items()}
     saved = start if s is not None else None  # the step of the newest state in ckpt_dir from this run (or the one it resumed)
     def save(step):
         nonlocal saved
@@ -2236,7 +2237,7 @@ def _state_file(ckpt_dir) -> Path | None:
 
 def _load_state(state: Path) -> dict:
     "A finetune state read back, or an error naming the file and what to do when it is not one."
-    try: s = torch.load(state, weights_only=False)
+    try: s = torch.load(state, weights_only=False, map_location='cpu')  # a state saved on a GPU resumes on a CPU-only machine too: finetune moves it to the UNet's device
     except Exception as e:
         raise ValueError(f"{state} cannot be read as a finetune state ({type(e).__name__}: {str(e)[:120]}); it may be cut short or another tool's: "
                          "delete it, pass resume=False to start over (it is replaced), or use another ckpt_dir") from None

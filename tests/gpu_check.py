@@ -8,7 +8,7 @@ bfloat16 and float16, and with the autoencoder left on the CPU (offloading); `ge
 gradients through the sampler, trajectories re-scored for DDPO, a run stopped and continued as in a caption switch); `ddim_invert` with its exact-reconstruction check, `invert_latents`
 (and `Inversion.at` for a depth sweep) and `regenerate` (an edit);
 `classifier_guidance` through the decoder and `noise_prediction_error` with one timestep per latent; `counterfactual_report` of an
-`inversion_editor` on the device pipeline and LiT scores of device images; `finetune` (EMA, resume, bfloat16
+`inversion_editor` on the device pipeline and LiT scores of device images; `finetune` (EMA, resume, a state moved between the device and the CPU, bfloat16
 autocast); `train_vae` (also with `pixel_weights`); the oracle reading GPU images, its saliency maps and `ReadingDistance`. Each figure is compared with the same call on the CPU where the two
 should agree. It prints one JSON record per check and writes them to OUT/gpu_check.json; any failed check exits non-zero.
 """
@@ -174,6 +174,15 @@ def main():
     on_dev = all(q.device.type == torch.device(dev).type for q in ft.unet.parameters())
     record('finetune 10 steps, then resumed to 14', on_dev and h2['steps'] == 14 and np.isfinite(h1['loss']).all() and np.isfinite(h2['loss']).all(),
            loss_first=round(float(h1['loss'][0]), 4), loss_last=round(float(h2['loss'][-1]), 4), seconds=round(h1['seconds'], 2))
+    with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():  # a state saved on the device resumes on the CPU, and one saved there back on the device
+        warnings.filterwarnings('ignore', message='.*changes the learning-rate schedule')
+        kw = dict(data=data, batch_size=32, lr=1e-4, warmup=2, ckpt_dir=d, ckpt_every=2, snapshot_every=2, progress=False)
+        finetune(load_pipeline('chest', device=dev), steps=4, **kw)
+        h_cpu = finetune(load_pipeline('chest', device='cpu'), steps=6, **kw)
+        back = load_pipeline('chest', device=dev); h_dev = finetune(back, steps=8, **kw)
+    where = lambda h: {t.device.type for v in h['snapshots'].values() for t in v}
+    record('finetune state moved between the device and the CPU', h_cpu['start'] == 4 and h_dev['start'] == 6 and where(h_cpu) == {'cpu'}
+           and where(h_dev) == {torch.device(dev).type} and np.isfinite(h_dev['loss']).all(), snapshots=sorted(h_dev['snapshots']))
     h3 = finetune(load_pipeline('chest', device=dev), data, steps=10, batch_size=32, lr=1e-4, warmup=2, autocast='bf16', progress=False)
     record('finetune under bfloat16 autocast', np.isfinite(h3['loss']).all(), loss_mean=round(float(np.mean(h3['loss'])), 4))
     items = [(data.images[i], data.prompts[i]) for i in range(len(data))]  # a Dataset of CPU items, as a real image reader gives

@@ -172,6 +172,30 @@ def test_finetune_resume_is_exact(pipe, tmp_path):
     for a, b in zip(p1.unet.parameters(), p2.unet.parameters()): assert torch.allclose(a, b, atol=1e-6)
 
 
+def test_a_state_saved_on_a_gpu_resumes_on_the_cpu(pipe, tmp_path, monkeypatch):
+    "A finetune state whose tensors were saved on a GPU (rewritten here with CUDA location tags) resumes on a CPU-only machine, EMA and snapshots "
+    "included, exactly as an uninterrupted run; it used to be reported as unreadable, with the advice to delete it."
+    import torch.serialization as TS
+    data = (imgs(8), ['a', 'b'] * 4)
+    def mk():
+        torch.manual_seed(0)
+        return D.assemble_pipeline(pipe.vae, D.build_unet(8, 4, (16, 32)), pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
+    p1, p2 = mk(), mk()
+    h1 = D.finetune(p1, data, steps=4, batch_size=4, progress=False, warmup=1, snapshot_every=1)
+    D.finetune(p2, data, steps=2, batch_size=4, progress=False, warmup=1, ckpt_dir=tmp_path, ckpt_every=2, snapshot_every=1)
+    state = tmp_path / 'finetune_state.pt'
+    s = torch.load(state, weights_only=False)
+    with monkeypatch.context() as m:
+        m.setattr(TS, 'location_tag', lambda storage: 'cuda:0')  # what torch.save records for a tensor on the GPU
+        torch.save(s, state)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match='deserialize object on a CUDA device'): torch.load(state, weights_only=False)
+    h2 = D.finetune(p2, data, steps=4, batch_size=4, progress=False, warmup=1, ckpt_dir=tmp_path, ckpt_every=2, snapshot_every=1)
+    assert h2['start'] == 2 and sorted(h2['snapshots']) == [1, 2, 3, 4]
+    for a, b in zip(p1.unet.parameters(), p2.unet.parameters()): assert torch.allclose(a, b, atol=1e-6)
+    for k in (1, 4): assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(h1['snapshots'][k], h2['snapshots'][k]))
+
+
 def test_save_load_roundtrip(pipe, tmp_path):
     ref = D.generate(pipe, ['a'], num_inference_steps=3)
     D.save_pipeline(pipe, tmp_path / 'slim', dict(name='t'))
