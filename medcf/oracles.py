@@ -181,8 +181,8 @@ def hardware() -> str:
     "A one-line description of the machine for model cards: the CPU model (from /proc/cpuinfo where there is one), the logical CPUs and the threads torch uses, the GPU if any."
     cpu = platform.processor() or platform.machine()
     try:
-        for line in open('/proc/cpuinfo', encoding='utf-8', errors='replace'):
-            if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
+        with open('/proc/cpuinfo', encoding='utf-8', errors='replace') as f:  # closed again (an open file left to the collector warns)
+            cpu = next((line.split(':', 1)[1].strip() for line in f if line.startswith('model name')), cpu)
     except OSError: pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'
     return f"{cpu}; {os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()}; {gpu}"

@@ -468,7 +468,7 @@ def test_sixteen_bit_images_keep_their_contrast(tmp_path):
     from PIL import Image
     ramp = np.tile(np.linspace(0, 4095, 64).round().astype(np.uint16), (64, 1))
     Image.fromarray(ramp).save(tmp_path / 'x.png')
-    assert Image.open(tmp_path / 'x.png').mode.startswith('I')
+    with Image.open(tmp_path / 'x.png') as im: assert im.mode.startswith('I')
     for ch in (1, 3):
         x = load_image(tmp_path / 'x.png', size=64, channels=ch)
         assert x.shape == (ch, 64, 64) and (x >= 0.99).float().mean() < 0.05 and x.min() < -0.99

@@ -52,7 +52,7 @@ def test_zoo_hardware_line():
     h = zoo.hardware()
     assert f"{os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()};" in h
     if os.path.exists('/proc/cpuinfo'):
-        names = [l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')]
+        with open('/proc/cpuinfo', encoding='utf-8') as f: names = [l.split(':', 1)[1].strip() for l in f if l.startswith('model name')]
         if names: assert h.startswith(names[0] + ';')
 
 
