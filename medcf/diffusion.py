@@ -1692,12 +1692,14 @@ def slerp(a: torch.Tensor,  # start, e.g. one inverted x_T
     if isinstance(alpha, (str, bytes, bool)): raise TypeError(f"alpha={alpha!r}: expected a number or a tensor of numbers (0 gives a, 1 gives b)")
     al = torch.as_tensor(alpha, dtype=torch.float64)
     if not torch.isfinite(al).all(): raise ValueError(f"alpha={alpha!r}: expected finite values (0 gives a, 1 gives b)")
-    fa, fb = a.flatten(1).double(), b.flatten(1).double()
+    work = torch.float32 if a.device.type == 'mps' else torch.float64  # the arc in double precision, except on Apple's MPS, which has none
+    fa, fb = a.flatten(1).to(work), b.flatten(1).to(work)
     cos = (F.normalize(fa, dim=1) * F.normalize(fb, dim=1)).sum(1).clamp(-1, 1)
     th = torch.arccos(cos)[:, None]
     if (th > math.pi - 1e-4).any(): raise ValueError("a and b point in opposite directions for some sample: the great circle between them is not unique; "
                                                      "interpolate between other latents (random Gaussian latents are never opposite)")
     def one(w):
+        w = w.to(fa)  # alpha on the latents' device and in the arc's precision
         lin = (1 - w) * fa + w * fb  # (nearly) parallel pairs: the straight line is the arc
         arc = (torch.sin((1 - w) * th) * fa + torch.sin(w * th) * fb) / torch.sin(th).clamp(min=1e-12)
         return torch.where(th > 1e-4, arc, lin).reshape(a.shape).to(a.dtype)
