@@ -1,4 +1,4 @@
-"The exported API as the docs render it: every signature resolves (nbdev's `show_doc` evaluates its annotations)."
+"The exported API as the docs render it: every signature resolves (nbdev's `show_doc` evaluates its annotations); and what holds across the whole library (flags take bools, text files are UTF-8)."
 import inspect, importlib
 import pytest
 
