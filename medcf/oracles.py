@@ -178,13 +178,14 @@ def file_sha256(path: str | os.PathLike  # file to hash
     return h.hexdigest()
 
 def hardware() -> str:
-    "A one-line description of the machine for model cards: the CPU model (from /proc/cpuinfo where there is one), the logical CPUs and the threads torch uses, the GPU if any."
+    "A one-line description of the machine for model cards: the CPU model (from /proc/cpuinfo where there is one), the logical CPUs and the threads torch uses, the GPU if any (CUDA's name, or Apple MPS)."
     cpu = platform.processor() or platform.machine()
     try:
         with open('/proc/cpuinfo', encoding='utf-8', errors='replace') as f:  # closed again (an open file left to the collector warns)
             cpu = next((line.split(':', 1)[1].strip() for line in f if line.startswith('model name')), cpu)
     except OSError: pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'
+    mps = hasattr(torch.backends, 'mps') and torch.backends.mps.is_available()  # Apple silicon's GPU (device='mps')
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'Apple MPS' if mps else 'no GPU'
     return f"{cpu}; {os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()}; {gpu}"
 
 @contextlib.contextmanager

@@ -56,6 +56,14 @@ def test_zoo_hardware_line():
         if names: assert h.startswith(names[0] + ';')
 
 
+def test_hardware_names_apple_mps(monkeypatch):
+    "On Apple silicon (device='mps') a card says so, not 'no GPU' (faked here: this machine has no MPS)."
+    if torch.cuda.is_available(): pytest.skip('a CUDA machine names its GPU first')
+    assert zoo.hardware().endswith('; no GPU') or torch.backends.mps.is_available()
+    monkeypatch.setattr(torch.backends.mps, 'is_available', lambda: True)
+    assert zoo.hardware().endswith('; Apple MPS')
+
+
 def _fake_pipe():
     "select_snapshot reads only pipe.unet's parameters (validation_fd is stubbed below)."
     torch.manual_seed(0)
