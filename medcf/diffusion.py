@@ -2239,7 +2239,7 @@ def _state_file(ckpt_dir) -> Path | None:
 
 def _load_state(state: Path) -> dict:
     "A finetune state read back, or an error naming the file and what to do when it is not one."
-    try: s = torch.load(state, weights_only=False, map_location='cpu')  # a state saved on a GPU resumes on a CPU-only machine too: finetune moves it to the UNet's device
+    try: s = torch.load(state, weights_only=True, map_location='cpu')  # tensors and plain values only (a state from elsewhere runs no code); read onto the CPU, so one saved on a GPU resumes on a CPU-only machine too: finetune moves it to the UNet's device
     except Exception as e:
         raise ValueError(f"{state} cannot be read as a finetune state ({type(e).__name__}: {str(e)[:120]}); it may be cut short or another tool's: "
                          "delete it, pass resume=False to start over (it is replaced), or use another ckpt_dir") from None

@@ -196,6 +196,24 @@ def test_a_state_saved_on_a_gpu_resumes_on_the_cpu(pipe, tmp_path, monkeypatch):
     for k in (1, 4): assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(h1['snapshots'][k], h2['snapshots'][k]))
 
 
+class _Planted:
+    "An object whose unpickling runs code (it writes a file): what a state file from elsewhere could hold."
+    def __init__(self, path): self.path = path
+    def __reduce__(self): return (Path.touch, (self.path,))
+
+
+def test_a_state_that_would_run_code_is_not_loaded(pipe, tmp_path):
+    "finetune reads its state with weights_only: a state file holding a pickled object is refused by name, and the object's code never runs."
+    data = (imgs(4), ['a', 'b'] * 2)
+    p = copy.deepcopy(pipe)
+    D.finetune(p, data, steps=1, batch_size=2, progress=False, warmup=1, ckpt_dir=tmp_path / 'c')
+    state = tmp_path / 'c' / 'finetune_state.pt'
+    s = torch.load(state, weights_only=False); s['hist'] = dict(s['hist'], planted=_Planted(tmp_path / 'ran'))
+    torch.save(s, state)
+    with pytest.raises(ValueError, match='cannot be read as a finetune state .*Unpickl'): D.finetune(p, data, steps=2, batch_size=2, progress=False, warmup=1, ckpt_dir=tmp_path / 'c')
+    assert not (tmp_path / 'ran').exists()
+
+
 def test_save_load_roundtrip(pipe, tmp_path):
     ref = D.generate(pipe, ['a'], num_inference_steps=3)
     D.save_pipeline(pipe, tmp_path / 'slim', dict(name='t'))
