@@ -161,10 +161,7 @@ def test_inversion_exact_with_fixed_point(pipe):
 
 def test_finetune_resume_is_exact(pipe, tmp_path):
     data = (imgs(8), ['a', 'b'] * 4)
-    def mk():
-        torch.manual_seed(0)
-        return D.assemble_pipeline(pipe.vae, D.build_unet(8, 4, (16, 32)), pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
-    p1, p2 = mk(), mk()
+    p1, p2 = fresh_unet(pipe), fresh_unet(pipe)
     D.finetune(p1, data, steps=4, batch_size=4, progress=False, warmup=1)
     D.finetune(p2, data, steps=2, batch_size=4, progress=False, warmup=1, ckpt_dir=tmp_path, ckpt_every=2)
     D.finetune(p2, data, steps=4, batch_size=4, progress=False, warmup=1, ckpt_dir=tmp_path, ckpt_every=2)
@@ -177,10 +174,7 @@ def test_a_state_saved_on_a_gpu_resumes_on_the_cpu(pipe, tmp_path, monkeypatch):
     "included, exactly as an uninterrupted run; it used to be reported as unreadable, with the advice to delete it."
     import torch.serialization as TS
     data = (imgs(8), ['a', 'b'] * 4)
-    def mk():
-        torch.manual_seed(0)
-        return D.assemble_pipeline(pipe.vae, D.build_unet(8, 4, (16, 32)), pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
-    p1, p2 = mk(), mk()
+    p1, p2 = fresh_unet(pipe), fresh_unet(pipe)
     h1 = D.finetune(p1, data, steps=4, batch_size=4, progress=False, warmup=1, snapshot_every=1)
     D.finetune(p2, data, steps=2, batch_size=4, progress=False, warmup=1, ckpt_dir=tmp_path, ckpt_every=2, snapshot_every=1)
     state = tmp_path / 'finetune_state.pt'
