@@ -59,3 +59,19 @@ def test_data_samples_root_order(monkeypatch, tmp_path):
     with pytest.raises(FileNotFoundError, match='MEDCF_DATA_SAMPLES'): data_path('models')
     from medcf.diffusion import load_pipeline
     with pytest.raises(FileNotFoundError, match=f"not in data_samples/models .*looked up at {tmp_path}"): load_pipeline('chest')
+
+
+def test_checkpoints_survive_a_windows_checkout():
+    "Git for Windows checks text files out with CRLF line ends by default (core.autocrlf=true); the zoo's model cards hash their config "
+    "JSON byte for byte, so such a checkout failed load_pipeline('chest') as a corrupt checkpoint. .gitattributes keeps data_samples/ "
+    "byte-exact: each card-listed file, as that checkout would write it, still has the card's sha256."
+    import hashlib, json
+    if shutil.which('git') is None or subprocess.run(['git', 'rev-parse', '--is-inside-work-tree'], cwd=REPO, capture_output=True).returncode:
+        pytest.skip('not a git work tree (an installed copy): nothing is checked out')
+    cards = sorted((REPO / 'data_samples' / 'models').glob('*/model_card.json'))
+    assert len(cards) >= 2
+    for card in cards:
+        for rel, want in json.loads(card.read_text(encoding='utf-8'))['files'].items():
+            path = (card.parent / rel).relative_to(REPO).as_posix()
+            out = subprocess.run(['git', '-c', 'core.autocrlf=true', 'cat-file', '--filters', f'HEAD:{path}'], cwd=REPO, capture_output=True, check=True).stdout
+            assert hashlib.sha256(out).hexdigest() == want, f'{path} changes in a CRLF checkout'
