@@ -391,8 +391,7 @@ class SCMPhantom:
 
     def __init__(self, size: int = 64,  # square image size in pixels
                  seed: int = 0):  # seed of the sampler's random stream
-        self.size, self.seed = self._checked_size(size), seed
-        self.rng = np.random.default_rng(check_int(seed, 'seed', 0))
+        self.size, self.seed = size, seed  # checked, and the seed's stream made, by __setattr__
         self.variables = self._built_variables()
         clash = sorted(set(self.variables) & set(self.render_noise))
         if clash: raise ValueError(f"variables {clash} take names of the renderer's own noise {list(self.render_noise)} in {type(self).__name__}; "
@@ -408,12 +407,11 @@ class SCMPhantom:
     def __setattr__(self, name: str, value: object) -> None:
         "A setting changed after construction (`skin.p_ruler = (0.2, 0.2)`) rebuilds the mechanisms, which read settings when they are made: what the phantom draws and what `render_config` records agree (a hand edit of `variables` is rebuilt away too; a dict setting changed in place is not seen: assign a new one). `size` is checked as the constructor checks it, the renderer's caches are dropped, and a new `seed` restarts the sampler's stream as constructing with it would."
         vs = vars(self)
-        if '_order' in vs and not vs.get('_rebuilding'):  # after construction
-            if name == 'size': value = self._checked_size(value)
-            if name == 'seed':  # a new stream, the one constructing with this seed gives
-                super().__setattr__('rng', np.random.default_rng(check_int(value, 'seed', 0)))
-                return super().__setattr__('seed', value)
-        if name.startswith('_') or name in ('variables', 'rng', 'seed') or '_order' not in vs or vs.get('_rebuilding'):  # own state, still in __init__, or set by _variables()
+        if name == 'size': value = self._checked_size(value)  # in the constructor and after it alike
+        if name == 'seed':  # the seed's own stream, in the constructor and after it alike (a bad seed is refused, the old one kept)
+            super().__setattr__('rng', np.random.default_rng(check_int(value, 'seed', 0)))
+            return super().__setattr__('seed', value)
+        if name.startswith('_') or name in ('variables', 'rng') or '_order' not in vs or vs.get('_rebuilding'):  # own state, still in __init__, or set by _variables()
             return super().__setattr__(name, value)
         had, old = name in vs, vs.get(name)
         super().__setattr__(name, value)
