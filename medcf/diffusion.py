@@ -18,9 +18,9 @@ __all__ = ['SD_BETAS', 'Prompts', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKP
            'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_hw', 'native_size', 'check_images',
            'check_latents', 'check_signal_leak', 'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip',
            'sha256', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline', 'model_card_markdown', 'zoo_dir',
-           'zoo_names', 'read_card', 'verify_checkpoint', 'check_device', 'load_pipeline', 'clear_prompt_cache',
-           'encode_prompts', 'check_scheduler', 'ddim_scheduler', 'split_prediction', 'ddim_step', 'StepInfo',
-           'SampleOutput', 'step_generators', 'initial_latents', 'fit_signal_leak', 'add_signal_leak',
+           'zoo_names', 'dtype_kwarg', 'read_card', 'verify_checkpoint', 'check_device', 'load_pipeline',
+           'clear_prompt_cache', 'encode_prompts', 'check_scheduler', 'ddim_scheduler', 'split_prediction', 'ddim_step',
+           'StepInfo', 'SampleOutput', 'step_generators', 'initial_latents', 'fit_signal_leak', 'add_signal_leak',
            'check_guidance_interval', 'resolve_guidance_interval', 'pipeline_interval', 'pipeline_guidance_scale',
            'guidance_at', 'check_guidance_rescale', 'rescale_guidance', 'check_timesteps', 'unet_eps',
            'noise_prediction_error', 'check_unet', 'check_callables', 'sample_latents', 'trajectory_log_probs',
@@ -467,10 +467,17 @@ def _scheduler_from(folder: Path):
     "The scheduler a saved scheduler/ folder names (any diffusers scheduler), DDIM when it names none."
     return _named_class(folder, 'scheduler_config.json', 'DDIMScheduler', lambda n: n.endswith('Scheduler'), 'scheduler', 'a diffusers scheduler class').from_pretrained(folder)
 
+def dtype_kwarg(dtype: torch.dtype  # the weights' dtype
+               ) -> dict:
+    "`from_pretrained`'s keyword for a weight dtype in the installed diffusers: `dtype` from 0.40 on, `torch_dtype` before it (which 0.30-0.39 need and which newer releases deprecate)."
+    import diffusers  # the module itself (this file's lazy name does not pass dunder attributes)
+    from packaging.version import Version
+    return {'dtype' if Version(diffusers.__version__).release >= (0, 40) else 'torch_dtype': dtype}
+
 def _vae_from(folder: Path, dtype: torch.dtype):
     "The autoencoder a saved vae/ folder names (AutoencoderKL, AutoencoderTiny, ...), AutoencoderKL when it names none."
     return _named_class(folder, 'config.json', 'AutoencoderKL', lambda n: n.startswith('Autoencoder'), 'autoencoder',
-                        "one of diffusers' Autoencoder* classes (AutoencoderKL, AutoencoderTiny, ...)").from_pretrained(folder, dtype=dtype)
+                        "one of diffusers' Autoencoder* classes (AutoencoderKL, AutoencoderTiny, ...)").from_pretrained(folder, **dtype_kwarg(dtype))
 
 def _resolve(name_or_path) -> Path:
     p = Path(name_or_path).expanduser()
@@ -553,21 +560,23 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
         missing = [f"{d}/" for d in ('vae', 'unet', 'scheduler') if not (folder / d).is_dir()]
         if missing: raise FileNotFoundError(f"{folder} is not a pipeline folder: it has no {', '.join(missing)} (and no model_index.json); "
                                             "expected save_pipeline's layout (vae/, unet/, scheduler/) or a diffusers Stable Diffusion folder")
+    names = [p.name for p in folder.rglob('*') if p.suffix in ('.safetensors', '.bin')]
+    found = sorted({n.split('.')[-2] for n in names if n.count('.') >= 2})  # the variants its weight files come as ('fp16', ...)
+    plain = any(n.count('.') == 1 for n in names)  # diffusion_pytorch_model.safetensors, model.safetensors, ...
+    if variant is not None and variant not in found:  # refused here: diffusers before 0.3x loads the plain weights instead, without a word
+        raise ValueError(f"could not load a pipeline from {folder}: it holds no {variant!r} weight files: drop variant= "
+                         f"({f'its weight files come as variant(s) {found}' if found else 'none of its weight files is a variant'})")
     try:
         if (folder / 'model_index.json').exists():
             pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, feature_extractor=None,
-                                                           requires_safety_checker=False, dtype=dtype, variant=variant)
+                                                           requires_safety_checker=False, variant=variant, **dtype_kwarg(dtype))
         else:
             te, tok = load_text_encoder(card.get('max_length', 48))  # this pipeline's own copy
             pipe = assemble_pipeline(_vae_from(folder / 'vae', dtype),
-                                     UNet2DConditionModel.from_pretrained(folder / 'unet', dtype=dtype),
+                                     UNet2DConditionModel.from_pretrained(folder / 'unet', **dtype_kwarg(dtype)),
                                      _scheduler_from(folder / 'scheduler'), te.to(dtype), tok)
     except (OSError, ValueError, RuntimeError, EnvironmentError, KeyError, TypeError, AttributeError) as e:
-        names = [p.name for p in folder.rglob('*') if p.suffix in ('.safetensors', '.bin')]
-        found = sorted({n.split('.')[-2] for n in names if n.count('.') >= 2})
-        plain = any(n.count('.') == 1 for n in names)  # diffusion_pytorch_model.safetensors, model.safetensors, ...
-        hint = (f"; its weight files come as variant(s) {found} only: pass variant={found[0]!r} (medcf generate: --variant {found[0]})" if variant is None and found and not plain else
-                f"; it holds no {variant!r} weight files: drop variant=" if variant is not None and variant not in found else '')
+        hint = f"; its weight files come as variant(s) {found} only: pass variant={found[0]!r} (medcf generate: --variant {found[0]})" if variant is None and found and not plain else ''
         raise ValueError(f"could not load a pipeline from {folder}: {e}{hint}") from e
     pipe.set_progress_bar_config(disable=True)
     pipe = pipe.to(device)

@@ -1065,6 +1065,25 @@ def test_train_vae_bad_settings(pipe, kw, err):
     assert p.vae.config.scaling_factor == sf  # refused before any refit
 
 
+def test_load_pipeline_speaks_the_installed_diffusers_dtype_keyword(monkeypatch):
+    "diffusers takes the weights' dtype as `dtype` from 0.40 on and as `torch_dtype` before; 0.30-0.39 hand an unknown `dtype` to the model's __init__."
+    import diffusers
+    monkeypatch.setattr(diffusers, '__version__', '0.39.0')
+    assert D.dtype_kwarg(torch.float16) == {'torch_dtype': torch.float16}
+    seen = []
+    for cls in (diffusers.AutoencoderKL, diffusers.UNet2DConditionModel):
+        real = cls.from_pretrained.__func__
+        def old_style(c, *a, _real=real, **k):  # what diffusers 0.39 does with dtype=
+            seen.append(c.__name__)
+            if 'dtype' in k: raise TypeError(f"{c.__name__}.__init__() got an unexpected keyword argument 'dtype'")
+            return _real(c, *a, **k)
+        monkeypatch.setattr(cls, 'from_pretrained', classmethod(old_style))
+    pipe = D.load_pipeline('chest', dtype=torch.bfloat16)
+    assert sorted(seen) == ['AutoencoderKL', 'UNet2DConditionModel']
+    assert pipe.unet.dtype == pipe.vae.dtype == torch.bfloat16
+    monkeypatch.setattr(diffusers, '__version__', '0.40.0')
+    assert D.dtype_kwarg(torch.float16) == {'dtype': torch.float16}
+
 def test_load_pipeline_bad_input(pipe, tmp_path):
     d = D.save_pipeline(pipe, tmp_path / 'ok')
     with pytest.raises(TypeError, match=r"dtype='float16': expected a torch.dtype"): D.load_pipeline(d, dtype='float16')
@@ -1728,7 +1747,7 @@ def test_ddim_invert_returns_its_trajectory(pipe):
     assert D.ddim_invert(pipe, x, 'a', num_inference_steps=2, check=False).trajectory is None
 
 
-def test_a_stable_diffusion_folder_saved_as_a_variant(tmp_path):
+def test_a_stable_diffusion_folder_saved_as_a_variant(tmp_path, monkeypatch):
     "A diffusers folder holding only *.fp16.safetensors weights (as `variant='fp16'` downloads are) loads with variant='fp16'; without it the error names the variant."
     from diffusers import StableDiffusionPipeline
     sd = StableDiffusionPipeline.from_pretrained(_tiny_clip_sd_folder(tmp_path), safety_checker=None, feature_extractor=None, requires_safety_checker=False)
@@ -1739,6 +1758,8 @@ def test_a_stable_diffusion_folder_saved_as_a_variant(tmp_path):
     assert torch.allclose(D.generate(p, ['a'], num_inference_steps=2), D.generate(D.load_pipeline(tmp_path / 'sd'), ['a'], num_inference_steps=2), atol=1e-5)
     with pytest.raises(ValueError, match="variants are a diffusers folder's"): D.load_pipeline('chest', variant='fp16')
     with pytest.raises(ValueError, match="holds no 'fp16' weight files: drop variant="): D.load_pipeline(tmp_path / 'sd', variant='fp16')
+    monkeypatch.setattr(StableDiffusionPipeline, 'from_pretrained', classmethod(lambda c, *a, **k: sd))  # what diffusers 0.30 does there: load the plain weights, without a word
+    with pytest.raises(ValueError, match="holds no 'fp16' weight files: drop variant="): D.load_pipeline(tmp_path / 'sd', variant='fp16')  # refused before diffusers is asked
 
 
 class _LongLater(_Lazy):
