@@ -110,3 +110,23 @@ assert O.load_checkpoint({str(tmp_path / 'o')!r}, 'lin')[1]['note'] == '\\u00b1 
     env = dict(os.environ, PYTHONUTF8='0', PYTHONCOERCECLOCALE='0', LC_ALL='C', LANG='C')
     r = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, encoding='utf-8')
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_lower_bounds_installs_each_floor_of_settings_ini():
+    "tests/lower_bounds.py installs `name==X` for every `name>=X` requirement (an upper bound after it dropped), a --pin in a floor's place, numpy<2 under a torch before 2.3."
+    import configparser, sys
+    from pathlib import Path
+    tests = Path(__file__).parent; sys.path.insert(0, str(tests))
+    import lower_bounds as L
+    cfg = configparser.ConfigParser(); cfg.read(tests.parent / 'settings.ini', encoding='utf-8')
+    req = cfg['DEFAULT']['requirements'].split()
+    got = L.plan()
+    for r in req:
+        name, _, floor = r.partition('>=')
+        assert (f"{name}=={floor.split(',')[0]}" if floor else r) in got or (r == 'numpy' and 'numpy<2' in got), r
+    assert set(cfg['DEFAULT']['dev_requirements'].split()) <= set(got)
+    assert 'numpy<2' in got  # settings.ini's torch floor (2.2) predates numpy 2 support
+    later = L.plan(['torch==2.4.0'])
+    assert 'torch==2.4.0' in later and 'numpy' in later and not any(r.startswith('torch==2.2') for r in later)
+    assert 'numpy==1.26.4' in L.plan(['numpy==1.26.4'])  # an explicit numpy pin is kept
+    with pytest.raises(SystemExit, match="'torc' is not among settings.ini's requirements"): L.plan(['torc==1'])
