@@ -813,10 +813,11 @@ class ChestPhantom(SCMPhantom):
         return noise
 
     def _prompt(self, row: pd.Series) -> str:
-        find = [f for f, on in (('pleural effusion', row.effusion), ('cardiomegaly', row.cardiomegaly)) if on]
-        if not find: find = ['no finding'] if row.no_finding else ['other lung opacity']
-        dev = 'with support devices' if row.devices else 'without support devices'
-        return f"chest x-ray, {row.view} view, {row.sex.lower()} patient aged {int(row.age)}, {', '.join(find)}, {dev}"
+        # row['view'], not row.view: the row is a Series, and pandas before 3.0 has a Series.view method (its repr went into the caption)
+        find = [f for f, on in (('pleural effusion', row['effusion']), ('cardiomegaly', row['cardiomegaly'])) if on]
+        if not find: find = ['no finding'] if row['no_finding'] else ['other lung opacity']
+        dev = 'with support devices' if row['devices'] else 'without support devices'
+        return f"chest x-ray, {row['view']} view, {row['sex'].lower()} patient aged {int(row['age'])}, {', '.join(find)}, {dev}"
 
     def _render(self, truth: pd.DataFrame, noise: dict) -> torch.Tensor:
         step = max(1, 2 ** 18 // self.size ** 2)  # chunks of ~1 MB per tensor stay in cache
@@ -994,8 +995,8 @@ def save_grid(images: torch.Tensor,  # N x C x H x W in [-1, 1]
 
 def chest_titles(attrs: pd.DataFrame) -> list:
     "Short titles for chest samples: sex+age, view, then E (effusion), C (cardiomegaly), D (devices) when present."
-    return [f"{r.sex[0]}{int(r.age)} {r.view} " + ''.join(k for k, c in (('E', 'effusion'), ('C', 'cardiomegaly'), ('D', 'devices')) if r[c])
-            for _, r in attrs.iterrows()]
+    return [f"{r['sex'][0]}{int(r['age'])} {r['view']} " + ''.join(k for k, c in (('E', 'effusion'), ('C', 'cardiomegaly'), ('D', 'devices')) if r[c])
+            for _, r in attrs.iterrows()]  # r['view'], not r.view (see ChestPhantom._prompt)
 
 # %% ../nbs/00_phantoms.ipynb #86b4503b
 def chest_facts(df: pd.DataFrame,  # one row per study with columns effusion, devices, cardiomegaly, view, age_bin
@@ -1074,8 +1075,8 @@ class SkinPhantom(SCMPhantom):
         sign = {'asymmetry': 'asymmetric', 'border': 'irregular border', 'variegation': 'variegated colour'}
         s = ', '.join(sign[k] for k in sign if row[k]) or 'symmetric, regular, uniform'
         arts = ', '.join(k.replace('_', ' ') for k in ('hair', 'ruler', 'ink', 'bubbles', 'dark_corners') if row[k])
-        return (f"dermoscopy of a {'melanoma' if row.melanoma else 'nevus'}, {s}, {row.diameter:.0f} mm, "
-                f"Fitzpatrick skin type {int(row.skin_tone)}" + (f", with {arts}" if arts else ''))
+        return (f"dermoscopy of a {'melanoma' if row['melanoma'] else 'nevus'}, {s}, {row['diameter']:.0f} mm, "
+                f"Fitzpatrick skin type {int(row['skin_tone'])}" + (f", with {arts}" if arts else ''))
 
     def _render(self, truth: pd.DataFrame, noise: dict) -> torch.Tensor:
         step = max(1, 2 ** 18 // self.size ** 2)
@@ -1180,7 +1181,7 @@ class SkinPhantom(SCMPhantom):
 def skin_titles(attrs: pd.DataFrame  # one row per lesion with the skin phantom's observed columns
                ) -> list:
     "Short titles for skin samples: M melanoma / N nevus and the skin tone, then A B C (signs) and r i h b d (artifacts) when present."
-    return [('M' if r.melanoma else 'N') + str(int(r.skin_tone)) + ' ' + ''.join(k for k, c in zip('ABC', ('asymmetry', 'border', 'variegation')) if r[c])
+    return [('M' if r['melanoma'] else 'N') + str(int(r['skin_tone'])) + ' ' + ''.join(k for k, c in zip('ABC', ('asymmetry', 'border', 'variegation')) if r[c])
             + ' ' + ''.join(k for k, c in zip('rihbd', ('ruler', 'ink', 'hair', 'bubbles', 'dark_corners')) if r[c]) for _, r in attrs.iterrows()]
 
 # %% ../nbs/00_phantoms.ipynb #a4961b6e

@@ -590,3 +590,16 @@ def test_size_and_seed_set_after_construction():
     assert torch.equal(s.sample(3).images, P.SkinPhantom(32, seed=7).sample(3).images) and s.seed == 7
     with pytest.raises(ValueError, match='seed=-1: expected a non-negative integer'): s.seed = -1
     assert s.seed == 7
+
+
+@pytest.mark.parametrize('cls', [P.ChestPhantom, P.SkinPhantom, P.BrainPhantom, P.MSPhantom])
+def test_captions_and_titles_read_columns_by_item_not_by_attribute(cls, monkeypatch):
+    "pandas before 3.0 has a Series.view method, so a caption that read row.view said 'chest x-ray, <bound method Series.view of ...> view'. Every column is made a Series method here, as view was."
+    ph = cls(32); attrs = ph.sample(4, seed=0).attrs
+    titles = {P.ChestPhantom: P.chest_titles, P.SkinPhantom: P.skin_titles}.get(cls, lambda a: [])
+    before, before_t = ph.captions(attrs), titles(attrs)
+    assert all('bound method' not in c for c in before)
+    for c in attrs.columns:
+        if hasattr(pd.Series, c): continue  # a name this pandas itself defines
+        monkeypatch.setattr(pd.Series, c, lambda self, *a, **k: self, raising=False)
+    assert ph.captions(attrs) == before and titles(attrs) == before_t
