@@ -31,12 +31,18 @@ def test_wheel_carries_data_samples(wheel):
 
 
 def test_plain_install_loads_the_zoo(wheel, tmp_path):
-    "Installed into a fresh virtual environment (the course's other packages seen through system site-packages), run from elsewhere."
+    "Installed into a fresh virtual environment (the course's other packages seen through this environment's site-packages), run from elsewhere."
     venv = tmp_path / 'venv'
-    subprocess.run([sys.executable, '-m', 'venv', '--system-site-packages', str(venv)], check=True)
+    subprocess.run([sys.executable, '-m', 'venv', str(venv)], check=True)
     py = venv / 'bin' / 'python'
-    subprocess.run([str(py), '-m', 'pip', 'install', '-q', '--no-deps', '--disable-pip-version-check', str(wheel)], check=True)
-    env = {k: v for k, v in os.environ.items() if k not in ('MEDCF_DATA_SAMPLES', 'PYTHONPATH')}
+    env = {k: v for k, v in os.environ.items() if k not in ('MEDCF_DATA_SAMPLES', 'PYTHONPATH')}  # PYTHONPATH out for pip too: a clone on it would pass for medcf already installed
+    subprocess.run([str(py), '-m', 'pip', 'install', '-q', '--no-deps', '--disable-pip-version-check', str(wheel)], check=True, env=env)
+    # The other packages as this test sees them: --system-site-packages would show the base interpreter's instead, which under
+    # a virtual environment (the usual way to run the suite) hold no torch. Listed after the venv's own, and as plain paths, so
+    # their .pth files (this environment's editable medcf) are not run: medcf must come from the wheel (written after pip ran, so pip
+    # does not take this environment's medcf for the one to install).
+    purelib = Path(subprocess.run([str(py), '-c', "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True, capture_output=True, text=True).stdout.strip())
+    (purelib / 'parent_site_packages.pth').write_text(''.join(p + '\n' for p in sys.path if Path(p).name in ('site-packages', 'dist-packages')), encoding='utf-8')
     code = ("import medcf.phantoms as P; from medcf.diffusion import load_pipeline; "
             "print(P.__file__); print(P.data_samples_root()); load_pipeline('chest')")
     out = subprocess.run([str(py), '-c', code], cwd=tmp_path, env=env, capture_output=True, text=True)
