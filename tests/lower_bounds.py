@@ -3,6 +3,7 @@
     python tests/lower_bounds.py --venv /tmp/lowest                  # a fresh venv with every floor, then pytest -q tests there
     python tests/lower_bounds.py --venv /tmp/lowest --notebooks      # nbdev_test (fast mode) as well
     python tests/lower_bounds.py --venv /tmp/lowest --pin torch==2.2.2 --dry-run   # another release than a floor; print the plan only
+    python tests/lower_bounds.py --venv /tmp/py310 --python python3.10           # settings.ini's min_python as well
 
 Each `name>=X` of settings.ini's `requirements` is installed as `name==X` (its floor), the other requirements and the dev ones
 as settings.ini names them, medcf itself as an editable install of this clone (no dependencies of its own), all in one pip
@@ -61,6 +62,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--venv', required=True, help='the folder for the virtual environment (made, or reused if it is one)')
     ap.add_argument('--pin', action='append', default=[], help='name==V instead of that package\'s floor (repeatable)')
+    ap.add_argument('--python', default=sys.executable, help="the interpreter the venv is made from (default: this one), e.g. settings.ini's min_python")
     ap.add_argument('--notebooks', action='store_true', help='run nbdev_test (fast mode) too')
     ap.add_argument('--dry-run', action='store_true', help='print what would be installed and run, and stop')
     a = ap.parse_args()
@@ -68,11 +70,11 @@ def main():
     venv = Path(a.venv).expanduser().resolve(); py = venv / 'bin' / 'python'
     print('installing:', ' '.join(reqs), flush=True)
     if a.dry_run: return 0
-    if not py.exists() and run([sys.executable, '-m', 'venv', str(venv)]): return 1
+    if not py.exists() and run([a.python, '-m', 'venv', str(venv)]): return 1
     pip = [str(py), '-m', 'pip', 'install', '-q', '--disable-pip-version-check']
     if run(pip + reqs) or run(pip + ['--no-deps', '-e', str(REPO)]): return 1
-    subprocess.run([str(py), '-c', "import importlib.metadata as m; print('got:', ', '.join(f'{p} {m.version(p)}' for p in "
-                    "('torch', 'diffusers', 'transformers', 'numpy', 'torchsde', 'huggingface_hub', 'tokenizers')))"])
+    subprocess.run([str(py), '-c', "import importlib.metadata as m, platform; print('got: Python', platform.python_version() + ',', ', '.join(f'{p} {m.version(p)}' for p in "
+                    "('torch', 'diffusers', 'transformers', 'numpy', 'pandas', 'torchsde', 'huggingface_hub', 'tokenizers')))"])
     env = {**os.environ, 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', '2')}
     bindir = str(venv / 'bin'); env['PATH'] = bindir + os.pathsep + env.get('PATH', '')
     rc = run([str(py), '-m', 'pytest', '-q', 'tests', '-p', 'no:cacheprovider'], cwd=REPO, env=env)
