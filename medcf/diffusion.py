@@ -563,7 +563,7 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
     names = [p.name for p in folder.rglob('*') if p.suffix in ('.safetensors', '.bin')]
     found = sorted({n.split('.')[-2] for n in names if n.count('.') >= 2})  # the variants its weight files come as ('fp16', ...)
     plain = any(n.count('.') == 1 for n in names)  # diffusion_pytorch_model.safetensors, model.safetensors, ...
-    if variant is not None and variant not in found:  # refused here: diffusers before 0.3x loads the plain weights instead, without a word
+    if variant is not None and variant not in found:  # refused here: diffusers 0.30 loads the plain weights instead, without a word (0.42 raises)
         raise ValueError(f"could not load a pipeline from {folder}: it holds no {variant!r} weight files: drop variant= "
                          f"({f'its weight files come as variant(s) {found}' if found else 'none of its weight files is a variant'})")
     try:

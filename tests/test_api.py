@@ -112,11 +112,11 @@ assert O.load_checkpoint({str(tmp_path / 'o')!r}, 'lin')[1]['note'] == '\\u00b1 
     assert r.returncode == 0, r.stderr[-2000:]
 
 
-def test_lower_bounds_installs_each_floor_of_settings_ini():
-    "tests/lower_bounds.py installs `name==X` for every `name>=X` requirement (an upper bound after it dropped), a --pin in a floor's place, numpy<2 under a torch before 2.3."
-    import configparser, sys
+def test_lower_bounds_installs_each_floor_of_settings_ini(monkeypatch):
+    "tests/lower_bounds.py installs `name==X` for every `name>=X` requirement (any upper bound after it dropped), a --pin in a floor's place, numpy<2 under a torch before 2.3."
+    import configparser
     from pathlib import Path
-    tests = Path(__file__).parent; sys.path.insert(0, str(tests))
+    tests = Path(__file__).parent; monkeypatch.syspath_prepend(str(tests))
     import lower_bounds as L
     cfg = configparser.ConfigParser(); cfg.read(tests.parent / 'settings.ini', encoding='utf-8')
     req = cfg['DEFAULT']['requirements'].split()
