@@ -471,8 +471,8 @@ def dtype_kwarg(dtype: torch.dtype  # the weights' dtype
                ) -> dict:
     "`from_pretrained`'s keyword for a weight dtype in the installed diffusers: `dtype` from 0.40 on, `torch_dtype` before it (which 0.30-0.39 need and which newer releases deprecate)."
     import diffusers  # the module itself (this file's lazy name does not pass dunder attributes)
-    from packaging.version import Version
-    return {'dtype' if Version(diffusers.__version__).release >= (0, 40) else 'torch_dtype': dtype}
+    major, minor = (int(x) for x in diffusers.__version__.split('.')[:2])  # '0.40.0.dev0' -> 0, 40
+    return {'dtype' if (major, minor) >= (0, 40) else 'torch_dtype': dtype}
 
 def _vae_from(folder: Path, dtype: torch.dtype):
     "The autoencoder a saved vae/ folder names (AutoencoderKL, AutoencoderTiny, ...), AutoencoderKL when it names none."
