@@ -18,9 +18,10 @@ from .oracles import AttributeOracle, PerceptualDistance, hardware  # hardware: 
 __all__ = ['RECIPES', 'CAPTION_STREAM', 'VALIDATION_SEEDS', 'GUIDANCE_GRID', 'LEAK_N', 'recipe_interval', 'zoo_phantom',
            'paper_prompts', 'training_captions', 'caption_mix', 'oversample_weights', 'validation_fd',
            'select_snapshot', 'select_guidance', 'vae_for_recipe', 'decoder_rounds', 'decoder_perceptual',
-           'train_zoo_model', 'adherence_prompts', 'prompt_adherence', 'attribute_adherence', 'vae_agreement',
-           'vae_positive_recall', 'oracle_ceiling', 'evaluate_zoo_model', 'guidance_sweep', 'update_card',
-           'pooled_ratio', 'grain_versions', 'judge_reads', 'age_bin_ceiling', 'resample_like', 'attribute_mix_fd']
+           'training_data', 'train_zoo_model', 'adherence_prompts', 'prompt_adherence', 'attribute_adherence',
+           'vae_agreement', 'vae_positive_recall', 'oracle_ceiling', 'evaluate_zoo_model', 'guidance_sweep',
+           'update_card', 'pooled_ratio', 'grain_versions', 'judge_reads', 'age_bin_ceiling', 'resample_like',
+           'attribute_mix_fd']
 
 # %% ../nbs/90_model_zoo.ipynb #884150b5
 RECIPES = {
@@ -283,6 +284,36 @@ def _check_vae_stage(work: Path, vh: dict, now: dict) -> None:
     if diff: raise ValueError(f"work_dir={str(work)!r} holds an autoencoder trained by another recipe: {'; '.join(diff)}; "
                               "use a fresh work_dir (or delete its vae/ and what was trained on it) to train this recipe's")
 
+def _attrs_digest(attrs: pd.DataFrame) -> str:
+    "A fingerprint of a table of attributes (its CSV text), to tell whether cached images were rendered from these rows."
+    import hashlib
+    return hashlib.sha256(attrs.to_csv(index=False).encode()).hexdigest()
+
+def training_data(name: str,  # 'chest' or 'skin'
+                  r: dict,  # the run's recipe (`RECIPES[name]` with its overrides): size, n_images, data_seed
+                  work: Path  # the run's work folder: the rendered images are cached there
+                 ) -> tuple[torch.Tensor, pd.DataFrame]:
+    "The recipe's phantom images and their observed attributes; the images are rendered once and reread when a run resumes."
+    phantom = zoo_phantom(name, r['data_seed'])
+    attrs = phantom.sample_truth(r['n_images'], seed=r['data_seed'])[phantom.observed]  # the rows `sample` renders (same noise), without rendering
+    cache = work / f"images_{name}_{r['size']}px_{r['n_images']}_{r['data_seed']}.pt"
+    key = dict(source=json.dumps(jsonable(phantom.render_config()), sort_keys=True), attrs=_attrs_digest(attrs))
+    if cache.exists():
+        # Tensors and strings only: a cache is read without running code from it (weights_only), and kept only if it
+        # was rendered by these phantom settings from these rows; anything else is rendered again, with a warning.
+        try: saved = torch.load(cache, weights_only=True, map_location='cpu'); why = None
+        except Exception as e: saved, why = None, f"it could not be read as medcf's image cache ({type(e).__name__})"
+        if saved is not None:
+            if not isinstance(saved, dict) or not isinstance(saved.get('images'), torch.Tensor): why = "it is not medcf's image cache (a dict with 'images')"
+            elif {k: saved.get(k) for k in key} != key: why = "its images were rendered by other phantom settings or from other rows"
+            elif saved['images'].shape[0] != len(attrs): why = f"it holds {saved['images'].shape[0]} images; expected {len(attrs)}"
+        if why is None: return saved['images'], attrs
+        warnings.warn(f"{cache} is not reused: {why}; rendering the images again and replacing it", stacklevel=user_stacklevel())
+    batch = phantom.sample(r['n_images'], seed=r['data_seed'])
+    if not batch.attrs.equals(attrs): raise RuntimeError(f"{type(phantom).__name__}.sample and sample_truth drew different rows at seed {r['data_seed']}; expected the same noise")
+    torch.save(dict(images=batch.images, **key), cache)
+    return batch.images, attrs
+
 @checks_bools
 def train_zoo_model(name: str,  # 'chest' or 'skin'
                     out_dir: str | Path,  # folder to write the checkpoint to (e.g. data_samples/models/chest)
@@ -313,12 +344,8 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     done_vh = json.loads((work / 'vae_history.json').read_text(encoding='utf-8')) if given_vae is None and (vae_dir / 'config.json').exists() else None  # a finished VAE stage
     if done_vh is not None: _check_vae_stage(work, done_vh, stage)  # before any data is rendered: another recipe's autoencoder is not reused silently
     t0 = time.time(); times = {}
-    cache = work / f"images_{name}_{r['size']}px_{r['n_images']}_{r['data_seed']}.pt"  # rendered once, reused when a run resumes (captions are not cached)
-    if cache.exists(): batch = torch.load(cache, weights_only=False)
-    else:
-        batch = zoo_phantom(name, r['data_seed']).sample(r['n_images'], seed=r['data_seed'])
-        torch.save(batch, cache)
-    images, captions, attrs = batch.images, training_captions(name, batch, r['prism_share'], r['data_seed']), batch.attrs
+    images, attrs = training_data(name, r, work)  # rendered once, reused when a run resumes (captions are not cached)
+    captions = caption_mix(name, attrs, r['prism_share'], r['data_seed'])
     weights = oversample_weights(attrs, r['oversample'])  # captions name these attributes, so p(image | caption) is unchanged
     vae_weights = oversample_weights(attrs, r['vae_oversample'])  # the VAE sees no captions: oversampling only buys rare detail more training
     times['data_s'] = time.time() - t0

@@ -342,6 +342,57 @@ def test_train_zoo_model_wiring_with_stubbed_stages(tmp_path, monkeypatch):
     assert card['vae_final_loss'] == pytest.approx((7 + 3 + 5) / 3) and card['recipe']['vae_decoder_steps'] == [3, 0, 5]
 
 
+# session 48: the training images' cache in work_dir is read as tensors and text only (weights_only), and only when it was
+# rendered by the recipe's phantom from the rows it redraws; anything else is rendered again with a warning, never run
+def _touch(path):  # what a pickled object in a cache file could make torch.load(weights_only=False) do
+    open(path, 'w').close()
+    return 'ran'
+
+class _Payload:
+    def __init__(self, path): self.path = path
+    def __reduce__(self): return (_touch, (self.path,))
+
+SMALL = dict(zoo.RECIPES['skin'], n_images=6, data_seed=3)
+
+def test_training_data_renders_once_then_rereads(tmp_path, monkeypatch):
+    images, attrs = zoo.training_data('skin', SMALL, tmp_path)
+    b = zoo.zoo_phantom('skin', 3).sample(6, seed=3)
+    assert torch.equal(images, b.images) and attrs.equals(b.attrs)
+    assert zoo.caption_mix('skin', attrs, 0.5, 3) == zoo.training_captions('skin', b, 0.5, 3)  # the captions train_zoo_model gives the UNet
+    monkeypatch.setattr(type(zoo.zoo_phantom('skin')), 'sample', lambda *a, **k: pytest.fail('rendered again: the cache was not reused'))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        again, attrs2 = zoo.training_data('skin', SMALL, tmp_path)
+    assert torch.equal(again, images) and attrs2.equals(attrs)
+
+@pytest.mark.parametrize('what', ['pickle', 'other rows', 'other settings', 'not a dict'])
+def test_training_data_replaces_a_cache_it_cannot_trust(tmp_path, what):
+    cache = tmp_path / 'images_skin_64px_6_3.pt'; ran = tmp_path / 'ran'
+    fresh = zoo.zoo_phantom('skin', 3).sample(6, seed=3).images
+    if what == 'pickle': torch.save(_Payload(str(ran)), cache)
+    else:
+        zoo.training_data('skin', SMALL, tmp_path)
+        saved = torch.load(cache, weights_only=True)
+        if what == 'other rows': saved['attrs'] = 'f' * 64
+        if what == 'other settings': saved['source'] = saved['source'].replace('"size": 64', '"size": 32')
+        if what == 'not a dict': saved = saved['images']
+        torch.save(saved, cache)
+    with pytest.warns(UserWarning, match=r'images_skin_64px_6_3.pt is not reused: .*rendering the images again and replacing it'):
+        images, _ = zoo.training_data('skin', SMALL, tmp_path)
+    assert not ran.exists() and torch.equal(images, fresh)
+    assert torch.equal(torch.load(cache, weights_only=True)['images'], fresh)  # replaced by a cache that is reused next time
+
+def test_train_zoo_model_runs_no_code_from_its_cache(tmp_path, monkeypatch):
+    (tmp_path / 'w').mkdir(); ran = tmp_path / 'ran'
+    torch.save(_Payload(str(ran)), tmp_path / 'w' / 'images_skin_64px_8_3.pt')
+    monkeypatch.setattr(zoo, 'train_vae', lambda *a, **k: dict(loss=[1.0], seconds=1.0))
+    monkeypatch.setattr(zoo, 'finetune', lambda *a, **k: dict(loss=[0.5], start=0, snapshots={}))
+    with pytest.warns(UserWarning, match='is not reused'):
+        zoo.train_zoo_model('skin', tmp_path / 'out', work_dir=tmp_path / 'w', progress=False, n_images=8, data_seed=3,
+                            vae_steps=1, vae_decoder_steps=(0,), unet_steps=1, select_every=None)
+    assert not ran.exists()
+
+
 # ---- session 38: the evaluation helpers (lines 376-655) ----
 
 class Reached(Exception):
