@@ -6,7 +6,7 @@
 from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, Any, Iterator
-import os, sys, contextlib, contextvars
+import os, sys, copy, contextlib, contextvars
 import numpy as np, pandas as pd, torch
 
 # %% auto #0
@@ -181,7 +181,6 @@ def refuse_overwrite(paths: list,  # files or folders a writer is about to creat
 
 def copy_frozen(m: torch.nn.Module) -> torch.nn.Module:
     "A frozen deep copy in eval mode: a model that borrows another (a baseline, an oracle as a loss) leaves the original as it was."
-    import copy
     c = copy.deepcopy(m).eval()
     for p in c.parameters(): p.requires_grad_(False)
     return c
@@ -450,6 +449,12 @@ class SCMPhantom:
         for k, v in state.items(): object.__setattr__(self, k, v)
         object.__setattr__(self, 'variables', self._built_variables())
         object.__setattr__(self, '_order', self._topological_order())
+
+    def __copy__(self) -> SCMPhantom:
+        "`copy.copy`: the settings shared as a shallow copy shares them, the random stream copied at its state (so the copy draws what the original would, and neither's draws move the other's), the mechanisms rebuilt (see `__getstate__`)."
+        c = type(self).__new__(type(self))
+        c.__setstate__({**self.__getstate__(), 'rng': copy.deepcopy(self.rng)})
+        return c
 
     # --- to be defined by subclasses ---
     def _variables(self) -> list: raise NotImplementedError

@@ -544,6 +544,21 @@ def test_phantoms_pickle_and_copy_by_their_settings():
     assert copy.copy(skin).sample(200, seed=0).attrs.ruler.mean() > 0.8  # a changed setting travels with the copy
 
 
+# session 48: copy.copy shared the random stream (its state dict is shallow), so drawing from the copy moved the original's draws
+def test_a_shallow_copy_has_its_own_random_stream():
+    import copy
+    for P_ in (P.ChestPhantom, P.SkinPhantom, P.BrainPhantom, P.MSPhantom):
+        kw = {} if P_ is P.MSPhantom else dict(size=16 if P_ is P.BrainPhantom else 32)
+        ph, alone = P_(seed=4, **kw), P_(seed=4, **kw)
+        c = copy.copy(ph)
+        assert c.rng is not ph.rng
+        first = c.sample_truth(5)
+        assert first.equals(alone.sample_truth(5))  # the copy goes on from the original's state ...
+        assert ph.sample_truth(5).equals(first)  # ... and the original's stream did not move when the copy drew
+        with pytest.raises(TypeError, match='edited by hand'):  # the hand-edit refusal holds for copy.copy too
+            ph.variables = dict(ph.variables); del ph.variables[next(iter(ph.variables))]; copy.copy(ph)
+
+
 def test_a_hand_edited_phantom_is_not_copied_without_its_edit():
     import copy, dataclasses, pickle
     ph = P.ChestPhantom(32)
