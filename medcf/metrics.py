@@ -21,11 +21,16 @@ __all__ = ['ArrayLike', 'proportion_interval', 'rate_count', 'accuracy', 'auroc'
            'counterfactual_report', 'prediction_flips', 'counterfactual_flip_rate']
 
 # %% ../nbs/04_metrics.ipynb #bc40b822
+_RAGGED = getattr(np, 'exceptions', np).VisibleDeprecationWarning  # np.exceptions from numpy 1.25 (numpy 2 has no np.VisibleDeprecationWarning)
+
 def _np(x, name: str) -> np.ndarray:
     "Tensor/array/list -> numpy array, rejecting empty and non-finite input."
     if isinstance(x, torch.Tensor): x = x.detach().cpu().numpy()
-    try: x = np.asarray(x)
-    except ValueError as e: raise ValueError(f"{name} has rows of different lengths ({e}); expected one value (or one row of equal length) per sample") from None
+    try:
+        with warnings.catch_warnings():  # numpy < 1.24 makes ragged rows an object array with this warning; later releases raise ValueError
+            warnings.simplefilter('error', _RAGGED)
+            x = np.asarray(x)
+    except (ValueError, _RAGGED) as e: raise ValueError(f"{name} has rows of different lengths ({e}); expected one value (or one row of equal length) per sample") from None
     if x.size == 0: raise ValueError(f"{name} is empty; expected at least one value")
     if x.dtype.kind in 'fc' and not np.isfinite(x).all(): raise ValueError(f"{name} contains NaN or inf")
     if x.dtype.kind == 'O' and (miss := np.flatnonzero(pd.isna(x).ravel())).size:
