@@ -7,9 +7,9 @@
 
 Each `name>=X` of settings.ini's `requirements` is installed as `name==X` (its floor), the other requirements and the dev ones
 as settings.ini names them, medcf itself as an editable install of this clone (no dependencies of its own), all in one pip
-call, so pip says at once when two floors cannot live together. torch releases before 2.3 were built against numpy 1 (their
-wheels fail on numpy 2), so under such a torch numpy<2 is added. It prints the versions it got and each command's result, and
-exits with the tests' status.
+call, so pip says at once when two floors cannot live together. It prints the versions it got and each command's result, and
+exits with the tests' status. (torch releases before 2.3 were built against numpy 1 and fail on numpy 2: numpy's floor is a
+1.x release, so a `--pin numpy==2...` beside torch 2.2 is yours to avoid.)
 """
 import argparse, configparser, os, re, subprocess, sys
 from pathlib import Path
@@ -36,21 +36,10 @@ def with_pins(reqs: list[str], pins: list[str]) -> list[str]:
     return out
 
 
-def torch_version(reqs: list[str]) -> tuple[int, ...] | None:
-    "The torch release `reqs` pins (`torch==2.2` -> (2, 2)), None when torch is not pinned exactly."
-    for r in reqs:
-        m = re.fullmatch(r'torch==(\d+(?:\.\d+)*)', r)
-        if m: return tuple(int(x) for x in m.group(1).split('.'))
-    return None
-
-
 def plan(pins: list[str] = ()) -> list[str]:
-    "What to install: settings.ini's floors, `pins` in place of theirs, numpy<2 under a torch before 2.3, then the dev requirements."
+    "What to install: settings.ini's floors, `pins` in place of theirs, then the dev requirements."
     req, dev = floors()
-    req = with_pins(req, list(pins))
-    tv = torch_version(req)
-    if tv is not None and tv < (2, 3): req = ['numpy<2' if r == 'numpy' else r for r in req]  # an explicit numpy pin is left alone
-    return req + dev
+    return with_pins(req, list(pins)) + dev
 
 
 def run(cmd: list[str], **kw) -> int:
@@ -74,7 +63,8 @@ def main():
     pip = [str(py), '-m', 'pip', 'install', '-q', '--disable-pip-version-check']
     if run(pip + reqs) or run(pip + ['--no-deps', '-e', str(REPO)]): return 1
     subprocess.run([str(py), '-c', "import importlib.metadata as m, platform; print('got: Python', platform.python_version() + ',', ', '.join(f'{p} {m.version(p)}' for p in "
-                    "('torch', 'diffusers', 'transformers', 'numpy', 'pandas', 'torchsde', 'huggingface_hub', 'tokenizers')))"])
+                    "('torch', 'diffusers', 'transformers', 'numpy', 'pandas', 'torchsde', 'huggingface_hub', 'tokenizers', 'matplotlib', "
+                    "'pillow', 'safetensors', 'tqdm', 'ipywidgets')))"])
     env = {**os.environ, 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', '2')}
     bindir = str(venv / 'bin'); env['PATH'] = bindir + os.pathsep + env.get('PATH', '')
     rc = run([str(py), '-m', 'pytest', '-q', 'tests', '-p', 'no:cacheprovider'], cwd=REPO, env=env)
