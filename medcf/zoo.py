@@ -291,10 +291,10 @@ def _attrs_digest(attrs: pd.DataFrame) -> str:
 
 def training_data(name: str,  # 'chest' or 'skin'
                   r: dict,  # the run's recipe (`RECIPES[name]` with its overrides): size, n_images, data_seed
-                  work: Path  # the run's work folder: the rendered images are cached there
+                  work: str | Path  # the run's work folder (made if missing): the rendered images are cached there
                  ) -> tuple[torch.Tensor, pd.DataFrame]:
     "The recipe's phantom images and their observed attributes; the images are rendered once and reread when a run resumes."
-    phantom = zoo_phantom(name, r['data_seed'])
+    work = Path(work); phantom = zoo_phantom(name, r['data_seed'])
     attrs = phantom.sample_truth(r['n_images'], seed=r['data_seed'])[phantom.observed]  # the rows `sample` renders (same noise), without rendering
     cache = work / f"images_{name}_{r['size']}px_{r['n_images']}_{r['data_seed']}.pt"
     key = dict(source=json.dumps(jsonable(phantom.render_config()), sort_keys=True), attrs=_attrs_digest(attrs))
@@ -311,7 +311,7 @@ def training_data(name: str,  # 'chest' or 'skin'
         warnings.warn(f"{cache} is not reused: {why}; rendering the images again and replacing it", stacklevel=user_stacklevel())
     batch = phantom.sample(r['n_images'], seed=r['data_seed'])
     if not batch.attrs.equals(attrs): raise RuntimeError(f"{type(phantom).__name__}.sample and sample_truth drew different rows at seed {r['data_seed']}; expected the same noise")
-    torch.save(dict(images=batch.images, **key), cache)
+    work.mkdir(parents=True, exist_ok=True); torch.save(dict(images=batch.images, **key), cache)
     return batch.images, attrs
 
 @checks_bools

@@ -355,14 +355,14 @@ class _Payload:
 SMALL = dict(zoo.RECIPES['skin'], n_images=6, data_seed=3)
 
 def test_training_data_renders_once_then_rereads(tmp_path, monkeypatch):
-    images, attrs = zoo.training_data('skin', SMALL, tmp_path)
+    images, attrs = zoo.training_data('skin', SMALL, str(tmp_path / 'new'))  # a folder named as text, made when missing
     b = zoo.zoo_phantom('skin', 3).sample(6, seed=3)
     assert torch.equal(images, b.images) and attrs.equals(b.attrs)
     assert zoo.caption_mix('skin', attrs, 0.5, 3) == zoo.training_captions('skin', b, 0.5, 3)  # the captions train_zoo_model gives the UNet
     monkeypatch.setattr(type(zoo.zoo_phantom('skin')), 'sample', lambda *a, **k: pytest.fail('rendered again: the cache was not reused'))
     with warnings.catch_warnings():
         warnings.simplefilter('error')
-        again, attrs2 = zoo.training_data('skin', SMALL, tmp_path)
+        again, attrs2 = zoo.training_data('skin', SMALL, tmp_path / 'new')
     assert torch.equal(again, images) and attrs2.equals(attrs)
 
 @pytest.mark.parametrize('what', ['pickle', 'other rows', 'other settings', 'not a dict'])
