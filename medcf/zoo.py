@@ -328,6 +328,9 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     r = _recipe(name)
     bad = set(overrides) - set(r)
     if bad: raise ValueError(f"unknown recipe fields {sorted(bad)}; valid: {sorted(r)}")
+    fixed = {k: overrides[k] for k in ('phantom', 'size', 'channels') if k in overrides and overrides[k] != r[k]}
+    if fixed: raise ValueError(f"{fixed}: the {name} recipe's phantom, size and channels are fixed ({r['phantom']}, {r['size']} px, {r['channels']} channel(s)): "
+                               "its data, oracles and evaluation are made for them; to train at another size, build_pipeline and train it with train_vae and finetune")
     r.update(overrides)
     rounds = decoder_rounds(r['vae_decoder_steps'])  # a bad value fails here, not after the autoencoder trained
     perceptual = decoder_perceptual(r)  # so does a missing perceptual oracle or a bad weight

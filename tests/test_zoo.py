@@ -305,6 +305,17 @@ def test_select_every_bounds(tmp_path, monkeypatch):
         zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=tmp_path / 'out' / 'w', unet_steps=3, select_every=3)
 
 
+# session 48: the phantom, size and channels are the recipe's (data, oracles and evaluation are made for them); an override
+# of one failed after rendering ('images are 64x64; this model expects 32x32'), now before
+def test_train_zoo_model_refuses_another_size_before_rendering(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, 'zoo_phantom', lambda *a, **k: pytest.fail('rendered data: the refusal came too late'))
+    for bad in (dict(size=32), dict(channels=3), dict(phantom='SkinPhantom')):
+        with pytest.raises(ValueError, match=r"the chest recipe's phantom, size and channels are fixed \(ChestPhantom, 64 px, 1 channel"):
+            zoo.train_zoo_model('chest', tmp_path / 'o', **bad)
+    with pytest.raises(ValueError, match='inside out_dir'):  # the recipe's own value is no override: on to the next refusal
+        zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=tmp_path / 'out' / 'w', size=64, channels=1)
+
+
 # 38-Z43: the default work folder is out_dir/../_train_<name> (a resumable run finds it there); shown by a refusal on a history written by hand
 def test_default_work_folder_is_beside_out_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(zoo, 'zoo_phantom', lambda *a, **k: pytest.fail('rendered data: the work folder was not the default one'))
