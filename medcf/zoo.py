@@ -294,6 +294,9 @@ def training_data(name: str,  # 'chest' or 'skin'
                   work: str | Path  # the run's work folder (made if missing): the rendered images are cached there
                  ) -> tuple[torch.Tensor, pd.DataFrame]:
     "The recipe's phantom images and their observed attributes; the images are rendered once and reread when a run resumes."
+    if not isinstance(r, dict) or (miss := [k for k in ('size', 'n_images', 'data_seed') if k not in r]):
+        raise ValueError(f"r lacks {miss if isinstance(r, dict) else ['size', 'n_images', 'data_seed']}; expected the run's recipe, e.g. dict(RECIPES[{name!r}], n_images=64)")
+    if r['size'] != _recipe(name)['size']: raise ValueError(f"r['size']={r['size']!r}: the {name} phantom renders {_recipe(name)['size']} px images (the recipe's size is fixed)")
     work = Path(work); phantom = zoo_phantom(name, r['data_seed'])
     attrs = phantom.sample_truth(r['n_images'], seed=r['data_seed'])[phantom.observed]  # the rows `sample` renders (same noise), without rendering
     cache = work / f"images_{name}_{r['size']}px_{r['n_images']}_{r['data_seed']}.pt"

@@ -376,6 +376,14 @@ def test_training_data_renders_once_then_rereads(tmp_path, monkeypatch):
         again, attrs2 = zoo.training_data('skin', SMALL, tmp_path / 'new')
     assert torch.equal(again, images) and attrs2.equals(attrs)
 
+def test_training_data_names_a_recipe_it_cannot_use(tmp_path):
+    with pytest.raises(ValueError, match=r"r lacks \['n_images'\]; expected the run's recipe"):
+        zoo.training_data('skin', {k: v for k, v in SMALL.items() if k != 'n_images'}, tmp_path)
+    with pytest.raises(ValueError, match=r"r lacks .*expected the run's recipe"): zoo.training_data('skin', None, tmp_path)
+    with pytest.raises(ValueError, match=r"r\['size'\]=32: the skin phantom renders 64 px images"): zoo.training_data('skin', dict(SMALL, size=32), tmp_path)
+    with pytest.raises(ValueError, match='unknown zoo model'): zoo.training_data('brain', SMALL, tmp_path)
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+
 @pytest.mark.parametrize('what', ['pickle', 'other rows', 'other settings', 'not a dict'])
 def test_training_data_replaces_a_cache_it_cannot_trust(tmp_path, what):
     cache = tmp_path / 'images_skin_64px_6_3.pt'; ran = tmp_path / 'ran'
