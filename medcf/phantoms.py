@@ -1622,6 +1622,12 @@ class MSTrial:
         self.grid = np.linspace(0, horizon, int(round(horizon * steps_per_year)) + 1)
         self.visit_every, self.p_miss, self.mc = visit_every, p_miss, mc
 
+    def __copy__(self) -> MSTrial:
+        "`copy.copy`: the settings shared, the trial's random stream and its baseline phantom copied at their states (as `SCMPhantom.__copy__`), so neither trial's draws move the other's."
+        c = type(self).__new__(type(self)); vars(c).update(vars(self))
+        c.rng, c.phantom = copy.deepcopy(self.rng), copy.copy(self.phantom)
+        return c
+
     def drift(self, truth: pd.DataFrame, arm: int) -> np.ndarray:
         "Drift of the latent SDE under `arm` (it depends on the baseline only), one value per patient."
         eff = (0., truth['effect_a'].to_numpy(), truth['effect_b'].to_numpy())[ms_arm_index(arm)]

@@ -559,6 +559,16 @@ def test_a_shallow_copy_has_its_own_random_stream():
             ph.variables = dict(ph.variables); del ph.variables[next(iter(ph.variables))]; copy.copy(ph)
 
 
+def test_a_shallow_copy_of_a_trial_has_its_own_random_stream():
+    import copy
+    t, alone = P.MSTrial(size=32, seed=3, mc=2), P.MSTrial(size=32, seed=3, mc=2)
+    c = copy.copy(t)
+    assert c.rng is not t.rng and c.phantom.rng is not t.phantom.rng and c.grid is t.grid  # settings shared, streams not
+    first = c.simulate(3)
+    assert np.array_equal(first.visit_y, alone.simulate(3).visit_y, equal_nan=True)  # the copy goes on from the trial's state ...
+    assert np.array_equal(t.simulate(3).visit_y, first.visit_y, equal_nan=True)  # ... and the trial's did not move
+
+
 def test_a_hand_edited_phantom_is_not_copied_without_its_edit():
     import copy, dataclasses, pickle
     ph = P.ChestPhantom(32)
