@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_model_zoo.ipynb #7ca4b63b
 from __future__ import annotations
-import json, time, math, warnings
+import json, time, math, hashlib, warnings
 from pathlib import Path
 from typing import Sequence
 import numpy as np, pandas as pd, torch
@@ -286,7 +286,6 @@ def _check_vae_stage(work: Path, vh: dict, now: dict) -> None:
 
 def _attrs_digest(attrs: pd.DataFrame) -> str:
     "A fingerprint of a table of attributes (its CSV text), to tell whether cached images were rendered from these rows."
-    import hashlib
     return hashlib.sha256(attrs.to_csv(index=False).encode()).hexdigest()
 
 def training_data(name: str,  # 'chest' or 'skin'
@@ -294,8 +293,8 @@ def training_data(name: str,  # 'chest' or 'skin'
                   work: str | Path  # the run's work folder (made if missing): the rendered images are cached there
                  ) -> tuple[torch.Tensor, pd.DataFrame]:
     "The recipe's phantom images and their observed attributes; the images are rendered once and reread when a run resumes."
-    if not isinstance(r, dict) or (miss := [k for k in ('size', 'n_images', 'data_seed') if k not in r]):
-        raise ValueError(f"r lacks {miss if isinstance(r, dict) else ['size', 'n_images', 'data_seed']}; expected the run's recipe, e.g. dict(RECIPES[{name!r}], n_images=64)")
+    need = ['size', 'n_images', 'data_seed']
+    if (miss := [k for k in need if k not in r] if isinstance(r, dict) else need): raise ValueError(f"r lacks {miss}; expected the run's recipe, e.g. dict(RECIPES[{name!r}], n_images=64)")
     if r['size'] != _recipe(name)['size']: raise ValueError(f"r['size']={r['size']!r}: the {name} phantom renders {_recipe(name)['size']} px images (the recipe's size is fixed)")
     work = Path(work); phantom = zoo_phantom(name, r['data_seed'])
     attrs = phantom.sample_truth(r['n_images'], seed=r['data_seed'])[phantom.observed]  # the rows `sample` renders (same noise), without rendering
