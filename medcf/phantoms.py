@@ -451,7 +451,7 @@ class SCMPhantom:
         object.__setattr__(self, '_order', self._topological_order())
 
     def __copy__(self) -> SCMPhantom:
-        "`copy.copy`: the settings shared as a shallow copy shares them, the random stream copied at its state (so the copy draws what the original would, and neither's draws move the other's), the mechanisms rebuilt (see `__getstate__`)."
+        "`copy.copy`: the settings shallow-copied, the random stream copied at its state (so the copy draws what the original would, and neither's draws move the other's), the mechanisms rebuilt (see `__getstate__`)."
         c = type(self).__new__(type(self))
         c.__setstate__({**self.__getstate__(), 'rng': copy.deepcopy(self.rng)})
         return c
