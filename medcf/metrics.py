@@ -22,14 +22,19 @@ __all__ = ['ArrayLike', 'proportion_interval', 'rate_count', 'accuracy', 'auroc'
 
 # %% ../nbs/04_metrics.ipynb #bc40b822
 _RAGGED = getattr(np, 'exceptions', np).VisibleDeprecationWarning  # np.exceptions from numpy 1.25 (numpy 2 has no np.VisibleDeprecationWarning)
+_RAGGED_WARNS = np.lib.NumpyVersion(np.__version__) < '1.24.0'  # before 1.24 ragged rows become an object array with that warning; later releases raise ValueError
+
+def _asarray(x) -> np.ndarray:
+    "`np.asarray`, raising on ragged rows under every numpy (the warning filter, process-wide and not thread-safe, only where needed)."
+    if not _RAGGED_WARNS: return np.asarray(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', _RAGGED)
+        return np.asarray(x)
 
 def _np(x, name: str) -> np.ndarray:
     "Tensor/array/list -> numpy array, rejecting empty and non-finite input."
     if isinstance(x, torch.Tensor): x = x.detach().cpu().numpy()
-    try:
-        with warnings.catch_warnings():  # numpy < 1.24 makes ragged rows an object array with this warning; later releases raise ValueError
-            warnings.simplefilter('error', _RAGGED)
-            x = np.asarray(x)
+    try: x = _asarray(x)
     except (ValueError, _RAGGED) as e: raise ValueError(f"{name} has rows of different lengths ({e}); expected one value (or one row of equal length) per sample") from None
     if x.size == 0: raise ValueError(f"{name} is empty; expected at least one value")
     if x.dtype.kind in 'fc' and not np.isfinite(x).all(): raise ValueError(f"{name} contains NaN or inf")

@@ -695,6 +695,19 @@ def test_numbers_are_asked_for_by_name():
     with pytest.raises(ValueError, match="rate='0.5'"): M.rate_count('0.5', 10)
     assert M.group_accuracies([0, 1, 0, 1], [0, 1, 0, 1], ['0', '0', '1', '1']).n.tolist() == [2, 2]  # one kind of id: fine
 
+def test_ragged_rows_leave_the_warning_filters_alone(monkeypatch):
+    "Where numpy itself raises on ragged rows (1.24+), reading an input does not touch the process-wide warning filters (not thread-safe); the old-numpy path still names the rows."
+    if getattr(M, '_RAGGED_WARNS', False): pytest.skip('numpy < 1.24: the filter is how ragged rows are caught')
+    class NoFilters:  # medcf.metrics' view of the warnings module, without catch_warnings
+        def __getattr__(self, k): return getattr(warnings, k)
+        def catch_warnings(self, *a, **k): raise AssertionError('warnings.catch_warnings entered')
+    monkeypatch.setattr(M, 'warnings', NoFilters())
+    assert M.accuracy([1, 0, 1], [1, 0, 0]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match='probs has rows of different lengths'): M.expected_calibration_error([[.5, .5], [1.]], [0, 1])
+    monkeypatch.undo()
+    monkeypatch.setattr(M, '_RAGGED_WARNS', True)  # the numpy < 1.24 path, run here under a numpy that raises anyway
+    with pytest.raises(ValueError, match='probs has rows of different lengths'): M.expected_calibration_error([[.5, .5], [1.]], [0, 1])
+
 def test_a_continuous_group_column_is_named():
     "A float column of many values (age in years) passed as a group attribute makes one group per sample: the warning names it and says to bin it; a binned one is quiet."
     import warnings
