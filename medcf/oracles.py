@@ -501,9 +501,12 @@ def card_markdown(card: dict  # a checkpoint's JSON card (e.g. `load_oracle('che
     if card.get('backbone'): out.append(f"- image body: {card['backbone']}")
     if card.get('heldout'):
         from medcf.metrics import proportion_interval, rate_count  # an accuracy on n held-out images is a rate: its 95% Wilson interval
+        def count(r: dict) -> int:  # `evaluate` stores k/n unrounded; a value rounded by hand is read back with rate_count
+            k = round(r['value'] * r['n'])
+            return k if k / r['n'] == r['value'] else rate_count(r['value'], r['n'])
         def interval(r: dict) -> str:
             if r['metric'] != 'accuracy' or not r.get('n'): return ''
-            lo, hi = proportion_interval(rate_count(r['value'], r['n']), r['n']); return f'[{lo:.4f}, {hi:.4f}]'
+            lo, hi = proportion_interval(count(r), r['n']); return f'[{lo:.4f}, {hi:.4f}]'
         out += ['', '| attribute | kind | metric | held-out value | 95% interval | n |', '|---|---|---|---|---|---|']
         out += [f"| {r['attribute']} | {r['kind']} | {r['metric']} | {r['value']:.4f} | {interval(r)} | {r.get('n', '')} |" for r in card['heldout']]
     if card.get('zero_shot_caption_swap'):

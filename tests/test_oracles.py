@@ -805,6 +805,12 @@ def test_card_markdown_gives_each_accuracy_its_wilson_interval(tiny):
     r = next(r for r in tiny.card['heldout'] if r['metric'] == 'accuracy')
     lo, hi = proportion_interval(rate_count(r['value'], r['n']), r['n'])
     assert f"| {r['attribute']} | {r['kind']} | accuracy | {r['value']:.4f} | [{lo:.4f}, {hi:.4f}] | {r['n']} |" in O.card_markdown(tiny.card)
+    big = dict(tiny.card, heldout=[dict(r, value=19453 / 20000, n=20000)])  # evaluate stores k/n unrounded: 4 decimals could not tell 19453 from 19454
+    lo, hi = proportion_interval(19453, 20000)
+    assert f"| 0.9727 | [{lo:.4f}, {hi:.4f}] | 20000 |" in O.card_markdown(big)
+    hand = dict(tiny.card, heldout=[dict(r, value=0.9727, n=256)])  # a value rounded by hand is still read back as its count, 249
+    lo, hi = proportion_interval(249, 256)
+    assert f"| 0.9727 | [{lo:.4f}, {hi:.4f}] | 256 |" in O.card_markdown(hand)
 
 def test_perceptual_distance_compares_unit_normalised_channel_vectors(tiny, toy):
     "By its definition: per stage, |u/|u| - v/|v||^2 summed over channels, averaged over positions, summed over stages; a feature map's scale does not count."
