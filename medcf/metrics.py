@@ -33,7 +33,9 @@ def _asarray(x) -> np.ndarray:
 
 def _np(x, name: str) -> np.ndarray:
     "Tensor/array/list -> numpy array, rejecting empty and non-finite input."
-    if isinstance(x, torch.Tensor): x = x.detach().cpu().numpy()
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        x = (x.float() if x.dtype == torch.bfloat16 else x).numpy()  # numpy has no bfloat16 (a model run under bf16 autocast)
     try: x = _asarray(x)
     except (ValueError, _RAGGED) as e: raise ValueError(f"{name} has rows of different lengths ({e}); expected one value (or one row of equal length) per sample") from None
     if x.size == 0: raise ValueError(f"{name} is empty; expected at least one value")
@@ -83,14 +85,21 @@ def _labels(y, k: int | None = None, name: str = 'labels') -> np.ndarray:
     if y.min() < 0 or (k is not None and y.max() >= k): raise ValueError(f"{name} must lie in 0..{(k or 0) - 1 if k else 'K-1'}; got min {y.min()}, max {y.max()}")
     return y
 
+def _rounding(x) -> float:
+    "Machine epsilon of a half-precision tensor or array (float16, bfloat16), else 0: how far its rows' sums may stray from 1."
+    dt = x.dtype if isinstance(x, (torch.Tensor, np.ndarray)) else None
+    if dt in (torch.float16, torch.bfloat16): return torch.finfo(dt).eps
+    return float(np.finfo(dt).eps) if dt == np.float16 else 0.
+
 def _probs(p, name: str = 'probs') -> np.ndarray:
-    "Validate probabilities: N (binary P(y=1)) or N x K rows summing to 1; returned as N x K (float rounding within 1e-6 of [0, 1], a float32 softmax's 1.0000001, is clipped)."
+    "Validate probabilities: N (binary P(y=1)) or N x K rows summing to 1 (within 1e-4, or a half-precision input's epsilon); returned as N x K (float rounding within 1e-6 of [0, 1], a float32 softmax's 1.0000001, is clipped)."
+    atol = max(1e-4, _rounding(p))
     p = _numbers(p, name).astype(float)
     if p.min() < -1e-6 or p.max() > 1 + 1e-6: raise ValueError(f"{name} must lie in [0, 1]; got [{p.min():.3g}, {p.max():.3g}] (pass probabilities, not logits)")
     p = np.clip(p, 0, 1)  # rounding only: anything further out was refused above
     if p.ndim == 1: p = np.stack([1 - p, p], 1)
     if p.ndim != 2 or p.shape[1] < 2: raise ValueError(f"{name} has shape {p.shape}; expected N (binary) or N x K (K >= 2)")
-    if not np.allclose(p.sum(1), 1, atol=1e-4): raise ValueError(f"rows of {name} must sum to 1 (got sums in [{p.sum(1).min():.3g}, {p.sum(1).max():.3g}])")
+    if not np.allclose(p.sum(1), 1, atol=atol): raise ValueError(f"rows of {name} must sum to 1 within {atol:.2g} (got sums in [{p.sum(1).min():.6g}, {p.sum(1).max():.6g}])")
     return p
 
 # %% ../nbs/04_metrics.ipynb #b14af7bf
@@ -458,8 +467,11 @@ def _effectiveness(predict: Callable, edited, target: dict) -> dict:
             bad = [x for x in pd.unique(t) if _py(x) not in s.values]
             if bad: raise ValueError(f"target {k}={bad[0]!r} is not a value the oracle reads; expected one of {s.values}")
         if s is not None and s.kind == 'continuous': t = check_continuous(s, t, f'target {k}')  # age=300 or '70' scored a mean error of 224 years
+        cont = (s.kind == 'continuous') if s is not None else _is_continuous(p)  # else the readings decide, as in leakage: 70 and 70.0 ask the same
+        if not cont and p.dtype.kind in 'biu' and t.dtype.kind == 'f' and (t != np.round(t)).any():
+            raise ValueError(f"target {k}={float(t[t != np.round(t)][0])!r} is not a whole number, but the readings of {k} are integers ({p[0].item()!r}, ...), "
+                             f"scored as a share of exact matches; expected a whole-number target, or readings as floats to score a mean error")
         if p.dtype.kind != 'f': _comparable(p, t)  # discrete readings: the target must be a value of the same kind
-        cont = (s.kind == 'continuous') if s is not None else (_is_continuous(p) or _is_continuous(np.asarray(t)))
         out[k] = (float(np.abs(p.astype(float) - t.astype(float)).mean()) if cont else float(np.mean([a == b for a, b in zip(p.tolist(), t.tolist())])), cont)
     return out
 
@@ -468,7 +480,7 @@ def effectiveness(predict: Callable,  # images -> DataFrame of attribute reading
                   edited: ImageBatch,  # N x C x H x W edited images
                   target: dict  # attribute -> intended value (scalar or N values)
                  ) -> dict:
-    "Per intervened attribute: fraction of edited images the oracle reads as the intended value (continuous: mean absolute error)."
+    "Per intervened attribute: fraction of edited images the oracle reads as the intended value (continuous: mean absolute error; without an `AttributeOracle`'s specs, float readings other than 0/1 are continuous)."
     return {k: v for k, (v, _) in _effectiveness(predict, edited, target).items()}
 
 @checks_bools

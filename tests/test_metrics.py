@@ -845,6 +845,22 @@ def test_effectiveness_kind_from_the_readings_without_specs():
     rd = lambda im: pd.DataFrame(dict(age=np.full(len(im), 63.5), bar=np.array([1., 0., 1., 1.])))
     assert M.effectiveness(rd, x, {'age': 70}) == {'age': 6.5}  # float readings: a mean error in years, whatever the target's dtype
     assert M.effectiveness(rd, x, {'bar': 1}) == {'bar': 0.75}  # readings 0./1.: a binary attribute, a share
+    whole = lambda im: pd.DataFrame(dict(age=np.array([70, 72, 70, 69])))  # a reader giving age in whole years
+    assert M.effectiveness(whole, x, {'age': 70.0}) == M.effectiveness(whole, x, {'age': np.full(4, 70)}) == {'age': 0.5}  # integer readings: a share, whatever the target's dtype (as a mean error in years it would be 0.75)
+    with pytest.raises(ValueError, match=r'target age=70\.5 is not a whole number, but the readings of age are integers \(70, \.\.\.\)'): M.effectiveness(whole, x, {'age': 70.5})
+
+def test_bfloat16_tensors_are_read_as_float32():
+    "Scores, probabilities and features from a model run under bfloat16 are read (numpy has no bfloat16) as their float32 values."
+    s, p = torch.tensor([.1, .4, .35, .8]).bfloat16(), torch.tensor([[.7, .3], [.2, .8], [.6, .4]]).bfloat16()
+    assert M.auroc(s, [0, 0, 1, 1]) == M.auroc(s.float(), [0, 0, 1, 1]) == 0.75
+    assert M.nll(p, [0, 1, 1]) == pytest.approx(-np.log(p.float().numpy()[[0, 1, 2], [0, 1, 1]]).mean())  # rows sum to 1.002: bfloat16's rounding, allowed
+    h = torch.softmax(torch.randn(500, 10, generator=torch.Generator().manual_seed(0)), 1)
+    for lo in (h.half(), h.bfloat16(), h.half().numpy()):  # sums stray from 1 by up to 3e-4 (float16) or 3e-3 (bfloat16)
+        assert M.expected_calibration_error(lo, np.zeros(500, int)) == pytest.approx(M.expected_calibration_error(torch.as_tensor(lo).float() / torch.as_tensor(lo).float().sum(1, keepdim=True), np.zeros(500, int)), abs=5e-3)
+    with pytest.raises(ValueError, match=r'rows of probs must sum to 1 within 0.0001 \(got sums in \[0.99'): M.nll(p.float() * 0.999, [0, 1, 1])  # float32: the tight bound
+    f = torch.randn(40, 3, generator=torch.Generator().manual_seed(0)).bfloat16()
+    g = f + 1  # rounded to bfloat16 too
+    assert M.frechet_distance(f, g) == M.frechet_distance(f.float(), g.float()) == pytest.approx(3, abs=0.01)  # the means differ by 1 in each of 3 features
 
 def test_discrete_only_leaves_continuous_attributes_out():
     rd = lambda im: pd.DataFrame(dict(a=(im[:, 0, 0, 0] > 0).long().numpy(), age=(im.mean((1, 2, 3)).numpy() + 1) * 40))
