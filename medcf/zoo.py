@@ -211,11 +211,11 @@ def select_guidance(name: str,  # 'chest' or 'skin'
                     n: int = 256,  # images per figure
                     num_inference_steps: int = 50,  # DDIM steps
                     oracle: AttributeOracle | None = None,  # attribute oracle (default: the shipped one)
-                    seed: int = 7,  # generation seed (the card's figures use 0)
+                    seed: int = 7,  # generation seed of the adherence images (the card's use 0); the FD's are `validation_fd`'s, seed 0 from the validation sets' captions
                     min_adherence: float = 0.90,  # every prompted attribute must reach this
                     intervals: Sequence = (None,)  # guidance intervals to compare at every scale: None (every step) or (t_lo, t_hi)
                    ) -> list:
-    "Per scale and interval: `validation_fd` and prompt adherence (other generation seed than the card's); the lowest FD whose adherence all reach `min_adherence` is chosen (none: the lowest FD, with a warning)."
+    "Per scale and interval: `validation_fd` (on the validation sets) and prompt adherence (at generation seed `seed`, not the card's 0); the lowest FD whose adherence all reach `min_adherence` is chosen (none: the lowest FD, with a warning)."
     check_real(min_adherence, 'min_adherence', 0, 1, expect='a share in [0, 1]')
     if not len(intervals): raise ValueError("intervals=(): expected at least one guidance interval (None: guidance at every step)")
     raw = _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, VALIDATION_SEEDS, 0, intervals)
