@@ -262,8 +262,7 @@ def decoder_perceptual(r: dict  # a recipe (with its overrides)
         return None
     if not decoder_rounds(r.get('vae_decoder_steps', 0)):
         raise ValueError(f"vae_decoder_perceptual={name!r} but vae_decoder_steps={r.get('vae_decoder_steps')!r}: the perceptual loss is used by decoder rounds only; give them steps")
-    if not (isinstance(w, (int, float)) and w > 0):
-        raise ValueError(f"vae_decoder_perceptual_weight={w!r}: expected a weight > 0 when vae_decoder_perceptual={name!r}")
+    check_real(w, 'vae_decoder_perceptual_weight', 0, expect=f'a finite weight > 0 when vae_decoder_perceptual={name!r}', open_lo=True)  # not True or inf; a numpy float is fine
     from medcf.oracles import load_perceptual, PerceptualDistance
     return PerceptualDistance(load_perceptual(name))
 

@@ -739,3 +739,10 @@ def test_attribute_mix_fd_draws_its_sets_as_documented(monkeypatch):
     assert seen['resample'] == [(pool, ages, 4.0, 3), (pool, ages, 4.0, 4)] and seen['fd'][3][1] == [105.0, 100.0, 105.0, 101.0, 102.0, 103.0]
     assert {k: r[k] for k in ('floor', 'generated', 'pool_random', 'pool_resampled', 'share')} == dict(floor=2.0, generated=2.0, pool_random=1.0, pool_resampled=1.5, share=0.5)
     assert r['sd_generated'] == round(float(np.std(ages)), 2) and r['sd_real'] == round(float(np.std(pool)), 2)
+
+def test_decoder_perceptual_weight_is_a_finite_positive_number():
+    "The perceptual weight of decoder rounds: True and inf are refused by name (True was a weight of 1, inf a NaN loss), a numpy float is a weight."
+    r = dict(zoo.RECIPES['chest'], vae_decoder_steps=700, vae_decoder_perceptual='chest')
+    for w in (True, float('inf'), 0, -1.0, '0.5'):
+        with pytest.raises(ValueError, match=r"vae_decoder_perceptual_weight=.*: expected a finite weight > 0 when vae_decoder_perceptual='chest'"): zoo.decoder_perceptual(dict(r, vae_decoder_perceptual_weight=w))
+    assert zoo.decoder_perceptual(dict(r, vae_decoder_perceptual_weight=np.float32(0.5))) is not None
