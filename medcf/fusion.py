@@ -40,10 +40,10 @@ class IterativeImputer:
     "Round-robin ridge-regression imputation (MICE-style, deterministic) with missing-indicator columns; fit on train only."
     @checks_bools
     def __init__(self, n_iter: int = 5,  # rounds over the incomplete columns
-                 ridge: float = 1e-2,  # L2 penalty of each column's regression (on standardised data)
+                 ridge: float = 1e-2,  # L2 penalty of each column's regression (on standardised data), > 0
                  indicators: bool = True):  # append a 0/1 column for every column that had missing values in training
         n_iter = check_int(n_iter, 'n_iter', unit=' (rounds)')
-        ridge = check_real(ridge, 'ridge', 0, expect='a finite penalty >= 0')
+        ridge = check_real(ridge, 'ridge', 0, expect='a finite penalty > 0 (at 0 a constant or duplicated column makes the regression singular; the default is 1e-2)', open_lo=True)
         if not isinstance(indicators, (bool, np.bool_)): raise TypeError(f"indicators={indicators!r}: expected True or False")
         self.n_iter, self.ridge, self.indicators, self.fitted, self.columns = n_iter, ridge, bool(indicators), False, None
 
@@ -79,7 +79,9 @@ class IterativeImputer:
             for j in self.incomplete:
                 o = ~miss[:, j]
                 A = np.c_[np.ones(len(Z)), np.delete(Z, j, 1)]
-                w = np.linalg.solve(A[o].T @ A[o] + self.ridge * np.eye(A.shape[1]), A[o].T @ Z[o, j])
+                try: w = np.linalg.solve(A[o].T @ A[o] + self.ridge * np.eye(A.shape[1]), A[o].T @ Z[o, j])
+                except np.linalg.LinAlgError: raise ValueError(f"the regression of column {self._names([j])[0]!r} on the others is singular at ridge={self.ridge:g} "
+                                                               "(a constant or duplicated column?); expected a larger ridge (the default is 1e-2)") from None
                 Z[~o, j] = A[~o] @ w
                 self.coefs.append((j, w))
         self.fitted = True
@@ -285,7 +287,8 @@ def _as_input(x, like: torch.Tensor, name: str, expect: str) -> torch.Tensor:
 
 def _check_record(t: torch.Tensor, n: int, n_tab: int) -> None:
     if t.ndim != 2 or t.shape[1] != n_tab or len(t) != n: raise ValueError(f"record batch has shape {tuple(t.shape)}; expected ({n}, {n_tab})")
-    if torch.isnan(t).any(): raise ValueError("record contains NaN: impute it first (IterativeImputer fitted on the training split)")
+    if not torch.isfinite(t).all(): raise ValueError("record contains NaN or inf: expected finite values; impute "
+                                                     "missing ones first (IterativeImputer fitted on the training split) and replace inf (not a missing value)")
 
 class TabularMLP(nn.Module):
     "MLP on the imputed record; `embed` gives the penultimate features a fusion model can reuse."
@@ -458,6 +461,9 @@ class FusionData:
                                                            ('stage', ~record.stage.isin(BrainPhantom.stages).to_numpy() if task == 'ad' else np.zeros(len(record), bool))) if m.any()}
         if gaps: raise ValueError(f"record rows without a usable target or stratum: {({c: r[:5] for c, r in gaps.items()})} (age a number, sex 'M'/'F', "
                                   f"stage one of {BrainPhantom.stages}); drop them (with their images) first")
+        odd = np.flatnonzero((age <= 0) | (age > 200))
+        if len(odd): raise ValueError(f"record rows {odd[:5].tolist()} have ages {[round(float(a), 2) for a in age[odd[:5]]]}, outside (0, 200]; expected ages in years "
+                                      "(the age strata are 0-65, 65-72, 72-78, 78-200 years): convert other units (months / 12) or fix those rows first")
         if task == 'age' and 'stage' in record.columns and (record.stage.dropna() != 'CN').any():
             warnings.warn(f"task='age' with {int((record.stage.dropna() != 'CN').sum())} participants who are not cognitively normal (stage): brain age is "
                           "learned on CN participants only, as in the paper; pass record[record.stage == 'CN'] (and their images) for that", stacklevel=user_stacklevel())
@@ -629,6 +635,7 @@ def run_fusion(task: str,  # 'age' or 'ad'
     return_models = check_bool(return_models, 'return_models')
     if isinstance(models, str) or not len(models) or any(m not in MODELS for m in models):
         raise ValueError(f"models={models!r}; expected a tuple of names from {MODELS}")
+    if len(set(models)) < len(models): raise ValueError(f"models={tuple(models)}: a repeated model trains the same model on the same seed twice and shrinks the spread; expected distinct names")
     if isinstance(seeds, (int, np.integer)): seeds = (int(seeds),)
     if not len(seeds): raise ValueError(f"seeds={seeds!r}; expected at least one seed")
     seeds = tuple(check_int(sd, 'seed', 0) for sd in seeds)
@@ -653,11 +660,15 @@ def run_fusion(task: str,  # 'age' or 'ad'
 # %% ../nbs/40_fusion.ipynb #06b76477
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
     "Mean +- standard deviation over seeds, one row per task x model, as strings for reading."
-    missing = [c for c in ('task', 'model') if c not in results]
+    missing = [c for c in ('task', 'model', 'seed') if c not in results]
     if missing: raise ValueError(f"results lack columns {missing}; expected the table from run_fusion (task, model, seed, metrics)")
+    dup = results[['task', 'model', 'seed']].duplicated()
+    if dup.any():  # one run counted twice would show as a spread (0 between copies) over more seeds than were run
+        raise ValueError(f"results hold several rows for (task, model, seed) {results[dup][['task', 'model', 'seed']].drop_duplicates().values.tolist()[:5]}; "
+                         "expected one row per seed: drop the repeats (or give a different run its own task or model name)")
     metrics = [c for c in ('mae', 'mae_F', 'mae_M', 'bacc', 'auroc') if c in results and results[c].notna().any()]
     g = results.groupby(['task', 'model'], sort=False)
-    seeds = g.size()
+    seeds = g.size()  # distinct seeds: repeats are refused above
     def cell(v: pd.Series  # mean ± sd over the seeds that have the metric; fewer seeds than the row's are named
             ) -> str:
         v = v.dropna()

@@ -205,3 +205,39 @@ def test_hyperfusion_ad_init_uses_the_embedding_scale():
 # M70: FusionData refuses a phantom that is not a BrainPhantom, by type
 def test_fusion_data_refuses_other_phantoms():
     with pytest.raises(TypeError, match='expected a BrainPhantom'): FusionData('ad', 60, phantom='brain')
+
+
+# review fus-1: a repeated model name trained one model twice on one seed, and summarise showed the copies as a spread over 2 seeds
+def test_repeated_models_and_seed_rows_are_refused():
+    from medcf.fusion import run_fusion, summarise
+    with pytest.raises(ValueError, match=r"models=\('image', 'image'\): a repeated model .*expected distinct names"):
+        run_fusion('age', (0,), 30, 1, models=('image', 'image'), size=16, width=2, progress=False)
+    r = pd.DataFrame(dict(task='age', model='image', seed=[0, 0], mae=[5.269, 5.269]))  # one run concatenated twice (was '5.269 ± 0.000', seeds 2)
+    with pytest.raises(ValueError, match=r"several rows for \(task, model, seed\) \[\['age', 'image', 0\]\]; expected one row per seed"): summarise(r)
+    with pytest.raises(ValueError, match=r"lack columns \['seed'\]"): summarise(r.drop(columns='seed'))  # without seeds the rows cannot be told apart
+
+
+# review fus-2: an age outside the strata's (0, 200] years (months, 0, negative) was reported as a missing stratum value
+def test_from_record_refuses_ages_out_of_range():
+    b = BrainPhantom(16, seed=0).sample(40, seed=9)
+    rec = b.attrs.assign(stage=b.truth.stage)
+    for ages, rows in ((rec.age * 12, r'\[0, 1, 2, 3, 4\]'), (rec.age.where(rec.index != 3, 0.0), r'\[3\]'), (rec.age.where(rec.index != 5, -70.0), r'\[5\]')):
+        with pytest.raises(ValueError, match=rf"record rows {rows} have ages .*outside \(0, 200\]; expected ages in years"): FusionData.from_record('ad', b.images, rec.assign(age=ages))
+
+
+# review fus-3: an inf in the record went through the networks (NaN outputs, no error); NaN was refused
+def test_networks_refuse_inf_in_the_record():
+    from medcf.fusion import TabularMLP
+    torch.manual_seed(0)
+    img, t = torch.rand(4, 1, 16, 16) * 2 - 1, torch.randn(4, 3); t[1, 2] = float('inf')
+    for m in (FusionNet(3, 1, 'concat', width=2), FusionNet(3, 1, 'hyper_head', width=2), TabularMLP(3, 1)):
+        with pytest.raises(ValueError, match='record contains NaN or inf'): m.eval()(img, t)
+
+
+# review fus-4: ridge=0 was allowed and crashed (LinAlgError) on a constant or duplicated column; a ridge too small to help is said
+def test_imputer_ridge_must_be_positive():
+    with pytest.raises(ValueError, match=r'ridge=0: expected a finite penalty > 0'): IterativeImputer(ridge=0)
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.normal(size=50), rng.normal(size=50)]; X = np.c_[X, X[:, 0]]; X[::5, 1] = np.nan  # column 2 duplicates column 0
+    with pytest.raises(ValueError, match=r"regression of column 1 on the others is singular at ridge=1e-20 .*expected a larger ridge"): IterativeImputer(ridge=1e-20).fit(X)
+    assert np.isfinite(IterativeImputer().fit_transform(X)).all()  # the default handles it
