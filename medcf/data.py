@@ -6,7 +6,7 @@
 from __future__ import annotations
 from collections.abc import Sequence, Callable, Iterable
 from pathlib import Path
-import warnings
+import copy, warnings
 import numpy as np, pandas as pd, torch
 from torch.utils.data import Dataset
 from .phantoms import checks_bools, user_stacklevel, SCMPhantom, PhantomBatch, check_int, check_real, refuse_overwrite
@@ -89,13 +89,18 @@ def _chest_findings(labels) -> dict:
                          f"{CHEXPERT_FINDINGS[1:]} or the phantom columns {list(CHEST_ALIASES)}")
     return found
 
-def chest_prompts(table: pd.DataFrame,  # one row per study; columns: CheXpert findings (others are ignored)
+def chest_prompts(table: pd.DataFrame,  # one row per study; columns: CheXpert findings or the phantom columns (others are ignored)
                   policy: str = 'U-zeros',  # how to read uncertain (-1) labels; blank is always 0
                  ) -> list:
     "PRISM-style captions for every row of a label table (vectorised `chest_prompt`)."
     _refuse_near_findings(list(table.columns))
+    both = [(n, a) for a, n in CHEST_ALIASES.items() if a in table.columns and n in table.columns]
+    if both: raise ValueError(f"columns {both[0][0]!r} and {both[0][1]!r} both name the finding {both[0][0]!r}; expected one of them "
+                              "(a phantom column and its CheXpert name are the same label)")
+    if any(a in table.columns for a in CHEST_ALIASES): table = table.rename(columns=CHEST_ALIASES)  # phantom columns read as their CheXpert names, as in `chest_prompt`
     names = [n for n in CHEXPERT_FINDINGS[1:] if n in table.columns]
-    if not names: raise ValueError(f"no CheXpert finding among the columns {list(table.columns)}; expected some of {CHEXPERT_FINDINGS[1:]}")
+    if not names: raise ValueError(f"no CheXpert finding among the columns {list(table.columns)}; expected some of {CHEXPERT_FINDINGS[1:]} "
+                                   f"or the phantom columns {list(CHEST_ALIASES)}")
     y, m = apply_policy(table[names].to_numpy(), policy)
     # "Normal" needs No Finding = 1 where the column is there: CheXpert's labeller leaves it blank (never 0) when a finding is
     # positive or uncertain, so a row whose only findings are uncertain is not normal under U-zeros (Irvin et al. 2019)
@@ -247,7 +252,7 @@ def _concat_noise(parts: list) -> dict:
 
 class PhantomStream(Dataset):
     "Map-style dataset that renders sample `i` of a split on the fly from its own seed (nothing stored; any order, any batch)."
-    def __init__(self, phantom: SCMPhantom,  # the population to draw from
+    def __init__(self, phantom: SCMPhantom,  # the population to draw from; a copy is kept, so changing `phantom` later does not change this stream
                  length: int = 2**20,  # nominal number of samples (what `len` reports); a shuffling sampler builds a permutation this long
                  split: str = 'train',  # 'train', 'val' or 'test' (disjoint by construction)
                  seed: int = 0,  # dataset seed; with split and index it fixes every sample
@@ -261,7 +266,9 @@ class PhantomStream(Dataset):
                                     "so expected one value each (e.g. devices=0); for per-sample values, draw with phantom.sample(n, seed, **do)")
         phantom._check_interventions(1, interventions)  # validates names and values
         self.interventions = interventions
-        self.phantom, self.length, self.split, self.seed, self.prompt_fn = phantom, int(length), split, seed, prompt_fn
+        # a copy (settings, and a random stream of its own): the caller's phantom changed later (p_ruler set for a shifted test set)
+        # made the samples differ from what a PhantomDataset had cached, and re-rendered ones no longer matched their attrs
+        self.phantom, self.length, self.split, self.seed, self.prompt_fn = copy.copy(phantom), int(length), split, seed, prompt_fn
         self.codebook = attr_codebook(phantom)
         self.attr_names = list(self.codebook)
 
@@ -296,7 +303,7 @@ class PhantomStream(Dataset):
 # %% ../nbs/01_data.ipynb #cf6ab19e
 class PhantomDataset(Dataset):
     "A fixed set of `n` phantom samples of one split, rendered once and cached (sample i equals `PhantomStream`'s i)."
-    def __init__(self, phantom: SCMPhantom,  # the population to draw from
+    def __init__(self, phantom: SCMPhantom,  # the population to draw from; a copy is kept, so changing `phantom` later changes neither the cache nor `batch`
                  n: int,  # number of samples in this split
                  split: str = 'train',  # 'train', 'val' or 'test' (disjoint by construction)
                  seed: int = 0,  # dataset seed
@@ -379,6 +386,16 @@ def _check_opaque(im: Image.Image, name: str) -> None:
             raise ValueError(f"{name} has {int((alpha < 255).sum())} transparent or translucent pixels (mode {im.mode}); expected an opaque "
                              "image. Composite it onto the background you mean first, e.g. Image.alpha_composite(black, im.convert('RGBA'))")
 
+def _convert(im: Image.Image, mode: str, name: str) -> Image.Image:
+    "`im.convert(mode)`, through RGB where Pillow has no direct conversion (a LAB TIFF to L); a ValueError naming the file where it has none at all."
+    try: return im.convert(mode)
+    except ValueError as e:
+        if mode != 'RGB':
+            try: return im.convert('RGB').convert(mode)
+            except ValueError: pass
+        raise ValueError(f"{name} has Pillow mode {im.mode!r}, which cannot be converted to {mode!r} ({e}); expected an image Pillow can read "
+                         "as grayscale or RGB (re-save it as an 8-bit grayscale or RGB image)") from e
+
 @checks_bools
 def load_image(path: str | Path,  # an image file (JPEG, PNG, ...; a 16-bit image is stretched from its own min to max)
                size: int = 64,  # output is size x size
@@ -394,7 +411,7 @@ def load_image(path: str | Path,  # an image file (JPEG, PNG, ...; a 16-bit imag
         with Image.open(p) as im:
             im.load(); im = ImageOps.exif_transpose(im)  # a camera's EXIF orientation (dermoscopy photographs), as viewers show it
             _check_opaque(im, f'image file {p}')
-            im = im.convert('L' if channels == 1 else 'RGB') if im.mode not in WIDE_MODES else _to_8bit(im, channels, f'image file {p}')
+            im = _convert(im, 'L' if channels == 1 else 'RGB', f'image file {p}') if im.mode not in WIDE_MODES else _to_8bit(im, channels, f'image file {p}')
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ValueError(f"cannot read image file {p}: {type(e).__name__}: {e} (is it truncated or not an image? re-download it or drop its row)") from e
     if crop:
@@ -553,7 +570,7 @@ def read_isic2019(root: str | Path,  # folder with the ISIC 2019 ground truth CS
 def read_isic2020(root: str | Path,  # folder with the ISIC 2020 train.csv and the images folder
                   images: str | None = None,  # image folder under root; default: 'jpeg/train' if it exists (Kaggle's layout, whose train/ holds DICOM), else 'train'
                   check: bool = True,  # check that every image file exists
-                  drop_duplicates: bool = True,  # drop the second image of each pair in ISIC's duplicates list, when root holds it
+                  drop_duplicates: bool = True,  # keep one image per lesion in ISIC's duplicates list, when root holds it (pairs that share an image are one lesion: A~B, B~C keeps A only, the first in train.csv's order)
                  ) -> pd.DataFrame:
     "ISIC 2020 training table in the same columns as `read_isic2019` (diagnosis code, melanoma = target, ...); `df.attrs['duplicates_dropped']` names the images dropped."
     root = Path(root)
@@ -563,9 +580,19 @@ def read_isic2020(root: str | Path,  # folder with the ISIC 2020 train.csv and t
     dropped = []
     if drop_duplicates and (root / ISIC2020_DUPLICATES).is_file():  # the same lesion photographed twice: one copy, or a split puts it on both sides
         dup = read_table(root / ISIC2020_DUPLICATES, ['image_name_1', 'image_name_2'], f'the {ISIC2020_DUPLICATES} header')
-        present, gone = set(raw['image_name']), set()
-        for a, b in zip(dup['image_name_1'], dup['image_name_2']):  # a pair listed both ways (A~B, B~A) lost both copies
-            if a in present and a not in gone and b != a: gone.add(b)
+        parent = {}  # union-find over the listed names: A~B and B~C are one lesion (dropping B alone kept A and C, two copies)
+        def find(x):
+            parent.setdefault(x, x)
+            while parent[x] != x: parent[x] = parent[parent[x]]; x = parent[x]
+            return x
+        for a, b in zip(dup['image_name_1'], dup['image_name_2']):
+            if pd.notna(a) and pd.notna(b): parent[find(a)] = find(b)
+        seen, gone = set(), set()
+        for name in raw['image_name']:  # the first image of each lesion in train.csv's order stays; an image listed with itself or only with absent ones stays
+            if name not in parent: continue
+            r = find(name)
+            if r in seen: gone.add(name)
+            seen.add(r)
         keep = ~raw['image_name'].isin(gone)
         dropped, raw = raw['image_name'][~keep].tolist(), raw[keep].reset_index(drop=True)
     blank = np.flatnonzero(raw['diagnosis'].isna().to_numpy())

@@ -899,3 +899,50 @@ def test_chexpert_folder_finds_the_full_size_download(tmp_path):
     "CheXpert ships as CheXpert-v1.0-small (the one the fixtures copy) and CheXpert-v1.0 (full size); the parent of either is accepted."
     (tmp_path / 'CheXpert-v1.0').mkdir(); (tmp_path / 'CheXpert-v1.0' / 'valid.csv').write_text('Path\n')
     assert chexpert_folder(tmp_path) == tmp_path / 'CheXpert-v1.0' and chexpert_folder(tmp_path / 'CheXpert-v1.0') == tmp_path / 'CheXpert-v1.0'
+
+
+# --- data review (phdata) 1: ISIC 2020 duplicates that chain (A~B, B~C) are one lesion: one image of it is kept -------------
+def test_isic2020_duplicate_chain_keeps_one_image_per_lesion(tmp_path):
+    "A~B and B~C show one lesion: dropping B alone kept A and C, so a split could still put that lesion on both sides."
+    t = read_isic2020(_isic2020(tmp_path / 'a', ['A', 'B', 'C', 'D'], dup=[('A', 'B'), ('B', 'C')]), check=False)
+    assert t['image'].tolist() == ['A', 'D'] and t.attrs['duplicates_dropped'] == ['B', 'C']
+    t = read_isic2020(_isic2020(tmp_path / 'b', ['A', 'B', 'C', 'D'], dup=[('C', 'B'), ('D', 'X'), ('X', 'A')]), check=False)
+    assert t['image'].tolist() == ['A', 'B'] and t.attrs['duplicates_dropped'] == ['C', 'D']  # the first in train.csv's order stays; X (not in train.csv) still links D and A
+
+
+# --- data review (phdata) 2: chest_prompts reads the phantom columns as chest_prompt does -----------------------------------------
+def test_chest_prompts_reads_the_phantom_columns():
+    "With the aliases and one CheXpert column, sick rows were captioned 'Normal ...'; with the aliases alone the table was refused."
+    t = pd.DataFrame({'effusion': [1, 0, 0], 'cardiomegaly': [0, 1, 0], 'devices': [1, 0, 0], 'no_finding': [0, 0, 1], 'Lung Opacity': [0, 0, 0]})
+    for tab in (t, t.drop(columns='Lung Opacity')):
+        assert chest_prompts(tab) == [chest_prompt(r) for _, r in tab.iterrows()] == \
+            ['Chest X-ray showing Pleural Effusion, Support Devices', 'Chest X-ray showing Cardiomegaly', 'Normal chest X-ray with no significant findings']
+    with pytest.raises(ValueError, match=r"columns 'Pleural Effusion' and 'effusion' both name the finding 'Pleural Effusion'; expected one of them"):
+        chest_prompts(t.assign(**{'Pleural Effusion': [1, 0, 0]}))
+    assert list(t.columns) == ['effusion', 'cardiomegaly', 'devices', 'no_finding', 'Lung Opacity']  # the caller's table is not renamed
+
+
+# --- data review (phdata) 3: a dataset keeps a copy of its phantom, so changing the caller's phantom later does not reach it ----
+def test_phantom_dataset_is_not_changed_by_a_later_change_to_its_phantom():
+    "After skin.p_ruler = (1, 1) (to build a shifted test set), train.batch re-rendered rulers that train.attrs says are absent."
+    skin = SkinPhantom(size=16)
+    train, stream = PhantomDataset(skin, 8, 'train'), PhantomStream(skin, 8, 'train')
+    skin.p_ruler = (1.0, 1.0)
+    assert (PhantomDataset(skin, 8, 'test').attrs['ruler'] == 1).all()  # the changed phantom is what a new dataset draws from
+    b = train.batch(range(8))
+    assert train.attrs['ruler'].tolist() == b.attrs['ruler'].tolist() == stream.batch(range(8)).attrs['ruler'].tolist() and (train.attrs['ruler'] == 0).any()
+    assert torch.equal(b.images, train.images) and torch.equal(train.stream[0]['image'], train[0]['image'])
+    assert train.stream.phantom.rng is not skin.rng  # nor do the two share a random stream
+
+
+# --- data review (phdata) 4: load_image reads a LAB TIFF as grayscale (through RGB) and names a file it cannot convert ------------
+def test_load_image_converts_lab_to_gray_and_names_a_file_it_cannot_convert(tmp_path, monkeypatch):
+    "Pillow has no LAB -> L conversion: channels=1 raised 'conversion from LAB to RGB not supported', naming no file."
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 30, 3), dtype=np.uint8), 'RGB')
+    rgb.convert('LAB').save(tmp_path / 'scan.tif'); rgb.convert('LAB').convert('RGB').convert('L').save(tmp_path / 'gray.png')
+    with Image.open(tmp_path / 'scan.tif') as im: assert im.mode == 'LAB'
+    assert torch.equal(load_image(tmp_path / 'scan.tif', 16, 1), load_image(tmp_path / 'gray.png', 16, 1))
+    def no_conversion(self, mode=None, *args, **kw): raise ValueError(f'conversion from {self.mode} to {mode} not supported')
+    monkeypatch.setattr(Image.Image, 'convert', no_conversion)  # a mode Pillow cannot convert at all
+    with pytest.raises(ValueError, match=re.escape(f"image file {tmp_path / 'scan.tif'} has Pillow mode 'LAB', which cannot be converted to 'RGB'")):
+        load_image(tmp_path / 'scan.tif', 16, 3)
