@@ -63,15 +63,18 @@ def check_visits(visit_t: np.ndarray | Sequence[Sequence[float]],  # N x V visit
 
 
 def _check_observed(trial: MSTrialData):
-    "Raise unless every visit index is on the grid (or -1) and every observed EDSS is a number on the 0..10 scale."
+    "Raise unless every visit index is on the grid (or -1), every observed EDSS is a number on the 0..10 scale, and no score sits at a slot without a visit."
     vi, G = np.asarray(trial.visit_idx), len(trial.grid)
     if np.shape(trial.visit_y) != vi.shape: raise ValueError(f"visit_y has shape {np.shape(trial.visit_y)}; expected {vi.shape} like visit_idx")
     if vi.dtype.kind not in 'iu': raise TypeError(f"visit_idx has dtype {vi.dtype}; expected integer grid indices (-1 where there is no visit), e.g. visit_idx.astype(int) after reading a CSV")
     bad = vi[(vi < -1) | (vi >= G)]
     if bad.size: raise ValueError(f"visit_idx has values {np.unique(bad)[:5].tolist()}; expected grid indices 0..{G - 1}, or -1 where there is no visit")
-    y = np.asarray(trial.visit_y, dtype=float)[vi >= 0]
+    yv = np.asarray(trial.visit_y, dtype=float); y = yv[vi >= 0]
     if np.isnan(y).any(): raise ValueError(f"{int(np.isnan(y).sum())} observed visits (visit_idx >= 0) have no EDSS (NaN); expected a value in [0, 10] at every observed visit")
     if ((y < 0) | (y > 10)).any(): raise ValueError(f"observed EDSS ranges over [{y.min():g}, {y.max():g}]; expected values on the EDSS scale [0, 10]")
+    stray = np.argwhere((vi < 0) & ~np.isnan(yv))  # a score no loss or metric would see
+    if len(stray): raise ValueError(f"patient {stray[0][0]}, visit slot {stray[0][1]}: an EDSS of {yv[tuple(stray[0])]:g} is recorded at a slot with no visit (visit_idx -1: no visit time)"
+                                    f"{f', and {len(stray) - 1} more such slot(s)' if len(stray) > 1 else ''}; expected NaN where there is no visit, or the visit's time so that its score counts")
 
 def _check_grid(grid: np.ndarray) -> None:
     "Raise unless the time grid starts at 0 and is finite, increasing and evenly spaced (the SDE solver steps by its first spacing)."
@@ -357,6 +360,9 @@ def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
     if adjoint and objective != 'elbo': raise ValueError("adjoint=True is implemented for objective='elbo' only")
     kl_warmup = check_real(kl_warmup, 'kl_warmup', 0, 1, expect='a fraction of the steps in [0, 1]')
     lr, seed = check_real(lr, 'lr', 0, expect='a learning rate > 0', open_lo=True), check_int(seed, 'seed', 0)
+    steps = epochs * -(-len(data) // batch_size)
+    top = (2**64 - steps) // 100003 if isinstance(model, CausalSDE) else 2**64 - 1  # a CausalSDE's step k draws its paths from seed * 100003 + k
+    if seed > top: raise ValueError(f"seed={seed} is too large: torch seeds stop at 2**64 - 1{' and this fit seeds its steps with seed * 100003 + step' if isinstance(model, CausalSDE) else ''}; expected a seed <= {top}")
     if isinstance(model, TLearner):
         if not data.mask[:, -1].any():
             raise ValueError("no patient has an observed final visit (the last visit column), the only one a T-learner learns from; "
@@ -379,7 +385,7 @@ def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
     if refit_scaler: model.fit_scaler(data.tab)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
-    steps, k, hist = epochs * -(-len(data) // batch_size), 0, []
+    k, hist = 0, []
     model.train()
     for ep in range(epochs):
         perm, tot = torch.randperm(len(data), generator=g), 0.
@@ -436,7 +442,8 @@ def sample_paths(self: CausalSDE, b: TrialTensors,  # patients (only their basel
     _check_data(b)
     if isinstance(arms, (str, int, np.integer)): raise TypeError(f"arms={arms!r}; expected a sequence of arms, e.g. ({arms!r},)")
     ai = [ms_arm_index(a) for a in arms]
-    seed = check_int(seed, 'seed', 0)
+    if not ai: raise ValueError(f"arms={arms!r} is empty; expected at least one arm to simulate, e.g. {MS_ARMS}")
+    seed = check_int(seed, 'seed', 0, hi=2**64 - 1)  # torch's seeds stop there
     n_paths = check_int(n_paths, 'n_paths')
     n, A, K, G = len(b), len(ai), n_paths, len(b.grid)
     e = self.enc(b.image, b.tab)
@@ -467,6 +474,8 @@ class MSPrediction:
     cate_lo: np.ndarray | None = None  # (N, A) interval of the paired individual effect (SDE only)
     cate_hi: np.ndarray | None = None  # (N, A)
     cate_t: float | None = None  # years at which `cate` is the effect (None: the horizon); `evaluate` scores it there
+    cate_i: int | None = None  # grid index of `cate_t` (predict sets it): `evaluate` reads the truth at the trial's own time there, not at this float32 copy
+    level: float = 0.9  # coverage the intervals lo..hi and cate_lo..cate_hi were made for; `evaluate` names its coverage after it
 
 @torch.no_grad()
 def predict(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
@@ -482,12 +491,12 @@ def predict(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
         raise TypeError(f"model is a {type(model).__name__}; expected a fitted CausalSDE, TLearner or GRUBaseline")
     _check_data(data)
     level = check_real(level, 'level', 0, 1, expect='a probability in (0, 1)', open_lo=True, open_hi=True)
-    seed = check_int(seed, 'seed', 0)
+    seed = check_int(seed, 'seed', 0, unit=' (torch seeds stop at 2**64 - 1, and the measurement noise is drawn with seed + 1)', hi=2**64 - 2)
     grid = data.grid.numpy()
     ti = grid_index(grid, t)
     if isinstance(model, TLearner) and ti != len(grid) - 1:
         raise ValueError(f"t={t!r}: a T-learner predicts the horizon only ({grid[-1]:g} years); leave t=None")
-    cate_t = float(grid[ti])  # the grid time the effect is read at
+    cate_t, cate_i = float(grid[ti]), int(ti)  # the grid time the effect is read at (float32), and its index
     model.eval(); name = name or type(model).__name__
     q = torch.tensor([(1 - level) / 2, (1 + level) / 2])
     if isinstance(model, CausalSDE):
@@ -497,14 +506,14 @@ def predict(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
         D = P[..., ti] - P[:, :1, :, ti]                                                             # K, A, N, paired
         clo, chi = torch.quantile(D, q, dim=0)
         t = lambda x: x.transpose(0, 1).numpy()
-        return MSPrediction(name, data.grid.numpy(), t(P.mean(0)), t(lo), t(hi), D.mean(0).T.numpy(), clo.T.numpy(), chi.T.numpy(), cate_t)
+        return MSPrediction(name, data.grid.numpy(), t(P.mean(0)), t(lo), t(hi), D.mean(0).T.numpy(), clo.T.numpy(), chi.T.numpy(), cate_t, cate_i, level)
     outs = [model(data, a) for a in MS_ARMS]
     mu, sd = torch.stack([o[0] for o in outs], 1), torch.stack([o[1] for o in outs], 1)
     times = data.grid.numpy()
     if mu.dim() == 2: mu, sd, times = mu[..., None], sd[..., None], times[-1:]
     z = float(torch.distributions.Normal(0., 1.).icdf(q[1]))
     ti = -1 if isinstance(model, TLearner) else ti
-    return MSPrediction(name, times, mu.numpy(), (mu - z * sd).numpy(), (mu + z * sd).numpy(), (mu[..., ti] - mu[:, :1, ti]).numpy(), cate_t=cate_t)
+    return MSPrediction(name, times, mu.numpy(), (mu - z * sd).numpy(), (mu + z * sd).numpy(), (mu[..., ti] - mu[:, :1, ti]).numpy(), cate_t=cate_t, cate_i=cate_i, level=level)
 
 # %% ../nbs/50_causal_sde.ipynb #a8e772d6
 from .metrics import auroc  # the course's AUROC (rank-sum, ties averaged; 04_metrics), not a second copy
@@ -513,9 +522,16 @@ def evaluate(pred: MSPrediction,  # predictions for the patients of `trial`
              trial: MSTrialData,  # the same patients, with their ground truth
              threshold: float = -0.5  # responder: true CATE of drug_a at most this (at the prediction's `cate_t`)
             ) -> dict:
-    "Factual MSE (final visit; all follow-up visits where predicted), PEHE per drug and responder AUROC at the effect's time, 90% coverage."
+    "Factual MSE (final visit; all follow-up visits where predicted), PEHE per drug and responder AUROC at the effect's time, coverage of the interval at its level (`coverage90` at 0.9, `coverage50` at 0.5)."
     if pred.mean.shape[0] != len(trial): raise ValueError(f"prediction for {pred.mean.shape[0]} patients, trial has {len(trial)}")
+    level = check_real(pred.level, 'pred.level', 0, 1, expect='the coverage its intervals were made for, in (0, 1)', open_lo=True, open_hi=True)
     tc = pred.cate_t  # the truth at the time the effect was predicted for (it used to be the horizon whatever `predict`'s t)
+    if pred.cate_i is not None:  # predict's grid index: the trial's own time there (cate_t, from the float32 tensor grid, is off by up to ~1e-6 years past 32 years)
+        i = pred.cate_i
+        if not (isinstance(i, (int, np.integer)) and -len(trial.grid) <= i < len(trial.grid) and tc is not None and np.float32(trial.grid[i]) == np.float32(tc)):
+            raise ValueError(f"the prediction's effect is for grid index {i!r} (t={tc!r} years), which is not that time on this trial's grid of {len(trial.grid)} times; "
+                             "expected the trial whose patients were predicted")
+        tc = float(trial.grid[i])
     n, arm, m = len(trial), trial.arm, trial.mask[:, -1]
     y = trial.visit_y[m, -1]
     # the final visit is read where it happened: a patient's last visit may sit before the horizon (in the phantom, a month early);
@@ -531,7 +547,7 @@ def evaluate(pred: MSPrediction,  # predictions for the patients of `trial`
         out['mse_visits'] = float(np.mean((trial.visit_y[M] - f[M]) ** 2))
     for a in MS_ARMS[1:]:
         out[f'pehe_{a}'] = float(np.sqrt(np.mean((pred.cate[:, ms_arm_index(a)] - trial.cate(a, tc)) ** 2)))
-    out['coverage90'] = float(np.mean((lo <= y) & (y <= hi)))
+    out[f'coverage{100 * level:.10g}'] = float(np.mean((lo <= y) & (y <= hi)))  # named after the level: coverage90 at predict's default 0.9
     resp = trial.responders('drug_a', threshold, tc)
     if 0 < resp.sum() < len(resp): out['auroc_resp'] = auroc(-pred.cate[:, 1], resp)
     else:  # every other metric still stands

@@ -503,3 +503,57 @@ def test_record_refusals_name_the_problem(small):
     with pytest.raises(ValueError, match=r"lacks \['age'\]"): with_attrs(tr.baseline.attrs.drop(columns='age')).tabular()
     with pytest.raises(ValueError, match='relapses holds values that are not numbers'): with_attrs(tr.baseline.attrs.assign(relapses='two')).tabular()
     with pytest.raises(ValueError, match="has no 'arm' column"): with_attrs(tr.baseline.attrs.drop(columns='arm')).arm
+
+def test_evaluate_names_coverage_after_the_prediction_level(small):
+    "predict records the interval's level and evaluate names its coverage after it (coverage50 at 0.5, coverage90 at 0.9); a level outside (0, 1) is refused."
+    tr, T = small
+    m = GRUBaseline(); m.fit_scaler(T.tab)  # untrained: the keys and levels are what is checked
+    p50, p90 = predict(m, T, level=0.5), predict(m, T)
+    assert (p50.level, p90.level) == (0.5, 0.9)
+    r50, r90 = evaluate(p50, tr), evaluate(p90, tr)
+    assert 'coverage50' in r50 and 'coverage90' not in r50 and 'coverage90' in r90
+    assert r50['coverage50'] <= r90['coverage90']  # the 50% interval lies inside the 90% one
+    with pytest.raises(ValueError, match=r'pred.level=1.5: expected the coverage its intervals were made for'): evaluate(dataclasses.replace(p90, level=1.5), tr)
+
+def test_trial_tensors_refuses_a_score_without_a_visit(small):
+    "A finite EDSS at a slot with no visit time (visit_idx -1) would be seen by no loss or metric: refused, naming patient and slot; simulated trials have NaN there."
+    tr, _ = small
+    assert np.isnan(tr.visit_y[tr.visit_idx < 0]).all()
+    i, j = np.argwhere(tr.visit_idx < 0)[0]
+    y = tr.visit_y.copy(); y[i, j] = 2.5
+    with pytest.raises(ValueError, match=rf'patient {i}, visit slot {j}: an EDSS of 2.5 is recorded at a slot with no visit'):
+        trial_tensors(dataclasses.replace(tr, visit_y=y))
+
+def test_evaluate_finds_a_late_grid_time_exactly():
+    "Past 32 years the float32 tensor grid is off the trial's float64 one by more than 1e-6: evaluate reads the effect at predict's grid index, and refuses an index off this trial's grid."
+    tr = MSTrial(size=16, seed=0, horizon=34, steps_per_year=6, visit_every=2, mc=2).simulate(6, seed=1)
+    T = trial_tensors(tr, 16)
+    m = GRUBaseline(); m.fit_scaler(T.tab)
+    p = predict(m, T, t=float(tr.grid[-2]))
+    assert abs(p.cate_t - tr.grid[-2]) > 1e-6 and p.cate_i == len(tr.grid) - 2  # the float32 copy of the time, and its index
+    assert np.isfinite(evaluate(p, tr)['pehe_drug_a'])  # the effect was read: the previous library refused 't=... lies between the trial's grid times'
+    with pytest.raises(ValueError, match=r"the prediction's effect is for grid index 3 .* which is not that time on this trial's grid"):
+        evaluate(dataclasses.replace(p, cate_i=3), tr)
+
+def test_sample_paths_refuses_no_arms(small):
+    _, T = small
+    with pytest.raises(ValueError, match=r'arms=\[\] is empty; expected at least one arm to simulate'):
+        CausalSDE(d=2, c=4, q=4, width=8, image=False).sample_paths(T[:4], n_paths=2, arms=[])
+
+def test_fit_refuses_overflowing_seeds(small):
+    "A CausalSDE's step k seeds torch with seed * 100003 + k: a seed that would pass 2**64 - 1 is refused by name (torch said 'Overflow when unpacking long long'); other models stop at 2**64 - 1."
+    _, T = small
+    top = (2**64 - 1) // 100003  # one epoch of one step: the step seed is seed * 100003
+    with pytest.raises(ValueError, match=rf'seed={top + 1} is too large.*expected a seed <= {top}'): fit(CausalSDE(), T[:8], epochs=1, k=1, seed=top + 1)
+    assert len(fit(CausalSDE(d=2, c=4, q=4, width=8, image=False), T[:8], epochs=1, k=1, seed=top)) == 1  # the largest seed still trains
+    with pytest.raises(ValueError, match=rf'seed={2**64} is too large: torch seeds stop at 2\*\*64 - 1; expected a seed <= {2**64 - 1}'):
+        fit(GRUBaseline(), T[:8], epochs=1, seed=2**64)
+
+def test_sampling_seeds_stop_where_torch_seeds_do(small):
+    "sample_paths seeds torch with `seed`, predict also with seed + 1: a seed past 2**64 - 1 is refused by name, not torch's 'Overflow when unpacking long long'."
+    _, T = small
+    m = CausalSDE(d=2, c=4, q=4, width=8, image=False)
+    assert m.sample_paths(T[:4], n_paths=2, seed=2**64 - 1).shape[0] == 2  # the largest seed torch takes
+    with pytest.raises(ValueError, match=r'seed=18446744073709551616: expected an integer in \[0, 18446744073709551615\]'): m.sample_paths(T[:4], n_paths=2, seed=2**64)
+    with pytest.raises(ValueError, match=r'seed=18446744073709551615: expected an integer in \[0, 18446744073709551614\] \(torch seeds stop at 2\*\*64 - 1, and the measurement noise is drawn with seed \+ 1\)'):
+        predict(m, T[:4], seed=2**64 - 1, n_paths=2)
