@@ -302,6 +302,7 @@ class Variable:
             flat = arr.reshape(-1).tolist()
             number = lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
             if arr.dtype.kind == 'O' and all(number(v) for v in flat): arr = arr.astype(float)  # numbers held as objects (a column with gaps, say); text is not a number
+            if arr.dtype.kind == 'c': raise ValueError(f"{self.name}={next((v for v in flat if v.imag), flat[0] if flat else None)!r} is complex; expected a real number in [{self.range[0]}, {self.range[1]}]")
             if not np.issubdtype(arr.dtype, np.number) or arr.dtype.kind == 'b':
                 first = next((v for v in flat if not number(v)), None)
                 raise ValueError(f"{self.name} must be numeric, got {first!r}")
@@ -364,12 +365,13 @@ def _checked_output(var: Variable, out: np.ndarray, n: int) -> np.ndarray:
 _SKIP = object()  # a value render_config leaves out
 
 def _setting(v: object) -> object:
-    "A phantom setting as `render_config` records it: a scalar, or a tuple (or str-keyed dict) of scalars; anything else (arrays, generators, variables) is left out."
-    scalar = (bool, int, float, str, np.integer, np.floating)
-    if isinstance(v, scalar): return v
-    if isinstance(v, (tuple, list)) and all(isinstance(x, scalar) for x in v): return tuple(v)
-    if isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, scalar) for k, x in v.items()): return dict(sorted(v.items()))
-    return _SKIP
+    "A phantom setting as `render_config` records it: a number, string or None, or tuples, lists, arrays and str-keyed dicts of them, nested (lists and arrays as tuples, dicts sorted by key); `_SKIP` for anything else (a function, a generator, a dict keyed by numbers)."
+    if isinstance(v, (np.ndarray, torch.Tensor)): v = v.tolist()
+    if v is None or isinstance(v, (bool, int, float, str, np.integer, np.floating, np.bool_)): return v
+    if isinstance(v, (tuple, list)): out = tuple(_setting(x) for x in v); vals = out
+    elif isinstance(v, dict) and all(isinstance(k, str) for k in v): out = {k: _setting(x) for k, x in sorted(v.items())}; vals = out.values()
+    else: return _SKIP
+    return _SKIP if any(x is _SKIP for x in vals) else out
 
 def _same_value(a: object, b: object) -> bool:
     "Equal values, numpy arrays and containers of them included (a `Variable` field as a subclass may write it)."
@@ -390,7 +392,7 @@ class SCMPhantom:
 
     def __init__(self, size: int = 64,  # square image size in pixels
                  seed: int = 0):  # seed of the sampler's random stream
-        self.size, self.seed = size, seed  # checked, and the seed's stream made, by __setattr__
+        self.size, self.seed = size, seed  # checked (`_checked_setting`), and the seed's stream made, by __setattr__
         self.variables = self._built_variables()
         clash = sorted(set(self.variables) & set(self.render_noise))
         if clash: raise ValueError(f"variables {clash} take names of the renderer's own noise {list(self.render_noise)} in {type(self).__name__}; "
@@ -403,15 +405,35 @@ class SCMPhantom:
             raise ValueError(f"size={size!r} is not supported; expected an integer multiple of 8 in [{self.min_size}, {self.max_size}] (e.g. 32, 64, 128)")
         return int(size)
 
+    def _checked_setting(self, name: str,  # a public setting (not seed, rng or variables)
+                         value: object  # the value given to the constructor or assigned later
+                        ) -> object:
+        "`value` as the phantom keeps setting `name`, checked the same way in the constructor and after it (`__setattr__` calls this for every public setting): `size` as `_checked_size`, and every setting a value `render_config` can record. A subclass checks its own settings here, then calls `super()`."
+        if name == 'size': return self._checked_size(value)
+        self._recorded(name, value)
+        return value
+
+    def _recorded(self, name: str, value: object) -> object:
+        "Setting `name` as `render_config` records it; a TypeError naming it where it cannot be recorded (a counterfactual could not tell whether a batch was drawn with it)."
+        rec = _setting(value)
+        if rec is _SKIP: raise TypeError(f"{type(self).__name__}.{name} is a {type(value).__name__} ({str(value)[:60]}) that render_config cannot record, so a counterfactual "
+                                         "could not check that a batch was drawn with it; expected numbers, strings or None, or tuples, lists, arrays and dicts with "
+                                         "str keys of them (state that does not change what is drawn: a name starting with '_')")
+        return rec
+
+    def _default_setting(self, name: str) -> object:
+        "What setting `name` is when the instance does not set it: the class attribute (`_SKIP` where there is none). `render_config` leaves out a setting at its default."
+        return getattr(type(self), name, _SKIP)
+
     def __setattr__(self, name: str, value: object) -> None:
-        "A setting changed after construction (`skin.p_ruler = (0.2, 0.2)`) rebuilds the mechanisms, which read settings when they are made: what the phantom draws and what `render_config` records agree (a hand edit of `variables` is rebuilt away too; a dict setting changed in place is not seen: assign a new one). `size` is checked as the constructor checks it, the renderer's caches are dropped, and a new `seed` restarts the sampler's stream as constructing with it would."
+        "A setting changed after construction (`skin.p_ruler = (0.2, 0.2)`) rebuilds the mechanisms, which read settings when they are made: what the phantom draws and what `render_config` records agree (a hand edit of `variables` is rebuilt away too; a dict setting changed in place is not seen: assign a new one). Every setting is checked as the constructor checks it (`_checked_setting`: `size`, the chest's `grain`, the brain's `dim`, and a value `render_config` can record), the renderer's caches are dropped, and a new `seed` restarts the sampler's stream as constructing with it would."
         vs = vars(self)
-        if name == 'size': value = self._checked_size(value)  # in the constructor and after it alike
         if name == 'seed':  # the seed's own stream, in the constructor and after it alike (a bad seed is refused, the old one kept)
             super().__setattr__('rng', np.random.default_rng(check_int(value, 'seed', 0)))
             return super().__setattr__('seed', value)
-        if name.startswith('_') or name in ('variables', 'rng') or '_order' not in vs or vs.get('_rebuilding'):  # own state, still in __init__, or set by _variables()
-            return super().__setattr__(name, value)
+        if name.startswith('_') or name in ('variables', 'rng'): return super().__setattr__(name, value)  # own state
+        value = self._checked_setting(name, value)  # in the constructor and after it alike
+        if '_order' not in vs or vs.get('_rebuilding'): return super().__setattr__(name, value)  # still in __init__, or set by _variables()
         had, old = name in vs, vs.get(name)
         super().__setattr__(name, value)
         object.__setattr__(self, '_rebuilding', True)
@@ -541,9 +563,12 @@ class SCMPhantom:
         return PhantomBatch(images, attrs, noise, [self._prompt(r) for _, r in attrs.iterrows()], truth, interventions, self.render_config())
 
     def render_config(self) -> dict:
-        "What decides how a sample's noise is rendered: the class and the settings set on the instance (size, grain, dim, and tuples or dicts of numbers such as `p_ruler` or `missing_rates`), not the sampler's seed."
-        kept = {k: _setting(v) for k, v in sorted(vars(self).items()) if k != 'seed' and not k.startswith('_')}
-        return dict(phantom=type(self).__name__, **{k: v for k, v in kept.items() if v is not _SKIP})
+        "What decides how a sample's noise is rendered: the class and the settings set on the instance (size, grain, dim, `p_ruler`, `p_signs`, `missing_rates`: numbers and strings, and tuples, lists, arrays and str-keyed dicts of them, as tuples and dicts), not the sampler's seed; a setting at its class default is left out (the class name says it), and one that cannot be recorded is refused by name."
+        kept = {}
+        for k, v in sorted(vars(self).items()):
+            if k in ('seed', 'rng', 'variables') or k.startswith('_') or v is (d := self._default_setting(k)): continue
+            if (rec := self._recorded(k, v)) != _setting(d): kept[k] = rec
+        return dict(phantom=type(self).__name__, **kept)
 
     def _check_n(self, n) -> int: return check_int(n, 'n', unit=' (samples)')
 
@@ -676,8 +701,8 @@ def fit_chest_model(counts: pd.DataFrame,  # CheXpert joint counts, as `chexpert
         bad = sorted(set(counts[col].tolist()) - set(allowed), key=str)
         if bad: raise ValueError(f"counts[{col!r}] holds {bad[:3]}; expected only {list(allowed)} (recode the column first)")
     k = (counts.Sex == 'Male').to_numpy().astype(int) * 4 + counts.age_bin.map({a: i for i, a in enumerate(_AGE_BINS)}).to_numpy()
-    e, dv = counts['Pleural Effusion'].to_numpy(), counts['Support Devices'].to_numpy()
-    c, nf = counts['Cardiomegaly'].to_numpy(), counts['No Finding'].to_numpy()
+    e, dv = counts['Pleural Effusion'].to_numpy().astype(int), counts['Support Devices'].to_numpy().astype(int)  # checked 0/1 above: 1.0/0.0 (as CheXpert's CSVs store them) index as 1/0
+    c, nf = counts['Cardiomegaly'].to_numpy().astype(int), counts['No Finding'].to_numpy().astype(int)
     v, w = (counts.view == 'AP').to_numpy().astype(int), counts['count'].to_numpy().astype(float)
     clear = (e == 0) & (c == 0)  # only there does No Finding tell us about the hidden other opacity
     sick = 0.3 + 0.4 * (0.5 * e + 0.3 * dv + 0.2 * v)  # initial posterior of severity=1: label 1 = the sicker class
@@ -749,10 +774,18 @@ class ChestPhantom(SCMPhantom):
     def __init__(self, size: int = 64,  # square image size in pixels (multiple of 8, 16-512)
                  seed: int = 0,  # seed of the sampler's random stream
                  grain: float = 0.015):  # film-grain (white noise) std on the [0, 1] density scale; 0 renders grain-free images. The zoo and oracles were trained at the default
-        if isinstance(grain, bool) or not isinstance(grain, (int, float, np.integer, np.floating)) or not 0 <= grain < 1:
-            raise ValueError(f"grain={grain!r}: expected a noise std in [0, 1) (default 0.015; 0 for grain-free images)")
-        self.fit, self.grain = _chest_fit(), float(grain)
+        self.grain = grain  # checked by `_checked_setting`, as a grain set later is
+        self.fit = _chest_fit()
         super().__init__(size, seed)
+
+    def _checked_setting(self, name: str, value: object) -> object:
+        if name == 'grain':
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 <= value < 1:
+                raise ValueError(f"grain={value!r}: expected a noise std in [0, 1) (default 0.015; 0 for grain-free images)")
+            return float(value)
+        return super()._checked_setting(name, value)
+
+    def _default_setting(self, name: str) -> object: return _chest_fit() if name == 'fit' else super()._default_setting(name)  # the CheXpert fit: recorded only if replaced
 
     def _variables(self) -> list:
         f = self.fit
@@ -1221,9 +1254,14 @@ class BrainPhantom(SCMPhantom):
     def __init__(self, size: int = 64,  # image side in pixels (use 32 for a 3D volume)
                  seed: int = 0,  # seed of the sampler's random stream
                  dim: int = 2):  # 2 for an axial slice (N x 1 x H x W), 3 for a volume (N x 1 x D x H x W)
-        if dim not in (2, 3) or isinstance(dim, bool): raise ValueError(f"dim={dim!r}: expected 2 (axial slice) or 3 (volume)")
-        self.dim = dim
+        self.dim = dim  # checked by `_checked_setting`, as a dim set later is
         super().__init__(size, seed)
+
+    def _checked_setting(self, name: str, value: object) -> object:
+        if name == 'dim':
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value not in (2, 3): raise ValueError(f"dim={value!r}: expected 2 (axial slice) or 3 (volume)")
+            return int(value)
+        return super()._checked_setting(name, value)
 
     def _variables(self) -> list:
         st = lambda p: np.asarray(p['stage'])
@@ -1475,8 +1513,12 @@ def _check_visit_grid(visit_t, grid) -> tuple:
 def snap_to_grid(visit_t: np.ndarray,  # visit times in years since the baseline, any shape, NaN where there is no visit
                  grid: np.ndarray  # (G,) evenly spaced times in years from 0
                 ) -> np.ndarray:
-    "Each visit time moved to the nearest grid time (NaN kept), refusing times outside the grid: a deliberate rounding of real visit dates, never done silently."
+    "Each visit time moved to the nearest grid time (NaN kept), refusing times outside the grid and a grid not evenly spaced from 0 (the SDE's): a deliberate rounding of real visit dates, never done silently."
     t, grid = _check_visit_grid(visit_t, grid)
+    d = np.diff(grid)
+    if grid[0] != 0 or not np.isfinite(grid).all() or (d <= 0).any() or not np.allclose(d, d[0], rtol=1e-6, atol=1e-9):
+        raise ValueError(f"grid={np.round(grid[:5], 4).tolist()}{'...' if len(grid) > 5 else ''}: expected evenly spaced, increasing times in years starting at 0 "
+                         "(the SDE solver's grid, e.g. np.linspace(0, 2, 25))")
     out = np.full(t.shape, np.nan)
     k = ~np.isnan(t)
     out[k] = grid[np.clip(np.round(t[k] / (grid[1] - grid[0])), 0, len(grid) - 1).astype(int)]
@@ -1517,13 +1559,26 @@ class MSTrialData:
                     visit_y: np.ndarray,  # (N, V) scores on the 0..10 scale at those visits, NaN where there is none
                     grid: np.ndarray  # (G,) evenly spaced times in years from 0: the model's solver grid
                    ) -> 'MSTrialData':
-        "A trial of your own (no ground truth): visit times are placed on the grid (a time between grid points is refused)."
+        "A trial of your own (no ground truth): visit times are placed on the grid (a time between grid points is refused); every patient's visit 0 must be at 0, and there must be a score in [0, 10] at each visit time and none without one."
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 1:
             raise ValueError(f"images has shape {tuple(getattr(images, 'shape', ()))}; expected a tensor N x 1 x S x S of baseline slices")
         if not isinstance(record, pd.DataFrame): raise TypeError(f"record is a {type(record).__name__}; expected a DataFrame with columns {list(MS_TABULAR)} and 'arm'")
         t, grid = _check_visit_grid(visit_t, grid)
-        if t.ndim != 2 or len(t) != len(record) or len(images) != len(record):
-            raise ValueError(f"{len(images)} images, {len(record)} record rows and visit times of shape {t.shape}; expected N of each, visit times N x V")
+        if t.ndim != 2 or t.shape[1] == 0 or len(t) != len(record) or len(images) != len(record):
+            raise ValueError(f"{len(images)} images, {len(record)} record rows and visit times of shape {t.shape}; expected N of each, visit times N x V (V >= 1: column 0 the baseline)")
+        try: y = np.asarray(visit_y, dtype=float)
+        except (TypeError, ValueError): raise ValueError("visit_y holds values that are not numbers; expected scores on the 0..10 scale, NaN where there is no visit") from None
+        if y.shape != t.shape: raise ValueError(f"visit_y has shape {y.shape} and visit_t {t.shape}; expected one score per visit time (patients, visits)")
+        if not (np.abs(t[:, 0]) <= 1e-6).all():  # NaN too: every patient has a baseline
+            i = int(np.flatnonzero(~(np.abs(t[:, 0]) <= 1e-6))[0])
+            raise ValueError(f"patient {i}'s visit 0 is at t={t[i, 0]:g}; expected column 0 to be the baseline, at t=0 for every patient (shift the visit times to years since the baseline)")
+        seen = ~np.isnan(t)
+        for what, bad in (("a visit time but no score (NaN)", seen & np.isnan(y)), ("a score but no visit time (NaN)", ~seen & ~np.isnan(y)),
+                          ("a score outside the EDSS scale [0, 10]", seen & ((y < 0) | (y > 10)))):
+            if bad.any():
+                i, j = np.argwhere(bad)[0]
+                raise ValueError(f"visit slots with {what}: {int(bad.sum())}, e.g. patient {i}, visit {j}: t={t[i, j]:g}, score {y[i, j]:g}; expected a score "
+                                 "in [0, 10] at every visit time and NaN where there is no visit")
         idx, off = np.full(t.shape, -1), []
         for i, j in zip(*np.nonzero(~np.isnan(t))):
             try: idx[i, j] = grid_index(grid, float(t[i, j]))
@@ -1532,7 +1587,7 @@ class MSTrialData:
             raise ValueError(f"{len(off)} visit times are not on the grid, e.g. patient {off[0][0]}, visit {off[0][1]}: {off[0][3]}. Real visit dates rarely "
                              "fall on it: place them first, e.g. with snap_to_grid(visit_t, grid) (the nearest grid time, a deliberate choice)")
         return cls(PhantomBatch(images, record.reset_index(drop=True), {}, [''] * len(record), record.reset_index(drop=True)),
-                   grid, idx, np.asarray(visit_y, dtype=float), None, None, None)
+                   grid, idx, y, None, None, None)
 
     def __len__(self): return len(self.visit_idx)
     @property

@@ -267,7 +267,7 @@ def test_batch_slices_keep_labels_aligned_and_the_source():
     with pytest.raises(ValueError, match='batch was drawn by'): P.ChestPhantom(32, grain=0).counterfactual(s, effusion=1)
 
 
-# --- M84, M85: render_config records numpy float settings and leaves out dicts whose keys are not names
+# --- M84, M85: render_config records numpy float settings; a dict whose keys are not names is not recorded (a setting holding one is refused)
 def test_render_config_settings():
     s = P.SkinPhantom(32)
     s.fov_mm = np.float32(20.0)
@@ -313,3 +313,80 @@ def test_fit_chest_model_observable_joint_settles_by_200_iterations():
     j200, j1000 = joint(f200), joint(f1000)
     assert abs(j200.sum() - 1) < 1e-9 and 0.5 * np.abs(j200 - j1000).sum() < 0.002  # total variation: settled
     assert f1000['loglik'] >= f200['loglik'] and np.abs(f200['p_severe'] - f1000['p_severe']).max() > 0.02  # the hidden part still moves
+
+
+# --- review (phantom data): settings that are tuples of tuples, arrays or a replaced fit are recorded; a setting that cannot be is refused by name
+def test_render_config_records_nested_and_array_settings():
+    b = P.SkinPhantom(32).sample(40, seed=1)
+    other = P.SkinPhantom(32); other.p_signs = {'asymmetry': (0.9, 0.9), 'border': (0.9, 0.9), 'variegation': (0.9, 0.9)}
+    assert other.render_config()['p_signs']['border'] == (0.9, 0.9)
+    with pytest.raises(ValueError, match='batch was drawn by'): other.counterfactual(b, ruler=0)  # its ABCD signs would change under do(ruler=0)
+    tones = P.SkinPhantom(32); tones.p_tone = np.array([0., 0, 0, 0, 0, 1])
+    assert tones.render_config()['p_tone'] == (0., 0., 0., 0., 0., 1.)
+    with pytest.raises(ValueError, match='batch was drawn by'): tones.counterfactual(b, ink=0)
+    c = P.ChestPhantom(32); c.fit = {**c.fit, 'p_severe': c.fit['p_severe'] * 0.5}
+    assert c.render_config()['fit']['p_severe'] == tuple((P._chest_fit()['p_severe'] * 0.5).tolist())
+    for bad in (lambda: 1, {1: 0.5}, (0.1, object())):
+        with pytest.raises(TypeError, match="SkinPhantom.p_ruler is a .* that render_config cannot record"): tones.p_ruler = bad
+    assert 'p_ruler' not in vars(tones)  # refused, not kept
+    assert P._setting([np.array([1, 2]), {'b': (1,), 'a': None}]) == ((1, 2), {'a': None, 'b': (1,)}) and P._setting({'k': {1: 2}}) is P._SKIP
+
+
+def test_render_config_of_default_phantoms_is_unchanged_and_defaults_written_out_record_nothing():
+    "The zoo's image cache and the model cards store render_config as JSON: a default phantom's must stay as it was."
+    assert P.ChestPhantom(32).render_config() == {'phantom': 'ChestPhantom', 'grain': 0.015, 'size': 32}
+    assert P.SkinPhantom(32).render_config() == {'phantom': 'SkinPhantom', 'size': 32}
+    assert P.BrainPhantom(32, dim=3).render_config() == {'phantom': 'BrainPhantom', 'dim': 3, 'size': 32}
+    assert P.MSPhantom(32).render_config() == {'phantom': 'MSPhantom', 'size': 32}
+    s = P.SkinPhantom(32); b = s.sample(3, seed=0)
+    same = P.SkinPhantom(32); same.p_ruler = list(P.SkinPhantom.p_ruler); same.p_tone = np.array(P.SkinPhantom.p_tone); same.p_signs = dict(P.SkinPhantom.p_signs)
+    assert same.render_config() == s.render_config() and torch.equal(same.counterfactual(b, ink=0).images, s.counterfactual(b, ink=0).images)
+
+
+# --- review (phantom data): a setting assigned after construction is checked as the constructor checks it
+def test_settings_assigned_later_are_checked_as_the_constructor_checks_them():
+    c = P.ChestPhantom(16)
+    for bad in (-0.1, 1.0, True, 'x'):
+        with pytest.raises(ValueError, match=rf"grain={bad!r}: expected a noise std in \[0, 1\)"): c.grain = bad
+    assert c.grain == 0.015
+    c.grain = np.float32(0.5); assert type(c.grain) is float
+    b = P.BrainPhantom(16)
+    for bad in (4, 2.0, True):
+        with pytest.raises(ValueError, match=rf"dim={bad!r}: expected 2 \(axial slice\) or 3 \(volume\)"): b.dim = bad
+    with pytest.raises(ValueError, match=r"dim=2\.0: expected 2"): P.BrainPhantom(16, dim=2.0)  # the constructor shares the check
+    assert b.dim == 2 and b.sample(1, seed=0).images.shape == (1, 1, 16, 16)
+
+
+# --- review (phantom data): CheXpert's CSVs store labels as 1.0/0.0, which pass the 0/1 check and must fit as 1/0 do
+def test_fit_chest_model_takes_float_labels():
+    counts = P.chexpert_counts()
+    f = counts.astype({c: float for c in ('Pleural Effusion', 'Support Devices', 'Cardiomegaly', 'No Finding')})
+    a, b = P.fit_chest_model(counts, iters=2), P.fit_chest_model(f, iters=2)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+# --- review (phantom data): snap_to_grid's arithmetic assumes grid[k] = k * step: any other grid is refused, not snapped to a wrong time
+def test_snap_to_grid_refuses_a_grid_not_evenly_spaced_from_0():
+    for grid in ([0.5, 1.0, 1.5, 2.0], [0., 0.1, 1.0, 2.0], [0., 1., 1., 2.]):
+        with pytest.raises(ValueError, match=r"expected evenly spaced, increasing times in years starting at 0"): P.snap_to_grid(np.array([1.0]), np.array(grid))
+    assert np.allclose(P.snap_to_grid(np.array([0.1, 1.0, np.nan]), np.linspace(0, 2, 9)), [0., 1., np.nan], equal_nan=True)
+
+
+# --- review (phantom data): from_visits checks scores against visit times, the baseline column and the EDSS scale
+def test_from_visits_checks_scores_against_visits():
+    imgs, grid = torch.zeros(3, 1, 16, 16), np.linspace(0, 2, 9)
+    rec = pd.DataFrame(dict(arm=['placebo'] * 3))
+    def make(vt, vy): return P.MSTrialData.from_visits(imgs, rec, np.array(vt, dtype=float), np.array(vy, dtype=float), grid)
+    assert make([[0, .5, 1.]] * 3, [[2, 2.5, 3]] * 3).visit_idx.tolist() == [[0, 2, 4]] * 3
+    for vt, vy, msg in (([[0, .5, 1.]] * 3, [[2, np.nan, 3]] * 3, r"visit slots with a visit time but no score \(NaN\): 3, e\.g\. patient 0, visit 1"),
+                        ([[0, .5, np.nan]] * 3, [[2, 3, 7]] * 3, r"visit slots with a score but no visit time \(NaN\): 3, e\.g\. patient 0, visit 2: t=nan, score 7"),
+                        ([[0, .5, 1.]] * 3, [[2, 55, 3]] * 3, r"a score outside the EDSS scale \[0, 10\]: 3, e\.g\. patient 0, visit 1: t=0\.5, score 55"),
+                        ([[.5, 1., 2.]] * 3, [[1, 1, 1]] * 3, r"patient 0's visit 0 is at t=0\.5; expected column 0 to be the baseline, at t=0"),
+                        ([[0, 1., 2.]] * 3, [[1, 1]] * 3, r"visit_y has shape \(3, 2\) and visit_t \(3, 3\)"),
+                        ([[]] * 3, [[]] * 3, r"visit times of shape \(3, 0\); expected .*V >= 1: column 0 the baseline")):
+        with pytest.raises(ValueError, match=msg): make(vt, vy)
+
+
+# --- review (phantom data): a complex intervention value was cut to its real part
+def test_complex_intervention_is_refused():
+    with pytest.raises(ValueError, match=r"age=\(50\+30j\) is complex; expected a real number in \[18\.0, 90\.0\]"): P.ChestPhantom(32).sample_truth(2, seed=0, age=50 + 30j)
