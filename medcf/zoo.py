@@ -118,20 +118,24 @@ def _held_out(name: str, pipe, oracle,  # an AttributeOracle (`medcf.oracles.loa
     real_a, real_b = ph.sample(n, seed=seeds[0] + seed), ph.sample(n, seed=seeds[1] + seed)
     return pipe, oracle, real_a, real_b, oracle_frechet_distance(oracle.features, real_a.images, real_b.images)
 
+def _share(name: str, prism_share: float | None) -> float:
+    "The share of paper-style captions to generate from: the one a run trained with (an override), else the recipe's."
+    return _recipe(name)['prism_share'] if prism_share is None else check_real(prism_share, 'prism_share', 0, 1, expect='a share of captions in [0, 1]')
+
 def _generated(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                name: str, real_b, num_inference_steps: int, guidance_scale: float, seed: int,
-               guidance_interval: tuple | list | None = None) -> torch.Tensor:
-    "Images generated from real set b's training-style captions (the card's generated set at `seed`)."
-    caps = training_captions(name, real_b, _recipe(name)['prism_share'], seed)
+               guidance_interval: tuple | list | None = None, prism_share: float | None = None) -> torch.Tensor:
+    "Images generated from real set b's training-style captions (the card's generated set at `seed`), mixed as the model was trained (`prism_share`; None: the recipe's)."
+    caps = training_captions(name, real_b, _share(name, prism_share), seed)
     return generate(pipe, caps, num_inference_steps, guidance_scale, seed=seed + 1, guidance_interval=guidance_interval)
 
 def _generated_fd(pipe, oracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
                         name: str, real_a, real_b, num_inference_steps: int, guidance_scale: float, seed: int,
-                  guidance_interval: tuple | list | None = None) -> float:
+                  guidance_interval: tuple | list | None = None, prism_share: float | None = None) -> float:
     "Oracle-feature FD between real set a and images generated from set b's training-style captions."
     from medcf.metrics import oracle_frechet_distance
     return oracle_frechet_distance(oracle.features, real_a.images,
-                                   _generated(pipe, name, real_b, num_inference_steps, guidance_scale, seed, guidance_interval))
+                                   _generated(pipe, name, real_b, num_inference_steps, guidance_scale, seed, guidance_interval, prism_share))
 
 def validation_fd(name: str,  # 'chest' or 'skin'
                   pipe: SDPipeline | None,  # pipeline to score (None: the shipped checkpoint, `load_pipeline(name)`)
@@ -140,11 +144,12 @@ def validation_fd(name: str,  # 'chest' or 'skin'
                   num_inference_steps: int = 20,  # DDIM steps
                   guidance_scale: float = 3.0,  # classifier-free guidance
                   seed: int = 0,  # generation seed
-                  guidance_interval: tuple | list | None = None  # (t_lo, t_hi) where guidance applies; None: every step
+                  guidance_interval: tuple | list | None = None,  # (t_lo, t_hi) where guidance applies; None: every step
+                  prism_share: float | None = None  # share of paper-style captions the model was trained with (None: the recipe's)
                  ) -> float:
     "Oracle-feature FD of generated vs real images over the real-vs-real floor, on the VALIDATION sets (never the card's)."
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, 0, seeds=VALIDATION_SEEDS)
-    return _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, guidance_scale, seed, guidance_interval) / floor
+    return _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, guidance_scale, seed, guidance_interval, prism_share) / floor
 
 # %% ../nbs/90_model_zoo.ipynb #bd662b2f
 @torch.no_grad()
@@ -155,10 +160,12 @@ def select_snapshot(name: str,  # 'chest' or 'skin'
                     num_inference_steps: int = 20,  # DDIM steps per validation FD
                     guidance_scale: float = 3.0,  # guidance of the recipe
                     oracle: AttributeOracle | None = None,  # attribute oracle (default: the shipped one)
-                    guidance_interval: tuple | list | None = None  # guidance interval of the recipe (None: every step)
+                    guidance_interval: tuple | list | None = None,  # guidance interval of the recipe (None: every step)
+                    prism_share: float | None = None  # share of paper-style captions the run trained with (None: the recipe's)
                    ) -> list:
     "Score every snapshot (and the final weights) by `validation_fd`, load the best into `pipe.unet`; the scores as records."
     if not snapshots: raise ValueError("no snapshots to choose from: train with snapshot_every=k")
+    _share(name, prism_share)  # checked before any image is drawn
     params = list(pipe.unet.parameters())
     for st, ps in snapshots.items():
         if len(ps) != len(params) or any(a.shape != b.shape for a, b in zip(ps, params)):
@@ -170,7 +177,7 @@ def select_snapshot(name: str,  # 'chest' or 'skin'
     for st, ps in cands.items():
         for q, v in zip(params, ps): q.copy_(v)
         rows.append(dict(step=st, validation_fd_ratio=validation_fd(name, pipe, oracle, n, num_inference_steps, guidance_scale,
-                                                                    guidance_interval=guidance_interval)))
+                                                                    guidance_interval=guidance_interval, prism_share=prism_share)))
     fds = [r['validation_fd_ratio'] for r in rows]
     later = [-(r['step'] if isinstance(r['step'], int) else math.inf) for r in rows]  # 'final' is the latest
     best = _lowest(range(len(rows)), fds, later, 'the latest snapshot')  # compared unrounded
@@ -190,16 +197,17 @@ def _lowest(cands, scores: list, tiebreak: list, rule: str) -> int:
 # %% ../nbs/90_model_zoo.ipynb #d2e89432
 def _per_scale(name: str, pipe, oracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
                                 scales: Sequence[float], n: int, num_inference_steps: int,
-               adherence_seed: int, real_seeds: tuple, fd_seed: int, intervals: Sequence = (None,)) -> list:
+               adherence_seed: int, real_seeds: tuple, fd_seed: int, intervals: Sequence = (None,), prism_share: float | None = None) -> list:
     "(scale, interval, adherence per attribute, FD / floor) per guidance scale and interval; the real sets and their floor are drawn once."
     if not len(scales) or min(scales) < 1: raise ValueError(f"scales={scales}: expected guidance scales >= 1 (1 means no guidance)")
     intervals = [check_guidance_interval(gi) for gi in intervals]  # every one checked before any image is drawn
+    _share(name, prism_share)
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, fd_seed, seeds=real_seeds)
     out = []
     for w in scales:
         for gi in intervals:
             adh = prompt_adherence(pipe, oracle, name, n, num_inference_steps, w, adherence_seed, gi)
-            fd = _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, w, fd_seed, gi)
+            fd = _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, w, fd_seed, gi, prism_share)
             out.append((w, gi, {f'adherence_{k}': float(v) for k, v in adh.items()}, float(fd / floor)))  # unrounded: callers compare, then round what they record
     return out
 
@@ -213,12 +221,13 @@ def select_guidance(name: str,  # 'chest' or 'skin'
                     oracle: AttributeOracle | None = None,  # attribute oracle (default: the shipped one)
                     seed: int = 7,  # generation seed of the adherence images (the card's use 0); the FD's are `validation_fd`'s, seed 0 from the validation sets' captions
                     min_adherence: float = 0.90,  # every prompted attribute must reach this
-                    intervals: Sequence = (None,)  # guidance intervals to compare at every scale: None (every step) or (t_lo, t_hi)
+                    intervals: Sequence = (None,),  # guidance intervals to compare at every scale: None (every step) or (t_lo, t_hi)
+                    prism_share: float | None = None  # share of paper-style captions the model was trained with (None: the recipe's)
                    ) -> list:
     "Per scale and interval: `validation_fd` (on the validation sets) and prompt adherence (at generation seed `seed`, not the card's 0); the lowest FD whose adherence all reach `min_adherence` is chosen (none: the lowest FD, with a warning)."
     check_real(min_adherence, 'min_adherence', 0, 1, expect='a share in [0, 1]')
     if not len(intervals): raise ValueError("intervals=(): expected at least one guidance interval (None: guidance at every step)")
-    raw = _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, VALIDATION_SEEDS, 0, intervals)
+    raw = _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, VALIDATION_SEEDS, 0, intervals, prism_share)
     worst = [min(adh.values()) for _, _, adh, _ in raw]  # each setting's weakest adherence
     rows = [dict(guidance_scale=w, guidance_interval=None if gi is None else list(gi), validation_fd_ratio=round(fd, 3),  # as `validation_fd`'s
                  **{k: round(v, 4) for k, v in adh.items()}, meets_min_adherence=lo >= min_adherence) for (w, gi, adh, fd), lo in zip(raw, worst)]
@@ -390,7 +399,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     if r['select_every']:  # keep the EMA snapshot with the lowest oracle-feature FD on validation sets (not the card's held-out ones)
         t2 = time.time()
         selection = select_snapshot(name, pipe, uh['snapshots'], n=r['select_n'], num_inference_steps=r['select_steps'],
-                                    guidance_scale=r['guidance_scale'], guidance_interval=r['guidance_interval'])
+                                    guidance_scale=r['guidance_scale'], guidance_interval=r['guidance_interval'], prism_share=r['prism_share'])
         times['select_s'] = time.time() - t2
     times['total_s'] = time.time() - t0
     card = dict(name=name, description=f"Toy Stable Diffusion trained from scratch on {r['phantom']} phantoms (medcf 90_model_zoo).",
@@ -519,7 +528,8 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
                        guidance_scale: float | None = None,  # default: the recipe's
                        n_invert: int | None = None,  # images for the inversion figure (the first of the n real ones; None: min(64, n))
                        seed: int = 0,
-                       guidance_interval: tuple | list | str | None = 'recipe'  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
+                       guidance_interval: tuple | list | str | None = 'recipe',  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
+                       prism_share: float | None = None  # share of paper-style captions the model was trained with (None: the recipe's)
                       ) -> dict:
     "The model card's quality figures: prompt adherence, VAE attribute agreement, oracle-feature FD, inversion error."
     from medcf.metrics import oracle_frechet_distance
@@ -527,7 +537,7 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
     if check_int(n_invert, 'n_invert') > n: raise ValueError(f"n_invert={n_invert} > n={n}: the inversion figure inverts the first n_invert "
                                                              "of the n real images; expected n_invert <= n")
     r = _recipe(name); w = r['guidance_scale'] if guidance_scale is None else guidance_scale
-    gi = recipe_interval(name, guidance_interval)
+    gi, share = recipe_interval(name, guidance_interval), _share(name, prism_share)
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, seed)
     t0 = time.time(); q = {}
     adh = prompt_adherence(pipe, oracle, name, n, num_inference_steps, w, seed, gi)
@@ -537,11 +547,11 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
     rec = vae_positive_recall(pipe, oracle, real_a, rt)  # agreement hides rare attributes: 95% agreement can mean half the ink lost
     q['vae_positive_recall'] = {k: dict(positives=int(v.positives), real=round(v.real, 4), roundtrip=round(v.roundtrip, 4)) for k, v in rec.iterrows()}
     q['oracle_noise_agreement'] = oracle_ceiling(pipe, oracle, real_a, rt)
-    fd = _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, w, seed, gi)
+    fd = _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, w, seed, gi, share)
     vfd = oracle_frechet_distance(oracle.features, real_a.images, vae_roundtrip(pipe, real_b.images))  # what the autoencoder alone costs
     q['oracle_fd'] = dict(generated_vs_real=round(fd, 4), real_vs_real_floor=round(floor, 4), ratio=round(fd / floor, 3),
                           vae_roundtrip_vs_real=round(vfd, 4), vae_ratio=round(vfd / floor, 3))
-    inv = ddim_invert(pipe, real_a.images[:n_invert], training_captions(name, real_a[:n_invert], r['prism_share'], seed),
+    inv = ddim_invert(pipe, real_a.images[:n_invert], training_captions(name, real_a[:n_invert], share, seed),
                       num_inference_steps, 1.0)
     q['inversion'] = dict(image_mae=round(inv.image_mae, 4), vae_floor_mae=round(inv.vae_mae, 4),
                           gap=round(inv.image_mae - inv.vae_mae, 4), latent_mae=round(inv.latent_error, 4))

@@ -746,3 +746,22 @@ def test_decoder_perceptual_weight_is_a_finite_positive_number():
     for w in (True, float('inf'), 0, -1.0, '0.5'):
         with pytest.raises(ValueError, match=r"vae_decoder_perceptual_weight=.*: expected a finite weight > 0 when vae_decoder_perceptual='chest'"): zoo.decoder_perceptual(dict(r, vae_decoder_perceptual_weight=w))
     assert zoo.decoder_perceptual(dict(r, vae_decoder_perceptual_weight=np.float32(0.5))) is not None
+
+def test_selection_and_evaluation_generate_from_the_run_s_caption_mix(tmp_path, monkeypatch):
+    "A run trained with prism_share=1.0 (paper-style captions only) has its snapshots scored on paper-style captions too, not on the recipe's 50/50 mix; validation_fd and evaluate_zoo_model take the share, checked before any image is drawn."
+    import medcf.metrics
+    drawn = []
+    def generate(pipe, caps, *a, **k): drawn.append(list(caps)); return torch.zeros(len(caps), 1, 64, 64)
+    monkeypatch.setattr(zoo, 'generate', generate); monkeypatch.setattr(medcf.metrics, 'oracle_frechet_distance', lambda *a, **k: 1.0)
+    monkeypatch.setattr(zoo, 'train_vae', lambda *a, **k: dict(loss=[1.0], seconds=1.0))
+    monkeypatch.setattr(zoo, 'finetune', lambda pipe, *a, **k: dict(loss=[0.5], start=0, snapshots={1: [p.detach().clone() for p in pipe.unet.parameters()]}))
+    phantom_style = lambda caps: sum(c.startswith('chest x-ray,') for c in caps)  # the phantom's own detailed captions
+    zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=tmp_path / 'w', progress=False, n_images=8, vae_steps=1, unet_steps=2,
+                        prism_share=1.0, select_every=1, select_n=8, select_steps=1)
+    assert drawn and all(phantom_style(c) == 0 for c in drawn)  # the previous library scored the snapshots on 5 of 8 phantom-style captions
+    oracle = types.SimpleNamespace(features=None)  # read only by the stubbed FD
+    drawn.clear(); zoo.validation_fd('chest', object(), oracle, n=8)
+    assert phantom_style(drawn[0]) > 0  # the recipe's mix by default
+    drawn.clear(); zoo.validation_fd('chest', object(), oracle, n=8, prism_share=1.0)
+    assert phantom_style(drawn[0]) == 0
+    with pytest.raises(ValueError, match=r'prism_share=1.5: expected a share of captions in \[0, 1\]'): zoo.evaluate_zoo_model('chest', object(), object(), n=4, n_invert=2, prism_share=1.5)
