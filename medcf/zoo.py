@@ -354,7 +354,10 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
         raise ValueError(f"work_dir={str(work)!r} lies inside out_dir={str(out)!r}; expected a work folder outside the checkpoint folder")
     work.mkdir(parents=True, exist_ok=True)
     vae_dir, stage = work / 'vae', _vae_stage(name, r)
-    done_vh = json.loads((work / 'vae_history.json').read_text(encoding='utf-8')) if given_vae is None and (vae_dir / 'config.json').exists() else None  # a finished VAE stage
+    finished = (vae_dir / 'config.json').exists() and (work / 'vae_history.json').exists()  # the history is written last: without it the save was cut short
+    if given_vae is None and (vae_dir / 'config.json').exists() and not finished:
+        warnings.warn(f"{vae_dir} holds an autoencoder but {work / 'vae_history.json'} is missing (a save cut short?): training the autoencoder stage again", stacklevel=user_stacklevel())
+    done_vh = json.loads((work / 'vae_history.json').read_text(encoding='utf-8')) if given_vae is None and finished else None  # a finished VAE stage
     if done_vh is not None: _check_vae_stage(work, done_vh, stage)  # before any data is rendered: another recipe's autoencoder is not reused silently
     t0 = time.time(); times = {}
     images, attrs = training_data(name, r, work)  # rendered once, reused when a run resumes (captions are not cached)

@@ -765,3 +765,13 @@ def test_selection_and_evaluation_generate_from_the_run_s_caption_mix(tmp_path, 
     drawn.clear(); zoo.validation_fd('chest', object(), oracle, n=8, prism_share=1.0)
     assert phantom_style(drawn[0]) == 0
     with pytest.raises(ValueError, match=r'prism_share=1.5: expected a share of captions in \[0, 1\]'): zoo.evaluate_zoo_model('chest', object(), object(), n=4, n_invert=2, prism_share=1.5)
+
+def test_an_autoencoder_saved_without_its_history_is_trained_again(tmp_path, monkeypatch):
+    "work/vae/config.json without vae_history.json (written last, so the save was cut short) is not a finished stage: the autoencoder is trained again, with a warning (the previous library failed with a bare FileNotFoundError)."
+    calls = []
+    monkeypatch.setattr(zoo, 'train_vae', lambda *a, **k: calls.append(1) or dict(loss=[1.0], seconds=1.0))
+    monkeypatch.setattr(zoo, 'finetune', lambda *a, **k: dict(loss=[0.5], start=0, snapshots={}))
+    (tmp_path / 'w' / 'vae').mkdir(parents=True); (tmp_path / 'w' / 'vae' / 'config.json').write_text('{}')
+    with pytest.warns(UserWarning, match=r'holds an autoencoder but .*vae_history.json is missing \(a save cut short\?\): training the autoencoder stage again'):
+        zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=tmp_path / 'w', progress=False, n_images=8, vae_steps=1, unet_steps=2, select_every=None)
+    assert calls == [1] and (tmp_path / 'w' / 'vae_history.json').exists()
