@@ -5,7 +5,7 @@
 # %% ../nbs/04_metrics.ipynb #d5abf768
 from __future__ import annotations
 from typing import Callable, Sequence
-import warnings, itertools, collections
+import copy, warnings, itertools, collections
 import numpy as np, pandas as pd, torch
 from .oracles import check_images, check_continuous, _py, ImageBatch
 from .phantoms import checks_bools, user_stacklevel, unit_range_warned_once, check_int, check_real, check_bool, takes_keyword, required_parameters, PhantomBatch, SCMPhantom
@@ -266,7 +266,8 @@ def worst_group_accuracy(pred: ArrayLike,  # N predictions
     "The lowest per-group accuracy (the Group-DRO headline metric); `group_accuracies` gives every group's, with its interval. Warns when that group is too small to say much."
     t = _group_table(pred, labels, groups, 0.95)
     worst = t[t.accuracy == t.accuracy.iloc[0]]  # sorted by accuracy: the worst group(s) first
-    w = worst.loc[worst.n.idxmax()]  # of tied ones, the best measured speaks for the figure
+    i = worst.n.idxmax()  # of tied ones, the best measured speaks for the figure
+    w = pd.Series({c: worst.at[i, c] for c in worst.columns}, dtype=object)  # field by field: the row as one Series made the group id and n floats (3.0, 2.0 samples)
     if w.hi - w.lo > 0.5:  # one sample's 0.0 read as the worst group (its interval is [0, 0.79])
         warnings.warn(f"the worst group, {w.group}, has {w.n} samples: its accuracy {w.accuracy:.3g} has the 95% interval [{w.lo:.2f}, {w.hi:.2f}], so it says "
                       "little about that group; read it with group_accuracies' intervals, or merge or leave out groups this small", stacklevel=user_stacklevel())
@@ -518,6 +519,9 @@ def _names(v, name: str, none_ok: bool = True) -> list | None:
 
 def _leakage(predict: Callable, e: torch.Tensor, r: torch.Tensor, intervened: Sequence, attributes: Sequence | None, signed: bool = False) -> tuple:
     "`leakage`'s figures for every other attribute asked for (signed: mean difference, NaN for a categorical one), and the names of the continuous ones among them (their figures are in their own units)."
+    both = [] if attributes is None else [a for a in attributes if a in set(intervened)]
+    if both: raise ValueError(f"attributes {both} are intervened ({list(intervened)}): the edit is meant to change them (effectiveness scores that), so they have no "
+                              "leakage; expected attributes the edit should leave alone")
     pe, pr = _read(predict, e, list(intervened) + ([] if attributes is None else list(attributes))), _read(predict, r, [])
     specs = _specs(predict)  # an oracle says which attributes are continuous; otherwise the readings do
     is_cont = {c: specs[c].kind == 'continuous' if c in specs else _is_continuous(pr[c].to_numpy()) for c in pr.columns}
@@ -540,9 +544,9 @@ def _check_editor(edit_fn: Callable) -> None:
                         "also edit_fn(images, target, source=current values); rename the third parameter `source` or give it a default")
 
 def _edit(edit_fn: Callable, images: torch.Tensor, target: dict, source: dict | None = None) -> torch.Tensor:
-    "edit_fn's output for `images` (given a copy: an editor that works in place must not change the factual images the metrics compare with), checked; an edit_fn with a parameter named `source` is also told the values the images have now."
+    "edit_fn's output for `images` (given copies of the images and values: an editor that works in place must not change the factual images or the targets the metrics compare with), checked; an edit_fn with a parameter named `source` is also told the values the images have now."
     _check_editor(edit_fn)
-    given = images.clone()
+    given, target, source = images.clone(), copy.deepcopy(target), copy.deepcopy(source)  # copies: what the editor does to them, the metrics never see
     out = edit_fn(given, target, source=source) if source is not None and takes_keyword(edit_fn, 'source') else edit_fn(given, target)
     out = check_images(out, name='edit_fn output').to(images.device)  # an editor on a GPU pipeline returns its images there
     if out.shape != images.shape: raise ValueError(f"edit_fn returned shape {tuple(out.shape)} for input {tuple(images.shape)}; expected the same")
@@ -668,8 +672,8 @@ def counterfactual_report(edit_fn: Callable,  # (images, target dict) -> edited 
     hidden = [k for k in do if k not in batch.attrs.columns]
     if hidden: raise ValueError(f"{hidden} are not observed attributes; an editor can only be asked for {list(batch.attrs.columns)}")
     cf = _true_counterfactual(phantom, batch, hold, do)  # the editor is asked only for `do`
-    target = {k: cf.attrs[k].to_numpy() for k in do}
-    source = {k: batch.attrs[k].to_numpy() for k in do}
+    target = {k: cf.truth[k].to_numpy() for k in do}  # truth, not attrs: a record's gaps (the brain's apoe4, abeta, ...) are NaN in attrs, not unknown to the SCM
+    source = {k: batch.truth[k].to_numpy() for k in do}
     if all(np.array_equal(np.asarray(target[k]), np.asarray(source[k])) for k in do):
         warnings.warn(f"every image already has the asked value of {list(do)}: nothing changes under this intervention, so effectiveness and the error inside the "
                       "changed region say nothing about the editor; choose images that differ from the target", stacklevel=user_stacklevel())

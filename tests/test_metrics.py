@@ -937,3 +937,41 @@ def test_oracle_frechet_refuses_images_of_other_sizes():
     feats = lambda im: im.flatten(1)[:, :3].numpy()
     a, b = torch.rand(4, 1, 8, 8) * 2 - 1, torch.rand(4, 1, 16, 16) * 2 - 1
     with pytest.raises(ValueError, match='expected the same C x H x W'): M.oracle_frechet_distance(feats, a, b)
+
+
+# --- session 49: the report's targets, the editor's copies, leakage of intervened attributes, the worst group's message ----
+def test_report_targets_come_from_the_truth_not_the_record():
+    "The brain's record has gaps (NaN in attrs: apoe4 2%, abeta 35%, ...), but the SCM knows every value: the report asks the editor for do's value and tells it the true current one (it refused 'target apoe4 holds a missing value')."
+    from medcf.phantoms import BrainPhantom
+    ph = BrainPhantom(size=32, seed=0); b = ph.sample(48)
+    assert ph.counterfactual(b, apoe4=1).attrs.apoe4.isna().any()  # the record's gaps are there
+    asked = {}
+    def editor(images, target, source):
+        if not asked: asked.update(target=target['apoe4'], source=source['apoe4'])  # the edit itself (composition and reversibility call again)
+        return ph.counterfactual(b, apoe4=target['apoe4']).images
+    read = lambda x: pd.DataFrame(dict(apoe4=np.ones(len(x), int), age=np.full(len(x), 70.0)))
+    r = M.counterfactual_report(editor, ph, b, read, apoe4=1)
+    assert r.effectiveness == 1.0 and r.mae_inside == 0 and r.mae_outside == 0
+    assert (asked['target'] == 1).all() and np.array_equal(asked['source'], b.truth.apoe4.to_numpy())
+
+def test_an_editor_cannot_change_the_targets_the_metrics_use(setup):
+    "The editor gets copies of the target and source dicts: flipping a value in them (keeping its own undo target there, say) leaves effectiveness scored on the values asked for."
+    ph, b, tgt = setup
+    ideal = M.true_counterfactual_editor(ph, b)
+    def bookkeeping(images, target):
+        out = ideal(images, target)
+        target['bar'] = 1 - np.asarray(target['bar'])  # the editor's own bookkeeping, in the dict it was given
+        return out
+    r = M.counterfactual_report(bookkeeping, ph, b, reader, edit_checks=False, **tgt)
+    assert r.effectiveness == 1.0  # the same images as the ideal editor's; the previous library scored them against the flipped values: 0
+
+def test_leakage_refuses_an_intervened_attribute():
+    "Asking for the leakage of the attribute the edit changes returned {} (and the report NaN) without a word; it is refused by name."
+    rd = lambda im: pd.DataFrame(dict(a=(im[:, 0, 0, 0] > 0).long().numpy(), b=np.zeros(len(im), int)))
+    x = -0.5 * torch.ones(4, 1, 2, 2)
+    with pytest.raises(ValueError, match=r"attributes \['a'\] are intervened \(\['a'\]\): the edit is meant to change them"): M.leakage(rd, x, x, intervened=['a'], attributes=['a', 'b'])
+    assert M.leakage(rd, x, x, intervened=['a'], attributes=['b']).to_dict() == {'b': 0.0}
+
+def test_worst_group_message_keeps_the_group_id_and_count():
+    "A row of the group table taken as one Series made the id and the count floats ('the worst group, 3.0, has 2.0 samples')."
+    with pytest.warns(UserWarning, match=r'the worst group, 3, has 2 samples'): M.worst_group_accuracy([1, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [3, 3, 4, 4, 4, 4])
