@@ -148,9 +148,13 @@ def build_pipeline(channels: int = 1,  # image channels
                    unet_text_time: bool = False  # pooled prompt into the UNet's timestep embedding too (`build_unet(text_time_embedding=)`)
                   ) -> diffusers.StableDiffusionPipeline:
     "An untrained toy Stable Diffusion: small VAE + small UNet + the frozen MiniLM text encoder + DDIM."
+    size, f = check_int(size, 'size'), 2 ** (len(vae_blocks) - 1)
+    if size % f:  # the UNet would be built for size // f latents, i.e. for smaller images than asked
+        near = [s for s in (size - size % f, size - size % f + f) if s > 0]
+        raise ValueError(f"size={size} is not a multiple of the VAE's factor {f} (2**(len(vae_blocks) - 1), {len(vae_blocks)} levels)" +
+                         (f", so the pipeline would make {near[0]}-px images" if len(near) == 2 else '') + f"; expected a multiple of {f}, e.g. {' or '.join(map(str, near))}")
     torch.manual_seed(seed)
     vae = build_vae(channels, size, vae_blocks, latent_channels)
-    f = 2 ** (len(vae_blocks) - 1)
     te, tok = load_text_encoder(max_length)
     unet = build_unet(size // f, latent_channels, unet_blocks, te.config.hidden_size, attention_levels=unet_attention,
                       text_time_embedding=unet_text_time)
@@ -344,11 +348,15 @@ def _clear_for_save(out: Path, overwrite: bool):
 
 def is_packaged_text_encoder(te: torch.nn.Module  # a pipeline's text_encoder
                             ) -> bool:
-    "True when `te` is the packaged MiniLM with its weights unchanged (whichever folder it was loaded from, in any float dtype)."
+    "True when `te` is the packaged MiniLM with its weights unchanged (whichever folder it was loaded from, in any float dtype): each weight equal to the packaged one cast to its dtype (or rounded through float16 or bfloat16 and back, as a pipeline loaded in half precision and cast back holds it), so a fine-tune, however short, is never taken for it."
     ref = _packaged_text_encoder(48)[0]  # the package's own weights, which no pipeline holds
     if type(te) is not type(ref) or getattr(te.config, 'hidden_size', None) != ref.config.hidden_size: return False
     a, b = te.state_dict(), ref.state_dict()
-    return a.keys() == b.keys() and all(a[k].shape == b[k].shape and torch.allclose(a[k].detach().float().cpu(), b[k].float(), rtol=1e-2, atol=1e-3) for k in a)
+    return a.keys() == b.keys() and all(a[k].shape == b[k].shape and _same_weights(a[k].detach().cpu(), b[k]) for k in a)
+
+def _same_weights(w: torch.Tensor, ref: torch.Tensor) -> bool:
+    "`w` is `ref` cast to w's dtype, exactly, or `ref` rounded through a half-precision dtype first."
+    return any(torch.equal(w, ref.to(via).to(w.dtype)) for via in (w.dtype, torch.float16, torch.bfloat16)) if w.is_floating_point() else torch.equal(w, ref.to(w.dtype))
 
 @checks_bools
 def save_pipeline(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
@@ -560,7 +568,7 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
         missing = [f"{d}/" for d in ('vae', 'unet', 'scheduler') if not (folder / d).is_dir()]
         if missing: raise FileNotFoundError(f"{folder} is not a pipeline folder: it has no {', '.join(missing)} (and no model_index.json); "
                                             "expected save_pipeline's layout (vae/, unet/, scheduler/) or a diffusers Stable Diffusion folder")
-    names = [p.name for p in folder.rglob('*') if p.suffix in ('.safetensors', '.bin')]
+    names = [p.name for p in folder.rglob('*') if p.suffix in ('.safetensors', '.bin') and p != folder / LEAK_FILE]  # weight files (the signal leak is none)
     found = sorted({n.split('.')[-2] for n in names if n.count('.') >= 2})  # the variants its weight files come as ('fp16', ...)
     plain = any(n.count('.') == 1 for n in names)  # diffusion_pytorch_model.safetensors, model.safetensors, ...
     if variant is not None and variant not in found:  # refused here: diffusers 0.30 loads the plain weights instead, without a word (0.42 raises)
@@ -632,7 +640,7 @@ def _version(p: torch.Tensor) -> int | None:
 
 @torch.no_grad()
 def _encoder_state(pipe: SDPipeline) -> tuple:
-    "What the cached embeddings depend on: the tokenizer (which, its length and padding length), whether the text encoder reads the padding mask, and its weights and adapters as they are now."
+    "What the cached embeddings depend on: the tokenizer (which, its length, padding length and padding and truncation sides), whether the text encoder reads the padding mask, and its weights and adapters as they are now."
     te, tok = pipe.text_encoder, pipe.tokenizer
     params = [p for p in te.parameters() if not p.is_meta]
     # an edit through .data (a LoRA merged by peft, an EMA copy) bumps no counter: 64 fixed pseudo-random entries of every weight see it
@@ -643,7 +651,8 @@ def _encoder_state(pipe: SDPipeline) -> tuple:
                       repr(getattr(m, 'disable_adapters', None))) for n, m in te.named_modules() if hasattr(m, 'scaling'))  # peft LoRA layers
     weights = hash((tuple((p.data_ptr(), _version(p)) for p in params), sample, adapters))
     masked = bool(getattr(te.config, 'use_attention_mask', False))  # the padding mask changes every embedding (diffusers reads this flag at each call)
-    return id(tok), len(tok), tok.model_max_length, masked, te.dtype, str(te.device), weights
+    sides = getattr(tok, 'padding_side', None), getattr(tok, 'truncation_side', None)  # set in place (tok.padding_side = 'left'), they move every token
+    return id(tok), len(tok), tok.model_max_length, sides, masked, te.dtype, str(te.device), weights
 
 def clear_prompt_cache(pipe: SDPipeline | None = None  # the pipeline whose cached embeddings to drop (None: every pipeline's)
                        ) -> None:
@@ -776,7 +785,7 @@ def ddim_step(x_t: torch.Tensor,  # current latent
                                                           "variance is negative; a step with eta > 0 goes from t to a less noisy timestep")
     dt, x_t, eps = x_t.dtype, _wide(x_t), _wide(eps)
     x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
-    var = (1 - ap) / (1 - a) * (1 - a / ap)
+    var = (1 - ap) / torch.where(a < 1, 1 - a, torch.ones_like(a)) * (1 - a / ap)  # alpha_t = 1 (a clean x_t) has no noise to take: variance 0, not 0/0
     std = eta * var.clamp(min=0).sqrt()
     mean = ap.sqrt() * x0 + (1 - ap - std ** 2).clamp(min=0).sqrt() * eps
     if prev_sample is None and eta > 0 and noise is None:
@@ -859,6 +868,14 @@ class SampleOutput:
                                    log_probs=None if self.log_probs is None else self.log_probs[:, ix.to(self.log_probs.device)],
                                    trajectory=None if self.trajectory is None else [take(x) for x in self.trajectory])
 
+def _noise_key(seed: object, offset: object, n: int) -> tuple:
+    "(seed, offset) checked as the noise keys `_seed_generators` makes of them: numpy's SeedSequence splits an integer from 2**32 on into 32-bit words, so seed 2**32 would draw seed 0's image 1 (and an image index from 2**32 on another seed's): both are refused."
+    seed, offset = check_int(seed, 'seed', 0), check_int(offset, 'offset', 0)
+    why = "(noise keys are 32-bit words: a larger one would repeat another seed's noise)"
+    if seed > 2**32 - 1: raise ValueError(f"seed={seed} is above 2**32 - 1; expected an integer in [0, {2**32 - 1}] {why}")
+    if offset + n - 1 > 2**32 - 1: raise ValueError(f"offset={offset} with {n} images: the last image's index {offset + n - 1} is above 2**32 - 1; expected offset + n - 1 <= {2**32 - 1} {why}")
+    return seed, offset
+
 def _seed_generators(seed: int, n: int, offset: int = 0, stream: int = 0) -> list:
     "One torch.Generator per image, so image j's noise depends only on (seed, j), never on the batch size (the UNet's batched arithmetic can still differ in the last bits, which 50 steps grow to ~1e-3); `stream` 1 is the step noise, 0 the starting noise."
     key = lambda j: [seed, offset + j] + ([stream] if stream else [])  # stream 0 keeps the original keys: every eta = 0 figure is unchanged
@@ -868,7 +885,8 @@ def step_generators(seed: int, n: int,  # generate's seed; how many images
                     offset: int = 0  # index of the first image among those of the call
                    ) -> list:
     "The per-image generators `generate(seed=seed, eta > 0)` draws its step noise from (image j's depend only on seed and offset + j): pass them to `sample_latents(generators=...)` to repeat generate's draw in parts."
-    n, seed, offset = check_int(n, 'n'), check_int(seed, 'seed', 0), check_int(offset, 'offset', 0)
+    n = check_int(n, 'n')
+    seed, offset = _noise_key(seed, offset, n)
     return _seed_generators(seed, n, offset, stream=1)
 
 def _randn(gens: list, shape: tuple) -> torch.Tensor:
@@ -880,7 +898,8 @@ def initial_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (un
                     num_inference_steps: int = 50  # the sampler's grid, whose first timestep sets the leak's weight
                    ) -> torch.Tensor:
     "Seeded starting noise x_T for `n` images: standard normal by default; `generate(seed=s)` starts from initial_latents(pipe, n, s, signal_leak=True, num_inference_steps=...)."
-    n, seed, offset = check_int(n, 'n'), check_int(seed, 'seed', 0), check_int(offset, 'offset', 0)
+    n = check_int(n, 'n')
+    seed, offset = _noise_key(seed, offset, n)
     if not isinstance(signal_leak, (bool, torch.Tensor)): raise TypeError(f"signal_leak={signal_leak!r}: expected True (the pipeline's own), False (none) or a latent tensor (`fit_signal_leak`)")
     s, c = pipe.unet.config.sample_size, pipe.unet.config.in_channels
     s = (s, s) if isinstance(s, int) else tuple(s)
@@ -1020,7 +1039,7 @@ def unet_eps(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
              guidance_rescale: float = 0.0  # Lin et al.'s rescale of the guided prediction (`rescale_guidance`; 0: none)
             ) -> tuple:
     "(guided, conditional, unconditional) noise predictions at (x_t, t), one batched UNet call for both halves of the guidance; v- and x0-predicting UNets are converted to the noise."
-    check_latents(pipe, x, 'x'); check_unet(pipe)
+    check_latents(pipe, x, 'x'); check_unet(pipe); check_scheduler(pipe if ddim is None else ddim)  # the scheduler whose alpha-bar is read: an EDM one has none
     t = check_timesteps(t, len(x), (pipe.scheduler if ddim is None else ddim).config.num_train_timesteps)
     guidance_scale, guidance_rescale = check_real(guidance_scale, 'guidance_scale'), check_guidance_rescale(guidance_rescale)
     one = lambda e: e.expand(len(x), -1, -1) if isinstance(e, torch.Tensor) and e.ndim == 3 and len(e) == 1 else e  # one caption for all
@@ -1401,7 +1420,7 @@ def generate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
              prompts: Prompts,  # one prompt per image (a single string makes one image)
              num_inference_steps: int = 50,  # DDIM steps
              guidance_scale: float | str = 3.0,  # classifier-free guidance weight (1 = none; unlike diffusers, which turns guidance off at <= 1, every value is applied: 0 samples the unconditional model); 'recipe': the checkpoint's (`pipe.model_card`, 3.0 without one)
-             seed: int = 0,  # image j's noise depends only on (seed, j), not on batch_size or the other prompts (float rounding aside)
+             seed: int = 0,  # in [0, 2**32 - 1]; image j's noise depends only on (seed, j), not on batch_size or the other prompts (float rounding aside)
              eta: float = 0.0,  # DDIM stochasticity
              negative_prompt: Prompts = '',  # the unconditional prompt of the guidance: one for all, or one per image
              batch_size: int = 64,  # images per UNet call (guidance doubles it)
@@ -1423,7 +1442,7 @@ def generate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
     guidance_interval = pipeline_interval(pipe, guidance_interval)  # before any work
     guidance_scale, eta = pipeline_guidance_scale(pipe, guidance_scale), _eta(eta)
     guidance_rescale = check_guidance_rescale(guidance_rescale, guidance_scale)
-    seed, batch_size = check_int(seed, 'seed', 0), check_int(batch_size, 'batch_size')
+    (seed, offset), batch_size = _noise_key(seed, offset, n), check_int(batch_size, 'batch_size')
     negative_prompt = check_negative_prompt(negative_prompt, guidance_scale, n)
     if guidance_fn is not None and n > batch_size: warn_hidden_offset(guidance_fn, 'guidance_fn')
     if latents is None: latents = initial_latents(pipe, n, seed, offset, signal_leak=signal_leak, num_inference_steps=num_inference_steps)
@@ -1730,6 +1749,9 @@ def dataset_item(data: torch.utils.data.Dataset,  # of (image, prompt) pairs or 
     if isinstance(item, (tuple, list)) and len(item) >= 2 and (im is None or p is None):
         raise TypeError(f"dataset item {i}'s {'image' if im is None else 'prompt'} is None; expected (image tensor, prompt str)" +
                         (" (an image without a caption: give it '' to train it unconditionally)" if p is None and im is not None else ''))
+    if isinstance(item, dict) and (im is None or p is None) and (kim := next((k for k in ('image', 'images', 'pixel_values') if k in item), None)) and (kp := next((k for k in ('prompt', 'text', 'caption') if k in item), None)):
+        raise TypeError(f"dataset item {i}'s {kim if im is None else kp!r} is None; expected a dict with an image tensor and a prompt str" +
+                        (" (an image without a caption: give it '' to train it unconditionally)" if p is None and im is not None else ''))
     if im is None or p is None:
         raise TypeError(f"dataset item {i} is {type(item).__name__}" + (f" with keys {sorted(item)}" if isinstance(item, dict) else '') +
                         "; expected (image tensor, prompt str) or a dict with 'image' and 'prompt'")
@@ -1743,8 +1765,8 @@ def _is_pair(data) -> bool: return isinstance(data, (tuple, list)) and len(data)
 
 def as_images_prompts(data: PhantomBatch | tuple | list | torch.utils.data.Dataset  # a PhantomBatch, (images, prompts) or a Dataset of (image, prompt)
                      ) -> tuple:
-    "(images N x C x H x W, prompts) from a PhantomBatch, an (images, prompts) pair (one prompt string: the same for every image), or a Dataset of (image, prompt) items (stacked: at most `STACK_LIMIT` bytes)."
-    if hasattr(data, 'prompts') and (images := getattr(data, 'images', None)) is not None: prompts = list(data.prompts)  # read once: it may be computed (MedMNISTDataset)
+    "(images N x C x H x W, prompts) from a PhantomBatch, an (images, prompts) pair (one prompt string: the same for every image), or a Dataset of (image, prompt) items (stacked: at most `STACK_LIMIT` bytes; always read through its items, never through `.images` / `.prompts` attributes it may keep: file names, raw pixels)."
+    if not isinstance(data, torch.utils.data.Dataset) and hasattr(data, 'prompts') and (images := getattr(data, 'images', None)) is not None: prompts = list(data.prompts)  # a PhantomBatch
     elif isinstance(data, dict): raise TypeError(f"data is a dict (keys {sorted(map(str, data))[:6]}); expected (images, prompts): e.g. (d['images'], d['prompts']), a PhantomBatch or a Dataset of (image, prompt)")
     elif isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], (list, tuple)) and data[0] and all(isinstance(x, torch.Tensor) for x in data[0]):
         raise TypeError(f"data[0] is a {type(data[0]).__name__} of {len(data[0])} image tensors; expected one N x C x H x W tensor: torch.stack(images)")
@@ -1840,7 +1862,7 @@ def check_pixel_weights(weights: torch.Tensor | np.ndarray | Sequence | None,  #
     if weights is None: return None
     if np.ndim(size) != 1 or len(size) != 2: raise ValueError(f"size={size!r}: expected the images' (H, W)")
     size = tuple(int(v) for v in size)
-    try: w = np.asarray(weights.detach().cpu() if isinstance(weights, torch.Tensor) else weights, dtype=np.float64)
+    try: w = np.asarray(_numpy_readable(weights), dtype=np.float64)
     except (TypeError, ValueError) as e: raise ValueError(f"pixel_weights must be an H x W array of numbers for images of {size}: {e}") from None
     if w.shape != size: raise ValueError(f"pixel_weights has shape {w.shape}: expected one weight per pixel, H x W = {size} (the images' size)")
     if np.isfinite(w).all() and np.abs(w).max() > np.finfo(np.float32).max:
@@ -1851,7 +1873,13 @@ def check_sample_weights(weights: Sequence[float] | np.ndarray | torch.Tensor | 
                          n: int  # examples
                         ) -> torch.Tensor | None:
     "Validate per-example sampling weights: `n` finite non-negative numbers, not all zero (None stays None)."
-    return None if weights is None else torch.as_tensor(check_weights(weights, n), dtype=torch.float64)
+    return None if weights is None else torch.as_tensor(check_weights(_numpy_readable(weights), n), dtype=torch.float64)
+
+def _numpy_readable(v: object) -> object:
+    "A tensor detached on the CPU, a bfloat16 one as float32 (numpy has no bfloat16: 'Got unsupported ScalarType'; every value is exact in float32); anything else as it is."
+    if not isinstance(v, torch.Tensor): return v
+    v = v.detach().cpu()
+    return v.float() if v.dtype == torch.bfloat16 else v
 
 def check_float32_weights(module: torch.nn.Module, name: str) -> None:
     "Refuse to train a module whose weights are not float32: AdamW's updates vanish (bfloat16) or divide 0 by 0 (float16, eps = 1e-8 rounds to 0)."
@@ -1925,43 +1953,49 @@ def train_vae(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, va
     seed = check_int(seed, 'seed', 0, hi=2**63 - 1)
     vae, g = pipe.vae, torch.Generator().manual_seed(seed)
     if pw is not None: pw = pw.to(vae.device)
-    vae.train().requires_grad_(True)
-    if decoder_only:  # as Stable Diffusion's ft-MSE/ft-EMA autoencoders were made: same latents, better decoder
-        for m in (vae.encoder, vae.quant_conv):
-            if m is not None: m.requires_grad_(False)
-    params = [q for q in vae.parameters() if q.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     hist, t0 = [], time.time()
     bar = _progress(steps, 'vae', progress)
-    for step in range(steps):
-        for grp in opt.param_groups: grp['lr'] = _lr_at(step, steps, lr, min(100, steps // 10 + 1))
-        idx = draw_indices(len(images), batch_size, w, g)
-        x = images[idx].to(vae.device); y = x if targets is None else targets[idx].to(vae.device).float()
-        if crop is not None and (crop < H or crop < W):
-            if H == W: i, j = torch.randint(0, (H - crop) // f + 1, (2,), generator=g).tolist()
-            else: i, j = (int(torch.randint(0, (n - crop) // f + 1, (1,), generator=g)) for n in (H, W))  # rows from the height, columns from the width
-            x, y = x[..., i * f:i * f + crop, j * f:j * f + crop], y[..., i * f:i * f + crop, j * f:j * f + crop]
-            pwc = None if pw is None else pw[i * f:i * f + crop, j * f:j * f + crop]
-        else: pwc = pw
-        with _autocast(vae, autocast): moments = vae.encode(x).latent_dist.parameters
-        post = DiagonalGaussianDistribution(moments.float())  # in bfloat16 the posterior's log-variance runs away (the latents' std reached ~1e3)
-        z = post.mean + post.std * torch.randn(post.mean.shape, generator=g).to(x)
-        with _autocast(vae, autocast): rec = vae.decode(z).sample.float()
-        l1 = (rec - y).abs() if pwc is None else (rec - y).abs() * pwc
-        loss = l1.mean() + kl_weight * post.kl().mean()
-        if edge_weight: loss = loss + edge_weight * edge_l1(rec, y)
-        if perceptual is not None:
-            dist = perceptual(rec, y)
-            if not isinstance(dist, torch.Tensor) or dist.shape != (len(rec),):
-                raise ValueError(f"perceptual returned {tuple(dist.shape) if isinstance(dist, torch.Tensor) else type(dist).__name__}; expected a tensor of {len(rec)} distances, one per image of the batch")
-            loss = loss + perceptual_weight * dist.mean()
-        if not torch.isfinite(loss): _diverged('train_vae', step, loss.item(), 'loss', f"lr={lr:g}", _VAE_HELD + ", or check the images and the perceptual loss")
-        opt.zero_grad(set_to_none=True); loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(params, 1.0)
-        if not torch.isfinite(gn): _diverged('train_vae', step, gn.item(), 'gradient norm', f"lr={lr:g}", _VAE_HELD)
-        opt.step()
-        hist.append(loss.item()); bar.update(1)
-        if step % 20 == 0: bar.set_postfix(loss=f"{np.mean(hist[-20:]):.4f}")
+    flags = [q.requires_grad for q in vae.parameters()]  # the caller's, put back if the run stops with an error
+    vae.train().requires_grad_(True)
+    try:
+        if decoder_only:  # as Stable Diffusion's ft-MSE/ft-EMA autoencoders were made: same latents, better decoder
+            for m in (vae.encoder, vae.quant_conv):
+                if m is not None: m.requires_grad_(False)
+        params = [q for q in vae.parameters() if q.requires_grad]
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+        for step in range(steps):
+            for grp in opt.param_groups: grp['lr'] = _lr_at(step, steps, lr, min(100, steps // 10 + 1))
+            idx = draw_indices(len(images), batch_size, w, g)
+            x = images[idx].to(vae.device, torch.float32); y = x if targets is None else targets[idx].to(vae.device).float()
+            if crop is not None and (crop < H or crop < W):
+                if H == W: i, j = torch.randint(0, (H - crop) // f + 1, (2,), generator=g).tolist()
+                else: i, j = (int(torch.randint(0, (n - crop) // f + 1, (1,), generator=g)) for n in (H, W))  # rows from the height, columns from the width
+                x, y = x[..., i * f:i * f + crop, j * f:j * f + crop], y[..., i * f:i * f + crop, j * f:j * f + crop]
+                pwc = None if pw is None else pw[i * f:i * f + crop, j * f:j * f + crop]
+            else: pwc = pw
+            with _autocast(vae, autocast): moments = vae.encode(x).latent_dist.parameters
+            post = DiagonalGaussianDistribution(moments.float())  # in bfloat16 the posterior's log-variance runs away (the latents' std reached ~1e3)
+            z = post.mean + post.std * torch.randn(post.mean.shape, generator=g).to(x)
+            with _autocast(vae, autocast): rec = vae.decode(z).sample.float()
+            l1 = (rec - y).abs() if pwc is None else (rec - y).abs() * pwc
+            loss = l1.mean() + kl_weight * post.kl().mean()
+            if edge_weight: loss = loss + edge_weight * edge_l1(rec, y)
+            if perceptual is not None:
+                dist = perceptual(rec, y)
+                if not isinstance(dist, torch.Tensor) or dist.shape != (len(rec),):
+                    raise ValueError(f"perceptual returned {tuple(dist.shape) if isinstance(dist, torch.Tensor) else type(dist).__name__}; expected a tensor of {len(rec)} distances, one per image of the batch")
+                loss = loss + perceptual_weight * dist.mean()
+            if not torch.isfinite(loss): _diverged('train_vae', step, loss.item(), 'loss', f"lr={lr:g}", _VAE_HELD + ", or check the images and the perceptual loss")
+            opt.zero_grad(set_to_none=True); loss.backward()
+            gn = torch.nn.utils.clip_grad_norm_(params, 1.0)
+            if not torch.isfinite(gn): _diverged('train_vae', step, gn.item(), 'gradient norm', f"lr={lr:g}", _VAE_HELD)
+            opt.step()
+            hist.append(loss.item()); bar.update(1)
+            if step % 20 == 0: bar.set_postfix(loss=f"{np.mean(hist[-20:]):.4f}")
+    except BaseException:  # a refused perceptual output, a divergence, Ctrl-C: the autoencoder is not left in train mode and trainable (finetune puts its UNet back so too)
+        bar.close(); vae.eval()
+        for q, rg in zip(vae.parameters(), flags): q.requires_grad_(rg)  # (not `f`: that is the VAE factor above)
+        raise
     bar.close(); vae.eval().requires_grad_(False)
     before = pipe.vae.config.scaling_factor
     sf = before if decoder_only else fit_latent_scale(pipe, images[:1024])  # the encoder did not change
@@ -2271,7 +2305,7 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
                   prompt: str = 'Chest X-ray showing Pleural Effusion',  # one prompt for every image
                   n: int = 16,  # number of images
                   out: str | Path = 'grid.png',  # PNG file to write
-                  seed: int = 0,  # image j depends only on (seed, j)
+                  seed: int = 0,  # in [0, 2**32 - 1]; image j depends only on (seed, j)
                   num_inference_steps: int = 50,  # DDIM steps
                   guidance_scale: float | None = None,  # default: the checkpoint's recipe (3.0 otherwise)
                   guidance_interval: tuple | list | str | None = 'recipe',  # 'recipe': the checkpoint's (every step when it names none); None: every step; or (t_lo, t_hi)
@@ -2287,7 +2321,7 @@ def generate_grid(model: str | Path = 'chest',  # zoo name or pipeline folder
     from medcf.phantoms import save_grid
     n = check_int(n, 'n')
     if not isinstance(prompt, str) or not prompt.strip(): raise ValueError(f"prompt={prompt!r}: expected a non-empty string")
-    seed, ncols = check_int(seed, 'seed', 0), check_int(ncols, 'ncols')
+    (seed, _), ncols = _noise_key(seed, 0, n), check_int(ncols, 'ncols')  # before the model is loaded
     if isinstance(dtype, str):
         if dtype not in ('float32', 'float16', 'bfloat16', 'float64'): raise ValueError(f"dtype={dtype!r}: expected 'float32', 'float16', 'bfloat16' or 'float64'")
         dtype = getattr(torch, dtype)

@@ -1834,14 +1834,14 @@ def test_the_stopped_warning_says_which_weights_the_unet_holds(pipe, tmp_path):
 
 
 def test_streaming_a_medmnist_split_never_stacks_it(monkeypatch):
-    "MedMNISTDataset.images rescales the whole split to float32 when read; a streamed run reads items one by one instead (it read it three times), stacking reads it once."
+    "MedMNISTDataset.images rescales the whole split to float32 when read; a streamed run reads items one by one instead (it read it three times), and so does stacking (a Dataset is read through its items, under STACK_LIMIT), to the same pixels."
     from medcf.data import MedMNISTDataset
     from medcf.phantoms import data_path
     ds, reads = MedMNISTDataset(data_path('medmnist', 'chestmnist.npz'), 'train', size=32), []
     whole = type(ds).images.fget
     monkeypatch.setattr(type(ds), 'images', property(lambda self: reads.append(1) or whole(self)))
     assert type(D._Items(ds).data) is MedMNISTDataset and reads == []
-    D.as_images_prompts(ds); assert len(reads) == 1
+    im, ps = D.as_images_prompts(ds); assert reads == [] and torch.equal(im, whole(ds)) and ps == ds.prompts
 
 
 def test_trajectory_log_probs_replays_the_sampled_settings(pipe):
@@ -2063,10 +2063,11 @@ def test_prompt_cache_follows_the_text_encoder(pipe):
     w = p.text_encoder.get_input_embeddings().weight
     row = p.tokenizer('cached', add_special_tokens=False).input_ids[0]
     assert row not in (D._sample_index(w.numel(), w.device) // w.shape[1]).tolist()  # no sampled entry lies in that row
+    kept = w[row].clone()  # restored exactly: the encoder is the shared fixture's (+= 0.5 then -= 0.5 left it rounded, no longer the packaged weights)
     with torch.no_grad(): w[row] += 0.5
     try: assert torch.equal(D.encode_prompts(p, ['a cached prompt']), D.encode_prompts(p, ['a cached prompt'], cache=False)) and not torch.allclose(e, D.encode_prompts(p, ['a cached prompt']))
     finally:
-        with torch.no_grad(): w[row] -= 0.5
+        with torch.no_grad(): w[row] = kept
 
 
 def test_per_latent_timesteps_stay_on_the_latents_device(pipe):
@@ -3536,3 +3537,128 @@ def test_classifier_guidance_refuses_a_score_that_is_not_one_per_image(pipe):
 def test_train_vae_refuses_a_perceptual_distance_that_is_not_one_per_image(pipe):
     with pytest.raises(ValueError, match=r'perceptual returned \(\); expected a tensor of 4 distances, one per image of the batch'):
         D.train_vae(copy.deepcopy(pipe), imgs(4), steps=1, batch_size=4, decoder_only=True, progress=False, perceptual=lambda r, y: (r - y).abs().mean())
+
+
+# --- review fixes (diffusion, seeds to messages): each fails on the library before them
+def test_seeds_and_image_indices_past_32_bits_are_refused_not_collided(pipe, tmp_path):
+    "numpy's SeedSequence splits an integer from 2**32 on into 32-bit words, so seed 2**32's image 0 was seed 0's image 1: such a seed, or an offset whose images reach index 2**32, is refused by name; the largest valid ones still draw, as before."
+    said = r"seed=4294967296 is above 2\*\*32 - 1; expected an integer in \[0, 4294967295\] \(noise keys are 32-bit words: a larger one would repeat another seed's noise\)"
+    for call in (lambda: D.initial_latents(pipe, 1, seed=2**32), lambda: D.step_generators(2**32, 1), lambda: D.generate(pipe, ['x'], 2, seed=2**32),
+                 lambda: D.generate_grid(tmp_path / 'none', 'x', n=1, seed=2**32)):  # generate_grid (medcf generate) before any model is read
+        with pytest.raises(ValueError, match=said): call()
+    for call in (lambda: D.initial_latents(pipe, 2, offset=2**32 - 1), lambda: D.step_generators(0, 2, offset=2**32 - 1), lambda: D.generate(pipe, ['x', 'y'], 2, offset=2**32 - 1)):
+        with pytest.raises(ValueError, match=r"offset=4294967295 with 2 images: the last image's index 4294967296 is above 2\*\*32 - 1"): call()
+    key = lambda *k: torch.Generator().manual_seed(int(np.random.SeedSequence(list(k)).generate_state(1)[0]))  # the keys valid seeds always had
+    assert torch.equal(D.initial_latents(pipe, 1, seed=2**32 - 1, offset=2**32 - 1)[0], torch.randn(4, 8, 8, generator=key(2**32 - 1, 2**32 - 1)))
+    assert torch.equal(D.initial_latents(pipe, 2, seed=5)[1], torch.randn(4, 8, 8, generator=key(5, 1)))
+    assert D.step_generators(7, 2)[1].initial_seed() == key(7, 1, 1).initial_seed()
+
+
+def test_a_slightly_fine_tuned_text_encoder_is_not_the_packaged_one(pipe, tmp_path):
+    "Weights within 1e-3 of the packaged MiniLM's passed allclose(rtol=1e-2, atol=1e-3): save_pipeline dropped a briefly fine-tuned encoder and load brought back the packaged one. Equality (in the encoder's dtype, or rounded through half precision) is asked now."
+    te = copy.deepcopy(pipe.text_encoder)
+    with torch.no_grad(): te.embeddings.word_embeddings.weight[100:110] += 5e-4  # a few rows, as one short fine-tune moves them
+    assert not D.is_packaged_text_encoder(te)
+    p = D.assemble_pipeline(pipe.vae, pipe.unet, pipe.scheduler, te, pipe.tokenizer)
+    with pytest.raises(ValueError, match='is not the packaged MiniLM.*include_text_encoder=True'): D.save_pipeline(p, tmp_path / 'ck')
+    for cast in (lambda t: t.half(), lambda t: t.bfloat16(), lambda t: t.double(), lambda t: t.half().float(), lambda t: t.bfloat16().float()):
+        assert D.is_packaged_text_encoder(cast(copy.deepcopy(pipe.text_encoder)))  # a cast (and back) is not a fine-tune
+
+
+@pytest.mark.filterwarnings('ignore:a text has')  # the long prompt is truncated on purpose
+def test_prompt_cache_follows_the_tokenizers_padding_and_truncation_sides(pipe):
+    "tokenizer.padding_side / truncation_side set in place move every token, yet the cache handed back the embeddings of the old sides."
+    p = copy.deepcopy(pipe)
+    long = 'chest x-ray showing ' + ' '.join(f'finding{i}' for i in range(60))  # longer than the 48-token padding length: truncated
+    pr = ['a chest x-ray', long]
+    before = D.encode_prompts(p, pr)
+    for attr in ('padding_side', 'truncation_side'):
+        setattr(p.tokenizer, attr, 'left')
+        cached = D.encode_prompts(p, pr)
+        assert torch.equal(cached, D.encode_prompts(p, pr, cache=False)) and not torch.allclose(cached, before)
+        before = cached
+
+
+def test_a_dataset_is_stacked_from_its_items_not_its_attributes(monkeypatch):
+    "A Dataset keeping file names in .images (or raw uint8 pixels) was read through those attributes: a crash, or raw pixels trained as images; and such a Dataset skipped STACK_LIMIT. A PhantomBatch-like object (no Dataset) is still read through them."
+    x = imgs(4)
+    class Files(torch.utils.data.Dataset):
+        def __init__(self): self.images, self.prompts = [f'img{i}.png' for i in range(4)], ['a', 'b', 'c', 'd']
+        def __len__(self): return 4
+        def __getitem__(self, i): return x[i], self.prompts[i]
+    class Raw(Files):
+        def __init__(self): self.images, self.prompts = ((x + 1) * 127.5).round().to(torch.uint8), ['a', 'b', 'c', 'd']
+        def __getitem__(self, i): return self.images[i].float() / 127.5 - 1, self.prompts[i]
+    im, ps = D.as_images_prompts(Files())
+    assert torch.equal(im, x) and ps == ['a', 'b', 'c', 'd']
+    im = D.as_images_prompts(Raw())[0]
+    assert im.dtype == torch.float32 and torch.allclose(im, x, atol=1 / 127.5)
+    monkeypatch.setattr(D, 'STACK_LIMIT', x[0].numel() * 4)  # room for one image
+    with pytest.raises(ValueError, match=r'the dataset \(Raw, 4 items .*more than STACK_LIMIT'): D.as_images_prompts(Raw())
+    batch = type('Batch', (), dict(images=x, prompts=list('abcd')))()
+    assert D.as_images_prompts(batch)[0] is x  # in memory already: not refused, not copied
+
+
+def test_train_vae_stopped_by_an_error_leaves_the_autoencoder_frozen_in_eval_mode(pipe):
+    "A refused perceptual output (or a divergence, Ctrl-C) left the VAE in train mode with every parameter requiring grad; finetune put its UNet back, train_vae did not."
+    p = copy.deepcopy(pipe)
+    p.vae.decoder.conv_out.weight.requires_grad_(True)  # a caller's own marking is put back as it was
+    with pytest.raises(ValueError, match='perceptual returned'):
+        D.train_vae(p, imgs(4), steps=2, batch_size=2, progress=False, perceptual=lambda rec, y: torch.zeros(len(rec), 2))
+    assert not p.vae.training and [n for n, q in p.vae.named_parameters() if q.requires_grad] == ['decoder.conv_out.weight']
+
+
+def test_train_vae_takes_float64_and_float16_images(pipe):
+    "encode_images and finetune take images of any float dtype; train_vae fed them to the float32 VAE as they came and failed on a dtype mismatch."
+    x = imgs(4)
+    for dt in (torch.float64, torch.float16):
+        r = D.train_vae(copy.deepcopy(pipe), x.to(dt), steps=1, batch_size=2, progress=False, decoder_only=True)
+        assert len(r['loss']) == 1 and math.isfinite(r['loss'][0])
+
+
+def test_build_pipeline_refuses_a_size_the_vae_cannot_make():
+    "size=34 with a factor-4 VAE silently built a pipeline for 32-px images; a size that is not a multiple of the factor is refused, naming sizes that work."
+    with pytest.raises(ValueError, match=r"size=34 is not a multiple of the VAE's factor 4 .*would make 32-px images; expected a multiple of 4, e.g. 32 or 36"):
+        D.build_pipeline(channels=1, size=34, vae_blocks=(8, 8, 16), unet_blocks=(16, 32))
+    with pytest.raises(ValueError, match=r"size=4 is not a multiple of the VAE's factor 8 .*; expected a multiple of 8, e.g. 8$"): D.build_pipeline(size=4)
+
+
+def test_unet_eps_refuses_a_scheduler_without_alphas_cumprod(pipe):
+    "unet_eps with an EDM (sigma-based) scheduler failed with a bare AttributeError; it refuses it as generate, finetune and noise_prediction_error do."
+    from diffusers import EDMEulerScheduler
+    edm = D.assemble_pipeline(pipe.vae, pipe.unet, EDMEulerScheduler(), pipe.text_encoder, pipe.tokenizer)
+    c, z = D.encode_prompts(pipe, 'a'), torch.randn(1, 4, 8, 8)
+    with pytest.raises(ValueError, match='EDMEulerScheduler has no DDPM noise schedule'): D.unet_eps(edm, z, 500, c)
+    with pytest.raises(ValueError, match='EDMEulerScheduler has no DDPM noise schedule'): D.unet_eps(pipe, z, 500, c, ddim=EDMEulerScheduler())
+
+
+def test_ddim_step_at_alpha_one_returns_x_t():
+    "alpha_t = alpha_prev = 1 (accepted as in (0, 1]) gave NaN from 0/0 in the variance; a clean x_t has no noise to take: the step returns it, with variance 0."
+    x = torch.randn(2, 4, 2, 2, generator=torch.Generator().manual_seed(0)); e = torch.randn_like(x)
+    prev, x0, lp = D.ddim_step(x, e, 1.0, 1.0)
+    assert torch.equal(prev, x) and torch.equal(x0, x) and lp is None
+    prev, _, lp = D.ddim_step(x, e, 1.0, 1.0, eta=1.0, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(prev, x) and torch.equal(lp, torch.zeros(2))
+    a = torch.tensor([1.0, 0.5]).view(2, 1, 1, 1)  # per latent: the other latent's step is unchanged
+    prev = D.ddim_step(x, e, a, a.clamp(min=0.7))[0]
+    assert torch.equal(prev[0], x[0]) and torch.equal(prev[1], D.ddim_step(x[1:], e[1:], 0.5, 0.7)[0][0])
+
+
+def test_load_pipeline_names_the_variant_beside_a_signal_leak_file(pipe, tmp_path):
+    "signal_leak.safetensors counted as a plain weight file, so a folder of fp16-variant weights with a leak lost the 'pass variant=' hint."
+    from safetensors.torch import save_file
+    d = tmp_path / 'v'
+    D.assemble_pipeline(pipe.vae, pipe.unet, pipe.scheduler, pipe.text_encoder, pipe.tokenizer).save_pretrained(d, variant='fp16')
+    save_file({'signal_leak': torch.zeros(4, 8, 8)}, str(d / D.LEAK_FILE))
+    with pytest.raises(ValueError, match=r"its weight files come as variant\(s\) \['fp16'\] only: pass variant='fp16'"): D.load_pipeline(d, check=False)
+
+
+def test_messages_name_a_none_dict_value_and_read_bfloat16_weights():
+    "A dict item whose prompt is None was told it lacks 'prompt' (the tuple form names the None); bfloat16 weight tensors met numpy's bare 'Got unsupported ScalarType BFloat16'."
+    with pytest.raises(TypeError, match=r"dataset item 0's 'prompt' is None; expected a dict with an image tensor and a prompt str \(an image without a caption: give it ''"):
+        D.dataset_item([dict(image=torch.zeros(1, 4, 4), prompt=None)], 0)
+    with pytest.raises(TypeError, match=r"dataset item 0's 'image' is None"): D.dataset_item([dict(image=None, prompt='a')], 0)
+    pw = torch.rand(4, 4, generator=torch.Generator().manual_seed(0)).bfloat16()
+    assert torch.equal(D.check_pixel_weights(pw, (4, 4)), pw.float())
+    assert torch.equal(D.check_sample_weights(torch.tensor([1, 2, 0.5]).bfloat16(), 3), torch.tensor([1, 2, 0.5], dtype=torch.float64))
+    with pytest.raises(ValueError, match='pixel_weights has shape'): D.check_pixel_weights(pw, (4, 5))
