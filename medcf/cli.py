@@ -81,7 +81,7 @@ def tour(out: str | Path,  # folder to write index.html and the figures into (cr
     "Write the course's figure report and return the path of its index.html."
     if pages is not None and not len(pages): raise ValueError("pages=[]: expected at least one page function (None: TOUR_PAGES)")
     out = check_tour_dir(out, overwrite)  # before any figure is drawn
-    check_int(seed, 'seed', 0)  # before the folder is made: --seed -1 left an empty one behind
+    check_int(seed, 'seed', 0, hi=2**32 - 1)  # before the folder is made: --seed -1 left an empty one behind (and 2**32, past the noise keys' 32 bits, a half-written one)
     out.mkdir(parents=True, exist_ok=True)
     parts = ['<html><head><meta charset="utf-8">' + TOUR_TITLE + '</head><body>', '<h1>medcf tour</h1>']
     for page in (TOUR_PAGES if pages is None else pages):

@@ -169,6 +169,8 @@ def test_tour_checks_its_seed_before_making_the_folder(tmp_path):
     "medcf tour --seed -1 failed after making an empty folder."
     with pytest.raises(ValueError, match='seed=-1'): tour(tmp_path / 't', seed=-1)
     assert not (tmp_path / 't').exists()
+    with pytest.raises(ValueError, match=r'seed=4294967296: expected an integer in \[0, 4294967295\]'): tour(tmp_path / 't', seed=2**32)  # generate_grid's noise keys are 32-bit
+    assert not (tmp_path / 't').exists()  # the previous library drew the phantom pages first and failed at the generation page
 
 
 # --- From a mutation-testing pass over medcf/cli.py (session 36): the C-numbers are the helper's mutant ids.
