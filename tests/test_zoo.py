@@ -630,7 +630,7 @@ def test_evaluate_zoo_model_computes_each_figure_from_its_sets(monkeypatch):
     assert seen['recall'] == (real_a, rt) and seen['ceiling'] == (real_a, rt)
     assert q['vae_attribute_agreement'] == dict(effusion=0.9877) and q['oracle_noise_agreement'] == dict(noise_std=0.1)
     assert q['vae_positive_recall'] == dict(effusion=dict(positives=7, real=0.9123, roundtrip=0.8123))
-    assert seen['gen_fd'] == [(P, O, 'chest', real_a, real_b, 7, 2.5, 5, (0, 600))]
+    assert seen['gen_fd'] == [(P, O, 'chest', real_a, real_b, 7, 2.5, 5, (0, 600), 0.25)]  # the recipe's caption mix (prism_share), resolved once
     (f, a, b), = seen['fd']
     assert f == 'features' and a is real_a.images and torch.equal(b, real_b.images + 0.5)
     assert q['oracle_fd'] == dict(generated_vs_real=3.0, real_vs_real_floor=2.0, ratio=1.5, vae_roundtrip_vs_real=2.5, vae_ratio=1.25)
@@ -642,7 +642,7 @@ def test_evaluate_zoo_model_computes_each_figure_from_its_sets(monkeypatch):
     assert q['inversion'] == dict(image_mae=0.05, vae_floor_mae=0.04, gap=0.01, latent_mae=0.3)
     assert {k: v for k, v in q['eval'].items() if k != 'seconds'} == dict(n=4, n_invert=2, steps=7, guidance_scale=2.5, guidance_interval=[0, 600], seed=5)
     q = zoo.evaluate_zoo_model('chest', given_pipe, given_oracle, n=100, num_inference_steps=7, guidance_scale=1.5, guidance_interval=None)
-    assert seen['adherence'][-1][3:] == (100, 7, 1.5, 0, None) and seen['gen_fd'][-1][6:] == (1.5, 0, None)
+    assert seen['adherence'][-1][3:] == (100, 7, 1.5, 0, None) and seen['gen_fd'][-1][6:] == (1.5, 0, None, 0.25)
     assert q['eval']['n_invert'] == 64  # n_invert=None: min(64, n) (the stub's set a holds 4)
     assert q['eval']['guidance_scale'] == 1.5 and q['eval']['guidance_interval'] is None
 
@@ -666,12 +666,12 @@ def test_held_out_draws_both_sets_at_the_offset_seeds(monkeypatch):
 def test_select_snapshot_scores_each_candidate_with_its_own_weights(monkeypatch):
     p = _fake_pipe(); final = p.unet.weight.detach().clone(); snaps = _snaps(p.unet, 400, 800)
     seen, scores = [], iter([3.0, 1.0, 2.0])
-    def vfd(name, pipe, oracle, n, steps, w, guidance_interval=None):
-        seen.append(((name, pipe, oracle, n, steps, w, guidance_interval), pipe.unet.weight.detach().clone())); return next(scores)
+    def vfd(name, pipe, oracle, n, steps, w, guidance_interval=None, prism_share=None):
+        seen.append(((name, pipe, oracle, n, steps, w, guidance_interval, prism_share), pipe.unet.weight.detach().clone())); return next(scores)
     monkeypatch.setattr(zoo, 'validation_fd', vfd)
     rows = zoo.select_snapshot('skin', p, snaps, n=5, num_inference_steps=6, guidance_scale=2.5, oracle='o', guidance_interval=(0, 600))
     assert [r['step'] for r in rows] == [400, 800, 'final']  # (which one is chosen and loaded after: test_select_snapshot_loads_the_best_not_the_last)
-    assert all(args == ('skin', p, 'o', 5, 6, 2.5, (0, 600)) for args, _ in seen)
+    assert all(args == ('skin', p, 'o', 5, 6, 2.5, (0, 600), None) for args, _ in seen)  # prism_share None: the recipe's
     assert [torch.equal(w, want) for (_, w), want in zip(seen, [snaps[400][0], snaps[800][0], final])] == [True] * 3
 
 
@@ -687,12 +687,12 @@ def test_per_scale_and_its_callers_pass_their_seeds_and_settings(monkeypatch):
     grid = [(w, gi) for w in (1.5, 2.0) for gi in (None, (0, 600))]
     assert seen['held_out'] == (('chest', 'pipe', 'oracle', 3, 9), dict(seeds=(1, 2)))
     assert seen['adherence'] == [('P', 'O', 'chest', 3, 4, w, 7, gi) for w, gi in grid]
-    assert seen['fd'] == [('P', 'O', 'chest', 'a', 'b', 4, w, 9, gi) for w, gi in grid]
+    assert seen['fd'] == [('P', 'O', 'chest', 'a', 'b', 4, w, 9, gi, None) for w, gi in grid]  # prism_share None: the recipe's
     assert out == [(w, gi, {'adherence_x': 0.9}, 3.0 * w / 2.0) for w, gi in grid]
     calls = []
     monkeypatch.setattr(zoo, '_per_scale', lambda *a: calls.append(a) or [(2.0, (0, 600), {'adherence_x': 0.95}, 1.2)])
     rows = zoo.select_guidance('chest', 'pipe', (2.0,), n=3, num_inference_steps=4, oracle='o', seed=7, intervals=((0, 600),))
-    assert calls[-1] == ('chest', 'pipe', 'o', (2.0,), 3, 4, 7, zoo.VALIDATION_SEEDS, 0, ((0, 600),)) and rows[0]['guidance_interval'] == [0, 600]
+    assert calls[-1] == ('chest', 'pipe', 'o', (2.0,), 3, 4, 7, zoo.VALIDATION_SEEDS, 0, ((0, 600),), None) and rows[0]['guidance_interval'] == [0, 600]
     monkeypatch.setattr(zoo, '_per_scale', lambda *a: calls.append(a) or [(w, None, {'adherence_x': 0.9}, 1.5) for w in a[3]])
     df = zoo.guidance_sweep('chest', 'pipe', 'o', scales=(1.0, 2.0), n=3, num_inference_steps=4, seed=5)
     assert calls[-1] == ('chest', 'pipe', 'o', (1.0, 2.0), 3, 4, 5, (10_000, 20_000), 5, ((0, 600),))  # the recipe's interval
