@@ -296,6 +296,10 @@ class Variable:
             allowed = list(self.values)
             bad = [v for v in pd.unique(arr.reshape(-1)).tolist() if v not in allowed]  # pandas: no ordering, so None among strings is named, not a TypeError
             if bad: raise ValueError(f"{self.name}={bad[0]!r} is not an allowed value; expected one of {allowed}")
+            ints = all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in allowed)
+            odd = [v for v in pd.unique(arr.reshape(-1)).tolist() if isinstance(v, (complex, np.complexfloating)) or  # 2+0j equals the level 2, True the level 1
+                   (isinstance(v, (bool, np.bool_)) and ints and set(allowed) != {0, 1})]  # True/False stand for 1/0 of a 0/1 flag only
+            if odd: raise ValueError(f"{self.name}={odd[0]!r} is {'complex' if isinstance(odd[0], (complex, np.complexfloating)) else 'a bool'}, not a level; expected one of {allowed}")
             if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in allowed): arr = arr.astype(int)
             elif all(isinstance(v, str) for v in allowed): arr = arr.astype(object)
         elif self.range is not None:
@@ -318,13 +322,16 @@ class Variable:
         return arr
 
 # %% ../nbs/00_phantoms.ipynb #c26d712a
-def row_index(idx: int | np.integer | slice | range | list | tuple | np.ndarray | torch.Tensor | pd.Series,  # an integer (0-d tensors and arrays too), slice, range, list/tuple/array of integers (a tuple lists positions: () selects none), or a boolean mask with one value per row
+def row_index(idx: int | np.integer | slice | range | list | tuple | np.ndarray | torch.Tensor | pd.Series,  # an integer (0-d tensors and arrays too), slice, range, list/tuple/array of integers (a tuple lists positions: () selects none), or a boolean mask with one value per row (a pandas Series in the rows' order, index 0..n-1)
               n: int  # number of rows
              ) -> np.ndarray:
     "Positions selected by `idx` among `n` rows, as a contiguous integer array (how the batch classes index)."
     if isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0: idx = idx.item()  # a 0-d tensor or array is its one value
     if isinstance(idx, (bool, np.bool_)): raise TypeError(f"[{idx}]: a single bool is not an index (it read as row {int(idx)}); expected an integer, slice, list or a boolean mask with one value per row")
     if isinstance(idx, (int, np.integer)): idx = [int(idx)]
+    if isinstance(idx, pd.Series) and idx.dtype.kind == 'b' and not idx.index.equals(pd.RangeIndex(len(idx))):  # it would select by position, whatever its labels
+        raise ValueError(f"the mask is a pandas Series with index {idx.index[:5].tolist()}...; its values go to the rows by position, so "
+                         f"pass .to_numpy() of a mask in the batch's order (index 0..{len(idx) - 1}: e.g. mask.sort_index() of a mask taken from reordered attrs)")
     if isinstance(idx, pd.Series): idx = idx.to_numpy()
     if isinstance(idx, tuple): idx = list(idx)  # positions, as a list: numpy reads a tuple as one index per dimension
     a = np.asarray(idx) if isinstance(idx, (list, tuple, np.ndarray, torch.Tensor)) else None
@@ -426,7 +433,7 @@ class SCMPhantom:
         return getattr(type(self), name, _SKIP)
 
     def __setattr__(self, name: str, value: object) -> None:
-        "A setting changed after construction (`skin.p_ruler = (0.2, 0.2)`) rebuilds the mechanisms, which read settings when they are made: what the phantom draws and what `render_config` records agree (a hand edit of `variables` is rebuilt away too; a dict setting changed in place is not seen: assign a new one). Every setting is checked as the constructor checks it (`_checked_setting`: `size`, the chest's `grain`, the brain's `dim`, and a value `render_config` can record), the renderer's caches are dropped, and a new `seed` restarts the sampler's stream as constructing with it would."
+        "A setting changed after construction (`skin.p_ruler = (0.2, 0.2)`) rebuilds the mechanisms, which read settings when they are made: what the phantom draws and what `render_config` records agree (a hand edit of `variables` is rebuilt away too; a dict setting changed in place is not seen: assign a new one). Every setting is checked as the constructor checks it (`_checked_setting`: `size`, the chest's `grain`, the brain's `dim`, the skin's probabilities, and a value `render_config` can record), the renderer's caches are dropped, and a new `seed` restarts the sampler's stream as constructing with it would."
         vs = vars(self)
         if name == 'seed':  # the seed's own stream, in the constructor and after it alike (a bad seed is refused, the old one kept)
             super().__setattr__('rng', np.random.default_rng(check_int(value, 'seed', 0)))
@@ -638,6 +645,10 @@ class SCMPhantom:
         if not isinstance(batch, PhantomBatch): raise TypeError(f"batch is a {type(batch).__name__}; expected a PhantomBatch sampled from this phantom")
         lack = [v for v in self.observed if v not in batch.attrs.columns]
         if lack: raise ValueError(f"batch lacks {lack[:4]}: it was not sampled from this {type(self).__name__} (its attributes are {list(batch.attrs.columns)[:6]})")
+        held = {**batch.interventions, **interventions}  # their noise is not read
+        lack = [k for k in [*self.variables, *self.render_noise] if k not in batch.noise and k not in held]
+        if lack: raise ValueError(f"batch has no exogenous noise for {lack[:4]}{'...' if len(lack) > 4 else ''}: it is not a batch this phantom sampled (real data, e.g. "
+                                  "MSTrialData.from_visits, or a batch whose noise was dropped), so it has no true counterfactual; expected a batch from sample() or sample_given()")
         if batch.source and batch.source != self.render_config():  # same noise, other settings: not this batch's counterfactual
             raise ValueError(f"batch was drawn by {batch.source}; this phantom is {self.render_config()}: a true counterfactual is rendered with the "
                              "settings that drew the factual batch (use that phantom)")
@@ -1079,6 +1090,25 @@ class SkinPhantom(SCMPhantom):
     p_bubbles = (0.08, 0.30)  # P(bubbles | clinic 0/1): immersion gel
     p_hair = 0.25
     diam_nevus, diam_melanoma = (3.5, 6.5), (6.0, 10.0)  # uniform diameter ranges in mm (overlap 6-6.5 mm)
+    _probabilities = ('p_tone', 'p_clinic', 'p_mel_clinic', 'p_signs', 'p_ruler', 'p_ink', 'p_dark_corners', 'p_bubbles', 'p_hair')  # settings `_checked_setting` checks as probabilities
+
+    def _checked_setting(self, name: str, value: object) -> object:
+        "The probability settings as the mechanisms read them (a p_hair of -0.2 or a p_tone summing to 0.6 was clipped silently, a p_signs without 'border' failed in `sample`): probabilities in [0, 1], as many as the defaults hold, p_tone summing to 1, p_signs with the default's keys; then as `SCMPhantom` checks every setting."
+        value = super()._checked_setting(name, value)  # a value render_config cannot record (a function) is named as such first
+        if name not in self._probabilities: return value
+        default = getattr(SkinPhantom, name)
+        p = lambda x: isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_)) and 0 <= x <= 1
+        ps = lambda v, k: isinstance(v, (tuple, list, np.ndarray)) and np.ndim(v) == 1 and len(v) == k and all(p(x) for x in v)
+        if name == 'p_signs':
+            if not isinstance(value, dict) or sorted(value) != sorted(default):
+                raise ValueError(f"p_signs={value!r}: expected a dict with exactly the keys {list(default)}, each (P(sign | nevus), P(sign | melanoma)) (default {default})")
+            for k, v in value.items():
+                if not ps(v, 2): raise ValueError(f"p_signs[{k!r}]={v!r}: expected 2 probabilities in [0, 1], (P({k} | nevus), P({k} | melanoma)) (default {default[k]})")
+        elif isinstance(default, tuple):
+            if not ps(value, len(default)): raise ValueError(f"{name}={value!r}: expected {len(default)} probabilities in [0, 1] (default {default})")
+            if name == 'p_tone' and abs(sum(value) - 1) > 1e-6: raise ValueError(f"p_tone={value!r} sums to {sum(value):g}; expected the shares of Fitzpatrick I..VI, summing to 1 (default {default})")
+        elif not p(value): raise ValueError(f"{name}={value!r}: expected a probability in [0, 1] (default {default})")
+        return value
 
     def _variables(self) -> list:
         V, b01 = Variable, (0, 1)
@@ -1310,8 +1340,8 @@ class BrainPhantom(SCMPhantom):
             Variable('av45', None, ('pathology',), range=(0.6, 2.5), doc='florbetapir amyloid-PET SUVR',
                      mechanism=lambda p, u: np.clip(1.02 + 0.42 * amy(p) + 0.07 * u, 0.8, 2.2)),
             Variable('fdg', None, ('neurodegeneration', 'stage', 'age'), range=(0.5, 2), doc='FDG-PET metabolism; lower with neurodegeneration, stage and age',
-                     mechanism=lambda p, u: 1.3 - 0.03 * np.asarray(p['neurodegeneration']) - 0.03 * mci(p) - 0.08 * ad(p)
-                                            - 0.004 * (np.asarray(p['age']) - 73) + 0.1 * u),
+                     mechanism=lambda p, u: np.clip(1.3 - 0.03 * np.asarray(p['neurodegeneration']) - 0.03 * mci(p) - 0.08 * ad(p)
+                                                    - 0.004 * (np.asarray(p['age']) - 73) + 0.1 * u, 0.5, 2)),  # clipped at its range: do(neurodegeneration=15) pushed it below
             Variable('mmse', None, ('stage', 'education', 'age'), range=(0, 30), doc='MMSE cognitive score (0-30)',
                      mechanism=lambda p, u: np.clip(np.round(29 - 1.6 * mci(p) - 5.5 * ad(p) + 0.12 * (np.asarray(p['education']) - 16)
                                                               - 0.03 * (np.asarray(p['age']) - 73) + 1.3 * u), 0, 30)),
@@ -1650,9 +1680,9 @@ class MSTrialData:
 
     def __getitem__(self, idx) -> MSTrialData:
         "Select patients (integer, integer array, slice or boolean mask)."
-        ix = row_index(idx, len(self))
+        ix = row_index(idx, len(self))  # the baseline (as many rows) resolves idx the same way; its positions could read as a 0/1 index ([-3, -2, -2] of 3 is [0, 1, 1])
         pick_ = lambda v: None if v is None else v[ix]
-        return MSTrialData(self.baseline[list(ix)], self.grid, self.visit_idx[ix], self.visit_y[ix], pick_(self.latent),
+        return MSTrialData(self.baseline[idx], self.grid, self.visit_idx[ix], self.visit_y[ix], pick_(self.latent),
                            pick_(self.disability), pick_(self.expected), self.obs_sd, self.arms)
 
 # %% ../nbs/00_phantoms.ipynb #f617b4fb

@@ -390,3 +390,64 @@ def test_from_visits_checks_scores_against_visits():
 # --- review (phantom data): a complex intervention value was cut to its real part
 def test_complex_intervention_is_refused():
     with pytest.raises(ValueError, match=r"age=\(50\+30j\) is complex; expected a real number in \[18\.0, 90\.0\]"): P.ChestPhantom(32).sample_truth(2, seed=0, age=50 + 30j)
+
+
+# --- review 2 (phantoms): fdg was the only unclipped biomarker: do(neurodegeneration=15), inside its range, drove it out of [0.5, 2] and failed
+def test_brain_fdg_stays_in_range_under_legal_interventions():
+    br = P.BrainPhantom(32, seed=0)
+    for v in (-20, 15, 20):
+        t = br.sample_truth(300, seed=0, neurodegeneration=v)
+        assert t.fdg.between(0.5, 2).all()
+    assert br.sample_truth(3000, seed=1).fdg.between(0.5, 2, inclusive='neither').all()  # the clip never acts on an observational draw
+
+
+# --- review 2 (phantoms): a boolean Series not indexed 0..n-1 (taken from reordered attrs) selected rows by position, silently the wrong ones
+def test_mask_series_with_other_index_is_refused():
+    b = P.ChestPhantom(32, seed=0).sample(10, seed=1)
+    mask = b.attrs.sort_values('age').effusion == 1
+    with pytest.raises(ValueError, match=r"the mask is a pandas Series with index \[6, 8, 9, 4, 2\]\.\.\.; its values go to the rows by position.*index 0\.\.9"): b[mask]
+    assert b[mask.sort_index()].attrs.effusion.tolist() == [1, 1] and len(b[b.attrs.effusion == 1]) == 2  # aligned: selects by label and position alike
+    assert b[pd.Series([3, 1], index=[7, 8])].attrs.age.tolist() == b.attrs.age[[3, 1]].tolist()  # a Series of positions: its values, whatever its labels
+
+
+# --- review 2 (phantoms): MSTrialData[[-3, -2, -2]] of 3 patients re-checked its resolved positions [0, 1, 1] and read them as a 0/1 mask
+def test_ms_trial_negative_index_resolving_to_zeros_and_ones():
+    d = P.MSTrial(size=32, seed=0, mc=4).simulate(3, seed=2)
+    s = d[[-3, -2, -2]]
+    assert len(s) == 3 and np.array_equal(s.visit_y, d.visit_y[[0, 1, 1]], equal_nan=True) and torch.equal(s.baseline.images, d.baseline.images[[0, 1, 1]])
+    with pytest.raises(TypeError, match='reads as rows 0 and 1 repeated'): d[[0, 1, 1]]  # the user's own 0/1 index is still refused
+
+
+# --- review 2 (phantoms): the skin's probability settings were accepted unchecked, then clipped silently or failed in sample()
+def test_skin_probability_settings_are_checked():
+    for name, bad, msg in (('p_hair', -0.2, r"p_hair=-0\.2: expected a probability in \[0, 1\] \(default 0\.25\)"),
+                           ('p_clinic', True, r"p_clinic=True: expected a probability"),
+                           ('p_ruler', (0.1, 1.5), r"p_ruler=\(0\.1, 1\.5\): expected 2 probabilities in \[0, 1\] \(default \(0\.08, 0\.35\)\)"),
+                           ('p_mel_clinic', (0.1,), r"p_mel_clinic=\(0\.1,\): expected 2 probabilities"),
+                           ('p_tone', (0.1,) * 6, r"p_tone=.* sums to 0\.6; expected the shares of Fitzpatrick I\.\.VI, summing to 1"),
+                           ('p_tone', (0.5, 0.5), r"p_tone=\(0\.5, 0\.5\): expected 6 probabilities"),
+                           ('p_signs', {'asymmetry': (0.1, 0.8)}, r"expected a dict with exactly the keys \['asymmetry', 'border', 'variegation'\]"),
+                           ('p_signs', {**P.SkinPhantom.p_signs, 'border': (0.1, 2)}, r"p_signs\['border'\]=\(0\.1, 2\): expected 2 probabilities in \[0, 1\]")):
+        s = P.SkinPhantom(32)
+        with pytest.raises(ValueError, match=msg): setattr(s, name, bad)
+        assert name not in vars(s)  # refused, not kept
+    s = P.SkinPhantom(32); s.p_ruler = [0, 1]; s.p_hair = np.float32(0.5); s.p_tone = np.full(6, 1 / 6)  # lists, arrays, numpy numbers and the ends are probabilities
+    assert s.render_config()['p_ruler'] == (0, 1) and s.sample_truth(2, seed=0).shape[0] == 2
+
+
+# --- review 2 (phantoms): a discrete variable with integer levels took True as its level 1 and 2+0j as 2
+def test_discrete_levels_refuse_bools_and_complex_numbers():
+    sk = P.SkinPhantom(32)
+    for v, what in ((True, 'True is a bool'), (np.bool_(True), 'True is a bool'), (2 + 0j, r'\(2\+0j\) is complex'), (np.array([2 + 0j, 3]), r'\(2\+0j\) is complex')):
+        with pytest.raises(ValueError, match=rf"skin_tone={what}, not a level; expected one of \[1, 2, 3, 4, 5, 6\]"): sk.sample_truth(3, seed=0, skin_tone=v)
+    with pytest.raises(ValueError, match=r"relapses=True is a bool"): P.MSPhantom(32).sample_truth(3, seed=0, relapses=True)
+    assert sk.sample_truth(3, seed=0, melanoma=np.array([True, False, True])).melanoma.tolist() == [1, 0, 1]  # a 0/1 flag keeps True/False as 1/0
+
+
+# --- review 2 (phantoms): counterfactual of a batch without exogenous noise (real data) blamed the phantom's _draw_noise with a KeyError
+def test_counterfactual_refuses_a_batch_without_noise():
+    ms = P.MSPhantom(32); base = ms.sample(4, seed=0)
+    d = P.MSTrialData.from_visits(base.images, base.attrs[list(P.MS_TABULAR) + ['arm']], np.zeros((4, 1)), base.attrs.edss0.to_numpy()[:, None], np.linspace(0, 2, 25))
+    with pytest.raises(ValueError, match=r"batch has no exogenous noise for \['age', 'sex', 'duration', 'activity'\]\.\.\.: it is not a batch this phantom sampled \(real data"):
+        ms.counterfactual(d.baseline, arm='drug_a')
+    assert torch.equal(ms.counterfactual(base, arm=base.attrs.arm.to_numpy()).images, base.images)

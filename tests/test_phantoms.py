@@ -393,8 +393,16 @@ def test_changed_setting_rebuild_is_safe():
     assert t.cum_tone == pytest.approx(0.4) and t.render_config()['p_ruler'] == (0.2, 0.2)
     s = P.SkinPhantom(32)
     before = s.render_config()
-    with pytest.raises(IndexError): s.p_mel_clinic = (0.1,)  # one value where the mechanism reads two: it cannot be built
+    with pytest.raises(ValueError, match=r'p_mel_clinic=\(0\.1,\): expected 2 probabilities'): s.p_mel_clinic = (0.1,)  # refused by the skin's setting check (session 49) before any rebuild
     assert s.render_config() == before and s.p_mel_clinic == P.SkinPhantom.p_mel_clinic and 'p_mel_clinic' not in vars(s)
+    class Picky(P.SkinPhantom):  # a setting no check knows, with which the mechanisms cannot be built: the failed rebuild is rolled back
+        knob = 1
+        def _variables(self):
+            if self.knob < 0: raise IndexError('cannot be built with a negative knob')
+            return super()._variables()
+    k = Picky(32); before = k.render_config()
+    with pytest.raises(IndexError, match='negative knob'): k.knob = -1
+    assert k.render_config() == before and k.knob == 1 and 'knob' not in vars(k)
 
 
 def test_mechanism_outputs_keep_their_type():
