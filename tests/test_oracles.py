@@ -907,3 +907,9 @@ def test_attrspec_refuses_a_repeated_value_and_an_infinite_range():
 def test_trained_networks_are_frozen_as_loaded(tiny, toy):
     lit = O.train_lit(toy, steps=1, batch_size=4, n_train=8, eval_n=4, widths=(4,), feat_dim=8)
     for net in (tiny.net, lit.net): assert not net.training and not any(p.requires_grad for p in net.parameters())
+
+def test_train_lit_takes_a_hand_built_backbone(tiny, toy):
+    "The backbone's stage widths are read from its network: a hand-built AttributeOracle (card None, no config) failed with KeyError('config')."
+    hand = O.AttributeOracle(tiny.net, tiny.specs, tiny.size, tiny.channels)
+    lit = O.train_lit(toy, steps=1, batch_size=8, n_train=8, eval_n=8, backbone=hand)
+    assert lit.card['config']['widths'] == tiny.card['config']['widths']
