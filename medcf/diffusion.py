@@ -1873,7 +1873,7 @@ def check_sample_weights(weights: Sequence[float] | np.ndarray | torch.Tensor | 
                          n: int  # examples
                         ) -> torch.Tensor | None:
     "Validate per-example sampling weights: `n` finite non-negative numbers, not all zero (None stays None)."
-    return None if weights is None else torch.as_tensor(check_weights(_numpy_readable(weights), n), dtype=torch.float64)
+    return None if weights is None else torch.as_tensor(check_weights(weights, n), dtype=torch.float64)
 
 def _numpy_readable(v: object) -> object:
     "A tensor detached on the CPU, a bfloat16 one as float32 (numpy has no bfloat16: 'Got unsupported ScalarType'; every value is exact in float32); anything else as it is."

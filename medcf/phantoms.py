@@ -110,7 +110,7 @@ def check_weights(weights: np.ndarray | torch.Tensor | pd.Series | Sequence[floa
     if isinstance(weights, (dict, str, bytes)) or not (isinstance(weights, (torch.Tensor, np.ndarray)) or hasattr(weights, '__len__')):
         raise TypeError(f"{name} must hold one number per {what} (a sequence, array or tensor of {n}), got {type(weights).__name__}: "
                         f"{str(weights)[:60]}; weights for groups are spread over their {what}s first")
-    w = np.asarray(weights.detach().cpu() if isinstance(weights, torch.Tensor) else weights, dtype=float)
+    w = np.asarray(weights.detach().cpu().double() if isinstance(weights, torch.Tensor) else weights, dtype=float)  # .double(): numpy has no bfloat16
     if w.ndim != 1: raise ValueError(f"{name} has shape {w.shape}; expected a 1-d sequence, one weight per {what} ({n})")
     if len(w) != n: raise ValueError(f"{name} has {len(w)} entries for {n} {what}s; expected one weight per {what}")
     if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:

@@ -451,3 +451,10 @@ def test_counterfactual_refuses_a_batch_without_noise():
     with pytest.raises(ValueError, match=r"batch has no exogenous noise for \['age', 'sex', 'duration', 'activity'\]\.\.\.: it is not a batch this phantom sampled \(real data"):
         ms.counterfactual(d.baseline, arm='drug_a')
     assert torch.equal(ms.counterfactual(base, arm=base.attrs.arm.to_numpy()).images, base.images)
+
+def test_check_weights_reads_bfloat16_tensors():
+    "Weights from a model run in bfloat16 are numbers: read as float (numpy's 'Got unsupported ScalarType BFloat16' before), as float32 ones are."
+    from medcf.phantoms import check_weights
+    w = torch.tensor([0.5, 1.5, 2.0]).bfloat16()
+    assert check_weights(w, 3).tolist() == [0.5, 1.5, 2.0]
+    with pytest.raises(ValueError, match='weights has 3 entries for 2 examples'): check_weights(w, 2)
