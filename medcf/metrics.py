@@ -519,9 +519,9 @@ def _names(v, name: str, none_ok: bool = True) -> list | None:
 
 def _leakage(predict: Callable, e: torch.Tensor, r: torch.Tensor, intervened: Sequence, attributes: Sequence | None, signed: bool = False) -> tuple:
     "`leakage`'s figures for every other attribute asked for (signed: mean difference, NaN for a categorical one), and the names of the continuous ones among them (their figures are in their own units)."
-    both = [] if attributes is None else [a for a in attributes if a in set(intervened)]
-    if both: raise ValueError(f"attributes {both} are intervened ({list(intervened)}): the edit is meant to change them (effectiveness scores that), so they have no "
-                              "leakage; expected attributes the edit should leave alone")
+    if attributes is not None and len(attributes) and all(a in set(intervened) for a in attributes):  # the intervened ones are left out: nothing would be left
+        raise ValueError(f"attributes {list(attributes)} are all intervened ({list(intervened)}): the edit is meant to change them (effectiveness scores that), "
+                         "so no attribute is left to check for leakage; expected attributes the edit should leave alone")
     pe, pr = _read(predict, e, list(intervened) + ([] if attributes is None else list(attributes))), _read(predict, r, [])
     specs = _specs(predict)  # an oracle says which attributes are continuous; otherwise the readings do
     is_cont = {c: specs[c].kind == 'continuous' if c in specs else _is_continuous(pr[c].to_numpy()) for c in pr.columns}
