@@ -568,12 +568,13 @@ def guidance_sweep(name: str,  # 'chest' or 'skin'
                    n: int = 256,  # generated / real images per scale
                    num_inference_steps: int = 50,  # DDIM steps
                    seed: int = 0,
-                   guidance_interval: tuple | list | str | None = 'recipe'  # at every scale; 'recipe': the recipe's; None: every step
+                   guidance_interval: tuple | list | str | None = 'recipe',  # at every scale; 'recipe': the recipe's; None: every step
+                   prism_share: float | None = None  # share of paper-style captions the model was trained with (None: the recipe's)
                   ) -> pd.DataFrame:
     "Prompt adherence per attribute and oracle-feature FD / real floor at each guidance scale, on `evaluate_zoo_model`'s sets."
     gi = recipe_interval(name, guidance_interval)
     return pd.DataFrame([dict(guidance_scale=w, **{k: round(v, 4) for k, v in adh.items()}, fd_ratio=round(fd, 3))
-                         for w, _, adh, fd in _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, (10_000, 20_000), seed, (gi,))])
+                         for w, _, adh, fd in _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, (10_000, 20_000), seed, (gi,), prism_share)])
 
 def update_card(folder: str | Path,  # a checkpoint folder (save_pipeline's)
                 replace: Sequence[str] = (),  # dict fields you mean to replace by a dict without some of their keys (else refused: a partial dict would drop the rest)
@@ -672,7 +673,8 @@ def attribute_mix_fd(name: str,  # 'chest' or 'skin'
                      draws: int = 5,  # pool draws averaged per figure
                      width: float = 5.0,  # bin width of the resampling
                      guidance_scale: float | None = None,  # default: the recipe's
-                     guidance_interval: tuple | list | str | None = 'recipe'  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
+                     guidance_interval: tuple | list | str | None = 'recipe',  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
+                     prism_share: float | None = None  # share of paper-style captions the model was trained with (None: the recipe's)
                     ) -> dict:
     "FD / floor of the card's generated set, of random real draws from a pool, and of real draws resampled to the generated set's `attribute`; `share`: how much of the generated excess the resampled draws reproduce."
     from medcf.metrics import frechet_distance
@@ -687,9 +689,9 @@ def attribute_mix_fd(name: str,  # 'chest' or 'skin'
         raise ValueError(f"attribute={attribute!r}: expected a continuous attribute the oracle reads; it reads {spec}")
     if not 2 <= n <= pool_n: raise ValueError(f"n={n}, pool_n={pool_n}: expected 2 <= n <= pool_n (random draws of n from the pool)")
     if not (isinstance(draws, (int, np.integer)) and draws >= 1): raise ValueError(f"draws={draws!r}: expected a positive integer (pool draws averaged per figure)")
-    check_int(seed, 'seed', 0); check_real(width, 'width', 0, expect='a bin width > 0', open_lo=True)  # before any image is drawn
+    check_int(seed, 'seed', 0); check_real(width, 'width', 0, expect='a bin width > 0', open_lo=True); _share(name, prism_share)  # before any image is drawn
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, seed)  # the card's sets and floor
-    gen = _generated(pipe, name, real_b, num_inference_steps, w, seed, gi)
+    gen = _generated(pipe, name, real_b, num_inference_steps, w, seed, gi, prism_share)
     pool = zoo_phantom(name, 0).sample(pool_n, seed=50_000 + seed)  # seeds no other figure uses
     f_a, f_g, f_p = (oracle.features(x).cpu().numpy().astype(np.float64) for x in (real_a.images, gen, pool.images))
     read_p, read_g = oracle.predict(pool.images)[attribute].to_numpy(), oracle.predict(gen)[attribute].to_numpy()

@@ -695,7 +695,7 @@ def test_per_scale_and_its_callers_pass_their_seeds_and_settings(monkeypatch):
     assert calls[-1] == ('chest', 'pipe', 'o', (2.0,), 3, 4, 7, zoo.VALIDATION_SEEDS, 0, ((0, 600),), None) and rows[0]['guidance_interval'] == [0, 600]
     monkeypatch.setattr(zoo, '_per_scale', lambda *a: calls.append(a) or [(w, None, {'adherence_x': 0.9}, 1.5) for w in a[3]])
     df = zoo.guidance_sweep('chest', 'pipe', 'o', scales=(1.0, 2.0), n=3, num_inference_steps=4, seed=5)
-    assert calls[-1] == ('chest', 'pipe', 'o', (1.0, 2.0), 3, 4, 5, (10_000, 20_000), 5, ((0, 600),))  # the recipe's interval
+    assert calls[-1] == ('chest', 'pipe', 'o', (1.0, 2.0), 3, 4, 5, (10_000, 20_000), 5, ((0, 600),), None)  # the recipe's interval and caption mix
     assert df.to_dict('records') == [dict(guidance_scale=w, adherence_x=0.9, fd_ratio=1.5) for w in (1.0, 2.0)]
 
 
@@ -732,7 +732,7 @@ def test_attribute_mix_fd_draws_its_sets_as_documented(monkeypatch):
     fds = iter([4.0, 2.0, 2.0, 3.0, 3.0])  # generated, then the random draws, then the resampled ones
     monkeypatch.setattr(medcf.metrics, 'frechet_distance', lambda a, b: seen['fd'].append((a[:, 0].tolist(), b[:, 0].tolist())) or next(fds))
     r = zoo.attribute_mix_fd('chest', 'age', 'pipe', O, n=6, pool_n=6, num_inference_steps=4, seed=3, draws=2, width=4.0, guidance_scale=2.5)
-    assert seen['generated'] == ('P', 'chest', real_b, 4, 2.5, 3, (0, 600)) and seen['samples'] == [(6, 50_003)]
+    assert seen['generated'] == ('P', 'chest', real_b, 4, 2.5, 3, (0, 600), None) and seen['samples'] == [(6, 50_003)]  # None: the recipe's caption mix
     pool = [100.0 + i for i in range(6)]
     assert all(a == [1.0] * 6 for a, _ in seen['fd']) and seen['fd'][0][1] == ages  # real set a against the generated set
     assert all(sorted(b) == pool for _, b in seen['fd'][1:3])  # all 6 of the pool of 6, each once
@@ -765,6 +765,8 @@ def test_selection_and_evaluation_generate_from_the_run_s_caption_mix(tmp_path, 
     drawn.clear(); zoo.validation_fd('chest', object(), oracle, n=8, prism_share=1.0)
     assert phantom_style(drawn[0]) == 0
     with pytest.raises(ValueError, match=r'prism_share=1.5: expected a share of captions in \[0, 1\]'): zoo.evaluate_zoo_model('chest', object(), object(), n=4, n_invert=2, prism_share=1.5)
+    for f in (lambda: zoo.guidance_sweep('chest', object(), object(), n=4, prism_share=1.5), lambda: zoo.attribute_mix_fd('chest', 'age', object(), types.SimpleNamespace(specs=[types.SimpleNamespace(name='age', kind='continuous')]), n=4, pool_n=8, prism_share=1.5)):
+        with pytest.raises(ValueError, match=r'prism_share=1.5: expected a share of captions in \[0, 1\]'): f()  # every function that generates the card's set takes the run's share
 
 def test_an_autoencoder_saved_without_its_history_is_trained_again(tmp_path, monkeypatch):
     "work/vae/config.json without vae_history.json (written last, so the save was cut short) is not a finished stage: the autoencoder is trained again, with a warning (the previous library failed with a bare FileNotFoundError)."
