@@ -89,6 +89,12 @@ def _chest_findings(labels) -> dict:
                          f"{CHEXPERT_FINDINGS[1:]} or the phantom columns {list(CHEST_ALIASES)}")
     return found
 
+def _not_normal(no_finding: np.ndarray) -> np.ndarray:
+    "Where a 'No Finding' column is not 1, read with `apply_policy`'s rules (the text '1' is 1, '' blank); values other than 1/0/-1/blank are refused."
+    try: y, _ = apply_policy(no_finding, 'ignore')  # under 'ignore' the label is 1 exactly where the value is 1
+    except ValueError as e: raise ValueError(f"'No Finding': {e} (a study is captioned normal only where it is 1)") from None
+    return y != 1
+
 def chest_prompts(table: pd.DataFrame,  # one row per study; columns: CheXpert findings or the phantom columns (others are ignored)
                   policy: str = 'U-zeros',  # how to read uncertain (-1) labels; blank is always 0
                  ) -> list:
@@ -104,7 +110,7 @@ def chest_prompts(table: pd.DataFrame,  # one row per study; columns: CheXpert f
     y, m = apply_policy(table[names].to_numpy(), policy)
     # "Normal" needs No Finding = 1 where the column is there: CheXpert's labeller leaves it blank (never 0) when a finding is
     # positive or uncertain, so a row whose only findings are uncertain is not normal under U-zeros (Irvin et al. 2019)
-    abnormal = table['No Finding'].to_numpy() != 1 if 'No Finding' in table.columns else np.zeros(len(table), bool)
+    abnormal = _not_normal(table['No Finding'].to_numpy()) if 'No Finding' in table.columns else np.zeros(len(table), bool)
     pos = (y == 1) & m
     key = pos @ (1 << np.arange(len(names), dtype=np.int64)) + (~m.all(1) | abnormal) * (1 << len(names))
     uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)  # caption each pattern once
@@ -181,9 +187,13 @@ def sample_address(seed: int,  # dataset seed (non-negative)
                    split: str,  # 'train', 'val' or 'test'
                    index: int,  # sample index within the split (non-negative)
                   ) -> list:
-    "The entropy that seeds one sample's random stream: distinct for every (seed, split, index)."
+    "The entropy that seeds one sample's random stream: distinct for every (seed, split, index); seed and index are below 2**32 (numpy's SeedSequence splits a larger integer into 32-bit words, so seed 2**32 would share another address's stream)."
     if split not in SPLITS: raise ValueError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
-    return [check_int(seed, 'seed', 0), SPLITS.index(split), check_int(index, 'index', 0)]
+    seed, index = check_int(seed, 'seed', 0), check_int(index, 'index', 0)
+    why = "(the address is seeded as 32-bit words: a larger one would repeat another address's sample)"
+    for name, v in (('seed', seed), ('index', index)):
+        if v > 2**32 - 1: raise ValueError(f"{name}={v} is above 2**32 - 1; expected an integer in [0, {2**32 - 1}] {why}")
+    return [seed, SPLITS.index(split), index]
 
 def attr_codebook(phantom: SCMPhantom,  # any phantom
                  ) -> dict:
@@ -259,7 +269,8 @@ class PhantomStream(Dataset):
                  prompt_fn: Callable[[pd.Series], str] | None = None,  # row of attrs -> caption; default: the phantom's own prompt
                  **interventions):  # optional do(...) applied to every sample, e.g. devices=0
         if not isinstance(phantom, SCMPhantom): raise TypeError(f"phantom must be an SCMPhantom, got {type(phantom).__name__}")
-        check_int(length, 'length')
+        if check_int(length, 'length') > 2**32: raise ValueError(f"length={length} is above 2**32; expected at most {2**32} samples "
+                                                                 "(sample indices are 32-bit words of their random stream's seed, see `sample_address`)")
         sample_address(seed, split, 0)  # validates seed and split
         plural = [k for k, v in interventions.items() if np.ndim(v) > 0 and not isinstance(v, str)]
         if plural: raise ValueError(f"{plural} are given {[np.shape(interventions[k]) for k in plural]} values; a dataset applies do(...) to every sample alike, "
@@ -380,11 +391,14 @@ def _to_8bit(im: Image.Image, channels: int, name: str = 'image') -> Image.Image
 
 def _check_opaque(im: Image.Image, name: str) -> None:
     "Refuse an image with transparent pixels: converting it would drop the alpha and keep whatever colour lies under it."
-    if im.mode in ('RGBA', 'LA', 'PA') or (im.mode in ('P', 'L', 'RGB') and 'transparency' in im.info):
+    if im.mode in WIDE_MODES and 'transparency' in im.info:  # a 16-bit grayscale PNG's tRNS value: Pillow's convert('RGBA') ignores it
+        alpha = np.where(np.asarray(im) == im.info['transparency'], 0, 255)
+    elif im.mode in ('RGBA', 'LA', 'PA') or (im.mode in ('P', 'L', 'RGB') and 'transparency' in im.info):
         alpha = np.asarray(im.convert('RGBA'), dtype=np.uint8)[..., 3]
-        if (alpha < 255).any():
-            raise ValueError(f"{name} has {int((alpha < 255).sum())} transparent or translucent pixels (mode {im.mode}); expected an opaque "
-                             "image. Composite it onto the background you mean first, e.g. Image.alpha_composite(black, im.convert('RGBA'))")
+    else: return
+    if (alpha < 255).any():
+        raise ValueError(f"{name} has {int((alpha < 255).sum())} transparent or translucent pixels (mode {im.mode}); expected an opaque "
+                         "image. Composite it onto the background you mean first, e.g. Image.alpha_composite(black, im.convert('RGBA'))")
 
 def _convert(im: Image.Image, mode: str, name: str) -> Image.Image:
     "`im.convert(mode)`, through RGB where Pillow has no direct conversion (a LAB TIFF to L); a ValueError naming the file where it has none at all."
@@ -476,7 +490,7 @@ def read_chexpert(root: str | Path,  # the CheXpert-v1.0-small folder, or its pa
     "The CheXpert table (raw labels) with absolute `file` paths and PRISM-style `prompt`s."
     check_policy(policy)
     if split not in ('train', 'valid'): raise ValueError(f"split={split!r}; CheXpert ships 'train' and 'valid'")
-    folder = chexpert_folder(root)
+    folder = chexpert_folder(root).resolve()  # absolute: the table still finds its images after a chdir
     df = read_table(folder / f'{split}.csv', CHEXPERT_HEADER, 'the CheXpert header')
     if df.empty: raise ValueError(f"{split}.csv has a header but no rows; expected one row per image")
     fl = set(df['Frontal/Lateral'].dropna())
@@ -539,8 +553,8 @@ def read_isic2019(root: str | Path,  # folder with the ISIC 2019 ground truth CS
                   check: bool = True,  # check that every image file exists
                   metadata: bool = True,  # read ISIC_2019_Training_Metadata.csv (False: sex, age, site, lesion_id left blank)
                  ) -> pd.DataFrame:
-    "ISIC 2019 training table: one row per image with its diagnosis code, metadata, file and prompt."
-    root = Path(root)
+    "ISIC 2019 training table: one row per image with its diagnosis code, metadata, absolute `file` path and prompt."
+    root = Path(root).resolve()  # absolute: the table still finds its images after a chdir
     gt = read_table(root / 'ISIC_2019_Training_GroundTruth.csv', ISIC2019_GROUND_TRUTH, 'the ISIC 2019 ground-truth header')
     _check_unique(gt, ['image'], 'ISIC_2019_Training_GroundTruth.csv')
     onehot = gt[list(ISIC_DIAGNOSES)].apply(pd.to_numeric, errors='coerce').to_numpy(dtype=float)  # text -> NaN -> not one-hot
@@ -572,8 +586,8 @@ def read_isic2020(root: str | Path,  # folder with the ISIC 2020 train.csv and t
                   check: bool = True,  # check that every image file exists
                   drop_duplicates: bool = True,  # keep one image per lesion in ISIC's duplicates list, when root holds it (pairs that share an image are one lesion: A~B, B~C keeps A only, the first in train.csv's order)
                  ) -> pd.DataFrame:
-    "ISIC 2020 training table in the same columns as `read_isic2019` (diagnosis code, melanoma = target, ...); `df.attrs['duplicates_dropped']` names the images dropped."
-    root = Path(root)
+    "ISIC 2020 training table in the same columns as `read_isic2019` (diagnosis code, melanoma = target, absolute `file` path, ...); `df.attrs['duplicates_dropped']` names the images dropped."
+    root = Path(root).resolve()  # absolute: the table still finds its images after a chdir
     raw = read_table(root / 'train.csv', ISIC2020_COLUMNS, 'the ISIC 2020 train.csv header')
     if images is None: images = 'jpeg/train' if (root / 'jpeg' / 'train').is_dir() else 'train'
     _check_unique(raw, ['image_name'], 'train.csv')
@@ -617,6 +631,7 @@ class ISICDataset(Dataset):
     "RGB dermoscopy images from a `read_isic2019`/`read_isic2020` table, with melanoma and diagnosis as `attrs`."
     def __init__(self, table: pd.DataFrame,  # from `read_isic2019` or `read_isic2020`
                  size: int = 64):  # images are size x size
+        check_int(size, 'size')
         missing = [c for c in ('file', 'diagnosis', 'melanoma', 'prompt') if c not in table.columns]
         if missing: raise ValueError(f"table is missing columns {missing}; expected the output of read_isic2019/read_isic2020")
         bad = np.flatnonzero(~table['melanoma'].isin([0, 1]).to_numpy())
@@ -665,10 +680,12 @@ def _check_medmnist_labels(flavor: str, y: np.ndarray, where: str) -> None:
     rows = np.flatnonzero(~ok.all(1))
     if len(rows): raise ValueError(f"{where} has label values {sorted(set(y[~ok].tolist()))[:5]} in rows {rows[:5].tolist()}; expected {flavor} labels: {want}")
 
-def medmnist_prompt(flavor: str,  # 'chestmnist', 'dermamnist' or another MedMNIST name
+def medmnist_prompt(flavor: str,  # 'chestmnist', 'dermamnist' or another MedMNIST name (any case, as `MedMNISTDataset` reads it)
                     label: np.ndarray,  # one row of labels
                    ) -> str:
     "Caption for one MedMNIST label row: ChestMNIST in PRISM style, DermaMNIST in ISIC style, else ''."
+    if not isinstance(flavor, str): raise TypeError(f"flavor={flavor!r}; expected a MedMNIST name such as 'chestmnist' or 'dermamnist'")
+    flavor = flavor.lower()
     _check_medmnist_labels(flavor, np.asarray(label).reshape(1, -1), 'label')
     return _medmnist_caption(flavor, label)
 

@@ -946,3 +946,75 @@ def test_load_image_converts_lab_to_gray_and_names_a_file_it_cannot_convert(tmp_
     monkeypatch.setattr(Image.Image, 'convert', no_conversion)  # a mode Pillow cannot convert at all
     with pytest.raises(ValueError, match=re.escape(f"image file {tmp_path / 'scan.tif'} has Pillow mode 'LAB', which cannot be converted to 'RGB'")):
         load_image(tmp_path / 'scan.tif', 16, 3)
+
+
+# --- data review (hunt3) 1: every reader returns absolute `file` paths, so a dataset built from a relative root survives a chdir ----
+def test_readers_return_absolute_files_that_survive_a_chdir(tmp_path, monkeypatch):
+    "read_chexpert promised absolute `file` paths but returned them relative to the working directory (as did the ISIC readers): a chdir broke ds[0]."
+    shutil.copytree(CHEX, tmp_path / 'chexpert'); shutil.copytree(SAMPLES / 'isic', tmp_path / 'isic')
+    (tmp_path / 'elsewhere').mkdir()
+    monkeypatch.chdir(tmp_path)
+    tables = [read_chexpert('chexpert'), read_isic2019('isic/2019'), read_isic2020('isic/2020')]
+    for t in tables: assert all(Path(f).is_absolute() and Path(f).is_file() for f in t['file'])
+    chex, isic = CheXpertDataset('chexpert', size=8), ISICDataset(tables[1], size=8)
+    monkeypatch.chdir(tmp_path / 'elsewhere')  # a notebook or Hydra changing the working directory after the datasets were built
+    assert chex[0]['image'].shape == (1, 8, 8) and isic[0]['image'].shape == (3, 8, 8)
+
+
+# --- data review (hunt3) 2: 'No Finding' is read with the findings' rules (text '1' is 1), and a value they refuse is refused -------
+def test_no_finding_is_parsed_like_the_findings():
+    "A table read with dtype=str captioned every normal study 'Chest X-ray' ('1' != 1), and chest_prompt({'No Finding': 7}) was accepted."
+    text = pd.DataFrame({'No Finding': ['1.0', '1', '', '0'], 'Cardiomegaly': ['', '0', '1.0', '0']})
+    normal = 'Normal chest X-ray with no significant findings'
+    assert chest_prompts(text) == chest_prompts(text.replace('', np.nan).astype(float)) == [normal, normal, 'Chest X-ray showing Cardiomegaly', 'Chest X-ray']
+    assert chest_prompt({'No Finding': '1', 'Cardiomegaly': '0'}) == chest_prompt({'No Finding': 1, 'Cardiomegaly': 0}) == normal
+    assert chest_prompt({'No Finding': -1, 'Cardiomegaly': 0}) == chest_prompt({'No Finding': np.nan, 'Cardiomegaly': 0}) == 'Chest X-ray'
+    for v in (7, 'yes', 0.5):
+        with pytest.raises(ValueError, match=r"'No Finding': .*(not CheXpert labels|must be numbers).*captioned normal only where it is 1"):
+            chest_prompt({'No Finding': v, 'Cardiomegaly': 0})
+    with pytest.raises(ValueError, match=r"'No Finding': label values \[2.0\]"): chest_prompts(pd.DataFrame({'No Finding': [1, 2], 'Cardiomegaly': [0, 0]}))
+
+
+# --- data review (hunt3) 3: a 16-bit grayscale PNG with a transparent value (tRNS) is refused, as an 8-bit one is ------------------
+def test_sixteen_bit_png_with_transparency_is_refused(tmp_path):
+    "Pillow's convert('RGBA') ignores an I;16 image's tRNS value, so its transparent pixels loaded as their hidden value (white here)."
+    a = np.full((8, 8), 1000, np.uint16); a[:4] = 5000
+    Image.fromarray(a).save(tmp_path / 'g16.png', transparency=5000)
+    Image.fromarray(a).save(tmp_path / 'plain16.png'); Image.fromarray(a).save(tmp_path / 'unused16.png', transparency=7)  # no pixel takes the value
+    with Image.open(tmp_path / 'g16.png') as im: assert im.mode in WIDE_MODES and im.info['transparency'] == 5000
+    with pytest.raises(ValueError, match=r"g16.png has 32 transparent or translucent pixels \(mode I;?16?\w*\); expected an opaque image"):
+        load_image(tmp_path / 'g16.png', 4)
+    assert torch.equal(load_image(tmp_path / 'unused16.png', 4), load_image(tmp_path / 'plain16.png', 4))
+
+
+# --- data review (hunt3) 4: medmnist_prompt reads the flavour in any case, as MedMNISTDataset does ---------------------------------
+def test_medmnist_prompt_flavour_any_case():
+    "'ChestMNIST' returned '' with no label check (MedMNISTDataset lower-cases the flavour from the file name)."
+    row = [0, 0, 1] + [0] * 11
+    assert medmnist_prompt('ChestMNIST', row) == medmnist_prompt('chestmnist', row) == 'Chest X-ray showing Effusion'
+    assert medmnist_prompt('DermaMNIST', [4]) == 'a dermoscopic image with melanoma (MEL)'
+    with pytest.raises(ValueError, match='2 label columns; expected chestmnist labels'): medmnist_prompt('ChestMNIST', [7, 7])
+    assert medmnist_prompt('PneumoniaMNIST', [1]) == ''  # another MedMNIST flavour: no caption, as documented
+    with pytest.raises(TypeError, match="flavor=3; expected a MedMNIST name"): medmnist_prompt(3, [1])
+
+
+# --- data review (hunt3) 5: sample addresses are 32-bit words, so a seed or index from 2**32 on is refused --------------------------
+def test_sample_address_refuses_seed_and_index_beyond_32_bits():
+    "SeedSequence splits an integer >= 2**32 into 32-bit words: (2**32, 'train', 5) drew the same stream as (0, 'val', 5 * 2**32)."
+    assert sample_address(7, 'val', 3) == [7, 1, 3] and sample_address(2**32 - 1, 'test', 2**32 - 1) == [2**32 - 1, 2, 2**32 - 1]  # valid addresses unchanged
+    for kw, name in (({'seed': 2**32}, 'seed'), ({'index': 5 * 2**32}, 'index')):
+        with pytest.raises(ValueError, match=rf"{name}=\d+ is above 2\*\*32 - 1; expected an integer in \[0, 4294967295\]"):
+            sample_address(**({'seed': 0, 'split': 'val', 'index': 0} | kw))
+    ph = Toy(16, 0)
+    with pytest.raises(ValueError, match=r'seed=4294967296 is above 2\*\*32 - 1'): PhantomStream(ph, 10, 'train', seed=2**32)
+    with pytest.raises(ValueError, match=r'length=4294967297 is above 2\*\*32; expected at most 4294967296 samples'): PhantomStream(ph, 2**32 + 1)
+    assert len(PhantomStream(ph, 2**32)) == 2**32
+
+
+# --- data review (hunt3) 6: ISICDataset checks `size` when it is built ------------------------------------------------------------
+def test_isic_dataset_checks_size_up_front():
+    "size=0 was accepted and failed only at ds[0]."
+    t = read_isic2019(SAMPLES / 'isic' / '2019')
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match=rf'size={bad!r}: expected a positive integer'): ISICDataset(t, size=bad)
+    assert ISICDataset(t, size=8)[0]['image'].shape == (3, 8, 8)
