@@ -31,12 +31,15 @@ def _asarray(x) -> np.ndarray:
         warnings.simplefilter('error', _RAGGED)
         return np.asarray(x)
 
+def _host(x):
+    "A tensor as a numpy array (detached, on the CPU; bfloat16, which numpy has not, as float32: a model run under bf16 autocast); anything else as it is."
+    if not isinstance(x, torch.Tensor): return x
+    x = x.detach().cpu()
+    return (x.float() if x.dtype == torch.bfloat16 else x).numpy()
+
 def _np(x, name: str) -> np.ndarray:
     "Tensor/array/list -> numpy array, rejecting empty and non-finite input."
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu()
-        x = (x.float() if x.dtype == torch.bfloat16 else x).numpy()  # numpy has no bfloat16 (a model run under bf16 autocast)
-    try: x = _asarray(x)
+    try: x = _asarray(_host(x))
     except (ValueError, _RAGGED) as e: raise ValueError(f"{name} has rows of different lengths ({e}); expected one value (or one row of equal length) per sample") from None
     if x.size == 0: raise ValueError(f"{name} is empty; expected at least one value")
     if x.dtype.kind in 'fc' and not np.isfinite(x).all(): raise ValueError(f"{name} contains NaN or inf")
@@ -327,6 +330,7 @@ def accuracy_rejection_curve(confidence: ArrayLike,  # N confidences (higher = m
                             ) -> pd.DataFrame:
     "Accuracy on the retained samples after rejecting the least confident fraction, for each rate; samples tied at the cut count by their mean (any order of ties gives the same curve)."
     _aligned(confidence=confidence, correct=correct)
+    correct = _host(correct)
     c, ok = _numbers(confidence, 'confidence').astype(float), _binary(np.asarray(correct).astype(int) if np.asarray(correct).dtype == bool else correct, 'correct')
     if c.ndim != 1: raise ValueError(f"confidence has shape {c.shape}; expected a 1-d array, one confidence per sample (e.g. probs.max(1))")
     _same_len(confidence=c, correct=ok)
@@ -443,7 +447,7 @@ def _read(predict: Callable, images, names: Sequence) -> pd.DataFrame:
     return df
 
 def _target_array(v, n: int, name: str) -> np.ndarray:
-    a = np.asarray(v)
+    a = np.asarray(_host(v))
     if a.ndim == 0: a = np.full(n, a.item(), dtype=object if a.dtype.kind in 'OUS' else a.dtype)
     if a.ndim != 1 or len(a) != n: raise ValueError(f"target {name} has shape {a.shape}; expected a scalar or {n} values")
     return a

@@ -859,6 +859,10 @@ def test_bfloat16_tensors_are_read_as_float32():
         assert M.expected_calibration_error(lo, np.zeros(500, int)) == pytest.approx(M.expected_calibration_error(torch.as_tensor(lo).float() / torch.as_tensor(lo).float().sum(1, keepdim=True), np.zeros(500, int)), abs=5e-3)
     with pytest.raises(ValueError, match=r'rows of probs must sum to 1 within 0.0001 \(got sums in \[0.99'): M.nll(p.float() * 0.999, [0, 1, 1])  # float32: the tight bound
     f = torch.randn(40, 3, generator=torch.Generator().manual_seed(0)).bfloat16()
+    ok = torch.tensor([1., 0., 1., 1.])  # 0/1 correctness and a target, as bfloat16 tensors (accuracy_rejection_curve and effectiveness read them raw before)
+    assert M.accuracy_rejection_curve(s, ok.bfloat16()).equals(M.accuracy_rejection_curve(s, ok))
+    rd = lambda im: pd.DataFrame(dict(age=np.full(len(im), 63.5)))
+    assert M.effectiveness(rd, -0.5 * torch.ones(4, 1, 2, 2), {'age': torch.full((4,), 70.).bfloat16()}) == {'age': 6.5}
     g = f + 1  # rounded to bfloat16 too
     assert M.frechet_distance(f, g) == M.frechet_distance(f.float(), g.float()) == pytest.approx(3, abs=0.01)  # the means differ by 1 in each of 3 features
 
