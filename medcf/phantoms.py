@@ -1093,7 +1093,7 @@ class SkinPhantom(SCMPhantom):
     _probabilities = ('p_tone', 'p_clinic', 'p_mel_clinic', 'p_signs', 'p_ruler', 'p_ink', 'p_dark_corners', 'p_bubbles', 'p_hair')  # settings `_checked_setting` checks as probabilities
 
     def _checked_setting(self, name: str, value: object) -> object:
-        "The probability settings as the mechanisms read them (a p_hair of -0.2 or a p_tone summing to 0.6 was clipped silently, a p_signs without 'border' failed in `sample`): probabilities in [0, 1], as many as the defaults hold, p_tone summing to 1, p_signs with the default's keys; then as `SCMPhantom` checks every setting."
+        "The probability settings as the mechanisms read them (a p_hair of -0.2 or a p_tone summing to 0.6 was clipped silently, a p_signs without 'border' failed in `sample`): probabilities in [0, 1], as many as the defaults hold, p_tone summing to 1, p_signs with the default's keys; after the checks `SCMPhantom` runs on every setting."
         value = super()._checked_setting(name, value)  # a value render_config cannot record (a function) is named as such first
         if name not in self._probabilities: return value
         default = getattr(SkinPhantom, name)
@@ -1544,9 +1544,11 @@ def snap_to_grid(visit_t: np.ndarray,  # visit times in years since the baseline
                  grid: np.ndarray  # (G,) evenly spaced times in years from 0
                 ) -> np.ndarray:
     "Each visit time moved to the nearest grid time (NaN kept), refusing times outside the grid and a grid not evenly spaced from 0 (the SDE's): a deliberate rounding of real visit dates, never done silently."
+    given = np.asarray(grid)
     t, grid = _check_visit_grid(visit_t, grid)
     d = np.diff(grid)
-    if grid[0] != 0 or not np.isfinite(grid).all() or (d <= 0).any() or not np.allclose(d, d[0], rtol=1e-6, atol=1e-9):
+    eps = np.finfo(given.dtype if given.dtype.kind == 'f' else float).eps  # a float32 grid (a TrialTensors') is even only to its own precision
+    if grid[0] != 0 or not np.isfinite(grid).all() or (d <= 0).any() or not np.allclose(d, d[0], rtol=1e-6, atol=max(1e-9, 8 * eps * abs(grid[-1]))):
         raise ValueError(f"grid={np.round(grid[:5], 4).tolist()}{'...' if len(grid) > 5 else ''}: expected evenly spaced, increasing times in years starting at 0 "
                          "(the SDE solver's grid, e.g. np.linspace(0, 2, 25))")
     out = np.full(t.shape, np.nan)

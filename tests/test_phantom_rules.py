@@ -458,3 +458,10 @@ def test_check_weights_reads_bfloat16_tensors():
     w = torch.tensor([0.5, 1.5, 2.0]).bfloat16()
     assert check_weights(w, 3).tolist() == [0.5, 1.5, 2.0]
     with pytest.raises(ValueError, match='weights has 3 entries for 2 examples'): check_weights(w, 2)
+
+def test_snap_to_grid_takes_a_float32_grid_even_to_its_own_precision():
+    "A model's grid comes as float32 (TrialTensors.grid): over 5 monthly years its steps differ by ~5e-7, float32 rounding, not unevenness; it snaps as the float64 grid does. An uneven float32 grid is still refused."
+    g64 = np.linspace(0, 5, 61); g32 = g64.astype(np.float32)
+    t = np.array([[0.0, 0.49, 1.02, 4.97]])
+    assert np.allclose(P.snap_to_grid(t, g32), P.snap_to_grid(t, g64))
+    with pytest.raises(ValueError, match='expected evenly spaced'): P.snap_to_grid(t, np.array([0, 0.1, 1, 2, 3, 4, 5], dtype=np.float32))
