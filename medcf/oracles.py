@@ -937,6 +937,7 @@ def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
         if not isinstance(backbone, AttributeOracle): raise TypeError(f"backbone must be an AttributeOracle, got {type(backbone).__name__}")
         if backbone.channels != phantom.channels or backbone.size != phantom.size:
             raise ValueError(f"backbone reads {backbone.channels}-channel {backbone.size}px images; the phantom renders {phantom.channels}-channel {phantom.size}px")
+        if not isinstance(backbone.net, OracleNet): raise TypeError(f"backbone.net is a {type(backbone.net).__name__}; expected an OracleNet, whose stage widths the image tower takes")
         widths = tuple(_saved_config(backbone.net, {}, 'AttributeOracle')['widths'])  # read from the network: a hand-built oracle's card has no config
     t0 = time.time()
     phantom_config, (phantom_call, phantom_tail) = phantom.render_config(), _phantom_recipe(phantom)  # before training: a setting render_config cannot record is refused

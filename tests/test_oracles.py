@@ -913,3 +913,9 @@ def test_train_lit_takes_a_hand_built_backbone(tiny, toy):
     hand = O.AttributeOracle(tiny.net, tiny.specs, tiny.size, tiny.channels)
     lit = O.train_lit(toy, steps=1, batch_size=8, n_train=8, eval_n=8, backbone=hand)
     assert lit.card['config']['widths'] == tiny.card['config']['widths']
+
+def test_train_lit_names_a_backbone_that_is_not_an_oraclenet(tiny, toy):
+    "A backbone whose network is not an OracleNet is refused as such (the message named AttributeOracle.save, which a training call never reaches)."
+    import copy
+    odd = copy.copy(tiny); odd.net = torch.nn.Linear(2, 2)
+    with pytest.raises(TypeError, match=r'backbone.net is a Linear; expected an OracleNet'): O.train_lit(toy, steps=1, batch_size=8, n_train=8, eval_n=8, backbone=odd)
