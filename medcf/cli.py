@@ -83,7 +83,10 @@ def tour(out: str | Path,  # folder to write index.html and the figures into (cr
     out = check_tour_dir(out, overwrite)  # before any figure is drawn
     check_int(seed, 'seed', 0, hi=2**32 - 1)  # before the folder is made: --seed -1 left an empty one behind (and 2**32, past the noise keys' 32 bits, a half-written one)
     out.mkdir(parents=True, exist_ok=True)
-    parts = ['<html><head><meta charset="utf-8">' + TOUR_TITLE + '</head><body>', '<h1>medcf tour</h1>']
+    head = '<html><head><meta charset="utf-8">' + TOUR_TITLE + '</head><body>'
+    if not (out / 'index.html').is_file():  # marks the folder as a tour's from the start: a run stopped halfway is resumed by the same command
+        (out / 'index.html').write_text(head + '<p>This tour was stopped before its figures were all drawn: run medcf tour again.</p></body></html>', encoding='utf-8')
+    parts = [head, '<h1>medcf tour</h1>']
     for page in (TOUR_PAGES if pages is None else pages):
         t0 = time.time(); title, figs = page(out, seed)
         parts.append(f'<h2>{html.escape(title)}</h2><p><small>{time.time()-t0:.1f} s, seed {seed}</small></p>')

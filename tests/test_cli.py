@@ -316,3 +316,12 @@ def test_generation_page_passes_its_seed_steps_and_n(tmp_path, monkeypatch):
 def test_the_tour_has_its_generation_page():
     "`medcf tour` writes the phantom page and the generation page the issue asks for, in that order."
     assert cli.TOUR_PAGES[:2] == [page_phantoms, page_generation]
+
+def test_a_tour_stopped_halfway_is_resumed_by_the_same_command(tmp_path):
+    "index.html was written last, so a tour stopped by an error or Ctrl-C left figures the same command then refused ('holds no earlier medcf tour'); the folder is marked as the tour's from the start."
+    def first(out, seed): (out / 'f0.png').write_bytes(b'x'); return 'page 0', [('figure 0', 'f0.png')]
+    def stop(out, seed): raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt): tour(tmp_path / 't', pages=[first, stop])
+    assert 'stopped before its figures were all drawn' in (tmp_path / 't' / 'index.html').read_text()
+    text = tour(tmp_path / 't', pages=[first]).read_text()  # no overwrite needed
+    assert '<h2>page 0</h2>' in text and 'stopped before' not in text
