@@ -1,6 +1,6 @@
 """Build a zoo card's `notebook_full_run` record from a checkpoint that 90_model_zoo's full mode retrained (not a test, not collected by pytest).
 
-    MEDCF_FULL=1 MEDCF_RETRAIN_MODELS=skin MEDCF_RETRAIN_DIR=/tmp/retrained jupyter nbconvert --to notebook --execute nbs/90_model_zoo.ipynb
+    MEDCF_FULL=1 MEDCF_RETRAIN_MODELS=skin MEDCF_RETRAIN_DIR=/tmp/retrained jupyter nbconvert --to notebook --execute nbs/90_model_zoo.ipynb --output-dir /tmp/retrained
     python tests/benchmark_zoo_recipe.py --models skin > /tmp/bench.txt        # optional: the extrapolation on the same machine
     python tests/record_notebook_run.py --retrained /tmp/retrained/skin --what "..." [--benchmark /tmp/bench.txt] [--write]
 
