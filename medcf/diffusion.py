@@ -1249,7 +1249,9 @@ def _go_on(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, 
                          f"expected start_step={prev.end_step} (or None); to start elsewhere, pass a tensor of latents of that step")
     ddim = ddim_scheduler(pipe, prev.num_inference_steps)
     ts = [int(t) for t in ddim.timesteps]
-    same_alphas = prev.alphas is None or all(abs(float(a) - float(_alpha(ddim, t))) <= 1e-6 for (a, _), t in zip(prev.alphas, prev.timesteps))
+    t_prevs = (ts + [-1])[prev.start_step + 1:prev.end_step + 1]  # each step's t_prev (-1: the clean end, whose alpha set_alpha_to_one sets)
+    same_alphas = prev.alphas is None or all(abs(float(a) - float(_alpha(ddim, t))) <= 1e-6 and abs(float(ap) - float(_alpha(ddim, tp))) <= 1e-6
+                                             for (a, ap), t, tp in zip(prev.alphas, prev.timesteps, t_prevs))
     if ts[prev.start_step:prev.end_step] != list(prev.timesteps) or not same_alphas:
         raise ValueError(f"the run to go on from was sampled with another scheduler (its timesteps {list(prev.timesteps)[:4]}... or their noise levels differ "
                          f"from this pipeline's {prev.num_inference_steps}-step grid, {ts[prev.start_step:prev.end_step][:4]}...); go on with the pipeline that sampled it")
@@ -1396,7 +1398,7 @@ def join_samples(outs: Sequence[SampleOutput]  # outputs of several sampling cal
         other = [k for k in ('timesteps', 'start_step', 'num_inference_steps', 'eta', 'guidance_scale', 'guidance_interval', 'guidance_rescale', 'guidance_fn')
                  if getattr(b, k) != getattr(o, k)]
         other += [k for k in ('trajectory', 'log_probs', 'cond', 'uncond', 'generators', 'alphas') if (getattr(b, k) is None) != (getattr(o, k) is None)]
-        if o.alphas is not None and b.alphas is not None and 'alphas' not in other and any(float(a) != float(c) for (a, _), (c, _) in zip(o.alphas, b.alphas)):
+        if o.alphas is not None and b.alphas is not None and 'alphas' not in other and any(float(a) != float(c) or float(ap) != float(cp) for (a, ap), (c, cp) in zip(o.alphas, b.alphas)):
             other.append('alphas')
         if other: raise ValueError(f"outs[{j}] differs from outs[0] in {other}: one SampleOutput holds samples of one policy (settings) with the same fields; "
                                    "join outputs sampled alike")
@@ -2011,8 +2013,10 @@ def fit_latent_scale(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (u
                      images: torch.Tensor) -> float:
     "Set `vae.config.scaling_factor` to 1/std of the latents (SD's recipe: unit-variance latents for the UNet)."
     check_images(pipe, images)  # before the factor is touched: a refused input leaves the pipeline as it was
+    before = pipe.vae.config.scaling_factor
     pipe.vae.register_to_config(scaling_factor=1.0)
-    sf = float(1 / encode_images(pipe, images, sample=True, generator=torch.Generator().manual_seed(0)).std())
+    try: sf = float(1 / encode_images(pipe, images, sample=True, generator=torch.Generator().manual_seed(0)).std())
+    except BaseException: pipe.vae.register_to_config(scaling_factor=before); raise  # an encoding that fails (out of memory, Ctrl-C) leaves the factor it found
     pipe.vae.register_to_config(scaling_factor=sf)
     return sf
 
@@ -2071,6 +2075,9 @@ def _check_resume(state: Path, s: dict, settings: dict, steps: int):
     old = s.get('settings')
     if old is None: warnings.warn(f"{state} holds no record of its settings (saved by an older medcf); resuming without checking that lr, batch_size, cond_drop, ema_decay, the data size and the UNet match")
     else:
+        if 'snapshot_every' not in old:  # saved before medcf recorded it: its snapshots tell (the first is at snapshot_every); with none by its step, None or a grid past that step fits
+            keys, now = sorted(s.get('snaps') or {}), settings['snapshot_every']
+            old = {**old, 'snapshot_every': keys[0] if keys else now if now is None or now > s['step'] else None}
         unrecorded, diff = settings_diff({**RESUME_DEFAULTS, **old}, settings)  # settings recorded later: a state saved before them had the default values
         if unrecorded: warnings.warn(f"{state} was saved before medcf recorded {unrecorded}; resuming without checking that they match")
         if diff: raise ValueError(f"{state} was saved with other settings: {'; '.join(diff)}; resume with the saved settings, "
@@ -2140,7 +2147,7 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
     names, params = [n for n, _ in chosen], [p for _, p in chosen]
     settings = dict(lr=lr, batch_size=batch_size, cond_drop=float(cond_drop), ema_decay=ema_decay, warmup=warmup, snr_gamma=snr_gamma,
                     seed=seed, autocast=autocast, weights=None if w is None else _digest((w / w.sum()).numpy().tobytes()),
-                    n_images=n_data, stream=bool(stream), unet_config=json.loads(json.dumps({k: v for k, v in dict(unet.config).items() if not k.startswith('_')}, sort_keys=True, default=str)),
+                    n_images=n_data, stream=bool(stream), snapshot_every=snapshot_every, unet_config=json.loads(json.dumps({k: v for k, v in dict(unet.config).items() if not k.startswith('_')}, sort_keys=True, default=str)),
                     prediction_type=pt, schedule=_digest(pipe.scheduler.alphas_cumprod.double().numpy().tobytes()),
                     data=_data_digest(items if stream else (images, prompts)) if ckpt_dir else None,  # only a resume needs it
                     trained=_digest('\x00'.join(names).encode()),
@@ -2176,9 +2183,11 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
         tmp = state.with_name(state.name + '.tmp')  # written whole, then renamed: an interrupt while saving leaves the previous state intact
         torch.save(dict(unet=unet.state_dict(), opt=opt.state_dict(), rng=g.get_state(), ema=ema, step=step, hist=hist, snaps=snaps, settings=settings, steps=steps), tmp)
         os.replace(tmp, state); saved = step
-    if s is not None and s.get('steps') not in (None, steps) and 0 < start < steps:
-        warnings.warn(f"{state} was saved by a run of {s['steps']} steps at step {start}; going on to steps={steps} changes the learning-rate schedule (warm-up, then "
-                      f"cosine over `steps`) from there, so the result differs from one uninterrupted run of {steps} steps", stacklevel=user_stacklevel())
+    if s is not None and s.get('steps') not in (None, steps) and 0 < start <= steps:
+        warnings.warn(f"{state} was saved by a run of {s['steps']} steps at step {start}; " + (f"going on to steps={steps} changes the learning-rate schedule (warm-up, then "
+                      f"cosine over `steps`) from there, so the result differs from one uninterrupted run of {steps} steps" if start < steps else
+                      f"with steps={steps} it is returned as finished, but its learning rate followed the {s['steps']}-step schedule (warm-up, then cosine over `steps`), "
+                      f"so its weights differ from those of one uninterrupted run of {steps} steps; pass steps={s['steps']} to finish the run it was saved by"), stacklevel=user_stacklevel())
     if state is not None and s is None: save(0)  # a run interrupted before its first checkpoint resumes from its start, not from weights it half trained
     said, stepped = set(), False  # streamed warnings already shown (by where they were raised); whether an optimiser step changed the weights
     if stream: batches = iter(torch.utils.data.DataLoader(items, batch_sampler=StepBatches(n_data, steps, batch_size, seed, start, w), num_workers=num_workers,
@@ -2252,7 +2261,7 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
     seconds, train_seconds = time.time() - t_call, time.time() - t0  # the steps alone left out a stacked run's encoding (1.7 s reported for 23 s)
     card = getattr(pipe, 'model_card', None)
     if isinstance(card, dict) and (start < steps or s is not None):  # the card describes these weights now (a finished state loaded too): it says they were fine-tuned after its figures
-        run = _digest(json.dumps(dict(settings, steps=steps), sort_keys=True, default=str).encode())
+        run = _digest(json.dumps(dict({k: v for k, v in settings.items() if k != 'snapshot_every'}, steps=steps), sort_keys=True, default=str).encode())  # the weights' run: snapshots change nothing in them
         last = (card.get('finetune') or [None])[-1]
         if not (start == steps and isinstance(last, dict) and last.get('run') == run):  # only the same finished state loaded again onto its own record adds none
             rec = dict(steps=steps, resumed_from=start, n_images=n_data, lr=lr, batch_size=batch_size, cond_drop=cond_drop, ema_decay=ema_decay, seed=seed,

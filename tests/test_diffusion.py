@@ -3662,3 +3662,77 @@ def test_messages_name_a_none_dict_value_and_read_bfloat16_weights():
     assert torch.equal(D.check_pixel_weights(pw, (4, 4)), pw.float())
     assert torch.equal(D.check_sample_weights(torch.tensor([1, 2, 0.5]).bfloat16(), 3), torch.tensor([1, 2, 0.5], dtype=torch.float64))
     with pytest.raises(ValueError, match='pixel_weights has shape'): D.check_pixel_weights(pw, (4, 5))
+
+
+def _state_at_step_3(pipe, d, monkeypatch, **kw):
+    "finetune's state in `d` at step 3 of a steps=6 run (interrupted at step 4): the state a resume reads."
+    orig = D._lr_at
+    def boom(step, *a):
+        if step == 4: raise KeyboardInterrupt
+        return orig(step, *a)
+    monkeypatch.setattr(D, '_lr_at', boom)
+    with pytest.warns(UserWarning, match='finetune stopped early'), pytest.raises(KeyboardInterrupt):
+        D.finetune(fresh_unet(pipe), (imgs(4), ['a', 'b', 'a b', 'c']), steps=6, batch_size=2, ckpt_every=3, warmup=2, progress=False, ckpt_dir=d, **kw)
+    monkeypatch.setattr(D, '_lr_at', orig)
+    return d / 'finetune_state.pt'
+
+
+def test_finetune_resume_refuses_another_snapshot_every(pipe, tmp_path, monkeypatch):
+    "A resume with another snapshot_every silently mixed two snapshot grids (saved 2, resumed None: [2]; saved 2, resumed 3: [2, 6]): it is refused as another setting. A state saved before it was recorded reads it from its snapshots."
+    import warnings
+    data, kw = (imgs(4), ['a', 'b', 'a b', 'c']), dict(steps=6, batch_size=2, ckpt_every=3, warmup=2, progress=False, ckpt_dir=tmp_path)
+    f = _state_at_step_3(pipe, tmp_path, monkeypatch, snapshot_every=2)
+    for other in (None, 3):
+        with pytest.raises(ValueError, match=rf"saved with other settings: snapshot_every={other} \(saved with 2\); resume with the saved settings"):
+            D.finetune(fresh_unet(pipe), data, snapshot_every=other, **kw)
+    s = torch.load(f, weights_only=False); del s['settings']['snapshot_every']; torch.save(s, f)  # as the previous medcf saved it: its snapshot at step 2 says 2
+    with pytest.raises(ValueError, match=r"snapshot_every=3 \(saved with 2\)"): D.finetune(fresh_unet(pipe), data, snapshot_every=3, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert sorted(D.finetune(fresh_unet(pipe), data, snapshot_every=2, **kw)['snapshots']) == [2, 4, 6]
+    d = tmp_path / 'none'; f = _state_at_step_3(pipe, d, monkeypatch)
+    with pytest.raises(ValueError, match=r"snapshot_every=2 \(saved with None\)"): D.finetune(fresh_unet(pipe), data, snapshot_every=2, **{**kw, 'ckpt_dir': d})
+    s = torch.load(f, weights_only=False); del s['settings']['snapshot_every']; torch.save(s, f)  # an old state with no snapshots by its step 3: None, or a grid past 3, fits
+    with pytest.raises(ValueError, match=r"snapshot_every=2 \(saved with None\)"): D.finetune(fresh_unet(pipe), data, snapshot_every=2, **{**kw, 'ckpt_dir': d})
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert sorted(D.finetune(fresh_unet(pipe), data, snapshot_every=4, **{**kw, 'ckpt_dir': d})['snapshots']) == [4]
+
+
+def test_finetune_warns_a_mid_run_state_loaded_as_finished(pipe, tmp_path, monkeypatch):
+    "A state at step 3 of a steps=6 run loaded with steps=3 was returned as a finished run with no warning (its learning rate followed the 6-step schedule)."
+    _state_at_step_3(pipe, tmp_path, monkeypatch)
+    with pytest.warns(UserWarning, match=r"saved by a run of 6 steps at step 3; with steps=3 it is returned as finished, but its learning rate followed the 6-step schedule.*pass steps=6"):
+        h = D.finetune(fresh_unet(pipe), (imgs(4), ['a', 'b', 'a b', 'c']), steps=3, batch_size=2, ckpt_every=3, warmup=2, progress=False, ckpt_dir=tmp_path)
+    assert h['start'] == 3 and h['loss'] == torch.load(tmp_path / 'finetune_state.pt', weights_only=False)['hist']['loss']
+
+
+def test_join_samples_and_going_on_compare_alpha_prev(pipe):
+    "Outputs of schedulers that differ in set_alpha_to_one (the last step's alpha_prev) were joined, and re-scoring the join was off by 2.9 for half of it; going on compared alpha_t only too."
+    import dataclasses
+    from diffusers import DDIMScheduler
+    pb = copy.copy(pipe); pb.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, set_alpha_to_one=not pipe.scheduler.config.set_alpha_to_one)
+    _, oa = D.generate(pipe, ['a', 'b'], 2, 1.0, seed=0, eta=1.0, return_trajectory=True)
+    _, ob = D.generate(pb, ['a', 'b'], 2, 1.0, seed=0, offset=2, eta=1.0, return_trajectory=True)
+    assert float(oa.alphas[-1][0]) == float(ob.alphas[-1][0]) and float(oa.alphas[-1][1]) != float(ob.alphas[-1][1])
+    with pytest.raises(ValueError, match=r"outs\[1\] differs from outs\[0\] in \['alphas'\]"): D.join_samples([oa, ob])
+    _, oa2 = D.generate(pipe, ['c', 'd'], 2, 1.0, seed=0, offset=2, eta=1.0, return_trajectory=True)
+    assert len(D.join_samples([oa, oa2]).latents) == 4  # one scheduler's outputs join
+    c = D.encode_prompts(pipe, ['a', 'b'])
+    with pytest.raises(ValueError, match='another scheduler'): D.sample_latents(pipe, ob, c)  # a finished run of the other scheduler
+    first = D.sample_latents(pipe, D.initial_latents(pipe, 2, seed=0), c, None, 4, 1.0, end_step=2)
+    bad = dataclasses.replace(first, alphas=[first.alphas[0], (first.alphas[1][0], first.alphas[1][1] * 0.9)])  # the noise level it stopped at is another's
+    with pytest.raises(ValueError, match='another scheduler'): D.sample_latents(pipe, bad, c)
+    assert D.sample_latents(pipe, first, c).end_step == 4
+
+
+def test_fit_latent_scale_restores_the_factor_when_encoding_raises(pipe, monkeypatch):
+    "An encoding that raised (out of memory, Ctrl-C) after the input check left vae.config.scaling_factor at the temporary 1.0; it restores the factor, and a successful call is unchanged."
+    p = copy.copy(pipe); p.vae = copy.deepcopy(pipe.vae); p.vae.register_to_config(scaling_factor=0.18215)
+    def oom(*a, **k): raise RuntimeError("out of memory (simulated)")
+    monkeypatch.setattr(p.vae, 'encode', oom)
+    with pytest.raises(RuntimeError, match='simulated'): D.fit_latent_scale(p, imgs(4))
+    assert p.vae.config.scaling_factor == 0.18215
+    monkeypatch.undo()
+    sf = D.fit_latent_scale(p, imgs(4)); p.vae.register_to_config(scaling_factor=1.0)
+    assert sf == float(1 / D.encode_images(p, imgs(4), sample=True, generator=torch.Generator().manual_seed(0)).std())
