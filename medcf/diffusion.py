@@ -127,10 +127,10 @@ def assemble_pipeline(vae: diffusers.AutoencoderKL,  # the autoencoder
                       text_encoder: transformers.PreTrainedModel,  # the frozen text encoder
                       tokenizer: transformers.PreTrainedTokenizerBase  # its tokenizer
                      ) -> diffusers.StableDiffusionPipeline:
-    "A diffusers `StableDiffusionPipeline` from parts (no safety checker: these are phantoms)."
+    "A diffusers `StableDiffusionPipeline` from parts (no safety checker: these are phantoms). It holds a copy of `scheduler`, which `StableDiffusionPipeline` may update (an old config's steps_offset to 1, clip_sample to False); the scheduler given is left as it was."
     _quiet()
     from diffusers import StableDiffusionPipeline
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=copy.deepcopy(scheduler),
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -314,9 +314,15 @@ READ_NAMES = ('config.json', 'scheduler_config.json', 'diffusion_pytorch_model.s
               'pytorch_model.bin', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.txt', 'vocab.json', 'merges.txt',
               'model_index.json', 'signal_leak.safetensors')  # the files load_pipeline reads from a checkpoint folder
 
-def _read_files(folder: Path) -> list:
-    "The files of a checkpoint folder that `load_pipeline` would read (not hidden ones such as .ipynb_checkpoints/, not other variants), posix paths."
-    return [p.relative_to(folder).as_posix() for p in sorted(folder.rglob('*')) if p.is_file() and p.name in READ_NAMES
+_WEIGHT_FILE = re.compile(r'(?:diffusion_pytorch_model|model|pytorch_model)(?:-\d+-of-\d+)?(?:\.([^.]+?))?(?:-\d+-of-\d+)?\.(?:safetensors|bin)'
+                          r'|(?:diffusion_pytorch_model|model|pytorch_model)\.(?:safetensors|bin)\.index(?:\.([^.]+))?\.json')  # a weight file, shard or shard index; group 1 or 2: its variant
+
+def _read_files(folder: Path, variant: str | None = None) -> list:
+    "The files of a checkpoint folder that `load_pipeline(variant=variant)` would read (not hidden ones such as .ipynb_checkpoints/, not other variants' weights): READ_NAMES, and the plain and `variant` weight files, shards and shard indexes (model.fp16.safetensors, model.fp16-00001-of-00002.safetensors, ...), posix paths."
+    def read(n: str) -> bool:
+        m = _WEIGHT_FILE.fullmatch(n)
+        return n in READ_NAMES or (m is not None and (m[1] or m[2]) in (None, variant))
+    return [p.relative_to(folder).as_posix() for p in sorted(folder.rglob('*')) if p.is_file() and read(p.name)
             and not any(part.startswith('.') for part in p.relative_to(folder).parts)]
 
 CKPT_ENTRIES = ('vae', 'unet', 'scheduler', 'text_encoder', 'tokenizer', 'model_index.json', LEAK_FILE, CARD, 'README.md')  # what save_pipeline writes
@@ -396,6 +402,7 @@ def save_pipeline(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet
     if include_text_encoder:
         full = assemble_pipeline(conv(pipe.vae), conv(pipe.unet), pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
         full.save_pretrained(out)
+        pipe.scheduler.save_pretrained(out / 'scheduler')  # the pipe's own config (the assembled copy's may have been updated by StableDiffusionPipeline)
     else:
         conv(pipe.unet).save_pretrained(out / 'unet'); conv(pipe.vae).save_pretrained(out / 'vae')
         pipe.scheduler.save_pretrained(out / 'scheduler')
@@ -519,13 +526,15 @@ def read_card(name_or_path: str | Path  # a zoo name ('chest', 'skin') or a pipe
         if key in card and not isinstance(card[key], dict) and not (key == 'recipe' and card[key] is None): raise ValueError(f"corrupt model card {f}: its {key!r} is a {type(card[key]).__name__}; expected {kind}")
     return card
 
-def verify_checkpoint(folder: str | Path) -> dict:
-    "Check every file listed in the folder's model card against its sha256, and that every file `load_pipeline` would read is listed; raises ValueError otherwise."
+def verify_checkpoint(folder: str | Path,  # a checkpoint folder with a model card
+                      variant: str | None = None  # the weight variant `load_pipeline(variant=)` will read (e.g. 'fp16': its *.fp16.safetensors files must be listed too)
+                     ) -> dict:
+    "Check every file listed in the folder's model card against its sha256, and that every file `load_pipeline(variant=variant)` would read is listed (its configs, plain weights and the `variant` weights); raises ValueError otherwise."
     folder = Path(folder)
     if not (folder / CARD).exists(): raise FileNotFoundError(f"{folder} has no {CARD}; expected a checkpoint written by save_pipeline")
     card = read_card(folder)
     listed = {f.replace('\\', '/'): h for f, h in card.get('files', {}).items()}  # posix paths (a card written on Windows may hold backslashes)
-    unlisted = [f for f in _read_files(folder) if f not in listed]
+    unlisted = [f for f in _read_files(folder, variant) if f not in listed]
     if unlisted: raise ValueError(f"corrupt checkpoint {folder}: {some_names(unlisted)} would be loaded but {CARD} lists no sha256 for it; "
                                   "expected every file save_pipeline wrote to be in the card (re-fetch the folder, or save the pipeline again)")
     for f, h in listed.items():
@@ -562,14 +571,14 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
     folder = _resolve(name_or_path)
     if check and not (folder / CARD).exists() and folder.resolve().is_relative_to((data_samples_root() / 'models').resolve()):
         raise FileNotFoundError(f"the zoo checkpoint {folder} has no {CARD}, so its files cannot be checked; re-fetch the folder (or load it with check=False)")
-    card = verify_checkpoint(folder) if check and (folder / CARD).exists() else read_card(folder)
+    card = verify_checkpoint(folder, variant) if check and (folder / CARD).exists() else read_card(folder)
     if not (folder / 'model_index.json').exists():
         if variant is not None: raise ValueError(f"variant={variant!r}: variants are a diffusers folder's (one with model_index.json); {folder} is save_pipeline's layout, which has none")
         missing = [f"{d}/" for d in ('vae', 'unet', 'scheduler') if not (folder / d).is_dir()]
         if missing: raise FileNotFoundError(f"{folder} is not a pipeline folder: it has no {', '.join(missing)} (and no model_index.json); "
                                             "expected save_pipeline's layout (vae/, unet/, scheduler/) or a diffusers Stable Diffusion folder")
     names = [p.name for p in folder.rglob('*') if p.suffix in ('.safetensors', '.bin') and p != folder / LEAK_FILE]  # weight files (the signal leak is none)
-    found = sorted({n.split('.')[-2] for n in names if n.count('.') >= 2})  # the variants its weight files come as ('fp16', ...)
+    found = sorted({re.sub(r'-\d+-of-\d+$', '', n.split('.')[-2]) for n in names if n.count('.') >= 2})  # the variants its weight files come as ('fp16', ...; a shard model.fp16-00001-of-00005.safetensors is 'fp16')
     plain = any(n.count('.') == 1 for n in names)  # diffusion_pytorch_model.safetensors, model.safetensors, ...
     if variant is not None and variant not in found:  # refused here: diffusers 0.30 loads the plain weights instead, without a word (0.42 raises)
         raise ValueError(f"could not load a pipeline from {folder}: it holds no {variant!r} weight files: drop variant= "
@@ -716,7 +725,7 @@ def ddim_scheduler(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
     asks = [k for k in ('clip_sample', 'thresholding') if cfg.get(k)]
     if asks: warnings.warn(f"this pipeline's scheduler sets {' and '.join(k + '=True' for k in asks)}; medcf's DDIM never clips or "
                            "thresholds the predicted clean latent (Stable Diffusion's configs set clip_sample=False), so diffusers' own call would differ")
-    s = DDIMScheduler.from_config(cfg)
+    s = DDIMScheduler.from_config({k: v for k, v in cfg.items() if k != '_use_default_values'})  # the config's own values: from_config would drop the keys listed there (StableDiffusionPipeline sets steps_offset=1 but leaves it on that list)
     if num_inference_steps > s.config.num_train_timesteps:
         raise ValueError(f"num_inference_steps={num_inference_steps} exceeds the {s.config.num_train_timesteps} training timesteps")
     s.set_timesteps(int(num_inference_steps))

@@ -3736,3 +3736,55 @@ def test_fit_latent_scale_restores_the_factor_when_encoding_raises(pipe, monkeyp
     monkeypatch.undo()
     sf = D.fit_latent_scale(p, imgs(4)); p.vae.register_to_config(scaling_factor=1.0)
     assert sf == float(1 / D.encode_images(p, imgs(4), sample=True, generator=torch.Generator().manual_seed(0)).std())
+
+
+def test_ddim_scheduler_reads_the_steps_offset_stable_diffusion_set(pipe):
+    "StableDiffusionPipeline sets an old DDIM config's steps_offset to 1 but leaves it on '_use_default_values', which from_config dropped: medcf sampled 750, 500, ... while the config (and diffusers' call) said 751, 501, ..."
+    from diffusers import DDIMScheduler
+    p = D.assemble_pipeline(pipe.vae, pipe.unet, DDIMScheduler(**D.SD_BETAS), pipe.text_encoder, pipe.tokenizer)
+    assert p.scheduler.config.steps_offset == 1 and 'steps_offset' in p.scheduler.config._use_default_values
+    s = D.ddim_scheduler(p, 4); p.scheduler.set_timesteps(4)
+    assert s.timesteps.tolist() == p.scheduler.timesteps.tolist() == [751, 501, 251, 1]
+    assert s.config.steps_offset == 1 and s.config.clip_sample is False
+
+
+def test_save_pipeline_leaves_the_pipelines_scheduler_as_it_was(tmp_path):
+    "save_pipeline(include_text_encoder=True) handed pipe.scheduler to StableDiffusionPipeline, which rewrote its steps_offset (0 -> 1) in place: the pipe sampled other images after a save, and the folder held a config the pipe never had."
+    from diffusers import DDIMScheduler
+    p = D.load_pipeline(_tiny_clip_sd_folder(tmp_path))
+    p.scheduler = DDIMScheduler(**D.SD_BETAS, clip_sample=False, steps_offset=0)
+    conf = lambda: {k: v for k, v in p.scheduler.config.items() if not k.startswith('_')}  # diffusers' save_config adds _class_name and _diffusers_version
+    before, grid = conf(), D.ddim_scheduler(p, 4).timesteps.tolist()
+    out = D.save_pipeline(p, tmp_path / 'o', include_text_encoder=True, fp16=False)
+    assert conf() == before and D.ddim_scheduler(p, 4).timesteps.tolist() == grid == [750, 500, 250, 0]
+    assert json.loads((out / 'scheduler/scheduler_config.json').read_text())['steps_offset'] == 0
+    sch = DDIMScheduler(**D.SD_BETAS)  # assemble_pipeline leaves the scheduler it is given as it was, too
+    q = D.assemble_pipeline(p.vae, p.unet, sch, p.text_encoder, p.tokenizer)
+    assert sch.config.steps_offset == 0 and sch.config.clip_sample is True and q.scheduler is not sch and q.scheduler.config.steps_offset == 1
+
+
+def test_load_pipeline_check_refuses_variant_weights_the_card_does_not_list(tmp_path):
+    "verify_checkpoint skipped *.fp16.* files as another variant, so load_pipeline(check=True, variant='fp16') loaded weights whose sha256 the card never held."
+    from safetensors.torch import load_file, save_file
+    out = D.save_pipeline(D.load_pipeline(_tiny_clip_sd_folder(tmp_path)), tmp_path / 'ckpt', include_text_encoder=True, fp16=False)
+    for sub, name in (('unet', 'diffusion_pytorch_model'), ('vae', 'diffusion_pytorch_model'), ('text_encoder', 'model')):
+        sd = load_file(str(out / sub / f'{name}.safetensors'))
+        save_file({k: torch.zeros_like(v) if sub == 'unet' else v for k, v in sd.items()}, str(out / sub / f'{name}.fp16.safetensors'))
+    msg = r'unet/diffusion_pytorch_model.fp16.safetensors.* would be loaded but model_card.json lists no sha256'
+    with pytest.raises(ValueError, match=msg): D.load_pipeline(out, check=True, variant='fp16')
+    with pytest.raises(ValueError, match=msg): D.verify_checkpoint(out, variant='fp16')
+    D.verify_checkpoint(out); D.load_pipeline(out, check=True)  # the plain load reads only the card's own files
+    card = json.loads((out / D.CARD).read_text()); card['files'].update({f.relative_to(out).as_posix(): D.sha256(f) for f in out.rglob('*.fp16.safetensors')})
+    (out / D.CARD).write_text(json.dumps(card))
+    assert all((w == 0).all() for w in D.load_pipeline(out, check=True, variant='fp16').unet.parameters())  # listed, they load
+
+
+def test_load_pipeline_reads_sharded_variant_files_as_their_variant(tmp_path):
+    "A shard model.fp16-00001-of-00005.safetensors was taken for variant 'fp16-00001-of-00005', so variant='fp16' was refused (diffusers loads it) and the hint named a shard."
+    p = D.load_pipeline(_tiny_clip_sd_folder(tmp_path))
+    d = tmp_path / 'sharded'
+    p.save_pretrained(d, variant='fp16', max_shard_size='20KB')
+    assert any('fp16-00001-of-' in f.name for f in (d / 'unet').iterdir())
+    q = D.load_pipeline(d, variant='fp16')
+    assert all(torch.equal(a, b) for a, b in zip(q.unet.state_dict().values(), p.unet.state_dict().values()))
+    with pytest.raises(ValueError, match=r"its weight files come as variant\(s\) \['fp16'\] only: pass variant='fp16'"): D.load_pipeline(d)
