@@ -1873,7 +1873,7 @@ def check_pixel_weights(weights: torch.Tensor | np.ndarray | Sequence | None,  #
     if weights is None: return None
     if np.ndim(size) != 1 or len(size) != 2: raise ValueError(f"size={size!r}: expected the images' (H, W)")
     size = tuple(int(v) for v in size)
-    try: w = np.asarray(_numpy_readable(weights), dtype=np.float64)
+    try: w = np.asarray(weights.detach().cpu().double() if isinstance(weights, torch.Tensor) else weights, dtype=np.float64)  # .double(): numpy has no bfloat16
     except (TypeError, ValueError) as e: raise ValueError(f"pixel_weights must be an H x W array of numbers for images of {size}: {e}") from None
     if w.shape != size: raise ValueError(f"pixel_weights has shape {w.shape}: expected one weight per pixel, H x W = {size} (the images' size)")
     if np.isfinite(w).all() and np.abs(w).max() > np.finfo(np.float32).max:
@@ -1885,12 +1885,6 @@ def check_sample_weights(weights: Sequence[float] | np.ndarray | torch.Tensor | 
                         ) -> torch.Tensor | None:
     "Validate per-example sampling weights: `n` finite non-negative numbers, not all zero (None stays None)."
     return None if weights is None else torch.as_tensor(check_weights(weights, n), dtype=torch.float64)
-
-def _numpy_readable(v: object) -> object:
-    "A tensor detached on the CPU, a bfloat16 one as float32 (numpy has no bfloat16: 'Got unsupported ScalarType'; every value is exact in float32); anything else as it is."
-    if not isinstance(v, torch.Tensor): return v
-    v = v.detach().cpu()
-    return v.float() if v.dtype == torch.bfloat16 else v
 
 def check_float32_weights(module: torch.nn.Module, name: str) -> None:
     "Refuse to train a module whose weights are not float32: AdamW's updates vanish (bfloat16) or divide 0 by 0 (float16, eps = 1e-8 rounds to 0)."
