@@ -1522,6 +1522,8 @@ def grid_index(grid: np.ndarray,  # (G,) increasing times in years, from 0
     if isinstance(t, (torch.Tensor, np.ndarray)) and t.ndim == 0 and not isinstance(t.item(), bool): t = t.item()  # a 0-d tensor or array
     if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, float, np.integer, np.floating)) or not np.isfinite(t):
         raise ValueError(f"t={t!r}: expected a time in years (a number)")
+    grid = np.asarray(grid)
+    if grid.dtype.kind == 'f': tol = max(tol, 4 * float(np.finfo(grid.dtype).eps) * abs(float(grid[-1])))  # a float32 grid (a TrialTensors') holds 33.8333 as 33.83333206
     if not -tol <= t <= grid[-1] + tol: raise ValueError(f"t={t} is outside the trial; expected 0 <= t <= {grid[-1]:g}")
     i = int(np.argmin(np.abs(grid - t)))
     if abs(grid[i] - t) > tol:

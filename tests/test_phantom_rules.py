@@ -465,3 +465,9 @@ def test_snap_to_grid_takes_a_float32_grid_even_to_its_own_precision():
     t = np.array([[0.0, 0.49, 1.02, 4.97]])
     assert np.allclose(P.snap_to_grid(t, g32), P.snap_to_grid(t, g64))
     with pytest.raises(ValueError, match='expected evenly spaced'): P.snap_to_grid(t, np.array([0, 0.1, 1, 2, 3, 4, 5], dtype=np.float32))
+
+def test_grid_index_reads_a_float32_grid_to_its_precision():
+    "predict looks t up on the TrialTensors' float32 grid: past 32 years float32 holds 33.8333 as 33.83333206, 1.3e-6 off, beyond the 1e-6 tolerance (torch 2.2 with numpy 1.23 refused a real grid time this way)."
+    g = np.linspace(0, 34, 34 * 6 + 1); g32 = g.astype(np.float32)
+    assert P.grid_index(g32, float(g[-2])) == len(g) - 2 and P.grid_index(g, float(g[-2])) == len(g) - 2
+    with pytest.raises(ValueError, match='lies between'): P.grid_index(g32, float(g[-2]) + 0.01)
