@@ -979,7 +979,8 @@ def test_no_finding_is_parsed_like_the_findings():
 def test_sixteen_bit_png_with_transparency_is_refused(tmp_path):
     "Pillow's convert('RGBA') ignores an I;16 image's tRNS value, so its transparent pixels loaded as their hidden value (white here)."
     a = np.full((8, 8), 1000, np.uint16); a[:4] = 5000
-    Image.fromarray(a).save(tmp_path / 'g16.png', transparency=5000)
+    try: Image.fromarray(a).save(tmp_path / 'g16.png', transparency=5000)
+    except OSError: pytest.skip("this Pillow cannot write a 16-bit PNG with a transparency value (9.3, the floor, cannot)")
     Image.fromarray(a).save(tmp_path / 'plain16.png'); Image.fromarray(a).save(tmp_path / 'unused16.png', transparency=7)  # no pixel takes the value
     with Image.open(tmp_path / 'g16.png') as im: assert im.mode in WIDE_MODES and im.info['transparency'] == 5000
     with pytest.raises(ValueError, match=r"g16.png has 32 transparent or translucent pixels \(mode I;?16?\w*\); expected an opaque image"):
