@@ -122,11 +122,17 @@ def _share(name: str, prism_share: float | None) -> float:
     "The share of paper-style captions to generate from: the one a run trained with (an override), else the recipe's."
     return _recipe(name)['prism_share'] if prism_share is None else check_real(prism_share, 'prism_share', 0, 1, expect='a share of captions in [0, 1]')
 
+def _generation_seed(seed: object) -> int:
+    "An evaluation seed checked as `_generated` uses it: the generated set draws its noise at `seed + 1`, so the largest is 2**32 - 2 (a message naming seed + 1 would name no argument the caller passed)."
+    seed = check_int(seed, 'seed', 0)
+    if seed > 2**32 - 2: raise ValueError(f"seed={seed}: the generated set draws its noise at seed + 1, and noise seeds end at 2**32 - 1; expected a seed in [0, {2**32 - 2}]")
+    return seed
+
 def _generated(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                name: str, real_b, num_inference_steps: int, guidance_scale: float, seed: int,
                guidance_interval: tuple | list | None = None, prism_share: float | None = None) -> torch.Tensor:
     "Images generated from real set b's training-style captions (the card's generated set at `seed`), mixed as the model was trained (`prism_share`; None: the recipe's)."
-    caps = training_captions(name, real_b, _share(name, prism_share), seed)
+    caps = training_captions(name, real_b, _share(name, prism_share), _generation_seed(seed))
     return generate(pipe, caps, num_inference_steps, guidance_scale, seed=seed + 1, guidance_interval=guidance_interval)
 
 def _generated_fd(pipe, oracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
@@ -148,6 +154,7 @@ def validation_fd(name: str,  # 'chest' or 'skin'
                   prism_share: float | None = None  # share of paper-style captions the model was trained with (None: the recipe's)
                  ) -> float:
     "Oracle-feature FD of generated vs real images over the real-vs-real floor, on the VALIDATION sets (never the card's)."
+    _generation_seed(seed)  # before any model loads
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, 0, seeds=VALIDATION_SEEDS)
     return _generated_fd(pipe, oracle, name, real_a, real_b, num_inference_steps, guidance_scale, seed, guidance_interval, prism_share) / floor
 
@@ -540,7 +547,7 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
     if check_int(n_invert, 'n_invert') > n: raise ValueError(f"n_invert={n_invert} > n={n}: the inversion figure inverts the first n_invert "
                                                              "of the n real images; expected n_invert <= n")
     r = _recipe(name); w = r['guidance_scale'] if guidance_scale is None else guidance_scale
-    gi, share = recipe_interval(name, guidance_interval), _share(name, prism_share)
+    gi, share, seed = recipe_interval(name, guidance_interval), _share(name, prism_share), _generation_seed(seed)  # before any image is drawn
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, seed)
     t0 = time.time(); q = {}
     adh = prompt_adherence(pipe, oracle, name, n, num_inference_steps, w, seed, gi)
@@ -689,7 +696,7 @@ def attribute_mix_fd(name: str,  # 'chest' or 'skin'
         raise ValueError(f"attribute={attribute!r}: expected a continuous attribute the oracle reads; it reads {spec}")
     if not 2 <= n <= pool_n: raise ValueError(f"n={n}, pool_n={pool_n}: expected 2 <= n <= pool_n (random draws of n from the pool)")
     if not (isinstance(draws, (int, np.integer)) and draws >= 1): raise ValueError(f"draws={draws!r}: expected a positive integer (pool draws averaged per figure)")
-    check_int(seed, 'seed', 0); check_real(width, 'width', 0, expect='a bin width > 0', open_lo=True); _share(name, prism_share)  # before any image is drawn
+    _generation_seed(seed); check_real(width, 'width', 0, expect='a bin width > 0', open_lo=True); _share(name, prism_share)  # before any image is drawn
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, seed)  # the card's sets and floor
     gen = _generated(pipe, name, real_b, num_inference_steps, w, seed, gi, prism_share)
     pool = zoo_phantom(name, 0).sample(pool_n, seed=50_000 + seed)  # seeds no other figure uses

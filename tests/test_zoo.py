@@ -777,3 +777,18 @@ def test_an_autoencoder_saved_without_its_history_is_trained_again(tmp_path, mon
     with pytest.warns(UserWarning, match=r'holds an autoencoder but .*vae_history.json is missing \(a save cut short\?\): training the autoencoder stage again'):
         zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=tmp_path / 'w', progress=False, n_images=8, vae_steps=1, unet_steps=2, select_every=None)
     assert calls == [1] and (tmp_path / 'w' / 'vae_history.json').exists()
+
+def test_an_evaluation_seed_past_the_last_generation_seed_is_refused_under_its_own_name(monkeypatch):
+    "The card's generated set draws its noise at seed + 1, so an evaluation seed of 2**32 - 1 cannot be served: it is refused naming the seed the caller passed, before any image is drawn (the previous library drew the real sets, then `generate` refused 'seed=4294967296', a number the caller never passed)."
+    monkeypatch.setattr(zoo, 'load_pipeline', lambda *a, **k: pytest.fail('a model was loaded before the seed was checked'))
+    monkeypatch.setattr(zoo, 'zoo_phantom', lambda *a, **k: pytest.fail('an image was drawn before the seed was checked'))
+    msg = r'seed=4294967295: the generated set draws its noise at seed \+ 1, .*expected a seed in \[0, 4294967294\]'
+    oracle = types.SimpleNamespace(specs=[types.SimpleNamespace(name='age', kind='continuous')])
+    for f in (lambda: zoo.validation_fd('chest', None, oracle, n=4, seed=2**32 - 1),
+              lambda: zoo.evaluate_zoo_model('chest', None, oracle, n=4, n_invert=2, seed=2**32 - 1),
+              lambda: zoo.attribute_mix_fd('chest', 'age', None, oracle, n=4, pool_n=8, seed=2**32 - 1)):
+        with pytest.raises(ValueError, match=msg): f()
+    drawn = []
+    monkeypatch.setattr(zoo, 'generate', lambda pipe, caps, *a, seed=0, **k: drawn.append(seed) or torch.zeros(len(caps), 1, 64, 64))
+    zoo._generated(object(), 'chest', ChestPhantom(size=64).sample(2, seed=0), 1, 1.0, 2**32 - 2)
+    assert drawn == [2**32 - 1]  # the last valid seed is still served
