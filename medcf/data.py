@@ -760,7 +760,7 @@ def write_chexpert_fixture(dest: str | Path,  # folder to create CheXpert-v1.0-s
                            seed: int = 0,  # seed of the images and of the label noise
                            p_uncertain: float = 0.3,  # share of training positives written as uncertain (-1)
                            p_lateral: float = 0.25,  # share of training studies that also get a lateral view
-                           overwrite: bool = False,  # replace existing CSVs and image folders (else refuse)
+                           overwrite: bool = False,  # replace existing CSVs and write into existing image folders (else refuse); files there that the new CSVs do not list are left as they are
                           ) -> Path:
     "Write a tiny CheXpert-v1.0-small (train.csv, valid.csv, JPEGs) from a chest phantom; returns the folder."
     check_int(n_train, 'n_train'); check_int(n_valid, 'n_valid'); check_real(p_uncertain, 'p_uncertain', 0, 1, 'a share between 0 and 1'); check_real(p_lateral, 'p_lateral', 0, 1, 'a share between 0 and 1')
@@ -807,7 +807,7 @@ def write_isic2019_fixture(dest: str | Path,  # folder to write the ISIC 2019 fi
                            n: int = 12,  # images
                            seed: int = 0,  # seed of images and metadata
                            image_size: int | None = None,  # save at this size (None: the phantom's size)
-                           overwrite: bool = False,  # replace existing CSVs and the image folder (else refuse)
+                           overwrite: bool = False,  # replace existing CSVs and write into an existing image folder (else refuse); files there that the new CSVs do not list are left as they are
                           ) -> Path:
     "Write ISIC_2019_Training_GroundTruth.csv, ISIC_2019_Training_Metadata.csv and ISIC_2019_Training_Input/*.jpg."
     check_int(n, 'n')
@@ -833,7 +833,7 @@ def write_isic2020_fixture(dest: str | Path,  # folder to write train.csv and tr
                            n: int = 12,  # images
                            seed: int = 0,  # seed of images and metadata
                            image_size: int | None = None,  # save at this size (None: the phantom's size)
-                           overwrite: bool = False,  # replace an existing train.csv and train/ (else refuse)
+                           overwrite: bool = False,  # replace an existing train.csv and write into an existing train/ (else refuse); files there that train.csv does not list are left as they are
                           ) -> Path:
     "Write an ISIC 2020 train.csv (real header) and train/*.jpg."
     check_int(n, 'n')
@@ -889,7 +889,7 @@ def write_medmnist_fixture(path: str | Path,  # the .npz to write; its name sets
 @checks_bools
 def write_data_samples(root: str | Path = 'data_samples',  # the repository's data_samples/ folder
                        seed: int = 0,  # fixture seed
-                       overwrite: bool = False,  # True to rewrite fixtures that are already there
+                       overwrite: bool = False,  # True to rewrite fixtures that are already there (image files an earlier fixture wrote and the new CSVs do not list are not deleted)
                       ) -> list:
     "Write every data fixture of this module from `ChestPhantom(64)` and `SkinPhantom(64)`; returns the paths."
     from medcf.phantoms import ChestPhantom, SkinPhantom
