@@ -250,6 +250,10 @@ def load_checkpoint(folder: str | os.PathLike,  # folder holding NAME.safetensor
     sd = {k: v.float() for k, v in load_file(str(w)).items()}
     return sd, card
 
+def _card_fault(e: Exception) -> str:
+    "What a card's KeyError or TypeError means, for a load message: a missing field, or one of the wrong type (a string where widths are a list, say)."
+    return 'lacks a field' if isinstance(e, KeyError) else 'holds a field of the wrong type'
+
 # %% ../nbs/03_oracles.ipynb #cddce4ca
 def _saved_config(net: nn.Module,  # the network being saved
                   card: dict,  # the card it is saved with
@@ -379,7 +383,7 @@ class AttributeOracle:
             specs = [AttrSpec(**{**s, 'range': tuple(s['range']) if s['range'] else None}) for s in card['specs']]
             cfg = card['config']
             net = OracleNet(card['channels'], sum(s.n_out for s in specs), tuple(cfg['widths']), cfg['feat_dim'])
-        except (KeyError, TypeError) as e: raise ValueError(f"{folder}/{name}.json lacks a field an oracle needs ({e!r}); expected the card AttributeOracle.save writes") from e
+        except (KeyError, TypeError) as e: raise ValueError(f"{folder}/{name}.json {_card_fault(e)} an oracle needs ({e!r}); expected the card AttributeOracle.save writes") from e
         net.load_state_dict(sd)
         net.requires_grad_(False)  # a judge, frozen as load_pipeline freezes its models: guidance's backward fills no weight's .grad (gradients to images still flow)
         return cls(net, specs, card['size'], card['channels'], card)
@@ -841,7 +845,7 @@ class LiTModel:
             cfg = card['config']
             net = OracleNet(card['channels'], cfg['embed_dim'], tuple(cfg['widths']), cfg['feat_dim'])
             size, channels, scale = card['size'], card['channels'], card['logit_scale']
-        except (KeyError, TypeError) as e: raise ValueError(f"{folder}/{name}.json lacks a field a LiT model needs ({e!r}); expected the card LiTModel.save writes") from e
+        except (KeyError, TypeError) as e: raise ValueError(f"{folder}/{name}.json {_card_fault(e)} a LiT model needs ({e!r}); expected the card LiTModel.save writes") from e
         net.load_state_dict(sd)
         net.requires_grad_(False)  # a judge, frozen as AttributeOracle.load freezes its own (gradients to images still flow)
         return cls(net, size, channels, scale, card)

@@ -919,3 +919,12 @@ def test_train_lit_names_a_backbone_that_is_not_an_oraclenet(tiny, toy):
     import copy
     odd = copy.copy(tiny); odd.net = torch.nn.Linear(2, 2)
     with pytest.raises(TypeError, match=r'backbone.net is a Linear; expected an OracleNet'): O.train_lit(toy, steps=1, batch_size=8, n_train=8, eval_n=8, backbone=odd)
+
+def test_load_says_a_card_field_has_the_wrong_type_rather_than_that_it_is_missing(tmp_path):
+    "A card whose config widths is a number (present, of the wrong type) was reported as 'lacks a field' by both loaders; the message says what is wrong now."
+    net = O.OracleNet(1, O.text_tower().dim, (4, 8), 8)
+    O.save_checkpoint(net, tmp_path, 'lit', {'kind': 'lit', 'size': 16, 'channels': 1, 'logit_scale': 10.0, 'config': {'widths': 4, 'feat_dim': 8, 'embed_dim': O.text_tower().dim}})
+    with pytest.raises(ValueError, match=r"lit.json holds a field of the wrong type a LiT model needs \(TypeError"): O.LiTModel.load(tmp_path)
+    O.save_checkpoint(O.OracleNet(1, 1, (4, 8), 8), tmp_path, 'o', {'kind': 'attribute_oracle', 'size': 16, 'channels': 1, 'config': {'widths': 4, 'feat_dim': 8},
+                                                                   'specs': [dict(name='sex', kind='binary', values=[0, 1], range=None)]})
+    with pytest.raises(ValueError, match=r"o.json holds a field of the wrong type an oracle needs \(TypeError"): O.AttributeOracle.load(tmp_path, 'o')
