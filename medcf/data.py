@@ -501,8 +501,12 @@ def read_chexpert(root: str | Path,  # the CheXpert-v1.0-small folder, or its pa
     if frontal_only:
         n, df = len(df), df[df['Frontal/Lateral'] == 'Frontal'].reset_index(drop=True)
         if df.empty: raise ValueError(f"{split}.csv has no 'Frontal' rows (all {n} are 'Lateral'); expected frontal views, or pass frontal_only=False")
-    bad = df.index[~df['Path'].astype(str).str.contains('/')]
-    if len(bad): raise ValueError(f"{split}.csv Path values {df['Path'][bad[:3]].tolist()} are not like 'CheXpert-v1.0-small/{split}/patient00001/study1/view1_frontal.jpg'")
+    names = list(dict.fromkeys(['CheXpert-v1.0-small', 'CheXpert-v1.0', folder.name]))  # the folder name that official CSVs put first in Path
+    first = df['Path'].astype(str).str.split('/', n=1).str[0]  # 'train'/'valid' where Path is written relative to the folder
+    prefix = first.isin(names) & ~first.isin(['train', 'valid'])  # a leading split folder is never cut
+    bad = df.index[~df['Path'].astype(str).str.contains('/') | ~(prefix | first.isin(['train', 'valid']))]
+    if len(bad): raise ValueError(f"{split}.csv Path values {df['Path'][bad[:3]].tolist()} are not like 'CheXpert-v1.0-small/{split}/patient00001/study1/view1_frontal.jpg' "
+                                  f"(rows {bad[:5].tolist()}); expected the dataset folder ({', '.join(map(repr, names))}) or the split folder ('train/', 'valid/') first")
     _check_unique(df, ['Path'], f'{split}.csv')  # the same image twice, perhaps with other labels
     raw = df['No Finding'].map(lambda v: np.nan if isinstance(v, str) and v.strip() in ('', 'nan', 'NaN') else v)  # a stray space reads as blank here (apply_policy refuses one in a finding)
     nf = pd.to_numeric(raw, errors='coerce')
@@ -510,7 +514,7 @@ def read_chexpert(root: str | Path,  # the CheXpert-v1.0-small folder, or its pa
     if len(odd): raise ValueError(f"{split}.csv 'No Finding' holds {raw[odd[:3]].tolist()} (rows {odd[:5].tolist()}); expected 1, 0, -1 or blank "
                                   "(a study is normal only at 1, and one text value turned the whole column to text: every normal study was captioned 'Chest X-ray')")
     df['No Finding'] = nf
-    df['file'] = [f'{folder}/{p.split("/", 1)[1]}' for p in df['Path']]  # Path starts with the folder name
+    df['file'] = [f'{folder}/{p.split("/", 1)[1] if pre else p}' for p, pre in zip(df['Path'], prefix)]  # the folder name is cut; a Path from train/ or valid/ is already relative to it
     if check: check_files(df['file'], 'CheXpert image')
     df['prompt'] = chest_prompts(df, policy)
     return df
@@ -538,7 +542,7 @@ class CheXpertDataset(Dataset):
     def __len__(self): return len(self.table)
     def __getitem__(self, i):
         i = item_index(i, len(self))
-        return dict(image=load_image(self.table['file'][i], self.size, self.channels), attrs=self.targets[i], mask=self.mask[i],
+        return dict(image=load_image(self.table['file'][i], self.size).repeat(self.channels, 1, 1), attrs=self.targets[i], mask=self.mask[i],  # gray, repeated: a tinted RGB file keeps no colour
                     prompt=self.table['prompt'][i], index=int(i))
 
 # %% ../nbs/01_data.ipynb #b2589816

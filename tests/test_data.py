@@ -1019,3 +1019,36 @@ def test_isic_dataset_checks_size_up_front():
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match=rf'size={bad!r}: expected a positive integer'): ISICDataset(t, size=bad)
     assert ISICDataset(t, size=8)[0]['image'].shape == (3, 8, 8)
+
+
+# --- data review (hunt4) 1: CheXpertDataset(channels=3) repeats the gray value, as documented, even for a file stored as RGB -------
+def test_chexpert_channels3_repeats_gray_of_rgb_file(tmp_path):
+    "A tinted RGB chest JPEG kept its colours with channels=3 (per-channel means -0.23/-0.31/-0.38) instead of the gray value in R, G and B."
+    ref = CheXpertDataset(CHEX, 'valid', size=16, channels=3)[0]['image']
+    shutil.copytree(CHEX, tmp_path / 'chexpert')
+    f = tmp_path / 'chexpert' / 'CheXpert-v1.0-small' / pd.read_csv(CHEX / 'CheXpert-v1.0-small' / 'valid.csv')['Path'][0].split('/', 1)[1]
+    a = np.asarray(Image.open(f).convert('L'), dtype=np.float32)
+    Image.fromarray(np.stack([a, a * 0.9, a * 0.8], -1).round().astype(np.uint8), 'RGB').save(f, quality=95)
+    x3, x1 = CheXpertDataset(tmp_path / 'chexpert', 'valid', size=16, channels=3)[0]['image'], CheXpertDataset(tmp_path / 'chexpert', 'valid', size=16)[0]['image']
+    assert x3.shape == (3, 16, 16) and torch.equal(x3, x1.expand(3, -1, -1)) and (x3[0] != ref[0]).any()  # the file's gray value, in all three channels
+    assert torch.equal(ref, load_image(CHEX / 'CheXpert-v1.0-small' / pd.read_csv(CHEX / 'CheXpert-v1.0-small' / 'valid.csv')['Path'][0].split('/', 1)[1], 16, 3))  # a gray file: as before
+
+
+# --- data review (hunt4) 2: read_chexpert cuts the folder name from Path only where it is there -------------------------------------
+def test_read_chexpert_path_relative_to_folder(tmp_path):
+    "A Path written relative to the folder (train/patient...) lost 'train/': a FileNotFoundError at paths without it, or a wrong `file` with check=False."
+    ref = read_chexpert(CHEX, 'train')
+    shutil.copytree(CHEX, tmp_path / 'chexpert')
+    folder = tmp_path / 'chexpert' / 'CheXpert-v1.0-small'
+    df = pd.read_csv(folder / 'train.csv')
+    df.assign(Path=df['Path'].str.replace('CheXpert-v1.0-small/', '', regex=False)).to_csv(folder / 'train.csv', index=False)
+    t = read_chexpert(folder, 'train')  # check=True: every file found
+    assert [Path(f).relative_to(folder.resolve()).as_posix() for f in t['file']] == [p.split('/', 1)[1] for p in ref['Path']]
+    assert all(Path(f).is_file() for f in t['file']) and t['prompt'].tolist() == ref['prompt'].tolist()
+    df.assign(Path=df['Path'].str.replace('CheXpert-v1.0-small/', 'images/', regex=False)).to_csv(folder / 'train.csv', index=False)
+    with pytest.raises(ValueError, match=r"train.csv Path values \['images/train/patient00001.*are not like 'CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg' \(rows \[0, 1, 2, 3, 4\]\); "
+                                         r"expected the dataset folder \('CheXpert-v1.0-small', 'CheXpert-v1.0'\) or the split folder \('train/', 'valid/'\) first"):
+        read_chexpert(folder, 'train', check=False)
+    df.assign(Path=df['Path'].str.replace('CheXpert-v1.0-small/', 'mychex/', regex=False)).to_csv(folder / 'train.csv', index=False)
+    shutil.move(folder, tmp_path / 'chexpert' / 'mychex')  # the folder's own name as prefix: cut, as the official name is
+    assert [Path(f).name for f in read_chexpert(tmp_path / 'chexpert' / 'mychex', 'train')['file']] == [Path(f).name for f in ref['file']]
