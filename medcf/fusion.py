@@ -17,12 +17,21 @@ __all__ = ['FUSIONS', 'TASKS', 'MODELS', 'encode_record', 'IterativeImputer', 's
            'predict', 'evaluate', 'train_fusion', 'uses_tab_encoder', 'make_model', 'run_fusion', 'summarise']
 
 # %% ../nbs/40_fusion.ipynb #c623db4e
+def _refuse_duplicated(df: pd.DataFrame,  # the record
+                       columns: list  # the columns that will be read from it
+                      ) -> None:
+    "Raise if any of `columns` appears more than once in `df` (e.g. after pd.concat(axis=1)): df[c] would be a table, not a column."
+    twice = set(df.columns[df.columns.duplicated()])
+    dup = [c for c in dict.fromkeys(columns) if c in twice]
+    if dup: raise ValueError(f"record has duplicated columns {dup}; expected one column per name (drop the copies, e.g. df.loc[:, ~df.columns.duplicated()])")
+
 def encode_record(df: pd.DataFrame,  # the record, one row per patient (phantom `attrs` or `read_adnimerge`)
                   columns: list  # columns to encode, in order
                  ) -> np.ndarray:
     "Numeric N x len(columns) float array of a record; sex becomes 1 for 'M', 0 for 'F'; missing values stay NaN."
     missing = [c for c in columns if c not in df.columns]
     if missing: raise ValueError(f"record lacks columns {missing}; it has {list(df.columns)}")
+    _refuse_duplicated(df, columns)
     out = np.empty((len(df), len(columns)), np.float64)
     for j, c in enumerate(columns):
         col = df[c]
@@ -451,6 +460,7 @@ class FusionData:
         if not isinstance(record, pd.DataFrame): raise TypeError(f"record is a {type(record).__name__}; expected a DataFrame, one row per image")
         if len(record) != len(images): raise ValueError(f"{len(images)} images but {len(record)} record rows; expected one row per image, in the same order")
         check_int(len(record), 'the number of patients', 30, ' (rows)')
+        _refuse_duplicated(record, ['rid', 'age', 'sex', *TASKS[task]['columns'], 'stage'])  # the columns read here
         if 'rid' in record.columns and record.rid.duplicated().any():
             raise ValueError(f"record has several rows for participants {record.rid[record.rid.duplicated()].unique()[:5].tolist()} (rid); expected one row per "
                              "participant: the split is by row, so one participant's visits would land in train and test (read_adnimerge's default keeps baselines only)")
@@ -514,7 +524,7 @@ def predict(model: nn.Module,  # a FusionNet or TabularMLP
             idx: np.ndarray,  # patient indices, e.g. data.split['test']
             bs: int = 256  # batch size
            ) -> torch.Tensor:
-    "Model outputs for the patients `idx` (eval mode, in batches)."
+    "Model outputs for the patients `idx` (eval mode, in batches); for the age task the standardised age (`out * data.y_std + data.y_mean` is years)."
     idx, bs = np.asarray(idx), check_int(bs, 'bs')
     if idx.ndim != 1 or not len(idx) or idx.dtype.kind not in 'iu':
         raise ValueError(f"idx has shape {idx.shape} and dtype {idx.dtype}; expected a non-empty 1-D array of integer patient indices")

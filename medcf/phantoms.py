@@ -1589,7 +1589,7 @@ class MSTrialData:
     @classmethod
     def from_visits(cls, images: torch.Tensor,  # N x 1 x S x S baseline slices in [-1, 1]
                     record: pd.DataFrame,  # one row per patient: the MS_TABULAR columns (sex 'M'/'F') and 'arm' (a name in MS_ARMS)
-                    visit_t: np.ndarray,  # (N, V) visit times in years on `grid`, NaN where there is none; column 0 the baseline (0)
+                    visit_t: np.ndarray,  # (N, V) visit times in years on `grid`, NaN where there is none; column j is scheduled visit j (0 the baseline, at 0; the last the final visit, which a TLearner learns from): a missed visit leaves its own column NaN, visits are not left-aligned
                     visit_y: np.ndarray,  # (N, V) scores on the 0..10 scale at those visits, NaN where there is none
                     grid: np.ndarray  # (G,) evenly spaced times in years from 0: the model's solver grid
                    ) -> 'MSTrialData':
@@ -1597,10 +1597,13 @@ class MSTrialData:
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 1:
             raise ValueError(f"images has shape {tuple(getattr(images, 'shape', ()))}; expected a tensor N x 1 x S x S of baseline slices")
         if not isinstance(record, pd.DataFrame): raise TypeError(f"record is a {type(record).__name__}; expected a DataFrame with columns {list(MS_TABULAR)} and 'arm'")
-        t, grid = _check_visit_grid(visit_t, grid)
+        def na_to_nan(a):  # pd.NA / None (nullable pandas tables) is a missing visit, not text
+            a = np.asarray(a)
+            return np.where(pd.isna(a), np.nan, a) if a.dtype == object else a
+        t, grid = _check_visit_grid(na_to_nan(visit_t), grid)
         if t.ndim != 2 or t.shape[1] == 0 or len(t) != len(record) or len(images) != len(record):
             raise ValueError(f"{len(images)} images, {len(record)} record rows and visit times of shape {t.shape}; expected N of each, visit times N x V (V >= 1: column 0 the baseline)")
-        try: y = np.asarray(visit_y, dtype=float)
+        try: y = np.asarray(na_to_nan(visit_y), dtype=float)
         except (TypeError, ValueError): raise ValueError("visit_y holds values that are not numbers; expected scores on the 0..10 scale, NaN where there is no visit") from None
         if y.shape != t.shape: raise ValueError(f"visit_y has shape {y.shape} and visit_t {t.shape}; expected one score per visit time (patients, visits)")
         if not (np.abs(t[:, 0]) <= 1e-6).all():  # NaN too: every patient has a baseline

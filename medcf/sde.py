@@ -139,10 +139,11 @@ class BaselineEncoder(nn.Module):
             raise ValueError(f"tabular record has shape {tuple(tab.shape)}; expected (N, {self.n_tab}) with columns {list(MS_TABULAR)}")
 
     def fit_scaler(self, tab: torch.Tensor) -> None:  # training records, N x n_tab
-        "Standardize the record with the training data's mean and sd."
+        "Standardize the record with the training data's mean and sd; a (near-)constant training column (sd < 1e-3, e.g. all men) gets sd 1, as `IterativeImputer` does with a constant column."
         self._check(tab)
         if len(tab) < 2: raise ValueError(f"fit_scaler got {len(tab)} training record(s); expected at least two (a standard deviation needs them)")
-        self.tab_mean.copy_(tab.mean(0)); self.tab_sd.copy_(tab.std(0).clamp(min=1e-3))
+        sd = tab.std(0)  # float32 rounding leaves a constant column's sd tiny but not 0, hence a threshold; dividing by it would put a patient who differs ~1000 sds away
+        self.tab_mean.copy_(tab.mean(0)); self.tab_sd.copy_(torch.where(sd < 1e-3, torch.ones_like(sd), sd))
 
     def forward(self, image: torch.Tensor,  # N x 1 x s x s
                 tab: torch.Tensor  # N x n_tab
@@ -371,6 +372,11 @@ def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
         early = last < 0.9 * H
         if early.any(): warnings.warn(f"{int(early.sum())} of {len(last)} observed final visits (the last column) lie more than 10% of the follow-up before "
                                       f"the horizon (earliest {float(last.min()):.3g} of {H:g} years); the T-learner treats them as the horizon", stacklevel=user_stacklevel())
+        at_h = (data.visit_idx == len(data.grid) - 1).any(1); lost = at_h & ~data.mask[:, -1]  # seen at the horizon, but not in the last column
+        if lost.any(): warnings.warn(f"{int(lost.sum())} of {int(at_h.sum())} patients seen at the horizon ({H:g} years) have that visit in another column and the last column empty: "
+                                     "the T-learner learns from the last column only and drops them; expected the final scheduled visit in the last column "
+                                     "(MSTrialData's layout: column j is scheduled visit j, NaN where it was missed; visits written left-aligned with NaN padding at the end break it)",
+                                     stacklevel=user_stacklevel())
     absent = [a for j, a in enumerate(MS_ARMS) if not (data.arm == j).any()]
     if absent: warnings.warn(f"no patient of this data is in arm(s) {absent}: this fit does not train the model's response to them "
                              "(from scratch, predictions under them come from an untrained part of the model)", stacklevel=user_stacklevel())
@@ -481,7 +487,7 @@ class MSPrediction:
 def predict(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
             data: TrialTensors,  # patients to predict (only the baseline is used)
             level: float = 0.9,  # coverage of the intervals
-            n_paths: int = 64,  # CausalSDE: sampled paths per patient and arm
+            n_paths: int = 64,  # CausalSDE: sampled paths per patient and arm, >= 2 (the intervals are their quantiles)
             seed: int = 0,  # CausalSDE: seed of the paths and of the measurement noise (draws are made for the whole batch: the same patients in the same order give the same paths)
             name: str | None = None,  # label (default: the class name)
             t: float | None = None  # time of the effect estimate in years, one of the grid's (default: the horizon)
@@ -492,6 +498,7 @@ def predict(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
     _check_data(data)
     level = check_real(level, 'level', 0, 1, expect='a probability in (0, 1)', open_lo=True, open_hi=True)
     seed = check_int(seed, 'seed', 0, unit=' (torch seeds stop at 2**64 - 1, and the measurement noise is drawn with seed + 1)', hi=2**64 - 2)
+    n_paths = check_int(n_paths, 'n_paths', 2, unit=' (paths per patient and arm: a quantile interval needs several paths; one gives a zero-width interval, lo == hi)')
     grid = data.grid.numpy()
     ti = grid_index(grid, t)
     if isinstance(model, TLearner) and ti != len(grid) - 1:

@@ -241,3 +241,28 @@ def test_imputer_ridge_must_be_positive():
     X = np.c_[rng.normal(size=50), rng.normal(size=50)]; X = np.c_[X, X[:, 0]]; X[::5, 1] = np.nan  # column 2 duplicates column 0
     with pytest.raises(ValueError, match=r"regression of column 1 on the others is singular at ridge=1e-20 .*expected a larger ridge"): IterativeImputer(ridge=1e-20).fit(X)
     assert np.isfinite(IterativeImputer().fit_transform(X)).all()  # the default handles it
+
+
+def test_predicted_age_is_years_after_scaling_and_shifting():
+    "The age target is (age - y_mean) / y_std: years are out * y_std + y_mean. Exercise 5 of nb 40 said 'multiply by data.y_std for years' (off by y_mean, ~70 years); it and predict's docstring now add y_mean."
+    import json, pathlib
+    rng = np.random.default_rng(0); age = rng.uniform(60, 85, 40)
+    d = FusionData.from_record('age', -torch.ones(40, 1, 8, 8), pd.DataFrame(dict(age=age, sex=['M', 'F'] * 20)))
+    assert np.allclose(d.y.numpy() * d.y_std + d.y_mean, age, atol=1e-3) and d.y_mean > 60
+    assert 'out * data.y_std + data.y_mean' in predict.__doc__
+    nb = pathlib.Path(__file__).parents[1] / 'nbs' / '40_fusion.ipynb'
+    if nb.exists():  # a source checkout: the exercise's prose states the same rule
+        ex5 = next(''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if c.get('id') == 'ec74bd93')
+        assert 'multiply by `data.y_std` and add `data.y_mean` for years' in ex5 and 'multiply by `data.y_std` for years' not in ex5
+
+
+def test_duplicated_record_columns_are_refused_by_name():
+    "A record joined twice (pd.concat(axis=1)) has every column twice: encode_record said 'column 'age' is not numeric' (it is) or raised AttributeError for sex; from_record a TypeError."
+    a = pd.DataFrame(dict(sex=['M', 'F'] * 20, age=np.linspace(60, 85, 40)))
+    df = pd.concat([a, a[['age']]], axis=1)
+    for c in (['age'], ['sex', 'age']):
+        with pytest.raises(ValueError, match=r"record has duplicated columns \['age'\]; expected one column per name"): encode_record(df, c)
+    assert np.array_equal(encode_record(df, ['sex']), encode_record(a, ['sex']))  # a column read once is still read
+    for dup in ('age', 'sex'):
+        with pytest.raises(ValueError, match=rf"record has duplicated columns \['{dup}'\]; expected one column per name"):
+            FusionData.from_record('age', -torch.ones(40, 1, 8, 8), pd.concat([a, a[[dup]]], axis=1))

@@ -471,3 +471,17 @@ def test_grid_index_reads_a_float32_grid_to_its_precision():
     g = np.linspace(0, 34, 34 * 6 + 1); g32 = g.astype(np.float32)
     assert P.grid_index(g32, float(g[-2])) == len(g) - 2 and P.grid_index(g, float(g[-2])) == len(g) - 2
     with pytest.raises(ValueError, match='lies between'): P.grid_index(g32, float(g[-2]) + 0.01)
+
+
+# --- review (sde data): pandas nullable visit tables (Float64, whose to_numpy() holds pd.NA) are missing visits, as NaN is
+def test_from_visits_reads_pd_NA_as_a_missing_visit():
+    imgs, grid = torch.zeros(3, 1, 16, 16), np.linspace(0, 2, 9)
+    rec = pd.DataFrame(dict(arm=['placebo'] * 3))
+    vt, vy = np.array([[0, .5, np.nan]] * 3), np.array([[2, 2.5, np.nan]] * 3)
+    ref = P.MSTrialData.from_visits(imgs, rec, vt, vy, grid)
+    nt, ny = (pd.DataFrame(a).astype('Float64').to_numpy() for a in (vt, vy))
+    assert nt.dtype == object and nt[0, 2] is pd.NA  # what a nullable table gives
+    for t, y in ((nt, vy), (vt, ny), (nt, ny), (pd.DataFrame(vt).astype('Float64'), pd.DataFrame(vy).astype('Float64'))):
+        d = P.MSTrialData.from_visits(imgs, rec, t, y, grid)  # visit_t with pd.NA raised TypeError ('NAType'); visit_y with pd.NA was 'not numbers'
+        assert np.array_equal(d.visit_idx, ref.visit_idx) and np.array_equal(d.visit_y, ref.visit_y, equal_nan=True)
+    with pytest.raises(ValueError, match='visit_y holds values that are not numbers'): P.MSTrialData.from_visits(imgs, rec, vt, np.array([[2, 'x', np.nan]] * 3, dtype=object), grid)

@@ -557,3 +557,39 @@ def test_sampling_seeds_stop_where_torch_seeds_do(small):
     with pytest.raises(ValueError, match=r'seed=18446744073709551616: expected an integer in \[0, 18446744073709551615\]'): m.sample_paths(T[:4], n_paths=2, seed=2**64)
     with pytest.raises(ValueError, match=r'seed=18446744073709551615: expected an integer in \[0, 18446744073709551614\] \(torch seeds stop at 2\*\*64 - 1, and the measurement noise is drawn with seed \+ 1\)'):
         predict(m, T[:4], seed=2**64 - 1, n_paths=2)
+
+def test_fit_scaler_gives_a_constant_column_sd_one(small):
+    "A column constant in training (all women) gets sd 1, not 1e-3: a man's record sits 1 sd off, not 1000 sds (which saturated the encoder and gave five patients one prediction)."
+    _, T = small
+    wom = T[T.tab[:, 1] == 0]
+    enc = BaselineEncoder(image=False); enc.fit_scaler(wom.tab)
+    assert enc.tab_sd[1] == 1 and enc.tab_mean[1] == 0
+    assert torch.equal(enc.tab_sd[[0, 2, 3]], wom.tab[:, [0, 2, 3]].std(0))  # varying columns keep their sd
+    tab = wom.tab.clone(); tab[:, 0] = 43.7                                  # a constant that float32 cannot hold exactly: its sd is ~1e-6, not 0
+    enc.fit_scaler(tab); assert enc.tab_sd[0] == 1
+    man = wom.tab[:1].clone(); man[:, 1] = 1
+    assert ((man - enc.tab_mean) / enc.tab_sd)[0, 1] == 1
+
+def test_tlearner_fit_warns_when_horizon_visits_are_not_in_the_last_column(small):
+    "Visits written left-aligned (NaN padding at the end) leave the last column empty for patients seen at the horizon: the T-learner, which learns from the last column only, used to drop them without a word."
+    tr, T = small
+    vt, vy = np.full(tr.visit_t.shape, np.nan), np.full(tr.visit_y.shape, np.nan)
+    for i in range(len(tr)):
+        m = ~np.isnan(tr.visit_t[i]); vt[i, :m.sum()], vy[i, :m.sum()] = tr.visit_t[i][m], tr.visit_y[i][m]
+    L = trial_tensors(MSTrialData.from_visits(tr.baseline.images, tr.baseline.attrs, vt, vy, tr.grid))
+    at_h = (T.visit_idx == len(T.grid) - 1).any(1); n = int((at_h & ~L.mask[:, -1]).sum())
+    assert n > 0 and int(at_h.sum()) == int((L.visit_idx == len(L.grid) - 1).any(1).sum())
+    with pytest.warns(UserWarning, match=rf"{n} of {int(at_h.sum())} patients seen at the horizon \(2 years\) have that visit in another column and the last column empty: "
+                                         r"the T-learner learns from the last column only and drops them; expected the final scheduled visit in the last column"):
+        fit(TLearner(image=False), L, epochs=1)
+    with warnings.catch_warnings(): warnings.simplefilter('error'); fit(TLearner(image=False), T, epochs=1)  # the trial's own layout: no warning
+
+def test_predict_refuses_one_path(small):
+    "One path per patient gave a '90%' predictive and effect interval of width 0 (lo == hi): predict refuses n_paths < 2 by name, and two paths already give a width."
+    _, T = small
+    m = CausalSDE(d=2, c=4, q=4, width=8, image=False); m.fit_scaler(T.tab)
+    for n in (1, 0):
+        with pytest.raises(ValueError, match=rf'n_paths={n}: expected an integer >= 2 \(paths per patient and arm: a quantile interval needs several paths; one gives a zero-width interval, lo == hi\)'):
+            predict(m, T[:3], n_paths=n)
+    p = predict(m, T[:3], n_paths=2)
+    assert (p.hi > p.lo).all() and (p.cate_hi[:, 1:] > p.cate_lo[:, 1:]).all()
