@@ -80,7 +80,7 @@ class IterativeImputer:
         empty = np.where(miss.all(0))[0]
         if len(empty): raise ValueError(f"columns {self._names(empty)} are entirely missing in the training record; drop them")
         self.mean, self.std = np.nanmean(X, 0), np.nanstd(X, 0)
-        self.std[self.std == 0] = 1
+        self.std[np.nanmax(X, 0) == np.nanmin(X, 0)] = 1  # a constant column: its computed sd is rounding, not 0 (0.1 repeated gives 1.4e-17), and a patient who differs would stand 1e16 sds away
         self.incomplete = np.where(miss.any(0))[0]
         Z = np.where(miss, 0.0, (X - self.mean) / self.std)
         self.coefs = []

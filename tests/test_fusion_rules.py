@@ -266,3 +266,13 @@ def test_duplicated_record_columns_are_refused_by_name():
     for dup in ('age', 'sex'):
         with pytest.raises(ValueError, match=rf"record has duplicated columns \['{dup}'\]; expected one column per name"):
             FusionData.from_record('age', -torch.ones(40, 1, 8, 8), pd.concat([a, a[[dup]]], axis=1))
+
+def test_imputer_gives_a_column_constant_in_floats_sd_one():
+    "A training column holding 0.1 in every row has a computed sd of 1.4e-17 (rounding), not 0: the imputer kept it, so a patient with 0.2 was standardised to ~7e15; a constant column gets sd 1, as one whose sd is exactly 0 did."
+    from medcf.fusion import IterativeImputer
+    rng = np.random.default_rng(0)
+    X = np.c_[np.full(40, 0.1), rng.normal(size=40)]
+    assert np.nanstd(X, 0)[0] != 0  # the premise: rounding, not 0
+    imp = IterativeImputer().fit(X)
+    Z = imp.transform(np.array([[0.2, 0.0]]))
+    assert imp.std[0] == 1 and abs(Z[0, 0] - 0.1) < 1e-9
