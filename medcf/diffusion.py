@@ -166,10 +166,19 @@ def vae_factor(pipe: SDPipeline) -> int:
     "Pixels per latent cell of the pipeline's VAE (8 for Stable Diffusion)."
     return 2 ** (len(pipe.vae.config.block_out_channels) - 1)
 
+def _latent_hw(pipe: SDPipeline) -> tuple:
+    "The UNet's latent (height, width), its `sample_size` (an int or (h, w)); refused when it records none (diffusers' UNet2DConditionModel default) or not sizes."
+    s = pipe.unet.config.sample_size
+    ok = lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0
+    if not (ok(s) or (isinstance(s, (list, tuple)) and len(s) == 2 and all(map(ok, s)))):
+        got = "records no sample_size (None, diffusers' default for UNet2DConditionModel)" if s is None else f"records sample_size={s!r}"
+        raise ValueError(f"the UNet {got}; expected its latent size, a positive int or a (height, width) pair of them: set the size it was trained at, "
+                         "e.g. pipe.unet.register_to_config(sample_size=64) for 512-px Stable Diffusion (64 latent cells of 8 px)")
+    return (s, s) if ok(s) else tuple(s)
+
 def native_hw(pipe: SDPipeline) -> tuple:
     "Image (height, width) the UNet was built for (`unet.config.sample_size * vae_factor`; a sample size may be an int or (h, w))."
-    s = pipe.unet.config.sample_size
-    h, w = (s, s) if isinstance(s, int) else tuple(s)
+    h, w = _latent_hw(pipe)
     return h * vae_factor(pipe), w * vae_factor(pipe)
 
 def native_size(pipe: SDPipeline) -> int:
@@ -649,7 +658,7 @@ def _version(p: torch.Tensor) -> int | None:
 
 @torch.no_grad()
 def _encoder_state(pipe: SDPipeline) -> tuple:
-    "What the cached embeddings depend on: the tokenizer (which, its length, padding length and padding and truncation sides), whether the text encoder reads the padding mask, and its weights and adapters as they are now."
+    "What the cached embeddings depend on: the tokenizer (which, its length, padding length, padding and truncation sides and special tokens), whether the text encoder reads the padding mask, and its weights and adapters as they are now."
     te, tok = pipe.text_encoder, pipe.tokenizer
     params = [p for p in te.parameters() if not p.is_meta]
     # an edit through .data (a LoRA merged by peft, an EMA copy) bumps no counter: 64 fixed pseudo-random entries of every weight see it
@@ -661,7 +670,8 @@ def _encoder_state(pipe: SDPipeline) -> tuple:
     weights = hash((tuple((p.data_ptr(), _version(p)) for p in params), sample, adapters))
     masked = bool(getattr(te.config, 'use_attention_mask', False))  # the padding mask changes every embedding (diffusers reads this flag at each call)
     sides = getattr(tok, 'padding_side', None), getattr(tok, 'truncation_side', None)  # set in place (tok.padding_side = 'left'), they move every token
-    return id(tok), len(tok), tok.model_max_length, sides, masked, te.dtype, str(te.device), weights
+    specials = tuple(getattr(tok, f'{k}_token_id', None) for k in ('pad', 'bos', 'eos', 'unk', 'cls', 'sep'))  # set in place (SD 2.x pads with '!'), len(tok) stays: the ids a prompt is padded (a slow tokenizer: wrapped) with change
+    return id(tok), len(tok), tok.model_max_length, sides, specials, masked, te.dtype, str(te.device), weights
 
 def clear_prompt_cache(pipe: SDPipeline | None = None  # the pipeline whose cached embeddings to drop (None: every pipeline's)
                        ) -> None:
@@ -693,9 +703,10 @@ def encode_prompts(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
 
 def _cond_uncond(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                  prompts: list, negative_prompt: str | list[str], guidance_scale: float) -> tuple:
-    "(cond, uncond) embeddings for checked prompts; uncond (the negative prompt, one for all or one per prompt, checked) only where guidance needs it."
+    "(cond, uncond) embeddings for checked prompts; uncond (the negative prompt, one for all or one per prompt, checked) only where guidance needs it; both checked against the UNet before any UNet call (a text encoder of another width is named as such)."
     negs = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else negative_prompt
-    return encode_prompts(pipe, prompts), encode_prompts(pipe, negs) if guidance_scale != 1 else None
+    cond = _check_embeddings(pipe, encode_prompts(pipe, prompts), "the text encoder's output", len(prompts))
+    return cond, _check_embeddings(pipe, encode_prompts(pipe, negs), "the text encoder's output for negative_prompt", len(prompts)) if guidance_scale != 1 else None
 
 # %% ../nbs/02_diffusion.ipynb #509cb5b3
 _SAID_DDIM: set = set()  # scheduler classes `ddim_scheduler` has warned about
@@ -910,8 +921,7 @@ def initial_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (un
     n = check_int(n, 'n')
     seed, offset = _noise_key(seed, offset, n)
     if not isinstance(signal_leak, (bool, torch.Tensor)): raise TypeError(f"signal_leak={signal_leak!r}: expected True (the pipeline's own), False (none) or a latent tensor (`fit_signal_leak`)")
-    s, c = pipe.unet.config.sample_size, pipe.unet.config.in_channels
-    s = (s, s) if isinstance(s, int) else tuple(s)
+    s, c = _latent_hw(pipe), pipe.unet.config.in_channels
     x = _randn(_seed_generators(seed, n, offset), (c, *s))
     leak = getattr(pipe, 'signal_leak', None) if signal_leak is True else (None if signal_leak is False else signal_leak)
     return x if leak is None else add_signal_leak(pipe, x, leak, num_inference_steps)

@@ -3789,3 +3789,45 @@ def test_load_pipeline_reads_sharded_variant_files_as_their_variant(tmp_path):
     q = D.load_pipeline(d, variant='fp16')
     assert all(torch.equal(a, b) for a, b in zip(q.unet.state_dict().values(), p.unet.state_dict().values()))
     with pytest.raises(ValueError, match=r"its weight files come as variant\(s\) \['fp16'\] only: pass variant='fp16'"): D.load_pipeline(d)
+
+
+def test_prompts_encoded_for_a_unet_of_another_width_are_named_before_any_unet_call(pipe, monkeypatch):
+    "invert_latents and ddim_invert fed the text encoder's 384-wide output to a UNet built for 32 (a RuntimeError inside torch), and generate blamed a `cond` the caller never passed."
+    torch.manual_seed(0)
+    p = D.assemble_pipeline(pipe.vae, D.build_unet(8, 4, (16, 32), cross_attention_dim=32, attention_head_dim=4), pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
+    z0, inv = D.encode_images(p, imgs(1)), D.invert_latents(pipe, D.encode_images(pipe, imgs(1)), 'a', num_inference_steps=2, check=False)
+    def no_unet_call(*a, **k): raise AssertionError('the UNet ran before the embeddings were checked')
+    monkeypatch.setattr(p.unet, 'forward', no_unet_call)
+    msg = r"the text encoder's output has shape \(1, 48, 384\); expected N x L x 32 \(this UNet's cross_attention_dim"
+    for run in (lambda: D.invert_latents(p, z0, 'a', num_inference_steps=2), lambda: D.ddim_invert(p, imgs(1), 'a', num_inference_steps=2),
+                lambda: D.generate(p, ['a'], num_inference_steps=2), lambda: D.regenerate(p, inv, 'a', guidance_scale=2.0)):
+        with pytest.raises(ValueError, match=msg): run()
+
+
+def test_prompt_cache_sees_a_new_pad_token(pipe):
+    "tok.pad_token = '!' (SD 2.x's CLIP tokenizer pads with it) changed the padding ids with len(tok) unchanged, and the cache served the old embeddings."
+    p = D.assemble_pipeline(pipe.vae, pipe.unet, pipe.scheduler, pipe.text_encoder, copy.deepcopy(pipe.tokenizer))
+    ps = ['a chest x-ray']
+    before, n = D.encode_prompts(p, ps), len(p.tokenizer)
+    p.tokenizer.pad_token = '!'
+    fresh = D.encode_prompts(p, ps, cache=False)
+    assert len(p.tokenizer) == n and not torch.allclose(fresh, before)  # the new padding moves the embeddings
+    assert torch.equal(D.encode_prompts(p, ps), fresh)
+
+
+def test_a_unet_without_sample_size_is_refused_with_how_to_set_one(pipe):
+    "A UNet2DConditionModel built without sample_size (diffusers' default None) made native_hw, initial_latents, generate and ddim_invert fail with \"'NoneType' object is not iterable\"."
+    import re
+    from diffusers import UNet2DConditionModel
+    base = {k: v for k, v in dict(pipe.unet.config).items() if not k.startswith('_')}
+    p = D.assemble_pipeline(pipe.vae, UNet2DConditionModel.from_config({**base, 'sample_size': None}), pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
+    msg = r"the UNet records no sample_size .*expected its latent size, a positive int or a \(height, width\) pair .*pipe\.unet\.register_to_config\(sample_size="
+    for run in (lambda: D.native_hw(p), lambda: D.initial_latents(p, 1), lambda: D.generate(p, ['a'], num_inference_steps=1),
+                lambda: D.ddim_invert(p, imgs(1), 'a', num_inference_steps=1)):
+        with pytest.raises(ValueError, match=msg): run()
+    for bad in (0, 8.0, True, (8,), (8, None)):
+        p.unet.register_to_config(sample_size=bad)
+        with pytest.raises(ValueError, match=rf"the UNet records sample_size={re.escape(repr(bad))}; expected its latent size"): D.native_hw(p)
+    for good, hw in ((8, (32, 32)), ([8, 6], (32, 24))):  # the way the message says works, for an int or (h, w)
+        p.unet.register_to_config(sample_size=good)
+        assert D.native_hw(p) == hw and D.initial_latents(p, 1).shape == (1, 4, hw[0] // 4, hw[1] // 4)
