@@ -296,7 +296,7 @@ def reliability_curve(probs: ArrayLike,  # N (binary P(y=1)) or N x K probabilit
     _same_len(probs=p, labels=y)
     n_bins = check_int(n_bins, 'n_bins')  # True passed as 1 bin
     conf, correct = p.max(1), (p.argmax(1) == y).astype(float)
-    b = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
+    b = np.searchsorted(np.arange(1, n_bins) / n_bins, conf, side='left')  # bins (lo, hi] (the first [0, hi]) on the edges the table prints: ceil(conf * n_bins) put 0.56 in (0.56, 0.6] at 25 bins, as 0.56 * 25 rounds to 14.000000000000002
     rows = [dict(bin_lo=k / n_bins, bin_hi=(k + 1) / n_bins, confidence=conf[b == k].mean(), accuracy=correct[b == k].mean(), count=int((b == k).sum()))
             for k in range(n_bins) if (b == k).any()]
     return pd.DataFrame(rows)

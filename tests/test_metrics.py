@@ -979,3 +979,13 @@ def test_leakage_refuses_attributes_that_are_all_intervened():
 def test_worst_group_message_keeps_the_group_id_and_count():
     "A row of the group table taken as one Series made the id and the count floats ('the worst group, 3.0, has 2.0 samples')."
     with pytest.warns(UserWarning, match=r'the worst group, 3, has 2 samples'): M.worst_group_accuracy([1, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [3, 3, 4, 4, 4, 4])
+
+def test_a_confidence_on_a_bin_edge_falls_in_the_bin_the_table_prints():
+    "Bins are (lo, hi]: a confidence equal to a printed bin_hi belongs to that bin. ceil(conf * n_bins) put 0.56 in (0.56, 0.6] at 25 bins (0.56 * 25 rounds to 14.000000000000002), so [0.56, 0.55] scored an ECE of 0.495 instead of 0.055."
+    from medcf.metrics import reliability_curve, expected_calibration_error
+    for n_bins in (10, 15, 25, 50, 100):
+        for k in range(-(-n_bins // 2), n_bins + 1):  # every edge a top-label confidence can sit on (>= 0.5)
+            conf = k / n_bins
+            r = reliability_curve([conf], [1], n_bins)  # binary P(y=1) = conf: the top label's confidence
+            assert r.bin_hi.item() == conf, (n_bins, k, r)
+    assert abs(expected_calibration_error([0.56, 0.55], [1, 0], n_bins=25) - 0.055) < 1e-12
