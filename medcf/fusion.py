@@ -9,7 +9,7 @@ import numpy as np, pandas as pd, torch
 from torch import nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .phantoms import checks_bools, user_stacklevel, warn_unit_range, BrainPhantom, check_int, check_real, check_bool, copy_frozen, keeps_global_rng
+from .phantoms import checks_bools, user_stacklevel, warn_unit_range, BrainPhantom, check_int, check_real, check_bool, copy_frozen, keeps_global_rng, builds_float32
 
 # %% auto #0
 __all__ = ['FUSIONS', 'TASKS', 'MODELS', 'encode_record', 'IterativeImputer', 'stratified_split', 'HyperNet', 'HyperLinear',
@@ -152,6 +152,7 @@ def _bn(dim): return {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[dim]
 
 class HyperNet(nn.Module):
     "Hypernetwork: embedding -> hidden (ReLU) -> the flat weights and bias of one main-network layer, per sample."
+    @builds_float32  # float32 weights (from the same seeded stream) whatever torch's default dtype
     def __init__(self, embed_dim: int,  # width of the conditioning embedding
                  n_weight: int,  # number of generated weights
                  fan_in: int,  # fan-in of the main layer whose weights are generated
@@ -190,6 +191,7 @@ def _check_embedding(e: torch.Tensor, n: int, embed_dim: int):
 
 class HyperLinear(nn.Module):
     "Linear layer whose weight and bias are generated per sample from an embedding; one batched matmul for the batch."
+    @builds_float32  # float32 weights (from the same seeded stream) whatever torch's default dtype
     def __init__(self, in_features: int, out_features: int,
                  embed_dim: int,  # width of the conditioning embedding
                  hidden: int = 16,  # hypernetwork hidden width
@@ -220,6 +222,7 @@ class HyperLinear(nn.Module):
 # %% ../nbs/40_fusion.ipynb #d42a15d1
 class HyperConv(nn.Module):
     "2-D or 3-D convolution whose kernel and bias are generated per sample; one grouped convolution for the batch."
+    @builds_float32  # float32 weights (from the same seeded stream) whatever torch's default dtype
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
                  embed_dim: int,  # width of the conditioning embedding
                  stride: int = 1, padding: int = 0,
@@ -258,6 +261,7 @@ class HyperConv(nn.Module):
 # %% ../nbs/40_fusion.ipynb #1bd95c66
 class ResBlock(nn.Module):
     "Residual block; `cond` picks how a tabular embedding enters: None, 'film', 'daft' or 'hyper' (hyper-generated shortcut)."
+    @builds_float32  # float32 weights (from the same seeded stream) whatever torch's default dtype
     def __init__(self, cin: int, cout: int, stride: int = 2, dim: int = 2,
                  cond: str | None = None,  # where the condition enters (see the class doc)
                  embed_dim: int = 0,  # width of the tabular embedding (for cond)
@@ -301,6 +305,7 @@ def _check_record(t: torch.Tensor, n: int, n_tab: int) -> None:
 
 class TabularMLP(nn.Module):
     "MLP on the imputed record; `embed` gives the penultimate features a fusion model can reuse."
+    @builds_float32  # float32 weights (from the same seeded stream) whatever torch's default dtype
     def __init__(self, n_tab: int,  # width of the imputed record (with indicators)
                  n_out: int,  # 1 for regression, number of classes otherwise
                  hidden: int = 32):  # hidden width
@@ -318,7 +323,8 @@ class TabularMLP(nn.Module):
 FUSIONS = ('image', 'tabular', 'concat', 'film', 'daft', 'hyper_head', 'hyper_shortcut')
 
 class FusionNet(nn.Module):
-    "Small ResNet over the image with the record fused in one of several ways (see `FUSIONS`)."
+    "Small ResNet over the image with the record fused in one of several ways (see `FUSIONS`); float32 whatever torch's default dtype, as `FusionData`."
+    @builds_float32  # a float64 session gets the same float32 weights from the same seed (a float64 draw is another stream)
     def __init__(self, n_tab: int,  # width of the imputed record (with indicators)
                  n_out: int,  # 1 for regression, number of classes otherwise
                  fusion: str = 'image',  # one of FUSIONS

@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
-from .phantoms import checks_bools, user_stacklevel, SCMPhantom, PhantomBatch, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable, keeps_global_rng
+from .phantoms import checks_bools, user_stacklevel, SCMPhantom, PhantomBatch, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable, keeps_global_rng, builds_float32
 ImageBatch = torch.Tensor | np.ndarray  # an N x C x H x W image batch as `check_images` takes it: a float tensor or a numpy array
 Captions = str | Sequence[str] | np.ndarray | pd.Series  # one caption or a sequence of them, as `_texts` takes them
 
@@ -130,7 +130,8 @@ def encode_targets(specs: list,  # the oracle's attribute specs
 
 # %% ../nbs/03_oracles.ipynb #7335c98c
 class OracleNet(nn.Module):
-    "A small plain-torch CNN: conv blocks (GroupNorm, SiLU) halving the size, a 2x2 pool, a feature layer and one linear head."
+    "A small plain-torch CNN: conv blocks (GroupNorm, SiLU) halving the size, a 2x2 pool, a feature layer and one linear head; float32 whatever torch's default dtype (the phantoms' images are float32)."
+    @builds_float32  # a float64 session gets the same float32 initialisation (train_oracle's seed) and reads float32 images
     def __init__(self, in_channels: int,  # image channels (1 gray, 3 RGB)
                  n_out: int,  # total outputs of the head
                  widths: Sequence = (16, 32, 64, 128),  # channels per stage; every stage after the first halves the size
@@ -480,7 +481,7 @@ def train_oracle(phantom: SCMPhantom,  # population whose observed attributes th
         idx = torch.randint(0, n_train, (batch_size,), generator=g)
         _cosine_lr(opt, lr, step, steps, max(1, steps // 20))
         x = x_pool[idx].float()
-        if noise_std: x = (x + noise_std * torch.rand(batch_size, 1, 1, 1, generator=g) * torch.randn(x.shape, generator=g)).clamp(-1, 1)
+        if noise_std: x = (x + noise_std * torch.rand(batch_size, 1, 1, 1, generator=g, dtype=torch.float32) * torch.randn(x.shape, generator=g, dtype=torch.float32)).clamp(-1, 1)  # float32 draws whatever torch's default dtype (a float64 one is another stream)
         loss, terms = oracle_loss(specs, net(x), y_pool[idx])
         opt.zero_grad(); loss.backward(); opt.step()
         if step % log_every == 0 or step == steps - 1:
@@ -584,7 +585,7 @@ def noise_agreement(oracle: AttributeOracle,  # the oracle to test
     "Per discrete attribute: share of images the oracle reads the same with and without added pixel noise (clamped to [-1, 1])."
     noise_std, seed = check_real(noise_std, 'noise_std', 0, expect='a positive finite std', open_lo=True), check_int(seed, 'seed', 0)
     x = check_images(images, oracle.channels).float()
-    noisy = (x + noise_std * torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))).clamp(-1, 1)
+    noisy = (x + noise_std * torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)).clamp(-1, 1)  # float32 draws whatever torch's default dtype: a seed gives the same noise
     return reading_agreement(oracle, x, noisy)
 
 # %% ../nbs/03_oracles.ipynb #8e34bcad
@@ -677,7 +678,7 @@ def attribute_saliency(oracle: AttributeOracle,  # the oracle whose reading is e
     x = check_images(images, oracle.channels)
     if tuple(x.shape[-2:]) != (oracle.size, oracle.size):
         raise ValueError(f"images are {tuple(x.shape[-2:])} pixels; expected the oracle's size {oracle.size} x {oracle.size} (resize first: the map is per pixel)")
-    cols, total = oracle._cols[name], torch.zeros(x.shape[-2:])
+    cols, total = oracle._cols[name], torch.zeros(x.shape[-2:], dtype=torch.float32)
     dev = next(oracle.net.parameters()).device
     for i in batch_starts(len(x), batch_size):
         xb = x[i:i + batch_size].detach().clone().requires_grad_(True)
@@ -969,7 +970,7 @@ def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
         def embed(idx): return net(x_pool[idx].float())
         params = list(net.parameters())
     t_data = time.time() - t0
-    log_scale = nn.Parameter(torch.tensor(math.log(10.)))
+    log_scale = nn.Parameter(torch.tensor(math.log(10.), dtype=torch.float32))  # float32 as the towers, whatever torch's default dtype
     opt = torch.optim.AdamW(params + [log_scale], lr=lr, weight_decay=1e-4)
     curve = []; net.feat.train(); net.head.train()
     if backbone is None: net.train()

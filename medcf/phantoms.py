@@ -13,9 +13,9 @@ import numpy as np, pandas as pd, torch
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
            'check_bool', 'checks_bools', 'check_real', 'check_weights', 'user_stacklevel', 'unit_range_warned_once',
            'warn_unit_range', 'warn_truncated', 'some_names', 'refuse_overwrite', 'copy_frozen', 'jsonable',
-           'keeps_global_rng', 'parameters_of', 'required_parameters', 'takes_keyword', 'data_samples_root',
-           'data_path', 'Variable', 'row_index', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts', 'plot_graph',
-           'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles',
+           'keeps_global_rng', 'builds_float32', 'parameters_of', 'required_parameters', 'takes_keyword',
+           'data_samples_root', 'data_path', 'Variable', 'row_index', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts',
+           'plot_graph', 'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles',
            'chest_facts', 'SkinPhantom', 'skin_titles', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'grid_index',
            'snap_to_grid', 'MSTrialData', 'MSTrial']
 
@@ -204,6 +204,17 @@ def keeps_global_rng(fn: Callable  # a function that seeds torch's global genera
     def run(*args, **kwargs):
         cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []  # manual_seed seeds these too
         with torch.random.fork_rng(devices=cuda): return fn(*args, **kwargs)
+    return run
+
+def builds_float32(fn: Callable  # a module's __init__, or any function that makes tensors or draws seeded numbers in torch's default dtype
+                  ) -> Callable:
+    "Run `fn` with torch's default dtype set to float32 (the caller's is restored afterwards, also on an error): a model built in a float64 session gets float32 weights drawn from the same random stream as in a float32 one (a float64 draw is another stream), and reads the library's float32 images."
+    import functools
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        was = torch.get_default_dtype(); torch.set_default_dtype(torch.float32)
+        try: return fn(*args, **kwargs)
+        finally: torch.set_default_dtype(was)
     return run
 
 def parameters_of(fn: Callable  # a function, or an nn.Module (its forward is read)
@@ -878,7 +889,7 @@ class ChestPhantom(SCMPhantom):
         "A fixed bank of 64 white-noise planes (per size); each sample picks one by its grain noise."
         if getattr(self, '_grain_bank', None) is None:
             g = torch.Generator().manual_seed(1234)
-            self._grain_bank = torch.randn(64, self.size, self.size, generator=g)
+            self._grain_bank = torch.randn(64, self.size, self.size, generator=g, dtype=torch.float32)  # float32 whatever torch's default dtype: a float64 draw is another stream
         return self._grain_bank
 
     def _render_chunk(self, t: pd.DataFrame, noise: dict) -> torch.Tensor:
@@ -1183,7 +1194,7 @@ class SkinPhantom(SCMPhantom):
         les = _soft(rr - rho, w + 0.01 * _p(1 - col('border')))  # regular borders are a little softer
         # lesion colour: darker than the skin; variegation adds black, blue-grey and red zones from a smooth random field
         depth = (1 - rho / rr).clamp(0, 1)
-        brown = torch.tensor([[0.50, 0.32, 0.20]]) * torch.as_tensor(0.8 + 0.3 * r[:, 9:10], dtype=torch.float32)
+        brown = torch.tensor([[0.50, 0.32, 0.20]], dtype=torch.float32) * torch.as_tensor(0.8 + 0.3 * r[:, 9:10], dtype=torch.float32)
         colour = 0.36 * tone + 0.6 * tone.mean(1, keepdim=True) * brown  # n x 3: darker than the skin, browner on light skin
         lcol = colour[:, :, None, None] * (1 - 0.3 * depth[:, None])
         if asym.any():  # asymmetric pigment too: one side darker than the other
@@ -1202,8 +1213,8 @@ class SkinPhantom(SCMPhantom):
             blue = blotch(phi + 2.2, 0.45, 0.5) * (1 - black)
             red = blotch(phi + 4.2, 0.45, 0.4) * _p(q[:, 37] < 0.6) * (1 - black) * (1 - blue)
             black, blue, red = black[:, None], blue[:, None], red[:, None]
-            lcol[i] = (lcol[i] * (1 - black - blue - red) + black * torch.tensor([0.12, 0.08, 0.08]).view(1, 3, 1, 1)
-                       + blue * torch.tensor([0.42, 0.46, 0.56]).view(1, 3, 1, 1) + red * torch.tensor([0.62, 0.32, 0.28]).view(1, 3, 1, 1))
+            lcol[i] = (lcol[i] * (1 - black - blue - red) + black * torch.tensor([0.12, 0.08, 0.08], dtype=torch.float32).view(1, 3, 1, 1)
+                       + blue * torch.tensor([0.42, 0.46, 0.56], dtype=torch.float32).view(1, 3, 1, 1) + red * torch.tensor([0.62, 0.32, 0.28], dtype=torch.float32).view(1, 3, 1, 1))
         img = img + (lcol - img) * les[:, None]
         # artifacts, drawn only where present
         def paint(mask, draw):
@@ -1212,36 +1223,36 @@ class SkinPhantom(SCMPhantom):
                 img[i] = img[i] * (1 - a[:, None]) + c * a[:, None]
         P = lambda rr_, j: _p(rr_[:, j])
         def hair(i, q):
-            a = torch.zeros(len(i), S, S)
+            a = torch.zeros(len(i), S, S, dtype=torch.float32)
             for k in range(3):  # up to three hairs, each a gently curved dark line (x as a function of y, or y of x)
                 x0, x1, bend = 2 * P(q, 10 + 3 * k) - 1, 2 * P(q, 11 + 3 * k) - 1, 0.4 * (P(q, 12 + 3 * k) - 0.5)
                 on = (P(q, 35) * 3 + 1 > k).float()  # 1 to 3 hairs
                 a = torch.maximum(a, on * (_tube(X, Y, x0, -1.1, x1, 1.1, bend, 0.7 * px, w) if k % 2 == 0 else _tube(Y, X, x0, -1.1, x1, 1.1, bend, 0.7 * px, w)))
-            return 0.8 * a, torch.tensor([0.08, 0.06, 0.05]).view(1, 3, 1, 1)
+            return 0.8 * a, torch.tensor([0.08, 0.06, 0.05], dtype=torch.float32).view(1, 3, 1, 1)
         paint(col('hair') == 1, hair)
         def ruler(i, q):
             top = P(q, 22) < 0.5; yy = torch.where(top, -Y, Y)  # band along the bottom or top edge
             band = _soft(yy - 0.72, w)
             ticks = band * _soft(0.25 - ((X * S / 8 + 2 * P(q, 23)) % 1 - 0.5).abs() * 2 + 0 * yy, 0.1) * _soft(0.86 - yy, w) \
                 + band * _soft(yy - 0.94, w)
-            return 0.85 * band, (torch.tensor([0.93, 0.90, 0.70]).view(1, 3, 1, 1) * (1 - ticks[:, None]) + 0.1 * ticks[:, None])
+            return 0.85 * band, (torch.tensor([0.93, 0.90, 0.70], dtype=torch.float32).view(1, 3, 1, 1) * (1 - ticks[:, None]) + 0.1 * ticks[:, None])
         paint(col('ruler') == 1, ruler)
         def ink(i, q):
             rad = (R0[i] * 1.2 + 0.12).clamp(max=0.86)  # a marker circle drawn around the lesion, kept inside the field
             d = (torch.sqrt((X - cx[i]) ** 2 + (Y - cy[i]) ** 2) - rad).abs()
             arc = torch.exp(-(d / (2.0 * px)) ** 2) * _soft(torch.cos(torch.atan2(Y - cy[i], X - cx[i]) - 6.3 * P(q, 24)) + 0.2, 0.1)
-            return 0.9 * arc, torch.tensor([0.42, 0.18, 0.62]).view(1, 3, 1, 1)
+            return 0.9 * arc, torch.tensor([0.42, 0.18, 0.62], dtype=torch.float32).view(1, 3, 1, 1)
         paint(col('ink') == 1, ink)
         def bubbles(i, q):
-            a = torch.zeros(len(i), S, S)
+            a = torch.zeros(len(i), S, S, dtype=torch.float32)
             for k in range(3):  # three gel bubbles: bright rims with a faint bright fill
                 bx, by, br = 1.6 * P(q, 25 + 3 * k) - 0.8, 1.6 * P(q, 26 + 3 * k) - 0.8, 0.08 + 0.08 * P(q, 27 + 3 * k)
                 d = torch.sqrt((X - bx) ** 2 + (Y - by) ** 2)
                 a = torch.maximum(a, torch.maximum(torch.exp(-((d - br) / (1.5 * px)) ** 2), 0.3 * _soft(br - d, w)))
-            return 0.9 * a, torch.tensor([0.97, 0.97, 0.97]).view(1, 3, 1, 1)
+            return 0.9 * a, torch.tensor([0.97, 0.97, 0.97], dtype=torch.float32).view(1, 3, 1, 1)
         paint(col('bubbles') == 1, bubbles)
         def corners(i, q):
-            return _soft(torch.sqrt(rad2) - (1.08 + 0.12 * P(q, 34)), 0.03), torch.zeros(1, 3, 1, 1)
+            return _soft(torch.sqrt(rad2) - (1.08 + 0.12 * P(q, 34)), 0.03), torch.zeros(1, 3, 1, 1, dtype=torch.float32)
         paint(col('dark_corners') == 1, corners)
         return (img * 2 - 1).clamp(-1, 1)
 

@@ -5,7 +5,7 @@
 # %% ../nbs/50_causal_sde.ipynb #923e0d9b
 from __future__ import annotations
 from dataclasses import dataclass
-import time, warnings
+import time, warnings, inspect
 from pathlib import Path
 from typing import Sequence
 import numpy as np, pandas as pd, torch
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import torchsde
 from fastcore.basics import patch
 from .phantoms import (checks_bools, user_stacklevel, MS_ARMS, MS_TABULAR, ms_arm_index, MSTrialData, grid_index, check_int, check_real, check_bool,
-                       keeps_global_rng, refuse_overwrite)
+                       keeps_global_rng, refuse_overwrite, builds_float32)
 
 # %% auto #0
 __all__ = ['MODEL_CLASSES', 'TrialTensors', 'check_visits', 'trial_tensors', 'BaselineEncoder', 'gauss_nll', 'SharedBrownian',
@@ -44,7 +44,7 @@ class TrialTensors:
         if len(self.arm[ix]) == 0: raise ValueError(f"the selection {ix!r} holds no patients; expected at least one")
         return TrialTensors(self.image[ix], self.tab[ix], self.arm[ix], self.visit_idx[ix], self.visit_y[ix], self.mask[ix], self.grid)
     @property
-    def visit_t(self) -> torch.Tensor: return torch.where(self.mask, self.grid[self.visit_idx.clamp(min=0)], torch.zeros(()))
+    def visit_t(self) -> torch.Tensor: return torch.where(self.mask, self.grid[self.visit_idx.clamp(min=0)], torch.zeros((), dtype=self.grid.dtype))
 
 def check_visits(visit_t: np.ndarray | Sequence[Sequence[float]],  # N x V visit times in years (nan where there is no visit)
                  mask: np.ndarray | Sequence[Sequence[bool]] | None = None) -> None:  # N x V True where observed (default: where not nan)
@@ -120,8 +120,9 @@ def _check_data(data):
 
 # %% ../nbs/50_causal_sde.ipynb #8e756a55
 class BaselineEncoder(nn.Module):
-    "Encode the baseline slice (small CNN) and the standardized tabular record into one vector."
+    "Encode the baseline slice (small CNN) and the standardized tabular record into one vector (float32, as `trial_tensors`' data, whatever torch's default dtype)."
     @checks_bools
+    @builds_float32
     def __init__(self, n_tab: int = len(MS_TABULAR),  # tabular width
                  out: int = 16,  # size of the embedding
                  width: int = 32,  # hidden width
@@ -202,8 +203,9 @@ class _SDEFunc(nn.Module):
 
 # %% ../nbs/50_causal_sde.ipynb #362dde41
 class CausalSDE(nn.Module):
-    "Treatment-conditioned latent neural SDE: baseline -> z(0), arm-dependent drift and diffusion, decoder to EDSS."
+    "Treatment-conditioned latent neural SDE: baseline -> z(0), arm-dependent drift and diffusion, decoder to EDSS (float32 whatever torch's default dtype)."
     @checks_bools
+    @builds_float32  # a float64 session gets the same initialisation from the same seed, and fits trial_tensors' float32 data
     def __init__(self, d: int = 4,  # latent state size
                  c: int = 16,  # baseline embedding size
                  q: int = 16,  # posterior context size (ELBO only)
@@ -226,7 +228,7 @@ class CausalSDE(nn.Module):
     def _cond(self, e, arm): return torch.cat([e, F.one_hot(arm, len(MS_ARMS)).float()], 1)
     def _z0_prior(self, e, k, gen=None):
         m, lv = self.z0_prior(e).chunk(2, 1)
-        return (m + torch.exp(0.5 * lv) * torch.randn((k,) + m.shape, generator=gen)).reshape(k * len(e), self.d)
+        return (m + torch.exp(0.5 * lv) * torch.randn((k,) + m.shape, generator=gen, dtype=torch.float32)).reshape(k * len(e), self.d)  # float32 draws whatever torch's default dtype (a float64 one is another stream)
 
 # %% ../nbs/50_causal_sde.ipynb #b93ccd5a
 @patch
@@ -238,7 +240,7 @@ def mc_nll(self: CausalSDE, b: TrialTensors,  # a minibatch of patients
     e = self.enc(b.image, b.tab)
     z0 = self._z0_prior(e, k, torch.Generator().manual_seed(entropy))
     self.sde.cond = self._cond(e, b.arm).repeat(k, 1)
-    bm = torchsde.BrownianInterval(b.grid[0], b.grid[-1], (k * len(b), self.d), entropy=entropy)
+    bm = torchsde.BrownianInterval(b.grid[0], b.grid[-1], (k * len(b), self.d), dtype=z0.dtype, entropy=entropy)  # the model's dtype (float32), not torch's default
     zs = torchsde.sdeint(self.sde, z0, b.grid, bm=bm, dt=float(b.grid[1] - b.grid[0]), method='euler', names={'drift': 'h'})
     zs = zs.reshape(len(b.grid), k, len(b), self.d)
     ix = b.visit_idx.clamp(min=0).T                                                            # V x B
@@ -259,10 +261,10 @@ def elbo(self: CausalSDE, b: TrialTensors,  # a minibatch of patients
     visits = torch.stack([b.visit_t, b.visit_y / 10, b.mask.float()], -1) * b.mask[..., None]
     _, hq = self.ctx_rnn(visits); post = hq[0]
     mp, lp = self.z0_prior(e).chunk(2, 1); mq, lq = self.z0_post(torch.cat([e, post], 1)).chunk(2, 1)
-    z0 = mq + torch.exp(0.5 * lq) * torch.randn(mq.shape, generator=torch.Generator().manual_seed(entropy)).to(mq)
+    z0 = mq + torch.exp(0.5 * lq) * torch.randn(mq.shape, generator=torch.Generator().manual_seed(entropy), dtype=torch.float32).to(mq)  # float32 draws whatever torch's default dtype
     kl0 = 0.5 * (lp - lq + (torch.exp(lq) + (mq - mp) ** 2) / torch.exp(lp) - 1).sum(1)
     self.sde.cond, self.sde.post = self._cond(e, b.arm), post
-    bm = torchsde.BrownianInterval(b.grid[0], b.grid[-1], (len(b), self.d + 1), entropy=entropy)  # +1: the logqp channel
+    bm = torchsde.BrownianInterval(b.grid[0], b.grid[-1], (len(b), self.d + 1), dtype=z0.dtype, entropy=entropy)  # +1: the logqp channel; the model's dtype, not torch's default
     kw = dict(bm=bm, dt=float(b.grid[1] - b.grid[0]), method='euler', logqp=True)
     if adjoint: zs, logqp = torchsde.sdeint_adjoint(self.sde, z0, b.grid, adjoint_params=tuple(self.sde.parameters()) + (self.sde.cond, post), **kw)
     else: zs, logqp = torchsde.sdeint(self.sde, z0, b.grid, **kw)
@@ -272,8 +274,9 @@ def elbo(self: CausalSDE, b: TrialTensors,  # a minibatch of patients
 
 # %% ../nbs/50_causal_sde.ipynb #8e982a00
 class TLearner(nn.Module):
-    "Fixed-horizon T-learner: one MLP per arm maps the baseline to a Gaussian over EDSS at the final visit."
+    "Fixed-horizon T-learner: one MLP per arm maps the baseline to a Gaussian over EDSS at the final visit (float32 whatever torch's default dtype)."
     @checks_bools
+    @builds_float32
     def __init__(self, c: int = 16,  # embedding size
                  width: int = 32,  # hidden width
                  image: bool = True  # False: the baseline record alone, without the image's CNN branch
@@ -291,7 +294,7 @@ class TLearner(nn.Module):
                ) -> tuple:
         "Mean and sd of EDSS at the horizon, (N,) each."
         arm = _arm_tensor(arm, len(b))
-        mu, sd = torch.zeros(len(b)), torch.ones(len(b))
+        dt = next(self.parameters()).dtype; mu, sd = torch.zeros(len(b), dtype=dt), torch.ones(len(b), dtype=dt)
         for a in arm.unique().tolist():
             s = arm == a
             o = self.heads[a](self.encs[a](b.image[s], b.tab[s]))
@@ -306,8 +309,9 @@ class TLearner(nn.Module):
         return gauss_nll(b.visit_y[m, -1], mu, sd).mean()
 
 class GRUBaseline(nn.Module):
-    "Recurrent baseline: the baseline embedding starts a GRU stepped along the time grid with the arm as input."
+    "Recurrent baseline: the baseline embedding starts a GRU stepped along the time grid with the arm as input (float32 whatever torch's default dtype)."
     @checks_bools
+    @builds_float32
     def __init__(self, c: int = 16,  # embedding and hidden size
                  width: int = 32,  # hidden width of the head
                  image: bool = True  # False: the baseline record alone, without the image's CNN branch
@@ -430,8 +434,15 @@ def load_model(path: str | Path  # a file written by save_model
     except Exception as e: raise ValueError(f"{path} is not a model file save_model wrote ({type(e).__name__}: {str(e)[:80]})") from None
     if not isinstance(d, dict) or d.get('medcf_model') not in MODEL_CLASSES:
         raise ValueError(f"{path} holds no medcf model (expected a file written by save_model for one of {list(MODEL_CLASSES)})")
-    m = {'CausalSDE': CausalSDE, 'TLearner': TLearner, 'GRUBaseline': GRUBaseline}[d['medcf_model']](**d['config'])
-    m.load_state_dict(d['state_dict'])
+    name = d['medcf_model']; cls = {'CausalSDE': CausalSDE, 'TLearner': TLearner, 'GRUBaseline': GRUBaseline}[name]
+    expect = f"expected a file save_model wrote with this medcf version (a {name}'s config takes {[k for k in inspect.signature(cls).parameters]}, and its state_dict)"
+    lack = [k for k in ('config', 'state_dict') if not isinstance(d.get(k), dict)]
+    if lack: raise ValueError(f"{path} holds a {name} without {' or '.join(map(repr, lack))} as a dict; {expect}")
+    try:
+        m = cls(**d['config']).float()  # float32 whatever torch's default dtype, as save_model says
+        m.load_state_dict(d['state_dict'])
+    except (TypeError, ValueError, RuntimeError) as e:  # a setting this version lacks (a newer medcf's), weights missing, extra or misshapen
+        raise ValueError(f"{path} holds a {name} that this medcf cannot rebuild ({type(e).__name__}: {' '.join(str(e).split())[:200]}); {expect}") from e
     return m.eval()
 
 # %% ../nbs/50_causal_sde.ipynb #eb22277b
@@ -454,7 +465,7 @@ def sample_paths(self: CausalSDE, b: TrialTensors,  # patients (only their basel
     n, A, K, G = len(b), len(ai), n_paths, len(b.grid)
     e = self.enc(b.image, b.tab)
     z0, eK = self._z0_prior(e, K, torch.Generator().manual_seed(seed)), e.repeat(K, 1)
-    bm = torchsde.BrownianInterval(b.grid[0], b.grid[-1], (K * n, self.d), entropy=seed)
+    bm = torchsde.BrownianInterval(b.grid[0], b.grid[-1], (K * n, self.d), dtype=z0.dtype, entropy=seed)  # the model's dtype (float32), not torch's default
     kw = dict(dt=float(b.grid[1] - b.grid[0]), method='euler', names={'drift': 'h'})
     if batched:
         self.sde.cond = self._cond(eK.repeat(A, 1), torch.tensor(ai).repeat_interleave(K * n))
@@ -505,20 +516,20 @@ def predict(model: nn.Module,  # a fitted CausalSDE, TLearner or GRUBaseline
         raise ValueError(f"t={t!r}: a T-learner predicts the horizon only ({grid[-1]:g} years); leave t=None")
     cate_t, cate_i = float(grid[ti]), int(ti)  # the grid time the effect is read at (float32), and its index
     model.eval(); name = name or type(model).__name__
-    q = torch.tensor([(1 - level) / 2, (1 + level) / 2])
+    q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float32)  # float32 whatever torch's default dtype, as the models
     if isinstance(model, CausalSDE):
         P = model.sample_paths(data, n_paths=n_paths, seed=seed)                                   # K, A, N, G
-        Y = P + torch.exp(model.log_obs_sd) * torch.randn(P.shape, generator=torch.Generator().manual_seed(seed + 1))
-        lo, hi = torch.quantile(Y, q, dim=0)
+        Y = P + torch.exp(model.log_obs_sd) * torch.randn(P.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float32).to(P)  # float32 draws: a seed's stream
+        lo, hi = torch.quantile(Y, q.to(Y), dim=0)
         D = P[..., ti] - P[:, :1, :, ti]                                                             # K, A, N, paired
-        clo, chi = torch.quantile(D, q, dim=0)
+        clo, chi = torch.quantile(D, q.to(D), dim=0)
         t = lambda x: x.transpose(0, 1).numpy()
         return MSPrediction(name, data.grid.numpy(), t(P.mean(0)), t(lo), t(hi), D.mean(0).T.numpy(), clo.T.numpy(), chi.T.numpy(), cate_t, cate_i, level)
     outs = [model(data, a) for a in MS_ARMS]
     mu, sd = torch.stack([o[0] for o in outs], 1), torch.stack([o[1] for o in outs], 1)
     times = data.grid.numpy()
     if mu.dim() == 2: mu, sd, times = mu[..., None], sd[..., None], times[-1:]
-    z = float(torch.distributions.Normal(0., 1.).icdf(q[1]))
+    z = float(torch.distributions.Normal(q.new_zeros(()), q.new_ones(())).icdf(q[1]))  # in float32, as q (Normal(0., 1.) takes torch's default dtype)
     ti = -1 if isinstance(model, TLearner) else ti
     return MSPrediction(name, times, mu.numpy(), (mu - z * sd).numpy(), (mu + z * sd).numpy(), (mu[..., ti] - mu[:, :1, ti]).numpy(), cate_t=cate_t, cate_i=cate_i, level=level)
 

@@ -928,3 +928,44 @@ def test_load_says_a_card_field_has_the_wrong_type_rather_than_that_it_is_missin
     O.save_checkpoint(O.OracleNet(1, 1, (4, 8), 8), tmp_path, 'o', {'kind': 'attribute_oracle', 'size': 16, 'channels': 1, 'config': {'widths': 4, 'feat_dim': 8},
                                                                    'specs': [dict(name='sex', kind='binary', values=[0, 1], range=None)]})
     with pytest.raises(ValueError, match=r"o.json holds a field of the wrong type an oracle needs \(TypeError"): O.AttributeOracle.load(tmp_path, 'o')
+
+
+# --- review (default dtype): seeded draws and the networks are float32 whatever torch's default dtype
+@pytest.fixture
+def float64_session():
+    "torch's default dtype float64 for one test, restored whatever happens."
+    was = torch.get_default_dtype(); torch.set_default_dtype(torch.float64)
+    try: yield
+    finally: torch.set_default_dtype(was)
+
+def _trained(toy):
+    o = O.train_oracle(toy, steps=2, batch_size=8, n_train=16, eval_n=8, widths=(4, 8), feat_dim=8, noise_std=0.2)
+    lit = O.train_lit(toy, steps=2, batch_size=8, n_train=16, eval_n=8, widths=(4, 8), feat_dim=8)
+    return [p.clone() for p in o.net.parameters()], o.card['loss_curve'], [p.clone() for p in lit.net.parameters()], lit.logit_scale, lit.card['loss_curve']
+
+def test_training_is_the_same_in_a_float64_session(toy, request):
+    "OracleNet was built in the default dtype (float64 weights from another random stream) and failed on the float32 pool ('Input type ... and weight type (torch.DoubleTensor)'); the noise draws and LiT's logit scale were float64 too."
+    ref = _trained(toy)
+    request.getfixturevalue('float64_session')
+    got = _trained(toy)
+    for a, b in zip(ref, got):
+        if isinstance(a, list) and a and isinstance(a[0], torch.Tensor): assert all(q.dtype == torch.float32 and torch.equal(p, q) for p, q in zip(a, b))
+        else: assert a == b
+
+def test_noise_agreement_draws_the_same_noise_in_a_float64_session(tiny, monkeypatch, request):
+    "noise_agreement's seeded noise was drawn in the default dtype: in float64 another stream (and float64 images)."
+    monkeypatch.setattr(O, 'reading_agreement', lambda oracle, images, others: others)  # the noisy images it reads
+    x = torch.rand(3, 1, 32, 32) * 2 - 1
+    ref = O.noise_agreement(tiny, x, 0.1, seed=4)
+    request.getfixturevalue('float64_session')
+    got = O.noise_agreement(tiny, x, 0.1, seed=4)
+    assert got.dtype == torch.float32 and torch.equal(ref, got)
+
+def test_loaded_oracle_and_lit_read_float32_images_in_a_float64_session(request):
+    "The loaders built the network in the default dtype: in a float64 session predict failed on float32 images ('expected scalar type Float but found Double')."
+    x = ChestPhantom(size=64).sample(4, seed=0).images
+    ref = O.load_oracle('chest').predict(x), O.load_lit('chest').image_embed(x)
+    request.getfixturevalue('float64_session')
+    oracle, lit = O.load_oracle('chest'), O.load_lit('chest')
+    assert all(p.dtype == torch.float32 for net in (oracle.net, lit.net) for p in net.parameters())
+    assert oracle.predict(x).equals(ref[0]) and torch.equal(lit.image_embed(x), ref[1])

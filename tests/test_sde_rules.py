@@ -593,3 +593,55 @@ def test_predict_refuses_one_path(small):
             predict(m, T[:3], n_paths=n)
     p = predict(m, T[:3], n_paths=2)
     assert (p.hi > p.lo).all() and (p.cate_hi[:, 1:] > p.cate_lo[:, 1:]).all()
+
+
+# --- review (default dtype): models are built, draw and load in float32 whatever torch's default dtype
+@pytest.fixture
+def float64_session():
+    "torch's default dtype float64 for one test, restored whatever happens."
+    was = torch.get_default_dtype(); torch.set_default_dtype(torch.float64)
+    try: yield
+    finally: torch.set_default_dtype(was)
+
+def _fits(T):
+    out = []
+    for make, kw in ((TLearner, dict(c=4, width=8)), (GRUBaseline, dict(c=4, width=8)), (CausalSDE, dict(d=2, c=4, q=4, width=8))):
+        torch.manual_seed(0); m = make(**kw)
+        h = fit(m, T, epochs=1, batch_size=12); p = predict(m, T[:5], n_paths=4)
+        out.append((h, p.mean, p.lo, p.hi, p.cate, p.cate_lo, [q.detach().clone() for q in m.parameters()]))
+    torch.manual_seed(0); m = CausalSDE(d=2, c=4, q=4, width=8)
+    out.append(fit(m, T, epochs=1, batch_size=12, objective='elbo'))
+    return out
+
+def test_fits_and_predictions_are_the_same_in_a_float64_session(small, request):
+    "The models were built in the default dtype (float64 weights from another random stream) and failed on trial_tensors' float32 data; the z(0), Brownian and noise draws and predict's quantiles followed the default dtype too."
+    _, T = small
+    ref = _fits(T)
+    request.getfixturevalue('float64_session')
+    got = _fits(T)
+    for a, b in zip(ref[:3], got[:3]):
+        assert a[0] == b[0] and all(np.array_equal(x, y) for x, y in zip(a[1:6], b[1:6]))
+        assert all(q.dtype == torch.float32 and torch.equal(p, q) for p, q in zip(a[6], b[6]))
+    assert ref[3] == got[3]
+
+def test_load_model_rebuilds_float32_in_a_float64_session(small, tmp_path, request):
+    "load_model says it rebuilds the model in float32; it built it in the default dtype, so in a float64 session it could not predict on trial_tensors' float32 images."
+    _, T = small
+    paths = {}
+    for make in (TLearner, GRUBaseline):
+        m = make(c=4, width=8); fit(m, T, epochs=1); paths[make] = (save_model(m, tmp_path / f'{make.__name__}.pt'), predict(m, T[:5]).mean)
+    request.getfixturevalue('float64_session')
+    for make, (p, ref) in paths.items():
+        back = load_model(p)
+        assert all(q.dtype == torch.float32 for q in back.state_dict().values()) and np.array_equal(predict(back, T[:5]).mean, ref)
+
+def test_load_model_names_a_damaged_or_other_version_file(tmp_path):
+    "A file without a config, with a setting this medcf lacks (a newer one's), or with weights missing gave a bare KeyError, TypeError or RuntimeError naming neither the file nor what was expected."
+    s = torch.load(save_model(TLearner(c=4, width=8), tmp_path / 'm.pt'), weights_only=True)
+    cases = {'no_config': ({k: v for k, v in s.items() if k != 'config'}, r"holds a TLearner without 'config' as a dict"),
+             'newer_config': (dict(s, config=dict(s['config'], dropout=0.1)), r"holds a TLearner that this medcf cannot rebuild \(TypeError: .*dropout"),
+             'truncated_state': (dict(s, state_dict=dict(list(s['state_dict'].items())[:-2])), r"holds a TLearner that this medcf cannot rebuild \(RuntimeError: .*Missing key")}
+    for name, (obj, msg) in cases.items():
+        torch.save(obj, tmp_path / f'{name}.pt')
+        with pytest.raises(ValueError, match=rf"{name}\.pt {msg}.*expected a file save_model wrote with this medcf version \(a TLearner's config takes \['c', 'width', 'image'\]"):
+            load_model(tmp_path / f'{name}.pt')
