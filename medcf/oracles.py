@@ -129,6 +129,15 @@ def encode_targets(specs: list,  # the oracle's attribute specs
     return torch.tensor(np.stack(cols, 1), dtype=torch.float32)
 
 # %% ../nbs/03_oracles.ipynb #7335c98c
+def _check_widths(widths: Sequence  # OracleNet stage widths
+                 ) -> None:
+    "Refuse (ValueError naming `widths`) stage widths that are not a non-empty sequence of positive integers, or that a stage's GroupNorm(min(8, w // 4), w) cannot split into its groups."
+    if isinstance(widths, (str, bytes)) or not hasattr(widths, '__len__') or not len(widths) or not all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w > 0 for w in widths):
+        raise ValueError(f"widths={widths!r}: expected a non-empty sequence of positive stage widths, e.g. (16, 32, 64, 128)")
+    bad = [int(w) for w in widths if w < 4 or w % min(8, w // 4)]
+    if bad: raise ValueError(f"widths={widths!r}: the stage width {bad[0]} cannot be split into its GroupNorm's min(8, width // 4) groups; expected every width >= 4 "
+                             "and divisible by min(8, width // 4) (4-8, 10, 12, 15, 16, 20, 24, 28 or a multiple of 8 from 32 up), e.g. (16, 32, 64, 128)")
+
 class OracleNet(nn.Module):
     "A small plain-torch CNN: conv blocks (GroupNorm, SiLU) halving the size, a 2x2 pool, a feature layer and one linear head; float32 whatever torch's default dtype (the phantoms' images are float32)."
     @builds_float32  # a float64 session gets the same float32 initialisation (train_oracle's seed) and reads float32 images
@@ -136,6 +145,7 @@ class OracleNet(nn.Module):
                  n_out: int,  # total outputs of the head
                  widths: Sequence = (16, 32, 64, 128),  # channels per stage; every stage after the first halves the size
                  feat_dim: int = 128):  # size of the penultimate features (used for Frechet distances)
+        _check_widths(widths)  # before torch's own GroupNorm error, which names no argument
         super().__init__()
         def block(i, o, s): return nn.Sequential(nn.Conv2d(i, o, 3, s, 1, bias=False), nn.GroupNorm(min(8, o // 4), o), nn.SiLU())
         layers = [block(in_channels, widths[0], 1)]
@@ -461,8 +471,7 @@ def train_oracle(phantom: SCMPhantom,  # population whose observed attributes th
     if not isinstance(phantom, SCMPhantom): raise TypeError(f"phantom must be an SCMPhantom, got {type(phantom).__name__}")
     steps, batch_size, seed = check_int(steps, 'steps'), check_int(batch_size, 'batch_size', 2), check_int(seed, 'seed', 0)  # steps=2.0 failed in range() after the pool was rendered
     noise_std = check_real(noise_std, 'noise_std', 0, 1, 'a pixel-noise std in [0, 1) on [-1, 1] images', open_hi=True)
-    if isinstance(widths, (str, bytes)) or not hasattr(widths, '__len__') or not len(widths) or not all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w > 0 for w in widths):
-        raise ValueError(f"widths={widths!r}: expected a non-empty sequence of positive stage widths, e.g. (16, 32, 64, 128)")
+    _check_widths(widths)  # before the pool is rendered
     feat_dim = check_int(feat_dim, 'feat_dim', 1)
     lr = check_real(lr, 'lr', 0, expect='a finite learning rate > 0', open_lo=True)
     check_int(eval_n, 'eval_n'); check_int(log_every, 'log_every')  # before training, not after it
@@ -944,6 +953,7 @@ def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
             raise ValueError(f"backbone reads {backbone.channels}-channel {backbone.size}px images; the phantom renders {phantom.channels}-channel {phantom.size}px")
         if not isinstance(backbone.net, OracleNet): raise TypeError(f"backbone.net is a {type(backbone.net).__name__}; expected an OracleNet, whose stage widths the image tower takes")
         widths = tuple(_saved_config(backbone.net, {}, 'AttributeOracle')['widths'])  # read from the network: a hand-built oracle's card has no config
+    _check_widths(widths); feat_dim = check_int(feat_dim, 'feat_dim', 1)  # as train_oracle, before the pool is rendered (feat_dim=0 trained a tower that embeds every image alike)
     t0 = time.time()
     phantom_config, (phantom_call, phantom_tail) = phantom.render_config(), _phantom_recipe(phantom)  # before training: a setting render_config cannot record is refused
     n_train = _pool_size(n_train, steps, batch_size)
@@ -957,7 +967,9 @@ def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
         if len(prompts) != n_train or bad is not None:
             raise ValueError(f"captions(attrs) must return one non-empty caption per row ({n_train}); got " + (f"{len(prompts)}" if len(prompts) != n_train else f"{bad!r} among them"))
     uniq = list(dict.fromkeys(prompts)); pid = {p: i for i, p in enumerate(uniq)}
-    tt = text_tower(); table = tt.encode(uniq)  # U x D, frozen
+    tt = text_tower()  # frozen: U x D, encoded as a fresh process's tt.encode(uniq) does (batches of 256), not read from the cache, whose
+    table = torch.cat([tt._encode(uniq[i:i + 256]) for i in batch_starts(len(uniq), 256)])  # embeddings depend in the last bits on the batch that first encoded them
+    for t, e in zip(uniq, table): tt.cache.setdefault(t, e)  # cached as that encode would, without replacing what the process has already read
     ids = torch.tensor([pid[p] for p in prompts])
     torch.manual_seed(seed); g = torch.Generator().manual_seed(seed)
     net = OracleNet(phantom.channels, tt.dim, tuple(widths), feat_dim)

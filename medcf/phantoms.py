@@ -1534,6 +1534,8 @@ def grid_index(grid: np.ndarray,  # (G,) increasing times in years, from 0
     if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, float, np.integer, np.floating)) or not np.isfinite(t):
         raise ValueError(f"t={t!r}: expected a time in years (a number)")
     grid = np.asarray(grid)
+    if grid.ndim != 1 or len(grid) < 1 or not np.isfinite(grid).all() or grid[0] != 0 or not (np.diff(grid) > 0).all():
+        raise ValueError(f"grid={np.round(grid.ravel()[:5], 4).tolist()}{'...' if grid.size > 5 else ''}: expected a 1-d array of increasing times in years starting at 0 (a trial's grid)")
     if grid.dtype.kind == 'f': tol = max(tol, 4 * float(np.finfo(grid.dtype).eps) * abs(float(grid[-1])))  # a float32 grid (a TrialTensors') holds 33.8333 as 33.83333206
     if not -tol <= t <= grid[-1] + tol: raise ValueError(f"t={t} is outside the trial; expected 0 <= t <= {grid[-1]:g}")
     i = int(np.argmin(np.abs(grid - t)))
@@ -1544,9 +1546,15 @@ def grid_index(grid: np.ndarray,  # (G,) increasing times in years, from 0
     return i
 
 def _check_visit_grid(visit_t, grid) -> tuple:
-    "(visit times, grid) as float arrays, refusing a grid of fewer than two times and visit times outside it (a unit problem, usually)."
+    "(visit times, grid) as float arrays, refusing a grid of fewer than two times or not evenly spaced from 0 (the SDE's), and visit times outside it (a unit problem, usually)."
+    given = np.asarray(grid)
     grid, t = np.asarray(grid, dtype=float), np.asarray(visit_t, dtype=float)
     if grid.ndim != 1 or len(grid) < 2: raise ValueError(f"grid has shape {grid.shape}; expected a 1-d array of at least two times in years from 0")
+    d = np.diff(grid)
+    eps = np.finfo(given.dtype if given.dtype.kind == 'f' else float).eps  # a float32 grid (a TrialTensors') is even only to its own precision
+    if grid[0] != 0 or not np.isfinite(grid).all() or (d <= 0).any() or not np.allclose(d, d[0], rtol=1e-6, atol=max(1e-9, 8 * eps * abs(grid[-1]))):
+        raise ValueError(f"grid={np.round(grid[:5], 4).tolist()}{'...' if len(grid) > 5 else ''}: expected evenly spaced, increasing times in years starting at 0 "
+                         "(the SDE solver's grid, e.g. np.linspace(0, 2, 25))")
     seen = t[~np.isnan(t)]
     if seen.size and (seen.min() < -1e-6 or seen.max() > grid[-1] + 1e-6):
         raise ValueError(f"visit times range over [{seen.min():g}, {seen.max():g}], outside the grid's [0, {grid[-1]:g}] years; expected years since the "
@@ -1557,13 +1565,7 @@ def snap_to_grid(visit_t: np.ndarray,  # visit times in years since the baseline
                  grid: np.ndarray  # (G,) evenly spaced times in years from 0
                 ) -> np.ndarray:
     "Each visit time moved to the nearest grid time (NaN kept), refusing times outside the grid and a grid not evenly spaced from 0 (the SDE's): a deliberate rounding of real visit dates, never done silently."
-    given = np.asarray(grid)
     t, grid = _check_visit_grid(visit_t, grid)
-    d = np.diff(grid)
-    eps = np.finfo(given.dtype if given.dtype.kind == 'f' else float).eps  # a float32 grid (a TrialTensors') is even only to its own precision
-    if grid[0] != 0 or not np.isfinite(grid).all() or (d <= 0).any() or not np.allclose(d, d[0], rtol=1e-6, atol=max(1e-9, 8 * eps * abs(grid[-1]))):
-        raise ValueError(f"grid={np.round(grid[:5], 4).tolist()}{'...' if len(grid) > 5 else ''}: expected evenly spaced, increasing times in years starting at 0 "
-                         "(the SDE solver's grid, e.g. np.linspace(0, 2, 25))")
     out = np.full(t.shape, np.nan)
     k = ~np.isnan(t)
     out[k] = grid[np.clip(np.round(t[k] / (grid[1] - grid[0])), 0, len(grid) - 1).astype(int)]
@@ -1604,7 +1606,7 @@ class MSTrialData:
                     visit_y: np.ndarray,  # (N, V) scores on the 0..10 scale at those visits, NaN where there is none
                     grid: np.ndarray  # (G,) evenly spaced times in years from 0: the model's solver grid
                    ) -> 'MSTrialData':
-        "A trial of your own (no ground truth): visit times are placed on the grid (a time between grid points is refused); every patient's visit 0 must be at 0, and there must be a score in [0, 10] at each visit time and none without one."
+        "A trial of your own (no ground truth): visit times are placed on the grid (a time between grid points is refused; so is a grid not evenly spaced from 0); every patient's visit 0 must be at 0, and there must be a score in [0, 10] at each visit time and none without one."
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 1:
             raise ValueError(f"images has shape {tuple(getattr(images, 'shape', ()))}; expected a tensor N x 1 x S x S of baseline slices")
         if not isinstance(record, pd.DataFrame): raise TypeError(f"record is a {type(record).__name__}; expected a DataFrame with columns {list(MS_TABULAR)} and 'arm'")
@@ -1710,15 +1712,19 @@ class MSTrial:
 
     def __init__(self, size: int = 64,  # baseline image size
                  seed: int = 0,  # seed of the trial's random stream
-                 horizon: float = 2.0,  # follow-up in years
+                 horizon: float = 2.0,  # follow-up in years: a whole number of grid steps (of 1/steps_per_year)
                  steps_per_year: int = 12,  # resolution of the simulation grid (visits fall on it; Euler-Maruyama is exact here)
                  visit_every: float = 0.25,  # nominal time between visits in years
                  p_miss: float = 0.15,  # chance a scheduled visit is missed
                  mc: int = 64):  # Brownian paths for the expected trajectory E[D | baseline]
         check_real(horizon, 'horizon', 0, expect='a finite positive number of years', open_lo=True)
         steps_per_year = check_int(steps_per_year, 'steps_per_year', 4)
-        if not 1 / steps_per_year <= visit_every <= horizon: raise ValueError(f"visit_every={visit_every!r}: expected a value in [1/steps_per_year, horizon]")
-        if not 0 <= p_miss < 1: raise ValueError(f"p_miss={p_miss!r}: expected a probability in [0, 1)")
+        steps = horizon * steps_per_year
+        if abs(steps - round(steps)) > 1e-6 * steps:  # the grid's step would not be 1/steps_per_year
+            raise ValueError(f"horizon={horizon!r} is {steps:.4g} steps of 1/steps_per_year = 1/{steps_per_year} years; expected a whole number of grid steps, "
+                             f"e.g. horizon={max(1, round(steps)) / steps_per_year:g} (or a steps_per_year that makes horizon * steps_per_year whole)")
+        visit_every = check_real(visit_every, 'visit_every', 1 / steps_per_year, horizon, expect=f'a number of years in [1/steps_per_year, horizon] = [{1 / steps_per_year:.4g}, {horizon:g}]')
+        p_miss = check_real(p_miss, 'p_miss', 0, 1, expect='a probability in [0, 1)', open_hi=True)
         mc = check_int(mc, 'mc')
         self.phantom = MSPhantom(size=size, seed=seed)
         self.seed, self.rng = seed, np.random.default_rng(check_int(seed, 'seed', 0) + 10_000)

@@ -1,5 +1,5 @@
 "Tests for medcf.oracles: input checks, specs, determinism, checkpoint files (sha256), the LiT scores, shipped oracles."
-import json, types, warnings, numpy as np, pandas as pd, pytest, torch
+import json, re, types, warnings, numpy as np, pandas as pd, pytest, torch
 from medcf.phantoms import SCMPhantom, Variable, ChestPhantom
 from medcf import oracles as O
 
@@ -969,3 +969,50 @@ def test_loaded_oracle_and_lit_read_float32_images_in_a_float64_session(request)
     oracle, lit = O.load_oracle('chest'), O.load_lit('chest')
     assert all(p.dtype == torch.float32 for net in (oracle.net, lit.net) for p in net.parameters())
     assert oracle.predict(x).equals(ref[0]) and torch.equal(lit.image_embed(x), ref[1])
+
+
+# --- review (network options): train_lit checks feat_dim and widths as train_oracle does; OracleNet names the widths its GroupNorm cannot split
+def _no_pool(*a, **k): raise AssertionError('the pool was rendered before the options were checked')
+
+def test_train_lit_refuses_feat_dim_and_widths_before_rendering(toy, monkeypatch):
+    "feat_dim=0 trained a tower that embeds every image alike (and saved it); feat_dim=-1 or 2.5 failed inside torch after the pool was rendered."
+    monkeypatch.setattr(O, 'phantom_pool', _no_pool)
+    kw = dict(steps=1, batch_size=4, n_train=8, eval_n=4)
+    for bad, msg in ((dict(feat_dim=0), r'feat_dim=0: expected a positive integer'), (dict(feat_dim=-1), r'feat_dim=-1: expected a positive integer'),
+                     (dict(feat_dim=2.5), r'feat_dim=2\.5: expected a positive integer'), (dict(widths=()), r'widths=\(\): expected a non-empty sequence'),
+                     (dict(widths=(8, 36)), r'widths=\(8, 36\): the stage width 36 cannot be split')):
+        with pytest.raises(ValueError, match=msg): O.train_lit(toy, **kw, **{'widths': (4, 8), 'feat_dim': 8, **bad})
+
+def test_oraclenet_names_widths_its_groupnorm_cannot_split(toy, monkeypatch):
+    "GroupNorm(min(8, w // 4), w): widths (16, 32, 64, 100) or (36,) failed in torch ('num_channels (100) must be divisible by num_groups (8)', naming no widths), (2,) with ZeroDivisionError; train_oracle only after rendering the pool."
+    for w, first in (((16, 32, 64, 100), 100), ((36,), 36), ((2,), 2)):
+        with pytest.raises(ValueError, match=rf"widths={re.escape(repr(w))}: the stage width {first} cannot be split into its GroupNorm's min\(8, width // 4\) groups; expected every width >= 4"):
+            O.OracleNet(1, 3, w)
+    for w in range(1, 70):  # the rule is torch's: exactly the widths whose GroupNorm cannot be built are refused
+        try: torch.nn.GroupNorm(min(8, w // 4), w); builds = True
+        except (ValueError, ZeroDivisionError): builds = False
+        if builds: O.OracleNet(1, 3, (w,), 8)
+        else:
+            with pytest.raises(ValueError, match=rf'the stage width {w} cannot be split'): O.OracleNet(1, 3, (w,), 8)
+    monkeypatch.setattr(O, 'phantom_pool', _no_pool)
+    with pytest.raises(ValueError, match=r'widths=\(16, 32, 64, 100\): the stage width 100'): O.train_oracle(toy, steps=1, batch_size=2, n_train=4, eval_n=2, widths=(16, 32, 64, 100))
+
+
+# --- review (text cache): train_lit's weights do not depend on what the process's text tower encoded before
+def test_train_lit_weights_do_not_depend_on_captions_encoded_earlier(toy):
+    "The cache keeps a caption's embedding from the batch that first encoded it (the padding moves its last bits): captions encoded one at a time earlier gave weights up to 7.8e-7 away from a fresh cache's."
+    cap = lambda a: [f"{'a bright square' if s else 'nothing'} on the {p}, level {l:.1f}" for s, p, l in zip(a['square'], a['pos'], a['level'])]
+    kw = dict(steps=4, batch_size=16, n_train=32, eval_n=2, widths=(4, 8), feat_dim=8, seed=0, captions=cap)
+    tt = O.text_tower(); saved = dict(tt.cache)
+    try:
+        uniq = list(dict.fromkeys(cap(O.phantom_pool(toy, 32, 0)[1])))
+        tt.cache.clear(); alone = torch.cat([tt.encode(c) for c in uniq]); tt.cache.clear(); batch = tt.encode(uniq)
+        assert (alone != batch).any()  # the premise: some caption embeds differently alone and in the batch
+        tt.cache.clear(); fresh = [p.clone() for p in O.train_lit(toy, **kw).net.parameters()]
+        assert all(torch.equal(tt.cache[c], e) for c, e in zip(uniq, batch))  # cached as a fresh process's encode(uniq) caches them
+        tt.cache.clear()
+        for c in uniq: tt.encode(c)  # met earlier in the process, one at a time (image_text_score calls, say)
+        later = [p.clone() for p in O.train_lit(toy, **kw).net.parameters()]
+        assert all(torch.equal(a, b) for a, b in zip(fresh, later))
+        assert all(torch.equal(tt.cache[c], e) for c, e in zip(uniq, alone))  # what the process had cached is kept
+    finally: tt.cache.clear(); tt.cache.update(saved)

@@ -527,3 +527,43 @@ def test_fusion_models_get_the_same_float32_weights_in_a_float64_session(request
     request.getfixturevalue('float64_session')
     for a, b in zip(ref, built()):
         assert all(b[k].dtype == a[k].dtype and torch.equal(a[k], b[k]) for k in a) and all(v.dtype == torch.float32 for v in b.values() if v.is_floating_point())
+
+
+# --- review (MS trial grids): from_visits documents an evenly spaced grid from 0 and gets snap_to_grid's check; grid_index names a grid not from 0 or not increasing
+def _two_patients():
+    rec = pd.DataFrame(dict(age=[40., 50.], sex=['F', 'M'], duration=[2., 3.], edss0=[1., 2.], relapses=[0, 1], lesion_vol=[3., 4.], arm=['placebo', 'drug_a']))
+    return torch.zeros(2, 1, 16, 16), rec, np.array([[0, 0.5, 2.0], [0, 1.0, np.nan]]), np.array([[1, 1.5, 2], [2, 2.5, np.nan]])
+
+def test_from_visits_refuses_a_grid_not_evenly_spaced_from_0():
+    "An uneven grid was accepted (only sde.trial_tensors refused it later); one not from 0 was refused as 't=0.0 lies between the trial's grid times 2 and 0.5', a decreasing one as visits 'outside the grid's [0, 0.5] years'."
+    img, rec, t, y = _two_patients()
+    for grid in ([0, 0.5, 1.0, 2.0], [0.5, 1.0, 2.0], [0., 2., 1., 0.5]):
+        with pytest.raises(ValueError, match=r"grid=\[.*\]: expected evenly spaced, increasing times in years starting at 0"): P.MSTrialData.from_visits(img, rec, t, y, np.array(grid))
+    assert P.MSTrialData.from_visits(img, rec, t, y, np.linspace(0, 2, 5)).visit_idx.tolist() == [[0, 1, 4], [0, 2, -1]]
+
+def test_grid_index_refuses_a_grid_not_from_0_or_not_increasing():
+    for grid in ([0.5, 1.0, 2.0], [0., 2., 1., 0.5], [0., np.nan, 1.], [[0., 1.]]):
+        with pytest.raises(ValueError, match=r"grid=\[.*\]: expected a 1-d array of increasing times in years starting at 0"): P.grid_index(np.array(grid), 0.0)
+    assert P.grid_index(np.array([0., 0.5, 1.0, 2.0]), 1.0) == 2  # increasing from 0 is all grid_index needs
+    with pytest.raises(ValueError, match=r"t=-0.5 is outside the trial"): P.grid_index(np.linspace(0, 2, 5), -0.5)
+
+
+# --- review (MSTrial settings): steps_per_year is the grid's resolution (a horizon off the grid was spread over round(horizon * steps_per_year) steps)
+def test_ms_trial_refuses_a_horizon_that_is_not_a_whole_number_of_grid_steps():
+    "horizon=2.1, steps_per_year=12 gave a 0.084-year step; horizon=0.3, steps_per_year=4 one 0.3-year step, under which visit_every=0.25 was accepted."
+    for h, spy, hint in ((2.1, 12, 'horizon=2.08333'), (0.3, 4, 'horizon=0.25'), (1.1, 4, 'horizon=1')):
+        with pytest.raises(ValueError, match=rf"horizon={h} is .* steps of 1/steps_per_year = 1/{spy} years; expected a whole number of grid steps, e\.g\. {hint}"):
+            P.MSTrial(size=16, horizon=h, steps_per_year=spy, mc=2)
+    for h, spy in ((2.1, 10), (np.float32(2.1), 10), (34, 6), (0.25, 4), (2, 48)):
+        tr = P.MSTrial(size=16, horizon=h, steps_per_year=spy, visit_every=0.25, mc=2)
+        assert np.allclose(np.diff(tr.grid), 1 / spy) and np.isclose(tr.grid[-1], h)
+
+
+# --- review (MSTrial settings): visit_every and p_miss are numbers (True/False read as 1 year and 0; a string gave a bare TypeError)
+def test_ms_trial_refuses_visit_every_and_p_miss_that_are_not_numbers():
+    for v in (True, '0.25', None):
+        with pytest.raises(ValueError, match=rf"visit_every={v!r}: expected a number of years in \[1/steps_per_year, horizon\] = \[0\.08333, 2\]"): P.MSTrial(size=16, visit_every=v, mc=2)
+    for v in (False, True, '0.1', 1.0):
+        with pytest.raises(ValueError, match=rf"p_miss={v!r}: expected a probability in \[0, 1\)"): P.MSTrial(size=16, p_miss=v, mc=2)
+    tr = P.MSTrial(size=16, visit_every=np.float64(0.5), p_miss=np.float32(0), mc=2)
+    assert (tr.visit_every, tr.p_miss) == (0.5, 0.0) and type(tr.visit_every) is float
