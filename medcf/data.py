@@ -42,7 +42,16 @@ def check_policy(policy: str) -> str:
                          f"({'; '.join(f'{k}: {v}' for k, v in UNCERTAINTY_POLICIES.items())}; blank is always 0)")
     return policy
 
-def apply_policy(values: np.ndarray | pd.Series | pd.DataFrame | torch.Tensor | Sequence | float | None,  # CheXpert label values: 1, 0, -1 or blank (NaN/None); any array-like
+def _cells(values: np.ndarray | pd.Series | pd.DataFrame | Sequence, bad: np.ndarray, k: int = 5) -> str:
+    "The first `k` values where `bad` (shaped as `values`) is True, each with its place: row and column of a DataFrame, row of a Series, else the array index."
+    vals, at = np.asarray(values, dtype=object), np.argwhere(bad)
+    if vals.ndim == 0: return repr(vals[()])
+    if isinstance(values, pd.DataFrame): where = [f"row {values.index[r]}, column {values.columns[c]!r}" for r, c in at[:k]]
+    elif isinstance(values, pd.Series): where = [f"row {values.index[r]}" + (f" of {values.name!r}" if values.name is not None else '') for r, in at[:k]]
+    else: where = [f"index {', '.join(map(str, i))}" for i in at[:k]]
+    return ', '.join(f"{vals[tuple(i)]!r} at {w}" for i, w in zip(at[:k], where)) + (f" and {len(at) - k} more" if len(at) > k else '')
+
+def apply_policy(values: np.ndarray | pd.Series | pd.DataFrame | torch.Tensor | Sequence | float | None,  # CheXpert label values: 1, 0, -1 or blank (NaN/None); any array-like (a table's errors name its rows and columns)
                  policy: str = 'U-zeros',  # 'U-zeros', 'U-ones' or 'ignore'
                 ) -> tuple[np.ndarray, np.ndarray]:
     "Map CheXpert labels to (labels in {0,1} as float32, mask as bool): blank -> 0 always, -1 by `policy`."
@@ -50,10 +59,13 @@ def apply_policy(values: np.ndarray | pd.Series | pd.DataFrame | torch.Tensor | 
     arr = np.asarray(values)
     if arr.dtype.kind in 'biuf': v = arr.astype(float)
     else:
-        try: v = pd.to_numeric(pd.Series(np.ravel(np.asarray(values, dtype=object))), errors='raise').to_numpy(dtype=float).reshape(arr.shape)
-        except (ValueError, TypeError) as e: raise ValueError(f"CheXpert labels must be numbers 1, 0, -1 or blank; got {values!r}") from e
+        cells = pd.Series(np.ravel(np.asarray(values, dtype=object)))
+        try: v = pd.to_numeric(cells, errors='raise').to_numpy(dtype=float).reshape(arr.shape)
+        except (ValueError, TypeError) as e:
+            text = (pd.to_numeric(cells, errors='coerce').isna() & cells.notna() & (cells != '')).to_numpy().reshape(arr.shape)  # '' reads as blank
+            raise ValueError(f"CheXpert labels must be numbers 1, 0, -1 or blank; got {_cells(values, text) if text.any() else repr(values)[:200]}") from e
     bad = ~(np.isnan(v) | np.isin(v, [1., 0., -1.]))
-    if bad.any(): raise ValueError(f"label values {sorted(set(v[bad].tolist()))} are not CheXpert labels; expected 1 (positive), 0 (negative), -1 (uncertain) or blank")
+    if bad.any(): raise ValueError(f"label values {sorted(set(v[bad].tolist()))} are not CheXpert labels ({_cells(values, bad)}); expected 1 (positive), 0 (negative), -1 (uncertain) or blank")
     unc = v == -1
     labels = np.where(np.isnan(v) | unc, 0., v)
     if policy == 'U-ones': labels[unc] = 1.
@@ -107,7 +119,7 @@ def chest_prompts(table: pd.DataFrame,  # one row per study; columns: CheXpert f
     names = [n for n in CHEXPERT_FINDINGS[1:] if n in table.columns]
     if not names: raise ValueError(f"no CheXpert finding among the columns {list(table.columns)}; expected some of {CHEXPERT_FINDINGS[1:]} "
                                    f"or the phantom columns {list(CHEST_ALIASES)}")
-    y, m = apply_policy(table[names].to_numpy(), policy)
+    y, m = apply_policy(table[names], policy)  # the table itself: an error names the rows and columns of bad values
     # "Normal" needs No Finding = 1 where the column is there: CheXpert's labeller leaves it blank (never 0) when a finding is
     # positive or uncertain, so a row whose only findings are uncertain is not normal under U-zeros (Irvin et al. 2019)
     abnormal = _not_normal(table['No Finding'].to_numpy()) if 'No Finding' in table.columns else np.zeros(len(table), bool)
@@ -205,6 +217,14 @@ def attr_codebook(phantom: SCMPhantom,  # any phantom
         book[name] = None if numeric else list(vals)
     return book
 
+def _not_numbers(col: pd.Series) -> np.ndarray:
+    "Positions of the values of `col` that are not numbers: text (even '63': a column read as text), or objects float() refuses."
+    def odd(x):
+        if isinstance(x, (str, bytes)): return True
+        try: float(x); return False
+        except (TypeError, ValueError): return True
+    return np.flatnonzero([odd(x) for x in col.tolist()])
+
 def encode_attrs(attrs: pd.DataFrame,  # observed attributes, one row per sample
                  codebook: dict,  # from `attr_codebook`
                 ) -> torch.Tensor:
@@ -214,7 +234,11 @@ def encode_attrs(attrs: pd.DataFrame,  # observed attributes, one row per sample
         if name not in attrs.columns: raise ValueError(f"attrs lack column {name!r}; they have {list(attrs.columns)}")
         col = attrs[name]
         if col.isna().any(): raise ValueError(f"{name} has {int(col.isna().sum())} missing values; expected a value in every row")
-        if vals is None: cols.append(col.to_numpy(dtype=np.float32))
+        if vals is None:
+            odd = _not_numbers(col) if not pd.api.types.is_numeric_dtype(col) else []
+            if len(odd): raise ValueError(f"{name} has values {col.iloc[odd[:5]].tolist()} in rows {odd[:5].tolist()} that are not numbers; expected numbers "
+                                          f"(the codebook gives {name} no categories; a column read as text, e.g. '63'? convert it with pd.to_numeric first)")
+            cols.append(col.to_numpy(dtype=np.float32))
         else:
             bad = sorted(set(col) - set(vals), key=str)
             if bad: raise ValueError(f"{name} has values {bad} outside {vals}")
@@ -322,6 +346,8 @@ class PhantomDataset(Dataset):
                  chunk: int = 256,  # samples rendered per call (bounds peak memory)
                  **interventions):  # optional do(...) applied to every sample, e.g. devices=0
         check_int(chunk, 'chunk')
+        if check_int(n, 'n') > 2**32: raise ValueError(f"n={n} is above 2**32; expected at most {2**32} samples "
+                                                       "(sample indices are 32-bit words of their random stream's seed, see `sample_address`)")
         self.stream = PhantomStream(phantom, n, split, seed, prompt_fn, **interventions)
         self.split, self.seed, self.codebook, self.attr_names = split, seed, self.stream.codebook, self.stream.attr_names
         imgs, attrs, prompts = [], [], []
@@ -454,6 +480,7 @@ def read_table(path: str | Path,  # a CSV file
                what: str,  # what the file is, for the error message (e.g. 'the CheXpert header')
               ) -> pd.DataFrame:
     "Read a CSV and check its header; errors name the missing file or the missing columns."
+    if isinstance(required, str): raise TypeError(f"required={required!r} is one column name; expected a list of column names (e.g. [{required!r}])")
     p = Path(path)
     df = _read_csv(p, what)
     missing = [c for c in required if c not in df.columns]
@@ -641,6 +668,10 @@ class ISICDataset(Dataset):
         bad = np.flatnonzero(~table['melanoma'].isin([0, 1]).to_numpy())
         if len(bad): raise ValueError(f"table melanoma has values {table['melanoma'].iloc[bad].unique().tolist()[:5]} in rows "
                                       f"{bad[:5].tolist()}; expected 0 or 1")
+        clash = np.flatnonzero(((table['diagnosis'] == 'MEL') != (table['melanoma'] == 1)).to_numpy())  # as skin_diagnosis and read_isic2020 refuse
+        if len(clash): raise ValueError(f"table rows {clash[:5].tolist()} have melanoma {table['melanoma'].iloc[clash[:3]].tolist()} but diagnosis "
+                                        f"{table['diagnosis'].iloc[clash[:3]].tolist()}; expected melanoma 1 exactly where the diagnosis is 'MEL' "
+                                        "(an edited table: change both columns)")
         self.table, self.size = table.reset_index(drop=True), size
         self.attr_names, self.codebook = ['melanoma', 'diagnosis'], {'melanoma': None, 'diagnosis': list(ISIC_DIAGNOSES)}
         self.targets = encode_attrs(self.table, self.codebook)
@@ -913,11 +944,11 @@ ADNIMERGE_RANGES = dict(AGE=(40, 110), PTEDUCAT=(0, 30), APOE4=(0, 2, 'whole'), 
 
 def parse_censored(values: pd.Series  # a column as read from ADNIMERGE (text, numbers, blanks)
                   ) -> tuple:
-    "(float values, censoring flag: -1 for '<x', +1 for '>x', 0 otherwise); blanks become NaN, any other text raises."
+    "(float values, censoring flag: -1 for '<x', +1 for '>x', 0 otherwise); blanks become NaN, any other text ('<<8', '<>1700') raises."
     s = values.astype('string').str.strip()
     lt, gt = (s.str.startswith(c).fillna(False).to_numpy(dtype=bool) for c in '<>')
     flag = np.where(lt, -1, np.where(gt, 1, 0))
-    num = pd.to_numeric(s.str.lstrip('<>').replace('', pd.NA), errors='coerce')
+    num = pd.to_numeric(s.str.replace(r'^[<>]', '', regex=True).replace('', pd.NA), errors='coerce')  # one sign only: what is left must be a number
     bad = (num.isna() & s.notna() & (s != '')) | np.isinf(num.astype(float)).fillna(False)  # 'inf', '1e400': text, not a measurement
     if bad.any(): raise ValueError(f"column {values.name!r} has unparseable values {s[bad].unique()[:3].tolist()}; expected numbers, '<x', '>x' or blank")
     return num.astype(float).to_numpy(), flag.astype(np.int8)
@@ -951,6 +982,9 @@ def read_adnimerge(path: str | Path,  # ADNIMERGE.csv (or a file with its column
         raw = raw[raw.VISCODE == 'bl']
         if raw.empty: raise ValueError(f"{path.name} has no baseline rows (VISCODE 'bl'); its VISCODE values are {seen[:8]}; "
                                        "expected 'bl' (lower case, as ADNIMERGE writes it), or pass baseline_only=False")
+    if 'Years_bl' not in raw and (raw.VISCODE != 'bl').any():  # AGE is the baseline age: without Years_bl every visit got it
+        raise ValueError(f"{path.name} has follow-up visits (VISCODE {sorted(set(raw.VISCODE.fillna('(blank)')) - {'bl'})[:5]}) but no Years_bl column; AGE is the age at baseline, so a visit's age "
+                         "is AGE + Years_bl. Expected a Years_bl column (as ADNIMERGE has), or pass baseline_only=True")
     rid = pd.to_numeric(raw.RID, errors='coerce')
     bad = rid.isna() | (rid % 1 != 0)
     if bad.any(): raise ValueError(f"RID has values {raw.RID[bad].tolist()[:3]} in rows {raw.index[bad][:5].tolist()}; expected a whole-number participant id in every row")

@@ -1052,3 +1052,84 @@ def test_read_chexpert_path_relative_to_folder(tmp_path):
     df.assign(Path=df['Path'].str.replace('CheXpert-v1.0-small/', 'mychex/', regex=False)).to_csv(folder / 'train.csv', index=False)
     shutil.move(folder, tmp_path / 'chexpert' / 'mychex')  # the folder's own name as prefix: cut, as the official name is
     assert [Path(f).name for f in read_chexpert(tmp_path / 'chexpert' / 'mychex', 'train')['file']] == [Path(f).name for f in ref['file']]
+
+
+# --- data review (hunt5) 1: read_adnimerge refuses follow-up visits without Years_bl (they were given the baseline age) ---------------
+def test_read_adnimerge_refuses_follow_up_without_years_bl(tmp_path):
+    "Without a Years_bl column, baseline_only=False gave RID 9001's m24 visit the baseline AGE 71.4 (73.41 with Years_bl), silently."
+    src = SAMPLES / 'adni' / 'ADNIMERGE_sample.csv'
+    raw = pd.read_csv(src, dtype=str, keep_default_na=False)
+    raw.drop(columns='Years_bl').to_csv(tmp_path / 'no_years.csv', index=False)
+    with pytest.raises(ValueError, match=r"no_years.csv has follow-up visits \(VISCODE \['m12', 'm24'\]\) but no Years_bl column; AGE is the age at baseline, "
+                                         r"so a visit's age is AGE \+ Years_bl. Expected a Years_bl column \(as ADNIMERGE has\), or pass baseline_only=True"):
+        read_adnimerge(tmp_path / 'no_years.csv', baseline_only=False)
+    assert read_adnimerge(tmp_path / 'no_years.csv').equals(read_adnimerge(src))  # baseline rows need no Years_bl
+    raw[raw.VISCODE == 'bl'].drop(columns='Years_bl').to_csv(tmp_path / 'bl_only.csv', index=False)
+    assert read_adnimerge(tmp_path / 'bl_only.csv', baseline_only=False).equals(read_adnimerge(src))
+
+
+# --- data review (hunt5) 2: a text CheXpert label is named with its row and column ---------------------------------------------------
+def test_apply_policy_names_text_cells(tmp_path):
+    "A text cell ('unsure' in Edema at row 7) gave 'must be numbers ...; got array([[1.0, ...' naming neither the value, the column nor the row."
+    f = tmp_path / 'CheXpert-v1.0-small'; f.mkdir()
+    rows = pd.DataFrame({'Path': [f'CheXpert-v1.0-small/train/patient{i:05d}/study1/view1_frontal.jpg' for i in range(1, 11)],
+                         'Sex': 'Female', 'Age': 60, 'Frontal/Lateral': 'Frontal', 'AP/PA': 'AP'})
+    for c in CHEXPERT_FINDINGS: rows[c] = np.where(np.arange(10) % 3 == 0, 1.0, np.nan)
+    rows = rows.astype({'Edema': object}); rows.loc[7, 'Edema'] = 'unsure'
+    rows.to_csv(f / 'train.csv', index=False)
+    with pytest.raises(ValueError, match=r"^CheXpert labels must be numbers 1, 0, -1 or blank; got 'unsure' at row 7, column 'Edema'$"): read_chexpert(tmp_path, check=False)
+    with pytest.raises(ValueError, match=r"got 'x' at index 1, 2, '\?' at index 2, 0$"): apply_policy(np.array([[1, 0, ''], [0, -1, 'x'], ['?', 1, 1]], dtype=object))
+    with pytest.raises(ValueError, match=r"not CheXpert labels \(2 at row 1 of 'Edema'\); expected 1"): apply_policy(pd.Series([1, 2], name='Edema'))
+    assert apply_policy(np.array(['', '1', '-1'], dtype=object))[0].tolist() == [0, 1, 0]  # '' is blank, as before
+
+
+# --- data review (hunt5) 3: ISICDataset refuses a row whose melanoma and diagnosis contradict each other ------------------------------
+def test_isic_dataset_refuses_melanoma_diagnosis_clash():
+    "diagnosis='NV' with melanoma=1 was taken (attrs [1, 1], prompt 'nevus (NV)'), while skin_diagnosis refuses the same row."
+    t = read_isic2019(SAMPLES / 'isic' / '2019')
+    assert ISICDataset(t, 8).targets.shape == (len(t), 2)  # a consistent table, as before
+    t.loc[1, ['diagnosis', 'melanoma']] = ['NV', 1]; t.loc[2, ['diagnosis', 'melanoma']] = ['MEL', 0]
+    with pytest.raises(ValueError, match=r"table rows \[1, 2\] have melanoma \[1, 0\] but diagnosis \['NV', 'MEL'\]; expected melanoma 1 exactly where the diagnosis is 'MEL'"):
+        ISICDataset(t, 8)
+
+
+# --- data review (hunt5) 4: PhantomDataset checks n under its own name ----------------------------------------------------------------
+def test_phantom_dataset_checks_n_by_name():
+    "n=0, 2.5 and 2**32 + 1 were reported as 'length=...', a parameter PhantomDataset does not have."
+    ph = Toy(16, 0)
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match=rf'^n={bad}: expected a positive integer'): PhantomDataset(ph, bad)
+    with pytest.raises(ValueError, match=r'^n=4294967297 is above 2\*\*32; expected at most 4294967296 samples'): PhantomDataset(ph, 2**32 + 1)
+    assert len(PhantomDataset(ph, 3)) == 3
+
+
+# --- data review (hunt5) 5: parse_censored takes exactly one leading < or > ----------------------------------------------------------
+def test_parse_censored_refuses_doubled_signs():
+    "'<>1700' read as 1700 flagged -1, '><8' as 8 flagged +1, '<<8' and '>>120' taken: lstrip cut every leading < and >."
+    for v in ['<>1700', '><8', '<<8', '>>120', '<8>']:
+        with pytest.raises(ValueError, match=rf"column 'ABETA' has unparseable values \['{re.escape(v)}'\]; expected numbers, '<x', '>x' or blank"):
+            parse_censored(pd.Series(['812.5', v], name='ABETA'))
+    num, flag = parse_censored(pd.Series(['>1700', '<8', ' 42', '< 8', None], name='ABETA'))  # valid values read as before
+    assert num[:4].tolist() == [1700, 8, 42, 8] and np.isnan(num[4]) and flag.tolist() == [1, -1, 0, -1, 0]
+
+
+# --- data review (hunt5) 6: encode_attrs names a numbers column that holds text -------------------------------------------------------
+def test_encode_attrs_refuses_text_in_numbers_column():
+    "Text in age gave numpy's 'could not convert string to float' naming no column, and age read as text ('63') was parsed silently."
+    book = attr_codebook(Toy(16, 0))
+    a = Toy(16, 0).sample(3, seed=0).attrs
+    with pytest.raises(ValueError, match=r"^age has values \['63', 'unknown', '70'\] in rows \[0, 1, 2\] that are not numbers; expected numbers"):
+        encode_attrs(a.assign(age=['63', 'unknown', '70']), book)
+    with pytest.raises(ValueError, match=r"^age has values \['70'\] in rows \[1\] that are not numbers"): encode_attrs(a.assign(age=[61.5, '70', 70]), book)
+    ref = encode_attrs(a, book)
+    assert torch.equal(encode_attrs(a.assign(age=a['age'].astype(object)), book), ref)  # numbers held as objects (encode_known's fill) still encode
+    assert torch.equal(encode_known(a.assign(age=[a['age'][0], np.nan, a['age'][2]]), book)[0][[0, 2]], ref[[0, 2]])
+
+
+# --- data review (hunt5) 7: read_table refuses one column name given as a string -----------------------------------------------------
+def test_read_table_refuses_one_name_string(tmp_path):
+    "read_table(p, 'image', ...) checked the letters: 'missing columns ['i', 'm', 'a', 'g', 'e']'."
+    pd.DataFrame({'image': ['a']}).to_csv(tmp_path / 't.csv', index=False)
+    with pytest.raises(TypeError, match=r"required='image' is one column name; expected a list of column names \(e.g. \['image'\]\)"):
+        read_table(tmp_path / 't.csv', 'image', 'an image list')
+    assert read_table(tmp_path / 't.csv', ['image'], 'an image list')['image'].tolist() == ['a']
