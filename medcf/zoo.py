@@ -70,6 +70,7 @@ CAPTION_STREAM = 0xCA97  # mixed into the seed of the caption-style draw, so tha
 
 def _mix(name: str, attrs: pd.DataFrame, own: list, share: float, seed: int) -> list:
     if not 0 <= share <= 1: raise ValueError(f"share={share}: expected a probability in [0, 1]")
+    seed = check_int(seed, 'seed', 0)  # numpy's own refusal names no argument ('expected non-negative integer'), and takes True for 1
     # Its own random stream: `phantom.sample(seed=s)` draws its exogenous noise from default_rng(s), and reusing that stream
     # here made the caption style a function of the first variable drawn (every chest image with a PRISM caption was male).
     pick_paper = np.random.default_rng([seed, CAPTION_STREAM]).random(len(attrs)) < share
@@ -232,7 +233,7 @@ def select_guidance(name: str,  # 'chest' or 'skin'
                     prism_share: float | None = None  # share of paper-style captions the model was trained with (None: the recipe's)
                    ) -> list:
     "Per scale and interval: `validation_fd` (on the validation sets) and prompt adherence (at generation seed `seed`, not the card's 0); the lowest FD whose adherence all reach `min_adherence` is chosen (none: the lowest FD, with a warning)."
-    check_real(min_adherence, 'min_adherence', 0, 1, expect='a share in [0, 1]')
+    check_real(min_adherence, 'min_adherence', 0, 1, expect='a share in [0, 1]'); seed = check_int(seed, 'seed', 0, hi=2**32 - 1)  # generate's seeds end at 2**32 - 1
     if not len(intervals): raise ValueError("intervals=(): expected at least one guidance interval (None: guidance at every step)")
     raw = _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, VALIDATION_SEEDS, 0, intervals, prism_share)
     worst = [min(adh.values()) for _, _, adh, _ in raw]  # each setting's weakest adherence
@@ -426,7 +427,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
 def adherence_prompts(name: str, n: int = 256, seed: int = 0) -> tuple:
     "Prompts in the papers' style with the attribute values they ask for: balanced over chest findings, random skin ones."
     from medcf import data
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_int(seed, 'seed', 0))  # checked for the chest too, which draws nothing
     if name == 'chest':
         combos = [dict(effusion=e, devices=d, cardiomegaly=c) for e in (0, 1) for d in (0, 1) for c in (0, 1)]
         asked = pd.DataFrame([combos[i % len(combos)] for i in range(n)])
@@ -579,7 +580,7 @@ def guidance_sweep(name: str,  # 'chest' or 'skin'
                    prism_share: float | None = None  # share of paper-style captions the model was trained with (None: the recipe's)
                   ) -> pd.DataFrame:
     "Prompt adherence per attribute and oracle-feature FD / real floor at each guidance scale, on `evaluate_zoo_model`'s sets."
-    gi = recipe_interval(name, guidance_interval)
+    gi, seed = recipe_interval(name, guidance_interval), _generation_seed(seed)  # as evaluate_zoo_model, before any model loads (a negative seed reached the real-set draw at seed + 10_000, named so)
     return pd.DataFrame([dict(guidance_scale=w, **{k: round(v, 4) for k, v in adh.items()}, fd_ratio=round(fd, 3))
                          for w, _, adh, fd in _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, (10_000, 20_000), seed, (gi,), prism_share)])
 
@@ -620,13 +621,22 @@ def pooled_ratio(fd_seeds: Sequence[dict]  # a card's `oracle_fd_seeds`: records
 def grain_versions(n: int,  # chests
                    seed: int  # phantom seed of the set (the chest card's first real set: 10_000)
                   ) -> tuple:  # (real PhantomBatch, the same chests without film grain as a PhantomBatch, their images with another chest's grain)
-    "A real chest set, the same chests rendered without film grain, and their images with another chest's grain plane (a second exposure)."
+    "A real chest set, the same chests rendered without film grain, and their images with another chest's grain plane (a second exposure: never the chest's own plane of the phantom's bank)."
     n = check_int(n, 'n', 2, " (chests: another chest's grain needs two)")
-    real, clean = zoo_phantom('chest').sample(n, seed=seed), zoo_phantom('chest', grain=0).sample(n, seed=seed)
-    grain = real.images - clean.images
+    ph = zoo_phantom('chest')
+    real, clean = ph.sample(n, seed=seed), zoo_phantom('chest', grain=0).sample(n, seed=seed)
+    grain, plane = real.images - clean.images, np.asarray(real.noise['grain']) % len(ph._grain())  # each chest's plane of the bank (64: chests share them)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
-    donor = torch.empty_like(order); donor[order] = order.roll(1)  # a shuffled cycle: every chest gets another's grain (a plain permutation gives some their own back)
-    other = (clean.images + grain[donor]).clamp(-1, 1)  # clipped as the phantom clips
+    donor = torch.empty_like(order); donor[order] = order.roll(1)  # a shuffled cycle: no chest gets its own grain back (a plain permutation gives some theirs)
+    donor = donor.numpy()
+    for i in range(n):  # a donor may carry the chest's own plane (3 of the card's 256 chests): swap donors with the first chest for which both then differ
+        p = plane[i]
+        if plane[donor[i]] != p: continue
+        j = next((j for j in range(n) if plane[j] != p and plane[donor[j]] != p), None)  # exists unless more than half the chests carry p
+        if j is None: raise ValueError(f"n={n}, seed={seed}: {int((plane == p).sum())} of the {n} chests carry grain plane {p}, more than half, so not every chest "
+                                       "can get another plane; expected a set in which no plane is carried by more than half the chests (a larger n)")
+        donor[[i, j]] = donor[[j, i]]
+    other = (clean.images + grain[torch.as_tensor(donor)]).clamp(-1, 1)  # clipped as the phantom clips
     return real, clean, other
 
 def judge_reads(n: int,  # chests
@@ -694,8 +704,9 @@ def attribute_mix_fd(name: str,  # 'chest' or 'skin'
                         "(resample_like matches one 1-D histogram: combine the attributes into one stratum key yourself)")
     if spec.get(attribute) != 'continuous':  # checked before any image is drawn
         raise ValueError(f"attribute={attribute!r}: expected a continuous attribute the oracle reads; it reads {spec}")
-    if not 2 <= n <= pool_n: raise ValueError(f"n={n}, pool_n={pool_n}: expected 2 <= n <= pool_n (random draws of n from the pool)")
-    if not (isinstance(draws, (int, np.integer)) and draws >= 1): raise ValueError(f"draws={draws!r}: expected a positive integer (pool draws averaged per figure)")
+    pool_n, draws = check_int(pool_n, 'pool_n', 2, ' (real images in the pool)'), check_int(draws, 'draws', 1, ' (pool draws averaged per figure)')  # a bool is no count
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 2 <= n <= pool_n:
+        raise ValueError(f"n={n!r}, pool_n={pool_n}: expected an integer with 2 <= n <= pool_n (random draws of n from the pool)")
     _generation_seed(seed); check_real(width, 'width', 0, expect='a bin width > 0', open_lo=True); _share(name, prism_share)  # before any image is drawn
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, seed)  # the card's sets and floor
     gen = _generated(pipe, name, real_b, num_inference_steps, w, seed, gi, prism_share)

@@ -792,3 +792,45 @@ def test_an_evaluation_seed_past_the_last_generation_seed_is_refused_under_its_o
     monkeypatch.setattr(zoo, 'generate', lambda pipe, caps, *a, seed=0, **k: drawn.append(seed) or torch.zeros(len(caps), 1, 64, 64))
     zoo._generated(object(), 'chest', ChestPhantom(size=64).sample(2, seed=0), 1, 1.0, 2**32 - 2)
     assert drawn == [2**32 - 1]  # the last valid seed is still served
+
+def test_grain_versions_gives_every_chest_another_grain_plane():
+    "The grain is one of the phantom's 64 bank planes, so another chest's grain can be the chest's own plane: on the card's first set (256, seed 10_000) the previous library gave chests 3, 108 and 244 their own plane back (correlation 1.000 with their own grain). Now every chest gets a plane other than its own, each chest's grain still used once; a set where more than half the chests share a plane is refused by name."
+    real, clean, other = zoo.grain_versions(256, seed=10_000)
+    bank = zoo.zoo_phantom('chest')._grain().flatten(1)
+    plane = real.noise['grain'] % len(bank)
+    moved = (other - clean.images).flatten(1)
+    unit = lambda x: (x - x.mean(1, keepdim=True)) / x.norm(dim=1, keepdim=True)
+    corr = unit(moved) @ unit(bank - bank.mean(1, keepdim=True)).T  # each chest's added grain against every bank plane
+    got = corr.argmax(1).numpy()
+    assert (corr.max(1).values > 0.9).all()  # each version carries one bank plane
+    assert sorted(got.tolist()) == sorted(plane.tolist())  # a permutation of the set's grain planes
+    assert (got != plane).all(), f"chests {np.flatnonzero(got == plane).tolist()} got their own plane back"
+    with pytest.raises(ValueError, match=r"n=2, seed=69: 2 of the 2 chests carry grain plane 34, more than half, so not every chest can get another plane; expected a set in which no plane"):
+        zoo.grain_versions(2, seed=69)  # both chests of this set carry plane 34
+
+def test_attribute_mix_fd_refuses_a_fractional_pool_or_a_bool_draws_before_drawing(monkeypatch):
+    "pool_n and draws are counts, checked with the other arguments before any set is drawn: the previous library only compared pool_n (2 <= n <= pool_n), so pool_n=300.5 passed, the card's real sets were rendered and its images generated, and only then did phantom.sample refuse it naming `n`; draws=True ran as one draw, and n=2.5 reached the real-set draw."
+    o = FakeOracle([AttrSpec('age', 'continuous', range=(18., 90.))], None)
+    monkeypatch.setattr(zoo, '_held_out', lambda *a, **k: pytest.fail('the real sets were drawn before the arguments were checked'))
+    monkeypatch.setattr(zoo, '_generated', lambda *a, **k: pytest.fail('images were generated before the arguments were checked'))
+    for kw, msg in [(dict(pool_n=300.5), r'pool_n=300.5: expected an integer >= 2 \(real images in the pool\)'),
+                    (dict(pool_n=True), r'pool_n=True: expected an integer >= 2'),
+                    (dict(draws=True), r'draws=True: expected a positive integer \(pool draws averaged per figure\)'),
+                    (dict(n=2.5, pool_n=8), r'n=2.5, pool_n=8: expected an integer with 2 <= n <= pool_n'),
+                    (dict(n=True, pool_n=8), r'n=True, pool_n=8: expected an integer with 2 <= n <= pool_n')]:
+        with pytest.raises(ValueError, match=msg): zoo.attribute_mix_fd('chest', 'age', pipe=object(), oracle=o, num_inference_steps=1, **kw)
+
+def test_every_seeded_zoo_function_checks_its_seed_by_name_first(monkeypatch):
+    "guidance_sweep checks its seed as evaluate_zoo_model does and select_guidance its adherence seed, before any model loads or set is drawn: the previous library drew the real sets at seed + 10_000 first, so seed=-10001 was refused as 'seed=-1' (a value never passed) and seed=-3 with numpy's bare 'expected non-negative integer'. The caption mix and the adherence prompts name a bad seed too (numpy's bare error before; True ran as seed 1, and the chest prompts took any seed)."
+    monkeypatch.setattr(zoo, 'load_pipeline', lambda *a, **k: pytest.fail('a model was loaded before the seed was checked'))
+    monkeypatch.setattr(zoo, '_held_out', lambda *a, **k: pytest.fail('the real sets were drawn before the seed was checked'))
+    for s, msg in [(-10_001, r'seed=-10001: expected a non-negative integer'), (-3, r'seed=-3: expected a non-negative integer'), (True, r'seed=True: expected a non-negative integer'),
+                   (2**32 - 1, r'seed=4294967295: the generated set draws its noise at seed \+ 1, .*expected a seed in \[0, 4294967294\]')]:
+        with pytest.raises(ValueError, match=msg): zoo.guidance_sweep('chest', None, object(), scales=(2.0,), n=4, num_inference_steps=1, seed=s)
+    for s, msg in [(-3, r'seed=-3: expected an integer in \[0, 4294967295\]'), (2**32, r'seed=4294967296: expected an integer in \[0, 4294967295\]'), (2.5, r'seed=2.5: expected an integer')]:
+        with pytest.raises(ValueError, match=msg): zoo.select_guidance('chest', None, scales=(2.0,), n=4, num_inference_steps=1, oracle=object(), seed=s)
+    b = ChestPhantom(size=64).sample(2, seed=0)
+    for f in (lambda s: zoo.training_captions('chest', b, 0.5, seed=s), lambda s: zoo.caption_mix('chest', b.attrs, 0.5, seed=s),
+              lambda s: zoo.adherence_prompts('chest', 4, seed=s), lambda s: zoo.adherence_prompts('skin', 4, seed=s)):
+        for s in (-3, True):
+            with pytest.raises(ValueError, match=rf'seed={s}: expected a non-negative integer'): f(s)
