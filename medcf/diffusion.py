@@ -910,7 +910,8 @@ def step_generators(seed: int, n: int,  # generate's seed; how many images
     return _seed_generators(seed, n, offset, stream=1)
 
 def _randn(gens: list, shape: tuple) -> torch.Tensor:
-    return torch.stack([torch.randn(shape, generator=g) for g in gens])
+    "One standard normal draw of `shape` per generator, stacked: float32 whatever torch's default dtype (a float64 draw is another random stream, so a seed would give other images)."
+    return torch.stack([torch.randn(shape, generator=g, dtype=torch.float32) for g in gens])
 
 def initial_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                     n: int, seed: int = 0, offset: int = 0,  # image j depends only on seed and offset + j
@@ -1990,7 +1991,7 @@ def train_vae(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, va
             else: pwc = pw
             with _autocast(vae, autocast): moments = vae.encode(x).latent_dist.parameters
             post = DiagonalGaussianDistribution(moments.float())  # in bfloat16 the posterior's log-variance runs away (the latents' std reached ~1e3)
-            z = post.mean + post.std * torch.randn(post.mean.shape, generator=g).to(x)
+            z = post.mean + post.std * torch.randn(post.mean.shape, generator=g, dtype=torch.float32).to(x)  # float32 draws whatever torch's default dtype: a seed's stream
             with _autocast(vae, autocast): rec = vae.decode(z).sample.float()
             l1 = (rec - y).abs() if pwc is None else (rec - y).abs() * pwc
             loss = l1.mean() + kl_weight * post.kl().mean()
@@ -2071,6 +2072,12 @@ def _module_digest(m: torch.nn.Module, note: str = '') -> str:
     for k, v in m.state_dict().items(): h.update(k.encode()); h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:12] + (f' ({note})' if note else '')
 
+def _tokenizer_record(tok) -> dict:
+    "What a resume compares of the tokenizer, readable in its refusal: which one, its length, padding length, padding and truncation sides, special-token ids and a digest of its vocabulary (each changes the prompt embeddings the UNet trains on)."
+    vocab = _digest('\x00'.join(f'{t}\x01{i}' for t, i in sorted(tok.get_vocab().items())).encode())
+    return dict(type=type(tok).__name__, len=len(tok), model_max_length=tok.model_max_length, padding_side=getattr(tok, 'padding_side', None),
+                truncation_side=getattr(tok, 'truncation_side', None), special_ids=[getattr(tok, f'{k}_token_id', None) for k in ('pad', 'bos', 'eos', 'unk', 'cls', 'sep')], vocab=vocab)
+
 def settings_diff(old: dict,  # settings a saved state recorded
                   now: dict  # this run's settings
                  ) -> tuple:
@@ -2110,7 +2117,7 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
              weights: Sequence[float] | torch.Tensor | None = None,  # per-example sampling weights (None: uniform), e.g. to train rare captions more often
              snr_gamma: float | None = None,  # Min-SNR-gamma loss weighting (arXiv:2303.09556; 5 is the paper's); None: plain MSE
              autocast: str | None = None,  # 'bf16': the UNet's forward and backward under bfloat16 autocast (weights, optimiser, EMA and loss stay float32); None: float32 throughout
-             seed: int = 0,  # batches, timesteps, noise, dropout
+             seed: int = 0,  # batches, timesteps, noise, dropout (the UNet's dropout layers draw from torch's global generators: the run forks them, seeded from `seed` and saved with its state, so the caller's are left as they were)
              ckpt_dir: str | Path | None = None,  # save resumable state here every `ckpt_every` steps
              ckpt_every: int = 500,  # steps between checkpoints
              snapshot_every: int | None = None,  # also keep a copy of the weights (the EMA ones when on) every this many steps, returned as 'snapshots'
@@ -2165,7 +2172,8 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
                     data=_data_digest(items if stream else (images, prompts)) if ckpt_dir else None,  # only a resume needs it
                     trained=_digest('\x00'.join(names).encode()),
                     vae=_module_digest(pipe.vae, f"scaling_factor {pipe.vae.config.scaling_factor:.6g}") if ckpt_dir else None,  # the latents it trains on
-                    text_encoder=_module_digest(pipe.text_encoder) if ckpt_dir else None)  # and the embeddings
+                    text_encoder=_module_digest(pipe.text_encoder) if ckpt_dir else None,  # and the embeddings
+                    tokenizer=_tokenizer_record(pipe.tokenizer) if ckpt_dir else None)  # which the tokens (their padding length, say) change too
     s = _load_state(state) if state is not None and resume and state.exists() else None
     if s is not None: _check_resume(state, s, settings, steps)  # before any work
     if stream:  # prompts are encoded per batch, uncached: a caption set the size of CheXpert's would fill the cache (on the GPU)
@@ -2183,6 +2191,7 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
     ema = [p.detach().clone() for p in unet.parameters()] if ema_decay else None
     g = torch.Generator().manual_seed(seed)
     start, hist, snaps = 0, dict(step=[], loss=[]), {}
+    rng0 = {**_seeded_rng(seed, dev), **(s.get('global_rng', {}) if s is not None else {})}  # the global generators' states the steps start from (a state saved before medcf kept them: seeded)
     if s is not None:
         unet.load_state_dict(s['unet']); opt.load_state_dict(s['opt']); g.set_state(s['rng'])  # both copy onto the parameters' devices
         on_params = lambda ts: [t.to(q.device) for t, q in zip(ts, unet.parameters())]  # the state was read onto the CPU: the UNet may sit elsewhere
@@ -2194,7 +2203,8 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
         if state is None: return
         state.parent.mkdir(parents=True, exist_ok=True)
         tmp = state.with_name(state.name + '.tmp')  # written whole, then renamed: an interrupt while saving leaves the previous state intact
-        torch.save(dict(unet=unet.state_dict(), opt=opt.state_dict(), rng=g.get_state(), ema=ema, step=step, hist=hist, snaps=snaps, settings=settings, steps=steps), tmp)
+        torch.save(dict(unet=unet.state_dict(), opt=opt.state_dict(), rng=g.get_state(), ema=ema, step=step, hist=hist, snaps=snaps, settings=settings, steps=steps,
+                        global_rng=_global_rng(dev) if step > start else rng0), tmp)  # a step's state is saved inside the run's fork of the global generators
         os.replace(tmp, state); saved = step
     if s is not None and s.get('steps') not in (None, steps) and 0 < start <= steps:
         warnings.warn(f"{state} was saved by a run of {s['steps']} steps at step {start}; " + (f"going on to steps={steps} changes the learning-rate schedule (warm-up, then "
@@ -2208,7 +2218,9 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
     unet.train()
     for p, f in zip(unet.parameters(), flags): p.requires_grad_(train_all or f)
     t0, bar = time.time(), _progress(steps, 'unet', progress, start)
+    fork = _fork_rng(dev); fork.__enter__()  # dropout draws from the global generators: the run has its own
     try:
+        _set_global_rng(rng0, dev)
         for step in range(start, steps):
             lr_now = _lr_at(step, steps, lr, warmup)  # this step's rate (warm-up, then cosine), also what a divergence message reports
             for grp in opt.param_groups: grp['lr'] = lr_now
@@ -2229,10 +2241,10 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
             else:
                 idx = draw_indices(len(mu), batch_size, w, g)
                 mu_b, sd_b, c_b = mu[idx], sd[idx], emb[pix[idx]]
-            z = mu_b + sd_b * torch.randn(mu_b.shape, generator=g).to(mu_b)
-            noise = torch.randn(z.shape, generator=g).to(z)
+            z = mu_b + sd_b * torch.randn(mu_b.shape, generator=g, dtype=torch.float32).to(mu_b)  # float32 draws whatever torch's default dtype (a float64 one is another stream)
+            noise = torch.randn(z.shape, generator=g, dtype=torch.float32).to(z)
             t = torch.randint(0, T, (batch_size,), generator=g).to(dev)
-            drop = torch.rand(batch_size, generator=g) < cond_drop
+            drop = torch.rand(batch_size, generator=g, dtype=torch.float32) < cond_drop
             c = torch.where(drop.to(dev).view(-1, 1, 1), empty, c_b)
             a = acp[t].view(-1, 1, 1, 1).to(z)
             x_t = a.sqrt() * z + (1 - a).sqrt() * noise
@@ -2265,6 +2277,7 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
         else: warnings.warn("finetune stopped early: the UNet holds the raw weights of its last step, not the EMA ones; " +
                             (f"call finetune again with the same ckpt_dir to resume from its state of step {saved}" if saved is not None else "no ckpt_dir was given, so there is no state to resume from"))
         raise
+    finally: fork.__exit__(None, None, None)  # the caller's global generators, as they were
     bar.close()
     if ema is not None:
         with torch.no_grad():
@@ -2290,7 +2303,31 @@ def _shape_hint(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, 
                                             "e.g. CheXpertDataset(..., size=native_size(pipe), channels=pipe.vae.config.in_channels))")
 
 
-FINETUNE_STATE_KEYS = ('unet', 'opt', 'rng', 'ema', 'step', 'hist')  # what a `finetune` state holds (and settings, steps: later medcf)
+FINETUNE_STATE_KEYS = ('unet', 'opt', 'rng', 'ema', 'step', 'hist')  # what a `finetune` state holds (and settings, steps, global_rng: later medcf)
+
+def _rng_types(dev: torch.device) -> tuple:
+    "The device types whose global generator a module on `dev` draws from (its dropout, say): the CPU's, and an accelerator's."
+    return ('cpu',) if dev.type in ('cpu', 'meta') else ('cpu', dev.type)
+
+def _fork_rng(dev: torch.device):
+    "torch.random.fork_rng of the CPU's global generator and `dev`'s: the caller's are set back as they were when it exits."
+    acc = _rng_types(dev)[1:]
+    return torch.random.fork_rng(devices=[dev] if acc else [], device_type=acc[0] if acc else None)
+
+def _seeded_rng(seed: int, dev: torch.device) -> dict:
+    "Fresh states for torch's global generators that a `finetune` run's dropout draws from (the CPU's and, for a UNet on an accelerator, that device's), seeded from `seed` apart from the run's own generator (batches, timesteps, noise)."
+    k = int(np.random.SeedSequence([seed, 11]).generate_state(1)[0])
+    return {t: torch.Generator(device='cpu' if t == 'cpu' else dev).manual_seed(k).get_state() for t in _rng_types(dev)}
+
+def _global_rng(dev: torch.device) -> dict:
+    "The states of torch's global generators of the CPU and of `dev` (what `_set_global_rng` sets back)."
+    return {t: torch.get_rng_state() if t == 'cpu' else torch.get_device_module(t).get_rng_state(dev) for t in _rng_types(dev)}
+
+def _set_global_rng(states: dict, dev: torch.device):
+    "Set torch's global generators of the CPU and of `dev` to `states` (`_global_rng`'s); one of another device type (a state saved on a GPU, resumed on the CPU) is left out."
+    for t, v in states.items():
+        if t == 'cpu': torch.set_rng_state(v)
+        elif t in _rng_types(dev): torch.get_device_module(t).set_rng_state(v, dev)
 
 def _state_file(ckpt_dir) -> Path | None:
     "finetune's state file in `ckpt_dir` (the folder is made when the first state is saved), or None without one; a name that is empty or a file is refused."
@@ -2310,6 +2347,10 @@ def _load_state(state: Path) -> dict:
                          "delete it, pass resume=False to start over (it is replaced), or use another ckpt_dir") from None
     missing = [k for k in FINETUNE_STATE_KEYS if not isinstance(s, dict) or k not in s]
     if missing: raise ValueError(f"{state} is not a finetune state (it lacks {missing}); pass resume=False to start over (it is replaced), or use another ckpt_dir")
+    rngs = s.get('global_rng', {})
+    if not isinstance(rngs, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) and v.dtype == torch.uint8 for k, v in rngs.items()):
+        raise ValueError(f"{state} holds a global_rng of {type(rngs).__name__}; expected a dict of torch's generator states by device type (uint8 tensors); "
+                         "pass resume=False to start over (it is replaced), or use another ckpt_dir")
     return s
 
 # %% ../nbs/02_diffusion.ipynb #f3a45029

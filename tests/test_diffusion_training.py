@@ -448,3 +448,105 @@ def test_inversion_editor_regenerates_with_its_guidance_interval(pipe):
     got = ed(x, dict(effusion=0), dict(effusion=1))
     assert torch.equal(got, D.regenerate(pipe, inv, ['effusion 0'] * 2, guidance_scale=2.0, guidance_interval=(0, 100)))
     assert not torch.equal(got, D.regenerate(pipe, inv, ['effusion 0'] * 2, guidance_scale=2.0))
+
+
+import contextlib
+
+
+@contextlib.contextmanager
+def _default_dtype(dt):
+    "torch's default dtype set to `dt` inside, and set back whatever happens."
+    old = torch.get_default_dtype(); torch.set_default_dtype(dt)
+    try: yield
+    finally: torch.set_default_dtype(old)
+
+
+def test_seeded_noise_does_not_change_with_the_default_dtype(pipe):
+    "A seed's noise is drawn in float32 whatever torch's default dtype (a float64 draw is another stream: initial_latents differed by 4.4 and came back float64): "
+    "initial_latents and generate with step noise (eta=1) give the same tensors after torch.set_default_dtype(torch.float64)."
+    want_x, want_im = D.initial_latents(pipe, 2, seed=1), D.generate(pipe, ['a', 'b'], num_inference_steps=2, seed=1, eta=1.0)
+    with _default_dtype(torch.float64): got_x, got_im = D.initial_latents(pipe, 2, seed=1), D.generate(pipe, ['a', 'b'], num_inference_steps=2, seed=1, eta=1.0)
+    assert got_x.dtype == torch.float32 and torch.equal(got_x, want_x)
+    assert torch.equal(got_im, want_im)
+
+
+def test_training_draws_do_not_change_with_the_default_dtype(pipe):
+    "finetune's latents, noise and caption drops and train_vae's posterior samples are float32 draws whatever torch's default dtype: the same weights after torch.set_default_dtype(torch.float64)."
+    x = imgs(4); data = (x, ['a', 'b'] * 2)  # float32 images, made outside the float64 session
+    def runs(dt):
+        ft, vae = fresh_unet(pipe), D.assemble_pipeline(copy.deepcopy(pipe.vae), pipe.unet, pipe.scheduler, pipe.text_encoder, pipe.tokenizer)  # float32 models
+        with _default_dtype(dt):
+            D.finetune(ft, data, steps=2, batch_size=2, warmup=1, cond_drop=0.5, seed=3, progress=False)
+            D.train_vae(vae, x, steps=1, batch_size=2, seed=4, progress=False)
+        return [q.detach().clone() for q in (*ft.unet.parameters(), *vae.vae.parameters())]
+    want, got = runs(torch.float32), runs(torch.float64)
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+
+def test_finetune_resume_refuses_another_tokenizer(pipe, tmp_path):
+    "The resume check records the tokenizer as well as the text encoder's weights: a state saved with model_max_length 48 (or right padding) is refused with 16 (or left), "
+    "naming what differs; the same tokenizer resumes; a state saved before the tokenizer was recorded resumes with a warning that it was not checked."
+    data, kw = (imgs(4), ['a', 'b'] * 2), dict(steps=2, batch_size=2, warmup=1, progress=False, ckpt_dir=tmp_path)
+    D.finetune(fresh_unet(pipe), data, **kw)
+    def with_tok(**changes):
+        p = fresh_unet(pipe); tok = copy.deepcopy(p.tokenizer)
+        for k, v in changes.items(): setattr(tok, k, v)
+        return D.assemble_pipeline(p.vae, p.unet, p.scheduler, p.text_encoder, tok)
+    with pytest.raises(ValueError, match=r"saved with other settings: tokenizer \(model_max_length: 48 saved, 16 now\); resume with the saved settings"):
+        D.finetune(with_tok(model_max_length=16), data, **kw)
+    with pytest.raises(ValueError, match=r"tokenizer \(padding_side: 'right' saved, 'left' now\)"): D.finetune(with_tok(padding_side='left'), data, **kw)
+    assert D.finetune(with_tok(), data, **kw)['start'] == 2  # a copy of the same tokenizer: its state, finished
+    f = tmp_path / 'finetune_state.pt'; s = torch.load(f, weights_only=False); del s['settings']['tokenizer']; torch.save(s, f)  # as the previous medcf saved it
+    with pytest.warns(UserWarning, match=r"saved before medcf recorded \['tokenizer'\]; resuming without checking"): assert D.finetune(with_tok(), data, **kw)['start'] == 2
+
+
+def _dropout_pipe(pipe):
+    "`pipe` with a new seeded UNet whose resnets have dropout 0.1 (a valid diffusers config): in train mode it draws from torch's global generator."
+    from diffusers import UNet2DConditionModel
+    torch.manual_seed(0)
+    u = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(16, 32), down_block_types=('CrossAttnDownBlock2D',) * 2,
+                             up_block_types=('CrossAttnUpBlock2D',) * 2, layers_per_block=1, cross_attention_dim=384, attention_head_dim=8, norm_num_groups=16, dropout=0.1)
+    return D.assemble_pipeline(pipe.vae, u, pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
+
+
+def test_finetune_seed_covers_the_unets_dropout(pipe):
+    "The UNet's dropout draws from torch's global generator, which finetune forks and seeds from `seed`: two seed=0 runs agree whatever the caller's global stream "
+    "(the losses differed), another seed differs, and the caller's global stream is left as it was."
+    data, kw = (imgs(4), ['a', 'b'] * 2), dict(steps=3, batch_size=4, warmup=1, progress=False, ema_decay=None)
+    losses, after = [], []
+    for g in (1, 2):
+        p = _dropout_pipe(pipe); torch.manual_seed(g); want = torch.rand(3); torch.manual_seed(g)
+        losses.append(D.finetune(p, data, **kw)['loss'])
+        after.append(torch.equal(torch.rand(3), want))  # the caller's stream goes on as if finetune had not run
+    assert losses[0] == losses[1]
+    assert all(after)
+    assert D.finetune(_dropout_pipe(pipe), data, seed=1, **kw)['loss'] != losses[0]
+
+
+def test_finetune_with_dropout_resumes_exactly(pipe, tmp_path):
+    "A dropout UNet's run stopped at step 3 (its state saved at step 2) and resumed ends with the uninterrupted run's weights bit for bit (the global stream was not "
+    "saved: max diff 4.4e-4); a state saved before medcf kept the global generators resumes as before (from a seeded stream)."
+    data, kw = (imgs(4), ['a', 'b'] * 2), dict(steps=4, batch_size=4, warmup=1, progress=False, ckpt_every=2, ckpt_dir=tmp_path)
+    torch.manual_seed(7); full = _dropout_pipe(pipe); torch.manual_seed(7); D.finetune(full, data, **{**kw, 'ckpt_dir': tmp_path / 'full'})
+    p, n = _dropout_pipe(pipe), [0]
+    def stop(m, a):
+        n[0] += 1
+        if n[0] == 3: raise KeyboardInterrupt
+    h = p.unet.register_forward_pre_hook(stop)
+    torch.manual_seed(7)
+    with pytest.warns(UserWarning, match='stopped early'), pytest.raises(KeyboardInterrupt): D.finetune(p, data, **kw)
+    h.remove()
+    f = tmp_path / 'finetune_state.pt'; s = torch.load(f, weights_only=False); del s['global_rng']
+    (tmp_path / 'old').mkdir(); torch.save(s, tmp_path / 'old' / f.name)  # the step-2 state as the previous medcf saved it
+    torch.manual_seed(7); p2 = _dropout_pipe(pipe); torch.manual_seed(7)
+    assert D.finetune(p2, data, **kw)['start'] == 2
+    assert all(torch.equal(a, b) for a, b in zip(full.unet.parameters(), p2.unet.parameters()))
+    assert D.finetune(_dropout_pipe(pipe), data, **{**kw, 'ckpt_dir': tmp_path / 'old'})['start'] == 2
+
+
+def test_finetune_refuses_a_state_with_a_broken_global_rng(pipe, tmp_path):
+    "A state whose global generators' states are not a dict of uint8 tensors is refused by name when read, before any work (torch's own error came from inside the run)."
+    data, kw = (imgs(4), ['a', 'b'] * 2), dict(steps=2, batch_size=2, warmup=1, progress=False, ckpt_dir=tmp_path)
+    D.finetune(fresh_unet(pipe), data, **kw)
+    f = tmp_path / 'finetune_state.pt'; s = torch.load(f, weights_only=False); s['global_rng'] = {'cpu': torch.zeros(3)}; torch.save(s, f)
+    with pytest.raises(ValueError, match=r"holds a global_rng of dict; expected a dict of torch's generator states by device type \(uint8 tensors\)"): D.finetune(fresh_unet(pipe), data, **kw)
