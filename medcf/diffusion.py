@@ -1058,7 +1058,7 @@ def unet_eps(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
              checkpoint: bool = False,  # gradient-checkpoint the UNet call
              guidance_rescale: float = 0.0  # Lin et al.'s rescale of the guided prediction (`rescale_guidance`; 0: none)
             ) -> tuple:
-    "(guided, conditional, unconditional) noise predictions at (x_t, t), one batched UNet call for both halves of the guidance; v- and x0-predicting UNets are converted to the noise."
+    "(guided, conditional, unconditional) noise predictions at (x_t, t), one batched UNet call for both halves of the guidance (at guidance_scale 1 the unconditional half is not computed: None, even with `uncond` given); v- and x0-predicting UNets are converted to the noise."
     check_latents(pipe, x, 'x'); check_unet(pipe); check_scheduler(pipe if ddim is None else ddim)  # the scheduler whose alpha-bar is read: an EDM one has none
     t = check_timesteps(t, len(x), (pipe.scheduler if ddim is None else ddim).config.num_train_timesteps)
     guidance_scale, guidance_rescale = check_real(guidance_scale, 'guidance_scale'), check_guidance_rescale(guidance_rescale)
@@ -1161,7 +1161,7 @@ def check_callables(**fns: Callable | None  # name -> a function or None, e.g. c
 
 @checks_bools
 def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
-                   latents: torch.Tensor | SampleOutput,  # x_T (or x_t when start_step > 0; `generate`'s x_T is initial_latents(pipe, n, seed, signal_leak=True)), or a SampleOutput of a run stopped with end_step to go on from (another prompt: a prompt switch)
+                   latents: torch.Tensor | SampleOutput,  # x_T (or x_t when start_step > 0; `generate`'s x_T is initial_latents(pipe, n, seed, signal_leak=True, num_inference_steps=num_inference_steps): the leak's weight depends on the steps), or a SampleOutput of a run stopped with end_step to go on from (another prompt: a prompt switch)
                    cond: torch.Tensor,  # prompt embeddings N x L x D
                    uncond: torch.Tensor | None = None,  # embeddings of the empty/negative prompt (for guidance)
                    num_inference_steps: int | None = None,  # DDIM steps; None: 50, or the grid of the SampleOutput it goes on from
@@ -1467,6 +1467,7 @@ def generate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
     (seed, offset), batch_size = _noise_key(seed, offset, n), check_int(batch_size, 'batch_size')
     negative_prompt = check_negative_prompt(negative_prompt, guidance_scale, n)
     if guidance_fn is not None and n > batch_size: warn_hidden_offset(guidance_fn, 'guidance_fn')
+    if not isinstance(signal_leak, (bool, torch.Tensor)): raise TypeError(f"signal_leak={signal_leak!r}: expected True (the pipeline's own), False (none) or a latent tensor (`fit_signal_leak`)")  # also with latents given, where it is not read
     if latents is None: latents = initial_latents(pipe, n, seed, offset, signal_leak=signal_leak, num_inference_steps=num_inference_steps)
     elif len(check_latents(pipe, latents)) != n: raise ValueError(f"{len(latents)} latents for {n} prompts; expected one per prompt")
     elif isinstance(signal_leak, torch.Tensor): raise ValueError("got both latents and a signal_leak tensor; latents are used as given: add the leak to them with add_signal_leak, or pass only one")
@@ -1683,7 +1684,7 @@ def regenerate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, v
 def inversion_editor(pipe: SDPipeline,  # any SD-style pipeline
                      captions: Callable,  # values -> one caption per image; called with `source` (what the images show) and `target` (what is asked)
                      num_inference_steps: int = 50,  # DDIM grid of the inversion and the regeneration
-                     start_step: int = 20,  # invert to this step of the num_inference_steps grid (a step, not a fraction: on a 10-step grid, 4 is 20 of 50's depth): later keeps more of the image, earlier lets more change (adding a finding needs more room than removing one: chest, 50 steps, adding an effusion worked on 0.458 of 24 patients from step 20, 1.0 from step 10; removing 0.958 from both; tests/measure_edit_depth.py)
+                     start_step: int = 20,  # invert to this step of the num_inference_steps grid (a step, not a fraction: 4 of 10 steps is the share 20 of 50 is, but on the shipped 'leading' grids a less noisy start, t=501 against 581, as deep as 24 of 50; `ddim_scheduler(pipe, n).timesteps[k]` gives step k's timestep): later keeps more of the image, earlier lets more change (adding a finding needs more room than removing one: chest, 50 steps, adding an effusion worked on 0.458 of 24 patients from step 20, 1.0 from step 10; removing 0.958 from both; tests/measure_edit_depth.py)
                      guidance_scale: float | str = 5.0,  # classifier-free guidance of the regeneration under the target caption; 'recipe': the checkpoint's
                      guidance_interval: tuple | list | str | None = None,  # (t_lo, t_hi) training timesteps where that guidance applies; None: every step; 'recipe': the checkpoint's
                      batch_size: int = 64,  # latents per UNet call

@@ -3831,3 +3831,13 @@ def test_a_unet_without_sample_size_is_refused_with_how_to_set_one(pipe):
     for good, hw in ((8, (32, 32)), ([8, 6], (32, 24))):  # the way the message says works, for an int or (h, w)
         p.unet.register_to_config(sample_size=good)
         assert D.native_hw(p) == hw and D.initial_latents(p, 1).shape == (1, 4, hw[0] // 4, hw[1] // 4)
+
+def test_generate_refuses_a_bad_signal_leak_with_latents_given_too(pipe):
+    "signal_leak='yes', None or 0.5 was refused by initial_latents when generate drew x_T, and accepted silently when latents were given (where it is not read)."
+    import re
+    x = D.initial_latents(pipe, 1, seed=0)
+    for bad in ('yes', None, 0.5):
+        for kw in ({}, dict(latents=x)):
+            with pytest.raises(TypeError, match=rf"signal_leak={re.escape(repr(bad))}: expected True \(the pipeline's own\), False \(none\) or a latent tensor"):
+                D.generate(pipe, ['p'], num_inference_steps=1, signal_leak=bad, **kw)
+    assert D.generate(pipe, ['p'], num_inference_steps=1, latents=x, signal_leak=False).shape[0] == 1  # a valid one still runs
