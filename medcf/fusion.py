@@ -60,7 +60,6 @@ class IterativeImputer:
         names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
         if not fitting and names is not None and self.columns is not None and names != self.columns:
             raise ValueError(f"record has columns {names}; the imputer was fitted on {self.columns} (same names, same order expected)")
-        if fitting: self.columns = names
         try:
             X = np.asarray(X.to_numpy(dtype=object) if isinstance(X, pd.DataFrame) else X)
             if X.dtype == object: X = np.where(pd.isna(X), np.nan, X)  # pd.NA / None (nullable or object columns) is missing, not text
@@ -75,28 +74,31 @@ class IterativeImputer:
 
     def fit(self, X: np.ndarray | pd.DataFrame) -> IterativeImputer:  # training record, N x F with NaN for missing values (a DataFrame's column names are checked at transform)
         "Learn means, scales and the sequence of per-column regressions on the training record."
-        X = self._check(X, fitting=True); self.n_features = X.shape[1]
+        names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
+        X = self._check(X, fitting=True)  # the fit is built in locals and stored at the end: a refused refit leaves the earlier fit whole
         miss = np.isnan(X)
         empty = np.where(miss.all(0))[0]
-        if len(empty): raise ValueError(f"columns {self._names(empty)} are entirely missing in the training record; drop them")
-        self.mean, self.std = np.nanmean(X, 0), np.nanstd(X, 0)
-        self.std[np.nanmax(X, 0) == np.nanmin(X, 0)] = 1  # a constant column: its computed sd is rounding, not 0 (0.1 repeated gives 1.4e-17), and a patient who differs would stand 1e16 sds away
-        self.incomplete = np.where(miss.any(0))[0]
-        Z = np.where(miss, 0.0, (X - self.mean) / self.std)
-        self.coefs = []
+        if len(empty): raise ValueError(f"columns {self._label(empty, names)} are entirely missing in the training record; drop them")
+        mean, std = np.nanmean(X, 0), np.nanstd(X, 0)
+        std[np.nanmax(X, 0) == np.nanmin(X, 0)] = 1  # a constant column: its computed sd is rounding, not 0 (0.1 repeated gives 1.4e-17), and a patient who differs would stand 1e16 sds away
+        incomplete = np.where(miss.any(0))[0]
+        Z = np.where(miss, 0.0, (X - mean) / std)
+        coefs = []
         for _ in range(self.n_iter):
-            for j in self.incomplete:
+            for j in incomplete:
                 o = ~miss[:, j]
                 A = np.c_[np.ones(len(Z)), np.delete(Z, j, 1)]
                 try: w = np.linalg.solve(A[o].T @ A[o] + self.ridge * np.eye(A.shape[1]), A[o].T @ Z[o, j])
-                except np.linalg.LinAlgError: raise ValueError(f"the regression of column {self._names([j])[0]!r} on the others is singular at ridge={self.ridge:g} "
+                except np.linalg.LinAlgError: raise ValueError(f"the regression of column {self._label([j], names)[0]!r} on the others is singular at ridge={self.ridge:g} "
                                                                "(a constant or duplicated column?); expected a larger ridge (the default is 1e-2)") from None
                 Z[~o, j] = A[~o] @ w
-                self.coefs.append((j, w))
-        self.fitted = True
+                coefs.append((j, w))
+        self.columns, self.n_features, self.mean, self.std, self.incomplete, self.coefs, self.fitted = names, X.shape[1], mean, std, incomplete, coefs, True
         return self
 
-    def _names(self, idx) -> list: return [self.columns[j] for j in idx] if self.columns is not None else [int(j) for j in idx]
+    @staticmethod
+    def _label(idx, columns) -> list: return [columns[j] for j in idx] if columns is not None else [int(j) for j in idx]
+    def _names(self, idx) -> list: return self._label(idx, self.columns)
 
     def transform(self, X: np.ndarray | pd.DataFrame  # record with the fitted width (and columns), NaN for missing
                  ) -> np.ndarray:
@@ -169,7 +171,8 @@ class HyperNet(nn.Module):
     @torch.no_grad()
     def init_hyperfan_in(self, embed_m2: float = 1.0) -> None:  # E[e^2] of the embedding
         """Chang, Flokas & Lipson (ICLR 2020) hyperfan-in: the generated weights get variance
-        gain/(2 fan_in) and the biases 1/2 (half the output variance each), whatever the hypernetwork's width."""
+        gain/(2 fan_in) and the biases 1/2 (half the output variance each), whatever the hypernetwork's width;
+        without generated biases (n_bias=0) the weights carry the whole variance, gain/fan_in."""
         nn.init.kaiming_normal_(self.body[0].weight, nonlinearity='relu'); self.body[0].bias.zero_()
         m2_h = embed_m2  # He init keeps E[h^2] = E[e^2] through Linear+ReLU
         d_k = self.out.in_features
@@ -467,6 +470,9 @@ class FusionData:
         if len(record) != len(images): raise ValueError(f"{len(images)} images but {len(record)} record rows; expected one row per image, in the same order")
         check_int(len(record), 'the number of patients', 30, ' (rows)')
         _refuse_duplicated(record, ['rid', 'age', 'sex', *TASKS[task]['columns'], 'stage'])  # the columns read here
+        no_rid = np.flatnonzero(record.rid.isna().to_numpy()) if 'rid' in record.columns else []
+        if len(no_rid): raise ValueError(f"record rows {no_rid[:5].tolist()} ({len(no_rid)} in all) have no rid (participant id); expected an id in every row, so that "
+                                         "one participant's several rows can be found (or no rid column at all, if every row is known to be a different participant)")
         if 'rid' in record.columns and record.rid.duplicated().any():
             raise ValueError(f"record has several rows for participants {record.rid[record.rid.duplicated()].unique()[:5].tolist()} (rid); expected one row per "
                              "participant: the split is by row, so one participant's visits would land in train and test (read_adnimerge's default keeps baselines only)")
@@ -495,6 +501,10 @@ class FusionData:
         age_bin = pd.cut(age, [0, 65, 72, 78, 200], labels=False)
         strata = pd.DataFrame(dict(sex=sex, age=age_bin) if task == 'age' else dict(sex=sex, stage=stage, age=age_bin))
         self.split = dict(zip(['train', 'val', 'test'], stratified_split(strata, fractions, seed)))
+        sizes = {k: len(v) for k, v in self.split.items()}
+        if sizes['train'] < 2 or not sizes['val'] or not sizes['test']:  # train fits the imputer and the target's scale, val picks the epoch, test scores
+            raise ValueError(f"the split of {len(age)} patients has parts of {sizes} patients; expected 2 or more in train and 1 or more in val and in test: "
+                             f"use more patients, another seed or other fractions (now {tuple(fractions)})")
         if task == 'ad':
             for part, ix in self.split.items():
                 if len(set(stage[ix])) < 2:
@@ -511,6 +521,9 @@ class FusionData:
         self.images = images
         if task == 'age':
             a = age.astype(np.float32)
+            if np.ptp(a[self.split['train']]) == 0:
+                raise ValueError(f"the {sizes['train']} training patients all have age {a[self.split['train']][0]:g}; the age target is standardised by their spread, "
+                                 "so expected ages that differ: use more patients, another seed or other fractions")
             self.y_mean, self.y_std = float(a[self.split['train']].mean()), float(a[self.split['train']].std())
             self.y = torch.from_numpy((a - self.y_mean) / self.y_std)
         else: self.y = torch.from_numpy(pd.Categorical(stage, BrainPhantom.stages).codes.astype(np.int64))

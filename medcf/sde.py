@@ -85,7 +85,7 @@ def _check_grid(grid: np.ndarray) -> None:
     if not np.allclose(d, d[0], rtol=1e-6, atol=1e-9): raise ValueError(f"the time grid's spacing ranges over [{d.min():.4g}, {d.max():.4g}] years; expected an even spacing (the solver steps by the first one)")
 
 def trial_tensors(trial: MSTrialData,  # a simulated trial (or real data in the same layout)
-                  img_size: int = 32  # images are average-pooled to this size
+                  img_size: int = 32  # side the square baseline images are average-pooled to (it must divide their side)
                  ) -> TrialTensors:
     "Convert a trial to tensors, checking visit indices and order, observed EDSS and image size."
     if not isinstance(trial, MSTrialData): raise TypeError(f"trial is a {type(trial).__name__}; expected an MSTrialData (e.g. MSTrial().simulate(n))")
@@ -94,6 +94,8 @@ def trial_tensors(trial: MSTrialData,  # a simulated trial (or real data in the 
     _check_observed(trial)
     check_visits(trial.visit_t, trial.mask)
     img = trial.baseline.images.float()
+    if img.ndim != 4 or img.shape[-2] != img.shape[-1]:
+        raise ValueError(f"baseline images have shape {tuple(img.shape)}; expected square slices N x 1 x S x S (crop or resize them to a square first)")
     if img.shape[-1] % img_size: raise ValueError(f"img_size={img_size} must divide the image size {img.shape[-1]}")
     img = F.avg_pool2d(img, img.shape[-1] // img_size)
     vi = torch.as_tensor(trial.visit_idx, dtype=torch.long)
@@ -103,7 +105,7 @@ def trial_tensors(trial: MSTrialData,  # a simulated trial (or real data in the 
 
 def _arm_tensor(arm, n: int) -> torch.Tensor:
     "Arm(s) as an index tensor of length n; `arm` is a name, an index, or a sequence/tensor with one per patient."
-    if isinstance(arm, torch.Tensor): arm = arm.tolist()
+    if isinstance(arm, (torch.Tensor, np.ndarray)): arm = arm.tolist()  # a 0-d one becomes its scalar
     if isinstance(arm, (list, tuple, np.ndarray)):
         if len(arm) != n: raise ValueError(f"got {len(arm)} arms for {n} patients")
         return torch.tensor([ms_arm_index(a) for a in arm], dtype=torch.long)
@@ -595,17 +597,19 @@ def enrichment(pred_cate: np.ndarray,  # predicted effect of a drug vs placebo (
 
 # %% ../nbs/50_causal_sde.ipynb #346fda0d
 class SavedTensorMeter:
-    "Context manager: peak bytes of tensors alive in autograd's saved-for-backward storage while it is active."
-    def __init__(self): self.live = self.peak = 0
+    "Context manager: peak bytes of tensors alive in autograd's saved-for-backward storage while it is active (each `with` block counts afresh)."
+    def __init__(self): self.live = self.peak = self._block = 0
     def _pack(self, t):
-        meter = self
+        meter, block = self, self._block
         class _Held:
             __slots__ = ('t', 'n', '__weakref__')
-            def __del__(s): meter.live -= s.n
+            def __del__(s):
+                if meter._block == block: meter.live -= s.n  # a tensor saved in an earlier block is not this block's
         h = _Held(); h.t, h.n = t, t.numel() * t.element_size()
         self.live += h.n; self.peak = max(self.peak, self.live)
         return h
     def __enter__(self):
+        self._block += 1; self.live = self.peak = 0
         self._ctx = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda h: h.t)
         self._ctx.__enter__(); return self
     def __exit__(self, *a): self._ctx.__exit__(*a)

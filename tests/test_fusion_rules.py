@@ -275,4 +275,45 @@ def test_imputer_gives_a_column_constant_in_floats_sd_one():
     assert np.nanstd(X, 0)[0] != 0  # the premise: rounding, not 0
     imp = IterativeImputer().fit(X)
     Z = imp.transform(np.array([[0.2, 0.0]]))
-    assert imp.std[0] == 1 and abs(Z[0, 0] - 0.1) < 1e-9
+    assert imp.std[0] == 1 and abs(Z[0, 0] - 0.1) < 1e-6  # transform returns float32 (0.1 is 0.1 + 1.5e-9 there)
+
+
+def test_fusion_data_refuses_a_split_with_an_empty_part_or_one_training_patient():
+    "For 'age' no split was checked: fractions (0.8, 0.1, 0.1) gave an empty val part (train_fusion then failed on 'idx'), (0.02, 0.49, 0.49) one training patient (y_std 0, every target NaN/inf) or none (an imputer error blaming 'sex'); equal training ages gave y_std 0 too."
+    said = r"the split of 30 patients has parts of \{{'train': {}, 'val': {}, 'test': {}\}} patients; expected 2 or more in train and 1 or more in val and in test: use more patients, another seed or other fractions \(now \({}\)\)"
+    for seed, fr, sizes in ((1, (0.8, 0.1, 0.1), (25, 0, 5)), (1, (0.02, 0.49, 0.49), (1, 15, 14)), (0, (0.02, 0.49, 0.49), (0, 17, 13))):
+        with pytest.raises(ValueError, match=said.format(*sizes, ', '.join(map(str, fr)))): FusionData('age', 30, seed, size=16, fractions=fr)
+    rec = pd.DataFrame(dict(age=np.r_[np.full(20, 70.0), np.linspace(66, 71, 20)], sex=['M', 'F'] * 20))  # ages that differ pass
+    with pytest.raises(ValueError, match=r"the \d+ training patients all have age 70; the age target is standardised by their spread, so expected ages that differ"):
+        FusionData.from_record('age', -torch.ones(30, 1, 8, 8), pd.DataFrame(dict(age=np.full(30, 70.0), sex=['M', 'F'] * 15)))
+    d = FusionData.from_record('age', -torch.ones(40, 1, 8, 8), rec)
+    assert d.y_std > 0 and torch.isfinite(d.y).all()
+
+
+def test_imputer_refused_refit_keeps_the_earlier_fit():
+    "A refit refused for an entirely missing column had already stored the new column names and width: the imputer stayed fitted but refused the record it had been fitted on."
+    rng = np.random.default_rng(0)
+    good = pd.DataFrame(rng.normal(size=(50, 3)), columns=['a', 'b', 'c']); good.iloc[::5, 1] = np.nan
+    imp = IterativeImputer().fit(good); ref = imp.transform(good)
+    for bad in (pd.DataFrame(dict(x=[1., 2., 3.], y=[np.nan] * 3)), np.array([[1., np.inf], [2., 3.]])):
+        with pytest.raises(ValueError, match=r"columns \['y'\] are entirely missing|contains inf"): imp.fit(bad)
+        assert imp.fitted and imp.columns == ['a', 'b', 'c'] and imp.n_features == 3 and np.array_equal(imp.transform(good), ref)
+
+
+def test_hyperfan_in_docstring_states_the_variance_without_biases():
+    "The docstring said the generated weights get gain/(2 fan_in); with n_bias=0 (allowed) they get gain/fan_in, as measured here."
+    doc = HyperNet.init_hyperfan_in.__doc__
+    assert 'gain/(2 fan_in)' in doc and 'without generated biases (n_bias=0) the weights carry the whole variance, gain/fan_in' in doc
+    torch.manual_seed(0); e = torch.randn(2000, 8)
+    with torch.no_grad(): w, _ = HyperNet(8, 16 * 64, 64, 0, hidden=64, gain=2.0)(e)
+    assert abs(float(w.var()) * 64 / 2.0 - 1) < 0.2
+
+
+def test_from_record_refuses_a_missing_rid_by_its_own_message():
+    "Two rows with rid NaN were refused as 'several rows for participants [nan]': a missing id is not a repeated one."
+    b = BrainPhantom(16, seed=0).sample(40, seed=9)
+    rec = b.attrs.assign(stage=b.truth.stage, rid=[np.nan, np.nan] + list(range(38)))
+    with pytest.raises(ValueError, match=r"record rows \[0, 1\] \(2 in all\) have no rid \(participant id\); expected an id in every row"):
+        FusionData.from_record('ad', b.images, rec)
+    with pytest.raises(ValueError, match=r"several rows for participants \[3\.0\]"):  # a repeated id among the others is still named
+        FusionData.from_record('ad', b.images, rec.assign(rid=[2.0, 3.0, 3.0] + list(range(4, 41))))

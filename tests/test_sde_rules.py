@@ -645,3 +645,39 @@ def test_load_model_names_a_damaged_or_other_version_file(tmp_path):
         torch.save(obj, tmp_path / f'{name}.pt')
         with pytest.raises(ValueError, match=rf"{name}\.pt {msg}.*expected a file save_model wrote with this medcf version \(a TLearner's config takes \['c', 'width', 'image'\]"):
             load_model(tmp_path / f'{name}.pt')
+
+
+def test_trial_tensors_refuses_non_square_baselines():
+    "The docment says images are average-pooled to img_size, but only the width was read: a 48 x 32 baseline came out 24 x 16 at img_size=16, 30 x 32 came out 15 x 16."
+    tr = MSTrial(size=32, seed=0).simulate(6, seed=1)
+    for shape in ((48, 32), (30, 32)):
+        own = MSTrialData.from_visits(torch.zeros(6, 1, *shape), tr.baseline.attrs, tr.visit_t, tr.visit_y, tr.grid)
+        with pytest.raises(ValueError, match=rf"baseline images have shape \(6, 1, {shape[0]}, 32\); expected square slices N x 1 x S x S"): trial_tensors(own, 16)
+    own = MSTrialData.from_visits(torch.zeros(6, 1, 32, 32), tr.baseline.attrs, tr.visit_t, tr.visit_y, tr.grid)
+    assert tuple(trial_tensors(own, 16).image.shape) == (6, 1, 16, 16)
+    with pytest.raises(ValueError, match=r"img_size=12 must divide the image size 32"): trial_tensors(own, 12)
+
+
+def test_a_zero_d_numpy_arm_is_an_index_like_the_others():
+    "np.array(1) raised 'TypeError: len() of unsized object' while 1, np.int64(1) and torch.tensor(1) worked."
+    T = trial_tensors(MSTrial(size=32, seed=0).simulate(6, seed=1))
+    torch.manual_seed(0); m = GRUBaseline(c=4, width=8)
+    ref = m(T, 1)
+    for a in (np.int64(1), torch.tensor(1), np.array(1), np.array(MS_ARMS[1])):
+        assert all(torch.equal(x, y) for x, y in zip(m(T, a), ref))
+    with pytest.raises(ValueError, match=r"unknown arm 7"): m(T, np.array(7))
+
+
+def test_saved_tensor_meter_counts_each_block_afresh():
+    "A reused SavedTensorMeter kept peak (and live) from an earlier block: it reported 800000 bytes for a block whose peak was 8000."
+    from medcf.sde import SavedTensorMeter
+    m = SavedTensorMeter()
+    with m:
+        x = torch.ones(100_000, requires_grad=True); y = (x * x).sum()
+    assert m.peak == 800_000
+    with m:
+        x2 = torch.ones(1000, requires_grad=True); y2 = (x2 * x2).sum()
+        del y  # a tensor saved in the first block dies in the second: it is not counted against this one
+    assert m.peak == 8000 and m.live == 8000
+    del y2
+    assert m.live == 0
