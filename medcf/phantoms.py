@@ -1607,8 +1607,8 @@ class MSTrialData:
                     grid: np.ndarray  # (G,) evenly spaced times in years from 0: the model's solver grid
                    ) -> 'MSTrialData':
         "A trial of your own (no ground truth): visit times are placed on the grid (a time between grid points is refused; so is a grid not evenly spaced from 0); every patient's visit 0 must be at 0, and there must be a score in [0, 10] at each visit time and none without one."
-        if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 1:
-            raise ValueError(f"images has shape {tuple(getattr(images, 'shape', ()))}; expected a tensor N x 1 x S x S of baseline slices")
+        if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 1 or images.shape[2] != images.shape[3]:  # square: trial_tensors pools them to a square side
+            raise ValueError(f"images has shape {tuple(getattr(images, 'shape', ()))}; expected a tensor N x 1 x S x S of baseline slices, square")
         if not isinstance(record, pd.DataFrame): raise TypeError(f"record is a {type(record).__name__}; expected a DataFrame with columns {list(MS_TABULAR)} and 'arm'")
         def na_to_nan(a):  # pd.NA / None (nullable pandas tables) is a missing visit, not text
             a = np.asarray(a)

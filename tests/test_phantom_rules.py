@@ -567,3 +567,13 @@ def test_ms_trial_refuses_visit_every_and_p_miss_that_are_not_numbers():
         with pytest.raises(ValueError, match=rf"p_miss={v!r}: expected a probability in \[0, 1\)"): P.MSTrial(size=16, p_miss=v, mc=2)
     tr = P.MSTrial(size=16, visit_every=np.float64(0.5), p_miss=np.float32(0), mc=2)
     assert (tr.visit_every, tr.p_miss) == (0.5, 0.0) and type(tr.visit_every) is float
+
+def test_from_visits_refuses_non_square_baselines():
+    "from_visits' docs say N x 1 x S x S, but a 48 x 32 baseline was accepted (trial_tensors refuses it later, far from the cause)."
+    import torch
+    from medcf.phantoms import MSTrialData, MSTrial
+    tr = MSTrial(seed=0).simulate(4, seed=1)
+    args = (tr.baseline.attrs, tr.visit_t, tr.visit_y, tr.grid)
+    with pytest.raises(ValueError, match=r"images has shape \(4, 1, 48, 32\); expected a tensor N x 1 x S x S of baseline slices, square"):
+        MSTrialData.from_visits(torch.zeros(4, 1, 48, 32), *args)
+    assert len(MSTrialData.from_visits(tr.baseline.images, *args).baseline.attrs) == 4
