@@ -94,7 +94,9 @@ def build_unet(latent_size: int = 8,  # latent side (image side / VAE factor)
     "A small `UNet2DConditionModel` with cross-attention to the prompt (at every level unless `attention_levels` says otherwise)."
     from diffusers import UNet2DConditionModel
     n = len(block_out_channels)
-    att = [True] * n if attention_levels is None else [bool(a) for a in attention_levels]
+    if isinstance(attention_levels, (str, bytes)) or not (attention_levels is None or hasattr(attention_levels, '__iter__')):
+        raise TypeError(f"attention_levels={attention_levels!r}: expected None or a sequence of True/False, one per level ({n})")
+    att = [True] * n if attention_levels is None else [check_bool(a, f'attention_levels[{i}]') for i, a in enumerate(attention_levels)]  # a string such as 'no' is not False
     if len(att) != n: raise ValueError(f"attention_levels has {len(att)} entries; expected one per level ({n})")
     if not any(att): raise ValueError("attention_levels: at least one level needs cross-attention, or the prompt is never read")
     if not isinstance(text_time_embedding, bool): raise TypeError(f"text_time_embedding={text_time_embedding!r}: expected True or False")
@@ -143,12 +145,13 @@ def build_pipeline(channels: int = 1,  # image channels
                    unet_blocks: Sequence[int] = (64, 128),  # UNet widths
                    latent_channels: int = 4,  # latent channels
                    max_length: int = 48,  # prompt tokens
-                   seed: int = 0,  # seed of the random initialisation
+                   seed: int = 0,  # seed of the random initialisation, in [0, 2**63 - 1]
                    unet_attention: Sequence[bool] | None = None,  # cross-attention per UNet level (None: every level)
                    unet_text_time: bool = False  # pooled prompt into the UNet's timestep embedding too (`build_unet(text_time_embedding=)`)
                   ) -> diffusers.StableDiffusionPipeline:
     "An untrained toy Stable Diffusion: small VAE + small UNet + the frozen MiniLM text encoder + DDIM."
     size, f = check_int(size, 'size'), 2 ** (len(vae_blocks) - 1)
+    seed = check_int(seed, 'seed', 0, hi=2**63 - 1)  # as finetune and train_vae take it (torch read -1 as 2**64 - 1, True as 1)
     if size % f:  # the UNet would be built for size // f latents, i.e. for smaller images than asked
         near = [s for s in (size - size % f, size - size % f + f) if s > 0]
         raise ValueError(f"size={size} is not a multiple of the VAE's factor {f} (2**(len(vae_blocks) - 1), {len(vae_blocks)} levels)" +
@@ -345,12 +348,13 @@ def check_out_dir(out: str | Path,  # the folder a checkpoint will be written to
     if out.exists() and not out.is_dir(): raise NotADirectoryError(f"out_dir={str(out)!r} is a file; expected a folder (new or empty, or a checkpoint to replace with overwrite=True)")
     old = sorted(p.name for p in out.iterdir()) if out.exists() else []
     if not old: return []
+    other = [n for n in old if n not in CKPT_ENTRIES]  # refused first, with or without overwrite: overwrite=True would not take them either
+    if other: raise FileExistsError(f"out_dir={str(out)!r} holds files that are not a checkpoint's: {other}" +
+                                    (" (finetune_state.pt is a finetune ckpt_dir's resumable state)" if 'finetune_state.pt' in other else '') +
+                                    f"; overwrite=True replaces only a checkpoint's entries ({', '.join(CKPT_ENTRIES)}): move them away or choose another folder")
     if not overwrite:
         raise FileExistsError(f"out_dir={str(out)!r} is not empty ({some_names(old)}); "
                               "pass overwrite=True to replace the checkpoint there, or choose a new or empty folder")
-    other = [n for n in old if n not in CKPT_ENTRIES]
-    if other: raise FileExistsError(f"out_dir={str(out)!r} holds files that are not a checkpoint's: {other}; overwrite=True replaces only "
-                                    f"a checkpoint's entries ({', '.join(CKPT_ENTRIES)}): move them away or choose another folder")
     return old
 
 def _clear_for_save(out: Path, overwrite: bool):
@@ -369,6 +373,19 @@ def is_packaged_text_encoder(te: torch.nn.Module  # a pipeline's text_encoder
     a, b = te.state_dict(), ref.state_dict()
     return a.keys() == b.keys() and all(a[k].shape == b[k].shape and _same_weights(a[k].detach().cpu(), b[k]) for k in a)
 
+def _text_parts_changed(pipe: SDPipeline) -> str:
+    "Why `load_pipeline` would not give `pipe`'s text encoder and tokenizer back from a folder holding neither (it attaches the packaged MiniLM, without the padding mask, and its tokenizer at the card's max_length); '' when it would."
+    te, tok = pipe.text_encoder, pipe.tokenizer
+    if not is_packaged_text_encoder(te): return f"the pipeline's text encoder (a {type(te).__name__}) is not the packaged MiniLM"
+    ref_te, ref_tok = _packaged_text_encoder(48)
+    mask, ref_mask = bool(getattr(te.config, 'use_attention_mask', False)), bool(getattr(ref_te.config, 'use_attention_mask', False))
+    if mask != ref_mask: return f"the text encoder's config has use_attention_mask={mask} (the packaged MiniLM's: {ref_mask})"
+    try: now = _tokenizer_record(tok)
+    except Exception: return f"the tokenizer (a {type(tok).__name__}) is not the packaged MiniLM's"
+    ref = dict(_tokenizer_record(ref_tok), model_max_length=tok.model_max_length)  # the padding length travels in the card
+    keys = [k for k in ref if now.get(k) != ref[k]]
+    return f"the tokenizer differs from the packaged MiniLM's ({'; '.join(f'{k} {now.get(k)!r}, packaged {ref[k]!r}' for k in keys)})" if keys else ''
+
 def _same_weights(w: torch.Tensor, ref: torch.Tensor) -> bool:
     "`w` is `ref` cast to w's dtype, exactly, or `ref` rounded through a half-precision dtype first."
     return any(torch.equal(w, ref.to(via).to(w.dtype)) for via in (w.dtype, torch.float16, torch.bfloat16)) if w.is_floating_point() else torch.equal(w, ref.to(w.dtype))
@@ -377,16 +394,16 @@ def _same_weights(w: torch.Tensor, ref: torch.Tensor) -> bool:
 def save_pipeline(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                   out_dir: str | Path,  # folder to write (created; must be new or empty unless `overwrite`)
                   card: dict | None = None,  # model-card fields (config, data, steps, wall time, hardware, quality); None: the pipeline's own (`pipe.model_card`, with its recipe and `finetune` records), if any
-                  include_text_encoder: bool = False,  # also write text_encoder/ and tokenizer/ (a full SD folder); required unless the encoder is the packaged MiniLM
+                  include_text_encoder: bool = False,  # also write text_encoder/ and tokenizer/ (a full SD folder); required unless the encoder and tokenizer are the packaged MiniLM's (weights, padding mask, tokenizer but its padding length)
                   fp16: bool = True,  # store UNet and VAE weights in half precision (half the size)
                   overwrite: bool = False  # replace the checkpoint already in out_dir (its entries only; other files are refused)
                  ) -> Path:
     "Write a pipeline folder loadable by `load_pipeline`, with a model card holding the sha256 of every file."
     if card is not None and not isinstance(card, dict): raise TypeError(f"card must be a dict of model-card fields, got {type(card).__name__}")
-    if not include_text_encoder and not is_packaged_text_encoder(pipe.text_encoder):
-        raise ValueError(f"the pipeline's text encoder (a {type(pipe.text_encoder).__name__}) is not the packaged MiniLM that load_pipeline "
-                         "attaches to a folder without one, so it would come back with another encoder; pass include_text_encoder=True "
-                         "to write it into the folder")
+    why = '' if include_text_encoder else _text_parts_changed(pipe)
+    if why:
+        raise ValueError(f"{why}: load_pipeline attaches the packaged MiniLM and its tokenizer to a folder without text_encoder/ and tokenizer/, "
+                         "so the pipeline would come back embedding prompts differently; pass include_text_encoder=True to write them into the folder")
     where = 'card'
     if card is None:
         own = getattr(pipe, 'model_card', None) or {}
@@ -736,7 +753,12 @@ def ddim_scheduler(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
     asks = [k for k in ('clip_sample', 'thresholding') if cfg.get(k)]
     if asks: warnings.warn(f"this pipeline's scheduler sets {' and '.join(k + '=True' for k in asks)}; medcf's DDIM never clips or "
                            "thresholds the predicted clean latent (Stable Diffusion's configs set clip_sample=False), so diffusers' own call would differ")
-    s = DDIMScheduler.from_config({k: v for k, v in cfg.items() if k != '_use_default_values'})  # the config's own values: from_config would drop the keys listed there (StableDiffusionPipeline sets steps_offset=1 but leaves it on that list)
+    cfg = {k: v for k, v in cfg.items() if k != '_use_default_values'}  # the config's own values: from_config would drop the keys listed there (StableDiffusionPipeline sets steps_offset=1 but leaves it on that list)
+    if cfg.get('trained_betas') is None and cfg.get('beta_schedule', 'linear') not in ('linear', 'scaled_linear', 'squaredcos_cap_v2'):  # a schedule DDIM cannot build (DDPM's 'sigmoid', Heun's 'exp'): the scheduler's own betas, already rescaled
+        sched = pipe.scheduler
+        betas = sched.betas if getattr(sched, 'betas', None) is not None else 1 - sched.alphas_cumprod / torch.cat([sched.alphas_cumprod.new_ones(1), sched.alphas_cumprod[:-1]])
+        cfg = {**cfg, 'trained_betas': betas.float().tolist(), 'rescale_betas_zero_snr': False}
+    s = DDIMScheduler.from_config(cfg)
     if num_inference_steps > s.config.num_train_timesteps:
         raise ValueError(f"num_inference_steps={num_inference_steps} exceeds the {s.config.num_train_timesteps} training timesteps")
     s.set_timesteps(int(num_inference_steps))
@@ -2016,8 +2038,9 @@ def train_vae(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, va
     bar.close(); vae.eval().requires_grad_(False)
     before = pipe.vae.config.scaling_factor
     sf = before if decoder_only else fit_latent_scale(pipe, images[:1024])  # the encoder did not change
-    loaded = bool(pipe.unet.config.get('_name_or_path'))  # a UNet read from a folder was trained on the old encoder's latents
-    if not decoder_only and before != 1.0 and (loaded or abs(sf / before - 1) > 0.01):
+    card = getattr(pipe, 'model_card', None)
+    trained = bool(pipe.unet.config.get('_name_or_path')) or (isinstance(card, dict) and bool(card.get('finetune')))  # a UNet read from a folder or fine-tuned was trained on the old encoder's latents (at whatever factor, 1.0 too)
+    if not decoder_only and (trained or (before != 1.0 and abs(sf / before - 1) > 0.01)):  # silent only for a first fit from 1.0 that no UNet has learnt
         warnings.warn(f"train_vae trained the encoder and re-fitted vae.config.scaling_factor ({before:.5g} -> {sf:.5g}): the pipeline's UNet, trained on "
                       "the old encoder's latents (a pretrained model's: Stable Diffusion's factor is 0.18215), now gets other latents. To keep them, "
                       "train with decoder_only=True; else fine-tune the UNet after", stacklevel=user_stacklevel())
@@ -2113,7 +2136,7 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
              batch_size: int = 64,  # latents per step
              lr: float = 3e-4,  # peak learning rate (warm-up + cosine decay to 10%)
              cond_drop: float = 0.1,  # probability of replacing the prompt by '' (trains the unconditional model for CFG)
-             ema_decay: float | None = 0.999,  # exponential moving average of the weights (None: off); EMA weights end in the UNet
+             ema_decay: float | None = 0.999,  # exponential moving average of the weights (None: off), decay min(ema_decay, (1 + step) / (10 + step)) at step 0, 1, ... (diffusers' EMAModel warm-up: 0.1, 0.18, 0.25, ...; 0.999 is reached after about 9000 steps); EMA weights end in the UNet
              warmup: int = 100,  # warm-up steps (more than `steps`: the learning rate never reaches `lr`)
              weights: Sequence[float] | torch.Tensor | None = None,  # per-example sampling weights (None: uniform), e.g. to train rare captions more often
              snr_gamma: float | None = None,  # Min-SNR-gamma loss weighting (arXiv:2303.09556; 5 is the paper's); None: plain MSE
@@ -2127,7 +2150,7 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
              stream: bool = False,  # read the data one batch per step (VAE and text encoder run every step) instead of holding it all: for data larger than memory
              num_workers: int = 0  # with `stream`: DataLoader worker processes that read (decode, resize) the next batches ahead
             ) -> dict:
-    "Train/fine-tune the UNet on (image, caption) pairs with the noise-prediction loss (arXiv:2006.11239, 2112.10752)."
+    "Train/fine-tune the UNet on (image, caption) pairs with the noise-prediction loss (arXiv:2006.11239, 2112.10752). It trains the parameters the caller marked `requires_grad` (all of them when all or none are marked) and leaves the UNet in eval mode with a partial marking kept, else frozen (as `load_pipeline` gives it), whether the run finishes or stops with an error."
     t_call = time.time()  # `seconds` is the whole call: held data is encoded (VAE, text encoder) before the first step, streamed data at every step
     num_workers, seed = check_int(num_workers, 'num_workers', 0), check_int(seed, 'seed', 0, hi=2**63 - 1)  # torch's generators take 64-bit seeds
     if num_workers and not stream: raise ValueError(f"num_workers={num_workers}: workers read a streamed dataset; pass stream=True, or num_workers=0")
@@ -2270,7 +2293,7 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
     except BaseException as exc:  # an interrupted run (Ctrl-C, out of memory) leaves the UNet usable and says which weights it holds
         bar.close(); unet.eval()
         if stream: batches = None  # shuts the DataLoader's workers down now (a notebook keeps the traceback, and with it this frame)
-        for p, f in zip(unet.parameters(), flags): p.requires_grad_(f)
+        for p, f in zip(unet.parameters(), flags): p.requires_grad_(False if train_all else f)  # as a finished run leaves it
         if not stepped: warnings.warn("finetune stopped before its first optimiser step: the UNet holds " +
                                       (f"the raw weights of the state it resumed (step {start}), not the EMA ones" if start else "the weights it was given"))
         elif isinstance(exc, FloatingPointError): warnings.warn("finetune stopped early: the UNet holds the raw weights of its last step, not the EMA ones; "

@@ -550,3 +550,104 @@ def test_finetune_refuses_a_state_with_a_broken_global_rng(pipe, tmp_path):
     D.finetune(fresh_unet(pipe), data, **kw)
     f = tmp_path / 'finetune_state.pt'; s = torch.load(f, weights_only=False); s['global_rng'] = {'cpu': torch.zeros(3)}; torch.save(s, f)
     with pytest.raises(ValueError, match=r"holds a global_rng of dict; expected a dict of torch's generator states by device type \(uint8 tensors\)"): D.finetune(fresh_unet(pipe), data, **kw)
+
+
+def test_save_pipeline_refuses_a_tokenizer_or_padding_mask_it_would_not_give_back(pipe, tmp_path):
+    "Without include_text_encoder, a left-padding tokenizer or a text encoder that reads the padding mask is refused by name (the folder reloaded "
+    "padding right, the mask flag None: embeddings 6.04 and 2.63 apart); with it both come back; the packaged parts and the shipped pipelines still save."
+    for what, edit, match in (('side', lambda p: setattr(p.tokenizer, 'padding_side', 'left'), r"tokenizer differs from the packaged MiniLM's \(padding_side 'left', packaged 'right'\)"),
+                              ('mask', lambda p: setattr(p.text_encoder.config, 'use_attention_mask', True), r"use_attention_mask=True \(the packaged MiniLM's: False\)")):
+        p = copy.deepcopy(pipe); edit(p)
+        with pytest.raises(ValueError, match=match + '.*include_text_encoder=True'): D.save_pipeline(p, tmp_path / what)
+        assert not (tmp_path / what).exists()
+        back = D.load_pipeline(D.save_pipeline(p, tmp_path / what, include_text_encoder=True, fp16=False))
+        assert torch.equal(D.encode_prompts(p, ['Chest X-ray']), D.encode_prompts(back, ['Chest X-ray']))
+    p = copy.deepcopy(pipe); p.tokenizer.model_max_length = 16  # the padding length travels in the card
+    assert D.load_pipeline(D.save_pipeline(p, tmp_path / 'short')).tokenizer.model_max_length == 16
+    assert D.save_pipeline(D.load_pipeline('chest'), tmp_path / 'chest').exists()
+
+
+def test_ddim_scheduler_takes_the_betas_of_a_schedule_ddim_cannot_build(pipe):
+    "A DDPM 'sigmoid' or Heun 'exp' schedule (check_scheduler and finetune take both) gives a DDIM with the scheduler's own alphas_cumprod, "
+    "exactly, and generate samples with it (DDIMScheduler's constructor raised a bare NotImplementedError); a schedule DDIM has is built from the config as before."
+    import warnings, diffusers
+    with warnings.catch_warnings():  # Heun's constructor warns of numpy's copy keyword
+        warnings.simplefilter('ignore')
+        scheds = (diffusers.DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule='sigmoid', rescale_betas_zero_snr=True),
+                  diffusers.HeunDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule='exp'))
+    for sched in scheds:
+        p = copy.copy(pipe); p.scheduler = sched
+        with warnings.catch_warnings(): warnings.simplefilter('ignore'); s = D.ddim_scheduler(p, 10)
+        assert torch.equal(s.alphas_cumprod, sched.alphas_cumprod) and s.config.num_train_timesteps == 1000 and len(s.timesteps) == 10
+        with warnings.catch_warnings(): warnings.simplefilter('ignore'); assert D.generate(p, ['a'], num_inference_steps=2).isfinite().all()
+    s = D.ddim_scheduler(pipe, 10)
+    assert s.config.trained_betas is None and s.config.beta_schedule == 'scaled_linear' and torch.equal(s.alphas_cumprod, pipe.scheduler.alphas_cumprod)
+
+
+def test_train_vae_warns_for_a_loaded_or_fine_tuned_unet_at_factor_one(pipe, tmp_path):
+    "A saved-and-loaded pipeline, or a built one whose card records a fine-tune, has a UNet trained on the latents of factor 1.0: re-fitting the factor "
+    "(1.0 -> 0.957 here) is said, as the appendix says (it was silent whenever the old factor was 1.0); a built pipeline's first fit stays silent."
+    import warnings
+    loaded = D.load_pipeline(D.save_pipeline(pipe, tmp_path / 'm'))
+    tuned = copy.deepcopy(pipe); tuned.model_card = {'finetune': [dict(steps=2, resumed_from=0)]}
+    for p, n in ((loaded, 1), (tuned, 1), (copy.deepcopy(pipe), 0)):
+        assert p.vae.config.scaling_factor == 1.0
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always'); sf = D.train_vae(p, imgs(4), steps=1, batch_size=2, progress=False)['scaling_factor']
+        said = [str(w.message) for w in caught if 're-fitted vae.config.scaling_factor (1 -> ' in str(w.message)]
+        assert abs(sf - 1) > 0.01 and len(said) == n
+
+
+def test_build_unet_refuses_attention_levels_that_are_not_true_or_false():
+    "Each attention level must be True or False: 'no', 'False' and the characters of a string read as True (cross-attention everywhere); "
+    "numpy's bools are bools, and the levels asked for are built."
+    for bad, match in ((['no', 'yes'], r"attention_levels\[0\]='no': expected True or False"), (('False', 'True'), r"attention_levels\[0\]='False'"),
+                       ([1, 0], r'attention_levels\[0\]=1'), ('ab', r"attention_levels='ab': expected None or a sequence of True/False, one per level \(2\)")):
+        with pytest.raises(TypeError, match=match): D.build_unet(8, 4, (16, 32), attention_levels=bad)
+    with pytest.raises(TypeError, match=r"attention_levels\[0\]='False'"):
+        D.build_pipeline(channels=1, size=32, vae_blocks=(8, 8, 16), unet_blocks=(16, 32), unet_attention=('False', 'True'))
+    assert D.build_unet(8, 4, (16, 32), attention_levels=np.array([False, True])).config.down_block_types == ('DownBlock2D', 'CrossAttnDownBlock2D')
+
+
+def test_build_pipeline_refuses_a_seed_that_is_not_a_64_bit_non_negative_integer(pipe):
+    "seed is checked as finetune and train_vae check it: -1 (which built 2**64 - 1's weights), True (seed 1's) and 3.0 are refused by name; "
+    "a numpy integer seed builds the int's weights."
+    kw = dict(channels=1, size=32, vae_blocks=(8, 8, 16), unet_blocks=(16, 32))
+    for bad in (-1, True, 3.0, 2**63):
+        with pytest.raises(ValueError, match=rf"seed={bad!r}: expected an integer in \[0, 9223372036854775807\]"): D.build_pipeline(seed=bad, **kw)
+    p = D.build_pipeline(seed=np.int64(0), **kw)
+    assert all(torch.equal(a, b) for a, b in zip(p.unet.parameters(), pipe.unet.parameters()))
+
+
+def test_finetune_leaves_the_same_marking_whether_it_finishes_or_stops(pipe):
+    "A UNet marked all trainable comes back frozen (as load_pipeline gives it) from a run that stops with an error as from one that finishes "
+    "(the error path put all 286 flags back); a partial marking (attn2 only) is kept on both paths."
+    import warnings
+    data, kw = (imgs(4), ['a'] * 4), dict(steps=2, batch_size=2, warmup=1, progress=False)
+    for mark, want in (('all', []), ('attn2', [n for n, _ in pipe.unet.named_parameters() if 'attn2' in n])):
+        for stop in (False, True):
+            p = fresh_unet(pipe)
+            for n, q in p.unet.named_parameters(): q.requires_grad_(mark == 'all' or 'attn2' in n)
+            if stop:
+                forward = p.unet.forward
+                def flaky(*a, _forward=forward, _calls=[], **k):
+                    _calls.append(1)
+                    if len(_calls) == 2: raise KeyboardInterrupt
+                    return _forward(*a, **k)
+                p.unet.forward = flaky
+                with warnings.catch_warnings(), pytest.raises(KeyboardInterrupt): warnings.simplefilter('ignore'); D.finetune(p, data, **kw)
+            else: D.finetune(p, data, **kw)
+            assert not p.unet.training and [n for n, q in p.unet.named_parameters() if q.requires_grad] == want, (mark, stop)
+
+
+def test_save_pipeline_into_a_ckpt_dir_says_first_that_its_state_is_in_the_way(pipe, tmp_path):
+    "A folder holding a finetune ckpt_dir's finetune_state.pt is refused by the same message with or without overwrite (the first one said "
+    "'pass overwrite=True', which was then refused as well), and the state is left in place; a checkpoint alone still asks for overwrite=True."
+    torch.save({'step': 1}, tmp_path / 'finetune_state.pt')
+    for ow in (False, True):
+        with pytest.raises(FileExistsError, match=r"holds files that are not a checkpoint's: \['finetune_state.pt'\] \(finetune_state.pt is a finetune ckpt_dir's "
+                                                  r"resumable state\).*choose another folder") as e: D.save_pipeline(pipe, tmp_path, overwrite=ow)
+        assert 'pass overwrite=True' not in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['finetune_state.pt']
+    d = D.save_pipeline(pipe, tmp_path / 'ck')
+    with pytest.raises(FileExistsError, match=r'is not empty .*pass overwrite=True'): D.save_pipeline(pipe, d)
