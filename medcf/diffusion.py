@@ -2336,7 +2336,7 @@ def _rng_types(dev: torch.device) -> tuple:
 def _fork_rng(dev: torch.device):
     "torch.random.fork_rng of the CPU's global generator and `dev`'s: the caller's are set back as they were when it exits."
     acc = _rng_types(dev)[1:]
-    return torch.random.fork_rng(devices=[dev] if acc else [], device_type=acc[0] if acc else None)
+    return torch.random.fork_rng(devices=[dev] if acc else [], device_type=acc[0] if acc else 'cuda')  # no devices: the CPU's only ('cuda' names no device then; torch 2.2 refuses device_type=None)
 
 def _seeded_rng(seed: int, dev: torch.device) -> dict:
     "Fresh states for torch's global generators that a `finetune` run's dropout draws from (the CPU's and, for a UNet on an accelerator, that device's), seeded from `seed` apart from the run's own generator (batches, timesteps, noise)."

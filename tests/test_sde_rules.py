@@ -651,7 +651,8 @@ def test_trial_tensors_refuses_non_square_baselines():
     "The docment says images are average-pooled to img_size, but only the width was read: a 48 x 32 baseline came out 24 x 16 at img_size=16, 30 x 32 came out 15 x 16."
     tr = MSTrial(size=32, seed=0).simulate(6, seed=1)
     for shape in ((48, 32), (30, 32)):
-        own = MSTrialData.from_visits(torch.zeros(6, 1, *shape), tr.baseline.attrs, tr.visit_t, tr.visit_y, tr.grid)
+        own = MSTrialData.from_visits(torch.zeros(6, 1, 32, 32), tr.baseline.attrs, tr.visit_t, tr.visit_y, tr.grid)
+        own.baseline.images = torch.zeros(6, 1, *shape)  # set afterwards: from_visits refuses non-square baselines itself now
         with pytest.raises(ValueError, match=rf"baseline images have shape \(6, 1, {shape[0]}, 32\); expected square slices N x 1 x S x S"): trial_tensors(own, 16)
     own = MSTrialData.from_visits(torch.zeros(6, 1, 32, 32), tr.baseline.attrs, tr.visit_t, tr.visit_y, tr.grid)
     assert tuple(trial_tensors(own, 16).image.shape) == (6, 1, 16, 16)
