@@ -13,22 +13,22 @@ from .phantoms import checks_bools, user_stacklevel, _LazyModule, PhantomBatch, 
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'Prompts', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK',
-           'PROMPT_CACHE_SIZE', 'ALPHA_FLOOR', 'UNET_EXTRAS', 'STACK_LIMIT', 'RESUME_DEFAULTS', 'FINETUNE_STATE_KEYS',
-           'text_encoder_dir', 'load_text_encoder', 'build_vae', 'build_unet', 'build_scheduler', 'SDPipeline',
-           'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_hw', 'native_size', 'check_images',
-           'check_latents', 'check_signal_leak', 'check_prompts', 'encode_images', 'decode_latents', 'vae_roundtrip',
-           'sha256', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline', 'model_card_markdown', 'zoo_dir',
-           'zoo_names', 'dtype_kwarg', 'read_card', 'verify_checkpoint', 'check_device', 'load_pipeline',
-           'clear_prompt_cache', 'encode_prompts', 'check_scheduler', 'ddim_scheduler', 'split_prediction', 'ddim_step',
-           'StepInfo', 'SampleOutput', 'step_generators', 'initial_latents', 'fit_signal_leak', 'add_signal_leak',
-           'check_guidance_interval', 'resolve_guidance_interval', 'pipeline_interval', 'pipeline_guidance_scale',
-           'guidance_at', 'check_guidance_rescale', 'rescale_guidance', 'check_timesteps', 'unet_eps',
-           'noise_prediction_error', 'check_unet', 'check_callables', 'sample_latents', 'trajectory_log_probs',
-           'check_negative_prompt', 'join_samples', 'generate', 'warn_hidden_offset', 'classifier_guidance',
-           'Inversion', 'invert_latents', 'ddim_invert', 'regenerate', 'inversion_editor', 'slerp', 'dataset_item',
-           'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1', 'check_pixel_weights', 'check_sample_weights',
-           'check_float32_weights', 'check_autocast', 'train_vae', 'fit_latent_scale', 'min_snr_weight',
-           'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
+           'PROMPT_CACHE_SIZE', 'SPECIAL_TOKENS', 'ALPHA_FLOOR', 'UNET_EXTRAS', 'STACK_LIMIT', 'RESUME_DEFAULTS',
+           'FINETUNE_STATE_KEYS', 'text_encoder_dir', 'load_text_encoder', 'build_vae', 'build_unet', 'build_scheduler',
+           'SDPipeline', 'assemble_pipeline', 'build_pipeline', 'vae_factor', 'native_hw', 'native_size',
+           'check_images', 'check_latents', 'check_signal_leak', 'check_prompts', 'encode_images', 'decode_latents',
+           'vae_roundtrip', 'sha256', 'check_out_dir', 'is_packaged_text_encoder', 'save_pipeline',
+           'model_card_markdown', 'zoo_dir', 'zoo_names', 'dtype_kwarg', 'read_card', 'verify_checkpoint',
+           'check_device', 'load_pipeline', 'clear_prompt_cache', 'encode_prompts', 'check_scheduler', 'ddim_scheduler',
+           'split_prediction', 'ddim_step', 'StepInfo', 'SampleOutput', 'step_generators', 'initial_latents',
+           'fit_signal_leak', 'add_signal_leak', 'check_guidance_interval', 'resolve_guidance_interval',
+           'pipeline_interval', 'pipeline_guidance_scale', 'guidance_at', 'check_guidance_rescale', 'rescale_guidance',
+           'check_timesteps', 'unet_eps', 'noise_prediction_error', 'check_unet', 'check_callables', 'sample_latents',
+           'trajectory_log_probs', 'check_negative_prompt', 'join_samples', 'generate', 'warn_hidden_offset',
+           'classifier_guidance', 'Inversion', 'invert_latents', 'ddim_invert', 'regenerate', 'inversion_editor',
+           'slerp', 'dataset_item', 'as_images_prompts', 'draw_indices', 'StepBatches', 'edge_l1',
+           'check_pixel_weights', 'check_sample_weights', 'check_float32_weights', 'check_autocast', 'train_vae',
+           'fit_latent_scale', 'min_snr_weight', 'settings_diff', 'finetune', 'generate_grid', 'generation_panel']
 
 # %% ../nbs/02_diffusion.ipynb #lazy2a1b
 diffusers, transformers = _LazyModule('diffusers', lambda: _quiet()), _LazyModule('transformers', lambda: _quiet())  # names for annotations, imported (and quieted) when first read
@@ -673,6 +673,8 @@ def _version(p: torch.Tensor) -> int | None:
     try: return p._version  # bumped by every in-place edit that autograd sees (an optimiser step, an edit under no_grad)
     except RuntimeError: return None  # an inference tensor keeps no counter
 
+SPECIAL_TOKENS = ('pad', 'bos', 'eos', 'unk', 'cls', 'sep')  # a tokenizer's special tokens whose ids change how a prompt is padded or wrapped
+
 @torch.no_grad()
 def _encoder_state(pipe: SDPipeline) -> tuple:
     "What the cached embeddings depend on: the tokenizer (which, its length, padding length, padding and truncation sides and special tokens), whether the text encoder reads the padding mask, and its weights and adapters as they are now."
@@ -687,7 +689,7 @@ def _encoder_state(pipe: SDPipeline) -> tuple:
     weights = hash((tuple((p.data_ptr(), _version(p)) for p in params), sample, adapters))
     masked = bool(getattr(te.config, 'use_attention_mask', False))  # the padding mask changes every embedding (diffusers reads this flag at each call)
     sides = getattr(tok, 'padding_side', None), getattr(tok, 'truncation_side', None)  # set in place (tok.padding_side = 'left'), they move every token
-    specials = tuple(getattr(tok, f'{k}_token_id', None) for k in ('pad', 'bos', 'eos', 'unk', 'cls', 'sep'))  # set in place (SD 2.x pads with '!'), len(tok) stays: the ids a prompt is padded (a slow tokenizer: wrapped) with change
+    specials = tuple(getattr(tok, f'{k}_token_id', None) for k in SPECIAL_TOKENS)  # set in place (SD 2.x pads with '!'), len(tok) stays: the ids a prompt is padded (a slow tokenizer: wrapped) with change
     return id(tok), len(tok), tok.model_max_length, sides, specials, masked, te.dtype, str(te.device), weights
 
 def clear_prompt_cache(pipe: SDPipeline | None = None  # the pipeline whose cached embeddings to drop (None: every pipeline's)
@@ -935,6 +937,10 @@ def _randn(gens: list, shape: tuple) -> torch.Tensor:
     "One standard normal draw of `shape` per generator, stacked: float32 whatever torch's default dtype (a float64 draw is another random stream, so a seed would give other images)."
     return torch.stack([torch.randn(shape, generator=g, dtype=torch.float32) for g in gens])
 
+def _check_signal_leak(signal_leak: object) -> None:
+    "Refuse a signal_leak that is not True (the pipeline's own), False (none) or a latent tensor, as initial_latents and generate take it."
+    if not isinstance(signal_leak, (bool, torch.Tensor)): raise TypeError(f"signal_leak={signal_leak!r}: expected True (the pipeline's own), False (none) or a latent tensor (`fit_signal_leak`)")
+
 def initial_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                     n: int, seed: int = 0, offset: int = 0,  # image j depends only on seed and offset + j
                     signal_leak: torch.Tensor | bool = False,  # True: add the pipeline's own leak (`pipe.signal_leak`, if it has one) as `generate` does; a tensor: that leak; False: pure noise
@@ -943,7 +949,7 @@ def initial_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (un
     "Seeded starting noise x_T for `n` images: standard normal by default; `generate(seed=s)` starts from initial_latents(pipe, n, s, signal_leak=True, num_inference_steps=...)."
     n = check_int(n, 'n')
     seed, offset = _noise_key(seed, offset, n)
-    if not isinstance(signal_leak, (bool, torch.Tensor)): raise TypeError(f"signal_leak={signal_leak!r}: expected True (the pipeline's own), False (none) or a latent tensor (`fit_signal_leak`)")
+    _check_signal_leak(signal_leak)
     s, c = _latent_hw(pipe), pipe.unet.config.in_channels
     x = _randn(_seed_generators(seed, n, offset), (c, *s))
     leak = getattr(pipe, 'signal_leak', None) if signal_leak is True else (None if signal_leak is False else signal_leak)
@@ -1489,7 +1495,7 @@ def generate(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
     (seed, offset), batch_size = _noise_key(seed, offset, n), check_int(batch_size, 'batch_size')
     negative_prompt = check_negative_prompt(negative_prompt, guidance_scale, n)
     if guidance_fn is not None and n > batch_size: warn_hidden_offset(guidance_fn, 'guidance_fn')
-    if not isinstance(signal_leak, (bool, torch.Tensor)): raise TypeError(f"signal_leak={signal_leak!r}: expected True (the pipeline's own), False (none) or a latent tensor (`fit_signal_leak`)")  # also with latents given, where it is not read
+    _check_signal_leak(signal_leak)  # also with latents given, where it is not read
     if latents is None: latents = initial_latents(pipe, n, seed, offset, signal_leak=signal_leak, num_inference_steps=num_inference_steps)
     elif len(check_latents(pipe, latents)) != n: raise ValueError(f"{len(latents)} latents for {n} prompts; expected one per prompt")
     elif isinstance(signal_leak, torch.Tensor): raise ValueError("got both latents and a signal_leak tensor; latents are used as given: add the leak to them with add_signal_leak, or pass only one")
@@ -2039,7 +2045,7 @@ def train_vae(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, va
     before = pipe.vae.config.scaling_factor
     sf = before if decoder_only else fit_latent_scale(pipe, images[:1024])  # the encoder did not change
     card = getattr(pipe, 'model_card', None)
-    trained = bool(pipe.unet.config.get('_name_or_path')) or (isinstance(card, dict) and bool(card.get('finetune')))  # a UNet read from a folder or fine-tuned was trained on the old encoder's latents (at whatever factor, 1.0 too)
+    trained = bool(pipe.unet.config.get('_name_or_path')) or (isinstance(card, dict) and bool(card.get('finetune'))) or getattr(pipe.unet, '_medcf_finetuned', False)  # a UNet read from a folder or fine-tuned was trained on the old encoder's latents (at whatever factor, 1.0 too)
     if not decoder_only and (trained or (before != 1.0 and abs(sf / before - 1) > 0.01)):  # silent only for a first fit from 1.0 that no UNet has learnt
         warnings.warn(f"train_vae trained the encoder and re-fitted vae.config.scaling_factor ({before:.5g} -> {sf:.5g}): the pipeline's UNet, trained on "
                       "the old encoder's latents (a pretrained model's: Stable Diffusion's factor is 0.18215), now gets other latents. To keep them, "
@@ -2100,7 +2106,7 @@ def _tokenizer_record(tok) -> dict:
     "What a resume compares of the tokenizer, readable in its refusal: which one, its length, padding length, padding and truncation sides, special-token ids and a digest of its vocabulary (each changes the prompt embeddings the UNet trains on)."
     vocab = _digest('\x00'.join(f'{t}\x01{i}' for t, i in sorted(tok.get_vocab().items())).encode())
     return dict(type=type(tok).__name__, len=len(tok), model_max_length=tok.model_max_length, padding_side=getattr(tok, 'padding_side', None),
-                truncation_side=getattr(tok, 'truncation_side', None), special_ids=[getattr(tok, f'{k}_token_id', None) for k in ('pad', 'bos', 'eos', 'unk', 'cls', 'sep')], vocab=vocab)
+                truncation_side=getattr(tok, 'truncation_side', None), special_ids=[getattr(tok, f'{k}_token_id', None) for k in SPECIAL_TOKENS], vocab=vocab)
 
 def settings_diff(old: dict,  # settings a saved state recorded
                   now: dict  # this run's settings
@@ -2308,6 +2314,7 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
             for e, p in zip(ema, unet.parameters()): p.copy_(e)
     unet.eval()
     for p, f in zip(unet.parameters(), flags): p.requires_grad_(False if train_all else f)  # a caller's partial marking is kept
+    if start < steps: unet._medcf_finetuned = True  # what train_vae reads on a pipeline without a card (a built one): its latent scale is now learnt
     seconds, train_seconds = time.time() - t_call, time.time() - t0  # the steps alone left out a stacked run's encoding (1.7 s reported for 23 s)
     card = getattr(pipe, 'model_card', None)
     if isinstance(card, dict) and (start < steps or s is not None):  # the card describes these weights now (a finished state loaded too): it says they were fine-tuned after its figures
@@ -2345,13 +2352,13 @@ def _seeded_rng(seed: int, dev: torch.device) -> dict:
 
 def _global_rng(dev: torch.device) -> dict:
     "The states of torch's global generators of the CPU and of `dev` (what `_set_global_rng` sets back)."
-    return {t: torch.get_rng_state() if t == 'cpu' else torch.get_device_module(t).get_rng_state(dev) for t in _rng_types(dev)}
+    return {t: torch.get_rng_state() if t == 'cpu' else getattr(torch, t).get_rng_state(dev) for t in _rng_types(dev)}
 
 def _set_global_rng(states: dict, dev: torch.device):
     "Set torch's global generators of the CPU and of `dev` to `states` (`_global_rng`'s); one of another device type (a state saved on a GPU, resumed on the CPU) is left out."
     for t, v in states.items():
         if t == 'cpu': torch.set_rng_state(v)
-        elif t in _rng_types(dev): torch.get_device_module(t).set_rng_state(v, dev)
+        elif t in _rng_types(dev): getattr(torch, t).set_rng_state(v, dev)  # torch.cuda, torch.mps (torch.get_device_module is newer than torch 2.2)
 
 def _state_file(ckpt_dir) -> Path | None:
     "finetune's state file in `ckpt_dir` (the folder is made when the first state is saved), or None without one; a name that is empty or a file is refused."

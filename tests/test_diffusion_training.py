@@ -651,3 +651,13 @@ def test_save_pipeline_into_a_ckpt_dir_says_first_that_its_state_is_in_the_way(p
     assert sorted(p.name for p in tmp_path.iterdir()) == ['finetune_state.pt']
     d = D.save_pipeline(pipe, tmp_path / 'ck')
     with pytest.raises(FileExistsError, match=r'is not empty .*pass overwrite=True'): D.save_pipeline(pipe, d)
+
+
+def test_train_vae_warns_after_finetune_on_a_pipeline_without_a_card(pipe):
+    "A built pipeline has no model_card, so finetune left no record, and build -> finetune -> train_vae re-fitted the latent scale (1.0 -> 0.91) silently: finetune marks the UNet it trained."
+    import warnings
+    p = copy.deepcopy(pipe); assert getattr(p, 'model_card', None) is None and p.vae.config.scaling_factor == 1.0
+    D.finetune(p, (imgs(4), ['a'] * 4), steps=1, batch_size=2, progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always'); sf = D.train_vae(p, imgs(4), steps=1, batch_size=2, progress=False)['scaling_factor']
+    assert abs(sf - 1) > 0.01 and any('re-fitted vae.config.scaling_factor (1 -> ' in str(w.message) for w in caught)
