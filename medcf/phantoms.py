@@ -1547,12 +1547,13 @@ def grid_index(grid: np.ndarray,  # (G,) increasing times in years, from 0
 
 def _check_visit_grid(visit_t, grid) -> tuple:
     "(visit times, grid) as float arrays, refusing a grid of fewer than two times or not evenly spaced from 0 (the SDE's), and visit times outside it (a unit problem, usually)."
-    given = np.asarray(grid)
     grid, t = np.asarray(grid, dtype=float), np.asarray(visit_t, dtype=float)
     if grid.ndim != 1 or len(grid) < 2: raise ValueError(f"grid has shape {grid.shape}; expected a 1-d array of at least two times in years from 0")
     d = np.diff(grid)
-    eps = np.finfo(given.dtype if given.dtype.kind == 'f' else float).eps  # a float32 grid (a TrialTensors') is even only to its own precision
-    if grid[0] != 0 or not np.isfinite(grid).all() or (d <= 0).any() or not np.allclose(d, d[0], rtol=1e-6, atol=max(1e-9, 8 * eps * abs(grid[-1]))):
+    # one rule with sde._check_grid (trial_tensors): the solver holds the grid in float32 (TrialTensors), so evenness is judged at float32
+    # rounding whatever dtype is given (from_visits stores a float32 grid as float64, and trial_tensors must accept it too)
+    atol = max(1e-9, 8 * np.finfo(np.float32).eps * abs(grid[-1]))
+    if grid[0] != 0 or not np.isfinite(grid).all() or (d <= 0).any() or not np.allclose(d, d[0], rtol=1e-6, atol=atol):
         raise ValueError(f"grid={np.round(grid[:5], 4).tolist()}{'...' if len(grid) > 5 else ''}: expected evenly spaced, increasing times in years starting at 0 "
                          "(the SDE solver's grid, e.g. np.linspace(0, 2, 25))")
     seen = t[~np.isnan(t)]

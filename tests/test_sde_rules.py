@@ -1,6 +1,6 @@
 "Closed forms and stated rules of medcf.sde and the multiple-sclerosis trial phantom (from a mutation-testing pass: each test pins a behaviour no earlier test noticed changing)."
 import argparse, dataclasses, math, warnings
-import numpy as np, pytest, torch
+import numpy as np, pandas as pd, pytest, torch
 from scipy import stats
 from medcf.phantoms import MSTrial, MSTrialData, MSPhantom, MS_ARMS, MS_TABULAR, snap_to_grid, grid_index, _ms_poisson
 from medcf.sde import (trial_tensors, check_visits, BaselineEncoder, CausalSDE, TLearner, GRUBaseline, fit, predict, evaluate,
@@ -682,3 +682,21 @@ def test_saved_tensor_meter_counts_each_block_afresh():
     assert m.peak == 8000 and m.live == 8000
     del y2
     assert m.live == 0
+
+
+def test_a_float32_grid_is_judged_even_alike_by_from_visits_and_trial_tensors():
+    "from_visits judged evenness at the grid's own float precision, trial_tensors at rtol 1e-6, atol 1e-9 on float64: a float32 np.linspace(0, 33.8333, 407) passed from_visits, then trial_tensors refused it ('spacing ranges over [0.08333, 0.08334]'). Both now allow float32 rounding (the solver's grid is float32), and both still refuse a grid one spacing 1% off."
+    n = 4
+    rec = pd.DataFrame({c: [1.0] * n for c in MS_TABULAR}); rec['sex'] = ['M', 'F', 'M', 'F']; rec['arm'] = [MS_ARMS[0]] * n
+    g = np.linspace(0, 33.8333, 407, dtype=np.float32)
+    vt = np.array([[0, g[12], g[-1]]] * n, dtype=float); vy = np.array([[2., 2.5, 3.]] * n)
+    own = MSTrialData.from_visits(torch.zeros(n, 1, 32, 32), rec, vt, vy, g)
+    T = trial_tensors(own, 16)
+    assert len(T.grid) == 407
+    bad = np.linspace(0, 2, 25); bad[13:] += 0.01 * (bad[1] - bad[0])  # the spacing 12 -> 13 is 1% long
+    with pytest.raises(ValueError, match=r"expected evenly spaced, increasing times in years starting at 0"):
+        MSTrialData.from_visits(torch.zeros(n, 1, 32, 32), rec, np.array([[0, bad[12], bad[-1]]] * n), vy, bad)
+    with pytest.raises(ValueError, match=r"expected evenly spaced, increasing times"): snap_to_grid(np.array([0.5]), bad)
+    own.grid = bad  # set afterwards: from_visits refuses it itself
+    with pytest.raises(ValueError, match=r"the time grid's spacing ranges over \[0\.08333, 0\.08417\] years; expected an even spacing"):
+        trial_tensors(own, 16)
