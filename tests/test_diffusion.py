@@ -2680,7 +2680,8 @@ def test_sd_compat_audit_session_32(pipe, tmp_path):
         warnings.simplefilter('error'); sd.vae.register_to_config(scaling_factor=0.18215)
         D.train_vae(sd, imgs(4), steps=1, batch_size=2, decoder_only=True, progress=False)
     assert sd.vae.config.scaling_factor == 0.18215
-    fresh = copy.deepcopy(pipe); D.train_vae(fresh, imgs(4), steps=1, batch_size=2, progress=False)  # a built pipeline: no UNet trained on it yet
+    from tiny_sd import tiny_pipeline
+    fresh = tiny_pipeline(); D.train_vae(fresh, imgs(4), steps=1, batch_size=2, progress=False)  # a built pipeline: no UNet trained on it yet (the shared fixture's was fine-tuned by earlier tests, which finetune's mark now tells train_vae)
     with warnings.catch_warnings():
         warnings.simplefilter('error'); D.train_vae(fresh, imgs(4), steps=1, batch_size=2, lr=1e-9, progress=False)  # continuing: the factor barely moves
     zoo = D.load_pipeline('chest')
