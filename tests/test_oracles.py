@@ -931,13 +931,6 @@ def test_load_says_a_card_field_has_the_wrong_type_rather_than_that_it_is_missin
 
 
 # --- review (default dtype): seeded draws and the networks are float32 whatever torch's default dtype
-@pytest.fixture
-def float64_session():
-    "torch's default dtype float64 for one test, restored whatever happens."
-    was = torch.get_default_dtype(); torch.set_default_dtype(torch.float64)
-    try: yield
-    finally: torch.set_default_dtype(was)
-
 def _trained(toy):
     o = O.train_oracle(toy, steps=2, batch_size=8, n_train=16, eval_n=8, widths=(4, 8), feat_dim=8, noise_std=0.2)
     lit = O.train_lit(toy, steps=2, batch_size=8, n_train=16, eval_n=8, widths=(4, 8), feat_dim=8)

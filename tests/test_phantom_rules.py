@@ -488,13 +488,6 @@ def test_from_visits_reads_pd_NA_as_a_missing_visit():
 
 
 # --- review (default dtype): a float64 session (torch.set_default_dtype) gets the same float32 images and truths from a seed
-@pytest.fixture
-def float64_session():
-    "torch's default dtype float64 for one test, restored whatever happens."
-    was = torch.get_default_dtype(); torch.set_default_dtype(torch.float64)
-    try: yield
-    finally: torch.set_default_dtype(was)
-
 def _seeded_batches():
     skin = dict(hair=1, ruler=1, ink=1, bubbles=1, dark_corners=1, asymmetry=1, border=1, variegation=1)  # every drawing branch of the skin renderer
     return [P.ChestPhantom(size=32).sample(4, seed=0), P.SkinPhantom(size=32).sample(3, seed=0, **skin), P.SkinPhantom(size=32).sample(3, seed=1)]

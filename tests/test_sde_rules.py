@@ -596,13 +596,6 @@ def test_predict_refuses_one_path(small):
 
 
 # --- review (default dtype): models are built, draw and load in float32 whatever torch's default dtype
-@pytest.fixture
-def float64_session():
-    "torch's default dtype float64 for one test, restored whatever happens."
-    was = torch.get_default_dtype(); torch.set_default_dtype(torch.float64)
-    try: yield
-    finally: torch.set_default_dtype(was)
-
 def _fits(T):
     out = []
     for make, kw in ((TLearner, dict(c=4, width=8)), (GRUBaseline, dict(c=4, width=8)), (CausalSDE, dict(d=2, c=4, q=4, width=8))):
