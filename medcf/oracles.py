@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
-from .phantoms import checks_bools, user_stacklevel, SCMPhantom, PhantomBatch, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable, keeps_global_rng, builds_float32
+from .phantoms import check_bool, checks_bools, user_stacklevel, SCMPhantom, PhantomBatch, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable, keeps_global_rng, builds_float32
 ImageBatch = torch.Tensor | np.ndarray  # an N x C x H x W image batch as `check_images` takes it: a float tensor or a numpy array
 Captions = str | Sequence[str] | np.ndarray | pd.Series  # one caption or a sequence of them, as `_texts` takes them
 
@@ -729,16 +729,19 @@ class TextTower:
         return F.normalize((h * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1)
 
     def encode(self, texts: str | Iterable[str],  # a string or a list of strings
-               batch_size: int = 256  # texts per forward pass for the ones not cached
+               batch_size: int = 256,  # texts per forward pass for the ones not cached
+               fresh: bool = False  # encode every distinct text anew, as a fresh process would, instead of reading the cache (which keeps its entries)
               ) -> torch.Tensor:
-        "T x 384 unit-norm embeddings; each distinct text is encoded once per process."
+        "T x 384 unit-norm embeddings; each distinct text is encoded once per process (`fresh=True`: once per call)."
+        # An embedding depends in its last bits on the batch that first encoded it: `fresh` gives what a fresh process's encode(texts) gives.
         if isinstance(texts, str): texts = [texts]
         texts = list(texts)
         if not texts or not all(isinstance(t, str) for t in texts): raise TypeError("texts must be a non-empty list of strings")
-        new = list(dict.fromkeys(t for t in texts if t not in self.cache))
-        for i in batch_starts(len(new), batch_size):
-            for t, e in zip(new[i:i + batch_size], self._encode(new[i:i + batch_size])): self.cache[t] = e
-        return torch.stack([self.cache[t] for t in texts])
+        fresh = check_bool(fresh, 'fresh')
+        new, got = list(dict.fromkeys(t for t in texts if fresh or t not in self.cache)), {}
+        for i in batch_starts(len(new), batch_size): got.update(zip(new[i:i + batch_size], self._encode(new[i:i + batch_size])))
+        for t, e in got.items(): self.cache.setdefault(t, e)
+        return torch.stack([got[t] if fresh else self.cache[t] for t in texts])
 
 _TEXT_TOWER = None
 def text_tower() -> TextTower:
@@ -967,9 +970,8 @@ def train_lit(phantom: SCMPhantom,  # population of (image, caption) pairs
         if len(prompts) != n_train or bad is not None:
             raise ValueError(f"captions(attrs) must return one non-empty caption per row ({n_train}); got " + (f"{len(prompts)}" if len(prompts) != n_train else f"{bad!r} among them"))
     uniq = list(dict.fromkeys(prompts)); pid = {p: i for i, p in enumerate(uniq)}
-    tt = text_tower()  # frozen: U x D, encoded as a fresh process's tt.encode(uniq) does (batches of 256), not read from the cache, whose
-    table = torch.cat([tt._encode(uniq[i:i + 256]) for i in batch_starts(len(uniq), 256)])  # embeddings depend in the last bits on the batch that first encoded them
-    for t, e in zip(uniq, table): tt.cache.setdefault(t, e)  # cached as that encode would, without replacing what the process has already read
+    tt = text_tower()  # frozen: U x D, encoded as a fresh process's tt.encode(uniq) does, not read from the cache (whose embeddings
+    table = tt.encode(uniq, fresh=True)  # depend in the last bits on the batch that first encoded them); the cache keeps what it holds
     ids = torch.tensor([pid[p] for p in prompts])
     torch.manual_seed(seed); g = torch.Generator().manual_seed(seed)
     net = OracleNet(phantom.channels, tt.dim, tuple(widths), feat_dim)

@@ -1009,3 +1009,15 @@ def test_train_lit_weights_do_not_depend_on_captions_encoded_earlier(toy):
         assert all(torch.equal(a, b) for a, b in zip(fresh, later))
         assert all(torch.equal(tt.cache[c], e) for c, e in zip(uniq, alone))  # what the process had cached is kept
     finally: tt.cache.clear(); tt.cache.update(saved)
+
+
+def test_text_tower_fresh_encode_leaves_the_cache():
+    "encode(fresh=True) gives what a fresh process's encode gives and keeps what the cache already holds (train_lit relies on it)."
+    from medcf.oracles import TextTower
+    tt = TextTower()
+    tt.encode(['one caption', 'two captions here'])
+    kept = tt.cache['one caption'].clone()
+    got = tt.encode(['one caption', 'three', 'one caption'], fresh=True)
+    assert torch.equal(got, TextTower().encode(['one caption', 'three', 'one caption']))
+    assert torch.equal(tt.cache['one caption'], kept) and 'three' in tt.cache
+    with pytest.raises(TypeError, match='fresh'): tt.encode('x', fresh='no')
