@@ -16,10 +16,10 @@ __all__ = ['CHEXPERT_FINDINGS', 'CHEXPERT_HEADER', 'CHEST_ALIASES', 'UNCERTAINTY
            'ISIC2020_DIAGNOSES', 'SKIN_ARTIFACTS', 'SPLITS', 'WIDE_MODES', 'ISIC2019_GROUND_TRUTH', 'ISIC2019_METADATA',
            'ISIC2020_COLUMNS', 'ISIC2020_DUPLICATES', 'MEDMNIST_KEYS', 'CHESTMNIST_LABELS', 'DERMAMNIST_LABELS',
            'ADNIMERGE_COLUMNS', 'ADNI_STAGES', 'ADNIMERGE_RANGES', 'check_policy', 'apply_policy', 'chest_prompts',
-           'chest_prompt', 'skin_diagnosis', 'skin_prompt', 'sample_address', 'attr_codebook', 'encode_attrs',
-           'encode_known', 'decode_attrs', 'PhantomStream', 'PhantomDataset', 'item_index', 'collate', 'load_image',
-           'read_table', 'check_files', 'chexpert_folder', 'read_chexpert', 'CheXpertDataset', 'read_isic2019',
-           'read_isic2020', 'ISICDataset', 'read_medmnist', 'medmnist_prompt', 'MedMNISTDataset',
+           'chest_prompt', 'skin_diagnosis', 'skin_prompt', 'sample_address', 'check_samples', 'attr_codebook',
+           'encode_attrs', 'encode_known', 'decode_attrs', 'PhantomStream', 'PhantomDataset', 'item_index', 'collate',
+           'load_image', 'read_table', 'check_files', 'chexpert_folder', 'read_chexpert', 'CheXpertDataset',
+           'read_isic2019', 'read_isic2020', 'ISICDataset', 'read_medmnist', 'medmnist_prompt', 'MedMNISTDataset',
            'write_chexpert_fixture', 'write_isic2019_fixture', 'write_isic2020_fixture', 'write_medmnist_fixture',
            'write_data_samples', 'parse_censored', 'read_adnimerge']
 
@@ -207,6 +207,14 @@ def sample_address(seed: int,  # dataset seed (non-negative)
         if v > 2**32 - 1: raise ValueError(f"{name}={v} is above 2**32 - 1; expected an integer in [0, {2**32 - 1}] {why}")
     return [seed, SPLITS.index(split), index]
 
+def check_samples(n: object,  # a number of samples of one split
+                  name: str  # the argument's name, for the message
+                 ) -> int:
+    "`n` as an int in [1, 2**32]: a split's sample indices are 32-bit words of their streams' seeds (`sample_address`); a clear error otherwise."
+    if check_int(n, name) > 2**32: raise ValueError(f"{name}={n} is above 2**32; expected at most {2**32} samples "
+                                                    "(sample indices are 32-bit words of their random stream's seed, see `sample_address`)")
+    return n
+
 def attr_codebook(phantom: SCMPhantom,  # any phantom
                  ) -> dict:
     "Observed variable -> list of category values (encoded as their index), or None for numbers kept as they are."
@@ -293,8 +301,7 @@ class PhantomStream(Dataset):
                  prompt_fn: Callable[[pd.Series], str] | None = None,  # row of attrs -> caption; default: the phantom's own prompt
                  **interventions):  # optional do(...) applied to every sample, e.g. devices=0
         if not isinstance(phantom, SCMPhantom): raise TypeError(f"phantom must be an SCMPhantom, got {type(phantom).__name__}")
-        if check_int(length, 'length') > 2**32: raise ValueError(f"length={length} is above 2**32; expected at most {2**32} samples "
-                                                                 "(sample indices are 32-bit words of their random stream's seed, see `sample_address`)")
+        check_samples(length, 'length')
         sample_address(seed, split, 0)  # validates seed and split
         plural = [k for k, v in interventions.items() if np.ndim(v) > 0 and not isinstance(v, str)]
         if plural: raise ValueError(f"{plural} are given {[np.shape(interventions[k]) for k in plural]} values; a dataset applies do(...) to every sample alike, "
@@ -346,8 +353,7 @@ class PhantomDataset(Dataset):
                  chunk: int = 256,  # samples rendered per call (bounds peak memory)
                  **interventions):  # optional do(...) applied to every sample, e.g. devices=0
         check_int(chunk, 'chunk')
-        if check_int(n, 'n') > 2**32: raise ValueError(f"n={n} is above 2**32; expected at most {2**32} samples "
-                                                       "(sample indices are 32-bit words of their random stream's seed, see `sample_address`)")
+        check_samples(n, 'n')
         self.stream = PhantomStream(phantom, n, split, seed, prompt_fn, **interventions)
         self.split, self.seed, self.codebook, self.attr_names = split, seed, self.stream.codebook, self.stream.attr_names
         imgs, attrs, prompts = [], [], []
