@@ -532,7 +532,7 @@ def read_chexpert(root: str | Path,  # the CheXpert-v1.0-small folder, or its pa
     if len(blank): raise ValueError(f"{split}.csv rows {blank[:5].tolist()} (Path {df['Path'][blank[:3]].tolist()}) have a blank Frontal/Lateral; "
                                     "expected 'Frontal' or 'Lateral' in every row")
     if frontal_only:
-        n, df = len(df), df[df['Frontal/Lateral'] == 'Frontal'].reset_index(drop=True)
+        n, df = len(df), df[df['Frontal/Lateral'] == 'Frontal']  # the CSV's row numbers kept until the end: messages below name them
         if df.empty: raise ValueError(f"{split}.csv has no 'Frontal' rows (all {n} are 'Lateral'); expected frontal views, or pass frontal_only=False")
     names = list(dict.fromkeys(['CheXpert-v1.0-small', 'CheXpert-v1.0', folder.name]))  # the folder name that official CSVs put first in Path
     first = df['Path'].astype(str).str.split('/', n=1).str[0]  # 'train'/'valid' where Path is written relative to the folder
@@ -540,17 +540,18 @@ def read_chexpert(root: str | Path,  # the CheXpert-v1.0-small folder, or its pa
     bad = df.index[~df['Path'].astype(str).str.contains('/') | ~(prefix | first.isin(['train', 'valid']))]
     if len(bad): raise ValueError(f"{split}.csv Path values {df['Path'][bad[:3]].tolist()} are not like 'CheXpert-v1.0-small/{split}/patient00001/study1/view1_frontal.jpg' "
                                   f"(rows {bad[:5].tolist()}); expected the dataset folder ({', '.join(map(repr, names))}) or the split folder ('train/', 'valid/') first")
-    _check_unique(df, ['Path'], f'{split}.csv')  # the same image twice, perhaps with other labels
+    rel = [p.split('/', 1)[1] if pre else p for p, pre in zip(df['Path'].astype(str), prefix)]  # the folder name is cut; a Path from train/ or valid/ is already relative to it
+    _check_unique(df.assign(Path=rel), ['Path'], f'{split}.csv')  # the same image twice (with the folder name first or without), perhaps with other labels
     raw = df['No Finding'].map(lambda v: np.nan if isinstance(v, str) and v.strip() in ('', 'nan', 'NaN') else v)  # a stray space reads as blank here (apply_policy refuses one in a finding)
     nf = pd.to_numeric(raw, errors='coerce')
     odd = df.index[(raw.notna() & nf.isna()) | ~(nf.isna() | nf.isin([1.0, 0.0, -1.0]))]  # text or values other than 1/0/-1/blank
     if len(odd): raise ValueError(f"{split}.csv 'No Finding' holds {raw[odd[:3]].tolist()} (rows {odd[:5].tolist()}); expected 1, 0, -1 or blank "
                                   "(a study is normal only at 1, and one text value turned the whole column to text: every normal study was captioned 'Chest X-ray')")
     df['No Finding'] = nf
-    df['file'] = [f'{folder}/{p.split("/", 1)[1] if pre else p}' for p, pre in zip(df['Path'], prefix)]  # the folder name is cut; a Path from train/ or valid/ is already relative to it
+    df['file'] = [f'{folder}/{r}' for r in rel]
     if check: check_files(df['file'], 'CheXpert image')
     df['prompt'] = chest_prompts(df, policy)
-    return df
+    return df.reset_index(drop=True)
 
 class CheXpertDataset(Dataset):
     "CheXpert images (grayscale, or gray repeated in R, G, B with `channels=3`; centre-cropped, resized, in [-1, 1]) with policy-applied labels, mask and prompt."

@@ -1133,3 +1133,13 @@ def test_read_table_refuses_one_name_string(tmp_path):
     with pytest.raises(TypeError, match=r"required='image' is one column name; expected a list of column names \(e.g. \['image'\]\)"):
         read_table(tmp_path / 't.csv', 'image', 'an image list')
     assert read_table(tmp_path / 't.csv', ['image'], 'an image list')['image'].tolist() == ['a']
+
+
+def test_chexpert_same_image_with_and_without_folder_name(tmp_path):
+    "One image listed once as 'CheXpert-v1.0-small/train/...' and once as 'train/...' passed the duplicate check on Path, and was read twice; the rows named are the CSV's (they were counted among frontal rows only)."
+    f = _copy_chexpert(tmp_path)
+    t = pd.read_csv(f / 'train.csv', dtype=str, keep_default_na=False)
+    u = t[:1].copy(); u['Path'] = u['Path'].str.split('/', n=1).str[1]
+    assert u['Path'].iloc[0].startswith('train/')
+    pd.concat([t, u]).to_csv(f / 'train.csv', index=False)
+    with pytest.raises(ValueError, match=r"train.csv has Path \['train/.*'\] in more than one row \(rows \[0, " + str(len(t)) + r"\]\)"): read_chexpert(f)
