@@ -2000,7 +2000,7 @@ def train_vae(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, va
     if pw is not None: pw = pw.to(vae.device)
     hist, t0 = [], time.time()
     bar = _progress(steps, 'vae', progress)
-    flags = [q.requires_grad for q in vae.parameters()]  # the caller's, put back if the run stops with an error
+    flags = [q.requires_grad for q in vae.parameters()]  # the caller's, put back when the run ends (as finetune does its UNet's)
     vae.train().requires_grad_(True)
     try:
         if decoder_only:  # as Stable Diffusion's ft-MSE/ft-EMA autoencoders were made: same latents, better decoder
@@ -2037,11 +2037,9 @@ def train_vae(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, va
             opt.step()
             hist.append(loss.item()); bar.update(1)
             if step % 20 == 0: bar.set_postfix(loss=f"{np.mean(hist[-20:]):.4f}")
-    except BaseException:  # a refused perceptual output, a divergence, Ctrl-C: the autoencoder is not left in train mode and trainable (finetune puts its UNet back so too)
+    finally:  # finished, or stopped by a refused perceptual output, a divergence, Ctrl-C: in eval mode, trainable only where the caller had it so
         bar.close(); vae.eval()
         for q, rg in zip(vae.parameters(), flags): q.requires_grad_(rg)  # (not `f`: that is the VAE factor above)
-        raise
-    bar.close(); vae.eval().requires_grad_(False)
     before = pipe.vae.config.scaling_factor
     sf = before if decoder_only else fit_latent_scale(pipe, images[:1024])  # the encoder did not change
     card = getattr(pipe, 'model_card', None)

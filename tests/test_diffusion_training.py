@@ -151,6 +151,14 @@ def test_train_vae_leaves_the_autoencoder_frozen_and_in_eval(pipe):
     assert not p.vae.training and not any(q.requires_grad for q in p.vae.parameters())
 
 
+def test_train_vae_keeps_the_callers_marking_when_it_finishes(pipe):
+    "A finished run froze every VAE weight, though one stopped by an error put the caller's marking back and finetune keeps its UNet's: now both ends put it back."
+    p = copy.deepcopy(pipe)
+    p.vae.decoder.conv_out.weight.requires_grad_(True)
+    D.train_vae(p, imgs(4), steps=1, batch_size=2, progress=False, decoder_only=True)
+    assert not p.vae.training and [n for n, q in p.vae.named_parameters() if q.requires_grad] == ['decoder.conv_out.weight']
+
+
 # kills: V5
 def test_train_vae_stops_on_a_non_finite_loss_with_finite_gradients(pipe):
     "A NaN perceptual distance carries no gradient (it is a constant), so only the loss check can see it: train_vae stops at step 0 naming the loss, weights untouched."
