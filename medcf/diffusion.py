@@ -1155,6 +1155,8 @@ def _check_embeddings(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (
     which = 'encoder_hid_dim' if cfg.get('encoder_hid_dim') is not None and cfg.get('encoder_hid_dim_type') == 'text_proj' else 'cross_attention_dim'
     D = cfg[which]
     D = D[0] if isinstance(D, (list, tuple)) and len(set(D)) == 1 else D
+    if isinstance(D, (list, tuple)): raise ValueError(f"this UNet's {which} is per block, {tuple(D)}: no one prompt embedding fits every block's cross-attention; "
+                                                      "expected a UNet with one width (a single text encoder drives them all)")
     if not isinstance(e, torch.Tensor): raise TypeError(f"{name} must be a torch.Tensor of prompt embeddings (N x L x {D}, `encode_prompts`), got {type(e).__name__}")
     if e.ndim != 3 or (isinstance(D, int) and e.shape[-1] != D):
         raise ValueError(f"{name} has shape {tuple(e.shape)}; expected N x L x {D} (this UNet's {which}; `encode_prompts`)")

@@ -3843,3 +3843,14 @@ def test_generate_refuses_a_bad_signal_leak_with_latents_given_too(pipe):
             with pytest.raises(TypeError, match=rf"signal_leak={re.escape(repr(bad))}: expected True \(the pipeline's own\), False \(none\) or a latent tensor"):
                 D.generate(pipe, ['p'], num_inference_steps=1, signal_leak=bad, **kw)
     assert D.generate(pipe, ['p'], num_inference_steps=1, latents=x, signal_leak=False).shape[0] == 1  # a valid one still runs
+
+
+def test_a_unet_with_per_block_cross_attention_widths_is_refused(pipe):
+    "A UNet with cross_attention_dim=(384, 48) (one width per block) took the 384-wide prompt embeddings and failed inside torch: 'mat1 and mat2 shapes cannot be multiplied'."
+    import diffusers
+    torch.manual_seed(0)
+    u = diffusers.UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(16, 32), down_block_types=('CrossAttnDownBlock2D', 'DownBlock2D'),
+                                       up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D'), cross_attention_dim=(384, 48), layers_per_block=1, norm_num_groups=8, attention_head_dim=4)
+    q = D.assemble_pipeline(pipe.vae, u, pipe.scheduler, pipe.text_encoder, pipe.tokenizer)
+    with pytest.raises(ValueError, match=r"this UNet's cross_attention_dim is per block, \(384, 48\): no one prompt embedding fits"):
+        D.generate(q, 'x', num_inference_steps=2)
