@@ -330,7 +330,10 @@ class PhantomStream(Dataset):
         idx = self._check(indices)
         noise = _concat_noise([self.phantom._draw_noise(np.random.default_rng(sample_address(self.seed, self.split, i)), 1) for i in idx])
         b = self.phantom._make(noise, len(idx), self.phantom._check_interventions(len(idx), self.interventions))
-        if self.prompt_fn is not None: b.prompts = [self.prompt_fn(r) for _, r in b.attrs.iterrows()]
+        if self.prompt_fn is not None:
+            b.prompts = [self.prompt_fn(r) for _, r in b.attrs.iterrows()]
+            bad = next(((i, p) for i, p in zip(idx, b.prompts) if not isinstance(p, str)), None)  # refused here, not by finetune several calls later
+            if bad: raise TypeError(f"prompt_fn returned {type(bad[1]).__name__} {str(bad[1])[:40]!r} for sample {bad[0]}; expected a caption (str) for every row")
         return b
 
     def items(self, b: PhantomBatch, indices: int | Sequence[int] | np.ndarray | torch.Tensor) -> list:

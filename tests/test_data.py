@@ -1143,3 +1143,13 @@ def test_chexpert_same_image_with_and_without_folder_name(tmp_path):
     assert u['Path'].iloc[0].startswith('train/')
     pd.concat([t, u]).to_csv(f / 'train.csv', index=False)
     with pytest.raises(ValueError, match=r"train.csv has Path \['train/.*'\] in more than one row \(rows \[0, " + str(len(t)) + r"\]\)"): read_chexpert(f)
+
+
+def test_a_prompt_fn_that_returns_no_caption_is_refused():
+    "A prompt_fn returning None for AP rows was stored as those samples' captions and passed through collate; finetune refused it calls later."
+    from medcf.phantoms import ChestPhantom
+    fn = lambda r: None if r['view'] == 'AP' else f"{r['view']} chest X-ray"
+    with pytest.raises(TypeError, match=r"prompt_fn returned NoneType 'None' for sample \d+; expected a caption \(str\) for every row"):
+        PhantomDataset(ChestPhantom(size=32), 8, prompt_fn=fn)
+    ok = PhantomDataset(ChestPhantom(size=32), 4, prompt_fn=lambda r: f"{r['view']} chest X-ray")
+    assert all(p.endswith('chest X-ray') for p in ok.prompts)
