@@ -584,6 +584,11 @@ def guidance_sweep(name: str,  # 'chest' or 'skin'
     return pd.DataFrame([dict(guidance_scale=w, **{k: round(v, 4) for k, v in adh.items()}, fd_ratio=round(fd, 3))
                          for w, _, adh, fd in _per_scale(name, pipe, oracle, scales, n, num_inference_steps, seed, (10_000, 20_000), seed, (gi,), prism_share)])
 
+def _lost_keys(old, new, path: str = '') -> list:
+    "Keys of the dict `old`, at any depth ('a.b' below the top), that `new` would drop by replacing it: where both hold dicts, a key of old missing from new."
+    if not (isinstance(old, dict) and isinstance(new, dict)): return []
+    return sorted(path + str(k) for k in set(old) - set(new)) + [q for k in old if k in new for q in _lost_keys(old[k], new[k], f'{path}{k}.')]
+
 def update_card(folder: str | Path,  # a checkpoint folder (save_pipeline's)
                 replace: Sequence[str] = (),  # dict fields you mean to replace by a dict without some of their keys (else refused: a partial dict would drop the rest)
                 **fields  # field=value; a field of the same name is replaced whole
@@ -603,9 +608,9 @@ def update_card(folder: str | Path,  # a checkpoint folder (save_pipeline's)
     card = read_card(folder)  # load_pipeline's reading: invalid JSON, a card that is not an object, or a files/recipe field of the wrong type is refused by name
     fields = {k: jsonable(v, k) for k, v in fields.items()}  # numpy and torch values as numbers and lists (default=str wrote '256' for np.int64(256))
     for k, v in fields.items():  # recipe={'unet_steps': 8000} dropped the recipe's other 32 keys, and with them its guidance interval
-        lost = sorted(set(card[k]) - set(v)) if isinstance(card.get(k), dict) and isinstance(v, dict) and k not in replace else []
+        lost = [] if k in replace else _lost_keys(card.get(k), v)
         if lost: raise ValueError(f"{k}= would replace the card's whole {k!r} field and drop its keys {lost[:6]}{' ...' if len(lost) > 6 else ''}; to change some keys pass "
-                                  f"{k}={{**card[{k!r}], ...}} (the card: medcf.diffusion.read_card(folder)), or replace={[k]} if the dict is meant to replace it whole")
+                                  f"{k}={{**card[{k!r}], ...}} (a dict inside it likewise; the card: medcf.diffusion.read_card(folder)), or replace={[k]} if the dict is meant to replace it whole")
     card.update(fields)
     text, readme = json.dumps(card, indent=1), model_card_markdown(card)  # both rendered before either file is written
     (folder / CARD).write_text(text, encoding='utf-8'); (folder / 'README.md').write_text(readme, encoding='utf-8')

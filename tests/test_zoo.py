@@ -834,3 +834,14 @@ def test_every_seeded_zoo_function_checks_its_seed_by_name_first(monkeypatch):
               lambda s: zoo.adherence_prompts('chest', 4, seed=s), lambda s: zoo.adherence_prompts('skin', 4, seed=s)):
         for s in (-3, True):
             with pytest.raises(ValueError, match=rf'seed={s}: expected a non-negative integer'): f(s)
+
+
+def test_update_card_refuses_a_nested_dict_that_drops_keys(tmp_path):
+    "quality={'adherence': {'effusion': 0.95}} kept the top-level key and silently dropped the card's other adherence figures; now refused, naming them."
+    from medcf.diffusion import CARD
+    (tmp_path / CARD).write_text(json.dumps({'name': 't', 'quality': {'adherence': {'effusion': 0.9, 'devices': 0.97}, 'fd_ratio': 1.5}}))
+    with pytest.raises(ValueError, match=r"drop its keys \['adherence.devices'\]"): zoo.update_card(tmp_path, quality={'adherence': {'effusion': 0.95}, 'fd_ratio': 1.5})
+    assert json.loads((tmp_path / CARD).read_text())['quality']['adherence']['devices'] == 0.97  # nothing written
+    card = zoo.update_card(tmp_path, quality={'adherence': {'effusion': 0.95, 'devices': 0.97, 'cardiomegaly': 0.93}, 'fd_ratio': 1.4})  # keys added: fine
+    assert card['quality']['adherence'] == {'effusion': 0.95, 'devices': 0.97, 'cardiomegaly': 0.93}
+    assert zoo.update_card(tmp_path, replace=['quality'], quality={'fd_ratio': 1.3})['quality'] == {'fd_ratio': 1.3}
