@@ -9,7 +9,7 @@ from pathlib import Path
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence, Protocol
 import numpy as np, pandas as pd, torch, torch.nn.functional as F
-from .phantoms import checks_bools, user_stacklevel, _LazyModule, PhantomBatch, required_parameters, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword, parameters_of, keeps_global_rng
+from .phantoms import checks_bools, user_stacklevel, _LazyModule, PhantomBatch, required_parameters, data_path, data_samples_root, warn_unit_range, warn_truncated, some_names, check_int, check_real, check_bool, check_weights, check_grid_path, jsonable, takes_keyword, parameters_of, keeps_global_rng, builds_float32
 
 # %% auto #0
 __all__ = ['SD_BETAS', 'Prompts', 'ZOO', 'CARD', 'LEAK_FILE', 'READ_NAMES', 'CKPT_ENTRIES', 'TAG_KEYS', 'PROMPT_CHUNK',
@@ -67,6 +67,7 @@ def load_text_encoder(max_length: int = 48  # tokens per prompt (padding length)
 # %% ../nbs/02_diffusion.ipynb #927c714b
 SD_BETAS = dict(num_train_timesteps=1000, beta_schedule='scaled_linear', beta_start=0.00085, beta_end=0.012)
 
+@builds_float32  # float32 weights from the seed's float32 stream in a float64 session too (train_vae and finetune train float32 weights)
 def build_vae(channels: int = 1,  # image channels (1 grayscale, 3 RGB)
               size: int = 64,  # image side in pixels
               block_out_channels: Sequence[int] = (16, 32, 64, 64),  # encoder widths; latent side = size / 2**(len-1)
@@ -82,6 +83,7 @@ def build_vae(channels: int = 1,  # image channels (1 grayscale, 3 RGB)
                          sample_size=size, scaling_factor=1.0)
 
 @checks_bools
+@builds_float32  # as build_vae
 def build_unet(latent_size: int = 8,  # latent side (image side / VAE factor)
                latent_channels: int = 4,  # latent channels, as the VAE's
                block_out_channels: Sequence[int] = (64, 128),  # widths per resolution level
@@ -593,6 +595,8 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(f"name_or_path must be a zoo name ({', '.join(ZOO)}) or a pipeline folder (str or Path), got {type(name_or_path).__name__}")
     if not isinstance(dtype, torch.dtype): raise TypeError(f"dtype={dtype!r}: expected a torch.dtype (torch.float32, torch.float16 or torch.bfloat16)")
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):  # an int dtype was blamed on the folder; float8 loaded, then failed in generate
+        raise ValueError(f"dtype={dtype}: expected torch.float32, torch.float16, torch.bfloat16 or torch.float64 (the dtypes the pipeline's weights can compute in)")
     device = check_device(device)  # before any file is read
     folder = _resolve(name_or_path)
     if check and not (folder / CARD).exists() and folder.resolve().is_relative_to((data_samples_root() / 'models').resolve()):
