@@ -789,7 +789,7 @@ def split_prediction(model_output: torch.Tensor, x_t: torch.Tensor, alpha_t: tor
                      prediction_type: str = 'epsilon') -> tuple:
     "(noise prediction, predicted clean latent), both float32 (float64 for float64 inputs), from a UNet output of any of diffusers' prediction types."
     # in float32 whatever the latents' dtype: in bfloat16 an alpha-bar near 1 rounds to 1 and 1 - a to 0
-    a, x_t, model_output = _wide(torch.as_tensor(alpha_t)), _wide(x_t), _wide(model_output)
+    a, x_t, model_output = _alpha_arg(alpha_t, 'alpha_t', x_t), _wide(x_t), _wide(model_output)
     if prediction_type == 'epsilon':
         eps = model_output; x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
     elif prediction_type == 'v_prediction':
@@ -800,18 +800,19 @@ def split_prediction(model_output: torch.Tensor, x_t: torch.Tensor, alpha_t: tor
     return eps, x0  # float32: in half precision the rounding of eps is amplified by 1/sqrt(alpha-bar) in x0 (zero-terminal-SNR: 4096x)
 
 def _alpha_arg(v, name: str, x_t: torch.Tensor) -> torch.Tensor:
-    "An alpha-bar argument of `ddim_step` as a float32 (float64) tensor: values in (0, 1], a shape that broadcasts to x_t's."
+    "An alpha-bar argument of `ddim_step` / `split_prediction` as a float32 (float64) tensor: values in (0, 1]; a scalar, one per sample (N,), or x_t's number of dims broadcasting to its shape."
     a = _wide(torch.as_tensor(v))
-    try: ok = torch.broadcast_shapes(a.shape, x_t.shape) == x_t.shape
+    if a.ndim == 1 and x_t.ndim > 1 and len(a) in (1, len(x_t)): a = a.view(-1, *[1] * (x_t.ndim - 1))  # per sample: (N,) broadcast over the last dim gave each column another sample's noise level when N == W
+    try: ok = a.ndim in (0, x_t.ndim) and torch.broadcast_shapes(a.shape, x_t.shape) == x_t.shape
     except RuntimeError: ok = False
-    if not ok: raise ValueError(f"{name} has shape {tuple(a.shape)}; expected a scalar or a shape that broadcasts to x_t's {tuple(x_t.shape)}")
+    if not ok: raise ValueError(f"{name} has shape {tuple(a.shape)}; expected a scalar, one value per sample ({len(x_t)},), or {x_t.ndim} dims that broadcast to x_t's {tuple(x_t.shape)}")
     if a.device.type == 'cpu' and not ((a > 0) & (a <= 1)).all(): raise ValueError(f"{name}={v!r}: expected alpha-bar values in (0, 1]")  # the sampler's come from the CPU scheduler: no device sync
     return a.to(x_t.device)
 
 def ddim_step(x_t: torch.Tensor,  # current latent
               eps: torch.Tensor,  # noise prediction at (x_t, t)
-              alpha_t: torch.Tensor,  # alpha-bar at t
-              alpha_prev: torch.Tensor,  # alpha-bar at the next (less noisy) timestep
+              alpha_t: torch.Tensor,  # alpha-bar at t: a number, one per sample (N,), or N x 1 x 1 x 1
+              alpha_prev: torch.Tensor,  # alpha-bar at the next (less noisy) timestep, likewise
               eta: float = 0.0,  # 0: deterministic DDIM; 1: DDPM-like ancestral noise
               noise: torch.Tensor | None = None,  # standard normal noise for eta > 0 (else drawn from `generator`)
               prev_sample: torch.Tensor | None = None,  # score this given next latent instead of sampling one (DDPO)

@@ -3872,3 +3872,17 @@ def test_load_pipeline_refuses_a_dtype_the_weights_cannot_compute_in():
     "dtype=torch.int8 was blamed on the folder ('could not load a pipeline from ...'); float8 loaded, then failed inside generate ('isfinite' not implemented)."
     for dt in (torch.int8, torch.float8_e4m3fn, torch.complex64):
         with pytest.raises(ValueError, match=rf"dtype={dt}: expected torch.float32, torch.float16, torch.bfloat16 or torch.float64"): D.load_pipeline('chest', dtype=dt)
+
+
+def test_ddim_step_reads_a_per_sample_alpha_vector_per_sample():
+    "alpha_t of shape (N,) broadcast over the last dim when N equals the latent width (8 latents of 8x8): each column got another sample's noise level (off by 2.56); other widths were refused."
+    g = torch.Generator().manual_seed(0)
+    x, eps = torch.randn(8, 4, 8, 8, generator=g), torch.randn(8, 4, 8, 8, generator=g)
+    a, ap = torch.linspace(0.1, 0.8, 8), torch.linspace(0.2, 0.9, 8)
+    ref = D.ddim_step(x, eps, a.view(-1, 1, 1, 1), ap.view(-1, 1, 1, 1))[0]
+    assert torch.equal(D.ddim_step(x, eps, a, ap)[0], ref)
+    assert torch.equal(D.ddim_step(x, eps, a[3], ap[3])[0][3], ref[3])  # a scalar as before
+    assert torch.equal(D.split_prediction(eps, x, a)[1], D.split_prediction(eps, x, a.view(-1, 1, 1, 1))[1])
+    for bad in (torch.full((4,), 0.5), torch.full((8, 1), 0.5), torch.full((8, 8), 0.5)):  # not one per sample, or too few dims to say which
+        with pytest.raises(ValueError, match=r"alpha_t has shape .*; expected a scalar, one value per sample \(8,\), or 4 dims"): D.ddim_step(x, eps, bad, ap)
+    with pytest.raises(ValueError, match=r"alpha_t has shape \(8, 8\)"): D.split_prediction(eps, x, torch.full((8, 8), 0.5))
