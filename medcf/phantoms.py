@@ -444,7 +444,7 @@ class SCMPhantom:
         return getattr(type(self), name, _SKIP)
 
     def __setattr__(self, name: str, value: object) -> None:
-        "A setting changed after construction (`skin.p_ruler = (0.2, 0.2)`) rebuilds the mechanisms, which read settings when they are made: what the phantom draws and what `render_config` records agree (a hand edit of `variables` is rebuilt away too; a dict setting changed in place is not seen: assign a new one). Every setting is checked as the constructor checks it (`_checked_setting`: `size`, the chest's `grain`, the brain's `dim`, the skin's probabilities, and a value `render_config` can record), the renderer's caches are dropped, and a new `seed` restarts the sampler's stream as constructing with it would."
+        "A setting changed after construction (`skin.p_ruler = (0.2, 0.2)`) rebuilds the mechanisms, which read settings when they are made: what the phantom draws and what `render_config` records agree (a hand edit of `variables` is rebuilt away too; a dict setting changed in place is not seen: assign a new one). Every setting is checked as the constructor checks it (`_checked_setting`: `size`, the chest's `grain`, the brain's `dim` and `missing_rates`, the skin's probabilities, and a value `render_config` can record), the renderer's caches are dropped, and a new `seed` restarts the sampler's stream as constructing with it would."
         vs = vars(self)
         if name == 'seed':  # the seed's own stream, in the constructor and after it alike (a bad seed is refused, the old one kept)
             super().__setattr__('rng', np.random.default_rng(check_int(value, 'seed', 0)))
@@ -1059,10 +1059,16 @@ def chest_titles(attrs: pd.DataFrame) -> list:
             for _, r in attrs.iterrows()]  # r['view'], not r.view (see ChestPhantom._prompt)
 
 # %% ../nbs/00_phantoms.ipynb #86b4503b
-def chest_facts(df: pd.DataFrame,  # one row per study with columns effusion, devices, cardiomegaly, view, age_bin
+_CHEST_FACT_COLUMNS = ('effusion', 'devices', 'cardiomegaly', 'no_finding', 'view', 'age_bin')  # what `chest_facts` reads
+
+def chest_facts(df: pd.DataFrame,  # one row per study with columns effusion, devices, cardiomegaly, no_finding (0/1), view ('AP'/'PA'), age_bin
                 weights: np.ndarray | torch.Tensor | pd.Series | Sequence[float] | None = None,  # optional row weights (counts)
                 ) -> pd.Series:
     "The CheXpert statistics the chest phantom is calibrated to, computed from a table of studies; a rate over a group with no rows (or zero total weight), e.g. P(devices | AP) of PA views only, is NaN."
+    if not isinstance(df, pd.DataFrame): raise TypeError(f"df is a {type(df).__name__}; expected a DataFrame with the columns {list(_CHEST_FACT_COLUMNS)}")
+    lack = [c for c in _CHEST_FACT_COLUMNS if c not in df.columns]
+    if lack: raise ValueError(f"df lacks the columns {lack}; expected one row per study with the columns {list(_CHEST_FACT_COLUMNS)} "
+                              "(findings as 0/1, view 'AP' or 'PA', age_bin one of " + ", ".join(repr(b) for b in _AGE_BINS) + ")")
     if len(df) == 0: raise ValueError("df has no rows; expected one row per study")
     w = np.ones(len(df)) if weights is None else check_weights(weights, len(df), 'weights', 'row of df')
     def rate(col, mask=None):
@@ -1296,13 +1302,24 @@ class BrainPhantom(SCMPhantom):
                  seed: int = 0,  # seed of the sampler's random stream
                  dim: int = 2):  # 2 for an axial slice (N x 1 x H x W), 3 for a volume (N x 1 x D x H x W)
         self.dim = dim  # checked by `_checked_setting`, as a dim set later is
+        self._checked_setting('missing_rates', self.missing_rates)  # a subclass's class-level rates, checked once here (an instance's are checked as they are set)
         super().__init__(size, seed)
 
     def _checked_setting(self, name: str, value: object) -> object:
+        "`dim` as 2 or 3, and `missing_rates` as the record's gaps read it (a rate of 1.5 blanked every value, -0.2 none, a mistyped key failed in `sample` with a bare KeyError): a dict from record columns that may go missing to probabilities in [0, 1]; after the checks `SCMPhantom` runs on every setting."
         if name == 'dim':
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value not in (2, 3): raise ValueError(f"dim={value!r}: expected 2 (axial slice) or 3 (volume)")
             return int(value)
-        return super()._checked_setting(name, value)
+        value = super()._checked_setting(name, value)  # a value render_config cannot record is named as such first
+        if name == 'missing_rates':
+            may = [c for c in self.tabular if c not in ('age', 'sex')]  # the caption reads age and sex, and the label (stage) is never blanked
+            if not isinstance(value, dict): raise ValueError(f"missing_rates={value!r}: expected a dict from record columns {may} to the probability that each is missing (default {BrainPhantom.missing_rates})")
+            bad = [k for k in value if k not in may]
+            if bad: raise ValueError(f"missing_rates has keys {bad} that are not record columns that may go missing; expected keys among {may} (age, sex and the label stage are always recorded)")
+            for k, r in value.items():
+                if not isinstance(r, (int, float, np.integer, np.floating)) or isinstance(r, (bool, np.bool_)) or not 0 <= r <= 1:
+                    raise ValueError(f"missing_rates[{k!r}]={r!r}: expected a probability in [0, 1], the share of records whose {k} is missing (default {BrainPhantom.missing_rates.get(k, 0)})")
+        return value
 
     def _variables(self) -> list:
         st = lambda p: np.asarray(p['stage'])
@@ -1611,6 +1628,9 @@ class MSTrialData:
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 1 or images.shape[2] != images.shape[3]:  # square: trial_tensors pools them to a square side
             raise ValueError(f"images has shape {tuple(getattr(images, 'shape', ()))}; expected a tensor N x 1 x S x S of baseline slices, square")
         if not isinstance(record, pd.DataFrame): raise TypeError(f"record is a {type(record).__name__}; expected a DataFrame with columns {list(MS_TABULAR)} and 'arm'")
+        lack = [k for k in (*MS_TABULAR, 'arm') if k not in record.columns]  # trial_tensors reads them all: refused here, where the record is made
+        if lack: raise ValueError(f"record lacks the columns {lack}; expected one row per patient with the columns {list(MS_TABULAR)} (sex 'M'/'F') and 'arm' (a name in {list(MS_ARMS)}): "
+                                  "map your cohort's own record onto these columns (e.g. its baseline disability score as edss0, on the 0..10 scale)")
         def na_to_nan(a):  # pd.NA / None (nullable pandas tables) is a missing visit, not text
             a = np.asarray(a)
             return np.where(pd.isna(a), np.nan, a) if a.dtype == object else a

@@ -1,5 +1,5 @@
 "Stated rules of medcf.phantoms' helpers, chest and skin phantoms (from a mutation-testing pass: each pins a value to a rule, a hand-worked example or the message a refusal must contain)."
-import functools, json, os, warnings
+import functools, inspect, json, os, re, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 import medcf.phantoms as P
@@ -375,7 +375,7 @@ def test_snap_to_grid_refuses_a_grid_not_evenly_spaced_from_0():
 # --- review (phantom data): from_visits checks scores against visit times, the baseline column and the EDSS scale
 def test_from_visits_checks_scores_against_visits():
     imgs, grid = torch.zeros(3, 1, 16, 16), np.linspace(0, 2, 9)
-    rec = pd.DataFrame(dict(arm=['placebo'] * 3))
+    rec = pd.DataFrame(dict(age=[40.] * 3, sex=['F', 'M', 'F'], duration=[2.] * 3, edss0=[2.] * 3, relapses=[0] * 3, lesion_vol=[3.] * 3, arm=['placebo'] * 3))  # from_visits refuses a record lacking a column trial_tensors reads
     def make(vt, vy): return P.MSTrialData.from_visits(imgs, rec, np.array(vt, dtype=float), np.array(vy, dtype=float), grid)
     assert make([[0, .5, 1.]] * 3, [[2, 2.5, 3]] * 3).visit_idx.tolist() == [[0, 2, 4]] * 3
     for vt, vy, msg in (([[0, .5, 1.]] * 3, [[2, np.nan, 3]] * 3, r"visit slots with a visit time but no score \(NaN\): 3, e\.g\. patient 0, visit 1"),
@@ -476,7 +476,7 @@ def test_grid_index_reads_a_float32_grid_to_its_precision():
 # --- review (sde data): pandas nullable visit tables (Float64, whose to_numpy() holds pd.NA) are missing visits, as NaN is
 def test_from_visits_reads_pd_NA_as_a_missing_visit():
     imgs, grid = torch.zeros(3, 1, 16, 16), np.linspace(0, 2, 9)
-    rec = pd.DataFrame(dict(arm=['placebo'] * 3))
+    rec = pd.DataFrame(dict(age=[40.] * 3, sex=['F', 'M', 'F'], duration=[2.] * 3, edss0=[2.] * 3, relapses=[0] * 3, lesion_vol=[3.] * 3, arm=['placebo'] * 3))  # from_visits refuses a record lacking a column trial_tensors reads
     vt, vy = np.array([[0, .5, np.nan]] * 3), np.array([[2, 2.5, np.nan]] * 3)
     ref = P.MSTrialData.from_visits(imgs, rec, vt, vy, grid)
     nt, ny = (pd.DataFrame(a).astype('Float64').to_numpy() for a in (vt, vy))
@@ -570,3 +570,45 @@ def test_from_visits_refuses_non_square_baselines():
     with pytest.raises(ValueError, match=r"images has shape \(4, 1, 48, 32\); expected a tensor N x 1 x S x S of baseline slices, square"):
         MSTrialData.from_visits(torch.zeros(4, 1, 48, 32), *args)
     assert len(MSTrialData.from_visits(tr.baseline.images, *args).baseline.attrs) == 4
+
+
+# --- review (brain phantom): missing_rates is checked (fdg=1.5 blanked every fdg, -0.2 none; a mistyped key failed in sample with a bare KeyError)
+def test_brain_missing_rates_are_checked_on_a_subclass_and_an_instance():
+    for mr, msg in (({**P.BrainPhantom.missing_rates, 'fdg': 1.5}, r"missing_rates\['fdg'\]=1\.5: expected a probability in \[0, 1\]"),
+                    ({**P.BrainPhantom.missing_rates, 'fdg': -0.2}, r"missing_rates\['fdg'\]=-0\.2: expected a probability in \[0, 1\]"),
+                    ({'fdg': True}, r"missing_rates\['fdg'\]=True: expected a probability"), ({'fdg': float('nan')}, r"missing_rates\['fdg'\]=nan: expected a probability"),
+                    ({**P.BrainPhantom.missing_rates, 'fgd': 0.5}, r"missing_rates has keys \['fgd'\] that are not record columns that may go missing; expected keys among \['education', 'apoe4'"),
+                    ({'age': 0.1, 'stage': 0.1}, r"keys \['age', 'stage'\] that are not record columns"), ([0.5], r"missing_rates=\[0\.5\]: expected a dict")):
+        sub = type('Sub', (P.BrainPhantom,), dict(missing_rates=mr))
+        with pytest.raises(ValueError, match=msg): sub(16)
+        b = P.BrainPhantom(16)
+        with pytest.raises(ValueError, match=msg): b.missing_rates = mr
+        assert 'missing_rates' not in vars(b) and b.missing_rates is P.BrainPhantom.missing_rates  # the refused value is not kept
+    b = P.BrainPhantom(16)
+    b.missing_rates = {'education': np.float32(0.5), 'fdg': 1, 'mmse': 0}  # any record column but age and sex, rates 0 and 1 included
+    a = b.sample(40, seed=0).attrs
+    assert a.fdg.isna().all() and a.mmse.notna().all() and 0 < a.education.isna().mean() < 1 and a.abeta.notna().all()
+    d = P.BrainPhantom(16).sample(64, seed=0)  # the default rates give the draws they gave before the check
+    assert d.attrs.isna().sum().to_dict() == {'sex': 0, 'age': 0, 'education': 0, 'apoe4': 1, 'stage': 0, 'abeta': 22, 'ptau': 22, 'tau': 22, 'av45': 40, 'fdg': 14, 'mmse': 2}
+    assert np.isclose(d.attrs.fdg.sum(), 62.193771110086914) and np.isclose(d.attrs.abeta.sum(), 43113.72978068479)
+
+
+# --- review (chest_facts): it read a no_finding column its docment did not list (a table of the five listed columns gave a bare KeyError 'no_finding')
+def test_chest_facts_names_the_columns_a_table_lacks():
+    df = pd.DataFrame(dict(effusion=[1, 0, 1, 0], devices=[1, 1, 0, 0], cardiomegaly=[0, 1, 0, 0], view=['AP', 'PA', 'AP', 'PA'], age_bin=['<=40', '41-60', '61-80', '>80']))
+    with pytest.raises(ValueError, match=r"df lacks the columns \['no_finding'\]; expected one row per study with the columns \['effusion', 'devices', 'cardiomegaly', 'no_finding', 'view', 'age_bin'\]"):
+        P.chest_facts(df)
+    with pytest.raises(ValueError, match=r"df lacks the columns \['devices', 'view'\]"): P.chest_facts(df.drop(columns=['devices', 'view']).assign(no_finding=0))
+    assert 'no_finding' in inspect.getsource(P.chest_facts).splitlines()[0]  # the df docment lists it
+    f = P.chest_facts(df.assign(no_finding=[0, 0, 0, 1]))
+    assert f['P(no finding)'] == 0.25 and f['P(devices | AP)'] == 0.5
+
+
+# --- review (MS trial data): from_visits accepted a record lacking MS_TABULAR columns (trial_tensors refused it later: 'the baseline record lacks ...')
+def test_from_visits_refuses_a_record_lacking_the_ms_tabular_columns():
+    img, rec, t, y = _two_patients()
+    grid = np.linspace(0, 2, 5)
+    for drop in (['duration', 'edss0', 'relapses', 'lesion_vol'], ['arm'], ['sex']):
+        with pytest.raises(ValueError, match=rf"record lacks the columns {re.escape(str(drop))}; expected one row per patient with the columns \['age', 'sex', 'duration', 'edss0', 'relapses', 'lesion_vol'\] \(sex 'M'/'F'\) and 'arm'.*map your cohort's own record onto these columns"):
+            P.MSTrialData.from_visits(img, rec.drop(columns=drop), t, y, grid)
+    assert P.MSTrialData.from_visits(img, rec[['arm'] + list(P.MS_TABULAR)].assign(site=1), t, y, grid).tabular().shape == (2, 6)  # any order, extra columns kept
