@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_diffusion.ipynb #1e4f8399
 from __future__ import annotations
-import os, re, json, hashlib, math, time, copy, warnings, weakref, functools, collections
+import os, re, json, hashlib, math, time, copy, warnings, weakref, functools, collections, contextlib
 from pathlib import Path
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence, Protocol
@@ -1537,27 +1537,41 @@ def warn_hidden_offset(fn: Callable,  # a guidance_fn or log_prob_fn
                       "per-image targets, give it an offset parameter (def f(images, offset=0)), else they go to the wrong images after the first batch", stacklevel=user_stacklevel())
 
 @checks_bools
+def _math_attention(on: bool):
+    "A context in which torch's scaled_dot_product_attention runs its math kernel (which has a double backward; the fused CPU and CUDA ones have none), when `on`."
+    if not on: return contextlib.nullcontext()
+    try: from torch.nn.attention import sdpa_kernel, SDPBackend
+    except ImportError: return contextlib.nullcontext()  # torch < 2.3: the fused kernel's backward then says it has no derivative
+    return sdpa_kernel(SDPBackend.MATH)
+
 def classifier_guidance(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                         log_prob_fn: Callable,  # decoded images N x C x H x W -> N values of log p(y | image), differentiable; it gets offset= if it names it
                         scale: float = 1.0,  # guidance strength s; what an edit needs depends on the classifier's logit range and the inversion depth: sweep it
                         clamp: bool = False,  # clamp the decoded image to [-1, 1] first (cuts the gradient where the decoder overshoots)
                         interval: tuple | None = None  # (t_lo, t_hi): steer only at these training timesteps (the noisiest steps move the predicted image most); None: every step
                        ) -> Callable:
-    "A guidance_fn towards high `log_prob_fn`: eps - s sqrt(1 - alpha_t) grad_{x_t} log p(y | decode(x0_hat)), with the UNet's noise prediction held fixed (classifier guidance, arXiv:2105.05233, with a clean-image classifier on the predicted clean image as DiME and DeCoDEx do)."
+    "A guidance_fn towards high `log_prob_fn`: eps - s sqrt(1 - alpha_t) grad_{x_t} log p(y | decode(x0_hat)), with the UNet's noise prediction held fixed (classifier guidance, arXiv:2105.05233, with a clean-image classifier on the predicted clean image as DiME and DeCoDEx do). Under `grad=True` (or `trajectory_log_probs` in the weights) the term is itself differentiated: the decoder and the classifier run their attention in torch's math kernel, the one with a second derivative."
     scale = check_real(scale, 'scale')
     if not callable(log_prob_fn): raise TypeError(f"log_prob_fn must be callable (images -> N log-probabilities), got {type(log_prob_fn).__name__}")
     interval = check_guidance_interval(interval, pipe.scheduler.config.num_train_timesteps, 'interval')
     warn_hidden_offset(log_prob_fn, 'log_prob_fn')
     def steer(x_t, t, eps, alpha_t, score: Callable) -> torch.Tensor:
         if interval is not None and not interval[0] <= int(t) <= interval[1]: return eps
+        graph = torch.is_grad_enabled() and (x_t.requires_grad or eps.requires_grad)  # grad=True, or trajectory_log_probs in the weights: the gradient term depends on x_t and eps too
         with torch.enable_grad():  # the sampler runs without gradients unless grad=True: the classifier's gradient needs them here
-            x = _wide(x_t.detach()).requires_grad_(True)
-            x0 = (x - (1 - alpha_t).sqrt() * _wide(eps.detach())) / alpha_t.sqrt()
-            lp = score(decode_latents(pipe, x0, clamp=clamp))
+            if graph:  # d/dx_t at fixed eps is d/dx0 / sqrt(a); kept in the graph (create_graph), or gradients through the sampler held the term constant
+                x0 = (_wide(x_t) - (1 - alpha_t).sqrt() * _wide(eps)) / alpha_t.sqrt()
+                x = x0 if x0.requires_grad else x0.detach().requires_grad_(True)
+            else:
+                x = _wide(x_t.detach()).requires_grad_(True)
+                x0 = (x - (1 - alpha_t).sqrt() * _wide(eps.detach())) / alpha_t.sqrt()
+            with _math_attention(graph):  # the outer backward differentiates this gradient again: fused attention kernels have no double backward
+                lp = score(decode_latents(pipe, x0 if not graph else x, clamp=clamp))
             if not isinstance(lp, torch.Tensor) or lp.shape != (len(x),):
                 raise ValueError(f"log_prob_fn returned {tuple(lp.shape) if isinstance(lp, torch.Tensor) else type(lp).__name__}; expected a tensor of {len(x)} log-probabilities, one per image")
             if not lp.requires_grad: raise ValueError("log_prob_fn's output carries no gradient to the images; compute it differentiably (e.g. oracle.logits(images, grad=True, bounded=False): decoded predictions of the clean image overshoot [-1, 1] at noisy steps)")
-            g, = torch.autograd.grad(lp.sum(), x)
+            g, = torch.autograd.grad(lp.sum(), x, create_graph=graph)
+            if graph: g = g / alpha_t.sqrt()
         return eps - scale * (1 - alpha_t).sqrt().to(eps) * g.to(eps)
     if takes_keyword(log_prob_fn, 'offset'):  # only then does the guidance_fn name offset (and ask to be told each batch's first image)
         def guide(x_t, t, eps, pred_x0, alpha_t, offset: int = 0): return steer(x_t, t, eps, alpha_t, functools.partial(log_prob_fn, offset=offset))

@@ -3886,3 +3886,18 @@ def test_ddim_step_reads_a_per_sample_alpha_vector_per_sample():
     for bad in (torch.full((4,), 0.5), torch.full((8, 1), 0.5), torch.full((8, 8), 0.5)):  # not one per sample, or too few dims to say which
         with pytest.raises(ValueError, match=r"alpha_t has shape .*; expected a scalar, one value per sample \(8,\), or 4 dims"): D.ddim_step(x, eps, bad, ap)
     with pytest.raises(ValueError, match=r"alpha_t has shape \(8, 8\)"): D.split_prediction(eps, x, torch.full((8, 8), 0.5))
+
+
+def test_classifier_guidance_is_differentiated_under_grad_true(pipe):
+    "Under sample_latents(grad=True) classifier_guidance's gradient term was a constant to autograd: d|x_0|^2/dx_T along v came out -104.58 where a finite difference gives +41.13."
+    p = copy.deepcopy(pipe); p.vae.double(); p.unet.double()  # float64: a finite difference exact enough to compare
+    cond, uncond = D.encode_prompts(p, ['a']).double(), D.encode_prompts(p, ['']).double()
+    x = D.initial_latents(p, 1, 0).double()
+    w = torch.randn(1, 1, 32, 32, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    guide = D.classifier_guidance(p, lambda im: (im * w).sum((1, 2, 3)))
+    def f(x, grad): return (D.sample_latents(p, x, cond, uncond, 3, 2.0, grad=grad, guidance_fn=guide).latents ** 2).sum()
+    v, h = torch.randn(x.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64), 1e-4
+    xg = x.clone().requires_grad_(True); f(xg, True).backward()  # the VAE's attention runs its math kernel inside: the fused CPU one has no double backward
+    with torch.no_grad(): fd = (f(x + h * v, False) - f(x - h * v, False)) / (2 * h)
+    assert (xg.grad * v).sum().item() == pytest.approx(fd.item(), rel=1e-3)
+    with torch.no_grad(): assert f(x, False).item() == pytest.approx(f(x.clone().requires_grad_(True), True).item(), rel=1e-9)  # the same forward value either way
