@@ -411,11 +411,28 @@ class SCMPhantom:
     def __init__(self, size: int = 64,  # square image size in pixels
                  seed: int = 0):  # seed of the sampler's random stream
         self.size, self.seed = size, seed  # checked (`_checked_setting`), and the seed's stream made, by __setattr__
+        for k, v in self._class_settings().items():
+            self._checked_setting(k, v)  # a subclass's class-level settings (`p_hair = 1.5`), checked as one set on the instance is
+            if k in vars(self) and not (np.shape(vars(self)[k]) == np.shape(v) and bool(np.all(np.asarray(vars(self)[k]) == np.asarray(v)))):  # `grain = 0.1` in a ChestPhantom subclass's body: the constructor's argument replaced it unseen
+                raise ValueError(f"{type(self).__name__}.{k} = {v!r} in the class body is replaced by the constructor's {k}={vars(self)[k]!r}; "
+                                 f"expected the value as the constructor's argument: {type(self).__name__}(..., {k}={v!r}), or an __init__ with that default")
         self.variables = self._built_variables()
         clash = sorted(set(self.variables) & set(self.render_noise))
         if clash: raise ValueError(f"variables {clash} take names of the renderer's own noise {list(self.render_noise)} in {type(self).__name__}; "
                                    "their noise would be overwritten: rename them")
         self._order = self._topological_order()
+
+    def _class_settings(self) -> dict:
+        "The settings a subclass sets at class level, by name: a public value in a class body (not a method or property) that an ancestor's body sets too (`p_hair = 0.5` in a `SkinPhantom` subclass, `missing_rates` in a `BrainPhantom` one) or that the constructor sets on the instance (`size`, `grain`, `dim`). `__init__` checks them as `__setattr__` checks a value set on the instance; a value no ancestor sets (`SkinPhantom`'s own `p_hair`) is the class's default, not checked here."
+        mro, seen, out = type(self).__mro__, set(), {}
+        descriptor = lambda v: isinstance(v, (property, classmethod, staticmethod))
+        for i, c in enumerate(mro):
+            for k, v in vars(c).items():
+                if k.startswith('_') or k in seen or k in ('seed', 'rng', 'variables'): continue
+                seen.add(k)  # the most derived class body that sets k decides its value
+                if descriptor(v): continue
+                if k in vars(self) or any(k in vars(b) and not callable(vars(b)[k]) and not descriptor(vars(b)[k]) for b in mro[i + 1:]): out[k] = v
+        return out
 
     def _checked_size(self, size: int) -> int:
         "`size` as an int if this phantom renders it; else a ValueError naming the sizes it does."
@@ -426,7 +443,7 @@ class SCMPhantom:
     def _checked_setting(self, name: str,  # a public setting (not seed, rng or variables)
                          value: object  # the value given to the constructor or assigned later
                         ) -> object:
-        "`value` as the phantom keeps setting `name`, checked the same way in the constructor and after it (`__setattr__` calls this for every public setting): `size` as `_checked_size`, and every setting a value `render_config` can record. A subclass checks its own settings here, then calls `super()`."
+        "`value` as the phantom keeps setting `name`, checked the same way in the constructor and after it (`__setattr__` calls this for every public setting, `__init__` for every setting a subclass sets at class level: `_class_settings`): `size` as `_checked_size`, and every setting a value `render_config` can record. A subclass checks its own settings here, then calls `super()`."
         if name == 'size': return self._checked_size(value)
         self._recorded(name, value)
         return value
@@ -1302,7 +1319,6 @@ class BrainPhantom(SCMPhantom):
                  seed: int = 0,  # seed of the sampler's random stream
                  dim: int = 2):  # 2 for an axial slice (N x 1 x H x W), 3 for a volume (N x 1 x D x H x W)
         self.dim = dim  # checked by `_checked_setting`, as a dim set later is
-        self._checked_setting('missing_rates', self.missing_rates)  # a subclass's class-level rates, checked once here (an instance's are checked as they are set)
         super().__init__(size, seed)
 
     def _checked_setting(self, name: str, value: object) -> object:

@@ -612,3 +612,39 @@ def test_from_visits_refuses_a_record_lacking_the_ms_tabular_columns():
         with pytest.raises(ValueError, match=rf"record lacks the columns {re.escape(str(drop))}; expected one row per patient with the columns \['age', 'sex', 'duration', 'edss0', 'relapses', 'lesion_vol'\] \(sex 'M'/'F'\) and 'arm'.*map your cohort's own record onto these columns"):
             P.MSTrialData.from_visits(img, rec.drop(columns=drop), t, y, grid)
     assert P.MSTrialData.from_visits(img, rec[['arm'] + list(P.MS_TABULAR)].assign(site=1), t, y, grid).tabular().shape == (2, 6)  # any order, extra columns kept
+
+
+# --- review (settings at class level): a subclass's class-level setting skipped the check an instance's gets (`class S(SkinPhantom): p_hair = 1.5` drew hair on every image; nb 00's exercise 2 sets settings on a subclass)
+def test_a_subclass_class_level_setting_is_checked_at_construction_as_an_instance_one():
+    for base, name, bad in ((P.SkinPhantom, 'p_hair', 1.5), (P.SkinPhantom, 'p_ruler', (0.1, 1.5)), (P.ChestPhantom, 'grain', 2.0), (P.BrainPhantom, 'dim', 5)):
+        with pytest.raises(ValueError) as on_instance: setattr(base(16), name, bad)
+        with pytest.raises(ValueError) as on_class: type('Sub', (base,), {name: bad})(16)
+        assert str(on_class.value) == str(on_instance.value) and f'{name}=' in str(on_class.value)  # the instance's message
+    with pytest.raises(ValueError, match=r'p_hair=1\.5: expected a probability in \[0, 1\]'): type('Deeper', (type('Ok', (P.SkinPhantom,), dict(p_hair=0.5)),), dict(p_hair=1.5))(16)  # a grandchild's too
+    with pytest.raises(TypeError, match=r'Fn\.p_hair is a function .* that render_config cannot record'): type('Fn', (P.SkinPhantom,), dict(p_hair=lambda self: 0.5))(16)
+    class Own(P.SkinPhantom):  # not settings of a parent: a new constant (not recordable), a property over a method, a method over a method
+        lookup = {1: 'one'}
+        observed = property(lambda self: [n for n, v in self.variables.items() if v.observed])
+        def captions(self, attrs): return super().captions(attrs)
+    assert Own(16).lookup == {1: 'one'}
+
+
+def test_a_valid_class_level_setting_draws_as_the_same_value_set_on_an_instance():
+    class Debiased(P.SkinPhantom): p_hair = 0.9; p_ruler = (0.2, 0.2)
+    inst = P.SkinPhantom(32, seed=3); inst.p_hair = 0.9; inst.p_ruler = (0.2, 0.2)
+    a, b = Debiased(32, seed=3).sample(6), inst.sample(6)
+    assert torch.equal(a.images, b.images) and a.truth.equals(b.truth) and a.truth.hair.mean() > 0.5
+    assert Debiased(32).render_config() == {'phantom': 'Debiased', 'size': 32}  # the class-level values are the class's defaults
+    t = P.SkinPhantom(32).sample_truth(64, seed=0)  # the defaults draw what they drew before the check
+    assert int(t.hair.sum()) == 13 and int(t.ruler.sum()) == 7
+
+
+def test_a_class_level_value_the_constructor_replaces_is_refused():
+    "`class C(ChestPhantom): grain = 0.1` built phantoms with grain 0.015: the constructor's argument replaced the class-level value without a word."
+    from medcf.phantoms import ChestPhantom, BrainPhantom
+    class C(ChestPhantom): grain = 0.1
+    with pytest.raises(ValueError, match=r"C.grain = 0.1 in the class body is replaced by the constructor's grain=0.015; expected .*C\(..., grain=0.1\)"): C(32)
+    assert C(32, grain=0.1).grain == 0.1  # the same value given to the constructor: nothing is lost
+    class B(BrainPhantom): dim = 3
+    with pytest.raises(ValueError, match=r"B.dim = 3 in the class body is replaced by the constructor's dim=2"): B(32)
+    assert B(32, dim=3).dim == 3
