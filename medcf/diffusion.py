@@ -1541,7 +1541,7 @@ def _math_attention(on: bool):
     "A context in which torch's scaled_dot_product_attention runs its math kernel (which has a double backward; the fused CPU and CUDA ones have none), when `on`."
     if not on: return contextlib.nullcontext()
     try: from torch.nn.attention import sdpa_kernel, SDPBackend
-    except ImportError: return contextlib.nullcontext()  # torch < 2.3: the fused kernel's backward then says it has no derivative
+    except ImportError: return torch.backends.cuda.sdp_kernel(enable_flash=False, enable_math=True, enable_mem_efficient=False)  # torch < 2.3 (its flags rule the CPU's kernels too)
     return sdpa_kernel(SDPBackend.MATH)
 
 def classifier_guidance(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
