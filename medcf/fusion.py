@@ -40,6 +40,8 @@ def encode_record(df: pd.DataFrame,  # the record, one row per patient (phantom 
             if bad: raise ValueError(f"sex has values {sorted(map(str, bad))}; expected 'M', 'F' or NaN")
             out[:, j] = col.map({'M': 1.0, 'F': 0.0}).astype(float).to_numpy()
         else:
+            txt = [i for i, v in enumerate(col) if isinstance(v, (str, bytes))]  # as encode_attrs: a column read as text is the caller's to convert, not guessed at here
+            if txt: raise ValueError(f"column {c!r} holds text ({col.iloc[txt[0]]!r} in row {txt[0]}); expected numbers: convert the column with pd.to_numeric first (read_adnimerge parses ADNI's)")
             try: out[:, j] = pd.to_numeric(col, errors='raise').astype(float).to_numpy()
             except (ValueError, TypeError) as e: raise ValueError(f"column {c!r} is not numeric ({e}); parse it first (e.g. with read_adnimerge)") from None
     return out

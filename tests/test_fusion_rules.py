@@ -317,3 +317,13 @@ def test_from_record_refuses_a_missing_rid_by_its_own_message():
         FusionData.from_record('ad', b.images, rec)
     with pytest.raises(ValueError, match=r"several rows for participants \[3\.0\]"):  # a repeated id among the others is still named
         FusionData.from_record('ad', b.images, rec.assign(rid=[2.0, 3.0, 3.0] + list(range(4, 41))))
+
+
+def test_encode_record_refuses_a_numbers_column_read_as_text():
+    "encode_record converted '63' silently where encode_attrs refuses text in a numbers column: one rule for both now, with the conversion named."
+    from medcf.fusion import encode_record
+    df = pd.DataFrame(dict(age=['63', '71'], sex=['M', 'F']))
+    with pytest.raises(ValueError, match=r"column 'age' holds text \('63' in row 0\); expected numbers: convert the column with pd.to_numeric first"): encode_record(df, ['age', 'sex'])
+    ok = encode_record(df.assign(age=pd.to_numeric(df['age'])), ['age', 'sex'])
+    assert ok.tolist() == [[63.0, 1.0], [71.0, 0.0]]
+    assert np.isnan(encode_record(pd.DataFrame(dict(age=[63.0, None]), dtype=object), ['age'])[1, 0])  # a missing value in an object column is not text
