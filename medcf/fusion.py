@@ -9,7 +9,7 @@ import numpy as np, pandas as pd, torch
 from torch import nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .phantoms import checks_bools, user_stacklevel, warn_unit_range, BrainPhantom, check_int, check_real, check_bool, copy_frozen, keeps_global_rng, builds_float32
+from .phantoms import checks_bools, user_stacklevel, warn_unit_range, BrainPhantom, check_int, check_real, check_bool, copy_frozen, keeps_global_rng, builds_float32, na_to_nan
 
 # %% auto #0
 __all__ = ['FUSIONS', 'TASKS', 'MODELS', 'encode_record', 'IterativeImputer', 'stratified_split', 'HyperNet', 'HyperLinear',
@@ -63,8 +63,7 @@ class IterativeImputer:
         if not fitting and names is not None and self.columns is not None and names != self.columns:
             raise ValueError(f"record has columns {names}; the imputer was fitted on {self.columns} (same names, same order expected)")
         try:
-            X = np.asarray(X.to_numpy(dtype=object) if isinstance(X, pd.DataFrame) else X)
-            if X.dtype == object: X = np.where(pd.isna(X), np.nan, X)  # pd.NA / None (nullable or object columns) is missing, not text
+            X = na_to_nan(X.to_numpy(dtype=object) if isinstance(X, pd.DataFrame) else X)  # pd.NA / None (nullable or object columns) is missing, not text
             X = X.astype(np.float64)
         except (ValueError, TypeError) as e:
             raise ValueError(f"record holds values that are not numbers ({e}); encode it first, e.g. encode_record(df, columns)") from None

@@ -11,13 +11,13 @@ import numpy as np, pandas as pd, torch
 
 # %% auto #0
 __all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
-           'check_bool', 'checks_bools', 'check_real', 'check_weights', 'user_stacklevel', 'unit_range_warned_once',
-           'warn_unit_range', 'warn_truncated', 'some_names', 'refuse_overwrite', 'copy_frozen', 'jsonable',
-           'keeps_global_rng', 'builds_float32', 'parameters_of', 'required_parameters', 'takes_keyword',
-           'data_samples_root', 'data_path', 'Variable', 'row_index', 'PhantomBatch', 'SCMPhantom', 'chexpert_counts',
-           'plot_graph', 'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path', 'save_grid', 'chest_titles',
-           'chest_facts', 'SkinPhantom', 'skin_titles', 'BrainPhantom', 'ms_arm_index', 'MSPhantom', 'grid_index',
-           'snap_to_grid', 'MSTrialData', 'MSTrial']
+           'na_to_nan', 'check_bool', 'checks_bools', 'check_real', 'check_weights', 'user_stacklevel',
+           'unit_range_warned_once', 'warn_unit_range', 'warn_truncated', 'some_names', 'refuse_overwrite',
+           'copy_frozen', 'jsonable', 'keeps_global_rng', 'builds_float32', 'parameters_of', 'required_parameters',
+           'takes_keyword', 'data_samples_root', 'data_path', 'Variable', 'row_index', 'PhantomBatch', 'SCMPhantom',
+           'chexpert_counts', 'plot_graph', 'fit_chest_model', 'ChestPhantom', 'show_grid', 'check_grid_path',
+           'save_grid', 'chest_titles', 'chest_facts', 'SkinPhantom', 'skin_titles', 'BrainPhantom', 'ms_arm_index',
+           'MSPhantom', 'grid_index', 'snap_to_grid', 'MSTrialData', 'MSTrial']
 
 # %% ../nbs/00_phantoms.ipynb #lazy0a1b
 import importlib
@@ -62,6 +62,12 @@ def check_int(v: object,  # the value to check
                 {0: 'a non-negative integer', 1: 'a positive integer'}.get(lo, f'an integer >= {lo}'))
         raise ValueError(f"{name}={v!r}: expected {want}{unit}")
     return int(v)
+
+def na_to_nan(a: object  # an array-like of numbers that may hold pd.NA or None (a nullable or object pandas column)
+             ) -> np.ndarray:
+    "`a` as a numpy array in which pd.NA and None are NaN (a missing value, not text), where it holds objects; other arrays as they are."
+    a = np.asarray(a)
+    return np.where(pd.isna(a), np.nan, a) if a.dtype == object else a
 
 def check_bool(v: object,  # the value to check
                name: str  # the argument's name, for the message
@@ -1647,9 +1653,6 @@ class MSTrialData:
         lack = [k for k in (*MS_TABULAR, 'arm') if k not in record.columns]  # trial_tensors reads them all: refused here, where the record is made
         if lack: raise ValueError(f"record lacks the columns {lack}; expected one row per patient with the columns {list(MS_TABULAR)} (sex 'M'/'F') and 'arm' (a name in {list(MS_ARMS)}): "
                                   "map your cohort's own record onto these columns (e.g. its baseline disability score as edss0, on the 0..10 scale)")
-        def na_to_nan(a):  # pd.NA / None (nullable pandas tables) is a missing visit, not text
-            a = np.asarray(a)
-            return np.where(pd.isna(a), np.nan, a) if a.dtype == object else a
         t, grid = _check_visit_grid(na_to_nan(visit_t), grid)
         if t.ndim != 2 or t.shape[1] == 0 or len(t) != len(record) or len(images) != len(record):
             raise ValueError(f"{len(images)} images, {len(record)} record rows and visit times of shape {t.shape}; expected N of each, visit times N x V (V >= 1: column 0 the baseline)")
