@@ -5,6 +5,7 @@
 # %% ../nbs/02_diffusion.ipynb #1e4f8399
 from __future__ import annotations
 import os, re, json, hashlib, math, time, copy, warnings, weakref, functools, collections, contextlib
+import safetensors
 from pathlib import Path
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence, Protocol
@@ -622,7 +623,7 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
             pipe = assemble_pipeline(_vae_from(folder / 'vae', dtype),
                                      UNet2DConditionModel.from_pretrained(folder / 'unet', **dtype_kwarg(dtype)),
                                      _scheduler_from(folder / 'scheduler'), te.to(dtype), tok)
-    except (OSError, ValueError, RuntimeError, EnvironmentError, KeyError, TypeError, AttributeError) as e:
+    except (OSError, ValueError, RuntimeError, EnvironmentError, KeyError, TypeError, AttributeError, safetensors.SafetensorError) as e:  # transformers lets a corrupt text encoder's SafetensorError through
         hint = f"; its weight files come as variant(s) {found} only: pass variant={found[0]!r} (medcf generate: --variant {found[0]})" if variant is None and found and not plain else ''
         raise ValueError(f"could not load a pipeline from {folder}: {e}{hint}") from e
     pipe.set_progress_bar_config(disable=True)
@@ -2410,7 +2411,7 @@ def _check_out_file(out, overwrite: bool) -> Path:
     out = check_grid_path(out, 'out')
     if not out.parent.is_dir(): raise FileNotFoundError(f"out={str(out)!r}: the folder {str(out.parent)!r} does not exist; expected a file in an existing folder")
     if out.is_dir(): raise IsADirectoryError(f"out={str(out)!r} is a folder; expected an image file")
-    if out.exists() and not overwrite: raise FileExistsError(f"out={str(out)!r} already exists; pass overwrite=True (medcf generate --overwrite) to replace it, or choose another file")
+    if os.path.lexists(out) and not overwrite: raise FileExistsError(f"out={str(out)!r} already exists; pass overwrite=True (medcf generate --overwrite) to replace it, or choose another file")
     return out
 
 @checks_bools

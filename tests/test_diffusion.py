@@ -3901,3 +3901,19 @@ def test_classifier_guidance_is_differentiated_under_grad_true(pipe):
     with torch.no_grad(): fd = (f(x + h * v, False) - f(x - h * v, False)) / (2 * h)
     assert (xg.grad * v).sum().item() == pytest.approx(fd.item(), rel=1e-3)
     with torch.no_grad(): assert f(x, False).item() == pytest.approx(f(x.clone().requires_grad_(True), True).item(), rel=1e-9)  # the same forward value either way
+
+
+def test_a_corrupt_text_encoder_in_a_diffusers_folder_is_refused_by_load_pipeline(pipe, tmp_path):
+    "A truncated text_encoder/model.safetensors in a folder without a card raised safetensors' own SafetensorError (a traceback from medcf generate); a bad UNet file gave load_pipeline's ValueError."
+    D.save_pipeline(pipe, tmp_path / 'p', include_text_encoder=True, card={})
+    for f in ('model_card.json', 'README.md'): (tmp_path / 'p' / f).unlink()  # a plain diffusers folder
+    w = tmp_path / 'p' / 'text_encoder' / 'model.safetensors'; w.write_bytes(w.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"could not load a pipeline from .*p: Error while deserializing header"): D.load_pipeline(tmp_path / 'p')
+
+
+def test_generate_grid_refuses_a_dangling_link_as_out_before_sampling(tmp_path):
+    "A dangling symlink passed the out check (Path.exists follows links), the images were sampled, then save_grid refused it naming overwrite=True."
+    import os
+    (tmp_path / 'link.png').symlink_to(tmp_path / 'nowhere.png')
+    with pytest.raises(FileExistsError, match=r"link.png' already exists; pass overwrite=True \(medcf generate --overwrite\)"): D._check_out_file(tmp_path / 'link.png', False)
+    assert D._check_out_file(tmp_path / 'link.png', True) == tmp_path / 'link.png' and os.path.islink(tmp_path / 'link.png')
