@@ -998,7 +998,7 @@ class ChestPhantom(SCMPhantom):
         ct = col('chest_tube')
         add(ct != 'none', lambda i, rr: 0.5 * _tube(X * _p(np.where(ct[i.numpy()] == 'left', 1.0, -1.0)), Y, 0.38 * TW[i], -0.45 + 0.1 * P(rr, 21),
                                                   0.92 * TW[i], yb[i] - 0.1, 0.06, 1.6 * px, w))
-        if self.grain: B = B + self.grain * self._grain()[torch.as_tensor(noise['grain'] % 64)]
+        if self.grain: B = B + self.grain * self._grain()[torch.as_tensor(noise['grain'] % len(self._grain()))]  # the bank's size, as zoo.grain_versions reads a chest's plane
         B = B * (0.94 + 0.12 * R(23))
         return (B * 2 - 1).clamp(-1, 1)
 
