@@ -84,8 +84,7 @@ def tour(out: str | Path,  # folder to write index.html and the figures into (cr
     check_int(seed, 'seed', 0, hi=2**32 - 1)  # before the folder is made: --seed -1 left an empty one behind (and 2**32, past the noise keys' 32 bits, a half-written one)
     out.mkdir(parents=True, exist_ok=True)
     head = '<html><head><meta charset="utf-8">' + TOUR_TITLE + '</head><body>'
-    if not (out / 'index.html').is_file():  # marks the folder as a tour's from the start: a run stopped halfway is resumed by the same command
-        (out / 'index.html').write_text(head + '<p>This tour was stopped before its figures were all drawn: run medcf tour again.</p></body></html>', encoding='utf-8')
+    (out / 'index.html').write_text(head + '<p>This tour was stopped before its figures were all drawn: run medcf tour again.</p></body></html>', encoding='utf-8')  # marks the folder as a tour's from the start (a run stopped halfway is resumed by the same command), and on every run: an earlier report's index.html described figures this run redraws
     parts = [head, '<h1>medcf tour</h1>']
     for page in (TOUR_PAGES if pages is None else pages):
         t0 = time.time(); title, figs = page(out, seed)
@@ -118,6 +117,15 @@ def _interval_arg(v: str):
     except ValueError: raise argparse.ArgumentTypeError(f"{v!r}: expected 'recipe', 'all' or two timesteps LO,HI such as 0,600") from None
     return (lo, hi)
 
+def _run_generate(a: argparse.Namespace) -> int:
+    "What `medcf generate` runs: `generate_grid` with the parsed arguments, after refusing a negative prompt the guidance would draw."
+    if a.negative_prompt and a.guidance is not None and a.guidance < 1:  # generate() takes any scale (w = 0 is plain unconditional sampling); the CLI's --negative-prompt promises to steer away
+        raise ValueError(f"--guidance {a.guidance:g} with --negative-prompt {a.negative_prompt!r} would draw the negative prompt, not avoid it: guidance takes "
+                         "(1 - w) parts of the negative prompt's prediction and w parts of the prompt's, so w = 0 generates the negative prompt alone and "
+                         "any w below 1 steers towards it; pass a --guidance above 1 (e.g. 3) to steer away from it, or leave out --negative-prompt")
+    print(f"wrote {generate_grid(a.model, a.prompt, a.n, a.out, a.seed, a.steps, a.guidance, a.guidance_interval, overwrite=a.overwrite, device=a.device, dtype=a.dtype, variant=a.variant, negative_prompt=a.negative_prompt, guidance_rescale=a.guidance_rescale)}")
+    return 0
+
 def _add_generate(sub):
     g = sub.add_parser('generate', help='generate a grid of images from a prompt with a zoo checkpoint or pipeline folder')
     g.add_argument('--model', default='chest', help=f'zoo name {zoo_names()} or a pipeline folder')
@@ -133,9 +141,9 @@ def _add_generate(sub):
     g.add_argument('--overwrite', action='store_true', help='replace --out if it exists (refused otherwise)')
     g.add_argument('--device', default='cpu', help="torch device, e.g. cuda"); g.add_argument('--dtype', default='float32', choices=['float32', 'float16', 'bfloat16'], help='weights and sampling precision (float16 or bfloat16 on a GPU)')
     g.add_argument('--variant', default=None, help="weight-file variant of a diffusers folder, e.g. fp16")
-    g.add_argument('--negative-prompt', default='', help="the unconditional prompt of the guidance: what to steer away from (default: empty)")
+    g.add_argument('--negative-prompt', default='', help="the unconditional prompt of the guidance: what a --guidance above 1 steers away from (default: empty)")
     g.add_argument('--guidance-rescale', type=float, default=0.0, help="Lin et al.'s guidance rescale in [0, 1], against the overexposure of large guidance scales (default 0: none; 0.7 in the paper)")
-    g.set_defaults(func=lambda a: print(f"wrote {generate_grid(a.model, a.prompt, a.n, a.out, a.seed, a.steps, a.guidance, a.guidance_interval, overwrite=a.overwrite, device=a.device, dtype=a.dtype, variant=a.variant, negative_prompt=a.negative_prompt, guidance_rescale=a.guidance_rescale)}") or 0)
+    g.set_defaults(func=_run_generate)
 
 CLI_EXTENSIONS.append(_add_generate)
 
@@ -151,8 +159,9 @@ def readme_text(nb_path: str | Path) -> str:
         if c['cell_type'] != 'code' or any(l.strip().startswith('#|') and 'hide' in l for l in lines): continue
         code = '\n'.join(l for l in lines if not l.strip().startswith('#|')).strip()
         if code: out.append(f'```python\n{code}\n```')
-        text = ''.join(''.join(o.get('text', '')) if o.get('output_type') == 'stream'
-                       else ''.join(o.get('data', {}).get('text/plain', '')) for o in c.get('outputs', [])).strip()
+        text = ''.join(''.join(o.get('text', '')) if o.get('output_type') == 'stream' and o.get('name') == 'stdout'
+                       else ''.join(o.get('data', {}).get('text/plain', '')) if o.get('output_type') in ('execute_result', 'display_data') and not any(k.startswith('image/') for k in o.get('data', {}))
+                       else '' for o in c.get('outputs', [])).strip()  # printed text and text results: not stderr's warnings, nor a figure's '<Figure size ...>' placeholder
         if text: out.append(f'```\n{text}\n```')
     return '\n\n'.join(out) + '\n'
 

@@ -325,3 +325,37 @@ def test_a_tour_stopped_halfway_is_resumed_by_the_same_command(tmp_path):
     assert 'stopped before its figures were all drawn' in (tmp_path / 't' / 'index.html').read_text()
     text = tour(tmp_path / 't', pages=[first]).read_text()  # no overwrite needed
     assert '<h2>page 0</h2>' in text and 'stopped before' not in text
+
+def test_a_rerun_stopped_halfway_leaves_no_earlier_report(tmp_path):
+    "A re-run into an earlier tour's folder rewrote index.html only at its end: stopped halfway, the seed-0 report stood over figures redrawn at seed 1."
+    def first(out, seed): (out / 'f0.png').write_bytes(bytes([seed])); return 'page 0', [('figure 0', 'f0.png')]
+    def stop(out, seed): raise KeyboardInterrupt
+    assert 'seed 0' in tour(tmp_path / 't', seed=0, pages=[first]).read_text()
+    with pytest.raises(KeyboardInterrupt): tour(tmp_path / 't', seed=1, pages=[first, stop])
+    text = (tmp_path / 't' / 'index.html').read_text()
+    assert (tmp_path / 't' / 'f0.png').read_bytes() == b'\x01' and 'stopped before its figures were all drawn' in text and 'seed 0' not in text
+    assert 'seed 1' in tour(tmp_path / 't', seed=1, pages=[first]).read_text()  # the same command resumes it
+
+def test_readme_keeps_printed_text_only(tmp_path):
+    "readme_text copied a figure's text/plain placeholder and stderr's warnings into README.md as if they were the cell's output."
+    out = lambda **o: o
+    cells = [dict(cell_type='code', metadata={}, source=['plt.plot([1, 2]); plt.show()'], outputs=[
+                 out(output_type='display_data', metadata={}, data={'image/png': 'iVBORw0KGgo=', 'text/plain': ['<Figure size 640x480 with 1 Axes>']})]),
+             dict(cell_type='code', metadata={}, source=['x = f(); print(x); x'], outputs=[
+                 out(output_type='stream', name='stderr', text=['foo.py:12: FutureWarning: bar is deprecated\n']),
+                 out(output_type='stream', name='stdout', text=['printed 3\n']),
+                 out(output_type='execute_result', metadata={}, execution_count=2, data={'text/plain': ['3']})])]
+    p = tmp_path / 'index.ipynb'; p.write_text(json.dumps(dict(nbformat=4, nbformat_minor=5, metadata={}, cells=cells)))
+    assert readme_text(p) == '```python\nplt.plot([1, 2]); plt.show()\n```\n\n```python\nx = f(); print(x); x\n```\n\n```\nprinted 3\n3\n```\n'
+
+def test_generate_refuses_a_negative_prompt_the_guidance_would_draw(tmp_path, monkeypatch):
+    "--guidance 0 --negative-prompt x drew images of x (w = 0 is the negative prompt's own prediction); below 1 the guidance steers towards it."
+    got = []
+    monkeypatch.setattr(cli, 'generate_grid', lambda *a, **k: got.append((a[6], k['negative_prompt'])) or Path(a[3]))
+    args = ['generate', '--prompt', 'Chest X-ray showing Pleural Effusion', '--out', str(tmp_path / 'g.png')]
+    for w in ['0', '0.5', '-2']:
+        with pytest.raises(ValueError, match=r'would draw the negative prompt, not avoid it.*w = 0 generates the negative prompt alone.*--guidance above 1'):
+            main(args + ['--guidance', w, '--negative-prompt', 'Support Devices'])
+    assert got == []  # refused before the model is loaded
+    assert main(args + ['--guidance', '0']) == 0 and main(args + ['--guidance', '3', '--negative-prompt', 'Support Devices']) == 0 and main(args + ['--negative-prompt', 'Support Devices']) == 0
+    assert got == [(0.0, ''), (3.0, 'Support Devices'), (None, 'Support Devices')]  # unconditional sampling, and guidance that steers away (the recipe's too), still run
