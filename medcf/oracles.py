@@ -780,10 +780,11 @@ class LiTModel:
     @checks_bools
     def image_embed(self, images: ImageBatch,  # N x C x H x W in [-1, 1]
                     batch_size: int = 256,  # images per forward pass
-                    grad: bool = False  # keep the graph (for CLIP-guided editing)
+                    grad: bool = False,  # keep the graph (for CLIP-guided editing)
+                    bounded: bool = True  # False: take images outside [-1, 1] too (decoded predictions of the clean image overshoot at noisy steps; as `AttributeOracle.logits`)
                    ) -> torch.Tensor:
         "N x D unit-norm image embeddings, on the images' device (the tower may sit on another)."
-        images = check_images(images, self.channels)
+        images = check_images(images, self.channels, bounded=bounded)
         x = fit_size(images, self.size, 'this image tower').to(next(self.net.parameters()).device)
         with torch.set_grad_enabled(grad):
             return F.normalize(torch.cat([self.net(x[i:i + batch_size]) for i in batch_starts(len(x), batch_size)]), dim=-1).to(images.device)

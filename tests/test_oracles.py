@@ -1021,3 +1021,16 @@ def test_text_tower_fresh_encode_leaves_the_cache():
     assert torch.equal(got, TextTower().encode(['one caption', 'three', 'one caption']))
     assert torch.equal(tt.cache['one caption'], kept) and 'three' in tt.cache
     with pytest.raises(TypeError, match='fresh'): tt.encode('x', fresh='no')
+
+
+def test_lit_image_embed_takes_decoded_overshoot_with_bounded_false():
+    "image_embed(grad=True) is for CLIP-guided editing, but refused the decoder's overshoot of [-1, 1] with no bounded=False to pass (AttributeOracle.logits has one)."
+    lit = O.load_lit('chest')
+    x = torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 2.9 - 1.45  # a decoded x0-hat at a noisy step: [-1.45, 1.45]
+    with pytest.raises(ValueError, match=r"expected \[-1, 1\]"): lit.image_embed(x)
+    x.requires_grad_(True)
+    e = lit.image_embed(x, grad=True, bounded=False)
+    (e @ lit.text_embed('Chest X-ray showing Pleural Effusion').T).sum().backward()
+    assert e.shape == (2, lit.net.head.out_features) and x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    inside = x.detach().clamp(-1, 1)
+    assert torch.equal(lit.image_embed(inside), lit.image_embed(inside, bounded=False))  # the same embedding where the check passes
