@@ -499,8 +499,8 @@ def leakage(predict: Callable,  # images -> DataFrame of attribute readings
             signed: bool = False  # the direction instead: mean(edited - reference) of binary (a share) and continuous readings (in units); categorical ones have none
            ) -> pd.Series:
     "Per other attribute: fraction of images where the oracle's reading differs between edited and reference (continuous: mean |difference|, in its units: take the max over discrete_only=True)."
-    # signed=True tells a missed effect from an invented one: against the true counterfactual, -0.1 for devices means the edit
-    # shows devices on 10% fewer images than the truth does (a causal effect it misses), +0.1 on 10% more (a side effect it adds)
+    # signed=True gives the direction: against the true counterfactual, -0.1 for devices means the edit shows devices on 10% fewer
+    # images than the truth does, +0.1 on 10% more; where the truth adds them fewer is an effect missed, where it removes them a side effect
     e, r = _pair(edited, reference, 'edited', 'reference')
     check_bool(discrete_only, 'discrete_only'); check_bool(signed, 'signed')
     intervened, attributes = _names(intervened, 'intervened', none_ok=False), _names(attributes, 'attributes')
@@ -586,7 +586,7 @@ def reversibility(edit_fn: Callable,  # (images, target dict) -> edited images (
 def identity_editor(images: torch.Tensor | np.ndarray,  # N x C x H x W images
                     target: dict  # the edit asked for (ignored)
                    ) -> torch.Tensor:
-    "The do-nothing editor, a baseline: it scores perfect composition and minimality, and no effectiveness where the target differs from the image's value."
+    "The do-nothing editor, a baseline: it scores perfect composition and reversibility, minimality 0 (it changes nothing, where 1 is as much as needed), and no effectiveness where the target differs from the image's value."
     return torch.as_tensor(images).clone()
 
 def _check_batch(batch) -> None:
