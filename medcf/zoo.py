@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_model_zoo.ipynb #7ca4b63b
 from __future__ import annotations
-import json, time, math, hashlib, warnings
+import json, re, time, math, hashlib, warnings
 from pathlib import Path
 from typing import Sequence
 import numpy as np, pandas as pd, torch
@@ -401,10 +401,18 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
         pipe.vae.save_pretrained(vae_dir); (work / 'vae_history.json').write_text(json.dumps(vh), encoding='utf-8')
     times['vae_s'] = vh['seconds']
     pipe.signal_leak = fit_signal_leak(pipe, images[:LEAK_N])  # the mean latent that x_T carries in training; saved with the checkpoint
-    t1 = time.time()
-    uh = finetune(pipe, (images, captions), r['unet_steps'], r['unet_batch'], r['unet_lr'], r['cond_drop'],
-                  r['ema_decay'], seed=r['data_seed'], ckpt_dir=work, ckpt_every=250, progress=progress, weights=weights,
-                  snr_gamma=r['snr_gamma'], snapshot_every=r['select_every'], autocast=r['unet_autocast'])
+    t1 = time.time(); state = work / 'finetune_state.pt'
+    try: uh = finetune(pipe, (images, captions), r['unet_steps'], r['unet_batch'], r['unet_lr'], r['cond_drop'],
+                       r['ema_decay'], seed=r['data_seed'], ckpt_dir=work, ckpt_every=250, progress=progress, weights=weights,
+                       snr_gamma=r['snr_gamma'], snapshot_every=r['select_every'], autocast=r['unet_autocast'])
+    except ValueError as e:  # finetune's refusals of the state in work advise resume=False or another ckpt_dir, which train_zoo_model does not take
+        msg = str(e)
+        if not (msg.startswith(f"{state} ") and 'resume=False' in msg): raise
+        reason = re.sub(r'\bsteps(=| >=)', r'unet_steps\1', re.split(r'[;:,] (?:resume with the saved settings, |delete it, )?(?:pass )?resume=False', msg)[0])
+        again = ("rerun with the recipe it was saved with (finetune's lr, batch_size, steps and snapshot_every are the recipe's unet_lr, unet_batch, unet_steps and select_every), "
+                 if 'saved with other settings' in msg or 'already at step' in msg else '')
+        raise ValueError(f"{reason}; train_zoo_model resumes its UNet stage from that state: {again}delete {state} to train the UNet stage over "
+                         f"(the autoencoder and images in {work} are kept), or use a fresh work_dir") from None
     times['unet_s'] = time.time() - t1
     selection = None
     if r['select_every']:  # keep the EMA snapshot with the lowest oracle-feature FD on validation sets (not the card's held-out ones)
@@ -544,6 +552,7 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
                       ) -> dict:
     "The model card's quality figures: prompt adherence, VAE attribute agreement, oracle-feature FD, inversion error."
     from medcf.metrics import oracle_frechet_distance
+    n = check_int(n, 'n', 1, ' (images per figure)')  # before n_invert's default is drawn from it
     n_invert = min(64, n) if n_invert is None else n_invert
     if check_int(n_invert, 'n_invert') > n: raise ValueError(f"n_invert={n_invert} > n={n}: the inversion figure inverts the first n_invert "
                                                              "of the n real images; expected n_invert <= n")

@@ -845,3 +845,50 @@ def test_update_card_refuses_a_nested_dict_that_drops_keys(tmp_path):
     card = zoo.update_card(tmp_path, quality={'adherence': {'effusion': 0.95, 'devices': 0.97, 'cardiomegaly': 0.93}, 'fd_ratio': 1.4})  # keys added: fine
     assert card['quality']['adherence'] == {'effusion': 0.95, 'devices': 0.97, 'cardiomegaly': 0.93}
     assert zoo.update_card(tmp_path, replace=['quality'], quality={'fd_ratio': 1.3})['quality'] == {'fd_ratio': 1.3}
+
+
+# fixD90: train_zoo_model's refusals of finetune's state give advice it can take; evaluate_zoo_model names a bad n
+def _unet_only(monkeypatch, calls):  # the VAE stage stubbed (the autoencoder build_pipeline gives); finetune runs for real on 4 chests
+    monkeypatch.setattr(zoo, 'train_vae', lambda *a, **k: calls.append(1) or dict(loss=[1.0], seconds=1.0))
+    return dict(progress=False, n_images=4, vae_steps=1, vae_decoder_steps=0, unet_steps=1, unet_batch=4, select_every=None)
+
+def test_train_zoo_model_refuses_another_unet_setting_with_advice_it_takes(tmp_path, monkeypatch):
+    "A rerun on the same work_dir with another UNet setting is refused naming the setting and advice train_zoo_model can follow (delete the state file, or a fresh work_dir); the previous library passed on finetune's 'pass resume=False ... or use another ckpt_dir', which train_zoo_model refuses as unknown recipe fields. Following the new advice works and keeps the autoencoder."
+    calls = []; smoke = _unet_only(monkeypatch, calls); w = tmp_path / 'w'; state = w / 'finetune_state.pt'
+    zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=w, **smoke)
+    assert state.exists() and calls == [1]
+    with pytest.raises(ValueError) as e: zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=w, overwrite=True, **dict(smoke, unet_lr=1e-3))
+    msg = str(e.value)
+    assert msg.startswith(f"{state} was saved with other settings: lr=0.001 (saved with 0.0006); train_zoo_model resumes its UNet stage from that state: rerun with the recipe it was saved with")
+    assert msg.endswith(f"delete {state} to train the UNet stage over (the autoencoder and images in {w} are kept), or use a fresh work_dir")
+    assert 'resume=False' not in msg and 'ckpt_dir' not in msg
+    state.unlink()  # the advice, followed
+    card = zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=w, overwrite=True, **dict(smoke, unet_lr=1e-3))
+    assert card['recipe']['unet_lr'] == 1e-3 and card['resumed_from_step'] == 0 and calls == [1]  # the autoencoder was kept
+
+def test_train_zoo_model_refuses_an_unreadable_state_with_advice_it_takes(tmp_path, monkeypatch):
+    "A finetune_state.pt in work_dir that cannot be read (cut short, another tool's), or one past unet_steps, is refused keeping finetune's reason, with advice train_zoo_model can follow (the previous library said 'resume=False ... or another ckpt_dir', and 'steps=' for unet_steps); finetune's other refusals pass through unchanged."
+    import re
+    smoke = _unet_only(monkeypatch, []); w = tmp_path / 'w'; w.mkdir(); state = w / 'finetune_state.pt'
+    state.write_bytes(b'not a torch file')
+    with pytest.raises(ValueError) as e: zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=w, **smoke)
+    msg = str(e.value)
+    assert msg.startswith(f"{state} cannot be read as a finetune state (") and "it may be cut short or another tool's; train_zoo_model resumes its UNet stage from that state: delete" in msg
+    assert msg.endswith(f"delete {state} to train the UNet stage over (the autoencoder and images in {w} are kept), or use a fresh work_dir")
+    assert 'resume=False' not in msg and 'ckpt_dir' not in msg and 'rerun with the recipe' not in msg
+    torch.save({'step': 1}, state)
+    with pytest.raises(ValueError, match=rf"{re.escape(str(state))} is not a finetune state \(it lacks .*\); train_zoo_model resumes its UNet stage from that state: delete"):
+        zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=w, **smoke)
+    state.unlink(); zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=w, **dict(smoke, unet_steps=2))
+    with pytest.raises(ValueError, match=r"is already at step 2, past unet_steps=1; expected unet_steps >= 2 \(the total, resumed steps included\); train_zoo_model resumes its UNet stage from that state: rerun with the recipe"):
+        zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=w, overwrite=True, **smoke)  # finetune's names, steps=, told as the recipe's
+    def other(*a, **k): raise ValueError(f"{state} something else, pass resume=True")  # not a refusal that advises resume=False: passed through
+    monkeypatch.setattr(zoo, 'finetune', other)
+    with pytest.raises(ValueError, match=r'^' + re.escape(f"{state} something else, pass resume=True") + '$'): zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=w, overwrite=True, **smoke)
+
+def test_evaluate_zoo_model_names_a_bad_n(monkeypatch):
+    "n=0, -5, 2.5 or True is refused naming n, before any model loads; the previous library named n_invert (its default, min(64, n)), an argument the caller never passed."
+    monkeypatch.setattr(zoo, 'load_pipeline', lambda *a, **k: pytest.fail('a model was loaded before n was checked'))
+    for n in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match=rf'^n={n!r}: expected a positive integer \(images per figure\)$'): zoo.evaluate_zoo_model('chest', n=n, num_inference_steps=1)
+    with pytest.raises(Reached): zoo.evaluate_zoo_model('chest', object(), FakeOracle([], None), n=np.int64(4))  # a numpy count is fine
