@@ -350,6 +350,8 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     if fixed: raise ValueError(f"{fixed}: the {name} recipe's phantom, size and channels are fixed ({r['phantom']}, {r['size']} px, {r['channels']} channel(s)): "
                                "its data, oracles and evaluation are made for them; to train at another size, build_pipeline and train it with train_vae and finetune")
     r.update(overrides)
+    for k in ('n_images', 'vae_steps', 'vae_batch', 'unet_steps', 'unet_batch'): check_int(r[k], k)  # by the recipe's names: finetune named unet_steps=0 'steps'
+    check_int(r['data_seed'], 'data_seed', 0)
     rounds = decoder_rounds(r['vae_decoder_steps'])  # a bad value fails here, not after the autoencoder trained
     perceptual = decoder_perceptual(r)  # so does a missing perceptual oracle or a bad weight
     check_autocast(r['vae_autocast'], 'vae_autocast')  # also when vae_from skips the VAE stage

@@ -892,3 +892,11 @@ def test_evaluate_zoo_model_names_a_bad_n(monkeypatch):
     for n in (0, -5, 2.5, True):
         with pytest.raises(ValueError, match=rf'^n={n!r}: expected a positive integer \(images per figure\)$'): zoo.evaluate_zoo_model('chest', n=n, num_inference_steps=1)
     with pytest.raises(Reached): zoo.evaluate_zoo_model('chest', object(), FakeOracle([], None), n=np.int64(4))  # a numpy count is fine
+
+
+def test_train_zoo_model_names_a_bad_count_by_its_recipe_field(tmp_path):
+    "unet_steps=0 was refused by finetune as 'steps=0', a name train_zoo_model's caller never passed; the counts are checked by their recipe names before any work."
+    for k, v in (('unet_steps', 0), ('vae_batch', -1), ('n_images', 2.5), ('data_seed', -1)):
+        with pytest.raises(ValueError, match=rf"^{k}={v}: expected a (positive|non-negative) integer"):
+            zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=tmp_path / 'work', progress=False, **{k: v})
+    assert not (tmp_path / 'work').exists()
