@@ -168,7 +168,8 @@ def build_pipeline(channels: int = 1,  # image channels
     return assemble_pipeline(vae, unet, build_scheduler(), te, tok)
 
 # %% ../nbs/02_diffusion.ipynb #15e5e154
-def vae_factor(pipe: SDPipeline) -> int:
+def vae_factor(pipe: SDPipeline  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+              ) -> int:
     "Pixels per latent cell of the pipeline's VAE (8 for Stable Diffusion)."
     return 2 ** (len(pipe.vae.config.block_out_channels) - 1)
 
@@ -182,12 +183,14 @@ def _latent_hw(pipe: SDPipeline) -> tuple:
                          "e.g. pipe.unet.register_to_config(sample_size=64) for 512-px Stable Diffusion (64 latent cells of 8 px)")
     return (s, s) if ok(s) else tuple(s)
 
-def native_hw(pipe: SDPipeline) -> tuple:
+def native_hw(pipe: SDPipeline  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+             ) -> tuple:
     "Image (height, width) the UNet was built for (`unet.config.sample_size * vae_factor`; a sample size may be an int or (h, w))."
     h, w = _latent_hw(pipe)
     return h * vae_factor(pipe), w * vae_factor(pipe)
 
-def native_size(pipe: SDPipeline) -> int:
+def native_size(pipe: SDPipeline  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
+               ) -> int:
     "Image side the UNet was built for, for a square UNet (`native_hw` gives both sides of any)."
     h, w = native_hw(pipe)
     if h != w: raise ValueError(f"this UNet makes {h}x{w} images, not square ones; use native_hw(pipe)")
@@ -305,7 +308,9 @@ def decode_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
 
 @torch.no_grad()
 def vae_roundtrip(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
-                  images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+                  images: torch.Tensor,  # N x C x H x W in [-1, 1]
+                  batch_size: int = 64  # images per VAE call (encoding and decoding)
+                 ) -> torch.Tensor:
     "Decode(encode(x)) with the posterior mean: the floor of every latent-diffusion reconstruction."
     return decode_latents(pipe, encode_images(pipe, images, batch_size=batch_size), batch_size)
 
@@ -314,7 +319,8 @@ ZOO = ('chest', 'skin')  # checkpoints shipped in data_samples/models/
 CARD = 'model_card.json'
 LEAK_FILE = 'signal_leak.safetensors'  # a pipeline's mean training latent (`fit_signal_leak`), when it has one
 
-def sha256(path: str | Path) -> str:
+def sha256(path: str | Path  # the file to hash (read in 1 MiB chunks)
+          ) -> str:
     "Hex sha256 of a file."
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -461,7 +467,8 @@ def _md_text(v) -> str:
     for a, b in (('\\', '\\\\'), ('*', '\\*'), ('<', '&lt;'), ('|', '\\|')): s = s.replace(a, b)
     return s
 
-def model_card_markdown(card: dict) -> str:
+def model_card_markdown(card: dict  # a checkpoint's card (model_card.json as a dict): 'name', 'description', 'quality' and other fields; 'files' is left out
+                       ) -> str:
     "A model card for people: the short fields as a list, `quality` as a table, every other record as its text fields with the full JSON folded under it."
     lines = [f"# medcf model: {_md_text(card.get('name') or 'unnamed')}", '', _md_text(card.get('description') or ''), '']
     table = isinstance(card.get('quality'), dict) and bool(card['quality'])  # any other quality is listed like any other field
@@ -786,8 +793,11 @@ def _wide(x: torch.Tensor) -> torch.Tensor:
     "x in float32 at least: half precision is widened, float64 kept (a float64 pipeline samples in float64)."
     return x if x.dtype == torch.float64 else x.float()
 
-def split_prediction(model_output: torch.Tensor, x_t: torch.Tensor, alpha_t: torch.Tensor,
-                     prediction_type: str = 'epsilon') -> tuple:
+def split_prediction(model_output: torch.Tensor,  # the UNet's output at (x_t, t), shaped like x_t
+                     x_t: torch.Tensor,  # current latent N x ...
+                     alpha_t: torch.Tensor,  # alpha-bar at t, in (0, 1]: a number, one per sample (N,), or x_t's number of dims broadcasting to its shape
+                     prediction_type: str = 'epsilon'  # what the UNet predicts: 'epsilon', 'v_prediction' or 'sample'
+                    ) -> tuple:
     "(noise prediction, predicted clean latent), both float32 (float64 for float64 inputs), from a UNet output of any of diffusers' prediction types."
     # in float32 whatever the latents' dtype: in bfloat16 an alpha-bar near 1 rounds to 1 and 1 - a to 0
     a, x_t, model_output = _alpha_arg(alpha_t, 'alpha_t', x_t), _wide(x_t), _wide(model_output)
@@ -896,7 +906,9 @@ class SampleOutput:
         "The sampler step its latents enter: a run that stopped at end_step=k goes on from step k (the grid's length after a full run)."
         return self.start_step + len(self.timesteps)
 
-    def select(self, idx: int | slice | Sequence[int] | np.ndarray | torch.Tensor) -> SampleOutput:
+    def select(self,
+               idx: int | slice | Sequence[int] | np.ndarray | torch.Tensor  # an index, a slice, indices in [-N, N) (list, array or tensor), or a boolean mask over the N samples
+              ) -> SampleOutput:
         "The same output for the samples `idx` only (an index, slice, list or boolean mask over the N samples): a DDPO minibatch."
         n = len(self.latents)
         if isinstance(idx, (bool, np.bool_)) or (isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0 and idx.dtype in (torch.bool, np.bool_)):
@@ -931,7 +943,8 @@ def _seed_generators(seed: int, n: int, offset: int = 0, stream: int = 0) -> lis
     key = lambda j: [seed, offset + j] + ([stream] if stream else [])  # stream 0 keeps the original keys: every eta = 0 figure is unchanged
     return [torch.Generator().manual_seed(int(np.random.SeedSequence(key(j)).generate_state(1)[0])) for j in range(n)]
 
-def step_generators(seed: int, n: int,  # generate's seed; how many images
+def step_generators(seed: int,  # generate's seed, an integer in [0, 2**32 - 1]
+                    n: int,  # how many images
                     offset: int = 0  # index of the first image among those of the call
                    ) -> list:
     "The per-image generators `generate(seed=seed, eta > 0)` draws its step noise from (image j's depend only on seed and offset + j): pass them to `sample_latents(generators=...)` to repeat generate's draw in parts."
@@ -948,7 +961,9 @@ def _check_signal_leak(signal_leak: object) -> None:
     if not isinstance(signal_leak, (bool, torch.Tensor)): raise TypeError(f"signal_leak={signal_leak!r}: expected True (the pipeline's own), False (none) or a latent tensor (`fit_signal_leak`)")
 
 def initial_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
-                    n: int, seed: int = 0, offset: int = 0,  # image j depends only on seed and offset + j
+                    n: int,  # how many images
+                    seed: int = 0,  # noise seed, an integer in [0, 2**32 - 1]
+                    offset: int = 0,  # index of the first image among those of the call: image j depends only on seed and offset + j
                     signal_leak: torch.Tensor | bool = False,  # True: add the pipeline's own leak (`pipe.signal_leak`, if it has one) as `generate` does; a tensor: that leak; False: pure noise
                     num_inference_steps: int = 50  # the sampler's grid, whose first timestep sets the leak's weight
                    ) -> torch.Tensor:
@@ -1021,7 +1036,10 @@ def pipeline_guidance_scale(pipe: SDPipeline,  # any SD-style pipeline; a zoo ch
         guidance_scale = _recipe(pipe).get('guidance_scale', 3.0)
     return check_real(guidance_scale, 'guidance_scale')
 
-def guidance_at(t: int, guidance_scale: float, interval: tuple | None) -> float:
+def guidance_at(t: int,  # diffusion timestep
+                guidance_scale: float,  # the guidance weight inside the interval
+                interval: tuple | None  # (t_lo, t_hi), both ends included, in training timesteps; None: every timestep (not checked here: `check_guidance_interval`)
+               ) -> float:
     "The guidance weight at timestep `t`: `guidance_scale` inside the interval (or everywhere when None), else 1 (conditional only)."
     return guidance_scale if interval is None or interval[0] <= t <= interval[1] else 1.0
 
@@ -1892,10 +1910,20 @@ def draw_indices(n: int,  # items to draw from
 
 class StepBatches(torch.utils.data.Sampler):
     "The dataset indices of each training step from `start` to `steps`; step k's depend only on (seed, k), so a resumed run draws the same ones and workers may read ahead."
-    def __init__(self, n: int, steps: int, batch_size: int, seed: int = 0, start: int = 0, weights: torch.Tensor | None = None):
+    def __init__(self,
+                 n: int,  # items to draw from (the dataset's length)
+                 steps: int,  # training steps in all: the last one drawn is steps - 1
+                 batch_size: int,  # indices per step
+                 seed: int = 0,  # with the step index, sets each step's draw
+                 start: int = 0,  # the first step to draw (a resumed run's)
+                 weights: torch.Tensor | None = None  # per-item sampling weights (None: uniform), as `draw_indices` takes them
+                ):
         self.n, self.steps, self.batch_size, self.seed, self.start, self.weights = n, steps, batch_size, seed, start, weights
     def __len__(self): return max(0, self.steps - self.start)
-    def step(self, k: int) -> list:
+    def step(self,
+             k: int  # training step
+            ) -> list:
+        "The `batch_size` dataset indices of step `k` (drawn with replacement; they depend only on seed and k)."
         g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, k, 7]).generate_state(1)[0]))
         return draw_indices(self.n, self.batch_size, self.weights, g).tolist()
     def __iter__(self): return (self.step(k) for k in range(self.start, self.steps))
@@ -1922,7 +1950,9 @@ def _progress(total: int, desc: str, on: bool, initial: int = 0):
     from tqdm.auto import tqdm
     return tqdm(total=total, desc=desc, disable=not on, initial=initial, mininterval=2.0, leave=False)
 
-def edge_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def edge_l1(a: torch.Tensor,  # images ... x H x W (e.g. a reconstruction)
+            b: torch.Tensor  # images to compare with, same shape (e.g. the target)
+           ) -> torch.Tensor:
     "Mean L1 distance between the horizontal and vertical finite differences of two image batches."
     dx = lambda x: x[..., :, 1:] - x[..., :, :-1]
     dy = lambda x: x[..., 1:, :] - x[..., :-1, :]
@@ -1948,13 +1978,17 @@ def check_sample_weights(weights: Sequence[float] | np.ndarray | torch.Tensor | 
     "Validate per-example sampling weights: `n` finite non-negative numbers, not all zero (None stays None)."
     return None if weights is None else torch.as_tensor(check_weights(weights, n), dtype=torch.float64)
 
-def check_float32_weights(module: torch.nn.Module, name: str) -> None:
+def check_float32_weights(module: torch.nn.Module,  # the module to train (its first parameter's dtype is checked)
+                          name: str  # what the message calls it, e.g. 'UNet' or 'autoencoder'
+                         ) -> None:
     "Refuse to train a module whose weights are not float32: AdamW's updates vanish (bfloat16) or divide 0 by 0 (float16, eps = 1e-8 rounds to 0)."
     dt = next(module.parameters()).dtype
     if dt != torch.float32: raise ValueError(f"the {name}'s weights are {dt}; training here keeps float32 weights: load the pipeline in float32 "
                                              "(load_pipeline's default dtype) and pass autocast='bf16' for bfloat16 compute")
 
-def check_autocast(precision: str | None, field: str = 'autocast') -> str | None:
+def check_autocast(precision: str | None,  # None (float32) or 'bf16'
+                   field: str = 'autocast'  # the argument's name, for the message
+                  ) -> str | None:
     "A valid training precision: None (float32) or 'bf16' (bfloat16 autocast); `field` names the argument in the error."
     if precision not in (None, 'bf16'): raise ValueError(f"{field}={precision!r}: expected None (float32) or 'bf16'")
     return precision
@@ -2074,7 +2108,8 @@ def train_vae(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, va
 
 @torch.no_grad()
 def fit_latent_scale(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
-                     images: torch.Tensor) -> float:
+                     images: torch.Tensor  # N x C x H x W in [-1, 1], e.g. the training images
+                    ) -> float:
     "Set `vae.config.scaling_factor` to 1/std of the latents (SD's recipe: unit-variance latents for the UNet)."
     check_images(pipe, images)  # before the factor is touched: a refused input leaves the pipeline as it was
     before = pipe.vae.config.scaling_factor
