@@ -35,7 +35,8 @@ CHEST_ALIASES = {'effusion': 'Pleural Effusion', 'cardiomegaly': 'Cardiomegaly',
 UNCERTAINTY_POLICIES = {'U-zeros': 'uncertain (-1) -> 0', 'U-ones': 'uncertain (-1) -> 1',
                         'ignore': 'uncertain (-1) -> masked out (label 0, mask False), left out of captions'}
 
-def check_policy(policy: str) -> str:
+def check_policy(policy: str  # the uncertainty policy's name: 'U-zeros', 'U-ones' or 'ignore'
+                ) -> str:
     "Return `policy` if it is a known uncertainty policy, else raise a ValueError listing the valid ones."
     if policy not in UNCERTAINTY_POLICIES:
         raise ValueError(f"unknown uncertainty policy {policy!r}; expected one of {list(UNCERTAINTY_POLICIES)} "
@@ -336,7 +337,9 @@ class PhantomStream(Dataset):
             if bad: raise TypeError(f"prompt_fn returned {type(bad[1]).__name__} {str(bad[1])[:40]!r} for sample {bad[0]}; expected a caption (str) for every row")
         return b
 
-    def items(self, b: PhantomBatch, indices: int | Sequence[int] | np.ndarray | torch.Tensor) -> list:
+    def items(self, b: PhantomBatch,  # the batch rendered for `indices` (as `batch` returns it), one row per index in that order
+              indices: int | Sequence[int] | np.ndarray | torch.Tensor  # the samples' indices within this split (each dict's `index`)
+             ) -> list:
         "Per-sample dicts (image, attrs, mask, prompt, index) from a rendered batch."
         x, m = encode_known(b.attrs, self.codebook)  # a brain phantom blanks some record values: masked, not NaN
         return [dict(image=b.images[j], attrs=x[j], mask=m[j], prompt=b.prompts[j], index=int(i))
@@ -368,7 +371,8 @@ class PhantomDataset(Dataset):
         self.targets, self.mask = encode_known(self.attrs, self.codebook)  # the same as an N x K tensor, and which entries are known
 
     def __len__(self): return len(self.prompts)
-    def batch(self, indices: int | Sequence[int] | np.ndarray | torch.Tensor) -> PhantomBatch:
+    def batch(self, indices: int | Sequence[int] | np.ndarray | torch.Tensor  # sample indices within this split, in [0, n)
+             ) -> PhantomBatch:
         "Re-render samples as a `PhantomBatch` (with noise, for true counterfactuals)."
         return self.stream.batch(indices)
     def __getitem__(self, i):

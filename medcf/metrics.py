@@ -214,7 +214,8 @@ def group_ids(groups: ArrayLike | pd.DataFrame  # N group ids, or a DataFrame (o
     if g.ndim != 1: raise ValueError(f"groups has shape {g.shape}; expected one id per sample (1-d), a DataFrame or an N x k array")
     return g
 
-def warn_absent_groups(groups: pd.DataFrame, what: str  # attributes, one row per sample; what the caller does with the groups
+def warn_absent_groups(groups: pd.DataFrame,  # attributes, one row per sample, one column per grouping attribute
+                       what: str  # what the caller does with the groups, ending the warning's 'so ...' (e.g. 'no weight can draw them')
                       ) -> None:
     "Warn about combinations of the columns' values that no row holds: a rare group absent from a set is neither scored nor drawn."
     levels = [pd.unique(groups[c]) for c in groups.columns]

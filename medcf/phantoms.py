@@ -46,7 +46,9 @@ def is_full() -> bool:
     "True when the full-scale run is asked for with MEDCF_FULL=1 (never under nbdev_test, which sets IN_TEST)."
     return os.environ.get('MEDCF_FULL', '0') == '1' and not os.environ.get('IN_TEST')
 
-def pick(fast: Any, full: Any) -> Any:
+def pick(fast: Any,  # the setting for the default (fast) scale, also the one used under nbdev_test
+         full: Any  # the setting for the full-scale run (`is_full()`: MEDCF_FULL=1)
+        ) -> Any:
     "Choose a setting by scale: `fast` by default and under nbdev_test, `full` when `is_full()`."
     return full if is_full() else fast
 
@@ -185,13 +187,16 @@ def refuse_overwrite(paths: list,  # files or folders a writer is about to creat
     if there and not overwrite: raise FileExistsError(f"{who} would write over {there}; expected paths that do not exist yet "
                                                       "(choose another file, name or folder, or pass overwrite=True to replace them)")
 
-def copy_frozen(m: torch.nn.Module) -> torch.nn.Module:
+def copy_frozen(m: torch.nn.Module  # the model to copy; it is left as it was (mode and requires_grad)
+               ) -> torch.nn.Module:
     "A frozen deep copy in eval mode: a model that borrows another (a baseline, an oracle as a loss) leaves the original as it was."
     c = copy.deepcopy(m).eval()
     for p in c.parameters(): p.requires_grad_(False)
     return c
 
-def jsonable(x: object, where: str = 'value') -> dict | list | str | int | float | bool | None:  # a model-card value; `where` names it in the error
+def jsonable(x: object,  # a model-card value: dicts, lists, tuples, numpy/torch scalars and arrays, paths, str/int/float/bool/None
+             where: str = 'value'  # the value's name in the error (nested entries add [key] or [i])
+            ) -> dict | list | str | int | float | bool | None:
     "Plain JSON values from numpy and torch scalars and arrays, tuples and paths; anything else is refused, naming where it sits."
     if isinstance(x, dict): return {str(k): jsonable(v, f"{where}[{k!r}]") for k, v in x.items()}
     if isinstance(x, (list, tuple)): return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(x)]
@@ -292,7 +297,8 @@ class Variable:
     mechanism: Callable | None = field(default=None, repr=False)  # f(parents: dict, u: np.ndarray) -> values
     derived: bool = False  # a deterministic summary of its parents (a bin, a flag): intervene on the parents instead
 
-    def check(self, value: object) -> np.ndarray:
+    def check(self, value: object  # the intervention value: a scalar or per-sample array
+             ) -> np.ndarray:
         "Validate an intervention value (scalar or per-sample array); raise a ValueError naming what is allowed."
         if self.derived:
             raise ValueError(f"{self.name} is computed from {list(self.parents)}; intervene on those instead")
@@ -1076,7 +1082,8 @@ def save_grid(images: torch.Tensor,  # N x C x H x W in [-1, 1]
     plt.imsave(path, canvas)
     return path
 
-def chest_titles(attrs: pd.DataFrame) -> list:
+def chest_titles(attrs: pd.DataFrame  # one row per chest sample with columns sex, age, view, effusion, cardiomegaly, devices (e.g. a batch's `attrs`)
+                ) -> list:
     "Short titles for chest samples: sex+age, view, then E (effusion), C (cardiomegaly), D (devices) when present."
     return [f"{r['sex'][0]}{int(r['age'])} {r['view']} " + ''.join(k for k, c in (('E', 'effusion'), ('C', 'cardiomegaly'), ('D', 'devices')) if r[c])
             for _, r in attrs.iterrows()]  # r['view'], not r.view (see ChestPhantom._prompt)
@@ -1462,7 +1469,8 @@ class BrainPhantom(SCMPhantom):
 MS_ARMS = ('placebo', 'drug_a', 'drug_b')  # trial arms, in the order used by every (N, arm, ...) array
 MS_TABULAR = ('age', 'sex', 'duration', 'edss0', 'relapses', 'lesion_vol')  # the tabular record, in column order
 
-def ms_arm_index(arm: str | int | np.integer) -> int:
+def ms_arm_index(arm: str | int | np.integer  # an arm's name in `MS_ARMS`, or its index 0..2 (not a bool)
+                ) -> int:
     "Index of `arm` (a name in `MS_ARMS` or an integer index); raises a ValueError for anything else."
     if isinstance(arm, (int, np.integer)) and not isinstance(arm, bool):
         if 0 <= arm < len(MS_ARMS): return int(arm)
@@ -1777,12 +1785,16 @@ class MSTrial:
         c.rng, c.phantom = copy.deepcopy(self.rng), copy.copy(self.phantom)
         return c
 
-    def drift(self, truth: pd.DataFrame, arm: int) -> np.ndarray:
+    def drift(self, truth: pd.DataFrame,  # the baseline's ground truth (`MSPhantom` batch's `truth`): columns rate, effect_a, effect_b, one row per patient
+              arm: int  # the arm's index in `MS_ARMS` (its name works too: read by `ms_arm_index`)
+             ) -> np.ndarray:
         "Drift of the latent SDE under `arm` (it depends on the baseline only), one value per patient."
         eff = (0., truth['effect_a'].to_numpy(), truth['effect_b'].to_numpy())[ms_arm_index(arm)]
         return truth['rate'].to_numpy() * (1 - eff)
 
-    def integrate(self, truth: pd.DataFrame, dW: np.ndarray) -> np.ndarray:
+    def integrate(self, truth: pd.DataFrame,  # the baseline's ground truth (`MSPhantom` batch's `truth`): burden (x at time 0), rate, effect_a, effect_b, one row per patient
+                  dW: np.ndarray  # Brownian increments over the grid's steps, (N, ..., G-1), each already scaled by sqrt(dt) (G = len(grid))
+                 ) -> np.ndarray:
         "Euler-Maruyama paths of x under every arm from Brownian increments dW (N, ..., G-1); returns (N, A, ..., G)."
         dt = np.diff(self.grid)
         x0 = truth['burden'].to_numpy().reshape((-1,) + (1,) * (dW.ndim - 2))
