@@ -154,8 +154,14 @@ class OracleNet(nn.Module):
         self.feat = nn.Sequential(nn.Linear(widths[-1] * 4, feat_dim), nn.SiLU())
         self.head = nn.Linear(feat_dim, n_out)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor: return self.feat(self.body(x))
-    def forward(self, x: torch.Tensor) -> torch.Tensor: return self.head(self.features(x))
+    def features(self, x: torch.Tensor  # N x in_channels x H x W images
+                ) -> torch.Tensor:
+        "The penultimate features, N x feat_dim (what Frechet distances read)."
+        return self.feat(self.body(x))
+    def forward(self, x: torch.Tensor  # N x in_channels x H x W images
+               ) -> torch.Tensor:
+        "The head's outputs, N x n_out."
+        return self.head(self.features(x))
 
 # %% ../nbs/03_oracles.ipynb #26b107e1
 def resize_images(images: torch.Tensor,  # N x C x H x W

@@ -49,12 +49,17 @@ def recipe_interval(name: str,  # 'chest' or 'skin'
     "The guidance interval a zoo figure uses: the recipe's when asked for 'recipe', else the one given (checked)."
     return resolve_guidance_interval(guidance_interval, _recipe(name))
 
-def zoo_phantom(name: str, seed: int = 0, **kw) -> SCMPhantom:  # kw: other arguments of the phantom's constructor (e.g. grain=0 for the chest)
+def zoo_phantom(name: str,  # 'chest' or 'skin'
+                seed: int = 0,  # seed of the phantom's random stream (its constructor's `seed`)
+                **kw  # other arguments of the phantom's constructor (e.g. grain=0 for the chest)
+               ) -> SCMPhantom:  # an instance of the recipe's phantom class, at the recipe's size
     "The phantom population a zoo model is trained on (at the recipe's size)."
     import medcf.phantoms as ph
     return getattr(ph, _recipe(name)['phantom'])(size=_recipe(name)['size'], seed=seed, **kw)
 
-def paper_prompts(name: str, attrs: pd.DataFrame) -> list:
+def paper_prompts(name: str,  # 'chest' or 'skin'
+                  attrs: pd.DataFrame  # the phantom's attributes, one row per image; the captioned columns present, none missing
+                 ) -> list:
     "Captions in the papers' style from phantom attributes: PRISM-style for chest, ISIC-style for skin (medcf.data)."
     from medcf import data
     if name in RECIPES:  # the real-data captioners read a missing or blank finding as "not mentioned"; a phantom's attributes are never blank
@@ -77,7 +82,11 @@ def _mix(name: str, attrs: pd.DataFrame, own: list, share: float, seed: int) -> 
     paper = paper_prompts(name, attrs)
     return [p if k else q for k, p, q in zip(pick_paper, paper, own)]
 
-def training_captions(name: str, batch: PhantomBatch, share: float = 0.5, seed: int = 0) -> list:
+def training_captions(name: str,  # 'chest' or 'skin'
+                      batch: PhantomBatch,  # phantom samples: their attrs and their own detailed prompts
+                      share: float = 0.5,  # probability of the paper-style caption
+                      seed: int = 0  # seed of the style draw
+                     ) -> list:
     "Each image's caption: the paper-style one with probability `share`, else the phantom's detailed caption."
     return _mix(name, batch.attrs, batch.prompts, share, seed)
 
@@ -263,7 +272,8 @@ def vae_for_recipe(r: dict,  # a recipe (with its overrides), e.g. zoo.RECIPES['
     if got != want: raise ValueError(f"vae_from={str(folder)!r} is an autoencoder with {got}; this recipe needs {want}")
     return vae
 
-def decoder_rounds(steps: int | Sequence[int]) -> list:
+def decoder_rounds(steps: int | Sequence[int]  # steps >= 0 of one round, or a list / tuple of them (one per round); zeros are dropped
+                  ) -> list:
     "The recipe's `vae_decoder_steps` as a list of decoder-only rounds (0 or an empty list: none)."
     rounds = [steps] if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) else list(steps) if isinstance(steps, (list, tuple)) else None
     if rounds is None or any(not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 0 for k in rounds):
@@ -434,7 +444,10 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     return read_card(out)  # as saved, with the files' sha256
 
 # %% ../nbs/90_model_zoo.ipynb #37b05655
-def adherence_prompts(name: str, n: int = 256, seed: int = 0) -> tuple:
+def adherence_prompts(name: str,  # 'chest' or 'skin'
+                      n: int = 256,  # prompts
+                      seed: int = 0  # seed of the skin draw (each attribute 1 with probability 0.5); the chest's cycle through its 8 finding combinations
+                     ) -> tuple:
     "Prompts in the papers' style with the attribute values they ask for: balanced over chest findings, random skin ones."
     from medcf import data
     rng = np.random.default_rng(check_int(seed, 'seed', 0))  # checked for the chest too, which draws nothing
@@ -447,9 +460,13 @@ def adherence_prompts(name: str, n: int = 256, seed: int = 0) -> tuple:
         return [data.skin_prompt(r) for _, r in asked.iterrows()], asked
     raise ValueError(f"unknown zoo model {name!r}; known: {', '.join(RECIPES)}")
 
-def prompt_adherence(pipe: SDPipeline, oracle: AttributeOracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
-                           name: str, n: int = 256, num_inference_steps: int = 50,
-                     guidance_scale: float = 3.0, seed: int = 0,
+def prompt_adherence(pipe: SDPipeline,  # pipeline to score
+                     oracle: AttributeOracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
+                     name: str,  # 'chest' or 'skin' (the prompts are `adherence_prompts`')
+                     n: int = 256,  # prompts / generated images
+                     num_inference_steps: int = 50,  # DDIM steps
+                     guidance_scale: float = 3.0,  # classifier-free guidance
+                     seed: int = 0,  # seed of the prompt draw (skin) and of the generation
                      guidance_interval: tuple | list | None = None  # (t_lo, t_hi) where guidance applies; None: every step
                     ) -> pd.Series:
     "Share of generated images in which the oracle reads the prompted value, per prompted attribute."
@@ -465,9 +482,9 @@ def attribute_adherence(pipe: SDPipeline,  # any SD-style pipeline
                         oracle: AttributeOracle,  # an AttributeOracle that reads the attributes asked for
                         prompts: Sequence[str] | pd.Series,  # one prompt per image
                         asked: pd.DataFrame,  # the attribute values each prompt asks for, one row per prompt (columns: attributes the oracle reads)
-                        num_inference_steps: int = 50,
-                        guidance_scale: float = 3.0,
-                        seed: int = 0,
+                        num_inference_steps: int = 50,  # DDIM steps
+                        guidance_scale: float = 3.0,  # classifier-free guidance
+                        seed: int = 0,  # generation seed
                         guidance_interval: tuple | list | None = None  # (t_lo, t_hi) where guidance applies; None: every step
                        ) -> pd.DataFrame:
     "Does the model draw what its prompts ask for? Per attribute and asked value: n, the share read as asked (discrete) or the mean |read - asked| (continuous); value 'all' pools them."
@@ -507,16 +524,18 @@ def _roundtrip(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, schedule
     if torch.equal(rt.cpu(), real.images.cpu()): raise ValueError("roundtrip equals the real images; expected their VAE round trip (vae_roundtrip(pipe, real.images))")
     return rt
 
-def vae_agreement(pipe: SDPipeline, oracle: AttributeOracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
-                        real: PhantomBatch,
+def vae_agreement(pipe: SDPipeline,  # pipeline whose VAE round-trips the images (unused when `roundtrip` is given)
+                  oracle: AttributeOracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
+                  real: PhantomBatch,  # real phantom samples (their images are read)
                   roundtrip: torch.Tensor | None = None  # `vae_roundtrip(pipe, real.images)` if already computed
                  ) -> pd.Series:
     "Per discrete attribute: how often the oracle reads the same value on an image and on its VAE round trip."
     from medcf.oracles import reading_agreement
     return reading_agreement(oracle, real.images, _roundtrip(pipe, real, roundtrip))
 
-def vae_positive_recall(pipe: SDPipeline, oracle: AttributeOracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
-                              real: PhantomBatch,
+def vae_positive_recall(pipe: SDPipeline,  # pipeline whose VAE round-trips the images (unused when `roundtrip` is given)
+                        oracle: AttributeOracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
+                        real: PhantomBatch,  # real phantom samples: their images, and their attrs as the truth
                         roundtrip: torch.Tensor | None = None  # `vae_roundtrip(pipe, real.images)` if already computed
                        ) -> pd.DataFrame:
     "Per binary attribute: of the images that truly show it, the share the oracle reads as showing it, before and after the VAE round trip."
@@ -530,8 +549,9 @@ def vae_positive_recall(pipe: SDPipeline, oracle: AttributeOracle,  # an Attribu
                                            roundtrip=float((b[s.name].to_numpy()[pos] == 1).mean()))
     return pd.DataFrame(rows).T
 
-def oracle_ceiling(pipe: SDPipeline, oracle: AttributeOracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
-                         real: PhantomBatch,
+def oracle_ceiling(pipe: SDPipeline,  # pipeline whose VAE round-trips the images (unused when `roundtrip` is given)
+                   oracle: AttributeOracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
+                   real: PhantomBatch,  # real phantom samples (their images are read)
                    roundtrip: torch.Tensor | None = None  # `vae_roundtrip(pipe, real.images)` if already computed
                   ) -> dict:
     "The oracle's own repeatability at the VAE's amount of change: agreement with pixel noise of the round trip's mean absolute error."
@@ -548,7 +568,7 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
                        num_inference_steps: int = 50,  # DDIM steps
                        guidance_scale: float | None = None,  # default: the recipe's
                        n_invert: int | None = None,  # images for the inversion figure (the first of the n real ones; None: min(64, n))
-                       seed: int = 0,
+                       seed: int = 0,  # in [0, 2**32 - 2]: real sets drawn at 10_000 + seed and 20_000 + seed; also the prompts', captions' and generation's seed
                        guidance_interval: tuple | list | str | None = 'recipe',  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
                        prism_share: float | None = None  # share of paper-style captions the model was trained with (None: the recipe's)
                       ) -> dict:
@@ -586,7 +606,7 @@ def guidance_sweep(name: str,  # 'chest' or 'skin'
                    scales: Sequence[float] = (1.0, 1.5, 2.0, 3.0, 5.0),  # guidance scales to measure
                    n: int = 256,  # generated / real images per scale
                    num_inference_steps: int = 50,  # DDIM steps
-                   seed: int = 0,
+                   seed: int = 0,  # as `evaluate_zoo_model`'s: in [0, 2**32 - 2], real sets at 10_000 + seed and 20_000 + seed, and the prompts', captions' and generation's seed
                    guidance_interval: tuple | list | str | None = 'recipe',  # at every scale; 'recipe': the recipe's; None: every step
                    prism_share: float | None = None  # share of paper-style captions the model was trained with (None: the recipe's)
                   ) -> pd.DataFrame:
