@@ -73,7 +73,8 @@ class IterativeImputer:
         if np.isinf(X).any(): raise ValueError("record contains inf; only NaN marks a missing value")
         return X
 
-    def fit(self, X: np.ndarray | pd.DataFrame) -> IterativeImputer:  # training record, N x F with NaN for missing values (a DataFrame's column names are checked at transform)
+    def fit(self, X: np.ndarray | pd.DataFrame  # training record, N x F with NaN for missing values (a DataFrame's column names are checked at transform)
+           ) -> IterativeImputer:
         "Learn means, scales and the sequence of per-column regressions on the training record."
         names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
         X = self._check(X, fitting=True)  # the fit is built in locals and stored at the end: a refused refit leaves the earlier fit whole
@@ -117,7 +118,10 @@ class IterativeImputer:
         if self.indicators: Z = np.c_[Z, miss[:, self.incomplete]]
         return Z.astype(np.float32)
 
-    def fit_transform(self, X: np.ndarray | pd.DataFrame) -> np.ndarray: return self.fit(X).transform(X)
+    def fit_transform(self, X: np.ndarray | pd.DataFrame  # training record, N x F with NaN for missing values
+                     ) -> np.ndarray:
+        "`fit` on `X`, then `transform` it (standardised, imputed, float32)."
+        return self.fit(X).transform(X)
 
     @property
     def n_out(self) -> int: return self.n_features + (len(self.incomplete) if self.indicators else 0)
@@ -170,7 +174,8 @@ class HyperNet(nn.Module):
         self.init_hyperfan_in(embed_m2)
 
     @torch.no_grad()
-    def init_hyperfan_in(self, embed_m2: float = 1.0) -> None:  # E[e^2] of the embedding
+    def init_hyperfan_in(self, embed_m2: float = 1.0  # E[e^2] of the embedding
+                        ) -> None:
         """Chang, Flokas & Lipson (ICLR 2020) hyperfan-in: the generated weights get variance
         gain/(2 fan_in) and the biases 1/2 (half the output variance each), whatever the hypernetwork's width;
         without generated biases (n_bias=0) the weights carry the whole variance, gain/fan_in."""
@@ -183,7 +188,9 @@ class HyperNet(nn.Module):
         if self.n_bias: w[self.n_weight:].normal_(0, math.sqrt(1 / (2 * d_k * m2_h)))
         self.out.bias.zero_()
 
-    def forward(self, e: torch.Tensor) -> tuple:
+    def forward(self, e: torch.Tensor  # conditioning embedding, batch x embed_dim
+               ) -> tuple:
+        "Per-sample flat weights (batch x n_weight) and biases (batch x n_bias; None when n_bias is 0)."
         p = self.out(self.body(e))
         return p[:, :self.n_weight], (p[:, self.n_weight:] if self.n_bias else None)
 
@@ -196,7 +203,8 @@ def _check_embedding(e: torch.Tensor, n: int, embed_dim: int):
 class HyperLinear(nn.Module):
     "Linear layer whose weight and bias are generated per sample from an embedding; one batched matmul for the batch."
     @builds_float32  # float32 weights (from the same seeded stream) whatever torch's default dtype
-    def __init__(self, in_features: int, out_features: int,
+    def __init__(self, in_features: int,  # input width
+                 out_features: int,  # output width
                  embed_dim: int,  # width of the conditioning embedding
                  hidden: int = 16,  # hypernetwork hidden width
                  gain: float = 2.0,  # 2 if a ReLU follows, 1 otherwise
@@ -209,12 +217,17 @@ class HyperLinear(nn.Module):
         if x.ndim != 2 or x.shape[1] != self.in_features: raise ValueError(f"input has shape {tuple(x.shape)}; expected (batch, {self.in_features})")
         _check_embedding(e, len(x), self.embed_dim)
 
-    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor,  # input, batch x in_features
+                e: torch.Tensor  # conditioning embedding, batch x embed_dim (one row per sample)
+               ) -> torch.Tensor:
+        "Each sample's input through its own generated layer, batch x out_features."
         self._check(x, e)
         w, b = self.hyper(e)
         return torch.baddbmm(b.unsqueeze(2), w.view(-1, self.out_features, self.in_features), x.unsqueeze(2)).squeeze(2)
 
-    def forward_loop(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    def forward_loop(self, x: torch.Tensor,  # input, batch x in_features
+                     e: torch.Tensor  # conditioning embedding, batch x embed_dim (one row per sample)
+                    ) -> torch.Tensor:
         "Reference: the per-sample Python loop (what the paper's code does); same weights, same outputs."
         self._check(x, e)
         outs = []
@@ -227,9 +240,12 @@ class HyperLinear(nn.Module):
 class HyperConv(nn.Module):
     "2-D or 3-D convolution whose kernel and bias are generated per sample; one grouped convolution for the batch."
     @builds_float32  # float32 weights (from the same seeded stream) whatever torch's default dtype
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+    def __init__(self, in_channels: int,  # input channels
+                 out_channels: int,  # output channels
+                 kernel_size: int,  # kernel side, the same along every axis
                  embed_dim: int,  # width of the conditioning embedding
-                 stride: int = 1, padding: int = 0,
+                 stride: int = 1,  # stride along every axis
+                 padding: int = 0,  # zero padding on each side of every axis
                  dim: int = 2,  # 2 for images, 3 for volumes
                  hidden: int = 16,  # hypernetwork hidden width
                  gain: float = 2.0,  # 2 if a ReLU follows, 1 otherwise
@@ -245,7 +261,10 @@ class HyperConv(nn.Module):
             raise ValueError(f"input has shape {tuple(x.shape)}; expected (batch, {self.cin}, {', '.join(['size'] * self.dim)})")
         _check_embedding(e, len(x), self.embed_dim)
 
-    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor,  # input, batch x in_channels x spatial axes (`dim` of them)
+                e: torch.Tensor  # conditioning embedding, batch x embed_dim (one row per sample)
+               ) -> torch.Tensor:
+        "Each sample convolved with its own generated kernel and bias, batch x out_channels x spatial axes."
         self._check(x, e)
         B = len(x); w, b = self.hyper(e)
         w = w.reshape((B * self.cout, self.cin) + (self.k,) * self.dim)
@@ -253,7 +272,9 @@ class HyperConv(nn.Module):
         y = y.view((B, self.cout) + y.shape[2:])
         return y + b.view((B, self.cout) + (1,) * self.dim)
 
-    def forward_loop(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    def forward_loop(self, x: torch.Tensor,  # input, batch x in_channels x spatial axes (`dim` of them)
+                     e: torch.Tensor  # conditioning embedding, batch x embed_dim (one row per sample)
+                    ) -> torch.Tensor:
         "Reference: the per-sample loop; same weights, same outputs."
         self._check(x, e)
         outs = []
@@ -266,7 +287,10 @@ class HyperConv(nn.Module):
 class ResBlock(nn.Module):
     "Residual block; `cond` picks how a tabular embedding enters: None, 'film', 'daft' or 'hyper' (hyper-generated shortcut)."
     @builds_float32  # float32 weights (from the same seeded stream) whatever torch's default dtype
-    def __init__(self, cin: int, cout: int, stride: int = 2, dim: int = 2,
+    def __init__(self, cin: int,  # input channels
+                 cout: int,  # output channels
+                 stride: int = 2,  # stride of the first conv and of the shortcut (2 halves each side, rounding up)
+                 dim: int = 2,  # 2 for images, 3 for volumes
                  cond: str | None = None,  # where the condition enters (see the class doc)
                  embed_dim: int = 0,  # width of the tabular embedding (for cond)
                  embed_m2: float = 1.0):  # E[e^2] of the embedding (hyper initialisation)
@@ -283,7 +307,10 @@ class ResBlock(nn.Module):
         for m in (getattr(self, 'film', None), getattr(self, 'daft', [None])[-1]):
             if m is not None: nn.init.zeros_(m.weight); nn.init.zeros_(m.bias)  # start as the identity modulation
 
-    def forward(self, x: torch.Tensor, e: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor,  # feature map, batch x cin x spatial axes (`dim` of them)
+                e: torch.Tensor | None = None  # tabular embedding, batch x embed_dim; read only when `cond` is set
+               ) -> torch.Tensor:
+        "The block's output, batch x cout x spatial axes (divided by `stride`, rounding up)."
         sh = (-1, x.shape[1]) + (1,) * self.dim
         if self.cond == 'daft':
             a, b = self.daft(torch.cat([x.mean(tuple(range(2, x.ndim))), e], 1)).chunk(2, 1)
@@ -318,10 +345,16 @@ class TabularMLP(nn.Module):
         hidden = check_int(hidden, 'hidden')
         self.body = nn.Sequential(nn.Linear(n_tab, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
         self.head = nn.Linear(hidden, n_out)
-    def embed(self, t: torch.Tensor) -> torch.Tensor:
+    def embed(self, t: torch.Tensor  # imputed record, batch x n_tab, finite (cast to the weights' dtype)
+             ) -> torch.Tensor:
+        "Penultimate features, batch x hidden: what a fusion model reuses."
         t = _as_input(t, self.head.weight, 'record', f'(batch, {self.n_tab})'); _check_record(t, len(t), self.n_tab)
         return self.body(t)
-    def forward(self, img: torch.Tensor | None, t: torch.Tensor) -> torch.Tensor: return self.head(self.embed(t))
+    def forward(self, img: torch.Tensor | None,  # ignored: taken so that the call matches FusionNet's
+                t: torch.Tensor  # imputed record, batch x n_tab, finite
+               ) -> torch.Tensor:
+        "Outputs from the record alone, batch x n_out."
+        return self.head(self.embed(t))
 
 # %% ../nbs/40_fusion.ipynb #7b0db19e
 FUSIONS = ('image', 'tabular', 'concat', 'film', 'daft', 'hyper_head', 'hyper_shortcut')
@@ -365,7 +398,10 @@ class FusionNet(nn.Module):
         if self.tab_encoder is None: return t
         self.tab_encoder.eval(); return self.tab_encoder.embed(t)
 
-    def forward(self, img: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, img: torch.Tensor,  # image batch, batch x 1 x spatial axes (`dim` of them), finite
+                t: torch.Tensor  # imputed record, batch x n_tab, finite
+               ) -> torch.Tensor:
+        "Outputs, batch x n_out, of the image network with the record fused in as `fusion` says."
         shape = f"(batch, 1, {', '.join(['size'] * self.dim)})"
         img, t = _as_input(img, self.head2.weight, 'image batch', shape), _as_input(t, self.head2.weight, 'record', f'(batch, {self.n_tab})')
         if img.ndim != self.dim + 2 or img.shape[1] != 1: raise ValueError(f"image batch has shape {tuple(img.shape)}; expected {shape}")
@@ -395,7 +431,8 @@ def _same_len(y, other, name: str):
 
 def balanced_accuracy(y: np.ndarray,  # true class indices
                       pred: np.ndarray,  # predicted class indices
-                      n_classes: int) -> float:
+                      n_classes: int  # number of classes K (>= 2); indices run over 0..K-1
+                     ) -> float:
     "Mean per-class recall over the classes present in `y`."
     n_classes = check_int(n_classes, 'n_classes', 2)
     y, pred = _classes(y, n_classes), _classes(pred, n_classes, 'pred')
@@ -688,7 +725,8 @@ def run_fusion(task: str,  # 'age' or 'ad'
     return (*out, kept) if return_models else out
 
 # %% ../nbs/40_fusion.ipynb #06b76477
-def summarise(results: pd.DataFrame) -> pd.DataFrame:
+def summarise(results: pd.DataFrame  # run_fusion's results: one row per (task, model, seed), with its metric columns
+             ) -> pd.DataFrame:
     "Mean +- standard deviation over seeds, one row per task x model, as strings for reading."
     missing = [c for c in ('task', 'model', 'seed') if c not in results]
     if missing: raise ValueError(f"results lack columns {missing}; expected the table from run_fusion (task, model, seed, metrics)")

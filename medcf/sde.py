@@ -47,7 +47,8 @@ class TrialTensors:
     def visit_t(self) -> torch.Tensor: return torch.where(self.mask, self.grid[self.visit_idx.clamp(min=0)], torch.zeros((), dtype=self.grid.dtype))
 
 def check_visits(visit_t: np.ndarray | Sequence[Sequence[float]],  # N x V visit times in years (nan where there is no visit)
-                 mask: np.ndarray | Sequence[Sequence[bool]] | None = None) -> None:  # N x V True where observed (default: where not nan)
+                 mask: np.ndarray | Sequence[Sequence[bool]] | None = None  # N x V True where observed (default: where not nan)
+                ) -> None:
     "Raise a ValueError unless each patient's observed visit times are finite and strictly increasing."
     t = np.asarray(visit_t, dtype=float)
     if t.ndim != 2: raise ValueError(f"visit times have shape {t.shape}; expected (patients, visits)")
@@ -144,7 +145,8 @@ class BaselineEncoder(nn.Module):
         if tab.ndim != 2 or tab.shape[1] != self.n_tab:
             raise ValueError(f"tabular record has shape {tuple(tab.shape)}; expected (N, {self.n_tab}) with columns {list(MS_TABULAR)}")
 
-    def fit_scaler(self, tab: torch.Tensor) -> None:  # training records, N x n_tab
+    def fit_scaler(self, tab: torch.Tensor  # training records, N x n_tab
+                  ) -> None:
         "Standardize the record with the training data's mean and sd; a (near-)constant training column (sd < 1e-3, e.g. all men) gets sd 1, as `IterativeImputer` does with a constant column."
         self._check(tab)
         if len(tab) < 2: raise ValueError(f"fit_scaler got {len(tab)} training record(s); expected at least two (a standard deviation needs them)")
@@ -154,6 +156,7 @@ class BaselineEncoder(nn.Module):
     def forward(self, image: torch.Tensor,  # N x 1 x s x s
                 tab: torch.Tensor  # N x n_tab
                ) -> torch.Tensor:
+        "The baseline embedding, N x out (the image is not used when built with image=False)."
         self._check(tab)
         if image.ndim != 4 or image.shape[1] != 1 or len(image) != len(tab):
             raise ValueError(f"image has shape {tuple(image.shape)}; expected ({len(tab)}, 1, H, W)")
@@ -162,7 +165,10 @@ class BaselineEncoder(nn.Module):
 
 def _mlp(i, o, w): return nn.Sequential(nn.Linear(i, w), nn.SiLU(), nn.Linear(w, w), nn.SiLU(), nn.Linear(w, o))
 
-def gauss_nll(y: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor) -> torch.Tensor:
+def gauss_nll(y: torch.Tensor,  # observed values
+              mu: torch.Tensor,  # predicted means (broadcast with y)
+              sd: torch.Tensor  # predicted standard deviations, > 0 (broadcast with y)
+             ) -> torch.Tensor:
     "Elementwise Gaussian negative log-likelihood."
     return 0.5 * ((y - mu) / sd) ** 2 + torch.log(sd) + 0.9189385332
 
@@ -228,8 +234,14 @@ class CausalSDE(nn.Module):
         with torch.no_grad(): self.dec.bias.fill_(-1.1); self.dec.weight.mul_(0.3)   # start near EDSS 2.5 (10*sigmoid(-1.1))
         self.log_obs_sd = nn.Parameter(torch.tensor(-0.5))
 
-    def fit_scaler(self, tab: torch.Tensor) -> None: self.enc.fit_scaler(tab)
-    def decode(self, z: torch.Tensor) -> torch.Tensor: return 10 * torch.sigmoid(self.dec(z)[..., 0])
+    def fit_scaler(self, tab: torch.Tensor  # training records, N x len(MS_TABULAR)
+                  ) -> None:
+        "Standardize the encoder's record with the training data's mean and sd (`BaselineEncoder.fit_scaler`)."
+        self.enc.fit_scaler(tab)
+    def decode(self, z: torch.Tensor  # latent states, ... x d
+              ) -> torch.Tensor:
+        "Expected EDSS of each latent state, between 0 and 10: `z`'s shape without its last axis."
+        return 10 * torch.sigmoid(self.dec(z)[..., 0])
     def _cond(self, e, arm): return torch.cat([e, F.one_hot(arm, len(MS_ARMS)).float()], 1)
     def _z0_prior(self, e, k, gen=None):
         m, lv = self.z0_prior(e).chunk(2, 1)
@@ -291,7 +303,9 @@ class TLearner(nn.Module):
         self.encs = nn.ModuleList([BaselineEncoder(out=c, image=image) for _ in MS_ARMS])
         self.heads = nn.ModuleList([_mlp(c, 2, width) for _ in MS_ARMS])
 
-    def fit_scaler(self, tab: torch.Tensor) -> None:
+    def fit_scaler(self, tab: torch.Tensor  # training records, N x len(MS_TABULAR)
+                  ) -> None:
+        "Standardize every arm's encoder's record with the training data's mean and sd (`BaselineEncoder.fit_scaler`)."
         for e in self.encs: e.fit_scaler(tab)
 
     def forward(self, b: TrialTensors,  # patients
@@ -306,7 +320,8 @@ class TLearner(nn.Module):
             mu[s], sd[s] = 2.5 + o[:, 0], F.softplus(o[:, 1]) + 1e-2
         return mu, sd
 
-    def loss(self, b: TrialTensors) -> torch.Tensor:
+    def loss(self, b: TrialTensors  # a minibatch of patients
+            ) -> torch.Tensor:
         "Gaussian NLL of the final visit, on patients who reached it, under their own arm."
         m = b.mask[:, -1]
         if not m.any(): return sum(p.sum() * 0 for p in self.parameters())  # a minibatch with nobody at the final visit: no signal
@@ -327,7 +342,10 @@ class GRUBaseline(nn.Module):
         self.gru = nn.GRU(1 + len(MS_ARMS), c, batch_first=True)
         self.head = _mlp(c, 2, width)
 
-    def fit_scaler(self, tab: torch.Tensor) -> None: self.enc.fit_scaler(tab)
+    def fit_scaler(self, tab: torch.Tensor  # training records, N x len(MS_TABULAR)
+                  ) -> None:
+        "Standardize the encoder's record with the training data's mean and sd (`BaselineEncoder.fit_scaler`)."
+        self.enc.fit_scaler(tab)
 
     def forward(self, b: TrialTensors,  # patients
                 arm: str | int | np.integer | list | tuple | np.ndarray | torch.Tensor  # arm name/index, or one per patient
@@ -339,7 +357,8 @@ class GRUBaseline(nn.Module):
         o = self.head(out)
         return 2.5 + o[..., 0], F.softplus(o[..., 1]) + 1e-2
 
-    def loss(self, b: TrialTensors) -> torch.Tensor:
+    def loss(self, b: TrialTensors  # a minibatch of patients
+            ) -> torch.Tensor:
         "Gaussian NLL of every observed visit under the patient's own arm."
         mu, sd = self(b, b.arm)
         ix = b.visit_idx.clamp(min=0)
