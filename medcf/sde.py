@@ -134,6 +134,7 @@ class BaselineEncoder(nn.Module):
                  width: int = 32,  # hidden width
                  image: bool = True  # False: the record alone (no CNN branch), e.g. to see what the image adds
                 ):
+        n_tab, out, width = check_int(n_tab, 'n_tab'), check_int(out, 'out'), check_int(width, 'width')  # before any layer (a check draws nothing)
         super().__init__()
         self.n_tab, self.image = n_tab, check_bool(image, 'image')
         if self.image: self.cnn = nn.Sequential(nn.Conv2d(1, 8, 4, 2, 1), nn.SiLU(), nn.Conv2d(8, 16, 4, 2, 1), nn.SiLU(),
@@ -223,6 +224,7 @@ class CausalSDE(nn.Module):
                  width: int = 32,  # hidden width of every network
                  image: bool = True  # False: the baseline record alone, without the image's CNN branch
                 ):
+        d, c, q, width = (check_int(v, n) for v, n in ((d, 'd'), (c, 'c'), (q, 'q'), (width, 'width')))  # before any layer (a check draws nothing)
         super().__init__()
         self.d, self.config = d, dict(d=d, c=c, q=q, width=width, image=image)  # `config` rebuilds it (`load_model`)
         self.enc = BaselineEncoder(out=c, image=image)
@@ -298,6 +300,7 @@ class TLearner(nn.Module):
                  width: int = 32,  # hidden width
                  image: bool = True  # False: the baseline record alone, without the image's CNN branch
                 ):
+        c, width = check_int(c, 'c'), check_int(width, 'width')  # before any layer (a check draws nothing)
         super().__init__()
         self.config = dict(c=c, width=width, image=image)
         self.encs = nn.ModuleList([BaselineEncoder(out=c, image=image) for _ in MS_ARMS])
@@ -336,6 +339,7 @@ class GRUBaseline(nn.Module):
                  width: int = 32,  # hidden width of the head
                  image: bool = True  # False: the baseline record alone, without the image's CNN branch
                 ):
+        c, width = check_int(c, 'c'), check_int(width, 'width')  # before any layer (a check draws nothing)
         super().__init__()
         self.config = dict(c=c, width=width, image=image)
         self.enc = BaselineEncoder(out=c, image=image)
@@ -428,11 +432,25 @@ def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
             if not isinstance(model, CausalSDE): loss = model.loss(b)
             elif objective == 'mc': loss = model.mc_nll(b, k=k_paths, entropy=seed * 100003 + k)
             else: loss = model.elbo(b, adjoint=adjoint, beta=min(1., (k + 1) / max(1, kl_warmup * steps)), entropy=seed * 100003 + k)
-            opt.zero_grad(); loss.backward(); opt.step()
+            if not torch.isfinite(loss): _fit_diverged(model, ep, k, steps, f"the loss is {loss.item()}", lr)
+            opt.zero_grad(); loss.backward()
+            bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+            if bad: _fit_diverged(model, ep, k, steps, f"the gradient of {bad[0]}{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''} holds NaN or inf", lr)
+            opt.step()
             tot += loss.item() * len(b); k += 1
         hist.append(tot / len(data))
     model.eval()
     return hist
+
+def _fit_diverged(model: nn.Module,  # the model being fitted
+                  ep: int, k: int, steps: int,  # the epoch and the step (0-based), and the fit's number of steps
+                  what: str,  # what is not finite, e.g. 'the loss is nan'
+                  lr: float  # the learning rate, for the message
+                 ):
+    "Stop a fit whose loss or gradient is no longer finite, before the optimiser writes it into the weights."
+    model.eval()
+    raise FloatingPointError(f"fit diverged at epoch {ep + 1}, step {k + 1} of {steps}: {what} (lr={lr:g}); the model holds the weights this step started from "
+                             "(not a usable fit; its record scaling is this data's); try a smaller lr, or check the data")
 
 MODEL_CLASSES = ('CausalSDE', 'TLearner', 'GRUBaseline')  # what save_model writes and load_model rebuilds
 

@@ -693,3 +693,37 @@ def test_a_float32_grid_is_judged_even_alike_by_from_visits_and_trial_tensors():
     own.grid = bad  # set afterwards: from_visits refuses it itself
     with pytest.raises(ValueError, match=r"the time grid's spacing ranges over \[0\.08333, 0\.08417\] years; expected an even spacing"):
         trial_tensors(own, 16)
+
+
+def test_fit_stops_when_the_loss_or_a_gradient_is_not_finite():
+    "lr=1e6 returned losses [nan, nan] silently with NaN weights (predict then gave 100% NaN means and evaluate failed on 'scores', a name the caller never used); a NaN gradient behind a finite loss was written into the weights too. fit now stops before the step with a FloatingPointError naming lr, the epoch and the step."
+    T = trial_tensors(MSTrial(size=32, mc=4, seed=0).simulate(24, seed=0), img_size=16)
+    torch.manual_seed(0); m = TLearner(c=4, width=8)
+    with pytest.raises(FloatingPointError, match=r"^fit diverged at epoch 1, step 2 of 6: the loss is nan \(lr=1e\+06\); the model holds the weights this step started from .*try a smaller lr"):
+        fit(m, T, epochs=2, batch_size=8, lr=1e6)
+    assert not m.training
+    torch.manual_seed(0); g = GRUBaseline(c=4, width=8)
+    before = {k: v.clone() for k, v in g.named_parameters()}
+    g.head[0].weight.register_hook(lambda grad: grad * float('nan'))  # a finite loss whose gradient is NaN
+    with pytest.raises(FloatingPointError, match=r"^fit diverged at epoch 1, step 1 of 3: the gradient of head\.0\.weight holds NaN or inf \(lr=0\.01\)"):
+        fit(g, T, epochs=1, batch_size=8)
+    assert all(torch.equal(v, before[k]) for k, v in g.named_parameters())  # the optimiser never wrote the NaN gradient
+    torch.manual_seed(0); ok = GRUBaseline(c=4, width=8)
+    assert all(np.isfinite(fit(ok, T, epochs=1, batch_size=8)))  # a sound run is untouched
+
+
+def test_model_constructors_check_their_sizes(tmp_path):
+    "TLearner(width=0), CausalSDE(c=0) and BaselineEncoder(out=0) built (a width-0 T-learner trained and predicted a near-constant CATE); q=2.5, c=-1 and width='32' failed inside torch without naming the argument."
+    cases = [(TLearner, dict(width=0), r"width=0: expected a positive integer"), (TLearner, dict(c=-1), r"c=-1: expected a positive integer"),
+             (CausalSDE, dict(c=0), r"c=0"), (CausalSDE, dict(q=2.5), r"q=2\.5: expected a positive integer"), (CausalSDE, dict(d=0), r"d=0"),
+             (CausalSDE, dict(width='32'), r"width='32': expected a positive integer"), (GRUBaseline, dict(c=0), r"c=0"), (GRUBaseline, dict(width=1.0), r"width=1\.0"),
+             (BaselineEncoder, dict(out=0), r"out=0"), (BaselineEncoder, dict(n_tab=-1), r"n_tab=-1"), (BaselineEncoder, dict(width=True), r"width=True")]
+    for cls, kw, msg in cases:
+        torch.manual_seed(0); state = torch.get_rng_state()
+        with pytest.raises(ValueError, match=rf"^{msg}"): cls(**kw)
+        assert torch.equal(torch.get_rng_state(), state)  # refused before any layer drew its weights
+    m = TLearner(c=np.int64(4), width=np.int64(8))
+    assert m.config == dict(c=4, width=8, image=True) and type(m.config['c']) is int  # numpy sizes are stored as ints: load_model reads them back
+    save_model(m, tmp_path / 'm.pt'); assert load_model(tmp_path / 'm.pt').config == m.config
+    torch.save(dict(medcf_model='TLearner', config=dict(c=4, width=0, image=True), state_dict=m.state_dict()), tmp_path / 'bad.pt')
+    with pytest.raises(ValueError, match=r"cannot rebuild \(ValueError: width=0: expected a positive integer\)"): load_model(tmp_path / 'bad.pt')
