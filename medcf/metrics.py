@@ -106,6 +106,10 @@ def _probs(p, name: str = 'probs') -> np.ndarray:
     return p
 
 # %% ../nbs/04_metrics.ipynb #b14af7bf
+def _check_level(level: float) -> float:
+    "An interval's coverage `level` as a float if it is a number in (0, 1); otherwise a ValueError naming it."
+    return check_real(level, 'level', 0, 1, expect='a coverage in (0, 1), e.g. 0.95', open_lo=True, open_hi=True)
+
 def proportion_interval(successes: int,  # events counted (e.g. round trips whose reading agreed)
                         n: int,  # trials (e.g. images)
                         level: float = 0.95  # coverage of the interval
@@ -115,7 +119,7 @@ def proportion_interval(successes: int,  # events counted (e.g. round trips whos
     for v, name in ((successes, 'successes'), (n, 'n')):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)): raise TypeError(f"{name}={v!r}: expected an integer count")
     if n < 1 or not 0 <= successes <= n: raise ValueError(f"successes={successes}, n={n}: expected counts with 0 <= successes <= n and n >= 1")
-    if not 0 < level < 1: raise ValueError(f"level={level}: expected a coverage in (0, 1), e.g. 0.95")
+    level = _check_level(level)
     z = NormalDist().inv_cdf((1 + level) / 2); p, k = successes / n, z * z / n
     centre, half = (p + k / 2) / (1 + k), z * np.sqrt(p * (1 - p) / n + k / (4 * n)) / (1 + k)
     return (0.0 if successes == 0 else float(max(0.0, centre - half))), (1.0 if successes == n else float(min(1.0, centre + half)))  # exact at the ends, not 1e-17 off
@@ -261,7 +265,7 @@ def group_accuracies(pred: ArrayLike,  # N predicted labels
                      level: float = 0.95  # coverage of each group's interval
                     ) -> pd.DataFrame:
     "Accuracy per group: columns group, n, accuracy and its Wilson interval lo, hi (sorted by accuracy, worst first); a DataFrame (or N x k array) of attributes groups by their combinations."
-    return _group_table(pred, labels, groups, level)
+    return _group_table(pred, labels, groups, _check_level(level))
 
 def worst_group_accuracy(pred: ArrayLike,  # N predictions
                          labels: ArrayLike,  # N labels
@@ -482,11 +486,11 @@ def _effectiveness(predict: Callable, edited, target: dict) -> dict:
     return out
 
 @unit_range_warned_once()
-def effectiveness(predict: Callable,  # images -> DataFrame of attribute readings (an `AttributeOracle` or its `predict`)
+def effectiveness(predict: Callable,  # images -> DataFrame of attribute readings (an `AttributeOracle` or its `predict`: then each target is checked against the values the oracle reads)
                   edited: ImageBatch,  # N x C x H x W edited images
                   target: dict  # attribute -> intended value (scalar or N values)
                  ) -> dict:
-    "Per intervened attribute: fraction of edited images the oracle reads as the intended value (continuous: mean absolute error; without an `AttributeOracle`'s specs, float readings other than 0/1 are continuous)."
+    "Per intervened attribute: fraction of edited images the oracle reads as the intended value (continuous: mean absolute error; without an `AttributeOracle`'s specs, float readings other than 0/1 are continuous). Only an `AttributeOracle` or its bound `predict` tells which values an attribute can take: behind any other callable (a lambda, a wrapper) a target no reading can equal (effusion=5) is not refused and scores 0.0, since readings that miss the target are what a failed edit gives too; pass the oracle's `predict` itself to have targets checked."
     return {k: v for k, (v, _) in _effectiveness(predict, edited, target).items()}
 
 @checks_bools
@@ -735,7 +739,7 @@ def counterfactual_flip_rate(classify: Callable,  # images -> N predicted labels
                             ) -> pd.DataFrame:
     "How often the classifier's label changes when the phantom changes only `do`: one row per way the intervention moved the patients (n, flip_rate, Wilson lo, hi; for numeric labels `up` and `down`, the flips to a higher and to a lower label); a classifier that draws noise must seed it, or its own randomness counts as flips."
     if not do: raise ValueError("give the intervention as keyword arguments, e.g. devices=0")
-    _check_batch(batch)
+    _check_batch(batch); level = _check_level(level)  # before the counterfactual is rendered
     unknown = [k for k in do if k not in batch.truth.columns]
     if unknown: raise ValueError(f"{unknown} are not variables of this phantom; expected some of {list(batch.truth.columns)}")
     cf = _true_counterfactual(phantom, batch, hold, do)

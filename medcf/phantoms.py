@@ -349,8 +349,10 @@ def row_index(idx: int | np.integer | slice | range | list | tuple | np.ndarray 
               n: int  # number of rows
              ) -> np.ndarray:
     "Positions selected by `idx` among `n` rows, as a contiguous integer array (how the batch classes index)."
+    accepted = "expected an integer, slice, range, list/tuple/array of integers or a boolean mask with one value per row"
+    if idx is None: raise TypeError(f"[None]: None is not an index (numpy would read it as a new axis and give 2-d positions); {accepted}")
     if isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0: idx = idx.item()  # a 0-d tensor or array is its one value
-    if isinstance(idx, (bool, np.bool_)): raise TypeError(f"[{idx}]: a single bool is not an index (it read as row {int(idx)}); expected an integer, slice, list or a boolean mask with one value per row")
+    if isinstance(idx, (bool, np.bool_)): raise TypeError(f"[{idx}]: a single bool is not an index (it read as row {int(idx)}); {accepted}")
     if isinstance(idx, (int, np.integer)): idx = [int(idx)]
     if isinstance(idx, pd.Series) and idx.dtype.kind == 'b' and not idx.index.equals(pd.RangeIndex(len(idx))):  # it would select by position, whatever its labels
         raise ValueError(f"the mask is a pandas Series with index {idx.index[:5].tolist()}...; its values go to the rows by position, so "
@@ -358,6 +360,7 @@ def row_index(idx: int | np.integer | slice | range | list | tuple | np.ndarray 
     if isinstance(idx, pd.Series): idx = idx.to_numpy()
     if isinstance(idx, tuple): idx = list(idx)  # positions, as a list: numpy reads a tuple as one index per dimension
     a = np.asarray(idx) if isinstance(idx, (list, tuple, np.ndarray, torch.Tensor)) else None
+    if a is not None and a.ndim > 1: raise ValueError(f"an index of shape {tuple(a.shape)} selects rows in {a.ndim} dimensions; a batch's rows are 1-d: {accepted} (flatten it first: np.ravel(idx))")
     if a is not None and a.dtype.kind in 'iu' and n > 2 and len(a) == n and set(np.unique(a).tolist()) <= {0, 1}:  # b[attrs.effusion.to_numpy()]
         raise TypeError(f"an index of {n} zeros and ones for {n} rows reads as rows 0 and 1 repeated, not as a mask; expected a boolean mask "
                         "(e.g. batch[attrs.effusion.to_numpy() == 1]) or the positions of the rows")
@@ -742,6 +745,7 @@ def fit_chest_model(counts: pd.DataFrame,  # CheXpert joint counts, as `chexpert
                     iters: int = 200,  # EM iterations for the hidden severity class (at 200 the labels' joint distribution has settled: the hidden class's own parameters, which the labels do not identify, still drift along a flat likelihood)
                     ) -> dict:
     "Fit the chest phantom's conditional probability tables (with a hidden 2-class severity) to joint label counts by EM."
+    iters = check_int(iters, 'iters', unit=' (EM iterations)')
     need = {'Sex', 'age_bin', 'view', 'Pleural Effusion', 'Support Devices', 'Cardiomegaly', 'No Finding', 'count'}
     if not need <= set(counts.columns): raise ValueError(f"counts lacks columns {sorted(need - set(counts.columns))}")
     check_weights(counts['count'].to_numpy(dtype=float), len(counts), "counts['count']", 'row')
@@ -1573,9 +1577,10 @@ class MSPhantom(SCMPhantom):
 # %% ../nbs/00_phantoms.ipynb #1ff3bbde
 def grid_index(grid: np.ndarray,  # (G,) increasing times in years, from 0
                t: float | None = None,  # a time in years on the grid (default: the last one)
-               tol: float = 1e-6  # how far (in years) `t` may sit from a grid time
+               tol: float = 1e-6  # how far (in years) `t` may sit from a grid time: a finite number >= 0 (a float grid's rounding is always allowed)
               ) -> int:
     "The index of time `t` on a trial's `grid`; a time between grid points is refused, never snapped to the nearest one."
+    tol = check_real(tol, 'tol', 0, expect='a finite tolerance >= 0 in years (how far t may sit from a grid time; inf would snap any time to the grid)')
     if t is None: return len(grid) - 1
     if isinstance(t, (torch.Tensor, np.ndarray)) and t.ndim == 0 and not isinstance(t.item(), bool): t = t.item()  # a 0-d tensor or array
     if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, float, np.integer, np.floating)) or not np.isfinite(t):

@@ -989,3 +989,26 @@ def test_a_confidence_on_a_bin_edge_falls_in_the_bin_the_table_prints():
             r = reliability_curve([conf], [1], n_bins)  # binary P(y=1) = conf: the top label's confidence
             assert r.bin_hi.item() == conf, (n_bins, k, r)
     assert abs(expected_calibration_error([0.56, 0.55], [1, 0], n_bins=25) - 0.055) < 1e-12
+
+def test_a_coverage_level_that_is_not_a_number_in_0_1_is_refused_by_name(setup):
+    "level was compared before it was checked: '0.95' or None failed with a bare \"'<' not supported between instances of 'int' and 'str'\" naming no argument, from proportion_interval, group_accuracies and counterfactual_flip_rate."
+    import re
+    p, y, g = np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0]), np.array([0, 0, 1, 1])
+    ph, b, _ = setup
+    calls = []
+    def classify(x): calls.append(len(x)); return (x.mean((1, 2, 3)) > -0.5).long()
+    for bad in ('0.95', None, float('nan'), 0, 1.0, 95, True):
+        msg = rf"level={re.escape(repr(bad))}: expected a coverage in \(0, 1\), e.g. 0.95"
+        with pytest.raises(ValueError, match=msg): M.proportion_interval(3, 10, level=bad)
+        with pytest.raises(ValueError, match=msg): M.group_accuracies(p, y, g, level=bad)
+        with pytest.raises(ValueError, match=msg): M.counterfactual_flip_rate(classify, ph, b, level=bad, bar=1)
+    assert calls == []  # refused before the counterfactual is rendered and classified
+    assert M.proportion_interval(3, 10, level=np.float32(0.5)) == M.proportion_interval(3, 10, level=0.5)  # numpy numbers as before
+    assert M.proportion_interval(3, 10, level=torch.tensor(0.5)) == M.proportion_interval(3, 10, level=0.5)  # a one-element tensor too
+
+def test_effectiveness_says_targets_are_checked_only_against_an_oracle():
+    "effectiveness checks a target against the values an attribute takes only when given an AttributeOracle or its bound predict; behind a lambda {'bar': 5} scores 0.0 (a failed edit reads the same), which its docstring now says."
+    x = Toy(size=16).sample(4, seed=0).images
+    assert M.effectiveness(lambda im: reader(im), x, {'bar': 5}) == {'bar': 0.0}  # nothing tells 5 apart from a target the edit missed
+    doc = ' '.join(M.effectiveness.__doc__.split())
+    assert "Only an `AttributeOracle` or its bound `predict` tells which values an attribute can take" in doc and "(effusion=5) is not refused and scores 0.0" in doc

@@ -648,3 +648,31 @@ def test_a_class_level_value_the_constructor_replaces_is_refused():
     class B(BrainPhantom): dim = 3
     with pytest.raises(ValueError, match=r"B.dim = 3 in the class body is replaced by the constructor's dim=2"): B(32)
     assert B(32, dim=3).dim == 3
+
+
+def test_fit_chest_model_refuses_an_iteration_count_that_is_not_a_positive_integer():
+    "iters was never checked: 0 or -5 ended in UnboundLocalError 'pk', '200' and 2.5 in a bare range() TypeError, True ran one iteration."
+    c = P.chexpert_counts()
+    for bad in (0, -5, '200', 2.5, True, None):
+        with pytest.raises(ValueError, match=rf"iters={re.escape(repr(bad))}: expected a positive integer \(EM iterations\)"): P.fit_chest_model(c, iters=bad)
+    assert np.isfinite(P.fit_chest_model(c, iters=np.int64(1))['loglik'])  # a numpy integer still counts
+
+
+def test_grid_index_refuses_a_tolerance_that_is_not_a_finite_number_at_least_zero():
+    "tol was never checked: nan was reported as a fault of t ('t=1.0 is outside the trial'), -1 was replaced without a word, and inf snapped 1.03 to grid time 1.0, which the docstring says never happens."
+    g = np.linspace(0, 2, 25)
+    for bad in (float('nan'), -1, float('inf'), '1e-6', None, True):
+        with pytest.raises(ValueError, match=rf"tol={re.escape(repr(bad))}: expected a finite tolerance >= 0 in years"): P.grid_index(g, 1.0, tol=bad)
+    assert P.grid_index(g, 1.0, tol=0) == 12 and P.grid_index(g, 1.0, tol=np.float32(1e-6)) == 12 and P.grid_index(g, tol=0.5) == 24  # 0 is exact (the float grid's rounding still allowed)
+    with pytest.raises(ValueError, match='lies between the trial'): P.grid_index(g, 1.03, tol=0.01)  # a finite tolerance still refuses a time between grid points
+
+
+def test_row_index_refuses_none_and_an_index_of_more_than_one_dimension():
+    "None (numpy's newaxis) gave 2-d positions [[0 1 2 3]], and batch[None] or batch[np.array([[0, 1]])] failed deep in pandas ('Buffer has wrong number of dimensions')."
+    with pytest.raises(TypeError, match=r"\[None\]: None is not an index .*expected an integer, slice, range, list/tuple/array of integers or a boolean mask"): P.row_index(None, 4)
+    for two_d in (np.array([[0, 1]]), [[0, 1]], torch.tensor([[0], [1]]), np.ones((2, 2), bool)):
+        with pytest.raises(ValueError, match=r"an index of shape \(\d, \d\) selects rows in 2 dimensions; a batch's rows are 1-d: expected an integer"): P.row_index(two_d, 4)
+    b = P.ChestPhantom(size=16).sample(4, seed=0)
+    with pytest.raises(TypeError, match=r"\[None\]: None is not an index"): b[None]
+    with pytest.raises(ValueError, match=r"an index of shape \(1, 2\)"): b[np.array([[0, 1]])]
+    assert P.row_index([2, 0], 4).tolist() == [2, 0] and len(b[np.array([True, False, True, False])]) == 2 and len(b[()]) == 0  # 1-d indexes as before
