@@ -156,6 +156,8 @@ def stratified_split(strata: pd.DataFrame,  # one row per patient; every column 
 def _conv(dim): return {2: nn.Conv2d, 3: nn.Conv3d}[dim]
 def _convf(dim): return {2: F.conv2d, 3: F.conv3d}[dim]
 def _bn(dim): return {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[dim]
+def _check_gain(gain): return check_real(gain, 'gain', 0, expect='a finite gain > 0 (2 when a ReLU follows the generated layer, 1 when none does)', open_lo=True)
+def _check_embed_m2(embed_m2): return check_real(embed_m2, 'embed_m2', 0, expect='the finite second moment E[e^2] > 0 of the embedding (an embedding of all zeros has none to scale the init by)', open_lo=True)
 
 class HyperNet(nn.Module):
     "Hypernetwork: embedding -> hidden (ReLU) -> the flat weights and bias of one main-network layer, per sample."
@@ -167,6 +169,8 @@ class HyperNet(nn.Module):
                  hidden: int = 16,  # hypernetwork hidden width
                  gain: float = 2.0,  # 2 for a main layer followed by ReLU (He), 1 for linear
                  embed_m2: float = 1.0):  # second moment E[e^2] of the embedding fed to the hypernetwork
+        embed_dim, n_weight, fan_in, hidden = (check_int(v, k) for v, k in ((embed_dim, 'embed_dim'), (n_weight, 'n_weight'), (fan_in, 'fan_in'), (hidden, 'hidden')))
+        n_bias, gain, embed_m2 = check_int(n_bias, 'n_bias', 0), _check_gain(gain), _check_embed_m2(embed_m2)  # before any draw
         super().__init__()
         self.n_weight, self.n_bias, self.fan_in, self.gain = n_weight, n_bias, fan_in, gain
         self.body = nn.Sequential(nn.Linear(embed_dim, hidden), nn.ReLU())
@@ -179,13 +183,17 @@ class HyperNet(nn.Module):
         """Chang, Flokas & Lipson (ICLR 2020) hyperfan-in: the generated weights get variance
         gain/(2 fan_in) and the biases 1/2 (half the output variance each), whatever the hypernetwork's width;
         without generated biases (n_bias=0) the weights carry the whole variance, gain/fan_in."""
-        nn.init.kaiming_normal_(self.body[0].weight, nonlinearity='relu'); self.body[0].bias.zero_()
-        m2_h = embed_m2  # He init keeps E[h^2] = E[e^2] through Linear+ReLU
+        m2_h = _check_embed_m2(embed_m2)  # He init keeps E[h^2] = E[e^2] through Linear+ReLU
         d_k = self.out.in_features
         share = 2 if self.n_bias else 1
         w = self.out.weight
-        w[:self.n_weight].normal_(0, math.sqrt(self.gain / (share * self.fan_in * d_k * m2_h)))
-        if self.n_bias: w[self.n_weight:].normal_(0, math.sqrt(1 / (2 * d_k * m2_h)))
+        sd_w, sd_b = math.sqrt(self.gain / (share * self.fan_in * d_k * m2_h)), math.sqrt(1 / (2 * d_k * m2_h))
+        if not max(sd_w, sd_b) < torch.finfo(w.dtype).max:  # a tiny embed_m2 (or a huge gain) would draw inf weights, and NaN outputs
+            raise ValueError(f"gain={self.gain!r} and embed_m2={m2_h!r} give the hypernetwork's output weights a standard deviation of {max(sd_w, sd_b):.3g}; "
+                             f"expected one that {w.dtype} can hold (embed_m2 is far too small, or gain far too large)")
+        nn.init.kaiming_normal_(self.body[0].weight, nonlinearity='relu'); self.body[0].bias.zero_()
+        w[:self.n_weight].normal_(0, sd_w)
+        if self.n_bias: w[self.n_weight:].normal_(0, sd_b)
         self.out.bias.zero_()
 
     def forward(self, e: torch.Tensor  # conditioning embedding, batch x embed_dim
@@ -209,6 +217,7 @@ class HyperLinear(nn.Module):
                  hidden: int = 16,  # hypernetwork hidden width
                  gain: float = 2.0,  # 2 if a ReLU follows, 1 otherwise
                  embed_m2: float = 1.0):  # E[e^2] of the embedding (for the initialisation)
+        in_features, out_features, embed_dim = check_int(in_features, 'in_features'), check_int(out_features, 'out_features'), check_int(embed_dim, 'embed_dim')
         super().__init__()
         self.in_features, self.out_features, self.embed_dim = in_features, out_features, embed_dim
         self.hyper = HyperNet(embed_dim, out_features * in_features, in_features, out_features, hidden, gain, embed_m2)
@@ -252,6 +261,8 @@ class HyperConv(nn.Module):
                  embed_m2: float = 1.0):  # E[e^2] of the embedding
         super().__init__()
         if dim not in (2, 3): raise ValueError(f"dim={dim!r}: expected 2 or 3")
+        in_channels, out_channels, kernel_size, embed_dim, stride = (check_int(v, k) for v, k in ((in_channels, 'in_channels'), (out_channels, 'out_channels'), (kernel_size, 'kernel_size'), (embed_dim, 'embed_dim'), (stride, 'stride')))
+        padding = check_int(padding, 'padding', 0)
         self.cin, self.cout, self.k, self.stride, self.padding, self.dim, self.embed_dim = in_channels, out_channels, kernel_size, stride, padding, dim, embed_dim
         fan_in = in_channels * kernel_size ** dim
         self.hyper = HyperNet(embed_dim, out_channels * fan_in, fan_in, out_channels, hidden, gain, embed_m2)
@@ -375,6 +386,7 @@ class FusionNet(nn.Module):
         if fusion == 'hyper_shortcut' and tab_encoder is None: raise ValueError("'hyper_shortcut' needs a pretrained tab_encoder (a TabularMLP)")
         if dim not in (2, 3): raise ValueError(f"dim={dim!r}: expected 2 (slices) or 3 (volumes)")
         n_tab, n_out, width = check_int(n_tab, 'n_tab'), check_int(n_out, 'n_out'), check_int(width, 'width')
+        embed_m2 = _check_embed_m2(embed_m2)  # before the first draw (read by the hyper fusions only, refused by all alike)
         if tab_encoder is not None:
             if not isinstance(tab_encoder, TabularMLP): raise TypeError(f"tab_encoder is a {type(tab_encoder).__name__}; expected a TabularMLP")
             if tab_encoder.n_tab != n_tab: raise ValueError(f"tab_encoder reads records {tab_encoder.n_tab} wide; this model's are {n_tab} (n_tab): "

@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
-from .phantoms import check_bool, checks_bools, user_stacklevel, SCMPhantom, PhantomBatch, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable, keeps_global_rng, builds_float32
+from .phantoms import check_bool, checks_bools, user_stacklevel, SCMPhantom, PhantomBatch, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable, keeps_global_rng, builds_float32, unit_range_warned_once
 ImageBatch = torch.Tensor | np.ndarray  # an N x C x H x W image batch as `check_images` takes it: a float tensor or a numpy array
 Captions = str | Sequence[str] | np.ndarray | pd.Series  # one caption or a sequence of them, as `_texts` takes them
 
@@ -583,11 +583,13 @@ def write_oracle_readme(folder: str | os.PathLike | None = None  # the oracles f
     return out
 
 # %% ../nbs/03_oracles.ipynb #9e9e98f6
+@unit_range_warned_once()  # a [0, 1] batch is named once, not once per check
 def reading_agreement(oracle: AttributeOracle,  # the oracle that reads both sets
                       images: torch.Tensor,  # N x C x H x W in [-1, 1]
                       others: torch.Tensor  # the same N images changed somehow (noise, a VAE round trip)
                      ) -> pd.Series:
     "Per discrete attribute: share of images the oracle reads the same in `images` and in `others`."
+    images, others = check_images(images, oracle.channels, 'images'), check_images(others, oracle.channels, 'others')
     if len(images) != len(others): raise ValueError(f"{len(images)} images but {len(others)} others; expected one changed copy per image")
     a, b = oracle.predict(images), oracle.predict(others)
     return pd.Series({s.name: float((a[s.name].to_numpy() == b[s.name].to_numpy()).mean()) for s in oracle.specs if s.kind != 'continuous'})

@@ -74,7 +74,7 @@ def paper_prompts(name: str,  # 'chest' or 'skin'
 CAPTION_STREAM = 0xCA97  # mixed into the seed of the caption-style draw, so that it never shares a stream with the phantom's
 
 def _mix(name: str, attrs: pd.DataFrame, own: list, share: float, seed: int) -> list:
-    if not 0 <= share <= 1: raise ValueError(f"share={share}: expected a probability in [0, 1]")
+    share = check_real(share, 'share', 0, 1, expect='a probability in [0, 1]')  # a bool or a string is refused, not compared
     seed = check_int(seed, 'seed', 0)  # numpy's own refusal names no argument ('expected non-negative integer'), and takes True for 1
     # Its own random stream: `phantom.sample(seed=s)` draws its exogenous noise from default_rng(s), and reusing that stream
     # here made the caption style a function of the first variable drawn (every chest image with a PRISM caption was male).

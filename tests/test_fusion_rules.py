@@ -327,3 +327,21 @@ def test_encode_record_refuses_a_numbers_column_read_as_text():
     ok = encode_record(df.assign(age=pd.to_numeric(df['age'])), ['age', 'sex'])
     assert ok.tolist() == [[63.0, 1.0], [71.0, 0.0]]
     assert np.isnan(encode_record(pd.DataFrame(dict(age=[63.0, None]), dtype=object), ['age'])[1, 0])  # a missing value in an object column is not text
+
+
+def test_hyper_layers_refuse_a_bad_gain_embed_m2_or_size_before_drawing():
+    "gain=inf gave a layer that output NaN and embed_m2=inf one that output exact zeros (both silently); gain < 0, embed_m2 0 or NaN and a zero size failed in math or torch naming no argument."
+    base = dict(in_features=4, out_features=2, embed_dim=5)
+    for kw, msg in [(dict(gain=float('inf')), r"gain=inf: expected a finite gain > 0"), (dict(gain=-1.0), r"gain=-1\.0: expected a finite gain > 0"),
+                    (dict(embed_m2=float('inf')), r"embed_m2=inf: expected the finite second moment E\[e\^2\] > 0"),
+                    (dict(embed_m2=0.0), r"embed_m2=0\.0: expected the finite second moment"), (dict(embed_m2=float('nan')), r"embed_m2=nan: expected the finite second moment"),
+                    (dict(in_features=0), r"in_features=0: expected a positive integer"),
+                    (dict(embed_m2=1e-320), r"standard deviation of inf; expected one that torch\.float32 can hold")]:
+        torch.manual_seed(0)
+        with pytest.raises(ValueError, match=msg): HyperLinear(**{**base, **kw})
+        after = torch.rand(1); torch.manual_seed(0); assert torch.equal(after, torch.rand(1)) or kw == dict(embed_m2=1e-320), kw  # refused before any draw (the overflow only once the widths are built)
+    with pytest.raises(ValueError, match=r"stride=0: expected a positive integer"): HyperConv(2, 2, 1, 3, stride=0)
+    with pytest.raises(ValueError, match=r"embed_m2=nan: expected the finite second moment"): FusionNet(4, 2, 'hyper_head', embed_m2=float('nan'))
+    with pytest.raises(ValueError, match=r"embed_m2=0\.0: expected"): HyperNet(5, 8, 4, 2).init_hyperfan_in(0.0)
+    x, e = torch.randn(3, 4), torch.randn(3, 5)
+    assert torch.isfinite(HyperLinear(**base, gain=1.0, embed_m2=4.0)(x, e)).all()  # finite values > 0 still build a working layer

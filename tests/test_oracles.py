@@ -1034,3 +1034,18 @@ def test_lit_image_embed_takes_decoded_overshoot_with_bounded_false():
     assert e.shape == (2, lit.net.head.out_features) and x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     inside = x.detach().clamp(-1, 1)
     assert torch.equal(lit.image_embed(inside), lit.image_embed(inside, bounded=False))  # the same embedding where the check passes
+
+
+def test_reading_agreement_names_others_when_others_is_at_fault(tiny, toy):
+    "Every fault of `others` (NaN, wrong channels, a list) was reported as one of `images`, and None reached len() with no name."
+    x = toy.sample(4, seed=2).images
+    bad = x.clone(); bad[0, 0, 0, 0] = float('nan')
+    for others, err, msg in [(bad, ValueError, r'^others contains NaN or inf'), (x.repeat(1, 2, 1, 1), ValueError, r'^others has 2 channel\(s\)'),
+                             (x.tolist(), TypeError, r'^others must be a torch.Tensor .*got list'), (None, TypeError, r'^others must be a torch.Tensor .*got NoneType')]:
+        with pytest.raises(err, match=msg): O.reading_agreement(tiny, x, others)
+    with pytest.raises(ValueError, match=r'^images contains NaN or inf'): O.reading_agreement(tiny, bad, x)  # a fault of images is still named so
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        O.reading_agreement(tiny, x, (x + 1) / 2)  # others in [0, 1]: said once, naming others
+    said = [str(m.message) for m in w if 'none below 0' in str(m.message)]
+    assert len(said) == 1 and said[0].startswith('every value of others'), said

@@ -900,3 +900,12 @@ def test_train_zoo_model_names_a_bad_count_by_its_recipe_field(tmp_path):
         with pytest.raises(ValueError, match=rf"^{k}={v}: expected a (positive|non-negative) integer"):
             zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=tmp_path / 'work', progress=False, **{k: v})
     assert not (tmp_path / 'work').exists()
+
+
+def test_caption_share_is_checked_not_compared():
+    "share='0.5' failed in the comparison ('<=' not supported) and share=True was taken as 1 (every caption paper-style)."
+    b = zoo.zoo_phantom('chest').sample(4, seed=0)
+    for bad in ('0.5', True, float('nan')):
+        with pytest.raises(ValueError, match=r"^share=.*: expected a probability in \[0, 1\]"): zoo.caption_mix('chest', b.attrs, share=bad)
+        with pytest.raises(ValueError, match=r"^share=.*: expected a probability in \[0, 1\]"): zoo.training_captions('chest', b, share=bad)
+    assert zoo.caption_mix('chest', b.attrs, share=np.float32(1.0)) == zoo.paper_prompts('chest', b.attrs)  # a numpy number is still a share
