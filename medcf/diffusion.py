@@ -1063,6 +1063,13 @@ def rescale_guidance(guided: torch.Tensor,  # the guided prediction uncond + w (
     rescaled = guided * (cond.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True))
     return guidance_rescale * rescaled + (1 - guidance_rescale) * guided
 
+def _check_uncond_shape(cond: torch.Tensor,  # prompt embeddings N x L x D (checked by `_check_embeddings`)
+                        uncond: torch.Tensor | None  # unconditional embeddings (checked too), or None
+                       ) -> None:
+    "Refuse unconditional embeddings shaped other than `cond` (another token length L: another tokenizer's padding): guidance batches the two in one UNet call."
+    if uncond is not None and uncond.shape != cond.shape:
+        raise ValueError(f"uncond has shape {tuple(uncond.shape)}; expected cond's shape {tuple(cond.shape)} (the same token length: encode both with this pipeline's tokenizer, `encode_prompts`)")
+
 def _unet_eps(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
               x: torch.Tensor, t, cond: torch.Tensor, uncond: torch.Tensor | None,
               guidance_scale: float, ddim=None, checkpoint: bool = False, guidance_rescale: float = 0.0) -> tuple:
@@ -1118,6 +1125,7 @@ def unet_eps(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
     cond, uncond = one(cond), one(uncond)
     _check_embeddings(pipe, cond, 'cond', len(x))
     if uncond is not None: _check_embeddings(pipe, uncond, 'uncond', len(x))
+    _check_uncond_shape(cond, uncond)
     if uncond is None and guidance_scale != 1: raise ValueError(f"guidance_scale={guidance_scale} needs uncond, the unconditional embeddings")
     dev = _device(pipe)
     return _unet_eps(pipe, x.to(dev), t, cond.to(dev), None if uncond is None else uncond.to(dev), guidance_scale, ddim, checkpoint, guidance_rescale)
@@ -1135,6 +1143,7 @@ def noise_prediction_error(pipe: SDPipeline,  # any Stable-Diffusion-style pipel
     check_latents(pipe, z0, 'z0'); reduce = check_bool(reduce, 'reduce')  # reduce='none' (torch's habit) would read as True
     if not isinstance(noise, torch.Tensor): raise TypeError(f"noise is a {type(noise).__name__}; expected a torch.Tensor shaped like z0 {tuple(z0.shape)} (torch.from_numpy for an array)")
     if noise.shape != z0.shape: raise ValueError(f"noise has shape {tuple(noise.shape)}; expected z0's {tuple(z0.shape)}")
+    if not noise.is_floating_point(): raise TypeError(f"noise is a {noise.dtype} tensor; expected floating-point standard normal noise shaped like z0 (torch.randn): whole numbers are no such noise")  # it was cast to float silently
     if not torch.isfinite(noise).all(): raise ValueError("noise holds NaN or inf; expected standard normal noise shaped like z0")  # it surfaced as the noised latent 'x' the caller never passed
     t = check_timesteps(t, len(z0), pipe.scheduler.config.num_train_timesteps)
     if noise.numel() >= 4096:  # plausible-looking errors come out of any noise: say when it is not what the model was trained on (|mean| > 0.1 is 6 sigma here)
@@ -1263,7 +1272,7 @@ def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
     _check_embeddings(pipe, cond, 'cond', len(latents))
     if uncond is not None:
         _check_embeddings(pipe, uncond, 'uncond', len(latents))
-        if uncond.shape != cond.shape: raise ValueError(f"uncond has shape {tuple(uncond.shape)}; expected cond's shape {tuple(cond.shape)}")
+        _check_uncond_shape(cond, uncond)
     if uncond is None and guidance_scale != 1:
         raise ValueError(f"guidance_scale={guidance_scale} needs uncond, the empty (or negative) prompt's embeddings, e.g. encode_prompts(pipe, [''] * {len(latents)}); "
                          "pass it, or guidance_scale=1 for no guidance")
@@ -1375,6 +1384,7 @@ def trajectory_log_probs(pipe: SDPipeline,  # any Stable-Diffusion-style pipelin
     n, k = len(out.trajectory[0]), len(out.timesteps)
     _check_embeddings(pipe, cond, 'cond', n)  # a wrong count is named before any policy comparison
     if uncond is not None: _check_embeddings(pipe, uncond, 'uncond', n)
+    _check_uncond_shape(cond, uncond)
     ws = [guidance_at(t, guidance_scale, interval) for t in out.timesteps]
     if out.eta is not None:
         other = [f"{k}={v!r} (sampled with {w!r})" for k, v, w in (('eta', eta, out.eta), ('guidance_scale', guidance_scale, out.guidance_scale),
@@ -2009,6 +2019,21 @@ def _diverged(who: str,  # 'finetune' or 'train_vae'
 
 _VAE_HELD = "the autoencoder holds the weights before this step and its scaling factor is unchanged; lower lr"  # train_vae's divergence: what holds, what to do
 _FT_HELD = "the UNet holds the weights before this step and no state was saved from it; lower lr, or check the data and captions"  # finetune's
+_VAE_HELD_LAST = "the autoencoder holds the weights that last step wrote and its scaling factor is unchanged; lower lr"  # train_vae's last update, which no per-step check sees
+_FT_HELD_LAST = "the UNet holds the weights that last step wrote (averaged into the EMA ones when ema_decay is on); lower lr, or check the data and captions"  # finetune's
+
+def _check_last_step(who: str,  # 'finetune' or 'train_vae'
+                     module: torch.nn.Module,  # the trained model, after the run's last optimiser step
+                     out: torch.Tensor,  # its output on that step's batch with the weights the step left
+                     step: int,  # the last step
+                     what: str,  # what `out` is, for the message
+                     lr: str,  # the learning rate as the message says it
+                     held: str  # what holds which weights, and what to do
+                    ) -> None:
+    "Refuse weights the last optimiser step left non-finite, or overflowing on its batch: each step checks only the loss and gradient before its own update."
+    bad = next(((n, q) for n, q in module.named_parameters() if not torch.isfinite(q).all()), None)
+    if bad is not None: _diverged(who, step, bad[1][~torch.isfinite(bad[1])].flatten()[0].item(), f"weight {bad[0]} it left", lr, held)
+    if not torch.isfinite(out).all(): _diverged(who, step, out[~torch.isfinite(out)].flatten()[0].item(), what, lr, held)
 
 @checks_bools
 def train_vae(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
@@ -2096,6 +2121,8 @@ def train_vae(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, va
     finally:  # finished, or stopped by a refused perceptual output, a divergence, Ctrl-C: in eval mode, trainable only where the caller had it so
         bar.close(); vae.eval()
         for q, rg in zip(vae.parameters(), flags): q.requires_grad_(rg)  # (not `f`: that is the VAE factor above)
+    with torch.no_grad(): rec = vae.decode(vae.encode(x).latent_dist.mean).sample  # the last batch again (posterior means: nothing drawn)
+    _check_last_step('train_vae', vae, rec, steps - 1, 'reconstruction of its batch with the weights it left', f"lr={lr:g}", _VAE_HELD_LAST)
     before = pipe.vae.config.scaling_factor
     sf = before if decoder_only else fit_latent_scale(pipe, images[:1024])  # the encoder did not change
     card = getattr(pipe, 'model_card', None)
@@ -2114,8 +2141,15 @@ def fit_latent_scale(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (u
     check_images(pipe, images)  # before the factor is touched: a refused input leaves the pipeline as it was
     before = pipe.vae.config.scaling_factor
     pipe.vae.register_to_config(scaling_factor=1.0)
-    try: sf = float(1 / encode_images(pipe, images, sample=True, generator=torch.Generator().manual_seed(0)).std())
+    try: std = encode_images(pipe, images, sample=True, generator=torch.Generator().manual_seed(0)).std()
     except BaseException: pipe.vae.register_to_config(scaling_factor=before); raise  # an encoding that fails (out of memory, Ctrl-C) leaves the factor it found
+    sf = float(1 / std)
+    if not (math.isfinite(sf) and sf > 0):  # latents of NaN or inf (a diverged autoencoder), or all alike: no factor to write
+        pipe.vae.register_to_config(scaling_factor=before)
+        bad = not math.isfinite(float(std))
+        raise (FloatingPointError if bad else ValueError)(f"fit_latent_scale: the latents of these {len(images)} images have std {float(std):g}, so 1/std = {sf:g}; expected a finite std > 0 "
+                                                          f"(the autoencoder {'gives NaN or inf latents: diverged weights? retrain it with a lower lr' if bad else 'gives these images the same latents'}); "
+                                                          f"vae.config.scaling_factor is left at {before:g}")
     pipe.vae.register_to_config(scaling_factor=sf)
     return sf
 
@@ -2369,6 +2403,10 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
             for e, p in zip(ema, unet.parameters()): p.copy_(e)
     unet.eval()
     for p, f in zip(unet.parameters(), flags): p.requires_grad_(False if train_all else f)  # a caller's partial marking is kept
+    if start < steps:  # the last batch again with the weights the run ends with (eval mode: nothing drawn)
+        with torch.no_grad(): pred = unet(x_t, t, encoder_hidden_states=c).sample
+        _check_last_step('finetune', unet, pred, steps - 1, 'noise prediction on its batch with the weights it left', f"lr={lr:g}, {lr_now:.3g} at this step",
+                         _FT_HELD_LAST + (f"; the state in ckpt_dir (step {saved}) holds them too: start over with resume=False" if saved == steps else ''))
     if start < steps: unet._medcf_finetuned = True  # what train_vae reads on a pipeline without a card (a built one): its latent scale is now learnt
     seconds, train_seconds = time.time() - t_call, time.time() - t0  # the steps alone left out a stacked run's encoding (1.7 s reported for 23 s)
     card = getattr(pipe, 'model_card', None)

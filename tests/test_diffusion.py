@@ -3917,3 +3917,42 @@ def test_generate_grid_refuses_a_dangling_link_as_out_before_sampling(tmp_path):
     (tmp_path / 'link.png').symlink_to(tmp_path / 'nowhere.png')
     with pytest.raises(FileExistsError, match=r"link.png' already exists; pass overwrite=True \(medcf generate --overwrite\)"): D._check_out_file(tmp_path / 'link.png', False)
     assert D._check_out_file(tmp_path / 'link.png', True) == tmp_path / 'link.png' and os.path.islink(tmp_path / 'link.png')
+
+
+def test_train_vae_and_finetune_refuse_weights_their_last_step_left_overflowing(pipe):
+    "Each step checked only its own loss and gradient, not the update the last step made: train_vae(steps=1, lr=1e9) returned scaling_factor nan and wrote it into the VAE, finetune(steps=1, lr=1e9) returned normally and generate overflowed."
+    x, p = imgs(4), copy.deepcopy(pipe)
+    before = p.vae.config.scaling_factor
+    with pytest.raises(FloatingPointError, match=r"train_vae diverged at step 0: the reconstruction of its batch with the weights it left is nan \(lr=1e\+09\); the autoencoder holds the weights that last step wrote and its scaling factor is unchanged; lower lr"):
+        D.train_vae(p, x, steps=1, batch_size=2, lr=1e9, progress=False)
+    assert p.vae.config.scaling_factor == before
+    with pytest.raises(FloatingPointError, match=r"finetune diverged at step 0: the noise prediction on its batch with the weights it left is nan \(lr=1e\+09, 1e\+09 at this step\); the UNet holds the weights that last step wrote"):
+        D.finetune(fresh_unet(copy.deepcopy(pipe)), (x, ['a'] * 4), steps=1, batch_size=2, lr=1e9, warmup=0, ema_decay=None, progress=False)
+
+
+def test_fit_latent_scale_refuses_latents_without_a_finite_spread(pipe):
+    "An autoencoder that encodes to NaN gave scaling_factor nan, written into the VAE (vae_roundtrip then blamed its latents); now refused, the factor left as it was."
+    p = copy.deepcopy(pipe); p.vae.register_to_config(scaling_factor=0.5)
+    with torch.no_grad(): p.vae.encoder.conv_in.weight[0, 0, 0, 0] = float('nan')
+    with pytest.raises(FloatingPointError, match=r"fit_latent_scale: the latents of these 2 images have std nan, so 1/std = nan; expected a finite std > 0 .*left at 0.5"):
+        D.fit_latent_scale(p, imgs(2))
+    assert p.vae.config.scaling_factor == 0.5
+
+
+def test_unet_eps_and_trajectory_log_probs_refuse_uncond_of_another_token_length(pipe):
+    "sample_latents refused cond and uncond of different token lengths by name; unet_eps and trajectory_log_probs failed inside torch.cat ('Sizes of tensors must match')."
+    cond, unc = D.encode_prompts(pipe, ['a', 'b']), D.encode_prompts(pipe, ['', ''])
+    unc77 = torch.cat([unc, unc[:, :29]], 1)  # another tokenizer's padding length
+    lat, msg = D.initial_latents(pipe, 2), r"uncond has shape \(2, 77, 384\); expected cond's shape \(2, 48, 384\)"
+    with pytest.raises(ValueError, match=msg): D.unet_eps(pipe, lat, 500, cond, unc77, guidance_scale=2.0)
+    with pytest.raises(ValueError, match=msg): D.sample_latents(pipe, lat, cond, unc77, num_inference_steps=2, guidance_scale=2.0)
+    out = D.sample_latents(pipe, lat, cond, unc, num_inference_steps=2, guidance_scale=2.0, eta=1.0, generators=D.step_generators(0, 2), return_trajectory=True)
+    with pytest.raises(ValueError, match=msg), torch.no_grad(): D.trajectory_log_probs(pipe, out, uncond=unc77)  # refused before the other-policy warning
+
+
+def test_noise_prediction_error_refuses_integer_noise(pipe):
+    "Integer noise was cast to float silently and scored as if it were standard normal noise."
+    z0, c = D.encode_images(pipe, imgs(2)), D.encode_prompts(pipe, ['a', 'b'])
+    with pytest.raises(TypeError, match=r"noise is a torch.int64 tensor; expected floating-point standard normal noise"):
+        D.noise_prediction_error(pipe, z0, c, 500, torch.randint(-2, 3, z0.shape))
+    with pytest.raises(TypeError, match=r"noise is a torch.bool tensor"): D.noise_prediction_error(pipe, z0, c, 500, torch.ones(z0.shape, dtype=torch.bool))
