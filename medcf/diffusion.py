@@ -1565,7 +1565,6 @@ def warn_hidden_offset(fn: Callable,  # a guidance_fn or log_prob_fn
         warnings.warn(f"{name} takes **kwargs but names no offset parameter, so it is not told the index of each batch's first image; if it holds "
                       "per-image targets, give it an offset parameter (def f(images, offset=0)), else they go to the wrong images after the first batch", stacklevel=user_stacklevel())
 
-@checks_bools
 def _math_attention(on: bool):
     "A context in which torch's scaled_dot_product_attention runs its math kernel (which has a double backward; the fused CPU and CUDA ones have none), when `on`."
     if not on: return contextlib.nullcontext()
@@ -1573,6 +1572,7 @@ def _math_attention(on: bool):
     except ImportError: return torch.backends.cuda.sdp_kernel(enable_flash=False, enable_math=True, enable_mem_efficient=False)  # torch < 2.3 (its flags rule the CPU's kernels too)
     return sdpa_kernel(SDPBackend.MATH)
 
+@checks_bools
 def classifier_guidance(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                         log_prob_fn: Callable,  # decoded images N x C x H x W -> N values of log p(y | image), differentiable; it gets offset= if it names it
                         scale: float = 1.0,  # guidance strength s; what an edit needs depends on the classifier's logit range and the inversion depth: sweep it

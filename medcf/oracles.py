@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
-from .phantoms import check_bool, checks_bools, user_stacklevel, SCMPhantom, PhantomBatch, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable, keeps_global_rng, builds_float32, unit_range_warned_once
+from .phantoms import checks_bools, user_stacklevel, SCMPhantom, PhantomBatch, data_path, warn_unit_range, warn_truncated, check_int, check_real, refuse_overwrite, copy_frozen, jsonable, keeps_global_rng, builds_float32, unit_range_warned_once
 ImageBatch = torch.Tensor | np.ndarray  # an N x C x H x W image batch as `check_images` takes it: a float tensor or a numpy array
 Captions = str | Sequence[str] | np.ndarray | pd.Series  # one caption or a sequence of them, as `_texts` takes them
 
@@ -736,6 +736,7 @@ class TextTower:
         m = tok['attention_mask'].unsqueeze(-1).float()
         return F.normalize((h * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1)
 
+    @checks_bools
     def encode(self, texts: str | Iterable[str],  # a string or a list of strings
                batch_size: int = 256,  # texts per forward pass for the ones not cached
                fresh: bool = False  # encode every distinct text anew, as a fresh process would, instead of reading the cache (which keeps its entries)
@@ -745,7 +746,6 @@ class TextTower:
         if isinstance(texts, str): texts = [texts]
         texts = list(texts)
         if not texts or not all(isinstance(t, str) for t in texts): raise TypeError("texts must be a non-empty list of strings")
-        fresh = check_bool(fresh, 'fresh')
         new, got = list(dict.fromkeys(t for t in texts if fresh or t not in self.cache)), {}
         for i in batch_starts(len(new), batch_size): got.update(zip(new[i:i + batch_size], self._encode(new[i:i + batch_size])))
         for t, e in got.items(): self.cache.setdefault(t, e)
