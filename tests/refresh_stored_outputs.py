@@ -5,7 +5,7 @@
 Runs the notebook in nbs/ with IN_TEST=1 (cells flagged `slow` skipped, pandas at Jupyter's display settings), then stores
 the fresh outputs of the code cells whose stored text is stale: empty where the cell now prints, or different once numbers,
 figure placeholders, temp paths, addresses and spacing are set aside (so a cell that differs only in timings keeps its
-stored output). `--cells` also refreshes the cells named by index (e.g. a table whose third decimal moved). `--dry` prints
+stored output; one whose fresh run lacks stored lines is kept and named: execnb drops what a cell ending in ';' prints). `--cells` also refreshes the cells named by index (e.g. a table whose third decimal moved). `--dry` prints
 without writing. Run `nbdev_clean --fname` on the notebook after. Session 51 refreshed nb 00, 01, 03, 40 and 50 with it.
 """
 import sys, os, json, re
@@ -38,6 +38,9 @@ if __name__ == '__main__':
     for i, (c_run, c) in enumerate(zip(nb.cells, raw['cells'])):
         if c['cell_type'] != 'code' or not c_run.source: continue
         old, new = text(c.get('outputs', [])), text(c_run.outputs)
+        lost = {norm(l) for l in old.splitlines()} - {norm(l) for l in new.splitlines()} - {''}
+        if lost and i not in force:  # execnb drops a cell's printed text when its last line ends with ';' (matplotlib calls): keep the stored output
+            print(f'=== cell {i}: kept, the fresh run lacks {len(lost)} stored line(s) (execnb drops what a cell ending in ";" prints); --cells {i} replaces it anyway'); continue
         if i in force or norm(old) != norm(new):
             n += 1; c['outputs'] = [dict(o) for o in c_run.outputs]
             print(f'=== cell {i}: {"".join(c["source"])[:70]!r}\n--- stored:\n{old[:600]}\n--- fresh:\n{new[:600]}')
