@@ -606,11 +606,19 @@ class SCMPhantom:
                              "expected finite values in [-1, 1] (clamp them)")
         return images
 
+    def _prompts(self, rows: pd.DataFrame) -> list:
+        "The caption `_prompt` writes for each row, refused unless each is a str (a `_prompt` without `return` gave None captions that failed only at a text encoder)."
+        out = [self._prompt(r) for _, r in rows.iterrows()]
+        bad = next(((i, p) for i, p in enumerate(out) if not isinstance(p, str)), None)
+        if bad: raise TypeError(f"{type(self).__name__}._prompt returned {type(bad[1]).__name__} {str(bad[1])[:40]!r} for sample {bad[0]}; "
+                                "expected a caption (str) for every row: does it `return` the caption?")
+        return out
+
     def _make(self, noise: dict, n: int, interventions: dict) -> PhantomBatch:
         truth = self._solve(noise, n, interventions)
         images = self._check_made(noise, self._render(truth, noise), n)
         attrs = truth[self.observed].copy()
-        return PhantomBatch(images, attrs, noise, [self._prompt(r) for _, r in attrs.iterrows()], truth, interventions, self.render_config())
+        return PhantomBatch(images, attrs, noise, self._prompts(attrs), truth, interventions, self.render_config())
 
     def render_config(self) -> dict:
         "What decides how a sample's noise is rendered: the class and the settings set on the instance (size, grain, dim, `p_ruler`, `p_signs`, `missing_rates`: numbers and strings, and tuples, lists, arrays and str-keyed dicts of them, as tuples and dicts), not the sampler's seed; a setting at its class default is left out (the class name says it), and one that cannot be recorded is refused by name."
@@ -632,7 +640,7 @@ class SCMPhantom:
         for k in self.observed:  # each column's values must be ones the phantom draws (columns are checked one by one, not in combination)
             try: rows[k] = self.variables[k].valid(rows[k].to_numpy(), missing_ok=k in getattr(self, 'missing_rates', {}))
             except ValueError as e: raise ValueError(f"attrs: {e}") from None
-        return [self._prompt(r) for _, r in rows.iterrows()]
+        return self._prompts(rows)
 
     def sample_truth(self, n: int,  # number of samples (> 0)
                      seed: int | None = None,  # draw from this seed instead of the phantom's own stream (sample i depends on n too: for draws fixed by index, `medcf.data.PhantomStream`)
@@ -1423,7 +1431,7 @@ class BrainPhantom(SCMPhantom):
         attrs = truth[self.observed].copy()
         for k, r in self.missing_rates.items():
             attrs[k] = attrs[k].astype(float).where(~(np.asarray(noise['missing_' + k]) < r))
-        return PhantomBatch(images, attrs, noise, [self._prompt(r) for _, r in attrs.iterrows()], truth, interventions, self.render_config())
+        return PhantomBatch(images, attrs, noise, self._prompts(attrs), truth, interventions, self.render_config())
 
     def _prompt(self, row: pd.Series) -> str:
         sex = {'F': 'female', 'M': 'male'}[row['sex']]

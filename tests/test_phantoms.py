@@ -345,6 +345,29 @@ def test_a_subclass_mistake_is_named_where_it_is_made():
     with pytest.raises(ValueError, match=r"variables \['grain'\] take names of the renderer's own noise"): Grainy(32)
 
 
+def test_a_caption_that_is_not_a_str_is_refused_where_it_is_made():
+    "Session 52 (nb 00's 'Writing your own phantom'): a `_prompt` that forgets `return` gave None captions through sample, captions, PhantomDataset and collate; only a text encoder failed, far away."
+    import pytest
+    from medcf.phantoms import SCMPhantom, Variable, BrainPhantom
+    from medcf.data import PhantomDataset
+    class Knee(SCMPhantom):
+        def _variables(self): return [Variable('age', None, range=(20, 90), mechanism=lambda p, u: 20 + 70 * u)]
+        def _draw_noise(self, rng, n): return {'age': rng.random(n)}
+        def _render(self, t, noise): return torch.zeros(len(t), 1, self.size, self.size)
+        def _prompt(self, row): return f"knee x-ray, aged {row.age:.0f}"
+    assert Knee(32).sample(3, seed=0).prompts[0].startswith('knee x-ray, aged ')
+    mute = type('Mute', (Knee,), {'_prompt': lambda self, row: None})(32)
+    with pytest.raises(TypeError, match=r"Mute\._prompt returned NoneType 'None' for sample 0; expected a caption \(str\) for every row"): mute.sample(3, seed=0)
+    with pytest.raises(TypeError, match=r"Mute\._prompt returned NoneType"): mute.captions(Knee(32).sample_truth(2, seed=0))
+    with pytest.raises(TypeError, match=r"Mute\._prompt returned NoneType"): PhantomDataset(mute, 4, 'train')[0]
+    odd = type('Odd', (Knee,), {'_prompt': lambda self, row: 42 if row.age > 50 else 'young knee'})(32)
+    truth = odd.sample_truth(50, seed=0); first = int((truth.age > 50).to_numpy().argmax())
+    with pytest.raises(TypeError, match=rf"Odd\._prompt returned int '42' for sample {first};"): odd.sample(50, seed=0)
+    class MuteBrain(BrainPhantom):
+        def _prompt(self, row): f"brain, {row['stage']}"  # the return forgotten
+    with pytest.raises(TypeError, match=r"MuteBrain\._prompt returned NoneType"): MuteBrain(32).sample(2, seed=0)
+
+
 def test_variables_without_values_or_range_take_numbers_and_the_ventricle_offset_is_a_setting():
     "do(jsw='wide') on a Variable with neither values nor range reached the renderer; nb 40's exercise 2 had to copy a mechanism to change 0.3."
     import numpy as np, pytest
