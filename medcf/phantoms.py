@@ -428,14 +428,25 @@ class SCMPhantom:
         self.size, self.seed = size, seed  # checked (`_checked_setting`), and the seed's stream made, by __setattr__
         for k, v in self._class_settings().items():
             self._checked_setting(k, v)  # a subclass's class-level settings (`p_hair = 1.5`), checked as one set on the instance is
-            if k in vars(self) and not (np.shape(vars(self)[k]) == np.shape(v) and bool(np.all(np.asarray(vars(self)[k]) == np.asarray(v)))):  # `grain = 0.1` in a ChestPhantom subclass's body: the constructor's argument replaced it unseen
-                raise ValueError(f"{type(self).__name__}.{k} = {v!r} in the class body is replaced by the constructor's {k}={vars(self)[k]!r}; "
-                                 f"expected the value as the constructor's argument: {type(self).__name__}(..., {k}={v!r}), or an __init__ with that default")
+            if (msg := self._replaced_unseen(k, v)): raise ValueError(msg)  # `grain = 0.1` in a ChestPhantom subclass's body: the constructor's argument replaced it unseen
         self.variables = self._built_variables()
         clash = sorted(set(self.variables) & set(self.render_noise))
         if clash: raise ValueError(f"variables {clash} take names of the renderer's own noise {list(self.render_noise)} in {type(self).__name__}; "
                                    "their noise would be overwritten: rename them")
         self._order = self._topological_order()
+
+    def _replaced_unseen(self, name: str, value: object) -> str | None:
+        "Why the class-level `value` of setting `name` is refused, or None: refused when the instance holds another value after the constructors ran and no `__init__` written at or below the class body that sets it mentions the name (`grain = 0.1` in a ChestPhantom subclass: the chest's constructor replaced it unseen); an `__init__` that sets or passes it decides for itself."
+        mro = type(self).__mro__
+        if name not in vars(self) or _same_value(vars(self)[name], value): return None
+        src = next(c for c in mro if name in vars(c))
+        code = [vars(c)['__init__'].__code__ for c in mro if issubclass(c, src) and '__init__' in vars(c) and hasattr(vars(c)['__init__'], '__code__')]
+        if any(name in co.co_names or name in co.co_varnames or any(isinstance(k, tuple) and name in k for k in co.co_consts) for co in code): return None
+        import inspect
+        fix = (f"the value as the constructor's argument: {type(self).__name__}(..., {name}={str(value)[:60]}), or an __init__ with that default"
+               if name in inspect.signature(type(self).__init__).parameters else
+               f"it set on the instance after the constructor: `self.{name} = ...` in an __init__ after `super().__init__(...)`, or `phantom.{name} = ...`")
+        return f"{type(self).__name__}.{name} = {str(value)[:60]} in the class body is replaced by the constructor's {name}={str(vars(self)[name])[:60]}; expected {fix}"
 
     def _class_settings(self) -> dict:
         "The settings a subclass sets at class level, by name: a public value in a class body (not a method or property) that an ancestor's body sets too (`p_hair = 0.5` in a `SkinPhantom` subclass, `missing_rates` in a `BrainPhantom` one) or that the constructor sets on the instance (`size`, `grain`, `dim`). `__init__` checks them as `__setattr__` checks a value set on the instance; a value no ancestor sets (`SkinPhantom`'s own `p_hair`) is the class's default, not checked here."

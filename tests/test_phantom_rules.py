@@ -650,6 +650,28 @@ def test_a_class_level_value_the_constructor_replaces_is_refused():
     assert B(32, dim=3).dim == 3
 
 
+def test_a_subclass_init_that_sets_a_setting_decides_for_itself():
+    "Session 52's review of a9f3a31: the class-level check refused a subclass whose own __init__ sets an inherited setting (a BrainPhantom subclass's missing_rates, a SkinPhantom subclass's p_hair), named a constructor argument that does not exist, and crashed on a dict of arrays (a ChestPhantom subclass's fit)."
+    from medcf.phantoms import ChestPhantom, BrainPhantom, SkinPhantom, fit_chest_model, chexpert_counts
+    class B(BrainPhantom):
+        def __init__(self, size=32, rates=None): self.missing_rates = rates or dict(apoe4=0.1); super().__init__(size)
+    assert B(32).missing_rates == dict(apoe4=0.1)
+    class S(SkinPhantom):
+        p_hair = 0.5
+        def __init__(self, size=32, p_hair=None):
+            super().__init__(size)
+            if p_hair is not None: self.p_hair = p_hair
+    assert S(32).p_hair == 0.5 and S(32, p_hair=0.1).p_hair == 0.1
+    class D(ChestPhantom):  # its own __init__ never mentions grain: the chest's constructor still replaces the class-level value unseen
+        grain = 0.1
+        def __init__(self, size=32): super().__init__(size)
+    with pytest.raises(ValueError, match=r"D.grain = 0.1 in the class body is replaced by the constructor's grain=0.015; expected it set on the instance after the constructor"): D(32)
+    class F(ChestPhantom): fit = fit_chest_model(chexpert_counts(), iters=5)
+    with pytest.raises(ValueError, match=r"F.fit = .* in the class body is replaced by the constructor's fit=.*expected it set on the instance after the constructor: `self.fit = ...`"): F(32)
+    f = ChestPhantom(32); f.fit = F.fit  # the route the message gives
+    assert f.fit is F.fit
+
+
 def test_fit_chest_model_refuses_an_iteration_count_that_is_not_a_positive_integer():
     "iters was never checked: 0 or -5 ended in UnboundLocalError 'pk', '200' and 2.5 in a bare range() TypeError, True ran one iteration."
     c = P.chexpert_counts()
