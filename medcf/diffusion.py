@@ -2384,6 +2384,12 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
             if snapshot_every and (step + 1) % snapshot_every == 0:
                 snaps[step + 1] = [q.detach().clone() for q in (ema if ema is not None else unet.parameters())]
             if step % 20 == 0: bar.set_postfix(loss=f"{np.mean(hist['loss'][-50:]):.4f}")
+            if step + 1 == steps:  # the last update, which no per-step check sees, checked before it is saved as a finished state (a rerun would load that and return)
+                unet.eval()
+                with torch.no_grad(): out = unet(x_t, t, encoder_hidden_states=c).sample
+                unet.train()
+                _check_last_step('finetune', unet, out, step, 'noise prediction on its batch with the weights it left', f"lr={lr:g}, {lr_now:.3g} at this step",
+                                 _FT_HELD_LAST + "; no finished state was saved from it")
             if (step + 1) % ckpt_every == 0 or step + 1 == steps: save(step + 1)
     except BaseException as exc:  # an interrupted run (Ctrl-C, out of memory) leaves the UNet usable and says which weights it holds
         bar.close(); unet.eval()
@@ -2403,7 +2409,7 @@ def finetune(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet, vae
             for e, p in zip(ema, unet.parameters()): p.copy_(e)
     unet.eval()
     for p, f in zip(unet.parameters(), flags): p.requires_grad_(False if train_all else f)  # a caller's partial marking is kept
-    if start < steps:  # the last batch again with the weights the run ends with (eval mode: nothing drawn)
+    if start < steps and ema is not None:  # the last batch again with the EMA weights the run ends with (eval mode: nothing drawn); the raw ones were checked before the last save
         with torch.no_grad(): pred = unet(x_t, t, encoder_hidden_states=c).sample
         _check_last_step('finetune', unet, pred, steps - 1, 'noise prediction on its batch with the weights it left', f"lr={lr:g}, {lr_now:.3g} at this step",
                          _FT_HELD_LAST + (f"; the state in ckpt_dir (step {saved}) holds them too: start over with resume=False" if saved == steps else ''))

@@ -360,7 +360,7 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
     if fixed: raise ValueError(f"{fixed}: the {name} recipe's phantom, size and channels are fixed ({r['phantom']}, {r['size']} px, {r['channels']} channel(s)): "
                                "its data, oracles and evaluation are made for them; to train at another size, build_pipeline and train it with train_vae and finetune")
     r.update(overrides)
-    for k in ('n_images', 'vae_steps', 'vae_batch', 'unet_steps', 'unet_batch'): check_int(r[k], k)  # by the recipe's names: finetune named unet_steps=0 'steps'
+    for k in ('n_images', 'unet_steps', 'unet_batch') + (('vae_steps', 'vae_batch') if vae_from is None else ()): check_int(r[k], k)  # by the recipe's names (finetune named unet_steps=0 'steps'); vae_from skips the VAE stage and its counts
     check_int(r['data_seed'], 'data_seed', 0)
     rounds = decoder_rounds(r['vae_decoder_steps'])  # a bad value fails here, not after the autoencoder trained
     perceptual = decoder_perceptual(r)  # so does a missing perceptual oracle or a bad weight
@@ -425,6 +425,9 @@ def train_zoo_model(name: str,  # 'chest' or 'skin'
                  if 'saved with other settings' in msg or 'already at step' in msg else '')
         raise ValueError(f"{reason}; train_zoo_model resumes its UNet stage from that state: {again}delete {state} to train the UNet stage over "
                          f"(the autoencoder and images in {work} are kept), or use a fresh work_dir") from None
+    except FloatingPointError as e:  # finetune's advice (lower lr) names its own argument; a rerun resumes from the last state in work
+        raise FloatingPointError(f"{e} (train_zoo_model: the recipe's unet_lr={r['unet_lr']:g}); lower unet_lr in the recipe, and delete {state} "
+                                 f"or use a fresh work_dir: a rerun resumes from the state saved before the divergence") from None
     times['unet_s'] = time.time() - t1
     selection = None
     if r['select_every']:  # keep the EMA snapshot with the lowest oracle-feature FD on validation sets (not the card's held-out ones)

@@ -3930,6 +3930,15 @@ def test_train_vae_and_finetune_refuse_weights_their_last_step_left_overflowing(
         D.finetune(fresh_unet(copy.deepcopy(pipe)), (x, ['a'] * 4), steps=1, batch_size=2, lr=1e9, warmup=0, ema_decay=None, progress=False)
 
 
+def test_finetune_saves_no_finished_state_from_a_diverged_last_step(pipe, tmp_path):
+    "Session 52's review of 6673e7c: the last step's state was saved as finished before the check ran, so the same call again (resume=True, the default) loaded it and returned normally with the overflowing UNet."
+    x = imgs(4)
+    run = lambda: D.finetune(fresh_unet(copy.deepcopy(pipe)), (x, ['a'] * 4), steps=1, batch_size=2, lr=1e9, warmup=0, ema_decay=None, progress=False, ckpt_dir=tmp_path)
+    for attempt in range(2):  # the rerun diverges again rather than returning the saved weights
+        with pytest.raises(FloatingPointError, match=r"finetune diverged at step 0: the noise prediction .* no finished state was saved from it"), pytest.warns(UserWarning, match='stopped early'): run()
+    assert torch.load(tmp_path / 'finetune_state.pt', weights_only=False)['step'] == 0  # the state at the start, not a finished one
+
+
 def test_fit_latent_scale_refuses_latents_without_a_finite_spread(pipe):
     "An autoencoder that encodes to NaN gave scaling_factor nan, written into the VAE (vae_roundtrip then blamed its latents); now refused, the factor left as it was."
     p = copy.deepcopy(pipe); p.vae.register_to_config(scaling_factor=0.5)

@@ -866,6 +866,23 @@ def test_train_zoo_model_refuses_another_unet_setting_with_advice_it_takes(tmp_p
     card = zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=w, overwrite=True, **dict(smoke, unet_lr=1e-3))
     assert card['recipe']['unet_lr'] == 1e-3 and card['resumed_from_step'] == 0 and calls == [1]  # the autoencoder was kept
 
+def test_train_zoo_model_names_the_recipe_lr_when_its_unet_stage_diverges(tmp_path, monkeypatch):
+    "Session 52's review: finetune's divergence said 'lower lr' and its warning 'start over with resume=False', neither train_zoo_model's; the last step's state was saved as finished, so the same command again returned and saved an overflowing UNet."
+    smoke = dict(_unet_only(monkeypatch, []), unet_lr=1e9)
+    w = tmp_path / 'w'
+    for attempt in range(2):  # the rerun diverges again rather than saving the overflowing UNet
+        with pytest.raises(FloatingPointError, match=r"finetune diverged at step 0: .*\(train_zoo_model: the recipe's unet_lr=1e\+09\); lower unet_lr in the recipe, and delete .*finetune_state.pt or use a fresh work_dir"), \
+             pytest.warns(UserWarning, match='stopped early'):
+            zoo.train_zoo_model('chest', tmp_path / 'out', work_dir=w, **smoke)
+    assert not (tmp_path / 'out').exists()
+
+
+def test_train_zoo_model_checks_the_vae_counts_only_when_it_trains_the_vae(tmp_path):
+    "d034f06 checked vae_steps and vae_batch with vae_from given, whose autoencoder skips the VAE stage: vae_steps=0 there was refused by name before the folder was read."
+    with pytest.raises(FileNotFoundError, match='no config.json'): zoo.train_zoo_model('chest', tmp_path / 'a', vae_from=tmp_path, vae_steps=0, vae_batch=0)
+    with pytest.raises(ValueError, match='vae_steps=0'): zoo.train_zoo_model('chest', tmp_path / 'a', vae_steps=0)
+
+
 def test_train_zoo_model_refuses_an_unreadable_state_with_advice_it_takes(tmp_path, monkeypatch):
     "A finetune_state.pt in work_dir that cannot be read (cut short, another tool's), or one past unet_steps, is refused keeping finetune's reason, with advice train_zoo_model can follow (the previous library said 'resume=False ... or another ckpt_dir', and 'steps=' for unet_steps); finetune's other refusals pass through unchanged."
     import re
