@@ -423,15 +423,17 @@ def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
     if refit_scaler: model.fit_scaler(data.tab)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
+    def loss_of(b: TrialTensors, k: int) -> torch.Tensor:  # step k's loss on batch b
+        if not isinstance(model, CausalSDE): return model.loss(b)
+        if objective == 'mc': return model.mc_nll(b, k=k_paths, entropy=seed * 100003 + k)
+        return model.elbo(b, adjoint=adjoint, beta=min(1., (k + 1) / max(1, kl_warmup * steps)), entropy=seed * 100003 + k)
     k, hist = 0, []
     model.train()
     for ep in range(epochs):
         perm, tot = torch.randperm(len(data), generator=g), 0.
         for i in range(0, len(data), batch_size):
             b = data[perm[i:i + batch_size]]
-            if not isinstance(model, CausalSDE): loss = model.loss(b)
-            elif objective == 'mc': loss = model.mc_nll(b, k=k_paths, entropy=seed * 100003 + k)
-            else: loss = model.elbo(b, adjoint=adjoint, beta=min(1., (k + 1) / max(1, kl_warmup * steps)), entropy=seed * 100003 + k)
+            loss = loss_of(b, k)
             if not torch.isfinite(loss): _fit_diverged(model, ep, k, steps, f"the loss is {loss.item()}", lr)
             opt.zero_grad(); loss.backward()
             bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
@@ -440,6 +442,12 @@ def fit(model: nn.Module,  # CausalSDE, TLearner or GRUBaseline
             tot += loss.item() * len(b); k += 1
         hist.append(tot / len(data))
     model.eval()
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):  # the last update, which no step's check sees: its weights, and its batch's loss with them (no draw leaks out)
+        bad = next((n for n, p in model.named_parameters() if not torch.isfinite(p).all()), None)
+        end = float('nan') if bad else loss_of(b, k - 1).item()
+    if bad or not np.isfinite(end):
+        raise FloatingPointError(f"fit diverged at its last step ({steps} of {steps}): " + (f"weight {bad} holds NaN or inf" if bad else f"the loss of its batch with the weights it left is {end}") +
+                                 f" (lr={lr:g}); the model holds the weights that step wrote (not a usable fit); try a smaller lr, or check the data")
     return hist
 
 def _fit_diverged(model: nn.Module,  # the model being fitted

@@ -432,11 +432,12 @@ def test_fit_kl_warmup_schedule_and_fresh_paths(small, monkeypatch):
     monkeypatch.setattr(CausalSDE, 'elbo', lambda self, b, **kw: (seen.append(('elbo', kw['beta'], kw['entropy'])), elbo(self, b, **kw))[1])
     monkeypatch.setattr(CausalSDE, 'mc_nll', lambda self, b, **kw: (seen.append(('mc', None, kw['entropy'])), mc(self, b, **kw))[1])
     fit(CausalSDE(d=2, c=4, q=4, width=8, image=False), T, epochs=2, batch_size=10, objective='elbo', kl_warmup=0.5)
-    betas = [s[1] for s in seen]
-    assert len(betas) == 6 and all(0 <= x < 1 for x in betas[:2]) and betas[2:] == [1.] * 4 and betas == sorted(betas)
-    assert len({s[2] for s in seen}) == 6
+    assert len(seen) == 7 and seen[6] == seen[5]  # six steps, then the last step's batch again with the weights it left (the last-step check)
+    betas = [s[1] for s in seen[:6]]
+    assert all(0 <= x < 1 for x in betas[:2]) and betas[2:] == [1.] * 4 and betas == sorted(betas)
+    assert len({s[2] for s in seen[:6]}) == 6
     seen.clear(); fit(CausalSDE(d=2, c=4, q=4, width=8, image=False), T, epochs=1, batch_size=10)
-    assert [s[0] for s in seen] == ['mc'] * 3 and len({s[2] for s in seen}) == 3
+    assert [s[0] for s in seen] == ['mc'] * 4 and len({s[2] for s in seen[:3]}) == 3 and seen[3] == seen[2]
     with pytest.raises(ValueError, match='kl_warmup'): fit(CausalSDE(), T, epochs=1, objective='elbo', kl_warmup=1.5)
 
 
@@ -710,6 +711,16 @@ def test_fit_stops_when_the_loss_or_a_gradient_is_not_finite():
     assert all(torch.equal(v, before[k]) for k, v in g.named_parameters())  # the optimiser never wrote the NaN gradient
     torch.manual_seed(0); ok = GRUBaseline(c=4, width=8)
     assert all(np.isfinite(fit(ok, T, epochs=1, batch_size=8)))  # a sound run is untouched
+
+
+def test_fit_checks_the_weights_its_last_step_left():
+    "Session 52's review of 97aadbb: each step checks its own loss and gradient, so a one-step fit with lr=1e6 returned [2.76] with a model whose predictions were not finite."
+    T = trial_tensors(MSTrial(size=32, mc=4, seed=0).simulate(24, seed=0), img_size=16)
+    torch.manual_seed(0); m = TLearner(c=4, width=8)
+    with pytest.raises(FloatingPointError, match=r"^fit diverged at its last step \(1 of 1\): the loss of its batch with the weights it left is (nan|inf) \(lr=1e\+06\); the model holds the weights that step wrote"):
+        fit(m, T, epochs=1, batch_size=24, lr=1e6)
+    torch.manual_seed(0); ok = TLearner(c=4, width=8)
+    assert np.isfinite(fit(ok, T, epochs=1, batch_size=24)).all() and np.isfinite(predict(ok, T).mean).all()  # a sound one-step fit is untouched
 
 
 def test_model_constructors_check_their_sizes(tmp_path):
