@@ -840,6 +840,9 @@ def ddim_step(x_t: torch.Tensor,  # current latent
     for name, v in (('eps', eps), ('noise', noise), ('prev_sample', prev_sample)):
         if v is not None and (not isinstance(v, torch.Tensor) or v.shape != x_t.shape):
             raise ValueError(f"{name} has shape {tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}; expected x_t's shape {tuple(x_t.shape)}")
+        if v is not None and not v.is_floating_point():  # whole numbers were cast to float silently (torch.randint noise is no standard normal noise)
+            raise TypeError(f"{name} is a {v.dtype} tensor; expected floating point{' standard normal noise (torch.randn)' if name == 'noise' else ''}")
+    if not x_t.is_floating_point(): raise TypeError(f"x_t is a {x_t.dtype} tensor; expected a floating-point latent")
     a, ap = (_alpha_arg(v, name, x_t) for v, name in ((alpha_t, 'alpha_t'), (alpha_prev, 'alpha_prev')))
     if eta > 0 and bool((ap < a).any()): raise ValueError("alpha_prev < alpha_t: this step runs towards more noise (an inversion step), where the DDIM noise "
                                                           "variance is negative; a step with eta > 0 goes from t to a less noisy timestep")

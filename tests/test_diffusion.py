@@ -932,6 +932,17 @@ def test_vae_calls_use_the_vae_device(pipe):
     assert D.encode_images(p, imgs(2)).device.type == 'meta'
 
 
+def test_ddim_step_refuses_integer_tensors():
+    "Session 52's review of 6673e7c: noise_prediction_error refused integer noise, ddim_step cast torch.randint noise to float silently (and an integer x_t, eps or prev_sample)."
+    x, e = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
+    with pytest.raises(TypeError, match=r"noise is a torch.int64 tensor; expected floating point standard normal noise \(torch.randn\)"):
+        D.ddim_step(x, e, .5, .6, eta=1.0, noise=torch.randint(-2, 3, x.shape))
+    with pytest.raises(TypeError, match=r"prev_sample is a torch.int64 tensor; expected floating point"): D.ddim_step(x, e, .5, .6, eta=1.0, prev_sample=torch.zeros(x.shape, dtype=torch.long))
+    with pytest.raises(TypeError, match=r"eps is a torch.int32 tensor"): D.ddim_step(x, e.int(), .5, .6)
+    with pytest.raises(TypeError, match=r"x_t is a torch.int64 tensor; expected a floating-point latent"): D.ddim_step(x.long(), e, .5, .6)
+    assert D.ddim_step(x, e, .5, .6, eta=1.0, noise=torch.randn(x.shape))[0].dtype == torch.float32
+
+
 def test_ddim_step_keeps_float64():
     "A float64 step computes in float64 (it ran in float32 and was cast back: errors of 1e-7 in a precision study)."
     g = torch.Generator().manual_seed(0)
