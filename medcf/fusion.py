@@ -62,9 +62,13 @@ class IterativeImputer:
         names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
         if not fitting and names is not None and self.columns is not None and names != self.columns:
             raise ValueError(f"record has columns {names}; the imputer was fitted on {self.columns} (same names, same order expected)")
-        try:
-            X = na_to_nan(X.to_numpy(dtype=object) if isinstance(X, pd.DataFrame) else X)  # pd.NA / None (nullable or object columns) is missing, not text
-            X = X.astype(np.float64)
+        X = na_to_nan(X.to_numpy(dtype=object) if isinstance(X, pd.DataFrame) else X)  # pd.NA / None (nullable or object columns) is missing, not text
+        txt = next(((ix, v) for ix, v in np.ndenumerate(X) if isinstance(v, (str, bytes))), None) if X.dtype.kind in 'OUS' else None
+        if txt is not None:  # numpy converted '63' silently, where encode_record refuses it: one rule for both
+            (i, *j), v = txt
+            col = f"column {names[j[0]]!r}" if names and j else f"column {j[0]}" if j else 'the record'
+            raise ValueError(f"{col} holds text ({str(v)!r} in row {i}); expected numbers: convert the column with pd.to_numeric first, or encode it with encode_record")
+        try: X = X.astype(np.float64)
         except (ValueError, TypeError) as e:
             raise ValueError(f"record holds values that are not numbers ({e}); encode it first, e.g. encode_record(df, columns)") from None
         if X.ndim != 2: raise ValueError(f"expected a 2-D array (patients x features), got shape {X.shape}")

@@ -329,6 +329,18 @@ def test_encode_record_refuses_a_numbers_column_read_as_text():
     assert np.isnan(encode_record(pd.DataFrame(dict(age=[63.0, None]), dtype=object), ['age'])[1, 0])  # a missing value in an object column is not text
 
 
+def test_iterative_imputer_refuses_a_numbers_column_read_as_text():
+    "Session 52's review of 23f4a0e: encode_record refuses '63' in a numbers column, IterativeImputer (whose own error points to encode_record) converted it silently, from a DataFrame or a numpy array of strings."
+    from medcf.fusion import IterativeImputer
+    df = pd.DataFrame(dict(a=['63', 70.0, np.nan, 71.0], b=[1., 2., 3., np.nan]))
+    with pytest.raises(ValueError, match=r"column 'a' holds text \('63' in row 0\); expected numbers: convert the column with pd.to_numeric first"): IterativeImputer().fit(df)
+    with pytest.raises(ValueError, match=r"column 1 holds text \('2' in row 0\)"): IterativeImputer().fit(np.array([[1.0, '2'], [3.0, '4']], dtype=object))
+    with pytest.raises(ValueError, match=r"column 0 holds text \('63' in row 0\)"): IterativeImputer().fit(np.array([['63', '1'], ['70', '2']]))
+    fitted = IterativeImputer().fit(df.assign(a=pd.to_numeric(df['a'])))
+    with pytest.raises(ValueError, match=r"column 'b' holds text \('x' in row 1\)"): fitted.transform(df.assign(a=pd.to_numeric(df['a']), b=[1.0, 'x', 2.0, None]))
+    assert fitted.transform(df.assign(a=pd.to_numeric(df['a']), b=pd.array([1.0, None, 2.0, 3.0], dtype='Float64'))).shape == (4, 4)  # a nullable column's NA is missing, not text
+
+
 def test_hyper_layers_refuse_a_bad_gain_embed_m2_or_size_before_drawing():
     "gain=inf gave a layer that output NaN and embed_m2=inf one that output exact zeros (both silently); gain < 0, embed_m2 0 or NaN and a zero size failed in math or torch naming no argument."
     base = dict(in_features=4, out_features=2, embed_dim=5)
