@@ -212,8 +212,8 @@ def check_samples(n: object,  # a number of samples of one split
                   name: str  # the argument's name, for the message
                  ) -> int:
     "`n` as an int in [1, 2**32]: a split's sample indices are 32-bit words of their streams' seeds (`sample_address`); a clear error otherwise."
-    if check_int(n, name) > 2**32: raise ValueError(f"{name}={n} is above 2**32; expected at most {2**32} samples "
-                                                    "(sample indices are 32-bit words of their random stream's seed, see `sample_address`)")
+    if (n := check_int(n, name)) > 2**32: raise ValueError(f"{name}={n} is above 2**32; expected at most {2**32} samples "
+                                                         "(sample indices are 32-bit words of their random stream's seed, see `sample_address`)")
     return n
 
 def attr_codebook(phantom: SCMPhantom,  # any phantom

@@ -1010,6 +1010,8 @@ def test_sample_address_refuses_seed_and_index_beyond_32_bits():
     with pytest.raises(ValueError, match=r'seed=4294967296 is above 2\*\*32 - 1'): PhantomStream(ph, 10, 'train', seed=2**32)
     with pytest.raises(ValueError, match=r'length=4294967297 is above 2\*\*32; expected at most 4294967296 samples'): PhantomStream(ph, 2**32 + 1)
     assert len(PhantomStream(ph, 2**32)) == 2**32
+    from medcf.data import check_samples
+    assert type(check_samples(np.int64(5), 'n')) is int  # the int its docstring promises (it returned what it was given)
 
 
 # --- data review (hunt3) 6: ISICDataset checks `size` when it is built ------------------------------------------------------------
