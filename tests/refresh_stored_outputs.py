@@ -23,7 +23,8 @@ def norm(s: str) -> str:
 
 if __name__ == '__main__':
     a = sys.argv[1:]; dry = '--dry' in a
-    force = {int(i) for i in a[a.index('--cells') + 1:]} if '--cells' in a else set()
+    rest = a[a.index('--cells') + 1:] if '--cells' in a else []
+    force = {int(i) for i in rest[:next((k for k, x in enumerate(rest) if not x.isdigit()), len(rest))]}  # the indexes after --cells, up to the next option
     path = os.path.abspath(a[0])
     os.environ['IN_TEST'] = '1'
     raw, before = json.load(open(path)), open(path).read()
