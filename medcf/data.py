@@ -815,8 +815,8 @@ def write_chexpert_fixture(dest: str | Path,  # folder to create CheXpert-v1.0-s
     check_int(n_train, 'n_train'); check_int(n_valid, 'n_valid'); check_real(p_uncertain, 'p_uncertain', 0, 1, 'a share between 0 and 1'); check_real(p_lateral, 'p_lateral', 0, 1, 'a share between 0 and 1')
     folder = Path(dest) / 'CheXpert-v1.0-small'
     refuse_overwrite([folder / f for f in ('train.csv', 'valid.csv', 'train', 'valid')], overwrite, 'write_chexpert_fixture')
+    b = phantom.sample(n_train + n_valid, seed=seed)  # checks seed by name before numpy sees it (-1 was numpy's 'expected non-negative integer')
     rng = np.random.default_rng(seed)
-    b = phantom.sample(n_train + n_valid, seed=seed)
     _need(b.attrs, ['sex', 'age', 'view', 'effusion', 'cardiomegaly', 'devices'], 'write_chexpert_fixture')
     rows = {'train': [], 'valid': []}
     for i, r in b.attrs.iterrows():
@@ -864,8 +864,8 @@ def write_isic2019_fixture(dest: str | Path,  # folder to write the ISIC 2019 fi
     dest = Path(dest)
     refuse_overwrite([dest / f for f in ('ISIC_2019_Training_GroundTruth.csv', 'ISIC_2019_Training_Metadata.csv', 'ISIC_2019_Training_Input')],
                       overwrite, 'write_isic2019_fixture')
+    b, codes, rng = _skin_sample(phantom, n, seed)  # a refused seed leaves no empty folder behind
     dest.mkdir(parents=True, exist_ok=True)
-    b, codes, rng = _skin_sample(phantom, n, seed)
     names = [f'ISIC_{i:07d}' for i in range(n)]
     gt = pd.DataFrame({'image': names, **{c: [1.0 if k == c else 0.0 for k in codes] for c in ISIC_DIAGNOSES}})
     meta = pd.DataFrame({'image': names, 'age_approx': rng.choice(np.arange(20, 90, 5), n).astype(float),
@@ -889,8 +889,8 @@ def write_isic2020_fixture(dest: str | Path,  # folder to write train.csv and tr
     if image_size is not None: check_int(image_size, 'image_size')
     dest = Path(dest)
     refuse_overwrite([dest / 'train.csv', dest / 'train'], overwrite, 'write_isic2020_fixture')
+    b, codes, rng = _skin_sample(phantom, n, seed)  # a refused seed leaves no empty folder behind
     dest.mkdir(parents=True, exist_ok=True)
-    b, codes, rng = _skin_sample(phantom, n, seed)
     names = [f'ISIC_{j:07d}' for j in 10**6 + rng.choice(9 * 10**6, n, replace=False)]
     diag = ['melanoma' if c == 'MEL' else 'nevus' if c == 'NV' else 'unknown' for c in codes]
     df = pd.DataFrame({'image_name': names, 'patient_id': [f'IP_{j:07d}' for j in rng.integers(10**6, 10**7, n)],

@@ -600,7 +600,7 @@ def noise_agreement(oracle: AttributeOracle,  # the oracle to test
                     seed: int = 0  # seed of the noise
                    ) -> pd.Series:
     "Per discrete attribute: share of images the oracle reads the same with and without added pixel noise (clamped to [-1, 1])."
-    noise_std, seed = check_real(noise_std, 'noise_std', 0, expect='a positive finite std', open_lo=True), check_int(seed, 'seed', 0)
+    noise_std, seed = check_real(noise_std, 'noise_std', 0, expect='a positive finite std', open_lo=True), check_int(seed, 'seed', 0, hi=2**64 - 1)  # torch's seeds stop there (2**64 was 'Overflow when unpacking long long')
     x = check_images(images, oracle.channels).float()
     noisy = (x + noise_std * torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)).clamp(-1, 1)  # float32 draws whatever torch's default dtype: a seed gives the same noise
     return reading_agreement(oracle, x, noisy)

@@ -453,7 +453,7 @@ def adherence_prompts(name: str,  # 'chest' or 'skin'
                      ) -> tuple:
     "Prompts in the papers' style with the attribute values they ask for: balanced over chest findings, random skin ones."
     from medcf import data
-    rng = np.random.default_rng(check_int(seed, 'seed', 0))  # checked for the chest too, which draws nothing
+    n, rng = check_int(n, 'n'), np.random.default_rng(check_int(seed, 'seed', 0))  # both checked for the chest too, which draws nothing (n=0 blamed missing CheXpert findings)
     if name == 'chest':
         combos = [dict(effusion=e, devices=d, cardiomegaly=c) for e in (0, 1) for d in (0, 1) for c in (0, 1)]
         asked = pd.DataFrame([combos[i % len(combos)] for i in range(n)])

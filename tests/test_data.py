@@ -1155,3 +1155,13 @@ def test_a_prompt_fn_that_returns_no_caption_is_refused():
         PhantomDataset(ChestPhantom(size=32), 8, prompt_fn=fn)
     ok = PhantomDataset(ChestPhantom(size=32), 4, prompt_fn=lambda r: f"{r['view']} chest X-ray")
     assert all(p.endswith('chest X-ray') for p in ok.prompts)
+
+
+def test_fixture_writers_check_the_seed_by_name_before_writing(tmp_path):
+    "Session 52: write_chexpert_fixture handed seed to numpy unchecked (-1: 'expected non-negative integer', 1.5: a SeedSequence TypeError, neither naming seed, as write_medmnist_fixture's check does); the ISIC writers made dest/ before the seed was refused, leaving empty folders."
+    from medcf.phantoms import ChestPhantom
+    chest, skin = ChestPhantom(32), SkinPhantom(32)
+    for seed in (-1, 1.5):
+        for f, ph in ((write_chexpert_fixture, chest), (write_isic2019_fixture, skin), (write_isic2020_fixture, skin)):
+            with pytest.raises(ValueError, match=rf"seed={seed}: expected a non-negative integer"): f(tmp_path / f.__name__, ph, seed=seed)
+    assert list(tmp_path.iterdir()) == []

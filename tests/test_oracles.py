@@ -1049,3 +1049,11 @@ def test_reading_agreement_names_others_when_others_is_at_fault(tiny, toy):
         O.reading_agreement(tiny, x, (x + 1) / 2)  # others in [0, 1]: said once, naming others
     said = [str(m.message) for m in w if 'none below 0' in str(m.message)]
     assert len(said) == 1 and said[0].startswith('every value of others'), said
+
+
+def test_noise_agreement_bounds_the_seed_by_name():
+    "Session 52: a seed of 2**64 failed in torch with 'Overflow when unpacking long long' (sde.predict and sample_paths name the bound)."
+    from medcf.oracles import noise_agreement
+    o = O.load_oracle('chest')
+    x = ChestPhantom(o.size).sample(2, seed=0).images
+    with pytest.raises(ValueError, match=r"seed=18446744073709551616: expected an integer in \[0, 18446744073709551615\]"): noise_agreement(o, x, 0.1, seed=2**64)

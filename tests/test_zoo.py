@@ -926,3 +926,11 @@ def test_caption_share_is_checked_not_compared():
         with pytest.raises(ValueError, match=r"^share=.*: expected a probability in \[0, 1\]"): zoo.caption_mix('chest', b.attrs, share=bad)
         with pytest.raises(ValueError, match=r"^share=.*: expected a probability in \[0, 1\]"): zoo.training_captions('chest', b, share=bad)
     assert zoo.caption_mix('chest', b.attrs, share=np.float32(1.0)) == zoo.paper_prompts('chest', b.attrs)  # a numpy number is still a share
+
+
+def test_adherence_prompts_checks_n_by_name():
+    "Session 52: n was never checked (chest n=0 blamed missing CheXpert findings, skin n=0 returned no prompts, n=True gave one chest prompt; skin 2.5 and True numpy messages); prompt_adherence passes n straight in."
+    for name in ('chest', 'skin'):
+        for bad in (0, -3, 2.5, True):
+            with pytest.raises(ValueError, match=rf"n={bad!r}: expected a positive integer"): zoo.adherence_prompts(name, bad)
+    assert len(zoo.adherence_prompts('chest', 3)[0]) == 3 and len(zoo.adherence_prompts('skin', 5)[0]) == 5
