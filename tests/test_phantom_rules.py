@@ -698,3 +698,27 @@ def test_row_index_refuses_none_and_an_index_of_more_than_one_dimension():
     with pytest.raises(TypeError, match=r"\[None\]: None is not an index"): b[None]
     with pytest.raises(ValueError, match=r"an index of shape \(1, 2\)"): b[np.array([[0, 1]])]
     assert P.row_index([2, 0], 4).tolist() == [2, 0] and len(b[np.array([True, False, True, False])]) == 2 and len(b[()]) == 0  # 1-d indexes as before
+
+
+def test_dict_and_array_settings_are_read_only():
+    "Session 52: an edit in place of one phantom's dict or array setting (chest.fit, the lru-cached CheXpert fit; BrainPhantom.missing_rates and SkinPhantom.p_signs, class defaults) changed every phantom's draws, earlier ones and PhantomDataset's cached copies included, while render_config kept reporting the default."
+    import copy, pickle
+    base = P.ChestPhantom(32, seed=0); before = base.sample_truth(2000, seed=1)
+    other = P.ChestPhantom(32, seed=0)
+    with pytest.raises(TypeError, match=r"dict and array settings are read-only: .*assign a new value instead"): other.fit['p_effusion'] = other.fit['p_effusion'] * 2
+    with pytest.raises(ValueError, match='read-only'): other.fit['p_effusion'][0] = 1.0
+    b = P.BrainPhantom(32)
+    for edit in (lambda: b.missing_rates.__setitem__('abeta', 0.9), lambda: P.BrainPhantom.missing_rates.update(abeta=0.9), lambda: P.SkinPhantom(32).p_signs.pop('border')):
+        with pytest.raises(TypeError, match='read-only'): edit()
+    assert P.BrainPhantom.missing_rates['abeta'] == 0.35 and P.SkinPhantom.p_signs['border'] == (0.12, 0.80)
+    assert base.sample_truth(2000, seed=1).equals(before)  # nothing reached the first phantom
+    other.fit = {**other.fit, 'p_effusion': np.clip(other.fit['p_effusion'] * 2, 0, 1)}  # the route the message gives: drawn with and recorded
+    assert other.sample_truth(2000, seed=1).effusion.mean() > before.effusion.mean() + 0.2 and 'fit' in other.render_config() and 'fit' not in base.render_config()
+    mine = {'abeta': 0.5}; b.missing_rates = mine; mine['abeta'] = 0.1  # the caller's own dict stays the caller's
+    assert b.missing_rates['abeta'] == 0.5 and mine['abeta'] == 0.1
+    for c in (pickle.loads(pickle.dumps(other)), copy.deepcopy(other), copy.copy(other)):  # copies come back read-only and draw the same
+        with pytest.raises(ValueError, match='read-only'): c.fit['p_effusion'][0] = 1.0
+        assert c.render_config() == other.render_config()
+    class Mine(P.SkinPhantom): p_signs = {'asymmetry': (0.2, 0.8), 'border': (0.2, 0.8), 'variegation': (0.2, 0.8)}
+    with pytest.raises(TypeError, match='read-only'): Mine.p_signs['border'] = (0.9, 0.9)
+    assert dict(Mine(32).p_signs) == {'asymmetry': (0.2, 0.8), 'border': (0.2, 0.8), 'variegation': (0.2, 0.8)}
