@@ -257,6 +257,7 @@ def check_prompts(prompts: Prompts,  # one prompt, or one per item
                   one_for_all: bool = False  # a single prompt is repeated n times
                  ) -> list:
     "A list of prompt strings (a single string becomes a list of one); `n` checks the count (one prompt for all of them with `one_for_all`)."
+    if isinstance(prompts, np.ndarray) and prompts.ndim == 0: prompts = prompts.item()  # np.array('a chest x-ray'): one prompt (numpy could not iterate it)
     if isinstance(prompts, str): prompts = [prompts]
     if isinstance(prompts, (dict, set, frozenset, bytes, bytearray)) or not hasattr(prompts, '__iter__'):  # unordered or not prompts at all
         raise TypeError(f"prompts must be a string or a sequence of strings (list or tuple, one per image), got {type(prompts).__name__}")
@@ -1209,6 +1210,7 @@ def _guided(guidance_fn: Callable, wants_alpha: bool, x: torch.Tensor, t: int, e
 def _hook_output(r, hook: str, like: torch.Tensor, what: str) -> torch.Tensor:
     "What a sampler hook returned, checked: a tensor of `like`'s shape with finite values; else an error naming the hook."
     if not isinstance(r, torch.Tensor): raise TypeError(f"{hook} returned {type(r).__name__}; expected {what}, a tensor of shape {tuple(like.shape)}")
+    if not r.is_floating_point(): raise TypeError(f"{hook} returned a {r.dtype} tensor; expected {what}, floating point (a mask such as torch.isfinite(...) is no latent: return None to keep the step's own)")
     if r.shape != like.shape: raise ValueError(f"{hook} returned a tensor of shape {tuple(r.shape)}; expected {what}, a tensor of shape {tuple(like.shape)}")
     if not torch.isfinite(r).all(): raise ValueError(f"{hook} returned NaN or inf; expected {what} with finite values")
     return r
@@ -1442,6 +1444,7 @@ def check_negative_prompt(negative_prompt: Prompts,  # the unconditional prompt 
                           n: int | None = None  # the images it goes with: a list must hold one per image (None: the count is not checked)
                          ) -> str | list[str]:
     "A negative prompt checked: a string (one for all) or a list of one string per image, and a warning when guidance 1 leaves it unused (the conditional prediction alone)."
+    if isinstance(negative_prompt, np.ndarray) and negative_prompt.ndim == 0: negative_prompt = negative_prompt.item()  # a 0-d array of one string is that string
     if isinstance(negative_prompt, str): negs = [negative_prompt]
     elif not isinstance(negative_prompt, (dict, set, frozenset, bytes, bytearray)) and hasattr(negative_prompt, '__iter__') and hasattr(negative_prompt, '__len__'):  # a list, tuple, array or Series, as prompts
         negs = list(negative_prompt)

@@ -3976,3 +3976,20 @@ def test_noise_prediction_error_refuses_integer_noise(pipe):
     with pytest.raises(TypeError, match=r"noise is a torch.int64 tensor; expected floating-point standard normal noise"):
         D.noise_prediction_error(pipe, z0, c, 500, torch.randint(-2, 3, z0.shape))
     with pytest.raises(TypeError, match=r"noise is a torch.bool tensor"): D.noise_prediction_error(pipe, z0, c, 500, torch.ones(z0.shape, dtype=torch.bool))
+
+
+def test_a_hook_returning_a_mask_or_integers_is_refused_by_name(pipe):
+    "Session 52: a callback meant as a check that returned torch.isfinite(s.prev_latents) (the right shape, all True) replaced every latent with 1.0 silently; a guidance_fn returning integers was blamed on an 'eps' the caller never passed."
+    with pytest.raises(TypeError, match=r"callback returned a torch.bool tensor; expected .*floating point \(a mask such as torch.isfinite\(...\) is no latent"):
+        D.generate(pipe, 'a', num_inference_steps=2, callback=lambda s: torch.isfinite(s.prev_latents))
+    with pytest.raises(TypeError, match=r"guidance_fn returned a torch.int64 tensor"):
+        D.generate(pipe, 'a', num_inference_steps=2, guidance_fn=lambda x, t, eps, x0: eps.round().long())
+    ref = D.generate(pipe, 'a', num_inference_steps=2)
+    assert torch.equal(D.generate(pipe, 'a', num_inference_steps=2, callback=lambda s: None), ref)  # a check that returns None keeps the step's own latents
+
+
+def test_a_zero_d_string_array_is_one_prompt():
+    "Session 52: np.array('a chest x-ray') as a prompt or negative prompt failed with numpy's 'iteration over a 0-d array' (Prompts takes numpy arrays)."
+    assert D.check_prompts(np.array('a chest x-ray')) == ['a chest x-ray']
+    assert D.check_negative_prompt(np.array('blurry')) == 'blurry'
+    with pytest.raises(TypeError, match='prompts must be a string or a sequence of strings'): D.check_prompts(np.array(5))
