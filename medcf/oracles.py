@@ -726,7 +726,9 @@ class TextTower:
         finally:
             if bar: hf_logging.enable_progress_bar()
         self.model.requires_grad_(False)
-        self.max_length, self.cache, self.dim = max_length, {}, self.model.config.hidden_size
+        positions = getattr(self.model.config, 'max_position_embeddings', None)  # 512 for MiniLM: a longer text has no position embedding to take
+        self.max_length = check_int(max_length, 'max_length', unit=f" (tokens kept per text, at most the encoder's {positions} positions)" if positions else ' (tokens kept per text)', hi=positions)
+        self.cache, self.dim = {}, self.model.config.hidden_size
 
     @torch.no_grad()
     def _encode(self, texts: list) -> torch.Tensor:

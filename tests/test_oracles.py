@@ -1057,3 +1057,10 @@ def test_noise_agreement_bounds_the_seed_by_name():
     o = O.load_oracle('chest')
     x = ChestPhantom(o.size).sample(2, seed=0).images
     with pytest.raises(ValueError, match=r"seed=18446744073709551616: expected an integer in \[0, 18446744073709551615\]"): noise_agreement(o, x, 0.1, seed=2**64)
+
+
+def test_text_tower_checks_max_length_against_the_encoders_positions():
+    "Session 52: max_length=600 warned that 600 tokens were kept, then failed in torch ('size of tensor a (600) must match ... (512)') on the first long text; 0 warned 'keeps the first 0'."
+    for bad in (600, 0, 2.5):
+        with pytest.raises(ValueError, match=rf"max_length={bad!r}: expected an integer in \[1, 512\] \(tokens kept per text, at most the encoder's 512 positions\)"): O.TextTower(max_length=bad)
+    assert O.TextTower(max_length=512).max_length == 512
