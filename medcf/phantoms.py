@@ -1146,6 +1146,12 @@ def chest_facts(df: pd.DataFrame,  # one row per study with columns effusion, de
     if lack: raise ValueError(f"df lacks the columns {lack}; expected one row per study with the columns {list(_CHEST_FACT_COLUMNS)} "
                               "(findings as 0/1, view 'AP' or 'PA', age_bin one of " + ", ".join(repr(b) for b in _AGE_BINS) + ")")
     if len(df) == 0: raise ValueError("df has no rows; expected one row per study")
+    for cols, allowed, fix in ((('effusion', 'devices', 'cardiomegaly', 'no_finding'), (0, 1), "0 or 1 (resolve CheXpert's uncertain -1 and blanks first: medcf.data.apply_policy)"),
+                               (('view',), ('AP', 'PA'), "'AP' or 'PA' (frontal studies only: drop the lateral ones)"),
+                               (('age_bin',), _AGE_BINS, "one of " + ", ".join(repr(b) for b in _AGE_BINS) + " (the phantom's age bins, as written)")):
+        for c in cols:  # a -1, an 'LL' or a pd.cut interval gave a negative, dropped or NaN rate without a word
+            bad = ~df[c].astype(object).isin(allowed).to_numpy()
+            if bad.any(): raise ValueError(f"df's {c} holds {list(pd.unique(df[c][bad].astype(object)))[:3]} (rows {list(df.index[bad][:3])}); expected {fix}")
     w = np.ones(len(df)) if weights is None else check_weights(weights, len(df), 'weights', 'row of df')
     def rate(col, mask=None):
         m = np.ones(len(df), bool) if mask is None else np.asarray(mask)

@@ -722,3 +722,14 @@ def test_dict_and_array_settings_are_read_only():
     class Mine(P.SkinPhantom): p_signs = {'asymmetry': (0.2, 0.8), 'border': (0.2, 0.8), 'variegation': (0.2, 0.8)}
     with pytest.raises(TypeError, match='read-only'): Mine.p_signs['border'] = (0.9, 0.9)
     assert dict(Mine(32).p_signs) == {'asymmetry': (0.2, 0.8), 'border': (0.2, 0.8), 'variegation': (0.2, 0.8)}
+
+
+def test_chest_facts_refuses_values_it_cannot_count():
+    "Session 52: uncertain labels left as -1 gave P(effusion) = -0.25, a stray 2 a rate above the truth, an 'LL' view was counted overall but in neither view rate, and age bins from pd.cut made every age rate NaN, all without a word (the docstring and the missing-column message promised 0/1, 'AP'/'PA' and the phantom's bins)."
+    ok = pd.DataFrame(dict(effusion=[1, 0, 0, 0], devices=[1, 0, 1, 0], cardiomegaly=[0, 0, 1, 1], no_finding=[0, 1, 0, 0], view=['AP', 'PA', 'AP', 'PA'], age_bin=['41-60'] * 4))
+    assert P.chest_facts(ok)['P(effusion)'] == 0.25 and P.chest_facts(ok.astype({'effusion': bool}))['P(effusion)'] == 0.25
+    for col, vals, msg in (('effusion', [1, -1, -1, 0], r"df's effusion holds \[-1\] \(rows \[1, 2\]\); expected 0 or 1 \(resolve CheXpert's uncertain -1 and blanks first: medcf.data.apply_policy\)"),
+                           ('devices', [1, 2, 0, np.nan], r"df's devices holds \[2.0, nan\] \(rows \[1, 3\]\)"),
+                           ('view', ['AP', 'LL', 'AP', 'ap'], r"df's view holds \['LL', 'ap'\] \(rows \[1, 3\]\); expected 'AP' or 'PA'"),
+                           ('age_bin', pd.cut([50, 55, 45, 59], [0, 40, 60, 80, 200]), r"df's age_bin holds \[Interval\(40, 60, closed='right'\)\] \(rows \[0, 1, 2\]\); expected one of '<=40'")):
+        with pytest.raises(ValueError, match=msg): P.chest_facts(ok.assign(**{col: vals}))
