@@ -128,9 +128,12 @@ def _held_out(name: str, pipe, oracle,  # an AttributeOracle (`medcf.oracles.loa
     real_a, real_b = ph.sample(n, seed=seeds[0] + seed), ph.sample(n, seed=seeds[1] + seed)
     return pipe, oracle, real_a, real_b, oracle_frechet_distance(oracle.features, real_a.images, real_b.images)
 
-def _share(name: str, prism_share: float | None) -> float:
-    "The share of paper-style captions to generate from: the one a run trained with (an override), else the recipe's."
-    return _recipe(name)['prism_share'] if prism_share is None else check_real(prism_share, 'prism_share', 0, 1, expect='a share of captions in [0, 1]')
+def _share(name: str, prism_share: float | None, pipe: object = None) -> float:
+    "The share of paper-style captions to generate from: the one given, else the one `pipe`'s card says its model trained with (a retrain with prism_share=1.0 was scored on the recipe's 0.5), else the zoo recipe's."
+    if prism_share is not None: return check_real(prism_share, 'prism_share', 0, 1, expect='a share of captions in [0, 1]')
+    card = getattr(pipe, 'model_card', None)
+    trained = (card.get('recipe') or {}).get('prism_share') if isinstance(card, dict) and isinstance(card.get('recipe', {}), dict) else None
+    return _recipe(name)['prism_share'] if trained is None else check_real(trained, "the pipeline card's recipe prism_share", 0, 1, expect='a share of captions in [0, 1]')
 
 def _generation_seed(seed: object) -> int:
     "An evaluation seed checked as `_generated` uses it: the generated set draws its noise at `seed + 1`, so the largest is 2**32 - 2 (a message naming seed + 1 would name no argument the caller passed)."
@@ -141,8 +144,8 @@ def _generation_seed(seed: object) -> int:
 def _generated(pipe,  # any Stable-Diffusion-style pipeline (unet, vae, scheduler, text_encoder, tokenizer)
                name: str, real_b, num_inference_steps: int, guidance_scale: float, seed: int,
                guidance_interval: tuple | list | None = None, prism_share: float | None = None) -> torch.Tensor:
-    "Images generated from real set b's training-style captions (the card's generated set at `seed`), mixed as the model was trained (`prism_share`; None: the recipe's)."
-    caps = training_captions(name, real_b, _share(name, prism_share), _generation_seed(seed))
+    "Images generated from real set b's training-style captions (the card's generated set at `seed`), mixed as the model was trained (`prism_share`; None: as `pipe`'s card says, else the recipe's)."
+    caps = training_captions(name, real_b, _share(name, prism_share, pipe), _generation_seed(seed))
     return generate(pipe, caps, num_inference_steps, guidance_scale, seed=seed + 1, guidance_interval=guidance_interval)
 
 def _generated_fd(pipe, oracle,  # an AttributeOracle (`medcf.oracles.load_oracle`)
@@ -161,7 +164,7 @@ def validation_fd(name: str,  # 'chest' or 'skin'
                   guidance_scale: float = 3.0,  # classifier-free guidance
                   seed: int = 0,  # generation seed
                   guidance_interval: tuple | list | None = None,  # (t_lo, t_hi) where guidance applies; None: every step
-                  prism_share: float | None = None  # share of paper-style captions the model was trained with (None: the recipe's)
+                  prism_share: float | None = None  # share of paper-style captions the model was trained with (None: its card's recipe's, else the zoo recipe's)
                  ) -> float:
     "Oracle-feature FD of generated vs real images over the real-vs-real floor, on the VALIDATION sets (never the card's)."
     _generation_seed(seed)  # before any model loads
@@ -239,7 +242,7 @@ def select_guidance(name: str,  # 'chest' or 'skin'
                     seed: int = 7,  # generation seed of the adherence images (the card's use 0); the FD's are `validation_fd`'s, seed 0 from the validation sets' captions
                     min_adherence: float = 0.90,  # every prompted attribute must reach this
                     intervals: Sequence = (None,),  # guidance intervals to compare at every scale: None (every step) or (t_lo, t_hi)
-                    prism_share: float | None = None  # share of paper-style captions the model was trained with (None: the recipe's)
+                    prism_share: float | None = None  # share of paper-style captions the model was trained with (None: its card's recipe's, else the zoo recipe's)
                    ) -> list:
     "Per scale and interval: `validation_fd` (on the validation sets) and prompt adherence (at generation seed `seed`, not the card's 0); the lowest FD whose adherence all reach `min_adherence` is chosen (none: the lowest FD, with a warning)."
     check_real(min_adherence, 'min_adherence', 0, 1, expect='a share in [0, 1]'); seed = check_int(seed, 'seed', 0, hi=2**32 - 1)  # generate's seeds end at 2**32 - 1
@@ -573,7 +576,7 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
                        n_invert: int | None = None,  # images for the inversion figure (the first of the n real ones; None: min(64, n))
                        seed: int = 0,  # in [0, 2**32 - 2]: real sets drawn at 10_000 + seed and 20_000 + seed; also the prompts', captions' and generation's seed
                        guidance_interval: tuple | list | str | None = 'recipe',  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
-                       prism_share: float | None = None  # share of paper-style captions the model was trained with (None: the recipe's)
+                       prism_share: float | None = None  # share of paper-style captions the model was trained with (None: its card's recipe's, else the zoo recipe's)
                       ) -> dict:
     "The model card's quality figures: prompt adherence, VAE attribute agreement, oracle-feature FD, inversion error."
     from medcf.metrics import oracle_frechet_distance
@@ -584,6 +587,7 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
     r = _recipe(name); w = r['guidance_scale'] if guidance_scale is None else guidance_scale
     gi, share, seed = recipe_interval(name, guidance_interval), _share(name, prism_share), _generation_seed(seed)  # before any image is drawn
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, seed)
+    share = _share(name, prism_share, pipe)  # the caption mix the model was trained with, as its card says (the shipped cards': the recipe's)
     t0 = time.time(); q = {}
     adh = prompt_adherence(pipe, oracle, name, n, num_inference_steps, w, seed, gi)
     q['prompt_adherence'] = {k: round(v, 4) for k, v in adh.items()}
@@ -611,7 +615,7 @@ def guidance_sweep(name: str,  # 'chest' or 'skin'
                    num_inference_steps: int = 50,  # DDIM steps
                    seed: int = 0,  # as `evaluate_zoo_model`'s: in [0, 2**32 - 2], real sets at 10_000 + seed and 20_000 + seed, and the prompts', captions' and generation's seed
                    guidance_interval: tuple | list | str | None = 'recipe',  # at every scale; 'recipe': the recipe's; None: every step
-                   prism_share: float | None = None  # share of paper-style captions the model was trained with (None: the recipe's)
+                   prism_share: float | None = None  # share of paper-style captions the model was trained with (None: its card's recipe's, else the zoo recipe's)
                   ) -> pd.DataFrame:
     "Prompt adherence per attribute and oracle-feature FD / real floor at each guidance scale, on `evaluate_zoo_model`'s sets."
     gi, seed = recipe_interval(name, guidance_interval), _generation_seed(seed)  # as evaluate_zoo_model, before any model loads (a negative seed reached the real-set draw at seed + 10_000, named so)
@@ -730,7 +734,7 @@ def attribute_mix_fd(name: str,  # 'chest' or 'skin'
                      width: float = 5.0,  # bin width of the resampling
                      guidance_scale: float | None = None,  # default: the recipe's
                      guidance_interval: tuple | list | str | None = 'recipe',  # 'recipe': the recipe's; None: every step; or (t_lo, t_hi)
-                     prism_share: float | None = None  # share of paper-style captions the model was trained with (None: the recipe's)
+                     prism_share: float | None = None  # share of paper-style captions the model was trained with (None: its card's recipe's, else the zoo recipe's)
                     ) -> dict:
     "FD / floor of the card's generated set, of random real draws from a pool, and of real draws resampled to the generated set's `attribute`; `share`: how much of the generated excess the resampled draws reproduce."
     from medcf.metrics import frechet_distance

@@ -934,3 +934,18 @@ def test_adherence_prompts_checks_n_by_name():
         for bad in (0, -3, 2.5, True):
             with pytest.raises(ValueError, match=rf"n={bad!r}: expected a positive integer"): zoo.adherence_prompts(name, bad)
     assert len(zoo.adherence_prompts('chest', 3)[0]) == 3 and len(zoo.adherence_prompts('skin', 5)[0]) == 5
+
+
+def test_a_retrained_models_figures_use_the_caption_mix_its_card_records(monkeypatch):
+    "Session 52 (nb 90 exercise 1): a model retrained with prism_share=1.0 was scored on the recipe's 0.5 mix (validation and card Frechet sets, inversion captions) because prism_share=None read RECIPES, not the pipeline's card."
+    seen = []
+    monkeypatch.setattr(zoo, 'training_captions', lambda name, b, share, seed: seen.append(share) or ['x'] * len(b))
+    monkeypatch.setattr(zoo, 'generate', lambda pipe, prompts, *a, **k: torch.zeros(len(prompts), 1, 64, 64))
+    pipe = types.SimpleNamespace(model_card={'recipe': {'prism_share': 1.0}})
+    b = ChestPhantom(64).sample(2, seed=0)
+    zoo._generated(pipe, 'chest', b, 1, 3.0, 0)
+    zoo._generated(pipe, 'chest', b, 1, 3.0, 0, prism_share=0.25)  # an explicit share wins
+    zoo._generated(types.SimpleNamespace(), 'chest', b, 1, 3.0, 0)  # no card: the recipe's
+    assert seen == [1.0, 0.25, zoo.RECIPES['chest']['prism_share']]
+    with pytest.raises(ValueError, match=r"the pipeline card's recipe prism_share=1.5: expected a share of captions in \[0, 1\]"):
+        zoo._generated(types.SimpleNamespace(model_card={'recipe': {'prism_share': 1.5}}), 'chest', b, 1, 3.0, 0)
