@@ -733,3 +733,16 @@ def test_chest_facts_refuses_values_it_cannot_count():
                            ('view', ['AP', 'LL', 'AP', 'ap'], r"df's view holds \['LL', 'ap'\] \(rows \[1, 3\]\); expected 'AP' or 'PA'"),
                            ('age_bin', pd.cut([50, 55, 45, 59], [0, 40, 60, 80, 200]), r"df's age_bin holds \[Interval\(40, 60, closed='right'\)\] \(rows \[0, 1, 2\]\); expected one of '<=40'")):
         with pytest.raises(ValueError, match=msg): P.chest_facts(ok.assign(**{col: vals}))
+
+
+def test_a_class_level_setting_keeps_its_class_body_value():
+    "Session 52 (nb 00 exercise 2 typed as it read): SkinPhantom.p_ruler = (0.2, 0.2) changed every skin phantom made later while render_config, which compares with the class's value, recorded nothing; a null 'true counterfactual' of a batch drawn before changed the ruler on 12% of images."
+    for cls, name, value in ((P.SkinPhantom, 'p_ruler', (0.2, 0.2)), (P.BrainPhantom, 'ventricle_sex_offset', 1.0), (P.ChestPhantom, 'channels', 3), (P.SkinPhantom, 'p_signs', {})):
+        before = getattr(cls, name)
+        with pytest.raises(TypeError, match=rf"{cls.__name__}\.{name} = .* would change the default of every {cls.__name__} made from now on.*expected a subclass \(class Fair\({cls.__name__}\): {name} = \.\.\.\) or a value set on one phantom"):
+            setattr(cls, name, value)
+        assert getattr(cls, name) is before
+    class Fair(P.SkinPhantom): p_ruler = (0.2, 0.2)  # the routes the message gives
+    skin = P.SkinPhantom(32); skin.p_ruler = (0.2, 0.2)
+    assert Fair(32).p_ruler == skin.p_ruler == (0.2, 0.2) and P.SkinPhantom.p_ruler == (0.08, 0.35)
+    P.SkinPhantom._scratch = 1; del P.SkinPhantom._scratch  # private state and new names are the class's own business
