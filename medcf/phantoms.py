@@ -1847,6 +1847,13 @@ class MSTrial:
         c.rng, c.phantom = copy.deepcopy(self.rng), copy.copy(self.phantom)
         return c
 
+    def _sigma(self) -> tuple:
+        "`sigma` checked where it is read (set on a subclass or an instance): one finite volatility >= 0 per arm (`trial.sigma = 0` failed with 'int' object is not subscriptable, a pair with an IndexError, -0.5 ran)."
+        s = self.sigma
+        if isinstance(s, (str, bytes)) or not hasattr(s, '__len__') or len(s) != len(MS_ARMS):
+            raise ValueError(f"sigma={s!r}: expected one volatility per arm {list(MS_ARMS)}, e.g. ({', '.join(['0.0'] * len(MS_ARMS))}) for an ODE world")
+        return tuple(check_real(v, f'sigma[{k}] ({a})', 0, expect='a finite volatility >= 0') for k, (v, a) in enumerate(zip(s, MS_ARMS)))
+
     def drift(self, truth: pd.DataFrame,  # the baseline's ground truth (`MSPhantom` batch's `truth`): columns rate, effect_a, effect_b, one row per patient
               arm: int  # the arm's index in `MS_ARMS` (its name works too: read by `ms_arm_index`)
              ) -> np.ndarray:
@@ -1858,11 +1865,11 @@ class MSTrial:
                   dW: np.ndarray  # Brownian increments over the grid's steps, (N, ..., G-1), each already scaled by sqrt(dt) (G = len(grid))
                  ) -> np.ndarray:
         "Euler-Maruyama paths of x under every arm from Brownian increments dW (N, ..., G-1); returns (N, A, ..., G)."
-        dt = np.diff(self.grid)
+        dt, sigma = np.diff(self.grid), self._sigma()
         x0 = truth['burden'].to_numpy().reshape((-1,) + (1,) * (dW.ndim - 2))
         out = []
         for a in range(len(MS_ARMS)):
-            steps = self.drift(truth, a).reshape(x0.shape)[..., None] * dt + self.sigma[a] * dW
+            steps = self.drift(truth, a).reshape(x0.shape)[..., None] * dt + sigma[a] * dW
             out.append(x0[..., None] + np.concatenate([np.zeros_like(dW[..., :1]), np.cumsum(steps, -1)], -1))
         return np.stack(out, 1)
 

@@ -70,3 +70,16 @@ def test_dense_schedule_keeps_a_visit_that_took_place():
     idx, y = tr._visits(Rng(), n, np.full((n, G), 3.0), noise)
     assert (idx[:, -2] == -1).all() and (idx[:, -1] == G - 1).all()  # one visit on the point, in the last column (the final visit)
     assert y[:, -1].tolist() == [3.5, 3.0, 3.0]  # patient 0's attended visit moved into its missed last slot; the others keep the last
+
+
+def test_sigma_is_checked_where_it_is_read():
+    "Session 52 (nb 50 exercise 1, 'set sigma to zero for all arms'): trial.sigma = 0 failed with \"'int' object is not subscriptable\", a pair with an IndexError, and -0.5 or NaN ran."
+    from medcf.phantoms import MSTrial
+    for bad, msg in ((0, r"sigma=0: expected one volatility per arm \['placebo', 'drug_a', 'drug_b'\], e.g. \(0.0, 0.0, 0.0\)"), ((0.1, 0.1), r"sigma=\(0.1, 0.1\): expected one volatility per arm"),
+                     ((-0.5, 0.1, 0.1), r"sigma\[0\] \(placebo\)=-0.5: expected a finite volatility >= 0"), ((0.1, float('nan'), 0.1), r"sigma\[1\] \(drug_a\)=nan")):
+        tr = MSTrial(size=32, seed=0, mc=4); tr.sigma = bad
+        with pytest.raises(ValueError, match=msg): tr.simulate(3)
+    class ODE(MSTrial): sigma = (0., 0., 0.)
+    d = ODE(size=32, seed=0, mc=4).simulate(3)
+    tr = MSTrial(size=32, seed=0, mc=4); tr.sigma = [0, 0, 0]  # a list of ints is the same world
+    assert np.array_equal(tr.simulate(3).latent, d.latent)
