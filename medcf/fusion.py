@@ -565,6 +565,10 @@ class FusionData:
                     raise ValueError(f"the {part} part ({len(ix)} patients) holds only stage {sorted(set(stage[ix]))}; its AUROC needs two "
                                      f"stages or more: use more patients (n={len(stage)}) or another seed")
         X = pd.DataFrame(encode_record(rec, self.columns), columns=self.columns)
+        empty = [c for c in self.columns if X[c].iloc[self.split['train']].isna().all()]  # the imputer's 'drop them' is no option here: the task fixes the columns
+        if empty: raise ValueError(f"the record's {empty} have no value in the {sizes['train']} training patients, so the imputer cannot learn them; the {task!r} task "
+                                   f"reads every column of {list(self.columns)}: use more patients (n={len(age)}) or another seed; a column missing in every "
+                                   "record (a phantom's missing_rates of 1) leaves nothing to learn from")
         self.imputer = IterativeImputer().fit(X.iloc[self.split['train']])
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')

@@ -357,3 +357,13 @@ def test_hyper_layers_refuse_a_bad_gain_embed_m2_or_size_before_drawing():
     with pytest.raises(ValueError, match=r"embed_m2=0\.0: expected"): HyperNet(5, 8, 4, 2).init_hyperfan_in(0.0)
     x, e = torch.randn(3, 4), torch.randn(3, 5)
     assert torch.isfinite(HyperLinear(**base, gain=1.0, embed_m2=4.0)(x, e)).all()  # finite values > 0 still build a working layer
+
+
+def test_fusion_data_names_columns_with_no_training_value_and_what_to_change():
+    "Session 52 (nb 40 exercise 2, 'raise missing_rates'): at a rate of 1 the imputer said 'drop them', which FusionData (whose task fixes the columns) offers no way to do."
+    from medcf.phantoms import BrainPhantom
+    from medcf.fusion import FusionData
+    class Miss(BrainPhantom): missing_rates = dict(abeta=1.0, ptau=1.0, tau=1.0)
+    with pytest.raises(ValueError, match=r"the record's \['abeta', 'ptau', 'tau'\] have no value in the \d+ training patients, so the imputer cannot learn them; the 'ad' task reads every column of .*use more patients \(n=60\) or another seed") as e:
+        FusionData('ad', 60, 0, size=32, phantom=Miss(32))
+    assert 'drop them' not in str(e.value)
