@@ -10,8 +10,8 @@ import os, sys, copy, contextlib, contextvars
 import numpy as np, pandas as pd, torch
 
 # %% auto #0
-__all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'is_full', 'pick', 'check_int',
-           'na_to_nan', 'check_bool', 'checks_bools', 'check_real', 'check_weights', 'user_stacklevel',
+__all__ = ['AP_MAGNIFICATION', 'ISIC2019_COUNTS', 'FITZPATRICK_RGB', 'MS_ARMS', 'MS_TABULAR', 'env_flag', 'is_full', 'pick',
+           'check_int', 'na_to_nan', 'check_bool', 'checks_bools', 'check_real', 'check_weights', 'user_stacklevel',
            'unit_range_warned_once', 'warn_unit_range', 'warn_truncated', 'some_names', 'refuse_overwrite',
            'copy_frozen', 'jsonable', 'keeps_global_rng', 'builds_float32', 'parameters_of', 'required_parameters',
            'takes_keyword', 'data_samples_root', 'data_path', 'Variable', 'row_index', 'PhantomBatch', 'SCMPhantom',
@@ -42,9 +42,16 @@ class _LazyModule:
 matplotlib = _LazyModule('matplotlib')
 
 # %% ../nbs/00_phantoms.ipynb #c2c0587c
+def env_flag(name: str  # the environment variable, e.g. 'MEDCF_FULL'
+            ) -> bool:
+    "An on/off environment variable read strictly: '1' is on, unset, empty or '0' off, anything else a ValueError (MEDCF_FULL=true ran the fast mode without a word)."
+    v = os.environ.get(name, '').strip()
+    if v not in ('', '0', '1'): raise ValueError(f"{name}={v!r}: expected 1 (on) or 0 / unset (off)")
+    return v == '1'
+
 def is_full() -> bool:
-    "True when the full-scale run is asked for with MEDCF_FULL=1 (never under nbdev_test, which sets IN_TEST)."
-    return os.environ.get('MEDCF_FULL', '0') == '1' and not os.environ.get('IN_TEST')
+    "True when the full-scale run is asked for with MEDCF_FULL=1 (never under nbdev_test, which sets IN_TEST); another value than 1, 0 or empty is refused."
+    return env_flag('MEDCF_FULL') and not os.environ.get('IN_TEST')
 
 def pick(fast: Any,  # the setting for the default (fast) scale, also the one used under nbdev_test
          full: Any  # the setting for the full-scale run (`is_full()`: MEDCF_FULL=1)
