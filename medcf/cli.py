@@ -8,7 +8,7 @@ import argparse, html, json, os, sys, time
 from pathlib import Path
 import torch
 import matplotlib, matplotlib.pyplot as plt  # the backend is chosen by `console`, not on import: a notebook keeps its inline figures
-from .phantoms import checks_bools, ChestPhantom, SkinPhantom, show_grid, chest_titles, refuse_overwrite, some_names, check_grid_path, check_int
+from .phantoms import checks_bools, ChestPhantom, SkinPhantom, show_grid, chest_titles, refuse_overwrite, some_names, check_grid_path, check_int, env_flag
 
 # %% auto #0
 __all__ = ['TOUR_PAGES', 'CLI_EXTENSIONS', 'TOUR_TITLE', 'save_figure', 'page_phantoms', 'check_tour_dir', 'tour',
@@ -97,7 +97,7 @@ def tour(out: str | Path,  # folder to write index.html and the figures into (cr
     return out / 'index.html'
 
 # %% ../nbs/95_cli.ipynb #c5e9a6e0
-from .diffusion import generate_grid, zoo_names
+from .diffusion import generate_grid, zoo_names, zoo_dir
 
 def page_generation(out: Path,  # folder to write the figures into (`tour` has checked it)
                     seed: int = 0,  # seed of the initial noise of every grid (as `generate_grid`'s)
@@ -109,7 +109,7 @@ def page_generation(out: Path,  # folder to write the figures into (`tour` has c
                ('skin', 'a dermoscopic image with melanoma (MEL) showing ruler'), ('skin', 'a dermoscopic image with nevus (NV)')]
     figs = []
     for k, (model, prompt) in enumerate(prompts):
-        png = generate_grid(model, prompt, n=n, out=out / f'generated_{k}_{model}.png', seed=seed, num_inference_steps=num_inference_steps,
+        png = generate_grid(zoo_dir() / model, prompt, n=n, out=out / f'generated_{k}_{model}.png', seed=seed, num_inference_steps=num_inference_steps,
                             overwrite=True)  # the tour re-writes its own report folder
         figs.append((f'{model} checkpoint, {num_inference_steps} DDIM steps: "{prompt}"', png.name))
     return 'Generation with the shipped checkpoints', figs
@@ -157,9 +157,14 @@ CLI_EXTENSIONS.append(_add_generate)
 def readme_text(nb_path: str | Path  # notebook to render, e.g. nbs/index.ipynb
                ) -> str:
     "Markdown for README.md from a notebook."
-    nb = json.loads(Path(nb_path).read_text(encoding='utf-8'))
+    try: nb = json.loads(Path(nb_path).read_text(encoding='utf-8'))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:  # a merge conflict's markers, say: the message named no file
+        raise ValueError(f"{nb_path} is not a notebook medcf can read ({e}); expected nbformat JSON (resolve a merge conflict's <<<<<<< markers, or restore it with git)") from None
+    cells = nb.get('cells') if isinstance(nb, dict) else None
+    if not isinstance(cells, list) or not all(isinstance(c, dict) and 'cell_type' in c and 'source' in c for c in cells):
+        raise ValueError(f"{nb_path} holds no notebook cells (a 'cells' list of cells with cell_type and source); expected nbformat JSON")  # was a KeyError traceback
     out = []
-    for c in nb['cells']:
+    for c in cells:
         src = ''.join(c['source'])
         lines = src.splitlines()
         if c['cell_type'] == 'markdown': out.append(src.strip()); continue
@@ -201,6 +206,7 @@ def main(argv: list | None = None  # command-line arguments without the program 
     r.add_argument('--check', action='store_true', help='only check that README.md is in step (exit status 1 if not)')
     for extend in CLI_EXTENSIONS: extend(sub)
     a = ap.parse_args(argv)
+    if isinstance(getattr(a, 'out', None), str): a.out = os.path.expanduser(a.out)  # --out=~/report: the shell leaves ~ after '=' (a literal ~ folder was made here)
     if a.cmd == 'tour': print(f'wrote {tour(a.out, a.seed, overwrite=a.overwrite)}'); return 0
     if a.cmd == 'readme':
         ok = readme(a.check)
@@ -211,7 +217,9 @@ def main(argv: list | None = None  # command-line arguments without the program 
 def console() -> None:
     "What the `medcf` command runs: `main`, with a mistake in the arguments or files reported as one line (exit status 2), not a traceback."
     matplotlib.use('Agg')  # figures go to files only
+    try: trace = env_flag('MEDCF_TRACEBACK')  # 1 shows the traceback; 0 or unset does not (any non-empty value did, 0 included)
+    except ValueError as e: print(f"medcf: error: {e}", file=sys.stderr); sys.exit(2)
     try: sys.exit(main())
     except (ValueError, TypeError, OSError, FloatingPointError) as e:
-        if os.environ.get('MEDCF_TRACEBACK'): raise
+        if trace: raise
         print(f"medcf: error: {e}\n(set MEDCF_TRACEBACK=1 to see where it was raised)", file=sys.stderr); sys.exit(2)

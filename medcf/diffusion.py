@@ -533,7 +533,11 @@ def _vae_from(folder: Path, dtype: torch.dtype):
 
 def _resolve(name_or_path) -> Path:
     p = Path(name_or_path).expanduser()
-    if p.is_dir() and ((p / 'unet').is_dir() or str(name_or_path) not in ZOO): return p  # a pipeline folder, or any folder that is not a zoo name
+    if p.is_dir() and ((p / 'unet').is_dir() or str(name_or_path) not in ZOO):  # a pipeline folder, or any folder that is not a zoo name
+        if isinstance(name_or_path, str) and name_or_path in ZOO:  # 'chest' typed bare, with a saved pipeline ./chest beside: said, not silent
+            warnings.warn(f"{name_or_path!r} loads the pipeline folder {p.resolve()} in the working directory, not the zoo's {name_or_path} checkpoint; "
+                          f"pass './{name_or_path}' to load that folder without this warning, or medcf.diffusion.zoo_dir() / {name_or_path!r} for the zoo's", stacklevel=user_stacklevel())
+        return p
     if str(name_or_path) in ZOO:  # a zoo name wins over a folder of that name that holds no pipeline (e.g. a data folder 'chest/')
         try: d = data_path('models', str(name_or_path))
         except FileNotFoundError as e:

@@ -309,7 +309,7 @@ def test_generation_page_passes_its_seed_steps_and_n(tmp_path, monkeypatch):
     monkeypatch.setattr(cli, 'generate_grid', lambda model, prompt, n, out, seed, num_inference_steps, overwrite: got.append(
         (model, n, seed, num_inference_steps, overwrite)) or Path(out))
     title, figs = page_generation(tmp_path, seed=5, n=3, num_inference_steps=7)
-    assert [g[0] for g in got] == ['chest', 'chest', 'skin', 'skin'] and {g[1:] for g in got} == {(3, 5, 7, True)}
+    assert [Path(g[0]).name for g in got] == ['chest', 'chest', 'skin', 'skin'] and {g[1:] for g in got} == {(3, 5, 7, True)}  # the zoo's folders (a ./chest here is not the shipped model)
     assert all('7 DDIM steps' in c for c, _ in figs)
 
 
@@ -359,3 +359,47 @@ def test_generate_refuses_a_negative_prompt_the_guidance_would_draw(tmp_path, mo
     assert got == []  # refused before the model is loaded
     assert main(args + ['--guidance', '0']) == 0 and main(args + ['--guidance', '3', '--negative-prompt', 'Support Devices']) == 0 and main(args + ['--negative-prompt', 'Support Devices']) == 0
     assert got == [(0.0, ''), (3.0, 'Support Devices'), (None, 'Support Devices')]  # unconditional sampling, and guidance that steers away (the recipe's too), still run
+
+
+def test_on_off_environment_flags_are_read_strictly(monkeypatch, tmp_path):
+    "Session 52: MEDCF_FULL=true, yes or 2 ran the fast mode without a word; MEDCF_TRACEBACK=0 (or false) turned tracebacks on."
+    from medcf.phantoms import is_full, env_flag
+    monkeypatch.delenv('IN_TEST', raising=False)
+    for v, want in (('1', True), ('0', False), ('', False), (' 1 ', True)):
+        monkeypatch.setenv('MEDCF_FULL', v); assert is_full() is want
+    for v in ('true', 'yes', '2'):
+        monkeypatch.setenv('MEDCF_FULL', v)
+        with pytest.raises(ValueError, match=rf"MEDCF_FULL='{v}': expected 1 \(on\) or 0 / unset \(off\)"): is_full()
+    monkeypatch.setenv('MEDCF_TRACEBACK', '0'); monkeypatch.setattr(sys, 'argv', ['medcf', 'generate', '--model', 'brain', '--prompt', 'x', '--out', str(tmp_path / 'g.png')])
+    with pytest.raises(SystemExit) as e: cli.console()
+    assert e.value.code == 2  # one line, no traceback
+    monkeypatch.setenv('MEDCF_TRACEBACK', 'false')
+    with pytest.raises(SystemExit) as e: cli.console()
+    assert e.value.code == 2
+
+
+def test_readme_text_names_a_notebook_it_cannot_read(tmp_path):
+    "Session 52: a notebook with merge-conflict markers gave a JSON error naming no file, one without 'cells' a KeyError traceback (exit 1)."
+    nb = tmp_path / 'index.ipynb'
+    nb.write_text('{\n<<<<<<< HEAD\n "cells": []\n}\n')
+    with pytest.raises(ValueError, match=r"index.ipynb is not a notebook medcf can read .*resolve a merge conflict's <<<<<<< markers"): readme_text(nb)
+    for bad in ('{"nbformat": 4}', '[1, 2]', '{"cells": [{"source": "x"}]}'):
+        nb.write_text(bad)
+        with pytest.raises(ValueError, match=r"index.ipynb holds no notebook cells"): readme_text(nb)
+
+
+def test_the_tour_draws_the_shipped_checkpoints_and_out_expands_the_home_folder(tmp_path, monkeypatch):
+    "Session 52: a saved pipeline folder ./chest in the working directory replaced the shipped chest checkpoint in the tour, captioned 'chest checkpoint'; --out=~/report made a literal '~' folder (the shell leaves ~ after '=')."
+    from medcf import diffusion as D
+    seen = []
+    monkeypatch.setattr(cli, 'generate_grid', lambda model, prompt, n, out, **k: seen.append(model) or out)
+    (tmp_path / 'chest' / 'unet').mkdir(parents=True); monkeypatch.chdir(tmp_path)
+    page_generation(tmp_path / 'r')
+    assert seen and all(Path(m).parent == D.zoo_dir() for m in seen)
+    with pytest.warns(UserWarning, match=r"'chest' loads the pipeline folder .*chest in the working directory, not the zoo's chest checkpoint; pass './chest'"):
+        assert D._resolve('chest') == Path('chest')
+    assert D._resolve('./chest') == Path('chest') and D._resolve('skin') == D.zoo_dir() / 'skin'
+    got = []
+    monkeypatch.setenv('HOME', str(tmp_path / 'home')); monkeypatch.setattr(cli, 'tour', lambda out, seed, overwrite=False: got.append(out) or Path(out) / 'index.html')
+    main(['tour', '--out=~/report'])
+    assert got == [str(tmp_path / 'home' / 'report')]
