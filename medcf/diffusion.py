@@ -1276,6 +1276,9 @@ def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
                       "pass uncond (its unconditional embeddings) to go on with its guidance, or guidance_scale=1 to go on unguided on purpose", stacklevel=user_stacklevel())
     if guidance_scale is None: guidance_scale = 1.0 if uncond is None else 3.0
     guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
+    if prev is None and start_step == 0 and end == len(ts) and guidance_scale != 1 and interval is not None and all(guidance_at(t, guidance_scale, interval) == 1 for t in ts):
+        warnings.warn(f"guidance_interval={tuple(interval)} holds none of the {len(ts)} sampled timesteps ({ts[0]}, ..., {ts[-1]}), so guidance_scale={guidance_scale:g} "
+                      "never acts and a negative prompt goes unused; widen the interval or sample more steps", stacklevel=user_stacklevel())  # a whole run drew unguided without a word
     guidance_rescale = check_guidance_rescale(0.0 if guidance_rescale is None else guidance_rescale)
     check_latents(pipe, latents); check_unet(pipe)
     _check_embeddings(pipe, cond, 'cond', len(latents))

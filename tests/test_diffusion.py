@@ -3993,3 +3993,14 @@ def test_a_zero_d_string_array_is_one_prompt():
     assert D.check_prompts(np.array('a chest x-ray')) == ['a chest x-ray']
     assert D.check_negative_prompt(np.array('blurry')) == 'blurry'
     with pytest.raises(TypeError, match='prompts must be a string or a sequence of strings'): D.check_prompts(np.array(5))
+
+
+def test_a_guidance_interval_that_holds_no_sampled_timestep_is_said(pipe):
+    "Session 52: `medcf generate --steps 10 --guidance 7 --negative-prompt x --guidance-interval 950,999` wrote the same image as guidance 1 without a word (10 DDIM steps sample 901, 801, ..., 1)."
+    with pytest.warns(UserWarning, match=r"guidance_interval=\(950, 999\) holds none of the 10 sampled timesteps \(901, ..., 1\), so guidance_scale=7 never acts"):
+        a = D.generate(pipe, 'a', num_inference_steps=10, guidance_scale=7, guidance_interval=(950, 999), negative_prompt='b')
+    assert torch.equal(a, D.generate(pipe, 'a', num_inference_steps=10, guidance_scale=1))  # what it drew: the unguided image
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # an interval that holds a sampled timestep, and guidance 1, say nothing
+        D.generate(pipe, 'a', num_inference_steps=10, guidance_scale=7, guidance_interval=(850, 999)); D.generate(pipe, 'a', num_inference_steps=10, guidance_scale=1, guidance_interval=(950, 999))
