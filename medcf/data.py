@@ -14,14 +14,14 @@ from .phantoms import checks_bools, user_stacklevel, SCMPhantom, PhantomBatch, c
 # %% auto #0
 __all__ = ['CHEXPERT_FINDINGS', 'CHEXPERT_HEADER', 'CHEST_ALIASES', 'UNCERTAINTY_POLICIES', 'ISIC_DIAGNOSES',
            'ISIC2020_DIAGNOSES', 'SKIN_ARTIFACTS', 'SPLITS', 'WIDE_MODES', 'ISIC2019_GROUND_TRUTH', 'ISIC2019_METADATA',
-           'ISIC2020_COLUMNS', 'ISIC2020_DUPLICATES', 'MEDMNIST_KEYS', 'CHESTMNIST_LABELS', 'DERMAMNIST_LABELS',
-           'ADNIMERGE_COLUMNS', 'ADNI_STAGES', 'ADNIMERGE_RANGES', 'check_policy', 'apply_policy', 'chest_prompts',
-           'chest_prompt', 'skin_diagnosis', 'skin_prompt', 'sample_address', 'check_samples', 'attr_codebook',
-           'encode_attrs', 'encode_known', 'decode_attrs', 'PhantomStream', 'PhantomDataset', 'item_index', 'collate',
-           'load_image', 'read_table', 'check_files', 'chexpert_folder', 'read_chexpert', 'CheXpertDataset',
-           'read_isic2019', 'read_isic2020', 'ISICDataset', 'read_medmnist', 'medmnist_prompt', 'MedMNISTDataset',
-           'write_chexpert_fixture', 'write_isic2019_fixture', 'write_isic2020_fixture', 'write_medmnist_fixture',
-           'write_data_samples', 'parse_censored', 'read_adnimerge']
+           'ISIC2020_COLUMNS', 'ISIC2020_DUPLICATES', 'ISIC2020_TABLES', 'MEDMNIST_KEYS', 'CHESTMNIST_LABELS',
+           'DERMAMNIST_LABELS', 'ADNIMERGE_COLUMNS', 'ADNI_STAGES', 'ADNIMERGE_RANGES', 'check_policy', 'apply_policy',
+           'chest_prompts', 'chest_prompt', 'skin_diagnosis', 'skin_prompt', 'sample_address', 'check_samples',
+           'attr_codebook', 'encode_attrs', 'encode_known', 'decode_attrs', 'PhantomStream', 'PhantomDataset',
+           'item_index', 'collate', 'load_image', 'read_table', 'check_files', 'chexpert_folder', 'read_chexpert',
+           'CheXpertDataset', 'read_isic2019', 'read_isic2020', 'ISICDataset', 'read_medmnist', 'medmnist_prompt',
+           'MedMNISTDataset', 'write_chexpert_fixture', 'write_isic2019_fixture', 'write_isic2020_fixture',
+           'write_medmnist_fixture', 'write_data_samples', 'parse_censored', 'read_adnimerge']
 
 # %% ../nbs/01_data.ipynb #fad4e250
 CHEXPERT_FINDINGS = ['No Finding', 'Enlarged Cardiomediastinum', 'Cardiomegaly', 'Lung Opacity', 'Lung Lesion',
@@ -625,15 +625,19 @@ def read_isic2019(root: str | Path,  # folder with the ISIC 2019 ground truth CS
     df['prompt'] = [skin_prompt({'diagnosis': d}) for d in df['diagnosis']]
     return df
 
+ISIC2020_TABLES = ('train.csv', 'ISIC_2020_Training_GroundTruth_v2.csv', 'ISIC_2020_Training_GroundTruth.csv')  # Kaggle's name, then the challenge download's (same columns; v2 adds lesion_id)
+
 @checks_bools
-def read_isic2020(root: str | Path,  # folder with the ISIC 2020 train.csv and the images folder
+def read_isic2020(root: str | Path,  # folder with the ISIC 2020 table (Kaggle's train.csv, or the challenge's ISIC_2020_Training_GroundTruth[_v2].csv) and the images folder
                   images: str | None = None,  # image folder under root; default: 'jpeg/train' if it exists (Kaggle's layout, whose train/ holds DICOM), else 'train'
                   check: bool = True,  # check that every image file exists
                   drop_duplicates: bool = True,  # keep one image per lesion in ISIC's duplicates list, when root holds it (pairs that share an image are one lesion: A~B, B~C keeps A only, the first in train.csv's order)
                  ) -> pd.DataFrame:
     "ISIC 2020 training table in the same columns as `read_isic2019` (diagnosis code, melanoma = target, absolute `file` path, ...); `df.attrs['duplicates_dropped']` names the images dropped."
     root = Path(root).resolve()  # absolute: the table still finds its images after a chdir
-    raw = read_table(root / 'train.csv', ISIC2020_COLUMNS, 'the ISIC 2020 train.csv header')
+    table = next((root / t for t in ISIC2020_TABLES if (root / t).is_file()), None)  # the challenge download has no train.csv: it was refused as 'train.csv not found'
+    if table is None: raise FileNotFoundError(f"{root} holds none of the ISIC 2020 tables {list(ISIC2020_TABLES)}; expected Kaggle's train.csv or the challenge download's ground truth there")
+    raw = read_table(table, ISIC2020_COLUMNS, f'the ISIC 2020 {table.name} header')
     if images is None: images = 'jpeg/train' if (root / 'jpeg' / 'train').is_dir() else 'train'
     _check_unique(raw, ['image_name'], 'train.csv')
     dropped = []

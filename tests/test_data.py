@@ -204,7 +204,7 @@ def test_isic_round_trip_and_errors(tmp_path):
     d = tmp_path / 'i19'; shutil.copytree(SAMPLES / 'isic' / '2019', d)
     gt.drop(columns=['MEL']).to_csv(d / 'ISIC_2019_Training_GroundTruth.csv', index=False)
     with pytest.raises(ValueError, match=r"missing columns \['MEL'\]"): read_isic2019(d)
-    with pytest.raises(FileNotFoundError, match='train.csv not found'): read_isic2020(tmp_path)
+    with pytest.raises(FileNotFoundError, match='holds none of the ISIC 2020 tables'): read_isic2020(tmp_path)
 
 
 def test_medmnist_round_trip_and_errors(tmp_path):
@@ -1165,3 +1165,16 @@ def test_fixture_writers_check_the_seed_by_name_before_writing(tmp_path):
         for f, ph in ((write_chexpert_fixture, chest), (write_isic2019_fixture, skin), (write_isic2020_fixture, skin)):
             with pytest.raises(ValueError, match=rf"seed={seed}: expected a non-negative integer"): f(tmp_path / f.__name__, ph, seed=seed)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_read_isic2020_reads_the_challenge_downloads_ground_truth(tmp_path):
+    "Session 52: the ISIC challenge's own download names its table ISIC_2020_Training_GroundTruth(_v2).csv (train.csv is Kaggle's name); it was refused as 'train.csv not found'."
+    d = write_isic2020_fixture(tmp_path / 'i', SkinPhantom(32), n=6, seed=1)
+    kaggle = read_isic2020(d)
+    for name in ('ISIC_2020_Training_GroundTruth_v2.csv', 'ISIC_2020_Training_GroundTruth.csv'):
+        (d / 'train.csv').rename(d / name)
+        got = read_isic2020(d)
+        assert got.drop(columns=['file']).equals(kaggle.drop(columns=['file'])) and (d / name).exists()
+        (d / name).rename(d / 'train.csv')
+    (d / 'train.csv').unlink()
+    with pytest.raises(FileNotFoundError, match=r"holds none of the ISIC 2020 tables \['train.csv', 'ISIC_2020_Training_GroundTruth_v2.csv', 'ISIC_2020_Training_GroundTruth.csv'\]"): read_isic2020(d)
