@@ -859,7 +859,8 @@ def ddim_step(x_t: torch.Tensor,  # current latent
     if prev_sample is None and eta > 0 and noise is None:
         if generator is None: raise ValueError("eta > 0 needs the step's noise: pass noise= (standard normal, shaped like x_t) or a seeded generator=")
         noise = torch.randn(mean.shape, generator=generator, dtype=dt, device=generator.device).to(mean.device)
-    if prev_sample is None:
+    drawn = prev_sample is None  # a drawn sample is held fixed in the log-probability (DDPO's score function); a given one keeps its own gradient
+    if drawn:
         prev_sample = mean if eta == 0 else mean + std * _wide(noise)
     prev_sample = _wide(prev_sample.to(dt))  # the sample as returned, so that its log-probability scores the same value later (DDPO)
     if eta > 0:  # Gaussian log-density, averaged over latent dimensions as in DDPO (arXiv:2305.13301)
@@ -867,7 +868,7 @@ def ddim_step(x_t: torch.Tensor,  # current latent
         # its log-probability is taken as 0, so it adds nothing to a DDPO ratio (the Gaussian formula would give 0/0 = NaN)
         live = std > 0
         s = torch.where(live, std, torch.ones_like(std))
-        lp = -((prev_sample.detach() - mean) ** 2) / (2 * s ** 2) - torch.log(s) - 0.5 * math.log(2 * math.pi)
+        lp = -(((prev_sample.detach() if drawn else prev_sample) - mean) ** 2) / (2 * s ** 2) - torch.log(s) - 0.5 * math.log(2 * math.pi)  # a given sample (re-scoring, or a caller's own) had its gradient cut too
         log_prob = torch.where(live, lp, torch.zeros_like(lp)).mean(dim=tuple(range(1, lp.ndim)))
     else: log_prob = None
     return prev_sample.to(dt), x0.to(dt), log_prob
@@ -1251,8 +1252,9 @@ def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
                    guidance_rescale: float | None = None  # Lin et al.'s rescale of the guided prediction, in [0, 1] (`rescale_guidance`); None: the stopped run's when going on from one, else 0 (none)
                   ) -> SampleOutput:
     "The DDIM sampling loop on latents, with per-step callbacks and log-probabilities; works for any SD-style pipeline."
-    # With grad=True the returned log_probs differentiate through the whole chain (each x_t depends on the weights); DDPO's
-    # policy gradient holds each step's input fixed: re-score a stored trajectory with `trajectory_log_probs` for that.
+    # The returned log_probs are values, also under grad=True (a gradient there mixed DDPO's score function with x_t's
+    # dependence on the weights, neither quantity). DDPO's policy gradient holds each step's input and sample fixed:
+    # re-score a stored trajectory with `trajectory_log_probs` for that.
     check_callables(callback=callback, guidance_fn=guidance_fn)  # before any UNet call, not at the first step
     prev = latents if isinstance(latents, SampleOutput) else None
     if prev is not None:  # settings not given are the stopped run's
@@ -1315,7 +1317,7 @@ def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
                 if r is not None:
                     x_prev = _hook_output(r, 'callback', x_prev, 'None or the replacement for prev_latents').to(x_prev)  # the sampler's dtype and device
                     if lp is not None: lp = ddim_step(x, eps, a, ap, eta, prev_sample=x_prev)[2]  # the latent the trajectory holds is the one scored
-            if lp is not None: logps.append(lp)
+            if lp is not None: logps.append(lp.detach())  # values: their gradient under grad=True mixed DDPO's score with the chain's x_t (neither quantity); trajectory_log_probs gives DDPO's
             x = x_prev
             if return_trajectory: traj.append(x)
     keep = return_trajectory  # the embeddings matter only for re-scoring a trajectory: without one they would only hold memory
@@ -1599,7 +1601,7 @@ def classifier_guidance(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline
     warn_hidden_offset(log_prob_fn, 'log_prob_fn')
     def steer(x_t, t, eps, alpha_t, score: Callable) -> torch.Tensor:
         if interval is not None and not interval[0] <= int(t) <= interval[1]: return eps
-        graph = torch.is_grad_enabled() and (x_t.requires_grad or eps.requires_grad)  # grad=True, or trajectory_log_probs in the weights: the gradient term depends on x_t and eps too
+        graph = torch.is_grad_enabled()  # grad=True, or trajectory_log_probs in the weights: the term depends on x_t, eps and the classifier's own parameters (a trained target with a frozen UNet and plain noise lost its gradient)
         with torch.enable_grad():  # the sampler runs without gradients unless grad=True: the classifier's gradient needs them here
             if graph:  # d/dx_t at fixed eps is d/dx0 / sqrt(a); kept in the graph (create_graph), or gradients through the sampler held the term constant
                 x0 = (_wide(x_t) - (1 - alpha_t).sqrt() * _wide(eps)) / alpha_t.sqrt()
