@@ -526,10 +526,20 @@ def dtype_kwarg(dtype: torch.dtype  # the weights' dtype
     major, minor = (int(x) for x in diffusers.__version__.split('.')[:2])  # '0.40.0.dev0' -> 0, 40
     return {'dtype' if (major, minor) >= (0, 40) else 'torch_dtype': dtype}
 
+def _whole(cls, folder: Path, dtype: torch.dtype):
+    "`cls.from_pretrained(folder)`, refused when its weight files and the model its config builds do not match key for key (diffusers logs that, and medcf quiets diffusers' logs: a UNet saved with trained attention-processor adapters came back without them, silently)."
+    model, info = cls.from_pretrained(folder, output_loading_info=True, **dtype_kwarg(dtype))
+    odd = {k: list(info.get(k) or []) for k in ('unexpected_keys', 'missing_keys', 'mismatched_keys')}
+    if any(odd.values()):
+        said = '; '.join(f"{k.replace('_', ' ')} {v[:3]}{' and %d more' % (len(v) - 3) if len(v) > 3 else ''}" for k, v in odd.items() if v)
+        raise ValueError(f"{folder}'s weight files do not match the {cls.__name__} its config.json builds ({said}); expected weights saved from that "
+                         "model (an attention-processor adapter's weights are not part of it: fuse them into the weights, or save and load the adapter apart)")
+    return model
+
 def _vae_from(folder: Path, dtype: torch.dtype):
     "The autoencoder a saved vae/ folder names (AutoencoderKL, AutoencoderTiny, ...), AutoencoderKL when it names none."
-    return _named_class(folder, 'config.json', 'AutoencoderKL', lambda n: n.startswith('Autoencoder'), 'autoencoder',
-                        "one of diffusers' Autoencoder* classes (AutoencoderKL, AutoencoderTiny, ...)").from_pretrained(folder, **dtype_kwarg(dtype))
+    return _whole(_named_class(folder, 'config.json', 'AutoencoderKL', lambda n: n.startswith('Autoencoder'), 'autoencoder',
+                               "one of diffusers' Autoencoder* classes (AutoencoderKL, AutoencoderTiny, ...)"), folder, dtype)
 
 def _resolve(name_or_path) -> Path:
     p = Path(name_or_path).expanduser()
@@ -633,7 +643,7 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
         else:
             te, tok = load_text_encoder(card.get('max_length', 48))  # this pipeline's own copy
             pipe = assemble_pipeline(_vae_from(folder / 'vae', dtype),
-                                     UNet2DConditionModel.from_pretrained(folder / 'unet', **dtype_kwarg(dtype)),
+                                     _whole(UNet2DConditionModel, folder / 'unet', dtype),
                                      _scheduler_from(folder / 'scheduler'), te.to(dtype), tok)
     except (OSError, ValueError, RuntimeError, EnvironmentError, KeyError, TypeError, AttributeError, safetensors.SafetensorError) as e:  # transformers lets a corrupt text encoder's SafetensorError through
         hint = f"; its weight files come as variant(s) {found} only: pass variant={found[0]!r} (medcf generate: --variant {found[0]})" if variant is None and found and not plain else ''
@@ -666,6 +676,7 @@ def _encode_uncached(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (u
                      prompts: list) -> torch.Tensor:
     tok, te = pipe.tokenizer, pipe.text_encoder
     _check_text_model(pipe)
+    if callable(getattr(pipe, 'maybe_convert_prompt', None)): prompts = pipe.maybe_convert_prompt(prompts, tok)  # a multi-vector textual inversion's '<tok>' -> '<tok> <tok>_1 ...', as StableDiffusionPipeline does (only the first vector was used)
     warn_truncated(tok, prompts, tok.model_max_length, 'the tokenizer (as Stable Diffusion\'s)')
     out = []
     for i in range(0, len(prompts), PROMPT_CHUNK):

@@ -4033,3 +4033,25 @@ def test_sampler_log_probs_and_classifier_guidance_gradients_match_finite_differ
     with torch.no_grad(): fd = ((f(w + h * v, False) - f(w - h * v, False)) / (2 * h)).item()
     wg = w.clone().requires_grad_(True); f(wg, True).backward()
     assert (wg.grad * v).sum().item() == pytest.approx(fd, rel=1e-5)  # x_T plain noise, the UNet frozen: the classifier's own parameter keeps its gradient
+
+
+def test_load_pipeline_refuses_weights_its_config_does_not_take_and_encodes_textual_inversion_as_diffusers(tmp_path):
+    "Session 52 (diffusers interop): a UNet saved with a trained attention-processor adapter came back without it, silently (diffusers logs unused weights, medcf quiets its logs); a multi-vector textual inversion's token was encoded with its first vector only (StableDiffusionPipeline expands '<blob>' to '<blob> <blob>_1 <blob>_2': embeddings 4.57 apart)."
+    from tiny_sd import tiny_pipeline
+    from diffusers.models.attention_processor import AttnProcessor2_0
+    from safetensors.torch import save_file
+    class Gain(torch.nn.Module):
+        def __init__(self): super().__init__(); self.gain = torch.nn.Parameter(torch.tensor(0.5)); self.inner = AttnProcessor2_0()
+        def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kw):
+            return self.gain * self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+    p = tiny_pipeline()
+    p.unet.set_attn_processor({k: (Gain() if 'attn2' in k else v) for k, v in p.unet.attn_processors.items()})
+    D.save_pipeline(p, tmp_path / 'a', fp16=False)
+    with pytest.raises(ValueError, match=r"unet's weight files do not match the UNet2DConditionModel its config.json builds \(unexpected keys \[.*processor.gain"):
+        D.load_pipeline(tmp_path / 'a')
+    D.save_pipeline(tiny_pipeline(), tmp_path / 'b', fp16=False); D.load_pipeline(tmp_path / 'b')  # a plain one loads
+    t = tiny_pipeline()
+    save_file({'emb_params': torch.randn(3, t.text_encoder.config.hidden_size, generator=torch.Generator().manual_seed(0))}, str(tmp_path / 'ti.safetensors'))
+    t.load_textual_inversion(str(tmp_path / 'ti.safetensors'), token='<blob>')
+    ref, _ = t.encode_prompt('a <blob> chest', 'cpu', 1, False)
+    assert torch.allclose(D.encode_prompts(t, 'a <blob> chest'), ref, atol=1e-6)
