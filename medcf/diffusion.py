@@ -652,6 +652,10 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
     pipe = pipe.to(device)
     for m in (pipe.unet, pipe.vae, pipe.text_encoder): m.eval().requires_grad_(False)
     pipe.model_card = card
+    if not card and (folder / 'model_index.json').exists() and is_packaged_text_encoder(pipe.text_encoder):  # save_pipeline always writes a card: this folder's was lost
+        warnings.warn(f"{folder} holds medcf's packaged text encoder but no {CARD}: a medcf pipeline saved with diffusers' save_pretrained? Its recipe and "
+                      "signal leak are not here, so guidance 'recipe' falls back to 3.0 at every step and x_T carries no leak; re-save the original with "
+                      "medcf.diffusion.save_pipeline to keep them", stacklevel=user_stacklevel())
     if (folder / LEAK_FILE).exists():  # the mean training latent that `generate` puts into x_T (absent from real SD folders)
         from safetensors.torch import load_file
         try: pipe.signal_leak = load_file(str(folder / LEAK_FILE))['signal_leak'].to(device, dtype)

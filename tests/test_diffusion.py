@@ -4055,3 +4055,16 @@ def test_load_pipeline_refuses_weights_its_config_does_not_take_and_encodes_text
     t.load_textual_inversion(str(tmp_path / 'ti.safetensors'), token='<blob>')
     ref, _ = t.encode_prompt('a <blob> chest', 'cpu', 1, False)
     assert torch.allclose(D.encode_prompts(t, 'a <blob> chest'), ref, atol=1e-6)
+
+
+def test_load_pipeline_says_when_a_medcf_pipeline_lost_its_card_to_save_pretrained(tmp_path):
+    "Session 52 (diffusers interop): pipe.save_pretrained of a zoo pipeline dropped its card, recipe and signal leak; load_pipeline loaded the folder without a word and 'recipe' guidance fell back to 3.0 at every step (chest images 0.18 apart)."
+    from tiny_sd import tiny_pipeline
+    p = tiny_pipeline(); p.save_pretrained(tmp_path / 'plain')
+    with pytest.warns(UserWarning, match=r"holds medcf's packaged text encoder but no model_card.json: a medcf pipeline saved with diffusers' save_pretrained\?"):
+        D.load_pipeline(tmp_path / 'plain')
+    import warnings
+    D.save_pipeline(p, tmp_path / 'ours', include_text_encoder=True, fp16=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', UserWarning)
+        D.load_pipeline(tmp_path / 'ours')  # save_pipeline's folder keeps its card: nothing to say
