@@ -414,6 +414,10 @@ def save_pipeline(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (unet
     if why:
         raise ValueError(f"{why}: load_pipeline attaches the packaged MiniLM and its tokenizer to a folder without text_encoder/ and tokenizer/, "
                          "so the pipeline would come back embedding prompts differently; pass include_text_encoder=True to write them into the folder")
+    if getattr(pipe.scheduler.config, 'steps_offset', 1) != 1:  # StableDiffusionPipeline rewrites it to 1 when it is built: a swapped-in DDIMScheduler() came back sampling 801, 601, ... instead of 800, 600, ...
+        warnings.warn(f"pipe.scheduler has steps_offset={pipe.scheduler.config.steps_offset}, which StableDiffusionPipeline (and so load_pipeline) rewrites to 1: "
+                      "the pipeline loaded from this folder samples on another timestep grid; set steps_offset=1 on the scheduler before saving to keep one grid",
+                      stacklevel=user_stacklevel())
     where = 'card'
     if card is None:
         own = getattr(pipe, 'model_card', None) or {}

@@ -4068,3 +4068,16 @@ def test_load_pipeline_says_when_a_medcf_pipeline_lost_its_card_to_save_pretrain
     with warnings.catch_warnings():
         warnings.simplefilter('error', UserWarning)
         D.load_pipeline(tmp_path / 'ours')  # save_pipeline's folder keeps its card: nothing to say
+
+
+def test_save_pipeline_says_when_loading_will_rewrite_the_schedulers_steps_offset(tmp_path):
+    "Session 52 (diffusers interop): a swapped-in DDIMScheduler() (steps_offset=0) was saved as it was, and StableDiffusionPipeline, which load_pipeline builds, rewrote it to 1: the loaded pipeline sampled 801, 601, ... instead of 800, 600, ... without a word from medcf."
+    from tiny_sd import tiny_pipeline
+    from diffusers import DDIMScheduler
+    p = tiny_pipeline(); p.scheduler = DDIMScheduler(**D.SD_BETAS, clip_sample=False, set_alpha_to_one=False)
+    with pytest.warns(UserWarning, match=r"pipe.scheduler has steps_offset=0, which StableDiffusionPipeline \(and so load_pipeline\) rewrites to 1"):
+        D.save_pipeline(p, tmp_path / 'a', fp16=False)
+    import warnings
+    p.scheduler = DDIMScheduler(**D.SD_BETAS, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', UserWarning); D.save_pipeline(p, tmp_path / 'b', fp16=False)
