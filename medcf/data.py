@@ -639,7 +639,7 @@ def read_isic2020(root: str | Path,  # folder with the ISIC 2020 table (Kaggle's
     if table is None: raise FileNotFoundError(f"{root} holds none of the ISIC 2020 tables {list(ISIC2020_TABLES)}; expected Kaggle's train.csv or the challenge download's ground truth there")
     raw = read_table(table, ISIC2020_COLUMNS, f'the ISIC 2020 {table.name} header')
     if images is None: images = 'jpeg/train' if (root / 'jpeg' / 'train').is_dir() else 'train'
-    _check_unique(raw, ['image_name'], 'train.csv')
+    _check_unique(raw, ['image_name'], table.name)
     dropped = []
     if drop_duplicates and (root / ISIC2020_DUPLICATES).is_file():  # the same lesion photographed twice: one copy, or a split puts it on both sides
         dup = read_table(root / ISIC2020_DUPLICATES, ['image_name_1', 'image_name_2'], f'the {ISIC2020_DUPLICATES} header')
@@ -659,12 +659,12 @@ def read_isic2020(root: str | Path,  # folder with the ISIC 2020 table (Kaggle's
         keep = ~raw['image_name'].isin(gone)
         dropped, raw = raw['image_name'][~keep].tolist(), raw[keep].reset_index(drop=True)
     blank = np.flatnonzero(raw['diagnosis'].isna().to_numpy())
-    if len(blank): raise ValueError(f"train.csv rows {blank[:5].tolist()} (images {raw['image_name'][blank[:3]].tolist()}) have no diagnosis; expected one of {sorted(ISIC2020_DIAGNOSES)} ('unknown' where none was made)")
+    if len(blank): raise ValueError(f"{table.name} rows {blank[:5].tolist()} (images {raw['image_name'][blank[:3]].tolist()}) have no diagnosis; expected one of {sorted(ISIC2020_DIAGNOSES)} ('unknown' where none was made)")
     unknown = sorted(set(raw['diagnosis'].str.lower()) - set(ISIC2020_DIAGNOSES), key=str)
-    if unknown: raise ValueError(f"train.csv has diagnoses {unknown} not in {sorted(ISIC2020_DIAGNOSES)}")
-    if not set(raw['target']) <= {0, 1}: raise ValueError(f"train.csv target has values {sorted(set(raw['target']), key=str)}; expected 0 or 1")
+    if unknown: raise ValueError(f"{table.name} has diagnoses {unknown} not in {sorted(ISIC2020_DIAGNOSES)}")
+    if not set(raw['target']) <= {0, 1}: raise ValueError(f"{table.name} target has values {sorted(set(raw['target']), key=str)}; expected 0 or 1")
     clash = np.flatnonzero((raw['diagnosis'].str.lower() == 'melanoma') != (raw['target'] == 1))
-    if len(clash): raise ValueError(f"train.csv rows {clash[:5].tolist()} (images {raw['image_name'][clash[:3]].tolist()}) have target "
+    if len(clash): raise ValueError(f"{table.name} rows {clash[:5].tolist()} (images {raw['image_name'][clash[:3]].tolist()}) have target "
                                     f"{raw['target'][clash[:3]].tolist()} but diagnosis {raw['diagnosis'][clash[:3]].tolist()}; "
                                     "expected target 1 exactly where the diagnosis is 'melanoma'")
     df = pd.DataFrame({'image': raw['image_name'], 'diagnosis': raw['diagnosis'].str.lower().map(ISIC2020_DIAGNOSES),

@@ -532,7 +532,7 @@ def dtype_kwarg(dtype: torch.dtype  # the weights' dtype
 
 def _whole(cls, folder: Path, dtype: torch.dtype):
     "`cls.from_pretrained(folder)`, refused when its weight files and the model its config builds do not match key for key (diffusers logs that, and medcf quiets diffusers' logs: a UNet saved with trained attention-processor adapters came back without them, silently)."
-    model, info = cls.from_pretrained(folder, output_loading_info=True, **dtype_kwarg(dtype))
+    model, info = cls.from_pretrained(folder, output_loading_info=True, low_cpu_mem_usage=False, **dtype_kwarg(dtype))  # diffusers' low-memory path (the default beside accelerate) reports no unused keys before 0.3x
     odd = {k: list(info.get(k) or []) for k in ('unexpected_keys', 'missing_keys', 'mismatched_keys')}
     if any(odd.values()):
         said = '; '.join(f"{k.replace('_', ' ')} {v[:3]}{' and %d more' % (len(v) - 3) if len(v) > 3 else ''}" for k, v in odd.items() if v)
@@ -1297,9 +1297,6 @@ def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
                       "pass uncond (its unconditional embeddings) to go on with its guidance, or guidance_scale=1 to go on unguided on purpose", stacklevel=user_stacklevel())
     if guidance_scale is None: guidance_scale = 1.0 if uncond is None else 3.0
     guidance_scale, eta = check_real(guidance_scale, 'guidance_scale'), _eta(eta)
-    if prev is None and start_step == 0 and end == len(ts) and guidance_scale != 1 and interval is not None and all(guidance_at(t, guidance_scale, interval) == 1 for t in ts):
-        warnings.warn(f"guidance_interval={tuple(interval)} holds none of the {len(ts)} sampled timesteps ({ts[0]}, ..., {ts[-1]}), so guidance_scale={guidance_scale:g} "
-                      "never acts and a negative prompt goes unused; widen the interval or sample more steps", stacklevel=user_stacklevel())  # a whole run drew unguided without a word
     guidance_rescale = check_guidance_rescale(0.0 if guidance_rescale is None else guidance_rescale)
     check_latents(pipe, latents); check_unet(pipe)
     _check_embeddings(pipe, cond, 'cond', len(latents))
@@ -1309,6 +1306,9 @@ def sample_latents(pipe: SDPipeline,  # any Stable-Diffusion-style pipeline (une
     if uncond is None and guidance_scale != 1:
         raise ValueError(f"guidance_scale={guidance_scale} needs uncond, the empty (or negative) prompt's embeddings, e.g. encode_prompts(pipe, [''] * {len(latents)}); "
                          "pass it, or guidance_scale=1 for no guidance")
+    if prev is None and start_step == 0 and end == len(ts) and guidance_scale != 1 and interval is not None and all(guidance_at(t, guidance_scale, interval) == 1 for t in ts):
+        warnings.warn(f"guidance_interval={tuple(interval)} holds none of the {len(ts)} sampled timesteps ({ts[0]}, ..., {ts[-1]}), so guidance_scale={guidance_scale:g} "
+                      "never acts and a negative prompt goes unused; widen the interval or sample more steps", stacklevel=user_stacklevel())  # a whole run drew unguided without a word
     if eta > 0 and generators is None:
         warnings.warn("eta > 0 without generators: the step noise is seed 0's, by position in this call, so chunks of one batch or "
                       "repeated calls (a DDPO loop) draw the same noise; pass generators=, one torch.Generator per latent")
@@ -1433,7 +1433,7 @@ def trajectory_log_probs(pipe: SDPipeline,  # any Stable-Diffusion-style pipelin
         if other: warnings.warn(f"re-scoring with {', '.join(other)}: these are log-probabilities under another policy than the one that "
                                 "sampled the trajectory, so at unchanged weights they differ from out.log_probs (DDPO's ratio needs the sampling policy's)", stacklevel=user_stacklevel())
     if out.log_probs is not None and out.log_probs.requires_grad:
-        warnings.warn("out.log_probs carry the sampling graph (sampled with grad=True): as a PPO ratio's old policy use out.log_probs.detach(), "
+        warnings.warn("out.log_probs carry a graph (the sampler returns values: these were set by hand): as a PPO ratio's old policy use out.log_probs.detach(), "
                       "or the gradient also flows back through the sampling", stacklevel=user_stacklevel())
     if uncond is None and any(w != 1 for w in ws):  # a guided step (w < 1 too: the interval's other steps are 1)
         raise ValueError(f"guidance_scale={guidance_scale} needs uncond, unconditional embeddings" + (" (this trajectory was sampled without guidance, so it holds none)" if out.eta is not None and out.uncond is None else ", the ones it was sampled with"))

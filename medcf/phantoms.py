@@ -51,7 +51,7 @@ def env_flag(name: str  # the environment variable, e.g. 'MEDCF_FULL'
 
 def is_full() -> bool:
     "True when the full-scale run is asked for with MEDCF_FULL=1 (never under nbdev_test, which sets IN_TEST); another value than 1, 0 or empty is refused."
-    return env_flag('MEDCF_FULL') and not os.environ.get('IN_TEST')
+    return not os.environ.get('IN_TEST') and env_flag('MEDCF_FULL')  # nbdev_test's fast mode whatever MEDCF_FULL says
 
 def pick(fast: Any,  # the setting for the default (fast) scale, also the one used under nbdev_test
          full: Any  # the setting for the full-scale run (`is_full()`: MEDCF_FULL=1)
@@ -440,6 +440,15 @@ def _frozen(v: object) -> object:
     if isinstance(v, np.ndarray) and v.flags.writeable: v = v.copy(); v.flags.writeable = False
     return v
 
+def _sets_or_passes(co: object, name: str) -> bool:
+    "Whether the code object `co` takes `name` as a parameter, assigns `self.name = ...`, or passes `name=` to a call (a read of `self.name` is none of these)."
+    import dis
+    if name in co.co_varnames[:co.co_argcount + co.co_kwonlyargcount]: return True
+    def kw(i):  # the keyword names of a call: Python 3.11-3.12's KW_NAMES (a constant's index), else a constant tuple loaded before the call
+        v = co.co_consts[i.arg] if i.opname == 'KW_NAMES' else i.argval if i.opname == 'LOAD_CONST' else None
+        return v if isinstance(v, tuple) else ()
+    return any((i.opname == 'STORE_ATTR' and i.argval == name) or name in kw(i) for i in dis.get_instructions(co))
+
 class _PhantomType(type):
     "The type of phantom classes: a class-level setting keeps the value its class body gave it (`SkinPhantom.p_ruler = (0.2, 0.2)` changed every skin phantom made later, and `render_config`, which compares a setting with its class's value, recorded nothing)."
     def __setattr__(cls, name: str, value: object) -> None:
@@ -480,7 +489,7 @@ class SCMPhantom(metaclass=_PhantomType):
         if name not in vars(self) or _same_value(vars(self)[name], value): return None
         src = next(c for c in mro if name in vars(c))
         code = [vars(c)['__init__'].__code__ for c in mro if issubclass(c, src) and '__init__' in vars(c) and hasattr(vars(c)['__init__'], '__code__')]
-        if any(name in co.co_names or name in co.co_varnames or any(isinstance(k, tuple) and name in k for k in co.co_consts) for co in code): return None
+        if any(_sets_or_passes(co, name) for co in code): return None
         import inspect
         fix = (f"the value as the constructor's argument: {type(self).__name__}(..., {name}={str(value)[:60]}), or an __init__ with that default"
                if name in inspect.signature(type(self).__init__).parameters else

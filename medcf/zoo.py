@@ -11,7 +11,7 @@ import numpy as np, pandas as pd, torch
 from .phantoms import checks_bools, user_stacklevel, check_real, check_int, jsonable, SCMPhantom, PhantomBatch
 from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load_pipeline, generate, ddim_invert,
                              vae_roundtrip, fit_signal_leak, check_autocast, check_guidance_interval, resolve_guidance_interval,
-                             check_out_dir, settings_diff, read_card, SDPipeline, diffusers)
+                             check_out_dir, settings_diff, read_card, SDPipeline, diffusers, zoo_dir)
 from .oracles import AttributeOracle, PerceptualDistance, hardware  # hardware: one line on a card, the CPU model and torch's threads
 
 # %% auto #0
@@ -122,7 +122,7 @@ def _held_out(name: str, pipe, oracle,  # an AttributeOracle (`medcf.oracles.loa
     "The pipeline and oracle (shipped ones by default), two real sets drawn at `seeds` + `seed` (training used data_seed) and their FD floor."
     from medcf.oracles import load_oracle
     from medcf.metrics import oracle_frechet_distance
-    pipe = pipe if pipe is not None else load_pipeline(name)
+    pipe = pipe if pipe is not None else load_pipeline(zoo_dir() / name)  # the shipped one, not a ./chest folder in the working directory
     oracle = oracle if oracle is not None else load_oracle(name)
     ph = zoo_phantom(name, 0)
     real_a, real_b = ph.sample(n, seed=seeds[0] + seed), ph.sample(n, seed=seeds[1] + seed)
@@ -181,7 +181,7 @@ def select_snapshot(name: str,  # 'chest' or 'skin'
                     guidance_scale: float = 3.0,  # guidance of the recipe
                     oracle: AttributeOracle | None = None,  # attribute oracle (default: the shipped one)
                     guidance_interval: tuple | list | None = None,  # guidance interval of the recipe (None: every step)
-                    prism_share: float | None = None  # share of paper-style captions the run trained with (None: the recipe's)
+                    prism_share: float | None = None  # share of paper-style captions the run trained with (None: its card's recipe's, else the zoo recipe's)
                    ) -> list:
     "Score every snapshot (and the final weights) by `validation_fd`, load the best into `pipe.unet`; the scores as records."
     if not snapshots: raise ValueError("no snapshots to choose from: train with snapshot_every=k")
@@ -689,7 +689,7 @@ def judge_reads(n: int,  # chests
     from medcf.oracles import load_oracle
     real_b, clean_b, other = grain_versions(n, seed)
     judge, real = load_oracle('chest'), real_b.images
-    versions = {'real': real, 'grain removed': clean_b.images, 'another grain': other, 'VAE round trip': vae_roundtrip(load_pipeline('chest'), real)}
+    versions = {'real': real, 'grain removed': clean_b.images, 'another grain': other, 'VAE round trip': vae_roundtrip(load_pipeline(zoo_dir() / 'chest'), real)}
     return {k: judge.predict(x) for k, x in versions.items()}
 
 def age_bin_ceiling(reads: dict  # `judge_reads`' output (any dict with 'real' and other versions' readings)

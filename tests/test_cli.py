@@ -367,6 +367,8 @@ def test_on_off_environment_flags_are_read_strictly(monkeypatch, tmp_path):
     monkeypatch.delenv('IN_TEST', raising=False)
     for v, want in (('1', True), ('0', False), ('', False), (' 1 ', True)):
         monkeypatch.setenv('MEDCF_FULL', v); assert is_full() is want
+    monkeypatch.setenv('IN_TEST', '1'); monkeypatch.setenv('MEDCF_FULL', 'true'); assert is_full() is False  # nbdev_test's fast mode, whatever MEDCF_FULL says
+    monkeypatch.delenv('IN_TEST')
     for v in ('true', 'yes', '2'):
         monkeypatch.setenv('MEDCF_FULL', v)
         with pytest.raises(ValueError, match=rf"MEDCF_FULL='{v}': expected 1 \(on\) or 0 / unset \(off\)"): is_full()

@@ -1175,6 +1175,11 @@ def test_read_isic2020_reads_the_challenge_downloads_ground_truth(tmp_path):
         (d / 'train.csv').rename(d / name)
         got = read_isic2020(d)
         assert got.drop(columns=['file']).equals(kaggle.drop(columns=['file'])) and (d / name).exists()
+        if name.endswith('_v2.csv'):  # its messages name the table read
+            import pandas as pd
+            t = pd.read_csv(d / name); t.loc[0, 'target'] = 2; t.to_csv(d / name, index=False)
+            with pytest.raises(ValueError, match=rf'{name} target has values'): read_isic2020(d)
+            t.loc[0, 'target'] = int(kaggle['melanoma'].iloc[0]); t.to_csv(d / name, index=False)
         (d / name).rename(d / 'train.csv')
     (d / 'train.csv').unlink()
     with pytest.raises(FileNotFoundError, match=r"holds none of the ISIC 2020 tables \['train.csv', 'ISIC_2020_Training_GroundTruth_v2.csv', 'ISIC_2020_Training_GroundTruth.csv'\]"): read_isic2020(d)

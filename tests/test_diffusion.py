@@ -4007,6 +4007,8 @@ def test_a_guidance_interval_that_holds_no_sampled_timestep_is_said(pipe):
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # an interval that holds a sampled timestep, and guidance 1, say nothing
         D.generate(pipe, 'a', num_inference_steps=10, guidance_scale=7, guidance_interval=(850, 999)); D.generate(pipe, 'a', num_inference_steps=10, guidance_scale=1, guidance_interval=(950, 999))
+        x = D.initial_latents(pipe, 1, 0)
+        with pytest.raises(ValueError, match='needs uncond'): D.sample_latents(pipe, x, D.encode_prompts(pipe, ['a']), None, 10, 7.0, guidance_interval=(950, 999))  # one mistake, one report
 
 
 def test_sampler_log_probs_and_classifier_guidance_gradients_match_finite_differences():

@@ -746,3 +746,15 @@ def test_a_class_level_setting_keeps_its_class_body_value():
     skin = P.SkinPhantom(32); skin.p_ruler = (0.2, 0.2)
     assert Fair(32).p_ruler == skin.p_ruler == (0.2, 0.2) and P.SkinPhantom.p_ruler == (0.08, 0.35)
     P.SkinPhantom._scratch = 1; del P.SkinPhantom._scratch  # private state and new names are the class's own business
+
+
+def test_a_subclass_init_that_only_reads_a_setting_does_not_decide_for_it():
+    "Session 52's review of 07873df: any mention of the name in the subclass's __init__ counted, so one that only read self.grain let a class-level grain = 0.1 be replaced by 0.015 unseen; a keyword passed on (grain=g) still decides."
+    class G(P.ChestPhantom):
+        grain = 0.1
+        def __init__(self, size=32, seed=0): super().__init__(size, seed); self._note = self.grain
+    with pytest.raises(ValueError, match=r"G.grain = 0.1 in the class body is replaced by the constructor's grain=0.015"): G(32)
+    class E2(P.ChestPhantom):
+        grain = 0.02
+        def __init__(self, size=32, g=0.05): super().__init__(size, grain=g)
+    assert E2(32).grain == 0.05

@@ -5,6 +5,7 @@ stages are stubbed, generation runs on the tiny pipeline of conftest's `pipe`), 
 wiring (which set, seed, scale and interval each card figure is computed from; their collaborators stubbed). Each test pins a
 behaviour no other test pinned. What needs a trained model and many samples is measured in nbs/90_model_zoo.ipynb."""
 import copy, json, math, os, types, warnings
+from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 from medcf import zoo
 from medcf import diffusion as D
@@ -651,7 +652,7 @@ def test_evaluate_zoo_model_computes_each_figure_from_its_sets(monkeypatch):
 def test_held_out_draws_both_sets_at_the_offset_seeds(monkeypatch):
     import medcf.oracles
     seen = _stub_validation(monkeypatch)  # its FD stub gives 2.0, then 3.0
-    monkeypatch.setattr(zoo, 'load_pipeline', lambda name: f'{name} pipeline')
+    monkeypatch.setattr(zoo, 'load_pipeline', lambda name: f'{Path(name).name} pipeline')  # the zoo's folder (session 52: a bare name could load ./chest)
     monkeypatch.setattr(medcf.oracles, 'load_oracle', lambda name: types.SimpleNamespace(features=f'{name} features'))
     O = types.SimpleNamespace(features='given features')
     pipe, oracle, a, b, floor = zoo._held_out('skin', 'given pipeline', O, 3, 5, seeds=(100, 200))
@@ -707,7 +708,7 @@ def test_judge_reads_reads_each_version(monkeypatch):
     other = torch.full((2, 1, 2, 2), 0.375)
     monkeypatch.setattr(zoo, 'grain_versions', lambda n, seed: (real, clean, other) if (n, seed) == (2, 7) else pytest.fail(f'grain_versions({n}, {seed})'))
     monkeypatch.setattr(medcf.oracles, 'load_oracle', lambda name: types.SimpleNamespace(predict=lambda x: (name, float(x[0, 0, 0, 0]))))
-    monkeypatch.setattr(zoo, 'load_pipeline', lambda name: f'{name} pipeline')
+    monkeypatch.setattr(zoo, 'load_pipeline', lambda name: f'{Path(name).name} pipeline')
     monkeypatch.setattr(zoo, 'vae_roundtrip', lambda pipe, x: x + (0.5 if pipe == 'chest pipeline' else 9.0))
     r = zoo.judge_reads(2, 7)
     assert r == {'real': ('chest', 0.125), 'grain removed': ('chest', 0.25), 'another grain': ('chest', 0.375), 'VAE round trip': ('chest', 0.625)}
@@ -949,3 +950,14 @@ def test_a_retrained_models_figures_use_the_caption_mix_its_card_records(monkeyp
     assert seen == [1.0, 0.25, zoo.RECIPES['chest']['prism_share']]
     with pytest.raises(ValueError, match=r"the pipeline card's recipe prism_share=1.5: expected a share of captions in \[0, 1\]"):
         zoo._generated(types.SimpleNamespace(model_card={'recipe': {'prism_share': 1.5}}), 'chest', b, 1, 3.0, 0)
+
+
+
+def test_the_zoos_figures_score_the_shipped_checkpoint_not_a_local_folder(tmp_path, monkeypatch):
+    "Session 52's review of 772bd6c: with pipe=None the zoo's figures loaded load_pipeline('chest'), which a saved pipeline ./chest in the working directory shadows."
+    class Loaded(Exception): pass
+    def load(name_or_path, **k): raise Loaded(name_or_path)
+    monkeypatch.setattr(zoo, 'load_pipeline', load)
+    (tmp_path / 'chest' / 'unet').mkdir(parents=True); monkeypatch.chdir(tmp_path)
+    with pytest.raises(Loaded) as e: zoo._held_out('chest', None, types.SimpleNamespace(), 2, 0)
+    assert e.value.args[0] == D.zoo_dir() / 'chest'
