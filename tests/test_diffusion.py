@@ -2548,7 +2548,7 @@ def test_ddpo_traps_found_by_a_chest_audit(pipe):
     assert not o.log_probs.requires_grad  # session 52: the sampler returns values, so the trap is closed where it was made
     import dataclasses
     o_graph = dataclasses.replace(o, log_probs=o.log_probs.clone().requires_grad_(True))  # log-probabilities with a graph, made by hand, are still warned about
-    with pytest.warns(UserWarning, match=r'out.log_probs carry the sampling graph.*out.log_probs.detach\(\)') as rec: D.trajectory_log_probs(p, o_graph.select([0, 1]))
+    with pytest.warns(UserWarning, match=r'out.log_probs carry a graph.*out.log_probs.detach\(\)') as rec: D.trajectory_log_probs(p, o_graph.select([0, 1]))
     assert rec[0].filename == __file__
     with torch.no_grad(): a = D.sample_latents(p, x, c, u, 4, 2.0, 1.0, D.step_generators(1, 4), end_step=2)
     with torch.no_grad():
