@@ -530,9 +530,9 @@ def dtype_kwarg(dtype: torch.dtype  # the weights' dtype
     major, minor = (int(x) for x in diffusers.__version__.split('.')[:2])  # '0.40.0.dev0' -> 0, 40
     return {'dtype' if (major, minor) >= (0, 40) else 'torch_dtype': dtype}
 
-def _whole(cls, folder: Path, dtype: torch.dtype):
+def _whole(cls, folder: Path, dtype: torch.dtype, variant: str | None = None):
     "`cls.from_pretrained(folder)`, refused when its weight files and the model its config builds do not match key for key (diffusers logs that, and medcf quiets diffusers' logs: a UNet saved with trained attention-processor adapters came back without them, silently)."
-    model, info = cls.from_pretrained(folder, output_loading_info=True, low_cpu_mem_usage=False, **dtype_kwarg(dtype))  # diffusers' low-memory path (the default beside accelerate) reports no unused keys before 0.3x
+    model, info = cls.from_pretrained(folder, output_loading_info=True, low_cpu_mem_usage=False, variant=variant, **dtype_kwarg(dtype))  # diffusers' low-memory path (the default beside accelerate) reports no unused keys before 0.3x
     odd = {k: list(info.get(k) or []) for k in ('unexpected_keys', 'missing_keys', 'mismatched_keys')}
     if any(odd.values()):
         said = '; '.join(f"{k.replace('_', ' ')} {v[:3]}{' and %d more' % (len(v) - 3) if len(v) > 3 else ''}" for k, v in odd.items() if v)
@@ -540,10 +540,10 @@ def _whole(cls, folder: Path, dtype: torch.dtype):
                          "model (an attention-processor adapter's weights are not part of it: fuse them into the weights, or save and load the adapter apart)")
     return model
 
-def _vae_from(folder: Path, dtype: torch.dtype):
+def _vae_from(folder: Path, dtype: torch.dtype, variant: str | None = None):
     "The autoencoder a saved vae/ folder names (AutoencoderKL, AutoencoderTiny, ...), AutoencoderKL when it names none."
     return _whole(_named_class(folder, 'config.json', 'AutoencoderKL', lambda n: n.startswith('Autoencoder'), 'autoencoder',
-                               "one of diffusers' Autoencoder* classes (AutoencoderKL, AutoencoderTiny, ...)"), folder, dtype)
+                               "one of diffusers' Autoencoder* classes (AutoencoderKL, AutoencoderTiny, ...)"), folder, dtype, variant)
 
 def _resolve(name_or_path) -> Path:
     p = Path(name_or_path).expanduser()
@@ -642,8 +642,9 @@ def load_pipeline(name_or_path: str | Path = 'chest',  # zoo name ('chest', 'ski
                          f"({f'its weight files come as variant(s) {found}' if found else 'none of its weight files is a variant'})")
     try:
         if (folder / 'model_index.json').exists():
+            parts = {k: load(folder / k, dtype, variant) for k, load in (('unet', lambda f, d, v: _whole(UNet2DConditionModel, f, d, v)), ('vae', _vae_from)) if (folder / k).is_dir()}  # checked whole here too
             pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, feature_extractor=None,
-                                                           requires_safety_checker=False, variant=variant, **dtype_kwarg(dtype))
+                                                           requires_safety_checker=False, variant=variant, **parts, **dtype_kwarg(dtype))
         else:
             te, tok = load_text_encoder(card.get('max_length', 48))  # this pipeline's own copy
             pipe = assemble_pipeline(_vae_from(folder / 'vae', dtype),

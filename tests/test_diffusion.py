@@ -4052,6 +4052,9 @@ def test_load_pipeline_refuses_weights_its_config_does_not_take_and_encodes_text
     with pytest.raises(ValueError, match=r"unet's weight files do not match the UNet2DConditionModel its config.json builds \(unexpected keys \[.*processor.gain"):
         D.load_pipeline(tmp_path / 'a')
     D.save_pipeline(tiny_pipeline(), tmp_path / 'b', fp16=False); D.load_pipeline(tmp_path / 'b')  # a plain one loads
+    p.save_pretrained(tmp_path / 'c')  # a diffusers folder (model_index.json) is checked the same way
+    with pytest.raises(ValueError, match=r"unet's weight files do not match the UNet2DConditionModel"):
+        D.load_pipeline(tmp_path / 'c')
     t = tiny_pipeline()
     save_file({'emb_params': torch.randn(3, t.text_encoder.config.hidden_size, generator=torch.Generator().manual_seed(0))}, str(tmp_path / 'ti.safetensors'))
     t.load_textual_inversion(str(tmp_path / 'ti.safetensors'), token='<blob>')
