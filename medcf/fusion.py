@@ -25,6 +25,10 @@ def _refuse_duplicated(df: pd.DataFrame,  # the record
     dup = [c for c in dict.fromkeys(columns) if c in twice]
     if dup: raise ValueError(f"record has duplicated columns {dup}; expected one column per name (drop the copies, e.g. df.loc[:, ~df.columns.duplicated()])")
 
+def _first_text(cells) -> tuple | None:
+    "The first (position, value) pair among `cells` (e.g. `enumerate(column)`, `np.ndenumerate(array)`) whose value is text, or None: one rule for a numbers column read as text, in `encode_record` and `IterativeImputer`."
+    return next(((ix, v) for ix, v in cells if isinstance(v, (str, bytes))), None)
+
 def encode_record(df: pd.DataFrame,  # the record, one row per patient (phantom `attrs` or `read_adnimerge`)
                   columns: list  # columns to encode, in order
                  ) -> np.ndarray:
@@ -40,7 +44,7 @@ def encode_record(df: pd.DataFrame,  # the record, one row per patient (phantom 
             if bad: raise ValueError(f"sex has values {sorted(map(str, bad))}; expected 'M', 'F' or NaN")
             out[:, j] = col.map({'M': 1.0, 'F': 0.0}).astype(float).to_numpy()
         else:
-            txt = [i for i, v in enumerate(col) if isinstance(v, (str, bytes))]  # as encode_attrs: a column read as text is the caller's to convert, not guessed at here
+            txt = _first_text(enumerate(col))  # as encode_attrs: a column read as text is the caller's to convert, not guessed at here
             if txt: raise ValueError(f"column {c!r} holds text ({col.iloc[txt[0]]!r} in row {txt[0]}); expected numbers: convert the column with pd.to_numeric first (read_adnimerge parses ADNI's)")
             try: out[:, j] = pd.to_numeric(col, errors='raise').astype(float).to_numpy()
             except (ValueError, TypeError) as e: raise ValueError(f"column {c!r} is not numeric ({e}); parse it first (e.g. with read_adnimerge)") from None
@@ -63,7 +67,7 @@ class IterativeImputer:
         if not fitting and names is not None and self.columns is not None and names != self.columns:
             raise ValueError(f"record has columns {names}; the imputer was fitted on {self.columns} (same names, same order expected)")
         X = na_to_nan(X.to_numpy(dtype=object) if isinstance(X, pd.DataFrame) else X)  # pd.NA / None (nullable or object columns) is missing, not text
-        txt = next(((ix, v) for ix, v in np.ndenumerate(X) if isinstance(v, (str, bytes))), None) if X.dtype.kind in 'OUS' else None
+        txt = _first_text(np.ndenumerate(X)) if X.dtype.kind in 'OUS' else None
         if txt is not None:  # numpy converted '63' silently, where encode_record refuses it: one rule for both
             (i, *j), v = txt
             col = f"column {names[j[0]]!r}" if names and j else f"column {j[0]}" if j else 'the record'

@@ -1422,9 +1422,8 @@ class BrainPhantom(SCMPhantom):
             if not isinstance(value, dict): raise ValueError(f"missing_rates={value!r}: expected a dict from record columns {may} to the probability that each is missing (default {BrainPhantom.missing_rates})")
             bad = [k for k in value if k not in may]
             if bad: raise ValueError(f"missing_rates has keys {bad} that are not record columns that may go missing; expected keys among {may} (age, sex and the label stage are always recorded)")
-            for k, r in value.items():
-                if not isinstance(r, (int, float, np.integer, np.floating)) or isinstance(r, (bool, np.bool_)) or not 0 <= r <= 1:
-                    raise ValueError(f"missing_rates[{k!r}]={r!r}: expected a probability in [0, 1], the share of records whose {k} is missing (default {BrainPhantom.missing_rates.get(k, 0)})")
+            for k, r in value.items():  # checked, not converted: an int rate stays an int
+                check_real(r, f'missing_rates[{k!r}]', 0, 1, expect=f"a probability in [0, 1], the share of records whose {k} is missing (default {BrainPhantom.missing_rates.get(k, 0)})")
         return value
 
     def _variables(self) -> list:

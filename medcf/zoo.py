@@ -11,7 +11,7 @@ import numpy as np, pandas as pd, torch
 from .phantoms import checks_bools, user_stacklevel, check_real, check_int, jsonable, SCMPhantom, PhantomBatch
 from .diffusion import (build_pipeline, train_vae, finetune, save_pipeline, load_pipeline, generate, ddim_invert,
                              vae_roundtrip, fit_signal_leak, check_autocast, check_guidance_interval, resolve_guidance_interval,
-                             check_out_dir, settings_diff, read_card, SDPipeline, diffusers, zoo_dir)
+                             check_out_dir, settings_diff, read_card, SDPipeline, diffusers, zoo_dir, _recipe as _card_recipe)
 from .oracles import AttributeOracle, PerceptualDistance, hardware  # hardware: one line on a card, the CPU model and torch's threads
 
 # %% auto #0
@@ -131,8 +131,7 @@ def _held_out(name: str, pipe, oracle,  # an AttributeOracle (`medcf.oracles.loa
 def _share(name: str, prism_share: float | None, pipe: object = None) -> float:
     "The share of paper-style captions to generate from: the one given, else the one `pipe`'s card says its model trained with (a retrain with prism_share=1.0 was scored on the recipe's 0.5), else the zoo recipe's."
     if prism_share is not None: return check_real(prism_share, 'prism_share', 0, 1, expect='a share of captions in [0, 1]')
-    card = getattr(pipe, 'model_card', None)
-    trained = (card.get('recipe') or {}).get('prism_share') if isinstance(card, dict) and isinstance(card.get('recipe', {}), dict) else None
+    trained = _card_recipe(pipe).get('prism_share')  # diffusion's reading of a checkpoint's recipe, as pipeline_interval and pipeline_guidance_scale read it
     return _recipe(name)['prism_share'] if trained is None else check_real(trained, "the pipeline card's recipe prism_share", 0, 1, expect='a share of captions in [0, 1]')
 
 def _generation_seed(seed: object) -> int:
@@ -157,7 +156,7 @@ def _generated_fd(pipe, oracle,  # an AttributeOracle (`medcf.oracles.load_oracl
                                    _generated(pipe, name, real_b, num_inference_steps, guidance_scale, seed, guidance_interval, prism_share))
 
 def validation_fd(name: str,  # 'chest' or 'skin'
-                  pipe: SDPipeline | None,  # pipeline to score (None: the shipped checkpoint, `load_pipeline(name)`)
+                  pipe: SDPipeline | None,  # pipeline to score (None: the shipped checkpoint, `load_pipeline(zoo_dir() / name)`)
                   oracle: AttributeOracle | None = None,  # attribute oracle (default: medcf.oracles.load_oracle(name))
                   n: int = 256,  # real and generated images
                   num_inference_steps: int = 20,  # DDIM steps
@@ -234,7 +233,7 @@ def _per_scale(name: str, pipe, oracle,  # an AttributeOracle (`medcf.oracles.lo
 GUIDANCE_GRID = dict(scales=(1.5, 2.0, 3.0), intervals=(None, (0, 600)))  # what `select_guidance` compared for the shipped cards
 
 def select_guidance(name: str,  # 'chest' or 'skin'
-                    pipe: SDPipeline | None,  # the trained pipeline (None: the shipped checkpoint, `load_pipeline(name)`)
+                    pipe: SDPipeline | None,  # the trained pipeline (None: the shipped checkpoint, `load_pipeline(zoo_dir() / name)`)
                     scales: Sequence[float] = (2.0, 3.0),  # guidance scales to compare
                     n: int = 256,  # images per figure
                     num_inference_steps: int = 50,  # DDIM steps
@@ -585,7 +584,7 @@ def evaluate_zoo_model(name: str,  # 'chest' or 'skin'
     if check_int(n_invert, 'n_invert') > n: raise ValueError(f"n_invert={n_invert} > n={n}: the inversion figure inverts the first n_invert "
                                                              "of the n real images; expected n_invert <= n")
     r = _recipe(name); w = r['guidance_scale'] if guidance_scale is None else guidance_scale
-    gi, share, seed = recipe_interval(name, guidance_interval), _share(name, prism_share), _generation_seed(seed)  # before any image is drawn
+    gi, seed = recipe_interval(name, guidance_interval), _generation_seed(seed); _share(name, prism_share)  # checked before any image is drawn
     pipe, oracle, real_a, real_b, floor = _held_out(name, pipe, oracle, n, seed)
     share = _share(name, prism_share, pipe)  # the caption mix the model was trained with, as its card says (the shipped cards': the recipe's)
     t0 = time.time(); q = {}

@@ -696,9 +696,14 @@ def test_a_float32_grid_is_judged_even_alike_by_from_visits_and_trial_tensors():
         trial_tensors(own, 16)
 
 
+def _divergence_trial() -> object:
+    "24 simulated patients at 16 px: the trial both divergence tests fit."
+    return trial_tensors(MSTrial(size=32, mc=4, seed=0).simulate(24, seed=0), img_size=16)
+
+
 def test_fit_stops_when_the_loss_or_a_gradient_is_not_finite():
     "lr=1e6 returned losses [nan, nan] silently with NaN weights (predict then gave 100% NaN means and evaluate failed on 'scores', a name the caller never used); a NaN gradient behind a finite loss was written into the weights too. fit now stops before the step with a FloatingPointError naming lr, the epoch and the step."
-    T = trial_tensors(MSTrial(size=32, mc=4, seed=0).simulate(24, seed=0), img_size=16)
+    T = _divergence_trial()
     torch.manual_seed(0); m = TLearner(c=4, width=8)
     with pytest.raises(FloatingPointError, match=r"^fit diverged at epoch 1, step 2 of 6: the loss is nan \(lr=1e\+06\); the model holds the weights this step started from .*try a smaller lr"):
         fit(m, T, epochs=2, batch_size=8, lr=1e6)
@@ -715,7 +720,7 @@ def test_fit_stops_when_the_loss_or_a_gradient_is_not_finite():
 
 def test_fit_checks_the_weights_its_last_step_left():
     "Session 52's review of 97aadbb: each step checks its own loss and gradient, so a one-step fit with lr=1e6 returned [2.76] with a model whose predictions were not finite."
-    T = trial_tensors(MSTrial(size=32, mc=4, seed=0).simulate(24, seed=0), img_size=16)
+    T = _divergence_trial()
     torch.manual_seed(0); m = TLearner(c=4, width=8)
     with pytest.raises(FloatingPointError, match=r"^fit diverged at its last step \(1 of 1\): the loss of its batch with the weights it left is (nan|inf) \(lr=1e\+06\); the model holds the weights that step wrote"):
         fit(m, T, epochs=1, batch_size=24, lr=1e6)
